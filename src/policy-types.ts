@@ -1,0 +1,40 @@
+import type { Cidr, Family } from './net/cidr.js';
+
+/** Why a destination range is exempt from masquerading. */
+export type ExemptReason = 'link-local' | 'config';
+
+/** One exempt (non-masquerade) destination range, traced back to where it came from. */
+export interface ExemptRange {
+  readonly cidr: Cidr;
+  /** Canonical text, as written into rules (`10.0.0.0/8`, `fe80::/10`). */
+  readonly text: string;
+  readonly reason: ExemptReason;
+  /** Config file path, or `defaults` / `built-in`. */
+  readonly source: string;
+  /** Key path inside the source, e.g. `nonMasqueradeCIDRs[2]`; empty for built-ins. */
+  readonly path: string;
+}
+
+/** An inclusive port range for `--to-ports`. */
+export interface PortRange {
+  readonly from: number;
+  readonly to: number;
+  /** As given on the command line (`1024-29999` or `8080`). */
+  readonly text: string;
+}
+
+/** What one address family's NAT rules must do. */
+export interface FamilyPolicy {
+  readonly family: Family;
+  /** Exempt ranges in rule order: link-local first (unless masqLinkLocal*), then config order. */
+  readonly exempt: readonly ExemptRange[];
+  /** Whether MASQUERADE should use --random-fully (the backend drops it when unsupported). */
+  readonly randomFully: boolean;
+  /** Explicit source-port ranges for tcp, udp and sctp; empty for none. */
+  readonly toPorts: readonly PortRange[];
+}
+
+/** The whole desired state: IPv4 always, IPv6 when enabled. */
+export interface Policy {
+  readonly families: readonly FamilyPolicy[];
+}
