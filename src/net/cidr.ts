@@ -13,3 +13,258 @@ export interface IpAddress {
   readonly family: Family;
   readonly value: bigint;
 }
+
+/** Link-local IPv4 range, exempt from masquerading unless `masqLinkLocal` is true. */
+export const LINK_LOCAL_V4 = '169.254.0.0/16';
+
+/** Link-local IPv6 range, exempt from masquerading unless `masqLinkLocalIPv6` is true. */
+export const LINK_LOCAL_V6 = 'fe80::/10';
+
+/** Why a CIDR or address was refused. */
+export type CidrErrorKind = 'unparsable' | 'misaligned' | 'mapped';
+
+/** A CIDR or IP address that cannot be used; the message carries the reference agent's facts. */
+export class CidrError extends Error {
+  override readonly name = 'CidrError';
+  constructor(
+    readonly kind: CidrErrorKind,
+    /** The text as given. */
+    readonly input: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+
+// Go's net package gives up on decimal and hex fields at this value (dtoi/xtoi "big").
+const GO_BIG = 0xffffff;
+
+/** Go's dtoi: decimal digits at the start of s; fails on none or on a value >= 0xFFFFFF. */
+function goDtoi(s: string): { n: number; len: number; ok: boolean } {
+  let n = 0;
+  let i = 0;
+  for (; i < s.length && s[i]! >= '0' && s[i]! <= '9'; i++) {
+    n = n * 10 + (s.charCodeAt(i) - 48);
+    if (n >= GO_BIG) return { n: GO_BIG, len: i, ok: false };
+  }
+  return i === 0 ? { n: 0, len: 0, ok: false } : { n, len: i, ok: true };
+}
+
+/** Go's xtoi: hex digits at the start of s; fails on none or on a value >= 0xFFFFFF. */
+function goXtoi(s: string): { n: number; len: number; ok: boolean } {
+  let n = 0;
+  let i = 0;
+  for (; i < s.length; i++) {
+    const c = s[i]!;
+    if (!/^[0-9a-fA-F]$/.test(c)) break;
+    const d = Number.parseInt(c, 16);
+    n = n * 16 + d;
+    if (n >= GO_BIG) return { n: 0, len: i, ok: false };
+  }
+  return i === 0 ? { n: 0, len: 0, ok: false } : { n, len: i, ok: true };
+}
+
+/** Go 1.19 net.parseIPv4: exactly four decimal fields 0-255, no leading zeros. */
+function goParseIpv4(text: string): bigint | undefined {
+  let s = text;
+  let value = 0n;
+  for (let i = 0; i < 4; i++) {
+    if (s.length === 0) return undefined;
+    if (i > 0) {
+      if (s[0] !== '.') return undefined;
+      s = s.slice(1);
+    }
+    const { n, len, ok } = goDtoi(s);
+    if (!ok || n > 0xff) return undefined;
+    // Go rejects leading zeros ("010") since 1.17: other tools read them as octal.
+    if (len > 1 && s[0] === '0') return undefined;
+    s = s.slice(len);
+    value = (value << 8n) | BigInt(n);
+  }
+  return s.length === 0 ? value : undefined;
+}
+
+/** Go 1.19 net.parseIPv6 (no zones), returning the 128-bit value. */
+function goParseIpv6(text: string): bigint | undefined {
+  const bytes = new Array<number>(16).fill(0);
+  let s = text;
+  let ellipsis = -1;
+  if (s.length >= 2 && s[0] === ':' && s[1] === ':') {
+    ellipsis = 0;
+    s = s.slice(2);
+    if (s.length === 0) return 0n;
+  }
+  let i = 0;
+  while (i < 16) {
+    const { n, len, ok } = goXtoi(s);
+    if (!ok || n > 0xffff) return undefined;
+    if (len < s.length && s[len] === '.') {
+      // A trailing dotted IPv4 part fills the last 4 bytes.
+      if (ellipsis < 0 && i !== 12) return undefined;
+      if (i + 4 > 16) return undefined;
+      const v4 = goParseIpv4(s);
+      if (v4 === undefined) return undefined;
+      bytes[i] = Number((v4 >> 24n) & 0xffn);
+      bytes[i + 1] = Number((v4 >> 16n) & 0xffn);
+      bytes[i + 2] = Number((v4 >> 8n) & 0xffn);
+      bytes[i + 3] = Number(v4 & 0xffn);
+      s = '';
+      i += 4;
+      break;
+    }
+    bytes[i] = n >> 8;
+    bytes[i + 1] = n & 0xff;
+    i += 2;
+    s = s.slice(len);
+    if (s.length === 0) break;
+    if (s[0] !== ':' || s.length === 1) return undefined;
+    s = s.slice(1);
+    if (s[0] === ':') {
+      if (ellipsis >= 0) return undefined;
+      ellipsis = i;
+      s = s.slice(1);
+      if (s.length === 0) break;
+    }
+  }
+  if (s.length !== 0) return undefined;
+  if (i < 16) {
+    if (ellipsis < 0) return undefined;
+    const gap = 16 - i;
+    for (let j = i - 1; j >= ellipsis; j--) bytes[j + gap] = bytes[j]!;
+    for (let j = ellipsis + gap - 1; j >= ellipsis; j--) bytes[j] = 0;
+  } else if (ellipsis >= 0) {
+    // "::" must stand for at least one zero group.
+    return undefined;
+  }
+  return bytes.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+}
+
+/** Parses an address the way Go 1.19 does: IPv4 first, then IPv6. */
+function goParseAddress(text: string): IpAddress | undefined {
+  const v4 = goParseIpv4(text);
+  if (v4 !== undefined) return { family: 'ipv4', value: v4 };
+  const v6 = goParseIpv6(text);
+  return v6 === undefined ? undefined : { family: 'ipv6', value: v6 };
+}
+
+/** Whether an IPv6 value lies in ::ffff:0:0/96 (an IPv4 address written in IPv6 form). */
+function isMapped(ip: IpAddress): boolean {
+  return ip.family === 'ipv6' && ip.value >> 32n === 0xffffn;
+}
+
+function maskOf(family: Family, prefix: number): bigint {
+  const bits = BigInt(BITS[family]);
+  const all = (1n << bits) - 1n;
+  return (all << (bits - BigInt(prefix))) & all;
+}
+
+function formatIpv4(value: bigint): string {
+  return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
+}
+
+function formatIpv6(value: bigint): string {
+  const groups: number[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(Number((value >> s) & 0xffffn));
+  // Longest run of zero groups, first on a tie; a single zero group is not shortened (RFC 5952).
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j === i ? i + 1 : j;
+  }
+  const hex = (g: number[]) => g.map((x) => x.toString(16)).join(':');
+  if (bestLen < 2) return hex(groups);
+  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+}
+
+/** Go's IP.String(): IPv4-mapped IPv6 values print as dotted IPv4, as in the reference's messages. */
+function goIpString(ip: IpAddress): string {
+  return isMapped(ip) ? formatIpv4(ip.value & 0xffffffffn) : formatIp(ip);
+}
+
+/** Go's IPNet.String(), including its IPv4 view of mapped networks. */
+function goNetString(ip: IpAddress, prefix: number): string {
+  if (isMapped(ip) && prefix >= 96) return `${formatIpv4(ip.value & 0xffffffffn)}/${prefix - 96}`;
+  return `${formatIp(ip)}/${prefix}`;
+}
+
+/**
+ * Parses CIDR text exactly as Go's net.ParseCIDR accepts it, then refuses misaligned blocks
+ * (`10.0.0.1/8`) and IPv4-mapped IPv6 forms (`::ffff:10.0.0.0/104`).
+ */
+export function parseCidr(text: string): Cidr {
+  const unparsable = () =>
+    new CidrError('unparsable', text, `CIDR "${text}" could not be parsed, invalid CIDR address: ${text}`);
+  const slash = text.indexOf('/');
+  if (slash < 0) throw unparsable();
+  const addrText = text.slice(0, slash);
+  const maskText = text.slice(slash + 1);
+  const ip = goParseAddress(addrText);
+  if (ip === undefined) throw unparsable();
+  const { n: prefix, len, ok } = goDtoi(maskText);
+  if (!ok || len !== maskText.length || prefix > BITS[ip.family]) throw unparsable();
+  const base = ip.value & maskOf(ip.family, prefix);
+  if (base !== ip.value) {
+    throw new CidrError(
+      'misaligned',
+      text,
+      `CIDR "${text}" is not aligned to a CIDR block, ip: "${goIpString(ip)}" network: "${goNetString({ family: ip.family, value: base }, prefix)}"`,
+    );
+  }
+  if (isMapped(ip)) {
+    // The reference would write this IPv6 text into an IPv4 rule; ask for the plain IPv4 form instead.
+    throw new CidrError(
+      'mapped',
+      text,
+      `CIDR "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goNetString(ip, prefix)}" instead`,
+    );
+  }
+  return { family: ip.family, base, prefix };
+}
+
+/** Canonical text of a CIDR, as Go's IPNet.String() prints it (`10.0.0.0/8`, `2001:db8::/32`). */
+export function formatCidr(c: Cidr): string {
+  return `${formatIp({ family: c.family, value: c.base })}/${c.prefix}`;
+}
+
+/** Parses a single IPv4 or IPv6 address with Go's rules; refuses zones and IPv4-mapped IPv6 forms. */
+export function parseIp(text: string): IpAddress {
+  const ip = goParseAddress(text);
+  if (ip === undefined) {
+    throw new CidrError('unparsable', text, `IP address "${text}" could not be parsed, invalid IP address: ${text}`);
+  }
+  if (isMapped(ip)) {
+    throw new CidrError(
+      'mapped',
+      text,
+      `IP address "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goIpString(ip)}" instead`,
+    );
+  }
+  return ip;
+}
+
+/** Canonical text of an address: dotted IPv4, or IPv6 compressed as Go prints it (lowercase, RFC 5952). */
+export function formatIp(ip: IpAddress): string {
+  return ip.family === 'ipv4' ? formatIpv4(ip.value) : formatIpv6(ip.value);
+}
+
+/** Whether the address lies inside the block (always false across families). */
+export function cidrContains(c: Cidr, ip: IpAddress): boolean {
+  return c.family === ip.family && (ip.value & maskOf(c.family, c.prefix)) === c.base;
+}
+
+/** Whether every address of `inner` lies inside `outer` (always false across families). */
+export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {
+  return (
+    outer.family === inner.family &&
+    outer.prefix <= inner.prefix &&
+    (inner.base & maskOf(outer.family, outer.prefix)) === outer.base
+  );
+}
