@@ -1,0 +1,106 @@
+// The effective configuration of the agent and its defaults (the reference agent's, see
+// compat-contract.md). Pure: no file access here.
+import { createHash } from 'node:crypto';
+import { formatCidr, parseCidr, type Cidr } from '../net/cidr.js';
+
+/** One non-masquerade CIDR, traced back to where it was written. */
+export interface CidrEntry {
+  readonly cidr: Cidr;
+  /** Canonical text (`10.0.0.0/8`, `2001:db8::/32`), as written into rules. */
+  readonly text: string;
+  /** File path the entry came from, or `defaults`. */
+  readonly source: string;
+  /** Key path inside the source, e.g. `nonMasqueradeCIDRs[2]`. */
+  readonly path: string;
+}
+
+/** The configuration the agent acts on, every key resolved (defaults filled in). */
+export interface MasqConfig {
+  readonly nonMasqueradeCIDRs: readonly CidrEntry[];
+  readonly cidrLimit: number;
+  readonly masqLinkLocal: boolean;
+  readonly masqLinkLocalIPv6: boolean;
+  /** Resync period in milliseconds: sub-millisecond values round up, at least 1, at most 2^31-1 (Node's timer limit). */
+  readonly resyncIntervalMs: number;
+  /** The resync period as Go's Duration.String() prints it, e.g. `1m0s`. */
+  readonly resyncInterval: string;
+}
+
+/** Agent flags that change how a config is read. */
+export interface ConfigOptions {
+  /** `--enable-ipv6`: without it an IPv6 CIDR in the config is an error, as in the reference. */
+  readonly enableIPv6: boolean;
+  /** `--nomasq-all-reserved-ranges`: the default CIDR list becomes all reserved IPv4 ranges. */
+  readonly nomasqAllReservedRanges: boolean;
+}
+
+/** Where the reference agent (and its DaemonSet manifest) reads the config. */
+export const DEFAULT_CONFIG_PATH = '/etc/config/ip-masq-agent';
+
+/** The source name given to values that come from defaults rather than a file. */
+export const DEFAULTS_SOURCE = 'defaults';
+
+/** The RFC 1918 ranges: the default non-masquerade list. */
+export const RFC1918_CIDRS: readonly string[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
+
+/** The default list with `--nomasq-all-reserved-ranges`, in the reference's order. */
+export const RESERVED_CIDRS: readonly string[] = [
+  ...RFC1918_CIDRS,
+  '100.64.0.0/10',
+  '192.0.0.0/24',
+  '192.0.2.0/24',
+  '192.88.99.0/24',
+  '198.18.0.0/15',
+  '198.51.100.0/24',
+  '203.0.113.0/24',
+  '240.0.0.0/4',
+];
+
+/** Default `cidrLimit`. */
+export const DEFAULT_CIDR_LIMIT = 64;
+
+/** Default `resyncInterval`, as written in a config. */
+export const DEFAULT_RESYNC_INTERVAL = '60s';
+
+/** Node's setTimeout fires at once for longer delays, so resync periods are capped here. */
+export const MAX_RESYNC_INTERVAL_MS = 2 ** 31 - 1;
+
+/** The default non-masquerade list for these flags, as entries whose source is `defaults`. */
+export function defaultCidrEntries(opts: ConfigOptions): CidrEntry[] {
+  const texts = opts.nomasqAllReservedRanges ? RESERVED_CIDRS : RFC1918_CIDRS;
+  return texts.map((text, i) => {
+    const cidr = parseCidr(text);
+    return { cidr, text: formatCidr(cidr), source: DEFAULTS_SOURCE, path: `nonMasqueradeCIDRs[${i}]` };
+  });
+}
+
+/** The configuration used when no config file sets anything. */
+export function defaultConfig(opts: ConfigOptions): MasqConfig {
+  return {
+    nonMasqueradeCIDRs: defaultCidrEntries(opts),
+    cidrLimit: DEFAULT_CIDR_LIMIT,
+    masqLinkLocal: false,
+    masqLinkLocalIPv6: false,
+    resyncIntervalMs: 60_000,
+    resyncInterval: '1m0s',
+  };
+}
+
+/**
+ * Stable JSON of what the config means (not where it came from), so that the same effective
+ * config always hashes the same even when files move.
+ */
+export function stableConfigJson(config: MasqConfig): string {
+  return JSON.stringify({
+    nonMasqueradeCIDRs: config.nonMasqueradeCIDRs.map((e) => e.text),
+    cidrLimit: config.cidrLimit,
+    masqLinkLocal: config.masqLinkLocal,
+    masqLinkLocalIPv6: config.masqLinkLocalIPv6,
+    resyncInterval: config.resyncInterval,
+  });
+}
+
+/** sha256 hex of the effective config, for change detection and metrics. */
+export function hashConfig(config: MasqConfig): string {
+  return createHash('sha256').update(stableConfigJson(config)).digest('hex');
+}
