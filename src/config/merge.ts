@@ -1,0 +1,136 @@
+// Combines the fragments read from one or more config sources into the effective config:
+// CIDR lists concatenated in source order (duplicates dropped, first kept), scalar keys that
+// must agree, defaults for keys that no source sets, and the cidrLimit check. Pure.
+import type { ConfigIssue } from '../errors.js';
+import { ConfigError } from '../errors.js';
+import {
+  DEFAULT_CIDR_LIMIT,
+  MAX_RESYNC_INTERVAL_MS,
+  defaultCidrEntries,
+  defaultConfig,
+  type CidrEntry,
+  type ConfigOptions,
+  type MasqConfig,
+} from './config.js';
+import { formatGoDuration } from './duration.js';
+import type { ConfigFragment, LocatedCidrEntry, LocatedValue, Position } from './parse.js';
+
+/** The merged config and warnings (duplicates, case-folded keys, clamped values). */
+export interface MergedConfig {
+  readonly config: MasqConfig;
+  readonly warnings: readonly ConfigIssue[];
+}
+
+type ScalarKey = 'cidrLimit' | 'masqLinkLocal' | 'masqLinkLocalIPv6' | 'resyncInterval';
+
+const where = (v: { source: string } & Position): string =>
+  v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`;
+
+const located = (v: { source: string; path: string } & Position) => ({
+  source: v.source,
+  path: v.path,
+  ...(v.line === undefined ? {} : { line: v.line }),
+  ...(v.column === undefined ? {} : { column: v.column }),
+});
+
+/** The one value of a scalar key across sources; a second, different value is an issue. */
+function pickScalar<T>(
+  key: ScalarKey,
+  values: readonly LocatedValue<T>[],
+  issues: ConfigIssue[],
+): LocatedValue<T> | undefined {
+  const first = values[0];
+  for (const other of values.slice(1)) {
+    if (first !== undefined && other.value !== first.value) {
+      issues.push({
+        ...located(other),
+        message: `${key} is set to ${other.written} here but to ${first.written} in ${where(first)}; set it in one file, or to the same value in both`,
+      });
+    }
+  }
+  return first;
+}
+
+/** Drops repeated CIDRs (same canonical block), keeping the first, with a warning naming both places. */
+function dropDuplicates(entries: readonly LocatedCidrEntry[], warnings: ConfigIssue[]): LocatedCidrEntry[] {
+  const firstByText = new Map<string, LocatedCidrEntry>();
+  const kept: LocatedCidrEntry[] = [];
+  for (const e of entries) {
+    const first = firstByText.get(e.text);
+    if (first === undefined) {
+      firstByText.set(e.text, e);
+      kept.push(e);
+      continue;
+    }
+    warnings.push({
+      ...located(e),
+      message: `${e.text} is listed twice: ${where(first)} ${first.path} and ${where(e)} ${e.path}; the second is ignored`,
+    });
+  }
+  return kept;
+}
+
+/** Strips positions so entries have exactly the CidrEntry shape others compare against. */
+const toEntry = (e: LocatedCidrEntry): CidrEntry => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path });
+
+/**
+ * Merges fragments (in source order) into the effective config. Throws ConfigError for
+ * conflicting scalar values and for more CIDRs than cidrLimit.
+ */
+export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts: ConfigOptions): MergedConfig {
+  const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const defaults = defaultConfig(opts);
+
+  const scalars = <K extends ScalarKey>(key: K) =>
+    fragments.flatMap((f) => (f[key] === undefined ? [] : [f[key]])) as NonNullable<ConfigFragment[K]>[];
+  const cidrLimit = pickScalar('cidrLimit', scalars('cidrLimit'), issues);
+  const masqLinkLocal = pickScalar('masqLinkLocal', scalars('masqLinkLocal'), issues);
+  const masqLinkLocalIPv6 = pickScalar('masqLinkLocalIPv6', scalars('masqLinkLocalIPv6'), issues);
+  const resync = pickScalar('resyncInterval', scalars('resyncInterval'), issues);
+
+  const lists = fragments.flatMap((f) => (f.nonMasqueradeCIDRs === undefined ? [] : [f.nonMasqueradeCIDRs]));
+  const entries: LocatedCidrEntry[] =
+    lists.length === 0 ? defaultCidrEntries(opts) : dropDuplicates(lists.flat(), warnings);
+
+  const limit = cidrLimit?.value ?? DEFAULT_CIDR_LIMIT;
+  if (entries.length > limit) {
+    const firstOver = entries[limit]!;
+    issues.push({
+      ...located(firstOver),
+      message:
+        `the daemon can only accept up to ${limit} CIDRs (excluding link-local), but got ${entries.length} CIDRs (excluding link local)` +
+        `; this is entry ${limit + 1}. Raise cidrLimit${cidrLimit ? ` (set in ${where(cidrLimit)})` : ''} or list fewer CIDRs`,
+    });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  let resyncIntervalMs = defaults.resyncIntervalMs;
+  let resyncInterval = defaults.resyncInterval;
+  if (resync !== undefined) {
+    resyncInterval = formatGoDuration(resync.value);
+    // Round up so a sub-millisecond interval never becomes a zero-delay timer.
+    const ms = (resync.value + 999_999n) / 1_000_000n;
+    if (ms > BigInt(MAX_RESYNC_INTERVAL_MS)) {
+      resyncIntervalMs = MAX_RESYNC_INTERVAL_MS;
+      warnings.push({
+        ...located(resync),
+        message: `resyncInterval ${resyncInterval} is longer than the longest timer Node.js supports; using ${formatGoDuration(BigInt(MAX_RESYNC_INTERVAL_MS) * 1_000_000n)}`,
+      });
+    } else {
+      resyncIntervalMs = Math.max(1, Number(ms));
+    }
+  }
+
+  return {
+    config: {
+      nonMasqueradeCIDRs: entries.map(toEntry),
+      cidrLimit: limit,
+      masqLinkLocal: masqLinkLocal?.value ?? defaults.masqLinkLocal,
+      masqLinkLocalIPv6: masqLinkLocalIPv6?.value ?? defaults.masqLinkLocalIPv6,
+      resyncIntervalMs,
+      resyncInterval,
+    },
+    warnings,
+  };
+}

@@ -1,0 +1,348 @@
+// Reads one config text (YAML 1.1 or JSON, as the reference agent reads it through Kubernetes'
+// YAML reader) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
+// path. Every problem is collected, not just the first. Pure: no file access.
+import {
+  LineCounter,
+  isCollection,
+  isMap,
+  isNode,
+  isScalar,
+  parseDocument,
+  type Document,
+  type Node,
+  type YAMLError,
+} from 'yaml';
+import type { ConfigIssue } from '../errors.js';
+import { ConfigError } from '../errors.js';
+import { CidrError, formatCidr, parseCidr } from '../net/cidr.js';
+import type { CidrEntry, ConfigOptions, MasqConfig } from './config.js';
+import { DEFAULT_CIDR_LIMIT, DEFAULT_RESYNC_INTERVAL } from './config.js';
+import { DurationError, parseGoDuration } from './duration.js';
+import { mergeConfigFragments } from './merge.js';
+import { CONFIG_KEYS, configSchema, type ConfigKey } from './schema.js';
+
+/** A config and the warnings met while reading it. */
+export interface ParsedConfig {
+  readonly config: MasqConfig;
+  readonly warnings: readonly ConfigIssue[];
+}
+
+/** Where something was written: 1-based line and column. */
+export interface Position {
+  readonly line?: number;
+  readonly column?: number;
+}
+
+/** A CIDR entry with the line:column it was written at. */
+export interface LocatedCidrEntry extends CidrEntry, Position {}
+
+/** A scalar setting with where it was written. */
+export interface LocatedValue<T> extends Position {
+  readonly value: T;
+  /** The value as written, for messages. */
+  readonly written: string;
+  readonly source: string;
+  readonly path: string;
+}
+
+/** What one config source sets; a key the source leaves out is undefined. */
+export interface ConfigFragment {
+  readonly source: string;
+  readonly nonMasqueradeCIDRs?: readonly LocatedCidrEntry[];
+  readonly cidrLimit?: LocatedValue<number>;
+  readonly masqLinkLocal?: LocatedValue<boolean>;
+  readonly masqLinkLocalIPv6?: LocatedValue<boolean>;
+  /** Nanoseconds, already checked positive. */
+  readonly resyncInterval?: LocatedValue<bigint>;
+}
+
+/** The outcome of reading one source: what it sets, its errors and its warnings. */
+export interface FragmentResult {
+  readonly fragment: ConfigFragment;
+  readonly issues: readonly ConfigIssue[];
+  readonly warnings: readonly ConfigIssue[];
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type PathPart = string | number;
+
+/** Whether a fragment sets no key at all (empty file, comments only, `null`, `{}`). */
+export function isEmptyFragment(f: ConfigFragment): boolean {
+  return CONFIG_KEYS.every((k) => f[k] === undefined);
+}
+
+/** `nonMasqueradeCIDRs[2]` from `['nonMasqueradeCIDRs', 2]`. */
+export function formatKeyPath(parts: readonly PathPart[]): string {
+  return parts.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** The known key an unknown one most likely meant, if any is close. */
+export function suggestKey(key: string): ConfigKey | undefined {
+  const lower = key.toLowerCase();
+  let best: ConfigKey | undefined;
+  let bestDistance = Infinity;
+  for (const known of CONFIG_KEYS) {
+    const k = known.toLowerCase();
+    const d = lower.length >= 4 && (k.includes(lower) || lower.includes(k)) ? 1 : editDistance(lower, k);
+    if (d < bestDistance) {
+      best = known;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
+}
+
+/** A short description of a parsed value, for "expected X, got Y" messages. */
+function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return 'null (no value)';
+  if (Array.isArray(v)) return 'a list';
+  if (v instanceof Date) return `a date (${v.toISOString().slice(0, 10)}; quote it to make it a string)`;
+  if (v instanceof Uint8Array) return 'binary data';
+  if (typeof v === 'string') return `string ${JSON.stringify(v)}`;
+  if (typeof v === 'number' || typeof v === 'bigint') return `number ${String(v)}`;
+  if (typeof v === 'boolean') return `boolean ${String(v)}`;
+  if (typeof v === 'object') return 'a mapping';
+  return typeof v;
+}
+
+const EXPECTED: Record<ConfigKey, string> = {
+  nonMasqueradeCIDRs: 'a list of CIDR strings',
+  cidrLimit: 'a non-negative integer',
+  masqLinkLocal: 'true or false',
+  masqLinkLocalIPv6: 'true or false',
+  resyncInterval: 'a Go duration string such as "60s"',
+};
+
+const DEFAULT_TEXT: Record<ConfigKey, string> = {
+  nonMasqueradeCIDRs: 'the default list',
+  cidrLimit: String(DEFAULT_CIDR_LIMIT),
+  masqLinkLocal: 'false',
+  masqLinkLocalIPv6: 'false',
+  resyncInterval: DEFAULT_RESYNC_INTERVAL,
+};
+
+/** A message for a YAML syntax error, with a hint where a common mistake is behind it. */
+function yamlErrorMessage(err: YAMLError, text: string): string {
+  switch (err.code) {
+    case 'DUPLICATE_KEY':
+      return `duplicate key ${JSON.stringify(text.slice(err.pos[0], err.pos[1]))}: a key may appear only once`;
+    case 'MULTIPLE_DOCS':
+      return 'the file holds more than one YAML document (a second "---"); put every key in one document';
+    case 'BLOCK_IN_FLOW':
+      return `${err.message} (a lone "-" inside [...] is not a list item; write [] for an empty list)`;
+    default:
+      return err.message;
+  }
+}
+
+/**
+ * Reads one config text into the keys it sets. Never throws for bad input: problems come back
+ * as issues (errors) and warnings, each with source, line:column and key path.
+ */
+export function parseConfigFragment(text: string, source: string, opts: ConfigOptions): FragmentResult {
+  const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const fragment: Mutable<ConfigFragment> = { source };
+  const lineCounter = new LineCounter();
+  // YAML 1.1 as Kubernetes reads it: `yes`/`on` are booleans. `<<` merge keys stay plain keys.
+  const doc = parseDocument(text, { version: '1.1', lineCounter, prettyErrors: false, merge: false });
+
+  const at = (offset: number | undefined): Position => {
+    if (offset === undefined) return {};
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  const nodeAt = (node: unknown): Position => (isNode(node) && node.range ? at(node.range[0]) : {});
+  const issue = (path: string, pos: Position, message: string): ConfigIssue => ({ source, path, ...pos, message });
+
+  for (const err of doc.errors) issues.push(issue('', at(err.pos[0]), yamlErrorMessage(err, text)));
+  for (const w of doc.warnings) warnings.push(issue('', at(w.pos[0]), w.message));
+  if (issues.length > 0) return { fragment, issues, warnings };
+
+  const contents = doc.contents;
+  // Empty text, comments only, or `null`/`~`: nothing set, so every key takes its default.
+  if (contents === null || (isScalar(contents) && contents.value === null)) return { fragment, issues, warnings };
+  if (!isMap(contents)) {
+    const value = safeToJs(contents, doc);
+    issues.push(
+      issue('', nodeAt(contents), `the config must be a mapping of keys (${CONFIG_KEYS.join(', ')}), got ${describeValue(value.ok ? value.value : undefined)}`),
+    );
+    return { fragment, issues, warnings };
+  }
+
+  const seen = new Map<ConfigKey, string>();
+  for (const pair of contents.items) {
+    const keyNode = pair.key;
+    const keyPos = nodeAt(keyNode);
+    if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === 'object') {
+      issues.push(issue('', keyPos, 'keys must be plain names such as nonMasqueradeCIDRs'));
+      continue;
+    }
+    const written = String(keyNode.value);
+    const key = CONFIG_KEYS.find((k) => k === written) ?? CONFIG_KEYS.find((k) => k.toLowerCase() === written.toLowerCase());
+    if (key === undefined) {
+      const hint = suggestKey(written);
+      issues.push(
+        issue(
+          written,
+          keyPos,
+          `unknown key ${JSON.stringify(written)}` +
+            (hint ? `; did you mean ${JSON.stringify(hint)}?` : '') +
+            ` Known keys: ${CONFIG_KEYS.join(', ')}`,
+        ),
+      );
+      continue;
+    }
+    const earlier = seen.get(key);
+    if (earlier !== undefined) {
+      issues.push(
+        issue(written, keyPos, `key ${JSON.stringify(written)} repeats ${JSON.stringify(earlier)} (keys match regardless of case, as in the reference agent); keep one`),
+      );
+      continue;
+    }
+    seen.set(key, written);
+    if (written !== key) {
+      warnings.push(
+        issue(written, keyPos, `key ${JSON.stringify(written)} is read as ${JSON.stringify(key)} (keys match regardless of case, as in the reference agent); write ${JSON.stringify(key)}`),
+      );
+    }
+
+    const valueNode = isNode(pair.value) ? pair.value : undefined;
+    const locate = (rest: readonly PathPart[]): Position => {
+      if (valueNode === undefined) return keyPos;
+      let node: unknown = valueNode;
+      if (rest.length > 0 && isCollection(valueNode)) node = valueNode.getIn(rest, true);
+      const pos = nodeAt(node);
+      // A missing value (`key:` and nothing) has no useful range of its own: point at the key.
+      return pos.line === undefined || (isScalar(node) && node.value === null) ? keyPos : pos;
+    };
+    const converted = valueNode === undefined ? { ok: true as const, value: null } : safeToJs(valueNode, doc);
+    if (!converted.ok) {
+      issues.push(issue(key, locate([]), converted.message));
+      continue;
+    }
+    readKey(key, converted.value, locate, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));
+  }
+  return { fragment, issues, warnings };
+
+  function readKey(
+    key: ConfigKey,
+    value: unknown,
+    locate: (rest: readonly PathPart[]) => Position,
+    report: (rest: readonly PathPart[], pos: Position, message: string) => void,
+  ): void {
+    const result = configSchema.shape[key].safeParse(value, { reportInput: true });
+    let structureOk = result.success;
+    if (!result.success) {
+      for (const zi of result.error.issues) {
+        const rest = zi.path.filter((p): p is PathPart => typeof p !== 'symbol');
+        // The Go duration parser below explains a malformed duration better than a regex does.
+        if (key === 'resyncInterval' && zi.code === 'invalid_format') {
+          structureOk = true;
+          continue;
+        }
+        report(rest, locate(rest), schemaMessage(key, rest, zi.code, zi.input, zi.message));
+      }
+    }
+    if (!structureOk) return;
+    const keyPath = formatKeyPath([key]);
+    switch (key) {
+      case 'nonMasqueradeCIDRs': {
+        const entries: LocatedCidrEntry[] = [];
+        (value as string[]).forEach((text, i) => {
+          const pos = locate([i]);
+          try {
+            const cidr = parseCidr(text);
+            if (cidr.family === 'ipv6' && !opts.enableIPv6) {
+              report([i], pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
+              return;
+            }
+            entries.push({ cidr, text: formatCidr(cidr), source, path: formatKeyPath([key, i]), ...pos });
+          } catch (err) {
+            if (!(err instanceof CidrError)) throw err;
+            report([i], pos, err.message);
+          }
+        });
+        fragment.nonMasqueradeCIDRs = entries;
+        return;
+      }
+      case 'resyncInterval': {
+        const text = value as string;
+        try {
+          const ns = parseGoDuration(text);
+          if (ns <= 0n) {
+            report([], locate([]), `resyncInterval must be positive, got ${JSON.stringify(text)}`);
+            return;
+          }
+          fragment.resyncInterval = { value: ns, written: text, source, path: keyPath, ...locate([]) };
+        } catch (err) {
+          if (!(err instanceof DurationError)) throw err;
+          report([], locate([]), `${err.message} (write a Go duration such as "60s", "1m30s" or "500ms")`);
+        }
+        return;
+      }
+      case 'cidrLimit':
+        fragment.cidrLimit = { value: value as number, written: String(value), source, path: keyPath, ...locate([]) };
+        return;
+      case 'masqLinkLocal':
+      case 'masqLinkLocalIPv6':
+        fragment[key] = { value: value as boolean, written: String(value), source, path: keyPath, ...locate([]) };
+        return;
+    }
+  }
+}
+
+/** Converts a YAML node to plain data; unresolved or excessive aliases become a message. */
+function safeToJs(node: Node, doc: Document): { ok: true; value: unknown } | { ok: false; message: string } {
+  try {
+    return { ok: true, value: node.toJS(doc, { maxAliasCount: 100 }) };
+  } catch (err) {
+    return { ok: false, message: `cannot read this value: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/** Turns a zod issue into a message that says what was expected, what was found, and what to do. */
+function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string): string {
+  const inList = key === 'nonMasqueradeCIDRs' && rest.length > 0;
+  if (input === null || input === undefined) {
+    if (inList) return 'empty list item (null): remove the "-" that has nothing after it, or write a CIDR there';
+    if (key === 'nonMasqueradeCIDRs') {
+      return 'nonMasqueradeCIDRs has no value (null): write [] to masquerade everything except link-local, or remove the key for the defaults';
+    }
+    return `${key} has no value (null): give ${EXPECTED[key]}, or remove the key for the default (${DEFAULT_TEXT[key]})`;
+  }
+  const expected = inList ? 'a CIDR string such as "10.0.0.0/8"' : EXPECTED[key];
+  if (code === 'invalid_type') {
+    const hint =
+      key === 'resyncInterval' && typeof input === 'number'
+        ? ` (a bare number has no unit; write it quoted with a unit, e.g. resyncInterval: "${input}s")`
+        : '';
+    return `expected ${expected}, got ${describeValue(input)}${hint}`;
+  }
+  if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input)}`;
+  return fallback;
+}
+
+/**
+ * Reads one config text into the effective config (defaults for keys left out).
+ * Throws ConfigError carrying every issue found.
+ */
+export function parseConfigText(text: string, source: string, opts: ConfigOptions): ParsedConfig {
+  const result = parseConfigFragment(text, source, opts);
+  if (result.issues.length > 0) throw new ConfigError(result.issues);
+  const merged = mergeConfigFragments([result.fragment], opts);
+  return { config: merged.config, warnings: [...result.warnings, ...merged.warnings] };
+}
