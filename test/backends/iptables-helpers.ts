@@ -1,0 +1,133 @@
+// Shared by the iptables unit and integration tests: policy builders, the golden-case format,
+// and a scripted fake Runner that behaves like the real one (ok exit codes, classified errors).
+import { CommandError } from '../../src/errors.js';
+import { classifyFailure, type CommandResult, type RunOptions, type Runner } from '../../src/exec/runner.js';
+import { formatCidr, parseCidr, type Family } from '../../src/net/cidr.js';
+import type { ExemptRange, FamilyPolicy, PortRange } from '../../src/policy-types.js';
+
+/** An exempt range from CIDR text. */
+export function exempt(text: string, reason: ExemptRange['reason'] = 'config'): ExemptRange {
+  const cidr = parseCidr(text);
+  return { cidr, text: formatCidr(cidr), reason, source: 'test', path: '' };
+}
+
+/** A `--to-ports` range from `1024-29999` or `8080`. */
+export function portRange(text: string): PortRange {
+  const [a, b] = text.split('-');
+  const from = Number(a);
+  return { from, to: b === undefined ? from : Number(b), text };
+}
+
+/** A golden case's input, as stored in `policy.json`. */
+export interface GoldenInput {
+  readonly family: Family;
+  readonly chain: string;
+  readonly randomFully: boolean;
+  readonly randomFullySupported: boolean;
+  /** CIDR texts; a `link-local:` prefix marks the built-in link-local range. */
+  readonly exempt: readonly string[];
+  readonly toPorts: readonly string[];
+}
+
+/** The FamilyPolicy a golden input describes. */
+export function policyOf(input: GoldenInput): FamilyPolicy {
+  return {
+    family: input.family,
+    exempt: input.exempt.map((t) => (t.startsWith('link-local:') ? exempt(t.slice('link-local:'.length), 'link-local') : exempt(t))),
+    randomFully: input.randomFully,
+    toPorts: input.toPorts.map(portRange),
+  };
+}
+
+/** One command the fake saw. */
+export interface Call {
+  readonly argv: readonly string[];
+  readonly options: RunOptions;
+}
+
+/** What a scripted handler answers: a result, or a CommandError to throw as is. */
+export type Reply = { stdout?: string; stderr?: string; exitCode?: number } | CommandError;
+
+/**
+ * A fake Runner driven by a handler; it records every call and, like the real runner, turns an
+ * exit code outside okExitCodes into a classified CommandError.
+ */
+export function scriptedRunner(handler: (argv: readonly string[], options: RunOptions) => Reply): { runner: Runner; calls: Call[] } {
+  const calls: Call[] = [];
+  const runner: Runner = async (argv, options = {}) => {
+    calls.push({ argv: [...argv], options });
+    const reply = handler(argv, options);
+    if (reply instanceof CommandError) throw reply;
+    const result: CommandResult = { stdout: reply.stdout ?? '', stderr: reply.stderr ?? '', exitCode: reply.exitCode ?? 0 };
+    if (!(options.okExitCodes ?? [0]).includes(result.exitCode)) {
+      throw new CommandError(argv, result.exitCode, result.stderr, classifyFailure(result.exitCode, result.stderr), `${argv.join(' ')}: exit code ${result.exitCode}`);
+    }
+    return result;
+  };
+  return { runner, calls };
+}
+
+/** State of one family in the fake iptables. */
+export interface FakeTable {
+  chainLines: string[] | undefined;
+  jumps: number;
+}
+
+/** Wording of iptables 1.8.9 that the backend relies on, per mode. */
+export const IPTABLES_SAYS = {
+  noChain: 'iptables: No chain/target/match by that name.\n',
+  nftIncompatible: "iptables v1.8.9 (nf_tables): chain `IP-MASQ-AGENT' in table `nat' is incompatible, use 'nft' tool.\n",
+  badRule: 'iptables: Bad rule (does a matching rule exist in that chain?).\n',
+  nftTargetMissing: "iptables v1.8.9 (nf_tables): Chain 'IP-MASQ-AGENT' does not exist\n",
+  legacyTargetMissing: "iptables v1.8.9 (legacy): Couldn't load target `IP-MASQ-AGENT':No such file or directory\n",
+  lockBusy: "Can't lock /run/xtables.lock: Resource temporarily unavailable\nAnother app is currently holding the xtables lock. Stopped waiting after 5s.\n",
+} as const;
+
+/**
+ * A minimal stateful iptables for argv-level tests: a restore creates the chain, `-C/-A/-D`
+ * count jumps, `-F/-X` empty and remove the chain, with iptables' exit codes and messages.
+ * `mode` only picks the wording of a missing chain.
+ */
+export function fakeIptables(mode: 'nft' | 'legacy' = 'nft'): { tables: Record<string, FakeTable>; handle: (argv: readonly string[]) => Reply } {
+  const tables: Record<string, FakeTable> = {};
+  const table = (bin: string): FakeTable => {
+    const key = bin.startsWith('ip6') ? 'ipv6' : 'ipv4';
+    tables[key] ??= { chainLines: undefined, jumps: 0 };
+    return tables[key];
+  };
+  const handle = (argv: readonly string[]): Reply => {
+    const bin = argv[0] ?? '';
+    const t = table(bin);
+    if (bin.endsWith('-restore')) {
+      t.chainLines = ['-N IP-MASQ-AGENT'];
+      return {};
+    }
+    const op = argv[5];
+    switch (op) {
+      case '-S':
+        if (t.chainLines) return { stdout: `${t.chainLines.join('\n')}\n` };
+        return { exitCode: 1, stderr: mode === 'nft' ? IPTABLES_SAYS.nftIncompatible : IPTABLES_SAYS.noChain };
+      case '-C':
+        if (!t.chainLines) return { exitCode: 2, stderr: mode === 'nft' ? IPTABLES_SAYS.nftTargetMissing : IPTABLES_SAYS.legacyTargetMissing };
+        return t.jumps > 0 ? {} : { exitCode: 1, stderr: IPTABLES_SAYS.badRule };
+      case '-A':
+        t.jumps++;
+        return {};
+      case '-D':
+        if (t.jumps === 0) return { exitCode: 1, stderr: IPTABLES_SAYS.badRule };
+        t.jumps--;
+        return {};
+      case '-F':
+        if (!t.chainLines) return { exitCode: 1, stderr: IPTABLES_SAYS.noChain };
+        t.chainLines = ['-N IP-MASQ-AGENT'];
+        return {};
+      case '-X':
+        if (!t.chainLines) return { exitCode: 1, stderr: IPTABLES_SAYS.noChain };
+        t.chainLines = undefined;
+        return {};
+      default:
+        throw new Error(`fake iptables: unexpected argv ${argv.join(' ')}`);
+    }
+  };
+  return { tables, handle };
+}

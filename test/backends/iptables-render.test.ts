@@ -1,0 +1,218 @@
+// Golden files pin the exact iptables-restore payload (byte-identical to the reference agent)
+// and the exact `iptables -S` read-back (so a resync never rewrites rules that are right).
+// Regenerate with UPDATE_GOLDEN=1 after a deliberate change, then review the diff.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import {
+  checkChainName,
+  formatFixedExact,
+  formatSavedCidr,
+  jumpRuleSpec,
+  renderJumpSaveLine,
+  renderRestorePayload,
+  renderSaveLines,
+  savedProbability,
+  toPortsProbabilities,
+} from '../../src/backends/iptables/render.js';
+import { DEFAULT_CHAIN, MASQ_COMMENT, NON_MASQ_COMMENT } from '../../src/backends/iptables/constants.js';
+import { parseCidr } from '../../src/net/cidr.js';
+import { exempt, policyOf, portRange, type GoldenInput } from './iptables-helpers.js';
+
+// Compiled to <outDir>/test/backends/; the goldens stay in the source tree.
+const GOLDEN_DIR = fileURLToPath(new URL('../../../test/golden/iptables/', import.meta.url));
+const update = process.env['UPDATE_GOLDEN'] === '1';
+
+const cases = readdirSync(GOLDEN_DIR, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort();
+
+test('golden cases are present', () => {
+  for (const required of [
+    'defaults',
+    'empty-list',
+    'masq-link-local',
+    'ipv6',
+    'random-fully-off',
+    'random-fully-unsupported',
+    'to-ports-one-range',
+    'to-ports-two-ranges',
+    'to-ports-three-ranges',
+    'to-ports-single-port',
+    'custom-chain',
+  ]) {
+    assert.ok(cases.includes(required), `missing golden case ${required}`);
+  }
+});
+
+for (const name of cases) {
+  test(`golden ${name}: restore payload and save lines`, () => {
+    const dir = join(GOLDEN_DIR, name);
+    const input = JSON.parse(readFileSync(join(dir, 'policy.json'), 'utf8')) as GoldenInput;
+    const opts = { chain: input.chain, randomFully: input.randomFully && input.randomFullySupported };
+    const policy = policyOf(input);
+    const restore = renderRestorePayload(policy, opts);
+    const save = `${renderSaveLines(policy, opts).join('\n')}\n`;
+    if (update) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'restore.txt'), restore);
+      writeFileSync(join(dir, 'save.txt'), save);
+    }
+    assert.ok(existsSync(join(dir, 'restore.txt')), `${name}: no restore.txt (run with UPDATE_GOLDEN=1)`);
+    assert.equal(restore, readFileSync(join(dir, 'restore.txt'), 'utf8'));
+    assert.equal(save, readFileSync(join(dir, 'save.txt'), 'utf8'));
+  });
+}
+
+test('defaults render exactly the reference payload from the compatibility contract', () => {
+  const policy = {
+    family: 'ipv4' as const,
+    exempt: [exempt('169.254.0.0/16', 'link-local'), exempt('10.0.0.0/8'), exempt('172.16.0.0/12'), exempt('192.168.0.0/16')],
+    randomFully: true,
+    toPorts: [],
+  };
+  const ret = (cidr: string): string =>
+    `-A IP-MASQ-AGENT -m comment --comment "ip-masq-agent: local traffic is not subject to MASQUERADE" -d ${cidr} -j RETURN`;
+  assert.equal(
+    renderRestorePayload(policy, { chain: DEFAULT_CHAIN, randomFully: true }),
+    [
+      '*nat',
+      ':IP-MASQ-AGENT - [0:0]',
+      ret('169.254.0.0/16'),
+      ret('10.0.0.0/8'),
+      ret('172.16.0.0/12'),
+      ret('192.168.0.0/16'),
+      '-A IP-MASQ-AGENT -m comment --comment "ip-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)" -j MASQUERADE --random-fully',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('to-ports rules come per protocol tcp, udp, sctp, before the final MASQUERADE', () => {
+  const policy = { family: 'ipv4' as const, exempt: [], randomFully: true, toPorts: [portRange('1024-29999'), portRange('32768-65535')] };
+  const lines = renderRestorePayload(policy, { chain: 'C', randomFully: true }).trimEnd().split('\n');
+  const m = `-A C -m comment --comment "${MASQ_COMMENT}" -j MASQUERADE --random-fully`;
+  assert.deepEqual(lines, [
+    '*nat',
+    ':C - [0:0]',
+    `${m} -p tcp -m statistic --mode random --probability 0.4692925628 --to-ports 1024-29999`,
+    `${m} -p tcp --to-ports 32768-65535`,
+    `${m} -p udp -m statistic --mode random --probability 0.4692925628 --to-ports 1024-29999`,
+    `${m} -p udp --to-ports 32768-65535`,
+    `${m} -p sctp -m statistic --mode random --probability 0.4692925628 --to-ports 1024-29999`,
+    `${m} -p sctp --to-ports 32768-65535`,
+    m,
+    'COMMIT',
+  ]);
+});
+
+// Expected values computed independently (Python's correctly rounded '%.10f' and '%.11f', the
+// latter on round(P * 2^31) / 2^31), and the saved ones checked against iptables 1.8.9 output.
+const probabilityTable: { ranges: string[]; written: string[]; saved: string[] }[] = [
+  { ranges: ['32768-65535'], written: [], saved: [] },
+  { ranges: ['1024-29999', '32768-65535'], written: ['0.4692925628'], saved: ['0.46929256292'] },
+  { ranges: ['1024-2047', '4096-8191', '32768-65535'], written: ['0.0270270270', '0.1111111111'], saved: ['0.02702702722', '0.11111111101'] },
+  { ranges: ['1-100', '101-200', '201-300'], written: ['0.3333333333', '0.5000000000'], saved: ['0.33333333349', '0.50000000000'] },
+  { ranges: ['1', '2-3', '4-7', '8-15'], written: ['0.0666666667', '0.1428571429', '0.3333333333'], saved: ['0.06666666688', '0.14285714272', '0.33333333349'] },
+  { ranges: ['8080', '9000-9099'], written: ['0.0099009901'], saved: ['0.00990098994'] },
+  // 1/2048 is exactly 0.00048828125: Go's %0.10f rounds the tie to even (…812), toFixed would say …813.
+  { ranges: ['1000', '2000-4046'], written: ['0.0004882812'], saved: ['0.00048828125'] },
+  // Stored as exactly 2^19 / 2^31 = 0.000244140625: glibc's %.11f rounds the tie to even (…062).
+  { ranges: ['1', '2-4096'], written: ['0.0002441406'], saved: ['0.00024414062'] },
+];
+
+for (const row of probabilityTable) {
+  test(`probabilities for --to-ports ${row.ranges.join(',')}`, () => {
+    const written = toPortsProbabilities(row.ranges.map(portRange));
+    assert.deepEqual(written, row.written);
+    assert.deepEqual(written.map(savedProbability), row.saved);
+  });
+}
+
+test('probabilities measured on iptables 1.8.9 read back as printed', () => {
+  // Pairs written by iptables-restore and printed by `iptables -S`, nft and legacy alike.
+  for (const [written, printed] of [
+    ['0.4999923705', '0.49999237061'],
+    ['0.3333333333', '0.33333333349'],
+    ['0.0002441406', '0.00024414062'],
+    ['0.0004882812', '0.00048828125'],
+  ] as const) {
+    assert.equal(savedProbability(written), printed);
+  }
+});
+
+test('formatFixedExact rounds exact ties to even and otherwise to nearest', () => {
+  assert.equal(formatFixedExact(1 / 2048, 10), '0.0004882812');
+  assert.equal(formatFixedExact(3 / 2048, 10), '0.0014648438');
+  assert.equal(formatFixedExact(0.5, 0), '0');
+  assert.equal(formatFixedExact(1.5, 0), '2');
+  assert.equal(formatFixedExact(0.1, 10), '0.1000000000');
+  assert.equal(formatFixedExact(2 / 3, 10), '0.6666666667');
+  assert.equal(formatFixedExact(1, 11), '1.00000000000');
+  assert.equal(formatFixedExact(0, 3), '0.000');
+});
+
+test('saved CIDRs are printed as iptables prints them (inet_ntop forms)', () => {
+  // Each pair measured with `ip6tables -S` / `iptables -S` on 1.8.9 (nft and legacy).
+  for (const [given, printed] of [
+    ['192.0.2.1/32', '192.0.2.1/32'],
+    ['10.0.0.0/8', '10.0.0.0/8'],
+    ['2001:db8::1/128', '2001:db8::1/128'],
+    ['::a00:0/104', '::10.0.0.0/104'],
+    ['2001:db8:0:0:1::/80', '2001:db8:0:0:1::/80'],
+    ['2001:0:0:1::/64', '2001:0:0:1::/64'],
+    ['::/8', '::/8'],
+    ['fe80::/10', 'fe80::/10'],
+    ['2001:db8:200::/48', '2001:db8:200::/48'],
+    ['1:0:0:2::3/128', '1:0:0:2::3/128'],
+    ['1::2:0:0:3/128', '1::2:0:0:3/128'],
+  ] as const) {
+    assert.equal(formatSavedCidr(parseCidr(given)), printed, given);
+  }
+});
+
+test('a /0 exempt range reads back without -d, as iptables prints it', () => {
+  const lines = renderSaveLines({ family: 'ipv4', exempt: [exempt('0.0.0.0/0')], randomFully: false, toPorts: [] }, { chain: 'C', randomFully: false });
+  assert.equal(lines[2], `-A C -m comment --comment "${NON_MASQ_COMMENT}" -j RETURN`);
+});
+
+test('the jump rule spec is argv with the comment as one unquoted element', () => {
+  assert.deepEqual(jumpRuleSpec('IP-MASQ-AGENT'), [
+    '-m',
+    'comment',
+    '--comment',
+    'ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain',
+    '-m',
+    'addrtype',
+    '!',
+    '--dst-type',
+    'LOCAL',
+    '-j',
+    'IP-MASQ-AGENT',
+  ]);
+  assert.equal(
+    renderJumpSaveLine('IP-MASQ-AGENT'),
+    '-A POSTROUTING -m comment --comment "ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain" -m addrtype ! --dst-type LOCAL -j IP-MASQ-AGENT',
+  );
+});
+
+test('exempt ranges of the other family are refused, not written', () => {
+  assert.throws(
+    () => renderRestorePayload({ family: 'ipv4', exempt: [exempt('fe80::/10')], randomFully: false, toPorts: [] }, { chain: 'C', randomFully: false }),
+    /fe80::\/10 \(ipv6\) in the ipv4 policy/,
+  );
+});
+
+test('chain names iptables would reject are reported', () => {
+  assert.equal(checkChainName('IP-MASQ-AGENT'), undefined);
+  assert.equal(checkChainName('A'.repeat(28)), undefined);
+  assert.match(checkChainName('A'.repeat(29)) ?? '', /29 characters long; iptables allows at most 28/);
+  assert.match(checkChainName('') ?? '', /empty/);
+  assert.match(checkChainName('MY CHAIN') ?? '', /whitespace/);
+  assert.match(checkChainName('MY"CHAIN') ?? '', /quotes/);
+  assert.match(checkChainName('-X') ?? '', /start with/);
+});
