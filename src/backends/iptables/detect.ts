@@ -1,0 +1,102 @@
+// Which iptables flavour the host uses, decided the way kubernetes-sigs/iptables-wrappers does,
+// so we write rules where kubelet and kube-proxy write theirs: mixing backends on one host means
+// whichever NAT decision runs first wins.
+import { CommandError } from '../../errors.js';
+import type { Runner } from '../../exec/runner.js';
+import { RANDOM_FULLY_MIN_VERSION } from './constants.js';
+
+/** The two iptables flavours: nf_tables-backed or the legacy x_tables kernel API. */
+export type IptablesMode = 'nft' | 'legacy';
+
+/** The detected mode and a sentence saying why, for the startup log. */
+export interface IptablesDetection {
+  readonly mode: IptablesMode;
+  readonly reason: string;
+}
+
+const DETECT_TIMEOUT_MS = 30_000;
+
+// kubelet creates KUBE-IPTABLES-HINT (>= 1.24) and KUBE-KUBELET-CANARY (>= 1.17) in mangle.
+const KUBELET_CHAIN = /^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY)/m;
+
+/**
+ * Runs one `*-save` like the wrapper's `(cmd || true) 2>/dev/null`: a failure counts as empty
+ * output, except a missing binary, which no later step could make up for.
+ */
+async function saveOutput(runner: Runner, argv: readonly string[]): Promise<string> {
+  try {
+    return (await runner(argv, { timeoutMs: DETECT_TIMEOUT_MS })).stdout;
+  } catch (e) {
+    if (e instanceof CommandError && e.failure === 'not-installed') {
+      throw new CommandError(
+        e.argv,
+        e.exitCode,
+        e.stderr,
+        'not-installed',
+        `${argv[0]} is not installed: detecting the host's iptables mode needs both the iptables-nft and iptables-legacy tools (${e.message})`,
+      );
+    }
+    return '';
+  }
+}
+
+function countRules(text: string): number {
+  return text.split('\n').filter((l) => l.startsWith('-')).length;
+}
+
+/**
+ * Detects the host's iptables mode (kubernetes-sigs/iptables-wrappers logic):
+ * 1. kubelet's chains in `ip(6)tables-nft-save -t mangle` mean nft;
+ * 2. else in `ip(6)tables-legacy-save` (no `-t`: asking for a table makes the kernel create it)
+ *    they mean legacy;
+ * 3. else legacy only when it holds strictly more rules than nft;
+ * 4. else nft.
+ */
+export async function detectIptablesMode(runner: Runner): Promise<IptablesDetection> {
+  for (const bin of ['iptables-nft-save', 'ip6tables-nft-save']) {
+    const m = KUBELET_CHAIN.exec(await saveOutput(runner, [bin, '-t', 'mangle']));
+    if (m) return { mode: 'nft', reason: `${bin} -t mangle shows kubelet's ${m[1]} chain` };
+  }
+  const legacy: string[] = [];
+  for (const bin of ['iptables-legacy-save', 'ip6tables-legacy-save']) {
+    const out = await saveOutput(runner, [bin]);
+    const m = KUBELET_CHAIN.exec(out);
+    if (m) return { mode: 'legacy', reason: `${bin} shows kubelet's ${m[1]} chain` };
+    legacy.push(out);
+  }
+  const nft: string[] = [];
+  for (const bin of ['iptables-nft-save', 'ip6tables-nft-save']) nft.push(await saveOutput(runner, [bin]));
+  const legacyRules = legacy.reduce((n, t) => n + countRules(t), 0);
+  const nftRules = nft.reduce((n, t) => n + countRules(t), 0);
+  if (legacyRules > nftRules) {
+    return { mode: 'legacy', reason: `no kubelet chains found; legacy has more rules than nft (${legacyRules} > ${nftRules})` };
+  }
+  return { mode: 'nft', reason: `no kubelet chains found and legacy has no more rules than nft (${legacyRules} <= ${nftRules}): nft by default` };
+}
+
+/** The version `iptables-MODE --version` reports, e.g. `1.8.9`. */
+export async function iptablesVersion(runner: Runner, mode: IptablesMode): Promise<string> {
+  const argv = [`iptables-${mode}`, '--version'];
+  const { stdout, stderr } = await runner(argv, { timeoutMs: DETECT_TIMEOUT_MS });
+  const m = /v(\d+\.\d+(?:\.\d+)?)/.exec(stdout);
+  if (!m?.[1]) {
+    throw new CommandError(argv, 0, stderr, 'other', `${argv.join(' ')}: no version in output ${JSON.stringify(stdout.trim())}`);
+  }
+  return m[1];
+}
+
+function versionParts(version: string): number[] {
+  return version.split('.').map((p) => Number.parseInt(p, 10) || 0);
+}
+
+/** Whether this iptables version's MASQUERADE knows `--random-fully` (>= 1.6.2). */
+export function supportsRandomFully(version: string): boolean {
+  const have = versionParts(version);
+  const need = versionParts(RANDOM_FULLY_MIN_VERSION);
+  for (let i = 0; i < need.length; i++) {
+    const a = have[i] ?? 0;
+    const b = need[i] ?? 0;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
