@@ -1,0 +1,37 @@
+// Every name the nftables backend writes into the kernel, in one place.
+import type { Family } from '../../net/cidr.js';
+
+/** The nft family of our table: one inet table serves IPv4 and IPv6. */
+export const NFT_TABLE_FAMILY = 'inet';
+
+/** The one table this backend owns; it never touches any other. */
+export const NFT_TABLE = 'ip-masq-agent';
+
+/** `inet ip-masq-agent`, as nft commands name the table. */
+export const NFT_TABLE_REF = `${NFT_TABLE_FAMILY} ${NFT_TABLE}`;
+
+/** The objects one address family owns inside the table. */
+export interface NftFamilyNames {
+  /** Interval set of exempt destinations. */
+  readonly set: string;
+  /** Base chain hooked at nat postrouting. */
+  readonly chain: string;
+  /** nft data type of the set (`ipv4_addr`, `ipv6_addr`). */
+  readonly setType: string;
+  /** Payload protocol for the destination match (`ip`, `ip6`). */
+  readonly payload: string;
+  /** `meta nfproto` value that guards the family's chain. */
+  readonly nfproto: string;
+}
+
+/** Per-family object names: each family's apply replaces only its own set and chain. */
+export const NFT_NAMES: Readonly<Record<Family, NftFamilyNames>> = {
+  ipv4: { set: 'nonmasq4', chain: 'postrouting4', setType: 'ipv4_addr', payload: 'ip', nfproto: 'ipv4' },
+  ipv6: { set: 'nonmasq6', chain: 'postrouting6', setType: 'ipv6_addr', payload: 'ip6', nfproto: 'ipv6' },
+};
+
+/** Protocols that get explicit `--to-ports` rules, in the reference agent's order. */
+export const TO_PORTS_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
+
+/** nft's numeric value of `priority srcnat` for a nat postrouting chain, as `nft -j` prints it. */
+export const SRCNAT_PRIORITY = 100;

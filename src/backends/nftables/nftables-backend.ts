@@ -1,0 +1,73 @@
+// The native nftables backend: one `nft -f -` transaction per apply, read-back of our own table
+// only (never `list ruleset`), and no object outside `inet ip-masq-agent` is ever named.
+import { CommandError } from '../../errors.js';
+import type { Family } from '../../net/cidr.js';
+import type { Runner } from '../../exec/runner.js';
+import type { Backend } from '../backend.js';
+import { NFT_TABLE_REF } from './names.js';
+import { familiesInNftJson, parseNftJson } from './parse.js';
+import { expectedNftLines, renderNftScript } from './render.js';
+
+/** What the nftables backend needs. */
+export interface NftablesBackendOptions {
+  /** Runs `nft`; tests pass a fake or a namespace runner. */
+  readonly runner: Runner;
+  /** The nft binary. Default `nft`. */
+  readonly nft?: string;
+  /** Per-command timeout in milliseconds. Default: the runner's. */
+  readonly timeoutMs?: number;
+}
+
+const LIST_TABLE = ['list', 'table', ...NFT_TABLE_REF.split(' ')];
+
+/** Whether a failed `nft list table` only means that our table is not there. */
+function isMissingTable(e: unknown): boolean {
+  return e instanceof CommandError && e.exitCode === 1 && /No such file or directory/.test(e.stderr);
+}
+
+/** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
+export function createNftablesBackend(options: NftablesBackendOptions): Backend {
+  const nft = options.nft ?? 'nft';
+  const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
+  const run = (args: readonly string[], input?: string) =>
+    options.runner([nft, ...args], input === undefined ? timeout : { ...timeout, input });
+
+  /** The table as `nft -j` prints it, or undefined when it does not exist. */
+  const listTable = async (terse: boolean): Promise<string | undefined> => {
+    try {
+      return (await run(terse ? ['-j', '-t', ...LIST_TABLE] : ['-j', ...LIST_TABLE])).stdout;
+    } catch (e) {
+      if (isMissingTable(e)) return undefined;
+      throw e;
+    }
+  };
+
+  return {
+    name: 'nftables',
+    expected: (policy) => expectedNftLines(policy),
+    read: async (family) => {
+      const json = await listTable(false);
+      return json === undefined ? [] : parseNftJson(json, family);
+    },
+    apply: async (policy) => {
+      await run(['-f', '-'], renderNftScript([policy]));
+    },
+    cleanup: async (family: Family) => {
+      // Terse listing: the set elements are not needed to see which objects exist.
+      const json = await listTable(true);
+      if (json === undefined) return;
+      const present = familiesInNftJson(json);
+      const othersPresent = [...present].some((f) => f !== family);
+      if (!othersPresent) {
+        // Nothing of the other family is left: the table goes, whatever else is in it.
+        try {
+          await run(['delete', 'table', ...NFT_TABLE_REF.split(' ')]);
+        } catch (e) {
+          if (!isMissingTable(e)) throw e;
+        }
+        return;
+      }
+      if (present.has(family)) await run(['-f', '-'], renderNftScript([], { remove: [family] }));
+    },
+  };
+}

@@ -1,0 +1,250 @@
+// Parses `nft -j list table inet ip-masq-agent` into the canonical lines of one family
+// (see canonical.ts). nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a
+// single address (/32, /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`;
+// all come back as CIDR text where they are one, so they compare equal to what was rendered.
+// Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
+// next apply replaces it, instead of crashing the read.
+import { formatCidr, formatIp, parseCidr, parseIp, type Cidr, type Family } from '../../net/cidr.js';
+import { cidrLast, compareCidrs } from '../../net/normalize.js';
+import { chainLine, elementLine, ruleLine, setLine } from './canonical.js';
+import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY } from './names.js';
+
+type Json = unknown;
+
+function isObject(v: Json): v is Record<string, Json> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function text(v: Json): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
+
+/** The nft objects (`{"set": {...}}`, `{"rule": {...}}`, ...) of a `nft -j` document. */
+function objectsOf(json: string): Record<string, Json>[] {
+  let doc: Json;
+  try {
+    doc = JSON.parse(json);
+  } catch (e) {
+    throw new Error(`nft -j printed something that is not JSON: ${(e as Error).message}`);
+  }
+  if (!isObject(doc) || !Array.isArray(doc['nftables'])) {
+    throw new Error('nft -j output has no "nftables" array');
+  }
+  return doc['nftables'].filter(isObject);
+}
+
+/** Only objects of our own table, in case nft ever lists more than was asked for. */
+function ours(o: Json): o is Record<string, Json> {
+  return isObject(o) && o['family'] === NFT_TABLE_FAMILY && o['table'] === NFT_TABLE;
+}
+
+// ---- set elements ----
+
+interface Element {
+  readonly text: string;
+  /** Present when the element is a CIDR block; used for the address-order sort. */
+  readonly cidr?: Cidr;
+}
+
+function tryCidr(addr: string, len: number): Cidr | undefined {
+  try {
+    return parseCidr(`${addr}/${len}`);
+  } catch {
+    return undefined;
+  }
+}
+
+function tryIp(addr: string): { family: Family; value: bigint } | undefined {
+  try {
+    return parseIp(addr);
+  } catch {
+    return undefined;
+  }
+}
+
+const FULL_BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+
+function asElement(cidr: Cidr | undefined, fallback: string): Element {
+  return cidr ? { text: formatCidr(cidr), cidr } : { text: fallback };
+}
+
+/** The block covering exactly [first, last], if there is one. */
+function rangeAsCidr(first: { family: Family; value: bigint }, last: { family: Family; value: bigint }): Cidr | undefined {
+  if (first.family !== last.family || last.value < first.value) return undefined;
+  const size = last.value - first.value + 1n;
+  if ((size & (size - 1n)) !== 0n) return undefined;
+  const hostBits = size.toString(2).length - 1;
+  const cidr: Cidr = { family: first.family, base: first.value, prefix: FULL_BITS[first.family] - hostBits };
+  return first.value % size === 0n && cidrLast(cidr) === last.value ? cidr : undefined;
+}
+
+function parseElement(e: Json): Element {
+  if (typeof e === 'string') {
+    const ip = tryIp(e);
+    return asElement(ip && { family: ip.family, base: ip.value, prefix: FULL_BITS[ip.family] }, e);
+  }
+  if (isObject(e)) {
+    const prefix = e['prefix'];
+    if (isObject(prefix) && typeof prefix['addr'] === 'string' && typeof prefix['len'] === 'number') {
+      return asElement(tryCidr(prefix['addr'], prefix['len']), `${prefix['addr']}/${prefix['len']}`);
+    }
+    const range = e['range'];
+    if (Array.isArray(range) && range.length === 2 && typeof range[0] === 'string' && typeof range[1] === 'string') {
+      const [a, b] = [tryIp(range[0]), tryIp(range[1])];
+      const cidr = a && b ? rangeAsCidr(a, b) : undefined;
+      const shown = a && b ? `${formatIp(a)}-${formatIp(b)}` : `${range[0]}-${range[1]}`;
+      return asElement(cidr, shown);
+    }
+    // Elements with a timeout or comment come wrapped as {"elem": {"val": ...}}.
+    const wrapped = e['elem'];
+    if (isObject(wrapped) && 'val' in wrapped) {
+      const inner = parseElement(wrapped['val']);
+      const extra = Object.keys(wrapped).filter((k) => k !== 'val');
+      return extra.length ? { ...inner, text: `${inner.text} ${JSON.stringify(wrapped)}` } : inner;
+    }
+  }
+  return { text: JSON.stringify(e) };
+}
+
+/** Address order for blocks, then anything else by text, so both sides of a compare agree. */
+function compareElements(a: Element, b: Element): number {
+  if (a.cidr && b.cidr) return compareCidrs(a.cidr, b.cidr) || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
+  if (a.cidr) return -1;
+  if (b.cidr) return 1;
+  return a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
+}
+
+// ---- rule expressions ----
+
+function exprText(x: Json): string {
+  if (typeof x === 'string' || typeof x === 'number') return String(x);
+  if (!isObject(x)) return JSON.stringify(x);
+  const [key, value] = Object.entries(x)[0] ?? ['', null];
+  if (Object.keys(x).length !== 1 || !isObject(value)) {
+    if (key === 'set' && Array.isArray(value)) return `{ ${value.map(exprText).join(', ')} }`;
+    if (key === 'range' && Array.isArray(value)) return value.map(exprText).join('-');
+    return JSON.stringify(x);
+  }
+  switch (key) {
+    case 'meta':
+      return `meta ${text(value['key'])}`;
+    case 'payload':
+      return `${text(value['protocol'])} ${text(value['field'])}`;
+    case 'fib': {
+      const flags = Array.isArray(value['flags']) ? value['flags'].map(text).join(' . ') : text(value['flags']);
+      return `fib ${flags} ${text(value['result'])}`;
+    }
+    case 'numgen': {
+      const offset = value['offset'] ? ` offset ${text(value['offset'])}` : '';
+      return `numgen ${text(value['mode'])} mod ${text(value['mod'])}${offset}`;
+    }
+    case 'prefix':
+      return `${text(value['addr'])}/${text(value['len'])}`;
+    default:
+      return JSON.stringify(x);
+  }
+}
+
+function flagsText(flags: Json): string {
+  if (flags === undefined) return '';
+  return ` ${Array.isArray(flags) ? flags.map(text).join(',') : text(flags)}`;
+}
+
+function statementText(s: Json): string {
+  if (!isObject(s) || Object.keys(s).length !== 1) return JSON.stringify(s);
+  const [key, value] = Object.entries(s)[0]!;
+  switch (key) {
+    case 'match': {
+      if (!isObject(value)) break;
+      const op = value['op'] === '==' ? '' : `${text(value['op'])} `;
+      return `${exprText(value['left'])} ${op}${exprText(value['right'])}`;
+    }
+    case 'return':
+    case 'accept':
+    case 'drop':
+    case 'continue':
+      if (value === null) return key;
+      break;
+    case 'jump':
+    case 'goto':
+      if (isObject(value)) return `${key} ${text(value['target'])}`;
+      break;
+    case 'counter':
+      // Counter values change with traffic: only the counter's presence is state.
+      return 'counter';
+    case 'masquerade': {
+      if (value === null) return 'masquerade';
+      if (!isObject(value)) break;
+      const port = value['port'] === undefined ? '' : ` to :${exprText(value['port'])}`;
+      const known = Object.keys(value).every((k) => k === 'port' || k === 'flags');
+      if (!known) break;
+      return `masquerade${port}${flagsText(value['flags'])}`;
+    }
+    default:
+      break;
+  }
+  return JSON.stringify(s);
+}
+
+function ruleText(rule: Record<string, Json>): string {
+  const expr = Array.isArray(rule['expr']) ? rule['expr'].map(statementText).join(' ') : '';
+  const comment = typeof rule['comment'] === 'string' ? ` comment ${JSON.stringify(rule['comment'])}` : '';
+  return `${expr}${comment}`;
+}
+
+// ---- documents ----
+
+/**
+ * The canonical lines of one family's objects in our table: set, elements (in address order),
+ * chain, rules (in chain order). Objects of the other family and unknown objects are ignored.
+ */
+export function parseNftJson(json: string, family: Family): string[] {
+  const n = NFT_NAMES[family];
+  const setLines: string[] = [];
+  const chainLines: string[] = [];
+  const ruleLines: string[] = [];
+  for (const o of objectsOf(json)) {
+    const set = o['set'];
+    if (ours(set) && set['name'] === n.set) {
+      const type = Array.isArray(set['type']) ? set['type'].map(text).join(' . ') : text(set['type']);
+      const flags = Array.isArray(set['flags']) ? set['flags'].map(text).sort() : [];
+      setLines.push(setLine(n.set, type, flags));
+      const elements = Array.isArray(set['elem']) ? set['elem'].map(parseElement).sort(compareElements) : [];
+      for (const e of elements) setLines.push(elementLine(n.set, e.text));
+      continue;
+    }
+    const chain = o['chain'];
+    if (ours(chain) && chain['name'] === n.chain) {
+      const base =
+        chain['hook'] === undefined
+          ? undefined
+          : {
+              type: text(chain['type']),
+              hook: text(chain['hook']),
+              prio: typeof chain['prio'] === 'number' ? chain['prio'] : Number.NaN,
+              policy: text(chain['policy']),
+            };
+      chainLines.push(chainLine(n.chain, base));
+      continue;
+    }
+    const rule = o['rule'];
+    if (ours(rule) && rule['chain'] === n.chain) ruleLines.push(ruleLine(n.chain, ruleText(rule)));
+  }
+  return [...setLines, ...chainLines, ...ruleLines];
+}
+
+/** Which families have a set or chain in the table (from a full or terse `nft -j list table`). */
+export function familiesInNftJson(json: string): Set<Family> {
+  const found = new Set<Family>();
+  for (const o of objectsOf(json)) {
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      const n = NFT_NAMES[family];
+      const set = o['set'];
+      const chain = o['chain'];
+      if ((ours(set) && set['name'] === n.set) || (ours(chain) && chain['name'] === n.chain)) found.add(family);
+    }
+  }
+  return found;
+}

@@ -1,0 +1,122 @@
+// Renders one or both families' policies into a single `nft -f -` transaction (pure).
+//
+// Each family owns its own objects (set nonmasq4 + chain postrouting4, nonmasq6 + postrouting6),
+// so applying one family never rewrites the other's. Within the transaction the family's chain
+// and set are deleted and created afresh: `flush table` would keep old set elements, and a
+// rebuild also heals a chain whose hook, priority or policy was changed by someone else. The
+// `add` before each `delete` makes the delete valid when the object is absent (nft 1.0.6 has no
+// `destroy`). The kernel commits the whole batch or nothing, so no packet sees a half state.
+import { formatCidr, type Family } from '../../net/cidr.js';
+import { normalizeRanges } from '../../net/normalize.js';
+import type { FamilyPolicy, PortRange } from '../../policy-types.js';
+import { chainLine, elementLine, ourSetLine, ruleLine } from './canonical.js';
+import { NFT_NAMES, NFT_TABLE_REF, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from './names.js';
+
+/** Options for renderNftScript. */
+export interface NftRenderOptions {
+  /** Families whose objects are removed in the same transaction (e.g. IPv6 turned off). */
+  readonly remove?: readonly Family[];
+}
+
+function portText(r: PortRange): string {
+  return r.from === r.to ? String(r.from) : `${r.from}-${r.to}`;
+}
+
+/**
+ * The `--to-ports` rules for one protocol. Like the reference's `statistic --probability` chain,
+ * range i is taken with probability size(i) / (size(i) + ... + size(last)) when the earlier ranges
+ * were not, so each new connection lands in range i with probability size(i) / total. `numgen
+ * random mod M < S` states that fraction exactly; the last range takes what is left.
+ */
+function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string): string[] {
+  const sizes = ranges.map((r) => r.to - r.from + 1);
+  let remaining = sizes.reduce((a, b) => a + b, 0);
+  return ranges.map((r, i) => {
+    const size = sizes[i] ?? 0;
+    const pick = i < ranges.length - 1 ? ` numgen random mod ${remaining} < ${size}` : '';
+    remaining -= size;
+    return `meta l4proto ${protocol}${pick} masquerade to :${portText(r)}${flags}`;
+  });
+}
+
+/** The rule bodies of a family's chain, in order, exactly as `nft list` prints them. */
+export function nftRuleTexts(policy: FamilyPolicy): string[] {
+  const n = NFT_NAMES[policy.family];
+  const flags = policy.randomFully ? ' fully-random' : '';
+  const rules = [
+    // Both families' chains hang on the same inet hook; each handles only its own packets.
+    `meta nfproto != ${n.nfproto} return`,
+    // The reference's POSTROUTING jump skips LOCAL destinations (`-m addrtype ! --dst-type LOCAL`).
+    'fib daddr type local return',
+    `${n.payload} daddr @${n.set} return`,
+  ];
+  if (policy.toPorts.length > 0) {
+    for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
+  }
+  rules.push(`masquerade${flags}`);
+  return rules;
+}
+
+/** The set elements of a family: the exempt ranges, normalised (disjoint, in address order). */
+export function nftElementTexts(policy: FamilyPolicy): string[] {
+  for (const r of policy.exempt) {
+    if (r.cidr.family !== policy.family) {
+      throw new Error(`${r.text} (${r.source} ${r.path}) is not ${policy.family} but sits in the ${policy.family} policy`);
+    }
+  }
+  return normalizeRanges(policy.exempt).kept.map((r) => formatCidr(r.cidr));
+}
+
+function removeFamily(family: Family): string[] {
+  const n = NFT_NAMES[family];
+  return [
+    `add chain ${NFT_TABLE_REF} ${n.chain}`,
+    `delete chain ${NFT_TABLE_REF} ${n.chain}`,
+    `add set ${NFT_TABLE_REF} ${n.set} { type ${n.setType}; flags interval; }`,
+    `delete set ${NFT_TABLE_REF} ${n.set}`,
+  ];
+}
+
+function createFamily(policy: FamilyPolicy): string[] {
+  const n = NFT_NAMES[policy.family];
+  const elements = nftElementTexts(policy);
+  const lines = [`add set ${NFT_TABLE_REF} ${n.set} { type ${n.setType}; flags interval; }`];
+  if (elements.length > 0) {
+    lines.push(`add element ${NFT_TABLE_REF} ${n.set} {`, ...elements.map((e) => `\t${e},`), '}');
+  }
+  lines.push(`add chain ${NFT_TABLE_REF} ${n.chain} { type nat hook postrouting priority srcnat; policy accept; }`);
+  for (const rule of nftRuleTexts(policy)) lines.push(`add rule ${NFT_TABLE_REF} ${n.chain} ${rule}`);
+  return lines;
+}
+
+/**
+ * One atomic `nft -f -` script: creates the table if absent, replaces the objects of every given
+ * family completely (no stale elements or rules) and removes the objects of `remove` families.
+ * Objects of families not named are left as they are.
+ */
+export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRenderOptions = {}): string {
+  const seen = new Set<Family>();
+  const lines = ['# ip-masq-agent: one transaction; the kernel applies all of it or none', `add table ${NFT_TABLE_REF}`];
+  for (const p of policies) {
+    if (seen.has(p.family)) throw new Error(`two ${p.family} policies in one nft script`);
+    seen.add(p.family);
+    lines.push(...removeFamily(p.family), ...createFamily(p));
+  }
+  for (const family of opts.remove ?? []) {
+    if (seen.has(family)) throw new Error(`${family} is both applied and removed in one nft script`);
+    seen.add(family);
+    lines.push(...removeFamily(family));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** What read(family) returns after the policy was applied: canonical lines (see canonical.ts). */
+export function expectedNftLines(policy: FamilyPolicy): string[] {
+  const n = NFT_NAMES[policy.family];
+  return [
+    ourSetLine(n),
+    ...nftElementTexts(policy).map((e) => elementLine(n.set, e)),
+    chainLine(n.chain, { type: 'nat', hook: 'postrouting', prio: SRCNAT_PRIORITY, policy: 'accept' }),
+    ...nftRuleTexts(policy).map((r) => ruleLine(n.chain, r)),
+  ];
+}

@@ -1,0 +1,264 @@
+// The nftables backend against the real nft and kernel, inside namespaces this file creates and
+// always deletes. Nothing here touches the machine's own network namespace.
+import { after, before, describe, it, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Runner } from '../../src/exec/runner.js';
+import { formatCidr, type Cidr } from '../../src/net/cidr.js';
+import type { Backend } from '../../src/backends/backend.js';
+import type { FamilyPolicy } from '../../src/policy-types.js';
+import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
+import { NFT_NAMES } from '../../src/backends/nftables/names.js';
+import { renderNftScript } from '../../src/backends/nftables/render.js';
+import { ADDR, canUseNetns, createNamespace, createTopology, deleteNamespace, nsRun, nsSpawn, nsTry, sourceSeenBy, startPeerServer, type Topology } from '../netns/netns.js';
+import { netnsRunner } from '../netns/netns-runner.js';
+import { runBackendContract } from './contract.js';
+import { UPDATE_GOLDEN, familyPolicy, loadNftGoldenCases, stableNftJson } from './nftables-fixtures.js';
+
+const usable = canUseNetns() && spawnSync('nft', ['--version'], { stdio: 'ignore' }).status === 0;
+const skip = usable ? false : 'needs root, iproute2 and nft';
+
+const LIST = ['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent'];
+
+/** A runner inside `ns` that also counts the commands it ran. */
+function countingRunner(ns: string): { runner: Runner; calls: (readonly string[])[] } {
+  const inner = netnsRunner(ns);
+  const calls: (readonly string[])[] = [];
+  return {
+    calls,
+    runner: (argv, options) => {
+      calls.push(argv);
+      return inner(argv, options);
+    },
+  };
+}
+
+describe('nftables golden scripts load into the real nft and read back as expected', { skip }, () => {
+  let ns = '';
+  before(() => {
+    ns = createNamespace('nftgold');
+  });
+  after(() => deleteNamespace(ns));
+
+  for (const c of loadNftGoldenCases()) {
+    it(c.name, async () => {
+      nsTry(ns, ['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
+      const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+      if (c.remove.length > 0) {
+        // Removal needs something to remove: start from a dual-stack table.
+        const dual = loadNftGoldenCases().find((g) => g.name === 'ipv6');
+        nsRun(ns, ['nft', '-f', '-'], renderNftScript(dual!.policies));
+      }
+      nsRun(ns, ['nft', '-f', '-'], readFileSync(join(c.dir, 'script.nft'), 'utf8'));
+      for (const p of c.policies) assert.deepEqual(await backend.read(p.family), backend.expected(p), `${c.name} ${p.family}`);
+      for (const family of c.remove) assert.deepEqual(await backend.read(family), [], `${c.name}: ${family} removed`);
+      if (c.remove.length > 0) {
+        const kept = loadNftGoldenCases().find((g) => g.name === 'ipv6')!.policies.filter((p) => !c.remove.includes(p.family));
+        for (const p of kept) assert.deepEqual(await backend.read(p.family), backend.expected(p), `${c.name}: ${p.family} kept`);
+        return;
+      }
+      const listed = nsRun(ns, LIST);
+      const goldenPath = join(c.dir, 'list.json');
+      if (UPDATE_GOLDEN) {
+        writeFileSync(goldenPath, `${JSON.stringify(JSON.parse(listed), null, 1)}\n`);
+      } else {
+        assert.deepEqual(stableNftJson(listed), stableNftJson(readFileSync(goldenPath, 'utf8')), `${goldenPath} is stale`);
+      }
+    });
+  }
+});
+
+if (usable) {
+  runBackendContract('nftables (real nft, netns)', async () => {
+    const ns = createNamespace('nftc');
+    const runner = netnsRunner(ns);
+    return {
+      backend: createNftablesBackend({ runner }),
+      damage: async (family) => {
+        await runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
+      },
+      dispose: () => deleteNamespace(ns),
+    };
+  });
+} else {
+  test('nftables (real nft, netns): backend contract', { skip }, () => undefined);
+}
+
+describe('nftables backend against the real nft', { skip }, () => {
+  let ns = '';
+  before(() => {
+    ns = createNamespace('nftb');
+  });
+  after(() => deleteNamespace(ns));
+
+  const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8', '192.0.2.0/24'], randomFully: true, toPorts: [] });
+  const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: ['2001:db8:200::/48'], randomFully: true, toPorts: [] });
+
+  it('heals a deleted table and a flushed chain at the next apply', async () => {
+    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    await backend.apply(v4);
+    await backend.apply(v6);
+    nsRun(ns, ['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
+    assert.deepEqual(await backend.read('ipv4'), []);
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    nsRun(ns, ['nft', 'flush', 'chain', 'inet', 'ip-masq-agent', 'postrouting4']);
+    assert.notDeepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await backend.cleanup('ipv4');
+  });
+
+  it('heals a chain someone re-hooked with another priority and policy', async () => {
+    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    await backend.apply(v4);
+    nsRun(ns, ['nft', '-f', '-'], 'delete chain inet ip-masq-agent postrouting4\nadd chain inet ip-masq-agent postrouting4 { type nat hook postrouting priority 50; policy drop; }\n');
+    assert.notDeepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await backend.cleanup('ipv4');
+  });
+
+  it('never touches another table, and cleanup leaves it alone', async () => {
+    nsRun(ns, ['nft', 'add', 'table', 'inet', 'someone-else']);
+    nsRun(ns, ['nft', 'add', 'chain', 'inet', 'someone-else', 'post', '{ type nat hook postrouting priority srcnat; policy accept; }']);
+    nsRun(ns, ['nft', 'add', 'rule', 'inet', 'someone-else', 'post', 'ip daddr 192.0.2.1 counter']);
+    const before = nsRun(ns, ['nft', 'list', 'table', 'inet', 'someone-else']);
+    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    await backend.apply(v4);
+    await backend.apply(v6);
+    await backend.cleanup('ipv4');
+    await backend.cleanup('ipv6');
+    assert.equal(nsRun(ns, ['nft', 'list', 'table', 'inet', 'someone-else']), before);
+    assert.equal(nsTry(ns, LIST).code, 1, 'our table is gone');
+    nsRun(ns, ['nft', 'delete', 'table', 'inet', 'someone-else']);
+  });
+
+  it('applies 10,000 CIDRs per family in one transaction each and reads them back equal', async () => {
+    const cidrs4: string[] = [];
+    const cidrs6: string[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      // Every other /30 of 10.244.0.0/16, and /64s of 2001:db8::/32: no two adjacent, none nested.
+      const c4: Cidr = { family: 'ipv4', base: 0x0af40000n + BigInt(i * 8), prefix: 30 };
+      const c6: Cidr = { family: 'ipv6', base: (0x20010db8n << 96n) + (BigInt(i * 2) << 64n), prefix: 64 };
+      cidrs4.push(formatCidr(c4));
+      cidrs6.push(formatCidr(c6));
+    }
+    const big4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: cidrs4, randomFully: true, toPorts: [] });
+    const big6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: cidrs6, randomFully: true, toPorts: [] });
+    const { runner, calls } = countingRunner(ns);
+    const backend = createNftablesBackend({ runner });
+    await backend.apply(big4);
+    await backend.apply(big6);
+    assert.deepEqual(calls.map((a) => a.join(' ')), ['nft -f -', 'nft -f -']);
+    const want4 = backend.expected(big4);
+    assert.equal(want4.filter((l) => l.startsWith('element ')).length, 10_001);
+    assert.deepEqual(await backend.read('ipv4'), want4);
+    assert.deepEqual(await backend.read('ipv6'), backend.expected(big6));
+    await backend.cleanup('ipv4');
+    await backend.cleanup('ipv6');
+    assert.equal(nsTry(ns, LIST).code, 1);
+  });
+});
+
+// ---- traffic: who does the outside host see? ----
+
+// A server that answers each connection with the address and port it saw.
+const PORT_SERVER_JS = `
+const net = require('node:net');
+const srv = net.createServer((s) => { s.end(String(s.remoteAddress).replace(/^::ffff:/, '') + ' ' + s.remotePort + '\\n'); });
+srv.listen({ port: Number(process.argv[1]), host: '::', ipv6Only: false }, () => process.stdout.write('ready\\n'));
+setTimeout(() => process.exit(0), 600000).unref();
+`;
+
+async function startPortServer(ns: string, port: number): Promise<() => void> {
+  const child = nsSpawn(ns, [process.execPath, '-e', PORT_SERVER_JS, String(port)]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`port server exited with ${code}`)));
+  });
+  return () => void child.kill('SIGKILL');
+}
+
+describe('nftables backend: real traffic pod -> node -> outside', { skip }, () => {
+  let topo: Topology | undefined;
+  let stopServer: (() => void) | undefined;
+  let stopPortServer: (() => void) | undefined;
+  let backend: Backend;
+  before(async () => {
+    topo = createTopology();
+    stopServer = (await startPeerServer(topo.outside)).stop;
+    stopPortServer = await startPortServer(topo.outside, 8081);
+    backend = createNftablesBackend({ runner: netnsRunner(topo.node) });
+  });
+  after(() => {
+    stopServer?.();
+    stopPortServer?.();
+    topo?.cleanup();
+  });
+  const t = (): Topology => topo!;
+  const policy4 = (cidrs: string[], extra: Partial<FamilyPolicy> = {}): FamilyPolicy => ({
+    ...familyPolicy({ family: 'ipv4', linkLocal: true, cidrs, randomFully: true, toPorts: [] }),
+    ...extra,
+  });
+
+  it('IPv4: masquerades to the node address except for exempt destinations', async () => {
+    await backend.apply(policy4(['10.244.0.0/16']));
+    assert.equal(sourceSeenBy(t().pod, ADDR.outside4), ADDR.node4);
+    assert.equal(sourceSeenBy(t().pod, ADDR.outsideExempt4), ADDR.pod4);
+    assert.equal(sourceSeenBy(t().pod, ADDR.outsideDoc4), ADDR.node4);
+  });
+
+  it('IPv4: a new policy takes effect for new connections (198.51.100.0/24 becomes exempt)', async () => {
+    await backend.apply(policy4(['10.0.0.0/8', '198.51.100.0/24']));
+    assert.equal(sourceSeenBy(t().pod, ADDR.outsideDoc4), ADDR.pod4);
+    assert.equal(sourceSeenBy(t().pod, ADDR.outsideExempt4), ADDR.pod4);
+    assert.equal(sourceSeenBy(t().pod, ADDR.outside4), ADDR.node4);
+  });
+
+  it('IPv6: masquerades to the node address except for 2001:db8:200::/48, independently of IPv4', async () => {
+    const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: ['2001:db8:200::/48'], randomFully: true, toPorts: [] });
+    await backend.apply(v6);
+    assert.equal(sourceSeenBy(t().pod, ADDR.outside6), ADDR.node6);
+    assert.equal(sourceSeenBy(t().pod, ADDR.outsideExempt6), ADDR.pod6);
+    assert.equal(sourceSeenBy(t().pod, ADDR.outside4), ADDR.node4, 'IPv4 untouched by the IPv6 apply');
+  });
+
+  it('--to-ports: masqueraded connections take source ports from the given ranges only, from each of them', async () => {
+    const toPorts = [
+      { from: 40000, to: 40004, text: '40000-40004' },
+      { from: 50000, to: 50004, text: '50000-50004' },
+    ];
+    await backend.apply(policy4(['10.244.0.0/16'], { toPorts }));
+    const seen = new Set<string>();
+    for (let i = 0; i < 24; i++) {
+      const [addr, port] = nsRun(t().pod, [process.execPath, '-e', CLIENT_JS, ADDR.outside4, '8081']).trim().split(' ');
+      assert.equal(addr, ADDR.node4);
+      const p = Number(port);
+      assert.ok((p >= 40000 && p <= 40004) || (p >= 50000 && p <= 50004), `source port ${p} outside --to-ports`);
+      seen.add(p < 45000 ? 'low' : 'high');
+    }
+    // Each range has probability 1/2 per connection: missing one in 24 tries happens 1 in 8 million runs.
+    assert.deepEqual([...seen].sort(), ['high', 'low']);
+  });
+
+  it('cleanup of both families stops masquerading', async () => {
+    await backend.cleanup('ipv4');
+    await backend.cleanup('ipv6');
+    assert.equal(sourceSeenBy(t().pod, ADDR.outside4), ADDR.pod4);
+    assert.equal(sourceSeenBy(t().pod, ADDR.outside6), ADDR.pod6);
+    assert.equal(nsTry(t().node, LIST).code, 1);
+  });
+});
+
+const CLIENT_JS = `
+const net = require('node:net');
+const s = net.connect({ host: process.argv[1], port: Number(process.argv[2]), timeout: 3000 });
+let out = '';
+s.on('data', (d) => { out += d; });
+s.on('end', () => { process.stdout.write(out); process.exit(0); });
+s.on('timeout', () => { process.stderr.write('timeout\\n'); process.exit(2); });
+s.on('error', (e) => { process.stderr.write(String(e) + '\\n'); process.exit(3); });
+`;

@@ -1,0 +1,285 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CommandError } from '../../src/errors.js';
+import type { Runner } from '../../src/exec/runner.js';
+import type { FamilyPolicy } from '../../src/policy-types.js';
+import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
+import { NFT_NAMES } from '../../src/backends/nftables/names.js';
+import { familiesInNftJson, parseNftJson } from '../../src/backends/nftables/parse.js';
+import { expectedNftLines, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
+import { runBackendContract } from './contract.js';
+import { createFakeNft } from './fake-nft.js';
+import {
+  UPDATE_GOLDEN,
+  assertGolden,
+  exemptRange,
+  expectedText,
+  familyPolicy,
+  loadNftGoldenCases,
+  portRange,
+  stableNftJson,
+} from './nftables-fixtures.js';
+
+const cases = loadNftGoldenCases();
+
+describe('nftables golden cases', () => {
+  it('has the cases the issue asks for', () => {
+    const names = cases.map((c) => c.name);
+    for (const n of ['defaults', 'empty-list', 'masq-link-local', 'ipv6', 'redundant-cidrs', 'random-fully-off', 'to-ports-1', 'to-ports-2', 'to-ports-3']) {
+      assert.ok(names.includes(n), `missing golden case ${n}`);
+    }
+  });
+
+  for (const c of cases) {
+    it(`${c.name}: renders script.nft`, () => {
+      assertGolden(join(c.dir, 'script.nft'), renderNftScript(c.policies, { remove: c.remove }));
+    });
+    if (c.policies.length === 0) continue;
+    it(`${c.name}: expected read-back lines match expected.txt`, () => {
+      assertGolden(join(c.dir, 'expected.txt'), expectedText(c.policies));
+    });
+    it(`${c.name}: parsing what real nft printed gives the expected lines`, { skip: UPDATE_GOLDEN }, () => {
+      const path = join(c.dir, 'list.json');
+      assert.ok(existsSync(path), `${path} is missing: run the integration test with UPDATE_GOLDEN=1`);
+      const json = readFileSync(path, 'utf8');
+      for (const p of c.policies) assert.deepEqual(parseNftJson(json, p.family), expectedNftLines(p));
+    });
+    it(`${c.name}: the fake nft lists exactly what real nft listed`, { skip: UPDATE_GOLDEN }, async () => {
+      const fake = createFakeNft();
+      await fake.runner(['nft', '-f', '-'], { input: renderNftScript(c.policies) });
+      const { stdout } = await fake.runner(['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent']);
+      assert.deepEqual(stableNftJson(stdout), stableNftJson(readFileSync(join(c.dir, 'list.json'), 'utf8')));
+    });
+  }
+});
+
+describe('renderNftScript', () => {
+  const base = (over: Partial<FamilyPolicy> = {}): FamilyPolicy => ({
+    ...familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8'], randomFully: true, toPorts: [] }),
+    ...over,
+  });
+
+  it('names no table but inet ip-masq-agent, in every command', () => {
+    for (const c of cases) {
+      for (const line of renderNftScript(c.policies, { remove: c.remove }).split('\n')) {
+        if (line === '' || line.startsWith('#') || line.startsWith('\t') || line === '}') continue;
+        assert.match(line, /^(add|delete) (table|chain|set|element|rule) inet ip-masq-agent( |$)/, line);
+      }
+    }
+  });
+
+  it('spreads new connections over the --to-ports ranges in proportion to their size, like the statistic rules', () => {
+    const ranges = ['1024-29999', '32768-40000', '50000', '60000-60009'].map(portRange);
+    const rules = nftRuleTexts(base({ toPorts: ranges })).filter((r) => r.startsWith('meta l4proto tcp'));
+    assert.equal(rules.length, ranges.length);
+    const total = ranges.reduce((a, r) => a + r.to - r.from + 1, 0);
+    // Probability (as a fraction num/den) that a connection reaches rule i and is taken by it.
+    let reachNum = 1n;
+    let reachDen = 1n;
+    rules.forEach((rule, i) => {
+      const r = ranges[i]!;
+      assert.ok(rule.includes(`masquerade to :${r.text} fully-random`), rule);
+      const m = /numgen random mod (\d+) < (\d+)/.exec(rule);
+      const [mod, below] = m ? [BigInt(m[1]!), BigInt(m[2]!)] : [1n, 1n]; // the last rule takes all the rest
+      const takenNum = reachNum * below;
+      const takenDen = reachDen * mod;
+      assert.equal(takenNum * BigInt(total), BigInt(r.to - r.from + 1) * takenDen, `range ${r.text}`);
+      reachNum *= mod - below;
+      reachDen *= mod;
+    });
+    assert.equal(reachNum, 0n, 'every connection is taken by some range');
+  });
+
+  it('puts the port rules for tcp, udp and sctp before the catch-all masquerade', () => {
+    const rules = nftRuleTexts(base({ randomFully: false, toPorts: [portRange('1024-29999')] }));
+    assert.deepEqual(rules.slice(3), [
+      'meta l4proto tcp masquerade to :1024-29999',
+      'meta l4proto udp masquerade to :1024-29999',
+      'meta l4proto sctp masquerade to :1024-29999',
+      'masquerade',
+    ]);
+  });
+
+  it('refuses a range of the other family inside a policy', () => {
+    assert.throws(() => renderNftScript([base({ exempt: [exemptRange('2001:db8::/32')] })]), /not ipv4/);
+  });
+
+  it('refuses to apply and remove the same family, or two policies of one family', () => {
+    assert.throws(() => renderNftScript([base()], { remove: ['ipv4'] }), /both applied and removed/);
+    assert.throws(() => renderNftScript([base(), base()]), /two ipv4 policies/);
+  });
+});
+
+describe('parseNftJson', () => {
+  const doc = (...objects: unknown[]): string => JSON.stringify({ nftables: [{ metainfo: {} }, ...objects] });
+  const set = (name: string, elem: unknown[], extra: object = {}) => ({
+    set: { family: 'inet', table: 'ip-masq-agent', name, type: 'ipv4_addr', handle: 1, flags: ['interval'], elem, ...extra },
+  });
+
+  it('reads elements as CIDR text in address order, whatever form nft used', () => {
+    const json = doc(
+      set('nonmasq4', [
+        { prefix: { addr: '192.168.0.0', len: 16 } },
+        '192.0.2.1',
+        { range: ['10.0.0.0', '10.255.255.255'] },
+        { range: ['198.51.100.1', '198.51.100.5'] },
+        { elem: { val: '203.0.113.9', comment: 'hand-made' } },
+      ]),
+    );
+    assert.deepEqual(parseNftJson(json, 'ipv4'), [
+      'set nonmasq4 type ipv4_addr flags interval',
+      'element nonmasq4 10.0.0.0/8',
+      'element nonmasq4 192.0.2.1/32',
+      'element nonmasq4 192.168.0.0/16',
+      'element nonmasq4 203.0.113.9/32 {"val":"203.0.113.9","comment":"hand-made"}',
+      'element nonmasq4 198.51.100.1-198.51.100.5',
+    ]);
+  });
+
+  it('shows rules it does not know as JSON, and counters without their values', () => {
+    const rule = (expr: unknown[]) => ({ rule: { family: 'inet', table: 'ip-masq-agent', chain: 'postrouting4', handle: 9, expr } });
+    const json = doc(
+      rule([{ counter: { packets: 12, bytes: 3400 } }, { accept: null }]),
+      rule([{ snat: { addr: '192.0.2.1' } }]),
+    );
+    assert.deepEqual(parseNftJson(json, 'ipv4'), ['rule postrouting4 counter accept', 'rule postrouting4 {"snat":{"addr":"192.0.2.1"}}']);
+  });
+
+  it("ignores the other family's objects and anything outside our table", () => {
+    const json = doc(
+      set('nonmasq6', ['2001:db8::1']),
+      { set: { family: 'ip', table: 'other', name: 'nonmasq4', type: 'ipv4_addr', elem: ['192.0.2.1'] } },
+      { chain: { family: 'inet', table: 'ip-masq-agent', name: 'postrouting6', handle: 2 } },
+    );
+    assert.deepEqual(parseNftJson(json, 'ipv4'), []);
+    assert.deepEqual([...familiesInNftJson(json)], ['ipv6']);
+  });
+
+  it('refuses output that is not nft JSON', () => {
+    assert.throws(() => parseNftJson('Error: oops', 'ipv4'), /not JSON/);
+    assert.throws(() => parseNftJson('{"x": 1}', 'ipv4'), /no "nftables" array/);
+  });
+});
+
+runBackendContract('nftables (fake nft)', async () => {
+  const fake = createFakeNft();
+  return {
+    backend: createNftablesBackend({ runner: fake.runner }),
+    damage: async (family) => {
+      await fake.runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
+    },
+    dispose: () => undefined,
+  };
+});
+
+describe('nftables backend (fake nft)', () => {
+  const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8', '192.0.2.0/24'], randomFully: true, toPorts: [] });
+  const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: ['2001:db8:200::/48'], randomFully: true, toPorts: [] });
+
+  it('applies with exactly one `nft -f -` carrying the rendered script', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(v4);
+    assert.deepEqual(fake.calls, [['nft', '-f', '-']]);
+    assert.deepEqual(fake.scripts, [renderNftScript([v4])]);
+  });
+
+  it('reads an absent table as nothing, with one list of our table only', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    assert.deepEqual(await backend.read('ipv4'), []);
+    assert.deepEqual(fake.calls, [['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent']]);
+  });
+
+  it('passes the timeout to every command and uses the configured binary', async () => {
+    const seen: unknown[] = [];
+    const fake = createFakeNft();
+    const runner: Runner = (argv, options) => {
+      seen.push([argv[0], options?.timeoutMs]);
+      return fake.runner(['nft', ...argv.slice(1)], options);
+    };
+    const backend = createNftablesBackend({ runner, nft: '/usr/sbin/nft', timeoutMs: 1234 });
+    await backend.apply(v4);
+    await backend.read('ipv4');
+    await backend.cleanup('ipv4');
+    assert.ok(seen.length >= 3);
+    for (const s of seen) assert.deepEqual(s, ['/usr/sbin/nft', 1234]);
+  });
+
+  it('reports read failures other than a missing table', async () => {
+    const runner: Runner = async (argv) => {
+      throw new CommandError(argv, 1, 'Error: Operation not permitted\n', 'other', 'nft: exit code 1: Error: Operation not permitted');
+    };
+    const backend = createNftablesBackend({ runner });
+    await assert.rejects(backend.read('ipv4'), /Operation not permitted/);
+  });
+
+  it('a failed apply leaves the previous state in place and says why', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(v4);
+    fake.failNextScript('Error: Could not process rule: Cannot allocate memory');
+    await assert.rejects(backend.apply(familyPolicy({ family: 'ipv4', linkLocal: false, cidrs: [], randomFully: false, toPorts: [] })), (e) => {
+      assert.ok(e instanceof CommandError);
+      assert.match(e.message, /Cannot allocate memory/);
+      return true;
+    });
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
+  it('replaces old elements even when the new ones lie inside them (no stale or conflicting intervals)', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(v4);
+    const inner = familyPolicy({ family: 'ipv4', linkLocal: false, cidrs: ['10.244.0.0/16', '192.0.2.128/25'], randomFully: true, toPorts: [] });
+    await backend.apply(inner);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(inner));
+  });
+
+  it('heals a deleted table at the next apply', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(v4);
+    await backend.apply(v6);
+    await fake.runner(['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
+    assert.deepEqual(await backend.read('ipv4'), []);
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
+  it('cleanup of the last family deletes the table; of one of two removes only that family', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(v4);
+    await backend.apply(v6);
+    fake.calls.length = 0;
+    await backend.cleanup('ipv6');
+    assert.deepEqual(fake.calls, [['nft', '-j', '-t', 'list', 'table', 'inet', 'ip-masq-agent'], ['nft', '-f', '-']]);
+    assert.equal(fake.scripts.at(-1), renderNftScript([], { remove: ['ipv6'] }));
+    assert.ok(fake.hasTable());
+    fake.calls.length = 0;
+    await backend.cleanup('ipv6');
+    assert.deepEqual(fake.calls, [['nft', '-j', '-t', 'list', 'table', 'inet', 'ip-masq-agent']], 'nothing to remove: no write');
+    await backend.cleanup('ipv4');
+    assert.ok(!fake.hasTable());
+    fake.calls.length = 0;
+    await backend.cleanup('ipv4');
+    assert.deepEqual(fake.calls, [['nft', '-j', '-t', 'list', 'table', 'inet', 'ip-masq-agent']]);
+  });
+
+  it('never lists the ruleset nor names another table', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(v4);
+    await backend.apply(v6);
+    await backend.read('ipv4');
+    await backend.cleanup('ipv4');
+    await backend.cleanup('ipv6');
+    for (const argv of fake.calls) {
+      assert.ok(!argv.includes('ruleset'), argv.join(' '));
+      if (argv.includes('table')) assert.deepEqual(argv.slice(-2), ['inet', 'ip-masq-agent']);
+    }
+  });
+});
