@@ -1,0 +1,57 @@
+# Container image for ip-masq-agent.
+#
+#   docker build -t REGISTRY/ip-masq-agent:0.1.0 .
+#   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/ip-masq-agent:0.1.0 --push .
+#
+# Base image: Debian 12 (bookworm) with Node.js 20, pinned by its full version tag. The digest could
+# not be resolved where this file was written (no registry access); to pin it as well, run
+# `docker buildx imagetools inspect node:20.20.2-bookworm-slim` and build with
+# `--build-arg NODE_IMAGE=node:20.20.2-bookworm-slim@sha256:<digest>`.
+# Rebuild regularly: the apt packages below come from the Debian archive at build time, so a
+# rebuild picks up Debian's security fixes for iptables, nftables and their libraries.
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+
+# Runtime dependencies only (no dev dependencies, no install scripts).
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+
+# Compile the TypeScript sources: src/main.ts becomes dist/src/main.js (package.json's bin).
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+
+FROM ${NODE_IMAGE} AS runtime
+# iptables ships both iptables-legacy and iptables-nft; the agent detects which one the node uses
+# (as kubernetes-sigs/iptables-wrappers does) and calls that one by name, so no wrapper script and
+# no update-alternatives are needed. nftables is for --backend=nftables.
+# npm, npx, corepack and yarn are removed: the agent needs only node, and fewer tools in the
+# image mean fewer CVE reports against it.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables nftables \
+ && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx \
+      /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-*
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/dist/src ./dist/src
+COPY deploy/image/ip-masq-agent /usr/local/bin/ip-masq-agent
+RUN chmod 0755 /usr/local/bin/ip-masq-agent \
+ && ln -s /usr/local/bin/ip-masq-agent /ip-masq-agent \
+ && ln -s /usr/local/bin/ip-masq-agent /usr/bin/ip-masq-agent
+LABEL org.opencontainers.image.title="ip-masq-agent" \
+      org.opencontainers.image.description="Kubernetes IP Masquerade Agent (iptables and nftables)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# No USER: the process stays root inside the container on purpose. Kubernetes grants added
+# capabilities (NET_ADMIN, NET_RAW) only to root in the container: a non-root process gets them
+# in its bounding set but not as effective ones, and iptables/nft would fail with "Permission
+# denied". The DaemonSet drops every other capability, forbids privilege escalation and mounts the
+# root filesystem read-only, so root here can change netfilter rules and little else.
+ENTRYPOINT ["node", "/app/dist/src/main.js"]
