@@ -89,6 +89,13 @@ function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/** Whether every character of `short` appears in `long`, in order. */
+function isSubsequence(short: string, long: string): boolean {
+  let i = 0;
+  for (const c of long) if (c === short[i]) i++;
+  return i === short.length;
+}
+
 /** The known key an unknown one most likely meant, if any is close. */
 export function suggestKey(key: string): ConfigKey | undefined {
   const lower = key.toLowerCase();
@@ -96,7 +103,8 @@ export function suggestKey(key: string): ConfigKey | undefined {
   let bestDistance = Infinity;
   for (const known of CONFIG_KEYS) {
     const k = known.toLowerCase();
-    const d = lower.length >= 4 && (k.includes(lower) || lower.includes(k)) ? 1 : editDistance(lower, k);
+    // An abbreviation (`nonMasqCIDRs`, `resync`) is far in edits but obviously meant.
+    const d = lower.length >= 4 && isSubsequence(lower, k) ? 1 : editDistance(lower, k);
     if (d < bestDistance) {
       best = known;
       bestDistance = d;
@@ -134,11 +142,18 @@ const DEFAULT_TEXT: Record<ConfigKey, string> = {
   resyncInterval: DEFAULT_RESYNC_INTERVAL,
 };
 
+/** The key written at `offset` (quoted or plain), for messages. */
+function keyTextAt(text: string, offset: number): string {
+  const m = /^("(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^:\n]*)/.exec(text.slice(offset));
+  const raw = (m?.[1] ?? '').trim();
+  return /^["']/.test(raw) ? raw.slice(1, -1) : raw;
+}
+
 /** A message for a YAML syntax error, with a hint where a common mistake is behind it. */
 function yamlErrorMessage(err: YAMLError, text: string): string {
   switch (err.code) {
     case 'DUPLICATE_KEY':
-      return `duplicate key ${JSON.stringify(text.slice(err.pos[0], err.pos[1]))}: a key may appear only once`;
+      return `duplicate key ${JSON.stringify(keyTextAt(text, err.pos[0]))}: a key may appear only once`;
     case 'MULTIPLE_DOCS':
       return 'the file holds more than one YAML document (a second "---"); put every key in one document';
     case 'BLOCK_IN_FLOW':
@@ -200,7 +215,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
           written,
           keyPos,
           `unknown key ${JSON.stringify(written)}` +
-            (hint ? `; did you mean ${JSON.stringify(hint)}?` : '') +
+            (hint ? `; did you mean ${JSON.stringify(hint)}?` : '.') +
             ` Known keys: ${CONFIG_KEYS.join(', ')}`,
         ),
       );
@@ -227,7 +242,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
       if (rest.length > 0 && isCollection(valueNode)) node = valueNode.getIn(rest, true);
       const pos = nodeAt(node);
       // A missing value (`key:` and nothing) has no useful range of its own: point at the key.
-      return pos.line === undefined || (isScalar(node) && node.value === null) ? keyPos : pos;
+      return pos.line === undefined || (rest.length === 0 && isScalar(node) && node.value === null) ? keyPos : pos;
     };
     const converted = valueNode === undefined ? { ok: true as const, value: null } : safeToJs(valueNode, doc);
     if (!converted.ok) {
@@ -236,7 +251,9 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     }
     readKey(key, converted.value, locate, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));
   }
-  return { fragment, issues, warnings };
+  // Report in reading order, whichever check found the problem.
+  const byPosition = (a: ConfigIssue, b: ConfigIssue) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+  return { fragment, issues: issues.sort(byPosition), warnings: warnings.sort(byPosition) };
 
   function readKey(
     key: ConfigKey,
@@ -257,28 +274,33 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
         report(rest, locate(rest), schemaMessage(key, rest, zi.code, zi.input, zi.message));
       }
     }
+    // Check every CIDR string of a list even when other items have the wrong type, so one
+    // round of fixes is enough.
+    if (key === 'nonMasqueradeCIDRs' && Array.isArray(value)) {
+      const entries: LocatedCidrEntry[] = [];
+      value.forEach((text: unknown, i) => {
+        if (typeof text !== 'string') return;
+        const pos = locate([i]);
+        try {
+          const cidr = parseCidr(text);
+          if (cidr.family === 'ipv6' && !opts.enableIPv6) {
+            report([i], pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
+            return;
+          }
+          entries.push({ cidr, text: formatCidr(cidr), source, path: formatKeyPath([key, i]), ...pos });
+        } catch (err) {
+          if (!(err instanceof CidrError)) throw err;
+          report([i], pos, err.message);
+        }
+      });
+      if (structureOk) fragment.nonMasqueradeCIDRs = entries;
+      return;
+    }
     if (!structureOk) return;
     const keyPath = formatKeyPath([key]);
     switch (key) {
-      case 'nonMasqueradeCIDRs': {
-        const entries: LocatedCidrEntry[] = [];
-        (value as string[]).forEach((text, i) => {
-          const pos = locate([i]);
-          try {
-            const cidr = parseCidr(text);
-            if (cidr.family === 'ipv6' && !opts.enableIPv6) {
-              report([i], pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
-              return;
-            }
-            entries.push({ cidr, text: formatCidr(cidr), source, path: formatKeyPath([key, i]), ...pos });
-          } catch (err) {
-            if (!(err instanceof CidrError)) throw err;
-            report([i], pos, err.message);
-          }
-        });
-        fragment.nonMasqueradeCIDRs = entries;
+      case 'nonMasqueradeCIDRs':
         return;
-      }
       case 'resyncInterval': {
         const text = value as string;
         try {

@@ -83,3 +83,8 @@ export type ConfigFileInput = z.infer<typeof configSchema>;
 export function configJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(configSchema) as Record<string, unknown>;
 }
+
+/** The exact text of ip-masq-agent.schema.json (2-space JSON and a final newline). */
+export function renderConfigJsonSchema(): string {
+  return `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
+}

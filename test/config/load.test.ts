@@ -1,0 +1,245 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, formatIssue } from '../../src/errors.js';
+import { defaultConfig, hashConfig, type ConfigOptions } from '../../src/config/config.js';
+import { isConfigFileName, loadConfig } from '../../src/config/load.js';
+
+const V4: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };
+const V6: ConfigOptions = { enableIPv6: true, nomasqAllReservedRanges: false };
+
+let root: string;
+let counter = 0;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ip-masq-config-test-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A fresh directory holding the given files. */
+async function dirWith(files: Record<string, string>): Promise<string> {
+  const dir = join(root, `case-${++counter}`);
+  await mkdir(dir);
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+  return dir;
+}
+
+/**
+ * The layout kubelet gives a ConfigMap volume: the data in a timestamped dot-directory, `..data`
+ * pointing at it, and each key a symlink through `..data`.
+ */
+async function kubeletDir(files: Record<string, string>): Promise<string> {
+  const dir = join(root, `kubelet-${++counter}`);
+  const stamp = '..2026_11_26_05_39_00.123456789';
+  await mkdir(join(dir, stamp), { recursive: true });
+  for (const [name, text] of Object.entries(files)) {
+    await writeFile(join(dir, stamp, name), text);
+    await symlink(join('..data', name), join(dir, name));
+  }
+  await symlink(stamp, join(dir, '..data'));
+  return dir;
+}
+
+async function loadError(path: string, opts: ConfigOptions = V4): Promise<ConfigError> {
+  try {
+    await loadConfig(path, opts);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail(`expected a ConfigError loading ${path}`);
+}
+
+const texts = (l: { config: { nonMasqueradeCIDRs: readonly { text: string }[] } }) => l.config.nonMasqueradeCIDRs.map((e) => e.text);
+
+describe('loadConfig from a single path', () => {
+  it('a missing path means defaults', async () => {
+    const loaded = await loadConfig(join(root, 'does-not-exist'), V4);
+    assert.deepEqual(loaded.config, defaultConfig(V4));
+    assert.equal(loaded.usingDefaults, true);
+    assert.deepEqual(loaded.files, []);
+    assert.equal(loaded.hash, hashConfig(defaultConfig(V4)));
+  });
+  it('a file is parsed', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': 'nonMasqueradeCIDRs: [192.0.2.0/24]\nresyncInterval: 5s\n' });
+    const loaded = await loadConfig(join(dir, 'ip-masq-agent'), V4);
+    assert.deepEqual(texts(loaded), ['192.0.2.0/24']);
+    assert.equal(loaded.config.resyncIntervalMs, 5000);
+    assert.equal(loaded.usingDefaults, false);
+    assert.deepEqual(loaded.files, [join(dir, 'ip-masq-agent')]);
+    assert.equal(loaded.config.nonMasqueradeCIDRs[0]!.source, join(dir, 'ip-masq-agent'));
+  });
+  it('an empty file means defaults, and says so', async () => {
+    const dir = await dirWith({ config: '' });
+    const loaded = await loadConfig(join(dir, 'config'), V4);
+    assert.deepEqual(loaded.config, defaultConfig(V4));
+    assert.equal(loaded.usingDefaults, true);
+  });
+  it('a comment-only file means defaults', async () => {
+    const dir = await dirWith({ config: '# nothing here yet\n' });
+    assert.equal((await loadConfig(join(dir, 'config'), V4)).usingDefaults, true);
+  });
+  it('the kubelet symlink layout is followed (path is the key file)', async () => {
+    const dir = await kubeletDir({ 'ip-masq-agent': 'nonMasqueradeCIDRs: [10.244.0.0/16]\n' });
+    const loaded = await loadConfig(join(dir, 'ip-masq-agent'), V4);
+    assert.deepEqual(texts(loaded), ['10.244.0.0/16']);
+  });
+  it('an invalid file is a ConfigError naming the file, line:column and key path', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': 'nonMasqueradeCIDRs:\n  - 10.0.0.1/8\n' });
+    const err = await loadError(join(dir, 'ip-masq-agent'));
+    assert.equal(
+      err.message,
+      `${join(dir, 'ip-masq-agent')}:2:5: nonMasqueradeCIDRs[0]: CIDR "10.0.0.1/8" is not aligned to a CIDR block, ip: "10.0.0.1" network: "10.0.0.0/8"`,
+    );
+  });
+  it('an unreadable file is a ConfigError with the path and the OS reason', { skip: process.getuid?.() === 0 ? 'root reads any file' : false }, async () => {
+    const dir = await dirWith({ 'ip-masq-agent': 'masqLinkLocal: true\n' });
+    const file = join(dir, 'ip-masq-agent');
+    await chmod(file, 0o000);
+    const err = await loadError(file);
+    assert.equal(err.issues[0]!.source, file);
+    assert.match(err.message, /EACCES/);
+  });
+  it('a path that cannot be reached is a ConfigError with the path and the OS reason', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': 'masqLinkLocal: true\n' });
+    const path = join(dir, 'ip-masq-agent', 'config');
+    const err = await loadError(path);
+    assert.equal(err.issues[0]!.source, path);
+    assert.match(err.message, /ENOTDIR/);
+  });
+  it('a dangling symlink inside a config directory is an error, not a silent fallback to defaults', async () => {
+    const dir = await dirWith({});
+    await symlink('..data/ip-masq-agent', join(dir, 'ip-masq-agent'));
+    const err = await loadError(dir);
+    assert.equal(err.issues[0]!.source, join(dir, 'ip-masq-agent'));
+    assert.match(err.message, /ENOENT/);
+  });
+});
+
+describe('loadConfig from a directory', () => {
+  it('reads ip-masq* entries in name order and concatenates the lists', async () => {
+    const dir = await dirWith({
+      'ip-masq-b': 'nonMasqueradeCIDRs: [198.51.100.0/24]\n',
+      'ip-masq-agent': 'nonMasqueradeCIDRs: [10.0.0.0/8]\n',
+      'other-config': 'this is not ours: [\n',
+      '.ip-masq-hidden': 'nonMasqueradeCIDRs: [203.0.113.0/24]\n',
+    });
+    const loaded = await loadConfig(dir, V4);
+    assert.deepEqual(loaded.files, [join(dir, 'ip-masq-agent'), join(dir, 'ip-masq-b')]);
+    assert.deepEqual(texts(loaded), ['10.0.0.0/8', '198.51.100.0/24']);
+    assert.deepEqual(
+      loaded.config.nonMasqueradeCIDRs.map((e) => [e.source, e.path]),
+      [
+        [join(dir, 'ip-masq-agent'), 'nonMasqueradeCIDRs[0]'],
+        [join(dir, 'ip-masq-b'), 'nonMasqueradeCIDRs[0]'],
+      ],
+    );
+    assert.equal(loaded.usingDefaults, false);
+  });
+  it('follows the kubelet ..data symlinks and skips the dot entries', async () => {
+    const dir = await kubeletDir({
+      'ip-masq-agent': 'nonMasqueradeCIDRs: [10.244.0.0/16]\nmasqLinkLocal: true\n',
+      'ip-masq-platform': 'nonMasqueradeCIDRs: [192.0.2.0/24]\n',
+    });
+    const loaded = await loadConfig(dir, V4);
+    assert.deepEqual(texts(loaded), ['10.244.0.0/16', '192.0.2.0/24']);
+    assert.equal(loaded.config.masqLinkLocal, true);
+    assert.deepEqual(loaded.files, [join(dir, 'ip-masq-agent'), join(dir, 'ip-masq-platform')]);
+  });
+  it('no matching file means defaults', async () => {
+    const dir = await dirWith({ 'something-else': 'cidrLimit: 1\n' });
+    const loaded = await loadConfig(dir, V4);
+    assert.deepEqual(loaded.config, defaultConfig(V4));
+    assert.equal(loaded.usingDefaults, true);
+    assert.deepEqual(loaded.files, []);
+  });
+  it('a list absent from every file means defaults; present in one means that list only', async () => {
+    const absent = await dirWith({ 'ip-masq-a': 'masqLinkLocal: true\n', 'ip-masq-b': 'resyncInterval: 30s\n' });
+    const a = await loadConfig(absent, V4);
+    assert.deepEqual(texts(a), ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']);
+    assert.equal(a.config.masqLinkLocal, true);
+    assert.equal(a.config.resyncInterval, '30s');
+    const present = await dirWith({ 'ip-masq-a': 'masqLinkLocal: true\n', 'ip-masq-b': 'nonMasqueradeCIDRs: []\n' });
+    assert.deepEqual(texts(await loadConfig(present, V4)), []);
+  });
+  it('drops a CIDR repeated across files, keeping the first, with a warning naming both files', async () => {
+    const dir = await dirWith({
+      'ip-masq-a': 'nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24]\n',
+      'ip-masq-b': 'nonMasqueradeCIDRs:\n  - 198.51.100.0/24\n  - 10.0.0.0/8\n',
+    });
+    const loaded = await loadConfig(dir, V4);
+    assert.deepEqual(texts(loaded), ['10.0.0.0/8', '192.0.2.0/24', '198.51.100.0/24']);
+    assert.equal(loaded.config.nonMasqueradeCIDRs[0]!.source, join(dir, 'ip-masq-a'));
+    assert.equal(loaded.warnings.length, 1);
+    const w = loaded.warnings[0]!;
+    assert.equal(w.source, join(dir, 'ip-masq-b'));
+    assert.equal(w.line, 3);
+    assert.ok(w.message.includes(join(dir, 'ip-masq-a')) && w.message.includes(join(dir, 'ip-masq-b')), w.message);
+  });
+  it('the same scalar value in two files is fine', async () => {
+    const dir = await dirWith({ 'ip-masq-a': 'resyncInterval: 60s\n', 'ip-masq-b': 'resyncInterval: 1m\n' });
+    assert.equal((await loadConfig(dir, V4)).config.resyncIntervalMs, 60_000);
+  });
+  it('a scalar set to different values in two files is a ConfigError naming both files and the key', async () => {
+    const dir = await dirWith({
+      'ip-masq-a': 'masqLinkLocal: true\ncidrLimit: 10\n',
+      'ip-masq-b': 'masqLinkLocal: false\ncidrLimit: 10\n',
+    });
+    const err = await loadError(dir);
+    assert.equal(err.issues.length, 1);
+    const issue = err.issues[0]!;
+    assert.equal(issue.source, join(dir, 'ip-masq-b'));
+    assert.equal(issue.path, 'masqLinkLocal');
+    assert.equal(issue.line, 1);
+    assert.ok(issue.message.includes(`${join(dir, 'ip-masq-a')}:1:16`), formatIssue(issue));
+  });
+  it('cidrLimit applies to the merged list', async () => {
+    const dir = await dirWith({
+      'ip-masq-a': 'cidrLimit: 2\nnonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24]\n',
+      'ip-masq-b': 'nonMasqueradeCIDRs: [10.0.0.0/8, "2001:db8::/32"]\n',
+    });
+    const err = await loadError(dir, V6);
+    assert.equal(err.issues.length, 1);
+    assert.equal(err.issues[0]!.source, join(dir, 'ip-masq-b'));
+    assert.equal(err.issues[0]!.path, 'nonMasqueradeCIDRs[1]');
+    assert.match(err.message, /up to 2 CIDRs \(excluding link-local\), but got 3 CIDRs/);
+  });
+  it('errors from every file are reported together', async () => {
+    const dir = await dirWith({ 'ip-masq-a': 'nonMasqueradeCIDR: []\n', 'ip-masq-b': 'nonMasqueradeCIDRs: [fc00::/7]\n' });
+    const err = await loadError(dir);
+    assert.deepEqual(err.issues.map((i) => i.source), [join(dir, 'ip-masq-a'), join(dir, 'ip-masq-b')]);
+    assert.match(err.message, /did you mean "nonMasqueradeCIDRs"/);
+    assert.match(err.message, /ipv6 is not enabled, but ipv6 cidr fc00::\/7 provided/);
+  });
+  it('the hash changes with the content, and not with the layout', async () => {
+    const one = await dirWith({ 'ip-masq-agent': 'nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24]\n' });
+    const two = await dirWith({ 'ip-masq-a': 'nonMasqueradeCIDRs: [10.0.0.0/8]\n', 'ip-masq-b': 'nonMasqueradeCIDRs: [192.0.2.0/24]\n' });
+    const three = await dirWith({ 'ip-masq-agent': 'nonMasqueradeCIDRs: [192.0.2.0/24, 10.0.0.0/8]\n' });
+    const [h1, h2, h3] = await Promise.all([one, two, three].map(async (d) => (await loadConfig(d, V4)).hash));
+    assert.equal(h1, h2);
+    assert.notEqual(h1, h3); // rule order matters
+  });
+  it('a subdirectory named ip-masq* is skipped with a warning', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': 'masqLinkLocal: true\n' });
+    await mkdir(join(dir, 'ip-masq-old'));
+    const loaded = await loadConfig(dir, V4);
+    assert.deepEqual(loaded.files, [join(dir, 'ip-masq-agent')]);
+    assert.match(loaded.warnings[0]!.message, /not a regular file/);
+  });
+});
+
+describe('isConfigFileName', () => {
+  const cases: [string, boolean][] = [
+    ['ip-masq-agent', true],
+    ['ip-masq-platform', true],
+    ['ip-masq', true],
+    ['..data', false],
+    ['.ip-masq-agent', false],
+    ['config', false],
+    ['my-ip-masq', false],
+  ];
+  for (const [name, want] of cases) it(`${name}: ${want}`, () => assert.equal(isConfigFileName(name), want));
+});
