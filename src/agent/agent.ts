@@ -1,0 +1,253 @@
+import { createHash } from 'node:crypto';
+import type { Backend, OwnedState } from '../backends/backend.js';
+import type { MasqConfig } from '../config/config.js';
+import type { LoadedConfig } from '../config/load.js';
+import { ConfigError, CommandError } from '../errors.js';
+import type { Family } from '../net/cidr.js';
+import type { Logger } from '../observe/log.js';
+import { buildPolicy, type PolicyOptions } from '../policy.js';
+import type { Clock } from './clock.js';
+
+/** What the agent needs from the world; `main` builds the real ones, tests build fakes. */
+export interface AgentDeps {
+  /** Reads and validates the config; throws ConfigError when it cannot be used. */
+  readonly loadConfig: () => Promise<LoadedConfig>;
+  /** The built-in defaults, used when the very first config read is invalid. */
+  readonly defaultConfig: () => MasqConfig;
+  readonly backend: Backend;
+  readonly policyOptions: PolicyOptions;
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** Called after every sync with what happened, e.g. to update metrics. */
+  readonly onSync?: (report: SyncReport) => void;
+}
+
+/** The outcome of one family in one sync. */
+export type FamilyResult = 'unchanged' | 'applied' | 'repaired' | 'error';
+
+/** What one sync did. */
+export interface SyncReport {
+  readonly reason: string;
+  readonly at: number;
+  readonly configValid: boolean;
+  readonly families: readonly { family: Family; result: FamilyResult; durationMs: number; rules: number; error?: string }[];
+}
+
+/** Per-family health, as /healthz, /readyz and metrics report it. */
+export interface FamilyStatus {
+  lastAttemptAt: number | undefined;
+  lastSuccessAt: number | undefined;
+  lastError: string | undefined;
+  consecutiveFailures: number;
+  rules: number;
+  driftRepairs: number;
+}
+
+/** A snapshot of the agent's state. */
+export interface AgentStatus {
+  readonly configValid: boolean;
+  readonly configErrors: readonly string[];
+  readonly usingDefaults: boolean;
+  readonly configHash: string;
+  readonly configFiles: readonly string[];
+  readonly resyncIntervalMs: number;
+  readonly lastSyncAt: number | undefined;
+  readonly families: ReadonlyMap<Family, Readonly<FamilyStatus>>;
+}
+
+/** The running agent. */
+export interface Agent {
+  /** Syncs now (config and rules); concurrent calls coalesce into at most one more run. */
+  sync(reason: string): Promise<SyncReport>;
+  /** First sync, then every resyncInterval of the config in force. */
+  start(): Promise<SyncReport>;
+  /** Stops the timer; rules stay in place. Waits for a running sync. */
+  stop(): Promise<void>;
+  status(): AgentStatus;
+}
+
+function hashConfig(c: MasqConfig): string {
+  const stable = { ...c, nonMasqueradeCIDRs: c.nonMasqueradeCIDRs.map((e) => e.text) };
+  return createHash('sha256').update(JSON.stringify(stable)).digest('hex');
+}
+
+function sameLines(a: OwnedState, b: OwnedState): boolean {
+  return a.length === b.length && a.every((l, i) => l === b[i]);
+}
+
+function describeError(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Creates the agent: one single-flight sync, triggered by start, the timer, and callers. */
+export function createAgent(deps: AgentDeps): Agent {
+  const { backend, log, clock } = deps;
+  let config: MasqConfig | undefined;
+  let configHash = '';
+  let configFiles: readonly string[] = [];
+  let usingDefaults = false;
+  let configErrors: readonly string[] = [];
+  let lastErrorText = '';
+  let lastSyncAt: number | undefined;
+  const families = new Map<Family, FamilyStatus>();
+  /** The expected state each family was last written to, to tell drift from a config change. */
+  const written = new Map<Family, OwnedState>();
+  let inflight: Promise<SyncReport> | undefined;
+  let queued: Promise<SyncReport> | undefined;
+  let cancelTimer: (() => void) | undefined;
+  let running = false;
+
+  const familyStatus = (f: Family): FamilyStatus => {
+    let s = families.get(f);
+    if (!s) {
+      s = { lastAttemptAt: undefined, lastSuccessAt: undefined, lastError: undefined, consecutiveFailures: 0, rules: 0, driftRepairs: 0 };
+      families.set(f, s);
+    }
+    return s;
+  };
+
+  async function refreshConfig(): Promise<boolean> {
+    try {
+      const loaded = await deps.loadConfig();
+      for (const w of loaded.warnings) log.warn('config warning', { source: w.source, path: w.path, line: w.line, message: w.message });
+      const hash = hashConfig(loaded.config);
+      if (hash !== configHash || configErrors.length > 0) {
+        log.info(loaded.usingDefaults ? 'config applied: defaults in use (no config file)' : 'config applied', {
+          files: loaded.files,
+          config: { ...loaded.config, nonMasqueradeCIDRs: loaded.config.nonMasqueradeCIDRs.map((e) => e.text) },
+        });
+      }
+      config = loaded.config;
+      configHash = hash;
+      configFiles = loaded.files;
+      usingDefaults = loaded.usingDefaults;
+      configErrors = [];
+      lastErrorText = '';
+      return true;
+    } catch (e) {
+      const issues = e instanceof ConfigError ? e.message.split('\n') : [describeError(e)];
+      const text = issues.join('\n');
+      configErrors = issues;
+      if (config === undefined) {
+        config = deps.defaultConfig();
+        configHash = hashConfig(config);
+        configFiles = [];
+        usingDefaults = true;
+        log.error('config rejected on first start; applying the built-in defaults until it is fixed', { errors: issues });
+      } else if (text !== lastErrorText) {
+        log.error('config rejected; keeping the last good config and its rules', { errors: issues });
+      }
+      lastErrorText = text;
+      return false;
+    }
+  }
+
+  async function syncFamily(policy: ReturnType<typeof buildPolicy>['families'][number]): Promise<SyncReport['families'][number]> {
+    const f = policy.family;
+    const st = familyStatus(f);
+    const started = clock.now();
+    st.lastAttemptAt = started;
+    const want = backend.expected(policy);
+    try {
+      const have = await backend.read(f);
+      let result: FamilyResult = 'unchanged';
+      if (!sameLines(have, want)) {
+        await backend.apply(policy);
+        const prev = written.get(f);
+        if (prev && sameLines(prev, want)) {
+          result = 'repaired';
+          st.driftRepairs++;
+          log.warn('rules drifted from what the agent wrote; restored them', { family: f, backend: backend.name, found: have.length, restored: want.length });
+        } else {
+          result = 'applied';
+          log.info('rules applied', { family: f, backend: backend.name, rules: want.length > 200 ? `${want.length} lines` : want });
+        }
+      } else if (!written.has(f)) {
+        log.info('rules already in place', { family: f, backend: backend.name, rules: want.length });
+      }
+      written.set(f, want);
+      if (st.consecutiveFailures > 0) log.info('sync recovered', { family: f, after: st.consecutiveFailures });
+      st.lastSuccessAt = clock.now();
+      st.lastError = undefined;
+      st.consecutiveFailures = 0;
+      st.rules = want.length;
+      return { family: f, result, durationMs: clock.now() - started, rules: want.length };
+    } catch (e) {
+      const msg = describeError(e);
+      if (st.lastError !== msg) {
+        log.error('sync failed; the rules in place stay, next attempt at the next resync', {
+          family: f,
+          backend: backend.name,
+          error: msg,
+          ...(e instanceof CommandError ? { failure: e.failure, exitCode: e.exitCode } : {}),
+        });
+      }
+      st.lastError = msg;
+      st.consecutiveFailures++;
+      return { family: f, result: 'error', durationMs: clock.now() - started, rules: st.rules, error: msg };
+    }
+  }
+
+  async function syncOnce(reason: string): Promise<SyncReport> {
+    const configValid = await refreshConfig();
+    const policy = buildPolicy(config ?? deps.defaultConfig(), deps.policyOptions);
+    // Families are independent: one failing never stops the other.
+    const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
+    lastSyncAt = clock.now();
+    const report: SyncReport = { reason, at: lastSyncAt, configValid, families: results };
+    log.debug('sync done', { reason, families: results.map((r) => `${r.family}:${r.result}`) });
+    deps.onSync?.(report);
+    return report;
+  }
+
+  function arm(): void {
+    cancelTimer?.();
+    if (!running) return;
+    cancelTimer = clock.setTimer(config?.resyncIntervalMs ?? 60_000, () => void sync('resync'));
+  }
+
+  function run(reason: string): Promise<SyncReport> {
+    const p: Promise<SyncReport> = syncOnce(reason).finally(() => {
+      if (inflight === p) inflight = undefined;
+      arm();
+    });
+    inflight = p;
+    return p;
+  }
+
+  function sync(reason: string): Promise<SyncReport> {
+    if (!inflight) return run(reason);
+    // One run at a time; every trigger during a run folds into a single run after it.
+    queued ??= inflight
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return run(reason);
+      });
+    return queued;
+  }
+
+  return {
+    sync,
+    start: () => {
+      running = true;
+      return sync('start');
+    },
+    stop: async () => {
+      running = false;
+      cancelTimer?.();
+      cancelTimer = undefined;
+      await inflight?.catch(() => undefined);
+    },
+    status: () => ({
+      configValid: configErrors.length === 0,
+      configErrors,
+      usingDefaults,
+      configHash,
+      configFiles,
+      resyncIntervalMs: config?.resyncIntervalMs ?? 60_000,
+      lastSyncAt,
+      families,
+    }),
+  };
+}

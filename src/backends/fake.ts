@@ -1,0 +1,60 @@
+import type { Family } from '../net/cidr.js';
+import type { FamilyPolicy } from '../policy-types.js';
+import type { Backend, OwnedState } from './backend.js';
+
+/** An in-memory backend with the real ones' semantics, for unit tests of the agent. */
+export interface FakeBackend extends Backend {
+  /** The state each family holds now; tests may overwrite it to simulate damage. */
+  readonly tables: Map<Family, OwnedState>;
+  /** Number of apply() calls that wrote something, per family. */
+  readonly writes: Map<Family, number>;
+  /** Makes the next `count` apply() calls of a family (or all families) throw `error`. */
+  failNextApplies(count: number, error: Error, family?: Family): void;
+  /** Makes the next `count` read() calls throw `error`. */
+  failNextReads(count: number, error: Error, family?: Family): void;
+}
+
+/** Renders a policy as lines; readable in test failures and unique per policy. */
+function renderFake(p: FamilyPolicy): string[] {
+  const exempt = p.exempt.map((r) => `return ${r.text}`);
+  const ports = p.toPorts.map((r) => r.text).join(',');
+  return [`jump`, ...exempt, `masquerade${p.randomFully ? ' random-fully' : ''}${ports ? ` to-ports ${ports}` : ''}`];
+}
+
+/** Creates a fake backend; apply is atomic (all or nothing), cleanup idempotent. */
+export function createFakeBackend(): FakeBackend {
+  const tables = new Map<Family, OwnedState>();
+  const writes = new Map<Family, number>();
+  const applyFailures: { family: Family | undefined; error: Error }[] = [];
+  const readFailures: { family: Family | undefined; error: Error }[] = [];
+  const takeFailure = (queue: typeof applyFailures, family: Family): Error | undefined => {
+    const i = queue.findIndex((f) => f.family === undefined || f.family === family);
+    return i < 0 ? undefined : queue.splice(i, 1)[0]?.error;
+  };
+  return {
+    name: 'fake',
+    tables,
+    writes,
+    expected: (p) => renderFake(p),
+    read: async (family) => {
+      const err = takeFailure(readFailures, family);
+      if (err) throw err;
+      return tables.get(family) ?? [];
+    },
+    apply: async (p) => {
+      const err = takeFailure(applyFailures, p.family);
+      if (err) throw err;
+      tables.set(p.family, renderFake(p));
+      writes.set(p.family, (writes.get(p.family) ?? 0) + 1);
+    },
+    cleanup: async (family) => {
+      tables.delete(family);
+    },
+    failNextApplies(count, error, family) {
+      for (let i = 0; i < count; i++) applyFailures.push({ family, error });
+    },
+    failNextReads(count, error, family) {
+      for (let i = 0; i < count; i++) readFailures.push({ family, error });
+    },
+  };
+}

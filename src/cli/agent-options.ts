@@ -1,0 +1,53 @@
+import { UsageError } from '../errors.js';
+import { parseToPorts, type PolicyOptions } from '../policy.js';
+import type { ConfigOptions } from '../config/config.js';
+import type { ParsedFlags } from './flags.js';
+
+/** Which netfilter backend to use. */
+export type BackendChoice = 'iptables' | 'nftables' | 'auto';
+/** Which iptables variant to drive. */
+export type IptablesMode = 'auto' | 'legacy' | 'nft';
+
+/** Everything the agent takes from its flags, typed and validated. */
+export interface AgentOptions {
+  readonly configPath: string;
+  readonly chain: string;
+  readonly config: ConfigOptions;
+  readonly policy: PolicyOptions;
+  readonly backend: BackendChoice;
+  readonly iptablesMode: IptablesMode;
+  readonly healthzBindAddress: string;
+  readonly metricsBindAddress: string;
+  readonly verbosity: number;
+}
+
+/** iptables chain names: at most 28 characters, no blanks or quotes, not an option. */
+export function validateChainName(name: string): string {
+  if (!/^[A-Za-z0-9_.:+-]{1,28}$/.test(name) || name.startsWith('-')) {
+    throw new UsageError(
+      `--masq-chain: "${name}" is not a usable chain name; use 1 to 28 letters, digits, "-", "_" or ".", not starting with "-"`,
+    );
+  }
+  if (['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(name)) {
+    throw new UsageError(`--masq-chain: "${name}" is a built-in chain; the agent needs a chain of its own`);
+  }
+  return name;
+}
+
+/** Turns parsed flags into typed agent options; throws UsageError on a bad value. */
+export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
+  const get = (name: string): string => flags.values.get(name) ?? '';
+  const bool = (name: string): boolean => get(name) === 'true';
+  const enableIPv6 = bool('enable-ipv6');
+  return {
+    configPath: get('config'),
+    chain: validateChainName(get('masq-chain')),
+    config: { enableIPv6, nomasqAllReservedRanges: bool('nomasq-all-reserved-ranges') },
+    policy: { enableIPv6, randomFully: bool('random-fully'), toPorts: parseToPorts(get('to-ports')) },
+    backend: get('backend') as BackendChoice,
+    iptablesMode: get('iptables-mode') as IptablesMode,
+    healthzBindAddress: get('healthz-bind-address'),
+    metricsBindAddress: get('metrics-bind-address'),
+    verbosity: Number(get('v')),
+  };
+}

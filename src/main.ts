@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// Composition root: the only place that builds real dependencies and touches `process`.
+import { statSync } from 'node:fs';
+import { createAgent } from './agent/agent.js';
+import { systemClock } from './agent/clock.js';
+import { watchConfig } from './agent/watch.js';
+import { selectBackend } from './backends/select.js';
+import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js';
+import { formatFlagHelp, parseFlags } from './cli/flags.js';
+import { defaultConfig } from './config/config.js';
+import { loadConfig } from './config/load.js';
+import { UsageError } from './errors.js';
+import { createRunner, type Runner } from './exec/runner.js';
+import { createLogger, type Logger } from './observe/log.js';
+import { readVersion } from './version.js';
+
+const USAGE = `Usage: ip-masq-agent [flags]
+
+Runs the IP masquerade agent: keeps the nat rules that masquerade pod traffic to destinations
+outside the non-masquerade CIDRs, from the config file, re-applied every resyncInterval and on
+every config change.
+
+Flags:
+`;
+
+function tracingRunner(runner: Runner, log: Logger): Runner {
+  return async (argv, options) => {
+    const started = Date.now();
+    try {
+      return await runner(argv, options);
+    } finally {
+      log.trace('command', { argv, ms: Date.now() - started });
+    }
+  };
+}
+
+async function runAgent(opts: AgentOptions, version: string): Promise<void> {
+  const log = createLogger(opts.verbosity);
+  log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
+  const runner = tracingRunner(createRunner(), log);
+  let backend;
+  try {
+    backend = await selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log });
+  } catch (e) {
+    log.error('cannot start: no usable netfilter backend', { error: (e as Error).message });
+    process.exit(1);
+  }
+  const agent = createAgent({
+    loadConfig: () => loadConfig(opts.configPath, opts.config),
+    defaultConfig: () => defaultConfig(opts.config),
+    backend,
+    policyOptions: opts.policy,
+    log,
+    clock: systemClock,
+  });
+  const isDirectory = (): boolean => {
+    try {
+      return statSync(opts.configPath).isDirectory();
+    } catch {
+      return false;
+    }
+  };
+  const stopWatching = watchConfig({ path: opts.configPath, isDirectory, onChange: () => void agent.sync('config changed'), clock: systemClock, log });
+  const shutdown = (signal: string): void => {
+    log.info('stopping; rules stay in place', { signal });
+    stopWatching();
+    // Exit promptly: a running sync is atomic per family, so stopping mid-way leaves valid rules.
+    const force = setTimeout(() => process.exit(0), 1000);
+    force.unref();
+    void agent.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading config');
+    void agent.sync('SIGHUP');
+  });
+  await agent.start();
+}
+
+/** Entry point: parses argv and runs the agent. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const version = readVersion();
+  let opts: AgentOptions;
+  try {
+    const flags = parseFlags(argv);
+    if (flags.help) {
+      process.stdout.write(`${USAGE}${formatFlagHelp()}\n`);
+      return 0;
+    }
+    if (flags.version) {
+      process.stdout.write(`ip-masq-agent ${version}\n`);
+      return 0;
+    }
+    if (flags.positional.length > 0) throw new UsageError(`unexpected argument "${flags.positional[0]}"`);
+    opts = agentOptionsFromFlags(flags);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`ip-masq-agent: ${e.message}\nRun 'ip-masq-agent --help' for usage.\n`);
+      return 2;
+    }
+    throw e;
+  }
+  await runAgent(opts, version);
+  return -1; // keeps running
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (e: unknown) => {
+    process.stderr.write(`ip-masq-agent: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,75 @@
+import type { MasqConfig } from './config/config.js';
+import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContains, formatCidr, parseCidr, type Family, type IpAddress } from './net/cidr.js';
+import type { ExemptRange, FamilyPolicy, Policy, PortRange } from './policy-types.js';
+import { UsageError } from './errors.js';
+
+export type { ExemptRange, FamilyPolicy, Policy, PortRange } from './policy-types.js';
+
+/** Agent flags that shape the rules, beyond the config file. */
+export interface PolicyOptions {
+  readonly enableIPv6: boolean;
+  readonly randomFully: boolean;
+  readonly toPorts: readonly PortRange[];
+}
+
+function builtIn(text: string): ExemptRange {
+  const cidr = parseCidr(text);
+  return { cidr, text: formatCidr(cidr), reason: 'link-local', source: 'built-in', path: '' };
+}
+
+const LINK_LOCAL: Record<Family, ExemptRange> = { ipv4: builtIn(LINK_LOCAL_V4), ipv6: builtIn(LINK_LOCAL_V6) };
+
+/** Turns a config and the flags into per-family rules: link-local first, then config order. */
+export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy {
+  const family = (f: Family, masqLinkLocal: boolean): FamilyPolicy => ({
+    family: f,
+    exempt: [
+      ...(masqLinkLocal ? [] : [LINK_LOCAL[f]]),
+      ...config.nonMasqueradeCIDRs
+        .filter((e) => e.cidr.family === f)
+        .map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path })),
+    ],
+    randomFully: options.randomFully,
+    toPorts: options.toPorts,
+  });
+  const families = [family('ipv4', config.masqLinkLocal)];
+  if (options.enableIPv6) families.push(family('ipv6', config.masqLinkLocalIPv6));
+  return { families };
+}
+
+/** Parses `--to-ports` (`1024-29999,32768-65535`, or single ports); empty text means none. */
+export function parseToPorts(text: string): PortRange[] {
+  if (text.trim() === '') return [];
+  return text.split(',').map((part) => {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
+    const from = Number(m?.[1]);
+    const to = m?.[2] === undefined ? from : Number(m[2]);
+    if (!m || from < 1 || to > 65535 || from > to) {
+      throw new UsageError(
+        `--to-ports: "${part}" is not a port range; write PORT or FROM-TO with 1 <= FROM <= TO <= 65535, comma-separated (e.g. 1024-29999,32768-65535)`,
+      );
+    }
+    return { from, to, text: from === to ? `${from}` : `${from}-${to}` };
+  });
+}
+
+/** Why a destination is or is not masqueraded. */
+export type Verdict =
+  | { readonly masquerade: false; readonly reason: 'local'; readonly family: Family }
+  | { readonly masquerade: false; readonly reason: 'exempt'; readonly family: Family; readonly match: ExemptRange }
+  | { readonly masquerade: false; readonly reason: 'family-disabled'; readonly family: Family }
+  | { readonly masquerade: true; readonly reason: 'default'; readonly family: Family; readonly randomFully: boolean; readonly toPorts: readonly PortRange[] };
+
+/**
+ * Decides, as the rules do, whether traffic from a pod to `ip` is masqueraded: local
+ * destinations never reach our chain; the first exempt range that contains the address wins;
+ * everything else is masqueraded.
+ */
+export function explainDestination(policy: Policy, ip: IpAddress, isLocal: (ip: IpAddress) => boolean = () => false): Verdict {
+  const fp = policy.families.find((f) => f.family === ip.family);
+  if (!fp) return { masquerade: false, reason: 'family-disabled', family: ip.family };
+  if (isLocal(ip)) return { masquerade: false, reason: 'local', family: ip.family };
+  const match = fp.exempt.find((r) => cidrContains(r.cidr, ip));
+  if (match) return { masquerade: false, reason: 'exempt', family: ip.family, match };
+  return { masquerade: true, reason: 'default', family: ip.family, randomFully: fp.randomFully, toPorts: fp.toPorts };
+}

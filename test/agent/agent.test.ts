@@ -1,0 +1,192 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createAgent, type AgentDeps } from '../../src/agent/agent.js';
+import { createFakeBackend } from '../../src/backends/fake.js';
+import { defaultConfig, type ConfigOptions } from '../../src/config/config.js';
+import { parseConfigText } from '../../src/config/parse.js';
+import type { LoadedConfig } from '../../src/config/load.js';
+import { CommandError, ConfigError } from '../../src/errors.js';
+import { createMemoryLogger } from '../../src/observe/log.js';
+import { createFakeClock } from './fake-clock.js';
+
+const OPTS: ConfigOptions = { enableIPv6: true, nomasqAllReservedRanges: false };
+
+/** A config source the test can rewrite: YAML text, `null` for a missing file. */
+function harness(initial: string | null, extra: Partial<AgentDeps> = {}) {
+  let text: string | null = initial;
+  const backend = createFakeBackend();
+  const clock = createFakeClock();
+  const log = createMemoryLogger();
+  const loadConfig = async (): Promise<LoadedConfig> => {
+    if (text === null) {
+      return { config: defaultConfig(OPTS), warnings: [], files: [], usingDefaults: true, hash: 'defaults' };
+    }
+    const parsed = parseConfigText(text, '/etc/config/ip-masq-agent', OPTS);
+    return { config: parsed.config, warnings: parsed.warnings, files: ['/etc/config/ip-masq-agent'], usingDefaults: false, hash: text };
+  };
+  const agent = createAgent({
+    loadConfig,
+    defaultConfig: () => defaultConfig(OPTS),
+    backend,
+    policyOptions: { enableIPv6: true, randomFully: true, toPorts: [] },
+    log,
+    clock,
+    ...extra,
+  });
+  return {
+    agent,
+    backend,
+    clock,
+    log,
+    setText: (t: string | null) => {
+      text = t;
+    },
+  };
+}
+
+const ipv4Rules = (h: ReturnType<typeof harness>) => h.backend.tables.get('ipv4') ?? [];
+
+test('start applies the config to both families and reports success', async () => {
+  const h = harness('nonMasqueradeCIDRs: [10.0.0.0/8, "2001:db8::/32"]\n');
+  const r = await h.agent.start();
+  assert.deepEqual(r.families.map((f) => [f.family, f.result]), [['ipv4', 'applied'], ['ipv6', 'applied']]);
+  assert.deepEqual(ipv4Rules(h), ['jump', 'return 169.254.0.0/16', 'return 10.0.0.0/8', 'masquerade random-fully']);
+  assert.deepEqual(h.backend.tables.get('ipv6'), ['jump', 'return fe80::/10', 'return 2001:db8::/32', 'masquerade random-fully']);
+  const st = h.agent.status();
+  assert.equal(st.configValid, true);
+  assert.ok(st.families.get('ipv4')?.lastSuccessAt !== undefined);
+  await h.agent.stop();
+});
+
+test('1,000 quiet resyncs rewrite nothing and log nothing new', async () => {
+  const h = harness('nonMasqueradeCIDRs: [10.0.0.0/8]\n');
+  await h.agent.start();
+  const logged = h.log.entries.filter((e) => e.level !== 'debug').length;
+  for (let i = 0; i < 1000; i++) await h.agent.sync('resync');
+  assert.equal(h.backend.writes.get('ipv4'), 1);
+  assert.equal(h.backend.writes.get('ipv6'), 1);
+  assert.equal(h.log.entries.filter((e) => e.level !== 'debug').length, logged);
+  await h.agent.stop();
+});
+
+test('damage by a third party is repaired at the next resync, counted and logged', async () => {
+  const h = harness(null);
+  await h.agent.start();
+  const good = ipv4Rules(h);
+  h.backend.tables.set('ipv4', []);
+  const r = await h.agent.sync('resync');
+  assert.equal(r.families.find((f) => f.family === 'ipv4')?.result, 'repaired');
+  assert.deepEqual(ipv4Rules(h), good);
+  assert.equal(h.agent.status().families.get('ipv4')?.driftRepairs, 1);
+  assert.ok(h.log.entries.some((e) => e.level === 'warn' && /drifted/.test(e.msg)));
+  await h.agent.stop();
+});
+
+test('an invalid config keeps the last good rules, keeps healing them, and reports the error once', async () => {
+  const h = harness('nonMasqueradeCIDRs: [192.0.2.0/24]\n');
+  await h.agent.start();
+  const good = ipv4Rules(h);
+  h.setText('nonMasqueradeCIDRs: [192.0.2.0/33]\n');
+  for (let i = 0; i < 5; i++) {
+    const r = await h.agent.sync('resync');
+    assert.equal(r.configValid, false);
+  }
+  assert.deepEqual(ipv4Rules(h), good);
+  const st = h.agent.status();
+  assert.equal(st.configValid, false);
+  assert.match(st.configErrors.join('\n'), /192\.0\.2\.0\/33/);
+  assert.equal(h.log.entries.filter((e) => e.level === 'error' && /config rejected/.test(e.msg)).length, 1);
+  // Rule decay while the config is bad is still healed with the last good config.
+  h.backend.tables.set('ipv4', ['jump']);
+  await h.agent.sync('resync');
+  assert.deepEqual(ipv4Rules(h), good);
+  // Fixing the file applies it.
+  h.setText('nonMasqueradeCIDRs: [198.51.100.0/24]\n');
+  await h.agent.sync('resync');
+  assert.equal(h.agent.status().configValid, true);
+  assert.ok(ipv4Rules(h).includes('return 198.51.100.0/24'));
+  await h.agent.stop();
+});
+
+test('an invalid config on first start applies the built-in defaults and says so loudly', async () => {
+  const h = harness('nonMasqueradeCIDR: [10.0.0.0/8]\n');
+  await h.agent.start();
+  assert.deepEqual(ipv4Rules(h), ['jump', 'return 169.254.0.0/16', 'return 10.0.0.0/8', 'return 172.16.0.0/12', 'return 192.168.0.0/16', 'masquerade random-fully']);
+  const err = h.log.entries.find((e) => e.level === 'error');
+  assert.ok(err && /first start/.test(err.msg), JSON.stringify(h.log.entries));
+  assert.equal(h.agent.status().configValid, false);
+  assert.equal(h.agent.status().usingDefaults, true);
+  await h.agent.stop();
+});
+
+test('a missing file means defaults, and removing the file brings the defaults back', async () => {
+  const h = harness('nonMasqueradeCIDRs: []\n');
+  await h.agent.start();
+  assert.deepEqual(ipv4Rules(h), ['jump', 'return 169.254.0.0/16', 'masquerade random-fully']);
+  h.setText(null);
+  await h.agent.sync('resync');
+  assert.ok(ipv4Rules(h).includes('return 172.16.0.0/12'));
+  assert.equal(h.agent.status().usingDefaults, true);
+  assert.ok(h.log.entries.some((e) => /defaults in use/.test(e.msg)));
+  await h.agent.stop();
+});
+
+test('an IPv4 failure does not block IPv6, and the failure is reported until it recovers', async () => {
+  const h = harness(null);
+  h.backend.failNextApplies(2, new CommandError(['iptables-restore'], 4, 'lock', 'lock-busy', 'iptables-restore: lock busy'), 'ipv4');
+  const r = await h.agent.start();
+  assert.deepEqual(r.families.map((f) => [f.family, f.result]), [['ipv4', 'error'], ['ipv6', 'applied']]);
+  assert.equal(h.agent.status().families.get('ipv4')?.consecutiveFailures, 1);
+  await h.agent.sync('resync');
+  assert.equal(h.agent.status().families.get('ipv4')?.consecutiveFailures, 2);
+  const ok = await h.agent.sync('resync');
+  assert.equal(ok.families[0]?.result, 'applied');
+  assert.equal(h.agent.status().families.get('ipv4')?.consecutiveFailures, 0);
+  assert.ok(h.log.entries.some((e) => e.msg === 'sync recovered'));
+  await h.agent.stop();
+});
+
+test('the resync timer follows resyncInterval from the config and stops on stop()', async () => {
+  const h = harness('resyncInterval: 30s\n');
+  await h.agent.start();
+  h.backend.tables.set('ipv4', []);
+  h.clock.advance(29_999);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(ipv4Rules(h), []);
+  h.clock.advance(1);
+  await h.agent.sync('probe'); // waits for the timer's sync to finish
+  assert.ok(ipv4Rules(h).length > 0);
+  await h.agent.stop();
+  assert.equal(h.clock.pending(), 0);
+});
+
+test('concurrent triggers fold into at most one more run', async () => {
+  const h = harness(null);
+  let loads = 0;
+  const slow = createAgent({
+    loadConfig: async () => {
+      loads++;
+      await new Promise((r) => setImmediate(r));
+      return { config: defaultConfig(OPTS), warnings: [], files: [], usingDefaults: true, hash: 'd' };
+    },
+    defaultConfig: () => defaultConfig(OPTS),
+    backend: h.backend,
+    policyOptions: { enableIPv6: false, randomFully: false, toPorts: [] },
+    log: h.log,
+    clock: h.clock,
+  });
+  const runs = [slow.sync('a'), slow.sync('b'), slow.sync('c'), slow.sync('d')];
+  await Promise.all(runs);
+  assert.equal(loads, 2);
+  await slow.stop();
+});
+
+test('ConfigError messages reach the status with file, line and key path', async () => {
+  const h = harness('nonMasqueradeCIDRs:\n  - 10.0.0.0/8\n  - abcdefg\n');
+  await h.agent.start();
+  const text = h.agent.status().configErrors.join('\n');
+  assert.match(text, /\/etc\/config\/ip-masq-agent:3:\d+/);
+  assert.match(text, /nonMasqueradeCIDRs\[1\]/);
+  assert.ok(new ConfigError([]) instanceof Error);
+  await h.agent.stop();
+});

@@ -1,0 +1,112 @@
+// The shared Backend contract: every implementation (fake, iptables, nftables) must pass it.
+// Call runBackendContract from a test file with a factory that gives a backend on a clean host.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Backend } from '../../src/backends/backend.js';
+import type { FamilyPolicy, ExemptRange } from '../../src/policy-types.js';
+import { parseCidr, formatCidr } from '../../src/net/cidr.js';
+import type { Family } from '../../src/net/cidr.js';
+
+/** A fresh backend on a clean host, plus a way to damage what it owns and to dispose of it. */
+export interface ContractSubject {
+  readonly backend: Backend;
+  /** Breaks the applied state from outside (e.g. flush the chain), as a third party would. */
+  damage(family: Family): Promise<void>;
+  dispose(): Promise<void> | void;
+}
+
+function range(text: string, reason: ExemptRange['reason'] = 'config'): ExemptRange {
+  const cidr = parseCidr(text);
+  return { cidr, text: formatCidr(cidr), reason, source: 'contract', path: '' };
+}
+
+/** Policy fixtures used by the contract. */
+export const contractPolicies = {
+  v4: {
+    family: 'ipv4',
+    exempt: [range('169.254.0.0/16', 'link-local'), range('10.0.0.0/8'), range('192.0.2.0/24')],
+    randomFully: false,
+    toPorts: [],
+  },
+  v4b: {
+    family: 'ipv4',
+    exempt: [range('198.51.100.0/24')],
+    randomFully: false,
+    toPorts: [],
+  },
+  v6: {
+    family: 'ipv6',
+    exempt: [range('fe80::/10', 'link-local'), range('2001:db8:200::/48')],
+    randomFully: false,
+    toPorts: [],
+  },
+} satisfies Record<string, FamilyPolicy>;
+
+/** Registers the contract tests for one backend implementation. */
+export function runBackendContract(label: string, makeSubject: () => Promise<ContractSubject>): void {
+  const withSubject = (name: string, body: (s: ContractSubject) => Promise<void>): void => {
+    test(`${label}: ${name}`, async () => {
+      const s = await makeSubject();
+      try {
+        await body(s);
+      } finally {
+        await s.dispose();
+      }
+    });
+  };
+  const { v4, v4b, v6 } = contractPolicies;
+
+  withSubject('reads nothing on a clean host', async ({ backend }) => {
+    assert.deepEqual(await backend.read('ipv4'), []);
+    assert.deepEqual(await backend.read('ipv6'), []);
+  });
+
+  withSubject('apply then read returns exactly the expected state', async ({ backend }) => {
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.ok(backend.expected(v4).length > 0);
+  });
+
+  withSubject('apply is idempotent: applying twice reads back the same state', async ({ backend }) => {
+    await backend.apply(v4);
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
+  withSubject('a new policy replaces the old one with nothing stale left', async ({ backend }) => {
+    await backend.apply(v4);
+    await backend.apply(v4b);
+    const got = await backend.read('ipv4');
+    assert.deepEqual(got, backend.expected(v4b));
+    assert.ok(!got.some((l) => l.includes('10.0.0.0/8')), got.join('\n'));
+  });
+
+  withSubject('families are independent', async ({ backend }) => {
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv6'), []);
+    await backend.apply(v6);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
+    await backend.cleanup('ipv6');
+    assert.deepEqual(await backend.read('ipv6'), []);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
+  withSubject('damage is visible on read and healed by the next apply', async (s) => {
+    await s.backend.apply(v4);
+    await s.damage('ipv4');
+    assert.notDeepEqual(await s.backend.read('ipv4'), s.backend.expected(v4));
+    await s.backend.apply(v4);
+    assert.deepEqual(await s.backend.read('ipv4'), s.backend.expected(v4));
+  });
+
+  withSubject('cleanup removes everything and is idempotent', async ({ backend }) => {
+    await backend.apply(v4);
+    await backend.apply(v6);
+    await backend.cleanup('ipv4');
+    await backend.cleanup('ipv4');
+    await backend.cleanup('ipv6');
+    assert.deepEqual(await backend.read('ipv4'), []);
+    assert.deepEqual(await backend.read('ipv6'), []);
+  });
+}
