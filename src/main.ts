@@ -7,6 +7,7 @@ import { watchConfig } from './agent/watch.js';
 import { selectBackend } from './backends/select.js';
 import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js';
 import { formatFlagHelp, parseFlags } from './cli/flags.js';
+import { isOperatorCommand, runOperatorCommand } from './cli/index.js';
 import { defaultConfig } from './config/config.js';
 import { loadConfig } from './config/load.js';
 import { UsageError } from './errors.js';
@@ -78,8 +79,11 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
   await agent.start();
 }
 
-/** Entry point: parses argv and runs the agent. */
+/** Entry point: runs an operator command (validate, render, ...) or, by default, the agent. */
 export async function main(argv: readonly string[]): Promise<number> {
+  if (isOperatorCommand(argv[0])) {
+    return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner: createRunner() });
+  }
   const version = readVersion();
   let opts: AgentOptions;
   try {
