@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { checkChainName } from '../backends/iptables/render.js';
 import { parseToPorts, type PolicyOptions } from '../policy.js';
 import type { ConfigOptions } from '../config/config.js';
 import type { ParsedFlags } from './flags.js';
@@ -21,13 +22,10 @@ export interface AgentOptions {
   readonly verbosity: number;
 }
 
-/** iptables chain names: at most 28 characters, no blanks or quotes, not an option. */
+/** Checks --masq-chain: a name iptables accepts, and not one of the built-in chains. */
 export function validateChainName(name: string): string {
-  if (!/^[A-Za-z0-9_.:+-]{1,28}$/.test(name) || name.startsWith('-')) {
-    throw new UsageError(
-      `--masq-chain: "${name}" is not a usable chain name; use 1 to 28 letters, digits, "-", "_" or ".", not starting with "-"`,
-    );
-  }
+  const problem = checkChainName(name);
+  if (problem) throw new UsageError(`--masq-chain: ${problem}`);
   if (['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(name)) {
     throw new UsageError(`--masq-chain: "${name}" is a built-in chain; the agent needs a chain of its own`);
   }

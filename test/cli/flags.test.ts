@@ -65,8 +65,8 @@ for (const [name, argv, re] of bad) {
 }
 
 test('bad chain names and port ranges are usage errors that say what to write', () => {
-  assert.throws(() => agentOptionsFromFlags(parseFlags(['--masq-chain=has space'])), /--masq-chain: "has space"/);
-  assert.throws(() => agentOptionsFromFlags(parseFlags(['--masq-chain=THIS-NAME-IS-LONGER-THAN-28-CHARS'])), /1 to 28/);
+  assert.throws(() => agentOptionsFromFlags(parseFlags(['--masq-chain=has space'])), /--masq-chain: chain name "has space" may not contain whitespace/);
+  assert.throws(() => agentOptionsFromFlags(parseFlags(['--masq-chain=THIS-NAME-IS-LONGER-THAN-28-CHARS'])), /at most 28/);
   assert.throws(() => agentOptionsFromFlags(parseFlags(['--masq-chain=POSTROUTING'])), /built-in chain/);
   assert.throws(() => agentOptionsFromFlags(parseFlags(['--to-ports=30000-20000'])), /--to-ports: "30000-20000"/);
   assert.throws(() => agentOptionsFromFlags(parseFlags(['--to-ports=0-100'])), /--to-ports/);
