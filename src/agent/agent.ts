@@ -41,6 +41,8 @@ export interface FamilyStatus {
   consecutiveFailures: number;
   rules: number;
   driftRepairs: number;
+  /** Others' MASQUERADE/SNAT rules that decide before ours (see Backend.findShadowing). */
+  shadowingRules?: readonly string[];
 }
 
 /** A snapshot of the agent's state. */
@@ -100,7 +102,7 @@ export function createAgent(deps: AgentDeps): Agent {
   const familyStatus = (f: Family): FamilyStatus => {
     let s = families.get(f);
     if (!s) {
-      s = { lastAttemptAt: undefined, lastSuccessAt: undefined, lastError: undefined, consecutiveFailures: 0, rules: 0, driftRepairs: 0 };
+      s = { lastAttemptAt: undefined, lastSuccessAt: undefined, lastError: undefined, consecutiveFailures: 0, rules: 0, driftRepairs: 0, shadowingRules: [] };
       families.set(f, s);
     }
     return s;
@@ -142,6 +144,23 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
+  /** Looks for rules that translate before ours; checked when our rules were (re)written. */
+  async function checkShadowing(f: Family, st: FamilyStatus): Promise<void> {
+    if (!backend.findShadowing) return;
+    try {
+      const found = await backend.findShadowing(f);
+      if (found.join('\n') !== (st.shadowingRules ?? []).join('\n') && found.length > 0) {
+        log.warn('rules earlier in nat POSTROUTING masquerade or SNAT before our jump, so they may override our non-masquerade ranges', {
+          family: f,
+          rules: found,
+        });
+      }
+      st.shadowingRules = found;
+    } catch (e) {
+      log.debug('could not check POSTROUTING for shadowing rules', { family: f, error: describeError(e) });
+    }
+  }
+
   async function syncFamily(policy: ReturnType<typeof buildPolicy>['families'][number]): Promise<SyncReport['families'][number]> {
     const f = policy.family;
     const st = familyStatus(f);
@@ -165,6 +184,7 @@ export function createAgent(deps: AgentDeps): Agent {
       } else if (!written.has(f)) {
         log.info('rules already in place', { family: f, backend: backend.name, rules: want.length });
       }
+      if (result !== 'unchanged' || !written.has(f)) await checkShadowing(f, st);
       written.set(f, want);
       if (st.consecutiveFailures > 0) log.info('sync recovered', { family: f, after: st.consecutiveFailures });
       st.lastSuccessAt = clock.now();

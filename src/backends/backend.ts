@@ -20,4 +20,9 @@ export interface Backend {
   apply(policy: FamilyPolicy): Promise<void>;
   /** Removes everything this backend owns for one family; a no-op when nothing is there. */
   cleanup(family: Family): Promise<void>;
+  /**
+   * Rules of others that decide before ours and masquerade or SNAT, so they may shadow our
+   * exemptions (for iptables: MASQUERADE/SNAT rules earlier in nat POSTROUTING than our jump).
+   */
+  findShadowing?(family: Family): Promise<readonly string[]>;
 }

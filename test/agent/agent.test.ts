@@ -190,3 +190,24 @@ test('ConfigError messages reach the status with file, line and key path', async
   assert.ok(new ConfigError([]) instanceof Error);
   await h.agent.stop();
 });
+
+test('rules that masquerade before our jump are reported when our rules are written', async () => {
+  const h = harness(null);
+  const early = ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE'];
+  let calls = 0;
+  const backend = { ...h.backend, findShadowing: async () => (calls++, early) };
+  const agent = createAgent({
+    loadConfig: async () => ({ config: defaultConfig(OPTS), warnings: [], files: [], usingDefaults: true, hash: 'd' }),
+    defaultConfig: () => defaultConfig(OPTS),
+    backend,
+    policyOptions: { enableIPv6: false, randomFully: false, toPorts: [] },
+    log: h.log,
+    clock: h.clock,
+  });
+  await agent.start();
+  await agent.sync('resync');
+  assert.deepEqual(agent.status().families.get('ipv4')?.shadowingRules, early);
+  assert.equal(calls, 1, 'checked once, when the rules were written, not on quiet resyncs');
+  assert.equal(h.log.entries.filter((e) => e.level === 'warn' && /before our jump/.test(e.msg)).length, 1);
+  await agent.stop();
+});

@@ -8,6 +8,7 @@ import type { CommandResult, Runner } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy-types.js';
 import { DEFAULT_WAIT_SECONDS } from './constants.js';
+import { findShadowingRules } from './shadow.js';
 import type { IptablesMode } from './detect.js';
 import {
   checkChainName,
@@ -186,6 +187,11 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       if ((await jumpState(policy.family)) !== 'present') {
         await run(nat(policy.family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
       }
+    },
+
+    async findShadowing(family: Family): Promise<readonly string[]> {
+      const r = await run(nat(family, '-S', 'POSTROUTING'));
+      return findShadowingRules(outputLines(r.stdout), chain);
     },
 
     async cleanup(family: Family): Promise<void> {
