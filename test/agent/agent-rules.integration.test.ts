@@ -1,0 +1,83 @@
+// The built agent process programs the node's nat rules from its config file, on iptables-nft,
+// iptables-legacy and native nftables, and real pod traffic is masqueraded (or not) accordingly.
+// Each test builds its own pod/node/outside namespaces and deletes them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ADDR, canUseNetns, sourceSeenBy } from '../netns/netns.js';
+import { CHAIN, expectedSaveLines, inNs, jumpCount, ourSaveLines, usePrivateXtablesLock, withScene, type Mode } from './agent-scene.js';
+
+const skip = canUseNetns() ? false : 'needs root and iproute2 (network namespaces)';
+if (!skip) usePrivateXtablesLock();
+
+const CONFIG_V4 = 'nonMasqueradeCIDRs:\n  - 10.244.0.0/16\nresyncInterval: 1h\n';
+const CONFIG_DUAL = 'nonMasqueradeCIDRs:\n  - 10.244.0.0/16\n  - 2001:db8:200::/48\nresyncInterval: 1h\n';
+
+for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
+  test(`iptables-${mode}, IPv4: the agent writes exactly the reference rules and masquerades only outside 10.244.0.0/16`, { skip }, async () => {
+    await withScene(async ({ topo, cm, startAgent }) => {
+      cm.write(CONFIG_V4);
+      const agent = startAgent([`--config=${cm.file}`, `--iptables-mode=${mode}`]);
+      await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv4');
+
+      assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', ['10.244.0.0/16']));
+      assert.equal(jumpCount(topo.node, mode, 'ipv4'), 1);
+      // Without --enable-ipv6 the agent leaves IPv6 alone.
+      assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv6'), []);
+      assert.equal(agent.matching((l) => l.fields['family'] === 'ipv6').length, 0);
+
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4, 'traffic to 203.0.113.10 leaves with the node address');
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4, 'traffic to 10.244.200.10 keeps the pod address');
+      // IPv6 is not masqueraded at all without --enable-ipv6.
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.pod6);
+    });
+  });
+
+  test(`iptables-${mode}, dual-stack (--enable-ipv6): reference rules for both families and the right source on each`, { skip }, async () => {
+    await withScene(async ({ topo, cm, startAgent }) => {
+      cm.write(CONFIG_DUAL);
+      const agent = startAgent([`--config=${cm.file}`, `--iptables-mode=${mode}`, '--enable-ipv6']);
+      await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv4');
+      await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv6');
+
+      assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', ['10.244.0.0/16']));
+      assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv6'), expectedSaveLines('ipv6', ['2001:db8:200::/48']));
+      assert.equal(jumpCount(topo.node, mode, 'ipv4'), 1);
+      assert.equal(jumpCount(topo.node, mode, 'ipv6'), 1);
+      // Nothing lands in the other iptables variant.
+      const other = mode === 'nft' ? 'legacy' : 'nft';
+      assert.deepEqual(ourSaveLines(topo.node, other, 'ipv4'), []);
+      assert.deepEqual(ourSaveLines(topo.node, other, 'ipv6'), []);
+
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.node6);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt6), ADDR.pod6);
+    });
+  });
+}
+
+test('--backend=nftables, dual-stack: table inet ip-masq-agent holds the ranges, no iptables chain, same traffic verdicts', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    cm.write(CONFIG_DUAL);
+    const agent = startAgent([`--config=${cm.file}`, '--backend=nftables', '--enable-ipv6']);
+    await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv4');
+    await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv6');
+
+    const table = inNs(topo.node, ['nft', 'list', 'table', 'inet', 'ip-masq-agent']);
+    assert.match(table, /set nonmasq4 \{[^}]*elements = \{[^}]*10\.244\.0\.0\/16/s);
+    assert.match(table, /set nonmasq6 \{[^}]*elements = \{[^}]*2001:db8:200::\/48/s);
+    assert.match(table, /masquerade fully-random/);
+    // The whole ruleset holds only our table: no iptables chain in either variant.
+    const tables = inNs(topo.node, ['nft', 'list', 'tables']).trim().split('\n');
+    assert.deepEqual(tables, ['table inet ip-masq-agent']);
+    for (const mode of ['nft', 'legacy'] as const) {
+      assert.ok(!inNs(topo.node, [`iptables-${mode}-save`]).includes(CHAIN), `no ${CHAIN} in iptables-${mode}`);
+      assert.ok(!inNs(topo.node, [`ip6tables-${mode}-save`]).includes(CHAIN), `no ${CHAIN} in ip6tables-${mode}`);
+    }
+
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.node6);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt6), ADDR.pod6);
+  });
+});
