@@ -1,22 +1,32 @@
-// Maps an operator command's argv to the command and its exit code. The agent stays the default.
-import type { Runner } from '../exec/runner.js';
+// Maps an operator command's argv to the command and its exit code. The agent stays the
+// default: `main` calls this only when argv[0] names one of these commands.
+import { CommandError, ConfigError } from '../errors.js';
+import type { CommandDeps, CommandFn, CommandIo } from './command.js';
+import { EXIT } from './command.js';
+import { runCleanup } from './cleanup.js';
+import { runExplain } from './explain.js';
+import { runRender } from './render.js';
+import { runStatus } from './status.js';
+import { runValidate } from './validate.js';
 
-/** Where a command writes: data to stdout, diagnostics to stderr. */
-export interface CommandIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
-
-/** What the commands need from the outside world. */
-export interface CommandDeps {
-  readonly runner: Runner;
-}
+export type { CommandDeps, CommandIo } from './command.js';
 
 /** The operator commands; anything else on the command line runs the agent. */
 export const OPERATOR_COMMANDS = ['validate', 'render', 'explain', 'status', 'cleanup'] as const;
 
 /** One of the operator commands. */
 export type OperatorCommand = (typeof OPERATOR_COMMANDS)[number];
+
+const COMMANDS: Record<OperatorCommand, { run: CommandFn; summary: string; unexpectedExit: number }> = {
+  validate: { run: runValidate, summary: 'check config files or a ConfigMap manifest (exit 0 valid, 1 invalid)', unexpectedExit: EXIT.failed },
+  render: { run: runRender, summary: 'print the rules the agent would write, touching nothing', unexpectedExit: EXIT.failed },
+  explain: { run: runExplain, summary: 'say whether traffic to an IP is masqueraded, and which rule decides', unexpectedExit: EXIT.failed },
+  status: { run: runStatus, summary: 'compare the live rules with the config (exit 0 in sync, 1 drifted)', unexpectedExit: EXIT.cannotCheck },
+  cleanup: { run: runCleanup, summary: "remove the agent's chain, jump and nft table (idempotent)", unexpectedExit: EXIT.failed },
+};
+
+/** The command list for the agent's `--help`. */
+export const COMMANDS_HELP = `Commands (the agent runs when none is given):\n${OPERATOR_COMMANDS.map((c) => `  ${c.padEnd(9)} ${COMMANDS[c].summary}`).join('\n')}\nRun 'ip-masq-agent COMMAND --help' for a command's flags and examples.\n`;
 
 /** Whether argv[0] names an operator command (rather than the agent's flags). */
 export function isOperatorCommand(word: string | undefined): word is OperatorCommand {
@@ -25,7 +35,18 @@ export function isOperatorCommand(word: string | undefined): word is OperatorCom
 
 /** Runs the operator command named by argv[0]; resolves to the process exit code. */
 export async function runOperatorCommand(argv: readonly string[], io: CommandIo, deps: CommandDeps): Promise<number> {
-  void deps;
-  io.stderr(`ip-masq-agent: command "${argv[0] ?? ''}" is not available in this build\n`);
-  return 2;
+  const [name, ...rest] = argv;
+  if (!isOperatorCommand(name)) {
+    io.stderr(`ip-masq-agent: unknown command "${name ?? ''}"; commands: ${OPERATOR_COMMANDS.join(', ')}\n`);
+    return EXIT.usage;
+  }
+  const command = COMMANDS[name];
+  try {
+    return await command.run(rest, io, deps);
+  } catch (e) {
+    // The commands handle what they expect; anything else still ends with a message, not a stack.
+    const detail = e instanceof CommandError || e instanceof ConfigError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
+    io.stderr(`ip-masq-agent ${name}: ${detail}\n`);
+    return command.unexpectedExit;
+  }
 }

@@ -1,0 +1,164 @@
+// `ip-masq-agent explain [flags] IP...`: for each destination, whether pod traffic to it is
+// masqueraded and which rule decides, traced back to the config line. Touches nothing: it
+// evaluates the same policy the rules are rendered from.
+import { readRegularFileText } from '../config/read-text.js';
+import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
+import { ConfigError, UsageError, formatIssue } from '../errors.js';
+import { buildPolicy, explainDestination, type PortRange, type Verdict } from '../policy.js';
+import { agentOptionsFromFlags } from './agent-options.js';
+import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
+import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig } from './command-config.js';
+import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs } from './command-flags.js';
+
+const LOCAL_FLAG = {
+  name: 'local',
+  kind: 'string',
+  default: '',
+  help: "The node's own addresses, comma-separated: traffic to them is never masqueraded (the jump skips LOCAL destinations).",
+} as const;
+
+const SPECS = commandFlagSpecs(
+  ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend'],
+  [LOCAL_FLAG, OUTPUT_FLAG],
+);
+
+/** `explain --help`. */
+export const EXPLAIN_HELP = formatCommandHelp(
+  {
+    usage: 'ip-masq-agent explain [flags] IP...',
+    description: `For each destination IP, says whether traffic from a pod to it is masqueraded (leaves with
+the node's address) or keeps the pod IP, and why: which non-masquerade CIDR matched and where it
+is written (file:line:column and key path), link-local, a local address of the node, or IPv6
+turned off. Reads the config as the agent does (--config, a directory, or a ConfigMap manifest)
+and touches nothing. Give the same flags as the agent (--enable-ipv6, --random-fully, ...).
+Exit status: 0 answered, 1 invalid config, 2 usage error (e.g. not an IP address).`,
+    examples: [
+      'ip-masq-agent explain 10.1.2.3 203.0.113.7 169.254.169.254',
+      'ip-masq-agent explain --config deploy/examples/configmap.yaml --enable-ipv6 2001:db8::1 --output json',
+    ],
+  },
+  SPECS,
+);
+
+/** One destination's answer, as `--output json` prints it. */
+export interface Explanation {
+  readonly destination: string;
+  readonly family: 'ipv4' | 'ipv6';
+  readonly masquerade: boolean;
+  /** masquerade | non-masquerade-cidr | link-local | local | family-disabled */
+  readonly reason: string;
+  /** The exempt range that matched, for non-masquerade-cidr and link-local. */
+  readonly match?: { readonly cidr: string; readonly source: string; readonly path: string; readonly line?: number; readonly column?: number };
+  readonly randomFully?: boolean;
+  readonly toPorts?: readonly string[];
+  /** The same answer in one sentence. */
+  readonly explanation: string;
+}
+
+function parseAddress(text: string, what: string): IpAddress {
+  try {
+    return parseIp(text);
+  } catch (e) {
+    if (!(e instanceof CidrError)) throw e;
+    const hint = text.includes('/') ? ' (give a single address, not a CIDR)' : '';
+    throw new UsageError(`${what} "${text}" is not an IP address${hint}: ${e.message}`);
+  }
+}
+
+function portsText(ranges: readonly PortRange[]): string {
+  return ranges.map((r) => r.text).join(',');
+}
+
+/** The masquerade rule in the chosen backend's own words. */
+function masqueradeRule(v: Extract<Verdict, { masquerade: true }>, backend: string): string {
+  const ports = v.toPorts.length > 0 ? `; tcp, udp and sctp get source ports ${portsText(v.toPorts)}` : '';
+  if (backend === 'nftables') return `masquerade${v.randomFully ? ' fully-random' : ''}${ports}`;
+  return `MASQUERADE${v.randomFully ? ' --random-fully' : ''}${ports}`;
+}
+
+/** Explains one verdict for people and scripts alike. */
+export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: string): Explanation {
+  const base = { destination, family: v.family };
+  switch (v.reason) {
+    case 'default':
+      return {
+        ...base,
+        masquerade: true,
+        reason: 'masquerade',
+        randomFully: v.randomFully,
+        toPorts: v.toPorts.map((r) => r.text),
+        explanation: `no non-masquerade CIDR matches; ${masqueradeRule(v, backend)}`,
+      };
+    case 'exempt': {
+      const m = v.match;
+      const pos = positionOf(cfg, m);
+      const match = { cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...pos };
+      if (m.reason === 'link-local') {
+        const key = v.family === 'ipv4' ? 'masqLinkLocal' : 'masqLinkLocalIPv6';
+        return { ...base, masquerade: false, reason: 'link-local', match, explanation: `link-local ${m.text} is not masqueraded while ${key} is false` };
+      }
+      const origin = describeEntryOrigin(cfg, { cidr: m.cidr, text: m.text, source: m.source, path: m.path });
+      return { ...base, masquerade: false, reason: 'non-masquerade-cidr', match, explanation: `matches ${m.text} from ${origin}` };
+    }
+    case 'local':
+      return {
+        ...base,
+        masquerade: false,
+        reason: 'local',
+        explanation: "a local address of the node (--local): the POSTROUTING jump skips LOCAL destinations",
+      };
+    case 'family-disabled':
+      return {
+        ...base,
+        masquerade: false,
+        reason: 'family-disabled',
+        explanation: 'IPv6 is off: without --enable-ipv6 the agent writes no IPv6 rules, so it masquerades nothing here',
+      };
+  }
+}
+
+function label(e: Explanation): string {
+  if (e.masquerade) return 'masquerade';
+  return e.reason === 'family-disabled' ? 'not handled' : 'keep pod IP';
+}
+
+/** Runs `explain`; exit 0 answered, 1 invalid config, 2 usage error. */
+export async function runExplain(argv: readonly string[], io: CommandIo, deps: CommandDeps): Promise<number> {
+  return withUsageErrors(io, 'explain', async () => {
+    const flags = parseCommandArgs(argv, SPECS);
+    if (flags.help) {
+      io.stdout(EXPLAIN_HELP);
+      return EXIT.ok;
+    }
+    const opts = agentOptionsFromFlags(flags);
+    if (flags.positional.length === 0) throw new UsageError('give at least one destination IP address, e.g. explain 203.0.113.7');
+    const destinations = flags.positional.map((text) => ({ text, ip: parseAddress(text, 'destination') }));
+    const localText = flags.values.get('local') ?? '';
+    const locals = localText === '' ? [] : localText.split(',').map((t) => parseAddress(t.trim(), '--local'));
+    const isLocal = (ip: IpAddress): boolean => locals.some((l) => l.family === ip.family && l.value === ip.value);
+
+    let cfg: CommandConfig;
+    try {
+      cfg = await loadCommandConfig(opts.configPath, opts.config, deps.readText ?? readRegularFileText);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      io.stderr(`ip-masq-agent explain: the config is invalid; the agent would keep its last good rules:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
+      return EXIT.failed;
+    }
+    const policy = buildPolicy(cfg.config, opts.policy);
+    const answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal), cfg, opts.backend));
+
+    if (outputFormat(flags) === 'json') {
+      writeJson(io, answers);
+      return EXIT.ok;
+    }
+    const width = Math.max(...answers.map((a) => a.destination.length));
+    const labelWidth = Math.max(...answers.map((a) => label(a).length));
+    for (const a of answers) io.stdout(`${a.destination.padEnd(width)}  ${label(a).padEnd(labelWidth)}  (${a.explanation})\n`);
+    if (cfg.usingDefaults) io.stdout(`note: no config sets any key at ${cfg.path}; the agent's defaults are in use\n`);
+    if (locals.length === 0 && answers.some((a) => a.masquerade)) {
+      io.stdout("note: the node's own addresses are never masqueraded (the jump skips LOCAL destinations); name them with --local\n");
+    }
+    return EXIT.ok;
+  });
+}

@@ -1,0 +1,202 @@
+// `ip-masq-agent status [flags]`: reads the live rules in the current network namespace and
+// compares them with what the config and flags want. Read-only: it builds the backend as the
+// agent does, but never applies, and never removes the other backend's form (selectBackend would).
+import type { Backend, OwnedState } from '../backends/backend.js';
+import { createNftablesBackend } from '../backends/nftables/nftables-backend.js';
+import { chooseBackendKind, createIptablesBackendFor, type SelectOptions } from '../backends/select.js';
+import { readRegularFileText } from '../config/read-text.js';
+import { CommandError, ConfigError, formatIssue } from '../errors.js';
+import type { Family } from '../net/cidr.js';
+import type { Fields, Logger } from '../observe/log.js';
+import { buildPolicy } from '../policy.js';
+import { agentOptionsFromFlags } from './agent-options.js';
+import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
+import { loadCommandConfig, type CommandConfig } from './command-config.js';
+import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs, rejectPositional } from './command-flags.js';
+
+const SPECS = commandFlagSpecs(
+  ['config', 'backend', 'iptables-mode', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges'],
+  [OUTPUT_FLAG],
+);
+
+/** `status --help`. */
+export const STATUS_HELP = formatCommandHelp(
+  {
+    usage: 'ip-masq-agent status [flags] [--config PATH]',
+    description: `Reads the live rules in the current network namespace (run it on the node, or in the agent's
+pod) and compares them with what the config and flags want, family by family. Prints the
+difference: "- line" is missing, "+ line" is there but not wanted. Give the agent's own flags
+(--backend, --masq-chain, --enable-ipv6, ...). Read-only: it never writes or removes a rule.
+Usable as an exec probe.
+Exit status: 0 in sync, 1 drifted or missing, 2 usage error, 3 could not check (tool missing,
+permission denied, invalid config).`,
+    examples: [
+      'ip-masq-agent status --enable-ipv6',
+      'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent status --output json',
+    ],
+  },
+  SPECS,
+);
+
+/** The backend status reads from, and how it was chosen. */
+export interface OpenedBackend {
+  readonly backend: Backend;
+  /** e.g. `--backend=iptables; iptables-nft (no kubelet chains found ...), iptables 1.8.9`. */
+  readonly description: string;
+}
+
+/** status's dependencies: the command deps, plus a backend opener tests can replace. */
+export interface StatusDeps extends CommandDeps {
+  readonly openBackend?: (o: SelectOptions) => Promise<OpenedBackend>;
+}
+
+/** Builds the backend the agent would use, read-only: no selectBackend, so nothing is removed. */
+export async function openBackendReadOnly(o: SelectOptions): Promise<OpenedBackend> {
+  const { kind, reason } = await chooseBackendKind(o);
+  if (kind === 'nftables') return { backend: createNftablesBackend({ runner: o.runner }), description: `nftables (${reason})` };
+  let detected: Fields = {};
+  const capture: Logger = { ...o.log, info: (msg, fields) => void (msg === 'iptables backend detected' ? (detected = fields ?? {}) : undefined) };
+  const backend = await createIptablesBackendFor({ ...o, log: capture });
+  const parts = [reason];
+  if (typeof detected['reason'] === 'string') parts.push(`mode: ${detected['reason']}`);
+  if (typeof detected['version'] === 'string') parts.push(`iptables ${detected['version']}${detected['randomFullySupported'] === false ? ', without --random-fully' : ''}`);
+  return { backend, description: `${backend.name} (${parts.join('; ')})` };
+}
+
+/** How one family's live rules compare with the wanted ones. */
+export type FamilyState = 'in-sync' | 'drifted' | 'missing';
+
+/** One family's comparison. */
+export interface FamilyComparison {
+  readonly family: Family;
+  readonly state: FamilyState;
+  readonly expected: OwnedState;
+  readonly actual: OwnedState;
+  /** Wanted lines that are not there (each occurrence counts). */
+  readonly missing: readonly string[];
+  /** Lines that are there but not wanted. */
+  readonly unexpected: readonly string[];
+  /** When the same lines are there in another order: the first line (1-based) that differs. */
+  readonly orderDiffersAt?: number;
+}
+
+/** Lines of `a` not matched by a line of `b`, counting repeats. */
+function subtract(a: OwnedState, b: OwnedState): string[] {
+  const left = new Map<string, number>();
+  for (const l of b) left.set(l, (left.get(l) ?? 0) + 1);
+  const out: string[] = [];
+  for (const l of a) {
+    const n = left.get(l) ?? 0;
+    if (n > 0) left.set(l, n - 1);
+    else out.push(l);
+  }
+  return out;
+}
+
+/** Compares one family's live state with the wanted one (order matters: rules match first-wins). */
+export function compareFamily(family: Family, expected: OwnedState, actual: OwnedState): FamilyComparison {
+  const missing = subtract(expected, actual);
+  const unexpected = subtract(actual, expected);
+  const same = expected.length === actual.length && expected.every((l, i) => l === actual[i]);
+  if (same) return { family, state: 'in-sync', expected, actual, missing, unexpected };
+  const state: FamilyState = actual.length === 0 ? 'missing' : 'drifted';
+  const orderDiffersAt = missing.length === 0 && unexpected.length === 0 ? expected.findIndex((l, i) => l !== actual[i]) + 1 : undefined;
+  return { family, state, expected, actual, missing, unexpected, ...(orderDiffersAt === undefined ? {} : { orderDiffersAt }) };
+}
+
+/** Text report of one family: a summary line, then `- missing` and `+ unexpected` lines. */
+export function formatComparison(c: FamilyComparison): string {
+  const name = c.family === 'ipv4' ? 'IPv4' : 'IPv6';
+  if (c.state === 'in-sync') return `${name}: in sync (${c.expected.length} lines)\n`;
+  const head =
+    c.state === 'missing'
+      ? `${name}: missing: none of the ${c.expected.length} wanted lines are there (the agent has not run here, or its rules were removed)`
+      : c.orderDiffersAt !== undefined
+        ? `${name}: drifted: the wanted lines are there in another order (first difference at line ${c.orderDiffersAt}); rules match first-wins, so order matters`
+        : `${name}: drifted: ${c.missing.length} missing, ${c.unexpected.length} unexpected`;
+  const lines = [...c.missing.map((l) => `  - ${l}`), ...c.unexpected.map((l) => `  + ${l}`)];
+  return `${[head, ...lines].join('\n')}\n`;
+}
+
+function cannotCheck(io: CommandIo, what: string, e: unknown): number {
+  const message = e instanceof Error ? e.message : String(e);
+  const stderr = e instanceof CommandError ? e.stderr : '';
+  const hint = /Permission denied|Operation not permitted|must be root/i.test(`${message}\n${stderr}`)
+    ? ' (run it as root, or in the agent\'s pod, which has NET_ADMIN)'
+    : e instanceof CommandError && e.failure === 'not-installed'
+      ? ' (the tool is not installed here; run status where the agent runs, or pick --backend / --iptables-mode)'
+      : '';
+  io.stderr(`ip-masq-agent status: cannot ${what}: ${message}${hint}\n`);
+  return EXIT.cannotCheck;
+}
+
+const quietLog: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined, trace: () => undefined };
+
+/** Runs `status`; exit 0 in sync, 1 drifted or missing, 2 usage error, 3 could not check. */
+export async function runStatus(argv: readonly string[], io: CommandIo, deps: StatusDeps): Promise<number> {
+  return withUsageErrors(io, 'status', async () => {
+    const flags = parseCommandArgs(argv, SPECS);
+    if (flags.help) {
+      io.stdout(STATUS_HELP);
+      return EXIT.ok;
+    }
+    const opts = agentOptionsFromFlags(flags);
+    rejectPositional(flags, 'status');
+    let cfg: CommandConfig;
+    try {
+      cfg = await loadCommandConfig(opts.configPath, opts.config, deps.readText ?? readRegularFileText);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      io.stderr(
+        `ip-masq-agent status: cannot tell which rules are wanted: the config is invalid (the agent keeps its last good rules):\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`,
+      );
+      return EXIT.cannotCheck;
+    }
+    const policy = buildPolicy(cfg.config, opts.policy);
+    let opened: OpenedBackend;
+    try {
+      opened = await (deps.openBackend ?? openBackendReadOnly)({
+        backend: opts.backend,
+        iptablesMode: opts.iptablesMode,
+        chain: opts.chain,
+        runner: deps.runner,
+        log: quietLog,
+      });
+    } catch (e) {
+      return cannotCheck(io, 'pick the backend', e);
+    }
+    const comparisons: FamilyComparison[] = [];
+    for (const p of policy.families) {
+      try {
+        comparisons.push(compareFamily(p.family, opened.backend.expected(p), await opened.backend.read(p.family)));
+      } catch (e) {
+        return cannotCheck(io, `read the ${p.family} rules with ${opened.backend.name}`, e);
+      }
+    }
+    const inSync = comparisons.every((c) => c.state === 'in-sync');
+    const config = { path: cfg.path, files: cfg.files, usingDefaults: cfg.usingDefaults, hash: cfg.hash };
+    if (outputFormat(flags) === 'json') {
+      writeJson(io, {
+        inSync,
+        backend: opened.backend.name,
+        backendReason: opened.description,
+        config,
+        families: comparisons.map((c) => ({
+          family: c.family,
+          state: c.state,
+          missing: c.missing,
+          unexpected: c.unexpected,
+          ...(c.orderDiffersAt === undefined ? {} : { orderDiffersAt: c.orderDiffersAt }),
+          expected: c.expected,
+          actual: c.actual,
+        })),
+      });
+    } else {
+      io.stdout(`backend: ${opened.description}\n`);
+      io.stdout(`config: ${cfg.path}${cfg.usingDefaults ? ' (no key set: defaults in use)' : cfg.files.length > 1 ? ` (${cfg.files.length} files)` : ''}\n`);
+      for (const c of comparisons) io.stdout(formatComparison(c));
+      io.stdout(inSync ? 'in sync\n' : 'not in sync: the agent repairs this at its next sync; if it does not, check its log and /healthz\n');
+    }
+    return inSync ? EXIT.ok : EXIT.failed;
+  });
+}

@@ -1,0 +1,187 @@
+// `ip-masq-agent validate [FILE|DIR]...`: the agent's own parser and checks on a config, for a
+// pre-commit hook, a CI step on the ConfigMap, or a look at the node's mounted config.
+import { DEFAULT_CONFIG_PATH, type ConfigOptions } from '../config/config.js';
+import { readRegularFileText } from '../config/read-text.js';
+import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
+import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
+import { normalizeRanges } from '../net/normalize.js';
+import type { ExemptRange } from '../policy-types.js';
+import { agentOptionsFromFlags } from './agent-options.js';
+import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
+import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig } from './command-config.js';
+import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs } from './command-flags.js';
+
+const SPECS = commandFlagSpecs(['enable-ipv6', 'nomasq-all-reserved-ranges', 'config'], [OUTPUT_FLAG]);
+
+/** `validate --help`. */
+export const VALIDATE_HELP = formatCommandHelp(
+  {
+    usage: 'ip-masq-agent validate [flags] [FILE|DIR]...',
+    description: `Checks config files with the agent's own parser and rules, without touching the node.
+Each FILE is a config file (YAML or JSON) or a Kubernetes manifest holding the ConfigMap (its
+data.config); each DIR is read as the agent reads --config=DIR (files named ip-masq* merged in
+name order). With no argument, checks --config (default ${DEFAULT_CONFIG_PATH}).
+Every error is printed as FILE:LINE:COLUMN: error: KEY-PATH: message. Warnings (redundant or
+contained CIDRs, CIDRs inside link-local, a list near cidrLimit, ignored ConfigMap keys) do not
+make a config invalid. IPv6 CIDRs are errors unless --enable-ipv6 is given, as in the agent.
+Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
+    examples: [
+      'ip-masq-agent validate deploy/examples/configmap.yaml      # the ConfigMap manifest in your repository',
+      'ip-masq-agent validate --enable-ipv6 --output json ./ip-masq-agent.yaml',
+      'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent validate   # the config the agent has mounted',
+    ],
+  },
+  SPECS,
+);
+
+/** The outcome of checking one path. */
+interface Checked {
+  readonly path: string;
+  readonly errors: readonly ConfigIssue[];
+  readonly warnings: readonly ConfigIssue[];
+  readonly loaded?: CommandConfig;
+}
+
+/** Warnings about a valid config that the loader does not give: redundancy, link-local, the limit. */
+export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
+  const { config } = cfg;
+  const warnings: ConfigIssue[] = [];
+  const at = (e: { source: string; path: string }): ConfigIssue => ({ source: e.source, path: e.path, ...positionOf(cfg, e), message: '' });
+  const fromConfig = config.nonMasqueradeCIDRs
+    .filter((e) => e.source !== 'defaults')
+    .map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path }));
+
+  for (const d of normalizeRanges(fromConfig).dropped) {
+    const what = d.reason === 'duplicate' ? 'repeats' : 'lies inside';
+    warnings.push({
+      ...at(d.range),
+      message: `${d.range.text} ${what} ${d.by.text} (${describeEntryOrigin(cfg, d.by)}), which already keeps it unmasqueraded; the entry changes nothing and can go`,
+    });
+  }
+
+  const linkLocal = [
+    { cidr: parseCidr(LINK_LOCAL_V4), text: LINK_LOCAL_V4, masq: config.masqLinkLocal, key: 'masqLinkLocal' },
+    { cidr: parseCidr(LINK_LOCAL_V6), text: LINK_LOCAL_V6, masq: config.masqLinkLocalIPv6, key: 'masqLinkLocalIPv6' },
+  ];
+  for (const e of fromConfig) {
+    for (const ll of linkLocal) {
+      if (!ll.masq && cidrContainsCidr(ll.cidr, e.cidr)) {
+        warnings.push({
+          ...at(e),
+          message: `${e.text} lies inside link-local ${ll.text}, which is never masqueraded while ${ll.key} is false; the entry changes nothing`,
+        });
+      } else if (ll.masq && cidrContainsCidr(e.cidr, ll.cidr)) {
+        warnings.push({
+          ...at(e),
+          message: `${ll.key} is true, but ${e.text} covers all of link-local ${ll.text} and keeps it unmasqueraded anyway`,
+        });
+      }
+    }
+  }
+
+  const count = config.nonMasqueradeCIDRs.length;
+  const limit = config.cidrLimit;
+  if (!cfg.usingDefaults && limit > 0 && count >= Math.ceil(limit * 0.9)) {
+    warnings.push({
+      source: cfg.files[0] ?? cfg.path,
+      path: 'cidrLimit',
+      message: `${count} of the ${limit} CIDRs cidrLimit allows are used; past ${limit} the agent rejects the whole config. Raise cidrLimit before adding more`,
+    });
+  }
+  return warnings;
+}
+
+async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, deps: CommandDeps): Promise<Checked> {
+  let loaded: CommandConfig;
+  try {
+    loaded = await loadCommandConfig(path, opts, deps.readText ?? readRegularFileText);
+  } catch (e) {
+    if (e instanceof ConfigError) return { path, errors: e.issues, warnings: [] };
+    throw e;
+  }
+  if (loaded.files.length === 0) {
+    const issue: ConfigIssue = {
+      source: path,
+      path: '',
+      message: 'no config file here (the path does not exist, or is a directory without files named ip-masq*); the agent would run with the defaults',
+    };
+    // Checking the node's default path, "no file" is a legal state; a path someone named is a mistake.
+    return explicit ? { path, errors: [issue], warnings: [] } : { path, errors: [], warnings: [issue], loaded };
+  }
+  return { path, errors: [], warnings: [...loaded.warnings, ...configWarnings(loaded)], loaded };
+}
+
+function issueJson(i: ConfigIssue): Record<string, unknown> {
+  return { source: i.source, ...(i.line === undefined ? {} : { line: i.line, column: i.column ?? 1 }), path: i.path, message: i.message };
+}
+
+/** `file:line:col: error: path: message`, the form editors and CI annotations understand. */
+export function formatSeverity(issue: ConfigIssue, severity: 'error' | 'warning'): string {
+  const plain = formatIssue(issue);
+  const where = issue.line === undefined ? issue.source : `${issue.source}:${issue.line}:${issue.column ?? 1}`;
+  return `${where}: ${severity}: ${plain.slice(where.length + 2)}`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function summary(c: Checked): string {
+  if (c.errors.length > 0) {
+    return `${c.path}: invalid: ${plural(c.errors.length, 'error')}${c.warnings.length ? `, ${plural(c.warnings.length, 'warning')}` : ''}`;
+  }
+  const cfg = c.loaded!.config;
+  const what = c.loaded!.usingDefaults
+    ? 'no key set, the agent uses the defaults'
+    : `${plural(cfg.nonMasqueradeCIDRs.length, 'non-masquerade CIDR')} (cidrLimit ${cfg.cidrLimit}), resyncInterval ${cfg.resyncInterval}`;
+  return `${c.path}: valid: ${what}${c.warnings.length ? `; ${plural(c.warnings.length, 'warning')}` : ''}`;
+}
+
+/** Runs `validate`; exit 0 valid, 1 invalid, 2 usage error. */
+export async function runValidate(argv: readonly string[], io: CommandIo, deps: CommandDeps): Promise<number> {
+  return withUsageErrors(io, 'validate', async () => {
+    const flags = parseCommandArgs(argv, SPECS);
+    if (flags.help) {
+      io.stdout(VALIDATE_HELP);
+      return EXIT.ok;
+    }
+    const opts = agentOptionsFromFlags(flags);
+    const explicit = flags.positional.length > 0 || flags.set.has('config');
+    const paths = [...(flags.set.has('config') ? [opts.configPath] : []), ...flags.positional];
+    if (paths.length === 0) paths.push(opts.configPath);
+    const checked: Checked[] = [];
+    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, deps));
+    const valid = checked.every((c) => c.errors.length === 0);
+
+    if (outputFormat(flags) === 'json') {
+      writeJson(io, {
+        valid,
+        files: checked.flatMap((c) => c.loaded?.files ?? []),
+        errors: checked.flatMap((c) => c.errors.map(issueJson)),
+        warnings: checked.flatMap((c) => c.warnings.map(issueJson)),
+        configs: checked.map((c) => ({
+          path: c.path,
+          valid: c.errors.length === 0,
+          ...(c.loaded
+            ? {
+                files: c.loaded.files,
+                usingDefaults: c.loaded.usingDefaults,
+                nonMasqueradeCIDRs: c.loaded.config.nonMasqueradeCIDRs.map((e) => e.text),
+                cidrLimit: c.loaded.config.cidrLimit,
+                masqLinkLocal: c.loaded.config.masqLinkLocal,
+                masqLinkLocalIPv6: c.loaded.config.masqLinkLocalIPv6,
+                resyncInterval: c.loaded.config.resyncInterval,
+              }
+            : {}),
+        })),
+      });
+    } else {
+      for (const c of checked) {
+        for (const e of c.errors) io.stdout(`${formatSeverity(e, 'error')}\n`);
+        for (const w of c.warnings) io.stdout(`${formatSeverity(w, 'warning')}\n`);
+        io.stdout(`${summary(c)}\n`);
+      }
+    }
+    return valid ? EXIT.ok : EXIT.failed;
+  });
+}

@@ -1,0 +1,167 @@
+// Reads the agent's config out of a Kubernetes ConfigMap manifest (the file a GitOps repository
+// or a CI step holds), so the operator commands can check what will be mounted, with line:column
+// pointing into the manifest itself. Pure: no file access here.
+import { LineCounter, isMap, isScalar, parseAllDocuments, type Scalar } from 'yaml';
+import type { ConfigIssue } from '../errors.js';
+import type { ConfigOptions } from './config.js';
+import { isConfigFileName } from './load.js';
+import { parseConfigFragment, type ConfigFragment, type FragmentResult, type LocatedCidrEntry, type Position } from './parse.js';
+
+/** The ConfigMap data key the reference DaemonSet mounts as /etc/config/ip-masq-agent. */
+export const CONFIGMAP_CONFIG_KEY = 'config';
+
+/** One config text embedded in a ConfigMap's `data`. */
+export interface EmbeddedConfig {
+  /** The manifest file. */
+  readonly source: string;
+  readonly configMap: string;
+  /** The data key, e.g. `config`. */
+  readonly key: string;
+  readonly text: string;
+  /** Maps a 1-based line:column inside `text` to the manifest; undefined when it cannot. */
+  readonly toManifest: (pos: Position) => Position | undefined;
+  /** Where the data key is written in the manifest. */
+  readonly keyPosition: Position;
+}
+
+/** What a manifest file holds for the agent. */
+export interface ManifestConfigs {
+  readonly configs: readonly EmbeddedConfig[];
+  readonly issues: readonly ConfigIssue[];
+  readonly warnings: readonly ConfigIssue[];
+}
+
+/** Whether a data key holds a config the agent reads: `config`, or a file name the directory loader takes. */
+export function isConfigDataKey(key: string): boolean {
+  return key === CONFIGMAP_CONFIG_KEY || isConfigFileName(key);
+}
+
+/**
+ * Finds the ConfigMaps in a manifest text. Returns undefined when the text is not a Kubernetes
+ * manifest (some document lacks `apiVersion` and `kind`), so callers read it as a plain config.
+ */
+export function extractManifestConfigs(text: string, source: string): ManifestConfigs | undefined {
+  const lineCounter = new LineCounter();
+  let docs;
+  try {
+    docs = parseAllDocuments(text, { lineCounter, prettyErrors: false });
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(docs)) return undefined;
+  const nonEmpty = docs.filter((d) => d.contents !== null);
+  const isObject = (d: (typeof docs)[number]): boolean =>
+    d.errors.length === 0 && isMap(d.contents) && typeof d.get('apiVersion') === 'string' && typeof d.get('kind') === 'string';
+  if (nonEmpty.length === 0 || !nonEmpty.every(isObject)) return undefined;
+
+  const at = (offset: number): Position => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  const configs: EmbeddedConfig[] = [];
+  const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const configMaps = nonEmpty.filter((d) => d.get('kind') === 'ConfigMap');
+  if (configMaps.length === 0) {
+    issues.push({ source, path: '', message: 'this Kubernetes manifest holds no ConfigMap; give the ConfigMap that carries the agent\'s config, or the config file itself' });
+  }
+  for (const doc of configMaps) {
+    const name = String(doc.getIn(['metadata', 'name']) ?? '(unnamed)');
+    const data = doc.get('data', true);
+    const docPos = doc.contents?.range ? at(doc.contents.range[0]) : {};
+    if (!isMap(data)) {
+      issues.push({
+        source,
+        path: 'data',
+        ...docPos,
+        message: `ConfigMap ${name} has no data; the agent would run with the defaults. Put the config under data.${CONFIGMAP_CONFIG_KEY}`,
+      });
+      continue;
+    }
+    const keys: string[] = [];
+    for (const pair of data.items) {
+      if (!isScalar(pair.key)) continue;
+      const key = String(pair.key.value);
+      keys.push(key);
+      const keyPosition = pair.key.range ? at(pair.key.range[0]) : docPos;
+      if (!isConfigDataKey(key)) {
+        warnings.push({
+          source,
+          path: `data.${key}`,
+          ...keyPosition,
+          message: `ConfigMap ${name}: data.${key} is not read by the agent (it reads data.${CONFIGMAP_CONFIG_KEY}, mounted as /etc/config/ip-masq-agent, or keys named ip-masq*)`,
+        });
+        continue;
+      }
+      const value = pair.value;
+      if (!isScalar(value) || typeof value.value !== 'string') {
+        issues.push({ source, path: `data.${key}`, ...keyPosition, message: `ConfigMap ${name}: data.${key} must be a string holding the config (write it as a block: "${key}: |")` });
+        continue;
+      }
+      configs.push({ source, configMap: name, key, text: value.value, toManifest: positionMapper(value, text, lineCounter), keyPosition });
+    }
+    if (!keys.some(isConfigDataKey)) {
+      issues.push({
+        source,
+        path: 'data',
+        ...(data.range ? at(data.range[0]) : docPos),
+        message:
+          `ConfigMap ${name} has no data key "${CONFIGMAP_CONFIG_KEY}" (found: ${keys.join(', ') || 'none'}); the DaemonSet mounts data.${CONFIGMAP_CONFIG_KEY} ` +
+          'as /etc/config/ip-masq-agent, so the agent would silently run with the defaults',
+      });
+    }
+  }
+  return { configs, issues, warnings };
+}
+
+/**
+ * Line:column mapping for a literal block (`config: |`): its lines are the manifest's lines
+ * after the header, shifted by the block's indentation. Other styles fold or escape their text,
+ * so positions inside them are not mapped.
+ */
+function positionMapper(node: Scalar, text: string, lineCounter: LineCounter): (pos: Position) => Position | undefined {
+  if (node.type !== 'BLOCK_LITERAL' || !node.range) return () => undefined;
+  const header = lineCounter.linePos(node.range[0]).line;
+  const lines = text.split('\n');
+  const firstContent = lines.slice(header).find((l) => l.trim() !== '');
+  const indent = firstContent === undefined ? 0 : firstContent.length - firstContent.trimStart().length;
+  return (pos) => (pos.line === undefined ? undefined : { line: header + pos.line, column: (pos.column ?? 1) + indent });
+}
+
+/** Rewrites an issue found inside an embedded config so it points into the manifest. */
+function relocate(issue: ConfigIssue, e: EmbeddedConfig): ConfigIssue {
+  const path = issue.path ? `data.${e.key}.${issue.path}` : `data.${e.key}`;
+  const mapped = e.toManifest({ ...(issue.line === undefined ? {} : { line: issue.line }), ...(issue.column === undefined ? {} : { column: issue.column }) });
+  if (mapped) return { source: e.source, path, ...mapped, message: issue.message };
+  const inside = issue.line === undefined ? '' : ` (at ${issue.line}:${issue.column ?? 1} of the data.${e.key} text)`;
+  return { source: e.source, path, ...e.keyPosition, message: `${issue.message}${inside}` };
+}
+
+/** Parses one embedded config; every position and key path points into the manifest. */
+export function parseEmbeddedConfig(e: EmbeddedConfig, opts: ConfigOptions): FragmentResult {
+  const r = parseConfigFragment(e.text, e.source, opts);
+  const relocateEntry = (entry: LocatedCidrEntry): LocatedCidrEntry => {
+    const moved = relocate({ source: entry.source, path: entry.path, ...pick(entry), message: '' }, e);
+    return { cidr: entry.cidr, text: entry.text, source: moved.source, path: moved.path, ...pick(moved) };
+  };
+  const relocateValue = <T extends { source: string; path: string } & Position>(v: T | undefined): T | undefined => {
+    if (v === undefined) return undefined;
+    const moved = relocate({ source: v.source, path: v.path, ...pick(v), message: '' }, e);
+    const { line: _line, column: _column, ...rest } = v;
+    return { ...rest, source: moved.source, path: moved.path, ...pick(moved) } as T;
+  };
+  const f = r.fragment;
+  const fragment: ConfigFragment = {
+    source: e.source,
+    ...(f.nonMasqueradeCIDRs === undefined ? {} : { nonMasqueradeCIDRs: f.nonMasqueradeCIDRs.map(relocateEntry) }),
+    ...(f.cidrLimit === undefined ? {} : { cidrLimit: relocateValue(f.cidrLimit)! }),
+    ...(f.masqLinkLocal === undefined ? {} : { masqLinkLocal: relocateValue(f.masqLinkLocal)! }),
+    ...(f.masqLinkLocalIPv6 === undefined ? {} : { masqLinkLocalIPv6: relocateValue(f.masqLinkLocalIPv6)! }),
+    ...(f.resyncInterval === undefined ? {} : { resyncInterval: relocateValue(f.resyncInterval)! }),
+  };
+  return { fragment, issues: r.issues.map((i) => relocate(i, e)), warnings: r.warnings.map((w) => relocate(w, e)) };
+}
+
+function pick(p: Position): Position {
+  return { ...(p.line === undefined ? {} : { line: p.line }), ...(p.column === undefined ? {} : { column: p.column }) };
+}
