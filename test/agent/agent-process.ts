@@ -282,12 +282,12 @@ export function createPrivateLock(): PrivateLock {
   return { file, env: { XTABLES_LOCKFILE: file }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** CPU ticks (utime + stime) of a process, from /proc/<pid>/stat. */
-export function cpuTicks(pid: number): number {
+/** CPU ticks of a process from /proc/<pid>/stat: its own (utime + stime) and its reaped children's (cutime + cstime). */
+export function cpuTicks(pid: number): { readonly self: number; readonly children: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(rest[11]) + Number(rest[12]);
+  // Fields after the parenthesised command name start at field 3; utime..cstime are fields 14-17.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
 }
 
 /** Resident set size of a process in KiB, from /proc/<pid>/status. */

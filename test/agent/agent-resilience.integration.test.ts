@@ -174,19 +174,25 @@ test('iptables-legacy with the lock held past all lock retries of a sync (3 x -w
   });
 });
 
-test('a failing iptables-nft-restore: the failure is logged with its message, old rules stay, the next resync applies once it works', { skip }, async () => {
-  const shimDir = mkdtempSync(join(tmpdir(), 'ima-agent-shim-'));
-  const marker = join(shimDir, 'fail');
-  const shim = join(shimDir, 'iptables-nft-restore');
+/** A PATH directory whose `name` fails (exit 1, message on stderr) while `marker` exists, else runs the real one. */
+function createFailingShim(name: string): { dir: string; marker: string; path: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'ima-agent-shim-'));
+  const marker = join(dir, 'fail');
+  const shim = join(dir, name);
   writeFileSync(
     shim,
-    `#!/bin/sh\nif [ -e '${marker}' ]; then\n  echo 'iptables-nft-restore: simulated failure (test shim): cannot commit the nat table' >&2\n  exit 1\nfi\nexec /usr/sbin/iptables-nft-restore "$@"\n`,
+    `#!/bin/sh\nif [ -e '${marker}' ]; then\n  echo '${name}: simulated failure (test shim): cannot commit the nat table' >&2\n  exit 1\nfi\nexec /usr/sbin/${name} "$@"\n`,
   );
   chmodSync(shim, 0o755);
+  return { dir, marker, path: `${dir}:${process.env['PATH'] ?? ''}`, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+test('a failing iptables-nft-restore: the failure is logged with its message, old rules stay, the next resync applies once it works', { skip }, async () => {
+  const { marker, path, cleanup } = createFailingShim('iptables-nft-restore');
   try {
     await withScene(async ({ topo, cm, startAgent }) => {
       cm.write(config('1s'));
-      const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft'], { env: { PATH: `${shimDir}:${process.env['PATH'] ?? ''}` } });
+      const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft'], { env: { PATH: path } });
       await agent.waitForLog('rules applied');
 
       writeFileSync(marker, '');
@@ -209,7 +215,7 @@ test('a failing iptables-nft-restore: the failure is logged with its message, ol
       assert.ok(!existsSync(marker));
     });
   } finally {
-    rmSync(shimDir, { recursive: true, force: true });
+    cleanup();
   }
 });
 
@@ -227,5 +233,49 @@ test('SIGTERM: exit code 0 promptly, and the rules stay in place', { skip }, asy
     assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', CIDRS));
     assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
     assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
+  });
+});
+
+test('dual-stack: ip6tables-nft-restore failing does not keep IPv4 from being applied (and IPv6 follows once it works)', { skip }, async () => {
+  const { marker, path, cleanup } = createFailingShim('ip6tables-nft-restore');
+  writeFileSync(marker, '');
+  try {
+    await withScene(async ({ topo, cm, startAgent }) => {
+      cm.write('nonMasqueradeCIDRs:\n  - 10.244.0.0/16\n  - 2001:db8:200::/48\nresyncInterval: 1s\n');
+      const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft', '--enable-ipv6'], { env: { PATH: path } });
+      const failed = await agent.waitForLog((l) => l.msg.includes('sync failed') && l.fields['family'] === 'ipv6');
+      assert.match(String(failed.fields['error']), /ip6tables-nft-restore: simulated failure/);
+      await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv4');
+      assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', CIDRS));
+      assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv6'), []);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.pod6, 'no IPv6 rules yet');
+
+      rmSync(marker);
+      await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv6', { timeoutMs: 10_000 });
+      assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv6'), expectedSaveLines('ipv6', ['2001:db8:200::/48']));
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.node6);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt6), ADDR.pod6);
+      assert.equal(agent.matching((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv4').length, 1, 'IPv4 not rewritten meanwhile');
+    });
+  } finally {
+    cleanup();
+  }
+});
+
+test('SIGTERM while the first sync waits for the xtables lock: exit code 0 promptly, no crash', { skip }, async () => {
+  await withScene(async ({ cm, startAgent }) => {
+    cm.write(config('1s'));
+    const lock = await holdLock(lockFile);
+    try {
+      const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=legacy'], { env: { XTABLES_LOCKFILE: lockFile } });
+      await agent.waitForLog('config applied');
+      const stopped = await agent.stop(5_000);
+      console.log(`# SIGTERM while blocked on the lock -> exit in ${stopped.elapsedMs.toFixed(0)} ms`);
+      assert.equal(stopped.code, 0, agent.stderr());
+      assert.equal(agent.stderr(), '');
+    } finally {
+      await lock.release();
+    }
   });
 });
