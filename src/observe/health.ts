@@ -1,0 +1,176 @@
+import type { AgentStatus, FamilyStatus } from '../agent/agent.js';
+import { formatGoDuration } from '../config/duration.js';
+
+// Liveness and readiness, decided from a status snapshot and the current time, nothing else.
+//
+// healthy (/healthz, for a livenessProbe), modelled on kube-proxy's healthz ("unhealthy when
+// updates are overdue"):
+//   - the sync loop is alive: its latest sync attempt (any family, or the end of a sync) is at most
+//     max(livenessIntervals x resyncInterval, livenessFloorMs) old (default max(2 x resync, 2m));
+//     before the first attempt the agent counts as healthy (starting), unless `startedAt` is given
+//     and that same window has passed since it without any attempt (a first sync that hangs);
+//   - no family has failed failureThreshold (default 5) syncs in a row: repeated failures turn the
+//     probe red so that someone (or the kubelet) notices, but the agent itself never exits for them.
+// ready (/readyz, for a readinessProbe and rollouts):
+//   - at least one sync has run, and every family the agent syncs has succeeded at least once, most
+//     recently at most max(readinessIntervals x resyncInterval, readinessFloorMs) ago
+//     (default max(3 x resync, 3m)).
+// An invalid config makes the agent neither unhealthy nor unready: the last good config and its
+// rules stay in force and are still re-applied, so restarting the pod would fix nothing and would
+// turn one bad edit into a crash loop on every node. It is reported in the body, in the logs and
+// in the ip_masq_agent_config_valid metric instead, where alerts belong.
+
+/** Thresholds of the health and readiness checks; every field has a default (see the module comment). */
+export interface HealthOptions {
+  /** The loop is dead when its last attempt is older than this many resync intervals (default 2). */
+  readonly livenessIntervals?: number;
+  /** ... but never less than this (default 2 minutes), so short intervals tolerate a slow sync. */
+  readonly livenessFloorMs?: number;
+  /** Unhealthy once a family has failed this many syncs in a row (default 5). */
+  readonly failureThreshold?: number;
+  /** Unready when a family's last success is older than this many resync intervals (default 3). */
+  readonly readinessIntervals?: number;
+  /** ... but never less than this (default 3 minutes). */
+  readonly readinessFloorMs?: number;
+  /** When the agent started; lets a first sync that never begins or never ends turn the probe red. */
+  readonly startedAt?: number;
+}
+
+/** One family in the health body; times are ISO 8601, `null` when it never happened. */
+export interface FamilyHealthBody {
+  readonly lastAttempt: string | null;
+  readonly lastSuccess: string | null;
+  readonly lastError: string | null;
+  readonly consecutiveFailures: number;
+  readonly rules: number;
+  readonly driftRepairs: number;
+}
+
+/** The JSON document served by /healthz and /readyz (the same for both; the status code differs). */
+export interface HealthBody {
+  readonly healthy: boolean;
+  readonly ready: boolean;
+  readonly healthReasons: readonly string[];
+  readonly readyReasons: readonly string[];
+  /** As in kube-proxy's healthz body. */
+  readonly currentTime: string;
+  /** The latest successful sync of any family, as kube-proxy's `lastUpdated`. */
+  readonly lastUpdated: string | null;
+  readonly lastSync: string | null;
+  /** Go duration syntax, as in the config file. */
+  readonly resyncInterval: string;
+  readonly configValid: boolean;
+  readonly configErrors: readonly string[];
+  readonly usingDefaults: boolean;
+  readonly configHash: string;
+  readonly configFiles: readonly string[];
+  readonly families: Readonly<Record<string, FamilyHealthBody>>;
+}
+
+/** The verdict: the two booleans, why each is false, and the body to serve. */
+export interface HealthResult {
+  readonly healthy: boolean;
+  readonly ready: boolean;
+  /** Why `healthy` is false; empty when it is true. */
+  readonly healthReasons: readonly string[];
+  /** Why `ready` is false; empty when it is true. */
+  readonly readyReasons: readonly string[];
+  readonly body: HealthBody;
+}
+
+/** The defaults of HealthOptions, exported so docs and tests quote the same numbers. */
+export const HEALTH_DEFAULTS = {
+  livenessIntervals: 2,
+  livenessFloorMs: 120_000,
+  failureThreshold: 5,
+  readinessIntervals: 3,
+  readinessFloorMs: 180_000,
+} as const;
+
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+/** Whole seconds in Go syntax (`1m35s`): what a person reads in a probe failure. */
+function seconds(ms: number): string {
+  return formatGoDuration(BigInt(Math.round(ms / 1000)) * 1_000_000_000n);
+}
+
+function latest(values: readonly (number | undefined)[]): number | undefined {
+  let max: number | undefined;
+  for (const v of values) if (v !== undefined && (max === undefined || v > max)) max = v;
+  return max;
+}
+
+function familyBody(s: Readonly<FamilyStatus>): FamilyHealthBody {
+  return {
+    lastAttempt: iso(s.lastAttemptAt),
+    lastSuccess: iso(s.lastSuccessAt),
+    lastError: s.lastError ?? null,
+    consecutiveFailures: s.consecutiveFailures,
+    rules: s.rules,
+    driftRepairs: s.driftRepairs,
+  };
+}
+
+/** Decides liveness and readiness from a status snapshot at time `now` (ms since the epoch). */
+export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOptions = {}): HealthResult {
+  const o = { ...HEALTH_DEFAULTS, ...opts };
+  const resync = status.resyncIntervalMs;
+  const liveWindow = Math.max(o.livenessIntervals * resync, o.livenessFloorMs);
+  const readyWindow = Math.max(o.readinessIntervals * resync, o.readinessFloorMs);
+  const families = [...status.families.entries()];
+
+  const healthReasons: string[] = [];
+  const lastAttempt = latest([status.lastSyncAt, ...families.map(([, s]) => s.lastAttemptAt)]);
+  if (lastAttempt === undefined) {
+    if (o.startedAt !== undefined && now - o.startedAt > liveWindow) {
+      healthReasons.push(`no sync attempted in the ${seconds(now - o.startedAt)} since start (limit ${seconds(liveWindow)})`);
+    }
+  } else if (now - lastAttempt > liveWindow) {
+    healthReasons.push(`last sync attempt was ${seconds(now - lastAttempt)} ago (limit ${seconds(liveWindow)}); the sync loop is stuck`);
+  }
+  for (const [family, s] of families) {
+    if (s.consecutiveFailures >= o.failureThreshold) {
+      healthReasons.push(`${family}: ${s.consecutiveFailures} syncs in a row failed (limit ${o.failureThreshold}); last error: ${s.lastError ?? 'unknown'}`);
+    }
+  }
+
+  const readyReasons: string[] = [];
+  if (families.length === 0) readyReasons.push('no sync has run yet');
+  for (const [family, s] of families) {
+    if (s.lastSuccessAt === undefined) {
+      readyReasons.push(`${family}: no successful sync yet${s.lastError === undefined ? '' : `; last error: ${s.lastError}`}`);
+    } else if (now - s.lastSuccessAt > readyWindow) {
+      readyReasons.push(
+        `${family}: last successful sync was ${seconds(now - s.lastSuccessAt)} ago (limit ${seconds(readyWindow)})` +
+          (s.lastError === undefined ? '' : `; last error: ${s.lastError}`),
+      );
+    }
+  }
+
+  const healthy = healthReasons.length === 0;
+  const ready = readyReasons.length === 0;
+  return {
+    healthy,
+    ready,
+    healthReasons,
+    readyReasons,
+    body: {
+      healthy,
+      ready,
+      healthReasons,
+      readyReasons,
+      currentTime: new Date(now).toISOString(),
+      lastUpdated: iso(latest(families.map(([, s]) => s.lastSuccessAt))),
+      lastSync: iso(status.lastSyncAt),
+      resyncInterval: formatGoDuration(BigInt(Math.round(resync)) * 1_000_000n),
+      configValid: status.configValid,
+      configErrors: status.configErrors,
+      usingDefaults: status.usingDefaults,
+      configHash: status.configHash,
+      configFiles: status.configFiles,
+      families: Object.fromEntries(families.map(([family, s]) => [family, familyBody(s)])),
+    },
+  };
+}

@@ -1,0 +1,122 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../observe/log.js';
+import { formatHostPort, parseBindAddress } from './bind-address.js';
+import type { Routes } from './routes.js';
+
+/** Options of startHttpServer. */
+export interface HttpServerOptions {
+  /** The flag's value: `host:port`, `[v6]:port`, `:port`; `''` or `'0'` disables the server. */
+  readonly bindAddress: string;
+  /** The flag it came from, e.g. `--healthz-bind-address`, named in every message about it. */
+  readonly flag: string;
+  readonly routes: Routes;
+  readonly log: Logger;
+}
+
+/** A listening server. */
+export interface HttpServer {
+  /** The address actually bound (`::` or `0.0.0.0` for all interfaces). */
+  readonly address: string;
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  /** `http://host:port`, for logs and tests. */
+  readonly url: string;
+  /** Stops listening and drops open keep-alive connections. */
+  close(): Promise<void>;
+}
+
+/** Why a listen failed, in words that point at the flag to change. */
+function describeListenError(e: NodeJS.ErrnoException, flag: string, value: string): string {
+  const where = `${flag}=${value}`;
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return `${where}: address already in use (another process, perhaps a second ip-masq-agent on this node, listens there); choose another address or set ${flag}=0 to disable`;
+    case 'EADDRNOTAVAIL':
+      return `${where}: this host has no such address; use one of its addresses, or :port for all interfaces`;
+    case 'EACCES':
+      return `${where}: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE); choose a higher port`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `${where}: the host name does not resolve; use an IP address`;
+    default:
+      return `${where}: cannot listen: ${e.message}`;
+  }
+}
+
+function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: IncomingMessage, res: ServerResponse): void {
+  const send = (status: number, contentType: string, body: string, headers: Record<string, string> = {}): void => {
+    res.writeHead(status, {
+      'Content-Type': contentType,
+      'Content-Length': String(Buffer.byteLength(body)),
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      ...headers,
+    });
+    res.end(body); // node:http drops the body of a HEAD response itself
+  };
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const route = routes.get(path);
+  if (!route) {
+    send(404, 'text/plain; charset=utf-8', `404 page not found; try ${[...routes.keys()].join(', ')}\n`);
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(405, 'text/plain; charset=utf-8', `405 method not allowed; use GET or HEAD\n`, { Allow: 'GET, HEAD' });
+    return;
+  }
+  route().then(
+    (r) => send(r.status, r.contentType, r.body),
+    (e: unknown) => {
+      const message = e instanceof Error ? e.message : String(e);
+      log.error('HTTP handler failed', { path, error: message });
+      send(500, 'text/plain; charset=utf-8', `500 internal error: ${message}\n`);
+    },
+  );
+}
+
+/**
+ * Serves `routes` on the flag's address; resolves undefined (and logs it) when the flag disables the
+ * server, rejects with a message naming the flag when it cannot listen (address in use, ...).
+ * Throws UsageError when the address cannot be parsed.
+ */
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer | undefined> {
+  const { flag, log } = opts;
+  const bind = parseBindAddress(opts.bindAddress, flag);
+  const paths = Object.keys(opts.routes);
+  if (!bind) {
+    log.info(`HTTP server for ${paths.join(', ')} disabled (${flag} is empty or 0)`, { flag });
+    return undefined;
+  }
+  const routes = new Map(Object.entries(opts.routes));
+  const server: Server = createServer((req, res) => handle(routes, log, req, res));
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      reject(new Error(describeListenError(e, flag, opts.bindAddress), { cause: e }));
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(bind.port, bind.host);
+  });
+  // After a successful listen, a server error must not crash the agent: it only costs the endpoint.
+  server.on('error', (e: Error) => log.error('HTTP server error', { flag, error: e.message }));
+  const info = server.address() as AddressInfo;
+  const url = `http://${formatHostPort(info.address, info.port)}`;
+  log.info(`serving ${paths.join(', ')} on ${url}`, { flag, url });
+  return {
+    address: info.address,
+    port: info.port,
+    url,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((e) => (e ? reject(e) : resolve()));
+        // close() only drops idle connections; a scrape stuck in a handler must not hold up shutdown.
+        server.closeAllConnections();
+      }),
+  };
+}

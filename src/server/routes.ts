@@ -1,0 +1,42 @@
+import type { AgentStatus } from '../agent/agent.js';
+import type { Clock } from '../agent/clock.js';
+import { evaluateHealth, type HealthOptions } from '../observe/health.js';
+import type { Metrics } from '../observe/metrics.js';
+
+/** What a route answers; the HTTP adapter adds the headers and handles HEAD. */
+export interface HttpResponse {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+/** One GET endpoint. */
+export type Route = () => Promise<HttpResponse>;
+
+/** Endpoints by exact path (query strings are ignored). */
+export type Routes = Readonly<Record<string, Route>>;
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * `/healthz` (liveness) and `/readyz` (readiness): 200 or 503 with the same JSON body.
+ * The agent counts as started when the routes are built, unless `opts.startedAt` says otherwise.
+ */
+export function healthRoutes(getStatus: () => AgentStatus, clock: Clock, opts: HealthOptions = {}): Routes {
+  const options: HealthOptions = { startedAt: clock.now(), ...opts };
+  const answer = (pick: 'healthy' | 'ready'): Route => async () => {
+    const h = evaluateHealth(getStatus(), clock.now(), options);
+    return { status: h[pick] ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(h.body, null, 2)}\n` };
+  };
+  return { '/healthz': answer('healthy'), '/readyz': answer('ready') };
+}
+
+/** `/metrics` in the Prometheus text format, with the state gauges read from the status at scrape time. */
+export function metricsRoutes(metrics: Metrics, getStatus: () => AgentStatus): Routes {
+  return {
+    '/metrics': async () => {
+      metrics.update(getStatus());
+      return { status: 200, contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
+    },
+  };
+}
