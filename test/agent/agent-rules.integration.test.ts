@@ -81,3 +81,65 @@ test('--backend=nftables, dual-stack: table inet ip-masq-agent holds the ranges,
     assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt6), ADDR.pod6);
   });
 });
+
+test('restart with the same config: "rules already in place", nothing rewritten (MASQUERADE counter kept)', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    cm.write(CONFIG_V4);
+    const first = startAgent([`--config=${cm.file}`, '--iptables-mode=nft']);
+    await first.waitForLog('rules applied');
+    assert.equal((await first.stop()).code, 0);
+    for (let i = 0; i < 2; i++) assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
+    const counters = (): string => inNs(topo.node, ['iptables-nft', '-w', '5', '-t', 'nat', '-L', CHAIN, '-v', '-x', '-n']);
+    const before = counters();
+    assert.match(before, /^\s+2\s+\d+ MASQUERADE /m);
+
+    const second = startAgent([`--config=${cm.file}`, '--iptables-mode=nft', '--v=2']);
+    await second.waitForLog('sync done');
+    assert.equal(second.matching('rules already in place').length, 1);
+    assert.equal(second.matching('rules applied').length, 0);
+    assert.equal(counters(), before, 'a rewrite would reset the counters');
+    assert.equal(jumpCount(topo.node, 'nft', 'ipv4'), 1);
+  });
+});
+
+test('switching --backend iptables -> nftables -> iptables: each start removes the other form, the verdicts stay right', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    cm.write('nonMasqueradeCIDRs: [10.244.0.0/16, 198.51.100.0/24]\nresyncInterval: 1h\n');
+    const steps = [['--iptables-mode=nft'], ['--backend=nftables'], ['--iptables-mode=nft']] as const;
+    for (const args of steps) {
+      const agent = startAgent([`--config=${cm.file}`, ...args]);
+      await agent.waitForLog('rules applied');
+      const nftTable = inNs(topo.node, ['nft', 'list', 'tables']).includes('table inet ip-masq-agent');
+      const iptablesLines = ourSaveLines(topo.node, 'nft', 'ipv4');
+      if (args[0] === '--backend=nftables') {
+        assert.ok(nftTable, 'nft table present');
+        assert.deepEqual(iptablesLines, [], 'iptables chain and jump removed');
+      } else {
+        assert.ok(!nftTable, 'nft table removed');
+        assert.deepEqual(iptablesLines, expectedSaveLines('ipv4', ['10.244.0.0/16', '198.51.100.0/24']));
+      }
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4, args.join(' '));
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outsideDoc4), ADDR.pod4, args.join(' '));
+      assert.equal((await agent.stop()).code, 0);
+    }
+  });
+});
+
+test('switching --iptables-mode legacy -> nft: the legacy chain left behind is removed, so the new config decides', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    cm.write(CONFIG_V4);
+    const legacy = startAgent([`--config=${cm.file}`, '--iptables-mode=legacy']);
+    await legacy.waitForLog('rules applied');
+    assert.equal((await legacy.stop()).code, 0);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideDoc4), ADDR.node4);
+
+    // The node moves to iptables-nft (e.g. kubelet and kube-proxy switched), with a new config.
+    cm.write('nonMasqueradeCIDRs: [10.244.0.0/16, 198.51.100.0/24]\nresyncInterval: 1h\n');
+    const nft = startAgent([`--config=${cm.file}`, '--iptables-mode=nft']);
+    await nft.waitForLog('rules applied');
+    assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', ['10.244.0.0/16', '198.51.100.0/24']));
+    // A stale legacy MASQUERADE chain keeps masquerading what the new config exempts.
+    assert.deepEqual(ourSaveLines(topo.node, 'legacy', 'ipv4'), [], 'no IP-MASQ-AGENT chain or jump left in iptables-legacy');
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideDoc4), ADDR.pod4, '198.51.100.0/24 is exempt under the new config');
+  });
+});
