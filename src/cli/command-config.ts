@@ -1,7 +1,7 @@
 // How the operator commands read a config: exactly as the agent does (a file, or a directory
 // of ip-masq* files), plus a Kubernetes ConfigMap manifest, and with the line:column of every
 // CIDR kept so messages can point at it.
-import { hashConfig, type CidrEntry, type ConfigOptions, type MasqConfig } from '../config/config.js';
+import { hashConfig, type CidrEntry, type ConfigOptions } from '../config/config.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { extractManifestConfigs, parseEmbeddedConfig } from '../config/manifest.js';
 import { mergeConfigFragments } from '../config/merge.js';
@@ -85,9 +85,4 @@ function sortIssues(issues: readonly ConfigIssue[]): ConfigIssue[] {
 export function describeEntryOrigin(cfg: CommandConfig, entry: CidrEntry): string {
   if (entry.source === 'defaults') return `the default list (${entry.path}; no config file sets nonMasqueradeCIDRs)`;
   return `${formatWhere(entry.source, positionOf(cfg, entry))} ${entry.path}`;
-}
-
-/** The config's CIDR texts, for JSON output. */
-export function cidrTexts(config: MasqConfig): string[] {
-  return config.nonMasqueradeCIDRs.map((e) => e.text);
 }

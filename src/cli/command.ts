@@ -1,6 +1,7 @@
 // What every operator command shares: where it writes, what it needs, its exit codes, and how
 // a usage error is reported.
 import type { Runner } from '../exec/runner.js';
+import type { Logger } from '../observe/log.js';
 import { UsageError } from '../errors.js';
 import type { ReadText } from './command-config.js';
 
@@ -53,3 +54,6 @@ export async function withUsageErrors(io: CommandIo, command: string, body: () =
     throw e;
   }
 }
+
+/** A logger that drops everything: the commands report in their own words, not as log lines. */
+export const silentLog: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined, trace: () => undefined };

@@ -7,10 +7,9 @@ import { renderNftScript } from '../backends/nftables/render.js';
 import { readRegularFileText } from '../config/read-text.js';
 import { ConfigError, formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
-import type { Logger } from '../observe/log.js';
 import { buildPolicy, type FamilyPolicy } from '../policy.js';
 import { agentOptionsFromFlags } from './agent-options.js';
-import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
+import { EXIT, silentLog, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { loadCommandConfig, type CommandConfig } from './command-config.js';
 import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs, rejectPositional } from './command-flags.js';
 
@@ -84,8 +83,6 @@ export function formatRenderedText(families: readonly RenderedFamily[]): string 
     .join('\n');
 }
 
-const quietLog: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined, trace: () => undefined };
-
 /** Runs `render`; exit 0 printed, 1 invalid config, 2 usage error. */
 export async function runRender(argv: readonly string[], io: CommandIo, deps: CommandDeps): Promise<number> {
   return withUsageErrors(io, 'render', async () => {
@@ -109,7 +106,7 @@ export async function runRender(argv: readonly string[], io: CommandIo, deps: Co
 
     let kind: 'iptables' | 'nftables';
     if (opts.backend === 'auto') {
-      const chosen = await chooseBackendKind({ backend: 'auto', iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: quietLog });
+      const chosen = await chooseBackendKind({ backend: 'auto', iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog });
       kind = chosen.kind;
       io.stderr(`note: --backend=auto chose ${kind} on this host: ${chosen.reason}\n`);
     } else {

@@ -10,7 +10,7 @@ import type { Family } from '../net/cidr.js';
 import type { Fields, Logger } from '../observe/log.js';
 import { buildPolicy } from '../policy.js';
 import { agentOptionsFromFlags } from './agent-options.js';
-import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
+import { EXIT, silentLog, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { loadCommandConfig, type CommandConfig } from './command-config.js';
 import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs, rejectPositional } from './command-flags.js';
 
@@ -130,8 +130,6 @@ function cannotCheck(io: CommandIo, what: string, e: unknown): number {
   return EXIT.cannotCheck;
 }
 
-const quietLog: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined, trace: () => undefined };
-
 /** Runs `status`; exit 0 in sync, 1 drifted or missing, 2 usage error, 3 could not check. */
 export async function runStatus(argv: readonly string[], io: CommandIo, deps: StatusDeps): Promise<number> {
   return withUsageErrors(io, 'status', async () => {
@@ -160,7 +158,7 @@ export async function runStatus(argv: readonly string[], io: CommandIo, deps: St
         iptablesMode: opts.iptablesMode,
         chain: opts.chain,
         runner: deps.runner,
-        log: quietLog,
+        log: silentLog,
       });
     } catch (e) {
       return cannotCheck(io, 'pick the backend', e);
