@@ -14,6 +14,9 @@ import { UsageError } from './errors.js';
 import { createRunner, type Runner } from './exec/runner.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { readVersion } from './version.js';
+import { createMetrics } from './observe/metrics.js';
+import { healthRoutes, metricsRoutes, type Routes } from './server/routes.js';
+import { startHttpServer } from './server/http.js';
 
 const USAGE = `Usage: ip-masq-agent [flags]
 
@@ -46,6 +49,7 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
     log.error('cannot start: no usable netfilter backend', { error: (e as Error).message });
     process.exit(1);
   }
+  const metrics = createMetrics();
   const agent = createAgent({
     loadConfig: () => loadConfig(opts.configPath, opts.config),
     defaultConfig: () => defaultConfig(opts.config),
@@ -53,7 +57,26 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
     policyOptions: opts.policy,
     log,
     clock: systemClock,
+    onSync: (report) => metrics.onSync(report),
   });
+  const status = (): ReturnType<typeof agent.status> => agent.status();
+  const servers: { close(): Promise<void> }[] = [];
+  try {
+    // One server when both flags name the same address; otherwise the second could not bind.
+    const endpoints: [string, string, Routes][] = [
+      ['--healthz-bind-address', opts.healthzBindAddress, healthRoutes(status, systemClock)],
+      ['--metrics-bind-address', opts.metricsBindAddress, metricsRoutes(metrics, status)],
+    ];
+    const [health, metric] = endpoints;
+    if (health && metric && health[1] === metric[1]) endpoints.splice(0, 2, [health[0], health[1], { ...health[2], ...metric[2] }]);
+    for (const [flag, bindAddress, routes] of endpoints) {
+      const server = await startHttpServer({ bindAddress, flag, routes, log });
+      if (server) servers.push(server);
+    }
+  } catch (e) {
+    log.error('cannot start: HTTP endpoint unavailable', { error: (e as Error).message });
+    process.exit(1);
+  }
   const isDirectory = (): boolean => {
     try {
       return statSync(opts.configPath).isDirectory();
@@ -65,6 +88,7 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
   const shutdown = (signal: string): void => {
     log.info('stopping; rules stay in place', { signal });
     stopWatching();
+    for (const server of servers) void server.close();
     // Exit promptly: a running sync is atomic per family, so stopping mid-way leaves valid rules.
     const force = setTimeout(() => process.exit(0), 1000);
     force.unref();

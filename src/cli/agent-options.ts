@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.js';
 import { checkChainName } from '../backends/iptables/render.js';
+import { parseBindAddress } from '../server/bind-address.js';
 import { parseToPorts, type PolicyOptions } from '../policy.js';
 import type { ConfigOptions } from '../config/config.js';
 import type { ParsedFlags } from './flags.js';
@@ -44,8 +45,14 @@ export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
     policy: { enableIPv6, randomFully: bool('random-fully'), toPorts: parseToPorts(get('to-ports')) },
     backend: get('backend') as BackendChoice,
     iptablesMode: get('iptables-mode') as IptablesMode,
-    healthzBindAddress: get('healthz-bind-address'),
-    metricsBindAddress: get('metrics-bind-address'),
+    healthzBindAddress: checkBindAddress(get('healthz-bind-address'), '--healthz-bind-address'),
+    metricsBindAddress: checkBindAddress(get('metrics-bind-address'), '--metrics-bind-address'),
     verbosity: Number(get('v')),
   };
+}
+
+/** Checks a bind address flag early, so a typo is a usage error rather than a failed start. */
+function checkBindAddress(text: string, flag: string): string {
+  parseBindAddress(text, flag);
+  return text;
 }

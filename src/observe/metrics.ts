@@ -72,6 +72,13 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const shadowing = new Gauge({
+    name: 'ip_masq_agent_shadowing_rules',
+    help: 'MASQUERADE/SNAT rules earlier in nat POSTROUTING than our jump, which may override our non-masquerade ranges.',
+    labelNames: ['family'] as const,
+    registers,
+  });
+
   const known = new Set<Family>();
   /** Creates every series of a family at 0, so rate() and alerts see them from the start. */
   const ensureFamily = (family: Family): void => {
@@ -102,6 +109,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       for (const [family, s] of status.families) {
         ensureFamily(family);
         rules.set({ family }, s.rules);
+        shadowing.set({ family }, s.shadowingRules?.length ?? 0);
         lastSuccess.set({ family }, s.lastSuccessAt === undefined ? 0 : s.lastSuccessAt / 1000);
       }
     },

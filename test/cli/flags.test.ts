@@ -87,3 +87,10 @@ test('--help and --version are recognised', () => {
   assert.equal(parseFlags(['-h']).help, true);
   assert.equal(parseFlags(['--version']).version, true);
 });
+
+test('a malformed bind address is a usage error naming the flag; empty and 0 disable', () => {
+  assert.throws(() => agentOptionsFromFlags(parseFlags(['--healthz-bind-address=127.0.0.1'])), /--healthz-bind-address: "127.0.0.1" has no port/);
+  assert.throws(() => agentOptionsFromFlags(parseFlags(['--metrics-bind-address=::1:80'])), /--metrics-bind-address/);
+  assert.equal(agentOptionsFromFlags(parseFlags(['--metrics-bind-address=0'])).metricsBindAddress, '0');
+  assert.equal(agentOptionsFromFlags(parseFlags(['--healthz-bind-address='])).healthzBindAddress, '');
+});
