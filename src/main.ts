@@ -7,7 +7,7 @@ import { watchConfig } from './agent/watch.js';
 import { selectBackend } from './backends/select.js';
 import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js';
 import { formatFlagHelp, parseFlags } from './cli/flags.js';
-import { isOperatorCommand, runOperatorCommand } from './cli/index.js';
+import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
 import { defaultConfig } from './config/config.js';
 import { loadConfig } from './config/load.js';
 import { UsageError } from './errors.js';
@@ -19,6 +19,7 @@ import { healthRoutes, metricsRoutes, type Routes } from './server/routes.js';
 import { startHttpServer } from './server/http.js';
 
 const USAGE = `Usage: ip-masq-agent [flags]
+       ip-masq-agent COMMAND [flags] [args]
 
 Runs the IP masquerade agent: keeps the nat rules that masquerade pod traffic to destinations
 outside the non-masquerade CIDRs, from the config file, re-applied every resyncInterval and on
@@ -113,7 +114,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const flags = parseFlags(argv);
     if (flags.help) {
-      process.stdout.write(`${USAGE}${formatFlagHelp()}\n`);
+      process.stdout.write(`${USAGE}${formatFlagHelp()}\n\n${COMMANDS_HELP}`);
       return 0;
     }
     if (flags.version) {
