@@ -402,8 +402,8 @@ describe('Dockerfile', () => {
   });
 });
 
-describe('docs/deploy.md', () => {
-  const doc = readRepoFile('docs/deploy.md');
+describe('README.md (deploy and troubleshooting sections)', () => {
+  const doc = readRepoFile('README.md');
 
   it("gives the user guide's three steps unchanged", () => {
     assert.ok(doc.includes('kubectl label nodes my-node node.kubernetes.io/masq-agent-ds-ready=true'));
@@ -415,6 +415,6 @@ describe('docs/deploy.md', () => {
     const local = doc.replace(/https?:\/\/\S+/g, '');
     const paths = [...new Set([...local.matchAll(/\b(?:deploy|docs)\/[\w./-]*[\w-]/g)].map((m) => m[0]))];
     assert.ok(paths.length > 3, paths.join(' '));
-    for (const p of paths) assert.ok(existsSync(join(repoRoot(), p)), `${p} is named in docs/deploy.md but does not exist`);
+    for (const p of paths) assert.ok(existsSync(join(repoRoot(), p)), `${p} is named in README.md but does not exist`);
   });
 });
