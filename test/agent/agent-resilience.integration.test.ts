@@ -3,15 +3,14 @@
 // Each test builds its own pod/node/outside namespaces and deletes them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { ADDR, canUseNetns, sourceSeenBy } from '../netns/netns.js';
 import {
   CHAIN,
   JUMP_SPEC,
+  createFailingShim,
   expectedSaveLines,
+  holdLock,
   inNs,
   jumpCount,
   natCommand,
@@ -111,25 +110,6 @@ test('--backend=nftables: 30 quiet resyncs at 100ms rewrite nothing (rule and se
   });
 });
 
-/** Holds the xtables lock file with flock(1) until release() (closing its stdin ends `cat`). */
-async function holdLock(file: string): Promise<{ release: () => Promise<void> }> {
-  const holder = spawn('flock', ['--exclusive', file, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => holder.once('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('flock did not take the lock')), 10_000);
-    holder.stdout.once('data', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-  return {
-    release: async () => {
-      holder.stdin.end();
-      await exited;
-    },
-  };
-}
-
 test('iptables-legacy with the xtables lock held by another program for 3 s: the agent waits, then applies once', { skip }, async () => {
   await withScene(async ({ topo, cm, startAgent }) => {
     cm.write(config('1s'));
@@ -173,19 +153,6 @@ test('iptables-legacy with the lock held past all lock retries of a sync (3 x -w
     }
   });
 });
-
-/** A PATH directory whose `name` fails (exit 1, message on stderr) while `marker` exists, else runs the real one. */
-function createFailingShim(name: string): { dir: string; marker: string; path: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'ima-agent-shim-'));
-  const marker = join(dir, 'fail');
-  const shim = join(dir, name);
-  writeFileSync(
-    shim,
-    `#!/bin/sh\nif [ -e '${marker}' ]; then\n  echo '${name}: simulated failure (test shim): cannot commit the nat table' >&2\n  exit 1\nfi\nexec /usr/sbin/${name} "$@"\n`,
-  );
-  chmodSync(shim, 0o755);
-  return { dir, marker, path: `${dir}:${process.env['PATH'] ?? ''}`, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 test('a failing iptables-nft-restore: the failure is logged with its message, old rules stay, the next resync applies once it works', { skip }, async () => {
   const { marker, path, cleanup } = createFailingShim('iptables-nft-restore');

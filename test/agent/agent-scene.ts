@@ -1,7 +1,10 @@
 // A scene for agent integration tests: a fresh pod/node/outside topology, a who-am-I server on
 // the outside host, a kubelet-style config dir and a private xtables lock, all removed again
 // however the test ends. Also the reference rule lines the tests expect to read back.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after } from 'node:test';
 import type { Family } from '../../src/net/cidr.js';
 import { createTopology, startPeerServer, type PeerServer, type Topology } from '../netns/netns.js';
@@ -138,4 +141,36 @@ export async function waitUntil(what: string, check: () => boolean, timeoutMs = 
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await pause(20);
   }
+}
+
+/** Holds the xtables lock file with flock(1) until release() (closing its stdin ends `cat`). */
+export async function holdLock(file: string): Promise<{ release: () => Promise<void> }> {
+  const holder = spawn('flock', ['--exclusive', file, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => holder.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('flock did not take the lock')), 10_000);
+    holder.stdout.once('data', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+  return {
+    release: async () => {
+      holder.stdin.end();
+      await exited;
+    },
+  };
+}
+
+/** A PATH directory whose `name` fails (exit 1, message on stderr) while `marker` exists, else runs the real one. */
+export function createFailingShim(name: string): { dir: string; marker: string; path: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'ima-agent-shim-'));
+  const marker = join(dir, 'fail');
+  const shim = join(dir, name);
+  writeFileSync(
+    shim,
+    `#!/bin/sh\nif [ -e '${marker}' ]; then\n  echo '${name}: simulated failure (test shim): cannot commit the nat table' >&2\n  exit 1\nfi\nexec /usr/sbin/${name} "$@"\n`,
+  );
+  chmodSync(shim, 0o755);
+  return { dir, marker, path: `${dir}:${process.env['PATH'] ?? ''}`, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
