@@ -246,3 +246,35 @@ test('SIGTERM while the first sync waits for the xtables lock: exit code 0 promp
     }
   });
 });
+
+/** A CNI-style catch-all MASQUERADE for the pod range, as `-S POSTROUTING` prints it. */
+const CNI_MASQ = ['-s', '10.244.1.0/24', '-j', 'MASQUERADE'];
+const CNI_MASQ_LINE = '-A POSTROUTING -s 10.244.1.0/24 -j MASQUERADE';
+
+test('a MASQUERADE rule already before our jump at start is reported (it masquerades what we exempt)', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    natCommand(topo.node, 'nft', 'ipv4', '-A', 'POSTROUTING', ...CNI_MASQ);
+    cm.write(config('1s'));
+    const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft']);
+    await agent.waitForLog('rules applied');
+    const warned = await agent.waitForLog('may override our non-masquerade ranges');
+    assert.equal(warned.level, 'warn');
+    assert.deepEqual(warned.fields['rules'], [CNI_MASQ_LINE]);
+    // The user-visible harm the warning is about.
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.node4);
+  });
+});
+
+test('a MASQUERADE rule inserted before our jump while the agent runs is reported within a resync', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    cm.write(config('1s'));
+    const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft']);
+    await agent.waitForLog('rules applied');
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
+    // E.g. a CNI plugin starting after the agent, inserting at the top of POSTROUTING.
+    natCommand(topo.node, 'nft', 'ipv4', '-I', 'POSTROUTING', '1', ...CNI_MASQ);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.node4, 'the exempt destination is now masqueraded');
+    const warned = await agent.waitForLog('may override our non-masquerade ranges', { timeoutMs: 5_000 });
+    assert.deepEqual(warned.fields['rules'], [CNI_MASQ_LINE]);
+  });
+});

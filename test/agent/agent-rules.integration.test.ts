@@ -3,6 +3,9 @@
 // Each test builds its own pod/node/outside namespaces and deletes them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ADDR, canUseNetns, sourceSeenBy } from '../netns/netns.js';
 import { CHAIN, expectedSaveLines, inNs, jumpCount, ourSaveLines, usePrivateXtablesLock, withScene, type Mode } from './agent-scene.js';
 
@@ -142,4 +145,61 @@ test('switching --iptables-mode legacy -> nft: the legacy chain left behind is r
     assert.deepEqual(ourSaveLines(topo.node, 'legacy', 'ipv4'), [], 'no IP-MASQ-AGENT chain or jump left in iptables-legacy');
     assert.equal(sourceSeenBy(topo.pod, ADDR.outsideDoc4), ADDR.pod4, '198.51.100.0/24 is exempt under the new config');
   });
+});
+
+for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
+  test(`--iptables-mode=auto on a node whose kubelet uses iptables-${mode} (KUBE-IPTABLES-HINT): rules land in ${mode} only`, { skip }, async () => {
+    await withScene(async ({ topo, cm, startAgent }) => {
+      // What kubelet >= 1.24 leaves on the node: the hint chain in the mangle table of its variant.
+      inNs(topo.node, [`iptables-${mode}`, '-w', '5', '-t', 'mangle', '-N', 'KUBE-IPTABLES-HINT']);
+      cm.write(CONFIG_V4);
+      const agent = startAgent([`--config=${cm.file}`]);
+      const detected = await agent.waitForLog('iptables backend detected');
+      assert.equal(detected.fields['mode'], mode, detected.raw);
+      await agent.waitForLog('rules applied');
+      const other = mode === 'nft' ? 'legacy' : 'nft';
+      assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', ['10.244.0.0/16']));
+      assert.deepEqual(ourSaveLines(topo.node, other, 'ipv4'), []);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
+    });
+  });
+}
+
+test('--backend=auto next to kube-proxy in nftables mode (table ip kube-proxy): native nftables, no iptables chain', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    inNs(topo.node, ['nft', 'add', 'table', 'ip', 'kube-proxy']);
+    cm.write(CONFIG_V4);
+    const agent = startAgent([`--config=${cm.file}`, '--backend=auto']);
+    const selected = await agent.waitForLog('backend selected');
+    assert.equal(selected.fields['backend'], 'nftables', selected.raw);
+    await agent.waitForLog('rules applied');
+    assert.match(inNs(topo.node, ['nft', 'list', 'tables']), /^table inet ip-masq-agent$/m);
+    assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), []);
+    assert.deepEqual(ourSaveLines(topo.node, 'legacy', 'ipv4'), []);
+    // kube-proxy's table is not ours to touch.
+    assert.match(inNs(topo.node, ['nft', 'list', 'tables']), /^table ip kube-proxy$/m);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
+  });
+});
+
+test('--backend=auto on a host without any iptables binary: native nftables', { skip }, async () => {
+  // A PATH with nft (and ip) but no iptables, as in a minimal image.
+  const bin = mkdtempSync(join(tmpdir(), 'ima-agent-noipt-'));
+  symlinkSync('/usr/sbin/nft', join(bin, 'nft'));
+  try {
+    await withScene(async ({ topo, cm, startAgent }) => {
+      cm.write(CONFIG_V4);
+      const agent = startAgent([`--config=${cm.file}`, '--backend=auto'], { env: { PATH: `${bin}:/usr/bin` } });
+      const selected = await agent.waitForLog('backend selected');
+      assert.equal(selected.fields['backend'], 'nftables', selected.raw);
+      assert.match(String(selected.fields['reason']), /no iptables/);
+      await agent.waitForLog('rules applied');
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
+    });
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
 });
