@@ -44,7 +44,15 @@ export function watchConfig(opts: ConfigWatchOptions): () => void {
     if (stopped) return;
     const dir = opts.isDirectory() ? opts.path : dirname(opts.path);
     try {
-      watcher = watch(dir, { persistent: false }, () => fire());
+      watcher = watch(dir, { persistent: false }, () => {
+        fire();
+        // Watch anew after every event: if the directory was deleted (and maybe re-created,
+        // possibly with the same inode number), the old watch would stay silent from now on.
+        // Events are rare (config changes), and the debounced sync re-reads everything anyway.
+        watcher?.close();
+        watcher = undefined;
+        open();
+      });
       watcher.on('error', (e) => {
         opts.log.warn('config watcher failed; re-creating it', { dir, error: e.message });
         reopen();

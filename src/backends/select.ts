@@ -6,6 +6,7 @@ import type { Backend } from './backend.js';
 import { createIptablesBackend } from './iptables/iptables-backend.js';
 import { detectIptablesMode, iptablesVersion, supportsRandomFully } from './iptables/detect.js';
 import { createNftablesBackend } from './nftables/nftables-backend.js';
+import { defaultCleanupTargets } from './leftovers.js';
 
 /** What backend selection needs. */
 export interface SelectOptions {
@@ -54,48 +55,24 @@ export async function createIptablesBackendFor(o: SelectOptions): Promise<Backen
 }
 
 /**
- * Creates the chosen backend and removes the other form, so exactly one is active:
- * the nft table when iptables is chosen; our iptables chains (both variants) when nftables is.
+ * Creates the chosen backend and removes every other form the agent may have left (the nft table,
+ * or our chain in the other iptables variant), so exactly one decides: whichever NAT rule runs
+ * first would win otherwise.
  */
 export async function selectBackend(o: SelectOptions): Promise<Backend> {
   const { kind, reason } = await chooseBackendKind(o);
   o.log.info('backend selected', { backend: kind, reason });
-  const families = ['ipv4', 'ipv6'] as const;
-  if (kind === 'nftables') {
-    for (const mode of ['nft', 'legacy'] as const) {
-      if (!(await installed(o.runner, [`iptables-${mode}`, '--version']))) continue;
-      const other = createIptablesBackend({ runner: o.runner, mode, chain: o.chain, randomFullySupported: true });
-      for (const f of families) {
-        // Listing a legacy table makes the kernel create it; look at the save output (no -t) first.
-        if (mode === 'legacy' && !(await legacyChainExists(o.runner, f, o.chain))) continue;
-        await removeOther(other, f, o.log);
-      }
+  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o);
+  for (const target of defaultCleanupTargets(o.chain, o.runner)) {
+    if (target.backend === backend.name) continue;
+    try {
+      const found = await target.inspect();
+      if (found.state !== 'present') continue;
+      await target.remove();
+      o.log.info('removed rules of a backend not in use', { where: target.name, removed: found.what });
+    } catch (e) {
+      o.log.warn('could not check or remove rules of a backend not in use', { where: target.name, error: (e as Error).message });
     }
-    return createNftablesBackend({ runner: o.runner });
   }
-  if (await installed(o.runner, ['nft', '--version'])) {
-    const other = createNftablesBackend({ runner: o.runner });
-    for (const f of families) await removeOther(other, f, o.log);
-  }
-  return createIptablesBackendFor(o);
-}
-
-async function removeOther(other: Backend, family: 'ipv4' | 'ipv6', log: Logger): Promise<void> {
-  try {
-    if ((await other.read(family)).length === 0) return;
-    await other.cleanup(family);
-    log.info('removed rules of the backend not in use', { backend: other.name, family });
-  } catch (e) {
-    log.warn('could not check or remove rules of the backend not in use', { backend: other.name, family, error: (e as Error).message });
-  }
-}
-
-async function legacyChainExists(runner: Runner, family: 'ipv4' | 'ipv6', chain: string): Promise<boolean> {
-  try {
-    const bin = family === 'ipv4' ? 'iptables-legacy-save' : 'ip6tables-legacy-save';
-    const { stdout } = await runner([bin], { timeoutMs: 30_000 });
-    return stdout.split('\n').some((l) => l.startsWith(`:${chain} `));
-  } catch {
-    return false;
-  }
+  return backend;
 }

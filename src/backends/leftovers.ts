@@ -1,0 +1,107 @@
+// Everything the agent may leave in a network namespace, as targets that can be inspected without
+// side effects and removed: our iptables chain and jump (nft and legacy, IPv4 and IPv6) and the nft
+// table. Used by `cleanup` (all of them) and at start-up (all but the backend in use).
+import { CommandError } from '../errors.js';
+import type { Runner } from '../exec/runner.js';
+import type { Family } from '../net/cidr.js';
+import { createIptablesBackend } from './iptables/iptables-backend.js';
+import type { IptablesMode } from './iptables/detect.js';
+import { NFT_TABLE_REF } from './nftables/names.js';
+
+/** What a target holds now. */
+export type Inspection =
+  | { readonly state: 'absent' }
+  | { readonly state: 'present'; readonly what: string }
+  | { readonly state: 'skipped'; readonly why: string };
+
+/** One place the agent may have left state, e.g. `iptables-nft IPv4` or `nftables`. */
+export interface CleanupTarget {
+  readonly name: string;
+  /** The backend that writes this state: `iptables-nft`, `iptables-legacy` or `nftables`. */
+  readonly backend: string;
+  /** Looks without changing anything (and without making the kernel create a table). */
+  inspect(): Promise<Inspection>;
+  /** Removes what inspect() found. */
+  remove(): Promise<void>;
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Our chain and jumps in a `*-save` output (all tables; only `*nat` counts). */
+export function findInSaveOutput(save: string, chain: string): { chain: boolean; rules: number; jumps: number } {
+  const jump = new RegExp(`^-A POSTROUTING .*-j ${escapeRegExp(chain)}(\\s|$)`);
+  let table = '';
+  const found = { chain: false, rules: 0, jumps: 0 };
+  for (const line of save.split('\n')) {
+    if (line.startsWith('*')) table = line.slice(1).trim();
+    if (table !== 'nat') continue;
+    if (line.startsWith(`:${chain} `)) found.chain = true;
+    else if (line.startsWith(`-A ${chain} `)) found.rules++;
+    else if (jump.test(line)) found.jumps++;
+  }
+  return found;
+}
+
+function iptablesTarget(runner: Runner, mode: IptablesMode, family: Family, chain: string): CleanupTarget {
+  const save = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}-save`;
+  return {
+    name: `iptables-${mode} ${family === 'ipv4' ? 'IPv4' : 'IPv6'}`,
+    backend: `iptables-${mode}`,
+    async inspect() {
+      let out: string;
+      try {
+        // No `-t`: asking for a legacy table by name makes the kernel create it.
+        out = (await runner([save], { timeoutMs: 30_000 })).stdout;
+      } catch (e) {
+        if (e instanceof CommandError && e.failure === 'not-installed') return { state: 'skipped', why: `${save} is not installed` };
+        throw e;
+      }
+      const f = findInSaveOutput(out, chain);
+      if (!f.chain && f.jumps === 0) return { state: 'absent' };
+      const parts = [
+        ...(f.jumps > 0 ? [`${f.jumps === 1 ? 'the jump' : `${f.jumps} jumps`} in POSTROUTING`] : []),
+        ...(f.chain ? [`chain ${chain} (${f.rules} rule${f.rules === 1 ? '' : 's'})`] : []),
+      ];
+      return { state: 'present', what: parts.join(' and ') };
+    },
+    async remove() {
+      await createIptablesBackend({ runner, mode, chain, randomFullySupported: true }).cleanup(family);
+    },
+  };
+}
+
+function nftTarget(runner: Runner): CleanupTarget {
+  return {
+    name: 'nftables',
+    backend: 'nftables',
+    async inspect() {
+      let out: string;
+      try {
+        out = (await runner(['nft', 'list', 'tables'], { timeoutMs: 30_000 })).stdout;
+      } catch (e) {
+        if (e instanceof CommandError && e.failure === 'not-installed') return { state: 'skipped', why: 'nft is not installed' };
+        throw e;
+      }
+      return out.split('\n').some((l) => l.trim() === `table ${NFT_TABLE_REF}`) ? { state: 'present', what: `table ${NFT_TABLE_REF}` } : { state: 'absent' };
+    },
+    async remove() {
+      try {
+        await runner(['nft', 'delete', 'table', ...NFT_TABLE_REF.split(' ')], { timeoutMs: 30_000 });
+      } catch (e) {
+        // Gone in between (another cleanup): that is the goal.
+        if (!(e instanceof CommandError && /No such file or directory/.test(e.stderr))) throw e;
+      }
+    },
+  };
+}
+
+/** Every place the agent may leave state: iptables nft and legacy, both families, then nftables. */
+export function defaultCleanupTargets(chain: string, runner: Runner): CleanupTarget[] {
+  const targets: CleanupTarget[] = [];
+  for (const mode of ['nft', 'legacy'] as const) {
+    for (const family of ['ipv4', 'ipv6'] as const) targets.push(iptablesTarget(runner, mode, family, chain));
+  }
+  targets.push(nftTarget(runner));
+  return targets;
+}
+
