@@ -12,6 +12,7 @@
 //      timed inside the same namespace (ratio)
 //   4. steady-state CPU over 60 s at resyncInterval 1s (64 CIDRs), own and with children
 //   5. RSS after start (64 CIDRs) and with 10,000 CIDRs
+// The agents run with --v=2 (one debug line per sync, used for timing) and /healthz, /metrics on.
 // All waits are bounded; the figures are printed, never asserted.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -74,13 +75,15 @@ interface Node {
   close(): Promise<void>;
 }
 
-async function startNode(role: string, text: string, extraArgs: readonly string[] = []): Promise<Node> {
+async function startNode(role: string, text: string): Promise<Node> {
   const ns = createNamespace(role);
   const cm = createConfigMapDir();
   const lock = createPrivateLock();
   cm.write(text);
   const spawnedAt = Date.now();
-  const agent = startAgent(ns, [`--config=${cm.file}`, '--iptables-mode=nft', '--v=2', ...extraArgs], { env: lock.env });
+  // The HTTP endpoints on, at their default addresses (the namespace's own loopback), as deployed.
+  const http = ['--healthz-bind-address=127.0.0.1:10264', '--metrics-bind-address=127.0.0.1:10265'];
+  const agent = startAgent(ns, [`--config=${cm.file}`, '--iptables-mode=nft', '--v=2', ...http], { env: lock.env });
   return {
     ns,
     cm,
