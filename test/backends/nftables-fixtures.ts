@@ -39,6 +39,8 @@ export interface NftGoldenCase {
   readonly dir: string;
   readonly policies: FamilyPolicy[];
   readonly remove: Family[];
+  /** Object names the render is told exist (the replace-by-name form), if any. */
+  readonly existing?: ReadonlySet<string>;
 }
 
 /** An exempt range as the policy builder makes it. */
@@ -64,6 +66,11 @@ export function familyPolicy(f: FamilyFixture): FamilyPolicy {
   return { family: f.family, exempt, randomFully: f.randomFully, toPorts: f.toPorts.map(portRange) };
 }
 
+/** The render options a golden case stands for. */
+export function renderOptionsOf(c: NftGoldenCase): { remove: Family[]; existing?: ReadonlySet<string> } {
+  return c.existing ? { remove: c.remove, existing: c.existing } : { remove: c.remove };
+}
+
 /** Every golden case, in name order. */
 export function loadNftGoldenCases(): NftGoldenCase[] {
   const root = nftGoldenRoot();
@@ -71,8 +78,9 @@ export function loadNftGoldenCases(): NftGoldenCase[] {
     .sort()
     .map((name) => {
       const dir = join(root, name);
-      const doc = JSON.parse(readFileSync(join(dir, 'policy.json'), 'utf8')) as { families: FamilyFixture[]; remove?: Family[] };
-      return { name, dir, policies: doc.families.map(familyPolicy), remove: doc.remove ?? [] };
+      const doc = JSON.parse(readFileSync(join(dir, 'policy.json'), 'utf8')) as { families: FamilyFixture[]; remove?: Family[]; existing?: string[] };
+      const base = { name, dir, policies: doc.families.map(familyPolicy), remove: doc.remove ?? [] };
+      return doc.existing ? { ...base, existing: new Set(doc.existing) } : base;
     });
 }
 

@@ -3,7 +3,8 @@
 import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import type { Runner } from '../../src/exec/runner.js';
 import { formatCidr, type Cidr } from '../../src/net/cidr.js';
@@ -21,6 +22,15 @@ const usable = canUseNetns() && spawnSync('nft', ['--version'], { stdio: 'ignore
 const skip = usable ? false : 'needs root, iproute2 and nft';
 
 const LIST = ['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent'];
+
+const RECREATE_SET_WITH_OTHER_FLAGS = [
+  'delete chain inet ip-masq-agent postrouting4',
+  'delete set inet ip-masq-agent nonmasq4',
+  'add set inet ip-masq-agent nonmasq4 { type ipv4_addr; flags constant; elements = { 192.0.2.1 } }',
+  'add chain inet ip-masq-agent postrouting4 { type nat hook postrouting priority 50; policy accept; }',
+  'add rule inet ip-masq-agent postrouting4 ip daddr @nonmasq4 return',
+  '',
+].join('\n');
 
 /** A runner inside `ns` that also counts the commands it ran. */
 function countingRunner(ns: string): { runner: Runner; calls: (readonly string[])[] } {
@@ -46,23 +56,29 @@ describe('nftables golden scripts load into the real nft and read back as expect
     it(c.name, async () => {
       nsTry(ns, ['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
       const backend = createNftablesBackend({ runner: netnsRunner(ns) });
-      if (c.remove.length > 0) {
-        // Removal needs something to remove: start from a dual-stack table.
+      if (c.remove.length > 0 || c.existing) {
+        // Removal and replacement need something there: start from a dual-stack table.
         const dual = loadNftGoldenCases().find((g) => g.name === 'ipv6');
         nsRun(ns, ['nft', '-f', '-'], renderNftScript(dual!.policies));
+      }
+      if (c.existing) {
+        // What the replace-by-name form is for: our set re-created with other flags.
+        nsRun(ns, ['nft', '-f', '-'], RECREATE_SET_WITH_OTHER_FLAGS);
       }
       nsRun(ns, ['nft', '-f', '-'], readFileSync(join(c.dir, 'script.nft'), 'utf8'));
       for (const p of c.policies) assert.deepEqual(await backend.read(p.family), backend.expected(p), `${c.name} ${p.family}`);
       for (const family of c.remove) assert.deepEqual(await backend.read(family), [], `${c.name}: ${family} removed`);
-      if (c.remove.length > 0) {
+      if (c.remove.length > 0 || c.existing) {
         const kept = loadNftGoldenCases().find((g) => g.name === 'ipv6')!.policies.filter((p) => !c.remove.includes(p.family));
         for (const p of kept) assert.deepEqual(await backend.read(p.family), backend.expected(p), `${c.name}: ${p.family} kept`);
         return;
       }
       const listed = nsRun(ns, LIST);
       const goldenPath = join(c.dir, 'list.json');
+      const same = existsSync(goldenPath) && isDeepStrictEqual(stableNftJson(listed), stableNftJson(readFileSync(goldenPath, 'utf8')));
       if (UPDATE_GOLDEN) {
-        writeFileSync(goldenPath, `${JSON.stringify(JSON.parse(listed), null, 1)}\n`);
+        // Rewritten only when the meaning changed, not for new handle numbers.
+        if (!same) writeFileSync(goldenPath, `${JSON.stringify(JSON.parse(listed), null, 1)}\n`);
       } else {
         assert.deepEqual(stableNftJson(listed), stableNftJson(readFileSync(goldenPath, 'utf8')), `${goldenPath} is stale`);
       }
@@ -109,6 +125,19 @@ describe('nftables backend against the real nft', { skip }, () => {
     await backend.apply(v4);
     assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
     await backend.cleanup('ipv4');
+  });
+
+  it('heals a set someone re-created with other flags (the blind add is refused; replaced by name)', async () => {
+    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    await backend.apply(v4);
+    await backend.apply(v6);
+    nsRun(ns, ['nft', '-f', '-'], RECREATE_SET_WITH_OTHER_FLAGS);
+    assert.notEqual(nsTry(ns, ['nft', '-f', '-'], renderNftScript([v4])).code, 0, 'the blind script alone is refused');
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
+    await backend.cleanup('ipv4');
+    await backend.cleanup('ipv6');
   });
 
   it('heals a chain someone re-hooked with another priority and policy', async () => {

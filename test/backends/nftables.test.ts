@@ -19,6 +19,7 @@ import {
   familyPolicy,
   loadNftGoldenCases,
   portRange,
+  renderOptionsOf,
   stableNftJson,
 } from './nftables-fixtures.js';
 
@@ -34,12 +35,14 @@ describe('nftables golden cases', () => {
 
   for (const c of cases) {
     it(`${c.name}: renders script.nft`, () => {
-      assertGolden(join(c.dir, 'script.nft'), renderNftScript(c.policies, { remove: c.remove }));
+      assertGolden(join(c.dir, 'script.nft'), renderNftScript(c.policies, renderOptionsOf(c)));
     });
     if (c.policies.length === 0) continue;
     it(`${c.name}: expected read-back lines match expected.txt`, () => {
       assertGolden(join(c.dir, 'expected.txt'), expectedText(c.policies));
     });
+    // A replace-by-name script needs its objects to exist first; the integration test loads it.
+    if (c.existing) continue;
     it(`${c.name}: parsing what real nft printed gives the expected lines`, { skip: UPDATE_GOLDEN }, () => {
       const path = join(c.dir, 'list.json');
       assert.ok(existsSync(path), `${path} is missing: run the integration test with UPDATE_GOLDEN=1`);
@@ -63,7 +66,7 @@ describe('renderNftScript', () => {
 
   it('names no table but inet ip-masq-agent, in every command', () => {
     for (const c of cases) {
-      for (const line of renderNftScript(c.policies, { remove: c.remove }).split('\n')) {
+      for (const line of renderNftScript(c.policies, renderOptionsOf(c)).split('\n')) {
         if (line === '' || line.startsWith('#') || line.startsWith('\t') || line === '}') continue;
         assert.match(line, /^(add|delete) (table|chain|set|element|rule) inet ip-masq-agent( |$)/, line);
       }
@@ -238,6 +241,21 @@ describe('nftables backend (fake nft)', () => {
     assert.deepEqual(await backend.read('ipv4'), backend.expected(inner));
   });
 
+  it('heals a set someone re-created with other flags: replaces it by name, in one transaction', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(v4);
+    await fake.runner(['nft', '-f', '-'], {
+      input: 'delete chain inet ip-masq-agent postrouting4\ndelete set inet ip-masq-agent nonmasq4\nadd set inet ip-masq-agent nonmasq4 { type ipv4_addr; flags constant; }\n',
+    });
+    assert.notDeepEqual(await backend.read('ipv4'), backend.expected(v4));
+    fake.calls.length = 0;
+    await backend.apply(v4);
+    assert.deepEqual(fake.calls.map((a) => a.join(' ')), ['nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -']);
+    assert.equal(fake.scripts.at(-1), renderNftScript([v4], { existing: new Set(['nonmasq4']) }));
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
   it('heals a deleted table at the next apply', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
@@ -257,7 +275,9 @@ describe('nftables backend (fake nft)', () => {
     fake.calls.length = 0;
     await backend.cleanup('ipv6');
     assert.deepEqual(fake.calls, [['nft', '-j', '-t', 'list', 'table', 'inet', 'ip-masq-agent'], ['nft', '-f', '-']]);
-    assert.equal(fake.scripts.at(-1), renderNftScript([], { remove: ['ipv6'] }));
+    const all = new Set(['nonmasq4', 'postrouting4', 'nonmasq6', 'postrouting6']);
+    assert.equal(fake.scripts.at(-1), renderNftScript([], { remove: ['ipv6'], existing: all }));
+    assert.match(fake.scripts.at(-1)!, /^delete chain inet ip-masq-agent postrouting6\ndelete set inet ip-masq-agent nonmasq6$/m);
     assert.ok(fake.hasTable());
     fake.calls.length = 0;
     await backend.cleanup('ipv6');

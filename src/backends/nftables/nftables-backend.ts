@@ -5,7 +5,7 @@ import type { Family } from '../../net/cidr.js';
 import type { Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { NFT_TABLE_REF } from './names.js';
-import { familiesInNftJson, parseNftJson } from './parse.js';
+import { familiesInNftJson, objectNamesInNftJson, parseNftJson } from './parse.js';
 import { expectedNftLines, renderNftScript } from './render.js';
 
 /** What the nftables backend needs. */
@@ -50,7 +50,16 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend 
       return json === undefined ? [] : parseNftJson(json, family);
     },
     apply: async (policy) => {
-      await run(['-f', '-'], renderNftScript([policy]));
+      try {
+        await run(['-f', '-'], renderNftScript([policy]));
+      } catch (e) {
+        // Someone re-created our set with another type or flags: the blind `add set` is refused.
+        // List what exists and replace it by name, still in one transaction.
+        if (!(e instanceof CommandError) || !/File exists/.test(e.stderr)) throw e;
+        const json = await listTable(true);
+        const existing = json === undefined ? new Set<string>() : objectNamesInNftJson(json);
+        await run(['-f', '-'], renderNftScript([policy], { existing }));
+      }
     },
     cleanup: async (family: Family) => {
       // Terse listing: the set elements are not needed to see which objects exist.
@@ -67,7 +76,7 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend 
         }
         return;
       }
-      if (present.has(family)) await run(['-f', '-'], renderNftScript([], { remove: [family] }));
+      if (present.has(family)) await run(['-f', '-'], renderNftScript([], { remove: [family], existing: objectNamesInNftJson(json) }));
     },
   };
 }

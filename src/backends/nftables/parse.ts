@@ -235,16 +235,24 @@ export function parseNftJson(json: string, family: Family): string[] {
   return [...setLines, ...chainLines, ...ruleLines];
 }
 
+/** Names of the sets and chains in our table (from a full or terse `nft -j list table`). */
+export function objectNamesInNftJson(json: string): Set<string> {
+  const names = new Set<string>();
+  for (const o of objectsOf(json)) {
+    for (const kind of ['set', 'chain'] as const) {
+      const body = o[kind];
+      if (ours(body) && typeof body['name'] === 'string') names.add(body['name']);
+    }
+  }
+  return names;
+}
+
 /** Which families have a set or chain in the table (from a full or terse `nft -j list table`). */
 export function familiesInNftJson(json: string): Set<Family> {
+  const names = objectNamesInNftJson(json);
   const found = new Set<Family>();
-  for (const o of objectsOf(json)) {
-    for (const family of ['ipv4', 'ipv6'] as const) {
-      const n = NFT_NAMES[family];
-      const set = o['set'];
-      const chain = o['chain'];
-      if ((ours(set) && set['name'] === n.set) || (ours(chain) && chain['name'] === n.chain)) found.add(family);
-    }
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    if (names.has(NFT_NAMES[family].set) || names.has(NFT_NAMES[family].chain)) found.add(family);
   }
   return found;
 }

@@ -16,6 +16,12 @@ import { NFT_NAMES, NFT_TABLE_REF, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from '.
 export interface NftRenderOptions {
   /** Families whose objects are removed in the same transaction (e.g. IPv6 turned off). */
   readonly remove?: readonly Family[];
+  /**
+   * Names of the sets and chains known to exist in the table (from a listing). When given, old
+   * objects are deleted by name only if listed, without the `add` first; this replaces an
+   * object someone re-created with another type or flags, which the blind `add` refuses.
+   */
+  readonly existing?: ReadonlySet<string>;
 }
 
 function portText(r: PortRange): string {
@@ -67,8 +73,15 @@ export function nftElementTexts(policy: FamilyPolicy): string[] {
   return normalizeRanges(policy.exempt).kept.map((r) => formatCidr(r.cidr));
 }
 
-function removeFamily(family: Family): string[] {
+function removeFamily(family: Family, existing: ReadonlySet<string> | undefined): string[] {
   const n = NFT_NAMES[family];
+  if (existing) {
+    // The chain goes first: its rules reference the set, which cannot be deleted while in use.
+    return [
+      ...(existing.has(n.chain) ? [`delete chain ${NFT_TABLE_REF} ${n.chain}`] : []),
+      ...(existing.has(n.set) ? [`delete set ${NFT_TABLE_REF} ${n.set}`] : []),
+    ];
+  }
   return [
     `add chain ${NFT_TABLE_REF} ${n.chain}`,
     `delete chain ${NFT_TABLE_REF} ${n.chain}`,
@@ -100,12 +113,12 @@ export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRend
   for (const p of policies) {
     if (seen.has(p.family)) throw new Error(`two ${p.family} policies in one nft script`);
     seen.add(p.family);
-    lines.push(...removeFamily(p.family), ...createFamily(p));
+    lines.push(...removeFamily(p.family, opts.existing), ...createFamily(p));
   }
   for (const family of opts.remove ?? []) {
     if (seen.has(family)) throw new Error(`${family} is both applied and removed in one nft script`);
     seen.add(family);
-    lines.push(...removeFamily(family));
+    lines.push(...removeFamily(family, opts.existing));
   }
   return `${lines.join('\n')}\n`;
 }
