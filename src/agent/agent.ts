@@ -144,7 +144,7 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
-  /** Looks for rules that translate before ours; checked when our rules were (re)written. */
+  /** Looks for rules that translate before ours (others may insert them at any time); warns on change. */
   async function checkShadowing(f: Family, st: FamilyStatus): Promise<void> {
     if (!backend.findShadowing) return;
     try {
@@ -184,7 +184,7 @@ export function createAgent(deps: AgentDeps): Agent {
       } else if (!written.has(f)) {
         log.info('rules already in place', { family: f, backend: backend.name, rules: want.length });
       }
-      if (result !== 'unchanged' || !written.has(f)) await checkShadowing(f, st);
+      await checkShadowing(f, st);
       written.set(f, want);
       if (st.consecutiveFailures > 0) log.info('sync recovered', { family: f, after: st.consecutiveFailures });
       st.lastSuccessAt = clock.now();
