@@ -5,7 +5,8 @@ import type { LoadedConfig } from '../config/load.js';
 import { ConfigError, CommandError } from '../errors.js';
 import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
-import { buildPolicy, type PolicyOptions } from '../policy.js';
+import { buildPolicy, type Policy, type PolicyOptions } from '../policy.js';
+import { describeDropped, normalizeRanges } from '../net/normalize.js';
 import type { Clock } from './clock.js';
 
 /** What the agent needs from the world; `main` builds the real ones, tests build fakes. */
@@ -91,6 +92,7 @@ export function createAgent(deps: AgentDeps): Agent {
   let configErrors: readonly string[] = [];
   let lastErrorText = '';
   let lastSyncAt: number | undefined;
+  let redundancyReported = '';
   const families = new Map<Family, FamilyStatus>();
   /** The expected state each family was last written to, to tell drift from a config change. */
   const written = new Map<Family, OwnedState>();
@@ -208,9 +210,22 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
+  /** Warns once per config about ranges that change nothing (the nft sets drop them; iptables keeps order). */
+  function reportRedundancies(policy: Policy): void {
+    for (const fp of policy.families) {
+      for (const d of normalizeRanges(fp.exempt).dropped) {
+        log.warn('redundant non-masquerade range', { family: fp.family, detail: describeDropped(d) });
+      }
+    }
+  }
+
   async function syncOnce(reason: string): Promise<SyncReport> {
     const configValid = await refreshConfig();
     const policy = buildPolicy(config ?? deps.defaultConfig(), deps.policyOptions);
+    if (configHash !== redundancyReported) {
+      redundancyReported = configHash;
+      reportRedundancies(policy);
+    }
     // Families are independent: one failing never stops the other.
     const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
     lastSyncAt = clock.now();

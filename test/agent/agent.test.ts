@@ -211,3 +211,16 @@ test('rules that masquerade before our jump are checked every sync and reported 
   assert.equal(h.log.entries.filter((e) => e.level === 'warn' && /before our jump/.test(e.msg)).length, 1);
   await agent.stop();
 });
+
+test('redundant ranges (duplicates, contained in another or in link-local) are reported once per config', async () => {
+  const h = harness('nonMasqueradeCIDRs: [10.0.0.0/8, 10.1.0.0/16, 169.254.169.0/24]\n');
+  await h.agent.start();
+  await h.agent.sync('resync');
+  const warned = h.log.entries.filter((e) => e.msg === 'redundant non-masquerade range').map((e) => String(e.fields['detail']));
+  assert.equal(warned.length, 2, warned.join('\n'));
+  assert.ok(warned.some((w) => w.startsWith('10.1.0.0/16') && w.includes('10.0.0.0/8')), warned.join('\n'));
+  assert.ok(warned.some((w) => w.startsWith('169.254.169.0/24') && w.includes('169.254.0.0/16')), warned.join('\n'));
+  // The iptables chain keeps config order and every entry, for drop-in parity.
+  assert.deepEqual(ipv4Rules(h).slice(1, 5), ['return 169.254.0.0/16', 'return 10.0.0.0/8', 'return 10.1.0.0/16', 'return 169.254.169.0/24']);
+  await h.agent.stop();
+});
