@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { editDistance } from '../edit-distance.js';
 
 /** A flag the agent understands, in Go `flag` terms. */
 export interface FlagSpec {
@@ -41,20 +42,6 @@ export interface ParsedFlags {
   readonly positional: readonly string[];
   readonly help: boolean;
   readonly version: boolean;
-}
-
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0] ?? 0;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j] ?? 0;
-      d[j] = Math.min((d[j] ?? 0) + 1, (d[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length] ?? 0;
 }
 
 /** The closest known name, if close enough to be a likely typo. */

@@ -1,6 +1,7 @@
 // Reads one config text (YAML 1.1 or JSON, as the reference agent reads it through Kubernetes'
 // YAML reader) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
 // path. Every problem is collected, not just the first. Pure: no file access.
+import { editDistance } from '../edit-distance.js';
 import {
   LineCounter,
   isCollection,
@@ -74,19 +75,6 @@ export function isEmptyFragment(f: ConfigFragment): boolean {
 /** `nonMasqueradeCIDRs[2]` from `['nonMasqueradeCIDRs', 2]`. */
 export function formatKeyPath(parts: readonly PathPart[]): string {
   return parts.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
-}
-
-/** Levenshtein distance, for "did you mean" suggestions. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length]!;
 }
 
 /** Whether every character of `short` appears in `long`, in order. */
