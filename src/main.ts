@@ -45,7 +45,7 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
   const runner = tracingRunner(createRunner(), log);
   let backend;
   try {
-    backend = await selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log });
+    backend = await selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 });
   } catch (e) {
     log.error('cannot start: no usable netfilter backend', { error: (e as Error).message });
     process.exit(1);

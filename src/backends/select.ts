@@ -15,6 +15,8 @@ export interface SelectOptions {
   readonly chain: string;
   readonly runner: Runner;
   readonly log: Logger;
+  /** With IPv6 off, the nftables backend removes IPv6 objects an earlier run may have left. */
+  readonly enableIPv6?: boolean;
 }
 
 async function installed(runner: Runner, argv: readonly string[]): Promise<boolean> {
@@ -72,6 +74,18 @@ export async function selectBackend(o: SelectOptions): Promise<Backend> {
       o.log.info('removed rules of a backend not in use', { where: target.name, removed: found.what });
     } catch (e) {
       o.log.warn('could not check or remove rules of a backend not in use', { where: target.name, error: (e as Error).message });
+    }
+  }
+  // Our nft table is ours alone, so a family turned off is removed; iptables' IPv6 tables are
+  // left untouched with IPv6 off, as the reference agent leaves them.
+  if (kind === 'nftables' && o.enableIPv6 === false) {
+    try {
+      if ((await backend.read('ipv6')).length > 0) {
+        await backend.cleanup('ipv6');
+        o.log.info('removed IPv6 objects of the nftables backend: IPv6 is not enabled');
+      }
+    } catch (e) {
+      o.log.warn('could not remove IPv6 objects of the nftables backend', { error: (e as Error).message });
     }
   }
   return backend;

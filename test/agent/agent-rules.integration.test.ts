@@ -85,6 +85,25 @@ test('--backend=nftables, dual-stack: table inet ip-masq-agent holds the ranges,
   });
 });
 
+test('--backend=nftables restarted without --enable-ipv6: the IPv6 set and chain are removed, IPv4 stays', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    cm.write(CONFIG_DUAL);
+    const dual = startAgent([`--config=${cm.file}`, '--backend=nftables', '--enable-ipv6']);
+    await dual.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv6');
+    assert.equal((await dual.stop()).code, 0);
+    cm.write(CONFIG_V4);
+    const v4 = startAgent([`--config=${cm.file}`, '--backend=nftables']);
+    await v4.waitForLog('removed IPv6 objects of the nftables backend: IPv6 is not enabled');
+    // The IPv4 part is the same as before, so it is found in place and not rewritten.
+    await v4.waitForLog((l) => l.msg === 'rules already in place' && l.fields['family'] === 'ipv4');
+    const table = inNs(topo.node, ['nft', 'list', 'table', 'inet', 'ip-masq-agent']);
+    assert.match(table, /set nonmasq4/);
+    assert.doesNotMatch(table, /nonmasq6|postrouting6/);
+    // IPv6 traffic is no longer masqueraded by us.
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.pod6);
+  });
+});
+
 test('restart with the same config: "rules already in place", nothing rewritten (MASQUERADE counter kept)', { skip }, async () => {
   await withScene(async ({ topo, cm, startAgent }) => {
     cm.write(CONFIG_V4);
