@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { Backend, OwnedState } from '../backends/backend.js';
-import type { MasqConfig } from '../config/config.js';
+import { hashConfig, type MasqConfig } from '../config/config.js';
 import type { LoadedConfig } from '../config/load.js';
 import { ConfigError, CommandError } from '../errors.js';
 import type { Family } from '../net/cidr.js';
@@ -67,11 +66,6 @@ export interface Agent {
   /** Stops the timer; rules stay in place. Waits for a running sync. */
   stop(): Promise<void>;
   status(): AgentStatus;
-}
-
-function hashConfig(c: MasqConfig): string {
-  const stable = { ...c, nonMasqueradeCIDRs: c.nonMasqueradeCIDRs.map((e) => e.text) };
-  return createHash('sha256').update(JSON.stringify(stable)).digest('hex');
 }
 
 function sameLines(a: OwnedState, b: OwnedState): boolean {
