@@ -1,7 +1,7 @@
 import type { Backend, OwnedState } from '../backends/backend.js';
 import { hashConfig, type MasqConfig } from '../config/config.js';
 import type { LoadedConfig } from '../config/load.js';
-import { ConfigError, CommandError } from '../errors.js';
+import { ConfigError, CommandError, formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
 import { buildPolicy, type Policy, type PolicyOptions } from '../policy.js';
@@ -85,6 +85,7 @@ export function createAgent(deps: AgentDeps): Agent {
   let usingDefaults = false;
   let configErrors: readonly string[] = [];
   let lastErrorText = '';
+  let lastWarningsText = '';
   let lastSyncAt: number | undefined;
   let redundancyReported = '';
   const families = new Map<Family, FamilyStatus>();
@@ -107,8 +108,13 @@ export function createAgent(deps: AgentDeps): Agent {
   async function refreshConfig(): Promise<boolean> {
     try {
       const loaded = await deps.loadConfig();
-      for (const w of loaded.warnings) log.warn('config warning', { source: w.source, path: w.path, line: w.line, message: w.message });
       const hash = hashConfig(loaded.config);
+      // Once per config, not per resync: an unchanged config says the same thing every time.
+      const warningsText = loaded.warnings.map(formatIssue).join('\n');
+      if (hash !== configHash || configErrors.length > 0 || warningsText !== lastWarningsText) {
+        for (const w of loaded.warnings) log.warn('config warning', { source: w.source, path: w.path, line: w.line, message: w.message });
+      }
+      lastWarningsText = warningsText;
       if (hash !== configHash || configErrors.length > 0) {
         log.info(loaded.usingDefaults ? 'config applied: defaults in use (no config file)' : 'config applied', {
           files: loaded.files,

@@ -17,7 +17,7 @@ import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { CidrError, formatCidr, parseCidr } from '../net/cidr.js';
 import type { CidrEntry, ConfigOptions, MasqConfig } from './config.js';
-import { DEFAULT_CIDR_LIMIT, DEFAULT_RESYNC_INTERVAL } from './config.js';
+import { DEFAULT_CIDR_LIMIT, DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
 import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS, configSchema, type ConfigKey } from './schema.js';
@@ -53,7 +53,7 @@ export interface ConfigFragment {
   readonly cidrLimit?: LocatedValue<number>;
   readonly masqLinkLocal?: LocatedValue<boolean>;
   readonly masqLinkLocalIPv6?: LocatedValue<boolean>;
-  /** Nanoseconds, already checked positive. */
+  /** Nanoseconds, already checked not negative (merge applies the floor). */
   readonly resyncInterval?: LocatedValue<bigint>;
 }
 
@@ -101,14 +101,27 @@ export function suggestKey(key: string): ConfigKey | undefined {
   return bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
 }
 
-/** A short description of a parsed value, for "expected X, got Y" messages. */
-function describeValue(v: unknown): string {
+/** Longest number literal quoted in a message, in characters. */
+const NUMBER_TEXT_MAX = 40;
+
+/**
+ * A number as written in the source: JavaScript numbers round past 2^53 (9007199254740993
+ * would print as ...992), and a message must show what the user wrote. Cut short when huge.
+ */
+function numberText(node: unknown, text: string): string | undefined {
+  if (!isScalar(node) || typeof node.value !== 'number' || !node.range) return undefined;
+  const raw = text.slice(node.range[0], node.range[1]).trim();
+  return raw.length > NUMBER_TEXT_MAX ? `${raw.slice(0, NUMBER_TEXT_MAX)}... (cut, ${raw.length} characters)` : raw;
+}
+
+/** A short description of a parsed value, for "expected X, got Y" messages; `written` is a number's source text. */
+function describeValue(v: unknown, written?: string): string {
   if (v === null || v === undefined) return 'null (no value)';
   if (Array.isArray(v)) return 'a list';
   if (v instanceof Date) return `a date (${v.toISOString().slice(0, 10)}; quote it to make it a string)`;
   if (v instanceof Uint8Array) return 'binary data';
   if (typeof v === 'string') return `string ${JSON.stringify(v)}`;
-  if (typeof v === 'number' || typeof v === 'bigint') return `number ${String(v)}`;
+  if (typeof v === 'number' || typeof v === 'bigint') return `number ${written ?? String(v)}`;
   if (typeof v === 'boolean') return `boolean ${String(v)}`;
   if (typeof v === 'object') return 'a mapping';
   return typeof v;
@@ -224,6 +237,8 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     }
 
     const valueNode = isNode(pair.value) ? pair.value : undefined;
+    const writtenNumber = (rest: readonly PathPart[]): string | undefined =>
+      numberText(rest.length > 0 && isCollection(valueNode) ? valueNode.getIn(rest, true) : valueNode, text);
     const locate = (rest: readonly PathPart[]): Position => {
       if (valueNode === undefined) return keyPos;
       let node: unknown = valueNode;
@@ -237,7 +252,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
       issues.push(issue(key, locate([]), converted.message));
       continue;
     }
-    readKey(key, converted.value, locate, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));
+    readKey(key, converted.value, locate, writtenNumber, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));
   }
   // Report in reading order, whichever check found the problem.
   const byPosition = (a: ConfigIssue, b: ConfigIssue) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
@@ -247,11 +262,13 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     key: ConfigKey,
     value: unknown,
     locate: (rest: readonly PathPart[]) => Position,
+    writtenNumber: (rest: readonly PathPart[]) => string | undefined,
     report: (rest: readonly PathPart[], pos: Position, message: string) => void,
   ): void {
     const result = configSchema.shape[key].safeParse(value, { reportInput: true });
     let structureOk = result.success;
     if (!result.success) {
+      const reported = new Set<string>();
       for (const zi of result.error.issues) {
         const rest = zi.path.filter((p): p is PathPart => typeof p !== 'symbol');
         // The Go duration parser below explains a malformed duration better than a regex does.
@@ -259,7 +276,12 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
           structureOk = true;
           continue;
         }
-        report(rest, locate(rest), schemaMessage(key, rest, zi.code, zi.input, zi.message));
+        const message = schemaMessage(key, rest, zi.code, zi.input, zi.message, writtenNumber(rest));
+        // zod may find two faults that read the same (a negative unsafe integer): say it once.
+        const id = `${formatKeyPath(rest)}\n${message}`;
+        if (reported.has(id)) continue;
+        reported.add(id);
+        report(rest, locate(rest), message);
       }
     }
     // Check every CIDR string of a list even when other items have the wrong type, so one
@@ -293,8 +315,10 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
         const text = value as string;
         try {
           const ns = parseGoDuration(text);
-          if (ns <= 0n) {
-            report([], locate([]), `resyncInterval must be positive, got ${JSON.stringify(text)}`);
+          // Zero is a valid Go duration (the reference then resyncs in a busy loop); the floor in
+          // merge turns it into a sane period. A negative one is no period at all.
+          if (ns < 0n) {
+            report([], locate([]), `resyncInterval must not be negative, got ${JSON.stringify(text)}; write a Go duration such as "60s"`);
             return;
           }
           fragment.resyncInterval = { value: ns, written: text, source, path: keyPath, ...locate([]) };
@@ -305,7 +329,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
         return;
       }
       case 'cidrLimit':
-        fragment.cidrLimit = { value: value as number, written: String(value), source, path: keyPath, ...locate([]) };
+        fragment.cidrLimit = { value: value as number, written: writtenNumber([]) ?? String(value), source, path: keyPath, ...locate([]) };
         return;
       case 'masqLinkLocal':
       case 'masqLinkLocalIPv6':
@@ -324,8 +348,18 @@ function safeToJs(node: Node, doc: Document): { ok: true; value: unknown } | { o
   }
 }
 
+/** `<n>s` when Go accepts it as a duration, so the suggestion for a bare number is always one that works. */
+function durationHint(numberText: string): string {
+  try {
+    parseGoDuration(`${numberText}s`);
+    return `${numberText}s`;
+  } catch {
+    return DEFAULT_RESYNC_INTERVAL;
+  }
+}
+
 /** Turns a zod issue into a message that says what was expected, what was found, and what to do. */
-function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string): string {
+function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string, written?: string): string {
   const inList = key === 'nonMasqueradeCIDRs' && rest.length > 0;
   if (input === null || input === undefined) {
     if (inList) return 'empty list item (null): remove the "-" that has nothing after it, or write a CIDR there';
@@ -338,11 +372,15 @@ function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, 
   if (code === 'invalid_type') {
     const hint =
       key === 'resyncInterval' && typeof input === 'number'
-        ? ` (a bare number has no unit; write it quoted with a unit, e.g. resyncInterval: "${input}s")`
+        ? ` (a bare number has no unit; write it quoted with a unit, e.g. resyncInterval: "${durationHint(written ?? String(input))}"` +
+          `${input < MIN_RESYNC_INTERVAL_MS / 1000 ? `; an interval below ${MIN_RESYNC_INTERVAL_MS / 1000}s runs at ${MIN_RESYNC_INTERVAL_MS / 1000}s` : ''})`
         : '';
-    return `expected ${expected}, got ${describeValue(input)}${hint}`;
+    return `expected ${expected}, got ${describeValue(input, written)}${hint}`;
   }
-  if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input)}`;
+  if (code === 'too_big' && key === 'cidrLimit') {
+    return `expected ${expected} of at most ${Number.MAX_SAFE_INTEGER}, got ${describeValue(input, written)}`;
+  }
+  if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input, written)}`;
   return fallback;
 }
 

@@ -224,3 +224,30 @@ test('redundant ranges (duplicates, contained in another or in link-local) are r
   assert.deepEqual(ipv4Rules(h).slice(1, 5), ['return 169.254.0.0/16', 'return 10.0.0.0/8', 'return 10.1.0.0/16', 'return 169.254.169.0/24']);
   await h.agent.stop();
 });
+
+test('resyncInterval: 1ns resyncs once a second, not in a busy loop, and warns once for that config', async () => {
+  const h = harness('resyncInterval: 1ns\n');
+  await h.agent.start();
+  let reads = 0;
+  const read = h.backend.read.bind(h.backend);
+  h.backend.read = async (f) => {
+    reads++;
+    return read(f);
+  };
+  // 999 ms of timer time: no resync yet (1ns would have fired ~70 times a second before).
+  h.clock.advance(999);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(reads, 0);
+  h.clock.advance(1);
+  await h.agent.sync('probe'); // waits for the timer's sync to finish
+  assert.ok(reads >= 2, `one resync read both families, got ${reads} reads`);
+  for (let i = 0; i < 10; i++) await h.agent.sync('resync');
+  const floorWarnings = h.log.entries.filter((e) => e.level === 'warn' && String(e.fields['message']).includes('shorter than 1s'));
+  assert.equal(floorWarnings.length, 1, JSON.stringify(floorWarnings));
+  assert.deepEqual([floorWarnings[0]!.fields['source'], floorWarnings[0]!.fields['line']], ['/etc/config/ip-masq-agent', 1]);
+  // A changed config that is still too short warns again: it is a new config.
+  h.setText('resyncInterval: 0s\n');
+  await h.agent.sync('config changed');
+  assert.equal(h.log.entries.filter((e) => e.level === 'warn' && String(e.fields['message']).includes('shorter than 1s')).length, 2);
+  await h.agent.stop();
+});
