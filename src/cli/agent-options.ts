@@ -23,13 +23,10 @@ export interface AgentOptions {
   readonly verbosity: number;
 }
 
-/** Checks --masq-chain: a name iptables accepts, and not one of the built-in chains. */
+/** Checks --masq-chain: a name iptables accepts as a chain, and one no other component owns. */
 export function validateChainName(name: string): string {
   const problem = checkChainName(name);
   if (problem) throw new UsageError(`--masq-chain: ${problem}`);
-  if (['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(name)) {
-    throw new UsageError(`--masq-chain: "${name}" is a built-in chain; the agent needs a chain of its own`);
-  }
   return name;
 }
 

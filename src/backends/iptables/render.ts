@@ -10,9 +10,12 @@
 import type { Cidr } from '../../net/cidr.js';
 import type { FamilyPolicy, PortRange } from '../../policy-types.js';
 import {
+  BUILTIN_CHAINS,
+  FOREIGN_CHAIN_PREFIXES,
   MASQ_COMMENT,
   MAX_CHAIN_NAME_LENGTH,
   NON_MASQ_COMMENT,
+  TARGET_NAMES,
   TO_PORTS_PROTOCOLS,
   jumpComment,
 } from './constants.js';
@@ -25,17 +28,35 @@ export interface RenderOptions {
   readonly randomFully: boolean;
 }
 
-/** Says what is wrong with a chain name iptables would reject, or undefined when it is fine. */
+/** How a chain name is shown in messages: JSON-quoted, cut short so a huge flag is never echoed whole. */
+function quoteChain(chain: string): string {
+  return JSON.stringify(chain.length > 40 ? `${chain.slice(0, 40)}...` : chain);
+}
+
+/**
+ * Says what is wrong with a chain name for our chain, or undefined when it is fine: a name
+ * iptables rejects or reads as something else, or one that belongs to another component
+ * (taking it would overwrite that component's rules, and `cleanup` would flush them).
+ */
 export function checkChainName(chain: string): string | undefined {
   if (chain.length === 0) return 'chain name is empty';
-  if (chain.length > MAX_CHAIN_NAME_LENGTH) {
-    return `chain name "${chain}" is ${chain.length} characters long; iptables allows at most ${MAX_CHAIN_NAME_LENGTH}`;
+  const shown = quoteChain(chain);
+  const bytes = Buffer.byteLength(chain, 'utf8');
+  if (bytes > MAX_CHAIN_NAME_LENGTH) {
+    return `chain name ${shown} is ${bytes} bytes long (UTF-8); iptables allows at most ${MAX_CHAIN_NAME_LENGTH}`;
   }
   // Quotes and whitespace would break the restore payload's quoting; a leading '-' or '!'
-  // would be read as an option or a negation.
-  if (/[\s"'\\]/.test(chain) || /^[-!]/.test(chain)) {
-    return `chain name "${chain}" may not contain whitespace or quotes, nor start with '-' or '!'`;
+  // would be read as an option or a negation; control characters garble every message.
+  if (/[\s"'\\\x00-\x1f\x7f]/.test(chain) || /^[-!]/.test(chain)) {
+    return `chain name ${shown} may not contain whitespace, quotes or control characters, nor start with '-' or '!'`;
   }
+  const upper = chain.toUpperCase();
+  if (BUILTIN_CHAINS.includes(upper)) return `${shown} is a built-in chain; the agent needs a chain of its own`;
+  if (TARGET_NAMES.includes(upper)) {
+    return `${shown} is the name of an iptables target (${TARGET_NAMES.slice(0, 6).join(', ')}, ...); a chain of that name cannot be jumped to`;
+  }
+  const owner = FOREIGN_CHAIN_PREFIXES.find(([prefix]) => upper.startsWith(prefix.toUpperCase()));
+  if (owner) return `${shown} starts with ${JSON.stringify(owner[0])}, the prefix of ${owner[1]}'s chains; choose a name of the agent's own, e.g. IP-MASQ-AGENT`;
   return undefined;
 }
 
