@@ -6,7 +6,7 @@ import { systemClock } from './agent/clock.js';
 import { watchConfig } from './agent/watch.js';
 import { selectBackend } from './backends/select.js';
 import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js';
-import { formatFlagHelp, parseFlags } from './cli/flags.js';
+import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarning } from './cli/flags.js';
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
 import { defaultConfig } from './config/config.js';
 import { loadConfig } from './config/load.js';
@@ -39,9 +39,10 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
   };
 }
 
-async function runAgent(opts: AgentOptions, version: string): Promise<void> {
+async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {
   const log = createLogger(opts.verbosity);
   log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
+  if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
   const runner = tracingRunner(createRunner(), log);
   let backend;
   try {
@@ -111,6 +112,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const version = readVersion();
   let opts: AgentOptions;
+  let ignoredArgs: IgnoredArgsWarning | undefined;
   try {
     const flags = parseFlags(argv);
     if (flags.help) {
@@ -121,7 +123,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`ip-masq-agent ${version}\n`);
       return 0;
     }
-    if (flags.positional.length > 0) throw new UsageError(`unexpected argument "${flags.positional[0]}"`);
+    // Go's flag parsing (the reference's) ignores everything from the first non-flag on; run with
+    // the same values, so the same DaemonSet args work, and say so once at start.
+    ignoredArgs = describeIgnoredArgs(argv, flags);
     opts = agentOptionsFromFlags(flags);
   } catch (e) {
     if (e instanceof UsageError) {
@@ -130,7 +134,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
-  await runAgent(opts, version);
+  await runAgent(opts, version, ignoredArgs);
   return -1; // keeps running
 }
 
