@@ -205,6 +205,8 @@ export function describeIgnoredArgs(argv: readonly string[], flags: ParsedFlags)
   if (stop === undefined) return undefined;
   const rest = argv.slice(stop.index);
   const first = rest[0] ?? '';
+  // A trailing `--` ends the flags and leaves nothing to ignore.
+  if (first === '--' && rest.length === 1) return undefined;
   const ignored = rest.slice(0, LIST_MAX).map((a) => quoteArg(a));
   if (rest.length > LIST_MAX) ignored.push(`... and ${rest.length - LIST_MAX} more`);
   const hints: string[] = [];

@@ -121,6 +121,7 @@ const goStops: { name: string; argv: string[]; want: Record<string, string>; ign
   { name: 'a lone - is a non-flag', argv: ['-', '--enable-ipv6'], want: { 'enable-ipv6': 'false' }, ignoredFrom: '-' },
   { name: 'an unknown flag after the stop is not an error (Go never reads it)', argv: ['x', '--no-such-flag', '--random-fully=maybe'], want: { 'random-fully': 'true' }, ignoredFrom: 'x' },
   { name: 'nothing ignored', argv: ['--random-fully=false', '--masq-chain', 'X'], want: { 'random-fully': 'false', 'masq-chain': 'X' } },
+  { name: 'a trailing -- ignores nothing', argv: ['--enable-ipv6', '--'], want: { 'enable-ipv6': 'true' } },
 ];
 for (const c of goStops) {
   test(`Go stopping rule: ${c.name}`, () => {
