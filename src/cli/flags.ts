@@ -229,7 +229,8 @@ export function describeIgnoredArgs(argv: readonly string[], flags: ParsedFlags)
   if (skippedFlags.length > 0) {
     const named = skippedFlags.slice(0, FLAGS_NAMED_MAX).map((a) => quoteArg(a));
     const more = skippedFlags.length > FLAGS_NAMED_MAX ? ` and ${skippedFlags.length - FLAGS_NAMED_MAX} more` : '';
-    hints.push(`${named.join(', ')}${more} ${skippedFlags.length === 1 ? 'was' : 'were'} ignored because parsing stopped before ${skippedFlags.length === 1 ? 'it' : 'them'}: their defaults are in force`);
+    const one = skippedFlags.length === 1;
+    hints.push(`${named.join(', ')}${more} ${one ? 'was' : 'were'} ignored because parsing stopped before ${one ? 'it' : 'them'}: ${one ? 'it has' : 'they have'} no effect`);
   }
   const message =
     `ignoring ${rest.length} command-line argument${rest.length === 1 ? '' : 's'} from ${quoteArg(first)} on, as the reference agent does ` +
