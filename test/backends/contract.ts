@@ -139,12 +139,14 @@ export function runBackendContract(
     assert.deepEqual(await s.backend.read('ipv4'), s.backend.expected(v4));
   }, stray);
 
-  withSubject('cleanup removes stray jumps too, and is idempotent', async (s) => {
-    await s.backend.apply(v4);
-    await addStrayJumps(s, 'ipv4');
-    await s.backend.cleanup('ipv4');
-    assert.deepEqual(await s.backend.read('ipv4'), []);
-    await s.backend.cleanup('ipv4');
-    assert.deepEqual(await s.backend.read('ipv4'), []);
+  withSubject('cleanup removes stray jumps too, in both families, and is idempotent', async (s) => {
+    for (const p of [v4, v6]) {
+      await s.backend.apply(p);
+      await addStrayJumps(s, p.family);
+      await s.backend.cleanup(p.family);
+      assert.deepEqual(await s.backend.read(p.family), []);
+      await s.backend.cleanup(p.family);
+      assert.deepEqual(await s.backend.read(p.family), []);
+    }
   }, stray);
 }
