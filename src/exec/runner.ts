@@ -28,7 +28,9 @@ export function classifyFailure(exitCode: number | null, stderr: string): Comman
   if (/holding the xtables lock|Resource temporarily unavailable|another app is currently holding/i.test(stderr)) {
     return 'lock-busy';
   }
-  if (exitCode === 4) return 'lock-busy';
+  // iptables-nft exits 4 also when the kernel refuses, e.g. "CHAIN_DEL failed (Device or resource busy)"
+  // for a chain a rule still jumps to: that is no lock problem.
+  if (exitCode === 4 && !/Device or resource busy| failed \(/i.test(stderr)) return 'lock-busy';
   if (/No chain\/target\/match by that name|does not exist|No such file or directory|Could not process rule: No such/i.test(stderr)) {
     return 'not-found';
   }

@@ -19,6 +19,7 @@ import {
   TO_PORTS_PROTOCOLS,
   jumpComment,
 } from './constants.js';
+import { quoteRuleArg } from './rules.js';
 
 /** What shapes the rendered rules besides the policy itself. */
 export interface RenderOptions {
@@ -153,12 +154,6 @@ export function formatSavedCidr(cidr: Cidr): string {
   return `${address}/${cidr.prefix}`;
 }
 
-// xtables_save_string: bare when only [A-Za-z0-9_-], else double-quoted with " \ ' escaped.
-function saveString(value: string): string {
-  if (/^[A-Za-z0-9_-]+$/.test(value)) return value;
-  return `"${value.replace(/["\\']/g, (c) => `\\${c}`)}"`;
-}
-
 function portsText(r: PortRange): string {
   return r.from === r.to ? String(r.from) : `${r.from}-${r.to}`;
 }
@@ -205,7 +200,7 @@ export function jumpRuleSpec(chain: string): string[] {
 
 /** The POSTROUTING jump as `iptables -t nat -S POSTROUTING` prints it. */
 export function renderJumpSaveLine(chain: string): string {
-  return `-A POSTROUTING -m comment --comment ${saveString(jumpComment(chain))} -m addrtype ! --dst-type LOCAL -j ${chain}`;
+  return `-A POSTROUTING -m comment --comment ${quoteRuleArg(jumpComment(chain))} -m addrtype ! --dst-type LOCAL -j ${chain}`;
 }
 
 /** Our chain as `iptables -t nat -S CHAIN` prints it once the payload is applied. */
@@ -213,12 +208,12 @@ export function renderChainSaveLines(policy: FamilyPolicy, opts: RenderOptions):
   assertFamily(policy);
   const { chain } = opts;
   const fully = opts.randomFully ? ' --random-fully' : '';
-  const masqComment = `-m comment --comment ${saveString(MASQ_COMMENT)}`;
+  const masqComment = `-m comment --comment ${quoteRuleArg(MASQ_COMMENT)}`;
   const lines = [`-N ${chain}`];
   for (const e of policy.exempt) {
     // iptables drops a match-everything destination (/0) from its output.
     const dst = e.cidr.prefix === 0 ? '' : ` -d ${formatSavedCidr(e.cidr)}`;
-    lines.push(`-A ${chain}${dst} -m comment --comment ${saveString(NON_MASQ_COMMENT)} -j RETURN`);
+    lines.push(`-A ${chain}${dst} -m comment --comment ${quoteRuleArg(NON_MASQ_COMMENT)} -j RETURN`);
   }
   const probabilities = toPortsProbabilities(policy.toPorts).map(savedProbability);
   for (const proto of TO_PORTS_PROTOCOLS) {
