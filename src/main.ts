@@ -127,7 +127,11 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
 /** Entry point: runs an operator command (validate, render, ...) or, by default, the agent. */
 export async function main(argv: readonly string[]): Promise<number> {
   if (isOperatorCommand(argv[0])) {
-    return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner: createRunner() });
+    const runner = createRunner();
+    // Its commands run in process groups of their own, which a Ctrl-C does not reach.
+    process.on('exit', () => runner.killAll());
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.once(signal, () => process.exit(code));
+    return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner });
   }
   const version = readVersion();
   let opts: AgentOptions;

@@ -85,6 +85,25 @@ test('a wrapper around iptables-nft-restore that forks a sleeper and hangs: the 
   }
 });
 
+test('SIGTERM while a command hangs: the agent exits 0 within its 1 s grace, and the hung command and its whole process group go with it', { skip, timeout: 60_000 }, async () => {
+  const shim = createShim('iptables-nft-restore', '  sleep 600 &\n  echo $! >> "$SHIM_DIR/pids"\n  sleep 600');
+  try {
+    await withScene(async ({ cm, startAgent }) => {
+      cm.write(config(FIRST));
+      writeFileSync(shim.marker, '');
+      const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft'], { env: { PATH: shim.path } });
+      const pids = join(shim.dir, 'pids');
+      await waitUntil('the wrapper to fork its sleeper', () => existsSync(pids) && readFileSync(pids, 'utf8').trim() !== '', 20_000);
+      const sleeper = Number(readFileSync(pids, 'utf8').trim().split('\n')[0]);
+      const stopped = await agent.stop(5_000);
+      assert.equal(stopped.code, 0, agent.stderr());
+      await waitUntil('the sleeper to be gone with the agent', () => gone(sleeper), 5_000);
+    });
+  } finally {
+    shim.cleanup();
+  }
+});
+
 test('a restore that prints 64 MB on stderr and fails: the log line and /healthz stay small, memory stays bounded', { skip, timeout: 120_000 }, async () => {
   const shim = createShim('iptables-nft-restore', "  head -c 67108864 /dev/zero | tr '\\0' x >&2\n  exit 1");
   try {
