@@ -84,7 +84,7 @@ function failureMessage(argv: readonly string[], detail: string): string {
 }
 
 /** The first lines a tool printed on stderr, on one line and at most EXCERPT_BYTES long. */
-export function quoteStderr(stderr: string): string {
+function quoteStderr(stderr: string): string {
   return excerpt(
     stderr
       .trim()
