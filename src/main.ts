@@ -11,7 +11,7 @@ import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/inde
 import { defaultConfig } from './config/config.js';
 import { loadConfig } from './config/load.js';
 import { UsageError } from './errors.js';
-import { createRunner, type Runner } from './exec/runner.js';
+import { createRunner, type ProcessRunner, type Runner } from './exec/runner.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { readVersion } from './version.js';
 import { createMetrics } from './observe/metrics.js';
@@ -39,11 +39,31 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
   };
 }
 
+/**
+ * The last-resort policy. Every expected failure (a command that fails, times out or cannot even
+ * start for want of descriptors) is a CommandError that fails one sync and is retried; so whatever
+ * still reaches here is a bug. It is logged as one JSON line and the process exits 1, so the kubelet
+ * restarts it and the bug is seen, not swallowed. Rules stay in place, as on SIGTERM. Commands
+ * still running are killed: they run in process groups of their own, which no signal to the agent
+ * reaches.
+ */
+function installLastResort(log: Logger, processRunner: ProcessRunner): void {
+  process.on('exit', () => processRunner.killAll());
+  const fatal = (kind: string) => (e: unknown): void => {
+    log.error(`fatal: ${kind}; exiting (a bug: please report it); the rules stay in place`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal('uncaught exception'));
+  process.on('unhandledRejection', fatal('unhandled promise rejection'));
+}
+
 async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {
   const log = createLogger(opts.verbosity);
   log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
-  const runner = tracingRunner(createRunner(), log);
+  const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs });
+  installLastResort(log, processRunner);
+  const runner = tracingRunner(processRunner, log);
   let backend;
   try {
     backend = await selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 });
@@ -108,7 +128,11 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
 /** Entry point: runs an operator command (validate, render, ...) or, by default, the agent. */
 export async function main(argv: readonly string[]): Promise<number> {
   if (isOperatorCommand(argv[0])) {
-    return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner: createRunner() });
+    const runner = createRunner();
+    // Its commands run in process groups of their own, which a Ctrl-C does not reach.
+    process.on('exit', () => runner.killAll());
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.once(signal, () => process.exit(code));
+    return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner });
   }
   const version = readVersion();
   let opts: AgentOptions;

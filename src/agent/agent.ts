@@ -6,6 +6,7 @@ import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
 import { buildPolicy, type Policy, type PolicyOptions } from '../policy.js';
 import { describeDropped, normalizeRanges } from '../net/normalize.js';
+import { excerpt } from '../excerpt.js';
 import type { Clock } from './clock.js';
 
 /** What the agent needs from the world; `main` builds the real ones, tests build fakes. */
@@ -20,7 +21,18 @@ export interface AgentDeps {
   readonly clock: Clock;
   /** Called after every sync with what happened, e.g. to update metrics. */
   readonly onSync?: (report: SyncReport) => void;
+  /** The first retry delay after a failed sync, doubled per failure up to resyncInterval. Default RETRY_INITIAL_MS. */
+  readonly retryInitialMs?: number;
 }
+
+/** The first retry after a failed sync comes this soon; each further failure doubles it, up to resyncInterval. */
+export const RETRY_INITIAL_MS = 1000;
+
+/** The reason of a sync run early because the previous one failed (what metrics count as a retry). */
+export const RETRY_REASON = 'retry';
+
+/** Longest quoted error kept in a family's status (and so in /healthz and the log): bounded whatever a tool printed. */
+export const MAX_ERROR_BYTES = 1024;
 
 /** The outcome of one family in one sync. */
 export type FamilyResult = 'unchanged' | 'applied' | 'repaired' | 'error';
@@ -31,6 +43,8 @@ export interface SyncReport {
   readonly at: number;
   readonly configValid: boolean;
   readonly families: readonly { family: Family; result: FamilyResult; durationMs: number; rules: number; error?: string }[];
+  /** When some family failed: the delay before the retry (backoff); undefined when the next sync is the regular resync. */
+  readonly retryAfterMs?: number | undefined;
 }
 
 /** Per-family health, as /healthz, /readyz and metrics report it. */
@@ -39,6 +53,8 @@ export interface FamilyStatus {
   lastSuccessAt: number | undefined;
   lastError: string | undefined;
   consecutiveFailures: number;
+  /** When the current run of failures began (undefined while syncs succeed), so health can tell retries from time. */
+  failingSince?: number | undefined;
   rules: number;
   driftRepairs: number;
   /** Others' MASQUERADE/SNAT rules that decide before ours (see Backend.findShadowing). */
@@ -54,6 +70,8 @@ export interface AgentStatus {
   readonly configFiles: readonly string[];
   readonly resyncIntervalMs: number;
   readonly lastSyncAt: number | undefined;
+  /** The pending retry delay after a failed sync (backoff); undefined when the regular resync is next. */
+  readonly retryAfterMs?: number | undefined;
   readonly families: ReadonlyMap<Family, Readonly<FamilyStatus>>;
 }
 
@@ -76,6 +94,14 @@ function describeError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/**
+ * The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past
+ * the resync interval, as kube-proxy's BoundedFrequencyRunner retries a failed sync.
+ */
+export function retryDelayMs(failures: number, initialMs: number, resyncIntervalMs: number): number {
+  return Math.min(initialMs * 2 ** Math.min(Math.max(failures - 1, 0), 30), resyncIntervalMs);
+}
+
 /** Creates the agent: one single-flight sync, triggered by start, the timer, and callers. */
 export function createAgent(deps: AgentDeps): Agent {
   const { backend, log, clock } = deps;
@@ -95,6 +121,10 @@ export function createAgent(deps: AgentDeps): Agent {
   let queued: Promise<SyncReport> | undefined;
   let cancelTimer: (() => void) | undefined;
   let running = false;
+  /** Syncs in a row with some family in error; drives the retry backoff. */
+  let failedSyncs = 0;
+  let retryAfterMs: number | undefined;
+  const retryInitialMs = deps.retryInitialMs ?? RETRY_INITIAL_MS;
 
   const familyStatus = (f: Family): FamilyStatus => {
     let s = families.get(f);
@@ -192,12 +222,13 @@ export function createAgent(deps: AgentDeps): Agent {
       st.lastSuccessAt = clock.now();
       st.lastError = undefined;
       st.consecutiveFailures = 0;
+      st.failingSince = undefined;
       st.rules = want.length;
       return { family: f, result, durationMs: clock.now() - started, rules: want.length };
     } catch (e) {
-      const msg = describeError(e);
+      const msg = excerpt(describeError(e), MAX_ERROR_BYTES);
       if (st.lastError !== msg) {
-        log.error('sync failed; the rules in place stay, next attempt at the next resync', {
+        log.error('sync failed; the rules in place stay; retrying soon, with backoff', {
           family: f,
           backend: backend.name,
           error: msg,
@@ -206,6 +237,7 @@ export function createAgent(deps: AgentDeps): Agent {
       }
       st.lastError = msg;
       st.consecutiveFailures++;
+      st.failingSince ??= started;
       return { family: f, result: 'error', durationMs: clock.now() - started, rules: st.rules, error: msg };
     }
   }
@@ -229,8 +261,19 @@ export function createAgent(deps: AgentDeps): Agent {
     // Families are independent: one failing never stops the other.
     const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
     lastSyncAt = clock.now();
-    const report: SyncReport = { reason, at: lastSyncAt, configValid, families: results };
-    log.debug('sync done', { reason, families: results.map((r) => `${r.family}:${r.result}`) });
+    if (results.some((r) => r.result === 'error')) {
+      failedSyncs++;
+      retryAfterMs = retryDelayMs(failedSyncs, retryInitialMs, config?.resyncIntervalMs ?? 60_000);
+    } else {
+      failedSyncs = 0;
+      retryAfterMs = undefined;
+    }
+    const report: SyncReport = { reason, at: lastSyncAt, configValid, families: results, retryAfterMs };
+    log.debug('sync done', {
+      reason,
+      families: results.map((r) => `${r.family}:${r.result}`),
+      ...(retryAfterMs === undefined ? {} : { retryInMs: retryAfterMs, failedSyncs }),
+    });
     deps.onSync?.(report);
     return report;
   }
@@ -238,7 +281,9 @@ export function createAgent(deps: AgentDeps): Agent {
   function arm(): void {
     cancelTimer?.();
     if (!running) return;
-    cancelTimer = clock.setTimer(config?.resyncIntervalMs ?? 60_000, () => void sync('resync'));
+    // After a failure the next sync comes sooner (backoff), not a whole resync later.
+    if (retryAfterMs !== undefined) cancelTimer = clock.setTimer(retryAfterMs, () => void sync(RETRY_REASON));
+    else cancelTimer = clock.setTimer(config?.resyncIntervalMs ?? 60_000, () => void sync('resync'));
   }
 
   function run(reason: string): Promise<SyncReport> {
@@ -282,6 +327,7 @@ export function createAgent(deps: AgentDeps): Agent {
       configFiles,
       resyncIntervalMs: config?.resyncIntervalMs ?? 60_000,
       lastSyncAt,
+      retryAfterMs,
       families,
     }),
   };

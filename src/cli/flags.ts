@@ -52,6 +52,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'iptables-mode', kind: 'string', default: 'auto', choices: ['auto', 'legacy', 'nft'], help: 'Which iptables the host uses; auto detects it as kubernetes-sigs/iptables-wrappers does.' },
   { name: 'healthz-bind-address', kind: 'string', default: '127.0.0.1:10264', help: 'Address for /healthz and /readyz; empty or 0 disables.' },
   { name: 'metrics-bind-address', kind: 'string', default: '127.0.0.1:10265', help: 'Address for /metrics (Prometheus); empty or 0 disables.' },
+  { name: 'command-timeout', kind: 'string', default: '30s', help: 'Deadline of each iptables/nft command (Go duration, 1s to 10m); past it the command and everything it started are killed and the sync fails and is retried.' },
   { name: 'v', kind: 'int', default: '0', help: 'Log verbosity: 0 state changes, 2 every sync, 4 commands run.' },
   ...KLOG_FLAGS.map(([name, kind]): FlagSpec => ({
     name,

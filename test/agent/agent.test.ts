@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, type AgentDeps } from '../../src/agent/agent.js';
+import { createAgent, retryDelayMs, type AgentDeps, type SyncReport } from '../../src/agent/agent.js';
 import { createFakeBackend } from '../../src/backends/fake.js';
 import { defaultConfig, type ConfigOptions } from '../../src/config/config.js';
 import { parseConfigText } from '../../src/config/parse.js';
@@ -17,6 +17,9 @@ function harness(initial: string | null, extra: Partial<AgentDeps> = {}) {
   const backend = createFakeBackend();
   const clock = createFakeClock();
   const log = createMemoryLogger();
+  /** Every timer the agent armed, in ms, and every sync report, in order. */
+  const delays: number[] = [];
+  const reports: SyncReport[] = [];
   const loadConfig = async (): Promise<LoadedConfig> => {
     if (text === null) {
       return { config: defaultConfig(OPTS), warnings: [], files: [], usingDefaults: true, hash: 'defaults' };
@@ -30,7 +33,8 @@ function harness(initial: string | null, extra: Partial<AgentDeps> = {}) {
     backend,
     policyOptions: { enableIPv6: true, randomFully: true, toPorts: [] },
     log,
-    clock,
+    clock: { now: clock.now, setTimer: (ms, fn) => (delays.push(ms), clock.setTimer(ms, fn)) },
+    onSync: (r) => void reports.push(r),
     ...extra,
   });
   return {
@@ -38,6 +42,18 @@ function harness(initial: string | null, extra: Partial<AgentDeps> = {}) {
     backend,
     clock,
     log,
+    delays,
+    reports,
+    /** Fires the armed timer and waits until the sync it started has ended and armed the next one. */
+    async fireTimer(): Promise<SyncReport> {
+      const n = reports.length;
+      const armed = delays.length;
+      clock.advance(delays[delays.length - 1] ?? 0);
+      for (let i = 0; i < 1000 && (reports.length === n || delays.length === armed); i++) await new Promise((r) => setImmediate(r));
+      const r = reports[n];
+      assert.ok(r && delays.length > armed, 'the timer started a sync that armed the next timer');
+      return r;
+    },
     setText: (t: string | null) => {
       text = t;
     },
@@ -249,5 +265,68 @@ test('resyncInterval: 1ns resyncs once a second, not in a busy loop, and warns o
   h.setText('resyncInterval: 0s\n');
   await h.agent.sync('config changed');
   assert.equal(h.log.entries.filter((e) => e.level === 'warn' && String(e.fields['message']).includes('shorter than 1s')).length, 2);
+  await h.agent.stop();
+});
+
+const restoreFailed = (): CommandError =>
+  new CommandError(['iptables-nft-restore', '-w', '5', '--noflush'], 1, 'iptables-nft-restore: line 3 failed', 'other', 'iptables-nft-restore -w 5 --noflush: exit code 1: line 3 failed');
+
+test('a failed sync is retried after 1 s, 2 s, 4 s, ... capped at resyncInterval, and the error is logged once', async () => {
+  const h = harness('resyncInterval: 30s\n');
+  h.backend.failNextApplies(100, restoreFailed(), 'ipv4');
+  const first = await h.agent.start();
+  assert.equal(first.retryAfterMs, 1000);
+  const reasons: string[] = [];
+  for (let i = 0; i < 7; i++) reasons.push((await h.fireTimer()).reason);
+  assert.deepEqual(h.delays, [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+  assert.deepEqual(reasons, Array(7).fill('retry'));
+  assert.equal(h.agent.status().retryAfterMs, 30_000);
+  assert.equal(h.agent.status().families.get('ipv4')?.consecutiveFailures, 8);
+  const logged = h.log.entries.filter((e) => e.level === 'error' && e.msg.startsWith('sync failed'));
+  assert.equal(logged.length, 1, 'the same error is not logged again at every retry');
+  assert.match(String(logged[0]?.fields['error']), /line 3 failed/);
+  // Families are independent: IPv6 was written once and is only re-checked by the retries.
+  assert.equal(h.backend.writes.get('ipv6'), 1);
+  assert.deepEqual(h.reports.map((r) => r.families.find((f) => f.family === 'ipv6')?.result), ['applied', ...Array(7).fill('unchanged')]);
+  await h.agent.stop();
+  assert.equal(h.clock.pending(), 0);
+});
+
+test('a success resets the backoff: back to the resync interval, and the next failure retries after 1 s again', async () => {
+  const h = harness('resyncInterval: 30s\n');
+  h.backend.failNextApplies(3, restoreFailed(), 'ipv4');
+  await h.agent.start();
+  await h.fireTimer();
+  await h.fireTimer();
+  const ok = await h.fireTimer();
+  assert.equal(ok.families[0]?.result, 'applied');
+  assert.equal(ok.retryAfterMs, undefined);
+  assert.deepEqual(h.delays, [1000, 2000, 4000, 30_000]);
+  assert.equal(h.agent.status().retryAfterMs, undefined);
+  assert.ok(h.log.entries.some((e) => e.msg === 'sync recovered'));
+  const regular = await h.fireTimer();
+  assert.equal(regular.reason, 'resync');
+  h.backend.failNextReads(1, restoreFailed(), 'ipv4');
+  await h.fireTimer();
+  assert.deepEqual(h.delays.slice(4), [30_000, 1000]);
+  await h.agent.stop();
+});
+
+test('the retry delay never exceeds a short resync interval', () => {
+  assert.deepEqual([1, 2, 3, 4].map((n) => retryDelayMs(n, 1000, 2500)), [1000, 2000, 2500, 2500]);
+  assert.equal(retryDelayMs(1, 1000, 100), 100);
+  assert.equal(retryDelayMs(5000, 1000, 86_400_000), 86_400_000);
+});
+
+test('a huge error message is cut before it reaches the status and the log', async () => {
+  const h = harness(null);
+  const flood = 'x'.repeat(1_000_000);
+  h.backend.failNextApplies(1, new CommandError(['nft', '-f', '-'], 1, flood, 'other', `nft -f -: exit code 1: ${flood}`), 'ipv4');
+  await h.agent.start();
+  const err = h.agent.status().families.get('ipv4')?.lastError ?? '';
+  assert.ok(Buffer.byteLength(err) < 1100, `lastError: ${Buffer.byteLength(err)} bytes`);
+  assert.match(err, /\[cut: \d+ more bytes\]$/);
+  const logged = h.log.entries.find((e) => e.msg.startsWith('sync failed'));
+  assert.equal(logged?.fields['error'], err);
   await h.agent.stop();
 });

@@ -256,3 +256,12 @@ test('cleanup, status and render refuse the same names with exit 2, running noth
     }
   }
 });
+
+test('--command-timeout takes a Go duration from 1s to 10m; the default is 30s', () => {
+  assert.equal(agentOptionsFromFlags(parseFlags([])).commandTimeoutMs, 30_000);
+  assert.equal(agentOptionsFromFlags(parseFlags(['--command-timeout=2s'])).commandTimeoutMs, 2000);
+  assert.equal(agentOptionsFromFlags(parseFlags(['-command-timeout', '1m30s'])).commandTimeoutMs, 90_000);
+  assert.throws(() => agentOptionsFromFlags(parseFlags(['--command-timeout=30'])), /invalid value "30" for flag -command-timeout: time: missing unit in duration "30"/);
+  assert.throws(() => agentOptionsFromFlags(parseFlags(['--command-timeout=100ms'])), /want 1s to 10m/);
+  assert.throws(() => agentOptionsFromFlags(parseFlags(['--command-timeout=1h'])), /want 1s to 10m/);
+});

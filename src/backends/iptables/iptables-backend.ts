@@ -5,6 +5,7 @@
 // costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms (netfilter-facts.md).
 import type { Backend, OwnedState } from '../backend.js';
 import { CommandError } from '../../errors.js';
+import { excerpt } from '../../excerpt.js';
 import type { CommandResult, Runner } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy-types.js';
@@ -35,7 +36,7 @@ export interface IptablesBackendOptions {
   readonly lockRetries?: number;
   /** Pause before the first retry, doubled before each further one; default 250 ms. */
   readonly retryDelayMs?: number;
-  /** Per-command timeout; default 30 s (well above `-w` plus the slowest measured restore). */
+  /** Per-command timeout; default the runner's (30 s unless --command-timeout: well above `-w` plus the slowest measured restore). */
   readonly timeoutMs?: number;
   /** Injected so unit tests drive retries without waiting. */
   readonly sleep?: (ms: number) => Promise<void>;
@@ -52,7 +53,7 @@ export class IptablesRestoreError extends CommandError {
     /** The whole payload, for logs and reports. */
     readonly payload: string,
   ) {
-    const where = line === undefined ? '' : ` at payload line ${line}${lineText === undefined ? '' : ` (${lineText})`}`;
+    const where = line === undefined ? '' : ` at payload line ${line}${lineText === undefined ? '' : ` (${excerpt(lineText)})`}`;
     const why = said(base.stderr) || base.message;
     super(base.argv, base.exitCode, base.stderr, base.failure, `${base.argv.join(' ')} refused the payload${where}: ${why}`);
   }
@@ -75,14 +76,15 @@ function outputLines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
 }
 
-/** What iptables said, on one line: its messages without the "Try `iptables -h'" boilerplate. */
+/** What iptables said, on one line and cut short: its messages without the "Try `iptables -h'" boilerplate. */
 function said(stderr: string): string {
-  return stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('Try `') && !l.startsWith('Error occurred at line'))
-    .slice(0, 3)
-    .join(' | ');
+  const lines: string[] = [];
+  for (const raw of stderr.split('\n')) {
+    const l = raw.trim();
+    if (l !== '' && !l.startsWith('Try `') && !l.startsWith('Error occurred at line')) lines.push(l);
+    if (lines.length === 3) break;
+  }
+  return excerpt(lines.join(' | '));
 }
 
 /** Creates the iptables backend for one mode; its name is `iptables-nft` or `iptables-legacy`. */
@@ -93,7 +95,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
   const wait = String(opts.waitSeconds ?? DEFAULT_WAIT_SECONDS);
   const lockRetries = opts.lockRetries ?? 2;
   const retryDelayMs = opts.retryDelayMs ?? 250;
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
   const sleep = opts.sleep ?? defaultSleep;
   const name = `iptables-${mode}`;
 
@@ -110,7 +112,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     let delay = retryDelayMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await runner(argv, { timeoutMs, ...extra });
+        return await runner(argv, { ...timeout, ...extra });
       } catch (e) {
         if (!(e instanceof CommandError)) throw e;
         if (e.failure === 'not-installed') {
