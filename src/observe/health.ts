@@ -64,6 +64,8 @@ export interface HealthBody {
   readonly usingDefaults: boolean;
   readonly configHash: string;
   readonly configFiles: readonly string[];
+  /** Families whose rules were found in the kernel at a start with an invalid config, and are kept. */
+  readonly rulesKeptFromKernel?: readonly string[];
   readonly families: Readonly<Record<string, FamilyHealthBody>>;
 }
 
@@ -170,6 +172,7 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
       usingDefaults: status.usingDefaults,
       configHash: status.configHash,
       configFiles: status.configFiles,
+      ...(status.rulesKeptFromKernel?.length ? { rulesKeptFromKernel: status.rulesKeptFromKernel } : {}),
       families: Object.fromEntries(families.map(([family, s]) => [family, familyBody(s)])),
     },
   };

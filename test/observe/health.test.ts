@@ -232,3 +232,12 @@ test('health: a sync hanging since its start counts from the attempt, not the la
   assert.equal(evaluateHealth(stuck, T0 + 3 * MIN).healthy, true);
   assert.equal(evaluateHealth(stuck, T0 + 3 * MIN + 1).healthy, false);
 });
+
+test('health body: families whose rules were kept from the kernel at an invalid start are listed; absent otherwise', () => {
+  const kept = makeStatus({ ipv4: okFamily(T0) }, { configValid: false, configErrors: ['bad CIDR'], rulesKeptFromKernel: ['ipv4'] });
+  const h = evaluateHealth(kept, T0 + SEC);
+  assert.deepEqual(h.body.rulesKeptFromKernel, ['ipv4']);
+  assert.equal(h.body.configValid, false);
+  assert.equal(h.ready, true, 'the rules in force are good ones');
+  assert.equal('rulesKeptFromKernel' in evaluateHealth(makeStatus({ ipv4: okFamily(T0) }), T0 + SEC).body, false);
+});
