@@ -194,7 +194,8 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     const written = String(keyNode.value);
     const key = CONFIG_KEYS.find((k) => k === written) ?? CONFIG_KEYS.find((k) => k.toLowerCase() === written.toLowerCase());
     if (key === undefined) {
-      const hint = suggestKey(written);
+      // No known key is near a long one, and the edit distance costs its length times each key.
+      const hint = written.length <= MAX_VALUE_TEXT ? suggestKey(written) : undefined;
       issues.push(
         issue(
           cutExcerpt(written),
