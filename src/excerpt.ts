@@ -1,24 +1,35 @@
-/** How many bytes of someone else's text (a tool's stderr, an input value) a message may quote. */
-export const EXCERPT_BYTES = 200;
+// Short excerpts of input for messages. A config can be one huge scalar, or a symlink to any file
+// on the node; a message that quotes input whole floods the log and /healthz and can leak what
+// that file holds. Every message that shows input goes through these two helpers.
 
-/**
- * The first `maxBytes` UTF-8 bytes of `text` (cut at a character boundary), marked as cut and
- * saying how much was left out, so no message ever carries a whole foreign output or input.
- */
-export function excerpt(text: string, maxBytes = EXCERPT_BYTES): string {
-  // Cheap exit for the common short case; a UTF-16 unit is at most 3 UTF-8 bytes.
-  if (text.length * 3 <= maxBytes) return text;
-  const total = Buffer.byteLength(text);
-  if (total <= maxBytes) return text;
-  let head = text.slice(0, maxBytes);
-  let bytes = Buffer.byteLength(head);
-  while (bytes > maxBytes) {
-    const drop = head.length - Math.max(1, Math.floor((bytes - maxBytes) / 3));
-    head = head.slice(0, drop);
-    bytes = Buffer.byteLength(head);
+/** The most bytes of input a message shows, counted after escaping. */
+export const EXCERPT_MAX_BYTES = 200;
+
+/** The longest prefix of `text` whose escaped form fits `maxBytes`, and whether that is all of it. */
+function prefixWithin(text: string, maxBytes: number, escape: (ch: string) => string): { head: string; whole: boolean } {
+  let bytes = 0;
+  let head = '';
+  let i = 0;
+  for (const ch of text) {
+    const out = escape(ch);
+    bytes += Buffer.byteLength(out, 'utf8');
+    if (bytes > maxBytes) return { head, whole: false };
+    head += out;
+    i += ch.length;
   }
-  // Never leave half of a surrogate pair at the end.
-  const last = head.charCodeAt(head.length - 1);
-  if (last >= 0xd800 && last <= 0xdbff) head = head.slice(0, -1);
-  return `${head}... [cut: ${total - Buffer.byteLength(head)} more bytes]`;
+  return { head, whole: i >= text.length };
+}
+
+const cutNote = (text: string): string => ` (cut, ${Buffer.byteLength(text, 'utf8')} bytes)`;
+
+/** `"text"` quoted as JSON does; past `maxBytes`, its start then `…" (cut, N bytes)`. */
+export function quoteExcerpt(text: string, maxBytes = EXCERPT_MAX_BYTES): string {
+  const { head, whole } = prefixWithin(text, maxBytes, (ch) => JSON.stringify(ch).slice(1, -1));
+  return whole ? `"${head}"` : `"${head}…"${cutNote(text)}`;
+}
+
+/** `text` as is; past `maxBytes`, its start then `… (cut, N bytes)`. For messages that embed input unquoted. */
+export function cutExcerpt(text: string, maxBytes = EXCERPT_MAX_BYTES): string {
+  const { head, whole } = prefixWithin(text, maxBytes, (ch) => ch);
+  return whole ? head : `${head}…${cutNote(text)}`;
 }

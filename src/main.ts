@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // Composition root: the only place that builds real dependencies and touches `process`.
-import { statSync } from 'node:fs';
 import { createAgent } from './agent/agent.js';
 import { systemClock } from './agent/clock.js';
 import { watchConfig } from './agent/watch.js';
@@ -9,7 +8,7 @@ import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js
 import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarning } from './cli/flags.js';
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
 import { defaultConfig } from './config/config.js';
-import { loadConfig } from './config/load.js';
+import { detectConfigMode, loadConfig } from './config/load.js';
 import { UsageError } from './errors.js';
 import { createRunner, type ProcessRunner, type Runner } from './exec/runner.js';
 import { createLogger, type Logger } from './observe/log.js';
@@ -72,8 +71,11 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     process.exit(1);
   }
   const metrics = createMetrics();
+  // Decided once: a directory appearing where the file was later is an error, not a new mode.
+  const configMode = await detectConfigMode(opts.configPath);
+  log.info(configMode === 'directory' ? 'config path is a directory: its ip-masq* files are merged' : 'config path is read as a file', { path: opts.configPath });
   const agent = createAgent({
-    loadConfig: () => loadConfig(opts.configPath, opts.config),
+    loadConfig: () => loadConfig(opts.configPath, opts.config, configMode),
     defaultConfig: () => defaultConfig(opts.config),
     backend,
     policyOptions: opts.policy,
@@ -99,13 +101,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     log.error('cannot start: HTTP endpoint unavailable', { error: (e as Error).message });
     process.exit(1);
   }
-  const isDirectory = (): boolean => {
-    try {
-      return statSync(opts.configPath).isDirectory();
-    } catch {
-      return false;
-    }
-  };
+  const isDirectory = (): boolean => configMode === 'directory';
   const stopWatching = watchConfig({ path: opts.configPath, isDirectory, onChange: () => void agent.sync('config changed'), clock: systemClock, log });
   const shutdown = (signal: string): void => {
     log.info('stopping; rules stay in place', { signal });

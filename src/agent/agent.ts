@@ -6,7 +6,7 @@ import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
 import { buildPolicy, type Policy, type PolicyOptions } from '../policy.js';
 import { describeDropped, normalizeRanges } from '../net/normalize.js';
-import { excerpt } from '../excerpt.js';
+import { cutExcerpt } from '../excerpt.js';
 import type { Clock } from './clock.js';
 
 /** What the agent needs from the world; `main` builds the real ones, tests build fakes. */
@@ -68,6 +68,8 @@ export interface AgentStatus {
   readonly usingDefaults: boolean;
   readonly configHash: string;
   readonly configFiles: readonly string[];
+  /** Families whose rules, found in the kernel when the first config read failed, are kept as they were. */
+  readonly rulesKeptFromKernel?: readonly Family[];
   readonly resyncIntervalMs: number;
   readonly lastSyncAt: number | undefined;
   /** The pending retry delay after a failed sync (backoff); undefined when the regular resync is next. */
@@ -114,6 +116,10 @@ export function createAgent(deps: AgentDeps): Agent {
   let lastWarningsText = '';
   let lastSyncAt: number | undefined;
   let redundancyReported = '';
+  /** True from a failed first config read until a valid config loads: what is in the kernel is the best guess. */
+  let startInvalid = false;
+  /** Families whose rules found at start stay untouched while startInvalid. */
+  const keptFromKernel = new Set<Family>();
   const families = new Map<Family, FamilyStatus>();
   /** The expected state each family was last written to, to tell drift from a config change. */
   const written = new Map<Family, OwnedState>();
@@ -157,6 +163,8 @@ export function createAgent(deps: AgentDeps): Agent {
       usingDefaults = loaded.usingDefaults;
       configErrors = [];
       lastErrorText = '';
+      startInvalid = false;
+      keptFromKernel.clear();
       return true;
     } catch (e) {
       const issues = e instanceof ConfigError ? e.message.split('\n') : [describeError(e)];
@@ -167,7 +175,8 @@ export function createAgent(deps: AgentDeps): Agent {
         configHash = hashConfig(config);
         configFiles = [];
         usingDefaults = true;
-        log.error('config rejected on first start; applying the built-in defaults until it is fixed', { errors: issues });
+        startInvalid = true;
+        log.error('config rejected on first start; rules of ours already in the kernel stay, else the built-in defaults apply, until it is fixed', { errors: issues });
       } else if (text !== lastErrorText) {
         log.error('config rejected; keeping the last good config and its rules', { errors: issues });
       }
@@ -193,14 +202,29 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
+  /**
+   * Whether to leave `have` as it is: the first config read failed, and rules of ours (a previous
+   * run's, or the reference agent's) are in the kernel. They were made from a config that was good
+   * then; the defaults are for a node with nothing yet. Decided at a family's first read.
+   */
+  function keepFoundRules(f: Family, have: OwnedState): boolean {
+    if (!startInvalid) return false;
+    if (keptFromKernel.has(f)) return true;
+    if (written.has(f) || have.length === 0) return false;
+    keptFromKernel.add(f);
+    log.warn('config invalid at start; keeping the rules found in the kernel until a valid config is read', { family: f, backend: backend.name, rules: have.length });
+    return true;
+  }
+
   async function syncFamily(policy: ReturnType<typeof buildPolicy>['families'][number]): Promise<SyncReport['families'][number]> {
     const f = policy.family;
     const st = familyStatus(f);
     const started = clock.now();
     st.lastAttemptAt = started;
-    const want = backend.expected(policy);
+    let want = backend.expected(policy);
     try {
       const have = await backend.read(f);
+      if (keepFoundRules(f, have)) want = have;
       let result: FamilyResult = 'unchanged';
       if (!sameLines(have, want)) {
         await backend.apply(policy);
@@ -226,7 +250,7 @@ export function createAgent(deps: AgentDeps): Agent {
       st.rules = want.length;
       return { family: f, result, durationMs: clock.now() - started, rules: want.length };
     } catch (e) {
-      const msg = excerpt(describeError(e), MAX_ERROR_BYTES);
+      const msg = cutExcerpt(describeError(e), MAX_ERROR_BYTES);
       if (st.lastError !== msg) {
         log.error('sync failed; the rules in place stay; retrying soon, with backoff', {
           family: f,
@@ -325,6 +349,7 @@ export function createAgent(deps: AgentDeps): Agent {
       usingDefaults,
       configHash,
       configFiles,
+      ...(keptFromKernel.size > 0 ? { rulesKeptFromKernel: [...keptFromKernel] } : {}),
       resyncIntervalMs: config?.resyncIntervalMs ?? 60_000,
       lastSyncAt,
       retryAfterMs,

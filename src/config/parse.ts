@@ -2,25 +2,20 @@
 // YAML reader) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
 // path. Every problem is collected, not just the first. Pure: no file access.
 import { editDistance } from '../edit-distance.js';
-import {
-  LineCounter,
-  isCollection,
-  isMap,
-  isNode,
-  isScalar,
-  parseDocument,
-  type Document,
-  type Node,
-  type YAMLError,
-} from 'yaml';
+import { LineCounter, isCollection, isMap, isNode, isScalar, type Document, type Node, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
+import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
 import { CidrError, formatCidr, parseCidr } from '../net/cidr.js';
 import type { CidrEntry, ConfigOptions, MasqConfig } from './config.js';
 import { DEFAULT_CIDR_LIMIT, DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
 import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS, configSchema, type ConfigKey } from './schema.js';
+import { parseBoundedDocument } from './yaml-limits.js';
+
+/** Longer than any CIDR or Go duration can be: such a value is refused without echoing it whole. */
+const MAX_VALUE_TEXT = 100;
 
 /** A config and the warnings met while reading it. */
 export interface ParsedConfig {
@@ -120,7 +115,7 @@ function describeValue(v: unknown, written?: string): string {
   if (Array.isArray(v)) return 'a list';
   if (v instanceof Date) return `a date (${v.toISOString().slice(0, 10)}; quote it to make it a string)`;
   if (v instanceof Uint8Array) return 'binary data';
-  if (typeof v === 'string') return `string ${JSON.stringify(v)}`;
+  if (typeof v === 'string') return `string ${quoteExcerpt(v)}`;
   if (typeof v === 'number' || typeof v === 'bigint') return `number ${written ?? String(v)}`;
   if (typeof v === 'boolean') return `boolean ${String(v)}`;
   if (typeof v === 'object') return 'a mapping';
@@ -154,13 +149,13 @@ function keyTextAt(text: string, offset: number): string {
 function yamlErrorMessage(err: YAMLError, text: string): string {
   switch (err.code) {
     case 'DUPLICATE_KEY':
-      return `duplicate key ${JSON.stringify(keyTextAt(text, err.pos[0]))}: a key may appear only once`;
+      return `duplicate key ${quoteExcerpt(keyTextAt(text, err.pos[0]))}: a key may appear only once`;
     case 'MULTIPLE_DOCS':
       return 'the file holds more than one YAML document (a second "---"); put every key in one document';
     case 'BLOCK_IN_FLOW':
-      return `${err.message} (a lone "-" inside [...] is not a list item; write [] for an empty list)`;
+      return `${cutExcerpt(err.message)} (a lone "-" inside [...] is not a list item; write [] for an empty list)`;
     default:
-      return err.message;
+      return cutExcerpt(err.message);
   }
 }
 
@@ -174,7 +169,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
   const fragment: Mutable<ConfigFragment> = { source };
   const lineCounter = new LineCounter();
   // YAML 1.1 as Kubernetes reads it: `yes`/`on` are booleans. `<<` merge keys stay plain keys.
-  const doc = parseDocument(text, { version: '1.1', lineCounter, prettyErrors: false, merge: false });
+  const parsed = parseBoundedDocument(text, { version: '1.1', lineCounter, prettyErrors: false, merge: false });
 
   const at = (offset: number | undefined): Position => {
     if (offset === undefined) return {};
@@ -183,9 +178,11 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
   };
   const nodeAt = (node: unknown): Position => (isNode(node) && node.range ? at(node.range[0]) : {});
   const issue = (path: string, pos: Position, message: string): ConfigIssue => ({ source, path, ...pos, message });
+  if (parsed.problem) return { fragment, issues: [issue('', at(parsed.problem.offset), parsed.problem.message)], warnings };
+  const doc = parsed.doc;
 
   for (const err of doc.errors) issues.push(issue('', at(err.pos[0]), yamlErrorMessage(err, text)));
-  for (const w of doc.warnings) warnings.push(issue('', at(w.pos[0]), w.message));
+  for (const w of doc.warnings) warnings.push(issue('', at(w.pos[0]), cutExcerpt(w.message)));
   if (issues.length > 0) return { fragment, issues, warnings };
 
   const contents = doc.contents;
@@ -193,9 +190,9 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
   if (contents === null || (isScalar(contents) && contents.value === null)) return { fragment, issues, warnings };
   if (!isMap(contents)) {
     const value = safeToJs(contents, doc);
-    issues.push(
-      issue('', nodeAt(contents), `the config must be a mapping of keys (${CONFIG_KEYS.join(', ')}), got ${describeValue(value.ok ? value.value : undefined)}`),
-    );
+    // Never quote it: the path may be a symlink to any file on the node (a key, the environment).
+    const got = value.ok && typeof value.value === 'string' ? `a string of ${Buffer.byteLength(value.value, 'utf8')} bytes (its text is not shown: the path may point at a file that is not a config)` : describeValue(value.ok ? value.value : undefined);
+    issues.push(issue('', nodeAt(contents), `the config must be a mapping of keys (${CONFIG_KEYS.join(', ')}), got ${got}`));
     return { fragment, issues, warnings };
   }
 
@@ -210,12 +207,13 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     const written = String(keyNode.value);
     const key = CONFIG_KEYS.find((k) => k === written) ?? CONFIG_KEYS.find((k) => k.toLowerCase() === written.toLowerCase());
     if (key === undefined) {
-      const hint = suggestKey(written);
+      // No known key is near a long one, and the edit distance costs its length times each key.
+      const hint = written.length <= MAX_VALUE_TEXT ? suggestKey(written) : undefined;
       issues.push(
         issue(
-          written,
+          cutExcerpt(written),
           keyPos,
-          `unknown key ${JSON.stringify(written)}` +
+          `unknown key ${quoteExcerpt(written)}` +
             (hint ? `; did you mean ${JSON.stringify(hint)}?` : '.') +
             ` Known keys: ${CONFIG_KEYS.join(', ')}`,
         ),
@@ -291,6 +289,10 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
       value.forEach((text: unknown, i) => {
         if (typeof text !== 'string') return;
         const pos = locate([i]);
+        if (text.length > MAX_VALUE_TEXT) {
+          report([i], pos, `CIDR ${quoteExcerpt(text)} could not be parsed: far too long for a CIDR`);
+          return;
+        }
         try {
           const cidr = parseCidr(text);
           if (cidr.family === 'ipv6' && !opts.enableIPv6) {
@@ -313,12 +315,16 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
         return;
       case 'resyncInterval': {
         const text = value as string;
+        if (text.length > MAX_VALUE_TEXT) {
+          report([], locate([]), `resyncInterval ${quoteExcerpt(text)} is far too long for a duration (write a Go duration such as "60s", "1m30s" or "500ms")`);
+          return;
+        }
         try {
           const ns = parseGoDuration(text);
           // Zero is a valid Go duration (the reference then resyncs in a busy loop); the floor in
           // merge turns it into a sane period. A negative one is no period at all.
           if (ns < 0n) {
-            report([], locate([]), `resyncInterval must not be negative, got ${JSON.stringify(text)}; write a Go duration such as "60s"`);
+            report([], locate([]), `resyncInterval must not be negative, got ${quoteExcerpt(text)}; write a Go duration such as "60s"`);
             return;
           }
           fragment.resyncInterval = { value: ns, written: text, source, path: keyPath, ...locate([]) };
@@ -344,7 +350,7 @@ function safeToJs(node: Node, doc: Document): { ok: true; value: unknown } | { o
   try {
     return { ok: true, value: node.toJS(doc, { maxAliasCount: 100 }) };
   } catch (err) {
-    return { ok: false, message: `cannot read this value: ${err instanceof Error ? err.message : String(err)}` };
+    return { ok: false, message: `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}` };
   }
 }
 
@@ -381,7 +387,7 @@ function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, 
     return `expected ${expected} of at most ${Number.MAX_SAFE_INTEGER}, got ${describeValue(input, written)}`;
   }
   if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input, written)}`;
-  return fallback;
+  return cutExcerpt(fallback);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { CommandError, type CommandFailure } from '../errors.js';
-import { excerpt } from '../excerpt.js';
+import { cutExcerpt } from '../excerpt.js';
 
 /** What a finished command printed and how it exited. */
 export interface CommandResult {
@@ -85,9 +85,9 @@ function failureMessage(argv: readonly string[], detail: string): string {
   return `${argv.join(' ')}: ${detail}`;
 }
 
-/** The first lines a tool printed on stderr, on one line and at most EXCERPT_BYTES long. */
+/** The first lines a tool printed on stderr, on one line and at most EXCERPT_MAX_BYTES long. */
 function quoteStderr(stderr: string): string {
-  return excerpt(
+  return cutExcerpt(
     stderr
       .trim()
       .split('\n', 3)
@@ -109,10 +109,10 @@ function spawnFailure(argv: readonly string[], e: unknown): CommandError {
       null,
       '',
       'resource',
-      failureMessage(argv, `cannot start ${file}: ${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ${excerpt(text)}`),
+      failureMessage(argv, `cannot start ${file}: ${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ${cutExcerpt(text)}`),
     );
   }
-  return new CommandError(argv, null, '', 'other', failureMessage(argv, `cannot start ${file}: ${excerpt(text)}`));
+  return new CommandError(argv, null, '', 'other', failureMessage(argv, `cannot start ${file}: ${cutExcerpt(text)}`));
 }
 
 /** Keeps the first `limit` bytes of a stream and counts the rest. */

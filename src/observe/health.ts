@@ -1,6 +1,6 @@
 import { MAX_ERROR_BYTES, type AgentStatus, type FamilyStatus } from '../agent/agent.js';
 import { formatGoDuration } from '../config/duration.js';
-import { excerpt } from '../excerpt.js';
+import { cutExcerpt } from '../excerpt.js';
 
 // Liveness and readiness, decided from a status snapshot and the current time, nothing else.
 //
@@ -70,6 +70,8 @@ export interface HealthBody {
   readonly usingDefaults: boolean;
   readonly configHash: string;
   readonly configFiles: readonly string[];
+  /** Families whose rules were found in the kernel at a start with an invalid config, and are kept. */
+  readonly rulesKeptFromKernel?: readonly string[];
   readonly families: Readonly<Record<string, FamilyHealthBody>>;
 }
 
@@ -106,7 +108,7 @@ function seconds(ms: number): string {
 export const MAX_LISTED_ERRORS = 20;
 
 function bounded(text: string): string {
-  return excerpt(text, MAX_ERROR_BYTES);
+  return cutExcerpt(text, MAX_ERROR_BYTES);
 }
 
 function boundedList(items: readonly string[]): string[] {
@@ -191,6 +193,7 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
       usingDefaults: status.usingDefaults,
       configHash: status.configHash,
       configFiles: status.configFiles,
+      ...(status.rulesKeptFromKernel?.length ? { rulesKeptFromKernel: status.rulesKeptFromKernel } : {}),
       families: Object.fromEntries(families.map(([family, s]) => [family, familyBody(s)])),
     },
   };

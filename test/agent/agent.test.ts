@@ -325,8 +325,70 @@ test('a huge error message is cut before it reaches the status and the log', asy
   await h.agent.start();
   const err = h.agent.status().families.get('ipv4')?.lastError ?? '';
   assert.ok(Buffer.byteLength(err) < 1100, `lastError: ${Buffer.byteLength(err)} bytes`);
-  assert.match(err, /\[cut: \d+ more bytes\]$/);
+  assert.match(err, /… \(cut, \d+ bytes\)$/);
   const logged = h.log.entries.find((e) => e.msg.startsWith('sync failed'));
   assert.equal(logged?.fields['error'], err);
+  await h.agent.stop();
+});
+
+test('a start with an invalid config keeps rules of ours found in the kernel untouched, reports it, and applies the first valid config', async () => {
+  const h = harness('nonMasqueradeCIDRs: [192.0.2.0/33]\n');
+  // What a previous run wrote from a config that was good then.
+  const found4 = ['jump', 'return 169.254.0.0/16', 'return 198.51.100.0/24', 'masquerade random-fully'];
+  const found6 = ['jump', 'return fe80::/10', 'return 2001:db8::/32', 'masquerade random-fully'];
+  h.backend.tables.set('ipv4', found4);
+  h.backend.tables.set('ipv6', found6);
+  const r = await h.agent.start();
+  assert.equal(r.configValid, false);
+  assert.deepEqual(r.families.map((f) => f.result), ['unchanged', 'unchanged']);
+  for (let i = 0; i < 3; i++) await h.agent.sync('resync');
+  assert.deepEqual(ipv4Rules(h), found4, 'not replaced by the defaults');
+  assert.deepEqual(h.backend.tables.get('ipv6'), found6);
+  assert.equal(h.backend.writes.get('ipv4'), undefined, 'nothing written');
+  assert.equal(h.backend.writes.get('ipv6'), undefined);
+  const st = h.agent.status();
+  assert.equal(st.configValid, false);
+  assert.deepEqual(st.rulesKeptFromKernel, ['ipv4', 'ipv6']);
+  assert.match(st.configErrors.join('\n'), /192\.0\.2\.0\/33/);
+  assert.ok(st.families.get('ipv4')?.lastSuccessAt !== undefined, 'the rules in force count as a good state (ready)');
+  const kept = h.log.entries.filter((e) => e.level === 'warn' && /config invalid at start; keeping the rules found in the kernel/.test(e.msg));
+  assert.deepEqual(kept.map((e) => e.fields['family']), ['ipv4', 'ipv6'], 'said once per family');
+
+  h.setText('nonMasqueradeCIDRs: [203.0.113.0/24]\n');
+  const fixed = await h.agent.sync('config changed');
+  assert.deepEqual(fixed.families.map((f) => f.result), ['applied', 'applied']);
+  assert.deepEqual(ipv4Rules(h), ['jump', 'return 169.254.0.0/16', 'return 203.0.113.0/24', 'masquerade random-fully']);
+  assert.equal(h.agent.status().rulesKeptFromKernel, undefined);
+  await h.agent.stop();
+});
+
+test('a start with an invalid config: a family with nothing of ours gets the defaults, and keeps them on later syncs', async () => {
+  const h = harness('nonMasqueradeCIDRs: [192.0.2.0/33]\n');
+  const found6 = ['jump', 'return fe80::/10', 'masquerade random-fully'];
+  h.backend.tables.set('ipv6', found6);
+  await h.agent.start();
+  await h.agent.sync('resync');
+  assert.ok(ipv4Rules(h).includes('return 172.16.0.0/12'), 'defaults for the empty family');
+  assert.equal(h.backend.writes.get('ipv4'), 1);
+  assert.deepEqual(h.backend.tables.get('ipv6'), found6);
+  assert.deepEqual(h.agent.status().rulesKeptFromKernel, ['ipv6']);
+  // The defaults it wrote itself are healed as usual, not mistaken for rules found at start.
+  h.backend.tables.set('ipv4', ['jump']);
+  const r = await h.agent.sync('resync');
+  assert.equal(r.families[0]?.result, 'repaired');
+  assert.ok(ipv4Rules(h).includes('return 172.16.0.0/12'));
+  await h.agent.stop();
+});
+
+test('a start with an invalid config whose first read fails decides at the first read that works', async () => {
+  const h = harness('nonMasqueradeCIDR: [10.0.0.0/8]\n');
+  const found = ['jump', 'return 169.254.0.0/16', 'masquerade random-fully'];
+  h.backend.tables.set('ipv4', found);
+  h.backend.failNextReads(1, new CommandError(['iptables'], 4, 'lock', 'lock-busy', 'iptables: lock busy'), 'ipv4');
+  const first = await h.agent.start();
+  assert.equal(first.families[0]?.result, 'error');
+  await h.agent.sync('resync');
+  assert.deepEqual(ipv4Rules(h), found);
+  assert.equal(h.backend.writes.get('ipv4'), undefined);
   await h.agent.stop();
 });

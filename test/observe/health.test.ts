@@ -260,6 +260,15 @@ test('health body: a flood of error text is cut, and at most 20 config errors ar
   assert.ok(body.length < 40_000, `body: ${body.length} bytes`);
   assert.equal(h.body.configErrors.length, 21);
   assert.equal(h.body.configErrors[20], '... and 4980 more');
-  assert.match(h.body.families['ipv4']?.lastError ?? '', /^x+\.\.\. \[cut: \d+ more bytes\]$/);
+  assert.match(h.body.families['ipv4']?.lastError ?? '', /^x+… \(cut, \d+ bytes\)$/);
   assert.ok(h.healthReasons.every((r) => r.length < 1200));
+});
+
+test('health body: families whose rules were kept from the kernel at an invalid start are listed; absent otherwise', () => {
+  const kept = makeStatus({ ipv4: okFamily(T0) }, { configValid: false, configErrors: ['bad CIDR'], rulesKeptFromKernel: ['ipv4'] });
+  const h = evaluateHealth(kept, T0 + SEC);
+  assert.deepEqual(h.body.rulesKeptFromKernel, ['ipv4']);
+  assert.equal(h.body.configValid, false);
+  assert.equal(h.ready, true, 'the rules in force are good ones');
+  assert.equal('rulesKeptFromKernel' in evaluateHealth(makeStatus({ ipv4: okFamily(T0) }), T0 + SEC).body, false);
 });

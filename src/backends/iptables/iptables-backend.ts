@@ -5,7 +5,7 @@
 // costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms (netfilter-facts.md).
 import type { Backend, OwnedState } from '../backend.js';
 import { CommandError } from '../../errors.js';
-import { excerpt } from '../../excerpt.js';
+import { cutExcerpt } from '../../excerpt.js';
 import type { CommandResult, Runner } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy-types.js';
@@ -53,7 +53,7 @@ export class IptablesRestoreError extends CommandError {
     /** The whole payload, for logs and reports. */
     readonly payload: string,
   ) {
-    const where = line === undefined ? '' : ` at payload line ${line}${lineText === undefined ? '' : ` (${excerpt(lineText)})`}`;
+    const where = line === undefined ? '' : ` at payload line ${line}${lineText === undefined ? '' : ` (${cutExcerpt(lineText)})`}`;
     const why = said(base.stderr) || base.message;
     super(base.argv, base.exitCode, base.stderr, base.failure, `${base.argv.join(' ')} refused the payload${where}: ${why}`);
   }
@@ -84,7 +84,7 @@ function said(stderr: string): string {
     if (l !== '' && !l.startsWith('Try `') && !l.startsWith('Error occurred at line')) lines.push(l);
     if (lines.length === 3) break;
   }
-  return excerpt(lines.join(' | '));
+  return cutExcerpt(lines.join(' | '));
 }
 
 /** Creates the iptables backend for one mode; its name is `iptables-nft` or `iptables-legacy`. */
