@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.js';
 import { editDistance } from '../edit-distance.js';
+import { quoteExcerpt } from '../excerpt.js';
 
 /** A flag the agent understands, in Go `flag` terms. */
 export interface FlagSpec {
@@ -86,16 +87,8 @@ export interface ParsedFlags {
 /** Longest excerpt of an argument quoted in messages, in bytes. */
 const QUOTE_MAX_BYTES = 60;
 
-/** An argument as JSON-quoted text, cut to a short excerpt (marked) so a huge argv is never echoed whole. */
-export function quoteArg(arg: string, maxBytes = QUOTE_MAX_BYTES): string {
-  if (Buffer.byteLength(arg, 'utf8') <= maxBytes) return JSON.stringify(arg);
-  let cut = '';
-  for (const ch of arg) {
-    if (Buffer.byteLength(cut + ch, 'utf8') > maxBytes) break;
-    cut += ch;
-  }
-  return `${JSON.stringify(cut)}... (cut, ${Buffer.byteLength(arg, 'utf8')} bytes)`;
-}
+/** An argument JSON-quoted, cut to a short excerpt (marked) so a huge argv is never echoed whole. */
+const quoteArg = (arg: string): string => quoteExcerpt(arg, QUOTE_MAX_BYTES);
 
 /** The closest known name, if close enough to be a likely typo. */
 export function suggest(name: string, known: readonly string[]): string | undefined {

@@ -8,6 +8,7 @@
 //   -A C -m comment --comment "..." -j MASQUERADE --random-fully
 // The probability comes back as the kernel stores it: lround(P * 2^31) / 2^31, printed `%.11f`.
 import type { Cidr } from '../../net/cidr.js';
+import { quoteExcerpt } from '../../excerpt.js';
 import type { FamilyPolicy, PortRange } from '../../policy-types.js';
 import {
   BUILTIN_CHAINS,
@@ -29,11 +30,6 @@ export interface RenderOptions {
   readonly randomFully: boolean;
 }
 
-/** How a chain name is shown in messages: JSON-quoted, cut short so a huge flag is never echoed whole. */
-function quoteChain(chain: string): string {
-  return JSON.stringify(chain.length > 40 ? `${chain.slice(0, 40)}...` : chain);
-}
-
 /**
  * Says what is wrong with a chain name for our chain, or undefined when it is fine: a name
  * iptables rejects or reads as something else, or one that belongs to another component
@@ -41,7 +37,7 @@ function quoteChain(chain: string): string {
  */
 export function checkChainName(chain: string): string | undefined {
   if (chain.length === 0) return 'chain name is empty';
-  const shown = quoteChain(chain);
+  const shown = quoteExcerpt(chain, 40);
   const bytes = Buffer.byteLength(chain, 'utf8');
   if (bytes > MAX_CHAIN_NAME_LENGTH) {
     return `chain name ${shown} is ${bytes} bytes long (UTF-8); iptables allows at most ${MAX_CHAIN_NAME_LENGTH}`;
