@@ -25,7 +25,7 @@ export class ConfigError extends Error {
 }
 
 /** How a failed command is classified, so callers can retry or explain. */
-export type CommandFailure = 'lock-busy' | 'not-found' | 'not-installed' | 'timeout' | 'other';
+export type CommandFailure = 'lock-busy' | 'permission-denied' | 'not-found' | 'not-installed' | 'timeout' | 'other';
 
 /** A child process that failed: what ran, how it ended, what it said. */
 export class CommandError extends Error {
