@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADDR, canUseNetns, createNamespace, deleteNamespace, nsRun, sourceSeenBy } from '../netns/netns.js';
 import { createConfigMapDir, createPrivateLock, type ConfigMapDir, type PrivateLock } from '../agent/agent-process.js';
-import { expectedSaveLines, ourSaveLines, waitUntil, withScene, type Mode, type Scene } from '../agent/agent-scene.js';
+import { expectedSaveLines, holdLock, ourSaveLines, pause, usePrivateXtablesLock, waitUntil, withScene, type Mode, type Scene } from '../agent/agent-scene.js';
 import { asArray, asString, at, loadYamlDocuments, repoRoot } from '../deploy/deploy-files.js';
 import {
   containerDiff,
@@ -27,7 +27,9 @@ import {
   type RunOptions,
 } from './podman.js';
 
-const skip = !canUseNetns() ? 'needs root and iproute2 (network namespaces)' : !hasPodman() ? 'podman is not installed (bash scripts/setup.sh installs it)' : false;
+const skip = !canUseNetns() ? 'needs root and iproute2 (network namespaces)' : !hasPodman() ? 'podman is not installed (bash scripts/setup.sh --image-tools installs it)' : false;
+// The test's own iptables-legacy commands never wait for or hold the machine's lock.
+if (!skip) usePrivateXtablesLock();
 
 /** The DaemonSet's container, as deploy/ip-masq-agent.yaml declares it. */
 const MANIFEST_CONTAINER = at(loadYamlDocuments('deploy/ip-masq-agent.yaml')[0], 'spec', 'template', 'spec', 'containers', 0);
@@ -133,7 +135,7 @@ for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
       const cm = createConfigMapDir();
       try {
         cm.write(EXAMPLE_CONFIG);
-        await withContainer({ netns: topo.node, cm }, { args: MANIFEST_ARGS }, async (c) => {
+        await withContainer({ netns: topo.node, cm }, { args: MANIFEST_ARGS }, async (c, lock) => {
           const applied = await c.waitForLog('rules applied', { timeoutMs: 60_000 });
           console.log(`# iptables-${mode}: container start -> "rules applied": ${sinceContainerStart(c.name, applied.time)} ms`);
           assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', EXAMPLE_CIDRS));
@@ -176,6 +178,27 @@ for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
           await c.waitForLog('rules applied', { since: mark });
           assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', [...EXAMPLE_CIDRS, '203.0.113.0/24']));
           assert.equal(sourceSeenBy(topo.pod, ADDR.outside4, server.port), ADDR.pod4, 'the swapped config exempts 203.0.113.0/24');
+
+          if (mode === 'legacy') {
+            // The lock file mounted at /run/xtables.lock is the one iptables-legacy in the
+            // container waits for: while the test holds it, the next swap cannot be written.
+            const held = await holdLock(lock.file);
+            let released = false;
+            try {
+              const mark2 = c.mark();
+              cm.write(EXAMPLE_CONFIG);
+              await c.waitForLog('config applied', { since: mark2 });
+              await pause(1_000);
+              assert.ok(ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24')), 'no write while the lock is held');
+              await held.release();
+              released = true;
+              await waitUntil('the rules once the lock is free', () => !ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24')), 20_000);
+            } finally {
+              if (!released) await held.release();
+            }
+            cm.write(EXAMPLE_CONFIG.replace('  - 10.0.0.0/8\n', '  - 10.0.0.0/8\n  - 203.0.113.0/24\n'));
+            await waitUntil('the swapped config again', () => ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24')), 20_000);
+          }
 
           assert.deepEqual(rootWrites(c), [], 'the read-only root shows no changes beyond mount points');
           assert.equal(podman(['exec', c.name, 'ls', '-A', '/tmp']).trim(), '', 'nothing written to /tmp');
