@@ -2,6 +2,7 @@
 #
 #   docker build -t REGISTRY/ip-masq-agent:0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/ip-masq-agent:0.1.0 --push .
+#   bash scripts/image.sh REGISTRY/ip-masq-agent:0.1.0     # with podman, no Docker needed (README)
 #
 # Base image: Debian 12 (bookworm) with Node.js 20, pinned by its full version tag. The digest could
 # not be resolved where this file was written (no registry access); to pin it as well, run

@@ -2,6 +2,7 @@
 // Usage: node scripts/run-tests.mjs [unit|integration]   (default: all)
 // Integration tests (dist/test/**/*.integration.test.js) need root, iproute2, iptables and nftables;
 // they create their own network namespaces and remove them.
+// The image tests (dist/test/image/) also need podman; they are skipped, saying so, without it.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for the whole test suite on a fresh machine, as root:
-# installs what is missing, builds, runs unit and integration tests (in namespaces it creates).
+# installs what is missing, builds, runs unit and integration tests (in namespaces it creates),
+# including the container image's tests (scripts/image.sh builds the image once per content).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --image-tools
 node scripts/run-tests.mjs "${1:-all}"

@@ -45,7 +45,7 @@ export class ConfigError extends Error {
  * How a failed command is classified, so callers can retry or explain. `resource`: the command
  * could not even start (no file descriptors, processes or memory left: EMFILE, ENFILE, EAGAIN).
  */
-export type CommandFailure = 'lock-busy' | 'not-found' | 'not-installed' | 'timeout' | 'resource' | 'other';
+export type CommandFailure = 'lock-busy' | 'permission-denied' | 'not-found' | 'not-installed' | 'timeout' | 'resource' | 'other';
 
 /** A child process that failed: what ran, how it ended, what it said. */
 export class CommandError extends Error {

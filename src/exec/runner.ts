@@ -28,6 +28,12 @@ export interface RunOptions {
 /** Runs an argv (never through a shell). The only way the project starts processes. */
 export type Runner = (argv: readonly string[], options?: RunOptions) => Promise<CommandResult>;
 
+// iptables: "Permission denied (you must be root)"; nft: "Operation not permitted".
+const PERMISSION_DENIED = /Permission denied \(you must be root\)|Operation not permitted/i;
+
+/** What a person can do about a permission failure; the kernel's words alone suggest `sudo`. */
+export const PERMISSION_HINT = 'needs CAP_NET_ADMIN: run it as root, or in a container or pod granted NET_ADMIN';
+
 /** The real runner, plus what the process needs at exit. */
 export type ProcessRunner = Runner & {
   /** Kills the process group of every command still running (call it when the agent exits). */
@@ -60,6 +66,9 @@ export const STDOUT_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Classifies a failure from its exit code and stderr, so callers can retry or explain. */
 export function classifyFailure(exitCode: number | null, stderr: string): CommandFailure {
+  // Checked before exit code 4: iptables-nft without CAP_NET_ADMIN exits 4 too, and retrying
+  // as if the lock were busy would only hide the real cause.
+  if (PERMISSION_DENIED.test(stderr)) return 'permission-denied';
   if (/holding the xtables lock|Resource temporarily unavailable|another app is currently holding/i.test(stderr)) {
     return 'lock-busy';
   }
@@ -245,7 +254,9 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
         if (code === null || !ok.includes(exitCode)) {
           const why = signal ? `killed by ${signal}` : `exit code ${exitCode}`;
           const said = quoteStderr(stderr);
-          finish(new CommandError(argv, code, stderr, classifyFailure(code, stderr), failureMessage(argv, said ? `${why}: ${said}` : why)), false);
+          const failure = classifyFailure(code, stderr);
+          const hint = failure === 'permission-denied' ? ` (${PERMISSION_HINT})` : '';
+          finish(new CommandError(argv, code, stderr, failure, failureMessage(argv, `${said ? `${why}: ${said}` : why}${hint}`)), false);
           return;
         }
         finish({ stdout: out.text(), stderr, exitCode }, false);

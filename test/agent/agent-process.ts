@@ -108,6 +108,14 @@ export function startAgent(ns: string, args: readonly string[], opts: StartAgent
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
+  return followAgent(child);
+}
+
+/**
+ * Follows an agent that `child` runs (directly, or as `podman run` in the foreground): collects
+ * its JSON log lines from stdout and its stderr; stop() and kill() signal `child`.
+ */
+export function followAgent(child: ChildProcess): AgentProcess {
   const logs: LogLine[] = [];
   const otherOutput: string[] = [];
   let stderr = '';
