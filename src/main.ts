@@ -9,7 +9,8 @@ import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js
 import { formatFlagHelp, parseFlags } from './cli/flags.js';
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
 import { defaultConfig } from './config/config.js';
-import { loadConfig } from './config/load.js';
+import { createParseCache, loadConfig } from './config/load.js';
+import { maxCidrsFor } from './limits.js';
 import { UsageError } from './errors.js';
 import { createRunner, type Runner } from './exec/runner.js';
 import { createLogger, type Logger } from './observe/log.js';
@@ -51,8 +52,10 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
     process.exit(1);
   }
   const metrics = createMetrics();
+  const parseCache = createParseCache();
   const agent = createAgent({
-    loadConfig: () => loadConfig(opts.configPath, opts.config),
+    // The detected backend's own cap, not the flags' guess (iptables-nft and -legacy differ).
+    loadConfig: () => loadConfig(opts.configPath, { ...opts.config, cidrCap: { backend: backend.name, max: maxCidrsFor(backend.name) } }, parseCache),
     defaultConfig: () => defaultConfig(opts.config),
     backend,
     policyOptions: opts.policy,

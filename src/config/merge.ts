@@ -13,6 +13,7 @@ import {
   type MasqConfig,
 } from './config.js';
 import { formatGoDuration } from './duration.js';
+import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedValue, Position } from './parse.js';
 
 /** The merged config and warnings (duplicates, case-folded keys, clamped values). */
@@ -94,7 +95,18 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     lists.length === 0 ? defaultCidrEntries(opts) : dropDuplicates(lists.flat(), warnings);
 
   const limit = cidrLimit?.value ?? DEFAULT_CIDR_LIMIT;
-  if (entries.length > limit) {
+  const cap = opts.cidrCap ?? { backend: 'any', max: maxCidrsFor('') };
+  if (entries.length > cap.max) {
+    // Raising cidrLimit cannot help here, so this replaces the cidrLimit message.
+    const firstOver = entries[cap.max]!;
+    const other = cap.max < MAX_CIDRS.nftables ? `, or use --backend=nftables (up to ${MAX_CIDRS.nftables.toLocaleString('en')})` : '';
+    issues.push({
+      ...located(firstOver),
+      message:
+        `${entries.length.toLocaleString('en')} CIDRs are more than the ${cap.backend} backend is proven to handle: ${cap.max.toLocaleString('en')} at most, whatever cidrLimit says` +
+        `; this is entry ${cap.max + 1}. List fewer CIDRs (merge neighbouring ones into wider blocks)${other}`,
+    });
+  } else if (entries.length > limit) {
     const firstOver = entries[limit]!;
     issues.push({
       ...located(firstOver),
@@ -104,6 +116,12 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     });
   }
   if (issues.length > 0) throw new ConfigError(issues);
+  if (cidrLimit !== undefined && cidrLimit.value > cap.max) {
+    warnings.push({
+      ...located(cidrLimit),
+      message: `cidrLimit ${cidrLimit.written} is above what the ${cap.backend} backend is proven to handle; at most ${cap.max.toLocaleString('en')} CIDRs are accepted`,
+    });
+  }
 
   let resyncIntervalMs = defaults.resyncIntervalMs;
   let resyncInterval = defaults.resyncInterval;
