@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cli, tempDir, type TempDir } from './cli-helpers.js';
-import { MAX_CIDRS } from '../../src/limits.js';
+import { MAX_CIDRS, MAX_CONFIG_BYTES } from '../../src/limits.js';
 
 let tmp: TempDir;
 before(async () => {
@@ -182,4 +182,15 @@ test('the DaemonSet flags pick the backend whose CIDR cap is checked; the error 
   assert.match(onNftables.stdout, /warning: cidrLimit: cidrLimit 1000000 is above what the nftables backend is proven to handle/);
   const help = await cli(['validate', '--help']);
   assert.match(help.stdout, new RegExp(`nftables ${MAX_CIDRS.nftables.toLocaleString('en')}, iptables-nft ${MAX_CIDRS['iptables-nft'].toLocaleString('en')}`));
+});
+
+test('a file over the byte cap is an error with its size and the limit, not read whole', async () => {
+  const head = 'nonMasqueradeCIDRs: [10.0.0.0/8]\n#';
+  const file = await tmp.write('big.yaml', `${head}${'x'.repeat(MAX_CONFIG_BYTES - head.length)}\n`);
+  const r = await cli(['validate', file]);
+  assert.equal(r.code, 1);
+  assert.equal(
+    r.stdout,
+    `${file}: error: config file is ${(MAX_CONFIG_BYTES + 1).toLocaleString('en')} bytes; the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes\n${file}: invalid: 1 error\n`,
+  );
 });
