@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 
 const arg = (name: string, fallback: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const BACKEND = arg('backend', 'nftables');
+const IPTABLES_MODE = arg('iptables-mode', 'nft');
 const RESYNCS = Number(arg('resyncs', '5'));
 /** e.g. `--node-options=--max-old-space-size=128`, passed to the agent as NODE_OPTIONS. */
 const NODE_OPTIONS = arg('node-options', '');
@@ -59,7 +60,7 @@ async function measure(name: string, text: string | undefined): Promise<string[]
   try {
     if (text !== undefined) cm.write(text);
     else cm.write('resyncInterval: 2s\n');
-    const agent = startAgent(ns, [`--config=${cm.file}`, `--backend=${BACKEND}`, '--iptables-mode=nft', '--v=2'], { env: NODE_OPTIONS ? { ...lock.env, NODE_OPTIONS } : lock.env });
+    const agent = startAgent(ns, [`--config=${cm.file}`, `--backend=${BACKEND}`, `--iptables-mode=${IPTABLES_MODE}`, '--v=2'], { env: NODE_OPTIONS ? { ...lock.env, NODE_OPTIONS } : lock.env });
     try {
       const applied = await agent.waitForLog((l) => l.msg === 'rules applied' || l.msg === 'rules already in place' || l.msg.startsWith('sync failed'), {
         timeoutMs: 180_000,
