@@ -123,7 +123,7 @@ export async function loadConfig(path: string, opts: ConfigOptions, cache?: Pars
 function readFailure(read: { reason: 'too-big'; bytes: number; grew: boolean } | { reason: 'not-a-file' }, dir: string, before: number): string {
   if (read.reason === 'not-a-file') return 'cannot read the config: not a regular file';
   const limit = `the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes`;
-  if (read.grew) return `config file grew past ${limit.slice(4)} while it was read; ${limit}`;
+  if (read.grew) return `config file grew past the limit while it was read; ${limit}`;
   if (read.bytes > MAX_CONFIG_BYTES) return `config file is ${read.bytes.toLocaleString('en')} bytes; ${limit}`;
   return `config file is ${read.bytes.toLocaleString('en')} bytes, and with the files before it in ${dir} ${(before + read.bytes).toLocaleString('en')} bytes; ${limit} for all files of a directory together`;
 }

@@ -95,7 +95,8 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     lists.length === 0 ? defaultCidrEntries(opts) : dropDuplicates(lists.flat(), warnings);
 
   const limit = cidrLimit?.value ?? DEFAULT_CIDR_LIMIT;
-  const cap = opts.cidrCap ?? { backend: 'any', max: maxCidrsFor('') };
+  const cap = opts.cidrCap ?? { backend: '', max: maxCidrsFor('') };
+  const capOf = cap.backend === '' ? 'any backend' : `the ${cap.backend} backend`;
   if (entries.length > cap.max) {
     // Raising cidrLimit cannot help here, so this replaces the cidrLimit message.
     const firstOver = entries[cap.max]!;
@@ -103,7 +104,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     issues.push({
       ...located(firstOver),
       message:
-        `${entries.length.toLocaleString('en')} CIDRs are more than the ${cap.backend} backend is proven to handle: ${cap.max.toLocaleString('en')} at most, whatever cidrLimit says` +
+        `${entries.length.toLocaleString('en')} CIDRs are more than ${capOf} is proven to handle: ${cap.max.toLocaleString('en')} at most, whatever cidrLimit says` +
         `; this is entry ${cap.max + 1}. List fewer CIDRs (merge neighbouring ones into wider blocks)${other}`,
     });
   } else if (entries.length > limit) {
@@ -119,7 +120,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
   if (cidrLimit !== undefined && cidrLimit.value > cap.max) {
     warnings.push({
       ...located(cidrLimit),
-      message: `cidrLimit ${cidrLimit.written} is above what the ${cap.backend} backend is proven to handle; at most ${cap.max.toLocaleString('en')} CIDRs are accepted`,
+      message: `cidrLimit ${cidrLimit.written} is above what ${capOf} is proven to handle; at most ${cap.max.toLocaleString('en')} CIDRs are accepted`,
     });
   }
 

@@ -127,7 +127,7 @@ describe('CIDR cap per backend', () => {
   it('applies the largest cap when no backend is named', () => {
     const max = Math.max(...Object.values(MAX_CIDRS));
     const r = parseConfigText(`cidrLimit: ${max * 10}\nnonMasqueradeCIDRs: [10.0.0.0/8]\n`, 'cfg.yaml', V4);
-    assert.ok(r.warnings.some((w) => w.message.includes(`at most ${max.toLocaleString('en')} CIDRs`)));
+    assert.ok(r.warnings.some((w) => w.message.includes(`above what any backend is proven to handle; at most ${max.toLocaleString('en')} CIDRs`)));
   });
 
   it('follows the flags: a named backend gets its cap, a choice left to detection the smallest it may pick', () => {
