@@ -16,16 +16,36 @@ export function formatIssue(issue: ConfigIssue): string {
   return issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`;
 }
 
-/** A config that cannot be used; carries every issue found, not just the first. */
+/** The most issues one ConfigError carries: a file of 50,000 bad entries must not make a 5 MB log line. */
+export const MAX_REPORTED_ISSUES = 20;
+
+/** The first MAX_REPORTED_ISSUES issues, then one that counts the rest. */
+function limitIssues(issues: readonly ConfigIssue[]): readonly ConfigIssue[] {
+  if (issues.length <= MAX_REPORTED_ISSUES) return issues;
+  const rest = issues.length - MAX_REPORTED_ISSUES;
+  const last = issues[MAX_REPORTED_ISSUES]!;
+  return [
+    ...issues.slice(0, MAX_REPORTED_ISSUES),
+    { source: last.source, path: '', message: `and ${rest} more error${rest === 1 ? '' : 's'} not shown; fix the ones above first` },
+  ];
+}
+
+/** A config that cannot be used; carries every issue found (up to MAX_REPORTED_ISSUES), not just the first. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
-  constructor(readonly issues: readonly ConfigIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
+  readonly issues: readonly ConfigIssue[];
+  constructor(issues: readonly ConfigIssue[]) {
+    const shown = limitIssues(issues);
+    super(shown.map(formatIssue).join('\n'));
+    this.issues = shown;
   }
 }
 
-/** How a failed command is classified, so callers can retry or explain. */
-export type CommandFailure = 'lock-busy' | 'not-found' | 'not-installed' | 'timeout' | 'other';
+/**
+ * How a failed command is classified, so callers can retry or explain. `resource`: the command
+ * could not even start (no file descriptors, processes or memory left: EMFILE, ENFILE, EAGAIN).
+ */
+export type CommandFailure = 'lock-busy' | 'not-found' | 'not-installed' | 'timeout' | 'resource' | 'other';
 
 /** A child process that failed: what ran, how it ended, what it said. */
 export class CommandError extends Error {

@@ -1,18 +1,17 @@
 #!/usr/bin/env node
 // Composition root: the only place that builds real dependencies and touches `process`.
-import { statSync } from 'node:fs';
 import { createAgent } from './agent/agent.js';
 import { systemClock } from './agent/clock.js';
 import { watchConfig } from './agent/watch.js';
 import { selectBackend } from './backends/select.js';
 import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js';
-import { formatFlagHelp, parseFlags } from './cli/flags.js';
+import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarning } from './cli/flags.js';
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
 import { defaultConfig } from './config/config.js';
-import { createParseCache, loadConfig } from './config/load.js';
+import { createParseCache, detectConfigMode, loadConfig } from './config/load.js';
 import { maxCidrsFor } from './limits.js';
 import { UsageError } from './errors.js';
-import { createRunner, type Runner } from './exec/runner.js';
+import { createRunner, type ProcessRunner, type Runner } from './exec/runner.js';
 import { createLogger, type Logger } from './observe/log.js';
 import { readVersion } from './version.js';
 import { createMetrics } from './observe/metrics.js';
@@ -40,10 +39,31 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
   };
 }
 
-async function runAgent(opts: AgentOptions, version: string): Promise<void> {
+/**
+ * The last-resort policy. Every expected failure (a command that fails, times out or cannot even
+ * start for want of descriptors) is a CommandError that fails one sync and is retried; so whatever
+ * still reaches here is a bug. It is logged as one JSON line and the process exits 1, so the kubelet
+ * restarts it and the bug is seen, not swallowed. Rules stay in place, as on SIGTERM. Commands
+ * still running are killed: they run in process groups of their own, which no signal to the agent
+ * reaches.
+ */
+function installLastResort(log: Logger, processRunner: ProcessRunner): void {
+  process.on('exit', () => processRunner.killAll());
+  const fatal = (kind: string) => (e: unknown): void => {
+    log.error(`fatal: ${kind}; exiting (a bug: please report it); the rules stay in place`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal('uncaught exception'));
+  process.on('unhandledRejection', fatal('unhandled promise rejection'));
+}
+
+async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {
   const log = createLogger(opts.verbosity);
   log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
-  const runner = tracingRunner(createRunner(), log);
+  if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
+  const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs });
+  installLastResort(log, processRunner);
+  const runner = tracingRunner(processRunner, log);
   let backend;
   try {
     backend = await selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 });
@@ -52,10 +72,13 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
     process.exit(1);
   }
   const metrics = createMetrics();
+  // Decided once: a directory appearing where the file was later is an error, not a new mode.
+  const configMode = await detectConfigMode(opts.configPath);
+  log.info(configMode === 'directory' ? 'config path is a directory: its ip-masq* files are merged' : 'config path is read as a file', { path: opts.configPath });
   const parseCache = createParseCache();
   const agent = createAgent({
     // The detected backend's own cap, not the flags' guess (iptables-nft and -legacy differ).
-    loadConfig: () => loadConfig(opts.configPath, { ...opts.config, cidrCap: { backend: backend.name, max: maxCidrsFor(backend.name) } }, parseCache),
+    loadConfig: () => loadConfig(opts.configPath, { ...opts.config, cidrCap: { backend: backend.name, max: maxCidrsFor(backend.name) } }, configMode, parseCache),
     defaultConfig: () => defaultConfig(opts.config),
     backend,
     policyOptions: opts.policy,
@@ -81,13 +104,7 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
     log.error('cannot start: HTTP endpoint unavailable', { error: (e as Error).message });
     process.exit(1);
   }
-  const isDirectory = (): boolean => {
-    try {
-      return statSync(opts.configPath).isDirectory();
-    } catch {
-      return false;
-    }
-  };
+  const isDirectory = (): boolean => configMode === 'directory';
   const stopWatching = watchConfig({ path: opts.configPath, isDirectory, onChange: () => void agent.sync('config changed'), clock: systemClock, log });
   const shutdown = (signal: string): void => {
     log.info('stopping; rules stay in place', { signal });
@@ -110,10 +127,15 @@ async function runAgent(opts: AgentOptions, version: string): Promise<void> {
 /** Entry point: runs an operator command (validate, render, ...) or, by default, the agent. */
 export async function main(argv: readonly string[]): Promise<number> {
   if (isOperatorCommand(argv[0])) {
-    return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner: createRunner() });
+    const runner = createRunner();
+    // Its commands run in process groups of their own, which a Ctrl-C does not reach.
+    process.on('exit', () => runner.killAll());
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.once(signal, () => process.exit(code));
+    return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner });
   }
   const version = readVersion();
   let opts: AgentOptions;
+  let ignoredArgs: IgnoredArgsWarning | undefined;
   try {
     const flags = parseFlags(argv);
     if (flags.help) {
@@ -124,7 +146,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`ip-masq-agent ${version}\n`);
       return 0;
     }
-    if (flags.positional.length > 0) throw new UsageError(`unexpected argument "${flags.positional[0]}"`);
+    // Go's flag parsing (the reference's) ignores everything from the first non-flag on; run with
+    // the same values, so the same DaemonSet args work, and say so once at start.
+    ignoredArgs = describeIgnoredArgs(argv, flags);
     opts = agentOptionsFromFlags(flags);
   } catch (e) {
     if (e instanceof UsageError) {
@@ -133,7 +157,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
-  await runAgent(opts, version);
+  await runAgent(opts, version, ignoredArgs);
   return -1; // keeps running
 }
 

@@ -6,6 +6,7 @@ import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
 import { buildPolicy, type Policy, type PolicyOptions } from '../policy.js';
 import { describeDropped, normalizeRanges } from '../net/normalize.js';
+import { cutExcerpt } from '../excerpt.js';
 import type { Clock } from './clock.js';
 import { createHash } from 'node:crypto';
 import type { ConfigIssue } from '../errors.js';
@@ -23,7 +24,18 @@ export interface AgentDeps {
   readonly clock: Clock;
   /** Called after every sync with what happened, e.g. to update metrics. */
   readonly onSync?: (report: SyncReport) => void;
+  /** The first retry delay after a failed sync, doubled per failure up to resyncInterval. Default RETRY_INITIAL_MS. */
+  readonly retryInitialMs?: number;
 }
+
+/** The first retry after a failed sync comes this soon; each further failure doubles it, up to resyncInterval. */
+export const RETRY_INITIAL_MS = 1000;
+
+/** The reason of a sync run early because the previous one failed (what metrics count as a retry). */
+export const RETRY_REASON = 'retry';
+
+/** Longest quoted error kept in a family's status (and so in /healthz and the log): bounded whatever a tool printed. */
+export const MAX_ERROR_BYTES = 1024;
 
 /** The outcome of one family in one sync. */
 export type FamilyResult = 'unchanged' | 'applied' | 'repaired' | 'error';
@@ -34,6 +46,8 @@ export interface SyncReport {
   readonly at: number;
   readonly configValid: boolean;
   readonly families: readonly { family: Family; result: FamilyResult; durationMs: number; rules: number; error?: string }[];
+  /** When some family failed: the delay before the retry (backoff); undefined when the next sync is the regular resync. */
+  readonly retryAfterMs?: number | undefined;
 }
 
 /** Per-family health, as /healthz, /readyz and metrics report it. */
@@ -42,6 +56,8 @@ export interface FamilyStatus {
   lastSuccessAt: number | undefined;
   lastError: string | undefined;
   consecutiveFailures: number;
+  /** When the current run of failures began (undefined while syncs succeed), so health can tell retries from time. */
+  failingSince?: number | undefined;
   rules: number;
   driftRepairs: number;
   /** Others' MASQUERADE/SNAT rules that decide before ours (see Backend.findShadowing). */
@@ -55,8 +71,12 @@ export interface AgentStatus {
   readonly usingDefaults: boolean;
   readonly configHash: string;
   readonly configFiles: readonly string[];
+  /** Families whose rules, found in the kernel when the first config read failed, are kept as they were. */
+  readonly rulesKeptFromKernel?: readonly Family[];
   readonly resyncIntervalMs: number;
   readonly lastSyncAt: number | undefined;
+  /** The pending retry delay after a failed sync (backoff); undefined when the regular resync is next. */
+  readonly retryAfterMs?: number | undefined;
   readonly families: ReadonlyMap<Family, Readonly<FamilyStatus>>;
 }
 
@@ -85,12 +105,6 @@ function logCapped<T>(items: readonly T[], logOne: (item: T) => void, logRest: (
   if (items.length > MAX_LOGGED_ISSUES) logRest(items.length - MAX_LOGGED_ISSUES);
 }
 
-/** The first MAX_LOGGED_ISSUES lines and a count of the rest, for the error log and /healthz. */
-function capLines(lines: readonly string[]): string[] {
-  if (lines.length <= MAX_LOGGED_ISSUES) return [...lines];
-  return [...lines.slice(0, MAX_LOGGED_ISSUES), `... and ${lines.length - MAX_LOGGED_ISSUES} more (run \`ip-masq-agent validate\` to see all)`];
-}
-
 /** Identifies a config and its warnings, so the same ones are logged once, not at every resync. */
 function warningsFingerprint(configHash: string, warnings: readonly ConfigIssue[]): string {
   const h = createHash('sha256').update(configHash);
@@ -105,6 +119,14 @@ function loggedCidrs(config: MasqConfig): Record<string, unknown> {
   return { nonMasqueradeCIDRs: texts.slice(0, 10).map((e) => e.text), nonMasqueradeCIDRCount: texts.length };
 }
 
+/**
+ * The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past
+ * the resync interval, as kube-proxy's BoundedFrequencyRunner retries a failed sync.
+ */
+export function retryDelayMs(failures: number, initialMs: number, resyncIntervalMs: number): number {
+  return Math.min(initialMs * 2 ** Math.min(Math.max(failures - 1, 0), 30), resyncIntervalMs);
+}
+
 /** Creates the agent: one single-flight sync, triggered by start, the timer, and callers. */
 export function createAgent(deps: AgentDeps): Agent {
   const { backend, log, clock } = deps;
@@ -117,6 +139,10 @@ export function createAgent(deps: AgentDeps): Agent {
   let lastSyncAt: number | undefined;
   let redundancyReported = '';
   let warningsLogged = '';
+  /** True from a failed first config read until a valid config loads: what is in the kernel is the best guess. */
+  let startInvalid = false;
+  /** Families whose rules found at start stay untouched while startInvalid. */
+  const keptFromKernel = new Set<Family>();
   const families = new Map<Family, FamilyStatus>();
   /** The expected state each family was last written to, to tell drift from a config change. */
   const written = new Map<Family, OwnedState>();
@@ -124,6 +150,10 @@ export function createAgent(deps: AgentDeps): Agent {
   let queued: Promise<SyncReport> | undefined;
   let cancelTimer: (() => void) | undefined;
   let running = false;
+  /** Syncs in a row with some family in error; drives the retry backoff. */
+  let failedSyncs = 0;
+  let retryAfterMs: number | undefined;
+  const retryInitialMs = deps.retryInitialMs ?? RETRY_INITIAL_MS;
 
   const familyStatus = (f: Family): FamilyStatus => {
     let s = families.get(f);
@@ -160,9 +190,11 @@ export function createAgent(deps: AgentDeps): Agent {
       usingDefaults = loaded.usingDefaults;
       configErrors = [];
       lastErrorText = '';
+      startInvalid = false;
+      keptFromKernel.clear();
       return true;
     } catch (e) {
-      const issues = capLines(e instanceof ConfigError ? e.message.split('\n') : [describeError(e)]);
+      const issues = e instanceof ConfigError ? e.message.split('\n') : [describeError(e)];
       warningsLogged = '';
       const text = issues.join('\n');
       configErrors = issues;
@@ -171,7 +203,8 @@ export function createAgent(deps: AgentDeps): Agent {
         configHash = hashConfig(config);
         configFiles = [];
         usingDefaults = true;
-        log.error('config rejected on first start; applying the built-in defaults until it is fixed', { errors: issues });
+        startInvalid = true;
+        log.error('config rejected on first start; rules of ours already in the kernel stay, else the built-in defaults apply, until it is fixed', { errors: issues });
       } else if (text !== lastErrorText) {
         log.error('config rejected; keeping the last good config and its rules', { errors: issues });
       }
@@ -197,14 +230,29 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
+  /**
+   * Whether to leave `have` as it is: the first config read failed, and rules of ours (a previous
+   * run's, or the reference agent's) are in the kernel. They were made from a config that was good
+   * then; the defaults are for a node with nothing yet. Decided at a family's first read.
+   */
+  function keepFoundRules(f: Family, have: OwnedState): boolean {
+    if (!startInvalid) return false;
+    if (keptFromKernel.has(f)) return true;
+    if (written.has(f) || have.length === 0) return false;
+    keptFromKernel.add(f);
+    log.warn('config invalid at start; keeping the rules found in the kernel until a valid config is read', { family: f, backend: backend.name, rules: have.length });
+    return true;
+  }
+
   async function syncFamily(policy: ReturnType<typeof buildPolicy>['families'][number]): Promise<SyncReport['families'][number]> {
     const f = policy.family;
     const st = familyStatus(f);
     const started = clock.now();
     st.lastAttemptAt = started;
-    const want = backend.expected(policy);
+    let want = backend.expected(policy);
     try {
       const have = await backend.read(f);
+      if (keepFoundRules(f, have)) want = have;
       let result: FamilyResult = 'unchanged';
       if (!sameLines(have, want)) {
         await backend.apply(policy);
@@ -226,12 +274,13 @@ export function createAgent(deps: AgentDeps): Agent {
       st.lastSuccessAt = clock.now();
       st.lastError = undefined;
       st.consecutiveFailures = 0;
+      st.failingSince = undefined;
       st.rules = want.length;
       return { family: f, result, durationMs: clock.now() - started, rules: want.length };
     } catch (e) {
-      const msg = describeError(e);
+      const msg = cutExcerpt(describeError(e), MAX_ERROR_BYTES);
       if (st.lastError !== msg) {
-        log.error('sync failed; the rules in place stay, next attempt at the next resync', {
+        log.error('sync failed; the rules in place stay; retrying soon, with backoff', {
           family: f,
           backend: backend.name,
           error: msg,
@@ -240,6 +289,7 @@ export function createAgent(deps: AgentDeps): Agent {
       }
       st.lastError = msg;
       st.consecutiveFailures++;
+      st.failingSince ??= started;
       return { family: f, result: 'error', durationMs: clock.now() - started, rules: st.rules, error: msg };
     }
   }
@@ -265,8 +315,19 @@ export function createAgent(deps: AgentDeps): Agent {
     // Families are independent: one failing never stops the other.
     const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
     lastSyncAt = clock.now();
-    const report: SyncReport = { reason, at: lastSyncAt, configValid, families: results };
-    log.debug('sync done', { reason, families: results.map((r) => `${r.family}:${r.result}`) });
+    if (results.some((r) => r.result === 'error')) {
+      failedSyncs++;
+      retryAfterMs = retryDelayMs(failedSyncs, retryInitialMs, config?.resyncIntervalMs ?? 60_000);
+    } else {
+      failedSyncs = 0;
+      retryAfterMs = undefined;
+    }
+    const report: SyncReport = { reason, at: lastSyncAt, configValid, families: results, retryAfterMs };
+    log.debug('sync done', {
+      reason,
+      families: results.map((r) => `${r.family}:${r.result}`),
+      ...(retryAfterMs === undefined ? {} : { retryInMs: retryAfterMs, failedSyncs }),
+    });
     deps.onSync?.(report);
     return report;
   }
@@ -274,7 +335,9 @@ export function createAgent(deps: AgentDeps): Agent {
   function arm(): void {
     cancelTimer?.();
     if (!running) return;
-    cancelTimer = clock.setTimer(config?.resyncIntervalMs ?? 60_000, () => void sync('resync'));
+    // After a failure the next sync comes sooner (backoff), not a whole resync later.
+    if (retryAfterMs !== undefined) cancelTimer = clock.setTimer(retryAfterMs, () => void sync(RETRY_REASON));
+    else cancelTimer = clock.setTimer(config?.resyncIntervalMs ?? 60_000, () => void sync('resync'));
   }
 
   function run(reason: string): Promise<SyncReport> {
@@ -316,8 +379,10 @@ export function createAgent(deps: AgentDeps): Agent {
       usingDefaults,
       configHash,
       configFiles,
+      ...(keptFromKernel.size > 0 ? { rulesKeptFromKernel: [...keptFromKernel] } : {}),
       resyncIntervalMs: config?.resyncIntervalMs ?? 60_000,
       lastSyncAt,
+      retryAfterMs,
       families,
     }),
   };

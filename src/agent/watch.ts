@@ -1,7 +1,26 @@
-import { watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
+import { watch, type FSWatcher, type WatchListener } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { isConfigFileName } from '../config/load.js';
 import type { Clock } from './clock.js';
 import type { Logger } from '../observe/log.js';
+
+/** node:fs `watch` as the watcher uses it; tests pass a fake that fires events on demand. */
+export type WatchFn = (dir: string, options: { persistent: boolean }, listener: WatchListener<string>) => FSWatcher;
+
+/** kubelet's atomic writer: `..data` (the live link), `..data_tmp` (the next one), `..<timestamp>` dirs. */
+const KUBELET_ENTRY = /^\.\.(data|data_tmp|\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+)$/;
+
+/**
+ * Whether an event on `filename` in the watched directory `dir` can change the config at `path`:
+ * the config file's own name (file mode) or any `ip-masq*` entry (directory mode), kubelet's
+ * atomic swap entries, the directory itself (Linux names a deleted or moved watched directory
+ * by its own name), and an event without a name (the platform could not say which entry).
+ */
+export function isRelevantConfigEvent(filename: string | null | undefined, dir: string, path: string, directoryMode: boolean): boolean {
+  if (filename === null || filename === undefined || filename === '') return true;
+  if (KUBELET_ENTRY.test(filename) || filename === basename(dir)) return true;
+  return directoryMode ? isConfigFileName(filename) : filename === basename(path);
+}
 
 /** Options for watching the config location. */
 export interface ConfigWatchOptions {
@@ -15,6 +34,8 @@ export interface ConfigWatchOptions {
   readonly debounceMs?: number;
   /** How often to retry when the directory does not exist or the watcher failed. */
   readonly retryMs?: number;
+  /** Defaults to node:fs `watch`. */
+  readonly watch?: WatchFn;
 }
 
 /**
@@ -24,6 +45,7 @@ export interface ConfigWatchOptions {
  */
 export function watchConfig(opts: ConfigWatchOptions): () => void {
   const debounceMs = opts.debounceMs ?? 50;
+  const watchFn: WatchFn = opts.watch ?? watch;
   const retryMs = opts.retryMs ?? 1000;
   let watcher: FSWatcher | undefined;
   let cancelDebounce: (() => void) | undefined;
@@ -42,13 +64,18 @@ export function watchConfig(opts: ConfigWatchOptions): () => void {
   const open = (): void => {
     cancelRetry = undefined;
     if (stopped) return;
-    const dir = opts.isDirectory() ? opts.path : dirname(opts.path);
+    const directoryMode = opts.isDirectory();
+    const dir = directoryMode ? opts.path : dirname(opts.path);
     try {
-      watcher = watch(dir, { persistent: false }, () => {
-        fire();
-        // Watch anew after every event: if the directory was deleted (and maybe re-created,
-        // possibly with the same inode number), the old watch would stay silent from now on.
-        // Events are rare (config changes), and the debounced sync re-reads everything anyway.
+      watcher = watchFn(dir, { persistent: false }, (eventType, filename) => {
+        // Other files in the directory (logs, other ConfigMap keys) change without touching
+        // the config: a sync for each of their writes would be work for nothing.
+        const relevant = isRelevantConfigEvent(filename, dir, opts.path, directoryMode);
+        if (relevant) fire();
+        // Watch anew after every relevant event and every entry created, deleted or moved: if the
+        // directory was deleted (and maybe re-created, possibly with the same inode number), the
+        // old watch would stay silent from now on. A plain write to another file cannot be that.
+        if (!relevant && eventType === 'change') return;
         watcher?.close();
         watcher = undefined;
         open();

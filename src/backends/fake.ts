@@ -12,6 +12,12 @@ export interface FakeBackend extends Backend {
   failNextApplies(count: number, error: Error, family?: Family): void;
   /** Makes the next `count` read() calls throw `error`. */
   failNextReads(count: number, error: Error, family?: Family): void;
+  /**
+   * Adds a jump into our rules in another form (`jump <form>`, e.g. an older release's), before
+   * the others, as an upgrade in place leaves it. read() shows it; apply() and cleanup() remove it,
+   * as the iptables backend does.
+   */
+  addStrayJump(family: Family, form?: string): void;
 }
 
 /** Renders a policy as lines; readable in test failures and unique per policy. */
@@ -52,6 +58,9 @@ export function createFakeBackend(): FakeBackend {
     },
     failNextApplies(count, error, family) {
       for (let i = 0; i < count; i++) applyFailures.push({ family, error });
+    },
+    addStrayJump(family, form = 'older release') {
+      tables.set(family, [`jump ${form}`, ...(tables.get(family) ?? [])]);
     },
     failNextReads(count, error, family) {
       for (let i = 0; i < count; i++) readFailures.push({ family, error });

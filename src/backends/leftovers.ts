@@ -6,6 +6,7 @@ import type { Runner } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import { createIptablesBackend } from './iptables/iptables-backend.js';
 import type { IptablesMode } from './iptables/detect.js';
+import { parseRuleLine } from './iptables/rules.js';
 import { NFT_TABLE_REF } from './nftables/names.js';
 
 /** What a target holds now. */
@@ -25,19 +26,17 @@ export interface CleanupTarget {
   remove(): Promise<void>;
 }
 
-const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** Our chain and jumps in a `*-save` output (all tables; only `*nat` counts). */
+/** Our chain and jumps in a `*-save` output (all tables; only `*nat` counts); jumps by target, in any form. */
 export function findInSaveOutput(save: string, chain: string): { chain: boolean; rules: number; jumps: number } {
-  const jump = new RegExp(`^-A POSTROUTING .*-j ${escapeRegExp(chain)}(\\s|$)`);
   let table = '';
   const found = { chain: false, rules: 0, jumps: 0 };
   for (const line of save.split('\n')) {
     if (line.startsWith('*')) table = line.slice(1).trim();
     if (table !== 'nat') continue;
     if (line.startsWith(`:${chain} `)) found.chain = true;
-    else if (line.startsWith(`-A ${chain} `)) found.rules++;
-    else if (jump.test(line)) found.jumps++;
+    const rule = parseRuleLine(line);
+    if (rule?.chain === chain) found.rules++;
+    else if (rule?.chain === 'POSTROUTING' && rule.target === chain) found.jumps++;
   }
   return found;
 }

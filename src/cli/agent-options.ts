@@ -5,6 +5,7 @@ import { parseToPorts, type PolicyOptions } from '../policy.js';
 import type { ConfigOptions } from '../config/config.js';
 import type { ParsedFlags } from './flags.js';
 import { cidrCapForFlags } from '../limits.js';
+import { parseGoDuration } from '../config/duration.js';
 
 /** Which netfilter backend to use. */
 export type BackendChoice = 'iptables' | 'nftables' | 'auto';
@@ -22,15 +23,17 @@ export interface AgentOptions {
   readonly healthzBindAddress: string;
   readonly metricsBindAddress: string;
   readonly verbosity: number;
+  /** `--command-timeout`: the deadline of each iptables/nft command, in milliseconds. */
+  readonly commandTimeoutMs: number;
 }
 
-/** Checks --masq-chain: a name iptables accepts, and not one of the built-in chains. */
+/** The range --command-timeout accepts: shorter would cut a normal restore, longer hides a hang. */
+export const COMMAND_TIMEOUT_RANGE_MS = { min: 1000, max: 600_000 } as const;
+
+/** Checks --masq-chain: a name iptables accepts as a chain, and one no other component owns. */
 export function validateChainName(name: string): string {
   const problem = checkChainName(name);
   if (problem) throw new UsageError(`--masq-chain: ${problem}`);
-  if (['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(name)) {
-    throw new UsageError(`--masq-chain: "${name}" is a built-in chain; the agent needs a chain of its own`);
-  }
   return name;
 }
 
@@ -49,7 +52,22 @@ export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
     healthzBindAddress: checkBindAddress(get('healthz-bind-address'), '--healthz-bind-address'),
     metricsBindAddress: checkBindAddress(get('metrics-bind-address'), '--metrics-bind-address'),
     verbosity: Number(get('v')),
+    commandTimeoutMs: parseCommandTimeout(get('command-timeout')),
   };
+}
+
+/** Reads --command-timeout as Go reads a duration flag; a value out of range is a usage error. */
+function parseCommandTimeout(text: string): number {
+  let ns: bigint;
+  try {
+    ns = parseGoDuration(text);
+  } catch (e) {
+    throw new UsageError(`invalid value "${text}" for flag -command-timeout: ${(e as Error).message}`);
+  }
+  const ms = Number(ns / 1_000_000n);
+  const { min, max } = COMMAND_TIMEOUT_RANGE_MS;
+  if (ms < min || ms > max) throw new UsageError(`invalid value "${text}" for flag -command-timeout: want 1s to 10m`);
+  return ms;
 }
 
 /** Checks a bind address flag early, so a typo is a usage error rather than a failed start. */

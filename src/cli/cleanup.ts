@@ -15,8 +15,9 @@ const SPECS = commandFlagSpecs(['masq-chain'], [OUTPUT_FLAG]);
 export const CLEANUP_HELP = formatCommandHelp(
   {
     usage: 'ip-masq-agent cleanup [flags]',
-    description: `Removes everything the agent creates in the current network namespace: the POSTROUTING jump
-and the chain named by --masq-chain (default IP-MASQ-AGENT), for IPv4 and IPv6, in iptables-nft and in iptables-legacy (each
+    description: `Removes everything the agent creates in the current network namespace: every POSTROUTING rule
+that jumps to the chain named by --masq-chain (default IP-MASQ-AGENT), in any form (also older reference
+releases' and duplicates), and the chain itself, for IPv4 and IPv6, in iptables-nft and in iptables-legacy (each
 where it is installed; legacy is only touched when its save output shows the chain, so no legacy
 table is created), and the nft table ${NFT_TABLE_REF}. Safe to run again: what is absent is
 left alone. Stop the agent first (delete its DaemonSet), or it puts the rules back.

@@ -13,7 +13,34 @@ export interface FlagSpec {
   readonly choices?: readonly string[];
 }
 
-/** The agent's flags: the reference's, klog's common ones, and ours. */
+/**
+ * klog's flags besides `-v`, of both generations, with their kind as Go registers them: a bool
+ * never takes the next argument, a value flag always does, so a wrong kind would move the point
+ * where Go's parsing stops. v1 (golang/glog, reference up to v2.11): logtostderr, alsologtostderr,
+ * stderrthreshold, vmodule, log_backtrace_at, log_dir, log_link, logbuflevel. klog v2 (v2.12)
+ * adds add_dir_header, log_file, log_file_max_size, one_output, skip_headers, skip_log_headers.
+ * `log-flush-frequency` is component-base's, accepted because manifests copied from other
+ * components carry it. Value flags are not checked: they have no effect here.
+ */
+const KLOG_FLAGS: readonly (readonly [string, 'bool' | 'string'])[] = [
+  ['logtostderr', 'bool'],
+  ['alsologtostderr', 'bool'],
+  ['stderrthreshold', 'string'],
+  ['vmodule', 'string'],
+  ['log_backtrace_at', 'string'],
+  ['log_dir', 'string'],
+  ['log_link', 'string'],
+  ['logbuflevel', 'string'],
+  ['add_dir_header', 'bool'],
+  ['log_file', 'string'],
+  ['log_file_max_size', 'string'],
+  ['one_output', 'bool'],
+  ['skip_headers', 'bool'],
+  ['skip_log_headers', 'bool'],
+  ['log-flush-frequency', 'string'],
+];
+
+/** The agent's flags: the reference's, every klog flag of both generations, and ours. */
 export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'config', kind: 'string', default: '/etc/config/ip-masq-agent', help: 'Config file, or a directory whose files named ip-masq-agent or ip-masq* are merged in name order.' },
   { name: 'masq-chain', kind: 'string', default: 'IP-MASQ-AGENT', help: 'Name of nat chain for iptables masquerade rules.' },
@@ -25,14 +52,24 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'iptables-mode', kind: 'string', default: 'auto', choices: ['auto', 'legacy', 'nft'], help: 'Which iptables the host uses; auto detects it as kubernetes-sigs/iptables-wrappers does.' },
   { name: 'healthz-bind-address', kind: 'string', default: '127.0.0.1:10264', help: 'Address for /healthz and /readyz; empty or 0 disables.' },
   { name: 'metrics-bind-address', kind: 'string', default: '127.0.0.1:10265', help: 'Address for /metrics (Prometheus); empty or 0 disables.' },
+  { name: 'command-timeout', kind: 'string', default: '30s', help: 'Deadline of each iptables/nft command (Go duration, 1s to 10m); past it the command and everything it started are killed and the sync fails and is retried.' },
   { name: 'v', kind: 'int', default: '0', help: 'Log verbosity: 0 state changes, 2 every sync, 4 commands run.' },
-  ...['logtostderr', 'alsologtostderr', 'skip_headers', 'skip_log_headers', 'add_dir_header', 'one_output'].map(
-    (name): FlagSpec => ({ name, kind: 'bool', default: name === 'logtostderr' ? 'true' : 'false', help: 'klog flag, accepted and ignored (logs go to stdout as JSON lines).', ignored: true }),
-  ),
-  ...['log_dir', 'log_file', 'log_backtrace_at', 'vmodule', 'stderrthreshold', 'log_file_max_size', 'log-flush-frequency'].map(
-    (name): FlagSpec => ({ name, kind: 'string', default: '', help: 'klog flag, accepted and ignored.', ignored: true }),
-  ),
+  ...KLOG_FLAGS.map(([name, kind]): FlagSpec => ({
+    name,
+    kind,
+    default: name === 'logtostderr' ? 'true' : kind === 'bool' ? 'false' : '',
+    help: 'klog flag, accepted and ignored (logs go to stdout as JSON lines).',
+    ignored: true,
+  })),
 ];
+
+/** Where parsing stopped before the end of argv: Go's `flag` ignores everything from there on. */
+export interface FlagStop {
+  /** Index in argv of the first argument not read: a lone `--`, or the first non-flag word. */
+  readonly index: number;
+  /** The bool flag right before it when written without `=` (`--random-fully`), for hints. */
+  readonly afterBoolFlag?: string;
+}
 
 /** Parsed flag values by name, with defaults filled in, plus the positional arguments. */
 export interface ParsedFlags {
@@ -42,6 +79,22 @@ export interface ParsedFlags {
   readonly positional: readonly string[];
   readonly help: boolean;
   readonly version: boolean;
+  /** Set when parsing stopped before the end of argv. */
+  readonly stop?: FlagStop;
+}
+
+/** Longest excerpt of an argument quoted in messages, in bytes. */
+const QUOTE_MAX_BYTES = 60;
+
+/** An argument as JSON-quoted text, cut to a short excerpt (marked) so a huge argv is never echoed whole. */
+export function quoteArg(arg: string, maxBytes = QUOTE_MAX_BYTES): string {
+  if (Buffer.byteLength(arg, 'utf8') <= maxBytes) return JSON.stringify(arg);
+  let cut = '';
+  for (const ch of arg) {
+    if (Buffer.byteLength(cut + ch, 'utf8') > maxBytes) break;
+    cut += ch;
+  }
+  return `${JSON.stringify(cut)}... (cut, ${Buffer.byteLength(arg, 'utf8')} bytes)`;
 }
 
 /** The closest known name, if close enough to be a likely typo. */
@@ -68,14 +121,17 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] =
   const set = new Set<string>();
   let help = false;
   let version = false;
+  let stop: FlagStop | undefined;
+  let lastBareBool: string | undefined;
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i] ?? '';
-    if (arg === '--') {
-      i++;
+    if (arg === '--' || !arg.startsWith('-') || arg === '-') {
+      stop = { index: i, ...(lastBareBool === undefined ? {} : { afterBoolFlag: lastBareBool }) };
+      if (arg === '--') i++;
       break;
     }
-    if (!arg.startsWith('-') || arg === '-') break;
+    lastBareBool = undefined;
     const body = arg.replace(/^--?/, '');
     const eq = body.indexOf('=');
     const name = eq < 0 ? body : body.slice(0, eq);
@@ -90,14 +146,17 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] =
     }
     const spec = byName.get(name);
     if (!spec) {
-      const hint = suggest(name, [...byName.keys()]);
-      throw new UsageError(`flag provided but not defined: -${name}${hint ? ` (did you mean --${hint}?)` : ''}`);
+      const hint = name.length <= 100 ? suggest(name, [...byName.keys()]) : undefined;
+      const shown = Buffer.byteLength(name, 'utf8') < QUOTE_MAX_BYTES ? `-${name}` : quoteArg(`-${name}`);
+      throw new UsageError(`flag provided but not defined: ${shown}${hint ? ` (did you mean --${hint}?)` : ''}`);
     }
     if (spec.kind === 'bool') {
-      if (value === undefined) value = 'true';
-      else if (BOOL_TRUE.has(value)) value = 'true';
+      if (value === undefined) {
+        value = 'true';
+        lastBareBool = arg;
+      } else if (BOOL_TRUE.has(value)) value = 'true';
       else if (BOOL_FALSE.has(value)) value = 'false';
-      else throw new UsageError(`invalid boolean value "${value}" for -${name}: use true or false`);
+      else throw new UsageError(`invalid boolean value ${quoteArg(value)} for -${name}: use true or false`);
     } else if (value === undefined) {
       const next = argv[i + 1];
       if (next === undefined) throw new UsageError(`flag needs an argument: -${name}`);
@@ -105,15 +164,79 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] =
       i++;
     }
     if (spec.kind === 'int' && !/^[+-]?\d+$/.test(value)) {
-      throw new UsageError(`invalid value "${value}" for flag -${name}: parse error, want an integer`);
+      throw new UsageError(`invalid value ${quoteArg(value)} for flag -${name}: parse error, want an integer`);
     }
     if (spec.choices && !spec.choices.includes(value)) {
-      throw new UsageError(`invalid value "${value}" for flag -${name}: want one of ${spec.choices.join(', ')}`);
+      throw new UsageError(`invalid value ${quoteArg(value)} for flag -${name}: want one of ${spec.choices.join(', ')}`);
     }
     values.set(name, value);
     set.add(name);
   }
-  return { values, set, positional: argv.slice(i), help, version };
+  return { values, set, positional: argv.slice(i), help, version, ...(stop === undefined ? {} : { stop }) };
+}
+
+/** Words people write after a bool flag meaning its value, and the value they mean. */
+function boolWord(word: string): 'true' | 'false' | undefined {
+  if (BOOL_TRUE.has(word) || ['yes', 'on', 'y'].includes(word.toLowerCase())) return 'true';
+  if (BOOL_FALSE.has(word) || ['no', 'off', 'n'].includes(word.toLowerCase())) return 'false';
+  return undefined;
+}
+
+/** The warning for arguments Go's flag parsing ignores: a message, the ignored arguments quoted, hints. */
+export interface IgnoredArgsWarning {
+  readonly message: string;
+  /** The ignored arguments, quoted and cut short; at most 10, then a count of the rest. */
+  readonly ignored: readonly string[];
+  /** The likely intent, one sentence each. */
+  readonly hints: readonly string[];
+}
+
+/** How many ignored arguments a warning lists, and how many ignored flags it names in a hint. */
+const LIST_MAX = 10;
+const FLAGS_NAMED_MAX = 5;
+
+/**
+ * Says which arguments the agent ignores because Go's `flag` (the reference's parser) stops at
+ * the first non-flag argument, and what was probably meant; undefined when nothing is ignored.
+ * The agent runs with exactly the reference's values, so a DaemonSet with stray arguments keeps
+ * working, but the operator learns that part of the command line has no effect.
+ */
+export function describeIgnoredArgs(argv: readonly string[], flags: ParsedFlags): IgnoredArgsWarning | undefined {
+  const stop = flags.stop;
+  if (stop === undefined) return undefined;
+  const rest = argv.slice(stop.index);
+  const first = rest[0] ?? '';
+  // A trailing `--` ends the flags and leaves nothing to ignore.
+  if (first === '--' && rest.length === 1) return undefined;
+  const ignored = rest.slice(0, LIST_MAX).map((a) => quoteArg(a));
+  if (rest.length > LIST_MAX) ignored.push(`... and ${rest.length - LIST_MAX} more`);
+  const hints: string[] = [];
+  if (first === '--') {
+    hints.push('a lone "--" ends the flags, so everything after it is ignored');
+  } else if (stop.afterBoolFlag !== undefined) {
+    const flag = stop.afterBoolFlag;
+    const meant = boolWord(first);
+    hints.push(
+      meant === undefined
+        ? `${flag} is a boolean flag: it takes no separate value, so parsing stopped at ${quoteArg(first)}`
+        : `a boolean flag takes its value only with "=": did you mean ${flag}=${meant}? (${flag} is in force as true, as the reference reads it)`,
+    );
+  } else if (/(^|\/)ip-masq-agent$/.test(first)) {
+    hints.push(`${quoteArg(first)} looks like the program name: the container's command and args may both name it`);
+  } else {
+    hints.push(`${quoteArg(first)} is not a flag (flags start with "-")`);
+  }
+  const skippedFlags = rest.slice(1).filter((a) => a.startsWith('-') && a !== '-' && a !== '--');
+  if (skippedFlags.length > 0) {
+    const named = skippedFlags.slice(0, FLAGS_NAMED_MAX).map((a) => quoteArg(a));
+    const more = skippedFlags.length > FLAGS_NAMED_MAX ? ` and ${skippedFlags.length - FLAGS_NAMED_MAX} more` : '';
+    const one = skippedFlags.length === 1;
+    hints.push(`${named.join(', ')}${more} ${one ? 'was' : 'were'} ignored because parsing stopped before ${one ? 'it' : 'them'}: ${one ? 'it has' : 'they have'} no effect`);
+  }
+  const message =
+    `ignoring ${rest.length} command-line argument${rest.length === 1 ? '' : 's'} from ${quoteArg(first)} on, as the reference agent does ` +
+    `(Go's flag parsing stops at the first argument that is not a flag): ${hints.join('; ')}`;
+  return { message, ignored, hints };
 }
 
 /** Renders flag help, one flag per block, as `--help` prints it. */

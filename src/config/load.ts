@@ -1,15 +1,27 @@
 // Reads the config from disk: a file (or a symlink to one, as kubelet's ConfigMap volume makes),
-// or a directory of `ip-masq*` files merged in name order. The only config module that touches
-// node:fs; parsing and merging are pure and live in parse.ts and merge.ts.
-import { readdir, stat } from 'node:fs/promises';
+// or a directory of `ip-masq*` files merged in name order. With read-text.ts, the only config
+// modules that touch node:fs; parsing and merging are pure and live in parse.ts and merge.ts.
+//
+// Only a path that does not exist means "defaults". Anything else that cannot be read as a
+// config (a dangling symlink, a FIFO, a socket, a device, a directory where a file was) is an
+// error, so the agent keeps the last good config instead of silently switching to the defaults.
+import type { Stats } from 'node:fs';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { hashConfig, type ConfigOptions, type MasqConfig } from './config.js';
 import { mergeConfigFragments } from './merge.js';
 import { isEmptyFragment, parseConfigFragment, type ConfigFragment, type FragmentResult } from './parse.js';
-import { readCappedText } from './read-capped.js';
 import { MAX_CONFIG_BYTES } from '../limits.js';
+import { describeFileType, readRegularFile } from './read-text.js';
+
+/**
+ * How the config path is read: `file` (a file, or a link to one) or `directory` (its `ip-masq*`
+ * files merged). The agent decides once, from what the path is when it starts, so a directory
+ * appearing where the file was is an error rather than a different way of reading the config.
+ */
+export type ConfigPathMode = 'file' | 'directory';
 
 /** The effective config and what it was built from. */
 export interface LoadedConfig {
@@ -40,6 +52,40 @@ function readError(path: string, err: unknown): ConfigError {
   return new ConfigError([{ source: path, path: '', message: `cannot read the config: ${reason(err)}` }]);
 }
 
+const pathError = (path: string, message: string): ConfigError => new ConfigError([{ source: path, path: '', message }]);
+
+/** The mode `path` calls for now: `directory` when it is one (links followed), else `file`. */
+export async function detectConfigMode(path: string): Promise<ConfigPathMode> {
+  try {
+    return (await stat(path)).isDirectory() ? 'directory' : 'file';
+  } catch {
+    return 'file';
+  }
+}
+
+/**
+ * What `path` is, links followed: undefined when nothing is there. A link whose target is missing
+ * (kubelet's `config -> ..data/config` during a broken swap) is an error, not a missing config.
+ */
+async function statConfigPath(path: string): Promise<Stats | undefined> {
+  let link;
+  try {
+    link = await lstat(path);
+  } catch (err) {
+    // A missing config is normal: the ConfigMap volume is optional.
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw readError(path, err);
+  }
+  if (!link.isSymbolicLink()) return link;
+  try {
+    return await stat(path);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw readError(path, err);
+    const target = await readlink(path).catch(() => '?');
+    throw pathError(path, `the config path is a symbolic link to ${JSON.stringify(target)}, which does not exist (a dangling link: a ConfigMap update in progress or broken)`);
+  }
+}
+
 /** What parseConfigFragment made of each file's text last time, so an unchanged file is not parsed again. */
 export type ParseCache = Map<string, { readonly text: string; readonly result: FragmentResult }>;
 
@@ -50,39 +96,45 @@ export function createParseCache(): ParseCache {
 
 /**
  * Loads the config at `path`: missing → defaults; a file → that file; a directory → every
- * `ip-masq*` entry (symlinks followed, dot-names skipped) merged in name order.
- * Throws ConfigError with every issue found, including read errors with the path and OS reason.
- * With a cache, a file whose text is unchanged is not parsed again: parsing the largest file
- * allowed costs a second and a heap of about 100 MB of short-lived objects, at every resync.
+ * `ip-masq*` entry (symlinks followed, dot-names skipped) merged in name order. `mode` (the
+ * agent passes the one it started with) makes a path that is not of that kind an error;
+ * without it the path's kind decides. Throws ConfigError with every issue found, including
+ * read errors with the path and OS reason. With a cache, a file whose text is unchanged is not
+ * parsed again: parsing the largest file allowed costs a second and a heap of about 100 MB of
+ * short-lived objects, at every resync.
  */
-export async function loadConfig(path: string, opts: ConfigOptions, cache?: ParseCache): Promise<LoadedConfig> {
-  let files: string[];
+export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache): Promise<LoadedConfig> {
+  const files: string[] = [];
   const skipped: ConfigIssue[] = [];
-  try {
-    const info = await stat(path);
-    if (info.isDirectory()) {
-      const names = (await readdir(path)).filter(isConfigFileName).sort();
-      files = [];
-      for (const name of names) {
-        const file = join(path, name);
-        // kubelet's layout makes entries symlinks into ..data; stat follows them. A dangling one
-        // is an error (keep the last good config), not a missing config.
-        const entry = await stat(file).catch((err: unknown) => {
-          throw readError(file, err);
-        });
-        if (entry.isFile()) files.push(file);
-        else skipped.push({ source: file, path: '', message: 'skipped: not a regular file' });
-      }
-    } else if (info.isFile()) {
-      files = [path];
-    } else {
-      throw new ConfigError([{ source: path, path: '', message: 'the config path is neither a regular file nor a directory' }]);
+  const info = await statConfigPath(path);
+  if (info === undefined) return fromFragments([], [], [], opts);
+  const wanted = mode ?? (info.isDirectory() ? 'directory' : 'file');
+  if (wanted === 'directory') {
+    if (!info.isDirectory()) {
+      throw pathError(path, `the config path is ${describeFileType(info)}, but it was a directory when the agent started; make it a directory again, or restart the agent to read it as a file`);
     }
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    // A missing config is normal: the ConfigMap volume is optional.
-    if (errnoOf(err) === 'ENOENT') return fromFragments([], [], [], opts);
-    throw readError(path, err);
+    let names: string[];
+    try {
+      names = (await readdir(path)).filter(isConfigFileName).sort();
+    } catch (err) {
+      throw readError(path, err);
+    }
+    for (const name of names) {
+      const file = join(path, name);
+      // kubelet's layout makes entries symlinks into ..data; stat follows them. A dangling one
+      // is an error (keep the last good config), not a missing config.
+      const entry = await stat(file).catch((err: unknown) => {
+        throw readError(file, err);
+      });
+      // Not opened: a FIFO would block, a device may act on open.
+      if (entry.isFile()) files.push(file);
+      else skipped.push({ source: file, path: '', message: `skipped: ${describeFileType(entry)}, not a regular file` });
+    }
+  } else if (info.isFile()) {
+    files.push(path);
+  } else {
+    const hint = info.isDirectory() && mode === 'file' ? ' (it was not a directory when the agent started; restart the agent to read a directory of ip-masq* files)' : '';
+    throw pathError(path, `the config path is ${describeFileType(info)}, not a regular file${hint}`);
   }
 
   const fragments: ConfigFragment[] = [];
@@ -93,9 +145,14 @@ export async function loadConfig(path: string, opts: ConfigOptions, cache?: Pars
   for (const file of files) {
     let text: string;
     try {
-      const read = await readCappedText(file, MAX_CONFIG_BYTES - bytesRead);
-      if (!read.ok) {
-        issues.push({ source: file, path: '', message: readFailure(read, path, bytesRead) });
+      // Checked again on the open descriptor: the path may have been swapped since the stat.
+      const read = await readRegularFile(file, MAX_CONFIG_BYTES - bytesRead);
+      if ('notRegular' in read) {
+        issues.push({ source: file, path: '', message: `the config file changed into ${read.notRegular} while being read` });
+        continue;
+      }
+      if ('tooBig' in read) {
+        issues.push({ source: file, path: '', message: sizeMessage(read.tooBig, read.grew, path, bytesRead) });
         break;
       }
       text = read.text;
@@ -119,13 +176,12 @@ export async function loadConfig(path: string, opts: ConfigOptions, cache?: Pars
   return fromFragments(fragments, files, warnings, opts);
 }
 
-/** Why a file was not read: not a regular file, over the cap, or over what a directory's files have left. */
-function readFailure(read: { reason: 'too-big'; bytes: number; grew: boolean } | { reason: 'not-a-file' }, dir: string, before: number): string {
-  if (read.reason === 'not-a-file') return 'cannot read the config: not a regular file';
+/** Why a file was not read: over the cap, or over what a directory's files have left of it. */
+function sizeMessage(bytes: number, grew: boolean, dir: string, before: number): string {
   const limit = `the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes`;
-  if (read.grew) return `config file grew past the limit while it was read; ${limit}`;
-  if (read.bytes > MAX_CONFIG_BYTES) return `config file is ${read.bytes.toLocaleString('en')} bytes; ${limit}`;
-  return `config file is ${read.bytes.toLocaleString('en')} bytes, and with the files before it in ${dir} ${(before + read.bytes).toLocaleString('en')} bytes; ${limit} for all files of a directory together`;
+  if (grew) return `config file grew past the limit while it was read; ${limit}`;
+  if (bytes > MAX_CONFIG_BYTES) return `config file is ${bytes.toLocaleString('en')} bytes; ${limit}`;
+  return `config file is ${bytes.toLocaleString('en')} bytes, and with the files before it in ${dir} ${(before + bytes).toLocaleString('en')} bytes; ${limit} for all files of a directory together`;
 }
 
 /** Merges what was read into a LoadedConfig. */

@@ -1,11 +1,13 @@
 // Reads the agent's config out of a Kubernetes ConfigMap manifest (the file a GitOps repository
 // or a CI step holds), so the operator commands can check what will be mounted, with line:column
 // pointing into the manifest itself. Pure: no file access here.
-import { LineCounter, isMap, isScalar, parseAllDocuments, type Scalar } from 'yaml';
+import { LineCounter, isMap, isScalar, type Scalar } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
+import { cutExcerpt } from '../excerpt.js';
 import type { ConfigOptions } from './config.js';
 import { isConfigFileName } from './load.js';
 import { parseConfigFragment, type ConfigFragment, type FragmentResult, type LocatedCidrEntry, type Position } from './parse.js';
+import { parseBoundedAllDocuments } from './yaml-limits.js';
 
 /** The ConfigMap data key the reference DaemonSet mounts as /etc/config/ip-masq-agent. */
 export const CONFIGMAP_CONFIG_KEY = 'config';
@@ -44,11 +46,13 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
   const lineCounter = new LineCounter();
   let docs;
   try {
-    docs = parseAllDocuments(text, { lineCounter, prettyErrors: false });
+    const parsed = parseBoundedAllDocuments(text, { lineCounter, prettyErrors: false });
+    // Too deep or too wide for a manifest: read as a plain config, whose parser says where.
+    if (parsed.problem) return undefined;
+    docs = parsed.docs;
   } catch {
     return undefined;
   }
-  if (!Array.isArray(docs)) return undefined;
   const nonEmpty = docs.filter((d) => d.contents !== null);
   const isObject = (d: (typeof docs)[number]): boolean =>
     d.errors.length === 0 && isMap(d.contents) && typeof d.get('apiVersion') === 'string' && typeof d.get('kind') === 'string';
@@ -66,7 +70,7 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
     issues.push({ source, path: '', message: 'this Kubernetes manifest holds no ConfigMap; give the ConfigMap that carries the agent\'s config, or the config file itself' });
   }
   for (const doc of configMaps) {
-    const name = String(doc.getIn(['metadata', 'name']) ?? '(unnamed)');
+    const name = cutExcerpt(String(doc.getIn(['metadata', 'name']) ?? '(unnamed)'), 100);
     const data = doc.get('data', true);
     const docPos = doc.contents?.range ? at(doc.contents.range[0]) : {};
     if (!isMap(data)) {
@@ -81,7 +85,7 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
     const keys: string[] = [];
     for (const pair of data.items) {
       if (!isScalar(pair.key)) continue;
-      const key = String(pair.key.value);
+      const key = cutExcerpt(String(pair.key.value), 100);
       keys.push(key);
       const keyPosition = pair.key.range ? at(pair.key.range[0]) : docPos;
       if (!isConfigDataKey(key)) {
@@ -106,7 +110,7 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
         path: 'data',
         ...(data.range ? at(data.range[0]) : docPos),
         message:
-          `ConfigMap ${name} has no data key "${CONFIGMAP_CONFIG_KEY}" (found: ${keys.join(', ') || 'none'}); the DaemonSet mounts data.${CONFIGMAP_CONFIG_KEY} ` +
+          `ConfigMap ${name} has no data key "${CONFIGMAP_CONFIG_KEY}" (found: ${cutExcerpt(keys.join(', ')) || 'none'}); the DaemonSet mounts data.${CONFIGMAP_CONFIG_KEY} ` +
           'as /etc/config/ip-masq-agent, so the agent would silently run with the defaults',
       });
     }

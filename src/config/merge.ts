@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import {
   DEFAULT_CIDR_LIMIT,
   MAX_RESYNC_INTERVAL_MS,
+  MIN_RESYNC_INTERVAL_MS,
   defaultCidrEntries,
   defaultConfig,
   type CidrEntry,
@@ -136,8 +137,15 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
         ...located(resync),
         message: `resyncInterval ${resyncInterval} is longer than the longest timer Node.js supports; using ${formatGoDuration(BigInt(MAX_RESYNC_INTERVAL_MS) * 1_000_000n)}`,
       });
+    } else if (resync.value < BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n) {
+      resyncIntervalMs = MIN_RESYNC_INTERVAL_MS;
+      const floor = formatGoDuration(BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n);
+      warnings.push({
+        ...located(resync),
+        message: `resyncInterval ${resync.written} is shorter than ${floor}, the shortest the agent uses; resyncing every ${floor} (config changes are still seen at once through the file watch)`,
+      });
     } else {
-      resyncIntervalMs = Math.max(1, Number(ms));
+      resyncIntervalMs = Number(ms);
     }
   }
 

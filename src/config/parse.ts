@@ -2,27 +2,22 @@
 // YAML reader) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
 // path. Every problem is collected, not just the first. Pure: no file access.
 import { editDistance } from '../edit-distance.js';
-import {
-  LineCounter,
-  isCollection,
-  isMap,
-  isNode,
-  isScalar,
-  parseDocument,
-  type Document,
-  type Node,
-  type YAMLError,
-} from 'yaml';
+import { LineCounter, isCollection, isMap, isNode, isScalar, type Document, type Node, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
+import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
 import { CidrError, formatCidr, parseCidr } from '../net/cidr.js';
 import type { CidrEntry, ConfigOptions, MasqConfig } from './config.js';
-import { DEFAULT_CIDR_LIMIT, DEFAULT_RESYNC_INTERVAL } from './config.js';
+import { DEFAULT_CIDR_LIMIT, DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
 import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS, configSchema, type ConfigKey } from './schema.js';
 import { countYamlNodes } from './node-count.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
+import { parseBoundedDocument } from './yaml-limits.js';
+
+/** Longer than any CIDR or Go duration can be: such a value is refused without echoing it whole. */
+const MAX_VALUE_TEXT = 100;
 
 /** A config and the warnings met while reading it. */
 export interface ParsedConfig {
@@ -55,7 +50,7 @@ export interface ConfigFragment {
   readonly cidrLimit?: LocatedValue<number>;
   readonly masqLinkLocal?: LocatedValue<boolean>;
   readonly masqLinkLocalIPv6?: LocatedValue<boolean>;
-  /** Nanoseconds, already checked positive. */
+  /** Nanoseconds, already checked not negative (merge applies the floor). */
   readonly resyncInterval?: LocatedValue<bigint>;
 }
 
@@ -103,14 +98,27 @@ export function suggestKey(key: string): ConfigKey | undefined {
   return bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
 }
 
-/** A short description of a parsed value, for "expected X, got Y" messages. */
-function describeValue(v: unknown): string {
+/** Longest number literal quoted in a message, in characters. */
+const NUMBER_TEXT_MAX = 40;
+
+/**
+ * A number as written in the source: JavaScript numbers round past 2^53 (9007199254740993
+ * would print as ...992), and a message must show what the user wrote. Cut short when huge.
+ */
+function numberText(node: unknown, text: string): string | undefined {
+  if (!isScalar(node) || typeof node.value !== 'number' || !node.range) return undefined;
+  const raw = text.slice(node.range[0], node.range[1]).trim();
+  return raw.length > NUMBER_TEXT_MAX ? `${raw.slice(0, NUMBER_TEXT_MAX)}... (cut, ${raw.length} characters)` : raw;
+}
+
+/** A short description of a parsed value, for "expected X, got Y" messages; `written` is a number's source text. */
+function describeValue(v: unknown, written?: string): string {
   if (v === null || v === undefined) return 'null (no value)';
   if (Array.isArray(v)) return 'a list';
   if (v instanceof Date) return `a date (${v.toISOString().slice(0, 10)}; quote it to make it a string)`;
   if (v instanceof Uint8Array) return 'binary data';
-  if (typeof v === 'string') return `string ${JSON.stringify(v)}`;
-  if (typeof v === 'number' || typeof v === 'bigint') return `number ${String(v)}`;
+  if (typeof v === 'string') return `string ${quoteExcerpt(v)}`;
+  if (typeof v === 'number' || typeof v === 'bigint') return `number ${written ?? String(v)}`;
   if (typeof v === 'boolean') return `boolean ${String(v)}`;
   if (typeof v === 'object') return 'a mapping';
   return typeof v;
@@ -143,13 +151,13 @@ function keyTextAt(text: string, offset: number): string {
 function yamlErrorMessage(err: YAMLError, text: string): string {
   switch (err.code) {
     case 'DUPLICATE_KEY':
-      return `duplicate key ${JSON.stringify(keyTextAt(text, err.pos[0]))}: a key may appear only once`;
+      return `duplicate key ${quoteExcerpt(keyTextAt(text, err.pos[0]))}: a key may appear only once`;
     case 'MULTIPLE_DOCS':
       return 'the file holds more than one YAML document (a second "---"); put every key in one document';
     case 'BLOCK_IN_FLOW':
-      return `${err.message} (a lone "-" inside [...] is not a list item; write [] for an empty list)`;
+      return `${cutExcerpt(err.message)} (a lone "-" inside [...] is not a list item; write [] for an empty list)`;
     default:
-      return err.message;
+      return cutExcerpt(err.message);
   }
 }
 
@@ -168,7 +176,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
   }
   const lineCounter = new LineCounter();
   // YAML 1.1 as Kubernetes reads it: `yes`/`on` are booleans. `<<` merge keys stay plain keys.
-  const doc = parseDocument(text, { version: '1.1', lineCounter, prettyErrors: false, merge: false });
+  const parsed = parseBoundedDocument(text, { version: '1.1', lineCounter, prettyErrors: false, merge: false });
 
   const at = (offset: number | undefined): Position => {
     if (offset === undefined) return {};
@@ -177,9 +185,11 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
   };
   const nodeAt = (node: unknown): Position => (isNode(node) && node.range ? at(node.range[0]) : {});
   const issue = (path: string, pos: Position, message: string): ConfigIssue => ({ source, path, ...pos, message });
+  if (parsed.problem) return { fragment, issues: [issue('', at(parsed.problem.offset), parsed.problem.message)], warnings };
+  const doc = parsed.doc;
 
   for (const err of doc.errors) issues.push(issue('', at(err.pos[0]), yamlErrorMessage(err, text)));
-  for (const w of doc.warnings) warnings.push(issue('', at(w.pos[0]), w.message));
+  for (const w of doc.warnings) warnings.push(issue('', at(w.pos[0]), cutExcerpt(w.message)));
   if (issues.length > 0) return { fragment, issues, warnings };
 
   const contents = doc.contents;
@@ -187,9 +197,9 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
   if (contents === null || (isScalar(contents) && contents.value === null)) return { fragment, issues, warnings };
   if (!isMap(contents)) {
     const value = safeToJs(contents, doc);
-    issues.push(
-      issue('', nodeAt(contents), `the config must be a mapping of keys (${CONFIG_KEYS.join(', ')}), got ${describeValue(value.ok ? value.value : undefined)}`),
-    );
+    // Never quote it: the path may be a symlink to any file on the node (a key, the environment).
+    const got = value.ok && typeof value.value === 'string' ? `a string of ${Buffer.byteLength(value.value, 'utf8')} bytes (its text is not shown: the path may point at a file that is not a config)` : describeValue(value.ok ? value.value : undefined);
+    issues.push(issue('', nodeAt(contents), `the config must be a mapping of keys (${CONFIG_KEYS.join(', ')}), got ${got}`));
     return { fragment, issues, warnings };
   }
 
@@ -204,12 +214,13 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     const written = String(keyNode.value);
     const key = CONFIG_KEYS.find((k) => k === written) ?? CONFIG_KEYS.find((k) => k.toLowerCase() === written.toLowerCase());
     if (key === undefined) {
-      const hint = suggestKey(written);
+      // No known key is near a long one, and the edit distance costs its length times each key.
+      const hint = written.length <= MAX_VALUE_TEXT ? suggestKey(written) : undefined;
       issues.push(
         issue(
-          written,
+          cutExcerpt(written),
           keyPos,
-          `unknown key ${JSON.stringify(written)}` +
+          `unknown key ${quoteExcerpt(written)}` +
             (hint ? `; did you mean ${JSON.stringify(hint)}?` : '.') +
             ` Known keys: ${CONFIG_KEYS.join(', ')}`,
         ),
@@ -231,6 +242,8 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     }
 
     const valueNode = isNode(pair.value) ? pair.value : undefined;
+    const writtenNumber = (rest: readonly PathPart[]): string | undefined =>
+      numberText(rest.length > 0 && isCollection(valueNode) ? valueNode.getIn(rest, true) : valueNode, text);
     const locate = (rest: readonly PathPart[]): Position => {
       if (valueNode === undefined) return keyPos;
       let node: unknown = valueNode;
@@ -244,7 +257,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
       issues.push(issue(key, locate([]), converted.message));
       continue;
     }
-    readKey(key, converted.value, locate, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));
+    readKey(key, converted.value, locate, writtenNumber, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));
   }
   // Report in reading order, whichever check found the problem.
   const byPosition = (a: ConfigIssue, b: ConfigIssue) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
@@ -254,11 +267,13 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     key: ConfigKey,
     value: unknown,
     locate: (rest: readonly PathPart[]) => Position,
+    writtenNumber: (rest: readonly PathPart[]) => string | undefined,
     report: (rest: readonly PathPart[], pos: Position, message: string) => void,
   ): void {
     const result = configSchema.shape[key].safeParse(value, { reportInput: true });
     let structureOk = result.success;
     if (!result.success) {
+      const reported = new Set<string>();
       for (const zi of result.error.issues) {
         const rest = zi.path.filter((p): p is PathPart => typeof p !== 'symbol');
         // The Go duration parser below explains a malformed duration better than a regex does.
@@ -266,7 +281,12 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
           structureOk = true;
           continue;
         }
-        report(rest, locate(rest), schemaMessage(key, rest, zi.code, zi.input, zi.message));
+        const message = schemaMessage(key, rest, zi.code, zi.input, zi.message, writtenNumber(rest));
+        // zod may find two faults that read the same (a negative unsafe integer): say it once.
+        const id = `${formatKeyPath(rest)}\n${message}`;
+        if (reported.has(id)) continue;
+        reported.add(id);
+        report(rest, locate(rest), message);
       }
     }
     // Check every CIDR string of a list even when other items have the wrong type, so one
@@ -276,6 +296,10 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
       value.forEach((text: unknown, i) => {
         if (typeof text !== 'string') return;
         const pos = locate([i]);
+        if (text.length > MAX_VALUE_TEXT) {
+          report([i], pos, `CIDR ${quoteExcerpt(text)} could not be parsed: far too long for a CIDR`);
+          return;
+        }
         try {
           const cidr = parseCidr(text);
           if (cidr.family === 'ipv6' && !opts.enableIPv6) {
@@ -298,10 +322,16 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
         return;
       case 'resyncInterval': {
         const text = value as string;
+        if (text.length > MAX_VALUE_TEXT) {
+          report([], locate([]), `resyncInterval ${quoteExcerpt(text)} is far too long for a duration (write a Go duration such as "60s", "1m30s" or "500ms")`);
+          return;
+        }
         try {
           const ns = parseGoDuration(text);
-          if (ns <= 0n) {
-            report([], locate([]), `resyncInterval must be positive, got ${JSON.stringify(text)}`);
+          // Zero is a valid Go duration (the reference then resyncs in a busy loop); the floor in
+          // merge turns it into a sane period. A negative one is no period at all.
+          if (ns < 0n) {
+            report([], locate([]), `resyncInterval must not be negative, got ${quoteExcerpt(text)}; write a Go duration such as "60s"`);
             return;
           }
           fragment.resyncInterval = { value: ns, written: text, source, path: keyPath, ...locate([]) };
@@ -312,7 +342,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
         return;
       }
       case 'cidrLimit':
-        fragment.cidrLimit = { value: value as number, written: String(value), source, path: keyPath, ...locate([]) };
+        fragment.cidrLimit = { value: value as number, written: writtenNumber([]) ?? String(value), source, path: keyPath, ...locate([]) };
         return;
       case 'masqLinkLocal':
       case 'masqLinkLocalIPv6':
@@ -327,12 +357,22 @@ function safeToJs(node: Node, doc: Document): { ok: true; value: unknown } | { o
   try {
     return { ok: true, value: node.toJS(doc, { maxAliasCount: 100 }) };
   } catch (err) {
-    return { ok: false, message: `cannot read this value: ${err instanceof Error ? err.message : String(err)}` };
+    return { ok: false, message: `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}` };
+  }
+}
+
+/** `<n>s` when Go accepts it as a duration, so the suggestion for a bare number is always one that works. */
+function durationHint(numberText: string): string {
+  try {
+    parseGoDuration(`${numberText}s`);
+    return `${numberText}s`;
+  } catch {
+    return DEFAULT_RESYNC_INTERVAL;
   }
 }
 
 /** Turns a zod issue into a message that says what was expected, what was found, and what to do. */
-function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string): string {
+function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string, written?: string): string {
   const inList = key === 'nonMasqueradeCIDRs' && rest.length > 0;
   if (input === null || input === undefined) {
     if (inList) return 'empty list item (null): remove the "-" that has nothing after it, or write a CIDR there';
@@ -345,12 +385,16 @@ function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, 
   if (code === 'invalid_type') {
     const hint =
       key === 'resyncInterval' && typeof input === 'number'
-        ? ` (a bare number has no unit; write it quoted with a unit, e.g. resyncInterval: "${input}s")`
+        ? ` (a bare number has no unit; write it quoted with a unit, e.g. resyncInterval: "${durationHint(written ?? String(input))}"` +
+          `${input < MIN_RESYNC_INTERVAL_MS / 1000 ? `; an interval below ${MIN_RESYNC_INTERVAL_MS / 1000}s runs at ${MIN_RESYNC_INTERVAL_MS / 1000}s` : ''})`
         : '';
-    return `expected ${expected}, got ${describeValue(input)}${hint}`;
+    return `expected ${expected}, got ${describeValue(input, written)}${hint}`;
   }
-  if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input)}`;
-  return fallback;
+  if (code === 'too_big' && key === 'cidrLimit') {
+    return `expected ${expected} of at most ${Number.MAX_SAFE_INTEGER}, got ${describeValue(input, written)}`;
+  }
+  if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input, written)}`;
+  return cutExcerpt(fallback);
 }
 
 /**

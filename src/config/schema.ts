@@ -66,7 +66,7 @@ export const configSchema = z
       .meta({
         title: 'Resync interval',
         description:
-          'How often the config is re-read and the rules re-checked, as a Go duration string ("60s", "1m30s", "500ms"); must be positive. Default "60s".',
+          'How often the config is re-read and the rules re-checked, as a Go duration string ("60s", "1m30s", "500ms"); not negative, and anything below 1s runs at 1s. Default "60s".',
         examples: ['60s', '1m30s'],
       }),
   })

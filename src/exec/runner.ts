@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { CommandError, type CommandFailure } from '../errors.js';
+import { cutExcerpt } from '../excerpt.js';
 
 /** What a finished command printed and how it exited. */
 export interface CommandResult {
@@ -12,85 +13,250 @@ export interface CommandResult {
 export interface RunOptions {
   /** Written to the child's stdin, then stdin is closed. */
   readonly input?: string;
-  /** Kill the child (SIGKILL) past this many milliseconds. Default 30 s. */
+  /** Kill the child's whole process group (SIGKILL) past this many milliseconds. Default 30 s. */
   readonly timeoutMs?: number;
   /** Exit codes that are answers, not failures (e.g. 1 for `iptables -C`). Default [0]. */
   readonly okExitCodes?: readonly number[];
   /** Extra environment variables for the child. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Fail (and kill the command) once it prints more than this on stdout. Default STDOUT_MAX_BYTES. */
+  readonly maxStdoutBytes?: number;
+  /** Keep at most this much of stderr (the head); the rest is counted, not kept. Default STDERR_KEEP_BYTES. */
+  readonly maxStderrBytes?: number;
 }
 
 /** Runs an argv (never through a shell). The only way the project starts processes. */
 export type Runner = (argv: readonly string[], options?: RunOptions) => Promise<CommandResult>;
+
+/** The real runner, plus what the process needs at exit. */
+export type ProcessRunner = Runner & {
+  /** Kills the process group of every command still running (call it when the agent exits). */
+  readonly killAll: () => void;
+};
+
+/** The child-process start function; injected by tests to reproduce failures a real spawn rarely gives. */
+export type SpawnFn = (file: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+
+/** Options of createRunner. */
+export interface RunnerOptions {
+  /** Timeout of a command whose caller gives none. Default 30 s. */
+  readonly timeoutMs?: number;
+  /** Default node:child_process.spawn. */
+  readonly spawn?: SpawnFn;
+}
+
+/** The command timeout when neither the caller nor the runner says otherwise. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
+
+/** How much of a command's stderr is kept: enough for any real error, never a whole flood. */
+export const STDERR_KEEP_BYTES = 64 * 1024;
+
+/**
+ * The most a command may print on stdout. Legitimate reads are far below it: with 100,000 ranges,
+ * `iptables -S` of our chain prints 12.6 MB and `nft -j list table` of our table 4.8 MB (measured;
+ * README, "When a sync fails"); beyond it the output is not ours to parse.
+ */
+export const STDOUT_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Classifies a failure from its exit code and stderr, so callers can retry or explain. */
 export function classifyFailure(exitCode: number | null, stderr: string): CommandFailure {
   if (/holding the xtables lock|Resource temporarily unavailable|another app is currently holding/i.test(stderr)) {
     return 'lock-busy';
   }
-  if (exitCode === 4) return 'lock-busy';
+  // iptables-nft exits 4 also when the kernel refuses, e.g. "CHAIN_DEL failed (Device or resource busy)"
+  // for a chain a rule still jumps to: that is no lock problem.
+  if (exitCode === 4 && !/Device or resource busy| failed \(/i.test(stderr)) return 'lock-busy';
   if (/No chain\/target\/match by that name|does not exist|No such file or directory|Could not process rule: No such/i.test(stderr)) {
     return 'not-found';
   }
   return 'other';
 }
 
-function shortMessage(argv: readonly string[], detail: string): string {
+/** Errno codes of a spawn that failed for want of descriptors, processes or memory. */
+const RESOURCE_CODES = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM']);
+
+/** `30s`, `1.5s`, `250ms`: the limit as a person reads it in a log line. */
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** Every failure message has this shape: the command, then what happened (foreign text quoted short). */
+function failureMessage(argv: readonly string[], detail: string): string {
   return `${argv.join(' ')}: ${detail}`;
 }
 
-/** Creates the real runner, backed by node:child_process.spawn. */
-export function createRunner(defaults: { timeoutMs?: number } = {}): Runner {
-  return (argv, options = {}) =>
+/** The first lines a tool printed on stderr, on one line and at most EXCERPT_MAX_BYTES long. */
+function quoteStderr(stderr: string): string {
+  return cutExcerpt(
+    stderr
+      .trim()
+      .split('\n', 3)
+      .map((l) => l.trim())
+      .filter((l) => l !== '')
+      .join(' | '),
+  );
+}
+
+/** A start that failed (thrown by spawn or emitted by the child or one of its pipes) as a CommandError. */
+function spawnFailure(argv: readonly string[], e: unknown): CommandError {
+  const file = argv[0] ?? '';
+  const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
+  const text = e instanceof Error ? e.message : String(e);
+  if (code === 'ENOENT') return new CommandError(argv, null, '', 'not-installed', failureMessage(argv, `${file} is not installed (not found in PATH)`));
+  if (RESOURCE_CODES.has(code)) {
+    return new CommandError(
+      argv,
+      null,
+      '',
+      'resource',
+      failureMessage(argv, `cannot start ${file}: ${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ${cutExcerpt(text)}`),
+    );
+  }
+  return new CommandError(argv, null, '', 'other', failureMessage(argv, `cannot start ${file}: ${cutExcerpt(text)}`));
+}
+
+/** Keeps the first `limit` bytes of a stream and counts the rest. */
+class Capture {
+  private readonly chunks: Buffer[] = [];
+  private kept = 0;
+  /** Every byte seen, kept or not. */
+  total = 0;
+  constructor(private readonly limit: number) {}
+  push(chunk: Buffer): void {
+    this.total += chunk.length;
+    if (this.kept >= this.limit) return;
+    const part = chunk.length <= this.limit - this.kept ? chunk : chunk.subarray(0, this.limit - this.kept);
+    this.chunks.push(part);
+    this.kept += part.length;
+  }
+  /** The kept text, marked when something was left out. */
+  text(): string {
+    const head = Buffer.concat(this.chunks).toString('utf8');
+    return this.total > this.kept ? `${head}\n[... ${this.total - this.kept} more bytes not kept]` : head;
+  }
+}
+
+/**
+ * Creates the real runner, backed by node:child_process.spawn. Each command runs in its own process
+ * group (`detached`), so a deadline kills it and everything it started (a wrapper script's
+ * `iptables-restore`, a sleeper holding its pipes), and the promise settles at the deadline at the
+ * latest. Output is bounded (STDERR_KEEP_BYTES, STDOUT_MAX_BYTES). Every failure, including a
+ * spawn that cannot get descriptors, rejects with a CommandError; nothing is left to an
+ * unhandled 'error' event.
+ */
+export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
+  const spawnFn: SpawnFn = defaults.spawn ?? ((file, args, options) => spawn(file, args, options));
+  /** Process groups of commands not settled yet, for killAll. */
+  const running = new Set<number>();
+  const killGroup = (pid: number | undefined): void => {
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* the whole group has exited already */
+    }
+  };
+
+  const run: Runner = (argv, options = {}) =>
     new Promise((resolve, reject) => {
       const [file, ...args] = argv;
       if (file === undefined) {
         reject(new CommandError(argv, null, '', 'other', 'empty command'));
         return;
       }
-      const timeoutMs = options.timeoutMs ?? defaults.timeoutMs ?? 30_000;
+      const timeoutMs = options.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+      // Only the runner's own default comes from --command-timeout; callers' limits are fixed.
+      const limitFlag = options.timeoutMs === undefined ? ' (--command-timeout)' : '';
       const ok = options.okExitCodes ?? [0];
-      const child = spawn(file, args, {
-        stdio: ['pipe', 'pipe', 'pipe'],
-        env: options.env ? { ...process.env, ...options.env } : process.env,
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, timeoutMs);
-      child.stdout.on('data', (d: Buffer) => out.push(d));
-      child.stderr.on('data', (d: Buffer) => err.push(d));
-      child.stdin.on('error', () => {
+      const maxStdout = options.maxStdoutBytes ?? STDOUT_MAX_BYTES;
+      const out = new Capture(maxStdout);
+      const err = new Capture(options.maxStderrBytes ?? STDERR_KEEP_BYTES);
+      let child: ChildProcess;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+
+      /** Settles once; whatever fires later (close, a pipe error) finds `settled` and does nothing. */
+      const finish = (outcome: CommandError | CommandResult, kill: boolean): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (child.pid !== undefined) running.delete(child.pid);
+        if (kill) {
+          killGroup(child.pid);
+          // Stop waiting for pipes that a surviving process might hold (e.g. in another group).
+          child.stdin?.destroy();
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+        }
+        if (outcome instanceof CommandError) reject(outcome);
+        else resolve(outcome);
+      };
+
+      try {
+        child = spawnFn(file, args, {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env: options.env ? { ...process.env, ...options.env } : process.env,
+          // Its own process group: one kill reaches whatever the command started.
+          detached: true,
+        });
+      } catch (e) {
+        reject(spawnFailure(argv, e));
+        return;
+      }
+      // Listeners first: with EMFILE node emits 'error' on the next tick and leaves the pipes null.
+      child.on('error', (e: Error) => finish(spawnFailure(argv, e), true));
+      const pipeError = (e: Error): void => finish(spawnFailure(argv, e), true);
+      child.stdout?.on('error', pipeError);
+      child.stderr?.on('error', pipeError);
+      child.stdin?.on('error', () => {
         /* the child may exit before reading its input; the exit code tells what happened */
       });
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        const failure: CommandFailure = e.code === 'ENOENT' ? 'not-installed' : 'other';
-        const detail = e.code === 'ENOENT' ? `${file} is not installed (not found in PATH)` : e.message;
-        reject(new CommandError(argv, null, '', failure, shortMessage(argv, detail)));
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        const stdout = Buffer.concat(out).toString('utf8');
-        const stderr = Buffer.concat(err).toString('utf8');
-        if (timedOut) {
-          reject(new CommandError(argv, code, stderr, 'timeout', shortMessage(argv, `killed after ${timeoutMs} ms`)));
-          return;
+      if (child.pid !== undefined) running.add(child.pid);
+
+      timer = setTimeout(() => {
+        const how = exited
+          ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${formatMs(timeoutMs)} limit`
+          : `timed out after ${formatMs(timeoutMs)}`;
+        finish(
+          new CommandError(argv, exited?.code ?? null, err.text(), 'timeout', failureMessage(argv, `${how}; killed its process group${limitFlag}`)),
+          true,
+        );
+      }, timeoutMs);
+
+      child.stdout?.on('data', (d: Buffer) => {
+        out.push(d);
+        if (out.total > maxStdout) {
+          finish(
+            new CommandError(argv, null, err.text(), 'other', failureMessage(argv, `printed more than ${maxStdout} bytes on stdout; stopped it (output limit)`)),
+            true,
+          );
         }
+      });
+      child.stderr?.on('data', (d: Buffer) => err.push(d));
+      child.on('exit', (code, signal) => {
+        exited = { code, signal };
+      });
+      child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
+        // A negative code is a spawn failure; its 'error' event has settled the promise already.
+        if (code !== null && code < 0) return;
+        const stderr = err.text();
         const exitCode = code ?? 128;
         if (code === null || !ok.includes(exitCode)) {
           const why = signal ? `killed by ${signal}` : `exit code ${exitCode}`;
-          const said = stderr.trim().split('\n').slice(0, 3).join(' | ');
-          reject(
-            new CommandError(argv, code, stderr, classifyFailure(code, stderr), shortMessage(argv, said ? `${why}: ${said}` : why)),
-          );
+          const said = quoteStderr(stderr);
+          finish(new CommandError(argv, code, stderr, classifyFailure(code, stderr), failureMessage(argv, said ? `${why}: ${said}` : why)), false);
           return;
         }
-        resolve({ stdout, stderr, exitCode });
+        finish({ stdout: out.text(), stderr, exitCode }, false);
       });
-      child.stdin.end(options.input ?? '');
+      child.stdin?.end(options.input ?? '');
     });
+
+  return Object.assign(run, {
+    killAll: () => {
+      for (const pid of running) killGroup(pid);
+      running.clear();
+    },
+  });
 }

@@ -1,5 +1,6 @@
-import type { AgentStatus, FamilyStatus } from '../agent/agent.js';
+import { MAX_ERROR_BYTES, type AgentStatus, type FamilyStatus } from '../agent/agent.js';
 import { formatGoDuration } from '../config/duration.js';
+import { cutExcerpt } from '../excerpt.js';
 
 // Liveness and readiness, decided from a status snapshot and the current time, nothing else.
 //
@@ -11,6 +12,11 @@ import { formatGoDuration } from '../config/duration.js';
 //     and that same window has passed since it without any attempt (a first sync that hangs);
 //   - no family has failed failureThreshold (default 5) syncs in a row: repeated failures turn the
 //     probe red so that someone (or the kubelet) notices, but the agent itself never exits for them.
+//     A failed sync is retried within seconds (backoff), so the count alone would turn red after
+//     ~15 s; the failures must also span (failureThreshold - 1) resync intervals, as many resyncs
+//     as the count would have taken without retries.
+// The body is bounded: errors are cut at MAX_ERROR_BYTES and at most MAX_LISTED_ERRORS config
+// errors are listed, whatever a tool printed or a config contained.
 // ready (/readyz, for a readinessProbe and rollouts):
 //   - at least one sync has run, and every family the agent syncs has succeeded at least once, most
 //     recently at most max(readinessIntervals x resyncInterval, readinessFloorMs) ago
@@ -64,6 +70,8 @@ export interface HealthBody {
   readonly usingDefaults: boolean;
   readonly configHash: string;
   readonly configFiles: readonly string[];
+  /** Families whose rules were found in the kernel at a start with an invalid config, and are kept. */
+  readonly rulesKeptFromKernel?: readonly string[];
   readonly families: Readonly<Record<string, FamilyHealthBody>>;
 }
 
@@ -96,6 +104,19 @@ function seconds(ms: number): string {
   return formatGoDuration(BigInt(Math.round(ms / 1000)) * 1_000_000_000n);
 }
 
+/** At most this many config errors in the body; the rest are counted. */
+export const MAX_LISTED_ERRORS = 20;
+
+function bounded(text: string): string {
+  return cutExcerpt(text, MAX_ERROR_BYTES);
+}
+
+function boundedList(items: readonly string[]): string[] {
+  const shown = items.slice(0, MAX_LISTED_ERRORS).map(bounded);
+  if (items.length > MAX_LISTED_ERRORS) shown.push(`... and ${items.length - MAX_LISTED_ERRORS} more`);
+  return shown;
+}
+
 function latest(values: readonly (number | undefined)[]): number | undefined {
   let max: number | undefined;
   for (const v of values) if (v !== undefined && (max === undefined || v > max)) max = v;
@@ -106,7 +127,7 @@ function familyBody(s: Readonly<FamilyStatus>): FamilyHealthBody {
   return {
     lastAttempt: iso(s.lastAttemptAt),
     lastSuccess: iso(s.lastSuccessAt),
-    lastError: s.lastError ?? null,
+    lastError: s.lastError === undefined ? null : bounded(s.lastError),
     consecutiveFailures: s.consecutiveFailures,
     rules: s.rules,
     driftRepairs: s.driftRepairs,
@@ -130,9 +151,11 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
   } else if (now - lastAttempt > liveWindow) {
     healthReasons.push(`last sync attempt was ${seconds(now - lastAttempt)} ago (limit ${seconds(liveWindow)}); the sync loop is stuck`);
   }
+  const failingWindow = (o.failureThreshold - 1) * resync;
   for (const [family, s] of families) {
-    if (s.consecutiveFailures >= o.failureThreshold) {
-      healthReasons.push(`${family}: ${s.consecutiveFailures} syncs in a row failed (limit ${o.failureThreshold}); last error: ${s.lastError ?? 'unknown'}`);
+    const longEnough = s.failingSince === undefined || now - s.failingSince >= failingWindow;
+    if (s.consecutiveFailures >= o.failureThreshold && longEnough) {
+      healthReasons.push(`${family}: ${s.consecutiveFailures} syncs in a row failed (limit ${o.failureThreshold}); last error: ${bounded(s.lastError ?? 'unknown')}`);
     }
   }
 
@@ -140,11 +163,11 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
   if (families.length === 0) readyReasons.push('no sync has run yet');
   for (const [family, s] of families) {
     if (s.lastSuccessAt === undefined) {
-      readyReasons.push(`${family}: no successful sync yet${s.lastError === undefined ? '' : `; last error: ${s.lastError}`}`);
+      readyReasons.push(`${family}: no successful sync yet${s.lastError === undefined ? '' : `; last error: ${bounded(s.lastError)}`}`);
     } else if (now - s.lastSuccessAt > readyWindow) {
       readyReasons.push(
         `${family}: last successful sync was ${seconds(now - s.lastSuccessAt)} ago (limit ${seconds(readyWindow)})` +
-          (s.lastError === undefined ? '' : `; last error: ${s.lastError}`),
+          (s.lastError === undefined ? '' : `; last error: ${bounded(s.lastError)}`),
       );
     }
   }
@@ -166,10 +189,11 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
       lastSync: iso(status.lastSyncAt),
       resyncInterval: formatGoDuration(BigInt(Math.round(resync)) * 1_000_000n),
       configValid: status.configValid,
-      configErrors: status.configErrors,
+      configErrors: boundedList(status.configErrors),
       usingDefaults: status.usingDefaults,
       configHash: status.configHash,
       configFiles: status.configFiles,
+      ...(status.rulesKeptFromKernel?.length ? { rulesKeptFromKernel: status.rulesKeptFromKernel } : {}),
       families: Object.fromEntries(families.map(([family, s]) => [family, familyBody(s)])),
     },
   };

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { AgentStatus, FamilyResult, SyncReport } from '../agent/agent.js';
+import { RETRY_REASON, type AgentStatus, type FamilyResult, type SyncReport } from '../agent/agent.js';
 import type { Family } from '../net/cidr.js';
 
 /** Every result a family sync can have, so each series exists (at 0) before it first happens. */
@@ -79,6 +79,17 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const retries = new Counter({
+    name: 'ip_masq_agent_sync_retries_total',
+    help: 'Syncs run as a retry after a failed sync (sooner than the resync interval, with backoff).',
+    registers,
+  });
+  const retryBackoff = new Gauge({
+    name: 'ip_masq_agent_sync_retry_backoff_seconds',
+    help: 'Delay before the pending retry of a failed sync; 0 when the last sync succeeded.',
+    registers,
+  });
+
   const known = new Set<Family>();
   /** Creates every series of a family at 0, so rate() and alerts see them from the start. */
   const ensureFamily = (family: Family): void => {
@@ -91,6 +102,8 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   return {
     registry,
     onSync(report) {
+      if (report.reason === RETRY_REASON) retries.inc();
+      retryBackoff.set((report.retryAfterMs ?? 0) / 1000);
       for (const f of report.families) {
         ensureFamily(f.family);
         syncTotal.inc({ family: f.family, result: f.result });

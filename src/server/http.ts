@@ -4,6 +4,36 @@ import type { Logger } from '../observe/log.js';
 import { formatHostPort, parseBindAddress } from './bind-address.js';
 import type { Routes } from './routes.js';
 
+/**
+ * Bounds on what clients may hold: the endpoints serve probes and one scraper, so a few dozen
+ * connections are plenty, and idle or slow ones must not pin the agent's file descriptors (which
+ * its iptables and nft commands need) or memory.
+ */
+export interface HttpLimits {
+  /** Connections beyond this are closed at once (node's server.maxConnections). */
+  readonly maxConnections: number;
+  /** A client must send its request headers within this. */
+  readonly headersTimeoutMs: number;
+  /** ... and its whole request within this. */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  readonly keepAliveTimeoutMs: number;
+  /** A socket with no traffic at all (e.g. opened and never written) is destroyed after this. */
+  readonly idleTimeoutMs: number;
+  /** Larger request headers get 431. */
+  readonly maxHeaderBytes: number;
+}
+
+/** The limits the agent runs with (README, "Health and metrics endpoints"). */
+export const HTTP_LIMITS: HttpLimits = {
+  maxConnections: 64,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 10_000,
+  maxHeaderBytes: 8 * 1024,
+};
+
 /** Options of startHttpServer. */
 export interface HttpServerOptions {
   /** The flag's value: `host:port`, `[v6]:port`, `:port`; `''` or `'0'` disables the server. */
@@ -12,6 +42,8 @@ export interface HttpServerOptions {
   readonly flag: string;
   readonly routes: Routes;
   readonly log: Logger;
+  /** Default HTTP_LIMITS; tests shorten them. */
+  readonly limits?: Partial<HttpLimits>;
 }
 
 /** A listening server. */
@@ -62,7 +94,12 @@ function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: I
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    send(405, 'text/plain; charset=utf-8', `405 method not allowed; use GET or HEAD\n`, { Allow: 'GET, HEAD' });
+    // Closing the connection spares reading a body nobody asked for.
+    send(405, 'text/plain; charset=utf-8', `405 method not allowed; use GET or HEAD\n`, { Allow: 'GET, HEAD', Connection: 'close' });
+    return;
+  }
+  if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
+    send(413, 'text/plain; charset=utf-8', `413 a GET or HEAD request takes no body\n`, { Connection: 'close' });
     return;
   }
   route().then(
@@ -89,7 +126,31 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     return undefined;
   }
   const routes = new Map(Object.entries(opts.routes));
-  const server: Server = createServer((req, res) => handle(routes, log, req, res));
+  const limits: HttpLimits = { ...HTTP_LIMITS, ...opts.limits };
+  const server: Server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+      // How often node checks the two timeouts above; its default (30 s) would let them slip.
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    },
+    (req, res) => handle(routes, log, req, res),
+  );
+  server.maxConnections = limits.maxConnections;
+  // With no 'timeout' listener node destroys the socket: an idle connection frees its descriptor.
+  server.setTimeout(limits.idleTimeoutMs);
+  let dropped = 0;
+  let warnedAt = -Infinity;
+  server.on('drop', () => {
+    dropped++;
+    // At most one line a minute, however many connections a flood brings.
+    if (Date.now() - warnedAt < 60_000) return;
+    warnedAt = Date.now();
+    log.warn('HTTP connection limit reached; new connections are closed at once until some end', { flag, maxConnections: limits.maxConnections, dropped });
+    dropped = 0;
+  });
   await new Promise<void>((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException): void => {
       server.off('listening', onListening);

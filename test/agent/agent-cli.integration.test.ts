@@ -3,12 +3,14 @@
 // namespace of ours anyway, so a regression that started the agent could not touch the host.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { canUseNetns, createNamespace, deleteNamespace } from '../netns/netns.js';
 import { runAgentToExit } from './agent-process.js';
-import { inNs } from './agent-scene.js';
+import { CHAIN, expectedSaveLines, inNs, jumpCount, ourSaveLines, usePrivateXtablesLock, withScene } from './agent-scene.js';
 
 const skip = canUseNetns() ? false : 'needs root and iproute2 (network namespaces)';
+if (!skip) usePrivateXtablesLock();
 let ns = '';
 before(() => {
   if (!skip) ns = createNamespace('cli');
@@ -31,6 +33,11 @@ const USAGE_ERRORS: readonly { args: string[]; stderr: RegExp }[] = [
   { args: ['--backend=iptabels'], stderr: /invalid value "iptabels" for flag -backend: want one of iptables, nftables, auto/ },
   { args: ['--enable-ipv6=maybe'], stderr: /invalid boolean value "maybe" for -enable-ipv6/ },
   { args: ['--masq-chain=POSTROUTING'], stderr: /built-in chain/ },
+  { args: ['--masq-chain=KUBE-POSTROUTING'], stderr: /--masq-chain: "KUBE-POSTROUTING" starts with "KUBE", the prefix of Kubernetes/ },
+  { args: ['--masq-chain=RETURN'], stderr: /--masq-chain: "RETURN" is the name of an iptables target/ },
+  { args: ['--masq-chain=MASQUERADE'], stderr: /--masq-chain: "MASQUERADE" is the name of an iptables target/ },
+  { args: [`--masq-chain=${'é'.repeat(15)}`], stderr: /is 30 bytes long \(UTF-8\); iptables allows at most 28/ },
+  { args: ['--log_link=/tmp', '--enable-ipv7'], stderr: /flag provided but not defined: -enable-ipv7/ },
   { args: ['--config'], stderr: /flag needs an argument: -config/ },
 ];
 
@@ -62,4 +69,83 @@ test('--version: exit 0 and the package version', { skip }, () => {
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `ip-masq-agent ${packageVersion}\n`);
   assertUntouched();
+});
+
+// Args in Go's forms, as DaemonSets that run the reference carry them. Go's flag parsing stops at
+// the first non-flag argument and ignores the rest; the agent must run with those same values.
+
+test('--random-fully false --masq-chain=X: runs as the reference does (random-fully on, default chain) and warns once', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    cm.write('nonMasqueradeCIDRs:\n  - 10.244.0.0/16\nresyncInterval: 1h\n');
+    const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft', '--random-fully', 'false', '--masq-chain=OTHER-CHAIN', '--enable-ipv6']);
+    await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv4');
+    // The rules the reference writes with these args: default chain, --random-fully, IPv4 only.
+    assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', ['10.244.0.0/16']));
+    assert.equal(jumpCount(topo.node, 'nft', 'ipv4'), 1);
+    assert.ok(!inNs(topo.node, ['iptables-nft-save', '-t', 'nat']).includes('OTHER-CHAIN'));
+    assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv6'), []);
+    const warnings = agent.matching((l) => l.level === 'warn' && l.msg.startsWith('ignoring'));
+    assert.equal(warnings.length, 1, warnings.map((w) => w.raw).join('\n'));
+    const w = warnings[0]!;
+    assert.match(w.msg, /ignoring 3 command-line arguments from "false" on/);
+    assert.match(w.msg, /did you mean --random-fully=false\?/);
+    assert.match(w.msg, /"--masq-chain=OTHER-CHAIN", "--enable-ipv6" were ignored because parsing stopped before them/);
+    assert.deepEqual(w.fields['ignored'], ['"false"', '"--masq-chain=OTHER-CHAIN"', '"--enable-ipv6"']);
+    // The ignored flags really were ignored: no ipv6 family, the default chain in the start line.
+    assert.equal(agent.matching((l) => l.fields['family'] === 'ipv6').length, 0);
+    assert.equal(agent.stderr(), '');
+  });
+});
+
+test('klog flags of both generations in Go forms (-v 4, bare bools, value flags), then a stray word: runs, -v 4 in force', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    cm.write('nonMasqueradeCIDRs:\n  - 10.244.0.0/16\nresyncInterval: 1h\n');
+    const args = [
+      `--config=${cm.file}`, '--iptables-mode=nft',
+      '-logtostderr', '-alsologtostderr=false', '-log_link', '/tmp', '-logbuflevel', '0', '-log_backtrace_at', 'x.go:1', '-stderrthreshold', 'INFO',
+      '-vmodule', 'x=2', '-log_dir', '/tmp', '--add_dir_header', '--log_file', '/tmp/x.log', '--log_file_max_size', '1800', '--one_output',
+      '--skip_headers', '--skip_log_headers=true', '-v', '4',
+      'stray', '--enable-ipv6',
+    ];
+    const agent = startAgent(args);
+    await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv4');
+    assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', ['10.244.0.0/16']));
+    assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv6'), [], '--enable-ipv6 after the stray word is ignored');
+    // -v 4 took "4" as its value: every command run is logged.
+    assert.ok(agent.matching((l) => l.msg === 'command').length > 0, 'trace lines at -v 4');
+    const w = agent.matching((l) => l.level === 'warn' && l.msg.startsWith('ignoring'));
+    assert.equal(w.length, 1);
+    assert.match(w[0]!.msg, /from "stray" on/);
+    assert.match(w[0]!.msg, /"--enable-ipv6" was ignored because parsing stopped before it/);
+  });
+});
+
+test('--masq-chain=KUBE-POSTROUTING: the agent and cleanup exit 2, and kube-proxy\'s chain is left exactly as it was', { skip }, () => {
+  const kube = [
+    '*nat',
+    ':KUBE-POSTROUTING - [0:0]',
+    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+    '-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN',
+    '-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0',
+    '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+    'COMMIT',
+    '',
+  ].join('\n');
+  execFileSync('ip', ['netns', 'exec', ns, 'iptables-nft-restore', '--noflush'], { input: kube });
+  const before = inNs(ns, ['iptables-nft', '-t', 'nat', '-S']);
+  assert.match(before, /-A KUBE-POSTROUTING -j MARK/);
+  try {
+    for (const args of [['--masq-chain=KUBE-POSTROUTING'], ['cleanup', '--masq-chain=KUBE-POSTROUTING'], ['status', '--masq-chain=KUBE-POSTROUTING']]) {
+      const r = runAgentToExit(ns, args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /--masq-chain: "KUBE-POSTROUTING" starts with "KUBE"/);
+      assert.equal(inNs(ns, ['iptables-nft', '-t', 'nat', '-S']), before, `${args.join(' ')} left the nat table as it was`);
+    }
+    assert.ok(!before.includes(CHAIN));
+  } finally {
+    execFileSync('ip', ['netns', 'exec', ns, 'iptables-nft', '-t', 'nat', '-D', 'POSTROUTING', '-m', 'comment', '--comment', 'kubernetes postrouting rules', '-j', 'KUBE-POSTROUTING']);
+    execFileSync('ip', ['netns', 'exec', ns, 'iptables-nft', '-t', 'nat', '-F', 'KUBE-POSTROUTING']);
+    execFileSync('ip', ['netns', 'exec', ns, 'iptables-nft', '-t', 'nat', '-X', 'KUBE-POSTROUTING']);
+    execFileSync('ip', ['netns', 'exec', ns, 'nft', 'flush', 'ruleset']);
+  }
 });

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { canUseNetns } from '../netns/netns.js';
-import { createFailingShim, expectedSaveLines, holdLock, inNs, ourSaveLines, usePrivateXtablesLock, waitUntil, withScene } from './agent-scene.js';
+import { createFailingShim, expectedSaveLines, holdLock, httpGet as get, inNs, metricSample as sample, ourSaveLines, usePrivateXtablesLock, waitUntil, withScene } from './agent-scene.js';
 
 const skip = canUseNetns() ? false : 'needs root and iproute2 (network namespaces)';
 const lockFile = skip ? '' : usePrivateXtablesLock();
@@ -14,19 +14,6 @@ const HEALTHZ = '127.0.0.1:10264';
 const METRICS = '127.0.0.1:10265';
 const HTTP_FLAGS = [`--healthz-bind-address=${HEALTHZ}`, `--metrics-bind-address=${METRICS}`];
 const GOOD = 'nonMasqueradeCIDRs:\n  - 10.244.0.0/16\nresyncInterval: 1s\n';
-
-/** GETs a URL with curl inside `ns`; returns the status code and body. */
-function get(ns: string, url: string): { status: number; body: string } {
-  const out = inNs(ns, ['curl', '-sS', '--max-time', '5', '-w', '\n%{http_code}', url]);
-  const cut = out.lastIndexOf('\n');
-  return { status: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
-}
-
-/** The value of one sample line of /metrics (exact name and labels), or undefined. */
-function sample(metrics: string, series: string): number | undefined {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 test('/readyz 200 after the first sync; /metrics counts it; a bad config turns config_valid to 0 but keeps ready and healthy', { skip }, async () => {
   await withScene(async ({ topo, cm, startAgent }) => {

@@ -65,6 +65,8 @@ export interface AgentProcess {
 export interface StartAgentOptions {
   /** Extra environment variables for the agent (merged over this process's environment). */
   readonly env?: Readonly<Record<string, string>>;
+  /** A command that execs the agent, e.g. `['prlimit', '--nofile=1024:1024', '--']` (runs inside the namespace). */
+  readonly prefix?: readonly string[];
 }
 
 function describeLine(l: LogLine): string {
@@ -102,7 +104,7 @@ export function startAgent(ns: string, args: readonly string[], opts: StartAgent
   const http = ['--healthz-bind-address', '--metrics-bind-address']
     .filter((flag) => !args.some((a) => a === flag || a.startsWith(`${flag}=`) || a === flag.slice(1) || a.startsWith(`${flag.slice(1)}=`)))
     .map((flag) => `${flag}=`);
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, process.execPath, AGENT_MAIN, ...http, ...args], {
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, ...(opts.prefix ?? []), process.execPath, AGENT_MAIN, ...http, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });

@@ -63,6 +63,19 @@ export function inNs(ns: string, argv: readonly string[]): string {
   }
 }
 
+/** GETs a URL with curl inside `ns`; returns the status code and body (throws when curl fails). */
+export function httpGet(ns: string, url: string): { status: number; body: string } {
+  const out = inNs(ns, ['curl', '-sS', '--max-time', '5', '-w', '\n%{http_code}', url]);
+  const cut = out.lastIndexOf('\n');
+  return { status: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
+}
+
+/** The value of one sample line of /metrics (exact name and labels), or undefined. */
+export function metricSample(metrics: string, series: string): number | undefined {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 /** The lines of `<ip|ip6>tables-<mode>-save -t nat` in `ns` that mention our chain. */
 export function ourSaveLines(ns: string, mode: Mode, family: Family): string[] {
   return inNs(ns, [iptablesBinary(mode, family, '-save'), '-t', 'nat'])
@@ -162,15 +175,30 @@ export async function holdLock(file: string): Promise<{ release: () => Promise<v
   };
 }
 
-/** A PATH directory whose `name` fails (exit 1, message on stderr) while `marker` exists, else runs the real one. */
-export function createFailingShim(name: string): { dir: string; marker: string; path: string; cleanup: () => void } {
+/** A PATH directory with a wrapper script in front of a real tool. */
+export interface Shim {
+  readonly dir: string;
+  /** While this file exists the wrapper misbehaves; without it, it execs the real tool. */
+  readonly marker: string;
+  /** `PATH` for the agent: the shim directory first. */
+  readonly path: string;
+  cleanup(): void;
+}
+
+/**
+ * A PATH directory whose `name` runs the shell `misbehave` (with `$SHIM_DIR` set to the directory)
+ * while `marker` exists, else execs the real /usr/sbin tool, as wrapper scripts in images do.
+ */
+export function createShim(name: string, misbehave: string): Shim {
   const dir = mkdtempSync(join(tmpdir(), 'ima-agent-shim-'));
   const marker = join(dir, 'fail');
   const shim = join(dir, name);
-  writeFileSync(
-    shim,
-    `#!/bin/sh\nif [ -e '${marker}' ]; then\n  echo '${name}: simulated failure (test shim): cannot commit the nat table' >&2\n  exit 1\nfi\nexec /usr/sbin/${name} "$@"\n`,
-  );
+  writeFileSync(shim, `#!/bin/sh\nSHIM_DIR='${dir}'\nif [ -e '${marker}' ]; then\n${misbehave}\nfi\nexec /usr/sbin/${name} "$@"\n`);
   chmodSync(shim, 0o755);
   return { dir, marker, path: `${dir}:${process.env['PATH'] ?? ''}`, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A PATH directory whose `name` fails (exit 1, message on stderr) while `marker` exists, else runs the real one. */
+export function createFailingShim(name: string): Shim {
+  return createShim(name, `  echo '${name}: simulated failure (test shim): cannot commit the nat table' >&2\n  exit 1`);
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, type AgentDeps } from '../../src/agent/agent.js';
+import { createAgent, retryDelayMs, type AgentDeps, type SyncReport } from '../../src/agent/agent.js';
 import { createFakeBackend } from '../../src/backends/fake.js';
 import { defaultConfig, type ConfigOptions } from '../../src/config/config.js';
 import { parseConfigText } from '../../src/config/parse.js';
@@ -18,6 +18,9 @@ function harness(initial: string | null, extra: Partial<AgentDeps> = {}) {
   const backend = createFakeBackend();
   const clock = createFakeClock();
   const log = createMemoryLogger();
+  /** Every timer the agent armed, in ms, and every sync report, in order. */
+  const delays: number[] = [];
+  const reports: SyncReport[] = [];
   const loadConfig = async (): Promise<LoadedConfig> => {
     if (text === null) {
       return { config: defaultConfig(OPTS), warnings: [], files: [], usingDefaults: true, hash: 'defaults' };
@@ -31,7 +34,8 @@ function harness(initial: string | null, extra: Partial<AgentDeps> = {}) {
     backend,
     policyOptions: { enableIPv6: true, randomFully: true, toPorts: [] },
     log,
-    clock,
+    clock: { now: clock.now, setTimer: (ms, fn) => (delays.push(ms), clock.setTimer(ms, fn)) },
+    onSync: (r) => void reports.push(r),
     ...extra,
   });
   return {
@@ -39,6 +43,18 @@ function harness(initial: string | null, extra: Partial<AgentDeps> = {}) {
     backend,
     clock,
     log,
+    delays,
+    reports,
+    /** Fires the armed timer and waits until the sync it started has ended and armed the next one. */
+    async fireTimer(): Promise<SyncReport> {
+      const n = reports.length;
+      const armed = delays.length;
+      clock.advance(delays[delays.length - 1] ?? 0);
+      for (let i = 0; i < 1000 && (reports.length === n || delays.length === armed); i++) await new Promise((r) => setImmediate(r));
+      const r = reports[n];
+      assert.ok(r && delays.length > armed, 'the timer started a sync that armed the next timer');
+      return r;
+    },
     setText: (t: string | null) => {
       text = t;
     },
@@ -285,9 +301,161 @@ test('a config with very many errors is reported with the first 20 and a count, 
   const st = h.agent.status();
   assert.equal(st.configValid, false);
   assert.equal(st.configErrors.length, MAX_LOGGED_ISSUES + 1);
-  assert.match(st.configErrors.at(-1) ?? '', /^\.\.\. and 480 more \(run `ip-masq-agent validate` to see all\)$/);
+  assert.match(st.configErrors.at(-1) ?? '', /and 480 more errors not shown/);
   const rejected = h.log.entries.filter((e) => e.msg.startsWith('config rejected'));
   assert.equal(rejected.length, 1);
   assert.equal((rejected[0]?.fields['errors'] as string[]).length, MAX_LOGGED_ISSUES + 1);
+  await h.agent.stop();
+});
+
+test('resyncInterval: 1ns resyncs once a second, not in a busy loop, and warns once for that config', async () => {
+  const h = harness('resyncInterval: 1ns\n');
+  await h.agent.start();
+  let reads = 0;
+  const read = h.backend.read.bind(h.backend);
+  h.backend.read = async (f) => {
+    reads++;
+    return read(f);
+  };
+  // 999 ms of timer time: no resync yet (1ns would have fired ~70 times a second before).
+  h.clock.advance(999);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(reads, 0);
+  h.clock.advance(1);
+  await h.agent.sync('probe'); // waits for the timer's sync to finish
+  assert.ok(reads >= 2, `one resync read both families, got ${reads} reads`);
+  for (let i = 0; i < 10; i++) await h.agent.sync('resync');
+  const floorWarnings = h.log.entries.filter((e) => e.level === 'warn' && String(e.fields['message']).includes('shorter than 1s'));
+  assert.equal(floorWarnings.length, 1, JSON.stringify(floorWarnings));
+  assert.deepEqual([floorWarnings[0]!.fields['source'], floorWarnings[0]!.fields['line']], ['/etc/config/ip-masq-agent', 1]);
+  // A changed config that is still too short warns again: it is a new config.
+  h.setText('resyncInterval: 0s\n');
+  await h.agent.sync('config changed');
+  assert.equal(h.log.entries.filter((e) => e.level === 'warn' && String(e.fields['message']).includes('shorter than 1s')).length, 2);
+  await h.agent.stop();
+});
+
+const restoreFailed = (): CommandError =>
+  new CommandError(['iptables-nft-restore', '-w', '5', '--noflush'], 1, 'iptables-nft-restore: line 3 failed', 'other', 'iptables-nft-restore -w 5 --noflush: exit code 1: line 3 failed');
+
+test('a failed sync is retried after 1 s, 2 s, 4 s, ... capped at resyncInterval, and the error is logged once', async () => {
+  const h = harness('resyncInterval: 30s\n');
+  h.backend.failNextApplies(100, restoreFailed(), 'ipv4');
+  const first = await h.agent.start();
+  assert.equal(first.retryAfterMs, 1000);
+  const reasons: string[] = [];
+  for (let i = 0; i < 7; i++) reasons.push((await h.fireTimer()).reason);
+  assert.deepEqual(h.delays, [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+  assert.deepEqual(reasons, Array(7).fill('retry'));
+  assert.equal(h.agent.status().retryAfterMs, 30_000);
+  assert.equal(h.agent.status().families.get('ipv4')?.consecutiveFailures, 8);
+  const logged = h.log.entries.filter((e) => e.level === 'error' && e.msg.startsWith('sync failed'));
+  assert.equal(logged.length, 1, 'the same error is not logged again at every retry');
+  assert.match(String(logged[0]?.fields['error']), /line 3 failed/);
+  // Families are independent: IPv6 was written once and is only re-checked by the retries.
+  assert.equal(h.backend.writes.get('ipv6'), 1);
+  assert.deepEqual(h.reports.map((r) => r.families.find((f) => f.family === 'ipv6')?.result), ['applied', ...Array(7).fill('unchanged')]);
+  await h.agent.stop();
+  assert.equal(h.clock.pending(), 0);
+});
+
+test('a success resets the backoff: back to the resync interval, and the next failure retries after 1 s again', async () => {
+  const h = harness('resyncInterval: 30s\n');
+  h.backend.failNextApplies(3, restoreFailed(), 'ipv4');
+  await h.agent.start();
+  await h.fireTimer();
+  await h.fireTimer();
+  const ok = await h.fireTimer();
+  assert.equal(ok.families[0]?.result, 'applied');
+  assert.equal(ok.retryAfterMs, undefined);
+  assert.deepEqual(h.delays, [1000, 2000, 4000, 30_000]);
+  assert.equal(h.agent.status().retryAfterMs, undefined);
+  assert.ok(h.log.entries.some((e) => e.msg === 'sync recovered'));
+  const regular = await h.fireTimer();
+  assert.equal(regular.reason, 'resync');
+  h.backend.failNextReads(1, restoreFailed(), 'ipv4');
+  await h.fireTimer();
+  assert.deepEqual(h.delays.slice(4), [30_000, 1000]);
+  await h.agent.stop();
+});
+
+test('the retry delay never exceeds a short resync interval', () => {
+  assert.deepEqual([1, 2, 3, 4].map((n) => retryDelayMs(n, 1000, 2500)), [1000, 2000, 2500, 2500]);
+  assert.equal(retryDelayMs(1, 1000, 100), 100);
+  assert.equal(retryDelayMs(5000, 1000, 86_400_000), 86_400_000);
+});
+
+test('a huge error message is cut before it reaches the status and the log', async () => {
+  const h = harness(null);
+  const flood = 'x'.repeat(1_000_000);
+  h.backend.failNextApplies(1, new CommandError(['nft', '-f', '-'], 1, flood, 'other', `nft -f -: exit code 1: ${flood}`), 'ipv4');
+  await h.agent.start();
+  const err = h.agent.status().families.get('ipv4')?.lastError ?? '';
+  assert.ok(Buffer.byteLength(err) < 1100, `lastError: ${Buffer.byteLength(err)} bytes`);
+  assert.match(err, /… \(cut, \d+ bytes\)$/);
+  const logged = h.log.entries.find((e) => e.msg.startsWith('sync failed'));
+  assert.equal(logged?.fields['error'], err);
+  await h.agent.stop();
+});
+
+test('a start with an invalid config keeps rules of ours found in the kernel untouched, reports it, and applies the first valid config', async () => {
+  const h = harness('nonMasqueradeCIDRs: [192.0.2.0/33]\n');
+  // What a previous run wrote from a config that was good then.
+  const found4 = ['jump', 'return 169.254.0.0/16', 'return 198.51.100.0/24', 'masquerade random-fully'];
+  const found6 = ['jump', 'return fe80::/10', 'return 2001:db8::/32', 'masquerade random-fully'];
+  h.backend.tables.set('ipv4', found4);
+  h.backend.tables.set('ipv6', found6);
+  const r = await h.agent.start();
+  assert.equal(r.configValid, false);
+  assert.deepEqual(r.families.map((f) => f.result), ['unchanged', 'unchanged']);
+  for (let i = 0; i < 3; i++) await h.agent.sync('resync');
+  assert.deepEqual(ipv4Rules(h), found4, 'not replaced by the defaults');
+  assert.deepEqual(h.backend.tables.get('ipv6'), found6);
+  assert.equal(h.backend.writes.get('ipv4'), undefined, 'nothing written');
+  assert.equal(h.backend.writes.get('ipv6'), undefined);
+  const st = h.agent.status();
+  assert.equal(st.configValid, false);
+  assert.deepEqual(st.rulesKeptFromKernel, ['ipv4', 'ipv6']);
+  assert.match(st.configErrors.join('\n'), /192\.0\.2\.0\/33/);
+  assert.ok(st.families.get('ipv4')?.lastSuccessAt !== undefined, 'the rules in force count as a good state (ready)');
+  const kept = h.log.entries.filter((e) => e.level === 'warn' && /config invalid at start; keeping the rules found in the kernel/.test(e.msg));
+  assert.deepEqual(kept.map((e) => e.fields['family']), ['ipv4', 'ipv6'], 'said once per family');
+
+  h.setText('nonMasqueradeCIDRs: [203.0.113.0/24]\n');
+  const fixed = await h.agent.sync('config changed');
+  assert.deepEqual(fixed.families.map((f) => f.result), ['applied', 'applied']);
+  assert.deepEqual(ipv4Rules(h), ['jump', 'return 169.254.0.0/16', 'return 203.0.113.0/24', 'masquerade random-fully']);
+  assert.equal(h.agent.status().rulesKeptFromKernel, undefined);
+  await h.agent.stop();
+});
+
+test('a start with an invalid config: a family with nothing of ours gets the defaults, and keeps them on later syncs', async () => {
+  const h = harness('nonMasqueradeCIDRs: [192.0.2.0/33]\n');
+  const found6 = ['jump', 'return fe80::/10', 'masquerade random-fully'];
+  h.backend.tables.set('ipv6', found6);
+  await h.agent.start();
+  await h.agent.sync('resync');
+  assert.ok(ipv4Rules(h).includes('return 172.16.0.0/12'), 'defaults for the empty family');
+  assert.equal(h.backend.writes.get('ipv4'), 1);
+  assert.deepEqual(h.backend.tables.get('ipv6'), found6);
+  assert.deepEqual(h.agent.status().rulesKeptFromKernel, ['ipv6']);
+  // The defaults it wrote itself are healed as usual, not mistaken for rules found at start.
+  h.backend.tables.set('ipv4', ['jump']);
+  const r = await h.agent.sync('resync');
+  assert.equal(r.families[0]?.result, 'repaired');
+  assert.ok(ipv4Rules(h).includes('return 172.16.0.0/12'));
+  await h.agent.stop();
+});
+
+test('a start with an invalid config whose first read fails decides at the first read that works', async () => {
+  const h = harness('nonMasqueradeCIDR: [10.0.0.0/8]\n');
+  const found = ['jump', 'return 169.254.0.0/16', 'masquerade random-fully'];
+  h.backend.tables.set('ipv4', found);
+  h.backend.failNextReads(1, new CommandError(['iptables'], 4, 'lock', 'lock-busy', 'iptables: lock busy'), 'ipv4');
+  const first = await h.agent.start();
+  assert.equal(first.families[0]?.result, 'error');
+  await h.agent.sync('resync');
+  assert.deepEqual(ipv4Rules(h), found);
+  assert.equal(h.backend.writes.get('ipv4'), undefined);
   await h.agent.stop();
 });

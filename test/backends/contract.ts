@@ -12,6 +12,12 @@ export interface ContractSubject {
   readonly backend: Backend;
   /** Breaks the applied state from outside (e.g. flush the chain), as a third party would. */
   damage(family: Family): Promise<void>;
+  /**
+   * Adds rules that send traffic into what the backend owns in forms other than its own (an older
+   * release's jump, a duplicate, a bare jump), as an upgrade in place or another tool leaves them.
+   * Absent where the backend has no such entry point (nftables owns its whole table and hook).
+   */
+  addStrayJumps?(family: Family): Promise<void>;
   dispose(): Promise<void> | void;
 }
 
@@ -42,10 +48,18 @@ export const contractPolicies = {
   },
 } satisfies Record<string, FamilyPolicy>;
 
+/** Why the nftables backend skips the stray-jump tests: its chain hooks itself, no rule jumps into it. */
+export const NFT_HAS_NO_JUMP = 'nftables: the table hooks postrouting itself; no rule of another table jumps into it';
+
 /** Registers the contract tests for one backend implementation. */
-export function runBackendContract(label: string, makeSubject: () => Promise<ContractSubject>): void {
-  const withSubject = (name: string, body: (s: ContractSubject) => Promise<void>): void => {
-    test(`${label}: ${name}`, async () => {
+export function runBackendContract(
+  label: string,
+  makeSubject: () => Promise<ContractSubject>,
+  /** noStrayJumps: why this backend has no jump into its rules that others could duplicate. */
+  options: { readonly noStrayJumps?: string } = {},
+): void {
+  const withSubject = (name: string, body: (s: ContractSubject) => Promise<void>, options: { skip?: string | false } = {}): void => {
+    test(`${label}: ${name}`, options, async () => {
       const s = await makeSubject();
       try {
         await body(s);
@@ -109,4 +123,30 @@ export function runBackendContract(label: string, makeSubject: () => Promise<Con
     assert.deepEqual(await backend.read('ipv4'), []);
     assert.deepEqual(await backend.read('ipv6'), []);
   });
+
+  const stray: { skip: string | false } = { skip: options.noStrayJumps ?? false };
+  const addStrayJumps = async (s: ContractSubject, family: Family): Promise<void> => {
+    assert.ok(s.addStrayJumps, 'the subject must add stray jumps, or the contract must name why it has none');
+    await s.addStrayJumps(family);
+  };
+
+  withSubject('stray jumps (older forms, duplicates, bare) show on read; the next apply leaves exactly the expected state', async (s) => {
+    await s.backend.apply(v4);
+    await addStrayJumps(s, 'ipv4');
+    const seen = await s.backend.read('ipv4');
+    assert.ok(seen.length > s.backend.expected(v4).length, `read shows the extra jumps:\n${seen.join('\n')}`);
+    await s.backend.apply(v4);
+    assert.deepEqual(await s.backend.read('ipv4'), s.backend.expected(v4));
+  }, stray);
+
+  withSubject('cleanup removes stray jumps too, in both families, and is idempotent', async (s) => {
+    for (const p of [v4, v6]) {
+      await s.backend.apply(p);
+      await addStrayJumps(s, p.family);
+      await s.backend.cleanup(p.family);
+      assert.deepEqual(await s.backend.read(p.family), []);
+      await s.backend.cleanup(p.family);
+      assert.deepEqual(await s.backend.read(p.family), []);
+    }
+  }, stray);
 }

@@ -6,6 +6,10 @@ runBackendContract('fake', async () => {
   return {
     backend,
     damage: async (family) => void backend.tables.set(family, (backend.tables.get(family) ?? []).slice(0, 1)),
+    addStrayJumps: async (family) => {
+      backend.addStrayJump(family, 'quoted comment');
+      backend.addStrayJump(family, 'bare');
+    },
     dispose: () => undefined,
   };
 });

@@ -3,10 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommandError } from '../../src/errors.js';
+import { classifyFailure } from '../../src/exec/runner.js';
 import { createIptablesBackend, IptablesRestoreError, type IptablesBackendOptions } from '../../src/backends/iptables/iptables-backend.js';
-import { renderRestorePayload, renderSaveLines } from '../../src/backends/iptables/render.js';
+import { renderJumpSaveLine, renderRestorePayload, renderSaveLines } from '../../src/backends/iptables/render.js';
 import type { FamilyPolicy } from '../../src/policy-types.js';
-import { exempt, fakeIptables, IPTABLES_SAYS, portRange, scriptedRunner, type Call } from './iptables-helpers.js';
+import { exempt, fakeIptables, IPTABLES_SAYS, jumpsIn, portRange, scriptedRunner, type Call } from './iptables-helpers.js';
 
 const v4: FamilyPolicy = {
   family: 'ipv4',
@@ -16,10 +17,17 @@ const v4: FamilyPolicy = {
 };
 const v6: FamilyPolicy = { family: 'ipv6', exempt: [exempt('fe80::/10', 'link-local')], randomFully: true, toPorts: [] };
 
+const OUR_JUMP = renderJumpSaveLine('IP-MASQ-AGENT');
+/** v2.1.0-v2.12.3's jump: the same comment wrapped in literal quotes (compat-contract.md). */
+const QUOTED_JUMP = OUR_JUMP.replace(/--comment "([^"]*)"/, '--comment "\\"$1\\""');
+const BARE_JUMP = '-A POSTROUTING -j IP-MASQ-AGENT';
+/** Someone else's rule whose comment mentions our jump: not a jump. */
+const LOOKALIKE = '-A POSTROUTING -m comment --comment "keep before -j IP-MASQ-AGENT here" -j RETURN';
+
 /** Backend on a fake iptables; sleeps are recorded, never waited. */
 function setup(extra: Partial<IptablesBackendOptions> & { mode?: 'nft' | 'legacy' } = {}) {
   const fake = fakeIptables(extra.mode ?? 'nft');
-  const { runner, calls } = scriptedRunner((argv) => fake.handle(argv));
+  const { runner, calls } = scriptedRunner((argv, o) => fake.handle(argv, o));
   const sleeps: number[] = [];
   const backend = createIptablesBackend({
     runner,
@@ -37,13 +45,15 @@ function ops(calls: readonly Call[]): string[] {
   return calls.map((c) => (c.argv[0]?.endsWith('-restore') ? (c.argv[0] ?? '') : `${c.argv[0]} ${c.argv[5]}`));
 }
 
-test('read on a clean host runs -S of our chain and -C of the jump, and returns nothing', async () => {
+test('read on a clean host runs -S of our chain and of POSTROUTING, -C only to confirm a missing chain, and returns nothing', async () => {
   const { backend, calls } = setup();
   assert.deepEqual(await backend.read('ipv4'), []);
   assert.deepEqual(
     calls.map((c) => c.argv.slice(0, 7)),
     [
       ['iptables-nft', '-w', '5', '-t', 'nat', '-S', 'IP-MASQ-AGENT'],
+      ['iptables-nft', '-w', '5', '-t', 'nat', '-S', 'POSTROUTING'],
+      // iptables-nft calls a missing chain "incompatible"; only -C tells the two apart.
       ['iptables-nft', '-w', '5', '-t', 'nat', '-C', 'POSTROUTING'],
     ],
   );
@@ -52,18 +62,20 @@ test('read on a clean host runs -S of our chain and -C of the jump, and returns 
 });
 
 test('read on a clean legacy host (other wording for a missing chain) returns nothing', async () => {
-  const { backend } = setup({ mode: 'legacy' });
+  const { backend, calls } = setup({ mode: 'legacy' });
   assert.deepEqual(await backend.read('ipv4'), []);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S']);
 });
 
-test('apply on a clean host: one restore with the payload, then -C, then -A of the jump', async () => {
-  const { backend, calls } = setup();
+test('apply on a clean host: one restore with the payload, then -S POSTROUTING, then -A of the jump', async () => {
+  const { backend, calls, fake } = setup();
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -C', 'iptables-nft -A']);
-  const [restore, check, append] = calls;
+  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft -A']);
+  const [restore, list, append] = calls;
   assert.deepEqual(restore?.argv, ['iptables-nft-restore', '-w', '5', '--noflush']);
   assert.equal(restore?.options.input, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }));
-  assert.deepEqual(check?.argv.slice(5), append?.argv.slice(5).map((a) => (a === '-A' ? '-C' : a)));
+  assert.deepEqual(list?.argv, ['iptables-nft', '-w', '5', '-t', 'nat', '-S', 'POSTROUTING']);
+  assert.deepEqual(jumpsIn(fake.tables['ipv4']), [backend.expected(v4)[0]]);
   assert.deepEqual(append?.argv, [
     'iptables-nft', '-w', '5', '-t', 'nat', '-A', 'POSTROUTING',
     '-m', 'comment', '--comment',
@@ -77,8 +89,8 @@ test('apply when the jump is already there adds no second jump', async () => {
   await backend.apply(v4);
   calls.length = 0;
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -C']);
-  assert.equal(fake.tables['ipv4']?.jumps, 1);
+  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S']);
+  assert.equal(jumpsIn(fake.tables['ipv4']).length, 1);
 });
 
 test('every command passes -w and a timeout', async () => {
@@ -96,12 +108,12 @@ test('every command passes -w and a timeout', async () => {
 test('IPv6 uses ip6tables-MODE binaries; legacy mode uses the legacy ones', async () => {
   const nft = setup();
   await nft.backend.apply(v6);
-  assert.deepEqual(ops(nft.calls), ['ip6tables-nft-restore', 'ip6tables-nft -C', 'ip6tables-nft -A']);
+  assert.deepEqual(ops(nft.calls), ['ip6tables-nft-restore', 'ip6tables-nft -S', 'ip6tables-nft -A']);
   const legacy = setup({ mode: 'legacy' });
   assert.equal(legacy.backend.name, 'iptables-legacy');
   await legacy.backend.apply(v4);
   await legacy.backend.read('ipv6');
-  assert.deepEqual(ops(legacy.calls), ['iptables-legacy-restore', 'iptables-legacy -C', 'iptables-legacy -A', 'ip6tables-legacy -S', 'ip6tables-legacy -C']);
+  assert.deepEqual(ops(legacy.calls), ['iptables-legacy-restore', 'iptables-legacy -S', 'iptables-legacy -A', 'ip6tables-legacy -S', 'ip6tables-legacy -S']);
   assert.equal(nft.backend.name, 'iptables-nft');
 });
 
@@ -127,31 +139,31 @@ test('--random-fully is written only when requested and supported', () => {
 test('a busy lock is retried with backoff and then succeeds', async () => {
   const fake = fakeIptables();
   let busy = 2;
-  const { runner, calls } = scriptedRunner((argv) => {
+  const { runner, calls } = scriptedRunner((argv, o) => {
     if (argv[0]?.endsWith('-restore') && busy > 0) {
       busy--;
       return { exitCode: 4, stderr: IPTABLES_SAYS.lockBusy };
     }
-    return fake.handle(argv);
+    return fake.handle(argv, o);
   });
   const sleeps: number[] = [];
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true, sleep: async (ms) => void sleeps.push(ms) });
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy -C', 'iptables-legacy -A']);
+  assert.deepEqual(ops(calls), ['iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy -S', 'iptables-legacy -A']);
   assert.deepEqual(sleeps, [250, 500]);
-  assert.equal(fake.tables['ipv4']?.jumps, 1);
+  assert.equal(jumpsIn(fake.tables['ipv4']).length, 1);
 });
 
-test('a lock busy on -C is retried too', async () => {
+test('a lock busy on -S POSTROUTING is retried too', async () => {
   const fake = fakeIptables();
   let busy = 1;
-  const { runner, calls } = scriptedRunner((argv) => {
-    if (argv[5] === '-C' && busy-- > 0) return { exitCode: 4, stderr: IPTABLES_SAYS.lockBusy };
-    return fake.handle(argv);
+  const { runner, calls } = scriptedRunner((argv, o) => {
+    if (argv[5] === '-S' && busy-- > 0) return { exitCode: 4, stderr: IPTABLES_SAYS.lockBusy };
+    return fake.handle(argv, o);
   });
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true, sleep: async () => {} });
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-legacy-restore', 'iptables-legacy -C', 'iptables-legacy -C', 'iptables-legacy -A']);
+  assert.deepEqual(ops(calls), ['iptables-legacy-restore', 'iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy -A']);
 });
 
 test('a lock that stays busy ends in a lock-busy CommandError after the bounded tries', async () => {
@@ -193,14 +205,14 @@ test('a missing binary is reported as not-installed, naming it and the backend',
 
 test('a refused payload names the offending line and adds no jump', async () => {
   const fake = fakeIptables();
-  const { runner, calls } = scriptedRunner((argv) => {
+  const { runner, calls } = scriptedRunner((argv, o) => {
     if (argv[0]?.endsWith('-restore')) {
       return {
         exitCode: 2,
         stderr: "iptables-nft-restore v1.8.9 (nf_tables): invalid mask `33' specified\nError occurred at line: 4\nTry `iptables-nft-restore -h' for more information.\n",
       };
     }
-    return fake.handle(argv);
+    return fake.handle(argv, o);
   });
   const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
   await assert.rejects(backend.apply(v4), (e: unknown) => {
@@ -223,29 +235,31 @@ test('a commit-time failure ("line N failed") is located too', async () => {
   await assert.rejects(backend.apply(policy), (e: unknown) => e instanceof IptablesRestoreError && e.line === 6 && /-p udp --to-ports 8080$/.test(e.lineText ?? ''));
 });
 
-test('cleanup deletes every copy of the jump, then flushes and deletes the chain; twice is fine', async () => {
+test('cleanup deletes every jump to the chain in one restore, then flushes and deletes the chain; twice is fine', async () => {
   const { backend, calls, fake } = setup();
   await backend.apply(v4);
-  fake.tables['ipv4']!.jumps = 3; // duplicates left by someone else
+  const t = fake.tables['ipv4']!;
+  t.postrouting.unshift(QUOTED_JUMP, '-A POSTROUTING -m comment --comment "kube" -j KUBE-POSTROUTING', LOOKALIKE);
+  t.postrouting.push(OUR_JUMP, BARE_JUMP);
   calls.length = 0;
   await backend.cleanup('ipv4');
-  assert.deepEqual(ops(calls), [
-    'iptables-nft -C', 'iptables-nft -D',
-    'iptables-nft -C', 'iptables-nft -D',
-    'iptables-nft -C', 'iptables-nft -D',
-    'iptables-nft -C', 'iptables-nft -F', 'iptables-nft -X',
-  ]);
-  assert.deepEqual(fake.tables['ipv4'], { chainLines: undefined, jumps: 0 });
+  assert.deepEqual(ops(calls), ['iptables-nft -S', 'iptables-nft-restore', 'iptables-nft -S', 'iptables-nft -F', 'iptables-nft -X']);
+  assert.equal(
+    calls[1]?.options.input,
+    ['*nat', QUOTED_JUMP, OUR_JUMP, OUR_JUMP, BARE_JUMP].map((l) => l.replace(/^-A /, '-D ')).concat('COMMIT', '').join('\n'),
+  );
+  // Only the jumps go: a rule that merely mentions the chain in its comment stays.
+  assert.deepEqual(t, { chainLines: undefined, postrouting: ['-A POSTROUTING -m comment --comment "kube" -j KUBE-POSTROUTING', LOOKALIKE] });
   calls.length = 0;
   await backend.cleanup('ipv4');
-  assert.deepEqual(ops(calls), ['iptables-nft -C', 'iptables-nft -F', 'iptables-nft -X']);
+  assert.deepEqual(ops(calls), ['iptables-nft -S', 'iptables-nft -F', 'iptables-nft -X']);
   assert.deepEqual(await backend.read('ipv4'), []);
 });
 
 test('cleanup reports a chain that cannot be deleted (still referenced)', async () => {
   const fake = fakeIptables();
-  const { runner } = scriptedRunner((argv) =>
-    argv[5] === '-X' ? { exitCode: 1, stderr: 'iptables v1.8.9 (legacy): Couldn\'t delete chain: Too many links\n' } : fake.handle(argv),
+  const { runner } = scriptedRunner((argv, o) =>
+    argv[5] === '-X' ? { exitCode: 1, stderr: 'iptables v1.8.9 (legacy): Couldn\'t delete chain: Too many links\n' } : fake.handle(argv, o),
   );
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
   await backend.apply(v4);
@@ -256,7 +270,11 @@ test('read does not mistake a genuinely incompatible chain for a missing one', a
   // iptables-nft says "incompatible" both for a missing chain and for one it cannot parse;
   // only the -C probe ("Chain ... does not exist") tells them apart.
   const { runner } = scriptedRunner((argv) =>
-    argv[5] === '-S' ? { exitCode: 1, stderr: IPTABLES_SAYS.nftIncompatible } : { exitCode: 1, stderr: IPTABLES_SAYS.badRule },
+    argv[6] === 'POSTROUTING' && argv[5] === '-S'
+      ? { stdout: '-P POSTROUTING ACCEPT\n' }
+      : argv[5] === '-S'
+        ? { exitCode: 1, stderr: IPTABLES_SAYS.nftIncompatible }
+        : { exitCode: 1, stderr: IPTABLES_SAYS.badRule },
   );
   const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
   await assert.rejects(backend.read('ipv4'), /-S IP-MASQ-AGENT: exit code 1: .*incompatible/);
@@ -264,7 +282,11 @@ test('read does not mistake a genuinely incompatible chain for a missing one', a
 
 test('an unexpected -C failure is reported, not read as "missing"', async () => {
   const { runner } = scriptedRunner((argv) =>
-    argv[5] === '-C' ? { exitCode: 2, stderr: "iptables v1.8.9 (nf_tables): Couldn't load match `addrtype'\n" } : { stdout: '-N IP-MASQ-AGENT\n' },
+    argv[5] === '-C'
+      ? { exitCode: 2, stderr: "iptables v1.8.9 (nf_tables): Couldn't load match `addrtype'\n" }
+      : argv[6] === 'POSTROUTING'
+        ? { stdout: '-P POSTROUTING ACCEPT\n' }
+        : { exitCode: 1, stderr: IPTABLES_SAYS.nftIncompatible },
   );
   const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
   await assert.rejects(backend.read('ipv4'), /exit code 2: .*addrtype/);
@@ -276,4 +298,69 @@ test('an invalid chain name is refused when the backend is created', () => {
     () => createIptablesBackend({ runner, mode: 'nft', chain: 'A-CHAIN-NAME-LONGER-THAN-28-CHARS', randomFullySupported: true }),
     /invalid iptables chain name: .*at most 28/,
   );
+});
+
+test('apply after an older release (quoted-comment jump): same payload, then one restore replaces that jump by ours in place', async () => {
+  const { backend, calls, fake } = setup();
+  const t = fake.tables['ipv4'] ?? (fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [] });
+  const kube = '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING';
+  const cni = '-A POSTROUTING -s 10.244.0.0/16 -j RETURN';
+  t.postrouting = [kube, QUOTED_JUMP, cni];
+  fake.tables['ipv4']!.chainLines = backend.expected(v4).slice(1);
+  // The read-back shows the old jump, so the agent applies.
+  assert.deepEqual(await backend.read('ipv4'), [QUOTED_JUMP, ...backend.expected(v4).slice(1)]);
+  calls.length = 0;
+  await backend.apply(v4);
+  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft-restore']);
+  assert.equal(calls[0]?.options.input, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }), 'the chain payload is the usual one');
+  assert.equal(calls[2]?.options.input, `*nat\n${QUOTED_JUMP.replace('-A ', '-D ')}\n${OUR_JUMP.replace('-A POSTROUTING', '-I POSTROUTING 2')}\nCOMMIT\n`);
+  assert.deepEqual(t.postrouting, [kube, OUR_JUMP, cni], 'ours where the old one was, nothing else moved');
+  fake.tables['ipv4']!.chainLines = backend.expected(v4).slice(1);
+  assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+});
+
+test('apply with duplicates of our jump and a bare jump leaves exactly one, at the first one\'s place', async () => {
+  const { backend, fake } = setup();
+  await backend.apply(v4);
+  const t = fake.tables['ipv4']!;
+  t.postrouting = ['-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP, '-A POSTROUTING -j CNI', OUR_JUMP, BARE_JUMP, LOOKALIKE];
+  t.chainLines = backend.expected(v4).slice(1);
+  const seen = await backend.read('ipv4');
+  assert.deepEqual(seen, [OUR_JUMP, OUR_JUMP, BARE_JUMP, ...backend.expected(v4).slice(1)], 'read reports every jump');
+  await backend.apply(v4);
+  assert.deepEqual(t.postrouting, ['-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP, '-A POSTROUTING -j CNI', LOOKALIKE]);
+});
+
+test('a rule that only mentions -j IP-MASQ-AGENT in its comment is not a jump: ours is still added, the rule kept', async () => {
+  const { backend, fake } = setup();
+  fake.tables['ipv4'] = { chainLines: undefined, postrouting: [LOOKALIKE] };
+  assert.deepEqual(await backend.read('ipv4'), []);
+  await backend.apply(v4);
+  assert.deepEqual(fake.tables['ipv4'].postrouting, [LOOKALIKE, OUR_JUMP]);
+  await backend.cleanup('ipv4');
+  assert.deepEqual(fake.tables['ipv4'], { chainLines: undefined, postrouting: [LOOKALIKE] });
+});
+
+test('a chain still in use (nft exits 4, "Device or resource busy") is reported as such, not retried as a busy lock', async () => {
+  const fake = fakeIptables('nft');
+  const { runner, calls } = scriptedRunner((argv, o) => (argv[5] === '-X' ? { exitCode: 4, stderr: IPTABLES_SAYS.nftChainBusy } : fake.handle(argv, o)));
+  const sleeps: number[] = [];
+  const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true, sleep: async (ms) => void sleeps.push(ms) });
+  await backend.apply(v4);
+  await assert.rejects(backend.cleanup('ipv4'), (e: unknown) => {
+    assert.ok(e instanceof CommandError);
+    assert.equal(e.failure, 'other');
+    assert.match(e.message, /-X IP-MASQ-AGENT: .*CHAIN_DEL failed \(Device or resource busy\).*a rule outside POSTROUTING still jumps to the chain/);
+    assert.doesNotMatch(e.message, /lock/);
+    return true;
+  });
+  assert.deepEqual(sleeps, []);
+  assert.equal(calls.filter((c) => c.argv[5] === '-X').length, 1);
+});
+
+test('classifyFailure: exit 4 is a busy lock unless the kernel said what failed', () => {
+  assert.equal(classifyFailure(4, IPTABLES_SAYS.lockBusy), 'lock-busy');
+  assert.equal(classifyFailure(4, ''), 'lock-busy');
+  assert.equal(classifyFailure(4, IPTABLES_SAYS.nftChainBusy), 'other');
+  assert.equal(classifyFailure(1, IPTABLES_SAYS.legacyChainBusy), 'other');
 });

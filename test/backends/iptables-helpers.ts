@@ -4,6 +4,7 @@ import { CommandError } from '../../src/errors.js';
 import { classifyFailure, type CommandResult, type RunOptions, type Runner } from '../../src/exec/runner.js';
 import { formatCidr, parseCidr, type Family } from '../../src/net/cidr.js';
 import type { ExemptRange, FamilyPolicy, PortRange } from '../../src/policy-types.js';
+import { parseRuleLine, quoteRuleArg } from '../../src/backends/iptables/rules.js';
 
 /** An exempt range from CIDR text. */
 export function exempt(text: string, reason: ExemptRange['reason'] = 'config'): ExemptRange {
@@ -69,8 +70,20 @@ export function scriptedRunner(handler: (argv: readonly string[], options: RunOp
 
 /** State of one family in the fake iptables. */
 export interface FakeTable {
+  /** Our chain's `-S` lines; undefined when the chain does not exist. */
   chainLines: string[] | undefined;
-  jumps: number;
+  /** The nat POSTROUTING rules, as `-S POSTROUTING` prints them (without the `-P` line). */
+  postrouting: string[];
+}
+
+/** The POSTROUTING rules of a fake table that jump to `chain`. */
+export function jumpsIn(t: FakeTable | undefined, chain = 'IP-MASQ-AGENT'): string[] {
+  return (t?.postrouting ?? []).filter((l) => parseRuleLine(l)?.target === chain);
+}
+
+/** argv after `-C|-A|-D POSTROUTING` as `-S` prints it (the fake's rule identity). */
+export function saveLineOf(args: readonly string[]): string {
+  return ['-A', 'POSTROUTING', ...args.map((a) => (/^[^\s"'\\]+$/.test(a) ? a : quoteRuleArg(a)))].join(' ');
 }
 
 /** Wording of iptables 1.8.9 that the backend relies on, per mode. */
@@ -80,49 +93,84 @@ export const IPTABLES_SAYS = {
   badRule: 'iptables: Bad rule (does a matching rule exist in that chain?).\n',
   nftTargetMissing: "iptables v1.8.9 (nf_tables): Chain 'IP-MASQ-AGENT' does not exist\n",
   legacyTargetMissing: "iptables v1.8.9 (legacy): Couldn't load target `IP-MASQ-AGENT':No such file or directory\n",
+  nftChainBusy: 'iptables v1.8.9 (nf_tables):  CHAIN_DEL failed (Device or resource busy): chain IP-MASQ-AGENT\n',
+  legacyChainBusy: 'iptables: Too many links.\n',
   lockBusy: "Can't lock /run/xtables.lock: Resource temporarily unavailable\nAnother app is currently holding the xtables lock. Stopped waiting after 5s.\n",
 } as const;
 
 /**
- * A minimal stateful iptables for argv-level tests: a restore creates the chain, `-C/-A/-D`
- * count jumps, `-F/-X` empty and remove the chain, with iptables' exit codes and messages.
- * `mode` only picks the wording of a missing chain.
+ * A minimal stateful iptables for argv-level tests: a restore creates the chain and runs its
+ * `-D/-I/-A POSTROUTING` lines all or nothing, `-S/-C/-A/-D POSTROUTING` act on the rule lines,
+ * `-F/-X` empty and remove the chain (`-X` refuses while a rule jumps to it), with iptables' exit
+ * codes and messages. `mode` picks the wording.
  */
-export function fakeIptables(mode: 'nft' | 'legacy' = 'nft'): { tables: Record<string, FakeTable>; handle: (argv: readonly string[]) => Reply } {
+export function fakeIptables(mode: 'nft' | 'legacy' = 'nft', chain = 'IP-MASQ-AGENT'): { tables: Record<string, FakeTable>; handle: (argv: readonly string[], options?: RunOptions) => Reply } {
   const tables: Record<string, FakeTable> = {};
   const table = (bin: string): FakeTable => {
     const key = bin.startsWith('ip6') ? 'ipv6' : 'ipv4';
-    tables[key] ??= { chainLines: undefined, jumps: 0 };
+    tables[key] ??= { chainLines: undefined, postrouting: [] };
     return tables[key];
   };
-  const handle = (argv: readonly string[]): Reply => {
+  const targetMissing = { exitCode: 2, stderr: mode === 'nft' ? IPTABLES_SAYS.nftTargetMissing : IPTABLES_SAYS.legacyTargetMissing };
+  const restore = (t: FakeTable, input: string): Reply => {
+    let chainLines = t.chainLines;
+    const rules = [...t.postrouting];
+    const lines = input.split('\n');
+    for (const [i, line] of lines.entries()) {
+      const failed = { exitCode: 1, stderr: `${mode === 'nft' ? 'iptables-nft-restore' : 'iptables-restore'}: line ${i + 1} failed\n` };
+      if (line.startsWith(`:${chain} `)) chainLines = [`-N ${chain}`];
+      const m = /^-([DIA]) POSTROUTING (?:(\d+) )?(.*)$/.exec(line);
+      if (!m) continue;
+      const spec = `-A POSTROUTING ${m[3]}`;
+      if (parseRuleLine(spec)?.target === chain && !chainLines) return failed;
+      if (m[1] === 'D') {
+        const at = rules.indexOf(spec);
+        if (at < 0) return failed;
+        rules.splice(at, 1);
+      } else if (m[1] === 'I') {
+        const at = Number(m[2] ?? '1') - 1;
+        if (at > rules.length) return failed;
+        rules.splice(at, 0, spec);
+      } else {
+        rules.push(spec);
+      }
+    }
+    t.chainLines = chainLines;
+    t.postrouting = rules;
+    return {};
+  };
+  const handle = (argv: readonly string[], options: RunOptions = {}): Reply => {
     const bin = argv[0] ?? '';
     const t = table(bin);
-    if (bin.endsWith('-restore')) {
-      t.chainLines = ['-N IP-MASQ-AGENT'];
-      return {};
-    }
+    if (bin.endsWith('-restore')) return restore(t, options.input ?? '');
     const op = argv[5];
+    const name = argv[6];
+    const rule = saveLineOf(argv.slice(7));
     switch (op) {
       case '-S':
+        if (name === 'POSTROUTING') return { stdout: ['-P POSTROUTING ACCEPT', ...t.postrouting].map((l) => `${l}\n`).join('') };
         if (t.chainLines) return { stdout: `${t.chainLines.join('\n')}\n` };
         return { exitCode: 1, stderr: mode === 'nft' ? IPTABLES_SAYS.nftIncompatible : IPTABLES_SAYS.noChain };
       case '-C':
-        if (!t.chainLines) return { exitCode: 2, stderr: mode === 'nft' ? IPTABLES_SAYS.nftTargetMissing : IPTABLES_SAYS.legacyTargetMissing };
-        return t.jumps > 0 ? {} : { exitCode: 1, stderr: IPTABLES_SAYS.badRule };
+        if (!t.chainLines) return targetMissing;
+        return t.postrouting.includes(rule) ? {} : { exitCode: 1, stderr: IPTABLES_SAYS.badRule };
       case '-A':
-        t.jumps++;
+        if (!t.chainLines) return targetMissing;
+        t.postrouting.push(rule);
         return {};
-      case '-D':
-        if (t.jumps === 0) return { exitCode: 1, stderr: IPTABLES_SAYS.badRule };
-        t.jumps--;
+      case '-D': {
+        const at = t.postrouting.indexOf(rule);
+        if (at < 0) return { exitCode: 1, stderr: IPTABLES_SAYS.badRule };
+        t.postrouting.splice(at, 1);
         return {};
+      }
       case '-F':
         if (!t.chainLines) return { exitCode: 1, stderr: IPTABLES_SAYS.noChain };
-        t.chainLines = ['-N IP-MASQ-AGENT'];
+        t.chainLines = [`-N ${chain}`];
         return {};
       case '-X':
         if (!t.chainLines) return { exitCode: 1, stderr: IPTABLES_SAYS.noChain };
+        if (jumpsIn(t, chain).length > 0) return mode === 'nft' ? { exitCode: 4, stderr: IPTABLES_SAYS.nftChainBusy } : { exitCode: 1, stderr: IPTABLES_SAYS.legacyChainBusy };
         t.chainLines = undefined;
         return {};
       default:

@@ -210,7 +210,7 @@ test('exempt ranges of the other family are refused, not written', () => {
 test('chain names iptables would reject are reported', () => {
   assert.equal(checkChainName('IP-MASQ-AGENT'), undefined);
   assert.equal(checkChainName('A'.repeat(28)), undefined);
-  assert.match(checkChainName('A'.repeat(29)) ?? '', /29 characters long; iptables allows at most 28/);
+  assert.match(checkChainName('A'.repeat(29)) ?? '', /29 bytes long \(UTF-8\); iptables allows at most 28/);
   assert.match(checkChainName('') ?? '', /empty/);
   assert.match(checkChainName('MY CHAIN') ?? '', /whitespace/);
   assert.match(checkChainName('MY"CHAIN') ?? '', /quotes/);

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createIptablesBackend, IptablesRestoreError } from '../../src/backends/iptables/iptables-backend.js';
 import { detectIptablesMode } from '../../src/backends/iptables/detect.js';
-import { DEFAULT_CHAIN } from '../../src/backends/iptables/constants.js';
+import { DEFAULT_CHAIN, jumpComment } from '../../src/backends/iptables/constants.js';
+import { jumpRuleSpec } from '../../src/backends/iptables/render.js';
 import { CommandError } from '../../src/errors.js';
 import type { Runner } from '../../src/exec/runner.js';
 import type { Family } from '../../src/net/cidr.js';
@@ -67,6 +68,13 @@ if (available) {
       return {
         backend: backendIn(ns, mode),
         damage: async (family) => void (await inNs(ns, [binary(mode, family), '-w', '5', '-t', 'nat', '-F', DEFAULT_CHAIN])),
+        addStrayJumps: async (family) => {
+          const nat = [binary(mode, family), '-w', '5', '-t', 'nat'];
+          // v2.1.0-v2.12.3's jump (literal quotes in the comment), first; a duplicate of ours and a bare one after.
+          await inNs(ns, [...nat, '-I', 'POSTROUTING', '1', ...jumpRuleSpec(DEFAULT_CHAIN).map((a) => (a === jumpComment(DEFAULT_CHAIN) ? `"${a}"` : a))]);
+          await inNs(ns, [...nat, '-A', 'POSTROUTING', ...jumpRuleSpec(DEFAULT_CHAIN)]);
+          await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', DEFAULT_CHAIN]);
+        },
         dispose: () => deleteNamespace(ns),
       };
     });

@@ -10,7 +10,10 @@ import { cli } from './cli-helpers.js';
 interface FakeTable {
   chain: boolean;
   rules: number;
+  /** Our exact jump, this many times. */
   jumps: number;
+  /** Other POSTROUTING rules (older forms of the jump, foreign rules), before ours. */
+  other?: string[];
 }
 
 /**
@@ -29,6 +32,8 @@ function fakeHost(opts: { chain?: string; installed?: string[]; xFails?: boolean
     return t;
   };
   const ok = (stdout = '') => ({ stdout, stderr: '', exitCode: 0 });
+  const ourJump = `-A POSTROUTING -m comment --comment "${jumpComment(chain)}" -m addrtype ! --dst-type LOCAL -j ${chain}`;
+  const postrouting = (t: FakeTable): string[] => [...(t.other ?? []), ...Array.from({ length: t.jumps }, () => ourJump)];
   const fail = (argv: readonly string[], code: number, stderr: string) => new CommandError(argv, code, stderr, 'other', `${argv.join(' ')}: exit ${code}`);
   const runner: Runner = async (argv, options = {}) => {
     ran.push(argv.join(' '));
@@ -46,9 +51,11 @@ function fakeHost(opts: { chain?: string; installed?: string[]; xFails?: boolean
         return ok();
       }
     }
-    const m = /^(ip6?)tables-(nft|legacy)(-save)?$/.exec(bin);
+    const m = /^(ip6?)tables-(nft|legacy)(-save|-restore)?$/.exec(bin);
     if (m) {
-      const [, ip, mode, save] = m;
+      const [, ip, mode, suffix] = m;
+      const save = suffix === '-save';
+      const restore = suffix === '-restore';
       if (!installed.includes(mode!)) throw new CommandError(argv, null, '', 'not-installed', `${bin} is not installed`);
       const key = `${mode} ${ip}`;
       if (save) {
@@ -56,20 +63,30 @@ function fakeHost(opts: { chain?: string; installed?: string[]; xFails?: boolean
         if (!t) return ok(''); // no table was ever created in this variant
         const lines = ['*nat', ':POSTROUTING ACCEPT [0:0]'];
         if (t.chain) lines.push(`:${chain} - [0:0]`);
-        for (let i = 0; i < t.jumps; i++) lines.push(`-A POSTROUTING -m comment --comment "${jumpComment(chain)}" -m addrtype ! --dst-type LOCAL -j ${chain}`);
+        lines.push(...postrouting(t));
         for (let i = 0; i < t.rules; i++) lines.push(`-A ${chain} -d 10.${i}.0.0/16 -j RETURN`);
         return ok(`${lines.join('\n')}\nCOMMIT\n`);
       }
       const t = table(key);
-      const op = argv[argv.indexOf('nat') + 1];
-      if (op === '-C') return t.jumps > 0 ? ok() : t.chain ? answer(1, '') : answer(2, `Chain '${chain}' does not exist`);
-      if (op === '-D') {
-        t.jumps--;
+      if (restore) {
+        // All or nothing, as iptables-restore: every `-D` must find its rule.
+        const next = { ...t, other: [...(t.other ?? [])] };
+        for (const line of (options.input ?? '').split('\n').filter((l) => l.startsWith('-D POSTROUTING '))) {
+          const rule = line.replace(/^-D /, '-A ');
+          const at = next.other.indexOf(rule);
+          if (rule === ourJump && next.jumps > 0) next.jumps--;
+          else if (at >= 0) next.other.splice(at, 1);
+          else return answer(1, `iptables-restore: line 2 failed`);
+        }
+        Object.assign(t, next);
         return ok();
       }
+      const op = argv[argv.indexOf('nat') + 1];
+      if (op === '-S' && argv.at(-1) === 'POSTROUTING') return ok(['-P POSTROUTING ACCEPT', ...postrouting(t)].map((l) => `${l}\n`).join(''));
       if (op === '-F') return t.chain ? ((t.rules = 0), ok()) : answer(1, 'iptables: No chain/target/match by that name.');
       if (op === '-X') {
         if (opts.xFails) throw fail(argv, 1, 'iptables v1.8.9: CHAIN_DEL failed (Device or resource busy)');
+        if (t.chain && (t.jumps > 0 || (t.other ?? []).some((l) => l.endsWith(` -j ${chain}`)))) throw fail(argv, 4, 'iptables v1.8.9 (nf_tables):  CHAIN_DEL failed (Device or resource busy)');
         return t.chain ? ((t.chain = false), ok()) : answer(1, 'iptables: No chain/target/match by that name.');
       }
     }
@@ -100,12 +117,26 @@ test('removes the chain and jump in every variant and family, and the nft table;
       '',
     ].join('\n'),
   );
-  for (const t of host.tables.values()) assert.deepEqual(t, { chain: false, rules: 0, jumps: 0 });
+  for (const t of host.tables.values()) assert.deepEqual(t, { chain: false, rules: 0, jumps: 0, other: [] });
   assert.deepEqual([...host.nftTables], ['ip kube-proxy'], 'other tables are left alone');
 
   const second = await cli(['cleanup'], { runner: host.runner });
   assert.equal(second.code, 0);
   assert.match(second.stdout, /^nothing to remove in: iptables-nft IPv4, iptables-nft IPv6, iptables-legacy IPv4, iptables-legacy IPv6, nftables\nclean: /);
+});
+
+test('every form of the jump goes (older releases\' quoted comment, bare, duplicates); a rule that only mentions it stays', async () => {
+  const host = fakeHost();
+  const quoted = `-A POSTROUTING -m comment --comment "\\"${jumpComment('IP-MASQ-AGENT')}\\"" -m addrtype ! --dst-type LOCAL -j IP-MASQ-AGENT`;
+  const lookalike = '-A POSTROUTING -m comment --comment "goes before -j IP-MASQ-AGENT in this chain" -j RETURN';
+  host.set('nft ip', { chain: true, rules: 2, jumps: 2, other: [quoted, lookalike, '-A POSTROUTING -j IP-MASQ-AGENT'] });
+  const first = await cli(['cleanup'], { runner: host.runner });
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /^removed 4 jumps in POSTROUTING and chain IP-MASQ-AGENT \(2 rules\) \(iptables-nft IPv4\)$/m);
+  assert.deepEqual(host.tables.get('nft ip'), { chain: false, rules: 0, jumps: 0, other: [lookalike] });
+  const second = await cli(['cleanup'], { runner: host.runner });
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout, /nothing to remove in: iptables-nft IPv4,/);
 });
 
 test('legacy is only looked at through *-save without -t, so no legacy table is created', async () => {
@@ -182,5 +213,7 @@ test('findInSaveOutput looks only at the nat table and counts the jumps to our c
     'COMMIT',
   ].join('\n');
   assert.deepEqual(findInSaveOutput(save, 'IP-MASQ-AGENT'), { chain: true, rules: 1, jumps: 1 });
+  const lookalike = save.replace('COMMIT\n*nat', 'COMMIT\n*nat\n-A POSTROUTING -m comment --comment "see -j IP-MASQ-AGENT below" -j RETURN\n-A POSTROUTING -j IP-MASQ-AGENT');
+  assert.deepEqual(findInSaveOutput(lookalike, 'IP-MASQ-AGENT'), { chain: true, rules: 1, jumps: 2 }, 'a comment that mentions the jump is no jump');
   assert.deepEqual(findInSaveOutput(save.replace('*nat', '*mangle'), 'IP-MASQ-AGENT'), { chain: false, rules: 0, jumps: 0 });
 });

@@ -6,6 +6,8 @@ import { compareFamily, type OpenedBackend } from '../../src/cli/status.js';
 import { loadConfig } from '../../src/config/load.js';
 import { CommandError } from '../../src/errors.js';
 import { buildPolicy } from '../../src/policy.js';
+import { createIptablesBackend } from '../../src/backends/iptables/iptables-backend.js';
+import { fakeIptables, scriptedRunner } from '../backends/iptables-helpers.js';
 import { cli, tempDir, type TempDir } from './cli-helpers.js';
 
 let tmp: TempDir;
@@ -71,6 +73,29 @@ test('drift: exit 1 with "- missing" and "+ unexpected" lines; only the drifted 
   const r = await cli(['status', '--config', config, '--enable-ipv6'], withFake(fake));
   assert.equal(r.code, 1);
   assert.match(r.stdout, /^IPv4: drifted: 1 missing, 1 unexpected\n {2}- return 10\.0\.0\.0\/8\n {2}\+ return 192\.0\.2\.0\/24\nIPv6: in sync/m);
+});
+
+test('iptables: an older release\'s jump or a duplicate beside ours is drift, listed as unexpected', async () => {
+  const fake = fakeIptables('nft');
+  const { runner } = scriptedRunner((argv, o) => fake.handle(argv, o));
+  const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
+  const v4config = await tmp.write('v4-only', 'nonMasqueradeCIDRs: [10.0.0.0/8]\n');
+  const loaded = await loadConfig(v4config, { enableIPv6: false, nomasqAllReservedRanges: false });
+  const [policy] = buildPolicy(loaded.config, { enableIPv6: false, randomFully: true, toPorts: [] }).families;
+  await backend.apply(policy!);
+  const want = backend.expected(policy!);
+  const ours = want[0] ?? '';
+  const quoted = ours.replace(/--comment "([^"]*)"/, '--comment "\\"$1\\""');
+  fake.tables['ipv4']!.chainLines = want.slice(1);
+  const opened = { openBackend: async (): Promise<OpenedBackend> => ({ backend, description: 'iptables-nft (test)' }) };
+  assert.equal((await cli(['status', '--config', v4config], opened)).code, 0);
+  for (const extra of [quoted, ours, '-A POSTROUTING -j IP-MASQ-AGENT']) {
+    fake.tables['ipv4']!.postrouting.push(extra);
+    const r = await cli(['status', '--config', v4config], opened);
+    assert.equal(r.code, 1, r.stdout);
+    assert.ok(r.stdout.includes(`IPv4: drifted: 0 missing, 1 unexpected\n  + ${extra}\n`), r.stdout);
+    fake.tables['ipv4']!.postrouting.pop();
+  }
 });
 
 test('the same rules in another order are drift: rules match first-wins', async () => {

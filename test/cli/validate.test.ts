@@ -194,3 +194,23 @@ test('a file over the byte cap is an error with its size and the limit, not read
     `${file}: error: config file is ${(MAX_CONFIG_BYTES + 1).toLocaleString('en')} bytes; the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes\n${file}: invalid: 1 error\n`,
   );
 });
+
+test('validate on a FIFO, a dangling link or a deeply nested file: exit 1 with what the path is, never a hang or a crash', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { symlink } = await import('node:fs/promises');
+  const fifo = `${tmp.dir}/ip-masq-fifo`;
+  execFileSync('mkfifo', [fifo]);
+  const dangling = `${tmp.dir}/ip-masq-dangling`;
+  await symlink('..data/ip-masq-agent', dangling);
+  const deep = await tmp.write('deep.yaml', `nonMasqueradeCIDRs: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`);
+  const cases: [string, RegExp][] = [
+    [fifo, /error: the config path is a FIFO \(named pipe\), not a regular file/],
+    [dangling, /error: the config path is a symbolic link to "\.\.data\/ip-masq-agent", which does not exist/],
+    [deep, /:1:36: error: lists and mappings nest more than 16 levels deep here/],
+  ];
+  for (const [path, want] of cases) {
+    const r = await cli(['validate', path]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, want);
+  }
+});

@@ -1,11 +1,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, formatIssue } from '../../src/errors.js';
 import { defaultConfig, hashConfig, type ConfigOptions } from '../../src/config/config.js';
-import { isConfigFileName, loadConfig } from '../../src/config/load.js';
+import { detectConfigMode, isConfigFileName, loadConfig, type ConfigPathMode } from '../../src/config/load.js';
 
 const V4: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };
 const V6: ConfigOptions = { enableIPv6: true, nomasqAllReservedRanges: false };
@@ -43,9 +45,9 @@ async function kubeletDir(files: Record<string, string>): Promise<string> {
   return dir;
 }
 
-async function loadError(path: string, opts: ConfigOptions = V4): Promise<ConfigError> {
+async function loadError(path: string, opts: ConfigOptions = V4, mode?: ConfigPathMode): Promise<ConfigError> {
   try {
-    await loadConfig(path, opts);
+    await loadConfig(path, opts, mode);
   } catch (err) {
     assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
     return err;
@@ -242,4 +244,72 @@ describe('isConfigFileName', () => {
     ['my-ip-masq', false],
   ];
   for (const [name, want] of cases) it(`${name}: ${want}`, () => assert.equal(isConfigFileName(name), want));
+});
+
+describe('loadConfig: only a missing path means defaults', () => {
+  const GOOD = 'nonMasqueradeCIDRs: [192.0.2.0/24]\n';
+  it('a dangling symlink as the config path is an error naming the link target, not the defaults', async () => {
+    const dir = await dirWith({});
+    const path = join(dir, 'ip-masq-agent');
+    await symlink('..data/ip-masq-agent', path);
+    for (const mode of [undefined, 'file'] as const) {
+      const err = await loadError(path, V4, mode);
+      assert.equal(err.issues.length, 1);
+      assert.equal(err.issues[0]!.source, path);
+      assert.match(err.message, /symbolic link to "\.\.data\/ip-masq-agent", which does not exist \(a dangling link/);
+    }
+  });
+  it('a FIFO is an error, and reading it never waits for a writer', async () => {
+    const dir = await dirWith({});
+    const path = join(dir, 'ip-masq-agent');
+    execFileSync('mkfifo', [path]);
+    const err = await loadError(path, V4, 'file');
+    assert.match(err.message, /the config path is a FIFO \(named pipe\), not a regular file/);
+  });
+  it('a socket and a character device are errors', async () => {
+    const dir = await dirWith({});
+    const sock = join(dir, 'sock');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(sock, resolve));
+    try {
+      assert.match((await loadError(sock, V4, 'file')).message, /is a socket, not a regular file/);
+    } finally {
+      server.close();
+    }
+    assert.match((await loadError('/dev/null', V4, 'file')).message, /is a character device, not a regular file/);
+  });
+  it('in file mode, a directory where the file was is an error that says how to read a directory', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': GOOD });
+    const err = await loadError(dir, V4, 'file');
+    assert.match(err.message, /is a directory, not a regular file \(it was not a directory when the agent started; restart the agent/);
+  });
+  it('in directory mode, a file where the directory was is an error; a missing directory means defaults', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': GOOD });
+    const err = await loadError(join(dir, 'ip-masq-agent'), V4, 'directory');
+    assert.match(err.message, /is a regular file, but it was a directory when the agent started/);
+    const loaded = await loadConfig(join(dir, 'gone'), V4, 'directory');
+    assert.equal(loaded.usingDefaults, true);
+  });
+  it('a symlink to a regular file is read in file mode; a missing parent directory means defaults', async () => {
+    const dir = await dirWith({ real: GOOD });
+    await symlink('real', join(dir, 'ip-masq-agent'));
+    assert.deepEqual(texts(await loadConfig(join(dir, 'ip-masq-agent'), V4, 'file')), ['192.0.2.0/24']);
+    assert.equal((await loadConfig(join(dir, 'no-such-dir', 'ip-masq-agent'), V4, 'file')).usingDefaults, true);
+  });
+  it('a FIFO named ip-masq* in a config directory is skipped with a warning, never opened', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': GOOD });
+    execFileSync('mkfifo', [join(dir, 'ip-masq-pipe')]);
+    const loaded = await loadConfig(dir, V4, 'directory');
+    assert.deepEqual(loaded.files, [join(dir, 'ip-masq-agent')]);
+    assert.deepEqual(texts(loaded), ['192.0.2.0/24']);
+    assert.match(loaded.warnings[0]!.message, /skipped: a FIFO \(named pipe\), not a regular file/);
+  });
+  it('detectConfigMode: a directory (or a link to one) is directory mode; anything else, missing included, file mode', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': GOOD });
+    await symlink(dir, join(root, `link-${++counter}`));
+    assert.equal(await detectConfigMode(dir), 'directory');
+    assert.equal(await detectConfigMode(join(root, `link-${counter}`)), 'directory');
+    assert.equal(await detectConfigMode(join(dir, 'ip-masq-agent')), 'file');
+    assert.equal(await detectConfigMode(join(dir, 'missing')), 'file');
+  });
 });

@@ -44,8 +44,9 @@ describe('valid configs', () => {
     { name: 'canonical text', text: 'nonMasqueradeCIDRs: [10.0.0.0/08, "2001:DB8::/32", 2001:0db8:1::/48]\n', opts: V6, cidrs: ['10.0.0.0/8', '2001:db8::/32', '2001:db8:1::/48'] },
     { name: 'IPv6 with --enable-ipv6', text: 'nonMasqueradeCIDRs:\n- fc00::/7\n- 10.0.0.0/8\n', opts: V6, cidrs: ['fc00::/7', '10.0.0.0/8'] },
     { name: 'fractional duration', text: 'resyncInterval: 1.5s\n', resync: ['1.5s', 1500] },
-    { name: 'micro sign', text: 'resyncInterval: 2µs\n', resync: ['2µs', 1] },
-    { name: 'sub-millisecond rounds up', text: 'resyncInterval: 1500us\n', resync: ['1.5ms', 2] },
+    { name: 'micro sign (below the 1s floor)', text: 'resyncInterval: 2µs\n', resync: ['2µs', 1000] },
+    { name: 'exactly the 1s floor', text: 'resyncInterval: 1000ms\n', resync: ['1s', 1000] },
+    { name: 'just above the floor rounds up to the millisecond', text: 'resyncInterval: 1000500us\n', resync: ['1.0005s', 1001] },
     { name: 'cidrLimit counts IPv4 and IPv6 together', text: 'cidrLimit: 2\nnonMasqueradeCIDRs: [10.0.0.0/8, fd00::/8]\n', opts: V6, cidrLimit: 2 },
     { name: 'cidrLimit 0 with an empty list', text: 'cidrLimit: 0\nnonMasqueradeCIDRs: []\n', cidrs: [], cidrLimit: 0 },
     { name: 'byte-order mark', text: '\ufeffmasqLinkLocal: true\n', masqLinkLocal: true },
@@ -185,8 +186,27 @@ describe('invalid configs: every issue has file, line:column, key path and the f
       text: 'resyncInterval: "1"\n',
       want: [{ path: 'resyncInterval', line: 1, column: 17, has: ['time: missing unit in duration "1"'] }],
     },
-    { name: 'resyncInterval zero', text: 'resyncInterval: 0s', want: [{ path: 'resyncInterval', line: 1, column: 17, has: ['positive'] }] },
-    { name: 'resyncInterval negative', text: 'resyncInterval: -1m', want: [{ path: 'resyncInterval', line: 1, column: 17, has: ['positive'] }] },
+    { name: 'resyncInterval negative', text: 'resyncInterval: -1m', want: [{ path: 'resyncInterval', line: 1, column: 17, has: ['must not be negative', '"-1m"'] }] },
+    {
+      name: 'a boolean written as a number past 2^53 is shown as written, not rounded',
+      text: 'masqLinkLocal: 9007199254740993\n',
+      want: [{ path: 'masqLinkLocal', line: 1, column: 16, has: ['got number 9007199254740993'] }],
+    },
+    {
+      name: 'a cidrLimit past 2^53 is shown as written, with the largest accepted',
+      text: 'cidrLimit: 9007199254740993\n',
+      want: [{ path: 'cidrLimit', line: 1, column: 12, has: ['at most 9007199254740991', 'got number 9007199254740993'] }],
+    },
+    {
+      name: 'a negative cidrLimit past 2^53 is shown as written',
+      text: 'cidrLimit: -9007199254740993\n',
+      want: [{ path: 'cidrLimit', line: 1, column: 12, has: ['got number -9007199254740993'] }],
+    },
+    {
+      name: 'a huge number literal is quoted cut short',
+      text: `masqLinkLocal: ${'9'.repeat(5000)}\n`,
+      want: [{ path: 'masqLinkLocal', line: 1, column: 16, has: [`got number ${'9'.repeat(40)}... (cut, 5000 characters)`] }],
+    },
     {
       name: 'resyncInterval overflow',
       text: 'resyncInterval: 9223372036854775808ns',
@@ -215,7 +235,7 @@ describe('invalid configs: every issue has file, line:column, key path and the f
       want: [{ path: 'nonMasqueradeCIDRs[0]', line: 1, column: 22, has: ['a date', 'quote it'] }],
     },
     { name: 'top level is a list', text: '- 10.0.0.0/8\n', want: [{ path: '', line: 1, column: 1, has: ['must be a mapping', 'got a list'] }] },
-    { name: 'top level is a string', text: 'abcdefg\n', want: [{ path: '', line: 1, column: 1, has: ['must be a mapping', 'got string "abcdefg"'] }] },
+    { name: 'top level is a string', text: 'abcdefg\n', want: [{ path: '', line: 1, column: 1, has: ['must be a mapping', 'got a string of 7 bytes (its text is not shown'] }] },
     { name: 'duplicate key', text: 'cidrLimit: 1\ncidrLimit: 2\n', want: [{ path: '', line: 2, column: 1, has: ['duplicate key "cidrLimit"'] }] },
     {
       name: 'duplicate key in different case',
@@ -289,6 +309,35 @@ describe('warnings', () => {
     assert.equal(w.path, 'nonMasqueradeCIDRs[2]');
     assert.equal(w.line, 4);
     assert.ok(w.message.includes('nonMasqueradeCIDRs[0]') && w.message.includes('nonMasqueradeCIDRs[2]'), w.message);
+  });
+  describe('a resyncInterval below 1s runs at 1s, with one warning naming where it was written and the value in force', () => {
+    for (const written of ['1ns', '0s', '"0"', '0.1ns', '999ms', '999999999ns']) {
+      it(written, () => {
+        const parsed = parseConfigText(`masqLinkLocal: true\nresyncInterval: ${written}\n`, FILE, V4);
+        assert.equal(parsed.config.resyncIntervalMs, 1000);
+        assert.equal(parsed.warnings.length, 1);
+        const w = parsed.warnings[0]!;
+        assert.deepEqual([w.source, w.path, w.line, w.column], [FILE, 'resyncInterval', 2, 17]);
+        assert.ok(w.message.includes(`resyncInterval ${written.replace(/"/g, '')} is shorter than 1s`), w.message);
+        assert.match(w.message, /resyncing every 1s/);
+      });
+    }
+    it('1s itself warns about nothing', () => {
+      assert.deepEqual(parseConfigText('resyncInterval: 1s\n', FILE, V4).warnings, []);
+    });
+  });
+  describe('a bare number for resyncInterval is an error whose suggestion is itself accepted', () => {
+    for (const [written, suggested] of [['0', '0s'], ['60', '60s'], ['0.5', '0.5s'], ['9007199254740993', '60s']] as const) {
+      it(written, () => {
+        const [issue] = issuesOf(`resyncInterval: ${written}\n`);
+        const m = /e\.g\. resyncInterval: "([^"]*)"/.exec(issue!.message);
+        assert.ok(m, issue!.message);
+        assert.equal(m[1], suggested, issue!.message);
+        assert.ok(issue!.message.includes(`got number ${written}`), issue!.message);
+        const accepted = parseConfigText(`resyncInterval: "${m[1]}"\n`, FILE, V4);
+        assert.ok(accepted.config.resyncIntervalMs >= 1000);
+      });
+    }
   });
   it('a resync interval beyond Node timers is capped, with a warning', () => {
     const parsed = parseConfigText('resyncInterval: 100000h\n', FILE, V4);

@@ -144,11 +144,11 @@ describe('parse cache', () => {
     const file = join(root, `cache-${++counter}`);
     await writeFile(file, 'nonmasqueradecidrs: [10.0.0.0/8]\n'); // a case-folded key: a warning of the parser itself
     const cache = createParseCache();
-    const a = await loadConfig(file, V4, cache);
-    const b = await loadConfig(file, V4, cache);
+    const a = await loadConfig(file, V4, undefined, cache);
+    const b = await loadConfig(file, V4, undefined, cache);
     assert.equal(a.warnings[0], b.warnings[0], 'the same warning object: not parsed again');
     await writeFile(file, 'nonMasqueradeCIDRs: [192.0.2.0/24]\n');
-    const c = await loadConfig(file, V4, cache);
+    const c = await loadConfig(file, V4, undefined, cache);
     assert.deepEqual(c.config.nonMasqueradeCIDRs.map((e) => e.text), ['192.0.2.0/24']);
     assert.equal(cache.size, 1);
   });

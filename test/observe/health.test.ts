@@ -127,6 +127,22 @@ const CASES: readonly Case[] = [
     readyReasons: ['ipv4: last successful sync was 5m0s ago'],
   },
   {
+    name: '5 failures within 15 s (retries with backoff, 60 s resync): still healthy, as 5 resyncs would take 4 minutes',
+    status: makeStatus({ ipv4: { ...failing(T0, 5, T0 + 15 * SEC), failingSince: T0 } }),
+    now: T0 + 15 * SEC,
+    healthy: true,
+    ready: true,
+  },
+  {
+    name: 'failures by retries that span 4 resync intervals turn unhealthy',
+    status: makeStatus({ ipv4: { ...failing(T0, 9, T0 + 4 * MIN), failingSince: T0 } }),
+    now: T0 + 4 * MIN,
+    healthy: false,
+    ready: false,
+    healthReasons: ['ipv4: 9 syncs in a row failed (limit 5)'],
+    readyReasons: ['ipv4: last successful sync was 4m0s ago'],
+  },
+  {
     name: 'the failure threshold is an option',
     status: makeStatus({ ipv4: failing(T0, 2, T0 + 2 * MIN) }),
     now: T0 + 2 * MIN,
@@ -231,4 +247,28 @@ test('health: a sync hanging since its start counts from the attempt, not the la
   const stuck = makeStatus({ ipv4: { ...okFamily(T0), lastAttemptAt: T0 + MIN } }, { lastSyncAt: T0 });
   assert.equal(evaluateHealth(stuck, T0 + 3 * MIN).healthy, true);
   assert.equal(evaluateHealth(stuck, T0 + 3 * MIN + 1).healthy, false);
+});
+
+test('health body: a flood of error text is cut, and at most 20 config errors are listed', () => {
+  const flood = 'x'.repeat(2_000_000);
+  const status = makeStatus(
+    { ipv4: { ...failing(undefined, 9, T0, flood), failingSince: T0 - 10 * MIN } },
+    { configValid: false, configErrors: Array.from({ length: 5000 }, (_, i) => `/etc/config/ip-masq-agent:${i + 1}:1: ${flood}`) },
+  );
+  const h = evaluateHealth(status, T0);
+  const body = JSON.stringify(h.body);
+  assert.ok(body.length < 40_000, `body: ${body.length} bytes`);
+  assert.equal(h.body.configErrors.length, 21);
+  assert.equal(h.body.configErrors[20], '... and 4980 more');
+  assert.match(h.body.families['ipv4']?.lastError ?? '', /^x+… \(cut, \d+ bytes\)$/);
+  assert.ok(h.healthReasons.every((r) => r.length < 1200));
+});
+
+test('health body: families whose rules were kept from the kernel at an invalid start are listed; absent otherwise', () => {
+  const kept = makeStatus({ ipv4: okFamily(T0) }, { configValid: false, configErrors: ['bad CIDR'], rulesKeptFromKernel: ['ipv4'] });
+  const h = evaluateHealth(kept, T0 + SEC);
+  assert.deepEqual(h.body.rulesKeptFromKernel, ['ipv4']);
+  assert.equal(h.body.configValid, false);
+  assert.equal(h.ready, true, 'the rules in force are good ones');
+  assert.equal('rulesKeptFromKernel' in evaluateHealth(makeStatus({ ipv4: okFamily(T0) }), T0 + SEC).body, false);
 });

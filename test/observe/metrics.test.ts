@@ -114,3 +114,27 @@ test('metrics: the process defaults are in the registry, and two instances do no
   }
   assert.match(await a.registry.metrics(), /^# TYPE ip_masq_agent_sync_total counter$/m);
 });
+
+test('metrics: retries are counted, the pending backoff is a gauge, and both reset to 0 backoff after a success', async () => {
+  const m = createMetrics({ defaultMetrics: false });
+  const failed = (reason: string, retryAfterMs: number): SyncReport => ({
+    reason,
+    at: T0,
+    configValid: true,
+    families: [{ family: 'ipv4', result: 'error', durationMs: 3, rules: 0, error: 'boom' }],
+    retryAfterMs,
+  });
+  m.onSync(failed('start', 1000));
+  let text = await m.registry.metrics();
+  assert.equal(sample(text, 'ip_masq_agent_sync_retries_total'), 0);
+  assert.equal(sample(text, 'ip_masq_agent_sync_retry_backoff_seconds'), 1);
+  m.onSync(failed('retry', 2000));
+  m.onSync(failed('retry', 4000));
+  text = await m.registry.metrics();
+  assert.equal(sample(text, 'ip_masq_agent_sync_retries_total'), 2);
+  assert.equal(sample(text, 'ip_masq_agent_sync_retry_backoff_seconds'), 4);
+  m.onSync({ ...report([{ family: 'ipv4', result: 'applied', durationMs: 3, rules: 4 }]), reason: 'retry' });
+  text = await m.registry.metrics();
+  assert.equal(sample(text, 'ip_masq_agent_sync_retries_total'), 3);
+  assert.equal(sample(text, 'ip_masq_agent_sync_retry_backoff_seconds'), 0);
+});

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import type { AgentStatus } from '../../src/agent/agent.js';
 import { UsageError } from '../../src/errors.js';
 import { createMemoryLogger } from '../../src/observe/log.js';
@@ -178,4 +179,86 @@ test('http: close() returns while a request hangs in its handler, dropping that 
   await inHandler;
   await server.close();
   await assert.rejects(pending, /socket hang up|ECONNRESET/);
+});
+
+/** Opens a TCP connection and resolves once connected; `closed` settles when the server ends it. */
+function openIdle(port: number): Promise<{ socket: Socket; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.on('error', () => undefined); // a reset by the server is what some tests expect
+    socket.once('connect', () => resolve({ socket, closed }));
+    socket.once('error', reject);
+  });
+}
+
+test('http: connections past maxConnections are closed at once (and logged once); the server answers again when they end', { timeout: 20_000 }, async () => {
+  const s = setup();
+  const server = await startHttpServer({ bindAddress: '127.0.0.1:0', flag: '--healthz-bind-address', routes: s.routes, log: s.log, limits: { maxConnections: 3 } });
+  assert.ok(server);
+  const held = await Promise.all([1, 2, 3].map(() => openIdle(server.port)));
+  try {
+    const extra = await Promise.all([1, 2].map(() => openIdle(server.port)));
+    await Promise.all(extra.map((c) => c.closed)); // closed by the server, not by us
+    assert.equal(s.log.entries.filter((e) => /connection limit reached/.test(e.msg)).length, 1);
+    for (const c of held) c.socket.destroy();
+    await Promise.all(held.map((c) => c.closed));
+    assert.equal((await send(`${server.url}/healthz`)).status, 200);
+  } finally {
+    for (const c of held) c.socket.destroy();
+    await server.close();
+  }
+});
+
+test('http: an idle connection that never sends a request is closed by the server', { timeout: 20_000 }, async () => {
+  const s = setup();
+  const server = await startHttpServer({
+    bindAddress: '127.0.0.1:0',
+    flag: '--healthz-bind-address',
+    routes: s.routes,
+    log: s.log,
+    limits: { idleTimeoutMs: 200, headersTimeoutMs: 300, requestTimeoutMs: 400 },
+  });
+  assert.ok(server);
+  try {
+    const silent = await openIdle(server.port);
+    await silent.closed;
+    // Half a request line, then nothing: the header timeout ends it too.
+    const slow = await openIdle(server.port);
+    slow.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    await slow.closed;
+  } finally {
+    await server.close();
+  }
+});
+
+test('http: a request with a body is refused with 413, other methods with 405, and the connection is closed', async () => {
+  const s = setup();
+  const server = await startHttpServer({ bindAddress: '127.0.0.1:0', flag: '--healthz-bind-address', routes: s.routes, log: s.log });
+  assert.ok(server);
+  try {
+    const withBody = await new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+      const req = request(`${server.url}/healthz`, { method: 'GET', agent: false, headers: { 'Content-Length': '1000000' } }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, connection: res.headers.connection });
+      });
+      req.on('error', reject);
+      req.write('x'.repeat(1000));
+    });
+    assert.deepEqual(withBody, { status: 413, connection: 'close' });
+    const post = await send(`${server.url}/healthz`, 'POST');
+    assert.equal(post.status, 405);
+    assert.equal(post.headers['connection'], 'close');
+    const huge = await new Promise<number>((resolve, reject) => {
+      const req = request(`${server.url}/healthz`, { agent: false, headers: { 'X-Big': 'y'.repeat(20_000) } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(huge, 431);
+  } finally {
+    await server.close();
+  }
 });

@@ -27,3 +27,45 @@ export const RANDOM_FULLY_MIN_VERSION = '1.6.2';
 
 /** Longest chain name iptables accepts (XT_EXTENSION_MAXNAMELEN - 1). */
 export const MAX_CHAIN_NAME_LENGTH = 28;
+
+/** The built-in chains of every iptables table: never ours to flush. */
+export const BUILTIN_CHAINS: readonly string[] = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
+
+/**
+ * Names `-j` reads as a verdict or a target rather than a chain: the built-in verdicts, the
+ * reserved ERROR, and every target extension iptables 1.8 ships (the upper-case libxt_, libipt_
+ * and libip6t_ names). iptables refuses to create a chain named like a target.
+ */
+export const TARGET_NAMES: readonly string[] = [
+  'ACCEPT', 'DROP', 'RETURN', 'QUEUE', 'ERROR',
+  'AUDIT', 'CHECKSUM', 'CLASSIFY', 'CLUSTERIP', 'CONNMARK', 'CONNSECMARK', 'CT', 'DNAT', 'DNPT', 'DSCP',
+  'ECN', 'HL', 'HMARK', 'IDLETIMER', 'LED', 'LOG', 'MARK', 'MASQUERADE', 'NAT', 'NETMAP', 'NFLOG',
+  'NFQUEUE', 'NOTRACK', 'RATEEST', 'REDIRECT', 'REJECT', 'SECMARK', 'SET', 'SNAT', 'SNPT', 'SYNPROXY',
+  'TCPMSS', 'TCPOPTSTRIP', 'TEE', 'TOS', 'TPROXY', 'TRACE', 'TTL', 'ULOG',
+];
+
+/**
+ * Prefixes of chains other node components create in the nat and filter tables, with their
+ * owner, compared without regard to case. Taking such a name would let our restore flush their
+ * rules (the `:CHAIN` line empties it) and `cleanup` delete them. The list covers what runs
+ * beside this agent on Kubernetes nodes: kubelet and kube-proxy (KUBE-POSTROUTING,
+ * KUBE-MARK-MASQ, ...; kube-router's KUBE-ROUTER-* too, hence the bare "KUBE"), the CNI plugins
+ * (bridge/portmap CNI-*, Calico cali-*, Cilium CILIUM_*, flannel, Weave, Antrea, AWS VPC CNI,
+ * OVN-Kubernetes), container runtimes (Docker, Podman's netavark), Istio, and libvirt.
+ */
+export const FOREIGN_CHAIN_PREFIXES: readonly (readonly [prefix: string, owner: string])[] = [
+  ['KUBE', 'Kubernetes (kubelet, kube-proxy, kube-router)'],
+  ['CNI-', 'the CNI bridge and portmap plugins'],
+  ['cali', 'Calico'],
+  ['CILIUM', 'Cilium'],
+  ['OLD_CILIUM', 'Cilium'],
+  ['FLANNEL', 'flannel'],
+  ['WEAVE', 'Weave Net'],
+  ['ANTREA', 'Antrea'],
+  ['AWS-', 'the AWS VPC CNI'],
+  ['OVN-KUBE', 'OVN-Kubernetes'],
+  ['DOCKER', 'Docker'],
+  ['NETAVARK', 'Podman (netavark)'],
+  ['ISTIO', 'Istio'],
+  ['LIBVIRT', 'libvirt'],
+];

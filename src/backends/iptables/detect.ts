@@ -2,6 +2,7 @@
 // so we write rules where kubelet and kube-proxy write theirs: mixing backends on one host means
 // whichever NAT decision runs first wins.
 import { CommandError } from '../../errors.js';
+import { quoteExcerpt } from '../../excerpt.js';
 import type { Runner } from '../../exec/runner.js';
 import { RANDOM_FULLY_MIN_VERSION } from './constants.js';
 
@@ -80,7 +81,7 @@ export async function iptablesVersion(runner: Runner, mode: IptablesMode): Promi
   const { stdout, stderr } = await runner(argv, { timeoutMs: DETECT_TIMEOUT_MS });
   const m = /v(\d+\.\d+(?:\.\d+)?)/.exec(stdout);
   if (!m?.[1]) {
-    throw new CommandError(argv, 0, stderr, 'other', `${argv.join(' ')}: no version in output ${JSON.stringify(stdout.trim())}`);
+    throw new CommandError(argv, 0, stderr, 'other', `${argv.join(' ')}: no version in output ${quoteExcerpt(stdout.trim())}`);
   }
   return m[1];
 }

@@ -1,15 +1,18 @@
 // The iptables backend (nft or legacy flavour): one `iptables-restore --noflush` payload per
-// family and sync, then the POSTROUTING jump added only if `-C` says it is missing. Reads back
-// only our chain and the jump: a full `iptables-save -t nat` costs over a second next to a big
-// kube-proxy (netfilter-facts.md).
+// family and sync, then the POSTROUTING jump put right: added when missing, and every other rule
+// that jumps to our chain (an older release's form, a duplicate, a bare jump) replaced by ours in
+// one more restore. Reads back only our chain and POSTROUTING: a full `iptables-save -t nat`
+// costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms (netfilter-facts.md).
 import type { Backend, OwnedState } from '../backend.js';
 import { CommandError } from '../../errors.js';
+import { cutExcerpt } from '../../excerpt.js';
 import type { CommandResult, Runner } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy-types.js';
 import { DEFAULT_WAIT_SECONDS } from './constants.js';
 import { findShadowingRules } from './shadow.js';
 import type { IptablesMode } from './detect.js';
+import { findRulesWithTarget, planJumpRepair, renderDeletePayload } from './rules.js';
 import {
   checkChainName,
   jumpRuleSpec,
@@ -33,7 +36,7 @@ export interface IptablesBackendOptions {
   readonly lockRetries?: number;
   /** Pause before the first retry, doubled before each further one; default 250 ms. */
   readonly retryDelayMs?: number;
-  /** Per-command timeout; default 30 s (well above `-w` plus the slowest measured restore). */
+  /** Per-command timeout; default the runner's (30 s unless --command-timeout: well above `-w` plus the slowest measured restore). */
   readonly timeoutMs?: number;
   /** Injected so unit tests drive retries without waiting. */
   readonly sleep?: (ms: number) => Promise<void>;
@@ -50,7 +53,7 @@ export class IptablesRestoreError extends CommandError {
     /** The whole payload, for logs and reports. */
     readonly payload: string,
   ) {
-    const where = line === undefined ? '' : ` at payload line ${line}${lineText === undefined ? '' : ` (${lineText})`}`;
+    const where = line === undefined ? '' : ` at payload line ${line}${lineText === undefined ? '' : ` (${cutExcerpt(lineText)})`}`;
     const why = said(base.stderr) || base.message;
     super(base.argv, base.exitCode, base.stderr, base.failure, `${base.argv.join(' ')} refused the payload${where}: ${why}`);
   }
@@ -61,10 +64,11 @@ const NO_CHAIN = /No chain\/target\/match by that name/;
 const NFT_INCOMPATIBLE = /in table `nat' is incompatible/;
 // `-C ... -j CHAIN` exits 2 when the jump target does not exist (nft / legacy wording).
 const TARGET_MISSING = /Chain '[^']*' does not exist|Couldn't load target/;
-// Stops a cleanup loop if `-D` somehow never removes what `-C` finds.
-const MAX_JUMP_DELETES = 100;
-
-type JumpState = 'present' | 'missing' | 'no-chain';
+// Stops a cleanup loop if jumps keep coming back (another agent adding them as fast as we delete).
+const MAX_JUMP_ROUNDS = 10;
+// `-X` of a chain that a rule still jumps to: nft / legacy wording.
+const CHAIN_IN_USE = /Device or resource busy|Too many links/;
+const IN_USE_HINT = 'a rule outside POSTROUTING still jumps to the chain; delete that rule, then run cleanup again';
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -72,14 +76,15 @@ function outputLines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
 }
 
-/** What iptables said, on one line: its messages without the "Try `iptables -h'" boilerplate. */
+/** What iptables said, on one line and cut short: its messages without the "Try `iptables -h'" boilerplate. */
 function said(stderr: string): string {
-  return stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('Try `') && !l.startsWith('Error occurred at line'))
-    .slice(0, 3)
-    .join(' | ');
+  const lines: string[] = [];
+  for (const raw of stderr.split('\n')) {
+    const l = raw.trim();
+    if (l !== '' && !l.startsWith('Try `') && !l.startsWith('Error occurred at line')) lines.push(l);
+    if (lines.length === 3) break;
+  }
+  return cutExcerpt(lines.join(' | '));
 }
 
 /** Creates the iptables backend for one mode; its name is `iptables-nft` or `iptables-legacy`. */
@@ -90,7 +95,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
   const wait = String(opts.waitSeconds ?? DEFAULT_WAIT_SECONDS);
   const lockRetries = opts.lockRetries ?? 2;
   const retryDelayMs = opts.retryDelayMs ?? 250;
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
   const sleep = opts.sleep ?? defaultSleep;
   const name = `iptables-${mode}`;
 
@@ -107,7 +112,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     let delay = retryDelayMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await runner(argv, { timeoutMs, ...extra });
+        return await runner(argv, { ...timeout, ...extra });
       } catch (e) {
         if (!(e instanceof CommandError)) throw e;
         if (e.failure === 'not-installed') {
@@ -129,21 +134,41 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     }
   }
 
-  async function jumpState(family: Family): Promise<JumpState> {
+  /** Whether `-C` of our jump says the chain is missing; only to tell "missing" from "incompatible". */
+  async function chainMissing(family: Family): Promise<boolean> {
     const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));
     const r = await run(argv, { okExitCodes: [0, 1, 2] });
-    if (r.exitCode === 0) return 'present';
-    if (r.exitCode === 1) return 'missing';
-    if (TARGET_MISSING.test(r.stderr)) return 'no-chain';
-    throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${said(r.stderr)}`);
+    if (r.exitCode === 2 && !TARGET_MISSING.test(r.stderr)) {
+      throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${said(r.stderr)}`);
+    }
+    return r.exitCode === 2;
+  }
+
+  /** The nat POSTROUTING rules as `-S` prints them (cheap on nft; legacy reads the table anyway). */
+  async function postrouting(family: Family): Promise<string[]> {
+    return outputLines((await run(nat(family, '-S', 'POSTROUTING'))).stdout);
+  }
+
+  async function restore(family: Family, payload: string): Promise<void> {
+    await run([tool(family, '-restore'), '-w', wait, '--noflush'], { input: payload });
   }
 
   /** `-F`/`-X` of our chain, where "no such chain" is success (cleanup is idempotent). */
   async function chainCommand(family: Family, flag: '-F' | '-X'): Promise<void> {
     const argv = nat(family, flag, chain);
-    const r = await run(argv, { okExitCodes: [0, 1] });
+    let r: CommandResult;
+    try {
+      r = await run(argv, { okExitCodes: [0, 1] });
+    } catch (e) {
+      // iptables-nft exits 4 here, which is no lock problem: say what holds the chain.
+      if (e instanceof CommandError && e.failure === 'other' && CHAIN_IN_USE.test(e.stderr)) {
+        throw new CommandError(e.argv, e.exitCode, e.stderr, 'other', `${argv.join(' ')}: ${said(e.stderr)}: ${IN_USE_HINT}`);
+      }
+      throw e;
+    }
     if (r.exitCode === 1 && !NO_CHAIN.test(r.stderr)) {
-      throw new CommandError(argv, 1, r.stderr, 'other', `${argv.join(' ')}: exit code 1: ${said(r.stderr)}`);
+      const hint = CHAIN_IN_USE.test(r.stderr) ? `: ${IN_USE_HINT}` : '';
+      throw new CommandError(argv, 1, r.stderr, 'other', `${argv.join(' ')}: exit code 1: ${said(r.stderr)}${hint}`);
     }
   }
 
@@ -157,17 +182,18 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     async read(family: Family): Promise<OwnedState> {
       const listArgv = nat(family, '-S', chain);
       const list = await run(listArgv, { okExitCodes: [0, 1] });
-      const jump = await jumpState(family);
+      // Every jump to our chain, in any form: an extra one is drift that apply repairs.
+      const jumps = findRulesWithTarget(await postrouting(family), 'POSTROUTING', chain).map((r) => r.line);
       let chainLines: string[];
       if (list.exitCode === 0) {
         chainLines = outputLines(list.stdout);
-      } else if (NO_CHAIN.test(list.stderr) || (NFT_INCOMPATIBLE.test(list.stderr) && jump === 'no-chain')) {
+      } else if (NO_CHAIN.test(list.stderr) || (NFT_INCOMPATIBLE.test(list.stderr) && jumps.length === 0 && (await chainMissing(family)))) {
         // iptables-nft 1.8.9 calls a missing chain "incompatible"; the -C probe confirms it is absent.
         chainLines = [];
       } else {
         throw new CommandError(listArgv, list.exitCode, list.stderr, 'other', `${listArgv.join(' ')}: exit code ${list.exitCode}: ${said(list.stderr)}`);
       }
-      return jump === 'present' ? [renderJumpSaveLine(chain), ...chainLines] : chainLines;
+      return [...jumps, ...chainLines];
     },
 
     async apply(policy: FamilyPolicy): Promise<void> {
@@ -184,24 +210,32 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
         throw e;
       }
       // Only now, with the chain complete, may traffic be sent into it.
-      if ((await jumpState(policy.family)) !== 'present') {
-        await run(nat(policy.family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
+      const repair = planJumpRepair(await postrouting(policy.family), chain, renderJumpSaveLine(chain));
+      if (repair.kind === 'append') await run(nat(policy.family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
+      if (repair.kind === 'replace') {
+        try {
+          await restore(policy.family, repair.payload);
+        } catch (e) {
+          if (!(e instanceof CommandError)) throw e;
+          const what = `replacing ${repair.remove.length} POSTROUTING jump${repair.remove.length === 1 ? '' : 's'} to ${chain} (older forms or duplicates) by ours`;
+          throw new CommandError(e.argv, e.exitCode, e.stderr, e.failure, `${what} failed; the chain is up to date: ${e.message}`);
+        }
       }
     },
 
     async findShadowing(family: Family): Promise<readonly string[]> {
-      const r = await run(nat(family, '-S', 'POSTROUTING'));
-      return findShadowingRules(outputLines(r.stdout), chain);
+      return findShadowingRules(await postrouting(family), chain);
     },
 
     async cleanup(family: Family): Promise<void> {
-      // Repeat: another agent (or an old run) may have left duplicates of the same jump.
-      let deletes = 0;
-      while ((await jumpState(family)) === 'present') {
-        if (deletes++ >= MAX_JUMP_DELETES) {
-          throw new CommandError([], null, '', 'other', `${name}: POSTROUTING jump to ${chain} still present after ${MAX_JUMP_DELETES} deletes`);
+      // Every form at once (ours, older releases', duplicates, bare); again if more came meanwhile.
+      for (let round = 0; ; round++) {
+        const jumps = findRulesWithTarget(await postrouting(family), 'POSTROUTING', chain).map((r) => r.line);
+        if (jumps.length === 0) break;
+        if (round >= MAX_JUMP_ROUNDS) {
+          throw new CommandError([], null, '', 'other', `${name}: POSTROUTING jumps to ${chain} still present after ${MAX_JUMP_ROUNDS} rounds of deletes (does another agent keep adding them?)`);
         }
-        await run(nat(family, '-D', 'POSTROUTING', ...jumpRuleSpec(chain)));
+        await restore(family, renderDeletePayload(jumps));
       }
       await chainCommand(family, '-F');
       await chainCommand(family, '-X');

@@ -10,12 +10,16 @@
 import type { Cidr } from '../../net/cidr.js';
 import type { FamilyPolicy, PortRange } from '../../policy-types.js';
 import {
+  BUILTIN_CHAINS,
+  FOREIGN_CHAIN_PREFIXES,
   MASQ_COMMENT,
   MAX_CHAIN_NAME_LENGTH,
   NON_MASQ_COMMENT,
+  TARGET_NAMES,
   TO_PORTS_PROTOCOLS,
   jumpComment,
 } from './constants.js';
+import { quoteRuleArg } from './rules.js';
 
 /** What shapes the rendered rules besides the policy itself. */
 export interface RenderOptions {
@@ -25,17 +29,35 @@ export interface RenderOptions {
   readonly randomFully: boolean;
 }
 
-/** Says what is wrong with a chain name iptables would reject, or undefined when it is fine. */
+/** How a chain name is shown in messages: JSON-quoted, cut short so a huge flag is never echoed whole. */
+function quoteChain(chain: string): string {
+  return JSON.stringify(chain.length > 40 ? `${chain.slice(0, 40)}...` : chain);
+}
+
+/**
+ * Says what is wrong with a chain name for our chain, or undefined when it is fine: a name
+ * iptables rejects or reads as something else, or one that belongs to another component
+ * (taking it would overwrite that component's rules, and `cleanup` would flush them).
+ */
 export function checkChainName(chain: string): string | undefined {
   if (chain.length === 0) return 'chain name is empty';
-  if (chain.length > MAX_CHAIN_NAME_LENGTH) {
-    return `chain name "${chain}" is ${chain.length} characters long; iptables allows at most ${MAX_CHAIN_NAME_LENGTH}`;
+  const shown = quoteChain(chain);
+  const bytes = Buffer.byteLength(chain, 'utf8');
+  if (bytes > MAX_CHAIN_NAME_LENGTH) {
+    return `chain name ${shown} is ${bytes} bytes long (UTF-8); iptables allows at most ${MAX_CHAIN_NAME_LENGTH}`;
   }
   // Quotes and whitespace would break the restore payload's quoting; a leading '-' or '!'
-  // would be read as an option or a negation.
-  if (/[\s"'\\]/.test(chain) || /^[-!]/.test(chain)) {
-    return `chain name "${chain}" may not contain whitespace or quotes, nor start with '-' or '!'`;
+  // would be read as an option or a negation; control characters garble every message.
+  if (/[\s"'\\\x00-\x1f\x7f]/.test(chain) || /^[-!]/.test(chain)) {
+    return `chain name ${shown} may not contain whitespace, quotes or control characters, nor start with '-' or '!'`;
   }
+  const upper = chain.toUpperCase();
+  if (BUILTIN_CHAINS.includes(upper)) return `${shown} is a built-in chain; the agent needs a chain of its own`;
+  if (TARGET_NAMES.includes(upper)) {
+    return `${shown} is the name of an iptables target (${TARGET_NAMES.slice(0, 6).join(', ')}, ...); a chain of that name cannot be jumped to`;
+  }
+  const owner = FOREIGN_CHAIN_PREFIXES.find(([prefix]) => upper.startsWith(prefix.toUpperCase()));
+  if (owner) return `${shown} starts with ${JSON.stringify(owner[0])}, the prefix of ${owner[1]}'s chains; choose a name of the agent's own, e.g. IP-MASQ-AGENT`;
   return undefined;
 }
 
@@ -132,12 +154,6 @@ export function formatSavedCidr(cidr: Cidr): string {
   return `${address}/${cidr.prefix}`;
 }
 
-// xtables_save_string: bare when only [A-Za-z0-9_-], else double-quoted with " \ ' escaped.
-function saveString(value: string): string {
-  if (/^[A-Za-z0-9_-]+$/.test(value)) return value;
-  return `"${value.replace(/["\\']/g, (c) => `\\${c}`)}"`;
-}
-
 function portsText(r: PortRange): string {
   return r.from === r.to ? String(r.from) : `${r.from}-${r.to}`;
 }
@@ -184,7 +200,7 @@ export function jumpRuleSpec(chain: string): string[] {
 
 /** The POSTROUTING jump as `iptables -t nat -S POSTROUTING` prints it. */
 export function renderJumpSaveLine(chain: string): string {
-  return `-A POSTROUTING -m comment --comment ${saveString(jumpComment(chain))} -m addrtype ! --dst-type LOCAL -j ${chain}`;
+  return `-A POSTROUTING -m comment --comment ${quoteRuleArg(jumpComment(chain))} -m addrtype ! --dst-type LOCAL -j ${chain}`;
 }
 
 /** Our chain as `iptables -t nat -S CHAIN` prints it once the payload is applied. */
@@ -192,12 +208,12 @@ export function renderChainSaveLines(policy: FamilyPolicy, opts: RenderOptions):
   assertFamily(policy);
   const { chain } = opts;
   const fully = opts.randomFully ? ' --random-fully' : '';
-  const masqComment = `-m comment --comment ${saveString(MASQ_COMMENT)}`;
+  const masqComment = `-m comment --comment ${quoteRuleArg(MASQ_COMMENT)}`;
   const lines = [`-N ${chain}`];
   for (const e of policy.exempt) {
     // iptables drops a match-everything destination (/0) from its output.
     const dst = e.cidr.prefix === 0 ? '' : ` -d ${formatSavedCidr(e.cidr)}`;
-    lines.push(`-A ${chain}${dst} -m comment --comment ${saveString(NON_MASQ_COMMENT)} -j RETURN`);
+    lines.push(`-A ${chain}${dst} -m comment --comment ${quoteRuleArg(NON_MASQ_COMMENT)} -j RETURN`);
   }
   const probabilities = toPortsProbabilities(policy.toPorts).map(savedProbability);
   for (const proto of TO_PORTS_PROTOCOLS) {

@@ -1,3 +1,5 @@
+import { parseRuleLine } from './rules.js';
+
 /**
  * Finds the nat POSTROUTING rules (as `iptables -S POSTROUTING` prints them) that come before our
  * jump and end in MASQUERADE or SNAT: a packet they match is translated before our chain can
@@ -6,9 +8,10 @@
 export function findShadowingRules(postrouting: readonly string[], chain: string): string[] {
   const found: string[] = [];
   for (const line of postrouting) {
-    if (!line.startsWith('-A POSTROUTING ')) continue;
-    if (line.endsWith(` -j ${chain}`)) break;
-    if (/ -j (MASQUERADE|SNAT)( |$)/.test(line)) found.push(line);
+    const rule = parseRuleLine(line);
+    if (rule?.chain !== 'POSTROUTING') continue;
+    if (rule.target === chain) break;
+    if (rule.target === 'MASQUERADE' || rule.target === 'SNAT') found.push(line);
   }
   return found;
 }

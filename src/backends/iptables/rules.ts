@@ -1,0 +1,122 @@
+// Reading `iptables -S` lines as rules, not as text: a jump to our chain is a rule whose target
+// (`-j` or `-g`) is our chain, whatever its matches and comments say. Text matching counted a
+// foreign rule whose comment mentions `-j IP-MASQ-AGENT` as a jump, and missed older releases'
+// jumps whose comment differs from ours (compat-contract.md).
+
+/** An argument as iptables prints it (xtables_save_string): bare when only [A-Za-z0-9_-], else quoted. */
+export function quoteRuleArg(value: string): string {
+  if (/^[A-Za-z0-9_-]+$/.test(value)) return value;
+  return `"${value.replace(/["\\']/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * Splits one `iptables -S` / `iptables-save` line into its arguments as iptables-restore does:
+ * whitespace separates, double quotes group, and inside quotes a backslash takes the next
+ * character literally (xtables_save_string writes `"` `\` `'` so). Throws on an open quote.
+ */
+export function splitRuleArgs(line: string): string[] {
+  const args: string[] = [];
+  let current = '';
+  let inArg = false;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charAt(i);
+    if (quoted) {
+      if (c === '\\' && i + 1 < line.length) current += line.charAt(++i);
+      else if (c === '"') quoted = false;
+      else current += c;
+    } else if (c === '"') {
+      quoted = true;
+      inArg = true;
+    } else if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
+      if (inArg) args.push(current);
+      current = '';
+      inArg = false;
+    } else {
+      current += c;
+      inArg = true;
+    }
+  }
+  if (quoted) throw new Error(`unterminated quote in iptables rule: ${line.length > 200 ? `${line.slice(0, 200)}... (cut)` : line}`);
+  if (inArg) args.push(current);
+  return args;
+}
+
+/** One `-A CHAIN ...` line of `iptables -S`, parsed. */
+export interface ParsedRule {
+  /** The line exactly as iptables printed it (what `-D` in a restore payload takes back). */
+  readonly line: string;
+  /** The chain the rule is in. */
+  readonly chain: string;
+  /** The `-j` or `-g` target, when there is one. */
+  readonly target: string | undefined;
+}
+
+// Options whose value is free text: a comment such as `-j` is printed bare and must not be
+// read as a target.
+const FREE_TEXT_OPTIONS = new Set(['--comment']);
+
+/** Parses an `-A CHAIN ...` line; undefined for anything else (`-P`, `-N`, blank, comments). */
+export function parseRuleLine(line: string): ParsedRule | undefined {
+  if (!line.startsWith('-A ')) return undefined;
+  const args = splitRuleArgs(line);
+  const chain = args[1];
+  if (chain === undefined) return undefined;
+  let target: string | undefined;
+  for (let i = 2; i < args.length; i++) {
+    const a = args[i];
+    if (a !== undefined && FREE_TEXT_OPTIONS.has(a)) i++;
+    else if (a === '-j' || a === '--jump' || a === '-g' || a === '--goto') {
+      target = args[i + 1];
+      break;
+    }
+  }
+  return { line, chain, target };
+}
+
+/** The rules of `chainName` in `-S` output (in order) whose target is `target`. */
+export function findRulesWithTarget(lines: readonly string[], chainName: string, target: string): ParsedRule[] {
+  const found: ParsedRule[] = [];
+  for (const l of lines) {
+    const r = parseRuleLine(l);
+    if (r && r.chain === chainName && r.target === target) found.push(r);
+  }
+  return found;
+}
+
+/** What it takes to leave exactly one POSTROUTING jump to our chain, ours, where the first one was. */
+export type JumpRepair =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'append' }
+  | {
+      readonly kind: 'replace';
+      /** The jumps to delete, as `-S` printed them (other forms, duplicates). */
+      readonly remove: readonly string[];
+      /** An `iptables-restore --noflush` payload that deletes them and puts ours in place, atomically. */
+      readonly payload: string;
+    };
+
+/**
+ * Compares the POSTROUTING rules (`-S POSTROUTING` lines) with our one jump (`ourJump`, as `-S`
+ * prints it). Every rule that jumps to `chain` is deleted by its spec (never by number: a rule
+ * inserted meanwhile would shift the numbers onto someone else's rule), and ours is inserted at the
+ * position of the first one, so traffic meets it where it met the old one.
+ */
+export function planJumpRepair(postrouting: readonly string[], chain: string, ourJump: string): JumpRepair {
+  const rules = postrouting.map(parseRuleLine).filter((r): r is ParsedRule => r !== undefined && r.chain === 'POSTROUTING');
+  const first = rules.findIndex((r) => r.target === chain);
+  if (first < 0) return { kind: 'append' };
+  const jumps = rules.filter((r) => r.target === chain);
+  if (jumps.length === 1 && jumps[0]?.line === ourJump) return { kind: 'none' };
+  const remove = jumps.map((r) => r.line);
+  const insert = `-I POSTROUTING ${first + 1} ${ourJump.slice('-A POSTROUTING '.length)}`;
+  return { kind: 'replace', remove, payload: renderDeletePayload(remove, [insert]) };
+}
+
+/**
+ * An `iptables-restore --noflush` payload that deletes the given `-A` lines by their spec, then
+ * runs `then`; all or nothing (a `-D` of a rule gone meanwhile aborts it, and the next sync reads again).
+ */
+export function renderDeletePayload(lines: readonly string[], then: readonly string[] = []): string {
+  return `${['*nat', ...lines.map((l) => `-D ${l.slice('-A '.length)}`), ...then, 'COMMIT'].join('\n')}\n`;
+}

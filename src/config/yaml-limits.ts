@@ -1,0 +1,210 @@
+// Parses YAML with bounds on nesting and alias expansion, checked before any value is built.
+// The yaml library composes nodes and converts them to values by recursion; a 6 KB file of
+// `[[[[...` overflows the stack there, and V8 does not always survive that (it can abort while
+// compiling a regular expression deep in the stack). Its lexer and CST parser keep their own
+// stacks, so the CST is walked here, iteratively, and a too-deep document is never composed.
+// Aliases can rebuild depth and width after that check (a chain of anchors, "billion laughs"),
+// so the composed tree is measured too, with aliases followed, before anything calls toJS. Pure.
+import {
+  Composer,
+  Parser,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  type CST,
+  type Document,
+  type DocumentOptions,
+  type LineCounter,
+  type Node,
+  type ParseOptions,
+  type SchemaOptions,
+} from 'yaml';
+import { YAMLParseError } from 'yaml';
+
+/** Deepest nesting of lists and mappings a config may have (its real depth is 3). */
+export const MAX_CONFIG_NESTING = 16;
+
+/** Deepest nesting in a Kubernetes manifest that carries the config (other objects may sit beside it). */
+export const MAX_MANIFEST_NESTING = 64;
+
+/**
+ * Most keys one mapping of a config may have (it has 5). The library checks each key against
+ * every earlier one, so 100,000 keys would hold the agent for minutes before any other check.
+ */
+export const MAX_CONFIG_MAP_KEYS = 100;
+
+/** Most keys one mapping of a manifest may have (a ConfigMap's data may carry many files). */
+export const MAX_MANIFEST_MAP_KEYS = 5000;
+
+/** Most values aliases may add to a config when expanded (its keys never need aliases at all). */
+export const MAX_ALIAS_EXPANSION = 1000;
+
+/** A limit the input broke: where (offset into the text) and what. */
+export interface YamlLimitProblem {
+  readonly offset: number;
+  readonly message: string;
+}
+
+type Options = ParseOptions & DocumentOptions & SchemaOptions & { readonly lineCounter?: LineCounter };
+
+const isCstCollection = (t: CST.Token): t is CST.BlockMap | CST.BlockSequence | CST.FlowCollection =>
+  t.type === 'block-map' || t.type === 'block-seq' || t.type === 'flow-collection';
+
+/** Bounds on the shape of a YAML text. */
+export interface ShapeLimits {
+  readonly maxNesting: number;
+  readonly maxMapKeys: number;
+}
+
+/** Bounds for a config text. */
+export const CONFIG_LIMITS: ShapeLimits = { maxNesting: MAX_CONFIG_NESTING, maxMapKeys: MAX_CONFIG_MAP_KEYS };
+
+/** Bounds for a manifest text. */
+export const MANIFEST_LIMITS: ShapeLimits = { maxNesting: MAX_MANIFEST_NESTING, maxMapKeys: MAX_MANIFEST_MAP_KEYS };
+
+/** The first collection (in text order) nested too deep or too wide, walking with an explicit stack. */
+function findShapeProblem(tokens: readonly CST.Token[], limits: ShapeLimits): YamlLimitProblem | undefined {
+  const max = limits.maxNesting;
+  const stack: { token: CST.Token; depth: number }[] = [];
+  for (let i = tokens.length - 1; i >= 0; i--) stack.push({ token: tokens[i]!, depth: 0 });
+  while (stack.length > 0) {
+    const { token, depth } = stack.pop()!;
+    if (token.type === 'document') {
+      if (token.value) stack.push({ token: token.value, depth });
+      continue;
+    }
+    if (!isCstCollection(token)) continue;
+    const inner = depth + 1;
+    if (inner > max) {
+      return { offset: token.offset, message: `lists and mappings nest more than ${max} levels deep here; a config nests at most 3` };
+    }
+    const isMapping = token.type === 'block-map' || (token.type === 'flow-collection' && token.start.source === '{');
+    if (isMapping && token.items.length > limits.maxMapKeys) {
+      return { offset: token.offset, message: `this mapping has ${token.items.length} keys, more than the ${limits.maxMapKeys} allowed here` };
+    }
+    for (let j = token.items.length - 1; j >= 0; j--) {
+      const item = token.items[j]!;
+      if (item.value) stack.push({ token: item.value, depth: inner });
+      if (item.key) stack.push({ token: item.key, depth: inner });
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Measures the composed tree with aliases expanded: depth and the number of values aliases add.
+ * Iterative, memoised per node, so a billion laughs costs as much as its text.
+ */
+function findAliasExcess(doc: Document, maxNesting: number, maxExpansion: number): YamlLimitProblem | undefined {
+  if (!doc.contents) return undefined;
+  // Which node each alias means: the last anchor of that name before it, in document order.
+  const target = new Map<Node, Node | undefined>();
+  const anchors = new Map<string, Node>();
+  const children = (n: unknown): unknown[] => {
+    if (isMap(n) || isSeq(n)) return n.items as unknown[];
+    if (isPair(n)) return [n.key, n.value];
+    return [];
+  };
+  // Pre-order, as the library resolves anchors: a node, then its children, then its later siblings.
+  const pending: unknown[] = [doc.contents];
+  while (pending.length > 0) {
+    const n = pending.pop();
+    if (isAlias(n)) {
+      target.set(n, anchors.get(n.source));
+      continue;
+    }
+    if ((isScalar(n) || isMap(n) || isSeq(n)) && n.anchor) anchors.set(n.anchor, n);
+    const c = children(n);
+    for (let j = c.length - 1; j >= 0; j--) pending.push(c[j]);
+  }
+  if (target.size === 0) return undefined;
+
+  // Post-order over the tree with aliases as edges to their targets; depth counts collections.
+  const depth = new Map<unknown, number>();
+  const size = new Map<unknown, number>();
+  const onPath = new Set<unknown>();
+  const offsetOf = (n: unknown): number => ((isAlias(n) || isScalar(n) || isMap(n) || isSeq(n)) && n.range ? n.range[0] : 0);
+  let added = 0;
+  const stack: { node: unknown; entered: boolean }[] = [{ node: doc.contents, entered: false }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const n = top.node;
+    const next = isAlias(n) ? (target.has(n) ? [target.get(n)] : []) : children(n);
+    if (!top.entered) {
+      if (depth.has(n)) {
+        stack.pop();
+        continue;
+      }
+      if (onPath.has(n)) return { offset: offsetOf(n), message: 'an alias refers to the value that contains it' };
+      top.entered = true;
+      onPath.add(n);
+      for (const c of next) if (c !== undefined && c !== null && !depth.has(c)) stack.push({ node: c, entered: false });
+      continue;
+    }
+    stack.pop();
+    onPath.delete(n);
+    let d = 0;
+    let s = 1;
+    for (const c of next) {
+      d = Math.max(d, depth.get(c) ?? 0);
+      s += size.get(c) ?? 0;
+    }
+    if (isMap(n) || isSeq(n)) d++;
+    if (isAlias(n)) {
+      s = size.get(next[0]) ?? 0;
+      added += s;
+      if (added > maxExpansion) {
+        return { offset: offsetOf(n), message: `aliases expand to more than ${maxExpansion} values; write the values out instead of aliasing them` };
+      }
+    }
+    if (d > maxNesting) {
+      return { offset: offsetOf(n), message: `through aliases, lists and mappings nest more than ${maxNesting} levels deep here; a config nests at most 3` };
+    }
+    depth.set(n, d);
+    size.set(n, Math.min(s, Number.MAX_SAFE_INTEGER));
+  }
+  return undefined;
+}
+
+/** Parses the CST, stopping at the nesting bound; composes only what passed it. */
+function compose(text: string, options: Options, limits: ShapeLimits): { docs: Document[]; problem?: YamlLimitProblem } {
+  const tokens = Array.from(new Parser(options.lineCounter?.addNewLine).parse(text));
+  const problem = findShapeProblem(tokens, limits);
+  if (problem) return { docs: [], problem };
+  const { lineCounter: _lineCounter, ...composeOptions } = options;
+  return { docs: Array.from(new Composer(composeOptions).compose(tokens, true, text.length)) };
+}
+
+/**
+ * parseDocument with bounds: one document (a second is a MULTIPLE_DOCS error, as parseDocument
+ * reports it), the shape within `limits`, aliases expanding to at most MAX_ALIAS_EXPANSION values
+ * and never deeper than the nesting bound. A broken bound comes back as `problem`, with no document.
+ */
+export function parseBoundedDocument(
+  text: string,
+  options: Options,
+  limits: ShapeLimits = CONFIG_LIMITS,
+): { doc: Document; problem?: undefined } | { doc?: undefined; problem: YamlLimitProblem } {
+  const { docs, problem } = compose(text, options, limits);
+  if (problem) return { problem };
+  const [doc, second] = docs;
+  if (!doc) throw new Error('yaml Composer with forceDoc yielded no document');
+  if (second) {
+    doc.errors.push(new YAMLParseError([second.range?.[0] ?? 0, second.range?.[1] ?? 0], 'MULTIPLE_DOCS', 'Source contains multiple documents; please use YAML.parseAllDocuments()'));
+  }
+  const excess = findAliasExcess(doc, limits.maxNesting, MAX_ALIAS_EXPANSION);
+  return excess ? { problem: excess } : { doc };
+}
+
+/** parseAllDocuments with the shape bounds (for manifests, whose values are read without expanding aliases). */
+export function parseBoundedAllDocuments(
+  text: string,
+  options: Options,
+  limits: ShapeLimits = MANIFEST_LIMITS,
+): { docs: Document[]; problem?: YamlLimitProblem } {
+  const { docs, problem } = compose(text, options, limits);
+  // parseAllDocuments yields no document for an empty stream; the forced one holds only comments.
+  return problem ? { docs, problem } : { docs: docs.filter((d) => d.contents !== null || d.errors.length > 0) };
+}

@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { findRulesWithTarget, parseRuleLine, planJumpRepair, quoteRuleArg, splitRuleArgs } from '../../src/backends/iptables/rules.js';
+import { renderJumpSaveLine } from '../../src/backends/iptables/render.js';
+
+const OURS = renderJumpSaveLine('IP-MASQ-AGENT');
+const QUOTED = OURS.replace(/--comment "([^"]*)"/, '--comment "\\"$1\\""');
+
+test('splitRuleArgs reads quotes and backslash escapes as iptables-restore does', () => {
+  const table: [string, string[]][] = [
+    ['-A POSTROUTING -j IP-MASQ-AGENT', ['-A', 'POSTROUTING', '-j', 'IP-MASQ-AGENT']],
+    ['-A X -m comment --comment "a b  c" -j RETURN', ['-A', 'X', '-m', 'comment', '--comment', 'a b  c', '-j', 'RETURN']],
+    ['--comment "\\"quoted\\""', ['--comment', '"quoted"']],
+    ['--comment "back\\\\slash and \\\'tick\\\'"', ['--comment', "back\\slash and 'tick'"]],
+    ['--comment ""', ['--comment', '']],
+    ['  -A\tX  ', ['-A', 'X']],
+  ];
+  for (const [line, args] of table) assert.deepEqual(splitRuleArgs(line), args, line);
+  assert.throws(() => splitRuleArgs('-A X --comment "open'), /unterminated quote/);
+});
+
+test('quoteRuleArg and splitRuleArgs round-trip any comment text', () => {
+  for (const text of ['plain', 'with space', '"ip-masq-agent: x"', "it's", 'a\\b', '-j IP-MASQ-AGENT', '']) {
+    assert.deepEqual(splitRuleArgs(`--comment ${quoteRuleArg(text)}`), ['--comment', text], text);
+  }
+});
+
+test('parseRuleLine finds the target by meaning: a comment that says "-j CHAIN" is no target', () => {
+  assert.deepEqual(parseRuleLine(OURS), { line: OURS, chain: 'POSTROUTING', target: 'IP-MASQ-AGENT' });
+  assert.equal(parseRuleLine(QUOTED)?.target, 'IP-MASQ-AGENT');
+  assert.equal(parseRuleLine('-A POSTROUTING -m comment --comment "see -j IP-MASQ-AGENT" -j RETURN')?.target, 'RETURN');
+  // A bare comment that is itself "-j" (iptables prints it unquoted).
+  assert.equal(parseRuleLine('-A POSTROUTING -m comment --comment -j -j KUBE-X')?.target, 'KUBE-X');
+  assert.equal(parseRuleLine('-A POSTROUTING -g IP-MASQ-AGENT')?.target, 'IP-MASQ-AGENT');
+  assert.equal(parseRuleLine('-A POSTROUTING -s 10.0.0.0/8')?.target, undefined);
+  assert.equal(parseRuleLine('-P POSTROUTING ACCEPT'), undefined);
+  assert.equal(parseRuleLine('-N IP-MASQ-AGENT'), undefined);
+});
+
+test('findRulesWithTarget keeps order and ignores other chains and longer chain names', () => {
+  const lines = ['-P POSTROUTING ACCEPT', QUOTED, '-A POSTROUTING -j IP-MASQ-AGENT-2', '-A OUTPUT -j IP-MASQ-AGENT', OURS, '-A POSTROUTING -j IP-MASQ-AGENT'];
+  assert.deepEqual(
+    findRulesWithTarget(lines, 'POSTROUTING', 'IP-MASQ-AGENT').map((r) => r.line),
+    [QUOTED, OURS, '-A POSTROUTING -j IP-MASQ-AGENT'],
+  );
+});
+
+test('planJumpRepair: nothing, append, or one payload that deletes every jump by spec and inserts ours at the first one\'s place', () => {
+  const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
+  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube, OURS], 'IP-MASQ-AGENT', OURS), { kind: 'none' });
+  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', OURS), { kind: 'append' });
+  const plan = planJumpRepair(['-P POSTROUTING ACCEPT', kube, QUOTED, OURS, '-A POSTROUTING -j IP-MASQ-AGENT'], 'IP-MASQ-AGENT', OURS);
+  assert.equal(plan.kind, 'replace');
+  assert.deepEqual(plan.kind === 'replace' && plan.remove, [QUOTED, OURS, '-A POSTROUTING -j IP-MASQ-AGENT']);
+  assert.equal(
+    plan.kind === 'replace' && plan.payload,
+    [
+      '*nat',
+      QUOTED.replace(/^-A /, '-D '),
+      OURS.replace(/^-A /, '-D '),
+      '-D POSTROUTING -j IP-MASQ-AGENT',
+      OURS.replace(/^-A POSTROUTING /, '-I POSTROUTING 2 '),
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
+  const dup = planJumpRepair([OURS, OURS], 'IP-MASQ-AGENT', OURS);
+  assert.equal(dup.kind === 'replace' && dup.remove.length, 2);
+});
