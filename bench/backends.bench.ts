@@ -10,7 +10,10 @@
 //   2. the 50,000-CIDR path end to end with nftables: parse + validate + build + normalise +
 //      render + apply (+ read-back and compare);
 //   3. the cost per new connection through the node at N = 10 and 10,000: an iptables chain of
-//      RETURN rules against one nftables interval-set lookup.
+//      RETURN rules against one nftables interval-set lookup;
+//   4. (`--sections=limits`, not in the default run: minutes) what each backend manages at the
+//      agent's own 30 s command timeout for N = 50,000 / 100,000 / 200,000 (`--limit-sizes=...`):
+//      the figures behind MAX_CIDRS in src/backends/limits.ts.
 // All work is bounded; figures are printed, never asserted.
 import { performance } from 'node:perf_hooks';
 import { createNftablesBackend } from '../src/backends/nftables/nftables-backend.js';
@@ -40,6 +43,11 @@ const CHAIN = 'IP-MASQ-AGENT';
 const lockDir = mkdtempSync(join(tmpdir(), 'ima-bench-xtables-'));
 const LOCK = join(lockDir, 'xtables.lock');
 writeFileSync(LOCK, '');
+
+/** n distinct /32s of 10.0.0.0/8, in address order (for the limits section). */
+function manyCidrTexts(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`);
+}
 
 /** n distinct /32s of 10.244.0.0/16, in address order. */
 function cidrTexts(n: number): string[] {
@@ -304,6 +312,55 @@ async function benchPerConnection(): Promise<void> {
   }
 }
 
+// ---- 4. limits: what each backend manages at the agent's command timeout ----
+
+/** The agent's per-command timeout (the runner's default). */
+const AGENT_TIMEOUT_MS = 30_000;
+const LIMIT_SIZES = (process.argv.find((a) => a.startsWith('--limit-sizes='))?.slice('--limit-sizes='.length) ?? '50000,100000,200000')
+  .split(',')
+  .map(Number);
+
+/** ms, or why it did not finish (e.g. `timeout`). */
+async function attempt(fn: () => Promise<unknown>): Promise<string> {
+  const t0 = performance.now();
+  try {
+    await fn();
+    return ms(performance.now() - t0);
+  } catch (e) {
+    const failure = (e as { failure?: string }).failure;
+    return failure === 'timeout' ? `timeout (${ms(performance.now() - t0)})` : `error: ${String((e as Error).message).slice(0, 60)}`;
+  }
+}
+
+async function benchLimits(): Promise<void> {
+  console.log(`\n## 4. Limits: our backend at the agent's ${AGENT_TIMEOUT_MS / 1000} s command timeout, one run each (ms)\n`);
+  const rows: string[][] = [];
+  for (const kind of ['nftables', 'iptables-nft', 'iptables-legacy'] as const) {
+    for (const n of LIMIT_SIZES) {
+      const p: FamilyPolicy = { family: 'ipv4', exempt: [range(LINK_LOCAL_V4, 'link-local'), ...manyCidrTexts(n).map((t) => range(t))], randomFully: true, toPorts: [] };
+      await inFreshNamespace(async (run) => {
+        const backend =
+          kind === 'nftables'
+            ? createNftablesBackend({ runner: run, timeoutMs: AGENT_TIMEOUT_MS })
+            : createIptablesBackend({ runner: run, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true, timeoutMs: AGENT_TIMEOUT_MS });
+        const first = await attempt(() => backend.apply(p));
+        const again = await attempt(() => backend.apply(p));
+        let same = '';
+        const read = await attempt(async () => {
+          const got = await backend.read('ipv4');
+          const want = backend.expected(p);
+          same = got.length === want.length && got.every((l, i) => l === want[i]) ? 'yes' : 'NO';
+        });
+        const shadow = backend.findShadowing ? await attempt(() => backend.findShadowing!('ipv4')) : 'n/a';
+        const clean = await attempt(() => backend.cleanup('ipv4'));
+        rows.push([kind, n.toLocaleString('en'), first, again, read, same, shadow, clean]);
+        console.error(`  done: ${kind} N=${n}: ${[first, again, read, same, shadow, clean].join(' | ')}`);
+      });
+    }
+  }
+  printTable(['backend', 'N', 'first apply', 'same again', 'read+compare (quiet resync)', 'equal', 'POSTROUTING -S', 'cleanup'], rows);
+}
+
 async function main(): Promise<void> {
   if (!canUseNetns()) {
     console.error('needs root and iproute2 (network namespaces)');
@@ -314,6 +371,7 @@ async function main(): Promise<void> {
     if (SECTIONS.includes('apply')) await benchApply();
     if (SECTIONS.includes('e2e')) await benchEndToEnd();
     if (SECTIONS.includes('conn')) await benchPerConnection();
+    if (SECTIONS.includes('limits')) await benchLimits();
   } finally {
     rmSync(lockDir, { recursive: true, force: true });
   }

@@ -8,7 +8,8 @@ import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js
 import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarning } from './cli/flags.js';
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
 import { defaultConfig } from './config/config.js';
-import { detectConfigMode, loadConfig } from './config/load.js';
+import { createParseCache, detectConfigMode, loadConfig } from './config/load.js';
+import { maxCidrsFor } from './limits.js';
 import { UsageError } from './errors.js';
 import { createRunner, type ProcessRunner, type Runner } from './exec/runner.js';
 import { createLogger, type Logger } from './observe/log.js';
@@ -74,8 +75,10 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   // Decided once: a directory appearing where the file was later is an error, not a new mode.
   const configMode = await detectConfigMode(opts.configPath);
   log.info(configMode === 'directory' ? 'config path is a directory: its ip-masq* files are merged' : 'config path is read as a file', { path: opts.configPath });
+  const parseCache = createParseCache();
   const agent = createAgent({
-    loadConfig: () => loadConfig(opts.configPath, opts.config, configMode),
+    // The detected backend's own cap, not the flags' guess (iptables-nft and -legacy differ).
+    loadConfig: () => loadConfig(opts.configPath, { ...opts.config, cidrCap: { backend: backend.name, max: maxCidrsFor(backend.name) } }, configMode, parseCache),
     defaultConfig: () => defaultConfig(opts.config),
     backend,
     policyOptions: opts.policy,

@@ -1,13 +1,16 @@
 import type { Backend, OwnedState } from '../backends/backend.js';
 import { hashConfig, type MasqConfig } from '../config/config.js';
 import type { LoadedConfig } from '../config/load.js';
-import { ConfigError, CommandError, formatIssue } from '../errors.js';
+import { ConfigError, CommandError } from '../errors.js';
 import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
 import { buildPolicy, type Policy, type PolicyOptions } from '../policy.js';
 import { describeDropped, normalizeRanges } from '../net/normalize.js';
 import { cutExcerpt } from '../excerpt.js';
 import type { Clock } from './clock.js';
+import { createHash } from 'node:crypto';
+import type { ConfigIssue } from '../errors.js';
+import { MAX_LOGGED_CIDRS, MAX_LOGGED_ISSUES } from '../limits.js';
 
 /** What the agent needs from the world; `main` builds the real ones, tests build fakes. */
 export interface AgentDeps {
@@ -96,6 +99,26 @@ function describeError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Logs the first MAX_LOGGED_ISSUES items in full and one line counting the rest, so no list floods the log. */
+function logCapped<T>(items: readonly T[], logOne: (item: T) => void, logRest: (count: number) => void): void {
+  for (let i = 0; i < items.length && i < MAX_LOGGED_ISSUES; i++) logOne(items[i]!);
+  if (items.length > MAX_LOGGED_ISSUES) logRest(items.length - MAX_LOGGED_ISSUES);
+}
+
+/** Identifies a config and its warnings, so the same ones are logged once, not at every resync. */
+function warningsFingerprint(configHash: string, warnings: readonly ConfigIssue[]): string {
+  const h = createHash('sha256').update(configHash);
+  for (const w of warnings) h.update(`\n${w.source}\0${w.line ?? ''}\0${w.column ?? ''}\0${w.path}\0${w.message}`);
+  return h.digest('hex');
+}
+
+/** The CIDR list as the "config applied" line shows it: whole up to MAX_LOGGED_CIDRS, else the first few and the count. */
+function loggedCidrs(config: MasqConfig): Record<string, unknown> {
+  const texts = config.nonMasqueradeCIDRs;
+  if (texts.length <= MAX_LOGGED_CIDRS) return { nonMasqueradeCIDRs: texts.map((e) => e.text) };
+  return { nonMasqueradeCIDRs: texts.slice(0, 10).map((e) => e.text), nonMasqueradeCIDRCount: texts.length };
+}
+
 /**
  * The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past
  * the resync interval, as kube-proxy's BoundedFrequencyRunner retries a failed sync.
@@ -113,9 +136,9 @@ export function createAgent(deps: AgentDeps): Agent {
   let usingDefaults = false;
   let configErrors: readonly string[] = [];
   let lastErrorText = '';
-  let lastWarningsText = '';
   let lastSyncAt: number | undefined;
   let redundancyReported = '';
+  let warningsLogged = '';
   /** True from a failed first config read until a valid config loads: what is in the kernel is the best guess. */
   let startInvalid = false;
   /** Families whose rules found at start stay untouched while startInvalid. */
@@ -145,16 +168,20 @@ export function createAgent(deps: AgentDeps): Agent {
     try {
       const loaded = await deps.loadConfig();
       const hash = hashConfig(loaded.config);
-      // Once per config, not per resync: an unchanged config says the same thing every time.
-      const warningsText = loaded.warnings.map(formatIssue).join('\n');
-      if (hash !== configHash || configErrors.length > 0 || warningsText !== lastWarningsText) {
-        for (const w of loaded.warnings) log.warn('config warning', { source: w.source, path: w.path, line: w.line, message: w.message });
+      // The loader reads the file at every sync; its warnings are news only when the config changed.
+      const fingerprint = warningsFingerprint(hash, loaded.warnings);
+      if (fingerprint !== warningsLogged) {
+        warningsLogged = fingerprint;
+        logCapped(
+          loaded.warnings,
+          (w) => log.warn('config warning', { source: w.source, path: w.path, line: w.line, message: w.message }),
+          (count) => log.warn('more config warnings not shown', { count, total: loaded.warnings.length, hint: 'run `ip-masq-agent validate` to see all' }),
+        );
       }
-      lastWarningsText = warningsText;
       if (hash !== configHash || configErrors.length > 0) {
         log.info(loaded.usingDefaults ? 'config applied: defaults in use (no config file)' : 'config applied', {
           files: loaded.files,
-          config: { ...loaded.config, nonMasqueradeCIDRs: loaded.config.nonMasqueradeCIDRs.map((e) => e.text) },
+          config: { ...loaded.config, ...loggedCidrs(loaded.config) },
         });
       }
       config = loaded.config;
@@ -168,6 +195,7 @@ export function createAgent(deps: AgentDeps): Agent {
       return true;
     } catch (e) {
       const issues = e instanceof ConfigError ? e.message.split('\n') : [describeError(e)];
+      warningsLogged = '';
       const text = issues.join('\n');
       configErrors = issues;
       if (config === undefined) {
@@ -269,9 +297,11 @@ export function createAgent(deps: AgentDeps): Agent {
   /** Warns once per config about ranges that change nothing (the nft sets drop them; iptables keeps order). */
   function reportRedundancies(policy: Policy): void {
     for (const fp of policy.families) {
-      for (const d of normalizeRanges(fp.exempt).dropped) {
-        log.warn('redundant non-masquerade range', { family: fp.family, detail: describeDropped(d) });
-      }
+      logCapped(
+        normalizeRanges(fp.exempt).dropped,
+        (d) => log.warn('redundant non-masquerade range', { family: fp.family, detail: describeDropped(d) }),
+        (count) => log.warn('more redundant non-masquerade ranges not shown', { family: fp.family, count, hint: 'run `ip-masq-agent validate` to see all' }),
+      );
     }
   }
 

@@ -4,6 +4,7 @@ import { parseBindAddress } from '../server/bind-address.js';
 import { parseToPorts, type PolicyOptions } from '../policy.js';
 import type { ConfigOptions } from '../config/config.js';
 import type { ParsedFlags } from './flags.js';
+import { cidrCapForFlags } from '../limits.js';
 import { parseGoDuration } from '../config/duration.js';
 
 /** Which netfilter backend to use. */
@@ -44,7 +45,7 @@ export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
   return {
     configPath: get('config'),
     chain: validateChainName(get('masq-chain')),
-    config: { enableIPv6, nomasqAllReservedRanges: bool('nomasq-all-reserved-ranges') },
+    config: { enableIPv6, nomasqAllReservedRanges: bool('nomasq-all-reserved-ranges'), cidrCap: cidrCapForFlags(get('backend'), get('iptables-mode')) },
     policy: { enableIPv6, randomFully: bool('random-fully'), toPorts: parseToPorts(get('to-ports')) },
     backend: get('backend') as BackendChoice,
     iptablesMode: get('iptables-mode') as IptablesMode,

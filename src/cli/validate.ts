@@ -7,6 +7,7 @@ import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../ne
 import { normalizeRanges } from '../net/normalize.js';
 import type { ExemptRange } from '../policy-types.js';
 import { agentOptionsFromFlags } from './agent-options.js';
+import { MAX_CONFIG_BYTES, MAX_CONFIG_NODES, describeCidrCaps } from '../limits.js';
 import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig } from './command-config.js';
 import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs } from './command-flags.js';
@@ -24,6 +25,10 @@ name order). With no argument, checks --config (default ${DEFAULT_CONFIG_PATH}).
 Every error is printed as FILE:LINE:COLUMN: error: KEY-PATH: message. Warnings (redundant or
 contained CIDRs, CIDRs inside link-local, a list near cidrLimit, ignored ConfigMap keys) do not
 make a config invalid. IPv6 CIDRs are errors unless --enable-ipv6 is given, as in the agent.
+Hard limits, whatever cidrLimit says: ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes per file and for all files of a
+directory together, ${MAX_CONFIG_NODES.toLocaleString('en')} values per file, and at most this many CIDRs per backend:
+${describeCidrCaps()}. --backend and --iptables-mode (the agent's flags) pick the cap
+checked; with --iptables-mode=auto, the smaller iptables one.
 Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
     examples: [
       'ip-masq-agent validate deploy/examples/configmap.yaml      # the ConfigMap manifest in your repository',

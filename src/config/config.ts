@@ -32,6 +32,15 @@ export interface ConfigOptions {
   readonly enableIPv6: boolean;
   /** `--nomasq-all-reserved-ranges`: the default CIDR list becomes all reserved IPv4 ranges. */
   readonly nomasqAllReservedRanges: boolean;
+  /** The backend's hard cap on CIDRs (src/limits.ts), above any cidrLimit; default: the largest cap. */
+  readonly cidrCap?: CidrCap;
+}
+
+/** A hard cap on the number of CIDRs, and the backend it belongs to, for messages. */
+export interface CidrCap {
+  /** e.g. `iptables-nft`. */
+  readonly backend: string;
+  readonly max: number;
 }
 
 /** Where the reference agent (and its DaemonSet manifest) reads the config. */

@@ -12,7 +12,8 @@ import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { hashConfig, type ConfigOptions, type MasqConfig } from './config.js';
 import { mergeConfigFragments } from './merge.js';
-import { isEmptyFragment, parseConfigFragment, type ConfigFragment } from './parse.js';
+import { isEmptyFragment, parseConfigFragment, type ConfigFragment, type FragmentResult } from './parse.js';
+import { MAX_CONFIG_BYTES } from '../limits.js';
 import { describeFileType, readRegularFile } from './read-text.js';
 
 /**
@@ -85,14 +86,24 @@ async function statConfigPath(path: string): Promise<Stats | undefined> {
   }
 }
 
+/** What parseConfigFragment made of each file's text last time, so an unchanged file is not parsed again. */
+export type ParseCache = Map<string, { readonly text: string; readonly result: FragmentResult }>;
+
+/** An empty ParseCache, for one agent's loadConfig calls. */
+export function createParseCache(): ParseCache {
+  return new Map();
+}
+
 /**
  * Loads the config at `path`: missing → defaults; a file → that file; a directory → every
  * `ip-masq*` entry (symlinks followed, dot-names skipped) merged in name order. `mode` (the
  * agent passes the one it started with) makes a path that is not of that kind an error;
  * without it the path's kind decides. Throws ConfigError with every issue found, including
- * read errors with the path and OS reason.
+ * read errors with the path and OS reason. With a cache, a file whose text is unchanged is not
+ * parsed again: parsing the largest file allowed costs a second and a heap of about 100 MB of
+ * short-lived objects, at every resync.
  */
-export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode): Promise<LoadedConfig> {
+export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache): Promise<LoadedConfig> {
   const files: string[] = [];
   const skipped: ConfigIssue[] = [];
   const info = await statConfigPath(path);
@@ -129,27 +140,48 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
   const fragments: ConfigFragment[] = [];
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [...skipped];
+  // One budget for all files together: a directory of many files is no way around the cap.
+  let bytesRead = 0;
   for (const file of files) {
     let text: string;
     try {
       // Checked again on the open descriptor: the path may have been swapped since the stat.
-      const read = await readRegularFile(file);
+      const read = await readRegularFile(file, MAX_CONFIG_BYTES - bytesRead);
       if ('notRegular' in read) {
         issues.push({ source: file, path: '', message: `the config file changed into ${read.notRegular} while being read` });
         continue;
       }
+      if ('tooBig' in read) {
+        issues.push({ source: file, path: '', message: sizeMessage(read.tooBig, read.grew, path, bytesRead) });
+        break;
+      }
       text = read.text;
+      bytesRead += read.bytes;
     } catch (err) {
       issues.push({ source: file, path: '', message: `cannot read the config: ${reason(err)}` });
       continue;
     }
-    const result = parseConfigFragment(text, file, opts);
+    const key = `${file}\u0000${String(opts.enableIPv6)}`;
+    const cached = cache?.get(key);
+    const result = cached?.text === text ? cached.result : parseConfigFragment(text, file, opts);
+    if (cache && cached?.result !== result) cache.set(key, { text, result });
     fragments.push(result.fragment);
-    issues.push(...result.issues);
-    warnings.push(...result.warnings);
+    // Loops, not push(...spread): a file with very many bad entries would overflow the stack.
+    for (const i of result.issues) issues.push(i);
+    for (const w of result.warnings) warnings.push(w);
   }
+  // Only the files of this read stay cached: renamed or removed files must not pile up.
+  if (cache) for (const key of cache.keys()) if (!files.some((f) => key.startsWith(`${f}\u0000`))) cache.delete(key);
   if (issues.length > 0) throw new ConfigError(issues);
   return fromFragments(fragments, files, warnings, opts);
+}
+
+/** Why a file was not read: over the cap, or over what a directory's files have left of it. */
+function sizeMessage(bytes: number, grew: boolean, dir: string, before: number): string {
+  const limit = `the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes`;
+  if (grew) return `config file grew past the limit while it was read; ${limit}`;
+  if (bytes > MAX_CONFIG_BYTES) return `config file is ${bytes.toLocaleString('en')} bytes; ${limit}`;
+  return `config file is ${bytes.toLocaleString('en')} bytes, and with the files before it in ${dir} ${(before + bytes).toLocaleString('en')} bytes; ${limit} for all files of a directory together`;
 }
 
 /** Merges what was read into a LoadedConfig. */

@@ -14,6 +14,7 @@ import {
   type MasqConfig,
 } from './config.js';
 import { formatGoDuration } from './duration.js';
+import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedValue, Position } from './parse.js';
 
 /** The merged config and warnings (duplicates, case-folded keys, clamped values). */
@@ -95,7 +96,19 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     lists.length === 0 ? defaultCidrEntries(opts) : dropDuplicates(lists.flat(), warnings);
 
   const limit = cidrLimit?.value ?? DEFAULT_CIDR_LIMIT;
-  if (entries.length > limit) {
+  const cap = opts.cidrCap ?? { backend: '', max: maxCidrsFor('') };
+  const capOf = cap.backend === '' ? 'any backend' : `the ${cap.backend} backend`;
+  if (entries.length > cap.max) {
+    // Raising cidrLimit cannot help here, so this replaces the cidrLimit message.
+    const firstOver = entries[cap.max]!;
+    const other = cap.max < MAX_CIDRS.nftables ? `, or use --backend=nftables (up to ${MAX_CIDRS.nftables.toLocaleString('en')})` : '';
+    issues.push({
+      ...located(firstOver),
+      message:
+        `${entries.length.toLocaleString('en')} CIDRs are more than ${capOf} is proven to handle: ${cap.max.toLocaleString('en')} at most, whatever cidrLimit says` +
+        `; this is entry ${cap.max + 1}. List fewer CIDRs (merge neighbouring ones into wider blocks)${other}`,
+    });
+  } else if (entries.length > limit) {
     const firstOver = entries[limit]!;
     issues.push({
       ...located(firstOver),
@@ -105,6 +118,12 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     });
   }
   if (issues.length > 0) throw new ConfigError(issues);
+  if (cidrLimit !== undefined && cidrLimit.value > cap.max) {
+    warnings.push({
+      ...located(cidrLimit),
+      message: `cidrLimit ${cidrLimit.written} is above what ${capOf} is proven to handle; at most ${cap.max.toLocaleString('en')} CIDRs are accepted`,
+    });
+  }
 
   let resyncIntervalMs = defaults.resyncIntervalMs;
   let resyncInterval = defaults.resyncInterval;

@@ -12,6 +12,8 @@ import { DEFAULT_CIDR_LIMIT, DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } f
 import { DurationError, parseGoDuration } from './duration.js';
 import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS, configSchema, type ConfigKey } from './schema.js';
+import { countYamlNodes } from './node-count.js';
+import { MAX_CONFIG_NODES } from '../limits.js';
 import { parseBoundedDocument } from './yaml-limits.js';
 
 /** Longer than any CIDR or Go duration can be: such a value is refused without echoing it whole. */
@@ -167,6 +169,11 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
   const fragment: Mutable<ConfigFragment> = { source };
+  // Before the parser builds anything: its memory grows with the number of values, not bytes.
+  if (countYamlNodes(text, MAX_CONFIG_NODES) > MAX_CONFIG_NODES) {
+    const message = `the config holds more than ${MAX_CONFIG_NODES.toLocaleString('en')} values (list items, keys and scalars); the limit is ${MAX_CONFIG_NODES.toLocaleString('en')}, room for the largest CIDR cap`;
+    return { fragment, issues: [{ source, path: '', message }], warnings };
+  }
   const lineCounter = new LineCounter();
   // YAML 1.1 as Kubernetes reads it: `yes`/`on` are booleans. `<<` merge keys stay plain keys.
   const parsed = parseBoundedDocument(text, { version: '1.1', lineCounter, prettyErrors: false, merge: false });

@@ -4,6 +4,7 @@
 // Part of the config loader: one of the few modules allowed to touch node:fs.
 import { constants, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { MAX_CONFIG_BYTES } from '../limits.js';
 
 /** What a non-regular file is, for messages: `a directory`, `a FIFO (named pipe)`, ... */
 export function describeFileType(info: Stats): string {
@@ -16,27 +17,50 @@ export function describeFileType(info: Stats): string {
   return info.isFile() ? 'a regular file' : 'not a regular file';
 }
 
-/** A regular file's text, or what the path turned out to be instead. */
-export type RegularFileRead = { readonly text: string } | { readonly notRegular: string };
+/**
+ * A regular file's text, or what the path turned out to be instead, or that it is larger than the
+ * cap (`bytes` is the size stat gave, or cap + 1 when the file grew past the cap while read).
+ */
+export type RegularFileRead =
+  | { readonly text: string; readonly bytes: number }
+  | { readonly notRegular: string }
+  | { readonly tooBig: number; readonly grew: boolean };
 
 /**
  * Reads `path` (symlinks followed) if it is a regular file, checked on the open descriptor;
- * otherwise says what it is, without reading. fs errors (ENOENT, EACCES, ...) are thrown as they are.
+ * otherwise says what it is, without reading. At most `maxBytes` + 1 bytes are read: the size is
+ * checked before any content is, and again by what the reads return, so a file growing under us
+ * (or a /proc file whose size says 0) cannot get past the cap. fs errors (ENOENT, EACCES, ...) are
+ * thrown as they are.
  */
-export async function readRegularFile(path: string): Promise<RegularFileRead> {
+export async function readRegularFile(path: string, maxBytes = MAX_CONFIG_BYTES): Promise<RegularFileRead> {
   // O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; for a regular
   // file it changes nothing.
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
     const info = await handle.stat();
     if (!info.isFile()) return { notRegular: describeFileType(info) };
-    return { text: await handle.readFile('utf8') };
+    if (info.size > maxBytes) return { tooBig: info.size, grew: false };
+    // Room for one byte more than allowed tells a file that grew past the cap since the stat.
+    let buffer = Buffer.alloc(info.size + 1);
+    let filled = 0;
+    for (;;) {
+      if (filled === buffer.length) {
+        if (filled > maxBytes) return { tooBig: filled, grew: true };
+        const bigger = Buffer.alloc(Math.min(maxBytes + 1, buffer.length * 2));
+        buffer.copy(bigger, 0, 0, filled);
+        buffer = bigger;
+      }
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) return { text: buffer.toString('utf8', 0, filled), bytes: filled };
+      filled += bytesRead;
+    }
   } finally {
     await handle.close();
   }
 }
 
-/** The text of a regular file (symlinks followed); undefined for a directory, any other non-regular file, or a missing path. */
+/** The text of a regular file (symlinks followed); undefined for a directory, any other non-regular file, a missing path, or a file over the byte cap (the loader then reports it with its size). */
 export async function readRegularFileText(path: string): Promise<string | undefined> {
   try {
     // A device or socket is not even opened: opening some devices has effects of its own.

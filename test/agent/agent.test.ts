@@ -8,6 +8,7 @@ import type { LoadedConfig } from '../../src/config/load.js';
 import { CommandError, ConfigError } from '../../src/errors.js';
 import { createMemoryLogger } from '../../src/observe/log.js';
 import { createFakeClock } from './fake-clock.js';
+import { MAX_LOGGED_ISSUES } from '../../src/limits.js';
 
 const OPTS: ConfigOptions = { enableIPv6: true, nomasqAllReservedRanges: false };
 
@@ -238,6 +239,72 @@ test('redundant ranges (duplicates, contained in another or in link-local) are r
   assert.ok(warned.some((w) => w.startsWith('169.254.169.0/24') && w.includes('169.254.0.0/16')), warned.join('\n'));
   // The iptables chain keeps config order and every entry, for drop-in parity.
   assert.deepEqual(ipv4Rules(h).slice(1, 5), ['return 169.254.0.0/16', 'return 10.0.0.0/8', 'return 10.1.0.0/16', 'return 169.254.169.0/24']);
+  await h.agent.stop();
+});
+
+test('warnings of an unchanged config are logged once over 10 syncs, the first 20 in full and one line counting the rest', async () => {
+  // 100 copies of one CIDR: 99 "listed twice" warnings from the loader at every read.
+  const text = `nonMasqueradeCIDRs:\n${'  - 10.0.0.0/8\n'.repeat(100)}`;
+  const h = harness(text);
+  await h.agent.start();
+  for (let i = 0; i < 10; i++) {
+    h.clock.advance(60_000);
+    await h.agent.sync('resync');
+  }
+  const warned = h.log.entries.filter((e) => e.level === 'warn');
+  assert.equal(warned.filter((e) => e.msg === 'config warning').length, MAX_LOGGED_ISSUES);
+  const rest = warned.filter((e) => e.msg === 'more config warnings not shown');
+  assert.equal(rest.length, 1);
+  assert.equal(rest[0]?.fields['count'], 99 - MAX_LOGGED_ISSUES);
+  assert.equal(warned.length, MAX_LOGGED_ISSUES + 1);
+  // A changed config is news: its warnings are logged again, once.
+  h.setText(`${text}  - 192.0.2.0/24\n  - 192.0.2.0/24\n`);
+  await h.agent.sync('config changed');
+  await h.agent.sync('resync');
+  assert.equal(h.log.entries.filter((e) => e.msg === 'config warning').length, 2 * MAX_LOGGED_ISSUES);
+  assert.equal(h.log.entries.filter((e) => e.msg === 'more config warnings not shown').length, 2);
+  await h.agent.stop();
+});
+
+test('"config applied" summarises a long CIDR list: the first few and the count', async () => {
+  const list = Array.from({ length: 5000 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
+  const h = harness(`cidrLimit: 5000\nnonMasqueradeCIDRs: [${list.join(', ')}]\n`);
+  await h.agent.start();
+  const applied = h.log.entries.filter((e) => e.msg === 'config applied');
+  assert.equal(applied.length, 1);
+  const config = applied[0]?.fields['config'] as { nonMasqueradeCIDRs: string[]; nonMasqueradeCIDRCount: number };
+  assert.deepEqual(config.nonMasqueradeCIDRs, list.slice(0, 10));
+  assert.equal(config.nonMasqueradeCIDRCount, 5000);
+  assert.ok(JSON.stringify(applied[0]?.fields).length < 2000, 'one short line');
+  const rules = h.log.entries.find((e) => e.msg === 'rules applied');
+  assert.equal(rules?.fields['rules'], '5003 lines', 'jump, link-local, 5,000 returns, masquerade, summarised too');
+  await h.agent.stop();
+});
+
+test('redundant ranges are warned about once per config and capped', async () => {
+  // 10.0.0.0/8 covers all 50 /24s: each is dropped from the nft set, and each was a warning per config.
+  const list = Array.from({ length: 50 }, (_, i) => `10.1.${i}.0/24`);
+  const h = harness(`nonMasqueradeCIDRs: [10.0.0.0/8, ${list.join(', ')}]\n`);
+  await h.agent.start();
+  for (let i = 0; i < 5; i++) await h.agent.sync('resync');
+  assert.equal(h.log.entries.filter((e) => e.msg === 'redundant non-masquerade range').length, MAX_LOGGED_ISSUES);
+  const rest = h.log.entries.filter((e) => e.msg === 'more redundant non-masquerade ranges not shown');
+  assert.deepEqual(rest.map((e) => e.fields['count']), [50 - MAX_LOGGED_ISSUES]);
+  await h.agent.stop();
+});
+
+test('a config with very many errors is reported with the first 20 and a count, in the log and the status', async () => {
+  const h = harness('nonMasqueradeCIDRs: [192.0.2.0/24]\n');
+  await h.agent.start();
+  h.setText(`nonMasqueradeCIDRs: [${Array.from({ length: 500 }, (_, i) => `192.0.${i % 250}.1/24`).join(', ')}]\ncidrLimit: 1000\n`);
+  await h.agent.sync('config changed');
+  const st = h.agent.status();
+  assert.equal(st.configValid, false);
+  assert.equal(st.configErrors.length, MAX_LOGGED_ISSUES + 1);
+  assert.match(st.configErrors.at(-1) ?? '', /and 480 more errors not shown/);
+  const rejected = h.log.entries.filter((e) => e.msg.startsWith('config rejected'));
+  assert.equal(rejected.length, 1);
+  assert.equal((rejected[0]?.fields['errors'] as string[]).length, MAX_LOGGED_ISSUES + 1);
   await h.agent.stop();
 });
 

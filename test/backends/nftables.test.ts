@@ -303,3 +303,15 @@ describe('nftables backend (fake nft)', () => {
     }
   });
 });
+
+describe('nft rendering at the largest sizes', () => {
+  it('renders 200,000 elements without overflowing the stack (push(...spread) did from 125,000)', () => {
+    const exempt = Array.from({ length: 200_000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`).map((t) => {
+      return exemptRange(t);
+    });
+    const policy: FamilyPolicy = { family: 'ipv4', exempt, randomFully: false, toPorts: [] };
+    const script = renderNftScript([policy]);
+    assert.equal(script.split('\n').filter((l) => l.startsWith('\t10.')).length, 200_000);
+    assert.equal(expectedNftLines(policy).length, 1 + 200_000 + 1 + 4, 'set, elements, chain, four rules');
+  });
+});

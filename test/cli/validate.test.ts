@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cli, tempDir, type TempDir } from './cli-helpers.js';
+import { MAX_CIDRS, MAX_CONFIG_BYTES } from '../../src/limits.js';
 
 let tmp: TempDir;
 before(async () => {
@@ -167,6 +168,31 @@ test('--help shows an example and exits 0', async () => {
   assert.match(r.stdout, /^Usage: ip-masq-agent validate/);
   assert.match(r.stdout, /Examples:\n {2}ip-masq-agent validate /);
   assert.match(r.stdout, /--enable-ipv6/);
+});
+
+test('the DaemonSet flags pick the backend whose CIDR cap is checked; the error names it and the figure', async () => {
+  const n = MAX_CIDRS['iptables-nft'] + 1;
+  const list = Array.from({ length: n }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`);
+  const file = await tmp.write('many.yaml', `cidrLimit: 1000000\nnonMasqueradeCIDRs: [${list.join(',')}]\n`);
+  const onNft = await cli(['validate', '--backend=iptables', '--iptables-mode=nft', file]);
+  assert.equal(onNft.code, 1);
+  assert.match(onNft.stdout, new RegExp(`error: nonMasqueradeCIDRs\\[${n - 1}\\]: ${n.toLocaleString('en')} CIDRs are more than the iptables-nft backend is proven to handle: ${MAX_CIDRS['iptables-nft'].toLocaleString('en')} at most`));
+  const onNftables = await cli(['validate', '--backend=nftables', file]);
+  assert.equal(onNftables.code, 0, onNftables.stdout.slice(0, 500));
+  assert.match(onNftables.stdout, /warning: cidrLimit: cidrLimit 1000000 is above what the nftables backend is proven to handle/);
+  const help = await cli(['validate', '--help']);
+  assert.match(help.stdout, new RegExp(`nftables ${MAX_CIDRS.nftables.toLocaleString('en')}, iptables-nft ${MAX_CIDRS['iptables-nft'].toLocaleString('en')}`));
+});
+
+test('a file over the byte cap is an error with its size and the limit, not read whole', async () => {
+  const head = 'nonMasqueradeCIDRs: [10.0.0.0/8]\n#';
+  const file = await tmp.write('big.yaml', `${head}${'x'.repeat(MAX_CONFIG_BYTES - head.length)}\n`);
+  const r = await cli(['validate', file]);
+  assert.equal(r.code, 1);
+  assert.equal(
+    r.stdout,
+    `${file}: error: config file is ${(MAX_CONFIG_BYTES + 1).toLocaleString('en')} bytes; the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes\n${file}: invalid: 1 error\n`,
+  );
 });
 
 test('validate on a FIFO, a dangling link or a deeply nested file: exit 1 with what the path is, never a hang or a crash', async () => {

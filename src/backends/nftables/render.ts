@@ -95,7 +95,10 @@ function createFamily(policy: FamilyPolicy): string[] {
   const elements = nftElementTexts(policy);
   const lines = [`add set ${NFT_TABLE_REF} ${n.set} { type ${n.setType}; flags interval; }`];
   if (elements.length > 0) {
-    lines.push(`add element ${NFT_TABLE_REF} ${n.set} {`, ...elements.map((e) => `\t${e},`), '}');
+    // A loop, not push(...spread): spreading 125,000+ elements as arguments overflows the stack.
+    lines.push(`add element ${NFT_TABLE_REF} ${n.set} {`);
+    for (const e of elements) lines.push(`\t${e},`);
+    lines.push('}');
   }
   lines.push(`add chain ${NFT_TABLE_REF} ${n.chain} { type nat hook postrouting priority srcnat; policy accept; }`);
   for (const rule of nftRuleTexts(policy)) lines.push(`add rule ${NFT_TABLE_REF} ${n.chain} ${rule}`);
@@ -109,16 +112,17 @@ function createFamily(policy: FamilyPolicy): string[] {
  */
 export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRenderOptions = {}): string {
   const seen = new Set<Family>();
-  const lines = ['# ip-masq-agent: one transaction; the kernel applies all of it or none', `add table ${NFT_TABLE_REF}`];
+  let lines = ['# ip-masq-agent: one transaction; the kernel applies all of it or none', `add table ${NFT_TABLE_REF}`];
   for (const p of policies) {
     if (seen.has(p.family)) throw new Error(`two ${p.family} policies in one nft script`);
     seen.add(p.family);
-    lines.push(...removeFamily(p.family, opts.existing), ...createFamily(p));
+    // concat, not push(...spread): a family's lines can be more than a call's argument limit.
+    lines = lines.concat(removeFamily(p.family, opts.existing), createFamily(p));
   }
   for (const family of opts.remove ?? []) {
     if (seen.has(family)) throw new Error(`${family} is both applied and removed in one nft script`);
     seen.add(family);
-    lines.push(...removeFamily(family, opts.existing));
+    lines = lines.concat(removeFamily(family, opts.existing));
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,0 +1,67 @@
+// The hard size limits of the agent, in one place: what it reads, what it programs, and how much
+// it logs about one config. Each figure is measured (bench/backends.bench.ts --sections=limits,
+// bench/sizes.bench.ts) and explained in README "Limits". Pure: no dependencies.
+
+/**
+ * The most bytes the agent reads from one config file, and from all files of a config directory
+ * together. A ConfigMap holds at most 1 MiB; the rest leaves room for a hand-written hostPath file
+ * with comments, while keeping parse + render of the largest accepted file well inside the
+ * DaemonSet's 256Mi memory limit.
+ */
+export const MAX_CONFIG_BYTES = 1536 * 1024;
+
+/** Backends that have a proven CIDR cap, by Backend.name. */
+export type CappedBackend = 'nftables' | 'iptables-nft' | 'iptables-legacy';
+
+/**
+ * The most non-masquerade CIDRs (both families together) each backend is proven to handle: every
+ * command well within the agent's 30 s timeout on a 2-vCPU machine (iptables-nft: 22 s to list
+ * 100,000 rules), and the agent's peak memory inside the DaemonSet's 256Mi (nftables at 100,000:
+ * 229 MiB; iptables-legacy at 100,000: 255 MiB, too close, so 50,000: 189 MiB).
+ * `cidrLimit` cannot raise the limit past these.
+ */
+export const MAX_CIDRS: Readonly<Record<CappedBackend, number>> = {
+  nftables: 100_000,
+  'iptables-nft': 50_000,
+  'iptables-legacy': 50_000,
+};
+
+/**
+ * The most values (YAML nodes: scalars, lists, maps, empty list items) one config file may hold,
+ * counted before it is parsed: room for the largest CIDR cap and the other keys. Parsing keeps
+ * about 0.7 KB per node alive at once, so this, not the byte size, bounds the parser's memory.
+ */
+export const MAX_CONFIG_NODES = 101_000;
+
+/** How many per-entry warnings (or errors) are logged in full per config; the rest are counted. */
+export const MAX_LOGGED_ISSUES = 20;
+
+/** How many CIDRs the "config applied" log line lists; longer lists are summarised. */
+export const MAX_LOGGED_CIDRS = 64;
+
+/** The cap for a backend name; backends without one (the fake) get the largest. */
+export function maxCidrsFor(backend: string): number {
+  return (MAX_CIDRS as Record<string, number | undefined>)[backend] ?? Math.max(...Object.values(MAX_CIDRS));
+}
+
+/** The caps as one line for messages and help: `nftables 100,000, iptables-nft 50,000, ...`. */
+export function describeCidrCaps(): string {
+  return Object.entries(MAX_CIDRS)
+    .map(([name, n]) => `${name} ${n.toLocaleString('en')}`)
+    .join(', ');
+}
+
+/**
+ * The cap that applies for the agent's --backend and --iptables-mode flags, before the backend is
+ * detected: where the flags leave a choice (auto), the smallest cap among the backends it may pick.
+ */
+export function cidrCapForFlags(backend: string, iptablesMode: string): { backend: string; max: number } {
+  const pick = (names: readonly CappedBackend[], why: string): { backend: string; max: number } => {
+    const [smallest] = [...names].sort((a, b) => MAX_CIDRS[a] - MAX_CIDRS[b]);
+    return { backend: names.length === 1 ? smallest! : `${smallest!} (the smallest cap ${why} may pick)`, max: MAX_CIDRS[smallest!] };
+  };
+  if (backend === 'nftables') return pick(['nftables'], '');
+  if (backend === 'iptables' && (iptablesMode === 'nft' || iptablesMode === 'legacy')) return pick([`iptables-${iptablesMode}`], '');
+  if (backend === 'iptables') return pick(['iptables-nft', 'iptables-legacy'], '--iptables-mode=auto');
+  return pick(['nftables', 'iptables-nft', 'iptables-legacy'], `--backend=${backend}`);
+}
