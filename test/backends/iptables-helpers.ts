@@ -3,7 +3,7 @@
 import { CommandError } from '../../src/errors.js';
 import { classifyFailure, type CommandResult, type RunOptions, type Runner } from '../../src/exec/runner.js';
 import { formatCidr, parseCidr, type Family } from '../../src/net/cidr.js';
-import type { ExemptRange, FamilyPolicy, PortRange } from '../../src/policy-types.js';
+import type { ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy-types.js';
 import { parseRuleLine, quoteRuleArg } from '../../src/backends/iptables/rules.js';
 
 /** An exempt range from CIDR text. */
@@ -28,6 +28,10 @@ export interface GoldenInput {
   /** CIDR texts; a `link-local:` prefix marks the built-in link-local range. */
   readonly exempt: readonly string[];
   readonly toPorts: readonly string[];
+  /** `--postrouting-position`; absent means `append`. */
+  readonly postroutingPosition?: PostroutingPosition;
+  /** `--iptables-masquerade-bit`; absent means 14. */
+  readonly masqueradeBit?: number;
 }
 
 /** The FamilyPolicy a golden input describes. */
@@ -37,6 +41,8 @@ export function policyOf(input: GoldenInput): FamilyPolicy {
     exempt: input.exempt.map((t) => (t.startsWith('link-local:') ? exempt(t.slice('link-local:'.length), 'link-local') : exempt(t))),
     randomFully: input.randomFully,
     toPorts: input.toPorts.map(portRange),
+    ...(input.postroutingPosition === undefined ? {} : { postroutingPosition: input.postroutingPosition }),
+    ...(input.masqueradeBit === undefined ? {} : { masqueradeBit: input.masqueradeBit }),
   };
 }
 
