@@ -106,7 +106,7 @@ export const IPTABLES_SAYS = {
 
 /**
  * A minimal stateful iptables for argv-level tests: a restore creates the chain and runs its
- * `-D/-I/-A POSTROUTING` lines all or nothing, `-S/-C/-A/-D POSTROUTING` act on the rule lines,
+ * `-D/-I/-A POSTROUTING` lines all or nothing, `-S/-C/-A/-I/-D POSTROUTING` act on the rule lines,
  * `-F/-X` empty and remove the chain (`-X` refuses while a rule jumps to it), with iptables' exit
  * codes and messages. `mode` picks the wording.
  */
@@ -164,6 +164,13 @@ export function fakeIptables(mode: 'nft' | 'legacy' = 'nft', chain = 'IP-MASQ-AG
         if (!t.chainLines) return targetMissing;
         t.postrouting.push(rule);
         return {};
+      case '-I': {
+        if (!t.chainLines) return targetMissing;
+        const at = Number(name === 'POSTROUTING' ? argv[7] : Number.NaN) - 1;
+        if (!(at >= 0 && at <= t.postrouting.length)) return { exitCode: 1, stderr: 'iptables: Index of insertion too big.\n' };
+        t.postrouting.splice(at, 0, saveLineOf(argv.slice(8)));
+        return {};
+      }
       case '-D': {
         const at = t.postrouting.indexOf(rule);
         if (at < 0) return { exitCode: 1, stderr: IPTABLES_SAYS.badRule };
