@@ -23,6 +23,13 @@ export interface PortRange {
   readonly text: string;
 }
 
+/**
+ * Where our POSTROUTING jump sits and how an exemption ends (`--postrouting-position`):
+ * `append` (the reference's) adds the jump at the end and an exemption RETURNs to POSTROUTING;
+ * `first` keeps the jump first and makes an exemption end nat POSTROUTING for the packet.
+ */
+export type PostroutingPosition = 'append' | 'first';
+
 /** What one address family's NAT rules must do. */
 export interface FamilyPolicy {
   readonly family: Family;
@@ -32,6 +39,10 @@ export interface FamilyPolicy {
   readonly randomFully: boolean;
   /** Explicit source-port ranges for tcp, udp and sctp; empty for none. */
   readonly toPorts: readonly PortRange[];
+  /** `--postrouting-position`; absent means `append`. */
+  readonly postroutingPosition?: PostroutingPosition;
+  /** kube-proxy's masquerade mark bit (`--iptables-masquerade-bit`), honoured with `first`; absent means 14. */
+  readonly masqueradeBit?: number;
 }
 
 /** The whole desired state: IPv4 always, IPv6 when enabled. */

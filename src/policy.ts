@@ -1,15 +1,41 @@
 import type { MasqConfig } from './config/config.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContains, formatCidr, parseCidr, type Family, type IpAddress } from './net/cidr.js';
-import type { ExemptRange, FamilyPolicy, Policy, PortRange } from './policy-types.js';
+import type { ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition } from './policy-types.js';
 import { UsageError } from './errors.js';
+import { quoteExcerpt } from './excerpt.js';
 
-export type { ExemptRange, FamilyPolicy, Policy, PortRange } from './policy-types.js';
+export type { ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition } from './policy-types.js';
 
 /** Agent flags that shape the rules, beyond the config file. */
 export interface PolicyOptions {
   readonly enableIPv6: boolean;
   readonly randomFully: boolean;
   readonly toPorts: readonly PortRange[];
+  /** `--postrouting-position`; absent means `append`. */
+  readonly postroutingPosition?: PostroutingPosition;
+  /** `--iptables-masquerade-bit`; absent means 14. */
+  readonly masqueradeBit?: number;
+}
+
+/** kube-proxy's default `--iptables-masquerade-bit`: its mark is 0x4000/0x4000. */
+export const DEFAULT_MASQUERADE_BIT = 14;
+
+/** The mark kube-proxy sets on traffic it wants masqueraded, as `0x4000` (value and mask are equal). */
+export function masqueradeMarkHex(bit: number | undefined): string {
+  return `0x${(2 ** (bit ?? DEFAULT_MASQUERADE_BIT)).toString(16)}`;
+}
+
+/** Whether an exemption must be final (see PostroutingPosition). */
+export function exemptionIsFinal(policy: Pick<FamilyPolicy, 'postroutingPosition'>): boolean {
+  return policy.postroutingPosition === 'first';
+}
+
+/** Parses `--iptables-masquerade-bit` as kube-proxy does: an integer 0 to 31. */
+export function parseMasqueradeBit(text: string): number {
+  if (!/^\d{1,2}$/.test(text) || Number(text) > 31) {
+    throw new UsageError(`invalid value ${quoteExcerpt(text, 40)} for flag -iptables-masquerade-bit: want an integer from 0 to 31 (kube-proxy's default is 14)`);
+  }
+  return Number(text);
 }
 
 function builtIn(text: string): ExemptRange {
@@ -31,6 +57,8 @@ export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy 
     ],
     randomFully: options.randomFully,
     toPorts: options.toPorts,
+    ...(options.postroutingPosition === undefined ? {} : { postroutingPosition: options.postroutingPosition }),
+    ...(options.masqueradeBit === undefined ? {} : { masqueradeBit: options.masqueradeBit }),
   });
   const families = [family('ipv4', config.masqLinkLocal)];
   if (options.enableIPv6) families.push(family('ipv6', config.masqLinkLocalIPv6));

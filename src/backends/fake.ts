@@ -1,6 +1,7 @@
 import type { Family } from '../net/cidr.js';
 import type { FamilyPolicy } from '../policy-types.js';
 import type { Backend, OwnedState } from './backend.js';
+import { exemptionIsFinal, masqueradeMarkHex } from '../policy.js';
 
 /** An in-memory backend with the real ones' semantics, for unit tests of the agent. */
 export interface FakeBackend extends Backend {
@@ -18,13 +19,20 @@ export interface FakeBackend extends Backend {
    * as the iptables backend does.
    */
   addStrayJump(family: Family, form?: string): void;
+  /**
+   * Inserts a foreign rule above our jump, as `iptables -I POSTROUTING 1` by someone else does.
+   * With `first` read() shows it (as the iptables backend does); apply() moves ours back on top.
+   */
+  insertAbove(family: Family): void;
 }
 
 /** Renders a policy as lines; readable in test failures and unique per policy. */
 function renderFake(p: FamilyPolicy): string[] {
-  const exempt = p.exempt.map((r) => `return ${r.text}`);
+  const first = exemptionIsFinal(p);
+  const exempt = p.exempt.map((r) => `${first ? 'accept' : 'return'} ${r.text}`);
   const ports = p.toPorts.map((r) => r.text).join(',');
-  return [`jump`, ...exempt, `masquerade${p.randomFully ? ' random-fully' : ''}${ports ? ` to-ports ${ports}` : ''}`];
+  const prelude = first ? [`return mark ${masqueradeMarkHex(p.masqueradeBit)}`] : [];
+  return [first ? 'jump first' : 'jump', ...prelude, ...exempt, `masquerade${p.randomFully ? ' random-fully' : ''}${ports ? ` to-ports ${ports}` : ''}`];
 }
 
 /** Creates a fake backend; apply is atomic (all or nothing), cleanup idempotent. */
@@ -61,6 +69,10 @@ export function createFakeBackend(): FakeBackend {
     },
     addStrayJump(family, form = 'older release') {
       tables.set(family, [`jump ${form}`, ...(tables.get(family) ?? [])]);
+    },
+    insertAbove(family) {
+      const have = tables.get(family) ?? [];
+      if (have.includes('jump first')) tables.set(family, ['foreign rule above our jump', ...have]);
     },
     failNextReads(count, error, family) {
       for (let i = 0; i < count; i++) readFailures.push({ family, error });

@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.js';
 import { checkChainName } from '../backends/iptables/render.js';
 import { parseBindAddress } from '../server/bind-address.js';
-import { parseToPorts, type PolicyOptions } from '../policy.js';
+import { parseMasqueradeBit, parseToPorts, type PolicyOptions, type PostroutingPosition } from '../policy.js';
 import type { ConfigOptions } from '../config/config.js';
 import type { ParsedFlags } from './flags.js';
 import { cidrCapForFlags } from '../limits.js';
@@ -46,7 +46,13 @@ export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
     configPath: get('config'),
     chain: validateChainName(get('masq-chain')),
     config: { enableIPv6, nomasqAllReservedRanges: bool('nomasq-all-reserved-ranges'), cidrCap: cidrCapForFlags(get('backend'), get('iptables-mode')) },
-    policy: { enableIPv6, randomFully: bool('random-fully'), toPorts: parseToPorts(get('to-ports')) },
+    policy: {
+      enableIPv6,
+      randomFully: bool('random-fully'),
+      toPorts: parseToPorts(get('to-ports')),
+      postroutingPosition: get('postrouting-position') as PostroutingPosition,
+      masqueradeBit: parseMasqueradeBit(get('iptables-masquerade-bit')),
+    },
     backend: get('backend') as BackendChoice,
     iptablesMode: get('iptables-mode') as IptablesMode,
     healthzBindAddress: checkBindAddress(get('healthz-bind-address'), '--healthz-bind-address'),

@@ -4,7 +4,7 @@
 import { readRegularFileText } from '../config/read-text.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
 import { ConfigError, UsageError, formatIssue } from '../errors.js';
-import { buildPolicy, explainDestination, type PortRange, type Verdict } from '../policy.js';
+import { buildPolicy, explainDestination, masqueradeMarkHex, type PortRange, type PostroutingPosition, type Verdict } from '../policy.js';
 import { agentOptionsFromFlags } from './agent-options.js';
 import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig } from './command-config.js';
@@ -18,7 +18,7 @@ const LOCAL_FLAG = {
 } as const;
 
 const SPECS = commandFlagSpecs(
-  ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend'],
+  ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend', 'postrouting-position', 'iptables-masquerade-bit'],
   [LOCAL_FLAG, OUTPUT_FLAG],
 );
 
@@ -74,6 +74,19 @@ function masqueradeRule(v: Extract<Verdict, { masquerade: true }>, backend: stri
   const ports = v.toPorts.length > 0 ? `; tcp, udp and sctp get source ports ${portsText(v.toPorts)}` : '';
   if (backend === 'nftables') return `masquerade${v.randomFully ? ' fully-random' : ''}${ports}`;
   return `MASQUERADE${v.randomFully ? ' --random-fully' : ''}${ports}`;
+}
+
+/**
+ * What `--postrouting-position=first` adds to a "keep pod IP" answer: the exemption is final
+ * against later rules, except for traffic kube-proxy marked; undefined with `append`.
+ */
+export function positionNote(position: PostroutingPosition | undefined, bit: number | undefined, backend: string): string | undefined {
+  if (position !== 'first') return undefined;
+  const mark = masqueradeMarkHex(bit);
+  const how = backend === 'nftables'
+    ? 'an exemption binds the source to itself in a chain that runs before srcnat, so no later nat chain translates it'
+    : 'our jump is rule 1 of nat POSTROUTING and an exemption ends it (ACCEPT), so no later MASQUERADE rule there translates it';
+  return `--postrouting-position=first: ${how}; traffic kube-proxy marked ${mark}/${mark} is still passed on to kube-proxy's MASQUERADE rule`;
 }
 
 /** Explains one verdict for people and scripts alike. */
@@ -159,6 +172,8 @@ export async function runExplain(argv: readonly string[], io: CommandIo, deps: C
     if (locals.length === 0 && answers.some((a) => a.masquerade)) {
       io.stdout("note: the node's own addresses are never masqueraded (the jump skips LOCAL destinations); name them with --local\n");
     }
+    const note = positionNote(opts.policy.postroutingPosition, opts.policy.masqueradeBit, opts.backend);
+    if (note !== undefined && answers.some((a) => !a.masquerade && a.reason !== 'family-disabled')) io.stdout(`note: ${note}\n`);
     return EXIT.ok;
   });
 }

@@ -49,6 +49,8 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'enable-ipv6', kind: 'bool', default: 'false', help: 'Whether to enable IPv6.' },
   { name: 'random-fully', kind: 'bool', default: 'true', help: 'Whether to add --random-fully to the masquerade rule (where iptables supports it).' },
   { name: 'to-ports', kind: 'string', default: '', help: 'Source port ranges for masqueraded tcp, udp and sctp traffic, e.g. 1024-29999,32768-65535.' },
+  { name: 'postrouting-position', kind: 'string', default: 'append', choices: ['append', 'first'], help: "Where the jump to our chain sits in nat POSTROUTING: append (the reference's; a later MASQUERADE rule may still translate an exempt destination), or first (kept first, and an exemption ends nat POSTROUTING for the packet, except traffic kube-proxy marked)." },
+  { name: 'iptables-masquerade-bit', kind: 'int', default: '14', help: "kube-proxy's --iptables-masquerade-bit: with --postrouting-position=first, traffic with this mark bit still reaches kube-proxy's MASQUERADE rule." },
   { name: 'backend', kind: 'string', default: 'iptables', choices: ['iptables', 'nftables', 'auto'], help: 'Netfilter backend: iptables (drop-in), nftables (native table inet ip-masq-agent), or auto.' },
   { name: 'iptables-mode', kind: 'string', default: 'auto', choices: ['auto', 'legacy', 'nft'], help: 'Which iptables the host uses; auto detects it as kubernetes-sigs/iptables-wrappers does.' },
   { name: 'healthz-bind-address', kind: 'string', default: '127.0.0.1:10264', help: 'Address for /healthz and /readyz; empty or 0 disables.' },

@@ -7,14 +7,14 @@ import { renderNftScript } from '../backends/nftables/render.js';
 import { readRegularFileText } from '../config/read-text.js';
 import { ConfigError, formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
-import { buildPolicy, type FamilyPolicy } from '../policy.js';
+import { buildPolicy, exemptionIsFinal, type FamilyPolicy } from '../policy.js';
 import { agentOptionsFromFlags } from './agent-options.js';
 import { EXIT, silentLog, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { loadCommandConfig, type CommandConfig } from './command-config.js';
 import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs, rejectPositional } from './command-flags.js';
 
 const SPECS = commandFlagSpecs(
-  ['backend', 'config', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges'],
+  ['backend', 'config', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
   [OUTPUT_FLAG],
 );
 
@@ -49,6 +49,8 @@ interface RenderedFamily {
   readonly payload: string;
   /** iptables only: the jump, as a command line, added after the payload when missing. */
   readonly jump?: string;
+  /** iptables only: the jump must stay rule 1 (`--postrouting-position=first`). */
+  readonly jumpFirst?: boolean;
 }
 
 function shellQuote(word: string): string {
@@ -58,12 +60,14 @@ function shellQuote(word: string): string {
 
 /** The iptables payload and jump of one family, as the agent writes them. */
 export function renderIptablesFamily(p: FamilyPolicy, chain: string): RenderedFamily {
-  const jump = [IPTABLES[p.family], '-t', 'nat', '-A', 'POSTROUTING', '-m', 'comment', '--comment', jumpComment(chain), '-m', 'addrtype', '!', '--dst-type', 'LOCAL', '-j', chain];
+  const first = exemptionIsFinal(p);
+  const jump = [IPTABLES[p.family], '-t', 'nat', ...(first ? ['-I', 'POSTROUTING', '1'] : ['-A', 'POSTROUTING']), '-m', 'comment', '--comment', jumpComment(chain), '-m', 'addrtype', '!', '--dst-type', 'LOCAL', '-j', chain];
   return {
     family: p.family,
     command: `${IPTABLES[p.family]}-restore --noflush`,
     payload: renderRestorePayload(p, { chain, randomFully: p.randomFully }),
     jump: jump.map(shellQuote).join(' '),
+    ...(first ? { jumpFirst: true } : {}),
   };
 }
 
@@ -77,7 +81,10 @@ export function formatRenderedText(families: readonly RenderedFamily[]): string 
   return families
     .map((f) => {
       const head = `# ${FAMILY_NAME[f.family]}: piped into \`${f.command}\`\n`;
-      const jump = f.jump === undefined ? '' : `# then, if missing, the jump (checked with -C, never duplicated):\n#   ${f.jump}\n`;
+      const when = f.jumpFirst
+        ? 'then the jump, as rule 1 (moved back to the top whenever another rule is above it)'
+        : 'then, if missing, the jump (checked with -C, never duplicated)';
+      const jump = f.jump === undefined ? '' : `# ${when}:\n#   ${f.jump}\n`;
       return `${head}${f.payload}${jump}`;
     })
     .join('\n');

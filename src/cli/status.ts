@@ -15,7 +15,7 @@ import { loadCommandConfig, type CommandConfig } from './command-config.js';
 import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs, rejectPositional } from './command-flags.js';
 
 const SPECS = commandFlagSpecs(
-  ['config', 'backend', 'iptables-mode', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges'],
+  ['config', 'backend', 'iptables-mode', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
   [OUTPUT_FLAG],
 );
 

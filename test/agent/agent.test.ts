@@ -86,6 +86,24 @@ test('1,000 quiet resyncs rewrite nothing and log nothing new', async () => {
   await h.agent.stop();
 });
 
+test('--postrouting-position=first: a rule inserted above our jump is repaired at the next resync and counted; with append it is left alone', async () => {
+  const first = harness(null, { policyOptions: { enableIPv6: false, randomFully: true, toPorts: [], postroutingPosition: 'first' } });
+  await first.agent.start();
+  assert.deepEqual(ipv4Rules(first).slice(0, 2), ['jump first', 'return mark 0x4000']);
+  first.backend.insertAbove('ipv4');
+  const r = await first.agent.sync('resync');
+  assert.equal(r.families.find((f) => f.family === 'ipv4')?.result, 'repaired');
+  assert.equal(first.agent.status().families.get('ipv4')?.driftRepairs, 1);
+  assert.equal(ipv4Rules(first)[0], 'jump first');
+  await first.agent.stop();
+
+  const append = harness(null, { policyOptions: { enableIPv6: false, randomFully: true, toPorts: [] } });
+  await append.agent.start();
+  append.backend.insertAbove('ipv4');
+  assert.equal((await append.agent.sync('resync')).families.find((f) => f.family === 'ipv4')?.result, 'unchanged');
+  await append.agent.stop();
+});
+
 test('damage by a third party is repaired at the next resync, counted and logged', async () => {
   const h = harness(null);
   await h.agent.start();

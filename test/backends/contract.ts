@@ -18,6 +18,11 @@ export interface ContractSubject {
    * Absent where the backend has no such entry point (nftables owns its whole table and hook).
    */
   addStrayJumps?(family: Family): Promise<void>;
+  /**
+   * Inserts a foreign rule at the top of what decides before ours (`iptables -I POSTROUTING 1`).
+   * Absent where nothing can be put above us by position (nftables orders base chains by priority).
+   */
+  insertAbove?(family: Family): Promise<void>;
   dispose(): Promise<void> | void;
 }
 
@@ -48,6 +53,9 @@ export const contractPolicies = {
   },
 } satisfies Record<string, FamilyPolicy>;
 
+/** Why the nftables backend skips the position tests: base chains are ordered by priority, not by rule position. */
+export const NFT_HAS_NO_POSITION = 'nftables: base chains run in priority order; no rule can be inserted above ours';
+
 /** Why the nftables backend skips the stray-jump tests: its chain hooks itself, no rule jumps into it. */
 export const NFT_HAS_NO_JUMP = 'nftables: the table hooks postrouting itself; no rule of another table jumps into it';
 
@@ -55,8 +63,8 @@ export const NFT_HAS_NO_JUMP = 'nftables: the table hooks postrouting itself; no
 export function runBackendContract(
   label: string,
   makeSubject: () => Promise<ContractSubject>,
-  /** noStrayJumps: why this backend has no jump into its rules that others could duplicate. */
-  options: { readonly noStrayJumps?: string } = {},
+  /** noStrayJumps: why this backend has no jump into its rules that others could duplicate; noPosition: why nothing can be inserted above ours. */
+  options: { readonly noStrayJumps?: string; readonly noPosition?: string } = {},
 ): void {
   const withSubject = (name: string, body: (s: ContractSubject) => Promise<void>, options: { skip?: string | false } = {}): void => {
     test(`${label}: ${name}`, options, async () => {
@@ -69,6 +77,8 @@ export function runBackendContract(
     });
   };
   const { v4, v4b, v6 } = contractPolicies;
+  const v4first: FamilyPolicy = { ...v4, postroutingPosition: 'first' };
+  const v6first: FamilyPolicy = { ...v6, postroutingPosition: 'first', masqueradeBit: 0 };
 
   withSubject('reads nothing on a clean host', async ({ backend }) => {
     assert.deepEqual(await backend.read('ipv4'), []);
@@ -149,4 +159,41 @@ export function runBackendContract(
       assert.deepEqual(await s.backend.read(p.family), []);
     }
   }, stray);
+
+  withSubject('postrouting-position=first: a state of its own, applied and read back exactly; switching back and forth leaves nothing stale', async ({ backend }) => {
+    assert.notDeepEqual(backend.expected(v4first), backend.expected(v4));
+    await backend.apply(v4first);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4first));
+    await backend.apply(v6first);
+    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6first));
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await backend.apply(v4first);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4first));
+    await backend.cleanup('ipv4');
+    await backend.cleanup('ipv6');
+    assert.deepEqual(await backend.read('ipv4'), []);
+    assert.deepEqual(await backend.read('ipv6'), []);
+  });
+
+  const position: { skip: string | false } = { skip: options.noPosition ?? false };
+  withSubject('postrouting-position=first: a rule inserted above ours shows on read; the next apply puts ours first again', async (s) => {
+    assert.ok(s.insertAbove, 'the subject must insert a rule above ours, or the contract must name why it cannot');
+    for (const p of [v4first, v6first]) {
+      await s.backend.apply(p);
+      await s.insertAbove(p.family);
+      assert.notDeepEqual(await s.backend.read(p.family), s.backend.expected(p), 'read shows that ours is no longer first');
+      await s.backend.apply(p);
+      assert.deepEqual(await s.backend.read(p.family), s.backend.expected(p));
+      await s.backend.cleanup(p.family);
+      assert.deepEqual(await s.backend.read(p.family), []);
+    }
+  }, position);
+
+  withSubject('postrouting-position=append: a rule inserted above ours is not drift', async (s) => {
+    assert.ok(s.insertAbove, 'the subject must insert a rule above ours, or the contract must name why it cannot');
+    await s.backend.apply(v4);
+    await s.insertAbove('ipv4');
+    assert.deepEqual(await s.backend.read('ipv4'), s.backend.expected(v4));
+  }, position);
 }

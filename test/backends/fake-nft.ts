@@ -82,6 +82,10 @@ function ruleExpr(text: string): unknown[] {
       const port = m[1] === undefined ? undefined : m[2] === undefined ? Number(m[1]) : { range: [Number(m[1]), Number(m[2])] };
       const body = { ...(port === undefined ? {} : { port }), ...(m[3] ? { flags: m[3] } : {}) };
       out.push({ masquerade: Object.keys(body).length ? body : null });
+    } else if ((m = take(/^meta mark & 0x([0-9a-f]{8}) == 0x([0-9a-f]{8})/))) {
+      out.push({ match: { op: '==', left: { '&': [{ meta: { key: 'mark' } }, parseInt(m[1]!, 16)] }, right: parseInt(m[2]!, 16) } });
+    } else if ((m = take(/^snat (ip6?) to (ip6?) saddr$/))) {
+      out.push({ snat: { family: m[1], addr: { payload: { protocol: m[2], field: 'saddr' } } } });
     } else if ((m = take(/^return$/))) {
       out.push({ return: null });
     } else {

@@ -10,6 +10,7 @@ runBackendContract('fake', async () => {
       backend.addStrayJump(family, 'quoted comment');
       backend.addStrayJump(family, 'bare');
     },
+    insertAbove: async (family) => backend.insertAbove(family),
     dispose: () => undefined,
   };
 });

@@ -3,7 +3,7 @@
 import { CommandError } from '../../src/errors.js';
 import { classifyFailure, type CommandResult, type RunOptions, type Runner } from '../../src/exec/runner.js';
 import { formatCidr, parseCidr, type Family } from '../../src/net/cidr.js';
-import type { ExemptRange, FamilyPolicy, PortRange } from '../../src/policy-types.js';
+import type { ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy-types.js';
 import { parseRuleLine, quoteRuleArg } from '../../src/backends/iptables/rules.js';
 
 /** An exempt range from CIDR text. */
@@ -28,6 +28,10 @@ export interface GoldenInput {
   /** CIDR texts; a `link-local:` prefix marks the built-in link-local range. */
   readonly exempt: readonly string[];
   readonly toPorts: readonly string[];
+  /** `--postrouting-position`; absent means `append`. */
+  readonly postroutingPosition?: PostroutingPosition;
+  /** `--iptables-masquerade-bit`; absent means 14. */
+  readonly masqueradeBit?: number;
 }
 
 /** The FamilyPolicy a golden input describes. */
@@ -37,6 +41,8 @@ export function policyOf(input: GoldenInput): FamilyPolicy {
     exempt: input.exempt.map((t) => (t.startsWith('link-local:') ? exempt(t.slice('link-local:'.length), 'link-local') : exempt(t))),
     randomFully: input.randomFully,
     toPorts: input.toPorts.map(portRange),
+    ...(input.postroutingPosition === undefined ? {} : { postroutingPosition: input.postroutingPosition }),
+    ...(input.masqueradeBit === undefined ? {} : { masqueradeBit: input.masqueradeBit }),
   };
 }
 
@@ -100,7 +106,7 @@ export const IPTABLES_SAYS = {
 
 /**
  * A minimal stateful iptables for argv-level tests: a restore creates the chain and runs its
- * `-D/-I/-A POSTROUTING` lines all or nothing, `-S/-C/-A/-D POSTROUTING` act on the rule lines,
+ * `-D/-I/-A POSTROUTING` lines all or nothing, `-S/-C/-A/-I/-D POSTROUTING` act on the rule lines,
  * `-F/-X` empty and remove the chain (`-X` refuses while a rule jumps to it), with iptables' exit
  * codes and messages. `mode` picks the wording.
  */
@@ -158,6 +164,13 @@ export function fakeIptables(mode: 'nft' | 'legacy' = 'nft', chain = 'IP-MASQ-AG
         if (!t.chainLines) return targetMissing;
         t.postrouting.push(rule);
         return {};
+      case '-I': {
+        if (!t.chainLines) return targetMissing;
+        const at = Number(name === 'POSTROUTING' ? argv[7] : Number.NaN) - 1;
+        if (!(at >= 0 && at <= t.postrouting.length)) return { exitCode: 1, stderr: 'iptables: Index of insertion too big.\n' };
+        t.postrouting.splice(at, 0, saveLineOf(argv.slice(8)));
+        return {};
+      }
       case '-D': {
         const at = t.postrouting.indexOf(rule);
         if (at < 0) return { exitCode: 1, stderr: IPTABLES_SAYS.badRule };

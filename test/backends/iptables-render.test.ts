@@ -43,6 +43,8 @@ test('golden cases are present', () => {
     'to-ports-three-ranges',
     'to-ports-single-port',
     'custom-chain',
+    'postrouting-first',
+    'postrouting-first-masquerade-bit',
   ]) {
     assert.ok(cases.includes(required), `missing golden case ${required}`);
   }

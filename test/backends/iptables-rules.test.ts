@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findRulesWithTarget, parseRuleLine, planJumpRepair, quoteRuleArg, splitRuleArgs } from '../../src/backends/iptables/rules.js';
+import { findRulesWithTarget, notFirstLine, parseRuleLine, planJumpRepair, quoteRuleArg, splitRuleArgs } from '../../src/backends/iptables/rules.js';
 import { renderJumpSaveLine } from '../../src/backends/iptables/render.js';
 
 const OURS = renderJumpSaveLine('IP-MASQ-AGENT');
@@ -66,4 +66,26 @@ test('planJumpRepair: nothing, append, or one payload that deletes every jump by
   );
   const dup = planJumpRepair([OURS, OURS], 'IP-MASQ-AGENT', OURS);
   assert.equal(dup.kind === 'replace' && dup.remove.length, 2);
+});
+
+test('planJumpRepair with first: insert at 1 when missing, move ours to 1 when a rule is above it, nothing when it is rule 1', () => {
+  const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
+  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', OURS, true), { kind: 'insert-first' });
+  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', OURS, kube], 'IP-MASQ-AGENT', OURS, true), { kind: 'none' });
+  const moved = planJumpRepair(['-P POSTROUTING ACCEPT', kube, OURS], 'IP-MASQ-AGENT', OURS, true);
+  assert.deepEqual(moved.kind === 'replace' && moved.payload, ['*nat', OURS.replace(/^-A /, '-D '), OURS.replace(/^-A POSTROUTING /, '-I POSTROUTING 1 '), 'COMMIT', ''].join('\n'));
+  // An older form first, ours later: both go, ours comes back at 1.
+  const older = planJumpRepair([QUOTED, kube, OURS], 'IP-MASQ-AGENT', OURS, true);
+  assert.deepEqual(older.kind === 'replace' && older.remove, [QUOTED, OURS]);
+  assert.match(older.kind === 'replace' ? older.payload : '', /-I POSTROUTING 1 /);
+});
+
+test('notFirstLine names the rule above our jump; nothing when ours is rule 1 or absent', () => {
+  const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
+  assert.equal(notFirstLine(['-P POSTROUTING ACCEPT', OURS, kube], 'IP-MASQ-AGENT', '# note'), undefined);
+  assert.equal(notFirstLine(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', '# note'), undefined);
+  assert.equal(notFirstLine(['-P POSTROUTING ACCEPT', kube, OURS], 'IP-MASQ-AGENT', '# note'), `# note ${kube}`);
+  const long = `-A POSTROUTING -m comment --comment "${'x'.repeat(500)}" -j MASQUERADE`;
+  const line = notFirstLine([long, OURS], 'IP-MASQ-AGENT', '# note') ?? '';
+  assert.ok(Buffer.byteLength(line) < 300 && line.includes('cut'), line);
 });

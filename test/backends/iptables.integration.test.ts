@@ -75,6 +75,10 @@ if (available) {
           await inNs(ns, [...nat, '-A', 'POSTROUTING', ...jumpRuleSpec(DEFAULT_CHAIN)]);
           await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', DEFAULT_CHAIN]);
         },
+        insertAbove: async (family) => {
+          const nat = [binary(mode, family), '-w', '5', '-t', 'nat'];
+          await inNs(ns, [...nat, '-I', 'POSTROUTING', '1', '-p', 'udp', '--dport', '9', '-j', 'MASQUERADE']);
+        },
         dispose: () => deleteNamespace(ns),
       };
     });

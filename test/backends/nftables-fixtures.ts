@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatCidr, LINK_LOCAL_V4, LINK_LOCAL_V6, parseCidr, type Family } from '../../src/net/cidr.js';
-import type { ExemptRange, FamilyPolicy, PortRange } from '../../src/policy-types.js';
+import type { ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy-types.js';
 import { expectedNftLines } from '../../src/backends/nftables/render.js';
 
 /** Whether this run rewrites golden files instead of comparing with them. */
@@ -31,6 +31,10 @@ interface FamilyFixture {
   cidrs: string[];
   randomFully: boolean;
   toPorts: string[];
+  /** `--postrouting-position`; absent means `append`. */
+  postroutingPosition?: PostroutingPosition;
+  /** `--iptables-masquerade-bit`; absent means 14. */
+  masqueradeBit?: number;
 }
 
 /** One golden case: its policies (one per family) and the families it removes. */
@@ -63,7 +67,14 @@ export function familyPolicy(f: FamilyFixture): FamilyPolicy {
     ...(f.linkLocal ? [exemptRange(ll, 'link-local')] : []),
     ...f.cidrs.map((c, i) => exemptRange(c, 'config', `nonMasqueradeCIDRs[${i}]`)),
   ];
-  return { family: f.family, exempt, randomFully: f.randomFully, toPorts: f.toPorts.map(portRange) };
+  return {
+    family: f.family,
+    exempt,
+    randomFully: f.randomFully,
+    toPorts: f.toPorts.map(portRange),
+    ...(f.postroutingPosition === undefined ? {} : { postroutingPosition: f.postroutingPosition }),
+    ...(f.masqueradeBit === undefined ? {} : { masqueradeBit: f.masqueradeBit }),
+  };
 }
 
 /** The render options a golden case stands for. */

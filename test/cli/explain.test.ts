@@ -28,6 +28,18 @@ test('text: one line per destination, saying masquerade or keep, and why, with t
   );
 });
 
+test('with --postrouting-position=first a "keep pod IP" answer says the exemption is final, in the backend\'s words; append adds nothing', async () => {
+  const first = await cli(['explain', '--config', config, '--enable-ipv6', '--postrouting-position=first', '10.1.2.3']);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /^note: --postrouting-position=first: our jump is rule 1 of nat POSTROUTING and an exemption ends it \(ACCEPT\).*0x4000\/0x4000/m);
+  const nft = await cli(['explain', '--config', config, '--enable-ipv6', '--backend=nftables', '--postrouting-position=first', '--iptables-masquerade-bit=0', '10.1.2.3']);
+  assert.match(nft.stdout, /^note: --postrouting-position=first: an exemption binds the source to itself .*0x1\/0x1/m);
+  const append = await cli(['explain', '--config', config, '--enable-ipv6', '10.1.2.3']);
+  assert.doesNotMatch(append.stdout, /postrouting-position/);
+  const masq = await cli(['explain', '--config', config, '--enable-ipv6', '--postrouting-position=first', '203.0.113.7']);
+  assert.doesNotMatch(masq.stdout, /postrouting-position/, 'nothing to add when every answer is masquerade');
+});
+
 test('the defaults are named as such when no config file exists', async () => {
   const r = await cli(['explain', '--config', missing, '172.16.5.5', '198.51.100.7']);
   assert.equal(r.code, 0);

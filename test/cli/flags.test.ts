@@ -15,6 +15,20 @@ test('defaults match the reference agent', () => {
   assert.deepEqual(o.policy.toPorts, []);
   assert.equal(o.backend, 'iptables');
   assert.equal(o.iptablesMode, 'auto');
+  assert.equal(o.policy.postroutingPosition, 'append');
+  assert.equal(o.policy.masqueradeBit, 14);
+});
+
+test('--postrouting-position takes append or first; --iptables-masquerade-bit an integer 0 to 31, as kube-proxy', () => {
+  const o = agentOptionsFromFlags(parseFlags(['--postrouting-position=first', '--iptables-masquerade-bit=0']));
+  assert.equal(o.policy.postroutingPosition, 'first');
+  assert.equal(o.policy.masqueradeBit, 0);
+  assert.equal(agentOptionsFromFlags(parseFlags(['--iptables-masquerade-bit=31'])).policy.masqueradeBit, 31);
+  assert.throws(() => parseFlags(['--postrouting-position=top']), (e: unknown) => e instanceof UsageError && /postrouting-position/.test(e.message) && /append/.test(e.message));
+  for (const bad of ['32', '-1', '999999999999']) {
+    assert.throws(() => agentOptionsFromFlags(parseFlags([`--iptables-masquerade-bit=${bad}`])), (e: unknown) => e instanceof UsageError && /iptables-masquerade-bit/.test(e.message) && /0 to 31/.test(e.message), bad);
+  }
+  assert.throws(() => parseFlags(['--iptables-masquerade-bit=x']), UsageError);
 });
 
 const goForms: [string, string[], string, string][] = [

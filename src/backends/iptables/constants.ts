@@ -8,6 +8,15 @@ export const DEFAULT_CHAIN = 'IP-MASQ-AGENT';
 /** Comment on each RETURN rule for an exempt (non-masquerade) destination. */
 export const NON_MASQ_COMMENT = 'ip-masq-agent: local traffic is not subject to MASQUERADE';
 
+/**
+ * Comment on the first rule of our chain with `--postrouting-position=first`: traffic kube-proxy
+ * marked for masquerade returns to POSTROUTING, where kube-proxy's rule masquerades it.
+ */
+export const KUBE_MARK_COMMENT = 'ip-masq-agent: traffic kube-proxy marked for masquerade goes on to its MASQUERADE rule';
+
+/** Comment on the POSTROUTING line the read-back adds when our jump should be first and is not. */
+export const NOT_FIRST_NOTE = '# ip-masq-agent: our jump is not the first rule of nat POSTROUTING; rule 1 is';
+
 /** Comment on each MASQUERADE rule, including the `--to-ports` ones. */
 export const MASQ_COMMENT = 'ip-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)';
 

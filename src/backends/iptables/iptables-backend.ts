@@ -9,10 +9,11 @@ import { cutExcerpt } from '../../excerpt.js';
 import type { CommandResult, Runner } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy-types.js';
-import { DEFAULT_WAIT_SECONDS } from './constants.js';
+import { exemptionIsFinal } from '../../policy.js';
+import { DEFAULT_WAIT_SECONDS, KUBE_MARK_COMMENT, NOT_FIRST_NOTE } from './constants.js';
 import { findShadowingRules } from './shadow.js';
 import type { IptablesMode } from './detect.js';
-import { findRulesWithTarget, planJumpRepair, renderDeletePayload } from './rules.js';
+import { findRulesWithTarget, notFirstLine, planJumpRepair, quoteRuleArg, renderDeletePayload } from './rules.js';
 import {
   checkChainName,
   jumpRuleSpec,
@@ -183,7 +184,8 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       const listArgv = nat(family, '-S', chain);
       const list = await run(listArgv, { okExitCodes: [0, 1] });
       // Every jump to our chain, in any form: an extra one is drift that apply repairs.
-      const jumps = findRulesWithTarget(await postrouting(family), 'POSTROUTING', chain).map((r) => r.line);
+      const rules = await postrouting(family);
+      const jumps = findRulesWithTarget(rules, 'POSTROUTING', chain).map((r) => r.line);
       let chainLines: string[];
       if (list.exitCode === 0) {
         chainLines = outputLines(list.stdout);
@@ -193,7 +195,11 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       } else {
         throw new CommandError(listArgv, list.exitCode, list.stderr, 'other', `${listArgv.join(' ')}: exit code ${list.exitCode}: ${said(list.stderr)}`);
       }
-      return [...jumps, ...chainLines];
+      // A chain written for `first` (it starts with the kube-proxy mark rule) wants our jump first:
+      // a rule someone inserted above it shows as one more line, so the sync moves the jump back.
+      const markRule = ` -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`;
+      const note = chainLines.some((l) => l.endsWith(markRule)) ? notFirstLine(rules, chain, NOT_FIRST_NOTE) : undefined;
+      return [...(note === undefined ? [] : [note]), ...jumps, ...chainLines];
     },
 
     async apply(policy: FamilyPolicy): Promise<void> {
@@ -210,14 +216,15 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
         throw e;
       }
       // Only now, with the chain complete, may traffic be sent into it.
-      const repair = planJumpRepair(await postrouting(policy.family), chain, renderJumpSaveLine(chain));
+      const repair = planJumpRepair(await postrouting(policy.family), chain, renderJumpSaveLine(chain), exemptionIsFinal(policy));
       if (repair.kind === 'append') await run(nat(policy.family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
+      if (repair.kind === 'insert-first') await run(nat(policy.family, '-I', 'POSTROUTING', '1', ...jumpRuleSpec(chain)));
       if (repair.kind === 'replace') {
         try {
           await restore(policy.family, repair.payload);
         } catch (e) {
           if (!(e instanceof CommandError)) throw e;
-          const what = `replacing ${repair.remove.length} POSTROUTING jump${repair.remove.length === 1 ? '' : 's'} to ${chain} (older forms or duplicates) by ours`;
+          const what = `replacing ${repair.remove.length} POSTROUTING jump${repair.remove.length === 1 ? '' : 's'} to ${chain} (older forms, duplicates, or ours not first) by ours`;
           throw new CommandError(e.argv, e.exitCode, e.stderr, e.failure, `${what} failed; the chain is up to date: ${e.message}`);
         }
       }

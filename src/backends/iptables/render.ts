@@ -10,9 +10,11 @@
 import type { Cidr } from '../../net/cidr.js';
 import { quoteExcerpt } from '../../excerpt.js';
 import type { FamilyPolicy, PortRange } from '../../policy-types.js';
+import { exemptionIsFinal, masqueradeMarkHex } from '../../policy.js';
 import {
   BUILTIN_CHAINS,
   FOREIGN_CHAIN_PREFIXES,
+  KUBE_MARK_COMMENT,
   MASQ_COMMENT,
   MAX_CHAIN_NAME_LENGTH,
   NON_MASQ_COMMENT,
@@ -163,6 +165,26 @@ function assertFamily(policy: FamilyPolicy): void {
 }
 
 /**
+ * How an exempt destination leaves our chain: RETURN goes on through POSTROUTING (the
+ * reference's; a later MASQUERADE rule may still translate it), ACCEPT ends the nat POSTROUTING
+ * traversal for the packet (`--postrouting-position=first`).
+ */
+export function exemptionTarget(policy: FamilyPolicy): 'RETURN' | 'ACCEPT' {
+  return exemptionIsFinal(policy) ? 'ACCEPT' : 'RETURN';
+}
+
+/**
+ * The rules before the exemptions, as `-A` lines without the `-A CHAIN ` head (restore and `-S`
+ * print them alike): with `first`, traffic kube-proxy marked returns to POSTROUTING so that
+ * kube-proxy's MASQUERADE rule still sees it (NodePort, hairpin); none with `append`.
+ */
+export function preludeRuleBodies(policy: FamilyPolicy): string[] {
+  if (!exemptionIsFinal(policy)) return [];
+  const mark = masqueradeMarkHex(policy.masqueradeBit);
+  return [`-m mark --mark ${mark}/${mark} -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`];
+}
+
+/**
  * The exact `iptables-restore --noflush` payload the reference writes for one family: the
  * `:CHAIN - [0:0]` line creates or flushes only our chain, atomically with the new rules.
  */
@@ -170,9 +192,10 @@ export function renderRestorePayload(policy: FamilyPolicy, opts: RenderOptions):
   assertFamily(policy);
   const { chain } = opts;
   const masq = `-A ${chain} -m comment --comment "${MASQ_COMMENT}" -j MASQUERADE${opts.randomFully ? ' --random-fully' : ''}`;
-  const lines = ['*nat', `:${chain} - [0:0]`];
+  const lines = ['*nat', `:${chain} - [0:0]`, ...preludeRuleBodies(policy).map((r) => `-A ${chain} ${r}`)];
+  const exit = exemptionTarget(policy);
   for (const e of policy.exempt) {
-    lines.push(`-A ${chain} -m comment --comment "${NON_MASQ_COMMENT}" -d ${e.text} -j RETURN`);
+    lines.push(`-A ${chain} -m comment --comment "${NON_MASQ_COMMENT}" -d ${e.text} -j ${exit}`);
   }
   const probabilities = toPortsProbabilities(policy.toPorts);
   for (const proto of TO_PORTS_PROTOCOLS) {
@@ -205,11 +228,12 @@ export function renderChainSaveLines(policy: FamilyPolicy, opts: RenderOptions):
   const { chain } = opts;
   const fully = opts.randomFully ? ' --random-fully' : '';
   const masqComment = `-m comment --comment ${quoteRuleArg(MASQ_COMMENT)}`;
-  const lines = [`-N ${chain}`];
+  const lines = [`-N ${chain}`, ...preludeRuleBodies(policy).map((r) => `-A ${chain} ${r}`)];
+  const exit = exemptionTarget(policy);
   for (const e of policy.exempt) {
     // iptables drops a match-everything destination (/0) from its output.
     const dst = e.cidr.prefix === 0 ? '' : ` -d ${formatSavedCidr(e.cidr)}`;
-    lines.push(`-A ${chain}${dst} -m comment --comment ${quoteRuleArg(NON_MASQ_COMMENT)} -j RETURN`);
+    lines.push(`-A ${chain}${dst} -m comment --comment ${quoteRuleArg(NON_MASQ_COMMENT)} -j ${exit}`);
   }
   const probabilities = toPortsProbabilities(policy.toPorts).map(savedProbability);
   for (const proto of TO_PORTS_PROTOCOLS) {

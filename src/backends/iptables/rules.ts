@@ -2,6 +2,7 @@
 // (`-j` or `-g`) is our chain, whatever its matches and comments say. Text matching counted a
 // foreign rule whose comment mentions `-j IP-MASQ-AGENT` as a jump, and missed older releases'
 // jumps whose comment differs from ours (compat-contract.md).
+import { cutExcerpt } from '../../excerpt.js';
 
 /** An argument as iptables prints it (xtables_save_string): bare when only [A-Za-z0-9_-], else quoted. */
 export function quoteRuleArg(value: string): string {
@@ -88,6 +89,8 @@ export function findRulesWithTarget(lines: readonly string[], chainName: string,
 export type JumpRepair =
   | { readonly kind: 'none' }
   | { readonly kind: 'append' }
+  /** No jump yet, and it must be first: `-I POSTROUTING 1`. */
+  | { readonly kind: 'insert-first' }
   | {
       readonly kind: 'replace';
       /** The jumps to delete, as `-S` printed them (other forms, duplicates). */
@@ -96,21 +99,38 @@ export type JumpRepair =
       readonly payload: string;
     };
 
+function postroutingRules(postrouting: readonly string[]): ParsedRule[] {
+  return postrouting.map(parseRuleLine).filter((r): r is ParsedRule => r !== undefined && r.chain === 'POSTROUTING');
+}
+
 /**
  * Compares the POSTROUTING rules (`-S POSTROUTING` lines) with our one jump (`ourJump`, as `-S`
  * prints it). Every rule that jumps to `chain` is deleted by its spec (never by number: a rule
  * inserted meanwhile would shift the numbers onto someone else's rule), and ours is inserted at the
- * position of the first one, so traffic meets it where it met the old one.
+ * position of the first one, so traffic meets it where it met the old one; with `first` at
+ * position 1, where it must stay.
  */
-export function planJumpRepair(postrouting: readonly string[], chain: string, ourJump: string): JumpRepair {
-  const rules = postrouting.map(parseRuleLine).filter((r): r is ParsedRule => r !== undefined && r.chain === 'POSTROUTING');
-  const first = rules.findIndex((r) => r.target === chain);
-  if (first < 0) return { kind: 'append' };
+export function planJumpRepair(postrouting: readonly string[], chain: string, ourJump: string, first = false): JumpRepair {
+  const rules = postroutingRules(postrouting);
+  const at = rules.findIndex((r) => r.target === chain);
+  if (at < 0) return { kind: first ? 'insert-first' : 'append' };
   const jumps = rules.filter((r) => r.target === chain);
-  if (jumps.length === 1 && jumps[0]?.line === ourJump) return { kind: 'none' };
+  if (jumps.length === 1 && jumps[0]?.line === ourJump && (!first || at === 0)) return { kind: 'none' };
   const remove = jumps.map((r) => r.line);
-  const insert = `-I POSTROUTING ${first + 1} ${ourJump.slice('-A POSTROUTING '.length)}`;
+  const insert = `-I POSTROUTING ${first ? 1 : at + 1} ${ourJump.slice('-A POSTROUTING '.length)}`;
   return { kind: 'replace', remove, payload: renderDeletePayload(remove, [insert]) };
+}
+
+/**
+ * With `first`: undefined when the first POSTROUTING rule jumps to `chain` (or no rule does:
+ * the missing jump is drift of its own); else one line naming the rule above ours, which the
+ * read-back adds so that it differs from the expected state and the sync moves our jump back.
+ */
+export function notFirstLine(postrouting: readonly string[], chain: string, note: string): string | undefined {
+  const rules = postroutingRules(postrouting);
+  const top = rules[0];
+  if (top === undefined || top.target === chain || !rules.some((r) => r.target === chain)) return undefined;
+  return `${note} ${cutExcerpt(top.line, 200)}`;
 }
 
 /**

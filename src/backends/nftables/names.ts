@@ -35,3 +35,11 @@ export const TO_PORTS_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 
 /** nft's numeric value of `priority srcnat` for a nat postrouting chain, as `nft -j` prints it. */
 export const SRCNAT_PRIORITY = 100;
+
+/**
+ * The priority of our chain with `--postrouting-position=first`: srcnat - 1, so it runs before
+ * every nat chain at srcnat (iptables-nft's nat POSTROUTING, kube-proxy's, a CNI's). Measured:
+ * an `accept` there does not stop a later nat chain, but a NAT binding does (the kernel runs the
+ * nat chains of a hook only until one sets up a binding for the connection).
+ */
+export const FIRST_PRIORITY = SRCNAT_PRIORITY - 1;

@@ -122,6 +122,10 @@ function exprText(x: Json): string {
   if (typeof x === 'string' || typeof x === 'number') return String(x);
   if (!isObject(x)) return JSON.stringify(x);
   const [key, value] = Object.entries(x)[0] ?? ['', null];
+  // A bitwise and, as `meta mark & 0x00004000`: nft prints a mark operand as 8 hex digits.
+  if (key === '&' && Array.isArray(value) && value.length === 2 && typeof value[1] === 'number') {
+    return `${exprText(value[0])} & ${hex32(value[1])}`;
+  }
   if (Object.keys(x).length !== 1 || !isObject(value)) {
     if (key === 'set' && Array.isArray(value)) return `{ ${value.map(exprText).join(', ')} }`;
     if (key === 'range' && Array.isArray(value)) return value.map(exprText).join('-');
@@ -147,6 +151,10 @@ function exprText(x: Json): string {
   }
 }
 
+function hex32(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
+
 function flagsText(flags: Json): string {
   if (flags === undefined) return '';
   return ` ${Array.isArray(flags) ? flags.map(text).join(',') : text(flags)}`;
@@ -158,8 +166,13 @@ function statementText(s: Json): string {
   switch (key) {
     case 'match': {
       if (!isObject(value)) break;
+      const left = value['left'];
+      // nft spells out `==` after a bitwise and, and prints its number in hex.
+      if (isObject(left) && '&' in left && typeof value['right'] === 'number') {
+        return `${exprText(left)} ${text(value['op'])} ${hex32(value['right'])}`;
+      }
       const op = value['op'] === '==' ? '' : `${text(value['op'])} `;
-      return `${exprText(value['left'])} ${op}${exprText(value['right'])}`;
+      return `${exprText(left)} ${op}${exprText(value['right'])}`;
     }
     case 'return':
     case 'accept':
@@ -171,6 +184,13 @@ function statementText(s: Json): string {
     case 'goto':
       if (isObject(value)) return `${key} ${text(value['target'])}`;
       break;
+    case 'snat': {
+      // Only the form we write: the source bound to itself (`snat ip to ip saddr`).
+      if (!isObject(value) || Object.keys(value).length !== 2 || typeof value['family'] !== 'string') break;
+      const addr = value['addr'];
+      if (!isObject(addr) || !isObject(addr['payload'])) break;
+      return `snat ${value['family']} to ${exprText(addr)}`;
+    }
     case 'counter':
       // Counter values change with traffic: only the counter's presence is state.
       return 'counter';

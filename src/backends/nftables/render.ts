@@ -10,7 +10,8 @@ import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { FamilyPolicy, PortRange } from '../../policy-types.js';
 import { chainLine, elementLine, ourSetLine, ruleLine } from './canonical.js';
-import { NFT_NAMES, NFT_TABLE_REF, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from './names.js';
+import { FIRST_PRIORITY, NFT_NAMES, NFT_TABLE_REF, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from './names.js';
+import { exemptionIsFinal, masqueradeMarkHex } from '../../policy.js';
 
 /** Options for renderNftScript. */
 export interface NftRenderOptions {
@@ -45,6 +46,28 @@ function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: str
   });
 }
 
+/** The priority of a family's chain: srcnat (100), or just before it with `first`. */
+export function nftChainPriority(policy: FamilyPolicy): number {
+  return exemptionIsFinal(policy) ? FIRST_PRIORITY : SRCNAT_PRIORITY;
+}
+
+/**
+ * How an exempt destination leaves our chain. `return` (an accept, in a base chain) lets a later
+ * nat chain masquerade it; with `first` the source is bound to itself, a NAT binding that keeps
+ * the pod's address and after which no other nat chain runs for the connection.
+ */
+export function nftExemptionVerdict(policy: FamilyPolicy): string {
+  const n = NFT_NAMES[policy.family];
+  return exemptionIsFinal(policy) ? `snat ${n.payload} to ${n.payload} saddr` : 'return';
+}
+
+/** Rules before the exemptions: with `first`, traffic kube-proxy marked goes on to kube-proxy's masquerade. */
+export function nftPreludeRules(policy: FamilyPolicy): string[] {
+  if (!exemptionIsFinal(policy)) return [];
+  const mark = `0x${masqueradeMarkHex(policy.masqueradeBit).slice(2).padStart(8, '0')}`;
+  return [`meta mark & ${mark} == ${mark} return`];
+}
+
 /** The rule bodies of a family's chain, in order, exactly as `nft list` prints them. */
 export function nftRuleTexts(policy: FamilyPolicy): string[] {
   const n = NFT_NAMES[policy.family];
@@ -54,7 +77,8 @@ export function nftRuleTexts(policy: FamilyPolicy): string[] {
     `meta nfproto != ${n.nfproto} return`,
     // The reference's POSTROUTING jump skips LOCAL destinations (`-m addrtype ! --dst-type LOCAL`).
     'fib daddr type local return',
-    `${n.payload} daddr @${n.set} return`,
+    ...nftPreludeRules(policy),
+    `${n.payload} daddr @${n.set} ${nftExemptionVerdict(policy)}`,
   ];
   if (policy.toPorts.length > 0) {
     for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
@@ -100,7 +124,8 @@ function createFamily(policy: FamilyPolicy): string[] {
     for (const e of elements) lines.push(`\t${e},`);
     lines.push('}');
   }
-  lines.push(`add chain ${NFT_TABLE_REF} ${n.chain} { type nat hook postrouting priority srcnat; policy accept; }`);
+  const prio = nftChainPriority(policy);
+  lines.push(`add chain ${NFT_TABLE_REF} ${n.chain} { type nat hook postrouting priority ${prio === SRCNAT_PRIORITY ? 'srcnat' : prio}; policy accept; }`);
   for (const rule of nftRuleTexts(policy)) lines.push(`add rule ${NFT_TABLE_REF} ${n.chain} ${rule}`);
   return lines;
 }
@@ -133,7 +158,7 @@ export function expectedNftLines(policy: FamilyPolicy): string[] {
   return [
     ourSetLine(n),
     ...nftElementTexts(policy).map((e) => elementLine(n.set, e)),
-    chainLine(n.chain, { type: 'nat', hook: 'postrouting', prio: SRCNAT_PRIORITY, policy: 'accept' }),
+    chainLine(n.chain, { type: 'nat', hook: 'postrouting', prio: nftChainPriority(policy), policy: 'accept' }),
     ...nftRuleTexts(policy).map((r) => ruleLine(n.chain, r)),
   ];
 }
