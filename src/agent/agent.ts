@@ -5,6 +5,7 @@ import { ConfigError, CommandError, formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
 import { buildPolicy, type Policy, type PolicyOptions } from '../policy.js';
+import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import { describeDropped, normalizeRanges } from '../net/normalize.js';
 import { cutExcerpt } from '../excerpt.js';
 import type { Clock } from './clock.js';
@@ -269,6 +270,10 @@ export function createAgent(deps: AgentDeps): Agent {
   /** Warns once per config about ranges that change nothing (the nft sets drop them; iptables keeps order). */
   function reportRedundancies(policy: Policy): void {
     for (const fp of policy.families) {
+      if (usesDecisions(fp)) {
+        for (const r of findRedundantRows(fp)) log.warn('redundant CIDR', { family: fp.family, detail: describeRedundantRow(r) });
+        continue;
+      }
       for (const d of normalizeRanges(fp.exempt).dropped) {
         log.warn('redundant non-masquerade range', { family: fp.family, detail: describeDropped(d) });
       }

@@ -11,6 +11,20 @@ export const NON_MASQ_COMMENT = 'ip-masq-agent: local traffic is not subject to 
 /** Comment on each MASQUERADE rule, including the `--to-ports` ones. */
 export const MASQ_COMMENT = 'ip-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)';
 
+/** Comment on each MASQUERADE rule of a masqueradeCIDRs entry (an exception inside an exempt range). */
+export const MASQ_CIDR_COMMENT = 'ip-masq-agent: masqueradeCIDRs destination is subject to MASQUERADE';
+
+/** Comment on each SNAT rule of a `snat` entry. */
+export const SNAT_COMMENT = 'ip-masq-agent: snat destination leaves with a fixed source address';
+
+/**
+ * The target of an exempt (non-masquerade) rule, as argv: the one place that says how an
+ * exemption ends, so every renderer writes and reads back the same.
+ */
+export function exemptTarget(): readonly string[] {
+  return ['-j', 'RETURN'];
+}
+
 /** Comment on the POSTROUTING jump; it names the chain, so it changes with `--masq-chain`. */
 export function jumpComment(chain: string): string {
   return `ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom ${chain} chain`;

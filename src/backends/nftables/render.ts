@@ -45,8 +45,30 @@ function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: str
   });
 }
 
+/**
+ * Why the nftables backend cannot write this policy, or undefined when it can. The longest-prefix
+ * keys (masqueradeCIDRs, snat, masqueradeSourceCIDRs) are not rendered to nftables yet: refusing
+ * them is better than rules that mean something else than explain says.
+ */
+export function nftUnsupported(policy: FamilyPolicy): string | undefined {
+  const used = [
+    ...((policy.actions ?? []).some((a) => a.list === 'masqueradeCIDRs') ? ['masqueradeCIDRs'] : []),
+    ...((policy.actions ?? []).some((a) => a.list === 'snat') ? ['snat'] : []),
+    ...((policy.sources ?? []).length > 0 ? ['masqueradeSourceCIDRs'] : []),
+  ];
+  if (used.length === 0) return undefined;
+  return `the nftables backend does not support ${used.join(', ')} yet (${policy.family}); use --backend iptables (iptables-nft or iptables-legacy), or remove ${used.length === 1 ? 'the key' : 'these keys'}`;
+}
+
+/** Throws the nftUnsupported reason, so no rules that mean something else are ever written. */
+export function assertNftSupported(policy: FamilyPolicy): void {
+  const why = nftUnsupported(policy);
+  if (why !== undefined) throw new Error(why);
+}
+
 /** The rule bodies of a family's chain, in order, exactly as `nft list` prints them. */
 export function nftRuleTexts(policy: FamilyPolicy): string[] {
+  assertNftSupported(policy);
   const n = NFT_NAMES[policy.family];
   const flags = policy.randomFully ? ' fully-random' : '';
   const rules = [
