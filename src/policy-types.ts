@@ -61,7 +61,7 @@ export interface FamilyPolicy {
   readonly toPorts: readonly PortRange[];
   /** Masquerade and SNAT entries (masqueradeCIDRs, snat); absent or empty = today's rules exactly. */
   readonly actions?: readonly ActionRange[];
-  /** masqueradeSourceCIDRs of this family; absent or empty = every source may be masqueraded. */
+  /** masqueradeSourceCIDRs of this family; absent = every source may be masqueraded, empty = none (the key lists only the other family). */
   readonly sources?: readonly SourceRange[];
 }
 

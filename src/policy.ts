@@ -58,7 +58,8 @@ export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy 
       randomFully: options.randomFully,
       toPorts: options.toPorts,
       ...(actions.length > 0 ? { actions } : {}),
-      ...(sources.length > 0 ? { sources } : {}),
+      // Once masqueradeSourceCIDRs is set, a family without entries of its own translates nothing.
+      ...((config.masqueradeSourceCIDRs ?? []).length > 0 ? { sources } : {}),
     };
   };
   const families = [family('ipv4', config.masqLinkLocal)];

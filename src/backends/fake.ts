@@ -35,8 +35,7 @@ function renderFake(p: FamilyPolicy): string[] {
   }
   const ports = p.toPorts.map((r) => r.text).join(',');
   const flags = `${p.randomFully ? ' random-fully' : ''}${ports ? ` to-ports ${ports}` : ''}`;
-  const from = (p.sources ?? []).map((s) => s.text).join(',');
-  const scope = from === '' ? '' : ` from ${from}`;
+  const scope = p.sources === undefined ? '' : ` from ${p.sources.map((s) => s.text).join(',') || 'none'}`;
   const rows = decisionTable(p).map((r) =>
     r.action.kind === 'keep' ? `return ${r.text}` : r.action.kind === 'masquerade' ? `masquerade ${r.text}${scope}${flags}` : `snat ${r.text} to ${r.action.toSourceText}${scope}${flags}`,
   );

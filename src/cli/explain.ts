@@ -132,7 +132,7 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
         masquerade: false,
         action: 'keep',
         reason: 'source-out-of-scope',
-        explanation: `the source is outside masqueradeSourceCIDRs (${v.sources.map((s) => s.text).join(', ')}): only traffic from those sources is ever masqueraded or SNATed`,
+        explanation: `the source is outside masqueradeSourceCIDRs (${v.sources.map((s) => s.text).join(', ') || `none of ${v.family}`}): only traffic from those sources is ever masqueraded or SNATed`,
       };
     case 'default':
       return {

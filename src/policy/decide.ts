@@ -61,8 +61,8 @@ export function resolveDestination(table: readonly Decision[], ip: IpAddress): R
 
 /** Whether a source may be masqueraded or SNATed at all (masqueradeSourceCIDRs). */
 export function sourceInScope(fp: FamilyPolicy, ip: IpAddress): boolean {
-  const sources = fp.sources ?? [];
-  return sources.length === 0 || sources.some((s) => s.cidr.family === ip.family && cidrContains(s.cidr, ip));
+  const sources = fp.sources;
+  return sources === undefined || sources.some((s) => s.cidr.family === ip.family && cidrContains(s.cidr, ip));
 }
 
 /** Whether two actions are the same. */

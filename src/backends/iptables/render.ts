@@ -196,7 +196,7 @@ export function renderRestorePayload(policy: FamilyPolicy, opts: RenderOptions):
 
 /** Whether the policy needs the longest-prefix rule layout (masquerade or SNAT entries, or a source scope). */
 function usesDecisionRules(policy: FamilyPolicy): boolean {
-  return usesDecisions(policy) || (policy.sources ?? []).length > 0;
+  return usesDecisions(policy) || policy.sources !== undefined;
 }
 
 /** One rule of our chain as data, rendered to both the restore and the `-S` form by formatRule. */
@@ -214,7 +214,7 @@ interface ChainRule {
 
 /** The translating rules for one destination (or every one): the --to-ports spread, then the catch-all, per source. */
 function translateRules(policy: FamilyPolicy, dst: Cidr | undefined, target: 'MASQUERADE' | 'SNAT', comment: string, toSource?: IpAddress): ChainRule[] {
-  const sources: (Cidr | undefined)[] = (policy.sources ?? []).length > 0 ? (policy.sources ?? []).map((s) => s.cidr) : [undefined];
+  const sources: (Cidr | undefined)[] = policy.sources === undefined ? [undefined] : policy.sources.map((s) => s.cidr);
   const probabilities = toPortsProbabilities(policy.toPorts);
   const common = { comment, target, ...(dst === undefined ? {} : { dst }), ...(toSource === undefined ? {} : { toSource }) };
   const rules: ChainRule[] = [];

@@ -54,7 +54,7 @@ export function nftUnsupported(policy: FamilyPolicy): string | undefined {
   const used = [
     ...((policy.actions ?? []).some((a) => a.list === 'masqueradeCIDRs') ? ['masqueradeCIDRs'] : []),
     ...((policy.actions ?? []).some((a) => a.list === 'snat') ? ['snat'] : []),
-    ...((policy.sources ?? []).length > 0 ? ['masqueradeSourceCIDRs'] : []),
+    ...(policy.sources !== undefined ? ['masqueradeSourceCIDRs'] : []),
   ];
   if (used.length === 0) return undefined;
   return `the nftables backend does not support ${used.join(', ')} yet (${policy.family}); use --backend iptables (iptables-nft or iptables-legacy), or remove ${used.length === 1 ? 'the key' : 'these keys'}`;
