@@ -6,6 +6,7 @@
 // rebuild also heals a chain whose hook, priority or policy was changed by someone else. The
 // `add` before each `delete` makes the delete valid when the object is absent (nft 1.0.6 has no
 // `destroy`). The kernel commits the whole batch or nothing, so no packet sees a half state.
+import { UsageError } from '../../errors.js';
 import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { FamilyPolicy, PortRange } from '../../policy-types.js';
@@ -60,10 +61,10 @@ export function nftUnsupported(policy: FamilyPolicy): string | undefined {
   return `the nftables backend does not support ${used.join(', ')} yet (${policy.family}); use --backend iptables (iptables-nft or iptables-legacy), or remove ${used.length === 1 ? 'the key' : 'these keys'}`;
 }
 
-/** Throws the nftUnsupported reason, so no rules that mean something else are ever written. */
+/** Throws the nftUnsupported reason (a usage error: the config asks what this backend cannot do), so no rules that mean something else are ever written. */
 export function assertNftSupported(policy: FamilyPolicy): void {
   const why = nftUnsupported(policy);
-  if (why !== undefined) throw new Error(why);
+  if (why !== undefined) throw new UsageError(why);
 }
 
 /** The rule bodies of a family's chain, in order, exactly as `nft list` prints them. */
