@@ -217,6 +217,9 @@ export async function runExplain(argv: readonly string[], io: CommandIo, deps: C
     const labelWidth = Math.max(...answers.map((a) => label(a).length));
     for (const a of answers) io.stdout(`${a.destination.padEnd(width)}  ${label(a).padEnd(labelWidth)}  (${a.explanation})\n`);
     if (cfg.usingDefaults) io.stdout(`note: no config sets any key at ${cfg.path}; the agent's defaults are in use\n`);
+    if (source === undefined && policy.families.some((f) => f.sources !== undefined)) {
+      io.stdout('note: masqueradeSourceCIDRs is set; these answers are for a source inside it (a pod); give --source IP for another source\n');
+    }
     if (locals.length === 0 && answers.some((a) => a.masquerade)) {
       io.stdout("note: the node's own addresses are never masqueraded (the jump skips LOCAL destinations); name them with --local\n");
     }

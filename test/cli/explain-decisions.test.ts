@@ -48,6 +48,9 @@ test('explain --source outside masqueradeSourceCIDRs: not translated, and says w
   assert.match(r.stdout, /^203\.0\.113\.9 +keep pod IP +\(the source is outside/m);
   const text = await cli(['explain', '--config', config, '--source', '10.244.1.5', '198.51.100.7']);
   assert.match(text.stdout, /^198\.51\.100\.7 +SNAT to 203\.0\.113\.50 /m);
+  assert.doesNotMatch(text.stdout, /note: masqueradeSourceCIDRs/);
+  const noSource = await cli(['explain', '--config', config, '198.51.100.7']);
+  assert.match(noSource.stdout, /^note: masqueradeSourceCIDRs is set; these answers are for a source inside it/m);
   const bad = await cli(['explain', '--config', config, '--source', 'nope', '198.51.100.7']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--source "nope" is not an IP address/);
