@@ -1,7 +1,8 @@
 // One descriptor per config key: its zod schema (which also documents it for the JSON Schema),
 // what a message says it expects, its default as people read it, how merging several files treats
-// it, and how it enters the config hash. parse, merge, schema, hash and the operator commands read
-// this table, so a new key is one entry here plus its meaning in the policy.
+// it, and for CIDR lists the role of their entries. The schema, the known-key list and
+// suggestions, parse's messages and CIDR-list reading, and merge's set of keys that must agree
+// come from this table; a new key is one entry here plus its meaning in merge and the policy.
 import { z } from 'zod';
 
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
@@ -27,8 +28,6 @@ export interface KeyDescriptor {
   readonly merge: MergeRule;
   /** For CIDR lists: the role of its entries. */
   readonly role?: ListRole;
-  /** When true, the key enters the config hash only when set (so configs without it hash as before). */
-  readonly hashOnlyWhenSet?: boolean;
 }
 
 const cidrString = (description: string) =>
@@ -118,7 +117,6 @@ export const KEYS = {
     defaultText: 'none',
     merge: 'concat',
     role: 'masquerade',
-    hashOnlyWhenSet: true,
   },
   snat: {
     schema: z
@@ -138,7 +136,6 @@ export const KEYS = {
     defaultText: 'none',
     merge: 'concat',
     role: 'snat',
-    hashOnlyWhenSet: true,
   },
   masqueradeSourceCIDRs: {
     schema: z
@@ -153,7 +150,6 @@ export const KEYS = {
     defaultText: 'every source',
     merge: 'concat',
     role: 'source',
-    hashOnlyWhenSet: true,
   },
 } as const satisfies Record<string, KeyDescriptor>;
 
@@ -165,6 +161,9 @@ export const CONFIG_KEYS = Object.keys(KEYS) as ConfigKey[];
 
 /** The keys whose value is a plain list of CIDR strings. */
 export type CidrListKey = 'nonMasqueradeCIDRs' | 'masqueradeCIDRs' | 'masqueradeSourceCIDRs';
+
+/** The keys every file must agree on (merge rule `agree`): one value across all files. */
+export type AgreeKey = { [K in ConfigKey]: (typeof KEYS)[K]['merge'] extends 'agree' ? K : never }[ConfigKey];
 
 /** The plain CIDR-list keys, in documentation order. */
 export const CIDR_LIST_KEYS: readonly CidrListKey[] = ['nonMasqueradeCIDRs', 'masqueradeCIDRs', 'masqueradeSourceCIDRs'];

@@ -15,6 +15,7 @@ import {
   type MasqConfig,
 } from './config.js';
 import { formatGoDuration } from './duration.js';
+import type { AgreeKey } from './keys.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue, Position } from './parse.js';
 import type { SnatCidrEntry } from './config.js';
 
@@ -24,7 +25,7 @@ export interface MergedConfig {
   readonly warnings: readonly ConfigIssue[];
 }
 
-type ScalarKey = 'cidrLimit' | 'masqLinkLocal' | 'masqLinkLocalIPv6' | 'resyncInterval';
+type ScalarKey = AgreeKey;
 
 const where = (v: { source: string } & Position): string =>
   v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`;
