@@ -222,8 +222,11 @@ export function createAgent(deps: AgentDeps): Agent {
     const st = familyStatus(f);
     const started = clock.now();
     st.lastAttemptAt = started;
-    let want = backend.expected(policy);
+    let want: readonly string[] = [];
     try {
+      // Inside the try: a backend may refuse a policy (nftables and the longest-prefix keys), and
+      // that is a failed sync that keeps the rules in force, never a crash.
+      want = backend.expected(policy);
       const have = await backend.read(f);
       if (keepFoundRules(f, have)) want = have;
       let result: FamilyResult = 'unchanged';
