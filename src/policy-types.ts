@@ -1,4 +1,4 @@
-import type { Cidr, Family } from './net/cidr.js';
+import type { Cidr, Family, IpAddress } from './net/cidr.js';
 
 /** Why a destination range is exempt from masquerading. */
 export type ExemptReason = 'link-local' | 'config';
@@ -12,6 +12,33 @@ export interface ExemptRange {
   /** Config file path, or `defaults` / `built-in`. */
   readonly source: string;
   /** Key path inside the source, e.g. `nonMasqueradeCIDRs[2]`; empty for built-ins. */
+  readonly path: string;
+}
+
+/** What happens to traffic to a destination: it keeps the pod IP, is masqueraded, or leaves with a fixed address. */
+export type Action =
+  | { readonly kind: 'keep' }
+  | { readonly kind: 'masquerade' }
+  | { readonly kind: 'snat'; readonly toSource: IpAddress; /** Canonical text of the address. */ readonly toSourceText: string };
+
+/** The config list (or built-in) a decision entry comes from. */
+export type DecisionList = 'link-local' | 'nonMasqueradeCIDRs' | 'masqueradeCIDRs' | 'snat';
+
+/** One masquerade or SNAT destination entry (the exempt ones stay in `exempt`), traced to its origin. */
+export interface ActionRange {
+  readonly cidr: Cidr;
+  readonly text: string;
+  readonly action: Extract<Action, { kind: 'masquerade' | 'snat' }>;
+  readonly list: 'masqueradeCIDRs' | 'snat';
+  readonly source: string;
+  readonly path: string;
+}
+
+/** One source range of masqueradeSourceCIDRs. */
+export interface SourceRange {
+  readonly cidr: Cidr;
+  readonly text: string;
+  readonly source: string;
   readonly path: string;
 }
 
@@ -43,6 +70,10 @@ export interface FamilyPolicy {
   readonly postroutingPosition?: PostroutingPosition;
   /** kube-proxy's masquerade mark bit (`--iptables-masquerade-bit`), honoured with `first`; absent means 14. */
   readonly masqueradeBit?: number;
+  /** Masquerade and SNAT entries (masqueradeCIDRs, snat); absent or empty = today's rules exactly. */
+  readonly actions?: readonly ActionRange[];
+  /** masqueradeSourceCIDRs of this family; absent = every source may be masqueraded, empty = none (the key lists only the other family). */
+  readonly sources?: readonly SourceRange[];
 }
 
 /** The whole desired state: IPv4 always, IPv6 when enabled. */

@@ -1,10 +1,11 @@
 import type { MasqConfig } from './config/config.js';
-import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContains, formatCidr, parseCidr, type Family, type IpAddress } from './net/cidr.js';
-import type { ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition } from './policy-types.js';
+import { LINK_LOCAL_V4, LINK_LOCAL_V6, formatCidr, parseCidr, type Family, type IpAddress } from './net/cidr.js';
+import type { ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition, SourceRange } from './policy-types.js';
 import { UsageError } from './errors.js';
 import { quoteExcerpt } from './excerpt.js';
+import { decisionTable, resolveDestination, sourceInScope, type Decision } from './policy/decide.js';
 
-export type { ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition } from './policy-types.js';
+export type { Action, ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition, SourceRange } from './policy-types.js';
 
 /** Agent flags that shape the rules, beyond the config file. */
 export interface PolicyOptions {
@@ -45,21 +46,50 @@ function builtIn(text: string): ExemptRange {
 
 const LINK_LOCAL: Record<Family, ExemptRange> = { ipv4: builtIn(LINK_LOCAL_V4), ipv6: builtIn(LINK_LOCAL_V6) };
 
-/** Turns a config and the flags into per-family rules: link-local first, then config order. */
+/**
+ * Turns a config and the flags into per-family decision tables: exempt ranges (link-local first,
+ * then config order), masquerade and SNAT entries, and the source scope. The new lists appear only
+ * when set, so a config without them builds exactly today's policy.
+ */
 export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy {
-  const family = (f: Family, masqLinkLocal: boolean): FamilyPolicy => ({
-    family: f,
-    exempt: [
-      ...(masqLinkLocal ? [] : [LINK_LOCAL[f]]),
-      ...config.nonMasqueradeCIDRs
+  const family = (f: Family, masqLinkLocal: boolean): FamilyPolicy => {
+    const actions: ActionRange[] = [
+      ...(config.masqueradeCIDRs ?? [])
         .filter((e) => e.cidr.family === f)
-        .map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path })),
-    ],
-    randomFully: options.randomFully,
-    toPorts: options.toPorts,
-    ...(options.postroutingPosition === undefined ? {} : { postroutingPosition: options.postroutingPosition }),
-    ...(options.masqueradeBit === undefined ? {} : { masqueradeBit: options.masqueradeBit }),
-  });
+        .map((e): ActionRange => ({ cidr: e.cidr, text: e.text, action: { kind: 'masquerade' }, list: 'masqueradeCIDRs', source: e.source, path: e.path })),
+      ...(config.snat ?? [])
+        .filter((e) => e.cidr.family === f)
+        .map((e): ActionRange => ({
+          cidr: e.cidr,
+          text: e.text,
+          action: { kind: 'snat', toSource: e.toSource, toSourceText: e.toSourceText },
+          list: 'snat',
+          source: e.source,
+          path: e.path,
+        })),
+    ];
+    const sources = (config.masqueradeSourceCIDRs ?? [])
+      .filter((e) => e.cidr.family === f)
+      .map((e): SourceRange => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path }));
+    // An explicit entry for exactly the link-local block overrides the built-in one.
+    const linkLocal = masqLinkLocal || actions.some((a) => a.text === LINK_LOCAL[f].text) ? [] : [LINK_LOCAL[f]];
+    return {
+      family: f,
+      exempt: [
+        ...linkLocal,
+        ...config.nonMasqueradeCIDRs
+          .filter((e) => e.cidr.family === f)
+          .map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path })),
+      ],
+      randomFully: options.randomFully,
+      toPorts: options.toPorts,
+      ...(options.postroutingPosition === undefined ? {} : { postroutingPosition: options.postroutingPosition }),
+      ...(options.masqueradeBit === undefined ? {} : { masqueradeBit: options.masqueradeBit }),
+      ...(actions.length > 0 ? { actions } : {}),
+      // Once masqueradeSourceCIDRs is set, a family without entries of its own translates nothing.
+      ...((config.masqueradeSourceCIDRs ?? []).length > 0 ? { sources } : {}),
+    };
+  };
   const families = [family('ipv4', config.masqLinkLocal)];
   if (options.enableIPv6) families.push(family('ipv6', config.masqLinkLocalIPv6));
   return { families };
@@ -84,20 +114,48 @@ export function parseToPorts(text: string): PortRange[] {
 /** Why a destination is or is not masqueraded. */
 export type Verdict =
   | { readonly masquerade: false; readonly reason: 'local'; readonly family: Family }
-  | { readonly masquerade: false; readonly reason: 'exempt'; readonly family: Family; readonly match: ExemptRange }
+  | { readonly masquerade: false; readonly reason: 'exempt'; readonly family: Family; readonly match: ExemptRange; readonly overrides?: Decision }
   | { readonly masquerade: false; readonly reason: 'family-disabled'; readonly family: Family }
-  | { readonly masquerade: true; readonly reason: 'default'; readonly family: Family; readonly randomFully: boolean; readonly toPorts: readonly PortRange[] };
+  | { readonly masquerade: false; readonly reason: 'source-out-of-scope'; readonly family: Family; readonly sources: readonly SourceRange[] }
+  | { readonly masquerade: true; readonly reason: 'default'; readonly family: Family; readonly randomFully: boolean; readonly toPorts: readonly PortRange[] }
+  | {
+      readonly masquerade: true;
+      readonly reason: 'masquerade-cidr' | 'snat';
+      readonly family: Family;
+      readonly match: ActionRange;
+      /** The shorter matching prefix this entry wins over, if any. */
+      readonly overrides?: Decision;
+      readonly randomFully: boolean;
+      readonly toPorts: readonly PortRange[];
+    };
 
 /**
- * Decides, as the rules do, whether traffic from a pod to `ip` is masqueraded: local
- * destinations never reach our chain; the first exempt range that contains the address wins;
- * everything else is masqueraded.
+ * Decides, as the rules do, what happens to traffic from a pod (or from `source`, when given) to
+ * `ip`: local destinations never reach our chain; the longest matching prefix decides (with only
+ * exempt ranges: any exempt range that contains it); everything else is masqueraded. With
+ * masqueradeSourceCIDRs, a source outside them is never translated.
  */
-export function explainDestination(policy: Policy, ip: IpAddress, isLocal: (ip: IpAddress) => boolean = () => false): Verdict {
+export function explainDestination(
+  policy: Policy,
+  ip: IpAddress,
+  isLocal: (ip: IpAddress) => boolean = () => false,
+  source?: IpAddress,
+): Verdict {
   const fp = policy.families.find((f) => f.family === ip.family);
   if (!fp) return { masquerade: false, reason: 'family-disabled', family: ip.family };
   if (isLocal(ip)) return { masquerade: false, reason: 'local', family: ip.family };
-  const match = fp.exempt.find((r) => cidrContains(r.cidr, ip));
-  if (match) return { masquerade: false, reason: 'exempt', family: ip.family, match };
-  return { masquerade: true, reason: 'default', family: ip.family, randomFully: fp.randomFully, toPorts: fp.toPorts };
+  const table = decisionTable(fp);
+  const { match } = resolveDestination(table, ip);
+  const overrides = match === undefined ? undefined : resolveDestination(table.filter((r) => r.cidr.prefix < match.cidr.prefix), ip).match;
+  const over = overrides === undefined ? {} : { overrides };
+  if (match !== undefined && match.action.kind === 'keep') {
+    const exempt: ExemptRange = { cidr: match.cidr, text: match.text, reason: match.list === 'link-local' ? 'link-local' : 'config', source: match.source, path: match.path };
+    return { masquerade: false, reason: 'exempt', family: ip.family, match: exempt, ...over };
+  }
+  if (source !== undefined && !sourceInScope(fp, source)) return { masquerade: false, reason: 'source-out-of-scope', family: ip.family, sources: fp.sources ?? [] };
+  const ports = { randomFully: fp.randomFully, toPorts: fp.toPorts };
+  if (match === undefined) return { masquerade: true, reason: 'default', family: ip.family, ...ports };
+  const action = fp.actions?.find((a) => a.text === match.text && a.list === match.list);
+  if (action === undefined) throw new Error(`decision ${match.text} has no entry`);
+  return { masquerade: true, reason: action.list === 'snat' ? 'snat' : 'masquerade-cidr', family: ip.family, match: action, ...over, ...ports };
 }

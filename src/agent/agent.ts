@@ -5,6 +5,7 @@ import { ConfigError, CommandError } from '../errors.js';
 import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
 import { buildPolicy, type Policy, type PolicyOptions } from '../policy.js';
+import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import { describeDropped, normalizeRanges } from '../net/normalize.js';
 import { cutExcerpt } from '../excerpt.js';
 import type { Clock } from './clock.js';
@@ -249,8 +250,11 @@ export function createAgent(deps: AgentDeps): Agent {
     const st = familyStatus(f);
     const started = clock.now();
     st.lastAttemptAt = started;
-    let want = backend.expected(policy);
+    let want: readonly string[] = [];
     try {
+      // Inside the try: a backend may refuse a policy (nftables and the longest-prefix keys), and
+      // that is a failed sync that keeps the rules in force, never a crash.
+      want = backend.expected(policy);
       const have = await backend.read(f);
       if (keepFoundRules(f, have)) want = have;
       let result: FamilyResult = 'unchanged';
@@ -297,6 +301,14 @@ export function createAgent(deps: AgentDeps): Agent {
   /** Warns once per config about ranges that change nothing (the nft sets drop them; iptables keeps order). */
   function reportRedundancies(policy: Policy): void {
     for (const fp of policy.families) {
+      if (usesDecisions(fp)) {
+        logCapped(
+          findRedundantRows(fp),
+          (r) => log.warn('redundant CIDR', { family: fp.family, detail: describeRedundantRow(r) }),
+          (count) => log.warn('more redundant CIDRs not shown', { family: fp.family, count, hint: 'run `ip-masq-agent validate` to see all' }),
+        );
+        continue;
+      }
       logCapped(
         normalizeRanges(fp.exempt).dropped,
         (d) => log.warn('redundant non-masquerade range', { family: fp.family, detail: describeDropped(d) }),

@@ -2,6 +2,7 @@ import type { Family } from '../net/cidr.js';
 import type { FamilyPolicy } from '../policy-types.js';
 import type { Backend, OwnedState } from './backend.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../policy.js';
+import { decisionTable } from '../policy/decide.js';
 
 /** An in-memory backend with the real ones' semantics, for unit tests of the agent. */
 export interface FakeBackend extends Backend {
@@ -26,13 +27,27 @@ export interface FakeBackend extends Backend {
   insertAbove(family: Family): void;
 }
 
-/** Renders a policy as lines; readable in test failures and unique per policy. */
+/**
+ * Renders a policy as lines, from the same decision table the real renderers use; readable in test
+ * failures and unique per policy. Refuses what iptables refuses: an entry or a SNAT address of
+ * the other family.
+ */
 function renderFake(p: FamilyPolicy): string[] {
-  const first = exemptionIsFinal(p);
-  const exempt = p.exempt.map((r) => `${first ? 'accept' : 'return'} ${r.text}`);
+  for (const e of [...p.exempt, ...(p.actions ?? []), ...(p.sources ?? [])]) {
+    if (e.cidr.family !== p.family) throw new Error(`fake: ${e.text} is not ${p.family} (iptables: host/network not found)`);
+  }
+  for (const a of p.actions ?? []) {
+    if (a.action.kind === 'snat' && a.action.toSource.family !== p.family) throw new Error(`fake: SNAT --to-source ${a.action.toSourceText} is not ${p.family} (iptables: bad IP address)`);
+  }
   const ports = p.toPorts.map((r) => r.text).join(',');
+  const flags = `${p.randomFully ? ' random-fully' : ''}${ports ? ` to-ports ${ports}` : ''}`;
+  const scope = p.sources === undefined ? '' : ` from ${p.sources.map((s) => s.text).join(',') || 'none'}`;
+  const first = exemptionIsFinal(p);
   const prelude = first ? [`return mark ${masqueradeMarkHex(p.masqueradeBit)}`] : [];
-  return [first ? 'jump first' : 'jump', ...prelude, ...exempt, `masquerade${p.randomFully ? ' random-fully' : ''}${ports ? ` to-ports ${ports}` : ''}`];
+  const rows = decisionTable(p).map((r) =>
+    r.action.kind === 'keep' ? `${first ? 'accept' : 'return'} ${r.text}` : r.action.kind === 'masquerade' ? `masquerade ${r.text}${scope}${flags}` : `snat ${r.text} to ${r.action.toSourceText}${scope}${flags}`,
+  );
+  return [first ? 'jump first' : 'jump', ...prelude, ...rows, `masquerade${scope}${flags}`];
 }
 
 /** Creates a fake backend; apply is atomic (all or nothing), cleanup idempotent. */

@@ -36,7 +36,7 @@ export function formatWhere(source: string, pos: Position): string {
 function recordPositions(fragments: readonly ConfigFragment[]): Map<string, Position> {
   const positions = new Map<string, Position>();
   for (const f of fragments) {
-    for (const e of f.nonMasqueradeCIDRs ?? []) {
+    for (const e of [...(f.nonMasqueradeCIDRs ?? []), ...(f.masqueradeCIDRs ?? []), ...(f.snat ?? []), ...(f.masqueradeSourceCIDRs ?? [])]) {
       if (e.line !== undefined) positions.set(positionKey(e.source, e.path), { line: e.line, ...(e.column === undefined ? {} : { column: e.column }) });
     }
   }

@@ -5,6 +5,7 @@ import { readRegularFileText } from '../config/read-text.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
 import { ConfigError, UsageError, formatIssue } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type PortRange, type PostroutingPosition, type Verdict } from '../policy.js';
+import type { Decision } from '../policy/decide.js';
 import { agentOptionsFromFlags } from './agent-options.js';
 import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig } from './command-config.js';
@@ -17,23 +18,32 @@ const LOCAL_FLAG = {
   help: "The node's own addresses, comma-separated: traffic to them is never masqueraded (the jump skips LOCAL destinations).",
 } as const;
 
+const SOURCE_FLAG = {
+  name: 'source',
+  kind: 'string',
+  default: '',
+  help: 'The source address of the traffic (default: a pod address). With masqueradeSourceCIDRs, a source outside them is never masqueraded or SNATed.',
+} as const;
+
 const SPECS = commandFlagSpecs(
   ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend', 'postrouting-position', 'iptables-masquerade-bit'],
-  [LOCAL_FLAG, OUTPUT_FLAG],
+  [LOCAL_FLAG, SOURCE_FLAG, OUTPUT_FLAG],
 );
 
 /** `explain --help`. */
 export const EXPLAIN_HELP = formatCommandHelp(
   {
     usage: 'ip-masq-agent explain [flags] IP...',
-    description: `For each destination IP, says whether traffic from a pod to it is masqueraded (leaves with
-the node's address) or keeps the pod IP, and why: which non-masquerade CIDR matched and where it
-is written (file:line:column and key path), link-local, a local address of the node, or IPv6
-turned off. Reads the config as the agent does (--config, a directory, or a ConfigMap manifest)
+    description: `For each destination IP, says whether traffic from a pod (or from --source) to it is
+masqueraded (leaves with the node's address), SNATed to a fixed address, or keeps the pod IP, and
+why: the entry that decides (the longest matching prefix: its list, CIDR and where it is written,
+file:line:column and key path), link-local, a local address of the node, a source outside
+masqueradeSourceCIDRs, or IPv6 turned off. Reads the config as the agent does (--config, a directory, or a ConfigMap manifest)
 and touches nothing. Give the same flags as the agent (--enable-ipv6, --random-fully, ...).
 Exit status: 0 answered, 1 invalid config, 2 usage error (e.g. not an IP address).`,
     examples: [
       'ip-masq-agent explain 10.1.2.3 203.0.113.7 169.254.169.254',
+      'ip-masq-agent explain --source 10.244.1.5 10.9.0.1',
       'ip-masq-agent explain --config deploy/examples/configmap.yaml --enable-ipv6 2001:db8::1 --output json',
     ],
   },
@@ -45,10 +55,21 @@ export interface Explanation {
   readonly destination: string;
   readonly family: 'ipv4' | 'ipv6';
   readonly masquerade: boolean;
-  /** masquerade | non-masquerade-cidr | link-local | local | family-disabled */
+  /** keep | masquerade | snat */
+  readonly action: 'keep' | 'masquerade' | 'snat';
+  /** The address SNAT gives the traffic, for action snat. */
+  readonly toSource?: string;
+  /** masquerade | non-masquerade-cidr | masquerade-cidr | snat | link-local | local | source-out-of-scope | family-disabled */
   readonly reason: string;
-  /** The exempt range that matched, for non-masquerade-cidr and link-local. */
-  readonly match?: { readonly cidr: string; readonly source: string; readonly path: string; readonly line?: number; readonly column?: number };
+  /** The entry that decided (the longest matching prefix), with its list. */
+  readonly match?: {
+    readonly list: string;
+    readonly cidr: string;
+    readonly source: string;
+    readonly path: string;
+    readonly line?: number;
+    readonly column?: number;
+  };
   readonly randomFully?: boolean;
   readonly toPorts?: readonly string[];
   /** The same answer in one sentence. */
@@ -69,11 +90,19 @@ function portsText(ranges: readonly PortRange[]): string {
   return ranges.map((r) => r.text).join(',');
 }
 
-/** The masquerade rule in the chosen backend's own words. */
-function masqueradeRule(v: Extract<Verdict, { masquerade: true }>, backend: string): string {
+/** The masquerade (or SNAT) rule in the chosen backend's own words. */
+function masqueradeRule(v: Extract<Verdict, { masquerade: true }>, backend: string, toSource?: string): string {
   const ports = v.toPorts.length > 0 ? `; tcp, udp and sctp get source ports ${portsText(v.toPorts)}` : '';
-  if (backend === 'nftables') return `masquerade${v.randomFully ? ' fully-random' : ''}${ports}`;
-  return `MASQUERADE${v.randomFully ? ' --random-fully' : ''}${ports}`;
+  if (backend === 'nftables') return `${toSource === undefined ? 'masquerade' : `snat to ${toSource}`}${v.randomFully ? ' fully-random' : ''}${ports}`;
+  return `${toSource === undefined ? 'MASQUERADE' : `SNAT --to-source ${toSource}`}${v.randomFully ? ' --random-fully' : ''}${ports}`;
+}
+
+/** "beats the shorter X (list, where)" when a longer prefix wins over a shorter one. */
+function overridesText(cfg: CommandConfig, d: Decision | undefined): string {
+  if (d === undefined) return '';
+  const action = d.action.kind === 'keep' ? 'keep the pod IP' : d.action.kind === 'snat' ? `SNAT to ${d.action.toSourceText}` : 'masquerade';
+  const where = d.list === 'link-local' ? 'built-in link-local' : describeEntryOrigin(cfg, d);
+  return `; the longest matching prefix wins over the shorter ${d.text} (${d.list}, ${where}: ${action})`;
 }
 
 /**
@@ -93,10 +122,36 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: string): Explanation {
   const base = { destination, family: v.family };
   switch (v.reason) {
+    case 'masquerade-cidr':
+    case 'snat': {
+      const m = v.match;
+      const match = { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) };
+      const toSource = m.action.kind === 'snat' ? m.action.toSourceText : undefined;
+      return {
+        ...base,
+        masquerade: true,
+        action: toSource === undefined ? 'masquerade' : 'snat',
+        ...(toSource === undefined ? {} : { toSource }),
+        reason: v.reason,
+        match,
+        randomFully: v.randomFully,
+        toPorts: v.toPorts.map((r) => r.text),
+        explanation: `matches ${m.text} from ${describeEntryOrigin(cfg, m)} (${m.list})${overridesText(cfg, v.overrides)}; ${masqueradeRule(v, backend, toSource)}`,
+      };
+    }
+    case 'source-out-of-scope':
+      return {
+        ...base,
+        masquerade: false,
+        action: 'keep',
+        reason: 'source-out-of-scope',
+        explanation: `the source is outside masqueradeSourceCIDRs (${v.sources.map((s) => s.text).join(', ') || `none of ${v.family}`}): only traffic from those sources is ever masqueraded or SNATed`,
+      };
     case 'default':
       return {
         ...base,
         masquerade: true,
+        action: 'masquerade',
         reason: 'masquerade',
         randomFully: v.randomFully,
         toPorts: v.toPorts.map((r) => r.text),
@@ -105,18 +160,20 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
     case 'exempt': {
       const m = v.match;
       const pos = positionOf(cfg, m);
-      const match = { cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...pos };
+      const match = { list: m.reason === 'link-local' ? 'link-local' : 'nonMasqueradeCIDRs', cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...pos };
+      const over = overridesText(cfg, v.overrides);
       if (m.reason === 'link-local') {
         const key = v.family === 'ipv4' ? 'masqLinkLocal' : 'masqLinkLocalIPv6';
-        return { ...base, masquerade: false, reason: 'link-local', match, explanation: `link-local ${m.text} is not masqueraded while ${key} is false` };
+        return { ...base, masquerade: false, action: 'keep', reason: 'link-local', match, explanation: `link-local ${m.text} is not masqueraded while ${key} is false${over}` };
       }
       const origin = describeEntryOrigin(cfg, { cidr: m.cidr, text: m.text, source: m.source, path: m.path });
-      return { ...base, masquerade: false, reason: 'non-masquerade-cidr', match, explanation: `matches ${m.text} from ${origin}` };
+      return { ...base, masquerade: false, action: 'keep', reason: 'non-masquerade-cidr', match, explanation: `matches ${m.text} from ${origin}${over}` };
     }
     case 'local':
       return {
         ...base,
         masquerade: false,
+        action: 'keep',
         reason: 'local',
         explanation: "a local address of the node (--local): the POSTROUTING jump skips LOCAL destinations",
       };
@@ -124,6 +181,7 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
       return {
         ...base,
         masquerade: false,
+        action: 'keep',
         reason: 'family-disabled',
         explanation: 'IPv6 is off: without --enable-ipv6 the agent writes no IPv6 rules, so it masquerades nothing here',
       };
@@ -131,6 +189,7 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
 }
 
 function label(e: Explanation): string {
+  if (e.action === 'snat') return `SNAT to ${e.toSource ?? ''}`;
   if (e.masquerade) return 'masquerade';
   return e.reason === 'family-disabled' ? 'not handled' : 'keep pod IP';
 }
@@ -149,6 +208,8 @@ export async function runExplain(argv: readonly string[], io: CommandIo, deps: C
     const localText = flags.values.get('local') ?? '';
     const locals = localText === '' ? [] : localText.split(',').map((t) => parseAddress(t.trim(), '--local'));
     const isLocal = (ip: IpAddress): boolean => locals.some((l) => l.family === ip.family && l.value === ip.value);
+    const sourceText = (flags.values.get('source') ?? '').trim();
+    const source = sourceText === '' ? undefined : parseAddress(sourceText, '--source');
 
     let cfg: CommandConfig;
     try {
@@ -159,7 +220,7 @@ export async function runExplain(argv: readonly string[], io: CommandIo, deps: C
       return EXIT.failed;
     }
     const policy = buildPolicy(cfg.config, opts.policy);
-    const answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal), cfg, opts.backend));
+    const answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal, source), cfg, opts.backend));
 
     if (outputFormat(flags) === 'json') {
       writeJson(io, answers);
@@ -169,6 +230,9 @@ export async function runExplain(argv: readonly string[], io: CommandIo, deps: C
     const labelWidth = Math.max(...answers.map((a) => label(a).length));
     for (const a of answers) io.stdout(`${a.destination.padEnd(width)}  ${label(a).padEnd(labelWidth)}  (${a.explanation})\n`);
     if (cfg.usingDefaults) io.stdout(`note: no config sets any key at ${cfg.path}; the agent's defaults are in use\n`);
+    if (source === undefined && policy.families.some((f) => f.sources !== undefined)) {
+      io.stdout('note: masqueradeSourceCIDRs is set; these answers are for a source inside it (a pod); give --source IP for another source\n');
+    }
     if (locals.length === 0 && answers.some((a) => a.masquerade)) {
       io.stdout("note: the node's own addresses are never masqueraded (the jump skips LOCAL destinations); name them with --local\n");
     }

@@ -1,6 +1,9 @@
 // `ip-masq-agent validate [FILE|DIR]...`: the agent's own parser and checks on a config, for a
 // pre-commit hook, a CI step on the ConfigMap, or a look at the node's mounted config.
-import { DEFAULT_CONFIG_PATH, type ConfigOptions } from '../config/config.js';
+import { DEFAULT_CONFIG_PATH, allCidrEntries, type ConfigOptions, type MasqConfig } from '../config/config.js';
+import { nftUnsupported } from '../backends/nftables/render.js';
+import { buildPolicy } from '../policy.js';
+import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import { readRegularFileText } from '../config/read-text.js';
 import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
@@ -12,7 +15,7 @@ import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } fr
 import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig } from './command-config.js';
 import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs } from './command-flags.js';
 
-const SPECS = commandFlagSpecs(['enable-ipv6', 'nomasq-all-reserved-ranges', 'config'], [OUTPUT_FLAG]);
+const SPECS = commandFlagSpecs(['enable-ipv6', 'nomasq-all-reserved-ranges', 'config', 'backend'], [OUTPUT_FLAG]);
 
 /** `validate --help`. */
 export const VALIDATE_HELP = formatCommandHelp(
@@ -29,6 +32,9 @@ Hard limits, whatever cidrLimit says: ${MAX_CONFIG_BYTES.toLocaleString('en')} b
 directory together, ${MAX_CONFIG_NODES.toLocaleString('en')} values per file, and at most this many CIDRs per backend:
 ${describeCidrCaps()}. --backend and --iptables-mode (the agent's flags) pick the cap
 checked; with --iptables-mode=auto, the smaller iptables one.
+The same prefix with two different actions (nonMasqueradeCIDRs, masqueradeCIDRs, snat) is an
+error naming both places; an entry whose action equals the one it is nested in is a warning.
+With --backend nftables, the keys that backend cannot write yet are errors.
 Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
     examples: [
       'ip-masq-agent validate deploy/examples/configmap.yaml      # the ConfigMap manifest in your repository',
@@ -52,6 +58,18 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
   const { config } = cfg;
   const warnings: ConfigIssue[] = [];
   const at = (e: { source: string; path: string }): ConfigIssue => ({ source: e.source, path: e.path, ...positionOf(cfg, e), message: '' });
+  const policy = buildPolicy(config, { enableIPv6: true, randomFully: false, toPorts: [] });
+  if (policy.families.some(usesDecisions)) {
+    // Longest-prefix decisions: an entry is redundant when the one it is nested in decides the same.
+    for (const fp of policy.families) {
+      for (const r of findRedundantRows(fp)) {
+        if (r.row.source === 'defaults') continue;
+        warnings.push({ ...at(r.row), message: describeRedundantRow(r) });
+      }
+    }
+    pushLimitWarning(cfg, warnings);
+    return warnings;
+  }
   const fromConfig = config.nonMasqueradeCIDRs
     .filter((e) => e.source !== 'defaults')
     .map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path }));
@@ -84,8 +102,14 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
     }
   }
 
-  const count = config.nonMasqueradeCIDRs.length;
-  const limit = config.cidrLimit;
+  pushLimitWarning(cfg, warnings);
+  return warnings;
+}
+
+/** Warns when the CIDRs of all lists come near cidrLimit. */
+function pushLimitWarning(cfg: CommandConfig, warnings: ConfigIssue[]): void {
+  const count = allCidrEntries(cfg.config).length;
+  const limit = cfg.config.cidrLimit;
   if (!cfg.usingDefaults && limit > 0 && count >= Math.ceil(limit * 0.9)) {
     warnings.push({
       source: cfg.files[0] ?? cfg.path,
@@ -93,10 +117,20 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
       message: `${count} of the ${limit} CIDRs cidrLimit allows are used; past ${limit} the agent rejects the whole config. Raise cidrLimit before adding more`,
     });
   }
-  return warnings;
 }
 
-async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, deps: CommandDeps): Promise<Checked> {
+/** Errors for keys the chosen backend cannot write (nftables and the longest-prefix keys). */
+function backendErrors(cfg: CommandConfig, backend: string): ConfigIssue[] {
+  if (backend !== 'nftables') return [];
+  const policy = buildPolicy(cfg.config, { enableIPv6: true, randomFully: false, toPorts: [] });
+  const first = [...(cfg.config.masqueradeCIDRs ?? []), ...(cfg.config.snat ?? []), ...(cfg.config.masqueradeSourceCIDRs ?? [])][0];
+  return policy.families.flatMap((fp) => {
+    const why = nftUnsupported(fp);
+    return why === undefined || first === undefined ? [] : [{ source: first.source, path: first.path, ...positionOf(cfg, first), message: why }];
+  }).slice(0, 1);
+}
+
+async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, deps: CommandDeps, backend: string): Promise<Checked> {
   let loaded: CommandConfig;
   try {
     loaded = await loadCommandConfig(path, opts, deps.readText ?? readRegularFileText);
@@ -113,7 +147,7 @@ async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, d
     // Checking the node's default path, "no file" is a legal state; a path someone named is a mistake.
     return explicit ? { path, errors: [issue], warnings: [] } : { path, errors: [], warnings: [issue], loaded };
   }
-  return { path, errors: [], warnings: [...loaded.warnings, ...configWarnings(loaded)], loaded };
+  return { path, errors: backendErrors(loaded, backend), warnings: [...loaded.warnings, ...configWarnings(loaded)], loaded };
 }
 
 function issueJson(i: ConfigIssue): Record<string, unknown> {
@@ -131,6 +165,15 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
+function newListsSummary(cfg: MasqConfig): string {
+  const parts = [
+    ...(cfg.masqueradeCIDRs ? [plural(cfg.masqueradeCIDRs.length, 'masquerade CIDR')] : []),
+    ...(cfg.snat ? [plural(cfg.snat.length, 'SNAT CIDR')] : []),
+    ...(cfg.masqueradeSourceCIDRs ? [plural(cfg.masqueradeSourceCIDRs.length, 'masquerade source CIDR')] : []),
+  ];
+  return parts.map((p) => `, ${p}`).join('');
+}
+
 function summary(c: Checked): string {
   if (c.errors.length > 0) {
     return `${c.path}: invalid: ${plural(c.errors.length, 'error')}${c.warnings.length ? `, ${plural(c.warnings.length, 'warning')}` : ''}`;
@@ -138,7 +181,7 @@ function summary(c: Checked): string {
   const cfg = c.loaded!.config;
   const what = c.loaded!.usingDefaults
     ? 'no key set, the agent uses the defaults'
-    : `${plural(cfg.nonMasqueradeCIDRs.length, 'non-masquerade CIDR')} (cidrLimit ${cfg.cidrLimit}), resyncInterval ${cfg.resyncInterval}`;
+    : `${plural(cfg.nonMasqueradeCIDRs.length, 'non-masquerade CIDR')}${newListsSummary(cfg)} (cidrLimit ${cfg.cidrLimit}), resyncInterval ${cfg.resyncInterval}`;
   return `${c.path}: valid: ${what}${c.warnings.length ? `; ${plural(c.warnings.length, 'warning')}` : ''}`;
 }
 
@@ -155,7 +198,7 @@ export async function runValidate(argv: readonly string[], io: CommandIo, deps: 
     const paths = [...(flags.set.has('config') ? [opts.configPath] : []), ...flags.positional];
     if (paths.length === 0) paths.push(opts.configPath);
     const checked: Checked[] = [];
-    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, deps));
+    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, deps, opts.backend));
     const valid = checked.every((c) => c.errors.length === 0);
 
     if (outputFormat(flags) === 'json') {
@@ -176,6 +219,9 @@ export async function runValidate(argv: readonly string[], io: CommandIo, deps: 
                 masqLinkLocal: c.loaded.config.masqLinkLocal,
                 masqLinkLocalIPv6: c.loaded.config.masqLinkLocalIPv6,
                 resyncInterval: c.loaded.config.resyncInterval,
+                ...(c.loaded.config.masqueradeCIDRs ? { masqueradeCIDRs: c.loaded.config.masqueradeCIDRs.map((e) => e.text) } : {}),
+                ...(c.loaded.config.snat ? { snat: c.loaded.config.snat.map((e) => ({ cidr: e.text, toSource: e.toSourceText })) } : {}),
+                ...(c.loaded.config.masqueradeSourceCIDRs ? { masqueradeSourceCIDRs: c.loaded.config.masqueradeSourceCIDRs.map((e) => e.text) } : {}),
               }
             : {}),
         })),

@@ -1,7 +1,7 @@
 // The effective configuration of the agent and its defaults (the reference agent's, see
 // compat-contract.md). Pure: no file access here.
 import { createHash } from 'node:crypto';
-import { formatCidr, parseCidr, type Cidr } from '../net/cidr.js';
+import { formatCidr, parseCidr, type Cidr, type IpAddress } from '../net/cidr.js';
 
 /** One non-masquerade CIDR, traced back to where it was written. */
 export interface CidrEntry {
@@ -14,9 +14,22 @@ export interface CidrEntry {
   readonly path: string;
 }
 
+/** One destination CIDR of a `snat` entry, with the fixed address its traffic leaves with. */
+export interface SnatCidrEntry extends CidrEntry {
+  readonly toSource: IpAddress;
+  /** Canonical text of toSource. */
+  readonly toSourceText: string;
+}
+
 /** The configuration the agent acts on, every key resolved (defaults filled in). */
 export interface MasqConfig {
   readonly nonMasqueradeCIDRs: readonly CidrEntry[];
+  /** Destinations masqueraded although a shorter non-masquerade prefix covers them; absent = none. */
+  readonly masqueradeCIDRs?: readonly CidrEntry[];
+  /** Destinations SNATed to a fixed address, one entry per CIDR; absent = none. */
+  readonly snat?: readonly SnatCidrEntry[];
+  /** Sources that may be masqueraded or SNATed at all; absent or empty = every source. */
+  readonly masqueradeSourceCIDRs?: readonly CidrEntry[];
   readonly cidrLimit: number;
   readonly masqLinkLocal: boolean;
   readonly masqLinkLocalIPv6: boolean;
@@ -108,13 +121,25 @@ export function defaultConfig(opts: ConfigOptions): MasqConfig {
  * config always hashes the same even when files move.
  */
 export function stableConfigJson(config: MasqConfig): string {
+  const masq = config.masqueradeCIDRs ?? [];
+  const snat = config.snat ?? [];
+  const sources = config.masqueradeSourceCIDRs ?? [];
+  // The keys added later enter only when set, so a config without them hashes as it always did.
   return JSON.stringify({
     nonMasqueradeCIDRs: config.nonMasqueradeCIDRs.map((e) => e.text),
     cidrLimit: config.cidrLimit,
     masqLinkLocal: config.masqLinkLocal,
     masqLinkLocalIPv6: config.masqLinkLocalIPv6,
     resyncInterval: config.resyncInterval,
+    ...(masq.length > 0 ? { masqueradeCIDRs: masq.map((e) => e.text) } : {}),
+    ...(snat.length > 0 ? { snat: snat.map((e) => `${e.text}>${e.toSourceText}`) } : {}),
+    ...(sources.length > 0 ? { masqueradeSourceCIDRs: sources.map((e) => e.text) } : {}),
   });
+}
+
+/** Every CIDR entry of every list of a config, in list order (what cidrLimit counts). */
+export function allCidrEntries(config: MasqConfig): CidrEntry[] {
+  return [...config.nonMasqueradeCIDRs, ...(config.masqueradeCIDRs ?? []), ...(config.snat ?? []), ...(config.masqueradeSourceCIDRs ?? [])];
 }
 
 /** sha256 hex of the effective config, for change detection and metrics. */

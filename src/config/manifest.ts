@@ -158,6 +158,9 @@ export function parseEmbeddedConfig(e: EmbeddedConfig, opts: ConfigOptions): Fra
   const fragment: ConfigFragment = {
     source: e.source,
     ...(f.nonMasqueradeCIDRs === undefined ? {} : { nonMasqueradeCIDRs: f.nonMasqueradeCIDRs.map(relocateEntry) }),
+    ...(f.masqueradeCIDRs === undefined ? {} : { masqueradeCIDRs: f.masqueradeCIDRs.map(relocateEntry) }),
+    ...(f.masqueradeSourceCIDRs === undefined ? {} : { masqueradeSourceCIDRs: f.masqueradeSourceCIDRs.map(relocateEntry) }),
+    ...(f.snat === undefined ? {} : { snat: f.snat.map((s) => ({ ...relocateEntry(s), toSource: s.toSource, toSourceText: s.toSourceText })) }),
     ...(f.cidrLimit === undefined ? {} : { cidrLimit: relocateValue(f.cidrLimit)! }),
     ...(f.masqLinkLocal === undefined ? {} : { masqLinkLocal: relocateValue(f.masqLinkLocal)! }),
     ...(f.masqLinkLocalIPv6 === undefined ? {} : { masqLinkLocalIPv6: relocateValue(f.masqLinkLocalIPv6)! }),

@@ -1,6 +1,7 @@
 // Combines the fragments read from one or more config sources into the effective config:
 // CIDR lists concatenated in source order (duplicates dropped, first kept), scalar keys that
-// must agree, defaults for keys that no source sets, and the cidrLimit check. Pure.
+// must agree, defaults for keys that no source sets, the same prefix with two actions refused,
+// and the cidrLimit check over every list. Pure.
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import {
@@ -15,7 +16,9 @@ import {
 } from './config.js';
 import { formatGoDuration } from './duration.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
-import type { ConfigFragment, LocatedCidrEntry, LocatedValue, Position } from './parse.js';
+import type { AgreeKey } from './keys.js';
+import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue, Position } from './parse.js';
+import type { SnatCidrEntry } from './config.js';
 
 /** The merged config and warnings (duplicates, case-folded keys, clamped values). */
 export interface MergedConfig {
@@ -23,7 +26,7 @@ export interface MergedConfig {
   readonly warnings: readonly ConfigIssue[];
 }
 
-type ScalarKey = 'cidrLimit' | 'masqLinkLocal' | 'masqLinkLocalIPv6' | 'resyncInterval';
+type ScalarKey = AgreeKey;
 
 const where = (v: { source: string } & Position): string =>
   v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`;
@@ -72,8 +75,61 @@ function dropDuplicates(entries: readonly LocatedCidrEntry[], warnings: ConfigIs
   return kept;
 }
 
+/** What an entry of a destination list asks for, in words, for conflict messages. */
+function actionWords(e: LocatedCidrEntry | LocatedSnatEntry, list: string): string {
+  if (list === 'snat') return `SNAT to ${(e as LocatedSnatEntry).toSourceText}`;
+  return list === 'masqueradeCIDRs' ? 'masquerade' : 'keep the pod IP';
+}
+
+/** Drops repeated snat CIDRs with the same address (a warning); the same CIDR with another address is a conflict. */
+function dropSnatDuplicates(entries: readonly LocatedSnatEntry[], warnings: ConfigIssue[], issues: ConfigIssue[]): LocatedSnatEntry[] {
+  const firstByText = new Map<string, LocatedSnatEntry>();
+  const kept: LocatedSnatEntry[] = [];
+  for (const e of entries) {
+    const first = firstByText.get(e.text);
+    if (first === undefined) {
+      firstByText.set(e.text, e);
+      kept.push(e);
+    } else if (first.toSourceText === e.toSourceText) {
+      warnings.push({ ...located(e), message: `${e.text} is listed twice: ${where(first)} ${first.path} and ${where(e)} ${e.path}; the second is ignored` });
+    } else {
+      issues.push({
+        ...located(e),
+        message: `${e.text} is SNATed to ${e.toSourceText} here (${where(e)} ${e.path}) but to ${first.toSourceText} in ${where(first)} ${first.path}; one destination can leave with one address only`,
+      });
+    }
+  }
+  return kept;
+}
+
+/**
+ * The same prefix in two destination lists with different actions has no longest-prefix meaning:
+ * an issue naming both places. (Within one list duplicates were dropped already.)
+ */
+function findActionConflicts(lists: readonly (readonly [string, readonly (LocatedCidrEntry | LocatedSnatEntry)[]])[], issues: ConfigIssue[]): void {
+  const firstByText = new Map<string, { e: LocatedCidrEntry | LocatedSnatEntry; list: string }>();
+  for (const [list, entries] of lists) {
+    for (const e of entries) {
+      const first = firstByText.get(e.text);
+      if (first === undefined) {
+        firstByText.set(e.text, { e, list });
+        continue;
+      }
+      if (first.list === list) continue;
+      issues.push({
+        ...located(e),
+        message:
+          `${e.text} has two different actions: ${actionWords(e, list)} (${where(e)} ${e.path}) and ${actionWords(first.e, first.list)} (${where(first.e)} ${first.e.path}` +
+          `${first.e.source === 'defaults' ? ', the default list: set nonMasqueradeCIDRs to override it' : ''}); a prefix can have one action only, remove one of them`,
+      });
+    }
+  }
+}
+
 /** Strips positions so entries have exactly the CidrEntry shape others compare against. */
 const toEntry = (e: LocatedCidrEntry): CidrEntry => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path });
+
+const toSnatEntry = (e: LocatedSnatEntry): SnatCidrEntry => ({ ...toEntry(e), toSource: e.toSource, toSourceText: e.toSourceText });
 
 /**
  * Merges fragments (in source order) into the effective config. Throws ConfigError for
@@ -95,25 +151,34 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
   const entries: LocatedCidrEntry[] =
     lists.length === 0 ? defaultCidrEntries(opts) : dropDuplicates(lists.flat(), warnings);
 
+  const listOf = (key: 'masqueradeCIDRs' | 'masqueradeSourceCIDRs'): LocatedCidrEntry[] =>
+    dropDuplicates(fragments.flatMap((f) => f[key] ?? []), warnings);
+  const masquerade = listOf('masqueradeCIDRs');
+  const sources = listOf('masqueradeSourceCIDRs');
+  const snat = dropSnatDuplicates(fragments.flatMap((f) => f.snat ?? []), warnings, issues);
+  findActionConflicts([['nonMasqueradeCIDRs', entries], ['masqueradeCIDRs', masquerade], ['snat', snat]], issues);
+
+  // cidrLimit counts every CIDR of every list, so no list is a way around it.
+  const counted: LocatedCidrEntry[] = [...entries, ...masquerade, ...snat, ...sources];
   const limit = cidrLimit?.value ?? DEFAULT_CIDR_LIMIT;
   const cap = opts.cidrCap ?? { backend: '', max: maxCidrsFor('') };
   const capOf = cap.backend === '' ? 'any backend' : `the ${cap.backend} backend`;
-  if (entries.length > cap.max) {
+  if (counted.length > cap.max) {
     // Raising cidrLimit cannot help here, so this replaces the cidrLimit message.
-    const firstOver = entries[cap.max]!;
+    const firstOver = counted[cap.max]!;
     const other = cap.max < MAX_CIDRS.nftables ? `, or use --backend=nftables (up to ${MAX_CIDRS.nftables.toLocaleString('en')})` : '';
     issues.push({
       ...located(firstOver),
       message:
-        `${entries.length.toLocaleString('en')} CIDRs are more than ${capOf} is proven to handle: ${cap.max.toLocaleString('en')} at most, whatever cidrLimit says` +
+        `${counted.length.toLocaleString('en')} CIDRs are more than ${capOf} is proven to handle: ${cap.max.toLocaleString('en')} at most, whatever cidrLimit says` +
         `; this is entry ${cap.max + 1}. List fewer CIDRs (merge neighbouring ones into wider blocks)${other}`,
     });
-  } else if (entries.length > limit) {
-    const firstOver = entries[limit]!;
+  } else if (counted.length > limit) {
+    const firstOver = counted[limit]!;
     issues.push({
       ...located(firstOver),
       message:
-        `the daemon can only accept up to ${limit} CIDRs (excluding link-local), but got ${entries.length} CIDRs (excluding link local)` +
+        `the daemon can only accept up to ${limit} CIDRs (excluding link-local), but got ${counted.length} CIDRs (excluding link local)` +
         `; this is entry ${limit + 1}. Raise cidrLimit${cidrLimit ? ` (set in ${where(cidrLimit)})` : ''} or list fewer CIDRs`,
     });
   }
@@ -152,6 +217,9 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
   return {
     config: {
       nonMasqueradeCIDRs: entries.map(toEntry),
+      ...(masquerade.length > 0 ? { masqueradeCIDRs: masquerade.map(toEntry) } : {}),
+      ...(snat.length > 0 ? { snat: snat.map(toSnatEntry) } : {}),
+      ...(sources.length > 0 ? { masqueradeSourceCIDRs: sources.map(toEntry) } : {}),
       cidrLimit: limit,
       masqLinkLocal: masqLinkLocal?.value ?? defaults.masqLinkLocal,
       masqLinkLocalIPv6: masqLinkLocalIPv6?.value ?? defaults.masqLinkLocalIPv6,

@@ -6,11 +6,12 @@ import { LineCounter, isCollection, isMap, isNode, isScalar, type Document, type
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
-import { CidrError, formatCidr, parseCidr } from '../net/cidr.js';
-import type { CidrEntry, ConfigOptions, MasqConfig } from './config.js';
-import { DEFAULT_CIDR_LIMIT, DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
+import { CidrError, formatCidr, formatIp, parseCidr, parseIp } from '../net/cidr.js';
+import type { CidrEntry, ConfigOptions, MasqConfig, SnatCidrEntry } from './config.js';
+import { DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
 import { mergeConfigFragments } from './merge.js';
+import { KEYS, isCidrListKey } from './keys.js';
 import { CONFIG_KEYS, configSchema, type ConfigKey } from './schema.js';
 import { countYamlNodes } from './node-count.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
@@ -34,6 +35,9 @@ export interface Position {
 /** A CIDR entry with the line:column it was written at. */
 export interface LocatedCidrEntry extends CidrEntry, Position {}
 
+/** A `snat` destination CIDR with the line:column it was written at. */
+export interface LocatedSnatEntry extends SnatCidrEntry, Position {}
+
 /** A scalar setting with where it was written. */
 export interface LocatedValue<T> extends Position {
   readonly value: T;
@@ -47,6 +51,10 @@ export interface LocatedValue<T> extends Position {
 export interface ConfigFragment {
   readonly source: string;
   readonly nonMasqueradeCIDRs?: readonly LocatedCidrEntry[];
+  readonly masqueradeCIDRs?: readonly LocatedCidrEntry[];
+  readonly masqueradeSourceCIDRs?: readonly LocatedCidrEntry[];
+  /** One entry per destination CIDR of every `snat` item. */
+  readonly snat?: readonly LocatedSnatEntry[];
   readonly cidrLimit?: LocatedValue<number>;
   readonly masqLinkLocal?: LocatedValue<boolean>;
   readonly masqLinkLocalIPv6?: LocatedValue<boolean>;
@@ -123,22 +131,6 @@ function describeValue(v: unknown, written?: string): string {
   if (typeof v === 'object') return 'a mapping';
   return typeof v;
 }
-
-const EXPECTED: Record<ConfigKey, string> = {
-  nonMasqueradeCIDRs: 'a list of CIDR strings',
-  cidrLimit: 'a non-negative integer',
-  masqLinkLocal: 'true or false',
-  masqLinkLocalIPv6: 'true or false',
-  resyncInterval: 'a Go duration string such as "60s"',
-};
-
-const DEFAULT_TEXT: Record<ConfigKey, string> = {
-  nonMasqueradeCIDRs: 'the default list',
-  cidrLimit: String(DEFAULT_CIDR_LIMIT),
-  masqLinkLocal: 'false',
-  masqLinkLocalIPv6: 'false',
-  resyncInterval: DEFAULT_RESYNC_INTERVAL,
-};
 
 /** The key written at `offset` (quoted or plain), for messages. */
 function keyTextAt(text: string, offset: number): string {
@@ -263,6 +255,27 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
   const byPosition = (a: ConfigIssue, b: ConfigIssue) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
   return { fragment, issues: issues.sort(byPosition), warnings: warnings.sort(byPosition) };
 
+  /** One CIDR string of a list, checked; undefined (and reported) when it is not a usable CIDR. */
+  function readCidr(text: unknown, at: readonly PathPart[], pos: Position, fail: (pos: Position, message: string) => void): LocatedCidrEntry | undefined {
+    if (typeof text !== 'string') return undefined;
+    if (text.length > MAX_VALUE_TEXT) {
+      fail(pos, `CIDR ${quoteExcerpt(text)} could not be parsed: far too long for a CIDR`);
+      return undefined;
+    }
+    try {
+      const cidr = parseCidr(text);
+      if (cidr.family === 'ipv6' && !opts.enableIPv6) {
+        fail(pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
+        return undefined;
+      }
+      return { cidr, text: formatCidr(cidr), source, path: formatKeyPath(at), ...pos };
+    } catch (err) {
+      if (!(err instanceof CidrError)) throw err;
+      fail(pos, err.message);
+      return undefined;
+    }
+  }
+
   function readKey(
     key: ConfigKey,
     value: unknown,
@@ -291,34 +304,56 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     }
     // Check every CIDR string of a list even when other items have the wrong type, so one
     // round of fixes is enough.
-    if (key === 'nonMasqueradeCIDRs' && Array.isArray(value)) {
+    if (isCidrListKey(key) && Array.isArray(value)) {
       const entries: LocatedCidrEntry[] = [];
       value.forEach((text: unknown, i) => {
-        if (typeof text !== 'string') return;
-        const pos = locate([i]);
-        if (text.length > MAX_VALUE_TEXT) {
-          report([i], pos, `CIDR ${quoteExcerpt(text)} could not be parsed: far too long for a CIDR`);
-          return;
-        }
+        const entry = readCidr(text, [key, i], locate([i]), (pos, message) => report([i], pos, message));
+        if (entry) entries.push(entry);
+      });
+      if (structureOk) fragment[key] = entries;
+      return;
+    }
+    if (key === 'snat' && Array.isArray(value)) {
+      const entries: LocatedSnatEntry[] = [];
+      value.forEach((item: unknown, i) => {
+        if (item === null || typeof item !== 'object' || Array.isArray(item)) return;
+        const { cidrs, toSource } = item as { cidrs?: unknown; toSource?: unknown };
+        if (typeof toSource !== 'string') return;
+        const sourcePos = locate([i, 'toSource']);
+        let address;
         try {
-          const cidr = parseCidr(text);
-          if (cidr.family === 'ipv6' && !opts.enableIPv6) {
-            report([i], pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
-            return;
-          }
-          entries.push({ cidr, text: formatCidr(cidr), source, path: formatKeyPath([key, i]), ...pos });
+          if (toSource.length > MAX_VALUE_TEXT) throw new CidrError('unparsable', '', 'far too long');
+          address = parseIp(toSource);
         } catch (err) {
           if (!(err instanceof CidrError)) throw err;
-          report([i], pos, err.message);
+          report([i, 'toSource'], sourcePos, `toSource ${quoteExcerpt(toSource)} is not an IP address (write one address of this node, e.g. 198.51.100.9)`);
+          return;
         }
+        if (address.family === 'ipv6' && !opts.enableIPv6) {
+          report([i, 'toSource'], sourcePos, `ipv6 is not enabled, but ipv6 toSource ${toSource} provided. Enable ipv6 using --enable-ipv6 agent flag`);
+          return;
+        }
+        if (!Array.isArray(cidrs)) return;
+        cidrs.forEach((text: unknown, j) => {
+          const entry = readCidr(text, [key, i, 'cidrs', j], locate([i, 'cidrs', j]), (pos, message) => report([i, 'cidrs', j], pos, message));
+          if (!entry) return;
+          if (entry.cidr.family !== address.family) {
+            report([i, 'cidrs', j], locate([i, 'cidrs', j]), `${entry.text} is ${entry.cidr.family} but toSource ${formatIp(address)} is ${address.family}; SNAT keeps the family, so list ${entry.cidr.family} destinations under a ${entry.cidr.family} toSource`);
+            return;
+          }
+          entries.push({ ...entry, toSource: address, toSourceText: formatIp(address) });
+        });
       });
-      if (structureOk) fragment.nonMasqueradeCIDRs = entries;
+      if (structureOk) fragment.snat = entries;
       return;
     }
     if (!structureOk) return;
     const keyPath = formatKeyPath([key]);
     switch (key) {
       case 'nonMasqueradeCIDRs':
+      case 'masqueradeCIDRs':
+      case 'masqueradeSourceCIDRs':
+      case 'snat':
         return;
       case 'resyncInterval': {
         const text = value as string;
@@ -373,15 +408,28 @@ function durationHint(numberText: string): string {
 
 /** Turns a zod issue into a message that says what was expected, what was found, and what to do. */
 function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string, written?: string): string {
-  const inList = key === 'nonMasqueradeCIDRs' && rest.length > 0;
+  const inList = (isCidrListKey(key) && rest.length > 0) || (key === 'snat' && rest.length === 3 && rest[1] === 'cidrs');
+  const snatItem = key === 'snat' && rest.length === 1;
+  const snatField = key === 'snat' && rest.length === 2 ? rest[1] : undefined;
   if (input === null || input === undefined) {
     if (inList) return 'empty list item (null): remove the "-" that has nothing after it, or write a CIDR there';
+    if (snatItem) return 'empty snat item (null): write {cidrs: [CIDR, ...], toSource: IP} there, or remove the "-"';
+    if (snatField !== undefined) return `snat item has no ${String(snatField)}: every item needs cidrs (a list of CIDRs) and toSource (an IP address)`;
     if (key === 'nonMasqueradeCIDRs') {
       return 'nonMasqueradeCIDRs has no value (null): write [] to masquerade everything except link-local, or remove the key for the defaults';
     }
-    return `${key} has no value (null): give ${EXPECTED[key]}, or remove the key for the default (${DEFAULT_TEXT[key]})`;
+    return `${key} has no value (null): give ${KEYS[key].expected}, or remove the key for the default (${KEYS[key].defaultText})`;
   }
-  const expected = inList ? 'a CIDR string such as "10.0.0.0/8"' : EXPECTED[key];
+  if (code === 'unrecognized_keys' && key === 'snat') return `${cutExcerpt(fallback)}: a snat item has only cidrs and toSource`;
+  const expected = inList
+    ? 'a CIDR string such as "10.0.0.0/8"'
+    : snatItem
+      ? 'a mapping {cidrs: [CIDR, ...], toSource: IP}'
+      : snatField === 'cidrs'
+        ? 'a list of CIDR strings'
+        : snatField === 'toSource'
+          ? 'an IP address string such as "198.51.100.9"'
+          : KEYS[key].expected;
   if (code === 'invalid_type') {
     const hint =
       key === 'resyncInterval' && typeof input === 'number'

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend } from '../../src/backends/backend.js';
-import type { FamilyPolicy, ExemptRange } from '../../src/policy-types.js';
-import { parseCidr, formatCidr } from '../../src/net/cidr.js';
+import type { ActionRange, FamilyPolicy, ExemptRange } from '../../src/policy-types.js';
+import { formatIp, parseCidr, formatCidr, parseIp } from '../../src/net/cidr.js';
 import type { Family } from '../../src/net/cidr.js';
 
 /** A fresh backend on a clean host, plus a way to damage what it owns and to dispose of it. */
@@ -56,15 +56,40 @@ export const contractPolicies = {
 /** Why the nftables backend skips the position tests: base chains are ordered by priority, not by rule position. */
 export const NFT_HAS_NO_POSITION = 'nftables: base chains run in priority order; no rule can be inserted above ours';
 
+function action(text: string, toSource?: string): ActionRange {
+  const cidr = parseCidr(text);
+  if (toSource === undefined) return { cidr, text: formatCidr(cidr), action: { kind: 'masquerade' }, list: 'masqueradeCIDRs', source: 'contract', path: '' };
+  const ip = parseIp(toSource);
+  return { cidr, text: formatCidr(cidr), action: { kind: 'snat', toSource: ip, toSourceText: formatIp(ip) }, list: 'snat', source: 'contract', path: '' };
+}
+
+/** Longest-prefix fixtures: an exception, a SNAT range, a source scope; and one a real tool refuses. */
+export const decisionPolicies = {
+  v4: {
+    ...contractPolicies.v4,
+    actions: [action('10.9.0.0/16'), action('198.51.100.0/24', '192.0.2.50')],
+    sources: [range('10.244.0.0/16')],
+  },
+  /** A SNAT address of the other family: iptables refuses `--to-source 2001:db8::9` in an IPv4 table. */
+  wrongFamily: {
+    ...contractPolicies.v4b,
+    actions: [action('203.0.113.0/24', '2001:db8::9')],
+  },
+} satisfies Record<string, FamilyPolicy>;
+
 /** Why the nftables backend skips the stray-jump tests: its chain hooks itself, no rule jumps into it. */
 export const NFT_HAS_NO_JUMP = 'nftables: the table hooks postrouting itself; no rule of another table jumps into it';
+
+/** Why the nftables backend refuses longest-prefix policies: it does not render them yet. */
+export const NFT_NO_DECISIONS = 'nftables: masqueradeCIDRs, snat and masqueradeSourceCIDRs are not rendered to nftables yet';
 
 /** Registers the contract tests for one backend implementation. */
 export function runBackendContract(
   label: string,
   makeSubject: () => Promise<ContractSubject>,
   /** noStrayJumps: why this backend has no jump into its rules that others could duplicate; noPosition: why nothing can be inserted above ours. */
-  options: { readonly noStrayJumps?: string; readonly noPosition?: string } = {},
+  /** refusesDecisions: why this backend refuses longest-prefix policies (it must then refuse them and keep its state). */
+  options: { readonly noStrayJumps?: string; readonly noPosition?: string; readonly refusesDecisions?: string } = {},
 ): void {
   const withSubject = (name: string, body: (s: ContractSubject) => Promise<void>, options: { skip?: string | false } = {}): void => {
     test(`${label}: ${name}`, options, async () => {
@@ -132,6 +157,30 @@ export function runBackendContract(
     await backend.cleanup('ipv6');
     assert.deepEqual(await backend.read('ipv4'), []);
     assert.deepEqual(await backend.read('ipv6'), []);
+  });
+
+  if (options.refusesDecisions === undefined) {
+    withSubject('a longest-prefix policy (exception, SNAT, source scope) reads back exactly; a plain one replaces it with nothing stale', async ({ backend }) => {
+      await backend.apply(decisionPolicies.v4);
+      assert.deepEqual(await backend.read('ipv4'), backend.expected(decisionPolicies.v4));
+      assert.notDeepEqual(backend.expected(decisionPolicies.v4), backend.expected(v4));
+      await backend.apply(decisionPolicies.v4);
+      assert.deepEqual(await backend.read('ipv4'), backend.expected(decisionPolicies.v4));
+      await backend.apply(v4);
+      assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    });
+  } else {
+    withSubject(`a longest-prefix policy is refused and the rules in force stay (${options.refusesDecisions})`, async ({ backend }) => {
+      await backend.apply(v4);
+      await assert.rejects(backend.apply(decisionPolicies.v4), /does not support masqueradeCIDRs, snat, masqueradeSourceCIDRs/);
+      assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    });
+  }
+
+  withSubject('a SNAT address of the other family is refused, as iptables refuses it, and the rules in force stay', async ({ backend }) => {
+    await backend.apply(v4);
+    await assert.rejects(backend.apply(decisionPolicies.wrongFamily));
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
   });
 
   const stray: { skip: string | false } = { skip: options.noStrayJumps ?? false };

@@ -2,8 +2,8 @@
 // and a scripted fake Runner that behaves like the real one (ok exit codes, classified errors).
 import { CommandError } from '../../src/errors.js';
 import { classifyFailure, type CommandResult, type RunOptions, type Runner } from '../../src/exec/runner.js';
-import { formatCidr, parseCidr, type Family } from '../../src/net/cidr.js';
-import type { ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy-types.js';
+import { formatCidr, formatIp, parseCidr, parseIp, type Family } from '../../src/net/cidr.js';
+import type { ActionRange, ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy-types.js';
 import { parseRuleLine, quoteRuleArg } from '../../src/backends/iptables/rules.js';
 
 /** An exempt range from CIDR text. */
@@ -32,10 +32,25 @@ export interface GoldenInput {
   readonly postroutingPosition?: PostroutingPosition;
   /** `--iptables-masquerade-bit`; absent means 14. */
   readonly masqueradeBit?: number;
+  /** masqueradeCIDRs entries. */
+  readonly masquerade?: readonly string[];
+  /** snat entries as `CIDR>ADDRESS`. */
+  readonly snat?: readonly string[];
+  /** masqueradeSourceCIDRs. */
+  readonly sources?: readonly string[];
 }
 
 /** The FamilyPolicy a golden input describes. */
 export function policyOf(input: GoldenInput): FamilyPolicy {
+  const actions: ActionRange[] = [
+    ...(input.masquerade ?? []).map((t): ActionRange => ({ ...exempt(t), action: { kind: 'masquerade' }, list: 'masqueradeCIDRs' })),
+    ...(input.snat ?? []).map((t): ActionRange => {
+      const [cidr, addr] = t.split('>') as [string, string];
+      const ip = parseIp(addr);
+      return { ...exempt(cidr), action: { kind: 'snat', toSource: ip, toSourceText: formatIp(ip) }, list: 'snat' };
+    }),
+  ];
+  const sources = (input.sources ?? []).map((t) => exempt(t));
   return {
     family: input.family,
     exempt: input.exempt.map((t) => (t.startsWith('link-local:') ? exempt(t.slice('link-local:'.length), 'link-local') : exempt(t))),
@@ -43,6 +58,8 @@ export function policyOf(input: GoldenInput): FamilyPolicy {
     toPorts: input.toPorts.map(portRange),
     ...(input.postroutingPosition === undefined ? {} : { postroutingPosition: input.postroutingPosition }),
     ...(input.masqueradeBit === undefined ? {} : { masqueradeBit: input.masqueradeBit }),
+    ...(actions.length > 0 ? { actions } : {}),
+    ...(sources.length > 0 ? { sources } : {}),
   };
 }
 

@@ -9,7 +9,7 @@ import { createNftablesBackend } from '../../src/backends/nftables/nftables-back
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
 import { familiesInNftJson, parseNftJson } from '../../src/backends/nftables/parse.js';
 import { expectedNftLines, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
-import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, runBackendContract } from './contract.js';
+import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, NFT_NO_DECISIONS, runBackendContract } from './contract.js';
 import { createFakeNft } from './fake-nft.js';
 import {
   UPDATE_GOLDEN,
@@ -175,7 +175,7 @@ runBackendContract('nftables (fake nft)', async () => {
     },
     dispose: () => undefined,
   };
-}, { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION });
+}, { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION, refusesDecisions: NFT_NO_DECISIONS });
 
 describe('nftables backend (fake nft)', () => {
   const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8', '192.0.2.0/24'], randomFully: true, toPorts: [] });

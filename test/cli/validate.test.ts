@@ -24,7 +24,7 @@ test('every error is printed as file:line:col: error: key path: message, and the
   assert.deepEqual(r.stdout.split('\n').filter(Boolean), [
     `${file}:2:5: error: nonMasqueradeCIDRs[0]: CIDR "10.0.0.1/8" is not aligned to a CIDR block, ip: "10.0.0.1" network: "10.0.0.0/8"`,
     `${file}:3:5: error: nonMasqueradeCIDRs[1]: CIDR "abc" could not be parsed, invalid CIDR address: abc`,
-    `${file}:4:1: error: resyncIntervall: unknown key "resyncIntervall"; did you mean "resyncInterval"? Known keys: nonMasqueradeCIDRs, cidrLimit, masqLinkLocal, masqLinkLocalIPv6, resyncInterval`,
+    `${file}:4:1: error: resyncIntervall: unknown key "resyncIntervall"; did you mean "resyncInterval"? Known keys: nonMasqueradeCIDRs, cidrLimit, masqLinkLocal, masqLinkLocalIPv6, resyncInterval, masqueradeCIDRs, snat, masqueradeSourceCIDRs`,
     `${file}:5:12: error: cidrLimit: expected a non-negative integer, got number -1`,
     `${file}: invalid: 4 errors`,
   ]);

@@ -20,6 +20,13 @@ export const NOT_FIRST_NOTE = '# ip-masq-agent: our jump is not the first rule o
 /** Comment on each MASQUERADE rule, including the `--to-ports` ones. */
 export const MASQ_COMMENT = 'ip-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)';
 
+/** Comment on each MASQUERADE rule of a masqueradeCIDRs entry (an exception inside an exempt range). */
+export const MASQ_CIDR_COMMENT = 'ip-masq-agent: masqueradeCIDRs destination is subject to MASQUERADE';
+
+/** Comment on each SNAT rule of a `snat` entry. */
+export const SNAT_COMMENT = 'ip-masq-agent: snat destination leaves with a fixed source address';
+
+
 /** Comment on the POSTROUTING jump; it names the chain, so it changes with `--masq-chain`. */
 export function jumpComment(chain: string): string {
   return `ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom ${chain} chain`;

@@ -7,7 +7,8 @@
 //   -A C -p tcp -m comment --comment "..." -m statistic --mode random --probability 0.49999237061 -j MASQUERADE --to-ports 1024-29999 --random-fully
 //   -A C -m comment --comment "..." -j MASQUERADE --random-fully
 // The probability comes back as the kernel stores it: lround(P * 2^31) / 2^31, printed `%.11f`.
-import type { Cidr } from '../../net/cidr.js';
+import type { Cidr, IpAddress } from '../../net/cidr.js';
+import { decisionTable, usesDecisions, type Decision } from '../../policy/decide.js';
 import { quoteExcerpt } from '../../excerpt.js';
 import type { FamilyPolicy, PortRange } from '../../policy-types.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy.js';
@@ -15,9 +16,11 @@ import {
   BUILTIN_CHAINS,
   FOREIGN_CHAIN_PREFIXES,
   KUBE_MARK_COMMENT,
+  MASQ_CIDR_COMMENT,
   MASQ_COMMENT,
   MAX_CHAIN_NAME_LENGTH,
   NON_MASQ_COMMENT,
+  SNAT_COMMENT,
   TARGET_NAMES,
   TO_PORTS_PROTOCOLS,
   jumpComment,
@@ -157,7 +160,7 @@ function portsText(r: PortRange): string {
 }
 
 function assertFamily(policy: FamilyPolicy): void {
-  for (const e of policy.exempt) {
+  for (const e of [...policy.exempt, ...(policy.actions ?? []), ...(policy.sources ?? [])]) {
     if (e.cidr.family !== policy.family) {
       throw new Error(`exempt range ${e.text} (${e.cidr.family}) in the ${policy.family} policy`);
     }
@@ -184,15 +187,24 @@ export function preludeRuleBodies(policy: FamilyPolicy): string[] {
   return [`-m mark --mark ${mark}/${mark} -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`];
 }
 
+/** The prelude rules as `-A CHAIN ...` lines; restore and `-S` print them alike. */
+function preludeLines(policy: FamilyPolicy, chain: string): string[] {
+  return preludeRuleBodies(policy).map((r) => `-A ${chain} ${r}`);
+}
+
 /**
  * The exact `iptables-restore --noflush` payload the reference writes for one family: the
  * `:CHAIN - [0:0]` line creates or flushes only our chain, atomically with the new rules.
  */
 export function renderRestorePayload(policy: FamilyPolicy, opts: RenderOptions): string {
   assertFamily(policy);
+  if (usesDecisionRules(policy)) {
+    const rules = decisionRules(policy).map((r) => formatRule(r, opts, 'restore'));
+    return `${['*nat', `:${opts.chain} - [0:0]`, ...preludeLines(policy, opts.chain), ...rules, 'COMMIT'].join('\n')}\n`;
+  }
   const { chain } = opts;
   const masq = `-A ${chain} -m comment --comment "${MASQ_COMMENT}" -j MASQUERADE${opts.randomFully ? ' --random-fully' : ''}`;
-  const lines = ['*nat', `:${chain} - [0:0]`, ...preludeRuleBodies(policy).map((r) => `-A ${chain} ${r}`)];
+  const lines = ['*nat', `:${chain} - [0:0]`, ...preludeLines(policy, chain)];
   const exit = exemptionTarget(policy);
   for (const e of policy.exempt) {
     lines.push(`-A ${chain} -m comment --comment "${NON_MASQ_COMMENT}" -d ${e.text} -j ${exit}`);
@@ -207,6 +219,91 @@ export function renderRestorePayload(policy: FamilyPolicy, opts: RenderOptions):
   }
   lines.push(masq, 'COMMIT');
   return `${lines.join('\n')}\n`;
+}
+
+/** Whether the policy needs the longest-prefix rule layout (masquerade or SNAT entries, or a source scope). */
+function usesDecisionRules(policy: FamilyPolicy): boolean {
+  return usesDecisions(policy) || policy.sources !== undefined;
+}
+
+/** One rule of our chain as data, rendered to both the restore and the `-S` form by formatRule. */
+interface ChainRule {
+  readonly src?: Cidr;
+  readonly dst?: Cidr;
+  readonly proto?: string;
+  readonly comment: string;
+  /** The `--probability` as written (restore form). */
+  readonly probability?: string;
+  readonly target: 'RETURN' | 'ACCEPT' | 'MASQUERADE' | 'SNAT';
+  readonly toSource?: IpAddress;
+  readonly ports?: PortRange;
+}
+
+/** The translating rules for one destination (or every one): the --to-ports spread, then the catch-all, per source. */
+function translateRules(policy: FamilyPolicy, dst: Cidr | undefined, target: 'MASQUERADE' | 'SNAT', comment: string, toSource?: IpAddress): ChainRule[] {
+  const sources: (Cidr | undefined)[] = policy.sources === undefined ? [undefined] : policy.sources.map((s) => s.cidr);
+  const probabilities = toPortsProbabilities(policy.toPorts);
+  const common = { comment, target, ...(dst === undefined ? {} : { dst }), ...(toSource === undefined ? {} : { toSource }) };
+  const rules: ChainRule[] = [];
+  for (const src of sources) {
+    const from = src === undefined ? {} : { src };
+    for (const proto of TO_PORTS_PROTOCOLS) {
+      policy.toPorts.forEach((ports, i) => {
+        const p = probabilities[i];
+        rules.push({ ...common, ...from, proto, ports, ...(p === undefined ? {} : { probability: p }) });
+      });
+    }
+    rules.push({ ...common, ...from });
+  }
+  return rules;
+}
+
+function rowRules(policy: FamilyPolicy, row: Decision): ChainRule[] {
+  switch (row.action.kind) {
+    case 'keep':
+      return [{ dst: row.cidr, comment: NON_MASQ_COMMENT, target: exemptionTarget(policy) }];
+    case 'masquerade':
+      return translateRules(policy, row.cidr, 'MASQUERADE', MASQ_CIDR_COMMENT);
+    case 'snat':
+      return translateRules(policy, row.cidr, 'SNAT', SNAT_COMMENT, row.action.toSource);
+  }
+}
+
+/**
+ * The chain in longest-prefix order: each row of the decision table (longest first, so the first
+ * rule that matches is the longest prefix), then the default MASQUERADE. Exempt rules need no
+ * source match (nothing happens either way); translating rules repeat per masqueradeSourceCIDRs
+ * entry, so a source outside them falls off the chain's end untouched.
+ */
+function decisionRules(policy: FamilyPolicy): ChainRule[] {
+  return [...decisionTable(policy).flatMap((row) => rowRules(policy, row)), ...translateRules(policy, undefined, 'MASQUERADE', MASQ_COMMENT)];
+}
+
+function savedAddress(ip: IpAddress): string {
+  const text = formatSavedCidr({ family: ip.family, base: ip.value, prefix: ip.family === 'ipv4' ? 32 : 128 });
+  return text.slice(0, text.lastIndexOf('/'));
+}
+
+/**
+ * A chain rule as iptables-restore reads it, or as `iptables -S` prints it. Both put the matches
+ * in the order -S uses (-s, -d, -p, comment, statistic), so the two differ only where iptables
+ * rewrites values: quoting, /0 dropped, addresses via inet_ntop, probabilities as stored.
+ */
+function formatRule(r: ChainRule, opts: RenderOptions, form: 'restore' | 'save'): string {
+  const save = form === 'save';
+  const cidr = (flag: string, c: Cidr | undefined): string => {
+    if (c === undefined || (save && c.prefix === 0)) return '';
+    return ` ${flag} ${formatSavedCidr(c)}`;
+  };
+  let line = `-A ${opts.chain}${cidr('-s', r.src)}${cidr('-d', r.dst)}${r.proto === undefined ? '' : ` -p ${r.proto}`}`;
+  line += ` -m comment --comment ${save ? quoteRuleArg(r.comment) : `"${r.comment}"`}`;
+  if (r.probability !== undefined) line += ` -m statistic --mode random --probability ${save ? savedProbability(r.probability) : r.probability}`;
+  if (r.target === 'RETURN' || r.target === 'ACCEPT') return `${line} -j ${r.target}`;
+  const fully = opts.randomFully ? ' --random-fully' : '';
+  if (r.target === 'MASQUERADE') return `${line} -j MASQUERADE${r.ports === undefined ? '' : ` --to-ports ${portsText(r.ports)}`}${fully}`;
+  const addr = savedAddress(r.toSource!);
+  const to = r.ports === undefined ? addr : `${r.toSource!.family === 'ipv6' ? `[${addr}]` : addr}:${portsText(r.ports)}`;
+  return `${line} -j SNAT --to-source ${to}${fully}`;
 }
 
 /**
@@ -225,10 +322,11 @@ export function renderJumpSaveLine(chain: string): string {
 /** Our chain as `iptables -t nat -S CHAIN` prints it once the payload is applied. */
 export function renderChainSaveLines(policy: FamilyPolicy, opts: RenderOptions): string[] {
   assertFamily(policy);
+  if (usesDecisionRules(policy)) return [`-N ${opts.chain}`, ...preludeLines(policy, opts.chain), ...decisionRules(policy).map((r) => formatRule(r, opts, 'save'))];
   const { chain } = opts;
   const fully = opts.randomFully ? ' --random-fully' : '';
   const masqComment = `-m comment --comment ${quoteRuleArg(MASQ_COMMENT)}`;
-  const lines = [`-N ${chain}`, ...preludeRuleBodies(policy).map((r) => `-A ${chain} ${r}`)];
+  const lines = [`-N ${chain}`, ...preludeLines(policy, chain)];
   const exit = exemptionTarget(policy);
   for (const e of policy.exempt) {
     // iptables drops a match-everything destination (/0) from its output.

@@ -6,6 +6,7 @@
 // rebuild also heals a chain whose hook, priority or policy was changed by someone else. The
 // `add` before each `delete` makes the delete valid when the object is absent (nft 1.0.6 has no
 // `destroy`). The kernel commits the whole batch or nothing, so no packet sees a half state.
+import { UsageError } from '../../errors.js';
 import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { FamilyPolicy, PortRange } from '../../policy-types.js';
@@ -68,8 +69,30 @@ export function nftPreludeRules(policy: FamilyPolicy): string[] {
   return [`meta mark & ${mark} == ${mark} return`];
 }
 
+/**
+ * Why the nftables backend cannot write this policy, or undefined when it can. The longest-prefix
+ * keys (masqueradeCIDRs, snat, masqueradeSourceCIDRs) are not rendered to nftables yet: refusing
+ * them is better than rules that mean something else than explain says.
+ */
+export function nftUnsupported(policy: FamilyPolicy): string | undefined {
+  const used = [
+    ...((policy.actions ?? []).some((a) => a.list === 'masqueradeCIDRs') ? ['masqueradeCIDRs'] : []),
+    ...((policy.actions ?? []).some((a) => a.list === 'snat') ? ['snat'] : []),
+    ...(policy.sources !== undefined ? ['masqueradeSourceCIDRs'] : []),
+  ];
+  if (used.length === 0) return undefined;
+  return `the nftables backend does not support ${used.join(', ')} yet (${policy.family}); use --backend iptables (iptables-nft or iptables-legacy), or remove ${used.length === 1 ? 'the key' : 'these keys'}`;
+}
+
+/** Throws the nftUnsupported reason (a usage error: the config asks what this backend cannot do), so no rules that mean something else are ever written. */
+export function assertNftSupported(policy: FamilyPolicy): void {
+  const why = nftUnsupported(policy);
+  if (why !== undefined) throw new UsageError(why);
+}
+
 /** The rule bodies of a family's chain, in order, exactly as `nft list` prints them. */
 export function nftRuleTexts(policy: FamilyPolicy): string[] {
+  assertNftSupported(policy);
   const n = NFT_NAMES[policy.family];
   const flags = policy.randomFully ? ' fully-random' : '';
   const rules = [

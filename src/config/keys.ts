@@ -1,0 +1,179 @@
+// One descriptor per config key: its zod schema (which also documents it for the JSON Schema),
+// what a message says it expects, its default as people read it, how merging several files treats
+// it, and for CIDR lists the role of their entries. The schema, the known-key list and
+// suggestions, parse's messages and CIDR-list reading, and merge's set of keys that must agree
+// come from this table; a new key is one entry here plus its meaning in merge and the policy.
+import { z } from 'zod';
+
+/** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
+export const GO_DURATION_PATTERN = '^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$';
+
+/** How values from several config files combine. */
+export type MergeRule =
+  /** Lists concatenate in file order; a repeated CIDR is dropped with a warning. */
+  | 'concat'
+  /** Every file that sets the key must set the same value. */
+  | 'agree';
+
+/** What a CIDR list means to the longest-prefix decision. */
+export type ListRole = 'keep' | 'masquerade' | 'source' | 'snat';
+
+/** One config key. */
+export interface KeyDescriptor {
+  readonly schema: z.ZodType;
+  /** "expected X" in messages. */
+  readonly expected: string;
+  /** The default, as messages name it. */
+  readonly defaultText: string;
+  readonly merge: MergeRule;
+  /** For CIDR lists: the role of its entries. */
+  readonly role?: ListRole;
+}
+
+const cidrString = (description: string) =>
+  z.string().meta({ title: 'CIDR', description, examples: ['10.0.0.0/8', '2001:db8::/32'] });
+
+const CIDR_ITEM = 'An aligned IPv4 or IPv6 CIDR block, e.g. "10.0.0.0/8" or "fd00::/8" (IPv6 needs --enable-ipv6).';
+
+/** Every config key, in the order the documentation lists them. */
+export const KEYS = {
+  nonMasqueradeCIDRs: {
+    schema: z
+      .array(cidrString(CIDR_ITEM))
+      .optional()
+      .meta({
+        title: 'Non-masquerade CIDRs',
+        description:
+          'Destinations that keep the pod source IP (not masqueraded), in rule order. [] masquerades everything except link-local; leaving the key out uses the defaults 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (all reserved ranges with --nomasq-all-reserved-ranges).',
+      }),
+    expected: 'a list of CIDR strings',
+    defaultText: 'the default list',
+    merge: 'concat',
+    role: 'keep',
+  },
+  cidrLimit: {
+    schema: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({
+        title: 'CIDR limit',
+        description: 'Maximum number of CIDRs of all lists together (IPv4 and IPv6, link-local not counted). Default 64.',
+      }),
+    expected: 'a non-negative integer',
+    defaultText: '64',
+    merge: 'agree',
+  },
+  masqLinkLocal: {
+    schema: z
+      .boolean()
+      .optional()
+      .meta({
+        title: 'Masquerade IPv4 link-local',
+        description: 'true masquerades traffic to 169.254.0.0/16 too; default false (link-local keeps the pod IP).',
+      }),
+    expected: 'true or false',
+    defaultText: 'false',
+    merge: 'agree',
+  },
+  masqLinkLocalIPv6: {
+    schema: z
+      .boolean()
+      .optional()
+      .meta({
+        title: 'Masquerade IPv6 link-local',
+        description: 'true masquerades traffic to fe80::/10 too; default false (link-local keeps the pod IP).',
+      }),
+    expected: 'true or false',
+    defaultText: 'false',
+    merge: 'agree',
+  },
+  resyncInterval: {
+    schema: z
+      .string()
+      .regex(new RegExp(GO_DURATION_PATTERN))
+      .optional()
+      .meta({
+        title: 'Resync interval',
+        description:
+          'How often the config is re-read and the rules re-checked, as a Go duration string ("60s", "1m30s", "500ms"); not negative, and anything below 1s runs at 1s. Default "60s".',
+        examples: ['60s', '1m30s'],
+      }),
+    expected: 'a Go duration string such as "60s"',
+    defaultText: '60s',
+    merge: 'agree',
+  },
+  masqueradeCIDRs: {
+    schema: z
+      .array(cidrString(CIDR_ITEM))
+      .optional()
+      .meta({
+        title: 'Masquerade CIDRs',
+        description:
+          'Destinations that ARE masqueraded although a shorter nonMasqueradeCIDRs (or link-local) prefix covers them: the longest matching prefix decides. With nonMasqueradeCIDRs [0.0.0.0/0, ::/0] only these are masqueraded. Default none.',
+      }),
+    expected: 'a list of CIDR strings',
+    defaultText: 'none',
+    merge: 'concat',
+    role: 'masquerade',
+  },
+  snat: {
+    schema: z
+      .array(
+        z.strictObject({
+          cidrs: z.array(cidrString(CIDR_ITEM)).meta({ title: 'Destination CIDRs', description: 'Destinations SNATed to toSource (longest prefix decides).' }),
+          toSource: z.string().meta({ title: 'Source address', description: 'The fixed address (of this node) the traffic leaves with.', examples: ['198.51.100.9'] }),
+        }),
+      )
+      .optional()
+      .meta({
+        title: 'SNAT to a fixed address',
+        description:
+          'Traffic to these destinations is SNATed to toSource instead of masqueraded; cidrs [0.0.0.0/0] makes it the default egress address. --random-fully and --to-ports apply as to MASQUERADE. Default none.',
+      }),
+    expected: 'a list of {cidrs: [CIDR, ...], toSource: IP} mappings',
+    defaultText: 'none',
+    merge: 'concat',
+    role: 'snat',
+  },
+  masqueradeSourceCIDRs: {
+    schema: z
+      .array(cidrString(CIDR_ITEM))
+      .optional()
+      .meta({
+        title: 'Masquerade source CIDRs',
+        description:
+          'When set, only traffic from these sources (e.g. the pod CIDRs) is ever masqueraded or SNATed; traffic from any other source (forwarded inbound, the node itself) leaves untouched. Default: every source.',
+      }),
+    expected: 'a list of CIDR strings',
+    defaultText: 'every source',
+    merge: 'concat',
+    role: 'source',
+  },
+} as const satisfies Record<string, KeyDescriptor>;
+
+/** One config key. */
+export type ConfigKey = keyof typeof KEYS;
+
+/** The config keys, in the order the documentation lists them. */
+export const CONFIG_KEYS = Object.keys(KEYS) as ConfigKey[];
+
+/** The keys whose value is a plain list of CIDR strings. */
+export type CidrListKey = 'nonMasqueradeCIDRs' | 'masqueradeCIDRs' | 'masqueradeSourceCIDRs';
+
+/** The keys every file must agree on (merge rule `agree`): one value across all files. */
+export type AgreeKey = { [K in ConfigKey]: (typeof KEYS)[K]['merge'] extends 'agree' ? K : never }[ConfigKey];
+
+/** The plain CIDR-list keys, in documentation order. */
+export const CIDR_LIST_KEYS: readonly CidrListKey[] = ['nonMasqueradeCIDRs', 'masqueradeCIDRs', 'masqueradeSourceCIDRs'];
+
+/** Whether a key holds a plain list of CIDR strings. */
+export function isCidrListKey(key: string): key is CidrListKey {
+  return (CIDR_LIST_KEYS as readonly string[]).includes(key);
+}
+
+/** The descriptor of a key. */
+export function describeKey(key: ConfigKey): KeyDescriptor {
+  return KEYS[key];
+}

@@ -1,0 +1,110 @@
+// The one longest-prefix resolution of a family's decision table. explain, the fake backend and
+// both renderers use it, so what explain predicts is what the rules are built from.
+import { cidrContains, cidrContainsCidr, type Cidr, type IpAddress } from '../net/cidr.js';
+import type { Action, ActionRange, DecisionList, ExemptRange, FamilyPolicy } from '../policy-types.js';
+
+/** One row of the decision table: a destination prefix and what traffic to it gets. */
+export interface Decision {
+  readonly cidr: Cidr;
+  readonly text: string;
+  readonly action: Action;
+  readonly list: DecisionList;
+  readonly source: string;
+  readonly path: string;
+}
+
+const KEEP: Action = { kind: 'keep' };
+
+/** Whether a policy uses anything beyond today's exempt list (so it renders the longest-prefix way). */
+export function usesDecisions(fp: FamilyPolicy): boolean {
+  return (fp.actions ?? []).length > 0;
+}
+
+function fromExempt(e: ExemptRange): Decision {
+  return { cidr: e.cidr, text: e.text, action: KEEP, list: e.reason === 'link-local' ? 'link-local' : 'nonMasqueradeCIDRs', source: e.source, path: e.path };
+}
+
+function fromAction(e: ActionRange): Decision {
+  return { cidr: e.cidr, text: e.text, action: e.action, list: e.list, source: e.source, path: e.path };
+}
+
+/**
+ * The decision table in rule order. With only exempt entries: their order (link-local, then
+ * config order), as always. With masquerade or SNAT entries: longest prefix first (stable), so the
+ * first rule that matches a destination is its longest matching prefix.
+ */
+export function decisionTable(fp: FamilyPolicy): Decision[] {
+  const rows = [...fp.exempt.map(fromExempt), ...(fp.actions ?? []).map(fromAction)];
+  if (!usesDecisions(fp)) return rows;
+  return rows.map((r, i) => ({ r, i })).sort((a, b) => b.r.cidr.prefix - a.r.cidr.prefix || a.i - b.i).map(({ r }) => r);
+}
+
+/** What decides one destination: the row that matched (undefined = none, the default), and the action. */
+export interface Resolution {
+  readonly match: Decision | undefined;
+  readonly action: Action;
+}
+
+/** The default for a destination no row covers: masquerade, as the reference does. */
+export const DEFAULT_ACTION: Action = { kind: 'masquerade' };
+
+/**
+ * The first row of `table` (from decisionTable) that contains `ip` decides, as the first matching
+ * iptables rule does. The table is ordered longest prefix first whenever actions differ, so this is
+ * the longest matching prefix; with only exempt rows every match keeps the pod IP, and the first is
+ * the one the rules hit. Equal prefixes never carry different actions (merge refuses them).
+ */
+export function resolveDestination(table: readonly Decision[], ip: IpAddress): Resolution {
+  const match = table.find((row) => row.cidr.family === ip.family && cidrContains(row.cidr, ip));
+  return { match, action: match?.action ?? DEFAULT_ACTION };
+}
+
+/** Whether a source may be masqueraded or SNATed at all (masqueradeSourceCIDRs). */
+export function sourceInScope(fp: FamilyPolicy, ip: IpAddress): boolean {
+  const sources = fp.sources;
+  return sources === undefined || sources.some((s) => s.cidr.family === ip.family && cidrContains(s.cidr, ip));
+}
+
+/** Whether two actions are the same. */
+export function sameAction(a: Action, b: Action): boolean {
+  if (a.kind !== b.kind) return false;
+  return a.kind !== 'snat' || (b.kind === 'snat' && a.toSourceText === b.toSourceText);
+}
+
+/** A row that changes nothing: the decision it is nested in (or the default) is the same. */
+export interface RedundantRow {
+  readonly row: Decision;
+  /** The row it is nested in; undefined when it repeats the default (masquerade). */
+  readonly by: Decision | undefined;
+}
+
+/**
+ * Rows whose action equals that of the nearest shorter prefix covering them (or of the default when
+ * none does): removing them changes no verdict. Rows with the same prefix and action as an earlier
+ * one count as redundant too. Built-in link-local rows are never reported.
+ */
+export function findRedundantRows(fp: FamilyPolicy): RedundantRow[] {
+  const rows = decisionTable(fp);
+  const out: RedundantRow[] = [];
+  rows.forEach((row, i) => {
+    let parent: Decision | undefined;
+    rows.forEach((other, j) => {
+      if (j === i || !cidrContainsCidr(other.cidr, row.cidr)) return;
+      if (other.cidr.prefix === row.cidr.prefix && j > i) return;
+      if (parent === undefined || other.cidr.prefix > parent.cidr.prefix) parent = other;
+    });
+    const inherited = parent?.action ?? DEFAULT_ACTION;
+    // Without masquerade or SNAT rows, nested exempt ranges keep today's report (normalizeRanges).
+    if (row.list === 'link-local' || (row.action.kind === 'keep' && !usesDecisions(fp))) return;
+    if (sameAction(row.action, inherited)) out.push({ row, by: parent });
+  });
+  return out;
+}
+
+/** One line about a redundant row, naming both places, for logs and `validate`. */
+export function describeRedundantRow(r: RedundantRow): string {
+  const what = (d: Decision): string => (d.action.kind === 'keep' ? 'keeps the pod IP' : d.action.kind === 'snat' ? `SNATs to ${d.action.toSourceText}` : 'masquerades');
+  const at = (d: Decision): string => `${d.source} ${d.path}`.trim();
+  if (r.by === undefined) return `${r.row.text} (${at(r.row)}) ${what(r.row)}, as every destination no other entry covers does; it changes nothing`;
+  return `${r.row.text} (${at(r.row)}) ${what(r.row)}, as the ${r.by.text} it is nested in (${r.by.list === 'link-local' ? 'built-in link-local' : at(r.by)}) does; it changes nothing`;
+}
