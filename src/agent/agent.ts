@@ -168,7 +168,7 @@ export function createAgent(deps: AgentDeps): Agent {
   async function refreshConfig(): Promise<boolean> {
     try {
       const loaded = await deps.loadConfig();
-      const hash = hashConfig(loaded.config);
+      const hash = loaded.hash;
       // The loader reads the file at every sync; its warnings are news only when the config changed.
       const fingerprint = warningsFingerprint(hash, loaded.warnings);
       if (fingerprint !== warningsLogged) {

@@ -204,9 +204,8 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
 
     async apply(policy: FamilyPolicy): Promise<void> {
       const payload = renderRestorePayload(policy, renderOptions(policy));
-      const argv = [tool(policy.family, '-restore'), '-w', wait, '--noflush'];
       try {
-        await run(argv, { input: payload });
+        await restore(policy.family, payload);
       } catch (e) {
         if (e instanceof CommandError && (e.failure === 'other' || e.failure === 'not-found')) {
           const m = /Error occurred at line: (\d+)|line (\d+) failed/.exec(e.stderr);
