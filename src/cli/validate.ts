@@ -1,7 +1,6 @@
 // `ip-masq-agent validate [FILE|DIR]...`: the agent's own parser and checks on a config, for a
 // pre-commit hook, a CI step on the ConfigMap, or a look at the node's mounted config.
 import { DEFAULT_CONFIG_PATH, allCidrEntries, type ConfigOptions, type MasqConfig } from '../config/config.js';
-import { nftUnsupported } from '../backends/nftables/render.js';
 import { buildPolicy } from '../policy.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import { readRegularFileText } from '../config/read-text.js';
@@ -34,7 +33,6 @@ ${describeCidrCaps()}. --backend and --iptables-mode (the agent's flags) pick th
 checked; with --iptables-mode=auto, the smaller iptables one.
 The same prefix with two different actions (nonMasqueradeCIDRs, masqueradeCIDRs, snat) is an
 error naming both places; an entry whose action equals the one it is nested in is a warning.
-With --backend nftables, the keys that backend cannot write yet are errors.
 Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
     examples: [
       'ip-masq-agent validate deploy/examples/configmap.yaml      # the ConfigMap manifest in your repository',
@@ -119,18 +117,7 @@ function pushLimitWarning(cfg: CommandConfig, warnings: ConfigIssue[]): void {
   }
 }
 
-/** Errors for keys the chosen backend cannot write (nftables and the longest-prefix keys). */
-function backendErrors(cfg: CommandConfig, backend: string): ConfigIssue[] {
-  if (backend !== 'nftables') return [];
-  const policy = buildPolicy(cfg.config, { enableIPv6: true, randomFully: false, toPorts: [] });
-  const first = [...(cfg.config.masqueradeCIDRs ?? []), ...(cfg.config.snat ?? []), ...(cfg.config.masqueradeSourceCIDRs ?? [])][0];
-  return policy.families.flatMap((fp) => {
-    const why = nftUnsupported(fp);
-    return why === undefined || first === undefined ? [] : [{ source: first.source, path: first.path, ...positionOf(cfg, first), message: why }];
-  }).slice(0, 1);
-}
-
-async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, deps: CommandDeps, backend: string): Promise<Checked> {
+async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, deps: CommandDeps): Promise<Checked> {
   let loaded: CommandConfig;
   try {
     loaded = await loadCommandConfig(path, opts, deps.readText ?? readRegularFileText);
@@ -147,7 +134,7 @@ async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, d
     // Checking the node's default path, "no file" is a legal state; a path someone named is a mistake.
     return explicit ? { path, errors: [issue], warnings: [] } : { path, errors: [], warnings: [issue], loaded };
   }
-  return { path, errors: backendErrors(loaded, backend), warnings: [...loaded.warnings, ...configWarnings(loaded)], loaded };
+  return { path, errors: [], warnings: [...loaded.warnings, ...configWarnings(loaded)], loaded };
 }
 
 function issueJson(i: ConfigIssue): Record<string, unknown> {
@@ -198,7 +185,7 @@ export async function runValidate(argv: readonly string[], io: CommandIo, deps: 
     const paths = [...(flags.set.has('config') ? [opts.configPath] : []), ...flags.positional];
     if (paths.length === 0) paths.push(opts.configPath);
     const checked: Checked[] = [];
-    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, deps, opts.backend));
+    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, deps));
     const valid = checked.every((c) => c.errors.length === 0);
 
     if (outputFormat(flags) === 'json') {

@@ -20,6 +20,11 @@ export function usesDecisions(fp: FamilyPolicy): boolean {
   return (fp.actions ?? []).length > 0;
 }
 
+/** Whether a policy needs the longest-prefix rule layout: masquerade or SNAT entries, or a source scope. */
+export function usesDecisionRules(fp: FamilyPolicy): boolean {
+  return usesDecisions(fp) || fp.sources !== undefined;
+}
+
 function fromExempt(e: ExemptRange): Decision {
   return { cidr: e.cidr, text: e.text, action: KEEP, list: e.reason === 'link-local' ? 'link-local' : 'nonMasqueradeCIDRs', source: e.source, path: e.path };
 }

@@ -1,10 +1,11 @@
 // The agent with longest-prefix configs: the fake backend gets the decision table; a backend that
-// refuses the policy (nftables today) makes a failed sync that keeps the rules in force.
+// refuses the policy (as a backend without a rendering for some key would) makes a failed sync
+// that keeps the rules in force.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAgent } from '../../src/agent/agent.js';
 import { createFakeBackend } from '../../src/backends/fake.js';
-import { nftUnsupported } from '../../src/backends/nftables/render.js';
+import type { FamilyPolicy } from '../../src/policy-types.js';
 import { defaultConfig, type ConfigOptions } from '../../src/config/config.js';
 import type { LoadedConfig } from '../../src/config/load.js';
 import { parseConfigText } from '../../src/config/parse.js';
@@ -17,12 +18,14 @@ const OPTS: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false 
 function harness(first: string, refuseDecisions: boolean) {
   let text = first;
   const fake = createFakeBackend();
-  // A backend that refuses what nftables refuses, otherwise the fake.
+  // A backend that refuses masqueradeCIDRs, otherwise the fake.
+  const refusal = (p: FamilyPolicy): string | undefined =>
+    (p.actions ?? []).some((a) => a.list === 'masqueradeCIDRs') ? 'this backend does not support masqueradeCIDRs' : undefined;
   const backend = refuseDecisions
     ? {
         ...fake,
         expected: (p: Parameters<typeof fake.expected>[0]) => {
-          const why = nftUnsupported(p);
+          const why = refusal(p);
           if (why !== undefined) throw new UsageError(why);
           return fake.expected(p);
         },
@@ -70,7 +73,7 @@ test('a backend that refuses the new keys: the sync fails with its reason, the a
   h.setText('nonMasqueradeCIDRs: [10.0.0.0/8]\nmasqueradeCIDRs: [10.9.0.0/16]\n');
   const r = await h.agent.sync('test');
   assert.equal(r.families[0]?.result, 'error');
-  assert.match(r.families[0]?.error ?? '', /nftables backend does not support masqueradeCIDRs/);
+  assert.match(r.families[0]?.error ?? '', /this backend does not support masqueradeCIDRs/);
   assert.deepEqual(h.fake.tables.get('ipv4'), good);
   await h.agent.stop();
 });

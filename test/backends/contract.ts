@@ -80,16 +80,12 @@ export const decisionPolicies = {
 /** Why the nftables backend skips the stray-jump tests: its chain hooks itself, no rule jumps into it. */
 export const NFT_HAS_NO_JUMP = 'nftables: the table hooks postrouting itself; no rule of another table jumps into it';
 
-/** Why the nftables backend refuses longest-prefix policies: it does not render them yet. */
-export const NFT_NO_DECISIONS = 'nftables: masqueradeCIDRs, snat and masqueradeSourceCIDRs are not rendered to nftables yet';
-
 /** Registers the contract tests for one backend implementation. */
 export function runBackendContract(
   label: string,
   makeSubject: () => Promise<ContractSubject>,
   /** noStrayJumps: why this backend has no jump into its rules that others could duplicate; noPosition: why nothing can be inserted above ours. */
-  /** refusesDecisions: why this backend refuses longest-prefix policies (it must then refuse them and keep its state). */
-  options: { readonly noStrayJumps?: string; readonly noPosition?: string; readonly refusesDecisions?: string } = {},
+  options: { readonly noStrayJumps?: string; readonly noPosition?: string } = {},
 ): void {
   const withSubject = (name: string, body: (s: ContractSubject) => Promise<void>, options: { skip?: string | false } = {}): void => {
     test(`${label}: ${name}`, options, async () => {
@@ -159,23 +155,15 @@ export function runBackendContract(
     assert.deepEqual(await backend.read('ipv6'), []);
   });
 
-  if (options.refusesDecisions === undefined) {
-    withSubject('a longest-prefix policy (exception, SNAT, source scope) reads back exactly; a plain one replaces it with nothing stale', async ({ backend }) => {
-      await backend.apply(decisionPolicies.v4);
-      assert.deepEqual(await backend.read('ipv4'), backend.expected(decisionPolicies.v4));
-      assert.notDeepEqual(backend.expected(decisionPolicies.v4), backend.expected(v4));
-      await backend.apply(decisionPolicies.v4);
-      assert.deepEqual(await backend.read('ipv4'), backend.expected(decisionPolicies.v4));
-      await backend.apply(v4);
-      assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
-    });
-  } else {
-    withSubject(`a longest-prefix policy is refused and the rules in force stay (${options.refusesDecisions})`, async ({ backend }) => {
-      await backend.apply(v4);
-      await assert.rejects(backend.apply(decisionPolicies.v4), /does not support masqueradeCIDRs, snat, masqueradeSourceCIDRs/);
-      assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
-    });
-  }
+  withSubject('a longest-prefix policy (exception, SNAT, source scope) reads back exactly; a plain one replaces it with nothing stale', async ({ backend }) => {
+    await backend.apply(decisionPolicies.v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(decisionPolicies.v4));
+    assert.notDeepEqual(backend.expected(decisionPolicies.v4), backend.expected(v4));
+    await backend.apply(decisionPolicies.v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(decisionPolicies.v4));
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
 
   withSubject('a SNAT address of the other family is refused, as iptables refuses it, and the rules in force stay', async ({ backend }) => {
     await backend.apply(v4);

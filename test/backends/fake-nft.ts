@@ -6,14 +6,22 @@
 // list.json goldens), so unit tests exercise the real parser.
 import { CommandError } from '../../src/errors.js';
 import type { CommandResult, Runner } from '../../src/exec/runner.js';
-import { formatIp, parseCidr, type Cidr } from '../../src/net/cidr.js';
-import { cidrLast, compareCidrs } from '../../src/net/normalize.js';
+import { formatIp, parseCidr, parseIp, type Family } from '../../src/net/cidr.js';
+import { intervalAsCidr } from '../../src/net/intervals.js';
+import { cidrLast } from '../../src/net/normalize.js';
+
+/** A set element as the kernel holds it: an inclusive address range. */
+interface Span {
+  readonly family: Family;
+  readonly first: bigint;
+  readonly last: bigint;
+}
 
 interface FakeSet {
   handle: number;
   type: string;
   flags: string[];
-  elements: Cidr[];
+  elements: Span[];
 }
 
 interface FakeChain {
@@ -58,24 +66,106 @@ function clone(t: FakeTable | undefined): FakeTable | undefined {
 const CHAIN_SPEC = /^\{ type (\w+) hook (\w+) priority (\w+); policy (\w+); \}$/;
 const SET_SPEC = /^\{ type (\w+); flags (\w+); \}$/;
 
+/** Parses `10.0.0.0/8`, `10.0.0.0-10.8.255.255` or a bare address, as nft reads an element. */
+function parseSpan(text: string, family?: Family): Span {
+  try {
+    const dash = text.indexOf('-');
+    if (dash > 0) {
+      const [a, b] = [parseIp(text.slice(0, dash)), parseIp(text.slice(dash + 1))];
+      if (a.family !== b.family || b.value < a.value) throw new NftError(`Error: invalid range ${text}`);
+      return check({ family: a.family, first: a.value, last: b.value });
+    }
+    const ip = text.includes('/') ? undefined : parseIp(text);
+    const c = ip ? { family: ip.family, base: ip.value, prefix: BITS[ip.family] } : parseCidr(text);
+    return check({ family: c.family, first: c.base, last: cidrLast(c) });
+  } catch (e) {
+    if (e instanceof NftError) throw e;
+    throw new NftError(`Error: syntax error, invalid element ${text}`);
+  }
+  function check(sp: Span): Span {
+    if (family !== undefined && sp.family !== family) throw new NftError(`Error: datatype mismatch, element ${text} is not ${family}`);
+    return sp;
+  }
+}
+
+function compareSpans(a: Span, b: Span): number {
+  return a.first < b.first ? -1 : a.first > b.first ? 1 : a.last < b.last ? -1 : a.last > b.last ? 1 : 0;
+}
+
+/** Refuses overlapping spans, as the kernel does for an interval set without auto-merge. */
+function assertDisjoint(spans: readonly Span[]): void {
+  const sorted = [...spans].sort(compareSpans);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i - 1]!.last >= sorted[i]!.first) throw new NftError('Error: conflicting intervals specified');
+  }
+}
+
+/** What nft does to an anonymous set: overlapping and adjacent elements merge (auto-merge). */
+function autoMerge(spans: readonly Span[]): Span[] {
+  const out: Span[] = [];
+  for (const sp of [...spans].sort(compareSpans)) {
+    const prev = out[out.length - 1];
+    if (prev !== undefined && sp.first <= prev.last + 1n) out[out.length - 1] = { ...prev, last: sp.last > prev.last ? sp.last : prev.last };
+    else out.push(sp);
+  }
+  return out;
+}
+
+/** An element as nft 1.0.6 prints it in JSON: a bare address, a prefix, or a range. */
+function spanJson(sp: Span): unknown {
+  const addr = formatIp({ family: sp.family, value: sp.first });
+  if (sp.first === sp.last) return addr;
+  const cidr = intervalAsCidr(sp.family, sp.first, sp.last);
+  if (cidr) return { prefix: { addr, len: cidr.prefix } };
+  return { range: [addr, formatIp({ family: sp.family, value: sp.last })] };
+}
+
+/** The items of a `{ a, b }` block at the start of `text`, and what follows it. */
+function takeBraces(text: string): { items: string[]; rest: string } | undefined {
+  if (!text.startsWith('{ ')) return undefined;
+  const end = text.indexOf('}');
+  if (end < 0) throw new NftError('Error: syntax error, unterminated set');
+  const items = text.slice(1, end).split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+  if (items.length === 0) throw new NftError('Error: syntax error, unexpected }');
+  return { items, rest: text.slice(end + 1) };
+}
+
+const FAMILY_OF: Record<string, Family> = { ip: 'ipv4', ip6: 'ipv6' };
+
 /** The JSON nft 1.0.6 prints for one rule of the grammar the backend emits. */
 function ruleExpr(text: string): unknown[] {
   const out: unknown[] = [];
   let rest = text.trim();
+  let l4proto = false;
   const take = (re: RegExp): RegExpExecArray | undefined => {
     const m = re.exec(rest);
     if (!m) return undefined;
     rest = rest.slice(m[0].length).trimStart();
     return m;
   };
+  const ports = (): unknown => {
+    const m = /^:(\d+)(?:-(\d+))?/.exec(rest);
+    if (!m) return undefined;
+    // nft: "transport protocol mapping is only valid after transport protocol match".
+    if (!l4proto) throw new NftError('Error: transport protocol mapping is only valid after transport protocol match');
+    rest = rest.slice(m[0].length).trimStart();
+    return m[2] === undefined ? Number(m[1]) : { range: [Number(m[1]), Number(m[2])] };
+  };
   while (rest.length > 0) {
     let m: RegExpExecArray | undefined;
     if ((m = take(/^meta (\w+) (?:(!=) )?(\w+)/))) {
+      if (m[1] === 'l4proto') l4proto = true;
       out.push({ match: { op: m[2] ?? '==', left: { meta: { key: m[1] } }, right: m[3] } });
     } else if ((m = take(/^fib daddr type (\w+)/))) {
       out.push({ match: { op: '==', left: { fib: { result: 'type', flags: ['daddr'] } }, right: m[1] } });
     } else if ((m = take(/^(ip6?) daddr (@\w+)/))) {
       out.push({ match: { op: '==', left: { payload: { protocol: m[1], field: 'daddr' } }, right: m[2] } });
+    } else if ((m = take(/^(ip6?) saddr != /))) {
+      const block = takeBraces(rest);
+      if (!block) throw new NftError(`Error: syntax error, unexpected ${rest.split(' ')[0]}`);
+      rest = block.rest.trimStart();
+      const spans = autoMerge(block.items.map((e) => parseSpan(e, FAMILY_OF[m![1]!])));
+      out.push({ match: { op: '!=', left: { payload: { protocol: m[1], field: 'saddr' } }, right: { set: spans.map(spanJson) } } });
     } else if ((m = take(/^numgen random mod (\d+) < (\d+)/))) {
       out.push({ match: { op: '<', left: { numgen: { mode: 'random', mod: Number(m[1]), offset: 0 } }, right: Number(m[2]) } });
     } else if ((m = take(/^masquerade(?: to :(\d+)(?:-(\d+))?)?(?: (fully-random))?$/))) {
@@ -86,6 +176,26 @@ function ruleExpr(text: string): unknown[] {
       out.push({ match: { op: '==', left: { '&': [{ meta: { key: 'mark' } }, parseInt(m[1]!, 16)] }, right: parseInt(m[2]!, 16) } });
     } else if ((m = take(/^snat (ip6?) to (ip6?) saddr$/))) {
       out.push({ snat: { family: m[1], addr: { payload: { protocol: m[2], field: 'saddr' } } } });
+    } else if ((m = take(/^snat (ip6?) to (ip6?) daddr map /))) {
+      const block = takeBraces(rest);
+      if (!block || m[1] !== m[2]) throw new NftError(`Error: syntax error, unexpected ${rest.split(' ')[0]}`);
+      rest = block.rest;
+      const family = FAMILY_OF[m[1]!]!;
+      const pairs = block.items.map((item) => {
+        const [key, value, extra] = item.split(' : ');
+        if (key === undefined || value === undefined || extra !== undefined) throw new NftError(`Error: syntax error in map element ${item}`);
+        const to = parseSpan(value, family);
+        if (to.first !== to.last) throw new NftError(`Error: ${value} is not an address`);
+        return { key: parseSpan(key, family), to: formatIp({ family, value: to.first }) };
+      });
+      assertDisjoint(pairs.map((p) => p.key));
+      pairs.sort((a, b) => compareSpans(a.key, b.key));
+      const port = ports();
+      rest = rest.trimStart();
+      const flags = take(/^fully-random$/) ? { flags: 'fully-random' } : {};
+      const map = { map: { key: { payload: { protocol: m[1], field: 'daddr' } }, data: { set: pairs.map((p) => [spanJson(p.key), p.to]) } } };
+      out.push({ snat: { family: m[1], addr: map, ...(port === undefined ? {} : { port }), ...flags } });
+      if (rest.length > 0) throw new NftError(`Error: syntax error, unexpected ${rest.split(' ')[0]}`);
     } else if ((m = take(/^return$/))) {
       out.push({ return: null });
     } else {
@@ -93,11 +203,6 @@ function ruleExpr(text: string): unknown[] {
     }
   }
   return out;
-}
-
-function elementJson(c: Cidr): unknown {
-  const addr = formatIp({ family: c.family, value: c.base });
-  return c.prefix === BITS[c.family] ? addr : { prefix: { addr, len: c.prefix } };
 }
 
 /** Creates a fake nft with no table. */
@@ -168,15 +273,8 @@ export function createFakeNft(): FakeNft {
         const set = tab.sets.get(name);
         if (!set) throw new NftError('Error: Could not process rule: No such file or directory');
         const family = set.type === 'ipv4_addr' ? 'ipv4' : 'ipv6';
-        const added = elements.map((e) => {
-          const c = parseCidr(e.includes('/') ? e : `${e}/${BITS[family]}`);
-          if (c.family !== family) throw new NftError(`Error: invalid element ${e} for ${set.type}`);
-          return c;
-        });
-        const all = [...set.elements, ...added].sort(compareCidrs);
-        for (let i = 1; i < all.length; i++) {
-          if (cidrLast(all[i - 1]!) >= all[i]!.base) throw new NftError('Error: conflicting intervals specified');
-        }
+        const all = [...set.elements, ...elements.map((e) => parseSpan(e, family))].sort(compareSpans);
+        assertDisjoint(all);
         set.elements = all;
         return tab;
       }
@@ -223,7 +321,7 @@ export function createFakeNft(): FakeNft {
       { table: { family: 'inet', name: 'ip-masq-agent', handle: t.handle } },
     ];
     for (const [name, s] of t.sets) {
-      const elem = !terse && s.elements.length ? { elem: s.elements.map(elementJson) } : {};
+      const elem = !terse && s.elements.length ? { elem: s.elements.map(spanJson) } : {};
       out.push({ set: { family: 'inet', name, table: 'ip-masq-agent', type: s.type, handle: s.handle, flags: s.flags, ...elem } });
     }
     // Like nft: every set, then every chain, then every chain's rules.

@@ -15,7 +15,7 @@ import { NFT_NAMES } from '../../src/backends/nftables/names.js';
 import { renderNftScript } from '../../src/backends/nftables/render.js';
 import { ADDR, canUseNetns, createNamespace, createTopology, deleteNamespace, nsRun, nsSpawn, nsTry, sourceSeenBy, startPeerServer, type Topology } from '../netns/netns.js';
 import { netnsRunner } from '../netns/netns-runner.js';
-import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, NFT_NO_DECISIONS, runBackendContract } from './contract.js';
+import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, runBackendContract } from './contract.js';
 import { UPDATE_GOLDEN, familyPolicy, loadNftGoldenCases, stableNftJson } from './nftables-fixtures.js';
 
 const usable = canUseNetns() && spawnSync('nft', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -97,7 +97,7 @@ if (usable) {
       },
       dispose: () => deleteNamespace(ns),
     };
-  }, { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION, refusesDecisions: NFT_NO_DECISIONS });
+  }, { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION });
 } else {
   test('nftables (real nft, netns): backend contract', { skip }, () => undefined);
 }

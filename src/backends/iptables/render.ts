@@ -8,7 +8,7 @@
 //   -A C -m comment --comment "..." -j MASQUERADE --random-fully
 // The probability comes back as the kernel stores it: lround(P * 2^31) / 2^31, printed `%.11f`.
 import type { Cidr, IpAddress } from '../../net/cidr.js';
-import { decisionTable, usesDecisions, type Decision } from '../../policy/decide.js';
+import { decisionTable, usesDecisionRules, type Decision } from '../../policy/decide.js';
 import { quoteExcerpt } from '../../excerpt.js';
 import type { FamilyPolicy, PortRange } from '../../policy-types.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy.js';
@@ -219,11 +219,6 @@ export function renderRestorePayload(policy: FamilyPolicy, opts: RenderOptions):
   }
   lines.push(masq, 'COMMIT');
   return `${lines.join('\n')}\n`;
-}
-
-/** Whether the policy needs the longest-prefix rule layout (masquerade or SNAT entries, or a source scope). */
-function usesDecisionRules(policy: FamilyPolicy): boolean {
-  return usesDecisions(policy) || policy.sources !== undefined;
 }
 
 /** One rule of our chain as data, rendered to both the restore and the `-S` form by formatRule. */

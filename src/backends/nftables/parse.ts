@@ -5,7 +5,8 @@
 // Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
 // next apply replaces it, instead of crashing the read.
 import { formatCidr, formatIp, parseCidr, parseIp, type Cidr, type Family } from '../../net/cidr.js';
-import { cidrLast, compareCidrs } from '../../net/normalize.js';
+import { intervalAsCidr } from '../../net/intervals.js';
+import { cidrLast } from '../../net/normalize.js';
 import { chainLine, elementLine, ruleLine, setLine } from './canonical.js';
 import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY } from './names.js';
 
@@ -44,8 +45,8 @@ function ours(o: Json): o is Record<string, Json> {
 
 interface Element {
   readonly text: string;
-  /** Present when the element is a CIDR block; used for the address-order sort. */
-  readonly cidr?: Cidr;
+  /** Present when the element is an address range (a CIDR block or not); used for the address-order sort. */
+  readonly span?: { readonly family: Family; readonly first: bigint; readonly last: bigint };
 }
 
 function tryCidr(addr: string, len: number): Cidr | undefined {
@@ -67,17 +68,12 @@ function tryIp(addr: string): { family: Family; value: bigint } | undefined {
 const FULL_BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
 
 function asElement(cidr: Cidr | undefined, fallback: string): Element {
-  return cidr ? { text: formatCidr(cidr), cidr } : { text: fallback };
+  return cidr ? { text: formatCidr(cidr), span: { family: cidr.family, first: cidr.base, last: cidrLast(cidr) } } : { text: fallback };
 }
 
 /** The block covering exactly [first, last], if there is one. */
 function rangeAsCidr(first: { family: Family; value: bigint }, last: { family: Family; value: bigint }): Cidr | undefined {
-  if (first.family !== last.family || last.value < first.value) return undefined;
-  const size = last.value - first.value + 1n;
-  if ((size & (size - 1n)) !== 0n) return undefined;
-  const hostBits = size.toString(2).length - 1;
-  const cidr: Cidr = { family: first.family, base: first.value, prefix: FULL_BITS[first.family] - hostBits };
-  return first.value % size === 0n && cidrLast(cidr) === last.value ? cidr : undefined;
+  return first.family === last.family ? intervalAsCidr(first.family, first.value, last.value) : undefined;
 }
 
 function parseElement(e: Json): Element {
@@ -94,8 +90,8 @@ function parseElement(e: Json): Element {
     if (Array.isArray(range) && range.length === 2 && typeof range[0] === 'string' && typeof range[1] === 'string') {
       const [a, b] = [tryIp(range[0]), tryIp(range[1])];
       const cidr = a && b ? rangeAsCidr(a, b) : undefined;
-      const shown = a && b ? `${formatIp(a)}-${formatIp(b)}` : `${range[0]}-${range[1]}`;
-      return asElement(cidr, shown);
+      if (cidr || !a || !b || a.family !== b.family) return asElement(cidr, `${range[0]}-${range[1]}`);
+      return { text: `${formatIp(a)}-${formatIp(b)}`, span: { family: a.family, first: a.value, last: b.value } };
     }
     // Elements with a timeout or comment come wrapped as {"elem": {"val": ...}}.
     const wrapped = e['elem'];
@@ -108,12 +104,20 @@ function parseElement(e: Json): Element {
   return { text: JSON.stringify(e) };
 }
 
-/** Address order for blocks, then anything else by text, so both sides of a compare agree. */
+function compareSpans(a: NonNullable<Element['span']>, b: NonNullable<Element['span']>): number {
+  if (a.family !== b.family) return a.family === 'ipv4' ? -1 : 1;
+  if (a.first !== b.first) return a.first < b.first ? -1 : 1;
+  // The wider first, as compareCidrs orders blocks.
+  return a.last === b.last ? 0 : a.last > b.last ? -1 : 1;
+}
+
+/** Address order for ranges and blocks, then anything else by text, so both sides of a compare agree. */
 function compareElements(a: Element, b: Element): number {
-  if (a.cidr && b.cidr) return compareCidrs(a.cidr, b.cidr) || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
-  if (a.cidr) return -1;
-  if (b.cidr) return 1;
-  return a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
+  const byText = a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
+  if (a.span && b.span) return compareSpans(a.span, b.span) || byText;
+  if (a.span) return -1;
+  if (b.span) return 1;
+  return byText;
 }
 
 // ---- rule expressions ----
@@ -127,7 +131,7 @@ function exprText(x: Json): string {
     return `${exprText(value[0])} & ${hex32(value[1])}`;
   }
   if (Object.keys(x).length !== 1 || !isObject(value)) {
-    if (key === 'set' && Array.isArray(value)) return `{ ${value.map(exprText).join(', ')} }`;
+    if (key === 'set' && Array.isArray(value)) return `{ ${value.map(parseElement).sort(compareElements).map((e) => e.text).join(', ')} }`;
     if (key === 'range' && Array.isArray(value)) return value.map(exprText).join('-');
     return JSON.stringify(x);
   }
@@ -146,9 +150,24 @@ function exprText(x: Json): string {
     }
     case 'prefix':
       return `${text(value['addr'])}/${text(value['len'])}`;
+    case 'map':
+      return `${exprText(value['key'])} map ${mapText(value['data'])}`;
     default:
       return JSON.stringify(x);
   }
+}
+
+/** An anonymous map `{ key : value, ... }`, keys as set elements in address order, addresses canonical. */
+function mapText(data: Json): string {
+  const pairs = isObject(data) && Array.isArray(data['set']) ? data['set'] : undefined;
+  if (pairs === undefined) return JSON.stringify(data);
+  const items = pairs.map((pair) => {
+    if (!Array.isArray(pair) || pair.length !== 2) return { text: JSON.stringify(pair) };
+    const key = parseElement(pair[0]);
+    const value = typeof pair[1] === 'string' ? tryIp(pair[1]) : undefined;
+    return { ...key, text: `${key.text} : ${value === undefined ? exprText(pair[1]) : formatIp(value)}` };
+  });
+  return `{ ${items.sort(compareElements).map((e) => e.text).join(', ')} }`;
 }
 
 function hex32(n: number): string {
@@ -185,11 +204,14 @@ function statementText(s: Json): string {
       if (isObject(value)) return `${key} ${text(value['target'])}`;
       break;
     case 'snat': {
-      // Only the form we write: the source bound to itself (`snat ip to ip saddr`).
-      if (!isObject(value) || Object.keys(value).length !== 2 || typeof value['family'] !== 'string') break;
+      // The forms we write: the source bound to itself (`snat ip to ip saddr`), and the address
+      // looked up by destination (`snat ip to ip daddr map { ... }`), with ports and flags.
+      if (!isObject(value) || typeof value['family'] !== 'string') break;
+      const known = Object.keys(value).every((k) => k === 'family' || k === 'addr' || k === 'port' || k === 'flags');
       const addr = value['addr'];
-      if (!isObject(addr) || !isObject(addr['payload'])) break;
-      return `snat ${value['family']} to ${exprText(addr)}`;
+      if (!known || !isObject(addr) || !(isObject(addr['payload']) || isObject(addr['map']))) break;
+      const port = value['port'] === undefined ? '' : `:${exprText(value['port'])}`;
+      return `snat ${value['family']} to ${exprText(addr)}${port}${flagsText(value['flags'])}`;
     }
     case 'counter':
       // Counter values change with traffic: only the counter's presence is state.

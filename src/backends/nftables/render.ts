@@ -9,10 +9,12 @@
 import { UsageError } from '../../errors.js';
 import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
-import type { FamilyPolicy, PortRange } from '../../policy-types.js';
+import type { Action, FamilyPolicy, PortRange } from '../../policy-types.js';
 import { chainLine, elementLine, ourSetLine, ruleLine } from './canonical.js';
 import { FIRST_PRIORITY, NFT_NAMES, NFT_TABLE_REF, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from './names.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy.js';
+import { flattenPrefixes, intervalText, unionOfCidrs, type Interval } from '../../net/intervals.js';
+import { DEFAULT_ACTION, decisionTable, sameAction, usesDecisionRules } from '../../policy/decide.js';
 
 /** Options for renderNftScript. */
 export interface NftRenderOptions {
@@ -36,14 +38,14 @@ function portText(r: PortRange): string {
  * were not, so each new connection lands in range i with probability size(i) / total. `numgen
  * random mod M < S` states that fraction exactly; the last range takes what is left.
  */
-function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string): string[] {
+function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string, translate = 'masquerade to :'): string[] {
   const sizes = ranges.map((r) => r.to - r.from + 1);
   let remaining = sizes.reduce((a, b) => a + b, 0);
   return ranges.map((r, i) => {
     const size = sizes[i] ?? 0;
     const pick = i < ranges.length - 1 ? ` numgen random mod ${remaining} < ${size}` : '';
     remaining -= size;
-    return `meta l4proto ${protocol}${pick} masquerade to :${portText(r)}${flags}`;
+    return `meta l4proto ${protocol}${pick} ${translate}${portText(r)}${flags}`;
   });
 }
 
@@ -69,30 +71,60 @@ export function nftPreludeRules(policy: FamilyPolicy): string[] {
   return [`meta mark & ${mark} == ${mark} return`];
 }
 
-/**
- * Why the nftables backend cannot write this policy, or undefined when it can. The longest-prefix
- * keys (masqueradeCIDRs, snat, masqueradeSourceCIDRs) are not rendered to nftables yet: refusing
- * them is better than rules that mean something else than explain says.
- */
-export function nftUnsupported(policy: FamilyPolicy): string | undefined {
-  const used = [
-    ...((policy.actions ?? []).some((a) => a.list === 'masqueradeCIDRs') ? ['masqueradeCIDRs'] : []),
-    ...((policy.actions ?? []).some((a) => a.list === 'snat') ? ['snat'] : []),
-    ...(policy.sources !== undefined ? ['masqueradeSourceCIDRs'] : []),
-  ];
-  if (used.length === 0) return undefined;
-  return `the nftables backend does not support ${used.join(', ')} yet (${policy.family}); use --backend iptables (iptables-nft or iptables-legacy), or remove ${used.length === 1 ? 'the key' : 'these keys'}`;
+/** The flattened decisions of a family: what the keep set and the SNAT map hold, and the source scope. */
+export interface NftDecisionIntervals {
+  /** Destinations that keep the pod IP: the elements of the family's set. */
+  readonly keep: readonly Interval<Action>[];
+  /** Destinations SNATed to a fixed address: the elements of the anonymous SNAT map. */
+  readonly snat: readonly Interval<SnatAction>[];
+  /** masqueradeSourceCIDRs of the family as disjoint intervals; undefined when every source is in scope. */
+  readonly sources: readonly Interval<true>[] | undefined;
 }
 
-/** Throws the nftUnsupported reason (a usage error: the config asks what this backend cannot do), so no rules that mean something else are ever written. */
-export function assertNftSupported(policy: FamilyPolicy): void {
-  const why = nftUnsupported(policy);
-  if (why !== undefined) throw new UsageError(why);
+type SnatAction = Extract<Action, { kind: 'snat' }>;
+
+/**
+ * The decision table flattened into disjoint intervals (see flattenPrefixes): every address gets
+ * exactly the action resolveDestination gives it. Masquerade intervals are left out: masquerade is
+ * what the chain does to a destination that neither the keep set nor the SNAT map holds.
+ */
+export function nftDecisionIntervals(policy: FamilyPolicy): NftDecisionIntervals {
+  const rows = decisionTable(policy).map((row) => ({ cidr: row.cidr, value: row.action }));
+  const parts = flattenPrefixes(policy.family, rows, DEFAULT_ACTION, sameAction);
+  const snat = parts.filter((p): p is Interval<SnatAction> => p.value.kind === 'snat');
+  const sources = policy.sources === undefined ? undefined : unionOfCidrs(policy.family, policy.sources.map((s) => s.cidr));
+  return { keep: parts.filter((p) => p.value.kind === 'keep'), snat, sources };
+}
+
+/** `{ a, b }` as nft prints an anonymous set or map, elements in address order. */
+function anonymousSet(items: readonly string[]): string {
+  return `{ ${items.join(', ')} }`;
+}
+
+/**
+ * The translating rules of a longest-prefix policy: the --to-ports spread, then the catch-all, for
+ * the SNAT map first (a destination not in the map fails the lookup, so the rule does not apply),
+ * then for masquerade, which takes every destination left.
+ */
+function decisionTranslateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction>[], flags: string): string[] {
+  const n = NFT_NAMES[policy.family];
+  const rules: string[] = [];
+  if (snat.length > 0) {
+    const map = `${n.payload} daddr map ${anonymousSet(snat.map((iv) => `${intervalText(iv)} : ${iv.value.toSourceText}`))}`;
+    if (policy.toPorts.length > 0) {
+      for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags, `snat ${n.payload} to ${map}:`));
+    }
+    rules.push(`snat ${n.payload} to ${map}${flags}`);
+  }
+  if (policy.toPorts.length > 0) {
+    for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
+  }
+  rules.push(`masquerade${flags}`);
+  return rules;
 }
 
 /** The rule bodies of a family's chain, in order, exactly as `nft list` prints them. */
 export function nftRuleTexts(policy: FamilyPolicy): string[] {
-  assertNftSupported(policy);
   const n = NFT_NAMES[policy.family];
   const flags = policy.randomFully ? ' fully-random' : '';
   const rules = [
@@ -103,6 +135,13 @@ export function nftRuleTexts(policy: FamilyPolicy): string[] {
     ...nftPreludeRules(policy),
     `${n.payload} daddr @${n.set} ${nftExemptionVerdict(policy)}`,
   ];
+  if (usesDecisionRules(policy)) {
+    const { snat, sources } = nftDecisionIntervals(policy);
+    // The keep set applies to every source, as the iptables exempt rules do; only translation is scoped.
+    if (sources !== undefined && sources.length === 0) return rules;
+    if (sources !== undefined) rules.push(`${n.payload} saddr != ${anonymousSet(sources.map(intervalText))} return`);
+    return [...rules, ...decisionTranslateRules(policy, snat, flags)];
+  }
   if (policy.toPorts.length > 0) {
     for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
   }
@@ -110,13 +149,20 @@ export function nftRuleTexts(policy: FamilyPolicy): string[] {
   return rules;
 }
 
-/** The set elements of a family: the exempt ranges, normalised (disjoint, in address order). */
+/** The set elements of a family: the exempt ranges, normalised (disjoint, in address order); with decisions, the keep intervals. */
 export function nftElementTexts(policy: FamilyPolicy): string[] {
-  for (const r of policy.exempt) {
+  for (const r of [...policy.exempt, ...(policy.actions ?? []), ...(policy.sources ?? [])]) {
     if (r.cidr.family !== policy.family) {
       throw new Error(`${r.text} (${r.source} ${r.path}) is not ${policy.family} but sits in the ${policy.family} policy`);
     }
   }
+  for (const a of policy.actions ?? []) {
+    // nft refuses `snat ip to 2001:db8::9`, as iptables refuses it in an IPv4 table.
+    if (a.action.kind === 'snat' && a.action.toSource.family !== policy.family) {
+      throw new UsageError(`SNAT address ${a.action.toSourceText} (${a.source} ${a.path}) is not ${policy.family}, as the destination ${a.text} is`);
+    }
+  }
+  if (usesDecisionRules(policy)) return nftDecisionIntervals(policy).keep.map(intervalText);
   return normalizeRanges(policy.exempt).kept.map((r) => formatCidr(r.cidr));
 }
 

@@ -1,0 +1,99 @@
+// Flattening of nested prefixes into disjoint address intervals (bigint arithmetic). nftables
+// interval sets and maps refuse overlapping elements, so a longest-prefix table has to become a
+// partition of the address space before it can be written: each address lies in exactly one
+// interval, whose value is that of the longest prefix containing it.
+import { formatCidr, formatIp, type Cidr, type Family } from './cidr.js';
+import { cidrLast, compareCidrs } from './normalize.js';
+
+/** An inclusive address range [first, last] of one family, carrying a value. */
+export interface Interval<T> {
+  readonly family: Family;
+  readonly first: bigint;
+  readonly last: bigint;
+  readonly value: T;
+}
+
+/** One prefix and the value that addresses inside it (and not in a longer prefix) get. */
+export interface PrefixEntry<T> {
+  readonly cidr: Cidr;
+  readonly value: T;
+}
+
+const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+
+/** The highest address of a family. */
+export function maxAddress(family: Family): bigint {
+  return (1n << BigInt(BITS[family])) - 1n;
+}
+
+/**
+ * The partition of the whole address space of `family` that the entries decide: an address gets the
+ * value of the longest prefix containing it (for the same block twice, the first entry in input
+ * order), or `fallback` when none does. Adjacent intervals with equal values are merged, so no two
+ * neighbours are `same`. Entries of the other family are an error. O(n log n) in the entries.
+ */
+export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry<T>[], fallback: T, same: (a: T, b: T) => boolean): Interval<T>[] {
+  for (const e of entries) {
+    if (e.cidr.family !== family) throw new Error(`${formatCidr(e.cidr)} is not ${family}`);
+  }
+  // Sorted by base, then wider first: a block's container always comes before it. Stable, so the
+  // first of two equal blocks comes first and is the one kept.
+  const sorted = entries.map((e, i) => ({ e, i })).sort((a, b) => compareCidrs(a.e.cidr, b.e.cidr) || a.i - b.i).map(({ e }) => e);
+  const out: Interval<T>[] = [];
+  const emit = (first: bigint, last: bigint, value: T): void => {
+    if (first > last) return;
+    const prev = out[out.length - 1];
+    if (prev !== undefined && prev.last + 1n === first && same(prev.value, value)) {
+      out[out.length - 1] = { ...prev, last };
+      return;
+    }
+    out.push({ family, first, last, value });
+  };
+  // The open blocks, outermost first; `pos` is the first address not yet emitted.
+  const stack: { last: bigint; value: T; cidr: Cidr }[] = [];
+  let pos = 0n;
+  const current = (): T => stack[stack.length - 1]?.value ?? fallback;
+  for (const e of sorted) {
+    const top = stack[stack.length - 1];
+    if (top !== undefined && top.cidr.base === e.cidr.base && top.cidr.prefix === e.cidr.prefix) continue;
+    // Close every open block that ends before this one starts (blocks nest or are disjoint).
+    while (stack.length > 0 && stack[stack.length - 1]!.last < e.cidr.base) {
+      const closed = stack.pop()!;
+      emit(pos, closed.last, closed.value);
+      pos = closed.last + 1n;
+    }
+    emit(pos, e.cidr.base - 1n, current());
+    pos = e.cidr.base;
+    stack.push({ last: cidrLast(e.cidr), value: e.value, cidr: e.cidr });
+  }
+  while (stack.length > 0) {
+    const closed = stack.pop()!;
+    emit(pos, closed.last, closed.value);
+    pos = closed.last + 1n;
+  }
+  emit(pos, maxAddress(family), fallback);
+  return out;
+}
+
+/** The union of blocks as disjoint, non-adjacent intervals in address order. */
+export function unionOfCidrs(family: Family, cidrs: readonly Cidr[]): Interval<true>[] {
+  const parts = flattenPrefixes<boolean>(family, cidrs.map((cidr) => ({ cidr, value: true })), false, (a, b) => a === b);
+  return parts.filter((p): p is Interval<true> => p.value);
+}
+
+/** The block covering exactly [first, last], if there is one. */
+export function intervalAsCidr(family: Family, first: bigint, last: bigint): Cidr | undefined {
+  if (last < first) return undefined;
+  const size = last - first + 1n;
+  if ((size & (size - 1n)) !== 0n) return undefined;
+  const hostBits = size.toString(2).length - 1;
+  const cidr: Cidr = { family, base: first, prefix: BITS[family] - hostBits };
+  return first % size === 0n ? cidr : undefined;
+}
+
+/** An interval as nft writes it: `10.0.0.0/8` when it is one block, else `10.0.0.0-10.8.255.255`. */
+export function intervalText(iv: Pick<Interval<unknown>, 'family' | 'first' | 'last'>): string {
+  const cidr = intervalAsCidr(iv.family, iv.first, iv.last);
+  if (cidr !== undefined) return formatCidr(cidr);
+  return `${formatIp({ family: iv.family, value: iv.first })}-${formatIp({ family: iv.family, value: iv.last })}`;
+}
