@@ -6,7 +6,8 @@
 // list.json goldens), so unit tests exercise the real parser.
 import { CommandError } from '../../src/errors.js';
 import type { CommandResult, Runner } from '../../src/exec/runner.js';
-import { formatIp, parseCidr, parseIp, type Family } from '../../src/net/cidr.js';
+import { formatSavedCidr } from '../../src/backends/iptables/render.js';
+import { parseIp, type Family, type IpAddress } from '../../src/net/cidr.js';
 import { intervalAsCidr } from '../../src/net/intervals.js';
 import { cidrLast } from '../../src/net/normalize.js';
 
@@ -66,17 +67,40 @@ function clone(t: FakeTable | undefined): FakeTable | undefined {
 const CHAIN_SPEC = /^\{ type (\w+) hook (\w+) priority (\w+); policy (\w+); \}$/;
 const SET_SPEC = /^\{ type (\w+); flags (\w+); \}$/;
 
+/** An address as nft reads it: also the ::ffff:a.b.c.d forms that parseIp refuses in a config. */
+function parseAddress(text: string): IpAddress {
+  try {
+    return parseIp(text);
+  } catch (e) {
+    const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text)?.[1];
+    if (v4 !== undefined) return { family: 'ipv6', value: (0xffffn << 32n) | parseIp(v4).value };
+    const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(text);
+    if (hex) return { family: 'ipv6', value: (0xffffn << 32n) | (BigInt(`0x${hex[1]}`) << 16n) | BigInt(`0x${hex[2]}`) };
+    throw e;
+  }
+}
+
+/** An address as nft prints it (inet_ntop: ::ffff:a.b.c.d and ::a.b.c.d forms included). */
+function addressText(ip: IpAddress): string {
+  const text = formatSavedCidr({ family: ip.family, base: ip.value, prefix: ip.family === 'ipv4' ? 32 : 128 });
+  return text.slice(0, text.lastIndexOf('/'));
+}
+
 /** Parses `10.0.0.0/8`, `10.0.0.0-10.8.255.255` or a bare address, as nft reads an element. */
 function parseSpan(text: string, family?: Family): Span {
   try {
     const dash = text.indexOf('-');
     if (dash > 0) {
-      const [a, b] = [parseIp(text.slice(0, dash)), parseIp(text.slice(dash + 1))];
+      const [a, b] = [parseAddress(text.slice(0, dash)), parseAddress(text.slice(dash + 1))];
       if (a.family !== b.family || b.value < a.value) throw new NftError(`Error: invalid range ${text}`);
       return check({ family: a.family, first: a.value, last: b.value });
     }
-    const ip = text.includes('/') ? undefined : parseIp(text);
-    const c = ip ? { family: ip.family, base: ip.value, prefix: BITS[ip.family] } : parseCidr(text);
+    const slash = text.indexOf('/');
+    const ip = parseAddress(slash < 0 ? text : text.slice(0, slash));
+    const prefix = slash < 0 ? BITS[ip.family] : Number(text.slice(slash + 1));
+    if (!Number.isInteger(prefix) || prefix < 0 || prefix > BITS[ip.family]) throw new NftError(`Error: invalid prefix in ${text}`);
+    const c = { family: ip.family, base: ip.value, prefix };
+    if (intervalAsCidr(c.family, c.base, cidrLast(c)) === undefined) throw new NftError(`Error: ${text} is not a network address`);
     return check({ family: c.family, first: c.base, last: cidrLast(c) });
   } catch (e) {
     if (e instanceof NftError) throw e;
@@ -113,11 +137,11 @@ function autoMerge(spans: readonly Span[]): Span[] {
 
 /** An element as nft 1.0.6 prints it in JSON: a bare address, a prefix, or a range. */
 function spanJson(sp: Span): unknown {
-  const addr = formatIp({ family: sp.family, value: sp.first });
+  const addr = addressText({ family: sp.family, value: sp.first });
   if (sp.first === sp.last) return addr;
   const cidr = intervalAsCidr(sp.family, sp.first, sp.last);
   if (cidr) return { prefix: { addr, len: cidr.prefix } };
-  return { range: [addr, formatIp({ family: sp.family, value: sp.last })] };
+  return { range: [addr, addressText({ family: sp.family, value: sp.last })] };
 }
 
 /** The items of a `{ a, b }` block at the start of `text`, and what follows it. */
@@ -162,10 +186,13 @@ function ruleExpr(text: string): unknown[] {
       out.push({ match: { op: '==', left: { payload: { protocol: m[1], field: 'daddr' } }, right: m[2] } });
     } else if ((m = take(/^(ip6?) saddr != /))) {
       const block = takeBraces(rest);
-      if (!block) throw new NftError(`Error: syntax error, unexpected ${rest.split(' ')[0]}`);
-      rest = block.rest.trimStart();
-      const spans = autoMerge(block.items.map((e) => parseSpan(e, FAMILY_OF[m![1]!])));
-      out.push({ match: { op: '!=', left: { payload: { protocol: m[1], field: 'saddr' } }, right: { set: spans.map(spanJson) } } });
+      const one = block ? undefined : /^\S+/.exec(rest)?.[0];
+      if (!block && one === undefined) throw new NftError(`Error: syntax error, unexpected ${rest.split(' ')[0]}`);
+      rest = block ? block.rest.trimStart() : rest.slice(one!.length).trimStart();
+      const spans = autoMerge((block?.items ?? [one!]).map((e) => parseSpan(e, FAMILY_OF[m![1]!])));
+      // Like nft: an anonymous set of one element becomes a plain comparison.
+      const right = spans.length === 1 ? spanJson(spans[0]!) : { set: spans.map(spanJson) };
+      out.push({ match: { op: '!=', left: { payload: { protocol: m[1], field: 'saddr' } }, right } });
     } else if ((m = take(/^numgen random mod (\d+) < (\d+)/))) {
       out.push({ match: { op: '<', left: { numgen: { mode: 'random', mod: Number(m[1]), offset: 0 } }, right: Number(m[2]) } });
     } else if ((m = take(/^masquerade(?: to :(\d+)(?:-(\d+))?)?(?: (fully-random))?$/))) {
@@ -186,7 +213,7 @@ function ruleExpr(text: string): unknown[] {
         if (key === undefined || value === undefined || extra !== undefined) throw new NftError(`Error: syntax error in map element ${item}`);
         const to = parseSpan(value, family);
         if (to.first !== to.last) throw new NftError(`Error: ${value} is not an address`);
-        return { key: parseSpan(key, family), to: formatIp({ family, value: to.first }) };
+        return { key: parseSpan(key, family), to: addressText({ family, value: to.first }) };
       });
       assertDisjoint(pairs.map((p) => p.key));
       pairs.sort((a, b) => compareSpans(a.key, b.key));

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatCidr, LINK_LOCAL_V4, LINK_LOCAL_V6, parseCidr, type Family } from '../../src/net/cidr.js';
-import type { ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy-types.js';
+import { formatCidr, formatIp, LINK_LOCAL_V4, LINK_LOCAL_V6, parseCidr, parseIp, type Family } from '../../src/net/cidr.js';
+import type { ActionRange, ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy-types.js';
 import { expectedNftLines } from '../../src/backends/nftables/render.js';
 
 /** Whether this run rewrites golden files instead of comparing with them. */
@@ -35,6 +35,12 @@ interface FamilyFixture {
   postroutingPosition?: PostroutingPosition;
   /** `--iptables-masquerade-bit`; absent means 14. */
   masqueradeBit?: number;
+  /** masqueradeCIDRs entries. */
+  masquerade?: string[];
+  /** snat entries as `CIDR>ADDRESS`. */
+  snat?: string[];
+  /** masqueradeSourceCIDRs of the family; present (even empty) means a source scope. */
+  sources?: string[];
 }
 
 /** One golden case: its policies (one per family) and the families it removes. */
@@ -74,7 +80,20 @@ export function familyPolicy(f: FamilyFixture): FamilyPolicy {
     toPorts: f.toPorts.map(portRange),
     ...(f.postroutingPosition === undefined ? {} : { postroutingPosition: f.postroutingPosition }),
     ...(f.masqueradeBit === undefined ? {} : { masqueradeBit: f.masqueradeBit }),
+    ...(f.masquerade === undefined && f.snat === undefined ? {} : { actions: actionRanges(f) }),
+    ...(f.sources === undefined ? {} : { sources: f.sources.map((c, i) => exemptRange(c, 'config', `masqueradeSourceCIDRs[${i}]`)) }),
   };
+}
+
+function actionRanges(f: FamilyFixture): ActionRange[] {
+  return [
+    ...(f.masquerade ?? []).map((c, i): ActionRange => ({ ...exemptRange(c, 'config', `masqueradeCIDRs[${i}]`), action: { kind: 'masquerade' }, list: 'masqueradeCIDRs' })),
+    ...(f.snat ?? []).map((t, i): ActionRange => {
+      const [cidr = '', addr = ''] = t.split('>');
+      const ip = parseIp(addr);
+      return { ...exemptRange(cidr, 'config', `snat[${i}].cidrs[0]`), action: { kind: 'snat', toSource: ip, toSourceText: formatIp(ip) }, list: 'snat' };
+    }),
+  ];
 }
 
 /** The render options a golden case stands for. */

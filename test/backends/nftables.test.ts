@@ -28,7 +28,8 @@ const cases = loadNftGoldenCases();
 describe('nftables golden cases', () => {
   it('has the cases the issue asks for', () => {
     const names = cases.map((c) => c.name);
-    for (const n of ['defaults', 'empty-list', 'masq-link-local', 'ipv6', 'redundant-cidrs', 'random-fully-off', 'to-ports-1', 'to-ports-2', 'to-ports-3']) {
+    const lpm = ['lpm-exception', 'lpm-include-list', 'lpm-metadata-only', 'lpm-snat-default', 'lpm-source-scope', 'lpm-postrouting-first', 'lpm-dual-stack', 'lpm-ipv6-mapped-edges'];
+    for (const n of ['defaults', 'empty-list', 'masq-link-local', 'ipv6', 'redundant-cidrs', 'random-fully-off', 'to-ports-1', 'to-ports-2', 'to-ports-3', ...lpm]) {
       assert.ok(names.includes(n), `missing golden case ${n}`);
     }
   });
@@ -158,6 +159,11 @@ describe('parseNftJson', () => {
     );
     assert.deepEqual(parseNftJson(json, 'ipv4'), []);
     assert.deepEqual([...familiesInNftJson(json)], ['ipv6']);
+  });
+
+  it('reads addresses nft prints in the ::ffff:a.b.c.d and ::a.b.c.d forms as canonical IPv6', () => {
+    const json = doc(set('nonmasq6', [{ range: ['::fffe:8000:0', '::ffff:255.255.255.255'] }, { prefix: { addr: '::ffff:0.0.0.0', len: 96 } }, '::1.2.3.4'], { type: 'ipv6_addr' }));
+    assert.deepEqual(parseNftJson(json, 'ipv6').slice(1), ['element nonmasq6 ::102:304/128', 'element nonmasq6 ::fffe:8000:0-::ffff:ffff:ffff', 'element nonmasq6 ::ffff:0:0/96']);
   });
 
   it('refuses output that is not nft JSON', () => {
@@ -301,6 +307,84 @@ describe('nftables backend (fake nft)', () => {
       assert.ok(!argv.includes('ruleset'), argv.join(' '));
       if (argv.includes('table')) assert.deepEqual(argv.slice(-2), ['inet', 'ip-masq-agent']);
     }
+  });
+});
+
+describe('nftables backend with longest-prefix policies (fake nft)', () => {
+  const lpm = familyPolicy({
+    family: 'ipv4',
+    linkLocal: true,
+    cidrs: ['10.0.0.0/8'],
+    randomFully: true,
+    toPorts: [],
+    masquerade: ['10.9.0.0/16'],
+    snat: ['198.51.100.0/24>192.0.2.50'],
+    sources: ['10.244.0.0/16'],
+  });
+
+  it('renders the exception as flattened keep intervals, the SNAT map and the source scope; no named object besides set and chain', () => {
+    const script = renderNftScript([lpm]);
+    assert.match(script, /^\t10\.0\.0\.0-10\.8\.255\.255,\n\t10\.10\.0\.0-10\.255\.255\.255,\n\t169\.254\.0\.0\/16,$/m);
+    assert.deepEqual(nftRuleTexts(lpm).slice(3), [
+      'ip saddr != 10.244.0.0/16 return',
+      'snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.50 } fully-random',
+      'masquerade fully-random',
+    ]);
+    // The blind delete of a later apply knows every object by name: the maps and sets in rules are anonymous.
+    assert.deepEqual(script.match(/^add (set|chain|map) \S+ \S+ \S+/gm)?.filter((l, i, all) => all.indexOf(l) === i), [
+      'add chain inet ip-masq-agent postrouting4',
+      'add set inet ip-masq-agent nonmasq4',
+    ]);
+  });
+
+  it('a quiet resync writes nothing: what nft lists back is what was expected', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(lpm);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(lpm));
+  });
+
+  it('a changed SNAT map element or a deleted keep interval is drift, and the next apply repairs it', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(lpm);
+    const changed = { ...lpm, actions: lpm.actions!.map((a) => (a.action.kind === 'snat' ? { ...a, action: { ...a.action, toSourceText: '192.0.2.51' } } : a)) };
+    await fake.runner(['nft', '-f', '-'], { input: renderNftScript([changed]) });
+    const drifted = await backend.read('ipv4');
+    assert.notDeepEqual(drifted, backend.expected(lpm));
+    assert.ok(drifted.some((l) => l.includes('198.51.100.0/24 : 192.0.2.51')), drifted.join('\n'));
+    await backend.apply(lpm);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(lpm));
+    await fake.runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', 'nonmasq4']);
+    assert.notDeepEqual(await backend.read('ipv4'), backend.expected(lpm));
+    await backend.apply(lpm);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(lpm));
+  });
+
+  it('a source scope without entries of the family translates nothing: the chain ends after the keep set', () => {
+    const none = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: [], randomFully: true, toPorts: [], sources: [] });
+    assert.deepEqual(nftRuleTexts(none), ['meta nfproto != ipv6 return', 'fib daddr type local return', 'ip6 daddr @nonmasq6 return']);
+  });
+
+  it('--to-ports applies to SNAT as to masquerade: the same spread over the SNAT map, before the masquerade rules', () => {
+    const { sources: _unscoped, ...rest } = lpm;
+    const ports: FamilyPolicy = { ...rest, toPorts: [portRange('1024-29999'), portRange('30000-65535')] };
+    const rules = nftRuleTexts(ports).slice(3);
+    const map = '{ 198.51.100.0/24 : 192.0.2.50 }';
+    assert.deepEqual(rules.slice(0, 2), [
+      `meta l4proto tcp numgen random mod 64512 < 28976 snat ip to ip daddr map ${map}:1024-29999 fully-random`,
+      `meta l4proto tcp snat ip to ip daddr map ${map}:30000-65535 fully-random`,
+    ]);
+    assert.equal(rules[6], `snat ip to ip daddr map ${map} fully-random`);
+    assert.equal(rules[7], 'meta l4proto tcp numgen random mod 64512 < 28976 masquerade to :1024-29999 fully-random');
+  });
+
+  it('the fake refuses what nft refuses: ports without a transport protocol match, overlapping map keys', async () => {
+    const fake = createFakeNft();
+    const head = 'add table inet ip-masq-agent\nadd chain inet ip-masq-agent c\n';
+    await assert.rejects(fake.runner(['nft', '-f', '-'], { input: `${head}add rule inet ip-masq-agent c snat ip to ip daddr map { 10.0.0.0/8 : 192.0.2.1 }:80\n` }), /transport protocol mapping/);
+    await assert.rejects(fake.runner(['nft', '-f', '-'], { input: `${head}add rule inet ip-masq-agent c snat ip to ip daddr map { 10.0.0.0/8 : 192.0.2.1, 10.1.0.0/16 : 192.0.2.2 }\n` }), /conflicting intervals/);
+    assert.ok(!fake.hasTable(), 'a refused batch changes nothing');
   });
 });
 

@@ -1,6 +1,7 @@
 // The law behind `explain`: its verdict for any destination agrees with what the rendered rules
 // do to a packet. The rules are evaluated independently: from their text (the iptables-restore
-// payload, the `iptables -S` read-back, the nft expected state), with node:net's BlockList as the
+// payload, the `iptables -S` read-back, the nft expected state and what the fake nft lists back
+// after loading the script: keep set, source scope, SNAT map), with node:net's BlockList as the
 // address matcher, so no code path is shared with explainDestination's containment check.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -106,9 +107,11 @@ function evalNft(lines: readonly string[], family: Family, ip: string, proto: Pr
       if (elements.some((e) => inNftElement(e, family, ip))) return KEEP;
       continue;
     }
-    const scope = /^ip6? saddr != (\{ .* \}) return$/.exec(body);
+    // A one-element set is written (and listed) as the element itself.
+    const scope = /^ip6? saddr != (\{ .* \}|\S+) return$/.exec(body);
     if (scope) {
-      if (!anonymousItems(scope[1]!).some((e) => inNftElement(e, family, src))) return KEEP;
+      const items = scope[1]!.startsWith('{') ? anonymousItems(scope[1]!) : [scope[1]!];
+      if (!items.some((e) => inNftElement(e, family, src))) return KEEP;
       continue;
     }
     const snat = /^(?:meta l4proto (\w+) )?(numgen random mod \d+ < \d+ )?snat ip6? to ip6? daddr map (\{ .* \})(?::(\d+(?:-\d+)?))?( fully-random)?$/.exec(body);
@@ -341,4 +344,28 @@ test('the evaluator is not vacuous: both verdicts occur, and a dropped RETURN ru
   assert.deepEqual(evalIptables(payload, 'C', 'ipv4', '203.0.113.7', 'tcp'), { masquerade: true, ports: [], randomFully: true });
   const broken = payload.filter((l) => !l.includes('10.0.0.0/8'));
   assert.equal(evalIptables(broken, 'C', 'ipv4', '10.1.2.3', 'tcp').masquerade, true);
+});
+
+test('the nft evaluator is not vacuous: keep interval, SNAT map hit, masquerade exception and source scope all show, and a dropped rule is caught', () => {
+  const entry = (text: string, base: bigint, prefix: number, path: string): CidrEntry => ({ cidr: { family: 'ipv4', base, prefix }, text, source: 't', path });
+  const ip = parseIp('192.0.2.50');
+  const config: MasqConfig = {
+    nonMasqueradeCIDRs: [entry('10.0.0.0/8', 0x0a000000n, 8, 'nonMasqueradeCIDRs[0]')],
+    masqueradeCIDRs: [entry('10.9.0.0/16', 0x0a090000n, 16, 'masqueradeCIDRs[0]')],
+    snat: [{ ...entry('198.51.100.0/24', 0xc6336400n, 24, 'snat[0].cidrs[0]'), toSource: ip, toSourceText: '192.0.2.50' }],
+    masqueradeSourceCIDRs: [entry('10.244.0.0/16', 0x0af40000n, 16, 'masqueradeSourceCIDRs[0]')],
+    cidrLimit: 64,
+    masqLinkLocal: false,
+    masqLinkLocalIPv6: false,
+    resyncIntervalMs: 60_000,
+    resyncInterval: '1m0s',
+  };
+  const lines = expectedNftLines(buildPolicy(config, { enableIPv6: false, randomFully: false, toPorts: [] }).families[0]!);
+  const pod = '10.244.1.2';
+  assert.deepEqual(evalNft(lines, 'ipv4', '10.1.2.3', 'tcp', false, pod), KEEP);
+  assert.deepEqual(evalNft(lines, 'ipv4', '10.9.2.3', 'tcp', false, pod), { masquerade: true, ports: [], randomFully: false });
+  assert.deepEqual(evalNft(lines, 'ipv4', '198.51.100.7', 'tcp', false, pod), { masquerade: true, ports: [], randomFully: false, toSource: '192.0.2.50' });
+  assert.deepEqual(evalNft(lines, 'ipv4', '198.51.100.7', 'tcp', false, '192.0.2.9'), KEEP, 'a source outside the scope');
+  const noSnat = lines.filter((l) => !l.includes(' snat '));
+  assert.equal(evalNft(noSnat, 'ipv4', '198.51.100.7', 'tcp', false, pod).toSource, undefined);
 });

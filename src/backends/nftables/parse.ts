@@ -4,7 +4,7 @@
 // all come back as CIDR text where they are one, so they compare equal to what was rendered.
 // Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
 // next apply replaces it, instead of crashing the read.
-import { formatCidr, formatIp, parseCidr, parseIp, type Cidr, type Family } from '../../net/cidr.js';
+import { formatCidr, formatIp, parseIp, type Cidr, type Family } from '../../net/cidr.js';
 import { intervalAsCidr } from '../../net/intervals.js';
 import { cidrLast } from '../../net/normalize.js';
 import { chainLine, elementLine, ruleLine, setLine } from './canonical.js';
@@ -49,23 +49,26 @@ interface Element {
   readonly span?: { readonly family: Family; readonly first: bigint; readonly last: bigint };
 }
 
+const FULL_BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+
 function tryCidr(addr: string, len: number): Cidr | undefined {
-  try {
-    return parseCidr(`${addr}/${len}`);
-  } catch {
-    return undefined;
-  }
+  const ip = tryIp(addr);
+  if (ip === undefined || !Number.isInteger(len) || len < 0 || len > FULL_BITS[ip.family]) return undefined;
+  const hostBits = BigInt(FULL_BITS[ip.family] - len);
+  return (ip.value & ((1n << hostBits) - 1n)) === 0n ? { family: ip.family, base: ip.value, prefix: len } : undefined;
 }
 
 function tryIp(addr: string): { family: Family; value: bigint } | undefined {
   try {
     return parseIp(addr);
   } catch {
-    return undefined;
+    // nft (inet_ntop) prints an address of ::ffff:0:0/96 as `::ffff:a.b.c.d`, which parseIp refuses
+    // in a config; an interval we wrote may still start or end there.
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr);
+    const v4 = mapped ? tryIp(mapped[1]!) : undefined;
+    return v4?.family === 'ipv4' ? { family: 'ipv6', value: (0xffffn << 32n) | v4.value } : undefined;
   }
 }
-
-const FULL_BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
 
 function asElement(cidr: Cidr | undefined, fallback: string): Element {
   return cidr ? { text: formatCidr(cidr), span: { family: cidr.family, first: cidr.base, last: cidrLast(cidr) } } : { text: fallback };
@@ -191,7 +194,10 @@ function statementText(s: Json): string {
         return `${exprText(left)} ${text(value['op'])} ${hex32(value['right'])}`;
       }
       const op = value['op'] === '==' ? '' : `${text(value['op'])} `;
-      return `${exprText(left)} ${op}${exprText(value['right'])}`;
+      // An address, prefix or range (nft turns a one-element anonymous set into one) as set elements read.
+      const right = value['right'];
+      const element = typeof right === 'string' && right.startsWith('@') ? undefined : parseElement(right);
+      return `${exprText(left)} ${op}${element?.span ? element.text : exprText(right)}`;
     }
     case 'return':
     case 'accept':

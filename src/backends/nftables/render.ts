@@ -139,7 +139,9 @@ export function nftRuleTexts(policy: FamilyPolicy): string[] {
     const { snat, sources } = nftDecisionIntervals(policy);
     // The keep set applies to every source, as the iptables exempt rules do; only translation is scoped.
     if (sources !== undefined && sources.length === 0) return rules;
-    if (sources !== undefined) rules.push(`${n.payload} saddr != ${anonymousSet(sources.map(intervalText))} return`);
+    // nft lists a one-element anonymous set as the element itself, so it is written that way.
+    const scope = sources === undefined ? undefined : sources.length === 1 ? intervalText(sources[0]!) : anonymousSet(sources.map(intervalText));
+    if (scope !== undefined) rules.push(`${n.payload} saddr != ${scope} return`);
     return [...rules, ...decisionTranslateRules(policy, snat, flags)];
   }
   if (policy.toPorts.length > 0) {
