@@ -1,5 +1,5 @@
 // Longest-prefix decisions in real traffic: the built agent programs iptables (nft and legacy)
-// from configs with masqueradeCIDRs, snat and masqueradeSourceCIDRs, and the outside host sees
+// and nftables from configs with masqueradeCIDRs, snat and masqueradeSourceCIDRs, and the outside host sees
 // the source address explain predicts. Every test builds its own namespaces and deletes them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -60,8 +60,13 @@ const PHASES: readonly { name: string; config: string; seen: Record<string, stri
   },
 ];
 
-for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
-  test(`iptables-${mode}: longest-prefix configs in real traffic, as explain predicts`, { skip }, async (t) => {
+const BACKENDS: readonly { name: string; args: readonly string[] }[] = [
+  ...(['nft', 'legacy'] as const satisfies readonly Mode[]).map((mode) => ({ name: `iptables-${mode}`, args: [`--iptables-mode=${mode}`] })),
+  { name: 'nftables', args: ['--backend=nftables'] },
+];
+
+for (const backend of BACKENDS) {
+  test(`${backend.name}: longest-prefix configs in real traffic, as explain predicts; a resync after each rewrites nothing`, { skip }, async (t) => {
     await withScene(async ({ topo, cm, startAgent }) => {
       nsRun(topo.node, ['ip', 'addr', 'add', `${EGRESS}/24`, 'dev', 'to-out']);
       for (const a of [METADATA, LINK_LOCAL_OTHER]) {
@@ -69,7 +74,7 @@ for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
         nsRun(topo.node, ['ip', 'route', 'add', `${a}/32`, 'via', ADDR.outside4]);
       }
       cm.write(`${PHASES[0]!.config}resyncInterval: 1h\n`);
-      const agent = startAgent([`--config=${cm.file}`, `--iptables-mode=${mode}`]);
+      const agent = startAgent([`--config=${cm.file}`, ...backend.args, '--v=2']);
       let applied = 0;
       for (const phase of PHASES) {
         await t.test(phase.name, async () => {
@@ -81,6 +86,11 @@ for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
             assert.equal(predicted(phase.config, dst), seen, `explain for ${dst}`);
             assert.equal(sourceSeenBy(topo.pod, dst), seen, `traffic to ${dst}`);
           }
+          // A quiet resync reads back exactly what was written, so it writes nothing.
+          const mark = agent.mark();
+          agent.signal('SIGHUP');
+          await waitUntil('resync done', () => agent.matching('sync done', mark).length >= 1);
+          assert.equal(agent.matching((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv4').length, applied, 'the resync wrote nothing');
         });
       }
       // A quiet resync writes nothing: the read-back equals what the agent wrote.
