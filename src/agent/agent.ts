@@ -252,7 +252,7 @@ export function createAgent(deps: AgentDeps): Agent {
     st.lastAttemptAt = started;
     let want: readonly string[] = [];
     try {
-      // Inside the try: a backend may refuse a policy (nftables and the longest-prefix keys), and
+      // Inside the try: a backend may refuse a policy (a SNAT address of the other family), and
       // that is a failed sync that keeps the rules in force, never a crash.
       want = backend.expected(policy);
       const have = await backend.read(f);
