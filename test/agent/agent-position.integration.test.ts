@@ -74,3 +74,22 @@ test('nftables, --postrouting-position=first: an exemption holds against a forei
     assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
   });
 });
+
+test('nftables, --postrouting-position=first with longest-prefix keys: include-list keep, a masquerade exception and SNAT hold against a foreign masquerade chain; marked traffic is passed on', { skip }, async () => {
+  await withScene(async ({ topo, cm, startAgent }) => {
+    const egress = '203.0.113.50';
+    inNs(topo.node, ['ip', 'addr', 'add', `${egress}/24`, 'dev', 'to-out']);
+    cm.write(`nonMasqueradeCIDRs: [0.0.0.0/0]\nmasqueradeCIDRs: [203.0.113.0/24]\nsnat:\n  - cidrs: [198.51.100.0/24]\n    toSource: ${egress}\nmasqueradeSourceCIDRs: [10.244.0.0/16]\nresyncInterval: 1s\n`);
+    inNs(topo.node, ['sh', '-c', `printf '%s' '${FOREIGN_NFT}' | nft -f -`]);
+    const agent = startAgent([`--config=${cm.file}`, '--backend=nftables', '--postrouting-position=first', '--v=2']);
+    await agent.waitForLog('rules applied');
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4, 'kept by 0.0.0.0/0 despite the foreign chain');
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4, 'the masquerade exception');
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideDoc4), egress, 'SNAT to the fixed address, and the reply comes back');
+    const marker = `table ip marker {\n chain p {\n  type filter hook postrouting priority -150;\n  ip saddr ${ADDR.pod4} ip daddr ${ADDR.outsideExempt4} meta mark set mark or 0x4000\n }\n}\n`;
+    inNs(topo.node, ['sh', '-c', `printf '%s' '${marker}' | nft -f -`]);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.node4, 'marked traffic returns from our chain and the foreign chain masquerades it');
+    await waitUntil('two more syncs', () => agent.matching('sync done').length >= 3);
+    assert.equal(agent.matching('rules applied').length, 1, 'the resyncs found nothing to rewrite');
+  });
+});
