@@ -37,14 +37,22 @@ export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry
     if (e.cidr.family !== family) throw new Error(`${formatCidr(e.cidr)} is not ${family}`);
   }
   // Sorted by base, then wider first: a block's container always comes before it. Stable, so the
-  // first of two equal blocks comes first and is the one kept.
-  const sorted = entries.map((e, i) => ({ e, i })).sort((a, b) => compareCidrs(a.e.cidr, b.e.cidr) || a.i - b.i).map(({ e }) => e);
-  const out: Interval<T>[] = [];
+  // first of two equal blocks comes first and is the one kept. IPv4 bases compare as numbers
+  // (exact below 2^53), several times faster than bigints at 50,000 entries.
+  const sorted =
+    family === 'ipv4'
+      ? entries
+          .map((e) => ({ e, base: Number(e.cidr.base) }))
+          .sort((a, b) => a.base - b.base || a.e.cidr.prefix - b.e.cidr.prefix)
+          .map(({ e }) => e)
+      : [...entries].sort((a, b) => compareCidrs(a.cidr, b.cidr));
+  // Built mutable (extending the last interval in place is the hot path), returned as readonly.
+  const out: { family: Family; first: bigint; last: bigint; value: T }[] = [];
   const emit = (first: bigint, last: bigint, value: T): void => {
     if (first > last) return;
     const prev = out[out.length - 1];
-    if (prev !== undefined && prev.last + 1n === first && same(prev.value, value)) {
-      out[out.length - 1] = { ...prev, last };
+    if (prev !== undefined && (prev.value === value || same(prev.value, value)) && prev.last + 1n === first) {
+      prev.last = last;
       return;
     }
     out.push({ family, first, last, value });

@@ -83,17 +83,24 @@ export interface NftDecisionIntervals {
 
 type SnatAction = Extract<Action, { kind: 'snat' }>;
 
+const flattened = new WeakMap<FamilyPolicy, NftDecisionIntervals>();
+
 /**
  * The decision table flattened into disjoint intervals (see flattenPrefixes): every address gets
  * exactly the action resolveDestination gives it. Masquerade intervals are left out: masquerade is
  * what the chain does to a destination that neither the keep set nor the SNAT map holds.
  */
 export function nftDecisionIntervals(policy: FamilyPolicy): NftDecisionIntervals {
+  // A policy is readonly data: the set elements and the rules of one render share one flattening.
+  const cached = flattened.get(policy);
+  if (cached !== undefined) return cached;
   const rows = decisionTable(policy).map((row) => ({ cidr: row.cidr, value: row.action }));
   const parts = flattenPrefixes(policy.family, rows, DEFAULT_ACTION, sameAction);
   const snat = parts.filter((p): p is Interval<SnatAction> => p.value.kind === 'snat');
   const sources = policy.sources === undefined ? undefined : unionOfCidrs(policy.family, policy.sources.map((s) => s.cidr));
-  return { keep: parts.filter((p) => p.value.kind === 'keep'), snat, sources };
+  const result = { keep: parts.filter((p) => p.value.kind === 'keep'), snat, sources };
+  flattened.set(policy, result);
+  return result;
 }
 
 /** `{ a, b }` as nft prints an anonymous set or map, elements in address order. */
