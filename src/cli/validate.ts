@@ -1,7 +1,7 @@
 // `ip-masq-agent validate [FILE|DIR]...`: the agent's own parser and checks on a config, for a
 // pre-commit hook, a CI step on the ConfigMap, or a look at the node's mounted config.
 import { DEFAULT_CONFIG_PATH, allCidrEntries, type ConfigOptions, type MasqConfig } from '../config/config.js';
-import { nftUnsupported } from '../backends/nftables/render.js';
+import { createRenderOnlyBackend } from '../backends/select.js';
 import { buildPolicy } from '../policy.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import { readRegularFileText } from '../config/read-text.js';
@@ -11,7 +11,7 @@ import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
 import { normalizeRanges } from '../net/normalize.js';
 import type { ExemptRange } from '../policy-types.js';
-import { agentOptionsFromFlags } from './agent-options.js';
+import { agentOptionsFromFlags, type BackendChoice } from './agent-options.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_NODES, describeCidrCaps } from '../limits.js';
 import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig } from './command-config.js';
@@ -121,19 +121,21 @@ function pushLimitWarning(cfg: CommandConfig, warnings: ConfigIssue[]): void {
   }
 }
 
-/** Errors for keys the chosen backend cannot write (nftables and the longest-prefix keys). */
-function backendErrors(cfg: CommandConfig, backend: string): ConfigIssue[] {
-  if (backend !== 'nftables') return [];
+/** Errors for what the chosen backend cannot write (Backend.check), at the first entry of a decision list. */
+function backendErrors(cfg: CommandConfig, choice: BackendChoice, chain: string): ConfigIssue[] {
+  // Touches nothing, so --backend=auto is not decided here, and checks nothing.
+  if (choice === 'auto') return [];
+  const backend = createRenderOnlyBackend(choice, chain);
   const policy = buildPolicy(cfg.config, { enableIPv6: true, randomFully: false, toPorts: [] });
   // The first entry of a list that takes part in decisions beyond today's exemptions.
   const first = LIST_KEYS.filter((k) => KEYS[k].role !== 'keep').flatMap((k) => listEntries(cfg.config, k))[0];
   return policy.families.flatMap((fp) => {
-    const why = nftUnsupported(fp);
+    const why = backend.check(fp);
     return why === undefined || first === undefined ? [] : [{ source: first.source, path: first.path, ...positionOf(cfg, first), message: why }];
   }).slice(0, 1);
 }
 
-async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, deps: CommandDeps, backend: string): Promise<Checked> {
+async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, deps: CommandDeps, backend: BackendChoice, chain: string): Promise<Checked> {
   let loaded: CommandConfig;
   try {
     loaded = await loadCommandConfig(path, opts, deps.readText ?? readRegularFileText);
@@ -150,7 +152,7 @@ async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, d
     // Checking the node's default path, "no file" is a legal state; a path someone named is a mistake.
     return explicit ? { path, errors: [issue], warnings: [] } : { path, errors: [], warnings: [issue], loaded };
   }
-  return { path, errors: backendErrors(loaded, backend), warnings: [...loaded.warnings, ...configWarnings(loaded)], loaded };
+  return { path, errors: backendErrors(loaded, backend, chain), warnings: [...loaded.warnings, ...configWarnings(loaded)], loaded };
 }
 
 function issueJson(i: ConfigIssue): Record<string, unknown> {
@@ -206,7 +208,7 @@ export async function runValidate(argv: readonly string[], io: CommandIo, deps: 
     const paths = [...(flags.set.has('config') ? [opts.configPath] : []), ...flags.positional];
     if (paths.length === 0) paths.push(opts.configPath);
     const checked: Checked[] = [];
-    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, deps, opts.backend));
+    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, deps, opts.backend, opts.chain));
     const valid = checked.every((c) => c.errors.length === 0);
 
     if (outputFormat(flags) === 'json') {
