@@ -132,7 +132,8 @@ const toEntry = (e: LocatedCidrEntry): CidrEntry => {
 
 /** Where a list key's entries come from when no fragment sets the key: its default list (meaning), else none. */
 const DEFAULT_LISTS: { readonly [K in ListKey]?: (opts: ConfigOptions) => LocatedCidrEntry[] } = {
-  nonMasqueradeCIDRs: defaultCidrEntries,
+  // Called, not referenced: config.ts imports this module too, so its bindings may not be ready yet.
+  nonMasqueradeCIDRs: (opts) => defaultCidrEntries(opts),
 };
 
 /** What an agree key resolves to when its meaning is more than its value (or default): the resolved config's fields. */
