@@ -1,5 +1,6 @@
 import type { Backend, OwnedState } from '../backends/backend.js';
 import { hashConfig, type MasqConfig } from '../config/config.js';
+import { loggedLists } from '../config/key-values.js';
 import type { LoadedConfig } from '../config/load.js';
 import { ConfigError, CommandError } from '../errors.js';
 import type { Family } from '../net/cidr.js';
@@ -113,12 +114,6 @@ function warningsFingerprint(configHash: string, warnings: readonly ConfigIssue[
   return h.digest('hex');
 }
 
-/** The CIDR list as the "config applied" line shows it: whole up to MAX_LOGGED_CIDRS, else the first few and the count. */
-function loggedCidrs(config: MasqConfig): Record<string, unknown> {
-  const texts = config.nonMasqueradeCIDRs;
-  if (texts.length <= MAX_LOGGED_CIDRS) return { nonMasqueradeCIDRs: texts.map((e) => e.text) };
-  return { nonMasqueradeCIDRs: texts.slice(0, 10).map((e) => e.text), nonMasqueradeCIDRCount: texts.length };
-}
 
 /**
  * The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past
@@ -182,7 +177,7 @@ export function createAgent(deps: AgentDeps): Agent {
       if (hash !== configHash || configErrors.length > 0) {
         log.info(loaded.usingDefaults ? 'config applied: defaults in use (no config file)' : 'config applied', {
           files: loaded.files,
-          config: { ...loaded.config, ...loggedCidrs(loaded.config) },
+          config: { ...loaded.config, ...loggedLists(loaded.config, MAX_LOGGED_CIDRS) },
         });
       }
       config = loaded.config;

@@ -1,13 +1,19 @@
-import type { Family } from '../net/cidr.js';
+import { parseCidr, parseIp, type Family } from '../net/cidr.js';
 import type { FamilyPolicy } from '../policy-types.js';
 import type { Backend, OwnedState } from './backend.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../policy.js';
 import { decisionTable } from '../policy/decide.js';
 
-/** An in-memory backend with the real ones' semantics, for unit tests of the agent. */
+/**
+ * An in-memory backend with the real ones' semantics, for unit tests of the agent: apply runs its
+ * rendered script against a copy of the state and commits only when the whole script was
+ * accepted (as knftables' Fake does), refusing what iptables refuses.
+ */
 export interface FakeBackend extends Backend {
   /** The state each family holds now; tests may overwrite it to simulate damage. */
   readonly tables: Map<Family, OwnedState>;
+  /** Every script apply() ran (what render() gives), refused ones too, in order. */
+  readonly scripts: string[];
   /** Number of apply() calls that wrote something, per family. */
   readonly writes: Map<Family, number>;
   /** Makes the next `count` apply() calls of a family (or all families) throw `error`. */
@@ -28,17 +34,10 @@ export interface FakeBackend extends Backend {
 }
 
 /**
- * Renders a policy as lines, from the same decision table the real renderers use; readable in test
- * failures and unique per policy. Refuses what iptables refuses: an entry or a SNAT address of
- * the other family.
+ * Renders a policy as the lines read() shows, from the same decision table the real renderers use;
+ * readable in test failures and unique per policy.
  */
-function renderFake(p: FamilyPolicy): string[] {
-  for (const e of [...p.exempt, ...(p.actions ?? []), ...(p.sources ?? [])]) {
-    if (e.cidr.family !== p.family) throw new Error(`fake: ${e.text} is not ${p.family} (iptables: host/network not found)`);
-  }
-  for (const a of p.actions ?? []) {
-    if (a.action.kind === 'snat' && a.action.toSource.family !== p.family) throw new Error(`fake: SNAT --to-source ${a.action.toSourceText} is not ${p.family} (iptables: bad IP address)`);
-  }
+function renderFakeLines(p: FamilyPolicy): string[] {
   const ports = p.toPorts.map((r) => r.text).join(',');
   const flags = `${p.randomFully ? ' random-fully' : ''}${ports ? ` to-ports ${ports}` : ''}`;
   const scope = p.sources === undefined ? '' : ` from ${p.sources.map((s) => s.text).join(',') || 'none'}`;
@@ -50,10 +49,58 @@ function renderFake(p: FamilyPolicy): string[] {
   return [first ? 'jump first' : 'jump', ...prelude, ...rows, `masquerade${scope}${flags}`];
 }
 
+/** The fake tool's script for one family: flush what is there (stray jumps too), then add every line. */
+function renderFakeScript(p: FamilyPolicy): string {
+  return [`flush ${p.family}`, ...renderFakeLines(p).map((l) => `add ${p.family} ${l}`)].join('\n') + '\n';
+}
+
+/**
+ * Runs a fake script against a copy of the state, as the real tools do: a line they would refuse
+ * (an address of the other family, an unknown command) fails the whole script and the state stays.
+ */
+function runFakeScript(script: string, state: ReadonlyMap<Family, OwnedState>): Map<Family, OwnedState> {
+  const next = new Map(state);
+  script.split('\n').forEach((line, i) => {
+    if (line === '') return;
+    const m = /^(flush|add) (ipv4|ipv6)(?: (.*))?$/.exec(line);
+    if (!m) throw new Error(`fake: line ${i + 1}: unknown command ${JSON.stringify(line)}`);
+    const family = m[2] as Family;
+    if (m[1] === 'flush') {
+      next.set(family, []);
+      return;
+    }
+    const rule = m[3] ?? '';
+    const words = rule.split(/[ ,]/);
+    words.forEach((word, j) => {
+      if (word.includes('/')) {
+        // A CIDR: iptables cannot resolve one of the other family in this family's table.
+        let family2: Family | undefined;
+        try {
+          family2 = parseCidr(word).family;
+        } catch {
+          throw new Error(`fake: line ${i + 1}: ${word} is not a CIDR (iptables: host/network not found)`);
+        }
+        if (family2 !== family) throw new Error(`fake: ${word} is not ${family} (iptables: host/network not found)`);
+      } else if (words[j - 1] === 'to' && words[0] === 'snat') {
+        let family2: Family | undefined;
+        try {
+          family2 = parseIp(word).family;
+        } catch {
+          throw new Error(`fake: line ${i + 1}: SNAT --to-source ${word} is not an address (iptables: bad IP address)`);
+        }
+        if (family2 !== family) throw new Error(`fake: SNAT --to-source ${word} is not ${family} (iptables: bad IP address)`);
+      }
+    });
+    next.set(family, [...(next.get(family) ?? []), rule]);
+  });
+  return next;
+}
+
 /** Creates a fake backend; apply is atomic (all or nothing), cleanup idempotent. */
 export function createFakeBackend(): FakeBackend {
   const tables = new Map<Family, OwnedState>();
   const writes = new Map<Family, number>();
+  const scripts: string[] = [];
   const applyFailures: { family: Family | undefined; error: Error }[] = [];
   const readFailures: { family: Family | undefined; error: Error }[] = [];
   const takeFailure = (queue: typeof applyFailures, family: Family): Error | undefined => {
@@ -64,7 +111,20 @@ export function createFakeBackend(): FakeBackend {
     name: 'fake',
     tables,
     writes,
-    expected: (p) => renderFake(p),
+    scripts,
+    expected: (p) => renderFakeLines(p),
+    render: (p) => ({ family: p.family, command: 'fake-restore', payload: renderFakeScript(p) }),
+    describe: () => ({ name: 'fake', dialect: 'iptables' }),
+    leftovers: () =>
+      (['ipv4', 'ipv6'] as const).map((family) => ({
+        name: `fake ${family === 'ipv4' ? 'IPv4' : 'IPv6'}`,
+        backend: 'fake',
+        inspect: async () => {
+          const n = (tables.get(family) ?? []).length;
+          return n === 0 ? { state: 'absent' as const } : { state: 'present' as const, what: `${n} line${n === 1 ? '' : 's'}` };
+        },
+        remove: async () => void tables.delete(family),
+      })),
     read: async (family) => {
       const err = takeFailure(readFailures, family);
       if (err) throw err;
@@ -73,7 +133,11 @@ export function createFakeBackend(): FakeBackend {
     apply: async (p) => {
       const err = takeFailure(applyFailures, p.family);
       if (err) throw err;
-      tables.set(p.family, renderFake(p));
+      // Applied to a copy, committed only when every line was accepted.
+      const script = renderFakeScript(p);
+      scripts.push(script);
+      const next = runFakeScript(script, tables);
+      tables.set(p.family, next.get(p.family) ?? []);
       writes.set(p.family, (writes.get(p.family) ?? 0) + 1);
     },
     cleanup: async (family) => {

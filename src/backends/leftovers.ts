@@ -1,30 +1,16 @@
-// Everything the agent may leave in a network namespace, as targets that can be inspected without
-// side effects and removed: our iptables chain and jump (nft and legacy, IPv4 and IPv6) and the nft
-// table. Used by `cleanup` (all of them) and at start-up (all but the backend in use).
+// What the iptables and nftables backends may leave in a network namespace, as targets that can
+// be inspected without side effects and removed: our iptables chain and jump (per variant and
+// family) and the nft table. Each backend lists its own through Backend.leftovers(); `cleanup`
+// takes them all, start-up all but the backend in use (see select.ts).
 import { CommandError } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
-import { createIptablesBackend } from './iptables/iptables-backend.js';
+import type { CleanupTarget } from './backend.js';
 import type { IptablesMode } from './iptables/detect.js';
 import { parseRuleLine } from './iptables/rules.js';
 import { NFT_TABLE_REF } from './nftables/names.js';
 
-/** What a target holds now. */
-export type Inspection =
-  | { readonly state: 'absent' }
-  | { readonly state: 'present'; readonly what: string }
-  | { readonly state: 'skipped'; readonly why: string };
-
-/** One place the agent may have left state, e.g. `iptables-nft IPv4` or `nftables`. */
-export interface CleanupTarget {
-  readonly name: string;
-  /** The backend that writes this state: `iptables-nft`, `iptables-legacy` or `nftables`. */
-  readonly backend: string;
-  /** Looks without changing anything (and without making the kernel create a table). */
-  inspect(): Promise<Inspection>;
-  /** Removes what inspect() found. */
-  remove(): Promise<void>;
-}
+export type { CleanupTarget, Inspection } from './backend.js';
 
 /** Our chain and jumps in a `*-save` output (all tables; only `*nat` counts); jumps by target, in any form. */
 export function findInSaveOutput(save: string, chain: string): { chain: boolean; rules: number; jumps: number } {
@@ -41,7 +27,8 @@ export function findInSaveOutput(save: string, chain: string): { chain: boolean;
   return found;
 }
 
-function iptablesTarget(runner: Runner, mode: IptablesMode, family: Family, chain: string): CleanupTarget {
+/** Our chain and jump in one iptables variant and family; `remove` is that backend's cleanup of the family. */
+export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Family, chain: string, remove: () => Promise<void>): CleanupTarget {
   const save = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}-save`;
   return {
     name: `iptables-${mode} ${family === 'ipv4' ? 'IPv4' : 'IPv6'}`,
@@ -63,13 +50,12 @@ function iptablesTarget(runner: Runner, mode: IptablesMode, family: Family, chai
       ];
       return { state: 'present', what: parts.join(' and ') };
     },
-    async remove() {
-      await createIptablesBackend({ runner, mode, chain, randomFullySupported: true }).cleanup(family);
-    },
+    remove,
   };
 }
 
-function nftTarget(runner: Runner): CleanupTarget {
+/** Our nft table, whatever families it holds. */
+export function nftLeftover(runner: Runner): CleanupTarget {
   return {
     name: 'nftables',
     backend: 'nftables',
@@ -93,14 +79,3 @@ function nftTarget(runner: Runner): CleanupTarget {
     },
   };
 }
-
-/** Every place the agent may leave state: iptables nft and legacy, both families, then nftables. */
-export function defaultCleanupTargets(chain: string, runner: Runner): CleanupTarget[] {
-  const targets: CleanupTarget[] = [];
-  for (const mode of ['nft', 'legacy'] as const) {
-    for (const family of ['ipv4', 'ipv6'] as const) targets.push(iptablesTarget(runner, mode, family, chain));
-  }
-  targets.push(nftTarget(runner));
-  return targets;
-}
-

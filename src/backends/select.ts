@@ -2,11 +2,10 @@ import type { Runner } from '../exec/runner.js';
 import type { Logger } from '../observe/log.js';
 import type { BackendChoice, IptablesMode } from '../cli/agent-options.js';
 import { CommandError } from '../errors.js';
-import type { Backend } from './backend.js';
+import type { Backend, CleanupTarget } from './backend.js';
 import { createIptablesBackend } from './iptables/iptables-backend.js';
 import { detectIptablesMode, iptablesVersion, supportsRandomFully } from './iptables/detect.js';
 import { createNftablesBackend } from './nftables/nftables-backend.js';
-import { defaultCleanupTargets } from './leftovers.js';
 
 /** What backend selection needs. */
 export interface SelectOptions {
@@ -53,7 +52,53 @@ export async function createIptablesBackendFor(o: SelectOptions): Promise<Backen
   const version = await iptablesVersion(o.runner, detected.mode);
   const randomFullySupported = supportsRandomFully(version);
   o.log.info('iptables backend detected', { mode: detected.mode, reason: detected.reason, version, randomFullySupported });
-  return createIptablesBackend({ runner: o.runner, mode: detected.mode, chain: o.chain, randomFullySupported });
+  return createIptablesBackend({ runner: o.runner, mode: detected.mode, chain: o.chain, randomFullySupported, detected: { reason: detected.reason, version } });
+}
+
+/** Every form a backend of the agent can take here, built without looking at the host: iptables nft and legacy, then nftables. */
+export function everyBackendForm(chain: string, runner: Runner): Backend[] {
+  return [
+    createIptablesBackend({ runner, mode: 'nft', chain, randomFullySupported: true }),
+    createIptablesBackend({ runner, mode: 'legacy', chain, randomFullySupported: true }),
+    createNftablesBackend({ runner }),
+  ];
+}
+
+/** Every place the agent may leave state: each backend form's leftovers, in everyBackendForm's order. */
+export function defaultCleanupTargets(chain: string, runner: Runner): CleanupTarget[] {
+  return everyBackendForm(chain, runner).flatMap((b) => [...b.leftovers()]);
+}
+
+/** A runner for backends used only for their pure methods: running anything is a bug. */
+const noRunner: Runner = async (argv) => {
+  throw new Error(`a backend opened for rendering only must not run anything, but ran: ${argv.join(' ')}`);
+};
+
+/**
+ * The backend of a kind for the commands that touch nothing (render, explain, validate): its pure
+ * methods only (render, expected, check, describe). iptables is taken to know --random-fully
+ * (>= 1.6.2, every current distribution); its variant does not change what it renders.
+ */
+export function createRenderOnlyBackend(kind: 'iptables' | 'nftables', chain: string): Backend {
+  return kind === 'nftables' ? createNftablesBackend({ runner: noRunner }) : createIptablesBackend({ runner: noRunner, mode: 'nft', chain, randomFullySupported: true });
+}
+
+/** A backend opened for reading, and how it was chosen, in words. */
+export interface OpenedBackend {
+  readonly backend: Backend;
+  /** e.g. `iptables-nft (--backend=iptables; mode: no kubelet chains found ...; iptables 1.8.9)`. */
+  readonly description: string;
+}
+
+/** Builds the backend the agent would use, read-only: unlike selectBackend, nothing is removed. */
+export async function openBackendReadOnly(o: SelectOptions): Promise<OpenedBackend> {
+  const { kind, reason } = await chooseBackendKind(o);
+  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o);
+  const facts = backend.describe();
+  const parts = [reason];
+  if (facts.modeReason !== undefined) parts.push(`mode: ${facts.modeReason}`);
+  if (facts.version !== undefined) parts.push(`iptables ${facts.version}${facts.randomFullySupported === false ? ', without --random-fully' : ''}`);
+  return { backend, description: `${backend.name} (${parts.join('; ')})` };
 }
 
 /**

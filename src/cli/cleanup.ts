@@ -1,10 +1,14 @@
 // `ip-masq-agent cleanup [flags]`: removes everything the agent ever creates in the current
 // network namespace: the iptables chain and its POSTROUTING jump (IPv4 and IPv6, in both the nft
-// and legacy iptables), and the nft table. Idempotent.
-import { defaultCleanupTargets, type CleanupTarget, type Inspection } from '../backends/leftovers.js';
+// and legacy iptables), and the nft table, as every backend form lists its leftovers
+// (Backend.leftovers, gathered by select.ts). Idempotent.
+import type { CleanupTarget, Inspection } from '../backends/backend.js';
 import { NFT_TABLE_REF } from '../backends/nftables/names.js';
+import { defaultCleanupTargets } from '../backends/select.js';
 import type { Runner } from '../exec/runner.js';
-export { findInSaveOutput, defaultCleanupTargets, type CleanupTarget, type Inspection } from '../backends/leftovers.js';
+export { findInSaveOutput } from '../backends/leftovers.js';
+export { defaultCleanupTargets } from '../backends/select.js';
+export type { CleanupTarget, Inspection } from '../backends/backend.js';
 import { agentOptionsFromFlags } from './agent-options.js';
 import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs, rejectPositional } from './command-flags.js';

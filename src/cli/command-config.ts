@@ -3,6 +3,7 @@
 // CIDR kept so messages can point at it.
 import { hashConfig, type CidrEntry, type ConfigOptions } from '../config/config.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { LIST_KEYS } from '../config/keys.js';
 import { extractManifestConfigs, parseEmbeddedConfig } from '../config/manifest.js';
 import { mergeConfigFragments } from '../config/merge.js';
 import { isEmptyFragment, parseConfigFragment, type ConfigFragment, type Position } from '../config/parse.js';
@@ -36,8 +37,10 @@ export function formatWhere(source: string, pos: Position): string {
 function recordPositions(fragments: readonly ConfigFragment[]): Map<string, Position> {
   const positions = new Map<string, Position>();
   for (const f of fragments) {
-    for (const e of [...(f.nonMasqueradeCIDRs ?? []), ...(f.masqueradeCIDRs ?? []), ...(f.snat ?? []), ...(f.masqueradeSourceCIDRs ?? [])]) {
-      if (e.line !== undefined) positions.set(positionKey(e.source, e.path), { line: e.line, ...(e.column === undefined ? {} : { column: e.column }) });
+    for (const key of LIST_KEYS) {
+      for (const e of f[key] ?? []) {
+        if (e.line !== undefined) positions.set(positionKey(e.source, e.path), { line: e.line, ...(e.column === undefined ? {} : { column: e.column }) });
+      }
     }
   }
   return positions;

@@ -1,6 +1,8 @@
 // `ip-masq-agent explain [flags] IP...`: for each destination, whether pod traffic to it is
 // masqueraded and which rule decides, traced back to the config line. Touches nothing: it
 // evaluates the same policy the rules are rendered from.
+import type { BackendFacts } from '../backends/backend.js';
+import { createRenderOnlyBackend } from '../backends/select.js';
 import { readRegularFileText } from '../config/read-text.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
 import { ConfigError, UsageError, formatIssue } from '../errors.js';
@@ -91,7 +93,7 @@ function portsText(ranges: readonly PortRange[]): string {
 }
 
 /** The masquerade (or SNAT) rule in the chosen backend's own words. */
-function masqueradeRule(v: Extract<Verdict, { masquerade: true }>, backend: string, toSource?: string): string {
+function masqueradeRule(v: Extract<Verdict, { masquerade: true }>, backend: BackendFacts['dialect'], toSource?: string): string {
   const ports = v.toPorts.length > 0 ? `; tcp, udp and sctp get source ports ${portsText(v.toPorts)}` : '';
   if (backend === 'nftables') return `${toSource === undefined ? 'masquerade' : `snat to ${toSource}`}${v.randomFully ? ' fully-random' : ''}${ports}`;
   return `${toSource === undefined ? 'MASQUERADE' : `SNAT --to-source ${toSource}`}${v.randomFully ? ' --random-fully' : ''}${ports}`;
@@ -109,7 +111,7 @@ function overridesText(cfg: CommandConfig, d: Decision | undefined): string {
  * What `--postrouting-position=first` adds to a "keep pod IP" answer: the exemption is final
  * against later rules, except for traffic kube-proxy marked; undefined with `append`.
  */
-export function positionNote(position: PostroutingPosition | undefined, bit: number | undefined, backend: string): string | undefined {
+export function positionNote(position: PostroutingPosition | undefined, bit: number | undefined, backend: BackendFacts['dialect']): string | undefined {
   if (position !== 'first') return undefined;
   const mark = masqueradeMarkHex(bit);
   const how = backend === 'nftables'
@@ -119,7 +121,7 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 }
 
 /** Explains one verdict for people and scripts alike. */
-export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: string): Explanation {
+export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']): Explanation {
   const base = { destination, family: v.family };
   switch (v.reason) {
     case 'masquerade-cidr':
@@ -220,7 +222,9 @@ export async function runExplain(argv: readonly string[], io: CommandIo, deps: C
       return EXIT.failed;
     }
     const policy = buildPolicy(cfg.config, opts.policy);
-    const answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal, source), cfg, opts.backend));
+    // Touches nothing, so --backend=auto is not decided here: it reads as iptables, the default.
+    const { dialect } = createRenderOnlyBackend(opts.backend === 'nftables' ? 'nftables' : 'iptables', opts.chain).describe();
+    const answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal, source), cfg, dialect));
 
     if (outputFormat(flags) === 'json') {
       writeJson(io, answers);
@@ -236,7 +240,7 @@ export async function runExplain(argv: readonly string[], io: CommandIo, deps: C
     if (locals.length === 0 && answers.some((a) => a.masquerade)) {
       io.stdout("note: the node's own addresses are never masqueraded (the jump skips LOCAL destinations); name them with --local\n");
     }
-    const note = positionNote(opts.policy.postroutingPosition, opts.policy.masqueradeBit, opts.backend);
+    const note = positionNote(opts.policy.postroutingPosition, opts.policy.masqueradeBit, dialect);
     if (note !== undefined && answers.some((a) => !a.masquerade && a.reason !== 'family-disabled')) io.stdout(`note: ${note}\n`);
     return EXIT.ok;
   });

@@ -1,13 +1,12 @@
 // `ip-masq-agent render [flags]`: prints exactly what the agent would write (the
-// iptables-restore payload and the jump, or the nft script), touching nothing.
-import { chooseBackendKind } from '../backends/select.js';
-import { jumpComment } from '../backends/iptables/constants.js';
-import { renderRestorePayload } from '../backends/iptables/render.js';
-import { renderNftScript } from '../backends/nftables/render.js';
+// iptables-restore payload and the jump, or the nft script), touching nothing: it asks the
+// backend's render(), the text its apply() writes.
+import type { RenderedPayload } from '../backends/backend.js';
+import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.js';
 import { readRegularFileText } from '../config/read-text.js';
 import { ConfigError, formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
-import { buildPolicy, exemptionIsFinal, type FamilyPolicy } from '../policy.js';
+import { buildPolicy } from '../policy.js';
 import { agentOptionsFromFlags } from './agent-options.js';
 import { EXIT, silentLog, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { loadCommandConfig, type CommandConfig } from './command-config.js';
@@ -39,52 +38,18 @@ Exit status: 0 printed, 1 invalid config, 2 usage error.`,
 );
 
 const FAMILY_NAME: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
-const IPTABLES: Record<Family, string> = { ipv4: 'iptables', ipv6: 'ip6tables' };
-
-/** What the agent writes for one family. */
-interface RenderedFamily {
-  readonly family: Family;
-  /** The command the payload is piped into. */
-  readonly command: string;
-  readonly payload: string;
-  /** iptables only: the jump, as a command line, added after the payload when missing. */
-  readonly jump?: string;
-  /** iptables only: the jump must stay rule 1 (`--postrouting-position=first`). */
-  readonly jumpFirst?: boolean;
-}
-
-function shellQuote(word: string): string {
-  // A lone `!` is safe in every shell; quoting it would invite bash's history expansion.
-  return word === '!' || /^[A-Za-z0-9_.:/=,@%+-]+$/.test(word) ? word : `"${word.replace(/(["\\$`])/g, '\\$1')}"`;
-}
-
-/** The iptables payload and jump of one family, as the agent writes them. */
-export function renderIptablesFamily(p: FamilyPolicy, chain: string): RenderedFamily {
-  const first = exemptionIsFinal(p);
-  const jump = [IPTABLES[p.family], '-t', 'nat', ...(first ? ['-I', 'POSTROUTING', '1'] : ['-A', 'POSTROUTING']), '-m', 'comment', '--comment', jumpComment(chain), '-m', 'addrtype', '!', '--dst-type', 'LOCAL', '-j', chain];
-  return {
-    family: p.family,
-    command: `${IPTABLES[p.family]}-restore --noflush`,
-    payload: renderRestorePayload(p, { chain, randomFully: p.randomFully }),
-    jump: jump.map(shellQuote).join(' '),
-    ...(first ? { jumpFirst: true } : {}),
-  };
-}
-
-/** The nft script of one family, as the agent writes it (one transaction per family). */
-export function renderNftablesFamily(p: FamilyPolicy): RenderedFamily {
-  return { family: p.family, command: 'nft -f -', payload: renderNftScript([p]) };
-}
 
 /** Text output: each family's payload under a comment header; the jump as a comment after it. */
-export function formatRenderedText(families: readonly RenderedFamily[]): string {
+export function formatRenderedText(families: readonly RenderedPayload[]): string {
   return families
     .map((f) => {
       const head = `# ${FAMILY_NAME[f.family]}: piped into \`${f.command}\`\n`;
-      const when = f.jumpFirst
-        ? 'then the jump, as rule 1 (moved back to the top whenever another rule is above it)'
-        : 'then, if missing, the jump (checked with -C, never duplicated)';
-      const jump = f.jump === undefined ? '' : `# ${when}:\n#   ${f.jump}\n`;
+      const then = f.followUp;
+      const when =
+        then?.when === 'keep-first'
+          ? 'then the jump, as rule 1 (moved back to the top whenever another rule is above it)'
+          : 'then, if missing, the jump (checked with -C, never duplicated)';
+      const jump = then === undefined ? '' : `# ${when}:\n#   ${then.command}\n`;
       return `${head}${f.payload}${jump}`;
     })
     .join('\n');
@@ -119,13 +84,13 @@ export async function runRender(argv: readonly string[], io: CommandIo, deps: Co
     } else {
       kind = opts.backend;
     }
-    const policy = buildPolicy(cfg.config, opts.policy);
-    const families = policy.families.map((p) => (kind === 'iptables' ? renderIptablesFamily(p, opts.chain) : renderNftablesFamily(p)));
+    const backend = createRenderOnlyBackend(kind, opts.chain);
+    const families = buildPolicy(cfg.config, opts.policy).families.map((p) => backend.render(p));
     if (outputFormat(flags) === 'json') {
       writeJson(io, {
         backend: kind,
         ...(kind === 'iptables' ? { assumes: 'iptables >= 1.6.2 (knows --random-fully)' } : {}),
-        families: families.map((f) => ({ family: f.family, command: f.command, payload: f.payload, ...(f.jump === undefined ? {} : { jump: f.jump }) })),
+        families: families.map((f) => ({ family: f.family, command: f.command, payload: f.payload, ...(f.followUp === undefined ? {} : { jump: f.followUp.command }) })),
       });
     } else {
       io.stdout(formatRenderedText(families));

@@ -1,13 +1,11 @@
 // `ip-masq-agent status [flags]`: reads the live rules in the current network namespace and
 // compares them with what the config and flags want. Read-only: it builds the backend as the
 // agent does, but never applies, and never removes the other backend's form (selectBackend would).
-import type { Backend, OwnedState } from '../backends/backend.js';
-import { createNftablesBackend } from '../backends/nftables/nftables-backend.js';
-import { chooseBackendKind, createIptablesBackendFor, type SelectOptions } from '../backends/select.js';
+import type { OwnedState } from '../backends/backend.js';
+import { openBackendReadOnly, type OpenedBackend, type SelectOptions } from '../backends/select.js';
 import { readRegularFileText } from '../config/read-text.js';
 import { CommandError, ConfigError, formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
-import type { Fields, Logger } from '../observe/log.js';
 import { buildPolicy } from '../policy.js';
 import { agentOptionsFromFlags } from './agent-options.js';
 import { EXIT, silentLog, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
@@ -38,29 +36,11 @@ permission denied, invalid config).`,
   SPECS,
 );
 
-/** The backend status reads from, and how it was chosen. */
-export interface OpenedBackend {
-  readonly backend: Backend;
-  /** e.g. `--backend=iptables; iptables-nft (no kubelet chains found ...), iptables 1.8.9`. */
-  readonly description: string;
-}
+export type { OpenedBackend } from '../backends/select.js';
 
 /** status's dependencies: the command deps, plus a backend opener tests can replace. */
 export interface StatusDeps extends CommandDeps {
   readonly openBackend?: (o: SelectOptions) => Promise<OpenedBackend>;
-}
-
-/** Builds the backend the agent would use, read-only: no selectBackend, so nothing is removed. */
-export async function openBackendReadOnly(o: SelectOptions): Promise<OpenedBackend> {
-  const { kind, reason } = await chooseBackendKind(o);
-  if (kind === 'nftables') return { backend: createNftablesBackend({ runner: o.runner }), description: `nftables (${reason})` };
-  let detected: Fields = {};
-  const capture: Logger = { ...o.log, info: (msg, fields) => void (msg === 'iptables backend detected' ? (detected = fields ?? {}) : undefined) };
-  const backend = await createIptablesBackendFor({ ...o, log: capture });
-  const parts = [reason];
-  if (typeof detected['reason'] === 'string') parts.push(`mode: ${detected['reason']}`);
-  if (typeof detected['version'] === 'string') parts.push(`iptables ${detected['version']}${detected['randomFullySupported'] === false ? ', without --random-fully' : ''}`);
-  return { backend, description: `${backend.name} (${parts.join('; ')})` };
 }
 
 /** How one family's live rules compare with the wanted ones. */

@@ -4,6 +4,8 @@ import { DEFAULT_CONFIG_PATH, allCidrEntries, type ConfigOptions, type MasqConfi
 import { buildPolicy } from '../policy.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import { readRegularFileText } from '../config/read-text.js';
+import { configValues, isKeyShown, listEntries } from '../config/key-values.js';
+import { CONFIG_KEYS, KEYS, LIST_KEYS, type KeyDescriptor, type ListKey } from '../config/keys.js';
 import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
 import { normalizeRanges } from '../net/normalize.js';
@@ -152,13 +154,18 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function newListsSummary(cfg: MasqConfig): string {
-  const parts = [
-    ...(cfg.masqueradeCIDRs ? [plural(cfg.masqueradeCIDRs.length, 'masquerade CIDR')] : []),
-    ...(cfg.snat ? [plural(cfg.snat.length, 'SNAT CIDR')] : []),
-    ...(cfg.masqueradeSourceCIDRs ? [plural(cfg.masqueradeSourceCIDRs.length, 'masquerade source CIDR')] : []),
-  ];
-  return parts.map((p) => `, ${p}`).join('');
+/** The config in one line, as the key descriptors' summary forms say: `3 non-masquerade CIDRs (cidrLimit 64), resyncInterval 1m0s`. */
+function configSummary(cfg: MasqConfig): string {
+  const counts: string[] = [];
+  const aside: string[] = [];
+  const after: string[] = [];
+  for (const key of CONFIG_KEYS) {
+    const form = (KEYS[key] as KeyDescriptor).summary;
+    if (form === undefined || !isKeyShown(cfg, key)) continue;
+    if (typeof form === 'object') counts.push(plural(listEntries(cfg, key as ListKey).length, form.count));
+    else (form === 'parenthesized' ? aside : after).push(`${key} ${String(cfg[key])}`);
+  }
+  return `${counts.join(', ')}${aside.length > 0 ? ` (${aside.join(', ')})` : ''}${after.map((a) => `, ${a}`).join('')}`;
 }
 
 function summary(c: Checked): string {
@@ -168,7 +175,7 @@ function summary(c: Checked): string {
   const cfg = c.loaded!.config;
   const what = c.loaded!.usingDefaults
     ? 'no key set, the agent uses the defaults'
-    : `${plural(cfg.nonMasqueradeCIDRs.length, 'non-masquerade CIDR')}${newListsSummary(cfg)} (cidrLimit ${cfg.cidrLimit}), resyncInterval ${cfg.resyncInterval}`;
+    : configSummary(cfg);
   return `${c.path}: valid: ${what}${c.warnings.length ? `; ${plural(c.warnings.length, 'warning')}` : ''}`;
 }
 
@@ -201,14 +208,7 @@ export async function runValidate(argv: readonly string[], io: CommandIo, deps: 
             ? {
                 files: c.loaded.files,
                 usingDefaults: c.loaded.usingDefaults,
-                nonMasqueradeCIDRs: c.loaded.config.nonMasqueradeCIDRs.map((e) => e.text),
-                cidrLimit: c.loaded.config.cidrLimit,
-                masqLinkLocal: c.loaded.config.masqLinkLocal,
-                masqLinkLocalIPv6: c.loaded.config.masqLinkLocalIPv6,
-                resyncInterval: c.loaded.config.resyncInterval,
-                ...(c.loaded.config.masqueradeCIDRs ? { masqueradeCIDRs: c.loaded.config.masqueradeCIDRs.map((e) => e.text) } : {}),
-                ...(c.loaded.config.snat ? { snat: c.loaded.config.snat.map((e) => ({ cidr: e.text, toSource: e.toSourceText })) } : {}),
-                ...(c.loaded.config.masqueradeSourceCIDRs ? { masqueradeSourceCIDRs: c.loaded.config.masqueradeSourceCIDRs.map((e) => e.text) } : {}),
+                ...configValues(c.loaded.config, 'output'),
               }
             : {}),
         })),

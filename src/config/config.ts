@@ -2,6 +2,9 @@
 // compat-contract.md). Pure: no file access here.
 import { createHash } from 'node:crypto';
 import { formatCidr, parseCidr, type Cidr, type IpAddress } from '../net/cidr.js';
+import { allListEntries, configValues } from './key-values.js';
+import { KEYS } from './keys.js';
+import { mergeConfigFragments } from './merge.js';
 
 /** One non-masquerade CIDR, traced back to where it was written. */
 export interface CidrEntry {
@@ -79,7 +82,7 @@ export const RESERVED_CIDRS: readonly string[] = [
 ];
 
 /** Default `cidrLimit`. */
-export const DEFAULT_CIDR_LIMIT = 64;
+export const DEFAULT_CIDR_LIMIT: number = KEYS.cidrLimit.default;
 
 /** Default `resyncInterval`, as written in a config. */
 export const DEFAULT_RESYNC_INTERVAL = '60s';
@@ -104,42 +107,23 @@ export function defaultCidrEntries(opts: ConfigOptions): CidrEntry[] {
   });
 }
 
-/** The configuration used when no config file sets anything. */
+/** The configuration used when no config file sets anything: what merging no fragment gives. */
 export function defaultConfig(opts: ConfigOptions): MasqConfig {
-  return {
-    nonMasqueradeCIDRs: defaultCidrEntries(opts),
-    cidrLimit: DEFAULT_CIDR_LIMIT,
-    masqLinkLocal: false,
-    masqLinkLocalIPv6: false,
-    resyncIntervalMs: 60_000,
-    resyncInterval: '1m0s',
-  };
+  return mergeConfigFragments([], opts).config;
 }
 
 /**
  * Stable JSON of what the config means (not where it came from), so that the same effective
- * config always hashes the same even when files move.
+ * config always hashes the same even when files move. Keys added later (omitWhenEmpty) enter
+ * only when set, so a config without them hashes as it always did.
  */
 export function stableConfigJson(config: MasqConfig): string {
-  const masq = config.masqueradeCIDRs ?? [];
-  const snat = config.snat ?? [];
-  const sources = config.masqueradeSourceCIDRs ?? [];
-  // The keys added later enter only when set, so a config without them hashes as it always did.
-  return JSON.stringify({
-    nonMasqueradeCIDRs: config.nonMasqueradeCIDRs.map((e) => e.text),
-    cidrLimit: config.cidrLimit,
-    masqLinkLocal: config.masqLinkLocal,
-    masqLinkLocalIPv6: config.masqLinkLocalIPv6,
-    resyncInterval: config.resyncInterval,
-    ...(masq.length > 0 ? { masqueradeCIDRs: masq.map((e) => e.text) } : {}),
-    ...(snat.length > 0 ? { snat: snat.map((e) => `${e.text}>${e.toSourceText}`) } : {}),
-    ...(sources.length > 0 ? { masqueradeSourceCIDRs: sources.map((e) => e.text) } : {}),
-  });
+  return JSON.stringify(configValues(config, 'hash'));
 }
 
 /** Every CIDR entry of every list of a config, in list order (what cidrLimit counts). */
 export function allCidrEntries(config: MasqConfig): CidrEntry[] {
-  return [...config.nonMasqueradeCIDRs, ...(config.masqueradeCIDRs ?? []), ...(config.snat ?? []), ...(config.masqueradeSourceCIDRs ?? [])];
+  return allListEntries(config);
 }
 
 /** sha256 hex of the effective config, for change detection and metrics. */

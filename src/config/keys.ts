@@ -1,8 +1,11 @@
 // One descriptor per config key: its zod schema (which also documents it for the JSON Schema),
-// what a message says it expects, its default as people read it, how merging several files treats
-// it, and for CIDR lists the role of their entries. The schema, the known-key list and
-// suggestions, parse's messages and CIDR-list reading, and merge's set of keys that must agree
-// come from this table; a new key is one entry here plus its meaning in merge and the policy.
+// what a message says it expects, its default, how merging several files treats it, for CIDR
+// lists the role of their entries, whether it is left out while empty, and how validate's summary
+// shows it. The schema, the known-key list and suggestions, parse's messages and CIDR-list
+// reading, merge (lists, agreement, defaults, conflicts, cidrLimit's count), the manifest
+// relocation, the config hash and the outputs (validate, the "config applied" log line) all come
+// from this table (see key-values.ts); a new key is one entry here plus its meaning (what merge
+// resolves it to, when it needs more than its default, and what the policy does with it).
 import { z } from 'zod';
 
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
@@ -18,6 +21,9 @@ export type MergeRule =
 /** What a CIDR list means to the longest-prefix decision. */
 export type ListRole = 'keep' | 'masquerade' | 'source' | 'snat';
 
+/** How validate's one-line summary shows a key: a count of its entries, or `key value` in parentheses or after them. */
+export type SummaryForm = { readonly count: string } | 'parenthesized' | 'trailing';
+
 /** One config key. */
 export interface KeyDescriptor {
   readonly schema: z.ZodType;
@@ -28,6 +34,16 @@ export interface KeyDescriptor {
   readonly merge: MergeRule;
   /** For CIDR lists: the role of its entries. */
   readonly role?: ListRole;
+  /**
+   * A key added after configs were first hashed: while empty it is left out of the resolved
+   * config, its hash and every output, so a config without it hashes (and so is not re-applied),
+   * logs and prints exactly as before the key existed.
+   */
+  readonly omitWhenEmpty?: true;
+  /** For `agree` keys: the value a config that leaves the key out gets, as parse reads it (a duration in ns). */
+  readonly default?: number | boolean | bigint;
+  /** How validate's summary line shows the key; absent: not shown. */
+  readonly summary?: SummaryForm;
 }
 
 const cidrString = (description: string) =>
@@ -50,6 +66,7 @@ export const KEYS = {
     defaultText: 'the default list',
     merge: 'concat',
     role: 'keep',
+    summary: { count: 'non-masquerade CIDR' },
   },
   cidrLimit: {
     schema: z
@@ -64,6 +81,8 @@ export const KEYS = {
     expected: 'a non-negative integer',
     defaultText: '64',
     merge: 'agree',
+    default: 64,
+    summary: 'parenthesized',
   },
   masqLinkLocal: {
     schema: z
@@ -76,6 +95,7 @@ export const KEYS = {
     expected: 'true or false',
     defaultText: 'false',
     merge: 'agree',
+    default: false,
   },
   masqLinkLocalIPv6: {
     schema: z
@@ -88,6 +108,7 @@ export const KEYS = {
     expected: 'true or false',
     defaultText: 'false',
     merge: 'agree',
+    default: false,
   },
   resyncInterval: {
     schema: z
@@ -103,6 +124,8 @@ export const KEYS = {
     expected: 'a Go duration string such as "60s"',
     defaultText: '60s',
     merge: 'agree',
+    default: 60_000_000_000n,
+    summary: 'trailing',
   },
   masqueradeCIDRs: {
     schema: z
@@ -117,6 +140,8 @@ export const KEYS = {
     defaultText: 'none',
     merge: 'concat',
     role: 'masquerade',
+    omitWhenEmpty: true,
+    summary: { count: 'masquerade CIDR' },
   },
   snat: {
     schema: z
@@ -136,6 +161,8 @@ export const KEYS = {
     defaultText: 'none',
     merge: 'concat',
     role: 'snat',
+    omitWhenEmpty: true,
+    summary: { count: 'SNAT CIDR' },
   },
   masqueradeSourceCIDRs: {
     schema: z
@@ -150,6 +177,8 @@ export const KEYS = {
     defaultText: 'every source',
     merge: 'concat',
     role: 'source',
+    omitWhenEmpty: true,
+    summary: { count: 'masquerade source CIDR' },
   },
 } as const satisfies Record<string, KeyDescriptor>;
 
@@ -159,14 +188,23 @@ export type ConfigKey = keyof typeof KEYS;
 /** The config keys, in the order the documentation lists them. */
 export const CONFIG_KEYS = Object.keys(KEYS) as ConfigKey[];
 
-/** The keys whose value is a plain list of CIDR strings. */
-export type CidrListKey = 'nonMasqueradeCIDRs' | 'masqueradeCIDRs' | 'masqueradeSourceCIDRs';
+/** The keys whose value is a list of CIDR entries (merge rule `concat`): plain lists and `snat`. */
+export type ListKey = { [K in ConfigKey]: (typeof KEYS)[K]['merge'] extends 'concat' ? K : never }[ConfigKey];
+
+/** The keys whose value is a plain list of CIDR strings (every list but the `snat` role's). */
+export type CidrListKey = { [K in ListKey]: (typeof KEYS)[K]['role'] extends 'snat' ? never : K }[ListKey];
 
 /** The keys every file must agree on (merge rule `agree`): one value across all files. */
 export type AgreeKey = { [K in ConfigKey]: (typeof KEYS)[K]['merge'] extends 'agree' ? K : never }[ConfigKey];
 
+/** The list keys, in documentation order (the order cidrLimit counts their entries in). */
+export const LIST_KEYS = CONFIG_KEYS.filter((k): k is ListKey => KEYS[k].merge === 'concat');
+
+/** The agree keys, in documentation order. */
+export const AGREE_KEYS = CONFIG_KEYS.filter((k): k is AgreeKey => KEYS[k].merge === 'agree');
+
 /** The plain CIDR-list keys, in documentation order. */
-export const CIDR_LIST_KEYS: readonly CidrListKey[] = ['nonMasqueradeCIDRs', 'masqueradeCIDRs', 'masqueradeSourceCIDRs'];
+export const CIDR_LIST_KEYS = LIST_KEYS.filter((k): k is CidrListKey => KEYS[k].role !== 'snat');
 
 /** Whether a key holds a plain list of CIDR strings. */
 export function isCidrListKey(key: string): key is CidrListKey {

@@ -6,7 +6,8 @@ import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
 import type { ConfigOptions } from './config.js';
 import { isConfigFileName } from './load.js';
-import { parseConfigFragment, type ConfigFragment, type FragmentResult, type LocatedCidrEntry, type Position } from './parse.js';
+import { CONFIG_KEYS } from './keys.js';
+import { parseConfigFragment, type ConfigFragment, type FragmentResult, type LocatedValue, type Position } from './parse.js';
 import { parseBoundedAllDocuments } from './yaml-limits.js';
 
 /** The ConfigMap data key the reference DaemonSet mounts as /etc/config/ip-masq-agent. */
@@ -144,29 +145,20 @@ function relocate(issue: ConfigIssue, e: EmbeddedConfig): ConfigIssue {
 /** Parses one embedded config; every position and key path points into the manifest. */
 export function parseEmbeddedConfig(e: EmbeddedConfig, opts: ConfigOptions): FragmentResult {
   const r = parseConfigFragment(e.text, e.source, opts);
-  const relocateEntry = (entry: LocatedCidrEntry): LocatedCidrEntry => {
-    const moved = relocate({ source: entry.source, path: entry.path, ...pick(entry), message: '' }, e);
-    return { cidr: entry.cidr, text: entry.text, source: moved.source, path: moved.path, ...pick(moved) };
-  };
-  const relocateValue = <T extends { source: string; path: string } & Position>(v: T | undefined): T | undefined => {
-    if (v === undefined) return undefined;
+  // Everything a fragment holds is located (source, key path, line:column): move each value, or
+  // each entry of a list, into the manifest, whatever the key.
+  const relocateValue = <T extends { source: string; path: string } & Position>(v: T): T => {
     const moved = relocate({ source: v.source, path: v.path, ...pick(v), message: '' }, e);
     const { line: _line, column: _column, ...rest } = v;
     return { ...rest, source: moved.source, path: moved.path, ...pick(moved) } as T;
   };
-  const f = r.fragment;
-  const fragment: ConfigFragment = {
-    source: e.source,
-    ...(f.nonMasqueradeCIDRs === undefined ? {} : { nonMasqueradeCIDRs: f.nonMasqueradeCIDRs.map(relocateEntry) }),
-    ...(f.masqueradeCIDRs === undefined ? {} : { masqueradeCIDRs: f.masqueradeCIDRs.map(relocateEntry) }),
-    ...(f.masqueradeSourceCIDRs === undefined ? {} : { masqueradeSourceCIDRs: f.masqueradeSourceCIDRs.map(relocateEntry) }),
-    ...(f.snat === undefined ? {} : { snat: f.snat.map((s) => ({ ...relocateEntry(s), toSource: s.toSource, toSourceText: s.toSourceText })) }),
-    ...(f.cidrLimit === undefined ? {} : { cidrLimit: relocateValue(f.cidrLimit)! }),
-    ...(f.masqLinkLocal === undefined ? {} : { masqLinkLocal: relocateValue(f.masqLinkLocal)! }),
-    ...(f.masqLinkLocalIPv6 === undefined ? {} : { masqLinkLocalIPv6: relocateValue(f.masqLinkLocalIPv6)! }),
-    ...(f.resyncInterval === undefined ? {} : { resyncInterval: relocateValue(f.resyncInterval)! }),
-  };
-  return { fragment, issues: r.issues.map((i) => relocate(i, e)), warnings: r.warnings.map((w) => relocate(w, e)) };
+  const fragment: Record<string, unknown> = { source: e.source };
+  for (const key of CONFIG_KEYS) {
+    const value = r.fragment[key];
+    if (value === undefined) continue;
+    fragment[key] = Array.isArray(value) ? value.map(relocateValue) : relocateValue(value as LocatedValue<unknown>);
+  }
+  return { fragment: fragment as unknown as ConfigFragment, issues: r.issues.map((i) => relocate(i, e)), warnings: r.warnings.map((w) => relocate(w, e)) };
 }
 
 function pick(p: Position): Position {

@@ -1,7 +1,7 @@
-// Combines the fragments read from one or more config sources into the effective config:
-// CIDR lists concatenated in source order (duplicates dropped, first kept), scalar keys that
-// must agree, defaults for keys that no source sets, the same prefix with two actions refused,
-// and the cidrLimit check over every list. Pure.
+// Combines the fragments read from one or more config sources into the effective config, each
+// key as its descriptor (keys.ts) says: CIDR lists concatenated in source order (duplicates
+// dropped, first kept), scalar keys that must agree, defaults for keys that no source sets, the
+// same prefix with two actions refused, and the cidrLimit check over every list. Pure.
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import {
@@ -9,16 +9,14 @@ import {
   MAX_RESYNC_INTERVAL_MS,
   MIN_RESYNC_INTERVAL_MS,
   defaultCidrEntries,
-  defaultConfig,
   type CidrEntry,
   type ConfigOptions,
   type MasqConfig,
 } from './config.js';
 import { formatGoDuration } from './duration.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
-import type { AgreeKey } from './keys.js';
+import { AGREE_KEYS, KEYS, LIST_KEYS, type AgreeKey, type ListKey } from './keys.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue, Position } from './parse.js';
-import type { SnatCidrEntry } from './config.js';
 
 /** The merged config and warnings (duplicates, case-folded keys, clamped values). */
 export interface MergedConfig {
@@ -126,40 +124,66 @@ function findActionConflicts(lists: readonly (readonly [string, readonly (Locate
   }
 }
 
-/** Strips positions so entries have exactly the CidrEntry shape others compare against. */
-const toEntry = (e: LocatedCidrEntry): CidrEntry => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path });
+/** Strips positions so entries have exactly the shape others compare against (a snat entry keeps its address). */
+const toEntry = (e: LocatedCidrEntry): CidrEntry => {
+  const { line: _line, column: _column, ...entry } = e as LocatedCidrEntry & Partial<LocatedSnatEntry>;
+  return entry;
+};
 
-const toSnatEntry = (e: LocatedSnatEntry): SnatCidrEntry => ({ ...toEntry(e), toSource: e.toSource, toSourceText: e.toSourceText });
+/** Where a list key's entries come from when no fragment sets the key: its default list (meaning), else none. */
+const DEFAULT_LISTS: { readonly [K in ListKey]?: (opts: ConfigOptions) => LocatedCidrEntry[] } = {
+  // Called, not referenced: config.ts imports this module too, so its bindings may not be ready yet.
+  nonMasqueradeCIDRs: (opts) => defaultCidrEntries(opts),
+};
+
+/** What an agree key resolves to when its meaning is more than its value (or default): the resolved config's fields. */
+type Resolved = Partial<Record<keyof MasqConfig, unknown>>;
+const RESOLVERS: { readonly [K in AgreeKey]?: (value: NonNullable<ConfigFragment[K]> | undefined, warnings: ConfigIssue[]) => Resolved } = {
+  resyncInterval: resolveResyncInterval,
+};
 
 /**
  * Merges fragments (in source order) into the effective config. Throws ConfigError for
- * conflicting scalar values and for more CIDRs than cidrLimit.
+ * conflicting scalar values and for more CIDRs than cidrLimit. Every key is handled by its
+ * descriptor (keys.ts): lists concatenate, agree keys must agree, and defaults fill in.
  */
 export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts: ConfigOptions): MergedConfig {
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
-  const defaults = defaultConfig(opts);
 
-  const scalars = <K extends ScalarKey>(key: K) =>
-    fragments.flatMap((f) => (f[key] === undefined ? [] : [f[key]])) as NonNullable<ConfigFragment[K]>[];
-  const cidrLimit = pickScalar('cidrLimit', scalars('cidrLimit'), issues);
-  const masqLinkLocal = pickScalar('masqLinkLocal', scalars('masqLinkLocal'), issues);
-  const masqLinkLocalIPv6 = pickScalar('masqLinkLocalIPv6', scalars('masqLinkLocalIPv6'), issues);
-  const resync = pickScalar('resyncInterval', scalars('resyncInterval'), issues);
+  const picked: { [K in AgreeKey]?: NonNullable<ConfigFragment[K]> } = {};
+  for (const key of AGREE_KEYS) {
+    const values = fragments.flatMap((f) => (f[key] === undefined ? [] : [f[key] as LocatedValue<unknown>]));
+    const first = pickScalar(key, values, issues);
+    if (first !== undefined) (picked as Record<string, unknown>)[key] = first;
+  }
 
-  const lists = fragments.flatMap((f) => (f.nonMasqueradeCIDRs === undefined ? [] : [f.nonMasqueradeCIDRs]));
-  const entries: LocatedCidrEntry[] =
-    lists.length === 0 ? defaultCidrEntries(opts) : dropDuplicates(lists.flat(), warnings);
-
-  const listOf = (key: 'masqueradeCIDRs' | 'masqueradeSourceCIDRs'): LocatedCidrEntry[] =>
-    dropDuplicates(fragments.flatMap((f) => f[key] ?? []), warnings);
-  const masquerade = listOf('masqueradeCIDRs');
-  const sources = listOf('masqueradeSourceCIDRs');
-  const snat = dropSnatDuplicates(fragments.flatMap((f) => f.snat ?? []), warnings, issues);
-  findActionConflicts([['nonMasqueradeCIDRs', entries], ['masqueradeCIDRs', masquerade], ['snat', snat]], issues);
+  const lists = {} as Record<ListKey, LocatedCidrEntry[]>;
+  // Plain lists first and snat last: the order duplicate warnings have always come in.
+  for (const key of [...LIST_KEYS.filter((k) => KEYS[k].role !== 'snat'), ...LIST_KEYS.filter((k) => KEYS[k].role === 'snat')]) {
+    const given: LocatedCidrEntry[] = [];
+    let set = false;
+    for (const f of fragments) {
+      const entries = f[key];
+      if (entries === undefined) continue;
+      set = true;
+      for (const e of entries) given.push(e);
+    }
+    const fallback = DEFAULT_LISTS[key];
+    lists[key] =
+      !set && fallback !== undefined
+        ? fallback(opts)
+        : KEYS[key].role === 'snat'
+          ? dropSnatDuplicates(given as LocatedSnatEntry[], warnings, issues)
+          : dropDuplicates(given, warnings);
+  }
+  const destinations = LIST_KEYS.filter((k) => KEYS[k].role !== 'source').map((k) => [k, lists[k]] as const);
+  findActionConflicts(destinations, issues);
 
   // cidrLimit counts every CIDR of every list, so no list is a way around it.
-  const counted: LocatedCidrEntry[] = [...entries, ...masquerade, ...snat, ...sources];
+  const counted: LocatedCidrEntry[] = [];
+  for (const key of LIST_KEYS) for (const e of lists[key]) counted.push(e);
+  const cidrLimit = picked.cidrLimit;
   const limit = cidrLimit?.value ?? DEFAULT_CIDR_LIMIT;
   const cap = opts.cidrCap ?? { backend: '', max: maxCidrsFor('') };
   const capOf = cap.backend === '' ? 'any backend' : `the ${cap.backend} backend`;
@@ -190,42 +214,43 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     });
   }
 
-  let resyncIntervalMs = defaults.resyncIntervalMs;
-  let resyncInterval = defaults.resyncInterval;
-  if (resync !== undefined) {
-    resyncInterval = formatGoDuration(resync.value);
-    // Round up so a sub-millisecond interval never becomes a zero-delay timer.
-    const ms = (resync.value + 999_999n) / 1_000_000n;
-    if (ms > BigInt(MAX_RESYNC_INTERVAL_MS)) {
-      resyncIntervalMs = MAX_RESYNC_INTERVAL_MS;
+  const config: Record<string, unknown> = {};
+  for (const key of LIST_KEYS) {
+    if ('omitWhenEmpty' in KEYS[key] && lists[key].length === 0) continue;
+    config[key] = lists[key].map(toEntry);
+  }
+  for (const key of AGREE_KEYS) {
+    const resolve = RESOLVERS[key] as ((v: unknown, w: ConfigIssue[]) => Resolved) | undefined;
+    const value = picked[key];
+    Object.assign(config, resolve ? resolve(value, warnings) : { [key]: value?.value ?? KEYS[key].default });
+  }
+  return { config: config as unknown as MasqConfig, warnings };
+}
+
+/** resyncInterval's meaning: the period in ms (rounded up, within the floor and Node's timer limit) and its Go text. */
+function resolveResyncInterval(resync: LocatedValue<bigint> | undefined, warnings: ConfigIssue[]): Resolved {
+  const ns = resync?.value ?? KEYS.resyncInterval.default;
+  const resyncInterval = formatGoDuration(ns);
+  // Round up so a sub-millisecond interval never becomes a zero-delay timer.
+  const ms = (ns + 999_999n) / 1_000_000n;
+  let resyncIntervalMs = Number(ms);
+  if (ms > BigInt(MAX_RESYNC_INTERVAL_MS)) {
+    resyncIntervalMs = MAX_RESYNC_INTERVAL_MS;
+    if (resync) {
       warnings.push({
         ...located(resync),
         message: `resyncInterval ${resyncInterval} is longer than the longest timer Node.js supports; using ${formatGoDuration(BigInt(MAX_RESYNC_INTERVAL_MS) * 1_000_000n)}`,
       });
-    } else if (resync.value < BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n) {
-      resyncIntervalMs = MIN_RESYNC_INTERVAL_MS;
-      const floor = formatGoDuration(BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n);
+    }
+  } else if (ns < BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n) {
+    resyncIntervalMs = MIN_RESYNC_INTERVAL_MS;
+    const floor = formatGoDuration(BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n);
+    if (resync) {
       warnings.push({
         ...located(resync),
         message: `resyncInterval ${resync.written} is shorter than ${floor}, the shortest the agent uses; resyncing every ${floor} (config changes are still seen at once through the file watch)`,
       });
-    } else {
-      resyncIntervalMs = Number(ms);
     }
   }
-
-  return {
-    config: {
-      nonMasqueradeCIDRs: entries.map(toEntry),
-      ...(masquerade.length > 0 ? { masqueradeCIDRs: masquerade.map(toEntry) } : {}),
-      ...(snat.length > 0 ? { snat: snat.map(toSnatEntry) } : {}),
-      ...(sources.length > 0 ? { masqueradeSourceCIDRs: sources.map(toEntry) } : {}),
-      cidrLimit: limit,
-      masqLinkLocal: masqLinkLocal?.value ?? defaults.masqLinkLocal,
-      masqLinkLocalIPv6: masqLinkLocalIPv6?.value ?? defaults.masqLinkLocalIPv6,
-      resyncIntervalMs,
-      resyncInterval,
-    },
-    warnings,
-  };
+  return { resyncIntervalMs, resyncInterval };
 }

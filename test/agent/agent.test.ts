@@ -284,6 +284,21 @@ test('warnings of an unchanged config are logged once over 10 syncs, the first 2
   await h.agent.stop();
 });
 
+test('"config applied" shows every list as CIDR texts, each summarised when long (masqueradeCIDRs, snat, masqueradeSourceCIDRs too)', async () => {
+  const list = Array.from({ length: 100 }, (_, i) => `10.9.${i}.0/24`);
+  const h = harness(`cidrLimit: 500\nnonMasqueradeCIDRs: [10.0.0.0/8]\nmasqueradeCIDRs: [${list.join(', ')}]\nsnat: [{cidrs: [198.51.100.0/24], toSource: 192.0.2.9}]\nmasqueradeSourceCIDRs: [10.244.0.0/16]\n`);
+  await h.agent.start();
+  const applied = h.log.entries.filter((e) => e.msg === 'config applied');
+  assert.equal(applied.length, 1);
+  const config = applied[0]?.fields['config'] as Record<string, unknown>;
+  assert.deepEqual(config['nonMasqueradeCIDRs'], ['10.0.0.0/8']);
+  assert.deepEqual(config['masqueradeCIDRs'], list.slice(0, 10));
+  assert.equal(config['masqueradeCIDRCount'], 100);
+  assert.deepEqual(config['snat'], [{ cidr: '198.51.100.0/24', toSource: '192.0.2.9' }]);
+  assert.deepEqual(config['masqueradeSourceCIDRs'], ['10.244.0.0/16']);
+  await h.agent.stop();
+});
+
 test('"config applied" summarises a long CIDR list: the first few and the count', async () => {
   const list = Array.from({ length: 5000 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
   const h = harness(`cidrLimit: 5000\nnonMasqueradeCIDRs: [${list.join(', ')}]\n`);

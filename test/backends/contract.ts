@@ -23,6 +23,8 @@ export interface ContractSubject {
    * Absent where nothing can be put above us by position (nftables orders base chains by priority).
    */
   insertAbove?(family: Family): Promise<void>;
+  /** Every text the backend piped into its tool (stdin of each command, or the fake's scripts), in order. */
+  readonly piped: readonly string[];
   dispose(): Promise<void> | void;
 }
 
@@ -100,6 +102,45 @@ export function runBackendContract(
   const { v4, v4b, v6 } = contractPolicies;
   const v4first: FamilyPolicy = { ...v4, postroutingPosition: 'first' };
   const v6first: FamilyPolicy = { ...v6, postroutingPosition: 'first', masqueradeBit: 0 };
+
+  withSubject('render: pure, per family, holds every CIDR of the policy, and is exactly what apply pipes into the tool', async ({ backend, piped }) => {
+    for (const p of [v4, v6, v4first]) {
+      const r = backend.render(p);
+      assert.deepEqual(backend.render(p), r, 'the same policy renders the same text');
+      assert.equal(r.family, p.family);
+      assert.ok(r.command.length > 0 && r.payload.length > 0);
+      for (const e of p.exempt) assert.ok(r.payload.includes(e.text), `${e.text} in\n${r.payload}`);
+      const before = piped.length;
+      await backend.apply(p);
+      assert.equal(piped[before], r.payload, 'apply pipes the rendered payload first');
+      assert.deepEqual(await backend.read(p.family), backend.expected(p));
+    }
+    assert.notEqual(backend.render(v4).payload, backend.render(v4b).payload);
+  });
+
+  withSubject('describe: names the backend and the words its rules are in', async ({ backend }) => {
+    const facts = backend.describe();
+    assert.equal(facts.name, backend.name);
+    assert.ok(['iptables', 'nftables'].includes(facts.dialect), facts.dialect);
+  });
+
+  withSubject('leftovers: none on a clean host; what apply wrote is found, and removing every target leaves nothing', async ({ backend }) => {
+    const targets = backend.leftovers();
+    assert.ok(targets.length > 0);
+    for (const t of targets) {
+      assert.equal(t.backend, backend.name);
+      assert.notEqual((await t.inspect()).state, 'present', t.name);
+    }
+    await backend.apply(v4);
+    await backend.apply(v6);
+    const found = [];
+    for (const t of targets) if ((await t.inspect()).state === 'present') found.push(t);
+    assert.ok(found.length > 0, 'what apply wrote shows as a leftover');
+    for (const t of found) await t.remove();
+    assert.deepEqual(await backend.read('ipv4'), []);
+    assert.deepEqual(await backend.read('ipv6'), []);
+    for (const t of targets) assert.notEqual((await t.inspect()).state, 'present', `${t.name} after removal`);
+  });
 
   withSubject('reads nothing on a clean host', async ({ backend }) => {
     assert.deepEqual(await backend.read('ipv4'), []);

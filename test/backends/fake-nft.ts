@@ -380,6 +380,7 @@ export function createFakeNft(): FakeNft {
         runScript(script);
         return ok();
       }
+      if (args === 'list tables') return ok(table === undefined ? '' : `table ${TABLE}\n`);
       if (args === `-j list table ${TABLE}`) return ok(listJson(false));
       if (args === `-j -t list table ${TABLE}`) return ok(listJson(true));
       if (args === `delete table ${TABLE}`) {

@@ -65,8 +65,16 @@ if (available) {
   for (const mode of MODES) {
     runBackendContract(`iptables-${mode}`, async () => {
       const ns = createNamespace(`ipt-${mode}`);
+      const piped: string[] = [];
+      const runner = runnerIn(ns);
       return {
-        backend: backendIn(ns, mode),
+        backend: backendIn(ns, mode, {
+          runner: async (argv, o) => {
+            if (o?.input !== undefined) piped.push(o.input);
+            return runner(argv, o);
+          },
+        }),
+        piped,
         damage: async (family) => void (await inNs(ns, [binary(mode, family), '-w', '5', '-t', 'nat', '-F', DEFAULT_CHAIN])),
         addStrayJumps: async (family) => {
           const nat = [binary(mode, family), '-w', '5', '-t', 'nat'];

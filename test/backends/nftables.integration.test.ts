@@ -86,12 +86,22 @@ describe('nftables golden scripts load into the real nft and read back as expect
   }
 });
 
+/** The runner, noting each command's stdin. */
+function recordingInput(runner: Runner, piped: string[]): Runner {
+  return async (argv, o) => {
+    if (o?.input !== undefined) piped.push(o.input);
+    return runner(argv, o);
+  };
+}
+
 if (usable) {
   runBackendContract('nftables (real nft, netns)', async () => {
     const ns = createNamespace('nftc');
     const runner = netnsRunner(ns);
+    const piped: string[] = [];
     return {
-      backend: createNftablesBackend({ runner }),
+      backend: createNftablesBackend({ runner: recordingInput(runner, piped) }),
+      piped,
       damage: async (family) => {
         await runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
       },

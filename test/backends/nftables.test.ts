@@ -176,6 +176,7 @@ runBackendContract('nftables (fake nft)', async () => {
   const fake = createFakeNft();
   return {
     backend: createNftablesBackend({ runner: fake.runner }),
+    piped: fake.scripts,
     damage: async (family) => {
       await fake.runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
     },

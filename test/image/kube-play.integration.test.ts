@@ -149,7 +149,7 @@ const FIELDS: Record<string, Verdict> = {
   },
   'spec.containers[ip-masq-agent].resources.requests.memory': {
     kind: 'checked',
-    check: (p) => assert.equal(p.inspect.HostConfig.MemoryReservation, 80 * MI, 'requests.memory 80Mi as a memory reservation'),
+    check: (p) => assert.equal(p.inspect.HostConfig.MemoryReservation, 64 * MI, 'requests.memory 64Mi as a memory reservation'),
   },
   'spec.containers[ip-masq-agent].resources.limits.memory': {
     kind: 'checked',

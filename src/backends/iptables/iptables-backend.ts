@@ -3,7 +3,8 @@
 // that jumps to our chain (an older release's form, a duplicate, a bare jump) replaced by ours in
 // one more restore. Reads back only our chain and POSTROUTING: a full `iptables-save -t nat`
 // costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms (netfilter-facts.md).
-import type { Backend, OwnedState } from '../backend.js';
+import type { Backend, BackendFacts, OwnedState, RenderedPayload } from '../backend.js';
+import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
 import { cutExcerpt } from '../../excerpt.js';
 import type { CommandResult, Runner } from '../../exec/runner.js';
@@ -41,6 +42,13 @@ export interface IptablesBackendOptions {
   readonly timeoutMs?: number;
   /** Injected so unit tests drive retries without waiting. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** What detection found (why this mode, which version), for describe(). */
+  readonly detected?: { readonly reason: string; readonly version: string };
+}
+
+/** A lone `!` is safe in every shell; quoting it would invite bash's history expansion. */
+function shellQuote(word: string): string {
+  return word === '!' || /^[A-Za-z0-9_.:/=,@%+-]+$/.test(word) ? word : `"${word.replace(/(["\\$`])/g, '\\$1')}"`;
 }
 
 /** A restore payload that iptables refused; the chain is unchanged (restore is all-or-nothing). */
@@ -173,11 +181,40 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     }
   }
 
-  return {
+  const backend: Backend = {
     name,
 
     expected(policy: FamilyPolicy): OwnedState {
       return renderSaveLines(policy, renderOptions(policy));
+    },
+
+    render(policy: FamilyPolicy): RenderedPayload {
+      // The commands as an operator types them: the plain names pick the host's variant.
+      const ip = policy.family === 'ipv4' ? 'iptables' : 'ip6tables';
+      const first = exemptionIsFinal(policy);
+      const jump = [ip, '-t', 'nat', ...(first ? ['-I', 'POSTROUTING', '1'] : ['-A', 'POSTROUTING']), ...jumpRuleSpec(chain)];
+      return {
+        family: policy.family,
+        command: `${ip}-restore --noflush`,
+        payload: renderRestorePayload(policy, renderOptions(policy)),
+        followUp: { command: jump.map(shellQuote).join(' '), when: first ? 'keep-first' : 'if-missing' },
+      };
+    },
+
+    // iptables itself judges every rule at apply; nothing is known to fail before.
+
+    describe(): BackendFacts {
+      return {
+        name,
+        dialect: 'iptables',
+        mode,
+        randomFullySupported: opts.randomFullySupported,
+        ...(opts.detected === undefined ? {} : { modeReason: opts.detected.reason, version: opts.detected.version }),
+      };
+    },
+
+    leftovers() {
+      return (['ipv4', 'ipv6'] as const).map((family) => iptablesLeftover(runner, mode, family, chain, () => backend.cleanup(family)));
     },
 
     async read(family: Family): Promise<OwnedState> {
@@ -247,4 +284,5 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       await chainCommand(family, '-X');
     },
   };
+  return backend;
 }

@@ -4,6 +4,7 @@ import { CommandError } from '../../errors.js';
 import type { Family } from '../../net/cidr.js';
 import type { Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
+import { nftLeftover } from '../leftovers.js';
 import { NFT_TABLE_REF } from './names.js';
 import { familiesInNftJson, objectNamesInNftJson, parseNftJson } from './parse.js';
 import { expectedNftLines, renderNftScript } from './render.js';
@@ -45,6 +46,11 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend 
   return {
     name: 'nftables',
     expected: (policy) => expectedNftLines(policy),
+    // The script apply pipes into `nft -f -` when our objects are as we left them.
+    render: (policy) => ({ family: policy.family, command: 'nft -f -', payload: renderNftScript([policy]) }),
+    describe: () => ({ name: 'nftables', dialect: 'nftables' }),
+    // One table holds both families: it is one place to clean up.
+    leftovers: () => [nftLeftover(options.runner)],
     read: async (family) => {
       const json = await listTable(false);
       return json === undefined ? [] : parseNftJson(json, family);

@@ -1,0 +1,63 @@
+// What the config hash, the outputs and the position index read of a resolved config, driven by
+// the key descriptors (keys.ts): every key in documentation order, list keys as their entries,
+// agree keys as their resolved value. Nothing here names a key, so a new descriptor is covered.
+import type { CidrEntry, MasqConfig, SnatCidrEntry } from './config.js';
+import { CONFIG_KEYS, KEYS, LIST_KEYS, type ConfigKey, type ListKey } from './keys.js';
+
+/** The entries a list key holds in a resolved config; [] when it is left out. */
+export function listEntries(config: MasqConfig, key: ListKey): readonly CidrEntry[] {
+  return config[key] ?? [];
+}
+
+/** Whether a key appears in the hash and the outputs: always, unless it is omitWhenEmpty and empty. */
+export function isKeyShown(config: MasqConfig, key: ConfigKey): boolean {
+  const d = KEYS[key];
+  if (!('omitWhenEmpty' in d)) return true;
+  return d.merge !== 'concat' || listEntries(config, key as ListKey).length > 0;
+}
+
+/** The form a list entry takes: `hash` (a snat entry as `cidr>toSource`) or `output` (as `{cidr, toSource}`). */
+export type EntryForm = 'hash' | 'output';
+
+/** One list entry in the given form: its canonical CIDR text, plus the address for the snat role. */
+export function entryValue(key: ListKey, e: CidrEntry, form: EntryForm): unknown {
+  if (KEYS[key].role !== 'snat') return e.text;
+  const s = e as SnatCidrEntry;
+  return form === 'hash' ? `${s.text}>${s.toSourceText}` : { cidr: s.text, toSource: s.toSourceText };
+}
+
+/** Every shown key with its value (lists as entries in `form`), in documentation order. */
+export function configValues(config: MasqConfig, form: EntryForm): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of CONFIG_KEYS) {
+    if (!isKeyShown(config, key)) continue;
+    const d = KEYS[key];
+    out[key] = d.merge === 'concat' ? listEntries(config, key as ListKey).map((e) => entryValue(key as ListKey, e, form)) : config[key];
+  }
+  return out;
+}
+
+/** Every entry of every list of a config, in documentation order of the lists (what cidrLimit counts). */
+export function allListEntries(config: MasqConfig): CidrEntry[] {
+  const all: CidrEntry[] = [];
+  // Loops, not spreads: a list may hold tens of thousands of entries.
+  for (const key of LIST_KEYS) for (const e of listEntries(config, key)) all.push(e);
+  return all;
+}
+
+/**
+ * The list keys as the "config applied" log line shows them: each shown list whole up to `max`
+ * entries, else its first 10 and a count field (`nonMasqueradeCIDRCount`), so no list floods the log.
+ */
+export function loggedLists(config: MasqConfig, max: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const counts: Record<string, number> = {};
+  for (const key of LIST_KEYS) {
+    if (!isKeyShown(config, key)) continue;
+    const entries = listEntries(config, key);
+    const shown = entries.length <= max ? entries : entries.slice(0, 10);
+    out[key] = shown.map((e) => entryValue(key, e, 'output'));
+    if (shown.length < entries.length) counts[`${key.replace(/s$/, '')}Count`] = entries.length;
+  }
+  return { ...out, ...counts };
+}
