@@ -16,6 +16,7 @@ import { CONFIG_KEYS, configSchema, type ConfigKey } from './schema.js';
 import { countYamlNodes } from './node-count.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
 import { parseBoundedDocument } from './yaml-limits.js';
+import { readPlainJson } from './plain-json.js';
 import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair, type PlainPosition } from './plain-yaml.js';
 
 /** Longer than any CIDR or Go duration can be: such a value is refused without echoing it whole. */
@@ -196,13 +197,13 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
 }
 
 /**
- * The fast way for the common case: text in the plain subset (plain-yaml.ts) that holds no
+ * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON (plain-json.ts) that holds no
  * mistake. Undefined when the text is outside the subset or anything in it would be reported
  * (an error or a warning): the yaml library then reads it again, so every message, and its
  * line:column, is exactly the one the library's reading gives.
  */
 function readPlainFragment(text: string, source: string, opts: ConfigOptions): FragmentResult | undefined {
-  const pairs = readPlainYaml(text);
+  const pairs = readPlainYaml(text) ?? readPlainJson(text);
   if (pairs === undefined || countPlainNodes(pairs) > MAX_CONFIG_NODES) return undefined;
   const toPosition = (p: PlainPosition | undefined): Position => (p === undefined ? {} : p);
   const entries = pairs.map((pair): TopEntry => ({

@@ -60,6 +60,16 @@ function typePlain(raw: string): unknown {
   return value;
 }
 
+/** The library's typing of one plain scalar (YAML 1.1); undefined when the library would warn or fail. */
+export function typePlainScalar(raw: string): { value: unknown } | undefined {
+  try {
+    return { value: typePlain(raw) };
+  } catch (err) {
+    if (err instanceof NotPlain) return undefined;
+    throw err;
+  }
+}
+
 /** One line of the text: its content without the line break, and where it starts. */
 interface Line {
   readonly text: string;

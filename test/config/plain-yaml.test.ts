@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseConfigFragment, parseFragmentWithYaml } from '../../src/config/parse.js';
 import { readPlainYaml } from '../../src/config/plain-yaml.js';
+import { readPlainJson } from '../../src/config/plain-json.js';
 import type { ConfigOptions } from '../../src/config/config.js';
 
 const SEED = 20261201;
@@ -51,7 +52,38 @@ const mutated = fc
   .tuple(doc, fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.constantFrom('', ' ', '-', ':', '#', '"', "'", '[', ']', ',', '\n', '\t', '/', 'µ', '\ufeff')), { maxLength: 3 }))
   .map(([text, edits]) => edits.reduce((t, [at, len, ins]) => (t.length === 0 ? ins : t.slice(0, at % t.length) + ins + t.slice((at % t.length) + len)), text));
 
+const jsonCidr = fc.oneof(cidr, fc.constantFrom('a\\b', 'tab\there', 'é'));
+const jsonValue = fc.oneof(
+  fc.array(jsonCidr, { maxLength: 5 }),
+  fc.array(fc.record({ cidrs: fc.array(jsonCidr, { maxLength: 3 }), toSource: fc.constantFrom('192.0.2.9', '2001:db8::9', 'x') }, { requiredKeys: [] }), { maxLength: 2 }),
+  fc.constantFrom(0, 64, 100000, 1e21, -1, 1.5, 9007199254740993, true, false, null, '60s', '1m', 'yes', [], {}, [[]], [1], { a: [['10.0.0.0/8']] }),
+);
+const jsonDoc = fc
+  .tuple(fc.dictionary(key, jsonValue, { maxKeys: 5 }), fc.constantFrom(undefined, 0, 1, 2, 4), fc.constantFrom('\n', '\r\n'), fc.boolean())
+  .map(([o, indent, eol, final]) => JSON.stringify(o, null, indent).replace(/\n/g, eol) + (final ? eol : ''));
+const mutatedJson = fc
+  .tuple(jsonDoc, fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.constantFrom('', ' ', ':', ',', '"', '[', ']', '{', '}', '\n', '\t', '\\', '1', 'e')), { maxLength: 3 }))
+  .map(([text, edits]) => edits.reduce((t, [at, len, ins]) => (t.length === 0 ? ins : t.slice(0, at % t.length) + ins + t.slice((at % t.length) + len)), text));
+
 describe('the plain-subset reader', () => {
+  it('reads random JSON configs exactly as the yaml library does', () => {
+    fc.assert(fc.property(jsonDoc, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED + 2, numRuns: 3000 });
+  });
+
+  it('reads mutated JSON exactly as the yaml library does', () => {
+    fc.assert(fc.property(mutatedJson, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED + 3, numRuns: 3000 });
+  });
+
+  it('takes JSON configs, one line or pretty-printed', () => {
+    const config = { nonMasqueradeCIDRs: ['10.0.0.0/8', 'fd00::/8'], cidrLimit: 100, snat: [{ cidrs: ['203.0.113.0/24'], toSource: '192.0.2.9' }] };
+    for (const text of [JSON.stringify(config), `${JSON.stringify(config, null, 2)}\n`, JSON.stringify(config, null, 4).replace(/\n/g, '\r\n'), '{}']) {
+      assert.notEqual(readPlainJson(text), undefined, JSON.stringify(text));
+    }
+    for (const text of ['{"nonMasqueradeCIDRs": ["a\\u0041"]}', '{\t"cidrLimit": 1}', '{"cidrLimit": 1, "cidrLimit": 2}', '{"a"\n: 1}', '[]', '{"nonMasqueradeCIDRs": [1]}', `{"a": ${'['.repeat(5)}${']'.repeat(5)}}`]) {
+      assert.equal(readPlainJson(text), undefined, JSON.stringify(text));
+    }
+  });
+
   it('reads random config documents exactly as the yaml library does', () => {
     fc.assert(fc.property(doc, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED, numRuns: 3000 });
   });
