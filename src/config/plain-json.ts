@@ -3,6 +3,7 @@
 // reads it too, at the same cost as any YAML; this reader answers only for JSON whose reading by
 // the library is certain (strings without escapes, no tabs, no repeated key) and returns
 // undefined otherwise, so the caller falls back to the library. Pure.
+import { MAX_CONFIG_NODES } from '../limits.js';
 import { typePlainScalar, type PlainNode, type PlainPair, type PlainPosition } from './plain-yaml.js';
 
 /** Deepest nesting read here (a config nests 4 deep: snat, item, cidrs); deeper is the library's to bound and report. */
@@ -94,6 +95,8 @@ export function readPlainJson(text: string): PlainPair[] | undefined {
         return { kind: 'list', items, pos: at };
       }
       for (;;) {
+        // Past the limit the library's count refuses the text, before building anything.
+        if (items.length >= MAX_CONFIG_NODES) notPlain();
         items.push(readValue(true, depth + 1));
         skip();
         const d = text.charCodeAt(i++);

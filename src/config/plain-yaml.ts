@@ -8,6 +8,7 @@
 // undefined, and the caller parses with the library. Positions are 1-based line and column of
 // where each key and value starts, as the library's LineCounter reports them. Pure.
 import { parseDocument } from 'yaml';
+import { MAX_CONFIG_NODES } from '../limits.js';
 
 /** Where a key or value starts: 1-based line and column. */
 export interface PlainPosition {
@@ -108,6 +109,8 @@ export function readPlainYaml(text: string): PlainPair[] | undefined {
     start = end + 1;
     number++;
   }
+  // Each line holds a value at least: past the limit the library's count refuses the text, before building anything.
+  if (lines.length > MAX_CONFIG_NODES) return undefined;
   try {
     return readDocument(lines);
   } catch (err) {
@@ -235,6 +238,7 @@ function readInline(line: Line, column: number): { node: PlainNode; end: number 
     if (line.text[j] === ']') return { node: { kind: 'list', items, pos }, end: j + 1 };
     for (;;) {
       const item = readScalar(line, j);
+      if (items.length >= MAX_CONFIG_NODES) notPlain();
       items.push(item.node);
       j = item.end;
       skip();
