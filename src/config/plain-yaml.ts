@@ -138,7 +138,7 @@ function readDocument(lines: readonly Line[]): PlainPair[] {
   return pairs;
 }
 
-/** A `key: value` (or `key:` and a block list below) whose key starts at `column` (0-based) of line `i`, after `offset` characters of that line's text. */
+/** A `key: value` (or `key:` and a block list below) whose key starts at `column` (0-based) of line `i`; a block list below must sit at `parentIndent` or deeper. */
 function readMapEntry(lines: readonly Line[], i: number, column: number, parentIndent: number): { pair: PlainPair; next: number } {
   const line = lines[i]!;
   const rest = line.text.slice(column);
