@@ -12,6 +12,7 @@
 import { canUseNetns, createNamespace, deleteNamespace } from '../test/netns/netns.js';
 import { createConfigMapDir, createPrivateLock, startAgent } from '../test/agent/agent-process.js';
 import { readFileSync } from 'node:fs';
+import { printTargetSummary, reportTarget } from './targets.js';
 
 const arg = (name: string, fallback: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const BACKEND = arg('backend', 'nftables');
@@ -22,9 +23,9 @@ const NODE_OPTIONS = arg('node-options', '');
 /** `--only=1,3` runs only those scenarios (0 is the baseline, always run). */
 const ONLY = arg('only', '');
 
-/** n distinct /32s of 10.0.0.0/8. */
-function uniqueCidrs(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`);
+/** n distinct /32s of 10.0.0.0/8, from 10.<second>.0.0 on. */
+function uniqueCidrs(n: number, second = 0): string[] {
+  return Array.from({ length: n }, (_, i) => `10.${second + ((i >> 16) & 255)}.${(i >> 8) & 255}.${i & 255}/32`);
 }
 
 /** A config of `list` padded with duplicates of its first entry up to `bytes`. */
@@ -43,7 +44,17 @@ const SCENARIOS: readonly { name: string; text: string | undefined }[] = [
   { name: '1.5 MiB: 100,000 unique /32s, flow style', text: `cidrLimit: 200000\nresyncInterval: 2s\nnonMasqueradeCIDRs: [${uniqueCidrs(100_000).join(',')}]\n` },
   { name: '100,000 invalid items (numbers)', text: `resyncInterval: 2s\nnonMasqueradeCIDRs: [${Array(100_000).fill('1').join(',')}]\n` },
   { name: '1 MiB: 10.0.0.0/8 repeated', text: configOf(['10.0.0.0/8'], MiB, 'resyncInterval: 2s\n') },
+  {
+    name: '50,000 /32s, half of them masqueradeCIDRs',
+    text: `cidrLimit: 100000\nresyncInterval: 2s\n${configOf(uniqueCidrs(25_000), 0, '')}masqueradeCIDRs:\n${uniqueCidrs(25_000, 100).map((c) => `  - ${c}\n`).join('')}`,
+  },
 ];
+
+/** The resident-memory targets of issue 11, by scenario index: after the resyncs (VmRSS), in MiB. */
+const RSS_TARGETS: ReadonlyMap<number, number> = new Map([
+  [1, 80],
+  [2, 160],
+]);
 
 function memKiB(pid: number): { hwm: number; rss: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -98,6 +109,11 @@ async function main(): Promise<void> {
     if (ONLY && i > 0 && !ONLY.split(',').includes(String(i))) continue;
     rows.push(await measure(s.name, s.text));
     console.error(`  done: ${s.name}: ${rows[rows.length - 1]!.join(' | ')}`);
+    const limit = RSS_TARGETS.get(i);
+    const row = rows[rows.length - 1]!;
+    if (limit !== undefined) {
+      reportTarget({ name: `agent RSS after ${RESYNCS} resyncs, ${s.name} (peak ${row[2]} MiB)`, measured: Number(row[3]), limit, unit: 'MiB', baseline: `fixed; default config ${rows[0]?.[3] ?? '?'} MiB in this run` });
+    }
   }
   const base = Number(rows[0]?.[2]);
   const header = ['config', 'size', 'peak RSS MiB', 'RSS MiB', 'stdout bytes to first sync', 'stdout bytes per resync', 'peak / baseline'];
@@ -107,6 +123,7 @@ async function main(): Promise<void> {
   console.log(line(header));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of table) console.log(line(r));
+  printTargetSummary();
 }
 
 await main();

@@ -16,6 +16,8 @@ import { CONFIG_KEYS, configSchema, type ConfigKey } from './schema.js';
 import { countYamlNodes } from './node-count.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
 import { parseBoundedDocument } from './yaml-limits.js';
+import { readPlainJson } from './plain-json.js';
+import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair, type PlainPosition } from './plain-yaml.js';
 
 /** Longer than any CIDR or Go duration can be: such a value is refused without echoing it whole. */
 const MAX_VALUE_TEXT = 100;
@@ -115,8 +117,7 @@ const NUMBER_TEXT_MAX = 40;
  */
 function numberText(node: unknown, text: string): string | undefined {
   if (!isScalar(node) || typeof node.value !== 'number' || !node.range) return undefined;
-  const raw = text.slice(node.range[0], node.range[1]).trim();
-  return raw.length > NUMBER_TEXT_MAX ? `${raw.slice(0, NUMBER_TEXT_MAX)}... (cut, ${raw.length} characters)` : raw;
+  return cutNumberText(text.slice(node.range[0], node.range[1]).trim());
 }
 
 /** A short description of a parsed value, for "expected X, got Y" messages; `written` is a number's source text. */
@@ -153,14 +154,77 @@ function yamlErrorMessage(err: YAMLError, text: string): string {
   }
 }
 
+/** One top-level key as written, with its value as plain data and where its parts are. */
+interface TopEntry {
+  /** The key's text; undefined when the key is not a plain scalar name. */
+  readonly written: string | undefined;
+  readonly keyPos: Position;
+  readonly value: { ok: true; value: unknown } | { ok: false; message: string };
+  /** Where the value, or the part of it at `rest`, starts. */
+  readonly locate: (rest: readonly PathPart[]) => Position;
+  /** A number's source text at `rest`, for messages. */
+  readonly writtenNumber: (rest: readonly PathPart[]) => string | undefined;
+}
+
+/** Cuts a number's source text to NUMBER_TEXT_MAX characters. */
+function cutNumberText(raw: string): string {
+  return raw.length > NUMBER_TEXT_MAX ? `${raw.slice(0, NUMBER_TEXT_MAX)}... (cut, ${raw.length} characters)` : raw;
+}
+
+/** How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, flow lists). */
+function countPlainNodes(pairs: readonly PlainPair[]): number {
+  let n = 0;
+  const pending: PlainNode[] = [];
+  for (const p of pairs) {
+    n++;
+    pending.push(p.value);
+  }
+  while (pending.length > 0) {
+    const node = pending.pop()!;
+    n++;
+    if (node.kind === 'list') for (const item of node.items) pending.push(item);
+    if (node.kind === 'map') for (const p of node.pairs) (n++, pending.push(p.value));
+  }
+  return n;
+}
+
 /**
  * Reads one config text into the keys it sets. Never throws for bad input: problems come back
  * as issues (errors) and warnings, each with source, line:column and key path.
  */
 export function parseConfigFragment(text: string, source: string, opts: ConfigOptions): FragmentResult {
+  return readPlainFragment(text, source, opts) ?? parseFragmentWithYaml(text, source, opts);
+}
+
+/**
+ * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON (plain-json.ts) that holds no
+ * mistake. Undefined when the text is outside the subset or anything in it would be reported
+ * (an error or a warning): the yaml library then reads it again, so every message, and its
+ * line:column, is exactly the one the library's reading gives.
+ */
+function readPlainFragment(text: string, source: string, opts: ConfigOptions): FragmentResult | undefined {
+  const pairs = readPlainYaml(text) ?? readPlainJson(text);
+  if (pairs === undefined || countPlainNodes(pairs) > MAX_CONFIG_NODES) return undefined;
+  const toPosition = (p: PlainPosition | undefined): Position => (p === undefined ? {} : p);
+  const entries = pairs.map((pair): TopEntry => ({
+    written: pair.key,
+    keyPos: toPosition(pair.keyPos),
+    value: { ok: true, value: plainValue(pair.value) },
+    locate: (rest) => toPosition(plainNodeAt(pair.value, rest)?.pos),
+    writtenNumber: (rest) => {
+      const node = plainNodeAt(pair.value, rest);
+      return node?.kind === 'scalar' && typeof node.value === 'number' && node.raw !== undefined ? cutNumberText(node.raw) : undefined;
+    },
+  }));
+  const result = readEntries(entries, source, opts);
+  return result.issues.length > 0 || result.warnings.length > 0 ? undefined : result;
+}
+
+/** Reads one config text with the yaml library: any YAML, every problem located. */
+export function parseFragmentWithYaml(text: string, source: string, opts: ConfigOptions): FragmentResult {
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
-  const fragment: Mutable<ConfigFragment> = { source };
+  const fragment: ConfigFragment = { source };
   // Before the parser builds anything: its memory grows with the number of values, not bytes.
   if (countYamlNodes(text, MAX_CONFIG_NODES) > MAX_CONFIG_NODES) {
     const message = `the config holds more than ${MAX_CONFIG_NODES.toLocaleString('en')} values (list items, keys and scalars); the limit is ${MAX_CONFIG_NODES.toLocaleString('en')}, room for the largest CIDR cap`;
@@ -195,15 +259,49 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     return { fragment, issues, warnings };
   }
 
-  const seen = new Map<ConfigKey, string>();
-  for (const pair of contents.items) {
+  const entries = contents.items.map((pair): TopEntry => {
     const keyNode = pair.key;
     const keyPos = nodeAt(keyNode);
-    if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === 'object') {
+    const plainKey = isScalar(keyNode) && keyNode.value !== null && typeof keyNode.value !== 'object';
+    const valueNode = isNode(pair.value) ? pair.value : undefined;
+    return {
+      written: plainKey ? String(keyNode.value) : undefined,
+      keyPos,
+      // Converted only when read: a key that is refused never builds its value.
+      get value() {
+        return valueNode === undefined ? { ok: true as const, value: null } : safeToJs(valueNode, doc);
+      },
+      locate: (rest) => {
+        if (valueNode === undefined) return keyPos;
+        let node: unknown = valueNode;
+        if (rest.length > 0 && isCollection(valueNode)) node = valueNode.getIn(rest, true);
+        const pos = nodeAt(node);
+        // A missing value (`key:` and nothing) has no useful range of its own: point at the key.
+        return pos.line === undefined || (rest.length === 0 && isScalar(node) && node.value === null) ? keyPos : pos;
+      },
+      writtenNumber: (rest) => numberText(rest.length > 0 && isCollection(valueNode) ? valueNode.getIn(rest, true) : valueNode, text),
+    };
+  });
+  const result = readEntries(entries, source, opts);
+  return { fragment: result.fragment, issues: result.issues, warnings: [...warnings, ...result.warnings].sort(byPosition) };
+}
+
+/** Reading order, whichever check found the problem. */
+const byPosition = (a: ConfigIssue, b: ConfigIssue) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+
+/** Checks the top-level keys of a config and reads what each sets. */
+function readEntries(entries: readonly TopEntry[], source: string, opts: ConfigOptions): FragmentResult {
+  const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const fragment: Mutable<ConfigFragment> = { source };
+  const issue = (path: string, pos: Position, message: string): ConfigIssue => ({ source, path, ...pos, message });
+  const seen = new Map<ConfigKey, string>();
+  for (const entry of entries) {
+    const { written, keyPos } = entry;
+    if (written === undefined) {
       issues.push(issue('', keyPos, 'keys must be plain names such as nonMasqueradeCIDRs'));
       continue;
     }
-    const written = String(keyNode.value);
     const key = CONFIG_KEYS.find((k) => k === written) ?? CONFIG_KEYS.find((k) => k.toLowerCase() === written.toLowerCase());
     if (key === undefined) {
       // No known key is near a long one, and the edit distance costs its length times each key.
@@ -233,18 +331,8 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
       );
     }
 
-    const valueNode = isNode(pair.value) ? pair.value : undefined;
-    const writtenNumber = (rest: readonly PathPart[]): string | undefined =>
-      numberText(rest.length > 0 && isCollection(valueNode) ? valueNode.getIn(rest, true) : valueNode, text);
-    const locate = (rest: readonly PathPart[]): Position => {
-      if (valueNode === undefined) return keyPos;
-      let node: unknown = valueNode;
-      if (rest.length > 0 && isCollection(valueNode)) node = valueNode.getIn(rest, true);
-      const pos = nodeAt(node);
-      // A missing value (`key:` and nothing) has no useful range of its own: point at the key.
-      return pos.line === undefined || (rest.length === 0 && isScalar(node) && node.value === null) ? keyPos : pos;
-    };
-    const converted = valueNode === undefined ? { ok: true as const, value: null } : safeToJs(valueNode, doc);
+    const { locate, writtenNumber } = entry;
+    const converted = entry.value;
     if (!converted.ok) {
       issues.push(issue(key, locate([]), converted.message));
       continue;
@@ -252,11 +340,10 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     readKey(key, converted.value, locate, writtenNumber, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));
   }
   // Report in reading order, whichever check found the problem.
-  const byPosition = (a: ConfigIssue, b: ConfigIssue) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
   return { fragment, issues: issues.sort(byPosition), warnings: warnings.sort(byPosition) };
 
   /** One CIDR string of a list, checked; undefined (and reported) when it is not a usable CIDR. */
-  function readCidr(text: unknown, at: readonly PathPart[], pos: Position, fail: (pos: Position, message: string) => void): LocatedCidrEntry | undefined {
+  function readCidr(text: unknown, path: string, pos: Position, fail: (pos: Position, message: string) => void): LocatedCidrEntry | undefined {
     if (typeof text !== 'string') return undefined;
     if (text.length > MAX_VALUE_TEXT) {
       fail(pos, `CIDR ${quoteExcerpt(text)} could not be parsed: far too long for a CIDR`);
@@ -268,7 +355,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
         fail(pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
         return undefined;
       }
-      return { cidr, text: formatCidr(cidr), source, path: formatKeyPath(at), ...pos };
+      return { cidr, text: formatCidr(cidr), source, path, ...pos };
     } catch (err) {
       if (!(err instanceof CidrError)) throw err;
       fail(pos, err.message);
@@ -307,7 +394,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
     if (isCidrListKey(key) && Array.isArray(value)) {
       const entries: LocatedCidrEntry[] = [];
       value.forEach((text: unknown, i) => {
-        const entry = readCidr(text, [key, i], locate([i]), (pos, message) => report([i], pos, message));
+        const entry = readCidr(text, `${key}[${i}]`, locate([i]), (pos, message) => report([i], pos, message));
         if (entry) entries.push(entry);
       });
       if (structureOk) fragment[key] = entries;
@@ -335,7 +422,7 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
         }
         if (!Array.isArray(cidrs)) return;
         cidrs.forEach((text: unknown, j) => {
-          const entry = readCidr(text, [key, i, 'cidrs', j], locate([i, 'cidrs', j]), (pos, message) => report([i, 'cidrs', j], pos, message));
+          const entry = readCidr(text, `${key}[${i}].cidrs[${j}]`, locate([i, 'cidrs', j]), (pos, message) => report([i, 'cidrs', j], pos, message));
           if (!entry) return;
           if (entry.cidr.family !== address.family) {
             report([i, 'cidrs', j], locate([i, 'cidrs', j]), `${entry.text} is ${entry.cidr.family} but toSource ${formatIp(address)} is ${address.family}; SNAT keeps the family, so list ${entry.cidr.family} destinations under a ${entry.cidr.family} toSource`);

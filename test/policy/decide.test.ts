@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 import { parseConfigText } from '../../src/config/parse.js';
 import { parseIp } from '../../src/net/cidr.js';
 import { buildPolicy, explainDestination } from '../../src/policy.js';
-import { decisionTable, describeRedundantRow, findRedundantRows } from '../../src/policy/decide.js';
+import fc from 'fast-check';
+import { cidrContainsCidr, formatCidr, parseCidr, parseIp as parseAddress } from '../../src/net/cidr.js';
+import type { ActionRange, ExemptRange, FamilyPolicy } from '../../src/policy-types.js';
+import { DEFAULT_ACTION, decisionTable, describeRedundantRow, findRedundantRows, sameAction, usesDecisions, type Decision, type RedundantRow } from '../../src/policy/decide.js';
 
 const OPTS = { enableIPv6: true, nomasqAllReservedRanges: false };
 
@@ -76,4 +79,67 @@ test('redundant rows: an exception with the action it is nested in, or the defau
   // A keep nested in a masquerade exception is a real decision, not redundant.
   const deep = policyOf('nonMasqueradeCIDRs: [10.0.0.0/8, 10.9.1.0/24]\nmasqueradeCIDRs: [10.9.0.0/16]').families[0]!;
   assert.deepEqual(findRedundantRows(deep), []);
+});
+
+/** The definition of a redundant row, by comparing every pair (what findRedundantRows must equal). */
+function redundantRowsByDefinition(fp: FamilyPolicy): RedundantRow[] {
+  const rows = decisionTable(fp);
+  const out: RedundantRow[] = [];
+  rows.forEach((row, i) => {
+    let parent: Decision | undefined;
+    rows.forEach((other, j) => {
+      if (j === i || !cidrContainsCidr(other.cidr, row.cidr)) return;
+      if (other.cidr.prefix === row.cidr.prefix && j > i) return;
+      if (parent === undefined || other.cidr.prefix > parent.cidr.prefix) parent = other;
+    });
+    if (row.list === 'link-local' || (row.action.kind === 'keep' && !usesDecisions(fp))) return;
+    if (sameAction(row.action, parent?.action ?? DEFAULT_ACTION)) out.push({ row, by: parent });
+  });
+  return out;
+}
+
+test('redundant rows: the same as comparing every pair, for random nested, repeated and disjoint tables', () => {
+  // Few bits of address and prefix, so blocks nest, repeat and touch often.
+  const block = fc.tuple(fc.nat(15), fc.integer({ min: 0, max: 4 })).map(([hi, p]) => {
+    const prefix = 8 + p;
+    const second = (hi << 4) & (0xff << (16 - prefix)) & 0xff;
+    const cidr = parseCidr(`10.${second}.0.0/${prefix}`);
+    return { cidr, text: formatCidr(cidr) };
+  });
+  const to = [parseAddress('198.51.100.9'), parseAddress('198.51.100.10')];
+  const row = fc.tuple(block, fc.constantFrom('keep', 'link-local', 'masquerade', 'snat0', 'snat1'));
+  fc.assert(
+    fc.property(fc.array(row, { maxLength: 12 }), (rows) => {
+      const exempt: ExemptRange[] = [];
+      const actions: ActionRange[] = [];
+      rows.forEach(([b, kind], i) => {
+        const at = { source: 'c.yaml', path: `x[${i}]` };
+        if (kind === 'keep' || kind === 'link-local') exempt.push({ ...b, ...at, reason: kind === 'keep' ? 'config' : 'link-local' });
+        else if (kind === 'masquerade') actions.push({ ...b, ...at, list: 'masqueradeCIDRs', action: { kind: 'masquerade' } });
+        else {
+          const ip = to[kind === 'snat0' ? 0 : 1]!;
+          actions.push({ ...b, ...at, list: 'snat', action: { kind: 'snat', toSource: ip, toSourceText: kind === 'snat0' ? '198.51.100.9' : '198.51.100.10' } });
+        }
+      });
+      const fp: FamilyPolicy = { family: 'ipv4', exempt, randomFully: false, toPorts: [], actions };
+      assert.deepStrictEqual(findRedundantRows(fp), redundantRowsByDefinition(fp));
+    }),
+    { seed: 20261201, numRuns: 3000 },
+  );
+});
+
+test('redundant rows: 50,000 masquerade entries under one exempt range take one sort, not every pair', () => {
+  const n = 50_000;
+  const exempt: ExemptRange[] = [{ cidr: parseCidr('10.0.0.0/8'), text: '10.0.0.0/8', reason: 'config', source: 'c.yaml', path: 'nonMasqueradeCIDRs[0]' }];
+  const actions: ActionRange[] = Array.from({ length: n }, (_, i) => {
+    const text = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`;
+    return { cidr: parseCidr(text), text, list: 'masqueradeCIDRs', action: { kind: 'masquerade' }, source: 'c.yaml', path: `masqueradeCIDRs[${i}]` };
+  });
+  // A repeat of the default inside an exception is reported; every other entry is a real decision.
+  actions.push({ cidr: parseCidr('10.0.0.0/31'), text: '10.0.0.0/31', list: 'masqueradeCIDRs', action: { kind: 'masquerade' }, source: 'c.yaml', path: `masqueradeCIDRs[${n}]` });
+  const found = findRedundantRows({ family: 'ipv4', exempt, randomFully: false, toPorts: [], actions });
+  assert.deepEqual(found.map((r) => [r.row.text, r.by?.text]), [
+    ['10.0.0.0/32', '10.0.0.0/31'],
+    ['10.0.0.1/32', '10.0.0.0/31'],
+  ]);
 });

@@ -1,0 +1,137 @@
+// The fast reader of the plain config subset must read every text exactly as the yaml library
+// does (values, positions, and every message, which come from the library whenever anything is
+// wrong), and must actually take the common forms, or it saves nothing.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { parseConfigFragment, parseFragmentWithYaml } from '../../src/config/parse.js';
+import { readPlainYaml } from '../../src/config/plain-yaml.js';
+import { readPlainJson } from '../../src/config/plain-json.js';
+import type { ConfigOptions } from '../../src/config/config.js';
+
+const SEED = 20261201;
+const V4: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };
+const V6: ConfigOptions = { enableIPv6: true, nomasqAllReservedRanges: false };
+
+/** Both readings of one text, compared whole: fragment (with line:column), errors and warnings. */
+function assertSameAsLibrary(text: string, opts: ConfigOptions): void {
+  assert.deepStrictEqual(parseConfigFragment(text, '/cfg', opts), parseFragmentWithYaml(text, '/cfg', opts), JSON.stringify(text));
+}
+
+const cidr = fc.oneof(
+  fc.constantFrom('10.0.0.0/8', '192.168.0.0/16', '10.0.0.1/8', '010.0.0.0/8', '10.0.0.0/08', '0.0.0.0/0', '::/0', 'fd00::/8', 'fe80::', '2001:db8::/32', '2001:DB8::/32', '::ffff:10.0.0.0/104', '1:2/3', 'a:b', '10.0.0.0/33', 'x', '-', ':', '10.0.0.0/8:', '1.5', 'yes', 'null', '~', '0x10', '1:30', '2001-12-14'),
+  fc.tuple(fc.nat(256), fc.nat(256), fc.nat(256), fc.nat(256), fc.nat(33)).map(([a, b, c, d, p]) => `${a}.${b}.${c}.${d}/${p}`),
+);
+const quoted = (s: string) => fc.constantFrom(s, `"${s}"`, `'${s}'`);
+const item = cidr.chain(quoted);
+const scalarValue = fc.constantFrom('60s', '1m30s', '2µs', '"60s"', "'5s'", '0', '64', '100000', '1e3', '0x10', '1:30', '-1', 'true', 'yes', 'off', 'Null', '~', '.inf', '9007199254740993', '192.0.2.9', '2001:db8::9', '1:2:3:4:5:6:7:8', 'x y', '"a\\"b"');
+const key = fc.constantFrom('nonMasqueradeCIDRs', 'masqueradeCIDRs', 'masqueradeSourceCIDRs', 'cidrLimit', 'resyncInterval', 'masqLinkLocal', 'masqLinkLocalIPv6', 'snat', 'NonMasqueradeCIDRs', 'nonMasqCIDRs', 'yes', 'a');
+const comment = fc.constantFrom('', '  # note', ' #x', '#x', '\t');
+const indent = fc.constantFrom('', ' ', '  ', '    ');
+
+const blockList = fc
+  .tuple(indent, fc.array(fc.tuple(item, comment), { maxLength: 5 }))
+  .map(([ind, items]) => items.map(([i, c]) => `${ind}- ${i}${c}`).join('\n'));
+const flowList = fc.array(item, { maxLength: 5 }).map((items) => `[${items.join(', ')}]`);
+const snatItem = fc
+  .tuple(fc.oneof(flowList, blockList.map((l) => `\n${l.replace(/^/gm, '    ')}`)), scalarValue, fc.boolean())
+  .map(([cidrs, to, cidrsFirst]) => (cidrsFirst ? `- cidrs: ${cidrs}\n  toSource: ${to}` : `- toSource: ${to}\n  cidrs: ${cidrs}`));
+const entry = fc.oneof(
+  fc.tuple(key, scalarValue, comment).map(([k, v, c]) => `${k}: ${v}${c}`),
+  fc.tuple(key, flowList, comment).map(([k, v, c]) => `${k}: ${v}${c}`),
+  fc.tuple(key, comment, blockList).map(([k, c, l]) => `${k}:${c}\n${l}`),
+  fc.array(snatItem, { minLength: 1, maxLength: 3 }).map((items) => `snat:\n${items.join('\n')}`),
+  fc.constantFrom('# comment', '', '   ', '---', 'key:', '  - 10.0.0.0/8', 'a: &x [10.0.0.0/8]', 'b: *x', 'c: !!str 1', 'd: |\n  x', 'nonMasqueradeCIDRs: {a: 1}'),
+);
+const doc = fc
+  .tuple(fc.array(entry, { maxLength: 6 }), fc.constantFrom('\n', '\r\n'), fc.boolean())
+  .map(([entries, eol, final]) => entries.join('\n').replace(/\n/g, eol) + (final ? eol : ''));
+
+/** A document with a few characters inserted or removed anywhere. */
+const mutated = fc
+  .tuple(doc, fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.constantFrom('', ' ', '-', ':', '#', '"', "'", '[', ']', ',', '\n', '\t', '/', 'µ', '\ufeff')), { maxLength: 3 }))
+  .map(([text, edits]) => edits.reduce((t, [at, len, ins]) => (t.length === 0 ? ins : t.slice(0, at % t.length) + ins + t.slice((at % t.length) + len)), text));
+
+const jsonCidr = fc.oneof(cidr, fc.constantFrom('a\\b', 'tab\there', 'é'));
+const jsonValue = fc.oneof(
+  fc.array(jsonCidr, { maxLength: 5 }),
+  fc.array(fc.record({ cidrs: fc.array(jsonCidr, { maxLength: 3 }), toSource: fc.constantFrom('192.0.2.9', '2001:db8::9', 'x') }, { requiredKeys: [] }), { maxLength: 2 }),
+  fc.constantFrom(0, 64, 100000, 1e21, -1, 1.5, 9007199254740993, true, false, null, '60s', '1m', 'yes', [], {}, [[]], [1], { a: [['10.0.0.0/8']] }),
+);
+const jsonDoc = fc
+  .tuple(fc.dictionary(key, jsonValue, { maxKeys: 5 }), fc.constantFrom(undefined, 0, 1, 2, 4), fc.constantFrom('\n', '\r\n'), fc.boolean())
+  .map(([o, indent, eol, final]) => JSON.stringify(o, null, indent).replace(/\n/g, eol) + (final ? eol : ''));
+const mutatedJson = fc
+  .tuple(jsonDoc, fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.constantFrom('', ' ', ':', ',', '"', '[', ']', '{', '}', '\n', '\t', '\\', '1', 'e')), { maxLength: 3 }))
+  .map(([text, edits]) => edits.reduce((t, [at, len, ins]) => (t.length === 0 ? ins : t.slice(0, at % t.length) + ins + t.slice((at % t.length) + len)), text));
+
+describe('the plain-subset reader', () => {
+  it('reads random JSON configs exactly as the yaml library does', () => {
+    fc.assert(fc.property(jsonDoc, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED + 2, numRuns: 3000 });
+  });
+
+  it('reads mutated JSON exactly as the yaml library does', () => {
+    fc.assert(fc.property(mutatedJson, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED + 3, numRuns: 3000 });
+  });
+
+  it('takes JSON configs, one line or pretty-printed', () => {
+    const config = { nonMasqueradeCIDRs: ['10.0.0.0/8', 'fd00::/8'], cidrLimit: 100, snat: [{ cidrs: ['203.0.113.0/24'], toSource: '192.0.2.9' }] };
+    for (const text of [JSON.stringify(config), `${JSON.stringify(config, null, 2)}\n`, JSON.stringify(config, null, 4).replace(/\n/g, '\r\n'), '{}']) {
+      assert.notEqual(readPlainJson(text), undefined, JSON.stringify(text));
+    }
+    for (const text of ['{"nonMasqueradeCIDRs": ["a\\u0041"]}', '{\t"cidrLimit": 1}', '{"cidrLimit": 1, "cidrLimit": 2}', '{"a"\n: 1}', '[]', '{"nonMasqueradeCIDRs": [1]}', `{"a": ${'['.repeat(5)}${']'.repeat(5)}}`]) {
+      assert.equal(readPlainJson(text), undefined, JSON.stringify(text));
+    }
+  });
+
+  it('reads random config documents exactly as the yaml library does', () => {
+    fc.assert(fc.property(doc, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED, numRuns: 3000 });
+  });
+
+  it('reads mutated documents exactly as the yaml library does', () => {
+    fc.assert(fc.property(mutated, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED + 1, numRuns: 3000 });
+  });
+
+  it('takes the forms configs are written in', () => {
+    const forms = [
+      'nonMasqueradeCIDRs:\n  - 10.0.0.0/8\n  - "192.168.0.0/16" # office\n',
+      'nonMasqueradeCIDRs:\n- 10.0.0.0/8\n- fd00::/8\ncidrLimit: 100\n',
+      'nonMasqueradeCIDRs: [10.0.0.0/8, \'172.16.0.0/12\']\r\nmasqLinkLocal: true\r\nresyncInterval: 60s\r\n',
+      '# comment\n\nmasqueradeCIDRs: []\nsnat:\n  - cidrs: [203.0.113.0/24]\n    toSource: 192.0.2.9\n  - toSource: 2001:db8::9\n    cidrs:\n      - 2001:db8:1::/48\n',
+      '',
+    ];
+    for (const text of forms) assert.notEqual(readPlainYaml(text), undefined, JSON.stringify(text));
+  });
+
+  it('leaves to the library what it cannot read for sure', () => {
+    const others = [
+      'nonMasqueradeCIDRs:\n\t- 10.0.0.0/8\n',
+      'nonMasqueradeCIDRs: &a [10.0.0.0/8]\n',
+      'nonMasqueradeCIDRs:\n  - 10.0.0.0/8\n    10.1.0.0/16\n',
+      'nonMasqueradeCIDRs: [10.0.0.0/8,\n  10.1.0.0/16]\n',
+      'nonMasqueradeCIDRs: [10.0.0.0/8,]\n',
+      '---\nnonMasqueradeCIDRs: []\n',
+      '{"nonMasqueradeCIDRs": []}\n',
+      'nonMasqueradeCIDRs:\n  - fe80::\n',
+      'nonMasqueradeCIDRs:\n  - 1\n',
+      'snat:\n  - cidrs: [10.0.0.0/8]\n    cidrs: [10.1.0.0/16]\n',
+      'cidrLimit:\n',
+    ];
+    for (const text of others) assert.equal(readPlainYaml(text), undefined, JSON.stringify(text));
+  });
+
+  it('gives each CIDR and value the line:column where it is written', () => {
+    const text = 'cidrLimit: 100\nnonMasqueradeCIDRs:\n  # two\n  -   10.0.0.0/8\n  - "10.1.0.0/16"\nmasqueradeCIDRs: [10.2.0.0/16, 10.3.0.0/16]\n';
+    const { fragment, issues } = parseConfigFragment(text, '/cfg', V4);
+    assert.deepEqual(issues, []);
+    assert.deepEqual(fragment.nonMasqueradeCIDRs?.map((e) => [e.text, e.path, e.line, e.column]), [
+      ['10.0.0.0/8', 'nonMasqueradeCIDRs[0]', 4, 7],
+      ['10.1.0.0/16', 'nonMasqueradeCIDRs[1]', 5, 5],
+    ]);
+    assert.deepEqual(fragment.masqueradeCIDRs?.map((e) => [e.text, e.line, e.column]), [
+      ['10.2.0.0/16', 6, 19],
+      ['10.3.0.0/16', 6, 32],
+    ]);
+    assert.deepEqual([fragment.cidrLimit?.value, fragment.cidrLimit?.line, fragment.cidrLimit?.column], [100, 1, 12]);
+  });
+});
