@@ -396,6 +396,7 @@ async function benchMemory(resyncs: number, swaps: number): Promise<void> {
       onSync: (r) => metrics.onSync(r),
     });
     await agent.start();
+    let written = 0;
     let swapped = 0;
     const run = async (count: number, swapEvery: number, swapLimit: number): Promise<void> => {
       for (let i = 1; i <= count; i++) {
@@ -403,7 +404,7 @@ async function benchMemory(resyncs: number, swaps: number): Promise<void> {
         if (r.families.some((f) => f.result !== 'unchanged')) throw new Error(`resync ${i} not quiet: ${JSON.stringify(r.families)}`);
         if (i % swapEvery === 0 && swapped < swapLimit) {
           swapped++;
-          cm.write(texts[swapped % 2]!);
+          cm.write(texts[++written % 2]!);
           const s = await agent.sync('config changed');
           if (s.families.some((f) => f.result !== 'applied')) throw new Error(`swap ${swapped} not applied: ${JSON.stringify(s.families)}`);
           // Scraped as Prometheus would, so the metrics' own buffers are part of the picture.
@@ -413,8 +414,8 @@ async function benchMemory(resyncs: number, swaps: number): Promise<void> {
       }
     };
     const every = Math.max(1, Math.floor(resyncs / Math.max(1, swaps)));
-    // Warm-up: JIT, caches, first allocations of every path.
-    await run(Math.ceil(resyncs / 20), every, Math.ceil(swaps / 20));
+    // Warm-up: JIT, caches, first allocations of every path (the heap settles within about 1,000 syncs).
+    await run(Math.max(1000, Math.ceil(resyncs / 10)), every, Math.max(200, Math.ceil(swaps / 10)));
     const settle = (): { heap: number; rss: number } => {
       for (let i = 0; i < 3; i++) gc();
       return { heap: process.memoryUsage().heapUsed, rss: process.memoryUsage().rss };
