@@ -353,12 +353,13 @@ export function createAgent(deps: AgentDeps): Agent {
     const inForce = config ?? deps.defaultConfig();
     if (built?.config !== inForce) built = { config: inForce, policy: buildPolicy(inForce, deps.policyOptions) };
     const policy = built.policy;
+    // Families are independent: one failing never stops the other.
+    const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
+    // After the rules, not before: only log lines, and at 50,000 CIDRs they cost tens of ms.
     if (configHash !== redundancyReported) {
       redundancyReported = configHash;
       reportRedundancies(policy);
     }
-    // Families are independent: one failing never stops the other.
-    const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
     lastSyncAt = clock.now();
     if (results.some((r) => r.result === 'error')) {
       failedSyncs++;
