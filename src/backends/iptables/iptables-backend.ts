@@ -2,9 +2,7 @@
 // family and sync, then the POSTROUTING jump put right: added when missing, and every other rule
 // that jumps to our chain (an older release's form, a duplicate, a bare jump) replaced by ours in
 // one more restore. Reads back only our chain and POSTROUTING: a full `iptables-save -t nat`
-// costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms (netfilter-facts.md),
-// also next to 50,000 rules of ours, where `-C POSTROUTING` takes 0.6-1.2 s: the jump is checked
-// from that listing, never with `-C` (only a missing chain's "incompatible" error is probed so).
+// costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms (netfilter-facts.md).
 import type { Backend, OwnedState } from '../backend.js';
 import { CommandError } from '../../errors.js';
 import { cutExcerpt } from '../../excerpt.js';
@@ -157,7 +155,11 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     return r.exitCode === 2;
   }
 
-  /** The nat POSTROUTING rules as `-S` prints them (cheap on nft; legacy reads the table anyway). */
+  /**
+   * The nat POSTROUTING rules as `-S` prints them (cheap on nft; legacy reads the table anyway).
+   * The jump is checked from this listing: 6-19 ms next to 50,000 rules of ours on iptables-nft,
+   * where `-C POSTROUTING` takes 0.6-1.2 s (only a missing chain's "incompatible" error is probed so).
+   */
   async function postrouting(family: Family): Promise<string[]> {
     return outputLines((await run(nat(family, '-S', 'POSTROUTING'))).stdout);
   }
