@@ -94,7 +94,7 @@ export interface Agent {
 }
 
 function sameLines(a: OwnedState, b: OwnedState): boolean {
-  return a.length === b.length && a.every((l, i) => l === b[i]);
+  return a === b || (a.length === b.length && a.every((l, i) => l === b[i]));
 }
 
 function describeError(e: unknown): string {
@@ -150,6 +150,16 @@ export function createAgent(deps: AgentDeps): Agent {
   let failedSyncs = 0;
   let retryAfterMs: number | undefined;
   const retryInitialMs = deps.retryInitialMs ?? RETRY_INITIAL_MS;
+  /**
+   * The policy of the config in force, built once per config: the loader hands back the same
+   * config object while the files are unchanged, so a quiet resync builds and renders nothing.
+   */
+  let built: { readonly config: MasqConfig; readonly policy: Policy } | undefined;
+  /** What the backend expects per family policy (pure), rendered once per policy. */
+  const expectedOf = new WeakMap<Policy['families'][number], OwnedState>();
+  /** Per family, the last read-back found equal to what was wanted: the backend returns the same array for an unchanged read, so a quiet resync compares by identity. */
+  const lastMatch = new Map<Family, { readonly have: OwnedState; readonly want: OwnedState }>();
+  let lastLoaded: LoadedConfig | undefined;
 
   const familyStatus = (f: Family): FamilyStatus => {
     let s = families.get(f);
@@ -165,7 +175,9 @@ export function createAgent(deps: AgentDeps): Agent {
       const loaded = await deps.loadConfig();
       const hash = loaded.hash;
       // The loader reads the file at every sync; its warnings are news only when the config changed.
-      const fingerprint = warningsFingerprint(hash, loaded.warnings);
+      const same = loaded === lastLoaded && warningsLogged !== '';
+      lastLoaded = loaded;
+      const fingerprint = same ? warningsLogged : warningsFingerprint(hash, loaded.warnings);
       if (fingerprint !== warningsLogged) {
         warningsLogged = fingerprint;
         logCapped(
@@ -240,6 +252,26 @@ export function createAgent(deps: AgentDeps): Agent {
     return true;
   }
 
+  /** Applies `want` when `have` differs from it; says whether that was a first apply, a config change or drift. */
+  async function reconcile(policy: Policy['families'][number], have: OwnedState, want: OwnedState, prev: OwnedState | undefined): Promise<FamilyResult> {
+    const f = policy.family;
+    const match = lastMatch.get(f);
+    if ((match?.have === have && match.want === want) || sameLines(have, want)) {
+      lastMatch.set(f, { have, want });
+      if (!written.has(f)) log.info('rules already in place', { family: f, backend: backend.name, rules: want.length });
+      return 'unchanged';
+    }
+    lastMatch.delete(f);
+    await backend.apply(policy);
+    if (prev && sameLines(prev, want)) {
+      familyStatus(f).driftRepairs++;
+      log.warn('rules drifted from what the agent wrote; restored them', { family: f, backend: backend.name, found: have.length, restored: want.length });
+      return 'repaired';
+    }
+    log.info('rules applied', { family: f, backend: backend.name, rules: want.length > 200 ? `${want.length} lines` : want });
+    return 'applied';
+  }
+
   async function syncFamily(policy: ReturnType<typeof buildPolicy>['families'][number]): Promise<SyncReport['families'][number]> {
     const f = policy.family;
     const st = familyStatus(f);
@@ -249,23 +281,22 @@ export function createAgent(deps: AgentDeps): Agent {
     try {
       // Inside the try: a backend may refuse a policy (a SNAT address of the other family), and
       // that is a failed sync that keeps the rules in force, never a crash.
-      want = backend.expected(policy);
-      const have = await backend.read(f);
-      if (keepFoundRules(f, have)) want = have;
-      let result: FamilyResult = 'unchanged';
-      if (!sameLines(have, want)) {
+      want = expectedOf.get(policy) ?? backend.expected(policy);
+      expectedOf.set(policy, want);
+      const prev = written.get(f);
+      let result: FamilyResult;
+      if (prev !== undefined && !startInvalid && !sameLines(prev, want)) {
+        // The config changed since this family's last good sync: the kernel holds what was written
+        // then (or drift, which apply overwrites too). Reading it first would only say "differs",
+        // and at 50,000 CIDRs that read costs about as much as the apply; the next resync reads.
         await backend.apply(policy);
-        const prev = written.get(f);
-        if (prev && sameLines(prev, want)) {
-          result = 'repaired';
-          st.driftRepairs++;
-          log.warn('rules drifted from what the agent wrote; restored them', { family: f, backend: backend.name, found: have.length, restored: want.length });
-        } else {
-          result = 'applied';
-          log.info('rules applied', { family: f, backend: backend.name, rules: want.length > 200 ? `${want.length} lines` : want });
-        }
-      } else if (!written.has(f)) {
-        log.info('rules already in place', { family: f, backend: backend.name, rules: want.length });
+        lastMatch.delete(f);
+        result = 'applied';
+        log.info('rules applied', { family: f, backend: backend.name, rules: want.length > 200 ? `${want.length} lines` : want });
+      } else {
+        const have = await backend.read(f);
+        if (keepFoundRules(f, have)) want = have;
+        result = await reconcile(policy, have, want, prev);
       }
       await checkShadowing(f, st);
       written.set(f, want);
@@ -314,13 +345,16 @@ export function createAgent(deps: AgentDeps): Agent {
 
   async function syncOnce(reason: string): Promise<SyncReport> {
     const configValid = await refreshConfig();
-    const policy = buildPolicy(config ?? deps.defaultConfig(), deps.policyOptions);
+    const inForce = config ?? deps.defaultConfig();
+    if (built?.config !== inForce) built = { config: inForce, policy: buildPolicy(inForce, deps.policyOptions) };
+    const policy = built.policy;
+    // Families are independent: one failing never stops the other.
+    const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
+    // After the rules, not before: only log lines, and at 50,000 CIDRs they cost tens of ms.
     if (configHash !== redundancyReported) {
       redundancyReported = configHash;
       reportRedundancies(policy);
     }
-    // Families are independent: one failing never stops the other.
-    const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
     lastSyncAt = clock.now();
     if (results.some((r) => r.result === 'error')) {
       failedSyncs++;

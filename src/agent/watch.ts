@@ -22,12 +22,21 @@ export function isRelevantConfigEvent(filename: string | null | undefined, dir: 
   return directoryMode ? isConfigFileName(filename) : filename === basename(path);
 }
 
+/**
+ * Quiet time after the last relevant event before the sync. kubelet's atomic writer makes its
+ * whole burst (new dir, `..data_tmp`, rename over `..data`, old dir removed) within a millisecond,
+ * so a short wait still makes one sync of it, and a swap is live sooner; an editor's or a script's
+ * write of a file in place is as quick. A reader of a half-written file gets an error that the
+ * next event's sync replaces; the last good config stays in force meanwhile.
+ */
+export const WATCH_DEBOUNCE_MS = 10;
+
 /** Options for watching the config location. */
 export interface ConfigWatchOptions {
   /** The --config path: a file (its directory is watched) or a directory (watched itself). */
   readonly path: string;
   readonly isDirectory: () => boolean;
-  /** Called once per burst of events, after `debounceMs` of quiet. */
+  /** Called once per burst of events, after `debounceMs` (default WATCH_DEBOUNCE_MS) of quiet. */
   readonly onChange: () => void;
   readonly clock: Clock;
   readonly log: Logger;
@@ -44,7 +53,7 @@ export interface ConfigWatchOptions {
  * a watcher error re-creates the watcher. Returns a function that stops watching.
  */
 export function watchConfig(opts: ConfigWatchOptions): () => void {
-  const debounceMs = opts.debounceMs ?? 50;
+  const debounceMs = opts.debounceMs ?? WATCH_DEBOUNCE_MS;
   const watchFn: WatchFn = opts.watch ?? watch;
   const retryMs = opts.retryMs ?? 1000;
   let watcher: FSWatcher | undefined;

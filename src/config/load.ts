@@ -7,6 +7,7 @@
 // error, so the agent keeps the last good config instead of silently switching to the defaults.
 import type { Stats } from 'node:fs';
 import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
@@ -86,12 +87,25 @@ async function statConfigPath(path: string): Promise<Stats | undefined> {
   }
 }
 
-/** What parseConfigFragment made of each file's text last time, so an unchanged file is not parsed again. */
-export type ParseCache = Map<string, { readonly text: string; readonly result: FragmentResult }>;
+/** sha256 hex of a file's text: what the caches below are keyed by, so they need not keep the text. */
+function hashText(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/**
+ * What parseConfigFragment made of each file's text last time (keyed by file and options, checked
+ * by the text's hash), so an unchanged file is not parsed again; and the whole LoadedConfig of the
+ * last read, so when every file is unchanged the merge and the config hash are skipped too: an
+ * unchanged config costs one read and one hash per file.
+ */
+export class ParseCache extends Map<string, { readonly hash: string; readonly result: FragmentResult }> {
+  /** The last successful load: what it was made from (files, their hashes, options) and its result. */
+  last: { readonly key: string; readonly loaded: LoadedConfig } | undefined;
+}
 
 /** An empty ParseCache, for one agent's loadConfig calls. */
 export function createParseCache(): ParseCache {
-  return new Map();
+  return new ParseCache();
 }
 
 /**
@@ -100,8 +114,9 @@ export function createParseCache(): ParseCache {
  * agent passes the one it started with) makes a path that is not of that kind an error;
  * without it the path's kind decides. Throws ConfigError with every issue found, including
  * read errors with the path and OS reason. With a cache, a file whose text is unchanged is not
- * parsed again: parsing the largest file allowed costs a second and a heap of about 100 MB of
- * short-lived objects, at every resync.
+ * parsed again (parsing the largest file allowed costs a second and a heap of about 100 MB of
+ * short-lived objects, at every resync), and a config whose files are all unchanged is the same
+ * LoadedConfig object as last time, so callers can tell "unchanged" by identity.
  */
 export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache): Promise<LoadedConfig> {
   const files: string[] = [];
@@ -142,6 +157,7 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
   const warnings: ConfigIssue[] = [...skipped];
   // One budget for all files together: a directory of many files is no way around the cap.
   let bytesRead = 0;
+  const hashes: string[] = [];
   for (const file of files) {
     let text: string;
     try {
@@ -162,9 +178,11 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
       continue;
     }
     const key = `${file}\u0000${String(opts.enableIPv6)}`;
+    const hash = cache ? hashText(text) : '';
+    hashes.push(hash);
     const cached = cache?.get(key);
-    const result = cached?.text === text ? cached.result : parseConfigFragment(text, file, opts);
-    if (cache && cached?.result !== result) cache.set(key, { text, result });
+    const result = cached?.hash === hash ? cached.result : parseConfigFragment(text, file, opts);
+    if (cache && cached?.result !== result) cache.set(key, { hash, result });
     fragments.push(result.fragment);
     // Loops, not push(...spread): a file with very many bad entries would overflow the stack.
     for (const i of result.issues) issues.push(i);
@@ -173,7 +191,13 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
   // Only the files of this read stay cached: renamed or removed files must not pile up.
   if (cache) for (const key of cache.keys()) if (!files.some((f) => key.startsWith(`${f}\u0000`))) cache.delete(key);
   if (issues.length > 0) throw new ConfigError(issues);
-  return fromFragments(fragments, files, warnings, opts);
+  if (!cache) return fromFragments(fragments, files, warnings, opts);
+  // Skipped entries are part of the result (their warnings), so they are part of the key.
+  const memoKey = JSON.stringify([files, hashes, skipped.map((w) => w.message), opts]);
+  if (cache.last?.key === memoKey) return cache.last.loaded;
+  const loaded = fromFragments(fragments, files, warnings, opts);
+  cache.last = { key: memoKey, loaded };
+  return loaded;
 }
 
 /** Why a file was not read: over the cap, or over what a directory's files have left of it. */

@@ -492,3 +492,63 @@ test('a start with an invalid config whose first read fails decides at the first
   assert.equal(h.backend.writes.get('ipv4'), undefined);
   await h.agent.stop();
 });
+
+/** An agent whose loader hands back the same LoadedConfig while the text is unchanged (as loadConfig with a cache does), over a fake backend that counts calls. */
+function countingHarness(initial: string) {
+  let text = initial;
+  let loaded: LoadedConfig | undefined;
+  const fake = createFakeBackend();
+  const counts = { expected: 0, read: 0, apply: 0 };
+  const backend = {
+    ...fake,
+    expected: (p: Parameters<typeof fake.expected>[0]) => (counts.expected++, fake.expected(p)),
+    read: (f: Parameters<typeof fake.read>[0]) => (counts.read++, fake.read(f)),
+    apply: (p: Parameters<typeof fake.apply>[0]) => (counts.apply++, fake.apply(p)),
+  };
+  const log = createMemoryLogger();
+  const agent = createAgent({
+    loadConfig: async () => {
+      if (loaded?.hash !== text) {
+        const parsed = parseConfigText(text, '/etc/config/ip-masq-agent', OPTS);
+        loaded = { config: parsed.config, warnings: parsed.warnings, files: ['/etc/config/ip-masq-agent'], usingDefaults: false, hash: text };
+      }
+      return loaded;
+    },
+    defaultConfig: () => defaultConfig(OPTS),
+    backend,
+    policyOptions: { enableIPv6: false, randomFully: true, toPorts: [] },
+    log,
+    clock: createFakeClock(),
+  });
+  return { agent, fake, counts, log, setText: (t: string) => void (text = t) };
+}
+
+test('an unchanged config is built and rendered once, however many resyncs; a changed one once more', async () => {
+  const h = countingHarness('nonMasqueradeCIDRs: [10.0.0.0/8]\n');
+  await h.agent.start();
+  for (let i = 0; i < 20; i++) assert.equal((await h.agent.sync('resync')).families[0]?.result, 'unchanged');
+  assert.equal(h.counts.expected, 1);
+  assert.equal(h.counts.read, 21, 'every resync still reads the kernel back');
+  h.setText('nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24]\n');
+  await h.agent.sync('config changed');
+  await h.agent.sync('resync');
+  assert.equal(h.counts.expected, 2);
+  await h.agent.stop();
+});
+
+test('a config change is applied without reading the rules first; the next resync reads them, and drift is still repaired', async () => {
+  const h = countingHarness('nonMasqueradeCIDRs: [10.0.0.0/8]\n');
+  await h.agent.start();
+  const reads = h.counts.read;
+  h.setText('nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24]\n');
+  assert.equal((await h.agent.sync('config changed')).families[0]?.result, 'applied');
+  assert.equal(h.counts.read, reads, 'no read before the apply of a changed config');
+  assert.ok(h.fake.tables.get('ipv4')?.includes('return 192.0.2.0/24'));
+  assert.equal((await h.agent.sync('resync')).families[0]?.result, 'unchanged');
+  assert.equal(h.counts.read, reads + 1);
+  h.fake.tables.set('ipv4', ['jump']);
+  assert.equal((await h.agent.sync('resync')).families[0]?.result, 'repaired');
+  assert.equal(h.agent.status().families.get('ipv4')?.driftRepairs, 1);
+  assert.equal((await h.agent.sync('resync')).families[0]?.result, 'unchanged');
+  await h.agent.stop();
+});

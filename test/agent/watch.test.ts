@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { FSWatcher, WatchEventType, WatchListener } from 'node:fs';
-import { isRelevantConfigEvent, watchConfig, type WatchFn } from '../../src/agent/watch.js';
+import { isRelevantConfigEvent, WATCH_DEBOUNCE_MS, watchConfig, type WatchFn } from '../../src/agent/watch.js';
 import { createMemoryLogger } from '../../src/observe/log.js';
 import { createFakeClock } from './fake-clock.js';
 
@@ -130,4 +130,21 @@ test('the watch is re-armed after every relevant event and after an unrelated en
   assert.equal(s.syncs(), 1);
   s.stop();
   assert.equal(s.fw.live().length, 0);
+});
+
+test('by default a kubelet swap syncs within WATCH_DEBOUNCE_MS (10 ms) of its last event, still once', () => {
+  const fw = fakeWatch();
+  const clock = createFakeClock();
+  let syncs = 0;
+  const stop = watchConfig({ path: '/etc/config/ip-masq-agent', isDirectory: () => false, onChange: () => void syncs++, clock, log: createMemoryLogger(), watch: fw.watch });
+  // kubelet's atomic writer: the whole burst within a millisecond.
+  for (const name of ['..2026_11_26_10_00_02.000000002', '..data_tmp', '..data_tmp', '..data', '..2026_11_26_10_00_01.000000001']) fw.emit('rename', name);
+  assert.equal(WATCH_DEBOUNCE_MS, 10);
+  clock.advance(9);
+  assert.equal(syncs, 0);
+  clock.advance(1);
+  assert.equal(syncs, 1);
+  clock.advance(1000);
+  assert.equal(syncs, 1);
+  stop();
 });

@@ -127,6 +127,45 @@ test('read after apply returns exactly expected(), jump line first', async () =>
   assert.match(expected[0] ?? '', /^-A POSTROUTING /);
 });
 
+test('a quiet sync (read, then findShadowing) lists POSTROUTING once; findShadowing alone lists it', async () => {
+  const { backend, calls, fake } = setup();
+  await backend.apply(v4);
+  fake.tables['ipv4']!.chainLines = backend.expected(v4).slice(1);
+  fake.tables['ipv4']!.postrouting.unshift('-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE');
+  calls.length = 0;
+  await backend.read('ipv4');
+  assert.deepEqual(await backend.findShadowing!('ipv4'), ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE']);
+  assert.deepEqual(ops(calls), ['iptables-nft -S', 'iptables-nft -S']);
+  // Taken once: a later call (another sync, or a command) lists again.
+  calls.length = 0;
+  assert.equal((await backend.findShadowing!('ipv4')).length, 1);
+  assert.deepEqual(ops(calls), ['iptables-nft -S']);
+});
+
+test('apply with the jump in place: findShadowing uses the listing apply took; after a repair it lists again', async () => {
+  const { backend, calls } = setup();
+  await backend.apply(v4); // adds the jump: what apply listed is stale
+  calls.length = 0;
+  await backend.findShadowing!('ipv4');
+  assert.deepEqual(ops(calls), ['iptables-nft -S']);
+  await backend.apply(v4);
+  calls.length = 0;
+  await backend.findShadowing!('ipv4');
+  assert.deepEqual(ops(calls), []);
+});
+
+test('an unchanged chain reads back as the same array; a changed one as a new one', async () => {
+  const { backend, fake } = setup();
+  await backend.apply(v4);
+  fake.tables['ipv4']!.chainLines = backend.expected(v4).slice(1);
+  const first = await backend.read('ipv4');
+  assert.equal(await backend.read('ipv4'), first);
+  fake.tables['ipv4']!.chainLines = backend.expected(v4).slice(2);
+  const changed = await backend.read('ipv4');
+  assert.notEqual(changed, first);
+  assert.equal(changed.length, first.length - 1);
+});
+
 test('--random-fully is written only when requested and supported', () => {
   const supported = setup().backend;
   const unsupported = setup({ randomFullySupported: false }).backend;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, formatIssue } from '../../src/errors.js';
 import { defaultConfig, hashConfig, type ConfigOptions } from '../../src/config/config.js';
-import { detectConfigMode, isConfigFileName, loadConfig, type ConfigPathMode } from '../../src/config/load.js';
+import { createParseCache, detectConfigMode, isConfigFileName, loadConfig, type ConfigPathMode } from '../../src/config/load.js';
 
 const V4: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };
 const V6: ConfigOptions = { enableIPv6: true, nomasqAllReservedRanges: false };
@@ -311,5 +311,38 @@ describe('loadConfig: only a missing path means defaults', () => {
     assert.equal(await detectConfigMode(join(root, `link-${counter}`)), 'directory');
     assert.equal(await detectConfigMode(join(dir, 'ip-masq-agent')), 'file');
     assert.equal(await detectConfigMode(join(dir, 'missing')), 'file');
+  });
+});
+
+describe('loadConfig with a cache (the agent at every resync)', () => {
+  it('an unchanged config gives back the same result (no parse, merge or config hash); a change in any file, or a file more, a new one', async () => {
+    const dir = await dirWith({ 'ip-masq-a': 'nonMasqueradeCIDRs: [10.0.0.0/8]\n', 'ip-masq-b': 'masqLinkLocal: true\n' });
+    const cache = createParseCache();
+    const first = await loadConfig(dir, V4, 'directory', cache);
+    assert.equal(await loadConfig(dir, V4, 'directory', cache), first);
+    // Rewritten with the same bytes (kubelet re-publishing an unchanged ConfigMap): still the same.
+    await writeFile(join(dir, 'ip-masq-b'), 'masqLinkLocal: true\n');
+    assert.equal(await loadConfig(dir, V4, 'directory', cache), first);
+    await writeFile(join(dir, 'ip-masq-b'), 'masqLinkLocal: false\n');
+    const changed = await loadConfig(dir, V4, 'directory', cache);
+    assert.notEqual(changed, first);
+    assert.equal(changed.config.masqLinkLocal, false);
+    await writeFile(join(dir, 'ip-masq-c'), 'resyncInterval: 5s\n');
+    const more = await loadConfig(dir, V4, 'directory', cache);
+    assert.notEqual(more, changed);
+    assert.equal(more.config.resyncIntervalMs, 5000);
+    // Other options (a flag) are another config even for the same files.
+    assert.notEqual(await loadConfig(dir, { ...V4, nomasqAllReservedRanges: true }, 'directory', cache), more);
+  });
+
+  it('an invalid file in between: the error, then the good config again once it is fixed', async () => {
+    const file = join(root, `cached-${++counter}`);
+    await writeFile(file, 'nonMasqueradeCIDRs: [10.0.0.0/8]\n');
+    const cache = createParseCache();
+    const good = await loadConfig(file, V4, 'file', cache);
+    await writeFile(file, 'nonMasqueradeCIDRs: [10.0.0.0/88]\n');
+    await assert.rejects(loadConfig(file, V4, 'file', cache), ConfigError);
+    await writeFile(file, 'nonMasqueradeCIDRs: [10.0.0.0/8]\n');
+    assert.equal(await loadConfig(file, V4, 'file', cache), good);
   });
 });
