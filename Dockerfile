@@ -37,7 +37,9 @@ RUN apt-get update \
 ENV NODE_ENV=production
 # A V8 heap cap well inside the DaemonSet's 256Mi limit: without it V8 lets the garbage of parsing
 # a large config pile up (283 MiB resident with 50,000 CIDRs); with it the largest config the
-# agent accepts peaks at 229 MiB (README "Limits", bench/sizes.bench.ts).
+# agent accepts peaks at 229 MiB (README "Limits", bench/sizes.bench.ts). Other V8 flags
+# (--max-semi-space-size, --optimize-for-size, --lite-mode) were measured and are not worth it at
+# idle (README "Performance", bench/startup.bench.ts).
 ENV NODE_OPTIONS=--max-old-space-size=160
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
