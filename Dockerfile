@@ -12,18 +12,14 @@
 # rebuild picks up Debian's security fixes for iptables, nftables and their libraries.
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
-# Runtime dependencies only (no dev dependencies, no install scripts).
-FROM ${NODE_IMAGE} AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
-
-# Compile the TypeScript sources: src/main.ts becomes dist/src/main.js (package.json's bin).
+# Type-check and bundle: src/main.ts and its runtime dependencies (yaml, zod) become one file,
+# dist/bin/ip-masq-agent.js (package.json's bin), so the image needs no node_modules.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json ./
+COPY scripts/bundle.mjs ./scripts/bundle.mjs
 COPY src ./src
 RUN npm run build
 
@@ -41,12 +37,13 @@ RUN apt-get update \
 ENV NODE_ENV=production
 # A V8 heap cap well inside the DaemonSet's 256Mi limit: without it V8 lets the garbage of parsing
 # a large config pile up (283 MiB resident with 50,000 CIDRs); with it the largest config the
-# agent accepts peaks at 229 MiB (README "Limits", bench/sizes.bench.ts).
+# agent accepts peaks at 229 MiB (README "Limits", bench/sizes.bench.ts). Other V8 flags
+# (--max-semi-space-size, --optimize-for-size, --lite-mode) were measured and are not worth it at
+# idle (README "Performance", bench/startup.bench.ts).
 ENV NODE_OPTIONS=--max-old-space-size=160
 WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/package.json ./package.json
-COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/bin/ip-masq-agent.js ./dist/bin/ip-masq-agent.js
 COPY deploy/image/ip-masq-agent /usr/local/bin/ip-masq-agent
 RUN chmod 0755 /usr/local/bin/ip-masq-agent \
  && ln -s /usr/local/bin/ip-masq-agent /ip-masq-agent \
@@ -59,4 +56,4 @@ LABEL org.opencontainers.image.title="ip-masq-agent" \
 # in its bounding set but not as effective ones, and iptables/nft would fail with "Permission
 # denied". The DaemonSet drops every other capability, forbids privilege escalation and mounts the
 # root filesystem read-only, so root here can change netfilter rules and little else.
-ENTRYPOINT ["node", "/app/dist/src/main.js"]
+ENTRYPOINT ["node", "/app/dist/bin/ip-masq-agent.js"]

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADDR, createTopology, nsRun, nsSpawn, sourceSeenBy, startPeerServer, type Topology } from '../test/netns/netns.js';
 
-const AGENT = new URL('../src/main.js', import.meta.url).pathname;
+// The agent as it ships: the bundle `npm run build` writes.
+const AGENT = new URL('../bin/ip-masq-agent.js', import.meta.url).pathname;
 
 /** Writes the config dir as kubelet does for a ConfigMap volume: timestamped dir + ..data swap. */
 function writeConfigMap(dir: string, text: string, n: number): void {

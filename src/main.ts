@@ -1,22 +1,13 @@
 #!/usr/bin/env node
 // Composition root: the only place that builds real dependencies and touches `process`.
-import { createAgent } from './agent/agent.js';
-import { systemClock } from './agent/clock.js';
-import { watchConfig } from './agent/watch.js';
-import { selectBackend } from './backends/select.js';
 import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js';
 import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarning } from './cli/flags.js';
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
-import { defaultConfig } from './config/config.js';
-import { createParseCache, detectConfigMode, loadConfig } from './config/load.js';
-import { maxCidrsFor } from './limits.js';
 import { UsageError } from './errors.js';
-import { createRunner, type ProcessRunner, type Runner } from './exec/runner.js';
-import { createLogger, type Logger } from './observe/log.js';
+import type { ProcessRunner, Runner } from './exec/runner.js';
+import type { Logger } from './observe/log.js';
 import { readVersion } from './version.js';
-import { createMetrics } from './observe/metrics.js';
-import { healthRoutes, metricsRoutes, type Routes } from './server/routes.js';
-import { startHttpServer } from './server/http.js';
+import type { Routes } from './server/routes.js';
 
 const USAGE = `Usage: ip-masq-agent [flags]
        ip-masq-agent COMMAND [flags] [args]
@@ -58,6 +49,8 @@ function installLastResort(log: Logger, processRunner: ProcessRunner): void {
 }
 
 async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {
+  const { createAgent, createLogger, createMetrics, createParseCache, createRunner, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, selectBackend, startHttpServer, systemClock, watchConfig } =
+    await import('./agent-runtime.js');
   const log = createLogger(opts.verbosity);
   log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
@@ -127,6 +120,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
 /** Entry point: runs an operator command (validate, render, ...) or, by default, the agent. */
 export async function main(argv: readonly string[]): Promise<number> {
   if (isOperatorCommand(argv[0])) {
+    const { createRunner } = await import('./exec/runner.js');
     const runner = createRunner();
     // Its commands run in process groups of their own, which a Ctrl-C does not reach.
     process.on('exit', () => runner.killAll());

@@ -3,11 +3,6 @@
 import { CommandError, ConfigError } from '../errors.js';
 import type { CommandDeps, CommandFn, CommandIo } from './command.js';
 import { EXIT } from './command.js';
-import { runCleanup } from './cleanup.js';
-import { runExplain } from './explain.js';
-import { runRender } from './render.js';
-import { runStatus } from './status.js';
-import { runValidate } from './validate.js';
 
 export type { CommandDeps, CommandIo } from './command.js';
 
@@ -17,12 +12,14 @@ export const OPERATOR_COMMANDS = ['validate', 'render', 'explain', 'status', 'cl
 /** One of the operator commands. */
 export type OperatorCommand = (typeof OPERATOR_COMMANDS)[number];
 
-const COMMANDS: Record<OperatorCommand, { run: CommandFn; summary: string; unexpectedExit: number }> = {
-  validate: { run: runValidate, summary: 'check config files or a ConfigMap manifest (exit 0 valid, 1 invalid)', unexpectedExit: EXIT.failed },
-  render: { run: runRender, summary: 'print the rules the agent would write, touching nothing', unexpectedExit: EXIT.failed },
-  explain: { run: runExplain, summary: 'say whether traffic to an IP is masqueraded, and which rule decides', unexpectedExit: EXIT.failed },
-  status: { run: runStatus, summary: 'compare the live rules with the config (exit 0 in sync, 1 drifted)', unexpectedExit: EXIT.cannotCheck },
-  cleanup: { run: runCleanup, summary: "remove the agent's chain, jump and nft table (idempotent)", unexpectedExit: EXIT.failed },
+// Each command's module is imported only when it runs: the agent, `--help` and `--version` never
+// load them (their help texts and parsers cost start-up time and memory; README "Performance").
+const COMMANDS: Record<OperatorCommand, { load: () => Promise<CommandFn>; summary: string; unexpectedExit: number }> = {
+  validate: { load: async () => (await import('./validate.js')).runValidate, summary: 'check config files or a ConfigMap manifest (exit 0 valid, 1 invalid)', unexpectedExit: EXIT.failed },
+  render: { load: async () => (await import('./render.js')).runRender, summary: 'print the rules the agent would write, touching nothing', unexpectedExit: EXIT.failed },
+  explain: { load: async () => (await import('./explain.js')).runExplain, summary: 'say whether traffic to an IP is masqueraded, and which rule decides', unexpectedExit: EXIT.failed },
+  status: { load: async () => (await import('./status.js')).runStatus, summary: 'compare the live rules with the config (exit 0 in sync, 1 drifted)', unexpectedExit: EXIT.cannotCheck },
+  cleanup: { load: async () => (await import('./cleanup.js')).runCleanup, summary: "remove the agent's chain, jump and nft table (idempotent)", unexpectedExit: EXIT.failed },
 };
 
 /** The command list for the agent's `--help`. */
@@ -42,7 +39,8 @@ export async function runOperatorCommand(argv: readonly string[], io: CommandIo,
   }
   const command = COMMANDS[name];
   try {
-    return await command.run(rest, io, deps);
+    const run = await command.load();
+    return await run(rest, io, deps);
   } catch (e) {
     // The commands handle what they expect; anything else still ends with a message, not a stack.
     const detail = e instanceof CommandError || e instanceof ConfigError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);

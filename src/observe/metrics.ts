@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerProcessMetrics } from './process-metrics.js';
+import { createCounter, createGauge, createHistogram, createRegistry, type Registry } from './prometheus.js';
 import { RETRY_REASON, type AgentStatus, type FamilyResult, type SyncReport } from '../agent/agent.js';
 import type { Family } from '../net/cidr.js';
 
@@ -10,7 +11,7 @@ export const SYNC_DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0
 
 /** The agent's Prometheus metrics: events counted as they happen, state read from a status snapshot. */
 export interface Metrics {
-  /** A registry of our own (not prom-client's global one), with the process defaults in it. */
+  /** A registry of our own, with the process and Node.js metrics in it. */
   readonly registry: Registry;
   /** Counts one sync: pass it as the agent's `onSync`. */
   onSync(report: SyncReport): void;
@@ -20,81 +21,63 @@ export interface Metrics {
 
 /** Options of createMetrics. */
 export interface MetricsOptions {
-  /** Include prom-client's process and Node.js metrics (default true). */
+  /** Include the process and Node.js metrics (`process_*`, `nodejs_*`; default true). */
   readonly defaultMetrics?: boolean;
 }
 
-/**
- * How often the event-loop delay histogram (nodejs_eventloop_lag_*) samples, in ms. prom-client's
- * default of 10 ms wakes the process 100 times a second: about 0.4 s of CPU a minute, as much as
- * all the resyncs of a 64-CIDR agent at a 1 s resync. Once a second still catches every stall.
- */
-export const EVENT_LOOP_SAMPLE_MS = 1000;
-
 /** Creates the metrics in a fresh registry; nothing global is touched, so tests can make many. */
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
-  const registry = new Registry();
-  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
-  const registers = [registry];
+  const registry = createRegistry();
+  if (opts.defaultMetrics ?? true) registerProcessMetrics(registry);
 
-  const configValid = new Gauge({
+  const configValid = createGauge(registry, {
     name: 'ip_masq_agent_config_valid',
     help: '1 when the last config read was valid, 0 when it was rejected (the last good config stays in force).',
-    registers,
   });
-  const configInfo = new Gauge({
+  const configInfo = createGauge(registry, {
     name: 'ip_masq_agent_config_info',
     help: 'The config in force: its hash and source files (comma-joined, or "defaults"); always 1.',
-    labelNames: ['hash', 'source'] as const,
-    registers,
+    labelNames: ['hash', 'source'],
   });
-  const syncTotal = new Counter({
+  const syncTotal = createCounter(registry, {
     name: 'ip_masq_agent_sync_total',
     help: 'Family syncs by result: unchanged, applied (config change or first write), repaired (drift undone), error.',
-    labelNames: ['family', 'result'] as const,
-    registers,
+    labelNames: ['family', 'result'],
   });
-  const syncDuration = new Histogram({
+  const syncDuration = createHistogram(registry, {
     name: 'ip_masq_agent_sync_duration_seconds',
     help: 'Duration of one family sync (read back, compare, write if needed), in seconds.',
     buckets: [...SYNC_DURATION_BUCKETS],
-    registers,
   });
-  const lastSuccess = new Gauge({
+  const lastSuccess = createGauge(registry, {
     name: 'ip_masq_agent_last_sync_success_timestamp_seconds',
     help: 'Unix time of the last successful sync of the family; 0 when it has never succeeded.',
-    labelNames: ['family'] as const,
-    registers,
+    labelNames: ['family'],
   });
-  const driftRepairs = new Counter({
+  const driftRepairs = createCounter(registry, {
     name: 'ip_masq_agent_drift_repairs_total',
     help: 'Times the rules of the family were found changed by someone else and restored.',
-    labelNames: ['family'] as const,
-    registers,
+    labelNames: ['family'],
   });
-  const rules = new Gauge({
+  const rules = createGauge(registry, {
     name: 'ip_masq_agent_rules',
     help: 'Rule lines the agent owns for the family, as last written or verified.',
-    labelNames: ['family'] as const,
-    registers,
+    labelNames: ['family'],
   });
 
-  const shadowing = new Gauge({
+  const shadowing = createGauge(registry, {
     name: 'ip_masq_agent_shadowing_rules',
     help: 'MASQUERADE/SNAT rules earlier in nat POSTROUTING than our jump, which may override our non-masquerade ranges.',
-    labelNames: ['family'] as const,
-    registers,
+    labelNames: ['family'],
   });
 
-  const retries = new Counter({
+  const retries = createCounter(registry, {
     name: 'ip_masq_agent_sync_retries_total',
     help: 'Syncs run as a retry after a failed sync (sooner than the resync interval, with backoff).',
-    registers,
   });
-  const retryBackoff = new Gauge({
+  const retryBackoff = createGauge(registry, {
     name: 'ip_masq_agent_sync_retry_backoff_seconds',
     help: 'Delay before the pending retry of a failed sync; 0 when the last sync succeeded.',
-    registers,
   });
 
   const known = new Set<Family>();

@@ -1,4 +1,4 @@
-// Runs the built agent (`node dist/src/main.js`) as a real process inside a test network
+// Runs the built agent (`node dist/bin/ip-masq-agent.js`) as a real process inside a test network
 // namespace, collects its JSON log lines, and waits for log messages with bounded timeouts.
 // Shared by the agent integration tests and bench/agent.bench.ts. Nothing here touches the
 // machine's own network namespace: the agent only ever runs under `ip netns exec <ns>`.
@@ -8,14 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The compiled agent entry point, next to this file in the build output. */
-export const AGENT_MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+/** The agent as it ships: the bundle `npm run build` writes (package.json's bin, the image's entry point). */
+export const AGENT_MAIN = fileURLToPath(new URL('../../bin/ip-masq-agent.js', import.meta.url));
 
 /** One JSON log line of the agent. */
 export interface LogLine {
   readonly level: string;
   readonly msg: string;
-  /** Epoch milliseconds, as pino stamps it. */
+  /** Epoch milliseconds, as the agent stamps it (Date.now()). */
   readonly time: number;
   /** Every field of the line, parsed. */
   readonly fields: Readonly<Record<string, unknown>>;
@@ -95,7 +95,7 @@ function parseLine(raw: string): LogLine | undefined {
 }
 
 /**
- * Starts `node dist/src/main.js ...args` inside namespace `ns`. The HTTP endpoints are turned
+ * Starts `node dist/bin/ip-masq-agent.js ...args` inside namespace `ns`. The HTTP endpoints are turned
  * off (`--healthz-bind-address= --metrics-bind-address=`) unless `args` set them, so tests of the
  * sync loop do not depend on the server.
  */
@@ -243,7 +243,7 @@ export interface ConfigMapDir {
   /**
    * Publishes new content as kubelet's atomic writer does: a new timestamped dir, a `..data_tmp`
    * link renamed over `..data`, then the old dir removed. Returns Date.now() right after the
-   * rename (the clock pino stamps log lines with), the moment the new content became visible.
+   * rename (the clock the agent stamps log lines with), the moment the new content became visible.
    */
   write(text: string): number;
   /** Deletes the directory. */

@@ -1,4 +1,4 @@
-// The built CLI (`node dist/.../src/main.js <command>`) against the real iptables, nft and kernel,
+// The shipped CLI (`node dist/bin/ip-masq-agent.js <command>`) against the real iptables, nft and kernel,
 // every run under `ip netns exec` in namespaces this file creates and always deletes. iptables
 // commands use a private xtables lock file, so nothing contends for the machine's own lock.
 import { after, before, test } from 'node:test';
@@ -17,8 +17,9 @@ import type { Runner } from '../../src/exec/runner.js';
 import { buildPolicy } from '../../src/policy.js';
 import { ADDR, NETNS_PREFIX, canUseNetns, createNamespace, createTopology, deleteNamespace, nsRun, nsSpawn, sourceSeenBy, startPeerServer } from '../netns/netns.js';
 import { netnsRunner } from '../netns/netns-runner.js';
+import { AGENT_MAIN } from '../agent/agent-process.js';
 
-const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+const MAIN = AGENT_MAIN;
 const tools = ['nft', 'iptables-nft', 'iptables-legacy'].every((t) => spawnSync(t, ['--version'], { stdio: 'ignore' }).status === 0);
 const skip = canUseNetns() && tools ? false : 'needs root, iproute2, nft and iptables (nft and legacy)';
 

@@ -352,14 +352,17 @@ describe('Dockerfile', () => {
     assert.equal(new Set(stages.map((s) => s.from)).size, 1, 'one base image');
   });
 
-  it('builds with npm ci and npm run build, and ships only production dependencies', () => {
+  it('builds with npm ci and npm run build, and ships the bundle alone: no node_modules, no dev dependencies', () => {
     const allRuns = stages.flatMap((s) => instructions(s, 'RUN'));
-    assert.ok(allRuns.some((r) => /npm ci\b(?!.*--omit=dev)/.test(r)) && allRuns.some((r) => /npm run build/.test(r)), 'a build stage');
+    assert.ok(allRuns.some((r) => /npm ci\b/.test(r)) && allRuns.some((r) => /npm run build/.test(r)), 'a build stage');
     const copies = instructions(runtime, 'COPY');
-    const nodeModules = copies.find((c) => /node_modules/.test(c));
-    const fromStage = stages.find((s) => s.name === /--from=(\S+)/.exec(nodeModules ?? '')?.[1]);
-    assert.ok(fromStage, 'node_modules copied from a named stage');
-    assert.ok(instructions(fromStage, 'RUN').some((r) => /npm ci --omit=dev/.test(r)), 'that stage installs without dev deps');
+    assert.deepEqual(copies.filter((c) => /node_modules/.test(c)), [], 'the bundle holds the runtime dependencies');
+    const bundle = copies.find((c) => /dist\/bin\/ip-masq-agent\.js \.\/dist\/bin\/ip-masq-agent\.js$/.test(c));
+    assert.ok(bundle && /^--from=\S+ /.test(bundle), `the bundle copied from the build stage: ${copies.join(' | ')}`);
+    // The bundle is written by the build script the image runs (npm run build).
+    const build = (JSON.parse(readRepoFile('package.json')) as { scripts: { build: string } }).scripts.build;
+    assert.match(build, /node scripts\/bundle\.mjs/);
+    assert.ok(readRepoFile('.dockerignore').split('\n').includes('!scripts/bundle.mjs'), 'the bundle script is in the build context');
   });
 
   it('installs iptables and nftables in the runtime stage, without recommends, and drops the apt lists', () => {
@@ -380,15 +383,14 @@ describe('Dockerfile', () => {
     assert.ok(Number(m[1]) + 90 <= Number(limit[1]), `heap cap ${m[1]} MiB + 90 MiB within the ${limit[1]} MiB limit`);
   });
 
-  it("starts the built agent at package.json's bin path, and stays root for netfilter", () => {
+  it("starts the bundled agent at package.json's bin path, and stays root for netfilter", () => {
     const bin = pkg.bin['ip-masq-agent'];
-    assert.equal(bin, 'dist/src/main.js');
+    assert.equal(bin, 'dist/bin/ip-masq-agent.js');
     assert.deepEqual(JSON.parse(instructions(runtime, 'ENTRYPOINT')[0] ?? 'null'), ['node', `/app/${bin}`]);
     assert.deepEqual(instructions(runtime, 'WORKDIR'), ['/app']);
-    assert.ok(instructions(runtime, 'COPY').some((c) => /\/dist\/src \.\/dist\/src$/.test(c)), 'dist/src copied to /app/dist/src');
-    assert.ok(instructions(runtime, 'COPY').some((c) => /package\.json \.\/package\.json$/.test(c)), 'package.json beside dist/ (the version is read from it)');
-    const tsconfig = JSON.parse(readRepoFile('tsconfig.json')) as { compilerOptions: { outDir: string; rootDir: string } };
-    assert.deepEqual([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir], ['.', 'dist'], 'src/main.ts compiles to dist/src/main.js');
+    assert.ok(instructions(runtime, 'COPY').some((c) => /package\.json \.\/package\.json$/.test(c)), 'package.json two levels above the bundle (the version is read from it)');
+    const bundler = readRepoFile('scripts/bundle.mjs');
+    assert.ok(bundler.includes("entryPoints: ['src/main.ts']") && bundler.includes(`outfile: '${bin}'`), 'src/main.ts is bundled to the bin path');
     assert.ok(existsSync(join(repoRoot(), 'src/main.ts')), 'src/main.ts exists');
     assert.deepEqual(instructions(runtime, 'USER'), [], 'no USER: capabilities added by the pod spec are effective only for root');
   });
@@ -396,7 +398,7 @@ describe('Dockerfile', () => {
   it('the `ip-masq-agent` command in the image runs the same entry point', () => {
     const wrapper = readRepoFile('deploy/image/ip-masq-agent');
     assert.match(wrapper, /^#!\/bin\/sh\n/);
-    assert.match(wrapper, /^exec \/usr\/local\/bin\/node \/app\/dist\/src\/main\.js "\$@"$/m);
+    assert.match(wrapper, /^exec \/usr\/local\/bin\/node \/app\/dist\/bin\/ip-masq-agent\.js "\$@"$/m);
   });
 
   it('.dockerignore lets in everything the Dockerfile copies from the build context', () => {

@@ -105,7 +105,7 @@ function rootWrites(c: Container): string[] {
 
 test('the image holds the agent and its runtime dependencies only: no npm, no dev dependencies, no build tools', { skip }, () => {
   const config = JSON.parse(podman(['image', 'inspect', IMAGE]))[0].Config as { Entrypoint: string[]; Cmd: string[] | null; User?: string };
-  assert.deepEqual(config.Entrypoint, ['node', '/app/dist/src/main.js']);
+  assert.deepEqual(config.Entrypoint, ['node', '/app/dist/bin/ip-masq-agent.js']);
   // The base image's CMD ["node"] must not survive as an argument of the agent.
   assert.equal(config.Cmd ?? null, null, `no CMD arguments: ${JSON.stringify(config.Cmd)}`);
   const lock = JSON.parse(readFileSync(join(repoRoot(), 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
@@ -116,7 +116,8 @@ test('the image holds the agent and its runtime dependencies only: no npm, no de
     'for p in "$@"; do [ -e "$p" ] && echo "dev dependency: $p"; done',
     '[ -d /usr/local/lib/node_modules ] && echo "global node_modules"',
     'for p in /app/src /app/test /app/tsconfig.json /app/dist/test; do [ -e "$p" ] && echo "source: $p"; done',
-    '[ -f /app/dist/src/main.js ] || echo "missing: /app/dist/src/main.js"',
+    '[ -f /app/dist/bin/ip-masq-agent.js ] || echo "missing: /app/dist/bin/ip-masq-agent.js"',
+    '[ -e /app/node_modules ] && echo "node_modules: the bundle holds the runtime dependencies"',
     'true',
   ].join('\n');
   const found = podman(['run', '--rm', '--network=none', '--read-only', '--entrypoint=/bin/sh', IMAGE, '-c', script, 'sh', ...devOnly]).trim();
