@@ -21,12 +21,11 @@
 //         heap after GC and RSS before and after 10,000 resyncs and 2,000 config swaps
 // The figures are printed, never asserted.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { pino } from 'pino';
 import { createAgent } from '../src/agent/agent.js';
 import { createIptablesBackend } from '../src/backends/iptables/iptables-backend.js';
 import { renderRestorePayload } from '../src/backends/iptables/render.js';
@@ -34,7 +33,7 @@ import { renderNftScript } from '../src/backends/nftables/render.js';
 import { agentOptionsFromFlags } from '../src/cli/agent-options.js';
 import { parseFlags } from '../src/cli/flags.js';
 import { createParseCache, loadConfig } from '../src/config/load.js';
-import type { Logger } from '../src/observe/log.js';
+import { createLogger, type Logger } from '../src/observe/log.js';
 import { createMetrics } from '../src/observe/metrics.js';
 import { buildPolicy } from '../src/policy.js';
 import type { FamilyPolicy } from '../src/policy-types.js';
@@ -357,16 +356,10 @@ async function benchBig(backend: BigBackend, swaps: number): Promise<void> {
   }
 }
 
-/** A logger like the agent's (pino, JSON, --v=2) that writes to /dev/null, so logging is part of what is measured. */
+/** The agent's own logger (JSON, --v=2) writing to /dev/null, so logging is part of what is measured. */
 function nullLogger(): Logger {
-  const p = pino({ level: 'debug' }, pino.destination({ dest: '/dev/null', sync: true }));
-  return {
-    error: (msg, f) => p.error(f ?? {}, msg),
-    warn: (msg, f) => p.warn(f ?? {}, msg),
-    info: (msg, f) => p.info(f ?? {}, msg),
-    debug: (msg, f) => p.debug(f ?? {}, msg),
-    trace: (msg, f) => p.trace(f ?? {}, msg),
-  };
+  const fd = openSync('/dev/null', 'w');
+  return createLogger(2, (line) => writeSync(fd, line));
 }
 
 async function benchMemory(resyncs: number, swaps: number): Promise<void> {
