@@ -1,7 +1,7 @@
 // One descriptor per config key: the shape of its value (checked by structure.ts), its zod
 // schema as a function of zod (schema.ts builds it for the JSON Schema export; the agent never
-// loads zod, which costs about 14 MiB and 100 ms at start), what a message says it expects, its default, how merging several files treats it, for CIDR
-// lists the role of their entries, whether it is left out while empty, and how validate's summary
+// loads zod, which costs it about 8 MiB resident), what a message says it expects, its default,
+// how merging several files treats it, for CIDR lists the role of their entries, whether it is left out while empty, and how validate's summary
 // shows it. The schema, the known-key list and suggestions, parse's messages and CIDR-list
 // reading, merge (lists, agreement, defaults, conflicts, cidrLimit's count), the manifest
 // relocation, the config hash and the outputs (validate, the "config applied" log line) all come
