@@ -1,12 +1,13 @@
-// One descriptor per config key: its zod schema (which also documents it for the JSON Schema),
-// what a message says it expects, its default, how merging several files treats it, for CIDR
-// lists the role of their entries, whether it is left out while empty, and how validate's summary
+// One descriptor per config key: the shape of its value (checked by structure.ts), its zod
+// schema as a function of zod (schema.ts builds it for the JSON Schema export; the agent never
+// loads zod, which costs it about 8 MiB resident), what a message says it expects, its default,
+// how merging several files treats it, for CIDR lists the role of their entries, whether it is left out while empty, and how validate's summary
 // shows it. The schema, the known-key list and suggestions, parse's messages and CIDR-list
 // reading, merge (lists, agreement, defaults, conflicts, cidrLimit's count), the manifest
 // relocation, the config hash and the outputs (validate, the "config applied" log line) all come
 // from this table (see key-values.ts); a new key is one entry here plus its meaning (what merge
 // resolves it to, when it needs more than its default, and what the policy does with it).
-import { z } from 'zod';
+import type { ZodType, z as Zod } from 'zod';
 
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
 export const GO_DURATION_PATTERN = '^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$';
@@ -24,9 +25,19 @@ export type ListRole = 'keep' | 'masquerade' | 'source' | 'snat';
 /** How validate's one-line summary shows a key: a count of its entries, or `key value` in parentheses or after them. */
 export type SummaryForm = { readonly count: string } | 'parenthesized' | 'trailing';
 
+/**
+ * The structure a key's value must have: `cidrList` a list of strings, `boolean`, `count` a
+ * non-negative safe integer, `duration` a string matching GO_DURATION_PATTERN, `snatList` a list
+ * of strict `{cidrs: string[], toSource: string}` objects. structure.ts checks it by hand exactly
+ * as the zod schema does (a test compares the two).
+ */
+export type ValueShape = 'cidrList' | 'boolean' | 'count' | 'duration' | 'snatList';
+
 /** One config key. */
 export interface KeyDescriptor {
-  readonly schema: z.ZodType;
+  readonly shape: ValueShape;
+  /** Its zod schema, for the JSON Schema export only; `z` is passed in so this module never loads zod. */
+  readonly schema: (z: typeof Zod) => ZodType;
   /** "expected X" in messages. */
   readonly expected: string;
   /** The default, as messages name it. */
@@ -46,7 +57,7 @@ export interface KeyDescriptor {
   readonly summary?: SummaryForm;
 }
 
-const cidrString = (description: string) =>
+const cidrString = (z: typeof Zod, description: string) =>
   z.string().meta({ title: 'CIDR', description, examples: ['10.0.0.0/8', '2001:db8::/32'] });
 
 const CIDR_ITEM = 'An aligned IPv4 or IPv6 CIDR block, e.g. "10.0.0.0/8" or "fd00::/8" (IPv6 needs --enable-ipv6).';
@@ -54,8 +65,9 @@ const CIDR_ITEM = 'An aligned IPv4 or IPv6 CIDR block, e.g. "10.0.0.0/8" or "fd0
 /** Every config key, in the order the documentation lists them. */
 export const KEYS = {
   nonMasqueradeCIDRs: {
-    schema: z
-      .array(cidrString(CIDR_ITEM))
+    shape: 'cidrList',
+    schema: (z) => z
+      .array(cidrString(z, CIDR_ITEM))
       .optional()
       .meta({
         title: 'Non-masquerade CIDRs',
@@ -69,7 +81,8 @@ export const KEYS = {
     summary: { count: 'non-masquerade CIDR' },
   },
   cidrLimit: {
-    schema: z
+    shape: 'count',
+    schema: (z) => z
       .number()
       .int()
       .min(0)
@@ -85,7 +98,8 @@ export const KEYS = {
     summary: 'parenthesized',
   },
   masqLinkLocal: {
-    schema: z
+    shape: 'boolean',
+    schema: (z) => z
       .boolean()
       .optional()
       .meta({
@@ -98,7 +112,8 @@ export const KEYS = {
     default: false,
   },
   masqLinkLocalIPv6: {
-    schema: z
+    shape: 'boolean',
+    schema: (z) => z
       .boolean()
       .optional()
       .meta({
@@ -111,7 +126,8 @@ export const KEYS = {
     default: false,
   },
   resyncInterval: {
-    schema: z
+    shape: 'duration',
+    schema: (z) => z
       .string()
       .regex(new RegExp(GO_DURATION_PATTERN))
       .optional()
@@ -128,8 +144,9 @@ export const KEYS = {
     summary: 'trailing',
   },
   masqueradeCIDRs: {
-    schema: z
-      .array(cidrString(CIDR_ITEM))
+    shape: 'cidrList',
+    schema: (z) => z
+      .array(cidrString(z, CIDR_ITEM))
       .optional()
       .meta({
         title: 'Masquerade CIDRs',
@@ -144,10 +161,11 @@ export const KEYS = {
     summary: { count: 'masquerade CIDR' },
   },
   snat: {
-    schema: z
+    shape: 'snatList',
+    schema: (z) => z
       .array(
         z.strictObject({
-          cidrs: z.array(cidrString(CIDR_ITEM)).meta({ title: 'Destination CIDRs', description: 'Destinations SNATed to toSource (longest prefix decides).' }),
+          cidrs: z.array(cidrString(z, CIDR_ITEM)).meta({ title: 'Destination CIDRs', description: 'Destinations SNATed to toSource (longest prefix decides).' }),
           toSource: z.string().meta({ title: 'Source address', description: 'The fixed address (of this node) the traffic leaves with.', examples: ['198.51.100.9'] }),
         }),
       )
@@ -165,8 +183,9 @@ export const KEYS = {
     summary: { count: 'SNAT CIDR' },
   },
   masqueradeSourceCIDRs: {
-    schema: z
-      .array(cidrString(CIDR_ITEM))
+    shape: 'cidrList',
+    schema: (z) => z
+      .array(cidrString(z, CIDR_ITEM))
       .optional()
       .meta({
         title: 'Masquerade source CIDRs',

@@ -11,8 +11,8 @@ import type { CidrEntry, ConfigOptions, MasqConfig, SnatCidrEntry } from './conf
 import { DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
 import { mergeConfigFragments } from './merge.js';
-import { KEYS, isCidrListKey } from './keys.js';
-import { CONFIG_KEYS, configSchema, type ConfigKey } from './schema.js';
+import { CONFIG_KEYS, KEYS, isCidrListKey, type ConfigKey } from './keys.js';
+import { checkStructure } from './structure.js';
 import { countYamlNodes } from './node-count.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
 import { parseBoundedDocument } from './yaml-limits.js';
@@ -370,19 +370,19 @@ function readEntries(entries: readonly TopEntry[], source: string, opts: ConfigO
     writtenNumber: (rest: readonly PathPart[]) => string | undefined,
     report: (rest: readonly PathPart[], pos: Position, message: string) => void,
   ): void {
-    const result = configSchema.shape[key].safeParse(value, { reportInput: true });
-    let structureOk = result.success;
-    if (!result.success) {
+    const structureIssues = checkStructure(KEYS[key].shape, value);
+    let structureOk = structureIssues.length === 0;
+    if (!structureOk) {
       const reported = new Set<string>();
-      for (const zi of result.error.issues) {
-        const rest = zi.path.filter((p): p is PathPart => typeof p !== 'symbol');
+      for (const si of structureIssues) {
+        const rest = si.path;
         // The Go duration parser below explains a malformed duration better than a regex does.
-        if (key === 'resyncInterval' && zi.code === 'invalid_format') {
+        if (key === 'resyncInterval' && si.code === 'invalid_format') {
           structureOk = true;
           continue;
         }
-        const message = schemaMessage(key, rest, zi.code, zi.input, zi.message, writtenNumber(rest));
-        // zod may find two faults that read the same (a negative unsafe integer): say it once.
+        const message = schemaMessage(key, rest, si.code, si.input, si.message, writtenNumber(rest));
+        // Two faults may read the same (a negative unsafe integer): say it once.
         const id = `${formatKeyPath(rest)}\n${message}`;
         if (reported.has(id)) continue;
         reported.add(id);
@@ -493,8 +493,8 @@ function durationHint(numberText: string): string {
   }
 }
 
-/** Turns a zod issue into a message that says what was expected, what was found, and what to do. */
-function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string, written?: string): string {
+/** Turns a structure issue (structure.ts, zod's codes) into a message that says what was expected, what was found, and what to do. */
+export function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string | undefined, written?: string): string {
   const inList = (isCidrListKey(key) && rest.length > 0) || (key === 'snat' && rest.length === 3 && rest[1] === 'cidrs');
   const snatItem = key === 'snat' && rest.length === 1;
   const snatField = key === 'snat' && rest.length === 2 ? rest[1] : undefined;
@@ -507,7 +507,7 @@ function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, 
     }
     return `${key} has no value (null): give ${KEYS[key].expected}, or remove the key for the default (${KEYS[key].defaultText})`;
   }
-  if (code === 'unrecognized_keys' && key === 'snat') return `${cutExcerpt(fallback)}: a snat item has only cidrs and toSource`;
+  if (code === 'unrecognized_keys' && key === 'snat') return `${cutExcerpt(fallback ?? code)}: a snat item has only cidrs and toSource`;
   const expected = inList
     ? 'a CIDR string such as "10.0.0.0/8"'
     : snatItem
@@ -529,7 +529,7 @@ function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, 
     return `expected ${expected} of at most ${Number.MAX_SAFE_INTEGER}, got ${describeValue(input, written)}`;
   }
   if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input, written)}`;
-  return cutExcerpt(fallback);
+  return cutExcerpt(fallback ?? code);
 }
 
 /**
