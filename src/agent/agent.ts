@@ -28,6 +28,11 @@ export interface AgentDeps {
   readonly onSync?: (report: SyncReport) => void;
   /** The first retry delay after a failed sync, doubled per failure up to resyncInterval. Default RETRY_INITIAL_MS. */
   readonly retryInitialMs?: number;
+  /**
+   * Called once after the first sync of each new config: parsing and rendering a large config
+   * leave tens of MiB of garbage that V8 would otherwise keep until its heap cap forces a collection.
+   */
+  readonly afterConfigChange?: () => void;
 }
 
 /** The first retry after a failed sync comes this soon; each further failure doubles it, up to resyncInterval. */
@@ -354,6 +359,7 @@ export function createAgent(deps: AgentDeps): Agent {
     if (configHash !== redundancyReported) {
       redundancyReported = configHash;
       reportRedundancies(policy);
+      deps.afterConfigChange?.();
     }
     lastSyncAt = clock.now();
     if (results.some((r) => r.result === 'error')) {

@@ -552,3 +552,17 @@ test('a config change is applied without reading the rules first; the next resyn
   assert.equal((await h.agent.sync('resync')).families[0]?.result, 'unchanged');
   await h.agent.stop();
 });
+
+test('afterConfigChange runs once after the first sync of each new config, never on a quiet resync', async () => {
+  let calls = 0;
+  const h = harness('nonMasqueradeCIDRs: [10.0.0.0/8]\n', { afterConfigChange: () => void calls++ });
+  await h.agent.start();
+  assert.equal(calls, 1, 'the first config');
+  for (let i = 0; i < 5; i++) await h.agent.sync('resync');
+  assert.equal(calls, 1, 'quiet resyncs');
+  h.setText('nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24]\n');
+  await h.agent.sync('config changed');
+  await h.agent.sync('resync');
+  assert.equal(calls, 2, 'a new config, once');
+  await h.agent.stop();
+});
