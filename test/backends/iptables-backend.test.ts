@@ -7,7 +7,7 @@ import { classifyFailure } from '../../src/exec/runner.js';
 import { createIptablesBackend, IptablesRestoreError, type IptablesBackendOptions } from '../../src/backends/iptables/iptables-backend.js';
 import { renderJumpSaveLine, renderRestorePayload, renderSaveLines } from '../../src/backends/iptables/render.js';
 import type { FamilyPolicy } from '../../src/policy-types.js';
-import { exempt, fakeIptables, IPTABLES_SAYS, jumpsIn, portRange, scriptedRunner, type Call } from './iptables-helpers.js';
+import { exempt, fakeIptables, gatedRunner, IPTABLES_SAYS, jumpsIn, portRange, pump, scriptedRunner, settle, type Call } from './iptables-helpers.js';
 
 const v4: FamilyPolicy = {
   family: 'ipv4',
@@ -402,4 +402,15 @@ test('classifyFailure: exit 4 is a busy lock unless the kernel said what failed'
   assert.equal(classifyFailure(4, ''), 'lock-busy');
   assert.equal(classifyFailure(4, IPTABLES_SAYS.nftChainBusy), 'other');
   assert.equal(classifyFailure(1, IPTABLES_SAYS.legacyChainBusy), 'other');
+});
+
+test('read asks for our chain and for POSTROUTING at once, before either answers', async () => {
+  const fake = fakeIptables('nft');
+  const { runner: answer } = scriptedRunner((argv, o) => fake.handle(argv, o));
+  const gate = gatedRunner(answer);
+  const backend = createIptablesBackend({ runner: gate.runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
+  const reading = backend.read('ipv4');
+  await settle();
+  assert.deepEqual(gate.asked, ['iptables-nft -w 5 -t nat -S IP-MASQ-AGENT', 'iptables-nft -w 5 -t nat -S POSTROUTING']);
+  assert.deepEqual(await pump(reading, gate), []);
 });

@@ -233,9 +233,9 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
 
     async read(family: Family): Promise<OwnedState> {
       const listArgv = nat(family, '-S', chain);
-      const list = await run(listArgv, { okExitCodes: [0, 1] });
+      // Two independent listings, asked at once (one process's start-up less to wait for).
+      const [list, rules] = await Promise.all([run(listArgv, { okExitCodes: [0, 1] }), postrouting(family)]);
       // Every jump to our chain, in any form: an extra one is drift that apply repairs.
-      const rules = await postrouting(family);
       const jumps = findRulesWithTarget(rules, 'POSTROUTING', chain).map((r) => r.line);
       lastPostrouting.set(family, rules);
       let chainLines: string[];
