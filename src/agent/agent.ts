@@ -267,7 +267,7 @@ export function createAgent(deps: AgentDeps): Agent {
       return 'unchanged';
     }
     lastMatch.delete(f);
-    await backend.apply(policy);
+    await backend.apply(policy, have);
     if (prev && sameLines(prev, want)) {
       familyStatus(f).driftRepairs++;
       log.warn('rules drifted from what the agent wrote; restored them', { family: f, backend: backend.name, found: have.length, restored: want.length });

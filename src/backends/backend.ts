@@ -67,8 +67,12 @@ export interface Backend {
   describe(): BackendFacts;
   /** Reads back only what this backend owns for one family. */
   read(family: Family): Promise<OwnedState>;
-  /** Writes one family's desired state in one atomic step; on failure the old state stays. */
-  apply(policy: FamilyPolicy): Promise<void>;
+  /**
+   * Writes one family's desired state in one atomic step; on failure the old state stays.
+   * `seen` is what read() returned just before in the same sync, when it did: a backend may use it
+   * to spare a command (iptables: no jump seen, so the jump joins the chain's restore).
+   */
+  apply(policy: FamilyPolicy, seen?: OwnedState): Promise<void>;
   /** Removes everything this backend owns for one family; a no-op when nothing is there. */
   cleanup(family: Family): Promise<void>;
   /**

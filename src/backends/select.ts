@@ -1,8 +1,8 @@
-import type { Runner } from '../exec/runner.js';
+import type { CommandResult, Runner } from '../exec/runner.js';
 import type { Logger } from '../observe/log.js';
 import type { BackendChoice, IptablesMode } from '../cli/agent-options.js';
 import { CommandError } from '../errors.js';
-import type { Backend, CleanupTarget } from './backend.js';
+import type { Backend, CleanupTarget, Inspection } from './backend.js';
 import { createIptablesBackend } from './iptables/iptables-backend.js';
 import { detectIptablesMode, iptablesVersion, supportsRandomFully } from './iptables/detect.js';
 import { createNftablesBackend } from './nftables/nftables-backend.js';
@@ -46,10 +46,13 @@ export async function chooseBackendKind(o: SelectOptions): Promise<{ kind: 'ipta
   return { kind: 'iptables', reason: 'iptables is installed and kube-proxy does not run in nftables mode' };
 }
 
-/** Builds the iptables backend for the host's iptables variant. */
-export async function createIptablesBackendFor(o: SelectOptions): Promise<Backend> {
-  const detected = o.iptablesMode === 'auto' ? await detectIptablesMode(o.runner) : { mode: o.iptablesMode, reason: `--iptables-mode=${o.iptablesMode}` };
-  const version = await iptablesVersion(o.runner, detected.mode);
+/**
+ * Builds the iptables backend for the host's iptables variant. `looks` runs detection's commands
+ * (selectBackend shares their answers with the leftover checks); the backend runs o.runner.
+ */
+export async function createIptablesBackendFor(o: SelectOptions, looks: Runner = shareLooks(o.runner)): Promise<Backend> {
+  const detected = o.iptablesMode === 'auto' ? await detectIptablesMode(looks) : { mode: o.iptablesMode, reason: `--iptables-mode=${o.iptablesMode}` };
+  const version = await iptablesVersion(looks, detected.mode);
   const randomFullySupported = supportsRandomFully(version);
   o.log.info('iptables backend detected', { mode: detected.mode, reason: detected.reason, version, randomFullySupported });
   return createIptablesBackend({ runner: o.runner, mode: detected.mode, chain: o.chain, randomFullySupported, detected: { reason: detected.reason, version } });
@@ -92,13 +95,52 @@ export interface OpenedBackend {
 
 /** Builds the backend the agent would use, read-only: unlike selectBackend, nothing is removed. */
 export async function openBackendReadOnly(o: SelectOptions): Promise<OpenedBackend> {
-  const { kind, reason } = await chooseBackendKind(o);
-  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o);
+  const looks = shareLooks(o.runner);
+  const { kind, reason } = await chooseBackendKind({ ...o, runner: looks });
+  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o, looks);
   const facts = backend.describe();
   const parts = [reason];
   if (facts.modeReason !== undefined) parts.push(`mode: ${facts.modeReason}`);
   if (facts.version !== undefined) parts.push(`iptables ${facts.version}${facts.randomFullySupported === false ? ', without --random-fully' : ''}`);
   return { backend, description: `${backend.name} (${parts.join('; ')})` };
+}
+
+/** Whether argv only looks (a `*-save` dump, `nft list tables`, `--version`): the same answer for everyone asking during selection. */
+function onlyLooks(argv: readonly string[]): boolean {
+  return /-save$/.test(argv[0] ?? '') || argv[1] === '--version' || (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'tables' && argv.length === 3);
+}
+
+/**
+ * A runner that runs each looking command (see onlyLooks) once and hands every caller the same
+ * answer: detection, the kube-proxy probe and the leftover checks ask some of the same questions
+ * (`iptables-legacy-save`, `nft list tables`, `iptables-nft --version`) within milliseconds.
+ * Everything else (removals, listings that a cleanup repeats) runs each time. For selection only.
+ */
+export function shareLooks(runner: Runner): Runner {
+  const answers = new Map<string, Promise<CommandResult>>();
+  return (argv, options) => {
+    if (!onlyLooks(argv) || options?.input !== undefined) return runner(argv, options);
+    const key = argv.join('\0');
+    let answer = answers.get(key);
+    if (!answer) {
+      answer = runner(argv, options);
+      answers.set(key, answer);
+    }
+    return answer;
+  };
+}
+
+/**
+ * The leftover checks that selection will need whatever it finds, given only the flags: started
+ * before the choice so they run while it is made. Our own form is never checked, and a check that
+ * may turn out to be of our own form is not started early when it could be costly (a full
+ * `iptables-nft-save` next to a big kube-proxy): only the nft table listing (which the kube-proxy
+ * probe runs anyway) and the legacy dumps (which auto-detection reads anyway) are.
+ */
+function checkedBeforeChoice(target: CleanupTarget, o: SelectOptions): boolean {
+  if (target.backend === 'nftables') return o.backend !== 'nftables';
+  if (target.backend === 'iptables-legacy') return o.iptablesMode !== 'legacy' || o.backend === 'nftables';
+  return o.backend === 'nftables' || o.iptablesMode === 'legacy';
 }
 
 /**
@@ -107,13 +149,38 @@ export async function openBackendReadOnly(o: SelectOptions): Promise<OpenedBacke
  * first would win otherwise.
  */
 export async function selectBackend(o: SelectOptions): Promise<Backend> {
-  const { kind, reason } = await chooseBackendKind(o);
+  const looks = shareLooks(o.runner);
+  const targets = defaultCleanupTargets(o.chain, looks);
+  // Independent checks run side by side; their results are logged in the old order below.
+  const checks = new Map<CleanupTarget, Promise<Inspection>>();
+  const check = (target: CleanupTarget): Promise<Inspection> => {
+    let p = checks.get(target);
+    if (!p) {
+      p = target.inspect();
+      // Awaited in the loop below; until then a failure must not count as unhandled.
+      p.catch(() => undefined);
+      checks.set(target, p);
+    }
+    return p;
+  };
+  for (const target of targets) if (checkedBeforeChoice(target, o)) check(target);
+  // `iptables-nft --version` is both auto's "is iptables installed" and the nft mode's version:
+  // cheap (no kernel access), so asked now, beside the checks.
+  if (o.backend !== 'nftables' && o.iptablesMode !== 'legacy') looks(['iptables-nft', '--version'], { timeoutMs: 10_000 }).catch(() => undefined);
+  const { kind, reason } = await chooseBackendKind({ ...o, runner: looks });
   o.log.info('backend selected', { backend: kind, reason });
-  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o);
-  for (const target of defaultCleanupTargets(o.chain, o.runner)) {
-    if (target.backend === backend.name) continue;
+  const known = kind === 'nftables' ? 'nftables' : o.iptablesMode === 'auto' ? undefined : `iptables-${o.iptablesMode}`;
+  if (known !== undefined) for (const target of targets) if (target.backend !== known) check(target);
+  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o, looks);
+  // Our nft table is ours alone, so a family turned off is removed; iptables' IPv6 tables are
+  // left untouched with IPv6 off, as the reference agent leaves them.
+  const ipv6Read = kind === 'nftables' && o.enableIPv6 === false ? backend.read('ipv6') : undefined;
+  ipv6Read?.catch(() => undefined);
+  const others = targets.filter((t) => t.backend !== backend.name);
+  for (const target of others) check(target);
+  for (const target of others) {
     try {
-      const found = await target.inspect();
+      const found = await check(target);
       if (found.state !== 'present') continue;
       await target.remove();
       o.log.info('removed rules of a backend not in use', { where: target.name, removed: found.what });
@@ -121,11 +188,9 @@ export async function selectBackend(o: SelectOptions): Promise<Backend> {
       o.log.warn('could not check or remove rules of a backend not in use', { where: target.name, error: (e as Error).message });
     }
   }
-  // Our nft table is ours alone, so a family turned off is removed; iptables' IPv6 tables are
-  // left untouched with IPv6 off, as the reference agent leaves them.
-  if (kind === 'nftables' && o.enableIPv6 === false) {
+  if (ipv6Read !== undefined) {
     try {
-      if ((await backend.read('ipv6')).length > 0) {
+      if ((await ipv6Read).length > 0) {
         await backend.cleanup('ipv6');
         o.log.info('removed IPv6 objects of the nftables backend: IPv6 is not enabled');
       }

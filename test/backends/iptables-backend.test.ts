@@ -7,7 +7,7 @@ import { classifyFailure } from '../../src/exec/runner.js';
 import { createIptablesBackend, IptablesRestoreError, type IptablesBackendOptions } from '../../src/backends/iptables/iptables-backend.js';
 import { renderJumpSaveLine, renderRestorePayload, renderSaveLines } from '../../src/backends/iptables/render.js';
 import type { FamilyPolicy } from '../../src/policy-types.js';
-import { exempt, fakeIptables, IPTABLES_SAYS, jumpsIn, portRange, scriptedRunner, type Call } from './iptables-helpers.js';
+import { exempt, fakeIptables, gatedRunner, IPTABLES_SAYS, jumpsIn, portRange, pump, scriptedRunner, settle, type Call } from './iptables-helpers.js';
 
 const v4: FamilyPolicy = {
   family: 'ipv4',
@@ -402,4 +402,42 @@ test('classifyFailure: exit 4 is a busy lock unless the kernel said what failed'
   assert.equal(classifyFailure(4, ''), 'lock-busy');
   assert.equal(classifyFailure(4, IPTABLES_SAYS.nftChainBusy), 'other');
   assert.equal(classifyFailure(1, IPTABLES_SAYS.legacyChainBusy), 'other');
+});
+
+test('read asks for our chain and for POSTROUTING at once, before either answers', async () => {
+  const fake = fakeIptables('nft');
+  const { runner: answer } = scriptedRunner((argv, o) => fake.handle(argv, o));
+  const gate = gatedRunner(answer);
+  const backend = createIptablesBackend({ runner: gate.runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
+  const reading = backend.read('ipv4');
+  await settle();
+  assert.deepEqual(gate.asked, ['iptables-nft -w 5 -t nat -S IP-MASQ-AGENT', 'iptables-nft -w 5 -t nat -S POSTROUTING']);
+  assert.deepEqual(await pump(reading, gate), []);
+});
+
+test('first sync on a clean host: read, then one restore that writes the chain and the jump together (no listing, no -A)', async () => {
+  for (const position of ['append', 'first'] as const) {
+    const { backend, calls, fake } = setup();
+    fake.tables['ipv4'] = { chainLines: undefined, postrouting: ['-A POSTROUTING -j KUBE-POSTROUTING'] };
+    const policy: FamilyPolicy = { ...v4, postroutingPosition: position };
+    const seen = await backend.read('ipv4');
+    await backend.apply(policy, seen);
+    assert.deepEqual(ops(calls), ['iptables-nft -S', 'iptables-nft -S', 'iptables-nft -C', 'iptables-nft-restore'], position);
+    const want = position === 'first' ? [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING'] : ['-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP];
+    assert.deepEqual(fake.tables['ipv4']?.postrouting, want, position);
+    assert.deepEqual(fake.tables['ipv4']?.chainLines, ['-N IP-MASQ-AGENT'], position);
+    // The jump is in the same payload as the chain, after it: all or nothing.
+    const payload = calls[3]?.options.input ?? '';
+    assert.equal(payload, renderRestorePayload(policy, { chain: 'IP-MASQ-AGENT', randomFully: true }).replace(/COMMIT\n$/, `${position === 'first' ? OUR_JUMP.replace('-A POSTROUTING', '-I POSTROUTING 1') : OUR_JUMP}\nCOMMIT\n`));
+  }
+});
+
+test('apply after a read that saw a jump (of any form) still lists POSTROUTING and repairs from the listing', async () => {
+  const { backend, calls, fake } = setup();
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [QUOTED_JUMP] };
+  const seen = await backend.read('ipv4');
+  calls.length = 0;
+  await backend.apply(v4, seen);
+  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft-restore']);
+  assert.deepEqual(jumpsIn(fake.tables['ipv4']), [OUR_JUMP]);
 });

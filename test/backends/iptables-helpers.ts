@@ -209,3 +209,40 @@ export function fakeIptables(mode: 'nft' | 'legacy' = 'nft', chain = 'IP-MASQ-AG
   };
   return { tables, handle };
 }
+
+/**
+ * A Runner whose answers wait until the test releases them: it shows which commands are asked
+ * before any answer arrives (run side by side) and lets answers come in any order. Answers come
+ * from `answer` (e.g. scriptedRunner's runner) once released.
+ */
+export function gatedRunner(answer: Runner): { runner: Runner; asked: string[]; release(order?: 'fifo' | 'lifo'): number } {
+  const asked: string[] = [];
+  const waiting: (() => void)[] = [];
+  const runner: Runner = (argv, options) => {
+    asked.push(argv.join(' '));
+    return new Promise((resolve, reject) => waiting.push(() => void answer(argv, options).then(resolve, reject)));
+  };
+  const release = (order: 'fifo' | 'lifo' = 'fifo'): number => {
+    const now = waiting.splice(0);
+    for (const go of order === 'fifo' ? now : now.reverse()) go();
+    return now.length;
+  };
+  return { runner, asked, release };
+}
+
+/** Lets every pending promise callback run (no timer, no waiting on the world). */
+export const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Releases the gated runner's answers, `order` at a time, until `work` settles; returns its result. */
+export async function pump<T>(work: Promise<T>, gate: { release(order?: 'fifo' | 'lifo'): number }, order: 'fifo' | 'lifo' = 'fifo'): Promise<T> {
+  let done = false;
+  const finished = work.finally(() => {
+    done = true;
+  });
+  finished.catch(() => undefined);
+  while (!done) {
+    await settle();
+    gate.release(order);
+  }
+  return finished;
+}

@@ -65,8 +65,8 @@ export async function detectIptablesMode(runner: Runner): Promise<IptablesDetect
     if (m) return { mode: 'legacy', reason: `${bin} shows kubelet's ${m[1]} chain` };
     legacy.push(out);
   }
-  const nft: string[] = [];
-  for (const bin of ['iptables-nft-save', 'ip6tables-nft-save']) nft.push(await saveOutput(runner, [bin]));
+  // Both dumps are needed from here on: asked at once.
+  const nft = await Promise.all(['iptables-nft-save', 'ip6tables-nft-save'].map((bin) => saveOutput(runner, [bin])));
   const legacyRules = legacy.reduce((n, t) => n + countRules(t), 0);
   const nftRules = nft.reduce((n, t) => n + countRules(t), 0);
   if (legacyRules > nftRules) {

@@ -233,9 +233,9 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
 
     async read(family: Family): Promise<OwnedState> {
       const listArgv = nat(family, '-S', chain);
-      const list = await run(listArgv, { okExitCodes: [0, 1] });
+      // Two independent listings, asked at once (one process's start-up less to wait for).
+      const [list, rules] = await Promise.all([run(listArgv, { okExitCodes: [0, 1] }), postrouting(family)]);
       // Every jump to our chain, in any form: an extra one is drift that apply repairs.
-      const rules = await postrouting(family);
       const jumps = findRulesWithTarget(rules, 'POSTROUTING', chain).map((r) => r.line);
       lastPostrouting.set(family, rules);
       let chainLines: string[];
@@ -264,9 +264,15 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       return state;
     },
 
-    async apply(policy: FamilyPolicy): Promise<void> {
+    async apply(policy: FamilyPolicy, seen?: OwnedState): Promise<void> {
       lastPostrouting.delete(policy.family);
-      const payload = renderRestorePayload(policy, renderOptions(policy));
+      const first = exemptionIsFinal(policy);
+      const chainPayload = renderRestorePayload(policy, renderOptions(policy));
+      // The read just before saw no jump of any form (a fresh node, or the jump deleted): it joins
+      // the chain's restore, which makes both at once, instead of a listing and an -A after it.
+      const addJump = seen !== undefined && findRulesWithTarget(seen, 'POSTROUTING', chain).length === 0;
+      const jumpLine = first ? `-I POSTROUTING 1 ${renderJumpSaveLine(chain).slice('-A POSTROUTING '.length)}` : renderJumpSaveLine(chain);
+      const payload = addJump ? chainPayload.replace(/COMMIT\n$/, `${jumpLine}\nCOMMIT\n`) : chainPayload;
       try {
         await restore(policy.family, payload);
       } catch (e) {
@@ -277,9 +283,10 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
         }
         throw e;
       }
+      if (addJump) return;
       // Only now, with the chain complete, may traffic be sent into it.
       const listed = await postrouting(policy.family);
-      const repair = planJumpRepair(listed, chain, renderJumpSaveLine(chain), exemptionIsFinal(policy));
+      const repair = planJumpRepair(listed, chain, renderJumpSaveLine(chain), first);
       // Nothing to repair: POSTROUTING is as listed, and findShadowing need not list it again.
       if (repair.kind === 'none') lastPostrouting.set(policy.family, listed);
       if (repair.kind === 'append') await run(nat(policy.family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
