@@ -33,7 +33,8 @@ const GNU_TIME = '/usr/bin/time';
 /** The image's NODE_OPTIONS (Dockerfile `ENV NODE_OPTIONS=...`), so the figures are the deployed ones. */
 function imageNodeOptions(): string {
   const dockerfile = readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8');
-  return /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim() ?? '';
+  const value = /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim() ?? '';
+  return value.replace(/^"(.*)"$/, '$1');
 }
 const NODE_OPTIONS = arg('node-options', imageNodeOptions());
 const AGENT = arg('agent', AGENT_MAIN);
