@@ -55,11 +55,13 @@ function installLastResort(log: Logger, processRunner: ProcessRunner): void {
  * config's parse garbage until its heap cap forces a collection, so a 10,000-CIDR agent would sit
  * at twice the memory it needs. A config change is rare; one collection costs milliseconds.
  */
+let gc: (() => void) | undefined;
 function collectGarbageSoon(): void {
-  setImmediate(() => {
+  if (gc === undefined) {
     setFlagsFromString('--expose-gc');
-    (runInNewContext('gc') as () => void)();
-  });
+    gc = runInNewContext('gc') as () => void;
+  }
+  setImmediate(gc);
 }
 
 async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {

@@ -79,7 +79,7 @@ const noRunner: Runner = async (argv) => {
 
 /**
  * The backend of a kind for the commands that touch nothing (render, explain, validate): its pure
- * methods only (render, expected, check, describe). iptables is taken to know --random-fully
+ * methods only (render, expected, describe). iptables is taken to know --random-fully
  * (>= 1.6.2, every current distribution); its variant does not change what it renders.
  */
 export function createRenderOnlyBackend(kind: 'iptables' | 'nftables', chain: string): Backend {
