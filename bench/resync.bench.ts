@@ -40,15 +40,14 @@ import type { FamilyPolicy } from '../src/policy-types.js';
 import { canUseNetns, createNamespace, deleteNamespace } from '../test/netns/netns.js';
 import { netnsRunner } from '../test/netns/netns-runner.js';
 import { createFakeClock } from '../test/agent/fake-clock.js';
-import { cpuTicks, createConfigMapDir, createPrivateLock, rssKiB, startAgent, type AgentProcess, type ConfigMapDir, type LogLine } from '../test/agent/agent-process.js';
+import { cpuTicks, createConfigMapDir, createPrivateLock, rssKiB, type LogLine } from '../test/agent/agent-process.js';
+import { assertIsNode, startBenchNode, type BenchNode } from './bench-node.js';
 import { printTargetSummary, reportTarget } from './targets.js';
 
 const CHAIN = 'IP-MASQ-AGENT';
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 /** The reference agent's CPU over 60 s idle at a 1 s resync (own + children), from issue 11. */
 const REFERENCE_CPU_S: Readonly<Record<number, number>> = { 64: 0.55, 10_000: 14 };
-/** Set in the image (deploy/): the agent's heap is sized for a 256 MiB container. */
-const IMAGE_NODE_OPTIONS = '--max-old-space-size=160';
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -84,42 +83,6 @@ function percentile(xs: readonly number[], p: number): number {
 const median = (xs: readonly number[]): number => percentile(xs, 0.5);
 const fmt = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
 
-/** A namespace with its own ConfigMap dir and xtables lock and one agent in it, torn down by close. */
-interface Node {
-  readonly ns: string;
-  readonly cm: ConfigMapDir;
-  readonly agent: AgentProcess;
-  readonly lockEnv: Readonly<Record<string, string>>;
-  close(): Promise<void>;
-}
-
-function startNode(role: string, text: string, flags: readonly string[]): Node {
-  const ns = createNamespace(role);
-  const cm = createConfigMapDir();
-  const lock = createPrivateLock();
-  cm.write(text);
-  const http = ['--healthz-bind-address=127.0.0.1:10264', '--metrics-bind-address=127.0.0.1:10265'];
-  const agent = startAgent(ns, [`--config=${cm.file}`, '--v=2', ...http, ...flags], { env: { ...lock.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS } });
-  return {
-    ns,
-    cm,
-    agent,
-    lockEnv: lock.env,
-    close: async () => {
-      await agent.kill();
-      deleteNamespace(ns);
-      cm.cleanup();
-      lock.cleanup();
-    },
-  };
-}
-
-/** The agent's pid must be the node process itself (`ip netns exec` execs it), or /proc figures lie. */
-function assertIsNode(pid: number): void {
-  const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
-  if (cmd !== process.execPath) throw new Error(`pid ${pid} runs ${cmd}, not node`);
-}
-
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const isSyncDone = (reason?: string) => (l: LogLine): boolean => l.msg === 'sync done' && (reason === undefined || l.fields['reason'] === reason);
 
@@ -145,7 +108,7 @@ const t1 = ticks();
 process.stdout.write(JSON.stringify({ wall, ownTicks: t1[0] - t0[0], childTicks: t1[1] - t0[1] }));
 `;
 
-function rawReadBack(node: Node, iterations: number): { wallMs: number; cpuMs: number; childMs: number } {
+function rawReadBack(node: BenchNode, iterations: number): { wallMs: number; cpuMs: number; childMs: number } {
   const r = spawnSync('ip', ['netns', 'exec', node.ns, process.execPath, '-e', RAW_READ_SCRIPT, String(iterations), CHAIN], {
     encoding: 'utf8',
     timeout: 600_000,
@@ -160,7 +123,7 @@ function rawReadBack(node: Node, iterations: number): { wallMs: number; cpuMs: n
 
 async function benchCpu(n: number, seconds: number): Promise<void> {
   console.log(`\n[cpu] ${seconds} s idle at a 1 s resync, ${n.toLocaleString('en')} CIDRs, iptables-nft`);
-  const node = startNode(`rs-cpu${n}`, configText(cidrs(n), '1s'), ['--iptables-mode=nft']);
+  const node = startBenchNode(`rs-cpu${n}`, configText(cidrs(n), '1s'), { flags: ['--iptables-mode=nft'] });
   try {
     await node.agent.waitForLog('rules applied', { timeoutMs: 120_000 });
     const from = node.agent.mark();
@@ -202,7 +165,7 @@ async function benchCpu(n: number, seconds: number): Promise<void> {
   }
 }
 
-function rawRestoreMs(node: Node, payload: string, rounds: number): number {
+function rawRestoreMs(node: BenchNode, payload: string, rounds: number): number {
   const file = join(mkdtempSync(join(tmpdir(), 'ima-rs-')), 'payload');
   writeFileSync(file, payload);
   const script = `const { spawnSync } = require('node:child_process'); const { readFileSync } = require('node:fs'); const input = readFileSync(process.argv[1]); const out = []; for (let i = 0; i < Number(process.argv[2]); i++) { const t = process.hrtime.bigint(); const r = spawnSync('iptables-nft-restore', ['-w', '5', '--noflush'], { input }); if (r.status !== 0) { process.stderr.write(String(r.stderr)); process.exit(1); } out.push(Number(process.hrtime.bigint() - t) / 1e6); } process.stdout.write(JSON.stringify(out));`;
@@ -219,7 +182,7 @@ async function benchSwap(): Promise<void> {
   console.log('\n[swap] kubelet-style ..data swap -> rules applied, 100 swaps, 64 CIDRs, iptables-nft, resyncInterval 1h');
   const a = configText(cidrs(64), '1h');
   const b = configText([...cidrs(64), '198.51.100.0/24'], '1h');
-  const node = startNode('rs-swap', a, ['--iptables-mode=nft']);
+  const node = startBenchNode('rs-swap', a, { flags: ['--iptables-mode=nft'] });
   try {
     await node.agent.waitForLog('sync done', { timeoutMs: 30_000 });
     const lat: number[] = [];
@@ -293,7 +256,7 @@ async function policyFor(text: string, flags: readonly string[]): Promise<Family
 }
 
 /** Times the raw tool applying each script in turn, inside the namespace; ms per apply. */
-function rawApplyMs(node: Node, argv: readonly string[], scripts: readonly string[]): number[] {
+function rawApplyMs(node: BenchNode, argv: readonly string[], scripts: readonly string[]): number[] {
   const dir = mkdtempSync(join(tmpdir(), 'ima-rs-raw-'));
   try {
     const files = scripts.map((s, i) => {
@@ -314,7 +277,7 @@ async function benchBig(backend: BigBackend, swaps: number): Promise<void> {
   const n = 50_000;
   console.log(`\n[big] kubelet-style swap between two ${n.toLocaleString('en')}-CIDR files, ${backend.name}`);
   const texts = [configText(cidrs(n, 0), '1h'), configText(cidrs(n, 1 << 21), '1h')] as const;
-  const node = startNode(`rs-big`, texts[0], backend.flags);
+  const node = startBenchNode('rs-big', texts[0], { flags: backend.flags });
   try {
     await node.agent.waitForLog(isSyncDone(), { timeoutMs: 180_000 });
     const total: number[] = [];

@@ -18,9 +18,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { canUseNetns, createNamespace, deleteNamespace } from '../test/netns/netns.js';
-import { AGENT_MAIN, cpuTicks, createConfigMapDir, createPrivateLock, rssKiB, startAgent, type AgentProcess } from '../test/agent/agent-process.js';
+import { AGENT_MAIN, cpuTicks, rssKiB } from '../test/agent/agent-process.js';
+import { imageNodeOptions, startBenchNode, type BenchNode } from './bench-node.js';
 import { printTargetSummary, reportTarget } from './targets.js';
 
 const arg = (name: string, fallback: string): string =>
@@ -30,12 +30,6 @@ const IDLE_SECONDS = Number(arg('idle-seconds', '120'));
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const GNU_TIME = '/usr/bin/time';
 
-/** The image's NODE_OPTIONS (Dockerfile `ENV NODE_OPTIONS=...`), so the figures are the deployed ones. */
-function imageNodeOptions(): string {
-  const dockerfile = readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8');
-  const value = /^ENV NODE_OPTIONS=(.*)$/m.exec(dockerfile)?.[1]?.trim() ?? '';
-  return value.replace(/^"(.*)"$/, '$1');
-}
 const NODE_OPTIONS = arg('node-options', imageNodeOptions());
 const AGENT = arg('agent', AGENT_MAIN);
 
@@ -51,34 +45,10 @@ function configText(cidrs: number, resync: string): string {
   return `${cidrs > 0 ? `nonMasqueradeCIDRs:\n${list}` : ''}resyncInterval: ${resync}\n`;
 }
 
-/** A namespace, ConfigMap dir and agent (iptables-nft, HTTP on), torn down by `close`. */
-interface Node {
-  readonly agent: AgentProcess;
-  readonly spawnedAt: number;
-  close(): Promise<void>;
-}
-
-function startNode(role: string, text: string): Node {
-  const ns = createNamespace(role);
-  const cm = createConfigMapDir();
-  const lock = createPrivateLock();
-  cm.write(text);
-  const http = ['--healthz-bind-address=127.0.0.1:10264', '--metrics-bind-address=127.0.0.1:10265'];
-  const env = NODE_OPTIONS ? { ...lock.env, NODE_OPTIONS } : lock.env;
-  const spawnedAt = Date.now();
-  // startAgent runs AGENT_MAIN; another build is exec'd in its place through a shell prefix.
-  const prefix = AGENT === AGENT_MAIN ? [] : ['sh', '-c', 'node=$1; shift 2; exec "$node" "$0" "$@"', AGENT];
-  const agent = startAgent(ns, [`--config=${cm.file}`, '--iptables-mode=nft', '--v=2', ...http], { env, prefix });
-  return {
-    agent,
-    spawnedAt,
-    close: async () => {
-      await agent.kill();
-      deleteNamespace(ns);
-      cm.cleanup();
-      lock.cleanup();
-    },
-  };
+/** An agent (iptables-nft, HTTP on) on `text` in a fresh namespace; another build is exec'd in AGENT_MAIN's place through a shell prefix. */
+function startNode(role: string, text: string): BenchNode {
+  const prefix = AGENT === AGENT_MAIN ? undefined : ['sh', '-c', 'node=$1; shift 2; exec "$node" "$0" "$@"', AGENT];
+  return startBenchNode(role, text, { flags: ['--iptables-mode=nft'], nodeOptions: NODE_OPTIONS, ...(prefix ? { prefix } : {}) });
 }
 
 /** Wall time of `node -e "console.log('started')"` in a fresh namespace, spawn to exit. */

@@ -1,6 +1,6 @@
 // Runs the built agent (`node dist/bin/ip-masq-agent.js`) as a real process inside a test network
 // namespace, collects its JSON log lines, and waits for log messages with bounded timeouts.
-// Shared by the agent integration tests and bench/agent.bench.ts. Nothing here touches the
+// Shared by the agent integration tests and the agent benchmarks (bench/). Nothing here touches the
 // machine's own network namespace: the agent only ever runs under `ip netns exec <ns>`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
