@@ -10,7 +10,7 @@
 // sync and per resync after it. The default config, measured in the same run, is the baseline
 // (ratios). All waits are bounded; the figures are printed, never asserted.
 import { canUseNetns, createNamespace, deleteNamespace } from '../test/netns/netns.js';
-import { createConfigMapDir, createPrivateLock, startAgent } from '../test/agent/agent-process.js';
+import { createConfigMapDir, createPrivateLock, rssKiB, startAgent } from '../test/agent/agent-process.js';
 import { readFileSync } from 'node:fs';
 import { printTargetSummary, reportTarget } from './targets.js';
 
@@ -56,10 +56,10 @@ const RSS_TARGETS: ReadonlyMap<number, number> = new Map([
   [2, 160],
 ]);
 
+/** The agent's peak and current RSS; the current one with its command shells (rssKiB). */
 function memKiB(pid: number): { hwm: number; rss: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
-  return { hwm: field('VmHWM'), rss: field('VmRSS') };
+  return { hwm: Number(/^VmHWM:\s+(\d+) kB/m.exec(s)?.[1] ?? NaN), rss: rssKiB(pid) };
 }
 
 const bytesOf = (lines: readonly { raw: string }[]): number => lines.reduce((a, l) => a + Buffer.byteLength(l.raw) + 1, 0);

@@ -70,7 +70,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const log = createLogger(opts.verbosity);
   log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
-  const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs });
+  const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs, shell: '/bin/sh' });
   installLastResort(log, processRunner);
   const runner = tracingRunner(processRunner, log);
   let backend;

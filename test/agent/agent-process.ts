@@ -3,7 +3,7 @@
 // Shared by the agent integration tests and the agent benchmarks (bench/). Nothing here touches the
 // machine's own network namespace: the agent only ever runs under `ip netns exec <ns>`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -292,17 +292,69 @@ export function createPrivateLock(): PrivateLock {
   return { file, env: { XTABLES_LOCKFILE: file }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** CPU ticks of a process from /proc/<pid>/stat: its own (utime + stime) and its reaped children's (cutime + cstime). */
-export function cpuTicks(pid: number): { readonly self: number; readonly children: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesised command name start at field 3; utime..cstime are fields 14-17.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
+/** The live descendants of a process: the agent's command shells and whatever they run at the moment. */
+export function descendants(pid: number): number[] {
+  const found: number[] = [];
+  const visit = (parent: number): void => {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      return;
+    }
+    for (const task of tasks) {
+      let kids: string;
+      try {
+        kids = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const kid of kids.split(' ').filter(Boolean)) {
+        found.push(Number(kid));
+        visit(Number(kid));
+      }
+    }
+  };
+  visit(pid);
+  return found;
 }
 
-/** Resident set size of a process in KiB, from /proc/<pid>/status. */
+/** utime, stime, cutime and cstime of a process (fields 14-17 of /proc/<pid>/stat), or zeros once it is gone. */
+function statTicks(pid: number): readonly [number, number, number, number] {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return [0, 0, 0, 0];
+  }
+  // Fields after the parenthesised command name start at field 3.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [Number(f[11]), Number(f[12]), Number(f[13]), Number(f[14])];
+}
+
+/**
+ * CPU ticks of a process: its own (utime + stime) and its children's: the reaped ones (cutime +
+ * cstime) and the live ones with all they reaped, so the command shells and the commands they ran
+ * count as the agent's children.
+ */
+export function cpuTicks(pid: number): { readonly self: number; readonly children: number } {
+  const [u, s, cu, cs] = statTicks(pid);
+  let children = cu + cs;
+  for (const d of descendants(pid)) children += statTicks(d).reduce((a, b) => a + b, 0);
+  return { self: u + s, children };
+}
+
+/** Resident set size in KiB of a process and its live descendants (the agent and its command shells), from /proc/<pid>/status. */
 export function rssKiB(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]);
+  let kib = Number(m[1]);
+  for (const d of descendants(pid)) {
+    try {
+      kib += Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      /* gone already */
+    }
+  }
+  return kib;
 }
