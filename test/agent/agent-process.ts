@@ -344,17 +344,23 @@ export function cpuTicks(pid: number): { readonly self: number; readonly childre
   return { self: u + s, children };
 }
 
-/** Resident set size in KiB of a process and its live descendants (the agent and its command shells), from /proc/<pid>/status. */
+/**
+ * Resident memory in KiB of a process (VmRSS) and of its live descendants (the agent and its
+ * command shells): of a descendant only the pages it does not share (Private_Clean + Private_Dirty),
+ * since the shared ones (libc, mapped by the agent too) are in memory once.
+ */
 export function rssKiB(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   let kib = Number(m[1]);
   for (const d of descendants(pid)) {
+    let rollup: string;
     try {
-      kib += Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1] ?? 0);
+      rollup = readFileSync(`/proc/${d}/smaps_rollup`, 'utf8');
     } catch {
-      /* gone already */
+      continue;
     }
+    for (const field of ['Private_Clean', 'Private_Dirty']) kib += Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
   }
   return kib;
 }
