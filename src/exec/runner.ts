@@ -363,15 +363,6 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
   const programs = new Map<string, string>();
   const waiting: ShellJob[] = [];
 
-  /** A busy shell keeps the process alive, as a spawned command does; an idle one does not. */
-  const hold = (shell: Shell, busy: boolean): void => {
-    const c = shell.child;
-    for (const h of [c, c.stdin, c.stdout, c.stderr] as ({ ref?: () => void; unref?: () => void } | null)[]) {
-      if (busy) h?.ref?.();
-      else h?.unref?.();
-    }
-  };
-
   const dropShell = (shell: Shell): void => {
     const i = shells.indexOf(shell);
     if (i >= 0) shells.splice(i, 1);
@@ -387,7 +378,6 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
     const job = shell.job;
     if (!job || job.status === undefined || !job.errEnded) return;
     shell.job = undefined;
-    hold(shell, false);
     const marked = `\n${nonce} ${job.status}\n`.length;
     const stdout = job.out.text(marked);
     const stderr = job.err.text(errEnd.length);
@@ -462,6 +452,8 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
         maybeDone(shell);
       }
     });
+    // An idle shell must not keep the process alive; a command's deadline timer does while it runs.
+    for (const handle of [child, child.stdin, child.stdout, child.stderr] as ({ unref?: () => void } | null)[]) handle?.unref?.();
     if (child.pid !== undefined) running.add(child.pid);
     shells.push(shell);
     return shell;
@@ -488,7 +480,6 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       shell.job = job;
       shell.outTail = '';
       shell.errTail = '';
-      hold(shell, true);
       shell.child.stdin?.write(job.line);
     }
   };
