@@ -73,6 +73,12 @@ export interface Backend {
    * to spare a command (iptables: no jump seen, so the jump joins the chain's restore).
    */
   apply(policy: FamilyPolicy, seen?: OwnedState): Promise<void>;
+  /**
+   * A hint that apply(policy) of this family follows soon without a read (a new config): a backend
+   * may start the reads its apply needs, so they run while the caller renders. read() and
+   * cleanup() drop what it started; apply works the same without it.
+   */
+  prepareApply?(family: Family): void;
   /** Removes everything this backend owns for one family; a no-op when nothing is there. */
   cleanup(family: Family): Promise<void>;
   /**
