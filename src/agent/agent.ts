@@ -286,9 +286,13 @@ export function createAgent(deps: AgentDeps): Agent {
     try {
       // Inside the try: a backend may refuse a policy (a SNAT address of the other family), and
       // that is a failed sync that keeps the rules in force, never a crash.
-      want = expectedOf.get(policy) ?? backend.expected(policy);
-      expectedOf.set(policy, want);
       const prev = written.get(f);
+      const rendered = expectedOf.get(policy);
+      // A policy not rendered yet is a new config's, which is applied without a read when its
+      // rules differ (below): the backend may start what its apply needs while this one renders.
+      if (rendered === undefined && prev !== undefined && !startInvalid) backend.prepareApply?.(f);
+      want = rendered ?? backend.expected(policy);
+      expectedOf.set(policy, want);
       let result: FamilyResult;
       if (prev !== undefined && !startInvalid && !sameLines(prev, want)) {
         // The config changed since this family's last good sync: the kernel holds what was written
@@ -355,12 +359,6 @@ export function createAgent(deps: AgentDeps): Agent {
     const policy = built.policy;
     // Families are independent: one failing never stops the other.
     const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
-    // After the rules, not before: only log lines, and at 50,000 CIDRs they cost tens of ms.
-    if (configHash !== redundancyReported) {
-      redundancyReported = configHash;
-      reportRedundancies(policy);
-      deps.afterConfigChange?.();
-    }
     lastSyncAt = clock.now();
     if (results.some((r) => r.result === 'error')) {
       failedSyncs++;
@@ -376,6 +374,13 @@ export function createAgent(deps: AgentDeps): Agent {
       ...(retryAfterMs === undefined ? {} : { retryInMs: retryAfterMs, failedSyncs }),
     });
     deps.onSync?.(report);
+    // After the sync is reported, not before: the rules are in force, these are only log lines
+    // (tens of ms at 50,000 CIDRs) and a collection (as long again), still within this sync.
+    if (configHash !== redundancyReported) {
+      redundancyReported = configHash;
+      reportRedundancies(policy);
+      deps.afterConfigChange?.();
+    }
     return report;
   }
 
