@@ -1,8 +1,10 @@
 // The iptables backend (nft or legacy flavour): one `iptables-restore --noflush` payload per
-// family and sync, then the POSTROUTING jump put right: added when missing, and every other rule
-// that jumps to our chain (an older release's form, a duplicate, a bare jump) replaced by ours in
-// one more restore. Reads back only our chain and POSTROUTING: a full `iptables-save -t nat`
-// costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms (netfilter-facts.md).
+// family and sync, and the POSTROUTING jump put right: added when missing, and every other rule
+// that jumps to our chain (an older release's form, a duplicate, a bare jump) replaced by ours,
+// on nft in one more restore after the chain's, on legacy inside the chain's restore (legacy
+// lists POSTROUTING before it). Reads back only our chain and POSTROUTING: a full
+// `iptables-save -t nat` costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms
+// (netfilter-facts.md).
 import type { Backend, BackendFacts, OwnedState, RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
