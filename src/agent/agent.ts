@@ -287,11 +287,7 @@ export function createAgent(deps: AgentDeps): Agent {
       // Inside the try: a backend may refuse a policy (a SNAT address of the other family), and
       // that is a failed sync that keeps the rules in force, never a crash.
       const prev = written.get(f);
-      const rendered = expectedOf.get(policy);
-      // A policy not rendered yet is a new config's, which is applied without a read when its
-      // rules differ (below): the backend may start what its apply needs while this one renders.
-      if (rendered === undefined && prev !== undefined && !startInvalid) backend.prepareApply?.(f);
-      want = rendered ?? backend.expected(policy);
+      want = expectedOf.get(policy) ?? backend.expected(policy);
       expectedOf.set(policy, want);
       let result: FamilyResult;
       if (prev !== undefined && !startInvalid && !sameLines(prev, want)) {
@@ -353,6 +349,9 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   async function syncOnce(reason: string): Promise<SyncReport> {
+    // The backend may start the reads this sync needs (its read, or the apply of a new config)
+    // while the config loads: a 50,000-CIDR parse takes longer than legacy's POSTROUTING listing.
+    if (built !== undefined) for (const fp of built.policy.families) backend.prepareSync?.(fp.family);
     const configValid = await refreshConfig();
     const inForce = config ?? deps.defaultConfig();
     if (built?.config !== inForce) built = { config: inForce, policy: buildPolicy(inForce, deps.policyOptions) };

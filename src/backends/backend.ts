@@ -74,11 +74,11 @@ export interface Backend {
    */
   apply(policy: FamilyPolicy, seen?: OwnedState): Promise<void>;
   /**
-   * A hint that apply(policy) of this family follows soon without a read (a new config): a backend
-   * may start the reads its apply needs, so they run while the caller renders. read() and
-   * cleanup() drop what it started; apply works the same without it.
+   * A hint that a sync of this family begins: a backend may start the reads its read() or apply()
+   * will need, so they run while the caller loads the config and renders. The next read(), apply()
+   * or cleanup() of the family takes or drops what it started; each works the same without it.
    */
-  prepareApply?(family: Family): void;
+  prepareSync?(family: Family): void;
   /** Removes everything this backend owns for one family; a no-op when nothing is there. */
   cleanup(family: Family): Promise<void>;
   /**

@@ -586,20 +586,22 @@ test('a new config\'s sync is reported (log and onSync) before its redundancy wa
   await h.agent.stop();
 });
 
-test('prepareApply is asked before a new config\'s rules are rendered, once per family and config; never on quiet resyncs or at the first sync', async () => {
+test('prepareSync is asked at the start of every sync but the first, before the config loads; a new config\'s apply and a resync\'s read come after it', async () => {
   const h = countingHarness('nonMasqueradeCIDRs: [10.0.0.0/8]\n');
   const events: string[] = [];
-  const { expected, apply } = h.backend;
-  h.backend.prepareApply = (f) => void events.push(`prepare ${f}`);
+  const { expected, apply, read } = h.backend;
+  h.backend.prepareSync = (f) => void events.push(`prepare ${f}`);
   h.backend.expected = (p) => (events.push('expected'), expected(p));
   h.backend.apply = (p) => (events.push('apply'), apply(p));
+  h.backend.read = (f) => (events.push('read'), read(f));
   await h.agent.start();
-  for (let i = 0; i < 3; i++) await h.agent.sync('resync');
-  assert.deepEqual(events, ['expected', 'apply']);
+  assert.deepEqual(events, ['expected', 'read', 'apply'], 'the first sync: nothing known to prepare');
+  events.length = 0;
+  await h.agent.sync('resync');
+  assert.deepEqual(events, ['prepare ipv4', 'read']);
   h.setText('nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24]\n');
   events.length = 0;
   await h.agent.sync('config changed');
-  await h.agent.sync('resync');
   assert.deepEqual(events, ['prepare ipv4', 'expected', 'apply']);
   await h.agent.stop();
 });

@@ -507,29 +507,31 @@ test('legacy, drift repaired after a read: the read\'s POSTROUTING listing plans
   assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING']);
 });
 
-test('legacy: prepareApply starts the POSTROUTING listing at once, and the apply after it uses that listing', async () => {
+test('legacy: prepareSync starts the POSTROUTING listing at once, and the apply after it uses that listing', async () => {
   const fake = fakeIptables('legacy');
   fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [OUR_JUMP] };
   const { runner: answer, calls } = scriptedRunner((argv, o) => fake.handle(argv, o));
   const gate = gatedRunner(answer);
   const backend = createIptablesBackend({ runner: gate.runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
-  backend.prepareApply!('ipv4');
+  backend.prepareSync!('ipv4');
   assert.deepEqual(gate.asked, ['iptables-legacy -w 5 -t nat -S POSTROUTING'], 'asked before apply is called');
   await pump(backend.apply(v4), gate);
   assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore']);
 });
 
-test('legacy: a read after prepareApply drops its listing (the apply after that read uses the read\'s); nft starts nothing', async () => {
+test('legacy: a read after prepareSync uses its listing, once (the apply after that read plans from it); nft starts nothing', async () => {
   const { backend, calls, fake } = setup({ mode: 'legacy' });
-  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [OUR_JUMP] };
-  backend.prepareApply!('ipv4');
-  fake.tables['ipv4'].postrouting = [OUR_JUMP, OUR_JUMP];
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [OUR_JUMP, OUR_JUMP] };
+  backend.prepareSync!('ipv4');
   const seen = await backend.read('ipv4');
+  assert.deepEqual(seen.slice(0, 2), [OUR_JUMP, OUR_JUMP], 'the duplicate shows');
   await backend.apply(v4, seen);
-  await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -S', 'iptables-legacy-restore']);
-  assert.deepEqual(fake.tables['ipv4'].postrouting, [OUR_JUMP], 'the duplicate the read saw is gone');
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore'], 'one POSTROUTING listing for prepare, read and apply');
+  assert.deepEqual(fake.tables['ipv4'].postrouting, [OUR_JUMP]);
+  calls.length = 0;
+  await backend.read('ipv4');
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S'], 'taken once: the next read lists again');
   const nft = setup();
-  nft.backend.prepareApply!('ipv4');
+  nft.backend.prepareSync!('ipv4');
   assert.deepEqual(nft.calls, []);
 });

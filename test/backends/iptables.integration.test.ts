@@ -146,7 +146,7 @@ for (const mode of MODES) {
     });
   });
 
-  test(`${mode}: a changed config applied without a read (after prepareApply) leaves exactly one jump, ours, where the first stray one was`, { skip }, async () => {
+  test(`${mode}: a changed config applied without a read (after prepareSync) leaves exactly one jump, ours, where the first stray one was`, { skip }, async () => {
     await withNamespace(`ipt-swap-${mode}`, async (ns) => {
       const backend = backendIn(ns, mode);
       await backend.apply(defaults4);
@@ -157,7 +157,7 @@ for (const mode of MODES) {
       await inNs(ns, [...nat, '-A', 'POSTROUTING', ...jumpRuleSpec(DEFAULT_CHAIN)]);
       await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', DEFAULT_CHAIN]);
       const changed: FamilyPolicy = { ...defaults4, exempt: [...defaults4.exempt, exempt('198.51.100.0/24')] };
-      backend.prepareApply?.('ipv4');
+      backend.prepareSync?.('ipv4');
       await backend.apply(changed);
       const rules = (await inNs(ns, [...nat, '-S', 'POSTROUTING'])).split('\n').filter((l) => l.startsWith('-A '));
       assert.deepEqual(rules, [backend.expected(changed)[0], '-A POSTROUTING -s 10.244.0.0/16 -j RETURN']);

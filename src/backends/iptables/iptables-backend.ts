@@ -119,7 +119,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
   const lastChain = new Map<Family, { readonly stdout: string; readonly lines: string[] }>();
   /** The last state read, per family: an unchanged read returns the same array, so callers can compare by identity. */
   const lastRead = new Map<Family, OwnedState>();
-  /** Legacy: the POSTROUTING listing prepareApply started, per family, for the apply that follows. */
+  /** Legacy: the POSTROUTING listing prepareSync started, per family, for the read or apply that follows. */
   const prepared = new Map<Family, Promise<string[]>>();
 
   const tool = (family: Family, suffix: '' | '-save' | '-restore' = ''): string =>
@@ -249,19 +249,22 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       return (['ipv4', 'ipv6'] as const).map((family) => iptablesLeftover(runner, mode, family, chain, () => backend.cleanup(family)));
     },
 
-    prepareApply(family: Family): void {
+    prepareSync(family: Family): void {
+      // Legacy reads the whole nat table for any command (about 90 ms next to 50,000 rules):
+      // POSTROUTING is listed while the agent loads the config; the read or apply after takes it.
       if (mode !== 'legacy') return;
       const listing = postrouting(family);
-      // Its failure is apply's to handle, if apply comes.
+      // Its failure is the read's or apply's to report, if one comes.
       listing.catch(() => undefined);
       prepared.set(family, listing);
     },
 
     async read(family: Family): Promise<OwnedState> {
+      const pending = prepared.get(family);
       prepared.delete(family);
       const listArgv = nat(family, '-S', chain);
       // Two independent listings, asked at once (one process's start-up less to wait for).
-      const [list, rules] = await Promise.all([run(listArgv, { okExitCodes: [0, 1] }), postrouting(family)]);
+      const [list, rules] = await Promise.all([run(listArgv, { okExitCodes: [0, 1] }), pending ?? postrouting(family)]);
       // Every jump to our chain, in any form: an extra one is drift that apply repairs.
       const jumps = findRulesWithTarget(rules, 'POSTROUTING', chain).map((r) => r.line);
       lastPostrouting.set(family, rules);
@@ -299,11 +302,10 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       prepared.delete(family);
       const first = exemptionIsFinal(policy);
       const ourJump = renderJumpSaveLine(chain);
-      // Legacy reads the whole nat table for any command (about 90 ms next to 50,000 rules), so
-      // POSTROUTING is listed before the restore (the read's listing, or one that prepareApply
-      // started or that runs while the payload renders) and a repair it calls for joins the
-      // chain's restore. On nft the listing costs a few ms: there the jump is checked after the
-      // restore, as the reference does.
+      // On legacy POSTROUTING is listed before the restore (the read's listing, the one
+      // prepareSync started, or one that runs while the payload renders), and a repair it calls
+      // for joins the chain's restore. On nft the listing costs a few ms: there the jump is
+      // checked after the restore, as the reference does.
       const early = mode !== 'legacy' ? undefined : readListing !== undefined ? Promise.resolve(readListing) : (pending ?? postrouting(family));
       // The render may throw first; the listing's failure is then of no interest.
       early?.catch(() => undefined);
