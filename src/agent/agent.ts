@@ -286,9 +286,9 @@ export function createAgent(deps: AgentDeps): Agent {
     try {
       // Inside the try: a backend may refuse a policy (a SNAT address of the other family), and
       // that is a failed sync that keeps the rules in force, never a crash.
+      const prev = written.get(f);
       want = expectedOf.get(policy) ?? backend.expected(policy);
       expectedOf.set(policy, want);
-      const prev = written.get(f);
       let result: FamilyResult;
       if (prev !== undefined && !startInvalid && !sameLines(prev, want)) {
         // The config changed since this family's last good sync: the kernel holds what was written
@@ -349,18 +349,15 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   async function syncOnce(reason: string): Promise<SyncReport> {
+    // The backend may start the reads this sync needs (its read, or the apply of a new config)
+    // while the config loads: a 50,000-CIDR parse takes longer than legacy's POSTROUTING listing.
+    if (built !== undefined) for (const fp of built.policy.families) backend.prepareSync?.(fp.family);
     const configValid = await refreshConfig();
     const inForce = config ?? deps.defaultConfig();
     if (built?.config !== inForce) built = { config: inForce, policy: buildPolicy(inForce, deps.policyOptions) };
     const policy = built.policy;
     // Families are independent: one failing never stops the other.
     const results = await Promise.all(policy.families.map((p) => syncFamily(p)));
-    // After the rules, not before: only log lines, and at 50,000 CIDRs they cost tens of ms.
-    if (configHash !== redundancyReported) {
-      redundancyReported = configHash;
-      reportRedundancies(policy);
-      deps.afterConfigChange?.();
-    }
     lastSyncAt = clock.now();
     if (results.some((r) => r.result === 'error')) {
       failedSyncs++;
@@ -376,6 +373,13 @@ export function createAgent(deps: AgentDeps): Agent {
       ...(retryAfterMs === undefined ? {} : { retryInMs: retryAfterMs, failedSyncs }),
     });
     deps.onSync?.(report);
+    // After the sync is reported, not before: the rules are in force, these are only log lines
+    // (tens of ms at 50,000 CIDRs) and a collection (as long again), still within this sync.
+    if (configHash !== redundancyReported) {
+      redundancyReported = configHash;
+      reportRedundancies(policy);
+      deps.afterConfigChange?.();
+    }
     return report;
   }
 

@@ -73,6 +73,12 @@ export interface Backend {
    * to spare a command (iptables: no jump seen, so the jump joins the chain's restore).
    */
   apply(policy: FamilyPolicy, seen?: OwnedState): Promise<void>;
+  /**
+   * A hint that a sync of this family begins: a backend may start the reads its read() or apply()
+   * will need, so they run while the caller loads the config and renders. The next read(), apply()
+   * or cleanup() of the family takes or drops what it started; each works the same without it.
+   */
+  prepareSync?(family: Family): void;
   /** Removes everything this backend owns for one family; a no-op when nothing is there. */
   cleanup(family: Family): Promise<void>;
   /**

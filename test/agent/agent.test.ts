@@ -520,7 +520,7 @@ function countingHarness(initial: string) {
     log,
     clock: createFakeClock(),
   });
-  return { agent, fake, counts, log, setText: (t: string) => void (text = t) };
+  return { agent, fake, backend, counts, log, setText: (t: string) => void (text = t) };
 }
 
 test('an unchanged config is built and rendered once, however many resyncs; a changed one once more', async () => {
@@ -564,5 +564,44 @@ test('afterConfigChange runs once after the first sync of each new config, never
   await h.agent.sync('config changed');
   await h.agent.sync('resync');
   assert.equal(calls, 2, 'a new config, once');
+  await h.agent.stop();
+});
+
+test('a new config\'s sync is reported (log and onSync) before its redundancy warnings and the collection after it', async () => {
+  const order: string[] = [];
+  const h = harness('nonMasqueradeCIDRs: [10.0.0.0/8, 10.1.0.0/16]\n', { afterConfigChange: () => void order.push('collect') });
+  const log = h.log;
+  await h.agent.start();
+  const msgs = log.entries.map((e) => e.msg);
+  const done = msgs.indexOf('sync done');
+  assert.ok(done >= 0 && msgs.indexOf('redundant non-masquerade range') > done, msgs.join('\n'));
+  assert.deepEqual(order, ['collect']);
+  assert.equal(h.reports.length, 1, 'onSync ran');
+  // Still part of the sync: done when the sync's promise is.
+  h.setText('nonMasqueradeCIDRs: [10.0.0.0/8, 10.2.0.0/16, 10.2.1.0/24]\n');
+  await h.agent.sync('config changed');
+  assert.deepEqual(order, ['collect', 'collect']);
+  const later = log.entries.map((e) => e.msg);
+  assert.ok(later.lastIndexOf('redundant non-masquerade range') > later.lastIndexOf('sync done'), later.join('\n'));
+  await h.agent.stop();
+});
+
+test('prepareSync is asked at the start of every sync but the first, before the config loads; a new config\'s apply and a resync\'s read come after it', async () => {
+  const h = countingHarness('nonMasqueradeCIDRs: [10.0.0.0/8]\n');
+  const events: string[] = [];
+  const { expected, apply, read } = h.backend;
+  h.backend.prepareSync = (f) => void events.push(`prepare ${f}`);
+  h.backend.expected = (p) => (events.push('expected'), expected(p));
+  h.backend.apply = (p) => (events.push('apply'), apply(p));
+  h.backend.read = (f) => (events.push('read'), read(f));
+  await h.agent.start();
+  assert.deepEqual(events, ['expected', 'read', 'apply'], 'the first sync: nothing known to prepare');
+  events.length = 0;
+  await h.agent.sync('resync');
+  assert.deepEqual(events, ['prepare ipv4', 'read']);
+  h.setText('nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24]\n');
+  events.length = 0;
+  await h.agent.sync('config changed');
+  assert.deepEqual(events, ['prepare ipv4', 'expected', 'apply']);
   await h.agent.stop();
 });

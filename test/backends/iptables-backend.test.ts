@@ -113,7 +113,8 @@ test('IPv6 uses ip6tables-MODE binaries; legacy mode uses the legacy ones', asyn
   assert.equal(legacy.backend.name, 'iptables-legacy');
   await legacy.backend.apply(v4);
   await legacy.backend.read('ipv6');
-  assert.deepEqual(ops(legacy.calls), ['iptables-legacy-restore', 'iptables-legacy -S', 'iptables-legacy -A', 'ip6tables-legacy -S', 'ip6tables-legacy -S']);
+  // Legacy lists POSTROUTING before the restore.
+  assert.deepEqual(ops(legacy.calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -A', 'ip6tables-legacy -S', 'ip6tables-legacy -S']);
   assert.equal(nft.backend.name, 'iptables-nft');
 });
 
@@ -188,7 +189,7 @@ test('a busy lock is retried with backoff and then succeeds', async () => {
   const sleeps: number[] = [];
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true, sleep: async (ms) => void sleeps.push(ms) });
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy -S', 'iptables-legacy -A']);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy -A']);
   assert.deepEqual(sleeps, [250, 500]);
   assert.equal(jumpsIn(fake.tables['ipv4']).length, 1);
 });
@@ -202,7 +203,7 @@ test('a lock busy on -S POSTROUTING is retried too', async () => {
   });
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true, sleep: async () => {} });
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-legacy-restore', 'iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy -A']);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -A']);
 });
 
 test('a lock that stays busy ends in a lock-busy CommandError after the bounded tries', async () => {
@@ -225,8 +226,8 @@ test('a lock that stays busy ends in a lock-busy CommandError after the bounded 
   });
   assert.equal(calls.length, 3);
   assert.deepEqual(sleeps, [250, 500]);
-  // Nothing after the failed restore: no jump into a chain that may not exist.
-  assert.ok(calls.every((c) => c.argv[0] === 'iptables-legacy-restore'));
+  // Legacy lists POSTROUTING first: nothing after that failed, so nothing written.
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy -S']);
 });
 
 test('a missing binary is reported as not-installed, naming it and the backend', async () => {
@@ -440,4 +441,97 @@ test('apply after a read that saw a jump (of any form) still lists POSTROUTING a
   await backend.apply(v4, seen);
   assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft-restore']);
   assert.deepEqual(jumpsIn(fake.tables['ipv4']), [OUR_JUMP]);
+});
+
+test('legacy, a changed config (no read first): POSTROUTING is listed before the restore; with our jump in place the restore is the chain payload alone, and findShadowing uses that listing', async () => {
+  const { backend, calls, fake } = setup({ mode: 'legacy' });
+  await backend.apply(v4);
+  fake.tables['ipv4']!.postrouting.unshift('-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE');
+  calls.length = 0;
+  const changed: FamilyPolicy = { ...v4, exempt: [...v4.exempt, exempt('192.0.2.0/24')] };
+  await backend.apply(changed);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore']);
+  assert.equal(calls[1]?.options.input, renderRestorePayload(changed, { chain: 'IP-MASQ-AGENT', randomFully: true }));
+  assert.deepEqual(await backend.findShadowing!('ipv4'), ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE']);
+  assert.equal(calls.length, 2, 'no second listing');
+});
+
+test('legacy, a changed config: duplicated and older-form jumps are replaced by ours in the chain\'s own restore, at the first one\'s place', async () => {
+  for (const position of ['append', 'first'] as const) {
+    const { backend, calls, fake } = setup({ mode: 'legacy' });
+    const policy: FamilyPolicy = { ...v4, postroutingPosition: position };
+    fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: ['-A POSTROUTING -j KUBE-POSTROUTING', QUOTED_JUMP, '-A POSTROUTING -j CNI', OUR_JUMP, OUR_JUMP, BARE_JUMP, LOOKALIKE] };
+    await backend.apply(policy);
+    assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore'], position);
+    const at = position === 'first' ? 1 : 2;
+    const repair = [QUOTED_JUMP, OUR_JUMP, OUR_JUMP, BARE_JUMP].map((l) => l.replace('-A ', '-D ')).concat(OUR_JUMP.replace('-A POSTROUTING', `-I POSTROUTING ${at}`));
+    assert.equal(calls[1]?.options.input, renderRestorePayload(policy, { chain: 'IP-MASQ-AGENT', randomFully: true }).replace(/COMMIT\n$/, `${repair.join('\n')}\nCOMMIT\n`), position);
+    const want = position === 'first' ? [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING', '-A POSTROUTING -j CNI', LOOKALIKE] : ['-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP, '-A POSTROUTING -j CNI', LOOKALIKE];
+    assert.deepEqual(fake.tables['ipv4']?.postrouting, want, position);
+  }
+});
+
+test('legacy, a changed config: a jump found missing before the restore is added after it, with no second listing', async () => {
+  const { backend, calls, fake } = setup({ mode: 'legacy' });
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: ['-A POSTROUTING -j KUBE-POSTROUTING'] };
+  await backend.apply(v4);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -A']);
+  assert.equal(calls[1]?.options.input, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }), 'what render() says');
+  assert.deepEqual(fake.tables['ipv4']?.postrouting, ['-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP]);
+});
+
+test('legacy: a jump deleted between the listing and the restore fails that restore; the chain then goes alone and the jump is repaired from a new listing', async () => {
+  const fake = fakeIptables('legacy');
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [QUOTED_JUMP, OUR_JUMP] };
+  let listings = 0;
+  const { runner, calls } = scriptedRunner((argv, o) => {
+    const reply = fake.handle(argv, o);
+    // Someone deletes the old jump just after the first listing saw it.
+    if (argv[5] === '-S' && ++listings === 1) fake.tables['ipv4']!.postrouting = [OUR_JUMP];
+    return reply;
+  });
+  const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
+  await backend.apply(v4);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy -S']);
+  assert.equal(calls[2]?.options.input, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }), 'the chain alone');
+  assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP]);
+});
+
+test('legacy, drift repaired after a read: the read\'s POSTROUTING listing plans the repair, which joins the chain\'s restore (no listing after it)', async () => {
+  const { backend, calls, fake } = setup({ mode: 'legacy' });
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP] };
+  const seen = await backend.read('ipv4');
+  calls.length = 0;
+  await backend.apply(v4, seen);
+  assert.deepEqual(ops(calls), ['iptables-legacy-restore']);
+  assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING']);
+});
+
+test('legacy: prepareSync starts the POSTROUTING listing at once, and the apply after it uses that listing', async () => {
+  const fake = fakeIptables('legacy');
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [OUR_JUMP] };
+  const { runner: answer, calls } = scriptedRunner((argv, o) => fake.handle(argv, o));
+  const gate = gatedRunner(answer);
+  const backend = createIptablesBackend({ runner: gate.runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
+  backend.prepareSync!('ipv4');
+  assert.deepEqual(gate.asked, ['iptables-legacy -w 5 -t nat -S POSTROUTING'], 'asked before apply is called');
+  await pump(backend.apply(v4), gate);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore']);
+});
+
+test('legacy: a read after prepareSync uses its listing, once (the apply after that read plans from it); nft starts nothing', async () => {
+  const { backend, calls, fake } = setup({ mode: 'legacy' });
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [OUR_JUMP, OUR_JUMP] };
+  backend.prepareSync!('ipv4');
+  const seen = await backend.read('ipv4');
+  assert.deepEqual(seen.slice(0, 2), [OUR_JUMP, OUR_JUMP], 'the duplicate shows');
+  await backend.apply(v4, seen);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore'], 'one POSTROUTING listing for prepare, read and apply');
+  assert.deepEqual(fake.tables['ipv4'].postrouting, [OUR_JUMP]);
+  calls.length = 0;
+  await backend.read('ipv4');
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S'], 'taken once: the next read lists again');
+  const nft = setup();
+  nft.backend.prepareSync!('ipv4');
+  assert.deepEqual(nft.calls, []);
 });

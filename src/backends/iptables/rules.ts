@@ -140,3 +140,21 @@ export function notFirstLine(postrouting: readonly string[], chain: string, note
 export function renderDeletePayload(lines: readonly string[], then: readonly string[] = []): string {
   return `${['*nat', ...lines.map((l) => `-D ${l.slice('-A '.length)}`), ...then, 'COMMIT'].join('\n')}\n`;
 }
+
+/**
+ * A repair as restore lines to go before the COMMIT of our chain's payload, so that chain and
+ * jump change in one transaction: nothing for `none`, else what the repair's own payload runs.
+ */
+export function jumpRepairLines(repair: JumpRepair, ourJump: string): string[] {
+  const rule = ourJump.slice('-A POSTROUTING '.length);
+  switch (repair.kind) {
+    case 'none':
+      return [];
+    case 'append':
+      return [ourJump];
+    case 'insert-first':
+      return [`-I POSTROUTING 1 ${rule}`];
+    case 'replace':
+      return repair.payload.split('\n').slice(1, -2);
+  }
+}
