@@ -2,7 +2,13 @@
 // and the integration tests run. One minified file loads in about half the time and memory of the
 // ~80 compiled modules under dist/src (README "Performance"). Run by `npm run build` after tsc,
 // which type-checks; esbuild only strips the types.
+//
+// CommonJS, not an ES module (README "Performance"): Node then starts without its ES module
+// loader, and each module's imports of Node's own modules become require() calls that run when the
+// module is first used, not all at start; `--version` loads none of http, child_process or crypto.
+// The package is "type": "module", so dist/bin/package.json says this directory is CommonJS.
 import { build } from 'esbuild';
+import { writeFileSync } from 'node:fs';
 
 await build({
   entryPoints: ['src/main.ts'],
@@ -11,13 +17,19 @@ await build({
   bundle: true,
   platform: 'node',
   target: 'node20',
-  format: 'esm',
+  format: 'cjs',
+  // import() of a Node module becomes a require() when it runs (import() would start the ES module loader).
+  supported: { 'dynamic-import': false },
+  // import.meta.url (version.ts) as an ES module would see it: the bundle's own URL.
+  define: { 'import.meta.url': '__importMetaUrl' },
+  // "use strict" first: the TypeScript is module code, strict; a statement before esbuild's own
+  // "use strict" would turn that into a no-op and the bundle into sloppy code.
+  banner: { js: "'use strict';\nconst __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   minify: true,
   // Readable function names in the stack of a fatal error, for a bug report.
   keepNames: true,
   sourcemap: true,
   legalComments: 'none',
-  // yaml ships CommonJS for Node; its require() of built-ins needs a real require in an ES module.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
 });
+writeFileSync('dist/bin/package.json', `${JSON.stringify({ type: 'commonjs' })}\n`);

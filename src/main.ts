@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 // Composition root: the only place that builds real dependencies and touches `process`.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js';
 import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarning } from './cli/flags.js';
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
@@ -54,14 +52,16 @@ function installLastResort(log: Logger, processRunner: ProcessRunner): void {
  * A full collection soon after a new config is in force (README "Limits"): V8 keeps a large
  * config's parse garbage until its heap cap forces a collection, so a 10,000-CIDR agent would sit
  * at twice the memory it needs. A config change is rare; one collection costs milliseconds.
+ * node:v8 and node:vm are loaded here, after the first sync's rules are in: at start they cost
+ * about 10 ms before the rules (README "Performance").
  */
-let gc: (() => void) | undefined;
+let gc: Promise<() => void> | undefined;
 function collectGarbageSoon(): void {
-  if (gc === undefined) {
-    setFlagsFromString('--expose-gc');
-    gc = runInNewContext('gc') as () => void;
-  }
-  setImmediate(gc);
+  gc ??= Promise.all([import('node:v8'), import('node:vm')]).then(([v8, vm]) => {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  });
+  void gc.then((collect) => setImmediate(collect));
 }
 
 async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {

@@ -57,3 +57,14 @@ test('the agent entry (dist/src/main.js) never imports zod, directly or through 
 test('the walk sees zod where it is imported: the JSON Schema export', () => {
   assert.equal(walkImports(join(root, 'dist', 'src', 'config', 'schema.js')).packages.get('zod'), 'dist/src/config/schema.js');
 });
+
+test('the shipped bundle (dist/bin) is strict CommonJS, marked so beside it, with no import() left', () => {
+  const bin = join(root, 'dist', 'bin');
+  assert.deepEqual(JSON.parse(readFileSync(join(bin, 'package.json'), 'utf8')), { type: 'commonjs' });
+  const text = readFileSync(join(bin, 'ip-masq-agent.js'), 'utf8');
+  // The first statement after the #! line: anything before "use strict" would make the code sloppy.
+  assert.match(text, /^#!\/usr\/bin\/env node\n'use strict';\n/);
+  // An import() would start node's ES module loader when it runs; esbuild turns them into require().
+  assert.doesNotMatch(text, /\bimport\(/);
+  assert.doesNotMatch(text, /\bimport\.meta\b/);
+});

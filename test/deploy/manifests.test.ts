@@ -359,6 +359,10 @@ describe('Dockerfile', () => {
     assert.deepEqual(copies.filter((c) => /node_modules/.test(c)), [], 'the bundle holds the runtime dependencies');
     const bundle = copies.find((c) => /dist\/bin\/ip-masq-agent\.js \.\/dist\/bin\/ip-masq-agent\.js$/.test(c));
     assert.ok(bundle && /^--from=\S+ /.test(bundle), `the bundle copied from the build stage: ${copies.join(' | ')}`);
+    // The bundle is CommonJS in a "type": "module" package: without dist/bin/package.json beside it,
+    // node would read it as an ES module and fail at its first require().
+    const marker = copies.find((c) => /dist\/bin\/package\.json \.\/dist\/bin\/package\.json$/.test(c));
+    assert.ok(marker && /^--from=\S+ /.test(marker), `dist/bin/package.json copied from the build stage: ${copies.join(' | ')}`);
     // The bundle is written by the build script the image runs (npm run build).
     const build = (JSON.parse(readRepoFile('package.json')) as { scripts: { build: string } }).scripts.build;
     assert.match(build, /node scripts\/bundle\.mjs/);
