@@ -65,21 +65,28 @@ function collectGarbageSoon(): void {
 }
 
 async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {
-  const { createAgent, createLogger, createMetrics, createParseCache, createRunner, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, selectBackend, startHttpServer, systemClock, watchConfig } =
-    await import('./agent-runtime.js');
+  const { createLogger, createRunner, selectBackend } = await import('./agent-start.js');
   const log = createLogger(opts.verbosity);
   log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
   const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs });
   installLastResort(log, processRunner);
   const runner = tracingRunner(processRunner, log);
-  let backend;
-  try {
-    backend = await selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 });
-  } catch (e) {
-    log.error('cannot start: no usable netfilter backend', { error: (e as Error).message });
+  // Settled at once, so that a failure waits, unreported, until it is awaited below.
+  const selection = selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 }).then(
+    (backend) => ({ backend }),
+    (error: unknown) => ({ error }),
+  );
+  // The rest of the agent loads while selection's first commands run in their processes: one turn
+  // of the event loop first, so that every command selection starts at once has been spawned.
+  await new Promise((resolve) => setImmediate(resolve));
+  const { createAgent, createMetrics, createParseCache, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, startHttpServer, systemClock, watchConfig } = await import('./agent-runtime.js');
+  const selected = await selection;
+  if ('error' in selected) {
+    log.error('cannot start: no usable netfilter backend', { error: (selected.error as Error).message });
     process.exit(1);
   }
+  const backend = selected.backend;
   const metrics = createMetrics();
   // Decided once: a directory appearing where the file was later is an error, not a new mode.
   const configMode = await detectConfigMode(opts.configPath);

@@ -60,9 +60,9 @@ test('the walk sees zod where it is imported: the JSON Schema export', () => {
 });
 
 test('the agent reaches the yaml package only through an import(): a plain config is read without it', () => {
-  // main.js imports the agent's runtime (agent-runtime.js) when the flags are read; the config
+  // main.js imports agent-start.js and the agent's runtime (agent-runtime.js) once the flags are read; the config
   // loader imports the yaml library's reading (parse.js) only for a text the plain readers refuse.
-  for (const entry of ['main.js', 'agent-runtime.js']) {
+  for (const entry of ['main.js', 'agent-start.js', 'agent-runtime.js']) {
     const { modules, packages } = walkImports(join(root, 'dist', 'src', entry), true);
     assert.equal(packages.get('yaml'), undefined, `${entry}: yaml is imported by ${packages.get('yaml')}`);
     assert.equal(modules.has(join(root, 'dist', 'src', 'config', 'parse.js')), false, `${entry}: config/parse.js is reached`);

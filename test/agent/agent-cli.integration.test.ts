@@ -99,6 +99,25 @@ test("--version and --help load neither node's ES module loader nor the modules 
   }
 });
 
+test('no usable backend (iptables-nft not installed): one error line that says so, exit 1, no rules', { skip }, () => {
+  // The agent finds its tools through PATH; an empty directory holds none of them.
+  const dir = mkdtempSync(join(tmpdir(), 'ima-no-tools-'));
+  try {
+    const ip = execFileSync('sh', ['-c', 'command -v ip'], { encoding: 'utf8' }).trim();
+    const args = ['--iptables-mode=nft', '--config=/nonexistent', '--healthz-bind-address=', '--metrics-bind-address='];
+    const r = spawnSync(ip, ['netns', 'exec', ns, process.execPath, AGENT_MAIN, ...args], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, PATH: dir } });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    const errors = r.stdout.split('\n').filter((l) => l.includes('"level":"error"'));
+    assert.equal(errors.length, 1, r.stdout);
+    assert.match(errors[0]!, /"msg":"cannot start: no usable netfilter backend"/);
+    assert.match(errors[0]!, /iptables-nft is not installed/);
+    assert.equal(r.stderr, '');
+    assertUntouched();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // Args in Go's forms, as DaemonSets that run the reference carry them. Go's flag parsing stops at
 // the first non-flag argument and ignores the rest; the agent must run with those same values.
 
