@@ -73,7 +73,7 @@ test('the agent reaches the yaml package only through an import(): a plain confi
   assert.equal(walkImports(join(root, 'dist', 'src', 'config', 'load.js')).packages.get('yaml') !== undefined, true);
 });
 
-test('the shipped bundle (dist/bin) is strict CommonJS, marked so beside it, with no import() left', () => {
+test('the shipped bundle (dist/bin) is strict CommonJS, marked so beside it, with no import() left and the yaml library apart', () => {
   const bin = join(root, 'dist', 'bin');
   assert.deepEqual(JSON.parse(readFileSync(join(bin, 'package.json'), 'utf8')), { type: 'commonjs' });
   const text = readFileSync(join(bin, 'ip-masq-agent.js'), 'utf8');
@@ -82,4 +82,9 @@ test('the shipped bundle (dist/bin) is strict CommonJS, marked so beside it, wit
   // An import() would start node's ES module loader when it runs; esbuild turns them into require().
   assert.doesNotMatch(text, /\bimport\(/);
   assert.doesNotMatch(text, /\bimport\.meta\b/);
+  // The yaml library is the file beside it, not inside it (one of the library's own messages).
+  const yamlMessage = 'Implicit keys need to be on a single line';
+  assert.ok(!text.includes(yamlMessage), 'the yaml library is not in the bundle');
+  assert.ok(text.includes('require("./ip-masq-agent-yaml.js")'), 'the bundle requires the library beside it');
+  assert.ok(readFileSync(join(bin, 'ip-masq-agent-yaml.js'), 'utf8').includes(yamlMessage), 'the library is in ip-masq-agent-yaml.js');
 });

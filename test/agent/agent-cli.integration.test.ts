@@ -99,6 +99,33 @@ test("--version and --help load neither node's ES module loader nor the modules 
   }
 });
 
+test('a plain config is read without the yaml library; a config only the library reads loads it', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ima-files-'));
+  try {
+    // Our own files the process loaded (require.cache), written at exit by a --require preload.
+    const preload = join(dir, 'preload.cjs');
+    const out = join(dir, 'files.txt');
+    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, Object.keys(require.cache).join('\\n')));\n`);
+    const cases = [
+      { text: 'nonMasqueradeCIDRs:\n  - 10.244.0.0/16\nmasqLinkLocal: true\nresyncInterval: 1h\n', yaml: false },
+      { text: 'nonMasqueradeCIDRs: &cidrs [10.244.0.0/16]\nresyncInterval: 1h\n', yaml: true },
+    ];
+    for (const { text, yaml } of cases) {
+      await withScene(async ({ cm, startAgent }) => {
+        cm.write(text);
+        const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft'], { env: { NODE_OPTIONS: `--require ${preload}` } });
+        await agent.waitForLog('rules applied');
+        await agent.stop();
+      });
+      const files = readFileSync(out, 'utf8').split('\n');
+      assert.ok(files.includes(AGENT_MAIN), `the list is read: ${files.join(', ')}`);
+      assert.equal(files.some((f) => f.endsWith('/ip-masq-agent-yaml.js')), yaml, `${JSON.stringify(text)}: ${files.join(', ')}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('no usable backend (iptables-nft not installed): one error line that says so, exit 1, no rules', { skip }, () => {
   // The agent finds its tools through PATH; an empty directory holds none of them.
   const dir = mkdtempSync(join(tmpdir(), 'ima-no-tools-'));
