@@ -45,6 +45,10 @@ ENV NODE_OPTIONS="--max-old-space-size=160 --max-semi-space-size=4"
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/dist/bin/ip-masq-agent.js ./dist/bin/ip-masq-agent.js
+# {"type":"commonjs"}: the bundle is CommonJS in a "type": "module" package; the yaml library is
+# a file beside it, loaded only when a config needs it (scripts/bundle.mjs).
+COPY --from=build /app/dist/bin/package.json ./dist/bin/package.json
+COPY --from=build /app/dist/bin/ip-masq-agent-yaml.js ./dist/bin/ip-masq-agent-yaml.js
 COPY deploy/image/ip-masq-agent /usr/local/bin/ip-masq-agent
 RUN chmod 0755 /usr/local/bin/ip-masq-agent \
  && ln -s /usr/local/bin/ip-masq-agent /ip-masq-agent \

@@ -1,14 +1,16 @@
 // Start-up time and idle memory of the agent process (issue 11), not part of the test suite.
 //
 //   npm run build && sudo node dist/bench/startup.bench.js [--rounds=7] [--idle-seconds=120]
-//       [--agent=PATH] [--node-options=...]
+//       [--agent=PATH] [--before=PATH] [--node-options=...] [--sections=1,2,3]
 //
 // Needs root (network namespaces). Every process, the baselines included, runs inside a namespace
 // this script creates and deletes (iptables-nft, private xtables lock); nothing touches the host's
 // netfilter state. The agent is the shipped bundle (dist/bin/ip-masq-agent.js; --agent= runs another
 // build, e.g. an older one for a before/after) with the image's NODE_OPTIONS (read from the
-// Dockerfile; --node-options= overrides), HTTP endpoints on, as deployed. Baselines come from
-// the same run, interleaved with the agent's runs, so a busy machine slows both alike:
+// Dockerfile; --node-options= overrides), HTTP endpoints on, as deployed. --before= names an older
+// build (a bundle copied aside with its package.json two levels up) that sections 1 and 2 run in
+// the same rounds, so a before/after comes from one run. Baselines come from the same run,
+// interleaved with the agent's runs, so a busy machine slows both alike:
 //   1. start -> rules in the kernel (64 CIDRs), against a bare `node` that prints and exits
 //   2. `--version`: wall time and peak RSS, against `node -e 0` (peak RSS needs GNU time)
 //   3. resident memory idle (default config, resyncInterval 1s), 2 s after the rules and
@@ -32,6 +34,10 @@ const GNU_TIME = '/usr/bin/time';
 
 const NODE_OPTIONS = arg('node-options', imageNodeOptions());
 const AGENT = arg('agent', AGENT_MAIN);
+const BEFORE = arg('before', '');
+const SECTIONS = new Set(arg('sections', '1,2,3').split(','));
+/** The builds measured in sections 1 and 2: the older one (--before=) first, then the agent. */
+const BUILDS: readonly { label: string; path: string }[] = [...(BEFORE ? [{ label: 'before: ', path: BEFORE }] : []), { label: '', path: AGENT }];
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -46,8 +52,8 @@ function configText(cidrs: number, resync: string): string {
 }
 
 /** An agent (iptables-nft, HTTP on) on `text` in a fresh namespace; another build is exec'd in AGENT_MAIN's place through a shell prefix. */
-function startNode(role: string, text: string): BenchNode {
-  const prefix = AGENT === AGENT_MAIN ? undefined : ['sh', '-c', 'node=$1; shift 2; exec "$node" "$0" "$@"', AGENT];
+function startNode(role: string, text: string, agent = AGENT): BenchNode {
+  const prefix = agent === AGENT_MAIN ? undefined : ['sh', '-c', 'node=$1; shift 2; exec "$node" "$0" "$@"', agent];
   return startBenchNode(role, text, { flags: ['--iptables-mode=nft'], nodeOptions: NODE_OPTIONS, ...(prefix ? { prefix } : {}) });
 }
 
@@ -66,25 +72,32 @@ async function bareNodeStartMs(): Promise<number> {
 }
 
 async function benchStart(): Promise<void> {
-  console.log(`\n[1] start -> rules in the kernel, 64 CIDRs, iptables-nft (${ROUNDS} rounds, interleaved with a bare node start)`);
+  console.log(`\n[1] start -> rules in the kernel, 64 CIDRs, iptables-nft (${ROUNDS} rounds, interleaved with a bare node start${BEFORE ? ' and the --before build' : ''})`);
   const bare: number[] = [];
-  const agent: number[] = [];
-  const loaded: number[] = [];
+  const runs = BUILDS.map((b) => ({ ...b, agent: [] as number[], loaded: [] as number[] }));
   for (let i = 0; i < ROUNDS; i++) {
     bare.push(await bareNodeStartMs());
-    const node = startNode('bench-up', configText(64, '1h'));
-    try {
-      // Logged once the last command of the first sync (the jump) has returned.
-      const applied = await node.agent.waitForLog('rules applied', { timeoutMs: 30_000 });
-      agent.push(applied.time - node.spawnedAt);
-      const first = node.agent.logs[0];
-      if (first) loaded.push(first.time - node.spawnedAt);
-    } finally {
-      await node.close();
+    // Alternate which build goes first, so neither always runs right after the bare node.
+    for (const run of i % 2 === 0 ? runs : [...runs].reverse()) {
+      const node = startNode('bench-up', configText(64, '1h'), run.path);
+      try {
+        // Logged once the last command of the first sync (the jump) has returned.
+        const applied = await node.agent.waitForLog('rules applied', { timeoutMs: 30_000 });
+        run.agent.push(applied.time - node.spawnedAt);
+        const first = node.agent.logs[0];
+        if (first) run.loaded.push(first.time - node.spawnedAt);
+      } finally {
+        await node.close();
+      }
     }
   }
-  console.log(`  bare node: median ${median(bare).toFixed(0)} ms (${bare.join(', ')}); agent: ${agent.join(', ')}; first log line (code loaded) median ${median(loaded).toFixed(0)} ms`);
-  reportTarget({ name: 'start to rules in the kernel, N=64, iptables-nft', measured: median(agent), limit: 2 * median(bare), unit: 'ms', baseline: `2x bare node start, ${median(bare).toFixed(0)} ms` });
+  console.log(`  bare node: median ${median(bare).toFixed(0)} ms (${bare.join(', ')})`);
+  for (const run of runs) {
+    console.log(`  ${run.label || 'agent: '}${run.agent.join(', ')}; first log line (code loaded) median ${median(run.loaded).toFixed(0)} ms`);
+  }
+  for (const run of runs) {
+    reportTarget({ name: `${run.label}start to rules in the kernel, N=64, iptables-nft`, measured: median(run.agent), limit: 2 * median(bare), unit: 'ms', baseline: `2x bare node start, ${median(bare).toFixed(0)} ms` });
+  }
 }
 
 /** Wall ms and peak RSS (KiB, from GNU time; NaN without it) of argv run to exit in namespace ns. */
@@ -110,22 +123,25 @@ async function benchVersion(): Promise<void> {
   const ns = createNamespace('bench-version');
   try {
     const base = { ms: [] as number[], kib: [] as number[] };
-    const ours = { ms: [] as number[], kib: [] as number[] };
+    const runs = BUILDS.map((b) => ({ ...b, ms: [] as number[], kib: [] as number[] }));
     for (let i = 0; i < rounds; i++) {
       const b = runTimed(ns, [process.execPath, '-e', '0']);
-      const o = runTimed(ns, [process.execPath, AGENT, '--version']);
       base.ms.push(b.ms);
       base.kib.push(b.peakKiB);
-      ours.ms.push(o.ms);
-      ours.kib.push(o.peakKiB);
+      for (const run of runs) {
+        const o = runTimed(ns, [process.execPath, run.path, '--version']);
+        run.ms.push(o.ms);
+        run.kib.push(o.peakKiB);
+      }
     }
-    reportTarget({ name: '--version, wall time', measured: median(ours.ms), limit: 2 * median(base.ms), unit: 'ms', baseline: `2x node -e 0, ${median(base.ms).toFixed(0)} ms` });
-    if (existsSync(GNU_TIME)) {
-      const floor = mib(median(base.kib));
-      reportTarget({ name: '--version, peak RSS', measured: mib(median(ours.kib)), limit: floor + 10, unit: 'MiB', baseline: `node -e 0 + 10 MiB, ${floor.toFixed(1)} MiB` });
-    } else {
-      console.log(`  peak RSS not measured: ${GNU_TIME} (GNU time, apt package "time") is not installed`);
+    for (const run of runs) {
+      reportTarget({ name: `${run.label}--version, wall time`, measured: median(run.ms), limit: 2 * median(base.ms), unit: 'ms', baseline: `2x node -e 0, ${median(base.ms).toFixed(0)} ms` });
+      if (existsSync(GNU_TIME)) {
+        const floor = mib(median(base.kib));
+        reportTarget({ name: `${run.label}--version, peak RSS`, measured: mib(median(run.kib)), limit: floor + 10, unit: 'MiB', baseline: `node -e 0 + 10 MiB, ${floor.toFixed(1)} MiB` });
+      }
     }
+    if (!existsSync(GNU_TIME)) console.log(`  peak RSS not measured: ${GNU_TIME} (GNU time, apt package "time") is not installed`);
   } finally {
     deleteNamespace(ns);
   }
@@ -180,10 +196,10 @@ async function main(): Promise<void> {
   }
   work = mkdtempSync(join(tmpdir(), 'ima-bench-startup-'));
   try {
-    console.log(`start-up and idle memory: node ${process.version}, ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} CPUs, agent ${AGENT}, NODE_OPTIONS=${NODE_OPTIONS || '(none)'}`);
-    await benchStart();
-    await benchVersion();
-    await benchIdle();
+    console.log(`start-up and idle memory: node ${process.version}, ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} CPUs, agent ${AGENT}${BEFORE ? `, before ${BEFORE}` : ''}, NODE_OPTIONS=${NODE_OPTIONS || '(none)'}`);
+    if (SECTIONS.has('1')) await benchStart();
+    if (SECTIONS.has('2')) await benchVersion();
+    if (SECTIONS.has('3')) await benchIdle();
     const missed = printTargetSummary();
     console.log(missed === 0 ? '\nall targets met' : `\n${missed} target(s) missed`);
   } finally {

@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 // Composition root: the only place that builds real dependencies and touches `process`.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js';
 import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarning } from './cli/flags.js';
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
@@ -54,35 +52,46 @@ function installLastResort(log: Logger, processRunner: ProcessRunner): void {
  * A full collection soon after a new config is in force (README "Limits"): V8 keeps a large
  * config's parse garbage until its heap cap forces a collection, so a 10,000-CIDR agent would sit
  * at twice the memory it needs. A config change is rare; one collection costs milliseconds.
+ * node:v8 and node:vm are loaded here, after the first sync's rules are in: at start they cost
+ * about 10 ms before the rules (README "Performance").
  */
-let gc: (() => void) | undefined;
+let gc: Promise<() => void> | undefined;
 function collectGarbageSoon(): void {
-  if (gc === undefined) {
-    setFlagsFromString('--expose-gc');
-    gc = runInNewContext('gc') as () => void;
-  }
-  setImmediate(gc);
+  gc ??= Promise.all([import('node:v8'), import('node:vm')]).then(([v8, vm]) => {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  });
+  void gc.then((collect) => setImmediate(collect));
 }
 
 async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {
-  const { createAgent, createLogger, createMetrics, createParseCache, createRunner, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, selectBackend, startHttpServer, systemClock, watchConfig } =
-    await import('./agent-runtime.js');
+  const { createLogger, createRunner, selectBackend } = await import('./agent-start.js');
   const log = createLogger(opts.verbosity);
   log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
   const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs, shell: '/bin/sh' });
   installLastResort(log, processRunner);
   const runner = tracingRunner(processRunner, log);
-  let backend;
-  try {
-    backend = await selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 });
-  } catch (e) {
-    log.error('cannot start: no usable netfilter backend', { error: (e as Error).message });
+  // Settled at once, so that a failure waits, unreported, until it is awaited below.
+  const selection = selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 }).then(
+    (backend) => ({ backend }),
+    (error: unknown) => ({ error }),
+  );
+  // The rest of the agent loads while selection's first commands run in their processes: one turn
+  // of the event loop first, so that every command selection starts at once has been spawned.
+  await new Promise((resolve) => setImmediate(resolve));
+  const { createAgent, createMetrics, createParseCache, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, startHttpServer, systemClock, watchConfig } = await import('./agent-runtime.js');
+  // Its stat, too, runs while selection's commands do (it never rejects: anything unreadable is a file).
+  const configModeRead = detectConfigMode(opts.configPath);
+  const selected = await selection;
+  if ('error' in selected) {
+    log.error('cannot start: no usable netfilter backend', { error: (selected.error as Error).message });
     process.exit(1);
   }
+  const backend = selected.backend;
   const metrics = createMetrics();
   // Decided once: a directory appearing where the file was later is an error, not a new mode.
-  const configMode = await detectConfigMode(opts.configPath);
+  const configMode = await configModeRead;
   log.info(configMode === 'directory' ? 'config path is a directory: its ip-masq* files are merged' : 'config path is read as a file', { path: opts.configPath });
   const parseCache = createParseCache();
   const agent = createAgent({

@@ -13,7 +13,7 @@ import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { hashConfig, type ConfigOptions, type MasqConfig } from './config.js';
 import { mergeConfigFragments } from './merge.js';
-import { isEmptyFragment, parseConfigFragment, type ConfigFragment, type FragmentResult } from './parse.js';
+import { isEmptyFragment, readPlainFragment, type ConfigFragment, type FragmentResult } from './fragment.js';
 import { MAX_CONFIG_BYTES } from '../limits.js';
 import { describeFileType, readRegularFile } from './read-text.js';
 
@@ -93,7 +93,7 @@ function hashText(text: string): string {
 }
 
 /**
- * What parseConfigFragment made of each file's text last time (keyed by file and options, checked
+ * What parseConfigFragment (parse.ts) made of each file's text last time (keyed by file and options, checked
  * by the text's hash), so an unchanged file is not parsed again; and the whole LoadedConfig of the
  * last read, so when every file is unchanged the merge and the config hash are skipped too: an
  * unchanged config costs one read and one hash per file.
@@ -181,7 +181,7 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
     const hash = cache ? hashText(text) : '';
     hashes.push(hash);
     const cached = cache?.get(key);
-    const result = cached?.hash === hash ? cached.result : parseConfigFragment(text, file, opts);
+    const result = cached?.hash === hash ? cached.result : await parseConfigFragment(text, file, opts);
     if (cache && cached?.result !== result) cache.set(key, { hash, result });
     fragments.push(result.fragment);
     // Loops, not push(...spread): a file with very many bad entries would overflow the stack.
@@ -198,6 +198,14 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
   const loaded = fromFragments(fragments, files, warnings, opts);
   cache.last = { key: memoKey, loaded };
   return loaded;
+}
+
+/**
+ * parse.ts's parseConfigFragment, with the yaml library (about 15 ms to load and warm up, before
+ * the first rules) loaded only for a text that the plain readers do not take.
+ */
+async function parseConfigFragment(text: string, file: string, opts: ConfigOptions): Promise<FragmentResult> {
+  return readPlainFragment(text, file, opts) ?? (await import('./parse.js')).parseFragmentWithYaml(text, file, opts);
 }
 
 /** Why a file was not read: over the cap, or over what a directory's files have left of it. */

@@ -1,115 +1,38 @@
 // Reads one config text (YAML 1.1 or JSON, as the reference agent reads it through Kubernetes'
 // YAML reader) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
-// path. Every problem is collected, not just the first. Pure: no file access.
-import { editDistance } from '../edit-distance.js';
+// path. Every problem is collected, not just the first. Pure: no file access. The plain readers
+// and the reading of keys are in fragment.ts, which the agent's loader uses without this module
+// (and the yaml library) when a text is plain; this module adds the yaml library's reading.
 import { LineCounter, isCollection, isMap, isNode, isScalar, type Document, type Node, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
-import { CidrError, formatCidr, formatIp, parseCidr, parseIp } from '../net/cidr.js';
-import type { CidrEntry, ConfigOptions, MasqConfig, SnatCidrEntry } from './config.js';
-import { DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
-import { DurationError, parseGoDuration } from './duration.js';
+import type { ConfigOptions, MasqConfig } from './config.js';
 import { mergeConfigFragments } from './merge.js';
-import { CONFIG_KEYS, KEYS, isCidrListKey, type ConfigKey } from './keys.js';
-import { checkStructure } from './structure.js';
+import { CONFIG_KEYS } from './keys.js';
 import { countYamlNodes } from './node-count.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
 import { parseBoundedDocument } from './yaml-limits.js';
-import { readPlainJson } from './plain-json.js';
-import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair, type PlainPosition } from './plain-yaml.js';
+import { byPosition, cutNumberText, describeValue, readEntries, readPlainFragment, type ConfigFragment, type FragmentResult, type Position, type TopEntry } from './fragment.js';
 
-/** Longer than any CIDR or Go duration can be: such a value is refused without echoing it whole. */
-const MAX_VALUE_TEXT = 100;
+export {
+  formatKeyPath,
+  isEmptyFragment,
+  schemaMessage,
+  suggestKey,
+  type ConfigFragment,
+  type FragmentResult,
+  type LocatedCidrEntry,
+  type LocatedSnatEntry,
+  type LocatedValue,
+  type Position,
+} from './fragment.js';
 
 /** A config and the warnings met while reading it. */
 export interface ParsedConfig {
   readonly config: MasqConfig;
   readonly warnings: readonly ConfigIssue[];
 }
-
-/** Where something was written: 1-based line and column. */
-export interface Position {
-  readonly line?: number;
-  readonly column?: number;
-}
-
-/** A CIDR entry with the line:column it was written at. */
-export interface LocatedCidrEntry extends CidrEntry, Position {}
-
-/** A `snat` destination CIDR with the line:column it was written at. */
-export interface LocatedSnatEntry extends SnatCidrEntry, Position {}
-
-/** A scalar setting with where it was written. */
-export interface LocatedValue<T> extends Position {
-  readonly value: T;
-  /** The value as written, for messages. */
-  readonly written: string;
-  readonly source: string;
-  readonly path: string;
-}
-
-/** What one config source sets; a key the source leaves out is undefined. */
-export interface ConfigFragment {
-  readonly source: string;
-  readonly nonMasqueradeCIDRs?: readonly LocatedCidrEntry[];
-  readonly masqueradeCIDRs?: readonly LocatedCidrEntry[];
-  readonly masqueradeSourceCIDRs?: readonly LocatedCidrEntry[];
-  /** One entry per destination CIDR of every `snat` item. */
-  readonly snat?: readonly LocatedSnatEntry[];
-  readonly cidrLimit?: LocatedValue<number>;
-  readonly masqLinkLocal?: LocatedValue<boolean>;
-  readonly masqLinkLocalIPv6?: LocatedValue<boolean>;
-  /** Nanoseconds, already checked not negative (merge applies the floor). */
-  readonly resyncInterval?: LocatedValue<bigint>;
-}
-
-/** The outcome of reading one source: what it sets, its errors and its warnings. */
-export interface FragmentResult {
-  readonly fragment: ConfigFragment;
-  readonly issues: readonly ConfigIssue[];
-  readonly warnings: readonly ConfigIssue[];
-}
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type PathPart = string | number;
-
-/** Whether a fragment sets no key at all (empty file, comments only, `null`, `{}`). */
-export function isEmptyFragment(f: ConfigFragment): boolean {
-  return CONFIG_KEYS.every((k) => f[k] === undefined);
-}
-
-/** `nonMasqueradeCIDRs[2]` from `['nonMasqueradeCIDRs', 2]`. */
-export function formatKeyPath(parts: readonly PathPart[]): string {
-  return parts.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
-}
-
-/** Whether every character of `short` appears in `long`, in order. */
-function isSubsequence(short: string, long: string): boolean {
-  let i = 0;
-  for (const c of long) if (c === short[i]) i++;
-  return i === short.length;
-}
-
-/** The known key an unknown one most likely meant, if any is close. */
-export function suggestKey(key: string): ConfigKey | undefined {
-  const lower = key.toLowerCase();
-  let best: ConfigKey | undefined;
-  let bestDistance = Infinity;
-  for (const known of CONFIG_KEYS) {
-    const k = known.toLowerCase();
-    // An abbreviation (`nonMasqCIDRs`, `resync`) is far in edits but obviously meant.
-    const d = lower.length >= 4 && isSubsequence(lower, k) ? 1 : editDistance(lower, k);
-    if (d < bestDistance) {
-      best = known;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
-}
-
-/** Longest number literal quoted in a message, in characters. */
-const NUMBER_TEXT_MAX = 40;
 
 /**
  * A number as written in the source: JavaScript numbers round past 2^53 (9007199254740993
@@ -118,19 +41,6 @@ const NUMBER_TEXT_MAX = 40;
 function numberText(node: unknown, text: string): string | undefined {
   if (!isScalar(node) || typeof node.value !== 'number' || !node.range) return undefined;
   return cutNumberText(text.slice(node.range[0], node.range[1]).trim());
-}
-
-/** A short description of a parsed value, for "expected X, got Y" messages; `written` is a number's source text. */
-function describeValue(v: unknown, written?: string): string {
-  if (v === null || v === undefined) return 'null (no value)';
-  if (Array.isArray(v)) return 'a list';
-  if (v instanceof Date) return `a date (${v.toISOString().slice(0, 10)}; quote it to make it a string)`;
-  if (v instanceof Uint8Array) return 'binary data';
-  if (typeof v === 'string') return `string ${quoteExcerpt(v)}`;
-  if (typeof v === 'number' || typeof v === 'bigint') return `number ${written ?? String(v)}`;
-  if (typeof v === 'boolean') return `boolean ${String(v)}`;
-  if (typeof v === 'object') return 'a mapping';
-  return typeof v;
 }
 
 /** The key written at `offset` (quoted or plain), for messages. */
@@ -154,70 +64,12 @@ function yamlErrorMessage(err: YAMLError, text: string): string {
   }
 }
 
-/** One top-level key as written, with its value as plain data and where its parts are. */
-interface TopEntry {
-  /** The key's text; undefined when the key is not a plain scalar name. */
-  readonly written: string | undefined;
-  readonly keyPos: Position;
-  readonly value: { ok: true; value: unknown } | { ok: false; message: string };
-  /** Where the value, or the part of it at `rest`, starts. */
-  readonly locate: (rest: readonly PathPart[]) => Position;
-  /** A number's source text at `rest`, for messages. */
-  readonly writtenNumber: (rest: readonly PathPart[]) => string | undefined;
-}
-
-/** Cuts a number's source text to NUMBER_TEXT_MAX characters. */
-function cutNumberText(raw: string): string {
-  return raw.length > NUMBER_TEXT_MAX ? `${raw.slice(0, NUMBER_TEXT_MAX)}... (cut, ${raw.length} characters)` : raw;
-}
-
-/** How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, flow lists). */
-function countPlainNodes(pairs: readonly PlainPair[]): number {
-  let n = 0;
-  const pending: PlainNode[] = [];
-  for (const p of pairs) {
-    n++;
-    pending.push(p.value);
-  }
-  while (pending.length > 0) {
-    const node = pending.pop()!;
-    n++;
-    if (node.kind === 'list') for (const item of node.items) pending.push(item);
-    if (node.kind === 'map') for (const p of node.pairs) (n++, pending.push(p.value));
-  }
-  return n;
-}
-
 /**
  * Reads one config text into the keys it sets. Never throws for bad input: problems come back
  * as issues (errors) and warnings, each with source, line:column and key path.
  */
 export function parseConfigFragment(text: string, source: string, opts: ConfigOptions): FragmentResult {
   return readPlainFragment(text, source, opts) ?? parseFragmentWithYaml(text, source, opts);
-}
-
-/**
- * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON (plain-json.ts) that holds no
- * mistake. Undefined when the text is outside the subset or anything in it would be reported
- * (an error or a warning): the yaml library then reads it again, so every message, and its
- * line:column, is exactly the one the library's reading gives.
- */
-function readPlainFragment(text: string, source: string, opts: ConfigOptions): FragmentResult | undefined {
-  const pairs = readPlainYaml(text) ?? readPlainJson(text);
-  if (pairs === undefined || countPlainNodes(pairs) > MAX_CONFIG_NODES) return undefined;
-  const toPosition = (p: PlainPosition | undefined): Position => (p === undefined ? {} : p);
-  const entries = pairs.map((pair): TopEntry => ({
-    written: pair.key,
-    keyPos: toPosition(pair.keyPos),
-    value: { ok: true, value: plainValue(pair.value) },
-    locate: (rest) => toPosition(plainNodeAt(pair.value, rest)?.pos),
-    writtenNumber: (rest) => {
-      const node = plainNodeAt(pair.value, rest);
-      return node?.kind === 'scalar' && typeof node.value === 'number' && node.raw !== undefined ? cutNumberText(node.raw) : undefined;
-    },
-  }));
-  const result = readEntries(entries, source, opts);
-  return result.issues.length > 0 || result.warnings.length > 0 ? undefined : result;
 }
 
 /** Reads one config text with the yaml library: any YAML, every problem located. */
@@ -286,194 +138,6 @@ export function parseFragmentWithYaml(text: string, source: string, opts: Config
   return { fragment: result.fragment, issues: result.issues, warnings: [...warnings, ...result.warnings].sort(byPosition) };
 }
 
-/** Reading order, whichever check found the problem. */
-const byPosition = (a: ConfigIssue, b: ConfigIssue) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
-
-/** Checks the top-level keys of a config and reads what each sets. */
-function readEntries(entries: readonly TopEntry[], source: string, opts: ConfigOptions): FragmentResult {
-  const issues: ConfigIssue[] = [];
-  const warnings: ConfigIssue[] = [];
-  const fragment: Mutable<ConfigFragment> = { source };
-  const issue = (path: string, pos: Position, message: string): ConfigIssue => ({ source, path, ...pos, message });
-  const seen = new Map<ConfigKey, string>();
-  for (const entry of entries) {
-    const { written, keyPos } = entry;
-    if (written === undefined) {
-      issues.push(issue('', keyPos, 'keys must be plain names such as nonMasqueradeCIDRs'));
-      continue;
-    }
-    const key = CONFIG_KEYS.find((k) => k === written) ?? CONFIG_KEYS.find((k) => k.toLowerCase() === written.toLowerCase());
-    if (key === undefined) {
-      // No known key is near a long one, and the edit distance costs its length times each key.
-      const hint = written.length <= MAX_VALUE_TEXT ? suggestKey(written) : undefined;
-      issues.push(
-        issue(
-          cutExcerpt(written),
-          keyPos,
-          `unknown key ${quoteExcerpt(written)}` +
-            (hint ? `; did you mean ${JSON.stringify(hint)}?` : '.') +
-            ` Known keys: ${CONFIG_KEYS.join(', ')}`,
-        ),
-      );
-      continue;
-    }
-    const earlier = seen.get(key);
-    if (earlier !== undefined) {
-      issues.push(
-        issue(written, keyPos, `key ${JSON.stringify(written)} repeats ${JSON.stringify(earlier)} (keys match regardless of case, as in the reference agent); keep one`),
-      );
-      continue;
-    }
-    seen.set(key, written);
-    if (written !== key) {
-      warnings.push(
-        issue(written, keyPos, `key ${JSON.stringify(written)} is read as ${JSON.stringify(key)} (keys match regardless of case, as in the reference agent); write ${JSON.stringify(key)}`),
-      );
-    }
-
-    const { locate, writtenNumber } = entry;
-    const converted = entry.value;
-    if (!converted.ok) {
-      issues.push(issue(key, locate([]), converted.message));
-      continue;
-    }
-    readKey(key, converted.value, locate, writtenNumber, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));
-  }
-  // Report in reading order, whichever check found the problem.
-  return { fragment, issues: issues.sort(byPosition), warnings: warnings.sort(byPosition) };
-
-  /** One CIDR string of a list, checked; undefined (and reported) when it is not a usable CIDR. */
-  function readCidr(text: unknown, path: string, pos: Position, fail: (pos: Position, message: string) => void): LocatedCidrEntry | undefined {
-    if (typeof text !== 'string') return undefined;
-    if (text.length > MAX_VALUE_TEXT) {
-      fail(pos, `CIDR ${quoteExcerpt(text)} could not be parsed: far too long for a CIDR`);
-      return undefined;
-    }
-    try {
-      const cidr = parseCidr(text);
-      if (cidr.family === 'ipv6' && !opts.enableIPv6) {
-        fail(pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
-        return undefined;
-      }
-      return { cidr, text: formatCidr(cidr), source, path, ...pos };
-    } catch (err) {
-      if (!(err instanceof CidrError)) throw err;
-      fail(pos, err.message);
-      return undefined;
-    }
-  }
-
-  function readKey(
-    key: ConfigKey,
-    value: unknown,
-    locate: (rest: readonly PathPart[]) => Position,
-    writtenNumber: (rest: readonly PathPart[]) => string | undefined,
-    report: (rest: readonly PathPart[], pos: Position, message: string) => void,
-  ): void {
-    const structureIssues = checkStructure(KEYS[key].shape, value);
-    let structureOk = structureIssues.length === 0;
-    if (!structureOk) {
-      const reported = new Set<string>();
-      for (const si of structureIssues) {
-        const rest = si.path;
-        // The Go duration parser below explains a malformed duration better than a regex does.
-        if (key === 'resyncInterval' && si.code === 'invalid_format') {
-          structureOk = true;
-          continue;
-        }
-        const message = schemaMessage(key, rest, si.code, si.input, si.message, writtenNumber(rest));
-        // Two faults may read the same (a negative unsafe integer): say it once.
-        const id = `${formatKeyPath(rest)}\n${message}`;
-        if (reported.has(id)) continue;
-        reported.add(id);
-        report(rest, locate(rest), message);
-      }
-    }
-    // Check every CIDR string of a list even when other items have the wrong type, so one
-    // round of fixes is enough.
-    if (isCidrListKey(key) && Array.isArray(value)) {
-      const entries: LocatedCidrEntry[] = [];
-      value.forEach((text: unknown, i) => {
-        const entry = readCidr(text, `${key}[${i}]`, locate([i]), (pos, message) => report([i], pos, message));
-        if (entry) entries.push(entry);
-      });
-      if (structureOk) fragment[key] = entries;
-      return;
-    }
-    if (key === 'snat' && Array.isArray(value)) {
-      const entries: LocatedSnatEntry[] = [];
-      value.forEach((item: unknown, i) => {
-        if (item === null || typeof item !== 'object' || Array.isArray(item)) return;
-        const { cidrs, toSource } = item as { cidrs?: unknown; toSource?: unknown };
-        if (typeof toSource !== 'string') return;
-        const sourcePos = locate([i, 'toSource']);
-        let address;
-        try {
-          if (toSource.length > MAX_VALUE_TEXT) throw new CidrError('unparsable', '', 'far too long');
-          address = parseIp(toSource);
-        } catch (err) {
-          if (!(err instanceof CidrError)) throw err;
-          report([i, 'toSource'], sourcePos, `toSource ${quoteExcerpt(toSource)} is not an IP address (write one address of this node, e.g. 198.51.100.9)`);
-          return;
-        }
-        if (address.family === 'ipv6' && !opts.enableIPv6) {
-          report([i, 'toSource'], sourcePos, `ipv6 is not enabled, but ipv6 toSource ${toSource} provided. Enable ipv6 using --enable-ipv6 agent flag`);
-          return;
-        }
-        if (!Array.isArray(cidrs)) return;
-        cidrs.forEach((text: unknown, j) => {
-          const entry = readCidr(text, `${key}[${i}].cidrs[${j}]`, locate([i, 'cidrs', j]), (pos, message) => report([i, 'cidrs', j], pos, message));
-          if (!entry) return;
-          if (entry.cidr.family !== address.family) {
-            report([i, 'cidrs', j], locate([i, 'cidrs', j]), `${entry.text} is ${entry.cidr.family} but toSource ${formatIp(address)} is ${address.family}; SNAT keeps the family, so list ${entry.cidr.family} destinations under a ${entry.cidr.family} toSource`);
-            return;
-          }
-          entries.push({ ...entry, toSource: address, toSourceText: formatIp(address) });
-        });
-      });
-      if (structureOk) fragment.snat = entries;
-      return;
-    }
-    if (!structureOk) return;
-    const keyPath = formatKeyPath([key]);
-    switch (key) {
-      case 'nonMasqueradeCIDRs':
-      case 'masqueradeCIDRs':
-      case 'masqueradeSourceCIDRs':
-      case 'snat':
-        return;
-      case 'resyncInterval': {
-        const text = value as string;
-        if (text.length > MAX_VALUE_TEXT) {
-          report([], locate([]), `resyncInterval ${quoteExcerpt(text)} is far too long for a duration (write a Go duration such as "60s", "1m30s" or "500ms")`);
-          return;
-        }
-        try {
-          const ns = parseGoDuration(text);
-          // Zero is a valid Go duration (the reference then resyncs in a busy loop); the floor in
-          // merge turns it into a sane period. A negative one is no period at all.
-          if (ns < 0n) {
-            report([], locate([]), `resyncInterval must not be negative, got ${quoteExcerpt(text)}; write a Go duration such as "60s"`);
-            return;
-          }
-          fragment.resyncInterval = { value: ns, written: text, source, path: keyPath, ...locate([]) };
-        } catch (err) {
-          if (!(err instanceof DurationError)) throw err;
-          report([], locate([]), `${err.message} (write a Go duration such as "60s", "1m30s" or "500ms")`);
-        }
-        return;
-      }
-      case 'cidrLimit':
-        fragment.cidrLimit = { value: value as number, written: writtenNumber([]) ?? String(value), source, path: keyPath, ...locate([]) };
-        return;
-      case 'masqLinkLocal':
-      case 'masqLinkLocalIPv6':
-        fragment[key] = { value: value as boolean, written: String(value), source, path: keyPath, ...locate([]) };
-        return;
-    }
-  }
-}
-
 /** Converts a YAML node to plain data; unresolved or excessive aliases become a message. */
 function safeToJs(node: Node, doc: Document): { ok: true; value: unknown } | { ok: false; message: string } {
   try {
@@ -481,55 +145,6 @@ function safeToJs(node: Node, doc: Document): { ok: true; value: unknown } | { o
   } catch (err) {
     return { ok: false, message: `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}` };
   }
-}
-
-/** `<n>s` when Go accepts it as a duration, so the suggestion for a bare number is always one that works. */
-function durationHint(numberText: string): string {
-  try {
-    parseGoDuration(`${numberText}s`);
-    return `${numberText}s`;
-  } catch {
-    return DEFAULT_RESYNC_INTERVAL;
-  }
-}
-
-/** Turns a structure issue (structure.ts, zod's codes) into a message that says what was expected, what was found, and what to do. */
-export function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string | undefined, written?: string): string {
-  const inList = (isCidrListKey(key) && rest.length > 0) || (key === 'snat' && rest.length === 3 && rest[1] === 'cidrs');
-  const snatItem = key === 'snat' && rest.length === 1;
-  const snatField = key === 'snat' && rest.length === 2 ? rest[1] : undefined;
-  if (input === null || input === undefined) {
-    if (inList) return 'empty list item (null): remove the "-" that has nothing after it, or write a CIDR there';
-    if (snatItem) return 'empty snat item (null): write {cidrs: [CIDR, ...], toSource: IP} there, or remove the "-"';
-    if (snatField !== undefined) return `snat item has no ${String(snatField)}: every item needs cidrs (a list of CIDRs) and toSource (an IP address)`;
-    if (key === 'nonMasqueradeCIDRs') {
-      return 'nonMasqueradeCIDRs has no value (null): write [] to masquerade everything except link-local, or remove the key for the defaults';
-    }
-    return `${key} has no value (null): give ${KEYS[key].expected}, or remove the key for the default (${KEYS[key].defaultText})`;
-  }
-  if (code === 'unrecognized_keys' && key === 'snat') return `${cutExcerpt(fallback ?? code)}: a snat item has only cidrs and toSource`;
-  const expected = inList
-    ? 'a CIDR string such as "10.0.0.0/8"'
-    : snatItem
-      ? 'a mapping {cidrs: [CIDR, ...], toSource: IP}'
-      : snatField === 'cidrs'
-        ? 'a list of CIDR strings'
-        : snatField === 'toSource'
-          ? 'an IP address string such as "198.51.100.9"'
-          : KEYS[key].expected;
-  if (code === 'invalid_type') {
-    const hint =
-      key === 'resyncInterval' && typeof input === 'number'
-        ? ` (a bare number has no unit; write it quoted with a unit, e.g. resyncInterval: "${durationHint(written ?? String(input))}"` +
-          `${input < MIN_RESYNC_INTERVAL_MS / 1000 ? `; an interval below ${MIN_RESYNC_INTERVAL_MS / 1000}s runs at ${MIN_RESYNC_INTERVAL_MS / 1000}s` : ''})`
-        : '';
-    return `expected ${expected}, got ${describeValue(input, written)}${hint}`;
-  }
-  if (code === 'too_big' && key === 'cidrLimit') {
-    return `expected ${expected} of at most ${Number.MAX_SAFE_INTEGER}, got ${describeValue(input, written)}`;
-  }
-  if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input, written)}`;
-  return cutExcerpt(fallback ?? code);
 }
 
 /**
@@ -542,3 +157,4 @@ export function parseConfigText(text: string, source: string, opts: ConfigOption
   const merged = mergeConfigFragments([result.fragment], opts);
   return { config: merged.config, warnings: [...result.warnings, ...merged.warnings] };
 }
+

@@ -7,7 +7,6 @@
 // multi-line scalar, a `{`, a plain scalar it cannot type by itself, ...) makes it return
 // undefined, and the caller parses with the library. Positions are 1-based line and column of
 // where each key and value starts, as the library's LineCounter reports them. Pure.
-import { parseDocument } from 'yaml';
 import { MAX_CONFIG_NODES } from '../limits.js';
 
 /** Where a key or value starts: 1-based line and column. */
@@ -39,9 +38,6 @@ const PLAIN = /[0-9A-Za-z.:/+][0-9A-Za-z.:/+_\-µμ]*/y;
 const DOUBLE_QUOTED = /"([\x20\x21\x23-\x5b\x5d-\x7eµμ]*)"/y;
 const SINGLE_QUOTED = /'([\x20-\x26\x28-\x7eµμ]*)'/y;
 
-/** Plain scalars of map values typed by the library: names, numbers, durations, addresses. */
-const plainValueCache = new Map<string, unknown>();
-
 /** Thrown (and caught in readPlainYaml) when the text leaves the subset. */
 class NotPlain extends Error {}
 
@@ -49,16 +45,53 @@ const notPlain = (): never => {
   throw new NotPlain();
 };
 
-/** The library's typing of one plain scalar, in YAML 1.1 as the config is read. */
+/** YAML 1.1's booleans (the yaml library's yaml-1.1 schema, bool.js). */
+const YAML11_BOOLEANS = new Map<string, boolean>([
+  ...['y', 'Y', 'yes', 'Yes', 'YES', 'true', 'True', 'TRUE', 'on', 'On', 'ON'].map((w) => [w, true] as const),
+  ...['n', 'N', 'no', 'No', 'NO', 'false', 'False', 'FALSE', 'off', 'Off', 'OFF'].map((w) => [w, false] as const),
+]);
+
+/** YAML 1.1's nulls; the empty scalar is one too, but a value is never empty here. */
+const YAML11_NULLS = new Set(['~', 'null', 'Null', 'NULL']);
+
+/** A decimal integer that no other YAML 1.1 form reads (no sign, `_`, leading 0) and a double holds exactly. */
+const PLAIN_INT = /^(?:0|[1-9][0-9]{0,14})$/;
+
+/**
+ * YAML 1.1's numbers without a sign, as the yaml library's yaml-1.1 schema reads them: binary,
+ * octal, decimal and hex integers, sexagesimal integers and floats, floats with and without an
+ * exponent (which may start with its `e`). With timestamps (which all hold a `-`), the only typed
+ * forms that start with a digit.
+ */
+const YAML11_NUMBER = /^(?:0b[0-1_]+|0[0-7_]+|[0-9][0-9_]*|0x[0-9a-fA-F_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+|(?:[0-9][0-9_]*)?\.[0-9_]*)$/;
+
+/**
+ * The yaml library's typing of one plain scalar in YAML 1.1, as the config is read, for the forms
+ * it is sure of: CIDRs, IP addresses, names, Go durations, booleans, small decimal integers.
+ * Anything else (a null, a float, an octal, a timestamp, ...) leaves the subset, and the library
+ * reads the text.
+ * Without the library itself: the agent does not load it for a plain config (README "Performance").
+ */
 function typePlain(raw: string): unknown {
+  // `x:` at the end of a line starts a mapping, not a scalar; the library says what it makes of it.
+  if (raw.endsWith(':')) return notPlain();
   // No YAML 1.1 type (null, bool, int, float, timestamp) has a `/`: a CIDR is always a string.
   if (raw.includes('/')) return raw;
-  if (plainValueCache.has(raw)) return plainValueCache.get(raw);
-  const doc = parseDocument(raw, { version: '1.1', merge: false });
-  if (doc.errors.length > 0 || doc.warnings.length > 0) notPlain();
-  const value: unknown = doc.toJS();
-  if (plainValueCache.size < 64 && (value === null || typeof value !== 'object')) plainValueCache.set(raw, value);
-  return value;
+  const first = raw.charCodeAt(0);
+  if (first >= 48 && first <= 57) {
+    if (PLAIN_INT.test(raw)) return Number(raw);
+    // Any other number, or a timestamp: the library reads it. A Go duration, an IP address: a string.
+    return raw.includes('-') || YAML11_NUMBER.test(raw) ? notPlain() : raw;
+  }
+  // Of the typed forms, booleans, nulls and floats such as `e5` (the digits before the exponent
+  // are optional) start with a letter.
+  if ((first >= 65 && first <= 90) || (first >= 97 && first <= 122)) {
+    const bool = YAML11_BOOLEANS.get(raw);
+    if (bool !== undefined) return bool;
+    return YAML11_NULLS.has(raw) || YAML11_NUMBER.test(raw) ? notPlain() : raw;
+  }
+  // `.5`, `+1`, `-1`, `.inf`, `~`, `:x`, ...: the library knows best.
+  return notPlain();
 }
 
 /** The library's typing of one plain scalar (YAML 1.1); undefined when the library would warn or fail. */

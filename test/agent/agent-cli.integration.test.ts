@@ -3,10 +3,12 @@
 // namespace of ours anyway, so a regression that started the agent could not touch the host.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { canUseNetns, createNamespace, deleteNamespace } from '../netns/netns.js';
-import { runAgentToExit } from './agent-process.js';
+import { AGENT_MAIN, runAgentToExit } from './agent-process.js';
 import { CHAIN, expectedSaveLines, inNs, jumpCount, ourSaveLines, usePrivateXtablesLock, withScene } from './agent-scene.js';
 
 const skip = canUseNetns() ? false : 'needs root and iproute2 (network namespaces)';
@@ -69,6 +71,78 @@ test('--version: exit 0 and the package version', { skip }, () => {
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `ip-masq-agent ${packageVersion}\n`);
   assertUntouched();
+});
+
+/** The built-in modules node loaded for `args` (process.moduleLoadList, written at exit by a --require preload). */
+function builtinsLoaded(args: readonly string[]): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'ima-modules-'));
+  try {
+    const preload = join(dir, 'preload.cjs');
+    const out = join(dir, 'modules.txt');
+    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join('\\n')));\n`);
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--require', preload, AGENT_MAIN, ...args], { encoding: 'utf8', timeout: 15_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return readFileSync(out, 'utf8').split('\n').filter((l) => l.startsWith('NativeModule ')).map((l) => l.slice('NativeModule '.length));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("--version and --help load neither node's ES module loader nor the modules only the agent run needs", { skip }, () => {
+  for (const args of [['--version'], ['--help']]) {
+    const loaded = builtinsLoaded(args);
+    // Not vacuous: the list holds what every run loads.
+    assert.ok(loaded.includes('fs'), `the list is read: ${loaded.join(', ')}`);
+    for (const m of ['internal/modules/esm/loader', 'http', 'child_process', 'crypto', 'fs/promises', 'v8']) {
+      assert.ok(!loaded.includes(m), `${args.join(' ')} loaded ${m}`);
+    }
+  }
+});
+
+test('a plain config is read without the yaml library; a config only the library reads loads it', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ima-files-'));
+  try {
+    // Our own files the process loaded (require.cache), written at exit by a --require preload.
+    const preload = join(dir, 'preload.cjs');
+    const out = join(dir, 'files.txt');
+    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, Object.keys(require.cache).join('\\n')));\n`);
+    const cases = [
+      { text: 'nonMasqueradeCIDRs:\n  - 10.244.0.0/16\nmasqLinkLocal: true\nresyncInterval: 1h\n', yaml: false },
+      { text: 'nonMasqueradeCIDRs: &cidrs [10.244.0.0/16]\nresyncInterval: 1h\n', yaml: true },
+    ];
+    for (const { text, yaml } of cases) {
+      await withScene(async ({ cm, startAgent }) => {
+        cm.write(text);
+        const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft'], { env: { NODE_OPTIONS: `--require ${preload}` } });
+        await agent.waitForLog('rules applied');
+        await agent.stop();
+      });
+      const files = readFileSync(out, 'utf8').split('\n');
+      assert.ok(files.includes(AGENT_MAIN), `the list is read: ${files.join(', ')}`);
+      assert.equal(files.some((f) => f.endsWith('/ip-masq-agent-yaml.js')), yaml, `${JSON.stringify(text)}: ${files.join(', ')}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('no usable backend (iptables-nft not installed): one error line that says so, exit 1, no rules', { skip }, () => {
+  // The agent finds its tools through PATH; an empty directory holds none of them.
+  const dir = mkdtempSync(join(tmpdir(), 'ima-no-tools-'));
+  try {
+    const ip = execFileSync('sh', ['-c', 'command -v ip'], { encoding: 'utf8' }).trim();
+    const args = ['--iptables-mode=nft', '--config=/nonexistent', '--healthz-bind-address=', '--metrics-bind-address='];
+    const r = spawnSync(ip, ['netns', 'exec', ns, process.execPath, AGENT_MAIN, ...args], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, PATH: dir } });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    const errors = r.stdout.split('\n').filter((l) => l.includes('"level":"error"'));
+    assert.equal(errors.length, 1, r.stdout);
+    assert.match(errors[0]!, /"msg":"cannot start: no usable netfilter backend"/);
+    assert.match(errors[0]!, /iptables-nft is not installed/);
+    assert.equal(r.stderr, '');
+    assertUntouched();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // Args in Go's forms, as DaemonSets that run the reference carry them. Go's flag parsing stops at

@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseConfigFragment, parseFragmentWithYaml } from '../../src/config/parse.js';
-import { readPlainYaml } from '../../src/config/plain-yaml.js';
+import { parseDocument } from 'yaml';
+import { readPlainYaml, typePlainScalar } from '../../src/config/plain-yaml.js';
 import { readPlainJson } from '../../src/config/plain-json.js';
 import type { ConfigOptions } from '../../src/config/config.js';
 
@@ -90,6 +91,27 @@ describe('the plain-subset reader', () => {
 
   it('reads mutated documents exactly as the yaml library does', () => {
     fc.assert(fc.property(mutated, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED + 1, numRuns: 3000 });
+  });
+
+  it('types a plain scalar as the yaml library does (YAML 1.1), or leaves it to the library', () => {
+    const library = (raw: string): { value: unknown } | undefined => {
+      const d = parseDocument(raw, { version: '1.1', merge: false });
+      return d.errors.length > 0 || d.warnings.length > 0 ? undefined : { value: d.toJS() as unknown };
+    };
+    const check = (raw: string): void => {
+      const ours = typePlainScalar(raw);
+      if (ours !== undefined) assert.deepStrictEqual(ours, library(raw), JSON.stringify(raw));
+    };
+    const edges = ['60s', '1m30s', '2µs', '5μs', '10ns', '1h', '1d', '0', '00', '010', '09', '64', '123456789012345', '1234567890123456', '1_000', '1e3', '1E3', '1.', '1.5', '0x1f', '0x1g', '0b101', '0o7', '1:30', '1:30s',
+      '2001-12-14', '2001-12-14t21:59:43.10-05:00', '2001-12-14Z', 'y', 'Y', 'n', 'N', 'yes', 'Yes', 'YES', 'yES', 'no', 'on', 'ON', 'oN', 'off', 'true', 'True', 'tRUE', 'false', 'FALSE',
+      'null', 'Null', 'NULL', 'nULL', '~', '.inf', '-.inf', '.nan', 'NaN', 'inf', 'x', 'iptables', 'a:b', 'a.b', 'Z', 'T', '+1', '-1', '.5', ':x', '10.0.0.0/8', 'fd00::/8', '2001:db8::9', '192.0.2.9', '1.2.3.4.5'];
+    for (const raw of edges) check(raw);
+    // Not vacuous: the forms configs are written in are typed here, not left to the library.
+    for (const [raw, value] of [['60s', '60s'], ['1m30s', '1m30s'], ['64', 64], ['true', true], ['off', false], ['iptables', 'iptables'], ['10.0.0.0/8', '10.0.0.0/8'], ['192.0.2.9', '192.0.2.9'], ['2001:db8::9', '2001:db8::9']] as const) {
+      assert.deepStrictEqual(typePlainScalar(raw), { value }, raw);
+    }
+    const plainScalar = fc.tuple(fc.constantFrom(...'0123456789aAbBeEfFhmnNsStTuxXyYZ.:+-_/µ'), fc.string({ unit: fc.constantFrom(...'0123456789aAbBeEfFhlmnNoOrsStTuxXyYZ.:+-_/µ'), maxLength: 8 })).map(([a, b]) => a + b);
+    fc.assert(fc.property(plainScalar, check), { seed: SEED + 4, numRuns: 20000 });
   });
 
   it('takes the forms configs are written in', () => {

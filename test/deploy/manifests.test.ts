@@ -359,6 +359,13 @@ describe('Dockerfile', () => {
     assert.deepEqual(copies.filter((c) => /node_modules/.test(c)), [], 'the bundle holds the runtime dependencies');
     const bundle = copies.find((c) => /dist\/bin\/ip-masq-agent\.js \.\/dist\/bin\/ip-masq-agent\.js$/.test(c));
     assert.ok(bundle && /^--from=\S+ /.test(bundle), `the bundle copied from the build stage: ${copies.join(' | ')}`);
+    // The bundle is CommonJS in a "type": "module" package: without dist/bin/package.json beside it,
+    // node would read it as an ES module and fail at its first require().
+    // And the yaml library, a file of its own beside the bundle, which requires it when a config needs it.
+    for (const file of ['package.json', 'ip-masq-agent-yaml.js']) {
+      const copy = copies.find((c) => c.endsWith(`dist/bin/${file} ./dist/bin/${file}`));
+      assert.ok(copy && /^--from=\S+ /.test(copy), `dist/bin/${file} copied from the build stage: ${copies.join(' | ')}`);
+    }
     // The bundle is written by the build script the image runs (npm run build).
     const build = (JSON.parse(readRepoFile('package.json')) as { scripts: { build: string } }).scripts.build;
     assert.match(build, /node scripts\/bundle\.mjs/);

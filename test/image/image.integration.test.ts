@@ -116,7 +116,7 @@ test('the image holds the agent and its runtime dependencies only: no npm, no de
     'for p in "$@"; do [ -e "$p" ] && echo "dev dependency: $p"; done',
     '[ -d /usr/local/lib/node_modules ] && echo "global node_modules"',
     'for p in /app/src /app/test /app/tsconfig.json /app/dist/test; do [ -e "$p" ] && echo "source: $p"; done',
-    '[ -f /app/dist/bin/ip-masq-agent.js ] || echo "missing: /app/dist/bin/ip-masq-agent.js"',
+    'for f in ip-masq-agent.js ip-masq-agent-yaml.js package.json; do [ -f /app/dist/bin/$f ] || echo "missing: /app/dist/bin/$f"; done',
     '[ -e /app/node_modules ] && echo "node_modules: the bundle holds the runtime dependencies"',
     'true',
   ].join('\n');
