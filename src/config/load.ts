@@ -6,7 +6,7 @@
 // config (a dangling symlink, a FIFO, a socket, a device, a directory where a file was) is an
 // error, so the agent keeps the last good config instead of silently switching to the defaults.
 import type { Stats } from 'node:fs';
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
@@ -58,7 +58,7 @@ const pathError = (path: string, message: string): ConfigError => new ConfigErro
 /** The mode `path` calls for now: `directory` when it is one (links followed), else `file`. */
 export async function detectConfigMode(path: string): Promise<ConfigPathMode> {
   try {
-    return (await stat(path)).isDirectory() ? 'directory' : 'file';
+    return statSync(path).isDirectory() ? 'directory' : 'file';
   } catch {
     return 'file';
   }
@@ -68,10 +68,10 @@ export async function detectConfigMode(path: string): Promise<ConfigPathMode> {
  * What `path` is, links followed: undefined when nothing is there. A link whose target is missing
  * (kubelet's `config -> ..data/config` during a broken swap) is an error, not a missing config.
  */
-async function statConfigPath(path: string): Promise<Stats | undefined> {
+function statConfigPath(path: string): Stats | undefined {
   let link;
   try {
-    link = await lstat(path);
+    link = lstatSync(path);
   } catch (err) {
     // A missing config is normal: the ConfigMap volume is optional.
     if (errnoOf(err) === 'ENOENT') return undefined;
@@ -79,10 +79,15 @@ async function statConfigPath(path: string): Promise<Stats | undefined> {
   }
   if (!link.isSymbolicLink()) return link;
   try {
-    return await stat(path);
+    return statSync(path);
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw readError(path, err);
-    const target = await readlink(path).catch(() => '?');
+    let target = '?';
+    try {
+      target = readlinkSync(path);
+    } catch {
+      /* gone meanwhile: the message says so with '?' */
+    }
     throw pathError(path, `the config path is a symbolic link to ${JSON.stringify(target)}, which does not exist (a dangling link: a ConfigMap update in progress or broken)`);
   }
 }
@@ -121,7 +126,7 @@ export function createParseCache(): ParseCache {
 export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache): Promise<LoadedConfig> {
   const files: string[] = [];
   const skipped: ConfigIssue[] = [];
-  const info = await statConfigPath(path);
+  const info = statConfigPath(path);
   if (info === undefined) return fromFragments([], [], [], opts);
   const wanted = mode ?? (info.isDirectory() ? 'directory' : 'file');
   if (wanted === 'directory') {
@@ -130,7 +135,7 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
     }
     let names: string[];
     try {
-      names = (await readdir(path)).filter(isConfigFileName).sort();
+      names = readdirSync(path).filter(isConfigFileName).sort();
     } catch (err) {
       throw readError(path, err);
     }
@@ -138,9 +143,12 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
       const file = join(path, name);
       // kubelet's layout makes entries symlinks into ..data; stat follows them. A dangling one
       // is an error (keep the last good config), not a missing config.
-      const entry = await stat(file).catch((err: unknown) => {
+      let entry: Stats;
+      try {
+        entry = statSync(file);
+      } catch (err) {
         throw readError(file, err);
-      });
+      }
       // Not opened: a FIFO would block, a device may act on open.
       if (entry.isFile()) files.push(file);
       else skipped.push({ source: file, path: '', message: `skipped: ${describeFileType(entry)}, not a regular file` });
@@ -162,7 +170,7 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
     let text: string;
     try {
       // Checked again on the open descriptor: the path may have been swapped since the stat.
-      const read = await readRegularFile(file, MAX_CONFIG_BYTES - bytesRead);
+      const read = readRegularFile(file, MAX_CONFIG_BYTES - bytesRead);
       if ('notRegular' in read) {
         issues.push({ source: file, path: '', message: `the config file changed into ${read.notRegular} while being read` });
         continue;
