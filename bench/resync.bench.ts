@@ -39,6 +39,7 @@ import { buildPolicy } from '../src/policy.js';
 import type { FamilyPolicy } from '../src/policy-types.js';
 import { canUseNetns, createNamespace, deleteNamespace } from '../test/netns/netns.js';
 import { netnsRunner } from '../test/netns/netns-runner.js';
+import { createRunner } from '../src/exec/runner.js';
 import { createFakeClock } from '../test/agent/fake-clock.js';
 import { cpuTicks, createConfigMapDir, createPrivateLock, rssKiB, type LogLine } from '../test/agent/agent-process.js';
 import { assertIsNode, startBenchNode, type BenchNode } from './bench-node.js';
@@ -340,12 +341,14 @@ async function benchMemory(resyncs: number, swaps: number): Promise<void> {
     const opts = agentOptionsFromFlags(parseFlags(['--iptables-mode=nft']));
     const cache = createParseCache();
     const metrics = createMetrics();
+    const shellRunner = createRunner({ shell: '/bin/sh' });
     const agent = createAgent({
       loadConfig: () => loadConfig(cm.file, opts.config, 'file', cache),
       defaultConfig: () => {
         throw new Error('the bench config is valid');
       },
-      backend: createIptablesBackend({ runner: netnsRunner(ns), mode: 'nft', chain: CHAIN, randomFullySupported: true }),
+      // The runner as the agent makes it: commands started by its command shells.
+      backend: createIptablesBackend({ runner: netnsRunner(ns, shellRunner), mode: 'nft', chain: CHAIN, randomFullySupported: true }),
       policyOptions: opts.policy,
       log: nullLogger(),
       clock: createFakeClock(),
@@ -382,6 +385,7 @@ async function benchMemory(resyncs: number, swaps: number): Promise<void> {
     await run(resyncs, every, swaps);
     const after = settle();
     await agent.stop();
+    shellRunner.killAll();
     const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
     console.log(`  ${resyncs} resyncs, ${swapped} swaps in ${((performance.now() - t0) / 1000).toFixed(0)} s; heap ${mib(before.heap)} -> ${mib(after.heap)}, RSS ${mib(before.rss)} -> ${mib(after.rss)}`);
     reportTarget({ name: `heap after GC, growth over ${resyncs} resyncs and ${swapped} swaps`, measured: ((after.heap - before.heap) / before.heap) * 100, limit: 5, unit: '%', baseline: `fixed; before ${mib(before.heap)}, after ${mib(after.heap)}` });

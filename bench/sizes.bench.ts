@@ -1,25 +1,26 @@
 // Memory and log volume of the agent PROCESS with the largest configs (issue 9), not part of the
 // test suite.
 //
-//   npx tsc -p tsconfig.json && sudo node dist/bench/sizes.bench.js [--backend=nftables] [--resyncs=5]
+//   npx tsc -p tsconfig.json && sudo node dist/bench/sizes.bench.js [--backend=nftables] [--resyncs=5] [--only=1,2] [--node-options=...]
 //
 // Needs root (network namespaces). Every agent runs inside a namespace this script creates and
 // deletes (private xtables lock); nothing touches the host's netfilter state. For each config it
 // starts the built agent, waits for the rules, lets a few resyncs pass, and prints the peak and
 // current resident memory (VmHWM, VmRSS) and the bytes the agent wrote to stdout at the first
-// sync and per resync after it. The default config, measured in the same run, is the baseline
+// sync and per resync after it, with the image's NODE_OPTIONS (read from the Dockerfile). The default config, measured in the same run, is the baseline
 // (ratios). All waits are bounded; the figures are printed, never asserted.
 import { canUseNetns, createNamespace, deleteNamespace } from '../test/netns/netns.js';
 import { createConfigMapDir, createPrivateLock, rssKiB, startAgent } from '../test/agent/agent-process.js';
 import { readFileSync } from 'node:fs';
 import { printTargetSummary, reportTarget } from './targets.js';
+import { imageNodeOptions } from './bench-node.js';
 
 const arg = (name: string, fallback: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const BACKEND = arg('backend', 'nftables');
 const IPTABLES_MODE = arg('iptables-mode', 'nft');
 const RESYNCS = Number(arg('resyncs', '5'));
-/** e.g. `--node-options=--max-old-space-size=128`, passed to the agent as NODE_OPTIONS. */
-const NODE_OPTIONS = arg('node-options', '');
+/** NODE_OPTIONS of the agent: the image's (Dockerfile) unless `--node-options=...` says otherwise ('' for none). */
+const NODE_OPTIONS = arg('node-options', imageNodeOptions());
 /** `--only=1,3` runs only those scenarios (0 is the baseline, always run). */
 const ONLY = arg('only', '');
 
