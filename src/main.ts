@@ -81,8 +81,6 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   // of the event loop first, so that every command selection starts at once has been spawned.
   await new Promise((resolve) => setImmediate(resolve));
   const { createAgent, createMetrics, createParseCache, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, startHttpServer, systemClock, watchConfig } = await import('./agent-runtime.js');
-  // Its stat, too, runs while selection's commands do (it never rejects: anything unreadable is a file).
-  const configModeRead = detectConfigMode(opts.configPath);
   const selected = await selection;
   if ('error' in selected) {
     log.error('cannot start: no usable netfilter backend', { error: (selected.error as Error).message });
@@ -91,7 +89,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const backend = selected.backend;
   const metrics = createMetrics();
   // Decided once: a directory appearing where the file was later is an error, not a new mode.
-  const configMode = await configModeRead;
+  const configMode = detectConfigMode(opts.configPath);
   log.info(configMode === 'directory' ? 'config path is a directory: its ip-masq* files are merged' : 'config path is read as a file', { path: opts.configPath });
   const parseCache = createParseCache();
   const agent = createAgent({

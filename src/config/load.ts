@@ -56,7 +56,7 @@ function readError(path: string, err: unknown): ConfigError {
 const pathError = (path: string, message: string): ConfigError => new ConfigError([{ source: path, path: '', message }]);
 
 /** The mode `path` calls for now: `directory` when it is one (links followed), else `file`. */
-export async function detectConfigMode(path: string): Promise<ConfigPathMode> {
+export function detectConfigMode(path: string): ConfigPathMode {
   try {
     return statSync(path).isDirectory() ? 'directory' : 'file';
   } catch {

@@ -307,10 +307,10 @@ describe('loadConfig: only a missing path means defaults', () => {
   it('detectConfigMode: a directory (or a link to one) is directory mode; anything else, missing included, file mode', async () => {
     const dir = await dirWith({ 'ip-masq-agent': GOOD });
     await symlink(dir, join(root, `link-${++counter}`));
-    assert.equal(await detectConfigMode(dir), 'directory');
-    assert.equal(await detectConfigMode(join(root, `link-${counter}`)), 'directory');
-    assert.equal(await detectConfigMode(join(dir, 'ip-masq-agent')), 'file');
-    assert.equal(await detectConfigMode(join(dir, 'missing')), 'file');
+    assert.equal(detectConfigMode(dir), 'directory');
+    assert.equal(detectConfigMode(join(root, `link-${counter}`)), 'directory');
+    assert.equal(detectConfigMode(join(dir, 'ip-masq-agent')), 'file');
+    assert.equal(detectConfigMode(join(dir, 'missing')), 'file');
   });
 });
 
