@@ -363,7 +363,10 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
   const programs = new Map<string, string>();
   const waiting: ShellJob[] = [];
 
-  const dropShell = (shell: Shell): void => {
+  /** Kills a shell and forgets it; returns the command it was running, now without a shell. */
+  const dropShell = (shell: Shell): ShellJob | undefined => {
+    const job = shell.job;
+    shell.job = undefined;
     const i = shells.indexOf(shell);
     if (i >= 0) shells.splice(i, 1);
     running.delete(shell.child.pid ?? -1);
@@ -371,7 +374,11 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
     shell.child.stdin?.destroy();
     shell.child.stdout?.destroy();
     shell.child.stderr?.destroy();
+    return job;
   };
+
+  /** The last MARK_MAX bytes of a stream, where an end marker is looked for, after chunk `d`. */
+  const keepTail = (tail: string, d: Buffer): string => (tail + d.toString('latin1', Math.max(0, d.length - MARK_MAX))).slice(-MARK_MAX);
 
   /** Settles the shell's job if both its end markers have arrived. */
   const maybeDone = (shell: Shell): void => {
@@ -394,9 +401,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
     const child = spawnFn(file, [], { stdio: ['pipe', 'pipe', 'pipe'], env: process.env, detached: true });
     const shell: Shell = { child, job: undefined, outTail: '', errTail: '' };
     const lost = (why: string): void => {
-      const job = shell.job;
-      shell.job = undefined;
-      dropShell(shell);
+      const job = dropShell(shell);
       // A shell that died before it started the command (killed while idle) did no harm: the
       // command goes to another shell, a new one at the latest after every shell there was. One
       // that died later may have run it, which must not repeat.
@@ -405,9 +410,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       pump();
     };
     child.on('error', (e: Error) => {
-      const job = shell.job;
-      shell.job = undefined;
-      dropShell(shell);
+      const job = dropShell(shell);
       job?.settle(shellFailure(job.argv, file, e));
       pump();
     });
@@ -428,9 +431,8 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       const d = chunk.subarray(skip);
       if (d.length === 0) return;
       job.out.push(d);
-      shell.outTail = (shell.outTail + d.toString('latin1', Math.max(0, d.length - MARK_MAX))).slice(-MARK_MAX);
+      shell.outTail = keepTail(shell.outTail, d);
       if (job.out.total > job.maxStdout + MARK_MAX) {
-        shell.job = undefined;
         dropShell(shell);
         job.settle(floodError(job.argv, job.maxStdout, job.err.text()));
         pump();
@@ -446,7 +448,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       const job = shell.job;
       if (!job) return;
       job.err.push(d);
-      shell.errTail = (shell.errTail + d.toString('latin1', Math.max(0, d.length - MARK_MAX))).slice(-MARK_MAX);
+      shell.errTail = keepTail(shell.errTail, d);
       if (shell.errTail.endsWith(errEnd)) {
         job.errEnded = true;
         maybeDone(shell);
@@ -510,10 +512,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
         const at = waiting.indexOf(job);
         if (at >= 0) waiting.splice(at, 1);
         const shell = shells.find((s) => s.job === job);
-        if (shell) {
-          shell.job = undefined;
-          dropShell(shell);
-        }
+        if (shell) dropShell(shell);
         job.settle(timeoutError(argv, timeoutMs, limitFlag, job.err.text()));
         pump();
       }, timeoutMs);
