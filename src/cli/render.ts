@@ -45,10 +45,11 @@ export function formatRenderedText(families: readonly RenderedPayload[]): string
     .map((f) => {
       const head = `# ${FAMILY_NAME[f.family]}: piped into \`${f.command}\`\n`;
       const then = f.followUp;
+      // The agent finds the jump in its `-S POSTROUTING` read-back; it never runs `-C` for it.
       const when =
         then?.when === 'keep-first'
           ? 'then the jump, as rule 1 (moved back to the top whenever another rule is above it)'
-          : 'then, if missing, the jump (checked with -C, never duplicated)';
+          : 'then, if missing, the jump (looked for in -S POSTROUTING, never duplicated)';
       const jump = then === undefined ? '' : `# ${when}:\n#   ${then.command}\n`;
       return `${head}${f.payload}${jump}`;
     })
