@@ -1,4 +1,4 @@
-// One format for the footprint targets (README "Performance"): each target is printed as one line
+// One format for the footprint targets (docs/performance.md): each target is printed as one line
 // with its measured value, the baseline measured in the same run, the limit and whether it is met.
 // Benchmarks print these lines; nothing here asserts (targets belong in benchmarks, not tests).
 

@@ -1,9 +1,9 @@
 // Bundles the agent into one file, dist/bin/ip-masq-agent.js: what package.json's bin, the image
 // and the integration tests run. One minified file loads in about half the time and memory of the
-// ~80 compiled modules under dist/src (README "Performance"). Run by `npm run build` after tsc,
+// ~80 compiled modules under dist/src (docs/performance.md). Run by `npm run build` after tsc,
 // which type-checks; esbuild only strips the types.
 //
-// CommonJS, not an ES module (README "Performance"): Node then starts without its ES module
+// CommonJS, not an ES module (docs/performance.md): Node then starts without its ES module
 // loader, and each module's imports of Node's own modules become require() calls that run when the
 // module is first used, not all at start; `--version` loads none of http, child_process or crypto.
 // The package is "type": "module", so dist/bin/package.json says this directory is CommonJS.

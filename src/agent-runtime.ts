@@ -1,6 +1,6 @@
 // What the agent run needs beyond its flags and agent-start.ts, in one module that `main` imports
 // once backend selection has started: --help, --version and a usage error never evaluate the
-// config loader, the backends or the HTTP server (README "Performance"). Nothing happens on import.
+// config loader, the backends or the HTTP server (docs/performance.md). Nothing happens on import.
 export { createAgent } from './agent/agent.js';
 export { systemClock } from './agent/clock.js';
 export { watchConfig } from './agent/watch.js';

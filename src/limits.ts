@@ -1,6 +1,6 @@
 // The hard size limits of the agent, in one place: what it reads, what it programs, and how much
 // it logs about one config. Each figure is measured (bench/backends.bench.ts --sections=limits,
-// bench/sizes.bench.ts) and explained in README "Limits". Pure: no dependencies.
+// bench/sizes.bench.ts) and explained in docs/performance.md "Limits". Pure: no dependencies.
 
 /**
  * The most bytes the agent reads from one config file, and from all files of a config directory

@@ -49,11 +49,11 @@ function installLastResort(log: Logger, processRunner: ProcessRunner): void {
 }
 
 /**
- * A full collection soon after a new config is in force (README "Limits"): V8 keeps a large
+ * A full collection soon after a new config is in force (docs/performance.md "Limits"): V8 keeps a large
  * config's parse garbage until its heap cap forces a collection, so a 10,000-CIDR agent would sit
  * at twice the memory it needs. A config change is rare; one collection costs milliseconds.
  * node:v8 and node:vm are loaded here, after the first sync's rules are in: at start they cost
- * about 10 ms before the rules (README "Performance").
+ * about 10 ms before the rules (docs/performance.md).
  */
 let gc: Promise<() => void> | undefined;
 function collectGarbageSoon(): void {

@@ -13,7 +13,7 @@ export const OPERATOR_COMMANDS = ['validate', 'render', 'explain', 'status', 'cl
 export type OperatorCommand = (typeof OPERATOR_COMMANDS)[number];
 
 // Each command's module is imported only when it runs: the agent, `--help` and `--version` never
-// load them (their help texts and parsers cost start-up time and memory; README "Performance").
+// load them (their help texts and parsers cost start-up time and memory; docs/performance.md).
 const COMMANDS: Record<OperatorCommand, { load: () => Promise<CommandFn>; summary: string; unexpectedExit: number }> = {
   validate: { load: async () => (await import('./validate.js')).runValidate, summary: 'check config files or a ConfigMap manifest (exit 0 valid, 1 invalid)', unexpectedExit: EXIT.failed },
   render: { load: async () => (await import('./render.js')).runRender, summary: 'print the rules the agent would write, touching nothing', unexpectedExit: EXIT.failed },

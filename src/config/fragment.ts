@@ -1,7 +1,7 @@
 // Reads the keys of one config text into a ConfigFragment (each traced to file, line:column and
 // key path), whatever read the text: the plain readers here (plain-yaml.ts, plain-json.ts) for the
 // common case, or the yaml library (parse.ts) for the rest. Without the yaml library on purpose:
-// the agent loads it only for a text the plain readers do not take (README "Performance"). Pure.
+// the agent loads it only for a text the plain readers do not take (docs/performance.md). Pure.
 import { editDistance } from '../edit-distance.js';
 import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';

@@ -70,7 +70,7 @@ const YAML11_NUMBER = /^(?:0b[0-1_]+|0[0-7_]+|[0-9][0-9_]*|0x[0-9a-fA-F_]+|[0-9]
  * it is sure of: CIDRs, IP addresses, names, Go durations, booleans, small decimal integers.
  * Anything else (a null, a float, an octal, a timestamp, ...) leaves the subset, and the library
  * reads the text.
- * Without the library itself: the agent does not load it for a plain config (README "Performance").
+ * Without the library itself: the agent does not load it for a plain config (docs/performance.md).
  */
 function typePlain(raw: string): unknown {
   // `x:` at the end of a line starts a mapping, not a scalar; the library says what it makes of it.

@@ -60,7 +60,7 @@ export interface RunnerOptions {
    * A POSIX shell (e.g. /bin/sh) kept running to start the commands that take no input and no
    * extra environment, at most SHELLS at a time. Each command is then a fork of that small shell
    * instead of one of this process: at 50 MiB resident a spawn costs the agent about 1.5 ms of CPU
-   * and more as it grows, a command started by the shell about 0.1 ms (README "Performance").
+   * and more as it grows, a command started by the shell about 0.1 ms (docs/performance.md).
    * Unset: every command is spawned.
    */
   readonly shell?: string;
@@ -78,7 +78,7 @@ export const STDERR_KEEP_BYTES = 64 * 1024;
 /**
  * The most a command may print on stdout. Legitimate reads are far below it: with 100,000 ranges,
  * `iptables -S` of our chain prints 12.6 MB and `nft -j list table` of our table 4.8 MB (measured;
- * README, "When a sync fails"); beyond it the output is not ours to parse.
+ * docs/troubleshooting.md, "When a sync fails"); beyond it the output is not ours to parse.
  */
 export const STDOUT_MAX_BYTES = 64 * 1024 * 1024;
 

@@ -1,7 +1,7 @@
 // One JSON line per event on stdout, written synchronously so nothing is lost on exit or crash.
 // The lines are those pino 10 wrote (test/golden/observe/log-lines.jsonl): `level` as a word,
 // `time` in epoch ms, `component`, the fields in order, `msg` last. A few lines of our own replace
-// pino, which cost 2.4 MiB resident and loaded worker_threads for nothing (README "Performance").
+// pino, which cost 2.4 MiB resident and loaded worker_threads for nothing (docs/performance.md).
 import { writeSync } from 'node:fs';
 
 /** Structured log fields. */

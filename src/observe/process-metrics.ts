@@ -1,6 +1,6 @@
 // The process and Node.js metrics prom-client's collectDefaultMetrics exported, with the same names,
 // help texts and labels, read at scrape time. An edge like the HTTP adapter: it reads `process` and
-// /proc. Two differences, both to keep an idle agent idle (README "Metrics"):
+// /proc. Two differences, both to keep an idle agent idle (docs/deploy.md, "Exposing the metrics"):
 // - the event-loop delay percentiles (nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds)
 //   are gone: their sampler woke the process 100 times a second (0.3 s of CPU a minute);
 //   nodejs_eventloop_lag_seconds stays, measured at each scrape;

@@ -2,7 +2,7 @@
 // registry that prints them in registration order. It writes byte for byte what prom-client 15
 // wrote for the same metrics (test/observe/golden/), which it replaces: prom-client and its default
 // metrics cost 5.6 MiB resident, loaded cluster, https, zlib and perf_hooks, and woke the process
-// 100 times a second to sample the event loop (README "Performance").
+// 100 times a second to sample the event loop (docs/performance.md).
 
 /** Label values of one series, in the order they are printed. */
 export type Labels = Readonly<Record<string, string>>;

@@ -24,7 +24,7 @@ export interface HttpLimits {
   readonly maxHeaderBytes: number;
 }
 
-/** The limits the agent runs with (README, "Health and metrics endpoints"). */
+/** The limits the agent runs with (docs/deploy.md, "Exposing the metrics"). */
 export const HTTP_LIMITS: HttpLimits = {
   maxConnections: 64,
   headersTimeoutMs: 5_000,

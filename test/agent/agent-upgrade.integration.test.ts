@@ -175,7 +175,7 @@ for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
         assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4, r.name);
         assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4, r.name);
         if (jumps.length > 1) {
-          // The README's fix: delete our form once; the reference checks only its own, so it stays gone.
+          // The fix in docs/upgrade-matrix.md: delete our form once; the reference checks only its own, so it stays gone.
           nsRun(node, [...nat(mode), '-D', 'POSTROUTING', ...JUMP_SPEC]);
           replayReferenceSync(node, mode, r);
           assert.deepEqual(postrouting(node, mode), [r.jumpLine], `${r.name}: one jump after deleting ours`);

@@ -18,7 +18,7 @@ const v4: FamilyPolicy = {
 const v6: FamilyPolicy = { family: 'ipv6', exempt: [exempt('fe80::/10', 'link-local')], randomFully: true, toPorts: [] };
 
 const OUR_JUMP = renderJumpSaveLine('IP-MASQ-AGENT');
-/** v2.1.0-v2.12.3's jump: the same comment wrapped in literal quotes (compat-contract.md). */
+/** v2.1.0-v2.12.1's jump: the same comment wrapped in literal quotes (compat-contract.md). */
 const QUOTED_JUMP = OUR_JUMP.replace(/--comment "([^"]*)"/, '--comment "\\"$1\\""');
 const BARE_JUMP = '-A POSTROUTING -j IP-MASQ-AGENT';
 /** Someone else's rule whose comment mentions our jump: not a jump. */

@@ -78,7 +78,7 @@ if (available) {
         damage: async (family) => void (await inNs(ns, [binary(mode, family), '-w', '5', '-t', 'nat', '-F', DEFAULT_CHAIN])),
         addStrayJumps: async (family) => {
           const nat = [binary(mode, family), '-w', '5', '-t', 'nat'];
-          // v2.1.0-v2.12.3's jump (literal quotes in the comment), first; a duplicate of ours and a bare one after.
+          // v2.1.0-v2.12.1's jump (literal quotes in the comment), first; a duplicate of ours and a bare one after.
           await inNs(ns, [...nat, '-I', 'POSTROUTING', '1', ...jumpRuleSpec(DEFAULT_CHAIN).map((a) => (a === jumpComment(DEFAULT_CHAIN) ? `"${a}"` : a))]);
           await inNs(ns, [...nat, '-A', 'POSTROUTING', ...jumpRuleSpec(DEFAULT_CHAIN)]);
           await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', DEFAULT_CHAIN]);

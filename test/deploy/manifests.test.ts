@@ -385,11 +385,11 @@ describe('Dockerfile', () => {
     assert.ok(m, `NODE_OPTIONS sets --max-old-space-size: ${env}`);
     const limit = /^(\d+)Mi$/.exec(String(at(container(loadDaemonSet()), 'resources', 'limits', 'memory')));
     assert.ok(limit, 'memory limit in Mi');
-    // Measured (README "Limits"): the process is about 67 MiB besides the heap, and the largest
+    // Measured (docs/performance.md "Limits"): the process is about 67 MiB besides the heap, and the largest
     // accepted config peaked at 229 MiB resident with a 160 MiB heap cap.
     assert.ok(Number(m[1]) + 90 <= Number(limit[1]), `heap cap ${m[1]} MiB + 90 MiB within the ${limit[1]} MiB limit`);
     // A large config's parse grows the young generation to 16 MiB a semi-space, kept for good
-    // unless capped (README "Limits": 10,000 CIDRs 96 -> 74 MiB resident with 4).
+    // unless capped (docs/performance.md "Limits": 10,000 CIDRs 96 -> 74 MiB resident with 4).
     const semi = /--max-semi-space-size=(\d+)/.exec(env);
     assert.ok(semi && Number(semi[1]) <= 4, `NODE_OPTIONS caps the semi-space at 4 MiB or less: ${env}`);
   });
