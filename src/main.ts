@@ -5,7 +5,7 @@ import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarnin
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
 import { UsageError } from './errors.js';
 import type { ProcessRunner, Runner } from './exec/runner.js';
-import type { Logger } from './observe/log.js';
+import type { LineWriter, Logger } from './observe/log.js';
 import { readVersion } from './version.js';
 import type { Routes } from './server/routes.js';
 
@@ -30,6 +30,9 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
   };
 }
 
+/** How long the exit waits for a blocked stdout to take the lines still held. */
+const EXIT_FLUSH_MS = 1000;
+
 /**
  * The last-resort policy. Every expected failure (a command that fails, times out or cannot even
  * start for want of descriptors) is a CommandError that fails one sync and is retried; so whatever
@@ -38,8 +41,12 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
  * still running are killed: they run in process groups of their own, which no signal to the agent
  * reaches.
  */
-function installLastResort(log: Logger, processRunner: ProcessRunner): void {
-  process.on('exit', () => processRunner.killAll());
+function installLastResort(log: Logger, processRunner: ProcessRunner, output: LineWriter): void {
+  process.on('exit', () => {
+    processRunner.killAll();
+    // The last lines (why it exits) held by a blocked stdout get a second, bounded chance.
+    output.flush(EXIT_FLUSH_MS);
+  });
   const fatal = (kind: string) => (e: unknown): void => {
     log.error(`fatal: ${kind}; exiting (a bug: please report it); the rules stay in place`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
     process.exit(1);
@@ -65,12 +72,13 @@ function collectGarbageSoon(): void {
 }
 
 async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {
-  const { createLogger, createRunner, selectBackend } = await import('./agent-start.js');
-  const log = createLogger(opts.verbosity);
+  const { createLogger, createRunner, createStdoutWriter, selectBackend } = await import('./agent-start.js');
+  const output = createStdoutWriter();
+  const log = createLogger(opts.verbosity, output.write);
   log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
   const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs, shell: '/bin/sh' });
-  installLastResort(log, processRunner);
+  installLastResort(log, processRunner, output);
   const runner = tracingRunner(processRunner, log);
   // Settled at once, so that a failure waits, unreported, until it is awaited below.
   const selection = selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 }).then(
@@ -87,7 +95,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     process.exit(1);
   }
   const backend = selected.backend;
-  const metrics = createMetrics();
+  const metrics = createMetrics({ logLinesDropped: output.dropped });
   // Decided once: a directory appearing where the file was later is an error, not a new mode.
   const configMode = detectConfigMode(opts.configPath);
   log.info(configMode === 'directory' ? 'config path is a directory: its ip-masq* files are merged' : 'config path is read as a file', { path: opts.configPath });
