@@ -87,6 +87,7 @@ export interface LineWriterOptions {
   readonly retryMs?: number;
   /** Calls `fn` once after `ms`; must not keep the process alive. */
   readonly setTimer?: (ms: number, fn: () => void) => void;
+  /** Stamps the note of dropped lines (default Date.now). */
   readonly now?: () => number;
 }
 
