@@ -7,6 +7,7 @@ export { watchConfig } from './agent/watch.js';
 export { defaultConfig } from './config/config.js';
 export { createParseCache, detectConfigMode, loadConfig } from './config/load.js';
 export { maxCidrsFor } from './limits.js';
+export { coalesceNotes } from './observe/coalesce-notes.js';
 export { createMetrics } from './observe/metrics.js';
 export { healthRoutes, metricsRoutes } from './server/routes.js';
 export { startHttpServer } from './server/http.js';

@@ -5,4 +5,4 @@
 // happens on import.
 export { selectBackend } from './backends/select.js';
 export { createRunner } from './exec/runner.js';
-export { createLogger } from './observe/log.js';
+export { createLogger, createStdoutWriter } from './observe/log.js';

@@ -5,7 +5,7 @@ import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarnin
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
 import { UsageError } from './errors.js';
 import type { ProcessRunner, Runner } from './exec/runner.js';
-import type { Logger } from './observe/log.js';
+import type { LineWriter, Logger } from './observe/log.js';
 import { readVersion } from './version.js';
 import type { Routes } from './server/routes.js';
 
@@ -30,6 +30,12 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
   };
 }
 
+/** How long the exit waits for a blocked stdout to take the lines still held. */
+const EXIT_FLUSH_MS = 1000;
+
+/** Signals that come faster than this are logged as one line per this long, with their count. */
+const SIGNAL_NOTE_WINDOW_MS = 1000;
+
 /**
  * The last-resort policy. Every expected failure (a command that fails, times out or cannot even
  * start for want of descriptors) is a CommandError that fails one sync and is retried; so whatever
@@ -38,8 +44,12 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
  * still running are killed: they run in process groups of their own, which no signal to the agent
  * reaches.
  */
-function installLastResort(log: Logger, processRunner: ProcessRunner): void {
-  process.on('exit', () => processRunner.killAll());
+function installLastResort(log: Logger, processRunner: ProcessRunner, output: LineWriter): void {
+  process.on('exit', () => {
+    processRunner.killAll();
+    // The last lines (why it exits) held by a blocked stdout get a second, bounded chance.
+    output.flush(EXIT_FLUSH_MS);
+  });
   const fatal = (kind: string) => (e: unknown): void => {
     log.error(`fatal: ${kind}; exiting (a bug: please report it); the rules stay in place`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
     process.exit(1);
@@ -64,13 +74,14 @@ function collectGarbageSoon(): void {
   void gc.then((collect) => setImmediate(collect));
 }
 
-async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {
-  const { createLogger, createRunner, selectBackend } = await import('./agent-start.js');
-  const log = createLogger(opts.verbosity);
+async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined, sigusr1: { onSignal: () => void }): Promise<void> {
+  const { createLogger, createRunner, createStdoutWriter, selectBackend } = await import('./agent-start.js');
+  const output = createStdoutWriter();
+  const log = createLogger(opts.verbosity, output.write);
   log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
   const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs, shell: '/bin/sh' });
-  installLastResort(log, processRunner);
+  installLastResort(log, processRunner, output);
   const runner = tracingRunner(processRunner, log);
   // Settled at once, so that a failure waits, unreported, until it is awaited below.
   const selection = selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 }).then(
@@ -80,14 +91,14 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   // The rest of the agent loads while selection's first commands run in their processes: one turn
   // of the event loop first, so that every command selection starts at once has been spawned.
   await new Promise((resolve) => setImmediate(resolve));
-  const { createAgent, createMetrics, createParseCache, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, startHttpServer, systemClock, watchConfig } = await import('./agent-runtime.js');
+  const { coalesceNotes, createAgent, createMetrics, createParseCache, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, startHttpServer, systemClock, watchConfig } = await import('./agent-runtime.js');
   const selected = await selection;
   if ('error' in selected) {
     log.error('cannot start: no usable netfilter backend', { error: (selected.error as Error).message });
     process.exit(1);
   }
   const backend = selected.backend;
-  const metrics = createMetrics();
+  const metrics = createMetrics({ logLinesDropped: output.dropped });
   // Decided once: a directory appearing where the file was later is an error, not a new mode.
   const configMode = detectConfigMode(opts.configPath);
   log.info(configMode === 'directory' ? 'config path is a directory: its ip-masq* files are merged' : 'config path is read as a file', { path: opts.configPath });
@@ -134,15 +145,25 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  const noteSignal = (msg: string): (() => void) =>
+    coalesceNotes({ windowMs: SIGNAL_NOTE_WINDOW_MS, setTimer: systemClock.setTimer, note: (count) => log.info(msg, count === undefined ? {} : { signals: count }) });
+  const noteSighup = noteSignal('SIGHUP: reloading config');
   process.on('SIGHUP', () => {
-    log.info('SIGHUP: reloading config');
+    noteSighup();
+    // A storm folds into one sync after the running one (the agent's single flight).
     void agent.sync('SIGHUP');
   });
+  sigusr1.onSignal = noteSignal('SIGUSR1 ignored: the agent opens no debugger on a signal, and has no log file to reopen (it logs to stdout)');
   await agent.start();
 }
 
 /** Entry point: runs an operator command (validate, render, ...) or, by default, the agent. */
 export async function main(argv: readonly string[]): Promise<number> {
+  // On SIGUSR1 node opens its inspector on 127.0.0.1:9229: code run as root with NET_ADMIN for
+  // anyone who reaches the node's loopback. A listener of our own keeps it from doing so, on every
+  // Node version; it is installed first thing (Node >= 22.14 also takes --disable-sigusr1).
+  const sigusr1 = { onSignal: (): void => {} };
+  process.on('SIGUSR1', () => sigusr1.onSignal());
   if (isOperatorCommand(argv[0])) {
     const { createRunner } = await import('./exec/runner.js');
     const runner = createRunner();
@@ -175,7 +196,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
-  await runAgent(opts, version, ignoredArgs);
+  await runAgent(opts, version, ignoredArgs, sigusr1);
   return -1; // keeps running
 }
 

@@ -1,8 +1,10 @@
-// One JSON line per event on stdout, written synchronously so nothing is lost on exit or crash.
+// One JSON line per event on stdout, written synchronously while stdout takes it, so nothing is lost
+// on exit or crash; held in a bounded buffer while it does not, so a stalled log pipeline never
+// stalls the agent.
 // The lines are those pino 10 wrote (test/golden/observe/log-lines.jsonl): `level` as a word,
 // `time` in epoch ms, `component`, the fields in order, `msg` last. A few lines of our own replace
 // pino, which cost 2.4 MiB resident and loaded worker_threads for nothing (docs/performance.md).
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 
 /** Structured log fields. */
 export type Fields = Readonly<Record<string, unknown>>;
@@ -69,31 +71,149 @@ export function formatLogLine(level: Level, time: number, msg: string, fields: F
   return `${line},"msg":${JSON.stringify(msg)}}\n`;
 }
 
-/** Where lines go; the default writes to stdout. */
+/** Where lines go: a LineWriter for the agent, an array in tests. */
 export type LineSink = (line: string) => void;
+
+/** Output that takes what it can without blocking: returns the bytes written, throws EAGAIN when none fit. */
+export type WriteSome = (buf: Buffer) => number;
+
+/** Options of createLineWriter; the defaults are the agent's stdout. */
+export interface LineWriterOptions {
+  /** Default: writeSync to fd 1, made non-blocking by createStdoutWriter. */
+  readonly write?: WriteSome;
+  /** Bytes held while the output is blocked; lines beyond are dropped and counted (default 64 KiB). */
+  readonly maxBufferedBytes?: number;
+  /** How often a blocked output is tried again (default 100 ms). */
+  readonly retryMs?: number;
+  /** Calls `fn` once after `ms`; must not keep the process alive. */
+  readonly setTimer?: (ms: number, fn: () => void) => void;
+  /** Stamps the note of dropped lines (default Date.now). */
+  readonly now?: () => number;
+}
+
+/** A line sink that never blocks the event loop on a full or slow output. */
+export interface LineWriter {
+  /** Writes the line now if the output takes it, else holds it, or drops it when the buffer is full. */
+  readonly write: LineSink;
+  /** Lines dropped since start: the buffer was full while the output was blocked, or the output is closed. */
+  dropped(): number;
+  /** Writes what is held, waiting at most `timeoutMs` for a blocked output: for the last lines at exit. */
+  flush(timeoutMs: number): void;
+}
+
+/** The line written once a blocked output takes lines again, if any were lost meanwhile. */
+export const DROPPED_NOTE = 'log output was blocked (stdout full or not read); lines were dropped meanwhile';
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
-/**
- * Writes a line to stdout synchronously. A full non-blocking pipe (EAGAIN) is waited out 100 ms at
- * a time, as pino's writer did; any other failure (stdout closed) drops the line, and the agent
- * goes on keeping the rules.
- */
-function writeStdout(line: string): void {
-  let buf = Buffer.from(line, 'utf8');
-  while (buf.length > 0) {
-    try {
-      buf = buf.subarray(writeSync(1, buf));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EAGAIN' && code !== 'EBUSY') return;
-      Atomics.wait(pause, 0, 0, 100);
-    }
-  }
+/** True for the errors a full non-blocking output gives. */
+function isFull(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'EBUSY';
 }
 
-/** Creates the process logger: JSON lines on stdout (or `sink`), up to the level --v asks for. */
-export function createLogger(verbosity: number, sink: LineSink = writeStdout, now: () => number = Date.now): Logger {
+/**
+ * Creates a writer that writes each line at once while the output takes it (synchronously, so
+ * nothing is lost on a crash), and while it does not (a pipe nobody reads, or read at 64 B/s),
+ * holds up to `maxBufferedBytes` of whole lines and retries on a timer: a stalled log pipeline
+ * costs log lines, counted, never a sync or an HTTP answer. Lines are kept whole and in order.
+ */
+export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
+  const writeSome = opts.write ?? ((buf: Buffer) => writeSync(1, buf));
+  const maxBytes = opts.maxBufferedBytes ?? 64 * 1024;
+  const retryMs = opts.retryMs ?? 100;
+  const setTimer = opts.setTimer ?? ((ms: number, fn: () => void) => void setTimeout(fn, ms).unref());
+  const now = opts.now ?? Date.now;
+  const queue: Buffer[] = [];
+  let queued = 0;
+  let dropped = 0;
+  let droppedWhileBlocked = 0;
+  let blockedSince: number | undefined;
+  let retrying = false;
+
+  /** Writes from the queue until it is empty (true) or the output is full (false). */
+  const drain = (): boolean => {
+    for (let head = queue[0]; head !== undefined; head = queue[0]) {
+      let n: number;
+      try {
+        n = writeSome(head);
+      } catch (e) {
+        if (isFull(e)) return false;
+        // Closed or broken output (EPIPE, EBADF): this line is lost; the agent goes on keeping the rules.
+        queue.shift();
+        queued -= head.length;
+        dropped++;
+        continue;
+      }
+      if (n <= 0) return false;
+      queued -= n;
+      if (n >= head.length) queue.shift();
+      else queue[0] = head.subarray(n);
+    }
+    return true;
+  };
+  const enqueue = (line: string): void => {
+    const buf = Buffer.from(line, 'utf8');
+    queue.push(buf);
+    queued += buf.length;
+  };
+  /** Drains; once a blocked output is empty again, notes what was lost. True when all is written. */
+  const settle = (): boolean => {
+    if (!drain()) {
+      blockedSince ??= now();
+      return false;
+    }
+    if (blockedSince === undefined) return true;
+    const lost = droppedWhileBlocked;
+    const blockedMs = now() - blockedSince;
+    blockedSince = undefined;
+    droppedWhileBlocked = 0;
+    if (lost === 0) return true;
+    enqueue(formatLogLine('warn', now(), DROPPED_NOTE, { dropped: lost, blockedMs, metric: 'ip_masq_agent_log_lines_dropped_total' }));
+    return settle();
+  };
+  const pump = (): void => {
+    retrying = false;
+    if (settle()) return;
+    retrying = true;
+    setTimer(retryMs, pump);
+  };
+  return {
+    write(line) {
+      // Held lines go first; a line that does not fit while some are held is dropped whole.
+      if (queue.length > 0 && queued + Buffer.byteLength(line, 'utf8') > maxBytes) {
+        dropped++;
+        droppedWhileBlocked++;
+        return;
+      }
+      enqueue(line);
+      if (!retrying) pump();
+    },
+    dropped: () => dropped,
+    flush(timeoutMs) {
+      const until = now() + timeoutMs;
+      while (!settle() && now() < until) Atomics.wait(pause, 0, 0, 10);
+    },
+  };
+}
+
+/**
+ * The writer for the agent's stdout. A pipe or socket there is inherited blocking, so a write to
+ * it would stall the whole agent once it is full; node's own stream for it (made here, never
+ * written) switches the descriptor to non-blocking, so a full pipe answers EAGAIN instead.
+ */
+export function createStdoutWriter(): LineWriter {
+  try {
+    const stat = fstatSync(1);
+    if (stat.isFIFO() || stat.isSocket()) void process.stdout;
+  } catch {
+    // No stdout at all: every write fails and is counted as dropped.
+  }
+  return createLineWriter();
+}
+
+/** Creates the process logger: JSON lines to `sink` (the agent's: a stdout LineWriter), up to the level --v asks for. */
+export function createLogger(verbosity: number, sink: LineSink, now: () => number = Date.now): Logger {
   const shown = SEVERITY[levelForVerbosity(verbosity)];
   const at =
     (level: Level) =>

@@ -23,6 +23,8 @@ export interface Metrics {
 export interface MetricsOptions {
   /** Include the process and Node.js metrics (`process_*`, `nodejs_*`; default true). */
   readonly defaultMetrics?: boolean;
+  /** Log lines dropped so far (the LineWriter's count), read at each scrape; without it the counter stays 0. */
+  readonly logLinesDropped?: () => number;
 }
 
 /** Creates the metrics in a fresh registry; nothing global is touched, so tests can make many. */
@@ -80,6 +82,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     help: 'Delay before the pending retry of a failed sync; 0 when the last sync succeeded.',
   });
 
+  const logLinesDropped = createCounter(registry, {
+    name: 'ip_masq_agent_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout was blocked (a full or slow pipe) with the log buffer full, or closed.',
+  });
+
   const known = new Set<Family>();
   /** Creates every series of a family at 0, so rate() and alerts see them from the start. */
   const ensureFamily = (family: Family): void => {
@@ -102,6 +109,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       }
     },
     update(status) {
+      logLinesDropped.set(opts.logLinesDropped?.() ?? 0);
       configValid.set(status.configValid ? 1 : 0);
       // One series only: the previous hash must disappear when the config changes.
       configInfo.reset();

@@ -76,6 +76,18 @@ function describeListenError(e: NodeJS.ErrnoException, flag: string, value: stri
   }
 }
 
+/**
+ * The path of a request target, in origin form (`/healthz?x`) or absolute form
+ * (`http://127.0.0.1:10264/healthz?x`, sent through proxies and by some clients), which an HTTP/1.1
+ * server must accept (RFC 9112, section 3.2.2).
+ */
+export function requestPath(target: string): string {
+  const authority = /^https?:\/\/[^/?#]*/i.exec(target);
+  const rest = authority ? target.slice(authority[0].length) : target;
+  const path = authority && !rest.startsWith('/') ? `/${rest}` : rest;
+  return path.split('?')[0] ?? '/';
+}
+
 function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: IncomingMessage, res: ServerResponse): void {
   const send = (status: number, contentType: string, body: string, headers: Record<string, string> = {}): void => {
     res.writeHead(status, {
@@ -87,7 +99,7 @@ function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: I
     });
     res.end(body); // node:http drops the body of a HEAD response itself
   };
-  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const path = requestPath(req.url ?? '/');
   const route = routes.get(path);
   if (!route) {
     send(404, 'text/plain; charset=utf-8', `404 page not found; try ${[...routes.keys()].join(', ')}\n`);

@@ -67,6 +67,8 @@ export interface StartAgentOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** A command that execs the agent, e.g. `['prlimit', '--nofile=1024:1024', '--']` (runs inside the namespace). */
   readonly prefix?: readonly string[];
+  /** A file descriptor for the agent's stdout instead of a pipe read here (its log lines are then not collected). */
+  readonly stdout?: number;
 }
 
 function describeLine(l: LogLine): string {
@@ -105,7 +107,7 @@ export function startAgent(ns: string, args: readonly string[], opts: StartAgent
     .filter((flag) => !args.some((a) => a === flag || a.startsWith(`${flag}=`) || a === flag.slice(1) || a.startsWith(`${flag.slice(1)}=`)))
     .map((flag) => `${flag}=`);
   const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, ...(opts.prefix ?? []), process.execPath, AGENT_MAIN, ...http, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
   return followAgent(child);

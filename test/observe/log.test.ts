@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createLogger, formatLogLine, levelForVerbosity } from '../../src/observe/log.js';
+import { createLineWriter, createLogger, DROPPED_NOTE, formatLogLine, levelForVerbosity } from '../../src/observe/log.js';
 
 // Written by pino 10.4.0 (time set to 0) from the calls below, before our own writer replaced it:
 // log pipelines must see the same lines.
@@ -39,4 +39,107 @@ test('log: a line is one JSON object ending in a newline, whatever the message h
   const line = formatLogLine('info', 7, 'a\nb\u0000"', { k: 'v\r\n' });
   assert.equal(line.indexOf('\n'), line.length - 1);
   assert.deepEqual(JSON.parse(line), { level: 'info', time: 7, component: 'ip-masq-agent', k: 'v\r\n', msg: 'a\nb\u0000"' });
+});
+
+/** An output that takes `room` bytes, then answers EAGAIN until given more; or fails with `error`. */
+function fakeOutput() {
+  const out = { text: '', room: Infinity, error: undefined as string | undefined, calls: 0 };
+  const write = (buf: Buffer): number => {
+    out.calls++;
+    if (out.error) throw Object.assign(new Error(out.error), { code: out.error });
+    const n = Math.min(buf.length, out.room);
+    if (n === 0) throw Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' });
+    out.room -= n;
+    out.text += buf.subarray(0, n).toString('utf8');
+    return n;
+  };
+  return { out, write };
+}
+
+/** Timers run only when the test says so. */
+function manualTimers() {
+  const due: (() => void)[] = [];
+  return {
+    setTimer: (_ms: number, fn: () => void) => void due.push(fn),
+    pending: () => due.length,
+    runAll: () => {
+      for (const fn of due.splice(0)) fn();
+    },
+  };
+}
+
+const line = (n: number): string => formatLogLine('info', 0, `line ${n}`, { pad: 'x'.repeat(40) });
+
+test('log writer: a line the output takes is written at once, before write() returns', () => {
+  const { out, write } = fakeOutput();
+  const timers = manualTimers();
+  const w = createLineWriter({ write, setTimer: timers.setTimer });
+  w.write(line(1));
+  assert.equal(out.text, line(1));
+  assert.equal(timers.pending(), 0);
+  assert.equal(w.dropped(), 0);
+});
+
+test('log writer: a blocked output never blocks the caller; whole lines are held up to the bound, the rest dropped and counted, then a note', () => {
+  const { out, write } = fakeOutput();
+  const timers = manualTimers();
+  const w = createLineWriter({ write, setTimer: timers.setTimer, maxBufferedBytes: 3 * line(0).length, now: () => 1000 });
+  out.room = 10; // the output takes the start of line 1, then is full
+  for (let n = 1; n <= 10; n++) w.write(line(n));
+  assert.equal(out.text, line(1).slice(0, 10));
+  assert.equal(timers.pending(), 1, 'one retry timer, however many lines');
+  assert.equal(w.dropped(), 7, 'lines 1 to 3 held, 4 to 10 dropped');
+
+  timers.runAll();
+  assert.equal(timers.pending(), 1, 'still blocked: tried again later');
+  out.room = Infinity; // a reader again
+  timers.runAll();
+  assert.equal(timers.pending(), 0);
+  const lines = out.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(lines.map((l) => l['msg']), ['line 1', 'line 2', 'line 3', DROPPED_NOTE]);
+  assert.equal(lines[3]?.['level'], 'warn');
+  assert.equal(lines[3]?.['dropped'], 7);
+
+  w.write(line(11));
+  assert.ok(out.text.endsWith(line(11)), 'written at once again');
+  assert.equal(w.dropped(), 7, 'the count is a total');
+});
+
+test('log writer: a slow output (a few bytes per retry) gets every held line whole and in order', () => {
+  const { out, write } = fakeOutput();
+  const timers = manualTimers();
+  const w = createLineWriter({ write, setTimer: timers.setTimer });
+  out.room = 0;
+  for (let n = 1; n <= 5; n++) w.write(line(n));
+  for (let i = 0; i < 1000 && timers.pending() > 0; i++) {
+    out.room = 7;
+    timers.runAll();
+  }
+  assert.equal(out.text, [1, 2, 3, 4, 5].map(line).join(''));
+  assert.equal(w.dropped(), 0);
+  assert.equal(timers.pending(), 0);
+});
+
+test('log writer: a closed output drops and counts each line, without throwing or retrying', () => {
+  const { out, write } = fakeOutput();
+  const timers = manualTimers();
+  const w = createLineWriter({ write, setTimer: timers.setTimer });
+  out.error = 'EPIPE';
+  w.write(line(1));
+  w.write(line(2));
+  assert.equal(w.dropped(), 2);
+  assert.equal(timers.pending(), 0);
+});
+
+test('log writer: flush at exit writes what is held, and gives up on an output that stays blocked', () => {
+  const { out, write } = fakeOutput();
+  const timers = manualTimers();
+  const w = createLineWriter({ write, setTimer: timers.setTimer });
+  out.room = 0;
+  w.write(line(1));
+  w.flush(30);
+  assert.equal(out.text, '', 'returned although nothing could be written');
+  out.room = Infinity;
+  w.flush(30);
+  assert.equal(out.text, line(1));
 });

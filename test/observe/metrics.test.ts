@@ -138,3 +138,16 @@ test('metrics: retries are counted, the pending backoff is a gauge, and both res
   assert.equal(sample(text, 'ip_masq_agent_sync_retries_total'), 3);
   assert.equal(sample(text, 'ip_masq_agent_sync_retry_backoff_seconds'), 0);
 });
+
+test('metrics: ip_masq_agent_log_lines_dropped_total is the log writer\'s count at each scrape, 0 without one', async () => {
+  let dropped = 0;
+  const m = createMetrics({ defaultMetrics: false, logLinesDropped: () => dropped });
+  m.update(makeStatus({}));
+  assert.equal(sample(await m.registry.metrics(), 'ip_masq_agent_log_lines_dropped_total'), 0);
+  dropped = 42;
+  m.update(makeStatus({}));
+  assert.equal(sample(await m.registry.metrics(), 'ip_masq_agent_log_lines_dropped_total'), 42);
+  const bare = createMetrics({ defaultMetrics: false });
+  bare.update(makeStatus({}));
+  assert.equal(sample(await bare.registry.metrics(), 'ip_masq_agent_log_lines_dropped_total'), 0);
+});

@@ -6,7 +6,7 @@ import type { AgentStatus } from '../../src/agent/agent.js';
 import { UsageError } from '../../src/errors.js';
 import { createMemoryLogger } from '../../src/observe/log.js';
 import { createMetrics } from '../../src/observe/metrics.js';
-import { startHttpServer } from '../../src/server/http.js';
+import { requestPath, startHttpServer } from '../../src/server/http.js';
 import { healthRoutes, metricsRoutes } from '../../src/server/routes.js';
 import { createFakeClock } from '../agent/fake-clock.js';
 import { makeStatus, okFamily } from '../observe/status-fixture.js';
@@ -89,6 +89,50 @@ test('http: 404 for other paths, 405 for other methods, HEAD without a body', as
   } finally {
     await server.close();
   }
+});
+
+/** GET with `target` as the request line's target (e.g. the absolute form), to the server at `port`. */
+function sendTarget(port: number, target: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: target, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('http: the absolute form of the request target (http://host:port/path, RFC 9112 3.2.2) is served as its path', async () => {
+  const s = setup();
+  const server = await startHttpServer({ bindAddress: '127.0.0.1:0', flag: '--healthz-bind-address', routes: s.routes, log: s.log });
+  assert.ok(server);
+  try {
+    const health = await sendTarget(server.port, `${server.url}/healthz`);
+    assert.equal(health.status, 200, health.body);
+    assert.equal((JSON.parse(health.body) as { healthy: boolean }).healthy, true);
+    assert.equal((await sendTarget(server.port, `HTTP://localhost:${server.port}/metrics?name[]=x`)).status, 200);
+    assert.equal((await sendTarget(server.port, `${server.url}/nope`)).status, 404);
+    assert.equal((await sendTarget(server.port, server.url)).status, 404, 'no path is /');
+  } finally {
+    await server.close();
+  }
+});
+
+test('http: requestPath takes the path of either form of request target', () => {
+  const cases: [string, string][] = [
+    ['/healthz', '/healthz'],
+    ['/healthz?verbose', '/healthz'],
+    ['http://127.0.0.1:10264/healthz', '/healthz'],
+    ['https://[::1]:10264/readyz?x=1', '/readyz'],
+    ['http://node.example:10264', '/'],
+    ['http://node.example:10264?x', '/'],
+    ['/http://x/healthz', '/http://x/healthz'],
+    ['ftp://x/healthz', 'ftp://x/healthz'],
+  ];
+  for (const [target, path] of cases) assert.equal(requestPath(target), path, target);
 });
 
 test('http: a route that throws answers 500 and is logged; the server keeps serving', async () => {

@@ -1,0 +1,44 @@
+// A burst of events (a SIGHUP storm: 300,000 signals in 10 s) must not become a log line each: the
+// lines would cost more than the events, and bury everything else in the log.
+
+/** Options of coalesceNotes. */
+export interface CoalesceOptions {
+  /** Events within this long of a note are counted into the next one. */
+  readonly windowMs: number;
+  /** Calls `fn` once after `ms`. */
+  readonly setTimer: (ms: number, fn: () => void) => void;
+  /**
+   * Writes the note: `count` is undefined for an event that comes after a quiet window (noted at
+   * once, as before), else the number of events the window folded.
+   */
+  readonly note: (count: number | undefined) => void;
+}
+
+/**
+ * Returns the function to call per event: the first event after a quiet window is noted at once;
+ * those that follow within the window are counted and noted as one line when it ends, so a storm
+ * of any length costs one line per window.
+ */
+export function coalesceNotes(opts: CoalesceOptions): () => void {
+  let open = false;
+  let count = 0;
+  const close = (): void => {
+    if (count === 0) {
+      open = false;
+      return;
+    }
+    const n = count;
+    count = 0;
+    opts.note(n);
+    opts.setTimer(opts.windowMs, close);
+  };
+  return () => {
+    if (open) {
+      count++;
+      return;
+    }
+    open = true;
+    opts.note(undefined);
+    opts.setTimer(opts.windowMs, close);
+  };
+}
