@@ -8,14 +8,35 @@
 //   mappings the first one wins. Anything else is refused, as v2 refuses it.
 // - `1:30` is the string "1:30": v2 has no base-60 numbers (resolve.go: "purposefully
 //   unsupported"), where YAML 1.1 reads 90.
+// - `0o17`, `0O17`, `0X1F` and `0B11` are integers: v2 reads an integer with Go's
+//   strconv.ParseInt(s, 0, 64), which takes Go's prefixes in either case; YAML 1.1 knows only
+//   `017`, `0x1F` and `0b11`, and reads the others as strings.
 // Pure.
-import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type Node, type Tags, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type Node, type ScalarTag, type Tags, type YAMLMap } from 'yaml';
+
+const RADIX: Readonly<Record<string, number>> = { o: 8, O: 8, X: 16, B: 2 };
+
+/** The integers Go's prefixes write that YAML 1.1 does not read (`_` dropped first, as v2 drops it). */
+const goPrefixedInt: ScalarTag = {
+  identify: (value) => Number.isInteger(value),
+  default: true,
+  tag: 'tag:yaml.org,2002:int',
+  format: 'GO',
+  test: /^[-+]?0(?:[oO]_*[0-7][0-7_]*|X_*[0-9a-fA-F][0-9a-fA-F_]*|B_*[01][01_]*)$/,
+  resolve: (text) => {
+    const digits = text.replace(/_/g, '');
+    const unsigned = digits.replace(/^[-+]/, '');
+    const n = parseInt(unsigned.slice(2), RADIX[unsigned[1]!]);
+    return digits.startsWith('-') ? -n : n;
+  },
+};
 
 /**
- * The yaml library's YAML 1.1 tags without its base-60 integers and floats (the only tags with
- * format TIME), so `1:30` stays a string as in go-yaml v2.
+ * The yaml library's YAML 1.1 tags as go-yaml v2 resolves plain scalars: without base-60 integers
+ * and floats (the only tags with format TIME), so `1:30` stays a string, and with Go's `0o`, `0O`,
+ * `0X` and `0B` integers.
  */
-export const goYamlTags = (tags: Tags): Tags => tags.filter((tag) => typeof tag === 'string' || !('format' in tag && tag.format === 'TIME'));
+export const goYamlTags = (tags: Tags): Tags => [...tags.filter((tag) => typeof tag === 'string' || !('format' in tag && tag.format === 'TIME')), goPrefixedInt];
 
 /** A merge key whose value go-yaml v2 refuses; `node` is that value. */
 export class MergeValueError extends Error {

@@ -1,5 +1,6 @@
 // Reads one config text (YAML 1.1 or JSON, as the reference agent reads it through Kubernetes'
-// YAML reader, go-yaml v2: its line breaks, merge keys and numbers, line-breaks.ts and go-yaml.ts) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
+// YAML reader, go-yaml v2, whose line breaks, merge keys and numbers line-breaks.ts and go-yaml.ts
+// follow) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
 // path. Every problem is collected, not just the first. Pure: no file access. The plain readers
 // and the reading of keys are in fragment.ts, which the agent's loader uses without this module
 // (and the yaml library) when a text is plain; this module adds the yaml library's reading.
@@ -14,7 +15,7 @@ import { countYamlNodes } from './node-count.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
 import { parseBoundedDocument } from './yaml-limits.js';
 import { byPosition, cutNumberText, describeValue, readEntries, readPlainFragment, type ConfigFragment, type FragmentResult, type Position, type TopEntry } from './fragment.js';
-import { goMapPairs, goNodeAt, goYamlTags, MergeValueError, toGoValue, type GoPair } from './go-yaml.js';
+import { goMapPairs, goNodeAt, goYamlTags, keyText, MergeValueError, toGoValue, type GoPair } from './go-yaml.js';
 import { toLineFeeds } from './line-breaks.js';
 
 export {
@@ -124,7 +125,7 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
   try {
     pairs = goMapPairs(contents, doc, ({ keyNode, mergeNode }) => {
       const mergeAt = nodeAt(mergeNode);
-      const key = keyTextAt(text, isNode(keyNode) && keyNode.range ? keyNode.range[0] : 0);
+      const key = keyText(keyNode);
       warnings.push(
         issue(
           cutExcerpt(key),

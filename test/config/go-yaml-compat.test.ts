@@ -1,8 +1,8 @@
 // The reference agent reads its config with Kubernetes' YAML reader: go-yaml v2 (v2.4.0) for YAML,
 // Go's encoding/json for a text that starts with `{`. A config it accepts must be read to the same
 // values here, and one it refuses must be refused, with a message that says what and where:
-// merge keys (`<<`), the line breaks go-yaml v2 knows (CR, NEL, LS, PS), and `1:30`, which v2
-// reads as a string where YAML 1.1 reads 90.
+// merge keys (`<<`), the line breaks go-yaml v2 knows (CR, NEL, LS, PS), `1:30`, which v2
+// reads as a string where YAML 1.1 reads 90, and Go's `0o17`, `0X1F`, `0B11` integers.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, type ConfigIssue } from '../../src/errors.js';
@@ -211,5 +211,19 @@ describe('1:30 is a string (go-yaml v2 has no base-60 numbers), wherever it stan
 
   it('masqLinkLocal: 1:10 is a string, not a boolean', () => {
     assert.match(issuesOf('masqLinkLocal: 1:10\n')[0]!.message, /^expected true or false.*got string "1:10"|got string "1:10"/);
+  });
+});
+
+describe('Go integer prefixes in either case are integers, as go-yaml v2 reads them with strconv.ParseInt(s, 0, 64)', () => {
+  for (const [written, value] of [['0o100', 64], ['0O100', 64], ['0o1_00', 64], ['+0o100', 64], ['0X40', 64], ['0B1000000', 64], ['0x40', 64], ['0100', 64], ['0b1000000', 64]] as const) {
+    it(`cidrLimit: ${written} is ${value}`, () => {
+      assert.equal(valuesOf(`cidrLimit: ${written}\n`).cidrLimit, value);
+    });
+  }
+
+  it('a prefix without digits stays a string (ParseInt refuses it, so v2 keeps the text)', () => {
+    for (const written of ['0o', '0O_', '0X', '0o8']) {
+      assert.equal(issuesOf(`cidrLimit: ${written}\n`)[0]!.message, `expected a non-negative integer, got string "${written}"`, written);
+    }
   });
 });

@@ -105,7 +105,7 @@ describe('the plain-subset reader', () => {
       const ours = typePlainScalar(raw);
       if (ours !== undefined) assert.deepStrictEqual(ours, library(raw), JSON.stringify(raw));
     };
-    const edges = ['60s', '1m30s', '2µs', '5μs', '10ns', '1h', '1d', '0', '00', '010', '09', '64', '123456789012345', '1234567890123456', '1_000', '1e3', '1E3', '1.', '1.5', '0x1f', '0x1g', '0b101', '0o7', '1:30', '1:30s', '1:30.5', '190:20:30', '1:60', '<<',
+    const edges = ['60s', '1m30s', '2µs', '5μs', '10ns', '1h', '1d', '0', '00', '010', '09', '64', '123456789012345', '1234567890123456', '1_000', '1e3', '1E3', '1.', '1.5', '0x1f', '0x1g', '0b101', '0o7', '0O7', '0o_7', '0o', '0X1F', '0x1F', '0B11', '0B', '0o8', '1:30', '1:30s', '1:30.5', '190:20:30', '1:60', '<<',
       '2001-12-14', '2001-12-14t21:59:43.10-05:00', '2001-12-14Z', 'y', 'Y', 'n', 'N', 'yes', 'Yes', 'YES', 'yES', 'no', 'on', 'ON', 'oN', 'off', 'true', 'True', 'tRUE', 'false', 'FALSE',
       'null', 'Null', 'NULL', 'nULL', '~', '.inf', '-.inf', '.nan', 'NaN', 'inf', 'x', 'iptables', 'a:b', 'a.b', 'Z', 'T', '+1', '-1', '.5', ':x', '10.0.0.0/8', 'fd00::/8', '2001:db8::9', '192.0.2.9', '1.2.3.4.5'];
     for (const raw of edges) check(raw);
