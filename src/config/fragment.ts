@@ -12,6 +12,7 @@ import { DurationError, parseGoDuration } from './duration.js';
 import { CONFIG_KEYS, KEYS, isCidrListKey, type ConfigKey } from './keys.js';
 import { checkStructure } from './structure.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
+import { toLineFeeds } from './line-breaks.js';
 import { readPlainJson } from './plain-json.js';
 import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair, type PlainPosition } from './plain-yaml.js';
 
@@ -120,7 +121,8 @@ export interface TopEntry {
   /** The key's text; undefined when the key is not a plain scalar name. */
   readonly written: string | undefined;
   readonly keyPos: Position;
-  readonly value: { ok: true; value: unknown } | { ok: false; message: string };
+  /** The value as plain data, or why it cannot be read (and where, when that is not where the value starts). */
+  readonly value: { ok: true; value: unknown } | { ok: false; message: string; pos?: Position };
   /** Where the value, or the part of it at `rest`, starts. */
   readonly locate: (rest: readonly PathPart[]) => Position;
   /** A number's source text at `rest`, for messages. */
@@ -155,7 +157,10 @@ function countPlainNodes(pairs: readonly PlainPair[]): number {
  * (an error or a warning): the yaml library then reads it again, so every message, and its
  * line:column, is exactly the one the library's reading gives.
  */
-export function readPlainFragment(text: string, source: string, opts: ConfigOptions): FragmentResult | undefined {
+export function readPlainFragment(written: string, source: string, opts: ConfigOptions): FragmentResult | undefined {
+  // Every line break go-yaml v2 knows as LF, at the same offsets; a JSON text the reference refuses for one is the library path's to report.
+  const { text } = toLineFeeds(written);
+  if (text === undefined) return undefined;
   const pairs = readPlainYaml(text) ?? readPlainJson(text);
   if (pairs === undefined || countPlainNodes(pairs) > MAX_CONFIG_NODES) return undefined;
   const toPosition = (p: PlainPosition | undefined): Position => (p === undefined ? {} : p);
@@ -221,7 +226,7 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
     const { locate, writtenNumber } = entry;
     const converted = entry.value;
     if (!converted.ok) {
-      issues.push(issue(key, locate([]), converted.message));
+      issues.push(issue(key, converted.pos?.line === undefined ? locate([]) : converted.pos, converted.message));
       continue;
     }
     readKey(key, converted.value, locate, writtenNumber, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));

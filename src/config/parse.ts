@@ -1,9 +1,10 @@
 // Reads one config text (YAML 1.1 or JSON, as the reference agent reads it through Kubernetes'
-// YAML reader) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
+// YAML reader, go-yaml v2, whose line breaks, merge keys and numbers line-breaks.ts and go-yaml.ts
+// follow) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
 // path. Every problem is collected, not just the first. Pure: no file access. The plain readers
 // and the reading of keys are in fragment.ts, which the agent's loader uses without this module
 // (and the yaml library) when a text is plain; this module adds the yaml library's reading.
-import { LineCounter, isCollection, isMap, isNode, isScalar, type Document, type Node, type YAMLError } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, type Document, type Node, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
@@ -14,6 +15,8 @@ import { countYamlNodes } from './node-count.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
 import { parseBoundedDocument } from './yaml-limits.js';
 import { byPosition, cutNumberText, describeValue, readEntries, readPlainFragment, type ConfigFragment, type FragmentResult, type Position, type TopEntry } from './fragment.js';
+import { goMapPairs, goNodeAt, goYamlTags, keyText, MergeValueError, toGoValue, type GoPair } from './go-yaml.js';
+import { toLineFeeds } from './line-breaks.js';
 
 export {
   formatKeyPath,
@@ -73,18 +76,25 @@ export function parseConfigFragment(text: string, source: string, opts: ConfigOp
 }
 
 /** Reads one config text with the yaml library: any YAML, every problem located. */
-export function parseFragmentWithYaml(text: string, source: string, opts: ConfigOptions): FragmentResult {
+export function parseFragmentWithYaml(written: string, source: string, opts: ConfigOptions): FragmentResult {
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
   const fragment: ConfigFragment = { source };
+  const lineFeeds = toLineFeeds(written);
+  if (lineFeeds.problem) {
+    const lines = written.slice(0, lineFeeds.problem.offset).split(/\r\n|\r|\n/);
+    return { fragment, issues: [{ source, path: '', line: lines.length, column: lines[lines.length - 1]!.length + 1, message: lineFeeds.problem.message }], warnings };
+  }
+  // Every break go-yaml v2 knows is LF now, at the same offset: positions still point into the text as written.
+  const text = lineFeeds.text;
   // Before the parser builds anything: its memory grows with the number of values, not bytes.
   if (countYamlNodes(text, MAX_CONFIG_NODES) > MAX_CONFIG_NODES) {
     const message = `the config holds more than ${MAX_CONFIG_NODES.toLocaleString('en')} values (list items, keys and scalars); the limit is ${MAX_CONFIG_NODES.toLocaleString('en')}, room for the largest CIDR cap`;
     return { fragment, issues: [{ source, path: '', message }], warnings };
   }
   const lineCounter = new LineCounter();
-  // YAML 1.1 as Kubernetes reads it: `yes`/`on` are booleans. `<<` merge keys stay plain keys.
-  const parsed = parseBoundedDocument(text, { version: '1.1', lineCounter, prettyErrors: false, merge: false });
+  // YAML 1.1 as Kubernetes reads it (go-yaml v2): `yes`/`on` are booleans, `1:30` is a string. Merge keys are applied by go-yaml.ts.
+  const parsed = parseBoundedDocument(text, { version: '1.1', customTags: goYamlTags, lineCounter, prettyErrors: false });
 
   const at = (offset: number | undefined): Position => {
     if (offset === undefined) return {};
@@ -111,31 +121,57 @@ export function parseFragmentWithYaml(text: string, source: string, opts: Config
     return { fragment, issues, warnings };
   }
 
-  const entries = contents.items.map((pair): TopEntry => {
-    const keyNode = pair.key;
+  let pairs: GoPair[];
+  try {
+    pairs = goMapPairs(contents, doc, ({ keyNode, mergeNode }) => {
+      const mergeAt = nodeAt(mergeNode);
+      const key = keyText(keyNode);
+      warnings.push(
+        issue(
+          cutExcerpt(key),
+          nodeAt(keyNode),
+          `${quoteExcerpt(key)} is replaced by the merge key "<<" after it (line ${mergeAt.line ?? '?'}): the reference agent's YAML reader (go-yaml v2) lets a later merge win, so this agent does too; write the key after "<<" to keep it`,
+        ),
+      );
+    });
+  } catch (err) {
+    if (!(err instanceof MergeValueError)) throw err;
+    return { fragment, issues: [issue('', nodeAt(err.node), err.message)], warnings };
+  }
+  const entries = pairs.map((pair): TopEntry => {
+    const keyNode = pair.keyNode;
     const keyPos = nodeAt(keyNode);
     const plainKey = isScalar(keyNode) && keyNode.value !== null && typeof keyNode.value !== 'object';
-    const valueNode = isNode(pair.value) ? pair.value : undefined;
+    const valueNode = pair.valueNode ?? undefined;
     return {
       written: plainKey ? String(keyNode.value) : undefined,
       keyPos,
       // Converted only when read: a key that is refused never builds its value.
       get value() {
-        return valueNode === undefined ? { ok: true as const, value: null } : safeToJs(valueNode, doc);
+        return valueNode === undefined ? { ok: true as const, value: null } : readGoValue(valueNode, doc, nodeAt);
       },
       locate: (rest) => {
         if (valueNode === undefined) return keyPos;
-        let node: unknown = valueNode;
-        if (rest.length > 0 && isCollection(valueNode)) node = valueNode.getIn(rest, true);
+        const node = goNodeAt(valueNode, rest, doc);
         const pos = nodeAt(node);
         // A missing value (`key:` and nothing) has no useful range of its own: point at the key.
         return pos.line === undefined || (rest.length === 0 && isScalar(node) && node.value === null) ? keyPos : pos;
       },
-      writtenNumber: (rest) => numberText(rest.length > 0 && isCollection(valueNode) ? valueNode.getIn(rest, true) : valueNode, text),
+      writtenNumber: (rest) => numberText(goNodeAt(valueNode, rest, doc), text),
     };
   });
   const result = readEntries(entries, source, opts);
   return { fragment: result.fragment, issues: result.issues, warnings: [...warnings, ...result.warnings].sort(byPosition) };
+}
+
+/** Converts a value to plain data as go-yaml v2 reads it; a merge v2 refuses, or an unresolved alias, becomes a message (with where, if it is not the value's start). */
+function readGoValue(node: Node, doc: Document, nodeAt: (node: unknown) => Position): { ok: true; value: unknown } | { ok: false; message: string; pos?: Position } {
+  try {
+    return { ok: true, value: toGoValue(node, doc) };
+  } catch (err) {
+    if (err instanceof MergeValueError) return { ok: false, message: err.message, pos: nodeAt(err.node) };
+    return { ok: false, message: `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}` };
+  }
 }
 
 /** Converts a YAML node to plain data; unresolved or excessive aliases become a message. */

@@ -58,12 +58,12 @@ const YAML11_NULLS = new Set(['~', 'null', 'Null', 'NULL']);
 const PLAIN_INT = /^(?:0|[1-9][0-9]{0,14})$/;
 
 /**
- * YAML 1.1's numbers without a sign, as the yaml library's yaml-1.1 schema reads them: binary,
- * octal, decimal and hex integers, sexagesimal integers and floats, floats with and without an
- * exponent (which may start with its `e`). With timestamps (which all hold a `-`), the only typed
- * forms that start with a digit.
+ * YAML 1.1's numbers without a sign, as the config is read (the yaml library's yaml-1.1 schema as
+ * go-yaml v2 resolves it, go-yaml.ts: no base-60 forms, and Go's `0o`, `0O`, `0X`, `0B`): binary,
+ * octal, decimal and hex integers, floats with and without an exponent (which may start with its
+ * `e`). With timestamps (which all hold a `-`), the only typed forms that start with a digit.
  */
-const YAML11_NUMBER = /^(?:0b[0-1_]+|0[0-7_]+|[0-9][0-9_]*|0x[0-9a-fA-F_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+|(?:[0-9][0-9_]*)?\.[0-9_]*)$/;
+const YAML11_NUMBER = /^(?:0[bB][0-1_]+|0[oO][0-7_]+|0[0-7_]+|[0-9][0-9_]*|0[xX][0-9a-fA-F_]+|(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+|(?:[0-9][0-9_]*)?\.[0-9_]*)$/;
 
 /**
  * The yaml library's typing of one plain scalar in YAML 1.1, as the config is read, for the forms
@@ -133,7 +133,8 @@ export function readPlainYaml(text: string): PlainPair[] | undefined {
   while (start <= text.length) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
-    // `\r\n` ends a line as `\n` does; a lone `\r` is not a line break to the library.
+    // `\r\n` ends a line as `\n` does. Other breaks (a lone `\r`, NEL, LS, PS) are written as `\n`
+    // by the caller (line-breaks.ts); here they are content, and leave the subset.
     const content = end < text.length && end > start && text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end);
     // Blank lines and comment lines carry nothing; the library skips them the same way.
     let first = 0;

@@ -71,7 +71,7 @@ const mutated = fc
   .tuple(
     fc.oneof(yamlDoc, jsonDoc),
     fc.array(
-      fc.tuple(fc.nat(), fc.nat(8), fc.constantFrom('', ':', '-', '[', ']', '{', '}', '"', "'", '\t', '\n', '  ', '#', '&', '*', '!', '%', '@', '`', '\u0000', '\ufeff', 'µ')),
+      fc.tuple(fc.nat(), fc.nat(8), fc.constantFrom('', ':', '-', '[', ']', '{', '}', '"', "'", '\t', '\n', '  ', '#', '&', '*', '!', '%', '@', '`', '\u0000', '\ufeff', 'µ', '\r', '\u0085', '\u2028', '\u2029', '<<: ', '<<: *a', '&a ')),
       { maxLength: 4 },
     ),
   )

@@ -8,6 +8,7 @@ import { parseConfigFragment, parseFragmentWithYaml } from '../../src/config/par
 import { parseDocument } from 'yaml';
 import { readPlainYaml, typePlainScalar } from '../../src/config/plain-yaml.js';
 import { readPlainJson } from '../../src/config/plain-json.js';
+import { goYamlTags } from '../../src/config/go-yaml.js';
 import type { ConfigOptions } from '../../src/config/config.js';
 
 const SEED = 20261201;
@@ -44,13 +45,15 @@ const entry = fc.oneof(
   fc.array(snatItem, { minLength: 1, maxLength: 3 }).map((items) => `snat:\n${items.join('\n')}`),
   fc.constantFrom('# comment', '', '   ', '---', 'key:', '  - 10.0.0.0/8', 'a: &x [10.0.0.0/8]', 'b: *x', 'c: !!str 1', 'd: |\n  x', 'nonMasqueradeCIDRs: {a: 1}'),
 );
+/** Every line break go-yaml v2 knows: LF, CRLF, and CR, NEL, LS, PS, which the readers see as LF. */
+const EOLS = ['\n', '\r\n', '\r', '\u0085', '\u2028', '\u2029'] as const;
 const doc = fc
-  .tuple(fc.array(entry, { maxLength: 6 }), fc.constantFrom('\n', '\r\n'), fc.boolean())
+  .tuple(fc.array(entry, { maxLength: 6 }), fc.constantFrom(...EOLS), fc.boolean())
   .map(([entries, eol, final]) => entries.join('\n').replace(/\n/g, eol) + (final ? eol : ''));
 
 /** A document with a few characters inserted or removed anywhere. */
 const mutated = fc
-  .tuple(doc, fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.constantFrom('', ' ', '-', ':', '#', '"', "'", '[', ']', ',', '\n', '\t', '/', 'µ', '\ufeff')), { maxLength: 3 }))
+  .tuple(doc, fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.constantFrom('', ' ', '-', ':', '#', '"', "'", '[', ']', ',', '\n', '\t', '/', 'µ', '\ufeff', ...EOLS, '<<: ', '&a ', '*a')), { maxLength: 3 }))
   .map(([text, edits]) => edits.reduce((t, [at, len, ins]) => (t.length === 0 ? ins : t.slice(0, at % t.length) + ins + t.slice((at % t.length) + len)), text));
 
 const jsonCidr = fc.oneof(cidr, fc.constantFrom('a\\b', 'tab\there', 'é'));
@@ -60,10 +63,10 @@ const jsonValue = fc.oneof(
   fc.constantFrom(0, 64, 100000, 1e21, -1, 1.5, 9007199254740993, true, false, null, '60s', '1m', 'yes', [], {}, [[]], [1], { a: [['10.0.0.0/8']] }),
 );
 const jsonDoc = fc
-  .tuple(fc.dictionary(key, jsonValue, { maxKeys: 5 }), fc.constantFrom(undefined, 0, 1, 2, 4), fc.constantFrom('\n', '\r\n'), fc.boolean())
+  .tuple(fc.dictionary(key, jsonValue, { maxKeys: 5 }), fc.constantFrom(undefined, 0, 1, 2, 4), fc.constantFrom(...EOLS), fc.boolean())
   .map(([o, indent, eol, final]) => JSON.stringify(o, null, indent).replace(/\n/g, eol) + (final ? eol : ''));
 const mutatedJson = fc
-  .tuple(jsonDoc, fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.constantFrom('', ' ', ':', ',', '"', '[', ']', '{', '}', '\n', '\t', '\\', '1', 'e')), { maxLength: 3 }))
+  .tuple(jsonDoc, fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.constantFrom('', ' ', ':', ',', '"', '[', ']', '{', '}', '\n', '\t', '\\', '1', 'e', ...EOLS)), { maxLength: 3 }))
   .map(([text, edits]) => edits.reduce((t, [at, len, ins]) => (t.length === 0 ? ins : t.slice(0, at % t.length) + ins + t.slice((at % t.length) + len)), text));
 
 describe('the plain-subset reader', () => {
@@ -95,19 +98,19 @@ describe('the plain-subset reader', () => {
 
   it('types a plain scalar as the yaml library does (YAML 1.1), or leaves it to the library', () => {
     const library = (raw: string): { value: unknown } | undefined => {
-      const d = parseDocument(raw, { version: '1.1', merge: false });
+      const d = parseDocument(raw, { version: '1.1', customTags: goYamlTags });
       return d.errors.length > 0 || d.warnings.length > 0 ? undefined : { value: d.toJS() as unknown };
     };
     const check = (raw: string): void => {
       const ours = typePlainScalar(raw);
       if (ours !== undefined) assert.deepStrictEqual(ours, library(raw), JSON.stringify(raw));
     };
-    const edges = ['60s', '1m30s', '2µs', '5μs', '10ns', '1h', '1d', '0', '00', '010', '09', '64', '123456789012345', '1234567890123456', '1_000', '1e3', '1E3', '1.', '1.5', '0x1f', '0x1g', '0b101', '0o7', '1:30', '1:30s',
+    const edges = ['60s', '1m30s', '2µs', '5μs', '10ns', '1h', '1d', '0', '00', '010', '09', '64', '123456789012345', '1234567890123456', '1_000', '1e3', '1E3', '1.', '1.5', '0x1f', '0x1g', '0b101', '0o7', '0O7', '0o_7', '0o', '0X1F', '0x1F', '0B11', '0B', '0o8', '1:30', '1:30s', '1:30.5', '190:20:30', '1:60', '<<',
       '2001-12-14', '2001-12-14t21:59:43.10-05:00', '2001-12-14Z', 'y', 'Y', 'n', 'N', 'yes', 'Yes', 'YES', 'yES', 'no', 'on', 'ON', 'oN', 'off', 'true', 'True', 'tRUE', 'false', 'FALSE',
       'null', 'Null', 'NULL', 'nULL', '~', '.inf', '-.inf', '.nan', 'NaN', 'inf', 'x', 'iptables', 'a:b', 'a.b', 'Z', 'T', '+1', '-1', '.5', ':x', '10.0.0.0/8', 'fd00::/8', '2001:db8::9', '192.0.2.9', '1.2.3.4.5'];
     for (const raw of edges) check(raw);
     // Not vacuous: the forms configs are written in are typed here, not left to the library.
-    for (const [raw, value] of [['60s', '60s'], ['1m30s', '1m30s'], ['64', 64], ['true', true], ['off', false], ['iptables', 'iptables'], ['10.0.0.0/8', '10.0.0.0/8'], ['192.0.2.9', '192.0.2.9'], ['2001:db8::9', '2001:db8::9']] as const) {
+    for (const [raw, value] of [['60s', '60s'], ['1m30s', '1m30s'], ['1:30', '1:30'], ['190:20:30.15', '190:20:30.15'], ['64', 64], ['true', true], ['off', false], ['iptables', 'iptables'], ['10.0.0.0/8', '10.0.0.0/8'], ['192.0.2.9', '192.0.2.9'], ['2001:db8::9', '2001:db8::9']] as const) {
       assert.deepStrictEqual(typePlainScalar(raw), { value }, raw);
     }
     const plainScalar = fc.tuple(fc.constantFrom(...'0123456789aAbBeEfFhmnNsStTuxXyYZ.:+-_/µ'), fc.string({ unit: fc.constantFrom(...'0123456789aAbBeEfFhlmnNoOrsStTuxXyYZ.:+-_/µ'), maxLength: 8 })).map(([a, b]) => a + b);
