@@ -174,7 +174,8 @@ export function ruleComment(line: string): string | undefined {
  */
 export function findRenamedJumps(postrouting: readonly string[], chain: string): ParsedRule[] {
   const ours = jumpComment(chain);
-  return postroutingRules(postrouting).filter((r) => {
+  // Every read asks this: only lines that hold the comment's text are parsed (the quoted form holds it too).
+  return postroutingRules(postrouting.filter((l) => l.includes(ours))).filter((r) => {
     if (r.target === chain) return false;
     const c = ruleComment(r.line);
     return c === ours || c === `"${ours}"`;
