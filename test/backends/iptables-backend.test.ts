@@ -633,3 +633,15 @@ test('a jump repair that does not show in the listing after it fails the sync, a
 function backend0() {
   return setup().backend;
 }
+
+test('cleanup also takes back our chain renamed (its jump, then it), and leaves a chain behind our jump\'s comment that is not all ours', async () => {
+  const { backend, fake } = setup();
+  const theirs = OUR_JUMP.replace(/-j IP-MASQ-AGENT$/, '-j THEIRS');
+  fake.tables['ipv4'] = {
+    chainLines: ['-N IP-MASQ-AGENT'],
+    postrouting: [RENAMED_JUMP, OUR_JUMP, theirs],
+    others: { OLD: renamedChain(v4), THEIRS: ['-N THEIRS', '-A THEIRS -j MASQUERADE'] },
+  };
+  await backend.cleanup('ipv4');
+  assert.deepEqual(fake.tables['ipv4'], { chainLines: undefined, postrouting: [theirs], others: { THEIRS: ['-N THEIRS', '-A THEIRS -j MASQUERADE'] } });
+});

@@ -503,8 +503,10 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       lastPostrouting.delete(family);
       prepared.delete(family);
       // Every form at once (ours, older releases', duplicates, bare); again if more came meanwhile.
+      let listing: string[];
       for (let round = 0; ; round++) {
-        const jumps = findRulesWithTarget(await postrouting(family), 'POSTROUTING', chain).map((r) => r.line);
+        listing = await postrouting(family);
+        const jumps = findRulesWithTarget(listing, 'POSTROUTING', chain).map((r) => r.line);
         if (jumps.length === 0) break;
         if (round >= MAX_JUMP_ROUNDS) {
           throw new CommandError([], null, '', 'other', `${name}: POSTROUTING jumps to ${chain} still present after ${MAX_JUMP_ROUNDS} rounds of deletes (does another agent keep adding them?)`);
@@ -513,6 +515,9 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       }
       await chainCommand(family, '-F');
       await chainCommand(family, '-X');
+      // Our chain renamed still masquerades: it goes too. A chain that is not clearly ours stays.
+      const renamed = removalOf(await inspectRenamed(family, listing));
+      if (renamed.lines.length > 0) await restore(family, `${['*nat', ...renamed.lines, 'COMMIT'].join('\n')}\n`);
     },
   };
   return backend;
