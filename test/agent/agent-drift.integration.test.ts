@@ -109,6 +109,22 @@ for (const mode of MODES) {
     });
   });
 
+  test(`iptables-${mode}: cleanup after our chain was renamed: the renamed chain and its jump are named and removed, and nothing masquerades any more`, { skip, timeout: 120_000 }, async () => {
+    await withScene(async ({ topo, cm, startAgent }) => {
+      cm.write(config(FIRST, '1m'));
+      const agent = startAgent([`--config=${cm.file}`, `--iptables-mode=${mode}`]);
+      await agent.waitForLog('rules applied');
+      await agent.stop();
+      natCommand(topo.node, mode, 'ipv4', '-E', CHAIN, 'OLD');
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4, 'the renamed chain masquerades');
+      const r = runAgentToExit(topo.node, ['cleanup']);
+      assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^removed chain OLD \\(ours, renamed\\) and its jump \\(iptables-${mode} IPv4\\)$`, 'm'));
+      assert.deepEqual(natSave(topo.node, mode).filter((l) => l.includes('OLD') || l.includes(CHAIN)), []);
+      assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.pod4, 'nothing of ours masquerades');
+    });
+  });
+
   test(`iptables-${mode}: a wrapper whose -S POSTROUTING prints nothing: every sync fails, /healthz turns red, no jump is added; fixed, the agent recovers with one jump`, { skip, timeout: 120_000 }, async () => {
     const shim = createShim(iptablesBinary(mode, 'ipv4'), '  case "$*" in *"-S POSTROUTING"*) exit 0 ;; esac');
     try {
