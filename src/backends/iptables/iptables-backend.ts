@@ -4,7 +4,12 @@
 // on nft in one more restore after the chain's, on legacy inside the chain's restore (legacy
 // lists POSTROUTING before it). Reads back only our chain and POSTROUTING: a full
 // `iptables-save -t nat` costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms
-// (netfilter-facts.md).
+// (netfilter-facts.md). What else decides traffic on our behalf is read too: a POSTROUTING rule
+// with our jump's comment that leads to another chain is our chain renamed (`iptables -E`), deleted
+// with that chain when every rule in it is ours, else a failed sync. A POSTROUTING listing without
+// its policy line is a failed read, a jump is added only when `-C` agrees none is there, and every
+// change to POSTROUTING is verified by a listing after it: a repair that does not take fails the
+// sync instead of being repeated at every one.
 import type { Backend, BackendFacts, OwnedState, RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
@@ -229,12 +234,12 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     const found: RenamedJump[] = [];
     for (const rule of findRenamedJumps(listing, chain)) {
       const target = rule.target;
-      let listing: string[] | undefined;
+      let rules: string[] | undefined;
       if (target !== undefined && !TARGET_NAMES.includes(target) && !BUILTIN_CHAINS.includes(target)) {
         const r = await run(nat(family, '-S', target), { okExitCodes: [0, 1] });
-        if (r.exitCode === 0) listing = outputLines(r.stdout);
+        if (r.exitCode === 0) rules = outputLines(r.stdout);
       }
-      found.push({ line: rule.line, target: target ?? '(none)', verdict: judgeRenamedChain(target, listing) });
+      found.push({ line: rule.line, target: target ?? '(none)', verdict: judgeRenamedChain(target, rules) });
     }
     return found;
   }
