@@ -7,7 +7,7 @@ import type { Runner } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import type { CleanupTarget } from './backend.js';
 import type { IptablesMode } from './iptables/detect.js';
-import { parseRuleLine } from './iptables/rules.js';
+import { findRenamedJumps, judgeRenamedChain, parseRuleLine } from './iptables/rules.js';
 import { NFT_TABLE_REF } from './nftables/names.js';
 
 export type { CleanupTarget, Inspection } from './backend.js';
@@ -27,6 +27,22 @@ export function findInSaveOutput(save: string, chain: string): { chain: boolean;
   return found;
 }
 
+/**
+ * The chains in a `*-save` output's nat table that are ours under another name (`iptables -E`): a
+ * POSTROUTING rule with our jump's comment leads to each, and every rule in it is ours.
+ */
+export function findRenamedInSaveOutput(save: string, chain: string): string[] {
+  let table = '';
+  const nat: string[] = [];
+  for (const line of save.split('\n')) {
+    if (line.startsWith('*')) table = line.slice(1).trim();
+    else if (table === 'nat' && line.startsWith('-A ')) nat.push(line);
+  }
+  return findRenamedJumps(nat, chain)
+    .map((r) => r.target)
+    .filter((t): t is string => t !== undefined && judgeRenamedChain(t, nat.filter((l) => parseRuleLine(l)?.chain === t)).ours);
+}
+
 /** Our chain and jump in one iptables variant and family; `remove` is that backend's cleanup of the family. */
 export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Family, chain: string, remove: () => Promise<void>): CleanupTarget {
   const save = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}-save`;
@@ -43,10 +59,12 @@ export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Fam
         throw e;
       }
       const f = findInSaveOutput(out, chain);
-      if (!f.chain && f.jumps === 0) return { state: 'absent' };
+      const renamed = findRenamedInSaveOutput(out, chain);
+      if (!f.chain && f.jumps === 0 && renamed.length === 0) return { state: 'absent' };
       const parts = [
         ...(f.jumps > 0 ? [`${f.jumps === 1 ? 'the jump' : `${f.jumps} jumps`} in POSTROUTING`] : []),
         ...(f.chain ? [`chain ${chain} (${f.rules} rule${f.rules === 1 ? '' : 's'})`] : []),
+        ...renamed.map((t) => `chain ${t} (ours, renamed) and its jump`),
       ];
       return { state: 'present', what: parts.join(' and ') };
     },

@@ -67,11 +67,11 @@ test('read on a clean legacy host (other wording for a missing chain) returns no
   assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S']);
 });
 
-test('apply on a clean host: one restore with the payload, then -S POSTROUTING, then -A of the jump', async () => {
+test('apply on a clean host: one restore with the payload, then -S POSTROUTING, -C (the kernel agrees no jump is there), -A of the jump, and -S to verify it', async () => {
   const { backend, calls, fake } = setup();
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft -A']);
-  const [restore, list, append] = calls;
+  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft -C', 'iptables-nft -A', 'iptables-nft -S']);
+  const [restore, list, , append] = calls;
   assert.deepEqual(restore?.argv, ['iptables-nft-restore', '-w', '5', '--noflush']);
   assert.equal(restore?.options.input, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }));
   assert.deepEqual(list?.argv, ['iptables-nft', '-w', '5', '-t', 'nat', '-S', 'POSTROUTING']);
@@ -108,13 +108,13 @@ test('every command passes -w and a timeout', async () => {
 test('IPv6 uses ip6tables-MODE binaries; legacy mode uses the legacy ones', async () => {
   const nft = setup();
   await nft.backend.apply(v6);
-  assert.deepEqual(ops(nft.calls), ['ip6tables-nft-restore', 'ip6tables-nft -S', 'ip6tables-nft -A']);
+  assert.deepEqual(ops(nft.calls), ['ip6tables-nft-restore', 'ip6tables-nft -S', 'ip6tables-nft -C', 'ip6tables-nft -A', 'ip6tables-nft -S']);
   const legacy = setup({ mode: 'legacy' });
   assert.equal(legacy.backend.name, 'iptables-legacy');
   await legacy.backend.apply(v4);
   await legacy.backend.read('ipv6');
   // Legacy lists POSTROUTING before the restore.
-  assert.deepEqual(ops(legacy.calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -A', 'ip6tables-legacy -S', 'ip6tables-legacy -S']);
+  assert.deepEqual(ops(legacy.calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -C', 'iptables-legacy -A', 'iptables-legacy -S', 'ip6tables-legacy -S', 'ip6tables-legacy -S']);
   assert.equal(nft.backend.name, 'iptables-nft');
 });
 
@@ -143,12 +143,12 @@ test('a quiet sync (read, then findShadowing) lists POSTROUTING once; findShadow
   assert.deepEqual(ops(calls), ['iptables-nft -S']);
 });
 
-test('apply with the jump in place: findShadowing uses the listing apply took; after a repair it lists again', async () => {
+test('findShadowing uses the listing apply took last: with the jump in place, or the one that verified a repair', async () => {
   const { backend, calls } = setup();
-  await backend.apply(v4); // adds the jump: what apply listed is stale
+  await backend.apply(v4); // adds the jump, then lists POSTROUTING to verify it
   calls.length = 0;
   await backend.findShadowing!('ipv4');
-  assert.deepEqual(ops(calls), ['iptables-nft -S']);
+  assert.deepEqual(ops(calls), []);
   await backend.apply(v4);
   calls.length = 0;
   await backend.findShadowing!('ipv4');
@@ -189,7 +189,7 @@ test('a busy lock is retried with backoff and then succeeds', async () => {
   const sleeps: number[] = [];
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true, sleep: async (ms) => void sleeps.push(ms) });
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy -A']);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy -C', 'iptables-legacy -A', 'iptables-legacy -S']);
   assert.deepEqual(sleeps, [250, 500]);
   assert.equal(jumpsIn(fake.tables['ipv4']).length, 1);
 });
@@ -203,7 +203,7 @@ test('a lock busy on -S POSTROUTING is retried too', async () => {
   });
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true, sleep: async () => {} });
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -A']);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -C', 'iptables-legacy -A', 'iptables-legacy -S']);
 });
 
 test('a lock that stays busy ends in a lock-busy CommandError after the bounded tries', async () => {
@@ -340,7 +340,7 @@ test('an invalid chain name is refused when the backend is created', () => {
   );
 });
 
-test('apply after an older release (quoted-comment jump): same payload, then one restore replaces that jump by ours in place', async () => {
+test('apply after an older release (quoted-comment jump): same payload, then one restore replaces that jump by ours in place, and a listing verifies it', async () => {
   const { backend, calls, fake } = setup();
   const t = fake.tables['ipv4'] ?? (fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [] });
   const kube = '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING';
@@ -351,7 +351,7 @@ test('apply after an older release (quoted-comment jump): same payload, then one
   assert.deepEqual(await backend.read('ipv4'), [QUOTED_JUMP, ...backend.expected(v4).slice(1)]);
   calls.length = 0;
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft-restore']);
+  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft-restore', 'iptables-nft -S']);
   assert.equal(calls[0]?.options.input, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }), 'the chain payload is the usual one');
   assert.equal(calls[2]?.options.input, `*nat\n${QUOTED_JUMP.replace('-A ', '-D ')}\n${OUR_JUMP.replace('-A POSTROUTING', '-I POSTROUTING 2')}\nCOMMIT\n`);
   assert.deepEqual(t.postrouting, [kube, OUR_JUMP, cni], 'ours where the old one was, nothing else moved');
@@ -416,14 +416,14 @@ test('read asks for our chain and for POSTROUTING at once, before either answers
   assert.deepEqual(await pump(reading, gate), []);
 });
 
-test('first sync on a clean host: read, then one restore that writes the chain and the jump together (no listing, no -A)', async () => {
+test('first sync on a clean host: read, then one restore that writes the chain and the jump together (no -C, no -A), and one listing that verifies it', async () => {
   for (const position of ['append', 'first'] as const) {
     const { backend, calls, fake } = setup();
     fake.tables['ipv4'] = { chainLines: undefined, postrouting: ['-A POSTROUTING -j KUBE-POSTROUTING'] };
     const policy: FamilyPolicy = { ...v4, postroutingPosition: position };
     const seen = await backend.read('ipv4');
     await backend.apply(policy, seen);
-    assert.deepEqual(ops(calls), ['iptables-nft -S', 'iptables-nft -S', 'iptables-nft -C', 'iptables-nft-restore'], position);
+    assert.deepEqual(ops(calls), ['iptables-nft -S', 'iptables-nft -S', 'iptables-nft -C', 'iptables-nft-restore', 'iptables-nft -S'], position);
     const want = position === 'first' ? [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING'] : ['-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP];
     assert.deepEqual(fake.tables['ipv4']?.postrouting, want, position);
     assert.deepEqual(fake.tables['ipv4']?.chainLines, ['-N IP-MASQ-AGENT'], position);
@@ -439,7 +439,7 @@ test('apply after a read that saw a jump (of any form) still lists POSTROUTING a
   const seen = await backend.read('ipv4');
   calls.length = 0;
   await backend.apply(v4, seen);
-  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft-restore']);
+  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft-restore', 'iptables-nft -S']);
   assert.deepEqual(jumpsIn(fake.tables['ipv4']), [OUR_JUMP]);
 });
 
@@ -462,7 +462,7 @@ test('legacy, a changed config: duplicated and older-form jumps are replaced by 
     const policy: FamilyPolicy = { ...v4, postroutingPosition: position };
     fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: ['-A POSTROUTING -j KUBE-POSTROUTING', QUOTED_JUMP, '-A POSTROUTING -j CNI', OUR_JUMP, OUR_JUMP, BARE_JUMP, LOOKALIKE] };
     await backend.apply(policy);
-    assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore'], position);
+    assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -S'], position);
     const at = position === 'first' ? 1 : 2;
     const repair = [QUOTED_JUMP, OUR_JUMP, OUR_JUMP, BARE_JUMP].map((l) => l.replace('-A ', '-D ')).concat(OUR_JUMP.replace('-A POSTROUTING', `-I POSTROUTING ${at}`));
     assert.equal(calls[1]?.options.input, renderRestorePayload(policy, { chain: 'IP-MASQ-AGENT', randomFully: true }).replace(/COMMIT\n$/, `${repair.join('\n')}\nCOMMIT\n`), position);
@@ -471,11 +471,11 @@ test('legacy, a changed config: duplicated and older-form jumps are replaced by 
   }
 });
 
-test('legacy, a changed config: a jump found missing before the restore is added after it, with no second listing', async () => {
+test('legacy, a changed config: a jump found missing before the restore is added after it, once -C agrees it is missing, and then verified', async () => {
   const { backend, calls, fake } = setup({ mode: 'legacy' });
   fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: ['-A POSTROUTING -j KUBE-POSTROUTING'] };
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -A']);
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -C', 'iptables-legacy -A', 'iptables-legacy -S']);
   assert.equal(calls[1]?.options.input, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }), 'what render() says');
   assert.deepEqual(fake.tables['ipv4']?.postrouting, ['-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP]);
 });
@@ -497,13 +497,13 @@ test('legacy: a jump deleted between the listing and the restore fails that rest
   assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP]);
 });
 
-test('legacy, drift repaired after a read: the read\'s POSTROUTING listing plans the repair, which joins the chain\'s restore (no listing after it)', async () => {
+test('legacy, drift repaired after a read: the read\'s POSTROUTING listing plans the repair, which joins the chain\'s restore (one listing after it verifies it)', async () => {
   const { backend, calls, fake } = setup({ mode: 'legacy' });
   fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP] };
   const seen = await backend.read('ipv4');
   calls.length = 0;
   await backend.apply(v4, seen);
-  assert.deepEqual(ops(calls), ['iptables-legacy-restore']);
+  assert.deepEqual(ops(calls), ['iptables-legacy-restore', 'iptables-legacy -S']);
   assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING']);
 });
 
@@ -526,7 +526,7 @@ test('legacy: a read after prepareSync uses its listing, once (the apply after t
   const seen = await backend.read('ipv4');
   assert.deepEqual(seen.slice(0, 2), [OUR_JUMP, OUR_JUMP], 'the duplicate shows');
   await backend.apply(v4, seen);
-  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore'], 'one POSTROUTING listing for prepare, read and apply');
+  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -S'], 'one POSTROUTING listing for prepare, read and apply; one more verifies the repair');
   assert.deepEqual(fake.tables['ipv4'].postrouting, [OUR_JUMP]);
   calls.length = 0;
   await backend.read('ipv4');
@@ -534,4 +534,114 @@ test('legacy: a read after prepareSync uses its listing, once (the apply after t
   const nft = setup();
   nft.backend.prepareSync!('ipv4');
   assert.deepEqual(nft.calls, []);
+});
+
+/** Our jump and chain after `iptables -t nat -E IP-MASQ-AGENT OLD`: the jump keeps its comment and leads to OLD. */
+const RENAMED_JUMP = OUR_JUMP.replace(/-j IP-MASQ-AGENT$/, '-j OLD');
+function renamedChain(policy: FamilyPolicy): string[] {
+  return ['-N OLD', ...renderSaveLines(policy, { chain: 'OLD', randomFully: true }).filter((l) => l.startsWith('-A OLD '))];
+}
+
+test('our chain renamed (iptables -E): read shows its jump and a note; apply deletes jump and chain in the chain\'s own restore, verified by one listing', async () => {
+  for (const mode of ['nft', 'legacy'] as const) {
+    const { backend, calls, fake } = setup({ mode });
+    const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
+    fake.tables['ipv4'] = { chainLines: undefined, postrouting: [kube, RENAMED_JUMP], others: { OLD: renamedChain(v4) } };
+    const seen = await backend.read('ipv4');
+    assert.deepEqual(seen, [RENAMED_JUMP, '# ip-masq-agent: a POSTROUTING rule with our jump\'s comment leads to nat chain OLD (3 rules, all ours: our chain renamed); the sync deletes that rule and chain'], mode);
+    calls.length = 0;
+    await backend.apply(v4, seen);
+    assert.deepEqual(ops(calls).map((o) => o.replace(/^ip(6?)tables-(nft|legacy)/, 'T')), ['T -S', 'T-restore', 'T -S'], `${mode}: OLD listed again, one restore, one listing that verifies`);
+    const payload = calls[1]?.options.input ?? '';
+    assert.equal(payload, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }).replace(/COMMIT\n$/, `${OUR_JUMP}\n${RENAMED_JUMP.replace('-A ', '-D ')}\n-F OLD\n-X OLD\nCOMMIT\n`), mode);
+    assert.deepEqual(fake.tables['ipv4'], { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [kube, OUR_JUMP], others: {} }, mode);
+  }
+});
+
+test('our chain renamed, then a config change applied without a read (nft): the listing after the restore finds it, a second restore deletes it, a listing verifies', async () => {
+  const { backend, calls, fake } = setup();
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [RENAMED_JUMP, OUR_JUMP], others: { OLD: renamedChain(v4) } };
+  await backend.apply(v4);
+  assert.deepEqual(ops(calls), ['iptables-nft-restore', 'iptables-nft -S', 'iptables-nft -S', 'iptables-nft-restore', 'iptables-nft -S']);
+  assert.equal(calls[3]?.options.input, `*nat\n${RENAMED_JUMP.replace('-A ', '-D ')}\n-F OLD\n-X OLD\nCOMMIT\n`);
+  assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP]);
+  assert.deepEqual(fake.tables['ipv4']?.others, {});
+});
+
+test('a rule with our jump\'s comment that leads to a chain not all ours: read says so, apply writes our chain, leaves that one, and fails the sync naming it', async () => {
+  const { backend, fake } = setup();
+  const foreign = ['-N OLD', ...renamedChain(v4).slice(1), '-A OLD -d 192.0.2.0/24 -j SNAT --to-source 203.0.113.1'];
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [RENAMED_JUMP, OUR_JUMP], others: { OLD: foreign } };
+  const seen = await backend.read('ipv4');
+  assert.equal(seen[1], RENAMED_JUMP);
+  assert.match(seen[2] ?? '', /^# ip-masq-agent: a POSTROUTING rule with our jump's comment leads to nat chain OLD, not ours \(its rule -A OLD -d 192\.0\.2\.0\/24 -j SNAT --to-source 203\.0\.113\.1 is not one of ours\); the agent leaves it, and its syncs fail until it is removed$/);
+  await assert.rejects(backend.apply(v4, seen), /^Error: nat POSTROUTING rule -A POSTROUTING .* -j OLD carries our jump's comment but leads to OLD, not IP-MASQ-AGENT, and its rule -A OLD -d 192\.0\.2\.0\/24 -j SNAT --to-source 203\.0\.113\.1 is not one of ours: the agent does not touch it/);
+  assert.deepEqual(fake.tables['ipv4']?.postrouting, [RENAMED_JUMP, OUR_JUMP], 'nothing of theirs deleted');
+  assert.deepEqual(fake.tables['ipv4']?.others, { OLD: foreign });
+});
+
+test('a POSTROUTING listing without its "-P POSTROUTING" line (empty, or NULs) is a failed read: read and apply fail, and no jump is added however often they run', async () => {
+  for (const stdout of ['', '\0'.repeat(300), '\0P POSTROUTING ACCEPT\n']) {
+    const fake = fakeIptables();
+    const { runner } = scriptedRunner((argv, o) => (argv[5] === '-S' && argv[6] === 'POSTROUTING' ? { stdout } : fake.handle(argv, o)));
+    const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
+    await backend.apply({ ...v4 }).catch(() => undefined);
+    for (let sync = 0; sync < 20; sync++) {
+      const read = backend.read('ipv4');
+      await assert.rejects(read, (e: unknown) => {
+        assert.ok(e instanceof CommandError);
+        assert.equal(e.failure, 'other');
+        assert.match(e.message, /^iptables-nft -w 5 -t nat -S POSTROUTING: printed no "-P POSTROUTING" policy line \((nothing|\d+ bytes without it: ".*"( \(cut, \d+ bytes\))?)\), so it is no listing of the chain; nothing was changed$/);
+        assert.ok(e.message.length < 300, 'the output is not echoed whole');
+        return true;
+      });
+      await assert.rejects(backend.apply(v4), /no "-P POSTROUTING" policy line/);
+    }
+    assert.equal(jumpsIn(fake.tables['ipv4']).length, 0, JSON.stringify(stdout.slice(0, 20)));
+  }
+});
+
+test('a listing that hides our jump (policy line only) never adds a second one: -C finds ours and the sync fails, at every sync', async () => {
+  const fake = fakeIptables();
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT', ...backend0().expected(v4).slice(1)], postrouting: [OUR_JUMP] };
+  const { runner } = scriptedRunner((argv, o) => (argv[5] === '-S' && argv[6] === 'POSTROUTING' ? { stdout: '-P POSTROUTING ACCEPT\n' } : fake.handle(argv, o)));
+  const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
+  for (let sync = 0; sync < 20; sync++) {
+    const seen = await backend.read('ipv4');
+    await assert.rejects(backend.apply(v4, seen), /^CommandError: -S POSTROUTING showed no jump to IP-MASQ-AGENT, but iptables-nft -w 5 -t nat -C POSTROUTING .* finds ours: the listing lost lines \(a wrapper around iptables-nft\?\); not adding a second jump$/);
+    await assert.rejects(backend.apply(v4), /not adding a second jump/);
+  }
+  assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP]);
+});
+
+test('a jump repair that does not show in the listing after it fails the sync, and is not repeated blindly', async () => {
+  const fake = fakeIptables();
+  fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [] };
+  // A wrapper that drops our jump from every listing: the first repair is made, and then found missing.
+  const { runner } = scriptedRunner((argv, o) => {
+    const reply = fake.handle(argv, o);
+    if (argv[5] !== '-S' || argv[6] !== 'POSTROUTING' || reply instanceof CommandError) return reply;
+    return { ...reply, stdout: (reply.stdout ?? '').split('\n').filter((l) => !l.endsWith('-j IP-MASQ-AGENT')).join('\n') };
+  });
+  const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
+  await assert.rejects(backend.apply(v4, await backend.read('ipv4')), /^Error: iptables-nft: the repair of nat POSTROUTING did not take: listed after it, POSTROUTING shows 0 jumps to IP-MASQ-AGENT, where exactly one jump, ours, was written; not repeating it/);
+  for (let sync = 0; sync < 5; sync++) await assert.rejects(backend.apply(v4, await backend.read('ipv4')), /not adding a second jump/);
+  assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP]);
+});
+
+/** A backend for expected() only. */
+function backend0() {
+  return setup().backend;
+}
+
+test('cleanup also takes back our chain renamed (its jump, then it), and leaves a chain behind our jump\'s comment that is not all ours', async () => {
+  const { backend, fake } = setup();
+  const theirs = OUR_JUMP.replace(/-j IP-MASQ-AGENT$/, '-j THEIRS');
+  fake.tables['ipv4'] = {
+    chainLines: ['-N IP-MASQ-AGENT'],
+    postrouting: [RENAMED_JUMP, OUR_JUMP, theirs],
+    others: { OLD: renamedChain(v4), THEIRS: ['-N THEIRS', '-A THEIRS -j MASQUERADE'] },
+  };
+  await backend.cleanup('ipv4');
+  assert.deepEqual(fake.tables['ipv4'], { chainLines: undefined, postrouting: [theirs], others: { THEIRS: ['-N THEIRS', '-A THEIRS -j MASQUERADE'] } });
 });

@@ -97,6 +97,8 @@ export interface FakeTable {
   chainLines: string[] | undefined;
   /** The nat POSTROUTING rules, as `-S POSTROUTING` prints them (without the `-P` line). */
   postrouting: string[];
+  /** Other nat chains by name, as `-S NAME` prints them (`-N NAME` first); set only by tests that need them. */
+  others?: Record<string, string[]>;
 }
 
 /** The POSTROUTING rules of a fake table that jump to `chain`. */
@@ -138,10 +140,20 @@ export function fakeIptables(mode: 'nft' | 'legacy' = 'nft', chain = 'IP-MASQ-AG
   const restore = (t: FakeTable, input: string): Reply => {
     let chainLines = t.chainLines;
     const rules = [...t.postrouting];
+    const others = { ...t.others };
     const lines = input.split('\n');
     for (const [i, line] of lines.entries()) {
       const failed = { exitCode: 1, stderr: `${mode === 'nft' ? 'iptables-nft-restore' : 'iptables-restore'}: line ${i + 1} failed\n` };
       if (line.startsWith(`:${chain} `)) chainLines = [`-N ${chain}`];
+      const other = /^-([FX]) (\S+)$/.exec(line);
+      if (other) {
+        const name = other[2] ?? '';
+        if (others[name] === undefined) return failed;
+        if (other[1] === 'F') others[name] = [`-N ${name}`];
+        else if (rules.some((r) => parseRuleLine(r)?.target === name)) return failed;
+        else delete others[name];
+        continue;
+      }
       const m = /^-([DIA]) POSTROUTING (?:(\d+) )?(.*)$/.exec(line);
       if (!m) continue;
       const spec = `-A POSTROUTING ${m[3]}`;
@@ -160,6 +172,7 @@ export function fakeIptables(mode: 'nft' | 'legacy' = 'nft', chain = 'IP-MASQ-AG
     }
     t.chainLines = chainLines;
     t.postrouting = rules;
+    if (t.others !== undefined) t.others = others;
     return {};
   };
   const handle = (argv: readonly string[], options: RunOptions = {}): Reply => {
@@ -172,6 +185,10 @@ export function fakeIptables(mode: 'nft' | 'legacy' = 'nft', chain = 'IP-MASQ-AG
     switch (op) {
       case '-S':
         if (name === 'POSTROUTING') return { stdout: ['-P POSTROUTING ACCEPT', ...t.postrouting].map((l) => `${l}\n`).join('') };
+        if (name !== chain) {
+          const lines = t.others?.[name ?? ''];
+          return lines === undefined ? { exitCode: 1, stderr: IPTABLES_SAYS.noChain } : { stdout: `${lines.join('\n')}\n` };
+        }
         if (t.chainLines) return { stdout: `${t.chainLines.join('\n')}\n` };
         return { exitCode: 1, stderr: mode === 'nft' ? IPTABLES_SAYS.nftIncompatible : IPTABLES_SAYS.noChain };
       case '-C':

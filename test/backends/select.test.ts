@@ -54,6 +54,8 @@ test('leftovers of two other forms: both removed and logged in the usual order, 
     'iptables-nft --version': VERSION,
     'iptables-legacy-save': { stdout: '*nat\n:POSTROUTING ACCEPT [0:0]\n:IP-MASQ-AGENT - [0:0]\n-A IP-MASQ-AGENT -j MASQUERADE\nCOMMIT\n' },
     'nft list tables': { stdout: 'table ip filter\ntable inet ip-masq-agent\n' },
+    // A listing always starts with the policy line; without it the cleanup refuses to read it as "no jump".
+    'iptables-legacy -w 5 -t nat -S POSTROUTING': { stdout: '-P POSTROUTING ACCEPT\n' },
   };
   const { runner: answer, calls } = scriptedRunner((argv) => replies[argv.join(' ')] ?? {});
   const gate = gatedRunner(answer);

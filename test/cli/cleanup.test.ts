@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findInSaveOutput } from '../../src/cli/cleanup.js';
+import { findRenamedInSaveOutput } from '../../src/backends/leftovers.js';
 import { jumpComment } from '../../src/backends/iptables/constants.js';
 import { CommandError } from '../../src/errors.js';
 import type { Runner } from '../../src/exec/runner.js';
@@ -216,4 +217,21 @@ test('findInSaveOutput looks only at the nat table and counts the jumps to our c
   const lookalike = save.replace('COMMIT\n*nat', 'COMMIT\n*nat\n-A POSTROUTING -m comment --comment "see -j IP-MASQ-AGENT below" -j RETURN\n-A POSTROUTING -j IP-MASQ-AGENT');
   assert.deepEqual(findInSaveOutput(lookalike, 'IP-MASQ-AGENT'), { chain: true, rules: 1, jumps: 2 }, 'a comment that mentions the jump is no jump');
   assert.deepEqual(findInSaveOutput(save.replace('*nat', '*mangle'), 'IP-MASQ-AGENT'), { chain: false, rules: 0, jumps: 0 });
+});
+
+test('findRenamedInSaveOutput names the nat chains that are ours renamed (a rule with our jump\'s comment leads there, every rule in it ours)', () => {
+  const comment = '"ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain"';
+  const save = [
+    '*nat',
+    ':POSTROUTING ACCEPT [0:0]',
+    ':OLD - [0:0]',
+    ':THEIRS - [0:0]',
+    `-A POSTROUTING -m comment --comment ${comment} -m addrtype ! --dst-type LOCAL -j OLD`,
+    `-A POSTROUTING -m comment --comment ${comment} -m addrtype ! --dst-type LOCAL -j THEIRS`,
+    '-A OLD -m comment --comment "ip-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)" -j MASQUERADE',
+    '-A THEIRS -j MASQUERADE',
+    'COMMIT',
+  ].join('\n');
+  assert.deepEqual(findRenamedInSaveOutput(save, 'IP-MASQ-AGENT'), ['OLD']);
+  assert.deepEqual(findRenamedInSaveOutput(save.replace('*nat', '*mangle'), 'IP-MASQ-AGENT'), []);
 });

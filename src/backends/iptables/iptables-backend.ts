@@ -4,19 +4,35 @@
 // on nft in one more restore after the chain's, on legacy inside the chain's restore (legacy
 // lists POSTROUTING before it). Reads back only our chain and POSTROUTING: a full
 // `iptables-save -t nat` costs over a second next to a big kube-proxy, `-S POSTROUTING` a few ms
-// (netfilter-facts.md).
+// (netfilter-facts.md). What else decides traffic on our behalf is read too: a POSTROUTING rule
+// with our jump's comment that leads to another chain is our chain renamed (`iptables -E`), deleted
+// with that chain when every rule in it is ours, else a failed sync. A POSTROUTING listing without
+// its policy line is a failed read, a jump is added only when `-C` agrees none is there, and every
+// change to POSTROUTING is verified by a listing after it: a repair that does not take fails the
+// sync instead of being repeated at every one.
 import type { Backend, BackendFacts, OwnedState, RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
-import { cutExcerpt } from '../../excerpt.js';
+import { cutExcerpt, quoteExcerpt } from '../../excerpt.js';
 import type { CommandResult, Runner } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy-types.js';
 import { exemptionIsFinal } from '../../policy.js';
-import { DEFAULT_WAIT_SECONDS, KUBE_MARK_COMMENT, NOT_FIRST_NOTE } from './constants.js';
+import { BUILTIN_CHAINS, DEFAULT_WAIT_SECONDS, KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE, TARGET_NAMES } from './constants.js';
 import { findShadowingRules } from './shadow.js';
 import type { IptablesMode } from './detect.js';
-import { findRulesWithTarget, jumpRepairLines, notFirstLine, planJumpRepair, quoteRuleArg, renderDeletePayload } from './rules.js';
+import {
+  findRenamedJumps,
+  findRulesWithTarget,
+  judgeRenamedChain,
+  jumpRepairLines,
+  notFirstLine,
+  planJumpRepair,
+  quoteRuleArg,
+  renamedRemovalLines,
+  renderDeletePayload,
+  type RenamedChainVerdict,
+} from './rules.js';
 import {
   checkChainName,
   jumpRuleSpec,
@@ -80,6 +96,31 @@ const MAX_JUMP_ROUNDS = 10;
 // `-X` of a chain that a rule still jumps to: nft / legacy wording.
 const CHAIN_IN_USE = /Device or resource busy|Too many links/;
 const IN_USE_HINT = 'a rule outside POSTROUTING still jumps to the chain; delete that rule, then run cleanup again';
+
+/** A POSTROUTING rule with our jump's comment that leads to another chain, and what that chain is. */
+interface RenamedJump {
+  /** The rule as `-S POSTROUTING` printed it. */
+  readonly line: string;
+  /** The chain it leads to. */
+  readonly target: string;
+  readonly verdict: RenamedChainVerdict;
+}
+
+/** The read-back's note on a renamed jump: what it leads to, and what the sync does about it. */
+function renamedNote(r: RenamedJump): string {
+  return r.verdict.ours
+    ? `${RENAMED_NOTE} ${r.target} (${r.verdict.rules} rule${r.verdict.rules === 1 ? '' : 's'}, all ours: our chain renamed); the sync deletes that rule and chain`
+    : `${RENAMED_NOTE} ${r.target}, not ours (${r.verdict.why}); the agent leaves it, and its syncs fail until it is removed`;
+}
+
+/** The error that fails a sync while a rule with our jump's comment leads to a chain that is not clearly ours. */
+function foreignRenamedError(r: RenamedJump, chain: string): Error {
+  const why = r.verdict.ours ? '' : r.verdict.why;
+  return new Error(
+    `nat POSTROUTING rule ${cutExcerpt(r.line, 240)} carries our jump's comment but leads to ${r.target}, not ${chain}, and ${why}: ` +
+      'the agent does not touch it, and traffic meets it beside our chain; delete that rule (and its chain) by hand',
+  );
+}
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -173,7 +214,74 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
    * where `-C POSTROUTING` takes 0.6-1.2 s (only a missing chain's "incompatible" error is probed so).
    */
   async function postrouting(family: Family): Promise<string[]> {
-    return outputLines((await run(nat(family, '-S', 'POSTROUTING'))).stdout);
+    const argv = nat(family, '-S', 'POSTROUTING');
+    const r = await run(argv);
+    const lines = outputLines(r.stdout);
+    // A listing always starts with the policy line. Without it (a wrapper that lost the output, NULs
+    // in place of text) it says nothing about our jump: "no jump" read from it adds one every sync.
+    if (!lines.some((l) => l.startsWith('-P POSTROUTING '))) {
+      const shown = r.stdout === '' ? 'nothing' : `${Buffer.byteLength(r.stdout)} bytes without it: ${quoteExcerpt(r.stdout, 80)}`;
+      throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: printed no "-P POSTROUTING" policy line (${shown}), so it is no listing of the chain; nothing was changed`);
+    }
+    return lines;
+  }
+
+  /**
+   * The chains that rules with our jump's comment lead to, when such rules are in `listing`, each
+   * listed and judged. Runs nothing when there is none (every quiet sync).
+   */
+  async function inspectRenamed(family: Family, listing: readonly string[]): Promise<RenamedJump[]> {
+    const found: RenamedJump[] = [];
+    for (const rule of findRenamedJumps(listing, chain)) {
+      const target = rule.target;
+      let rules: string[] | undefined;
+      if (target !== undefined && !TARGET_NAMES.includes(target) && !BUILTIN_CHAINS.includes(target)) {
+        const r = await run(nat(family, '-S', target), { okExitCodes: [0, 1] });
+        if (r.exitCode === 0) rules = outputLines(r.stdout);
+      }
+      found.push({ line: rule.line, target: target ?? '(none)', verdict: judgeRenamedChain(target, rules) });
+    }
+    return found;
+  }
+
+  /**
+   * Before our jump is added where a listing showed none although our chain was there: `-C` asks
+   * the kernel itself, so a listing that lost lines never adds a second jump (nor one per sync).
+   */
+  async function refuseHiddenJump(family: Family): Promise<void> {
+    const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));
+    const r = await run(argv, { okExitCodes: [0, 1, 2] });
+    if (r.exitCode === 2 && !TARGET_MISSING.test(r.stderr)) {
+      throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${said(r.stderr)}`);
+    }
+    if (r.exitCode === 0) {
+      throw new CommandError(argv, 0, r.stderr, 'other', `-S POSTROUTING showed no jump to ${chain}, but ${argv.join(' ')} finds ours: the listing lost lines (a wrapper around ${tool(family)}?); not adding a second jump`);
+    }
+  }
+
+  /**
+   * Lists POSTROUTING after apply changed it and fails the sync unless it shows exactly our one
+   * jump (first when wanted) and none of the renamed jumps just deleted: a repair that did not take
+   * is a failed sync, never repeated blindly. The listing then serves findShadowing.
+   */
+  async function verifyPostrouting(family: Family, first: boolean, removed: readonly string[]): Promise<void> {
+    const after = await postrouting(family);
+    const jumps = findRulesWithTarget(after, 'POSTROUTING', chain);
+    const left = removed.filter((l) => after.includes(l));
+    if (planJumpRepair(after, chain, renderJumpSaveLine(chain), first).kind !== 'none' || left.length > 0) {
+      const found = `${jumps.length} jump${jumps.length === 1 ? '' : 's'} to ${chain}${left.length > 0 ? ` and ${left.length} deleted rule${left.length === 1 ? '' : 's'} still there` : ''}`;
+      throw new Error(
+        `${name}: the repair of nat POSTROUTING did not take: listed after it, POSTROUTING shows ${found}, where exactly one jump, ours${first ? ' and first' : ''}, was written; ` +
+          'not repeating it (does another program rewrite POSTROUTING, or does the listing lose lines?)',
+      );
+    }
+    lastPostrouting.set(family, after);
+  }
+
+  /** The restore lines that take back every renamed chain of ours in `found`, and the jumps they delete. */
+  function removalOf(found: readonly RenamedJump[] | undefined): { lines: string[]; removed: string[] } {
+    const ours = (found ?? []).filter((r) => r.verdict.ours);
+    return { lines: ours.flatMap((r) => renamedRemovalLines(r.line, r.target)), removed: ours.map((r) => r.line) };
   }
 
   async function restore(family: Family, payload: string): Promise<void> {
@@ -287,7 +395,9 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       // a rule someone inserted above it shows as one more line, so the sync moves the jump back.
       const markRule = ` -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`;
       const note = chainLines.some((l) => l.endsWith(markRule)) ? notFirstLine(rules, chain, NOT_FIRST_NOTE) : undefined;
-      const state = [...(note === undefined ? [] : [note]), ...jumps, ...chainLines];
+      // A rule with our jump's comment that leads elsewhere (our chain renamed) decides traffic too.
+      const renamed = (await inspectRenamed(family, rules)).flatMap((r) => [r.line, renamedNote(r)]);
+      const state = [...(note === undefined ? [] : [note]), ...jumps, ...renamed, ...chainLines];
       const prev = lastRead.get(family);
       if (prev && prev.length === state.length && prev.every((l, i) => l === state[i])) return prev;
       lastRead.set(family, state);
@@ -319,39 +429,73 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       // The read just before saw no jump of any form (a fresh node, or the jump deleted): it joins
       // the chain's restore, which makes both at once, instead of a listing and an -A after it.
       const addJump = seen !== undefined && findRulesWithTarget(seen, 'POSTROUTING', chain).length === 0;
+      // No jump can lead to a chain that is not there; with the chain there, the kernel is asked.
+      if (addJump && seen?.includes(`-N ${chain}`) === true) await refuseHiddenJump(family);
       const jumpLine = first ? `-I POSTROUTING 1 ${ourJump.slice('-A POSTROUTING '.length)}` : ourJump;
       // A missing jump joins the restore only after a read (render() says apply adds it after the
       // payload); a jump to replace always does: on legacy a restore of its own rewrites the table again.
       const foldPlan = plan !== undefined && (plan.kind === 'replace' || (seen !== undefined && plan.kind !== 'none'));
-      const extra = addJump ? [jumpLine] : foldPlan ? jumpRepairLines(plan, ourJump) : [];
+      // Our chain renamed (`iptables -E`) goes in the same transaction: its jump deleted, then it.
+      // After the jump lines, whose positions were counted with the renamed jump in place.
+      const listedBefore = listedEarly ?? readListing;
+      let renamed = listedBefore === undefined ? undefined : await inspectRenamed(family, listedBefore);
+      const renamedLines = removalOf(renamed);
+      const extra = [...(addJump ? [jumpLine] : foldPlan ? jumpRepairLines(plan, ourJump) : []), ...renamedLines.lines];
       const payload = extra.length === 0 ? chainPayload : chainPayload.replace(/COMMIT\n$/, `${extra.join('\n')}\nCOMMIT\n`);
       let listed = listedEarly;
+      let folded = extra.length > 0;
       try {
         await restorePayload(family, payload);
       } catch (e) {
         // A jump deleted by someone since the listing fails the whole transaction (-D of a rule
-        // not there): the chain goes alone, and the jump is listed and repaired after it.
-        if (plan?.kind !== 'replace' || !(e instanceof IptablesRestoreError)) throw e;
+        // not there), as does a renamed chain that something else still jumps to: the chain goes
+        // alone, and the rest is listed and repaired after it.
+        if ((plan?.kind !== 'replace' && renamedLines.lines.length === 0) || !(e instanceof IptablesRestoreError)) throw e;
         await restorePayload(family, chainPayload);
         listed = undefined;
+        renamed = undefined;
+        folded = false;
       }
-      if (addJump || (foldPlan && listed !== undefined)) return;
-      // Only now, with the chain complete, may traffic be sent into it (legacy listed before the restore).
-      listed ??= await postrouting(policy.family);
-      const repair = planJumpRepair(listed, chain, ourJump, first);
-      // Nothing to repair: POSTROUTING is as listed, and findShadowing need not list it again.
-      if (repair.kind === 'none') lastPostrouting.set(policy.family, listed);
-      if (repair.kind === 'append') await run(nat(policy.family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
-      if (repair.kind === 'insert-first') await run(nat(policy.family, '-I', 'POSTROUTING', '1', ...jumpRuleSpec(chain)));
-      if (repair.kind === 'replace') {
-        try {
-          await restore(policy.family, repair.payload);
-        } catch (e) {
-          if (!(e instanceof CommandError)) throw e;
-          const what = `replacing ${repair.remove.length} POSTROUTING jump${repair.remove.length === 1 ? '' : 's'} to ${chain} (older forms, duplicates, or ours not first) by ours`;
-          throw new CommandError(e.argv, e.exitCode, e.stderr, e.failure, `${what} failed; the chain is up to date: ${e.message}`);
+      const removed = folded ? renamedLines.removed : [];
+      let changed = folded;
+      if (!(folded && (addJump || foldPlan))) {
+        // Only now, with the chain complete, may traffic be sent into it (legacy listed before the restore).
+        listed ??= await postrouting(family);
+        const repair = planJumpRepair(listed, chain, ourJump, first);
+        if (repair.kind === 'append' || repair.kind === 'insert-first') await refuseHiddenJump(family);
+        if (repair.kind === 'append') await run(nat(family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
+        if (repair.kind === 'insert-first') await run(nat(family, '-I', 'POSTROUTING', '1', ...jumpRuleSpec(chain)));
+        if (repair.kind === 'replace') {
+          try {
+            await restore(family, repair.payload);
+          } catch (e) {
+            if (!(e instanceof CommandError)) throw e;
+            const what = `replacing ${repair.remove.length} POSTROUTING jump${repair.remove.length === 1 ? '' : 's'} to ${chain} (older forms, duplicates, or ours not first) by ours`;
+            throw new CommandError(e.argv, e.exitCode, e.stderr, e.failure, `${what} failed; the chain is up to date: ${e.message}`);
+          }
+        }
+        changed ||= repair.kind !== 'none';
+      }
+      if (renamed === undefined) {
+        // No listing before the restore (nft after a config change), or the joint restore failed.
+        renamed = await inspectRenamed(family, listed ?? (await postrouting(family)));
+        const late = removalOf(renamed);
+        if (late.lines.length > 0) {
+          try {
+            await restore(family, `${['*nat', ...late.lines, 'COMMIT'].join('\n')}\n`);
+          } catch (e) {
+            if (!(e instanceof CommandError)) throw e;
+            throw new CommandError(e.argv, e.exitCode, e.stderr, e.failure, `deleting our renamed chain (${late.removed.length} jump${late.removed.length === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`);
+          }
+          removed.push(...late.removed);
+          changed = true;
         }
       }
+      if (changed) await verifyPostrouting(family, first, removed);
+      // Nothing changed: POSTROUTING is as listed, and findShadowing need not list it again.
+      else if (listed !== undefined) lastPostrouting.set(family, listed);
+      const foreign = renamed.find((r) => !r.verdict.ours);
+      if (foreign !== undefined) throw foreignRenamedError(foreign, chain);
     },
 
     async findShadowing(family: Family): Promise<readonly string[]> {
@@ -364,8 +508,10 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       lastPostrouting.delete(family);
       prepared.delete(family);
       // Every form at once (ours, older releases', duplicates, bare); again if more came meanwhile.
+      let listing: string[];
       for (let round = 0; ; round++) {
-        const jumps = findRulesWithTarget(await postrouting(family), 'POSTROUTING', chain).map((r) => r.line);
+        listing = await postrouting(family);
+        const jumps = findRulesWithTarget(listing, 'POSTROUTING', chain).map((r) => r.line);
         if (jumps.length === 0) break;
         if (round >= MAX_JUMP_ROUNDS) {
           throw new CommandError([], null, '', 'other', `${name}: POSTROUTING jumps to ${chain} still present after ${MAX_JUMP_ROUNDS} rounds of deletes (does another agent keep adding them?)`);
@@ -374,6 +520,9 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       }
       await chainCommand(family, '-F');
       await chainCommand(family, '-X');
+      // Our chain renamed still masquerades: it goes too. A chain that is not clearly ours stays.
+      const renamed = removalOf(await inspectRenamed(family, listing));
+      if (renamed.lines.length > 0) await restore(family, `${['*nat', ...renamed.lines, 'COMMIT'].join('\n')}\n`);
     },
   };
   return backend;

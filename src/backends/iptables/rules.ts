@@ -3,6 +3,7 @@
 // foreign rule whose comment mentions `-j IP-MASQ-AGENT` as a jump, and missed older releases'
 // jumps whose comment differs from ours (compat-contract.md).
 import { cutExcerpt } from '../../excerpt.js';
+import { BUILTIN_CHAINS, OUR_CHAIN_COMMENTS, TARGET_NAMES, jumpComment } from './constants.js';
 
 /** An argument as iptables prints it (xtables_save_string): bare when only [A-Za-z0-9_-], else quoted. */
 export function quoteRuleArg(value: string): string {
@@ -157,4 +158,62 @@ export function jumpRepairLines(repair: JumpRepair, ourJump: string): string[] {
     case 'replace':
       return repair.payload.split('\n').slice(1, -2);
   }
+}
+
+/** The first `--comment` value of an `iptables -S` line, unquoted; undefined when it has none. */
+export function ruleComment(line: string): string | undefined {
+  const args = splitRuleArgs(line);
+  const at = args.indexOf('--comment');
+  return at < 0 ? undefined : args[at + 1];
+}
+
+/**
+ * The POSTROUTING rules that carry our jump's comment (today's form, or v2.1.0-v2.12.1's wrapped
+ * in literal quotes) but lead somewhere other than `chain`: what `iptables -t nat -E CHAIN OTHER`
+ * leaves, since a renamed chain keeps its jumps. Such a rule still decides traffic.
+ */
+export function findRenamedJumps(postrouting: readonly string[], chain: string): ParsedRule[] {
+  const ours = jumpComment(chain);
+  // Every read asks this: only lines that hold the comment's text are parsed (the quoted form holds it too).
+  return postroutingRules(postrouting.filter((l) => l.includes(ours))).filter((r) => {
+    if (r.target === chain) return false;
+    const c = ruleComment(r.line);
+    return c === ours || c === `"${ours}"`;
+  });
+}
+
+/** What the chain a renamed jump leads to holds: our rules only (our chain renamed), or not. */
+export type RenamedChainVerdict = { readonly ours: true; readonly rules: number } | { readonly ours: false; readonly why: string };
+
+// The targets our chain's rules use; a rule of ours never jumps to another chain.
+const OUR_RULE_TARGETS = new Set(['RETURN', 'ACCEPT', 'MASQUERADE', 'SNAT']);
+
+/**
+ * Judges the chain `target` that a renamed jump leads to, from its `-S target` lines (undefined
+ * when it could not be listed): ours when every rule in it carries one of our comments and ends
+ * in one of our targets. Anything else is someone's, and not ours to delete.
+ */
+export function judgeRenamedChain(target: string | undefined, listing: readonly string[] | undefined): RenamedChainVerdict {
+  if (target === undefined) return { ours: false, why: 'the rule jumps nowhere' };
+  if (TARGET_NAMES.includes(target) || BUILTIN_CHAINS.includes(target)) return { ours: false, why: `${target} is no chain of ours` };
+  if (listing === undefined) return { ours: false, why: `nat chain ${target} cannot be listed` };
+  let rules = 0;
+  for (const line of listing) {
+    const r = parseRuleLine(line);
+    if (r === undefined) continue;
+    const comment = ruleComment(line);
+    if (r.chain !== target || comment === undefined || !OUR_CHAIN_COMMENTS.includes(comment) || !OUR_RULE_TARGETS.has(r.target ?? '')) {
+      return { ours: false, why: `its rule ${cutExcerpt(line, 160)} is not one of ours` };
+    }
+    rules++;
+  }
+  return { ours: true, rules };
+}
+
+/**
+ * Restore lines that take back our renamed chain: its jump deleted by spec, then the chain
+ * flushed and deleted. In one transaction with the rest, or not at all.
+ */
+export function renamedRemovalLines(jumpLine: string, target: string): string[] {
+  return [`-D ${jumpLine.slice('-A '.length)}`, `-F ${target}`, `-X ${target}`];
 }
