@@ -122,7 +122,7 @@ function warningsFingerprint(configHash: string, warnings: readonly ConfigIssue[
 /** The "config applied" line: it says "no config file" only when there is none. */
 function appliedMessage(loaded: LoadedConfig): string {
   if (!loaded.usingDefaults) return 'config applied';
-  return loaded.files.length === 0 ? 'config applied: defaults in use (no config file)' : 'config applied: defaults in use (the config file sets no key)';
+  return loaded.files.length === 0 ? 'config applied: defaults in use (no config file)' : 'config applied: defaults in use (the config sets no key)';
 }
 
 /**

@@ -176,7 +176,7 @@ test('"defaults in use (no config file)" only when there is none; a file that se
   await h.agent.sync('resync');
   assert.deepEqual(
     h.log.entries.filter((e) => e.msg.startsWith('config applied')).map((e) => e.msg),
-    ['config applied: defaults in use (the config file sets no key)', 'config applied: defaults in use (no config file)'],
+    ['config applied: defaults in use (the config sets no key)', 'config applied: defaults in use (no config file)'],
   );
   await h.agent.stop();
 });
