@@ -107,6 +107,8 @@ function hashText(text: string): string {
 export class ParseCache extends Map<string, { readonly hash: string; readonly result: FragmentResult }> {
   /** The last successful load: what it was made from (files, their hashes, options) and its result. */
   last: { readonly key: string; readonly loaded: LoadedConfig } | undefined;
+  /** The settle looks of the files last read, so a file dated in the future is waited for once, not at every resync. */
+  readonly looks: SeenLooks = new Map();
 }
 
 /** An empty ParseCache, for one agent's loadConfig calls. */
@@ -144,13 +146,15 @@ export async function loadConfig(
   cache?: ParseCache,
   settle?: SettleOptions,
 ): Promise<LoadedConfig> {
-  const seen: SeenLooks = new Map();
+  const seen: SeenLooks = cache?.looks ?? new Map();
   const started = settle?.clock.now() ?? 0;
   for (;;) {
     const listing = listConfigFiles(path, mode);
     if (listing === undefined) return fromFragments([], [], [], opts);
     const read = readConfigFiles(listing.files, path);
     if (settle) {
+      const current = new Set(listing.files);
+      for (const file of seen.keys()) if (!current.has(file)) seen.delete(file);
       const quietMs = settle.quietMs ?? SETTLE_QUIET_MS;
       const now = settle.clock.now();
       const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, quietMs, seen) }));

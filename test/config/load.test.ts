@@ -462,6 +462,17 @@ describe('loadConfig with settle (the agent): a file being written is never read
     assert.equal(texts(await loadConfig(join(dir, 'ip-masq-agent'), V4, 'file', undefined, clock)).length, 2);
     assert.deepEqual(clock.waits, [SETTLE_QUIET_MS]);
   });
+  it('a file dated in the future is waited for once, not again at every resync (the agent keeps its looks in the cache)', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': FULL });
+    const file = join(dir, 'ip-masq-agent');
+    const ahead = Date.now() / 1000 + 3600;
+    await utimes(file, ahead, ahead);
+    const clock = settleClock();
+    const cache = createParseCache();
+    const first = await loadConfig(file, V4, 'file', cache, clock);
+    assert.equal(await loadConfig(file, V4, 'file', cache, clock), first);
+    assert.deepEqual(clock.waits, [SETTLE_QUIET_MS]);
+  });
   it('a file kubelet just published (a ConfigMap swap) is read at once: it was complete before the swap', async () => {
     const dir = await kubeletDir({ 'ip-masq-agent': FULL });
     const clock = settleClock();
