@@ -10,6 +10,14 @@
  */
 export const MAX_CONFIG_BYTES = 1536 * 1024;
 
+/**
+ * The most `ip-masq*` entries a config directory may hold. Each file costs a few system calls and
+ * a parse at every resync (about 1,000 files in tens of ms, measured); a config needs a handful.
+ * Counted before any entry is opened, so a directory of many empty files is no way around the
+ * byte cap's purpose.
+ */
+export const MAX_CONFIG_FILES = 1000;
+
 /** Backends that have a proven CIDR cap, by Backend.name. */
 export type CappedBackend = 'nftables' | 'iptables-nft' | 'iptables-legacy';
 

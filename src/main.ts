@@ -105,7 +105,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const parseCache = createParseCache();
   const agent = createAgent({
     // The detected backend's own cap, not the flags' guess (iptables-nft and -legacy differ).
-    loadConfig: () => loadConfig(opts.configPath, { ...opts.config, cidrCap: { backend: backend.name, max: maxCidrsFor(backend.name) } }, configMode, parseCache),
+    loadConfig: () => loadConfig(opts.configPath, { ...opts.config, cidrCap: { backend: backend.name, max: maxCidrsFor(backend.name) } }, configMode, parseCache, { clock: systemClock }),
     defaultConfig: () => defaultConfig(opts.config),
     backend,
     policyOptions: opts.policy,

@@ -119,6 +119,11 @@ function warningsFingerprint(configHash: string, warnings: readonly ConfigIssue[
   return h.digest('hex');
 }
 
+/** The "config applied" line: it says "no config file" only when there is none. */
+function appliedMessage(loaded: LoadedConfig): string {
+  if (!loaded.usingDefaults) return 'config applied';
+  return loaded.files.length === 0 ? 'config applied: defaults in use (no config file)' : 'config applied: defaults in use (the config sets no key)';
+}
 
 /**
  * The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past
@@ -192,7 +197,7 @@ export function createAgent(deps: AgentDeps): Agent {
         );
       }
       if (hash !== configHash || configErrors.length > 0) {
-        log.info(loaded.usingDefaults ? 'config applied: defaults in use (no config file)' : 'config applied', {
+        log.info(appliedMessage(loaded), {
           files: loaded.files,
           config: { ...loaded.config, ...loggedLists(loaded.config, MAX_LOGGED_CIDRS) },
         });

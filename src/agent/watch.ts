@@ -1,14 +1,12 @@
 import { watch, type FSWatcher, type WatchListener } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { isConfigFileName } from '../config/load.js';
+import { KUBELET_ENTRY } from '../config/settle.js';
 import type { Clock } from './clock.js';
 import type { Logger } from '../observe/log.js';
 
 /** node:fs `watch` as the watcher uses it; tests pass a fake that fires events on demand. */
 export type WatchFn = (dir: string, options: { persistent: boolean }, listener: WatchListener<string>) => FSWatcher;
-
-/** kubelet's atomic writer: `..data` (the live link), `..data_tmp` (the next one), `..<timestamp>` dirs. */
-const KUBELET_ENTRY = /^\.\.(data|data_tmp|\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+)$/;
 
 /**
  * Whether an event on `filename` in the watched directory `dir` can change the config at `path`:
@@ -26,8 +24,8 @@ export function isRelevantConfigEvent(filename: string | null | undefined, dir: 
  * Quiet time after the last relevant event before the sync. kubelet's atomic writer makes its
  * whole burst (new dir, `..data_tmp`, rename over `..data`, old dir removed) within a millisecond,
  * so a short wait still makes one sync of it, and a swap is live sooner; an editor's or a script's
- * write of a file in place is as quick. A reader of a half-written file gets an error that the
- * next event's sync replaces; the last good config stays in force meanwhile.
+ * write of a file in place is as quick. A file written in place more slowly is not read half-way:
+ * the loader waits until it has settled (config/settle.ts).
  */
 export const WATCH_DEBOUNCE_MS = 10;
 

@@ -6,7 +6,7 @@
 // config (a dangling symlink, a FIFO, a socket, a device, a directory where a file was) is an
 // error, so the agent keeps the last good config instead of silently switching to the defaults.
 import type { Stats } from 'node:fs';
-import { lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
@@ -14,8 +14,9 @@ import { ConfigError } from '../errors.js';
 import { hashConfig, type ConfigOptions, type MasqConfig } from './config.js';
 import { mergeConfigFragments } from './merge.js';
 import { isEmptyFragment, readPlainFragment, type ConfigFragment, type FragmentResult } from './fragment.js';
-import { MAX_CONFIG_BYTES } from '../limits.js';
+import { MAX_CONFIG_BYTES, MAX_CONFIG_FILES } from '../limits.js';
 import { describeFileType, readRegularFile } from './read-text.js';
+import { isKubeletPublished, SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS, settleWaitMs, type FileLook, type SeenLooks } from './settle.js';
 
 /**
  * How the config path is read: `file` (a file, or a link to one) or `directory` (its `ip-masq*`
@@ -28,9 +29,9 @@ export type ConfigPathMode = 'file' | 'directory';
 export interface LoadedConfig {
   readonly config: MasqConfig;
   readonly warnings: readonly ConfigIssue[];
-  /** Files read, in merge order (an empty or comment-only file is listed too); [] when none exists. */
+  /** Files read, in merge order (a comment-only file is listed too); [] when none exists. */
   readonly files: readonly string[];
-  /** True when no file sets any key: missing path, no matching file, or files that are empty or only comments. */
+  /** True when no file sets any key: missing path, no matching file, or files of only comments (or `{}`). */
   readonly usingDefaults: boolean;
   /** sha256 hex of the effective config (stable JSON), for change detection and metrics. */
   readonly hash: string;
@@ -106,6 +107,8 @@ function hashText(text: string): string {
 export class ParseCache extends Map<string, { readonly hash: string; readonly result: FragmentResult }> {
   /** The last successful load: what it was made from (files, their hashes, options) and its result. */
   last: { readonly key: string; readonly loaded: LoadedConfig } | undefined;
+  /** The settle looks of the files last read, so a file dated in the future is waited for once, not at every resync. */
+  readonly looks: SeenLooks = new Map();
 }
 
 /** An empty ParseCache, for one agent's loadConfig calls. */
@@ -113,61 +116,136 @@ export function createParseCache(): ParseCache {
   return new ParseCache();
 }
 
+/** How the agent waits for config files being written to settle (settle.ts); tests pass a clock they drive. */
+export interface SettleOptions {
+  /** The agent's clock (or any with the same two methods). */
+  readonly clock: { now(): number; setTimer(ms: number, fn: () => void): () => void };
+  /** Default SETTLE_QUIET_MS. */
+  readonly quietMs?: number;
+  /** Default SETTLE_MAX_WAIT_MS. */
+  readonly maxWaitMs?: number;
+}
+
 /**
  * Loads the config at `path`: missing → defaults; a file → that file; a directory → every
  * `ip-masq*` entry (symlinks followed, dot-names skipped) merged in name order. `mode` (the
  * agent passes the one it started with) makes a path that is not of that kind an error;
  * without it the path's kind decides. Throws ConfigError with every issue found, including
- * read errors with the path and OS reason. With a cache, a file whose text is unchanged is not
- * parsed again (parsing the largest file allowed costs a second and a heap of about 100 MB of
- * short-lived objects, at every resync), and a config whose files are all unchanged is the same
- * LoadedConfig object as last time, so callers can tell "unchanged" by identity.
+ * read errors with the path and OS reason, and an empty file. With a cache, a file whose text is
+ * unchanged is not parsed again (parsing the largest file allowed costs a second and a heap of
+ * about 100 MB of short-lived objects, at every resync), and a config whose files are all
+ * unchanged is the same LoadedConfig object as last time, so callers can tell "unchanged" by
+ * identity. With `settle` (the agent), a file changed less than its quiet time ago is read again
+ * once it has settled, so a file being written in place is never used half-way; one that never
+ * settles within the maximum wait is an error.
  */
-export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache): Promise<LoadedConfig> {
-  const files: string[] = [];
-  const skipped: ConfigIssue[] = [];
-  const info = statConfigPath(path);
-  if (info === undefined) return fromFragments([], [], [], opts);
-  const wanted = mode ?? (info.isDirectory() ? 'directory' : 'file');
-  if (wanted === 'directory') {
-    if (!info.isDirectory()) {
-      throw pathError(path, `the config path is ${describeFileType(info)}, but it was a directory when the agent started; make it a directory again, or restart the agent to read it as a file`);
-    }
-    let names: string[];
-    try {
-      names = readdirSync(path).filter(isConfigFileName).sort();
-    } catch (err) {
-      throw readError(path, err);
-    }
-    for (const name of names) {
-      const file = join(path, name);
-      // kubelet's layout makes entries symlinks into ..data; stat follows them. A dangling one
-      // is an error (keep the last good config), not a missing config.
-      let entry: Stats;
-      try {
-        entry = statSync(file);
-      } catch (err) {
-        throw readError(file, err);
+export async function loadConfig(
+  path: string,
+  opts: ConfigOptions,
+  mode?: ConfigPathMode,
+  cache?: ParseCache,
+  settle?: SettleOptions,
+): Promise<LoadedConfig> {
+  const seen: SeenLooks = cache?.looks ?? new Map();
+  const started = settle?.clock.now() ?? 0;
+  for (;;) {
+    const listing = listConfigFiles(path, mode);
+    if (listing === undefined) return fromFragments([], [], [], opts);
+    const read = readConfigFiles(listing.files, path);
+    if (settle) {
+      const current = new Set(listing.files);
+      for (const file of seen.keys()) if (!current.has(file)) seen.delete(file);
+      const quietMs = settle.quietMs ?? SETTLE_QUIET_MS;
+      const now = settle.clock.now();
+      const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, quietMs, seen) }));
+      const unsettled = waits.filter((w) => w.ms > 0 && !isPublishedByKubelet(w.file));
+      if (unsettled.length > 0) {
+        const wait = Math.max(...unsettled.map((w) => w.ms));
+        const maxWaitMs = settle.maxWaitMs ?? SETTLE_MAX_WAIT_MS;
+        // Bounded: a writer that never stops must not hold the sync (and the healing of the rules in force) for ever.
+        if (now + wait - started > maxWaitMs) throw stillWritten(unsettled.map((w) => w.file), quietMs, maxWaitMs);
+        await new Promise<void>((resolve) => settle.clock.setTimer(wait, resolve));
+        continue;
       }
-      // Not opened: a FIFO would block, a device may act on open.
-      if (entry.isFile()) files.push(file);
-      else skipped.push({ source: file, path: '', message: `skipped: ${describeFileType(entry)}, not a regular file` });
     }
-  } else if (info.isFile()) {
-    files.push(path);
-  } else {
+    return parseConfigFiles(read, listing.skipped, opts, cache);
+  }
+}
+
+/** The files to read at `path` and the entries skipped with a warning; undefined when nothing is there. */
+function listConfigFiles(path: string, mode: ConfigPathMode | undefined): { files: string[]; skipped: ConfigIssue[] } | undefined {
+  const info = statConfigPath(path);
+  if (info === undefined) return undefined;
+  const wanted = mode ?? (info.isDirectory() ? 'directory' : 'file');
+  if (wanted === 'file') {
+    if (info.isFile()) return { files: [path], skipped: [] };
     const hint = info.isDirectory() && mode === 'file' ? ' (it was not a directory when the agent started; restart the agent to read a directory of ip-masq* files)' : '';
     throw pathError(path, `the config path is ${describeFileType(info)}, not a regular file${hint}`);
   }
+  if (!info.isDirectory()) {
+    throw pathError(path, `the config path is ${describeFileType(info)}, but it was a directory when the agent started; make it a directory again, or restart the agent to read it as a file`);
+  }
+  const files: string[] = [];
+  const skipped: ConfigIssue[] = [];
+  const names: string[] = [];
+  let raw: Buffer[];
+  try {
+    // As bytes: a name that is not UTF-8 would otherwise come back with U+FFFD in it, a name
+    // that does not exist.
+    raw = readdirSync(path, { encoding: 'buffer' });
+  } catch (err) {
+    throw readError(path, err);
+  }
+  for (const bytes of raw) {
+    const name = bytes.toString('utf8');
+    if (!isConfigFileName(name)) continue;
+    if (name.includes('\uFFFD') && !Buffer.from(name, 'utf8').equals(bytes)) {
+      skipped.push({ source: join(path, escapeName(bytes)), path: '', message: 'skipped: the file name is not valid UTF-8; rename it to read it' });
+    } else {
+      names.push(name);
+    }
+  }
+  // Before any entry is opened: every file costs a few system calls and a parse at every resync.
+  if (names.length + skipped.length > MAX_CONFIG_FILES) {
+    throw pathError(path, `the config directory holds ${(names.length + skipped.length).toLocaleString('en')} ip-masq* entries; the limit is ${MAX_CONFIG_FILES.toLocaleString('en')} (merge them into fewer files)`);
+  }
+  for (const name of names.sort()) {
+    const file = join(path, name);
+    // kubelet's layout makes entries symlinks into ..data; stat follows them. A dangling one
+    // is an error (keep the last good config), not a missing config.
+    let entry: Stats;
+    try {
+      entry = statSync(file);
+    } catch (err) {
+      throw readError(file, err);
+    }
+    // Not opened: a FIFO would block, a device may act on open.
+    if (entry.isFile()) files.push(file);
+    else skipped.push({ source: file, path: '', message: `skipped: ${describeFileType(entry)}, not a regular file` });
+  }
+  return { files, skipped };
+}
 
-  const fragments: ConfigFragment[] = [];
+/** A file name that is not UTF-8, for messages: printable ASCII as it is, every other byte as `\xNN`. */
+function escapeName(bytes: Buffer): string {
+  let out = '';
+  for (const b of bytes) out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+  return out;
+}
+
+/** What reading the files gave: each file's text and last look, and the files that could not be read. */
+interface FilesRead {
+  readonly texts: readonly { readonly file: string; readonly text: string; readonly bytes: number; readonly look: FileLook }[];
+  readonly issues: readonly ConfigIssue[];
+}
+
+/** Reads every file, within one byte budget for all of them together. */
+function readConfigFiles(files: readonly string[], path: string): FilesRead {
+  const texts: FilesRead['texts'][number][] = [];
   const issues: ConfigIssue[] = [];
-  const warnings: ConfigIssue[] = [...skipped];
   // One budget for all files together: a directory of many files is no way around the cap.
   let bytesRead = 0;
-  const hashes: string[] = [];
   for (const file of files) {
-    let text: string;
     try {
       // Checked again on the open descriptor: the path may have been swapped since the stat.
       const read = readRegularFile(file, MAX_CONFIG_BYTES - bytesRead);
@@ -179,13 +257,46 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
         issues.push({ source: file, path: '', message: sizeMessage(read.tooBig, read.grew, path, bytesRead) });
         break;
       }
-      text = read.text;
+      texts.push({ file, text: read.text, bytes: read.bytes, look: read.look });
       bytesRead += read.bytes;
     } catch (err) {
       issues.push({ source: file, path: '', message: `cannot read the config: ${reason(err)}` });
+    }
+  }
+  return { texts, issues };
+}
+
+/** Whether `file` resolves into one of kubelet's published `..<timestamp>` directories (settle.ts). */
+function isPublishedByKubelet(file: string): boolean {
+  try {
+    return isKubeletPublished(realpathSync.native(file));
+  } catch {
+    return false;
+  }
+}
+
+function stillWritten(files: readonly string[], quietMs: number, maxWaitMs: number): ConfigError {
+  const message = `the config file is still being written: it changed again within every ${quietMs} ms for ${maxWaitMs / 1000} s; it is read once it has been unchanged for ${quietMs} ms`;
+  return new ConfigError(files.map((source) => ({ source, path: '', message })));
+}
+
+/** Parses what was read (unchanged texts from the cache) and merges it; throws ConfigError with every issue. */
+async function parseConfigFiles(read: FilesRead, skipped: readonly ConfigIssue[], opts: ConfigOptions, cache: ParseCache | undefined): Promise<LoadedConfig> {
+  const files = read.texts.map((t) => t.file);
+  const fragments: ConfigFragment[] = [];
+  const issues: ConfigIssue[] = [...read.issues];
+  const warnings: ConfigIssue[] = [...skipped];
+  const hashes: string[] = [];
+  const keys = new Set<string>();
+  for (const { file, text, bytes } of read.texts) {
+    // Only a missing path means the defaults: an empty file is one truncated by a writer, or one
+    // whose content was lost, and `{}` says "the defaults" when that is what is meant.
+    if (text.trim() === '') {
+      issues.push({ source: file, path: '', message: emptyMessage(bytes) });
       continue;
     }
     const key = `${file}\u0000${String(opts.enableIPv6)}`;
+    keys.add(key);
     const hash = cache ? hashText(text) : '';
     hashes.push(hash);
     const cached = cache?.get(key);
@@ -197,7 +308,7 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
     for (const w of result.warnings) warnings.push(w);
   }
   // Only the files of this read stay cached: renamed or removed files must not pile up.
-  if (cache) for (const key of cache.keys()) if (!files.some((f) => key.startsWith(`${f}\u0000`))) cache.delete(key);
+  if (cache) for (const key of cache.keys()) if (!keys.has(key)) cache.delete(key);
   if (issues.length > 0) throw new ConfigError(issues);
   if (!cache) return fromFragments(fragments, files, warnings, opts);
   // Skipped entries are part of the result (their warnings), so they are part of the key.
@@ -206,6 +317,11 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
   const loaded = fromFragments(fragments, files, warnings, opts);
   cache.last = { key: memoKey, loaded };
   return loaded;
+}
+
+function emptyMessage(bytes: number): string {
+  const what = bytes === 0 ? 'empty (0 bytes)' : `only whitespace (${bytes.toLocaleString('en')} bytes)`;
+  return `the config file is ${what}: not read as the defaults (a file being written, or one whose content was lost); write {} for the defaults, or remove the file`;
 }
 
 /**

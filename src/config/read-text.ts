@@ -7,6 +7,7 @@
 // Part of the config loader: one of the few modules allowed to touch node:fs.
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { MAX_CONFIG_BYTES } from '../limits.js';
+import type { FileLook } from './settle.js';
 
 /** What a non-regular file is, for messages: `a directory`, `a FIFO (named pipe)`, ... */
 export function describeFileType(info: Stats): string {
@@ -20,11 +21,12 @@ export function describeFileType(info: Stats): string {
 }
 
 /**
- * A regular file's text, or what the path turned out to be instead, or that it is larger than the
- * cap (`bytes` is the size stat gave, or cap + 1 when the file grew past the cap while read).
+ * A regular file's text (with a look at the file taken after reading it, so a write during the
+ * read shows as a recent change), or what the path turned out to be instead, or that it is larger
+ * than the cap (`bytes` is the size stat gave, or cap + 1 when the file grew past the cap while read).
  */
 export type RegularFileRead =
-  | { readonly text: string; readonly bytes: number }
+  | { readonly text: string; readonly bytes: number; readonly look: FileLook }
   | { readonly notRegular: string }
   | { readonly tooBig: number; readonly grew: boolean };
 
@@ -54,7 +56,7 @@ export function readRegularFile(path: string, maxBytes = MAX_CONFIG_BYTES): Regu
         buffer = bigger;
       }
       const bytesRead = readSync(fd, buffer, filled, buffer.length - filled, filled);
-      if (bytesRead === 0) return { text: buffer.toString('utf8', 0, filled), bytes: filled };
+      if (bytesRead === 0) return { text: buffer.toString('utf8', 0, filled), bytes: filled, look: fstatSync(fd) };
       filled += bytesRead;
     }
   } finally {

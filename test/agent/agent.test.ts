@@ -166,6 +166,21 @@ test('a missing file means defaults, and removing the file brings the defaults b
   await h.agent.stop();
 });
 
+test('"defaults in use (no config file)" only when there is none; a file that sets no key says so', async () => {
+  let files: string[] = ['/etc/config/ip-masq-agent'];
+  const h = harness(null, {
+    loadConfig: async () => ({ config: defaultConfig(OPTS), warnings: [], files, usingDefaults: true, hash: `d${files.length}` }),
+  });
+  await h.agent.start();
+  files = [];
+  await h.agent.sync('resync');
+  assert.deepEqual(
+    h.log.entries.filter((e) => e.msg.startsWith('config applied')).map((e) => e.msg),
+    ['config applied: defaults in use (the config sets no key)', 'config applied: defaults in use (no config file)'],
+  );
+  await h.agent.stop();
+});
+
 test('an IPv4 failure does not block IPv6, and the failure is reported until it recovers', async () => {
   const h = harness(null);
   h.backend.failNextApplies(2, new CommandError(['iptables-restore'], 4, 'lock', 'lock-busy', 'iptables-restore: lock busy'), 'ipv4');

@@ -1,13 +1,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, mkdtemp, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, formatIssue } from '../../src/errors.js';
 import { defaultConfig, hashConfig, type ConfigOptions } from '../../src/config/config.js';
-import { createParseCache, detectConfigMode, isConfigFileName, loadConfig, type ConfigPathMode } from '../../src/config/load.js';
+import { createParseCache, detectConfigMode, isConfigFileName, loadConfig, type ConfigPathMode, type SettleOptions } from '../../src/config/load.js';
+import { MAX_CONFIG_FILES } from '../../src/limits.js';
+import { SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS } from '../../src/config/settle.js';
 
 const V4: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };
 const V6: ConfigOptions = { enableIPv6: true, nomasqAllReservedRanges: false };
@@ -74,15 +76,16 @@ describe('loadConfig from a single path', () => {
     assert.deepEqual(loaded.files, [join(dir, 'ip-masq-agent')]);
     assert.equal(loaded.config.nonMasqueradeCIDRs[0]!.source, join(dir, 'ip-masq-agent'));
   });
-  it('an empty file means defaults, and says so', async () => {
-    const dir = await dirWith({ config: '' });
-    const loaded = await loadConfig(join(dir, 'config'), V4);
-    assert.deepEqual(loaded.config, defaultConfig(V4));
-    assert.equal(loaded.usingDefaults, true);
+  it('an empty file is an error that says so, never the defaults (only a missing path means them)', async () => {
+    const dir = await dirWith({ config: '', blank: '\n  \n' });
+    const empty = await loadError(join(dir, 'config'));
+    assert.equal(empty.message, `${join(dir, 'config')}: the config file is empty (0 bytes): not read as the defaults (a file being written, or one whose content was lost); write {} for the defaults, or remove the file`);
+    assert.match((await loadError(join(dir, 'blank'))).message, /blank: the config file is only whitespace \(4 bytes\): not read as the defaults/);
   });
-  it('a comment-only file means defaults', async () => {
-    const dir = await dirWith({ config: '# nothing here yet\n' });
+  it('a comment-only file, or {}, means defaults', async () => {
+    const dir = await dirWith({ config: '# nothing here yet\n', braces: '{}\n' });
     assert.equal((await loadConfig(join(dir, 'config'), V4)).usingDefaults, true);
+    assert.equal((await loadConfig(join(dir, 'braces'), V4)).usingDefaults, true);
   });
   it('the kubelet symlink layout is followed (path is the key file)', async () => {
     const dir = await kubeletDir({ 'ip-masq-agent': 'nonMasqueradeCIDRs: [10.244.0.0/16]\n' });
@@ -304,6 +307,27 @@ describe('loadConfig: only a missing path means defaults', () => {
     assert.deepEqual(texts(loaded), ['192.0.2.0/24']);
     assert.match(loaded.warnings[0]!.message, /skipped: a FIFO \(named pipe\), not a regular file/);
   });
+  it('a file whose name is not UTF-8 is skipped with a warning naming it; the other files are read', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': GOOD });
+    await writeFile(Buffer.concat([Buffer.from(`${dir}/ip-masq-`), Buffer.from([0xff, 0x41])]), 'nonMasqueradeCIDRs: [198.51.100.0/24]\n');
+    const loaded = await loadConfig(dir, V4, 'directory');
+    assert.deepEqual(loaded.files, [join(dir, 'ip-masq-agent')]);
+    assert.deepEqual(texts(loaded), ['192.0.2.0/24']);
+    assert.deepEqual(
+      loaded.warnings.map((w) => `${w.source}: ${w.message}`),
+      [`${dir}/ip-masq-\\xffA: skipped: the file name is not valid UTF-8; rename it to read it`],
+    );
+  });
+  it(`a directory of more than ${MAX_CONFIG_FILES} ip-masq* entries is an error before any is read; ${MAX_CONFIG_FILES} are read`, async () => {
+    const dir = await dirWith({});
+    for (let i = 0; i < MAX_CONFIG_FILES; i++) await writeFile(join(dir, `ip-masq-${String(i).padStart(4, '0')}`), 'masqLinkLocal: true\n');
+    const loaded = await loadConfig(dir, V4, 'directory');
+    assert.equal(loaded.files.length, MAX_CONFIG_FILES);
+    // Empty: not one of them is opened (each would be an error of its own).
+    await writeFile(join(dir, 'ip-masq-more'), '');
+    const err = await loadError(dir, V4, 'directory');
+    assert.equal(err.message, `${dir}: the config directory holds 1,001 ip-masq* entries; the limit is 1,000 (merge them into fewer files)`);
+  });
   it('detectConfigMode: a directory (or a link to one) is directory mode; anything else, missing included, file mode', async () => {
     const dir = await dirWith({ 'ip-masq-agent': GOOD });
     await symlink(dir, join(root, `link-${++counter}`));
@@ -344,5 +368,116 @@ describe('loadConfig with a cache (the agent at every resync)', () => {
     await assert.rejects(loadConfig(file, V4, 'file', cache), ConfigError);
     await writeFile(file, 'nonMasqueradeCIDRs: [10.0.0.0/8]\n');
     assert.equal(await loadConfig(file, V4, 'file', cache), good);
+  });
+});
+
+/**
+ * A clock for the loader's settle waits that the test drives: `now` is real time plus a skew, and
+ * each wait moves the skew on at once; then `during` (a writer's next step, at the end of the wait)
+ * runs. The writer dates what it writes by this clock with `written`, as a real writer's change is
+ * dated by the real one.
+ */
+function settleClock(
+  skewMs = 0,
+  during: (waits: number, written: (file: string) => Promise<void>) => Promise<void> | void = () => undefined,
+): SettleOptions & { readonly waits: number[] } {
+  const waits: number[] = [];
+  let skew = skewMs;
+  const now = (): number => Date.now() + skew;
+  // mtime at the clock's now: the loader's age is now - max(mtime, ctime), and ctime (real time) is the older.
+  const written = (file: string): Promise<void> => utimes(file, now() / 1000, now() / 1000);
+  return {
+    waits,
+    clock: {
+      now,
+      setTimer: (ms, fn) => {
+        waits.push(ms);
+        skew += ms;
+        void Promise.resolve(during(waits.length, written)).then(fn);
+        return () => undefined;
+      },
+    },
+  };
+}
+
+describe('loadConfig with settle (the agent): a file being written is never read half-way', () => {
+  const FULL = 'nonMasqueradeCIDRs: [10.0.0.0/8, 198.51.100.0/24]\n';
+  it('a file changed just now is read once it has been unchanged for the quiet time; one changed long ago at once', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': FULL });
+    const fresh = settleClock();
+    assert.deepEqual(texts(await loadConfig(join(dir, 'ip-masq-agent'), V4, 'file', undefined, fresh)), ['10.0.0.0/8', '198.51.100.0/24']);
+    assert.equal(fresh.waits.length, 1);
+    assert.ok(fresh.waits[0]! > SETTLE_QUIET_MS - 100 && fresh.waits[0]! <= SETTLE_QUIET_MS, String(fresh.waits));
+    const later = settleClock(SETTLE_QUIET_MS);
+    await loadConfig(join(dir, 'ip-masq-agent'), V4, 'file', undefined, later);
+    assert.deepEqual(later.waits, []);
+  });
+  it('a file truncated and then written (a slow writer) gives the written config, never the defaults or an empty-file error', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': FULL });
+    const file = join(dir, 'ip-masq-agent');
+    await truncate(file, 0);
+    const clock = settleClock(0, async (n, written) => {
+      if (n > 1) return;
+      await writeFile(file, FULL);
+      await written(file);
+    });
+    const loaded = await loadConfig(file, V4, 'file', undefined, clock);
+    assert.equal(loaded.usingDefaults, false);
+    assert.deepEqual(texts(loaded), ['10.0.0.0/8', '198.51.100.0/24']);
+    assert.equal(clock.waits.length, 2, 'waited for the truncation, then for the write');
+    assert.ok(clock.waits.every((ms) => ms > 0 && ms <= SETTLE_QUIET_MS), String(clock.waits));
+  });
+  it('a file written line by line in a config directory gives the whole list, not a version part-way', async () => {
+    const lines = ['nonMasqueradeCIDRs:\n', ...Array.from({ length: 8 }, (_, i) => `  - 10.${i}.0.0/16\n`)];
+    const dir = await dirWith({ 'ip-masq-agent': lines[0]!, 'ip-masq-other': 'masqLinkLocal: true\n' });
+    const clock = settleClock(0, async (n, written) => {
+      if (n >= lines.length) return;
+      await appendFile(join(dir, 'ip-masq-agent'), lines[n]!);
+      await written(join(dir, 'ip-masq-agent'));
+    });
+    const loaded = await loadConfig(dir, V4, 'directory', undefined, clock);
+    assert.equal(texts(loaded).length, 8);
+    assert.equal(loaded.config.masqLinkLocal, true);
+    assert.equal(clock.waits.length, lines.length);
+  });
+  it('a writer that never stops: an error after the longest wait, which says so (the agent keeps the last good config)', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': FULL });
+    const file = join(dir, 'ip-masq-agent');
+    const clock = settleClock(0, async (n, written) => {
+      await writeFile(file, `# rewrite ${n}\n${FULL}`);
+      await written(file);
+    });
+    const err = await loadConfig(file, V4, 'file', undefined, clock).then(
+      () => assert.fail('expected a ConfigError'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.message, `${file}: the config file is still being written: it changed again within every ${SETTLE_QUIET_MS} ms for ${SETTLE_MAX_WAIT_MS / 1000} s; it is read once it has been unchanged for ${SETTLE_QUIET_MS} ms`);
+    const waited = clock.waits.reduce((a, b) => a + b, 0);
+    assert.ok(waited <= SETTLE_MAX_WAIT_MS, `waited ${waited} ms`);
+  });
+  it('a clock stepped back (the file changed "in the future"): two looks a quiet time apart settle it', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': FULL });
+    const clock = settleClock(-60_000);
+    assert.equal(texts(await loadConfig(join(dir, 'ip-masq-agent'), V4, 'file', undefined, clock)).length, 2);
+    assert.deepEqual(clock.waits, [SETTLE_QUIET_MS]);
+  });
+  it('a file dated in the future is waited for once, not again at every resync (the agent keeps its looks in the cache)', async () => {
+    const dir = await dirWith({ 'ip-masq-agent': FULL });
+    const file = join(dir, 'ip-masq-agent');
+    const ahead = Date.now() / 1000 + 3600;
+    await utimes(file, ahead, ahead);
+    const clock = settleClock();
+    const cache = createParseCache();
+    const first = await loadConfig(file, V4, 'file', cache, clock);
+    assert.equal(await loadConfig(file, V4, 'file', cache, clock), first);
+    assert.deepEqual(clock.waits, [SETTLE_QUIET_MS]);
+  });
+  it('a file kubelet just published (a ConfigMap swap) is read at once: it was complete before the swap', async () => {
+    const dir = await kubeletDir({ 'ip-masq-agent': FULL });
+    const clock = settleClock();
+    assert.equal(texts(await loadConfig(join(dir, 'ip-masq-agent'), V4, 'file', undefined, clock)).length, 2);
+    assert.equal(texts(await loadConfig(dir, V4, 'directory', undefined, clock)).length, 2);
+    assert.deepEqual(clock.waits, []);
   });
 });
