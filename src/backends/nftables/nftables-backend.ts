@@ -5,14 +5,13 @@ import type { Family } from '../../net/cidr.js';
 import type { Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
-import { NFT_TABLE_OWNER, NFT_TABLE_REF } from './names.js';
+import { NFT_TABLE_REF } from './names.js';
 import {
   NFT_TABLE_LINE_PREFIX,
   familiesInNftJson,
   foreignObjectsInNftJson,
   objectNamesInNftJson,
-  parseNftJson,
-  parseNftTableJson,
+  parseNftRead,
   tableHasFlagsInNftJson,
 } from './parse.js';
 import { expectedNftLines, renderNftScript, renderNftWake } from './render.js';
@@ -36,11 +35,12 @@ function isMissingTable(e: unknown): boolean {
 
 /**
  * What the kernel says when a blind apply meets a table not as we left it: a set re-created with
- * another type or a map of its name (exists), a set a foreign chain still references (busy), a
- * base chain added while waking a dormant table (invalid), a foreign object gone meanwhile. A
- * fresh listing explains each, so apply lists the table and tries once more, knowing what is there.
+ * another type (exists), a map of its name (nft itself: "... to your map declaration"), a set a
+ * foreign chain still references (busy), a base chain added while waking a dormant table
+ * (invalid), a foreign object gone meanwhile. A fresh listing explains each, so apply lists the
+ * table and tries once more, knowing what is there.
  */
-const TABLE_NOT_AS_LEFT = /File exists|Device or resource busy|Invalid argument|No such file or directory/;
+const TABLE_NOT_AS_LEFT = /File exists|Device or resource busy|Invalid argument|No such file or directory|to your map declaration/;
 
 /** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
 export function createNftablesBackend(options: NftablesBackendOptions): Backend {
@@ -86,9 +86,7 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend 
     leftovers: () => [nftLeftover(options.runner)],
     read: async (family) => {
       const json = await listTable(false);
-      if (json === undefined) return [];
-      // The table's own state (flags, objects not ours) is read with the family always managed.
-      return family === NFT_TABLE_OWNER ? [...parseNftTableJson(json), ...parseNftJson(json, family)] : parseNftJson(json, family);
+      return json === undefined ? [] : parseNftRead(json, family);
     },
     apply: async (policy, seen) => {
       // The read just before saw the table not as we left it: the blind script would be refused.

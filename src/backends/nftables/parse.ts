@@ -8,7 +8,7 @@ import { formatCidr, formatIp, parseIp, type Cidr, type Family } from '../../net
 import { intervalAsCidr } from '../../net/intervals.js';
 import { cidrLast } from '../../net/normalize.js';
 import { chainLine, elementLine, ruleLine, setLine } from './canonical.js';
-import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY } from './names.js';
+import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, NFT_TABLE_OWNER } from './names.js';
 
 type Json = unknown;
 
@@ -27,7 +27,7 @@ function text(v: Json): string {
  * when those bytes are not valid text, nothing at all, which cuts the document off right there.
  * Measured on a dormant table, with and without objects in it.
  */
-const CUT_AT_TABLE_FLAGS = /\{"table": \{[^{}]*"flags": \s*$/;
+const CUT_AT_TABLE_FLAGS = /\{\s*"table"\s*:\s*\{[^{}]*"flags"\s*:\s*$/;
 
 /** Stands in for a document cut at the table's flags: a table with flags, contents unseen. */
 const UNREADABLE_TABLE = { table: { family: NFT_TABLE_FAMILY, name: NFT_TABLE, flags: null } };
@@ -260,11 +260,24 @@ function ruleText(rule: Record<string, Json>): string {
  * chain, rules (in chain order). Objects of the other family and unknown objects are ignored.
  */
 export function parseNftJson(json: string, family: Family): string[] {
+  return familyLines(objectsOf(json), family);
+}
+
+/**
+ * What read(family) returns: for the family that owns the table (NFT_TABLE_OWNER), the table's
+ * own lines (see parseNftTableJson) first, then the family's; the document is parsed once.
+ */
+export function parseNftRead(json: string, family: Family): string[] {
+  const objects = objectsOf(json);
+  return family === NFT_TABLE_OWNER ? [...tableLines(objects), ...familyLines(objects, family)] : familyLines(objects, family);
+}
+
+function familyLines(objects: readonly Record<string, Json>[], family: Family): string[] {
   const n = NFT_NAMES[family];
   const setLines: string[] = [];
   const chainLines: string[] = [];
   const ruleLines: string[] = [];
-  for (const o of objectsOf(json)) {
+  for (const o of objects) {
     const set = o['set'];
     if (ours(set) && set['name'] === n.set) {
       const type = Array.isArray(set['type']) ? set['type'].map(text).join(' . ') : text(set['type']);
@@ -353,7 +366,7 @@ function tableFlagsLine(objects: readonly Record<string, Json>[]): string | unde
   const names = (Array.isArray(raw) ? raw : [raw]).filter((f): f is string => typeof f === 'string');
   const readable = names.length > 0 && names.every((f) => TABLE_FLAG_NAMES.has(f));
   // A dormant table's chains see no packets: every rule in it, ours included, is off.
-  return `${NFT_TABLE_LINE_PREFIX}flags ${readable ? names.join(',') : '(set; nft 1.0.6 misprints which, e.g. dormant)'}`;
+  return `${NFT_TABLE_LINE_PREFIX}flags ${readable ? names.join(',') : 'set (nft 1.0.6 misprints which; dormant turns off all of the table)'}`;
 }
 
 /** The objects in our table that are not the agent's sets and chains, in listing order. */
@@ -361,7 +374,10 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
   const rules = new Map<string, Record<string, Json>[]>();
   for (const o of objects) {
     const rule = o['rule'];
-    if (ours(rule) && typeof rule['chain'] === 'string') rules.set(rule['chain'], [...(rules.get(rule['chain']) ?? []), rule]);
+    if (!ours(rule) || typeof rule['chain'] !== 'string' || isOurs('chain', rule['chain'])) continue;
+    const list = rules.get(rule['chain']);
+    if (list === undefined) rules.set(rule['chain'], [rule]);
+    else list.push(rule);
   }
   const found: NftForeignObject[] = [];
   for (const o of objects) {
@@ -393,7 +409,10 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
  * that masquerades, a map named like our set). None is ever wanted, so any line is drift.
  */
 export function parseNftTableJson(json: string): string[] {
-  const objects = objectsOf(json);
+  return tableLines(objectsOf(json));
+}
+
+function tableLines(objects: readonly Record<string, Json>[]): string[] {
   const flags = tableFlagsLine(objects);
   const foreign = foreignObjects(objects);
   const lines = foreign.slice(0, MAX_FOREIGN_LINES).map((f) => `${NFT_TABLE_LINE_PREFIX}holds ${f.kind} ${JSON.stringify(f.name)}${f.detail}, not the agent's`);
