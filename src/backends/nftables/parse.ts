@@ -1,6 +1,6 @@
 // Parses `nft -j list table inet ip-masq-agent` into the canonical lines of one family
-// (see canonical.ts). nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a
-// single address (/32, /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`;
+// (see canonical.ts), and of the table itself: its flags and the objects in it that are not ours.
+// nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a single address (/32, /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`;
 // all come back as CIDR text where they are one, so they compare equal to what was rendered.
 // Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
 // next apply replaces it, instead of crashing the read.
@@ -265,7 +265,7 @@ export function parseNftJson(json: string, family: Family): string[] {
 
 /**
  * What read(family) returns: for the family that owns the table (NFT_TABLE_OWNER), the table's
- * own lines (see parseNftTableJson) first, then the family's; the document is parsed once.
+ * own lines (see tableLines) first, then the family's; the document is parsed once.
  */
 export function parseNftRead(json: string, family: Family): string[] {
   const objects = objectsOf(json);
@@ -337,13 +337,14 @@ const TABLE_FLAG_NAMES = new Set(['dormant', 'owner', 'persist']);
 /** At most this many foreign objects get a line each; apply lists the table again for all of them. */
 export const MAX_FOREIGN_LINES = 20;
 
-/** The prefix of every table-wide line, so they sort apart from the family lines and read as one group. */
+/** The prefix of every line about the table itself, by which apply knows the blind script would be refused. */
 export const NFT_TABLE_LINE_PREFIX = 'table ';
 
 /** One object in our table that the agent did not write: a renamed chain, someone's base chain, a map. */
 export interface NftForeignObject {
   /** The key nft -j prints it under: `chain`, `set`, `map`, `counter`, `ct helper`, ... */
   readonly kind: string;
+  /** Its name in the table, as nft lists it. */
   readonly name: string;
   /** The kernel's handle, by which apply deletes it (names may need quoting; handles never do). */
   readonly handle: number | undefined;
@@ -408,10 +409,6 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
  * and every object in it the agent did not write (a renamed chain, a base chain of someone else's
  * that masquerades, a map named like our set). None is ever wanted, so any line is drift.
  */
-export function parseNftTableJson(json: string): string[] {
-  return tableLines(objectsOf(json));
-}
-
 function tableLines(objects: readonly Record<string, Json>[]): string[] {
   const flags = tableFlagsLine(objects);
   const foreign = foreignObjects(objects);
