@@ -1,7 +1,8 @@
 // Parses `nft -j list table inet ip-masq-agent` into the canonical lines of one family
 // (see canonical.ts), and of the table itself: its flags and the objects in it that are not ours.
-// nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a single address (/32, /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`;
-// all come back as CIDR text where they are one, so they compare equal to what was rendered.
+// nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a single address (/32,
+// /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`; all come back as CIDR
+// text where they are one, so they compare equal to what was rendered.
 // Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
 // next apply replaces it, instead of crashing the read.
 import { formatCidr, formatIp, parseIp, type Cidr, type Family } from '../../net/cidr.js';
