@@ -114,3 +114,25 @@ test('nftables, our chain renamed by someone: a config change still applies (no 
     assert.equal(status(s).code, 0);
   });
 });
+
+test('nftables, dual-stack, a dormant table holding a foreign masquerading chain: both families repaired by the running agent, no failed sync', { skip }, async () => {
+  await withScene(async (s) => {
+    const { topo, cm, startAgent } = s;
+    cm.write(CONFIG);
+    const agent = startAgent([`--config=${cm.file}`, ...AGENT, '--enable-ipv6', '--v=2']);
+    await agent.waitForLog('rules applied');
+    await waitUntil('both families applied', () => agent.matching('rules applied').length >= 2);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.node6);
+    const mark = agent.mark();
+    nftScript(topo.node, 'add chain inet ip-masq-agent sneaky { type nat hook postrouting priority 50; policy accept; }\nadd rule inet ip-masq-agent sneaky masquerade\nadd table inet ip-masq-agent { flags dormant; }');
+    assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.pod6, 'dormant: IPv6 NAT is off too');
+    await waitUntil('IPv4 and IPv6 masqueraded again, the exemption kept', () =>
+      sourceSeenBy(topo.pod, ADDR.outside6) === ADDR.node6 && sourceSeenBy(topo.pod, ADDR.outside4) === ADDR.node4 && sourceSeenBy(topo.pod, ADDR.outsideExempt4) === ADDR.pod4, 20_000);
+    await waitUntil('a quiet resync after', () => agent.matching('sync done', mark).length >= 4);
+    assert.deepEqual(agent.matching((l) => l.level === 'error', mark).map((l) => l.raw), [], 'no failed sync on the way');
+    const st = runAgentToExit(topo.node, ['status', `--config=${cm.file}`, ...AGENT, '--enable-ipv6']);
+    assert.equal(st.code, 0, st.stdout);
+  });
+});
