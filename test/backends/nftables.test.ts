@@ -7,8 +7,8 @@ import type { Runner } from '../../src/exec/runner.js';
 import type { FamilyPolicy } from '../../src/policy-types.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
-import { familiesInNftJson, parseNftJson } from '../../src/backends/nftables/parse.js';
-import { expectedNftLines, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
+import { MAX_FOREIGN_LINES, familiesInNftJson, parseNftJson, type NftForeignObject } from '../../src/backends/nftables/parse.js';
+import { expectedNftLines, nftForeignDeletions, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
 import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, runBackendContract } from './contract.js';
 import { createFakeNft } from './fake-nft.js';
 import {
@@ -398,5 +398,124 @@ describe('nft rendering at the largest sizes', () => {
     const script = renderNftScript([policy]);
     assert.equal(script.split('\n').filter((l) => l.startsWith('\t10.')).length, 200_000);
     assert.equal(expectedNftLines(policy).length, 1 + 200_000 + 1 + 4, 'set, elements, chain, four rules');
+  });
+});
+
+describe('nftables: drift in our own table (the table itself, objects that are not ours)', () => {
+  const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8'], randomFully: true, toPorts: [] });
+  const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: ['2001:db8:200::/48'], randomFully: true, toPorts: [] });
+  const T = 'inet ip-masq-agent';
+  const DORMANT = 'table flags set (nft 1.0.6 misprints which; dormant turns off all of the table)';
+  const nft = (fake: ReturnType<typeof createFakeNft>, script: string) => fake.runner(['nft', '-f', '-'], { input: `${script}\n` });
+
+  async function dualStack() {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await backend.apply(v4);
+    await backend.apply(v6);
+    return { fake, backend };
+  }
+
+  it('a dormant table is drift of IPv4 (the family always managed); its repair wakes the table, then rebuilds, and IPv6 stays', async () => {
+    const { fake, backend } = await dualStack();
+    await nft(fake, `add table ${T} { flags dormant; }`);
+    const seen = await backend.read('ipv4');
+    assert.deepEqual(seen, [DORMANT, ...backend.expected(v4)]);
+    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6), 'the table lines are IPv4’s alone');
+    fake.calls.length = 0;
+    await backend.apply(v4, seen);
+    assert.deepEqual(fake.calls.map((a) => a.join(' ')), ['nft -j -t list table inet ip-masq-agent', 'nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -']);
+    assert.equal(fake.scripts.at(-2), `add table ${T}\n`, 'the wake is a transaction of its own');
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
+  });
+
+  it('a dormant table refuses the blind apply (a base chain in the batch that wakes it); apply falls back and repairs', async () => {
+    const { fake, backend } = await dualStack();
+    await nft(fake, `add table ${T} { flags dormant; }`);
+    await assert.rejects(fake.runner(['nft', '-f', '-'], { input: renderNftScript([v4]) }), /Invalid argument/);
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
+  it('an empty dormant table, whose listing nft 1.0.6 cuts off after "flags": read says so instead of failing, and apply fills it', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await nft(fake, `add table ${T} { flags dormant; }`);
+    const seen = await backend.read('ipv4');
+    assert.deepEqual(seen, [DORMANT]);
+    assert.deepEqual(await backend.read('ipv6'), []);
+    await backend.apply(v4, seen);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
+  it('a base chain of someone else in our table that masquerades at priority 50: seen, and deleted with the rebuild in one transaction', async () => {
+    const { fake, backend } = await dualStack();
+    await nft(fake, `add chain ${T} sneaky { type nat hook postrouting priority 50; policy accept; }\nadd rule ${T} sneaky masquerade`);
+    const seen = await backend.read('ipv4');
+    assert.deepEqual(seen, ['table holds chain "sneaky" type nat hook postrouting prio 50 policy accept, 1 rule, not the agent\'s', ...backend.expected(v4)]);
+    fake.calls.length = 0;
+    await backend.apply(v4, seen);
+    assert.deepEqual(fake.calls.map((a) => a.join(' ')), ['nft -j -t list table inet ip-masq-agent', 'nft -f -']);
+    assert.match(fake.scripts.at(-1)!, /^delete chain inet ip-masq-agent handle \d+$/m);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
+  });
+
+  it('a map named like our set, our chain gone: seen, and replaced by our set (not "File exists" forever)', async () => {
+    const { fake, backend } = await dualStack();
+    await nft(fake, `delete chain ${T} postrouting4\ndelete set ${T} nonmasq4\nadd map ${T} nonmasq4 { type ipv4_addr : ipv4_addr; }`);
+    const seen = await backend.read('ipv4');
+    assert.deepEqual(seen, ['table holds map "nonmasq4" type ipv4_addr : ipv4_addr, not the agent\'s']);
+    await backend.apply(v4, seen);
+    assert.match(fake.scripts.at(-1)!, /^delete map inet ip-masq-agent nonmasq4$/m);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    // Without the read before (a config change): the blind apply is refused, the fallback repairs.
+    await nft(fake, `delete chain ${T} postrouting4\ndelete set ${T} nonmasq4\nadd map ${T} nonmasq4 { type ipv4_addr : ipv4_addr; }`);
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
+  it('our chain renamed: the renamed one is seen, and a config change applies (not "Device or resource busy" forever)', async () => {
+    const { fake, backend } = await dualStack();
+    await fake.runner(['nft', 'rename', 'chain', 'inet', 'ip-masq-agent', 'postrouting4', 'renamed']);
+    const read = await backend.read('ipv4');
+    assert.ok(read.includes('table holds chain "renamed" type nat hook postrouting prio 100 policy accept, 4 rules, not the agent\'s'), read.join('\n'));
+    await assert.rejects(fake.runner(['nft', '-f', '-'], { input: renderNftScript([v4]) }), /Device or resource busy/);
+    await backend.apply(v4);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
+  it('foreign chains go before the chains they jump to; at most MAX_FOREIGN_LINES lines, yet every object is deleted', async () => {
+    const { fake, backend } = await dualStack();
+    const many = Array.from({ length: MAX_FOREIGN_LINES + 5 }, (_, i) => `add chain ${T} c${i}`);
+    await nft(fake, [...many, `add chain ${T} a`, `add rule ${T} a jump c0`, `add rule ${T} c1 jump a`].join('\n'));
+    const seen = await backend.read('ipv4');
+    const tableLines = seen.filter((l) => l.startsWith('table '));
+    assert.equal(tableLines.length, MAX_FOREIGN_LINES + 1);
+    assert.equal(tableLines.at(-1), 'table holds 6 more objects that are not the agent\'s');
+    await backend.apply(v4, seen);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
+  it('a foreign object nft cannot name fails the sync with what and where; the rules in place stay', () => {
+    const chain = (name: string, targets: string[] = []): NftForeignObject => ({ kind: 'chain', name, handle: name.length, targets, detail: '' });
+    assert.deepEqual(nftForeignDeletions([chain('bb'), chain('a', ['bb']), { kind: 'counter', name: 'c', handle: 9, targets: [], detail: '' }]), [
+      `delete chain ${T} handle 1`,
+      `delete chain ${T} handle 2`,
+      `delete counter ${T} handle 9`,
+    ]);
+    assert.deepEqual(nftForeignDeletions([{ kind: 'ct helper', name: 'ftp1', handle: 4, targets: [], detail: '' }]), [`delete ct helper ${T} ftp1`]);
+    assert.throws(() => nftForeignDeletions([{ kind: 'ct helper', name: 'a "b', handle: 4, targets: [], detail: '' }]), /table inet ip-masq-agent holds ct helper "a \\"b", which the agent did not write and cannot name to delete; remove it by hand/);
+    assert.throws(() => nftForeignDeletions([{ kind: 'tunnel', name: 't', handle: 4, targets: [], detail: '' }]), /holds tunnel "t"/);
+  });
+
+  it('parses the table lines of a real nft 1.0.6 listing with a stray flags string, and of one cut off', () => {
+    const real = '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "ip-masq-agent", "handle": 1, "flags": "cnt"}}, {"counter": {"family": "inet", "name": "cnt", "table": "ip-masq-agent", "handle": 3, "packets": 0, "bytes": 0}}]}';
+    const backendLines = parseNftJson(real, 'ipv4');
+    assert.deepEqual(backendLines, []);
+    const cut = '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "ip-masq-agent", "handle": 1, "flags": \n';
+    assert.deepEqual(parseNftJson(cut, 'ipv4'), []);
+    assert.throws(() => parseNftJson('{"nftables": [{"table": {"family": "inet"', 'ipv4'), /not JSON/, 'any other cut is still an error');
   });
 });

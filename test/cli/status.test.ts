@@ -8,6 +8,8 @@ import { CommandError } from '../../src/errors.js';
 import { buildPolicy } from '../../src/policy.js';
 import { createIptablesBackend } from '../../src/backends/iptables/iptables-backend.js';
 import { fakeIptables, scriptedRunner } from '../backends/iptables-helpers.js';
+import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
+import { createFakeNft } from '../backends/fake-nft.js';
 import { cli, tempDir, type TempDir } from './cli-helpers.js';
 
 let tmp: TempDir;
@@ -217,4 +219,25 @@ test('compareFamily counts repeated lines: a duplicated jump is unexpected', () 
   assert.equal(c.orderDiffersAt, undefined);
   assert.equal(compareFamily('ipv6', ['x'], []).state, 'missing');
   assert.equal(compareFamily('ipv6', ['x'], ['x']).state, 'in-sync');
+});
+
+test('nftables, a dormant table or a base chain of someone else in our table: exit 1, the table line marked "+"', async () => {
+  const fake = createFakeNft();
+  const backend = createNftablesBackend({ runner: fake.runner });
+  const loaded = await loadConfig(config, { enableIPv6: true, nomasqAllReservedRanges: false });
+  for (const p of buildPolicy(loaded.config, { enableIPv6: true, randomFully: true, toPorts: [] }).families) await backend.apply(p);
+  const deps = { openBackend: async (): Promise<OpenedBackend> => ({ backend, description: 'nftables (test)' }) };
+  const clean = await cli(['status', '--config', config, '--enable-ipv6'], deps);
+  assert.equal(clean.code, 0, clean.stderr);
+  await fake.runner(['nft', '-f', '-'], { input: 'add table inet ip-masq-agent { flags dormant; }\n' });
+  const dormant = await cli(['status', '--config', config, '--enable-ipv6'], deps);
+  assert.equal(dormant.code, 1);
+  assert.match(dormant.stdout, /^IPv4: drifted: 0 missing, 1 unexpected\n {2}\+ table flags set \(nft 1\.0\.6 misprints which; dormant turns off all of the table\)\n/m);
+  await fake.runner(['nft', '-f', '-'], { input: 'add table inet ip-masq-agent\n' });
+  await fake.runner(['nft', '-f', '-'], { input: 'add chain inet ip-masq-agent sneaky { type nat hook postrouting priority 50; policy accept; }\nadd rule inet ip-masq-agent sneaky masquerade\n' });
+  const foreign = await cli(['status', '--config', config, '--enable-ipv6', '--output', 'json'], deps);
+  assert.equal(foreign.code, 1);
+  const json = JSON.parse(foreign.stdout) as { inSync: boolean; families: { unexpected: string[] }[] };
+  assert.equal(json.inSync, false);
+  assert.deepEqual(json.families[0]?.unexpected, ['table holds chain "sneaky" type nat hook postrouting prio 50 policy accept, 1 rule, not the agent\'s']);
 });

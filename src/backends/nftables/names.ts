@@ -30,6 +30,12 @@ export const NFT_NAMES: Readonly<Record<Family, NftFamilyNames>> = {
   ipv6: { set: 'nonmasq6', chain: 'postrouting6', setType: 'ipv6_addr', payload: 'ip6', nfproto: 'ipv6' },
 };
 
+/**
+ * The family whose read() also reports the table itself (flags, objects not ours) and whose
+ * apply repairs it: IPv4, which the agent always manages.
+ */
+export const NFT_TABLE_OWNER: Family = 'ipv4';
+
 /** Protocols that get explicit `--to-ports` rules, in the reference agent's order. */
 export const TO_PORTS_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 

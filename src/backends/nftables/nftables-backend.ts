@@ -6,8 +6,15 @@ import type { Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
 import { NFT_TABLE_REF } from './names.js';
-import { familiesInNftJson, objectNamesInNftJson, parseNftJson } from './parse.js';
-import { expectedNftLines, renderNftScript } from './render.js';
+import {
+  NFT_TABLE_LINE_PREFIX,
+  familiesInNftJson,
+  foreignObjectsInNftJson,
+  objectNamesInNftJson,
+  parseNftRead,
+  tableHasFlagsInNftJson,
+} from './parse.js';
+import { expectedNftLines, renderNftScript, renderNftWake } from './render.js';
 
 /** What the nftables backend needs. */
 export interface NftablesBackendOptions {
@@ -26,6 +33,15 @@ function isMissingTable(e: unknown): boolean {
   return e instanceof CommandError && e.exitCode === 1 && /No such file or directory/.test(e.stderr);
 }
 
+/**
+ * What the kernel says when a blind apply meets a table not as we left it: a set re-created with
+ * another type (exists), a map of its name (nft itself: "... to your map declaration"), a set a
+ * foreign chain still references (busy), a base chain added while waking a dormant table
+ * (invalid), a foreign object gone meanwhile. A fresh listing explains each, so apply lists the
+ * table and tries once more, knowing what is there.
+ */
+const TABLE_NOT_AS_LEFT = /File exists|Device or resource busy|Invalid argument|No such file or directory|to your map declaration/;
+
 /** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
 export function createNftablesBackend(options: NftablesBackendOptions): Backend {
   const nft = options.nft ?? 'nft';
@@ -43,6 +59,23 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend 
     }
   };
 
+  /**
+   * Apply, knowing what the table holds: our objects replaced by name, every object we did not
+   * write deleted by handle, in one transaction. A table with flags (dormant) is woken first, in
+   * a transaction of its own, because the kernel refuses a base chain in the one that wakes it;
+   * until the second lands the table holds what it held before it was put to sleep.
+   */
+  const applyKnowingTable = async (policy: Parameters<Backend['apply']>[0]): Promise<void> => {
+    let json = await listTable(true);
+    if (json !== undefined && tableHasFlagsInNftJson(json)) {
+      await run(['-f', '-'], renderNftWake());
+      json = await listTable(true);
+    }
+    const existing = json === undefined ? new Set<string>() : objectNamesInNftJson(json);
+    const foreign = json === undefined ? [] : foreignObjectsInNftJson(json);
+    await run(['-f', '-'], renderNftScript([policy], { existing, foreign }));
+  };
+
   return {
     name: 'nftables',
     expected: (policy) => expectedNftLines(policy),
@@ -53,18 +86,16 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend 
     leftovers: () => [nftLeftover(options.runner)],
     read: async (family) => {
       const json = await listTable(false);
-      return json === undefined ? [] : parseNftJson(json, family);
+      return json === undefined ? [] : parseNftRead(json, family);
     },
-    apply: async (policy) => {
+    apply: async (policy, seen) => {
+      // The read just before saw the table not as we left it: the blind script would be refused.
+      if (seen?.some((l) => l.startsWith(NFT_TABLE_LINE_PREFIX))) return applyKnowingTable(policy);
       try {
         await run(['-f', '-'], renderNftScript([policy]));
       } catch (e) {
-        // Someone re-created our set with another type or flags: the blind `add set` is refused.
-        // List what exists and replace it by name, still in one transaction.
-        if (!(e instanceof CommandError) || !/File exists/.test(e.stderr)) throw e;
-        const json = await listTable(true);
-        const existing = json === undefined ? new Set<string>() : objectNamesInNftJson(json);
-        await run(['-f', '-'], renderNftScript([policy], { existing }));
+        if (!(e instanceof CommandError) || !TABLE_NOT_AS_LEFT.test(e.stderr)) throw e;
+        await applyKnowingTable(policy);
       }
     },
     cleanup: async (family: Family) => {

@@ -1,14 +1,15 @@
 // Parses `nft -j list table inet ip-masq-agent` into the canonical lines of one family
-// (see canonical.ts). nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a
-// single address (/32, /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`;
-// all come back as CIDR text where they are one, so they compare equal to what was rendered.
+// (see canonical.ts), and of the table itself: its flags and the objects in it that are not ours.
+// nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a single address (/32,
+// /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`; all come back as CIDR
+// text where they are one, so they compare equal to what was rendered.
 // Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
 // next apply replaces it, instead of crashing the read.
 import { formatCidr, formatIp, parseIp, type Cidr, type Family } from '../../net/cidr.js';
 import { intervalAsCidr } from '../../net/intervals.js';
 import { cidrLast } from '../../net/normalize.js';
 import { chainLine, elementLine, ruleLine, setLine } from './canonical.js';
-import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY } from './names.js';
+import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, NFT_TABLE_OWNER } from './names.js';
 
 type Json = unknown;
 
@@ -22,12 +23,23 @@ function text(v: Json): string {
   return JSON.stringify(v);
 }
 
+/**
+ * nft 1.0.6 prints a table's flags from freed memory: a stray string (`"flags": "ipv4_addr"`), or,
+ * when those bytes are not valid text, nothing at all, which cuts the document off right there.
+ * Measured on a dormant table, with and without objects in it.
+ */
+const CUT_AT_TABLE_FLAGS = /\{\s*"table"\s*:\s*\{[^{}]*"flags"\s*:\s*$/;
+
+/** Stands in for a document cut at the table's flags: a table with flags, contents unseen. */
+const UNREADABLE_TABLE = { table: { family: NFT_TABLE_FAMILY, name: NFT_TABLE, flags: null } };
+
 /** The nft objects (`{"set": {...}}`, `{"rule": {...}}`, ...) of a `nft -j` document. */
 function objectsOf(json: string): Record<string, Json>[] {
   let doc: Json;
   try {
     doc = JSON.parse(json);
   } catch (e) {
+    if (CUT_AT_TABLE_FLAGS.test(json)) return [UNREADABLE_TABLE];
     throw new Error(`nft -j printed something that is not JSON: ${(e as Error).message}`);
   }
   if (!isObject(doc) || !Array.isArray(doc['nftables'])) {
@@ -249,11 +261,24 @@ function ruleText(rule: Record<string, Json>): string {
  * chain, rules (in chain order). Objects of the other family and unknown objects are ignored.
  */
 export function parseNftJson(json: string, family: Family): string[] {
+  return familyLines(objectsOf(json), family);
+}
+
+/**
+ * What read(family) returns: for the family that owns the table (NFT_TABLE_OWNER), the table's
+ * own lines (see tableLines) first, then the family's; the document is parsed once.
+ */
+export function parseNftRead(json: string, family: Family): string[] {
+  const objects = objectsOf(json);
+  return family === NFT_TABLE_OWNER ? [...tableLines(objects), ...familyLines(objects, family)] : familyLines(objects, family);
+}
+
+function familyLines(objects: readonly Record<string, Json>[], family: Family): string[] {
   const n = NFT_NAMES[family];
   const setLines: string[] = [];
   const chainLines: string[] = [];
   const ruleLines: string[] = [];
-  for (const o of objectsOf(json)) {
+  for (const o of objects) {
     const set = o['set'];
     if (ours(set) && set['name'] === n.set) {
       const type = Array.isArray(set['type']) ? set['type'].map(text).join(' . ') : text(set['type']);
@@ -303,4 +328,102 @@ export function familiesInNftJson(json: string): Set<Family> {
     if (names.has(NFT_NAMES[family].set) || names.has(NFT_NAMES[family].chain)) found.add(family);
   }
   return found;
+}
+
+// ---- the table itself, and what in it is not ours ----
+
+/** Table flags nft can print; anything else is nft 1.0.6's misprint (see CUT_AT_TABLE_FLAGS). */
+const TABLE_FLAG_NAMES = new Set(['dormant', 'owner', 'persist']);
+
+/** At most this many foreign objects get a line each; apply lists the table again for all of them. */
+export const MAX_FOREIGN_LINES = 20;
+
+/** The prefix of every line about the table itself, by which apply knows the blind script would be refused. */
+export const NFT_TABLE_LINE_PREFIX = 'table ';
+
+/** One object in our table that the agent did not write: a renamed chain, someone's base chain, a map. */
+export interface NftForeignObject {
+  /** The key nft -j prints it under: `chain`, `set`, `map`, `counter`, `ct helper`, ... */
+  readonly kind: string;
+  /** Its name in the table, as nft lists it. */
+  readonly name: string;
+  /** The kernel's handle, by which apply deletes it (names may need quoting; handles never do). */
+  readonly handle: number | undefined;
+  /** For a chain: the chains its rules jump or go to, which must be deleted after it. */
+  readonly targets: readonly string[];
+  /** One line for people: the chain's hook and priority, the map's types, the rule count. */
+  readonly detail: string;
+}
+
+/** Whether the sets and chains nft names this way belong to the agent (any family). */
+function isOurs(kind: string, name: Json): boolean {
+  return Object.values(NFT_NAMES).some((n) => (kind === 'set' && name === n.set) || (kind === 'chain' && name === n.chain));
+}
+
+/** The table's flags as a line, or undefined when it has none (nft prints no `flags` key then). */
+function tableFlagsLine(objects: readonly Record<string, Json>[]): string | undefined {
+  const table = objects.map((o) => o['table']).find((t) => isObject(t) && t['family'] === NFT_TABLE_FAMILY && t['name'] === NFT_TABLE);
+  if (!isObject(table) || !('flags' in table)) return undefined;
+  const raw = table['flags'];
+  const names = (Array.isArray(raw) ? raw : [raw]).filter((f): f is string => typeof f === 'string');
+  const readable = names.length > 0 && names.every((f) => TABLE_FLAG_NAMES.has(f));
+  // A dormant table's chains see no packets: every rule in it, ours included, is off.
+  return `${NFT_TABLE_LINE_PREFIX}flags ${readable ? names.join(',') : 'set (nft 1.0.6 misprints which; dormant turns off all of the table)'}`;
+}
+
+/** The objects in our table that are not the agent's sets and chains, in listing order. */
+function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObject[] {
+  const rules = new Map<string, Record<string, Json>[]>();
+  for (const o of objects) {
+    const rule = o['rule'];
+    if (!ours(rule) || typeof rule['chain'] !== 'string' || isOurs('chain', rule['chain'])) continue;
+    const list = rules.get(rule['chain']);
+    if (list === undefined) rules.set(rule['chain'], [rule]);
+    else list.push(rule);
+  }
+  const found: NftForeignObject[] = [];
+  for (const o of objects) {
+    const [kind, body] = Object.entries(o)[0] ?? ['', undefined];
+    if (kind === 'table' || kind === 'rule' || kind === 'metainfo' || !ours(body) || isOurs(kind, body['name'])) continue;
+    const name = text(body['name']);
+    const handle = typeof body['handle'] === 'number' ? body['handle'] : undefined;
+    let detail = '';
+    let targets: string[] = [];
+    if (kind === 'chain') {
+      const chainRules = rules.get(name) ?? [];
+      targets = chainRules.flatMap((r) => (Array.isArray(r['expr']) ? r['expr'] : [])).flatMap((x) => {
+        const jump = isObject(x) ? (x['jump'] ?? x['goto']) : undefined;
+        return isObject(jump) && typeof jump['target'] === 'string' ? [jump['target']] : [];
+      });
+      const base = body['hook'] === undefined ? '' : ` type ${text(body['type'])} hook ${text(body['hook'])} prio ${text(body['prio'])} policy ${text(body['policy'])}`;
+      detail = `${base}, ${chainRules.length} rule${chainRules.length === 1 ? '' : 's'}`;
+    } else if (kind === 'set' || kind === 'map') {
+      detail = ` type ${text(body['type'])}${kind === 'map' ? ` : ${text(body['map'])}` : ''}`;
+    }
+    found.push({ kind, name, handle, targets, detail });
+  }
+  return found;
+}
+
+/**
+ * The lines that stand for the table itself: its flags (a dormant table turns all its NAT off)
+ * and every object in it the agent did not write (a renamed chain, a base chain of someone else's
+ * that masquerades, a map named like our set). None is ever wanted, so any line is drift.
+ */
+function tableLines(objects: readonly Record<string, Json>[]): string[] {
+  const flags = tableFlagsLine(objects);
+  const foreign = foreignObjects(objects);
+  const lines = foreign.slice(0, MAX_FOREIGN_LINES).map((f) => `${NFT_TABLE_LINE_PREFIX}holds ${f.kind} ${JSON.stringify(f.name)}${f.detail}, not the agent's`);
+  if (foreign.length > MAX_FOREIGN_LINES) lines.push(`${NFT_TABLE_LINE_PREFIX}holds ${foreign.length - MAX_FOREIGN_LINES} more objects that are not the agent's`);
+  return flags === undefined ? lines : [flags, ...lines];
+}
+
+/** Whether the table has flags (dormant: none of its chains see packets). */
+export function tableHasFlagsInNftJson(json: string): boolean {
+  return tableFlagsLine(objectsOf(json)) !== undefined;
+}
+
+/** The objects in our table that the agent did not write (from a full or terse listing). */
+export function foreignObjectsInNftJson(json: string): NftForeignObject[] {
+  return foreignObjects(objectsOf(json));
 }

@@ -11,6 +11,7 @@ import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { Action, FamilyPolicy, PortRange } from '../../policy-types.js';
 import { chainLine, elementLine, ourSetLine, ruleLine } from './canonical.js';
+import type { NftForeignObject } from './parse.js';
 import { FIRST_PRIORITY, NFT_NAMES, NFT_TABLE_REF, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from './names.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy.js';
 import { flattenPrefixes, intervalText, unionOfCidrs, type Interval } from '../../net/intervals.js';
@@ -26,6 +27,69 @@ export interface NftRenderOptions {
    * object someone re-created with another type or flags, which the blind `add` refuses.
    */
   readonly existing?: ReadonlySet<string>;
+  /**
+   * Objects in our table the agent did not write (from a listing): deleted by handle in the same
+   * transaction, after the applied families' chains (which may jump to them) and before their
+   * sets (which a foreign chain may still reference, as a renamed chain of ours does).
+   */
+  readonly foreign?: readonly NftForeignObject[];
+}
+
+/** Object kinds nft 1.0.6 deletes by handle; `delete map` takes no handle, but `delete set` deletes a map. */
+const DELETE_BY_HANDLE: Readonly<Record<string, string>> = {
+  chain: 'chain',
+  set: 'set',
+  map: 'set',
+  flowtable: 'flowtable',
+  counter: 'counter',
+  quota: 'quota',
+  limit: 'limit',
+  secmark: 'secmark',
+  synproxy: 'synproxy',
+};
+
+/** Kinds nft deletes only by name (`delete ct helper inet t NAME`: "unexpected handle"). */
+const DELETE_BY_NAME = new Set(['ct helper', 'ct timeout', 'ct expectation']);
+
+/** A name nft reads bare, without quoting. */
+const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/** One foreign object's delete command; throws when nft has no way to name it, so the sync fails saying what. */
+function deleteForeign(o: NftForeignObject): string {
+  // A map holding our set's name goes by name: nft checks the script against its own view of the
+  // table, where deleting by handle does not free the name, and it would refuse our `add set`.
+  if (o.kind === 'map' && Object.values(NFT_NAMES).some((n) => n.set === o.name)) return `delete map ${NFT_TABLE_REF} ${o.name}`;
+  const byHandle = DELETE_BY_HANDLE[o.kind];
+  if (byHandle !== undefined && o.handle !== undefined) return `delete ${byHandle} ${NFT_TABLE_REF} handle ${o.handle}`;
+  if (DELETE_BY_NAME.has(o.kind) && PLAIN_NAME.test(o.name)) return `delete ${o.kind} ${NFT_TABLE_REF} ${o.name}`;
+  throw new Error(
+    `table ${NFT_TABLE_REF} holds ${o.kind} ${JSON.stringify(o.name)}, which the agent did not write and cannot name to delete; remove it by hand (or delete the table: the agent re-creates its rules)`,
+  );
+}
+
+/**
+ * The deletes of the foreign objects: chains first, a chain before the chains it jumps to (the
+ * kernel refuses to delete a chain still jumped to), then everything else (sets, maps, counters
+ * that the deleted rules referenced).
+ */
+export function nftForeignDeletions(foreign: readonly NftForeignObject[]): string[] {
+  const chains = foreign.filter((o) => o.kind === 'chain');
+  const ordered: NftForeignObject[] = [];
+  let left = chains;
+  while (left.length > 0) {
+    // Ready: no chain still left jumps to it. nft refuses jump loops, so one is always ready; the
+    // fallback keeps a broken listing from looping here.
+    const ready = left.filter((c) => !left.some((o) => o !== c && o.targets.includes(c.name)));
+    const take = ready.length > 0 ? ready : left;
+    ordered.push(...take);
+    left = left.filter((c) => !take.includes(c));
+  }
+  return [...ordered, ...foreign.filter((o) => o.kind !== 'chain')].map(deleteForeign);
+}
+
+/** A transaction that only wakes a dormant table: the kernel refuses a base chain in the one that wakes it. */
+export function renderNftWake(): string {
+  return `add table ${NFT_TABLE_REF}\n`;
 }
 
 function portText(r: PortRange): string {
@@ -175,21 +239,19 @@ export function nftElementTexts(policy: FamilyPolicy): string[] {
   return normalizeRanges(policy.exempt).kept.map((r) => formatCidr(r.cidr));
 }
 
-function removeFamily(family: Family, existing: ReadonlySet<string> | undefined): string[] {
+/** The deletes of a family's chain and of its set; the chain goes first: its rules reference the set, which cannot be deleted while in use. */
+function removeFamily(family: Family, existing: ReadonlySet<string> | undefined): { chain: string[]; set: string[] } {
   const n = NFT_NAMES[family];
   if (existing) {
-    // The chain goes first: its rules reference the set, which cannot be deleted while in use.
-    return [
-      ...(existing.has(n.chain) ? [`delete chain ${NFT_TABLE_REF} ${n.chain}`] : []),
-      ...(existing.has(n.set) ? [`delete set ${NFT_TABLE_REF} ${n.set}`] : []),
-    ];
+    return {
+      chain: existing.has(n.chain) ? [`delete chain ${NFT_TABLE_REF} ${n.chain}`] : [],
+      set: existing.has(n.set) ? [`delete set ${NFT_TABLE_REF} ${n.set}`] : [],
+    };
   }
-  return [
-    `add chain ${NFT_TABLE_REF} ${n.chain}`,
-    `delete chain ${NFT_TABLE_REF} ${n.chain}`,
-    `add set ${NFT_TABLE_REF} ${n.set} { type ${n.setType}; flags interval; }`,
-    `delete set ${NFT_TABLE_REF} ${n.set}`,
-  ];
+  return {
+    chain: [`add chain ${NFT_TABLE_REF} ${n.chain}`, `delete chain ${NFT_TABLE_REF} ${n.chain}`],
+    set: [`add set ${NFT_TABLE_REF} ${n.set} { type ${n.setType}; flags interval; }`, `delete set ${NFT_TABLE_REF} ${n.set}`],
+  };
 }
 
 function createFamily(policy: FamilyPolicy): string[] {
@@ -216,16 +278,29 @@ function createFamily(policy: FamilyPolicy): string[] {
 export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRenderOptions = {}): string {
   const seen = new Set<Family>();
   let lines = ['# ip-masq-agent: one transaction; the kernel applies all of it or none', `add table ${NFT_TABLE_REF}`];
+  const removals = new Map<Family, { chain: string[]; set: string[] }>();
   for (const p of policies) {
     if (seen.has(p.family)) throw new Error(`two ${p.family} policies in one nft script`);
     seen.add(p.family);
+    removals.set(p.family, removeFamily(p.family, opts.existing));
+  }
+  const foreign = opts.foreign ?? [];
+  if (foreign.length > 0) {
+    // Our chains first (they may jump to a foreign chain), then the foreign objects (a foreign
+    // chain may reference our set), then our sets and everything new.
+    for (const r of removals.values()) lines = lines.concat(r.chain);
+    lines = lines.concat(nftForeignDeletions(foreign));
+  }
+  for (const p of policies) {
+    const r = removals.get(p.family)!;
     // concat, not push(...spread): a family's lines can be more than a call's argument limit.
-    lines = lines.concat(removeFamily(p.family, opts.existing), createFamily(p));
+    lines = lines.concat(foreign.length > 0 ? [] : r.chain, r.set, createFamily(p));
   }
   for (const family of opts.remove ?? []) {
     if (seen.has(family)) throw new Error(`${family} is both applied and removed in one nft script`);
     seen.add(family);
-    lines = lines.concat(removeFamily(family, opts.existing));
+    const r = removeFamily(family, opts.existing);
+    lines = lines.concat(r.chain, r.set);
   }
   return `${lines.join('\n')}\n`;
 }
