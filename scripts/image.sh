@@ -16,8 +16,9 @@
 # A build is skipped when an image with the same content label (a hash of the build image, the
 # architecture, the version and source labels, and every file of the build context) exists
 # already; the revision label then stays that of the build that made it. Prints the image's size,
-# its size beside the node binary, and the node, iptables and nft versions inside it (for another
-# architecture through qemu-user-static and binfmt_misc: scripts/setup.sh --image-tools).
+# its size beside the node binary, the versions of its Debian packages, and node's own, which it
+# runs (for another architecture through qemu-user-static and binfmt_misc: scripts/setup.sh
+# --image-tools).
 #
 # Environment: PODMAN_RUNTIME (default runc), PODMAN_CGROUP_MANAGER (default cgroupfs),
 # IMAGE_BUILD_NETWORK (default host: the build steps only download packages, and podman without
@@ -52,7 +53,7 @@ source_url=${IMAGE_SOURCE:-$(node -p 'const r = require("./package.json").reposi
 revision=unknown
 if git rev-parse --git-dir >/dev/null 2>&1; then
   revision=$(git rev-parse HEAD)
-  git diff --quiet HEAD -- . 2>/dev/null || revision=$revision-dirty
+  git --no-optional-locks diff --quiet HEAD -- . 2>/dev/null || revision=$revision-dirty
 fi
 
 node_version=$(sed -n 's/^ARG NODE_VERSION=//p' Dockerfile)
@@ -196,11 +197,12 @@ else
 fi
 
 size=$(podman_ image inspect --format '{{.Size}}' "$tag")
-# The node binary's size, read from the image's files without running anything in it.
+# The node binary's size and the Debian packages' versions, read from the image's files.
 mnt=$(podman_ image mount "$tag")
 node_size=$(stat -c %s "$mnt/usr/local/bin/node")
+packages=$(for p in iptables nftables tini dash libc6; do printf '%s %s, ' "$p" "$(sed -n 's/^Version: //p' "$mnt/var/lib/dpkg/status.d/$p")"; done)
 podman_ image unmount "$tag" >/dev/null
-versions=$(podman_ run --rm --network=none --read-only "${limits[@]}" --entrypoint /bin/sh "$tag" -c \
-  'echo "node $(node --version), $(iptables-nft --version), $(nft --version)"' 2>&1) ||
-  versions="not run ($arch on $host_arch needs qemu-user-static and binfmt_misc: bash scripts/setup.sh --image-tools): ${versions:0:300}"
-echo "image $tag ($arch): $((size / 1000000)) MB ($size bytes), $(((size - node_size) / 1000000)) MB beside node ($((size - node_size)) bytes); $versions"
+# node itself runs, for another architecture through qemu-user-static and binfmt_misc.
+node_run=$(podman_ run --rm --arch "$arch" --network=none --read-only "${limits[@]}" --entrypoint /usr/local/bin/node "$tag" --version 2>&1) ||
+  node_run="does not run here ($arch on $host_arch needs qemu-user-static and binfmt_misc: bash scripts/setup.sh --image-tools): ${node_run:0:300}"
+echo "image $tag ($arch): $((size / 1000000)) MB ($size bytes), $(((size - node_size) / 1000000)) MB beside node ($((size - node_size)) bytes); ${packages}node $node_run"

@@ -39,10 +39,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 [ "$arch" = "$(dpkg --print-architecture)" ] || dpkg --add-architecture "$arch"
 apt-get update -qq
-# Architecture-independent packages (netbase) have no ARCH-qualified name.
+# Architecture-independent packages (netbase) are downloaded without an ARCH-qualified name.
 wanted=()
 for p in "${packages[@]}"; do
-  if apt-cache show --no-all-versions "$p:$arch" >/dev/null 2>&1; then wanted+=("$p:$arch"); else wanted+=("$p"); fi
+  if [ "$(apt-cache show --no-all-versions "$p" | sed -n 's/^Architecture: //p' | head -n 1)" = all ]; then wanted+=("$p"); else wanted+=("$p:$arch"); fi
 done
 # apt-get download checks each package against the archive's signed index.
 (cd "$work" && apt-get download -qq "${wanted[@]}")

@@ -20,6 +20,7 @@ import {
   hostProcess,
   httpGetInNetns,
   IMAGE,
+  LIBRARY_CHECK,
   listInContainer,
   NET_ADMIN_AND_RAW,
   podman,
@@ -156,6 +157,10 @@ test('the image holds the agent and what it runs only: no package manager, no pe
   ].join('\n');
   const found = podman(['run', '--rm', '--network=none', '--read-only', '--entrypoint=/bin/sh', IMAGE, '-c', script, 'sh', ...devOnly]).trim();
   assert.equal(found, '', `the final stage holds only what the agent runs:\n${found}`);
+  // Every library of every program, as the package list in deploy/image/rootfs.sh provides them.
+  const programs = ['/usr/local/bin/node', '/usr/bin/tini', '/usr/bin/dash', '/usr/sbin/xtables-nft-multi', '/usr/sbin/xtables-legacy-multi', '/usr/sbin/nft'];
+  const libs = podman(['run', '--rm', '--network=none', '--read-only', '--entrypoint=/bin/sh', IMAGE, '-c', LIBRARY_CHECK, 'sh', ...programs]);
+  assert.doesNotMatch(libs, /not found|failed/, libs);
   // The issue's target: at most 30 MB beside the node binary (the old Debian-based image: 100 MB).
   const size = Number(podman(['image', 'inspect', '--format', '{{.Size}}', IMAGE]).trim());
   const nodeSize = Number(podman(['run', '--rm', '--network=none', '--entrypoint=/usr/local/bin/node', IMAGE, '-p', 'require("fs").statSync(process.execPath).size']).trim());

@@ -118,6 +118,8 @@ export interface RunOptions {
   readonly entrypoint?: string;
   /** The image to run (default IMAGE). */
   readonly image?: string;
+  /** More `--volume` specs (SOURCE:DEST[:OPTIONS]). */
+  readonly volumes?: readonly string[];
   /** The container's args (the DaemonSet's `args:`). */
   readonly args: readonly string[];
 }
@@ -142,6 +144,7 @@ export function daemonSetRunArgs(name: string, o: RunOptions): string[] {
     '--tmpfs=/tmp:rw,size=16m,mode=1777',
     `--volume=${o.configDir}:/etc/config:ro`,
     `--volume=${o.lockFile}:/run/xtables.lock`,
+    ...(o.volumes ?? []).map((v) => `--volume=${v}`),
     ...(o.entrypoint ? [`--entrypoint=${o.entrypoint}`] : []),
     o.image ?? IMAGE,
     ...o.args,
@@ -199,6 +202,13 @@ export function httpGetInNetns(ns: string, url: string): { status: number; body:
   if (r.status !== 0) throw new Error(`GET ${url} in netns ${ns} failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as { status: number; body: string };
 }
+
+/**
+ * A /bin/sh script that prints, for each program given as an argument, the shared libraries ld.so
+ * loads for it without running it (LD_TRACE_LOADED_OBJECTS, what ldd does): a missing one says
+ * "not found".
+ */
+export const LIBRARY_CHECK = 'for p in "$@"; do echo "$p:"; LD_TRACE_LOADED_OBJECTS=1 "$p" || echo "$p: failed"; done';
 
 /** One process as the host's /proc shows it. */
 export interface HostProcess {
