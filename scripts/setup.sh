@@ -2,12 +2,14 @@
 # Installs what the agent's demo and tests need on a fresh Debian machine (run as root):
 # the netfilter tools and iproute2 from apt, and the npm dependencies from the lockfile.
 # With --image-tools also podman (with runc and catatonit, for its pods), buildah and mmdebstrap:
-# what scripts/image.sh and the image tests need.
+# what scripts/image.sh and the image tests need; and qemu-user-static with binfmt-support, which
+# run the other architecture's image (arm64 on amd64, amd64 on arm64) for its tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=(iptables:iptables-nft nftables:nft iproute2:ip conntrack:conntrack util-linux:flock)
 if [ "${1:-}" = --image-tools ]; then
   tools+=(podman:podman runc:runc catatonit:catatonit buildah:buildah mmdebstrap:mmdebstrap)
+  tools+=(qemu-user-static:qemu-aarch64-static binfmt-support:update-binfmts)
 fi
 need=()
 for pair in "${tools[@]}"; do
@@ -20,6 +22,17 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ "${1:-}" = --image-tools ]; then
+  # The kernel runs the other architecture's binaries through qemu once binfmt_misc knows it.
+  # Registered with the F flag (binfmt-support's default for qemu-user-static), so it works
+  # inside containers too.
+  case "$(uname -m)" in x86_64) foreign=qemu-aarch64 ;; aarch64) foreign=qemu-x86_64 ;; *) foreign= ;; esac
+  if [ -n "$foreign" ]; then
+    { mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; } &&
+      { grep -qx enabled "/proc/sys/fs/binfmt_misc/$foreign" 2>/dev/null || update-binfmts --enable "$foreign"; } ||
+      echo "setup: could not register $foreign with binfmt_misc; the other architecture's image tests will be skipped" >&2
+  fi
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund

@@ -142,11 +142,29 @@ export interface DockerInstruction {
   readonly args: string;
 }
 
-/** One build stage: its FROM image (ARG defaults substituted), name, and instructions. */
+/** One build stage: its FROM image (ARG defaults substituted), --platform, name, and instructions. */
 export interface DockerStage {
   readonly from: string;
+  /** FROM's --platform value as written (e.g. $BUILDPLATFORM), undefined without one. */
+  readonly platform: string | undefined;
   readonly name: string | undefined;
   readonly instructions: readonly DockerInstruction[];
+}
+
+/** The global ARGs of a Dockerfile (those before the first FROM), defaults substituted in order. */
+export function dockerfileGlobalArgs(text: string): Map<string, string> {
+  const args = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (/^FROM\s/i.test(line)) break;
+    const m = /^ARG\s+(\w+)=(\S+)\s*$/.exec(line);
+    if (m) args.set(m[1] ?? '', substituteArgs(m[2] ?? '', args));
+  }
+  return args;
+}
+
+/** `${NAME}` and `$NAME` replaced by the ARG's value ('' when there is none, as docker does). */
+function substituteArgs(text: string, args: ReadonlyMap<string, string>): string {
+  return text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => args.get(a ?? b ?? '') ?? '');
 }
 
 /** Splits a Dockerfile into stages, substituting the global ARG defaults into FROM lines. */
@@ -164,17 +182,13 @@ export function parseDockerfile(text: string): DockerStage[] {
       const m = /^(\S+)\s*(.*)$/.exec(line);
       return { keyword: (m?.[1] ?? '').toUpperCase(), args: (m?.[2] ?? '').replace(/\s+/g, ' ') };
     });
-  const globalArgs = new Map<string, string>();
-  const stages: { from: string; name: string | undefined; instructions: DockerInstruction[] }[] = [];
+  const globalArgs = dockerfileGlobalArgs(text);
+  const stages: { from: string; platform: string | undefined; name: string | undefined; instructions: DockerInstruction[] }[] = [];
   for (const ins of instructions) {
     if (ins.keyword === 'FROM') {
-      const m = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args);
-      const image = (m?.[1] ?? '').replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => globalArgs.get(a ?? b ?? '') ?? '');
-      stages.push({ from: image, name: m?.[2], instructions: [] });
-    } else if (stages.length === 0) {
-      const m = /^(\w+)=(\S+)$/.exec(ins.args);
-      if (ins.keyword === 'ARG' && m) globalArgs.set(m[1] ?? '', m[2] ?? '');
-    } else {
+      const m = /^(?:--platform=(\S+)\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args);
+      stages.push({ from: substituteArgs(m?.[2] ?? '', globalArgs), platform: m?.[1], name: m?.[3], instructions: [] });
+    } else if (stages.length > 0) {
       stages[stages.length - 1]?.instructions.push(ins);
     }
   }

@@ -13,6 +13,7 @@ import {
   at,
   listYamlFiles,
   loadYamlDocuments,
+  dockerfileGlobalArgs,
   parseDockerfile,
   readRepoFile,
   repoRoot,
@@ -340,16 +341,25 @@ describe('kustomizations', () => {
 });
 
 describe('Dockerfile', () => {
-  const stages = parseDockerfile(readRepoFile('Dockerfile'));
+  const dockerfile = readRepoFile('Dockerfile');
+  const stages = parseDockerfile(dockerfile);
   const runtime = stages[stages.length - 1] as DockerStage;
   const pkg = JSON.parse(readRepoFile('package.json')) as { bin: Record<string, string> };
   const instructions = (stage: DockerStage, keyword: string): string[] =>
     stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
+  const nodeVersion = dockerfileGlobalArgs(dockerfile).get('NODE_VERSION') ?? '';
 
-  it('is multi-stage, every stage on the same Debian (bookworm) Node 20 image pinned to a full version', () => {
-    assert.ok(stages.length >= 2, 'multi-stage');
-    for (const stage of stages) assert.match(stage.from, /^node:20\.\d+\.\d+-bookworm-slim(@sha256:[0-9a-f]{64})?$/, stage.from);
-    assert.equal(new Set(stages.map((s) => s.from)).size, 1, 'one base image');
+  it('builds on the build platform from one Debian (bookworm) Node image of ARG NODE_VERSION, and ends in a stage from scratch', () => {
+    assert.match(nodeVersion, /^\d+\.\d+\.\d+$/, 'ARG NODE_VERSION names a full version');
+    const builders = stages.slice(0, -1);
+    assert.ok(builders.length >= 2, 'a build stage and a root filesystem stage');
+    for (const stage of builders) {
+      assert.match(stage.from, new RegExp(`^node:${nodeVersion.replace(/\./g, '\\.')}-bookworm-slim(@sha256:[0-9a-f]{64})?$`), stage.from);
+      // Every command runs on the build platform: another architecture's image needs no emulation.
+      assert.equal(stage.platform, '$BUILDPLATFORM', `${stage.name ?? stage.from} runs on the build platform`);
+    }
+    assert.equal(runtime.from, 'scratch');
+    assert.deepEqual(instructions(runtime, 'RUN'), [], 'nothing runs in the final stage');
   });
 
   it('builds with npm ci and npm run build, and ships the bundle alone: no node_modules, no dev dependencies', () => {
@@ -372,11 +382,17 @@ describe('Dockerfile', () => {
     assert.ok(readRepoFile('.dockerignore').split('\n').includes('!scripts/bundle.mjs'), 'the bundle script is in the build context');
   });
 
-  it('installs iptables and nftables in the runtime stage, without recommends, and drops the apt lists', () => {
-    const install = instructions(runtime, 'RUN').find((r) => /apt-get install/.test(r)) ?? '';
-    assert.match(install, /--no-install-recommends/);
-    for (const pkgName of ['iptables', 'nftables']) assert.match(install, new RegExp(`\\s${pkgName}(\\s|$)`), pkgName);
-    assert.match(install, /rm -rf \/var\/lib\/apt\/lists/, 'in the same layer');
+  it('assembles the final root filesystem from Debian packages for the target architecture: iptables, nftables, tini, dash', () => {
+    const rootfs = stages.find((st) => instructions(st, 'RUN').some((r) => r.includes('rootfs.sh')));
+    assert.ok(rootfs, 'a stage runs deploy/image/rootfs.sh');
+    const run = instructions(rootfs, 'RUN').find((r) => r.includes('rootfs.sh')) ?? '';
+    assert.match(run, /rootfs\.sh "\$TARGETARCH" "\$NODE_VERSION" \/rootfs/);
+    assert.ok(instructions(runtime, 'COPY').includes(`--from=${rootfs.name ?? ''} /rootfs/ /`), 'the final stage starts from that root filesystem');
+    const script = readRepoFile('deploy/image/rootfs.sh');
+    const list = /^packages=\(\n([\s\S]*?)\n\)$/m.exec(script)?.[1] ?? '';
+    const packages = list.split('\n').filter((l) => !/^\s*#/.test(l)).join(' ').trim().split(/\s+/);
+    for (const name of ['iptables', 'nftables', 'tini', 'dash', 'libc6', 'libstdc++6']) assert.ok(packages.includes(name), `${name} in rootfs.sh's packages`);
+    for (const name of ['apt', 'dpkg', 'perl-base', 'bash', 'coreutils', 'ca-certificates']) assert.ok(!packages.includes(name), `no ${name}`);
   });
 
   it("caps V8's heap well inside the DaemonSet's memory limit, so garbage of a large config cannot pile up past it", () => {
@@ -397,7 +413,7 @@ describe('Dockerfile', () => {
   it("starts the bundled agent at package.json's bin path, and stays root for netfilter", () => {
     const bin = pkg.bin['ip-masq-agent'];
     assert.equal(bin, 'dist/bin/ip-masq-agent.js');
-    assert.deepEqual(JSON.parse(instructions(runtime, 'ENTRYPOINT')[0] ?? 'null'), ['node', `/app/${bin}`]);
+    assert.deepEqual(JSON.parse(instructions(runtime, 'ENTRYPOINT')[0] ?? 'null'), ['/usr/bin/tini', '--', '/usr/local/bin/node', `/app/${bin}`], 'tini as PID 1');
     assert.deepEqual(instructions(runtime, 'WORKDIR'), ['/app']);
     assert.ok(instructions(runtime, 'COPY').some((c) => /package\.json \.\/package\.json$/.test(c)), 'package.json two levels above the bundle (the version is read from it)');
     const bundler = readRepoFile('scripts/bundle.mjs');
@@ -406,10 +422,20 @@ describe('Dockerfile', () => {
     assert.deepEqual(instructions(runtime, 'USER'), [], 'no USER: capabilities added by the pod spec are effective only for root');
   });
 
-  it('the `ip-masq-agent` command in the image runs the same entry point', () => {
+  it('the `ip-masq-agent` command in the image runs the same entry point, under tini when it is PID 1', () => {
     const wrapper = readRepoFile('deploy/image/ip-masq-agent');
     assert.match(wrapper, /^#!\/bin\/sh\n/);
+    assert.match(wrapper, /^if \[ "\$\$" = 1 \]; then\n {2}exec \/usr\/bin\/tini -- \/usr\/local\/bin\/node \/app\/dist\/bin\/ip-masq-agent\.js "\$@"\nfi$/m);
     assert.match(wrapper, /^exec \/usr\/local\/bin\/node \/app\/dist\/bin\/ip-masq-agent\.js "\$@"$/m);
+  });
+
+  it('labels the image with its version, revision and source (build ARGs scripts/image.sh passes)', () => {
+    const label = instructions(runtime, 'LABEL').join(' ');
+    for (const [key, arg] of [['version', 'VERSION'], ['revision', 'REVISION'], ['source', 'SOURCE']] as const) {
+      assert.ok(label.includes(`org.opencontainers.image.${key}="\${${arg}}"`), `${key} from ARG ${arg}: ${label}`);
+      assert.ok(instructions(runtime, 'ARG').some((a) => a.startsWith(`${arg}=`)), `ARG ${arg} in the final stage`);
+      assert.match(readRepoFile('scripts/image.sh'), new RegExp(`--build-arg "${arg}=`), `image.sh passes ${arg}`);
+    }
   });
 
   it('.dockerignore lets in everything the Dockerfile copies from the build context', () => {

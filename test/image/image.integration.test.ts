@@ -5,6 +5,7 @@
 // and a root filesystem it never writes to. Skipped, saying so, where podman is not installed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADDR, canUseNetns, createNamespace, deleteNamespace, nsRun, sourceSeenBy } from '../netns/netns.js';
@@ -16,14 +17,20 @@ import {
   containerPid,
   ensureImage,
   hasPodman,
+  hostProcess,
   httpGetInNetns,
   IMAGE,
+  LIBRARY_CHECK,
+  listInContainer,
   NET_ADMIN_AND_RAW,
   podman,
   podmanTry,
+  processesInPidNamespaceOf,
   processSecurity,
   runContainer,
+  VERSION,
   type Container,
+  type HostProcess,
   type RunOptions,
 } from './podman.js';
 
@@ -98,32 +105,80 @@ function execAgent(c: Container, ...args: string[]): { code: number | null; stdo
   return podmanTry(['exec', c.name, 'ip-masq-agent', ...args]);
 }
 
+/**
+ * The container's PID 1 reaps orphans, and it is tini with the agent as its one child. The orphan
+ * is made as a killed wrapper makes one: a shell that started a tool (node, alive for a second) is
+ * killed before it waits for it, so the tool is left to PID 1, which must collect it when it exits.
+ * node as PID 1 never does: the tool stays a zombie for the container's life.
+ */
+async function assertInitReaps(c: Container): Promise<void> {
+  const init = containerPid(c.name);
+  const wrapper = podmanTry(['exec', c.name, '/bin/sh', '-c', '/usr/local/bin/node -e "setTimeout(() => {}, 1000)" & kill -KILL $$']);
+  assert.equal(wrapper.code, 137, `the wrapper shell is killed by SIGKILL: ${wrapper.stderr}`);
+  let orphan: HostProcess | undefined;
+  await waitUntil('the orphaned tool, a child of PID 1', () => {
+    orphan = processesInPidNamespaceOf(init).find((p) => p.ppid === init && p.cmdline.includes('setTimeout'));
+    return orphan !== undefined;
+  }, 20_000);
+  const pid = orphan?.pid ?? 0;
+  try {
+    await waitUntil('the orphan to be reaped', () => hostProcess(pid) === undefined, 20_000);
+  } catch {
+    assert.fail(`the orphan ${pid} was not reaped by PID 1 (${hostProcess(init)?.comm}): ${JSON.stringify(hostProcess(pid))}`);
+  }
+  const procs = processesInPidNamespaceOf(init);
+  assert.deepEqual(procs.filter((p) => p.state === 'Z'), [], 'no zombie in the container');
+  assert.equal(hostProcess(init)?.comm, 'tini', 'PID 1 is tini');
+  assert.deepEqual(procs.filter((p) => p.ppid === init).map((p) => p.cmdline), ['/usr/local/bin/node /app/dist/bin/ip-masq-agent.js ' + MANIFEST_ARGS.join(' ')], "the agent is tini's one child");
+}
+
 /** Changes to the container's root filesystem beyond podman's mount points. */
 function rootWrites(c: Container): string[] {
   return containerDiff(c.name).filter((l) => !MOUNT_POINTS.has(l));
 }
 
-test('the image holds the agent and its runtime dependencies only: no npm, no dev dependencies, no build tools', { skip }, () => {
+test('the image holds the agent and what it runs only: no package manager, no perl, no bash, no coreutils, no npm, no dev dependencies, no build tools', { skip }, () => {
   const config = JSON.parse(podman(['image', 'inspect', IMAGE]))[0].Config as { Entrypoint: string[]; Cmd: string[] | null; User?: string };
-  assert.deepEqual(config.Entrypoint, ['node', '/app/dist/bin/ip-masq-agent.js']);
-  // The base image's CMD ["node"] must not survive as an argument of the agent.
+  assert.deepEqual(config.Entrypoint, ['/usr/bin/tini', '--', '/usr/local/bin/node', '/app/dist/bin/ip-masq-agent.js']);
   assert.equal(config.Cmd ?? null, null, `no CMD arguments: ${JSON.stringify(config.Cmd)}`);
   const lock = JSON.parse(readFileSync(join(repoRoot(), 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
   const devOnly = Object.entries(lock.packages).filter(([p, v]) => p !== '' && v.dev === true).map(([p]) => `/app/${p}`);
   assert.ok(devOnly.some((p) => p.endsWith('/typescript')), 'the lockfile names typescript as a dev dependency');
+  // dash as /bin/sh runs this; it is in the image for the entry script and the agent's command shells.
   const script = [
-    'for t in npm npx corepack yarn tsc gcc cc make git curl; do command -v "$t" && echo "tool: $t"; done',
+    'for t in npm npx corepack yarn tsc gcc cc make git curl apt apt-get dpkg perl bash python3 ls cat su mount; do command -v "$t" && echo "tool: $t"; done',
+    'for t in node tini iptables-nft iptables-nft-save iptables-nft-restore iptables-legacy iptables-legacy-save iptables-legacy-restore ip6tables-nft ip6tables-legacy nft; do command -v "$t" >/dev/null || echo "missing: $t"; done',
     'for p in "$@"; do [ -e "$p" ] && echo "dev dependency: $p"; done',
     '[ -d /usr/local/lib/node_modules ] && echo "global node_modules"',
-    'for p in /app/src /app/test /app/tsconfig.json /app/dist/test; do [ -e "$p" ] && echo "source: $p"; done',
+    'for p in /app/src /app/test /app/tsconfig.json /app/dist/test /etc/ssl/certs /usr/share/man /usr/lib/x86_64-linux-gnu/gconv; do [ -e "$p" ] && echo "not needed: $p"; done',
     'for f in ip-masq-agent.js ip-masq-agent-yaml.js package.json; do [ -f /app/dist/bin/$f ] || echo "missing: /app/dist/bin/$f"; done',
     '[ -e /app/node_modules ] && echo "node_modules: the bundle holds the runtime dependencies"',
     'true',
   ].join('\n');
   const found = podman(['run', '--rm', '--network=none', '--read-only', '--entrypoint=/bin/sh', IMAGE, '-c', script, 'sh', ...devOnly]).trim();
   assert.equal(found, '', `the final stage holds only what the agent runs:\n${found}`);
+  // Every library of every program, as the package list in deploy/image/rootfs.sh provides them.
+  const programs = ['/usr/local/bin/node', '/usr/bin/tini', '/usr/bin/dash', '/usr/sbin/xtables-nft-multi', '/usr/sbin/xtables-legacy-multi', '/usr/sbin/nft'];
+  const libs = podman(['run', '--rm', '--network=none', '--read-only', '--entrypoint=/bin/sh', IMAGE, '-c', LIBRARY_CHECK, 'sh', ...programs]);
+  assert.doesNotMatch(libs, /not found|failed/, libs);
+  // The issue's target: at most 30 MB beside the node binary (the old Debian-based image: 100 MB).
   const size = Number(podman(['image', 'inspect', '--format', '{{.Size}}', IMAGE]).trim());
-  console.log(`# image ${IMAGE}: ${(size / 1e6).toFixed(1)} MB`);
+  const nodeSize = Number(podman(['run', '--rm', '--network=none', '--entrypoint=/usr/local/bin/node', IMAGE, '-p', 'require("fs").statSync(process.execPath).size']).trim());
+  console.log(`# image ${IMAGE}: ${(size / 1e6).toFixed(1)} MB, node ${(nodeSize / 1e6).toFixed(1)} MB, ${((size - nodeSize) / 1e6).toFixed(1)} MB beside node`);
+  assert.ok(nodeSize > 50e6, `the node binary's size was read: ${nodeSize}`);
+  assert.ok(size - nodeSize <= 30e6, `at most 30 MB beside the node binary: ${size - nodeSize} bytes`);
+});
+
+test('the image is labelled with its version, the commit it was built from, and its source', { skip }, () => {
+  const labels = JSON.parse(podman(['image', 'inspect', '--format', '{{json .Labels}}', IMAGE])) as Record<string, string>;
+  assert.equal(labels['org.opencontainers.image.version'], VERSION);
+  const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot(), encoding: 'utf8' });
+  if (head.status === 0) {
+    // A build skipped for unchanged content keeps the revision of the build that made the image.
+    assert.match(labels['org.opencontainers.image.revision'] ?? '', /^[0-9a-f]{40}(-dirty)?$/);
+  }
+  assert.ok((labels['org.opencontainers.image.source'] ?? '') !== '', 'a source label');
+  assert.equal(labels['org.opencontainers.image.licenses'], 'Apache-2.0');
 });
 
 for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
@@ -202,7 +257,8 @@ for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
           }
 
           assert.deepEqual(rootWrites(c), [], 'the read-only root shows no changes beyond mount points');
-          assert.equal(podman(['exec', c.name, 'ls', '-A', '/tmp']).trim(), '', 'nothing written to /tmp');
+          assert.deepEqual(listInContainer(c.name, '/tmp'), [], 'nothing written to /tmp');
+          if (mode === 'nft') await assertInitReaps(c);
           assert.deepEqual(c.logs.filter((l) => /EROFS|read-only file system/i.test(l.raw)).map((l) => l.raw), []);
 
           const stopped = await c.stop(20_000);
@@ -244,7 +300,7 @@ test('--backend=nftables in the image: its own table, real traffic masqueraded, 
 });
 
 for (const path of ['/ip-masq-agent', '/bin/ip-masq-agent']) {
-  test(`the reference image's path ${path} starts the agent, which writes nothing to a writable root`, { skip }, async () => {
+  test(`the reference image's path ${path} starts the agent under tini as PID 1, which reaps an orphan; the agent writes nothing to a writable root`, { skip }, async () => {
     const ns = createNamespace('img');
     const cm = createConfigMapDir();
     try {
@@ -255,7 +311,8 @@ for (const path of ['/ip-masq-agent', '/bin/ip-masq-agent']) {
         assert.deepEqual(ourSaveLines(ns, 'nft', 'ipv4'), expectedSaveLines('ipv4', EXAMPLE_CIDRS));
         assert.equal(httpGetInNetns(ns, `http://${HEALTHZ}/readyz`).status, 200);
         assert.deepEqual(rootWrites(c), [], 'no file written outside the mounts');
-        assert.equal((await c.stop(20_000)).code, 0);
+        await assertInitReaps(c);
+        assert.equal((await c.stop(20_000)).code, 0, 'tini passes on SIGTERM and the exit code');
       });
     } finally {
       cm.cleanup();

@@ -3,14 +3,20 @@
 // Every container, pod and volume made here is removed again however the test ends.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { followAgent, type AgentProcess } from '../agent/agent-process.js';
 import { repoRoot } from '../deploy/deploy-files.js';
 
+/** package.json's version, which scripts/image.sh puts in the tag and the version label. */
+export const VERSION = (JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+
 /** The tag scripts/image.sh gives the image, as deploy/ip-masq-agent.yaml names it. */
-export const IMAGE = `ip-masq-agent:${(JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version}`;
+export const IMAGE = `ip-masq-agent:${VERSION}`;
+
+/** The tag scripts/image.sh gives the arm64 image on a machine of another architecture. */
+export const IMAGE_ARM64 = `${IMAGE}-arm64`;
 
 /** Prefix of every container and pod the image tests create. */
 export const CONTAINER_PREFIX = 'imatest-';
@@ -68,23 +74,27 @@ export function podmanSpawn(args: readonly string[]): ChildProcess {
   return spawn('podman', args, { stdio: ['ignore', 'pipe', 'pipe'], env: ENV });
 }
 
-let built: string | undefined;
+const built = new Map<string, string>();
 
 /**
  * Builds the image with scripts/image.sh (a no-op when the content is unchanged) and returns what
  * the script printed (size and versions). Throws with the script's output when the build fails:
- * with podman installed, a broken image fails the suite instead of skipping it.
+ * with podman installed, a broken image fails the suite instead of skipping it. `arch` builds
+ * another architecture's image (tagged IMAGE_ARM64 for arm64).
  */
-export function ensureImage(): string {
-  if (built !== undefined) return built;
+export function ensureImage(arch?: 'arm64'): string {
+  const tag = arch === 'arm64' ? IMAGE_ARM64 : IMAGE;
+  const done = built.get(tag);
+  if (done !== undefined) return done;
   const started = performance.now();
-  const r = spawnSync('bash', [join(repoRoot(), 'scripts/image.sh'), IMAGE], { encoding: 'utf8', timeout: 30 * 60_000 });
+  const r = spawnSync('bash', [join(repoRoot(), 'scripts/image.sh'), ...(arch ? [`--arch=${arch}`] : []), tag], { encoding: 'utf8', timeout: 30 * 60_000 });
   if (r.status !== 0) {
     throw new Error(`scripts/image.sh failed (exit ${r.status}):\n${(r.stderr ?? '').slice(-4000)}\n${r.stdout ?? ''}${r.error ? String(r.error) : ''}`);
   }
-  built = r.stdout.trim();
-  console.log(`# ${built} (scripts/image.sh took ${Math.round(performance.now() - started)} ms)`);
-  return built;
+  const out = r.stdout.trim();
+  built.set(tag, out);
+  console.log(`# ${out} (scripts/image.sh took ${Math.round(performance.now() - started)} ms)`);
+  return out;
 }
 
 /** A unique container or pod name. */
@@ -106,6 +116,10 @@ export interface RunOptions {
   readonly readOnly?: boolean;
   /** Replaces the image's entrypoint, e.g. /ip-masq-agent. */
   readonly entrypoint?: string;
+  /** The image to run (default IMAGE). */
+  readonly image?: string;
+  /** More `--volume` specs (SOURCE:DEST[:OPTIONS]). */
+  readonly volumes?: readonly string[];
   /** The container's args (the DaemonSet's `args:`). */
   readonly args: readonly string[];
 }
@@ -130,8 +144,9 @@ export function daemonSetRunArgs(name: string, o: RunOptions): string[] {
     '--tmpfs=/tmp:rw,size=16m,mode=1777',
     `--volume=${o.configDir}:/etc/config:ro`,
     `--volume=${o.lockFile}:/run/xtables.lock`,
+    ...(o.volumes ?? []).map((v) => `--volume=${v}`),
     ...(o.entrypoint ? [`--entrypoint=${o.entrypoint}`] : []),
-    IMAGE,
+    o.image ?? IMAGE,
     ...o.args,
   ];
 }
@@ -186,4 +201,77 @@ export function httpGetInNetns(ns: string, url: string): { status: number; body:
   const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', js, url], { encoding: 'utf8', timeout: 15_000 });
   if (r.status !== 0) throw new Error(`GET ${url} in netns ${ns} failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as { status: number; body: string };
+}
+
+/**
+ * A /bin/sh script that prints, for each program given as an argument, the shared libraries ld.so
+ * loads for it without running it (LD_TRACE_LOADED_OBJECTS, what ldd does): a missing one says
+ * "not found".
+ */
+export const LIBRARY_CHECK = 'for p in "$@"; do echo "$p:"; LD_TRACE_LOADED_OBJECTS=1 "$p" || echo "$p: failed"; done';
+
+/** One process as the host's /proc shows it. */
+export interface HostProcess {
+  readonly pid: number;
+  readonly ppid: number;
+  /** R, S, Z, ...: Z is a zombie, dead but not reaped by its parent. */
+  readonly state: string;
+  readonly comm: string;
+  readonly cmdline: string;
+}
+
+/** A process of the host's /proc, or undefined when it is gone. */
+export function hostProcess(pid: number): HostProcess | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split at the last ')'.
+    const close = stat.lastIndexOf(')');
+    const [state = '', ppid = '0'] = stat.slice(close + 2).split(' ');
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    return { pid, ppid: Number(ppid), state, comm: stat.slice(stat.indexOf('(') + 1, close), cmdline };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every process in the PID namespace of host process `initPid` (a container's PID 1), by host PID. */
+export function processesInPidNamespaceOf(initPid: number): HostProcess[] {
+  const ns = readlinkSync(`/proc/${initPid}/ns/pid`);
+  const out: HostProcess[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/pid`) !== ns) continue;
+    } catch {
+      continue;
+    }
+    const p = hostProcess(Number(entry));
+    if (p) out.push(p);
+  }
+  return out;
+}
+
+/** The ELF machine of a file (e_machine): 62 is x86-64, 183 is AArch64. */
+export function elfMachine(path: string): number {
+  const head = Buffer.alloc(20);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 20, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (head.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${path} is not an ELF file`);
+  return head.readUInt16LE(18);
+}
+
+/** Runs `node -e script args...` inside a running container (the image has no coreutils). */
+export function nodeInContainer(name: string, script: string, ...args: string[]): string {
+  return podman(['exec', name, '/usr/local/bin/node', '-e', script, ...args]);
+}
+
+/** The names in a directory of a running container, as `ls -A` lists them. */
+export function listInContainer(name: string, dir: string): string[] {
+  return nodeInContainer(name, 'process.stdout.write(require("fs").readdirSync(process.argv[1]).sort().join("\\n"))', dir)
+    .split('\n')
+    .filter((l) => l !== '');
 }
