@@ -363,7 +363,7 @@ async function attempt(fn: () => Promise<unknown>): Promise<string> {
     return ms(performance.now() - t0);
   } catch (e) {
     const failure = (e as { failure?: string }).failure;
-    return failure === 'timeout' ? `timeout (${ms(performance.now() - t0)})` : `error: ${String((e as Error).message).slice(0, 60)}`;
+    return failure === 'timeout' ? `timeout (${ms(performance.now() - t0)})` : `error: ${(e instanceof Error ? e.message : String(e)).slice(0, 60)}`;
   }
 }
 

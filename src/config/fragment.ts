@@ -144,7 +144,12 @@ function countPlainNodes(pairs: readonly PlainPair[]): number {
     const node = pending.pop()!;
     n++;
     if (node.kind === 'list') for (const item of node.items) pending.push(item);
-    if (node.kind === 'map') for (const p of node.pairs) (n++, pending.push(p.value));
+    if (node.kind === 'map') {
+      for (const p of node.pairs) {
+        n++;
+        pending.push(p.value);
+      }
+    }
   }
   return n;
 }

@@ -47,7 +47,7 @@ function reason(err: unknown): string {
 }
 
 const errnoOf = (err: unknown): string | undefined =>
-  typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+  typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
 
 function readError(path: string, err: unknown): ConfigError {
   return new ConfigError([{ source: path, path: '', message: `cannot read the config: ${reason(err)}` }]);

@@ -71,6 +71,7 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
     issues.push({ source, path: '', message: 'this Kubernetes manifest holds no ConfigMap; give the ConfigMap that carries the agent\'s config, or the config file itself' });
   }
   for (const doc of configMaps) {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a scalar prints as itself, a yaml collection node as its JSON
     const name = cutExcerpt(String(doc.getIn(['metadata', 'name']) ?? '(unnamed)'), 100);
     const data = doc.get('data', true);
     const docPos = doc.contents?.range ? at(doc.contents.range[0]) : {};

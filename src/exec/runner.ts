@@ -290,7 +290,6 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       const err = new Capture(options.maxStderrBytes ?? STDERR_KEEP_BYTES);
       let child: ChildProcess;
       let settled = false;
-      let timer: NodeJS.Timeout | undefined;
       let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
       /** Settles once; whatever fires later (close, a pipe error) finds `settled` and does nothing. */
@@ -331,7 +330,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       });
       if (child.pid !== undefined) running.add(child.pid);
 
-      timer = setTimeout(() => finish(timeoutError(argv, timeoutMs, limitFlag, err.text(), exited), true), timeoutMs);
+      const timer = setTimeout(() => finish(timeoutError(argv, timeoutMs, limitFlag, err.text(), exited), true), timeoutMs);
 
       child.stdout?.on('data', (d: Buffer) => {
         out.push(d);

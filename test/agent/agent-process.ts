@@ -77,14 +77,19 @@ function matches(match: LogMatch, line: LogLine): boolean {
   return typeof match === 'string' ? line.msg.includes(match) : match(line);
 }
 
+/** A log field as text: a string as itself, anything else as its JSON, absent as ''. */
+function textOf(v: unknown): string {
+  return typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v);
+}
+
 function parseLine(raw: string): LogLine | undefined {
   try {
     const v = JSON.parse(raw) as unknown;
     if (typeof v !== 'object' || v === null) return undefined;
     const fields = v as Record<string, unknown>;
     return {
-      level: String(fields['level'] ?? ''),
-      msg: String(fields['msg'] ?? ''),
+      level: textOf(fields['level']),
+      msg: textOf(fields['msg']),
       time: typeof fields['time'] === 'number' ? fields['time'] : Date.now(),
       fields,
       raw,

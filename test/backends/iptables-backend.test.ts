@@ -346,7 +346,7 @@ test('apply after an older release (quoted-comment jump): same payload, then one
   const kube = '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING';
   const cni = '-A POSTROUTING -s 10.244.0.0/16 -j RETURN';
   t.postrouting = [kube, QUOTED_JUMP, cni];
-  fake.tables['ipv4']!.chainLines = backend.expected(v4).slice(1);
+  fake.tables['ipv4'].chainLines = backend.expected(v4).slice(1);
   // The read-back shows the old jump, so the agent applies.
   assert.deepEqual(await backend.read('ipv4'), [QUOTED_JUMP, ...backend.expected(v4).slice(1)]);
   calls.length = 0;
@@ -355,7 +355,7 @@ test('apply after an older release (quoted-comment jump): same payload, then one
   assert.equal(calls[0]?.options.input, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }), 'the chain payload is the usual one');
   assert.equal(calls[2]?.options.input, `*nat\n${QUOTED_JUMP.replace('-A ', '-D ')}\n${OUR_JUMP.replace('-A POSTROUTING', '-I POSTROUTING 2')}\nCOMMIT\n`);
   assert.deepEqual(t.postrouting, [kube, OUR_JUMP, cni], 'ours where the old one was, nothing else moved');
-  fake.tables['ipv4']!.chainLines = backend.expected(v4).slice(1);
+  fake.tables['ipv4'].chainLines = backend.expected(v4).slice(1);
   assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
 });
 

@@ -167,7 +167,11 @@ describe('parseNftJson', () => {
   });
 
   it('refuses output that is not nft JSON', () => {
-    assert.throws(() => parseNftJson('Error: oops', 'ipv4'), /not JSON/);
+    assert.throws(
+      () => parseNftJson('Error: oops', 'ipv4'),
+      (e: unknown) => e instanceof Error && /not JSON/.test(e.message) && e.cause instanceof SyntaxError,
+      'the JSON parser\'s error is kept as the cause',
+    );
     assert.throws(() => parseNftJson('{"x": 1}', 'ipv4'), /no "nftables" array/);
   });
 });

@@ -7,7 +7,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createIptablesBackend } from '../../src/backends/iptables/iptables-backend.js';
 import type { IptablesMode } from '../../src/backends/iptables/detect.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
@@ -90,7 +89,7 @@ test('render touches no kernel state, and what it prints is valid input for ipta
 
     const v4only = outputs[['--config', config4].join(' ')]!;
     nsRun(ns, ['iptables-nft-restore', '--test', '--noflush'], v4only);
-    nsRun(ns, ['nft', '-c', '-f', '-'], outputs[['--config', config, '--enable-ipv6', '--backend=nftables'].join(' ')]!);
+    nsRun(ns, ['nft', '-c', '-f', '-'], outputs[['--config', config, '--enable-ipv6', '--backend=nftables'].join(' ')]);
   } finally {
     deleteNamespace(ns);
   }

@@ -59,7 +59,7 @@ function evalIptables(lines: readonly string[], chain: string, family: Family, i
     let to = /--to-ports (\S+)/.exec(line)?.[1];
     if (snat !== undefined) {
       // ADDR, ADDR:PORTS or [ADDR6]:PORTS
-      const m = /^(?:\[([^\]]+)\]|([^:\[]+))(?::(\d+(?:-\d+)?))?$/.exec(snat) ?? /^([0-9a-f:]+)$/.exec(snat);
+      const m = /^(?:\[([^\]]+)\]|([^:[]+))(?::(\d+(?:-\d+)?))?$/.exec(snat) ?? /^([0-9a-f:]+)$/.exec(snat);
       assert.ok(m, `unreadable --to-source ${snat}`);
       const addr = m[1] ?? m[2]!;
       if (m[3] !== undefined) to = m[3];
@@ -199,7 +199,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
       const entries: CidrEntry[] = s.cidrs.map((cidr, i) => ({ cidr, text: formatCidr(cidr), source: 'property', path: `nonMasqueradeCIDRs[${i}]` }));
       // merge refuses one prefix with two actions, so a prefix already listed is left out of the later lists.
       const taken = new Set(entries.map((e) => e.text));
-      const fresh = <T extends { text: string }>(e: T): boolean => !taken.has(e.text) && (taken.add(e.text), true);
+      const fresh = (e: { readonly text: string }): boolean => !taken.has(e.text) && (taken.add(e.text), true);
       const masq: CidrEntry[] = s.masq.map((cidr, i) => ({ cidr, text: formatCidr(cidr), source: 'property', path: `masqueradeCIDRs[${i}]` })).filter(fresh);
       const snat: SnatCidrEntry[] = s.snat
         .map(([cidr, addr], i) => {

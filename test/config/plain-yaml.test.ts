@@ -57,7 +57,7 @@ const jsonCidr = fc.oneof(cidr, fc.constantFrom('a\\b', 'tab\there', 'é'));
 const jsonValue = fc.oneof(
   fc.array(jsonCidr, { maxLength: 5 }),
   fc.array(fc.record({ cidrs: fc.array(jsonCidr, { maxLength: 3 }), toSource: fc.constantFrom('192.0.2.9', '2001:db8::9', 'x') }, { requiredKeys: [] }), { maxLength: 2 }),
-  fc.constantFrom(0, 64, 100000, 1e21, -1, 1.5, 9007199254740993, true, false, null, '60s', '1m', 'yes', [], {}, [[]], [1], { a: [['10.0.0.0/8']] }),
+  fc.constantFrom(0, 64, 100000, 1e21, -1, 1.5, 2 ** 53 + 2, true, false, null, '60s', '1m', 'yes', [], {}, [[]], [1], { a: [['10.0.0.0/8']] }),
 );
 const jsonDoc = fc
   .tuple(fc.dictionary(key, jsonValue, { maxKeys: 5 }), fc.constantFrom(undefined, 0, 1, 2, 4), fc.constantFrom('\n', '\r\n'), fc.boolean())
@@ -110,7 +110,7 @@ describe('the plain-subset reader', () => {
     for (const [raw, value] of [['60s', '60s'], ['1m30s', '1m30s'], ['64', 64], ['true', true], ['off', false], ['iptables', 'iptables'], ['10.0.0.0/8', '10.0.0.0/8'], ['192.0.2.9', '192.0.2.9'], ['2001:db8::9', '2001:db8::9']] as const) {
       assert.deepStrictEqual(typePlainScalar(raw), { value }, raw);
     }
-    const plainScalar = fc.tuple(fc.constantFrom(...'0123456789aAbBeEfFhmnNsStTuxXyYZ.:+-_/µ'), fc.string({ unit: fc.constantFrom(...'0123456789aAbBeEfFhlmnNoOrsStTuxXyYZ.:+-_/µ'), maxLength: 8 })).map(([a, b]) => a + b);
+    const plainScalar = fc.tuple(fc.constantFrom(...Array.from('0123456789aAbBeEfFhmnNsStTuxXyYZ.:+-_/µ')), fc.string({ unit: fc.constantFrom(...Array.from('0123456789aAbBeEfFhlmnNoOrsStTuxXyYZ.:+-_/µ')), maxLength: 8 })).map(([a, b]) => a + b);
     fc.assert(fc.property(plainScalar, check), { seed: SEED + 4, numRuns: 20000 });
   });
 

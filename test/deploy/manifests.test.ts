@@ -70,7 +70,7 @@ function withValue(obj: Yaml, path: (string | number)[], value: Yaml): Yaml {
   const copy = structuredClone(obj);
   const parent = at(copy, ...path.slice(0, -1)) as Record<string | number, Yaml>;
   const last = path[path.length - 1] as string | number;
-  if (value === undefined) delete parent[last];
+  if (value === undefined) Reflect.deleteProperty(parent, last);
   else parent[last] = value;
   return copy;
 }

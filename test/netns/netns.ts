@@ -41,7 +41,7 @@ export function nsRun(ns: string, argv: readonly string[], input?: string): stri
     });
   } catch (e) {
     const err = e as { stderr?: string; status?: number };
-    throw new Error(`in netns ${ns}: ${argv.join(' ')} failed (exit ${err.status}): ${err.stderr ?? ''}`);
+    throw new Error(`in netns ${ns}: ${argv.join(' ')} failed (exit ${err.status}): ${err.stderr ?? ''}`, { cause: e });
   }
 }
 

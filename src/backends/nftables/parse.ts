@@ -28,7 +28,7 @@ function objectsOf(json: string): Record<string, Json>[] {
   try {
     doc = JSON.parse(json);
   } catch (e) {
-    throw new Error(`nft -j printed something that is not JSON: ${(e as Error).message}`);
+    throw new Error(`nft -j printed something that is not JSON: ${(e as Error).message}`, { cause: e });
   }
   if (!isObject(doc) || !Array.isArray(doc['nftables'])) {
     throw new Error('nft -j output has no "nftables" array');
