@@ -40,10 +40,12 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
  */
 function installLastResort(log: Logger, processRunner: ProcessRunner): void {
   process.on('exit', () => processRunner.killAll());
-  const fatal = (kind: string) => (e: unknown): void => {
-    log.error(`fatal: ${kind}; exiting (a bug: please report it); the rules stay in place`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-    process.exit(1);
-  };
+  const fatal =
+    (kind: string) =>
+    (e: unknown): void => {
+      log.error(`fatal: ${kind}; exiting (a bug: please report it); the rules stay in place`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      process.exit(1);
+    };
   process.on('uncaughtException', fatal('uncaught exception'));
   process.on('unhandledRejection', fatal('unhandled promise rejection'));
 }
@@ -80,7 +82,8 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   // The rest of the agent loads while selection's first commands run in their processes: one turn
   // of the event loop first, so that every command selection starts at once has been spawned.
   await new Promise((resolve) => setImmediate(resolve));
-  const { createAgent, createMetrics, createParseCache, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, startHttpServer, systemClock, watchConfig } = await import('./agent-runtime.js');
+  const { createAgent, createMetrics, createParseCache, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, startHttpServer, systemClock, watchConfig } =
+    await import('./agent-runtime.js');
   const selected = await selection;
   if ('error' in selected) {
     log.error('cannot start: no usable netfilter backend', { error: (selected.error as Error).message });
@@ -148,7 +151,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     const runner = createRunner();
     // Its commands run in process groups of their own, which a Ctrl-C does not reach.
     process.on('exit', () => runner.killAll());
-    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.once(signal, () => process.exit(code));
+    for (const [signal, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const)
+      process.once(signal, () => process.exit(code));
     return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner });
   }
   const version = readVersion();

@@ -119,7 +119,6 @@ function warningsFingerprint(configHash: string, warnings: readonly ConfigIssue[
   return h.digest('hex');
 }
 
-
 /**
  * The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past
  * the resync interval, as kube-proxy's BoundedFrequencyRunner retries a failed sync.

@@ -46,9 +46,7 @@ export function formatRenderedText(families: readonly RenderedPayload[]): string
       const head = `# ${FAMILY_NAME[f.family]}: piped into \`${f.command}\`\n`;
       const then = f.followUp;
       const when =
-        then?.when === 'keep-first'
-          ? 'then the jump, as rule 1 (moved back to the top whenever another rule is above it)'
-          : 'then, if missing, the jump (checked with -C, never duplicated)';
+        then?.when === 'keep-first' ? 'then the jump, as rule 1 (moved back to the top whenever another rule is above it)' : 'then, if missing, the jump (checked with -C, never duplicated)';
       const jump = then === undefined ? '' : `# ${when}:\n#   ${then.command}\n`;
       return `${head}${f.payload}${jump}`;
     })

@@ -70,9 +70,7 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
     pushLimitWarning(cfg, warnings);
     return warnings;
   }
-  const fromConfig = config.nonMasqueradeCIDRs
-    .filter((e) => e.source !== 'defaults')
-    .map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path }));
+  const fromConfig = config.nonMasqueradeCIDRs.filter((e) => e.source !== 'defaults').map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path }));
 
   for (const d of normalizeRanges(fromConfig).dropped) {
     const what = d.reason === 'duplicate' ? 'repeats' : 'lies inside';
@@ -174,9 +172,7 @@ function summary(c: Checked): string {
     return `${c.path}: invalid: ${plural(c.errors.length, 'error')}${c.warnings.length ? `, ${plural(c.warnings.length, 'warning')}` : ''}`;
   }
   const cfg = c.loaded!.config;
-  const what = c.loaded!.usingDefaults
-    ? 'no key set, the agent uses the defaults'
-    : configSummary(cfg);
+  const what = c.loaded!.usingDefaults ? 'no key set, the agent uses the defaults' : configSummary(cfg);
   return `${c.path}: valid: ${what}${c.warnings.length ? `; ${plural(c.warnings.length, 'warning')}` : ''}`;
 }
 

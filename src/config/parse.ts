@@ -106,7 +106,10 @@ export function parseFragmentWithYaml(text: string, source: string, opts: Config
   if (!isMap(contents)) {
     const value = safeToJs(contents, doc);
     // Never quote it: the path may be a symlink to any file on the node (a key, the environment).
-    const got = value.ok && typeof value.value === 'string' ? `a string of ${Buffer.byteLength(value.value, 'utf8')} bytes (its text is not shown: the path may point at a file that is not a config)` : describeValue(value.ok ? value.value : undefined);
+    const got =
+      value.ok && typeof value.value === 'string'
+        ? `a string of ${Buffer.byteLength(value.value, 'utf8')} bytes (its text is not shown: the path may point at a file that is not a config)`
+        : describeValue(value.ok ? value.value : undefined);
     issues.push(issue('', nodeAt(contents), `the config must be a mapping of keys (${CONFIG_KEYS.join(', ')}), got ${got}`));
     return { fragment, issues, warnings };
   }
@@ -157,4 +160,3 @@ export function parseConfigText(text: string, source: string, opts: ConfigOption
   const merged = mergeConfigFragments([result.fragment], opts);
   return { config: merged.config, warnings: [...result.warnings, ...merged.warnings] };
 }
-

@@ -23,10 +23,7 @@ export function describeFileType(info: Stats): string {
  * A regular file's text, or what the path turned out to be instead, or that it is larger than the
  * cap (`bytes` is the size stat gave, or cap + 1 when the file grew past the cap while read).
  */
-export type RegularFileRead =
-  | { readonly text: string; readonly bytes: number }
-  | { readonly notRegular: string }
-  | { readonly tooBig: number; readonly grew: boolean };
+export type RegularFileRead = { readonly text: string; readonly bytes: number } | { readonly notRegular: string } | { readonly tooBig: number; readonly grew: boolean };
 
 /**
  * Reads `path` (symlinks followed) if it is a regular file, checked on the open descriptor;

@@ -207,7 +207,12 @@ function floodError(argv: readonly string[], maxStdout: number, stderr: string):
 
 /** The path a spawn would run for `file`: PATH is searched unless it names a path; undefined when nothing there can be run. */
 function findProgram(file: string): string | undefined {
-  const candidates = file.includes('/') ? [file] : (process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== '').map((d) => join(d, file));
+  const candidates = file.includes('/')
+    ? [file]
+    : (process.env['PATH'] ?? '')
+        .split(delimiter)
+        .filter((d) => d !== '')
+        .map((d) => join(d, file));
   return candidates.find((path) => {
     try {
       accessSync(path, fsConstants.X_OK);

@@ -129,8 +129,7 @@ export function followAgent(child: ChildProcess): AgentProcess {
   type Waiter = { match: LogMatch; since: number; resolve: (l: LogLine) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
   const waiters = new Set<Waiter>();
 
-  const tail = (): string =>
-    `\n--- last agent log lines ---\n${logs.slice(-15).map(describeLine).join('\n')}` + (stderr ? `\n--- agent stderr ---\n${stderr.slice(-2000)}` : '');
+  const tail = (): string => `\n--- last agent log lines ---\n${logs.slice(-15).map(describeLine).join('\n')}` + (stderr ? `\n--- agent stderr ---\n${stderr.slice(-2000)}` : '');
 
   const onLine = (raw: string): void => {
     if (raw.trim() === '') return;

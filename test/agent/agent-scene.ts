@@ -18,9 +18,17 @@ const MASQ_COMMENT = '"ip-masq-agent: outbound traffic is subject to MASQUERADE 
 
 /** The POSTROUTING jump as argv after `-A|-D|-C POSTROUTING` (no shell quoting). */
 export const JUMP_SPEC = [
-  '-m', 'comment', '--comment',
+  '-m',
+  'comment',
+  '--comment',
   `ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom ${CHAIN} chain`,
-  '-m', 'addrtype', '!', '--dst-type', 'LOCAL', '-j', CHAIN,
+  '-m',
+  'addrtype',
+  '!',
+  '--dst-type',
+  'LOCAL',
+  '-j',
+  CHAIN,
 ];
 
 /** The jump as iptables-save prints it. */

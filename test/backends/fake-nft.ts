@@ -149,7 +149,11 @@ function takeBraces(text: string): { items: string[]; rest: string } | undefined
   if (!text.startsWith('{ ')) return undefined;
   const end = text.indexOf('}');
   if (end < 0) throw new NftError('Error: syntax error, unterminated set');
-  const items = text.slice(1, end).split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+  const items = text
+    .slice(1, end)
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
   if (items.length === 0) throw new NftError('Error: syntax error, unexpected }');
   return { items, rest: text.slice(end + 1) };
 }
@@ -343,10 +347,7 @@ export function createFakeNft(): FakeNft {
   const listJson = (terse: boolean): string => {
     const t = needTable(table);
     const common = { family: 'inet', table: 'ip-masq-agent' };
-    const out: unknown[] = [
-      { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
-      { table: { family: 'inet', name: 'ip-masq-agent', handle: t.handle } },
-    ];
+    const out: unknown[] = [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, { table: { family: 'inet', name: 'ip-masq-agent', handle: t.handle } }];
     for (const [name, s] of t.sets) {
       const elem = !terse && s.elements.length ? { elem: s.elements.map(spanJson) } : {};
       out.push({ set: { family: 'inet', name, table: 'ip-masq-agent', type: s.type, handle: s.handle, flags: s.flags, ...elem } });

@@ -53,7 +53,10 @@ for (const key of CONFIG_KEYS) {
       const single = (t: string) => configValues(parseConfigText(`${key}: ${t}\n`, 'x', OPTS).config, 'output')[key] as unknown[];
       assert.deepEqual(configValues(merged, 'output')[key], [...single(a), ...single(b)]);
     } else {
-      assert.throws(() => mergeConfigFragments([fa, fb], OPTS), (e: unknown) => e instanceof ConfigError && e.issues.some((i) => i.message.startsWith(`${key} is set to `)));
+      assert.throws(
+        () => mergeConfigFragments([fa, fb], OPTS),
+        (e: unknown) => e instanceof ConfigError && e.issues.some((i) => i.message.startsWith(`${key} is set to `)),
+      );
       assert.deepEqual(configValues(mergeConfigFragments([fa, fa], OPTS).config, 'hash')[key], configValues(parseConfigText(textA, 'a', OPTS).config, 'hash')[key]);
     }
   });

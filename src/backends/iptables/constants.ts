@@ -26,7 +26,6 @@ export const MASQ_CIDR_COMMENT = 'ip-masq-agent: masqueradeCIDRs destination is 
 /** Comment on each SNAT rule of a `snat` entry. */
 export const SNAT_COMMENT = 'ip-masq-agent: snat destination leaves with a fixed source address';
 
-
 /** Comment on the POSTROUTING jump; it names the chain, so it changes with `--masq-chain`. */
 export function jumpComment(chain: string): string {
   return `ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom ${chain} chain`;
@@ -53,11 +52,50 @@ export const BUILTIN_CHAINS: readonly string[] = ['PREROUTING', 'INPUT', 'FORWAR
  * and libip6t_ names). iptables refuses to create a chain named like a target.
  */
 export const TARGET_NAMES: readonly string[] = [
-  'ACCEPT', 'DROP', 'RETURN', 'QUEUE', 'ERROR',
-  'AUDIT', 'CHECKSUM', 'CLASSIFY', 'CLUSTERIP', 'CONNMARK', 'CONNSECMARK', 'CT', 'DNAT', 'DNPT', 'DSCP',
-  'ECN', 'HL', 'HMARK', 'IDLETIMER', 'LED', 'LOG', 'MARK', 'MASQUERADE', 'NAT', 'NETMAP', 'NFLOG',
-  'NFQUEUE', 'NOTRACK', 'RATEEST', 'REDIRECT', 'REJECT', 'SECMARK', 'SET', 'SNAT', 'SNPT', 'SYNPROXY',
-  'TCPMSS', 'TCPOPTSTRIP', 'TEE', 'TOS', 'TPROXY', 'TRACE', 'TTL', 'ULOG',
+  'ACCEPT',
+  'DROP',
+  'RETURN',
+  'QUEUE',
+  'ERROR',
+  'AUDIT',
+  'CHECKSUM',
+  'CLASSIFY',
+  'CLUSTERIP',
+  'CONNMARK',
+  'CONNSECMARK',
+  'CT',
+  'DNAT',
+  'DNPT',
+  'DSCP',
+  'ECN',
+  'HL',
+  'HMARK',
+  'IDLETIMER',
+  'LED',
+  'LOG',
+  'MARK',
+  'MASQUERADE',
+  'NAT',
+  'NETMAP',
+  'NFLOG',
+  'NFQUEUE',
+  'NOTRACK',
+  'RATEEST',
+  'REDIRECT',
+  'REJECT',
+  'SECMARK',
+  'SET',
+  'SNAT',
+  'SNPT',
+  'SYNPROXY',
+  'TCPMSS',
+  'TCPOPTSTRIP',
+  'TEE',
+  'TOS',
+  'TPROXY',
+  'TRACE',
+  'TTL',
+  'ULOG',
 ];
 
 /**

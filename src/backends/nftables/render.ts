@@ -97,7 +97,13 @@ export function nftDecisionIntervals(policy: FamilyPolicy): NftDecisionIntervals
   const rows = decisionTable(policy).map((row) => ({ cidr: row.cidr, value: row.action }));
   const parts = flattenPrefixes(policy.family, rows, DEFAULT_ACTION, sameAction);
   const snat = parts.filter((p): p is Interval<SnatAction> => p.value.kind === 'snat');
-  const sources = policy.sources === undefined ? undefined : unionOfCidrs(policy.family, policy.sources.map((s) => s.cidr));
+  const sources =
+    policy.sources === undefined
+      ? undefined
+      : unionOfCidrs(
+          policy.family,
+          policy.sources.map((s) => s.cidr),
+        );
   const result = { keep: parts.filter((p) => p.value.kind === 'keep'), snat, sources };
   flattened.set(policy, result);
   return result;
@@ -179,10 +185,7 @@ function removeFamily(family: Family, existing: ReadonlySet<string> | undefined)
   const n = NFT_NAMES[family];
   if (existing) {
     // The chain goes first: its rules reference the set, which cannot be deleted while in use.
-    return [
-      ...(existing.has(n.chain) ? [`delete chain ${NFT_TABLE_REF} ${n.chain}`] : []),
-      ...(existing.has(n.set) ? [`delete set ${NFT_TABLE_REF} ${n.set}`] : []),
-    ];
+    return [...(existing.has(n.chain) ? [`delete chain ${NFT_TABLE_REF} ${n.chain}`] : []), ...(existing.has(n.set) ? [`delete set ${NFT_TABLE_REF} ${n.set}`] : [])];
   }
   return [
     `add chain ${NFT_TABLE_REF} ${n.chain}`,
