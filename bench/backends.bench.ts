@@ -239,17 +239,7 @@ async function benchEndToEnd(): Promise<void> {
       const same = got.length === want.length && got.every((l, i) => l === want[i]);
       const t6 = performance.now();
       if (!same || kept.length !== n + 1) throw new Error('end-to-end read-back differs');
-      rows.push([
-        String(r + 1),
-        ms(t1 - t0),
-        ms(t2 - t1),
-        ms(t3 - t2),
-        ms(t4 - t3),
-        ms(t5 - t4),
-        ms(t5 - t0),
-        ms(t6 - t5),
-        `${(script.length / 1e6).toFixed(2)} MB`,
-      ]);
+      rows.push([String(r + 1), ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), ms(t4 - t3), ms(t5 - t4), ms(t5 - t0), ms(t6 - t5), `${(script.length / 1e6).toFixed(2)} MB`]);
     });
   }
   printTable(['run', 'parse+validate', 'buildPolicy', 'normalise', 'render', 'apply (nft -f, incl. render)', 'total to applied', 'read+compare', 'script'], rows);
@@ -344,16 +334,20 @@ async function benchPerConnection(): Promise<void> {
   // Constant cost per new connection whatever the number of decisions: 10,000 mixed decisions on
   // nftables cost no more than the plain set at N=10 of the same run, within noise (25 %).
   const plain = at('nftables set', 10);
-  reportTarget({ name: 'nftables, 10,000 mixed decisions: median p50 per new connection', measured: at('nftables mixed', 10_000), limit: plain * 1.25, unit: 'µs', baseline: `1.25x nftables set at N=10 (${plain.toFixed(0)} µs), same run` });
+  reportTarget({
+    name: 'nftables, 10,000 mixed decisions: median p50 per new connection',
+    measured: at('nftables mixed', 10_000),
+    limit: plain * 1.25,
+    unit: 'µs',
+    baseline: `1.25x nftables set at N=10 (${plain.toFixed(0)} µs), same run`,
+  });
 }
 
 // ---- 4. limits: what each backend manages at the agent's command timeout ----
 
 /** The agent's per-command timeout (the runner's default). */
 const AGENT_TIMEOUT_MS = 30_000;
-const LIMIT_SIZES = (process.argv.find((a) => a.startsWith('--limit-sizes='))?.slice('--limit-sizes='.length) ?? '50000,100000,200000')
-  .split(',')
-  .map(Number);
+const LIMIT_SIZES = (process.argv.find((a) => a.startsWith('--limit-sizes='))?.slice('--limit-sizes='.length) ?? '50000,100000,200000').split(',').map(Number);
 
 /** ms, or why it did not finish (e.g. `timeout`). */
 async function attempt(fn: () => Promise<unknown>): Promise<string> {
@@ -363,7 +357,7 @@ async function attempt(fn: () => Promise<unknown>): Promise<string> {
     return ms(performance.now() - t0);
   } catch (e) {
     const failure = (e as { failure?: string }).failure;
-    return failure === 'timeout' ? `timeout (${ms(performance.now() - t0)})` : `error: ${String((e as Error).message).slice(0, 60)}`;
+    return failure === 'timeout' ? `timeout (${ms(performance.now() - t0)})` : `error: ${(e instanceof Error ? e.message : String(e)).slice(0, 60)}`;
   }
 }
 

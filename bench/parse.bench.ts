@@ -76,7 +76,9 @@ for (const c of CASES) {
   const policy = buildPolicy(config, { enableIPv6: false, randomFully: false, toPorts: [] });
   const decisions = policy.families.some(usesDecisions);
   const checkMs = decisions ? median(RUNS, () => policy.families.map(findRedundantRows)) : 0;
-  console.log(`${c.name} (${bytes} KiB): raw yaml parse ${yamlMs.toFixed(0)} ms, raw JSON.parse ${jsonMs.toFixed(1)} ms, ours from JSON text ${oursJson.toFixed(0)} ms${decisions ? `, redundancy check ${checkMs.toFixed(0)} ms` : ''}`);
+  console.log(
+    `${c.name} (${bytes} KiB): raw yaml parse ${yamlMs.toFixed(0)} ms, raw JSON.parse ${jsonMs.toFixed(1)} ms, ours from JSON text ${oursJson.toFixed(0)} ms${decisions ? `, redundancy check ${checkMs.toFixed(0)} ms` : ''}`,
+  );
   reportTarget({
     name: `${c.name}: text to validated config${decisions ? ' + redundancy check' : ''}`,
     measured: ours + checkMs,

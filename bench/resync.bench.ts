@@ -21,7 +21,7 @@
 //         heap after GC and RSS before and after 10,000 resyncs and 2,000 config swaps
 // The figures are printed, never asserted.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -85,7 +85,10 @@ const median = (xs: readonly number[]): number => percentile(xs, 0.5);
 const fmt = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const isSyncDone = (reason?: string) => (l: LogLine): boolean => l.msg === 'sync done' && (reason === undefined || l.fields['reason'] === reason);
+const isSyncDone =
+  (reason?: string) =>
+  (l: LogLine): boolean =>
+    l.msg === 'sync done' && (reason === undefined || l.fields['reason'] === reason);
 
 // Runs inside the namespace in a bare node: the read-back commands of a quiet iptables resync,
 // spawned as the agent spawns them, `iterations` times. Prints per-iteration wall ms and the CPU
@@ -266,7 +269,11 @@ function rawApplyMs(node: BenchNode, argv: readonly string[], scripts: readonly 
       return f;
     });
     const script = `const { spawnSync } = require('node:child_process'); const { readFileSync } = require('node:fs'); const [argv, ...files] = [JSON.parse(process.argv[1]), ...process.argv.slice(2)]; const out = []; for (const f of files) { const input = readFileSync(f); const t = process.hrtime.bigint(); const r = spawnSync(argv[0], argv.slice(1), { input, maxBuffer: 1 << 26 }); if (r.status !== 0) { process.stderr.write(String(r.stderr).slice(0, 2000)); process.exit(1); } out.push(Number(process.hrtime.bigint() - t) / 1e6); } process.stdout.write(JSON.stringify(out));`;
-    const r = spawnSync('ip', ['netns', 'exec', node.ns, process.execPath, '-e', script, JSON.stringify(argv), ...files], { encoding: 'utf8', env: { ...process.env, ...node.lockEnv }, timeout: 300_000 });
+    const r = spawnSync('ip', ['netns', 'exec', node.ns, process.execPath, '-e', script, JSON.stringify(argv), ...files], {
+      encoding: 'utf8',
+      env: { ...process.env, ...node.lockEnv },
+      timeout: 300_000,
+    });
     if (r.status !== 0) throw new Error(`raw ${argv[0]} failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as number[];
   } finally {
@@ -308,7 +315,9 @@ async function benchBig(backend: BigBackend, swaps: number): Promise<void> {
     const scripts = await Promise.all(texts.map(async (t) => backend.render(await policyFor(t, backend.flags))));
     const order = Array.from({ length: swaps }, (_, i) => scripts[(swaps + 1 + i) % 2]!);
     const raw = median(rawApplyMs(node, backend.raw, order));
-    console.log(`  swap incl. parse: median ${fmt(median(total))} ms; after parse ${afterParse.map(fmt).join(', ')} ms; quiet resync ${quiet.map(fmt).join(', ')} ms; RSS ${(rss / 1024).toFixed(0)} MiB`);
+    console.log(
+      `  swap incl. parse: median ${fmt(median(total))} ms; after parse ${afterParse.map(fmt).join(', ')} ms; quiet resync ${quiet.map(fmt).join(', ')} ms; RSS ${(rss / 1024).toFixed(0)} MiB`,
+    );
     reportTarget({
       name: `${n.toLocaleString('en')}-CIDR swap after the parse (normalise, render, apply, jump), ${backend.name}`,
       measured: median(afterParse),
@@ -388,9 +397,23 @@ async function benchMemory(resyncs: number, swaps: number): Promise<void> {
     await agent.stop();
     shellRunner.killAll();
     const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
-    console.log(`  ${resyncs} resyncs, ${swapped} swaps in ${((performance.now() - t0) / 1000).toFixed(0)} s; heap ${mib(before.heap)} -> ${mib(after.heap)}, RSS ${mib(before.rss)} -> ${mib(after.rss)}`);
-    reportTarget({ name: `heap after GC, growth over ${resyncs} resyncs and ${swapped} swaps`, measured: ((after.heap - before.heap) / before.heap) * 100, limit: 5, unit: '%', baseline: `fixed; before ${mib(before.heap)}, after ${mib(after.heap)}` });
-    reportTarget({ name: `RSS, growth over ${resyncs} resyncs and ${swapped} swaps`, measured: ((after.rss - before.rss) / before.rss) * 100, limit: 5, unit: '%', baseline: `fixed; before ${mib(before.rss)}, after ${mib(after.rss)}` });
+    console.log(
+      `  ${resyncs} resyncs, ${swapped} swaps in ${((performance.now() - t0) / 1000).toFixed(0)} s; heap ${mib(before.heap)} -> ${mib(after.heap)}, RSS ${mib(before.rss)} -> ${mib(after.rss)}`,
+    );
+    reportTarget({
+      name: `heap after GC, growth over ${resyncs} resyncs and ${swapped} swaps`,
+      measured: ((after.heap - before.heap) / before.heap) * 100,
+      limit: 5,
+      unit: '%',
+      baseline: `fixed; before ${mib(before.heap)}, after ${mib(after.heap)}`,
+    });
+    reportTarget({
+      name: `RSS, growth over ${resyncs} resyncs and ${swapped} swaps`,
+      measured: ((after.rss - before.rss) / before.rss) * 100,
+      limit: 5,
+      unit: '%',
+      baseline: `fixed; before ${mib(before.rss)}, after ${mib(after.rss)}`,
+    });
   } finally {
     if (savedLock === undefined) delete process.env['XTABLES_LOCKFILE'];
     else process.env['XTABLES_LOCKFILE'] = savedLock;

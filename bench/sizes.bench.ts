@@ -47,7 +47,9 @@ const SCENARIOS: readonly { name: string; text: string | undefined }[] = [
   { name: '1 MiB: 10.0.0.0/8 repeated', text: configOf(['10.0.0.0/8'], MiB, 'resyncInterval: 2s\n') },
   {
     name: '50,000 /32s, half of them masqueradeCIDRs',
-    text: `cidrLimit: 100000\nresyncInterval: 2s\n${configOf(uniqueCidrs(25_000), 0, '')}masqueradeCIDRs:\n${uniqueCidrs(25_000, 100).map((c) => `  - ${c}\n`).join('')}`,
+    text: `cidrLimit: 100000\nresyncInterval: 2s\n${configOf(uniqueCidrs(25_000), 0, '')}masqueradeCIDRs:\n${uniqueCidrs(25_000, 100)
+      .map((c) => `  - ${c}\n`)
+      .join('')}`,
   },
 ];
 
@@ -113,7 +115,13 @@ async function main(): Promise<void> {
     const limit = RSS_TARGETS.get(i);
     const row = rows[rows.length - 1]!;
     if (limit !== undefined) {
-      reportTarget({ name: `agent RSS after ${RESYNCS} resyncs, ${s.name} (peak ${row[2]} MiB)`, measured: Number(row[3]), limit, unit: 'MiB', baseline: `fixed; default config ${rows[0]?.[3] ?? '?'} MiB in this run` });
+      reportTarget({
+        name: `agent RSS after ${RESYNCS} resyncs, ${s.name} (peak ${row[2]} MiB)`,
+        measured: Number(row[3]),
+        limit,
+        unit: 'MiB',
+        baseline: `fixed; default config ${rows[0]?.[3] ?? '?'} MiB in this run`,
+      });
     }
   }
   const base = Number(rows[0]?.[2]);

@@ -25,8 +25,7 @@ import { AGENT_MAIN, cpuTicks, rssKiB } from '../test/agent/agent-process.js';
 import { imageNodeOptions, startBenchNode, type BenchNode } from './bench-node.js';
 import { printTargetSummary, reportTarget } from './targets.js';
 
-const arg = (name: string, fallback: string): string =>
-  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const arg = (name: string, fallback: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const ROUNDS = Number(arg('rounds', '7'));
 const IDLE_SECONDS = Number(arg('idle-seconds', '120'));
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -96,7 +95,13 @@ async function benchStart(): Promise<void> {
     console.log(`  ${run.label || 'agent: '}${run.agent.join(', ')}; first log line (code loaded) median ${median(run.loaded).toFixed(0)} ms`);
   }
   for (const run of runs) {
-    reportTarget({ name: `${run.label}start to rules in the kernel, N=64, iptables-nft`, measured: median(run.agent), limit: 2 * median(bare), unit: 'ms', baseline: `2x bare node start, ${median(bare).toFixed(0)} ms` });
+    reportTarget({
+      name: `${run.label}start to rules in the kernel, N=64, iptables-nft`,
+      measured: median(run.agent),
+      limit: 2 * median(bare),
+      unit: 'ms',
+      baseline: `2x bare node start, ${median(bare).toFixed(0)} ms`,
+    });
   }
 }
 
@@ -161,7 +166,13 @@ async function benchIdle(): Promise<void> {
     const floor2s = rssKiB(floor.pid);
     const cpu0 = cpuTicks(pid);
     const t0 = performance.now();
-    reportTarget({ name: 'resident memory idle, 2 s after the rules', measured: mib(agent2s), limit: 50, unit: 'MiB', baseline: `fixed; node -e 'setInterval(()=>{},1e3)' ${mib(floor2s).toFixed(1)} MiB` });
+    reportTarget({
+      name: 'resident memory idle, 2 s after the rules',
+      measured: mib(agent2s),
+      limit: 50,
+      unit: 'MiB',
+      baseline: `fixed; node -e 'setInterval(()=>{},1e3)' ${mib(floor2s).toFixed(1)} MiB`,
+    });
     await sleep(IDLE_SECONDS * 1000);
     const seconds = (performance.now() - t0) / 1000;
     const cpu1 = cpuTicks(pid);
@@ -196,7 +207,9 @@ async function main(): Promise<void> {
   }
   work = mkdtempSync(join(tmpdir(), 'ima-bench-startup-'));
   try {
-    console.log(`start-up and idle memory: node ${process.version}, ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} CPUs, agent ${AGENT}${BEFORE ? `, before ${BEFORE}` : ''}, NODE_OPTIONS=${NODE_OPTIONS || '(none)'}`);
+    console.log(
+      `start-up and idle memory: node ${process.version}, ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} CPUs, agent ${AGENT}${BEFORE ? `, before ${BEFORE}` : ''}, NODE_OPTIONS=${NODE_OPTIONS || '(none)'}`,
+    );
     if (SECTIONS.has('1')) await benchStart();
     if (SECTIONS.has('2')) await benchVersion();
     if (SECTIONS.has('3')) await benchIdle();

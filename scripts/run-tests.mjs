@@ -19,9 +19,7 @@ const walk = (dir) => {
 };
 walk(root);
 const isIntegration = (f) => f.endsWith('.integration.test.js');
-const selected = files.filter((f) =>
-  which === 'unit' ? !isIntegration(f) : which === 'integration' ? isIntegration(f) : true,
-);
+const selected = files.filter((f) => (which === 'unit' ? !isIntegration(f) : which === 'integration' ? isIntegration(f) : true));
 if (selected.length === 0) {
   console.error(`no test files found for "${which}" under ${root}`);
   process.exit(1);

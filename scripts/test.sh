@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --image-tools
+npm run --silent lint
 node scripts/run-tests.mjs "${1:-all}"

@@ -24,10 +24,7 @@ function limitIssues(issues: readonly ConfigIssue[]): readonly ConfigIssue[] {
   if (issues.length <= MAX_REPORTED_ISSUES) return issues;
   const rest = issues.length - MAX_REPORTED_ISSUES;
   const last = issues[MAX_REPORTED_ISSUES]!;
-  return [
-    ...issues.slice(0, MAX_REPORTED_ISSUES),
-    { source: last.source, path: '', message: `and ${rest} more error${rest === 1 ? '' : 's'} not shown; fix the ones above first` },
-  ];
+  return [...issues.slice(0, MAX_REPORTED_ISSUES), { source: last.source, path: '', message: `and ${rest} more error${rest === 1 ? '' : 's'} not shown; fix the ones above first` }];
 }
 
 /** A config that cannot be used; carries every issue found (up to MAX_REPORTED_ISSUES), not just the first. */

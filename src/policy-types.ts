@@ -17,9 +17,7 @@ export interface ExemptRange {
 
 /** What happens to traffic to a destination: it keeps the pod IP, is masqueraded, or leaves with a fixed address. */
 export type Action =
-  | { readonly kind: 'keep' }
-  | { readonly kind: 'masquerade' }
-  | { readonly kind: 'snat'; readonly toSource: IpAddress; /** Canonical text of the address. */ readonly toSourceText: string };
+  { readonly kind: 'keep' } | { readonly kind: 'masquerade' } | { readonly kind: 'snat'; readonly toSource: IpAddress; /** Canonical text of the address. */ readonly toSourceText: string };
 
 /** The config list (or built-in) a decision entry comes from. */
 export type DecisionList = 'link-local' | 'nonMasqueradeCIDRs' | 'masqueradeCIDRs' | 'snat';

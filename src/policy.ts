@@ -68,18 +68,14 @@ export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy 
           path: e.path,
         })),
     ];
-    const sources = (config.masqueradeSourceCIDRs ?? [])
-      .filter((e) => e.cidr.family === f)
-      .map((e): SourceRange => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path }));
+    const sources = (config.masqueradeSourceCIDRs ?? []).filter((e) => e.cidr.family === f).map((e): SourceRange => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path }));
     // An explicit entry for exactly the link-local block overrides the built-in one.
     const linkLocal = masqLinkLocal || actions.some((a) => a.text === LINK_LOCAL[f].text) ? [] : [LINK_LOCAL[f]];
     return {
       family: f,
       exempt: [
         ...linkLocal,
-        ...config.nonMasqueradeCIDRs
-          .filter((e) => e.cidr.family === f)
-          .map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path })),
+        ...config.nonMasqueradeCIDRs.filter((e) => e.cidr.family === f).map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path })),
       ],
       randomFully: options.randomFully,
       toPorts: options.toPorts,
@@ -103,9 +99,7 @@ export function parseToPorts(text: string): PortRange[] {
     const from = Number(m?.[1]);
     const to = m?.[2] === undefined ? from : Number(m[2]);
     if (!m || from < 1 || to > 65535 || from > to) {
-      throw new UsageError(
-        `--to-ports: "${part}" is not a port range; write PORT or FROM-TO with 1 <= FROM <= TO <= 65535, comma-separated (e.g. 1024-29999,32768-65535)`,
-      );
+      throw new UsageError(`--to-ports: "${part}" is not a port range; write PORT or FROM-TO with 1 <= FROM <= TO <= 65535, comma-separated (e.g. 1024-29999,32768-65535)`);
     }
     return { from, to, text: from === to ? `${from}` : `${from}-${to}` };
   });
@@ -135,18 +129,19 @@ export type Verdict =
  * exempt ranges: any exempt range that contains it); everything else is masqueraded. With
  * masqueradeSourceCIDRs, a source outside them is never translated.
  */
-export function explainDestination(
-  policy: Policy,
-  ip: IpAddress,
-  isLocal: (ip: IpAddress) => boolean = () => false,
-  source?: IpAddress,
-): Verdict {
+export function explainDestination(policy: Policy, ip: IpAddress, isLocal: (ip: IpAddress) => boolean = () => false, source?: IpAddress): Verdict {
   const fp = policy.families.find((f) => f.family === ip.family);
   if (!fp) return { masquerade: false, reason: 'family-disabled', family: ip.family };
   if (isLocal(ip)) return { masquerade: false, reason: 'local', family: ip.family };
   const table = decisionTable(fp);
   const { match } = resolveDestination(table, ip);
-  const overrides = match === undefined ? undefined : resolveDestination(table.filter((r) => r.cidr.prefix < match.cidr.prefix), ip).match;
+  const overrides =
+    match === undefined
+      ? undefined
+      : resolveDestination(
+          table.filter((r) => r.cidr.prefix < match.cidr.prefix),
+          ip,
+        ).match;
   const over = overrides === undefined ? {} : { overrides };
   if (match !== undefined && match.action.kind === 'keep') {
     const exempt: ExemptRange = { cidr: match.cidr, text: match.text, reason: match.list === 'link-local' ? 'link-local' : 'config', source: match.source, path: match.path };

@@ -28,7 +28,10 @@ describe('ConfigError', () => {
   it(`keeps the first ${MAX_REPORTED_ISSUES} issues and counts the rest in one more`, () => {
     const err = new ConfigError(Array.from({ length: 50_000 }, (_, i) => issue(i)));
     assert.equal(err.issues.length, MAX_REPORTED_ISSUES + 1);
-    assert.deepEqual(err.issues.slice(0, MAX_REPORTED_ISSUES), Array.from({ length: MAX_REPORTED_ISSUES }, (_, i) => issue(i)));
+    assert.deepEqual(
+      err.issues.slice(0, MAX_REPORTED_ISSUES),
+      Array.from({ length: MAX_REPORTED_ISSUES }, (_, i) => issue(i)),
+    );
     assert.equal(err.issues[MAX_REPORTED_ISSUES]!.message, `and ${50_000 - MAX_REPORTED_ISSUES} more errors not shown; fix the ones above first`);
     assert.ok(err.message.length < 2000, `${err.message.length} bytes`);
   });

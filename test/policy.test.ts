@@ -22,23 +22,35 @@ const opts = { enableIPv6: true, randomFully: true, toPorts: [] };
 
 test('link-local comes first, then the config CIDRs of each family in config order', () => {
   const p = buildPolicy(config(['192.168.0.0/16', '2001:db8::/32', '10.0.0.0/8']), opts);
-  assert.deepEqual(p.families.map((f) => [f.family, f.exempt.map((e) => e.text)]), [
-    ['ipv4', ['169.254.0.0/16', '192.168.0.0/16', '10.0.0.0/8']],
-    ['ipv6', ['fe80::/10', '2001:db8::/32']],
-  ]);
+  assert.deepEqual(
+    p.families.map((f) => [f.family, f.exempt.map((e) => e.text)]),
+    [
+      ['ipv4', ['169.254.0.0/16', '192.168.0.0/16', '10.0.0.0/8']],
+      ['ipv6', ['fe80::/10', '2001:db8::/32']],
+    ],
+  );
   assert.equal(p.families[0]?.exempt[0]?.reason, 'link-local');
   assert.equal(p.families[0]?.exempt[1]?.path, 'nonMasqueradeCIDRs[0]');
 });
 
 test('masqLinkLocal and masqLinkLocalIPv6 drop the link-local exemption of their family only', () => {
   const v4 = buildPolicy(config(['10.0.0.0/8'], { masqLinkLocal: true }), opts);
-  assert.deepEqual(v4.families.map((f) => f.exempt[0]?.text), ['10.0.0.0/8', 'fe80::/10']);
+  assert.deepEqual(
+    v4.families.map((f) => f.exempt[0]?.text),
+    ['10.0.0.0/8', 'fe80::/10'],
+  );
   const v6 = buildPolicy(config([], { masqLinkLocalIPv6: true }), opts);
-  assert.deepEqual(v6.families.map((f) => f.exempt.map((e) => e.text)), [['169.254.0.0/16'], []]);
+  assert.deepEqual(
+    v6.families.map((f) => f.exempt.map((e) => e.text)),
+    [['169.254.0.0/16'], []],
+  );
 });
 
 test('IPv6 rules exist only with --enable-ipv6', () => {
-  assert.deepEqual(buildPolicy(config([]), { ...opts, enableIPv6: false }).families.map((f) => f.family), ['ipv4']);
+  assert.deepEqual(
+    buildPolicy(config([]), { ...opts, enableIPv6: false }).families.map((f) => f.family),
+    ['ipv4'],
+  );
 });
 
 test('explain follows the rules: local, first exempt match, masquerade, family disabled', () => {

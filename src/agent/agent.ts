@@ -287,12 +287,11 @@ export function createAgent(deps: AgentDeps): Agent {
     const st = familyStatus(f);
     const started = clock.now();
     st.lastAttemptAt = started;
-    let want: readonly string[] = [];
     try {
       // Inside the try: a backend may refuse a policy (a SNAT address of the other family), and
       // that is a failed sync that keeps the rules in force, never a crash.
       const prev = written.get(f);
-      want = expectedOf.get(policy) ?? backend.expected(policy);
+      let want: readonly string[] = expectedOf.get(policy) ?? backend.expected(policy);
       expectedOf.set(policy, want);
       let result: FamilyResult;
       if (prev !== undefined && !startInvalid && !sameLines(prev, want)) {

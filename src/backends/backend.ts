@@ -39,10 +39,7 @@ export interface BackendFacts {
 }
 
 /** What a place the agent may have left state in holds now. */
-export type Inspection =
-  | { readonly state: 'absent' }
-  | { readonly state: 'present'; readonly what: string }
-  | { readonly state: 'skipped'; readonly why: string };
+export type Inspection = { readonly state: 'absent' } | { readonly state: 'present'; readonly what: string } | { readonly state: 'skipped'; readonly why: string };
 
 /** One place a backend may have left state, e.g. `iptables-nft IPv4` or `nftables`. */
 export interface CleanupTarget {

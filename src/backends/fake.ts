@@ -44,7 +44,11 @@ function renderFakeLines(p: FamilyPolicy): string[] {
   const first = exemptionIsFinal(p);
   const prelude = first ? [`return mark ${masqueradeMarkHex(p.masqueradeBit)}`] : [];
   const rows = decisionTable(p).map((r) =>
-    r.action.kind === 'keep' ? `${first ? 'accept' : 'return'} ${r.text}` : r.action.kind === 'masquerade' ? `masquerade ${r.text}${scope}${flags}` : `snat ${r.text} to ${r.action.toSourceText}${scope}${flags}`,
+    r.action.kind === 'keep'
+      ? `${first ? 'accept' : 'return'} ${r.text}`
+      : r.action.kind === 'masquerade'
+        ? `masquerade ${r.text}${scope}${flags}`
+        : `snat ${r.text} to ${r.action.toSourceText}${scope}${flags}`,
   );
   return [first ? 'jump first' : 'jump', ...prelude, ...rows, `masquerade${scope}${flags}`];
 }

@@ -163,21 +163,21 @@ export async function selectBackend(o: SelectOptions): Promise<Backend> {
     }
     return p;
   };
-  for (const target of targets) if (checkedBeforeChoice(target, o)) check(target);
+  for (const target of targets) if (checkedBeforeChoice(target, o)) void check(target);
   // `iptables-nft --version` is both auto's "is iptables installed" and the nft mode's version:
   // cheap (no kernel access), so asked now, beside the checks.
   if (o.backend !== 'nftables' && o.iptablesMode !== 'legacy') looks(['iptables-nft', '--version'], { timeoutMs: 10_000 }).catch(() => undefined);
   const { kind, reason } = await chooseBackendKind({ ...o, runner: looks });
   o.log.info('backend selected', { backend: kind, reason });
   const known = kind === 'nftables' ? 'nftables' : o.iptablesMode === 'auto' ? undefined : `iptables-${o.iptablesMode}`;
-  if (known !== undefined) for (const target of targets) if (target.backend !== known) check(target);
+  if (known !== undefined) for (const target of targets) if (target.backend !== known) void check(target);
   const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o, looks);
   // Our nft table is ours alone, so a family turned off is removed; iptables' IPv6 tables are
   // left untouched with IPv6 off, as the reference agent leaves them.
   const ipv6Read = kind === 'nftables' && o.enableIPv6 === false ? backend.read('ipv6') : undefined;
   ipv6Read?.catch(() => undefined);
   const others = targets.filter((t) => t.backend !== backend.name);
-  for (const target of others) check(target);
+  for (const target of others) void check(target);
   for (const target of others) {
     try {
       const found = await check(target);

@@ -90,7 +90,7 @@ export function formatCommandHelp(help: CommandHelp, specs: readonly FlagSpec[])
     '',
     'Flags:',
     formatFlagHelp(specs).replace(/\n {2}klog flags.*$/s, ''),
-    '  The agent\'s other flags (klog, --healthz-bind-address, ...) are accepted and ignored, so the DaemonSet\'s args can be reused.',
+    "  The agent's other flags (klog, --healthz-bind-address, ...) are accepted and ignored, so the DaemonSet's args can be reused.",
     '',
   ].join('\n');
 }

@@ -114,9 +114,10 @@ function overridesText(cfg: CommandConfig, d: Decision | undefined): string {
 export function positionNote(position: PostroutingPosition | undefined, bit: number | undefined, backend: BackendFacts['dialect']): string | undefined {
   if (position !== 'first') return undefined;
   const mark = masqueradeMarkHex(bit);
-  const how = backend === 'nftables'
-    ? 'an exemption binds the source to itself in a chain that runs before srcnat, so no later nat chain translates it'
-    : 'our jump is rule 1 of nat POSTROUTING and an exemption ends it (ACCEPT), so no later MASQUERADE rule there translates it';
+  const how =
+    backend === 'nftables'
+      ? 'an exemption binds the source to itself in a chain that runs before srcnat, so no later nat chain translates it'
+      : 'our jump is rule 1 of nat POSTROUTING and an exemption ends it (ACCEPT), so no later MASQUERADE rule there translates it';
   return `--postrouting-position=first: ${how}; traffic kube-proxy marked ${mark}/${mark} is still passed on to kube-proxy's MASQUERADE rule`;
 }
 
@@ -177,7 +178,7 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
         masquerade: false,
         action: 'keep',
         reason: 'local',
-        explanation: "a local address of the node (--local): the POSTROUTING jump skips LOCAL destinations",
+        explanation: 'a local address of the node (--local): the POSTROUTING jump skips LOCAL destinations',
       };
     case 'family-disabled':
       return {

@@ -28,10 +28,7 @@ difference: "- line" is missing, "+ line" is there but not wanted. Give the agen
 Usable as an exec probe.
 Exit status: 0 in sync, 1 drifted or missing, 2 usage error, 3 could not check (tool missing,
 permission denied, invalid config).`,
-    examples: [
-      'ip-masq-agent status --enable-ipv6',
-      'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent status --output json',
-    ],
+    examples: ['ip-masq-agent status --enable-ipv6', 'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent status --output json'],
   },
   SPECS,
 );
@@ -102,7 +99,7 @@ function cannotCheck(io: CommandIo, what: string, e: unknown): number {
   const message = e instanceof Error ? e.message : String(e);
   const stderr = e instanceof CommandError ? e.stderr : '';
   const hint = /Permission denied|Operation not permitted|must be root/i.test(`${message}\n${stderr}`)
-    ? ' (run it as root, or in the agent\'s pod, which has NET_ADMIN)'
+    ? " (run it as root, or in the agent's pod, which has NET_ADMIN)"
     : e instanceof CommandError && e.failure === 'not-installed'
       ? ' (the tool is not installed here; run status where the agent runs, or pick --backend / --iptables-mode)'
       : '';
@@ -125,9 +122,7 @@ export async function runStatus(argv: readonly string[], io: CommandIo, deps: St
       cfg = await loadCommandConfig(opts.configPath, opts.config, deps.readText ?? readRegularFileText);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
-      io.stderr(
-        `ip-masq-agent status: cannot tell which rules are wanted: the config is invalid (the agent keeps its last good rules):\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`,
-      );
+      io.stderr(`ip-masq-agent status: cannot tell which rules are wanted: the config is invalid (the agent keeps its last good rules):\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
       return EXIT.cannotCheck;
     }
     const policy = buildPolicy(cfg.config, opts.policy);

@@ -5,7 +5,7 @@ import { buildPolicy } from '../policy.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import { readRegularFileText } from '../config/read-text.js';
 import { configValues, isKeyShown, listEntries } from '../config/key-values.js';
-import { CONFIG_KEYS, KEYS, LIST_KEYS, type KeyDescriptor, type ListKey } from '../config/keys.js';
+import { CONFIG_KEYS, KEYS, type KeyDescriptor, type ListKey } from '../config/keys.js';
 import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
 import { normalizeRanges } from '../net/normalize.js';
@@ -70,9 +70,7 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
     pushLimitWarning(cfg, warnings);
     return warnings;
   }
-  const fromConfig = config.nonMasqueradeCIDRs
-    .filter((e) => e.source !== 'defaults')
-    .map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path }));
+  const fromConfig = config.nonMasqueradeCIDRs.filter((e) => e.source !== 'defaults').map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path }));
 
   for (const d of normalizeRanges(fromConfig).dropped) {
     const what = d.reason === 'duplicate' ? 'repeats' : 'lies inside';
@@ -163,6 +161,7 @@ function configSummary(cfg: MasqConfig): string {
     const form = (KEYS[key] as KeyDescriptor).summary;
     if (form === undefined || !isKeyShown(cfg, key)) continue;
     if (typeof form === 'object') counts.push(plural(listEntries(cfg, key as ListKey).length, form.count));
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a key summarised as `key value` is a scalar (keys.ts)
     else (form === 'parenthesized' ? aside : after).push(`${key} ${String(cfg[key])}`);
   }
   return `${counts.join(', ')}${aside.length > 0 ? ` (${aside.join(', ')})` : ''}${after.map((a) => `, ${a}`).join('')}`;
@@ -173,9 +172,7 @@ function summary(c: Checked): string {
     return `${c.path}: invalid: ${plural(c.errors.length, 'error')}${c.warnings.length ? `, ${plural(c.warnings.length, 'warning')}` : ''}`;
   }
   const cfg = c.loaded!.config;
-  const what = c.loaded!.usingDefaults
-    ? 'no key set, the agent uses the defaults'
-    : configSummary(cfg);
+  const what = c.loaded!.usingDefaults ? 'no key set, the agent uses the defaults' : configSummary(cfg);
   return `${c.path}: valid: ${what}${c.warnings.length ? `; ${plural(c.warnings.length, 'warning')}` : ''}`;
 }
 

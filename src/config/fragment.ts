@@ -146,7 +146,12 @@ function countPlainNodes(pairs: readonly PlainPair[]): number {
     const node = pending.pop()!;
     n++;
     if (node.kind === 'list') for (const item of node.items) pending.push(item);
-    if (node.kind === 'map') for (const p of node.pairs) (n++, pending.push(p.value));
+    if (node.kind === 'map') {
+      for (const p of node.pairs) {
+        n++;
+        pending.push(p.value);
+      }
+    }
   }
   return n;
 }
@@ -198,22 +203,12 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
     if (key === undefined) {
       // No known key is near a long one, and the edit distance costs its length times each key.
       const hint = written.length <= MAX_VALUE_TEXT ? suggestKey(written) : undefined;
-      issues.push(
-        issue(
-          cutExcerpt(written),
-          keyPos,
-          `unknown key ${quoteExcerpt(written)}` +
-            (hint ? `; did you mean ${JSON.stringify(hint)}?` : '.') +
-            ` Known keys: ${CONFIG_KEYS.join(', ')}`,
-        ),
-      );
+      issues.push(issue(cutExcerpt(written), keyPos, `unknown key ${quoteExcerpt(written)}` + (hint ? `; did you mean ${JSON.stringify(hint)}?` : '.') + ` Known keys: ${CONFIG_KEYS.join(', ')}`));
       continue;
     }
     const earlier = seen.get(key);
     if (earlier !== undefined) {
-      issues.push(
-        issue(written, keyPos, `key ${JSON.stringify(written)} repeats ${JSON.stringify(earlier)} (keys match regardless of case, as in the reference agent); keep one`),
-      );
+      issues.push(issue(written, keyPos, `key ${JSON.stringify(written)} repeats ${JSON.stringify(earlier)} (keys match regardless of case, as in the reference agent); keep one`));
       continue;
     }
     seen.set(key, written);
@@ -317,7 +312,11 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
           const entry = readCidr(text, `${key}[${i}].cidrs[${j}]`, locate([i, 'cidrs', j]), (pos, message) => report([i, 'cidrs', j], pos, message));
           if (!entry) return;
           if (entry.cidr.family !== address.family) {
-            report([i, 'cidrs', j], locate([i, 'cidrs', j]), `${entry.text} is ${entry.cidr.family} but toSource ${formatIp(address)} is ${address.family}; SNAT keeps the family, so list ${entry.cidr.family} destinations under a ${entry.cidr.family} toSource`);
+            report(
+              [i, 'cidrs', j],
+              locate([i, 'cidrs', j]),
+              `${entry.text} is ${entry.cidr.family} but toSource ${formatIp(address)} is ${address.family}; SNAT keeps the family, so list ${entry.cidr.family} destinations under a ${entry.cidr.family} toSource`,
+            );
             return;
           }
           entries.push({ ...entry, toSource: address, toSourceText: formatIp(address) });

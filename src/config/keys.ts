@@ -57,8 +57,7 @@ export interface KeyDescriptor {
   readonly summary?: SummaryForm;
 }
 
-const cidrString = (z: typeof Zod, description: string) =>
-  z.string().meta({ title: 'CIDR', description, examples: ['10.0.0.0/8', '2001:db8::/32'] });
+const cidrString = (z: typeof Zod, description: string) => z.string().meta({ title: 'CIDR', description, examples: ['10.0.0.0/8', '2001:db8::/32'] });
 
 const CIDR_ITEM = 'An aligned IPv4 or IPv6 CIDR block, e.g. "10.0.0.0/8" or "fd00::/8" (IPv6 needs --enable-ipv6).';
 
@@ -66,10 +65,8 @@ const CIDR_ITEM = 'An aligned IPv4 or IPv6 CIDR block, e.g. "10.0.0.0/8" or "fd0
 export const KEYS = {
   nonMasqueradeCIDRs: {
     shape: 'cidrList',
-    schema: (z) => z
-      .array(cidrString(z, CIDR_ITEM))
-      .optional()
-      .meta({
+    schema: (z) =>
+      z.array(cidrString(z, CIDR_ITEM)).optional().meta({
         title: 'Non-masquerade CIDRs',
         description:
           'Destinations that keep the pod source IP (not masqueraded), in rule order. [] masquerades everything except link-local; leaving the key out uses the defaults 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (all reserved ranges with --nomasq-all-reserved-ranges).',
@@ -82,12 +79,8 @@ export const KEYS = {
   },
   cidrLimit: {
     shape: 'count',
-    schema: (z) => z
-      .number()
-      .int()
-      .min(0)
-      .optional()
-      .meta({
+    schema: (z) =>
+      z.number().int().min(0).optional().meta({
         title: 'CIDR limit',
         description: 'Maximum number of CIDRs of all lists together (IPv4 and IPv6, link-local not counted). Default 64.',
       }),
@@ -99,10 +92,8 @@ export const KEYS = {
   },
   masqLinkLocal: {
     shape: 'boolean',
-    schema: (z) => z
-      .boolean()
-      .optional()
-      .meta({
+    schema: (z) =>
+      z.boolean().optional().meta({
         title: 'Masquerade IPv4 link-local',
         description: 'true masquerades traffic to 169.254.0.0/16 too; default false (link-local keeps the pod IP).',
       }),
@@ -113,10 +104,8 @@ export const KEYS = {
   },
   masqLinkLocalIPv6: {
     shape: 'boolean',
-    schema: (z) => z
-      .boolean()
-      .optional()
-      .meta({
+    schema: (z) =>
+      z.boolean().optional().meta({
         title: 'Masquerade IPv6 link-local',
         description: 'true masquerades traffic to fe80::/10 too; default false (link-local keeps the pod IP).',
       }),
@@ -127,16 +116,16 @@ export const KEYS = {
   },
   resyncInterval: {
     shape: 'duration',
-    schema: (z) => z
-      .string()
-      .regex(new RegExp(GO_DURATION_PATTERN))
-      .optional()
-      .meta({
-        title: 'Resync interval',
-        description:
-          'How often the config is re-read and the rules re-checked, as a Go duration string ("60s", "1m30s", "500ms"); not negative, and anything below 1s runs at 1s. Default "60s".',
-        examples: ['60s', '1m30s'],
-      }),
+    schema: (z) =>
+      z
+        .string()
+        .regex(new RegExp(GO_DURATION_PATTERN))
+        .optional()
+        .meta({
+          title: 'Resync interval',
+          description: 'How often the config is re-read and the rules re-checked, as a Go duration string ("60s", "1m30s", "500ms"); not negative, and anything below 1s runs at 1s. Default "60s".',
+          examples: ['60s', '1m30s'],
+        }),
     expected: 'a Go duration string such as "60s"',
     defaultText: '60s',
     merge: 'agree',
@@ -145,10 +134,8 @@ export const KEYS = {
   },
   masqueradeCIDRs: {
     shape: 'cidrList',
-    schema: (z) => z
-      .array(cidrString(z, CIDR_ITEM))
-      .optional()
-      .meta({
+    schema: (z) =>
+      z.array(cidrString(z, CIDR_ITEM)).optional().meta({
         title: 'Masquerade CIDRs',
         description:
           'Destinations that ARE masqueraded although a shorter nonMasqueradeCIDRs (or link-local) prefix covers them: the longest matching prefix decides. With nonMasqueradeCIDRs [0.0.0.0/0, ::/0] only these are masqueraded. Default none.',
@@ -162,19 +149,20 @@ export const KEYS = {
   },
   snat: {
     shape: 'snatList',
-    schema: (z) => z
-      .array(
-        z.strictObject({
-          cidrs: z.array(cidrString(z, CIDR_ITEM)).meta({ title: 'Destination CIDRs', description: 'Destinations SNATed to toSource (longest prefix decides).' }),
-          toSource: z.string().meta({ title: 'Source address', description: 'The fixed address (of this node) the traffic leaves with.', examples: ['198.51.100.9'] }),
+    schema: (z) =>
+      z
+        .array(
+          z.strictObject({
+            cidrs: z.array(cidrString(z, CIDR_ITEM)).meta({ title: 'Destination CIDRs', description: 'Destinations SNATed to toSource (longest prefix decides).' }),
+            toSource: z.string().meta({ title: 'Source address', description: 'The fixed address (of this node) the traffic leaves with.', examples: ['198.51.100.9'] }),
+          }),
+        )
+        .optional()
+        .meta({
+          title: 'SNAT to a fixed address',
+          description:
+            'Traffic to these destinations is SNATed to toSource instead of masqueraded; cidrs [0.0.0.0/0] makes it the default egress address. --random-fully and --to-ports apply as to MASQUERADE. Default none.',
         }),
-      )
-      .optional()
-      .meta({
-        title: 'SNAT to a fixed address',
-        description:
-          'Traffic to these destinations is SNATed to toSource instead of masqueraded; cidrs [0.0.0.0/0] makes it the default egress address. --random-fully and --to-ports apply as to MASQUERADE. Default none.',
-      }),
     expected: 'a list of {cidrs: [CIDR, ...], toSource: IP} mappings',
     defaultText: 'none',
     merge: 'concat',
@@ -184,10 +172,8 @@ export const KEYS = {
   },
   masqueradeSourceCIDRs: {
     shape: 'cidrList',
-    schema: (z) => z
-      .array(cidrString(z, CIDR_ITEM))
-      .optional()
-      .meta({
+    schema: (z) =>
+      z.array(cidrString(z, CIDR_ITEM)).optional().meta({
         title: 'Masquerade source CIDRs',
         description:
           'When set, only traffic from these sources (e.g. the pod CIDRs) is ever masqueraded or SNATed; traffic from any other source (forwarded inbound, the node itself) leaves untouched. Default: every source.',

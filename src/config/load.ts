@@ -47,8 +47,7 @@ function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-const errnoOf = (err: unknown): string | undefined =>
-  typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+const errnoOf = (err: unknown): string | undefined => (typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined);
 
 function readError(path: string, err: unknown): ConfigError {
   return new ConfigError([{ source: path, path: '', message: `cannot read the config: ${reason(err)}` }]);
@@ -341,12 +340,7 @@ function sizeMessage(bytes: number, grew: boolean, dir: string, before: number):
 }
 
 /** Merges what was read into a LoadedConfig. */
-function fromFragments(
-  fragments: readonly ConfigFragment[],
-  files: readonly string[],
-  warnings: readonly ConfigIssue[],
-  opts: ConfigOptions,
-): LoadedConfig {
+function fromFragments(fragments: readonly ConfigFragment[], files: readonly string[], warnings: readonly ConfigIssue[], opts: ConfigOptions): LoadedConfig {
   const merged = mergeConfigFragments(fragments, opts);
   return {
     config: merged.config,

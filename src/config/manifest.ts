@@ -55,8 +55,7 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
     return undefined;
   }
   const nonEmpty = docs.filter((d) => d.contents !== null);
-  const isObject = (d: (typeof docs)[number]): boolean =>
-    d.errors.length === 0 && isMap(d.contents) && typeof d.get('apiVersion') === 'string' && typeof d.get('kind') === 'string';
+  const isObject = (d: (typeof docs)[number]): boolean => d.errors.length === 0 && isMap(d.contents) && typeof d.get('apiVersion') === 'string' && typeof d.get('kind') === 'string';
   if (nonEmpty.length === 0 || !nonEmpty.every(isObject)) return undefined;
 
   const at = (offset: number): Position => {
@@ -68,9 +67,10 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
   const warnings: ConfigIssue[] = [];
   const configMaps = nonEmpty.filter((d) => d.get('kind') === 'ConfigMap');
   if (configMaps.length === 0) {
-    issues.push({ source, path: '', message: 'this Kubernetes manifest holds no ConfigMap; give the ConfigMap that carries the agent\'s config, or the config file itself' });
+    issues.push({ source, path: '', message: "this Kubernetes manifest holds no ConfigMap; give the ConfigMap that carries the agent's config, or the config file itself" });
   }
   for (const doc of configMaps) {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a scalar prints as itself, a yaml collection node as its JSON
     const name = cutExcerpt(String(doc.getIn(['metadata', 'name']) ?? '(unnamed)'), 100);
     const data = doc.get('data', true);
     const docPos = doc.contents?.range ? at(doc.contents.range[0]) : {};

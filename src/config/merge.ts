@@ -4,15 +4,7 @@
 // same prefix with two actions refused, and the cidrLimit check over every list. Pure.
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
-import {
-  DEFAULT_CIDR_LIMIT,
-  MAX_RESYNC_INTERVAL_MS,
-  MIN_RESYNC_INTERVAL_MS,
-  defaultCidrEntries,
-  type CidrEntry,
-  type ConfigOptions,
-  type MasqConfig,
-} from './config.js';
+import { DEFAULT_CIDR_LIMIT, MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';
 import { formatGoDuration } from './duration.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import { AGREE_KEYS, KEYS, LIST_KEYS, type AgreeKey, type ListKey } from './keys.js';
@@ -26,8 +18,7 @@ export interface MergedConfig {
 
 type ScalarKey = AgreeKey;
 
-const where = (v: { source: string } & Position): string =>
-  v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`;
+const where = (v: { source: string } & Position): string => (v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`);
 
 const located = (v: { source: string; path: string } & Position) => ({
   source: v.source,
@@ -37,11 +28,7 @@ const located = (v: { source: string; path: string } & Position) => ({
 });
 
 /** The one value of a scalar key across sources; a second, different value is an issue. */
-function pickScalar<T>(
-  key: ScalarKey,
-  values: readonly LocatedValue<T>[],
-  issues: ConfigIssue[],
-): LocatedValue<T> | undefined {
+function pickScalar<T>(key: ScalarKey, values: readonly LocatedValue<T>[], issues: ConfigIssue[]): LocatedValue<T> | undefined {
   const first = values[0];
   for (const other of values.slice(1)) {
     if (first !== undefined && other.value !== first.value) {
@@ -170,12 +157,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
       for (const e of entries) given.push(e);
     }
     const fallback = DEFAULT_LISTS[key];
-    lists[key] =
-      !set && fallback !== undefined
-        ? fallback(opts)
-        : KEYS[key].role === 'snat'
-          ? dropSnatDuplicates(given as LocatedSnatEntry[], warnings, issues)
-          : dropDuplicates(given, warnings);
+    lists[key] = !set && fallback !== undefined ? fallback(opts) : KEYS[key].role === 'snat' ? dropSnatDuplicates(given as LocatedSnatEntry[], warnings, issues) : dropDuplicates(given, warnings);
   }
   const destinations = LIST_KEYS.filter((k) => KEYS[k].role !== 'source').map((k) => [k, lists[k]] as const);
   findActionConflicts(destinations, issues);

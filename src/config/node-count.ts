@@ -5,15 +5,7 @@
 import { CST, Lexer } from 'yaml';
 
 /** Token types that each start one node. */
-const NODE_TOKENS: ReadonlySet<string> = new Set([
-  'scalar',
-  'single-quoted-scalar',
-  'double-quoted-scalar',
-  'block-scalar-header',
-  'alias',
-  'flow-map-start',
-  'flow-seq-start',
-]);
+const NODE_TOKENS: ReadonlySet<string> = new Set(['scalar', 'single-quoted-scalar', 'double-quoted-scalar', 'block-scalar-header', 'alias', 'flow-map-start', 'flow-seq-start']);
 
 /** Tokens between an indicator and the value it introduces. */
 const GAP_TOKENS: ReadonlySet<string> = new Set(['space', 'newline', 'comment', 'anchor', 'tag']);

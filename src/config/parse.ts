@@ -116,7 +116,10 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
   if (!isMap(contents)) {
     const value = safeToJs(contents, doc);
     // Never quote it: the path may be a symlink to any file on the node (a key, the environment).
-    const got = value.ok && typeof value.value === 'string' ? `a string of ${Buffer.byteLength(value.value, 'utf8')} bytes (its text is not shown: the path may point at a file that is not a config)` : describeValue(value.ok ? value.value : undefined);
+    const got =
+      value.ok && typeof value.value === 'string'
+        ? `a string of ${Buffer.byteLength(value.value, 'utf8')} bytes (its text is not shown: the path may point at a file that is not a config)`
+        : describeValue(value.ok ? value.value : undefined);
     issues.push(issue('', nodeAt(contents), `the config must be a mapping of keys (${CONFIG_KEYS.join(', ')}), got ${got}`));
     return { fragment, issues, warnings };
   }
@@ -193,4 +196,3 @@ export function parseConfigText(text: string, source: string, opts: ConfigOption
   const merged = mergeConfigFragments([result.fragment], opts);
   return { config: merged.config, warnings: [...result.warnings, ...merged.warnings] };
 }
-

@@ -21,7 +21,7 @@ export type ConfigFileInput = z.infer<typeof configSchema>;
 
 /** The JSON Schema generated from configSchema, as committed in ip-masq-agent.schema.json. */
 export function configJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(configSchema) as Record<string, unknown>;
+  return z.toJSONSchema(configSchema);
 }
 
 /** The exact text of ip-masq-agent.schema.json (2-space JSON and a final newline). */

@@ -5,22 +5,7 @@
 // stacks, so the CST is walked here, iteratively, and a too-deep document is never composed.
 // Aliases can rebuild depth and width after that check (a chain of anchors, "billion laughs"),
 // so the composed tree is measured too, with aliases followed, before anything calls toJS. Pure.
-import {
-  Composer,
-  Parser,
-  isAlias,
-  isMap,
-  isPair,
-  isScalar,
-  isSeq,
-  type CST,
-  type Document,
-  type DocumentOptions,
-  type LineCounter,
-  type Node,
-  type ParseOptions,
-  type SchemaOptions,
-} from 'yaml';
+import { Composer, Parser, isAlias, isMap, isPair, isScalar, isSeq, type CST, type Document, type DocumentOptions, type LineCounter, type Node, type ParseOptions, type SchemaOptions } from 'yaml';
 import { YAMLParseError } from 'yaml';
 
 /** Deepest nesting of lists and mappings a config may have (its real depth is 3). */
@@ -49,8 +34,7 @@ export interface YamlLimitProblem {
 
 type Options = ParseOptions & DocumentOptions & SchemaOptions & { readonly lineCounter?: LineCounter };
 
-const isCstCollection = (t: CST.Token): t is CST.BlockMap | CST.BlockSequence | CST.FlowCollection =>
-  t.type === 'block-map' || t.type === 'block-seq' || t.type === 'flow-collection';
+const isCstCollection = (t: CST.Token): t is CST.BlockMap | CST.BlockSequence | CST.FlowCollection => t.type === 'block-map' || t.type === 'block-seq' || t.type === 'flow-collection';
 
 /** Bounds on the shape of a YAML text. */
 export interface ShapeLimits {
@@ -182,11 +166,7 @@ function compose(text: string, options: Options, limits: ShapeLimits): { docs: D
  * reports it), the shape within `limits`, aliases expanding to at most MAX_ALIAS_EXPANSION values
  * and never deeper than the nesting bound. A broken bound comes back as `problem`, with no document.
  */
-export function parseBoundedDocument(
-  text: string,
-  options: Options,
-  limits: ShapeLimits = CONFIG_LIMITS,
-): { doc: Document; problem?: undefined } | { doc?: undefined; problem: YamlLimitProblem } {
+export function parseBoundedDocument(text: string, options: Options, limits: ShapeLimits = CONFIG_LIMITS): { doc: Document; problem?: undefined } | { doc?: undefined; problem: YamlLimitProblem } {
   const { docs, problem } = compose(text, options, limits);
   if (problem) return { problem };
   const [doc, second] = docs;
@@ -199,11 +179,7 @@ export function parseBoundedDocument(
 }
 
 /** parseAllDocuments with the shape bounds (for manifests, whose values are read without expanding aliases). */
-export function parseBoundedAllDocuments(
-  text: string,
-  options: Options,
-  limits: ShapeLimits = MANIFEST_LIMITS,
-): { docs: Document[]; problem?: YamlLimitProblem } {
+export function parseBoundedAllDocuments(text: string, options: Options, limits: ShapeLimits = MANIFEST_LIMITS): { docs: Document[]; problem?: YamlLimitProblem } {
   const { docs, problem } = compose(text, options, limits);
   // parseAllDocuments yields no document for an empty stream; the forced one holds only comments.
   return problem ? { docs, problem } : { docs: docs.filter((d) => d.contents !== null || d.errors.length > 0) };

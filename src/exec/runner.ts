@@ -207,7 +207,12 @@ function floodError(argv: readonly string[], maxStdout: number, stderr: string):
 
 /** The path a spawn would run for `file`: PATH is searched unless it names a path; undefined when nothing there can be run. */
 function findProgram(file: string): string | undefined {
-  const candidates = file.includes('/') ? [file] : (process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== '').map((d) => join(d, file));
+  const candidates = file.includes('/')
+    ? [file]
+    : (process.env['PATH'] ?? '')
+        .split(delimiter)
+        .filter((d) => d !== '')
+        .map((d) => join(d, file));
   return candidates.find((path) => {
     try {
       accessSync(path, fsConstants.X_OK);
@@ -290,7 +295,6 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       const err = new Capture(options.maxStderrBytes ?? STDERR_KEEP_BYTES);
       let child: ChildProcess;
       let settled = false;
-      let timer: NodeJS.Timeout | undefined;
       let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
       /** Settles once; whatever fires later (close, a pipe error) finds `settled` and does nothing. */
@@ -331,7 +335,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       });
       if (child.pid !== undefined) running.add(child.pid);
 
-      timer = setTimeout(() => finish(timeoutError(argv, timeoutMs, limitFlag, err.text(), exited), true), timeoutMs);
+      const timer = setTimeout(() => finish(timeoutError(argv, timeoutMs, limitFlag, err.text(), exited), true), timeoutMs);
 
       child.stdout?.on('data', (d: Buffer) => {
         out.push(d);

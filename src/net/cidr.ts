@@ -184,7 +184,7 @@ function formatIpv6(value: bigint): string {
   // Longest run of zero groups, first on a tie; a single zero group is not shortened (RFC 5952).
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
     if (j - i > bestLen) {
@@ -214,8 +214,7 @@ function goNetString(ip: IpAddress, prefix: number): string {
  * (`10.0.0.1/8`) and IPv4-mapped IPv6 forms (`::ffff:10.0.0.0/104`).
  */
 export function parseCidr(text: string): Cidr {
-  const unparsable = () =>
-    new CidrError('unparsable', text, `CIDR "${text}" could not be parsed, invalid CIDR address: ${text}`);
+  const unparsable = () => new CidrError('unparsable', text, `CIDR "${text}" could not be parsed, invalid CIDR address: ${text}`);
   const slash = text.indexOf('/');
   if (slash < 0) throw unparsable();
   const addrText = text.slice(0, slash);
@@ -226,7 +225,7 @@ export function parseCidr(text: string): Cidr {
     const { n: prefix, len, ok } = goDtoi(maskText);
     if (!ok || len !== maskText.length || prefix > 32) throw unparsable();
     const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-    if (((v4 & mask) >>> 0) === v4) return { family: 'ipv4', base: BigInt(v4), prefix };
+    if ((v4 & mask) >>> 0 === v4) return { family: 'ipv4', base: BigInt(v4), prefix };
   }
   const ip = goParseAddress(addrText);
   if (ip === undefined) throw unparsable();
@@ -234,19 +233,11 @@ export function parseCidr(text: string): Cidr {
   if (!ok || len !== maskText.length || prefix > BITS[ip.family]) throw unparsable();
   const base = ip.value & maskOf(ip.family, prefix);
   if (base !== ip.value) {
-    throw new CidrError(
-      'misaligned',
-      text,
-      `CIDR "${text}" is not aligned to a CIDR block, ip: "${goIpString(ip)}" network: "${goNetString({ family: ip.family, value: base }, prefix)}"`,
-    );
+    throw new CidrError('misaligned', text, `CIDR "${text}" is not aligned to a CIDR block, ip: "${goIpString(ip)}" network: "${goNetString({ family: ip.family, value: base }, prefix)}"`);
   }
   if (isMapped(ip)) {
     // The reference would write this IPv6 text into an IPv4 rule; ask for the plain IPv4 form instead.
-    throw new CidrError(
-      'mapped',
-      text,
-      `CIDR "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goNetString(ip, prefix)}" instead`,
-    );
+    throw new CidrError('mapped', text, `CIDR "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goNetString(ip, prefix)}" instead`);
   }
   return { family: ip.family, base, prefix };
 }
@@ -263,11 +254,7 @@ export function parseIp(text: string): IpAddress {
     throw new CidrError('unparsable', text, `IP address "${text}" could not be parsed, invalid IP address: ${text}`);
   }
   if (isMapped(ip)) {
-    throw new CidrError(
-      'mapped',
-      text,
-      `IP address "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goIpString(ip)}" instead`,
-    );
+    throw new CidrError('mapped', text, `IP address "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goIpString(ip)}" instead`);
   }
   return ip;
 }
@@ -284,9 +271,5 @@ export function cidrContains(c: Cidr, ip: IpAddress): boolean {
 
 /** Whether every address of `inner` lies inside `outer` (always false across families). */
 export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {
-  return (
-    outer.family === inner.family &&
-    outer.prefix <= inner.prefix &&
-    (inner.base & maskOf(outer.family, outer.prefix)) === outer.base
-  );
+  return outer.family === inner.family && outer.prefix <= inner.prefix && (inner.base & maskOf(outer.family, outer.prefix)) === outer.base;
 }

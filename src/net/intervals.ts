@@ -85,7 +85,12 @@ export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry
 
 /** The union of blocks as disjoint, non-adjacent intervals in address order. */
 export function unionOfCidrs(family: Family, cidrs: readonly Cidr[]): Interval<true>[] {
-  const parts = flattenPrefixes<boolean>(family, cidrs.map((cidr) => ({ cidr, value: true })), false, (a, b) => a === b);
+  const parts = flattenPrefixes<boolean>(
+    family,
+    cidrs.map((cidr) => ({ cidr, value: true })),
+    false,
+    (a, b) => a === b,
+  );
   return parts.filter((p): p is Interval<true> => p.value);
 }
 

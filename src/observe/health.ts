@@ -166,8 +166,7 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
       readyReasons.push(`${family}: no successful sync yet${s.lastError === undefined ? '' : `; last error: ${bounded(s.lastError)}`}`);
     } else if (now - s.lastSuccessAt > readyWindow) {
       readyReasons.push(
-        `${family}: last successful sync was ${seconds(now - s.lastSuccessAt)} ago (limit ${seconds(readyWindow)})` +
-          (s.lastError === undefined ? '' : `; last error: ${bounded(s.lastError)}`),
+        `${family}: last successful sync was ${seconds(now - s.lastSuccessAt)} ago (limit ${seconds(readyWindow)})` + (s.lastError === undefined ? '' : `; last error: ${bounded(s.lastError)}`),
       );
     }
   }

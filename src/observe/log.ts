@@ -226,6 +226,9 @@ export function createLogger(verbosity: number, sink: LineSink, now: () => numbe
 /** A logger that keeps every entry in memory, for tests. */
 export function createMemoryLogger(): Logger & { readonly entries: { level: string; msg: string; fields: Fields }[] } {
   const entries: { level: string; msg: string; fields: Fields }[] = [];
-  const at = (level: string) => (msg: string, fields: Fields = {}) => void entries.push({ level, msg, fields });
+  const at =
+    (level: string) =>
+    (msg: string, fields: Fields = {}) =>
+      void entries.push({ level, msg, fields });
   return { entries, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
 }

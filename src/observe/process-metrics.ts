@@ -174,10 +174,7 @@ export function registerProcessMetrics(registry: Registry): void {
   };
 
   const [major = '', minor = '', patch = ''] = process.version.slice(1).split('.');
-  createGauge(registry, { name: 'nodejs_version_info', help: 'Node.js version info.', labelNames: ['version', 'major', 'minor', 'patch'] }).set(
-    { version: process.version, major, minor, patch },
-    1,
-  );
+  createGauge(registry, { name: 'nodejs_version_info', help: 'Node.js version info.', labelNames: ['version', 'major', 'minor', 'patch'] }).set({ version: process.version, major, minor, patch }, 1);
 
   let observing = false;
   const gc = createHistogram(registry, {

@@ -38,7 +38,8 @@ export function createRegistry(): Registry {
     },
     async metrics() {
       const all = [...families.values()];
-      await Promise.all(all.map((f) => f.collect?.()));
+      // A collect may be sync or async: each is awaited as a promise.
+      await Promise.all(all.map(async (f) => f.collect?.()));
       return `${all.map((f) => f.lines().join('\n')).join('\n\n')}\n`;
     },
   };

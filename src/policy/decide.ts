@@ -42,7 +42,10 @@ function fromAction(e: ActionRange): Decision {
 export function decisionTable(fp: FamilyPolicy): Decision[] {
   const rows = [...fp.exempt.map(fromExempt), ...(fp.actions ?? []).map(fromAction)];
   if (!usesDecisions(fp)) return rows;
-  return rows.map((r, i) => ({ r, i })).sort((a, b) => b.r.cidr.prefix - a.r.cidr.prefix || a.i - b.i).map(({ r }) => r);
+  return rows
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => b.r.cidr.prefix - a.r.cidr.prefix || a.i - b.i)
+    .map(({ r }) => r);
 }
 
 /** What decides one destination: the row that matched (undefined = none, the default), and the action. */

@@ -24,10 +24,12 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  */
 export function healthRoutes(getStatus: () => AgentStatus, clock: Clock, opts: HealthOptions = {}): Routes {
   const options: HealthOptions = { startedAt: clock.now(), ...opts };
-  const answer = (pick: 'healthy' | 'ready'): Route => async () => {
-    const h = evaluateHealth(getStatus(), clock.now(), options);
-    return { status: h[pick] ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(h.body, null, 2)}\n` };
-  };
+  const answer =
+    (pick: 'healthy' | 'ready'): Route =>
+    async () => {
+      const h = evaluateHealth(getStatus(), clock.now(), options);
+      return { status: h[pick] ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(h.body, null, 2)}\n` };
+    };
   return { '/healthz': answer('healthy'), '/readyz': answer('ready') };
 }
 

@@ -57,7 +57,19 @@ for (const { args, stderr } of USAGE_ERRORS) {
 test('--help: exit 0 and every agent flag listed with its default', { skip }, () => {
   const r = runAgentToExit(ns, ['--help']);
   assert.equal(r.code, 0, r.stderr);
-  for (const flag of ['--config', '--masq-chain', '--nomasq-all-reserved-ranges', '--enable-ipv6', '--random-fully', '--to-ports', '--backend', '--iptables-mode', '--healthz-bind-address', '--metrics-bind-address', '--v']) {
+  for (const flag of [
+    '--config',
+    '--masq-chain',
+    '--nomasq-all-reserved-ranges',
+    '--enable-ipv6',
+    '--random-fully',
+    '--to-ports',
+    '--backend',
+    '--iptables-mode',
+    '--healthz-bind-address',
+    '--metrics-bind-address',
+    '--v',
+  ]) {
     assert.match(r.stdout, new RegExp(`^  ${flag}\\b`, 'm'), `${flag} listed`);
   }
   assert.match(r.stdout, /default "\/etc\/config\/ip-masq-agent"/);
@@ -82,7 +94,10 @@ function builtinsLoaded(args: readonly string[]): string[] {
     writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join('\\n')));\n`);
     const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--require', preload, AGENT_MAIN, ...args], { encoding: 'utf8', timeout: 15_000 });
     assert.equal(r.status, 0, r.stderr);
-    return readFileSync(out, 'utf8').split('\n').filter((l) => l.startsWith('NativeModule ')).map((l) => l.slice('NativeModule '.length));
+    return readFileSync(out, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('NativeModule '))
+      .map((l) => l.slice('NativeModule '.length));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -119,7 +134,11 @@ test('a plain config is read without the yaml library; a config only the library
       });
       const files = readFileSync(out, 'utf8').split('\n');
       assert.ok(files.includes(AGENT_MAIN), `the list is read: ${files.join(', ')}`);
-      assert.equal(files.some((f) => f.endsWith('/ip-masq-agent-yaml.js')), yaml, `${JSON.stringify(text)}: ${files.join(', ')}`);
+      assert.equal(
+        files.some((f) => f.endsWith('/ip-masq-agent-yaml.js')),
+        yaml,
+        `${JSON.stringify(text)}: ${files.join(', ')}`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -175,11 +194,34 @@ test('klog flags of both generations in Go forms (-v 4, bare bools, value flags)
   await withScene(async ({ topo, cm, startAgent }) => {
     cm.write('nonMasqueradeCIDRs:\n  - 10.244.0.0/16\nresyncInterval: 1h\n');
     const args = [
-      `--config=${cm.file}`, '--iptables-mode=nft',
-      '-logtostderr', '-alsologtostderr=false', '-log_link', '/tmp', '-logbuflevel', '0', '-log_backtrace_at', 'x.go:1', '-stderrthreshold', 'INFO',
-      '-vmodule', 'x=2', '-log_dir', '/tmp', '--add_dir_header', '--log_file', '/tmp/x.log', '--log_file_max_size', '1800', '--one_output',
-      '--skip_headers', '--skip_log_headers=true', '-v', '4',
-      'stray', '--enable-ipv6',
+      `--config=${cm.file}`,
+      '--iptables-mode=nft',
+      '-logtostderr',
+      '-alsologtostderr=false',
+      '-log_link',
+      '/tmp',
+      '-logbuflevel',
+      '0',
+      '-log_backtrace_at',
+      'x.go:1',
+      '-stderrthreshold',
+      'INFO',
+      '-vmodule',
+      'x=2',
+      '-log_dir',
+      '/tmp',
+      '--add_dir_header',
+      '--log_file',
+      '/tmp/x.log',
+      '--log_file_max_size',
+      '1800',
+      '--one_output',
+      '--skip_headers',
+      '--skip_log_headers=true',
+      '-v',
+      '4',
+      'stray',
+      '--enable-ipv6',
     ];
     const agent = startAgent(args);
     await agent.waitForLog((l) => l.msg === 'rules applied' && l.fields['family'] === 'ipv4');
@@ -194,7 +236,7 @@ test('klog flags of both generations in Go forms (-v 4, bare bools, value flags)
   });
 });
 
-test('--masq-chain=KUBE-POSTROUTING: the agent and cleanup exit 2, and kube-proxy\'s chain is left exactly as it was', { skip }, () => {
+test("--masq-chain=KUBE-POSTROUTING: the agent and cleanup exit 2, and kube-proxy's chain is left exactly as it was", { skip }, () => {
   const kube = [
     '*nat',
     ':KUBE-POSTROUTING - [0:0]',

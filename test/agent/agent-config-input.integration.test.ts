@@ -22,7 +22,9 @@ const config = (cidrs: readonly string[]): string => `nonMasqueradeCIDRs: [${cid
 const CIDRS_A = ['10.244.0.0/16', '198.51.100.0/24'];
 const CIDRS_B = ['10.244.0.0/16'];
 /** 60 KB: twenty lists 1,500 levels deep. Before the bound, this aborted the agent ("FATAL ERROR: RegExpCompiler Allocation failed"). */
-const DEEP = `nonMasqueradeCIDRs: [${Array(20).fill(`${'['.repeat(1500)}${']'.repeat(1500)}`).join(', ')}]\n`;
+const DEEP = `nonMasqueradeCIDRs: [${Array(20)
+  .fill(`${'['.repeat(1500)}${']'.repeat(1500)}`)
+  .join(', ')}]\n`;
 const NESTING_ERROR = /:1:\d+: lists and mappings nest more than 16 levels deep here/;
 
 const errorsOf = (l: LogLine): string => (Array.isArray(l.fields['errors']) ? l.fields['errors'].join('\n') : '');
@@ -206,7 +208,7 @@ test('a config linked to /proc/self/environ: neither the log nor /healthz shows 
     const h = healthz(topo.node);
     assert.equal(h.body.configValid, false, h.raw);
     const everything = [...agent.logs.map((l) => l.raw), agent.stderr(), h.raw].join('\n');
-    assert.ok(!everything.includes(secret), 'the marker variable\'s value is not printed');
+    assert.ok(!everything.includes(secret), "the marker variable's value is not printed");
     assert.ok(!everything.includes('IMA_TEST_SECRET'), 'nor its name');
     assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', CIDRS_A));
   });

@@ -8,18 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADDR, canUseNetns, sourceSeenBy } from '../netns/netns.js';
 import type { LogLine } from './agent-process.js';
-import {
-  CHAIN,
-  DEFAULT_CIDRS,
-  expectedSaveLines,
-  inNs,
-  jumpCount,
-  natCommand,
-  ourSaveLines,
-  usePrivateXtablesLock,
-  waitUntil,
-  withScene,
-} from './agent-scene.js';
+import { CHAIN, DEFAULT_CIDRS, expectedSaveLines, inNs, jumpCount, natCommand, ourSaveLines, usePrivateXtablesLock, waitUntil, withScene } from './agent-scene.js';
 
 const skip = canUseNetns() ? false : 'needs root and iproute2 (network namespaces)';
 if (!skip) usePrivateXtablesLock();
@@ -66,7 +55,10 @@ test('bad configs after a good one: each is rejected with file and problem, the 
 
     // Someone flushes the chain while the config is still bad: the last good rules come back.
     natCommand(topo.node, 'nft', 'ipv4', '-F', CHAIN);
-    assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), good.filter((l) => !l.startsWith(`-A ${CHAIN}`)));
+    assert.deepEqual(
+      ourSaveLines(topo.node, 'nft', 'ipv4'),
+      good.filter((l) => !l.startsWith(`-A ${CHAIN}`)),
+    );
     const mark = agent.mark();
     agent.signal('SIGHUP');
     await agent.waitForLog('drifted', { since: mark });
@@ -136,11 +128,15 @@ test('a kubelet-style ..data swap is live long before the resync interval (1h): 
     const swappedAt = cm.write('nonMasqueradeCIDRs:\n  - 10.244.0.0/16\n  - 198.51.100.0/24\nresyncInterval: 1h\n');
     let visibleAt = 0;
     // Bounded waits far below the 1 h interval; the figures are printed, not asserted.
-    await waitUntil('the new rule in iptables -S', () => {
-      const seen = inNs(topo.node, ['iptables-nft', '-w', '5', '-t', 'nat', '-S', CHAIN]).includes('-d 198.51.100.0/24');
-      if (seen) visibleAt = Date.now();
-      return seen;
-    }, 10_000);
+    await waitUntil(
+      'the new rule in iptables -S',
+      () => {
+        const seen = inNs(topo.node, ['iptables-nft', '-w', '5', '-t', 'nat', '-S', CHAIN]).includes('-d 198.51.100.0/24');
+        if (seen) visibleAt = Date.now();
+        return seen;
+      },
+      10_000,
+    );
     const applied = await agent.waitForLog('rules applied', { since: mark, timeoutMs: 10_000 });
     console.log(`# swap -> "rules applied" log: ${applied.time - swappedAt} ms; swap -> rule visible in iptables -S: ${visibleAt - swappedAt} ms`);
     assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', GOOD_CIDRS));
@@ -169,7 +165,10 @@ test('a config directory deleted and re-created (as config management may do): l
   const dir = join(base, 'config');
   const file = join(dir, 'ip-masq-agent');
   const write = (cidr: string): void => writeFileSync(file, `nonMasqueradeCIDRs: [${cidr}]\nresyncInterval: 1h\n`);
-  const appliedWith = (cidr: string) => (l: LogLine): boolean => l.msg === 'rules applied' && JSON.stringify(l.fields['rules']).includes(` -d ${cidr} `);
+  const appliedWith =
+    (cidr: string) =>
+    (l: LogLine): boolean =>
+      l.msg === 'rules applied' && JSON.stringify(l.fields['rules']).includes(` -d ${cidr} `);
   try {
     mkdirSync(dir);
     write('10.244.0.0/16');

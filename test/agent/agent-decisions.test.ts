@@ -19,8 +19,7 @@ function harness(first: string, refuseDecisions: boolean) {
   let text = first;
   const fake = createFakeBackend();
   // A backend that refuses masqueradeCIDRs, otherwise the fake.
-  const refusal = (p: FamilyPolicy): string | undefined =>
-    (p.actions ?? []).some((a) => a.list === 'masqueradeCIDRs') ? 'this backend does not support masqueradeCIDRs' : undefined;
+  const refusal = (p: FamilyPolicy): string | undefined => ((p.actions ?? []).some((a) => a.list === 'masqueradeCIDRs') ? 'this backend does not support masqueradeCIDRs' : undefined);
   const backend = refuseDecisions
     ? {
         ...fake,

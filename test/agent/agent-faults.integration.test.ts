@@ -9,17 +9,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { ADDR, canUseNetns, sourceSeenBy } from '../netns/netns.js';
 import { rssKiB } from './agent-process.js';
-import {
-  createFailingShim,
-  createShim,
-  expectedSaveLines,
-  httpGet,
-  metricSample,
-  ourSaveLines,
-  usePrivateXtablesLock,
-  waitUntil,
-  withScene,
-} from './agent-scene.js';
+import { createFailingShim, createShim, expectedSaveLines, httpGet, metricSample, ourSaveLines, usePrivateXtablesLock, waitUntil, withScene } from './agent-scene.js';
 
 const skip = canUseNetns() ? false : 'needs root and iproute2 (network namespaces)';
 if (!skip) usePrivateXtablesLock();
@@ -53,37 +43,41 @@ function gone(pid: number): boolean {
   }
 }
 
-test('a wrapper around iptables-nft-restore that forks a sleeper and hangs: the sync fails at --command-timeout, the group is killed, retried with backoff, and recovers', { skip, timeout: 120_000 }, async () => {
-  const shim = createShim('iptables-nft-restore', '  sleep 600 &\n  echo $! >> "$SHIM_DIR/pids"\n  sleep 600');
-  try {
-    await withScene(async ({ topo, cm, startAgent }) => {
-      cm.write(config(FIRST));
-      const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft', '--command-timeout=2s', ...HTTP_FLAGS], { env: { PATH: shim.path } });
-      await agent.waitForLog('rules applied');
-      writeFileSync(shim.marker, '');
-      const mark = agent.mark();
-      const changedAt = Date.now();
-      cm.write(config(SECOND));
-      const failed = await agent.waitForLog('sync failed', { since: mark, timeoutMs: 20_000 });
-      console.log(`# config change -> sync failed (timeout) in ${Date.now() - changedAt} ms with --command-timeout=2s`);
-      assert.equal(failed.fields['failure'], 'timeout', failed.raw);
-      assert.match(String(failed.fields['error']), /^iptables-nft-restore -w 5 --noflush: timed out after 2s; killed its process group \(--command-timeout\)$/);
-      await waitUntil('two retries', () => retries(topo.node) >= 2, 30_000);
-      assert.equal(agent.matching('sync failed', mark).length, 1, 'the same timeout is logged once, not at every retry');
-      assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', FIRST), 'the old rules stay in force');
+test(
+  'a wrapper around iptables-nft-restore that forks a sleeper and hangs: the sync fails at --command-timeout, the group is killed, retried with backoff, and recovers',
+  { skip, timeout: 120_000 },
+  async () => {
+    const shim = createShim('iptables-nft-restore', '  sleep 600 &\n  echo $! >> "$SHIM_DIR/pids"\n  sleep 600');
+    try {
+      await withScene(async ({ topo, cm, startAgent }) => {
+        cm.write(config(FIRST));
+        const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft', '--command-timeout=2s', ...HTTP_FLAGS], { env: { PATH: shim.path } });
+        await agent.waitForLog('rules applied');
+        writeFileSync(shim.marker, '');
+        const mark = agent.mark();
+        const changedAt = Date.now();
+        cm.write(config(SECOND));
+        const failed = await agent.waitForLog('sync failed', { since: mark, timeoutMs: 20_000 });
+        console.log(`# config change -> sync failed (timeout) in ${Date.now() - changedAt} ms with --command-timeout=2s`);
+        assert.equal(failed.fields['failure'], 'timeout', failed.raw);
+        assert.match(String(failed.fields['error']), /^iptables-nft-restore -w 5 --noflush: timed out after 2s; killed its process group \(--command-timeout\)$/);
+        await waitUntil('two retries', () => retries(topo.node) >= 2, 30_000);
+        assert.equal(agent.matching('sync failed', mark).length, 1, 'the same timeout is logged once, not at every retry');
+        assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', FIRST), 'the old rules stay in force');
 
-      rmSync(shim.marker);
-      await agent.waitForLog('sync recovered', { since: mark, timeoutMs: 30_000 });
-      assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', SECOND));
-      assert.equal(sourceSeenBy(topo.pod, ADDR.outsideDoc4), ADDR.pod4);
-      const sleepers = readFileSync(join(shim.dir, 'pids'), 'utf8').trim().split('\n').map(Number);
-      assert.ok(sleepers.length >= 2, `each attempt forked a sleeper: ${sleepers.join(', ')}`);
-      await waitUntil('the forked sleepers to be gone', () => sleepers.every(gone), 5_000);
-    });
-  } finally {
-    shim.cleanup();
-  }
-});
+        rmSync(shim.marker);
+        await agent.waitForLog('sync recovered', { since: mark, timeoutMs: 30_000 });
+        assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', SECOND));
+        assert.equal(sourceSeenBy(topo.pod, ADDR.outsideDoc4), ADDR.pod4);
+        const sleepers = readFileSync(join(shim.dir, 'pids'), 'utf8').trim().split('\n').map(Number);
+        assert.ok(sleepers.length >= 2, `each attempt forked a sleeper: ${sleepers.join(', ')}`);
+        await waitUntil('the forked sleepers to be gone', () => sleepers.every(gone), 5_000);
+      });
+    } finally {
+      shim.cleanup();
+    }
+  },
+);
 
 test('SIGTERM while a command hangs: the agent exits 0 within its 1 s grace, and the hung command and its whole process group go with it', { skip, timeout: 60_000 }, async () => {
   const shim = createShim('iptables-nft-restore', '  sleep 600 &\n  echo $! >> "$SHIM_DIR/pids"\n  sleep 600');
@@ -220,7 +214,10 @@ test('nofile=1024 and 1,100 idle connections to the health port: the agent stays
       cm.write(config(SECOND, '1s'));
       await agent.waitForLog('rules applied', { since: mark, timeoutMs: 20_000 });
       for (let i = 0; i < 3; i++) await agent.waitForLog('sync done', { since: agent.mark(), timeoutMs: 10_000 });
-      assert.deepEqual(agent.matching('sync failed', mark).map((l) => l.raw), []);
+      assert.deepEqual(
+        agent.matching('sync failed', mark).map((l) => l.raw),
+        [],
+      );
       assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), expectedSaveLines('ipv4', SECOND));
       // Held idle connections time out (10 s), so the probe answers even while the client keeps them.
       await waitUntil(

@@ -79,14 +79,19 @@ function matches(match: LogMatch, line: LogLine): boolean {
   return typeof match === 'string' ? line.msg.includes(match) : match(line);
 }
 
+/** A log field as text: a string as itself, anything else as its JSON, absent as ''. */
+function textOf(v: unknown): string {
+  return typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v);
+}
+
 function parseLine(raw: string): LogLine | undefined {
   try {
     const v = JSON.parse(raw) as unknown;
     if (typeof v !== 'object' || v === null) return undefined;
     const fields = v as Record<string, unknown>;
     return {
-      level: String(fields['level'] ?? ''),
-      msg: String(fields['msg'] ?? ''),
+      level: textOf(fields['level']),
+      msg: textOf(fields['msg']),
       time: typeof fields['time'] === 'number' ? fields['time'] : Date.now(),
       fields,
       raw,
@@ -126,8 +131,7 @@ export function followAgent(child: ChildProcess): AgentProcess {
   type Waiter = { match: LogMatch; since: number; resolve: (l: LogLine) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
   const waiters = new Set<Waiter>();
 
-  const tail = (): string =>
-    `\n--- last agent log lines ---\n${logs.slice(-15).map(describeLine).join('\n')}` + (stderr ? `\n--- agent stderr ---\n${stderr.slice(-2000)}` : '');
+  const tail = (): string => `\n--- last agent log lines ---\n${logs.slice(-15).map(describeLine).join('\n')}` + (stderr ? `\n--- agent stderr ---\n${stderr.slice(-2000)}` : '');
 
   const onLine = (raw: string): void => {
     if (raw.trim() === '') return;

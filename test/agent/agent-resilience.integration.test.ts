@@ -5,20 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { ADDR, canUseNetns, sourceSeenBy } from '../netns/netns.js';
-import {
-  CHAIN,
-  JUMP_SPEC,
-  createFailingShim,
-  expectedSaveLines,
-  holdLock,
-  inNs,
-  jumpCount,
-  natCommand,
-  ourSaveLines,
-  pause,
-  usePrivateXtablesLock,
-  withScene,
-} from './agent-scene.js';
+import { CHAIN, JUMP_SPEC, createFailingShim, expectedSaveLines, holdLock, inNs, jumpCount, natCommand, ourSaveLines, pause, usePrivateXtablesLock, withScene } from './agent-scene.js';
 
 const skip = canUseNetns() ? false : 'needs root and iproute2 (network namespaces)';
 const lockFile = skip ? '' : usePrivateXtablesLock();
@@ -30,7 +17,10 @@ const config = (resync: string): string => `nonMasqueradeCIDRs:\n  - 10.244.0.0/
 function masqueradePackets(ns: string): number {
   const out = inNs(ns, ['iptables-nft', '-w', '5', '-t', 'nat', '-L', CHAIN, '-v', '-x', '-n']);
   // Columns: pkts bytes target ...; the RETURN rules' comments mention MASQUERADE too.
-  const row = out.split('\n').map((l) => l.trim().split(/\s+/)).find((cols) => cols[2] === 'MASQUERADE');
+  const row = out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((cols) => cols[2] === 'MASQUERADE');
   if (!row) throw new Error(`no MASQUERADE rule in:\n${out}`);
   return Number(row[0]);
 }
@@ -92,7 +82,11 @@ test('iptables-nft: 30 quiet re-syncs 100 ms apart rewrite nothing (MASQUERADE c
     assert.equal(masqueradePackets(topo.node), before, 'counter not reset');
     assert.ok(syncs >= 10, `the re-syncs did run (${syncs} in 3 s)`);
     const notQuiet = agent.matching('sync done', mark).filter((l) => JSON.stringify(l.fields['families']) !== '["ipv4:unchanged"]');
-    assert.deepEqual(notQuiet.map((l) => l.raw), [], 'every resync found the rules unchanged');
+    assert.deepEqual(
+      notQuiet.map((l) => l.raw),
+      [],
+      'every resync found the rules unchanged',
+    );
     assert.equal(agent.matching('rules applied').length, 1);
     assert.equal(agent.matching('drifted').length, 0);
     assert.equal(jumpCount(topo.node, 'nft', 'ipv4'), 1);

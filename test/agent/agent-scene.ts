@@ -18,9 +18,17 @@ const MASQ_COMMENT = '"ip-masq-agent: outbound traffic is subject to MASQUERADE 
 
 /** The POSTROUTING jump as argv after `-A|-D|-C POSTROUTING` (no shell quoting). */
 export const JUMP_SPEC = [
-  '-m', 'comment', '--comment',
+  '-m',
+  'comment',
+  '--comment',
   `ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom ${CHAIN} chain`,
-  '-m', 'addrtype', '!', '--dst-type', 'LOCAL', '-j', CHAIN,
+  '-m',
+  'addrtype',
+  '!',
+  '--dst-type',
+  'LOCAL',
+  '-j',
+  CHAIN,
 ];
 
 /** The jump as iptables-save prints it. */
@@ -59,7 +67,7 @@ export function inNs(ns: string, argv: readonly string[]): string {
     return execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
   } catch (e) {
     const err = e as { stderr?: string; status?: number };
-    throw new Error(`in netns ${ns}: ${argv.join(' ')} failed (exit ${err.status}): ${err.stderr ?? ''}`);
+    throw new Error(`in netns ${ns}: ${argv.join(' ')} failed (exit ${err.status}): ${err.stderr ?? ''}`, { cause: e });
   }
 }
 

@@ -31,10 +31,7 @@ test('a config file over the byte cap is rejected with its size and the limit; t
     const mark = agent.mark();
     cm.write(big);
     const rejected = await agent.waitForLog('config rejected', { since: mark });
-    assert.equal(
-      errorsOf(rejected),
-      `${cm.file}: config file is ${(MAX_CONFIG_BYTES + 1).toLocaleString('en')} bytes; the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes`,
-    );
+    assert.equal(errorsOf(rejected), `${cm.file}: config file is ${(MAX_CONFIG_BYTES + 1).toLocaleString('en')} bytes; the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes`);
     assert.ok(rejected.raw.length < 1000, 'the file is not echoed');
     await agent.waitForLog('sync done', { since: agent.logs.indexOf(rejected) });
     assert.deepEqual(ourSaveLines(topo.node, 'nft', 'ipv4'), good, 'the last good rules stay');

@@ -55,7 +55,9 @@ const nat = (mode: Mode, family: Family = 'ipv4'): string[] => [iptablesBinary(m
 
 /** The nat POSTROUTING rules in `ns`, as -S prints them, without the policy line. */
 function postrouting(ns: string, mode: Mode): string[] {
-  return nsRun(ns, [...nat(mode), '-S', 'POSTROUTING']).split('\n').filter((l) => l.startsWith('-A '));
+  return nsRun(ns, [...nat(mode), '-S', 'POSTROUTING'])
+    .split('\n')
+    .filter((l) => l.startsWith('-A '));
 }
 
 /** What a node that ran `r` holds, restored whole: kube-proxy's jump first, then the release's jump and chain. */
@@ -85,7 +87,11 @@ function assertCleanupLeavesNothing(ns: string, what: string, othersRules: reado
     assert.doesNotMatch(r.stderr, /lock/, what);
   }
   for (const m of ['nft', 'legacy'] as const) {
-    assert.deepEqual(ourSaveLines(ns, m, 'ipv4').filter((l) => !othersRules.includes(l)), [], `${what}: nothing left in iptables-${m}`);
+    assert.deepEqual(
+      ourSaveLines(ns, m, 'ipv4').filter((l) => !othersRules.includes(l)),
+      [],
+      `${what}: nothing left in iptables-${m}`,
+    );
   }
 }
 

@@ -66,7 +66,13 @@ const ipv4Rules = (h: ReturnType<typeof harness>) => h.backend.tables.get('ipv4'
 test('start applies the config to both families and reports success', async () => {
   const h = harness('nonMasqueradeCIDRs: [10.0.0.0/8, "2001:db8::/32"]\n');
   const r = await h.agent.start();
-  assert.deepEqual(r.families.map((f) => [f.family, f.result]), [['ipv4', 'applied'], ['ipv6', 'applied']]);
+  assert.deepEqual(
+    r.families.map((f) => [f.family, f.result]),
+    [
+      ['ipv4', 'applied'],
+      ['ipv6', 'applied'],
+    ],
+  );
   assert.deepEqual(ipv4Rules(h), ['jump', 'return 169.254.0.0/16', 'return 10.0.0.0/8', 'masquerade random-fully']);
   assert.deepEqual(h.backend.tables.get('ipv6'), ['jump', 'return fe80::/10', 'return 2001:db8::/32', 'masquerade random-fully']);
   const st = h.agent.status();
@@ -185,7 +191,13 @@ test('an IPv4 failure does not block IPv6, and the failure is reported until it 
   const h = harness(null);
   h.backend.failNextApplies(2, new CommandError(['iptables-restore'], 4, 'lock', 'lock-busy', 'iptables-restore: lock busy'), 'ipv4');
   const r = await h.agent.start();
-  assert.deepEqual(r.families.map((f) => [f.family, f.result]), [['ipv4', 'error'], ['ipv6', 'applied']]);
+  assert.deepEqual(
+    r.families.map((f) => [f.family, f.result]),
+    [
+      ['ipv4', 'error'],
+      ['ipv6', 'applied'],
+    ],
+  );
   assert.equal(h.agent.status().families.get('ipv4')?.consecutiveFailures, 1);
   await h.agent.sync('resync');
   assert.equal(h.agent.status().families.get('ipv4')?.consecutiveFailures, 2);
@@ -268,8 +280,14 @@ test('redundant ranges (duplicates, contained in another or in link-local) are r
   await h.agent.sync('resync');
   const warned = h.log.entries.filter((e) => e.msg === 'redundant non-masquerade range').map((e) => String(e.fields['detail']));
   assert.equal(warned.length, 2, warned.join('\n'));
-  assert.ok(warned.some((w) => w.startsWith('10.1.0.0/16') && w.includes('10.0.0.0/8')), warned.join('\n'));
-  assert.ok(warned.some((w) => w.startsWith('169.254.169.0/24') && w.includes('169.254.0.0/16')), warned.join('\n'));
+  assert.ok(
+    warned.some((w) => w.startsWith('10.1.0.0/16') && w.includes('10.0.0.0/8')),
+    warned.join('\n'),
+  );
+  assert.ok(
+    warned.some((w) => w.startsWith('169.254.169.0/24') && w.includes('169.254.0.0/16')),
+    warned.join('\n'),
+  );
   // The iptables chain keeps config order and every entry, for drop-in parity.
   assert.deepEqual(ipv4Rules(h).slice(1, 5), ['return 169.254.0.0/16', 'return 10.0.0.0/8', 'return 10.1.0.0/16', 'return 169.254.169.0/24']);
   await h.agent.stop();
@@ -301,7 +319,9 @@ test('warnings of an unchanged config are logged once over 10 syncs, the first 2
 
 test('"config applied" shows every list as CIDR texts, each summarised when long (masqueradeCIDRs, snat, masqueradeSourceCIDRs too)', async () => {
   const list = Array.from({ length: 100 }, (_, i) => `10.9.${i}.0/24`);
-  const h = harness(`cidrLimit: 500\nnonMasqueradeCIDRs: [10.0.0.0/8]\nmasqueradeCIDRs: [${list.join(', ')}]\nsnat: [{cidrs: [198.51.100.0/24], toSource: 192.0.2.9}]\nmasqueradeSourceCIDRs: [10.244.0.0/16]\n`);
+  const h = harness(
+    `cidrLimit: 500\nnonMasqueradeCIDRs: [10.0.0.0/8]\nmasqueradeCIDRs: [${list.join(', ')}]\nsnat: [{cidrs: [198.51.100.0/24], toSource: 192.0.2.9}]\nmasqueradeSourceCIDRs: [10.244.0.0/16]\n`,
+  );
   await h.agent.start();
   const applied = h.log.entries.filter((e) => e.msg === 'config applied');
   assert.equal(applied.length, 1);
@@ -337,7 +357,10 @@ test('redundant ranges are warned about once per config and capped', async () =>
   for (let i = 0; i < 5; i++) await h.agent.sync('resync');
   assert.equal(h.log.entries.filter((e) => e.msg === 'redundant non-masquerade range').length, MAX_LOGGED_ISSUES);
   const rest = h.log.entries.filter((e) => e.msg === 'more redundant non-masquerade ranges not shown');
-  assert.deepEqual(rest.map((e) => e.fields['count']), [50 - MAX_LOGGED_ISSUES]);
+  assert.deepEqual(
+    rest.map((e) => e.fields['count']),
+    [50 - MAX_LOGGED_ISSUES],
+  );
   await h.agent.stop();
 });
 
@@ -402,7 +425,10 @@ test('a failed sync is retried after 1 s, 2 s, 4 s, ... capped at resyncInterval
   assert.match(String(logged[0]?.fields['error']), /line 3 failed/);
   // Families are independent: IPv6 was written once and is only re-checked by the retries.
   assert.equal(h.backend.writes.get('ipv6'), 1);
-  assert.deepEqual(h.reports.map((r) => r.families.find((f) => f.family === 'ipv6')?.result), ['applied', ...Array(7).fill('unchanged')]);
+  assert.deepEqual(
+    h.reports.map((r) => r.families.find((f) => f.family === 'ipv6')?.result),
+    ['applied', ...Array(7).fill('unchanged')],
+  );
   await h.agent.stop();
   assert.equal(h.clock.pending(), 0);
 });
@@ -428,7 +454,10 @@ test('a success resets the backoff: back to the resync interval, and the next fa
 });
 
 test('the retry delay never exceeds a short resync interval', () => {
-  assert.deepEqual([1, 2, 3, 4].map((n) => retryDelayMs(n, 1000, 2500)), [1000, 2000, 2500, 2500]);
+  assert.deepEqual(
+    [1, 2, 3, 4].map((n) => retryDelayMs(n, 1000, 2500)),
+    [1000, 2000, 2500, 2500],
+  );
   assert.equal(retryDelayMs(1, 1000, 100), 100);
   assert.equal(retryDelayMs(5000, 1000, 86_400_000), 86_400_000);
 });
@@ -455,7 +484,10 @@ test('a start with an invalid config keeps rules of ours found in the kernel unt
   h.backend.tables.set('ipv6', found6);
   const r = await h.agent.start();
   assert.equal(r.configValid, false);
-  assert.deepEqual(r.families.map((f) => f.result), ['unchanged', 'unchanged']);
+  assert.deepEqual(
+    r.families.map((f) => f.result),
+    ['unchanged', 'unchanged'],
+  );
   for (let i = 0; i < 3; i++) await h.agent.sync('resync');
   assert.deepEqual(ipv4Rules(h), found4, 'not replaced by the defaults');
   assert.deepEqual(h.backend.tables.get('ipv6'), found6);
@@ -467,11 +499,18 @@ test('a start with an invalid config keeps rules of ours found in the kernel unt
   assert.match(st.configErrors.join('\n'), /192\.0\.2\.0\/33/);
   assert.ok(st.families.get('ipv4')?.lastSuccessAt !== undefined, 'the rules in force count as a good state (ready)');
   const kept = h.log.entries.filter((e) => e.level === 'warn' && /config invalid at start; keeping the rules found in the kernel/.test(e.msg));
-  assert.deepEqual(kept.map((e) => e.fields['family']), ['ipv4', 'ipv6'], 'said once per family');
+  assert.deepEqual(
+    kept.map((e) => e.fields['family']),
+    ['ipv4', 'ipv6'],
+    'said once per family',
+  );
 
   h.setText('nonMasqueradeCIDRs: [203.0.113.0/24]\n');
   const fixed = await h.agent.sync('config changed');
-  assert.deepEqual(fixed.families.map((f) => f.result), ['applied', 'applied']);
+  assert.deepEqual(
+    fixed.families.map((f) => f.result),
+    ['applied', 'applied'],
+  );
   assert.deepEqual(ipv4Rules(h), ['jump', 'return 169.254.0.0/16', 'return 203.0.113.0/24', 'masquerade random-fully']);
   assert.equal(h.agent.status().rulesKeptFromKernel, undefined);
   await h.agent.stop();
@@ -582,7 +621,7 @@ test('afterConfigChange runs once after the first sync of each new config, never
   await h.agent.stop();
 });
 
-test('a new config\'s sync is reported (log and onSync) before its redundancy warnings and the collection after it', async () => {
+test("a new config's sync is reported (log and onSync) before its redundancy warnings and the collection after it", async () => {
   const order: string[] = [];
   const h = harness('nonMasqueradeCIDRs: [10.0.0.0/8, 10.1.0.0/16]\n', { afterConfigChange: () => void order.push('collect') });
   const log = h.log;
@@ -601,7 +640,7 @@ test('a new config\'s sync is reported (log and onSync) before its redundancy wa
   await h.agent.stop();
 });
 
-test('prepareSync is asked at the start of every sync but the first, before the config loads; a new config\'s apply and a resync\'s read come after it', async () => {
+test("prepareSync is asked at the start of every sync but the first, before the config loads; a new config's apply and a resync's read come after it", async () => {
   const h = countingHarness('nonMasqueradeCIDRs: [10.0.0.0/8]\n');
   const events: string[] = [];
   const { expected, apply, read } = h.backend;

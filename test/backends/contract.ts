@@ -218,25 +218,33 @@ export function runBackendContract(
     await s.addStrayJumps(family);
   };
 
-  withSubject('stray jumps (older forms, duplicates, bare) show on read; the next apply leaves exactly the expected state', async (s) => {
-    await s.backend.apply(v4);
-    await addStrayJumps(s, 'ipv4');
-    const seen = await s.backend.read('ipv4');
-    assert.ok(seen.length > s.backend.expected(v4).length, `read shows the extra jumps:\n${seen.join('\n')}`);
-    await s.backend.apply(v4);
-    assert.deepEqual(await s.backend.read('ipv4'), s.backend.expected(v4));
-  }, stray);
+  withSubject(
+    'stray jumps (older forms, duplicates, bare) show on read; the next apply leaves exactly the expected state',
+    async (s) => {
+      await s.backend.apply(v4);
+      await addStrayJumps(s, 'ipv4');
+      const seen = await s.backend.read('ipv4');
+      assert.ok(seen.length > s.backend.expected(v4).length, `read shows the extra jumps:\n${seen.join('\n')}`);
+      await s.backend.apply(v4);
+      assert.deepEqual(await s.backend.read('ipv4'), s.backend.expected(v4));
+    },
+    stray,
+  );
 
-  withSubject('cleanup removes stray jumps too, in both families, and is idempotent', async (s) => {
-    for (const p of [v4, v6]) {
-      await s.backend.apply(p);
-      await addStrayJumps(s, p.family);
-      await s.backend.cleanup(p.family);
-      assert.deepEqual(await s.backend.read(p.family), []);
-      await s.backend.cleanup(p.family);
-      assert.deepEqual(await s.backend.read(p.family), []);
-    }
-  }, stray);
+  withSubject(
+    'cleanup removes stray jumps too, in both families, and is idempotent',
+    async (s) => {
+      for (const p of [v4, v6]) {
+        await s.backend.apply(p);
+        await addStrayJumps(s, p.family);
+        await s.backend.cleanup(p.family);
+        assert.deepEqual(await s.backend.read(p.family), []);
+        await s.backend.cleanup(p.family);
+        assert.deepEqual(await s.backend.read(p.family), []);
+      }
+    },
+    stray,
+  );
 
   withSubject('postrouting-position=first: a state of its own, applied and read back exactly; switching back and forth leaves nothing stale', async ({ backend }) => {
     assert.notDeepEqual(backend.expected(v4first), backend.expected(v4));
@@ -255,23 +263,31 @@ export function runBackendContract(
   });
 
   const position: { skip: string | false } = { skip: options.noPosition ?? false };
-  withSubject('postrouting-position=first: a rule inserted above ours shows on read; the next apply puts ours first again', async (s) => {
-    assert.ok(s.insertAbove, 'the subject must insert a rule above ours, or the contract must name why it cannot');
-    for (const p of [v4first, v6first]) {
-      await s.backend.apply(p);
-      await s.insertAbove(p.family);
-      assert.notDeepEqual(await s.backend.read(p.family), s.backend.expected(p), 'read shows that ours is no longer first');
-      await s.backend.apply(p);
-      assert.deepEqual(await s.backend.read(p.family), s.backend.expected(p));
-      await s.backend.cleanup(p.family);
-      assert.deepEqual(await s.backend.read(p.family), []);
-    }
-  }, position);
+  withSubject(
+    'postrouting-position=first: a rule inserted above ours shows on read; the next apply puts ours first again',
+    async (s) => {
+      assert.ok(s.insertAbove, 'the subject must insert a rule above ours, or the contract must name why it cannot');
+      for (const p of [v4first, v6first]) {
+        await s.backend.apply(p);
+        await s.insertAbove(p.family);
+        assert.notDeepEqual(await s.backend.read(p.family), s.backend.expected(p), 'read shows that ours is no longer first');
+        await s.backend.apply(p);
+        assert.deepEqual(await s.backend.read(p.family), s.backend.expected(p));
+        await s.backend.cleanup(p.family);
+        assert.deepEqual(await s.backend.read(p.family), []);
+      }
+    },
+    position,
+  );
 
-  withSubject('postrouting-position=append: a rule inserted above ours is not drift', async (s) => {
-    assert.ok(s.insertAbove, 'the subject must insert a rule above ours, or the contract must name why it cannot');
-    await s.backend.apply(v4);
-    await s.insertAbove('ipv4');
-    assert.deepEqual(await s.backend.read('ipv4'), s.backend.expected(v4));
-  }, position);
+  withSubject(
+    'postrouting-position=append: a rule inserted above ours is not drift',
+    async (s) => {
+      assert.ok(s.insertAbove, 'the subject must insert a rule above ours, or the contract must name why it cannot');
+      await s.backend.apply(v4);
+      await s.insertAbove('ipv4');
+      assert.deepEqual(await s.backend.read('ipv4'), s.backend.expected(v4));
+    },
+    position,
+  );
 }

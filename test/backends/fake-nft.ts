@@ -164,7 +164,11 @@ function takeBraces(text: string): { items: string[]; rest: string } | undefined
   if (!text.startsWith('{ ')) return undefined;
   const end = text.indexOf('}');
   if (end < 0) throw new NftError('Error: syntax error, unterminated set');
-  const items = text.slice(1, end).split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+  const items = text
+    .slice(1, end)
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
   if (items.length === 0) throw new NftError('Error: syntax error, unexpected }');
   return { items, rest: text.slice(end + 1) };
 }

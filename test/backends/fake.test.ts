@@ -32,5 +32,11 @@ test('fake: a refused apply leaves the state exactly as it was, stray jumps and 
 test('fake: render is the script apply runs, and status-readable lines are what it leaves', () => {
   const backend = createFakeBackend();
   const r = backend.render(contractPolicies.v4);
-  assert.equal(r.payload, `flush ipv4\n${backend.expected(contractPolicies.v4).map((l) => `add ipv4 ${l}`).join('\n')}\n`);
+  assert.equal(
+    r.payload,
+    `flush ipv4\n${backend
+      .expected(contractPolicies.v4)
+      .map((l) => `add ipv4 ${l}`)
+      .join('\n')}\n`,
+  );
 });

@@ -77,10 +77,24 @@ test('apply on a clean host: one restore with the payload, then -S POSTROUTING, 
   assert.deepEqual(list?.argv, ['iptables-nft', '-w', '5', '-t', 'nat', '-S', 'POSTROUTING']);
   assert.deepEqual(jumpsIn(fake.tables['ipv4']), [backend.expected(v4)[0]]);
   assert.deepEqual(append?.argv, [
-    'iptables-nft', '-w', '5', '-t', 'nat', '-A', 'POSTROUTING',
-    '-m', 'comment', '--comment',
+    'iptables-nft',
+    '-w',
+    '5',
+    '-t',
+    'nat',
+    '-A',
+    'POSTROUTING',
+    '-m',
+    'comment',
+    '--comment',
     'ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain',
-    '-m', 'addrtype', '!', '--dst-type', 'LOCAL', '-j', 'IP-MASQ-AGENT',
+    '-m',
+    'addrtype',
+    '!',
+    '--dst-type',
+    'LOCAL',
+    '-j',
+    'IP-MASQ-AGENT',
   ]);
 });
 
@@ -231,9 +245,7 @@ test('a lock that stays busy ends in a lock-busy CommandError after the bounded 
 });
 
 test('a missing binary is reported as not-installed, naming it and the backend', async () => {
-  const { runner } = scriptedRunner(
-    (argv) => new CommandError(argv, null, '', 'not-installed', `${argv.join(' ')}: ${argv[0]} is not installed (not found in PATH)`),
-  );
+  const { runner } = scriptedRunner((argv) => new CommandError(argv, null, '', 'not-installed', `${argv.join(' ')}: ${argv[0]} is not installed (not found in PATH)`));
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true, sleep: async () => {} });
   await assert.rejects(backend.read('ipv6'), (e: unknown) => {
     assert.ok(e instanceof CommandError);
@@ -286,7 +298,10 @@ test('cleanup deletes every jump to the chain in one restore, then flushes and d
   assert.deepEqual(ops(calls), ['iptables-nft -S', 'iptables-nft-restore', 'iptables-nft -S', 'iptables-nft -F', 'iptables-nft -X']);
   assert.equal(
     calls[1]?.options.input,
-    ['*nat', QUOTED_JUMP, OUR_JUMP, OUR_JUMP, BARE_JUMP].map((l) => l.replace(/^-A /, '-D ')).concat('COMMIT', '').join('\n'),
+    ['*nat', QUOTED_JUMP, OUR_JUMP, OUR_JUMP, BARE_JUMP]
+      .map((l) => l.replace(/^-A /, '-D '))
+      .concat('COMMIT', '')
+      .join('\n'),
   );
   // Only the jumps go: a rule that merely mentions the chain in its comment stays.
   assert.deepEqual(t, { chainLines: undefined, postrouting: ['-A POSTROUTING -m comment --comment "kube" -j KUBE-POSTROUTING', LOOKALIKE] });
@@ -298,9 +313,7 @@ test('cleanup deletes every jump to the chain in one restore, then flushes and d
 
 test('cleanup reports a chain that cannot be deleted (still referenced)', async () => {
   const fake = fakeIptables();
-  const { runner } = scriptedRunner((argv, o) =>
-    argv[5] === '-X' ? { exitCode: 1, stderr: 'iptables v1.8.9 (legacy): Couldn\'t delete chain: Too many links\n' } : fake.handle(argv, o),
-  );
+  const { runner } = scriptedRunner((argv, o) => (argv[5] === '-X' ? { exitCode: 1, stderr: "iptables v1.8.9 (legacy): Couldn't delete chain: Too many links\n" } : fake.handle(argv, o)));
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
   await backend.apply(v4);
   await assert.rejects(backend.cleanup('ipv4'), /-X IP-MASQ-AGENT: exit code 1: .*Too many links/);
@@ -334,10 +347,7 @@ test('an unexpected -C failure is reported, not read as "missing"', async () => 
 
 test('an invalid chain name is refused when the backend is created', () => {
   const { runner } = scriptedRunner(() => ({}));
-  assert.throws(
-    () => createIptablesBackend({ runner, mode: 'nft', chain: 'A-CHAIN-NAME-LONGER-THAN-28-CHARS', randomFullySupported: true }),
-    /invalid iptables chain name: .*at most 28/,
-  );
+  assert.throws(() => createIptablesBackend({ runner, mode: 'nft', chain: 'A-CHAIN-NAME-LONGER-THAN-28-CHARS', randomFullySupported: true }), /invalid iptables chain name: .*at most 28/);
 });
 
 test('apply after an older release (quoted-comment jump): same payload, then one restore replaces that jump by ours in place, and a listing verifies it', async () => {
@@ -346,7 +356,7 @@ test('apply after an older release (quoted-comment jump): same payload, then one
   const kube = '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING';
   const cni = '-A POSTROUTING -s 10.244.0.0/16 -j RETURN';
   t.postrouting = [kube, QUOTED_JUMP, cni];
-  fake.tables['ipv4']!.chainLines = backend.expected(v4).slice(1);
+  fake.tables['ipv4'].chainLines = backend.expected(v4).slice(1);
   // The read-back shows the old jump, so the agent applies.
   assert.deepEqual(await backend.read('ipv4'), [QUOTED_JUMP, ...backend.expected(v4).slice(1)]);
   calls.length = 0;
@@ -355,11 +365,11 @@ test('apply after an older release (quoted-comment jump): same payload, then one
   assert.equal(calls[0]?.options.input, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }), 'the chain payload is the usual one');
   assert.equal(calls[2]?.options.input, `*nat\n${QUOTED_JUMP.replace('-A ', '-D ')}\n${OUR_JUMP.replace('-A POSTROUTING', '-I POSTROUTING 2')}\nCOMMIT\n`);
   assert.deepEqual(t.postrouting, [kube, OUR_JUMP, cni], 'ours where the old one was, nothing else moved');
-  fake.tables['ipv4']!.chainLines = backend.expected(v4).slice(1);
+  fake.tables['ipv4'].chainLines = backend.expected(v4).slice(1);
   assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
 });
 
-test('apply with duplicates of our jump and a bare jump leaves exactly one, at the first one\'s place', async () => {
+test("apply with duplicates of our jump and a bare jump leaves exactly one, at the first one's place", async () => {
   const { backend, fake } = setup();
   await backend.apply(v4);
   const t = fake.tables['ipv4']!;
@@ -429,7 +439,13 @@ test('first sync on a clean host: read, then one restore that writes the chain a
     assert.deepEqual(fake.tables['ipv4']?.chainLines, ['-N IP-MASQ-AGENT'], position);
     // The jump is in the same payload as the chain, after it: all or nothing.
     const payload = calls[3]?.options.input ?? '';
-    assert.equal(payload, renderRestorePayload(policy, { chain: 'IP-MASQ-AGENT', randomFully: true }).replace(/COMMIT\n$/, `${position === 'first' ? OUR_JUMP.replace('-A POSTROUTING', '-I POSTROUTING 1') : OUR_JUMP}\nCOMMIT\n`));
+    assert.equal(
+      payload,
+      renderRestorePayload(policy, { chain: 'IP-MASQ-AGENT', randomFully: true }).replace(
+        /COMMIT\n$/,
+        `${position === 'first' ? OUR_JUMP.replace('-A POSTROUTING', '-I POSTROUTING 1') : OUR_JUMP}\nCOMMIT\n`,
+      ),
+    );
   }
 });
 
@@ -456,7 +472,7 @@ test('legacy, a changed config (no read first): POSTROUTING is listed before the
   assert.equal(calls.length, 2, 'no second listing');
 });
 
-test('legacy, a changed config: duplicated and older-form jumps are replaced by ours in the chain\'s own restore, at the first one\'s place', async () => {
+test("legacy, a changed config: duplicated and older-form jumps are replaced by ours in the chain's own restore, at the first one's place", async () => {
   for (const position of ['append', 'first'] as const) {
     const { backend, calls, fake } = setup({ mode: 'legacy' });
     const policy: FamilyPolicy = { ...v4, postroutingPosition: position };
@@ -466,7 +482,10 @@ test('legacy, a changed config: duplicated and older-form jumps are replaced by 
     const at = position === 'first' ? 1 : 2;
     const repair = [QUOTED_JUMP, OUR_JUMP, OUR_JUMP, BARE_JUMP].map((l) => l.replace('-A ', '-D ')).concat(OUR_JUMP.replace('-A POSTROUTING', `-I POSTROUTING ${at}`));
     assert.equal(calls[1]?.options.input, renderRestorePayload(policy, { chain: 'IP-MASQ-AGENT', randomFully: true }).replace(/COMMIT\n$/, `${repair.join('\n')}\nCOMMIT\n`), position);
-    const want = position === 'first' ? [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING', '-A POSTROUTING -j CNI', LOOKALIKE] : ['-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP, '-A POSTROUTING -j CNI', LOOKALIKE];
+    const want =
+      position === 'first'
+        ? [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING', '-A POSTROUTING -j CNI', LOOKALIKE]
+        : ['-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP, '-A POSTROUTING -j CNI', LOOKALIKE];
     assert.deepEqual(fake.tables['ipv4']?.postrouting, want, position);
   }
 });

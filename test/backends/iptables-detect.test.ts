@@ -95,10 +95,16 @@ test('detect never asks legacy for one table (that would make the kernel create 
   const { run, calls } = detectWith({});
   await run();
   const legacy = calls.filter((c) => c.argv[0]?.includes('legacy'));
-  assert.deepEqual(legacy.map((c) => c.argv), [['iptables-legacy-save'], ['ip6tables-legacy-save']]);
+  assert.deepEqual(
+    legacy.map((c) => c.argv),
+    [['iptables-legacy-save'], ['ip6tables-legacy-save']],
+  );
   assert.deepEqual(
     calls.slice(0, 2).map((c) => c.argv),
-    [['iptables-nft-save', '-t', 'mangle'], ['ip6tables-nft-save', '-t', 'mangle']],
+    [
+      ['iptables-nft-save', '-t', 'mangle'],
+      ['ip6tables-nft-save', '-t', 'mangle'],
+    ],
   );
   for (const c of calls) assert.ok(c.options.timeoutMs !== undefined);
 });
@@ -110,9 +116,7 @@ test('detect stops at the first decisive step', async () => {
 });
 
 test('detect reports a missing binary as not-installed, naming it', async () => {
-  const { runner } = scriptedRunner((argv) =>
-    argv[0] === 'iptables-legacy-save' ? new CommandError(argv, null, '', 'not-installed', 'iptables-legacy-save: not found') : {},
-  );
+  const { runner } = scriptedRunner((argv) => (argv[0] === 'iptables-legacy-save' ? new CommandError(argv, null, '', 'not-installed', 'iptables-legacy-save: not found') : {}));
   await assert.rejects(detectIptablesMode(runner), (e: unknown) => {
     assert.ok(e instanceof CommandError);
     assert.equal(e.failure, 'not-installed');
@@ -122,12 +126,16 @@ test('detect reports a missing binary as not-installed, naming it', async () => 
 });
 
 test('iptablesVersion reads the version of the mode binary', async () => {
-  const { runner, calls } = scriptedRunner((argv) =>
-    argv[0] === 'iptables-nft' ? { stdout: 'iptables v1.8.9 (nf_tables)\n' } : { stdout: 'iptables v1.6.1\n' },
-  );
+  const { runner, calls } = scriptedRunner((argv) => (argv[0] === 'iptables-nft' ? { stdout: 'iptables v1.8.9 (nf_tables)\n' } : { stdout: 'iptables v1.6.1\n' }));
   assert.equal(await iptablesVersion(runner, 'nft'), '1.8.9');
   assert.equal(await iptablesVersion(runner, 'legacy'), '1.6.1');
-  assert.deepEqual(calls.map((c) => c.argv), [['iptables-nft', '--version'], ['iptables-legacy', '--version']]);
+  assert.deepEqual(
+    calls.map((c) => c.argv),
+    [
+      ['iptables-nft', '--version'],
+      ['iptables-legacy', '--version'],
+    ],
+  );
   const { runner: odd } = scriptedRunner(() => ({ stdout: 'something else\n' }));
   await assert.rejects(iptablesVersion(odd, 'nft'), /no version in output "something else"/);
 });

@@ -80,8 +80,7 @@ test('defaults render exactly the reference payload from the compatibility contr
     randomFully: true,
     toPorts: [],
   };
-  const ret = (cidr: string): string =>
-    `-A IP-MASQ-AGENT -m comment --comment "ip-masq-agent: local traffic is not subject to MASQUERADE" -d ${cidr} -j RETURN`;
+  const ret = (cidr: string): string => `-A IP-MASQ-AGENT -m comment --comment "ip-masq-agent: local traffic is not subject to MASQUERADE" -d ${cidr} -j RETURN`;
   assert.equal(
     renderRestorePayload(policy, { chain: DEFAULT_CHAIN, randomFully: true }),
     [
@@ -224,7 +223,10 @@ test('chain names iptables would reject are reported', () => {
 });
 
 test('the -S form writes an IPv4 range by its policy text: every IPv4 range a config, the defaults or link-local give has the text iptables prints', () => {
-  const config = parseConfigText('nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24, 0.0.0.0/1, 255.255.255.255/32, 198.51.100.6/31, 100.64.0.0/10]\n', 'cfg', { enableIPv6: true, nomasqAllReservedRanges: false }).config;
+  const config = parseConfigText('nonMasqueradeCIDRs: [10.0.0.0/8, 192.0.2.0/24, 0.0.0.0/1, 255.255.255.255/32, 198.51.100.6/31, 100.64.0.0/10]\n', 'cfg', {
+    enableIPv6: true,
+    nomasqAllReservedRanges: false,
+  }).config;
   const withDefaults = defaultConfig({ enableIPv6: true, nomasqAllReservedRanges: true });
   for (const c of [config, withDefaults]) {
     const fp = buildPolicy(c, { enableIPv6: true, randomFully: true, toPorts: [] }).families[0]!;

@@ -45,7 +45,7 @@ test('findRulesWithTarget keeps order and ignores other chains and longer chain 
   );
 });
 
-test('planJumpRepair: nothing, append, or one payload that deletes every jump by spec and inserts ours at the first one\'s place', () => {
+test("planJumpRepair: nothing, append, or one payload that deletes every jump by spec and inserts ours at the first one's place", () => {
   const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
   assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube, OURS], 'IP-MASQ-AGENT', OURS), { kind: 'none' });
   assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', OURS), { kind: 'append' });
@@ -54,15 +54,7 @@ test('planJumpRepair: nothing, append, or one payload that deletes every jump by
   assert.deepEqual(plan.kind === 'replace' && plan.remove, [QUOTED, OURS, '-A POSTROUTING -j IP-MASQ-AGENT']);
   assert.equal(
     plan.kind === 'replace' && plan.payload,
-    [
-      '*nat',
-      QUOTED.replace(/^-A /, '-D '),
-      OURS.replace(/^-A /, '-D '),
-      '-D POSTROUTING -j IP-MASQ-AGENT',
-      OURS.replace(/^-A POSTROUTING /, '-I POSTROUTING 2 '),
-      'COMMIT',
-      '',
-    ].join('\n'),
+    ['*nat', QUOTED.replace(/^-A /, '-D '), OURS.replace(/^-A /, '-D '), '-D POSTROUTING -j IP-MASQ-AGENT', OURS.replace(/^-A POSTROUTING /, '-I POSTROUTING 2 '), 'COMMIT', ''].join('\n'),
   );
   const dup = planJumpRepair([OURS, OURS], 'IP-MASQ-AGENT', OURS);
   assert.equal(dup.kind === 'replace' && dup.remove.length, 2);

@@ -117,7 +117,9 @@ for (const mode of MODES) {
         const backend = backendIn(ns, mode, { chain: input.chain, randomFullySupported: input.randomFullySupported });
         const policy = policyOf(input);
         await backend.apply(policy);
-        const saved = readFileSync(join(GOLDEN_DIR, name, 'save.txt'), 'utf8').trimEnd().split('\n');
+        const saved = readFileSync(join(GOLDEN_DIR, name, 'save.txt'), 'utf8')
+          .trimEnd()
+          .split('\n');
         assert.deepEqual(await backend.read(input.family), saved, `${mode} ${name}`);
         assert.deepEqual(backend.expected(policy), saved, `${mode} ${name}`);
         await backend.cleanup(input.family);
@@ -132,8 +134,7 @@ for (const mode of MODES) {
       const save = await inNs(ns, [binary(mode, 'ipv4', '-save'), '-t', 'nat']);
       const ours = save.split('\n').filter((l) => l.includes('IP-MASQ-AGENT'));
       // compat-contract.md's rules, in save format (`-d CIDR` printed before `-m comment`).
-      const ret = (cidr: string): string =>
-        `-A IP-MASQ-AGENT -d ${cidr} -m comment --comment "ip-masq-agent: local traffic is not subject to MASQUERADE" -j RETURN`;
+      const ret = (cidr: string): string => `-A IP-MASQ-AGENT -d ${cidr} -m comment --comment "ip-masq-agent: local traffic is not subject to MASQUERADE" -j RETURN`;
       assert.deepEqual(ours, [
         ':IP-MASQ-AGENT - [0:0]',
         '-A POSTROUTING -m comment --comment "ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain" -m addrtype ! --dst-type LOCAL -j IP-MASQ-AGENT',
@@ -173,10 +174,7 @@ for (const mode of MODES) {
       const own = (await inNs(ns, [binary(mode, 'ipv4', '-save')])) + (await inNs(ns, [binary(mode, 'ipv6', '-save')]));
       assert.match(own, /-j IP-MASQ-AGENT/);
       // nft-backed rules show up in `nft list ruleset`; legacy ones only in the legacy save.
-      const other =
-        mode === 'nft'
-          ? (await inNs(ns, ['iptables-legacy-save'])) + (await inNs(ns, ['ip6tables-legacy-save']))
-          : await inNs(ns, ['nft', 'list', 'ruleset']);
+      const other = mode === 'nft' ? (await inNs(ns, ['iptables-legacy-save'])) + (await inNs(ns, ['ip6tables-legacy-save'])) : await inNs(ns, ['nft', 'list', 'ruleset']);
       assert.doesNotMatch(other, /IP-MASQ-AGENT/);
     });
   });

@@ -69,10 +69,7 @@ export function portRange(text: string): PortRange {
 /** Builds a family policy the way buildPolicy orders it: link-local first, then config order. */
 export function familyPolicy(f: FamilyFixture): FamilyPolicy {
   const ll = f.family === 'ipv4' ? LINK_LOCAL_V4 : LINK_LOCAL_V6;
-  const exempt = [
-    ...(f.linkLocal ? [exemptRange(ll, 'link-local')] : []),
-    ...f.cidrs.map((c, i) => exemptRange(c, 'config', `nonMasqueradeCIDRs[${i}]`)),
-  ];
+  const exempt = [...(f.linkLocal ? [exemptRange(ll, 'link-local')] : []), ...f.cidrs.map((c, i) => exemptRange(c, 'config', `nonMasqueradeCIDRs[${i}]`))];
   return {
     family: f.family,
     exempt,
@@ -134,9 +131,5 @@ export function stableNftJson(json: string): unknown {
   const doc = JSON.parse(json) as { nftables: Record<string, Record<string, unknown>>[] };
   return doc.nftables
     .filter((o) => !('metainfo' in o))
-    .map((o) =>
-      Object.fromEntries(
-        Object.entries(o).map(([kind, body]) => [kind, Object.fromEntries(Object.entries(body).filter(([k]) => k !== 'handle'))]),
-      ),
-    );
+    .map((o) => Object.fromEntries(Object.entries(o).map(([kind, body]) => [kind, Object.fromEntries(Object.entries(body).filter(([k]) => k !== 'handle'))])));
 }

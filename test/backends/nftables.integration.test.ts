@@ -69,7 +69,9 @@ describe('nftables golden scripts load into the real nft and read back as expect
       for (const p of c.policies) assert.deepEqual(await backend.read(p.family), backend.expected(p), `${c.name} ${p.family}`);
       for (const family of c.remove) assert.deepEqual(await backend.read(family), [], `${c.name}: ${family} removed`);
       if (c.remove.length > 0 || c.existing) {
-        const kept = loadNftGoldenCases().find((g) => g.name === 'ipv6')!.policies.filter((p) => !c.remove.includes(p.family));
+        const kept = loadNftGoldenCases()
+          .find((g) => g.name === 'ipv6')!
+          .policies.filter((p) => !c.remove.includes(p.family));
         for (const p of kept) assert.deepEqual(await backend.read(p.family), backend.expected(p), `${c.name}: ${p.family} kept`);
         return;
       }
@@ -95,19 +97,23 @@ function recordingInput(runner: Runner, piped: string[]): Runner {
 }
 
 if (usable) {
-  runBackendContract('nftables (real nft, netns)', async () => {
-    const ns = createNamespace('nftc');
-    const runner = netnsRunner(ns);
-    const piped: string[] = [];
-    return {
-      backend: createNftablesBackend({ runner: recordingInput(runner, piped) }),
-      piped,
-      damage: async (family) => {
-        await runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
-      },
-      dispose: () => deleteNamespace(ns),
-    };
-  }, { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION });
+  runBackendContract(
+    'nftables (real nft, netns)',
+    async () => {
+      const ns = createNamespace('nftc');
+      const runner = netnsRunner(ns);
+      const piped: string[] = [];
+      return {
+        backend: createNftablesBackend({ runner: recordingInput(runner, piped) }),
+        piped,
+        damage: async (family) => {
+          await runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
+        },
+        dispose: () => deleteNamespace(ns),
+      };
+    },
+    { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION },
+  );
 } else {
   test('nftables (real nft, netns): backend contract', { skip }, () => undefined);
 }
@@ -235,7 +241,10 @@ describe('nftables backend against the real nft', { skip }, () => {
     const backend = createNftablesBackend({ runner });
     await backend.apply(big4);
     await backend.apply(big6);
-    assert.deepEqual(calls.map((a) => a.join(' ')), ['nft -f -', 'nft -f -']);
+    assert.deepEqual(
+      calls.map((a) => a.join(' ')),
+      ['nft -f -', 'nft -f -'],
+    );
     const want4 = backend.expected(big4);
     assert.equal(want4.filter((l) => l.startsWith('element ')).length, 10_001);
     assert.deepEqual(await backend.read('ipv4'), want4);

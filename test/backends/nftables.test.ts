@@ -11,17 +11,7 @@ import { MAX_FOREIGN_LINES, familiesInNftJson, parseNftJson, type NftForeignObje
 import { expectedNftLines, nftForeignDeletions, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
 import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, runBackendContract } from './contract.js';
 import { createFakeNft } from './fake-nft.js';
-import {
-  UPDATE_GOLDEN,
-  assertGolden,
-  exemptRange,
-  expectedText,
-  familyPolicy,
-  loadNftGoldenCases,
-  portRange,
-  renderOptionsOf,
-  stableNftJson,
-} from './nftables-fixtures.js';
+import { UPDATE_GOLDEN, assertGolden, exemptRange, expectedText, familyPolicy, loadNftGoldenCases, portRange, renderOptionsOf, stableNftJson } from './nftables-fixtures.js';
 
 const cases = loadNftGoldenCases();
 
@@ -98,12 +88,7 @@ describe('renderNftScript', () => {
 
   it('puts the port rules for tcp, udp and sctp before the catch-all masquerade', () => {
     const rules = nftRuleTexts(base({ randomFully: false, toPorts: [portRange('1024-29999')] }));
-    assert.deepEqual(rules.slice(3), [
-      'meta l4proto tcp masquerade to :1024-29999',
-      'meta l4proto udp masquerade to :1024-29999',
-      'meta l4proto sctp masquerade to :1024-29999',
-      'masquerade',
-    ]);
+    assert.deepEqual(rules.slice(3), ['meta l4proto tcp masquerade to :1024-29999', 'meta l4proto udp masquerade to :1024-29999', 'meta l4proto sctp masquerade to :1024-29999', 'masquerade']);
   });
 
   it('refuses a range of the other family inside a policy', () => {
@@ -144,10 +129,7 @@ describe('parseNftJson', () => {
 
   it('shows rules it does not know as JSON, and counters without their values', () => {
     const rule = (expr: unknown[]) => ({ rule: { family: 'inet', table: 'ip-masq-agent', chain: 'postrouting4', handle: 9, expr } });
-    const json = doc(
-      rule([{ counter: { packets: 12, bytes: 3400 } }, { accept: null }]),
-      rule([{ snat: { addr: '192.0.2.1' } }]),
-    );
+    const json = doc(rule([{ counter: { packets: 12, bytes: 3400 } }, { accept: null }]), rule([{ snat: { addr: '192.0.2.1' } }]));
     assert.deepEqual(parseNftJson(json, 'ipv4'), ['rule postrouting4 counter accept', 'rule postrouting4 {"snat":{"addr":"192.0.2.1"}}']);
   });
 
@@ -167,22 +149,30 @@ describe('parseNftJson', () => {
   });
 
   it('refuses output that is not nft JSON', () => {
-    assert.throws(() => parseNftJson('Error: oops', 'ipv4'), /not JSON/);
+    assert.throws(
+      () => parseNftJson('Error: oops', 'ipv4'),
+      (e: unknown) => e instanceof Error && /not JSON/.test(e.message) && e.cause instanceof SyntaxError,
+      "the JSON parser's error is kept as the cause",
+    );
     assert.throws(() => parseNftJson('{"x": 1}', 'ipv4'), /no "nftables" array/);
   });
 });
 
-runBackendContract('nftables (fake nft)', async () => {
-  const fake = createFakeNft();
-  return {
-    backend: createNftablesBackend({ runner: fake.runner }),
-    piped: fake.scripts,
-    damage: async (family) => {
-      await fake.runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
-    },
-    dispose: () => undefined,
-  };
-}, { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION });
+runBackendContract(
+  'nftables (fake nft)',
+  async () => {
+    const fake = createFakeNft();
+    return {
+      backend: createNftablesBackend({ runner: fake.runner }),
+      piped: fake.scripts,
+      damage: async (family) => {
+        await fake.runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
+      },
+      dispose: () => undefined,
+    };
+  },
+  { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION },
+);
 
 describe('nftables backend (fake nft)', () => {
   const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8', '192.0.2.0/24'], randomFully: true, toPorts: [] });
@@ -258,7 +248,10 @@ describe('nftables backend (fake nft)', () => {
     assert.notDeepEqual(await backend.read('ipv4'), backend.expected(v4));
     fake.calls.length = 0;
     await backend.apply(v4);
-    assert.deepEqual(fake.calls.map((a) => a.join(' ')), ['nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -']);
+    assert.deepEqual(
+      fake.calls.map((a) => a.join(' ')),
+      ['nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -'],
+    );
     assert.equal(fake.scripts.at(-1), renderNftScript([v4], { existing: new Set(['nonmasq4']) }));
     assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
   });
@@ -281,7 +274,10 @@ describe('nftables backend (fake nft)', () => {
     await backend.apply(v6);
     fake.calls.length = 0;
     await backend.cleanup('ipv6');
-    assert.deepEqual(fake.calls, [['nft', '-j', '-t', 'list', 'table', 'inet', 'ip-masq-agent'], ['nft', '-f', '-']]);
+    assert.deepEqual(fake.calls, [
+      ['nft', '-j', '-t', 'list', 'table', 'inet', 'ip-masq-agent'],
+      ['nft', '-f', '-'],
+    ]);
     const all = new Set(['nonmasq4', 'postrouting4', 'nonmasq6', 'postrouting6']);
     assert.equal(fake.scripts.at(-1), renderNftScript([], { remove: ['ipv6'], existing: all }));
     assert.match(fake.scripts.at(-1)!, /^delete chain inet ip-masq-agent postrouting6\ndelete set inet ip-masq-agent nonmasq6$/m);
@@ -326,16 +322,12 @@ describe('nftables backend with longest-prefix policies (fake nft)', () => {
   it('renders the exception as flattened keep intervals, the SNAT map and the source scope; no named object besides set and chain', () => {
     const script = renderNftScript([lpm]);
     assert.match(script, /^\t10\.0\.0\.0-10\.8\.255\.255,\n\t10\.10\.0\.0-10\.255\.255\.255,\n\t169\.254\.0\.0\/16,$/m);
-    assert.deepEqual(nftRuleTexts(lpm).slice(3), [
-      'ip saddr != 10.244.0.0/16 return',
-      'snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.50 } fully-random',
-      'masquerade fully-random',
-    ]);
+    assert.deepEqual(nftRuleTexts(lpm).slice(3), ['ip saddr != 10.244.0.0/16 return', 'snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.50 } fully-random', 'masquerade fully-random']);
     // The blind delete of a later apply knows every object by name: the maps and sets in rules are anonymous.
-    assert.deepEqual(script.match(/^add (set|chain|map) \S+ \S+ \S+/gm)?.filter((l, i, all) => all.indexOf(l) === i), [
-      'add chain inet ip-masq-agent postrouting4',
-      'add set inet ip-masq-agent nonmasq4',
-    ]);
+    assert.deepEqual(
+      script.match(/^add (set|chain|map) \S+ \S+ \S+/gm)?.filter((l, i, all) => all.indexOf(l) === i),
+      ['add chain inet ip-masq-agent postrouting4', 'add set inet ip-masq-agent nonmasq4'],
+    );
   });
 
   it('a quiet resync writes nothing: what nft lists back is what was expected', async () => {
@@ -353,7 +345,10 @@ describe('nftables backend with longest-prefix policies (fake nft)', () => {
     await fake.runner(['nft', '-f', '-'], { input: renderNftScript([changed]) });
     const drifted = await backend.read('ipv4');
     assert.notDeepEqual(drifted, backend.expected(lpm));
-    assert.ok(drifted.some((l) => l.includes('198.51.100.0/24 : 192.0.2.51')), drifted.join('\n'));
+    assert.ok(
+      drifted.some((l) => l.includes('198.51.100.0/24 : 192.0.2.51')),
+      drifted.join('\n'),
+    );
     await backend.apply(lpm);
     assert.deepEqual(await backend.read('ipv4'), backend.expected(lpm));
     await fake.runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', 'nonmasq4']);
@@ -384,7 +379,10 @@ describe('nftables backend with longest-prefix policies (fake nft)', () => {
     const fake = createFakeNft();
     const head = 'add table inet ip-masq-agent\nadd chain inet ip-masq-agent c\n';
     await assert.rejects(fake.runner(['nft', '-f', '-'], { input: `${head}add rule inet ip-masq-agent c snat ip to ip daddr map { 10.0.0.0/8 : 192.0.2.1 }:80\n` }), /transport protocol mapping/);
-    await assert.rejects(fake.runner(['nft', '-f', '-'], { input: `${head}add rule inet ip-masq-agent c snat ip to ip daddr map { 10.0.0.0/8 : 192.0.2.1, 10.1.0.0/16 : 192.0.2.2 }\n` }), /conflicting intervals/);
+    await assert.rejects(
+      fake.runner(['nft', '-f', '-'], { input: `${head}add rule inet ip-masq-agent c snat ip to ip daddr map { 10.0.0.0/8 : 192.0.2.1, 10.1.0.0/16 : 192.0.2.2 }\n` }),
+      /conflicting intervals/,
+    );
     assert.ok(!fake.hasTable(), 'a refused batch changes nothing');
   });
 });

@@ -24,7 +24,10 @@ test('--iptables-mode=nft: the version and every other form check are asked befo
   const backend = await pump(selecting, gate);
   assert.equal(backend.name, 'iptables-nft');
   assert.equal(gate.asked.length, 4);
-  assert.deepEqual(log.entries.map((e) => e.msg), ['backend selected', 'iptables backend detected']);
+  assert.deepEqual(
+    log.entries.map((e) => e.msg),
+    ['backend selected', 'iptables backend detected'],
+  );
 });
 
 test('auto on a host without kubelet chains: each looking command runs once (detection and leftover checks share answers)', async () => {
@@ -79,5 +82,8 @@ test('shareLooks: a looking command runs once for every caller; anything else ru
   await looks(['iptables-nft', '-w', '5', '-t', 'nat', '-S', 'POSTROUTING']);
   await looks(['iptables-nft-restore', '--noflush'], { input: '*nat\nCOMMIT\n' });
   await looks(['iptables-nft-restore', '--noflush'], { input: '*nat\nCOMMIT\n' });
-  assert.deepEqual(calls.map((c) => c.argv[0]), ['iptables-legacy-save', 'nft', 'iptables-nft', 'iptables-nft', 'iptables-nft-restore', 'iptables-nft-restore']);
+  assert.deepEqual(
+    calls.map((c) => c.argv[0]),
+    ['iptables-legacy-save', 'nft', 'iptables-nft', 'iptables-nft', 'iptables-nft-restore', 'iptables-nft-restore'],
+  );
 });

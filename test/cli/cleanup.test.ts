@@ -126,7 +126,7 @@ test('removes the chain and jump in every variant and family, and the nft table;
   assert.match(second.stdout, /^nothing to remove in: iptables-nft IPv4, iptables-nft IPv6, iptables-legacy IPv4, iptables-legacy IPv6, nftables\nclean: /);
 });
 
-test('every form of the jump goes (older releases\' quoted comment, bare, duplicates); a rule that only mentions it stays', async () => {
+test("every form of the jump goes (older releases' quoted comment, bare, duplicates); a rule that only mentions it stays", async () => {
   const host = fakeHost();
   const quoted = `-A POSTROUTING -m comment --comment "\\"${jumpComment('IP-MASQ-AGENT')}\\"" -m addrtype ! --dst-type LOCAL -j IP-MASQ-AGENT`;
   const lookalike = '-A POSTROUTING -m comment --comment "goes before -j IP-MASQ-AGENT in this chain" -j RETURN';
@@ -185,7 +185,11 @@ test('--masq-chain names the chain to remove; JSON lists removed, absent, skippe
 
 test('usage errors exit 2 and touch nothing', async () => {
   const host = fakeHost();
-  for (const argv of [['cleanup', 'all'], ['cleanup', '--masq-chain=POSTROUTING'], ['cleanup', '--force']]) {
+  for (const argv of [
+    ['cleanup', 'all'],
+    ['cleanup', '--masq-chain=POSTROUTING'],
+    ['cleanup', '--force'],
+  ]) {
     const r = await cli(argv, { runner: host.runner });
     assert.equal(r.code, 2, argv.join(' '));
     assert.match(r.stderr, /Run 'ip-masq-agent cleanup --help' for usage\./);

@@ -26,7 +26,7 @@ export async function cli(argv: readonly string[], deps: Partial<CommandDeps> & 
   let stdout = '';
   let stderr = '';
   const io = { stdout: (s: string) => void (stdout += s), stderr: (s: string) => void (stderr += s) };
-  const code = await runOperatorCommand(argv, io, { runner: forbiddenRunner, ...deps } as CommandDeps);
+  const code = await runOperatorCommand(argv, io, { runner: forbiddenRunner, ...deps });
   return { code, stdout, stderr };
 }
 

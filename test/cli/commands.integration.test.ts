@@ -7,7 +7,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createIptablesBackend } from '../../src/backends/iptables/iptables-backend.js';
 import type { IptablesMode } from '../../src/backends/iptables/detect.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
@@ -90,7 +89,7 @@ test('render touches no kernel state, and what it prints is valid input for ipta
 
     const v4only = outputs[['--config', config4].join(' ')]!;
     nsRun(ns, ['iptables-nft-restore', '--test', '--noflush'], v4only);
-    nsRun(ns, ['nft', '-c', '-f', '-'], outputs[['--config', config, '--enable-ipv6', '--backend=nftables'].join(' ')]!);
+    nsRun(ns, ['nft', '-c', '-f', '-'], outputs[['--config', config, '--enable-ipv6', '--backend=nftables'].join(' ')]);
   } finally {
     deleteNamespace(ns);
   }
@@ -222,11 +221,18 @@ test('nftables with longest-prefix keys: render loads, status in sync, a changed
     assert.ok(handle && next, `the SNAT and masquerade rules are listed with their handles:\n${listing}`);
     // Delete and insert in its place: nft 1.0.6 `replace rule` aborts on an anonymous interval map
     // ("BUG: unhandled op 2", evaluate.c interval_set_eval), which the agent never uses.
-    nsRun(ns, ['nft', '-f', '-'], `delete rule inet ip-masq-agent postrouting4 handle ${handle}\ninsert rule inet ip-masq-agent postrouting4 position ${next} snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.51 } fully-random\n`);
+    nsRun(
+      ns,
+      ['nft', '-f', '-'],
+      `delete rule inet ip-masq-agent postrouting4 handle ${handle}\ninsert rule inet ip-masq-agent postrouting4 position ${next} snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.51 } fully-random\n`,
+    );
     const drifted = cli(ns, ['status', ...flags, '--output', 'json']);
     assert.equal(drifted.code, 1, drifted.stdout);
     const out = JSON.parse(drifted.stdout) as { families: { family: string; state: string; missing: string[] }[] };
-    assert.deepEqual(out.families.map((f) => [f.family, f.state, f.missing]), [['ipv4', 'drifted', ['rule postrouting4 snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.50 } fully-random']]]);
+    assert.deepEqual(
+      out.families.map((f) => [f.family, f.state, f.missing]),
+      [['ipv4', 'drifted', ['rule postrouting4 snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.50 } fully-random']]],
+    );
     assert.match(drifted.stdout, /198\.51\.100\.0\/24 : 192\.0\.2\.51/, 'the foreign element is shown');
 
     await applyWith(backend, config, false);
@@ -272,10 +278,7 @@ test('status agrees with the rules the agent itself writes (random-fully detecti
 
 const DESTINATIONS = [ADDR.outside4, ADDR.outsideExempt4, ADDR.outsideDoc4, ADDR.outside6, ADDR.outsideExempt6];
 // Two configs under which every destination gets both answers, so agreement is not luck.
-const TRAFFIC_CONFIGS = [
-  'nonMasqueradeCIDRs: [10.0.0.0/8, 2001:db8:200::/48]\n',
-  'nonMasqueradeCIDRs: [198.51.100.0/24, 2001:db8:113::/64]\n',
-];
+const TRAFFIC_CONFIGS = ['nonMasqueradeCIDRs: [10.0.0.0/8, 2001:db8:200::/48]\n', 'nonMasqueradeCIDRs: [198.51.100.0/24, 2001:db8:113::/64]\n'];
 
 for (const kind of ['iptables-nft', 'nftables'] as const) {
   test(`explain agrees with real traffic through the node (${kind}, IPv4 and IPv6)`, { skip }, async () => {
@@ -291,7 +294,10 @@ for (const kind of ['iptables-nft', 'nftables'] as const) {
         const r = cli(topo.node, args);
         assert.equal(r.code, 0, r.stderr);
         const answers = JSON.parse(r.stdout) as { destination: string; masquerade: boolean }[];
-        assert.deepEqual(answers.map((a) => a.destination), DESTINATIONS);
+        assert.deepEqual(
+          answers.map((a) => a.destination),
+          DESTINATIONS,
+        );
         for (const a of answers) {
           const seen = sourceSeenBy(topo.pod, a.destination);
           const v6 = a.destination.includes(':');

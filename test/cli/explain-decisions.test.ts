@@ -60,7 +60,12 @@ test('validate: a conflict is an error naming both places; a redundant exception
   const conflict = await tmp.write('conflict.yaml', 'nonMasqueradeCIDRs: [10.9.0.0/16]\nmasqueradeCIDRs: [10.9.0.0/16]\n');
   const r = await cli(['validate', conflict]);
   assert.equal(r.code, 1);
-  assert.match(r.stdout, new RegExp(`${conflict}:2:19: error: masqueradeCIDRs\\[0\\]: 10\\.9\\.0\\.0/16 has two different actions: masquerade \\(${conflict}:2:19 masqueradeCIDRs\\[0\\]\\) and keep the pod IP \\(${conflict}:1:22 nonMasqueradeCIDRs\\[0\\]\\)`));
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `${conflict}:2:19: error: masqueradeCIDRs\\[0\\]: 10\\.9\\.0\\.0/16 has two different actions: masquerade \\(${conflict}:2:19 masqueradeCIDRs\\[0\\]\\) and keep the pod IP \\(${conflict}:1:22 nonMasqueradeCIDRs\\[0\\]\\)`,
+    ),
+  );
   const redundant = await tmp.write('redundant.yaml', 'nonMasqueradeCIDRs: [10.0.0.0/8]\nmasqueradeCIDRs: [10.9.0.0/16, 10.9.1.0/24]\n');
   const w = await cli(['validate', redundant]);
   assert.equal(w.code, 0, w.stdout);

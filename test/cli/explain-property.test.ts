@@ -59,7 +59,7 @@ function evalIptables(lines: readonly string[], chain: string, family: Family, i
     let to = /--to-ports (\S+)/.exec(line)?.[1];
     if (snat !== undefined) {
       // ADDR, ADDR:PORTS or [ADDR6]:PORTS
-      const m = /^(?:\[([^\]]+)\]|([^:\[]+))(?::(\d+(?:-\d+)?))?$/.exec(snat) ?? /^([0-9a-f:]+)$/.exec(snat);
+      const m = /^(?:\[([^\]]+)\]|([^:[]+))(?::(\d+(?:-\d+)?))?$/.exec(snat) ?? /^([0-9a-f:]+)$/.exec(snat);
       assert.ok(m, `unreadable --to-source ${snat}`);
       const addr = m[1] ?? m[2]!;
       if (m[3] !== undefined) to = m[3];
@@ -117,7 +117,9 @@ function evalNft(lines: readonly string[], family: Family, ip: string, proto: Pr
     const snat = /^(?:meta l4proto (\w+) )?(numgen random mod \d+ < \d+ )?snat ip6? to ip6? daddr map (\{ .* \})(?::(\d+(?:-\d+)?))?( fully-random)?$/.exec(body);
     if (snat) {
       if (snat[1] !== undefined && snat[1] !== proto) continue;
-      const hit = anonymousItems(snat[3]!).map((pair) => pair.split(' : ')).find(([k]) => inNftElement(k!, family, ip));
+      const hit = anonymousItems(snat[3]!)
+        .map((pair) => pair.split(' : '))
+        .find(([k]) => inNftElement(k!, family, ip));
       if (hit === undefined) continue;
       if (snat[4] !== undefined) ports.push(snat[4]);
       if (snat[2] !== undefined) continue;
@@ -142,22 +144,22 @@ const familyArb = fc.constantFrom<Family>('ipv4', 'ipv6');
 function cidrArb(family: Family): fc.Arbitrary<Cidr> {
   const bits = BITS[family];
   // Short prefixes are rare in configs but make containment and /0 interesting.
-  return fc
-    .tuple(fc.bigInt({ min: 0n, max: (1n << BigInt(bits)) - 1n }), fc.oneof(fc.integer({ min: 0, max: bits }), fc.integer({ min: bits - 16, max: bits })))
-    .map(([value, prefix]) => {
-      const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(bits - prefix);
-      return { family, base: value & mask, prefix };
-    })
-    // The config parser refuses IPv4-mapped IPv6 blocks; they never reach the rules.
-    .filter((c) => !(c.family === 'ipv6' && c.prefix >= 96 && c.base >> 32n === 0xffffn));
+  return (
+    fc
+      .tuple(fc.bigInt({ min: 0n, max: (1n << BigInt(bits)) - 1n }), fc.oneof(fc.integer({ min: 0, max: bits }), fc.integer({ min: bits - 16, max: bits })))
+      .map(([value, prefix]) => {
+        const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(bits - prefix);
+        return { family, base: value & mask, prefix };
+      })
+      // The config parser refuses IPv4-mapped IPv6 blocks; they never reach the rules.
+      .filter((c) => !(c.family === 'ipv6' && c.prefix >= 96 && c.base >> 32n === 0xffffn))
+  );
 }
 
-const portRangeArb: fc.Arbitrary<PortRange> = fc
-  .tuple(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 0, max: 3000 }))
-  .map(([from, span]) => {
-    const to = Math.min(65535, from + span);
-    return { from, to, text: from === to ? `${from}` : `${from}-${to}` };
-  });
+const portRangeArb: fc.Arbitrary<PortRange> = fc.tuple(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 0, max: 3000 })).map(([from, span]) => {
+  const to = Math.min(65535, from + span);
+  return { from, to, text: from === to ? `${from}` : `${from}-${to}` };
+});
 
 interface Scenario {
   readonly config: MasqConfig;
@@ -172,7 +174,10 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
   .record({
     cidrs: fc.array(familyArb.chain(cidrArb), { maxLength: 8 }),
     masq: fc.array(familyArb.chain(cidrArb), { maxLength: 4 }),
-    snat: fc.array(familyArb.chain((f) => fc.tuple(cidrArb(f), fc.constantFrom(...SNAT_ADDRESSES[f]))), { maxLength: 3 }),
+    snat: fc.array(
+      familyArb.chain((f) => fc.tuple(cidrArb(f), fc.constantFrom(...SNAT_ADDRESSES[f]))),
+      { maxLength: 3 },
+    ),
     sources: fc.array(familyArb.chain(cidrArb), { maxLength: 2 }),
     masqLinkLocal: fc.boolean(),
     masqLinkLocalIPv6: fc.boolean(),
@@ -199,7 +204,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
       const entries: CidrEntry[] = s.cidrs.map((cidr, i) => ({ cidr, text: formatCidr(cidr), source: 'property', path: `nonMasqueradeCIDRs[${i}]` }));
       // merge refuses one prefix with two actions, so a prefix already listed is left out of the later lists.
       const taken = new Set(entries.map((e) => e.text));
-      const fresh = <T extends { text: string }>(e: T): boolean => !taken.has(e.text) && (taken.add(e.text), true);
+      const fresh = (e: { readonly text: string }): boolean => !taken.has(e.text) && (taken.add(e.text), true);
       const masq: CidrEntry[] = s.masq.map((cidr, i) => ({ cidr, text: formatCidr(cidr), source: 'property', path: `masqueradeCIDRs[${i}]` })).filter(fresh);
       const snat: SnatCidrEntry[] = s.snat
         .map(([cidr, addr], i) => {

@@ -24,9 +24,16 @@ test('--postrouting-position takes append or first; --iptables-masquerade-bit an
   assert.equal(o.policy.postroutingPosition, 'first');
   assert.equal(o.policy.masqueradeBit, 0);
   assert.equal(agentOptionsFromFlags(parseFlags(['--iptables-masquerade-bit=31'])).policy.masqueradeBit, 31);
-  assert.throws(() => parseFlags(['--postrouting-position=top']), (e: unknown) => e instanceof UsageError && /postrouting-position/.test(e.message) && /append/.test(e.message));
+  assert.throws(
+    () => parseFlags(['--postrouting-position=top']),
+    (e: unknown) => e instanceof UsageError && /postrouting-position/.test(e.message) && /append/.test(e.message),
+  );
   for (const bad of ['32', '-1', '999999999999']) {
-    assert.throws(() => agentOptionsFromFlags(parseFlags([`--iptables-masquerade-bit=${bad}`])), (e: unknown) => e instanceof UsageError && /iptables-masquerade-bit/.test(e.message) && /0 to 31/.test(e.message), bad);
+    assert.throws(
+      () => agentOptionsFromFlags(parseFlags([`--iptables-masquerade-bit=${bad}`])),
+      (e: unknown) => e instanceof UsageError && /iptables-masquerade-bit/.test(e.message) && /0 to 31/.test(e.message),
+      bad,
+    );
   }
   assert.throws(() => parseFlags(['--iptables-masquerade-bit=x']), UsageError);
 });
@@ -75,7 +82,10 @@ const bad: [string, string[], RegExp][] = [
 ];
 for (const [name, argv, re] of bad) {
   test(`usage error: ${name}`, () => {
-    assert.throws(() => parseFlags(argv), (e: unknown) => e instanceof UsageError && re.test(e.message));
+    assert.throws(
+      () => parseFlags(argv),
+      (e: unknown) => e instanceof UsageError && re.test(e.message),
+    );
   });
 }
 
@@ -93,7 +103,11 @@ test('--to-ports parses ranges and single ports in order', () => {
   const o = agentOptionsFromFlags(parseFlags(['--to-ports=1024-29999,32768-65535,8080']));
   assert.deepEqual(
     o.policy.toPorts.map((r) => [r.from, r.to]),
-    [[1024, 29999], [32768, 65535], [8080, 8080]],
+    [
+      [1024, 29999],
+      [32768, 65535],
+      [8080, 8080],
+    ],
   );
 });
 
@@ -122,11 +136,35 @@ const goStops: { name: string; argv: string[]; want: Record<string, string>; ign
     hint: /did you mean --random-fully=false\?/,
   },
   { name: 'single-dash bool followed by 0', argv: ['-enable-ipv6', '0'], want: { 'enable-ipv6': 'true' }, ignoredFrom: '0', hint: /did you mean -enable-ipv6=false\?/ },
-  { name: 'bool followed by "no" (not a Go bool, still the likely intent)', argv: ['--nomasq-all-reserved-ranges', 'no'], want: { 'nomasq-all-reserved-ranges': 'true' }, ignoredFrom: 'no', hint: /did you mean --nomasq-all-reserved-ranges=false\?/ },
+  {
+    name: 'bool followed by "no" (not a Go bool, still the likely intent)',
+    argv: ['--nomasq-all-reserved-ranges', 'no'],
+    want: { 'nomasq-all-reserved-ranges': 'true' },
+    ignoredFrom: 'no',
+    hint: /did you mean --nomasq-all-reserved-ranges=false\?/,
+  },
   { name: 'bool followed by "True"', argv: ['--enable-ipv6', 'True', '--v=2'], want: { 'enable-ipv6': 'true', v: '0' }, ignoredFrom: 'True', hint: /did you mean --enable-ipv6=true\?/ },
-  { name: 'a stray word first: nothing is read', argv: ['run', '--enable-ipv6', '--masq-chain=X'], want: { 'enable-ipv6': 'false', 'masq-chain': 'IP-MASQ-AGENT' }, ignoredFrom: 'run', hint: /"--enable-ipv6", "--masq-chain=X" were ignored because parsing stopped before them/ },
-  { name: 'the program name repeated in args', argv: ['--v=2', '/ip-masq-agent', '--enable-ipv6'], want: { v: '2', 'enable-ipv6': 'false' }, ignoredFrom: '/ip-masq-agent', hint: /looks like the program name/ },
-  { name: 'a stray word in the middle', argv: ['--masq-chain=A', 'oops', '--masq-chain=B'], want: { 'masq-chain': 'A' }, ignoredFrom: 'oops', hint: /"--masq-chain=B" was ignored because parsing stopped before it/ },
+  {
+    name: 'a stray word first: nothing is read',
+    argv: ['run', '--enable-ipv6', '--masq-chain=X'],
+    want: { 'enable-ipv6': 'false', 'masq-chain': 'IP-MASQ-AGENT' },
+    ignoredFrom: 'run',
+    hint: /"--enable-ipv6", "--masq-chain=X" were ignored because parsing stopped before them/,
+  },
+  {
+    name: 'the program name repeated in args',
+    argv: ['--v=2', '/ip-masq-agent', '--enable-ipv6'],
+    want: { v: '2', 'enable-ipv6': 'false' },
+    ignoredFrom: '/ip-masq-agent',
+    hint: /looks like the program name/,
+  },
+  {
+    name: 'a stray word in the middle',
+    argv: ['--masq-chain=A', 'oops', '--masq-chain=B'],
+    want: { 'masq-chain': 'A' },
+    ignoredFrom: 'oops',
+    hint: /"--masq-chain=B" was ignored because parsing stopped before it/,
+  },
   { name: 'a value flag takes the next word, whatever it is', argv: ['--masq-chain', 'false', '--enable-ipv6'], want: { 'masq-chain': 'false', 'enable-ipv6': 'true' } },
   { name: 'a value flag takes a next word that looks like a flag', argv: ['--to-ports', '--enable-ipv6'], want: { 'to-ports': '--enable-ipv6', 'enable-ipv6': 'false' } },
   { name: '-v 4 takes 4', argv: ['-v', '4', '--enable-ipv6'], want: { v: '4', 'enable-ipv6': 'true' } },
@@ -173,16 +211,31 @@ test('usage errors quote a huge value cut short', () => {
     () => parseFlags([`--random-fully=${'y'.repeat(1_000_000)}`]),
     (e: unknown) => e instanceof UsageError && e.message.length < 200 && /\(cut, 1000000 bytes\)/.test(e.message),
   );
-  assert.throws(() => parseFlags([`--${'z'.repeat(1_000_000)}`]), (e: unknown) => e instanceof UsageError && e.message.length < 200);
+  assert.throws(
+    () => parseFlags([`--${'z'.repeat(1_000_000)}`]),
+    (e: unknown) => e instanceof UsageError && e.message.length < 200,
+  );
 });
 
 // --- klog flags of both generations --------------------------------------------------------
 
 /** Every klog flag, v1 (glog) and v2, with its kind as Go registers it. */
 const KLOG: [string, 'bool' | 'value'][] = [
-  ['logtostderr', 'bool'], ['alsologtostderr', 'bool'], ['stderrthreshold', 'value'], ['vmodule', 'value'], ['log_backtrace_at', 'value'],
-  ['log_dir', 'value'], ['log_link', 'value'], ['logbuflevel', 'value'], ['v', 'value'],
-  ['add_dir_header', 'bool'], ['log_file', 'value'], ['log_file_max_size', 'value'], ['one_output', 'bool'], ['skip_headers', 'bool'], ['skip_log_headers', 'bool'],
+  ['logtostderr', 'bool'],
+  ['alsologtostderr', 'bool'],
+  ['stderrthreshold', 'value'],
+  ['vmodule', 'value'],
+  ['log_backtrace_at', 'value'],
+  ['log_dir', 'value'],
+  ['log_link', 'value'],
+  ['logbuflevel', 'value'],
+  ['v', 'value'],
+  ['add_dir_header', 'bool'],
+  ['log_file', 'value'],
+  ['log_file_max_size', 'value'],
+  ['one_output', 'bool'],
+  ['skip_headers', 'bool'],
+  ['skip_log_headers', 'bool'],
 ];
 for (const [name, kind] of KLOG) {
   for (const dash of ['-', '--']) {
@@ -251,7 +304,10 @@ const refusedChains: [string, RegExp][] = [
 ];
 for (const [name, re] of refusedChains) {
   test(`--masq-chain=${JSON.stringify(name)} is refused at start with a clear message`, () => {
-    assert.throws(() => agentOptionsFromFlags(parseFlags([`--masq-chain=${name}`])), (e: unknown) => e instanceof UsageError && /^--masq-chain: /.test(e.message) && re.test(e.message));
+    assert.throws(
+      () => agentOptionsFromFlags(parseFlags([`--masq-chain=${name}`])),
+      (e: unknown) => e instanceof UsageError && /^--masq-chain: /.test(e.message) && re.test(e.message),
+    );
   });
 }
 

@@ -44,5 +44,8 @@ test('flags may follow the arguments, as operators type them; "--" ends the flag
   // The agent's other flags are accepted, so a DaemonSet's args can be pasted.
   const pasted = parseCommandArgs(['--v=2', '--logtostderr', '--healthz-bind-address=0', 'x'], specs);
   assert.deepEqual(pasted.positional, ['x']);
-  assert.throws(() => parseCommandArgs(['x', '--outptu=json'], specs), (e: unknown) => e instanceof UsageError && /did you mean --output/.test(e.message));
+  assert.throws(
+    () => parseCommandArgs(['x', '--outptu=json'], specs),
+    (e: unknown) => e instanceof UsageError && /did you mean --output/.test(e.message),
+  );
 });

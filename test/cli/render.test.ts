@@ -17,7 +17,10 @@ const root = goldenDir('cli', 'render');
 for (const name of readdirSync(root).sort()) {
   test(`render golden: ${name} (and it runs nothing)`, async () => {
     const dir = join(root, name);
-    const args = readFileSync(join(dir, 'args.txt'), 'utf8').split('\n').filter(Boolean).map((a) => a.replaceAll('{dir}', dir));
+    const args = readFileSync(join(dir, 'args.txt'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((a) => a.replaceAll('{dir}', dir));
     // The default cli() runner throws on any command: render must not run one.
     const r = await cli(['render', ...args]);
     assert.equal(r.code, 0, r.stderr);
@@ -31,7 +34,10 @@ test('the iptables output holds the backend golden restore payload byte for byte
   const r = await cli(['render', '--config', `${tmp.dir}/none`]);
   const payload = readFileSync(goldenDir('iptables', 'defaults', 'restore.txt'), 'utf8');
   assert.ok(r.stdout.includes(payload), r.stdout);
-  assert.match(r.stdout, /^# then, if missing, the jump .*\n# {3}iptables -t nat -A POSTROUTING -m comment --comment "ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain" -m addrtype ! --dst-type LOCAL -j IP-MASQ-AGENT$/m);
+  assert.match(
+    r.stdout,
+    /^# then, if missing, the jump .*\n# {3}iptables -t nat -A POSTROUTING -m comment --comment "ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain" -m addrtype ! --dst-type LOCAL -j IP-MASQ-AGENT$/m,
+  );
   // Every line is restore input or a comment, so the output can be piped to iptables-restore.
   for (const line of r.stdout.split('\n').filter(Boolean)) assert.match(line, /^(#|\*nat$|:IP-MASQ-AGENT |-A IP-MASQ-AGENT |COMMIT$)/);
 });
@@ -46,10 +52,13 @@ test('JSON: backend, and per family the command and its payload', async () => {
   assert.equal(r.code, 0);
   const out = JSON.parse(r.stdout);
   assert.equal(out.backend, 'iptables');
-  assert.deepEqual(out.families.map((f: { family: string; command: string }) => [f.family, f.command]), [
-    ['ipv4', 'iptables-restore --noflush'],
-    ['ipv6', 'ip6tables-restore --noflush'],
-  ]);
+  assert.deepEqual(
+    out.families.map((f: { family: string; command: string }) => [f.family, f.command]),
+    [
+      ['ipv4', 'iptables-restore --noflush'],
+      ['ipv6', 'ip6tables-restore --noflush'],
+    ],
+  );
   assert.match(out.families[1].payload, /-d fe80::\/10 -j RETURN/);
   assert.match(out.families[0].jump, /^iptables -t nat -A POSTROUTING /);
 });

@@ -77,7 +77,7 @@ test('drift: exit 1 with "- missing" and "+ unexpected" lines; only the drifted 
   assert.match(r.stdout, /^IPv4: drifted: 1 missing, 1 unexpected\n {2}- return 10\.0\.0\.0\/8\n {2}\+ return 192\.0\.2\.0\/24\nIPv6: in sync/m);
 });
 
-test('iptables: an older release\'s jump or a duplicate beside ours is drift, listed as unexpected', async () => {
+test("iptables: an older release's jump or a duplicate beside ours is drift, listed as unexpected", async () => {
   const fake = fakeIptables('nft');
   const { runner } = scriptedRunner((argv, o) => fake.handle(argv, o));
   const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
@@ -110,21 +110,24 @@ test('iptables, --postrouting-position=first: in sync with our jump at rule 1; a
   fake.tables['ipv4'] = { chainLines: undefined, postrouting: ['-A POSTROUTING -j KUBE-POSTROUTING'] };
   await backend.apply(policy!);
   // The fake restore creates the chain only; its rules are what the payload writes.
-  fake.tables['ipv4']!.chainLines = backend.expected(policy!).slice(1);
-  assert.match(fake.tables['ipv4']!.postrouting[0] ?? '', /-j IP-MASQ-AGENT$/, 'inserted at rule 1');
+  fake.tables['ipv4'].chainLines = backend.expected(policy!).slice(1);
+  assert.match(fake.tables['ipv4'].postrouting[0] ?? '', /-j IP-MASQ-AGENT$/, 'inserted at rule 1');
   const opened = { openBackend: async (): Promise<OpenedBackend> => ({ backend, description: 'iptables-nft (test)' }) };
   const inSync = await cli(['status', '--config', v4config, '--postrouting-position=first'], opened);
   assert.equal(inSync.code, 0, inSync.stdout);
   // The same rules checked as append: the chain ends exemptions differently, so that is drift too.
   assert.equal((await cli(['status', '--config', v4config], opened)).code, 1);
-  fake.tables['ipv4']!.postrouting.unshift('-A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE');
+  fake.tables['ipv4'].postrouting.unshift('-A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE');
   const r = await cli(['status', '--config', v4config, '--postrouting-position=first'], opened);
   assert.equal(r.code, 1, r.stdout);
-  assert.ok(r.stdout.includes('IPv4: drifted: 0 missing, 1 unexpected\n  + # ip-masq-agent: our jump is not the first rule of nat POSTROUTING; rule 1 is -A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE\n'), r.stdout);
+  assert.ok(
+    r.stdout.includes('IPv4: drifted: 0 missing, 1 unexpected\n  + # ip-masq-agent: our jump is not the first rule of nat POSTROUTING; rule 1 is -A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE\n'),
+    r.stdout,
+  );
   await backend.apply(policy!);
-  fake.tables['ipv4']!.chainLines = backend.expected(policy!).slice(1);
+  fake.tables['ipv4'].chainLines = backend.expected(policy!).slice(1);
   assert.equal((await cli(['status', '--config', v4config, '--postrouting-position=first'], opened)).code, 0);
-  assert.deepEqual(fake.tables['ipv4']!.postrouting.slice(1), ['-A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE', '-A POSTROUTING -j KUBE-POSTROUTING']);
+  assert.deepEqual(fake.tables['ipv4'].postrouting.slice(1), ['-A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE', '-A POSTROUTING -j KUBE-POSTROUTING']);
 });
 
 test('the same rules in another order are drift: rules match first-wins', async () => {
@@ -173,7 +176,16 @@ test('JSON: inSync, backend, and per family the state, missing and unexpected li
 
 test('cannot read the rules: exit 3 with the reason and a hint', async () => {
   const fake = createFakeBackend();
-  fake.failNextReads(1, new CommandError(['iptables-nft', '-t', 'nat', '-S'], 4, 'iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)', 'lock-busy', 'iptables-nft -t nat -S: exit code 4'));
+  fake.failNextReads(
+    1,
+    new CommandError(
+      ['iptables-nft', '-t', 'nat', '-S'],
+      4,
+      'iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
+      'lock-busy',
+      'iptables-nft -t nat -S: exit code 4',
+    ),
+  );
   const r = await cli(['status', '--config', config, '--enable-ipv6'], withFake(fake));
   assert.equal(r.code, 3);
   assert.equal(r.stdout, '');

@@ -40,16 +40,26 @@ test('an IPv6 CIDR is an error without --enable-ipv6, and the message says which
 });
 
 test('warnings (contained, duplicate, inside link-local) keep exit 0 and point at the entry', async () => {
-  const file = await tmp.write(
-    'warn.yaml',
-    ['nonMasqueradeCIDRs:', '  - 10.0.0.0/8', '  - 10.1.0.0/16', '  - 169.254.169.254/32', '  - 10.0.0.0/8', ''].join('\n'),
-  );
+  const file = await tmp.write('warn.yaml', ['nonMasqueradeCIDRs:', '  - 10.0.0.0/8', '  - 10.1.0.0/16', '  - 169.254.169.254/32', '  - 10.0.0.0/8', ''].join('\n'));
   const r = await cli(['validate', file]);
   assert.equal(r.code, 0);
   const lines = r.stdout.split('\n').filter(Boolean);
-  assert.ok(lines.some((l) => l.startsWith(`${file}:5:5: warning: nonMasqueradeCIDRs[3]: 10.0.0.0/8 is listed twice`)), r.stdout);
-  assert.ok(lines.includes(`${file}:3:5: warning: nonMasqueradeCIDRs[1]: 10.1.0.0/16 lies inside 10.0.0.0/8 (${file}:2:5 nonMasqueradeCIDRs[0]), which already keeps it unmasqueraded; the entry changes nothing and can go`), r.stdout);
-  assert.ok(lines.includes(`${file}:4:5: warning: nonMasqueradeCIDRs[2]: 169.254.169.254/32 lies inside link-local 169.254.0.0/16, which is never masqueraded while masqLinkLocal is false; the entry changes nothing`), r.stdout);
+  assert.ok(
+    lines.some((l) => l.startsWith(`${file}:5:5: warning: nonMasqueradeCIDRs[3]: 10.0.0.0/8 is listed twice`)),
+    r.stdout,
+  );
+  assert.ok(
+    lines.includes(
+      `${file}:3:5: warning: nonMasqueradeCIDRs[1]: 10.1.0.0/16 lies inside 10.0.0.0/8 (${file}:2:5 nonMasqueradeCIDRs[0]), which already keeps it unmasqueraded; the entry changes nothing and can go`,
+    ),
+    r.stdout,
+  );
+  assert.ok(
+    lines.includes(
+      `${file}:4:5: warning: nonMasqueradeCIDRs[2]: 169.254.169.254/32 lies inside link-local 169.254.0.0/16, which is never masqueraded while masqLinkLocal is false; the entry changes nothing`,
+    ),
+    r.stdout,
+  );
   assert.equal(lines.at(-1), `${file}: valid: 3 non-masquerade CIDRs (cidrLimit 64), resyncInterval 1m0s; 3 warnings`);
 });
 
@@ -135,10 +145,7 @@ test('a ConfigMap manifest is checked through its data.config, with positions in
   const file = await tmp.write('cm-bad.yaml', CONFIGMAP);
   const r = await cli(['validate', file]);
   assert.equal(r.code, 1);
-  assert.equal(
-    r.stdout.split('\n')[0],
-    `${file}:10:9: error: data.config.nonMasqueradeCIDRs[1]: CIDR "10.0.0.1/8" is not aligned to a CIDR block, ip: "10.0.0.1" network: "10.0.0.0/8"`,
-  );
+  assert.equal(r.stdout.split('\n')[0], `${file}:10:9: error: data.config.nonMasqueradeCIDRs[1]: CIDR "10.0.0.1/8" is not aligned to a CIDR block, ip: "10.0.0.1" network: "10.0.0.0/8"`);
   const good = await tmp.write('cm-good.yaml', CONFIGMAP.replace('      - 10.0.0.1/8\n', ''));
   const g = await cli(['validate', good]);
   assert.equal(g.code, 0, g.stdout);
@@ -149,7 +156,13 @@ test('a ConfigMap whose key is not "config" is an error: the agent would silentl
   const file = await tmp.write('cm-key.yaml', CONFIGMAP.replace('  config: |', '  agent-config: |').replace('      - 10.0.0.1/8\n', ''));
   const r = await cli(['validate', file]);
   assert.equal(r.code, 1);
-  assert.match(r.stdout, new RegExp(`^${file}:7:3: error: data: ConfigMap ip-masq-agent has no data key "config" \\(found: agent-config\\); the DaemonSet mounts data.config as /etc/config/ip-masq-agent, so the agent would silently run with the defaults$`, 'm'));
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `^${file}:7:3: error: data: ConfigMap ip-masq-agent has no data key "config" \\(found: agent-config\\); the DaemonSet mounts data.config as /etc/config/ip-masq-agent, so the agent would silently run with the defaults$`,
+      'm',
+    ),
+  );
 });
 
 test('usage errors exit 2 and name the bad argument on stderr', async () => {
@@ -176,7 +189,12 @@ test('the DaemonSet flags pick the backend whose CIDR cap is checked; the error 
   const file = await tmp.write('many.yaml', `cidrLimit: 1000000\nnonMasqueradeCIDRs: [${list.join(',')}]\n`);
   const onNft = await cli(['validate', '--backend=iptables', '--iptables-mode=nft', file]);
   assert.equal(onNft.code, 1);
-  assert.match(onNft.stdout, new RegExp(`error: nonMasqueradeCIDRs\\[${n - 1}\\]: ${n.toLocaleString('en')} CIDRs are more than the iptables-nft backend is proven to handle: ${MAX_CIDRS['iptables-nft'].toLocaleString('en')} at most`));
+  assert.match(
+    onNft.stdout,
+    new RegExp(
+      `error: nonMasqueradeCIDRs\\[${n - 1}\\]: ${n.toLocaleString('en')} CIDRs are more than the iptables-nft backend is proven to handle: ${MAX_CIDRS['iptables-nft'].toLocaleString('en')} at most`,
+    ),
+  );
   const onNftables = await cli(['validate', '--backend=nftables', file]);
   assert.equal(onNftables.code, 0, onNftables.stdout.slice(0, 500));
   assert.match(onNftables.stdout, /warning: cidrLimit: cidrLimit 1000000 is above what the nftables backend is proven to handle/);

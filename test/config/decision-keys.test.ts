@@ -34,15 +34,24 @@ test('the new lists are read with canonical text and key paths', () => {
     'f',
     OPTS,
   );
-  assert.deepEqual(config.masqueradeCIDRs?.map((e) => [e.text, e.path]), [['10.9.0.0/16', 'masqueradeCIDRs[0]']]);
-  assert.deepEqual(config.snat?.map((e) => [e.text, e.toSourceText, e.path]), [
-    ['203.0.113.0/24', '192.0.2.9', 'snat[0].cidrs[0]'],
-    ['198.51.100.0/25', '192.0.2.9', 'snat[0].cidrs[1]'],
-  ]);
-  assert.deepEqual(config.masqueradeSourceCIDRs?.map((e) => e.text), ['10.244.0.0/16']);
+  assert.deepEqual(
+    config.masqueradeCIDRs?.map((e) => [e.text, e.path]),
+    [['10.9.0.0/16', 'masqueradeCIDRs[0]']],
+  );
+  assert.deepEqual(
+    config.snat?.map((e) => [e.text, e.toSourceText, e.path]),
+    [
+      ['203.0.113.0/24', '192.0.2.9', 'snat[0].cidrs[0]'],
+      ['198.51.100.0/25', '192.0.2.9', 'snat[0].cidrs[1]'],
+    ],
+  );
+  assert.deepEqual(
+    config.masqueradeSourceCIDRs?.map((e) => e.text),
+    ['10.244.0.0/16'],
+  );
 });
 
-test('a config without the new keys is exactly today\'s: no new fields, the same hash', () => {
+test("a config without the new keys is exactly today's: no new fields, the same hash", () => {
   const { config } = parseConfigText('nonMasqueradeCIDRs: [10.0.0.0/8]\n', 'f', OPTS);
   assert.equal('masqueradeCIDRs' in config || 'snat' in config || 'masqueradeSourceCIDRs' in config, false);
   assert.equal(hashConfig(defaultConfig(OPTS)), hashConfig(parseConfigText('', 'f', OPTS).config));
@@ -69,9 +78,18 @@ test('merging files: every new list concatenates; duplicates warn; snat to two a
     'ip-masq-a': 'masqueradeCIDRs: [10.9.0.0/16]\nsnat: [{cidrs: [203.0.113.0/24], toSource: 192.0.2.9}]\nmasqueradeSourceCIDRs: [10.244.0.0/16]\n',
     'ip-masq-b': 'masqueradeCIDRs: [10.8.0.0/16, 10.9.0.0/16]\nsnat: [{cidrs: [198.51.100.0/24, 203.0.113.0/24], toSource: 192.0.2.9}]\nmasqueradeSourceCIDRs: [10.245.0.0/16]\n',
   });
-  assert.deepEqual(m.config.masqueradeCIDRs?.map((e) => e.text), ['10.9.0.0/16', '10.8.0.0/16']);
-  assert.deepEqual(m.config.snat?.map((e) => `${e.text}>${e.toSourceText}`), ['203.0.113.0/24>192.0.2.9', '198.51.100.0/24>192.0.2.9']);
-  assert.deepEqual(m.config.masqueradeSourceCIDRs?.map((e) => e.text), ['10.244.0.0/16', '10.245.0.0/16']);
+  assert.deepEqual(
+    m.config.masqueradeCIDRs?.map((e) => e.text),
+    ['10.9.0.0/16', '10.8.0.0/16'],
+  );
+  assert.deepEqual(
+    m.config.snat?.map((e) => `${e.text}>${e.toSourceText}`),
+    ['203.0.113.0/24>192.0.2.9', '198.51.100.0/24>192.0.2.9'],
+  );
+  assert.deepEqual(
+    m.config.masqueradeSourceCIDRs?.map((e) => e.text),
+    ['10.244.0.0/16', '10.245.0.0/16'],
+  );
   assert.equal(m.warnings.length, 2);
   const errs = errors(() =>
     merge({
@@ -86,16 +104,18 @@ test('merging files: every new list concatenates; duplicates warn; snat to two a
 
 test('cidrLimit counts every CIDR of every list', () => {
   const errs = errors(() =>
-    parseConfigText('cidrLimit: 3\nnonMasqueradeCIDRs: [10.0.0.0/8]\nmasqueradeCIDRs: [10.9.0.0/16]\nsnat: [{cidrs: [203.0.113.0/24], toSource: 192.0.2.9}]\nmasqueradeSourceCIDRs: [10.244.0.0/16]\n', 'f', OPTS),
+    parseConfigText(
+      'cidrLimit: 3\nnonMasqueradeCIDRs: [10.0.0.0/8]\nmasqueradeCIDRs: [10.9.0.0/16]\nsnat: [{cidrs: [203.0.113.0/24], toSource: 192.0.2.9}]\nmasqueradeSourceCIDRs: [10.244.0.0/16]\n',
+      'f',
+      OPTS,
+    ),
   );
   assert.equal(errs.length, 1);
   assert.match(errs[0]!, /^f:5:25: masqueradeSourceCIDRs\[0\]: the daemon can only accept up to 3 CIDRs .* but got 4 CIDRs/);
 });
 
 test('IPv6 entries and addresses need --enable-ipv6, in every new list', () => {
-  const errs = errors(() =>
-    parseConfigText('masqueradeCIDRs: ["2001:db8::/32"]\nmasqueradeSourceCIDRs: ["fd00::/8"]\nsnat: [{cidrs: ["2001:db8:1::/48"], toSource: "2001:db8::9"}]\n', 'f', OPTS),
-  );
+  const errs = errors(() => parseConfigText('masqueradeCIDRs: ["2001:db8::/32"]\nmasqueradeSourceCIDRs: ["fd00::/8"]\nsnat: [{cidrs: ["2001:db8:1::/48"], toSource: "2001:db8::9"}]\n', 'f', OPTS));
   assert.equal(errs.length, 3);
   for (const e of errs) assert.match(e, /Enable ipv6 using --enable-ipv6/);
   const { config } = parseConfigText('snat: [{cidrs: ["2001:db8:1::/48"], toSource: "2001:db8::9"}]\n', 'f', V6);
@@ -110,10 +130,22 @@ test('bad snat items get clear errors with their place', () => {
       V6,
     ),
   );
-  assert.ok(errs.some((e) => /^f:3:15: snat\[0\]\.toSource: toSource "not-an-ip" is not an IP address/.test(e)), errs.join('\n'));
-  assert.ok(errs.some((e) => /snat\[1\]\.toSource: snat item has no toSource/.test(e)), errs.join('\n'));
-  assert.ok(errs.some((e) => /snat\[2\]\.cidrs\[0\]: .*not aligned/.test(e)), errs.join('\n'));
-  assert.ok(errs.some((e) => /snat\[3\].*only cidrs and toSource/.test(e)), errs.join('\n'));
+  assert.ok(
+    errs.some((e) => /^f:3:15: snat\[0\]\.toSource: toSource "not-an-ip" is not an IP address/.test(e)),
+    errs.join('\n'),
+  );
+  assert.ok(
+    errs.some((e) => /snat\[1\]\.toSource: snat item has no toSource/.test(e)),
+    errs.join('\n'),
+  );
+  assert.ok(
+    errs.some((e) => /snat\[2\]\.cidrs\[0\]: .*not aligned/.test(e)),
+    errs.join('\n'),
+  );
+  assert.ok(
+    errs.some((e) => /snat\[3\].*only cidrs and toSource/.test(e)),
+    errs.join('\n'),
+  );
 });
 
 test('a snat destination of the other family than its address is refused', () => {

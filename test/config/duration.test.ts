@@ -10,11 +10,14 @@ describe('parseGoDuration and formatGoDuration agree with every row of go-durati
     const [ns, text] = cols;
     it(`line ${line}: ${JSON.stringify(input)}`, () => {
       if (ns === 'error') {
-        assert.throws(() => parseGoDuration(input), (err: unknown) => {
-          assert.ok(err instanceof DurationError);
-          assert.equal(err.message, text);
-          return true;
-        });
+        assert.throws(
+          () => parseGoDuration(input),
+          (err: unknown) => {
+            assert.ok(err instanceof DurationError);
+            assert.equal(err.message, text);
+            return true;
+          },
+        );
         return;
       }
       const got = parseGoDuration(input);

@@ -53,7 +53,10 @@ for (const key of CONFIG_KEYS) {
       const single = (t: string) => configValues(parseConfigText(`${key}: ${t}\n`, 'x', OPTS).config, 'output')[key] as unknown[];
       assert.deepEqual(configValues(merged, 'output')[key], [...single(a), ...single(b)]);
     } else {
-      assert.throws(() => mergeConfigFragments([fa, fb], OPTS), (e: unknown) => e instanceof ConfigError && e.issues.some((i) => i.message.startsWith(`${key} is set to `)));
+      assert.throws(
+        () => mergeConfigFragments([fa, fb], OPTS),
+        (e: unknown) => e instanceof ConfigError && e.issues.some((i) => i.message.startsWith(`${key} is set to `)),
+      );
       assert.deepEqual(configValues(mergeConfigFragments([fa, fa], OPTS).config, 'hash')[key], configValues(parseConfigText(textA, 'a', OPTS).config, 'hash')[key]);
     }
   });
@@ -85,6 +88,7 @@ for (const key of CONFIG_KEYS) {
       const text = (await cli(['validate', '--enable-ipv6', path])).stdout;
       if (form === undefined) assert.doesNotMatch(text, new RegExp(key));
       else if (typeof form === 'object') assert.match(text, new RegExp(`valid: .*\\b1 ${form.count}\\b`));
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a key summarised as `key value` is a scalar (keys.ts)
       else assert.match(text, new RegExp(`valid: .*${key} ${String(config[key])}`));
       const logged = { ...config, ...loggedLists(config, 100) } as Record<string, unknown>;
       // What a log line holds is JSON: the key's value in its output form, never raw entries.
@@ -98,7 +102,7 @@ for (const key of CONFIG_KEYS) {
     test(`${key}: every entry's line:column is indexed for messages`, async () => {
       const tmp = await tempDir();
       try {
-        const path = await tmp.write('ip-masq-agent', `${textA}`);
+        const path = await tmp.write('ip-masq-agent', textA);
         const r = await cli(['explain', '--enable-ipv6', '--config', path, '--output', 'json', '198.51.100.1', '10.9.0.1', '10.0.0.1']);
         assert.equal(r.code, 0, r.stderr);
         // Any answer decided by an entry of this list names its position.

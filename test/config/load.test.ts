@@ -95,10 +95,7 @@ describe('loadConfig from a single path', () => {
   it('an invalid file is a ConfigError naming the file, line:column and key path', async () => {
     const dir = await dirWith({ 'ip-masq-agent': 'nonMasqueradeCIDRs:\n  - 10.0.0.1/8\n' });
     const err = await loadError(join(dir, 'ip-masq-agent'));
-    assert.equal(
-      err.message,
-      `${join(dir, 'ip-masq-agent')}:2:5: nonMasqueradeCIDRs[0]: CIDR "10.0.0.1/8" is not aligned to a CIDR block, ip: "10.0.0.1" network: "10.0.0.0/8"`,
-    );
+    assert.equal(err.message, `${join(dir, 'ip-masq-agent')}:2:5: nonMasqueradeCIDRs[0]: CIDR "10.0.0.1/8" is not aligned to a CIDR block, ip: "10.0.0.1" network: "10.0.0.0/8"`);
   });
   it('an unreadable file is a ConfigError with the path and the OS reason', { skip: process.getuid?.() === 0 ? 'root reads any file' : false }, async () => {
     const dir = await dirWith({ 'ip-masq-agent': 'masqLinkLocal: true\n' });
@@ -215,7 +212,10 @@ describe('loadConfig from a directory', () => {
   it('errors from every file are reported together', async () => {
     const dir = await dirWith({ 'ip-masq-a': 'nonMasqueradeCIDR: []\n', 'ip-masq-b': 'nonMasqueradeCIDRs: [fc00::/7]\n' });
     const err = await loadError(dir);
-    assert.deepEqual(err.issues.map((i) => i.source), [join(dir, 'ip-masq-a'), join(dir, 'ip-masq-b')]);
+    assert.deepEqual(
+      err.issues.map((i) => i.source),
+      [join(dir, 'ip-masq-a'), join(dir, 'ip-masq-b')],
+    );
     assert.match(err.message, /did you mean "nonMasqueradeCIDRs"/);
     assert.match(err.message, /ipv6 is not enabled, but ipv6 cidr fc00::\/7 provided/);
   });

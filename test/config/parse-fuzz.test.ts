@@ -43,7 +43,32 @@ const cidrLike = fc.oneof(
   fc.string({ maxLength: 20 }),
 );
 const scalar = fc.oneof(
-  fc.constantFrom('yes', 'no', 'on', 'off', 'true', 'false', '60s', '1m30s', '0s', '-1s', '60', '1d', '0x10', '017', '1:30', '2001-12-14', '.inf', '*a', '&a x', '!!binary aGk=', '"60s"', "'x'", '|', '>'),
+  fc.constantFrom(
+    'yes',
+    'no',
+    'on',
+    'off',
+    'true',
+    'false',
+    '60s',
+    '1m30s',
+    '0s',
+    '-1s',
+    '60',
+    '1d',
+    '0x10',
+    '017',
+    '1:30',
+    '2001-12-14',
+    '.inf',
+    '*a',
+    '&a x',
+    '!!binary aGk=',
+    '"60s"',
+    "'x'",
+    '|',
+    '>',
+  ),
   fc.integer({ min: -5, max: 200 }).map(String),
   fc.string({ maxLength: 12 }),
 );
@@ -62,9 +87,7 @@ const yamlDoc = fc
     { maxLength: 8 },
   )
   .map((lines) => lines.join('\n'));
-const jsonDoc = fc
-  .dictionary(key, fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.array(cidrLike, { maxLength: 5 }), scalar), { maxKeys: 6 })
-  .map((o) => JSON.stringify(o));
+const jsonDoc = fc.dictionary(key, fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.array(cidrLike, { maxLength: 5 }), scalar), { maxKeys: 6 }).map((o) => JSON.stringify(o));
 
 /** Mutates a valid document: delete, duplicate or replace a slice, or insert special characters. */
 const mutated = fc
@@ -103,62 +126,90 @@ const FORMS: Record<string, (depth: number) => string> = {
   'block maps': (d) => Array.from({ length: d }, (_, i) => `${' '.repeat(i)}a:`).join('\n') + ' 1\n',
   JSON: (d) => `{"nonMasqueradeCIDRs": ${'['.repeat(d)}"10.0.0.0/8"${']'.repeat(d)}}`,
 };
-const deepDoc = fc
-  .tuple(fc.constantFrom(...Object.keys(FORMS)), fc.integer({ min: 1, max: 3000 }))
-  .map(([form, depth]) => FORMS[form]!(form === 'block maps' ? Math.min(depth, 300) : depth));
+const deepDoc = fc.tuple(fc.constantFrom(...Object.keys(FORMS)), fc.integer({ min: 1, max: 3000 })).map(([form, depth]) => FORMS[form]!(form === 'block maps' ? Math.min(depth, 300) : depth));
 
 /** Anchors that alias each other: chains (depth), fans (width), both (billion laughs), cycles. */
-const aliasDoc = fc
-  .tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 12 }), fc.boolean())
-  .map(([levels, fan, cycle]) => {
-    const lines = ['nonMasqueradeCIDRs: &a0 [10.0.0.0/8]'];
-    for (let i = 1; i < levels; i++) lines.push(`a${i}: &a${i} [${Array(fan).fill(`*a${i - 1}`).join(', ')}]`);
-    if (cycle) lines.push('c: &c [*c]');
-    lines.push(`nonMasqueradeCIDR: *a${levels - 1}`);
-    return lines.join('\n');
-  });
+const aliasDoc = fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 12 }), fc.boolean()).map(([levels, fan, cycle]) => {
+  const lines = ['nonMasqueradeCIDRs: &a0 [10.0.0.0/8]'];
+  for (let i = 1; i < levels; i++)
+    lines.push(
+      `a${i}: &a${i} [${Array(fan)
+        .fill(`*a${i - 1}`)
+        .join(', ')}]`,
+    );
+  if (cycle) lines.push('c: &c [*c]');
+  lines.push(`nonMasqueradeCIDR: *a${levels - 1}`);
+  return lines.join('\n');
+});
 
 /** Long flow lists and huge scalars in every place a value can stand. */
-const wideDoc = fc
-  .tuple(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 200_000 }), fc.constantFrom('a', '\u0000', 'µ', '"', '1s', '/'))
-  .map(([items, len, unit]) => {
-    const big = unit.repeat(len);
-    return [
-      `nonMasqueradeCIDRs: [${Array.from({ length: items }, (_, i) => `bad${i}`).join(', ')}]`,
-      `resyncInterval: ${JSON.stringify(big)}`,
-      `${JSON.stringify(big)}: 1`,
-      `cidrLimit: ${JSON.stringify(big)}`,
-    ].join('\n');
-  });
+const wideDoc = fc.tuple(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 200_000 }), fc.constantFrom('a', '\u0000', 'µ', '"', '1s', '/')).map(([items, len, unit]) => {
+  const big = unit.repeat(len);
+  return [
+    `nonMasqueradeCIDRs: [${Array.from({ length: items }, (_, i) => `bad${i}`).join(', ')}]`,
+    `resyncInterval: ${JSON.stringify(big)}`,
+    `${JSON.stringify(big)}: 1`,
+    `cidrLimit: ${JSON.stringify(big)}`,
+  ].join('\n');
+});
 
 describe('parseConfigText never throws anything but ConfigError', () => {
   it('random YAML-shaped documents', () => {
-    fc.assert(fc.property(yamlDoc, arbOpts, (t, o) => check(t, o)), { seed: SEED, numRuns: 2000 });
+    fc.assert(
+      fc.property(yamlDoc, arbOpts, (t, o) => check(t, o)),
+      { seed: SEED, numRuns: 2000 },
+    );
   });
   it('random JSON documents', () => {
-    fc.assert(fc.property(jsonDoc, arbOpts, (t, o) => check(t, o)), { seed: SEED + 1, numRuns: 1500 });
+    fc.assert(
+      fc.property(jsonDoc, arbOpts, (t, o) => check(t, o)),
+      { seed: SEED + 1, numRuns: 1500 },
+    );
   });
   it('mutated documents', () => {
-    fc.assert(fc.property(mutated, arbOpts, (t, o) => check(t, o)), { seed: SEED + 2, numRuns: 2500 });
+    fc.assert(
+      fc.property(mutated, arbOpts, (t, o) => check(t, o)),
+      { seed: SEED + 2, numRuns: 2500 },
+    );
   });
   it('arbitrary strings', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), arbOpts, (t, o) => check(t, o)), { seed: SEED + 3, numRuns: 1500 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), arbOpts, (t, o) => check(t, o)),
+      { seed: SEED + 3, numRuns: 1500 },
+    );
   });
   it('nested lists and mappings of random shape', () => {
-    fc.assert(fc.property(nestedDoc, arbOpts, (t, o) => check(t, o)), { seed: SEED + 4, numRuns: 1500 });
+    fc.assert(
+      fc.property(nestedDoc, arbOpts, (t, o) => check(t, o)),
+      { seed: SEED + 4, numRuns: 1500 },
+    );
   });
   it('deep nesting in every form, up to 3,000 levels', () => {
-    fc.assert(fc.property(deepDoc, arbOpts, (t, o) => check(t, o)), { seed: SEED + 5, numRuns: 300 });
+    fc.assert(
+      fc.property(deepDoc, arbOpts, (t, o) => check(t, o)),
+      { seed: SEED + 5, numRuns: 300 },
+    );
   });
   it('aliases chained, fanned out and cyclic', () => {
-    fc.assert(fc.property(aliasDoc, arbOpts, (t, o) => check(t, o)), { seed: SEED + 6, numRuns: 300 });
+    fc.assert(
+      fc.property(aliasDoc, arbOpts, (t, o) => check(t, o)),
+      { seed: SEED + 6, numRuns: 300 },
+    );
   });
   it('long flow lists and huge scalars', () => {
-    fc.assert(fc.property(wideDoc, arbOpts, (t, o) => check(t, o)), { seed: SEED + 7, numRuns: 60 });
+    fc.assert(
+      fc.property(wideDoc, arbOpts, (t, o) => check(t, o)),
+      { seed: SEED + 7, numRuns: 60 },
+    );
   });
   it('alias expansion is bounded (billion laughs)', () => {
     const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 10; i++) lines.push(`${'abcdefghij'[i]}: &${'abcdefghij'[i]} [${Array(10).fill(`*${'abcdefghij'[i - 1]}`).join(', ')}]`);
+    for (let i = 1; i < 10; i++)
+      lines.push(
+        `${'abcdefghij'[i]}: &${'abcdefghij'[i]} [${Array(10)
+          .fill(`*${'abcdefghij'[i - 1]}`)
+          .join(', ')}]`,
+      );
     lines.push('nonMasqueradeCIDRs: *j');
     check(lines.join('\n'), { enableIPv6: false, nomasqAllReservedRanges: false });
   });
@@ -177,11 +228,7 @@ describe('parseConfigText never throws anything but ConfigError', () => {
       assert.ok(err instanceof ConfigError, `${form}: ${String(err)}`);
       assert.equal(err.issues.length, 1, form);
       // Flow maps hold two values a level: past MAX_CONFIG_NODES the value count, also taken before parsing, refuses them first.
-      assert.match(
-        err.message,
-        new RegExp(`^/deep(:\\d+:\\d+: lists and mappings nest more than ${MAX_CONFIG_NESTING} levels deep here|: the config holds more than [\\d,]+ values)`),
-        form,
-      );
+      assert.match(err.message, new RegExp(`^/deep(:\\d+:\\d+: lists and mappings nest more than ${MAX_CONFIG_NESTING} levels deep here|: the config holds more than [\\d,]+ values)`), form);
     }
   });
 });

@@ -19,8 +19,7 @@ function issuesOf(text: string, opts: ConfigOptions = V4): readonly ConfigIssue[
   assert.fail(`expected a ConfigError for ${JSON.stringify(text)}`);
 }
 
-const texts = (text: string, opts: ConfigOptions = V4) =>
-  parseConfigText(text, FILE, opts).config.nonMasqueradeCIDRs.map((e) => e.text);
+const texts = (text: string, opts: ConfigOptions = V4) => parseConfigText(text, FILE, opts).config.nonMasqueradeCIDRs.map((e) => e.text);
 
 describe('valid configs', () => {
   const cases: {
@@ -54,7 +53,11 @@ describe('valid configs', () => {
   for (const c of cases) {
     it(c.name, () => {
       const { config } = parseConfigText(c.text, FILE, c.opts ?? V4);
-      if (c.cidrs) assert.deepEqual(config.nonMasqueradeCIDRs.map((e) => e.text), c.cidrs);
+      if (c.cidrs)
+        assert.deepEqual(
+          config.nonMasqueradeCIDRs.map((e) => e.text),
+          c.cidrs,
+        );
       if (c.masqLinkLocal !== undefined) assert.equal(config.masqLinkLocal, c.masqLinkLocal);
       if (c.masqLinkLocalIPv6 !== undefined) assert.equal(config.masqLinkLocalIPv6, c.masqLinkLocalIPv6);
       if (c.cidrLimit !== undefined) assert.equal(config.cidrLimit, c.cidrLimit);
@@ -86,7 +89,10 @@ describe('documents without keys mean defaults', () => {
 describe('defaults', () => {
   it('RFC 1918 ranges, limit 64, link-local exempt, 60s', () => {
     const d = defaultConfig(V4);
-    assert.deepEqual(d.nonMasqueradeCIDRs.map((e) => e.text), ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']);
+    assert.deepEqual(
+      d.nonMasqueradeCIDRs.map((e) => e.text),
+      ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'],
+    );
     assert.ok(d.nonMasqueradeCIDRs.every((e) => e.source === 'defaults'));
     assert.equal(d.cidrLimit, 64);
     assert.equal(d.masqLinkLocal, false);
@@ -97,8 +103,17 @@ describe('defaults', () => {
   it('with --nomasq-all-reserved-ranges, the 11 reserved ranges in the reference order', () => {
     const opts = { enableIPv6: false, nomasqAllReservedRanges: true };
     assert.deepEqual(texts('masqLinkLocal: false', opts), [
-      '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '192.0.0.0/24', '192.0.2.0/24',
-      '192.88.99.0/24', '198.18.0.0/15', '198.51.100.0/24', '203.0.113.0/24', '240.0.0.0/4',
+      '10.0.0.0/8',
+      '172.16.0.0/12',
+      '192.168.0.0/16',
+      '100.64.0.0/10',
+      '192.0.0.0/24',
+      '192.0.2.0/24',
+      '192.88.99.0/24',
+      '198.18.0.0/15',
+      '198.51.100.0/24',
+      '203.0.113.0/24',
+      '240.0.0.0/4',
     ]);
     assert.equal(RESERVED_CIDRS.length, 11);
   });
@@ -294,7 +309,10 @@ describe('invalid configs: every issue has file, line:column, key path and the f
 describe('warnings', () => {
   it('a key in another case is accepted, with a warning giving the exact spelling', () => {
     const parsed = parseConfigText('NonMasqueradeCIDRs: [192.0.2.0/24]\nmasqlinklocal: true\n', FILE, V4);
-    assert.deepEqual(parsed.config.nonMasqueradeCIDRs.map((e) => e.text), ['192.0.2.0/24']);
+    assert.deepEqual(
+      parsed.config.nonMasqueradeCIDRs.map((e) => e.text),
+      ['192.0.2.0/24'],
+    );
     assert.equal(parsed.config.masqLinkLocal, true);
     assert.equal(parsed.warnings.length, 2);
     assert.equal(parsed.warnings[0]!.line, 1);
@@ -303,7 +321,10 @@ describe('warnings', () => {
   });
   it('a duplicate CIDR is accepted once, with a warning naming both paths', () => {
     const parsed = parseConfigText('nonMasqueradeCIDRs:\n  - 10.0.0.0/8\n  - 192.0.2.0/24\n  - 10.0.0.0/08\n', FILE, V4);
-    assert.deepEqual(parsed.config.nonMasqueradeCIDRs.map((e) => e.text), ['10.0.0.0/8', '192.0.2.0/24']);
+    assert.deepEqual(
+      parsed.config.nonMasqueradeCIDRs.map((e) => e.text),
+      ['10.0.0.0/8', '192.0.2.0/24'],
+    );
     assert.equal(parsed.warnings.length, 1);
     const w = parsed.warnings[0]!;
     assert.equal(w.path, 'nonMasqueradeCIDRs[2]');
@@ -327,7 +348,12 @@ describe('warnings', () => {
     });
   });
   describe('a bare number for resyncInterval is an error whose suggestion is itself accepted', () => {
-    for (const [written, suggested] of [['0', '0s'], ['60', '60s'], ['0.5', '0.5s'], ['9007199254740993', '60s']] as const) {
+    for (const [written, suggested] of [
+      ['0', '0s'],
+      ['60', '60s'],
+      ['0.5', '0.5s'],
+      ['9007199254740993', '60s'],
+    ] as const) {
       it(written, () => {
         const [issue] = issuesOf(`resyncInterval: ${written}\n`);
         const m = /e\.g\. resyncInterval: "([^"]*)"/.exec(issue!.message);

@@ -21,22 +21,92 @@ function assertSameAsLibrary(text: string, opts: ConfigOptions): void {
 }
 
 const cidr = fc.oneof(
-  fc.constantFrom('10.0.0.0/8', '192.168.0.0/16', '10.0.0.1/8', '010.0.0.0/8', '10.0.0.0/08', '0.0.0.0/0', '::/0', 'fd00::/8', 'fe80::', '2001:db8::/32', '2001:DB8::/32', '::ffff:10.0.0.0/104', '1:2/3', 'a:b', '10.0.0.0/33', 'x', '-', ':', '10.0.0.0/8:', '1.5', 'yes', 'null', '~', '0x10', '1:30', '2001-12-14'),
+  fc.constantFrom(
+    '10.0.0.0/8',
+    '192.168.0.0/16',
+    '10.0.0.1/8',
+    '010.0.0.0/8',
+    '10.0.0.0/08',
+    '0.0.0.0/0',
+    '::/0',
+    'fd00::/8',
+    'fe80::',
+    '2001:db8::/32',
+    '2001:DB8::/32',
+    '::ffff:10.0.0.0/104',
+    '1:2/3',
+    'a:b',
+    '10.0.0.0/33',
+    'x',
+    '-',
+    ':',
+    '10.0.0.0/8:',
+    '1.5',
+    'yes',
+    'null',
+    '~',
+    '0x10',
+    '1:30',
+    '2001-12-14',
+  ),
   fc.tuple(fc.nat(256), fc.nat(256), fc.nat(256), fc.nat(256), fc.nat(33)).map(([a, b, c, d, p]) => `${a}.${b}.${c}.${d}/${p}`),
 );
 const quoted = (s: string) => fc.constantFrom(s, `"${s}"`, `'${s}'`);
 const item = cidr.chain(quoted);
-const scalarValue = fc.constantFrom('60s', '1m30s', '2µs', '"60s"', "'5s'", '0', '64', '100000', '1e3', '0x10', '1:30', '-1', 'true', 'yes', 'off', 'Null', '~', '.inf', '9007199254740993', '192.0.2.9', '2001:db8::9', '1:2:3:4:5:6:7:8', 'x y', '"a\\"b"');
-const key = fc.constantFrom('nonMasqueradeCIDRs', 'masqueradeCIDRs', 'masqueradeSourceCIDRs', 'cidrLimit', 'resyncInterval', 'masqLinkLocal', 'masqLinkLocalIPv6', 'snat', 'NonMasqueradeCIDRs', 'nonMasqCIDRs', 'yes', 'a');
+const scalarValue = fc.constantFrom(
+  '60s',
+  '1m30s',
+  '2µs',
+  '"60s"',
+  "'5s'",
+  '0',
+  '64',
+  '100000',
+  '1e3',
+  '0x10',
+  '1:30',
+  '-1',
+  'true',
+  'yes',
+  'off',
+  'Null',
+  '~',
+  '.inf',
+  '9007199254740993',
+  '192.0.2.9',
+  '2001:db8::9',
+  '1:2:3:4:5:6:7:8',
+  'x y',
+  '"a\\"b"',
+);
+const key = fc.constantFrom(
+  'nonMasqueradeCIDRs',
+  'masqueradeCIDRs',
+  'masqueradeSourceCIDRs',
+  'cidrLimit',
+  'resyncInterval',
+  'masqLinkLocal',
+  'masqLinkLocalIPv6',
+  'snat',
+  'NonMasqueradeCIDRs',
+  'nonMasqCIDRs',
+  'yes',
+  'a',
+);
 const comment = fc.constantFrom('', '  # note', ' #x', '#x', '\t');
 const indent = fc.constantFrom('', ' ', '  ', '    ');
 
-const blockList = fc
-  .tuple(indent, fc.array(fc.tuple(item, comment), { maxLength: 5 }))
-  .map(([ind, items]) => items.map(([i, c]) => `${ind}- ${i}${c}`).join('\n'));
+const blockList = fc.tuple(indent, fc.array(fc.tuple(item, comment), { maxLength: 5 })).map(([ind, items]) => items.map(([i, c]) => `${ind}- ${i}${c}`).join('\n'));
 const flowList = fc.array(item, { maxLength: 5 }).map((items) => `[${items.join(', ')}]`);
 const snatItem = fc
-  .tuple(fc.oneof(flowList, blockList.map((l) => `\n${l.replace(/^/gm, '    ')}`)), scalarValue, fc.boolean())
+  .tuple(
+    fc.oneof(
+      flowList,
+      blockList.map((l) => `\n${l.replace(/^/gm, '    ')}`),
+    ),
+    scalarValue,
+    fc.boolean(),
+  )
   .map(([cidrs, to, cidrsFirst]) => (cidrsFirst ? `- cidrs: ${cidrs}\n  toSource: ${to}` : `- toSource: ${to}\n  cidrs: ${cidrs}`));
 const entry = fc.oneof(
   fc.tuple(key, scalarValue, comment).map(([k, v, c]) => `${k}: ${v}${c}`),
@@ -60,7 +130,7 @@ const jsonCidr = fc.oneof(cidr, fc.constantFrom('a\\b', 'tab\there', 'é'));
 const jsonValue = fc.oneof(
   fc.array(jsonCidr, { maxLength: 5 }),
   fc.array(fc.record({ cidrs: fc.array(jsonCidr, { maxLength: 3 }), toSource: fc.constantFrom('192.0.2.9', '2001:db8::9', 'x') }, { requiredKeys: [] }), { maxLength: 2 }),
-  fc.constantFrom(0, 64, 100000, 1e21, -1, 1.5, 9007199254740993, true, false, null, '60s', '1m', 'yes', [], {}, [[]], [1], { a: [['10.0.0.0/8']] }),
+  fc.constantFrom(0, 64, 100000, 1e21, -1, 1.5, 2 ** 53 + 2, true, false, null, '60s', '1m', 'yes', [], {}, [[]], [1], { a: [['10.0.0.0/8']] }),
 );
 const jsonDoc = fc
   .tuple(fc.dictionary(key, jsonValue, { maxKeys: 5 }), fc.constantFrom(undefined, 0, 1, 2, 4), fc.constantFrom(...EOLS), fc.boolean())
@@ -71,11 +141,17 @@ const mutatedJson = fc
 
 describe('the plain-subset reader', () => {
   it('reads random JSON configs exactly as the yaml library does', () => {
-    fc.assert(fc.property(jsonDoc, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED + 2, numRuns: 3000 });
+    fc.assert(
+      fc.property(jsonDoc, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)),
+      { seed: SEED + 2, numRuns: 3000 },
+    );
   });
 
   it('reads mutated JSON exactly as the yaml library does', () => {
-    fc.assert(fc.property(mutatedJson, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED + 3, numRuns: 3000 });
+    fc.assert(
+      fc.property(mutatedJson, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)),
+      { seed: SEED + 3, numRuns: 3000 },
+    );
   });
 
   it('takes JSON configs, one line or pretty-printed', () => {
@@ -83,17 +159,31 @@ describe('the plain-subset reader', () => {
     for (const text of [JSON.stringify(config), `${JSON.stringify(config, null, 2)}\n`, JSON.stringify(config, null, 4).replace(/\n/g, '\r\n'), '{}']) {
       assert.notEqual(readPlainJson(text), undefined, JSON.stringify(text));
     }
-    for (const text of ['{"nonMasqueradeCIDRs": ["a\\u0041"]}', '{\t"cidrLimit": 1}', '{"cidrLimit": 1, "cidrLimit": 2}', '{"a"\n: 1}', '[]', '{"nonMasqueradeCIDRs": [1]}', `{"a": ${'['.repeat(5)}${']'.repeat(5)}}`]) {
+    for (const text of [
+      '{"nonMasqueradeCIDRs": ["a\\u0041"]}',
+      '{\t"cidrLimit": 1}',
+      '{"cidrLimit": 1, "cidrLimit": 2}',
+      '{"a"\n: 1}',
+      '[]',
+      '{"nonMasqueradeCIDRs": [1]}',
+      `{"a": ${'['.repeat(5)}${']'.repeat(5)}}`,
+    ]) {
       assert.equal(readPlainJson(text), undefined, JSON.stringify(text));
     }
   });
 
   it('reads random config documents exactly as the yaml library does', () => {
-    fc.assert(fc.property(doc, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED, numRuns: 3000 });
+    fc.assert(
+      fc.property(doc, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)),
+      { seed: SEED, numRuns: 3000 },
+    );
   });
 
   it('reads mutated documents exactly as the yaml library does', () => {
-    fc.assert(fc.property(mutated, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)), { seed: SEED + 1, numRuns: 3000 });
+    fc.assert(
+      fc.property(mutated, fc.boolean(), (t, v6) => assertSameAsLibrary(t, v6 ? V6 : V4)),
+      { seed: SEED + 1, numRuns: 3000 },
+    );
   });
 
   it('types a plain scalar as the yaml library does (YAML 1.1), or leaves it to the library', () => {
@@ -113,7 +203,12 @@ describe('the plain-subset reader', () => {
     for (const [raw, value] of [['60s', '60s'], ['1m30s', '1m30s'], ['1:30', '1:30'], ['190:20:30.15', '190:20:30.15'], ['64', 64], ['true', true], ['off', false], ['iptables', 'iptables'], ['10.0.0.0/8', '10.0.0.0/8'], ['192.0.2.9', '192.0.2.9'], ['2001:db8::9', '2001:db8::9']] as const) {
       assert.deepStrictEqual(typePlainScalar(raw), { value }, raw);
     }
-    const plainScalar = fc.tuple(fc.constantFrom(...'0123456789aAbBeEfFhmnNsStTuxXyYZ.:+-_/µ'), fc.string({ unit: fc.constantFrom(...'0123456789aAbBeEfFhlmnNoOrsStTuxXyYZ.:+-_/µ'), maxLength: 8 })).map(([a, b]) => a + b);
+    const plainScalar = fc
+      .tuple(
+        fc.constantFrom(...Array.from('0123456789aAbBeEfFhmnNsStTuxXyYZ.:+-_/µ')),
+        fc.string({ unit: fc.constantFrom(...Array.from('0123456789aAbBeEfFhlmnNoOrsStTuxXyYZ.:+-_/µ')), maxLength: 8 }),
+      )
+      .map(([a, b]) => a + b);
     fc.assert(fc.property(plainScalar, check), { seed: SEED + 4, numRuns: 20000 });
   });
 
@@ -121,7 +216,7 @@ describe('the plain-subset reader', () => {
     const forms = [
       'nonMasqueradeCIDRs:\n  - 10.0.0.0/8\n  - "192.168.0.0/16" # office\n',
       'nonMasqueradeCIDRs:\n- 10.0.0.0/8\n- fd00::/8\ncidrLimit: 100\n',
-      'nonMasqueradeCIDRs: [10.0.0.0/8, \'172.16.0.0/12\']\r\nmasqLinkLocal: true\r\nresyncInterval: 60s\r\n',
+      "nonMasqueradeCIDRs: [10.0.0.0/8, '172.16.0.0/12']\r\nmasqLinkLocal: true\r\nresyncInterval: 60s\r\n",
       '# comment\n\nmasqueradeCIDRs: []\nsnat:\n  - cidrs: [203.0.113.0/24]\n    toSource: 192.0.2.9\n  - toSource: 2001:db8::9\n    cidrs:\n      - 2001:db8:1::/48\n',
       '',
     ];
@@ -149,14 +244,20 @@ describe('the plain-subset reader', () => {
     const text = 'cidrLimit: 100\nnonMasqueradeCIDRs:\n  # two\n  -   10.0.0.0/8\n  - "10.1.0.0/16"\nmasqueradeCIDRs: [10.2.0.0/16, 10.3.0.0/16]\n';
     const { fragment, issues } = parseConfigFragment(text, '/cfg', V4);
     assert.deepEqual(issues, []);
-    assert.deepEqual(fragment.nonMasqueradeCIDRs?.map((e) => [e.text, e.path, e.line, e.column]), [
-      ['10.0.0.0/8', 'nonMasqueradeCIDRs[0]', 4, 7],
-      ['10.1.0.0/16', 'nonMasqueradeCIDRs[1]', 5, 5],
-    ]);
-    assert.deepEqual(fragment.masqueradeCIDRs?.map((e) => [e.text, e.line, e.column]), [
-      ['10.2.0.0/16', 6, 19],
-      ['10.3.0.0/16', 6, 32],
-    ]);
+    assert.deepEqual(
+      fragment.nonMasqueradeCIDRs?.map((e) => [e.text, e.path, e.line, e.column]),
+      [
+        ['10.0.0.0/8', 'nonMasqueradeCIDRs[0]', 4, 7],
+        ['10.1.0.0/16', 'nonMasqueradeCIDRs[1]', 5, 5],
+      ],
+    );
+    assert.deepEqual(
+      fragment.masqueradeCIDRs?.map((e) => [e.text, e.line, e.column]),
+      [
+        ['10.2.0.0/16', 6, 19],
+        ['10.3.0.0/16', 6, 32],
+      ],
+    );
     assert.deepEqual([fragment.cidrLimit?.value, fragment.cidrLimit?.line, fragment.cidrLimit?.column], [100, 1, 12]);
   });
 });

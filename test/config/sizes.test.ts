@@ -46,7 +46,10 @@ describe('config file size cap', () => {
     const file = join(root, `exact-${++counter}`);
     await writeFile(file, paddedConfig(MAX_CONFIG_BYTES));
     const loaded = await loadConfig(file, V4);
-    assert.deepEqual(loaded.config.nonMasqueradeCIDRs.map((e) => e.text), ['10.0.0.0/8']);
+    assert.deepEqual(
+      loaded.config.nonMasqueradeCIDRs.map((e) => e.text),
+      ['10.0.0.0/8'],
+    );
   });
 
   it('refuses a file one byte over the limit, naming the file, its size and the limit', async () => {
@@ -55,10 +58,7 @@ describe('config file size cap', () => {
     const err = await loadError(file);
     assert.equal(err.issues.length, 1);
     assert.equal(err.issues[0]?.source, file);
-    assert.equal(
-      err.issues[0]?.message,
-      `config file is ${(MAX_CONFIG_BYTES + 1).toLocaleString('en')} bytes; the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes`,
-    );
+    assert.equal(err.issues[0]?.message, `config file is ${(MAX_CONFIG_BYTES + 1).toLocaleString('en')} bytes; the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes`);
   });
 
   it('counts all files of a directory together, and names the file that goes over', async () => {
@@ -69,7 +69,10 @@ describe('config file size cap', () => {
     await writeFile(join(dir, 'ip-masq-b'), paddedConfig(half));
     const err = await loadError(dir);
     assert.equal(err.issues[0]?.source, join(dir, 'ip-masq-b'));
-    assert.match(err.issues[0]?.message ?? '', new RegExp(`with the files before it in ${dir} ${(2 * half).toLocaleString('en')} bytes; the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes for all files`));
+    assert.match(
+      err.issues[0]?.message ?? '',
+      new RegExp(`with the files before it in ${dir} ${(2 * half).toLocaleString('en')} bytes; the limit is ${MAX_CONFIG_BYTES.toLocaleString('en')} bytes for all files`),
+    );
   });
 });
 
@@ -149,7 +152,10 @@ describe('parse cache', () => {
     assert.equal(a.warnings[0], b.warnings[0], 'the same warning object: not parsed again');
     await writeFile(file, 'nonMasqueradeCIDRs: [192.0.2.0/24]\n');
     const c = await loadConfig(file, V4, undefined, cache);
-    assert.deepEqual(c.config.nonMasqueradeCIDRs.map((e) => e.text), ['192.0.2.0/24']);
+    assert.deepEqual(
+      c.config.nonMasqueradeCIDRs.map((e) => e.text),
+      ['192.0.2.0/24'],
+    );
     assert.equal(cache.size, 1);
   });
 });

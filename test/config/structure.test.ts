@@ -40,13 +40,64 @@ const own = (json: string): object => JSON.parse(json) as object;
 
 /** Values every key is tried with: right and wrong types, edge numbers, odd objects. */
 const COMMON: readonly unknown[] = [
-  undefined, null, true, false, 0, -0, 1, -1, 64, 1.5, -1.5, 0.1, 1e-300, NaN, Infinity, -Infinity,
-  Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 1, -Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER - 1,
-  2 ** 53 + 2, -(2 ** 60), 1e300, -1e300, Number.MAX_VALUE, -Number.MAX_VALUE, 5n, -5n,
-  '', 'x', '60s', '1m30s', '-1s', '+0', '0', '5', '1.5h', '.5s', '5.s', '1µs', '1μs', '1us', '1d', ' 60s', '60s\n', 'true',
-  '10.0.0.0/8', [], ['10.0.0.0/8'], ['10.0.0.0/8', 1, null, undefined, true, [], {}, 2.5, new Date(0)],
+  undefined,
+  null,
+  true,
+  false,
+  0,
+  -0,
+  1,
+  -1,
+  64,
+  1.5,
+  -1.5,
+  0.1,
+  1e-300,
+  NaN,
+  Infinity,
+  -Infinity,
+  Number.MAX_SAFE_INTEGER,
+  Number.MAX_SAFE_INTEGER + 1,
+  -Number.MAX_SAFE_INTEGER,
+  -Number.MAX_SAFE_INTEGER - 1,
+  2 ** 53 + 2,
+  -(2 ** 60),
+  1e300,
+  -1e300,
+  Number.MAX_VALUE,
+  -Number.MAX_VALUE,
+  5n,
+  -5n,
+  '',
+  'x',
+  '60s',
+  '1m30s',
+  '-1s',
+  '+0',
+  '0',
+  '5',
+  '1.5h',
+  '.5s',
+  '5.s',
+  '1µs',
+  '1μs',
+  '1us',
+  '1d',
+  ' 60s',
+  '60s\n',
+  'true',
+  '10.0.0.0/8',
+  [],
+  ['10.0.0.0/8'],
+  ['10.0.0.0/8', 1, null, undefined, true, [], {}, 2.5, new Date(0)],
   // eslint-disable-next-line no-sparse-arrays
-  [, 'a'], [['10.0.0.0/8']], {}, { a: 1 }, new Date(0), new Uint8Array([1, 2]), Object.create(null),
+  [, 'a'],
+  [['10.0.0.0/8']],
+  {},
+  { a: 1 },
+  new Date(0),
+  new Uint8Array([1, 2]),
+  Object.create(null),
   [{ cidrs: ['198.51.100.0/24'], toSource: '192.0.2.9' }],
   [{ cidrs: ['198.51.100.0/24'], toSource: '192.0.2.9', extra: 1 }],
   [{ cidrs: [], toSource: '', a: 1, b: 2, 'c"d': 3, '': 4 }],
@@ -54,7 +105,10 @@ const COMMON: readonly unknown[] = [
   [own('{"__proto__": 1, "cidrs": ["10.0.0.0/8"], "toSource": "192.0.2.9"}')],
   [own('{"constructor": 1, "toString": 2, "cidrs": ["10.0.0.0/8"]}')],
   [Object.assign(Object.create(null), { cidrs: [], toSource: 'a', z: 1 })],
-  [{ cidrs: [{}], toSource: ['192.0.2.9'] }, { cidrs: null, toSource: undefined, extra: undefined }],
+  [
+    { cidrs: [{}], toSource: ['192.0.2.9'] },
+    { cidrs: null, toSource: undefined, extra: undefined },
+  ],
   { cidrs: ['10.0.0.0/8'], toSource: '192.0.2.9' },
 ];
 
@@ -73,10 +127,7 @@ const fieldName = fc.constantFrom('cidrs', 'toSource', 'extra', '__proto__', 'co
 const { value } = fc.letrec((tie) => ({
   value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalar, tie('list'), tie('object')),
   list: fc.array(tie('value'), { maxLength: 4 }),
-  object: fc.oneof(
-    fc.dictionary(fieldName, tie('value'), { maxKeys: 4 }),
-    fc.record({ cidrs: fc.array(fc.oneof(scalar, tie('value')), { maxLength: 3 }), toSource: scalar }, { requiredKeys: [] }),
-  ),
+  object: fc.oneof(fc.dictionary(fieldName, tie('value'), { maxKeys: 4 }), fc.record({ cidrs: fc.array(fc.oneof(scalar, tie('value')), { maxLength: 3 }), toSource: scalar }, { requiredKeys: [] })),
 }));
 /** Lists of snat-like items, which random values alone reach seldom. */
 const snatLike = fc.array(fc.oneof(value, fc.record({ cidrs: fc.array(scalar, { maxLength: 3 }), toSource: scalar, extra: scalar }, { requiredKeys: ['cidrs'] })), { maxLength: 4 });
@@ -87,9 +138,12 @@ describe('the hand structure check reports what zod reports', () => {
       for (const v of COMMON) assert.deepStrictEqual(byHand(key, v), byZod(key, v), `${key}: ${inspect(v)}`);
     });
     it(`${key}: random values`, () => {
-      fc.assert(fc.property(fc.oneof(value, snatLike, fc.anything()), (v) => {
-        assert.deepStrictEqual(byHand(key, v), byZod(key, v));
-      }), { numRuns: 2000 });
+      fc.assert(
+        fc.property(fc.oneof(value, snatLike, fc.anything()), (v) => {
+          assert.deepStrictEqual(byHand(key, v), byZod(key, v));
+        }),
+        { numRuns: 2000 },
+      );
     });
   }
   it('the hand-picked values reach every issue code', () => {

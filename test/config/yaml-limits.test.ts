@@ -45,7 +45,12 @@ describe('YAML shape bounds', () => {
   it(`aliases may add at most ${MAX_ALIAS_EXPANSION} values (billion laughs)`, () => {
     const L = 'abcdefghij';
     const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 10; i++) lines.push(`${L[i]}: &${L[i]} [${Array(10).fill(`*${L[i - 1]}`).join(', ')}]`);
+    for (let i = 1; i < 10; i++)
+      lines.push(
+        `${L[i]}: &${L[i]} [${Array(10)
+          .fill(`*${L[i - 1]}`)
+          .join(', ')}]`,
+      );
     lines.push('nonMasqueradeCIDRs: *j');
     const err = configError(lines.join('\n'));
     assert.match(err.message, /^\/c:3:\d+: aliases expand to more than 1000 values/);
@@ -55,7 +60,10 @@ describe('YAML shape bounds', () => {
   });
   it('a few aliases still work', () => {
     const { config } = parseConfigText('nonMasqueradeCIDRs: [&x 10.0.0.0/8, 192.0.2.0/24]\nresyncInterval: &r 30s\n', '/c', OPTS);
-    assert.deepEqual(config.nonMasqueradeCIDRs.map((e) => e.text), ['10.0.0.0/8', '192.0.2.0/24']);
+    assert.deepEqual(
+      config.nonMasqueradeCIDRs.map((e) => e.text),
+      ['10.0.0.0/8', '192.0.2.0/24'],
+    );
   });
   it(`a mapping with more than ${MAX_CONFIG_MAP_KEYS} keys is refused before the quadratic duplicate-key check`, () => {
     const text = Array.from({ length: 50_000 }, (_, i) => `k${i}: 1`).join('\n');
@@ -65,7 +73,10 @@ describe('YAML shape bounds', () => {
   it('several documents are still one MULTIPLE_DOCS error', () => {
     const r = parseBoundedDocument('a: 1\n---\nb: 2\n', { lineCounter: new LineCounter() });
     assert.ok(r.doc);
-    assert.deepEqual(r.doc.errors.map((e) => e.code), ['MULTIPLE_DOCS']);
+    assert.deepEqual(
+      r.doc.errors.map((e) => e.code),
+      ['MULTIPLE_DOCS'],
+    );
   });
   it('a manifest nested too deep is not read as a manifest (the config parser then says where)', () => {
     const deep = `apiVersion: v1\nkind: ConfigMap\nmetadata: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`;

@@ -44,30 +44,27 @@ describe('kubectl kustomize and create, on the real kubectl', { skip }, () => {
 
   it('an overlay with the multi-source component renders valid objects that read both ConfigMaps', () => {
     const deploy = relative(overlay, join(repoRoot(), 'deploy'));
-    writeFileSync(
-      join(overlay, 'kustomization.yaml'),
-      `resources:\n  - ${deploy}\ncomponents:\n  - ${deploy}/examples/multi-source\n`,
-    );
+    writeFileSync(join(overlay, 'kustomization.yaml'), `resources:\n  - ${deploy}\ncomponents:\n  - ${deploy}/examples/multi-source\n`);
     const objects = kubectl(['kustomize', overlay]);
     for (const obj of objects) validateManifest(obj, 'rendered overlay');
-    assert.deepEqual(objects.map((o) => `${String(at(o, 'kind'))}/${String(at(o, 'metadata', 'name'))}`).sort(), [
-      'ConfigMap/ip-masq-platform',
-      'DaemonSet/ip-masq-agent',
-    ]);
+    assert.deepEqual(objects.map((o) => `${String(at(o, 'kind'))}/${String(at(o, 'metadata', 'name'))}`).sort(), ['ConfigMap/ip-masq-platform', 'DaemonSet/ip-masq-agent']);
     const ds = objects.find((o) => at(o, 'kind') === 'DaemonSet');
     const spec = at(ds, 'spec', 'template', 'spec');
     const volumes = asArray(at(spec, 'volumes'), 'volumes');
     assert.deepEqual(volumes.map((v) => at(v, 'name')).sort(), ['config-sources', 'tmp', 'xtables-lock']);
     const mounts = asArray(at(spec, 'containers', 0, 'volumeMounts'), 'volumeMounts');
-    assert.equal(at(mounts.find((m) => at(m, 'mountPath') === '/etc/config'), 'name'), 'config-sources');
+    assert.equal(
+      at(
+        mounts.find((m) => at(m, 'mountPath') === '/etc/config'),
+        'name',
+      ),
+      'config-sources',
+    );
     assert.equal(asArray(at(spec, 'containers', 0, 'args'), 'args').at(-1), '--config=/etc/config');
   });
 
   it("the guide's `kubectl create configmap ... --from-file=config` makes the example ConfigMap", () => {
-    const [created] = kubectl(
-      ['create', 'configmap', 'ip-masq-agent', '--from-file=config', '--namespace=kube-system', '--dry-run=client', '-o', 'yaml'],
-      join(repoRoot(), 'deploy/examples'),
-    );
+    const [created] = kubectl(['create', 'configmap', 'ip-masq-agent', '--from-file=config', '--namespace=kube-system', '--dry-run=client', '-o', 'yaml'], join(repoRoot(), 'deploy/examples'));
     const [example] = loadYamlDocuments('deploy/examples/configmap.yaml');
     assert.deepEqual(at(created, 'data'), at(example, 'data'));
     assert.equal(at(created, 'metadata', 'name'), at(example, 'metadata', 'name'));

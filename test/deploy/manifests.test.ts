@@ -71,7 +71,7 @@ function withValue(obj: Yaml, path: (string | number)[], value: Yaml): Yaml {
   const copy = structuredClone(obj);
   const parent = at(copy, ...path.slice(0, -1)) as Record<string | number, Yaml>;
   const last = path[path.length - 1] as string | number;
-  if (value === undefined) delete parent[last];
+  if (value === undefined) Reflect.deleteProperty(parent, last);
   else parent[last] = value;
   return copy;
 }
@@ -82,12 +82,9 @@ const container = (ds: Yaml): Yaml => {
   assert.equal(containers.length, 1, 'one container');
   return containers[0];
 };
-const volumeNamed = (ds: Yaml, name: string): Yaml =>
-  asArray(at(podSpec(ds), 'volumes'), 'volumes').find((v) => at(v, 'name') === name);
-const mountAt = (ds: Yaml, path: string): Yaml =>
-  asArray(at(container(ds), 'volumeMounts'), 'volumeMounts').find((m) => at(m, 'mountPath') === path);
-const agentFlags = (ds: Yaml): ReadonlyMap<string, string> =>
-  parseFlags(asArray(at(container(ds), 'args') ?? [], 'args').map((a) => asString(a, 'arg'))).values;
+const volumeNamed = (ds: Yaml, name: string): Yaml => asArray(at(podSpec(ds), 'volumes'), 'volumes').find((v) => at(v, 'name') === name);
+const mountAt = (ds: Yaml, path: string): Yaml => asArray(at(container(ds), 'volumeMounts'), 'volumeMounts').find((m) => at(m, 'mountPath') === path);
+const agentFlags = (ds: Yaml): ReadonlyMap<string, string> => parseFlags(asArray(at(container(ds), 'args') ?? [], 'args').map((a) => asString(a, 'arg'))).values;
 const flagDefault = (name: string): string => {
   const spec = AGENT_FLAGS.find((f) => f.name === name);
   assert.ok(spec, `the agent has a --${name} flag`);
@@ -182,7 +179,11 @@ describe('DaemonSet deploy/ip-masq-agent.yaml', () => {
     assert.equal(at(podSpec(ds), 'automountServiceAccountToken'), false);
     for (const hostNs of ['hostPID', 'hostIPC']) assert.notEqual(at(podSpec(ds), hostNs), true, hostNs);
     const hostPaths = asArray(at(podSpec(ds), 'volumes'), 'volumes').filter((v) => at(v, 'hostPath') !== undefined);
-    assert.deepEqual(hostPaths.map((v) => at(v, 'hostPath', 'path')), ['/run/xtables.lock'], 'no other host path');
+    assert.deepEqual(
+      hostPaths.map((v) => at(v, 'hostPath', 'path')),
+      ['/run/xtables.lock'],
+      'no other host path',
+    );
   });
 
   it('gives the agent flags it understands, and keeps its endpoints on the node loopback', () => {
@@ -234,7 +235,7 @@ describe('DaemonSet deploy/ip-masq-agent.yaml', () => {
   });
 });
 
-describe('example ConfigMap (the user guide\'s)', () => {
+describe("example ConfigMap (the user guide's)", () => {
   const docs = loadYamlDocuments(EXAMPLE_CONFIGMAP_FILE);
 
   it('is ConfigMap ip-masq-agent in kube-system with key config holding a YAML agent config', () => {
@@ -310,7 +311,10 @@ describe('kustomizations', () => {
     it('replaces the config volume with a valid projected volume of both ConfigMaps, each optional', () => {
       assert.equal(at(smp, 'metadata', 'name'), 'ip-masq-agent');
       const volumes = asArray(at(smp, 'spec', 'template', 'spec', 'volumes'), 'volumes');
-      assert.ok(volumes.some((v) => at(v, 'name') === 'config' && at(v, '$patch') === 'delete'), 'the single-ConfigMap volume is removed');
+      assert.ok(
+        volumes.some((v) => at(v, 'name') === 'config' && at(v, '$patch') === 'delete'),
+        'the single-ConfigMap volume is removed',
+      );
       const projected = volumes.find((v) => at(v, 'projected') !== undefined);
       assert.doesNotThrow(() => new Volume(projected as ConstructorParameters<typeof Volume>[0]).validate());
       assert.deepEqual(unknownFieldNames(projected), []);
@@ -335,7 +339,10 @@ describe('kustomizations', () => {
       const files = asArray(at(smp, 'spec', 'template', 'spec', 'volumes'), 'volumes')
         .flatMap((v) => asArray(at(v, 'projected', 'sources') ?? [], 'sources'))
         .flatMap((s) => asArray(at(s, 'configMap', 'items'), 'items').map((i) => asString(at(i, 'path'), 'path')));
-      assert.ok(files.every((f) => f === 'ip-masq-agent' || f.startsWith('ip-masq')), `${files.join(', ')} are all read`);
+      assert.ok(
+        files.every((f) => f === 'ip-masq-agent' || f.startsWith('ip-masq')),
+        `${files.join(', ')} are all read`,
+      );
     });
   });
 });
@@ -366,7 +373,11 @@ describe('Dockerfile', () => {
     const allRuns = stages.flatMap((s) => instructions(s, 'RUN'));
     assert.ok(allRuns.some((r) => /npm ci\b/.test(r)) && allRuns.some((r) => /npm run build/.test(r)), 'a build stage');
     const copies = instructions(runtime, 'COPY');
-    assert.deepEqual(copies.filter((c) => /node_modules/.test(c)), [], 'the bundle holds the runtime dependencies');
+    assert.deepEqual(
+      copies.filter((c) => /node_modules/.test(c)),
+      [],
+      'the bundle holds the runtime dependencies',
+    );
     const bundle = copies.find((c) => /dist\/bin\/ip-masq-agent\.js \.\/dist\/bin\/ip-masq-agent\.js$/.test(c));
     assert.ok(bundle && /^--from=\S+ /.test(bundle), `the bundle copied from the build stage: ${copies.join(' | ')}`);
     // The bundle is CommonJS in a "type": "module" package: without dist/bin/package.json beside it,
@@ -415,7 +426,10 @@ describe('Dockerfile', () => {
     assert.equal(bin, 'dist/bin/ip-masq-agent.js');
     assert.deepEqual(JSON.parse(instructions(runtime, 'ENTRYPOINT')[0] ?? 'null'), ['/usr/bin/tini', '--', '/usr/local/bin/node', `/app/${bin}`], 'tini as PID 1');
     assert.deepEqual(instructions(runtime, 'WORKDIR'), ['/app']);
-    assert.ok(instructions(runtime, 'COPY').some((c) => /package\.json \.\/package\.json$/.test(c)), 'package.json two levels above the bundle (the version is read from it)');
+    assert.ok(
+      instructions(runtime, 'COPY').some((c) => /package\.json \.\/package\.json$/.test(c)),
+      'package.json two levels above the bundle (the version is read from it)',
+    );
     const bundler = readRepoFile('scripts/bundle.mjs');
     assert.ok(bundler.includes("entryPoints: ['src/main.ts']") && bundler.includes(`outfile: '${bin}'`), 'src/main.ts is bundled to the bin path');
     assert.ok(existsSync(join(repoRoot(), 'src/main.ts')), 'src/main.ts exists');
@@ -448,7 +462,11 @@ describe('Dockerfile', () => {
       .filter((c) => !c.startsWith('--from='))
       .flatMap((c) => c.split(' ').slice(0, -1));
     assert.ok(sources.length >= 4, sources.join(' '));
-    for (const src of sources) assert.ok(allow.some((a) => src === a || src.startsWith(`${a}/`)), `${src} is not allowed in`);
+    for (const src of sources)
+      assert.ok(
+        allow.some((a) => src === a || src.startsWith(`${a}/`)),
+        `${src} is not allowed in`,
+      );
   });
 });
 

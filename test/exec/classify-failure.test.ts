@@ -25,10 +25,15 @@ const CASES: readonly { name: string; exitCode: number; stderr: string; want: Re
     want: 'permission-denied',
   },
   { name: 'legacy lock held by another program', exitCode: 4, stderr: 'Another app is currently holding the xtables lock. Stopped waiting after 5s.\n', want: 'lock-busy' },
-  { name: 'iptables-nft: a chain still referenced (exit 4, no lock involved)', exitCode: 4, stderr: 'iptables v1.8.9 (nf_tables):  CHAIN_DEL failed (Device or resource busy): chain IP-MASQ-AGENT\n', want: 'other' },
+  {
+    name: 'iptables-nft: a chain still referenced (exit 4, no lock involved)',
+    exitCode: 4,
+    stderr: 'iptables v1.8.9 (nf_tables):  CHAIN_DEL failed (Device or resource busy): chain IP-MASQ-AGENT\n',
+    want: 'other',
+  },
   { name: 'exit 4 without a reason', exitCode: 4, stderr: '', want: 'lock-busy' },
   { name: 'missing chain', exitCode: 1, stderr: 'iptables: No chain/target/match by that name.\n', want: 'not-found' },
-  { name: 'anything else', exitCode: 2, stderr: 'Bad argument `foo\'\n', want: 'other' },
+  { name: 'anything else', exitCode: 2, stderr: "Bad argument `foo'\n", want: 'other' },
 ];
 
 for (const c of CASES) {

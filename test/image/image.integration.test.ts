@@ -182,96 +182,102 @@ test('the image is labelled with its version, the commit it was built from, and 
 });
 
 for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
-  test(`iptables-${mode}: run as the DaemonSet runs it, the agent writes the rules, masquerades real traffic, follows a ConfigMap swap, answers its probes and exec commands, and writes nothing to its root`, { skip }, async () => {
-    await withScene(async ({ topo, server }: Scene) => {
-      if (mode === 'legacy') {
-        // As kubelet marks a node that uses iptables-legacy; the agent must detect it.
-        nsRun(topo.node, ['iptables-legacy', '-w', '5', '-t', 'mangle', '-N', 'KUBE-IPTABLES-HINT']);
-      }
-      const cm = createConfigMapDir();
-      try {
-        cm.write(EXAMPLE_CONFIG);
-        await withContainer({ netns: topo.node, cm }, { args: MANIFEST_ARGS }, async (c, lock) => {
-          const applied = await c.waitForLog('rules applied', { timeoutMs: 60_000 });
-          console.log(`# iptables-${mode}: container start -> "rules applied": ${sinceContainerStart(c.name, applied.time)} ms`);
-          assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', EXAMPLE_CIDRS));
-          assert.deepEqual(ourSaveLines(topo.node, mode === 'nft' ? 'legacy' : 'nft', 'ipv4'), [], 'nothing in the other iptables');
-          assert.equal(sourceSeenBy(topo.pod, ADDR.outside4, server.port), ADDR.node4, 'masqueraded to the node address');
-          assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4, server.port), ADDR.pod4, '10.0.0.0/8 keeps the pod IP');
+  test(
+    `iptables-${mode}: run as the DaemonSet runs it, the agent writes the rules, masquerades real traffic, follows a ConfigMap swap, answers its probes and exec commands, and writes nothing to its root`,
+    { skip },
+    async () => {
+      await withScene(async ({ topo, server }: Scene) => {
+        if (mode === 'legacy') {
+          // As kubelet marks a node that uses iptables-legacy; the agent must detect it.
+          nsRun(topo.node, ['iptables-legacy', '-w', '5', '-t', 'mangle', '-N', 'KUBE-IPTABLES-HINT']);
+        }
+        const cm = createConfigMapDir();
+        try {
+          cm.write(EXAMPLE_CONFIG);
+          await withContainer({ netns: topo.node, cm }, { args: MANIFEST_ARGS }, async (c, lock) => {
+            const applied = await c.waitForLog('rules applied', { timeoutMs: 60_000 });
+            console.log(`# iptables-${mode}: container start -> "rules applied": ${sinceContainerStart(c.name, applied.time)} ms`);
+            assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', EXAMPLE_CIDRS));
+            assert.deepEqual(ourSaveLines(topo.node, mode === 'nft' ? 'legacy' : 'nft', 'ipv4'), [], 'nothing in the other iptables');
+            assert.equal(sourceSeenBy(topo.pod, ADDR.outside4, server.port), ADDR.node4, 'masqueraded to the node address');
+            assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4, server.port), ADDR.pod4, '10.0.0.0/8 keeps the pod IP');
 
-          assertDaemonSetSecurity(c);
-          for (const path of ['/healthz', '/readyz']) {
-            const r = httpGetInNetns(topo.node, `http://${HEALTHZ}${path}`);
-            assert.equal(r.status, 200, `${path}: ${r.body.slice(0, 300)}`);
-          }
-          const metrics = httpGetInNetns(topo.node, `http://${METRICS}/metrics`);
-          assert.equal(metrics.status, 200);
-          assert.match(metrics.body, /^# TYPE /m);
-
-          const status = execAgent(c, 'status');
-          assert.equal(status.code, 0, status.stdout + status.stderr);
-          assert.match(status.stdout, new RegExp(`^backend: iptables-${mode} `, 'm'));
-          assert.match(status.stdout, /^in sync$/m);
-          const explain = execAgent(c, 'explain', ADDR.outside4, ADDR.outsideExempt4);
-          assert.equal(explain.code, 0, explain.stderr);
-          assert.match(explain.stdout, new RegExp(`^${ADDR.outside4.replace(/\./g, '\\.')} +masquerade `, 'm'));
-          assert.match(explain.stdout, /^10\.244\.200\.10 +keep pod IP +\(matches 10\.0\.0\.0\/8 from \/etc\/config\/ip-masq-agent:2:\d+/m);
-          const validate = execAgent(c, 'validate');
-          assert.equal(validate.code, 0, validate.stderr);
-          assert.match(validate.stdout, /^\/etc\/config\/ip-masq-agent: valid: 1 non-masquerade CIDR/m);
-
-          // A kubelet-style ConfigMap update; the example's resyncInterval is 60 s, so only the
-          // watch can explain a change seen sooner. The delay is printed, not asserted.
-          const mark = c.mark();
-          const swappedAt = cm.write(EXAMPLE_CONFIG.replace('  - 10.0.0.0/8\n', '  - 10.0.0.0/8\n  - 203.0.113.0/24\n'));
-          let visibleAt = 0;
-          await waitUntil('the swapped config in the rules', () => {
-            const seen = ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24'));
-            if (seen) visibleAt = Date.now();
-            return seen;
-          }, 20_000);
-          console.log(`# iptables-${mode}: ConfigMap swap -> rule visible: ${visibleAt - swappedAt} ms`);
-          await c.waitForLog('rules applied', { since: mark });
-          assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', [...EXAMPLE_CIDRS, '203.0.113.0/24']));
-          assert.equal(sourceSeenBy(topo.pod, ADDR.outside4, server.port), ADDR.pod4, 'the swapped config exempts 203.0.113.0/24');
-
-          if (mode === 'legacy') {
-            // The lock file mounted at /run/xtables.lock is the one iptables-legacy in the
-            // container waits for: while the test holds it, the next swap cannot be written.
-            const held = await holdLock(lock.file);
-            let released = false;
-            try {
-              const mark2 = c.mark();
-              cm.write(EXAMPLE_CONFIG);
-              await c.waitForLog('config applied', { since: mark2 });
-              await pause(1_000);
-              assert.ok(ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24')), 'no write while the lock is held');
-              await held.release();
-              released = true;
-              await waitUntil('the rules once the lock is free', () => !ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24')), 20_000);
-            } finally {
-              if (!released) await held.release();
+            assertDaemonSetSecurity(c);
+            for (const path of ['/healthz', '/readyz']) {
+              const r = httpGetInNetns(topo.node, `http://${HEALTHZ}${path}`);
+              assert.equal(r.status, 200, `${path}: ${r.body.slice(0, 300)}`);
             }
-            cm.write(EXAMPLE_CONFIG.replace('  - 10.0.0.0/8\n', '  - 10.0.0.0/8\n  - 203.0.113.0/24\n'));
-            await waitUntil('the swapped config again', () => ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24')), 20_000);
-          }
+            const metrics = httpGetInNetns(topo.node, `http://${METRICS}/metrics`);
+            assert.equal(metrics.status, 200);
+            assert.match(metrics.body, /^# TYPE /m);
 
           assert.deepEqual(rootWrites(c), [], 'the read-only root shows no changes beyond mount points');
           assert.deepEqual(listInContainer(c.name, '/tmp'), [], 'nothing written to /tmp');
           if (mode === 'nft') await assertInitReaps(c);
           assert.deepEqual(c.logs.filter((l) => /EROFS|read-only file system/i.test(l.raw)).map((l) => l.raw), []);
 
-          const stopped = await c.stop(20_000);
-          assert.equal(stopped.code, 0, `clean exit on SIGTERM${c.stderr()}`);
-          assert.equal(c.matching('stopping; rules stay in place').length, 1);
-          assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', [...EXAMPLE_CIDRS, '203.0.113.0/24']), 'rules stay for the next pod');
-          assert.equal(c.otherOutput.length, 0, `only JSON lines on stdout: ${c.otherOutput.join('\n')}`);
-        });
-      } finally {
-        cm.cleanup();
-      }
-    });
-  });
+            // A kubelet-style ConfigMap update; the example's resyncInterval is 60 s, so only the
+            // watch can explain a change seen sooner. The delay is printed, not asserted.
+            const mark = c.mark();
+            const swappedAt = cm.write(EXAMPLE_CONFIG.replace('  - 10.0.0.0/8\n', '  - 10.0.0.0/8\n  - 203.0.113.0/24\n'));
+            let visibleAt = 0;
+            await waitUntil(
+              'the swapped config in the rules',
+              () => {
+                const seen = ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24'));
+                if (seen) visibleAt = Date.now();
+                return seen;
+              },
+              20_000,
+            );
+            console.log(`# iptables-${mode}: ConfigMap swap -> rule visible: ${visibleAt - swappedAt} ms`);
+            await c.waitForLog('rules applied', { since: mark });
+            assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', [...EXAMPLE_CIDRS, '203.0.113.0/24']));
+            assert.equal(sourceSeenBy(topo.pod, ADDR.outside4, server.port), ADDR.pod4, 'the swapped config exempts 203.0.113.0/24');
+
+            if (mode === 'legacy') {
+              // The lock file mounted at /run/xtables.lock is the one iptables-legacy in the
+              // container waits for: while the test holds it, the next swap cannot be written.
+              const held = await holdLock(lock.file);
+              let released = false;
+              try {
+                const mark2 = c.mark();
+                cm.write(EXAMPLE_CONFIG);
+                await c.waitForLog('config applied', { since: mark2 });
+                await pause(1_000);
+                assert.ok(
+                  ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24')),
+                  'no write while the lock is held',
+                );
+                await held.release();
+                released = true;
+                await waitUntil('the rules once the lock is free', () => !ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24')), 20_000);
+              } finally {
+                if (!released) await held.release();
+              }
+              cm.write(EXAMPLE_CONFIG.replace('  - 10.0.0.0/8\n', '  - 10.0.0.0/8\n  - 203.0.113.0/24\n'));
+              await waitUntil('the swapped config again', () => ourSaveLines(topo.node, mode, 'ipv4').some((l) => l.includes('-d 203.0.113.0/24')), 20_000);
+            }
+
+            assert.deepEqual(rootWrites(c), [], 'the read-only root shows no changes beyond mount points');
+            assert.equal(podman(['exec', c.name, 'ls', '-A', '/tmp']).trim(), '', 'nothing written to /tmp');
+            assert.deepEqual(
+              c.logs.filter((l) => /EROFS|read-only file system/i.test(l.raw)).map((l) => l.raw),
+              [],
+            );
+
+            const stopped = await c.stop(20_000);
+            assert.equal(stopped.code, 0, `clean exit on SIGTERM${c.stderr()}`);
+            assert.equal(c.matching('stopping; rules stay in place').length, 1);
+            assert.deepEqual(ourSaveLines(topo.node, mode, 'ipv4'), expectedSaveLines('ipv4', [...EXAMPLE_CIDRS, '203.0.113.0/24']), 'rules stay for the next pod');
+            assert.equal(c.otherOutput.length, 0, `only JSON lines on stdout: ${c.otherOutput.join('\n')}`);
+          });
+        } finally {
+          cm.cleanup();
+        }
+      });
+    },
+  );
 }
 
 test('--backend=nftables in the image: its own table, real traffic masqueraded, status in sync', { skip }, async () => {

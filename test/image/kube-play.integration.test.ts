@@ -105,13 +105,18 @@ const FIELDS: Record<string, Verdict> = {
   },
   'spec.enableServiceLinks': {
     kind: 'checked',
-    check: (p) => assert.deepEqual(p.inspect.Config.Env.filter((e) => /_SERVICE_HOST=/.test(e)), [], 'no Service environment variables'),
+    check: (p) =>
+      assert.deepEqual(
+        p.inspect.Config.Env.filter((e) => /_SERVICE_HOST=/.test(e)),
+        [],
+        'no Service environment variables',
+      ),
   },
   'spec.nodeSelector': { kind: 'not honoured', why: 'no scheduler: podman runs the pod on this machine whatever its labels' },
   'spec.tolerations': { kind: 'not honoured', why: 'no taints on a podman host' },
   'spec.securityContext.seccompProfile.type': {
     kind: 'checked',
-    check: (p) => assert.equal(processSecurity(containerPid(p.container))['Seccomp'], '2', 'a seccomp filter (podman\'s default profile, its RuntimeDefault)'),
+    check: (p) => assert.equal(processSecurity(containerPid(p.container))['Seccomp'], '2', "a seccomp filter (podman's default profile, its RuntimeDefault)"),
   },
   'spec.terminationGracePeriodSeconds': {
     kind: 'not honoured',
@@ -161,13 +166,13 @@ const FIELDS: Record<string, Verdict> = {
     kind: 'not honoured',
     why:
       'podman turns the httpGet probe into a healthcheck that runs `curl` inside the container, which the image does not ' +
-      'have (the kubelet sends the GET itself); the test sends it as the kubelet does, from the pod\'s network namespace, ' +
-      'and checks podman\'s healthcheck took period, timeout and failureThreshold from the manifest',
+      "have (the kubelet sends the GET itself); the test sends it as the kubelet does, from the pod's network namespace, " +
+      "and checks podman's healthcheck took period, timeout and failureThreshold from the manifest",
     honoured: (p) => podmanTry(['healthcheck', 'run', p.container]).code === 0,
   },
   'spec.containers[ip-masq-agent].readinessProbe': {
     kind: 'not honoured',
-    why: 'podman 4.3 ignores readiness probes; the test sends the GET as the kubelet does, from the pod\'s network namespace',
+    why: "podman 4.3 ignores readiness probes; the test sends the GET as the kubelet does, from the pod's network namespace",
   },
   'spec.containers[ip-masq-agent].volumeMounts[config]': {
     kind: 'checked',
@@ -196,7 +201,7 @@ const FIELDS: Record<string, Verdict> = {
   'spec.volumes[config].configMap.optional': { kind: 'checked', check: () => undefined },
   'spec.volumes[xtables-lock].hostPath.path': {
     kind: 'substituted',
-    why: 'the test namespace\'s own lock file, never the machine\'s /run/xtables.lock (type FileOrCreate is kept: podman creates it)',
+    why: "the test namespace's own lock file, never the machine's /run/xtables.lock (type FileOrCreate is kept: podman creates it)",
   },
   'spec.volumes[xtables-lock].hostPath.type': { kind: 'checked', check: (p) => assert.ok(statSync(p.lockFile).isFile(), 'FileOrCreate created the lock file') },
   'spec.volumes[tmp].emptyDir.sizeLimit': {
@@ -312,7 +317,7 @@ test('every field of the pod template is checked as running, substituted, or lis
   assert.deepEqual(unused, [], 'table entries for fields the manifest no longer has');
 });
 
-test('podman kube play runs the DaemonSet\'s pod template: its security context, volumes, args and probes, with real traffic masqueraded', { skip: skip ? skip : false }, async () => {
+test("podman kube play runs the DaemonSet's pod template: its security context, volumes, args and probes, with real traffic masqueraded", { skip: skip ? skip : false }, async () => {
   await withScene(async ({ topo, server }) => {
     await withPlayedPod(topo.node, true, async ({ container: ctr, lockFile, agent }) => {
       const inspect = (JSON.parse(podman(['inspect', ctr])) as Inspect[])[0];
@@ -349,11 +354,22 @@ test('podman kube play runs the DaemonSet\'s pod template: its security context,
         }
       }
       console.log(`# substituted for the test:\n${substituted.map((s) => `#   ${s}`).join('\n')}`);
-      console.log(`# not honoured by podman ${podman(['--version']).trim().replace(/^podman version /, '')} (not checked by running it):\n${notHonoured.map((s) => `#   ${s}`).join('\n')}`);
-      console.log('# note: podman copies the ConfigMap\'s keys into a volume once, without kubelet\'s ..data layout and updates; ' +
-        'image.integration.test.ts checks live updates with a kubelet-style directory');
-      assert.deepEqual(substituted.map((s) => s.split(':')[0]), ['spec.volumes[xtables-lock].hostPath.path']);
-      assert.deepEqual(agent.logs.filter((l) => l.level === 'error' || l.level === 'fatal').map((l) => l.raw), []);
+      console.log(
+        `# not honoured by podman ${podman(['--version'])
+          .trim()
+          .replace(/^podman version /, '')} (not checked by running it):\n${notHonoured.map((s) => `#   ${s}`).join('\n')}`,
+      );
+      console.log(
+        "# note: podman copies the ConfigMap's keys into a volume once, without kubelet's ..data layout and updates; " + 'image.integration.test.ts checks live updates with a kubelet-style directory',
+      );
+      assert.deepEqual(
+        substituted.map((s) => s.split(':')[0]),
+        ['spec.volumes[xtables-lock].hostPath.path'],
+      );
+      assert.deepEqual(
+        agent.logs.filter((l) => l.level === 'error' || l.level === 'fatal').map((l) => l.raw),
+        [],
+      );
     });
   });
 });

@@ -133,14 +133,15 @@ export interface RunOptions {
 export function daemonSetRunArgs(name: string, o: RunOptions): string[] {
   return [
     'run',
-    '--name', name,
+    '--name',
+    name,
     '--pull=never',
     `--network=ns:/run/netns/${o.netns}`,
     '--cap-drop=all',
     ...(o.capAdd ?? ['NET_ADMIN', 'NET_RAW']).map((c) => `--cap-add=${c}`),
     '--privileged=false',
     '--security-opt=no-new-privileges',
-    ...(o.readOnly ?? true ? ['--read-only', '--read-only-tmpfs=false'] : []),
+    ...((o.readOnly ?? true) ? ['--read-only', '--read-only-tmpfs=false'] : []),
     '--tmpfs=/tmp:rw,size=16m,mode=1777',
     `--volume=${o.configDir}:/etc/config:ro`,
     `--volume=${o.lockFile}:/run/xtables.lock`,
@@ -192,7 +193,9 @@ export const NET_ADMIN_AND_RAW = '0000000000003000';
 
 /** `podman diff` of a container: one `C|A|D path` per changed path of its root filesystem. */
 export function containerDiff(name: string): string[] {
-  return podman(['diff', name]).split('\n').filter((l) => l.trim() !== '');
+  return podman(['diff', name])
+    .split('\n')
+    .filter((l) => l.trim() !== '');
 }
 
 /** Runs an HTTP GET from inside namespace `ns` (where the agent's loopback endpoints are). */

@@ -1,18 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  CidrError,
-  LINK_LOCAL_V4,
-  LINK_LOCAL_V6,
-  cidrContains,
-  cidrContainsCidr,
-  formatCidr,
-  formatIp,
-  parseCidr,
-  parseIp,
-  type Cidr,
-} from '../../src/net/cidr.js';
+import { CidrError, LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContains, cidrContainsCidr, formatCidr, formatIp, parseCidr, parseIp, type Cidr } from '../../src/net/cidr.js';
 import { readGoTable } from '../fixtures/go-tsv.js';
 
 function cidrErrorOf(fn: () => unknown): CidrError {
@@ -62,22 +51,13 @@ describe('parseCidr agrees with every row of go-parsecidr.tsv', () => {
 
 describe('parseCidr error messages carry the reference facts', () => {
   it('unparsable', () => {
-    assert.equal(
-      cidrErrorOf(() => parseCidr('abcdefg')).message,
-      'CIDR "abcdefg" could not be parsed, invalid CIDR address: abcdefg',
-    );
+    assert.equal(cidrErrorOf(() => parseCidr('abcdefg')).message, 'CIDR "abcdefg" could not be parsed, invalid CIDR address: abcdefg');
   });
   it('misaligned IPv4', () => {
-    assert.equal(
-      cidrErrorOf(() => parseCidr('10.0.0.1/8')).message,
-      'CIDR "10.0.0.1/8" is not aligned to a CIDR block, ip: "10.0.0.1" network: "10.0.0.0/8"',
-    );
+    assert.equal(cidrErrorOf(() => parseCidr('10.0.0.1/8')).message, 'CIDR "10.0.0.1/8" is not aligned to a CIDR block, ip: "10.0.0.1" network: "10.0.0.0/8"');
   });
   it('misaligned IPv6', () => {
-    assert.equal(
-      cidrErrorOf(() => parseCidr('2001:db8::1/32')).message,
-      'CIDR "2001:db8::1/32" is not aligned to a CIDR block, ip: "2001:db8::1" network: "2001:db8::/32"',
-    );
+    assert.equal(cidrErrorOf(() => parseCidr('2001:db8::1/32')).message, 'CIDR "2001:db8::1/32" is not aligned to a CIDR block, ip: "2001:db8::1" network: "2001:db8::/32"');
   });
   it('mapped form names the IPv4 form to write', () => {
     const err = cidrErrorOf(() => parseCidr('::ffff:10.0.0.0/104'));
@@ -149,30 +129,39 @@ describe('containment', () => {
 });
 
 describe('properties', () => {
-  const arbCidr = fc.oneof(
-    fc.record({ family: fc.constant('ipv4' as const), value: fc.bigInt(0n, (1n << 32n) - 1n), prefix: fc.integer({ min: 0, max: 32 }) }),
-    fc.record({ family: fc.constant('ipv6' as const), value: fc.bigInt(0n, (1n << 128n) - 1n), prefix: fc.integer({ min: 0, max: 128 }) }),
-  ).map(({ family, value, prefix }): Cidr => {
-    const bits = family === 'ipv4' ? 32n : 128n;
-    const all = (1n << bits) - 1n;
-    return { family, base: value & ((all << (bits - BigInt(prefix))) & all), prefix };
-  }).filter((c) => !(c.family === 'ipv6' && c.base >> 32n === 0xffffn));
+  const arbCidr = fc
+    .oneof(
+      fc.record({ family: fc.constant('ipv4' as const), value: fc.bigInt(0n, (1n << 32n) - 1n), prefix: fc.integer({ min: 0, max: 32 }) }),
+      fc.record({ family: fc.constant('ipv6' as const), value: fc.bigInt(0n, (1n << 128n) - 1n), prefix: fc.integer({ min: 0, max: 128 }) }),
+    )
+    .map(({ family, value, prefix }): Cidr => {
+      const bits = family === 'ipv4' ? 32n : 128n;
+      const all = (1n << bits) - 1n;
+      return { family, base: value & ((all << (bits - BigInt(prefix))) & all), prefix };
+    })
+    .filter((c) => !(c.family === 'ipv6' && c.base >> 32n === 0xffffn));
 
   it('formatCidr then parseCidr gives back the same block', () => {
-    fc.assert(fc.property(arbCidr, (cidr) => {
-      assert.deepEqual(parseCidr(formatCidr(cidr)), cidr);
-    }), { seed: 20261126, numRuns: 3000 });
+    fc.assert(
+      fc.property(arbCidr, (cidr) => {
+        assert.deepEqual(parseCidr(formatCidr(cidr)), cidr);
+      }),
+      { seed: 20261126, numRuns: 3000 },
+    );
   });
 
   it('a block contains its first and last address and nothing just outside', () => {
-    fc.assert(fc.property(arbCidr, (cidr) => {
-      const bits = cidr.family === 'ipv4' ? 32n : 128n;
-      const size = 1n << (bits - BigInt(cidr.prefix));
-      const last = cidr.base + size - 1n;
-      assert.equal(cidrContains(cidr, { family: cidr.family, value: cidr.base }), true);
-      assert.equal(cidrContains(cidr, { family: cidr.family, value: last }), true);
-      if (last + 1n < 1n << bits) assert.equal(cidrContains(cidr, { family: cidr.family, value: last + 1n }), false);
-      if (cidr.base > 0n) assert.equal(cidrContains(cidr, { family: cidr.family, value: cidr.base - 1n }), false);
-    }), { seed: 20261126, numRuns: 2000 });
+    fc.assert(
+      fc.property(arbCidr, (cidr) => {
+        const bits = cidr.family === 'ipv4' ? 32n : 128n;
+        const size = 1n << (bits - BigInt(cidr.prefix));
+        const last = cidr.base + size - 1n;
+        assert.equal(cidrContains(cidr, { family: cidr.family, value: cidr.base }), true);
+        assert.equal(cidrContains(cidr, { family: cidr.family, value: last }), true);
+        if (last + 1n < 1n << bits) assert.equal(cidrContains(cidr, { family: cidr.family, value: last + 1n }), false);
+        if (cidr.base > 0n) assert.equal(cidrContains(cidr, { family: cidr.family, value: cidr.base - 1n }), false);
+      }),
+      { seed: 20261126, numRuns: 2000 },
+    );
   });
 });

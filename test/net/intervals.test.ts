@@ -16,7 +16,14 @@ function show(parts: readonly Interval<string>[]): string[] {
 }
 
 function flat(family: Family, rows: readonly [string, string][], fallback = 'masq'): string[] {
-  return show(flattenPrefixes(family, rows.map(([c, value]) => ({ cidr: parseCidr(c), value })), fallback, eq));
+  return show(
+    flattenPrefixes(
+      family,
+      rows.map(([c, value]) => ({ cidr: parseCidr(c), value })),
+      fallback,
+      eq,
+    ),
+  );
 }
 
 describe('flattenPrefixes', () => {
@@ -26,23 +33,100 @@ describe('flattenPrefixes', () => {
     [
       'an exception inside an exempt range cuts it in two',
       'ipv4',
-      [['10.0.0.0/8', 'keep'], ['10.9.0.0/16', 'masq']],
+      [
+        ['10.0.0.0/8', 'keep'],
+        ['10.9.0.0/16', 'masq'],
+      ],
       ['0.0.0.0-9.255.255.255=masq', '10.0.0.0-10.8.255.255=keep', '10.9.0.0/16=masq', '10.10.0.0-10.255.255.255=keep', '11.0.0.0-255.255.255.255=masq'],
     ],
     [
       'three deep: keep inside masquerade inside keep',
       'ipv4',
-      [['10.9.1.0/24', 'keep'], ['10.0.0.0/8', 'keep'], ['10.9.0.0/16', 'masq']],
-      ['0.0.0.0-9.255.255.255=masq', '10.0.0.0-10.8.255.255=keep', '10.9.0.0/24=masq', '10.9.1.0/24=keep', '10.9.2.0-10.9.255.255=masq', '10.10.0.0-10.255.255.255=keep', '11.0.0.0-255.255.255.255=masq'],
+      [
+        ['10.9.1.0/24', 'keep'],
+        ['10.0.0.0/8', 'keep'],
+        ['10.9.0.0/16', 'masq'],
+      ],
+      [
+        '0.0.0.0-9.255.255.255=masq',
+        '10.0.0.0-10.8.255.255=keep',
+        '10.9.0.0/24=masq',
+        '10.9.1.0/24=keep',
+        '10.9.2.0-10.9.255.255=masq',
+        '10.10.0.0-10.255.255.255=keep',
+        '11.0.0.0-255.255.255.255=masq',
+      ],
     ],
-    ['adjacent blocks with the same value merge', 'ipv4', [['10.0.0.0/9', 'keep'], ['10.128.0.0/9', 'keep']], ['0.0.0.0-9.255.255.255=masq', '10.0.0.0/8=keep', '11.0.0.0-255.255.255.255=masq']],
-    ['adjacent blocks with different values stay apart', 'ipv4', [['10.0.0.0/9', 'a'], ['10.128.0.0/9', 'b']], ['0.0.0.0-9.255.255.255=masq', '10.0.0.0/9=a', '10.128.0.0/9=b', '11.0.0.0-255.255.255.255=masq']],
-    ['a nested block equal to its container leaves no seam', 'ipv4', [['10.0.0.0/8', 'keep'], ['10.9.0.0/16', 'keep']], ['0.0.0.0-9.255.255.255=masq', '10.0.0.0/8=keep', '11.0.0.0-255.255.255.255=masq']],
-    ['the same block twice: the first wins', 'ipv4', [['10.0.0.0/8', 'a'], ['10.0.0.0/8', 'b']], ['0.0.0.0-9.255.255.255=masq', '10.0.0.0/8=a', '11.0.0.0-255.255.255.255=masq']],
-    ['include-list: /0 keep with exceptions', 'ipv4', [['0.0.0.0/0', 'keep'], ['203.0.113.0/24', 'masq']], ['0.0.0.0-203.0.112.255=keep', '203.0.113.0/24=masq', '203.0.114.0-255.255.255.255=keep']],
-    ['address edges: the first and the last address', 'ipv4', [['0.0.0.0/32', 'a'], ['255.255.255.255/32', 'b']], ['0.0.0.0/32=a', '0.0.0.1-255.255.255.254=masq', '255.255.255.255/32=b']],
+    [
+      'adjacent blocks with the same value merge',
+      'ipv4',
+      [
+        ['10.0.0.0/9', 'keep'],
+        ['10.128.0.0/9', 'keep'],
+      ],
+      ['0.0.0.0-9.255.255.255=masq', '10.0.0.0/8=keep', '11.0.0.0-255.255.255.255=masq'],
+    ],
+    [
+      'adjacent blocks with different values stay apart',
+      'ipv4',
+      [
+        ['10.0.0.0/9', 'a'],
+        ['10.128.0.0/9', 'b'],
+      ],
+      ['0.0.0.0-9.255.255.255=masq', '10.0.0.0/9=a', '10.128.0.0/9=b', '11.0.0.0-255.255.255.255=masq'],
+    ],
+    [
+      'a nested block equal to its container leaves no seam',
+      'ipv4',
+      [
+        ['10.0.0.0/8', 'keep'],
+        ['10.9.0.0/16', 'keep'],
+      ],
+      ['0.0.0.0-9.255.255.255=masq', '10.0.0.0/8=keep', '11.0.0.0-255.255.255.255=masq'],
+    ],
+    [
+      'the same block twice: the first wins',
+      'ipv4',
+      [
+        ['10.0.0.0/8', 'a'],
+        ['10.0.0.0/8', 'b'],
+      ],
+      ['0.0.0.0-9.255.255.255=masq', '10.0.0.0/8=a', '11.0.0.0-255.255.255.255=masq'],
+    ],
+    [
+      'include-list: /0 keep with exceptions',
+      'ipv4',
+      [
+        ['0.0.0.0/0', 'keep'],
+        ['203.0.113.0/24', 'masq'],
+      ],
+      ['0.0.0.0-203.0.112.255=keep', '203.0.113.0/24=masq', '203.0.114.0-255.255.255.255=keep'],
+    ],
+    [
+      'address edges: the first and the last address',
+      'ipv4',
+      [
+        ['0.0.0.0/32', 'a'],
+        ['255.255.255.255/32', 'b'],
+      ],
+      ['0.0.0.0/32=a', '0.0.0.1-255.255.255.254=masq', '255.255.255.255/32=b'],
+    ],
     ['a block equal to the fallback merges into it', 'ipv4', [['10.0.0.0/8', 'masq']], ['0.0.0.0/0=masq']],
-    ['IPv6: link-local with the metadata-like exception', 'ipv6', [['fe80::/10', 'keep'], ['fe80::a9fe:a9fe/128', 'masq']], ['::-fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff=masq', 'fe80::-fe80::a9fe:a9fd=keep', 'fe80::a9fe:a9fe/128=masq', 'fe80::a9fe:a9ff-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff=keep', 'fec0::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff=masq']],
+    [
+      'IPv6: link-local with the metadata-like exception',
+      'ipv6',
+      [
+        ['fe80::/10', 'keep'],
+        ['fe80::a9fe:a9fe/128', 'masq'],
+      ],
+      [
+        '::-fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff=masq',
+        'fe80::-fe80::a9fe:a9fd=keep',
+        'fe80::a9fe:a9fe/128=masq',
+        'fe80::a9fe:a9ff-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff=keep',
+        'fec0::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff=masq',
+      ],
+    ],
   ];
   for (const [name, family, rows, want] of CASES) {
     it(name, () => assert.deepEqual(flat(family, rows), want));
@@ -58,7 +142,12 @@ describe('flattenPrefixes', () => {
       rows.push([`10.${i >> 8}.${i & 255}.0/24`, 'keep']);
       rows.push([`10.${i >> 8}.${i & 255}.128/25`, i % 2 === 0 ? 'masq' : 'snat']);
     }
-    const parts = flattenPrefixes('ipv4', rows.map(([c, value]) => ({ cidr: parseCidr(c), value })), 'masq', eq);
+    const parts = flattenPrefixes(
+      'ipv4',
+      rows.map(([c, value]) => ({ cidr: parseCidr(c), value })),
+      'masq',
+      eq,
+    );
     assert.ok(parts.length <= 2 * rows.length + 1);
     assert.equal(parts.filter((p) => p.value === 'snat').length, 2500);
   });
@@ -126,16 +215,19 @@ test('flattened intervals partition the space, never repeat a neighbour, and giv
     fc.property(
       fc.constantFrom<Family>('ipv4', 'ipv6').chain((family) =>
         policyArb(family).chain((fp) => {
-          const near = [...fp.exempt, ...(fp.actions ?? [])].map((r) =>
-            fc.bigInt({ min: -1n, max: 1n << BigInt(BITS[family] - r.cidr.prefix) }).map((off) => r.cidr.base + off),
-          );
+          const near = [...fp.exempt, ...(fp.actions ?? [])].map((r) => fc.bigInt({ min: -1n, max: 1n << BigInt(BITS[family] - r.cidr.prefix) }).map((off) => r.cidr.base + off));
           const addr = fc.oneof(fc.bigInt({ min: 0n, max: maxAddress(family) }), ...near).map((v) => (v < 0n ? 0n : v > maxAddress(family) ? maxAddress(family) : v));
           return fc.tuple(fc.constant(fp), fc.array(addr, { minLength: 1, maxLength: 16 }));
         }),
       ),
       ([fp, addrs]) => {
         const table = decisionTable(fp);
-        const parts = flattenPrefixes<Action>(fp.family, table.map((r) => ({ cidr: r.cidr, value: r.action })), DEFAULT_ACTION, sameAction);
+        const parts = flattenPrefixes<Action>(
+          fp.family,
+          table.map((r) => ({ cidr: r.cidr, value: r.action })),
+          DEFAULT_ACTION,
+          sameAction,
+        );
         assert.equal(parts[0]!.first, 0n);
         assert.equal(parts[parts.length - 1]!.last, maxAddress(fp.family));
         for (let i = 1; i < parts.length; i++) {

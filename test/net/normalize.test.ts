@@ -14,9 +14,7 @@ const texts = (rs: readonly ExemptRange[]): string[] => rs.map((r) => r.text);
 
 describe('normalizeRanges', () => {
   it('keeps disjoint ranges, sorted IPv4 first then by address', () => {
-    const { kept, dropped } = normalizeRanges(
-      ['192.168.0.0/16', 'fe80::/10', '10.0.0.0/8', '2001:db8::/32', '172.16.0.0/12'].map((t) => range(t)),
-    );
+    const { kept, dropped } = normalizeRanges(['192.168.0.0/16', 'fe80::/10', '10.0.0.0/8', '2001:db8::/32', '172.16.0.0/12'].map((t) => range(t)));
     assert.deepEqual(texts(kept), ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '2001:db8::/32', 'fe80::/10']);
     assert.deepEqual(dropped, []);
   });
@@ -59,7 +57,10 @@ describe('normalizeRanges', () => {
   it('drops a single address at the last address of a block, and a repeated single address', () => {
     const { kept, dropped } = normalizeRanges(['10.244.255.255/32', '10.244.0.0/16', '192.0.2.7/32', '192.0.2.7/32'].map((t) => range(t)));
     assert.deepEqual(texts(kept), ['10.244.0.0/16', '192.0.2.7/32']);
-    assert.deepEqual(dropped.map((d) => d.reason), ['contained', 'duplicate']);
+    assert.deepEqual(
+      dropped.map((d) => d.reason),
+      ['contained', 'duplicate'],
+    );
   });
 
   it('keeps the built-in link-local range when the config repeats it', () => {
@@ -72,10 +73,7 @@ describe('normalizeRanges', () => {
 
   it('explains a contained range in one line', () => {
     const { dropped } = normalizeRanges([range('10.0.0.0/8', 'nonMasqueradeCIDRs[0]'), range('10.1.0.0/16', 'nonMasqueradeCIDRs[1]')]);
-    assert.equal(
-      describeDropped(dropped[0]!),
-      '10.1.0.0/16 (cfg nonMasqueradeCIDRs[1]) is contained in 10.0.0.0/8 (cfg nonMasqueradeCIDRs[0])',
-    );
+    assert.equal(describeDropped(dropped[0]!), '10.1.0.0/16 (cfg nonMasqueradeCIDRs[1]) is contained in 10.0.0.0/8 (cfg nonMasqueradeCIDRs[0])');
   });
 
   it('handles 100,000 nested and repeated ranges', () => {
@@ -118,9 +116,7 @@ function arbCidr(family: Family): fc.Arbitrary<Cidr> {
 }
 
 const arbRanges = fc.array(
-  fc.oneof(arbCidr('ipv4'), arbCidr('ipv6')).map(
-    (cidr): ExemptRange => ({ cidr, text: formatCidr(cidr), reason: 'config', source: 'prop', path: '' }),
-  ),
+  fc.oneof(arbCidr('ipv4'), arbCidr('ipv6')).map((cidr): ExemptRange => ({ cidr, text: formatCidr(cidr), reason: 'config', source: 'prop', path: '' })),
   { maxLength: 40 },
 );
 

@@ -19,5 +19,5 @@ test('topology routes pod traffic through the node unchanged when no NAT rule ex
   }
   const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   assert.ok(!left.includes(topo.pod) && !left.includes(topo.node) && !left.includes(topo.outside), left);
-  assert.ok(!left.split('\n').some((l) => l.startsWith(`${NETNS_PREFIX}`) && l.includes(`-${process.pid}-`)), left);
+  assert.ok(!left.split('\n').some((l) => l.startsWith(NETNS_PREFIX) && l.includes(`-${process.pid}-`)), left);
 });

@@ -41,7 +41,7 @@ export function nsRun(ns: string, argv: readonly string[], input?: string): stri
     });
   } catch (e) {
     const err = e as { stderr?: string; status?: number };
-    throw new Error(`in netns ${ns}: ${argv.join(' ')} failed (exit ${err.status}): ${err.stderr ?? ''}`);
+    throw new Error(`in netns ${ns}: ${argv.join(' ')} failed (exit ${err.status}): ${err.stderr ?? ''}`, { cause: e });
   }
 }
 
@@ -118,7 +118,12 @@ export function createTopology(): Topology {
     // Links are created inside the node namespace with their peers moved straight into the others.
     ip(node, 'link', 'add', 'to-pod', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod);
     ip(node, 'link', 'add', 'to-out', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside);
-    for (const [ns, dev] of [[node, 'to-pod'], [node, 'to-out'], [pod, 'eth0'], [outside, 'eth0']] as const) {
+    for (const [ns, dev] of [
+      [node, 'to-pod'],
+      [node, 'to-out'],
+      [pod, 'eth0'],
+      [outside, 'eth0'],
+    ] as const) {
       ip(ns, 'link', 'set', dev, 'up');
     }
     ip(pod, 'addr', 'add', `${ADDR.pod4}/24`, 'dev', 'eth0');

@@ -153,10 +153,7 @@ const CASES: readonly Case[] = [
   },
   {
     name: 'config invalid but rules fine: healthy and ready (the last good rules are in force)',
-    status: makeStatus(
-      { ipv4: okFamily(T0), ipv6: okFamily(T0) },
-      { configValid: false, configErrors: ['/etc/config/ip-masq-agent:2:5: nonMasqueradeCIDRs[0]: not a CIDR: "10.0.0.0/33"'] },
-    ),
+    status: makeStatus({ ipv4: okFamily(T0), ipv6: okFamily(T0) }, { configValid: false, configErrors: ['/etc/config/ip-masq-agent:2:5: nonMasqueradeCIDRs[0]: not a CIDR: "10.0.0.0/33"'] }),
     now: T0 + SEC,
     healthy: true,
     ready: true,

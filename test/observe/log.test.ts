@@ -10,7 +10,11 @@ const GOLDEN = fileURLToPath(new URL('../../../test/golden/observe/log-lines.jso
 
 test('log: lines are byte for byte what pino wrote, field quirks included', () => {
   const lines: string[] = [];
-  const log = createLogger(4, (l) => void lines.push(l), () => 0);
+  const log = createLogger(
+    4,
+    (l) => void lines.push(l),
+    () => 0,
+  );
   log.info('plain');
   log.info('with fields', { a: 1, b: 'two "quoted"\n', c: [1, 2], d: { e: null, u: undefined }, f: true, g: 1.5, h: NaN, i: Infinity });
   log.warn('warn msg', { msg: 'field named msg', level: 'x', time: 5, component: 'other' });
@@ -27,11 +31,23 @@ test('log: lines are byte for byte what pino wrote, field quirks included', () =
 });
 
 test('log: --v picks the levels shown', () => {
-  for (const [v, shown] of [[0, ['error', 'warn', 'info']], [2, ['error', 'warn', 'info', 'debug']], [4, ['error', 'warn', 'info', 'debug', 'trace']]] as const) {
+  for (const [v, shown] of [
+    [0, ['error', 'warn', 'info']],
+    [2, ['error', 'warn', 'info', 'debug']],
+    [4, ['error', 'warn', 'info', 'debug', 'trace']],
+  ] as const) {
     const lines: string[] = [];
-    const log = createLogger(v, (l) => void lines.push(l), () => 1);
+    const log = createLogger(
+      v,
+      (l) => void lines.push(l),
+      () => 1,
+    );
     for (const level of ['error', 'warn', 'info', 'debug', 'trace'] as const) log[level](level);
-    assert.deepEqual(lines.map((l) => (JSON.parse(l) as { level: string }).level), shown, `--v=${v} (${levelForVerbosity(v)})`);
+    assert.deepEqual(
+      lines.map((l) => (JSON.parse(l) as { level: string }).level),
+      shown,
+      `--v=${v} (${levelForVerbosity(v)})`,
+    );
   }
 });
 

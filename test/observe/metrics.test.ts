@@ -24,18 +24,24 @@ test('metrics: before any sync only the config gauges and no family series exist
 
 test('metrics: counters, histogram and gauges after start, quiet resyncs, a repair and a failure', async () => {
   const m = createMetrics({ defaultMetrics: false });
-  m.onSync(report([
-    { family: 'ipv4', result: 'applied', durationMs: 3, rules: 4 },
-    { family: 'ipv6', result: 'applied', durationMs: 4, rules: 4 },
-  ]));
-  m.onSync(report([
-    { family: 'ipv4', result: 'unchanged', durationMs: 1, rules: 4 },
-    { family: 'ipv6', result: 'unchanged', durationMs: 1, rules: 4 },
-  ]));
-  m.onSync(report([
-    { family: 'ipv4', result: 'repaired', durationMs: 2, rules: 4 },
-    { family: 'ipv6', result: 'error', durationMs: 7000, rules: 4, error: 'ip6tables-restore: exit status 4' },
-  ]));
+  m.onSync(
+    report([
+      { family: 'ipv4', result: 'applied', durationMs: 3, rules: 4 },
+      { family: 'ipv6', result: 'applied', durationMs: 4, rules: 4 },
+    ]),
+  );
+  m.onSync(
+    report([
+      { family: 'ipv4', result: 'unchanged', durationMs: 1, rules: 4 },
+      { family: 'ipv6', result: 'unchanged', durationMs: 1, rules: 4 },
+    ]),
+  );
+  m.onSync(
+    report([
+      { family: 'ipv4', result: 'repaired', durationMs: 2, rules: 4 },
+      { family: 'ipv6', result: 'error', durationMs: 7000, rules: 4, error: 'ip6tables-restore: exit status 4' },
+    ]),
+  );
   m.update(
     makeStatus({
       ipv4: { ...okFamily(T0 + 120_500, 4), driftRepairs: 1, shadowingRules: ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE'] },
@@ -54,7 +60,7 @@ test('metrics: counters, histogram and gauges after start, quiet resyncs, a repa
     'ip_masq_agent_sync_total{family="ipv6",result="error"}': 1,
     'ip_masq_agent_drift_repairs_total{family="ipv4"}': 1,
     'ip_masq_agent_drift_repairs_total{family="ipv6"}': 0,
-    'ip_masq_agent_sync_duration_seconds_count': 6,
+    ip_masq_agent_sync_duration_seconds_count: 6,
     'ip_masq_agent_sync_duration_seconds_bucket{le="0.001"}': 2,
     'ip_masq_agent_sync_duration_seconds_bucket{le="0.0025"}': 3,
     'ip_masq_agent_sync_duration_seconds_bucket{le="0.005"}': 5,
@@ -67,7 +73,7 @@ test('metrics: counters, histogram and gauges after start, quiet resyncs, a repa
     'ip_masq_agent_shadowing_rules{family="ipv6"}': 0,
     'ip_masq_agent_last_sync_success_timestamp_seconds{family="ipv4"}': (T0 + 120_500) / 1000,
     'ip_masq_agent_last_sync_success_timestamp_seconds{family="ipv6"}': (T0 + 60_000) / 1000,
-    'ip_masq_agent_config_valid': 1,
+    ip_masq_agent_config_valid: 1,
     'ip_masq_agent_config_info{hash="abc123",source="/etc/config/ip-masq-agent"}': 1,
   };
   for (const [series, value] of Object.entries(want)) assert.equal(sample(text, series), value, series);

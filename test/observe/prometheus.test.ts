@@ -29,8 +29,25 @@ test('prometheus: the agent metrics before any sync are the bytes prom-client wr
 
 test('prometheus: after syncs, a retry and escaped label values, the bytes are the ones prom-client wrote', async () => {
   const m = createMetrics({ defaultMetrics: false });
-  m.onSync(report([{ family: 'ipv4', result: 'applied', durationMs: 3, rules: 4 }, { family: 'ipv6', result: 'applied', durationMs: 4, rules: 4 }], 'start'));
-  m.onSync(report([{ family: 'ipv4', result: 'unchanged', durationMs: 0.4, rules: 4 }, { family: 'ipv6', result: 'error', durationMs: 12000, rules: 4, error: 'x' }], 'resync', 2000));
+  m.onSync(
+    report(
+      [
+        { family: 'ipv4', result: 'applied', durationMs: 3, rules: 4 },
+        { family: 'ipv6', result: 'applied', durationMs: 4, rules: 4 },
+      ],
+      'start',
+    ),
+  );
+  m.onSync(
+    report(
+      [
+        { family: 'ipv4', result: 'unchanged', durationMs: 0.4, rules: 4 },
+        { family: 'ipv6', result: 'error', durationMs: 12000, rules: 4, error: 'x' },
+      ],
+      'resync',
+      2000,
+    ),
+  );
   m.onSync(report([{ family: 'ipv4', result: 'repaired', durationMs: 26.5, rules: 4 }], 'retry'));
   m.update(
     makeStatus(

@@ -16,10 +16,7 @@ export function makeStatus(families: Partial<Record<Family, FamilyStatus>> = {},
     const s = families[f];
     if (s) map.set(f, s);
   }
-  const lastSyncAt = [...map.values()].reduce<number | undefined>(
-    (m, s) => (s.lastAttemptAt !== undefined && (m === undefined || s.lastAttemptAt > m) ? s.lastAttemptAt : m),
-    undefined,
-  );
+  const lastSyncAt = [...map.values()].reduce<number | undefined>((m, s) => (s.lastAttemptAt !== undefined && (m === undefined || s.lastAttemptAt > m) ? s.lastAttemptAt : m), undefined);
   return {
     configValid: true,
     configErrors: [],

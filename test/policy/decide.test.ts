@@ -53,7 +53,12 @@ const CASES: readonly (readonly [name: string, yaml: string, dst: string, want: 
   ['snat: a fixed address for a partner', 'snat: [{cidrs: [203.0.113.0/24], toSource: 198.51.100.9}]', '203.0.113.5', 'snat 198.51.100.9 203.0.113.0/24'],
   ['snat: default egress address, exempt ranges still keep', 'snat: [{cidrs: [0.0.0.0/0], toSource: 198.51.100.9}]', '10.1.1.1', 'keep 10.0.0.0/8'],
   ['snat: default egress address elsewhere', 'snat: [{cidrs: [0.0.0.0/0], toSource: 198.51.100.9}]', '8.8.8.8', 'snat 198.51.100.9 0.0.0.0/0'],
-  ['snat: a masquerade exception inside a snat range', 'snat: [{cidrs: [203.0.113.0/24], toSource: 198.51.100.9}]\nmasqueradeCIDRs: [203.0.113.128/25]', '203.0.113.200', 'masquerade 203.0.113.128/25'],
+  [
+    'snat: a masquerade exception inside a snat range',
+    'snat: [{cidrs: [203.0.113.0/24], toSource: 198.51.100.9}]\nmasqueradeCIDRs: [203.0.113.128/25]',
+    '203.0.113.200',
+    'masquerade 203.0.113.128/25',
+  ],
   ['source scope: a pod source is masqueraded', 'masqueradeSourceCIDRs: [10.244.0.0/16]', '203.0.113.7', 'masquerade -', '10.244.1.1'],
   ['source scope: another source is left alone', 'masqueradeSourceCIDRs: [10.244.0.0/16]', '203.0.113.7', 'keep (source-out-of-scope)', '192.0.2.50'],
   ['source scope: SNAT is scoped too', 'masqueradeSourceCIDRs: [10.244.0.0/16]\nsnat: [{cidrs: [203.0.113.0/24], toSource: 198.51.100.9}]', '203.0.113.7', 'keep (source-out-of-scope)', '192.0.2.50'],
@@ -66,16 +71,28 @@ for (const [name, yaml, dst, want, src] of CASES) {
 
 test('the table is in config order with only exempt ranges, longest prefix first otherwise', () => {
   const only = policyOf('nonMasqueradeCIDRs: [10.0.0.0/8, 10.9.0.0/16]').families[0]!;
-  assert.deepEqual(decisionTable(only).map((r) => r.text), ['169.254.0.0/16', '10.0.0.0/8', '10.9.0.0/16']);
+  assert.deepEqual(
+    decisionTable(only).map((r) => r.text),
+    ['169.254.0.0/16', '10.0.0.0/8', '10.9.0.0/16'],
+  );
   const mixed = policyOf('nonMasqueradeCIDRs: [10.0.0.0/8]\nmasqueradeCIDRs: [10.9.0.0/16, 169.254.169.254/32]').families[0]!;
-  assert.deepEqual(decisionTable(mixed).map((r) => r.text), ['169.254.169.254/32', '169.254.0.0/16', '10.9.0.0/16', '10.0.0.0/8']);
+  assert.deepEqual(
+    decisionTable(mixed).map((r) => r.text),
+    ['169.254.169.254/32', '169.254.0.0/16', '10.9.0.0/16', '10.0.0.0/8'],
+  );
 });
 
 test('redundant rows: an exception with the action it is nested in, or the default, is reported with both places', () => {
   const fp = policyOf('nonMasqueradeCIDRs: [10.0.0.0/8]\nmasqueradeCIDRs: [10.9.0.0/16, 10.9.1.0/24, 203.0.113.0/24]').families[0]!;
   const found = findRedundantRows(fp).map((r) => [r.row.text, r.by?.text]);
-  assert.deepEqual(found, [['10.9.1.0/24', '10.9.0.0/16'], ['203.0.113.0/24', undefined]]);
-  assert.match(describeRedundantRow(findRedundantRows(fp)[0]!), /10\.9\.1\.0\/24 \(c\.yaml masqueradeCIDRs\[1\]\) masquerades, as the 10\.9\.0\.0\/16 it is nested in \(c\.yaml masqueradeCIDRs\[0\]\)/);
+  assert.deepEqual(found, [
+    ['10.9.1.0/24', '10.9.0.0/16'],
+    ['203.0.113.0/24', undefined],
+  ]);
+  assert.match(
+    describeRedundantRow(findRedundantRows(fp)[0]!),
+    /10\.9\.1\.0\/24 \(c\.yaml masqueradeCIDRs\[1\]\) masquerades, as the 10\.9\.0\.0\/16 it is nested in \(c\.yaml masqueradeCIDRs\[0\]\)/,
+  );
   // A keep nested in a masquerade exception is a real decision, not redundant.
   const deep = policyOf('nonMasqueradeCIDRs: [10.0.0.0/8, 10.9.1.0/24]\nmasqueradeCIDRs: [10.9.0.0/16]').families[0]!;
   assert.deepEqual(findRedundantRows(deep), []);
@@ -138,8 +155,11 @@ test('redundant rows: 50,000 masquerade entries under one exempt range take one 
   // A repeat of the default inside an exception is reported; every other entry is a real decision.
   actions.push({ cidr: parseCidr('10.0.0.0/31'), text: '10.0.0.0/31', list: 'masqueradeCIDRs', action: { kind: 'masquerade' }, source: 'c.yaml', path: `masqueradeCIDRs[${n}]` });
   const found = findRedundantRows({ family: 'ipv4', exempt, randomFully: false, toPorts: [], actions });
-  assert.deepEqual(found.map((r) => [r.row.text, r.by?.text]), [
-    ['10.0.0.0/32', '10.0.0.0/31'],
-    ['10.0.0.1/32', '10.0.0.0/31'],
-  ]);
+  assert.deepEqual(
+    found.map((r) => [r.row.text, r.by?.text]),
+    [
+      ['10.0.0.0/32', '10.0.0.0/31'],
+      ['10.0.0.1/32', '10.0.0.0/31'],
+    ],
+  );
 });

@@ -175,10 +175,7 @@ test('http: an address in use is reported naming the flag and the address', asyn
     const taken = `127.0.0.1:${first.port}`;
     await assert.rejects(
       startHttpServer({ bindAddress: taken, flag: '--metrics-bind-address', routes: s.routes, log: s.log }),
-      (e: unknown) =>
-        e instanceof Error &&
-        e.message.startsWith(`--metrics-bind-address=${taken}: address already in use`) &&
-        e.message.includes('--metrics-bind-address=0 to disable'),
+      (e: unknown) => e instanceof Error && e.message.startsWith(`--metrics-bind-address=${taken}: address already in use`) && e.message.includes('--metrics-bind-address=0 to disable'),
     );
   } finally {
     await first.close();

@@ -163,8 +163,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
   /** Legacy: the POSTROUTING listing prepareSync started, per family, for the read or apply that follows. */
   const prepared = new Map<Family, Promise<string[]>>();
 
-  const tool = (family: Family, suffix: '' | '-save' | '-restore' = ''): string =>
-    `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}${suffix}`;
+  const tool = (family: Family, suffix: '' | '-save' | '-restore' = ''): string => `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}${suffix}`;
   const nat = (family: Family, ...args: string[]): string[] => [tool(family), '-w', wait, '-t', 'nat', ...args];
   const renderOptions = (policy: FamilyPolicy): RenderOptions => ({
     chain,
@@ -420,11 +419,14 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       // The render may throw first; the listing's failure is then of no interest.
       early?.catch(() => undefined);
       const chainPayload = renderRestorePayload(policy, renderOptions(policy));
-      const listedEarly = early === undefined ? undefined : await early.catch((e: unknown) => {
-        // A busy lock would keep the restore out too; any other failure leaves the jump to the check after it.
-        if (e instanceof CommandError && e.failure === 'lock-busy') throw e;
-        return undefined;
-      });
+      const listedEarly =
+        early === undefined
+          ? undefined
+          : await early.catch((e: unknown) => {
+              // A busy lock would keep the restore out too; any other failure leaves the jump to the check after it.
+              if (e instanceof CommandError && e.failure === 'lock-busy') throw e;
+              return undefined;
+            });
       const plan = listedEarly === undefined ? undefined : planJumpRepair(listedEarly, chain, ourJump, first);
       // The read just before saw no jump of any form (a fresh node, or the jump deleted): it joins
       // the chain's restore, which makes both at once, instead of a listing and an -A after it.

@@ -49,6 +49,7 @@ export function checkChainName(chain: string): string | undefined {
   }
   // Quotes and whitespace would break the restore payload's quoting; a leading '-' or '!'
   // would be read as an option or a negation; control characters garble every message.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point of this check
   if (/[\s"'\\\x00-\x1f\x7f]/.test(chain) || /^[-!]/.test(chain)) {
     return `chain name ${shown} may not contain whitespace, quotes or control characters, nor start with '-' or '!'`;
   }

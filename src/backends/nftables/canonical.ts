@@ -14,10 +14,7 @@ export function elementLine(set: string, text: string): string {
 }
 
 /** `chain postrouting4 type nat hook postrouting prio 100 policy accept`; a regular chain is just `chain NAME`. */
-export function chainLine(
-  name: string,
-  base?: { readonly type: string; readonly hook: string; readonly prio: number; readonly policy: string },
-): string {
+export function chainLine(name: string, base?: { readonly type: string; readonly hook: string; readonly prio: number; readonly policy: string }): string {
   return base ? `chain ${name} type ${base.type} hook ${base.hook} prio ${base.prio} policy ${base.policy}` : `chain ${name}`;
 }
 

@@ -46,8 +46,7 @@ const TABLE_NOT_AS_LEFT = /File exists|Device or resource busy|Invalid argument|
 export function createNftablesBackend(options: NftablesBackendOptions): Backend {
   const nft = options.nft ?? 'nft';
   const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
-  const run = (args: readonly string[], input?: string) =>
-    options.runner([nft, ...args], input === undefined ? timeout : { ...timeout, input });
+  const run = (args: readonly string[], input?: string) => options.runner([nft, ...args], input === undefined ? timeout : { ...timeout, input });
 
   /** The table as `nft -j` prints it, or undefined when it does not exist. */
   const listTable = async (terse: boolean): Promise<string | undefined> => {

@@ -161,7 +161,13 @@ export function nftDecisionIntervals(policy: FamilyPolicy): NftDecisionIntervals
   const rows = decisionTable(policy).map((row) => ({ cidr: row.cidr, value: row.action }));
   const parts = flattenPrefixes(policy.family, rows, DEFAULT_ACTION, sameAction);
   const snat = parts.filter((p): p is Interval<SnatAction> => p.value.kind === 'snat');
-  const sources = policy.sources === undefined ? undefined : unionOfCidrs(policy.family, policy.sources.map((s) => s.cidr));
+  const sources =
+    policy.sources === undefined
+      ? undefined
+      : unionOfCidrs(
+          policy.family,
+          policy.sources.map((s) => s.cidr),
+        );
   const result = { keep: parts.filter((p) => p.value.kind === 'keep'), snat, sources };
   flattened.set(policy, result);
   return result;
