@@ -82,14 +82,18 @@ async function benchAgent(n: number): Promise<void> {
     }
   })();
   try {
-    const first = await agent.waitForLog((l) => l.msg === 'sync done', { timeoutMs: TIMEOUT_MS }).then(
-      (l) => `${((l.time - spawnedAt) / 1000).toFixed(2)} s`,
-      () => `none within ${TIMEOUT_MS / 1000} s`,
-    );
+    const first = await agent
+      .waitForLog((l) => l.msg === 'sync done', { timeoutMs: TIMEOUT_MS })
+      .then(
+        (l) => `${((l.time - spawnedAt) / 1000).toFixed(2)} s`,
+        () => `none within ${TIMEOUT_MS / 1000} s`,
+      );
     done = true;
     await probing;
     const said = agent.matching((l) => l.msg.startsWith('config applied') || l.msg.startsWith('config rejected')).map((l) => l.msg)[0] ?? '';
-    console.log(`  ${n.toLocaleString('en')} ${TEXT === '' ? 'empty files' : `files of ${JSON.stringify(TEXT)}`}: first sync done ${first}; slowest /healthz ${slowest.toFixed(2)} s, ${timeouts} probes timed out (2 s); config: "${said}"`);
+    console.log(
+      `  ${n.toLocaleString('en')} ${TEXT === '' ? 'empty files' : `files of ${JSON.stringify(TEXT)}`}: first sync done ${first}; slowest /healthz ${slowest.toFixed(2)} s, ${timeouts} probes timed out (2 s); config: "${said}"`,
+    );
   } finally {
     done = true;
     await agent.kill();
@@ -116,7 +120,9 @@ async function benchLoader(): Promise<void> {
         resyncs.push(performance.now() - t);
       }
       const per = (ms: number): string => `${((ms * 1000) / n).toFixed(0)} µs/file`;
-      console.log(`  ${n.toLocaleString('en')} files of {}: first read ${median(firsts).toFixed(1)} ms (${per(median(firsts))}), a resync's read ${median(resyncs).toFixed(1)} ms (${per(median(resyncs))})`);
+      console.log(
+        `  ${n.toLocaleString('en')} files of {}: first read ${median(firsts).toFixed(1)} ms (${per(median(firsts))}), a resync's read ${median(resyncs).toFixed(1)} ms (${per(median(resyncs))})`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -132,6 +138,6 @@ if (SECTIONS.has('agent')) {
   for (const n of COUNTS) await benchAgent(n);
 }
 if (SECTIONS.has('loader')) {
-  console.log('\n[loader] this build\'s loadConfig on N files of {} (median of 5)');
+  console.log("\n[loader] this build's loadConfig on N files of {} (median of 5)");
   await benchLoader();
 }

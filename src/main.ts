@@ -50,10 +50,12 @@ function installLastResort(log: Logger, processRunner: ProcessRunner, output: Li
     // The last lines (why it exits) held by a blocked stdout get a second, bounded chance.
     output.flush(EXIT_FLUSH_MS);
   });
-  const fatal = (kind: string) => (e: unknown): void => {
-    log.error(`fatal: ${kind}; exiting (a bug: please report it); the rules stay in place`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-    process.exit(1);
-  };
+  const fatal =
+    (kind: string) =>
+    (e: unknown): void => {
+      log.error(`fatal: ${kind}; exiting (a bug: please report it); the rules stay in place`, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      process.exit(1);
+    };
   process.on('uncaughtException', fatal('uncaught exception'));
   process.on('unhandledRejection', fatal('unhandled promise rejection'));
 }
@@ -91,7 +93,21 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   // The rest of the agent loads while selection's first commands run in their processes: one turn
   // of the event loop first, so that every command selection starts at once has been spawned.
   await new Promise((resolve) => setImmediate(resolve));
-  const { coalesceNotes, createAgent, createMetrics, createParseCache, defaultConfig, detectConfigMode, healthRoutes, loadConfig, maxCidrsFor, metricsRoutes, startHttpServer, systemClock, watchConfig } = await import('./agent-runtime.js');
+  const {
+    coalesceNotes,
+    createAgent,
+    createMetrics,
+    createParseCache,
+    defaultConfig,
+    detectConfigMode,
+    healthRoutes,
+    loadConfig,
+    maxCidrsFor,
+    metricsRoutes,
+    startHttpServer,
+    systemClock,
+    watchConfig,
+  } = await import('./agent-runtime.js');
   const selected = await selection;
   if ('error' in selected) {
     log.error('cannot start: no usable netfilter backend', { error: (selected.error as Error).message });

@@ -40,7 +40,14 @@ export function findRenamedInSaveOutput(save: string, chain: string): string[] {
   }
   return findRenamedJumps(nat, chain)
     .map((r) => r.target)
-    .filter((t): t is string => t !== undefined && judgeRenamedChain(t, nat.filter((l) => parseRuleLine(l)?.chain === t)).ours);
+    .filter(
+      (t): t is string =>
+        t !== undefined &&
+        judgeRenamedChain(
+          t,
+          nat.filter((l) => parseRuleLine(l)?.chain === t),
+        ).ours,
+    );
 }
 
 /** Our chain and jump in one iptables variant and family; `remove` is that backend's cleanup of the family. */

@@ -90,7 +90,10 @@ export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (replaced: R
   // Mappings being copied: an alias cycle is refused before this runs (yaml-limits.ts); this keeps it finite anyway.
   const active = new Set<YAMLMap>();
   const refuse = (node: Node | null, got: unknown): never => {
-    throw new MergeValueError(node, `the merge key "<<" needs a mapping, an alias of one, or a list of those; got ${describeNode(got)} (the reference agent's YAML reader refuses it too: "map merge requires map or sequence of maps as the value")`);
+    throw new MergeValueError(
+      node,
+      `the merge key "<<" needs a mapping, an alias of one, or a list of those; got ${describeNode(got)} (the reference agent's YAML reader refuses it too: "map merge requires map or sequence of maps as the value")`,
+    );
   };
   const add = (m: YAMLMap): void => {
     if (active.has(m)) throw new MergeValueError(m, 'the merge key "<<" copies the mapping that holds it');

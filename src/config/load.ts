@@ -138,14 +138,8 @@ export interface SettleOptions {
  * once it has settled, so a file being written in place is never used half-way; one that never
  * settles within the maximum wait is an error.
  */
-export async function loadConfig(
-  path: string,
-  opts: ConfigOptions,
-  mode?: ConfigPathMode,
-  cache?: ParseCache,
-  settle?: SettleOptions,
-): Promise<LoadedConfig> {
-  const seen: SeenLooks = cache?.looks ?? new Map();
+export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache, settle?: SettleOptions): Promise<LoadedConfig> {
+  const seen: SeenLooks = cache?.looks ?? (new Map() as SeenLooks);
   const started = settle?.clock.now() ?? 0;
   for (;;) {
     const listing = listConfigFiles(path, mode);
@@ -162,7 +156,12 @@ export async function loadConfig(
         const wait = Math.max(...unsettled.map((w) => w.ms));
         const maxWaitMs = settle.maxWaitMs ?? SETTLE_MAX_WAIT_MS;
         // Bounded: a writer that never stops must not hold the sync (and the healing of the rules in force) for ever.
-        if (now + wait - started > maxWaitMs) throw stillWritten(unsettled.map((w) => w.file), quietMs, maxWaitMs);
+        if (now + wait - started > maxWaitMs)
+          throw stillWritten(
+            unsettled.map((w) => w.file),
+            quietMs,
+            maxWaitMs,
+          );
         await new Promise<void>((resolve) => settle.clock.setTimer(wait, resolve));
         continue;
       }
@@ -206,7 +205,10 @@ function listConfigFiles(path: string, mode: ConfigPathMode | undefined): { file
   }
   // Before any entry is opened: every file costs a few system calls and a parse at every resync.
   if (names.length + skipped.length > MAX_CONFIG_FILES) {
-    throw pathError(path, `the config directory holds ${(names.length + skipped.length).toLocaleString('en')} ip-masq* entries; the limit is ${MAX_CONFIG_FILES.toLocaleString('en')} (merge them into fewer files)`);
+    throw pathError(
+      path,
+      `the config directory holds ${(names.length + skipped.length).toLocaleString('en')} ip-masq* entries; the limit is ${MAX_CONFIG_FILES.toLocaleString('en')} (merge them into fewer files)`,
+    );
   }
   for (const name of names.sort()) {
     const file = join(path, name);

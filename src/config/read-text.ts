@@ -25,10 +25,7 @@ export function describeFileType(info: Stats): string {
  * read shows as a recent change), or what the path turned out to be instead, or that it is larger
  * than the cap (`bytes` is the size stat gave, or cap + 1 when the file grew past the cap while read).
  */
-export type RegularFileRead =
-  | { readonly text: string; readonly bytes: number; readonly look: FileLook }
-  | { readonly notRegular: string }
-  | { readonly tooBig: number; readonly grew: boolean };
+export type RegularFileRead = { readonly text: string; readonly bytes: number; readonly look: FileLook } | { readonly notRegular: string } | { readonly tooBig: number; readonly grew: boolean };
 
 /**
  * Reads `path` (symlinks followed) if it is a regular file, checked on the open descriptor;

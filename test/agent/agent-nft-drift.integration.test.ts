@@ -126,12 +126,22 @@ test('nftables, dual-stack, a dormant table holding a foreign masquerading chain
     assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
     assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.node6);
     const mark = agent.mark();
-    nftScript(topo.node, 'add chain inet ip-masq-agent sneaky { type nat hook postrouting priority 50; policy accept; }\nadd rule inet ip-masq-agent sneaky masquerade\nadd table inet ip-masq-agent { flags dormant; }');
+    nftScript(
+      topo.node,
+      'add chain inet ip-masq-agent sneaky { type nat hook postrouting priority 50; policy accept; }\nadd rule inet ip-masq-agent sneaky masquerade\nadd table inet ip-masq-agent { flags dormant; }',
+    );
     assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.pod6, 'dormant: IPv6 NAT is off too');
-    await waitUntil('IPv4 and IPv6 masqueraded again, the exemption kept', () =>
-      sourceSeenBy(topo.pod, ADDR.outside6) === ADDR.node6 && sourceSeenBy(topo.pod, ADDR.outside4) === ADDR.node4 && sourceSeenBy(topo.pod, ADDR.outsideExempt4) === ADDR.pod4, 20_000);
+    await waitUntil(
+      'IPv4 and IPv6 masqueraded again, the exemption kept',
+      () => sourceSeenBy(topo.pod, ADDR.outside6) === ADDR.node6 && sourceSeenBy(topo.pod, ADDR.outside4) === ADDR.node4 && sourceSeenBy(topo.pod, ADDR.outsideExempt4) === ADDR.pod4,
+      20_000,
+    );
     await waitUntil('a quiet resync after', () => agent.matching('sync done', mark).length >= 4);
-    assert.deepEqual(agent.matching((l) => l.level === 'error', mark).map((l) => l.raw), [], 'no failed sync on the way');
+    assert.deepEqual(
+      agent.matching((l) => l.level === 'error', mark).map((l) => l.raw),
+      [],
+      'no failed sync on the way',
+    );
     const st = runAgentToExit(topo.node, ['status', `--config=${cm.file}`, ...AGENT, '--enable-ipv6']);
     assert.equal(st.code, 0, st.stdout);
   });

@@ -88,11 +88,15 @@ test('stdout a full pipe nobody reads: /healthz answers, a flushed chain is repa
 
       // Syncs at --v=4 log every command: SIGHUPs make lines faster than the log buffer holds.
       let dropped = 0;
-      await waitUntil('log lines to be dropped and counted', () => {
-        for (let i = 0; i < 20; i++) agent.signal('SIGHUP');
-        dropped = metricSample(tryGet(topo.node, `http://${METRICS}/metrics`)?.body ?? '', 'ip_masq_agent_log_lines_dropped_total') ?? 0;
-        return dropped > 0;
-      }, 60_000);
+      await waitUntil(
+        'log lines to be dropped and counted',
+        () => {
+          for (let i = 0; i < 20; i++) agent.signal('SIGHUP');
+          dropped = metricSample(tryGet(topo.node, `http://${METRICS}/metrics`)?.body ?? '', 'ip_masq_agent_log_lines_dropped_total') ?? 0;
+          return dropped > 0;
+        },
+        60_000,
+      );
       assert.equal(tryGet(topo.node, `http://${HEALTHZ}/healthz`)?.status, 200, '/healthz still answers');
 
       // A reader again: what was held comes out, then a note of what was lost.
@@ -112,7 +116,10 @@ test('stdout a full pipe nobody reads: /healthz answers, a flushed chain is repa
       assert.ok(Number(note?.['dropped']) >= dropped, `the note counts at least the ${dropped} lines /metrics showed: ${JSON.stringify(note)}`);
       const lines = text.split('\n').filter((l) => l !== '');
       for (const l of lines) assert.doesNotThrow(() => JSON.parse(l), `every line whole: ${l.slice(0, 200)}`);
-      assert.ok(lines.some((l) => l.includes('"msg":"ip-masq-agent starting"')), 'the first lines were kept while the pipe was full');
+      assert.ok(
+        lines.some((l) => l.includes('"msg":"ip-masq-agent starting"')),
+        'the first lines were kept while the pipe was full',
+      );
     });
   } finally {
     pipe.close();

@@ -39,8 +39,9 @@ function collect(child: ChildProcess): { readonly seen: string[]; ready(): boole
   child.stdout?.on('data', (d: Buffer) => {
     const lines = (rest + d.toString('utf8')).split('\n');
     rest = lines.pop() ?? '';
-    for (const l of lines) if (l === 'ready') listening = true;
-    else seen.push(l);
+    for (const l of lines)
+      if (l === 'ready') listening = true;
+      else seen.push(l);
   });
   return { seen, ready: () => listening };
 }
@@ -111,7 +112,9 @@ for (const c of CASES) {
           const masqueraded = during.filter((a) => a === ADDR.node4).length;
           const changed = agent.matching((l) => l.msg === 'sync done' && l.fields['reason'] === 'config changed', mark).length;
           const applied = agent.matching((l) => l.msg.startsWith('config applied') || l.msg.startsWith('config rejected'), mark).map((l) => l.raw);
-          console.log(`# ${c.mode}: ${masqueraded} of ${during.length} new flows left with the node's address; ${applied.length} half-written versions applied or rejected; ${changed} syncs for config changes`);
+          console.log(
+            `# ${c.mode}: ${masqueraded} of ${during.length} new flows left with the node's address; ${applied.length} half-written versions applied or rejected; ${changed} syncs for config changes`,
+          );
           assert.ok(during.length >= 100, `flows kept coming (${during.length})`);
           assert.equal(masqueraded, 0, `${masqueraded} of ${during.length} flows to ${ADDR.outsideDoc4} left with the node's address`);
           assert.deepEqual(applied, [], 'the same content rewritten: nothing new to apply, nothing to reject');

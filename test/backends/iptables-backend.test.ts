@@ -128,7 +128,15 @@ test('IPv6 uses ip6tables-MODE binaries; legacy mode uses the legacy ones', asyn
   await legacy.backend.apply(v4);
   await legacy.backend.read('ipv6');
   // Legacy lists POSTROUTING before the restore.
-  assert.deepEqual(ops(legacy.calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -C', 'iptables-legacy -A', 'iptables-legacy -S', 'ip6tables-legacy -S', 'ip6tables-legacy -S']);
+  assert.deepEqual(ops(legacy.calls), [
+    'iptables-legacy -S',
+    'iptables-legacy-restore',
+    'iptables-legacy -C',
+    'iptables-legacy -A',
+    'iptables-legacy -S',
+    'ip6tables-legacy -S',
+    'ip6tables-legacy -S',
+  ]);
   assert.equal(nft.backend.name, 'iptables-nft');
 });
 
@@ -203,7 +211,15 @@ test('a busy lock is retried with backoff and then succeeds', async () => {
   const sleeps: number[] = [];
   const backend = createIptablesBackend({ runner, mode: 'legacy', chain: 'IP-MASQ-AGENT', randomFullySupported: true, sleep: async (ms) => void sleeps.push(ms) });
   await backend.apply(v4);
-  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy -C', 'iptables-legacy -A', 'iptables-legacy -S']);
+  assert.deepEqual(ops(calls), [
+    'iptables-legacy -S',
+    'iptables-legacy-restore',
+    'iptables-legacy-restore',
+    'iptables-legacy-restore',
+    'iptables-legacy -C',
+    'iptables-legacy -A',
+    'iptables-legacy -S',
+  ]);
   assert.deepEqual(sleeps, [250, 500]);
   assert.equal(jumpsIn(fake.tables['ipv4']).length, 1);
 });
@@ -516,7 +532,7 @@ test('legacy: a jump deleted between the listing and the restore fails that rest
   assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP]);
 });
 
-test('legacy, drift repaired after a read: the read\'s POSTROUTING listing plans the repair, which joins the chain\'s restore (one listing after it verifies it)', async () => {
+test("legacy, drift repaired after a read: the read's POSTROUTING listing plans the repair, which joins the chain's restore (one listing after it verifies it)", async () => {
   const { backend, calls, fake } = setup({ mode: 'legacy' });
   fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [OUR_JUMP, '-A POSTROUTING -j KUBE-POSTROUTING', OUR_JUMP] };
   const seen = await backend.read('ipv4');
@@ -545,7 +561,11 @@ test('legacy: a read after prepareSync uses its listing, once (the apply after t
   const seen = await backend.read('ipv4');
   assert.deepEqual(seen.slice(0, 2), [OUR_JUMP, OUR_JUMP], 'the duplicate shows');
   await backend.apply(v4, seen);
-  assert.deepEqual(ops(calls), ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -S'], 'one POSTROUTING listing for prepare, read and apply; one more verifies the repair');
+  assert.deepEqual(
+    ops(calls),
+    ['iptables-legacy -S', 'iptables-legacy -S', 'iptables-legacy-restore', 'iptables-legacy -S'],
+    'one POSTROUTING listing for prepare, read and apply; one more verifies the repair',
+  );
   assert.deepEqual(fake.tables['ipv4'].postrouting, [OUR_JUMP]);
   calls.length = 0;
   await backend.read('ipv4');
@@ -561,18 +581,30 @@ function renamedChain(policy: FamilyPolicy): string[] {
   return ['-N OLD', ...renderSaveLines(policy, { chain: 'OLD', randomFully: true }).filter((l) => l.startsWith('-A OLD '))];
 }
 
-test('our chain renamed (iptables -E): read shows its jump and a note; apply deletes jump and chain in the chain\'s own restore, verified by one listing', async () => {
+test("our chain renamed (iptables -E): read shows its jump and a note; apply deletes jump and chain in the chain's own restore, verified by one listing", async () => {
   for (const mode of ['nft', 'legacy'] as const) {
     const { backend, calls, fake } = setup({ mode });
     const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
     fake.tables['ipv4'] = { chainLines: undefined, postrouting: [kube, RENAMED_JUMP], others: { OLD: renamedChain(v4) } };
     const seen = await backend.read('ipv4');
-    assert.deepEqual(seen, [RENAMED_JUMP, '# ip-masq-agent: a POSTROUTING rule with our jump\'s comment leads to nat chain OLD (3 rules, all ours: our chain renamed); the sync deletes that rule and chain'], mode);
+    assert.deepEqual(
+      seen,
+      [RENAMED_JUMP, "# ip-masq-agent: a POSTROUTING rule with our jump's comment leads to nat chain OLD (3 rules, all ours: our chain renamed); the sync deletes that rule and chain"],
+      mode,
+    );
     calls.length = 0;
     await backend.apply(v4, seen);
-    assert.deepEqual(ops(calls).map((o) => o.replace(/^ip(6?)tables-(nft|legacy)/, 'T')), ['T -S', 'T-restore', 'T -S'], `${mode}: OLD listed again, one restore, one listing that verifies`);
+    assert.deepEqual(
+      ops(calls).map((o) => o.replace(/^ip(6?)tables-(nft|legacy)/, 'T')),
+      ['T -S', 'T-restore', 'T -S'],
+      `${mode}: OLD listed again, one restore, one listing that verifies`,
+    );
     const payload = calls[1]?.options.input ?? '';
-    assert.equal(payload, renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }).replace(/COMMIT\n$/, `${OUR_JUMP}\n${RENAMED_JUMP.replace('-A ', '-D ')}\n-F OLD\n-X OLD\nCOMMIT\n`), mode);
+    assert.equal(
+      payload,
+      renderRestorePayload(v4, { chain: 'IP-MASQ-AGENT', randomFully: true }).replace(/COMMIT\n$/, `${OUR_JUMP}\n${RENAMED_JUMP.replace('-A ', '-D ')}\n-F OLD\n-X OLD\nCOMMIT\n`),
+      mode,
+    );
     assert.deepEqual(fake.tables['ipv4'], { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [kube, OUR_JUMP], others: {} }, mode);
   }
 });
@@ -587,14 +619,20 @@ test('our chain renamed, then a config change applied without a read (nft): the 
   assert.deepEqual(fake.tables['ipv4']?.others, {});
 });
 
-test('a rule with our jump\'s comment that leads to a chain not all ours: read says so, apply writes our chain, leaves that one, and fails the sync naming it', async () => {
+test("a rule with our jump's comment that leads to a chain not all ours: read says so, apply writes our chain, leaves that one, and fails the sync naming it", async () => {
   const { backend, fake } = setup();
   const foreign = ['-N OLD', ...renamedChain(v4).slice(1), '-A OLD -d 192.0.2.0/24 -j SNAT --to-source 203.0.113.1'];
   fake.tables['ipv4'] = { chainLines: ['-N IP-MASQ-AGENT'], postrouting: [RENAMED_JUMP, OUR_JUMP], others: { OLD: foreign } };
   const seen = await backend.read('ipv4');
   assert.equal(seen[1], RENAMED_JUMP);
-  assert.match(seen[2] ?? '', /^# ip-masq-agent: a POSTROUTING rule with our jump's comment leads to nat chain OLD, not ours \(its rule -A OLD -d 192\.0\.2\.0\/24 -j SNAT --to-source 203\.0\.113\.1 is not one of ours\); the agent leaves it, and its syncs fail until it is removed$/);
-  await assert.rejects(backend.apply(v4, seen), /^Error: nat POSTROUTING rule -A POSTROUTING .* -j OLD carries our jump's comment but leads to OLD, not IP-MASQ-AGENT, and its rule -A OLD -d 192\.0\.2\.0\/24 -j SNAT --to-source 203\.0\.113\.1 is not one of ours: the agent does not touch it/);
+  assert.match(
+    seen[2] ?? '',
+    /^# ip-masq-agent: a POSTROUTING rule with our jump's comment leads to nat chain OLD, not ours \(its rule -A OLD -d 192\.0\.2\.0\/24 -j SNAT --to-source 203\.0\.113\.1 is not one of ours\); the agent leaves it, and its syncs fail until it is removed$/,
+  );
+  await assert.rejects(
+    backend.apply(v4, seen),
+    /^Error: nat POSTROUTING rule -A POSTROUTING .* -j OLD carries our jump's comment but leads to OLD, not IP-MASQ-AGENT, and its rule -A OLD -d 192\.0\.2\.0\/24 -j SNAT --to-source 203\.0\.113\.1 is not one of ours: the agent does not touch it/,
+  );
   assert.deepEqual(fake.tables['ipv4']?.postrouting, [RENAMED_JUMP, OUR_JUMP], 'nothing of theirs deleted');
   assert.deepEqual(fake.tables['ipv4']?.others, { OLD: foreign });
 });
@@ -610,7 +648,10 @@ test('a POSTROUTING listing without its "-P POSTROUTING" line (empty, or NULs) i
       await assert.rejects(read, (e: unknown) => {
         assert.ok(e instanceof CommandError);
         assert.equal(e.failure, 'other');
-        assert.match(e.message, /^iptables-nft -w 5 -t nat -S POSTROUTING: printed no "-P POSTROUTING" policy line \((nothing|\d+ bytes without it: ".*"( \(cut, \d+ bytes\))?)\), so it is no listing of the chain; nothing was changed$/);
+        assert.match(
+          e.message,
+          /^iptables-nft -w 5 -t nat -S POSTROUTING: printed no "-P POSTROUTING" policy line \((nothing|\d+ bytes without it: ".*"( \(cut, \d+ bytes\))?)\), so it is no listing of the chain; nothing was changed$/,
+        );
         assert.ok(e.message.length < 300, 'the output is not echoed whole');
         return true;
       });
@@ -627,7 +668,10 @@ test('a listing that hides our jump (policy line only) never adds a second one: 
   const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
   for (let sync = 0; sync < 20; sync++) {
     const seen = await backend.read('ipv4');
-    await assert.rejects(backend.apply(v4, seen), /^CommandError: -S POSTROUTING showed no jump to IP-MASQ-AGENT, but iptables-nft -w 5 -t nat -C POSTROUTING .* finds ours: the listing lost lines \(a wrapper around iptables-nft\?\); not adding a second jump$/);
+    await assert.rejects(
+      backend.apply(v4, seen),
+      /^CommandError: -S POSTROUTING showed no jump to IP-MASQ-AGENT, but iptables-nft -w 5 -t nat -C POSTROUTING .* finds ours: the listing lost lines \(a wrapper around iptables-nft\?\); not adding a second jump$/,
+    );
     await assert.rejects(backend.apply(v4), /not adding a second jump/);
   }
   assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP]);
@@ -640,10 +684,19 @@ test('a jump repair that does not show in the listing after it fails the sync, a
   const { runner } = scriptedRunner((argv, o) => {
     const reply = fake.handle(argv, o);
     if (argv[5] !== '-S' || argv[6] !== 'POSTROUTING' || reply instanceof CommandError) return reply;
-    return { ...reply, stdout: (reply.stdout ?? '').split('\n').filter((l) => !l.endsWith('-j IP-MASQ-AGENT')).join('\n') };
+    return {
+      ...reply,
+      stdout: (reply.stdout ?? '')
+        .split('\n')
+        .filter((l) => !l.endsWith('-j IP-MASQ-AGENT'))
+        .join('\n'),
+    };
   });
   const backend = createIptablesBackend({ runner, mode: 'nft', chain: 'IP-MASQ-AGENT', randomFullySupported: true });
-  await assert.rejects(backend.apply(v4, await backend.read('ipv4')), /^Error: iptables-nft: the repair of nat POSTROUTING did not take: listed after it, POSTROUTING shows 0 jumps to IP-MASQ-AGENT, where exactly one jump, ours, was written; not repeating it/);
+  await assert.rejects(
+    backend.apply(v4, await backend.read('ipv4')),
+    /^Error: iptables-nft: the repair of nat POSTROUTING did not take: listed after it, POSTROUTING shows 0 jumps to IP-MASQ-AGENT, where exactly one jump, ours, was written; not repeating it/,
+  );
   for (let sync = 0; sync < 5; sync++) await assert.rejects(backend.apply(v4, await backend.read('ipv4')), /not adding a second jump/);
   assert.deepEqual(fake.tables['ipv4']?.postrouting, [OUR_JUMP]);
 });
@@ -653,7 +706,7 @@ function backend0() {
   return setup().backend;
 }
 
-test('cleanup also takes back our chain renamed (its jump, then it), and leaves a chain behind our jump\'s comment that is not all ours', async () => {
+test("cleanup also takes back our chain renamed (its jump, then it), and leaves a chain behind our jump's comment that is not all ours", async () => {
   const { backend, fake } = setup();
   const theirs = OUR_JUMP.replace(/-j IP-MASQ-AGENT$/, '-j THEIRS');
   fake.tables['ipv4'] = {

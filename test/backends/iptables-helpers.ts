@@ -151,7 +151,7 @@ export function fakeIptables(mode: 'nft' | 'legacy' = 'nft', chain = 'IP-MASQ-AG
         if (others[name] === undefined) return failed;
         if (other[1] === 'F') others[name] = [`-N ${name}`];
         else if (rules.some((r) => parseRuleLine(r)?.target === name)) return failed;
-        else delete others[name];
+        else Reflect.deleteProperty(others, name);
         continue;
       }
       const m = /^-([DIA]) POSTROUTING (?:(\d+) )?(.*)$/.exec(line);

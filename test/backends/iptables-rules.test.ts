@@ -1,6 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findRenamedJumps, findRulesWithTarget, judgeRenamedChain, notFirstLine, parseRuleLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, ruleComment, splitRuleArgs } from '../../src/backends/iptables/rules.js';
+import {
+  findRenamedJumps,
+  findRulesWithTarget,
+  judgeRenamedChain,
+  notFirstLine,
+  parseRuleLine,
+  planJumpRepair,
+  quoteRuleArg,
+  renamedRemovalLines,
+  ruleComment,
+  splitRuleArgs,
+} from '../../src/backends/iptables/rules.js';
 import { renderJumpSaveLine } from '../../src/backends/iptables/render.js';
 
 const OURS = renderJumpSaveLine('IP-MASQ-AGENT');
@@ -82,17 +93,23 @@ test('notFirstLine names the rule above our jump; nothing when ours is rule 1 or
   assert.ok(Buffer.byteLength(line) < 300 && line.includes('cut'), line);
 });
 
-test('findRenamedJumps: rules with our jump\'s comment (either release form) that lead elsewhere; ours, others\' and other chains\' comments are not', () => {
+test("findRenamedJumps: rules with our jump's comment (either release form) that lead elsewhere; ours, others' and other chains' comments are not", () => {
   const toOld = OURS.replace(/-j IP-MASQ-AGENT$/, '-j OLD');
   const quotedToOld = QUOTED.replace(/-j IP-MASQ-AGENT$/, '-j OLD');
   const otherChain = renderJumpSaveLine('FOO');
   const lines = ['-P POSTROUTING ACCEPT', OURS, toOld, '-A POSTROUTING -m comment --comment kube -j KUBE-POSTROUTING', quotedToOld, otherChain, toOld.replace('-A POSTROUTING', '-A OUTPUT')];
-  assert.deepEqual(findRenamedJumps(lines, 'IP-MASQ-AGENT').map((r) => [r.line, r.target]), [[toOld, 'OLD'], [quotedToOld, 'OLD']]);
+  assert.deepEqual(
+    findRenamedJumps(lines, 'IP-MASQ-AGENT').map((r) => [r.line, r.target]),
+    [
+      [toOld, 'OLD'],
+      [quotedToOld, 'OLD'],
+    ],
+  );
   assert.deepEqual(findRenamedJumps([OURS, otherChain], 'IP-MASQ-AGENT'), []);
   assert.equal(ruleComment('-A X -d 10.0.0.0/8 -j RETURN'), undefined);
 });
 
-test('judgeRenamedChain: ours only when every rule carries one of our comments (today\'s or v1.x\') and one of our targets', () => {
+test("judgeRenamedChain: ours only when every rule carries one of our comments (today's or v1.x') and one of our targets", () => {
   const ret = '-A OLD -d 10.0.0.0/8 -m comment --comment "ip-masq-agent: local traffic is not subject to MASQUERADE" -j RETURN';
   const oldRet = '-A OLD -d 10.0.0.0/8 -m comment --comment "ip-masq-agent: cluster-local traffic should not be subject to MASQUERADE" -m addrtype ! --dst-type LOCAL -j RETURN';
   const masq = '-A OLD -m comment --comment "ip-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)" -j MASQUERADE --random-fully';

@@ -162,17 +162,21 @@ describe('nftables backend against the real nft', { skip }, () => {
     await backend.apply(v6);
     const T = 'inet ip-masq-agent';
     nsRun(ns, ['nft', 'rename', 'chain', ...T.split(' '), 'postrouting4', 'renamed']);
-    nsRun(ns, ['nft', '-f', '-'], [
-      `add chain ${T} target`,
-      `add rule ${T} renamed jump target`,
-      `add counter ${T} cnt`,
-      `add set ${T} s2 { type ipv4_addr; }`,
-      `add rule ${T} target ip daddr @s2 counter name cnt`,
-      `add map ${T} m { type ipv4_addr : ipv4_addr; }`,
-      `add ct helper ${T} h { type "ftp" protocol tcp; }`,
-      `add table ${T} { flags dormant; }`,
-      '',
-    ].join('\n'));
+    nsRun(
+      ns,
+      ['nft', '-f', '-'],
+      [
+        `add chain ${T} target`,
+        `add rule ${T} renamed jump target`,
+        `add counter ${T} cnt`,
+        `add set ${T} s2 { type ipv4_addr; }`,
+        `add rule ${T} target ip daddr @s2 counter name cnt`,
+        `add map ${T} m { type ipv4_addr : ipv4_addr; }`,
+        `add ct helper ${T} h { type "ftp" protocol tcp; }`,
+        `add table ${T} { flags dormant; }`,
+        '',
+      ].join('\n'),
+    );
     const seen = await backend.read('ipv4');
     const tableLines = seen.filter((l) => l.startsWith('table '));
     // nft 1.0.6 misprints the flags or cuts the listing off there (then nothing else shows).

@@ -422,7 +422,10 @@ describe('nftables: drift in our own table (the table itself, objects that are n
     assert.deepEqual(await backend.read('ipv6'), backend.expected(v6), 'the table lines are IPv4’s alone');
     fake.calls.length = 0;
     await backend.apply(v4, seen);
-    assert.deepEqual(fake.calls.map((a) => a.join(' ')), ['nft -j -t list table inet ip-masq-agent', 'nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -']);
+    assert.deepEqual(
+      fake.calls.map((a) => a.join(' ')),
+      ['nft -j -t list table inet ip-masq-agent', 'nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -'],
+    );
     assert.equal(fake.scripts.at(-2), `add table ${T}\n`, 'the wake is a transaction of its own');
     assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
     assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
@@ -454,7 +457,10 @@ describe('nftables: drift in our own table (the table itself, objects that are n
     assert.deepEqual(seen, ['table holds chain "sneaky" type nat hook postrouting prio 50 policy accept, 1 rule, not the agent\'s', ...backend.expected(v4)]);
     fake.calls.length = 0;
     await backend.apply(v4, seen);
-    assert.deepEqual(fake.calls.map((a) => a.join(' ')), ['nft -j -t list table inet ip-masq-agent', 'nft -f -']);
+    assert.deepEqual(
+      fake.calls.map((a) => a.join(' ')),
+      ['nft -j -t list table inet ip-masq-agent', 'nft -f -'],
+    );
     assert.match(fake.scripts.at(-1)!, /^delete chain inet ip-masq-agent handle \d+$/m);
     assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
     assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
@@ -491,7 +497,7 @@ describe('nftables: drift in our own table (the table itself, objects that are n
     const seen = await backend.read('ipv4');
     const tableLines = seen.filter((l) => l.startsWith('table '));
     assert.equal(tableLines.length, MAX_FOREIGN_LINES + 1);
-    assert.equal(tableLines.at(-1), 'table holds 6 more objects that are not the agent\'s');
+    assert.equal(tableLines.at(-1), "table holds 6 more objects that are not the agent's");
     await backend.apply(v4, seen);
     assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
   });
@@ -504,15 +510,20 @@ describe('nftables: drift in our own table (the table itself, objects that are n
       `delete counter ${T} handle 9`,
     ]);
     assert.deepEqual(nftForeignDeletions([{ kind: 'ct helper', name: 'ftp1', handle: 4, targets: [], detail: '' }]), [`delete ct helper ${T} ftp1`]);
-    assert.throws(() => nftForeignDeletions([{ kind: 'ct helper', name: 'a "b', handle: 4, targets: [], detail: '' }]), /table inet ip-masq-agent holds ct helper "a \\"b", which the agent did not write and cannot name to delete; remove it by hand/);
+    assert.throws(
+      () => nftForeignDeletions([{ kind: 'ct helper', name: 'a "b', handle: 4, targets: [], detail: '' }]),
+      /table inet ip-masq-agent holds ct helper "a \\"b", which the agent did not write and cannot name to delete; remove it by hand/,
+    );
     assert.throws(() => nftForeignDeletions([{ kind: 'tunnel', name: 't', handle: 4, targets: [], detail: '' }]), /holds tunnel "t"/);
   });
 
   it('parses the table lines of a real nft 1.0.6 listing with a stray flags string, and of one cut off', () => {
-    const real = '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "ip-masq-agent", "handle": 1, "flags": "cnt"}}, {"counter": {"family": "inet", "name": "cnt", "table": "ip-masq-agent", "handle": 3, "packets": 0, "bytes": 0}}]}';
+    const real =
+      '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "ip-masq-agent", "handle": 1, "flags": "cnt"}}, {"counter": {"family": "inet", "name": "cnt", "table": "ip-masq-agent", "handle": 3, "packets": 0, "bytes": 0}}]}';
     const backendLines = parseNftJson(real, 'ipv4');
     assert.deepEqual(backendLines, []);
-    const cut = '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "ip-masq-agent", "handle": 1, "flags": \n';
+    const cut =
+      '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "ip-masq-agent", "handle": 1, "flags": \n';
     assert.deepEqual(parseNftJson(cut, 'ipv4'), []);
     assert.throws(() => parseNftJson('{"nftables": [{"table": {"family": "inet"', 'ipv4'), /not JSON/, 'any other cut is still an error');
   });

@@ -223,7 +223,7 @@ test('findInSaveOutput looks only at the nat table and counts the jumps to our c
   assert.deepEqual(findInSaveOutput(save.replace('*nat', '*mangle'), 'IP-MASQ-AGENT'), { chain: false, rules: 0, jumps: 0 });
 });
 
-test('findRenamedInSaveOutput names the nat chains that are ours renamed (a rule with our jump\'s comment leads there, every rule in it ours)', () => {
+test("findRenamedInSaveOutput names the nat chains that are ours renamed (a rule with our jump's comment leads there, every rule in it ours)", () => {
   const comment = '"ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain"';
   const save = [
     '*nat',

@@ -17,7 +17,13 @@ const V4: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };
 function valuesOf(text: string): { cidrs: string[]; cidrLimit: number; masqLinkLocal: boolean; resync: string; warnings: string[] } {
   const { config, warnings } = parseConfigText(text, FILE, V4);
   const c: MasqConfig = config;
-  return { cidrs: c.nonMasqueradeCIDRs.map((e) => e.text), cidrLimit: c.cidrLimit, masqLinkLocal: c.masqLinkLocal, resync: c.resyncInterval, warnings: warnings.map((w) => `${w.line}:${w.column} ${w.message}`) };
+  return {
+    cidrs: c.nonMasqueradeCIDRs.map((e) => e.text),
+    cidrLimit: c.cidrLimit,
+    masqLinkLocal: c.masqLinkLocal,
+    resync: c.resyncInterval,
+    warnings: warnings.map((w) => `${w.line}:${w.column} ${w.message}`),
+  };
 }
 
 function issuesOf(text: string): readonly ConfigIssue[] {
@@ -177,7 +183,10 @@ describe('line breaks are those go-yaml v2 knows: LF, CRLF, CR, NEL, LS, PS', ()
           const line = text.slice(0, text.indexOf(ch)).split('\n');
           assert.deepEqual([issues[0]!.line, issues[0]!.column], [line.length, line[line.length - 1]!.length + 1], JSON.stringify(text));
           assert.ok(issues[0]!.message.startsWith(`${name} (${code}`), issues[0]!.message);
-          assert.match(issues[0]!.message, /in a config that starts with "\{": the reference agent reads such a config as JSON \(Go's encoding\/json\), which refuses this character; replace it with a plain line break \(LF\)$/);
+          assert.match(
+            issues[0]!.message,
+            /in a config that starts with "\{": the reference agent reads such a config as JSON \(Go's encoding\/json\), which refuses this character; replace it with a plain line break \(LF\)$/,
+          );
         }
       });
     }
@@ -215,7 +224,17 @@ describe('1:30 is a string (go-yaml v2 has no base-60 numbers), wherever it stan
 });
 
 describe('Go integer prefixes in either case are integers, as go-yaml v2 reads them with strconv.ParseInt(s, 0, 64)', () => {
-  for (const [written, value] of [['0o100', 64], ['0O100', 64], ['0o1_00', 64], ['+0o100', 64], ['0X40', 64], ['0B1000000', 64], ['0x40', 64], ['0100', 64], ['0b1000000', 64]] as const) {
+  for (const [written, value] of [
+    ['0o100', 64],
+    ['0O100', 64],
+    ['0o1_00', 64],
+    ['+0o100', 64],
+    ['0X40', 64],
+    ['0B1000000', 64],
+    ['0x40', 64],
+    ['0100', 64],
+    ['0b1000000', 64],
+  ] as const) {
     it(`cidrLimit: ${written} is ${value}`, () => {
       assert.equal(valuesOf(`cidrLimit: ${written}\n`).cidrLimit, value);
     });

@@ -79,7 +79,10 @@ describe('loadConfig from a single path', () => {
   it('an empty file is an error that says so, never the defaults (only a missing path means them)', async () => {
     const dir = await dirWith({ config: '', blank: '\n  \n' });
     const empty = await loadError(join(dir, 'config'));
-    assert.equal(empty.message, `${join(dir, 'config')}: the config file is empty (0 bytes): not read as the defaults (a file being written, or one whose content was lost); write {} for the defaults, or remove the file`);
+    assert.equal(
+      empty.message,
+      `${join(dir, 'config')}: the config file is empty (0 bytes): not read as the defaults (a file being written, or one whose content was lost); write {} for the defaults, or remove the file`,
+    );
     assert.match((await loadError(join(dir, 'blank'))).message, /blank: the config file is only whitespace \(4 bytes\): not read as the defaults/);
   });
   it('a comment-only file, or {}, means defaults', async () => {
@@ -377,10 +380,7 @@ describe('loadConfig with a cache (the agent at every resync)', () => {
  * runs. The writer dates what it writes by this clock with `written`, as a real writer's change is
  * dated by the real one.
  */
-function settleClock(
-  skewMs = 0,
-  during: (waits: number, written: (file: string) => Promise<void>) => Promise<void> | void = () => undefined,
-): SettleOptions & { readonly waits: number[] } {
+function settleClock(skewMs = 0, during: (waits: number, written: (file: string) => Promise<void>) => Promise<void> | void = () => undefined): SettleOptions & { readonly waits: number[] } {
   const waits: number[] = [];
   let skew = skewMs;
   const now = (): number => Date.now() + skew;
@@ -425,7 +425,10 @@ describe('loadConfig with settle (the agent): a file being written is never read
     assert.equal(loaded.usingDefaults, false);
     assert.deepEqual(texts(loaded), ['10.0.0.0/8', '198.51.100.0/24']);
     assert.equal(clock.waits.length, 2, 'waited for the truncation, then for the write');
-    assert.ok(clock.waits.every((ms) => ms > 0 && ms <= SETTLE_QUIET_MS), String(clock.waits));
+    assert.ok(
+      clock.waits.every((ms) => ms > 0 && ms <= SETTLE_QUIET_MS),
+      String(clock.waits),
+    );
   });
   it('a file written line by line in a config directory gives the whole list, not a version part-way', async () => {
     const lines = ['nonMasqueradeCIDRs:\n', ...Array.from({ length: 8 }, (_, i) => `  - 10.${i}.0.0/16\n`)];
@@ -452,7 +455,10 @@ describe('loadConfig with settle (the agent): a file being written is never read
       (e: unknown) => e,
     );
     assert.ok(err instanceof ConfigError);
-    assert.equal(err.message, `${file}: the config file is still being written: it changed again within every ${SETTLE_QUIET_MS} ms for ${SETTLE_MAX_WAIT_MS / 1000} s; it is read once it has been unchanged for ${SETTLE_QUIET_MS} ms`);
+    assert.equal(
+      err.message,
+      `${file}: the config file is still being written: it changed again within every ${SETTLE_QUIET_MS} ms for ${SETTLE_MAX_WAIT_MS / 1000} s; it is read once it has been unchanged for ${SETTLE_QUIET_MS} ms`,
+    );
     const waited = clock.waits.reduce((a, b) => a + b, 0);
     assert.ok(waited <= SETTLE_MAX_WAIT_MS, `waited ${waited} ms`);
   });

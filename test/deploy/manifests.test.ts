@@ -352,8 +352,7 @@ describe('Dockerfile', () => {
   const stages = parseDockerfile(dockerfile);
   const runtime = stages[stages.length - 1] as DockerStage;
   const pkg = JSON.parse(readRepoFile('package.json')) as { bin: Record<string, string> };
-  const instructions = (stage: DockerStage, keyword: string): string[] =>
-    stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
+  const instructions = (stage: DockerStage, keyword: string): string[] => stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
   const nodeVersion = dockerfileGlobalArgs(dockerfile).get('NODE_VERSION') ?? '';
 
   it('builds on the build platform from one Debian (bookworm) Node image of ARG NODE_VERSION, and ends in a stage from scratch', () => {
@@ -401,7 +400,12 @@ describe('Dockerfile', () => {
     assert.ok(instructions(runtime, 'COPY').includes(`--from=${rootfs.name ?? ''} /rootfs/ /`), 'the final stage starts from that root filesystem');
     const script = readRepoFile('deploy/image/rootfs.sh');
     const list = /^packages=\(\n([\s\S]*?)\n\)$/m.exec(script)?.[1] ?? '';
-    const packages = list.split('\n').filter((l) => !/^\s*#/.test(l)).join(' ').trim().split(/\s+/);
+    const packages = list
+      .split('\n')
+      .filter((l) => !/^\s*#/.test(l))
+      .join(' ')
+      .trim()
+      .split(/\s+/);
     for (const name of ['iptables', 'nftables', 'tini', 'dash', 'libc6', 'libstdc++6']) assert.ok(packages.includes(name), `${name} in rootfs.sh's packages`);
     for (const name of ['apt', 'dpkg', 'perl-base', 'bash', 'coreutils', 'ca-certificates']) assert.ok(!packages.includes(name), `no ${name}`);
   });
@@ -445,9 +449,16 @@ describe('Dockerfile', () => {
 
   it('labels the image with its version, revision and source (build ARGs scripts/image.sh passes)', () => {
     const label = instructions(runtime, 'LABEL').join(' ');
-    for (const [key, arg] of [['version', 'VERSION'], ['revision', 'REVISION'], ['source', 'SOURCE']] as const) {
+    for (const [key, arg] of [
+      ['version', 'VERSION'],
+      ['revision', 'REVISION'],
+      ['source', 'SOURCE'],
+    ] as const) {
       assert.ok(label.includes(`org.opencontainers.image.${key}="\${${arg}}"`), `${key} from ARG ${arg}: ${label}`);
-      assert.ok(instructions(runtime, 'ARG').some((a) => a.startsWith(`${arg}=`)), `ARG ${arg} in the final stage`);
+      assert.ok(
+        instructions(runtime, 'ARG').some((a) => a.startsWith(`${arg}=`)),
+        `ARG ${arg} in the final stage`,
+      );
       assert.match(readRepoFile('scripts/image.sh'), new RegExp(`--build-arg "${arg}=`), `image.sh passes ${arg}`);
     }
   });

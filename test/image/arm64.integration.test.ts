@@ -14,20 +14,7 @@ import { ADDR, canUseNetns, sourceSeenBy } from '../netns/netns.js';
 import { createPrivateLock } from '../agent/agent-process.js';
 import { expectedSaveLines, ourSaveLines, usePrivateXtablesLock, withScene, type Scene } from '../agent/agent-scene.js';
 import { asArray, asString, at, dockerfileGlobalArgs, loadYamlDocuments, readRepoFile } from '../deploy/deploy-files.js';
-import {
-  containerPid,
-  elfMachine,
-  ensureImage,
-  hasPodman,
-  IMAGE,
-  IMAGE_ARM64,
-  LIBRARY_CHECK,
-  podman,
-  podmanTry,
-  processesInPidNamespaceOf,
-  runContainer,
-  type Container,
-} from './podman.js';
+import { containerPid, elfMachine, ensureImage, hasPodman, IMAGE, IMAGE_ARM64, LIBRARY_CHECK, podman, podmanTry, processesInPidNamespaceOf, runContainer, type Container } from './podman.js';
 
 /** The binfmt_misc entry that qemu-user-static registers for aarch64 ELF files. */
 const BINFMT = '/proc/sys/fs/binfmt_misc/qemu-aarch64';
@@ -87,7 +74,12 @@ test('the arm64 image holds aarch64 builds of what the agent runs, and every lib
   assert.match(versions, new RegExp(`^v${NODE_VERSION.replace(/\./g, '\\.')}\\niptables v1\\.8\\.\\d+ \\(legacy\\)\\n$`));
   // What qemu-user cannot do, printed for the record (it is why the next test mounts amd64 tools).
   const nft = podmanTry(['run', '--rm', '--network=none', '--cap-add=NET_ADMIN', '--entrypoint=/usr/sbin/nft', IMAGE_ARM64, 'list', 'tables']);
-  console.log(`# arm64 nft under qemu-user: exit ${nft.code}: ${nft.stderr.replace(/^WARNING: image platform.*\n/m, '').trim().slice(0, 200)}`);
+  console.log(
+    `# arm64 nft under qemu-user: exit ${nft.code}: ${nft.stderr
+      .replace(/^WARNING: image platform.*\n/m, '')
+      .trim()
+      .slice(0, 200)}`,
+  );
 });
 
 test("the arm64 image's agent, emulated, writes the rules and masquerades real traffic (with the amd64 image's iptables and nft: qemu-user has no netfilter netlink)", { skip }, async () => {

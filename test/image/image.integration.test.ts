@@ -116,10 +116,14 @@ async function assertInitReaps(c: Container): Promise<void> {
   const wrapper = podmanTry(['exec', c.name, '/bin/sh', '-c', '/usr/local/bin/node -e "setTimeout(() => {}, 1000)" & kill -KILL $$']);
   assert.equal(wrapper.code, 137, `the wrapper shell is killed by SIGKILL: ${wrapper.stderr}`);
   let orphan: HostProcess | undefined;
-  await waitUntil('the orphaned tool, a child of PID 1', () => {
-    orphan = processesInPidNamespaceOf(init).find((p) => p.ppid === init && p.cmdline.includes('setTimeout'));
-    return orphan !== undefined;
-  }, 20_000);
+  await waitUntil(
+    'the orphaned tool, a child of PID 1',
+    () => {
+      orphan = processesInPidNamespaceOf(init).find((p) => p.ppid === init && p.cmdline.includes('setTimeout'));
+      return orphan !== undefined;
+    },
+    20_000,
+  );
   const pid = orphan?.pid ?? 0;
   try {
     await waitUntil('the orphan to be reaped', () => hostProcess(pid) === undefined, 20_000);
@@ -127,9 +131,17 @@ async function assertInitReaps(c: Container): Promise<void> {
     assert.fail(`the orphan ${pid} was not reaped by PID 1 (${hostProcess(init)?.comm}): ${JSON.stringify(hostProcess(pid))}`);
   }
   const procs = processesInPidNamespaceOf(init);
-  assert.deepEqual(procs.filter((p) => p.state === 'Z'), [], 'no zombie in the container');
+  assert.deepEqual(
+    procs.filter((p) => p.state === 'Z'),
+    [],
+    'no zombie in the container',
+  );
   assert.equal(hostProcess(init)?.comm, 'tini', 'PID 1 is tini');
-  assert.deepEqual(procs.filter((p) => p.ppid === init).map((p) => p.cmdline), ['/usr/local/bin/node /app/dist/bin/ip-masq-agent.js ' + MANIFEST_ARGS.join(' ')], "the agent is tini's one child");
+  assert.deepEqual(
+    procs.filter((p) => p.ppid === init).map((p) => p.cmdline),
+    ['/usr/local/bin/node /app/dist/bin/ip-masq-agent.js ' + MANIFEST_ARGS.join(' ')],
+    "the agent is tini's one child",
+  );
 }
 
 /** Changes to the container's root filesystem beyond podman's mount points. */
@@ -142,8 +154,13 @@ test('the image holds the agent and what it runs only: no package manager, no pe
   assert.deepEqual(config.Entrypoint, ['/usr/bin/tini', '--', '/usr/local/bin/node', '/app/dist/bin/ip-masq-agent.js']);
   assert.equal(config.Cmd ?? null, null, `no CMD arguments: ${JSON.stringify(config.Cmd)}`);
   const lock = JSON.parse(readFileSync(join(repoRoot(), 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
-  const devOnly = Object.entries(lock.packages).filter(([p, v]) => p !== '' && v.dev === true).map(([p]) => `/app/${p}`);
-  assert.ok(devOnly.some((p) => p.endsWith('/typescript')), 'the lockfile names typescript as a dev dependency');
+  const devOnly = Object.entries(lock.packages)
+    .filter(([p, v]) => p !== '' && v.dev === true)
+    .map(([p]) => `/app/${p}`);
+  assert.ok(
+    devOnly.some((p) => p.endsWith('/typescript')),
+    'the lockfile names typescript as a dev dependency',
+  );
   // dash as /bin/sh runs this; it is in the image for the entry script and the agent's command shells.
   const script = [
     'for t in npm npx corepack yarn tsc gcc cc make git curl apt apt-get dpkg perl bash python3 ls cat su mount; do command -v "$t" && echo "tool: $t"; done',
@@ -211,10 +228,13 @@ for (const mode of ['nft', 'legacy'] as const satisfies readonly Mode[]) {
             assert.equal(metrics.status, 200);
             assert.match(metrics.body, /^# TYPE /m);
 
-          assert.deepEqual(rootWrites(c), [], 'the read-only root shows no changes beyond mount points');
-          assert.deepEqual(listInContainer(c.name, '/tmp'), [], 'nothing written to /tmp');
-          if (mode === 'nft') await assertInitReaps(c);
-          assert.deepEqual(c.logs.filter((l) => /EROFS|read-only file system/i.test(l.raw)).map((l) => l.raw), []);
+            assert.deepEqual(rootWrites(c), [], 'the read-only root shows no changes beyond mount points');
+            assert.deepEqual(listInContainer(c.name, '/tmp'), [], 'nothing written to /tmp');
+            if (mode === 'nft') await assertInitReaps(c);
+            assert.deepEqual(
+              c.logs.filter((l) => /EROFS|read-only file system/i.test(l.raw)).map((l) => l.raw),
+              [],
+            );
 
             // A kubelet-style ConfigMap update; the example's resyncInterval is 60 s, so only the
             // watch can explain a change seen sooner. The delay is printed, not asserted.

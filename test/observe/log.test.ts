@@ -111,8 +111,14 @@ test('log writer: a blocked output never blocks the caller; whole lines are held
   out.room = Infinity; // a reader again
   timers.runAll();
   assert.equal(timers.pending(), 0);
-  const lines = out.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.deepEqual(lines.map((l) => l['msg']), ['line 1', 'line 2', 'line 3', DROPPED_NOTE]);
+  const lines = out.text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    lines.map((l) => l['msg']),
+    ['line 1', 'line 2', 'line 3', DROPPED_NOTE],
+  );
   assert.equal(lines[3]?.['level'], 'warn');
   assert.equal(lines[3]?.['dropped'], 7);
 

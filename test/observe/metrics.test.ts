@@ -145,7 +145,7 @@ test('metrics: retries are counted, the pending backoff is a gauge, and both res
   assert.equal(sample(text, 'ip_masq_agent_sync_retry_backoff_seconds'), 0);
 });
 
-test('metrics: ip_masq_agent_log_lines_dropped_total is the log writer\'s count at each scrape, 0 without one', async () => {
+test("metrics: ip_masq_agent_log_lines_dropped_total is the log writer's count at each scrape, 0 without one", async () => {
   let dropped = 0;
   const m = createMetrics({ defaultMetrics: false, logLinesDropped: () => dropped });
   m.update(makeStatus({}));

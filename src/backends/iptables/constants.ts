@@ -26,7 +26,6 @@ export const MASQ_CIDR_COMMENT = 'ip-masq-agent: masqueradeCIDRs destination is 
 /** Comment on each SNAT rule of a `snat` entry. */
 export const SNAT_COMMENT = 'ip-masq-agent: snat destination leaves with a fixed source address';
 
-
 /** The RETURN rules' comment of reference releases v1.x - v2.0.x (compat-contract.md). */
 export const OLD_NON_MASQ_COMMENT = 'ip-masq-agent: cluster-local traffic should not be subject to MASQUERADE';
 
@@ -37,18 +36,10 @@ export const OLD_MASQ_COMMENT = 'ip-masq-agent: outbound traffic should be subje
  * Every comment a rule of our chain carries, in this release or an older reference one: a chain
  * whose rules all carry one of these is ours, under whatever name `iptables -E` gave it.
  */
-export const OUR_CHAIN_COMMENTS: readonly string[] = [
-  NON_MASQ_COMMENT,
-  KUBE_MARK_COMMENT,
-  MASQ_COMMENT,
-  MASQ_CIDR_COMMENT,
-  SNAT_COMMENT,
-  OLD_NON_MASQ_COMMENT,
-  OLD_MASQ_COMMENT,
-];
+export const OUR_CHAIN_COMMENTS: readonly string[] = [NON_MASQ_COMMENT, KUBE_MARK_COMMENT, MASQ_COMMENT, MASQ_CIDR_COMMENT, SNAT_COMMENT, OLD_NON_MASQ_COMMENT, OLD_MASQ_COMMENT];
 
 /** Note the read-back adds for a POSTROUTING rule that carries our jump's comment but leads to another chain. */
-export const RENAMED_NOTE = '# ip-masq-agent: a POSTROUTING rule with our jump\'s comment leads to nat chain';
+export const RENAMED_NOTE = "# ip-masq-agent: a POSTROUTING rule with our jump's comment leads to nat chain";
 
 /** Comment on the POSTROUTING jump; it names the chain, so it changes with `--masq-chain`. */
 export function jumpComment(chain: string): string {

@@ -33,14 +33,7 @@ import {
   renderDeletePayload,
   type RenamedChainVerdict,
 } from './rules.js';
-import {
-  checkChainName,
-  jumpRuleSpec,
-  renderJumpSaveLine,
-  renderRestorePayload,
-  renderSaveLines,
-  type RenderOptions,
-} from './render.js';
+import { checkChainName, jumpRuleSpec, renderJumpSaveLine, renderRestorePayload, renderSaveLines, type RenderOptions } from './render.js';
 
 /** What the iptables backend needs; only runner, mode, chain and randomFullySupported are required. */
 export interface IptablesBackendOptions {
@@ -254,7 +247,13 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${said(r.stderr)}`);
     }
     if (r.exitCode === 0) {
-      throw new CommandError(argv, 0, r.stderr, 'other', `-S POSTROUTING showed no jump to ${chain}, but ${argv.join(' ')} finds ours: the listing lost lines (a wrapper around ${tool(family)}?); not adding a second jump`);
+      throw new CommandError(
+        argv,
+        0,
+        r.stderr,
+        'other',
+        `-S POSTROUTING showed no jump to ${chain}, but ${argv.join(' ')} finds ours: the listing lost lines (a wrapper around ${tool(family)}?); not adding a second jump`,
+      );
     }
   }
 
@@ -432,7 +431,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       // the chain's restore, which makes both at once, instead of a listing and an -A after it.
       const addJump = seen !== undefined && findRulesWithTarget(seen, 'POSTROUTING', chain).length === 0;
       // No jump can lead to a chain that is not there; with the chain there, the kernel is asked.
-      if (addJump && seen?.includes(`-N ${chain}`) === true) await refuseHiddenJump(family);
+      if (addJump && seen?.includes(`-N ${chain}`)) await refuseHiddenJump(family);
       const jumpLine = first ? `-I POSTROUTING 1 ${ourJump.slice('-A POSTROUTING '.length)}` : ourJump;
       // A missing jump joins the restore only after a read (render() says apply adds it after the
       // payload); a jump to replace always does: on legacy a restore of its own rewrites the table again.
@@ -487,7 +486,13 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
             await restore(family, `${['*nat', ...late.lines, 'COMMIT'].join('\n')}\n`);
           } catch (e) {
             if (!(e instanceof CommandError)) throw e;
-            throw new CommandError(e.argv, e.exitCode, e.stderr, e.failure, `deleting our renamed chain (${late.removed.length} jump${late.removed.length === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`);
+            throw new CommandError(
+              e.argv,
+              e.exitCode,
+              e.stderr,
+              e.failure,
+              `deleting our renamed chain (${late.removed.length} jump${late.removed.length === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`,
+            );
           }
           removed.push(...late.removed);
           changed = true;

@@ -6,14 +6,7 @@ import type { Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
 import { NFT_TABLE_REF } from './names.js';
-import {
-  NFT_TABLE_LINE_PREFIX,
-  familiesInNftJson,
-  foreignObjectsInNftJson,
-  objectNamesInNftJson,
-  parseNftRead,
-  tableHasFlagsInNftJson,
-} from './parse.js';
+import { NFT_TABLE_LINE_PREFIX, familiesInNftJson, foreignObjectsInNftJson, objectNamesInNftJson, parseNftRead, tableHasFlagsInNftJson } from './parse.js';
 import { expectedNftLines, renderNftScript, renderNftWake } from './render.js';
 
 /** What the nftables backend needs. */

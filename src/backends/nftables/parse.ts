@@ -40,7 +40,7 @@ function objectsOf(json: string): Record<string, Json>[] {
     doc = JSON.parse(json);
   } catch (e) {
     if (CUT_AT_TABLE_FLAGS.test(json)) return [UNREADABLE_TABLE];
-    throw new Error(`nft -j printed something that is not JSON: ${(e as Error).message}`);
+    throw new Error(`nft -j printed something that is not JSON: ${(e as Error).message}`, { cause: e });
   }
   if (!isObject(doc) || !Array.isArray(doc['nftables'])) {
     throw new Error('nft -j output has no "nftables" array');
@@ -399,10 +399,12 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
     let targets: string[] = [];
     if (kind === 'chain') {
       const chainRules = rules.get(name) ?? [];
-      targets = chainRules.flatMap((r) => (Array.isArray(r['expr']) ? r['expr'] : [])).flatMap((x) => {
-        const jump = isObject(x) ? (x['jump'] ?? x['goto']) : undefined;
-        return isObject(jump) && typeof jump['target'] === 'string' ? [jump['target']] : [];
-      });
+      targets = chainRules
+        .flatMap((r) => (Array.isArray(r['expr']) ? (r['expr'] as unknown[]) : []))
+        .flatMap((x) => {
+          const jump = isObject(x) ? (x['jump'] ?? x['goto']) : undefined;
+          return isObject(jump) && typeof jump['target'] === 'string' ? [jump['target']] : [];
+        });
       const base = body['hook'] === undefined ? '' : ` type ${text(body['type'])} hook ${text(body['hook'])} prio ${text(body['prio'])} policy ${text(body['policy'])}`;
       detail = `${base}, ${chainRules.length} rule${chainRules.length === 1 ? '' : 's'}`;
     } else if (kind === 'set' || kind === 'map') {
