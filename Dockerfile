@@ -1,7 +1,7 @@
 # Container image for ip-masq-agent, for amd64 and arm64.
 #
-#   docker build -t REGISTRY/ip-masq-agent:0.1.0 .
-#   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/ip-masq-agent:0.1.0 --push .
+#   docker build -t REGISTRY/ip-masq-agent:0.2.0 .
+#   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/ip-masq-agent:0.2.0 --push .
 #   bash scripts/image.sh [--arch=arm64] [TAG]     # with podman, no Docker needed (README)
 #
 # The final image is distroless: no base image, only what the agent runs (node, iptables, nft, tini
