@@ -186,7 +186,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (flags.version) {
-      process.stdout.write(`ip-masq-agent ${version}\n`);
+      // The runtime too: the image pins it, and `kubectl exec ... --version` is how an operator checks.
+      process.stdout.write(`ip-masq-agent ${version}\nnode ${process.version}\n`);
       return 0;
     }
     // Go's flag parsing (the reference's) ignores everything from the first non-flag on; run with
