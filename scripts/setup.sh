@@ -21,6 +21,8 @@ for pair in "${tools[@]}"; do
 done
 # iptables-legacy ships in the iptables package; check it too.
 command -v iptables-legacy >/dev/null 2>&1 || need+=(iptables)
+# Node.js 25 and later link against libatomic.so.1.
+case "$(ldconfig -p 2>/dev/null)" in *'libatomic.so.1 '*) ;; *) need+=(libatomic1) ;; esac
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
