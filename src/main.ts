@@ -78,7 +78,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const { createLogger, createRunner, createStdoutWriter, selectBackend } = await import('./agent-start.js');
   const output = createStdoutWriter();
   const log = createLogger(opts.verbosity, output.write);
-  log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
+  log.info('ip-masq-agent starting', { version, node: process.version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
   const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs, shell: '/bin/sh' });
   installLastResort(log, processRunner, output);

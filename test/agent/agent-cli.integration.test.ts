@@ -172,6 +172,16 @@ test('no usable backend (iptables-nft not installed): one error line that says s
   }
 });
 
+test('the start line names the package version and the Node.js runtime', { skip }, async () => {
+  await withScene(async ({ cm, startAgent }) => {
+    cm.write('nonMasqueradeCIDRs:\n  - 10.244.0.0/16\nresyncInterval: 1h\n');
+    const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft']);
+    const start = await agent.waitForLog('ip-masq-agent starting');
+    assert.equal(start.fields['version'], packageVersion);
+    assert.equal(start.fields['node'], process.version);
+  });
+});
+
 // Args in Go's forms, as DaemonSets that run the reference carry them. Go's flag parsing stops at
 // the first non-flag argument and ignores the rest; the agent must run with those same values.
 
