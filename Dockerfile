@@ -12,7 +12,8 @@
 # Rebuild regularly: the Debian packages are fetched at build time, so a rebuild picks up Debian's
 # security fixes for glibc, iptables, nftables and their libraries.
 
-# The one place that names the Node.js version; scripts/image.sh reads this line.
+# The one place that names the Node.js version; scripts/image.sh and scripts/setup.sh (which installs
+# it into .node/ for the build, the tests and the benches) read this line.
 ARG NODE_VERSION=26.12.1
 # The build stages' image (Debian bookworm with node and npm), pinned by its full version tag. To
 # pin its digest too: `docker buildx imagetools inspect node:26.12.1-bookworm-slim`, then
