@@ -1,7 +1,7 @@
 # Container image for ip-masq-agent, for amd64 and arm64.
 #
-#   docker build -t REGISTRY/ip-masq-agent:0.1.0 .
-#   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/ip-masq-agent:0.1.0 --push .
+#   docker build -t REGISTRY/ip-masq-agent:0.2.0 .
+#   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/ip-masq-agent:0.2.0 --push .
 #   bash scripts/image.sh [--arch=arm64] [TAG]     # with podman, no Docker needed (README)
 #
 # The final image is distroless: no base image, only what the agent runs (node, iptables, nft, tini
@@ -12,7 +12,8 @@
 # Rebuild regularly: the Debian packages are fetched at build time, so a rebuild picks up Debian's
 # security fixes for glibc, iptables, nftables and their libraries.
 
-# The one place that names the Node.js version; scripts/image.sh reads this line.
+# The one place that names the Node.js version; scripts/image.sh and scripts/setup.sh (which installs
+# it into .node/ for the build, the tests and the benches) read this line.
 ARG NODE_VERSION=26.12.1
 # The build stages' image (Debian bookworm with node and npm), pinned by its full version tag. To
 # pin its digest too: `docker buildx imagetools inspect node:26.12.1-bookworm-slim`, then

@@ -25,7 +25,7 @@ const yamlApart = {
   },
 };
 
-const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, keepNames: true, legalComments: 'none', logLevel: 'warning' };
+const common = { bundle: true, platform: 'node', target: 'node26', format: 'cjs', minify: true, keepNames: true, legalComments: 'none', logLevel: 'warning' };
 
 await build({
   ...common,

@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The image's Node.js (setup installed it).
+export PATH="$PWD/.node/bin:$PATH"
 node dist/demo/demo.js "$@"

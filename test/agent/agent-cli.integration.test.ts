@@ -78,21 +78,24 @@ test('--help: exit 0 and every agent flag listed with its default', { skip }, ()
   assertUntouched();
 });
 
-test('--version: exit 0 and the package version', { skip }, () => {
+test('--version: exit 0, the package version, then the Node.js runtime it runs on', { skip }, () => {
   const r = runAgentToExit(ns, ['--version']);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, `ip-masq-agent ${packageVersion}\n`);
+  // The runtime is the node binary the agent was started with (process.execPath), so `kubectl exec
+  // ... --version` shows the image's.
+  assert.equal(r.stdout, `ip-masq-agent ${packageVersion}\nnode ${process.version}\n`);
   assertUntouched();
 });
 
-/** The built-in modules node loaded for `args` (process.moduleLoadList, written at exit by a --require preload). */
-function builtinsLoaded(args: readonly string[]): string[] {
+/** The built-in modules node loaded running the agent (or an empty script) with `args` (process.moduleLoadList, written at exit by a --require preload). */
+function builtinsLoaded(args: readonly string[], script: 'agent' | 'empty' = 'agent'): string[] {
   const dir = mkdtempSync(join(tmpdir(), 'ima-modules-'));
   try {
     const preload = join(dir, 'preload.cjs');
     const out = join(dir, 'modules.txt');
+    writeFileSync(join(dir, 'empty.cjs'), '');
     writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join('\\n')));\n`);
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--require', preload, AGENT_MAIN, ...args], { encoding: 'utf8', timeout: 15_000 });
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--require', preload, script === 'agent' ? AGENT_MAIN : join(dir, 'empty.cjs'), ...args], { encoding: 'utf8', timeout: 15_000 });
     assert.equal(r.status, 0, r.stderr);
     return readFileSync(out, 'utf8')
       .split('\n')
@@ -104,11 +107,16 @@ function builtinsLoaded(args: readonly string[]): string[] {
 }
 
 test("--version and --help load neither node's ES module loader nor the modules only the agent run needs", { skip }, () => {
+  // Node.js 22 and later load the ES module loader for every CommonJS main file (an empty one
+  // too): only what an empty script does not load is the agent's to avoid.
+  const bare = new Set(builtinsLoaded([], 'empty'));
+  const avoided = ['internal/modules/esm/loader', 'http', 'child_process', 'crypto', 'fs/promises', 'v8'].filter((m) => !bare.has(m));
+  assert.ok(avoided.includes('http') && avoided.includes('child_process'), `an empty script loads ${[...bare].join(', ')}`);
   for (const args of [['--version'], ['--help']]) {
     const loaded = builtinsLoaded(args);
     // Not vacuous: the list holds what every run loads.
     assert.ok(loaded.includes('fs'), `the list is read: ${loaded.join(', ')}`);
-    for (const m of ['internal/modules/esm/loader', 'http', 'child_process', 'crypto', 'fs/promises', 'v8']) {
+    for (const m of avoided) {
       assert.ok(!loaded.includes(m), `${args.join(' ')} loaded ${m}`);
     }
   }
@@ -162,6 +170,16 @@ test('no usable backend (iptables-nft not installed): one error line that says s
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the start line names the package version and the Node.js runtime', { skip }, async () => {
+  await withScene(async ({ cm, startAgent }) => {
+    cm.write('nonMasqueradeCIDRs:\n  - 10.244.0.0/16\nresyncInterval: 1h\n');
+    const agent = startAgent([`--config=${cm.file}`, '--iptables-mode=nft']);
+    const start = await agent.waitForLog('ip-masq-agent starting');
+    assert.equal(start.fields['version'], packageVersion);
+    assert.equal(start.fields['node'], process.version);
+  });
 });
 
 // Args in Go's forms, as DaemonSets that run the reference carry them. Go's flag parsing stops at
