@@ -55,7 +55,7 @@ ENV NODE_ENV=production
 # resident), at the price of more scavenges while a large config is parsed (README "Limits",
 # bench/sizes.bench.ts). Other V8 flags (--optimize-for-size, --lite-mode) were measured and are
 # not worth it (README "Performance", bench/startup.bench.ts).
-ENV NODE_OPTIONS="--max-old-space-size=160 --max-semi-space-size=4"
+ENV NODE_OPTIONS="--max-old-space-size=160 --max-semi-space-size=4 --disable-sigusr1"
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/dist/bin/ip-masq-agent.js ./dist/bin/ip-masq-agent.js
