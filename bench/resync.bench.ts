@@ -351,14 +351,14 @@ async function benchMemory(resyncs: number, swaps: number): Promise<void> {
     const opts = agentOptionsFromFlags(parseFlags(['--iptables-mode=nft']));
     const cache = createParseCache();
     const metrics = createMetrics();
-    const shellRunner = createRunner({ shell: '/bin/sh' });
+    const runner = createRunner();
     const agent = createAgent({
       loadConfig: () => loadConfig(cm.file, opts.config, 'file', cache),
       defaultConfig: () => {
         throw new Error('the bench config is valid');
       },
-      // The runner as the agent makes it: commands started by its command shells.
-      backend: createIptablesBackend({ runner: netnsRunner(ns, shellRunner), mode: 'nft', chain: CHAIN, randomFullySupported: true }),
+      // The runner as the agent makes it.
+      backend: createIptablesBackend({ runner: netnsRunner(ns, runner), mode: 'nft', chain: CHAIN, randomFullySupported: true }),
       policyOptions: opts.policy,
       log: nullLogger(),
       clock: createFakeClock(),
@@ -395,7 +395,7 @@ async function benchMemory(resyncs: number, swaps: number): Promise<void> {
     await run(resyncs, every, swaps);
     const after = settle();
     await agent.stop();
-    shellRunner.killAll();
+    runner.killAll();
     const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
     console.log(
       `  ${resyncs} resyncs, ${swapped} swaps in ${((performance.now() - t0) / 1000).toFixed(0)} s; heap ${mib(before.heap)} -> ${mib(after.heap)}, RSS ${mib(before.rss)} -> ${mib(after.rss)}`,

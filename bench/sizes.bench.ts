@@ -59,7 +59,7 @@ const RSS_TARGETS: ReadonlyMap<number, number> = new Map([
   [2, 160],
 ]);
 
-/** The agent's peak and current RSS; the current one with its command shells (rssKiB). */
+/** The agent's peak and current RSS; the current one with the commands it runs at the moment (rssKiB). */
 function memKiB(pid: number): { hwm: number; rss: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   return { hwm: Number(/^VmHWM:\s+(\d+) kB/m.exec(s)?.[1] ?? NaN), rss: rssKiB(pid) };

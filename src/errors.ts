@@ -44,17 +44,42 @@ export class ConfigError extends Error {
  */
 export type CommandFailure = 'lock-busy' | 'permission-denied' | 'not-found' | 'not-installed' | 'timeout' | 'resource' | 'other';
 
+/** How a failed command ended beyond its exit code, and the error it restates, if any. */
+export interface CommandErrorDetails {
+  /** The error this one restates in other words (a backend's message around the runner's). */
+  readonly cause?: unknown;
+  /** The signal that ended the command, when one did. */
+  readonly signal?: NodeJS.Signals | null;
+  /** How long the command ran, in milliseconds, when it started at all. */
+  readonly durationMs?: number | undefined;
+}
+
 /** A child process that failed: what ran, how it ended, what it said. */
 export class CommandError extends Error {
   override readonly name = 'CommandError';
+  /** The signal that ended the command, or null. */
+  readonly signal: NodeJS.Signals | null;
+  /** Whether the runner killed it at its deadline. */
+  readonly timedOut: boolean;
+  /** How long it ran, in milliseconds; undefined when it never started. */
+  readonly durationMs: number | undefined;
   constructor(
     readonly argv: readonly string[],
     readonly exitCode: number | null,
     readonly stderr: string,
     readonly failure: CommandFailure,
     message: string,
+    details: CommandErrorDetails = {},
   ) {
-    super(message);
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.signal = details.signal ?? null;
+    this.timedOut = failure === 'timeout';
+    this.durationMs = details.durationMs;
+  }
+
+  /** The same failure in other words; this error becomes its cause. */
+  restate(message: string): CommandError {
+    return new CommandError(this.argv, this.exitCode, this.stderr, this.failure, message, { cause: this, signal: this.signal, durationMs: this.durationMs });
   }
 }
 

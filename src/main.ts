@@ -82,7 +82,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const log = createLogger(opts.verbosity, output.write);
   log.info('ip-masq-agent starting', { version, node: process.version, options: { ...opts, policy: { ...opts.policy, toPorts: opts.policy.toPorts.map((r) => r.text) } } });
   if (ignoredArgs) log.warn(ignoredArgs.message, { ignored: ignoredArgs.ignored, hints: ignoredArgs.hints });
-  const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs, shell: '/bin/sh' });
+  const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs });
   installLastResort(log, processRunner, output);
   const runner = tracingRunner(processRunner, log);
   // Settled at once, so that a failure waits, unreported, until it is awaited below.

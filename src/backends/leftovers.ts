@@ -3,7 +3,7 @@
 // family) and the nft table. Each backend lists its own through Backend.leftovers(); `cleanup`
 // takes them all, start-up all but the backend in use (see select.ts).
 import { CommandError } from '../errors.js';
-import type { Runner } from '../exec/runner.js';
+import { isNftObjectMissing, type Runner } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import type { CleanupTarget } from './backend.js';
 import type { IptablesMode } from './iptables/detect.js';
@@ -99,7 +99,7 @@ export function nftLeftover(runner: Runner): CleanupTarget {
         await runner(['nft', 'delete', 'table', ...NFT_TABLE_REF.split(' ')], { timeoutMs: 30_000 });
       } catch (e) {
         // Gone in between (another cleanup): that is the goal.
-        if (!(e instanceof CommandError && /No such file or directory/.test(e.stderr))) throw e;
+        if (!(e instanceof CommandError && isNftObjectMissing(e))) throw e;
       }
     },
   };

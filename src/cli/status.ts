@@ -5,6 +5,7 @@ import type { OwnedState } from '../backends/backend.js';
 import { openBackendReadOnly, type OpenedBackend, type SelectOptions } from '../backends/select.js';
 import { readRegularFileText } from '../config/read-text.js';
 import { CommandError, ConfigError, formatIssue } from '../errors.js';
+import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy.js';
 import { agentOptionsFromFlags } from './agent-options.js';
@@ -97,8 +98,7 @@ export function formatComparison(c: FamilyComparison): string {
 
 function cannotCheck(io: CommandIo, what: string, e: unknown): number {
   const message = e instanceof Error ? e.message : String(e);
-  const stderr = e instanceof CommandError ? e.stderr : '';
-  const hint = /Permission denied|Operation not permitted|must be root/i.test(`${message}\n${stderr}`)
+  const hint = mentionsPermission(e)
     ? " (run it as root, or in the agent's pod, which has NET_ADMIN)"
     : e instanceof CommandError && e.failure === 'not-installed'
       ? ' (the tool is not installed here; run status where the agent runs, or pick --backend / --iptables-mode)'

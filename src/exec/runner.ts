@@ -1,8 +1,4 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants } from 'node:fs';
-import { constants as osConstants } from 'node:os';
-import { delimiter, join } from 'node:path';
 import { CommandError, type CommandFailure } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
 
@@ -29,10 +25,7 @@ export interface RunOptions {
   readonly maxStderrBytes?: number;
 }
 
-/**
- * Runs an argv. The only way the project starts processes. An argv is never parsed by a shell:
- * where a command shell starts it (RunnerOptions.shell), each word is passed single-quoted.
- */
+/** Runs an argv. The only way the project starts processes; an argv is never parsed by a shell. */
 export type Runner = (argv: readonly string[], options?: RunOptions) => Promise<CommandResult>;
 
 // iptables: "Permission denied (you must be root)"; nft: "Operation not permitted".
@@ -56,18 +49,7 @@ export interface RunnerOptions {
   readonly timeoutMs?: number;
   /** Default node:child_process.spawn. */
   readonly spawn?: SpawnFn;
-  /**
-   * A POSIX shell (e.g. /bin/sh) kept running to start the commands that take no input and no
-   * extra environment, at most SHELLS at a time. Each command is then a fork of that small shell
-   * instead of one of this process: at 50 MiB resident a spawn costs the agent about 1.5 ms of CPU
-   * and more as it grows, a command started by the shell about 0.1 ms (docs/performance.md).
-   * Unset: every command is spawned.
-   */
-  readonly shell?: string;
 }
-
-/** How many command shells run at most: the read-back of a sync runs two listings side by side. */
-export const SHELLS = 2;
 
 /** The command timeout when neither the caller nor the runner says otherwise. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
@@ -97,6 +79,72 @@ export function classifyFailure(exitCode: number | null, stderr: string): Comman
     return 'not-found';
   }
   return 'other';
+}
+
+/** What a tool printed on stderr: a CommandError, or the result of a command whose exit code was allowed. */
+export interface ToolSaid {
+  readonly stderr: string;
+}
+
+// The finer classes below are asked by the backends; `failure` keeps the labels operators read in
+// logs. Every match on a tool's stderr is here, beside classifyFailure.
+
+/** iptables: the chain named does not exist (`-S`, `-F`, `-X` of a missing chain exit 1 with it). */
+export function isChainMissing(r: ToolSaid): boolean {
+  return /No chain\/target\/match by that name/.test(r.stderr);
+}
+
+/** iptables-nft 1.8.9: `-S` of a missing chain calls it incompatible (a -C probe tells it from a really foreign chain). */
+export function isChainIncompatible(r: ToolSaid): boolean {
+  return /in table `nat' is incompatible/.test(r.stderr);
+}
+
+/** iptables: `-C ... -j CHAIN` exited 2 because the jump target does not exist (nft / legacy wording). */
+export function isTargetMissing(r: ToolSaid): boolean {
+  return /Chain '[^']*' does not exist|Couldn't load target/.test(r.stderr);
+}
+
+/** iptables: `-X` of a chain that a rule still jumps to (nft / legacy wording). */
+export function isChainInUse(r: ToolSaid): boolean {
+  return /Device or resource busy|Too many links/.test(r.stderr);
+}
+
+/** nft: the table (or another object) named does not exist. */
+export function isNftObjectMissing(r: ToolSaid): boolean {
+  return /No such file or directory/.test(r.stderr);
+}
+
+/**
+ * nft: a blind apply met a table not as we left it: a set re-created with another type (exists), a
+ * map of its name ("... to your map declaration"), a set a foreign chain still references (busy), a
+ * base chain added while waking a dormant table (invalid), a foreign object gone meanwhile.
+ */
+export function isNftTableNotAsLeft(r: ToolSaid): boolean {
+  return /File exists|Device or resource busy|Invalid argument|No such file or directory|to your map declaration/.test(r.stderr);
+}
+
+/** iptables-restore: the 1-based payload line it refused, when it named one. */
+export function restoreFailedLine(r: ToolSaid): number | undefined {
+  const m = /Error occurred at line: (\d+)|line (\d+) failed/.exec(r.stderr);
+  return m ? Number(m[1] ?? m[2]) : undefined;
+}
+
+/** What iptables said, on one line and cut short: its messages without the "Try `iptables -h'" boilerplate. */
+export function saidByIptables(stderr: string): string {
+  const lines: string[] = [];
+  for (const raw of stderr.split('\n')) {
+    const l = raw.trim();
+    if (l !== '' && !l.startsWith('Try `') && !l.startsWith('Error occurred at line')) lines.push(l);
+    if (lines.length === 3) break;
+  }
+  return cutExcerpt(lines.join(' | '));
+}
+
+/** Whether an error's message or stderr speaks of missing privileges (more loosely than 'permission-denied'). */
+export function mentionsPermission(e: unknown): boolean {
+  const message = e instanceof Error ? e.message : String(e);
+  const stderr = e instanceof CommandError ? e.stderr : '';
+  return /Permission denied|Operation not permitted|must be root/i.test(`${message}\n${stderr}`);
 }
 
 /** Errno codes of a spawn that failed for want of descriptors, processes or memory. */
@@ -142,12 +190,6 @@ function spawnFailure(argv: readonly string[], e: unknown): CommandError {
   return new CommandError(argv, null, '', 'other', failureMessage(argv, `cannot start ${file}: ${cutExcerpt(text)}`));
 }
 
-/** A command shell that could not start, as the error of the command it was to run. */
-function shellFailure(argv: readonly string[], shell: string, e: unknown): CommandError {
-  const cause = spawnFailure([shell], e);
-  return new CommandError(argv, null, '', cause.failure, failureMessage(argv, `cannot start the command shell: ${cause.message}`));
-}
-
 /** Keeps the first `limit` bytes of a stream and counts the rest. */
 class Capture {
   private readonly chunks: Buffer[] = [];
@@ -162,12 +204,10 @@ class Capture {
     this.chunks.push(part);
     this.kept += part.length;
   }
-  /** The kept text, marked when something was left out; `drop` bytes at the end of the stream are not part of it. */
-  text(drop = 0): string {
-    const total = this.total - drop;
-    const all = Buffer.concat(this.chunks);
-    const head = (total < this.kept ? all.subarray(0, total) : all).toString('utf8');
-    return total > this.kept ? `${head}\n[... ${total - this.kept} more bytes not kept]` : head;
+  /** The kept text, marked when something was left out. */
+  text(): string {
+    const head = Buffer.concat(this.chunks).toString('utf8');
+    return this.total > this.kept ? `${head}\n[... ${this.total - this.kept} more bytes not kept]` : head;
   }
 }
 
@@ -180,84 +220,36 @@ interface Ending {
 }
 
 /** The result of a command that ended, or the CommandError that says why it is not one. */
-function judge(argv: readonly string[], ok: readonly number[], e: Ending): CommandResult | CommandError {
+function judge(argv: readonly string[], ok: readonly number[], e: Ending, durationMs: number): CommandResult | CommandError {
   const exitCode = e.code ?? 128;
   if (e.code === null || !ok.includes(exitCode)) {
     const why = e.signal ? `killed by ${e.signal}` : `exit code ${exitCode}`;
     const said = quoteStderr(e.stderr);
     const failure = classifyFailure(e.code, e.stderr);
     const hint = failure === 'permission-denied' ? ` (${PERMISSION_HINT})` : '';
-    return new CommandError(argv, e.code, e.stderr, failure, failureMessage(argv, `${said ? `${why}: ${said}` : why}${hint}`));
+    return new CommandError(argv, e.code, e.stderr, failure, failureMessage(argv, `${said ? `${why}: ${said}` : why}${hint}`), { signal: e.signal, durationMs });
   }
   return { stdout: e.stdout, stderr: e.stderr, exitCode };
 }
 
 /** The error of a command killed at its deadline. */
-function timeoutError(argv: readonly string[], timeoutMs: number, limitFlag: string, stderr: string, exited?: { code: number | null; signal: NodeJS.Signals | null }): CommandError {
+function timeoutError(
+  argv: readonly string[],
+  timeoutMs: number,
+  limitFlag: string,
+  stderr: string,
+  durationMs: number,
+  exited?: { code: number | null; signal: NodeJS.Signals | null },
+): CommandError {
   const how = exited
     ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${formatMs(timeoutMs)} limit`
     : `timed out after ${formatMs(timeoutMs)}`;
-  return new CommandError(argv, exited?.code ?? null, stderr, 'timeout', failureMessage(argv, `${how}; killed its process group${limitFlag}`));
+  return new CommandError(argv, exited?.code ?? null, stderr, 'timeout', failureMessage(argv, `${how}; killed its process group${limitFlag}`), { signal: exited?.signal ?? 'SIGKILL', durationMs });
 }
 
 /** The error of a command stopped for printing too much. */
-function floodError(argv: readonly string[], maxStdout: number, stderr: string): CommandError {
-  return new CommandError(argv, null, stderr, 'other', failureMessage(argv, `printed more than ${maxStdout} bytes on stdout; stopped it (output limit)`));
-}
-
-/** The path a spawn would run for `file`: PATH is searched unless it names a path; undefined when nothing there can be run. */
-function findProgram(file: string): string | undefined {
-  const candidates = file.includes('/')
-    ? [file]
-    : (process.env['PATH'] ?? '')
-        .split(delimiter)
-        .filter((d) => d !== '')
-        .map((d) => join(d, file));
-  return candidates.find((path) => {
-    try {
-      accessSync(path, fsConstants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** A word the shell reads back exactly as given. */
-function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/** Signal names by number, to read a shell's `$?` of 128 + n as node reports a killed child. */
-const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
-
-/** One command handed to a command shell. */
-interface ShellJob {
-  readonly argv: readonly string[];
-  /** The line the shell runs: the command, then the end markers with its status. */
-  readonly line: string;
-  readonly ok: readonly number[];
-  readonly maxStdout: number;
-  readonly out: Capture;
-  readonly err: Capture;
-  /** Bytes of the start marker not seen yet: until it is whole, the shell may have died before running the command. */
-  unstarted: number;
-  /** Shells it was handed to. */
-  tries: number;
-  /** The command's `$?` once stdout's end marker arrived. */
-  status?: number;
-  /** Whether stderr's end marker arrived. */
-  errEnded: boolean;
-  settle(outcome: CommandError | CommandResult): void;
-}
-
-/** A running command shell and the command it runs now, if any. */
-interface Shell {
-  readonly child: ChildProcess;
-  job: ShellJob | undefined;
-  /** The last bytes of each stream, where an end marker is looked for. */
-  outTail: string;
-  errTail: string;
+function floodError(argv: readonly string[], maxStdout: number, stderr: string, durationMs: number): CommandError {
+  return new CommandError(argv, null, stderr, 'other', failureMessage(argv, `printed more than ${maxStdout} bytes on stdout; stopped it (output limit)`), { signal: 'SIGKILL', durationMs });
 }
 
 /**
@@ -267,12 +259,6 @@ interface Shell {
  * latest. Output is bounded (STDERR_KEEP_BYTES, STDOUT_MAX_BYTES). Every failure, including a
  * spawn that cannot get descriptors, rejects with a CommandError; nothing is left to an
  * unhandled 'error' event.
- *
- * With `shell`, commands without input or environment are started by a command shell instead
- * (see RunnerOptions.shell). A command's deadline, output limit or killAll kills the shell's whole
- * group, the command with it, and the next command starts a new shell. A process such a command
- * leaves running in the background lives until then; the look-only commands of iptables and nft
- * leave none.
  */
 export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
   const spawnFn: SpawnFn = defaults.spawn ?? ((file, args, options) => spawn(file, args, options));
@@ -296,6 +282,8 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       let child: ChildProcess;
       let settled = false;
       let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      const started = performance.now();
+      const elapsed = (): number => performance.now() - started;
 
       /** Settles once; whatever fires later (close, a pipe error) finds `settled` and does nothing. */
       const finish = (outcome: CommandError | CommandResult, kill: boolean): void => {
@@ -335,11 +323,11 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       });
       if (child.pid !== undefined) running.add(child.pid);
 
-      const timer = setTimeout(() => finish(timeoutError(argv, timeoutMs, limitFlag, err.text(), exited), true), timeoutMs);
+      const timer = setTimeout(() => finish(timeoutError(argv, timeoutMs, limitFlag, err.text(), elapsed(), exited), true), timeoutMs);
 
       child.stdout?.on('data', (d: Buffer) => {
         out.push(d);
-        if (out.total > maxStdout) finish(floodError(argv, maxStdout, err.text()), true);
+        if (out.total > maxStdout) finish(floodError(argv, maxStdout, err.text(), elapsed()), true);
       });
       child.stderr?.on('data', (d: Buffer) => err.push(d));
       child.on('exit', (code, signal) => {
@@ -348,180 +336,9 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
         // A negative code is a spawn failure; its 'error' event has settled the promise already.
         if (code !== null && code < 0) return;
-        finish(judge(argv, ok, { code, signal, stdout: out.text(), stderr: err.text() }), false);
+        finish(judge(argv, ok, { code, signal, stdout: out.text(), stderr: err.text() }, elapsed()), false);
       });
       child.stdin?.end(options.input ?? '');
-    });
-
-  // The command shells. The shell prints a line with this nonce before each command, and marks the
-  // command's end on both streams with it: no output contains it by chance.
-  const nonce = randomBytes(16).toString('hex');
-  const outEnd = new RegExp(`\\n${nonce} (\\d+)\\n$`);
-  const errEnd = `\n${nonce}\n`;
-  const startMark = `${nonce}\n`;
-  const MARK_MAX = nonce.length + 16;
-  /** The command shell, if one is asked for and can be run. */
-  const shellPath = defaults.shell !== undefined && findProgram(defaults.shell) !== undefined ? defaults.shell : undefined;
-  const shells: Shell[] = [];
-  /** Where each program run through a shell was found (findProgram): a sync runs the same two. */
-  const programs = new Map<string, string>();
-  const waiting: ShellJob[] = [];
-
-  /** Kills a shell and forgets it; returns the command it was running, now without a shell. */
-  const dropShell = (shell: Shell): ShellJob | undefined => {
-    const job = shell.job;
-    shell.job = undefined;
-    const i = shells.indexOf(shell);
-    if (i >= 0) shells.splice(i, 1);
-    running.delete(shell.child.pid ?? -1);
-    killGroup(shell.child.pid);
-    shell.child.stdin?.destroy();
-    shell.child.stdout?.destroy();
-    shell.child.stderr?.destroy();
-    return job;
-  };
-
-  /** The last MARK_MAX bytes of a stream, where an end marker is looked for, after chunk `d`. */
-  const keepTail = (tail: string, d: Buffer): string => (tail + d.toString('latin1', Math.max(0, d.length - MARK_MAX))).slice(-MARK_MAX);
-
-  /** Settles the shell's job if both its end markers have arrived. */
-  const maybeDone = (shell: Shell): void => {
-    const job = shell.job;
-    if (!job || job.status === undefined || !job.errEnded) return;
-    shell.job = undefined;
-    const marked = `\n${nonce} ${job.status}\n`.length;
-    const stdout = job.out.text(marked);
-    const stderr = job.err.text(errEnd.length);
-    if (job.out.total - marked > job.maxStdout) {
-      job.settle(floodError(job.argv, job.maxStdout, stderr));
-    } else {
-      const signal = job.status > 128 ? SIGNAL_NAMES.get(job.status - 128) : undefined;
-      job.settle(judge(job.argv, job.ok, signal ? { code: null, signal, stdout, stderr } : { code: job.status, signal: null, stdout, stderr }));
-    }
-    pump();
-  };
-
-  const startShell = (file: string): Shell => {
-    const child = spawnFn(file, [], { stdio: ['pipe', 'pipe', 'pipe'], env: process.env, detached: true });
-    const shell: Shell = { child, job: undefined, outTail: '', errTail: '' };
-    const lost = (why: string): void => {
-      const job = dropShell(shell);
-      // A shell that died before it started the command (killed while idle) did no harm: the
-      // command goes to another shell, a new one at the latest after every shell there was. One
-      // that died later may have run it, which must not repeat.
-      if (job && job.unstarted > 0 && job.tries <= SHELLS) waiting.unshift(job);
-      else job?.settle(new CommandError(job.argv, null, job.err.text(), 'other', failureMessage(job.argv, why)));
-      pump();
-    };
-    child.on('error', (e: Error) => {
-      const job = dropShell(shell);
-      job?.settle(shellFailure(job.argv, file, e));
-      pump();
-    });
-    child.stdout?.on('error', (e: Error) => lost(`the command shell's output failed: ${cutExcerpt(e.message)}`));
-    child.stderr?.on('error', (e: Error) => lost(`the command shell's output failed: ${cutExcerpt(e.message)}`));
-    child.stdin?.on('error', () => {
-      /* a shell that died is reported by 'close' */
-    });
-    child.on('close', (code, signal) => {
-      if (!shells.includes(shell)) return;
-      lost(signal ? `killed by ${signal}, with the command shell ${file} that ran it` : `the command shell ${file} that ran it exited (exit code ${code})`);
-    });
-    child.stdout?.on('data', (chunk: Buffer) => {
-      const job = shell.job;
-      if (!job) return;
-      const skip = Math.min(job.unstarted, chunk.length);
-      job.unstarted -= skip;
-      const d = chunk.subarray(skip);
-      if (d.length === 0) return;
-      job.out.push(d);
-      shell.outTail = keepTail(shell.outTail, d);
-      if (job.out.total > job.maxStdout + MARK_MAX) {
-        dropShell(shell);
-        job.settle(floodError(job.argv, job.maxStdout, job.err.text()));
-        pump();
-        return;
-      }
-      const m = outEnd.exec(shell.outTail);
-      if (m) {
-        job.status = Number(m[1]);
-        maybeDone(shell);
-      }
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      const job = shell.job;
-      if (!job) return;
-      job.err.push(d);
-      shell.errTail = keepTail(shell.errTail, d);
-      if (shell.errTail.endsWith(errEnd)) {
-        job.errEnded = true;
-        maybeDone(shell);
-      }
-    });
-    // An idle shell must not keep the process alive; a command's deadline timer does while it runs.
-    for (const handle of [child, child.stdin, child.stdout, child.stderr] as ({ unref?: () => void } | null)[]) handle?.unref?.();
-    if (child.pid !== undefined) running.add(child.pid);
-    shells.push(shell);
-    return shell;
-  };
-
-  /** Hands waiting commands to idle shells, starting shells up to SHELLS. */
-  const pump = (): void => {
-    while (waiting.length > 0) {
-      let shell = shells.find((s) => s.job === undefined);
-      if (!shell && shells.length < SHELLS && shellPath !== undefined) {
-        try {
-          shell = startShell(shellPath);
-        } catch (e) {
-          const job = waiting.shift();
-          job?.settle(shellFailure(job.argv, shellPath, e));
-          continue;
-        }
-      }
-      if (!shell) return;
-      const job = waiting.shift();
-      if (!job) return;
-      job.tries++;
-      job.unstarted = startMark.length;
-      shell.job = job;
-      shell.outTail = '';
-      shell.errTail = '';
-      shell.child.stdin?.write(job.line);
-    }
-  };
-
-  const viaShell = (argv: readonly string[], path: string, options: RunOptions, timeoutMs: number, limitFlag: string): Promise<CommandResult> =>
-    new Promise((resolve, reject) => {
-      let settled = false;
-      const words = [path, ...argv.slice(1)].map(shellQuote).join(' ');
-      const job: ShellJob = {
-        argv,
-        line: `echo ${nonce}; ${words} </dev/null; printf '\\n%s %d\\n' ${nonce} $?; printf '\\n%s\\n' ${nonce} >&2\n`,
-        ok: options.okExitCodes ?? [0],
-        maxStdout: options.maxStdoutBytes ?? STDOUT_MAX_BYTES,
-        out: new Capture((options.maxStdoutBytes ?? STDOUT_MAX_BYTES) + MARK_MAX),
-        err: new Capture(options.maxStderrBytes ?? STDERR_KEEP_BYTES),
-        errEnded: false,
-        unstarted: startMark.length,
-        tries: 0,
-        settle(outcome) {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          if (outcome instanceof CommandError) reject(outcome);
-          else resolve(outcome);
-        },
-      };
-      const timer = setTimeout(() => {
-        const at = waiting.indexOf(job);
-        if (at >= 0) waiting.splice(at, 1);
-        const shell = shells.find((s) => s.job === job);
-        if (shell) dropShell(shell);
-        job.settle(timeoutError(argv, timeoutMs, limitFlag, job.err.text()));
-        pump();
-      }, timeoutMs);
-      waiting.push(job);
-      pump();
     });
 
   const run: Runner = (argv, options = {}) => {
@@ -530,16 +347,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
     const timeoutMs = options.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     // Only the runner's own default comes from --command-timeout; callers' limits are fixed.
     const limitFlag = options.timeoutMs === undefined ? ' (--command-timeout)' : '';
-    if (shellPath === undefined || options.input !== undefined || options.env !== undefined) return spawned(argv, file, args, options, timeoutMs, limitFlag);
-    const path = programs.get(file) ?? findProgram(file);
-    if (path === undefined) return Promise.reject(spawnFailure(argv, Object.assign(new Error(`spawn ${file} ENOENT`), { code: 'ENOENT' })));
-    programs.set(file, path);
-    const result = viaShell(argv, path, options, timeoutMs, limitFlag);
-    // The shell's "not found": the program went away; look it up again next time.
-    result.catch((e: unknown) => {
-      if (e instanceof CommandError && e.exitCode === 127) programs.delete(file);
-    });
-    return result;
+    return spawned(argv, file, args, options, timeoutMs, limitFlag);
   };
 
   return Object.assign(run, {

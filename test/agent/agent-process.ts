@@ -298,7 +298,7 @@ export function createPrivateLock(): PrivateLock {
   return { file, env: { XTABLES_LOCKFILE: file }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** The live descendants of a process: the agent's command shells and whatever they run at the moment. */
+/** The live descendants of a process: the commands the agent runs at the moment and whatever they started. */
 export function descendants(pid: number): number[] {
   const found: number[] = [];
   const visit = (parent: number): void => {
@@ -340,8 +340,8 @@ function statTicks(pid: number): readonly [number, number, number, number] {
 
 /**
  * CPU ticks of a process: its own (utime + stime) and its children's: the reaped ones (cutime +
- * cstime) and the live ones with all they reaped, so the command shells and the commands they ran
- * count as the agent's children.
+ * cstime) and the live ones with all they reaped, so a command still running counts as the agent's
+ * child too.
  */
 export function cpuTicks(pid: number): { readonly self: number; readonly children: number } {
   const [u, s, cu, cs] = statTicks(pid);
@@ -351,8 +351,8 @@ export function cpuTicks(pid: number): { readonly self: number; readonly childre
 }
 
 /**
- * Resident memory in KiB of a process (VmRSS) and of its live descendants (the agent and its
- * command shells): of a descendant only the pages it does not share (Private_Clean + Private_Dirty),
+ * Resident memory in KiB of a process (VmRSS) and of its live descendants (the agent and the
+ * commands it runs at the moment): of a descendant only the pages it does not share (Private_Clean + Private_Dirty),
  * since the shared ones (libc, mapped by the agent too) are in memory once.
  */
 export function rssKiB(pid: number): number {

@@ -9,7 +9,7 @@
 // table, a base chain in the batch that wakes it is refused (Invalid argument), a chain still
 // jumped to cannot be deleted, and nft 1.0.6 misprints a table's flags (see listJson).
 import { CommandError } from '../../src/errors.js';
-import type { CommandResult, Runner } from '../../src/exec/runner.js';
+import { classifyFailure, type CommandResult, type Runner } from '../../src/exec/runner.js';
 import { formatSavedCidr } from '../../src/backends/iptables/render.js';
 import { parseIp, type Family, type IpAddress } from '../../src/net/cidr.js';
 import { intervalAsCidr } from '../../src/net/intervals.js';
@@ -423,7 +423,8 @@ export function createFakeNft(): FakeNft {
   };
 
   const fail = (argv: readonly string[], stderr: string): never => {
-    throw new CommandError(argv, 1, `${stderr}\n`, /No such file/.test(stderr) ? 'not-found' : 'other', `${argv.join(' ')}: exit code 1: ${stderr}`);
+    // Classified as the runner classifies nft's own words.
+    throw new CommandError(argv, 1, `${stderr}\n`, classifyFailure(1, stderr), `${argv.join(' ')}: exit code 1: ${stderr}`);
   };
 
   const runner: Runner = async (argv, options = {}) => {

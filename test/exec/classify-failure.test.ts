@@ -3,7 +3,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommandError } from '../../src/errors.js';
-import { classifyFailure, createRunner, PERMISSION_HINT } from '../../src/exec/runner.js';
+import {
+  classifyFailure,
+  createRunner,
+  isChainIncompatible,
+  isChainInUse,
+  isChainMissing,
+  isNftObjectMissing,
+  isNftTableNotAsLeft,
+  isTargetMissing,
+  mentionsPermission,
+  PERMISSION_HINT,
+  restoreFailedLine,
+  saidByIptables,
+} from '../../src/exec/runner.js';
 
 const CASES: readonly { name: string; exitCode: number; stderr: string; want: ReturnType<typeof classifyFailure> }[] = [
   {
@@ -53,4 +66,44 @@ test('a permission failure is reported at once with what to grant, not as a busy
     assert.match(e.message, /CAP_NET_ADMIN/);
     return true;
   });
+});
+
+// The finer classes the backends ask, on the tools' own words; each predicate must also say no.
+const PREDICATES = { isChainMissing, isChainIncompatible, isTargetMissing, isChainInUse, isNftObjectMissing, isNftTableNotAsLeft } as const;
+const SAID: readonly { stderr: string; yes: readonly (keyof typeof PREDICATES)[] }[] = [
+  { stderr: 'iptables: No chain/target/match by that name.\n', yes: ['isChainMissing'] },
+  { stderr: "iptables v1.8.9 (nf_tables): chain `IP-MASQ-AGENT' in table `nat' is incompatible, use 'nft' tool.\n", yes: ['isChainIncompatible'] },
+  { stderr: "iptables v1.8.9 (nf_tables): Chain 'IP-MASQ-AGENT' does not exist\nTry `iptables -h' or 'iptables --help' for more information.\n", yes: ['isTargetMissing'] },
+  { stderr: "iptables v1.8.9 (legacy): Couldn't load target `IP-MASQ-AGENT':No such file or directory\n", yes: ['isTargetMissing', 'isNftObjectMissing', 'isNftTableNotAsLeft'] },
+  { stderr: 'iptables v1.8.9 (nf_tables):  CHAIN_DEL failed (Device or resource busy): chain IP-MASQ-AGENT\n', yes: ['isChainInUse', 'isNftTableNotAsLeft'] },
+  { stderr: 'iptables: Too many links.\n', yes: ['isChainInUse'] },
+  { stderr: 'Error: Could not process rule: No such file or directory\ndelete table inet ip-masq-agent\n', yes: ['isNftObjectMissing', 'isNftTableNotAsLeft'] },
+  { stderr: 'Error: Could not process rule: File exists\n', yes: ['isNftTableNotAsLeft'] },
+  { stderr: 'Error: Could not process rule: Invalid argument\n', yes: ['isNftTableNotAsLeft'] },
+  { stderr: "Error: You must add 'flags interval' to your map declaration if you want to add prefix elements\n", yes: ['isNftTableNotAsLeft'] },
+  { stderr: 'Error: syntax error, unexpected }\n', yes: [] },
+];
+
+for (const c of SAID) {
+  test(`the tool said ${JSON.stringify(c.stderr.split('\n')[0])}: ${c.yes.join(', ') || 'no finer class'}`, () => {
+    for (const [name, is] of Object.entries(PREDICATES)) assert.equal(is({ stderr: c.stderr }), c.yes.includes(name as keyof typeof PREDICATES), name);
+  });
+}
+
+test('restoreFailedLine reads the payload line from either wording of iptables-restore, and nothing from other text', () => {
+  assert.equal(restoreFailedLine({ stderr: 'iptables-restore: line 7 failed\n' }), 7);
+  assert.equal(restoreFailedLine({ stderr: "iptables-restore v1.8.9 (nf_tables): Couldn't load match `foo'\n\nError occurred at line: 12\nTry `iptables-restore -h'\n" }), 12);
+  assert.equal(restoreFailedLine({ stderr: 'iptables-restore: unable to initialize table nat\n' }), undefined);
+});
+
+test('saidByIptables keeps what iptables said on one line, without its boilerplate, three lines at most', () => {
+  assert.equal(saidByIptables("Bad argument `x'\nError occurred at line: 3\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.\n"), "Bad argument `x'");
+  assert.equal(saidByIptables(' a \n\nb\nc\nd\n'), 'a | b | c');
+});
+
+test('mentionsPermission reads the message and the stderr of an error, in any case', () => {
+  assert.equal(mentionsPermission(new Error('open /run/xtables.lock: permission denied')), true);
+  assert.equal(mentionsPermission(new CommandError(['nft'], 1, 'Error: Operation not permitted\n', 'other', 'nft: exit code 1')), true);
+  assert.equal(mentionsPermission(new CommandError(['nft'], 1, 'Error: syntax error\n', 'other', 'nft: exit code 1: Error: syntax error')), false);
+  assert.equal(mentionsPermission('you must be root'), true);
 });

@@ -4,13 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { CommandError } from '../../src/errors.js';
-import { createRunner, SHELLS, STDERR_KEEP_BYTES, type RunnerOptions, type SpawnFn } from '../../src/exec/runner.js';
+import { createRunner, STDERR_KEEP_BYTES, type SpawnFn } from '../../src/exec/runner.js';
 
 const RUNNER_JS = fileURLToPath(new URL('../../src/exec/runner.js', import.meta.url));
 
@@ -58,77 +58,69 @@ test('spawned: a wrapper that starts a sleeper holding its pipes and exits: sett
   }
 });
 
-/** Every behaviour below holds whether a command is spawned or started by a command shell. */
-const MODES: readonly (readonly [string, RunnerOptions])[] = [
-  ['spawned', {}],
-  ['through the command shell', { shell: '/bin/sh' }],
-];
+test(`spawned: 64 MB on stderr: the error keeps the head (64 KiB), counts the rest, and quotes at most 200 bytes`, async () => {
+  const run = createRunner();
+  const e = await failure(run(['sh', '-c', 'head -c 67108864 /dev/zero | tr "\\0" x >&2; exit 1']));
+  assert.equal(e.exitCode, 1);
+  assert.ok(e.stderr.length < STDERR_KEEP_BYTES + 100, `stderr kept: ${e.stderr.length} bytes`);
+  assert.match(e.stderr, /\[\.\.\. 67043328 more bytes not kept\]$/);
+  assert.ok(Buffer.byteLength(e.message) < 400, `message: ${Buffer.byteLength(e.message)} bytes`);
+  assert.match(e.message, /^sh -c .*: exit code 1: x{200}… \(cut, \d+ bytes\)$/);
+});
 
-for (const [name, mode] of MODES) {
-  test(`${name}: 64 MB on stderr: the error keeps the head (64 KiB), counts the rest, and quotes at most 200 bytes`, async () => {
-    const run = createRunner(mode);
-    const e = await failure(run(['sh', '-c', 'head -c 67108864 /dev/zero | tr "\\0" x >&2; exit 1']));
-    assert.equal(e.exitCode, 1);
-    assert.ok(e.stderr.length < STDERR_KEEP_BYTES + 100, `stderr kept: ${e.stderr.length} bytes`);
-    assert.match(e.stderr, /\[\.\.\. 67043328 more bytes not kept\]$/);
-    assert.ok(Buffer.byteLength(e.message) < 400, `message: ${Buffer.byteLength(e.message)} bytes`);
-    assert.match(e.message, /^sh -c .*: exit code 1: x{200}… \(cut, \d+ bytes\)$/);
-  });
+test(`spawned: a wrapper that hangs with a forked sleeper: the deadline holds and the whole group dies`, { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const pidFile = join(dir, 'pid');
+    const run = createRunner({ timeoutMs: 300 });
+    const e = await failure(run(['sh', '-c', `sleep 600 & echo $! > ${pidFile}; sleep 600`]));
+    assert.equal(e.failure, 'timeout');
+    assert.equal(e.message, `sh -c sleep 600 & echo $! > ${pidFile}; sleep 600: timed out after 300ms; killed its process group (--command-timeout)`);
+    await waitGone(Number(readFileSync(pidFile, 'utf8')));
+  } finally {
+    cleanup();
+  }
+});
 
-  test(`${name}: a wrapper that hangs with a forked sleeper: the deadline holds and the whole group dies`, { timeout: 60_000 }, async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const pidFile = join(dir, 'pid');
-      const run = createRunner({ ...mode, timeoutMs: 300 });
-      const e = await failure(run(['sh', '-c', `sleep 600 & echo $! > ${pidFile}; sleep 600`]));
-      assert.equal(e.failure, 'timeout');
-      assert.equal(e.message, `sh -c sleep 600 & echo $! > ${pidFile}; sleep 600: timed out after 300ms; killed its process group (--command-timeout)`);
-      await waitGone(Number(readFileSync(pidFile, 'utf8')));
-    } finally {
-      cleanup();
-    }
-  });
+test(`spawned: a caller-given timeout is reported without naming the flag`, { timeout: 60_000 }, async () => {
+  const e = await failure(createRunner()(['sleep', '600'], { timeoutMs: 200 }));
+  assert.equal(e.message, 'sleep 600: timed out after 200ms; killed its process group');
+});
 
-  test(`${name}: a caller-given timeout is reported without naming the flag`, { timeout: 60_000 }, async () => {
-    const e = await failure(createRunner(mode)(['sleep', '600'], { timeoutMs: 200 }));
-    assert.equal(e.message, 'sleep 600: timed out after 200ms; killed its process group');
-  });
+test(`spawned: stdout beyond the limit is an error that stops the command; output within it arrives whole`, { timeout: 60_000 }, async () => {
+  const run = createRunner();
+  const e = await failure(run(['head', '-c', '3000000', '/dev/zero'], { maxStdoutBytes: 1_000_000 }));
+  assert.equal(e.failure, 'other');
+  assert.match(e.message, /^head -c 3000000 \/dev\/zero: printed more than 1000000 bytes on stdout; stopped it \(output limit\)$/);
+  const ok = await run(['head', '-c', '5000000', '/dev/zero']);
+  assert.equal(ok.stdout.length, 5_000_000);
+});
 
-  test(`${name}: stdout beyond the limit is an error that stops the command; output within it arrives whole`, { timeout: 60_000 }, async () => {
-    const run = createRunner(mode);
-    const e = await failure(run(['head', '-c', '3000000', '/dev/zero'], { maxStdoutBytes: 1_000_000 }));
-    assert.equal(e.failure, 'other');
-    assert.match(e.message, /^head -c 3000000 \/dev\/zero: printed more than 1000000 bytes on stdout; stopped it \(output limit\)$/);
-    const ok = await run(['head', '-c', '5000000', '/dev/zero']);
-    assert.equal(ok.stdout.length, 5_000_000);
-  });
+test(`spawned: a missing program is not-installed; a failing one keeps its classified failure and short message`, async () => {
+  const run = createRunner();
+  const missing = await failure(run(['ima-no-such-program-here']));
+  assert.equal(missing.failure, 'not-installed');
+  const busy = await failure(run(['sh', '-c', 'echo "Another app is currently holding the xtables lock." >&2; exit 4']));
+  assert.equal(busy.failure, 'lock-busy');
+  assert.equal(busy.message, 'sh -c echo "Another app is currently holding the xtables lock." >&2; exit 4: exit code 4: Another app is currently holding the xtables lock.');
+});
 
-  test(`${name}: a missing program is not-installed; a failing one keeps its classified failure and short message`, async () => {
-    const run = createRunner(mode);
-    const missing = await failure(run(['ima-no-such-program-here']));
-    assert.equal(missing.failure, 'not-installed');
-    const busy = await failure(run(['sh', '-c', 'echo "Another app is currently holding the xtables lock." >&2; exit 4']));
-    assert.equal(busy.failure, 'lock-busy');
-    assert.equal(busy.message, 'sh -c echo "Another app is currently holding the xtables lock." >&2; exit 4: exit code 4: Another app is currently holding the xtables lock.');
-  });
-
-  test(`${name}: killAll ends the process group of every command still running`, { timeout: 60_000 }, async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const pidFile = join(dir, 'pid');
-      const run = createRunner(mode);
-      const p = failure(run(['sh', '-c', `sleep 600 & echo $! > ${pidFile}; wait`], { timeoutMs: 600_000 }));
-      for (let i = 0; i < 250 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 20));
-      const sleeper = Number(readFileSync(pidFile, 'utf8'));
-      run.killAll();
-      const e = await p;
-      assert.match(e.message, /killed by SIGKILL/);
-      await waitGone(sleeper);
-    } finally {
-      cleanup();
-    }
-  });
-}
+test(`spawned: killAll ends the process group of every command still running`, { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const pidFile = join(dir, 'pid');
+    const run = createRunner();
+    const p = failure(run(['sh', '-c', `sleep 600 & echo $! > ${pidFile}; wait`], { timeoutMs: 600_000 }));
+    for (let i = 0; i < 250 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 20));
+    const sleeper = Number(readFileSync(pidFile, 'utf8'));
+    run.killAll();
+    const e = await p;
+    assert.match(e.message, /killed by SIGKILL/);
+    await waitGone(sleeper);
+  } finally {
+    cleanup();
+  }
+});
 
 /** A child as node returns it when the pipes could not be made: no stdio, an 'error' on the next tick. */
 function childWithoutPipes(code: string): ChildProcess {
@@ -196,109 +188,38 @@ process.stdout.write(JSON.stringify(out));
   }
 });
 
-/** The pids of this process's children whose command is `comm`. */
-function childrenNamed(comm: string): number[] {
-  const pids: number[] = [];
-  for (const task of readdirSync(`/proc/${process.pid}/task`)) {
-    for (const pid of readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) {
-      try {
-        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) pids.push(Number(pid));
-      } catch {
-        /* gone already */
-      }
-    }
-  }
-  return pids;
-}
-
-test('through the command shell: output, stderr and status arrive exactly as the command gave them, and every word is passed as it is', async () => {
-  const run = createRunner({ shell: '/bin/sh' });
-  try {
-    const words = ["it's", 'two words', '$HOME', '`id`', '"q"', 'a\nb', '*', ''];
-    assert.deepEqual(await run(['printf', '[%s]', ...words]), { stdout: words.map((w) => `[${w}]`).join(''), stderr: '', exitCode: 0 });
-    assert.deepEqual(await run(['sh', '-c', 'printf "a\\n\\n"; printf "e\\n" >&2; exit 3'], { okExitCodes: [3] }), { stdout: 'a\n\n', stderr: 'e\n', exitCode: 3 });
-    // A marker with another nonce is only output.
-    const fake = `\n${'0'.repeat(32)} 0\n`;
-    assert.equal((await run(['printf', '%s', fake])).stdout, fake);
-    const e = await failure(run(['sh', '-c', 'kill -TERM $$']));
-    assert.equal(e.exitCode, null);
-    assert.match(e.message, /killed by SIGTERM/);
-    // The command cannot read the commands meant for the shell.
-    assert.equal((await run(['cat'])).stdout, '');
-  } finally {
-    run.killAll();
-  }
+test('spawned: output, stderr and status arrive exactly as the command gave them, and every word is passed as it is', async () => {
+  const run = createRunner();
+  const words = ["it's", 'two words', '$HOME', '`id`', '"q"', 'a\nb', '*', ''];
+  assert.deepEqual(await run(['printf', '[%s]', ...words]), { stdout: words.map((w) => `[${w}]`).join(''), stderr: '', exitCode: 0 });
+  assert.deepEqual(await run(['sh', '-c', 'printf "a\\n\\n"; printf "e\\n" >&2; exit 3'], { okExitCodes: [3] }), { stdout: 'a\n\n', stderr: 'e\n', exitCode: 3 });
+  const e = await failure(run(['sh', '-c', 'kill -TERM $$']));
+  assert.equal(e.exitCode, null);
+  assert.equal(e.signal, 'SIGTERM');
+  assert.equal(e.timedOut, false);
+  assert.match(e.message, /killed by SIGTERM/);
+  // Without input, the command reads an empty stdin, never this process's.
+  assert.equal((await run(['cat'])).stdout, '');
 });
 
-test('through the command shell: two commands run side by side, at most SHELLS shells run, and a lost shell is replaced', { timeout: 60_000 }, async () => {
-  const { dir, cleanup } = tempDir();
-  const others = new Set(childrenNamed('sh'));
-  const run = createRunner({ shell: '/bin/sh' });
-  try {
-    // Each waits for the other's file: only commands run at the same time can both finish.
-    const [a, b] = [join(dir, 'a'), join(dir, 'b')];
-    const waitFor = (mine: string, theirs: string): Promise<unknown> => run(['sh', '-c', `touch ${mine}; while [ ! -e ${theirs} ]; do sleep 0.01; done`], { timeoutMs: 20_000 });
-    await Promise.all([waitFor(a, b), waitFor(b, a)]);
-    await Promise.all(Array.from({ length: 20 }, () => run(['true'])));
-    const shells = childrenNamed('sh').filter((pid) => !others.has(pid));
-    assert.equal(shells.length, SHELLS, `shells: ${shells.join(' ')}`);
-    // Handed out before this process has seen them die: the command never started, so it is given a new shell.
-    for (const pid of shells) process.kill(pid, 'SIGKILL');
-    assert.deepEqual(await run(['printf', 'again']), { stdout: 'again', stderr: '', exitCode: 0 });
-    for (const pid of shells) await waitGone(pid);
-  } finally {
-    run.killAll();
-    cleanup();
-  }
-});
-
-test('through the command shell: a command past its deadline takes its shell with it; the next command gets a new one', { timeout: 60_000 }, async () => {
-  const others = new Set(childrenNamed('sh'));
-  const run = createRunner({ shell: '/bin/sh' });
-  try {
-    await run(['true']);
-    const before = childrenNamed('sh').filter((pid) => !others.has(pid));
-    assert.equal(before.length, 1);
-    const e = await failure(run(['sleep', '600'], { timeoutMs: 200 }));
-    assert.equal(e.message, 'sleep 600: timed out after 200ms; killed its process group');
-    for (const pid of before) await waitGone(pid);
-    assert.equal((await run(['printf', 'ok'])).stdout, 'ok');
-  } finally {
-    run.killAll();
-  }
-});
-
-test('through the command shell: a shell that cannot start fails the command it was for, named, and classified', async () => {
-  const thrown: SpawnFn = () => {
-    throw Object.assign(new Error('spawn EINVAL'), { code: 'EINVAL' });
-  };
-  const a = await failure(createRunner({ shell: '/bin/sh', spawn: thrown })(['true']));
-  assert.equal(a.failure, 'other');
-  assert.equal(a.message, 'true: cannot start the command shell: /bin/sh: cannot start /bin/sh: spawn EINVAL');
-  const b = await failure(createRunner({ shell: '/bin/sh', spawn: () => childWithoutPipes('EMFILE') })(['true']));
-  assert.equal(b.failure, 'resource');
-  assert.match(b.message, /^true: cannot start the command shell: \/bin\/sh: cannot start \/bin\/sh: EMFILE \(out of file descriptors/);
-  // No such shell: commands are spawned.
-  assert.deepEqual(await createRunner({ shell: '/nonexistent/sh' })(['printf', 'x']), { stdout: 'x', stderr: '', exitCode: 0 });
-});
-
-test('through the command shell: a program found once and then moved is looked up again after the one command that missed it', async () => {
-  const { dir, cleanup } = tempDir();
-  const path = process.env['PATH'];
-  const run = createRunner({ shell: '/bin/sh' });
-  try {
-    mkdirSync(join(dir, 'a'));
-    mkdirSync(join(dir, 'b'));
-    writeFileSync(join(dir, 'a', 'ima-prog'), '#!/bin/sh\necho a\n', { mode: 0o755 });
-    process.env['PATH'] = `${join(dir, 'a')}:${join(dir, 'b')}:${path ?? ''}`;
-    assert.equal((await run(['ima-prog'])).stdout, 'a\n');
-    renameSync(join(dir, 'a', 'ima-prog'), join(dir, 'b', 'ima-prog'));
-    const e = await failure(run(['ima-prog']));
-    assert.equal(e.exitCode, 127);
-    assert.equal((await run(['ima-prog'])).stdout, 'a\n');
-  } finally {
-    process.env['PATH'] = path;
-    run.killAll();
-    cleanup();
-  }
+test('a CommandError says how long the command ran, whether its deadline killed it, and a restated one keeps it as its cause', { timeout: 60_000 }, async () => {
+  const run = createRunner();
+  const failed = await failure(run(['sh', '-c', 'sleep 0.2; exit 3']));
+  assert.equal(failed.exitCode, 3);
+  assert.equal(failed.signal, null);
+  assert.equal(failed.timedOut, false);
+  assert.ok(failed.durationMs !== undefined && failed.durationMs >= 150 && failed.durationMs < 20_000, `durationMs: ${failed.durationMs}`);
+  const late = await failure(run(['sleep', '600'], { timeoutMs: 200 }));
+  assert.equal(late.timedOut, true);
+  assert.equal(late.signal, 'SIGKILL');
+  assert.ok(late.durationMs !== undefined && late.durationMs >= 150, `durationMs: ${late.durationMs}`);
+  const missing = await failure(run(['ima-no-such-program-here']));
+  assert.equal(missing.durationMs, undefined);
+  const restated = failed.restate('in other words');
+  assert.equal(restated.message, 'in other words');
+  assert.equal(restated.cause, failed);
+  assert.deepEqual(
+    [restated.argv, restated.exitCode, restated.stderr, restated.failure, restated.signal, restated.durationMs],
+    [failed.argv, 3, failed.stderr, failed.failure, null, failed.durationMs],
+  );
 });

@@ -161,7 +161,7 @@ test('the image holds the agent and what it runs only: no package manager, no pe
     devOnly.some((p) => p.endsWith('/typescript')),
     'the lockfile names typescript as a dev dependency',
   );
-  // dash as /bin/sh runs this; it is in the image for the entry script and the agent's command shells.
+  // dash as /bin/sh runs this; it is in the image for the entry script.
   const script = [
     'for t in npm npx corepack yarn tsc gcc cc make git curl apt apt-get dpkg perl bash python3 ls cat su mount; do command -v "$t" && echo "tool: $t"; done',
     'for t in node tini iptables-nft iptables-nft-save iptables-nft-restore iptables-legacy iptables-legacy-save iptables-legacy-restore ip6tables-nft ip6tables-legacy nft; do command -v "$t" >/dev/null || echo "missing: $t"; done',

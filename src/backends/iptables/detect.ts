@@ -29,13 +29,7 @@ async function saveOutput(runner: Runner, argv: readonly string[]): Promise<stri
     return (await runner(argv, { timeoutMs: DETECT_TIMEOUT_MS })).stdout;
   } catch (e) {
     if (e instanceof CommandError && e.failure === 'not-installed') {
-      throw new CommandError(
-        e.argv,
-        e.exitCode,
-        e.stderr,
-        'not-installed',
-        `${argv[0]} is not installed: detecting the host's iptables mode needs both the iptables-nft and iptables-legacy tools (${e.message})`,
-      );
+      throw e.restate(`${argv[0]} is not installed: detecting the host's iptables mode needs both the iptables-nft and iptables-legacy tools (${e.message})`);
     }
     return '';
   }

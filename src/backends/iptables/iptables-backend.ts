@@ -14,7 +14,7 @@ import type { Backend, BackendFacts, OwnedState, RenderedPayload } from '../back
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../../excerpt.js';
-import type { CommandResult, Runner } from '../../exec/runner.js';
+import { isChainIncompatible, isChainInUse, isChainMissing, isTargetMissing, restoreFailedLine, saidByIptables, type CommandResult, type Runner } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy-types.js';
 import { exemptionIsFinal } from '../../policy.js';
@@ -74,20 +74,13 @@ export class IptablesRestoreError extends CommandError {
     readonly payload: string,
   ) {
     const where = line === undefined ? '' : ` at payload line ${line}${lineText === undefined ? '' : ` (${cutExcerpt(lineText)})`}`;
-    const why = said(base.stderr) || base.message;
-    super(base.argv, base.exitCode, base.stderr, base.failure, `${base.argv.join(' ')} refused the payload${where}: ${why}`);
+    const why = saidByIptables(base.stderr) || base.message;
+    super(base.argv, base.exitCode, base.stderr, base.failure, `${base.argv.join(' ')} refused the payload${where}: ${why}`, { cause: base, signal: base.signal, durationMs: base.durationMs });
   }
 }
 
-// `-S CHAIN` of a missing chain exits 1 with one of these (the second is iptables-nft 1.8.9's wording).
-const NO_CHAIN = /No chain\/target\/match by that name/;
-const NFT_INCOMPATIBLE = /in table `nat' is incompatible/;
-// `-C ... -j CHAIN` exits 2 when the jump target does not exist (nft / legacy wording).
-const TARGET_MISSING = /Chain '[^']*' does not exist|Couldn't load target/;
 // Stops a cleanup loop if jumps keep coming back (another agent adding them as fast as we delete).
 const MAX_JUMP_ROUNDS = 10;
-// `-X` of a chain that a rule still jumps to: nft / legacy wording.
-const CHAIN_IN_USE = /Device or resource busy|Too many links/;
 const IN_USE_HINT = 'a rule outside POSTROUTING still jumps to the chain; delete that rule, then run cleanup again';
 
 /** A POSTROUTING rule with our jump's comment that leads to another chain, and what that chain is. */
@@ -119,17 +112,6 @@ const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => set
 
 function outputLines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-/** What iptables said, on one line and cut short: its messages without the "Try `iptables -h'" boilerplate. */
-function said(stderr: string): string {
-  const lines: string[] = [];
-  for (const raw of stderr.split('\n')) {
-    const l = raw.trim();
-    if (l !== '' && !l.startsWith('Try `') && !l.startsWith('Error occurred at line')) lines.push(l);
-    if (lines.length === 3) break;
-  }
-  return cutExcerpt(lines.join(' | '));
 }
 
 /** Creates the iptables backend for one mode; its name is `iptables-nft` or `iptables-legacy`. */
@@ -172,17 +154,11 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       } catch (e) {
         if (!(e instanceof CommandError)) throw e;
         if (e.failure === 'not-installed') {
-          throw new CommandError(e.argv, e.exitCode, e.stderr, 'not-installed', `the ${name} backend needs ${argv[0]}, which is not installed (${e.message})`);
+          throw e.restate(`the ${name} backend needs ${argv[0]}, which is not installed (${e.message})`);
         }
         if (e.failure !== 'lock-busy') throw e;
         if (attempt > lockRetries) {
-          throw new CommandError(
-            e.argv,
-            e.exitCode,
-            e.stderr,
-            'lock-busy',
-            `${argv.join(' ')}: the xtables lock stayed busy through ${attempt} attempts of -w ${wait} s each (another program holds it): ${said(e.stderr)}`,
-          );
+          throw e.restate(`${argv.join(' ')}: the xtables lock stayed busy through ${attempt} attempts of -w ${wait} s each (another program holds it): ${saidByIptables(e.stderr)}`);
         }
         await sleep(delay);
         delay *= 2;
@@ -194,8 +170,8 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
   async function chainMissing(family: Family): Promise<boolean> {
     const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));
     const r = await run(argv, { okExitCodes: [0, 1, 2] });
-    if (r.exitCode === 2 && !TARGET_MISSING.test(r.stderr)) {
-      throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${said(r.stderr)}`);
+    if (r.exitCode === 2 && !isTargetMissing(r)) {
+      throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${saidByIptables(r.stderr)}`);
     }
     return r.exitCode === 2;
   }
@@ -243,8 +219,8 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
   async function refuseHiddenJump(family: Family): Promise<void> {
     const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));
     const r = await run(argv, { okExitCodes: [0, 1, 2] });
-    if (r.exitCode === 2 && !TARGET_MISSING.test(r.stderr)) {
-      throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${said(r.stderr)}`);
+    if (r.exitCode === 2 && !isTargetMissing(r)) {
+      throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${saidByIptables(r.stderr)}`);
     }
     if (r.exitCode === 0) {
       throw new CommandError(
@@ -292,8 +268,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       await restore(family, payload);
     } catch (e) {
       if (e instanceof CommandError && (e.failure === 'other' || e.failure === 'not-found')) {
-        const m = /Error occurred at line: (\d+)|line (\d+) failed/.exec(e.stderr);
-        const n = m ? Number(m[1] ?? m[2]) : undefined;
+        const n = restoreFailedLine(e);
         throw new IptablesRestoreError(e, n, n === undefined ? undefined : payload.split('\n')[n - 1], payload);
       }
       throw e;
@@ -308,14 +283,14 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       r = await run(argv, { okExitCodes: [0, 1] });
     } catch (e) {
       // iptables-nft exits 4 here, which is no lock problem: say what holds the chain.
-      if (e instanceof CommandError && e.failure === 'other' && CHAIN_IN_USE.test(e.stderr)) {
-        throw new CommandError(e.argv, e.exitCode, e.stderr, 'other', `${argv.join(' ')}: ${said(e.stderr)}: ${IN_USE_HINT}`);
+      if (e instanceof CommandError && e.failure === 'other' && isChainInUse(e)) {
+        throw e.restate(`${argv.join(' ')}: ${saidByIptables(e.stderr)}: ${IN_USE_HINT}`);
       }
       throw e;
     }
-    if (r.exitCode === 1 && !NO_CHAIN.test(r.stderr)) {
-      const hint = CHAIN_IN_USE.test(r.stderr) ? `: ${IN_USE_HINT}` : '';
-      throw new CommandError(argv, 1, r.stderr, 'other', `${argv.join(' ')}: exit code 1: ${said(r.stderr)}${hint}`);
+    if (r.exitCode === 1 && !isChainMissing(r)) {
+      const hint = isChainInUse(r) ? `: ${IN_USE_HINT}` : '';
+      throw new CommandError(argv, 1, r.stderr, 'other', `${argv.join(' ')}: exit code 1: ${saidByIptables(r.stderr)}${hint}`);
     }
   }
 
@@ -383,11 +358,11 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
           chainLines = outputLines(list.stdout);
           lastChain.set(family, { stdout: list.stdout, lines: chainLines });
         }
-      } else if (NO_CHAIN.test(list.stderr) || (NFT_INCOMPATIBLE.test(list.stderr) && jumps.length === 0 && (await chainMissing(family)))) {
+      } else if (isChainMissing(list) || (isChainIncompatible(list) && jumps.length === 0 && (await chainMissing(family)))) {
         // iptables-nft 1.8.9 calls a missing chain "incompatible"; the -C probe confirms it is absent.
         chainLines = [];
       } else {
-        throw new CommandError(listArgv, list.exitCode, list.stderr, 'other', `${listArgv.join(' ')}: exit code ${list.exitCode}: ${said(list.stderr)}`);
+        throw new CommandError(listArgv, list.exitCode, list.stderr, 'other', `${listArgv.join(' ')}: exit code ${list.exitCode}: ${saidByIptables(list.stderr)}`);
       }
       // A chain written for `first` (it starts with the kube-proxy mark rule) wants our jump first:
       // a rule someone inserted above it shows as one more line, so the sync moves the jump back.
@@ -472,7 +447,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
           } catch (e) {
             if (!(e instanceof CommandError)) throw e;
             const what = `replacing ${repair.remove.length} POSTROUTING jump${repair.remove.length === 1 ? '' : 's'} to ${chain} (older forms, duplicates, or ours not first) by ours`;
-            throw new CommandError(e.argv, e.exitCode, e.stderr, e.failure, `${what} failed; the chain is up to date: ${e.message}`);
+            throw e.restate(`${what} failed; the chain is up to date: ${e.message}`);
           }
         }
         changed ||= repair.kind !== 'none';
@@ -486,13 +461,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
             await restore(family, `${['*nat', ...late.lines, 'COMMIT'].join('\n')}\n`);
           } catch (e) {
             if (!(e instanceof CommandError)) throw e;
-            throw new CommandError(
-              e.argv,
-              e.exitCode,
-              e.stderr,
-              e.failure,
-              `deleting our renamed chain (${late.removed.length} jump${late.removed.length === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`,
-            );
+            throw e.restate(`deleting our renamed chain (${late.removed.length} jump${late.removed.length === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`);
           }
           removed.push(...late.removed);
           changed = true;

@@ -2,7 +2,7 @@
 // only (never `list ruleset`), and no object outside `inet ip-masq-agent` is ever named.
 import { CommandError } from '../../errors.js';
 import type { Family } from '../../net/cidr.js';
-import type { Runner } from '../../exec/runner.js';
+import { isNftObjectMissing, isNftTableNotAsLeft, type Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
 import { NFT_TABLE_REF } from './names.js';
@@ -23,17 +23,8 @@ const LIST_TABLE = ['list', 'table', ...NFT_TABLE_REF.split(' ')];
 
 /** Whether a failed `nft list table` only means that our table is not there. */
 function isMissingTable(e: unknown): boolean {
-  return e instanceof CommandError && e.exitCode === 1 && /No such file or directory/.test(e.stderr);
+  return e instanceof CommandError && e.exitCode === 1 && isNftObjectMissing(e);
 }
-
-/**
- * What the kernel says when a blind apply meets a table not as we left it: a set re-created with
- * another type (exists), a map of its name (nft itself: "... to your map declaration"), a set a
- * foreign chain still references (busy), a base chain added while waking a dormant table
- * (invalid), a foreign object gone meanwhile. A fresh listing explains each, so apply lists the
- * table and tries once more, knowing what is there.
- */
-const TABLE_NOT_AS_LEFT = /File exists|Device or resource busy|Invalid argument|No such file or directory|to your map declaration/;
 
 /** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
 export function createNftablesBackend(options: NftablesBackendOptions): Backend {
@@ -86,7 +77,9 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend 
       try {
         await run(['-f', '-'], renderNftScript([policy]));
       } catch (e) {
-        if (!(e instanceof CommandError) || !TABLE_NOT_AS_LEFT.test(e.stderr)) throw e;
+        // A table not as we left it (isNftTableNotAsLeft): a fresh listing explains it, so apply
+        // lists the table and tries once more, knowing what is there.
+        if (!(e instanceof CommandError) || !isNftTableNotAsLeft(e)) throw e;
         await applyKnowingTable(policy);
       }
     },
