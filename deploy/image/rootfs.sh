@@ -7,10 +7,9 @@
 #                                               in a Debian bookworm stage with apt and npm)
 #
 # The image holds what the agent runs and nothing else: node, iptables (legacy and nft), nft, tini
-# as PID 1, and dash as /bin/sh, for two reasons: the entry script that keeps tini as PID 1 when a
-# DaemonSet's `command:` names /ip-masq-agent, and the agent's command shells (src/exec/runner.ts),
-# which start its listings for a fraction of the CPU of spawning each from node. No apt, dpkg,
-# perl, bash or coreutils, and no CA certificates: the agent makes no TLS connection.
+# as PID 1, and dash as /bin/sh for the entry script that keeps tini as PID 1 when a DaemonSet's
+# `command:` names /ip-masq-agent (the agent spawns each command from its argv, with no shell).
+# No apt, dpkg, perl, bash or coreutils, and no CA certificates: the agent makes no TLS connection.
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: rootfs.sh ARCH NODE_VERSION OUT" >&2; exit 2; }
 arch=$1 node_version=$2 out=$3
