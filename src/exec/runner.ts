@@ -211,7 +211,7 @@ class Capture {
   }
 }
 
-/** How a finished command ended, whichever way it was started. */
+/** How a finished command ended. */
 interface Ending {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
