@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, retryDelayMs, type AgentDeps, type SyncReport } from '../../src/agent/agent.js';
+import { createAgent, retryDelayMs, type AgentDeps } from '../../src/agent/agent.js';
+import type { SyncReport } from '../../src/observe/agent-status.js';
 import { createFakeBackend } from '../../src/backends/fake.js';
 import { defaultConfig, type ConfigOptions } from '../../src/config/config.js';
 import { parseConfigText } from '../../src/config/parse.js';
