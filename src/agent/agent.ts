@@ -1,6 +1,6 @@
 import type { Backend, OwnedState } from '../backends/backend.js';
-import { hashConfig, type MasqConfig } from '../config/config.js';
-import { loggedLists } from '../config/key-values.js';
+import type { MasqConfig } from '../config/config.js';
+import { hashConfig, loggedLists } from '../config/key-values.js';
 import type { LoadedConfig } from '../config/load.js';
 import { ConfigError, CommandError } from '../errors.js';
 import type { Family } from '../net/cidr.js';
