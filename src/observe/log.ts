@@ -37,7 +37,8 @@ export function levelForVerbosity(v: number): 'info' | 'debug' | 'trace' {
 function errorValue(e: Error): { message: string; stack?: string; cause?: string } {
   const value: { message: string; stack?: string; cause?: string } = { message: e.message };
   if (e.stack !== undefined) value.stack = e.stack;
-  if (e.cause !== undefined) value.cause = cutExcerpt(e.cause instanceof Error ? e.cause.message : String(e.cause), MAX_ERROR_BYTES);
+  const c = e.cause;
+  if (c !== undefined) value.cause = cutExcerpt(c instanceof Error ? c.message : typeof c === 'string' ? c : (stringifyValue(c) ?? typeof c), MAX_ERROR_BYTES);
   return value;
 }
 

@@ -75,6 +75,8 @@ test('log: an Error is written as message, stack and cause at any depth, the cau
   assert.ok(cause.startsWith('x'.repeat(1000)) && Buffer.byteLength(cause) < 1200, `cause not bounded: ${cause.length} chars`);
   assert.deepEqual(parsed['list'], [{ nested: { message: 'inner', stack: 'TypeError: inner' } }]);
   assert.deepEqual(parsed['circ'], { nested: { message: 'inner', stack: 'TypeError: inner' }, self: '[Circular]' });
+  const objectCause = JSON.parse(formatLogLine('error', 0, 'm', { e: new Error('m', { cause: { code: 7 } }) })) as { e: { cause: string } };
+  assert.equal(objectCause.e.cause, '{"code":7}');
 });
 
 test('log: each key appears once; the line keys belong to the logger, a field named like one is left out', () => {
