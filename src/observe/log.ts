@@ -38,8 +38,17 @@ function errorValue(e: Error): { message: string; stack?: string; cause?: string
   const value: { message: string; stack?: string; cause?: string } = { message: e.message };
   if (e.stack !== undefined) value.stack = e.stack;
   const c = e.cause;
-  if (c !== undefined) value.cause = cutExcerpt(c instanceof Error ? c.message : typeof c === 'string' ? c : (stringifyValue(c) ?? typeof c), MAX_ERROR_BYTES);
+  if (c !== undefined) value.cause = cutExcerpt(c instanceof Error ? c.message : typeof c === 'string' ? c : plainJson(c), MAX_ERROR_BYTES);
   return value;
+}
+
+/** A cause that is neither an Error nor a string, as plain JSON: not through errorValue, which a cause holding its own Error would recurse into. */
+function plainJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? typeof v;
+  } catch {
+    return typeof v;
+  }
 }
 
 /** JSON.stringify's replacer for log values: Errors, at any depth, as errorValue. */

@@ -77,6 +77,11 @@ test('log: an Error is written as message, stack and cause at any depth, the cau
   assert.deepEqual(parsed['circ'], { nested: { message: 'inner', stack: 'TypeError: inner' }, self: '[Circular]' });
   const objectCause = JSON.parse(formatLogLine('error', 0, 'm', { e: new Error('m', { cause: { code: 7 } }) })) as { e: { cause: string } };
   assert.equal(objectCause.e.cause, '{"code":7}');
+  const loop: Record<string, unknown> = {};
+  const looped = new Error('loop', { cause: loop });
+  loop['error'] = looped;
+  loop['self'] = loop;
+  assert.equal((JSON.parse(formatLogLine('error', 0, 'm', { looped })) as { looped: { cause: string } }).looped.cause, 'object');
 });
 
 test('log: each key appears once; the line keys belong to the logger, a field named like one is left out', () => {
