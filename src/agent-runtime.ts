@@ -4,7 +4,7 @@
 export { createAgent } from './agent/agent.js';
 export { systemClock } from './agent/clock.js';
 export { watchConfig } from './agent/watch.js';
-export { defaultConfig } from './config/config.js';
+export { defaultConfig } from './config/merge.js';
 export { createParseCache, detectConfigMode, loadConfig } from './config/load.js';
 export { maxCidrsFor } from './limits.js';
 export { coalesceNotes } from './observe/coalesce-notes.js';

@@ -73,3 +73,6 @@ export function cidrCapForFlags(backend: string, iptablesMode: string): { backen
   if (backend === 'iptables') return pick(['iptables-nft', 'iptables-legacy'], '--iptables-mode=auto');
   return pick(['nftables', 'iptables-nft', 'iptables-legacy'], `--backend=${backend}`);
 }
+
+/** Longest quoted error kept in a family's status (and so in /healthz and the log): bounded whatever a tool printed. */
+export const MAX_ERROR_BYTES = 1024;

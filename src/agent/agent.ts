@@ -1,6 +1,6 @@
 import type { Backend, OwnedState } from '../backends/backend.js';
-import { hashConfig, type MasqConfig } from '../config/config.js';
-import { loggedLists } from '../config/key-values.js';
+import type { MasqConfig } from '../config/config.js';
+import { hashConfig, loggedLists } from '../config/key-values.js';
 import type { LoadedConfig } from '../config/load.js';
 import { ConfigError, CommandError } from '../errors.js';
 import type { Family } from '../net/cidr.js';
@@ -12,7 +12,8 @@ import { cutExcerpt } from '../excerpt.js';
 import type { Clock } from './clock.js';
 import { createHash } from 'node:crypto';
 import type { ConfigIssue } from '../errors.js';
-import { MAX_LOGGED_CIDRS, MAX_LOGGED_ISSUES } from '../limits.js';
+import { MAX_ERROR_BYTES, MAX_LOGGED_CIDRS, MAX_LOGGED_ISSUES } from '../limits.js';
+import { RETRY_REASON, type AgentStatus, type FamilyResult, type FamilyStatus, type SyncReport } from '../observe/agent-status.js';
 
 /** What the agent needs from the world; `main` builds the real ones, tests build fakes. */
 export interface AgentDeps {
@@ -37,55 +38,6 @@ export interface AgentDeps {
 
 /** The first retry after a failed sync comes this soon; each further failure doubles it, up to resyncInterval. */
 export const RETRY_INITIAL_MS = 1000;
-
-/** The reason of a sync run early because the previous one failed (what metrics count as a retry). */
-export const RETRY_REASON = 'retry';
-
-/** Longest quoted error kept in a family's status (and so in /healthz and the log): bounded whatever a tool printed. */
-export const MAX_ERROR_BYTES = 1024;
-
-/** The outcome of one family in one sync. */
-export type FamilyResult = 'unchanged' | 'applied' | 'repaired' | 'error';
-
-/** What one sync did. */
-export interface SyncReport {
-  readonly reason: string;
-  readonly at: number;
-  readonly configValid: boolean;
-  readonly families: readonly { family: Family; result: FamilyResult; durationMs: number; rules: number; error?: string }[];
-  /** When some family failed: the delay before the retry (backoff); undefined when the next sync is the regular resync. */
-  readonly retryAfterMs?: number | undefined;
-}
-
-/** Per-family health, as /healthz, /readyz and metrics report it. */
-export interface FamilyStatus {
-  lastAttemptAt: number | undefined;
-  lastSuccessAt: number | undefined;
-  lastError: string | undefined;
-  consecutiveFailures: number;
-  /** When the current run of failures began (undefined while syncs succeed), so health can tell retries from time. */
-  failingSince?: number | undefined;
-  rules: number;
-  driftRepairs: number;
-  /** Others' MASQUERADE/SNAT rules that decide before ours (see Backend.findShadowing). */
-  shadowingRules?: readonly string[];
-}
-
-/** A snapshot of the agent's state. */
-export interface AgentStatus {
-  readonly configValid: boolean;
-  readonly configErrors: readonly string[];
-  readonly usingDefaults: boolean;
-  readonly configHash: string;
-  readonly configFiles: readonly string[];
-  /** Families whose rules, found in the kernel when the first config read failed, are kept as they were. */
-  readonly rulesKeptFromKernel?: readonly Family[];
-  readonly resyncIntervalMs: number;
-  readonly lastSyncAt: number | undefined;
-  /** The pending retry delay after a failed sync (backoff); undefined when the regular resync is next. */
-  readonly retryAfterMs?: number | undefined;
-  readonly families: ReadonlyMap<Family, Readonly<FamilyStatus>>;
-}
 
 /** The running agent. */
 export interface Agent {

@@ -1,16 +1,20 @@
 import type { CommandResult, Runner } from '../exec/runner.js';
 import type { Logger } from '../observe/log.js';
-import type { BackendChoice, IptablesMode } from '../cli/agent-options.js';
 import { CommandError } from '../errors.js';
 import type { Backend, CleanupTarget, Inspection } from './backend.js';
 import { createIptablesBackend } from './iptables/iptables-backend.js';
-import { detectIptablesMode, iptablesVersion, supportsRandomFully } from './iptables/detect.js';
+import { detectIptablesMode, iptablesVersion, supportsRandomFully, type IptablesMode } from './iptables/detect.js';
 import { createNftablesBackend } from './nftables/nftables-backend.js';
+
+/** Which netfilter backend to use (--backend). */
+export type BackendChoice = 'iptables' | 'nftables' | 'auto';
+/** Which iptables variant to drive (--iptables-mode): one of the two, or detected. */
+export type IptablesModeChoice = 'auto' | IptablesMode;
 
 /** What backend selection needs. */
 export interface SelectOptions {
   readonly backend: BackendChoice;
-  readonly iptablesMode: IptablesMode;
+  readonly iptablesMode: IptablesModeChoice;
   readonly chain: string;
   readonly runner: Runner;
   readonly log: Logger;

@@ -1,16 +1,12 @@
 import { UsageError } from '../errors.js';
 import { checkChainName } from '../backends/iptables/render.js';
+import type { BackendChoice, IptablesModeChoice } from '../backends/select.js';
 import { parseBindAddress } from '../server/bind-address.js';
 import { parseMasqueradeBit, parseToPorts, type PolicyOptions, type PostroutingPosition } from '../policy.js';
 import type { ConfigOptions } from '../config/config.js';
 import type { ParsedFlags } from './flags.js';
 import { cidrCapForFlags } from '../limits.js';
 import { parseGoDuration } from '../config/duration.js';
-
-/** Which netfilter backend to use. */
-export type BackendChoice = 'iptables' | 'nftables' | 'auto';
-/** Which iptables variant to drive. */
-export type IptablesMode = 'auto' | 'legacy' | 'nft';
 
 /** Everything the agent takes from its flags, typed and validated. */
 export interface AgentOptions {
@@ -19,7 +15,7 @@ export interface AgentOptions {
   readonly config: ConfigOptions;
   readonly policy: PolicyOptions;
   readonly backend: BackendChoice;
-  readonly iptablesMode: IptablesMode;
+  readonly iptablesMode: IptablesModeChoice;
   readonly healthzBindAddress: string;
   readonly metricsBindAddress: string;
   readonly verbosity: number;
@@ -54,7 +50,7 @@ export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
       masqueradeBit: parseMasqueradeBit(get('iptables-masquerade-bit')),
     },
     backend: get('backend') as BackendChoice,
-    iptablesMode: get('iptables-mode') as IptablesMode,
+    iptablesMode: get('iptables-mode') as IptablesModeChoice,
     healthzBindAddress: checkBindAddress(get('healthz-bind-address'), '--healthz-bind-address'),
     metricsBindAddress: checkBindAddress(get('metrics-bind-address'), '--metrics-bind-address'),
     verbosity: Number(get('v')),

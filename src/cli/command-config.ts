@@ -1,7 +1,8 @@
 // How the operator commands read a config: exactly as the agent does (a file, or a directory
 // of ip-masq* files), plus a Kubernetes ConfigMap manifest, and with the line:column of every
 // CIDR kept so messages can point at it.
-import { hashConfig, type CidrEntry, type ConfigOptions } from '../config/config.js';
+import type { CidrEntry, ConfigOptions } from '../config/config.js';
+import { hashConfig } from '../config/key-values.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { LIST_KEYS } from '../config/keys.js';
 import { extractManifestConfigs, parseEmbeddedConfig } from '../config/manifest.js';

@@ -1,6 +1,7 @@
 // `ip-masq-agent validate [FILE|DIR]...`: the agent's own parser and checks on a config, for a
 // pre-commit hook, a CI step on the ConfigMap, or a look at the node's mounted config.
-import { DEFAULT_CONFIG_PATH, allCidrEntries, type ConfigOptions, type MasqConfig } from '../config/config.js';
+import { DEFAULT_CONFIG_PATH, type ConfigOptions, type MasqConfig } from '../config/config.js';
+import { allListEntries } from '../config/key-values.js';
 import { buildPolicy } from '../policy.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import { readRegularFileText } from '../config/read-text.js';
@@ -106,7 +107,7 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
 
 /** Warns when the CIDRs of all lists come near cidrLimit. */
 function pushLimitWarning(cfg: CommandConfig, warnings: ConfigIssue[]): void {
-  const count = allCidrEntries(cfg.config).length;
+  const count = allListEntries(cfg.config).length;
   const limit = cfg.config.cidrLimit;
   if (!cfg.usingDefaults && limit > 0 && count >= Math.ceil(limit * 0.9)) {
     warnings.push({

@@ -1,10 +1,7 @@
 // The effective configuration of the agent and its defaults (the reference agent's, see
 // compat-contract.md). Pure: no file access here.
-import { createHash } from 'node:crypto';
 import { formatCidr, parseCidr, type Cidr, type IpAddress } from '../net/cidr.js';
-import { allListEntries, configValues } from './key-values.js';
 import { KEYS } from './keys.js';
-import { mergeConfigFragments } from './merge.js';
 
 /** One non-masquerade CIDR, traced back to where it was written. */
 export interface CidrEntry {
@@ -105,28 +102,4 @@ export function defaultCidrEntries(opts: ConfigOptions): CidrEntry[] {
     const cidr = parseCidr(text);
     return { cidr, text: formatCidr(cidr), source: DEFAULTS_SOURCE, path: `nonMasqueradeCIDRs[${i}]` };
   });
-}
-
-/** The configuration used when no config file sets anything: what merging no fragment gives. */
-export function defaultConfig(opts: ConfigOptions): MasqConfig {
-  return mergeConfigFragments([], opts).config;
-}
-
-/**
- * Stable JSON of what the config means (not where it came from), so that the same effective
- * config always hashes the same even when files move. Keys added later (omitWhenEmpty) enter
- * only when set, so a config without them hashes as it always did.
- */
-export function stableConfigJson(config: MasqConfig): string {
-  return JSON.stringify(configValues(config, 'hash'));
-}
-
-/** Every CIDR entry of every list of a config, in list order (what cidrLimit counts). */
-export function allCidrEntries(config: MasqConfig): CidrEntry[] {
-  return allListEntries(config);
-}
-
-/** sha256 hex of the effective config, for change detection and metrics. */
-export function hashConfig(config: MasqConfig): string {
-  return createHash('sha256').update(stableConfigJson(config)).digest('hex');
 }

@@ -1,6 +1,7 @@
 // What the config hash, the outputs and the position index read of a resolved config, driven by
 // the key descriptors (keys.ts): every key in documentation order, list keys as their entries,
 // agree keys as their resolved value. Nothing here names a key, so a new descriptor is covered.
+import { createHash } from 'node:crypto';
 import type { CidrEntry, MasqConfig, SnatCidrEntry } from './config.js';
 import { CONFIG_KEYS, KEYS, LIST_KEYS, type ConfigKey, type ListKey } from './keys.js';
 
@@ -60,4 +61,18 @@ export function loggedLists(config: MasqConfig, max: number): Record<string, unk
     if (shown.length < entries.length) counts[`${key.replace(/s$/, '')}Count`] = entries.length;
   }
   return { ...out, ...counts };
+}
+
+/**
+ * Stable JSON of what the config means (not where it came from), so that the same effective
+ * config always hashes the same even when files move. Keys added later (omitWhenEmpty) enter
+ * only when set, so a config without them hashes as it always did.
+ */
+export function stableConfigJson(config: MasqConfig): string {
+  return JSON.stringify(configValues(config, 'hash'));
+}
+
+/** sha256 hex of the effective config, for change detection and metrics. */
+export function hashConfig(config: MasqConfig): string {
+  return createHash('sha256').update(stableConfigJson(config)).digest('hex');
 }

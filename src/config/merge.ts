@@ -8,7 +8,7 @@ import { DEFAULT_CIDR_LIMIT, MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, def
 import { formatGoDuration } from './duration.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import { AGREE_KEYS, KEYS, LIST_KEYS, type AgreeKey, type ListKey } from './keys.js';
-import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue, Position } from './parse.js';
+import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue, Position } from './fragment.js';
 
 /** The merged config and warnings (duplicates, case-folded keys, clamped values). */
 export interface MergedConfig {
@@ -119,8 +119,7 @@ const toEntry = (e: LocatedCidrEntry): CidrEntry => {
 
 /** Where a list key's entries come from when no fragment sets the key: its default list (meaning), else none. */
 const DEFAULT_LISTS: { readonly [K in ListKey]?: (opts: ConfigOptions) => LocatedCidrEntry[] } = {
-  // Called, not referenced: config.ts imports this module too, so its bindings may not be ready yet.
-  nonMasqueradeCIDRs: (opts) => defaultCidrEntries(opts),
+  nonMasqueradeCIDRs: defaultCidrEntries,
 };
 
 /** What an agree key resolves to when its meaning is more than its value (or default): the resolved config's fields. */
@@ -235,4 +234,9 @@ function resolveResyncInterval(resync: LocatedValue<bigint> | undefined, warning
     }
   }
   return { resyncIntervalMs, resyncInterval };
+}
+
+/** The configuration used when no config file sets anything: what merging no fragment gives. */
+export function defaultConfig(opts: ConfigOptions): MasqConfig {
+  return mergeConfigFragments([], opts).config;
 }

@@ -1,4 +1,5 @@
-import { MAX_ERROR_BYTES, type AgentStatus, type FamilyStatus } from '../agent/agent.js';
+import type { AgentStatus, FamilyStatus } from './agent-status.js';
+import { MAX_ERROR_BYTES } from '../limits.js';
 import { formatGoDuration } from '../config/duration.js';
 import { cutExcerpt } from '../excerpt.js';
 

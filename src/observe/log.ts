@@ -2,9 +2,12 @@
 // on exit or crash; held in a bounded buffer while it does not, so a stalled log pipeline never
 // stalls the agent.
 // The lines are those pino 10 wrote (test/golden/observe/log-lines.jsonl): `level` as a word,
-// `time` in epoch ms, `component`, the fields in order, `msg` last. A few lines of our own replace
-// pino, which cost 2.4 MiB resident and loaded worker_threads for nothing (docs/performance.md).
+// `time` in epoch ms, `component`, the fields in order, `msg` last; except that an Error is
+// written as its message and stack, not `{}`, and each key appears once. A few lines of our own
+// replace pino, which cost 2.4 MiB resident and loaded worker_threads for nothing (docs/performance.md).
 import { fstatSync, writeSync } from 'node:fs';
+import { cutExcerpt } from '../excerpt.js';
+import { MAX_ERROR_BYTES } from '../limits.js';
 
 /** Structured log fields. */
 export type Fields = Readonly<Record<string, unknown>>;
@@ -30,17 +33,40 @@ export function levelForVerbosity(v: number): 'info' | 'debug' | 'trace' {
   return v >= 4 ? 'trace' : v >= 2 ? 'debug' : 'info';
 }
 
+/** An Error as a log value. JSON.stringify writes one as `{}` (its fields are not enumerable); a cause's message is cut at MAX_ERROR_BYTES. */
+function errorValue(e: Error): { message: string; stack?: string; cause?: string } {
+  const value: { message: string; stack?: string; cause?: string } = { message: e.message };
+  if (e.stack !== undefined) value.stack = e.stack;
+  const c = e.cause;
+  if (c !== undefined) value.cause = cutExcerpt(c instanceof Error ? c.message : typeof c === 'string' ? c : plainJson(c), MAX_ERROR_BYTES);
+  return value;
+}
+
+/** A cause that is neither an Error nor a string, as plain JSON: not through errorValue, which a cause holding its own Error would recurse into. */
+function plainJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? typeof v;
+  } catch {
+    return typeof v;
+  }
+}
+
+/** JSON.stringify's replacer for log values: Errors, at any depth, as errorValue. */
+const replaceErrors = (_key: string, v: unknown): unknown => (v instanceof Error ? errorValue(v) : v);
+
 /**
- * JSON.stringify, except that a circular reference becomes "[Circular]" and a bigint its digits
- * (as pino's fallback did) instead of throwing: a log line must never crash the agent.
+ * JSON.stringify, except that an Error is written as errorValue, and a circular reference becomes
+ * "[Circular]" and a bigint its digits (as pino's fallback did) instead of throwing: a log line
+ * must never crash the agent.
  */
 function stringifyValue(value: unknown): string | undefined {
   try {
-    return JSON.stringify(value);
+    return JSON.stringify(value, replaceErrors);
   } catch {
     const ancestors: unknown[] = [];
     const walk = (v: unknown): string | undefined => {
       if (typeof v === 'bigint') return v.toString();
+      if (v instanceof Error) return walk(errorValue(v));
       if (typeof v !== 'object' || v === null) return JSON.stringify(v);
       const json = (v as { toJSON?: () => unknown }).toJSON;
       if (typeof json === 'function') return walk(json.call(v));
@@ -61,10 +87,17 @@ function stringifyValue(value: unknown): string | undefined {
   }
 }
 
-/** One log line, newline included: `{"level":..,"time":..,"component":"ip-masq-agent",...fields,"msg":..}`. */
+/** The keys every line has; a field may not repeat them, or a log pipeline could read a forged level, time or message. */
+const LINE_KEYS: ReadonlySet<string> = new Set(['level', 'time', 'component', 'msg']);
+
+/**
+ * One log line, newline included: `{"level":..,"time":..,"component":"ip-masq-agent",...fields,"msg":..}`.
+ * Each key appears once: a field named level, time, component or msg is left out, the logger's own value wins.
+ */
 export function formatLogLine(level: Level, time: number, msg: string, fields: Fields = {}): string {
   let line = `{"level":"${level}","time":${time},"component":"ip-masq-agent"`;
   for (const key of Object.keys(fields)) {
+    if (LINE_KEYS.has(key)) continue;
     const text = stringifyValue(fields[key]);
     if (text !== undefined) line += `,${JSON.stringify(key)}:${text}`;
   }

@@ -1,6 +1,6 @@
 import { registerProcessMetrics } from './process-metrics.js';
 import { createCounter, createGauge, createHistogram, createRegistry, type Registry } from './prometheus.js';
-import { RETRY_REASON, type AgentStatus, type FamilyResult, type SyncReport } from '../agent/agent.js';
+import { RETRY_REASON, type AgentStatus, type FamilyResult, type SyncReport } from './agent-status.js';
 import type { Family } from '../net/cidr.js';
 
 /** Every result a family sync can have, so each series exists (at 0) before it first happens. */

@@ -1,4 +1,4 @@
-import type { AgentStatus } from '../agent/agent.js';
+import type { AgentStatus } from '../observe/agent-status.js';
 import type { Clock } from '../agent/clock.js';
 import { evaluateHealth, type HealthOptions } from '../observe/health.js';
 import type { Metrics } from '../observe/metrics.js';

@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, retryDelayMs, type AgentDeps, type SyncReport } from '../../src/agent/agent.js';
+import { createAgent, retryDelayMs, type AgentDeps } from '../../src/agent/agent.js';
+import type { SyncReport } from '../../src/observe/agent-status.js';
 import { createFakeBackend } from '../../src/backends/fake.js';
-import { defaultConfig, type ConfigOptions } from '../../src/config/config.js';
+import type { ConfigOptions } from '../../src/config/config.js';
+import { defaultConfig } from '../../src/config/merge.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import type { LoadedConfig } from '../../src/config/load.js';
 import { CommandError, ConfigError } from '../../src/errors.js';

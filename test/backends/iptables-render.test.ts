@@ -20,7 +20,7 @@ import {
 } from '../../src/backends/iptables/render.js';
 import { DEFAULT_CHAIN, MASQ_COMMENT, NON_MASQ_COMMENT } from '../../src/backends/iptables/constants.js';
 import { parseCidr } from '../../src/net/cidr.js';
-import { defaultConfig } from '../../src/config/config.js';
+import { defaultConfig } from '../../src/config/merge.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { buildPolicy } from '../../src/policy.js';
 import { exempt, policyOf, portRange, type GoldenInput } from './iptables-helpers.js';

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, formatIssue } from '../../src/errors.js';
-import { defaultConfig, hashConfig } from '../../src/config/config.js';
+import { defaultConfig } from '../../src/config/merge.js';
+import { hashConfig } from '../../src/config/key-values.js';
 import { mergeConfigFragments } from '../../src/config/merge.js';
 import { parseConfigFragment, parseConfigText } from '../../src/config/parse.js';
 

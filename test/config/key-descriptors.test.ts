@@ -4,7 +4,8 @@
 // by ConfigKey, so a new descriptor does not compile until it has a sample, and is then checked.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultConfig, hashConfig, stableConfigJson } from '../../src/config/config.js';
+import { defaultConfig } from '../../src/config/merge.js';
+import { hashConfig, stableConfigJson } from '../../src/config/key-values.js';
 import { configValues, loggedLists } from '../../src/config/key-values.js';
 import { CONFIG_KEYS, KEYS, type ConfigKey, type KeyDescriptor } from '../../src/config/keys.js';
 import { extractManifestConfigs, parseEmbeddedConfig } from '../../src/config/manifest.js';

@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, formatIssue, type ConfigIssue } from '../../src/errors.js';
-import { RESERVED_CIDRS, defaultConfig, hashConfig, type ConfigOptions } from '../../src/config/config.js';
+import { RESERVED_CIDRS, type ConfigOptions } from '../../src/config/config.js';
+import { defaultConfig } from '../../src/config/merge.js';
+import { hashConfig } from '../../src/config/key-values.js';
 import { parseConfigText, suggestKey } from '../../src/config/parse.js';
 
 const FILE = '/etc/config/ip-masq-agent';

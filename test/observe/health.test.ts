@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AgentStatus } from '../../src/agent/agent.js';
+import type { AgentStatus } from '../../src/observe/agent-status.js';
 import { evaluateHealth, type HealthOptions } from '../../src/observe/health.js';
 import { makeStatus, okFamily, T0 } from './status-fixture.js';
 

@@ -5,10 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { createLineWriter, createLogger, DROPPED_NOTE, formatLogLine, levelForVerbosity } from '../../src/observe/log.js';
 
 // Written by pino 10.4.0 (time set to 0) from the calls below, before our own writer replaced it:
-// log pipelines must see the same lines.
+// log pipelines must see the same lines. Two lines differ from pino on purpose: "warn msg" (a field
+// named like a line key is left out, so each key appears once) and "err" (an Error is written as
+// its message, stack and cause, not `{}`).
 const GOLDEN = fileURLToPath(new URL('../../../test/golden/observe/log-lines.jsonl', import.meta.url));
 
-test('log: lines are byte for byte what pino wrote, field quirks included', () => {
+test('log: lines are byte for byte what pino wrote, field quirks included, but for an Error and a repeated key', () => {
   const lines: string[] = [];
   const log = createLogger(
     4,
@@ -18,7 +20,9 @@ test('log: lines are byte for byte what pino wrote, field quirks included', () =
   log.info('plain');
   log.info('with fields', { a: 1, b: 'two "quoted"\n', c: [1, 2], d: { e: null, u: undefined }, f: true, g: 1.5, h: NaN, i: Infinity });
   log.warn('warn msg', { msg: 'field named msg', level: 'x', time: 5, component: 'other' });
-  log.error('err', { error: new Error('boom'), obj: new Map([[1, 2]]) });
+  const error = new Error('boom', { cause: new Error('root cause') });
+  error.stack = 'Error: boom\n    at test (log.test.ts:1:1)'; // a stack that does not move with the code
+  log.error('err', { error, obj: new Map([[1, 2]]) });
   log.debug('dbg "q" \u2028 é', {});
   log.trace('trc', { argv: ['iptables', '-S'], ms: 3 });
   const circ: Record<string, unknown> = { name: 'c' };
@@ -55,6 +59,34 @@ test('log: a line is one JSON object ending in a newline, whatever the message h
   const line = formatLogLine('info', 7, 'a\nb\u0000"', { k: 'v\r\n' });
   assert.equal(line.indexOf('\n'), line.length - 1);
   assert.deepEqual(JSON.parse(line), { level: 'info', time: 7, component: 'ip-masq-agent', k: 'v\r\n', msg: 'a\nb\u0000"' });
+});
+
+test('log: an Error is written as message, stack and cause at any depth, the cause bounded, also beside a circular value', () => {
+  const bare = new Error('no stack', { cause: 'x'.repeat(5000) });
+  delete bare.stack;
+  const nested = new TypeError('inner');
+  nested.stack = 'TypeError: inner';
+  const circ: Record<string, unknown> = { nested };
+  circ['self'] = circ;
+  const parsed = JSON.parse(formatLogLine('error', 0, 'm', { bare, list: [{ nested }], circ })) as Record<string, unknown>;
+  const cause = (parsed['bare'] as { cause: string }).cause;
+  assert.deepEqual(Object.keys(parsed['bare'] as object), ['message', 'cause']);
+  assert.equal((parsed['bare'] as { message: string }).message, 'no stack');
+  assert.ok(cause.startsWith('x'.repeat(1000)) && Buffer.byteLength(cause) < 1200, `cause not bounded: ${cause.length} chars`);
+  assert.deepEqual(parsed['list'], [{ nested: { message: 'inner', stack: 'TypeError: inner' } }]);
+  assert.deepEqual(parsed['circ'], { nested: { message: 'inner', stack: 'TypeError: inner' }, self: '[Circular]' });
+  const objectCause = JSON.parse(formatLogLine('error', 0, 'm', { e: new Error('m', { cause: { code: 7 } }) })) as { e: { cause: string } };
+  assert.equal(objectCause.e.cause, '{"code":7}');
+  const loop: Record<string, unknown> = {};
+  const looped = new Error('loop', { cause: loop });
+  loop['error'] = looped;
+  loop['self'] = loop;
+  assert.equal((JSON.parse(formatLogLine('error', 0, 'm', { looped })) as { looped: { cause: string } }).looped.cause, 'object');
+});
+
+test('log: each key appears once; the line keys belong to the logger, a field named like one is left out', () => {
+  const line = formatLogLine('warn', 3, 'real', { level: 'error', time: 9, component: 'x', msg: 'forged', other: 1 });
+  assert.equal(line, '{"level":"warn","time":3,"component":"ip-masq-agent","other":1,"msg":"real"}\n');
 });
 
 /** An output that takes `room` bytes, then answers EAGAIN until given more; or fails with `error`. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SyncReport } from '../../src/agent/agent.js';
+import type { SyncReport } from '../../src/observe/agent-status.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { makeStatus, okFamily, T0 } from './status-fixture.js';
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { SyncReport } from '../../src/agent/agent.js';
+import type { SyncReport } from '../../src/observe/agent-status.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { createCounter, createGauge, createHistogram, createRegistry, formatValue } from '../../src/observe/prometheus.js';
 import { makeStatus, okFamily, T0 } from './status-fixture.js';

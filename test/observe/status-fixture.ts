@@ -1,4 +1,4 @@
-import type { AgentStatus, FamilyStatus } from '../../src/agent/agent.js';
+import type { AgentStatus, FamilyStatus } from '../../src/observe/agent-status.js';
 import type { Family } from '../../src/net/cidr.js';
 
 /** A moment to measure from: 2024-01-01T00:00:00Z. */

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import type { AgentStatus } from '../../src/agent/agent.js';
+import type { AgentStatus } from '../../src/observe/agent-status.js';
 import { UsageError } from '../../src/errors.js';
 import { createMemoryLogger } from '../../src/observe/log.js';
 import { createMetrics } from '../../src/observe/metrics.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AgentStatus } from '../../src/agent/agent.js';
+import type { AgentStatus } from '../../src/observe/agent-status.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { healthRoutes, metricsRoutes, type Routes } from '../../src/server/routes.js';
 import { createFakeClock } from '../agent/fake-clock.js';
