@@ -11,7 +11,7 @@
 // same lists as JSON. Medians of --runs runs; the 300 ms target is fixed. Printed, never asserted.
 import { parse as parseYaml } from 'yaml';
 import { parseConfigText } from '../src/config/parse.js';
-import { buildPolicy } from '../src/policy.js';
+import { buildPolicy } from '../src/policy/build.js';
 import { findRedundantRows, usesDecisions } from '../src/policy/decide.js';
 import { printTargetSummary, reportTarget } from './targets.js';
 

@@ -15,10 +15,8 @@ const src = join(findRepoRoot(), 'src');
 type Layer = 'base' | 'config' | 'net' | 'policy' | 'backends' | 'exec' | 'observe' | 'agent' | 'cli' | 'server' | 'main';
 
 const FOLDERS: readonly Layer[] = ['config', 'net', 'policy', 'backends', 'exec', 'observe', 'agent', 'cli', 'server'];
-/** Top-level files outside the shared base: the policy's own, and the composition root with what it loads lazily. */
+/** Top-level files outside the shared base: the composition root with what it loads lazily. */
 const TOP_LEVEL: Readonly<Record<string, Layer>> = {
-  'policy.ts': 'policy',
-  'policy-types.ts': 'policy',
   'main.ts': 'main',
   'agent-start.ts': 'main',
   'agent-runtime.ts': 'main',

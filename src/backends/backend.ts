@@ -1,5 +1,5 @@
 import type { Family } from '../net/cidr.js';
-import type { FamilyPolicy } from '../policy-types.js';
+import type { FamilyPolicy } from '../policy/types.js';
 
 /**
  * The state a backend owns for one family, as canonical text lines in the tool's own

@@ -1,7 +1,7 @@
 import { parseCidr, parseIp, type Family } from '../net/cidr.js';
-import type { FamilyPolicy } from '../policy-types.js';
+import type { FamilyPolicy } from '../policy/types.js';
 import type { Backend, OwnedState } from './backend.js';
-import { exemptionIsFinal, masqueradeMarkHex } from '../policy.js';
+import { exemptionIsFinal, masqueradeMarkHex } from '../policy/build.js';
 import { decisionTable } from '../policy/decide.js';
 
 /**

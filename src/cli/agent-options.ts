@@ -2,7 +2,9 @@ import { UsageError } from '../errors.js';
 import { checkChainName } from '../backends/iptables/render.js';
 import type { BackendChoice, IptablesModeChoice } from '../backends/select.js';
 import { parseBindAddress } from '../server/bind-address.js';
-import { parseMasqueradeBit, parseToPorts, type PolicyOptions, type PostroutingPosition } from '../policy.js';
+import type { PolicyOptions } from '../policy/build.js';
+import type { PortRange, PostroutingPosition } from '../policy/types.js';
+import { quoteExcerpt } from '../excerpt.js';
 import type { ConfigOptions } from '../config/config.js';
 import type { ParsedFlags } from './flags.js';
 import { cidrCapForFlags } from '../limits.js';
@@ -76,4 +78,26 @@ function parseCommandTimeout(text: string): number {
 function checkBindAddress(text: string, flag: string): string {
   parseBindAddress(text, flag);
   return text;
+}
+
+/** Parses `--iptables-masquerade-bit` as kube-proxy does: an integer 0 to 31. */
+export function parseMasqueradeBit(text: string): number {
+  if (!/^\d{1,2}$/.test(text) || Number(text) > 31) {
+    throw new UsageError(`invalid value ${quoteExcerpt(text, 40)} for flag -iptables-masquerade-bit: want an integer from 0 to 31 (kube-proxy's default is 14)`);
+  }
+  return Number(text);
+}
+
+/** Parses `--to-ports` (`1024-29999,32768-65535`, or single ports); empty text means none. */
+export function parseToPorts(text: string): PortRange[] {
+  if (text.trim() === '') return [];
+  return text.split(',').map((part) => {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
+    const from = Number(m?.[1]);
+    const to = m?.[2] === undefined ? from : Number(m[2]);
+    if (!m || from < 1 || to > 65535 || from > to) {
+      throw new UsageError(`--to-ports: "${part}" is not a port range; write PORT or FROM-TO with 1 <= FROM <= TO <= 65535, comma-separated (e.g. 1024-29999,32768-65535)`);
+    }
+    return { from, to, text: from === to ? `${from}` : `${from}-${to}` };
+  });
 }

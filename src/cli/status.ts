@@ -7,7 +7,7 @@ import { readRegularFileText } from '../config/read-text.js';
 import { CommandError, ConfigError, formatIssue } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
-import { buildPolicy } from '../policy.js';
+import { buildPolicy } from '../policy/build.js';
 import { agentOptionsFromFlags } from './agent-options.js';
 import { EXIT, silentLog, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
 import { loadCommandConfig, type CommandConfig } from './command-config.js';

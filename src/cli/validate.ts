@@ -2,7 +2,7 @@
 // pre-commit hook, a CI step on the ConfigMap, or a look at the node's mounted config.
 import { DEFAULT_CONFIG_PATH, type ConfigOptions, type MasqConfig } from '../config/config.js';
 import { allListEntries } from '../config/key-values.js';
-import { buildPolicy } from '../policy.js';
+import { buildPolicy } from '../policy/build.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import { readRegularFileText } from '../config/read-text.js';
 import { configValues, isKeyShown, listEntries } from '../config/key-values.js';
@@ -10,7 +10,7 @@ import { CONFIG_KEYS, KEYS, type KeyDescriptor, type ListKey } from '../config/k
 import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
 import { normalizeRanges } from '../net/normalize.js';
-import type { ExemptRange } from '../policy-types.js';
+import type { ExemptRange } from '../policy/types.js';
 import { agentOptionsFromFlags } from './agent-options.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_NODES, describeCidrCaps } from '../limits.js';
 import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';

@@ -4,7 +4,7 @@
 // dropping duplicates and contained blocks leaves a set of pairwise disjoint blocks that covers
 // exactly the same addresses.
 import { formatCidr, type Cidr, type Family } from './cidr.js';
-import type { ExemptRange } from '../policy-types.js';
+import type { ExemptRange } from '../policy/types.js';
 
 /** Why a range was left out of a normalised list. */
 export type DropReason = 'duplicate' | 'contained';

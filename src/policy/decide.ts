@@ -2,7 +2,7 @@
 // both renderers use it, so what explain predicts is what the rules are built from.
 import { cidrContains, type Cidr, type IpAddress } from '../net/cidr.js';
 import { cidrLast, compareCidrs } from '../net/normalize.js';
-import type { Action, ActionRange, DecisionList, ExemptRange, FamilyPolicy } from '../policy-types.js';
+import type { Action, ActionRange, DecisionList, ExemptRange, FamilyPolicy } from './types.js';
 
 /** One row of the decision table: a destination prefix and what traffic to it gets. */
 export interface Decision {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfigText } from '../../src/config/parse.js';
 import { parseIp } from '../../src/net/cidr.js';
-import { buildPolicy, explainDestination } from '../../src/policy.js';
+import { buildPolicy, explainDestination } from '../../src/policy/build.js';
 import { ADDR, canUseNetns, nsRun, sourceSeenBy } from '../netns/netns.js';
 import { usePrivateXtablesLock, waitUntil, withScene, type Mode } from './agent-scene.js';
 

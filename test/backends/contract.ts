@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend } from '../../src/backends/backend.js';
-import type { ActionRange, FamilyPolicy, ExemptRange } from '../../src/policy-types.js';
+import type { ActionRange, FamilyPolicy, ExemptRange } from '../../src/policy/types.js';
 import { formatIp, parseCidr, formatCidr, parseIp } from '../../src/net/cidr.js';
 import type { Family } from '../../src/net/cidr.js';
 

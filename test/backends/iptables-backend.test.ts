@@ -6,7 +6,7 @@ import { CommandError } from '../../src/errors.js';
 import { classifyFailure } from '../../src/exec/runner.js';
 import { createIptablesBackend, IptablesRestoreError, type IptablesBackendOptions } from '../../src/backends/iptables/iptables-backend.js';
 import { renderJumpSaveLine, renderRestorePayload, renderSaveLines } from '../../src/backends/iptables/render.js';
-import type { FamilyPolicy } from '../../src/policy-types.js';
+import type { FamilyPolicy } from '../../src/policy/types.js';
 import { exempt, fakeIptables, gatedRunner, IPTABLES_SAYS, jumpsIn, portRange, pump, scriptedRunner, settle, type Call } from './iptables-helpers.js';
 
 const v4: FamilyPolicy = {

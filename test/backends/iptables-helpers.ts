@@ -3,7 +3,7 @@
 import { CommandError } from '../../src/errors.js';
 import { classifyFailure, type CommandResult, type RunOptions, type Runner } from '../../src/exec/runner.js';
 import { formatCidr, formatIp, parseCidr, parseIp, type Family } from '../../src/net/cidr.js';
-import type { ActionRange, ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy-types.js';
+import type { ActionRange, ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy/types.js';
 import { parseRuleLine, quoteRuleArg } from '../../src/backends/iptables/rules.js';
 
 /** An exempt range from CIDR text. */

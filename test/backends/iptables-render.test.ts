@@ -22,7 +22,7 @@ import { DEFAULT_CHAIN, MASQ_COMMENT, NON_MASQ_COMMENT } from '../../src/backend
 import { parseCidr } from '../../src/net/cidr.js';
 import { defaultConfig } from '../../src/config/merge.js';
 import { parseConfigText } from '../../src/config/parse.js';
-import { buildPolicy } from '../../src/policy.js';
+import { buildPolicy } from '../../src/policy/build.js';
 import { exempt, policyOf, portRange, type GoldenInput } from './iptables-helpers.js';
 
 // Compiled to <outDir>/test/backends/; the goldens stay in the source tree.

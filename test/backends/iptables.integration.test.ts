@@ -15,7 +15,7 @@ import { jumpRuleSpec } from '../../src/backends/iptables/render.js';
 import { CommandError } from '../../src/errors.js';
 import type { Runner } from '../../src/exec/runner.js';
 import type { Family } from '../../src/net/cidr.js';
-import type { FamilyPolicy } from '../../src/policy-types.js';
+import type { FamilyPolicy } from '../../src/policy/types.js';
 import { ADDR, canUseNetns, createNamespace, createTopology, deleteNamespace, NETNS_PREFIX, startPeerServer, sourceSeenBy } from '../netns/netns.js';
 import { netnsRunner } from '../netns/netns-runner.js';
 import { runBackendContract } from './contract.js';

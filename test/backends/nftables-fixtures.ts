@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatCidr, formatIp, LINK_LOCAL_V4, LINK_LOCAL_V6, parseCidr, parseIp, type Family } from '../../src/net/cidr.js';
-import type { ActionRange, ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy-types.js';
+import type { ActionRange, ExemptRange, FamilyPolicy, PortRange, PostroutingPosition } from '../../src/policy/types.js';
 import { expectedNftLines } from '../../src/backends/nftables/render.js';
 
 /** Whether this run rewrites golden files instead of comparing with them. */

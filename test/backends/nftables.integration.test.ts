@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Runner } from '../../src/exec/runner.js';
 import { formatCidr, type Cidr } from '../../src/net/cidr.js';
 import type { Backend } from '../../src/backends/backend.js';
-import type { FamilyPolicy } from '../../src/policy-types.js';
+import type { FamilyPolicy } from '../../src/policy/types.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
 import { renderNftScript } from '../../src/backends/nftables/render.js';

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommandError } from '../../src/errors.js';
 import type { Runner } from '../../src/exec/runner.js';
-import type { FamilyPolicy } from '../../src/policy-types.js';
+import type { FamilyPolicy } from '../../src/policy/types.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
 import { MAX_FOREIGN_LINES, familiesInNftJson, parseNftJson, type NftForeignObject } from '../../src/backends/nftables/parse.js';

@@ -13,7 +13,7 @@ import { createNftablesBackend } from '../../src/backends/nftables/nftables-back
 import type { Backend } from '../../src/backends/backend.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Runner } from '../../src/exec/runner.js';
-import { buildPolicy } from '../../src/policy.js';
+import { buildPolicy } from '../../src/policy/build.js';
 import { ADDR, NETNS_PREFIX, canUseNetns, createNamespace, createTopology, deleteNamespace, nsRun, nsSpawn, sourceSeenBy, startPeerServer } from '../netns/netns.js';
 import { netnsRunner } from '../netns/netns-runner.js';
 import { AGENT_MAIN } from '../agent/agent-process.js';

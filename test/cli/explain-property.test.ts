@@ -13,7 +13,8 @@ import { parseNftJson } from '../../src/backends/nftables/parse.js';
 import { createFakeNft } from '../backends/fake-nft.js';
 import type { CidrEntry, MasqConfig, SnatCidrEntry } from '../../src/config/config.js';
 import { formatCidr, formatIp, parseIp, type Cidr, type Family, type IpAddress } from '../../src/net/cidr.js';
-import { buildPolicy, explainDestination, type Policy, type PortRange } from '../../src/policy.js';
+import { buildPolicy, explainDestination } from '../../src/policy/build.js';
+import type { Policy, PortRange } from '../../src/policy/types.js';
 
 type Proto = 'tcp' | 'udp' | 'sctp' | 'icmp';
 

@@ -5,7 +5,7 @@ import type { SelectOptions } from '../../src/backends/select.js';
 import { compareFamily, type OpenedBackend } from '../../src/cli/status.js';
 import { loadConfig } from '../../src/config/load.js';
 import { CommandError } from '../../src/errors.js';
-import { buildPolicy } from '../../src/policy.js';
+import { buildPolicy } from '../../src/policy/build.js';
 import { createIptablesBackend } from '../../src/backends/iptables/iptables-backend.js';
 import { fakeIptables, scriptedRunner } from '../backends/iptables-helpers.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { formatCidr, parseCidr, parseIp, type Cidr, type Family } from '../../src/net/cidr.js';
 import { flattenPrefixes, intervalAsCidr, intervalText, maxAddress, unionOfCidrs, type Interval } from '../../src/net/intervals.js';
 import { decisionTable, resolveDestination, sameAction, DEFAULT_ACTION } from '../../src/policy/decide.js';
-import type { Action, ActionRange, ExemptRange, FamilyPolicy } from '../../src/policy-types.js';
+import type { Action, ActionRange, ExemptRange, FamilyPolicy } from '../../src/policy/types.js';
 
 const eq = (a: string, b: string): boolean => a === b;
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { cidrContains, formatCidr, parseCidr, type Cidr, type Family, type IpAddress } from '../../src/net/cidr.js';
 import { cidrLast, describeDropped, normalizeRanges } from '../../src/net/normalize.js';
-import type { ExemptRange } from '../../src/policy-types.js';
+import type { ExemptRange } from '../../src/policy/types.js';
 
 function range(text: string, path = '', reason: ExemptRange['reason'] = 'config'): ExemptRange {
   const cidr = parseCidr(text);

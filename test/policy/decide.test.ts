@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfigText } from '../../src/config/parse.js';
 import { parseIp } from '../../src/net/cidr.js';
-import { buildPolicy, explainDestination } from '../../src/policy.js';
+import { buildPolicy, explainDestination } from '../../src/policy/build.js';
 import fc from 'fast-check';
 import { cidrContainsCidr, formatCidr, parseCidr, parseIp as parseAddress } from '../../src/net/cidr.js';
-import type { ActionRange, ExemptRange, FamilyPolicy } from '../../src/policy-types.js';
+import type { ActionRange, ExemptRange, FamilyPolicy } from '../../src/policy/types.js';
 import { DEFAULT_ACTION, decisionTable, describeRedundantRow, findRedundantRows, sameAction, usesDecisions, type Decision, type RedundantRow } from '../../src/policy/decide.js';
 
 const OPTS = { enableIPv6: true, nomasqAllReservedRanges: false };

@@ -10,8 +10,8 @@
 import type { Cidr, IpAddress } from '../../net/cidr.js';
 import { decisionTable, usesDecisionRules, type Decision } from '../../policy/decide.js';
 import { quoteExcerpt } from '../../excerpt.js';
-import type { FamilyPolicy, PortRange } from '../../policy-types.js';
-import { exemptionIsFinal, masqueradeMarkHex } from '../../policy.js';
+import type { FamilyPolicy, PortRange } from '../../policy/types.js';
+import { exemptionIsFinal, masqueradeMarkHex } from '../../policy/build.js';
 import {
   BUILTIN_CHAINS,
   FOREIGN_CHAIN_PREFIXES,

@@ -9,11 +9,11 @@
 import { UsageError } from '../../errors.js';
 import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
-import type { Action, FamilyPolicy, PortRange } from '../../policy-types.js';
+import type { Action, FamilyPolicy, PortRange } from '../../policy/types.js';
 import { chainLine, elementLine, ourSetLine, ruleLine } from './canonical.js';
 import type { NftForeignObject } from './parse.js';
 import { FIRST_PRIORITY, NFT_NAMES, NFT_TABLE_REF, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from './names.js';
-import { exemptionIsFinal, masqueradeMarkHex } from '../../policy.js';
+import { exemptionIsFinal, masqueradeMarkHex } from '../../policy/build.js';
 import { flattenPrefixes, intervalText, unionOfCidrs, type Interval } from '../../net/intervals.js';
 import { DEFAULT_ACTION, decisionTable, sameAction, usesDecisionRules } from '../../policy/decide.js';
 

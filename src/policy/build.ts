@@ -1,11 +1,7 @@
-import type { MasqConfig } from './config/config.js';
-import { LINK_LOCAL_V4, LINK_LOCAL_V6, formatCidr, parseCidr, type Family, type IpAddress } from './net/cidr.js';
-import type { ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition, SourceRange } from './policy-types.js';
-import { UsageError } from './errors.js';
-import { quoteExcerpt } from './excerpt.js';
-import { decisionTable, resolveDestination, sourceInScope, type Decision } from './policy/decide.js';
-
-export type { Action, ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition, SourceRange } from './policy-types.js';
+import type { MasqConfig } from '../config/config.js';
+import { LINK_LOCAL_V4, LINK_LOCAL_V6, formatCidr, parseCidr, type Family, type IpAddress } from '../net/cidr.js';
+import type { ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition, SourceRange } from './types.js';
+import { decisionTable, resolveDestination, sourceInScope, type Decision } from './decide.js';
 
 /** Agent flags that shape the rules, beyond the config file. */
 export interface PolicyOptions {
@@ -29,14 +25,6 @@ export function masqueradeMarkHex(bit: number | undefined): string {
 /** Whether an exemption must be final (see PostroutingPosition). */
 export function exemptionIsFinal(policy: Pick<FamilyPolicy, 'postroutingPosition'>): boolean {
   return policy.postroutingPosition === 'first';
-}
-
-/** Parses `--iptables-masquerade-bit` as kube-proxy does: an integer 0 to 31. */
-export function parseMasqueradeBit(text: string): number {
-  if (!/^\d{1,2}$/.test(text) || Number(text) > 31) {
-    throw new UsageError(`invalid value ${quoteExcerpt(text, 40)} for flag -iptables-masquerade-bit: want an integer from 0 to 31 (kube-proxy's default is 14)`);
-  }
-  return Number(text);
 }
 
 function builtIn(text: string): ExemptRange {
@@ -89,20 +77,6 @@ export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy 
   const families = [family('ipv4', config.masqLinkLocal)];
   if (options.enableIPv6) families.push(family('ipv6', config.masqLinkLocalIPv6));
   return { families };
-}
-
-/** Parses `--to-ports` (`1024-29999,32768-65535`, or single ports); empty text means none. */
-export function parseToPorts(text: string): PortRange[] {
-  if (text.trim() === '') return [];
-  return text.split(',').map((part) => {
-    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
-    const from = Number(m?.[1]);
-    const to = m?.[2] === undefined ? from : Number(m[2]);
-    if (!m || from < 1 || to > 65535 || from > to) {
-      throw new UsageError(`--to-ports: "${part}" is not a port range; write PORT or FROM-TO with 1 <= FROM <= TO <= 65535, comma-separated (e.g. 1024-29999,32768-65535)`);
-    }
-    return { from, to, text: from === to ? `${from}` : `${from}-${to}` };
-  });
 }
 
 /** Why a destination is or is not masqueraded. */

@@ -1,4 +1,4 @@
-import type { Cidr, Family, IpAddress } from './net/cidr.js';
+import type { Cidr, Family, IpAddress } from '../net/cidr.js';
 
 /** Why a destination range is exempt from masquerading. */
 export type ExemptReason = 'link-local' | 'config';

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildPolicy, explainDestination, parseToPorts } from '../src/policy.js';
-import { parseCidr, formatCidr, parseIp } from '../src/net/cidr.js';
-import type { MasqConfig } from '../src/config/config.js';
+import { buildPolicy, explainDestination } from '../../src/policy/build.js';
+import { parseCidr, formatCidr, parseIp } from '../../src/net/cidr.js';
+import type { MasqConfig } from '../../src/config/config.js';
 
 function config(cidrs: string[], extra: Partial<MasqConfig> = {}): MasqConfig {
   return {
@@ -62,12 +62,4 @@ test('explain follows the rules: local, first exempt match, masquerade, family d
   assert.equal(explainDestination(p, parseIp('203.0.113.7')).masquerade, true);
   assert.equal(explainDestination(p, parseIp('203.0.113.7'), () => true).reason, 'local');
   assert.equal(explainDestination(p, parseIp('2001:db8::1')).reason, 'family-disabled');
-});
-
-test('parseToPorts keeps the given text for rules', () => {
-  assert.deepEqual(parseToPorts(''), []);
-  assert.deepEqual(parseToPorts('1024-29999,8080'), [
-    { from: 1024, to: 29999, text: '1024-29999' },
-    { from: 8080, to: 8080, text: '8080' },
-  ]);
 });
