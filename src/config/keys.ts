@@ -5,8 +5,8 @@
 // shows it. The schema, the known-key list and suggestions, parse's messages and CIDR-list
 // reading, merge (lists, agreement, defaults, conflicts, cidrLimit's count), the manifest
 // relocation, the config hash and the outputs (validate, the "config applied" log line) all come
-// from this table (see key-values.ts); a new key is one entry here plus its meaning (what merge
-// resolves it to, when it needs more than its default, and what the policy does with it).
+// from this table (see key-values.ts); a new key is one entry here plus its meaning (its line in
+// merge, which does not compile without it, and what the policy does with it).
 import type { ZodType, z as Zod } from 'zod';
 
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */

@@ -7,7 +7,7 @@ import { ConfigError } from '../errors.js';
 import { DEFAULT_CIDR_LIMIT, MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';
 import { formatGoDuration } from './duration.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
-import { AGREE_KEYS, KEYS, LIST_KEYS, type AgreeKey, type ListKey } from './keys.js';
+import { KEYS, LIST_KEYS, type AgreeKey, type CidrListKey, type ListKey } from './keys.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue, Position } from './fragment.js';
 
 /** The merged config and warnings (duplicates, case-folded keys, clamped values). */
@@ -15,8 +15,6 @@ export interface MergedConfig {
   readonly config: MasqConfig;
   readonly warnings: readonly ConfigIssue[];
 }
-
-type ScalarKey = AgreeKey;
 
 const where = (v: { source: string } & Position): string => (v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`);
 
@@ -28,7 +26,8 @@ const located = (v: { source: string; path: string } & Position) => ({
 });
 
 /** The one value of a scalar key across sources; a second, different value is an issue. */
-function pickScalar<T>(key: ScalarKey, values: readonly LocatedValue<T>[], issues: ConfigIssue[]): LocatedValue<T> | undefined {
+function pickScalar<T>(key: AgreeKey, fragments: readonly ConfigFragment[], issues: ConfigIssue[], valueOf: (f: ConfigFragment) => LocatedValue<T> | undefined): LocatedValue<T> | undefined {
+  const values = fragments.flatMap((f) => valueOf(f) ?? []);
   const first = values[0];
   for (const other of values.slice(1)) {
     if (first !== undefined && other.value !== first.value) {
@@ -62,7 +61,7 @@ function dropDuplicates(entries: readonly LocatedCidrEntry[], warnings: ConfigIs
 
 /** What an entry of a destination list asks for, in words, for conflict messages. */
 function actionWords(e: LocatedCidrEntry | LocatedSnatEntry, list: string): string {
-  if (list === 'snat') return `SNAT to ${(e as LocatedSnatEntry).toSourceText}`;
+  if ('toSourceText' in e) return `SNAT to ${e.toSourceText}`;
   return list === 'masqueradeCIDRs' ? 'masquerade' : 'keep the pod IP';
 }
 
@@ -112,52 +111,37 @@ function findActionConflicts(lists: readonly (readonly [string, readonly (Locate
 }
 
 /** Strips positions so entries have exactly the shape others compare against (a snat entry keeps its address). */
-const toEntry = (e: LocatedCidrEntry): CidrEntry => {
-  const { line: _line, column: _column, ...entry } = e as LocatedCidrEntry & Partial<LocatedSnatEntry>;
+function withoutPosition<T extends CidrEntry & Position>({ line: _line, column: _column, ...entry }: T): Omit<T, keyof Position> {
   return entry;
-};
-
-/** Where a list key's entries come from when no fragment sets the key: its default list (meaning), else none. */
-const DEFAULT_LISTS: { readonly [K in ListKey]?: (opts: ConfigOptions) => LocatedCidrEntry[] } = {
-  nonMasqueradeCIDRs: defaultCidrEntries,
-};
-
-/** What an agree key resolves to when its meaning is more than its value (or default): the resolved config's fields. */
-type Resolved = Partial<Record<keyof MasqConfig, unknown>>;
-const RESOLVERS: { readonly [K in AgreeKey]?: (value: NonNullable<ConfigFragment[K]> | undefined, warnings: ConfigIssue[]) => Resolved } = {
-  resyncInterval: resolveResyncInterval,
-};
+}
 
 /**
  * Merges fragments (in source order) into the effective config. Throws ConfigError for
- * conflicting scalar values and for more CIDRs than cidrLimit. Every key is handled by its
- * descriptor (keys.ts): lists concatenate, agree keys must agree, and defaults fill in.
+ * conflicting scalar values and for more CIDRs than cidrLimit. Lists concatenate, agree keys must
+ * agree, and defaults fill in; `satisfies` makes a key added to keys.ts fail to compile until it
+ * is merged here.
  */
 export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts: ConfigOptions): MergedConfig {
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
 
-  const picked: { [K in AgreeKey]?: NonNullable<ConfigFragment[K]> } = {};
-  for (const key of AGREE_KEYS) {
-    const values = fragments.flatMap((f) => (f[key] === undefined ? [] : [f[key] as LocatedValue<unknown>]));
-    const first = pickScalar(key, values, issues);
-    if (first !== undefined) (picked as Record<string, unknown>)[key] = first;
-  }
+  const picked = {
+    cidrLimit: pickScalar('cidrLimit', fragments, issues, (f) => f.cidrLimit),
+    masqLinkLocal: pickScalar('masqLinkLocal', fragments, issues, (f) => f.masqLinkLocal),
+    masqLinkLocalIPv6: pickScalar('masqLinkLocalIPv6', fragments, issues, (f) => f.masqLinkLocalIPv6),
+    resyncInterval: pickScalar('resyncInterval', fragments, issues, (f) => f.resyncInterval),
+  } satisfies Record<AgreeKey, unknown>;
 
-  const lists = {} as Record<ListKey, LocatedCidrEntry[]>;
-  // Plain lists first and snat last: the order duplicate warnings have always come in.
-  for (const key of [...LIST_KEYS.filter((k) => KEYS[k].role !== 'snat'), ...LIST_KEYS.filter((k) => KEYS[k].role === 'snat')]) {
-    const given: LocatedCidrEntry[] = [];
-    let set = false;
-    for (const f of fragments) {
-      const entries = f[key];
-      if (entries === undefined) continue;
-      set = true;
-      for (const e of entries) given.push(e);
-    }
-    const fallback = DEFAULT_LISTS[key];
-    lists[key] = !set && fallback !== undefined ? fallback(opts) : KEYS[key].role === 'snat' ? dropSnatDuplicates(given as LocatedSnatEntry[], warnings, issues) : dropDuplicates(given, warnings);
-  }
+  // Plain lists first and snat last: the order duplicate warnings have always come in. A
+  // nonMasqueradeCIDRs no file sets is the default list.
+  const given = (key: CidrListKey): LocatedCidrEntry[] => fragments.flatMap((f) => f[key] ?? []);
+  const snatGiven = fragments.flatMap((f) => f.snat ?? []);
+  const lists = {
+    nonMasqueradeCIDRs: fragments.some((f) => f.nonMasqueradeCIDRs !== undefined) ? dropDuplicates(given('nonMasqueradeCIDRs'), warnings) : defaultCidrEntries(opts),
+    masqueradeCIDRs: dropDuplicates(given('masqueradeCIDRs'), warnings),
+    masqueradeSourceCIDRs: dropDuplicates(given('masqueradeSourceCIDRs'), warnings),
+    snat: dropSnatDuplicates(snatGiven, warnings, issues),
+  } satisfies Record<ListKey, readonly LocatedCidrEntry[]>;
   const destinations = LIST_KEYS.filter((k) => KEYS[k].role !== 'source').map((k) => [k, lists[k]] as const);
   findActionConflicts(destinations, issues);
 
@@ -195,21 +179,25 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     });
   }
 
-  const config: Record<string, unknown> = {};
-  for (const key of LIST_KEYS) {
-    if ('omitWhenEmpty' in KEYS[key] && lists[key].length === 0) continue;
-    config[key] = lists[key].map(toEntry);
-  }
-  for (const key of AGREE_KEYS) {
-    const resolve = RESOLVERS[key] as ((v: unknown, w: ConfigIssue[]) => Resolved) | undefined;
-    const value = picked[key];
-    Object.assign(config, resolve ? resolve(value, warnings) : { [key]: value?.value ?? KEYS[key].default });
-  }
-  return { config: config as unknown as MasqConfig, warnings };
+  // Lists added after configs were first hashed are left out while empty (keys.ts, omitWhenEmpty).
+  const masqueradeCIDRs = lists.masqueradeCIDRs.map(withoutPosition);
+  const snat = lists.snat.map(withoutPosition);
+  const masqueradeSourceCIDRs = lists.masqueradeSourceCIDRs.map(withoutPosition);
+  const config: MasqConfig = {
+    nonMasqueradeCIDRs: lists.nonMasqueradeCIDRs.map(withoutPosition),
+    ...(masqueradeCIDRs.length === 0 ? {} : { masqueradeCIDRs }),
+    ...(snat.length === 0 ? {} : { snat }),
+    ...(masqueradeSourceCIDRs.length === 0 ? {} : { masqueradeSourceCIDRs }),
+    cidrLimit: limit,
+    masqLinkLocal: picked.masqLinkLocal?.value ?? KEYS.masqLinkLocal.default,
+    masqLinkLocalIPv6: picked.masqLinkLocalIPv6?.value ?? KEYS.masqLinkLocalIPv6.default,
+    ...resolveResyncInterval(picked.resyncInterval, warnings),
+  };
+  return { config, warnings };
 }
 
 /** resyncInterval's meaning: the period in ms (rounded up, within the floor and Node's timer limit) and its Go text. */
-function resolveResyncInterval(resync: LocatedValue<bigint> | undefined, warnings: ConfigIssue[]): Resolved {
+function resolveResyncInterval(resync: LocatedValue<bigint> | undefined, warnings: ConfigIssue[]): Pick<MasqConfig, 'resyncIntervalMs' | 'resyncInterval'> {
   const ns = resync?.value ?? KEYS.resyncInterval.default;
   const resyncInterval = formatGoDuration(ns);
   // Round up so a sub-millisecond interval never becomes a zero-delay timer.
