@@ -9,17 +9,12 @@ import type { Runner } from '../exec/runner.js';
 export { findInSaveOutput } from '../backends/leftovers.js';
 export { defaultCleanupTargets } from '../backends/select.js';
 export type { CleanupTarget, Inspection } from '../backends/backend.js';
-import { agentOptionsFromFlags } from './agent-options.js';
-import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
-import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs, rejectPositional } from './command-flags.js';
+import { EXIT, defineCommand, writeJson, type CommandDeps } from './command.js';
+import type { CommandHelp } from './command-flags.js';
 
-const SPECS = commandFlagSpecs(['masq-chain'], [OUTPUT_FLAG]);
-
-/** `cleanup --help`. */
-export const CLEANUP_HELP = formatCommandHelp(
-  {
-    usage: 'ip-masq-agent cleanup [flags]',
-    description: `Removes everything the agent creates in the current network namespace: every POSTROUTING rule
+const HELP: CommandHelp = {
+  usage: 'ip-masq-agent cleanup [flags]',
+  description: `Removes everything the agent creates in the current network namespace: every POSTROUTING rule
 that jumps to the chain named by --masq-chain (default IP-MASQ-AGENT), in any form (also older reference
 releases' and duplicates), and the chain itself, for IPv4 and IPv6, in iptables-nft and in iptables-legacy (each
 where it is installed; legacy is only touched when its save output shows the chain, so no legacy
@@ -27,14 +22,12 @@ table is created), and the nft table ${NFT_TABLE_REF}. Safe to run again: what i
 left alone. Stop the agent first (delete its DaemonSet), or it puts the rules back.
 Exit status: 0 nothing of the agent's is left, 1 something could not be removed or checked,
 2 usage error.`,
-    examples: [
-      'kubectl -n kube-system delete ds ip-masq-agent   # first, so nothing re-creates the rules',
-      'ip-masq-agent cleanup                             # then on each node (e.g. in kubectl debug node/NAME)',
-      'ip-masq-agent cleanup --masq-chain=MY-MASQ --output json',
-    ],
-  },
-  SPECS,
-);
+  examples: [
+    'kubectl -n kube-system delete ds ip-masq-agent   # first, so nothing re-creates the rules',
+    'ip-masq-agent cleanup                             # then on each node (e.g. in kubectl debug node/NAME)',
+    'ip-masq-agent cleanup --masq-chain=MY-MASQ --output json',
+  ],
+};
 
 /** cleanup's dependencies: the command deps, plus the targets tests can replace. */
 export interface CleanupDeps extends CommandDeps {
@@ -72,22 +65,18 @@ async function cleanTarget(t: CleanupTarget): Promise<Outcome> {
 }
 
 /** Runs `cleanup`; exit 0 nothing left, 1 something left or not checked, 2 usage error. */
-export async function runCleanup(argv: readonly string[], io: CommandIo, deps: CleanupDeps): Promise<number> {
-  return withUsageErrors(io, 'cleanup', async () => {
-    const flags = parseCommandArgs(argv, SPECS);
-    if (flags.help) {
-      io.stdout(CLEANUP_HELP);
-      return EXIT.ok;
-    }
-    const opts = agentOptionsFromFlags(flags);
-    rejectPositional(flags, 'cleanup');
+export const runCleanup = defineCommand<CleanupDeps>({
+  name: 'cleanup',
+  help: HELP,
+  agentFlags: ['masq-chain'],
+  run: async ({ opts, output, io, deps }) => {
     const targets = (deps.targets ?? defaultCleanupTargets)(opts.chain, deps.runner);
     const outcomes: Outcome[] = [];
     // One at a time: the iptables commands share the xtables lock anyway.
     for (const t of targets) outcomes.push(await cleanTarget(t));
     const clean = outcomes.every((o) => o.result !== 'left' && o.result !== 'error');
 
-    if (outputFormat(flags) === 'json') {
+    if (output === 'json') {
       const pick = (r: Outcome['result']) => outcomes.filter((o) => o.result === r).map((o) => ({ target: o.target, ...(o.detail === undefined ? {} : { detail: o.detail }) }));
       writeJson(io, { clean, chain: opts.chain, removed: pick('removed'), absent: pick('absent').map((o) => o.target), skipped: pick('skipped'), left: [...pick('left'), ...pick('error')] });
     } else {
@@ -101,5 +90,5 @@ export async function runCleanup(argv: readonly string[], io: CommandIo, deps: C
       io.stdout(clean ? `clean: nothing of ip-masq-agent (chain ${opts.chain}, table ${NFT_TABLE_REF}) is left\n` : 'not clean: see the errors above\n');
     }
     return clean ? EXIT.ok : EXIT.failed;
-  });
-}
+  },
+});

@@ -1,7 +1,6 @@
 // Flag handling shared by the operator commands: the agent's own Go-style flags (so a
 // DaemonSet's args can be pasted after a command), `--output`, flags and arguments in any order,
 // and a help text that always ends with an example.
-import { UsageError } from '../errors.js';
 import { AGENT_FLAGS, formatFlagHelp, parseFlags, type FlagSpec, type ParsedFlags } from './flags.js';
 
 /** `--output text|json`: human text by default, JSON for scripts. */
@@ -93,10 +92,4 @@ export function formatCommandHelp(help: CommandHelp, specs: readonly FlagSpec[])
     "  The agent's other flags (klog, --healthz-bind-address, ...) are accepted and ignored, so the DaemonSet's args can be reused.",
     '',
   ].join('\n');
-}
-
-/** Throws the usage error for a positional argument a command does not take. */
-export function rejectPositional(flags: ParsedFlags, command: string): void {
-  const extra = flags.positional[0];
-  if (extra !== undefined) throw new UsageError(`${command}: unexpected argument "${extra}"`);
 }

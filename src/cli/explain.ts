@@ -3,16 +3,14 @@
 // evaluates the same policy the rules are rendered from.
 import type { BackendFacts } from '../backends/backend.js';
 import { createRenderOnlyBackend } from '../backends/select.js';
-import { readRegularFileText } from '../config/read-text.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
-import { ConfigError, UsageError, formatIssue } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { PortRange, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
-import { agentOptionsFromFlags } from './agent-options.js';
-import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
-import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig } from './command-config.js';
-import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs } from './command-flags.js';
+import { EXIT, defineCommand, writeJson } from './command.js';
+import { describeEntryOrigin, positionOf, type CommandConfig } from './command-config.js';
+import type { CommandHelp } from './command-flags.js';
 
 const LOCAL_FLAG = {
   name: 'local',
@@ -28,30 +26,21 @@ const SOURCE_FLAG = {
   help: 'The source address of the traffic (default: a pod address). With masqueradeSourceCIDRs, a source outside them is never masqueraded or SNATed.',
 } as const;
 
-const SPECS = commandFlagSpecs(
-  ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend', 'postrouting-position', 'iptables-masquerade-bit'],
-  [LOCAL_FLAG, SOURCE_FLAG, OUTPUT_FLAG],
-);
-
-/** `explain --help`. */
-export const EXPLAIN_HELP = formatCommandHelp(
-  {
-    usage: 'ip-masq-agent explain [flags] IP...',
-    description: `For each destination IP, says whether traffic from a pod (or from --source) to it is
+const HELP: CommandHelp = {
+  usage: 'ip-masq-agent explain [flags] IP...',
+  description: `For each destination IP, says whether traffic from a pod (or from --source) to it is
 masqueraded (leaves with the node's address), SNATed to a fixed address, or keeps the pod IP, and
 why: the entry that decides (the longest matching prefix: its list, CIDR and where it is written,
 file:line:column and key path), link-local, a local address of the node, a source outside
 masqueradeSourceCIDRs, or IPv6 turned off. Reads the config as the agent does (--config, a directory, or a ConfigMap manifest)
 and touches nothing. Give the same flags as the agent (--enable-ipv6, --random-fully, ...).
 Exit status: 0 answered, 1 invalid config, 2 usage error (e.g. not an IP address).`,
-    examples: [
-      'ip-masq-agent explain 10.1.2.3 203.0.113.7 169.254.169.254',
-      'ip-masq-agent explain --source 10.244.1.5 10.9.0.1',
-      'ip-masq-agent explain --config deploy/examples/configmap.yaml --enable-ipv6 2001:db8::1 --output json',
-    ],
-  },
-  SPECS,
-);
+  examples: [
+    'ip-masq-agent explain 10.1.2.3 203.0.113.7 169.254.169.254',
+    'ip-masq-agent explain --source 10.244.1.5 10.9.0.1',
+    'ip-masq-agent explain --config deploy/examples/configmap.yaml --enable-ipv6 2001:db8::1 --output json',
+  ],
+};
 
 /** One destination's answer, as `--output json` prints it. */
 export interface Explanation {
@@ -199,14 +188,14 @@ function label(e: Explanation): string {
 }
 
 /** Runs `explain`; exit 0 answered, 1 invalid config, 2 usage error. */
-export async function runExplain(argv: readonly string[], io: CommandIo, deps: CommandDeps): Promise<number> {
-  return withUsageErrors(io, 'explain', async () => {
-    const flags = parseCommandArgs(argv, SPECS);
-    if (flags.help) {
-      io.stdout(EXPLAIN_HELP);
-      return EXIT.ok;
-    }
-    const opts = agentOptionsFromFlags(flags);
+export const runExplain = defineCommand({
+  name: 'explain',
+  help: HELP,
+  agentFlags: ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend', 'postrouting-position', 'iptables-masquerade-bit'],
+  ownFlags: [LOCAL_FLAG, SOURCE_FLAG],
+  takesArguments: true,
+  invalidConfig: { message: 'the config is invalid; the agent would keep its last good rules', exit: EXIT.failed },
+  run: async ({ flags, opts, output, io, loadConfig }) => {
     if (flags.positional.length === 0) throw new UsageError('give at least one destination IP address, e.g. explain 203.0.113.7');
     const destinations = flags.positional.map((text) => ({ text, ip: parseAddress(text, 'destination') }));
     const localText = flags.values.get('local') ?? '';
@@ -215,20 +204,13 @@ export async function runExplain(argv: readonly string[], io: CommandIo, deps: C
     const sourceText = (flags.values.get('source') ?? '').trim();
     const source = sourceText === '' ? undefined : parseAddress(sourceText, '--source');
 
-    let cfg: CommandConfig;
-    try {
-      cfg = await loadCommandConfig(opts.configPath, opts.config, deps.readText ?? readRegularFileText);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      io.stderr(`ip-masq-agent explain: the config is invalid; the agent would keep its last good rules:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
-      return EXIT.failed;
-    }
+    const cfg = await loadConfig();
     const policy = buildPolicy(cfg.config, opts.policy);
     // Touches nothing, so --backend=auto is not decided here: it reads as iptables, the default.
     const { dialect } = createRenderOnlyBackend(opts.backend === 'nftables' ? 'nftables' : 'iptables', opts.chain).describe();
     const answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal, source), cfg, dialect));
 
-    if (outputFormat(flags) === 'json') {
+    if (output === 'json') {
       writeJson(io, answers);
       return EXIT.ok;
     }
@@ -245,5 +227,5 @@ export async function runExplain(argv: readonly string[], io: CommandIo, deps: C
     const note = positionNote(opts.policy.postroutingPosition, opts.policy.masqueradeBit, dialect);
     if (note !== undefined && answers.some((a) => !a.masquerade && a.reason !== 'family-disabled')) io.stdout(`note: ${note}\n`);
     return EXIT.ok;
-  });
-}
+  },
+});

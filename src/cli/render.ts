@@ -3,39 +3,27 @@
 // backend's render(), the text its apply() writes.
 import type { RenderedPayload } from '../backends/backend.js';
 import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.js';
-import { readRegularFileText } from '../config/read-text.js';
-import { ConfigError, formatIssue } from '../errors.js';
+import { formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
-import { agentOptionsFromFlags } from './agent-options.js';
-import { EXIT, silentLog, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
-import { loadCommandConfig, type CommandConfig } from './command-config.js';
-import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs, rejectPositional } from './command-flags.js';
+import { EXIT, defineCommand, silentLog, writeJson } from './command.js';
+import type { CommandHelp } from './command-flags.js';
 
-const SPECS = commandFlagSpecs(
-  ['backend', 'config', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
-  [OUTPUT_FLAG],
-);
-
-/** `render --help`. */
-export const RENDER_HELP = formatCommandHelp(
-  {
-    usage: 'ip-masq-agent render [--backend=iptables|nftables] [flags] [--config PATH]',
-    description: `Prints exactly what the agent would write for this config and these flags, touching nothing:
+const HELP: CommandHelp = {
+  usage: 'ip-masq-agent render [--backend=iptables|nftables] [flags] [--config PATH]',
+  description: `Prints exactly what the agent would write for this config and these flags, touching nothing:
 for iptables, per family, the iptables-restore --noflush payload and (as a comment) the
 POSTROUTING jump the agent adds when it is missing; for nftables, per family, the nft -f script.
 The iptables payload assumes iptables >= 1.6.2 (every current distribution), which knows
 --random-fully; on an older iptables the agent leaves --random-fully out. With --backend=auto the
 choice is made as the agent makes it, by looking (read-only) at this host.
 Exit status: 0 printed, 1 invalid config, 2 usage error.`,
-    examples: [
-      'ip-masq-agent render --config ./ip-masq-agent.yaml',
-      'ip-masq-agent render --backend=nftables --enable-ipv6 --to-ports=1024-29999,32768-65535',
-      'ip-masq-agent render --config ./ip-masq-agent.yaml > ipv4.rules && iptables-restore --test --noflush < ipv4.rules',
-    ],
-  },
-  SPECS,
-);
+  examples: [
+    'ip-masq-agent render --config ./ip-masq-agent.yaml',
+    'ip-masq-agent render --backend=nftables --enable-ipv6 --to-ports=1024-29999,32768-65535',
+    'ip-masq-agent render --config ./ip-masq-agent.yaml > ipv4.rules && iptables-restore --test --noflush < ipv4.rules',
+  ],
+};
 
 const FAMILY_NAME: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
@@ -57,23 +45,13 @@ export function formatRenderedText(families: readonly RenderedPayload[]): string
 }
 
 /** Runs `render`; exit 0 printed, 1 invalid config, 2 usage error. */
-export async function runRender(argv: readonly string[], io: CommandIo, deps: CommandDeps): Promise<number> {
-  return withUsageErrors(io, 'render', async () => {
-    const flags = parseCommandArgs(argv, SPECS);
-    if (flags.help) {
-      io.stdout(RENDER_HELP);
-      return EXIT.ok;
-    }
-    const opts = agentOptionsFromFlags(flags);
-    rejectPositional(flags, 'render');
-    let cfg: CommandConfig;
-    try {
-      cfg = await loadCommandConfig(opts.configPath, opts.config, deps.readText ?? readRegularFileText);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      io.stderr(`ip-masq-agent render: the config is invalid; the agent would keep its last good rules:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
-      return EXIT.failed;
-    }
+export const runRender = defineCommand({
+  name: 'render',
+  help: HELP,
+  agentFlags: ['backend', 'config', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
+  invalidConfig: { message: 'the config is invalid; the agent would keep its last good rules', exit: EXIT.failed },
+  run: async ({ opts, output, io, deps, loadConfig }) => {
+    const cfg = await loadConfig();
     for (const w of cfg.warnings) io.stderr(`warning: ${formatIssue(w)}\n`);
     if (cfg.usingDefaults) io.stderr(`note: no config sets any key at ${cfg.path}; rendering the agent's defaults\n`);
 
@@ -87,7 +65,7 @@ export async function runRender(argv: readonly string[], io: CommandIo, deps: Co
     }
     const backend = createRenderOnlyBackend(kind, opts.chain);
     const families = buildPolicy(cfg.config, opts.policy).families.map((p) => backend.render(p));
-    if (outputFormat(flags) === 'json') {
+    if (output === 'json') {
       writeJson(io, {
         backend: kind,
         ...(kind === 'iptables' ? { assumes: 'iptables >= 1.6.2 (knows --random-fully)' } : {}),
@@ -97,5 +75,5 @@ export async function runRender(argv: readonly string[], io: CommandIo, deps: Co
       io.stdout(formatRenderedText(families));
     }
     return EXIT.ok;
-  });
-}
+  },
+});

@@ -3,36 +3,24 @@
 // agent does, but never applies, and never removes the other backend's form (selectBackend would).
 import type { OwnedState } from '../backends/backend.js';
 import { openBackendReadOnly, type OpenedBackend, type SelectOptions } from '../backends/select.js';
-import { readRegularFileText } from '../config/read-text.js';
-import { CommandError, ConfigError, formatIssue } from '../errors.js';
+import { CommandError } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
-import { agentOptionsFromFlags } from './agent-options.js';
-import { EXIT, silentLog, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
-import { loadCommandConfig, type CommandConfig } from './command-config.js';
-import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs, rejectPositional } from './command-flags.js';
+import { EXIT, defineCommand, silentLog, writeJson, type CommandDeps, type CommandIo } from './command.js';
+import type { CommandHelp } from './command-flags.js';
 
-const SPECS = commandFlagSpecs(
-  ['config', 'backend', 'iptables-mode', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
-  [OUTPUT_FLAG],
-);
-
-/** `status --help`. */
-export const STATUS_HELP = formatCommandHelp(
-  {
-    usage: 'ip-masq-agent status [flags] [--config PATH]',
-    description: `Reads the live rules in the current network namespace (run it on the node, or in the agent's
+const HELP: CommandHelp = {
+  usage: 'ip-masq-agent status [flags] [--config PATH]',
+  description: `Reads the live rules in the current network namespace (run it on the node, or in the agent's
 pod) and compares them with what the config and flags want, family by family. Prints the
 difference: "- line" is missing, "+ line" is there but not wanted. Give the agent's own flags
 (--backend, --masq-chain, --enable-ipv6, ...). Read-only: it never writes or removes a rule.
 Usable as an exec probe.
 Exit status: 0 in sync, 1 drifted or missing, 2 usage error, 3 could not check (tool missing,
 permission denied, invalid config).`,
-    examples: ['ip-masq-agent status --enable-ipv6', 'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent status --output json'],
-  },
-  SPECS,
-);
+  examples: ['ip-masq-agent status --enable-ipv6', 'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent status --output json'],
+};
 
 export type { OpenedBackend } from '../backends/select.js';
 
@@ -108,23 +96,13 @@ function cannotCheck(io: CommandIo, what: string, e: unknown): number {
 }
 
 /** Runs `status`; exit 0 in sync, 1 drifted or missing, 2 usage error, 3 could not check. */
-export async function runStatus(argv: readonly string[], io: CommandIo, deps: StatusDeps): Promise<number> {
-  return withUsageErrors(io, 'status', async () => {
-    const flags = parseCommandArgs(argv, SPECS);
-    if (flags.help) {
-      io.stdout(STATUS_HELP);
-      return EXIT.ok;
-    }
-    const opts = agentOptionsFromFlags(flags);
-    rejectPositional(flags, 'status');
-    let cfg: CommandConfig;
-    try {
-      cfg = await loadCommandConfig(opts.configPath, opts.config, deps.readText ?? readRegularFileText);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      io.stderr(`ip-masq-agent status: cannot tell which rules are wanted: the config is invalid (the agent keeps its last good rules):\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
-      return EXIT.cannotCheck;
-    }
+export const runStatus = defineCommand<StatusDeps>({
+  name: 'status',
+  help: HELP,
+  agentFlags: ['config', 'backend', 'iptables-mode', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
+  invalidConfig: { message: 'cannot tell which rules are wanted: the config is invalid (the agent keeps its last good rules)', exit: EXIT.cannotCheck },
+  run: async ({ opts, output, io, deps, loadConfig }) => {
+    const cfg = await loadConfig();
     const policy = buildPolicy(cfg.config, opts.policy);
     let opened: OpenedBackend;
     try {
@@ -148,7 +126,7 @@ export async function runStatus(argv: readonly string[], io: CommandIo, deps: St
     }
     const inSync = comparisons.every((c) => c.state === 'in-sync');
     const config = { path: cfg.path, files: cfg.files, usingDefaults: cfg.usingDefaults, hash: cfg.hash };
-    if (outputFormat(flags) === 'json') {
+    if (output === 'json') {
       writeJson(io, {
         inSync,
         backend: opened.backend.name,
@@ -171,5 +149,5 @@ export async function runStatus(argv: readonly string[], io: CommandIo, deps: St
       io.stdout(inSync ? 'in sync\n' : 'not in sync: the agent repairs this at its next sync; if it does not, check its log and /healthz\n');
     }
     return inSync ? EXIT.ok : EXIT.failed;
-  });
-}
+  },
+});

@@ -4,26 +4,20 @@ import { DEFAULT_CONFIG_PATH, type ConfigOptions, type MasqConfig } from '../con
 import { allListEntries } from '../config/key-values.js';
 import { buildPolicy } from '../policy/build.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
-import { readRegularFileText } from '../config/read-text.js';
 import { configValues, isKeyShown, listEntries } from '../config/key-values.js';
 import { CONFIG_KEYS, KEYS, type KeyDescriptor, type ListKey } from '../config/keys.js';
 import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
 import { normalizeRanges } from '../net/normalize.js';
 import type { ExemptRange } from '../policy/types.js';
-import { agentOptionsFromFlags } from './agent-options.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_NODES, describeCidrCaps } from '../limits.js';
-import { EXIT, withUsageErrors, writeJson, type CommandDeps, type CommandIo } from './command.js';
-import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig } from './command-config.js';
-import { OUTPUT_FLAG, commandFlagSpecs, formatCommandHelp, outputFormat, parseCommandArgs } from './command-flags.js';
+import { EXIT, defineCommand, writeJson } from './command.js';
+import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig, type ReadText } from './command-config.js';
+import type { CommandHelp } from './command-flags.js';
 
-const SPECS = commandFlagSpecs(['enable-ipv6', 'nomasq-all-reserved-ranges', 'config', 'backend'], [OUTPUT_FLAG]);
-
-/** `validate --help`. */
-export const VALIDATE_HELP = formatCommandHelp(
-  {
-    usage: 'ip-masq-agent validate [flags] [FILE|DIR]...',
-    description: `Checks config files with the agent's own parser and rules, without touching the node.
+const HELP: CommandHelp = {
+  usage: 'ip-masq-agent validate [flags] [FILE|DIR]...',
+  description: `Checks config files with the agent's own parser and rules, without touching the node.
 Each FILE is a config file (YAML or JSON) or a Kubernetes manifest holding the ConfigMap (its
 data.config); each DIR is read as the agent reads --config=DIR (files named ip-masq* merged in
 name order). With no argument, checks --config (default ${DEFAULT_CONFIG_PATH}).
@@ -37,14 +31,12 @@ checked; with --iptables-mode=auto, the smaller iptables one.
 The same prefix with two different actions (nonMasqueradeCIDRs, masqueradeCIDRs, snat) is an
 error naming both places; an entry whose action equals the one it is nested in is a warning.
 Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
-    examples: [
-      'ip-masq-agent validate deploy/examples/configmap.yaml      # the ConfigMap manifest in your repository',
-      'ip-masq-agent validate --enable-ipv6 --output json ./ip-masq-agent.yaml',
-      'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent validate   # the config the agent has mounted',
-    ],
-  },
-  SPECS,
-);
+  examples: [
+    'ip-masq-agent validate deploy/examples/configmap.yaml      # the ConfigMap manifest in your repository',
+    'ip-masq-agent validate --enable-ipv6 --output json ./ip-masq-agent.yaml',
+    'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent validate   # the config the agent has mounted',
+  ],
+};
 
 /** The outcome of checking one path. */
 interface Checked {
@@ -118,10 +110,10 @@ function pushLimitWarning(cfg: CommandConfig, warnings: ConfigIssue[]): void {
   }
 }
 
-async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, deps: CommandDeps): Promise<Checked> {
+async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, readText: ReadText): Promise<Checked> {
   let loaded: CommandConfig;
   try {
-    loaded = await loadCommandConfig(path, opts, deps.readText ?? readRegularFileText);
+    loaded = await loadCommandConfig(path, opts, readText);
   } catch (e) {
     if (e instanceof ConfigError) return { path, errors: e.issues, warnings: [] };
     throw e;
@@ -178,22 +170,20 @@ function summary(c: Checked): string {
 }
 
 /** Runs `validate`; exit 0 valid, 1 invalid, 2 usage error. */
-export async function runValidate(argv: readonly string[], io: CommandIo, deps: CommandDeps): Promise<number> {
-  return withUsageErrors(io, 'validate', async () => {
-    const flags = parseCommandArgs(argv, SPECS);
-    if (flags.help) {
-      io.stdout(VALIDATE_HELP);
-      return EXIT.ok;
-    }
-    const opts = agentOptionsFromFlags(flags);
+export const runValidate = defineCommand({
+  name: 'validate',
+  help: HELP,
+  agentFlags: ['enable-ipv6', 'nomasq-all-reserved-ranges', 'config', 'backend'],
+  takesArguments: true,
+  run: async ({ flags, opts, output, io, readText }) => {
     const explicit = flags.positional.length > 0 || flags.set.has('config');
     const paths = [...(flags.set.has('config') ? [opts.configPath] : []), ...flags.positional];
     if (paths.length === 0) paths.push(opts.configPath);
     const checked: Checked[] = [];
-    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, deps));
+    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, readText));
     const valid = checked.every((c) => c.errors.length === 0);
 
-    if (outputFormat(flags) === 'json') {
+    if (output === 'json') {
       writeJson(io, {
         valid,
         files: checked.flatMap((c) => c.loaded?.files ?? []),
@@ -219,5 +209,5 @@ export async function runValidate(argv: readonly string[], io: CommandIo, deps: 
       }
     }
     return valid ? EXIT.ok : EXIT.failed;
-  });
-}
+  },
+});
