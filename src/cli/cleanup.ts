@@ -9,7 +9,8 @@ import type { Runner } from '../exec/runner.js';
 export { findInSaveOutput } from '../backends/leftovers.js';
 export { defaultCleanupTargets } from '../backends/select.js';
 export type { CleanupTarget, Inspection } from '../backends/backend.js';
-import { EXIT, defineCommand, writeJson, type CommandDeps } from './command.js';
+import { defineCommand } from './command-shape.js';
+import { EXIT, writeJson, type CommandDeps } from './command.js';
 import type { CommandHelp } from './command-flags.js';
 
 const HELP: CommandHelp = {

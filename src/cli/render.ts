@@ -6,7 +6,8 @@ import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.j
 import { formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
-import { EXIT, defineCommand, silentLog, writeJson } from './command.js';
+import { defineCommand } from './command-shape.js';
+import { EXIT, silentLog, writeJson } from './command.js';
 import type { CommandHelp } from './command-flags.js';
 
 const HELP: CommandHelp = {
