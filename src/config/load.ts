@@ -120,10 +120,6 @@ export function createParseCache(): ParseCache {
 export interface SettleOptions {
   /** The agent's clock (or any with the same two methods). */
   readonly clock: { now(): number; setTimer(ms: number, fn: () => void): () => void };
-  /** Default SETTLE_QUIET_MS. */
-  readonly quietMs?: number;
-  /** Default SETTLE_MAX_WAIT_MS. */
-  readonly maxWaitMs?: number;
 }
 
 /**
@@ -149,20 +145,13 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
     if (settle) {
       const current = new Set(listing.files);
       for (const file of seen.keys()) if (!current.has(file)) seen.delete(file);
-      const quietMs = settle.quietMs ?? SETTLE_QUIET_MS;
       const now = settle.clock.now();
-      const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, quietMs, seen) }));
+      const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, SETTLE_QUIET_MS, seen) }));
       const unsettled = waits.filter((w) => w.ms > 0 && !isPublishedByKubelet(w.file));
       if (unsettled.length > 0) {
         const wait = Math.max(...unsettled.map((w) => w.ms));
-        const maxWaitMs = settle.maxWaitMs ?? SETTLE_MAX_WAIT_MS;
         // Bounded: a writer that never stops must not hold the sync (and the healing of the rules in force) for ever.
-        if (now + wait - started > maxWaitMs)
-          throw stillWritten(
-            unsettled.map((w) => w.file),
-            quietMs,
-            maxWaitMs,
-          );
+        if (now + wait - started > SETTLE_MAX_WAIT_MS) throw stillWritten(unsettled.map((w) => w.file));
         await new Promise<void>((resolve) => settle.clock.setTimer(wait, resolve));
         continue;
       }
@@ -277,8 +266,8 @@ function isPublishedByKubelet(file: string): boolean {
   }
 }
 
-function stillWritten(files: readonly string[], quietMs: number, maxWaitMs: number): ConfigError {
-  const message = `the config file is still being written: it changed again within every ${quietMs} ms for ${maxWaitMs / 1000} s; it is read once it has been unchanged for ${quietMs} ms`;
+function stillWritten(files: readonly string[]): ConfigError {
+  const message = `the config file is still being written: it changed again within every ${SETTLE_QUIET_MS} ms for ${SETTLE_MAX_WAIT_MS / 1000} s; it is read once it has been unchanged for ${SETTLE_QUIET_MS} ms`;
   return new ConfigError(files.map((source) => ({ source, path: '', message })));
 }
 
