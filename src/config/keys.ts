@@ -205,9 +205,6 @@ export type AgreeKey = { [K in ConfigKey]: (typeof KEYS)[K]['merge'] extends 'ag
 /** The list keys, in documentation order (the order cidrLimit counts their entries in). */
 export const LIST_KEYS = CONFIG_KEYS.filter((k): k is ListKey => KEYS[k].merge === 'concat');
 
-/** The agree keys, in documentation order. */
-export const AGREE_KEYS = CONFIG_KEYS.filter((k): k is AgreeKey => KEYS[k].merge === 'agree');
-
 /** The plain CIDR-list keys, in documentation order. */
 export const CIDR_LIST_KEYS = LIST_KEYS.filter((k): k is CidrListKey => KEYS[k].role !== 'snat');
 

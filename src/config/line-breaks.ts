@@ -31,7 +31,7 @@ export interface LineBreakProblem {
 }
 
 /** Whether the reference reads `text` as JSON: its first character after Go's white space is `{`. */
-export function isJsonText(text: string): boolean {
+function isJsonText(text: string): boolean {
   return text.charCodeAt(GO_SPACE.exec(text)![0].length) === 123;
 }
 

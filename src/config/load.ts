@@ -120,10 +120,6 @@ export function createParseCache(): ParseCache {
 export interface SettleOptions {
   /** The agent's clock (or any with the same two methods). */
   readonly clock: { now(): number; setTimer(ms: number, fn: () => void): () => void };
-  /** Default SETTLE_QUIET_MS. */
-  readonly quietMs?: number;
-  /** Default SETTLE_MAX_WAIT_MS. */
-  readonly maxWaitMs?: number;
 }
 
 /**
@@ -147,32 +143,23 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
     if (listing === undefined) return fromFragments([], [], [], opts);
     const read = readConfigFiles(listing.files, path);
     if (settle) {
-      const current = new Set(listing.files);
-      for (const file of seen.keys()) if (!current.has(file)) seen.delete(file);
-      const quietMs = settle.quietMs ?? SETTLE_QUIET_MS;
       const now = settle.clock.now();
-      const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, quietMs, seen) }));
+      const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, SETTLE_QUIET_MS, seen) }));
       const unsettled = waits.filter((w) => w.ms > 0 && !isPublishedByKubelet(w.file));
       if (unsettled.length > 0) {
         const wait = Math.max(...unsettled.map((w) => w.ms));
-        const maxWaitMs = settle.maxWaitMs ?? SETTLE_MAX_WAIT_MS;
         // Bounded: a writer that never stops must not hold the sync (and the healing of the rules in force) for ever.
-        if (now + wait - started > maxWaitMs)
-          throw stillWritten(
-            unsettled.map((w) => w.file),
-            quietMs,
-            maxWaitMs,
-          );
+        if (now + wait - started > SETTLE_MAX_WAIT_MS) throw stillWritten(unsettled.map((w) => w.file));
         await new Promise<void>((resolve) => settle.clock.setTimer(wait, resolve));
         continue;
       }
     }
-    return parseConfigFiles(read, listing.skipped, opts, cache);
+    return parseConfigFiles(read, listing, opts, cache);
   }
 }
 
 /** The files to read at `path` and the entries skipped with a warning; undefined when nothing is there. */
-function listConfigFiles(path: string, mode: ConfigPathMode | undefined): { files: string[]; skipped: ConfigIssue[] } | undefined {
+function listConfigFiles(path: string, mode: ConfigPathMode | undefined): Listing | undefined {
   const info = statConfigPath(path);
   if (info === undefined) return undefined;
   const wanted = mode ?? (info.isDirectory() ? 'directory' : 'file');
@@ -235,6 +222,11 @@ function escapeName(bytes: Buffer): string {
   return out;
 }
 
+interface Listing {
+  readonly files: readonly string[];
+  readonly skipped: readonly ConfigIssue[];
+}
+
 /** What reading the files gave: each file's text and last look, and the files that could not be read. */
 interface FilesRead {
   readonly texts: readonly { readonly file: string; readonly text: string; readonly bytes: number; readonly look: FileLook }[];
@@ -277,13 +269,13 @@ function isPublishedByKubelet(file: string): boolean {
   }
 }
 
-function stillWritten(files: readonly string[], quietMs: number, maxWaitMs: number): ConfigError {
-  const message = `the config file is still being written: it changed again within every ${quietMs} ms for ${maxWaitMs / 1000} s; it is read once it has been unchanged for ${quietMs} ms`;
+function stillWritten(files: readonly string[]): ConfigError {
+  const message = `the config file is still being written: it changed again within every ${SETTLE_QUIET_MS} ms for ${SETTLE_MAX_WAIT_MS / 1000} s; it is read once it has been unchanged for ${SETTLE_QUIET_MS} ms`;
   return new ConfigError(files.map((source) => ({ source, path: '', message })));
 }
 
 /** Parses what was read (unchanged texts from the cache) and merges it; throws ConfigError with every issue. */
-async function parseConfigFiles(read: FilesRead, skipped: readonly ConfigIssue[], opts: ConfigOptions, cache: ParseCache | undefined): Promise<LoadedConfig> {
+async function parseConfigFiles(read: FilesRead, { files: listed, skipped }: Listing, opts: ConfigOptions, cache: ParseCache | undefined): Promise<LoadedConfig> {
   const files = read.texts.map((t) => t.file);
   const fragments: ConfigFragment[] = [];
   const issues: ConfigIssue[] = [...read.issues];
@@ -310,7 +302,11 @@ async function parseConfigFiles(read: FilesRead, skipped: readonly ConfigIssue[]
     for (const w of result.warnings) warnings.push(w);
   }
   // Only the files of this read stay cached: renamed or removed files must not pile up.
-  if (cache) for (const key of cache.keys()) if (!keys.has(key)) cache.delete(key);
+  if (cache) {
+    for (const key of cache.keys()) if (!keys.has(key)) cache.delete(key);
+    const current = new Set(listed);
+    for (const file of cache.looks.keys()) if (!current.has(file)) cache.looks.delete(file);
+  }
   if (issues.length > 0) throw new ConfigError(issues);
   if (!cache) return fromFragments(fragments, files, warnings, opts);
   // Skipped entries are part of the result (their warnings), so they are part of the key.

@@ -4,7 +4,7 @@
 // path. Every problem is collected, not just the first. Pure: no file access. The plain readers
 // and the reading of keys are in fragment.ts, which the agent's loader uses without this module
 // (and the yaml library) when a text is plain; this module adds the yaml library's reading.
-import { LineCounter, isMap, isNode, isScalar, type Document, type Node, type YAMLError } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
@@ -114,7 +114,7 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
   // Empty text, comments only, or `null`/`~`: nothing set, so every key takes its default.
   if (contents === null || (isScalar(contents) && contents.value === null)) return { fragment, issues, warnings };
   if (!isMap(contents)) {
-    const value = safeToJs(contents, doc);
+    const value = readValue(() => contents.toJS(doc, { maxAliasCount: 100 }));
     // Never quote it: the path may be a symlink to any file on the node (a key, the environment).
     const got =
       value.ok && typeof value.value === 'string'
@@ -151,7 +151,7 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
       keyPos,
       // Converted only when read: a key that is refused never builds its value.
       get value() {
-        return valueNode === undefined ? { ok: true as const, value: null } : readGoValue(valueNode, doc, nodeAt);
+        return valueNode === undefined ? { ok: true as const, value: null } : readValue(() => toGoValue(valueNode, doc), nodeAt);
       },
       locate: (rest) => {
         if (valueNode === undefined) return keyPos;
@@ -167,21 +167,15 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
   return { fragment: result.fragment, issues: result.issues, warnings: [...warnings, ...result.warnings].sort(byPosition) };
 }
 
-/** Converts a value to plain data as go-yaml v2 reads it; a merge v2 refuses, or an unresolved alias, becomes a message (with where, if it is not the value's start). */
-function readGoValue(node: Node, doc: Document, nodeAt: (node: unknown) => Position): { ok: true; value: unknown } | { ok: false; message: string; pos?: Position } {
+/**
+ * Converts a value to plain data with `convert`; a failure (an unresolved or excessive alias) becomes
+ * a message. With `nodeAt`, a merge go-yaml v2 refuses (MergeValueError) keeps its own message, with where.
+ */
+function readValue(convert: () => unknown, nodeAt?: (node: unknown) => Position): { ok: true; value: unknown } | { ok: false; message: string; pos?: Position } {
   try {
-    return { ok: true, value: toGoValue(node, doc) };
+    return { ok: true, value: convert() };
   } catch (err) {
-    if (err instanceof MergeValueError) return { ok: false, message: err.message, pos: nodeAt(err.node) };
-    return { ok: false, message: `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}` };
-  }
-}
-
-/** Converts a YAML node to plain data; unresolved or excessive aliases become a message. */
-function safeToJs(node: Node, doc: Document): { ok: true; value: unknown } | { ok: false; message: string } {
-  try {
-    return { ok: true, value: node.toJS(doc, { maxAliasCount: 100 }) };
-  } catch (err) {
+    if (nodeAt && err instanceof MergeValueError) return { ok: false, message: err.message, pos: nodeAt(err.node) };
     return { ok: false, message: `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}` };
   }
 }

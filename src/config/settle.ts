@@ -12,10 +12,13 @@ export const SETTLE_QUIET_MS = 500;
 /** The longest one load waits for its files to settle; then it fails and the last good config stays. */
 export const SETTLE_MAX_WAIT_MS = 5000;
 
-/** kubelet's atomic writer: `..data` (the live link), `..data_tmp` (the next one), `..<timestamp>` dirs. */
-export const KUBELET_ENTRY = /^\.\.(data|data_tmp|\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+)$/;
+/** The `<timestamp>` of kubelet's `..<timestamp>` directories, e.g. `2024_01_02_03_04_05.123`. */
+const KUBELET_TIMESTAMP = String.raw`\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+`;
 
-const KUBELET_PUBLISHED_DIR = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+$/;
+/** kubelet's atomic writer: `..data` (the live link), `..data_tmp` (the next one), `..<timestamp>` dirs. */
+export const KUBELET_ENTRY = new RegExp(String.raw`^\.\.(data|data_tmp|${KUBELET_TIMESTAMP})$`);
+
+const KUBELET_PUBLISHED_DIR = new RegExp(String.raw`^\.\.${KUBELET_TIMESTAMP}$`);
 
 /**
  * Whether a file's real path (links resolved) lies in one of kubelet's `..<timestamp>`
