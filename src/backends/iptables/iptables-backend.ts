@@ -166,14 +166,14 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     }
   }
 
-  /** Whether `-C` of our jump says the chain is missing; only to tell "missing" from "incompatible". */
-  async function chainMissing(family: Family): Promise<boolean> {
+  /** `-C` of our jump: exit 0 it is there, 1 it is not, 2 our chain is missing (tells "missing" from "incompatible"); any other exit 2 throws. */
+  async function probeJump(family: Family): Promise<CommandResult & { readonly argv: string[] }> {
     const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));
     const r = await run(argv, { okExitCodes: [0, 1, 2] });
     if (r.exitCode === 2 && !isTargetMissing(r)) {
       throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${saidByIptables(r.stderr)}`);
     }
-    return r.exitCode === 2;
+    return { ...r, argv };
   }
 
   /**
@@ -217,19 +217,10 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
    * the kernel itself, so a listing that lost lines never adds a second jump (nor one per sync).
    */
   async function refuseHiddenJump(family: Family): Promise<void> {
-    const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));
-    const r = await run(argv, { okExitCodes: [0, 1, 2] });
-    if (r.exitCode === 2 && !isTargetMissing(r)) {
-      throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${saidByIptables(r.stderr)}`);
-    }
-    if (r.exitCode === 0) {
-      throw new CommandError(
-        argv,
-        0,
-        r.stderr,
-        'other',
-        `-S POSTROUTING showed no jump to ${chain}, but ${argv.join(' ')} finds ours: the listing lost lines (a wrapper around ${tool(family)}?); not adding a second jump`,
-      );
+    const { exitCode, stderr, argv } = await probeJump(family);
+    if (exitCode === 0) {
+      const why = `-S POSTROUTING showed no jump to ${chain}, but ${argv.join(' ')} finds ours: the listing lost lines (a wrapper around ${tool(family)}?); not adding a second jump`;
+      throw new CommandError(argv, 0, stderr, 'other', why);
     }
   }
 
@@ -358,7 +349,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
           chainLines = outputLines(list.stdout);
           lastChain.set(family, { stdout: list.stdout, lines: chainLines });
         }
-      } else if (isChainMissing(list) || (isChainIncompatible(list) && jumps.length === 0 && (await chainMissing(family)))) {
+      } else if (isChainMissing(list) || (isChainIncompatible(list) && jumps.length === 0 && (await probeJump(family)).exitCode === 2)) {
         // iptables-nft 1.8.9 calls a missing chain "incompatible"; the -C probe confirms it is absent.
         chainLines = [];
       } else {
