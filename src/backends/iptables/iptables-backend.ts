@@ -29,6 +29,7 @@ import {
   notFirstLine,
   planJumpRepair,
   quoteRuleArg,
+  natPayload,
   renamedRemovalLines,
   renderDeletePayload,
   type RenamedChainVerdict,
@@ -253,6 +254,13 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     await run([tool(family, '-restore'), '-w', wait, '--noflush'], { input: payload });
   }
 
+  /** Takes back every renamed chain of ours in `found` in one restore; returns the jumps it deleted. */
+  async function removeRenamed(family: Family, found: readonly RenamedJump[]): Promise<string[]> {
+    const { lines, removed } = removalOf(found);
+    if (lines.length > 0) await restore(family, natPayload(lines));
+    return removed;
+  }
+
   /** Restores one payload of our chain; a refusal becomes an IptablesRestoreError naming the payload line. */
   async function restorePayload(family: Family, payload: string): Promise<void> {
     try {
@@ -446,17 +454,14 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       if (renamed === undefined) {
         // No listing before the restore (nft after a config change), or the joint restore failed.
         renamed = await inspectRenamed(family, listed ?? (await postrouting(family)));
-        const late = removalOf(renamed);
-        if (late.lines.length > 0) {
-          try {
-            await restore(family, `${['*nat', ...late.lines, 'COMMIT'].join('\n')}\n`);
-          } catch (e) {
-            if (!(e instanceof CommandError)) throw e;
-            throw e.restate(`deleting our renamed chain (${late.removed.length} jump${late.removed.length === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`);
-          }
-          removed.push(...late.removed);
-          changed = true;
+        const late = renamed.filter((r) => r.verdict.ours).length;
+        try {
+          removed.push(...(await removeRenamed(family, renamed)));
+        } catch (e) {
+          if (!(e instanceof CommandError)) throw e;
+          throw e.restate(`deleting our renamed chain (${late} jump${late === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`);
         }
+        changed ||= late > 0;
       }
       if (changed) await verifyPostrouting(family, first, removed);
       // Nothing changed: POSTROUTING is as listed, and findShadowing need not list it again.
@@ -488,8 +493,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       await chainCommand(family, '-F');
       await chainCommand(family, '-X');
       // Our chain renamed still masquerades: it goes too. A chain that is not clearly ours stays.
-      const renamed = removalOf(await inspectRenamed(family, listing));
-      if (renamed.lines.length > 0) await restore(family, `${['*nat', ...renamed.lines, 'COMMIT'].join('\n')}\n`);
+      await removeRenamed(family, await inspectRenamed(family, listing));
     },
   };
   return backend;
