@@ -18,7 +18,7 @@ import { isChainIncompatible, isChainInUse, isChainMissing, isTargetMissing, res
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
 import { exemptionIsFinal } from '../../policy/build.js';
-import { BUILTIN_CHAINS, DEFAULT_WAIT_SECONDS, KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE, TARGET_NAMES } from './constants.js';
+import { DEFAULT_WAIT_SECONDS, KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE } from './constants.js';
 import { findShadowingRules } from './shadow.js';
 import type { IptablesMode } from './detect.js';
 import {
@@ -26,6 +26,7 @@ import {
   findRulesWithTarget,
   judgeRenamedChain,
   jumpRepairLines,
+  mayBeOurChain,
   notFirstLine,
   planJumpRepair,
   quoteRuleArg,
@@ -204,7 +205,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     for (const rule of findRenamedJumps(listing, chain)) {
       const target = rule.target;
       let rules: string[] | undefined;
-      if (target !== undefined && !TARGET_NAMES.includes(target) && !BUILTIN_CHAINS.includes(target)) {
+      if (target !== undefined && mayBeOurChain(target)) {
         const r = await run(nat(family, '-S', target), { okExitCodes: [0, 1] });
         if (r.exitCode === 0) rules = outputLines(r.stdout);
       }

@@ -199,9 +199,12 @@ const OUR_RULE_TARGETS = new Set(['RETURN', 'ACCEPT', 'MASQUERADE', 'SNAT']);
  * when it could not be listed): ours when every rule in it carries one of our comments and ends
  * in one of our targets. Anything else is someone's, and not ours to delete.
  */
+/** Whether `target` may name a chain of ours: neither an iptables target nor a built-in chain. */
+export const mayBeOurChain = (target: string): boolean => !TARGET_NAMES.includes(target) && !BUILTIN_CHAINS.includes(target);
+
 export function judgeRenamedChain(target: string | undefined, listing: readonly string[] | undefined): RenamedChainVerdict {
   if (target === undefined) return { ours: false, why: 'the rule jumps nowhere' };
-  if (TARGET_NAMES.includes(target) || BUILTIN_CHAINS.includes(target)) return { ours: false, why: `${target} is no chain of ours` };
+  if (!mayBeOurChain(target)) return { ours: false, why: `${target} is no chain of ours` };
   if (listing === undefined) return { ours: false, why: `nat chain ${target} cannot be listed` };
   let rules = 0;
   for (const line of listing) {
