@@ -12,13 +12,21 @@ import { NFT_TABLE_REF } from './nftables/names.js';
 
 export type { CleanupTarget, Inspection } from './backend.js';
 
-/** Our chain and jumps in a `*-save` output (all tables; only `*nat` counts); jumps by target, in any form. */
-export function findInSaveOutput(save: string, chain: string): { chain: boolean; rules: number; jumps: number } {
+/** The lines of a `*-save` output's nat table: the output holds every table, and only `*nat` counts. */
+export function natLines(save: string): string[] {
   let table = '';
-  const found = { chain: false, rules: 0, jumps: 0 };
+  const nat: string[] = [];
   for (const line of save.split('\n')) {
     if (line.startsWith('*')) table = line.slice(1).trim();
-    if (table !== 'nat') continue;
+    else if (table === 'nat') nat.push(line);
+  }
+  return nat;
+}
+
+/** Our chain and jumps in a `*-save` output's nat lines (natLines); jumps by target, in any form. */
+export function findInNat(nat: readonly string[], chain: string): { chain: boolean; rules: number; jumps: number } {
+  const found = { chain: false, rules: 0, jumps: 0 };
+  for (const line of nat) {
     if (line.startsWith(`:${chain} `)) found.chain = true;
     const rule = parseRuleLine(line);
     if (rule?.chain === chain) found.rules++;
@@ -27,28 +35,15 @@ export function findInSaveOutput(save: string, chain: string): { chain: boolean;
   return found;
 }
 
-/**
- * The chains in a `*-save` output's nat table that are ours under another name (`iptables -E`): a
- * POSTROUTING rule with our jump's comment leads to each, and every rule in it is ours.
- */
-export function findRenamedInSaveOutput(save: string, chain: string): string[] {
-  let table = '';
-  const nat: string[] = [];
-  for (const line of save.split('\n')) {
-    if (line.startsWith('*')) table = line.slice(1).trim();
-    else if (table === 'nat' && line.startsWith('-A ')) nat.push(line);
-  }
-  return findRenamedJumps(nat, chain)
-    .map((r) => r.target)
-    .filter(
-      (t): t is string =>
-        t !== undefined &&
-        judgeRenamedChain(
-          t,
-          nat.filter((l) => parseRuleLine(l)?.chain === t),
-        ).ours,
-    );
+/** The nat chains (natLines) ours under another name (`iptables -E`): a POSTROUTING rule with our jump's comment leads there, every rule in it ours. */
+export function findRenamedInNat(nat: readonly string[], chain: string): string[] {
+  const rulesOf = (t: string): string[] => nat.filter((l) => parseRuleLine(l)?.chain === t);
+  return findRenamedJumps(nat, chain).flatMap(({ target: t }) => (t !== undefined && judgeRenamedChain(t, rulesOf(t)).ours ? [t] : []));
 }
+
+/** findInNat and findRenamedInNat of a whole `*-save` output. */
+export const findInSaveOutput = (save: string, chain: string): ReturnType<typeof findInNat> => findInNat(natLines(save), chain);
+export const findRenamedInSaveOutput = (save: string, chain: string): string[] => findRenamedInNat(natLines(save), chain);
 
 /** Our chain and jump in one iptables variant and family; `remove` is that backend's cleanup of the family. */
 export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Family, chain: string, remove: () => Promise<void>): CleanupTarget {
@@ -65,8 +60,8 @@ export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Fam
         if (e instanceof CommandError && e.failure === 'not-installed') return { state: 'skipped', why: `${save} is not installed` };
         throw e;
       }
-      const f = findInSaveOutput(out, chain);
-      const renamed = findRenamedInSaveOutput(out, chain);
+      const nat = natLines(out);
+      const [f, renamed] = [findInNat(nat, chain), findRenamedInNat(nat, chain)];
       if (!f.chain && f.jumps === 0 && renamed.length === 0) return { state: 'absent' };
       const parts = [
         ...(f.jumps > 0 ? [`${f.jumps === 1 ? 'the jump' : `${f.jumps} jumps`} in POSTROUTING`] : []),

@@ -18,7 +18,7 @@ import { isChainIncompatible, isChainInUse, isChainMissing, isTargetMissing, res
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
 import { exemptionIsFinal } from '../../policy/build.js';
-import { BUILTIN_CHAINS, DEFAULT_WAIT_SECONDS, KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE, TARGET_NAMES } from './constants.js';
+import { DEFAULT_WAIT_SECONDS, KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE } from './constants.js';
 import { findShadowingRules } from './shadow.js';
 import type { IptablesMode } from './detect.js';
 import {
@@ -26,9 +26,11 @@ import {
   findRulesWithTarget,
   judgeRenamedChain,
   jumpRepairLines,
+  mayBeOurChain,
   notFirstLine,
   planJumpRepair,
   quoteRuleArg,
+  natPayload,
   renamedRemovalLines,
   renderDeletePayload,
   type RenamedChainVerdict,
@@ -166,14 +168,14 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     }
   }
 
-  /** Whether `-C` of our jump says the chain is missing; only to tell "missing" from "incompatible". */
-  async function chainMissing(family: Family): Promise<boolean> {
+  /** `-C` of our jump: exit 0 it is there, 1 it is not, 2 our chain is missing (tells "missing" from "incompatible"); any other exit 2 throws. */
+  async function probeJump(family: Family): Promise<CommandResult & { readonly argv: string[] }> {
     const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));
     const r = await run(argv, { okExitCodes: [0, 1, 2] });
     if (r.exitCode === 2 && !isTargetMissing(r)) {
       throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${saidByIptables(r.stderr)}`);
     }
-    return r.exitCode === 2;
+    return { ...r, argv };
   }
 
   /**
@@ -203,7 +205,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     for (const rule of findRenamedJumps(listing, chain)) {
       const target = rule.target;
       let rules: string[] | undefined;
-      if (target !== undefined && !TARGET_NAMES.includes(target) && !BUILTIN_CHAINS.includes(target)) {
+      if (target !== undefined && mayBeOurChain(target)) {
         const r = await run(nat(family, '-S', target), { okExitCodes: [0, 1] });
         if (r.exitCode === 0) rules = outputLines(r.stdout);
       }
@@ -217,19 +219,10 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
    * the kernel itself, so a listing that lost lines never adds a second jump (nor one per sync).
    */
   async function refuseHiddenJump(family: Family): Promise<void> {
-    const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));
-    const r = await run(argv, { okExitCodes: [0, 1, 2] });
-    if (r.exitCode === 2 && !isTargetMissing(r)) {
-      throw new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${saidByIptables(r.stderr)}`);
-    }
-    if (r.exitCode === 0) {
-      throw new CommandError(
-        argv,
-        0,
-        r.stderr,
-        'other',
-        `-S POSTROUTING showed no jump to ${chain}, but ${argv.join(' ')} finds ours: the listing lost lines (a wrapper around ${tool(family)}?); not adding a second jump`,
-      );
+    const { exitCode, stderr, argv } = await probeJump(family);
+    if (exitCode === 0) {
+      const why = `-S POSTROUTING showed no jump to ${chain}, but ${argv.join(' ')} finds ours: the listing lost lines (a wrapper around ${tool(family)}?); not adding a second jump`;
+      throw new CommandError(argv, 0, stderr, 'other', why);
     }
   }
 
@@ -260,6 +253,13 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
 
   async function restore(family: Family, payload: string): Promise<void> {
     await run([tool(family, '-restore'), '-w', wait, '--noflush'], { input: payload });
+  }
+
+  /** Takes back every renamed chain of ours in `found` in one restore; returns the jumps it deleted. */
+  async function removeRenamed(family: Family, found: readonly RenamedJump[]): Promise<string[]> {
+    const { lines, removed } = removalOf(found);
+    if (lines.length > 0) await restore(family, natPayload(lines));
+    return removed;
   }
 
   /** Restores one payload of our chain; a refusal becomes an IptablesRestoreError naming the payload line. */
@@ -358,7 +358,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
           chainLines = outputLines(list.stdout);
           lastChain.set(family, { stdout: list.stdout, lines: chainLines });
         }
-      } else if (isChainMissing(list) || (isChainIncompatible(list) && jumps.length === 0 && (await chainMissing(family)))) {
+      } else if (isChainMissing(list) || (isChainIncompatible(list) && jumps.length === 0 && (await probeJump(family)).exitCode === 2)) {
         // iptables-nft 1.8.9 calls a missing chain "incompatible"; the -C probe confirms it is absent.
         chainLines = [];
       } else {
@@ -455,17 +455,14 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       if (renamed === undefined) {
         // No listing before the restore (nft after a config change), or the joint restore failed.
         renamed = await inspectRenamed(family, listed ?? (await postrouting(family)));
-        const late = removalOf(renamed);
-        if (late.lines.length > 0) {
-          try {
-            await restore(family, `${['*nat', ...late.lines, 'COMMIT'].join('\n')}\n`);
-          } catch (e) {
-            if (!(e instanceof CommandError)) throw e;
-            throw e.restate(`deleting our renamed chain (${late.removed.length} jump${late.removed.length === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`);
-          }
-          removed.push(...late.removed);
-          changed = true;
+        const late = renamed.filter((r) => r.verdict.ours).length;
+        try {
+          removed.push(...(await removeRenamed(family, renamed)));
+        } catch (e) {
+          if (!(e instanceof CommandError)) throw e;
+          throw e.restate(`deleting our renamed chain (${late} jump${late === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`);
         }
+        changed ||= late > 0;
       }
       if (changed) await verifyPostrouting(family, first, removed);
       // Nothing changed: POSTROUTING is as listed, and findShadowing need not list it again.
@@ -497,8 +494,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       await chainCommand(family, '-F');
       await chainCommand(family, '-X');
       // Our chain renamed still masquerades: it goes too. A chain that is not clearly ours stays.
-      const renamed = removalOf(await inspectRenamed(family, listing));
-      if (renamed.lines.length > 0) await restore(family, `${['*nat', ...renamed.lines, 'COMMIT'].join('\n')}\n`);
+      await removeRenamed(family, await inspectRenamed(family, listing));
     },
   };
   return backend;

@@ -139,8 +139,14 @@ export function notFirstLine(postrouting: readonly string[], chain: string, note
  * runs `then`; all or nothing (a `-D` of a rule gone meanwhile aborts it, and the next sync reads again).
  */
 export function renderDeletePayload(lines: readonly string[], then: readonly string[] = []): string {
-  return `${['*nat', ...lines.map((l) => `-D ${l.slice('-A '.length)}`), ...then, 'COMMIT'].join('\n')}\n`;
+  return natPayload([...lines.map(deleteSpec), ...then]);
 }
+
+/** An `iptables-restore --noflush` payload of the nat table that runs `lines`, all or nothing. */
+export const natPayload = (lines: readonly string[]): string => `${['*nat', ...lines, 'COMMIT'].join('\n')}\n`;
+
+/** The restore line that deletes an `-A` line of `iptables -S` by its spec. */
+export const deleteSpec = (line: string): string => `-D ${line.slice('-A '.length)}`;
 
 /**
  * A repair as restore lines to go before the COMMIT of our chain's payload, so that chain and
@@ -193,9 +199,12 @@ const OUR_RULE_TARGETS = new Set(['RETURN', 'ACCEPT', 'MASQUERADE', 'SNAT']);
  * when it could not be listed): ours when every rule in it carries one of our comments and ends
  * in one of our targets. Anything else is someone's, and not ours to delete.
  */
+/** Whether `target` may name a chain of ours: neither an iptables target nor a built-in chain. */
+export const mayBeOurChain = (target: string): boolean => !TARGET_NAMES.includes(target) && !BUILTIN_CHAINS.includes(target);
+
 export function judgeRenamedChain(target: string | undefined, listing: readonly string[] | undefined): RenamedChainVerdict {
   if (target === undefined) return { ours: false, why: 'the rule jumps nowhere' };
-  if (TARGET_NAMES.includes(target) || BUILTIN_CHAINS.includes(target)) return { ours: false, why: `${target} is no chain of ours` };
+  if (!mayBeOurChain(target)) return { ours: false, why: `${target} is no chain of ours` };
   if (listing === undefined) return { ours: false, why: `nat chain ${target} cannot be listed` };
   let rules = 0;
   for (const line of listing) {
@@ -215,5 +224,5 @@ export function judgeRenamedChain(target: string | undefined, listing: readonly 
  * flushed and deleted. In one transaction with the rest, or not at all.
  */
 export function renamedRemovalLines(jumpLine: string, target: string): string[] {
-  return [`-D ${jumpLine.slice('-A '.length)}`, `-F ${target}`, `-X ${target}`];
+  return [deleteSpec(jumpLine), `-F ${target}`, `-X ${target}`];
 }

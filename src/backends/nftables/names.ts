@@ -30,6 +30,11 @@ export const NFT_NAMES: Readonly<Record<Family, NftFamilyNames>> = {
   ipv6: { set: 'nonmasq6', chain: 'postrouting6', setType: 'ipv6_addr', payload: 'ip6', nfproto: 'ipv6' },
 };
 
+/** Whether nft's `kind` `name` is one of the agent's sets or chains (any family). */
+export function isAgentObject(kind: string, name: unknown): boolean {
+  return Object.values(NFT_NAMES).some((n) => (kind === 'set' && name === n.set) || (kind === 'chain' && name === n.chain));
+}
+
 /**
  * The family whose read() also reports the table itself (flags, objects not ours) and whose
  * apply repairs it: IPv4, which the agent always manages.

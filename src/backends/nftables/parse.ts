@@ -9,7 +9,7 @@ import { formatCidr, formatIp, parseIp, type Cidr, type Family } from '../../net
 import { intervalAsCidr } from '../../net/intervals.js';
 import { cidrLast } from '../../net/normalize.js';
 import { chainLine, elementLine, ruleLine, setLine } from './canonical.js';
-import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, NFT_TABLE_OWNER } from './names.js';
+import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, NFT_TABLE_OWNER, isAgentObject } from './names.js';
 
 type Json = unknown;
 
@@ -363,11 +363,6 @@ export interface NftForeignObject {
   readonly detail: string;
 }
 
-/** Whether the sets and chains nft names this way belong to the agent (any family). */
-function isOurs(kind: string, name: Json): boolean {
-  return Object.values(NFT_NAMES).some((n) => (kind === 'set' && name === n.set) || (kind === 'chain' && name === n.chain));
-}
-
 /** The table's flags as a line, or undefined when it has none (nft prints no `flags` key then). */
 function tableFlagsLine(objects: readonly Record<string, Json>[]): string | undefined {
   const table = objects.map((o) => o['table']).find((t) => isObject(t) && t['family'] === NFT_TABLE_FAMILY && t['name'] === NFT_TABLE);
@@ -384,7 +379,7 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
   const rules = new Map<string, Record<string, Json>[]>();
   for (const o of objects) {
     const rule = o['rule'];
-    if (!ours(rule) || typeof rule['chain'] !== 'string' || isOurs('chain', rule['chain'])) continue;
+    if (!ours(rule) || typeof rule['chain'] !== 'string' || isAgentObject('chain', rule['chain'])) continue;
     const list = rules.get(rule['chain']);
     if (list === undefined) rules.set(rule['chain'], [rule]);
     else list.push(rule);
@@ -392,7 +387,7 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
   const found: NftForeignObject[] = [];
   for (const o of objects) {
     const [kind, body] = Object.entries(o)[0] ?? ['', undefined];
-    if (kind === 'table' || kind === 'rule' || kind === 'metainfo' || !ours(body) || isOurs(kind, body['name'])) continue;
+    if (kind === 'table' || kind === 'rule' || kind === 'metainfo' || !ours(body) || isAgentObject(kind, body['name'])) continue;
     const name = text(body['name']);
     const handle = typeof body['handle'] === 'number' ? body['handle'] : undefined;
     let detail = '';

@@ -12,7 +12,7 @@ import { normalizeRanges } from '../../net/normalize.js';
 import type { Action, FamilyPolicy, PortRange } from '../../policy/types.js';
 import { chainLine, elementLine, ourSetLine, ruleLine } from './canonical.js';
 import type { NftForeignObject } from './parse.js';
-import { FIRST_PRIORITY, NFT_NAMES, NFT_TABLE_REF, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from './names.js';
+import { FIRST_PRIORITY, NFT_NAMES, NFT_TABLE_REF, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS, isAgentObject } from './names.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy/build.js';
 import { flattenPrefixes, intervalText, unionOfCidrs, type Interval } from '../../net/intervals.js';
 import { DEFAULT_ACTION, decisionTable, sameAction, usesDecisionRules } from '../../policy/decide.js';
@@ -58,7 +58,7 @@ const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 function deleteForeign(o: NftForeignObject): string {
   // A map holding our set's name goes by name: nft checks the script against its own view of the
   // table, where deleting by handle does not free the name, and it would refuse our `add set`.
-  if (o.kind === 'map' && Object.values(NFT_NAMES).some((n) => n.set === o.name)) return `delete map ${NFT_TABLE_REF} ${o.name}`;
+  if (o.kind === 'map' && isAgentObject('set', o.name)) return `delete map ${NFT_TABLE_REF} ${o.name}`;
   const byHandle = DELETE_BY_HANDLE[o.kind];
   if (byHandle !== undefined && o.handle !== undefined) return `delete ${byHandle} ${NFT_TABLE_REF} handle ${o.handle}`;
   if (DELETE_BY_NAME.has(o.kind) && PLAIN_NAME.test(o.name)) return `delete ${o.kind} ${NFT_TABLE_REF} ${o.name}`;
