@@ -60,7 +60,9 @@ export class CommandError extends Error {
   /** The signal that ended the command, or null. */
   readonly signal: NodeJS.Signals | null;
   /** Whether the runner killed it at its deadline. */
-  readonly timedOut: boolean;
+  get timedOut(): boolean {
+    return this.failure === 'timeout';
+  }
   /** How long it ran, in milliseconds; undefined when it never started. */
   readonly durationMs: number | undefined;
   constructor(
@@ -73,7 +75,6 @@ export class CommandError extends Error {
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.signal = details.signal ?? null;
-    this.timedOut = failure === 'timeout';
     this.durationMs = details.durationMs;
   }
 
