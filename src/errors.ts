@@ -54,6 +54,9 @@ export interface CommandErrorDetails {
   readonly durationMs?: number | undefined;
 }
 
+/** A restating error's details: `base` as the cause, its signal and duration. */
+export const restated = (base: CommandError): CommandErrorDetails => ({ cause: base, signal: base.signal, durationMs: base.durationMs });
+
 /** A child process that failed: what ran, how it ended, what it said. */
 export class CommandError extends Error {
   override readonly name = 'CommandError';
@@ -80,7 +83,7 @@ export class CommandError extends Error {
 
   /** The same failure in other words; this error becomes its cause. */
   restate(message: string): CommandError {
-    return new CommandError(this.argv, this.exitCode, this.stderr, this.failure, message, { cause: this, signal: this.signal, durationMs: this.durationMs });
+    return new CommandError(this.argv, this.exitCode, this.stderr, this.failure, message, restated(this));
   }
 }
 
