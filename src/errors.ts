@@ -54,13 +54,18 @@ export interface CommandErrorDetails {
   readonly durationMs?: number | undefined;
 }
 
+/** A restating error's details: `base` as the cause, its signal and duration. */
+export const restated = (base: CommandError): CommandErrorDetails => ({ cause: base, signal: base.signal, durationMs: base.durationMs });
+
 /** A child process that failed: what ran, how it ended, what it said. */
 export class CommandError extends Error {
   override readonly name = 'CommandError';
   /** The signal that ended the command, or null. */
   readonly signal: NodeJS.Signals | null;
   /** Whether the runner killed it at its deadline. */
-  readonly timedOut: boolean;
+  get timedOut(): boolean {
+    return this.failure === 'timeout';
+  }
   /** How long it ran, in milliseconds; undefined when it never started. */
   readonly durationMs: number | undefined;
   constructor(
@@ -73,13 +78,12 @@ export class CommandError extends Error {
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.signal = details.signal ?? null;
-    this.timedOut = failure === 'timeout';
     this.durationMs = details.durationMs;
   }
 
   /** The same failure in other words; this error becomes its cause. */
   restate(message: string): CommandError {
-    return new CommandError(this.argv, this.exitCode, this.stderr, this.failure, message, { cause: this, signal: this.signal, durationMs: this.durationMs });
+    return new CommandError(this.argv, this.exitCode, this.stderr, this.failure, message, restated(this));
   }
 }
 

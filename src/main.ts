@@ -76,7 +76,7 @@ function collectGarbageSoon(): void {
   void gc.then((collect) => setImmediate(collect));
 }
 
-async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined, sigusr1: { onSignal: () => void }): Promise<void> {
+async function runAgent(opts: AgentOptions, version: string, ignoredArgs: IgnoredArgsWarning | undefined): Promise<void> {
   const { createLogger, createRunner, createStdoutWriter, selectBackend } = await import('./agent-start.js');
   const output = createStdoutWriter();
   const log = createLogger(opts.verbosity, output.write);
@@ -169,7 +169,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     // A storm folds into one sync after the running one (the agent's single flight).
     void agent.sync('SIGHUP');
   });
-  sigusr1.onSignal = noteSignal('SIGUSR1 ignored: the agent opens no debugger on a signal, and has no log file to reopen (it logs to stdout)');
+  process.on('SIGUSR1', noteSignal('SIGUSR1 ignored: the agent opens no debugger on a signal, and has no log file to reopen (it logs to stdout)'));
   await agent.start();
 }
 
@@ -178,8 +178,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   // On SIGUSR1 node opens its inspector on 127.0.0.1:9229: code run as root with NET_ADMIN for
   // anyone who reaches the node's loopback. A listener of our own keeps it from doing so, on every
   // Node version; it is installed first thing (Node >= 22.14 also takes --disable-sigusr1).
-  const sigusr1 = { onSignal: (): void => {} };
-  process.on('SIGUSR1', () => sigusr1.onSignal());
+  process.on('SIGUSR1', () => {});
   if (isOperatorCommand(argv[0])) {
     const { createRunner } = await import('./exec/runner.js');
     const runner = createRunner();
@@ -217,7 +216,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
-  await runAgent(opts, version, ignoredArgs, sigusr1);
+  await runAgent(opts, version, ignoredArgs);
   return -1; // keeps running
 }
 

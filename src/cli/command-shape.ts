@@ -36,6 +36,9 @@ export interface CommandSpec<D extends CommandDeps = CommandDeps> {
   run(ctx: CommandContext<D>): Promise<number>;
 }
 
+/** The `invalidConfig` of render and explain. */
+export const KEEPS_LAST_GOOD_RULES = { message: 'the config is invalid; the agent would keep its last good rules', exit: EXIT.failed };
+
 /** Ends a command with an exit code once its message has been written. */
 class CommandStop extends Error {
   constructor(readonly exit: number) {

@@ -8,7 +8,7 @@ import { UsageError } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { PortRange, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
-import { defineCommand } from './command-shape.js';
+import { KEEPS_LAST_GOOD_RULES, defineCommand } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
 import { describeEntryOrigin, positionOf, type CommandConfig } from './command-config.js';
 import type { CommandHelp } from './command-flags.js';
@@ -195,7 +195,7 @@ export const runExplain = defineCommand({
   agentFlags: ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend', 'postrouting-position', 'iptables-masquerade-bit'],
   ownFlags: [LOCAL_FLAG, SOURCE_FLAG],
   takesArguments: true,
-  invalidConfig: { message: 'the config is invalid; the agent would keep its last good rules', exit: EXIT.failed },
+  invalidConfig: KEEPS_LAST_GOOD_RULES,
   run: async ({ flags, opts, output, io, loadConfig }) => {
     if (flags.positional.length === 0) throw new UsageError('give at least one destination IP address, e.g. explain 203.0.113.7');
     const destinations = flags.positional.map((text) => ({ text, ip: parseAddress(text, 'destination') }));

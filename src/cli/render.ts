@@ -6,7 +6,7 @@ import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.j
 import { formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
-import { defineCommand } from './command-shape.js';
+import { KEEPS_LAST_GOOD_RULES, defineCommand } from './command-shape.js';
 import { EXIT, silentLog, writeJson } from './command.js';
 import type { CommandHelp } from './command-flags.js';
 
@@ -50,7 +50,7 @@ export const runRender = defineCommand({
   name: 'render',
   help: HELP,
   agentFlags: ['backend', 'config', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
-  invalidConfig: { message: 'the config is invalid; the agent would keep its last good rules', exit: EXIT.failed },
+  invalidConfig: KEEPS_LAST_GOOD_RULES,
   run: async ({ opts, output, io, deps, loadConfig }) => {
     const cfg = await loadConfig();
     for (const w of cfg.warnings) io.stderr(`warning: ${formatIssue(w)}\n`);

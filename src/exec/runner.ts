@@ -273,7 +273,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
     }
   };
 
-  const spawned = (argv: readonly string[], file: string, args: readonly string[], options: RunOptions, timeoutMs: number, limitFlag: string): Promise<CommandResult> =>
+  const spawned = (argv: readonly string[], options: RunOptions, timeoutMs: number, limitFlag: string): Promise<CommandResult> =>
     new Promise((resolve, reject) => {
       const ok = options.okExitCodes ?? [0];
       const maxStdout = options.maxStdoutBytes ?? STDOUT_MAX_BYTES;
@@ -303,7 +303,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       };
 
       try {
-        child = spawnFn(file, args, {
+        child = spawnFn(argv[0]!, argv.slice(1), {
           stdio: ['pipe', 'pipe', 'pipe'],
           env: options.env ? { ...process.env, ...options.env } : process.env,
           // Its own process group: one kill reaches whatever the command started.
@@ -342,12 +342,11 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
     });
 
   const run: Runner = (argv, options = {}) => {
-    const [file, ...args] = argv;
-    if (file === undefined) return Promise.reject(new CommandError(argv, null, '', 'other', 'empty command'));
+    if (argv[0] === undefined) return Promise.reject(new CommandError(argv, null, '', 'other', 'empty command'));
     const timeoutMs = options.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     // Only the runner's own default comes from --command-timeout; callers' limits are fixed.
     const limitFlag = options.timeoutMs === undefined ? ' (--command-timeout)' : '';
-    return spawned(argv, file, args, options, timeoutMs, limitFlag);
+    return spawned(argv, options, timeoutMs, limitFlag);
   };
 
   return Object.assign(run, {

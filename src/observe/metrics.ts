@@ -85,6 +85,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const logLinesDropped = createCounter(registry, {
     name: 'ip_masq_agent_log_lines_dropped_total',
     help: 'Log lines dropped because stdout was blocked (a full or slow pipe) with the log buffer full, or closed.',
+    collect: () => logLinesDropped.set(opts.logLinesDropped?.() ?? 0),
   });
 
   const known = new Set<Family>();
@@ -109,7 +110,6 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       }
     },
     update(status) {
-      logLinesDropped.set(opts.logLinesDropped?.() ?? 0);
       configValid.set(status.configValid ? 1 : 0);
       // One series only: the previous hash must disappear when the config changes.
       configInfo.reset();

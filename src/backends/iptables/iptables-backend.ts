@@ -12,7 +12,7 @@
 // sync instead of being repeated at every one.
 import type { Backend, BackendFacts, OwnedState, RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
-import { CommandError } from '../../errors.js';
+import { CommandError, restated } from '../../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../../excerpt.js';
 import { isChainIncompatible, isChainInUse, isChainMissing, isTargetMissing, restoreFailedLine, saidByIptables, type CommandResult, type Runner } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
@@ -77,7 +77,7 @@ export class IptablesRestoreError extends CommandError {
   ) {
     const where = line === undefined ? '' : ` at payload line ${line}${lineText === undefined ? '' : ` (${cutExcerpt(lineText)})`}`;
     const why = saidByIptables(base.stderr) || base.message;
-    super(base.argv, base.exitCode, base.stderr, base.failure, `${base.argv.join(' ')} refused the payload${where}: ${why}`, { cause: base, signal: base.signal, durationMs: base.durationMs });
+    super(base.argv, base.exitCode, base.stderr, base.failure, `${base.argv.join(' ')} refused the payload${where}: ${why}`, restated(base));
   }
 }
 
