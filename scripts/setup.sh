@@ -23,11 +23,24 @@ done
 command -v iptables-legacy >/dev/null 2>&1 || need+=(iptables)
 # Node.js 25 and later link against libatomic.so.1.
 case "$(ldconfig -p 2>/dev/null)" in *'libatomic.so.1 '*) ;; *) need+=(libatomic1) ;; esac
+export DEBIAN_FRONTEND=noninteractive
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# promtool, for the alert rules' tests (deploy/monitoring/), is taken out of Debian's prometheus
+# package rather than installed with it: the package's postinst enables a Prometheus server (and
+# starts it, listening on :9090, wherever policy-rc.d allows). promtool needs only libc.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "setup: installing promtool (from Debian's prometheus package) into /usr/local/bin" >&2
+  [ ${#need[@]} -gt 0 ] || apt-get update -qq
+  deb=$(mktemp -d /tmp/ima-promtool.XXXXXX)
+  chown _apt "$deb" 2>/dev/null || true # apt downloads as _apt where it can
+  (cd "$deb" && apt-get download -qq prometheus)
+  dpkg-deb --fsys-tarfile "$deb"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$deb/promtool"
+  install -m 0755 "$deb/promtool" /usr/local/bin/promtool
+  rm -rf "$deb"
 fi
 if [ "${1:-}" = --image-tools ]; then
   # The kernel runs the other architecture's binaries through qemu once binfmt_misc knows it.
