@@ -1,10 +1,9 @@
 // `ip-masq-agent validate [FILE|DIR]...`: the agent's own parser and checks on a config, for a
 // pre-commit hook, a CI step on the ConfigMap, or a look at the node's mounted config.
 import { DEFAULT_CONFIG_PATH, type ConfigOptions, type MasqConfig } from '../config/config.js';
-import { allListEntries } from '../config/key-values.js';
 import { buildPolicy } from '../policy/build.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
-import { configValues, isKeyShown, listEntries } from '../config/key-values.js';
+import { allListEntries, configValues, isKeyShown, listEntries } from '../config/key-values.js';
 import { CONFIG_KEYS, KEYS, type KeyDescriptor, type ListKey } from '../config/keys.js';
 import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
@@ -55,14 +54,10 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
   const policy = buildPolicy(config, { enableIPv6: true, randomFully: false, toPorts: [] });
   if (policy.families.some(usesDecisions)) {
     // Longest-prefix decisions: an entry is redundant when the one it is nested in decides the same.
-    for (const fp of policy.families) {
-      for (const r of findRedundantRows(fp)) {
-        if (r.row.source === 'defaults') continue;
-        warnings.push({ ...at(r.row), message: describeRedundantRow(r) });
-      }
+    for (const r of policy.families.flatMap((fp) => findRedundantRows(fp))) {
+      if (r.row.source !== 'defaults') warnings.push({ ...at(r.row), message: describeRedundantRow(r) });
     }
-    pushLimitWarning(cfg, warnings);
-    return warnings;
+    return [...warnings, ...limitWarning(cfg)];
   }
   const fromConfig = config.nonMasqueradeCIDRs.filter((e) => e.source !== 'defaults').map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path }));
 
@@ -94,21 +89,16 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
     }
   }
 
-  pushLimitWarning(cfg, warnings);
-  return warnings;
+  return [...warnings, ...limitWarning(cfg)];
 }
 
-/** Warns when the CIDRs of all lists come near cidrLimit. */
-function pushLimitWarning(cfg: CommandConfig, warnings: ConfigIssue[]): void {
+/** A warning when the CIDRs of all lists come near cidrLimit. */
+function limitWarning(cfg: CommandConfig): ConfigIssue[] {
   const count = allListEntries(cfg.config).length;
   const limit = cfg.config.cidrLimit;
-  if (!cfg.usingDefaults && limit > 0 && count >= Math.ceil(limit * 0.9)) {
-    warnings.push({
-      source: cfg.files[0] ?? cfg.path,
-      path: 'cidrLimit',
-      message: `${count} of the ${limit} CIDRs cidrLimit allows are used; past ${limit} the agent rejects the whole config. Raise cidrLimit before adding more`,
-    });
-  }
+  if (cfg.usingDefaults || limit <= 0 || count < Math.ceil(limit * 0.9)) return [];
+  const message = `${count} of the ${limit} CIDRs cidrLimit allows are used; past ${limit} the agent rejects the whole config. Raise cidrLimit before adding more`;
+  return [{ source: cfg.files[0] ?? cfg.path, path: 'cidrLimit', message }];
 }
 
 async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, readText: ReadText): Promise<Checked> {
