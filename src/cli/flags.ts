@@ -116,12 +116,14 @@ const BOOL_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
 
 /**
  * Parses argv as Go's `flag` package does: `-name`, `--name`, `-name=value`, `--name value`
- * (not for bools), `--bool=false`; parsing stops at the first non-flag argument or `--`.
+ * (not for bools), `--bool=false`; parsing stops at the first non-flag argument or `--`, unless
+ * `interleaved`, which takes every non-flag argument as positional and reads on.
  */
-export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] = AGENT_FLAGS): ParsedFlags {
+export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] = AGENT_FLAGS, interleaved = false): ParsedFlags {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map(specs.map((s) => [s.name, s.default]));
   const set = new Set<string>();
+  const positional: string[] = [];
   let help = false;
   let version = false;
   let stop: FlagStop | undefined;
@@ -129,6 +131,10 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] =
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i] ?? '';
+    if (interleaved && arg !== '--' && (!arg.startsWith('-') || arg === '-')) {
+      positional.push(arg);
+      continue;
+    }
     if (arg === '--' || !arg.startsWith('-') || arg === '-') {
       stop = { index: i, ...(lastBareBool === undefined ? {} : { afterBoolFlag: lastBareBool }) };
       if (arg === '--') i++;
@@ -175,7 +181,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] =
     values.set(name, value);
     set.add(name);
   }
-  return { values, set, positional: argv.slice(i), help, version, ...(stop === undefined ? {} : { stop }) };
+  return { values, set, positional: [...positional, ...argv.slice(i)], help, version, ...(stop === undefined ? {} : { stop }) };
 }
 
 /** Words people write after a bool flag meaning its value, and the value they mean. */
