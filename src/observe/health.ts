@@ -159,18 +159,11 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
     }
   }
 
-  const healthy = healthReasons.length === 0;
-  const ready = readyReasons.length === 0;
+  const verdict = { healthy: healthReasons.length === 0, ready: readyReasons.length === 0, healthReasons, readyReasons };
   return {
-    healthy,
-    ready,
-    healthReasons,
-    readyReasons,
+    ...verdict,
     body: {
-      healthy,
-      ready,
-      healthReasons,
-      readyReasons,
+      ...verdict,
       currentTime: new Date(now).toISOString(),
       lastUpdated: iso(latest(families.map(([, s]) => s.lastSuccessAt))),
       lastSync: iso(status.lastSyncAt),
