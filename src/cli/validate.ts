@@ -50,23 +50,22 @@ interface Checked {
 export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
   const { config } = cfg;
   const warnings: ConfigIssue[] = [];
-  const at = (e: { source: string; path: string }): ConfigIssue => ({ source: e.source, path: e.path, ...positionOf(cfg, e), message: '' });
+  const warn = (e: { source: string; path: string }, message: string): void => {
+    warnings.push({ source: e.source, path: e.path, ...positionOf(cfg, e), message });
+  };
   const policy = buildPolicy(config, { enableIPv6: true, randomFully: false, toPorts: [] });
   if (policy.families.some(usesDecisions)) {
     // Longest-prefix decisions: an entry is redundant when the one it is nested in decides the same.
     for (const r of policy.families.flatMap((fp) => findRedundantRows(fp))) {
-      if (r.row.source !== 'defaults') warnings.push({ ...at(r.row), message: describeRedundantRow(r) });
+      if (r.row.source !== 'defaults') warn(r.row, describeRedundantRow(r));
     }
     return [...warnings, ...limitWarning(cfg)];
   }
   const fromConfig = config.nonMasqueradeCIDRs.filter((e) => e.source !== 'defaults').map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path }));
 
   for (const d of normalizeRanges(fromConfig).dropped) {
-    const what = d.reason === 'duplicate' ? 'repeats' : 'lies inside';
-    warnings.push({
-      ...at(d.range),
-      message: `${d.range.text} ${what} ${d.by.text} (${describeEntryOrigin(cfg, d.by)}), which already keeps it unmasqueraded; the entry changes nothing and can go`,
-    });
+    const what = `${d.reason === 'duplicate' ? 'repeats' : 'lies inside'} ${d.by.text} (${describeEntryOrigin(cfg, d.by)})`;
+    warn(d.range, `${d.range.text} ${what}, which already keeps it unmasqueraded; the entry changes nothing and can go`);
   }
 
   const linkLocal = [
@@ -76,15 +75,9 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
   for (const e of fromConfig) {
     for (const ll of linkLocal) {
       if (!ll.masq && cidrContainsCidr(ll.cidr, e.cidr)) {
-        warnings.push({
-          ...at(e),
-          message: `${e.text} lies inside link-local ${ll.text}, which is never masqueraded while ${ll.key} is false; the entry changes nothing`,
-        });
+        warn(e, `${e.text} lies inside link-local ${ll.text}, which is never masqueraded while ${ll.key} is false; the entry changes nothing`);
       } else if (ll.masq && cidrContainsCidr(e.cidr, ll.cidr)) {
-        warnings.push({
-          ...at(e),
-          message: `${ll.key} is true, but ${e.text} covers all of link-local ${ll.text} and keeps it unmasqueraded anyway`,
-        });
+        warn(e, `${ll.key} is true, but ${e.text} covers all of link-local ${ll.text} and keeps it unmasqueraded anyway`);
       }
     }
   }
