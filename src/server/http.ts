@@ -95,18 +95,13 @@ function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: I
   };
   const path = requestPath(req.url ?? '/');
   const route = routes.get(path);
-  if (!route) {
-    send(404, 'text/plain; charset=utf-8', `404 page not found; try ${[...routes.keys()].join(', ')}\n`);
-    return;
-  }
+  if (!route) return send(404, 'text/plain; charset=utf-8', `404 page not found; try ${[...routes.keys()].join(', ')}\n`);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     // Closing the connection spares reading a body nobody asked for.
-    send(405, 'text/plain; charset=utf-8', `405 method not allowed; use GET or HEAD\n`, { Allow: 'GET, HEAD', Connection: 'close' });
-    return;
+    return send(405, 'text/plain; charset=utf-8', `405 method not allowed; use GET or HEAD\n`, { Allow: 'GET, HEAD', Connection: 'close' });
   }
   if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
-    send(413, 'text/plain; charset=utf-8', `413 a GET or HEAD request takes no body\n`, { Connection: 'close' });
-    return;
+    return send(413, 'text/plain; charset=utf-8', `413 a GET or HEAD request takes no body\n`, { Connection: 'close' });
   }
   route().then(
     (r) => send(r.status, r.contentType, r.body),
