@@ -120,9 +120,8 @@ function issueJson(i: ConfigIssue): Record<string, unknown> {
 
 /** `file:line:col: error: path: message`, the form editors and CI annotations understand. */
 export function formatSeverity(issue: ConfigIssue, severity: 'error' | 'warning'): string {
-  const plain = formatIssue(issue);
-  const where = issue.line === undefined ? issue.source : `${issue.source}:${issue.line}:${issue.column ?? 1}`;
-  return `${where}: ${severity}: ${plain.slice(where.length + 2)}`;
+  // formatIssue writes `where: path: message`, or `where: message` without a path.
+  return formatIssue({ ...issue, path: issue.path ? `${severity}: ${issue.path}` : severity });
 }
 
 function plural(n: number, word: string): string {
