@@ -184,11 +184,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const runner = createRunner();
     // Its commands run in process groups of their own, which a Ctrl-C does not reach.
     process.on('exit', () => runner.killAll());
-    for (const [signal, code] of [
-      ['SIGINT', 130],
-      ['SIGTERM', 143],
-    ] as const)
-      process.once(signal, () => process.exit(code));
+    process.once('SIGINT', () => process.exit(130));
+    process.once('SIGTERM', () => process.exit(143));
     return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner });
   }
   const version = readVersion();

@@ -32,34 +32,13 @@ export function commandFlagSpecs(shown: readonly string[], extra: readonly FlagS
 
 /**
  * Parses a command's argv with Go flag syntax, but lets flags and positional arguments mix
- * (`explain 10.1.2.3 --output json`): Go's parser stops at the first argument, so parsing resumes
- * after each one. Everything after a lone `--` is positional.
+ * (`explain 10.1.2.3 --output json`). Everything after the first `--` is positional.
  */
 export function parseCommandArgs(argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
   const dashdash = argv.indexOf('--');
-  const head = dashdash < 0 ? argv : argv.slice(0, dashdash);
-  const tail = dashdash < 0 ? [] : argv.slice(dashdash + 1);
-  const values = new Map(specs.map((s) => [s.name, s.default]));
-  const set = new Set<string>();
-  const positional: string[] = [];
-  let help = false;
-  let version = false;
-  let rest: readonly string[] = head;
-  while (rest.length > 0) {
-    const parsed = parseFlags(rest, specs);
-    for (const name of parsed.set) {
-      values.set(name, parsed.values.get(name) ?? '');
-      set.add(name);
-    }
-    help ||= parsed.help;
-    version ||= parsed.version;
-    const [next, ...after] = parsed.positional;
-    if (next === undefined) break;
-    positional.push(next);
-    rest = after;
-  }
-  positional.push(...tail);
-  return { values, set, positional, help, version };
+  if (dashdash < 0) return parseFlags(argv, specs, true);
+  const flags = parseFlags(argv.slice(0, dashdash), specs, true);
+  return { ...flags, positional: [...flags.positional, ...argv.slice(dashdash + 1)] };
 }
 
 /** The `--output` value of parsed flags. */

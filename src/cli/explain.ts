@@ -12,20 +12,13 @@ import { KEEPS_LAST_GOOD_RULES, defineCommand } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
 import { describeEntryOrigin, positionOf, type CommandConfig } from './command-config.js';
 import type { CommandHelp } from './command-flags.js';
+import type { FlagSpec } from './flags.js';
 
-const LOCAL_FLAG = {
-  name: 'local',
-  kind: 'string',
-  default: '',
-  help: "The node's own addresses, comma-separated: traffic to them is never masqueraded (the jump skips LOCAL destinations).",
-} as const;
+/** A flag of explain's own: a string, empty by default. */
+const ownFlag = (name: string, help: string): FlagSpec => ({ name, kind: 'string', default: '', help });
 
-const SOURCE_FLAG = {
-  name: 'source',
-  kind: 'string',
-  default: '',
-  help: 'The source address of the traffic (default: a pod address). With masqueradeSourceCIDRs, a source outside them is never masqueraded or SNATed.',
-} as const;
+const LOCAL_FLAG = ownFlag('local', "The node's own addresses, comma-separated: traffic to them is never masqueraded (the jump skips LOCAL destinations).");
+const SOURCE_FLAG = ownFlag('source', 'The source address of the traffic (default: a pod address). With masqueradeSourceCIDRs, a source outside them is never masqueraded or SNATed.');
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent explain [flags] IP...',
@@ -115,6 +108,7 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 /** Explains one verdict for people and scripts alike. */
 export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']): Explanation {
   const base = { destination, family: v.family };
+  const keep = (reason: string, explanation: string, match?: Explanation['match']): Explanation => ({ ...base, masquerade: false, action: 'keep', reason, ...(match && { match }), explanation });
   switch (v.reason) {
     case 'masquerade-cidr':
     case 'snat': {
@@ -134,13 +128,10 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
       };
     }
     case 'source-out-of-scope':
-      return {
-        ...base,
-        masquerade: false,
-        action: 'keep',
-        reason: 'source-out-of-scope',
-        explanation: `the source is outside masqueradeSourceCIDRs (${v.sources.map((s) => s.text).join(', ') || `none of ${v.family}`}): only traffic from those sources is ever masqueraded or SNATed`,
-      };
+      return keep(
+        'source-out-of-scope',
+        `the source is outside masqueradeSourceCIDRs (${v.sources.map((s) => s.text).join(', ') || `none of ${v.family}`}): only traffic from those sources is ever masqueraded or SNATed`,
+      );
     case 'default':
       return {
         ...base,
@@ -158,27 +149,15 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
       const over = overridesText(cfg, v.overrides);
       if (m.reason === 'link-local') {
         const key = v.family === 'ipv4' ? 'masqLinkLocal' : 'masqLinkLocalIPv6';
-        return { ...base, masquerade: false, action: 'keep', reason: 'link-local', match, explanation: `link-local ${m.text} is not masqueraded while ${key} is false${over}` };
+        return keep('link-local', `link-local ${m.text} is not masqueraded while ${key} is false${over}`, match);
       }
       const origin = describeEntryOrigin(cfg, { cidr: m.cidr, text: m.text, source: m.source, path: m.path });
-      return { ...base, masquerade: false, action: 'keep', reason: 'non-masquerade-cidr', match, explanation: `matches ${m.text} from ${origin}${over}` };
+      return keep('non-masquerade-cidr', `matches ${m.text} from ${origin}${over}`, match);
     }
     case 'local':
-      return {
-        ...base,
-        masquerade: false,
-        action: 'keep',
-        reason: 'local',
-        explanation: 'a local address of the node (--local): the POSTROUTING jump skips LOCAL destinations',
-      };
+      return keep('local', 'a local address of the node (--local): the POSTROUTING jump skips LOCAL destinations');
     case 'family-disabled':
-      return {
-        ...base,
-        masquerade: false,
-        action: 'keep',
-        reason: 'family-disabled',
-        explanation: 'IPv6 is off: without --enable-ipv6 the agent writes no IPv6 rules, so it masquerades nothing here',
-      };
+      return keep('family-disabled', 'IPv6 is off: without --enable-ipv6 the agent writes no IPv6 rules, so it masquerades nothing here');
   }
 }
 

@@ -14,32 +14,18 @@ export interface FlagSpec {
   readonly choices?: readonly string[];
 }
 
-/**
- * klog's flags besides `-v`, of both generations, with their kind as Go registers them: a bool
- * never takes the next argument, a value flag always does, so a wrong kind would move the point
- * where Go's parsing stops. v1 (golang/glog, reference up to v2.11): logtostderr, alsologtostderr,
- * stderrthreshold, vmodule, log_backtrace_at, log_dir, log_link, logbuflevel. klog v2 (v2.12)
- * adds add_dir_header, log_file, log_file_max_size, one_output, skip_headers, skip_log_headers.
- * `log-flush-frequency` is component-base's, accepted because manifests copied from other
- * components carry it. Value flags are not checked: they have no effect here.
- */
-const KLOG_FLAGS: readonly (readonly [string, 'bool' | 'string'])[] = [
-  ['logtostderr', 'bool'],
-  ['alsologtostderr', 'bool'],
-  ['stderrthreshold', 'string'],
-  ['vmodule', 'string'],
-  ['log_backtrace_at', 'string'],
-  ['log_dir', 'string'],
-  ['log_link', 'string'],
-  ['logbuflevel', 'string'],
-  ['add_dir_header', 'bool'],
-  ['log_file', 'string'],
-  ['log_file_max_size', 'string'],
-  ['one_output', 'bool'],
-  ['skip_headers', 'bool'],
-  ['skip_log_headers', 'bool'],
-  ['log-flush-frequency', 'string'],
-];
+// klog's flags besides `-v`, of both generations, with their kind as Go registers them: a bool
+// never takes the next argument, a value flag always does, so a wrong kind would move the point
+// where Go's parsing stops. Value flags are not checked: they have no effect here.
+
+/** klog v1's (golang/glog, the reference up to v2.11). */
+const KLOG_V1_FLAGS = ['logtostderr', 'alsologtostderr', 'stderrthreshold', 'vmodule', 'log_backtrace_at', 'log_dir', 'log_link', 'logbuflevel'];
+
+/** klog v2's additions (v2.12), and component-base's log-flush-frequency, which manifests copied from other components carry. */
+const KLOG_V2_FLAGS = ['add_dir_header', 'log_file', 'log_file_max_size', 'one_output', 'skip_headers', 'skip_log_headers', 'log-flush-frequency'];
+
+/** The klog flags that are bools; the others take a value. */
+const KLOG_BOOLS: ReadonlySet<string> = new Set(['logtostderr', 'alsologtostderr', 'add_dir_header', 'one_output', 'skip_headers', 'skip_log_headers']);
 
 /** The agent's flags: the reference's, every klog flag of both generations, and ours. */
 export const AGENT_FLAGS: readonly FlagSpec[] = [
@@ -79,10 +65,10 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     help: 'Deadline of each iptables/nft command (Go duration, 1s to 10m); past it the command and everything it started are killed and the sync fails and is retried.',
   },
   { name: 'v', kind: 'int', default: '0', help: 'Log verbosity: 0 state changes, 2 every sync, 4 commands run.' },
-  ...KLOG_FLAGS.map(([name, kind]): FlagSpec => ({
+  ...[...KLOG_V1_FLAGS, ...KLOG_V2_FLAGS].map((name): FlagSpec => ({
     name,
-    kind,
-    default: name === 'logtostderr' ? 'true' : kind === 'bool' ? 'false' : '',
+    kind: KLOG_BOOLS.has(name) ? 'bool' : 'string',
+    default: name === 'logtostderr' ? 'true' : KLOG_BOOLS.has(name) ? 'false' : '',
     help: 'klog flag, accepted and ignored (logs go to stdout as JSON lines).',
     ignored: true,
   })),
@@ -130,12 +116,14 @@ const BOOL_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
 
 /**
  * Parses argv as Go's `flag` package does: `-name`, `--name`, `-name=value`, `--name value`
- * (not for bools), `--bool=false`; parsing stops at the first non-flag argument or `--`.
+ * (not for bools), `--bool=false`; parsing stops at the first non-flag argument or `--`, unless
+ * `interleaved`, which takes every non-flag argument as positional and reads on.
  */
-export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] = AGENT_FLAGS): ParsedFlags {
+export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] = AGENT_FLAGS, interleaved = false): ParsedFlags {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map(specs.map((s) => [s.name, s.default]));
   const set = new Set<string>();
+  const positional: string[] = [];
   let help = false;
   let version = false;
   let stop: FlagStop | undefined;
@@ -143,6 +131,10 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] =
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i] ?? '';
+    if (interleaved && arg !== '--' && (!arg.startsWith('-') || arg === '-')) {
+      positional.push(arg);
+      continue;
+    }
     if (arg === '--' || !arg.startsWith('-') || arg === '-') {
       stop = { index: i, ...(lastBareBool === undefined ? {} : { afterBoolFlag: lastBareBool }) };
       if (arg === '--') i++;
@@ -189,7 +181,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] =
     values.set(name, value);
     set.add(name);
   }
-  return { values, set, positional: argv.slice(i), help, version, ...(stop === undefined ? {} : { stop }) };
+  return { values, set, positional: [...positional, ...argv.slice(i)], help, version, ...(stop === undefined ? {} : { stop }) };
 }
 
 /** Words people write after a bool flag meaning its value, and the value they mean. */

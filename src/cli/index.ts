@@ -1,10 +1,7 @@
 // Maps an operator command's argv to the command and its exit code. The agent stays the
 // default: `main` calls this only when argv[0] names one of these commands.
 import { CommandError, ConfigError } from '../errors.js';
-import type { CommandDeps, CommandFn, CommandIo } from './command.js';
-import { EXIT } from './command.js';
-
-export type { CommandDeps, CommandIo } from './command.js';
+import { EXIT, type CommandDeps, type CommandFn, type CommandIo } from './command.js';
 
 /** The operator commands; anything else on the command line runs the agent. */
 export const OPERATOR_COMMANDS = ['validate', 'render', 'explain', 'status', 'cleanup'] as const;

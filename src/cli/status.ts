@@ -33,18 +33,18 @@ export interface StatusDeps extends CommandDeps {
 /** How one family's live rules compare with the wanted ones. */
 export type FamilyState = 'in-sync' | 'drifted' | 'missing';
 
-/** One family's comparison. */
+/** One family's comparison, its keys in the order `--output json` prints them. */
 export interface FamilyComparison {
   readonly family: Family;
   readonly state: FamilyState;
-  readonly expected: OwnedState;
-  readonly actual: OwnedState;
   /** Wanted lines that are not there (each occurrence counts). */
   readonly missing: readonly string[];
   /** Lines that are there but not wanted. */
   readonly unexpected: readonly string[];
   /** When the same lines are there in another order: the first line (1-based) that differs. */
   readonly orderDiffersAt?: number;
+  readonly expected: OwnedState;
+  readonly actual: OwnedState;
 }
 
 /** Lines of `a` not matched by a line of `b`, counting repeats. */
@@ -65,10 +65,10 @@ export function compareFamily(family: Family, expected: OwnedState, actual: Owne
   const missing = subtract(expected, actual);
   const unexpected = subtract(actual, expected);
   const same = expected.length === actual.length && expected.every((l, i) => l === actual[i]);
-  if (same) return { family, state: 'in-sync', expected, actual, missing, unexpected };
+  if (same) return { family, state: 'in-sync', missing, unexpected, expected, actual };
   const state: FamilyState = actual.length === 0 ? 'missing' : 'drifted';
   const orderDiffersAt = missing.length === 0 && unexpected.length === 0 ? expected.findIndex((l, i) => l !== actual[i]) + 1 : undefined;
-  return { family, state, expected, actual, missing, unexpected, ...(orderDiffersAt === undefined ? {} : { orderDiffersAt }) };
+  return { family, state, missing, unexpected, ...(orderDiffersAt === undefined ? {} : { orderDiffersAt }), expected, actual };
 }
 
 /** Text report of one family: a summary line, then `- missing` and `+ unexpected` lines. */
@@ -133,15 +133,7 @@ export const runStatus = defineCommand<StatusDeps>({
         backend: opened.backend.name,
         backendReason: opened.description,
         config,
-        families: comparisons.map((c) => ({
-          family: c.family,
-          state: c.state,
-          missing: c.missing,
-          unexpected: c.unexpected,
-          ...(c.orderDiffersAt === undefined ? {} : { orderDiffersAt: c.orderDiffersAt }),
-          expected: c.expected,
-          actual: c.actual,
-        })),
+        families: comparisons,
       });
     } else {
       io.stdout(`backend: ${opened.description}\n`);

@@ -1,10 +1,9 @@
 // `ip-masq-agent validate [FILE|DIR]...`: the agent's own parser and checks on a config, for a
 // pre-commit hook, a CI step on the ConfigMap, or a look at the node's mounted config.
 import { DEFAULT_CONFIG_PATH, type ConfigOptions, type MasqConfig } from '../config/config.js';
-import { allListEntries } from '../config/key-values.js';
 import { buildPolicy } from '../policy/build.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
-import { configValues, isKeyShown, listEntries } from '../config/key-values.js';
+import { allListEntries, configValues, isKeyShown, listEntries } from '../config/key-values.js';
 import { CONFIG_KEYS, KEYS, type KeyDescriptor, type ListKey } from '../config/keys.js';
 import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
@@ -51,27 +50,22 @@ interface Checked {
 export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
   const { config } = cfg;
   const warnings: ConfigIssue[] = [];
-  const at = (e: { source: string; path: string }): ConfigIssue => ({ source: e.source, path: e.path, ...positionOf(cfg, e), message: '' });
+  const warn = (e: { source: string; path: string }, message: string): void => {
+    warnings.push({ source: e.source, path: e.path, ...positionOf(cfg, e), message });
+  };
   const policy = buildPolicy(config, { enableIPv6: true, randomFully: false, toPorts: [] });
   if (policy.families.some(usesDecisions)) {
     // Longest-prefix decisions: an entry is redundant when the one it is nested in decides the same.
-    for (const fp of policy.families) {
-      for (const r of findRedundantRows(fp)) {
-        if (r.row.source === 'defaults') continue;
-        warnings.push({ ...at(r.row), message: describeRedundantRow(r) });
-      }
+    for (const r of policy.families.flatMap((fp) => findRedundantRows(fp))) {
+      if (r.row.source !== 'defaults') warn(r.row, describeRedundantRow(r));
     }
-    pushLimitWarning(cfg, warnings);
-    return warnings;
+    return [...warnings, ...limitWarning(cfg)];
   }
   const fromConfig = config.nonMasqueradeCIDRs.filter((e) => e.source !== 'defaults').map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path }));
 
   for (const d of normalizeRanges(fromConfig).dropped) {
-    const what = d.reason === 'duplicate' ? 'repeats' : 'lies inside';
-    warnings.push({
-      ...at(d.range),
-      message: `${d.range.text} ${what} ${d.by.text} (${describeEntryOrigin(cfg, d.by)}), which already keeps it unmasqueraded; the entry changes nothing and can go`,
-    });
+    const what = `${d.reason === 'duplicate' ? 'repeats' : 'lies inside'} ${d.by.text} (${describeEntryOrigin(cfg, d.by)})`;
+    warn(d.range, `${d.range.text} ${what}, which already keeps it unmasqueraded; the entry changes nothing and can go`);
   }
 
   const linkLocal = [
@@ -81,34 +75,23 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
   for (const e of fromConfig) {
     for (const ll of linkLocal) {
       if (!ll.masq && cidrContainsCidr(ll.cidr, e.cidr)) {
-        warnings.push({
-          ...at(e),
-          message: `${e.text} lies inside link-local ${ll.text}, which is never masqueraded while ${ll.key} is false; the entry changes nothing`,
-        });
+        warn(e, `${e.text} lies inside link-local ${ll.text}, which is never masqueraded while ${ll.key} is false; the entry changes nothing`);
       } else if (ll.masq && cidrContainsCidr(e.cidr, ll.cidr)) {
-        warnings.push({
-          ...at(e),
-          message: `${ll.key} is true, but ${e.text} covers all of link-local ${ll.text} and keeps it unmasqueraded anyway`,
-        });
+        warn(e, `${ll.key} is true, but ${e.text} covers all of link-local ${ll.text} and keeps it unmasqueraded anyway`);
       }
     }
   }
 
-  pushLimitWarning(cfg, warnings);
-  return warnings;
+  return [...warnings, ...limitWarning(cfg)];
 }
 
-/** Warns when the CIDRs of all lists come near cidrLimit. */
-function pushLimitWarning(cfg: CommandConfig, warnings: ConfigIssue[]): void {
+/** A warning when the CIDRs of all lists come near cidrLimit. */
+function limitWarning(cfg: CommandConfig): ConfigIssue[] {
   const count = allListEntries(cfg.config).length;
   const limit = cfg.config.cidrLimit;
-  if (!cfg.usingDefaults && limit > 0 && count >= Math.ceil(limit * 0.9)) {
-    warnings.push({
-      source: cfg.files[0] ?? cfg.path,
-      path: 'cidrLimit',
-      message: `${count} of the ${limit} CIDRs cidrLimit allows are used; past ${limit} the agent rejects the whole config. Raise cidrLimit before adding more`,
-    });
-  }
+  if (cfg.usingDefaults || limit <= 0 || count < Math.ceil(limit * 0.9)) return [];
+  const message = `${count} of the ${limit} CIDRs cidrLimit allows are used; past ${limit} the agent rejects the whole config. Raise cidrLimit before adding more`;
+  return [{ source: cfg.files[0] ?? cfg.path, path: 'cidrLimit', message }];
 }
 
 async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, readText: ReadText): Promise<Checked> {
@@ -137,9 +120,8 @@ function issueJson(i: ConfigIssue): Record<string, unknown> {
 
 /** `file:line:col: error: path: message`, the form editors and CI annotations understand. */
 export function formatSeverity(issue: ConfigIssue, severity: 'error' | 'warning'): string {
-  const plain = formatIssue(issue);
-  const where = issue.line === undefined ? issue.source : `${issue.source}:${issue.line}:${issue.column ?? 1}`;
-  return `${where}: ${severity}: ${plain.slice(where.length + 2)}`;
+  // formatIssue writes `where: path: message`, or `where: message` without a path.
+  return formatIssue({ ...issue, path: issue.path ? `${severity}: ${issue.path}` : severity });
 }
 
 function plural(n: number, word: string): string {

@@ -130,15 +130,7 @@ export function restoreFailedLine(r: ToolSaid): number | undefined {
 }
 
 /** What iptables said, on one line and cut short: its messages without the "Try `iptables -h'" boilerplate. */
-export function saidByIptables(stderr: string): string {
-  const lines: string[] = [];
-  for (const raw of stderr.split('\n')) {
-    const l = raw.trim();
-    if (l !== '' && !l.startsWith('Try `') && !l.startsWith('Error occurred at line')) lines.push(l);
-    if (lines.length === 3) break;
-  }
-  return cutExcerpt(lines.join(' | '));
-}
+export const saidByIptables = (stderr: string): string => quoteStderr(stderr, /^(Try `|Error occurred at line)/);
 
 /** Whether an error's message or stderr speaks of missing privileges (more loosely than 'permission-denied'). */
 export function mentionsPermission(e: unknown): boolean {
@@ -160,16 +152,13 @@ function failureMessage(argv: readonly string[], detail: string): string {
   return `${argv.join(' ')}: ${detail}`;
 }
 
-/** The first lines a tool printed on stderr, on one line and at most EXCERPT_MAX_BYTES long. */
-function quoteStderr(stderr: string): string {
-  return cutExcerpt(
-    stderr
-      .trim()
-      .split('\n', 3)
-      .map((l) => l.trim())
-      .filter((l) => l !== '')
-      .join(' | '),
-  );
+/** The first three non-blank lines a tool printed on stderr (less those `omit` matches), on one line and at most EXCERPT_MAX_BYTES long. */
+function quoteStderr(stderr: string, omit?: RegExp): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !omit?.test(l));
+  return cutExcerpt(lines.slice(0, 3).join(' | '));
 }
 
 /** A start that failed (thrown by spawn or emitted by the child or one of its pipes) as a CommandError. */

@@ -22,23 +22,19 @@ export interface CoalesceOptions {
 export function coalesceNotes(opts: CoalesceOptions): () => void {
   let open = false;
   let count = 0;
-  const close = (): void => {
-    if (count === 0) {
-      open = false;
-      return;
-    }
-    const n = count;
+  /** Notes `n` (see CoalesceOptions.note) and opens a window. */
+  const note = (n: number | undefined): void => {
+    open = true;
     count = 0;
     opts.note(n);
     opts.setTimer(opts.windowMs, close);
   };
+  const close = (): void => {
+    if (count > 0) note(count);
+    else open = false;
+  };
   return () => {
-    if (open) {
-      count++;
-      return;
-    }
-    open = true;
-    opts.note(undefined);
-    opts.setTimer(opts.windowMs, close);
+    if (open) count++;
+    else note(undefined);
   };
 }

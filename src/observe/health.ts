@@ -27,22 +27,6 @@ import { cutExcerpt } from '../excerpt.js';
 // turn one bad edit into a crash loop on every node. It is reported in the body, in the logs and
 // in the ip_masq_agent_config_valid metric instead, where alerts belong.
 
-/** Thresholds of the health and readiness checks; every field has a default (see the module comment). */
-export interface HealthOptions {
-  /** The loop is dead when its last attempt is older than this many resync intervals (default 2). */
-  readonly livenessIntervals?: number;
-  /** ... but never less than this (default 2 minutes), so short intervals tolerate a slow sync. */
-  readonly livenessFloorMs?: number;
-  /** Unhealthy once a family has failed this many syncs in a row (default 5). */
-  readonly failureThreshold?: number;
-  /** Unready when a family's last success is older than this many resync intervals (default 3). */
-  readonly readinessIntervals?: number;
-  /** ... but never less than this (default 3 minutes). */
-  readonly readinessFloorMs?: number;
-  /** When the agent started; lets a first sync that never begins or never ends turn the probe red. */
-  readonly startedAt?: number;
-}
-
 /** One family in the health body; times are ISO 8601, `null` when it never happened. */
 export interface FamilyHealthBody {
   readonly lastAttempt: string | null;
@@ -76,25 +60,30 @@ export interface HealthBody {
   readonly families: Readonly<Record<string, FamilyHealthBody>>;
 }
 
-/** The verdict: the two booleans, why each is false, and the body to serve. */
-export interface HealthResult {
-  readonly healthy: boolean;
-  readonly ready: boolean;
-  /** Why `healthy` is false; empty when it is true. */
-  readonly healthReasons: readonly string[];
-  /** Why `ready` is false; empty when it is true. */
-  readonly readyReasons: readonly string[];
+/** The verdict: the two booleans, why each is false (empty when it is true), and the body to serve. */
+export interface HealthResult extends Pick<HealthBody, 'healthy' | 'ready' | 'healthReasons' | 'readyReasons'> {
   readonly body: HealthBody;
 }
 
-/** The defaults of HealthOptions, exported so docs and tests quote the same numbers. */
+/** The thresholds' defaults (see the module comment), exported so docs and tests quote the same numbers. */
 export const HEALTH_DEFAULTS = {
+  /** The loop is dead when its last attempt is older than this many resync intervals. */
   livenessIntervals: 2,
+  /** ... but never less than this, so short intervals tolerate a slow sync. */
   livenessFloorMs: 120_000,
+  /** Unhealthy once a family has failed this many syncs in a row. */
   failureThreshold: 5,
+  /** Unready when a family's last success is older than this many resync intervals. */
   readinessIntervals: 3,
+  /** ... but never less than this. */
   readinessFloorMs: 180_000,
 } as const;
+
+/**
+ * Thresholds of the health and readiness checks (each defaults to HEALTH_DEFAULTS'), and `startedAt`:
+ * when the agent started, so a first sync that never begins or never ends turns the probe red.
+ */
+export type HealthOptions = { readonly [K in keyof typeof HEALTH_DEFAULTS]?: number } & { readonly startedAt?: number };
 
 function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
@@ -163,27 +152,18 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
   const readyReasons: string[] = [];
   if (families.length === 0) readyReasons.push('no sync has run yet');
   for (const [family, s] of families) {
-    if (s.lastSuccessAt === undefined) {
-      readyReasons.push(`${family}: no successful sync yet${s.lastError === undefined ? '' : `; last error: ${bounded(s.lastError)}`}`);
-    } else if (now - s.lastSuccessAt > readyWindow) {
-      readyReasons.push(
-        `${family}: last successful sync was ${seconds(now - s.lastSuccessAt)} ago (limit ${seconds(readyWindow)})` + (s.lastError === undefined ? '' : `; last error: ${bounded(s.lastError)}`),
-      );
+    const lastError = s.lastError === undefined ? '' : `; last error: ${bounded(s.lastError)}`;
+    if (s.lastSuccessAt === undefined) readyReasons.push(`${family}: no successful sync yet${lastError}`);
+    else if (now - s.lastSuccessAt > readyWindow) {
+      readyReasons.push(`${family}: last successful sync was ${seconds(now - s.lastSuccessAt)} ago (limit ${seconds(readyWindow)})${lastError}`);
     }
   }
 
-  const healthy = healthReasons.length === 0;
-  const ready = readyReasons.length === 0;
+  const verdict = { healthy: healthReasons.length === 0, ready: readyReasons.length === 0, healthReasons, readyReasons };
   return {
-    healthy,
-    ready,
-    healthReasons,
-    readyReasons,
+    ...verdict,
     body: {
-      healthy,
-      ready,
-      healthReasons,
-      readyReasons,
+      ...verdict,
       currentTime: new Date(now).toISOString(),
       lastUpdated: iso(latest(families.map(([, s]) => s.lastSuccessAt))),
       lastSync: iso(status.lastSyncAt),

@@ -23,10 +23,16 @@ export interface Logger {
   trace(msg: string, fields?: Fields): void;
 }
 
-/** A log level, from the most to the least severe. */
-export type Level = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+/** The log levels, from the most to the least severe. */
+const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 
-const SEVERITY: Readonly<Record<Level, number>> = { error: 50, warn: 40, info: 30, debug: 20, trace: 10 };
+/** A log level. */
+export type Level = (typeof LEVELS)[number];
+
+/** A Logger whose method for each level is `at(level)`. */
+function loggerBy(at: (level: Level) => (msg: string, fields?: Fields) => void): Logger {
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
+}
 
 /** Maps klog's --v to the most verbose level shown. */
 export function levelForVerbosity(v: number): 'info' | 'debug' | 'trace' {
@@ -51,40 +57,27 @@ function plainJson(v: unknown): string {
   }
 }
 
-/** JSON.stringify's replacer for log values: Errors, at any depth, as errorValue. */
-const replaceErrors = (_key: string, v: unknown): unknown => (v instanceof Error ? errorValue(v) : v);
+/** JSON.rawJSON (ES2025; the ES2022 lib does not declare it): a bigint written as its digits, as pino's fallback did. */
+const rawJson = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
 
 /**
- * JSON.stringify, except that an Error is written as errorValue, and a circular reference becomes
- * "[Circular]" and a bigint its digits (as pino's fallback did) instead of throwing: a log line
- * must never crash the agent.
+ * JSON.stringify, except that an Error, at any depth, is written as errorValue, a bigint as its
+ * digits and a circular reference as "[Circular]", instead of throwing: a log line must never
+ * crash the agent.
  */
 function stringifyValue(value: unknown): string | undefined {
-  try {
-    return JSON.stringify(value, replaceErrors);
-  } catch {
-    const ancestors: unknown[] = [];
-    const walk = (v: unknown): string | undefined => {
-      if (typeof v === 'bigint') return v.toString();
-      if (v instanceof Error) return walk(errorValue(v));
-      if (typeof v !== 'object' || v === null) return JSON.stringify(v);
-      const json = (v as { toJSON?: () => unknown }).toJSON;
-      if (typeof json === 'function') return walk(json.call(v));
-      if (ancestors.includes(v)) return '"[Circular]"';
-      ancestors.push(v);
-      const out = Array.isArray(v)
-        ? `[${v.map((x) => walk(x) ?? 'null').join(',')}]`
-        : `{${Object.entries(v)
-            .flatMap(([k, x]) => {
-              const s = walk(x);
-              return s === undefined ? [] : [`${JSON.stringify(k)}:${s}`];
-            })
-            .join(',')}}`;
-      ancestors.pop();
-      return out;
-    };
-    return walk(value);
-  }
+  // The objects from the root to the one being written: `this` is the holder of each value, so
+  // whatever lies above it is finished.
+  const ancestors: unknown[] = [];
+  return JSON.stringify(value, function (this: unknown, _key: string, v: unknown): unknown {
+    if (typeof v === 'bigint') return rawJson(v.toString());
+    const out = v instanceof Error ? errorValue(v) : v;
+    if (typeof out !== 'object' || out === null) return out;
+    while (ancestors.length > 0 && ancestors[ancestors.length - 1] !== this) ancestors.pop();
+    if (ancestors.includes(out)) return '[Circular]';
+    ancestors.push(out);
+    return out;
+  });
 }
 
 /** The keys every line has; a field may not repeat them, or a log pipeline could read a forged level, time or message. */
@@ -247,21 +240,21 @@ export function createStdoutWriter(): LineWriter {
 
 /** Creates the process logger: JSON lines to `sink` (the agent's: a stdout LineWriter), up to the level --v asks for. */
 export function createLogger(verbosity: number, sink: LineSink, now: () => number = Date.now): Logger {
-  const shown = SEVERITY[levelForVerbosity(verbosity)];
-  const at =
-    (level: Level) =>
-    (msg: string, fields?: Fields): void => {
-      if (SEVERITY[level] >= shown) sink(formatLogLine(level, now(), msg, fields));
-    };
-  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
+  const shown = LEVELS.indexOf(levelForVerbosity(verbosity));
+  return loggerBy((level) => (msg, fields) => {
+    if (LEVELS.indexOf(level) <= shown) sink(formatLogLine(level, now(), msg, fields));
+  });
 }
 
 /** A logger that keeps every entry in memory, for tests. */
 export function createMemoryLogger(): Logger & { readonly entries: { level: string; msg: string; fields: Fields }[] } {
   const entries: { level: string; msg: string; fields: Fields }[] = [];
-  const at =
-    (level: string) =>
-    (msg: string, fields: Fields = {}) =>
-      void entries.push({ level, msg, fields });
-  return { entries, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
+  return {
+    entries,
+    ...loggerBy(
+      (level) =>
+        (msg, fields = {}) =>
+          void entries.push({ level, msg, fields }),
+    ),
+  };
 }

@@ -7,19 +7,26 @@
 // - the GC histogram and the heap-space gauges start at the first scrape, so an agent that nobody
 //   scrapes does not load perf_hooks and v8 (about 2.4 MiB resident).
 import { readFileSync, readdirSync } from 'node:fs';
-import { createCounter, createGauge, createHistogram, type Registry, type ValueMetric } from './prometheus.js';
+import { createCounter, createGauge, createHistogram, type Registry } from './prometheus.js';
 
 /** prom-client's default GC buckets. */
 const GC_BUCKETS: readonly number[] = [0.001, 0.01, 0.1, 1, 2, 5];
 
-/** Reads `VmRSS`, `VmSize` and `VmData` (kB) from /proc/self/status, in bytes. */
-function readProcStatus(): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of readFileSync('/proc/self/status', 'utf8').split('\n')) {
-    const m = /^(VmRSS|VmSize|VmData):\s+(\d+) kB/.exec(line);
-    if (m?.[1] && m[2]) out.set(m[1], Number(m[2]) * 1024);
+/** Values read at a scrape, in the order of their metrics; undefined leaves a value as it was. */
+type Reading = readonly (number | undefined)[];
+
+/** Reads `VmRSS`, `VmSize` and `VmData` (kB) from /proc/self/status, in bytes; without /proc, the RSS alone. */
+function readMemory(): Reading {
+  try {
+    const kB = new Map<string, number>();
+    for (const line of readFileSync('/proc/self/status', 'utf8').split('\n')) {
+      const m = /^(VmRSS|VmSize|VmData):\s+(\d+) kB/.exec(line);
+      if (m?.[1] && m[2]) kB.set(m[1], Number(m[2]) * 1024);
+    }
+    return ['VmRSS', 'VmSize', 'VmData'].map((k) => kB.get(k) ?? 0);
+  } catch {
+    return [process.memoryUsage.rss()];
   }
-  return out;
 }
 
 function readMaxFds(): number | undefined {
@@ -34,16 +41,41 @@ function readMaxFds(): number | undefined {
   }
 }
 
-function countBy(names: readonly string[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
-  return counts;
+/** Open descriptors, minus the one readdirSync itself used; undefined (the value stays) off Linux. */
+function countOpenFds(): number | undefined {
+  try {
+    return readdirSync('/proc/self/fd').length - 1;
+  } catch {
+    return undefined;
+  }
 }
 
-function setCounts(gauge: ValueMetric, total: ValueMetric, names: readonly string[]): void {
-  gauge.reset();
-  for (const [type, n] of countBy(names)) gauge.set({ type }, n);
-  total.set({}, names.length);
+/** How long a callback queued now waits for the event loop, in seconds. */
+function measureLag(): Promise<Reading> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve) => setImmediate(() => resolve([Number(process.hrtime.bigint() - started) / 1e9])));
+}
+
+/** Unlabelled metrics set together from one reading at each scrape (the first one's collect reads it). */
+function registerReadings(registry: Registry, create: typeof createGauge, defs: readonly (readonly [name: string, help: string])[], read: () => Reading | Promise<Reading>): void {
+  const metrics = defs.map(([name, help], i) => {
+    const collect = async (): Promise<void> => (await read()).forEach((v, j) => v !== undefined && metrics[j]?.set(v));
+    return create(registry, { name, help, ...(i === 0 ? { collect } : {}) });
+  });
+}
+
+/** A gauge of `read()`'s names counted by name (label `type`), and `NAME_total` of them all. */
+function registerCounts(registry: Registry, name: string, help: string, totalHelp: string, read: () => readonly string[]): void {
+  const collect = (): void => {
+    const names = read();
+    byType.reset();
+    const counts = new Map<string, number>();
+    for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
+    for (const [type, n] of counts) byType.set({ type }, n);
+    total.set(names.length);
+  };
+  const byType = createGauge(registry, { name, help, labelNames: ['type'], collect });
+  const total = createGauge(registry, { name: `${name}_total`, help: totalHelp });
 }
 
 /** Node's undocumented handle and request lists, which prom-client counted by constructor name. */
@@ -54,128 +86,22 @@ const constructorNames = (list: readonly unknown[]): string[] =>
     return typeof name === 'string' ? [name] : [];
   });
 
-/** Registers the process and Node.js metrics in `registry`. */
-export function registerProcessMetrics(registry: Registry): void {
-  const cpu = (): NodeJS.CpuUsage => process.cpuUsage();
-  const cpuUser = createCounter(registry, { name: 'process_cpu_user_seconds_total', help: 'Total user CPU time spent in seconds.', collect: () => cpuUser.set({}, cpu().user / 1e6) });
-  const cpuSystem = createCounter(registry, { name: 'process_cpu_system_seconds_total', help: 'Total system CPU time spent in seconds.', collect: () => cpuSystem.set({}, cpu().system / 1e6) });
-  const cpuTotal = createCounter(registry, {
-    name: 'process_cpu_seconds_total',
-    help: 'Total user and system CPU time spent in seconds.',
-    collect: () => {
-      const c = cpu();
-      cpuTotal.set({}, (c.user + c.system) / 1e6);
-    },
-  });
-  const startTime = Math.round(Date.now() / 1000 - process.uptime());
-  const start = createGauge(registry, { name: 'process_start_time_seconds', help: 'Start time of the process since unix epoch in seconds.', collect: () => start.set({}, startTime) });
-
-  const resident = createGauge(registry, {
-    name: 'process_resident_memory_bytes',
-    help: 'Resident memory size in bytes.',
-    collect: () => {
-      try {
-        const s = readProcStatus();
-        resident.set({}, s.get('VmRSS') ?? 0);
-        virtual.set({}, s.get('VmSize') ?? 0);
-        heap.set({}, s.get('VmData') ?? 0);
-      } catch {
-        resident.set({}, process.memoryUsage.rss());
-      }
-    },
-  });
-  const virtual = createGauge(registry, { name: 'process_virtual_memory_bytes', help: 'Virtual memory size in bytes.' });
-  const heap = createGauge(registry, { name: 'process_heap_bytes', help: 'Process heap size in bytes.' });
-  const openFds = createGauge(registry, {
-    name: 'process_open_fds',
-    help: 'Number of open file descriptors.',
-    collect: () => {
-      try {
-        // Minus the descriptor readdirSync itself used.
-        openFds.set({}, readdirSync('/proc/self/fd').length - 1);
-      } catch {
-        // Not on Linux: the value stays.
-      }
-    },
-  });
-  const maxFds = readMaxFds();
-  if (maxFds !== undefined) {
-    const g = createGauge(registry, { name: 'process_max_fds', help: 'Maximum number of open file descriptors.', collect: () => g.set({}, maxFds) });
-  }
-
-  const lag = createGauge(registry, {
-    name: 'nodejs_eventloop_lag_seconds',
-    help: 'Lag of event loop in seconds.',
-    collect: () =>
-      new Promise<void>((resolve) => {
-        const started = process.hrtime.bigint();
-        setImmediate(() => {
-          lag.set({}, Number(process.hrtime.bigint() - started) / 1e9);
-          resolve();
-        });
-      }),
-  });
-
-  const resources = createGauge(registry, {
-    name: 'nodejs_active_resources',
-    help: 'Number of active resources that are currently keeping the event loop alive, grouped by async resource type.',
-    labelNames: ['type'],
-    collect: () => setCounts(resources, resourcesTotal, process.getActiveResourcesInfo()),
-  });
-  const resourcesTotal = createGauge(registry, { name: 'nodejs_active_resources_total', help: 'Total number of active resources.' });
-  const lists = process as unknown as ActiveLists;
-  const handles = createGauge(registry, {
-    name: 'nodejs_active_handles',
-    help: 'Number of active libuv handles grouped by handle type. Every handle type is C++ class name.',
-    labelNames: ['type'],
-    collect: () => setCounts(handles, handlesTotal, constructorNames(lists._getActiveHandles?.() ?? [])),
-  });
-  const handlesTotal = createGauge(registry, { name: 'nodejs_active_handles_total', help: 'Total number of active handles.' });
-  const requests = createGauge(registry, {
-    name: 'nodejs_active_requests',
-    help: 'Number of active libuv requests grouped by request type. Every request type is C++ class name.',
-    labelNames: ['type'],
-    collect: () => setCounts(requests, requestsTotal, constructorNames(lists._getActiveRequests?.() ?? [])),
-  });
-  const requestsTotal = createGauge(registry, { name: 'nodejs_active_requests_total', help: 'Total number of active requests.' });
-
-  const heapTotal = createGauge(registry, {
-    name: 'nodejs_heap_size_total_bytes',
-    help: 'Process heap size from Node.js in bytes.',
-    collect: () => {
-      const m = process.memoryUsage();
-      heapTotal.set({}, m.heapTotal);
-      heapUsed.set({}, m.heapUsed);
-      external.set({}, m.external);
-    },
-  });
-  const heapUsed = createGauge(registry, { name: 'nodejs_heap_size_used_bytes', help: 'Process heap size used from Node.js in bytes.' });
-  const external = createGauge(registry, { name: 'nodejs_external_memory_bytes', help: 'Node.js external memory size in bytes.' });
-
-  const spaceGauge = (kind: 'total' | 'used' | 'available', collect?: () => Promise<void>): ValueMetric =>
-    createGauge(registry, {
-      name: `nodejs_heap_space_size_${kind}_bytes`,
-      help: `Process heap space size ${kind} from Node.js in bytes.`,
-      labelNames: ['space'],
-      ...(collect ? { collect } : {}),
-    });
-  const spaces = {
-    total: spaceGauge('total', async () => {
-      const { getHeapSpaceStatistics } = await import('node:v8');
-      for (const s of getHeapSpaceStatistics()) {
-        const space = s.space_name.replace(/_space$/, '');
-        spaces.total.set({ space }, s.space_size);
-        spaces.used.set({ space }, s.space_used_size);
-        spaces.available.set({ space }, s.space_available_size);
-      }
-    }),
-    used: spaceGauge('used'),
-    available: spaceGauge('available'),
+/** The heap-space gauges by space; node:v8 is loaded at the first scrape. */
+function registerHeapSpaces(registry: Registry): void {
+  const collect = async (): Promise<void> => {
+    const { getHeapSpaceStatistics } = await import('node:v8');
+    for (const s of getHeapSpaceStatistics()) {
+      const space = s.space_name.replace(/_space$/, '');
+      [s.space_size, s.space_used_size, s.space_available_size].forEach((v, i) => gauges[i]?.set({ space }, v));
+    }
   };
+  const gauges = (['total', 'used', 'available'] as const).map((kind, i) =>
+    createGauge(registry, { name: `nodejs_heap_space_size_${kind}_bytes`, help: `Process heap space size ${kind} from Node.js in bytes.`, labelNames: ['space'], ...(i === 0 ? { collect } : {}) }),
+  );
+}
 
-  const [major = '', minor = '', patch = ''] = process.version.slice(1).split('.');
-  createGauge(registry, { name: 'nodejs_version_info', help: 'Node.js version info.', labelNames: ['version', 'major', 'minor', 'patch'] }).set({ version: process.version, major, minor, patch }, 1);
-
+/** The GC duration histogram; its PerformanceObserver starts at the first scrape. */
+function registerGcHistogram(registry: Registry): void {
   let observing = false;
   const gc = createHistogram(registry, {
     name: 'nodejs_gc_duration_seconds',
@@ -200,4 +126,51 @@ export function registerProcessMetrics(registry: Registry): void {
       }).observe({ entryTypes: ['gc'] });
     },
   });
+}
+
+/** Registers the process and Node.js metrics in `registry`, in prom-client's order. */
+export function registerProcessMetrics(registry: Registry): void {
+  const cpu = [
+    ['process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.'],
+    ['process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.'],
+    ['process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.'],
+  ] as const;
+  registerReadings(registry, createCounter, cpu, () => {
+    const { user, system } = process.cpuUsage();
+    return [user / 1e6, system / 1e6, (user + system) / 1e6];
+  });
+  const startTime = Math.round(Date.now() / 1000 - process.uptime());
+  registerReadings(registry, createGauge, [['process_start_time_seconds', 'Start time of the process since unix epoch in seconds.']], () => [startTime]);
+  const memory = [
+    ['process_resident_memory_bytes', 'Resident memory size in bytes.'],
+    ['process_virtual_memory_bytes', 'Virtual memory size in bytes.'],
+    ['process_heap_bytes', 'Process heap size in bytes.'],
+  ] as const;
+  registerReadings(registry, createGauge, memory, readMemory);
+  registerReadings(registry, createGauge, [['process_open_fds', 'Number of open file descriptors.']], () => [countOpenFds()]);
+  const maxFds = readMaxFds();
+  if (maxFds !== undefined) registerReadings(registry, createGauge, [['process_max_fds', 'Maximum number of open file descriptors.']], () => [maxFds]);
+  registerReadings(registry, createGauge, [['nodejs_eventloop_lag_seconds', 'Lag of event loop in seconds.']], measureLag);
+
+  const lists = process as unknown as ActiveLists;
+  const resourcesHelp = 'Number of active resources that are currently keeping the event loop alive, grouped by async resource type.';
+  registerCounts(registry, 'nodejs_active_resources', resourcesHelp, 'Total number of active resources.', () => process.getActiveResourcesInfo());
+  const handlesHelp = 'Number of active libuv handles grouped by handle type. Every handle type is C++ class name.';
+  registerCounts(registry, 'nodejs_active_handles', handlesHelp, 'Total number of active handles.', () => constructorNames(lists._getActiveHandles?.() ?? []));
+  const requestsHelp = 'Number of active libuv requests grouped by request type. Every request type is C++ class name.';
+  registerCounts(registry, 'nodejs_active_requests', requestsHelp, 'Total number of active requests.', () => constructorNames(lists._getActiveRequests?.() ?? []));
+
+  const heap = [
+    ['nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.'],
+    ['nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.'],
+    ['nodejs_external_memory_bytes', 'Node.js external memory size in bytes.'],
+  ] as const;
+  registerReadings(registry, createGauge, heap, () => {
+    const m = process.memoryUsage();
+    return [m.heapTotal, m.heapUsed, m.external];
+  });
+  registerHeapSpaces(registry);
+  const [major = '', minor = '', patch = ''] = process.version.slice(1).split('.');
+  createGauge(registry, { name: 'nodejs_version_info', help: 'Node.js version info.', labelNames: ['version', 'major', 'minor', 'patch'] }).set({ version: process.version, major, minor, patch }, 1);
+  registerGcHistogram(registry);
 }

@@ -60,12 +60,19 @@ function formatLabels(labels: Labels): string {
   return parts.length > 0 ? `{${parts.join(',')}}` : '';
 }
 
-/** The series key: label names sorted, so `{a,b}` and `{b,a}` are the same series. */
-function seriesKey(labels: Labels): string {
-  return Object.keys(labels)
-    .sort()
-    .map((k) => `${k}:${labels[k] ?? ''}`)
-    .join(',');
+/** Series by label set, each made by `fresh` on first use; label names are sorted, so `{a,b}` and `{b,a}` are one series. */
+function seriesMap<S>(fresh: (labels: Labels) => S): { readonly series: Map<string, S>; at(labels: Labels): S } {
+  const series = new Map<string, S>();
+  const at = (labels: Labels): S => {
+    const key = Object.keys(labels)
+      .sort()
+      .map((k) => `${k}:${labels[k] ?? ''}`)
+      .join(',');
+    let s = series.get(key);
+    if (s === undefined) series.set(key, (s = fresh(labels)));
+    return s;
+  };
+  return { series, at };
 }
 
 function header(name: string, help: string, type: string): string[] {
@@ -93,23 +100,14 @@ export interface ValueMetric extends MetricFamily {
   reset(): void;
 }
 
-function valueMetric(type: 'counter' | 'gauge', opts: MetricOptions, registry: Registry): ValueMetric {
-  const series = new Map<string, { labels: Labels; value: number }>();
+function valueMetric(type: 'counter' | 'gauge', registry: Registry, opts: MetricOptions): ValueMetric {
+  const { series, at } = seriesMap((labels) => ({ labels, value: 0 }));
   const unlabelled = (opts.labelNames ?? []).length === 0;
   const reset = (): void => {
     series.clear();
-    if (unlabelled) series.set('', { labels: {}, value: 0 });
+    if (unlabelled) at({});
   };
   reset();
-  const at = (labels: Labels): { labels: Labels; value: number } => {
-    const key = seriesKey(labels);
-    let s = series.get(key);
-    if (!s) {
-      s = { labels, value: 0 };
-      series.set(key, s);
-    }
-    return s;
-  };
   const metric: ValueMetric = {
     name: opts.name,
     ...(opts.collect ? { collect: opts.collect } : {}),
@@ -129,14 +127,10 @@ function valueMetric(type: 'counter' | 'gauge', opts: MetricOptions, registry: R
 }
 
 /** Creates a counter in `registry`. */
-export function createCounter(registry: Registry, opts: MetricOptions): ValueMetric {
-  return valueMetric('counter', opts, registry);
-}
+export const createCounter = (registry: Registry, opts: MetricOptions): ValueMetric => valueMetric('counter', registry, opts);
 
 /** Creates a gauge in `registry`. */
-export function createGauge(registry: Registry, opts: MetricOptions): ValueMetric {
-  return valueMetric('gauge', opts, registry);
-}
+export const createGauge = (registry: Registry, opts: MetricOptions): ValueMetric => valueMetric('gauge', registry, opts);
 
 /** A histogram with fixed upper bounds; series per label set. */
 export interface HistogramMetric extends MetricFamily {
@@ -146,17 +140,7 @@ export interface HistogramMetric extends MetricFamily {
 /** Creates a histogram in `registry`; an unlabelled one prints its zero buckets before any observation. */
 export function createHistogram(registry: Registry, opts: MetricOptions & { readonly buckets: readonly number[] }): HistogramMetric {
   const bounds = [...opts.buckets].sort((a, b) => a - b);
-  type Series = { labels: Labels; counts: number[]; sum: number; count: number };
-  const series = new Map<string, Series>();
-  const at = (labels: Labels): Series => {
-    const key = seriesKey(labels);
-    let s = series.get(key);
-    if (!s) {
-      s = { labels, counts: bounds.map(() => 0), sum: 0, count: 0 };
-      series.set(key, s);
-    }
-    return s;
-  };
+  const { series, at } = seriesMap((labels) => ({ labels, counts: bounds.map(() => 0), sum: 0, count: 0 }));
   if ((opts.labelNames ?? []).length === 0) at({});
   const metric: HistogramMetric = {
     name: opts.name,

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observe/log.js';
@@ -5,34 +6,27 @@ import { formatHostPort, parseBindAddress } from './bind-address.js';
 import type { Routes } from './routes.js';
 
 /**
- * Bounds on what clients may hold: the endpoints serve probes and one scraper, so a few dozen
- * connections are plenty, and idle or slow ones must not pin the agent's file descriptors (which
- * its iptables and nft commands need) or memory.
+ * The bounds on what clients may hold (docs/deploy.md, "Exposing the metrics"): the endpoints serve
+ * probes and one scraper, so a few dozen connections are plenty, and idle or slow ones must not pin
+ * the agent's file descriptors (which its iptables and nft commands need) or memory.
  */
-export interface HttpLimits {
+export const HTTP_LIMITS = {
   /** Connections beyond this are closed at once (node's server.maxConnections). */
-  readonly maxConnections: number;
-  /** A client must send its request headers within this. */
-  readonly headersTimeoutMs: number;
-  /** ... and its whole request within this. */
-  readonly requestTimeoutMs: number;
-  /** An idle keep-alive connection is closed after this. */
-  readonly keepAliveTimeoutMs: number;
-  /** A socket with no traffic at all (e.g. opened and never written) is destroyed after this. */
-  readonly idleTimeoutMs: number;
-  /** Larger request headers get 431. */
-  readonly maxHeaderBytes: number;
-}
-
-/** The limits the agent runs with (docs/deploy.md, "Exposing the metrics"). */
-export const HTTP_LIMITS: HttpLimits = {
   maxConnections: 64,
+  /** A client must send its request headers within this. */
   headersTimeoutMs: 5_000,
+  /** ... and its whole request within this. */
   requestTimeoutMs: 10_000,
+  /** An idle keep-alive connection is closed after this. */
   keepAliveTimeoutMs: 5_000,
+  /** A socket with no traffic at all (e.g. opened and never written) is destroyed after this. */
   idleTimeoutMs: 10_000,
+  /** Larger request headers get 431. */
   maxHeaderBytes: 8 * 1024,
-};
+} as const;
+
+/** Bounds of the kind of HTTP_LIMITS, as tests shorten them. */
+export type HttpLimits = { readonly [K in keyof typeof HTTP_LIMITS]: number };
 
 /** Options of startHttpServer. */
 export interface HttpServerOptions {
@@ -101,18 +95,13 @@ function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: I
   };
   const path = requestPath(req.url ?? '/');
   const route = routes.get(path);
-  if (!route) {
-    send(404, 'text/plain; charset=utf-8', `404 page not found; try ${[...routes.keys()].join(', ')}\n`);
-    return;
-  }
+  if (!route) return send(404, 'text/plain; charset=utf-8', `404 page not found; try ${[...routes.keys()].join(', ')}\n`);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     // Closing the connection spares reading a body nobody asked for.
-    send(405, 'text/plain; charset=utf-8', `405 method not allowed; use GET or HEAD\n`, { Allow: 'GET, HEAD', Connection: 'close' });
-    return;
+    return send(405, 'text/plain; charset=utf-8', `405 method not allowed; use GET or HEAD\n`, { Allow: 'GET, HEAD', Connection: 'close' });
   }
   if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
-    send(413, 'text/plain; charset=utf-8', `413 a GET or HEAD request takes no body\n`, { Connection: 'close' });
-    return;
+    return send(413, 'text/plain; charset=utf-8', `413 a GET or HEAD request takes no body\n`, { Connection: 'close' });
   }
   route().then(
     (r) => send(r.status, r.contentType, r.body),
@@ -163,19 +152,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     log.warn('HTTP connection limit reached; new connections are closed at once until some end', { flag, maxConnections: limits.maxConnections, dropped });
     dropped = 0;
   });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (e: NodeJS.ErrnoException): void => {
-      server.off('listening', onListening);
-      reject(new Error(describeListenError(e, flag, opts.bindAddress), { cause: e }));
-    };
-    const onListening = (): void => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(bind.port, bind.host);
-  });
+  server.listen(bind.port, bind.host);
+  try {
+    // Rejects on an 'error' before 'listening', and leaves no listener behind either way.
+    await once(server, 'listening');
+  } catch (e) {
+    throw new Error(describeListenError(e as NodeJS.ErrnoException, flag, opts.bindAddress), { cause: e });
+  }
   // After a successful listen, a server error must not crash the agent: it only costs the endpoint.
   server.on('error', (e: Error) => log.error('HTTP server error', { flag, error: e.message }));
   const info = server.address() as AddressInfo;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findInSaveOutput } from '../../src/cli/cleanup.js';
+import { findInSaveOutput } from '../../src/backends/leftovers.js';
 import { findRenamedInSaveOutput } from '../../src/backends/leftovers.js';
 import { jumpComment } from '../../src/backends/iptables/constants.js';
 import { CommandError } from '../../src/errors.js';

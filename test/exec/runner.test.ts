@@ -68,6 +68,11 @@ test(`spawned: 64 MB on stderr: the error keeps the head (64 KiB), counts the re
   assert.match(e.message, /^sh -c .*: exit code 1: x{200}… \(cut, \d+ bytes\)$/);
 });
 
+test('spawned: a failure quotes the first three non-blank lines the tool printed, a blank line between them skipped', async () => {
+  const e = await failure(createRunner()(['sh', '-c', 'printf " a \\n\\nb\\nc\\nd\\n" >&2; exit 2']));
+  assert.equal(e.message, 'sh -c printf " a \\n\\nb\\nc\\nd\\n" >&2; exit 2: exit code 2: a | b | c');
+});
+
 test(`spawned: a wrapper that hangs with a forked sleeper: the deadline holds and the whole group dies`, { timeout: 60_000 }, async () => {
   const { dir, cleanup } = tempDir();
   try {
