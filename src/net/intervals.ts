@@ -115,7 +115,7 @@ export function intervalText(iv: Pick<Interval<unknown>, 'family' | 'first' | 'l
 export function intervalCidrs(family: Family, first: bigint, last: bigint): Cidr[] {
   const bits = BITS[family];
   const out: Cidr[] = [];
-  for (let pos = first; pos <= last; ) {
+  for (let pos = first; pos <= last;) {
     // The widest block that starts at `pos` (aligned) and ends by `last`.
     let host = 0;
     while (host < bits && pos % (2n << BigInt(host)) === 0n && pos + (2n << BigInt(host)) - 1n <= last) host++;
@@ -135,7 +135,7 @@ export function coveringCidr(family: Family, first: bigint, last: bigint): Cidr 
 /** Two partitions of one family's space cut at each other's boundaries: each piece with both values. */
 export function overlayPartitions<A, B>(a: readonly Interval<A>[], b: readonly Interval<B>[]): Interval<readonly [A, B]>[] {
   const out: Interval<readonly [A, B]>[] = [];
-  for (let i = 0, j = 0; i < a.length && j < b.length; ) {
+  for (let i = 0, j = 0; i < a.length && j < b.length;) {
     const x = a[i]!;
     const y = b[j]!;
     const last = x.last < y.last ? x.last : y.last;

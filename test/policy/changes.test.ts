@@ -46,11 +46,33 @@ const CASES: readonly (readonly [name: string, old: FamilyPolicy, next: FamilyPo
   ['a masquerade entry that repeats the default changes nothing', policy([]), policy(['203.0.113.0/24 masquerade']), []],
   ['a hole punched in an exemption', policy(['10.0.0.0/8 keep']), policy(['10.0.0.0/8 keep', '10.9.0.0/16 masquerade']), ['to 10.9.0.0/16: was kept']],
   ['both directions at once', policy(['10.0.0.0/8 keep']), policy(['172.16.0.0/12 keep']), ['to 172.16.0.0/12: was translated', 'to 10.0.0.0/8: was kept']],
-  ['--to-ports changed: every translated destination', policy(['10.0.0.0/8 keep']), policy(['10.0.0.0/8 keep'], { toPorts: PORTS }), ['to 0.0.0.0/5,8.0.0.0/7,11.0.0.0/8,12.0.0.0/6,16.0.0.0/4,32.0.0.0/3,64.0.0.0/2,128.0.0.0/1: was translated']],
+  [
+    '--to-ports changed: every translated destination',
+    policy(['10.0.0.0/8 keep']),
+    policy(['10.0.0.0/8 keep'], { toPorts: PORTS }),
+    ['to 0.0.0.0/5,8.0.0.0/7,11.0.0.0/8,12.0.0.0/6,16.0.0.0/4,32.0.0.0/3,64.0.0.0/2,128.0.0.0/1: was translated'],
+  ],
   ['--random-fully changed: nothing', policy([]), { ...policy([]), randomFully: true }, []],
-  ['a source scope added: sources left out were translated', policy([]), policy([], { sources: ['10.244.0.0/16'] }), ['from 0.0.0.0/5,8.0.0.0/7,10.0.0.0/9,10.128.0.0/10,10.192.0.0/11,10.224.0.0/12,10.240.0.0/14,10.245.0.0/16,10.246.0.0/15,10.248.0.0/13,11.0.0.0/8,12.0.0.0/6,16.0.0.0/4,32.0.0.0/3,64.0.0.0/2,128.0.0.0/1 to 0.0.0.0/0: was translated']],
-  ['a source scope widened, exemptions stay kept', policy(['10.0.0.0/8 keep'], { sources: ['10.244.0.0/24'] }), policy(['10.0.0.0/8 keep'], { sources: ['10.244.0.0/23'] }), ['from 10.244.1.0/24 to 0.0.0.0/5,8.0.0.0/7,11.0.0.0/8,12.0.0.0/6,16.0.0.0/4,32.0.0.0/3,64.0.0.0/2,128.0.0.0/1: was kept']],
-  ['a source scope and a destination change together', policy([], { sources: ['10.244.0.0/24'] }), policy(['198.51.100.0/24 keep'], { sources: ['10.244.0.0/24'] }), ['from 10.244.0.0/24 to 198.51.100.0/24: was translated']],
+  [
+    'a source scope added: sources left out were translated',
+    policy([]),
+    policy([], { sources: ['10.244.0.0/16'] }),
+    [
+      'from 0.0.0.0/5,8.0.0.0/7,10.0.0.0/9,10.128.0.0/10,10.192.0.0/11,10.224.0.0/12,10.240.0.0/14,10.245.0.0/16,10.246.0.0/15,10.248.0.0/13,11.0.0.0/8,12.0.0.0/6,16.0.0.0/4,32.0.0.0/3,64.0.0.0/2,128.0.0.0/1 to 0.0.0.0/0: was translated',
+    ],
+  ],
+  [
+    'a source scope widened, exemptions stay kept',
+    policy(['10.0.0.0/8 keep'], { sources: ['10.244.0.0/24'] }),
+    policy(['10.0.0.0/8 keep'], { sources: ['10.244.0.0/23'] }),
+    ['from 10.244.1.0/24 to 0.0.0.0/5,8.0.0.0/7,11.0.0.0/8,12.0.0.0/6,16.0.0.0/4,32.0.0.0/3,64.0.0.0/2,128.0.0.0/1: was kept'],
+  ],
+  [
+    'a source scope and a destination change together',
+    policy([], { sources: ['10.244.0.0/24'] }),
+    policy(['198.51.100.0/24 keep'], { sources: ['10.244.0.0/24'] }),
+    ['from 10.244.0.0/24 to 198.51.100.0/24: was translated'],
+  ],
   ['IPv6', policy(['2001:db8::/32 keep']), { ...policy([]), family: 'ipv6' }, ['to 2001:db8::/32: was kept']],
 ];
 
