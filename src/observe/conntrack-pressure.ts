@@ -6,12 +6,12 @@ import { readFileSync } from 'node:fs';
 import type { Family } from '../net/cidr.js';
 import { createCounter, createGauge, type Registry } from './prometheus.js';
 
-/** The kernel's conntrack counts; a field is absent when its file is missing (no nf_conntrack loaded). */
+/** The kernel's conntrack counts; 0 where it has no figure (nf_conntrack not loaded). */
 export interface ConntrackPressure {
-  readonly entries?: number;
-  readonly limit?: number;
-  /** Per-CPU counters of /proc/net/stat/nf_conntrack summed: insert_failed, drop, early_drop. */
-  readonly failures?: Readonly<Record<FailureColumn, number>>;
+  readonly entries: number;
+  readonly limit: number;
+  /** Per-CPU counters of /proc/net/stat/nf_conntrack summed. */
+  readonly failures: Readonly<Record<FailureColumn, number>>;
 }
 
 /** The /proc/net/stat/nf_conntrack columns counted as insert failures (the `reason` label). */
@@ -19,9 +19,6 @@ export const FAILURE_COLUMNS = ['insert_failed', 'drop', 'early_drop'] as const;
 
 /** One of FAILURE_COLUMNS. */
 export type FailureColumn = (typeof FAILURE_COLUMNS)[number];
-
-/** Reads a file's text; throws when it cannot. */
-export type ReadText = (path: string) => string;
 
 /**
  * Sums FAILURE_COLUMNS over the per-CPU rows of /proc/net/stat/nf_conntrack (a header of column
@@ -39,55 +36,51 @@ export function parseConntrackStat(text: string): Record<FailureColumn, number> 
   return sums;
 }
 
-/** Reads the pressure; a file that cannot be read leaves its fields out. */
-export function readConntrackPressure(readText: ReadText = (p) => readFileSync(p, 'utf8')): ConntrackPressure {
-  const read = (path: string): string | undefined => {
+/** The pressure of a kernel without conntrack. */
+export const NO_PRESSURE: ConntrackPressure = { entries: 0, limit: 0, failures: { insert_failed: 0, drop: 0, early_drop: 0 } };
+
+/** Reads the pressure through `readText` (which throws for a missing file). */
+export function readConntrackPressure(readText: (path: string) => string = (p) => readFileSync(p, 'utf8')): ConntrackPressure {
+  const read = (path: string): string => {
     try {
       return readText(path);
     } catch {
-      return undefined;
+      return '';
     }
   };
-  const num = (path: string): number | undefined => {
-    const n = Number.parseInt(read(path) ?? '', 10);
-    return Number.isNaN(n) ? undefined : n;
-  };
-  const entries = num('/proc/sys/net/netfilter/nf_conntrack_count');
-  const limit = num('/proc/sys/net/netfilter/nf_conntrack_max');
-  const stat = read('/proc/net/stat/nf_conntrack');
-  const failures = stat === undefined ? undefined : parseConntrackStat(stat);
-  return { ...(entries === undefined ? {} : { entries }), ...(limit === undefined ? {} : { limit }), ...(failures === undefined ? {} : { failures }) };
+  const num = (path: string): number => Number.parseInt(read(path), 10) || 0;
+  const failures = parseConntrackStat(read('/proc/net/stat/nf_conntrack')) ?? NO_PRESSURE.failures;
+  return { entries: num('/proc/sys/net/netfilter/nf_conntrack_count'), limit: num('/proc/sys/net/netfilter/nf_conntrack_max'), failures };
 }
 
 /** Counts deleted stale-flow entries (deleteStaleFlows' result), for the agent to call after each deletion. */
 export type CountDeleted = (family: Family, deleted: number) => void;
 
 /**
- * Registers the conntrack metrics in `registry`: the pressure, read at each scrape (0 where the
- * kernel has no figure), and the entries deleted per family, counted through the returned function.
+ * Registers the conntrack metrics in `registry`: the pressure, read at each scrape, and the entries deleted per family, counted through the returned function.
  */
 export function registerConntrackMetrics(registry: Registry, read: () => ConntrackPressure = readConntrackPressure): CountDeleted {
-  let last: ConntrackPressure = {};
+  let last = NO_PRESSURE;
   // Collected in registration order, so the first gauge's read serves all three.
   const entries = createGauge(registry, {
     name: 'ip_masq_agent_conntrack_entries',
     help: 'Conntrack entries in the node network namespace (nf_conntrack_count).',
     collect: () => {
       last = read();
-      entries.set(last.entries ?? 0);
+      entries.set(last.entries);
     },
   });
   const limit = createGauge(registry, {
     name: 'ip_masq_agent_conntrack_entries_limit',
     help: 'Most conntrack entries the kernel keeps (nf_conntrack_max); new flows are dropped beyond it.',
-    collect: () => limit.set(last.limit ?? 0),
+    collect: () => limit.set(last.limit),
   });
   const failures = createCounter(registry, {
     name: 'ip_masq_agent_conntrack_insert_failures_total',
     help: 'Conntrack entries not inserted, by reason (insert_failed, drop, early_drop of /proc/net/stat/nf_conntrack, summed over CPUs).',
     labelNames: ['reason'],
     collect: () => {
-      for (const reason of FAILURE_COLUMNS) failures.set({ reason }, last.failures?.[reason] ?? 0);
+      for (const reason of FAILURE_COLUMNS) failures.set({ reason }, last.failures[reason]);
     },
   });
   const deleted = createCounter(registry, {

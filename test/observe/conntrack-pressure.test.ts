@@ -2,7 +2,7 @@
 // namespace (kernel 6.18, 2 CPUs), the reader with files missing, and the metrics it feeds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConntrackStat, readConntrackPressure, registerConntrackMetrics, type ConntrackPressure } from '../../src/observe/conntrack-pressure.js';
+import { NO_PRESSURE, parseConntrackStat, readConntrackPressure, registerConntrackMetrics, type ConntrackPressure } from '../../src/observe/conntrack-pressure.js';
 import { createRegistry } from '../../src/observe/prometheus.js';
 
 // Captured after three `conntrack -I` and one `-D` in a fresh namespace: insert counts on CPU 0.
@@ -27,7 +27,7 @@ test('parseConntrackStat: a layout without the columns is no answer', () => {
   assert.equal(parseConntrackStat(''), undefined);
 });
 
-test('readConntrackPressure reads count, max and stat; a missing file leaves its fields out', () => {
+test('readConntrackPressure reads count, max and stat; a missing file reads as 0', () => {
   const files: Record<string, string> = {
     '/proc/sys/net/netfilter/nf_conntrack_count': '2\n',
     '/proc/sys/net/netfilter/nf_conntrack_max': '262144\n',
@@ -38,7 +38,7 @@ test('readConntrackPressure reads count, max and stat; a missing file leaves its
     return files[path]!;
   };
   assert.deepEqual(readConntrackPressure(reader(Object.keys(files))), { entries: 2, limit: 262144, failures: { insert_failed: 10, drop: 17, early_drop: 255 } });
-  assert.deepEqual(readConntrackPressure(reader([])), {});
+  assert.deepEqual(readConntrackPressure(reader([])), NO_PRESSURE);
 });
 
 test('the conntrack metrics: pressure read once per scrape, deletions counted per family', async () => {
@@ -62,8 +62,8 @@ test('the conntrack metrics: pressure read once per scrape, deletions counted pe
   ]) {
     assert.ok(text.split('\n').includes(line), `missing ${line} in\n${text}`);
   }
-  assert.equal(reads, 1);
-  now = {};
+  assert.equal(reads, 1, 'once per scrape');
+  now = NO_PRESSURE;
   const after = await registry.metrics();
   assert.ok(after.split('\n').includes('ip_masq_agent_conntrack_entries 0'));
   assert.ok(after.split('\n').includes('ip_masq_agent_conntrack_insert_failures_total{reason="drop"} 0'));
