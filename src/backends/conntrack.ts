@@ -7,9 +7,10 @@
 // --orig-src and --orig-dst only. Old translated: `--src-nat`, so kept flows to the same
 // destinations stay. Old kept: there is no negated --src-nat, and --reply-dst (the address the
 // reply goes to, the pod's when kept) takes no CIDR, so both NAT states go: a translated UDP entry
-// there is someone else's or stale, and its next packet makes it again.
-import type { Cidr, Family } from '../net/cidr.js';
-import { formatCidr } from '../net/cidr.js';
+// there is someone else's or stale, and its next packet makes it again. --orig-dst is where the pod
+// sent: for a flow DNATed before our rules (a Service) that is the service address, not the backend
+// the rules decided on, which only --reply-src (no CIDR) names; such flows follow their service address.
+import { formatCidr, type Cidr, type Family } from '../net/cidr.js';
 import type { ChangedDecisions, ChangedFlows } from '../policy/changes.js';
 import { conntrackDeleted, type Runner } from '../exec/runner.js';
 import { CommandError } from '../errors.js';
