@@ -129,6 +129,12 @@ export function restoreFailedLine(r: ToolSaid): number | undefined {
   return m ? Number(m[1] ?? m[2]) : undefined;
 }
 
+/** conntrack -D: how many entries it deleted ("N flow entries have been deleted"; exit 1 when N is 0). */
+export function conntrackDeleted(r: ToolSaid): number | undefined {
+  const m = /(\d+) flow entries have been deleted/.exec(r.stderr);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** What iptables said, on one line and cut short: its messages without the "Try `iptables -h'" boilerplate. */
 export const saidByIptables = (stderr: string): string => quoteStderr(stderr, /^(Try `|Error occurred at line)/);
 

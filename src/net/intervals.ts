@@ -110,3 +110,38 @@ export function intervalText(iv: Pick<Interval<unknown>, 'family' | 'first' | 'l
   if (cidr !== undefined) return formatCidr(cidr);
   return `${formatIp({ family: iv.family, value: iv.first })}-${formatIp({ family: iv.family, value: iv.last })}`;
 }
+
+/** The fewest blocks that cover exactly [first, last], in address order. */
+export function intervalCidrs(family: Family, first: bigint, last: bigint): Cidr[] {
+  const bits = BITS[family];
+  const out: Cidr[] = [];
+  for (let pos = first; pos <= last;) {
+    // The widest block that starts at `pos` (aligned) and ends by `last`.
+    let host = 0;
+    while (host < bits && pos % (2n << BigInt(host)) === 0n && pos + (2n << BigInt(host)) - 1n <= last) host++;
+    out.push({ family, base: pos, prefix: bits - host });
+    pos += 1n << BigInt(host);
+  }
+  return out;
+}
+
+/** The narrowest block containing both `first` and `last`. */
+export function coveringCidr(family: Family, first: bigint, last: bigint): Cidr {
+  const host = (first ^ last).toString(2).length - (first === last ? 1 : 0);
+  const size = 1n << BigInt(host);
+  return { family, base: first - (first % size), prefix: BITS[family] - host };
+}
+
+/** Two partitions of one family's space cut at each other's boundaries: each piece with both values. */
+export function overlayPartitions<A, B>(a: readonly Interval<A>[], b: readonly Interval<B>[]): Interval<readonly [A, B]>[] {
+  const out: Interval<readonly [A, B]>[] = [];
+  for (let i = 0, j = 0; i < a.length && j < b.length;) {
+    const x = a[i]!;
+    const y = b[j]!;
+    const last = x.last < y.last ? x.last : y.last;
+    out.push({ family: x.family, first: x.first > y.first ? x.first : y.first, last, value: [x.value, y.value] });
+    if (x.last === last) i++;
+    if (y.last === last) j++;
+  }
+  return out;
+}

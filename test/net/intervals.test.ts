@@ -4,7 +4,7 @@ import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { formatCidr, parseCidr, parseIp, type Cidr, type Family } from '../../src/net/cidr.js';
-import { flattenPrefixes, intervalAsCidr, intervalText, maxAddress, unionOfCidrs, type Interval } from '../../src/net/intervals.js';
+import { coveringCidr, flattenPrefixes, intervalAsCidr, intervalCidrs, intervalText, maxAddress, overlayPartitions, unionOfCidrs, type Interval } from '../../src/net/intervals.js';
 import { decisionTable, resolveDestination, sameAction, DEFAULT_ACTION } from '../../src/policy/decide.js';
 import type { Action, ActionRange, ExemptRange, FamilyPolicy } from '../../src/policy/types.js';
 
@@ -167,6 +167,37 @@ describe('unionOfCidrs and interval text', () => {
     assert.equal(intervalAsCidr('ipv4', 0x0a000002n, 0x0a000003n)?.prefix, 31);
     assert.equal(intervalAsCidr('ipv4', 0x0a000001n, 0x0a000002n), undefined, 'two addresses, not aligned');
     assert.equal(intervalAsCidr('ipv4', 5n, 4n), undefined);
+  });
+});
+
+describe('intervalCidrs, coveringCidr, overlayPartitions', () => {
+  const span = (a: string, b: string): [Family, bigint, bigint] => [parseIp(a).family, parseIp(a).value, parseIp(b).value];
+  const CASES: readonly [first: string, last: string, blocks: string, covering: string][] = [
+    ['10.0.0.0', '10.0.0.0', '10.0.0.0/32', '10.0.0.0/32'],
+    ['10.0.0.0', '10.255.255.255', '10.0.0.0/8', '10.0.0.0/8'],
+    ['10.0.0.1', '10.0.0.6', '10.0.0.1/32 10.0.0.2/31 10.0.0.4/31 10.0.0.6/32', '10.0.0.0/29'],
+    ['0.0.0.0', '255.255.255.255', '0.0.0.0/0', '0.0.0.0/0'],
+    ['198.51.100.0', '198.51.102.255', '198.51.100.0/23 198.51.102.0/24', '198.51.100.0/22'],
+    ['2001:db8::', '2001:db8::ffff', '2001:db8::/112', '2001:db8::/112'],
+  ];
+  for (const [first, last, blocks, covering] of CASES) {
+    test(`${first} - ${last}`, () => {
+      assert.equal(
+        intervalCidrs(...span(first, last))
+          .map(formatCidr)
+          .join(' '),
+        blocks,
+      );
+      assert.equal(formatCidr(coveringCidr(...span(first, last))), covering);
+    });
+  }
+  test('overlayPartitions cuts each partition at the other one', () => {
+    const a = flattenPrefixes('ipv4', [{ cidr: parseCidr('10.0.0.0/8'), value: 'a' }], '-', eq);
+    const b = flattenPrefixes('ipv4', [{ cidr: parseCidr('10.128.0.0/9'), value: 'b' }], '-', eq);
+    assert.deepEqual(
+      overlayPartitions(a, b).map((p) => `${intervalText(p)}=${p.value.join('')}`),
+      ['0.0.0.0-9.255.255.255=--', '10.0.0.0/9=a-', '10.128.0.0/9=ab', '11.0.0.0-255.255.255.255=--'],
+    );
   });
 });
 

@@ -1,0 +1,96 @@
+// Deletes the conntrack entries of flows a policy change re-decided (policy/changes.ts), so a
+// long-lived UDP flow takes the new translation with its next datagram instead of keeping the old
+// one as long as it talks. Called after a successful apply; it never fails the sync: what went
+// wrong comes back as errors for the caller to log.
+//
+// Filters, as conntrack 1.4.7 can express them (checked in a namespace): CIDR notation exists for
+// --orig-src and --orig-dst only. Old translated: `--src-nat`, so kept flows to the same
+// destinations stay. Old kept: there is no negated --src-nat, and --reply-dst (the address the
+// reply goes to, the pod's when kept) takes no CIDR, so both NAT states go: a translated UDP entry
+// there is someone else's or stale, and its next packet makes it again. --orig-dst is where the pod
+// sent: for a flow DNATed before our rules (a Service) that is the service address, not the backend
+// the rules decided on, which only --reply-src (no CIDR) names; such flows follow their service address.
+import { formatCidr, type Cidr, type Family } from '../net/cidr.js';
+import type { ChangedDecisions, ChangedFlows } from '../policy/changes.js';
+import { conntrackDeleted, type Runner } from '../exec/runner.js';
+import { CommandError } from '../errors.js';
+
+/** Options of deleteStaleFlows. */
+export interface StaleFlowOptions {
+  /**
+   * Also delete tcp and sctp entries (for a later `--conntrack-delete-tcp`). Off by default: such a
+   * connection cannot change its source address, so deleting its entry breaks it rather than moving it.
+   */
+  readonly deleteTcp?: boolean;
+  /** Deadline of each conntrack command, in milliseconds (the runner's default when absent). */
+  readonly timeoutMs?: number;
+}
+
+/** What one family's deletion did. */
+export interface StaleFlowResult {
+  readonly family: Family;
+  /** Entries deleted, summed over every command that ran. */
+  readonly deleted: number;
+  /** Commands that failed; the others still ran (unless conntrack is missing or not permitted). */
+  readonly errors: readonly Error[];
+}
+
+/**
+ * Connectionless protocols whose flows are deleted by default: udp, and icmp (a ping left running
+ * to check the NAT would otherwise keep the old source). udplite and others are too rare to pay a
+ * table walk each for.
+ */
+const CONNECTIONLESS: Record<Family, readonly string[]> = { ipv4: ['udp', 'icmp'], ipv6: ['udp', 'icmpv6'] };
+
+/** The `conntrack -D` argv for one protocol and one (source, destination) block pair of a change. */
+export function conntrackDeleteArgv(family: Family, protocol: string, change: Pick<ChangedFlows, 'oldTranslated'>, destination: Cidr, source?: Cidr): string[] {
+  return [
+    'conntrack',
+    '-D',
+    '-f',
+    family,
+    '-p',
+    protocol,
+    ...(source === undefined ? [] : ['--orig-src', formatCidr(source)]),
+    '--orig-dst',
+    formatCidr(destination),
+    ...(change.oldTranslated ? ['--src-nat'] : []),
+  ];
+}
+
+/** Every argv the changes need, in order. */
+export function staleFlowCommands(changed: ChangedDecisions, opts: StaleFlowOptions = {}): string[][] {
+  const protocols = [...CONNECTIONLESS[changed.family], ...(opts.deleteTcp === true ? ['tcp', 'sctp'] : [])];
+  return changed.changes.flatMap((c) => c.destinations.flatMap((d) => (c.sources ?? [undefined]).flatMap((s) => protocols.map((p) => conntrackDeleteArgv(changed.family, p, c, d, s)))));
+}
+
+/** Runs one `conntrack -D` and returns how many entries it deleted; none is exit 1, not a failure. */
+async function runDelete(run: Runner, argv: readonly string[], timeoutMs: number | undefined): Promise<number> {
+  try {
+    const r = await run(argv, timeoutMs === undefined ? {} : { timeoutMs });
+    return conntrackDeleted(r) ?? 0;
+  } catch (e) {
+    const none = e instanceof CommandError && e.exitCode === 1 ? conntrackDeleted(e) : undefined;
+    if (none === 0) return 0;
+    throw e;
+  }
+}
+
+/**
+ * Deletes the conntrack entries of the flows in `changed`, one command at a time (they contend for
+ * the same table). Never throws: failures are returned. A missing conntrack or missing privileges
+ * stops the rest, which would fail alike.
+ */
+export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, opts: StaleFlowOptions = {}): Promise<StaleFlowResult> {
+  let deleted = 0;
+  const errors: Error[] = [];
+  for (const argv of staleFlowCommands(changed, opts)) {
+    try {
+      deleted += await runDelete(run, argv, opts.timeoutMs);
+    } catch (e) {
+      errors.push(e instanceof Error ? e : new Error(String(e)));
+      if (e instanceof CommandError && (e.failure === 'not-installed' || e.failure === 'permission-denied')) break;
+    }
+  }
+  return { family: changed.family, deleted, errors };
+}

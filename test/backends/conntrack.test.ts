@@ -1,0 +1,86 @@
+// The stale-flow deleter against a scripted runner: the argv it builds from changed decisions, how
+// it reads conntrack's count (none deleted is exit 1, not a failure), and that it never throws.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CommandError } from '../../src/errors.js';
+import { parseCidr } from '../../src/net/cidr.js';
+import { deleteStaleFlows, staleFlowCommands } from '../../src/backends/conntrack.js';
+import type { ChangedDecisions } from '../../src/policy/changes.js';
+import type { CommandResult, Runner } from '../../src/exec/runner.js';
+
+const KEPT: ChangedDecisions = { family: 'ipv4', widened: false, changes: [{ destinations: [parseCidr('198.51.100.0/24')], oldTranslated: false }] };
+const MIXED: ChangedDecisions = {
+  family: 'ipv4',
+  widened: false,
+  changes: [
+    { destinations: [parseCidr('203.0.113.0/24')], sources: [parseCidr('10.244.0.0/16')], oldTranslated: true },
+    { destinations: [parseCidr('198.51.100.0/24')], oldTranslated: false },
+  ],
+};
+
+test('staleFlowCommands: udp and icmp per block; --src-nat only where the old policy translated; --orig-src for a source scope', () => {
+  assert.deepEqual(
+    staleFlowCommands(MIXED).map((a) => a.join(' ')),
+    [
+      'conntrack -D -f ipv4 -p udp --orig-src 10.244.0.0/16 --orig-dst 203.0.113.0/24 --src-nat',
+      'conntrack -D -f ipv4 -p icmp --orig-src 10.244.0.0/16 --orig-dst 203.0.113.0/24 --src-nat',
+      'conntrack -D -f ipv4 -p udp --orig-dst 198.51.100.0/24',
+      'conntrack -D -f ipv4 -p icmp --orig-dst 198.51.100.0/24',
+    ],
+  );
+});
+
+test('staleFlowCommands: tcp and sctp only when asked; icmpv6 for IPv6', () => {
+  const v6: ChangedDecisions = { family: 'ipv6', widened: false, changes: [{ destinations: [parseCidr('2001:db8::/32')], oldTranslated: true }] };
+  assert.deepEqual(
+    staleFlowCommands(v6, { deleteTcp: true }).map((a) => a.slice(4, 6).join(' ')),
+    ['-p udp', '-p icmpv6', '-p tcp', '-p sctp'],
+  );
+  assert.deepEqual(staleFlowCommands({ family: 'ipv4', widened: false, changes: [] }), []);
+});
+
+/** A runner answering each argv with `answer(argv)`: a result's stderr, or an error to throw. */
+function scripted(answer: (argv: readonly string[]) => string | CommandError): { runner: Runner; calls: string[] } {
+  const calls: string[] = [];
+  const runner: Runner = async (argv) => {
+    calls.push(argv.join(' '));
+    const a = answer(argv);
+    if (a instanceof CommandError) throw a;
+    return { stdout: '', stderr: a, exitCode: 0 } satisfies CommandResult;
+  };
+  return { runner, calls };
+}
+
+const said = (n: number): string => `conntrack v1.4.7 (conntrack-tools): ${n} flow entries have been deleted.\n`;
+
+test('deleteStaleFlows sums the counts; "0 flow entries" with exit 1 is no failure', async () => {
+  const { runner, calls } = scripted((argv) => (argv.includes('udp') ? said(3) : new CommandError(argv, 1, said(0), 'other', 'exit code 1')));
+  assert.deepEqual(await deleteStaleFlows(runner, MIXED), { family: 'ipv4', deleted: 6, errors: [] });
+  assert.equal(calls.length, 4);
+});
+
+test('deleteStaleFlows returns failures instead of throwing and goes on with the other blocks', async () => {
+  const boom = (argv: readonly string[]): CommandError => new CommandError(argv, 1, 'conntrack v1.4.7 (conntrack-tools): Operation failed: invalid parameters\n', 'other', 'exit code 1');
+  const { runner, calls } = scripted((argv) => (argv.includes('203.0.113.0/24') ? boom(argv) : said(1)));
+  const r = await deleteStaleFlows(runner, MIXED);
+  assert.equal(r.deleted, 2);
+  assert.equal(r.errors.length, 2);
+  assert.equal(calls.length, 4);
+});
+
+test('deleteStaleFlows stops at a missing conntrack: every other command would fail alike', async () => {
+  const { runner, calls } = scripted((argv) => new CommandError(argv, null, '', 'not-installed', 'conntrack is not installed (not found in PATH)'));
+  const r = await deleteStaleFlows(runner, MIXED);
+  assert.deepEqual([r.deleted, r.errors.length, calls.length], [0, 1, 1]);
+  assert.match(r.errors[0]!.message, /not installed/);
+});
+
+test('deleteStaleFlows passes the timeout to each command', async () => {
+  const seen: (number | undefined)[] = [];
+  const runner: Runner = async (_argv, options) => {
+    seen.push(options?.timeoutMs);
+    return { stdout: '', stderr: said(0), exitCode: 0 };
+  };
+  await deleteStaleFlows(runner, KEPT, { timeoutMs: 5000 });
+  assert.deepEqual(seen, [5000, 5000]);
+});
