@@ -121,13 +121,11 @@ function formatIpv6(value: bigint): string {
     run = words[i] === 0 ? run + 1 : 0;
     if (run > len) [at, len] = [i - run + 1, run];
   }
-  if (at === 0 && (len === 6 || (len === 5 && words[5] === 0xffff))) return `::${len === 5 ? 'ffff:' : ''}${formatIp({ family: 'ipv4', value: value & 0xffffffffn })}`;
-  const hex = (from: number, to: number): string =>
-    words
-      .slice(from, to)
-      .map((w) => w.toString(16))
-      .join(':');
-  return at < 0 ? hex(0, 8) : `${hex(0, at)}::${hex(at + len, 8)}`;
+  const dotted = formatIp({ family: 'ipv4', value: value & 0xffffffffn });
+  if (at === 0 && len === 6) return `::${dotted}`;
+  if (at === 0 && len === 5 && words[5] === 0xffff) return `::ffff:${dotted}`;
+  const hex = (ws: readonly number[]): string => ws.map((w) => w.toString(16)).join(':');
+  return at < 0 ? hex(words) : `${hex(words.slice(0, at))}::${hex(words.slice(at + len))}`;
 }
 
 /** An address as iptables prints it (inet_ntop). */
@@ -198,7 +196,8 @@ export function ruleShape(chain: string, parts: readonly (RulePart | undefined)[
   const given = parts.filter((p) => p !== undefined);
   const restore = given.map((p) => ` ${partText(p, false)}`);
   const save = [...given].sort((a, b) => SAVE_RANK[a.kind] - SAVE_RANK[b.kind]).map((p) => ` ${partText(p, true)}`);
-  return { chain, parts: given, addressesAt, restore: [`-A ${chain}${restore.slice(0, addressesAt).join('')}`, restore.slice(addressesAt).join('')], save: [`-A ${chain}`, save.join('')] };
+  const [before, after] = [restore.slice(0, addressesAt).join(''), restore.slice(addressesAt).join('')];
+  return { chain, parts: given, addressesAt, restore: [`-A ${chain}${before}`, after], save: [`-A ${chain}`, save.join('')] };
 }
 
 /** A rule as iptables-restore reads it: `-A CHAIN`, then its parts in the model's order. */
@@ -274,7 +273,8 @@ export function chainRules(policy: FamilyPolicy, opts: RenderOptions): Rule[] {
     const to = (ports?: PortRange): RulePart | undefined => {
       if (toSource === undefined) return ports && { kind: 'option', text: `--to-ports ${ports.text}` };
       const addr = savedAddress(toSource);
-      return { kind: 'option', text: `--to-source ${ports === undefined ? addr : `${toSource.family === 'ipv6' ? `[${addr}]` : addr}:${ports.text}`}` };
+      if (ports === undefined) return { kind: 'option', text: `--to-source ${addr}` };
+      return { kind: 'option', text: `--to-source ${toSource.family === 'ipv6' ? `[${addr}]` : addr}:${ports.text}` };
     };
     const spread = TO_PORTS_PROTOCOLS.flatMap((name) =>
       policy.toPorts.map((ports, i) => {
