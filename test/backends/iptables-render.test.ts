@@ -3,6 +3,7 @@
 // Regenerate with UPDATE_GOLDEN=1 after a deliberate change, then review the diff.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -19,7 +20,9 @@ import {
   toPortsProbabilities,
 } from '../../src/backends/iptables/render.js';
 import { DEFAULT_CHAIN, MASQ_COMMENT, NON_MASQ_COMMENT } from '../../src/backends/iptables/constants.js';
-import { parseCidr } from '../../src/net/cidr.js';
+import { quoteRuleArg, splitRuleArgs } from '../../src/backends/iptables/rules.js';
+import { formatCidr, formatIp, parseCidr, type Cidr, type Family, type IpAddress } from '../../src/net/cidr.js';
+import type { ActionRange, ExemptRange, FamilyPolicy, PostroutingPosition } from '../../src/policy/types.js';
 import { defaultConfig } from '../../src/config/merge.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { buildPolicy } from '../../src/policy/build.js';
@@ -235,4 +238,91 @@ test('the -S form writes an IPv4 range by its policy text: every IPv4 range a co
     const lines = renderChainSaveLines(fp, { chain: DEFAULT_CHAIN, randomFully: true });
     fp.exempt.forEach((e, i) => assert.ok(lines[i + 1]?.startsWith(`-A ${DEFAULT_CHAIN} -d ${formatSavedCidr(e.cidr)} -m comment`), lines[i + 1]));
   }
+});
+
+// A model of what iptables lists for a restore line it accepted (iptables 1.8.9, nft and legacy):
+// -s, -d (no /0, inet_ntop form), -p, the -m modules in the order given (comments quoted as
+// xtables_save_string does, probabilities as stored), then the target with its options and
+// --random-fully last. It reads tokens, not the renderer's model, so the two can disagree.
+const TARGET_OPTIONS = new Set(['--to-ports', '--to-source']);
+function listedAs(restoreLine: string): string {
+  const args = splitRuleArgs(restoreLine);
+  const modules: string[] = [];
+  const options: string[] = [];
+  let [src, dst, proto, target, fully] = ['', '', '', '', ''];
+  for (let i = 2; i < args.length; i++) {
+    const a = args[i]!;
+    const value = (): string => args[++i]!;
+    const cidr = (): string => {
+      const c = parseCidr(value());
+      return c.prefix === 0 ? '' : ` ${a} ${formatSavedCidr(c)}`;
+    };
+    if (a === '-s') src = cidr();
+    else if (a === '-d') dst = cidr();
+    else if (a === '-p') proto = ` -p ${value()}`;
+    else if (a === '-j') target = ` -j ${value()}`;
+    else if (a === '--random-fully') fully = ' --random-fully';
+    else if (TARGET_OPTIONS.has(a)) options.push(` ${a} ${value()}`);
+    else if (a === '-m') modules.push(` -m ${value()}`);
+    else if (a === '!') modules.push(' !');
+    else modules.push(` ${a} ${a === '--comment' ? quoteRuleArg(value()) : a === '--probability' ? savedProbability(value()) : value()}`);
+  }
+  return `-A ${args[1]}${src}${dst}${proto}${modules.join('')}${target}${options.join('')}${fully}`;
+}
+
+const familyArb = fc.constantFrom<Family>('ipv4', 'ipv6');
+const addressArb = (family: Family): fc.Arbitrary<bigint> => {
+  const bits = family === 'ipv4' ? 32 : 128;
+  // Zero-heavy IPv6 values and ::a.b.c.d ones exercise inet_ntop's forms; IPv4-mapped ones are refused by parseCidr.
+  const words = fc.array(fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: 0xffffn })), { minLength: bits / 16, maxLength: bits / 16 });
+  const values = words.map((ws) => ws.reduce((v, w) => (v << 16n) | w, 0n));
+  return (family === 'ipv4' ? values : fc.oneof(values, fc.bigInt({ min: 0x10000n, max: 0xffffffffn }))).filter((v) => family === 'ipv4' || v >> 32n !== 0xffffn);
+};
+const rangeArb = (family: Family): fc.Arbitrary<{ cidr: Cidr; text: string; source: string; path: string }> =>
+  fc.tuple(addressArb(family), fc.integer({ min: 0, max: family === 'ipv4' ? 32 : 128 })).map(([value, prefix]) => {
+    const bits = BigInt(family === 'ipv4' ? 32 : 128);
+    const cidr: Cidr = { family, base: (value >> (bits - BigInt(prefix))) << (bits - BigInt(prefix)), prefix };
+    return { cidr, text: formatCidr(cidr), source: 'test', path: '' };
+  });
+const policyArb: fc.Arbitrary<FamilyPolicy> = familyArb.chain((family) =>
+  fc.record(
+    {
+      family: fc.constant(family),
+      exempt: fc.array(
+        fc.tuple(rangeArb(family), fc.constantFrom('config', 'link-local') as fc.Arbitrary<ExemptRange['reason']>).map(([r, reason]) => ({ ...r, reason })),
+        { maxLength: 5 },
+      ),
+      randomFully: fc.boolean(),
+      toPorts: fc
+        .array(fc.tuple(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 0, max: 3000 })), { maxLength: 3 })
+        .map((rs) => rs.map(([from, span]) => portRange(span === 0 || from + span > 65535 ? `${from}` : `${from}-${from + span}`))),
+      postroutingPosition: fc.constantFrom<PostroutingPosition>('append', 'first'),
+      masqueradeBit: fc.integer({ min: 0, max: 31 }),
+      actions: fc.array(
+        fc.tuple(rangeArb(family), fc.option(addressArb(family))).map(([r, to]): ActionRange => {
+          if (to === null) return { ...r, action: { kind: 'masquerade' }, list: 'masqueradeCIDRs' };
+          const toSource: IpAddress = { family, value: to };
+          return { ...r, action: { kind: 'snat', toSource, toSourceText: formatIp(toSource) }, list: 'snat' };
+        }),
+        { maxLength: 3 },
+      ),
+      sources: fc.array(rangeArb(family), { maxLength: 2 }),
+    },
+    { requiredKeys: ['family', 'exempt', 'randomFully', 'toPorts'] },
+  ),
+);
+
+test('property: each -S line is what iptables lists for the restore line written for the same rule (plain and decision policies)', () => {
+  fc.assert(
+    fc.property(policyArb, fc.constantFrom('IP-MASQ-AGENT', 'MY-MASQ'), fc.boolean(), (policy, chain, randomFully) => {
+      const opts = { chain, randomFully };
+      const restore = renderRestorePayload(policy, opts).split('\n');
+      assert.deepEqual([...restore.slice(0, 2), ...restore.slice(-2)], ['*nat', `:${chain} - [0:0]`, 'COMMIT', '']);
+      const [jump, created, ...listed] = renderSaveLines(policy, opts);
+      assert.equal(created, `-N ${chain}`);
+      assert.deepEqual(restore.slice(2, -2).map(listedAs), listed);
+      assert.equal(listedAs(`-A POSTROUTING ${jumpRuleSpec(chain).map(quoteRuleArg).join(' ')}`), jump);
+    }),
+    { numRuns: 300 },
+  );
 });
