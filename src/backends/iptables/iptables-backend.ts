@@ -10,7 +10,7 @@
 // its policy line is a failed read, a jump is added only when `-C` agrees none is there, and every
 // change to POSTROUTING is verified by a listing after it: a repair that does not take fails the
 // sync instead of being repeated at every one.
-import type { Backend, BackendFacts, OwnedState, RenderedPayload } from '../backend.js';
+import { sameState, type Backend, type BackendFacts, type Observed, type OwnedState, type Plan, type RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError, restated } from '../../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../../excerpt.js';
@@ -116,8 +116,19 @@ function outputLines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
 }
 
+/** What the iptables backend's read() saw: our chain and jump as `-S` lines, and the rules that translate before our jump. */
+export interface IptablesObserved extends Observed {
+  readonly shadowing: readonly string[];
+}
+
+/** What the iptables backend's apply() runs. */
+export interface IptablesPlan extends Plan {
+  readonly policy: FamilyPolicy;
+  readonly seen: OwnedState | undefined;
+}
+
 /** Creates the iptables backend for one mode; its name is `iptables-nft` or `iptables-legacy`. */
-export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
+export function createIptablesBackend(opts: IptablesBackendOptions): Backend<IptablesObserved, IptablesPlan> {
   const problem = checkChainName(opts.chain);
   if (problem) throw new Error(`invalid iptables chain name: ${problem}`);
   const { runner, mode, chain } = opts;
@@ -294,7 +305,140 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
     }
   }
 
-  const backend: Backend = {
+  /** Our chain and jump as `-S` lines (the read-back), listing POSTROUTING for the plan too. */
+  async function readOld(family: Family): Promise<OwnedState> {
+    const pending = prepared.get(family);
+    prepared.delete(family);
+    const listArgv = nat(family, '-S', chain);
+    // Two independent listings, asked at once (one process's start-up less to wait for).
+    const [list, rules] = await Promise.all([run(listArgv, { okExitCodes: [0, 1] }), pending ?? postrouting(family)]);
+    // Every jump to our chain, in any form: an extra one is drift that apply repairs.
+    const jumps = findRulesWithTarget(rules, 'POSTROUTING', chain).map((r) => r.line);
+    lastPostrouting.set(family, rules);
+    let chainLines: string[];
+    if (list.exitCode === 0) {
+      const seen = lastChain.get(family);
+      // Comparing the text is one memcmp; splitting 10,000 lines again is allocation and GC.
+      if (seen?.stdout === list.stdout) chainLines = seen.lines;
+      else {
+        chainLines = outputLines(list.stdout);
+        lastChain.set(family, { stdout: list.stdout, lines: chainLines });
+      }
+    } else if (isChainMissing(list) || (isChainIncompatible(list) && jumps.length === 0 && (await probeJump(family)).exitCode === 2)) {
+      // iptables-nft 1.8.9 calls a missing chain "incompatible"; the -C probe confirms it is absent.
+      chainLines = [];
+    } else {
+      throw new CommandError(listArgv, list.exitCode, list.stderr, 'other', `${listArgv.join(' ')}: exit code ${list.exitCode}: ${saidByIptables(list.stderr)}`);
+    }
+    // A chain written for `first` (it starts with the kube-proxy mark rule) wants our jump first:
+    // a rule someone inserted above it shows as one more line, so the sync moves the jump back.
+    const markRule = ` -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`;
+    const note = chainLines.some((l) => l.endsWith(markRule)) ? notFirstLine(rules, chain, NOT_FIRST_NOTE) : undefined;
+    // A rule with our jump's comment that leads elsewhere (our chain renamed) decides traffic too.
+    const renamed = (await inspectRenamed(family, rules)).flatMap((r) => [r.line, renamedNote(r)]);
+    const state = [...(note === undefined ? [] : [note]), ...jumps, ...renamed, ...chainLines];
+    const prev = lastRead.get(family);
+    if (prev && prev.length === state.length && prev.every((l, i) => l === state[i])) return prev;
+    lastRead.set(family, state);
+    return state;
+  }
+
+  /** Writes one family's policy: the chain's restore and the jump put right. */
+  async function applyOld(policy: FamilyPolicy, seen?: OwnedState): Promise<void> {
+    const family = policy.family;
+    const readListing = seen === undefined ? undefined : lastPostrouting.get(family);
+    lastPostrouting.delete(family);
+    const pending = prepared.get(family);
+    prepared.delete(family);
+    const first = exemptionIsFinal(policy);
+    const ourJump = renderJumpSaveLine(chain);
+    // On legacy POSTROUTING is listed before the restore (the read's listing, the one
+    // prepareSync started, or one that runs while the payload renders), and a repair it calls
+    // for joins the chain's restore. On nft the listing costs a few ms: there the jump is
+    // checked after the restore, as the reference does.
+    const early = mode !== 'legacy' ? undefined : readListing !== undefined ? Promise.resolve(readListing) : (pending ?? postrouting(family));
+    // The render may throw first; the listing's failure is then of no interest.
+    early?.catch(() => undefined);
+    const chainPayload = renderRestorePayload(policy, renderOptions(policy));
+    const listedEarly =
+      early === undefined
+        ? undefined
+        : await early.catch((e: unknown) => {
+            // A busy lock would keep the restore out too; any other failure leaves the jump to the check after it.
+            if (e instanceof CommandError && e.failure === 'lock-busy') throw e;
+            return undefined;
+          });
+    const plan = listedEarly === undefined ? undefined : planJumpRepair(listedEarly, chain, ourJump, first);
+    // The read just before saw no jump of any form (a fresh node, or the jump deleted): it joins
+    // the chain's restore, which makes both at once, instead of a listing and an -A after it.
+    const addJump = seen !== undefined && findRulesWithTarget(seen, 'POSTROUTING', chain).length === 0;
+    // No jump can lead to a chain that is not there; with the chain there, the kernel is asked.
+    if (addJump && seen?.includes(`-N ${chain}`)) await refuseHiddenJump(family);
+    const jumpLine = first ? `-I POSTROUTING 1 ${ourJump.slice('-A POSTROUTING '.length)}` : ourJump;
+    // A missing jump joins the restore only after a read (render() says apply adds it after the
+    // payload); a jump to replace always does: on legacy a restore of its own rewrites the table again.
+    const foldPlan = plan !== undefined && (plan.kind === 'replace' || (seen !== undefined && plan.kind !== 'none'));
+    // Our chain renamed (`iptables -E`) goes in the same transaction: its jump deleted, then it.
+    // After the jump lines, whose positions were counted with the renamed jump in place.
+    const listedBefore = listedEarly ?? readListing;
+    let renamed = listedBefore === undefined ? undefined : await inspectRenamed(family, listedBefore);
+    const renamedLines = removalOf(renamed);
+    const extra = [...(addJump ? [jumpLine] : foldPlan ? jumpRepairLines(plan, ourJump) : []), ...renamedLines.lines];
+    const payload = extra.length === 0 ? chainPayload : chainPayload.replace(/COMMIT\n$/, `${extra.join('\n')}\nCOMMIT\n`);
+    let listed = listedEarly;
+    let folded = extra.length > 0;
+    try {
+      await restorePayload(family, payload);
+    } catch (e) {
+      // A jump deleted by someone since the listing fails the whole transaction (-D of a rule
+      // not there), as does a renamed chain that something else still jumps to: the chain goes
+      // alone, and the rest is listed and repaired after it.
+      if ((plan?.kind !== 'replace' && renamedLines.lines.length === 0) || !(e instanceof IptablesRestoreError)) throw e;
+      await restorePayload(family, chainPayload);
+      listed = undefined;
+      renamed = undefined;
+      folded = false;
+    }
+    const removed = folded ? renamedLines.removed : [];
+    let changed = folded;
+    if (!(folded && (addJump || foldPlan))) {
+      // Only now, with the chain complete, may traffic be sent into it (legacy listed before the restore).
+      listed ??= await postrouting(family);
+      const repair = planJumpRepair(listed, chain, ourJump, first);
+      if (repair.kind === 'append' || repair.kind === 'insert-first') await refuseHiddenJump(family);
+      if (repair.kind === 'append') await run(nat(family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
+      if (repair.kind === 'insert-first') await run(nat(family, '-I', 'POSTROUTING', '1', ...jumpRuleSpec(chain)));
+      if (repair.kind === 'replace') {
+        try {
+          await restore(family, repair.payload);
+        } catch (e) {
+          if (!(e instanceof CommandError)) throw e;
+          const what = `replacing ${repair.remove.length} POSTROUTING jump${repair.remove.length === 1 ? '' : 's'} to ${chain} (older forms, duplicates, or ours not first) by ours`;
+          throw e.restate(`${what} failed; the chain is up to date: ${e.message}`);
+        }
+      }
+      changed ||= repair.kind !== 'none';
+    }
+    if (renamed === undefined) {
+      // No listing before the restore (nft after a config change), or the joint restore failed.
+      renamed = await inspectRenamed(family, listed ?? (await postrouting(family)));
+      const late = renamed.filter((r) => r.verdict.ours).length;
+      try {
+        removed.push(...(await removeRenamed(family, renamed)));
+      } catch (e) {
+        if (!(e instanceof CommandError)) throw e;
+        throw e.restate(`deleting our renamed chain (${late} jump${late === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`);
+      }
+      changed ||= late > 0;
+    }
+    if (changed) await verifyPostrouting(family, first, removed);
+    // Nothing changed: POSTROUTING is as listed, and findShadowing need not list it again.
+    else if (listed !== undefined) lastPostrouting.set(family, listed);
+    const foreign = renamed.find((r) => !r.verdict.ours);
+    if (foreign !== undefined) throw foreignRenamedError(foreign, chain);
+  }
+
+  const backend: Backend<IptablesObserved, IptablesPlan> = {
     name,
 
     expected(policy: FamilyPolicy): OwnedState {
@@ -330,151 +474,20 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend {
       return (['ipv4', 'ipv6'] as const).map((family) => iptablesLeftover(runner, mode, family, chain, () => backend.cleanup(family)));
     },
 
-    prepareSync(family: Family): void {
-      // Legacy reads the whole nat table for any command (about 90 ms next to 50,000 rules):
-      // POSTROUTING is listed while the agent loads the config; the read or apply after takes it.
-      if (mode !== 'legacy') return;
-      const listing = postrouting(family);
-      // Its failure is the read's or apply's to report, if one comes.
-      listing.catch(() => undefined);
-      prepared.set(family, listing);
+    async read(family: Family): Promise<IptablesObserved> {
+      const owned = await readOld(family);
+      const listing = lastPostrouting.get(family);
+      return { family, owned, shadowing: findShadowingRules(listing ?? [], chain) };
     },
 
-    async read(family: Family): Promise<OwnedState> {
-      const pending = prepared.get(family);
-      prepared.delete(family);
-      const listArgv = nat(family, '-S', chain);
-      // Two independent listings, asked at once (one process's start-up less to wait for).
-      const [list, rules] = await Promise.all([run(listArgv, { okExitCodes: [0, 1] }), pending ?? postrouting(family)]);
-      // Every jump to our chain, in any form: an extra one is drift that apply repairs.
-      const jumps = findRulesWithTarget(rules, 'POSTROUTING', chain).map((r) => r.line);
-      lastPostrouting.set(family, rules);
-      let chainLines: string[];
-      if (list.exitCode === 0) {
-        const seen = lastChain.get(family);
-        // Comparing the text is one memcmp; splitting 10,000 lines again is allocation and GC.
-        if (seen?.stdout === list.stdout) chainLines = seen.lines;
-        else {
-          chainLines = outputLines(list.stdout);
-          lastChain.set(family, { stdout: list.stdout, lines: chainLines });
-        }
-      } else if (isChainMissing(list) || (isChainIncompatible(list) && jumps.length === 0 && (await probeJump(family)).exitCode === 2)) {
-        // iptables-nft 1.8.9 calls a missing chain "incompatible"; the -C probe confirms it is absent.
-        chainLines = [];
-      } else {
-        throw new CommandError(listArgv, list.exitCode, list.stderr, 'other', `${listArgv.join(' ')}: exit code ${list.exitCode}: ${saidByIptables(list.stderr)}`);
-      }
-      // A chain written for `first` (it starts with the kube-proxy mark rule) wants our jump first:
-      // a rule someone inserted above it shows as one more line, so the sync moves the jump back.
-      const markRule = ` -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`;
-      const note = chainLines.some((l) => l.endsWith(markRule)) ? notFirstLine(rules, chain, NOT_FIRST_NOTE) : undefined;
-      // A rule with our jump's comment that leads elsewhere (our chain renamed) decides traffic too.
-      const renamed = (await inspectRenamed(family, rules)).flatMap((r) => [r.line, renamedNote(r)]);
-      const state = [...(note === undefined ? [] : [note]), ...jumps, ...renamed, ...chainLines];
-      const prev = lastRead.get(family);
-      if (prev && prev.length === state.length && prev.every((l, i) => l === state[i])) return prev;
-      lastRead.set(family, state);
-      return state;
+    plan(observed: IptablesObserved, policy: FamilyPolicy): IptablesPlan {
+      const upToDate = sameState(observed.owned, backend.expected(policy));
+      return { family: policy.family, upToDate, shadowing: observed.shadowing, policy, seen: observed.owned };
     },
 
-    async apply(policy: FamilyPolicy, seen?: OwnedState): Promise<void> {
-      const family = policy.family;
-      const readListing = seen === undefined ? undefined : lastPostrouting.get(family);
-      lastPostrouting.delete(family);
-      const pending = prepared.get(family);
-      prepared.delete(family);
-      const first = exemptionIsFinal(policy);
-      const ourJump = renderJumpSaveLine(chain);
-      // On legacy POSTROUTING is listed before the restore (the read's listing, the one
-      // prepareSync started, or one that runs while the payload renders), and a repair it calls
-      // for joins the chain's restore. On nft the listing costs a few ms: there the jump is
-      // checked after the restore, as the reference does.
-      const early = mode !== 'legacy' ? undefined : readListing !== undefined ? Promise.resolve(readListing) : (pending ?? postrouting(family));
-      // The render may throw first; the listing's failure is then of no interest.
-      early?.catch(() => undefined);
-      const chainPayload = renderRestorePayload(policy, renderOptions(policy));
-      const listedEarly =
-        early === undefined
-          ? undefined
-          : await early.catch((e: unknown) => {
-              // A busy lock would keep the restore out too; any other failure leaves the jump to the check after it.
-              if (e instanceof CommandError && e.failure === 'lock-busy') throw e;
-              return undefined;
-            });
-      const plan = listedEarly === undefined ? undefined : planJumpRepair(listedEarly, chain, ourJump, first);
-      // The read just before saw no jump of any form (a fresh node, or the jump deleted): it joins
-      // the chain's restore, which makes both at once, instead of a listing and an -A after it.
-      const addJump = seen !== undefined && findRulesWithTarget(seen, 'POSTROUTING', chain).length === 0;
-      // No jump can lead to a chain that is not there; with the chain there, the kernel is asked.
-      if (addJump && seen?.includes(`-N ${chain}`)) await refuseHiddenJump(family);
-      const jumpLine = first ? `-I POSTROUTING 1 ${ourJump.slice('-A POSTROUTING '.length)}` : ourJump;
-      // A missing jump joins the restore only after a read (render() says apply adds it after the
-      // payload); a jump to replace always does: on legacy a restore of its own rewrites the table again.
-      const foldPlan = plan !== undefined && (plan.kind === 'replace' || (seen !== undefined && plan.kind !== 'none'));
-      // Our chain renamed (`iptables -E`) goes in the same transaction: its jump deleted, then it.
-      // After the jump lines, whose positions were counted with the renamed jump in place.
-      const listedBefore = listedEarly ?? readListing;
-      let renamed = listedBefore === undefined ? undefined : await inspectRenamed(family, listedBefore);
-      const renamedLines = removalOf(renamed);
-      const extra = [...(addJump ? [jumpLine] : foldPlan ? jumpRepairLines(plan, ourJump) : []), ...renamedLines.lines];
-      const payload = extra.length === 0 ? chainPayload : chainPayload.replace(/COMMIT\n$/, `${extra.join('\n')}\nCOMMIT\n`);
-      let listed = listedEarly;
-      let folded = extra.length > 0;
-      try {
-        await restorePayload(family, payload);
-      } catch (e) {
-        // A jump deleted by someone since the listing fails the whole transaction (-D of a rule
-        // not there), as does a renamed chain that something else still jumps to: the chain goes
-        // alone, and the rest is listed and repaired after it.
-        if ((plan?.kind !== 'replace' && renamedLines.lines.length === 0) || !(e instanceof IptablesRestoreError)) throw e;
-        await restorePayload(family, chainPayload);
-        listed = undefined;
-        renamed = undefined;
-        folded = false;
-      }
-      const removed = folded ? renamedLines.removed : [];
-      let changed = folded;
-      if (!(folded && (addJump || foldPlan))) {
-        // Only now, with the chain complete, may traffic be sent into it (legacy listed before the restore).
-        listed ??= await postrouting(family);
-        const repair = planJumpRepair(listed, chain, ourJump, first);
-        if (repair.kind === 'append' || repair.kind === 'insert-first') await refuseHiddenJump(family);
-        if (repair.kind === 'append') await run(nat(family, '-A', 'POSTROUTING', ...jumpRuleSpec(chain)));
-        if (repair.kind === 'insert-first') await run(nat(family, '-I', 'POSTROUTING', '1', ...jumpRuleSpec(chain)));
-        if (repair.kind === 'replace') {
-          try {
-            await restore(family, repair.payload);
-          } catch (e) {
-            if (!(e instanceof CommandError)) throw e;
-            const what = `replacing ${repair.remove.length} POSTROUTING jump${repair.remove.length === 1 ? '' : 's'} to ${chain} (older forms, duplicates, or ours not first) by ours`;
-            throw e.restate(`${what} failed; the chain is up to date: ${e.message}`);
-          }
-        }
-        changed ||= repair.kind !== 'none';
-      }
-      if (renamed === undefined) {
-        // No listing before the restore (nft after a config change), or the joint restore failed.
-        renamed = await inspectRenamed(family, listed ?? (await postrouting(family)));
-        const late = renamed.filter((r) => r.verdict.ours).length;
-        try {
-          removed.push(...(await removeRenamed(family, renamed)));
-        } catch (e) {
-          if (!(e instanceof CommandError)) throw e;
-          throw e.restate(`deleting our renamed chain (${late} jump${late === 1 ? '' : 's'} to it) failed; the chain ${chain} is up to date: ${e.message}`);
-        }
-        changed ||= late > 0;
-      }
-      if (changed) await verifyPostrouting(family, first, removed);
-      // Nothing changed: POSTROUTING is as listed, and findShadowing need not list it again.
-      else if (listed !== undefined) lastPostrouting.set(family, listed);
-      const foreign = renamed.find((r) => !r.verdict.ours);
-      if (foreign !== undefined) throw foreignRenamedError(foreign, chain);
-    },
-
-    async findShadowing(family: Family): Promise<readonly string[]> {
-      const taken = lastPostrouting.get(family);
-      lastPostrouting.delete(family);
-      return findShadowingRules(taken ?? (await postrouting(family)), chain);
+    async apply(plan: IptablesPlan): Promise<void> {
+      if (plan.upToDate) return;
+      await applyOld(plan.policy, plan.seen);
     },
 
     async cleanup(family: Family): Promise<void> {
