@@ -11,7 +11,6 @@ import { CommandError, ConfigError } from '../../src/errors.js';
 import { createMemoryLogger } from '../../src/observe/log.js';
 import { createFakeClock } from './fake-clock.js';
 import { MAX_LOGGED_ISSUES } from '../../src/limits.js';
-import { applyPolicy, readOwned } from '../backends/sync.js';
 
 const OPTS: ConfigOptions = { enableIPv6: true, nomasqAllReservedRanges: false };
 
@@ -642,4 +641,3 @@ test("a new config's sync is reported (log and onSync) before its redundancy war
   assert.ok(later.lastIndexOf('redundant non-masquerade range') > later.lastIndexOf('sync done'), later.join('\n'));
   await h.agent.stop();
 });
-
