@@ -148,7 +148,7 @@ for (const mode of MODES) {
     });
   });
 
-  test(`${mode}: a changed config applied without a read (after prepareSync) leaves exactly one jump, ours, where the first stray one was`, { skip }, async () => {
+  test(`${mode}: a changed config (read without our chain) leaves exactly one jump, ours, where the first stray one was, in one restore`, { skip }, async () => {
     await withNamespace(`ipt-swap-${mode}`, async (ns) => {
       const backend = backendIn(ns, mode);
       await applyPolicy(backend, defaults4);
@@ -159,10 +159,46 @@ for (const mode of MODES) {
       await inNs(ns, [...nat, '-A', 'POSTROUTING', ...jumpRuleSpec(DEFAULT_CHAIN)]);
       await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', DEFAULT_CHAIN]);
       const changed: FamilyPolicy = { ...defaults4, exempt: [...defaults4.exempt, exempt('198.51.100.0/24')] };
-      await applyPolicy(backend, changed);
+      await backend.apply(backend.plan(await backend.read('ipv4', { owned: false }), changed));
       const rules = (await inNs(ns, [...nat, '-S', 'POSTROUTING'])).split('\n').filter((l) => l.startsWith('-A '));
       assert.deepEqual(rules, [backend.expected(changed)[0], '-A POSTROUTING -s 10.244.0.0/16 -j RETURN']);
       assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(changed));
+    });
+  });
+
+  test(`${mode}: a stray jump deleted between plan and apply makes the one restore refuse; the chain goes alone, POSTROUTING is planned again`, { skip }, async () => {
+    await withNamespace(`ipt-race-${mode}`, async (ns) => {
+      const restores: string[] = [];
+      const runner = runnerIn(ns);
+      const backend = backendIn(ns, mode, { runner: async (argv, o) => (o?.input === undefined ? runner(argv, o) : (restores.push(o.input), runner(argv, o))) });
+      const nat = [binary(mode, 'ipv4'), '-w', '5', '-t', 'nat'];
+      await inNs(ns, [...nat, '-A', 'POSTROUTING', '-s', '10.244.0.0/16', '-j', 'RETURN']);
+      await inNs(ns, [...nat, '-N', DEFAULT_CHAIN]);
+      await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', DEFAULT_CHAIN]);
+      const plan = backend.plan(await backend.read('ipv4'), defaults4);
+      await inNs(ns, [...nat, '-D', 'POSTROUTING', '-j', DEFAULT_CHAIN]);
+      await backend.apply(plan);
+      assert.equal(restores.length, 3, 'refused whole, the chain alone, the jump planned again');
+      assert.equal(restores[1], backend.render(defaults4).payload);
+      const rules = (await inNs(ns, [...nat, '-S', 'POSTROUTING'])).split('\n').filter((l) => l.startsWith('-A '));
+      assert.deepEqual(rules, ['-A POSTROUTING -s 10.244.0.0/16 -j RETURN', backend.expected(defaults4)[0]]);
+      assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(defaults4));
+    });
+  });
+
+  test(`${mode}: our chain renamed (iptables -E) is deleted, its jump with it, in the restore that writes ours`, { skip }, async () => {
+    await withNamespace(`ipt-renamed-${mode}`, async (ns) => {
+      const backend = backendIn(ns, mode);
+      await applyPolicy(backend, defaults4);
+      const nat = [binary(mode, 'ipv4'), '-w', '5', '-t', 'nat'];
+      await inNs(ns, [...nat, '-E', DEFAULT_CHAIN, 'OLD-MASQ']);
+      const seen = await backend.read('ipv4');
+      assert.match(seen.owned?.join('\n') ?? '', /leads to nat chain OLD-MASQ \(\d+ rules, all ours: our chain renamed\)/);
+      const plan = backend.plan(seen, defaults4);
+      assert.deepEqual(plan.repairs, ['add our jump at the end of POSTROUTING', 'delete our chain renamed to OLD-MASQ and its jump']);
+      await backend.apply(plan);
+      assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(defaults4));
+      assert.doesNotMatch(await inNs(ns, [...nat, '-S']), /OLD-MASQ/);
     });
   });
 

@@ -26,16 +26,26 @@ export class IptablesRestoreError extends CommandError {
   }
 }
 
-/** How the commands run; see IptablesBackendOptions. */
-export interface IptablesCommandOptions {
+/** What the iptables backend needs; only runner, mode, chain and randomFullySupported are required. */
+export interface IptablesBackendOptions {
   readonly runner: Runner;
   readonly mode: IptablesMode;
+  /** The nat chain name (`--masq-chain`). */
   readonly chain: string;
+  /** Whether the installed iptables knows `--random-fully` (see supportsRandomFully). */
+  readonly randomFullySupported: boolean;
+  /** `-w` seconds each command may wait for the xtables lock; default 5. */
   readonly waitSeconds?: number;
+  /** Extra attempts after a command found the lock busy; default 2 (3 tries in all). */
   readonly lockRetries?: number;
+  /** Pause before the first retry, doubled before each further one; default 250 ms. */
   readonly retryDelayMs?: number;
+  /** Per-command timeout; default the runner's (30 s unless --command-timeout: well above `-w` plus the slowest measured restore). */
   readonly timeoutMs?: number;
+  /** Injected so unit tests drive retries without waiting. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** What detection found (why this mode, which version), for describe(). */
+  readonly detected?: { readonly reason: string; readonly version: string };
 }
 
 const IN_USE_HINT = 'a rule outside POSTROUTING still jumps to the chain; delete that rule, then run cleanup again';
@@ -47,7 +57,7 @@ export function outputLines(text: string): string[] {
 }
 
 /** The iptables commands of one mode and chain; every call passes `-w` and a timeout. */
-export function createIptablesCommands(opts: IptablesCommandOptions) {
+export function createIptablesCommands(opts: IptablesBackendOptions) {
   const { runner, mode, chain } = opts;
   const name = `iptables-${mode}`;
   const wait = String(opts.waitSeconds ?? DEFAULT_WAIT_SECONDS);

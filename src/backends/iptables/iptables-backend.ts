@@ -9,40 +9,17 @@
 import type { Backend, BackendFacts, OwnedState, ReadOptions, RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
-import { isChainIncompatible, isChainMissing, type Runner } from '../../exec/runner.js';
+import { isChainIncompatible, isChainMissing } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
 import { exemptionIsFinal } from '../../policy/build.js';
-import { createIptablesCommands, IptablesRestoreError, outputLines, type IptablesCommands } from './commands.js';
-import type { IptablesMode } from './detect.js';
+import { createIptablesCommands, IptablesRestoreError, outputLines, type IptablesBackendOptions, type IptablesCommands } from './commands.js';
 import { deletePayload, ownedLines, planIptables, planPostrouting, repairNotTaken, type IptablesObserved, type IptablesPlan, type RenamedJump } from './plan.js';
 import { findRenamedJumps, findRulesWithTarget, judgeRenamedChain, mayBeOurChain, natPayload, renamedRemovalLines } from './rules.js';
 import { checkChainName, jumpRuleSpec, renderRestorePayload, renderSaveLines, type RenderOptions } from './render.js';
 
-export { IptablesRestoreError };
+export { IptablesRestoreError, type IptablesBackendOptions };
 export type { IptablesObserved, IptablesPlan } from './plan.js';
-
-/** What the iptables backend needs; only runner, mode, chain and randomFullySupported are required. */
-export interface IptablesBackendOptions {
-  readonly runner: Runner;
-  readonly mode: IptablesMode;
-  /** The nat chain name (`--masq-chain`). */
-  readonly chain: string;
-  /** Whether the installed iptables knows `--random-fully` (see supportsRandomFully). */
-  readonly randomFullySupported: boolean;
-  /** `-w` seconds each command may wait for the xtables lock; default 5. */
-  readonly waitSeconds?: number;
-  /** Extra attempts after a command found the lock busy; default 2 (3 tries in all). */
-  readonly lockRetries?: number;
-  /** Pause before the first retry, doubled before each further one; default 250 ms. */
-  readonly retryDelayMs?: number;
-  /** Per-command timeout; default the runner's (30 s unless --command-timeout: well above `-w` plus the slowest measured restore). */
-  readonly timeoutMs?: number;
-  /** Injected so unit tests drive retries without waiting. */
-  readonly sleep?: (ms: number) => Promise<void>;
-  /** What detection found (why this mode, which version), for describe(). */
-  readonly detected?: { readonly reason: string; readonly version: string };
-}
 
 /** A lone `!` is safe in every shell; quoting it would invite bash's history expansion. */
 function shellQuote(word: string): string {

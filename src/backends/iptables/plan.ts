@@ -110,11 +110,8 @@ export function planPostrouting(postrouting: readonly string[], renamed: readonl
   };
 }
 
-/** Our chain's restore lines (`:CHAIN` and its rules), as the payload of a policy holds them between `*nat` and `COMMIT`. */
-function chainRestoreLines(policy: FamilyPolicy, opts: RenderOptions): string[] {
-  // The renderer writes one whole payload; its two framing lines are fixed (render.ts).
-  return renderRestorePayload(policy, opts).split('\n').slice(1, -2);
-}
+/** Our chain's restore lines (`:CHAIN` and its rules): what a payload holds between `*nat` and `COMMIT`. */
+const chainRestoreLines = (payload: string): string[] => payload.split('\n').slice(1, -2);
 
 /** What it takes to turn what read() saw into `policy`; pure. */
 export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, opts: RenderOptions): IptablesPlan {
@@ -127,15 +124,17 @@ export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, o
     return { family, upToDate: true, shadowing, chain, payload: '', fallback: undefined, probeJump: false, verify: undefined, failure: undefined, repairs: [] };
   }
   const p = planPostrouting(observed.postrouting, observed.renamed, chain, first);
-  const chainLines = chainRestoreLines(policy, opts);
+  // The renderer writes the chain as one whole payload with fixed framing lines (render.ts): a
+  // config change with the jump in place pipes it as it is, else its lines join the repair's.
+  const chainPayload = renderRestorePayload(policy, opts);
   const deletes = p.lines.some((l) => l.startsWith('-D '));
   return {
     family,
     upToDate: false,
     shadowing,
     chain,
-    payload: natPayload([...chainLines, ...p.lines]),
-    fallback: deletes ? natPayload(chainLines) : undefined,
+    payload: p.lines.length === 0 ? chainPayload : natPayload([...chainRestoreLines(chainPayload), ...p.lines]),
+    fallback: deletes ? chainPayload : undefined,
     // No jump can lead to a chain that is not there: with it listed absent, -C has nothing to ask.
     probeJump: p.addsJump && (observed.chain === undefined || observed.chain.length > 0),
     verify: p.lines.length > 0 ? { first, removed: p.removed } : undefined,
