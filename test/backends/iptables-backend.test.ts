@@ -158,6 +158,27 @@ test('a quiet sync lists our chain and POSTROUTING once each; its plan is up to 
   assert.deepEqual(ops(calls), ['iptables-nft -S', 'iptables-nft -S']);
 });
 
+test("a jump before ours into Calico's chains: read lists them (at once per level, two levels, never kube-proxy's), and the plan names the MASQUERADE found there", async () => {
+  const { backend, calls, fake } = setup();
+  await applyPolicy(backend, v4);
+  const t = fake.tables['ipv4']!;
+  t.chainLines = backend.expected(v4).slice(1);
+  const masq = '-A cali-nat-outgoing -m comment --comment "cali:flqWnvo8yq4ULQLa" -j MASQUERADE --random-fully';
+  t.postrouting.unshift('-A POSTROUTING -m comment --comment "cali:O3lYWMrLQYEMJtB5" -j cali-POSTROUTING', '-A POSTROUTING -j KUBE-POSTROUTING');
+  t.others = {
+    'cali-POSTROUTING': ['-N cali-POSTROUTING', '-A cali-POSTROUTING -j cali-nat-outgoing', '-A cali-POSTROUTING -j cali-fip-snat'],
+    'cali-nat-outgoing': ['-N cali-nat-outgoing', masq],
+  };
+  calls.length = 0;
+  const plan = backend.plan(await backend.read('ipv4'), v4);
+  assert.equal(plan.upToDate, true);
+  assert.deepEqual(plan.shadowing, [masq]);
+  assert.deepEqual(
+    calls.map((c) => c.argv[6]),
+    ['IP-MASQ-AGENT', 'POSTROUTING', 'cali-POSTROUTING', 'cali-nat-outgoing', 'cali-fip-snat'],
+  );
+});
+
 test('reads of an unchanged chain are equal by value, and plan up to date; a changed one differs', async () => {
   const { backend, fake } = setup();
   await applyPolicy(backend, v4);

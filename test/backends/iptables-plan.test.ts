@@ -21,7 +21,7 @@ const OURS = renderJumpSaveLine(CHAIN);
 
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
 
-/** What read() returns for these listings (`others`: the chains renamed jumps lead to, by name). */
+/** What read() returns for these listings (`others`: the chains renamed jumps and rules before our jump lead to, by name). */
 function observe(postrouting: string[], chain: string[] | undefined, others: Record<string, string[]>, owned = true): IptablesObserved {
   const renamed: RenamedJump[] = findRenamedJumps(postrouting, CHAIN).map((r) => ({
     line: r.line,
@@ -29,7 +29,7 @@ function observe(postrouting: string[], chain: string[] | undefined, others: Rec
     verdict: judgeRenamedChain(r.target, r.target !== undefined && mayBeOurChain(r.target) ? others[r.target] : undefined),
   }));
   const chainLines = owned ? (chain ?? []) : undefined;
-  return { family: 'ipv4', owned: chainLines && ownedLines(postrouting, chainLines, renamed, CHAIN), postrouting, chain: chainLines, renamed };
+  return { family: 'ipv4', owned: chainLines && ownedLines(postrouting, chainLines, renamed, CHAIN), postrouting, chain: chainLines, renamed, followed: others };
 }
 
 const cases = readdirSync(GOLDEN_DIR, { withFileTypes: true })

@@ -16,6 +16,7 @@ import { exemptionIsFinal } from '../../policy/build.js';
 import { createIptablesCommands, IptablesRestoreError, outputLines, type IptablesBackendOptions, type IptablesCommands } from './commands.js';
 import { deletePayload, ownedLines, planIptables, planPostrouting, repairNotTaken, type IptablesObserved, type IptablesPlan, type RenamedJump } from './plan.js';
 import { findRenamedJumps, findRulesWithTarget, judgeRenamedChain, mayBeOurChain, natPayload, renamedRemovalLines } from './rules.js';
+import { chainsToFollow, FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from './shadow.js';
 import { checkChainName, jumpRuleSpec, renderRestorePayload, renderSaveLines, type RenderOptions } from './render.js';
 
 export { IptablesRestoreError, type IptablesBackendOptions };
@@ -47,6 +48,20 @@ async function inspectRenamed(cmd: IptablesCommands, family: Family, listing: re
   return found;
 }
 
+/** The `-S` lines of the chains the shadow check follows below POSTROUTING, level by level, bounded (shadow.ts). */
+async function readFollowed(cmd: IptablesCommands, family: Family, postrouting: readonly string[], chain: string): Promise<Record<string, string[]>> {
+  const followed: Record<string, string[]> = {};
+  let next = chainsToFollow(postrouting, 'POSTROUTING', chain);
+  for (let depth = 0; depth < FOLLOW_DEPTH && next.length > 0; depth++) {
+    const batch = next.filter((c) => followed[c] === undefined).slice(0, MAX_FOLLOWED_CHAINS - Object.keys(followed).length);
+    // A chain that cannot be listed (gone meanwhile) holds nothing that translates.
+    const listed = await Promise.all(batch.map(async (c) => cmd.list(family, c)));
+    batch.forEach((c, i) => (followed[c] = listed[i]?.exitCode === 0 ? outputLines(listed[i].stdout) : []));
+    next = batch.flatMap((c) => chainsToFollow(followed[c] ?? [], c, chain));
+  }
+  return followed;
+}
+
 /** Reads one family: POSTROUTING and, unless `owned` is false, our chain, at once; then the renamed chains. */
 async function readFamily(cmd: IptablesCommands, chain: string, family: Family, options: ReadOptions = {}): Promise<IptablesObserved> {
   // Two independent listings, asked at once (one process's start-up less to wait for).
@@ -60,9 +75,9 @@ async function readFamily(cmd: IptablesCommands, chain: string, family: Family, 
   ) {
     chainLines = [];
   } else throw cmd.failed(list.argv, list);
-  const renamed = await inspectRenamed(cmd, family, postrouting, chain);
+  const [renamed, followed] = await Promise.all([inspectRenamed(cmd, family, postrouting, chain), readFollowed(cmd, family, postrouting, chain)]);
   const owned = chainLines === undefined ? undefined : ownedLines(postrouting, chainLines, renamed, chain);
-  return { family, owned, postrouting, chain: chainLines, renamed };
+  return { family, owned, postrouting, chain: chainLines, renamed, followed };
 }
 
 /**

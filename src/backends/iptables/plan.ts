@@ -29,6 +29,8 @@ export interface IptablesObserved extends Observed {
   readonly chain: readonly string[] | undefined;
   /** The rules with our jump's comment that lead elsewhere, each with the chain it leads to judged. */
   readonly renamed: readonly RenamedJump[];
+  /** The chains that rules before our jump lead to, by name, as `-S` listed them (shadow.ts: which, how deep). */
+  readonly followed: Readonly<Record<string, readonly string[]>>;
 }
 
 /** What the iptables backend's apply() runs for one family; data only. */
@@ -118,7 +120,7 @@ export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, o
   const { chain } = opts;
   const first = exemptionIsFinal(policy);
   // Where our jump will be: first, or where the first jump to our chain is (else at the end).
-  const shadowing = first ? [] : findShadowingRules(observed.postrouting, chain);
+  const shadowing = first ? [] : findShadowingRules(observed.postrouting, chain, observed.followed);
   const family: Family = policy.family;
   if (sameState(observed.owned, renderSaveLines(policy, opts))) {
     return { family, upToDate: true, shadowing, chain, payload: '', fallback: undefined, probeJump: false, verify: undefined, failure: undefined, repairs: [] };
