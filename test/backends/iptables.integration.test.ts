@@ -12,6 +12,7 @@ import { createIptablesBackend, IptablesRestoreError } from '../../src/backends/
 import { detectIptablesMode } from '../../src/backends/iptables/detect.js';
 import { DEFAULT_CHAIN, jumpComment } from '../../src/backends/iptables/constants.js';
 import { jumpRuleSpec } from '../../src/backends/iptables/render.js';
+import { shadowOwner } from '../../src/backends/iptables/shadow.js';
 import { CommandError } from '../../src/errors.js';
 import type { Runner } from '../../src/exec/runner.js';
 import type { Family } from '../../src/net/cidr.js';
@@ -199,6 +200,22 @@ for (const mode of MODES) {
       await backend.apply(plan);
       assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(defaults4));
       assert.doesNotMatch(await inNs(ns, [...nat, '-S']), /OLD-MASQ/);
+    });
+  });
+
+  test(`${mode}: a Calico-style jump before ours into a chain that masquerades two levels down is read and named as shadowing`, { skip }, async () => {
+    await withNamespace(`ipt-shadow-${mode}`, async (ns) => {
+      const backend = backendIn(ns, mode);
+      const nat = [binary(mode, 'ipv4'), '-w', '5', '-t', 'nat'];
+      for (const c of ['cali-POSTROUTING', 'cali-nat-outgoing']) await inNs(ns, [...nat, '-N', c]);
+      await inNs(ns, [...nat, '-A', 'cali-nat-outgoing', '-s', '10.244.0.0/16', '-m', 'comment', '--comment', 'cali:flqWnvo8yq4ULQLa', '-j', 'MASQUERADE']);
+      await inNs(ns, [...nat, '-A', 'cali-POSTROUTING', '-j', 'cali-nat-outgoing']);
+      await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', 'cali-POSTROUTING']);
+      const plan = await applyPolicy(backend, defaults4);
+      const masq = '-A cali-nat-outgoing -s 10.244.0.0/16 -m comment --comment "cali:flqWnvo8yq4ULQLa" -j MASQUERADE';
+      assert.deepEqual(plan.shadowing, [masq]);
+      assert.equal(shadowOwner(masq), 'calico');
+      assert.deepEqual(backend.plan(await backend.read('ipv4'), defaults4).shadowing, [masq], 'the next sync, with our jump after theirs, sees it too');
     });
   });
 
