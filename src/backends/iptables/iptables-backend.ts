@@ -1,11 +1,12 @@
 // The iptables backend (nft or legacy flavour). A sync is read -> plan -> apply: read lists nat
-// POSTROUTING and our chain (only those: a full `iptables-save -t nat` costs over a second next to
-// a big kube-proxy, `-S POSTROUTING` a few ms; netfilter-facts.md), and the chains that rules with
-// our jump's comment lead to (our chain renamed by `iptables -E`). plan.ts makes of that one
-// `iptables-restore --noflush` transaction: our chain, the POSTROUTING jump put right (added, or
-// every other form and duplicate replaced by ours), our renamed chain taken back. apply runs it:
-// a `-C` probe first where a jump is added, a listing after it wherever POSTROUTING changed, so a
-// repair that does not take fails the sync instead of being repeated at every one.
+// POSTROUTING and our chain, never the whole table (`iptables-save -t nat` costs over a second next
+// to a big kube-proxy, `-S POSTROUTING` a few ms; netfilter-facts.md), plus the chains that rules
+// with our jump's comment lead to (our chain renamed by `iptables -E`) and, bounded, those that
+// rules before our jump lead to (shadow.ts). plan.ts makes of that one `iptables-restore
+// --noflush` transaction: our chain, the POSTROUTING jump put right (added, or every other form
+// and duplicate replaced by ours), our renamed chain taken back. apply runs it: a `-C` probe first
+// where a jump is added, a listing after it wherever POSTROUTING changed, so a repair that does
+// not take fails the sync instead of being repeated at every one.
 import type { Backend, BackendFacts, OwnedState, ReadOptions, RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
