@@ -33,6 +33,7 @@ import { reportTarget } from './targets.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { applyPolicy, readOwned } from '../test/backends/sync.js';
 
 const QUICK = process.argv.includes('--quick');
 /** `--sections=apply,e2e,conn` runs only those parts; default all. */
@@ -156,11 +157,11 @@ async function rawRun(kind: Kind, run: Runner, p: FamilyPolicy): Promise<[number
 /** Our backend: first apply, same again, read-back + compare with expected (the no-op check). */
 async function oursRun(kind: Kind, run: Runner, p: FamilyPolicy): Promise<[number, number, number]> {
   const backend = makeBackend(kind, run);
-  const first = await time(() => backend.apply(p));
-  const again = await time(() => backend.apply(p));
+  const first = await time(() => applyPolicy(backend, p));
+  const again = await time(() => applyPolicy(backend, p));
   let same = false;
   const read = await time(async () => {
-    const got = await backend.read('ipv4');
+    const got = await readOwned(backend, 'ipv4');
     const want = backend.expected(p);
     same = got.length === want.length && got.every((l, i) => l === want[i]);
   });
@@ -232,9 +233,9 @@ async function benchEndToEnd(): Promise<void> {
       const t3 = performance.now();
       const script = renderNftScript([v4]);
       const t4 = performance.now();
-      await backend.apply(v4);
+      await applyPolicy(backend, v4);
       const t5 = performance.now();
-      const got = await backend.read('ipv4');
+      const got = await readOwned(backend, 'ipv4');
       const want = backend.expected(v4);
       const same = got.length === want.length && got.every((l, i) => l === want[i]);
       const t6 = performance.now();
@@ -299,7 +300,7 @@ async function benchPerConnection(): Promise<void> {
       live.push({ setup, topo, stop: () => undefined, p50s: [] });
       const server = await startPeerServer(topo.outside);
       live[live.length - 1]!.stop = server.stop;
-      if (setup.kind !== 'none') await makeBackend(setup.kind, benchRunner(topo.node)).apply(setup.mixed ? mixedPolicyOf(setup.n) : policyOf(setup.n));
+      if (setup.kind !== 'none') await applyPolicy(makeBackend(setup.kind, benchRunner(topo.node)), setup.mixed ? mixedPolicyOf(setup.n) : policyOf(setup.n));
       // Warm up (neighbour discovery, code paths).
       nsRun(topo.pod, [process.execPath, '-e', CONNECT_JS, ADDR.outside4, '8080', '50']);
     }
@@ -368,19 +369,19 @@ async function benchLimits(): Promise<void> {
     for (const n of LIMIT_SIZES) {
       const p: FamilyPolicy = { family: 'ipv4', exempt: [range(LINK_LOCAL_V4, 'link-local'), ...manyCidrTexts(n).map((t) => range(t))], randomFully: true, toPorts: [] };
       await inFreshNamespace(async (run) => {
-        const backend =
+        const backend: Backend =
           kind === 'nftables'
             ? createNftablesBackend({ runner: run, timeoutMs: AGENT_TIMEOUT_MS })
             : createIptablesBackend({ runner: run, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true, timeoutMs: AGENT_TIMEOUT_MS });
-        const first = await attempt(() => backend.apply(p));
-        const again = await attempt(() => backend.apply(p));
+        const first = await attempt(() => applyPolicy(backend, p));
+        const again = await attempt(() => applyPolicy(backend, p));
         let same = '';
         const read = await attempt(async () => {
-          const got = await backend.read('ipv4');
+          const got = await readOwned(backend, 'ipv4');
           const want = backend.expected(p);
           same = got.length === want.length && got.every((l, i) => l === want[i]) ? 'yes' : 'NO';
         });
-        const shadow = backend.findShadowing ? await attempt(() => backend.findShadowing!('ipv4')) : 'n/a';
+        const shadow = await attempt(async () => backend.plan(await backend.read('ipv4'), p).shadowing);
         const clean = await attempt(() => backend.cleanup('ipv4'));
         rows.push([kind, n.toLocaleString('en'), first, again, read, same, shadow, clean]);
         console.error(`  done: ${kind} N=${n}: ${[first, again, read, same, shadow, clean].join(' | ')}`);

@@ -1,4 +1,4 @@
-import type { Backend, OwnedState } from '../backends/backend.js';
+import type { Backend, Observed, OwnedState } from '../backends/backend.js';
 import type { MasqConfig } from '../config/config.js';
 import { hashConfig, loggedLists } from '../config/key-values.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -120,8 +120,6 @@ export function createAgent(deps: AgentDeps): Agent {
   let built: { readonly config: MasqConfig; readonly policy: Policy } | undefined;
   /** What the backend expects per family policy (pure), rendered once per policy. */
   const expectedOf = new WeakMap<Policy['families'][number], OwnedState>();
-  /** Per family, the last read-back found equal to what was wanted: the backend returns the same array for an unchanged read, so a quiet resync compares by identity. */
-  const lastMatch = new Map<Family, { readonly have: OwnedState; readonly want: OwnedState }>();
   let lastLoaded: LoadedConfig | undefined;
 
   const familyStatus = (f: Family): FamilyStatus => {
@@ -184,21 +182,12 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
-  /** Looks for rules that translate before ours (others may insert them at any time); warns on change. */
-  async function checkShadowing(f: Family, st: FamilyStatus): Promise<void> {
-    if (!backend.findShadowing) return;
-    try {
-      const found = await backend.findShadowing(f);
-      if (found.join('\n') !== (st.shadowingRules ?? []).join('\n') && found.length > 0) {
-        log.warn('rules earlier in nat POSTROUTING masquerade or SNAT before our jump, so they may override our non-masquerade ranges', {
-          family: f,
-          rules: found,
-        });
-      }
-      st.shadowingRules = found;
-    } catch (e) {
-      log.debug('could not check POSTROUTING for shadowing rules', { family: f, error: describeError(e) });
+  /** Keeps what the plan says shadows our rules; warns when that changes to something. */
+  function noteShadowing(f: Family, st: FamilyStatus, found: readonly string[]): void {
+    if (found.join('\n') !== (st.shadowingRules ?? []).join('\n') && found.length > 0) {
+      log.warn('rules earlier in nat POSTROUTING masquerade or SNAT before our jump, so they may override our non-masquerade ranges', { family: f, rules: found });
     }
+    st.shadowingRules = found;
   }
 
   /**
@@ -215,20 +204,19 @@ export function createAgent(deps: AgentDeps): Agent {
     return true;
   }
 
-  /** Applies `want` when `have` differs from it; says whether that was a first apply, a config change or drift. */
-  async function reconcile(policy: Policy['families'][number], have: OwnedState, want: OwnedState, prev: OwnedState | undefined): Promise<FamilyResult> {
+  /** Applies what the backend plans from `observed`; says whether that was a first apply, a config change or drift. */
+  async function reconcile(policy: Policy['families'][number], observed: Observed, want: OwnedState, prev: OwnedState | undefined): Promise<FamilyResult> {
     const f = policy.family;
-    const match = lastMatch.get(f);
-    if ((match?.have === have && match.want === want) || sameLines(have, want)) {
-      lastMatch.set(f, { have, want });
+    const plan = backend.plan(observed, policy);
+    noteShadowing(f, familyStatus(f), plan.shadowing);
+    if (plan.upToDate) {
       if (!written.has(f)) log.info('rules already in place', { family: f, backend: backend.name, rules: want.length });
       return 'unchanged';
     }
-    lastMatch.delete(f);
-    await backend.apply(policy, have);
-    if (prev && sameLines(prev, want)) {
+    await backend.apply(plan);
+    if (observed.owned !== undefined && prev && sameLines(prev, want)) {
       familyStatus(f).driftRepairs++;
-      log.warn('rules drifted from what the agent wrote; restored them', { family: f, backend: backend.name, found: have.length, restored: want.length });
+      log.warn('rules drifted from what the agent wrote; restored them', { family: f, backend: backend.name, found: observed.owned.length, restored: want.length });
       return 'repaired';
     }
     log.info('rules applied', { family: f, backend: backend.name, rules: want.length > 200 ? `${want.length} lines` : want });
@@ -246,21 +234,13 @@ export function createAgent(deps: AgentDeps): Agent {
       const prev = written.get(f);
       let want: readonly string[] = expectedOf.get(policy) ?? backend.expected(policy);
       expectedOf.set(policy, want);
-      let result: FamilyResult;
-      if (prev !== undefined && !startInvalid && !sameLines(prev, want)) {
-        // The config changed since this family's last good sync: the kernel holds what was written
-        // then (or drift, which apply overwrites too). Reading it first would only say "differs",
-        // and at 50,000 CIDRs that read costs about as much as the apply; the next resync reads.
-        await backend.apply(policy);
-        lastMatch.delete(f);
-        result = 'applied';
-        log.info('rules applied', { family: f, backend: backend.name, rules: want.length > 200 ? `${want.length} lines` : want });
-      } else {
-        const have = await backend.read(f);
-        if (keepFoundRules(f, have)) want = have;
-        result = await reconcile(policy, have, want, prev);
-      }
-      await checkShadowing(f, st);
+      // A config change since this family's last good sync rewrites our rules whole: listing them
+      // first would only say "differs", and at 50,000 CIDRs costs about as much as the write.
+      const configChanged = prev !== undefined && !startInvalid && !sameLines(prev, want);
+      const observed = await backend.read(f, configChanged ? { owned: false } : {});
+      let result: FamilyResult = 'unchanged';
+      if (!configChanged && keepFoundRules(f, observed.owned ?? [])) want = observed.owned ?? [];
+      else result = await reconcile(policy, observed, want, prev);
       written.set(f, want);
       if (st.consecutiveFailures > 0) log.info('sync recovered', { family: f, after: st.consecutiveFailures });
       st.lastSuccessAt = clock.now();
@@ -306,9 +286,6 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   async function syncOnce(reason: string): Promise<SyncReport> {
-    // The backend may start the reads this sync needs (its read, or the apply of a new config)
-    // while the config loads: a 50,000-CIDR parse takes longer than legacy's POSTROUTING listing.
-    if (built !== undefined) for (const fp of built.policy.families) backend.prepareSync?.(fp.family);
     const configValid = await refreshConfig();
     const inForce = config ?? deps.defaultConfig();
     if (built?.config !== inForce) built = { config: inForce, policy: buildPolicy(inForce, deps.policyOptions) };

@@ -52,30 +52,51 @@ export interface CleanupTarget {
   remove(): Promise<void>;
 }
 
-/** A netfilter backend: renders a policy, reads back what it owns, applies atomically. */
-export interface Backend {
+/** What read() saw of one family: what the backend owns there, as it compares with expected(). */
+export interface Observed {
+  readonly family: Family;
+  /** Our rules as canonical lines, or undefined when read() was told not to list them (`owned: false`). */
+  readonly owned: OwnedState | undefined;
+}
+
+/** What read() lists. */
+export interface ReadOptions {
+  /**
+   * false: skip listing our own rules, which a config change rewrites whole anyway (at 50,000
+   * CIDRs that listing costs about as much as the write); what decides around them is still read.
+   */
+  readonly owned?: boolean;
+}
+
+/** What apply() does for one family: decided by plan() from what read() saw and the policy wanted; data only. */
+export interface Plan {
+  readonly family: Family;
+  /** The kernel holds what is wanted: apply() runs nothing. */
+  readonly upToDate: boolean;
+  /** Rules of others that translate before ours once the plan is applied, so they may shadow our exemptions. */
+  readonly shadowing: readonly string[];
+}
+
+/**
+ * A netfilter backend. A sync is read -> plan -> apply: read() lists what the kernel holds that
+ * matters to us, plan() (pure) says what to write and repair, apply() runs it atomically.
+ * Nothing is kept between calls.
+ */
+export interface Backend<O extends Observed = Observed, P extends Plan = Plan> {
   /** Human name, e.g. `iptables-nft`, `iptables-legacy`, `nftables`, `fake`. */
   readonly name: string;
-  /** What read(family) returns after apply(policy) succeeded; pure. */
+  /** What read(family).owned shows once a plan for this policy is applied; pure. */
   expected(policy: FamilyPolicy): OwnedState;
-  /** What apply(policy) writes, as text; pure, runs nothing. */
+  /** What apply() writes for this policy on a node with none of our rules, as text; pure, runs nothing. */
   render(policy: FamilyPolicy): RenderedPayload;
   /** Facts about this backend (variant, version, ...); pure. */
   describe(): BackendFacts;
-  /** Reads back only what this backend owns for one family. */
-  read(family: Family): Promise<OwnedState>;
-  /**
-   * Writes one family's desired state in one atomic step; on failure the old state stays.
-   * `seen` is what read() returned just before in the same sync, when it did: a backend may use it
-   * to spare a command (iptables: no jump seen, so the jump joins the chain's restore).
-   */
-  apply(policy: FamilyPolicy, seen?: OwnedState): Promise<void>;
-  /**
-   * A hint that a sync of this family begins: a backend may start the reads its read() or apply()
-   * will need, so they run while the caller loads the config and renders. The next read(), apply()
-   * or cleanup() of the family takes or drops what it started; each works the same without it.
-   */
-  prepareSync?(family: Family): void;
+  /** Reads what the kernel holds of ours for one family, and what decides beside it. */
+  read(family: Family, options?: ReadOptions): Promise<O>;
+  /** What it takes to turn `observed` into `policy`; pure. */
+  plan(observed: O, policy: FamilyPolicy): P;
+  /** Runs a plan in one atomic step where the tool allows; on failure the old rules stay. */
+  apply(plan: P): Promise<void>;
   /** Removes everything this backend owns for one family; a no-op when nothing is there. */
   cleanup(family: Family): Promise<void>;
   /**
@@ -83,9 +104,16 @@ export interface Backend {
    * (for cleanup, and for removing the forms of a backend not in use).
    */
   leftovers(): readonly CleanupTarget[];
-  /**
-   * Rules of others that decide before ours and masquerade or SNAT, so they may shadow our
-   * exemptions (for iptables: MASQUERADE/SNAT rules earlier in nat POSTROUTING than our jump).
-   */
-  findShadowing?(family: Family): Promise<readonly string[]>;
+}
+
+/** One sync of one family for callers that need no step of it (tests, cleanup-free tools): read, plan, apply. */
+export async function applyPolicy<O extends Observed, P extends Plan>(backend: Backend<O, P>, policy: FamilyPolicy): Promise<P> {
+  const plan = backend.plan(await backend.read(policy.family), policy);
+  await backend.apply(plan);
+  return plan;
+}
+
+/** Whether two states hold the same lines in the same order. */
+export function sameState(a: OwnedState | undefined, b: OwnedState): boolean {
+  return a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
 }

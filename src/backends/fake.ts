@@ -1,15 +1,20 @@
 import { parseCidr, parseIp, type Family } from '../net/cidr.js';
 import type { FamilyPolicy } from '../policy/types.js';
-import type { Backend, OwnedState } from './backend.js';
+import { sameState, type Backend, type Observed, type OwnedState, type Plan } from './backend.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../policy/build.js';
 import { decisionTable } from '../policy/decide.js';
+
+/** What the fake's apply() runs. */
+export interface FakePlan extends Plan {
+  readonly policy: FamilyPolicy;
+}
 
 /**
  * An in-memory backend with the real ones' semantics, for unit tests of the agent: apply runs its
  * rendered script against a copy of the state and commits only when the whole script was
  * accepted (as knftables' Fake does), refusing what iptables refuses.
  */
-export interface FakeBackend extends Backend {
+export interface FakeBackend extends Backend<Observed, FakePlan> {
   /** The state each family holds now; tests may overwrite it to simulate damage. */
   readonly tables: Map<Family, OwnedState>;
   /** Every script apply() ran (what render() gives), refused ones too, in order. */
@@ -132,11 +137,13 @@ export function createFakeBackend(): FakeBackend {
     read: async (family) => {
       const err = takeFailure(readFailures, family);
       if (err) throw err;
-      return tables.get(family) ?? [];
+      return { family, owned: tables.get(family) ?? [] };
     },
-    apply: async (p) => {
+    plan: (observed, p) => ({ family: p.family, upToDate: sameState(observed.owned, renderFakeLines(p)), shadowing: [], policy: p }),
+    apply: async ({ upToDate, policy: p }) => {
       const err = takeFailure(applyFailures, p.family);
       if (err) throw err;
+      if (upToDate) return;
       // Applied to a copy, committed only when every line was accepted.
       const script = renderFakeScript(p);
       scripts.push(script);

@@ -194,7 +194,7 @@ export async function selectBackend(o: SelectOptions): Promise<Backend> {
   }
   if (ipv6Read !== undefined) {
     try {
-      if ((await ipv6Read).length > 0) {
+      if (((await ipv6Read).owned ?? []).length > 0) {
         await backend.cleanup('ipv6');
         o.log.info('removed IPv6 objects of the nftables backend: IPv6 is not enabled');
       }

@@ -120,7 +120,7 @@ export const runStatus = defineCommand<StatusDeps>({
     const comparisons: FamilyComparison[] = [];
     for (const p of policy.families) {
       try {
-        comparisons.push(compareFamily(p.family, opened.backend.expected(p), await opened.backend.read(p.family)));
+        comparisons.push(compareFamily(p.family, opened.backend.expected(p), (await opened.backend.read(p.family)).owned ?? []));
       } catch (e) {
         return cannotCheck(io, `read the ${p.family} rules with ${opened.backend.name}`, e);
       }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createFakeBackend } from '../../src/backends/fake.js';
 import { contractPolicies, decisionPolicies, runBackendContract } from './contract.js';
+import { applyPolicy, readOwned } from './sync.js';
 
 runBackendContract('fake', async () => {
   const backend = createFakeBackend();
@@ -20,12 +21,12 @@ runBackendContract('fake', async () => {
 
 test('fake: a refused apply leaves the state exactly as it was, stray jumps and all: the script ran against a copy', async () => {
   const backend = createFakeBackend();
-  await backend.apply(contractPolicies.v4);
+  await applyPolicy(backend, contractPolicies.v4);
   backend.addStrayJump('ipv4', 'older release');
-  const before = await backend.read('ipv4');
+  const before = await readOwned(backend, 'ipv4');
   // The script flushes first, so a fake that wrote as it went would have dropped the stray jump.
-  await assert.rejects(backend.apply(decisionPolicies.wrongFamily), /fake: SNAT --to-source 2001:db8::9 is not ipv4 \(iptables: bad IP address\)/);
-  assert.deepEqual(await backend.read('ipv4'), before);
+  await assert.rejects(applyPolicy(backend, decisionPolicies.wrongFamily), /fake: SNAT --to-source 2001:db8::9 is not ipv4 \(iptables: bad IP address\)/);
+  assert.deepEqual(await readOwned(backend, 'ipv4'), before);
   assert.equal(backend.writes.get('ipv4'), 1);
 });
 

@@ -56,31 +56,32 @@ test('findRulesWithTarget keeps order and ignores other chains and longer chain 
   );
 });
 
-test("planJumpRepair: nothing, append, or one payload that deletes every jump by spec and inserts ours at the first one's place", () => {
+test("planJumpRepair: nothing, append, or restore lines that delete every jump by spec and insert ours at the first one's place", () => {
   const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
-  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube, OURS], 'IP-MASQ-AGENT', OURS), { kind: 'none' });
-  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', OURS), { kind: 'append' });
+  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube, OURS], 'IP-MASQ-AGENT', OURS), { kind: 'none', remove: [], lines: [] });
+  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', OURS), { kind: 'append', remove: [], lines: [OURS] });
   const plan = planJumpRepair(['-P POSTROUTING ACCEPT', kube, QUOTED, OURS, '-A POSTROUTING -j IP-MASQ-AGENT'], 'IP-MASQ-AGENT', OURS);
   assert.equal(plan.kind, 'replace');
   assert.deepEqual(plan.kind === 'replace' && plan.remove, [QUOTED, OURS, '-A POSTROUTING -j IP-MASQ-AGENT']);
-  assert.equal(
-    plan.kind === 'replace' && plan.payload,
-    ['*nat', QUOTED.replace(/^-A /, '-D '), OURS.replace(/^-A /, '-D '), '-D POSTROUTING -j IP-MASQ-AGENT', OURS.replace(/^-A POSTROUTING /, '-I POSTROUTING 2 '), 'COMMIT', ''].join('\n'),
-  );
+  assert.deepEqual(plan.lines, [QUOTED.replace(/^-A /, '-D '), OURS.replace(/^-A /, '-D '), '-D POSTROUTING -j IP-MASQ-AGENT', OURS.replace(/^-A POSTROUTING /, '-I POSTROUTING 2 ')]);
   const dup = planJumpRepair([OURS, OURS], 'IP-MASQ-AGENT', OURS);
   assert.equal(dup.kind === 'replace' && dup.remove.length, 2);
 });
 
 test('planJumpRepair with first: insert at 1 when missing, move ours to 1 when a rule is above it, nothing when it is rule 1', () => {
   const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
-  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', OURS, true), { kind: 'insert-first' });
-  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', OURS, kube], 'IP-MASQ-AGENT', OURS, true), { kind: 'none' });
+  assert.deepEqual(planJumpRepair(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', OURS, true), {
+    kind: 'insert-first',
+    remove: [],
+    lines: [OURS.replace(/^-A POSTROUTING /, '-I POSTROUTING 1 ')],
+  });
+  assert.equal(planJumpRepair(['-P POSTROUTING ACCEPT', OURS, kube], 'IP-MASQ-AGENT', OURS, true).kind, 'none');
   const moved = planJumpRepair(['-P POSTROUTING ACCEPT', kube, OURS], 'IP-MASQ-AGENT', OURS, true);
-  assert.deepEqual(moved.kind === 'replace' && moved.payload, ['*nat', OURS.replace(/^-A /, '-D '), OURS.replace(/^-A POSTROUTING /, '-I POSTROUTING 1 '), 'COMMIT', ''].join('\n'));
+  assert.deepEqual(moved.kind === 'replace' && moved.lines, [OURS.replace(/^-A /, '-D '), OURS.replace(/^-A POSTROUTING /, '-I POSTROUTING 1 ')]);
   // An older form first, ours later: both go, ours comes back at 1.
   const older = planJumpRepair([QUOTED, kube, OURS], 'IP-MASQ-AGENT', OURS, true);
   assert.deepEqual(older.kind === 'replace' && older.remove, [QUOTED, OURS]);
-  assert.match(older.kind === 'replace' ? older.payload : '', /-I POSTROUTING 1 /);
+  assert.match(older.lines.at(-1) ?? '', /^-I POSTROUTING 1 /);
 });
 
 test('notFirstLine names the rule above our jump; nothing when ours is rule 1 or absent', () => {

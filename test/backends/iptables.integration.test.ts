@@ -12,6 +12,7 @@ import { createIptablesBackend, IptablesRestoreError } from '../../src/backends/
 import { detectIptablesMode } from '../../src/backends/iptables/detect.js';
 import { DEFAULT_CHAIN, jumpComment } from '../../src/backends/iptables/constants.js';
 import { jumpRuleSpec } from '../../src/backends/iptables/render.js';
+import { shadowOwner } from '../../src/backends/iptables/shadow.js';
 import { CommandError } from '../../src/errors.js';
 import type { Runner } from '../../src/exec/runner.js';
 import type { Family } from '../../src/net/cidr.js';
@@ -20,6 +21,7 @@ import { ADDR, canUseNetns, createNamespace, createTopology, deleteNamespace, NE
 import { netnsRunner } from '../netns/netns-runner.js';
 import { runBackendContract } from './contract.js';
 import { exempt, policyOf, type GoldenInput } from './iptables-helpers.js';
+import { applyPolicy, readOwned } from './sync.js';
 
 const MODES = ['nft', 'legacy'] as const;
 type Mode = (typeof MODES)[number];
@@ -116,21 +118,21 @@ for (const mode of MODES) {
         const input = JSON.parse(readFileSync(join(GOLDEN_DIR, name, 'policy.json'), 'utf8')) as GoldenInput;
         const backend = backendIn(ns, mode, { chain: input.chain, randomFullySupported: input.randomFullySupported });
         const policy = policyOf(input);
-        await backend.apply(policy);
+        await applyPolicy(backend, policy);
         const saved = readFileSync(join(GOLDEN_DIR, name, 'save.txt'), 'utf8')
           .trimEnd()
           .split('\n');
-        assert.deepEqual(await backend.read(input.family), saved, `${mode} ${name}`);
+        assert.deepEqual(await readOwned(backend, input.family), saved, `${mode} ${name}`);
         assert.deepEqual(backend.expected(policy), saved, `${mode} ${name}`);
         await backend.cleanup(input.family);
-        assert.deepEqual(await backend.read(input.family), [], `${mode} ${name} cleanup`);
+        assert.deepEqual(await readOwned(backend, input.family), [], `${mode} ${name} cleanup`);
       }
     });
   });
 
   test(`${mode}: iptables-save shows exactly the reference agent's rules for the defaults`, { skip }, async () => {
     await withNamespace(`ipt-ref-${mode}`, async (ns) => {
-      await backendIn(ns, mode).apply(defaults4);
+      await applyPolicy(backendIn(ns, mode), defaults4);
       const save = await inNs(ns, [binary(mode, 'ipv4', '-save'), '-t', 'nat']);
       const ours = save.split('\n').filter((l) => l.includes('IP-MASQ-AGENT'));
       // compat-contract.md's rules, in save format (`-d CIDR` printed before `-m comment`).
@@ -147,10 +149,10 @@ for (const mode of MODES) {
     });
   });
 
-  test(`${mode}: a changed config applied without a read (after prepareSync) leaves exactly one jump, ours, where the first stray one was`, { skip }, async () => {
+  test(`${mode}: a changed config (read without our chain) leaves exactly one jump, ours, where the first stray one was, in one restore`, { skip }, async () => {
     await withNamespace(`ipt-swap-${mode}`, async (ns) => {
       const backend = backendIn(ns, mode);
-      await backend.apply(defaults4);
+      await applyPolicy(backend, defaults4);
       const nat = [binary(mode, 'ipv4'), '-w', '5', '-t', 'nat'];
       // An older release's jump first, then a foreign rule, a duplicate of ours and a bare jump.
       await inNs(ns, [...nat, '-I', 'POSTROUTING', '1', ...jumpRuleSpec(DEFAULT_CHAIN).map((a) => (a === jumpComment(DEFAULT_CHAIN) ? `"${a}"` : a))]);
@@ -158,19 +160,70 @@ for (const mode of MODES) {
       await inNs(ns, [...nat, '-A', 'POSTROUTING', ...jumpRuleSpec(DEFAULT_CHAIN)]);
       await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', DEFAULT_CHAIN]);
       const changed: FamilyPolicy = { ...defaults4, exempt: [...defaults4.exempt, exempt('198.51.100.0/24')] };
-      backend.prepareSync?.('ipv4');
-      await backend.apply(changed);
+      await backend.apply(backend.plan(await backend.read('ipv4', { owned: false }), changed));
       const rules = (await inNs(ns, [...nat, '-S', 'POSTROUTING'])).split('\n').filter((l) => l.startsWith('-A '));
       assert.deepEqual(rules, [backend.expected(changed)[0], '-A POSTROUTING -s 10.244.0.0/16 -j RETURN']);
-      assert.deepEqual(await backend.read('ipv4'), backend.expected(changed));
+      assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(changed));
+    });
+  });
+
+  test(`${mode}: a stray jump deleted between plan and apply makes the one restore refuse; the chain goes alone, POSTROUTING is planned again`, { skip }, async () => {
+    await withNamespace(`ipt-race-${mode}`, async (ns) => {
+      const restores: string[] = [];
+      const runner = runnerIn(ns);
+      const backend = backendIn(ns, mode, { runner: async (argv, o) => (o?.input === undefined ? runner(argv, o) : (restores.push(o.input), runner(argv, o))) });
+      const nat = [binary(mode, 'ipv4'), '-w', '5', '-t', 'nat'];
+      await inNs(ns, [...nat, '-A', 'POSTROUTING', '-s', '10.244.0.0/16', '-j', 'RETURN']);
+      await inNs(ns, [...nat, '-N', DEFAULT_CHAIN]);
+      await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', DEFAULT_CHAIN]);
+      const plan = backend.plan(await backend.read('ipv4'), defaults4);
+      await inNs(ns, [...nat, '-D', 'POSTROUTING', '-j', DEFAULT_CHAIN]);
+      await backend.apply(plan);
+      assert.equal(restores.length, 3, 'refused whole, the chain alone, the jump planned again');
+      assert.equal(restores[1], backend.render(defaults4).payload);
+      const rules = (await inNs(ns, [...nat, '-S', 'POSTROUTING'])).split('\n').filter((l) => l.startsWith('-A '));
+      assert.deepEqual(rules, ['-A POSTROUTING -s 10.244.0.0/16 -j RETURN', backend.expected(defaults4)[0]]);
+      assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(defaults4));
+    });
+  });
+
+  test(`${mode}: our chain renamed (iptables -E) is deleted, its jump with it, in the restore that writes ours`, { skip }, async () => {
+    await withNamespace(`ipt-renamed-${mode}`, async (ns) => {
+      const backend = backendIn(ns, mode);
+      await applyPolicy(backend, defaults4);
+      const nat = [binary(mode, 'ipv4'), '-w', '5', '-t', 'nat'];
+      await inNs(ns, [...nat, '-E', DEFAULT_CHAIN, 'OLD-MASQ']);
+      const seen = await backend.read('ipv4');
+      assert.match(seen.owned?.join('\n') ?? '', /leads to nat chain OLD-MASQ \(\d+ rules, all ours: our chain renamed\)/);
+      const plan = backend.plan(seen, defaults4);
+      assert.deepEqual(plan.repairs, ['add our jump at the end of POSTROUTING', 'delete our chain renamed to OLD-MASQ and its jump']);
+      await backend.apply(plan);
+      assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(defaults4));
+      assert.doesNotMatch(await inNs(ns, [...nat, '-S']), /OLD-MASQ/);
+    });
+  });
+
+  test(`${mode}: a Calico-style jump before ours into a chain that masquerades two levels down is read and named as shadowing`, { skip }, async () => {
+    await withNamespace(`ipt-shadow-${mode}`, async (ns) => {
+      const backend = backendIn(ns, mode);
+      const nat = [binary(mode, 'ipv4'), '-w', '5', '-t', 'nat'];
+      for (const c of ['cali-POSTROUTING', 'cali-nat-outgoing']) await inNs(ns, [...nat, '-N', c]);
+      await inNs(ns, [...nat, '-A', 'cali-nat-outgoing', '-s', '10.244.0.0/16', '-m', 'comment', '--comment', 'cali:flqWnvo8yq4ULQLa', '-j', 'MASQUERADE']);
+      await inNs(ns, [...nat, '-A', 'cali-POSTROUTING', '-j', 'cali-nat-outgoing']);
+      await inNs(ns, [...nat, '-A', 'POSTROUTING', '-j', 'cali-POSTROUTING']);
+      const plan = await applyPolicy(backend, defaults4);
+      const masq = '-A cali-nat-outgoing -s 10.244.0.0/16 -m comment --comment "cali:flqWnvo8yq4ULQLa" -j MASQUERADE';
+      assert.deepEqual(plan.shadowing, [masq]);
+      assert.equal(shadowOwner(masq), 'calico');
+      assert.deepEqual(backend.plan(await backend.read('ipv4'), defaults4).shadowing, [masq], 'the next sync, with our jump after theirs, sees it too');
     });
   });
 
   test(`${mode}: rules land only in the ${mode} form, never in the other`, { skip }, async () => {
     await withNamespace(`ipt-sep-${mode}`, async (ns) => {
       const backend = backendIn(ns, mode);
-      await backend.apply(defaults4);
-      await backend.apply({ family: 'ipv6', exempt: [exempt('fe80::/10', 'link-local')], randomFully: true, toPorts: [] });
+      await applyPolicy(backend, defaults4);
+      await applyPolicy(backend, { family: 'ipv6', exempt: [exempt('fe80::/10', 'link-local')], randomFully: true, toPorts: [] });
       const own = (await inNs(ns, [binary(mode, 'ipv4', '-save')])) + (await inNs(ns, [binary(mode, 'ipv6', '-save')]));
       assert.match(own, /-j IP-MASQ-AGENT/);
       // nft-backed rules show up in `nft list ruleset`; legacy ones only in the legacy save.
@@ -182,16 +235,16 @@ for (const mode of MODES) {
   test(`${mode}: a payload iptables refuses names its line and leaves the rules as they were`, { skip }, async () => {
     await withNamespace(`ipt-bad-${mode}`, async (ns) => {
       const backend = backendIn(ns, mode);
-      await backend.apply(defaults4);
-      const before = await backend.read('ipv4');
+      await applyPolicy(backend, defaults4);
+      const before = await readOwned(backend, 'ipv4');
       const bad: FamilyPolicy = { ...defaults4, exempt: [exempt('192.0.2.0/24')], toPorts: [{ from: 70000, to: 70001, text: '70000-70001' }] };
-      await assert.rejects(backend.apply(bad), (e: unknown) => {
+      await assert.rejects(applyPolicy(backend, bad), (e: unknown) => {
         assert.ok(e instanceof IptablesRestoreError, String(e));
         assert.equal(e.line, 4);
         assert.match(e.lineText ?? '', /-p tcp --to-ports 70000-70001$/);
         return true;
       });
-      assert.deepEqual(await backend.read('ipv4'), before);
+      assert.deepEqual(await readOwned(backend, 'ipv4'), before);
     });
   });
 
@@ -201,10 +254,10 @@ for (const mode of MODES) {
     try {
       assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.pod4, 'no masquerading before apply');
       const backend = backendIn(topo.node, mode);
-      await backend.apply(defaults4);
+      await applyPolicy(backend, defaults4);
       assert.equal(sourceSeenBy(topo.pod, ADDR.outside4), ADDR.node4);
       assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt4), ADDR.pod4);
-      await backend.apply({ family: 'ipv6', exempt: [exempt('fe80::/10', 'link-local'), exempt('2001:db8:200::/48')], randomFully: true, toPorts: [] });
+      await applyPolicy(backend, { family: 'ipv6', exempt: [exempt('fe80::/10', 'link-local'), exempt('2001:db8:200::/48')], randomFully: true, toPorts: [] });
       assert.equal(sourceSeenBy(topo.pod, ADDR.outside6), ADDR.node6);
       assert.equal(sourceSeenBy(topo.pod, ADDR.outsideExempt6), ADDR.pod6);
       await backend.cleanup('ipv4');
@@ -275,11 +328,11 @@ test('legacy: a held xtables lock makes apply retry, then it ends with exactly o
       retryDelayMs: 200,
     });
     const lock = await holdLock(2);
-    await backend.apply(defaults4);
+    await applyPolicy(backend, defaults4);
     await lock.done;
     assert.ok(counted.busy() >= 1, 'the first attempt met the held lock');
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(defaults4));
-    await backend.apply(defaults4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(defaults4));
+    await applyPolicy(backend, defaults4);
     const postrouting = await inNs(ns, ['iptables-legacy', '-w', '5', '-t', 'nat', '-S', 'POSTROUTING']);
     assert.equal(postrouting.split('\n').filter((l) => l.endsWith('-j IP-MASQ-AGENT')).length, 1, postrouting);
   });
@@ -290,11 +343,11 @@ test('legacy: a lock held past every retry fails with lock-busy and changes noth
     const backend = createIptablesBackend({ runner: runnerIn(ns), mode: 'legacy', chain: DEFAULT_CHAIN, randomFullySupported: true, waitSeconds: 1, lockRetries: 1, retryDelayMs: 100 });
     const lock = await holdLock(4);
     try {
-      await assert.rejects(backend.apply(defaults4), (e: unknown) => e instanceof CommandError && e.failure === 'lock-busy');
+      await assert.rejects(applyPolicy(backend, defaults4), (e: unknown) => e instanceof CommandError && e.failure === 'lock-busy');
     } finally {
       await lock.done;
     }
-    assert.deepEqual(await backend.read('ipv4'), []);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), []);
   });
 });
 

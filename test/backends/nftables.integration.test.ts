@@ -17,6 +17,7 @@ import { ADDR, canUseNetns, createNamespace, createTopology, deleteNamespace, ns
 import { netnsRunner } from '../netns/netns-runner.js';
 import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, runBackendContract } from './contract.js';
 import { UPDATE_GOLDEN, familyPolicy, loadNftGoldenCases, stableNftJson } from './nftables-fixtures.js';
+import { applyPolicy, readOwned } from './sync.js';
 
 const usable = canUseNetns() && spawnSync('nft', ['--version'], { stdio: 'ignore' }).status === 0;
 const skip = usable ? false : 'needs root, iproute2 and nft';
@@ -66,13 +67,13 @@ describe('nftables golden scripts load into the real nft and read back as expect
         nsRun(ns, ['nft', '-f', '-'], RECREATE_SET_WITH_OTHER_FLAGS);
       }
       nsRun(ns, ['nft', '-f', '-'], readFileSync(join(c.dir, 'script.nft'), 'utf8'));
-      for (const p of c.policies) assert.deepEqual(await backend.read(p.family), backend.expected(p), `${c.name} ${p.family}`);
-      for (const family of c.remove) assert.deepEqual(await backend.read(family), [], `${c.name}: ${family} removed`);
+      for (const p of c.policies) assert.deepEqual(await readOwned(backend, p.family), backend.expected(p), `${c.name} ${p.family}`);
+      for (const family of c.remove) assert.deepEqual(await readOwned(backend, family), [], `${c.name}: ${family} removed`);
       if (c.remove.length > 0 || c.existing) {
         const kept = loadNftGoldenCases()
           .find((g) => g.name === 'ipv6')!
           .policies.filter((p) => !c.remove.includes(p.family));
-        for (const p of kept) assert.deepEqual(await backend.read(p.family), backend.expected(p), `${c.name}: ${p.family} kept`);
+        for (const p of kept) assert.deepEqual(await readOwned(backend, p.family), backend.expected(p), `${c.name}: ${p.family} kept`);
         return;
       }
       const listed = nsRun(ns, LIST);
@@ -130,36 +131,36 @@ describe('nftables backend against the real nft', { skip }, () => {
 
   it('heals a deleted table and a flushed chain at the next apply', async () => {
     const backend = createNftablesBackend({ runner: netnsRunner(ns) });
-    await backend.apply(v4);
-    await backend.apply(v6);
+    await applyPolicy(backend, v4);
+    await applyPolicy(backend, v6);
     nsRun(ns, ['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
-    assert.deepEqual(await backend.read('ipv4'), []);
-    await backend.apply(v4);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv4'), []);
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
     nsRun(ns, ['nft', 'flush', 'chain', 'inet', 'ip-masq-agent', 'postrouting4']);
-    assert.notDeepEqual(await backend.read('ipv4'), backend.expected(v4));
-    await backend.apply(v4);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.notDeepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
     await backend.cleanup('ipv4');
   });
 
   it('heals a set someone re-created with other flags (the blind add is refused; replaced by name)', async () => {
     const backend = createNftablesBackend({ runner: netnsRunner(ns) });
-    await backend.apply(v4);
-    await backend.apply(v6);
+    await applyPolicy(backend, v4);
+    await applyPolicy(backend, v6);
     nsRun(ns, ['nft', '-f', '-'], RECREATE_SET_WITH_OTHER_FLAGS);
     assert.notEqual(nsTry(ns, ['nft', '-f', '-'], renderNftScript([v4])).code, 0, 'the blind script alone is refused');
-    await backend.apply(v4);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
-    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv6'), backend.expected(v6));
     await backend.cleanup('ipv4');
     await backend.cleanup('ipv6');
   });
 
   it('a dormant table holding a renamed chain of ours, a chain it jumps to, a map, a counter and a ct helper: IPv4 wakes and rebuilds the table, IPv6 keeps its objects', async () => {
     const backend = createNftablesBackend({ runner: netnsRunner(ns) });
-    await backend.apply(v4);
-    await backend.apply(v6);
+    await applyPolicy(backend, v4);
+    await applyPolicy(backend, v6);
     const T = 'inet ip-masq-agent';
     nsRun(ns, ['nft', 'rename', 'chain', ...T.split(' '), 'postrouting4', 'renamed']);
     nsRun(
@@ -177,15 +178,15 @@ describe('nftables backend against the real nft', { skip }, () => {
         '',
       ].join('\n'),
     );
-    const seen = await backend.read('ipv4');
+    const seen = await readOwned(backend, 'ipv4');
     const tableLines = seen.filter((l) => l.startsWith('table '));
     // nft 1.0.6 misprints the flags or cuts the listing off there (then nothing else shows).
     assert.match(tableLines[0] ?? '', /^table flags /);
-    assert.deepEqual(await backend.read('ipv6'), tableLines.length > 1 ? backend.expected(v6) : [], 'no table lines for IPv6');
+    assert.deepEqual(await readOwned(backend, 'ipv6'), tableLines.length > 1 ? backend.expected(v6) : [], 'no table lines for IPv6');
     assert.notEqual(nsTry(ns, ['nft', '-f', '-'], renderNftScript([v4])).code, 0, 'the blind script alone is refused');
-    await backend.apply(v4, seen);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
-    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv6'), backend.expected(v6));
     const listing = nsRun(ns, ['nft', 'list', 'table', ...T.split(' ')]);
     for (const gone of ['dormant', 'renamed', 'target', 'cnt', 's2', ' m ', 'ct helper']) assert.ok(!listing.includes(gone), `${gone} is gone:\n${listing}`);
     await backend.cleanup('ipv4');
@@ -196,21 +197,21 @@ describe('nftables backend against the real nft', { skip }, () => {
     const backend = createNftablesBackend({ runner: netnsRunner(ns) });
     nsTry(ns, ['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
     nsRun(ns, ['nft', '-f', '-'], 'add table inet ip-masq-agent { flags dormant; }\n');
-    const seen = await backend.read('ipv4');
+    const seen = await readOwned(backend, 'ipv4');
     assert.equal(seen.length, 1);
     assert.match(seen[0]!, /^table flags /);
-    await backend.apply(v4, seen);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
     await backend.cleanup('ipv4');
   });
 
   it('heals a chain someone re-hooked with another priority and policy', async () => {
     const backend = createNftablesBackend({ runner: netnsRunner(ns) });
-    await backend.apply(v4);
+    await applyPolicy(backend, v4);
     nsRun(ns, ['nft', '-f', '-'], 'delete chain inet ip-masq-agent postrouting4\nadd chain inet ip-masq-agent postrouting4 { type nat hook postrouting priority 50; policy drop; }\n');
-    assert.notDeepEqual(await backend.read('ipv4'), backend.expected(v4));
-    await backend.apply(v4);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.notDeepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
     await backend.cleanup('ipv4');
   });
 
@@ -220,8 +221,8 @@ describe('nftables backend against the real nft', { skip }, () => {
     nsRun(ns, ['nft', 'add', 'rule', 'inet', 'someone-else', 'post', 'ip daddr 192.0.2.1 counter']);
     const before = nsRun(ns, ['nft', 'list', 'table', 'inet', 'someone-else']);
     const backend = createNftablesBackend({ runner: netnsRunner(ns) });
-    await backend.apply(v4);
-    await backend.apply(v6);
+    await applyPolicy(backend, v4);
+    await applyPolicy(backend, v6);
     await backend.cleanup('ipv4');
     await backend.cleanup('ipv6');
     assert.equal(nsRun(ns, ['nft', 'list', 'table', 'inet', 'someone-else']), before);
@@ -243,16 +244,16 @@ describe('nftables backend against the real nft', { skip }, () => {
     const big6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: cidrs6, randomFully: true, toPorts: [] });
     const { runner, calls } = countingRunner(ns);
     const backend = createNftablesBackend({ runner });
-    await backend.apply(big4);
-    await backend.apply(big6);
+    await applyPolicy(backend, big4);
+    await applyPolicy(backend, big6);
     assert.deepEqual(
       calls.map((a) => a.join(' ')),
       ['nft -f -', 'nft -f -'],
     );
     const want4 = backend.expected(big4);
     assert.equal(want4.filter((l) => l.startsWith('element ')).length, 10_001);
-    assert.deepEqual(await backend.read('ipv4'), want4);
-    assert.deepEqual(await backend.read('ipv6'), backend.expected(big6));
+    assert.deepEqual(await readOwned(backend, 'ipv4'), want4);
+    assert.deepEqual(await readOwned(backend, 'ipv6'), backend.expected(big6));
     await backend.cleanup('ipv4');
     await backend.cleanup('ipv6');
     assert.equal(nsTry(ns, LIST).code, 1);
@@ -301,14 +302,14 @@ describe('nftables backend: real traffic pod -> node -> outside', { skip }, () =
   });
 
   it('IPv4: masquerades to the node address except for exempt destinations', async () => {
-    await backend.apply(policy4(['10.244.0.0/16']));
+    await applyPolicy(backend, policy4(['10.244.0.0/16']));
     assert.equal(sourceSeenBy(t().pod, ADDR.outside4), ADDR.node4);
     assert.equal(sourceSeenBy(t().pod, ADDR.outsideExempt4), ADDR.pod4);
     assert.equal(sourceSeenBy(t().pod, ADDR.outsideDoc4), ADDR.node4);
   });
 
   it('IPv4: a new policy takes effect for new connections (198.51.100.0/24 becomes exempt)', async () => {
-    await backend.apply(policy4(['10.0.0.0/8', '198.51.100.0/24']));
+    await applyPolicy(backend, policy4(['10.0.0.0/8', '198.51.100.0/24']));
     assert.equal(sourceSeenBy(t().pod, ADDR.outsideDoc4), ADDR.pod4);
     assert.equal(sourceSeenBy(t().pod, ADDR.outsideExempt4), ADDR.pod4);
     assert.equal(sourceSeenBy(t().pod, ADDR.outside4), ADDR.node4);
@@ -316,7 +317,7 @@ describe('nftables backend: real traffic pod -> node -> outside', { skip }, () =
 
   it('IPv6: masquerades to the node address except for 2001:db8:200::/48, independently of IPv4', async () => {
     const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: ['2001:db8:200::/48'], randomFully: true, toPorts: [] });
-    await backend.apply(v6);
+    await applyPolicy(backend, v6);
     assert.equal(sourceSeenBy(t().pod, ADDR.outside6), ADDR.node6);
     assert.equal(sourceSeenBy(t().pod, ADDR.outsideExempt6), ADDR.pod6);
     assert.equal(sourceSeenBy(t().pod, ADDR.outside4), ADDR.node4, 'IPv4 untouched by the IPv6 apply');
@@ -329,7 +330,7 @@ describe('nftables backend: real traffic pod -> node -> outside', { skip }, () =
       { from: 40000, to: 40099, text: '40000-40099' },
       { from: 50000, to: 50099, text: '50000-50099' },
     ];
-    await backend.apply(policy4(['10.244.0.0/16'], { toPorts }));
+    await applyPolicy(backend, policy4(['10.244.0.0/16'], { toPorts }));
     const seen = new Set<string>();
     for (let i = 0; i < 24; i++) {
       const [addr, port] = nsRun(t().pod, [process.execPath, '-e', CLIENT_JS, ADDR.outside4, '8081']).trim().split(' ');

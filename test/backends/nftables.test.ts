@@ -12,6 +12,7 @@ import { expectedNftLines, nftForeignDeletions, nftRuleTexts, renderNftScript } 
 import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, runBackendContract } from './contract.js';
 import { createFakeNft } from './fake-nft.js';
 import { UPDATE_GOLDEN, assertGolden, exemptRange, expectedText, familyPolicy, loadNftGoldenCases, portRange, renderOptionsOf, stableNftJson } from './nftables-fixtures.js';
+import { applyPolicy, readOwned } from './sync.js';
 
 const cases = loadNftGoldenCases();
 
@@ -181,7 +182,7 @@ describe('nftables backend (fake nft)', () => {
   it('applies with exactly one `nft -f -` carrying the rendered script', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(v4);
+    await applyPolicy(backend, v4);
     assert.deepEqual(fake.calls, [['nft', '-f', '-']]);
     assert.deepEqual(fake.scripts, [renderNftScript([v4])]);
   });
@@ -189,7 +190,7 @@ describe('nftables backend (fake nft)', () => {
   it('reads an absent table as nothing, with one list of our table only', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    assert.deepEqual(await backend.read('ipv4'), []);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), []);
     assert.deepEqual(fake.calls, [['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent']]);
   });
 
@@ -201,8 +202,8 @@ describe('nftables backend (fake nft)', () => {
       return fake.runner(['nft', ...argv.slice(1)], options);
     };
     const backend = createNftablesBackend({ runner, nft: '/usr/sbin/nft', timeoutMs: 1234 });
-    await backend.apply(v4);
-    await backend.read('ipv4');
+    await applyPolicy(backend, v4);
+    await readOwned(backend, 'ipv4');
     await backend.cleanup('ipv4');
     assert.ok(seen.length >= 3);
     for (const s of seen) assert.deepEqual(s, ['/usr/sbin/nft', 1234]);
@@ -213,65 +214,65 @@ describe('nftables backend (fake nft)', () => {
       throw new CommandError(argv, 1, 'Error: Operation not permitted\n', 'other', 'nft: exit code 1: Error: Operation not permitted');
     };
     const backend = createNftablesBackend({ runner });
-    await assert.rejects(backend.read('ipv4'), /Operation not permitted/);
+    await assert.rejects(readOwned(backend, 'ipv4'), /Operation not permitted/);
   });
 
   it('a failed apply leaves the previous state in place and says why', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(v4);
+    await applyPolicy(backend, v4);
     fake.failNextScript('Error: Could not process rule: Cannot allocate memory');
-    await assert.rejects(backend.apply(familyPolicy({ family: 'ipv4', linkLocal: false, cidrs: [], randomFully: false, toPorts: [] })), (e) => {
+    await assert.rejects(applyPolicy(backend, familyPolicy({ family: 'ipv4', linkLocal: false, cidrs: [], randomFully: false, toPorts: [] })), (e) => {
       assert.ok(e instanceof CommandError);
       assert.match(e.message, /Cannot allocate memory/);
       return true;
     });
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
   it('replaces old elements even when the new ones lie inside them (no stale or conflicting intervals)', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(v4);
+    await applyPolicy(backend, v4);
     const inner = familyPolicy({ family: 'ipv4', linkLocal: false, cidrs: ['10.244.0.0/16', '192.0.2.128/25'], randomFully: true, toPorts: [] });
-    await backend.apply(inner);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(inner));
+    await applyPolicy(backend, inner);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(inner));
   });
 
   it('heals a set someone re-created with other flags: replaces it by name, in one transaction', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(v4);
+    await applyPolicy(backend, v4);
     await fake.runner(['nft', '-f', '-'], {
       input: 'delete chain inet ip-masq-agent postrouting4\ndelete set inet ip-masq-agent nonmasq4\nadd set inet ip-masq-agent nonmasq4 { type ipv4_addr; flags constant; }\n',
     });
-    assert.notDeepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.notDeepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
     fake.calls.length = 0;
-    await backend.apply(v4);
+    await applyPolicy(backend, v4);
     assert.deepEqual(
       fake.calls.map((a) => a.join(' ')),
       ['nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -'],
     );
     assert.equal(fake.scripts.at(-1), renderNftScript([v4], { existing: new Set(['nonmasq4']) }));
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
   it('heals a deleted table at the next apply', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(v4);
-    await backend.apply(v6);
+    await applyPolicy(backend, v4);
+    await applyPolicy(backend, v6);
     await fake.runner(['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
-    assert.deepEqual(await backend.read('ipv4'), []);
-    await backend.apply(v4);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv4'), []);
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
   it('cleanup of the last family deletes the table; of one of two removes only that family', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(v4);
-    await backend.apply(v6);
+    await applyPolicy(backend, v4);
+    await applyPolicy(backend, v6);
     fake.calls.length = 0;
     await backend.cleanup('ipv6');
     assert.deepEqual(fake.calls, [
@@ -295,9 +296,9 @@ describe('nftables backend (fake nft)', () => {
   it('never lists the ruleset nor names another table', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(v4);
-    await backend.apply(v6);
-    await backend.read('ipv4');
+    await applyPolicy(backend, v4);
+    await applyPolicy(backend, v6);
+    await readOwned(backend, 'ipv4');
     await backend.cleanup('ipv4');
     await backend.cleanup('ipv6');
     for (const argv of fake.calls) {
@@ -333,28 +334,28 @@ describe('nftables backend with longest-prefix policies (fake nft)', () => {
   it('a quiet resync writes nothing: what nft lists back is what was expected', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(lpm);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(lpm));
+    await applyPolicy(backend, lpm);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(lpm));
   });
 
   it('a changed SNAT map element or a deleted keep interval is drift, and the next apply repairs it', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(lpm);
+    await applyPolicy(backend, lpm);
     const changed = { ...lpm, actions: lpm.actions!.map((a) => (a.action.kind === 'snat' ? { ...a, action: { ...a.action, toSourceText: '192.0.2.51' } } : a)) };
     await fake.runner(['nft', '-f', '-'], { input: renderNftScript([changed]) });
-    const drifted = await backend.read('ipv4');
+    const drifted = await readOwned(backend, 'ipv4');
     assert.notDeepEqual(drifted, backend.expected(lpm));
     assert.ok(
       drifted.some((l) => l.includes('198.51.100.0/24 : 192.0.2.51')),
       drifted.join('\n'),
     );
-    await backend.apply(lpm);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(lpm));
+    await applyPolicy(backend, lpm);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(lpm));
     await fake.runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', 'nonmasq4']);
-    assert.notDeepEqual(await backend.read('ipv4'), backend.expected(lpm));
-    await backend.apply(lpm);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(lpm));
+    assert.notDeepEqual(await readOwned(backend, 'ipv4'), backend.expected(lpm));
+    await applyPolicy(backend, lpm);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(lpm));
   });
 
   it('a source scope without entries of the family translates nothing: the chain ends after the keep set', () => {
@@ -409,97 +410,97 @@ describe('nftables: drift in our own table (the table itself, objects that are n
   async function dualStack() {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
-    await backend.apply(v4);
-    await backend.apply(v6);
+    await applyPolicy(backend, v4);
+    await applyPolicy(backend, v6);
     return { fake, backend };
   }
 
   it('a dormant table is drift of IPv4 (the family always managed); its repair wakes the table, then rebuilds, and IPv6 stays', async () => {
     const { fake, backend } = await dualStack();
     await nft(fake, `add table ${T} { flags dormant; }`);
-    const seen = await backend.read('ipv4');
+    const seen = await readOwned(backend, 'ipv4');
     assert.deepEqual(seen, [DORMANT, ...backend.expected(v4)]);
-    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6), 'the table lines are IPv4’s alone');
+    assert.deepEqual(await readOwned(backend, 'ipv6'), backend.expected(v6), 'the table lines are IPv4’s alone');
     fake.calls.length = 0;
-    await backend.apply(v4, seen);
+    await applyPolicy(backend, v4);
     assert.deepEqual(
       fake.calls.map((a) => a.join(' ')),
       ['nft -j -t list table inet ip-masq-agent', 'nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -'],
     );
     assert.equal(fake.scripts.at(-2), `add table ${T}\n`, 'the wake is a transaction of its own');
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
-    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv6'), backend.expected(v6));
   });
 
   it('a dormant table refuses the blind apply (a base chain in the batch that wakes it); apply falls back and repairs', async () => {
     const { fake, backend } = await dualStack();
     await nft(fake, `add table ${T} { flags dormant; }`);
     await assert.rejects(fake.runner(['nft', '-f', '-'], { input: renderNftScript([v4]) }), /Invalid argument/);
-    await backend.apply(v4);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
   it('an empty dormant table, whose listing nft 1.0.6 cuts off after "flags": read says so instead of failing, and apply fills it', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
     await nft(fake, `add table ${T} { flags dormant; }`);
-    const seen = await backend.read('ipv4');
+    const seen = await readOwned(backend, 'ipv4');
     assert.deepEqual(seen, [DORMANT]);
-    assert.deepEqual(await backend.read('ipv6'), []);
-    await backend.apply(v4, seen);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv6'), []);
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
   it('a base chain of someone else in our table that masquerades at priority 50: seen, and deleted with the rebuild in one transaction', async () => {
     const { fake, backend } = await dualStack();
     await nft(fake, `add chain ${T} sneaky { type nat hook postrouting priority 50; policy accept; }\nadd rule ${T} sneaky masquerade`);
-    const seen = await backend.read('ipv4');
+    const seen = await readOwned(backend, 'ipv4');
     assert.deepEqual(seen, ['table holds chain "sneaky" type nat hook postrouting prio 50 policy accept, 1 rule, not the agent\'s', ...backend.expected(v4)]);
     fake.calls.length = 0;
-    await backend.apply(v4, seen);
+    await applyPolicy(backend, v4);
     assert.deepEqual(
       fake.calls.map((a) => a.join(' ')),
       ['nft -j -t list table inet ip-masq-agent', 'nft -f -'],
     );
     assert.match(fake.scripts.at(-1)!, /^delete chain inet ip-masq-agent handle \d+$/m);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
-    assert.deepEqual(await backend.read('ipv6'), backend.expected(v6));
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv6'), backend.expected(v6));
   });
 
   it('a map named like our set, our chain gone: seen, and replaced by our set (not "File exists" forever)', async () => {
     const { fake, backend } = await dualStack();
     await nft(fake, `delete chain ${T} postrouting4\ndelete set ${T} nonmasq4\nadd map ${T} nonmasq4 { type ipv4_addr : ipv4_addr; }`);
-    const seen = await backend.read('ipv4');
+    const seen = await readOwned(backend, 'ipv4');
     assert.deepEqual(seen, ['table holds map "nonmasq4" type ipv4_addr : ipv4_addr, not the agent\'s']);
-    await backend.apply(v4, seen);
+    await applyPolicy(backend, v4);
     assert.match(fake.scripts.at(-1)!, /^delete map inet ip-masq-agent nonmasq4$/m);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
     // Without the read before (a config change): the blind apply is refused, the fallback repairs.
     await nft(fake, `delete chain ${T} postrouting4\ndelete set ${T} nonmasq4\nadd map ${T} nonmasq4 { type ipv4_addr : ipv4_addr; }`);
-    await backend.apply(v4);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
   it('our chain renamed: the renamed one is seen, and a config change applies (not "Device or resource busy" forever)', async () => {
     const { fake, backend } = await dualStack();
     await fake.runner(['nft', 'rename', 'chain', 'inet', 'ip-masq-agent', 'postrouting4', 'renamed']);
-    const read = await backend.read('ipv4');
+    const read = await readOwned(backend, 'ipv4');
     assert.ok(read.includes('table holds chain "renamed" type nat hook postrouting prio 100 policy accept, 4 rules, not the agent\'s'), read.join('\n'));
     await assert.rejects(fake.runner(['nft', '-f', '-'], { input: renderNftScript([v4]) }), /Device or resource busy/);
-    await backend.apply(v4);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
   it('foreign chains go before the chains they jump to; at most MAX_FOREIGN_LINES lines, yet every object is deleted', async () => {
     const { fake, backend } = await dualStack();
     const many = Array.from({ length: MAX_FOREIGN_LINES + 5 }, (_, i) => `add chain ${T} c${i}`);
     await nft(fake, [...many, `add chain ${T} a`, `add rule ${T} a jump c0`, `add rule ${T} c1 jump a`].join('\n'));
-    const seen = await backend.read('ipv4');
+    const seen = await readOwned(backend, 'ipv4');
     const tableLines = seen.filter((l) => l.startsWith('table '));
     assert.equal(tableLines.length, MAX_FOREIGN_LINES + 1);
     assert.equal(tableLines.at(-1), "table holds 6 more objects that are not the agent's");
-    await backend.apply(v4, seen);
-    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+    await applyPolicy(backend, v4);
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
   it('a foreign object nft cannot name fails the sync with what and where; the rules in place stay', () => {

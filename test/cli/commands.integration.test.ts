@@ -17,6 +17,7 @@ import { buildPolicy } from '../../src/policy/build.js';
 import { ADDR, NETNS_PREFIX, canUseNetns, createNamespace, createTopology, deleteNamespace, nsRun, nsSpawn, sourceSeenBy, startPeerServer } from '../netns/netns.js';
 import { netnsRunner } from '../netns/netns-runner.js';
 import { AGENT_MAIN } from '../agent/agent-process.js';
+import { applyPolicy } from '../backends/sync.js';
 
 const MAIN = AGENT_MAIN;
 const tools = ['nft', 'iptables-nft', 'iptables-legacy'].every((t) => spawnSync(t, ['--version'], { stdio: 'ignore' }).status === 0);
@@ -60,7 +61,7 @@ function writeConfig(name: string, text: string): string {
 
 async function applyWith(backend: Backend, configPath: string, enableIPv6: boolean): Promise<void> {
   const loaded = await loadConfig(configPath, { enableIPv6, nomasqAllReservedRanges: false });
-  for (const p of buildPolicy(loaded.config, { enableIPv6, randomFully: true, toPorts: [] }).families) await backend.apply(p);
+  for (const p of buildPolicy(loaded.config, { enableIPv6, randomFully: true, toPorts: [] }).families) await applyPolicy(backend, p);
 }
 
 function iptablesIn(ns: string, mode: IptablesMode): Backend {

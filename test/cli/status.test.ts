@@ -11,6 +11,7 @@ import { fakeIptables, scriptedRunner } from '../backends/iptables-helpers.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { createFakeNft } from '../backends/fake-nft.js';
 import { cli, tempDir, type TempDir } from './cli-helpers.js';
+import { applyPolicy } from '../backends/sync.js';
 
 let tmp: TempDir;
 let config = '';
@@ -32,7 +33,7 @@ function withFake(fake: FakeBackend, seen: SelectOptions[] = []) {
 
 async function applyConfig(fake: FakeBackend, enableIPv6: boolean): Promise<void> {
   const loaded = await loadConfig(config, { enableIPv6: true, nomasqAllReservedRanges: false });
-  for (const p of buildPolicy(loaded.config, { enableIPv6, randomFully: true, toPorts: [] }).families) await fake.apply(p);
+  for (const p of buildPolicy(loaded.config, { enableIPv6, randomFully: true, toPorts: [] }).families) await applyPolicy(fake, p);
 }
 
 test('no rules: exit 1, each family "missing", the wanted lines listed with "-"', async () => {
@@ -84,7 +85,7 @@ test("iptables: an older release's jump or a duplicate beside ours is drift, lis
   const v4config = await tmp.write('v4-only', 'nonMasqueradeCIDRs: [10.0.0.0/8]\n');
   const loaded = await loadConfig(v4config, { enableIPv6: false, nomasqAllReservedRanges: false });
   const [policy] = buildPolicy(loaded.config, { enableIPv6: false, randomFully: true, toPorts: [] }).families;
-  await backend.apply(policy!);
+  await applyPolicy(backend, policy!);
   const want = backend.expected(policy!);
   const ours = want[0] ?? '';
   const quoted = ours.replace(/--comment "([^"]*)"/, '--comment "\\"$1\\""');
@@ -108,7 +109,7 @@ test('iptables, --postrouting-position=first: in sync with our jump at rule 1; a
   const loaded = await loadConfig(v4config, { enableIPv6: false, nomasqAllReservedRanges: false });
   const [policy] = buildPolicy(loaded.config, { enableIPv6: false, randomFully: true, toPorts: [], postroutingPosition: 'first' }).families;
   fake.tables['ipv4'] = { chainLines: undefined, postrouting: ['-A POSTROUTING -j KUBE-POSTROUTING'] };
-  await backend.apply(policy!);
+  await applyPolicy(backend, policy!);
   // The fake restore creates the chain only; its rules are what the payload writes.
   fake.tables['ipv4'].chainLines = backend.expected(policy!).slice(1);
   assert.match(fake.tables['ipv4'].postrouting[0] ?? '', /-j IP-MASQ-AGENT$/, 'inserted at rule 1');
@@ -124,7 +125,7 @@ test('iptables, --postrouting-position=first: in sync with our jump at rule 1; a
     r.stdout.includes('IPv4: drifted: 0 missing, 1 unexpected\n  + # ip-masq-agent: our jump is not the first rule of nat POSTROUTING; rule 1 is -A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE\n'),
     r.stdout,
   );
-  await backend.apply(policy!);
+  await applyPolicy(backend, policy!);
   fake.tables['ipv4'].chainLines = backend.expected(policy!).slice(1);
   assert.equal((await cli(['status', '--config', v4config, '--postrouting-position=first'], opened)).code, 0);
   assert.deepEqual(fake.tables['ipv4'].postrouting.slice(1), ['-A POSTROUTING -s 192.0.2.0/24 -j MASQUERADE', '-A POSTROUTING -j KUBE-POSTROUTING']);
@@ -237,7 +238,7 @@ test('nftables, a dormant table or a base chain of someone else in our table: ex
   const fake = createFakeNft();
   const backend = createNftablesBackend({ runner: fake.runner });
   const loaded = await loadConfig(config, { enableIPv6: true, nomasqAllReservedRanges: false });
-  for (const p of buildPolicy(loaded.config, { enableIPv6: true, randomFully: true, toPorts: [] }).families) await backend.apply(p);
+  for (const p of buildPolicy(loaded.config, { enableIPv6: true, randomFully: true, toPorts: [] }).families) await applyPolicy(backend, p);
   const deps = { openBackend: async (): Promise<OpenedBackend> => ({ backend, description: 'nftables (test)' }) };
   const clean = await cli(['status', '--config', config, '--enable-ipv6'], deps);
   assert.equal(clean.code, 0, clean.stderr);

@@ -87,18 +87,14 @@ export function findRulesWithTarget(lines: readonly string[], chainName: string,
 }
 
 /** What it takes to leave exactly one POSTROUTING jump to our chain, ours, where the first one was. */
-export type JumpRepair =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'append' }
-  /** No jump yet, and it must be first: `-I POSTROUTING 1`. */
-  | { readonly kind: 'insert-first' }
-  | {
-      readonly kind: 'replace';
-      /** The jumps to delete, as `-S` printed them (other forms, duplicates). */
-      readonly remove: readonly string[];
-      /** An `iptables-restore --noflush` payload that deletes them and puts ours in place, atomically. */
-      readonly payload: string;
-    };
+export interface JumpRepair {
+  /** `insert-first`: no jump yet, and it must be first; `replace`: other forms, duplicates, or ours not first. */
+  readonly kind: 'none' | 'append' | 'insert-first' | 'replace';
+  /** The jumps to delete, as `-S` printed them. */
+  readonly remove: readonly string[];
+  /** Restore lines: each of `remove` deleted by its spec, then ours added (`-A`, or `-I` at its place). */
+  readonly lines: readonly string[];
+}
 
 function postroutingRules(postrouting: readonly string[]): ParsedRule[] {
   return postrouting.map(parseRuleLine).filter((r): r is ParsedRule => r !== undefined && r.chain === 'POSTROUTING');
@@ -114,12 +110,12 @@ function postroutingRules(postrouting: readonly string[]): ParsedRule[] {
 export function planJumpRepair(postrouting: readonly string[], chain: string, ourJump: string, first = false): JumpRepair {
   const rules = postroutingRules(postrouting);
   const at = rules.findIndex((r) => r.target === chain);
-  if (at < 0) return { kind: first ? 'insert-first' : 'append' };
+  const insert = (n: number): string => `-I POSTROUTING ${n} ${ourJump.slice('-A POSTROUTING '.length)}`;
+  if (at < 0) return first ? { kind: 'insert-first', remove: [], lines: [insert(1)] } : { kind: 'append', remove: [], lines: [ourJump] };
   const jumps = rules.filter((r) => r.target === chain);
-  if (jumps.length === 1 && jumps[0]?.line === ourJump && (!first || at === 0)) return { kind: 'none' };
+  if (jumps.length === 1 && jumps[0]?.line === ourJump && (!first || at === 0)) return { kind: 'none', remove: [], lines: [] };
   const remove = jumps.map((r) => r.line);
-  const insert = `-I POSTROUTING ${first ? 1 : at + 1} ${ourJump.slice('-A POSTROUTING '.length)}`;
-  return { kind: 'replace', remove, payload: renderDeletePayload(remove, [insert]) };
+  return { kind: 'replace', remove, lines: [...remove.map(deleteSpec), insert(first ? 1 : at + 1)] };
 }
 
 /**
@@ -134,37 +130,11 @@ export function notFirstLine(postrouting: readonly string[], chain: string, note
   return `${note} ${cutExcerpt(top.line, 200)}`;
 }
 
-/**
- * An `iptables-restore --noflush` payload that deletes the given `-A` lines by their spec, then
- * runs `then`; all or nothing (a `-D` of a rule gone meanwhile aborts it, and the next sync reads again).
- */
-export function renderDeletePayload(lines: readonly string[], then: readonly string[] = []): string {
-  return natPayload([...lines.map(deleteSpec), ...then]);
-}
-
 /** An `iptables-restore --noflush` payload of the nat table that runs `lines`, all or nothing. */
 export const natPayload = (lines: readonly string[]): string => `${['*nat', ...lines, 'COMMIT'].join('\n')}\n`;
 
 /** The restore line that deletes an `-A` line of `iptables -S` by its spec. */
 export const deleteSpec = (line: string): string => `-D ${line.slice('-A '.length)}`;
-
-/**
- * A repair as restore lines to go before the COMMIT of our chain's payload, so that chain and
- * jump change in one transaction: nothing for `none`, else what the repair's own payload runs.
- */
-export function jumpRepairLines(repair: JumpRepair, ourJump: string): string[] {
-  const rule = ourJump.slice('-A POSTROUTING '.length);
-  switch (repair.kind) {
-    case 'none':
-      return [];
-    case 'append':
-      return [ourJump];
-    case 'insert-first':
-      return [`-I POSTROUTING 1 ${rule}`];
-    case 'replace':
-      return repair.payload.split('\n').slice(1, -2);
-  }
-}
 
 /** The first `--comment` value of an `iptables -S` line, unquoted; undefined when it has none. */
 export function ruleComment(line: string): string | undefined {
@@ -194,14 +164,14 @@ export type RenamedChainVerdict = { readonly ours: true; readonly rules: number 
 // The targets our chain's rules use; a rule of ours never jumps to another chain.
 const OUR_RULE_TARGETS = new Set(['RETURN', 'ACCEPT', 'MASQUERADE', 'SNAT']);
 
+/** Whether `target` may name a chain of ours: neither an iptables target nor a built-in chain. */
+export const mayBeOurChain = (target: string): boolean => !TARGET_NAMES.includes(target) && !BUILTIN_CHAINS.includes(target);
+
 /**
  * Judges the chain `target` that a renamed jump leads to, from its `-S target` lines (undefined
  * when it could not be listed): ours when every rule in it carries one of our comments and ends
  * in one of our targets. Anything else is someone's, and not ours to delete.
  */
-/** Whether `target` may name a chain of ours: neither an iptables target nor a built-in chain. */
-export const mayBeOurChain = (target: string): boolean => !TARGET_NAMES.includes(target) && !BUILTIN_CHAINS.includes(target);
-
 export function judgeRenamedChain(target: string | undefined, listing: readonly string[] | undefined): RenamedChainVerdict {
   if (target === undefined) return { ours: false, why: 'the rule jumps nowhere' };
   if (!mayBeOurChain(target)) return { ours: false, why: `${target} is no chain of ours` };

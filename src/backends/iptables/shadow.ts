@@ -1,17 +1,100 @@
-import { parseRuleLine } from './rules.js';
+// Rules of others that translate traffic before our jump. nat POSTROUTING is read at every sync;
+// the chains that its rules before our jump lead to are followed too, at most two levels deep and
+// eight chains in all (Calico jumps cali-POSTROUTING -> cali-nat-outgoing, which masquerades;
+// Cilium CILIUM_POST_nat, flannel FLANNEL-POSTRTG, AWS-SNAT-CHAIN-0 and the CNI bridge's CNI-*
+// masquerade one level down), so a node without such a jump lists nothing more. kube-proxy's
+// KUBE-* chains are not followed: it masquerades only what it marked for masquerade, which is
+// meant to be, and following them would cost nearly every node a listing per sync (70-150 ms on
+// legacy next to a big kube-proxy; netfilter-facts.md). Matches are not evaluated: a rule that
+// masquerades some traffic before our jump counts.
+import { jumpComment } from './constants.js';
+import { mayBeOurChain, parseRuleLine, ruleComment } from './rules.js';
 
-/**
- * Finds the nat POSTROUTING rules (as `iptables -S POSTROUTING` prints them) that come before our
- * jump and end in MASQUERADE or SNAT: a packet they match is translated before our chain can
- * exempt it. When our jump is missing, every such rule counts.
- */
-export function findShadowingRules(postrouting: readonly string[], chain: string): string[] {
+/** How many levels of chains below POSTROUTING the shadow check lists. */
+export const FOLLOW_DEPTH = 2;
+/** How many chains the shadow check lists at most per read. */
+export const MAX_FOLLOWED_CHAINS = 8;
+
+const TRANSLATING = new Set(['MASQUERADE', 'SNAT']);
+
+/** The rules of `chainName` in `lines` that count: in POSTROUTING, those before our jump (all when it is missing). */
+function rulesBeforeOurJump(lines: readonly string[], chainName: string, chain: string): string[] {
   const found: string[] = [];
-  for (const line of postrouting) {
+  for (const line of lines) {
     const rule = parseRuleLine(line);
-    if (rule?.chain !== 'POSTROUTING') continue;
-    if (rule.target === chain) break;
-    if (rule.target === 'MASQUERADE' || rule.target === 'SNAT') found.push(line);
+    if (rule?.chain !== chainName) continue;
+    if (chainName === 'POSTROUTING' && rule.target === chain) break;
+    found.push(line);
   }
   return found;
+}
+
+/** The chain a rule leads to that the shadow check follows: not ours, not kube-proxy's, not a target. */
+function followedTarget(line: string, chain: string): string | undefined {
+  const target = parseRuleLine(line)?.target;
+  if (target === undefined || target === chain || !mayBeOurChain(target) || target.toUpperCase().startsWith('KUBE-')) return undefined;
+  // A rule with our jump's comment is our chain renamed: read() judges it on its own.
+  const c = ruleComment(line);
+  return c === jumpComment(chain) || c === `"${jumpComment(chain)}"` ? undefined : target;
+}
+
+/** The chains to list next below `chainName`, from its `-S` lines (POSTROUTING: up to our jump). */
+export function chainsToFollow(lines: readonly string[], chainName: string, chain: string): string[] {
+  const found = rulesBeforeOurJump(lines, chainName, chain).flatMap((l) => followedTarget(l, chain) ?? []);
+  return [...new Set(found)];
+}
+
+/**
+ * Finds the rules (as `iptables -S` prints them) that translate traffic before our jump: MASQUERADE
+ * or SNAT in nat POSTROUTING before it (everywhere when it is missing), or in the chains `followed`
+ * (their `-S` lines by name, as read() listed them) that rules there lead to.
+ */
+export function findShadowingRules(postrouting: readonly string[], chain: string, followed: Readonly<Record<string, readonly string[]>> = {}): string[] {
+  const found: string[] = [];
+  const seen = new Set<string>();
+  const walk = (lines: readonly string[], chainName: string, depth: number): void => {
+    for (const line of rulesBeforeOurJump(lines, chainName, chain)) {
+      if (TRANSLATING.has(parseRuleLine(line)?.target ?? '')) found.push(line);
+      const next = followedTarget(line, chain);
+      const listed = next === undefined ? undefined : followed[next];
+      if (next === undefined || listed === undefined || depth >= FOLLOW_DEPTH || seen.has(next)) continue;
+      seen.add(next);
+      walk(listed, next, depth + 1);
+    }
+  };
+  walk(postrouting, 'POSTROUTING', 0);
+  return found;
+}
+
+/** Who writes rules into nat POSTROUTING, as the `owner` label of `ip_masq_agent_shadowing_rules`. */
+export type ShadowOwner = 'kube-proxy' | 'calico' | 'cilium' | 'flannel' | 'aws' | 'cni-bridge' | 'docker' | 'unknown';
+
+// What each owner's rules say of themselves: a chain name they jump to (prefix, compared without
+// case), or words in their comment or output interface. First match wins, so the longer prefixes
+// of one owner come before a shorter one of another.
+const OWNER_SIGNS: readonly (readonly [owner: ShadowOwner, chainPrefixes: readonly string[], words: RegExp])[] = [
+  ['kube-proxy', ['KUBE-'], /^kubernetes |kube-proxy/i],
+  ['calico', ['cali-'], /^cali:/],
+  ['cilium', ['CILIUM_', 'OLD_CILIUM_'], /^cilium/i],
+  ['flannel', ['FLANNEL'], /^flanneld? /i],
+  ['aws', ['AWS-SNAT-CHAIN', 'AWS-CONNMARK-CHAIN'], /^AWS, SNAT|^AWS SNAT/i],
+  ['cni-bridge', ['CNI-'], /^name: /],
+  ['docker', ['DOCKER'], /^docker/i],
+];
+
+/** The owner of a nat POSTROUTING rule, told from the chain it jumps to, its comment, or its output interface. */
+export function shadowOwner(line: string): ShadowOwner {
+  const rule = parseRuleLine(line);
+  // A rule found in a followed chain is told by that chain's name (cali-nat-outgoing), else by where it leads.
+  const target = rule?.chain === 'POSTROUTING' ? (rule.target ?? '') : (rule?.chain ?? '');
+  const comment = ruleComment(line) ?? '';
+  // Docker's own rule has no comment: `-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE`.
+  const iface = / -o (\S+)/.exec(line)?.[1] ?? '';
+  for (const [owner, prefixes, words] of OWNER_SIGNS) {
+    if (prefixes.some((p) => target.toUpperCase().startsWith(p.toUpperCase())) || words.test(comment)) return owner;
+  }
+  if (/^docker\d|^br-[0-9a-f]{12}$/.test(iface)) return 'docker';
+  if (/^cni\d|^cbr\d/.test(iface)) return 'cni-bridge';
+  if (/^flannel/.test(iface)) return 'flannel';
+  return 'unknown';
 }

@@ -3,7 +3,8 @@
 import { CommandError } from '../../errors.js';
 import type { Family } from '../../net/cidr.js';
 import { isNftObjectMissing, isNftTableNotAsLeft, type Runner } from '../../exec/runner.js';
-import type { Backend } from '../backend.js';
+import { sameState, type Backend, type Observed, type OwnedState, type Plan } from '../backend.js';
+import type { FamilyPolicy } from '../../policy/types.js';
 import { nftLeftover } from '../leftovers.js';
 import { NFT_TABLE_REF } from './names.js';
 import { NFT_TABLE_LINE_PREFIX, familiesInNftJson, foreignObjectsInNftJson, objectNamesInNftJson, parseNftRead, tableHasFlagsInNftJson } from './parse.js';
@@ -26,8 +27,14 @@ function isMissingTable(e: unknown): boolean {
   return e instanceof CommandError && e.exitCode === 1 && isNftObjectMissing(e);
 }
 
+/** What the nftables backend's apply() runs. */
+export interface NftablesPlan extends Plan {
+  readonly policy: FamilyPolicy;
+  readonly seen: OwnedState | undefined;
+}
+
 /** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
-export function createNftablesBackend(options: NftablesBackendOptions): Backend {
+export function createNftablesBackend(options: NftablesBackendOptions): Backend<Observed, NftablesPlan> {
   const nft = options.nft ?? 'nft';
   const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
   const run = (args: readonly string[], input?: string) => options.runner([nft, ...args], input === undefined ? timeout : { ...timeout, input });
@@ -48,7 +55,7 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend 
    * a transaction of its own, because the kernel refuses a base chain in the one that wakes it;
    * until the second lands the table holds what it held before it was put to sleep.
    */
-  const applyKnowingTable = async (policy: Parameters<Backend['apply']>[0]): Promise<void> => {
+  const applyKnowingTable = async (policy: FamilyPolicy): Promise<void> => {
     let json = await listTable(true);
     if (json !== undefined && tableHasFlagsInNftJson(json)) {
       await run(['-f', '-'], renderNftWake());
@@ -69,9 +76,11 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend 
     leftovers: () => [nftLeftover(options.runner)],
     read: async (family) => {
       const json = await listTable(false);
-      return json === undefined ? [] : parseNftRead(json, family);
+      return { family, owned: json === undefined ? [] : parseNftRead(json, family) };
     },
-    apply: async (policy, seen) => {
+    plan: (observed, policy) => ({ family: policy.family, upToDate: sameState(observed.owned, expectedNftLines(policy)), shadowing: [], policy, seen: observed.owned }),
+    apply: async ({ upToDate, policy, seen }) => {
+      if (upToDate) return;
       // The read just before saw the table not as we left it: the blind script would be refused.
       if (seen?.some((l) => l.startsWith(NFT_TABLE_LINE_PREFIX))) return applyKnowingTable(policy);
       try {

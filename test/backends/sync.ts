@@ -1,0 +1,9 @@
+import { applyPolicy, type Backend, type OwnedState } from '../../src/backends/backend.js';
+import type { Family } from '../../src/net/cidr.js';
+
+export { applyPolicy };
+
+/** What a backend's read() shows of our own rules for one family (empty when it lists none). */
+export async function readOwned(backend: Backend, family: Family): Promise<OwnedState> {
+  return (await backend.read(family)).owned ?? [];
+}
