@@ -8,7 +8,7 @@ import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE } from './constants.js';
-import { renderJumpSaveLine, renderRestorePayload, renderSaveLines, type RenderOptions } from './render.js';
+import { chainRestoreLines, renderJumpSaveLine, renderSaveLines, type RenderOptions } from './render.js';
 import { deleteSpec, findRulesWithTarget, natPayload, notFirstLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
 import { findShadowingRules } from './shadow.js';
 
@@ -112,9 +112,6 @@ export function planPostrouting(postrouting: readonly string[], renamed: readonl
   };
 }
 
-/** Our chain's restore lines (`:CHAIN` and its rules): what a payload holds between `*nat` and `COMMIT`. */
-const chainRestoreLines = (payload: string): string[] => payload.split('\n').slice(1, -2);
-
 /** What it takes to turn what read() saw into `policy`; pure. */
 export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, opts: RenderOptions): IptablesPlan {
   const { chain } = opts;
@@ -126,16 +123,16 @@ export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, o
     return { family, upToDate: true, shadowing, chain, payload: '', fallback: undefined, probeJump: false, verify: undefined, failure: undefined, repairs: [] };
   }
   const p = planPostrouting(observed.postrouting, observed.renamed, chain, first);
-  // The renderer writes the chain as one whole payload with fixed framing lines (render.ts): a
-  // config change with the jump in place pipes it as it is, else its lines join the repair's.
-  const chainPayload = renderRestorePayload(policy, opts);
+  // A config change with the jump in place pipes the chain's payload as it is, else its lines join the repair's.
+  const chainLines = chainRestoreLines(policy, opts);
+  const chainPayload = natPayload(chainLines);
   const deletes = p.lines.some((l) => l.startsWith('-D '));
   return {
     family,
     upToDate: false,
     shadowing,
     chain,
-    payload: p.lines.length === 0 ? chainPayload : natPayload([...chainRestoreLines(chainPayload), ...p.lines]),
+    payload: p.lines.length === 0 ? chainPayload : natPayload([...chainLines, ...p.lines]),
     fallback: deletes ? chainPayload : undefined,
     // No jump can lead to a chain that is not there: with it listed absent, -C has nothing to ask.
     probeJump: p.addsJump && (observed.chain === undefined || observed.chain.length > 0),

@@ -308,9 +308,12 @@ export function chainRules(policy: FamilyPolicy, opts: RenderOptions): Rule[] {
  * `:CHAIN - [0:0]` line creates or flushes only our chain, atomically with the new rules.
  */
 export function renderRestorePayload(policy: FamilyPolicy, opts: RenderOptions): string {
-  const lines = ['*nat', `:${opts.chain} - [0:0]`];
-  for (const r of chainRules(policy, opts)) lines.push(formatRestoreRule(r));
-  return `${lines.join('\n')}\nCOMMIT\n`;
+  return `${['*nat', ...chainRestoreLines(policy, opts), 'COMMIT'].join('\n')}\n`;
+}
+
+/** Our chain's restore lines (`:CHAIN` and its rules), for a payload that also repairs POSTROUTING. */
+export function chainRestoreLines(policy: FamilyPolicy, opts: RenderOptions): string[] {
+  return [`:${opts.chain} - [0:0]`, ...chainRules(policy, opts).map(formatRestoreRule)];
 }
 
 /** Our chain as `iptables -t nat -S CHAIN` prints it once the payload is applied. */
