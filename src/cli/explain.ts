@@ -6,7 +6,7 @@ import { createRenderOnlyBackend } from '../backends/select.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
 import { UsageError } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
-import type { PortRange, PostroutingPosition } from '../policy/types.js';
+import type { PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
@@ -72,13 +72,9 @@ function parseAddress(text: string, what: string): IpAddress {
   }
 }
 
-function portsText(ranges: readonly PortRange[]): string {
-  return ranges.map((r) => r.text).join(',');
-}
-
 /** The masquerade (or SNAT) rule in the chosen backend's own words. */
 function masqueradeRule(v: Extract<Verdict, { masquerade: true }>, backend: BackendFacts['dialect'], toSource?: string): string {
-  const ports = v.toPorts.length > 0 ? `; tcp, udp and sctp get source ports ${portsText(v.toPorts)}` : '';
+  const ports = v.toPorts.length > 0 ? `; tcp, udp and sctp get source ports ${v.toPorts.map((r) => r.text).join(',')}` : '';
   if (backend === 'nftables') return `${toSource === undefined ? 'masquerade' : `snat to ${toSource}`}${v.randomFully ? ' fully-random' : ''}${ports}`;
   return `${toSource === undefined ? 'MASQUERADE' : `SNAT --to-source ${toSource}`}${v.randomFully ? ' --random-fully' : ''}${ports}`;
 }

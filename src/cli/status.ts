@@ -30,13 +30,11 @@ export interface StatusDeps extends CommandDeps {
   readonly openBackend?: (o: SelectOptions) => Promise<OpenedBackend>;
 }
 
-/** How one family's live rules compare with the wanted ones. */
-export type FamilyState = 'in-sync' | 'drifted' | 'missing';
-
 /** One family's comparison, its keys in the order `--output json` prints them. */
 export interface FamilyComparison {
   readonly family: Family;
-  readonly state: FamilyState;
+  /** How its live rules compare with the wanted ones. */
+  readonly state: 'in-sync' | 'drifted' | 'missing';
   /** Wanted lines that are not there (each occurrence counts). */
   readonly missing: readonly string[];
   /** Lines that are there but not wanted. */
@@ -66,7 +64,7 @@ export function compareFamily(family: Family, expected: OwnedState, actual: Owne
   const unexpected = subtract(actual, expected);
   const same = expected.length === actual.length && expected.every((l, i) => l === actual[i]);
   if (same) return { family, state: 'in-sync', missing, unexpected, expected, actual };
-  const state: FamilyState = actual.length === 0 ? 'missing' : 'drifted';
+  const state = actual.length === 0 ? 'missing' : 'drifted';
   const orderDiffersAt = missing.length === 0 && unexpected.length === 0 ? expected.findIndex((l, i) => l !== actual[i]) + 1 : undefined;
   return { family, state, missing, unexpected, ...(orderDiffersAt === undefined ? {} : { orderDiffersAt }), expected, actual };
 }

@@ -85,21 +85,15 @@ export const HEALTH_DEFAULTS = {
  */
 export type HealthOptions = { readonly [K in keyof typeof HEALTH_DEFAULTS]?: number } & { readonly startedAt?: number };
 
-function iso(ms: number | undefined): string | null {
-  return ms === undefined ? null : new Date(ms).toISOString();
-}
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
 /** Whole seconds in Go syntax (`1m35s`): what a person reads in a probe failure. */
-function seconds(ms: number): string {
-  return formatGoDuration(BigInt(Math.round(ms / 1000)) * 1_000_000_000n);
-}
+const seconds = (ms: number): string => formatGoDuration(BigInt(Math.round(ms / 1000)) * 1_000_000_000n);
 
 /** At most this many config errors in the body; the rest are counted. */
 export const MAX_LISTED_ERRORS = 20;
 
-function bounded(text: string): string {
-  return cutExcerpt(text, MAX_ERROR_BYTES);
-}
+const bounded = (text: string): string => cutExcerpt(text, MAX_ERROR_BYTES);
 
 function boundedList(items: readonly string[]): string[] {
   const shown = items.slice(0, MAX_LISTED_ERRORS).map(bounded);
@@ -108,9 +102,8 @@ function boundedList(items: readonly string[]): string[] {
 }
 
 function latest(values: readonly (number | undefined)[]): number | undefined {
-  let max: number | undefined;
-  for (const v of values) if (v !== undefined && (max === undefined || v > max)) max = v;
-  return max;
+  const known = values.filter((v) => v !== undefined);
+  return known.length === 0 ? undefined : Math.max(...known);
 }
 
 function familyBody(s: Readonly<FamilyStatus>): FamilyHealthBody {

@@ -29,8 +29,9 @@ const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 /** A log level. */
 export type Level = (typeof LEVELS)[number];
 
-/** A Logger whose method for each level is `at(level)`. */
-function loggerBy(at: (level: Level) => (msg: string, fields?: Fields) => void): Logger {
+/** A Logger whose every method calls `write` with its level. */
+function loggerBy(write: (level: Level, msg: string, fields?: Fields) => void): Logger {
+  const at = (level: Level) => (msg: string, fields?: Fields) => write(level, msg, fields);
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
 }
 
@@ -241,7 +242,7 @@ export function createStdoutWriter(): LineWriter {
 /** Creates the process logger: JSON lines to `sink` (the agent's: a stdout LineWriter), up to the level --v asks for. */
 export function createLogger(verbosity: number, sink: LineSink, now: () => number = Date.now): Logger {
   const shown = LEVELS.indexOf(levelForVerbosity(verbosity));
-  return loggerBy((level) => (msg, fields) => {
+  return loggerBy((level, msg, fields) => {
     if (LEVELS.indexOf(level) <= shown) sink(formatLogLine(level, now(), msg, fields));
   });
 }
@@ -249,12 +250,5 @@ export function createLogger(verbosity: number, sink: LineSink, now: () => numbe
 /** A logger that keeps every entry in memory, for tests. */
 export function createMemoryLogger(): Logger & { readonly entries: { level: string; msg: string; fields: Fields }[] } {
   const entries: { level: string; msg: string; fields: Fields }[] = [];
-  return {
-    entries,
-    ...loggerBy(
-      (level) =>
-        (msg, fields = {}) =>
-          void entries.push({ level, msg, fields }),
-    ),
-  };
+  return { entries, ...loggerBy((level, msg, fields = {}) => void entries.push({ level, msg, fields })) };
 }
