@@ -41,7 +41,8 @@ export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
     masqueradeBit: parseMasqueradeBit(get('iptables-masquerade-bit')),
   };
   // Checked early, so that a typo is a usage error rather than a failed start.
-  for (const flag of ['healthz-bind-address', 'metrics-bind-address']) parseBindAddress(get(flag), `--${flag}`);
+  parseBindAddress(get('healthz-bind-address'), '--healthz-bind-address');
+  parseBindAddress(get('metrics-bind-address'), '--metrics-bind-address');
   return {
     configPath: get('config'),
     chain: get('masq-chain'),

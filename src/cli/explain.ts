@@ -74,7 +74,8 @@ function parseAddress(text: string, what: string): IpAddress {
 
 /** The masquerade (or SNAT) rule in the chosen backend's own words. */
 function masqueradeRule(v: Extract<Verdict, { masquerade: true }>, backend: BackendFacts['dialect'], toSource?: string): string {
-  const ports = v.toPorts.length > 0 ? `; tcp, udp and sctp get source ports ${v.toPorts.map((r) => r.text).join(',')}` : '';
+  const portList = v.toPorts.map((r) => r.text).join(',');
+  const ports = portList === '' ? '' : `; tcp, udp and sctp get source ports ${portList}`;
   if (backend === 'nftables') return `${toSource === undefined ? 'masquerade' : `snat to ${toSource}`}${v.randomFully ? ' fully-random' : ''}${ports}`;
   return `${toSource === undefined ? 'MASQUERADE' : `SNAT --to-source ${toSource}`}${v.randomFully ? ' --random-fully' : ''}${ports}`;
 }
@@ -105,23 +106,18 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']): Explanation {
   const base = { destination, family: v.family };
   const keep = (reason: string, explanation: string, match?: Explanation['match']): Explanation => ({ ...base, masquerade: false, action: 'keep', reason, ...(match && { match }), explanation });
+  // A masquerade or SNAT answer: keep's fields, and the rule's options before the sentence.
+  const rule = v.masquerade ? { randomFully: v.randomFully, toPorts: v.toPorts.map((r) => r.text) } : {};
+  const translate = (head: Pick<Explanation, 'action' | 'toSource' | 'reason' | 'match'>, explanation: string): Explanation => ({ ...base, masquerade: true, ...head, ...rule, explanation });
   switch (v.reason) {
     case 'masquerade-cidr':
     case 'snat': {
       const m = v.match;
       const match = { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) };
       const toSource = m.action.kind === 'snat' ? m.action.toSourceText : undefined;
-      return {
-        ...base,
-        masquerade: true,
-        action: toSource === undefined ? 'masquerade' : 'snat',
-        ...(toSource === undefined ? {} : { toSource }),
-        reason: v.reason,
-        match,
-        randomFully: v.randomFully,
-        toPorts: v.toPorts.map((r) => r.text),
-        explanation: `matches ${m.text} from ${describeEntryOrigin(cfg, m)} (${m.list})${overridesText(cfg, v.overrides)}; ${masqueradeRule(v, backend, toSource)}`,
-      };
+      const action = toSource === undefined ? { action: 'masquerade' as const } : { action: 'snat' as const, toSource };
+      const explanation = `matches ${m.text} from ${describeEntryOrigin(cfg, m)} (${m.list})${overridesText(cfg, v.overrides)}; ${masqueradeRule(v, backend, toSource)}`;
+      return translate({ ...action, reason: v.reason, match }, explanation);
     }
     case 'source-out-of-scope':
       return keep(
@@ -129,15 +125,7 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
         `the source is outside masqueradeSourceCIDRs (${v.sources.map((s) => s.text).join(', ') || `none of ${v.family}`}): only traffic from those sources is ever masqueraded or SNATed`,
       );
     case 'default':
-      return {
-        ...base,
-        masquerade: true,
-        action: 'masquerade',
-        reason: 'masquerade',
-        randomFully: v.randomFully,
-        toPorts: v.toPorts.map((r) => r.text),
-        explanation: `no non-masquerade CIDR matches; ${masqueradeRule(v, backend)}`,
-      };
+      return translate({ action: 'masquerade', reason: 'masquerade' }, `no non-masquerade CIDR matches; ${masqueradeRule(v, backend)}`);
     case 'exempt': {
       const m = v.match;
       const pos = positionOf(cfg, m);

@@ -175,13 +175,11 @@ export const runValidate = defineCommand({
         configs: checked.map((c) => ({
           path: c.path,
           valid: c.errors.length === 0,
-          ...(c.loaded
-            ? {
-                files: c.loaded.files,
-                usingDefaults: c.loaded.usingDefaults,
-                ...configValues(c.loaded.config, 'output'),
-              }
-            : {}),
+          ...(c.loaded && {
+            files: c.loaded.files,
+            usingDefaults: c.loaded.usingDefaults,
+            ...configValues(c.loaded.config, 'output'),
+          }),
         })),
       });
     } else {

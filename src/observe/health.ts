@@ -85,15 +85,21 @@ export const HEALTH_DEFAULTS = {
  */
 export type HealthOptions = { readonly [K in keyof typeof HEALTH_DEFAULTS]?: number } & { readonly startedAt?: number };
 
-const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}
 
 /** Whole seconds in Go syntax (`1m35s`): what a person reads in a probe failure. */
-const seconds = (ms: number): string => formatGoDuration(BigInt(Math.round(ms / 1000)) * 1_000_000_000n);
+function seconds(ms: number): string {
+  return formatGoDuration(BigInt(Math.round(ms / 1000)) * 1_000_000_000n);
+}
 
 /** At most this many config errors in the body; the rest are counted. */
 export const MAX_LISTED_ERRORS = 20;
 
-const bounded = (text: string): string => cutExcerpt(text, MAX_ERROR_BYTES);
+function bounded(text: string): string {
+  return cutExcerpt(text, MAX_ERROR_BYTES);
+}
 
 function boundedList(items: readonly string[]): string[] {
   const shown = items.slice(0, MAX_LISTED_ERRORS).map(bounded);

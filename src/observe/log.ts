@@ -110,8 +110,6 @@ export interface LineWriterOptions {
   readonly write?: WriteSome;
   /** Bytes held while the output is blocked; lines beyond are dropped and counted (default 64 KiB). */
   readonly maxBufferedBytes?: number;
-  /** How often a blocked output is tried again (default 100 ms). */
-  readonly retryMs?: number;
   /** Calls `fn` once after `ms`; must not keep the process alive. */
   readonly setTimer?: (ms: number, fn: () => void) => void;
   /** Stamps the note of dropped lines (default Date.now). */
@@ -148,7 +146,6 @@ function isFull(e: unknown): boolean {
 export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
   const writeSome = opts.write ?? ((buf: Buffer) => writeSync(1, buf));
   const maxBytes = opts.maxBufferedBytes ?? 64 * 1024;
-  const retryMs = opts.retryMs ?? 100;
   const setTimer = opts.setTimer ?? ((ms: number, fn: () => void) => void setTimeout(fn, ms).unref());
   const now = opts.now ?? Date.now;
   const queue: Buffer[] = [];
@@ -203,7 +200,8 @@ export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
     retrying = false;
     if (settle()) return;
     retrying = true;
-    setTimer(retryMs, pump);
+    // A blocked output is tried again every 100 ms.
+    setTimer(100, pump);
   };
   return {
     write(line) {
@@ -250,5 +248,6 @@ export function createLogger(verbosity: number, sink: LineSink, now: () => numbe
 /** A logger that keeps every entry in memory, for tests. */
 export function createMemoryLogger(): Logger & { readonly entries: { level: string; msg: string; fields: Fields }[] } {
   const entries: { level: string; msg: string; fields: Fields }[] = [];
-  return { entries, ...loggerBy((level, msg, fields = {}) => void entries.push({ level, msg, fields })) };
+  const logger = loggerBy((level, msg, fields = {}) => void entries.push({ level, msg, fields }));
+  return { entries, ...logger };
 }
