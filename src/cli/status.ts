@@ -7,9 +7,8 @@ import { CommandError } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
-import { defineCommand } from './command-shape.js';
+import { defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, silentLog, writeJson, type CommandDeps, type CommandIo } from './command.js';
-import type { CommandHelp } from './command-flags.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent status [flags] [--config PATH]',

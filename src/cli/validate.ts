@@ -10,10 +10,9 @@ import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../ne
 import { normalizeRanges } from '../net/normalize.js';
 import type { ExemptRange } from '../policy/types.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_NODES, describeCidrCaps } from '../limits.js';
-import { defineCommand } from './command-shape.js';
+import { defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
 import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig, type ReadText } from './command-config.js';
-import type { CommandHelp } from './command-flags.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent validate [flags] [FILE|DIR]...',

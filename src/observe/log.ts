@@ -41,12 +41,11 @@ export function levelForVerbosity(v: number): 'info' | 'debug' | 'trace' {
 }
 
 /** An Error as a log value. JSON.stringify writes one as `{}` (its fields are not enumerable); a cause's message is cut at MAX_ERROR_BYTES. */
-function errorValue(e: Error): { message: string; stack?: string; cause?: string } {
-  const value: { message: string; stack?: string; cause?: string } = { message: e.message };
-  if (e.stack !== undefined) value.stack = e.stack;
+function errorValue(e: Error): { message: string; stack: string | undefined; cause: string | undefined } {
   const c = e.cause;
-  if (c !== undefined) value.cause = cutExcerpt(c instanceof Error ? c.message : typeof c === 'string' ? c : plainJson(c), MAX_ERROR_BYTES);
-  return value;
+  const cause = c instanceof Error ? c.message : typeof c === 'string' ? c : plainJson(c);
+  // JSON leaves out what is undefined: a stack or a cause the error lacks.
+  return { message: e.message, stack: e.stack, cause: c === undefined ? undefined : cutExcerpt(cause, MAX_ERROR_BYTES) };
 }
 
 /** A cause that is neither an Error nor a string, as plain JSON: not through errorValue, which a cause holding its own Error would recurse into. */
