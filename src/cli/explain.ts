@@ -40,7 +40,6 @@ export interface Explanation {
   readonly destination: string;
   readonly family: 'ipv4' | 'ipv6';
   readonly masquerade: boolean;
-  /** keep | masquerade | snat */
   readonly action: 'keep' | 'masquerade' | 'snat';
   /** The address SNAT gives the traffic, for action snat. */
   readonly toSource?: string;
@@ -134,7 +133,7 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
         const key = v.family === 'ipv4' ? 'masqLinkLocal' : 'masqLinkLocalIPv6';
         return keep('link-local', `link-local ${m.text} is not masqueraded while ${key} is false${over}`, match);
       }
-      const origin = describeEntryOrigin(cfg, { cidr: m.cidr, text: m.text, source: m.source, path: m.path });
+      const origin = describeEntryOrigin(cfg, m);
       return keep('non-masquerade-cidr', `matches ${m.text} from ${origin}${over}`, match);
     }
     case 'local':

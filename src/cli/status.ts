@@ -22,8 +22,6 @@ permission denied, invalid config).`,
   examples: ['ip-masq-agent status --enable-ipv6', 'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent status --output json'],
 };
 
-export type { OpenedBackend } from '../backends/select.js';
-
 /** status's dependencies: the command deps, plus a backend opener tests can replace. */
 export interface StatusDeps extends CommandDeps {
   readonly openBackend?: (o: SelectOptions) => Promise<OpenedBackend>;
