@@ -25,36 +25,33 @@ export interface AgentOptions {
   readonly commandTimeoutMs: number;
 }
 
-/** The range --command-timeout accepts: shorter would cut a normal restore, longer hides a hang. */
-export const COMMAND_TIMEOUT_RANGE_MS = { min: 1000, max: 600_000 } as const;
-
-/** Checks --masq-chain: a name iptables accepts as a chain, and one no other component owns. */
-export function validateChainName(name: string): string {
-  const problem = checkChainName(name);
-  if (problem) throw new UsageError(`--masq-chain: ${problem}`);
-  return name;
-}
-
 /** Turns parsed flags into typed agent options; throws UsageError on a bad value. */
 export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
   const get = (name: string): string => flags.values.get(name) ?? '';
   const bool = (name: string): boolean => get(name) === 'true';
   const enableIPv6 = bool('enable-ipv6');
+  // A name iptables accepts as a chain, and one no other component owns.
+  const chainProblem = checkChainName(get('masq-chain'));
+  if (chainProblem) throw new UsageError(`--masq-chain: ${chainProblem}`);
+  const policy: PolicyOptions = {
+    enableIPv6,
+    randomFully: bool('random-fully'),
+    toPorts: parseToPorts(get('to-ports')),
+    postroutingPosition: get('postrouting-position') as PostroutingPosition,
+    masqueradeBit: parseMasqueradeBit(get('iptables-masquerade-bit')),
+  };
+  // Checked early, so that a typo is a usage error rather than a failed start.
+  parseBindAddress(get('healthz-bind-address'), '--healthz-bind-address');
+  parseBindAddress(get('metrics-bind-address'), '--metrics-bind-address');
   return {
     configPath: get('config'),
-    chain: validateChainName(get('masq-chain')),
+    chain: get('masq-chain'),
     config: { enableIPv6, nomasqAllReservedRanges: bool('nomasq-all-reserved-ranges'), cidrCap: cidrCapForFlags(get('backend'), get('iptables-mode')) },
-    policy: {
-      enableIPv6,
-      randomFully: bool('random-fully'),
-      toPorts: parseToPorts(get('to-ports')),
-      postroutingPosition: get('postrouting-position') as PostroutingPosition,
-      masqueradeBit: parseMasqueradeBit(get('iptables-masquerade-bit')),
-    },
+    policy,
     backend: get('backend') as BackendChoice,
     iptablesMode: get('iptables-mode') as IptablesModeChoice,
-    healthzBindAddress: checkBindAddress(get('healthz-bind-address'), '--healthz-bind-address'),
-    metricsBindAddress: checkBindAddress(get('metrics-bind-address'), '--metrics-bind-address'),
+    healthzBindAddress: get('healthz-bind-address'),
+    metricsBindAddress: get('metrics-bind-address'),
     verbosity: Number(get('v')),
     commandTimeoutMs: parseCommandTimeout(get('command-timeout')),
   };
@@ -69,15 +66,9 @@ function parseCommandTimeout(text: string): number {
     throw new UsageError(`invalid value "${text}" for flag -command-timeout: ${(e as Error).message}`);
   }
   const ms = Number(ns / 1_000_000n);
-  const { min, max } = COMMAND_TIMEOUT_RANGE_MS;
-  if (ms < min || ms > max) throw new UsageError(`invalid value "${text}" for flag -command-timeout: want 1s to 10m`);
+  // Shorter would cut a normal restore, longer hides a hang.
+  if (ms < 1000 || ms > 600_000) throw new UsageError(`invalid value "${text}" for flag -command-timeout: want 1s to 10m`);
   return ms;
-}
-
-/** Checks a bind address flag early, so a typo is a usage error rather than a failed start. */
-function checkBindAddress(text: string, flag: string): string {
-  parseBindAddress(text, flag);
-  return text;
 }
 
 /** Parses `--iptables-masquerade-bit` as kube-proxy does: an integer 0 to 31. */

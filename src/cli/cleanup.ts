@@ -6,9 +6,8 @@ import type { CleanupTarget, Inspection } from '../backends/backend.js';
 import { NFT_TABLE_REF } from '../backends/nftables/names.js';
 import { defaultCleanupTargets } from '../backends/select.js';
 import type { Runner } from '../exec/runner.js';
-import { defineCommand } from './command-shape.js';
+import { defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, writeJson, type CommandDeps } from './command.js';
-import type { CommandHelp } from './command-flags.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent cleanup [flags]',

@@ -6,12 +6,11 @@ import { createRenderOnlyBackend } from '../backends/select.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
 import { UsageError } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
-import type { PortRange, PostroutingPosition } from '../policy/types.js';
+import type { PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
-import { KEEPS_LAST_GOOD_RULES, defineCommand } from './command-shape.js';
+import { KEEPS_LAST_GOOD_RULES, defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
 import { describeEntryOrigin, positionOf, type CommandConfig } from './command-config.js';
-import type { CommandHelp } from './command-flags.js';
 import type { FlagSpec } from './flags.js';
 
 /** A flag of explain's own: a string, empty by default. */
@@ -41,7 +40,6 @@ export interface Explanation {
   readonly destination: string;
   readonly family: 'ipv4' | 'ipv6';
   readonly masquerade: boolean;
-  /** keep | masquerade | snat */
   readonly action: 'keep' | 'masquerade' | 'snat';
   /** The address SNAT gives the traffic, for action snat. */
   readonly toSource?: string;
@@ -72,13 +70,10 @@ function parseAddress(text: string, what: string): IpAddress {
   }
 }
 
-function portsText(ranges: readonly PortRange[]): string {
-  return ranges.map((r) => r.text).join(',');
-}
-
 /** The masquerade (or SNAT) rule in the chosen backend's own words. */
 function masqueradeRule(v: Extract<Verdict, { masquerade: true }>, backend: BackendFacts['dialect'], toSource?: string): string {
-  const ports = v.toPorts.length > 0 ? `; tcp, udp and sctp get source ports ${portsText(v.toPorts)}` : '';
+  const portList = v.toPorts.map((r) => r.text).join(',');
+  const ports = portList === '' ? '' : `; tcp, udp and sctp get source ports ${portList}`;
   if (backend === 'nftables') return `${toSource === undefined ? 'masquerade' : `snat to ${toSource}`}${v.randomFully ? ' fully-random' : ''}${ports}`;
   return `${toSource === undefined ? 'MASQUERADE' : `SNAT --to-source ${toSource}`}${v.randomFully ? ' --random-fully' : ''}${ports}`;
 }
@@ -109,23 +104,18 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']): Explanation {
   const base = { destination, family: v.family };
   const keep = (reason: string, explanation: string, match?: Explanation['match']): Explanation => ({ ...base, masquerade: false, action: 'keep', reason, ...(match && { match }), explanation });
+  // A masquerade or SNAT answer: keep's fields, and the rule's options before the sentence.
+  const rule = v.masquerade ? { randomFully: v.randomFully, toPorts: v.toPorts.map((r) => r.text) } : {};
+  const translate = (head: Pick<Explanation, 'action' | 'toSource' | 'reason' | 'match'>, explanation: string): Explanation => ({ ...base, masquerade: true, ...head, ...rule, explanation });
   switch (v.reason) {
     case 'masquerade-cidr':
     case 'snat': {
       const m = v.match;
       const match = { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) };
       const toSource = m.action.kind === 'snat' ? m.action.toSourceText : undefined;
-      return {
-        ...base,
-        masquerade: true,
-        action: toSource === undefined ? 'masquerade' : 'snat',
-        ...(toSource === undefined ? {} : { toSource }),
-        reason: v.reason,
-        match,
-        randomFully: v.randomFully,
-        toPorts: v.toPorts.map((r) => r.text),
-        explanation: `matches ${m.text} from ${describeEntryOrigin(cfg, m)} (${m.list})${overridesText(cfg, v.overrides)}; ${masqueradeRule(v, backend, toSource)}`,
-      };
+      const action = toSource === undefined ? { action: 'masquerade' as const } : { action: 'snat' as const, toSource };
+      const explanation = `matches ${m.text} from ${describeEntryOrigin(cfg, m)} (${m.list})${overridesText(cfg, v.overrides)}; ${masqueradeRule(v, backend, toSource)}`;
+      return translate({ ...action, reason: v.reason, match }, explanation);
     }
     case 'source-out-of-scope':
       return keep(
@@ -133,15 +123,7 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
         `the source is outside masqueradeSourceCIDRs (${v.sources.map((s) => s.text).join(', ') || `none of ${v.family}`}): only traffic from those sources is ever masqueraded or SNATed`,
       );
     case 'default':
-      return {
-        ...base,
-        masquerade: true,
-        action: 'masquerade',
-        reason: 'masquerade',
-        randomFully: v.randomFully,
-        toPorts: v.toPorts.map((r) => r.text),
-        explanation: `no non-masquerade CIDR matches; ${masqueradeRule(v, backend)}`,
-      };
+      return translate({ action: 'masquerade', reason: 'masquerade' }, `no non-masquerade CIDR matches; ${masqueradeRule(v, backend)}`);
     case 'exempt': {
       const m = v.match;
       const pos = positionOf(cfg, m);
@@ -151,7 +133,7 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
         const key = v.family === 'ipv4' ? 'masqLinkLocal' : 'masqLinkLocalIPv6';
         return keep('link-local', `link-local ${m.text} is not masqueraded while ${key} is false${over}`, match);
       }
-      const origin = describeEntryOrigin(cfg, { cidr: m.cidr, text: m.text, source: m.source, path: m.path });
+      const origin = describeEntryOrigin(cfg, m);
       return keep('non-masquerade-cidr', `matches ${m.text} from ${origin}${over}`, match);
     }
     case 'local':

@@ -6,9 +6,8 @@ import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.j
 import { formatIssue } from '../errors.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
-import { KEEPS_LAST_GOOD_RULES, defineCommand } from './command-shape.js';
+import { KEEPS_LAST_GOOD_RULES, defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, silentLog, writeJson } from './command.js';
-import type { CommandHelp } from './command-flags.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent render [--backend=iptables|nftables] [flags] [--config PATH]',

@@ -7,9 +7,8 @@ import { CommandError } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
-import { defineCommand } from './command-shape.js';
+import { defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, silentLog, writeJson, type CommandDeps, type CommandIo } from './command.js';
-import type { CommandHelp } from './command-flags.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent status [flags] [--config PATH]',
@@ -23,20 +22,16 @@ permission denied, invalid config).`,
   examples: ['ip-masq-agent status --enable-ipv6', 'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent status --output json'],
 };
 
-export type { OpenedBackend } from '../backends/select.js';
-
 /** status's dependencies: the command deps, plus a backend opener tests can replace. */
 export interface StatusDeps extends CommandDeps {
   readonly openBackend?: (o: SelectOptions) => Promise<OpenedBackend>;
 }
 
-/** How one family's live rules compare with the wanted ones. */
-export type FamilyState = 'in-sync' | 'drifted' | 'missing';
-
 /** One family's comparison, its keys in the order `--output json` prints them. */
 export interface FamilyComparison {
   readonly family: Family;
-  readonly state: FamilyState;
+  /** How its live rules compare with the wanted ones. */
+  readonly state: 'in-sync' | 'drifted' | 'missing';
   /** Wanted lines that are not there (each occurrence counts). */
   readonly missing: readonly string[];
   /** Lines that are there but not wanted. */
@@ -66,7 +61,7 @@ export function compareFamily(family: Family, expected: OwnedState, actual: Owne
   const unexpected = subtract(actual, expected);
   const same = expected.length === actual.length && expected.every((l, i) => l === actual[i]);
   if (same) return { family, state: 'in-sync', missing, unexpected, expected, actual };
-  const state: FamilyState = actual.length === 0 ? 'missing' : 'drifted';
+  const state = actual.length === 0 ? 'missing' : 'drifted';
   const orderDiffersAt = missing.length === 0 && unexpected.length === 0 ? expected.findIndex((l, i) => l !== actual[i]) + 1 : undefined;
   return { family, state, missing, unexpected, ...(orderDiffersAt === undefined ? {} : { orderDiffersAt }), expected, actual };
 }

@@ -10,10 +10,9 @@ import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../ne
 import { normalizeRanges } from '../net/normalize.js';
 import type { ExemptRange } from '../policy/types.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_NODES, describeCidrCaps } from '../limits.js';
-import { defineCommand } from './command-shape.js';
+import { defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
 import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig, type ReadText } from './command-config.js';
-import type { CommandHelp } from './command-flags.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent validate [flags] [FILE|DIR]...',
@@ -175,13 +174,11 @@ export const runValidate = defineCommand({
         configs: checked.map((c) => ({
           path: c.path,
           valid: c.errors.length === 0,
-          ...(c.loaded
-            ? {
-                files: c.loaded.files,
-                usingDefaults: c.loaded.usingDefaults,
-                ...configValues(c.loaded.config, 'output'),
-              }
-            : {}),
+          ...(c.loaded && {
+            files: c.loaded.files,
+            usingDefaults: c.loaded.usingDefaults,
+            ...configValues(c.loaded.config, 'output'),
+          }),
         })),
       });
     } else {

@@ -108,9 +108,8 @@ function boundedList(items: readonly string[]): string[] {
 }
 
 function latest(values: readonly (number | undefined)[]): number | undefined {
-  let max: number | undefined;
-  for (const v of values) if (v !== undefined && (max === undefined || v > max)) max = v;
-  return max;
+  const known = values.filter((v) => v !== undefined);
+  return known.length === 0 ? undefined : Math.max(...known);
 }
 
 function familyBody(s: Readonly<FamilyStatus>): FamilyHealthBody {

@@ -29,8 +29,9 @@ const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 /** A log level. */
 export type Level = (typeof LEVELS)[number];
 
-/** A Logger whose method for each level is `at(level)`. */
-function loggerBy(at: (level: Level) => (msg: string, fields?: Fields) => void): Logger {
+/** A Logger whose every method calls `write` with its level. */
+function loggerBy(write: (level: Level, msg: string, fields?: Fields) => void): Logger {
+  const at = (level: Level) => (msg: string, fields?: Fields) => write(level, msg, fields);
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
 }
 
@@ -40,12 +41,11 @@ export function levelForVerbosity(v: number): 'info' | 'debug' | 'trace' {
 }
 
 /** An Error as a log value. JSON.stringify writes one as `{}` (its fields are not enumerable); a cause's message is cut at MAX_ERROR_BYTES. */
-function errorValue(e: Error): { message: string; stack?: string; cause?: string } {
-  const value: { message: string; stack?: string; cause?: string } = { message: e.message };
-  if (e.stack !== undefined) value.stack = e.stack;
+function errorValue(e: Error): { message: string; stack: string | undefined; cause: string | undefined } {
   const c = e.cause;
-  if (c !== undefined) value.cause = cutExcerpt(c instanceof Error ? c.message : typeof c === 'string' ? c : plainJson(c), MAX_ERROR_BYTES);
-  return value;
+  const cause = c instanceof Error ? c.message : typeof c === 'string' ? c : plainJson(c);
+  // JSON leaves out what is undefined: a stack or a cause the error lacks.
+  return { message: e.message, stack: e.stack, cause: c === undefined ? undefined : cutExcerpt(cause, MAX_ERROR_BYTES) };
 }
 
 /** A cause that is neither an Error nor a string, as plain JSON: not through errorValue, which a cause holding its own Error would recurse into. */
@@ -109,8 +109,6 @@ export interface LineWriterOptions {
   readonly write?: WriteSome;
   /** Bytes held while the output is blocked; lines beyond are dropped and counted (default 64 KiB). */
   readonly maxBufferedBytes?: number;
-  /** How often a blocked output is tried again (default 100 ms). */
-  readonly retryMs?: number;
   /** Calls `fn` once after `ms`; must not keep the process alive. */
   readonly setTimer?: (ms: number, fn: () => void) => void;
   /** Stamps the note of dropped lines (default Date.now). */
@@ -147,7 +145,6 @@ function isFull(e: unknown): boolean {
 export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
   const writeSome = opts.write ?? ((buf: Buffer) => writeSync(1, buf));
   const maxBytes = opts.maxBufferedBytes ?? 64 * 1024;
-  const retryMs = opts.retryMs ?? 100;
   const setTimer = opts.setTimer ?? ((ms: number, fn: () => void) => void setTimeout(fn, ms).unref());
   const now = opts.now ?? Date.now;
   const queue: Buffer[] = [];
@@ -202,7 +199,8 @@ export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
     retrying = false;
     if (settle()) return;
     retrying = true;
-    setTimer(retryMs, pump);
+    // A blocked output is tried again every 100 ms.
+    setTimer(100, pump);
   };
   return {
     write(line) {
@@ -241,7 +239,7 @@ export function createStdoutWriter(): LineWriter {
 /** Creates the process logger: JSON lines to `sink` (the agent's: a stdout LineWriter), up to the level --v asks for. */
 export function createLogger(verbosity: number, sink: LineSink, now: () => number = Date.now): Logger {
   const shown = LEVELS.indexOf(levelForVerbosity(verbosity));
-  return loggerBy((level) => (msg, fields) => {
+  return loggerBy((level, msg, fields) => {
     if (LEVELS.indexOf(level) <= shown) sink(formatLogLine(level, now(), msg, fields));
   });
 }
@@ -249,12 +247,6 @@ export function createLogger(verbosity: number, sink: LineSink, now: () => numbe
 /** A logger that keeps every entry in memory, for tests. */
 export function createMemoryLogger(): Logger & { readonly entries: { level: string; msg: string; fields: Fields }[] } {
   const entries: { level: string; msg: string; fields: Fields }[] = [];
-  return {
-    entries,
-    ...loggerBy(
-      (level) =>
-        (msg, fields = {}) =>
-          void entries.push({ level, msg, fields }),
-    ),
-  };
+  const logger = loggerBy((level, msg, fields = {}) => void entries.push({ level, msg, fields }));
+  return { entries, ...logger };
 }

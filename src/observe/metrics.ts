@@ -6,9 +6,6 @@ import type { Family } from '../net/cidr.js';
 /** Every result a family sync can have, so each series exists (at 0) before it first happens. */
 const RESULTS: readonly FamilyResult[] = ['unchanged', 'applied', 'repaired', 'error'];
 
-/** From a fast nft/iptables-restore (about 1 ms) to a sync that waited on the xtables lock (10 s). */
-export const SYNC_DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
 /** The agent's Prometheus metrics: events counted as they happen, state read from a status snapshot. */
 export interface Metrics {
   /** A registry of our own, with the process and Node.js metrics in it. */
@@ -49,7 +46,8 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const syncDuration = createHistogram(registry, {
     name: 'ip_masq_agent_sync_duration_seconds',
     help: 'Duration of one family sync (read back, compare, write if needed), in seconds.',
-    buckets: [...SYNC_DURATION_BUCKETS],
+    // From a fast nft/iptables-restore (about 1 ms) to a sync that waited on the xtables lock (10 s).
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   });
   const lastSuccess = createGauge(registry, {
     name: 'ip_masq_agent_last_sync_success_timestamp_seconds',

@@ -29,26 +29,25 @@ function readMemory(): Reading {
   }
 }
 
-function readMaxFds(): number | undefined {
+/** `read()`, or undefined where it throws: off Linux, a value read from /proc stays as it was. */
+function tryRead<T>(read: () => T): T | undefined {
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('Max open files'));
-    const n = Number(line?.split(/ {2,}/)[1]);
-    return Number.isFinite(n) ? n : undefined;
+    return read();
   } catch {
     return undefined;
   }
 }
 
-/** Open descriptors, minus the one readdirSync itself used; undefined (the value stays) off Linux. */
-function countOpenFds(): number | undefined {
-  try {
-    return readdirSync('/proc/self/fd').length - 1;
-  } catch {
-    return undefined;
-  }
+function readMaxFds(): number | undefined {
+  const line = tryRead(() => readFileSync('/proc/self/limits', 'utf8'))
+    ?.split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  const n = Number(line?.split(/ {2,}/)[1]);
+  return Number.isFinite(n) ? n : undefined;
 }
+
+/** Open descriptors, minus the one readdirSync itself used. */
+const countOpenFds = (): number | undefined => tryRead(() => readdirSync('/proc/self/fd').length - 1);
 
 /** How long a callback queued now waits for the event loop, in seconds. */
 function measureLag(): Promise<Reading> {

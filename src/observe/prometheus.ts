@@ -21,7 +21,6 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 
 /** Metrics in registration order; `metrics()` collects and prints them all. */
 export interface Registry {
-  readonly contentType: string;
   register(family: MetricFamily): void;
   /** The whole exposition text, each family's `collect` run first. */
   metrics(): Promise<string>;
@@ -31,7 +30,6 @@ export interface Registry {
 export function createRegistry(): Registry {
   const families = new Map<string, MetricFamily>();
   return {
-    contentType: PROMETHEUS_CONTENT_TYPE,
     register(family) {
       if (families.has(family.name)) throw new Error(`A metric with the name ${family.name} has already been registered.`);
       families.set(family.name, family);

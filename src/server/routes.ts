@@ -1,7 +1,8 @@
 import type { AgentStatus } from '../observe/agent-status.js';
 import type { Clock } from '../agent/clock.js';
-import { evaluateHealth, type HealthOptions } from '../observe/health.js';
+import { evaluateHealth } from '../observe/health.js';
 import type { Metrics } from '../observe/metrics.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../observe/prometheus.js';
 
 /** What a route answers; the HTTP adapter adds the headers and handles HEAD. */
 export interface HttpResponse {
@@ -20,14 +21,14 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
  * `/healthz` (liveness) and `/readyz` (readiness): 200 or 503 with the same JSON body.
- * The agent counts as started when the routes are built, unless `opts.startedAt` says otherwise.
+ * The agent counts as started when the routes are built.
  */
-export function healthRoutes(getStatus: () => AgentStatus, clock: Clock, opts: HealthOptions = {}): Routes {
-  const options: HealthOptions = { startedAt: clock.now(), ...opts };
+export function healthRoutes(getStatus: () => AgentStatus, clock: Clock): Routes {
+  const startedAt = clock.now();
   const answer =
     (pick: 'healthy' | 'ready'): Route =>
     async () => {
-      const h = evaluateHealth(getStatus(), clock.now(), options);
+      const h = evaluateHealth(getStatus(), clock.now(), { startedAt });
       return { status: h[pick] ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(h.body, null, 2)}\n` };
     };
   return { '/healthz': answer('healthy'), '/readyz': answer('ready') };
@@ -38,7 +39,7 @@ export function metricsRoutes(metrics: Metrics, getStatus: () => AgentStatus): R
   return {
     '/metrics': async () => {
       metrics.update(getStatus());
-      return { status: 200, contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
+      return { status: 200, contentType: PROMETHEUS_CONTENT_TYPE, body: await metrics.registry.metrics() };
     },
   };
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { COMMANDS_HELP, OPERATOR_COMMANDS, isOperatorCommand, runOperatorCommand } from '../../src/cli/index.js';
-import { parseCommandArgs, commandFlagSpecs, OUTPUT_FLAG } from '../../src/cli/command-flags.js';
+import { parseCommandArgs, commandFlagSpecs, OUTPUT_FLAG } from '../../src/cli/command-shape.js';
 import { UsageError } from '../../src/errors.js';
 import { cli } from './cli-helpers.js';
 

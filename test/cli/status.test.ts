@@ -1,8 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createFakeBackend, type FakeBackend } from '../../src/backends/fake.js';
-import type { SelectOptions } from '../../src/backends/select.js';
-import { compareFamily, type OpenedBackend } from '../../src/cli/status.js';
+import type { OpenedBackend, SelectOptions } from '../../src/backends/select.js';
+import { compareFamily } from '../../src/cli/status.js';
 import { loadConfig } from '../../src/config/load.js';
 import { CommandError } from '../../src/errors.js';
 import { buildPolicy } from '../../src/policy/build.js';
