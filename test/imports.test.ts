@@ -134,11 +134,7 @@ test('the checks are not vacuous: they see every layer, an outward import and a 
   bad.set('net/cidr.ts', [...graph.get('net/cidr.ts')!, 'cli/index.ts']);
   bad.set('net/normalize.ts', [...graph.get('net/normalize.ts')!, 'policy/types.ts']);
   bad.set('observe/log.ts', ['agent/agent.ts']);
-  assert.deepEqual(outwardImports(bad), [
-    'net/cidr.ts -> cli/index.ts (net -> cli)',
-    'net/normalize.ts -> policy/types.ts (net -> policy)',
-    'observe/log.ts -> agent/agent.ts (observe -> agent)',
-  ]);
+  assert.deepEqual(outwardImports(bad), ['net/cidr.ts -> cli/index.ts (net -> cli)', 'net/normalize.ts -> policy/types.ts (net -> policy)', 'observe/log.ts -> agent/agent.ts (observe -> agent)']);
   assert.deepEqual(
     importCircles(new Map([...graph, ['errors.ts', ['excerpt.ts']], ['excerpt.ts', ['errors.ts']]])).filter((c) => c.includes('errors.ts')),
     [['errors.ts', 'excerpt.ts']],

@@ -10,13 +10,39 @@ import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import { KEYS, LIST_KEYS, type AgreeKey, type CidrListKey, type ListKey } from './keys.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue, Position } from './fragment.js';
 
-/** The merged config and warnings (duplicates, case-folded keys, clamped values). */
+/** line:column of the CIDR entries of a config, by source and key path. */
+export interface EntryPositions {
+  /** Where `entry` was written; {} when not known (a default entry, or text without lines). */
+  of(entry: { readonly source: string; readonly path: string }): Position;
+}
+
+/** The merged config, warnings (duplicates, case-folded keys, clamped values) and where each CIDR entry was written. */
 export interface MergedConfig {
   readonly config: MasqConfig;
   readonly warnings: readonly ConfigIssue[];
+  readonly positions: EntryPositions;
 }
 
-const where = (v: { source: string } & Position): string => (v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`);
+/** `file:line:col`, or just the source when the position is unknown. */
+export const formatWhere = (v: { source: string } & Position): string => (v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`);
+const where = formatWhere;
+
+/** The positions of the CIDR entries of `fragments`, indexed on first use: the agent never asks, so it never pays for them. */
+function indexPositions(fragments: readonly ConfigFragment[]): EntryPositions {
+  let index: Map<string, Position> | undefined;
+  const keyOf = (e: { readonly source: string; readonly path: string }): string => `${e.source}\u0000${e.path}`;
+  return {
+    of(entry) {
+      if (index === undefined) {
+        index = new Map();
+        for (const f of fragments) {
+          for (const key of LIST_KEYS) for (const e of f[key] ?? []) if (e.line !== undefined) index.set(keyOf(e), { line: e.line, ...(e.column === undefined ? {} : { column: e.column }) });
+        }
+      }
+      return index.get(keyOf(entry)) ?? {};
+    },
+  };
+}
 
 const located = (v: { source: string; path: string } & Position) => ({
   source: v.source,
@@ -193,7 +219,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     masqLinkLocalIPv6: picked.masqLinkLocalIPv6?.value ?? KEYS.masqLinkLocalIPv6.default,
     ...resolveResyncInterval(picked.resyncInterval, warnings),
   };
-  return { config, warnings };
+  return { config, warnings, positions: indexPositions(fragments) };
 }
 
 /** resyncInterval's meaning: the period in ms (rounded up, within the floor and Node's timer limit) and its Go text. */
