@@ -8,7 +8,7 @@ import type { ConfigOptions } from './config.js';
 import { isConfigFileName } from './config.js';
 import { byPosition } from './fragment.js';
 import { parseConfigFragment, type ConfigFragment, type FragmentResult, type LocatedCidrEntry, type LocatedValue, type Position } from './parse.js';
-import { parseBoundedAllDocuments } from './yaml-limits.js';
+import { parseBoundedAllDocuments } from './guard.js';
 
 /** The ConfigMap data key the reference DaemonSet mounts as /etc/config/ip-masq-agent. */
 export const CONFIGMAP_CONFIG_KEY = 'config';
