@@ -6,8 +6,8 @@ import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
 import type { ConfigOptions } from './config.js';
 import { isConfigFileName } from './config.js';
-import { byPosition } from './fragment.js';
-import { parseConfigFragment, type ConfigFragment, type FragmentResult, type LocatedCidrEntry, type LocatedValue, type Position } from './parse.js';
+import { parseConfigFragment } from './parse.js';
+import { byPosition, type ConfigFragment, type FragmentResult, type LocatedCidrEntry, type LocatedValue, type Position } from './fragment.js';
 import { parseBoundedAllDocuments } from './guard.js';
 
 /** The ConfigMap data key the reference DaemonSet mounts as /etc/config/ip-masq-agent. */

@@ -16,19 +16,6 @@ import { byPosition, cutNumberText, describeValue, readEntries, readPlainFragmen
 import { goMapPairs, goNodeAt, goYamlTags, keyText, MergeValueError, toGoValue, type GoPair } from './go-yaml.js';
 import { toLineFeeds } from './line-breaks.js';
 
-export {
-  formatKeyPath,
-  isEmptyFragment,
-  schemaMessage,
-  suggestKey,
-  type ConfigFragment,
-  type FragmentResult,
-  type LocatedCidrEntry,
-  type LocatedSnatEntry,
-  type LocatedValue,
-  type Position,
-} from './fragment.js';
-
 /** A config and the warnings met while reading it. */
 export interface ParsedConfig {
   readonly config: MasqConfig;
