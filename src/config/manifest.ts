@@ -151,7 +151,7 @@ export function readManifest(text: string, source: string, opts: ConfigOptions):
 /** Rewrites an issue found inside an embedded config so it points into the manifest. */
 function relocate(issue: ConfigIssue, e: EmbeddedConfig): ConfigIssue {
   const path = issue.path ? `data.${e.key}.${issue.path}` : `data.${e.key}`;
-  const mapped = e.toManifest({ ...(issue.line === undefined ? {} : { line: issue.line }), ...(issue.column === undefined ? {} : { column: issue.column }) });
+  const mapped = e.toManifest(issue);
   if (mapped) return { source: e.source, path, ...mapped, message: issue.message };
   const inside = issue.line === undefined ? '' : ` (at ${issue.line}:${issue.column ?? 1} of the data.${e.key} text)`;
   return { source: e.source, path, ...e.keyPosition, message: `${issue.message}${inside}` };
@@ -163,7 +163,7 @@ export function parseEmbeddedConfig(e: EmbeddedConfig, opts: ConfigOptions): Fra
   // Everything a fragment holds is located (source, key path, line:column): move each value, or
   // each entry of a list, into the manifest, whatever the key.
   const place = (v: { source: string; path: string } & Position) => {
-    const { message: _message, ...moved } = relocate({ source: v.source, path: v.path, ...pick(v), message: '' }, e);
+    const { message: _message, ...moved } = relocate({ ...v, message: '' }, e);
     return moved;
   };
   const cidr = (v: LocatedCidrEntry): LocatedCidrEntry => ({ cidr: v.cidr, text: v.text, ...place(v) });
@@ -181,8 +181,4 @@ export function parseEmbeddedConfig(e: EmbeddedConfig, opts: ConfigOptions): Fra
     ...(f.resyncInterval && { resyncInterval: value(f.resyncInterval) }),
   };
   return { fragment, issues: r.issues.map((i) => relocate(i, e)), warnings: r.warnings.map((w) => relocate(w, e)) };
-}
-
-function pick(p: Position): Position {
-  return { ...(p.line === undefined ? {} : { line: p.line }), ...(p.column === undefined ? {} : { column: p.column }) };
 }
