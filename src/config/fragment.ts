@@ -241,8 +241,8 @@ interface KeyReading {
   readonly report: (rest: readonly PathPart[], pos: Position, message: string) => void;
 }
 
-/** The CIDR string at `rest` of the key, checked; undefined (and reported) when it is not a usable CIDR. */
-function readCidr(r: KeyReading, text: unknown, rest: readonly PathPart[]): LocatedCidrEntry | undefined {
+/** The CIDR string at `rest` (key path `path`) of the key, checked; undefined (and reported) when it is not a usable CIDR. */
+function readCidr(r: KeyReading, text: unknown, rest: readonly PathPart[], path: string): LocatedCidrEntry | undefined {
   if (typeof text !== 'string') return undefined;
   const pos = r.locate(rest);
   if (text.length > MAX_VALUE_TEXT) {
@@ -255,7 +255,7 @@ function readCidr(r: KeyReading, text: unknown, rest: readonly PathPart[]): Loca
       r.report(rest, pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
       return undefined;
     }
-    return { cidr, text: formatCidr(cidr), source: r.source, path: formatKeyPath([r.key, ...rest]), ...pos };
+    return { cidr, text: formatCidr(cidr), source: r.source, path, ...pos };
   } catch (err) {
     if (!(err instanceof CidrError)) throw err;
     r.report(rest, pos, err.message);
@@ -290,7 +290,7 @@ function readKey(r: KeyReading, value: unknown): void {
   if (isCidrListKey(r.key) && Array.isArray(value)) {
     const entries: LocatedCidrEntry[] = [];
     value.forEach((text: unknown, i) => {
-      const entry = readCidr(r, text, [i]);
+      const entry = readCidr(r, text, [i], `${r.key}[${i}]`);
       if (entry) entries.push(entry);
     });
     if (structureOk) r.fragment[r.key] = entries;
@@ -364,7 +364,7 @@ function readSnat(r: KeyReading, items: readonly unknown[]): LocatedSnatEntry[] 
     }
     if (!Array.isArray(cidrs)) return;
     cidrs.forEach((text: unknown, j) => {
-      const entry = readCidr(r, text, [i, 'cidrs', j]);
+      const entry = readCidr(r, text, [i, 'cidrs', j], `snat[${i}].cidrs[${j}]`);
       if (!entry) return;
       if (entry.cidr.family !== address.family) {
         r.report(

@@ -12,14 +12,15 @@ import { join } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { isConfigFileName, type ConfigOptions, type MasqConfig } from './config.js';
-
-export { isConfigFileName } from './config.js';
 import { hashConfig } from './key-values.js';
 import { mergeConfigFragments, type EntryPositions } from './merge.js';
 import { byPosition, isEmptyFragment, readPlainFragment, type ConfigFragment, type FragmentResult } from './fragment.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_FILES } from '../limits.js';
 import { describeFileType, readRegularFile } from './read-text.js';
 import { isKubeletPublished, SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS, settleWaitMs, type FileLook, type SeenLooks } from './settle.js';
+
+// The watcher tells config files apart as this loader does.
+export { isConfigFileName } from './config.js';
 
 /**
  * How the config path is read: `file` (a file, or a link to one) or `directory` (its `ip-masq*`
