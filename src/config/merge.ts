@@ -66,35 +66,19 @@ function pickScalar<T>(key: AgreeKey, fragments: readonly ConfigFragment[], issu
   return first;
 }
 
-/** Drops repeated CIDRs (same canonical block), keeping the first, with a warning naming both places. */
-function dropDuplicates(entries: readonly LocatedCidrEntry[], warnings: ConfigIssue[]): LocatedCidrEntry[] {
-  const firstByText = new Map<string, LocatedCidrEntry>();
-  const kept: LocatedCidrEntry[] = [];
-  for (const e of entries) {
-    const first = firstByText.get(e.text);
-    if (first === undefined) {
-      firstByText.set(e.text, e);
-      kept.push(e);
-      continue;
-    }
-    warnings.push({
-      ...located(e),
-      message: `${e.text} is listed twice: ${where(first)} ${first.path} and ${where(e)} ${e.path}; the second is ignored`,
-    });
-  }
-  return kept;
-}
-
 /** What an entry of a destination list asks for, in words, for conflict messages. */
 function actionWords(e: LocatedCidrEntry | LocatedSnatEntry, list: string): string {
   if ('toSourceText' in e) return `SNAT to ${e.toSourceText}`;
   return list === 'masqueradeCIDRs' ? 'masquerade' : 'keep the pod IP';
 }
 
-/** Drops repeated snat CIDRs with the same address (a warning); the same CIDR with another address is a conflict. */
-function dropSnatDuplicates(entries: readonly LocatedSnatEntry[], warnings: ConfigIssue[], issues: ConfigIssue[]): LocatedSnatEntry[] {
-  const firstByText = new Map<string, LocatedSnatEntry>();
-  const kept: LocatedSnatEntry[] = [];
+/**
+ * Drops repeated CIDRs (same canonical block, and for snat the same address), keeping the first,
+ * with a warning naming both places; a snat CIDR repeated with another address is a conflict.
+ */
+function dropDuplicates<E extends LocatedCidrEntry & { readonly toSourceText?: string }>(entries: readonly E[], warnings: ConfigIssue[], issues: ConfigIssue[]): E[] {
+  const firstByText = new Map<string, E>();
+  const kept: E[] = [];
   for (const e of entries) {
     const first = firstByText.get(e.text);
     if (first === undefined) {
@@ -161,12 +145,11 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
   // Plain lists first and snat last: the order duplicate warnings have always come in. A
   // nonMasqueradeCIDRs no file sets is the default list.
   const given = (key: CidrListKey): LocatedCidrEntry[] => fragments.flatMap((f) => f[key] ?? []);
-  const snatGiven = fragments.flatMap((f) => f.snat ?? []);
   const lists = {
-    nonMasqueradeCIDRs: fragments.some((f) => f.nonMasqueradeCIDRs !== undefined) ? dropDuplicates(given('nonMasqueradeCIDRs'), warnings) : defaultCidrEntries(opts),
-    masqueradeCIDRs: dropDuplicates(given('masqueradeCIDRs'), warnings),
-    masqueradeSourceCIDRs: dropDuplicates(given('masqueradeSourceCIDRs'), warnings),
-    snat: dropSnatDuplicates(snatGiven, warnings, issues),
+    nonMasqueradeCIDRs: fragments.some((f) => f.nonMasqueradeCIDRs !== undefined) ? dropDuplicates(given('nonMasqueradeCIDRs'), warnings, issues) : defaultCidrEntries(opts),
+    masqueradeCIDRs: dropDuplicates(given('masqueradeCIDRs'), warnings, issues),
+    masqueradeSourceCIDRs: dropDuplicates(given('masqueradeSourceCIDRs'), warnings, issues),
+    snat: dropDuplicates(fragments.flatMap((f) => f.snat ?? []), warnings, issues),
   } satisfies Record<ListKey, readonly LocatedCidrEntry[]>;
   const destinations = LIST_KEYS.filter((k) => KEYS[k].role !== 'source').map((k) => [k, lists[k]] as const);
   findActionConflicts(destinations, issues);
