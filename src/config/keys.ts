@@ -213,7 +213,3 @@ export function isCidrListKey(key: string): key is CidrListKey {
   return (CIDR_LIST_KEYS as readonly string[]).includes(key);
 }
 
-/** The descriptor of a key. */
-export function describeKey(key: ConfigKey): KeyDescriptor {
-  return KEYS[key];
-}
