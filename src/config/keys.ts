@@ -212,4 +212,3 @@ export const CIDR_LIST_KEYS = LIST_KEYS.filter((k): k is CidrListKey => KEYS[k].
 export function isCidrListKey(key: string): key is CidrListKey {
   return (CIDR_LIST_KEYS as readonly string[]).includes(key);
 }
-

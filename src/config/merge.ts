@@ -149,7 +149,11 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     nonMasqueradeCIDRs: fragments.some((f) => f.nonMasqueradeCIDRs !== undefined) ? dropDuplicates(given('nonMasqueradeCIDRs'), warnings, issues) : defaultCidrEntries(opts),
     masqueradeCIDRs: dropDuplicates(given('masqueradeCIDRs'), warnings, issues),
     masqueradeSourceCIDRs: dropDuplicates(given('masqueradeSourceCIDRs'), warnings, issues),
-    snat: dropDuplicates(fragments.flatMap((f) => f.snat ?? []), warnings, issues),
+    snat: dropDuplicates(
+      fragments.flatMap((f) => f.snat ?? []),
+      warnings,
+      issues,
+    ),
   } satisfies Record<ListKey, readonly LocatedCidrEntry[]>;
   const destinations = LIST_KEYS.filter((k) => KEYS[k].role !== 'source').map((k) => [k, lists[k]] as const);
   findActionConflicts(destinations, issues);
