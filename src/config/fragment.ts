@@ -72,7 +72,7 @@ export function isEmptyFragment(f: ConfigFragment): boolean {
 }
 
 /** `nonMasqueradeCIDRs[2]` from `['nonMasqueradeCIDRs', 2]`. */
-export function formatKeyPath(parts: readonly PathPart[]): string {
+function formatKeyPath(parts: readonly PathPart[]): string {
   return parts.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
@@ -303,41 +303,25 @@ function readKey(r: KeyReading, value: unknown): void {
   }
   if (!structureOk) return;
   const { key } = r;
-  const keyPath = formatKeyPath([key]);
-  switch (key) {
-    case 'nonMasqueradeCIDRs':
-    case 'masqueradeCIDRs':
-    case 'masqueradeSourceCIDRs':
-    case 'snat':
-      return;
-    case 'resyncInterval': {
-      const text = value as string;
-      if (text.length > MAX_VALUE_TEXT) {
-        r.report([], r.locate([]), `resyncInterval ${quoteExcerpt(text)} is far too long for a duration (write a Go duration such as "60s", "1m30s" or "500ms")`);
-        return;
-      }
-      try {
-        const ns = parseGoDuration(text);
-        // Zero is a valid Go duration (the reference then resyncs in a busy loop); the floor in
-        // merge turns it into a sane period. A negative one is no period at all.
-        if (ns < 0n) {
-          r.report([], r.locate([]), `resyncInterval must not be negative, got ${quoteExcerpt(text)}; write a Go duration such as "60s"`);
-          return;
-        }
-        r.fragment.resyncInterval = { value: ns, written: text, source: r.source, path: keyPath, ...r.locate([]) };
-      } catch (err) {
-        if (!(err instanceof DurationError)) throw err;
-        r.report([], r.locate([]), `${err.message} (write a Go duration such as "60s", "1m30s" or "500ms")`);
-      }
-      return;
-    }
-    case 'cidrLimit':
-      r.fragment.cidrLimit = { value: value as number, written: r.writtenNumber([]) ?? String(value), source: r.source, path: keyPath, ...r.locate([]) };
-      return;
-    case 'masqLinkLocal':
-    case 'masqLinkLocalIPv6':
-      r.fragment[key] = { value: value as boolean, written: String(value), source: r.source, path: keyPath, ...r.locate([]) };
-      return;
+  const pos = r.locate([]);
+  const set = <T>(v: T, written: string): LocatedValue<T> => ({ value: v, written, source: r.source, path: key, ...pos });
+  if (key === 'cidrLimit') r.fragment.cidrLimit = set(value as number, r.writtenNumber([]) ?? String(value));
+  else if (key === 'masqLinkLocal' || key === 'masqLinkLocalIPv6') r.fragment[key] = set(value as boolean, String(value));
+  if (key !== 'resyncInterval') return;
+  const text = value as string;
+  if (text.length > MAX_VALUE_TEXT) {
+    r.report([], pos, `resyncInterval ${quoteExcerpt(text)} is far too long for a duration (write a Go duration such as "60s", "1m30s" or "500ms")`);
+    return;
+  }
+  try {
+    const ns = parseGoDuration(text);
+    // Zero is a valid Go duration (the reference then resyncs in a busy loop); the floor in
+    // merge turns it into a sane period. A negative one is no period at all.
+    if (ns < 0n) r.report([], pos, `resyncInterval must not be negative, got ${quoteExcerpt(text)}; write a Go duration such as "60s"`);
+    else r.fragment.resyncInterval = set(ns, text);
+  } catch (err) {
+    if (!(err instanceof DurationError)) throw err;
+    r.report([], pos, `${err.message} (write a Go duration such as "60s", "1m30s" or "500ms")`);
   }
 }
 
