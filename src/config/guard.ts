@@ -17,17 +17,11 @@ import { MAX_CONFIG_NODES } from '../limits.js';
 /** Deepest nesting of lists and mappings a config may have (its real depth is 3). */
 export const MAX_CONFIG_NESTING = 16;
 
-/** Deepest nesting in a Kubernetes manifest that carries the config (other objects may sit beside it). */
-export const MAX_MANIFEST_NESTING = 64;
-
 /**
  * Most keys one mapping of a config may have (it has 5). The library checks each key against
  * every earlier one, so 100,000 keys would hold the agent for minutes before any other check.
  */
 export const MAX_CONFIG_MAP_KEYS = 100;
-
-/** Most keys one mapping of a manifest may have (a ConfigMap's data may carry many files). */
-export const MAX_MANIFEST_MAP_KEYS = 5000;
 
 /** Most values aliases may add to a config when expanded (its keys never need aliases at all). */
 export const MAX_ALIAS_EXPANSION = 1000;
@@ -51,8 +45,8 @@ export interface ShapeLimits {
 /** Bounds for a config text. */
 export const CONFIG_LIMITS: ShapeLimits = { maxNesting: MAX_CONFIG_NESTING, maxMapKeys: MAX_CONFIG_MAP_KEYS };
 
-/** Bounds for a manifest text. */
-export const MANIFEST_LIMITS: ShapeLimits = { maxNesting: MAX_MANIFEST_NESTING, maxMapKeys: MAX_MANIFEST_MAP_KEYS };
+/** Bounds for a manifest text: other objects may sit beside the ConfigMap, whose data may carry many files. */
+export const MANIFEST_LIMITS: ShapeLimits = { maxNesting: 64, maxMapKeys: 5000 };
 
 /** The first collection (in text order) nested too deep or too wide, walking with an explicit stack. */
 function findShapeProblem(tokens: readonly CST.Token[], limits: ShapeLimits): YamlLimitProblem | undefined {
