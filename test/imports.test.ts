@@ -34,8 +34,8 @@ function layerOf(file: string): Layer {
 /** Layers a layer must never import, per the rules above. */
 const FORBIDDEN: Readonly<Partial<Record<Layer, readonly Layer[]>>> = {
   base: ['config', 'net', 'policy', 'backends', 'exec', 'observe', 'agent', 'cli', 'server', 'main'],
-  config: ['backends', 'agent', 'cli', 'server', 'observe', 'exec', 'main'],
-  net: ['backends', 'agent', 'cli', 'server', 'observe', 'exec', 'main'],
+  config: ['policy', 'backends', 'agent', 'cli', 'server', 'observe', 'exec', 'main'],
+  net: ['config', 'policy', 'backends', 'agent', 'cli', 'server', 'observe', 'exec', 'main'],
   policy: ['backends', 'agent', 'cli', 'server', 'observe', 'exec', 'main'],
   backends: ['agent', 'cli', 'server', 'main'],
   observe: ['agent', 'cli', 'server', 'main'],
@@ -114,7 +114,7 @@ function importCircles(graph: ReadonlyMap<string, readonly string[]>): string[][
 
 const graph = importGraph(sourceFiles());
 
-test('imports point inward: config, net and policy reach no edge; backends and observe never the agent, cli or server', () => {
+test('imports point inward: config, net and policy reach no edge, net never config or policy, config never policy; backends and observe never the agent, cli or server', () => {
   assert.deepEqual(outwardImports(graph), []);
 });
 
@@ -132,8 +132,9 @@ test('the checks are not vacuous: they see every layer, an outward import and a 
   assert.ok(graph.get('agent/agent.ts')!.includes('backends/backend.ts'), 'an import type is seen');
   const bad = new Map(graph);
   bad.set('net/cidr.ts', [...graph.get('net/cidr.ts')!, 'cli/index.ts']);
+  bad.set('net/normalize.ts', [...graph.get('net/normalize.ts')!, 'policy/types.ts']);
   bad.set('observe/log.ts', ['agent/agent.ts']);
-  assert.deepEqual(outwardImports(bad), ['net/cidr.ts -> cli/index.ts (net -> cli)', 'observe/log.ts -> agent/agent.ts (observe -> agent)']);
+  assert.deepEqual(outwardImports(bad), ['net/cidr.ts -> cli/index.ts (net -> cli)', 'net/normalize.ts -> policy/types.ts (net -> policy)', 'observe/log.ts -> agent/agent.ts (observe -> agent)']);
   assert.deepEqual(
     importCircles(new Map([...graph, ['errors.ts', ['excerpt.ts']], ['excerpt.ts', ['errors.ts']]])).filter((c) => c.includes('errors.ts')),
     [['errors.ts', 'excerpt.ts']],

@@ -2,11 +2,13 @@
 // (parse, --help, agent options, arguments, config), and how errors end it (exit codes). A command
 // takes the agent's own Go-style flags (so a DaemonSet's args can be pasted after it), `--output`,
 // and flags and arguments in any order; its help always ends with an example.
-import { readRegularFileText } from '../config/read-text.js';
+import type { CidrEntry, ConfigOptions } from '../config/config.js';
+import { loadConfig as loadConfigFiles, type LoadedConfig } from '../config/load.js';
+import type { Position } from '../config/fragment.js';
+import { formatWhere, type EntryPositions } from '../config/merge.js';
 import { ConfigError, UsageError, formatIssue } from '../errors.js';
 import { agentOptionsFromFlags, type AgentOptions } from './agent-options.js';
 import { EXIT, type CommandDeps, type CommandFn, type CommandIo } from './command.js';
-import { loadCommandConfig, type CommandConfig, type ReadText } from './command-config.js';
 import { AGENT_FLAGS, formatFlagHelp, parseFlags, type FlagSpec, type ParsedFlags } from './flags.js';
 
 /** `--output text|json`: human text by default, JSON for scripts. */
@@ -79,6 +81,30 @@ export function formatCommandHelp(help: CommandHelp, specs: readonly FlagSpec[])
   ].join('\n');
 }
 
+/** A config loaded for a command, and the path asked for. */
+export interface CommandConfig extends LoadedConfig {
+  readonly path: string;
+}
+
+/**
+ * Loads the config at `path` for a command, as the agent does (a file, or a directory of ip-masq*
+ * files), or from a Kubernetes manifest's ConfigMap(s). Throws ConfigError with every issue.
+ */
+export async function loadCommandConfig(path: string, opts: ConfigOptions): Promise<CommandConfig> {
+  return { ...(await loadConfigFiles(path, opts, undefined, undefined, undefined, true)), path };
+}
+
+/** Where a CIDR entry (or anything with source and key path) was written, if known. */
+export function positionOf(cfg: { readonly positions?: EntryPositions }, entry: { readonly source: string; readonly path: string }): Position {
+  return cfg.positions?.of(entry) ?? {};
+}
+
+/** A one-line description of where a CIDR entry came from, for people. */
+export function describeEntryOrigin(cfg: CommandConfig, entry: CidrEntry): string {
+  if (entry.source === 'defaults') return `the default list (${entry.path}; no config file sets nonMasqueradeCIDRs)`;
+  return `${formatWhere({ source: entry.source, ...positionOf(cfg, entry) })} ${entry.path}`;
+}
+
 /** What a command's body is given once the shared prologue has run. */
 export interface CommandContext<D extends CommandDeps = CommandDeps> {
   readonly flags: ParsedFlags;
@@ -86,8 +112,6 @@ export interface CommandContext<D extends CommandDeps = CommandDeps> {
   readonly output: OutputFormat;
   readonly io: CommandIo;
   readonly deps: D;
-  /** Reads a config file's text (the deps' reader, or the config loader's). */
-  readonly readText: ReadText;
   /** Loads --config as the agent does; an invalid config ends the command with its `invalidConfig` message. */
   loadConfig(): Promise<CommandConfig>;
 }
@@ -132,17 +156,16 @@ export function defineCommand<D extends CommandDeps>(spec: CommandSpec<D>): Comm
       const opts = agentOptionsFromFlags(flags);
       const extra = flags.positional[0];
       if (!spec.takesArguments && extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-      const readText = deps.readText ?? readRegularFileText;
       const loadConfig = async (): Promise<CommandConfig> => {
         try {
-          return await loadCommandConfig(opts.configPath, opts.config, readText);
+          return await loadCommandConfig(opts.configPath, opts.config);
         } catch (e) {
           if (!(e instanceof ConfigError) || spec.invalidConfig === undefined) throw e;
           io.stderr(`ip-masq-agent ${name}: ${spec.invalidConfig.message}:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
           throw new CommandStop(spec.invalidConfig.exit);
         }
       };
-      return await spec.run({ flags, opts, output: outputFormat(flags), io, deps, readText, loadConfig });
+      return await spec.run({ flags, opts, output: outputFormat(flags), io, deps, loadConfig });
     } catch (e) {
       if (e instanceof CommandStop) return e.exit;
       if (!(e instanceof UsageError)) throw e;

@@ -2,7 +2,6 @@
 // purpose: `main` reaches it through index.ts, so it must not import the config parser (and yaml).
 import type { Runner } from '../exec/runner.js';
 import type { Logger } from '../observe/log.js';
-import type { ReadText } from './command-config.js';
 
 /** Where a command writes: data to stdout, diagnostics to stderr. */
 export interface CommandIo {
@@ -14,8 +13,6 @@ export interface CommandIo {
 export interface CommandDeps {
   /** Runs iptables, nft, ...; status and cleanup use it (inside a namespace in tests). */
   readonly runner: Runner;
-  /** Reads a config file's text; defaults to the config loader's reader. */
-  readonly readText?: ReadText;
 }
 
 /** An operator command: argv after the command name in, exit code out. */

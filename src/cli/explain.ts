@@ -8,9 +8,8 @@ import { UsageError } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
-import { KEEPS_LAST_GOOD_RULES, defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
-import { describeEntryOrigin, positionOf, type CommandConfig } from './command-config.js';
+import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
 import type { FlagSpec } from './flags.js';
 
 /** A flag of explain's own: a string, empty by default. */

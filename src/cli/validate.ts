@@ -10,9 +10,8 @@ import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../ne
 import { normalizeRanges } from '../net/normalize.js';
 import type { ExemptRange } from '../policy/types.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_NODES, describeCidrCaps } from '../limits.js';
-import { defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
-import { describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig, type ReadText } from './command-config.js';
+import { defineCommand, describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent validate [flags] [FILE|DIR]...',
@@ -93,10 +92,10 @@ function limitWarning(cfg: CommandConfig): ConfigIssue[] {
   return [{ source: cfg.files[0] ?? cfg.path, path: 'cidrLimit', message }];
 }
 
-async function checkPath(path: string, explicit: boolean, opts: ConfigOptions, readText: ReadText): Promise<Checked> {
+async function checkPath(path: string, explicit: boolean, opts: ConfigOptions): Promise<Checked> {
   let loaded: CommandConfig;
   try {
-    loaded = await loadCommandConfig(path, opts, readText);
+    loaded = await loadCommandConfig(path, opts);
   } catch (e) {
     if (e instanceof ConfigError) return { path, errors: e.issues, warnings: [] };
     throw e;
@@ -157,12 +156,12 @@ export const runValidate = defineCommand({
   help: HELP,
   agentFlags: ['enable-ipv6', 'nomasq-all-reserved-ranges', 'config', 'backend'],
   takesArguments: true,
-  run: async ({ flags, opts, output, io, readText }) => {
+  run: async ({ flags, opts, output, io }) => {
     const explicit = flags.positional.length > 0 || flags.set.has('config');
     const paths = [...(flags.set.has('config') ? [opts.configPath] : []), ...flags.positional];
     if (paths.length === 0) paths.push(opts.configPath);
     const checked: Checked[] = [];
-    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config, readText));
+    for (const path of paths) checked.push(await checkPath(path, explicit, opts.config));
     const valid = checked.every((c) => c.errors.length === 0);
 
     if (output === 'json') {

@@ -56,6 +56,11 @@ export interface CidrCap {
   readonly max: number;
 }
 
+/** Whether a directory entry is a config file: `ip-masq-agent` or any name starting with `ip-masq`. */
+export function isConfigFileName(name: string): boolean {
+  return !name.startsWith('.') && name.startsWith('ip-masq');
+}
+
 /** Where the reference agent (and its DaemonSet manifest) reads the config. */
 export const DEFAULT_CONFIG_PATH = '/etc/config/ip-masq-agent';
 

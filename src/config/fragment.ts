@@ -72,7 +72,7 @@ export function isEmptyFragment(f: ConfigFragment): boolean {
 }
 
 /** `nonMasqueradeCIDRs[2]` from `['nonMasqueradeCIDRs', 2]`. */
-export function formatKeyPath(parts: readonly PathPart[]): string {
+function formatKeyPath(parts: readonly PathPart[]): string {
   return parts.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
@@ -224,145 +224,144 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
       issues.push(issue(key, converted.pos?.line === undefined ? locate([]) : converted.pos, converted.message));
       continue;
     }
-    readKey(key, converted.value, locate, writtenNumber, (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)));
+    readKey({ key, source, opts, fragment, locate, writtenNumber, report: (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)) }, converted.value);
   }
   // Report in reading order, whichever check found the problem.
   return { fragment, issues: issues.sort(byPosition), warnings: warnings.sort(byPosition) };
+}
 
-  /** One CIDR string of a list, checked; undefined (and reported) when it is not a usable CIDR. */
-  function readCidr(text: unknown, path: string, pos: Position, fail: (pos: Position, message: string) => void): LocatedCidrEntry | undefined {
-    if (typeof text !== 'string') return undefined;
-    if (text.length > MAX_VALUE_TEXT) {
-      fail(pos, `CIDR ${quoteExcerpt(text)} could not be parsed: far too long for a CIDR`);
+/** One key being read: its source and the flags, the fragment it sets, where its parts are, and where its problems go. */
+interface KeyReading {
+  readonly key: ConfigKey;
+  readonly source: string;
+  readonly opts: ConfigOptions;
+  readonly fragment: Mutable<ConfigFragment>;
+  readonly locate: (rest: readonly PathPart[]) => Position;
+  readonly writtenNumber: (rest: readonly PathPart[]) => string | undefined;
+  readonly report: (rest: readonly PathPart[], pos: Position, message: string) => void;
+}
+
+/** The CIDR string at `rest` (key path `path`) of the key, checked; undefined (and reported) when it is not a usable CIDR. */
+function readCidr(r: KeyReading, text: unknown, rest: readonly PathPart[], path: string): LocatedCidrEntry | undefined {
+  if (typeof text !== 'string') return undefined;
+  const pos = r.locate(rest);
+  if (text.length > MAX_VALUE_TEXT) {
+    r.report(rest, pos, `CIDR ${quoteExcerpt(text)} could not be parsed: far too long for a CIDR`);
+    return undefined;
+  }
+  try {
+    const cidr = parseCidr(text);
+    if (cidr.family === 'ipv6' && !r.opts.enableIPv6) {
+      r.report(rest, pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
       return undefined;
     }
+    return { cidr, text: formatCidr(cidr), source: r.source, path, ...pos };
+  } catch (err) {
+    if (!(err instanceof CidrError)) throw err;
+    r.report(rest, pos, err.message);
+    return undefined;
+  }
+}
+
+/** Reports the structural faults of a key's value (structure.ts) in words; whether the value may be read. */
+function reportStructure(r: KeyReading, value: unknown): boolean {
+  let ok = true;
+  const reported = new Set<string>();
+  for (const si of checkStructure(KEYS[r.key].shape, value)) {
+    const rest = si.path;
+    // The Go duration parser explains a malformed duration better than a regex does.
+    if (r.key === 'resyncInterval' && si.code === 'invalid_format') continue;
+    ok = false;
+    const message = schemaMessage(r.key, rest, si.code, si.input, si.message, r.writtenNumber(rest));
+    // Two faults may read the same (a negative unsafe integer): say it once.
+    const id = `${formatKeyPath(rest)}\n${message}`;
+    if (reported.has(id)) continue;
+    reported.add(id);
+    r.report(rest, r.locate(rest), message);
+  }
+  return ok;
+}
+
+/** Reads one known key's value into the fragment, reporting every problem. */
+function readKey(r: KeyReading, value: unknown): void {
+  const structureOk = reportStructure(r, value);
+  // Check every CIDR string of a list even when other items have the wrong type, so one
+  // round of fixes is enough.
+  if (isCidrListKey(r.key) && Array.isArray(value)) {
+    const entries: LocatedCidrEntry[] = [];
+    value.forEach((text: unknown, i) => {
+      const entry = readCidr(r, text, [i], `${r.key}[${i}]`);
+      if (entry) entries.push(entry);
+    });
+    if (structureOk) r.fragment[r.key] = entries;
+    return;
+  }
+  if (r.key === 'snat' && Array.isArray(value)) {
+    const entries = readSnat(r, value);
+    if (structureOk) r.fragment.snat = entries;
+    return;
+  }
+  if (!structureOk) return;
+  const { key } = r;
+  const pos = r.locate([]);
+  const set = <T>(v: T, written: string): LocatedValue<T> => ({ value: v, written, source: r.source, path: key, ...pos });
+  if (key === 'cidrLimit') r.fragment.cidrLimit = set(value as number, r.writtenNumber([]) ?? String(value));
+  else if (key === 'masqLinkLocal' || key === 'masqLinkLocalIPv6') r.fragment[key] = set(value as boolean, String(value));
+  if (key !== 'resyncInterval') return;
+  const text = value as string;
+  if (text.length > MAX_VALUE_TEXT) {
+    r.report([], pos, `resyncInterval ${quoteExcerpt(text)} is far too long for a duration (write a Go duration such as "60s", "1m30s" or "500ms")`);
+    return;
+  }
+  try {
+    const ns = parseGoDuration(text);
+    // Zero is a valid Go duration (the reference then resyncs in a busy loop); the floor in
+    // merge turns it into a sane period. A negative one is no period at all.
+    if (ns < 0n) r.report([], pos, `resyncInterval must not be negative, got ${quoteExcerpt(text)}; write a Go duration such as "60s"`);
+    else r.fragment.resyncInterval = set(ns, text);
+  } catch (err) {
+    if (!(err instanceof DurationError)) throw err;
+    r.report([], pos, `${err.message} (write a Go duration such as "60s", "1m30s" or "500ms")`);
+  }
+}
+
+/** The destinations of every snat item, each with the item's address; what is wrong is reported. */
+function readSnat(r: KeyReading, items: readonly unknown[]): LocatedSnatEntry[] {
+  const entries: LocatedSnatEntry[] = [];
+  items.forEach((item: unknown, i) => {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return;
+    const { cidrs, toSource } = item as { cidrs?: unknown; toSource?: unknown };
+    if (typeof toSource !== 'string') return;
+    const sourcePos = r.locate([i, 'toSource']);
+    let address;
     try {
-      const cidr = parseCidr(text);
-      if (cidr.family === 'ipv6' && !opts.enableIPv6) {
-        fail(pos, `ipv6 is not enabled, but ipv6 cidr ${text} provided. Enable ipv6 using --enable-ipv6 agent flag`);
-        return undefined;
-      }
-      return { cidr, text: formatCidr(cidr), source, path, ...pos };
+      if (toSource.length > MAX_VALUE_TEXT) throw new CidrError('unparsable', '', 'far too long');
+      address = parseIp(toSource);
     } catch (err) {
       if (!(err instanceof CidrError)) throw err;
-      fail(pos, err.message);
-      return undefined;
-    }
-  }
-
-  function readKey(
-    key: ConfigKey,
-    value: unknown,
-    locate: (rest: readonly PathPart[]) => Position,
-    writtenNumber: (rest: readonly PathPart[]) => string | undefined,
-    report: (rest: readonly PathPart[], pos: Position, message: string) => void,
-  ): void {
-    const structureIssues = checkStructure(KEYS[key].shape, value);
-    let structureOk = structureIssues.length === 0;
-    if (!structureOk) {
-      const reported = new Set<string>();
-      for (const si of structureIssues) {
-        const rest = si.path;
-        // The Go duration parser below explains a malformed duration better than a regex does.
-        if (key === 'resyncInterval' && si.code === 'invalid_format') {
-          structureOk = true;
-          continue;
-        }
-        const message = schemaMessage(key, rest, si.code, si.input, si.message, writtenNumber(rest));
-        // Two faults may read the same (a negative unsafe integer): say it once.
-        const id = `${formatKeyPath(rest)}\n${message}`;
-        if (reported.has(id)) continue;
-        reported.add(id);
-        report(rest, locate(rest), message);
-      }
-    }
-    // Check every CIDR string of a list even when other items have the wrong type, so one
-    // round of fixes is enough.
-    if (isCidrListKey(key) && Array.isArray(value)) {
-      const entries: LocatedCidrEntry[] = [];
-      value.forEach((text: unknown, i) => {
-        const entry = readCidr(text, `${key}[${i}]`, locate([i]), (pos, message) => report([i], pos, message));
-        if (entry) entries.push(entry);
-      });
-      if (structureOk) fragment[key] = entries;
+      r.report([i, 'toSource'], sourcePos, `toSource ${quoteExcerpt(toSource)} is not an IP address (write one address of this node, e.g. 198.51.100.9)`);
       return;
     }
-    if (key === 'snat' && Array.isArray(value)) {
-      const entries: LocatedSnatEntry[] = [];
-      value.forEach((item: unknown, i) => {
-        if (item === null || typeof item !== 'object' || Array.isArray(item)) return;
-        const { cidrs, toSource } = item as { cidrs?: unknown; toSource?: unknown };
-        if (typeof toSource !== 'string') return;
-        const sourcePos = locate([i, 'toSource']);
-        let address;
-        try {
-          if (toSource.length > MAX_VALUE_TEXT) throw new CidrError('unparsable', '', 'far too long');
-          address = parseIp(toSource);
-        } catch (err) {
-          if (!(err instanceof CidrError)) throw err;
-          report([i, 'toSource'], sourcePos, `toSource ${quoteExcerpt(toSource)} is not an IP address (write one address of this node, e.g. 198.51.100.9)`);
-          return;
-        }
-        if (address.family === 'ipv6' && !opts.enableIPv6) {
-          report([i, 'toSource'], sourcePos, `ipv6 is not enabled, but ipv6 toSource ${toSource} provided. Enable ipv6 using --enable-ipv6 agent flag`);
-          return;
-        }
-        if (!Array.isArray(cidrs)) return;
-        cidrs.forEach((text: unknown, j) => {
-          const entry = readCidr(text, `${key}[${i}].cidrs[${j}]`, locate([i, 'cidrs', j]), (pos, message) => report([i, 'cidrs', j], pos, message));
-          if (!entry) return;
-          if (entry.cidr.family !== address.family) {
-            report(
-              [i, 'cidrs', j],
-              locate([i, 'cidrs', j]),
-              `${entry.text} is ${entry.cidr.family} but toSource ${formatIp(address)} is ${address.family}; SNAT keeps the family, so list ${entry.cidr.family} destinations under a ${entry.cidr.family} toSource`,
-            );
-            return;
-          }
-          entries.push({ ...entry, toSource: address, toSourceText: formatIp(address) });
-        });
-      });
-      if (structureOk) fragment.snat = entries;
+    if (address.family === 'ipv6' && !r.opts.enableIPv6) {
+      r.report([i, 'toSource'], sourcePos, `ipv6 is not enabled, but ipv6 toSource ${toSource} provided. Enable ipv6 using --enable-ipv6 agent flag`);
       return;
     }
-    if (!structureOk) return;
-    const keyPath = formatKeyPath([key]);
-    switch (key) {
-      case 'nonMasqueradeCIDRs':
-      case 'masqueradeCIDRs':
-      case 'masqueradeSourceCIDRs':
-      case 'snat':
-        return;
-      case 'resyncInterval': {
-        const text = value as string;
-        if (text.length > MAX_VALUE_TEXT) {
-          report([], locate([]), `resyncInterval ${quoteExcerpt(text)} is far too long for a duration (write a Go duration such as "60s", "1m30s" or "500ms")`);
-          return;
-        }
-        try {
-          const ns = parseGoDuration(text);
-          // Zero is a valid Go duration (the reference then resyncs in a busy loop); the floor in
-          // merge turns it into a sane period. A negative one is no period at all.
-          if (ns < 0n) {
-            report([], locate([]), `resyncInterval must not be negative, got ${quoteExcerpt(text)}; write a Go duration such as "60s"`);
-            return;
-          }
-          fragment.resyncInterval = { value: ns, written: text, source, path: keyPath, ...locate([]) };
-        } catch (err) {
-          if (!(err instanceof DurationError)) throw err;
-          report([], locate([]), `${err.message} (write a Go duration such as "60s", "1m30s" or "500ms")`);
-        }
+    if (!Array.isArray(cidrs)) return;
+    cidrs.forEach((text: unknown, j) => {
+      const entry = readCidr(r, text, [i, 'cidrs', j], `snat[${i}].cidrs[${j}]`);
+      if (!entry) return;
+      if (entry.cidr.family !== address.family) {
+        r.report(
+          [i, 'cidrs', j],
+          r.locate([i, 'cidrs', j]),
+          `${entry.text} is ${entry.cidr.family} but toSource ${formatIp(address)} is ${address.family}; SNAT keeps the family, so list ${entry.cidr.family} destinations under a ${entry.cidr.family} toSource`,
+        );
         return;
       }
-      case 'cidrLimit':
-        fragment.cidrLimit = { value: value as number, written: writtenNumber([]) ?? String(value), source, path: keyPath, ...locate([]) };
-        return;
-      case 'masqLinkLocal':
-      case 'masqLinkLocalIPv6':
-        fragment[key] = { value: value as boolean, written: String(value), source, path: keyPath, ...locate([]) };
-        return;
-    }
-  }
+      entries.push({ ...entry, toSource: address, toSourceText: formatIp(address) });
+    });
+  });
+  return entries;
 }
 
 /** `<n>s` when Go accepts it as a duration, so the suggestion for a bare number is always one that works. */

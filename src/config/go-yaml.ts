@@ -87,7 +87,7 @@ export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (replaced: R
   // The merge of `map` being applied, if any: keys written in `map` itself are the ones a merge may surprise by replacing.
   let outerMerge: { node: Node | null } | undefined;
   const written = new Set<unknown>();
-  // Mappings being copied: an alias cycle is refused before this runs (yaml-limits.ts); this keeps it finite anyway.
+  // Mappings being copied: an alias cycle is refused before this runs (guard.ts); this keeps it finite anyway.
   const active = new Set<YAMLMap>();
   const refuse = (node: Node | null, got: unknown): never => {
     throw new MergeValueError(

@@ -212,8 +212,3 @@ export const CIDR_LIST_KEYS = LIST_KEYS.filter((k): k is CidrListKey => KEYS[k].
 export function isCidrListKey(key: string): key is CidrListKey {
   return (CIDR_LIST_KEYS as readonly string[]).includes(key);
 }
-
-/** The descriptor of a key. */
-export function describeKey(key: ConfigKey): KeyDescriptor {
-  return KEYS[key];
-}

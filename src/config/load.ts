@@ -11,13 +11,16 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
-import type { ConfigOptions, MasqConfig } from './config.js';
+import { isConfigFileName, type ConfigOptions, type MasqConfig } from './config.js';
 import { hashConfig } from './key-values.js';
-import { mergeConfigFragments } from './merge.js';
-import { isEmptyFragment, readPlainFragment, type ConfigFragment, type FragmentResult } from './fragment.js';
+import { mergeConfigFragments, type EntryPositions } from './merge.js';
+import { byPosition, isEmptyFragment, readPlainFragment, type ConfigFragment, type FragmentResult } from './fragment.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_FILES } from '../limits.js';
 import { describeFileType, readRegularFile } from './read-text.js';
 import { isKubeletPublished, SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS, settleWaitMs, type FileLook, type SeenLooks } from './settle.js';
+
+// The watcher tells config files apart as this loader does.
+export { isConfigFileName } from './config.js';
 
 /**
  * How the config path is read: `file` (a file, or a link to one) or `directory` (its `ip-masq*`
@@ -36,11 +39,8 @@ export interface LoadedConfig {
   readonly usingDefaults: boolean;
   /** sha256 hex of the effective config (stable JSON), for change detection and metrics. */
   readonly hash: string;
-}
-
-/** Whether a directory entry is a config file: `ip-masq-agent` or any name starting with `ip-masq`. */
-export function isConfigFileName(name: string): boolean {
-  return !name.startsWith('.') && name.startsWith('ip-masq');
+  /** Where each CIDR entry was written, for the operator commands' messages (the agent never asks); loadConfig always sets it. */
+  readonly positions?: EntryPositions;
 }
 
 /** The OS reason of a failed fs call, e.g. `EACCES: permission denied, open '/etc/config/x'`. */
@@ -133,9 +133,10 @@ export interface SettleOptions {
  * unchanged is the same LoadedConfig object as last time, so callers can tell "unchanged" by
  * identity. With `settle` (the agent), a file changed less than its quiet time ago is read again
  * once it has settled, so a file being written in place is never used half-way; one that never
- * settles within the maximum wait is an error.
+ * settles within the maximum wait is an error. With `manifests` (the operator commands), a file that
+ * is a Kubernetes manifest is read for the config its ConfigMap(s) carry, located in the manifest.
  */
-export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache, settle?: SettleOptions): Promise<LoadedConfig> {
+export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache, settle?: SettleOptions, manifests = false): Promise<LoadedConfig> {
   const seen: SeenLooks = cache?.looks ?? (new Map() as SeenLooks);
   const started = settle?.clock.now() ?? 0;
   for (;;) {
@@ -154,7 +155,7 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
         continue;
       }
     }
-    return parseConfigFiles(read, listing, opts, cache);
+    return parseConfigFiles(read, listing, opts, cache, manifests ? path : undefined);
   }
 }
 
@@ -275,8 +276,15 @@ function stillWritten(files: readonly string[]): ConfigError {
 }
 
 /** Parses what was read (unchanged texts from the cache) and merges it; throws ConfigError with every issue. */
-async function parseConfigFiles(read: FilesRead, { files: listed, skipped }: Listing, opts: ConfigOptions, cache: ParseCache | undefined): Promise<LoadedConfig> {
+async function parseConfigFiles(read: FilesRead, { files: listed, skipped }: Listing, opts: ConfigOptions, cache: ParseCache | undefined, manifestPath?: string): Promise<LoadedConfig> {
   const files = read.texts.map((t) => t.file);
+  const only = read.texts.length === 1 && read.issues.length === 0 ? read.texts[0] : undefined;
+  const manifest = only && only.file === manifestPath ? (await import('./manifest.js')).readManifest(only.text, only.file, opts) : undefined;
+  if (manifest) {
+    if (manifest.issues.length > 0) throw new ConfigError(manifest.issues);
+    const loaded = fromFragments(manifest.fragments, files, [], opts);
+    return { ...loaded, warnings: [...manifest.warnings, ...loaded.warnings].sort(byPosition) };
+  }
   const fragments: ConfigFragment[] = [];
   const issues: ConfigIssue[] = [...read.issues];
   const warnings: ConfigIssue[] = [...skipped];
@@ -347,5 +355,6 @@ function fromFragments(fragments: readonly ConfigFragment[], files: readonly str
     files,
     usingDefaults: fragments.every(isEmptyFragment),
     hash: hashConfig(merged.config),
+    positions: merged.positions,
   };
 }

@@ -5,10 +5,10 @@ import { LineCounter, isMap, isScalar, type Scalar } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
 import type { ConfigOptions } from './config.js';
-import { isConfigFileName } from './load.js';
-import { CONFIG_KEYS } from './keys.js';
-import { parseConfigFragment, type ConfigFragment, type FragmentResult, type LocatedValue, type Position } from './parse.js';
-import { parseBoundedAllDocuments } from './yaml-limits.js';
+import { isConfigFileName } from './config.js';
+import { parseConfigFragment } from './parse.js';
+import { byPosition, type ConfigFragment, type FragmentResult, type LocatedCidrEntry, type LocatedValue, type Position } from './fragment.js';
+import { parseBoundedAllDocuments } from './guard.js';
 
 /** The ConfigMap data key the reference DaemonSet mounts as /etc/config/ip-masq-agent. */
 export const CONFIGMAP_CONFIG_KEY = 'config';
@@ -133,10 +133,25 @@ function positionMapper(node: Scalar, text: string, lineCounter: LineCounter): (
   return (pos) => (pos.line === undefined ? undefined : { line: header + pos.line, column: (pos.column ?? 1) + indent });
 }
 
+/**
+ * The config fragments a manifest's ConfigMaps carry, in file order (they merge as files projected
+ * into one directory do), with every issue in reading order; undefined when the text is not a manifest.
+ */
+export function readManifest(text: string, source: string, opts: ConfigOptions): { fragments: ConfigFragment[]; issues: ConfigIssue[]; warnings: ConfigIssue[] } | undefined {
+  const manifest = extractManifestConfigs(text, source);
+  if (!manifest) return undefined;
+  const results = manifest.configs.map((e) => parseEmbeddedConfig(e, opts));
+  return {
+    fragments: results.map((r) => r.fragment),
+    issues: [...manifest.issues, ...results.flatMap((r) => r.issues)].sort(byPosition),
+    warnings: [...manifest.warnings, ...results.flatMap((r) => r.warnings)],
+  };
+}
+
 /** Rewrites an issue found inside an embedded config so it points into the manifest. */
 function relocate(issue: ConfigIssue, e: EmbeddedConfig): ConfigIssue {
   const path = issue.path ? `data.${e.key}.${issue.path}` : `data.${e.key}`;
-  const mapped = e.toManifest({ ...(issue.line === undefined ? {} : { line: issue.line }), ...(issue.column === undefined ? {} : { column: issue.column }) });
+  const mapped = e.toManifest(issue);
   if (mapped) return { source: e.source, path, ...mapped, message: issue.message };
   const inside = issue.line === undefined ? '' : ` (at ${issue.line}:${issue.column ?? 1} of the data.${e.key} text)`;
   return { source: e.source, path, ...e.keyPosition, message: `${issue.message}${inside}` };
@@ -147,20 +162,23 @@ export function parseEmbeddedConfig(e: EmbeddedConfig, opts: ConfigOptions): Fra
   const r = parseConfigFragment(e.text, e.source, opts);
   // Everything a fragment holds is located (source, key path, line:column): move each value, or
   // each entry of a list, into the manifest, whatever the key.
-  const relocateValue = <T extends { source: string; path: string } & Position>(v: T): T => {
-    const moved = relocate({ source: v.source, path: v.path, ...pick(v), message: '' }, e);
-    const { line: _line, column: _column, ...rest } = v;
-    return { ...rest, source: moved.source, path: moved.path, ...pick(moved) } as T;
+  const place = (v: { source: string; path: string } & Position) => {
+    const { message: _message, ...moved } = relocate({ ...v, message: '' }, e);
+    return moved;
   };
-  const fragment: Record<string, unknown> = { source: e.source };
-  for (const key of CONFIG_KEYS) {
-    const value = r.fragment[key];
-    if (value === undefined) continue;
-    fragment[key] = Array.isArray(value) ? value.map(relocateValue) : relocateValue(value as LocatedValue<unknown>);
-  }
-  return { fragment: fragment as unknown as ConfigFragment, issues: r.issues.map((i) => relocate(i, e)), warnings: r.warnings.map((w) => relocate(w, e)) };
-}
-
-function pick(p: Position): Position {
-  return { ...(p.line === undefined ? {} : { line: p.line }), ...(p.column === undefined ? {} : { column: p.column }) };
+  const cidr = (v: LocatedCidrEntry): LocatedCidrEntry => ({ cidr: v.cidr, text: v.text, ...place(v) });
+  const value = <T>(v: LocatedValue<T>): LocatedValue<T> => ({ value: v.value, written: v.written, ...place(v) });
+  const f = r.fragment;
+  const fragment: ConfigFragment = {
+    source: e.source,
+    ...(f.nonMasqueradeCIDRs && { nonMasqueradeCIDRs: f.nonMasqueradeCIDRs.map(cidr) }),
+    ...(f.masqueradeCIDRs && { masqueradeCIDRs: f.masqueradeCIDRs.map(cidr) }),
+    ...(f.masqueradeSourceCIDRs && { masqueradeSourceCIDRs: f.masqueradeSourceCIDRs.map(cidr) }),
+    ...(f.snat && { snat: f.snat.map((v) => ({ ...cidr(v), toSource: v.toSource, toSourceText: v.toSourceText })) }),
+    ...(f.cidrLimit && { cidrLimit: value(f.cidrLimit) }),
+    ...(f.masqLinkLocal && { masqLinkLocal: value(f.masqLinkLocal) }),
+    ...(f.masqLinkLocalIPv6 && { masqLinkLocalIPv6: value(f.masqLinkLocalIPv6) }),
+    ...(f.resyncInterval && { resyncInterval: value(f.resyncInterval) }),
+  };
+  return { fragment, issues: r.issues.map((i) => relocate(i, e)), warnings: r.warnings.map((w) => relocate(w, e)) };
 }

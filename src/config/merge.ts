@@ -10,13 +10,39 @@ import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import { KEYS, LIST_KEYS, type AgreeKey, type CidrListKey, type ListKey } from './keys.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue, Position } from './fragment.js';
 
-/** The merged config and warnings (duplicates, case-folded keys, clamped values). */
+/** line:column of the CIDR entries of a config, by source and key path. */
+export interface EntryPositions {
+  /** Where `entry` was written; {} when not known (a default entry, or text without lines). */
+  of(entry: { readonly source: string; readonly path: string }): Position;
+}
+
+/** The merged config, warnings (duplicates, case-folded keys, clamped values) and where each CIDR entry was written. */
 export interface MergedConfig {
   readonly config: MasqConfig;
   readonly warnings: readonly ConfigIssue[];
+  readonly positions: EntryPositions;
 }
 
-const where = (v: { source: string } & Position): string => (v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`);
+/** `file:line:col`, or just the source when the position is unknown. */
+export const formatWhere = (v: { source: string } & Position): string => (v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`);
+const where = formatWhere;
+
+/** The positions of the CIDR entries of `fragments`, indexed on first use: the agent never asks, so it never pays for them. */
+function indexPositions(fragments: readonly ConfigFragment[]): EntryPositions {
+  let index: Map<string, Position> | undefined;
+  const keyOf = (e: { readonly source: string; readonly path: string }): string => `${e.source}\u0000${e.path}`;
+  return {
+    of(entry) {
+      if (index === undefined) {
+        index = new Map();
+        for (const f of fragments) {
+          for (const key of LIST_KEYS) for (const e of f[key] ?? []) if (e.line !== undefined) index.set(keyOf(e), { line: e.line, ...(e.column === undefined ? {} : { column: e.column }) });
+        }
+      }
+      return index.get(keyOf(entry)) ?? {};
+    },
+  };
+}
 
 const located = (v: { source: string; path: string } & Position) => ({
   source: v.source,
@@ -40,35 +66,19 @@ function pickScalar<T>(key: AgreeKey, fragments: readonly ConfigFragment[], issu
   return first;
 }
 
-/** Drops repeated CIDRs (same canonical block), keeping the first, with a warning naming both places. */
-function dropDuplicates(entries: readonly LocatedCidrEntry[], warnings: ConfigIssue[]): LocatedCidrEntry[] {
-  const firstByText = new Map<string, LocatedCidrEntry>();
-  const kept: LocatedCidrEntry[] = [];
-  for (const e of entries) {
-    const first = firstByText.get(e.text);
-    if (first === undefined) {
-      firstByText.set(e.text, e);
-      kept.push(e);
-      continue;
-    }
-    warnings.push({
-      ...located(e),
-      message: `${e.text} is listed twice: ${where(first)} ${first.path} and ${where(e)} ${e.path}; the second is ignored`,
-    });
-  }
-  return kept;
-}
-
 /** What an entry of a destination list asks for, in words, for conflict messages. */
 function actionWords(e: LocatedCidrEntry | LocatedSnatEntry, list: string): string {
   if ('toSourceText' in e) return `SNAT to ${e.toSourceText}`;
   return list === 'masqueradeCIDRs' ? 'masquerade' : 'keep the pod IP';
 }
 
-/** Drops repeated snat CIDRs with the same address (a warning); the same CIDR with another address is a conflict. */
-function dropSnatDuplicates(entries: readonly LocatedSnatEntry[], warnings: ConfigIssue[], issues: ConfigIssue[]): LocatedSnatEntry[] {
-  const firstByText = new Map<string, LocatedSnatEntry>();
-  const kept: LocatedSnatEntry[] = [];
+/**
+ * Drops repeated CIDRs (same canonical block, and for snat the same address), keeping the first,
+ * with a warning naming both places; a snat CIDR repeated with another address is a conflict.
+ */
+function dropDuplicates<E extends LocatedCidrEntry & { readonly toSourceText?: string }>(entries: readonly E[], warnings: ConfigIssue[], issues: ConfigIssue[]): E[] {
+  const firstByText = new Map<string, E>();
+  const kept: E[] = [];
   for (const e of entries) {
     const first = firstByText.get(e.text);
     if (first === undefined) {
@@ -135,12 +145,15 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
   // Plain lists first and snat last: the order duplicate warnings have always come in. A
   // nonMasqueradeCIDRs no file sets is the default list.
   const given = (key: CidrListKey): LocatedCidrEntry[] => fragments.flatMap((f) => f[key] ?? []);
-  const snatGiven = fragments.flatMap((f) => f.snat ?? []);
   const lists = {
-    nonMasqueradeCIDRs: fragments.some((f) => f.nonMasqueradeCIDRs !== undefined) ? dropDuplicates(given('nonMasqueradeCIDRs'), warnings) : defaultCidrEntries(opts),
-    masqueradeCIDRs: dropDuplicates(given('masqueradeCIDRs'), warnings),
-    masqueradeSourceCIDRs: dropDuplicates(given('masqueradeSourceCIDRs'), warnings),
-    snat: dropSnatDuplicates(snatGiven, warnings, issues),
+    nonMasqueradeCIDRs: fragments.some((f) => f.nonMasqueradeCIDRs !== undefined) ? dropDuplicates(given('nonMasqueradeCIDRs'), warnings, issues) : defaultCidrEntries(opts),
+    masqueradeCIDRs: dropDuplicates(given('masqueradeCIDRs'), warnings, issues),
+    masqueradeSourceCIDRs: dropDuplicates(given('masqueradeSourceCIDRs'), warnings, issues),
+    snat: dropDuplicates(
+      fragments.flatMap((f) => f.snat ?? []),
+      warnings,
+      issues,
+    ),
   } satisfies Record<ListKey, readonly LocatedCidrEntry[]>;
   const destinations = LIST_KEYS.filter((k) => KEYS[k].role !== 'source').map((k) => [k, lists[k]] as const);
   findActionConflicts(destinations, issues);
@@ -193,7 +206,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     masqLinkLocalIPv6: picked.masqLinkLocalIPv6?.value ?? KEYS.masqLinkLocalIPv6.default,
     ...resolveResyncInterval(picked.resyncInterval, warnings),
   };
-  return { config, warnings };
+  return { config, warnings, positions: indexPositions(fragments) };
 }
 
 /** resyncInterval's meaning: the period in ms (rounded up, within the floor and Node's timer limit) and its Go text. */

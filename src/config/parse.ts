@@ -11,25 +11,10 @@ import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
 import type { ConfigOptions, MasqConfig } from './config.js';
 import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS } from './keys.js';
-import { countYamlNodes } from './node-count.js';
-import { MAX_CONFIG_NODES } from '../limits.js';
-import { parseBoundedDocument } from './yaml-limits.js';
+import { parseBoundedDocument } from './guard.js';
 import { byPosition, cutNumberText, describeValue, readEntries, readPlainFragment, type ConfigFragment, type FragmentResult, type Position, type TopEntry } from './fragment.js';
 import { goMapPairs, goNodeAt, goYamlTags, keyText, MergeValueError, toGoValue, type GoPair } from './go-yaml.js';
 import { toLineFeeds } from './line-breaks.js';
-
-export {
-  formatKeyPath,
-  isEmptyFragment,
-  schemaMessage,
-  suggestKey,
-  type ConfigFragment,
-  type FragmentResult,
-  type LocatedCidrEntry,
-  type LocatedSnatEntry,
-  type LocatedValue,
-  type Position,
-} from './fragment.js';
 
 /** A config and the warnings met while reading it. */
 export interface ParsedConfig {
@@ -87,11 +72,6 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
   }
   // Every break go-yaml v2 knows is LF now, at the same offset: positions still point into the text as written.
   const text = lineFeeds.text;
-  // Before the parser builds anything: its memory grows with the number of values, not bytes.
-  if (countYamlNodes(text, MAX_CONFIG_NODES) > MAX_CONFIG_NODES) {
-    const message = `the config holds more than ${MAX_CONFIG_NODES.toLocaleString('en')} values (list items, keys and scalars); the limit is ${MAX_CONFIG_NODES.toLocaleString('en')}, room for the largest CIDR cap`;
-    return { fragment, issues: [{ source, path: '', message }], warnings };
-  }
   const lineCounter = new LineCounter();
   // YAML 1.1 as Kubernetes reads it (go-yaml v2): `yes`/`on` are booleans, `1:30` is a string. Merge keys are applied by go-yaml.ts.
   const parsed = parseBoundedDocument(text, { version: '1.1', customTags: goYamlTags, lineCounter, prettyErrors: false });

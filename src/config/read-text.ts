@@ -5,7 +5,7 @@
 // volume), a few microseconds, where the promise forms hand every call to a libuv thread and back,
 // about 0.5 ms of CPU per read of a small config (measured), at every resync.
 // Part of the config loader: one of the few modules allowed to touch node:fs.
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { MAX_CONFIG_BYTES } from '../limits.js';
 import type { FileLook } from './settle.js';
 
@@ -58,18 +58,5 @@ export function readRegularFile(path: string, maxBytes = MAX_CONFIG_BYTES): Regu
     }
   } finally {
     closeSync(fd);
-  }
-}
-
-/** The text of a regular file (symlinks followed); undefined for a directory, any other non-regular file, a missing path, or a file over the byte cap (the loader then reports it with its size). */
-export async function readRegularFileText(path: string): Promise<string | undefined> {
-  try {
-    // A device or socket is not even opened: opening some devices has effects of its own.
-    if (!statSync(path).isFile()) return undefined;
-    const r = readRegularFile(path);
-    return 'text' in r ? r.text : undefined;
-  } catch {
-    // The loader reports missing and unreadable paths with the OS reason.
-    return undefined;
   }
 }

@@ -6,8 +6,6 @@
 import { z } from 'zod';
 import { CONFIG_KEYS, KEYS } from './keys.js';
 
-export { CONFIG_KEYS, GO_DURATION_PATTERN, type ConfigKey } from './keys.js';
-
 const shape = Object.fromEntries(CONFIG_KEYS.map((k) => [k, KEYS[k].schema(z)])) as { [K in keyof typeof KEYS]: ReturnType<(typeof KEYS)[K]['schema']> };
 
 /** Zod schema of a config file (every key optional; unknown keys rejected). */
@@ -16,15 +14,7 @@ export const configSchema = z.strictObject(shape).meta({
   description: 'Config file of the Kubernetes IP Masquerade Agent (/etc/config/ip-masq-agent), YAML or JSON. Every key is optional.',
 });
 
-/** The config file as the schema sees it. */
-export type ConfigFileInput = z.infer<typeof configSchema>;
-
-/** The JSON Schema generated from configSchema, as committed in ip-masq-agent.schema.json. */
-export function configJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(configSchema);
-}
-
-/** The exact text of ip-masq-agent.schema.json (2-space JSON and a final newline). */
+/** The exact text of ip-masq-agent.schema.json (2-space JSON and a final newline), generated from configSchema. */
 export function renderConfigJsonSchema(): string {
-  return `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
+  return `${JSON.stringify(z.toJSONSchema(configSchema), null, 2)}\n`;
 }

@@ -4,7 +4,21 @@
 // dropping duplicates and contained blocks leaves a set of pairwise disjoint blocks that covers
 // exactly the same addresses.
 import { formatCidr, type Cidr, type Family } from './cidr.js';
-import type { ExemptRange } from '../policy/types.js';
+
+/** Why a destination range is exempt from masquerading. */
+export type ExemptReason = 'link-local' | 'config';
+
+/** One exempt (non-masquerade) destination range, traced back to where it came from. */
+export interface ExemptRange {
+  readonly cidr: Cidr;
+  /** Canonical text, as written into rules (`10.0.0.0/8`, `fe80::/10`). */
+  readonly text: string;
+  readonly reason: ExemptReason;
+  /** Config file path, or `defaults` / `built-in`. */
+  readonly source: string;
+  /** Key path inside the source, e.g. `nonMasqueradeCIDRs[2]`; empty for built-ins. */
+  readonly path: string;
+}
 
 /** Why a range was left out of a normalised list. */
 export type DropReason = 'duplicate' | 'contained';

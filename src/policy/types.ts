@@ -1,19 +1,8 @@
 import type { Cidr, Family, IpAddress } from '../net/cidr.js';
+import type { ExemptRange } from '../net/normalize.js';
 
-/** Why a destination range is exempt from masquerading. */
-export type ExemptReason = 'link-local' | 'config';
-
-/** One exempt (non-masquerade) destination range, traced back to where it came from. */
-export interface ExemptRange {
-  readonly cidr: Cidr;
-  /** Canonical text, as written into rules (`10.0.0.0/8`, `fe80::/10`). */
-  readonly text: string;
-  readonly reason: ExemptReason;
-  /** Config file path, or `defaults` / `built-in`. */
-  readonly source: string;
-  /** Key path inside the source, e.g. `nonMasqueradeCIDRs[2]`; empty for built-ins. */
-  readonly path: string;
-}
+/** Exempt ranges are defined in net (normalisation needs them); the policy's users find them here too. */
+export type { ExemptRange, ExemptReason } from '../net/normalize.js';
 
 /** What happens to traffic to a destination: it keeps the pod IP, is masqueraded, or leaves with a fixed address. */
 export type Action =

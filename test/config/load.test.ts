@@ -489,3 +489,56 @@ describe('loadConfig with settle (the agent): a file being written is never read
     assert.deepEqual(clock.waits, []);
   });
 });
+
+describe('loadConfig keeps where each CIDR entry was written (one load for the agent and the commands)', () => {
+  it('plain YAML, YAML the yaml library reads, and JSON: line:column by source and key path; defaults have none', async () => {
+    const dir = await dirWith({
+      'ip-masq-a': 'nonMasqueradeCIDRs:\n  - 10.0.0.0/8\n  - 192.0.2.0/24\n',
+      // An anchor takes the yaml library's reading, not the plain reader's.
+      'ip-masq-b': 'masqueradeCIDRs: &m\n  - 10.1.0.0/16\nmasqueradeSourceCIDRs:\n    - 10.244.0.0/16\n',
+      'ip-masq-c': '{"snat": [{"cidrs": ["203.0.113.0/24"], "toSource": "198.51.100.9"}]}',
+    });
+    const loaded = await loadConfig(dir, V4);
+    const at = (file: string, path: string) => loaded.positions?.of({ source: join(dir, file), path });
+    assert.deepEqual(at('ip-masq-a', 'nonMasqueradeCIDRs[1]'), { line: 3, column: 5 });
+    assert.deepEqual(at('ip-masq-b', 'masqueradeCIDRs[0]'), { line: 2, column: 5 });
+    assert.deepEqual(at('ip-masq-b', 'masqueradeSourceCIDRs[0]'), { line: 4, column: 7 });
+    assert.deepEqual(at('ip-masq-c', 'snat[0].cidrs[0]'), { line: 1, column: 22 });
+    assert.deepEqual(at('ip-masq-a', 'nonMasqueradeCIDRs[2]'), {});
+    const defaults = await loadConfig(await dirWith({ 'ip-masq-agent': 'resyncInterval: 1m\n' }), V4);
+    assert.deepEqual(defaults.positions?.of(defaults.config.nonMasqueradeCIDRs[0]!), {});
+  });
+
+  it('a Kubernetes manifest is read for its ConfigMap only when asked (the commands), located in the manifest', async () => {
+    const manifest = [
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata:',
+      '  name: ip-masq-agent',
+      'data:',
+      '  config: |',
+      '    nonMasqueradeCIDRs:',
+      '      - 10.0.0.0/8',
+      '    masqLinkLocal: tru',
+      '',
+    ].join('\n');
+    const file = join(await dirWith({ 'cm.yaml': manifest.replace('tru', 'true') }), 'cm.yaml');
+    const loaded = await loadConfig(file, V4, undefined, undefined, undefined, true);
+    assert.deepEqual(
+      loaded.config.nonMasqueradeCIDRs.map((e) => [e.text, e.source, e.path]),
+      [['10.0.0.0/8', file, 'data.config.nonMasqueradeCIDRs[0]']],
+    );
+    assert.equal(loaded.config.masqLinkLocal, true);
+    assert.deepEqual(loaded.positions?.of(loaded.config.nonMasqueradeCIDRs[0]!), { line: 8, column: 9 });
+    // The agent reads such a file as a config, which it is not.
+    assert.match((await loadError(file)).issues.map(formatIssue).join('\n'), /unknown key "apiVersion"/);
+    const bad = join(await dirWith({ 'cm.yaml': manifest }), 'cm.yaml');
+    let err: unknown;
+    await loadConfig(bad, V4, undefined, undefined, undefined, true).catch((e: unknown) => (err = e));
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(
+      err.issues.map((i) => [i.path, i.line, i.column]),
+      [['data.config.masqLinkLocal', 9, 20]],
+    );
+  });
+});

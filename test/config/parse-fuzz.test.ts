@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ConfigError, MAX_REPORTED_ISSUES } from '../../src/errors.js';
 import { parseConfigText } from '../../src/config/parse.js';
-import { MAX_CONFIG_NESTING } from '../../src/config/yaml-limits.js';
+import { MAX_CONFIG_NESTING } from '../../src/config/guard.js';
 import type { ConfigOptions } from '../../src/config/config.js';
 
 const SEED = 20261126;

@@ -4,7 +4,8 @@ import { ConfigError, formatIssue, type ConfigIssue } from '../../src/errors.js'
 import { RESERVED_CIDRS, type ConfigOptions } from '../../src/config/config.js';
 import { defaultConfig } from '../../src/config/merge.js';
 import { hashConfig } from '../../src/config/key-values.js';
-import { parseConfigText, suggestKey } from '../../src/config/parse.js';
+import { parseConfigText } from '../../src/config/parse.js';
+import { suggestKey } from '../../src/config/fragment.js';
 
 const FILE = '/etc/config/ip-masq-agent';
 const V4: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };

@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONFIG_KEYS, GO_DURATION_PATTERN, configSchema, renderConfigJsonSchema } from '../../src/config/schema.js';
+import { configSchema, renderConfigJsonSchema } from '../../src/config/schema.js';
+import { CONFIG_KEYS, GO_DURATION_PATTERN } from '../../src/config/keys.js';
 import { findRepoRoot, readGoTable } from '../fixtures/go-tsv.js';
 
 describe('ip-masq-agent.schema.json', () => {

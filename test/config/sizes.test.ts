@@ -9,7 +9,7 @@ import { ConfigError } from '../../src/errors.js';
 import type { ConfigOptions } from '../../src/config/config.js';
 import { createParseCache, loadConfig } from '../../src/config/load.js';
 import { parseConfigText } from '../../src/config/parse.js';
-import { countYamlNodes } from '../../src/config/node-count.js';
+import { countYamlNodes } from '../../src/config/guard.js';
 import { MAX_CIDRS, MAX_CONFIG_BYTES, MAX_CONFIG_NODES, cidrCapForFlags, maxCidrsFor } from '../../src/limits.js';
 
 const V4: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { CONFIG_KEYS, KEYS, type ConfigKey } from '../../src/config/keys.js';
-import { schemaMessage } from '../../src/config/parse.js';
+import { schemaMessage } from '../../src/config/fragment.js';
 import { configSchema } from '../../src/config/schema.js';
 import { checkStructure } from '../../src/config/structure.js';
 

@@ -1,18 +1,21 @@
-// Parses YAML with bounds on nesting and alias expansion, checked before any value is built.
-// The yaml library composes nodes and converts them to values by recursion; a 6 KB file of
-// `[[[[...` overflows the stack there, and V8 does not always survive that (it can abort while
-// compiling a regular expression deep in the stack). Its lexer and CST parser keep their own
-// stacks, so the CST is walked here, iteratively, and a too-deep document is never composed.
-// Aliases can rebuild depth and width after that check (a chain of anchors, "billion laughs"),
-// so the composed tree is measured too, with aliases followed, before anything calls toJS. Pure.
-import { Composer, Parser, isAlias, isMap, isPair, isScalar, isSeq, type CST, type Document, type DocumentOptions, type LineCounter, type Node, type ParseOptions, type SchemaOptions } from 'yaml';
+// The one guard every YAML reading of a config or manifest passes before any value is built:
+// the number of values, then nesting and mapping width, then what aliases expand to. The yaml
+// library keeps its whole syntax tree in memory while it builds a document, about 0.7 KB per
+// flow-list item, so 1 MiB of `[1,1,1,...]` would take 440 MB before any check could run: the
+// values are counted first, by the lexer, in constant memory. The library composes nodes and
+// converts them to values by recursion; a 6 KB file of `[[[[...` overflows the stack there, and
+// V8 does not always survive that (it can abort while compiling a regular expression deep in the
+// stack). Its CST parser keeps its own stack, so the CST is walked here, iteratively, and a
+// too-deep document is never composed. Aliases can rebuild depth and width after that check (a
+// chain of anchors, "billion laughs"), so the composed tree is measured too, with aliases
+// followed, before anything calls toJS. (The plain readers, plain-yaml.ts and plain-json.ts,
+// bound themselves: they leave any text beyond their small subset to this path.) Pure.
+import { CST, Composer, Lexer, Parser, isAlias, isMap, isPair, isScalar, isSeq, type Document, type DocumentOptions, type LineCounter, type Node, type ParseOptions, type SchemaOptions } from 'yaml';
 import { YAMLParseError } from 'yaml';
+import { MAX_CONFIG_NODES } from '../limits.js';
 
 /** Deepest nesting of lists and mappings a config may have (its real depth is 3). */
 export const MAX_CONFIG_NESTING = 16;
-
-/** Deepest nesting in a Kubernetes manifest that carries the config (other objects may sit beside it). */
-export const MAX_MANIFEST_NESTING = 64;
 
 /**
  * Most keys one mapping of a config may have (it has 5). The library checks each key against
@@ -20,15 +23,12 @@ export const MAX_MANIFEST_NESTING = 64;
  */
 export const MAX_CONFIG_MAP_KEYS = 100;
 
-/** Most keys one mapping of a manifest may have (a ConfigMap's data may carry many files). */
-export const MAX_MANIFEST_MAP_KEYS = 5000;
-
 /** Most values aliases may add to a config when expanded (its keys never need aliases at all). */
 export const MAX_ALIAS_EXPANSION = 1000;
 
-/** A limit the input broke: where (offset into the text) and what. */
+/** A limit the input broke: where (offset into the text; none for the count of values) and what. */
 export interface YamlLimitProblem {
-  readonly offset: number;
+  readonly offset?: number;
   readonly message: string;
 }
 
@@ -45,8 +45,8 @@ export interface ShapeLimits {
 /** Bounds for a config text. */
 export const CONFIG_LIMITS: ShapeLimits = { maxNesting: MAX_CONFIG_NESTING, maxMapKeys: MAX_CONFIG_MAP_KEYS };
 
-/** Bounds for a manifest text. */
-export const MANIFEST_LIMITS: ShapeLimits = { maxNesting: MAX_MANIFEST_NESTING, maxMapKeys: MAX_MANIFEST_MAP_KEYS };
+/** Bounds for a manifest text: other objects may sit beside the ConfigMap, whose data may carry many files. */
+export const MANIFEST_LIMITS: ShapeLimits = { maxNesting: 64, maxMapKeys: 5000 };
 
 /** The first collection (in text order) nested too deep or too wide, walking with an explicit stack. */
 function findShapeProblem(tokens: readonly CST.Token[], limits: ShapeLimits): YamlLimitProblem | undefined {
@@ -152,8 +152,12 @@ function findAliasExcess(doc: Document, maxNesting: number, maxExpansion: number
   return undefined;
 }
 
-/** Parses the CST, stopping at the nesting bound; composes only what passed it. */
+/** Counts the values, then parses the CST, stopping at the nesting bound; composes only what passed both. */
 function compose(text: string, options: Options, limits: ShapeLimits): { docs: Document[]; problem?: YamlLimitProblem } {
+  if (countYamlNodes(text, MAX_CONFIG_NODES) > MAX_CONFIG_NODES) {
+    const max = MAX_CONFIG_NODES.toLocaleString('en');
+    return { docs: [], problem: { message: `the config holds more than ${max} values (list items, keys and scalars); the limit is ${max}, room for the largest CIDR cap` } };
+  }
   const tokens = Array.from(new Parser(options.lineCounter?.addNewLine).parse(text));
   const problem = findShapeProblem(tokens, limits);
   if (problem) return { docs: [], problem };
@@ -163,7 +167,7 @@ function compose(text: string, options: Options, limits: ShapeLimits): { docs: D
 
 /**
  * parseDocument with bounds: one document (a second is a MULTIPLE_DOCS error, as parseDocument
- * reports it), the shape within `limits`, aliases expanding to at most MAX_ALIAS_EXPANSION values
+ * reports it), at most MAX_CONFIG_NODES values, the shape within `limits`, aliases expanding to at most MAX_ALIAS_EXPANSION values
  * and never deeper than the nesting bound. A broken bound comes back as `problem`, with no document.
  */
 export function parseBoundedDocument(text: string, options: Options, limits: ShapeLimits = CONFIG_LIMITS): { doc: Document; problem?: undefined } | { doc?: undefined; problem: YamlLimitProblem } {
@@ -178,9 +182,38 @@ export function parseBoundedDocument(text: string, options: Options, limits: Sha
   return excess ? { problem: excess } : { doc };
 }
 
-/** parseAllDocuments with the shape bounds (for manifests, whose values are read without expanding aliases). */
+/** parseAllDocuments with the same count and the shape bounds (for manifests, whose values are read without expanding aliases). */
 export function parseBoundedAllDocuments(text: string, options: Options, limits: ShapeLimits = MANIFEST_LIMITS): { docs: Document[]; problem?: YamlLimitProblem } {
   const { docs, problem } = compose(text, options, limits);
   // parseAllDocuments yields no document for an empty stream; the forced one holds only comments.
   return problem ? { docs, problem } : { docs: docs.filter((d) => d.contents !== null || d.errors.length > 0) };
+}
+
+/** Token types that each start one node. */
+const NODE_TOKENS: ReadonlySet<string> = new Set(['scalar', 'single-quoted-scalar', 'double-quoted-scalar', 'block-scalar-header', 'alias', 'flow-map-start', 'flow-seq-start']);
+
+/** Tokens between an indicator and the value it introduces. */
+const GAP_TOKENS: ReadonlySet<string> = new Set(['space', 'newline', 'comment', 'anchor', 'tag']);
+
+/**
+ * How many nodes the text holds, counting up to `stopAfter` (then it returns `stopAfter` + 1).
+ * An empty list item (`-` with nothing after it) is a node too: `-\n-\n-\n...` is as costly as
+ * `[a,a,a]`. Values of mappings are counted by their tokens; keys are scalars.
+ */
+export function countYamlNodes(text: string, stopAfter: number): number {
+  let nodes = 0;
+  let itemOpen = false;
+  for (const token of new Lexer().lex(text)) {
+    const type = CST.tokenType(token);
+    if (!type || GAP_TOKENS.has(type)) continue;
+    if (NODE_TOKENS.has(type)) {
+      nodes++;
+      itemOpen = false;
+    } else {
+      if (itemOpen) nodes++;
+      itemOpen = type === 'seq-item-ind';
+    }
+    if (nodes > stopAfter) return stopAfter + 1;
+  }
+  return itemOpen ? nodes + 1 : nodes;
 }
