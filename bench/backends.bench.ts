@@ -369,7 +369,7 @@ async function benchLimits(): Promise<void> {
     for (const n of LIMIT_SIZES) {
       const p: FamilyPolicy = { family: 'ipv4', exempt: [range(LINK_LOCAL_V4, 'link-local'), ...manyCidrTexts(n).map((t) => range(t))], randomFully: true, toPorts: [] };
       await inFreshNamespace(async (run) => {
-        const backend =
+        const backend: Backend =
           kind === 'nftables'
             ? createNftablesBackend({ runner: run, timeoutMs: AGENT_TIMEOUT_MS })
             : createIptablesBackend({ runner: run, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true, timeoutMs: AGENT_TIMEOUT_MS });

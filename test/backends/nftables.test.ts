@@ -7,8 +7,10 @@ import type { Runner } from '../../src/exec/runner.js';
 import type { FamilyPolicy } from '../../src/policy/types.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
-import { MAX_FOREIGN_LINES, familiesInNftJson, parseNftJson, type NftForeignObject } from '../../src/backends/nftables/parse.js';
-import { expectedNftLines, nftForeignDeletions, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
+import { formatNftScript } from '../../src/backends/nftables/model.js';
+import { MAX_FOREIGN_LINES, parseNftJson, parseNftTable, type NftForeignObject } from '../../src/backends/nftables/parse.js';
+import { nftForeignDeletions } from '../../src/backends/nftables/plan.js';
+import { expectedNftLines, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
 import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, runBackendContract } from './contract.js';
 import { createFakeNft } from './fake-nft.js';
 import { UPDATE_GOLDEN, assertGolden, exemptRange, expectedText, familyPolicy, loadNftGoldenCases, portRange, renderOptionsOf, stableNftJson } from './nftables-fixtures.js';
@@ -141,7 +143,7 @@ describe('parseNftJson', () => {
       { chain: { family: 'inet', table: 'ip-masq-agent', name: 'postrouting6', handle: 2 } },
     );
     assert.deepEqual(parseNftJson(json, 'ipv4'), []);
-    assert.deepEqual([...familiesInNftJson(json)], ['ipv6']);
+    assert.deepEqual([...parseNftTable(json).names], ['nonmasq6', 'postrouting6']);
   });
 
   it('reads addresses nft prints in the ::ffff:a.b.c.d and ::a.b.c.d forms as canonical IPv6', () => {
@@ -175,23 +177,26 @@ runBackendContract(
   { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION },
 );
 
+const LIST_TABLE = ['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent'];
+const LIST_CHAINS = ['nft', '-j', 'list', 'chains'];
+
 describe('nftables backend (fake nft)', () => {
   const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8', '192.0.2.0/24'], randomFully: true, toPorts: [] });
   const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: ['2001:db8:200::/48'], randomFully: true, toPorts: [] });
 
-  it('applies with exactly one `nft -f -` carrying the rendered script', async () => {
+  it('on a fresh node: reads (our table, the chains of others), then applies with exactly one `nft -f -` carrying the rendered script', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
     await applyPolicy(backend, v4);
-    assert.deepEqual(fake.calls, [['nft', '-f', '-']]);
+    assert.deepEqual(fake.calls, [LIST_TABLE, LIST_CHAINS, ['nft', '-f', '-']]);
     assert.deepEqual(fake.scripts, [renderNftScript([v4])]);
   });
 
-  it('reads an absent table as nothing, with one list of our table only', async () => {
+  it('reads an absent table as nothing, with one list of our table and one of the chains (no rules) of all tables', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
     assert.deepEqual(await readOwned(backend, 'ipv4'), []);
-    assert.deepEqual(fake.calls, [['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent']]);
+    assert.deepEqual(fake.calls, [LIST_TABLE, LIST_CHAINS]);
   });
 
   it('passes the timeout to every command and uses the configured binary', async () => {
@@ -251,7 +256,7 @@ describe('nftables backend (fake nft)', () => {
     await applyPolicy(backend, v4);
     assert.deepEqual(
       fake.calls.map((a) => a.join(' ')),
-      ['nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -'],
+      ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -'],
     );
     assert.equal(fake.scripts.at(-1), renderNftScript([v4], { existing: new Set(['nonmasq4']) }));
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
@@ -425,7 +430,7 @@ describe('nftables: drift in our own table (the table itself, objects that are n
     await applyPolicy(backend, v4);
     assert.deepEqual(
       fake.calls.map((a) => a.join(' ')),
-      ['nft -j -t list table inet ip-masq-agent', 'nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -'],
+      ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -', 'nft -f -'],
     );
     assert.equal(fake.scripts.at(-2), `add table ${T}\n`, 'the wake is a transaction of its own');
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
@@ -460,7 +465,7 @@ describe('nftables: drift in our own table (the table itself, objects that are n
     await applyPolicy(backend, v4);
     assert.deepEqual(
       fake.calls.map((a) => a.join(' ')),
-      ['nft -j -t list table inet ip-masq-agent', 'nft -f -'],
+      ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -'],
     );
     assert.match(fake.scripts.at(-1)!, /^delete chain inet ip-masq-agent handle \d+$/m);
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
@@ -505,12 +510,13 @@ describe('nftables: drift in our own table (the table itself, objects that are n
 
   it('a foreign object nft cannot name fails the sync with what and where; the rules in place stay', () => {
     const chain = (name: string, targets: string[] = []): NftForeignObject => ({ kind: 'chain', name, handle: name.length, targets, detail: '' });
-    assert.deepEqual(nftForeignDeletions([chain('bb'), chain('a', ['bb']), { kind: 'counter', name: 'c', handle: 9, targets: [], detail: '' }]), [
+    const deletions = (foreign: NftForeignObject[]) => formatNftScript(nftForeignDeletions(foreign), false).trimEnd().split('\n');
+    assert.deepEqual(deletions([chain('bb'), chain('a', ['bb']), { kind: 'counter', name: 'c', handle: 9, targets: [], detail: '' }]), [
       `delete chain ${T} handle 1`,
       `delete chain ${T} handle 2`,
       `delete counter ${T} handle 9`,
     ]);
-    assert.deepEqual(nftForeignDeletions([{ kind: 'ct helper', name: 'ftp1', handle: 4, targets: [], detail: '' }]), [`delete ct helper ${T} ftp1`]);
+    assert.deepEqual(deletions([{ kind: 'ct helper', name: 'ftp1', handle: 4, targets: [], detail: '' }]), [`delete ct helper ${T} ftp1`]);
     assert.throws(
       () => nftForeignDeletions([{ kind: 'ct helper', name: 'a "b', handle: 4, targets: [], detail: '' }]),
       /table inet ip-masq-agent holds ct helper "a \\"b", which the agent did not write and cannot name to delete; remove it by hand/,

@@ -1,5 +1,6 @@
-// Parses `nft -j list table inet ip-masq-agent` into the canonical lines of one family
-// (see canonical.ts), and of the table itself: its flags and the objects in it that are not ours.
+// Parses `nft -j list table inet ip-masq-agent`, once, into what read() reports: our objects per
+// family (model objects, whose canonical lines the drift check compares), and the table itself:
+// its flags and the objects in it that are not ours.
 // nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a single address (/32,
 // /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`; all come back as CIDR
 // text where they are one, so they compare equal to what was rendered.
@@ -8,7 +9,7 @@
 import { formatCidr, formatIp, parseIp, type Cidr, type Family } from '../../net/cidr.js';
 import { intervalAsCidr } from '../../net/intervals.js';
 import { cidrLast } from '../../net/normalize.js';
-import { chainLine, elementLine, ruleLine, setLine } from './canonical.js';
+import { canonicalLines, type NftObject } from './model.js';
 import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, NFT_TABLE_OWNER, isAgentObject } from './names.js';
 
 type Json = unknown;
@@ -34,7 +35,7 @@ const CUT_AT_TABLE_FLAGS = /\{\s*"table"\s*:\s*\{[^{}]*"flags"\s*:\s*$/;
 const UNREADABLE_TABLE = { table: { family: NFT_TABLE_FAMILY, name: NFT_TABLE, flags: null } };
 
 /** The nft objects (`{"set": {...}}`, `{"rule": {...}}`, ...) of a `nft -j` document. */
-function objectsOf(json: string): Record<string, Json>[] {
+export function nftObjects(json: string): Record<string, Json>[] {
   let doc: Json;
   try {
     doc = JSON.parse(json);
@@ -264,78 +265,78 @@ function ruleText(rule: Record<string, Json>): string {
 
 // ---- documents ----
 
-/**
- * The canonical lines of one family's objects in our table: set, elements (in address order),
- * chain, rules (in chain order). Objects of the other family and unknown objects are ignored.
- */
-export function parseNftJson(json: string, family: Family): string[] {
-  return familyLines(objectsOf(json), family);
+/** What one listing of our table shows (full or terse `nft -j list table`), parsed once. */
+export interface NftTableListing {
+  /** The line about the table's flags, when it has any: a dormant table turns off all its NAT. */
+  readonly flags: string | undefined;
+  /** nft 1.0.6 cut the listing off at the table's flags: what the table holds is unseen. */
+  readonly unseen: boolean;
+  /** Names of the sets and chains in the table, ours and others'. */
+  readonly names: ReadonlySet<string>;
+  /** The objects in the table that the agent did not write, in listing order. */
+  readonly foreign: readonly NftForeignObject[];
+  /** Each family's objects of ours: sets (elements in address order), chains, rules (in chain order). */
+  readonly families: Readonly<Record<Family, readonly NftObject[]>>;
 }
 
-/**
- * What read(family) returns: for the family that owns the table (NFT_TABLE_OWNER), the table's
- * own lines (see tableLines) first, then the family's; the document is parsed once.
- */
-export function parseNftRead(json: string, family: Family): string[] {
-  const objects = objectsOf(json);
-  return family === NFT_TABLE_OWNER ? [...tableLines(objects), ...familyLines(objects, family)] : familyLines(objects, family);
-}
-
-function familyLines(objects: readonly Record<string, Json>[], family: Family): string[] {
-  const n = NFT_NAMES[family];
-  const setLines: string[] = [];
-  const chainLines: string[] = [];
-  const ruleLines: string[] = [];
-  for (const o of objects) {
-    const set = o['set'];
-    if (ours(set) && set['name'] === n.set) {
-      const type = Array.isArray(set['type']) ? set['type'].map(text).join(' . ') : text(set['type']);
-      const flags = Array.isArray(set['flags']) ? set['flags'].map(text).sort() : [];
-      setLines.push(setLine(n.set, type, flags));
-      const elements = Array.isArray(set['elem']) ? set['elem'].map(parseElement).sort(compareElements) : [];
-      for (const e of elements) setLines.push(elementLine(n.set, e.text));
-      continue;
-    }
-    const chain = o['chain'];
-    if (ours(chain) && chain['name'] === n.chain) {
-      const base =
-        chain['hook'] === undefined
-          ? undefined
-          : {
-              type: text(chain['type']),
-              hook: text(chain['hook']),
-              prio: typeof chain['prio'] === 'number' ? chain['prio'] : Number.NaN,
-              policy: text(chain['policy']),
-            };
-      chainLines.push(chainLine(n.chain, base));
-      continue;
-    }
-    const rule = o['rule'];
-    if (ours(rule) && rule['chain'] === n.chain) ruleLines.push(ruleLine(n.chain, ruleText(rule)));
-  }
-  return [...setLines, ...chainLines, ...ruleLines];
-}
-
-/** Names of the sets and chains in our table (from a full or terse `nft -j list table`). */
-export function objectNamesInNftJson(json: string): Set<string> {
+/** Parses a listing of our table. */
+export function parseNftTable(json: string): NftTableListing {
+  const objects = nftObjects(json);
   const names = new Set<string>();
-  for (const o of objectsOf(json)) {
+  for (const o of objects) {
     for (const kind of ['set', 'chain'] as const) {
       const body = o[kind];
       if (ours(body) && typeof body['name'] === 'string') names.add(body['name']);
     }
   }
-  return names;
+  return {
+    flags: tableFlagsLine(objects),
+    unseen: objects.includes(UNREADABLE_TABLE),
+    names,
+    foreign: foreignObjects(objects),
+    families: { ipv4: familyObjects(objects, 'ipv4'), ipv6: familyObjects(objects, 'ipv6') },
+  };
 }
 
-/** Which families have a set or chain in the table (from a full or terse `nft -j list table`). */
-export function familiesInNftJson(json: string): Set<Family> {
-  const names = objectNamesInNftJson(json);
-  const found = new Set<Family>();
-  for (const family of ['ipv4', 'ipv6'] as const) {
-    if (names.has(NFT_NAMES[family].set) || names.has(NFT_NAMES[family].chain)) found.add(family);
+/** The canonical lines of one family's objects in our table (the other family's and unknown objects left out). */
+export function parseNftJson(json: string, family: Family): string[] {
+  return canonicalLines(parseNftTable(json).families[family]);
+}
+
+/**
+ * What read(family) reports as owned: for the family that owns the table (NFT_TABLE_OWNER), the
+ * table's own lines (see tableLines) first, then the family's.
+ */
+export function ownedNftLines(listing: NftTableListing, family: Family): string[] {
+  const lines = canonicalLines(listing.families[family]);
+  return family === NFT_TABLE_OWNER ? [...tableLines(listing), ...lines] : lines;
+}
+
+function familyObjects(objects: readonly Record<string, Json>[], family: Family): NftObject[] {
+  const n = NFT_NAMES[family];
+  const sets: NftObject[] = [];
+  const chains: NftObject[] = [];
+  const rules: NftObject[] = [];
+  for (const o of objects) {
+    const set = o['set'];
+    if (ours(set) && set['name'] === n.set) {
+      const type = Array.isArray(set['type']) ? set['type'].map(text).join(' . ') : text(set['type']);
+      const flags = Array.isArray(set['flags']) ? set['flags'].map(text).sort() : [];
+      const elements = Array.isArray(set['elem']) ? set['elem'].map(parseElement).sort(compareElements) : [];
+      sets.push({ kind: 'set', name: n.set, type, flags, elements: elements.map((e) => e.text) });
+      continue;
+    }
+    const chain = o['chain'];
+    if (ours(chain) && chain['name'] === n.chain) {
+      const priority = typeof chain['prio'] === 'number' ? chain['prio'] : Number.NaN;
+      const base = { type: text(chain['type']), hook: text(chain['hook']), priority, policy: text(chain['policy']) };
+      chains.push(chain['hook'] === undefined ? { kind: 'chain', name: n.chain } : { kind: 'chain', name: n.chain, base });
+      continue;
+    }
+    const rule = o['rule'];
+    if (ours(rule) && rule['chain'] === n.chain) rules.push({ kind: 'rule', chain: n.chain, text: ruleText(rule) });
   }
-  return found;
+  return [...sets, ...chains, ...rules];
 }
 
 // ---- the table itself, and what in it is not ours ----
@@ -346,8 +347,8 @@ const TABLE_FLAG_NAMES = new Set(['dormant', 'owner', 'persist']);
 /** At most this many foreign objects get a line each; apply lists the table again for all of them. */
 export const MAX_FOREIGN_LINES = 20;
 
-/** The prefix of every line about the table itself, by which apply knows the blind script would be refused. */
-export const NFT_TABLE_LINE_PREFIX = 'table ';
+/** The prefix of every line about the table itself. */
+const NFT_TABLE_LINE_PREFIX = 'table ';
 
 /** One object in our table that the agent did not write: a renamed chain, someone's base chain, a map. */
 export interface NftForeignObject {
@@ -415,20 +416,8 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
  * and every object in it the agent did not write (a renamed chain, a base chain of someone else's
  * that masquerades, a map named like our set). None is ever wanted, so any line is drift.
  */
-function tableLines(objects: readonly Record<string, Json>[]): string[] {
-  const flags = tableFlagsLine(objects);
-  const foreign = foreignObjects(objects);
+function tableLines({ flags, foreign }: NftTableListing): string[] {
   const lines = foreign.slice(0, MAX_FOREIGN_LINES).map((f) => `${NFT_TABLE_LINE_PREFIX}holds ${f.kind} ${JSON.stringify(f.name)}${f.detail}, not the agent's`);
   if (foreign.length > MAX_FOREIGN_LINES) lines.push(`${NFT_TABLE_LINE_PREFIX}holds ${foreign.length - MAX_FOREIGN_LINES} more objects that are not the agent's`);
   return flags === undefined ? lines : [flags, ...lines];
-}
-
-/** Whether the table has flags (dormant: none of its chains see packets). */
-export function tableHasFlagsInNftJson(json: string): boolean {
-  return tableFlagsLine(objectsOf(json)) !== undefined;
-}
-
-/** The objects in our table that the agent did not write (from a full or terse listing). */
-export function foreignObjectsInNftJson(json: string): NftForeignObject[] {
-  return foreignObjects(objectsOf(json));
 }

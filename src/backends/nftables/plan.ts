@@ -1,0 +1,104 @@
+// The pure step between read() and apply(): from what the listing showed and what the policy
+// wants, the transaction(s) that make our table so. Our objects are replaced by name when the
+// listing saw them (the blind add+delete form when it could not look), objects we did not write
+// are deleted by handle, and a dormant table is woken first, in a transaction of its own, because
+// the kernel refuses a base chain in the one that wakes it.
+import { sameState, type Observed, type Plan } from '../backend.js';
+import type { FamilyPolicy } from '../../policy/types.js';
+import { add, canonicalLines, deleteByName, formatNftScript, type NftOp } from './model.js';
+import { NFT_TABLE_REF, isAgentObject } from './names.js';
+import type { NftForeignObject, NftTableListing } from './parse.js';
+import { nftChainPriority, nftFamilyObjects, nftFamilyRemoval } from './render.js';
+import { describeNftTranslator, type NftTranslator } from './shadow.js';
+
+/** What the nftables backend's read() saw. */
+export interface NftObserved extends Observed {
+  /** The listing of our table; undefined when there is no table. */
+  readonly table: NftTableListing | undefined;
+  /** Other tables' nat postrouting base chains of this family that translate, at srcnat or before. */
+  readonly translators: readonly NftTranslator[];
+}
+
+/** What the nftables backend's apply() runs. */
+export interface NftablesPlan extends Plan {
+  /** The table is dormant: a transaction that only wakes it runs first. */
+  readonly wake: boolean;
+  /** The one transaction that makes the family's objects what the policy wants; empty when up to date. */
+  readonly ops: readonly NftOp[];
+}
+
+/** Object kinds nft 1.0.6 deletes by handle; `delete map` takes no handle, but `delete set` deletes a map. */
+const DELETE_BY_HANDLE: Readonly<Record<string, string>> = {
+  chain: 'chain',
+  set: 'set',
+  map: 'set',
+  flowtable: 'flowtable',
+  counter: 'counter',
+  quota: 'quota',
+  limit: 'limit',
+  secmark: 'secmark',
+  synproxy: 'synproxy',
+};
+
+/** Kinds nft deletes only by name (`delete ct helper inet t NAME`: "unexpected handle"). */
+const DELETE_BY_NAME = new Set(['ct helper', 'ct timeout', 'ct expectation']);
+
+/** A name nft reads bare, without quoting. */
+const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/** One foreign object's delete; throws when nft has no way to name it, so the sync fails saying what. */
+function deleteForeign(o: NftForeignObject): NftOp {
+  // A map holding our set's name goes by name: nft checks the script against its own view of the
+  // table, where deleting by handle does not free the name, and it would refuse our `add set`.
+  if (o.kind === 'map' && isAgentObject('set', o.name)) return deleteByName('map', o.name);
+  const byHandle = DELETE_BY_HANDLE[o.kind];
+  if (byHandle !== undefined && o.handle !== undefined) return { verb: 'delete', kind: byHandle, handle: o.handle };
+  if (DELETE_BY_NAME.has(o.kind) && PLAIN_NAME.test(o.name)) return deleteByName(o.kind, o.name);
+  throw new Error(
+    `table ${NFT_TABLE_REF} holds ${o.kind} ${JSON.stringify(o.name)}, which the agent did not write and cannot name to delete; remove it by hand (or delete the table: the agent re-creates its rules)`,
+  );
+}
+
+/**
+ * The deletes of the foreign objects: chains first, a chain before the chains it jumps to (the
+ * kernel refuses to delete a chain still jumped to), then everything else (sets, maps, counters
+ * that the deleted rules referenced).
+ */
+export function nftForeignDeletions(foreign: readonly NftForeignObject[]): NftOp[] {
+  const ordered: NftForeignObject[] = [];
+  let left = foreign.filter((o) => o.kind === 'chain');
+  while (left.length > 0) {
+    // Ready: no chain still left jumps to it. nft refuses jump loops, so one is always ready; the
+    // fallback keeps a broken listing from looping here.
+    const ready = left.filter((c) => !left.some((o) => o !== c && o.targets.includes(c.name)));
+    const take = ready.length > 0 ? ready : left;
+    ordered.push(...take);
+    left = left.filter((c) => !take.includes(c));
+  }
+  return [...ordered, ...foreign.filter((o) => o.kind !== 'chain')].map(deleteForeign);
+}
+
+/**
+ * Plans one family. Up to date when the owned lines read equal the wanted ones. Otherwise one
+ * transaction: our chain deleted (it may jump to a foreign chain), then the foreign objects (a
+ * foreign chain may reference our set, as a renamed chain of ours does), then our set, then
+ * everything new.
+ */
+export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPlan {
+  const family = policy.family;
+  const priority = nftChainPriority(policy);
+  const shadowing = observed.translators.filter((t) => t.priority <= priority).map(describeNftTranslator);
+  const want = nftFamilyObjects(policy);
+  if (sameState(observed.owned, canonicalLines(want))) return { family, upToDate: true, shadowing, wake: false, ops: [] };
+  const table = observed.table;
+  const seen = table !== undefined && !table.unseen ? table : undefined;
+  const ours = nftFamilyRemoval(family, seen?.names);
+  const ops = [add({ kind: 'table' }), ...ours.chain, ...nftForeignDeletions(seen?.foreign ?? []), ...ours.set, ...want.map(add)];
+  return { family, upToDate: false, shadowing, wake: table?.flags !== undefined, ops };
+}
+
+/** The `nft -f -` scripts a plan runs, in order. */
+export function nftPlanScripts(plan: NftablesPlan): string[] {
+  if (plan.upToDate) return [];
+  return plan.wake ? [formatNftScript([add({ kind: 'table' })], false), formatNftScript(plan.ops)] : [formatNftScript(plan.ops)];
+}
