@@ -8,8 +8,8 @@ import type { FamilyPolicy } from '../../src/policy/types.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
 import { formatNftScript } from '../../src/backends/nftables/model.js';
-import { MAX_FOREIGN_LINES, parseNftJson, parseNftTable, type NftForeignObject } from '../../src/backends/nftables/parse.js';
-import { nftForeignDeletions } from '../../src/backends/nftables/plan.js';
+import { MAX_FOREIGN_LINES, ownedNftLines, parseNftJson, parseNftTable, type NftForeignObject } from '../../src/backends/nftables/parse.js';
+import { nftForeignDeletions, nftPlanScripts, planNft, planNftCleanup } from '../../src/backends/nftables/plan.js';
 import { expectedNftLines, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
 import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, runBackendContract } from './contract.js';
 import { createFakeNft } from './fake-nft.js';
@@ -48,6 +48,34 @@ describe('nftables golden cases', () => {
       await fake.runner(['nft', '-f', '-'], { input: renderNftScript(c.policies) });
       const { stdout } = await fake.runner(['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent']);
       assert.deepEqual(stableNftJson(stdout), stableNftJson(readFileSync(join(c.dir, 'list.json'), 'utf8')));
+    });
+  }
+});
+
+describe('nftables repair golden cases: what nft listed in, the planned scripts out', () => {
+  const repairs = loadNftGoldenCases('nftables-plan');
+
+  it('has a case for each repair', () => {
+    const want = ['fresh-node', 'as-left', 'set-other-flags', 'dormant-table', 'foreign-base-chain-prio-50', 'renamed-chain', 'map-named-like-set', 'ipv6-off'];
+    assert.deepEqual(repairs.map((c) => c.name).sort(), want.sort());
+  });
+
+  for (const c of repairs) {
+    it(`${c.name}: plans plan.nft from what real nft listed`, async () => {
+      const path = join(c.dir, 'list.json');
+      const json = existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+      const table = json === undefined ? undefined : parseNftTable(json);
+      const [policy] = c.policies;
+      if (policy === undefined) {
+        const [family = 'ipv6'] = c.remove;
+        assertGolden(join(c.dir, 'plan.nft'), `${planNftCleanup(table, family)}\n`);
+        return;
+      }
+      const owned = table === undefined ? [] : ownedNftLines(table, policy.family);
+      const plan = planNft({ family: policy.family, owned, table, translators: [] }, policy);
+      const scripts = nftPlanScripts(plan);
+      assertGolden(join(c.dir, 'plan.nft'), scripts.length === 0 ? '# up to date: nothing runs\n' : scripts.join('# next transaction\n'));
+      assert.equal(plan.upToDate, c.name === 'as-left');
     });
   }
 });

@@ -6,9 +6,9 @@ import type { Family } from '../../net/cidr.js';
 import { isNftObjectMissing, type Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
-import { NFT_NAMES, NFT_TABLE_REF } from './names.js';
+import { NFT_TABLE_REF } from './names.js';
 import { ownedNftLines, parseNftTable, type NftTableListing } from './parse.js';
-import { nftPlanScripts, planNft, type NftObserved, type NftablesPlan } from './plan.js';
+import { nftPlanScripts, planNft, planNftCleanup, type NftObserved, type NftablesPlan } from './plan.js';
 import { expectedNftLines, renderNftScript } from './render.js';
 import { chainTranslation, natPostroutingChains, type NftNatChain, type NftTranslator } from './shadow.js';
 
@@ -102,19 +102,14 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
       for (const script of nftPlanScripts(plan)) await run(['-f', '-'], script);
     },
     cleanup: async (family: Family) => {
-      const table = await listTable(true);
-      if (table === undefined) return;
-      const has = (f: Family) => table.names.has(NFT_NAMES[f].set) || table.names.has(NFT_NAMES[f].chain);
-      if (!(['ipv4', 'ipv6'] as const).some((f) => f !== family && has(f))) {
-        // Nothing of the other family is left: the table goes, whatever else is in it.
+      const todo = planNftCleanup(await listTable(true), family);
+      if (todo === 'delete table') {
         try {
           await run(['delete', 'table', ...NFT_TABLE_REF.split(' ')]);
         } catch (e) {
           if (!isMissing(e)) throw e;
         }
-        return;
-      }
-      if (has(family)) await run(['-f', '-'], renderNftScript([], { remove: [family], existing: table.names }));
+      } else if (todo !== 'nothing') await run(['-f', '-'], todo);
     },
   };
 }

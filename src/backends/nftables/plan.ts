@@ -4,11 +4,12 @@
 // are deleted by handle, and a dormant table is woken first, in a transaction of its own, because
 // the kernel refuses a base chain in the one that wakes it.
 import { sameState, type Observed, type Plan } from '../backend.js';
+import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
 import { add, canonicalLines, deleteByName, formatNftScript, type NftOp } from './model.js';
-import { NFT_TABLE_REF, isAgentObject } from './names.js';
+import { NFT_NAMES, NFT_TABLE_REF, isAgentObject } from './names.js';
 import type { NftForeignObject, NftTableListing } from './parse.js';
-import { nftChainPriority, nftFamilyObjects, nftFamilyRemoval } from './render.js';
+import { nftChainPriority, nftFamilyObjects, nftFamilyRemoval, renderNftScript } from './render.js';
 import { describeNftTranslator, type NftTranslator } from './shadow.js';
 
 /** What the nftables backend's read() saw. */
@@ -101,4 +102,16 @@ export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPl
 export function nftPlanScripts(plan: NftablesPlan): string[] {
   if (plan.upToDate) return [];
   return plan.wake ? [formatNftScript([add({ kind: 'table' })], false), formatNftScript(plan.ops)] : [formatNftScript(plan.ops)];
+}
+
+/**
+ * What cleanup(family) does to our table: nothing (no table, or none of the family's objects),
+ * `delete table` (nothing of the other family is left: the table goes, whatever else is in it),
+ * or the script removing only the family's objects.
+ */
+export function planNftCleanup(table: NftTableListing | undefined, family: Family): 'nothing' | 'delete table' | string {
+  if (table === undefined) return 'nothing';
+  const has = (f: Family) => table.names.has(NFT_NAMES[f].set) || table.names.has(NFT_NAMES[f].chain);
+  if (!(['ipv4', 'ipv6'] as const).some((f) => f !== family && has(f))) return 'delete table';
+  return has(family) ? renderNftScript([], { remove: [family], existing: table.names }) : 'nothing';
 }
