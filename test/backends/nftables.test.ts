@@ -8,6 +8,7 @@ import type { FamilyPolicy } from '../../src/policy/types.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
 import { formatNftScript } from '../../src/backends/nftables/model.js';
+import { shadowOwner } from '../../src/backends/shadow-owner.js';
 import { MAX_FOREIGN_LINES, ownedNftLines, parseNftJson, parseNftTable, type NftForeignObject } from '../../src/backends/nftables/parse.js';
 import { nftForeignDeletions, nftPlanScripts, planNft, planNftCleanup } from '../../src/backends/nftables/plan.js';
 import { expectedNftLines, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
@@ -480,7 +481,13 @@ describe('nftables: drift in our own table (the table itself, objects that are n
     const seen = await readOwned(backend, 'ipv4');
     assert.deepEqual(seen, [DORMANT]);
     assert.deepEqual(await readOwned(backend, 'ipv6'), []);
+    fake.calls.length = 0;
     await applyPolicy(backend, v4);
+    assert.deepEqual(
+      fake.calls.map((a) => a.join(' ')),
+      ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -'],
+      'the wake, then a second (terse) listing to plan the rebuild from',
+    );
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
@@ -561,5 +568,81 @@ describe('nftables: drift in our own table (the table itself, objects that are n
       '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "ip-masq-agent", "handle": 1, "flags": \n';
     assert.deepEqual(parseNftJson(cut, 'ipv4'), []);
     assert.throws(() => parseNftJson('{"nftables": [{"table": {"family": "inet"', 'ipv4'), /not JSON/, 'any other cut is still an error');
+  });
+});
+
+describe('nftables: nat postrouting chains of other tables that translate before ours (shadowing)', () => {
+  const doc = (...objects: unknown[]) => JSON.stringify({ nftables: [{ metainfo: { json_schema_version: 1 } }, ...objects] });
+  const chain = (family: string, table: string, name: string, base?: { type: string; prio: number }) => ({
+    chain: { family, table, name, handle: 1, ...(base ? { type: base.type, hook: 'postrouting', prio: base.prio, policy: 'accept' } : {}) },
+  });
+  const rule = (family: string, table: string, name: string, expr: unknown[]) => ({ rule: { family, table, chain: name, handle: 2, expr } });
+  // Other tables' chains, as real nft lists them, beside the fake's own table.
+  const others: Record<string, unknown[]> = {
+    'ip kube-proxy nat-postrouting': [rule('ip', 'kube-proxy', 'nat-postrouting', [{ jump: { target: 'masquerading' } }])],
+    'ip kube-proxy masquerading': [rule('ip', 'kube-proxy', 'masquerading', [{ masquerade: { flags: ['fully-random'] } }])],
+    'ip6 cni-x post': [rule('ip6', 'cni-x', 'post', [{ snat: { family: 'ip6', addr: '2001:db8::1' } }])],
+    'inet quiet post': [rule('inet', 'quiet', 'post', [{ counter: null }, { accept: null }])],
+  };
+  const chains = [
+    chain('ip', 'kube-proxy', 'nat-postrouting', { type: 'nat', prio: 100 }),
+    chain('ip', 'kube-proxy', 'masquerading'),
+    chain('ip6', 'cni-x', 'post', { type: 'nat', prio: 50 }),
+    chain('inet', 'quiet', 'post', { type: 'nat', prio: -100 }),
+    chain('ip', 'late', 'post', { type: 'nat', prio: 101 }),
+    chain('ip', 'filtering', 'post', { type: 'filter', prio: 0 }),
+  ];
+
+  function withOthers(extra: unknown[] = []) {
+    const fake = createFakeNft();
+    const runner: Runner = async (argv, options) => {
+      const args = argv.slice(1).join(' ');
+      if (args === '-j list chains') {
+        const own = JSON.parse((await fake.runner(argv, options)).stdout) as { nftables: unknown[] };
+        return { stdout: doc(...own.nftables.slice(1), ...chains, ...extra), stderr: '', exitCode: 0 };
+      }
+      const m = /^-j list chain (.+)$/.exec(args);
+      if (m) {
+        fake.calls.push([...argv]);
+        return { stdout: doc(...(others[m[1]!] ?? [])), stderr: '', exitCode: 0 };
+      }
+      return fake.runner(argv, options);
+    };
+    return { fake, backend: createNftablesBackend({ runner }) };
+  }
+  const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8'], randomFully: true, toPorts: [] });
+  const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: [], randomFully: true, toPorts: [] });
+
+  it('reports, per family, the chains at our priority or before that masquerade or SNAT (through a jump too), with their owner', async () => {
+    const { backend } = withOthers();
+    const plan4 = await applyPolicy(backend, v4);
+    assert.deepEqual(plan4.shadowing, ['table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade (kube-proxy)']);
+    const plan6 = await applyPolicy(backend, v6);
+    assert.deepEqual(plan6.shadowing, ['table ip6 cni-x chain post prio 50: snat (unknown)']);
+    assert.deepEqual(backend.plan(await backend.read('ipv4'), v4), { ...plan4, upToDate: true, wake: false, ops: [] }, 'a quiet resync reports them too');
+  });
+
+  it('with postrouting-position=first (priority 99) a chain at srcnat runs after ours: not reported', async () => {
+    const { backend } = withOthers();
+    const first = { ...v4, postroutingPosition: 'first' as const };
+    assert.deepEqual((await applyPolicy(backend, first)).shadowing, []);
+  });
+
+  it('lists only candidate chains, at most 8 per read', async () => {
+    const many = Array.from({ length: 20 }, (_, i) => chain('ip', 'many', `c${i}`, { type: 'nat', prio: 0 }));
+    const { fake, backend } = withOthers(many);
+    await backend.read('ipv4');
+    const listed = fake.calls.filter((a) => a.includes('chain')).map((a) => a.slice(-3).join(' '));
+    assert.equal(listed.length, 8);
+    assert.deepEqual(listed.slice(0, 3), ['ip kube-proxy nat-postrouting', 'ip kube-proxy masquerading', 'inet quiet post']);
+  });
+
+  it('tells the owner from table and chain names', () => {
+    assert.equal(shadowOwner(['kube-proxy', 'nat-postrouting']), 'kube-proxy');
+    assert.equal(shadowOwner(['KUBE-POSTROUTING']), 'kube-proxy');
+    assert.equal(shadowOwner(['nat', 'cali-nat-outgoing']), 'calico');
+    assert.equal(shadowOwner(['CNI-1234abcd']), 'CNI');
+    assert.equal(shadowOwner(['flannel-ipv4', 'postrtg']), 'flannel');
+    assert.equal(shadowOwner(['nat', 'POSTROUTING']), 'unknown');
   });
 });

@@ -81,6 +81,20 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     return found;
   };
 
+  const read = async (family: Family, { owned = true } = {}): Promise<NftObserved> => {
+    // A config change rewrites our objects whole: the set elements need not be listed then.
+    const [table, translators] = await Promise.all([listTable(!owned), listTranslators(family)]);
+    const lines = !owned ? undefined : table === undefined ? [] : ownedNftLines(table, family);
+    return { family, owned: lines, table, translators };
+  };
+
+  const apply = async (plan: NftablesPlan): Promise<void> => {
+    // A table changed between read and apply makes nft refuse the script: the sync fails, the
+    // rules in place stay, and the retry reads again.
+    for (const script of nftPlanScripts(plan)) await run(['-f', '-'], script);
+    if (plan.replanAfterWake) await apply(planNft(await read(plan.family, { owned: false }), plan.replanAfterWake));
+  };
+
   return {
     name: 'nftables',
     expected: (policy) => expectedNftLines(policy),
@@ -89,18 +103,9 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     describe: () => ({ name: 'nftables', dialect: 'nftables' }),
     // One table holds both families: it is one place to clean up.
     leftovers: () => [nftLeftover(options.runner)],
-    read: async (family, { owned = true } = {}) => {
-      // A config change rewrites our objects whole: the set elements need not be listed then.
-      const [table, translators] = await Promise.all([listTable(!owned), listTranslators(family)]);
-      const lines = !owned ? undefined : table === undefined ? [] : ownedNftLines(table, family);
-      return { family, owned: lines, table, translators };
-    },
+    read,
     plan: planNft,
-    apply: async (plan) => {
-      // A table changed between read and apply makes nft refuse the script: the sync fails, the
-      // rules in place stay, and the retry reads again.
-      for (const script of nftPlanScripts(plan)) await run(['-f', '-'], script);
-    },
+    apply,
     cleanup: async (family: Family) => {
       const todo = planNftCleanup(await listTable(true), family);
       if (todo === 'delete table') {

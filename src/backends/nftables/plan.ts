@@ -1,6 +1,6 @@
 // The pure step between read() and apply(): from what the listing showed and what the policy
 // wants, the transaction(s) that make our table so. Our objects are replaced by name when the
-// listing saw them (the blind add+delete form when it could not look), objects we did not write
+// listing saw them (the blind add+delete form on a node without our table), objects we did not write
 // are deleted by handle, and a dormant table is woken first, in a transaction of its own, because
 // the kernel refuses a base chain in the one that wakes it.
 import { sameState, type Observed, type Plan } from '../backend.js';
@@ -26,6 +26,11 @@ export interface NftablesPlan extends Plan {
   readonly wake: boolean;
   /** The one transaction that makes the family's objects what the policy wants; empty when up to date. */
   readonly ops: readonly NftOp[];
+  /**
+   * nft 1.0.6 cut the listing of the dormant table off, so what it holds is unknown: apply wakes
+   * it, after which it lists whole, and plans this policy again from a second listing.
+   */
+  readonly replanAfterWake?: FamilyPolicy;
 }
 
 /** Object kinds nft 1.0.6 deletes by handle; `delete map` takes no handle, but `delete set` deletes a map. */
@@ -92,16 +97,16 @@ export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPl
   const want = nftFamilyObjects(policy);
   if (sameState(observed.owned, canonicalLines(want))) return { family, upToDate: true, shadowing, wake: false, ops: [] };
   const table = observed.table;
-  const seen = table !== undefined && !table.unseen ? table : undefined;
-  const ours = nftFamilyRemoval(family, seen?.names);
-  const ops = [add({ kind: 'table' }), ...ours.chain, ...nftForeignDeletions(seen?.foreign ?? []), ...ours.set, ...want.map(add)];
+  if (table?.unseen) return { family, upToDate: false, shadowing, wake: true, ops: [], replanAfterWake: policy };
+  const ours = nftFamilyRemoval(family, table?.names);
+  const ops = [add({ kind: 'table' }), ...ours.chain, ...nftForeignDeletions(table?.foreign ?? []), ...ours.set, ...want.map(add)];
   return { family, upToDate: false, shadowing, wake: table?.flags !== undefined, ops };
 }
 
 /** The `nft -f -` scripts a plan runs, in order. */
 export function nftPlanScripts(plan: NftablesPlan): string[] {
-  if (plan.upToDate) return [];
-  return plan.wake ? [formatNftScript([add({ kind: 'table' })], false), formatNftScript(plan.ops)] : [formatNftScript(plan.ops)];
+  const wake = plan.wake ? [formatNftScript([add({ kind: 'table' })], false)] : [];
+  return plan.ops.length > 0 ? [...wake, formatNftScript(plan.ops)] : wake;
 }
 
 /**
