@@ -114,7 +114,7 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
         } catch (e) {
           if (!isMissing(e)) throw e;
         }
-      } else if (todo !== 'nothing') await run(['-f', '-'], todo);
+      } else if (todo !== undefined) await run(['-f', '-'], todo.script);
     },
   };
 }

@@ -110,13 +110,13 @@ export function nftPlanScripts(plan: NftablesPlan): string[] {
 }
 
 /**
- * What cleanup(family) does to our table: nothing (no table, or none of the family's objects),
- * `delete table` (nothing of the other family is left: the table goes, whatever else is in it),
- * or the script removing only the family's objects.
+ * What cleanup(family) does to our table: nothing (undefined: no table, or none of the family's
+ * objects), `delete table` (nothing of the other family is left: the table goes, whatever else is
+ * in it), or the script removing only the family's objects.
  */
-export function planNftCleanup(table: NftTableListing | undefined, family: Family): 'nothing' | 'delete table' | string {
-  if (table === undefined) return 'nothing';
+export function planNftCleanup(table: NftTableListing | undefined, family: Family): 'delete table' | { readonly script: string } | undefined {
+  if (table === undefined) return undefined;
   const has = (f: Family) => table.names.has(NFT_NAMES[f].set) || table.names.has(NFT_NAMES[f].chain);
   if (!(['ipv4', 'ipv6'] as const).some((f) => f !== family && has(f))) return 'delete table';
-  return has(family) ? renderNftScript([], { remove: [family], existing: table.names }) : 'nothing';
+  return has(family) ? { script: renderNftScript([], { remove: [family], existing: table.names }) } : undefined;
 }
