@@ -8,7 +8,7 @@ const OWNERS: readonly (readonly [string, RegExp])[] = [
   ['cilium', /^cilium/i],
   ['flannel', /^flannel/i],
   ['aws', /^AWS-/i],
-  ['CNI', /^CNI-/],
+  ['cni', /^CNI-/],
   ['docker', /^docker/i],
   ['kindnet', /^kind/i],
 ];

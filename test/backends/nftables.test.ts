@@ -642,7 +642,7 @@ describe('nftables: nat postrouting chains of other tables that translate before
     assert.equal(shadowOwner(['kube-proxy', 'nat-postrouting']), 'kube-proxy');
     assert.equal(shadowOwner(['KUBE-POSTROUTING']), 'kube-proxy');
     assert.equal(shadowOwner(['nat', 'cali-nat-outgoing']), 'calico');
-    assert.equal(shadowOwner(['CNI-1234abcd']), 'CNI');
+    assert.equal(shadowOwner(['CNI-1234abcd']), 'cni');
     assert.equal(shadowOwner(['flannel-ipv4', 'postrtg']), 'flannel');
     assert.equal(shadowOwner(['nat', 'POSTROUTING']), 'unknown');
   });
