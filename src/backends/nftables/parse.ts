@@ -6,15 +6,14 @@
 // text where they are one, so they compare equal to what was rendered.
 // Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
 // next apply replaces it, instead of crashing the read.
-import { formatCidr, formatIp, parseIp, type Cidr, type Family } from '../../net/cidr.js';
-import { intervalAsCidr } from '../../net/intervals.js';
-import { cidrLast } from '../../net/normalize.js';
+import { formatIp, parseIp, type Family } from '../../net/cidr.js';
+import { intervalText } from '../../net/intervals.js';
 import { canonicalLines, type NftObject } from './model.js';
 import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, NFT_TABLE_OWNER, isAgentObject } from './names.js';
 
 type Json = unknown;
 
-function isObject(v: Json): v is Record<string, Json> {
+export function isObject(v: Json): v is Record<string, Json> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -56,20 +55,20 @@ function ours(o: Json): o is Record<string, Json> {
 
 // ---- set elements ----
 
+/** An inclusive address range. */
+interface Span {
+  readonly family: Family;
+  readonly first: bigint;
+  readonly last: bigint;
+}
+
 interface Element {
   readonly text: string;
   /** Present when the element is an address range (a CIDR block or not); used for the address-order sort. */
-  readonly span?: { readonly family: Family; readonly first: bigint; readonly last: bigint };
+  readonly span?: Span;
 }
 
 const FULL_BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
-
-function tryCidr(addr: string, len: number): Cidr | undefined {
-  const ip = tryIp(addr);
-  if (ip === undefined || !Number.isInteger(len) || len < 0 || len > FULL_BITS[ip.family]) return undefined;
-  const hostBits = BigInt(FULL_BITS[ip.family] - len);
-  return (ip.value & ((1n << hostBits) - 1n)) === 0n ? { family: ip.family, base: ip.value, prefix: len } : undefined;
-}
 
 function tryIp(addr: string): { family: Family; value: bigint } | undefined {
   try {
@@ -83,44 +82,37 @@ function tryIp(addr: string): { family: Family; value: bigint } | undefined {
   }
 }
 
-function asElement(cidr: Cidr | undefined, fallback: string): Element {
-  return cidr ? { text: formatCidr(cidr), span: { family: cidr.family, first: cidr.base, last: cidrLast(cidr) } } : { text: fallback };
-}
-
-/** The block covering exactly [first, last], if there is one. */
-function rangeAsCidr(first: { family: Family; value: bigint }, last: { family: Family; value: bigint }): Cidr | undefined {
-  return first.family === last.family ? intervalAsCidr(first.family, first.value, last.value) : undefined;
-}
+/** A range as nft is given it: CIDR text when it is one block, else `a-b`. */
+const spanElement = (span: Span): Element => ({ text: intervalText(span), span });
 
 function parseElement(e: Json): Element {
   if (typeof e === 'string') {
     const ip = tryIp(e);
-    return asElement(ip && { family: ip.family, base: ip.value, prefix: FULL_BITS[ip.family] }, e);
+    return ip ? spanElement({ family: ip.family, first: ip.value, last: ip.value }) : { text: e };
   }
   if (isObject(e)) {
-    const prefix = e['prefix'];
+    const { prefix, range, elem } = e;
     if (isObject(prefix) && typeof prefix['addr'] === 'string' && typeof prefix['len'] === 'number') {
-      return asElement(tryCidr(prefix['addr'], prefix['len']), `${prefix['addr']}/${prefix['len']}`);
+      const [ip, len] = [tryIp(prefix['addr']), prefix['len']];
+      const host = ip && Number.isInteger(len) && len >= 0 && len <= FULL_BITS[ip.family] ? (1n << BigInt(FULL_BITS[ip.family] - len)) - 1n : undefined;
+      if (ip && host !== undefined && (ip.value & host) === 0n) return spanElement({ family: ip.family, first: ip.value, last: ip.value | host });
+      return { text: `${prefix['addr']}/${len}` };
     }
-    const range = e['range'];
     if (Array.isArray(range) && range.length === 2 && typeof range[0] === 'string' && typeof range[1] === 'string') {
       const [a, b] = [tryIp(range[0]), tryIp(range[1])];
-      const cidr = a && b ? rangeAsCidr(a, b) : undefined;
-      if (cidr || !a || !b || a.family !== b.family) return asElement(cidr, `${range[0]}-${range[1]}`);
-      return { text: `${formatIp(a)}-${formatIp(b)}`, span: { family: a.family, first: a.value, last: b.value } };
+      return a && b && a.family === b.family ? spanElement({ family: a.family, first: a.value, last: b.value }) : { text: `${range[0]}-${range[1]}` };
     }
     // Elements with a timeout or comment come wrapped as {"elem": {"val": ...}}.
-    const wrapped = e['elem'];
-    if (isObject(wrapped) && 'val' in wrapped) {
-      const inner = parseElement(wrapped['val']);
-      const extra = Object.keys(wrapped).filter((k) => k !== 'val');
-      return extra.length ? { ...inner, text: `${inner.text} ${JSON.stringify(wrapped)}` } : inner;
+    if (isObject(elem) && 'val' in elem) {
+      const inner = parseElement(elem['val']);
+      const extra = Object.keys(elem).filter((k) => k !== 'val');
+      return extra.length ? { ...inner, text: `${inner.text} ${JSON.stringify(elem)}` } : inner;
     }
   }
   return { text: JSON.stringify(e) };
 }
 
-function compareSpans(a: NonNullable<Element['span']>, b: NonNullable<Element['span']>): number {
+function compareSpans(a: Span, b: Span): number {
   if (a.family !== b.family) return a.family === 'ipv4' ? -1 : 1;
   if (a.first !== b.first) return a.first < b.first ? -1 : 1;
   // The wider first, as compareCidrs orders blocks.
@@ -257,6 +249,15 @@ function statementText(s: Json): string {
   return JSON.stringify(s);
 }
 
+/** The chains a rule (`nft -j` rule body) jumps or goes to. */
+export function jumpTargets(rule: Json): string[] {
+  const expr = isObject(rule) && Array.isArray(rule['expr']) ? rule['expr'] : [];
+  return expr.flatMap((x) => {
+    const jump = isObject(x) ? (x['jump'] ?? x['goto']) : undefined;
+    return isObject(jump) && typeof jump['target'] === 'string' ? [jump['target']] : [];
+  });
+}
+
 function ruleText(rule: Record<string, Json>): string {
   const expr = Array.isArray(rule['expr']) ? rule['expr'].map(statementText).join(' ') : '';
   const comment = typeof rule['comment'] === 'string' ? ` comment ${JSON.stringify(rule['comment'])}` : '';
@@ -344,7 +345,7 @@ function familyObjects(objects: readonly Record<string, Json>[], family: Family)
 /** Table flags nft can print; anything else is nft 1.0.6's misprint (see CUT_AT_TABLE_FLAGS). */
 const TABLE_FLAG_NAMES = new Set(['dormant', 'owner', 'persist']);
 
-/** At most this many foreign objects get a line each; apply lists the table again for all of them. */
+/** At most this many foreign objects get a line each; the plan deletes all of them. */
 export const MAX_FOREIGN_LINES = 20;
 
 /** The prefix of every line about the table itself. */
@@ -395,12 +396,7 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
     let targets: string[] = [];
     if (kind === 'chain') {
       const chainRules = rules.get(name) ?? [];
-      targets = chainRules
-        .flatMap((r) => (Array.isArray(r['expr']) ? (r['expr'] as unknown[]) : []))
-        .flatMap((x) => {
-          const jump = isObject(x) ? (x['jump'] ?? x['goto']) : undefined;
-          return isObject(jump) && typeof jump['target'] === 'string' ? [jump['target']] : [];
-        });
+      targets = chainRules.flatMap(jumpTargets);
       const base = body['hook'] === undefined ? '' : ` type ${text(body['type'])} hook ${text(body['hook'])} prio ${text(body['prio'])} policy ${text(body['policy'])}`;
       detail = `${base}, ${chainRules.length} rule${chainRules.length === 1 ? '' : 's'}`;
     } else if (kind === 'set' || kind === 'map') {

@@ -103,11 +103,11 @@ function anonymousSet(items: readonly string[]): string {
 }
 
 /**
- * The translating rules of a longest-prefix policy: the --to-ports spread, then the catch-all, for
- * the SNAT map first (a destination not in the map fails the lookup, so the rule does not apply),
- * then for masquerade, which takes every destination left.
+ * The translating rules: the --to-ports spread, then the catch-all, for the SNAT map first when
+ * there is one (a destination not in the map fails the lookup, so the rule does not apply), then
+ * for masquerade, which takes every destination left.
  */
-function decisionTranslateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction>[], flags: string): string[] {
+function translateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction>[], flags: string): string[] {
   const n = NFT_NAMES[policy.family];
   const rules: string[] = [];
   if (snat.length > 0) {
@@ -143,13 +143,9 @@ export function nftRuleTexts(policy: FamilyPolicy): string[] {
     // nft lists a one-element anonymous set as the element itself, so it is written that way.
     const scope = sources === undefined ? undefined : sources.length === 1 ? intervalText(sources[0]!) : anonymousSet(sources.map(intervalText));
     if (scope !== undefined) rules.push(`${n.payload} saddr != ${scope} return`);
-    return [...rules, ...decisionTranslateRules(policy, snat, flags)];
+    return [...rules, ...translateRules(policy, snat, flags)];
   }
-  if (policy.toPorts.length > 0) {
-    for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
-  }
-  rules.push(`masquerade${flags}`);
-  return rules;
+  return [...rules, ...translateRules(policy, [], flags)];
 }
 
 /** The set elements of a family: the exempt ranges, normalised (disjoint, in address order); with decisions, the keep intervals. */

@@ -5,7 +5,7 @@
 import type { Family } from '../../net/cidr.js';
 import { shadowOwner } from '../shadow-owner.js';
 import { NFT_TABLE, NFT_TABLE_FAMILY, SRCNAT_PRIORITY } from './names.js';
-import { nftObjects } from './parse.js';
+import { isObject, jumpTargets, nftObjects } from './parse.js';
 
 /** A nat postrouting base chain of another table, from `nft -j list chains`. */
 export interface NftNatChain {
@@ -28,10 +28,9 @@ export function natPostroutingChains(json: string, family: Family): NftNatChain[
   const found: NftNatChain[] = [];
   for (const o of nftObjects(json)) {
     const c = o['chain'];
-    if (typeof c !== 'object' || c === null) continue;
-    const { family: f, table, name, type, hook, prio } = c as Record<string, unknown>;
+    if (!isObject(c) || c['type'] !== 'nat' || c['hook'] !== 'postrouting' || (c['family'] === NFT_TABLE_FAMILY && c['table'] === NFT_TABLE)) continue;
+    const { family: f, table, name, prio } = c;
     if (typeof f !== 'string' || typeof table !== 'string' || typeof name !== 'string' || typeof prio !== 'number') continue;
-    if ((f === NFT_TABLE_FAMILY && table === NFT_TABLE) || type !== 'nat' || hook !== 'postrouting') continue;
     if (TABLE_FAMILIES[family].includes(f) && prio <= SRCNAT_PRIORITY) found.push({ family: f, table, chain: name, priority: prio });
   }
   return found;
@@ -39,20 +38,10 @@ export function natPostroutingChains(json: string, family: Family): NftNatChain[
 
 /** From `nft -j list chain ...`: the first translating statement of the chain, and the chains it jumps or goes to. */
 export function chainTranslation(json: string): { translation: string | undefined; targets: string[] } {
-  let translation: string | undefined;
-  const targets: string[] = [];
-  for (const o of nftObjects(json)) {
-    const rule = o['rule'];
-    const expr = typeof rule === 'object' && rule !== null ? (rule as Record<string, unknown>)['expr'] : undefined;
-    for (const s of Array.isArray(expr) ? expr : []) {
-      if (typeof s !== 'object' || s === null) continue;
-      translation ??= 'masquerade' in s ? 'masquerade' : 'snat' in s ? 'snat' : undefined;
-      const jump = (s as Record<string, unknown>)['jump'] ?? (s as Record<string, unknown>)['goto'];
-      const target = typeof jump === 'object' && jump !== null ? (jump as Record<string, unknown>)['target'] : undefined;
-      if (typeof target === 'string') targets.push(target);
-    }
-  }
-  return { translation, targets };
+  const rules = nftObjects(json).map((o) => o['rule']);
+  const statements = rules.flatMap((r) => (isObject(r) && Array.isArray(r['expr']) ? r['expr'].filter(isObject) : []));
+  const translation = statements.map((s) => ('masquerade' in s ? 'masquerade' : 'snat' in s ? 'snat' : '')).find((t) => t !== '');
+  return { translation, targets: rules.flatMap(jumpTargets) };
 }
 
 /** `table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade (kube-proxy)`. */
