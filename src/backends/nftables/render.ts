@@ -60,7 +60,7 @@ export function nftPreludeRules(policy: FamilyPolicy): string[] {
 }
 
 /** The flattened decisions of a family: what the keep set and the SNAT map hold, and the source scope. */
-export interface NftDecisionIntervals {
+interface NftDecisionIntervals {
   /** Destinations that keep the pod IP: the elements of the family's set. */
   readonly keep: readonly Interval<Action>[];
   /** Destinations SNATed to a fixed address: the elements of the anonymous SNAT map. */
@@ -71,30 +71,19 @@ export interface NftDecisionIntervals {
 
 type SnatAction = Extract<Action, { kind: 'snat' }>;
 
-const flattened = new WeakMap<FamilyPolicy, NftDecisionIntervals>();
-
 /**
  * The decision table flattened into disjoint intervals (see flattenPrefixes): every address gets
  * exactly the action resolveDestination gives it. Masquerade intervals are left out: masquerade is
- * what the chain does to a destination that neither the keep set nor the SNAT map holds.
+ * what the chain does to a destination that neither the keep set nor the SNAT map holds. Undefined
+ * for a policy without decisions (exempt ranges only).
  */
-export function nftDecisionIntervals(policy: FamilyPolicy): NftDecisionIntervals {
-  // A policy is readonly data: the set elements and the rules of one render share one flattening.
-  const cached = flattened.get(policy);
-  if (cached !== undefined) return cached;
+function decisionIntervals(policy: FamilyPolicy): NftDecisionIntervals | undefined {
+  if (!usesDecisionRules(policy)) return undefined;
   const rows = decisionTable(policy).map((row) => ({ cidr: row.cidr, value: row.action }));
   const parts = flattenPrefixes(policy.family, rows, DEFAULT_ACTION, sameAction);
   const snat = parts.filter((p): p is Interval<SnatAction> => p.value.kind === 'snat');
-  const sources =
-    policy.sources === undefined
-      ? undefined
-      : unionOfCidrs(
-          policy.family,
-          policy.sources.map((s) => s.cidr),
-        );
-  const result = { keep: parts.filter((p) => p.value.kind === 'keep'), snat, sources };
-  flattened.set(policy, result);
-  return result;
+  const sources = policy.sources && unionOfCidrs(policy.family, policy.sources.map((s) => s.cidr));
+  return { keep: parts.filter((p) => p.value.kind === 'keep'), snat, sources };
 }
 
 /** `{ a, b }` as nft prints an anonymous set or map, elements in address order. */
@@ -124,8 +113,8 @@ function translateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction
   return rules;
 }
 
-/** The rule bodies of a family's chain, in order, exactly as `nft list` prints them. */
-export function nftRuleTexts(policy: FamilyPolicy): string[] {
+/** The rule bodies of a family's chain, in order, exactly as `nft list` prints them; `decisions` as flattened once for the set. */
+export function nftRuleTexts(policy: FamilyPolicy, decisions = decisionIntervals(policy)): string[] {
   const n = NFT_NAMES[policy.family];
   const flags = policy.randomFully ? ' fully-random' : '';
   const rules = [
@@ -136,8 +125,8 @@ export function nftRuleTexts(policy: FamilyPolicy): string[] {
     ...nftPreludeRules(policy),
     `${n.payload} daddr @${n.set} ${nftExemptionVerdict(policy)}`,
   ];
-  if (usesDecisionRules(policy)) {
-    const { snat, sources } = nftDecisionIntervals(policy);
+  if (decisions !== undefined) {
+    const { snat, sources } = decisions;
     // The keep set applies to every source, as the iptables exempt rules do; only translation is scoped.
     if (sources !== undefined && sources.length === 0) return rules;
     // nft lists a one-element anonymous set as the element itself, so it is written that way.
@@ -148,8 +137,8 @@ export function nftRuleTexts(policy: FamilyPolicy): string[] {
   return [...rules, ...translateRules(policy, [], flags)];
 }
 
-/** The set elements of a family: the exempt ranges, normalised (disjoint, in address order); with decisions, the keep intervals. */
-export function nftElementTexts(policy: FamilyPolicy): string[] {
+/** Refuses a range or SNAT address of the other family, which nft would refuse less clearly. */
+function checkFamily(policy: FamilyPolicy): void {
   for (const r of [...policy.exempt, ...(policy.actions ?? []), ...(policy.sources ?? [])]) {
     if (r.cidr.family !== policy.family) {
       throw new Error(`${r.text} (${r.source} ${r.path}) is not ${policy.family} but sits in the ${policy.family} policy`);
@@ -161,8 +150,6 @@ export function nftElementTexts(policy: FamilyPolicy): string[] {
       throw new UsageError(`SNAT address ${a.action.toSourceText} (${a.source} ${a.path}) is not ${policy.family}, as the destination ${a.text} is`);
     }
   }
-  if (usesDecisionRules(policy)) return nftDecisionIntervals(policy).keep.map(intervalText);
-  return normalizeRanges(policy.exempt).kept.map((r) => formatCidr(r.cidr));
 }
 
 /**
@@ -185,11 +172,15 @@ export function nftFamilyRemoval(family: Family, existing: ReadonlySet<string> |
 /** A family's set (with its elements), chain and rules, as the policy wants them. */
 export function nftFamilyObjects(policy: FamilyPolicy): NftObject[] {
   const n = NFT_NAMES[policy.family];
+  checkFamily(policy);
+  // Flattened once: the set elements (the exempt ranges normalised, or the keep intervals) and the rules share it.
+  const decisions = decisionIntervals(policy);
+  const elements = decisions ? decisions.keep.map(intervalText) : normalizeRanges(policy.exempt).kept.map((r) => formatCidr(r.cidr));
   const objects: NftObject[] = [
-    { kind: 'set', name: n.set, type: n.setType, flags: ['interval'], elements: nftElementTexts(policy) },
+    { kind: 'set', name: n.set, type: n.setType, flags: ['interval'], elements },
     { kind: 'chain', name: n.chain, base: { type: 'nat', hook: 'postrouting', priority: nftChainPriority(policy), policy: 'accept' } },
   ];
-  for (const text of nftRuleTexts(policy)) objects.push({ kind: 'rule', chain: n.chain, text });
+  for (const text of nftRuleTexts(policy, decisions)) objects.push({ kind: 'rule', chain: n.chain, text });
   return objects;
 }
 
