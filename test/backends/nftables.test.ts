@@ -9,6 +9,7 @@ import { createNftablesBackend } from '../../src/backends/nftables/nftables-back
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
 import { formatNftScript } from '../../src/backends/nftables/model.js';
 import { shadowOwner } from '../../src/backends/shadow-owner.js';
+import { describeNftTranslator } from '../../src/backends/nftables/shadow.js';
 import { MAX_FOREIGN_LINES, ownedNftLines, parseNftJson, parseNftTable, type NftForeignObject } from '../../src/backends/nftables/parse.js';
 import { nftForeignDeletions, nftPlanScripts, planNft, planNftCleanup } from '../../src/backends/nftables/plan.js';
 import { expectedNftLines, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
@@ -636,6 +637,12 @@ describe('nftables: nat postrouting chains of other tables that translate before
     const listed = fake.calls.filter((a) => a.includes('chain')).map((a) => a.slice(-3).join(' '));
     assert.equal(listed.length, 8);
     assert.deepEqual(listed.slice(0, 3), ['ip kube-proxy nat-postrouting', 'ip kube-proxy masquerading', 'inet quiet post']);
+  });
+
+  it('tells the owner of iptables-nft\'s nat POSTROUTING from the chain it jumps to', () => {
+    const t = { family: 'ip', table: 'nat', chain: 'POSTROUTING', priority: 100 };
+    assert.equal(describeNftTranslator({ ...t, translation: 'jump KUBE-POSTROUTING: masquerade' }), 'table ip nat chain POSTROUTING prio 100: jump KUBE-POSTROUTING: masquerade (kube-proxy)');
+    assert.equal(describeNftTranslator({ ...t, translation: 'masquerade' }), 'table ip nat chain POSTROUTING prio 100: masquerade (unknown)');
   });
 
   it('tells the owner from table and chain names', () => {

@@ -139,12 +139,7 @@ function exprText(x: Json): string {
     return `${exprText(value[0])} & ${hex32(value[1])}`;
   }
   if (Object.keys(x).length !== 1 || !isObject(value)) {
-    if (key === 'set' && Array.isArray(value))
-      return `{ ${value
-        .map(parseElement)
-        .sort(compareElements)
-        .map((e) => e.text)
-        .join(', ')} }`;
+    if (key === 'set' && Array.isArray(value)) return anonymousText(value.map(parseElement));
     if (key === 'range' && Array.isArray(value)) return value.map(exprText).join('-');
     return JSON.stringify(x);
   }
@@ -180,10 +175,13 @@ function mapText(data: Json): string {
     const value = typeof pair[1] === 'string' ? tryIp(pair[1]) : undefined;
     return { ...key, text: `${key.text} : ${value === undefined ? exprText(pair[1]) : formatIp(value)}` };
   });
-  return `{ ${items
-    .sort(compareElements)
-    .map((e) => e.text)
-    .join(', ')} }`;
+  return anonymousText(items);
+}
+
+/** `{ a, b }`: the elements in address order, as nft prints an anonymous set or map. */
+function anonymousText(items: Element[]): string {
+  const texts = items.sort(compareElements).map((e) => e.text);
+  return `{ ${texts.join(', ')} }`;
 }
 
 function hex32(n: number): string {

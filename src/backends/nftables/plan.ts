@@ -34,17 +34,7 @@ export interface NftablesPlan extends Plan {
 }
 
 /** Object kinds nft 1.0.6 deletes by handle; `delete map` takes no handle, but `delete set` deletes a map. */
-const DELETE_BY_HANDLE: Readonly<Record<string, string>> = {
-  chain: 'chain',
-  set: 'set',
-  map: 'set',
-  flowtable: 'flowtable',
-  counter: 'counter',
-  quota: 'quota',
-  limit: 'limit',
-  secmark: 'secmark',
-  synproxy: 'synproxy',
-};
+const DELETE_BY_HANDLE = new Set(['chain', 'set', 'map', 'flowtable', 'counter', 'quota', 'limit', 'secmark', 'synproxy']);
 
 /** Kinds nft deletes only by name (`delete ct helper inet t NAME`: "unexpected handle"). */
 const DELETE_BY_NAME = new Set(['ct helper', 'ct timeout', 'ct expectation']);
@@ -57,8 +47,7 @@ function deleteForeign(o: NftForeignObject): NftOp {
   // A map holding our set's name goes by name: nft checks the script against its own view of the
   // table, where deleting by handle does not free the name, and it would refuse our `add set`.
   if (o.kind === 'map' && isAgentObject('set', o.name)) return deleteByName('map', o.name);
-  const byHandle = DELETE_BY_HANDLE[o.kind];
-  if (byHandle !== undefined && o.handle !== undefined) return { verb: 'delete', kind: byHandle, handle: o.handle };
+  if (DELETE_BY_HANDLE.has(o.kind) && o.handle !== undefined) return { verb: 'delete', kind: o.kind === 'map' ? 'set' : o.kind, handle: o.handle };
   if (DELETE_BY_NAME.has(o.kind) && PLAIN_NAME.test(o.name)) return deleteByName(o.kind, o.name);
   throw new Error(
     `table ${NFT_TABLE_REF} holds ${o.kind} ${JSON.stringify(o.name)}, which the agent did not write and cannot name to delete; remove it by hand (or delete the table: the agent re-creates its rules)`,

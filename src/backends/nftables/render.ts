@@ -42,23 +42,6 @@ export function nftChainPriority(policy: FamilyPolicy): number {
   return exemptionIsFinal(policy) ? FIRST_PRIORITY : SRCNAT_PRIORITY;
 }
 
-/**
- * How an exempt destination leaves our chain. `return` (an accept, in a base chain) lets a later
- * nat chain masquerade it; with `first` the source is bound to itself, a NAT binding that keeps
- * the pod's address and after which no other nat chain runs for the connection.
- */
-export function nftExemptionVerdict(policy: FamilyPolicy): string {
-  const n = NFT_NAMES[policy.family];
-  return exemptionIsFinal(policy) ? `snat ${n.payload} to ${n.payload} saddr` : 'return';
-}
-
-/** Rules before the exemptions: with `first`, traffic kube-proxy marked goes on to kube-proxy's masquerade. */
-export function nftPreludeRules(policy: FamilyPolicy): string[] {
-  if (!exemptionIsFinal(policy)) return [];
-  const mark = `0x${masqueradeMarkHex(policy.masqueradeBit).slice(2).padStart(8, '0')}`;
-  return [`meta mark & ${mark} == ${mark} return`];
-}
-
 /** The flattened decisions of a family: what the keep set and the SNAT map hold, and the source scope. */
 interface NftDecisionIntervals {
   /** Destinations that keep the pod IP: the elements of the family's set. */
@@ -117,13 +100,19 @@ function translateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction
 export function nftRuleTexts(policy: FamilyPolicy, decisions = decisionIntervals(policy)): string[] {
   const n = NFT_NAMES[policy.family];
   const flags = policy.randomFully ? ' fully-random' : '';
+  const final = exemptionIsFinal(policy);
+  const mark = `0x${masqueradeMarkHex(policy.masqueradeBit).slice(2).padStart(8, '0')}`;
   const rules = [
     // Both families' chains hang on the same inet hook; each handles only its own packets.
     `meta nfproto != ${n.nfproto} return`,
     // The reference's POSTROUTING jump skips LOCAL destinations (`-m addrtype ! --dst-type LOCAL`).
     'fib daddr type local return',
-    ...nftPreludeRules(policy),
-    `${n.payload} daddr @${n.set} ${nftExemptionVerdict(policy)}`,
+    // With `first`, traffic kube-proxy marked goes on to kube-proxy's masquerade.
+    ...(final ? [`meta mark & ${mark} == ${mark} return`] : []),
+    // `return` (an accept, in a base chain) lets a later nat chain masquerade an exempt destination;
+    // with `first` the source is bound to itself, a NAT binding that keeps the pod's address and
+    // after which no other nat chain runs for the connection.
+    `${n.payload} daddr @${n.set} ${final ? `snat ${n.payload} to ${n.payload} saddr` : 'return'}`,
   ];
   if (decisions !== undefined) {
     const { snat, sources } = decisions;

@@ -46,5 +46,7 @@ export function chainTranslation(json: string): { translation: string | undefine
 
 /** `table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade (kube-proxy)`. */
 export function describeNftTranslator(t: NftTranslator): string {
-  return `table ${t.family} ${t.table} chain ${t.chain} prio ${t.priority}: ${t.translation} (${shadowOwner([t.table, t.chain])})`;
+  // The chains jumped to name the owner too: iptables-nft's `ip nat POSTROUTING` is everyone's, its `KUBE-POSTROUTING` is not.
+  const via = [...t.translation.matchAll(/jump (\S+):/g)].map((m) => m[1]!);
+  return `table ${t.family} ${t.table} chain ${t.chain} prio ${t.priority}: ${t.translation} (${shadowOwner([t.table, t.chain, ...via])})`;
 }
