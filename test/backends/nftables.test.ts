@@ -639,7 +639,7 @@ describe('nftables: nat postrouting chains of other tables that translate before
     assert.deepEqual(listed.slice(0, 3), ['ip kube-proxy nat-postrouting', 'ip kube-proxy masquerading', 'inet quiet post']);
   });
 
-  it('tells the owner of iptables-nft\'s nat POSTROUTING from the chain it jumps to', () => {
+  it("tells the owner of iptables-nft's nat POSTROUTING from the chain it jumps to", () => {
     const t = { family: 'ip', table: 'nat', chain: 'POSTROUTING', priority: 100 };
     assert.equal(describeNftTranslator({ ...t, translation: 'jump KUBE-POSTROUTING: masquerade' }), 'table ip nat chain POSTROUTING prio 100: jump KUBE-POSTROUTING: masquerade (kube-proxy)');
     assert.equal(describeNftTranslator({ ...t, translation: 'masquerade' }), 'table ip nat chain POSTROUTING prio 100: masquerade (unknown)');

@@ -65,7 +65,8 @@ function decisionIntervals(policy: FamilyPolicy): NftDecisionIntervals | undefin
   const rows = decisionTable(policy).map((row) => ({ cidr: row.cidr, value: row.action }));
   const parts = flattenPrefixes(policy.family, rows, DEFAULT_ACTION, sameAction);
   const snat = parts.filter((p): p is Interval<SnatAction> => p.value.kind === 'snat');
-  const sources = policy.sources && unionOfCidrs(policy.family, policy.sources.map((s) => s.cidr));
+  const sourceCidrs = policy.sources?.map((s) => s.cidr);
+  const sources = sourceCidrs && unionOfCidrs(policy.family, sourceCidrs);
   return { keep: parts.filter((p) => p.value.kind === 'keep'), snat, sources };
 }
 
