@@ -376,14 +376,7 @@ function tableFlagsLine(objects: readonly Record<string, Json>[]): string | unde
 
 /** The objects in our table that are not the agent's sets and chains, in listing order. */
 function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObject[] {
-  const rules = new Map<string, Record<string, Json>[]>();
-  for (const o of objects) {
-    const rule = o['rule'];
-    if (!ours(rule) || typeof rule['chain'] !== 'string' || isAgentObject('chain', rule['chain'])) continue;
-    const list = rules.get(rule['chain']);
-    if (list === undefined) rules.set(rule['chain'], [rule]);
-    else list.push(rule);
-  }
+  const rules = objects.map((o) => o['rule']).filter(ours);
   const found: NftForeignObject[] = [];
   for (const o of objects) {
     const [kind, body] = Object.entries(o)[0] ?? ['', undefined];
@@ -393,7 +386,7 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
     let detail = '';
     let targets: string[] = [];
     if (kind === 'chain') {
-      const chainRules = rules.get(name) ?? [];
+      const chainRules = rules.filter((r) => r['chain'] === name);
       targets = chainRules.flatMap(jumpTargets);
       const base = body['hook'] === undefined ? '' : ` type ${text(body['type'])} hook ${text(body['hook'])} prio ${text(body['prio'])} policy ${text(body['policy'])}`;
       detail = `${base}, ${chainRules.length} rule${chainRules.length === 1 ? '' : 's'}`;
