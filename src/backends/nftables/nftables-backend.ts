@@ -1,6 +1,7 @@
-// The native nftables backend: read lists our table once (never `list ruleset`), plan (pure)
-// decides the transaction, apply pipes it into `nft -f -`; no object outside `inet ip-masq-agent`
-// is ever named in a write.
+// The native nftables backend: read lists our table once, and for the shadowing report the chains
+// of all tables and a bounded few of their rules (never `list ruleset`); plan (pure) decides the
+// transaction; apply pipes it into `nft -f -`. No object outside `inet ip-masq-agent` is ever
+// named in a write.
 import { CommandError } from '../../errors.js';
 import type { Family } from '../../net/cidr.js';
 import { isNftObjectMissing, type Runner } from '../../exec/runner.js';
@@ -11,8 +12,6 @@ import { ownedNftLines, parseNftTable, type NftTableListing } from './parse.js';
 import { nftPlanScripts, planNft, planNftCleanup, type NftObserved, type NftablesPlan } from './plan.js';
 import { expectedNftLines, renderNftScript } from './render.js';
 import { chainTranslation, natPostroutingChains, type NftNatChain, type NftTranslator } from './shadow.js';
-
-export type { NftObserved, NftablesPlan } from './plan.js';
 
 /** What the nftables backend needs. */
 export interface NftablesBackendOptions {

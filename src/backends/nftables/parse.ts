@@ -13,6 +13,7 @@ import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, NFT_TABLE_OWNER, isAgentObject 
 
 type Json = unknown;
 
+/** Whether a parsed JSON value is an object (not null, not an array). */
 export function isObject(v: Json): v is Record<string, Json> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
