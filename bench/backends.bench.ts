@@ -1,6 +1,6 @@
 // Benchmarks of the netfilter backends (issue 4), not part of the test suite.
 //
-//   npx tsc -p tsconfig.json && sudo node dist/bench/backends.bench.js [--quick] [--sections=apply,e2e,conn]
+//   npx tsc -p tsconfig.json && sudo node dist/bench/backends.bench.js [--quick] [--sections=apply,e2e,conn] [--sizes=10,1000] [--kinds=nftables]
 //
 // Needs root, iproute2, nft, iptables-nft and iptables-legacy. Everything runs inside network
 // namespaces this script creates and deletes; iptables uses a private xtables lock file.
@@ -38,7 +38,8 @@ import { applyPolicy, readOwned } from '../test/backends/sync.js';
 const QUICK = process.argv.includes('--quick');
 /** `--sections=apply,e2e,conn` runs only those parts; default all. */
 const SECTIONS = (process.argv.find((a) => a.startsWith('--sections='))?.slice('--sections='.length) ?? 'apply,e2e,conn').split(',');
-const SIZES = QUICK ? [10, 1000] : [10, 100, 1000, 10_000, 50_000];
+const SIZES = process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length).split(',').map(Number) ?? (QUICK ? [10, 1000] : [10, 100, 1000, 10_000, 50_000]);
+const KINDS = (process.argv.find((a) => a.startsWith('--kinds='))?.slice('--kinds='.length) ?? 'nftables,iptables-nft,iptables-legacy').split(',');
 const REPEATS = QUICK ? 1 : 3;
 const CHAIN = 'IP-MASQ-AGENT';
 
@@ -181,7 +182,7 @@ async function inFreshNamespace<T>(fn: (run: Runner) => Promise<T>): Promise<T> 
 async function benchApply(): Promise<void> {
   console.log(`\n## 1. Apply and read-back, IPv4, N exempt /32s + link-local (median of ${REPEATS}, ms; ratio = ours / raw tool)\n`);
   const rows: string[][] = [];
-  for (const kind of ['nftables', 'iptables-nft', 'iptables-legacy'] as const) {
+  for (const kind of (['nftables', 'iptables-nft', 'iptables-legacy'] as const).filter((k) => KINDS.includes(k))) {
     for (const n of SIZES) {
       const p = policyOf(n);
       const ours: [number, number, number][] = [];

@@ -3,6 +3,7 @@
 //
 //   npx tsc -p tsconfig.json && sudo node dist/bench/resync.bench.js [--sections=cpu,swap,big,mem]
 //        [--seconds=60] [--resync=1s] [--sizes=64,10000] [--resyncs=10000] [--swaps=2000] [--big-swaps=3]
+//        [--big-cidrs=50000] [--big-backends=nftables,iptables-legacy,iptables-nft]
 //
 // Needs root (network namespaces). Every agent and every netfilter command runs inside a namespace
 // this script creates and deletes (with a private xtables lock); nothing touches the host's state.
@@ -285,8 +286,7 @@ function rawApplyMs(node: BenchNode, argv: readonly string[], scripts: readonly 
   }
 }
 
-async function benchBig(backend: BigBackend, swaps: number): Promise<void> {
-  const n = 50_000;
+async function benchBig(backend: BigBackend, swaps: number, n: number): Promise<void> {
   console.log(`\n[big] kubelet-style swap between two ${n.toLocaleString('en')}-CIDR files, ${backend.name}`);
   const texts = [configText(cidrs(n, 0), '1h'), configText(cidrs(n, 1 << 21), '1h')] as const;
   const node = startBenchNode('rs-big', texts[0], { flags: backend.flags });
@@ -436,7 +436,8 @@ async function main(): Promise<void> {
   console.log(`resync benchmarks: node ${process.version}, ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} CPUs`);
   if (sections.has('cpu')) for (const n of (args.get('sizes') ?? '64,10000').split(',').map(Number)) await benchCpu(n, num('seconds', 60), args.get('resync') ?? '1s');
   if (sections.has('swap')) await benchSwap();
-  if (sections.has('big')) for (const b of BIG_BACKENDS) await benchBig(b, num('big-swaps', 3));
+  const bigBackends = (args.get('big-backends') ?? BIG_BACKENDS.map((b) => b.name).join(',')).split(',');
+  if (sections.has('big')) for (const b of BIG_BACKENDS.filter((x) => bigBackends.includes(x.name))) await benchBig(b, num('big-swaps', 3), num('big-cidrs', 50_000));
   if (sections.has('mem')) await benchMemory(num('resyncs', 10_000), num('swaps', 2_000));
   printTargetSummary();
 }

@@ -104,13 +104,14 @@ export function runBackendContract(
   const v4first: FamilyPolicy = { ...v4, postroutingPosition: 'first' };
   const v6first: FamilyPolicy = { ...v6, postroutingPosition: 'first', masqueradeBit: 0 };
 
-  withSubject('render: pure, per family, holds every CIDR of the policy, and is exactly what apply pipes into the tool', async ({ backend, piped }) => {
+  withSubject('render: pure, per family, holds every CIDR of the policy, and is exactly what apply pipes into the tool on a node without our rules', async ({ backend, piped }) => {
     for (const p of [v4, v6, v4first]) {
       const r = backend.render(p);
       assert.deepEqual(backend.render(p), r, 'the same policy renders the same text');
       assert.equal(r.family, p.family);
       assert.ok(r.command.length > 0 && r.payload.length > 0);
       for (const e of p.exempt) assert.ok(r.payload.includes(e.text), `${e.text} in\n${r.payload}`);
+      for (const f of ['ipv4', 'ipv6'] as const) await backend.cleanup(f);
       const before = piped.length;
       await applyPolicy(backend, p);
       // A follow-up (the iptables jump, added where missing) may join the payload's own transaction.

@@ -422,6 +422,11 @@ export function createFakeNft(): FakeNft {
     return JSON.stringify({ nftables: out });
   };
 
+  const chainsJson = (): string => {
+    const chains = [...(table?.chains ?? [])].map(([name, c]) => ({ chain: { family: 'inet', table: 'ip-masq-agent', name, handle: c.handle, ...(c.base ?? {}) } }));
+    return JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } }, ...chains] });
+  };
+
   const fail = (argv: readonly string[], stderr: string): never => {
     // Classified as the runner classifies nft's own words.
     throw new CommandError(argv, 1, `${stderr}\n`, classifyFailure(1, stderr), `${argv.join(' ')}: exit code 1: ${stderr}`);
@@ -447,6 +452,8 @@ export function createFakeNft(): FakeNft {
       if (args === 'list tables') return ok(table === undefined ? '' : `table ${TABLE}\n`);
       if (args === `-j list table ${TABLE}`) return ok(listJson(false));
       if (args === `-j -t list table ${TABLE}`) return ok(listJson(true));
+      // Like nft: every table's chains, without rules; the fake holds only ours.
+      if (args === '-j list chains') return ok(chainsJson());
       if (args === `delete table ${TABLE}`) {
         needTable(table);
         table = undefined;

@@ -13,14 +13,14 @@ import { expectedNftLines } from '../../src/backends/nftables/render.js';
 /** Whether this run rewrites golden files instead of comparing with them. */
 export const UPDATE_GOLDEN = process.env['UPDATE_GOLDEN'] === '1';
 
-/** The folder holding the nftables golden cases (found from the compiled test file upwards). */
-export function nftGoldenRoot(): string {
+/** The folder holding the nftables golden cases, or another under test/golden (found from the compiled test file upwards). */
+export function nftGoldenRoot(folder = 'nftables'): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    const candidate = join(dir, 'test', 'golden', 'nftables');
+    const candidate = join(dir, 'test', 'golden', folder);
     if (existsSync(candidate)) return candidate;
     const parent = resolve(dir, '..');
-    if (parent === dir) throw new Error('cannot find test/golden/nftables');
+    if (parent === dir) throw new Error(`cannot find test/golden/${folder}`);
     dir = parent;
   }
 }
@@ -98,9 +98,9 @@ export function renderOptionsOf(c: NftGoldenCase): { remove: Family[]; existing?
   return c.existing ? { remove: c.remove, existing: c.existing } : { remove: c.remove };
 }
 
-/** Every golden case, in name order. */
-export function loadNftGoldenCases(): NftGoldenCase[] {
-  const root = nftGoldenRoot();
+/** Every golden case of a folder under test/golden, in name order. */
+export function loadNftGoldenCases(folder = 'nftables'): NftGoldenCase[] {
+  const root = nftGoldenRoot(folder);
   return readdirSync(root)
     .sort()
     .map((name) => {

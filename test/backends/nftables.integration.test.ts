@@ -230,6 +230,31 @@ describe('nftables backend against the real nft', { skip }, () => {
     nsRun(ns, ['nft', 'delete', 'table', 'inet', 'someone-else']);
   });
 
+  it("reports kube-proxy's masquerade at srcnat (through its jump) as shadowing, and nothing once it is gone", async () => {
+    const K = 'ip kube-proxy';
+    nsRun(
+      ns,
+      ['nft', '-f', '-'],
+      [
+        `add table ${K}`,
+        `add chain ${K} masquerading`,
+        `add rule ${K} masquerading meta mark & 0x00004000 == 0 return`,
+        `add rule ${K} masquerading masquerade fully-random`,
+        `add chain ${K} nat-postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+        `add rule ${K} nat-postrouting jump masquerading`,
+        '',
+      ].join('\n'),
+    );
+    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    const plan = await applyPolicy(backend, v4);
+    assert.deepEqual(plan.shadowing, ['table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade (kube-proxy)']);
+    assert.deepEqual((await applyPolicy(backend, v6)).shadowing, [], 'an ip table sees no IPv6 packets');
+    nsRun(ns, ['nft', 'delete', 'table', ...K.split(' ')]);
+    assert.deepEqual(backend.plan(await backend.read('ipv4'), v4).shadowing, []);
+    await backend.cleanup('ipv4');
+    await backend.cleanup('ipv6');
+  });
+
   it('applies 10,000 CIDRs per family in one transaction each and reads them back equal', async () => {
     const cidrs4: string[] = [];
     const cidrs6: string[] = [];
@@ -246,9 +271,10 @@ describe('nftables backend against the real nft', { skip }, () => {
     const backend = createNftablesBackend({ runner });
     await applyPolicy(backend, big4);
     await applyPolicy(backend, big6);
+    const sync = ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -'];
     assert.deepEqual(
       calls.map((a) => a.join(' ')),
-      ['nft -f -', 'nft -f -'],
+      [...sync, ...sync],
     );
     const want4 = backend.expected(big4);
     assert.equal(want4.filter((l) => l.startsWith('element ')).length, 10_001);

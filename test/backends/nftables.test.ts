@@ -7,8 +7,12 @@ import type { Runner } from '../../src/exec/runner.js';
 import type { FamilyPolicy } from '../../src/policy/types.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
-import { MAX_FOREIGN_LINES, familiesInNftJson, parseNftJson, type NftForeignObject } from '../../src/backends/nftables/parse.js';
-import { expectedNftLines, nftForeignDeletions, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
+import { formatNftScript } from '../../src/backends/nftables/model.js';
+import { shadowOwner } from '../../src/backends/shadow-owner.js';
+import { describeNftTranslator } from '../../src/backends/nftables/shadow.js';
+import { MAX_FOREIGN_LINES, ownedNftLines, parseNftJson, parseNftTable, type NftForeignObject } from '../../src/backends/nftables/parse.js';
+import { nftForeignDeletions, nftPlanScripts, planNft, planNftCleanup } from '../../src/backends/nftables/plan.js';
+import { expectedNftLines, nftRuleTexts, renderNftScript } from '../../src/backends/nftables/render.js';
 import { NFT_HAS_NO_JUMP, NFT_HAS_NO_POSITION, runBackendContract } from './contract.js';
 import { createFakeNft } from './fake-nft.js';
 import { UPDATE_GOLDEN, assertGolden, exemptRange, expectedText, familyPolicy, loadNftGoldenCases, portRange, renderOptionsOf, stableNftJson } from './nftables-fixtures.js';
@@ -46,6 +50,35 @@ describe('nftables golden cases', () => {
       await fake.runner(['nft', '-f', '-'], { input: renderNftScript(c.policies) });
       const { stdout } = await fake.runner(['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent']);
       assert.deepEqual(stableNftJson(stdout), stableNftJson(readFileSync(join(c.dir, 'list.json'), 'utf8')));
+    });
+  }
+});
+
+describe('nftables repair golden cases: what nft listed in, the planned scripts out', () => {
+  const repairs = loadNftGoldenCases('nftables-plan');
+
+  it('has a case for each repair', () => {
+    const want = ['fresh-node', 'as-left', 'set-other-flags', 'dormant-table', 'foreign-base-chain-prio-50', 'renamed-chain', 'map-named-like-set', 'ipv6-off'];
+    assert.deepEqual(repairs.map((c) => c.name).sort(), want.sort());
+  });
+
+  for (const c of repairs) {
+    it(`${c.name}: plans plan.nft from what real nft listed`, async () => {
+      const path = join(c.dir, 'list.json');
+      const json = existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+      const table = json === undefined ? undefined : parseNftTable(json);
+      const [policy] = c.policies;
+      if (policy === undefined) {
+        const [family = 'ipv6'] = c.remove;
+        const todo = planNftCleanup(table, family);
+        assertGolden(join(c.dir, 'plan.nft'), typeof todo === 'object' ? todo.script : `${todo}\n`);
+        return;
+      }
+      const owned = table === undefined ? [] : ownedNftLines(table, policy.family);
+      const plan = planNft({ family: policy.family, owned, table, translators: [] }, policy);
+      const scripts = nftPlanScripts(plan);
+      assertGolden(join(c.dir, 'plan.nft'), scripts.length === 0 ? '# up to date: nothing runs\n' : scripts.join('# next transaction\n'));
+      assert.equal(plan.upToDate, c.name === 'as-left');
     });
   }
 });
@@ -141,7 +174,7 @@ describe('parseNftJson', () => {
       { chain: { family: 'inet', table: 'ip-masq-agent', name: 'postrouting6', handle: 2 } },
     );
     assert.deepEqual(parseNftJson(json, 'ipv4'), []);
-    assert.deepEqual([...familiesInNftJson(json)], ['ipv6']);
+    assert.deepEqual([...parseNftTable(json).names], ['nonmasq6', 'postrouting6']);
   });
 
   it('reads addresses nft prints in the ::ffff:a.b.c.d and ::a.b.c.d forms as canonical IPv6', () => {
@@ -175,23 +208,26 @@ runBackendContract(
   { noStrayJumps: NFT_HAS_NO_JUMP, noPosition: NFT_HAS_NO_POSITION },
 );
 
+const LIST_TABLE = ['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent'];
+const LIST_CHAINS = ['nft', '-j', 'list', 'chains'];
+
 describe('nftables backend (fake nft)', () => {
   const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8', '192.0.2.0/24'], randomFully: true, toPorts: [] });
   const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: ['2001:db8:200::/48'], randomFully: true, toPorts: [] });
 
-  it('applies with exactly one `nft -f -` carrying the rendered script', async () => {
+  it('on a fresh node: reads (our table, the chains of others), then applies with exactly one `nft -f -` carrying the rendered script', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
     await applyPolicy(backend, v4);
-    assert.deepEqual(fake.calls, [['nft', '-f', '-']]);
+    assert.deepEqual(fake.calls, [LIST_TABLE, LIST_CHAINS, ['nft', '-f', '-']]);
     assert.deepEqual(fake.scripts, [renderNftScript([v4])]);
   });
 
-  it('reads an absent table as nothing, with one list of our table only', async () => {
+  it('reads an absent table as nothing, with one list of our table and one of the chains (no rules) of all tables', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
     assert.deepEqual(await readOwned(backend, 'ipv4'), []);
-    assert.deepEqual(fake.calls, [['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent']]);
+    assert.deepEqual(fake.calls, [LIST_TABLE, LIST_CHAINS]);
   });
 
   it('passes the timeout to every command and uses the configured binary', async () => {
@@ -251,7 +287,7 @@ describe('nftables backend (fake nft)', () => {
     await applyPolicy(backend, v4);
     assert.deepEqual(
       fake.calls.map((a) => a.join(' ')),
-      ['nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -'],
+      ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -'],
     );
     assert.equal(fake.scripts.at(-1), renderNftScript([v4], { existing: new Set(['nonmasq4']) }));
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
@@ -425,7 +461,7 @@ describe('nftables: drift in our own table (the table itself, objects that are n
     await applyPolicy(backend, v4);
     assert.deepEqual(
       fake.calls.map((a) => a.join(' ')),
-      ['nft -j -t list table inet ip-masq-agent', 'nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -f -'],
+      ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -', 'nft -f -'],
     );
     assert.equal(fake.scripts.at(-2), `add table ${T}\n`, 'the wake is a transaction of its own');
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
@@ -447,7 +483,13 @@ describe('nftables: drift in our own table (the table itself, objects that are n
     const seen = await readOwned(backend, 'ipv4');
     assert.deepEqual(seen, [DORMANT]);
     assert.deepEqual(await readOwned(backend, 'ipv6'), []);
+    fake.calls.length = 0;
     await applyPolicy(backend, v4);
+    assert.deepEqual(
+      fake.calls.map((a) => a.join(' ')),
+      ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -', 'nft -j -t list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -'],
+      'the wake, then a second (terse) listing to plan the rebuild from',
+    );
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
@@ -460,7 +502,7 @@ describe('nftables: drift in our own table (the table itself, objects that are n
     await applyPolicy(backend, v4);
     assert.deepEqual(
       fake.calls.map((a) => a.join(' ')),
-      ['nft -j -t list table inet ip-masq-agent', 'nft -f -'],
+      ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -'],
     );
     assert.match(fake.scripts.at(-1)!, /^delete chain inet ip-masq-agent handle \d+$/m);
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
@@ -505,12 +547,13 @@ describe('nftables: drift in our own table (the table itself, objects that are n
 
   it('a foreign object nft cannot name fails the sync with what and where; the rules in place stay', () => {
     const chain = (name: string, targets: string[] = []): NftForeignObject => ({ kind: 'chain', name, handle: name.length, targets, detail: '' });
-    assert.deepEqual(nftForeignDeletions([chain('bb'), chain('a', ['bb']), { kind: 'counter', name: 'c', handle: 9, targets: [], detail: '' }]), [
+    const deletions = (foreign: NftForeignObject[]) => formatNftScript(nftForeignDeletions(foreign), false).trimEnd().split('\n');
+    assert.deepEqual(deletions([chain('bb'), chain('a', ['bb']), { kind: 'counter', name: 'c', handle: 9, targets: [], detail: '' }]), [
       `delete chain ${T} handle 1`,
       `delete chain ${T} handle 2`,
       `delete counter ${T} handle 9`,
     ]);
-    assert.deepEqual(nftForeignDeletions([{ kind: 'ct helper', name: 'ftp1', handle: 4, targets: [], detail: '' }]), [`delete ct helper ${T} ftp1`]);
+    assert.deepEqual(deletions([{ kind: 'ct helper', name: 'ftp1', handle: 4, targets: [], detail: '' }]), [`delete ct helper ${T} ftp1`]);
     assert.throws(
       () => nftForeignDeletions([{ kind: 'ct helper', name: 'a "b', handle: 4, targets: [], detail: '' }]),
       /table inet ip-masq-agent holds ct helper "a \\"b", which the agent did not write and cannot name to delete; remove it by hand/,
@@ -527,5 +570,87 @@ describe('nftables: drift in our own table (the table itself, objects that are n
       '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "ip-masq-agent", "handle": 1, "flags": \n';
     assert.deepEqual(parseNftJson(cut, 'ipv4'), []);
     assert.throws(() => parseNftJson('{"nftables": [{"table": {"family": "inet"', 'ipv4'), /not JSON/, 'any other cut is still an error');
+  });
+});
+
+describe('nftables: nat postrouting chains of other tables that translate before ours (shadowing)', () => {
+  const doc = (...objects: unknown[]) => JSON.stringify({ nftables: [{ metainfo: { json_schema_version: 1 } }, ...objects] });
+  const chain = (family: string, table: string, name: string, base?: { type: string; prio: number }) => ({
+    chain: { family, table, name, handle: 1, ...(base ? { type: base.type, hook: 'postrouting', prio: base.prio, policy: 'accept' } : {}) },
+  });
+  const rule = (family: string, table: string, name: string, expr: unknown[]) => ({ rule: { family, table, chain: name, handle: 2, expr } });
+  // Other tables' chains, as real nft lists them, beside the fake's own table.
+  const others: Record<string, unknown[]> = {
+    'ip kube-proxy nat-postrouting': [rule('ip', 'kube-proxy', 'nat-postrouting', [{ jump: { target: 'masquerading' } }])],
+    'ip kube-proxy masquerading': [rule('ip', 'kube-proxy', 'masquerading', [{ masquerade: { flags: ['fully-random'] } }])],
+    'ip6 cni-x post': [rule('ip6', 'cni-x', 'post', [{ snat: { family: 'ip6', addr: '2001:db8::1' } }])],
+    'inet quiet post': [rule('inet', 'quiet', 'post', [{ counter: null }, { accept: null }])],
+  };
+  const chains = [
+    chain('ip', 'kube-proxy', 'nat-postrouting', { type: 'nat', prio: 100 }),
+    chain('ip', 'kube-proxy', 'masquerading'),
+    chain('ip6', 'cni-x', 'post', { type: 'nat', prio: 50 }),
+    chain('inet', 'quiet', 'post', { type: 'nat', prio: -100 }),
+    chain('ip', 'late', 'post', { type: 'nat', prio: 101 }),
+    chain('ip', 'filtering', 'post', { type: 'filter', prio: 0 }),
+  ];
+
+  function withOthers(extra: unknown[] = []) {
+    const fake = createFakeNft();
+    const runner: Runner = async (argv, options) => {
+      const args = argv.slice(1).join(' ');
+      if (args === '-j list chains') {
+        const own = JSON.parse((await fake.runner(argv, options)).stdout) as { nftables: unknown[] };
+        return { stdout: doc(...own.nftables.slice(1), ...chains, ...extra), stderr: '', exitCode: 0 };
+      }
+      const m = /^-j list chain (.+)$/.exec(args);
+      if (m) {
+        fake.calls.push([...argv]);
+        return { stdout: doc(...(others[m[1]!] ?? [])), stderr: '', exitCode: 0 };
+      }
+      return fake.runner(argv, options);
+    };
+    return { fake, backend: createNftablesBackend({ runner }) };
+  }
+  const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8'], randomFully: true, toPorts: [] });
+  const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: [], randomFully: true, toPorts: [] });
+
+  it('reports, per family, the chains at our priority or before that masquerade or SNAT (through a jump too), with their owner', async () => {
+    const { backend } = withOthers();
+    const plan4 = await applyPolicy(backend, v4);
+    assert.deepEqual(plan4.shadowing, ['table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade (kube-proxy)']);
+    const plan6 = await applyPolicy(backend, v6);
+    assert.deepEqual(plan6.shadowing, ['table ip6 cni-x chain post prio 50: snat (unknown)']);
+    assert.deepEqual(backend.plan(await backend.read('ipv4'), v4), { ...plan4, upToDate: true, wake: false, ops: [] }, 'a quiet resync reports them too');
+  });
+
+  it('with postrouting-position=first (priority 99) a chain at srcnat runs after ours: not reported', async () => {
+    const { backend } = withOthers();
+    const first = { ...v4, postroutingPosition: 'first' as const };
+    assert.deepEqual((await applyPolicy(backend, first)).shadowing, []);
+  });
+
+  it('lists only candidate chains, at most 8 per read', async () => {
+    const many = Array.from({ length: 20 }, (_, i) => chain('ip', 'many', `c${i}`, { type: 'nat', prio: 0 }));
+    const { fake, backend } = withOthers(many);
+    await backend.read('ipv4');
+    const listed = fake.calls.filter((a) => a.includes('chain')).map((a) => a.slice(-3).join(' '));
+    assert.equal(listed.length, 8);
+    assert.deepEqual(listed.slice(0, 3), ['ip kube-proxy nat-postrouting', 'ip kube-proxy masquerading', 'inet quiet post']);
+  });
+
+  it("tells the owner of iptables-nft's nat POSTROUTING from the chain it jumps to", () => {
+    const t = { family: 'ip', table: 'nat', chain: 'POSTROUTING', priority: 100 };
+    assert.equal(describeNftTranslator({ ...t, translation: 'jump KUBE-POSTROUTING: masquerade' }), 'table ip nat chain POSTROUTING prio 100: jump KUBE-POSTROUTING: masquerade (kube-proxy)');
+    assert.equal(describeNftTranslator({ ...t, translation: 'masquerade' }), 'table ip nat chain POSTROUTING prio 100: masquerade (unknown)');
+  });
+
+  it('tells the owner from table and chain names', () => {
+    assert.equal(shadowOwner(['kube-proxy', 'nat-postrouting']), 'kube-proxy');
+    assert.equal(shadowOwner(['KUBE-POSTROUTING']), 'kube-proxy');
+    assert.equal(shadowOwner(['nat', 'cali-nat-outgoing']), 'calico');
+    assert.equal(shadowOwner(['CNI-1234abcd']), 'cni');
+    assert.equal(shadowOwner(['flannel-ipv4', 'postrtg']), 'flannel');
+    assert.equal(shadowOwner(['nat', 'POSTROUTING']), 'unknown');
   });
 });

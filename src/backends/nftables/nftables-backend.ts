@@ -1,14 +1,17 @@
-// The native nftables backend: one `nft -f -` transaction per apply, read-back of our own table
-// only (never `list ruleset`), and no object outside `inet ip-masq-agent` is ever named.
+// The native nftables backend: read lists our table once, and for the shadowing report the chains
+// of all tables and a bounded few of their rules (never `list ruleset`); plan (pure) decides the
+// transaction; apply pipes it into `nft -f -`. No object outside `inet ip-masq-agent` is ever
+// named in a write.
 import { CommandError } from '../../errors.js';
 import type { Family } from '../../net/cidr.js';
-import { isNftObjectMissing, isNftTableNotAsLeft, type Runner } from '../../exec/runner.js';
-import { sameState, type Backend, type Observed, type OwnedState, type Plan } from '../backend.js';
-import type { FamilyPolicy } from '../../policy/types.js';
+import { isNftObjectMissing, type Runner } from '../../exec/runner.js';
+import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
 import { NFT_TABLE_REF } from './names.js';
-import { NFT_TABLE_LINE_PREFIX, familiesInNftJson, foreignObjectsInNftJson, objectNamesInNftJson, parseNftRead, tableHasFlagsInNftJson } from './parse.js';
-import { expectedNftLines, renderNftScript, renderNftWake } from './render.js';
+import { ownedNftLines, parseNftTable, type NftTableListing } from './parse.js';
+import { nftPlanScripts, planNft, planNftCleanup, type NftObserved, type NftablesPlan } from './plan.js';
+import { expectedNftLines, renderNftScript } from './render.js';
+import { chainTranslation, natPostroutingChains, type NftNatChain, type NftTranslator } from './shadow.js';
 
 /** What the nftables backend needs. */
 export interface NftablesBackendOptions {
@@ -20,94 +23,97 @@ export interface NftablesBackendOptions {
   readonly timeoutMs?: number;
 }
 
-const LIST_TABLE = ['list', 'table', ...NFT_TABLE_REF.split(' ')];
+/** At most this many `nft list chain` per read look into other tables' chains, at most this deep in their jumps. */
+const MAX_CHAIN_LISTS = 8;
+const MAX_JUMP_DEPTH = 2;
 
-/** Whether a failed `nft list table` only means that our table is not there. */
-function isMissingTable(e: unknown): boolean {
+/** Whether a failed `nft list` only means that the table or chain is not there. */
+function isMissing(e: unknown): boolean {
   return e instanceof CommandError && e.exitCode === 1 && isNftObjectMissing(e);
 }
 
-/** What the nftables backend's apply() runs. */
-export interface NftablesPlan extends Plan {
-  readonly policy: FamilyPolicy;
-  readonly seen: OwnedState | undefined;
-}
-
 /** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
-export function createNftablesBackend(options: NftablesBackendOptions): Backend<Observed, NftablesPlan> {
+export function createNftablesBackend(options: NftablesBackendOptions): Backend<NftObserved, NftablesPlan> {
   const nft = options.nft ?? 'nft';
   const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
   const run = (args: readonly string[], input?: string) => options.runner([nft, ...args], input === undefined ? timeout : { ...timeout, input });
 
-  /** The table as `nft -j` prints it, or undefined when it does not exist. */
-  const listTable = async (terse: boolean): Promise<string | undefined> => {
+  /** The output of an `nft -j list`, or undefined when what it lists does not exist. */
+  const list = async (args: readonly string[]): Promise<string | undefined> => {
     try {
-      return (await run(terse ? ['-j', '-t', ...LIST_TABLE] : ['-j', ...LIST_TABLE])).stdout;
+      return (await run(['-j', ...args])).stdout;
     } catch (e) {
-      if (isMissingTable(e)) return undefined;
+      if (isMissing(e)) return undefined;
       throw e;
     }
   };
 
+  /** Our table, parsed once; terse (no set elements) when only which objects exist matters. */
+  const listTable = async (terse: boolean): Promise<NftTableListing | undefined> => {
+    const json = await list([...(terse ? ['-t'] : []), 'list', 'table', ...NFT_TABLE_REF.split(' ')]);
+    return json === undefined ? undefined : parseNftTable(json);
+  };
+
   /**
-   * Apply, knowing what the table holds: our objects replaced by name, every object we did not
-   * write deleted by handle, in one transaction. A table with flags (dormant) is woken first, in
-   * a transaction of its own, because the kernel refuses a base chain in the one that wakes it;
-   * until the second lands the table holds what it held before it was put to sleep.
+   * Other tables' nat postrouting chains of the family that translate. `list chains` prints no
+   * rules, so only the few candidate chains (and the chains they jump to) are listed, bounded.
    */
-  const applyKnowingTable = async (policy: FamilyPolicy): Promise<void> => {
-    let json = await listTable(true);
-    if (json !== undefined && tableHasFlagsInNftJson(json)) {
-      await run(['-f', '-'], renderNftWake());
-      json = await listTable(true);
+  const listTranslators = async (family: Family): Promise<NftTranslator[]> => {
+    let budget = MAX_CHAIN_LISTS;
+    const translationOf = async (c: NftNatChain, chain: string, depth: number): Promise<string | undefined> => {
+      if (budget-- <= 0) return undefined;
+      const json = await list(['list', 'chain', c.family, c.table, chain]);
+      if (json === undefined) return undefined;
+      const { translation, targets } = chainTranslation(json);
+      if (translation !== undefined || depth >= MAX_JUMP_DEPTH) return translation;
+      for (const t of targets) {
+        const inner = await translationOf(c, t, depth + 1);
+        if (inner !== undefined) return `jump ${t}: ${inner}`;
+      }
+      return undefined;
+    };
+    const found: NftTranslator[] = [];
+    for (const c of natPostroutingChains((await list(['list', 'chains'])) ?? '{"nftables": []}', family)) {
+      const translation = await translationOf(c, c.chain, 0);
+      if (translation !== undefined) found.push({ ...c, translation });
     }
-    const existing = json === undefined ? new Set<string>() : objectNamesInNftJson(json);
-    const foreign = json === undefined ? [] : foreignObjectsInNftJson(json);
-    await run(['-f', '-'], renderNftScript([policy], { existing, foreign }));
+    return found;
+  };
+
+  const read = async (family: Family, { owned = true } = {}): Promise<NftObserved> => {
+    // A config change rewrites our objects whole: the set elements need not be listed then.
+    const [table, translators] = await Promise.all([listTable(!owned), listTranslators(family)]);
+    const lines = !owned ? undefined : table === undefined ? [] : ownedNftLines(table, family);
+    return { family, owned: lines, table, translators };
+  };
+
+  const apply = async (plan: NftablesPlan): Promise<void> => {
+    // A table changed between read and apply makes nft refuse the script: the sync fails, the
+    // rules in place stay, and the retry reads again.
+    for (const script of nftPlanScripts(plan)) await run(['-f', '-'], script);
+    if (plan.replanAfterWake) await apply(planNft(await read(plan.family, { owned: false }), plan.replanAfterWake));
   };
 
   return {
     name: 'nftables',
     expected: (policy) => expectedNftLines(policy),
-    // The script apply pipes into `nft -f -` when our objects are as we left them.
+    // The script apply pipes into `nft -f -` on a node without our table.
     render: (policy) => ({ family: policy.family, command: 'nft -f -', payload: renderNftScript([policy]) }),
     describe: () => ({ name: 'nftables', dialect: 'nftables' }),
     // One table holds both families: it is one place to clean up.
     leftovers: () => [nftLeftover(options.runner)],
-    read: async (family) => {
-      const json = await listTable(false);
-      return { family, owned: json === undefined ? [] : parseNftRead(json, family) };
-    },
-    plan: (observed, policy) => ({ family: policy.family, upToDate: sameState(observed.owned, expectedNftLines(policy)), shadowing: [], policy, seen: observed.owned }),
-    apply: async ({ upToDate, policy, seen }) => {
-      if (upToDate) return;
-      // The read just before saw the table not as we left it: the blind script would be refused.
-      if (seen?.some((l) => l.startsWith(NFT_TABLE_LINE_PREFIX))) return applyKnowingTable(policy);
-      try {
-        await run(['-f', '-'], renderNftScript([policy]));
-      } catch (e) {
-        // A table not as we left it (isNftTableNotAsLeft): a fresh listing explains it, so apply
-        // lists the table and tries once more, knowing what is there.
-        if (!(e instanceof CommandError) || !isNftTableNotAsLeft(e)) throw e;
-        await applyKnowingTable(policy);
-      }
-    },
+    read,
+    plan: planNft,
+    apply,
     cleanup: async (family: Family) => {
-      // Terse listing: the set elements are not needed to see which objects exist.
-      const json = await listTable(true);
-      if (json === undefined) return;
-      const present = familiesInNftJson(json);
-      const othersPresent = [...present].some((f) => f !== family);
-      if (!othersPresent) {
-        // Nothing of the other family is left: the table goes, whatever else is in it.
+      const todo = planNftCleanup(await listTable(true), family);
+      if (todo === 'delete table') {
         try {
           await run(['delete', 'table', ...NFT_TABLE_REF.split(' ')]);
         } catch (e) {
-          if (!isMissingTable(e)) throw e;
+          if (!isMissing(e)) throw e;
         }
-        return;
-      }
-      if (present.has(family)) await run(['-f', '-'], renderNftScript([], { remove: [family], existing: objectNamesInNftJson(json) }));
+      } else if (todo !== undefined) await run(['-f', '-'], todo.script);
     },
   };
 }

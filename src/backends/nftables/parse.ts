@@ -1,19 +1,20 @@
-// Parses `nft -j list table inet ip-masq-agent` into the canonical lines of one family
-// (see canonical.ts), and of the table itself: its flags and the objects in it that are not ours.
+// Parses `nft -j list table inet ip-masq-agent`, once, into what read() reports: our objects per
+// family (model objects, whose canonical lines the drift check compares), and the table itself:
+// its flags and the objects in it that are not ours.
 // nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a single address (/32,
 // /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`; all come back as CIDR
 // text where they are one, so they compare equal to what was rendered.
 // Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
 // next apply replaces it, instead of crashing the read.
-import { formatCidr, formatIp, parseIp, type Cidr, type Family } from '../../net/cidr.js';
-import { intervalAsCidr } from '../../net/intervals.js';
-import { cidrLast } from '../../net/normalize.js';
-import { chainLine, elementLine, ruleLine, setLine } from './canonical.js';
+import { formatIp, parseIp, type Family } from '../../net/cidr.js';
+import { intervalText } from '../../net/intervals.js';
+import { canonicalLines, type NftObject } from './model.js';
 import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, NFT_TABLE_OWNER, isAgentObject } from './names.js';
 
 type Json = unknown;
 
-function isObject(v: Json): v is Record<string, Json> {
+/** Whether a parsed JSON value is an object (not null, not an array). */
+export function isObject(v: Json): v is Record<string, Json> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -34,7 +35,7 @@ const CUT_AT_TABLE_FLAGS = /\{\s*"table"\s*:\s*\{[^{}]*"flags"\s*:\s*$/;
 const UNREADABLE_TABLE = { table: { family: NFT_TABLE_FAMILY, name: NFT_TABLE, flags: null } };
 
 /** The nft objects (`{"set": {...}}`, `{"rule": {...}}`, ...) of a `nft -j` document. */
-function objectsOf(json: string): Record<string, Json>[] {
+export function nftObjects(json: string): Record<string, Json>[] {
   let doc: Json;
   try {
     doc = JSON.parse(json);
@@ -55,20 +56,20 @@ function ours(o: Json): o is Record<string, Json> {
 
 // ---- set elements ----
 
+/** An inclusive address range. */
+interface Span {
+  readonly family: Family;
+  readonly first: bigint;
+  readonly last: bigint;
+}
+
 interface Element {
   readonly text: string;
   /** Present when the element is an address range (a CIDR block or not); used for the address-order sort. */
-  readonly span?: { readonly family: Family; readonly first: bigint; readonly last: bigint };
+  readonly span?: Span;
 }
 
 const FULL_BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
-
-function tryCidr(addr: string, len: number): Cidr | undefined {
-  const ip = tryIp(addr);
-  if (ip === undefined || !Number.isInteger(len) || len < 0 || len > FULL_BITS[ip.family]) return undefined;
-  const hostBits = BigInt(FULL_BITS[ip.family] - len);
-  return (ip.value & ((1n << hostBits) - 1n)) === 0n ? { family: ip.family, base: ip.value, prefix: len } : undefined;
-}
 
 function tryIp(addr: string): { family: Family; value: bigint } | undefined {
   try {
@@ -82,44 +83,37 @@ function tryIp(addr: string): { family: Family; value: bigint } | undefined {
   }
 }
 
-function asElement(cidr: Cidr | undefined, fallback: string): Element {
-  return cidr ? { text: formatCidr(cidr), span: { family: cidr.family, first: cidr.base, last: cidrLast(cidr) } } : { text: fallback };
-}
-
-/** The block covering exactly [first, last], if there is one. */
-function rangeAsCidr(first: { family: Family; value: bigint }, last: { family: Family; value: bigint }): Cidr | undefined {
-  return first.family === last.family ? intervalAsCidr(first.family, first.value, last.value) : undefined;
-}
+/** A range as nft is given it: CIDR text when it is one block, else `a-b`. */
+const spanElement = (span: Span): Element => ({ text: intervalText(span), span });
 
 function parseElement(e: Json): Element {
   if (typeof e === 'string') {
     const ip = tryIp(e);
-    return asElement(ip && { family: ip.family, base: ip.value, prefix: FULL_BITS[ip.family] }, e);
+    return ip ? spanElement({ family: ip.family, first: ip.value, last: ip.value }) : { text: e };
   }
   if (isObject(e)) {
-    const prefix = e['prefix'];
+    const { prefix, range, elem } = e;
     if (isObject(prefix) && typeof prefix['addr'] === 'string' && typeof prefix['len'] === 'number') {
-      return asElement(tryCidr(prefix['addr'], prefix['len']), `${prefix['addr']}/${prefix['len']}`);
+      const [ip, len] = [tryIp(prefix['addr']), prefix['len']];
+      const host = ip && Number.isInteger(len) && len >= 0 && len <= FULL_BITS[ip.family] ? (1n << BigInt(FULL_BITS[ip.family] - len)) - 1n : undefined;
+      if (ip && host !== undefined && (ip.value & host) === 0n) return spanElement({ family: ip.family, first: ip.value, last: ip.value | host });
+      return { text: `${prefix['addr']}/${len}` };
     }
-    const range = e['range'];
     if (Array.isArray(range) && range.length === 2 && typeof range[0] === 'string' && typeof range[1] === 'string') {
       const [a, b] = [tryIp(range[0]), tryIp(range[1])];
-      const cidr = a && b ? rangeAsCidr(a, b) : undefined;
-      if (cidr || !a || !b || a.family !== b.family) return asElement(cidr, `${range[0]}-${range[1]}`);
-      return { text: `${formatIp(a)}-${formatIp(b)}`, span: { family: a.family, first: a.value, last: b.value } };
+      return a && b && a.family === b.family ? spanElement({ family: a.family, first: a.value, last: b.value }) : { text: `${range[0]}-${range[1]}` };
     }
     // Elements with a timeout or comment come wrapped as {"elem": {"val": ...}}.
-    const wrapped = e['elem'];
-    if (isObject(wrapped) && 'val' in wrapped) {
-      const inner = parseElement(wrapped['val']);
-      const extra = Object.keys(wrapped).filter((k) => k !== 'val');
-      return extra.length ? { ...inner, text: `${inner.text} ${JSON.stringify(wrapped)}` } : inner;
+    if (isObject(elem) && 'val' in elem) {
+      const inner = parseElement(elem['val']);
+      const extra = Object.keys(elem).filter((k) => k !== 'val');
+      return extra.length ? { ...inner, text: `${inner.text} ${JSON.stringify(elem)}` } : inner;
     }
   }
   return { text: JSON.stringify(e) };
 }
 
-function compareSpans(a: NonNullable<Element['span']>, b: NonNullable<Element['span']>): number {
+function compareSpans(a: Span, b: Span): number {
   if (a.family !== b.family) return a.family === 'ipv4' ? -1 : 1;
   if (a.first !== b.first) return a.first < b.first ? -1 : 1;
   // The wider first, as compareCidrs orders blocks.
@@ -146,12 +140,7 @@ function exprText(x: Json): string {
     return `${exprText(value[0])} & ${hex32(value[1])}`;
   }
   if (Object.keys(x).length !== 1 || !isObject(value)) {
-    if (key === 'set' && Array.isArray(value))
-      return `{ ${value
-        .map(parseElement)
-        .sort(compareElements)
-        .map((e) => e.text)
-        .join(', ')} }`;
+    if (key === 'set' && Array.isArray(value)) return anonymousText(value.map(parseElement));
     if (key === 'range' && Array.isArray(value)) return value.map(exprText).join('-');
     return JSON.stringify(x);
   }
@@ -187,10 +176,13 @@ function mapText(data: Json): string {
     const value = typeof pair[1] === 'string' ? tryIp(pair[1]) : undefined;
     return { ...key, text: `${key.text} : ${value === undefined ? exprText(pair[1]) : formatIp(value)}` };
   });
-  return `{ ${items
-    .sort(compareElements)
-    .map((e) => e.text)
-    .join(', ')} }`;
+  return anonymousText(items);
+}
+
+/** `{ a, b }`: the elements in address order, as nft prints an anonymous set or map. */
+function anonymousText(items: Element[]): string {
+  const texts = items.sort(compareElements).map((e) => e.text);
+  return `{ ${texts.join(', ')} }`;
 }
 
 function hex32(n: number): string {
@@ -256,6 +248,15 @@ function statementText(s: Json): string {
   return JSON.stringify(s);
 }
 
+/** The chains a rule (`nft -j` rule body) jumps or goes to. */
+export function jumpTargets(rule: Json): string[] {
+  const expr = isObject(rule) && Array.isArray(rule['expr']) ? rule['expr'] : [];
+  return expr.flatMap((x) => {
+    const jump = isObject(x) ? (x['jump'] ?? x['goto']) : undefined;
+    return isObject(jump) && typeof jump['target'] === 'string' ? [jump['target']] : [];
+  });
+}
+
 function ruleText(rule: Record<string, Json>): string {
   const expr = Array.isArray(rule['expr']) ? rule['expr'].map(statementText).join(' ') : '';
   const comment = typeof rule['comment'] === 'string' ? ` comment ${JSON.stringify(rule['comment'])}` : '';
@@ -264,78 +265,78 @@ function ruleText(rule: Record<string, Json>): string {
 
 // ---- documents ----
 
-/**
- * The canonical lines of one family's objects in our table: set, elements (in address order),
- * chain, rules (in chain order). Objects of the other family and unknown objects are ignored.
- */
-export function parseNftJson(json: string, family: Family): string[] {
-  return familyLines(objectsOf(json), family);
+/** What one listing of our table shows (full or terse `nft -j list table`), parsed once. */
+export interface NftTableListing {
+  /** The line about the table's flags, when it has any: a dormant table turns off all its NAT. */
+  readonly flags: string | undefined;
+  /** nft 1.0.6 cut the listing off at the table's flags: what the table holds is unseen. */
+  readonly unseen: boolean;
+  /** Names of the sets and chains in the table, ours and others'. */
+  readonly names: ReadonlySet<string>;
+  /** The objects in the table that the agent did not write, in listing order. */
+  readonly foreign: readonly NftForeignObject[];
+  /** Each family's objects of ours: sets (elements in address order), chains, rules (in chain order). */
+  readonly families: Readonly<Record<Family, readonly NftObject[]>>;
 }
 
-/**
- * What read(family) returns: for the family that owns the table (NFT_TABLE_OWNER), the table's
- * own lines (see tableLines) first, then the family's; the document is parsed once.
- */
-export function parseNftRead(json: string, family: Family): string[] {
-  const objects = objectsOf(json);
-  return family === NFT_TABLE_OWNER ? [...tableLines(objects), ...familyLines(objects, family)] : familyLines(objects, family);
-}
-
-function familyLines(objects: readonly Record<string, Json>[], family: Family): string[] {
-  const n = NFT_NAMES[family];
-  const setLines: string[] = [];
-  const chainLines: string[] = [];
-  const ruleLines: string[] = [];
-  for (const o of objects) {
-    const set = o['set'];
-    if (ours(set) && set['name'] === n.set) {
-      const type = Array.isArray(set['type']) ? set['type'].map(text).join(' . ') : text(set['type']);
-      const flags = Array.isArray(set['flags']) ? set['flags'].map(text).sort() : [];
-      setLines.push(setLine(n.set, type, flags));
-      const elements = Array.isArray(set['elem']) ? set['elem'].map(parseElement).sort(compareElements) : [];
-      for (const e of elements) setLines.push(elementLine(n.set, e.text));
-      continue;
-    }
-    const chain = o['chain'];
-    if (ours(chain) && chain['name'] === n.chain) {
-      const base =
-        chain['hook'] === undefined
-          ? undefined
-          : {
-              type: text(chain['type']),
-              hook: text(chain['hook']),
-              prio: typeof chain['prio'] === 'number' ? chain['prio'] : Number.NaN,
-              policy: text(chain['policy']),
-            };
-      chainLines.push(chainLine(n.chain, base));
-      continue;
-    }
-    const rule = o['rule'];
-    if (ours(rule) && rule['chain'] === n.chain) ruleLines.push(ruleLine(n.chain, ruleText(rule)));
-  }
-  return [...setLines, ...chainLines, ...ruleLines];
-}
-
-/** Names of the sets and chains in our table (from a full or terse `nft -j list table`). */
-export function objectNamesInNftJson(json: string): Set<string> {
+/** Parses a listing of our table. */
+export function parseNftTable(json: string): NftTableListing {
+  const objects = nftObjects(json);
   const names = new Set<string>();
-  for (const o of objectsOf(json)) {
+  for (const o of objects) {
     for (const kind of ['set', 'chain'] as const) {
       const body = o[kind];
       if (ours(body) && typeof body['name'] === 'string') names.add(body['name']);
     }
   }
-  return names;
+  return {
+    flags: tableFlagsLine(objects),
+    unseen: objects.includes(UNREADABLE_TABLE),
+    names,
+    foreign: foreignObjects(objects),
+    families: { ipv4: familyObjects(objects, 'ipv4'), ipv6: familyObjects(objects, 'ipv6') },
+  };
 }
 
-/** Which families have a set or chain in the table (from a full or terse `nft -j list table`). */
-export function familiesInNftJson(json: string): Set<Family> {
-  const names = objectNamesInNftJson(json);
-  const found = new Set<Family>();
-  for (const family of ['ipv4', 'ipv6'] as const) {
-    if (names.has(NFT_NAMES[family].set) || names.has(NFT_NAMES[family].chain)) found.add(family);
+/** The canonical lines of one family's objects in our table (the other family's and unknown objects left out). */
+export function parseNftJson(json: string, family: Family): string[] {
+  return canonicalLines(parseNftTable(json).families[family]);
+}
+
+/**
+ * What read(family) reports as owned: for the family that owns the table (NFT_TABLE_OWNER), the
+ * table's own lines (see tableLines) first, then the family's.
+ */
+export function ownedNftLines(listing: NftTableListing, family: Family): string[] {
+  const lines = canonicalLines(listing.families[family]);
+  return family === NFT_TABLE_OWNER ? [...tableLines(listing), ...lines] : lines;
+}
+
+function familyObjects(objects: readonly Record<string, Json>[], family: Family): NftObject[] {
+  const n = NFT_NAMES[family];
+  const sets: NftObject[] = [];
+  const chains: NftObject[] = [];
+  const rules: NftObject[] = [];
+  for (const o of objects) {
+    const set = o['set'];
+    if (ours(set) && set['name'] === n.set) {
+      const type = Array.isArray(set['type']) ? set['type'].map(text).join(' . ') : text(set['type']);
+      const flags = Array.isArray(set['flags']) ? set['flags'].map(text).sort() : [];
+      const elements = Array.isArray(set['elem']) ? set['elem'].map(parseElement).sort(compareElements) : [];
+      sets.push({ kind: 'set', name: n.set, type, flags, elements: elements.map((e) => e.text) });
+      continue;
+    }
+    const chain = o['chain'];
+    if (ours(chain) && chain['name'] === n.chain) {
+      const priority = typeof chain['prio'] === 'number' ? chain['prio'] : Number.NaN;
+      const base = { type: text(chain['type']), hook: text(chain['hook']), priority, policy: text(chain['policy']) };
+      chains.push(chain['hook'] === undefined ? { kind: 'chain', name: n.chain } : { kind: 'chain', name: n.chain, base });
+      continue;
+    }
+    const rule = o['rule'];
+    if (ours(rule) && rule['chain'] === n.chain) rules.push({ kind: 'rule', chain: n.chain, text: ruleText(rule) });
   }
-  return found;
+  return [...sets, ...chains, ...rules];
 }
 
 // ---- the table itself, and what in it is not ours ----
@@ -343,11 +344,11 @@ export function familiesInNftJson(json: string): Set<Family> {
 /** Table flags nft can print; anything else is nft 1.0.6's misprint (see CUT_AT_TABLE_FLAGS). */
 const TABLE_FLAG_NAMES = new Set(['dormant', 'owner', 'persist']);
 
-/** At most this many foreign objects get a line each; apply lists the table again for all of them. */
+/** At most this many foreign objects get a line each; the plan deletes all of them. */
 export const MAX_FOREIGN_LINES = 20;
 
-/** The prefix of every line about the table itself, by which apply knows the blind script would be refused. */
-export const NFT_TABLE_LINE_PREFIX = 'table ';
+/** The prefix of every line about the table itself. */
+const NFT_TABLE_LINE_PREFIX = 'table ';
 
 /** One object in our table that the agent did not write: a renamed chain, someone's base chain, a map. */
 export interface NftForeignObject {
@@ -376,14 +377,7 @@ function tableFlagsLine(objects: readonly Record<string, Json>[]): string | unde
 
 /** The objects in our table that are not the agent's sets and chains, in listing order. */
 function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObject[] {
-  const rules = new Map<string, Record<string, Json>[]>();
-  for (const o of objects) {
-    const rule = o['rule'];
-    if (!ours(rule) || typeof rule['chain'] !== 'string' || isAgentObject('chain', rule['chain'])) continue;
-    const list = rules.get(rule['chain']);
-    if (list === undefined) rules.set(rule['chain'], [rule]);
-    else list.push(rule);
-  }
+  const rules = objects.map((o) => o['rule']).filter(ours);
   const found: NftForeignObject[] = [];
   for (const o of objects) {
     const [kind, body] = Object.entries(o)[0] ?? ['', undefined];
@@ -393,13 +387,8 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
     let detail = '';
     let targets: string[] = [];
     if (kind === 'chain') {
-      const chainRules = rules.get(name) ?? [];
-      targets = chainRules
-        .flatMap((r) => (Array.isArray(r['expr']) ? (r['expr'] as unknown[]) : []))
-        .flatMap((x) => {
-          const jump = isObject(x) ? (x['jump'] ?? x['goto']) : undefined;
-          return isObject(jump) && typeof jump['target'] === 'string' ? [jump['target']] : [];
-        });
+      const chainRules = rules.filter((r) => r['chain'] === name);
+      targets = chainRules.flatMap(jumpTargets);
       const base = body['hook'] === undefined ? '' : ` type ${text(body['type'])} hook ${text(body['hook'])} prio ${text(body['prio'])} policy ${text(body['policy'])}`;
       detail = `${base}, ${chainRules.length} rule${chainRules.length === 1 ? '' : 's'}`;
     } else if (kind === 'set' || kind === 'map') {
@@ -415,20 +404,8 @@ function foreignObjects(objects: readonly Record<string, Json>[]): NftForeignObj
  * and every object in it the agent did not write (a renamed chain, a base chain of someone else's
  * that masquerades, a map named like our set). None is ever wanted, so any line is drift.
  */
-function tableLines(objects: readonly Record<string, Json>[]): string[] {
-  const flags = tableFlagsLine(objects);
-  const foreign = foreignObjects(objects);
+function tableLines({ flags, foreign }: NftTableListing): string[] {
   const lines = foreign.slice(0, MAX_FOREIGN_LINES).map((f) => `${NFT_TABLE_LINE_PREFIX}holds ${f.kind} ${JSON.stringify(f.name)}${f.detail}, not the agent's`);
   if (foreign.length > MAX_FOREIGN_LINES) lines.push(`${NFT_TABLE_LINE_PREFIX}holds ${foreign.length - MAX_FOREIGN_LINES} more objects that are not the agent's`);
   return flags === undefined ? lines : [flags, ...lines];
-}
-
-/** Whether the table has flags (dormant: none of its chains see packets). */
-export function tableHasFlagsInNftJson(json: string): boolean {
-  return tableFlagsLine(objectsOf(json)) !== undefined;
-}
-
-/** The objects in our table that the agent did not write (from a full or terse listing). */
-export function foreignObjectsInNftJson(json: string): NftForeignObject[] {
-  return foreignObjects(objectsOf(json));
 }
