@@ -1,20 +1,23 @@
-// Who wrote a NAT rule that runs before ours, told from the names it lives under: iptables chain
-// names (`KUBE-POSTROUTING`), nft table and chain names (`ip kube-proxy`, `nat-postrouting`).
+// Who wrote a NAT rule that runs before ours, told from the names it lives under (iptables chains
+// such as KUBE-POSTROUTING; nft tables and chains such as `ip kube-proxy`) and the words of its comment.
 
-/** Owners by name pattern, the first match wins. */
-const OWNERS: readonly (readonly [string, RegExp])[] = [
-  ['kube-proxy', /^kube-?proxy$|^KUBE-/i],
-  ['calico', /^cali/i],
-  ['cilium', /^cilium/i],
-  ['flannel', /^flannel/i],
-  ['aws', /^AWS-/i],
-  ['cni', /^CNI-/],
-  ['docker', /^docker/i],
-  ['kindnet', /^kind/i],
+/** The `owner` label of `ip_masq_agent_shadowing_rules`. */
+export type ShadowOwner = 'kube-proxy' | 'calico' | 'cilium' | 'flannel' | 'aws' | 'cni-bridge' | 'docker' | 'kindnet' | 'unknown';
+
+// Each owner's names (prefixes, without regard to case) and comment words; the first match wins.
+const OWNER_SIGNS: readonly (readonly [owner: ShadowOwner, names: RegExp, words: RegExp])[] = [
+  ['kube-proxy', /^KUBE-|^kube-?proxy$/i, /^kubernetes |kube-proxy/i],
+  ['calico', /^cali/i, /^cali:/],
+  ['cilium', /^(OLD_)?CILIUM/i, /^cilium/i],
+  ['flannel', /^flannel/i, /^flanneld? /i],
+  ['aws', /^AWS-/i, /^AWS,? SNAT/i],
+  ['cni-bridge', /^CNI-/, /^name: /],
+  ['docker', /^docker/i, /^docker/i],
+  ['kindnet', /^kind/i, /^kindnet/i],
 ];
 
-/** The owner of a rule found under these names (table first, then chains), or `unknown`. */
-export function shadowOwner(names: readonly string[]): string {
-  for (const [owner, pattern] of OWNERS) if (names.some((n) => pattern.test(n))) return owner;
+/** The owner of a rule found under these names (table first, then chains) or with this comment, or `unknown`. */
+export function ownerOf(names: readonly string[], comment = ''): ShadowOwner {
+  for (const [owner, pattern, words] of OWNER_SIGNS) if (names.some((n) => pattern.test(n)) || words.test(comment)) return owner;
   return 'unknown';
 }

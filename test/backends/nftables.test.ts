@@ -8,7 +8,7 @@ import type { FamilyPolicy } from '../../src/policy/types.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { NFT_NAMES } from '../../src/backends/nftables/names.js';
 import { formatNftScript } from '../../src/backends/nftables/model.js';
-import { shadowOwner } from '../../src/backends/shadow-owner.js';
+import { ownerOf } from '../../src/backends/shadow-owner.js';
 import { describeNftTranslator } from '../../src/backends/nftables/shadow.js';
 import { MAX_FOREIGN_LINES, ownedNftLines, parseNftJson, parseNftTable, type NftForeignObject } from '../../src/backends/nftables/parse.js';
 import { nftForeignDeletions, nftPlanScripts, planNft, planNftCleanup } from '../../src/backends/nftables/plan.js';
@@ -646,11 +646,11 @@ describe('nftables: nat postrouting chains of other tables that translate before
   });
 
   it('tells the owner from table and chain names', () => {
-    assert.equal(shadowOwner(['kube-proxy', 'nat-postrouting']), 'kube-proxy');
-    assert.equal(shadowOwner(['KUBE-POSTROUTING']), 'kube-proxy');
-    assert.equal(shadowOwner(['nat', 'cali-nat-outgoing']), 'calico');
-    assert.equal(shadowOwner(['CNI-1234abcd']), 'cni');
-    assert.equal(shadowOwner(['flannel-ipv4', 'postrtg']), 'flannel');
-    assert.equal(shadowOwner(['nat', 'POSTROUTING']), 'unknown');
+    assert.equal(ownerOf(['kube-proxy', 'nat-postrouting']), 'kube-proxy');
+    assert.equal(ownerOf(['KUBE-POSTROUTING']), 'kube-proxy');
+    assert.equal(ownerOf(['nat', 'cali-nat-outgoing']), 'calico');
+    assert.equal(ownerOf(['CNI-1234abcd']), 'cni-bridge');
+    assert.equal(ownerOf(['flannel-ipv4', 'postrtg']), 'flannel');
+    assert.equal(ownerOf(['nat', 'POSTROUTING']), 'unknown');
   });
 });

@@ -9,6 +9,7 @@
 // masquerades some traffic before our jump counts.
 import { jumpComment } from './constants.js';
 import { mayBeOurChain, parseRuleLine, ruleComment } from './rules.js';
+import { ownerOf, type ShadowOwner } from '../shadow-owner.js';
 
 /** How many levels of chains below POSTROUTING the shadow check lists. */
 export const FOLLOW_DEPTH = 2;
@@ -66,22 +67,6 @@ export function findShadowingRules(postrouting: readonly string[], chain: string
   return found;
 }
 
-/** Who writes rules into nat POSTROUTING, as the `owner` label of `ip_masq_agent_shadowing_rules`. */
-export type ShadowOwner = 'kube-proxy' | 'calico' | 'cilium' | 'flannel' | 'aws' | 'cni-bridge' | 'docker' | 'unknown';
-
-// What each owner's rules say of themselves: a chain name they jump to (prefix, compared without
-// case), or words in their comment or output interface. First match wins, so the longer prefixes
-// of one owner come before a shorter one of another.
-const OWNER_SIGNS: readonly (readonly [owner: ShadowOwner, chainPrefixes: readonly string[], words: RegExp])[] = [
-  ['kube-proxy', ['KUBE-'], /^kubernetes |kube-proxy/i],
-  ['calico', ['cali-'], /^cali:/],
-  ['cilium', ['CILIUM_', 'OLD_CILIUM_'], /^cilium/i],
-  ['flannel', ['FLANNEL'], /^flanneld? /i],
-  ['aws', ['AWS-SNAT-CHAIN', 'AWS-CONNMARK-CHAIN'], /^AWS, SNAT|^AWS SNAT/i],
-  ['cni-bridge', ['CNI-'], /^name: /],
-  ['docker', ['DOCKER'], /^docker/i],
-];
-
 /** The owner of a nat POSTROUTING rule, told from the chain it jumps to, its comment, or its output interface. */
 export function shadowOwner(line: string): ShadowOwner {
   const rule = parseRuleLine(line);
@@ -90,9 +75,8 @@ export function shadowOwner(line: string): ShadowOwner {
   const comment = ruleComment(line) ?? '';
   // Docker's own rule has no comment: `-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE`.
   const iface = / -o (\S+)/.exec(line)?.[1] ?? '';
-  for (const [owner, prefixes, words] of OWNER_SIGNS) {
-    if (prefixes.some((p) => target.toUpperCase().startsWith(p.toUpperCase())) || words.test(comment)) return owner;
-  }
+  const owner = ownerOf([target], comment);
+  if (owner !== 'unknown') return owner;
   if (/^docker\d|^br-[0-9a-f]{12}$/.test(iface)) return 'docker';
   if (/^cni\d|^cbr\d/.test(iface)) return 'cni-bridge';
   if (/^flannel/.test(iface)) return 'flannel';
