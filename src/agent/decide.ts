@@ -1,0 +1,332 @@
+// The agent's decisions, pure: given its state, what was read and what a step did, the next state
+// and the lines to log. agent.ts runs the steps (load, read, plan, apply) and writes what these say.
+import { sameState, type Observed, type OwnedState, type Plan } from '../backends/backend.js';
+import type { MasqConfig } from '../config/config.js';
+import { hashConfig, loggedLists } from '../config/key-values.js';
+import type { LoadedConfig } from '../config/load.js';
+import { CommandError, ConfigError, type ConfigIssue } from '../errors.js';
+import { cutExcerpt } from '../excerpt.js';
+import { MAX_ERROR_BYTES, MAX_LOGGED_CIDRS, MAX_LOGGED_ISSUES } from '../limits.js';
+import type { Family } from '../net/cidr.js';
+import { describeDropped, normalizeRanges } from '../net/normalize.js';
+import type { AgentStatus, FamilyStatus, SyncReport } from '../observe/agent-status.js';
+import type { Fields } from '../observe/log.js';
+import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
+import type { Policy } from '../policy/types.js';
+import type { Retry } from './scheduler.js';
+import { createHash } from 'node:crypto';
+
+/** One line for the log, as data, so that decisions are tested without a logger. */
+export interface LogLine {
+  readonly level: 'error' | 'warn' | 'info' | 'debug';
+  readonly msg: string;
+  readonly fields: Fields;
+}
+
+/** The agent's state, in one record: what the next decision starts from. */
+export interface AgentState {
+  /** The config in force: the last good one, the defaults after an invalid first read; undefined before any read. */
+  readonly config: MasqConfig | undefined;
+  readonly configHash: string;
+  readonly configFiles: readonly string[];
+  readonly usingDefaults: boolean;
+  /** Why the last read config was rejected; empty when it was valid. */
+  readonly configErrors: readonly string[];
+  /** Identifies the config warnings last logged, so the same ones are logged once, not at every resync. */
+  readonly warningsLogged: string;
+  /** The config hash whose redundant ranges were last reported. */
+  readonly redundancyReported: string;
+  /** From a failed first config read until a valid config loads: what is in the kernel is the best guess. */
+  readonly startInvalid: boolean;
+  /** Families whose rules, found at start, stay untouched while startInvalid. */
+  readonly keptFromKernel: readonly Family[];
+  /** What each family held after its last good sync, to tell drift from a config change. */
+  readonly written: ReadonlyMap<Family, OwnedState>;
+  readonly families: ReadonlyMap<Family, Readonly<FamilyStatus>>;
+  readonly lastSyncAt: number | undefined;
+  readonly retryAfterMs: number | undefined;
+}
+
+/** The state before the first sync. */
+export const INITIAL_STATE: AgentState = {
+  config: undefined,
+  configHash: '',
+  configFiles: [],
+  usingDefaults: false,
+  configErrors: [],
+  warningsLogged: '',
+  redundancyReported: '',
+  startInvalid: false,
+  keptFromKernel: [],
+  written: new Map(),
+  families: new Map(),
+  lastSyncAt: undefined,
+  retryAfterMs: undefined,
+};
+
+/** The state after a step and what to log about it. */
+export interface Decision {
+  readonly state: AgentState;
+  readonly log: readonly LogLine[];
+}
+
+/** What one family's sync reports. */
+export type FamilyReport = SyncReport['families'][number];
+
+const line = (level: LogLine['level'], msg: string, fields: Fields): LogLine => ({ level, msg, fields });
+
+/** The first MAX_LOGGED_ISSUES items in full and one line counting the rest, so no list floods the log. */
+function capped<T>(items: readonly T[], one: (item: T) => LogLine, rest: (count: number) => LogLine): LogLine[] {
+  const shown = items.slice(0, MAX_LOGGED_ISSUES).map(one);
+  return items.length > MAX_LOGGED_ISSUES ? [...shown, rest(items.length - MAX_LOGGED_ISSUES)] : shown;
+}
+
+function describeError(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Identifies a config and its warnings by value. */
+function warningsFingerprint(configHash: string, warnings: readonly ConfigIssue[]): string {
+  const h = createHash('sha256').update(configHash);
+  for (const w of warnings) h.update(`\n${w.source}\0${w.line ?? ''}\0${w.column ?? ''}\0${w.path}\0${w.message}`);
+  return h.digest('hex');
+}
+
+/** The "config applied" line: it says "no config file" only when there is none. */
+function appliedMessage(loaded: LoadedConfig): string {
+  if (!loaded.usingDefaults) return 'config applied';
+  return loaded.files.length === 0 ? 'config applied: defaults in use (no config file)' : 'config applied: defaults in use (the config sets no key)';
+}
+
+/** What the config read gave: the loaded config, or why it cannot be used. */
+export type ConfigRead = { readonly loaded: LoadedConfig } | { readonly error: unknown };
+
+/**
+ * Which config is in force after a read: a valid one replaces it; an invalid one keeps the last
+ * good one, or on a first start the defaults (and what is in the kernel is kept, see keepsFound).
+ */
+export function decideConfig(state: AgentState, read: ConfigRead, defaults: () => MasqConfig): Decision {
+  if ('loaded' in read) {
+    const { loaded } = read;
+    const fingerprint = warningsFingerprint(loaded.hash, loaded.warnings);
+    // The loader reads the files at every sync; their warnings are news only when the config changed.
+    const warnings =
+      fingerprint === state.warningsLogged
+        ? []
+        : capped(
+            loaded.warnings,
+            (w) => line('warn', 'config warning', { source: w.source, path: w.path, line: w.line, message: w.message }),
+            (count) => line('warn', 'more config warnings not shown', { count, total: loaded.warnings.length, hint: 'run `ip-masq-agent validate` to see all' }),
+          );
+    const applied =
+      loaded.hash !== state.configHash || state.configErrors.length > 0
+        ? [line('info', appliedMessage(loaded), { files: loaded.files, config: { ...loaded.config, ...loggedLists(loaded.config, MAX_LOGGED_CIDRS) } })]
+        : [];
+    return {
+      state: {
+        ...state,
+        config: loaded.config,
+        configHash: loaded.hash,
+        configFiles: loaded.files,
+        usingDefaults: loaded.usingDefaults,
+        configErrors: [],
+        warningsLogged: fingerprint,
+        startInvalid: false,
+        keptFromKernel: [],
+      },
+      log: [...warnings, ...applied],
+    };
+  }
+  const errors = read.error instanceof ConfigError ? read.error.message.split('\n') : [describeError(read.error)];
+  const rejected = { ...state, configErrors: errors, warningsLogged: '' };
+  if (state.config === undefined) {
+    const config = defaults();
+    return {
+      state: { ...rejected, config, configHash: hashConfig(config), configFiles: [], usingDefaults: true, startInvalid: true },
+      log: [line('error', 'config rejected on first start; rules of ours already in the kernel stay, else the built-in defaults apply, until it is fixed', { errors })],
+    };
+  }
+  const news = errors.join('\n') !== state.configErrors.join('\n');
+  return { state: rejected, log: news ? [line('error', 'config rejected; keeping the last good config and its rules', { errors })] : [] };
+}
+
+/**
+ * Whether a family's sync rewrites our rules whole, so read() need not list them: the config
+ * changed since its last good sync (at 50,000 CIDRs that listing costs about as much as the write).
+ */
+export function rewritesWhole(state: AgentState, family: Family, want: OwnedState): boolean {
+  const prev = state.written.get(family);
+  return prev !== undefined && !state.startInvalid && !sameState(prev, want);
+}
+
+/**
+ * Whether to leave what the kernel holds: the first config read failed, and rules of ours (a
+ * previous run's, or the reference agent's) are there. They were made from a config that was good
+ * then; the defaults are for a node with nothing yet. Decided at a family's first read that works.
+ */
+export function keepsFound(state: AgentState, family: Family, found: OwnedState | undefined): boolean {
+  if (!state.startInvalid) return false;
+  return state.keptFromKernel.includes(family) || (!state.written.has(family) && (found?.length ?? 0) > 0);
+}
+
+/** What one family's sync did: kept what was found, applied the plan (when not up to date), or failed. */
+export type FamilyOutcome =
+  | { readonly kind: 'kept'; readonly found: OwnedState }
+  | { readonly kind: 'planned'; readonly want: OwnedState; readonly observed: Observed; readonly plan: Plan }
+  | { readonly kind: 'failed'; readonly error: unknown; readonly plan: Plan | undefined };
+
+/** One family's sync, from its start to its end. */
+export interface FamilyStep {
+  readonly family: Family;
+  readonly backend: string;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly outcome: FamilyOutcome;
+}
+
+const NEW_FAMILY: FamilyStatus = {
+  lastAttemptAt: undefined,
+  lastSuccessAt: undefined,
+  lastError: undefined,
+  consecutiveFailures: 0,
+  rules: 0,
+  driftRepairs: 0,
+  shadowingRules: [],
+};
+
+function withFamily(state: AgentState, family: Family, status: FamilyStatus): AgentState {
+  return { ...state, families: new Map(state.families).set(family, status) };
+}
+
+/** A family's sync begins: health sees the attempt while it runs. */
+export function noteAttempt(state: AgentState, family: Family, at: number): AgentState {
+  return withFamily(state, family, { ...(state.families.get(family) ?? NEW_FAMILY), lastAttemptAt: at });
+}
+
+/** How a family's result is said: first write or config change, drift undone, or nothing to do. */
+function resultOf(state: AgentState, family: Family, backend: string, planned: Extract<FamilyOutcome, { kind: 'planned' }>): { result: FamilyReport['result']; log: LogLine[] } {
+  const { want, observed, plan } = planned;
+  if (plan.upToDate) {
+    return { result: 'unchanged', log: state.written.has(family) ? [] : [line('info', 'rules already in place', { family, backend, rules: want.length })] };
+  }
+  if (observed.owned !== undefined && sameState(state.written.get(family), want)) {
+    return {
+      result: 'repaired',
+      log: [line('warn', 'rules drifted from what the agent wrote; restored them', { family, backend, found: observed.owned.length, restored: want.length })],
+    };
+  }
+  return { result: 'applied', log: [line('info', 'rules applied', { family, backend, rules: want.length > 200 ? `${want.length} lines` : want })] };
+}
+
+/** The state, log lines and report after one family's sync. */
+export function decideFamily(state: AgentState, s: FamilyStep): Decision & { readonly report: FamilyReport } {
+  const { family, backend, outcome } = s;
+  const was = state.families.get(family) ?? NEW_FAMILY;
+  const durationMs = s.endedAt - s.startedAt;
+  const log: LogLine[] = [];
+  // Where the status gets what shadows our rules: the plan's list, checked at every sync (another
+  // program may insert such a rule at any time), warned about when it changes to something.
+  const shadowing = outcome.kind === 'kept' ? undefined : outcome.plan?.shadowing;
+  if (shadowing?.length && shadowing.join('\n') !== (was.shadowingRules ?? []).join('\n')) {
+    log.push(line('warn', 'rules earlier in nat POSTROUTING masquerade or SNAT before our jump, so they may override our non-masquerade ranges', { family, rules: shadowing }));
+  }
+  const attempt = { ...was, lastAttemptAt: s.startedAt, shadowingRules: shadowing ?? was.shadowingRules ?? [] };
+  if (outcome.kind === 'failed') {
+    const error = cutExcerpt(describeError(outcome.error), MAX_ERROR_BYTES);
+    if (was.lastError !== error) {
+      const failure = outcome.error instanceof CommandError ? { failure: outcome.error.failure, exitCode: outcome.error.exitCode } : {};
+      log.push(line('error', 'sync failed; the rules in place stay; retrying soon, with backoff', { family, backend, error, ...failure }));
+    }
+    const status = { ...attempt, lastError: error, consecutiveFailures: was.consecutiveFailures + 1, failingSince: was.failingSince ?? s.startedAt };
+    return { state: withFamily(state, family, status), log, report: { family, result: 'error', durationMs, rules: was.rules, error } };
+  }
+  let next = state;
+  let result: FamilyReport['result'] = 'unchanged';
+  let rules: OwnedState;
+  let driftRepairs = was.driftRepairs;
+  if (outcome.kind === 'kept') {
+    rules = outcome.found;
+    if (!state.keptFromKernel.includes(family)) {
+      next = { ...state, keptFromKernel: [...state.keptFromKernel, family] };
+      log.push(line('warn', 'config invalid at start; keeping the rules found in the kernel until a valid config is read', { family, backend, rules: rules.length }));
+    }
+  } else {
+    rules = outcome.want;
+    const said = resultOf(state, family, backend, outcome);
+    result = said.result;
+    if (result === 'repaired') driftRepairs++;
+    log.push(...said.log);
+  }
+  if (was.consecutiveFailures > 0) log.push(line('info', 'sync recovered', { family, after: was.consecutiveFailures }));
+  const status = { ...attempt, lastSuccessAt: s.endedAt, lastError: undefined, consecutiveFailures: 0, failingSince: undefined, rules: rules.length, driftRepairs };
+  next = { ...withFamily(next, family, status), written: new Map(next.written).set(family, rules) };
+  return { state: next, log, report: { family, result, durationMs, rules: rules.length } };
+}
+
+/** Warnings about ranges that change nothing (the nft sets drop them; iptables keeps order). */
+function redundancyLines(policy: Policy): LogLine[] {
+  return policy.families.flatMap((fp) => {
+    const family = fp.family;
+    const hint = 'run `ip-masq-agent validate` to see all';
+    if (usesDecisions(fp)) {
+      return capped(
+        findRedundantRows(fp),
+        (r) => line('warn', 'redundant CIDR', { family, detail: describeRedundantRow(r) }),
+        (count) => line('warn', 'more redundant CIDRs not shown', { family, count, hint }),
+      );
+    }
+    return capped(
+      normalizeRanges(fp.exempt).dropped,
+      (d) => line('warn', 'redundant non-masquerade range', { family, detail: describeDropped(d) }),
+      (count) => line('warn', 'more redundant non-masquerade ranges not shown', { family, count, hint }),
+    );
+  });
+}
+
+/** How a sync ended, for its report. */
+export interface SyncEnd {
+  readonly reason: string;
+  readonly at: number;
+  readonly configValid: boolean;
+  readonly families: readonly FamilyReport[];
+  readonly retry: Retry | undefined;
+  /** The policy of the config in force. */
+  readonly policy: Policy;
+}
+
+/**
+ * The end of a sync: its report and its "sync done" line; and once per config, the warnings
+ * about redundant ranges (`news`, logged after the report: the rules are in force by then).
+ */
+export function decideSyncEnd(state: AgentState, end: SyncEnd): Decision & { readonly report: SyncReport; readonly news: readonly LogLine[] | undefined } {
+  const { reason, at, configValid, families, retry } = end;
+  const report: SyncReport = { reason, at, configValid, families, retryAfterMs: retry?.afterMs };
+  const done = line('debug', 'sync done', {
+    reason,
+    families: families.map((r) => `${r.family}:${r.result}`),
+    ...(retry === undefined ? {} : { retryInMs: retry.afterMs, failedSyncs: retry.failures }),
+  });
+  const isNew = state.configHash !== state.redundancyReported;
+  return {
+    state: { ...state, lastSyncAt: at, retryAfterMs: retry?.afterMs, redundancyReported: state.configHash },
+    log: [done],
+    report,
+    news: isNew ? redundancyLines(end.policy) : undefined,
+  };
+}
+
+/** What status() shows of a state. */
+export function statusOf(state: AgentState): AgentStatus {
+  return {
+    configValid: state.configErrors.length === 0,
+    configErrors: state.configErrors,
+    usingDefaults: state.usingDefaults,
+    configHash: state.configHash,
+    configFiles: state.configFiles,
+    ...(state.keptFromKernel.length > 0 ? { rulesKeptFromKernel: state.keptFromKernel } : {}),
+    resyncIntervalMs: state.config?.resyncIntervalMs ?? 60_000,
+    lastSyncAt: state.lastSyncAt,
+    retryAfterMs: state.retryAfterMs,
+    families: state.families,
+  };
+}

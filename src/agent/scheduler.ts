@@ -1,0 +1,107 @@
+// When the agent syncs, kept apart from what a sync does (as kube-proxy's BoundedFrequencyRunner):
+// triggers (start, the timer, callers such as the watcher and SIGHUP), one run at a time, and a
+// retry with backoff after a failed run.
+import { RETRY_REASON } from '../observe/agent-status.js';
+import type { Clock } from './clock.js';
+
+/** The first retry after a failed run comes this soon; each further failure doubles it, up to the interval. */
+export const RETRY_INITIAL_MS = 1000;
+
+/**
+ * The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past
+ * the resync interval, as kube-proxy's BoundedFrequencyRunner retries a failed sync.
+ */
+export function retryDelayMs(failures: number, initialMs: number, resyncIntervalMs: number): number {
+  return Math.min(initialMs * 2 ** Math.min(Math.max(failures - 1, 0), 30), resyncIntervalMs);
+}
+
+/** A pending retry: how soon it runs, and how many runs in a row failed. */
+export interface Retry {
+  readonly afterMs: number;
+  readonly failures: number;
+}
+
+/**
+ * How a run tells the scheduler whether it failed, as kube-proxy's sync calls RetryAfter; the
+ * answer is the retry it gets (undefined after a success), so that its report can say when.
+ */
+export type Settle = (failed: boolean) => Retry | undefined;
+
+/** What the scheduler runs, and how often. */
+export interface SchedulerOptions<T> {
+  readonly clock: Clock;
+  /** One run; it calls `settle` once, when it knows whether it failed. */
+  readonly run: (reason: string, settle: Settle) => Promise<T>;
+  /** The regular interval between runs, asked after each run (a new config may change it). */
+  readonly intervalMs: () => number;
+  /** The first retry delay after a failed run. Default RETRY_INITIAL_MS. */
+  readonly retryInitialMs?: number | undefined;
+}
+
+/** Runs one thing at a time, when triggered and at its interval. */
+export interface Scheduler<T> {
+  /** Runs now, or once after the running run: every trigger during a run folds into that one. */
+  trigger(reason: string): Promise<T>;
+  /** Runs now (reason `start`), then at the interval, or sooner after a failure. */
+  start(): Promise<T>;
+  /** Stops the timer and waits for a running run. */
+  stop(): Promise<void>;
+}
+
+/** Creates a scheduler; nothing runs before start() or trigger(). */
+export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
+  let failures = 0;
+  let retry: Retry | undefined;
+  let started = false;
+  let inflight: Promise<T> | undefined;
+  let queued: Promise<T> | undefined;
+  let cancelTimer: (() => void) | undefined;
+
+  const settle: Settle = (failed) => {
+    failures = failed ? failures + 1 : 0;
+    retry = failed ? { afterMs: retryDelayMs(failures, o.retryInitialMs ?? RETRY_INITIAL_MS, o.intervalMs()), failures } : undefined;
+    return retry;
+  };
+
+  function arm(): void {
+    cancelTimer?.();
+    cancelTimer = undefined;
+    if (!started) return;
+    // After a failure the next run comes sooner (backoff), not a whole interval later.
+    if (retry !== undefined) cancelTimer = o.clock.setTimer(retry.afterMs, () => void trigger(RETRY_REASON));
+    else cancelTimer = o.clock.setTimer(o.intervalMs(), () => void trigger('resync'));
+  }
+
+  function runNow(reason: string): Promise<T> {
+    const p: Promise<T> = o.run(reason, settle).finally(() => {
+      if (inflight === p) inflight = undefined;
+      arm();
+    });
+    inflight = p;
+    return p;
+  }
+
+  function trigger(reason: string): Promise<T> {
+    if (!inflight) return runNow(reason);
+    queued ??= inflight
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return runNow(reason);
+      });
+    return queued;
+  }
+
+  return {
+    trigger,
+    start: () => {
+      started = true;
+      return trigger('start');
+    },
+    stop: async () => {
+      started = false;
+      arm();
+      await inflight?.catch(() => undefined);
+    },
+  };
+}
