@@ -7,10 +7,8 @@ import type { Logger } from '../observe/log.js';
 import { buildPolicy, type PolicyOptions } from '../policy/build.js';
 import type { FamilyPolicy, Policy } from '../policy/types.js';
 import type { Clock } from './clock.js';
-import { decideConfig, decideFamily, decideSyncEnd, INITIAL_STATE, keepsFound, noteAttempt, rewritesWhole, statusOf, type ConfigRead, type Decision, type FamilyOutcome, type FamilyReport, type LogLine } from './decide.js';
+import * as decide from './decide.js';
 import { createScheduler, type Settle } from './scheduler.js';
-
-export { RETRY_INITIAL_MS, retryDelayMs } from './scheduler.js';
 
 /** What the agent needs from the world; `main` builds the real ones, tests build fakes. */
 export interface AgentDeps {
@@ -44,38 +42,33 @@ export interface Agent {
   status(): AgentStatus;
 }
 
-/** The policy of one config, built once per config (by hash), with what each family expects of it. */
-interface Built {
-  readonly hash: string;
-  readonly policy: Policy;
-  readonly expected: Map<Family, OwnedState>;
-}
+/** The policy of one config (by hash), and what each family expects of it: built once per config. */
+type Built = { readonly hash: string; readonly policy: Policy; readonly expected: Map<Family, OwnedState> };
 
-/** Creates the agent: one sync (load, read, plan, decide, apply), run by a scheduler. */
+/** Creates the agent: one sync (load, then per family read, plan, apply, decide), run by a scheduler. */
 export function createAgent(deps: AgentDeps): Agent {
   const { backend, log, clock } = deps;
-  let state = INITIAL_STATE;
+  let state = decide.INITIAL_STATE;
   let built: Built | undefined;
-  const write = (lines: readonly LogLine[]): void => lines.forEach((l) => log[l.level](l.msg, l.fields));
-  const commit = (d: Decision): void => {
+  const write = (lines: readonly decide.LogLine[]): void => lines.forEach((l) => log[l.level](l.msg, l.fields));
+  const commit = (d: decide.Decision): void => {
     state = d.state;
     write(d.log);
   };
 
-  /** One family: read, plan, apply when the kernel differs; the decision is taken on what happened. */
-  async function syncFamily(b: Built, policy: FamilyPolicy): Promise<FamilyReport> {
+  async function syncFamily(b: Built, policy: FamilyPolicy): Promise<decide.FamilyReport> {
     const family = policy.family;
     const startedAt = clock.now();
-    state = noteAttempt(state, family, startedAt);
-    let outcome: FamilyOutcome;
+    state = decide.noteAttempt(state, family, startedAt);
+    let outcome: decide.FamilyOutcome;
     let plan: Plan | undefined;
     try {
       // Inside the try: a backend may refuse a policy (a SNAT address of the other family), and
       // that is a failed sync that keeps the rules in force, never a crash.
       const want = b.expected.get(family) ?? backend.expected(policy);
       b.expected.set(family, want);
-      const observed = await backend.read(family, rewritesWhole(state, family, want) ? { owned: false } : {});
-      if (keepsFound(state, family, observed.owned)) outcome = { kind: 'kept', found: observed.owned ?? [] };
+      const observed = await backend.read(family, decide.rewritesWhole(state, family, want) ? { owned: false } : {});
+      if (decide.keepsFound(state, family, observed.owned)) outcome = { kind: 'kept', found: observed.owned ?? [] };
       else {
         plan = backend.plan(observed, policy);
         if (!plan.upToDate) await backend.apply(plan);
@@ -84,38 +77,40 @@ export function createAgent(deps: AgentDeps): Agent {
     } catch (error) {
       outcome = { kind: 'failed', error, plan };
     }
-    const d = decideFamily(state, { family, backend: backend.name, startedAt, endedAt: clock.now(), outcome });
+    // Decided on the state as it is now: the other family may have committed meanwhile.
+    const d = decide.decideFamily(state, { family, backend: backend.name, startedAt, endedAt: clock.now(), outcome });
     commit(d);
     return d.report;
   }
 
   async function syncOnce(reason: string, settle: Settle): Promise<SyncReport> {
-    let read: ConfigRead;
+    const before = state.inForce?.hash;
+    let read: decide.ConfigRead;
     try {
       read = { loaded: await deps.loadConfig() };
     } catch (error) {
       read = { error };
     }
-    commit(decideConfig(state, read, deps.defaultConfig));
-    if (built?.hash !== state.configHash) {
-      built = { hash: state.configHash, policy: buildPolicy(state.config ?? deps.defaultConfig(), deps.policyOptions), expected: new Map() };
-    }
+    commit(decide.decideConfig(state, read, deps.defaultConfig));
+    const inForce = state.inForce ?? { config: deps.defaultConfig(), hash: '' };
+    if (built?.hash !== inForce.hash) built = { hash: inForce.hash, policy: buildPolicy(inForce.config, deps.policyOptions), expected: new Map() };
     const b = built;
     // Families are independent: one failing never stops the other.
     const families = await Promise.all(b.policy.families.map((p) => syncFamily(b, p)));
     const retry = settle(families.some((r) => r.result === 'error'));
-    const end = decideSyncEnd(state, { reason, at: clock.now(), configValid: 'loaded' in read, families, retry, policy: b.policy });
-    commit(end);
-    deps.onSync?.(end.report);
+    const report: SyncReport = { reason, at: clock.now(), configValid: 'loaded' in read, families, retryAfterMs: retry?.afterMs };
+    commit(decide.decideSyncEnd(state, report, retry));
+    deps.onSync?.(report);
     // After the sync is reported, not before: the rules are in force, these are only log lines
     // (tens of ms at 50,000 CIDRs) and a collection (as long again), still within this sync.
-    if (end.news) {
-      write(end.news);
+    if (inForce.hash !== before) {
+      write(decide.redundancyWarnings(b.policy));
       deps.afterConfigChange?.();
     }
-    return end.report;
+    return report;
   }
 
-  const scheduler = createScheduler({ clock, run: syncOnce, intervalMs: () => state.config?.resyncIntervalMs ?? 60_000, retryInitialMs: deps.retryInitialMs });
-  return { sync: scheduler.trigger, start: scheduler.start, stop: scheduler.stop, status: () => statusOf(state) };
+  const intervalMs = (): number => state.inForce?.config.resyncIntervalMs ?? 60_000;
+  const scheduler = createScheduler({ clock, run: syncOnce, intervalMs, retryInitialMs: deps.retryInitialMs });
+  return { sync: scheduler.trigger, start: scheduler.start, stop: scheduler.stop, status: () => decide.statusOf(state) };
 }

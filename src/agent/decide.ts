@@ -1,5 +1,5 @@
-// The agent's decisions, pure: given its state, what was read and what a step did, the next state
-// and the lines to log. agent.ts runs the steps (load, read, plan, apply) and writes what these say.
+// The agent's decisions, pure: from its state and what a step read or did, the next state and the
+// lines to log. agent.ts runs the steps (load, read, plan, apply) and writes what these say.
 import { sameState, type Observed, type OwnedState, type Plan } from '../backends/backend.js';
 import type { MasqConfig } from '../config/config.js';
 import { hashConfig, loggedLists } from '../config/key-values.js';
@@ -17,28 +17,19 @@ import type { Retry } from './scheduler.js';
 import { createHash } from 'node:crypto';
 
 /** One line for the log, as data, so that decisions are tested without a logger. */
-export interface LogLine {
-  readonly level: 'error' | 'warn' | 'info' | 'debug';
-  readonly msg: string;
-  readonly fields: Fields;
-}
+export type LogLine = { readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly msg: string; readonly fields: Fields };
 
 /** The agent's state, in one record: what the next decision starts from. */
 export interface AgentState {
-  /** The config in force: the last good one, the defaults after an invalid first read; undefined before any read. */
-  readonly config: MasqConfig | undefined;
-  readonly configHash: string;
-  readonly configFiles: readonly string[];
-  readonly usingDefaults: boolean;
-  /** Why the last read config was rejected; empty when it was valid. */
+  /** The config in force: the last good one, or the defaults after an invalid first read. */
+  readonly inForce: LoadedConfig | undefined;
+  /** Why the last config read was rejected; empty when it was valid. */
   readonly configErrors: readonly string[];
-  /** Identifies the config warnings last logged, so the same ones are logged once, not at every resync. */
+  /** Identifies the config warnings last logged, so that they are logged once, not at every resync. */
   readonly warningsLogged: string;
-  /** The config hash whose redundant ranges were last reported. */
-  readonly redundancyReported: string;
-  /** From a failed first config read until a valid config loads: what is in the kernel is the best guess. */
+  /** From an invalid first read until a valid one: what is in the kernel is the best guess. */
   readonly startInvalid: boolean;
-  /** Families whose rules, found at start, stay untouched while startInvalid. */
+  /** Families whose rules, found at an invalid start, stay untouched while startInvalid. */
   readonly keptFromKernel: readonly Family[];
   /** What each family held after its last good sync, to tell drift from a config change. */
   readonly written: ReadonlyMap<Family, OwnedState>;
@@ -48,32 +39,16 @@ export interface AgentState {
 }
 
 /** The state before the first sync. */
-export const INITIAL_STATE: AgentState = {
-  config: undefined,
-  configHash: '',
-  configFiles: [],
-  usingDefaults: false,
-  configErrors: [],
-  warningsLogged: '',
-  redundancyReported: '',
-  startInvalid: false,
-  keptFromKernel: [],
-  written: new Map(),
-  families: new Map(),
-  lastSyncAt: undefined,
-  retryAfterMs: undefined,
-};
+export const INITIAL_STATE: AgentState = { inForce: undefined, configErrors: [], warningsLogged: '', startInvalid: false, keptFromKernel: [], written: new Map(), families: new Map(), lastSyncAt: undefined, retryAfterMs: undefined };
 
 /** The state after a step and what to log about it. */
-export interface Decision {
-  readonly state: AgentState;
-  readonly log: readonly LogLine[];
-}
+export type Decision = { readonly state: AgentState; readonly log: readonly LogLine[] };
 
 /** What one family's sync reports. */
 export type FamilyReport = SyncReport['families'][number];
 
 const line = (level: LogLine['level'], msg: string, fields: Fields): LogLine => ({ level, msg, fields });
+const SEE_ALL = { hint: 'run `ip-masq-agent validate` to see all' };
 
 /** The first MAX_LOGGED_ISSUES items in full and one line counting the rest, so no list floods the log. */
 function capped<T>(items: readonly T[], one: (item: T) => LogLine, rest: (count: number) => LogLine): LogLine[] {
@@ -81,9 +56,7 @@ function capped<T>(items: readonly T[], one: (item: T) => LogLine, rest: (count:
   return items.length > MAX_LOGGED_ISSUES ? [...shown, rest(items.length - MAX_LOGGED_ISSUES)] : shown;
 }
 
-function describeError(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
+const describeError = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /** Identifies a config and its warnings by value. */
 function warningsFingerprint(configHash: string, warnings: readonly ConfigIssue[]): string {
@@ -103,46 +76,32 @@ export type ConfigRead = { readonly loaded: LoadedConfig } | { readonly error: u
 
 /**
  * Which config is in force after a read: a valid one replaces it; an invalid one keeps the last
- * good one, or on a first start the defaults (and what is in the kernel is kept, see keepsFound).
+ * good one, or on a first start the defaults (and rules found in the kernel stay, see keepsFound).
  */
 export function decideConfig(state: AgentState, read: ConfigRead, defaults: () => MasqConfig): Decision {
   if ('loaded' in read) {
     const { loaded } = read;
     const fingerprint = warningsFingerprint(loaded.hash, loaded.warnings);
-    // The loader reads the files at every sync; their warnings are news only when the config changed.
-    const warnings =
+    // The files are read at every sync; their warnings are news only when the config changed.
+    const log =
       fingerprint === state.warningsLogged
         ? []
         : capped(
             loaded.warnings,
             (w) => line('warn', 'config warning', { source: w.source, path: w.path, line: w.line, message: w.message }),
-            (count) => line('warn', 'more config warnings not shown', { count, total: loaded.warnings.length, hint: 'run `ip-masq-agent validate` to see all' }),
+            (count) => line('warn', 'more config warnings not shown', { count, total: loaded.warnings.length, ...SEE_ALL }),
           );
-    const applied =
-      loaded.hash !== state.configHash || state.configErrors.length > 0
-        ? [line('info', appliedMessage(loaded), { files: loaded.files, config: { ...loaded.config, ...loggedLists(loaded.config, MAX_LOGGED_CIDRS) } })]
-        : [];
-    return {
-      state: {
-        ...state,
-        config: loaded.config,
-        configHash: loaded.hash,
-        configFiles: loaded.files,
-        usingDefaults: loaded.usingDefaults,
-        configErrors: [],
-        warningsLogged: fingerprint,
-        startInvalid: false,
-        keptFromKernel: [],
-      },
-      log: [...warnings, ...applied],
-    };
+    if (loaded.hash !== state.inForce?.hash || state.configErrors.length > 0) {
+      log.push(line('info', appliedMessage(loaded), { files: loaded.files, config: { ...loaded.config, ...loggedLists(loaded.config, MAX_LOGGED_CIDRS) } }));
+    }
+    return { state: { ...state, inForce: loaded, configErrors: [], warningsLogged: fingerprint, startInvalid: false, keptFromKernel: [] }, log };
   }
   const errors = read.error instanceof ConfigError ? read.error.message.split('\n') : [describeError(read.error)];
   const rejected = { ...state, configErrors: errors, warningsLogged: '' };
-  if (state.config === undefined) {
+  if (state.inForce === undefined) {
     const config = defaults();
     return {
-      state: { ...rejected, config, configHash: hashConfig(config), configFiles: [], usingDefaults: true, startInvalid: true },
+      state: { ...rejected, inForce: { config, hash: hashConfig(config), files: [], usingDefaults: true, warnings: [] }, startInvalid: true },
       log: [line('error', 'config rejected on first start; rules of ours already in the kernel stay, else the built-in defaults apply, until it is fixed', { errors })],
     };
   }
@@ -169,164 +128,95 @@ export function keepsFound(state: AgentState, family: Family, found: OwnedState 
   return state.keptFromKernel.includes(family) || (!state.written.has(family) && (found?.length ?? 0) > 0);
 }
 
-/** What one family's sync did: kept what was found, applied the plan (when not up to date), or failed. */
+/** What one family's sync did: kept what was found, applied the plan (unless up to date), or failed. */
 export type FamilyOutcome =
   | { readonly kind: 'kept'; readonly found: OwnedState }
   | { readonly kind: 'planned'; readonly want: OwnedState; readonly observed: Observed; readonly plan: Plan }
   | { readonly kind: 'failed'; readonly error: unknown; readonly plan: Plan | undefined };
 
 /** One family's sync, from its start to its end. */
-export interface FamilyStep {
-  readonly family: Family;
-  readonly backend: string;
-  readonly startedAt: number;
-  readonly endedAt: number;
-  readonly outcome: FamilyOutcome;
-}
+export type FamilyStep = { readonly family: Family; readonly backend: string; readonly startedAt: number; readonly endedAt: number; readonly outcome: FamilyOutcome };
 
-const NEW_FAMILY: FamilyStatus = {
-  lastAttemptAt: undefined,
-  lastSuccessAt: undefined,
-  lastError: undefined,
-  consecutiveFailures: 0,
-  rules: 0,
-  driftRepairs: 0,
-  shadowingRules: [],
-};
+const NEW_FAMILY: FamilyStatus = { lastAttemptAt: undefined, lastSuccessAt: undefined, lastError: undefined, consecutiveFailures: 0, rules: 0, driftRepairs: 0, shadowingRules: [] };
 
-function withFamily(state: AgentState, family: Family, status: FamilyStatus): AgentState {
-  return { ...state, families: new Map(state.families).set(family, status) };
-}
+const withFamily = (state: AgentState, family: Family, status: FamilyStatus): AgentState => ({ ...state, families: new Map(state.families).set(family, status) });
 
 /** A family's sync begins: health sees the attempt while it runs. */
 export function noteAttempt(state: AgentState, family: Family, at: number): AgentState {
   return withFamily(state, family, { ...(state.families.get(family) ?? NEW_FAMILY), lastAttemptAt: at });
 }
 
-/** How a family's result is said: first write or config change, drift undone, or nothing to do. */
-function resultOf(state: AgentState, family: Family, backend: string, planned: Extract<FamilyOutcome, { kind: 'planned' }>): { result: FamilyReport['result']; log: LogLine[] } {
-  const { want, observed, plan } = planned;
-  if (plan.upToDate) {
-    return { result: 'unchanged', log: state.written.has(family) ? [] : [line('info', 'rules already in place', { family, backend, rules: want.length })] };
-  }
-  if (observed.owned !== undefined && sameState(state.written.get(family), want)) {
-    return {
-      result: 'repaired',
-      log: [line('warn', 'rules drifted from what the agent wrote; restored them', { family, backend, found: observed.owned.length, restored: want.length })],
-    };
-  }
-  return { result: 'applied', log: [line('info', 'rules applied', { family, backend, rules: want.length > 200 ? `${want.length} lines` : want })] };
-}
-
 /** The state, log lines and report after one family's sync. */
 export function decideFamily(state: AgentState, s: FamilyStep): Decision & { readonly report: FamilyReport } {
-  const { family, backend, outcome } = s;
+  const { family, backend, outcome: o } = s;
   const was = state.families.get(family) ?? NEW_FAMILY;
   const durationMs = s.endedAt - s.startedAt;
-  const log: LogLine[] = [];
   // Where the status gets what shadows our rules: the plan's list, checked at every sync (another
   // program may insert such a rule at any time), warned about when it changes to something.
-  const shadowing = outcome.kind === 'kept' ? undefined : outcome.plan?.shadowing;
+  const shadowing = o.kind === 'kept' ? undefined : o.plan?.shadowing;
+  const log: LogLine[] = [];
   if (shadowing?.length && shadowing.join('\n') !== (was.shadowingRules ?? []).join('\n')) {
     log.push(line('warn', 'rules earlier in nat POSTROUTING masquerade or SNAT before our jump, so they may override our non-masquerade ranges', { family, rules: shadowing }));
   }
   const attempt = { ...was, lastAttemptAt: s.startedAt, shadowingRules: shadowing ?? was.shadowingRules ?? [] };
-  if (outcome.kind === 'failed') {
-    const error = cutExcerpt(describeError(outcome.error), MAX_ERROR_BYTES);
-    if (was.lastError !== error) {
-      const failure = outcome.error instanceof CommandError ? { failure: outcome.error.failure, exitCode: outcome.error.exitCode } : {};
-      log.push(line('error', 'sync failed; the rules in place stay; retrying soon, with backoff', { family, backend, error, ...failure }));
-    }
+  if (o.kind === 'failed') {
+    const error = cutExcerpt(describeError(o.error), MAX_ERROR_BYTES);
+    const why = o.error instanceof CommandError ? { failure: o.error.failure, exitCode: o.error.exitCode } : {};
+    if (was.lastError !== error) log.push(line('error', 'sync failed; the rules in place stay; retrying soon, with backoff', { family, backend, error, ...why }));
     const status = { ...attempt, lastError: error, consecutiveFailures: was.consecutiveFailures + 1, failingSince: was.failingSince ?? s.startedAt };
     return { state: withFamily(state, family, status), log, report: { family, result: 'error', durationMs, rules: was.rules, error } };
   }
-  let next = state;
-  let result: FamilyReport['result'] = 'unchanged';
-  let rules: OwnedState;
-  let driftRepairs = was.driftRepairs;
-  if (outcome.kind === 'kept') {
-    rules = outcome.found;
-    if (!state.keptFromKernel.includes(family)) {
-      next = { ...state, keptFromKernel: [...state.keptFromKernel, family] };
-      log.push(line('warn', 'config invalid at start; keeping the rules found in the kernel until a valid config is read', { family, backend, rules: rules.length }));
-    }
-  } else {
-    rules = outcome.want;
-    const said = resultOf(state, family, backend, outcome);
-    result = said.result;
-    if (result === 'repaired') driftRepairs++;
-    log.push(...said.log);
+  const rules = o.kind === 'kept' ? o.found : o.want;
+  const found = o.kind === 'kept' ? undefined : o.observed.owned;
+  // Drift: what the agent wrote last is still what it wants, yet the kernel held something else.
+  const result = o.kind === 'kept' || o.plan.upToDate ? 'unchanged' : found !== undefined && sameState(state.written.get(family), rules) ? 'repaired' : 'applied';
+  const said = { family, backend, rules: rules.length };
+  let keptFromKernel = state.keptFromKernel;
+  if (o.kind === 'kept' && !keptFromKernel.includes(family)) {
+    keptFromKernel = [...keptFromKernel, family];
+    log.push(line('warn', 'config invalid at start; keeping the rules found in the kernel until a valid config is read', said));
   }
+  if (o.kind === 'planned' && result === 'unchanged' && !state.written.has(family)) log.push(line('info', 'rules already in place', said));
+  if (result === 'repaired') log.push(line('warn', 'rules drifted from what the agent wrote; restored them', { family, backend, found: found?.length, restored: rules.length }));
+  if (result === 'applied') log.push(line('info', 'rules applied', { ...said, rules: rules.length > 200 ? `${rules.length} lines` : rules }));
   if (was.consecutiveFailures > 0) log.push(line('info', 'sync recovered', { family, after: was.consecutiveFailures }));
+  const driftRepairs = was.driftRepairs + (result === 'repaired' ? 1 : 0);
   const status = { ...attempt, lastSuccessAt: s.endedAt, lastError: undefined, consecutiveFailures: 0, failingSince: undefined, rules: rules.length, driftRepairs };
-  next = { ...withFamily(next, family, status), written: new Map(next.written).set(family, rules) };
+  const next = { ...withFamily(state, family, status), keptFromKernel, written: new Map(state.written).set(family, rules) };
   return { state: next, log, report: { family, result, durationMs, rules: rules.length } };
 }
 
-/** Warnings about ranges that change nothing (the nft sets drop them; iptables keeps order). */
-function redundancyLines(policy: Policy): LogLine[] {
+/** The end of a sync: its report is the state's, and a "sync done" line says what it did and when the retry comes. */
+export function decideSyncEnd(state: AgentState, report: SyncReport, retry: Retry | undefined): Decision {
+  const retrying = retry === undefined ? {} : { retryInMs: retry.afterMs, failedSyncs: retry.failures };
+  const done = line('debug', 'sync done', { reason: report.reason, families: report.families.map((r) => `${r.family}:${r.result}`), ...retrying });
+  return { state: { ...state, lastSyncAt: report.at, retryAfterMs: report.retryAfterMs }, log: [done] };
+}
+
+/** Warnings about ranges of a new config that change nothing (the nft sets drop them; iptables keeps order). */
+export function redundancyWarnings(policy: Policy): LogLine[] {
   return policy.families.flatMap((fp) => {
     const family = fp.family;
-    const hint = 'run `ip-masq-agent validate` to see all';
     if (usesDecisions(fp)) {
       return capped(
         findRedundantRows(fp),
         (r) => line('warn', 'redundant CIDR', { family, detail: describeRedundantRow(r) }),
-        (count) => line('warn', 'more redundant CIDRs not shown', { family, count, hint }),
+        (count) => line('warn', 'more redundant CIDRs not shown', { family, count, ...SEE_ALL }),
       );
     }
     return capped(
       normalizeRanges(fp.exempt).dropped,
       (d) => line('warn', 'redundant non-masquerade range', { family, detail: describeDropped(d) }),
-      (count) => line('warn', 'more redundant non-masquerade ranges not shown', { family, count, hint }),
+      (count) => line('warn', 'more redundant non-masquerade ranges not shown', { family, count, ...SEE_ALL }),
     );
   });
 }
 
-/** How a sync ended, for its report. */
-export interface SyncEnd {
-  readonly reason: string;
-  readonly at: number;
-  readonly configValid: boolean;
-  readonly families: readonly FamilyReport[];
-  readonly retry: Retry | undefined;
-  /** The policy of the config in force. */
-  readonly policy: Policy;
-}
-
-/**
- * The end of a sync: its report and its "sync done" line; and once per config, the warnings
- * about redundant ranges (`news`, logged after the report: the rules are in force by then).
- */
-export function decideSyncEnd(state: AgentState, end: SyncEnd): Decision & { readonly report: SyncReport; readonly news: readonly LogLine[] | undefined } {
-  const { reason, at, configValid, families, retry } = end;
-  const report: SyncReport = { reason, at, configValid, families, retryAfterMs: retry?.afterMs };
-  const done = line('debug', 'sync done', {
-    reason,
-    families: families.map((r) => `${r.family}:${r.result}`),
-    ...(retry === undefined ? {} : { retryInMs: retry.afterMs, failedSyncs: retry.failures }),
-  });
-  const isNew = state.configHash !== state.redundancyReported;
-  return {
-    state: { ...state, lastSyncAt: at, retryAfterMs: retry?.afterMs, redundancyReported: state.configHash },
-    log: [done],
-    report,
-    news: isNew ? redundancyLines(end.policy) : undefined,
-  };
-}
-
 /** What status() shows of a state. */
-export function statusOf(state: AgentState): AgentStatus {
-  return {
-    configValid: state.configErrors.length === 0,
-    configErrors: state.configErrors,
-    usingDefaults: state.usingDefaults,
-    configHash: state.configHash,
-    configFiles: state.configFiles,
-    ...(state.keptFromKernel.length > 0 ? { rulesKeptFromKernel: state.keptFromKernel } : {}),
-    resyncIntervalMs: state.config?.resyncIntervalMs ?? 60_000,
-    lastSyncAt: state.lastSyncAt,
-    retryAfterMs: state.retryAfterMs,
-    families: state.families,
-  };
+export function statusOf(s: AgentState): AgentStatus {
+  const { configErrors, families, lastSyncAt, retryAfterMs } = s;
+  const c = s.inForce;
+  const kept = s.keptFromKernel.length > 0 ? { rulesKeptFromKernel: s.keptFromKernel } : {};
+  const config = { usingDefaults: c?.usingDefaults ?? false, configHash: c?.hash ?? '', configFiles: c?.files ?? [], resyncIntervalMs: c?.config.resyncIntervalMs ?? 60_000 };
+  return { configValid: configErrors.length === 0, configErrors, ...config, ...kept, lastSyncAt, retryAfterMs, families };
 }

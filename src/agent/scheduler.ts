@@ -7,24 +7,15 @@ import type { Clock } from './clock.js';
 /** The first retry after a failed run comes this soon; each further failure doubles it, up to the interval. */
 export const RETRY_INITIAL_MS = 1000;
 
-/**
- * The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past
- * the resync interval, as kube-proxy's BoundedFrequencyRunner retries a failed sync.
- */
+/** The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past the resync interval. */
 export function retryDelayMs(failures: number, initialMs: number, resyncIntervalMs: number): number {
   return Math.min(initialMs * 2 ** Math.min(Math.max(failures - 1, 0), 30), resyncIntervalMs);
 }
 
 /** A pending retry: how soon it runs, and how many runs in a row failed. */
-export interface Retry {
-  readonly afterMs: number;
-  readonly failures: number;
-}
+export type Retry = { readonly afterMs: number; readonly failures: number };
 
-/**
- * How a run tells the scheduler whether it failed, as kube-proxy's sync calls RetryAfter; the
- * answer is the retry it gets (undefined after a success), so that its report can say when.
- */
+/** A run tells whether it failed (as kube-proxy's sync calls RetryAfter) and learns the retry it gets, for its report. */
 export type Settle = (failed: boolean) => Retry | undefined;
 
 /** What the scheduler runs, and how often. */
@@ -32,7 +23,7 @@ export interface SchedulerOptions<T> {
   readonly clock: Clock;
   /** One run; it calls `settle` once, when it knows whether it failed. */
   readonly run: (reason: string, settle: Settle) => Promise<T>;
-  /** The regular interval between runs, asked after each run (a new config may change it). */
+  /** The regular interval, asked after each run (a new config may change it). */
   readonly intervalMs: () => number;
   /** The first retry delay after a failed run. Default RETRY_INITIAL_MS. */
   readonly retryInitialMs?: number | undefined;
@@ -62,26 +53,18 @@ export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
     retry = failed ? { afterMs: retryDelayMs(failures, o.retryInitialMs ?? RETRY_INITIAL_MS, o.intervalMs()), failures } : undefined;
     return retry;
   };
-
-  function arm(): void {
+  const arm = (): void => {
     cancelTimer?.();
-    cancelTimer = undefined;
-    if (!started) return;
-    // After a failure the next run comes sooner (backoff), not a whole interval later.
-    if (retry !== undefined) cancelTimer = o.clock.setTimer(retry.afterMs, () => void trigger(RETRY_REASON));
-    else cancelTimer = o.clock.setTimer(o.intervalMs(), () => void trigger('resync'));
-  }
-
-  function runNow(reason: string): Promise<T> {
+    cancelTimer = !started ? undefined : retry ? o.clock.setTimer(retry.afterMs, () => void trigger(RETRY_REASON)) : o.clock.setTimer(o.intervalMs(), () => void trigger('resync'));
+  };
+  const runNow = (reason: string): Promise<T> => {
     const p: Promise<T> = o.run(reason, settle).finally(() => {
       if (inflight === p) inflight = undefined;
       arm();
     });
-    inflight = p;
-    return p;
-  }
-
-  function trigger(reason: string): Promise<T> {
+    return (inflight = p);
+  };
+  const trigger = (reason: string): Promise<T> => {
     if (!inflight) return runNow(reason);
     queued ??= inflight
       .catch(() => undefined)
@@ -90,7 +73,7 @@ export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
         return runNow(reason);
       });
     return queued;
-  }
+  };
 
   return {
     trigger,

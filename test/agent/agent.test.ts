@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, retryDelayMs, type AgentDeps } from '../../src/agent/agent.js';
+import { createAgent, type AgentDeps } from '../../src/agent/agent.js';
 import type { SyncReport } from '../../src/observe/agent-status.js';
 import { createFakeBackend } from '../../src/backends/fake.js';
 import type { FakeObserved } from '../../src/backends/fake.js';
@@ -465,15 +465,6 @@ test('a success resets the backoff: back to the resync interval, and the next fa
   await h.fireTimer();
   assert.deepEqual(h.delays.slice(4), [30_000, 1000]);
   await h.agent.stop();
-});
-
-test('the retry delay never exceeds a short resync interval', () => {
-  assert.deepEqual(
-    [1, 2, 3, 4].map((n) => retryDelayMs(n, 1000, 2500)),
-    [1000, 2000, 2500, 2500],
-  );
-  assert.equal(retryDelayMs(1, 1000, 100), 100);
-  assert.equal(retryDelayMs(5000, 1000, 86_400_000), 86_400_000);
 });
 
 test('a huge error message is cut before it reaches the status and the log', async () => {
