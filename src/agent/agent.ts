@@ -8,7 +8,7 @@ import { buildPolicy, type PolicyOptions } from '../policy/build.js';
 import type { FamilyPolicy, Policy } from '../policy/types.js';
 import type { Clock } from './clock.js';
 import * as decide from './decide.js';
-import { createScheduler, type Settle } from './scheduler.js';
+import { createScheduler, type Scheduler, type Settle } from './scheduler.js';
 
 /** What the agent needs from the world; `main` builds the real ones, tests build fakes. */
 export interface AgentDeps {
@@ -22,8 +22,6 @@ export interface AgentDeps {
   readonly clock: Clock;
   /** Called after every sync with what happened, e.g. to update metrics. */
   readonly onSync?: (report: SyncReport) => void;
-  /** The first retry delay after a failed sync, doubled per failure up to resyncInterval. Default RETRY_INITIAL_MS. */
-  readonly retryInitialMs?: number;
   /**
    * Called once after the first sync of each new config: parsing and rendering a large config
    * leave tens of MiB of garbage that V8 would otherwise keep until its heap cap forces a collection.
@@ -31,14 +29,8 @@ export interface AgentDeps {
   readonly afterConfigChange?: () => void;
 }
 
-/** The running agent. */
-export interface Agent {
-  /** Syncs now (config and rules); concurrent calls coalesce into at most one more run. */
-  sync(reason: string): Promise<SyncReport>;
-  /** First sync, then every resyncInterval of the config in force. */
-  start(): Promise<SyncReport>;
-  /** Stops the timer; rules stay in place. Waits for a running sync. */
-  stop(): Promise<void>;
+/** The running agent: its syncs (config and rules) run by a scheduler at the config's resyncInterval; stop() leaves the rules in place. */
+export interface Agent extends Scheduler<SyncReport> {
   status(): AgentStatus;
 }
 
@@ -85,12 +77,10 @@ export function createAgent(deps: AgentDeps): Agent {
 
   async function syncOnce(reason: string, settle: Settle): Promise<SyncReport> {
     const before = state.inForce?.hash;
-    let read: decide.ConfigRead;
-    try {
-      read = { loaded: await deps.loadConfig() };
-    } catch (error) {
-      read = { error };
-    }
+    const read: decide.ConfigRead = await deps.loadConfig().then(
+      (loaded) => ({ loaded }),
+      (error: unknown) => ({ error }),
+    );
     commit(decide.decideConfig(state, read, deps.defaultConfig));
     const inForce = state.inForce ?? { config: deps.defaultConfig(), hash: '' };
     if (built?.hash !== inForce.hash) built = { hash: inForce.hash, policy: buildPolicy(inForce.config, deps.policyOptions), expected: new Map() };
@@ -111,6 +101,5 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   const intervalMs = (): number => state.inForce?.config.resyncIntervalMs ?? 60_000;
-  const scheduler = createScheduler({ clock, run: syncOnce, intervalMs, retryInitialMs: deps.retryInitialMs });
-  return { sync: scheduler.trigger, start: scheduler.start, stop: scheduler.stop, status: () => decide.statusOf(state) };
+  return { ...createScheduler({ clock, run: syncOnce, intervalMs }), status: () => decide.statusOf(state) };
 }

@@ -4,7 +4,7 @@ import { sameState, type Observed, type OwnedState, type Plan } from '../backend
 import type { MasqConfig } from '../config/config.js';
 import { hashConfig, loggedLists } from '../config/key-values.js';
 import type { LoadedConfig } from '../config/load.js';
-import { CommandError, ConfigError, type ConfigIssue } from '../errors.js';
+import { CommandError, ConfigError } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
 import { MAX_ERROR_BYTES, MAX_LOGGED_CIDRS, MAX_LOGGED_ISSUES } from '../limits.js';
 import type { Family } from '../net/cidr.js';
@@ -22,7 +22,7 @@ export type LogLine = { readonly level: 'error' | 'warn' | 'info' | 'debug'; rea
 /** The agent's state, in one record: what the next decision starts from. */
 export interface AgentState {
   /** The config in force: the last good one, or the defaults after an invalid first read. */
-  readonly inForce: LoadedConfig | undefined;
+  readonly inForce?: LoadedConfig;
   /** Why the last config read was rejected; empty when it was valid. */
   readonly configErrors: readonly string[];
   /** Identifies the config warnings last logged, so that they are logged once, not at every resync. */
@@ -34,12 +34,12 @@ export interface AgentState {
   /** What each family held after its last good sync, to tell drift from a config change. */
   readonly written: ReadonlyMap<Family, OwnedState>;
   readonly families: ReadonlyMap<Family, Readonly<FamilyStatus>>;
-  readonly lastSyncAt: number | undefined;
-  readonly retryAfterMs: number | undefined;
+  readonly lastSyncAt?: number;
+  readonly retryAfterMs?: number | undefined;
 }
 
 /** The state before the first sync. */
-export const INITIAL_STATE: AgentState = { inForce: undefined, configErrors: [], warningsLogged: '', startInvalid: false, keptFromKernel: [], written: new Map(), families: new Map(), lastSyncAt: undefined, retryAfterMs: undefined };
+export const INITIAL_STATE: AgentState = { configErrors: [], warningsLogged: '', startInvalid: false, keptFromKernel: [], written: new Map(), families: new Map() };
 
 /** The state after a step and what to log about it. */
 export type Decision = { readonly state: AgentState; readonly log: readonly LogLine[] };
@@ -58,13 +58,6 @@ function capped<T>(items: readonly T[], one: (item: T) => LogLine, rest: (count:
 
 const describeError = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
-/** Identifies a config and its warnings by value. */
-function warningsFingerprint(configHash: string, warnings: readonly ConfigIssue[]): string {
-  const h = createHash('sha256').update(configHash);
-  for (const w of warnings) h.update(`\n${w.source}\0${w.line ?? ''}\0${w.column ?? ''}\0${w.path}\0${w.message}`);
-  return h.digest('hex');
-}
-
 /** The "config applied" line: it says "no config file" only when there is none. */
 function appliedMessage(loaded: LoadedConfig): string {
   if (!loaded.usingDefaults) return 'config applied';
@@ -81,7 +74,9 @@ export type ConfigRead = { readonly loaded: LoadedConfig } | { readonly error: u
 export function decideConfig(state: AgentState, read: ConfigRead, defaults: () => MasqConfig): Decision {
   if ('loaded' in read) {
     const { loaded } = read;
-    const fingerprint = warningsFingerprint(loaded.hash, loaded.warnings);
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify([loaded.hash, loaded.warnings]))
+      .digest('hex');
     // The files are read at every sync; their warnings are news only when the config changed.
     const log =
       fingerprint === state.warningsLogged

@@ -31,15 +31,15 @@ export interface SchedulerOptions<T> {
 
 /** Runs one thing at a time, when triggered and at its interval. */
 export interface Scheduler<T> {
-  /** Runs now, or once after the running run: every trigger during a run folds into that one. */
-  trigger(reason: string): Promise<T>;
+  /** Runs now, or once after the running run: every call during a run folds into that one. */
+  sync(reason: string): Promise<T>;
   /** Runs now (reason `start`), then at the interval, or sooner after a failure. */
   start(): Promise<T>;
   /** Stops the timer and waits for a running run. */
   stop(): Promise<void>;
 }
 
-/** Creates a scheduler; nothing runs before start() or trigger(). */
+/** Creates a scheduler; nothing runs before start() or sync(). */
 export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
   let failures = 0;
   let retry: Retry | undefined;
@@ -55,7 +55,7 @@ export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
   };
   const arm = (): void => {
     cancelTimer?.();
-    cancelTimer = !started ? undefined : retry ? o.clock.setTimer(retry.afterMs, () => void trigger(RETRY_REASON)) : o.clock.setTimer(o.intervalMs(), () => void trigger('resync'));
+    cancelTimer = !started ? undefined : retry ? o.clock.setTimer(retry.afterMs, () => void sync(RETRY_REASON)) : o.clock.setTimer(o.intervalMs(), () => void sync('resync'));
   };
   const runNow = (reason: string): Promise<T> => {
     const p: Promise<T> = o.run(reason, settle).finally(() => {
@@ -64,7 +64,7 @@ export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
     });
     return (inflight = p);
   };
-  const trigger = (reason: string): Promise<T> => {
+  const sync = (reason: string): Promise<T> => {
     if (!inflight) return runNow(reason);
     queued ??= inflight
       .catch(() => undefined)
@@ -76,10 +76,10 @@ export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
   };
 
   return {
-    trigger,
+    sync,
     start: () => {
       started = true;
-      return trigger('start');
+      return sync('start');
     },
     stop: async () => {
       started = false;

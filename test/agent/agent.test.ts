@@ -13,7 +13,6 @@ import { CommandError, ConfigError } from '../../src/errors.js';
 import { createMemoryLogger } from '../../src/observe/log.js';
 import { createFakeClock } from './fake-clock.js';
 import { MAX_LOGGED_ISSUES } from '../../src/limits.js';
-import { applyPolicy, readOwned } from '../backends/sync.js';
 
 const OPTS: ConfigOptions = { enableIPv6: true, nomasqAllReservedRanges: false };
 

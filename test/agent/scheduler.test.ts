@@ -67,8 +67,8 @@ test('start runs at once, then at the interval, which is asked anew after every 
 test('triggers during a run fold into one run after it, with the first reason, and all callers get its result', async () => {
   const h = harness();
   const release = h.hold();
-  const first = h.scheduler.trigger('a');
-  const later = ['b', 'c', 'd'].map((r) => h.scheduler.trigger(r));
+  const first = h.scheduler.sync('a');
+  const later = ['b', 'c', 'd'].map((r) => h.scheduler.sync(r));
   await h.settle();
   assert.deepEqual(h.runs, ['a'], 'one run at a time');
   release();
@@ -123,7 +123,7 @@ test('stop waits for the running run and leaves no timer; a trigger after it run
   await stopping;
   await started;
   assert.equal(h.clock.pending(), 0);
-  await h.scheduler.trigger('SIGHUP');
+  await h.scheduler.sync('SIGHUP');
   assert.equal(h.clock.pending(), 0);
 });
 
