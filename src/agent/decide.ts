@@ -191,18 +191,13 @@ export function decideSyncEnd(state: AgentState, report: SyncReport, retry: Retr
 /** Warnings about ranges of a new config that change nothing (the nft sets drop them; iptables keeps order). */
 export function redundancyWarnings(policy: Policy): LogLine[] {
   return policy.families.flatMap((fp) => {
-    const family = fp.family;
-    if (usesDecisions(fp)) {
-      return capped(
-        findRedundantRows(fp),
-        (r) => line('warn', 'redundant CIDR', { family, detail: describeRedundantRow(r) }),
-        (count) => line('warn', 'more redundant CIDRs not shown', { family, count, ...SEE_ALL }),
-      );
-    }
+    const [what, more, details] = usesDecisions(fp)
+      ? ['redundant CIDR', 'more redundant CIDRs not shown', findRedundantRows(fp).map((r) => describeRedundantRow(r))]
+      : ['redundant non-masquerade range', 'more redundant non-masquerade ranges not shown', normalizeRanges(fp.exempt).dropped.map((d) => describeDropped(d))];
     return capped(
-      normalizeRanges(fp.exempt).dropped,
-      (d) => line('warn', 'redundant non-masquerade range', { family, detail: describeDropped(d) }),
-      (count) => line('warn', 'more redundant non-masquerade ranges not shown', { family, count, ...SEE_ALL }),
+      details,
+      (detail) => line('warn', what, { family: fp.family, detail }),
+      (count) => line('warn', more, { family: fp.family, count, ...SEE_ALL }),
     );
   });
 }

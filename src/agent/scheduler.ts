@@ -41,7 +41,6 @@ export interface Scheduler<T> {
 
 /** Creates a scheduler; nothing runs before start() or sync(). */
 export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
-  let failures = 0;
   let retry: Retry | undefined;
   let started = false;
   let inflight: Promise<T> | undefined;
@@ -49,13 +48,15 @@ export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
   let cancelTimer: (() => void) | undefined;
 
   const settle: Settle = (failed) => {
-    failures = failed ? failures + 1 : 0;
+    const failures = failed ? (retry?.failures ?? 0) + 1 : 0;
     retry = failed ? { afterMs: retryDelayMs(failures, o.retryInitialMs ?? RETRY_INITIAL_MS, o.intervalMs()), failures } : undefined;
     return retry;
   };
   const arm = (): void => {
     cancelTimer?.();
-    cancelTimer = !started ? undefined : retry ? o.clock.setTimer(retry.afterMs, () => void sync(RETRY_REASON)) : o.clock.setTimer(o.intervalMs(), () => void sync('resync'));
+    // After a failure the next run comes sooner (backoff), not a whole interval later.
+    const [ms, reason] = retry ? [retry.afterMs, RETRY_REASON] : [o.intervalMs(), 'resync'];
+    cancelTimer = started ? o.clock.setTimer(ms, () => void sync(reason)) : undefined;
   };
   const runNow = (reason: string): Promise<T> => {
     const p: Promise<T> = o.run(reason, settle).finally(() => {

@@ -73,60 +73,46 @@ function renderFakeScript(p: FamilyPolicy): string {
   return [`flush ${p.family}`, ...renderFakeLines(p).map((l) => `add ${p.family} ${l}`)].join('\n') + '\n';
 }
 
-/** What the fake kernel holds. */
-interface FakeState {
-  readonly tables: Map<Family, OwnedState>;
-  readonly above: Map<Family, readonly string[]>;
-}
-
 /**
- * Runs a fake script against a copy of the state, as the real tools do: a line they would refuse
- * (an address of the other family, an unknown command) fails the whole script and the state stays.
+ * Runs one family's fake script against a copy of its lines and of the rules above ours, as the
+ * real tools do: a line they would refuse (an address of the other family, an unknown command)
+ * fails the whole script, and the state stays.
  */
-function runFakeScript(script: string, state: FakeState): FakeState {
-  const next = { tables: new Map(state.tables), above: new Map(state.above) };
+function runFakeScript(script: string, family: Family, lines: OwnedState, above: readonly string[]): { lines: OwnedState; above: readonly string[] } {
+  const next = { lines: [...lines], above };
   script.split('\n').forEach((line, i) => {
+    const refuse = (what: string, why: string): never => {
+      throw new Error(`fake: line ${i + 1}: ${what} (iptables: ${why})`);
+    };
     if (line === '') return;
     const m = /^(flush|add) (ipv4|ipv6)(?: (.*))?$/.exec(line);
-    if (!m) throw new Error(`fake: line ${i + 1}: unknown command ${JSON.stringify(line)}`);
-    const family = m[2] as Family;
-    if (m[1] === 'flush') {
-      next.tables.set(family, []);
-      return;
-    }
-    const rule = m[3] ?? '';
-    const words = rule.split(/[ ,]/);
+    if (m?.[2] !== family) return refuse(`unknown command ${JSON.stringify(line)}`, `not a ${family} command`);
+    if (m[1] === 'flush') next.lines = [];
+    const words = (m[3] ?? '').split(/[ ,]/);
     words.forEach((word, j) => {
-      if (word.includes('/')) {
-        // A CIDR: iptables cannot resolve one of the other family in this family's table.
-        let family2: Family | undefined;
-        try {
-          family2 = parseCidr(word).family;
-        } catch {
-          throw new Error(`fake: line ${i + 1}: ${word} is not a CIDR (iptables: host/network not found)`);
-        }
-        if (family2 !== family) throw new Error(`fake: ${word} is not ${family} (iptables: host/network not found)`);
-      } else if (words[j - 1] === 'to' && words[0] === 'snat') {
-        let family2: Family | undefined;
-        try {
-          family2 = parseIp(word).family;
-        } catch {
-          throw new Error(`fake: line ${i + 1}: SNAT --to-source ${word} is not an address (iptables: bad IP address)`);
-        }
-        if (family2 !== family) throw new Error(`fake: SNAT --to-source ${word} is not ${family} (iptables: bad IP address)`);
+      // A CIDR or a SNAT address: iptables cannot resolve one of the other family in this family's table.
+      const snat = words[0] === 'snat' && words[j - 1] === 'to';
+      if (!snat && !word.includes('/')) return;
+      const [what, why] = snat ? [`SNAT --to-source ${word}`, 'bad IP address'] : [word, 'host/network not found'];
+      let of: Family | undefined;
+      try {
+        of = (snat ? parseIp(word) : parseCidr(word)).family;
+      } catch {
+        refuse(`${what} is not ${snat ? 'an address' : 'a CIDR'}`, why);
       }
+      if (of !== family) refuse(`${what} is not ${family}`, why);
     });
     // Inserted at rule 1: what others put above ours now comes after it.
-    if (rule === 'jump first') next.above.set(family, []);
-    next.tables.set(family, [...(next.tables.get(family) ?? []), rule]);
+    if (m[3] === 'jump first') next.above = [];
+    if (m[1] === 'add') next.lines.push(m[3] ?? '');
   });
   return next;
 }
 
 /** Creates a fake backend; apply is atomic (all or nothing), cleanup idempotent. */
 export function createFakeBackend(): FakeBackend {
-  const state: FakeState = { tables: new Map(), above: new Map() };
-  const { tables, above } = state;
+  const tables = new Map<Family, OwnedState>();
+  const above = new Map<Family, readonly string[]>();
   const writes = new Map<Family, number>();
   const scripts: string[] = [];
   const applyFailures: { family: Family | undefined; error: Error }[] = [];
@@ -174,9 +160,9 @@ export function createFakeBackend(): FakeBackend {
       if (err) throw err;
       scripts.push(plan.script);
       // Applied to a copy, committed only when every line was accepted.
-      const next = runFakeScript(plan.script, state);
-      tables.set(plan.family, next.tables.get(plan.family) ?? []);
-      above.set(plan.family, next.above.get(plan.family) ?? []);
+      const next = runFakeScript(plan.script, plan.family, tables.get(plan.family) ?? [], above.get(plan.family) ?? []);
+      tables.set(plan.family, next.lines);
+      above.set(plan.family, next.above);
       writes.set(plan.family, (writes.get(plan.family) ?? 0) + 1);
     },
     cleanup: async (family) => {
