@@ -14,7 +14,6 @@ import type { Fields } from '../observe/log.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
 import type { Policy } from '../policy/types.js';
 import type { Retry } from './scheduler.js';
-import { createHash } from 'node:crypto';
 
 /** One line for the log, as data, so that decisions are tested without a logger. */
 export type LogLine = { readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly msg: string; readonly fields: Fields };
@@ -25,8 +24,6 @@ export interface AgentState {
   readonly inForce?: LoadedConfig;
   /** Why the last config read was rejected; empty when it was valid. */
   readonly configErrors: readonly string[];
-  /** Identifies the config warnings last logged, so that they are logged once, not at every resync. */
-  readonly warningsLogged: string;
   /** From an invalid first read until a valid one: what is in the kernel is the best guess. */
   readonly startInvalid: boolean;
   /** Families whose rules, found at an invalid start, stay untouched while startInvalid. */
@@ -39,7 +36,7 @@ export interface AgentState {
 }
 
 /** The state before the first sync. */
-export const INITIAL_STATE: AgentState = { configErrors: [], warningsLogged: '', startInvalid: false, keptFromKernel: [], written: new Map(), families: new Map() };
+export const INITIAL_STATE: AgentState = { configErrors: [], startInvalid: false, keptFromKernel: [], written: new Map(), families: new Map() };
 
 /** The state after a step and what to log about it. */
 export type Decision = { readonly state: AgentState; readonly log: readonly LogLine[] };
@@ -74,25 +71,23 @@ export type ConfigRead = { readonly loaded: LoadedConfig } | { readonly error: u
 export function decideConfig(state: AgentState, read: ConfigRead, defaults: () => MasqConfig): Decision {
   if ('loaded' in read) {
     const { loaded } = read;
-    const fingerprint = createHash('sha256')
-      .update(JSON.stringify([loaded.hash, loaded.warnings]))
-      .digest('hex');
-    // The files are read at every sync; their warnings are news only when the config changed.
+    // The files are read at every sync: their warnings are news only when the config or they changed.
+    const was = state.configErrors.length === 0 ? state.inForce : undefined;
     const log =
-      fingerprint === state.warningsLogged
+      was?.hash === loaded.hash && JSON.stringify(was.warnings) === JSON.stringify(loaded.warnings)
         ? []
         : capped(
             loaded.warnings,
             (w) => line('warn', 'config warning', { source: w.source, path: w.path, line: w.line, message: w.message }),
             (count) => line('warn', 'more config warnings not shown', { count, total: loaded.warnings.length, ...SEE_ALL }),
           );
-    if (loaded.hash !== state.inForce?.hash || state.configErrors.length > 0) {
+    if (was?.hash !== loaded.hash) {
       log.push(line('info', appliedMessage(loaded), { files: loaded.files, config: { ...loaded.config, ...loggedLists(loaded.config, MAX_LOGGED_CIDRS) } }));
     }
-    return { state: { ...state, inForce: loaded, configErrors: [], warningsLogged: fingerprint, startInvalid: false, keptFromKernel: [] }, log };
+    return { state: { ...state, inForce: loaded, configErrors: [], startInvalid: false, keptFromKernel: [] }, log };
   }
   const errors = read.error instanceof ConfigError ? read.error.message.split('\n') : [describeError(read.error)];
-  const rejected = { ...state, configErrors: errors, warningsLogged: '' };
+  const rejected = { ...state, configErrors: errors };
   if (state.inForce === undefined) {
     const config = defaults();
     return {

@@ -7,9 +7,9 @@ import type { Clock } from './clock.js';
 /** The first retry after a failed run comes this soon; each further failure doubles it, up to the interval. */
 export const RETRY_INITIAL_MS = 1000;
 
-/** The delay before retry number `failures` (1, 2, ...): initial, doubled each time, never past the resync interval. */
-export function retryDelayMs(failures: number, initialMs: number, resyncIntervalMs: number): number {
-  return Math.min(initialMs * 2 ** Math.min(Math.max(failures - 1, 0), 30), resyncIntervalMs);
+/** The delay before retry number `failures` (1, 2, ...): RETRY_INITIAL_MS, doubled each time, never past the resync interval. */
+export function retryDelayMs(failures: number, resyncIntervalMs: number): number {
+  return Math.min(RETRY_INITIAL_MS * 2 ** Math.min(Math.max(failures - 1, 0), 30), resyncIntervalMs);
 }
 
 /** A pending retry: how soon it runs, and how many runs in a row failed. */
@@ -25,8 +25,6 @@ export interface SchedulerOptions<T> {
   readonly run: (reason: string, settle: Settle) => Promise<T>;
   /** The regular interval, asked after each run (a new config may change it). */
   readonly intervalMs: () => number;
-  /** The first retry delay after a failed run. Default RETRY_INITIAL_MS. */
-  readonly retryInitialMs?: number | undefined;
 }
 
 /** Runs one thing at a time, when triggered and at its interval. */
@@ -49,7 +47,7 @@ export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
 
   const settle: Settle = (failed) => {
     const failures = failed ? (retry?.failures ?? 0) + 1 : 0;
-    retry = failed ? { afterMs: retryDelayMs(failures, o.retryInitialMs ?? RETRY_INITIAL_MS, o.intervalMs()), failures } : undefined;
+    retry = failed ? { afterMs: retryDelayMs(failures, o.intervalMs()), failures } : undefined;
     return retry;
   };
   const arm = (): void => {

@@ -123,6 +123,21 @@ test('decideConfig: "config applied" when the hash changes or after a rejection;
   );
 });
 
+test('decideConfig: config warnings are logged when the config or the warnings change, or after a rejection; not at every read', () => {
+  const a = loaded('nonMasqueradeCIDRs: [10.0.0.0/8, 10.0.0.0/8]\n');
+  const warnings = (d: { log: readonly { msg: string }[] }) => d.log.filter((l) => l.msg === 'config warning').length;
+  let d = decideConfig(INITIAL_STATE, { loaded: a }, defaults);
+  assert.equal(warnings(d), a.warnings.length);
+  assert.ok(a.warnings.length > 0);
+  assert.equal(warnings(decideConfig(d.state, { loaded: { ...a } }, defaults)), 0, 'the same config and warnings by value');
+  // Same config (hash), other text: the warnings are news, the config is not.
+  const moved = { ...a, warnings: a.warnings.map((w) => ({ ...w, line: (w.line ?? 0) + 1 })) };
+  const again = decideConfig(d.state, { loaded: moved }, defaults);
+  assert.deepEqual([...new Set(again.log.map((l) => l.msg))], ['config warning']);
+  d = decideConfig(d.state, { error: new Error('read failed') }, defaults);
+  assert.equal(warnings(decideConfig(d.state, { loaded: a }, defaults)), a.warnings.length);
+});
+
 test('decideSyncEnd: the "sync done" line carries the retry when there is one', () => {
   const report = { reason: 'resync', at: 5, configValid: true, families: [{ family: 'ipv4' as const, result: 'error' as const, durationMs: 1, rules: 0 }], retryAfterMs: 2000 };
   const d = decideSyncEnd(INITIAL_STATE, report, { afterMs: 2000, failures: 2 });

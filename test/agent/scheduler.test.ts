@@ -103,14 +103,6 @@ test('a failed run is retried after 1 s, 2 s, 4 s, ... capped at the interval; a
   await h.scheduler.stop();
 });
 
-test('retryInitialMs sets the first retry delay', async () => {
-  const h = harness({ retryInitialMs: 50 });
-  h.fail(true);
-  await h.scheduler.start();
-  assert.deepEqual(h.retries, [{ afterMs: 50, failures: 1 }]);
-  await h.scheduler.stop();
-});
-
 test('stop waits for the running run and leaves no timer; a trigger after it runs without arming one', async () => {
   const h = harness();
   const release = h.hold();
@@ -129,9 +121,9 @@ test('stop waits for the running run and leaves no timer; a trigger after it run
 
 test('the retry delay never exceeds a short resync interval', () => {
   assert.deepEqual(
-    [1, 2, 3, 4].map((n) => retryDelayMs(n, 1000, 2500)),
+    [1, 2, 3, 4].map((n) => retryDelayMs(n, 2500)),
     [1000, 2000, 2500, 2500],
   );
-  assert.equal(retryDelayMs(1, 1000, 100), 100);
-  assert.equal(retryDelayMs(5000, 1000, 86_400_000), 86_400_000);
+  assert.equal(retryDelayMs(1, 100), 100);
+  assert.equal(retryDelayMs(5000, 86_400_000), 86_400_000);
 });
