@@ -17,7 +17,7 @@ import { buildPolicy } from '../../src/policy/build.js';
 import { ADDR, NETNS_PREFIX, canUseNetns, createNamespace, createTopology, deleteNamespace, nsRun, nsSpawn, sourceSeenBy, startPeerServer } from '../netns/netns.js';
 import { netnsRunner } from '../netns/netns-runner.js';
 import { AGENT_MAIN } from '../agent/agent-process.js';
-import { applyPolicy, readOwned } from '../backends/sync.js';
+import { applyPolicy } from '../backends/sync.js';
 
 const MAIN = AGENT_MAIN;
 const tools = ['nft', 'iptables-nft', 'iptables-legacy'].every((t) => spawnSync(t, ['--version'], { stdio: 'ignore' }).status === 0);

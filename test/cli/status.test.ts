@@ -11,7 +11,7 @@ import { fakeIptables, scriptedRunner } from '../backends/iptables-helpers.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import { createFakeNft } from '../backends/fake-nft.js';
 import { cli, tempDir, type TempDir } from './cli-helpers.js';
-import { applyPolicy, readOwned } from '../backends/sync.js';
+import { applyPolicy } from '../backends/sync.js';
 
 let tmp: TempDir;
 let config = '';
