@@ -645,4 +645,3 @@ test("a new config's sync is reported (log and onSync) before its redundancy war
   assert.ok(later.lastIndexOf('redundant non-masquerade range') > later.lastIndexOf('sync done'), later.join('\n'));
   await h.agent.stop();
 });
-
