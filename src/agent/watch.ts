@@ -51,30 +51,39 @@ export interface ConfigWatchOptions {
  * a watcher error re-creates the watcher. Returns a function that stops watching.
  */
 export function watchConfig(opts: ConfigWatchOptions): () => void {
-  const debounceMs = opts.debounceMs ?? WATCH_DEBOUNCE_MS;
-  const watchFn: WatchFn = opts.watch ?? watch;
+  const { clock, log } = opts;
   const retryMs = opts.retryMs ?? 1000;
   let watcher: FSWatcher | undefined;
   let cancelDebounce: (() => void) | undefined;
   let cancelRetry: (() => void) | undefined;
   let stopped = false;
-  let warned = false;
+  // Since the last watch that worked, the directory could not be watched: said once, not per retry.
+  let failing = false;
 
   const fire = (): void => {
     cancelDebounce?.();
-    cancelDebounce = opts.clock.setTimer(debounceMs, () => {
+    cancelDebounce = clock.setTimer(opts.debounceMs ?? WATCH_DEBOUNCE_MS, () => {
       cancelDebounce = undefined;
       opts.onChange();
     });
   };
+  const close = (): void => {
+    watcher?.close();
+    watcher = undefined;
+  };
+  const retry = (): void => {
+    close();
+    failing = true;
+    if (!stopped && !cancelRetry) cancelRetry = clock.setTimer(retryMs, open);
+  };
 
-  const open = (): void => {
+  function open(): void {
     cancelRetry = undefined;
     if (stopped) return;
     const directoryMode = opts.isDirectory();
     const dir = directoryMode ? opts.path : dirname(opts.path);
     try {
-      watcher = watchFn(dir, { persistent: false }, (eventType, filename) => {
+      watcher = (opts.watch ?? watch)(dir, { persistent: false }, (eventType, filename) => {
         // Other files in the directory (logs, other ConfigMap keys) change without touching
         // the config: a sync for each of their writes would be work for nothing.
         const relevant = isRelevantConfigEvent(filename, dir, opts.path, directoryMode);
@@ -83,45 +92,32 @@ export function watchConfig(opts: ConfigWatchOptions): () => void {
         // directory was deleted (and maybe re-created, possibly with the same inode number), the
         // old watch would stay silent from now on. A plain write to another file cannot be that.
         if (!relevant && eventType === 'change') return;
-        watcher?.close();
-        watcher = undefined;
+        close();
         open();
       });
       watcher.on('error', (e) => {
-        opts.log.warn('config watcher failed; re-creating it', { dir, error: e.message });
-        reopen();
+        log.warn('config watcher failed; re-creating it', { dir, error: e.message });
+        retry();
       });
-      if (warned) {
-        opts.log.info('watching config directory', { dir });
-        fire(); // it may have appeared with the file in it
-      } else {
-        opts.log.debug('watching config directory', { dir });
-      }
-      warned = false;
+      log[failing ? 'info' : 'debug']('watching config directory', { dir });
+      if (failing) fire(); // it may have appeared with the file in it
+      failing = false;
     } catch (e) {
-      if (!warned) {
-        opts.log.warn('cannot watch the config directory yet; retrying (the resync timer still applies)', {
+      if (!failing) {
+        log.warn('cannot watch the config directory yet; retrying (the resync timer still applies)', {
           dir,
           error: (e as Error).message,
         });
-        warned = true;
       }
-      cancelRetry = opts.clock.setTimer(retryMs, open);
+      retry();
     }
-  };
-
-  const reopen = (): void => {
-    watcher?.close();
-    watcher = undefined;
-    warned = true;
-    if (!stopped && !cancelRetry) cancelRetry = opts.clock.setTimer(retryMs, open);
-  };
+  }
 
   open();
   return () => {
     stopped = true;
     cancelDebounce?.();
     cancelRetry?.();
-    watcher?.close();
+    close();
   };
 }

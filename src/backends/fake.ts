@@ -4,24 +4,31 @@ import { sameState, type Backend, type Observed, type OwnedState, type Plan } fr
 import { exemptionIsFinal, masqueradeMarkHex } from '../policy/build.js';
 import { decisionTable } from '../policy/decide.js';
 
-/** What the fake's apply() runs. */
+/** What the fake's read() sees: our lines, and the rules of others above our jump. */
+export interface FakeObserved extends Observed {
+  readonly above: readonly string[];
+}
+
+/** What the fake's apply() runs: its script, empty when the plan is up to date. */
 export interface FakePlan extends Plan {
-  readonly policy: FamilyPolicy;
+  readonly script: string;
 }
 
 /**
- * An in-memory backend with the real ones' semantics, for unit tests of the agent: apply runs its
- * rendered script against a copy of the state and commits only when the whole script was
- * accepted (as knftables' Fake does), refusing what iptables refuses.
+ * An in-memory backend with the real ones' semantics, for unit tests of the agent: read, a pure
+ * plan, and an apply that runs the planned script against a copy of the state and commits only
+ * when the whole script was accepted (as knftables' Fake does), refusing what iptables refuses.
  */
-export interface FakeBackend extends Backend<Observed, FakePlan> {
-  /** The state each family holds now; tests may overwrite it to simulate damage. */
+export interface FakeBackend extends Backend<FakeObserved, FakePlan> {
+  /** Our lines per family now; tests may overwrite them to simulate damage. */
   readonly tables: Map<Family, OwnedState>;
-  /** Every script apply() ran (what render() gives), refused ones too, in order. */
+  /** Rules of others above our jump per family (what insertAbove adds). */
+  readonly above: Map<Family, readonly string[]>;
+  /** Every script apply() ran, refused ones too, in order. */
   readonly scripts: string[];
   /** Number of apply() calls that wrote something, per family. */
   readonly writes: Map<Family, number>;
-  /** Makes the next `count` apply() calls of a family (or all families) throw `error`. */
+  /** Makes the next `count` apply() calls that have something to run, of a family (or all), throw `error`. */
   failNextApplies(count: number, error: Error, family?: Family): void;
   /** Makes the next `count` read() calls throw `error`. */
   failNextReads(count: number, error: Error, family?: Family): void;
@@ -32,11 +39,14 @@ export interface FakeBackend extends Backend<Observed, FakePlan> {
    */
   addStrayJump(family: Family, form?: string): void;
   /**
-   * Inserts a foreign rule above our jump, as `iptables -I POSTROUTING 1` by someone else does.
-   * With `first` read() shows it (as the iptables backend does); apply() moves ours back on top.
+   * Inserts another program's MASQUERADE rule above our jump, as `iptables -I POSTROUTING 1` does.
+   * The plan lists it as shadowing; with `first`, read() shows it as drift and apply() moves ours back on top.
    */
   insertAbove(family: Family): void;
 }
+
+/** The rule insertAbove() puts above ours, as `iptables -S` prints it. */
+const FOREIGN_RULE = '-A POSTROUTING -p udp --dport 9 -j MASQUERADE';
 
 /**
  * Renders a policy as the lines read() shows, from the same decision table the real renderers use;
@@ -58,49 +68,43 @@ function renderFakeLines(p: FamilyPolicy): string[] {
   return [first ? 'jump first' : 'jump', ...prelude, ...rows, `masquerade${scope}${flags}`];
 }
 
-/** The fake tool's script for one family: flush what is there (stray jumps too), then add every line. */
+/** The fake tool's script for one family: flush what is there (stray jumps too), then add every line (`jump first` goes above others' rules). */
 function renderFakeScript(p: FamilyPolicy): string {
   return [`flush ${p.family}`, ...renderFakeLines(p).map((l) => `add ${p.family} ${l}`)].join('\n') + '\n';
 }
 
 /**
- * Runs a fake script against a copy of the state, as the real tools do: a line they would refuse
- * (an address of the other family, an unknown command) fails the whole script and the state stays.
+ * Runs one family's fake script against a copy of its lines and of the rules above ours, as the
+ * real tools do: a line they would refuse (an address of the other family, an unknown command)
+ * fails the whole script, and the state stays.
  */
-function runFakeScript(script: string, state: ReadonlyMap<Family, OwnedState>): Map<Family, OwnedState> {
-  const next = new Map(state);
+function runFakeScript(script: string, family: Family, lines: OwnedState, above: readonly string[]): { lines: OwnedState; above: readonly string[] } {
+  const next = { lines: [...lines], above };
   script.split('\n').forEach((line, i) => {
+    const refuse = (what: string, why: string): never => {
+      throw new Error(`fake: line ${i + 1}: ${what} (iptables: ${why})`);
+    };
     if (line === '') return;
     const m = /^(flush|add) (ipv4|ipv6)(?: (.*))?$/.exec(line);
-    if (!m) throw new Error(`fake: line ${i + 1}: unknown command ${JSON.stringify(line)}`);
-    const family = m[2] as Family;
-    if (m[1] === 'flush') {
-      next.set(family, []);
-      return;
-    }
-    const rule = m[3] ?? '';
-    const words = rule.split(/[ ,]/);
+    if (m?.[2] !== family) return refuse(`unknown command ${JSON.stringify(line)}`, `not a ${family} command`);
+    if (m[1] === 'flush') next.lines = [];
+    const words = (m[3] ?? '').split(/[ ,]/);
     words.forEach((word, j) => {
-      if (word.includes('/')) {
-        // A CIDR: iptables cannot resolve one of the other family in this family's table.
-        let family2: Family | undefined;
-        try {
-          family2 = parseCidr(word).family;
-        } catch {
-          throw new Error(`fake: line ${i + 1}: ${word} is not a CIDR (iptables: host/network not found)`);
-        }
-        if (family2 !== family) throw new Error(`fake: ${word} is not ${family} (iptables: host/network not found)`);
-      } else if (words[j - 1] === 'to' && words[0] === 'snat') {
-        let family2: Family | undefined;
-        try {
-          family2 = parseIp(word).family;
-        } catch {
-          throw new Error(`fake: line ${i + 1}: SNAT --to-source ${word} is not an address (iptables: bad IP address)`);
-        }
-        if (family2 !== family) throw new Error(`fake: SNAT --to-source ${word} is not ${family} (iptables: bad IP address)`);
+      // A CIDR or a SNAT address: iptables cannot resolve one of the other family in this family's table.
+      const snat = words[0] === 'snat' && words[j - 1] === 'to';
+      if (!snat && !word.includes('/')) return;
+      const [what, why] = snat ? [`SNAT --to-source ${word}`, 'bad IP address'] : [word, 'host/network not found'];
+      let of: Family | undefined;
+      try {
+        of = (snat ? parseIp(word) : parseCidr(word)).family;
+      } catch {
+        refuse(`${what} is not ${snat ? 'an address' : 'a CIDR'}`, why);
       }
+      if (of !== family) refuse(`${what} is not ${family}`, why);
     });
-    next.set(family, [...(next.get(family) ?? []), rule]);
+    // Inserted at rule 1: what others put above ours now comes after it.
+    if (m[3] === 'jump first') next.above = [];
+    if (m[1] === 'add') next.lines.push(m[3] ?? '');
   });
   return next;
 }
@@ -108,6 +112,7 @@ function runFakeScript(script: string, state: ReadonlyMap<Family, OwnedState>): 
 /** Creates a fake backend; apply is atomic (all or nothing), cleanup idempotent. */
 export function createFakeBackend(): FakeBackend {
   const tables = new Map<Family, OwnedState>();
+  const above = new Map<Family, readonly string[]>();
   const writes = new Map<Family, number>();
   const scripts: string[] = [];
   const applyFailures: { family: Family | undefined; error: Error }[] = [];
@@ -119,6 +124,7 @@ export function createFakeBackend(): FakeBackend {
   return {
     name: 'fake',
     tables,
+    above,
     writes,
     scripts,
     expected: (p) => renderFakeLines(p),
@@ -134,22 +140,30 @@ export function createFakeBackend(): FakeBackend {
         },
         remove: async () => void tables.delete(family),
       })),
-    read: async (family) => {
+    read: async (family, options) => {
       const err = takeFailure(readFailures, family);
       if (err) throw err;
-      return { family, owned: tables.get(family) ?? [] };
+      const lines = tables.get(family) ?? [];
+      const others = above.get(family) ?? [];
+      // With `first`, a rule above ours is ours not being first: drift, as the iptables backend reads it.
+      const owned = lines.includes('jump first') && others.length > 0 ? [...others.map((r) => `above ours: ${r}`), ...lines] : lines;
+      return { family, owned: options?.owned === false ? undefined : owned, above: others };
     },
-    plan: (observed, p) => ({ family: p.family, upToDate: sameState(observed.owned, renderFakeLines(p)), shadowing: [], policy: p }),
-    apply: async ({ upToDate, policy: p }) => {
-      const err = takeFailure(applyFailures, p.family);
+    plan: (observed, p) => {
+      const upToDate = sameState(observed.owned, renderFakeLines(p));
+      // Once applied, `first` puts ours above every other rule: nothing is left to shadow it.
+      return { family: p.family, upToDate, shadowing: exemptionIsFinal(p) ? [] : observed.above, script: upToDate ? '' : renderFakeScript(p) };
+    },
+    apply: async (plan) => {
+      if (plan.upToDate) return;
+      const err = takeFailure(applyFailures, plan.family);
       if (err) throw err;
-      if (upToDate) return;
+      scripts.push(plan.script);
       // Applied to a copy, committed only when every line was accepted.
-      const script = renderFakeScript(p);
-      scripts.push(script);
-      const next = runFakeScript(script, tables);
-      tables.set(p.family, next.get(p.family) ?? []);
-      writes.set(p.family, (writes.get(p.family) ?? 0) + 1);
+      const next = runFakeScript(plan.script, plan.family, tables.get(plan.family) ?? [], above.get(plan.family) ?? []);
+      tables.set(plan.family, next.lines);
+      above.set(plan.family, next.above);
+      writes.set(plan.family, (writes.get(plan.family) ?? 0) + 1);
     },
     cleanup: async (family) => {
       tables.delete(family);
@@ -157,15 +171,14 @@ export function createFakeBackend(): FakeBackend {
     failNextApplies(count, error, family) {
       for (let i = 0; i < count; i++) applyFailures.push({ family, error });
     },
+    failNextReads(count, error, family) {
+      for (let i = 0; i < count; i++) readFailures.push({ family, error });
+    },
     addStrayJump(family, form = 'older release') {
       tables.set(family, [`jump ${form}`, ...(tables.get(family) ?? [])]);
     },
     insertAbove(family) {
-      const have = tables.get(family) ?? [];
-      if (have.includes('jump first')) tables.set(family, ['foreign rule above our jump', ...have]);
-    },
-    failNextReads(count, error, family) {
-      for (let i = 0; i < count; i++) readFailures.push({ family, error });
+      above.set(family, [FOREIGN_RULE, ...(above.get(family) ?? [])]);
     },
   };
 }

@@ -28,7 +28,7 @@ export interface FamilyStatus {
   failingSince?: number | undefined;
   rules: number;
   driftRepairs: number;
-  /** Others' MASQUERADE/SNAT rules that decide before ours (see Backend.findShadowing). */
+  /** Others' MASQUERADE/SNAT rules that decide before ours: the last plan's `shadowing` (Plan.shadowing). */
   shadowingRules?: readonly string[];
 }
 

@@ -169,6 +169,64 @@ export function runBackendContract(
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
   });
 
+  withSubject('plan is pure: the same observed state and policy give the same plan; planning changes nothing and runs nothing', async ({ backend, piped }) => {
+    await applyPolicy(backend, v4);
+    for (const [p, options] of [
+      [v4, {}],
+      [v4b, {}],
+      [v4b, { owned: false }],
+      [v6, {}],
+    ] as const) {
+      const observed = await backend.read(p.family, options);
+      const seen = structuredClone(observed);
+      const before = piped.length;
+      const plan = backend.plan(observed, p);
+      assert.deepEqual(backend.plan(observed, p), plan, 'the same inputs, the same plan');
+      assert.deepEqual(observed, seen, 'what was read is left as it was');
+      assert.equal(piped.length, before, 'planning pipes nothing into a tool');
+      assert.equal(plan.family, p.family);
+      assert.ok(Array.isArray(plan.shadowing), 'a plan always lists what shadows our rules (empty when nothing does)');
+    }
+    assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4), 'the kernel still holds what was applied');
+  });
+
+  withSubject('a plan is up to date right after its apply, and applying an up-to-date plan runs nothing', async ({ backend, piped }) => {
+    for (const p of [v4, v6, decisionPolicies.v4, v4first]) {
+      const plan = backend.plan(await backend.read(p.family), p);
+      assert.equal(plan.upToDate, false, `${p.family}: the kernel holds something else`);
+      await backend.apply(plan);
+      const again = backend.plan(await backend.read(p.family), p);
+      assert.equal(again.upToDate, true, `${p.family}: nothing left to do`);
+      const before = piped.length;
+      await backend.apply(again);
+      assert.equal(piped.length, before, 'nothing piped');
+      assert.deepEqual(await readOwned(backend, p.family), backend.expected(p));
+    }
+  });
+
+  withSubject('a refused apply leaves the rules in force: the plan of the old policy is still up to date', async ({ backend }) => {
+    await applyPolicy(backend, v4);
+    await assert.rejects(async () => backend.apply(backend.plan(await backend.read('ipv4'), decisionPolicies.wrongFamily)));
+    assert.equal(backend.plan(await backend.read('ipv4'), v4).upToDate, true);
+  });
+
+  withSubject('read with owned: false lists none of our rules; its plan is never up to date, and applying it leaves exactly the expected state', async ({ backend }) => {
+    for (const [before, p] of [
+      [undefined, v4],
+      [v4, v4b],
+      [v4b, v4b],
+      [v4b, v4first],
+    ] as const) {
+      if (before) await applyPolicy(backend, before);
+      const observed = await backend.read('ipv4', { owned: false });
+      assert.equal(observed.owned, undefined);
+      const plan = backend.plan(observed, p);
+      assert.equal(plan.upToDate, false, 'what was not listed is not known to be in place');
+      await backend.apply(plan);
+      assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(p));
+    }
+  });
+
   withSubject('a new policy replaces the old one with nothing stale left', async ({ backend }) => {
     await applyPolicy(backend, v4);
     await applyPolicy(backend, v4b);
@@ -291,12 +349,15 @@ export function runBackendContract(
   );
 
   withSubject(
-    'postrouting-position=append: a rule inserted above ours is not drift',
+    'postrouting-position=append: a rule inserted above ours is not drift, and the plan lists it as shadowing',
     async (s) => {
       assert.ok(s.insertAbove, 'the subject must insert a rule above ours, or the contract must name why it cannot');
       await applyPolicy(s.backend, v4);
       await s.insertAbove('ipv4');
       assert.deepEqual(await readOwned(s.backend, 'ipv4'), s.backend.expected(v4));
+      const plan = s.backend.plan(await s.backend.read('ipv4'), v4);
+      assert.equal(plan.upToDate, true);
+      assert.equal(plan.shadowing.length, 1, `the MASQUERADE rule above ours may shadow our exemptions: ${JSON.stringify(plan.shadowing)}`);
     },
     position,
   );

@@ -25,7 +25,7 @@ test('fake: a refused apply leaves the state exactly as it was, stray jumps and 
   backend.addStrayJump('ipv4', 'older release');
   const before = await readOwned(backend, 'ipv4');
   // The script flushes first, so a fake that wrote as it went would have dropped the stray jump.
-  await assert.rejects(applyPolicy(backend, decisionPolicies.wrongFamily), /fake: SNAT --to-source 2001:db8::9 is not ipv4 \(iptables: bad IP address\)/);
+  await assert.rejects(applyPolicy(backend, decisionPolicies.wrongFamily), /fake: line \d+: SNAT --to-source 2001:db8::9 is not ipv4 \(iptables: bad IP address\)/);
   assert.deepEqual(await readOwned(backend, 'ipv4'), before);
   assert.equal(backend.writes.get('ipv4'), 1);
 });

@@ -1,0 +1,89 @@
+// When the agent syncs, kept apart from what a sync does (as kube-proxy's BoundedFrequencyRunner):
+// triggers (start, the timer, callers such as the watcher and SIGHUP), one run at a time, and a
+// retry with backoff after a failed run.
+import { RETRY_REASON } from '../observe/agent-status.js';
+import type { Clock } from './clock.js';
+
+/** The first retry after a failed run comes this soon; each further failure doubles it, up to the interval. */
+export const RETRY_INITIAL_MS = 1000;
+
+/** The delay before retry number `failures` (1, 2, ...): RETRY_INITIAL_MS, doubled each time, never past the resync interval. */
+export function retryDelayMs(failures: number, resyncIntervalMs: number): number {
+  return Math.min(RETRY_INITIAL_MS * 2 ** Math.min(Math.max(failures - 1, 0), 30), resyncIntervalMs);
+}
+
+/** A pending retry: how soon it runs, and how many runs in a row failed. */
+export type Retry = { readonly afterMs: number; readonly failures: number };
+
+/** A run tells whether it failed (as kube-proxy's sync calls RetryAfter) and learns the retry it gets, for its report. */
+export type Settle = (failed: boolean) => Retry | undefined;
+
+/** What the scheduler runs, and how often. */
+export interface SchedulerOptions<T> {
+  readonly clock: Clock;
+  /** One run; it calls `settle` once, when it knows whether it failed. */
+  readonly run: (reason: string, settle: Settle) => Promise<T>;
+  /** The regular interval, asked after each run (a new config may change it). */
+  readonly intervalMs: () => number;
+}
+
+/** Runs one thing at a time, when triggered and at its interval. */
+export interface Scheduler<T> {
+  /** Runs now, or once after the running run: every call during a run folds into that one. */
+  sync(reason: string): Promise<T>;
+  /** Runs now (reason `start`), then at the interval, or sooner after a failure. */
+  start(): Promise<T>;
+  /** Stops the timer and waits for a running run. */
+  stop(): Promise<void>;
+}
+
+/** Creates a scheduler; nothing runs before start() or sync(). */
+export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
+  let retry: Retry | undefined;
+  let started = false;
+  let inflight: Promise<T> | undefined;
+  let queued: Promise<T> | undefined;
+  let cancelTimer: (() => void) | undefined;
+
+  const settle: Settle = (failed) => {
+    const failures = failed ? (retry?.failures ?? 0) + 1 : 0;
+    retry = failed ? { afterMs: retryDelayMs(failures, o.intervalMs()), failures } : undefined;
+    return retry;
+  };
+  const arm = (): void => {
+    cancelTimer?.();
+    // After a failure the next run comes sooner (backoff), not a whole interval later.
+    const [ms, reason] = retry ? [retry.afterMs, RETRY_REASON] : [o.intervalMs(), 'resync'];
+    cancelTimer = started ? o.clock.setTimer(ms, () => void sync(reason)) : undefined;
+  };
+  const runNow = (reason: string): Promise<T> => {
+    const p: Promise<T> = o.run(reason, settle).finally(() => {
+      if (inflight === p) inflight = undefined;
+      arm();
+    });
+    return (inflight = p);
+  };
+  const sync = (reason: string): Promise<T> => {
+    if (!inflight) return runNow(reason);
+    queued ??= inflight
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return runNow(reason);
+      });
+    return queued;
+  };
+
+  return {
+    sync,
+    start: () => {
+      started = true;
+      return sync('start');
+    },
+    stop: async () => {
+      started = false;
+      arm();
+      await inflight?.catch(() => undefined);
+    },
+  };
+}
