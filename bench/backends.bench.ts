@@ -38,7 +38,12 @@ import { applyPolicy, readOwned } from '../test/backends/sync.js';
 const QUICK = process.argv.includes('--quick');
 /** `--sections=apply,e2e,conn` runs only those parts; default all. */
 const SECTIONS = (process.argv.find((a) => a.startsWith('--sections='))?.slice('--sections='.length) ?? 'apply,e2e,conn').split(',');
-const SIZES = process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length).split(',').map(Number) ?? (QUICK ? [10, 1000] : [10, 100, 1000, 10_000, 50_000]);
+const SIZES =
+  process.argv
+    .find((a) => a.startsWith('--sizes='))
+    ?.slice('--sizes='.length)
+    .split(',')
+    .map(Number) ?? (QUICK ? [10, 1000] : [10, 100, 1000, 10_000, 50_000]);
 const KINDS = (process.argv.find((a) => a.startsWith('--kinds='))?.slice('--kinds='.length) ?? 'nftables,iptables-nft,iptables-legacy').split(',');
 const REPEATS = QUICK ? 1 : 3;
 const CHAIN = 'IP-MASQ-AGENT';
