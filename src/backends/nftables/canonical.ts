@@ -25,5 +25,5 @@ export function ruleLine(chain: string, text: string): string {
 
 /** The set line our render creates for a family. */
 export function ourSetLine(names: NftFamilyNames): string {
-  return setLine(names.set, names.setType, ['interval']);
+  return setLine(names.set, names.setType, ['counter', 'interval']);
 }

@@ -112,7 +112,8 @@ function parseElement(e: Json): Element {
     const wrapped = e['elem'];
     if (isObject(wrapped) && 'val' in wrapped) {
       const inner = parseElement(wrapped['val']);
-      const extra = Object.keys(wrapped).filter((k) => k !== 'val');
+      // A counter's values change with traffic: they are no state of ours (see `counter` in rules).
+      const extra = Object.keys(wrapped).filter((k) => k !== 'val' && k !== 'counter');
       return extra.length ? { ...inner, text: `${inner.text} ${JSON.stringify(wrapped)}` } : inner;
     }
   }
@@ -290,7 +291,8 @@ function familyLines(objects: readonly Record<string, Json>[], family: Family): 
     const set = o['set'];
     if (ours(set) && set['name'] === n.set) {
       const type = Array.isArray(set['type']) ? set['type'].map(text).join(' . ') : text(set['type']);
-      const flags = Array.isArray(set['flags']) ? set['flags'].map(text).sort() : [];
+      const counted = Array.isArray(set['stmt']) && set['stmt'].some((st) => isObject(st) && 'counter' in st);
+      const flags = [...(Array.isArray(set['flags']) ? set['flags'].map(text) : []), ...(counted ? ['counter'] : [])].sort();
       setLines.push(setLine(n.set, type, flags));
       const elements = Array.isArray(set['elem']) ? set['elem'].map(parseElement).sort(compareElements) : [];
       for (const e of elements) setLines.push(elementLine(n.set, e.text));

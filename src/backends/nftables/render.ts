@@ -109,7 +109,7 @@ function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: str
     const size = sizes[i] ?? 0;
     const pick = i < ranges.length - 1 ? ` numgen random mod ${remaining} < ${size}` : '';
     remaining -= size;
-    return `meta l4proto ${protocol}${pick} ${translate}${portText(r)}${flags}`;
+    return `meta l4proto ${protocol}${pick} counter ${translate}${portText(r)}${flags}`;
   });
 }
 
@@ -191,12 +191,12 @@ function decisionTranslateRules(policy: FamilyPolicy, snat: readonly Interval<Sn
     if (policy.toPorts.length > 0) {
       for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags, `snat ${n.payload} to ${map}:`));
     }
-    rules.push(`snat ${n.payload} to ${map}${flags}`);
+    rules.push(`counter snat ${n.payload} to ${map}${flags}`);
   }
   if (policy.toPorts.length > 0) {
     for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
   }
-  rules.push(`masquerade${flags}`);
+  rules.push(`counter masquerade${flags}`);
   return rules;
 }
 
@@ -224,7 +224,7 @@ export function nftRuleTexts(policy: FamilyPolicy): string[] {
   if (policy.toPorts.length > 0) {
     for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
   }
-  rules.push(`masquerade${flags}`);
+  rules.push(`counter masquerade${flags}`);
   return rules;
 }
 
@@ -256,14 +256,14 @@ function removeFamily(family: Family, existing: ReadonlySet<string> | undefined)
   }
   return {
     chain: [`add chain ${NFT_TABLE_REF} ${n.chain}`, `delete chain ${NFT_TABLE_REF} ${n.chain}`],
-    set: [`add set ${NFT_TABLE_REF} ${n.set} { type ${n.setType}; flags interval; }`, `delete set ${NFT_TABLE_REF} ${n.set}`],
+    set: [`add set ${NFT_TABLE_REF} ${n.set} { type ${n.setType}; flags interval; counter; }`, `delete set ${NFT_TABLE_REF} ${n.set}`],
   };
 }
 
 function createFamily(policy: FamilyPolicy): string[] {
   const n = NFT_NAMES[policy.family];
   const elements = nftElementTexts(policy);
-  const lines = [`add set ${NFT_TABLE_REF} ${n.set} { type ${n.setType}; flags interval; }`];
+  const lines = [`add set ${NFT_TABLE_REF} ${n.set} { type ${n.setType}; flags interval; counter; }`];
   if (elements.length > 0) {
     // A loop, not push(...spread): spreading 125,000+ elements as arguments overflows the stack.
     lines.push(`add element ${NFT_TABLE_REF} ${n.set} {`);
