@@ -107,6 +107,10 @@ export function registerDecisionMetrics(registry: Registry, counts: DecisionCoun
   const failures = createCounter(registry, {
     name: 'ip_masq_agent_decision_counter_read_failures_total',
     help: 'Reads of the rule counters that failed; the connection totals kept their last values.',
-    collect: () => failures.set(counts.failures()),
+    // Collects run side by side: wait for the (shared) read this scrape may have started.
+    collect: async () => {
+      await counts.totals();
+      failures.set(counts.failures());
+    },
   });
 }
