@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readIptablesCounters } from '../../src/backends/iptables/counters.js';
+import { readDecisionCounts } from '../../src/backends/decision-counts.js';
 import { createIptablesBackend } from '../../src/backends/iptables/iptables-backend.js';
-import { readNftCounters } from '../../src/backends/nftables/counters.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import type { Backend } from '../../src/backends/backend.js';
 import type { Runner } from '../../src/exec/runner.js';
-import type { DecisionCount, FamilyPolicy } from '../../src/policy/types.js';
+import type { DecisionCount } from '../../src/policy/types.js';
 import { ADDR, canUseNetns, createTopology, nsRun } from '../netns/netns.js';
 import { netnsRunner } from '../netns/netns-runner.js';
 import { countersFixturePath, COUNTED_POLICIES } from './decision-counters-fixtures.js';
@@ -47,17 +46,12 @@ function sendFlows(pod: string, dst: string, n: number): void {
 interface Variant {
   readonly name: 'iptables-nft' | 'iptables-legacy' | 'nftables';
   backend(run: Runner): Backend;
-  read(run: Runner, policy: FamilyPolicy): Promise<DecisionCount[]>;
 }
 
 const CHAIN = 'IP-MASQ-AGENT';
 const VARIANTS: readonly Variant[] = [
-  ...(['nft', 'legacy'] as const).map((mode): Variant => ({
-    name: `iptables-${mode}`,
-    backend: (runner) => createIptablesBackend({ runner, mode, chain: CHAIN, randomFullySupported: true }),
-    read: (run, policy) => readIptablesCounters(run, { binary: `iptables-${mode}`, wait: '5' }, policy, { chain: CHAIN, randomFully: true }),
-  })),
-  { name: 'nftables', backend: (runner) => createNftablesBackend({ runner }), read: (run, policy) => readNftCounters(run, [policy]) },
+  ...(['nft', 'legacy'] as const).map((mode): Variant => ({ name: `iptables-${mode}`, backend: (runner) => createIptablesBackend({ runner, mode, chain: CHAIN, randomFullySupported: true }) })),
+  { name: 'nftables', backend: (runner) => createNftablesBackend({ runner }) },
 ];
 
 /** Packets of the count of `cidr` (or of the rule of `list` when no CIDR). */
@@ -79,7 +73,7 @@ for (const v of VARIANTS) {
       sendFlows(topo.pod, ADDR.outsideDoc4, doc);
       // Forwarding runs in softirq after the send returns: give the last packets a moment.
       await new Promise((r) => setTimeout(r, 300));
-      const counts = await v.read(run, policy);
+      const counts = (await readDecisionCounts(run, [policy], { backend: v.name, chain: CHAIN })) ?? [];
       assert.equal(packetsOf(counts, 'default'), masqueraded);
       assert.equal(packetsOf(counts, 'nonMasqueradeCIDRs', '10.0.0.0/8'), exempt);
       assert.equal(packetsOf(counts, 'nonMasqueradeCIDRs', '198.51.100.0/24'), doc);

@@ -19,7 +19,7 @@ const PLAIN_COUNTS = ['keep link-local 169.254.0.0/16 0', 'keep nonMasqueradeCID
 describe('parseIptablesCounters', () => {
   for (const tool of ['iptables-nft', 'iptables-legacy']) {
     it(`reads each rule's connections from what ${tool} printed`, () => {
-      const counts = parseIptablesCounters(readFileSync(countersFixturePath(tool), 'utf8'), plain, OPTS);
+      const counts = parseIptablesCounters(readFileSync(countersFixturePath(tool), 'utf8'), plain, OPTS.chain);
       assert.deepEqual(brief(counts), PLAIN_COUNTS);
       assert.deepEqual(
         counts.map((c) => c.bytes),
@@ -28,10 +28,16 @@ describe('parseIptablesCounters', () => {
     });
   }
 
+  it('maps a rule whether or not the binary kept --random-fully (it decides nothing)', () => {
+    const listing = readFileSync(countersFixturePath('iptables-nft'), 'utf8').replace(' --random-fully', '');
+    assert.ok(!listing.includes('random-fully'));
+    assert.deepEqual(brief(parseIptablesCounters(listing, plain, OPTS.chain)), PLAIN_COUNTS);
+  });
+
   it('skips a line that maps to no rule of the policy (drift), and counts what still maps', () => {
     const listing = readFileSync(countersFixturePath('iptables-nft'), 'utf8').replace('-d 10.0.0.0/8', '-d 10.0.0.0/9');
     assert.deepEqual(
-      brief(parseIptablesCounters(listing, plain, OPTS)),
+      brief(parseIptablesCounters(listing, plain, OPTS.chain)),
       PLAIN_COUNTS.map((l) => l.replace('10.0.0.0/8 30', '10.0.0.0/8 0')),
     );
   });
@@ -51,7 +57,7 @@ describe('parseIptablesCounters', () => {
     const rules = chainRules(policy, OPTS);
     // Rule i counted i+1 connections, as -S -v prints it.
     const listing = rules.map((r, i) => formatSaveRule(r).replace(/ -j /, ` -c ${i + 1} ${10 * (i + 1)} -j `)).join('\n');
-    const counts = parseIptablesCounters(listing, policy, OPTS);
+    const counts = parseIptablesCounters(listing, policy, OPTS.chain);
     const sum = (pred: (i: number) => boolean): number => rules.reduce((s, r, i) => s + (pred(i) ? i + 1 : 0), 0);
     for (const c of counts) {
       const expected = sum((i) => rules[i]!.decides?.list === c.list && rules[i]!.decides?.cidr === c.cidr);
@@ -72,7 +78,7 @@ describe('parseIptablesCounters', () => {
       .map((r, i) => formatSaveRule(r).replace(/ -j /, ` -c ${i} 0 -j `))
       .join('\n');
     assert.deepEqual(
-      parseIptablesCounters(listing, policy, OPTS).map((c) => `${c.cidr ?? '-'} ${c.packets}`),
+      parseIptablesCounters(listing, policy, OPTS.chain).map((c) => `${c.cidr ?? '-'} ${c.packets}`),
       ['169.254.0.0/16 0', '10.0.0.0/8 1', '198.51.100.0/24 2', '10.0.0.0/8 3', '- 4'],
     );
   });
