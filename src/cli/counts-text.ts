@@ -2,7 +2,6 @@
 // counters (a nat rule counts the first packet of each connection), so they start at 0 whenever
 // the agent rewrites its rules.
 import type { DecisionCount } from '../policy/types.js';
-import type { Decision } from '../policy/decide.js';
 import type { Family } from '../net/cidr.js';
 
 const FAMILY_NAME: Readonly<Record<Family, string>> = { ipv4: 'IPv4', ipv6: 'IPv6' };
@@ -21,7 +20,7 @@ export function formatCountLines(counts: readonly DecisionCount[]): string[] {
 }
 
 /** The count of the entry that decided a destination (undefined: the default), when one counter stands for it alone. */
-export function countOfDecision(counts: readonly DecisionCount[], family: Family, match: Pick<Decision, 'list' | 'text'> | undefined): DecisionCount | undefined {
+export function countOfDecision(counts: readonly DecisionCount[], family: Family, match: { readonly list: string; readonly text: string } | undefined): DecisionCount | undefined {
   const same = counts.filter((c) => c.family === family && (match === undefined ? c.list === 'default' : c.list === match.list && c.cidr === match.text));
   // The same CIDR twice, or nft's one masquerade rule for two lists: no one count is the entry's.
   return same.length === 1 ? same[0] : undefined;
