@@ -9,6 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readDecisionCounts } from '../../src/backends/decision-counts.js';
+import { createDecisionCounts } from '../../src/observe/decision-counts.js';
+import { createMetrics } from '../../src/observe/metrics.js';
 import { createIptablesBackend } from '../../src/backends/iptables/iptables-backend.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
 import type { Backend } from '../../src/backends/backend.js';
@@ -48,6 +50,12 @@ interface Variant {
   backend(run: Runner): Backend;
 }
 
+/** The variant's counts of the plain policy, as the agent reads them. */
+const readOf =
+  (v: Variant) =>
+  async (run: Runner): Promise<DecisionCount[]> =>
+    (await readDecisionCounts(run, [COUNTED_POLICIES.plain], { backend: v.name, chain: CHAIN })) ?? [];
+
 const CHAIN = 'IP-MASQ-AGENT';
 const VARIANTS: readonly Variant[] = [
   ...(['nft', 'legacy'] as const).map((mode): Variant => ({ name: `iptables-${mode}`, backend: (runner) => createIptablesBackend({ runner, mode, chain: CHAIN, randomFullySupported: true }) })),
@@ -73,11 +81,17 @@ for (const v of VARIANTS) {
       sendFlows(topo.pod, ADDR.outsideDoc4, doc);
       // Forwarding runs in softirq after the send returns: give the last packets a moment.
       await new Promise((r) => setTimeout(r, 300));
-      const counts = (await readDecisionCounts(run, [policy], { backend: v.name, chain: CHAIN })) ?? [];
+      const counts = await readOf(v)(run);
       assert.equal(packetsOf(counts, 'default'), masqueraded);
       assert.equal(packetsOf(counts, 'nonMasqueradeCIDRs', '10.0.0.0/8'), exempt);
       assert.equal(packetsOf(counts, 'nonMasqueradeCIDRs', '198.51.100.0/24'), doc);
       assert.equal(packetsOf(counts, 'link-local', '169.254.0.0/16'), 0);
+      // The same counts through the scrape-time reader, as /metrics prints them.
+      const metrics = createMetrics({ defaultMetrics: false, decisionCounts: createDecisionCounts({ read: () => readOf(v)(run), now: () => Date.now() }) });
+      const text = await metrics.registry.metrics();
+      assert.match(text, /^ip_masq_agent_decision_connections_total\{family="ipv4",action="masquerade",list="default"\} 40$/m);
+      assert.match(text, /^ip_masq_agent_decision_connections_total\{family="ipv4",action="keep",list="nonMasqueradeCIDRs"\} 50$/m);
+      assert.match(text, /^ip_masq_agent_decision_connections_total\{family="ipv4",action="keep",list="link-local"\} 0$/m);
       // What the agent compares to decide "rules in place": the counters must not show as drift.
       assert.deepEqual(await backend.read('ipv4'), backend.expected(policy));
       if (process.env['CAPTURE_COUNTERS'] === '1') {

@@ -2,8 +2,8 @@
 // served from the last values, totals that never decrease when a rewrite resets the counters.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDecisionCounts, registerDecisionMetrics, type DecisionTotal } from '../../src/observe/decision-counts.js';
-import { createRegistry } from '../../src/observe/prometheus.js';
+import { createDecisionCounts, type DecisionTotal } from '../../src/observe/decision-counts.js';
+import { createMetrics } from '../../src/observe/metrics.js';
 import type { DecisionCount } from '../../src/policy/types.js';
 import { createFakeClock } from '../agent/fake-clock.js';
 
@@ -73,10 +73,10 @@ test('a failed read serves the last totals, is counted, and is not retried befor
 
 test('/metrics shows the totals by family, action and list, and the read failures', async () => {
   const clock = createFakeClock();
-  const registry = createRegistry();
   const r = scripted([keep('10.0.0.0/8', 30), masq(40)], new Error('nft: gone'));
   const counts = createDecisionCounts({ read: r.read, now: clock.now });
-  registerDecisionMetrics(registry, counts);
+  const { registry } = createMetrics({ defaultMetrics: false, decisionCounts: counts });
+  assert.doesNotMatch(await createMetrics({ defaultMetrics: false }).registry.metrics(), /decision/, 'registered only when given');
   const lines = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('ip_masq_agent_decision'));
   assert.deepEqual(lines(await registry.metrics()), [
     'ip_masq_agent_decision_connections_total{family="ipv4",action="keep",list="nonMasqueradeCIDRs"} 30',
