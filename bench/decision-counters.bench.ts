@@ -72,7 +72,10 @@ async function readCost(): Promise<void> {
         const backend = make(run);
         const policy = policyOf(n);
         await backend.apply(policy);
-        const [read, counts] = [{ ms: [] as number[], cpuMs: [] as number[] }, { ms: [] as number[], cpuMs: [] as number[] }];
+        const [read, counts] = [
+          { ms: [] as number[], cpuMs: [] as number[] },
+          { ms: [] as number[], cpuMs: [] as number[] },
+        ];
         let rows = 0;
         for (let i = 0; i < RUNS; i++) {
           const a = await timed(() => backend.read('ipv4'));
