@@ -191,6 +191,20 @@ describe('nftables backend (fake nft)', () => {
     assert.deepEqual(fake.scripts, [renderNftScript([v4])]);
   });
 
+  it('replaces a table an earlier release wrote without counters: its read differs, and the set of other flags is re-created', async () => {
+    const fake = createFakeNft();
+    const backend = createNftablesBackend({ runner: fake.runner });
+    await fake.runner(['nft', '-f', '-'], {
+      input: renderNftScript([v4])
+        .replace(/ counter;/g, '')
+        .replace(/ counter /g, ' '),
+    });
+    const before = await backend.read('ipv4');
+    assert.notDeepEqual(before, backend.expected(v4));
+    await backend.apply(v4, before);
+    assert.deepEqual(await backend.read('ipv4'), backend.expected(v4));
+  });
+
   it('reads an absent table as nothing, with one list of our table only', async () => {
     const fake = createFakeNft();
     const backend = createNftablesBackend({ runner: fake.runner });
