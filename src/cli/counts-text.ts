@@ -6,11 +6,10 @@ import type { Family } from '../net/cidr.js';
 
 const FAMILY_NAME: Readonly<Record<Family, string>> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
-/** What a count stands for: `keep 10.0.0.0/8 (nonMasqueradeCIDRs)`, `masquerade (default: ...)`. */
+/** What a count stands for: `keep 10.0.0.0/8 (nonMasqueradeCIDRs)`, `masquerade (the catch-all rule)`. */
 export function describeCount(c: DecisionCount): string {
   if (c.cidr !== undefined) return `${c.action} ${c.cidr} (${c.list})`;
-  if (c.list === 'default') return `${c.action} (default: destinations no entry keeps${c.action === 'masquerade' ? ', and masqueradeCIDRs where one rule masquerades both' : ''})`;
-  return `${c.action} (every ${c.list} entry)`;
+  return c.list === 'default' ? `${c.action} (the catch-all rule)` : `${c.action} (every ${c.list} entry)`;
 }
 
 /** The lines `status` prints: one per counted entry, the count right-aligned. */

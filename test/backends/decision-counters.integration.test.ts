@@ -3,6 +3,7 @@
 // destination and M to exempt ones read back as exactly N and M. Each case builds its own
 // topology in namespaces and deletes it. CAPTURE_COUNTERS=1 rewrites the captured listings that
 // the parser's unit tests read (test/fixtures/counters/).
+import { spawnSync } from 'node:child_process';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import type { Runner } from '../../src/exec/runner.js';
 import type { DecisionCount } from '../../src/policy/types.js';
 import { ADDR, canUseNetns, createTopology, nsRun } from '../netns/netns.js';
 import { netnsRunner } from '../netns/netns-runner.js';
+import { AGENT_MAIN } from '../agent/agent-process.js';
 import { countersFixturePath, COUNTED_POLICIES } from './decision-counters-fixtures.js';
 
 const skip = canUseNetns() ? false : 'needs root and iproute2 (network namespaces)';
@@ -62,6 +64,16 @@ const VARIANTS: readonly Variant[] = [
   { name: 'nftables', backend: (runner) => createNftablesBackend({ runner }) },
 ];
 
+/** Runs the built CLI inside `ns` with the private xtables lock. */
+function operatorCli(ns: string, args: readonly string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, AGENT_MAIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, XTABLES_LOCKFILE: join(lockDir, 'xtables.lock') },
+    timeout: 60_000,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
 /** Packets of the count of `cidr` (or of the rule of `list` when no CIDR). */
 function packetsOf(counts: readonly DecisionCount[], list: string, cidr?: string): number | undefined {
   return counts.find((c) => c.list === list && c.cidr === cidr)?.packets;
@@ -94,6 +106,16 @@ for (const v of VARIANTS) {
       assert.match(text, /^ip_masq_agent_decision_connections_total\{family="ipv4",action="keep",list="link-local"\} 0$/m);
       // What the agent compares to decide "rules in place": the counters must not show as drift.
       assert.deepEqual(await backend.read('ipv4'), backend.expected(policy));
+      // What an operator sees: status and explain --counts of the built CLI on the node.
+      const config = join(lockDir, 'ip-masq-agent');
+      writeFileSync(config, 'nonMasqueradeCIDRs: [10.0.0.0/8, 198.51.100.0/24]\n');
+      const flags = ['--config', config, ...(v.name === 'nftables' ? ['--backend=nftables'] : ['--backend=iptables', `--iptables-mode=${v.name.slice(9)}`])];
+      const status = operatorCli(topo.node, ['status', ...flags]);
+      assert.equal(status.code, 0, status.stdout + status.stderr);
+      assert.match(status.stdout, /^ {2}IPv4 {2}30 {2}keep 10\.0\.0\.0\/8 \(nonMasqueradeCIDRs\)$/m);
+      assert.match(status.stdout, /^ {2}IPv4 {2}40 {2}masquerade \(the catch-all rule\)$/m);
+      const explained = operatorCli(topo.node, ['explain', '--counts', ...flags, ADDR.outsideDoc4]);
+      assert.match(explained.stdout, /the deciding rule counted 20 connections since the rules were last written\)$/m, explained.stdout + explained.stderr);
       if (process.env['CAPTURE_COUNTERS'] === '1') {
         const argv = v.name === 'nftables' ? ['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent'] : [`iptables-${v.name.slice(9)}`, '-w', '5', '-t', 'nat', '-S', CHAIN, '-v'];
         mkdirSync(join(countersFixturePath(''), '..'), { recursive: true });

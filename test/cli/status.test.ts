@@ -280,7 +280,7 @@ test('connections per entry: listed after the verdict for the families whose rul
         'connections per entry, counted since the rules were last written:',
         '  IPv4     0  keep 169.254.0.0/16 (link-local)',
         '  IPv4    30  keep 10.0.0.0/8 (nonMasqueradeCIDRs)',
-        '  IPv4  1234  masquerade (default: destinations no entry keeps, and masqueradeCIDRs where one rule masquerades both)',
+        '  IPv4  1234  masquerade (the catch-all rule)',
         '',
       ].join('\n'),
     ),
