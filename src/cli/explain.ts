@@ -2,13 +2,15 @@
 // masqueraded and which rule decides, traced back to the config line. Touches nothing: it
 // evaluates the same policy the rules are rendered from.
 import type { BackendFacts } from '../backends/backend.js';
-import { createRenderOnlyBackend } from '../backends/select.js';
+import { readDecisionCounts } from '../backends/decision-counts.js';
+import { createRenderOnlyBackend, openBackendReadOnly, type SelectOptions } from '../backends/select.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
 import { UsageError } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
-import type { PostroutingPosition } from '../policy/types.js';
+import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
-import { EXIT, writeJson } from './command.js';
+import { EXIT, silentLog, writeJson, type CommandDeps } from './command.js';
+import { countOfDecision } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
 import type { FlagSpec } from './flags.js';
 
@@ -16,6 +18,12 @@ import type { FlagSpec } from './flags.js';
 const ownFlag = (name: string, help: string): FlagSpec => ({ name, kind: 'string', default: '', help });
 
 const LOCAL_FLAG = ownFlag('local', "The node's own addresses, comma-separated: traffic to them is never masqueraded (the jump skips LOCAL destinations).");
+const COUNTS_FLAG: FlagSpec = {
+  name: 'counts',
+  kind: 'bool',
+  default: 'false',
+  help: "Also read the live rules' counters (needs NET_ADMIN; give the agent's --backend and --masq-chain): the connections the deciding rule took since the rules were last written.",
+};
 const SOURCE_FLAG = ownFlag('source', 'The source address of the traffic (default: a pod address). With masqueradeSourceCIDRs, a source outside them is never masqueraded or SNATed.');
 
 const HELP: CommandHelp = {
@@ -26,7 +34,9 @@ why: the entry that decides (the longest matching prefix: its list, CIDR and whe
 file:line:column and key path), link-local, a local address of the node, a source outside
 masqueradeSourceCIDRs, or IPv6 turned off. Reads the config as the agent does (--config, a directory, or a ConfigMap manifest)
 and touches nothing. Give the same flags as the agent (--enable-ipv6, --random-fully, ...).
-Exit status: 0 answered, 1 invalid config, 2 usage error (e.g. not an IP address).`,
+With --counts it also reads the live rules' counters: the connections the deciding rule took.
+Exit status: 0 answered, 1 invalid config, 2 usage error (e.g. not an IP address), 3 --counts
+could not read the counters.`,
   examples: [
     'ip-masq-agent explain 10.1.2.3 203.0.113.7 169.254.169.254',
     'ip-masq-agent explain --source 10.244.1.5 10.9.0.1',
@@ -55,6 +65,8 @@ export interface Explanation {
   };
   readonly randomFully?: boolean;
   readonly toPorts?: readonly string[];
+  /** With --counts: the connections the deciding rule counted since the rules were last written. */
+  readonly connections?: number;
   /** The same answer in one sentence. */
   readonly explanation: string;
 }
@@ -142,6 +154,24 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
   }
 }
 
+/** explain's dependencies: the command deps, plus a backend opener tests can replace (for --counts). */
+export interface ExplainDeps extends CommandDeps {
+  readonly openBackend?: typeof openBackendReadOnly;
+}
+
+// Reasons a rule of ours decides; the others (local, out of scope, IPv6 off) never reach a counting rule.
+const COUNTED_REASONS = new Set(['masquerade', 'masquerade-cidr', 'snat', 'non-masquerade-cidr', 'link-local']);
+
+/** The connections the deciding rule counted, read from the backend the agent would use. */
+async function withConnections(answers: Explanation[], policy: Policy, deps: ExplainDeps, opts: Pick<SelectOptions, 'backend' | 'iptablesMode' | 'chain'>): Promise<Explanation[]> {
+  const opened = await (deps.openBackend ?? openBackendReadOnly)({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog });
+  const counts: readonly DecisionCount[] = (await readDecisionCounts(deps.runner, policy.families, { backend: opened.backend.name, chain: opts.chain })) ?? [];
+  return answers.map((a) => {
+    const c = COUNTED_REASONS.has(a.reason) ? countOfDecision(counts, a.family, a.match && { list: a.match.list, text: a.match.cidr }) : undefined;
+    return c === undefined ? a : { ...a, connections: c.packets };
+  });
+}
+
 function label(e: Explanation): string {
   if (e.action === 'snat') return `SNAT to ${e.toSource ?? ''}`;
   if (e.masquerade) return 'masquerade';
@@ -149,14 +179,14 @@ function label(e: Explanation): string {
 }
 
 /** Runs `explain`; exit 0 answered, 1 invalid config, 2 usage error. */
-export const runExplain = defineCommand({
+export const runExplain = defineCommand<ExplainDeps>({
   name: 'explain',
   help: HELP,
-  agentFlags: ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend', 'postrouting-position', 'iptables-masquerade-bit'],
-  ownFlags: [LOCAL_FLAG, SOURCE_FLAG],
+  agentFlags: ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend', 'postrouting-position', 'iptables-masquerade-bit', 'iptables-mode', 'masq-chain'],
+  ownFlags: [LOCAL_FLAG, SOURCE_FLAG, COUNTS_FLAG],
   takesArguments: true,
   invalidConfig: KEEPS_LAST_GOOD_RULES,
-  run: async ({ flags, opts, output, io, loadConfig }) => {
+  run: async ({ flags, opts, output, io, deps, loadConfig }) => {
     if (flags.positional.length === 0) throw new UsageError('give at least one destination IP address, e.g. explain 203.0.113.7');
     const destinations = flags.positional.map((text) => ({ text, ip: parseAddress(text, 'destination') }));
     const localText = flags.values.get('local') ?? '';
@@ -169,7 +199,15 @@ export const runExplain = defineCommand({
     const policy = buildPolicy(cfg.config, opts.policy);
     // Touches nothing, so --backend=auto is not decided here: it reads as iptables, the default.
     const { dialect } = createRenderOnlyBackend(opts.backend === 'nftables' ? 'nftables' : 'iptables', opts.chain).describe();
-    const answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal, source), cfg, dialect));
+    let answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal, source), cfg, dialect));
+    if (flags.values.get('counts') === 'true') {
+      try {
+        answers = await withConnections(answers, policy, deps, opts);
+      } catch (e) {
+        io.stderr(`ip-masq-agent explain: cannot read the rules' counters: ${e instanceof Error ? e.message : String(e)}\n`);
+        return EXIT.cannotCheck;
+      }
+    }
 
     if (output === 'json') {
       writeJson(io, answers);
@@ -177,7 +215,8 @@ export const runExplain = defineCommand({
     }
     const width = Math.max(...answers.map((a) => a.destination.length));
     const labelWidth = Math.max(...answers.map((a) => label(a).length));
-    for (const a of answers) io.stdout(`${a.destination.padEnd(width)}  ${label(a).padEnd(labelWidth)}  (${a.explanation})\n`);
+    const counted = (a: Explanation): string => (a.connections === undefined ? '' : `; the deciding rule counted ${a.connections} connections since the rules were last written`);
+    for (const a of answers) io.stdout(`${a.destination.padEnd(width)}  ${label(a).padEnd(labelWidth)}  (${a.explanation}${counted(a)})\n`);
     if (cfg.usingDefaults) io.stdout(`note: no config sets any key at ${cfg.path}; the agent's defaults are in use\n`);
     if (source === undefined && policy.families.some((f) => f.sources !== undefined)) {
       io.stdout('note: masqueradeSourceCIDRs is set; these answers are for a source inside it (a pod); give --source IP for another source\n');

@@ -2,11 +2,14 @@
 // compares them with what the config and flags want. Read-only: it builds the backend as the
 // agent does, but never applies, and never removes the other backend's form (selectBackend would).
 import type { OwnedState } from '../backends/backend.js';
+import { readDecisionCounts } from '../backends/decision-counts.js';
 import { openBackendReadOnly, type OpenedBackend, type SelectOptions } from '../backends/select.js';
 import { CommandError } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
+import type { DecisionCount, FamilyPolicy } from '../policy/types.js';
+import { formatCountLines } from './counts-text.js';
 import { defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, silentLog, writeJson, type CommandDeps, type CommandIo } from './command.js';
 
@@ -25,6 +28,8 @@ permission denied, invalid config).`,
 /** status's dependencies: the command deps, plus a backend opener tests can replace. */
 export interface StatusDeps extends CommandDeps {
   readonly openBackend?: (o: SelectOptions) => Promise<OpenedBackend>;
+  /** Reads the connections per decision of the opened backend; default readDecisionCounts through deps.runner. */
+  readonly readCounts?: (policies: readonly FamilyPolicy[], backend: string) => Promise<readonly DecisionCount[] | undefined>;
 }
 
 /** One family's comparison, its keys in the order `--output json` prints them. */
@@ -121,6 +126,10 @@ export const runStatus = defineCommand<StatusDeps>({
       }
     }
     const inSync = comparisons.every((c) => c.state === 'in-sync');
+    // Counted only where rules are there; a failed read is said, and changes no exit status.
+    const present = policy.families.filter((p) => comparisons.some((c) => c.family === p.family && c.state !== 'missing'));
+    const readCounts = deps.readCounts ?? ((ps, backend) => readDecisionCounts(deps.runner, ps, { backend, chain: opts.chain }));
+    const counts = present.length === 0 ? undefined : await readCounts(present, opened.backend.name).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
     const config = { path: cfg.path, files: cfg.files, usingDefaults: cfg.usingDefaults, hash: cfg.hash };
     if (output === 'json') {
       writeJson(io, {
@@ -129,12 +138,15 @@ export const runStatus = defineCommand<StatusDeps>({
         backendReason: opened.description,
         config,
         families: comparisons,
+        ...(counts === undefined || counts instanceof Error ? {} : { connections: counts }),
       });
     } else {
       io.stdout(`backend: ${opened.description}\n`);
       io.stdout(`config: ${cfg.path}${cfg.usingDefaults ? ' (no key set: defaults in use)' : cfg.files.length > 1 ? ` (${cfg.files.length} files)` : ''}\n`);
       for (const c of comparisons) io.stdout(formatComparison(c));
       io.stdout(inSync ? 'in sync\n' : 'not in sync: the agent repairs this at its next sync; if it does not, check its log and /healthz\n');
+      if (counts instanceof Error) io.stdout(`connections: cannot read the rules' counters: ${counts.message}\n`);
+      else if (counts !== undefined) io.stdout(`connections per entry, counted since the rules were last written:\n${formatCountLines(counts).join('\n')}\n`);
     }
     return inSync ? EXIT.ok : EXIT.failed;
   },

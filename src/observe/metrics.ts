@@ -2,6 +2,7 @@ import { registerProcessMetrics } from './process-metrics.js';
 import { createCounter, createGauge, createHistogram, createRegistry, type Registry } from './prometheus.js';
 import { RETRY_REASON, type AgentStatus, type FamilyResult, type SyncReport } from './agent-status.js';
 import type { Family } from '../net/cidr.js';
+import { registerDecisionMetrics, type DecisionCounts } from './decision-counts.js';
 
 /** Every result a family sync can have, so each series exists (at 0) before it first happens. */
 const RESULTS: readonly FamilyResult[] = ['unchanged', 'applied', 'repaired', 'error'];
@@ -22,6 +23,8 @@ export interface MetricsOptions {
   readonly defaultMetrics?: boolean;
   /** Log lines dropped so far (the LineWriter's count), read at each scrape; without it the counter stays 0. */
   readonly logLinesDropped?: () => number;
+  /** Connections per decision, read at scrape time; without it the metric is not registered. */
+  readonly decisionCounts?: DecisionCounts;
 }
 
 /** Creates the metrics in a fresh registry; nothing global is touched, so tests can make many. */
@@ -85,6 +88,8 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     help: 'Log lines dropped because stdout was blocked (a full or slow pipe) with the log buffer full, or closed.',
     collect: () => logLinesDropped.set(opts.logLinesDropped?.() ?? 0),
   });
+
+  if (opts.decisionCounts) registerDecisionMetrics(registry, opts.decisionCounts);
 
   const known = new Set<Family>();
   /** Creates every series of a family at 0, so rate() and alerts see them from the start. */

@@ -11,6 +11,21 @@ export type Action =
 /** The config list (or built-in) a decision entry comes from. */
 export type DecisionList = 'link-local' | 'nonMasqueradeCIDRs' | 'masqueradeCIDRs' | 'snat';
 
+/** What decided a counted connection: a config list, link-local, or the catch-all `default` rule. */
+export interface CountedDecision {
+  readonly action: Action['kind'];
+  readonly list: DecisionList | 'default';
+  /** The deciding row's CIDR (an nft set element's text); absent for a rule that stands for no one row. */
+  readonly cidr?: string;
+}
+
+/** Connections one decision took, read from its rules' counters (a nat rule sees only a connection's first packet). */
+export interface DecisionCount extends CountedDecision {
+  readonly family: Family;
+  readonly packets: number;
+  readonly bytes: number;
+}
+
 /** One masquerade or SNAT destination entry (the exempt ones stay in `exempt`), traced to its origin. */
 export interface ActionRange {
   readonly cidr: Cidr;

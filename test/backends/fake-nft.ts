@@ -26,6 +26,8 @@ interface FakeSet {
   handle: number;
   type: string;
   flags: string[];
+  /** `counter;` in the spec: every element carries a counter (a fake one stays at 0). */
+  counter: boolean;
   elements: Span[];
 }
 
@@ -79,7 +81,7 @@ function clone(t: FakeTable | undefined): FakeTable | undefined {
 }
 
 const CHAIN_SPEC = /^\{ type (\w+) hook (\w+) priority (\w+); policy (\w+); \}$/;
-const SET_SPEC = /^\{ type (\w+); flags (\w+); \}$/;
+const SET_SPEC = /^\{ type (\w+); flags (\w+);( counter;)? \}$/;
 const MAP_SPEC = /^\{ type (\w+) : (\w+); \}$/;
 
 /** An address as nft reads it: also the ::ffff:a.b.c.d forms that parseIp refuses in a config. */
@@ -242,6 +244,8 @@ function ruleExpr(text: string): unknown[] {
       const map = { map: { key: { payload: { protocol: m[1], field: 'daddr' } }, data: { set: pairs.map((p) => [spanJson(p.key), p.to]) } } };
       out.push({ snat: { family: m[1], addr: map, ...(port === undefined ? {} : { port }), ...flags } });
       if (rest.length > 0) throw new NftError(`Error: syntax error, unexpected ${rest.split(' ')[0]}`);
+    } else if (take(/^counter(?= )/)) {
+      out.push({ counter: { packets: 0, bytes: 0 } });
     } else if ((m = take(/^(jump|goto) (\w+)$/))) {
       out.push({ [m[1]!]: { target: m[2] } });
     } else if ((m = take(/^return$/))) {
@@ -327,8 +331,9 @@ export function createFakeNft(): FakeNft {
         // nft checks the batch against its own view first: a map of this name is not a set.
         if (tab.maps.has(name)) throw new NftError("Error: You must add 'flags interval' to your map declaration if you want to add prefix elements");
         const old = tab.sets.get(name);
-        if (old && (old.type !== spec[1] || old.flags.join() !== spec[2])) throw new NftError('Error: Could not process rule: File exists');
-        if (!old) tab.sets.set(name, { handle: nextHandle++, type: spec[1]!, flags: [spec[2]!], elements: [] });
+        const counter = spec[3] !== undefined;
+        if (old && (old.type !== spec[1] || old.flags.join() !== spec[2] || old.counter !== counter)) throw new NftError('Error: Could not process rule: File exists');
+        if (!old) tab.sets.set(name, { handle: nextHandle++, type: spec[1]!, flags: [spec[2]!], counter, elements: [] });
         return tab;
       }
       case 'delete set': {
@@ -410,8 +415,10 @@ export function createFakeNft(): FakeNft {
     }
     const out: unknown[] = [metainfo, { table: { family: 'inet', name: 'ip-masq-agent', handle: t.handle, ...(t.dormant ? { flags: 'ipv4_addr' } : {}) } }];
     for (const [name, s] of t.sets) {
-      const elem = !terse && s.elements.length ? { elem: s.elements.map(spanJson) } : {};
-      out.push({ set: { family: 'inet', name, table: 'ip-masq-agent', type: s.type, handle: s.handle, flags: s.flags, ...elem } });
+      const element = (sp: Span): unknown => (s.counter ? { elem: { val: spanJson(sp), counter: { packets: 0, bytes: 0 } } } : spanJson(sp));
+      const elem = !terse && s.elements.length ? { elem: s.elements.map(element) } : {};
+      const stmt = s.counter ? { stmt: [{ counter: null }] } : {};
+      out.push({ set: { family: 'inet', name, table: 'ip-masq-agent', type: s.type, handle: s.handle, flags: s.flags, ...elem, ...stmt } });
     }
     for (const [name, x] of t.maps) out.push({ map: { family: 'inet', name, table: 'ip-masq-agent', type: x.type, handle: x.handle, map: x.map } });
     // Like nft: every set, then every chain, then every chain's rules.

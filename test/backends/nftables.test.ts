@@ -58,7 +58,7 @@ describe('nftables repair golden cases: what nft listed in, the planned scripts 
   const repairs = loadNftGoldenCases('nftables-plan');
 
   it('has a case for each repair', () => {
-    const want = ['fresh-node', 'as-left', 'set-other-flags', 'dormant-table', 'foreign-base-chain-prio-50', 'renamed-chain', 'map-named-like-set', 'ipv6-off'];
+    const want = ['fresh-node', 'as-left', 'before-counters', 'set-other-flags', 'dormant-table', 'foreign-base-chain-prio-50', 'renamed-chain', 'map-named-like-set', 'ipv6-off'];
     assert.deepEqual(repairs.map((c) => c.name).sort(), want.sort());
   });
 
@@ -122,7 +122,12 @@ describe('renderNftScript', () => {
 
   it('puts the port rules for tcp, udp and sctp before the catch-all masquerade', () => {
     const rules = nftRuleTexts(base({ randomFully: false, toPorts: [portRange('1024-29999')] }));
-    assert.deepEqual(rules.slice(3), ['meta l4proto tcp masquerade to :1024-29999', 'meta l4proto udp masquerade to :1024-29999', 'meta l4proto sctp masquerade to :1024-29999', 'masquerade']);
+    assert.deepEqual(rules.slice(3), [
+      'meta l4proto tcp counter masquerade to :1024-29999',
+      'meta l4proto udp counter masquerade to :1024-29999',
+      'meta l4proto sctp counter masquerade to :1024-29999',
+      'counter masquerade',
+    ]);
   });
 
   it('refuses a range of the other family inside a policy', () => {
@@ -359,7 +364,11 @@ describe('nftables backend with longest-prefix policies (fake nft)', () => {
   it('renders the exception as flattened keep intervals, the SNAT map and the source scope; no named object besides set and chain', () => {
     const script = renderNftScript([lpm]);
     assert.match(script, /^\t10\.0\.0\.0-10\.8\.255\.255,\n\t10\.10\.0\.0-10\.255\.255\.255,\n\t169\.254\.0\.0\/16,$/m);
-    assert.deepEqual(nftRuleTexts(lpm).slice(3), ['ip saddr != 10.244.0.0/16 return', 'snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.50 } fully-random', 'masquerade fully-random']);
+    assert.deepEqual(nftRuleTexts(lpm).slice(3), [
+      'ip saddr != 10.244.0.0/16 return',
+      'counter snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.50 } fully-random',
+      'counter masquerade fully-random',
+    ]);
     // The blind delete of a later apply knows every object by name: the maps and sets in rules are anonymous.
     assert.deepEqual(
       script.match(/^add (set|chain|map) \S+ \S+ \S+/gm)?.filter((l, i, all) => all.indexOf(l) === i),
@@ -405,11 +414,11 @@ describe('nftables backend with longest-prefix policies (fake nft)', () => {
     const rules = nftRuleTexts(ports).slice(3);
     const map = '{ 198.51.100.0/24 : 192.0.2.50 }';
     assert.deepEqual(rules.slice(0, 2), [
-      `meta l4proto tcp numgen random mod 64512 < 28976 snat ip to ip daddr map ${map}:1024-29999 fully-random`,
-      `meta l4proto tcp snat ip to ip daddr map ${map}:30000-65535 fully-random`,
+      `meta l4proto tcp numgen random mod 64512 < 28976 counter snat ip to ip daddr map ${map}:1024-29999 fully-random`,
+      `meta l4proto tcp counter snat ip to ip daddr map ${map}:30000-65535 fully-random`,
     ]);
-    assert.equal(rules[6], `snat ip to ip daddr map ${map} fully-random`);
-    assert.equal(rules[7], 'meta l4proto tcp numgen random mod 64512 < 28976 masquerade to :1024-29999 fully-random');
+    assert.equal(rules[6], `counter snat ip to ip daddr map ${map} fully-random`);
+    assert.equal(rules[7], 'meta l4proto tcp numgen random mod 64512 < 28976 counter masquerade to :1024-29999 fully-random');
   });
 
   it('the fake refuses what nft refuses: ports without a transport protocol match, overlapping map keys', async () => {

@@ -218,21 +218,21 @@ test('nftables with longest-prefix keys: render loads, status in sync, a changed
 
     const listing = nsRun(ns, ['nft', '-a', 'list', 'chain', 'inet', 'ip-masq-agent', 'postrouting4']);
     const handle = /snat ip to ip daddr map .* # handle (\d+)/.exec(listing)?.[1];
-    const next = /\n\s*masquerade fully-random # handle (\d+)/.exec(listing)?.[1];
+    const next = /\n\s*counter packets \d+ bytes \d+ masquerade fully-random # handle (\d+)/.exec(listing)?.[1];
     assert.ok(handle && next, `the SNAT and masquerade rules are listed with their handles:\n${listing}`);
     // Delete and insert in its place: nft 1.0.6 `replace rule` aborts on an anonymous interval map
     // ("BUG: unhandled op 2", evaluate.c interval_set_eval), which the agent never uses.
     nsRun(
       ns,
       ['nft', '-f', '-'],
-      `delete rule inet ip-masq-agent postrouting4 handle ${handle}\ninsert rule inet ip-masq-agent postrouting4 position ${next} snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.51 } fully-random\n`,
+      `delete rule inet ip-masq-agent postrouting4 handle ${handle}\ninsert rule inet ip-masq-agent postrouting4 position ${next} counter snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.51 } fully-random\n`,
     );
     const drifted = cli(ns, ['status', ...flags, '--output', 'json']);
     assert.equal(drifted.code, 1, drifted.stdout);
     const out = JSON.parse(drifted.stdout) as { families: { family: string; state: string; missing: string[] }[] };
     assert.deepEqual(
       out.families.map((f) => [f.family, f.state, f.missing]),
-      [['ipv4', 'drifted', ['rule postrouting4 snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.50 } fully-random']]],
+      [['ipv4', 'drifted', ['rule postrouting4 counter snat ip to ip daddr map { 198.51.100.0/24 : 192.0.2.50 } fully-random']]],
     );
     assert.match(drifted.stdout, /198\.51\.100\.0\/24 : 192\.0\.2\.51/, 'the foreign element is shown');
 

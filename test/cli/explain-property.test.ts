@@ -115,7 +115,7 @@ function evalNft(lines: readonly string[], family: Family, ip: string, proto: Pr
       if (!items.some((e) => inNftElement(e, family, src))) return KEEP;
       continue;
     }
-    const snat = /^(?:meta l4proto (\w+) )?(numgen random mod \d+ < \d+ )?snat ip6? to ip6? daddr map (\{ .* \})(?::(\d+(?:-\d+)?))?( fully-random)?$/.exec(body);
+    const snat = /^(?:meta l4proto (\w+) )?(numgen random mod \d+ < \d+ )?(?:counter )?snat ip6? to ip6? daddr map (\{ .* \})(?::(\d+(?:-\d+)?))?( fully-random)?$/.exec(body);
     if (snat) {
       if (snat[1] !== undefined && snat[1] !== proto) continue;
       const hit = anonymousItems(snat[3]!)
@@ -126,7 +126,7 @@ function evalNft(lines: readonly string[], family: Family, ip: string, proto: Pr
       if (snat[2] !== undefined) continue;
       return { masquerade: true, ports, randomFully: snat[5] !== undefined, toSource: hit[1]! };
     }
-    const m = /^(?:meta l4proto (\w+) )?(numgen random mod \d+ < \d+ )?masquerade(?: to :(\S+))?( fully-random)?$/.exec(body);
+    const m = /^(?:meta l4proto (\w+) )?(numgen random mod \d+ < \d+ )?(?:counter )?masquerade(?: to :(\S+))?( fully-random)?$/.exec(body);
     assert.ok(m, `unknown nft rule ${body}`);
     if (m[1] !== undefined && m[1] !== proto) continue;
     if (m[3] !== undefined) ports.push(m[3]);

@@ -6,6 +6,7 @@ import { compareFamily } from '../../src/cli/status.js';
 import { loadConfig } from '../../src/config/load.js';
 import { CommandError } from '../../src/errors.js';
 import { buildPolicy } from '../../src/policy/build.js';
+import type { DecisionCount, FamilyPolicy } from '../../src/policy/types.js';
 import { createIptablesBackend } from '../../src/backends/iptables/iptables-backend.js';
 import { fakeIptables, scriptedRunner } from '../backends/iptables-helpers.js';
 import { createNftablesBackend } from '../../src/backends/nftables/nftables-backend.js';
@@ -253,4 +254,44 @@ test('nftables, a dormant table or a base chain of someone else in our table: ex
   const json = JSON.parse(foreign.stdout) as { inSync: boolean; families: { unexpected: string[] }[] };
   assert.equal(json.inSync, false);
   assert.deepEqual(json.families[0]?.unexpected, ['table holds chain "sneaky" type nat hook postrouting prio 50 policy accept, 1 rule, not the agent\'s']);
+});
+
+test('connections per entry: listed after the verdict for the families whose rules are there, in JSON too; a failed read is said, and the exit status is the verdict', async () => {
+  const fake = createFakeBackend();
+  await applyConfig(fake, false);
+  const asked: string[] = [];
+  const counts: DecisionCount[] = [
+    { family: 'ipv4', action: 'keep', list: 'link-local', cidr: '169.254.0.0/16', packets: 0, bytes: 0 },
+    { family: 'ipv4', action: 'keep', list: 'nonMasqueradeCIDRs', cidr: '10.0.0.0/8', packets: 30, bytes: 870 },
+    { family: 'ipv4', action: 'masquerade', list: 'default', packets: 1234, bytes: 35786 },
+  ];
+  const deps = {
+    ...withFake(fake),
+    readCounts: async (ps: readonly FamilyPolicy[], backend: string) => {
+      asked.push(`${backend}: ${ps.map((p) => p.family).join(',')}`);
+      return counts;
+    },
+  };
+  const r = await cli(['status', '--config', config, '--enable-ipv6'], deps);
+  assert.equal(r.code, 1, 'IPv6 is missing');
+  assert.deepEqual(asked, ['fake: ipv4'], 'a missing family is not counted');
+  assert.ok(
+    r.stdout.endsWith(
+      [
+        'connections per entry, counted since the rules were last written:',
+        '  IPv4     0  keep 169.254.0.0/16 (link-local)',
+        '  IPv4    30  keep 10.0.0.0/8 (nonMasqueradeCIDRs)',
+        '  IPv4  1234  masquerade (the catch-all rule)',
+        '',
+      ].join('\n'),
+    ),
+    r.stdout,
+  );
+  const json = JSON.parse((await cli(['status', '--config', config, '--enable-ipv6', '--output=json'], deps)).stdout);
+  assert.deepEqual(json.connections, counts);
+  const failing = { ...withFake(fake), readCounts: async () => Promise.reject(new Error('iptables-nft: exit code 4')) };
+  const bad = await cli(['status', '--config', config, '--enable-ipv6'], failing);
+  assert.equal(bad.code, 1);
+  assert.ok(bad.stdout.endsWith("/healthz\nconnections: cannot read the rules' counters: iptables-nft: exit code 4\n"), bad.stdout);
+  assert.equal(JSON.parse((await cli(['status', '--config', config, '--enable-ipv6', '--output=json'], failing)).stdout).connections, undefined);
 });

@@ -12,7 +12,7 @@
 import { formatIp, type Cidr, type IpAddress } from '../../net/cidr.js';
 import { decisionTable, usesDecisionRules } from '../../policy/decide.js';
 import { quoteExcerpt } from '../../excerpt.js';
-import type { FamilyPolicy, PortRange } from '../../policy/types.js';
+import type { CountedDecision, FamilyPolicy, PortRange } from '../../policy/types.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy/build.js';
 import {
   BUILTIN_CHAINS,
@@ -177,6 +177,8 @@ export interface Rule {
   readonly shape: RuleShape;
   readonly src?: AddressMatch | undefined;
   readonly dst?: AddressMatch | undefined;
+  /** The decision whose connections the rule's counter counts; absent for the prelude. */
+  readonly decides?: CountedDecision;
 }
 
 /** A part as the restore payload writes it, or as `-S` prints it (probability as stored, xtables_save_string quoting). */
@@ -287,19 +289,19 @@ export function chainRules(policy: FamilyPolicy, opts: RenderOptions): Rule[] {
   };
   const sources = policy.sources === undefined ? [undefined] : policy.sources.map(address);
   const rules = preludeRules(policy, chain);
-  const translate = (shapes: readonly RuleShape[], dst?: AddressMatch): void => {
-    for (const src of sources) for (const shape of shapes) rules.push({ shape, src, dst });
+  const translate = (shapes: readonly RuleShape[], decides: CountedDecision, dst?: AddressMatch): void => {
+    for (const src of sources) for (const shape of shapes) rules.push({ shape, src, dst, decides });
   };
   // The reference writes -d after the comment.
   const keep = ruleShape(chain, [comment(NON_MASQ_COMMENT), jump(exemptionTarget(policy))], reference ? 1 : 0);
   let masquerade: RuleShape[] | undefined;
   for (const row of decisionTable(policy)) {
-    const dst = address(row);
-    if (row.action.kind === 'keep') rules.push({ shape: keep, dst });
-    else if (row.action.kind === 'masquerade') translate((masquerade ??= translateShapes(MASQ_CIDR_COMMENT, 'MASQUERADE')), dst);
-    else translate(translateShapes(SNAT_COMMENT, 'SNAT', row.action.toSource), dst);
+    const [dst, decides] = [address(row), { action: row.action.kind, list: row.list, cidr: row.text }];
+    if (row.action.kind === 'keep') rules.push({ shape: keep, dst, decides });
+    else if (row.action.kind === 'masquerade') translate((masquerade ??= translateShapes(MASQ_CIDR_COMMENT, 'MASQUERADE')), decides, dst);
+    else translate(translateShapes(SNAT_COMMENT, 'SNAT', row.action.toSource), decides, dst);
   }
-  translate(translateShapes(MASQ_COMMENT, 'MASQUERADE'));
+  translate(translateShapes(MASQ_COMMENT, 'MASQUERADE'), { action: 'masquerade', list: 'default' });
   return rules;
 }
 

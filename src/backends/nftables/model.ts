@@ -17,6 +17,8 @@ export interface NftSet {
   readonly name: string;
   readonly type: string;
   readonly flags: readonly string[];
+  /** Whether each element counts what it matched (`counter;`): ours does, for the connections per decision. */
+  readonly counter: boolean;
   readonly elements: readonly string[];
 }
 
@@ -62,7 +64,7 @@ function addLines(o: NftAddable, out: string[]): void {
       return;
     case 'set': {
       const flags = o.flags.length ? ` flags ${o.flags.join(',')};` : '';
-      out.push(`add set ${NFT_TABLE_REF} ${o.name} { type ${o.type};${flags} }`);
+      out.push(`add set ${NFT_TABLE_REF} ${o.name} { type ${o.type};${flags}${o.counter ? ' counter;' : ''} }`);
       if (o.elements.length === 0) return;
       // A loop, not push(...spread): spreading 125,000+ elements as arguments overflows the stack.
       out.push(`add element ${NFT_TABLE_REF} ${o.name} {`);
@@ -100,7 +102,8 @@ export function canonicalLines(objects: readonly NftObject[]): string[] {
   const out: string[] = [];
   for (const o of objects) {
     if (o.kind === 'set') {
-      out.push(o.flags.length ? `set ${o.name} type ${o.type} flags ${o.flags.join(',')}` : `set ${o.name} type ${o.type}`);
+      const flags = o.flags.length ? ` flags ${o.flags.join(',')}` : '';
+      out.push(`set ${o.name} type ${o.type}${flags}${o.counter ? ' counter' : ''}`);
       for (const e of o.elements) out.push(`element ${o.name} ${e}`);
     } else if (o.kind === 'chain') {
       const b = o.base;

@@ -106,7 +106,8 @@ function parseElement(e: Json): Element {
     // Elements with a timeout or comment come wrapped as {"elem": {"val": ...}}.
     if (isObject(elem) && 'val' in elem) {
       const inner = parseElement(elem['val']);
-      const extra = Object.keys(elem).filter((k) => k !== 'val');
+      // A counter's values change with traffic: they are no state of ours.
+      const extra = Object.keys(elem).filter((k) => k !== 'val' && k !== 'counter');
       return extra.length ? { ...inner, text: `${inner.text} ${JSON.stringify(elem)}` } : inner;
     }
   }
@@ -322,8 +323,9 @@ function familyObjects(objects: readonly Record<string, Json>[], family: Family)
     if (ours(set) && set['name'] === n.set) {
       const type = Array.isArray(set['type']) ? set['type'].map(text).join(' . ') : text(set['type']);
       const flags = Array.isArray(set['flags']) ? set['flags'].map(text).sort() : [];
+      const counter = Array.isArray(set['stmt']) && set['stmt'].some((st) => isObject(st) && 'counter' in st);
       const elements = Array.isArray(set['elem']) ? set['elem'].map(parseElement).sort(compareElements) : [];
-      sets.push({ kind: 'set', name: n.set, type, flags, elements: elements.map((e) => e.text) });
+      sets.push({ kind: 'set', name: n.set, type, flags, counter, elements: elements.map((e) => e.text) });
       continue;
     }
     const chain = o['chain'];

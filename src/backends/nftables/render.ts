@@ -33,7 +33,7 @@ function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: str
     const size = sizes[i] ?? 0;
     const pick = i < ranges.length - 1 ? ` numgen random mod ${remaining} < ${size}` : '';
     remaining -= size;
-    return `meta l4proto ${protocol}${pick} ${translate}${portText(r)}${flags}`;
+    return `meta l4proto ${protocol}${pick} counter ${translate}${portText(r)}${flags}`;
   });
 }
 
@@ -88,12 +88,12 @@ function translateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction
     if (policy.toPorts.length > 0) {
       for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags, `snat ${n.payload} to ${map}:`));
     }
-    rules.push(`snat ${n.payload} to ${map}${flags}`);
+    rules.push(`counter snat ${n.payload} to ${map}${flags}`);
   }
   if (policy.toPorts.length > 0) {
     for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
   }
-  rules.push(`masquerade${flags}`);
+  rules.push(`counter masquerade${flags}`);
   return rules;
 }
 
@@ -155,7 +155,7 @@ export function nftFamilyRemoval(family: Family, existing: ReadonlySet<string> |
   }
   return {
     chain: [add({ kind: 'chain', name: n.chain }), deleteByName('chain', n.chain)],
-    set: [add({ kind: 'set', name: n.set, type: n.setType, flags: ['interval'], elements: [] }), deleteByName('set', n.set)],
+    set: [add({ kind: 'set', name: n.set, type: n.setType, flags: ['interval'], counter: true, elements: [] }), deleteByName('set', n.set)],
   };
 }
 
@@ -167,7 +167,7 @@ export function nftFamilyObjects(policy: FamilyPolicy): NftObject[] {
   const decisions = decisionIntervals(policy);
   const elements = decisions ? decisions.keep.map(intervalText) : normalizeRanges(policy.exempt).kept.map((r) => formatCidr(r.cidr));
   const objects: NftObject[] = [
-    { kind: 'set', name: n.set, type: n.setType, flags: ['interval'], elements },
+    { kind: 'set', name: n.set, type: n.setType, flags: ['interval'], counter: true, elements },
     { kind: 'chain', name: n.chain, base: { type: 'nat', hook: 'postrouting', priority: nftChainPriority(policy), policy: 'accept' } },
   ];
   for (const text of nftRuleTexts(policy, decisions)) objects.push({ kind: 'rule', chain: n.chain, text });

@@ -1,0 +1,116 @@
+// Connections per decision for /metrics, read from the rules' own counters at scrape time. Reads
+// are cached for a short while, so scrapes cannot drive iptables or nft, and concurrent scrapes
+// share one read. The kernel's counters start at 0 whenever the agent rewrites its chain or table
+// (a config change); the totals stay monotonic by folding a series' last value into its base when
+// the value drops. Lost: the connections counted between the last read and a rewrite, and a drop
+// hidden because more connections than before were counted again by the next read.
+import type { Family } from '../net/cidr.js';
+import type { CountedDecision, DecisionCount } from '../policy/types.js';
+import { createCounter, type Registry } from './prometheus.js';
+
+/** Reads every family's decision counts (one command per family, or one for nft). */
+export type DecisionCountReader = () => Promise<readonly DecisionCount[]>;
+
+/** One series of the metric: a family, an action and the list that decided. */
+export interface DecisionTotal extends Omit<CountedDecision, 'cidr'> {
+  readonly family: Family;
+  /** Connections since the agent started, never decreasing. */
+  readonly connections: number;
+}
+
+/** Options of createDecisionCounts. */
+export interface DecisionCountsOptions {
+  readonly read: DecisionCountReader;
+  /** Milliseconds now; injected so tests drive time. */
+  readonly now: () => number;
+  /** How long one read serves scrapes; default DECISION_COUNTS_MAX_AGE_MS. */
+  readonly maxAgeMs?: number;
+}
+
+/** Scrapes within 5 s of a read share it (Prometheus scrapes every 15-60 s; an HA pair doubles that). */
+export const DECISION_COUNTS_MAX_AGE_MS = 5_000;
+
+/** Monotonic totals by {family, action, list}, read at most once per max age. */
+export interface DecisionCounts {
+  totals(): Promise<DecisionTotal[]>;
+  /** Reads that failed (the last totals were served instead). */
+  failures(): number;
+}
+
+const seriesKey = (c: Omit<DecisionTotal, 'connections'>): string => `${c.family} ${c.action} ${c.list}`;
+
+/** Creates the cached, monotonic reader of decision counts. */
+export function createDecisionCounts(opts: DecisionCountsOptions): DecisionCounts {
+  const maxAge = opts.maxAgeMs ?? DECISION_COUNTS_MAX_AGE_MS;
+  // Per counter (a row, an element): its series and last value. Per series: what earlier counters held.
+  let last = new Map<string, { series: string; packets: number }>();
+  const base = new Map<string, DecisionTotal>();
+  let [readAt, failed] = [Number.NEGATIVE_INFINITY, 0];
+  let pending: Promise<DecisionTotal[]> | undefined;
+
+  const fold = (counts: readonly DecisionCount[]): void => {
+    const next = new Map<string, { series: string; packets: number }>();
+    for (const c of counts) {
+      const series = seriesKey(c);
+      if (!base.has(series)) base.set(series, { family: c.family, action: c.action, list: c.list, connections: 0 });
+      // The same CIDR twice is two rules, each with its own counter.
+      let key = `${series} ${c.cidr ?? ''}`;
+      for (let i = 1; next.has(key); i++) key = `${series} ${c.cidr ?? ''} #${i}`;
+      next.set(key, { series, packets: c.packets });
+    }
+    for (const [key, was] of last) {
+      const now = next.get(key);
+      if (now !== undefined && now.packets >= was.packets) continue;
+      // Reset by a rewrite, or gone with a config change: what it counted stays counted.
+      const b = base.get(was.series)!;
+      base.set(was.series, { ...b, connections: b.connections + was.packets });
+    }
+    last = next;
+  };
+
+  const current = (): DecisionTotal[] => {
+    const sums = new Map<string, number>();
+    for (const { series, packets } of last.values()) sums.set(series, (sums.get(series) ?? 0) + packets);
+    return [...base].map(([key, b]) => ({ ...b, connections: b.connections + (sums.get(key) ?? 0) }));
+  };
+
+  const refresh = async (): Promise<DecisionTotal[]> => {
+    try {
+      fold(await opts.read());
+    } catch {
+      failed += 1;
+    }
+    // A failure is cached too: a broken tool is not retried at every scrape.
+    readAt = opts.now();
+    return current();
+  };
+
+  return {
+    totals: async () => {
+      if (opts.now() - readAt < maxAge) return current();
+      return (pending ??= refresh().finally(() => (pending = undefined)));
+    },
+    failures: () => failed,
+  };
+}
+
+/** Registers `ip_masq_agent_decision_connections_total` and its read failures in `registry`. */
+export function registerDecisionMetrics(registry: Registry, counts: DecisionCounts): void {
+  const connections = createCounter(registry, {
+    name: 'ip_masq_agent_decision_connections_total',
+    help: 'New connections by the decision that took them (action masquerade, snat or keep; list: the config list, link-local, or default), read from the counters of the rules themselves.',
+    labelNames: ['family', 'action', 'list'],
+    collect: async () => {
+      for (const t of await counts.totals()) connections.set({ family: t.family, action: t.action, list: t.list }, t.connections);
+    },
+  });
+  const failures = createCounter(registry, {
+    name: 'ip_masq_agent_decision_counter_read_failures_total',
+    help: 'Reads of the rule counters that failed; the connection totals kept their last values.',
+    // Collects run side by side: wait for the (shared) read this scrape may have started.
+    collect: async () => {
+      await counts.totals();
+      failures.set(counts.failures());
+    },
+  });
+}
