@@ -1,6 +1,7 @@
 // The agent's decisions, pure: from its state and what a step read or did, the next state and the
 // lines to log. agent.ts runs the steps (load, read, plan, apply) and writes what these say.
 import { sameState, type Observed, type OwnedState, type Plan } from '../backends/backend.js';
+import type { ShadowingRule } from '../backends/shadow-owner.js';
 import type { MasqConfig } from '../config/config.js';
 import { hashConfig, loggedLists } from '../config/key-values.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -145,8 +146,10 @@ export function decideFamily(state: AgentState, s: FamilyStep): Decision & { rea
   // program may insert such a rule at any time), warned about when it changes to something.
   const shadowing = o.kind === 'kept' ? undefined : o.plan?.shadowing;
   const log: LogLine[] = [];
-  if (shadowing?.length && shadowing.join('\n') !== (was.shadowingRules ?? []).join('\n')) {
-    log.push(line('warn', 'rules earlier in nat POSTROUTING masquerade or SNAT before our jump, so they may override our non-masquerade ranges', { family, rules: shadowing }));
+  const listed = (rules: readonly ShadowingRule[]): string => rules.map((r) => `${r.owner}: ${r.rule}`).join('\n');
+  if (shadowing?.length && listed(shadowing) !== listed(was.shadowingRules ?? [])) {
+    const [rules, owners] = [shadowing.map((r) => r.rule), [...new Set(shadowing.map((r) => r.owner))]];
+    log.push(line('warn', 'rules earlier in nat POSTROUTING masquerade or SNAT before our jump, so they may override our non-masquerade ranges', { family, owners, rules }));
   }
   const attempt = { ...was, lastAttemptAt: s.startedAt, shadowingRules: shadowing ?? was.shadowingRules ?? [] };
   if (o.kind === 'failed') {

@@ -1,5 +1,6 @@
 import type { Family } from '../net/cidr.js';
 import type { FamilyPolicy } from '../policy/types.js';
+import type { ShadowingRule } from './shadow-owner.js';
 
 /**
  * The state a backend owns for one family, as canonical text lines in the tool's own
@@ -74,7 +75,7 @@ export interface Plan {
   /** The kernel holds what is wanted: apply() runs nothing. */
   readonly upToDate: boolean;
   /** Rules of others that translate before ours once the plan is applied, so they may shadow our exemptions. */
-  readonly shadowing: readonly string[];
+  readonly shadowing: readonly ShadowingRule[];
 }
 
 /**

@@ -3,6 +3,7 @@ import type { FamilyPolicy } from '../policy/types.js';
 import { sameState, type Backend, type Observed, type OwnedState, type Plan } from './backend.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../policy/build.js';
 import { decisionTable } from '../policy/decide.js';
+import { shadowOwner } from './iptables/shadow.js';
 
 /** What the fake's read() sees: our lines, and the rules of others above our jump. */
 export interface FakeObserved extends Observed {
@@ -152,7 +153,7 @@ export function createFakeBackend(): FakeBackend {
     plan: (observed, p) => {
       const upToDate = sameState(observed.owned, renderFakeLines(p));
       // Once applied, `first` puts ours above every other rule: nothing is left to shadow it.
-      return { family: p.family, upToDate, shadowing: exemptionIsFinal(p) ? [] : observed.above, script: upToDate ? '' : renderFakeScript(p) };
+      return { family: p.family, upToDate, shadowing: exemptionIsFinal(p) ? [] : observed.above.map((rule) => ({ rule, owner: shadowOwner(rule) })), script: upToDate ? '' : renderFakeScript(p) };
     },
     apply: async (plan) => {
       if (plan.upToDate) return;

@@ -16,6 +16,13 @@ const OWNER_SIGNS: readonly (readonly [owner: ShadowOwner, names: RegExp, words:
   ['kindnet', /^kind/i, /^kindnet/i],
 ];
 
+/** A rule of others that translates before ours, and who wrote it. */
+export interface ShadowingRule {
+  /** The rule as its tool lists it (iptables) or where it is and what it does (nft). */
+  readonly rule: string;
+  readonly owner: ShadowOwner;
+}
+
 /** The owner of a rule found under these names (table first, then chains) or with this comment, or `unknown`. */
 export function ownerOf(names: readonly string[], comment = ''): ShadowOwner {
   for (const [owner, pattern, words] of OWNER_SIGNS) if (names.some((n) => pattern.test(n)) || words.test(comment)) return owner;

@@ -4,6 +4,7 @@
 import type { OwnedState } from '../backends/backend.js';
 import { readDecisionCounts } from '../backends/decision-counts.js';
 import { openBackendReadOnly, type OpenedBackend, type SelectOptions } from '../backends/select.js';
+import type { ShadowingRule } from '../backends/shadow-owner.js';
 import { CommandError } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
@@ -45,6 +46,8 @@ export interface FamilyComparison {
   readonly orderDiffersAt?: number;
   readonly expected: OwnedState;
   readonly actual: OwnedState;
+  /** Rules of others that translate before ours, with their owners (what the agent warns about). */
+  readonly shadowing?: readonly ShadowingRule[];
 }
 
 /** Lines of `a` not matched by a line of `b`, counting repeats. */
@@ -74,14 +77,15 @@ export function compareFamily(family: Family, expected: OwnedState, actual: Owne
 /** Text report of one family: a summary line, then `- missing` and `+ unexpected` lines. */
 export function formatComparison(c: FamilyComparison): string {
   const name = c.family === 'ipv4' ? 'IPv4' : 'IPv6';
-  if (c.state === 'in-sync') return `${name}: in sync (${c.expected.length} lines)\n`;
+  const shadowing = (c.shadowing ?? []).map((s) => `  ! translates before ours (${s.owner}): ${s.rule}`);
+  if (c.state === 'in-sync') return `${[`${name}: in sync (${c.expected.length} lines)`, ...shadowing].join('\n')}\n`;
   const head =
     c.state === 'missing'
       ? `${name}: missing: none of the ${c.expected.length} wanted lines are there (the agent has not run here, or its rules were removed)`
       : c.orderDiffersAt !== undefined
         ? `${name}: drifted: the wanted lines are there in another order (first difference at line ${c.orderDiffersAt}); rules match first-wins, so order matters`
         : `${name}: drifted: ${c.missing.length} missing, ${c.unexpected.length} unexpected`;
-  const lines = [...c.missing.map((l) => `  - ${l}`), ...c.unexpected.map((l) => `  + ${l}`)];
+  const lines = [...c.missing.map((l) => `  - ${l}`), ...c.unexpected.map((l) => `  + ${l}`), ...shadowing];
   return `${[head, ...lines].join('\n')}\n`;
 }
 
@@ -120,7 +124,9 @@ export const runStatus = defineCommand<StatusDeps>({
     const comparisons: FamilyComparison[] = [];
     for (const p of policy.families) {
       try {
-        comparisons.push(compareFamily(p.family, opened.backend.expected(p), (await opened.backend.read(p.family)).owned ?? []));
+        const observed = await opened.backend.read(p.family);
+        const { shadowing } = opened.backend.plan(observed, p);
+        comparisons.push({ ...compareFamily(p.family, opened.backend.expected(p), observed.owned ?? []), ...(shadowing.length > 0 ? { shadowing } : {}) });
       } catch (e) {
         return cannotCheck(io, `read the ${p.family} rules with ${opened.backend.name}`, e);
       }

@@ -1,6 +1,7 @@
 // What the agent reports about itself: the per-sync report and the status snapshot. They live
 // below the agent because health, metrics and the HTTP routes read them and must not import it.
 import type { Family } from '../net/cidr.js';
+import type { ShadowingRule } from '../backends/shadow-owner.js';
 
 /** The reason of a sync run early because the previous one failed (what metrics count as a retry). */
 export const RETRY_REASON = 'retry';
@@ -28,8 +29,8 @@ export interface FamilyStatus {
   failingSince?: number | undefined;
   rules: number;
   driftRepairs: number;
-  /** Others' MASQUERADE/SNAT rules that decide before ours: the last plan's `shadowing` (Plan.shadowing). */
-  shadowingRules?: readonly string[];
+  /** Others' MASQUERADE/SNAT rules that decide before ours, with their owners: the last plan's `shadowing` (Plan.shadowing). */
+  shadowingRules?: readonly ShadowingRule[];
 }
 
 /** A snapshot of the agent's state. */

@@ -70,8 +70,8 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 
   const shadowing = createGauge(registry, {
     name: 'ip_masq_agent_shadowing_rules',
-    help: 'MASQUERADE/SNAT rules earlier in nat POSTROUTING than our jump, which may override our non-masquerade ranges.',
-    labelNames: ['family'],
+    help: 'MASQUERADE/SNAT rules earlier in nat POSTROUTING than our jump (nftables: other tables translating at our hook first), which may override our non-masquerade ranges, by owner.',
+    labelNames: ['family', 'owner'],
   });
 
   const retries = createCounter(registry, {
@@ -120,10 +120,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
         const source = status.configFiles.length > 0 ? status.configFiles.join(',') : 'defaults';
         configInfo.set({ hash: status.configHash, source }, 1);
       }
+      // An owner whose rules went must leave no series behind.
+      shadowing.reset();
       for (const [family, s] of status.families) {
         ensureFamily(family);
         rules.set({ family }, s.rules);
-        shadowing.set({ family }, s.shadowingRules?.length ?? 0);
+        for (const r of s.shadowingRules ?? []) shadowing.inc({ family, owner: r.owner });
         lastSuccess.set({ family }, s.lastSuccessAt === undefined ? 0 : s.lastSuccessAt / 1000);
       }
     },

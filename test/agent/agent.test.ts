@@ -4,6 +4,7 @@ import { createAgent, type AgentDeps } from '../../src/agent/agent.js';
 import type { SyncReport } from '../../src/observe/agent-status.js';
 import { createFakeBackend } from '../../src/backends/fake.js';
 import type { FakeObserved } from '../../src/backends/fake.js';
+import type { ShadowingRule } from '../../src/backends/shadow-owner.js';
 import type { FamilyPolicy } from '../../src/policy/types.js';
 import type { ConfigOptions } from '../../src/config/config.js';
 import { defaultConfig } from '../../src/config/merge.js';
@@ -259,7 +260,7 @@ test('ConfigError messages reach the status with file, line and key path', async
 
 test('rules that masquerade before our jump are checked every sync and reported once while unchanged', async () => {
   const h = harness(null);
-  let shadowing = ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE'];
+  let shadowing: ShadowingRule[] = [{ rule: '-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE', owner: 'unknown' }];
   let plans = 0;
   const backend = { ...h.backend, plan: (o: FakeObserved, p: FamilyPolicy) => (plans++, { ...h.backend.plan(o, p), shadowing }) };
   const agent = createAgent({
@@ -277,9 +278,13 @@ test('rules that masquerade before our jump are checked every sync and reported 
   assert.equal(plans, 2, 'checked on every sync: another program may insert such a rule at any time');
   assert.equal(warned().length, 1);
   // Another rule is news; none left clears the status without a warning.
-  shadowing = [...shadowing, '-A POSTROUTING -j SNAT --to-source 192.0.2.1'];
+  shadowing = [...shadowing, { rule: '-A POSTROUTING -j cali-nat-outgoing', owner: 'calico' }];
   await agent.sync('resync');
-  assert.deepEqual(warned().at(-1)?.fields['rules'], shadowing);
+  assert.deepEqual(
+    warned().at(-1)?.fields['rules'],
+    shadowing.map((s) => s.rule),
+  );
+  assert.deepEqual(warned().at(-1)?.fields['owners'], ['unknown', 'calico'], 'the owners are named once each');
   shadowing = [];
   await agent.sync('resync');
   assert.deepEqual(agent.status().families.get('ipv4')?.shadowingRules, []);

@@ -17,7 +17,7 @@ function loaded(text: string): LoadedConfig {
 }
 
 const WANT = ['jump', 'return 10.0.0.0/8', 'masquerade'];
-const plan = (upToDate: boolean, shadowing: string[] = []): Plan => ({ family: 'ipv4', upToDate, shadowing });
+const plan = (upToDate: boolean, shadowing: string[] = []): Plan => ({ family: 'ipv4', upToDate, shadowing: shadowing.map((rule) => ({ rule, owner: 'unknown' })) });
 const planned = (upToDate: boolean, owned: readonly string[] | undefined, shadowing: string[] = []): FamilyOutcome => ({
   kind: 'planned',
   want: WANT,
@@ -71,7 +71,7 @@ test('decideFamily: a failure is counted, logged once per message, and a success
 test('decideFamily: shadowing goes to the status at every sync and is warned about when it changes to something', () => {
   const warned = (state: AgentState, outcome: FamilyOutcome) => {
     const d = decideFamily(state, step(outcome));
-    return [d.state, d.log.filter((l) => /before our jump/.test(l.msg)).length, d.state.families.get('ipv4')?.shadowingRules] as const;
+    return [d.state, d.log.filter((l) => /before our jump/.test(l.msg)).length, d.state.families.get('ipv4')?.shadowingRules?.map((s) => s.rule)] as const;
   };
   const [s1, n1, r1] = warned(written(WANT), planned(true, WANT, ['a']));
   assert.deepEqual([n1, r1], [1, ['a']]);

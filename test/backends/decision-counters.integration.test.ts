@@ -105,7 +105,8 @@ for (const v of VARIANTS) {
       assert.match(text, /^ip_masq_agent_decision_connections_total\{family="ipv4",action="keep",list="nonMasqueradeCIDRs"\} 50$/m);
       assert.match(text, /^ip_masq_agent_decision_connections_total\{family="ipv4",action="keep",list="link-local"\} 0$/m);
       // What the agent compares to decide "rules in place": the counters must not show as drift.
-      assert.deepEqual(await backend.read('ipv4'), backend.expected(policy));
+      assert.deepEqual((await backend.read('ipv4')).owned, backend.expected(policy));
+      assert.ok(backend.plan(await backend.read('ipv4'), policy).upToDate, 'a resync after traffic plans nothing to write');
       // What an operator sees: status and explain --counts of the built CLI on the node.
       const config = join(lockDir, 'ip-masq-agent');
       writeFileSync(config, 'nonMasqueradeCIDRs: [10.0.0.0/8, 198.51.100.0/24]\n');

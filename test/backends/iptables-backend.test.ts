@@ -9,7 +9,7 @@ import { createIptablesBackend, IptablesRestoreError, type IptablesBackendOption
 import { renderJumpSaveLine, renderRestorePayload, renderSaveLines } from '../../src/backends/iptables/render.js';
 import type { FamilyPolicy } from '../../src/policy/types.js';
 import { exempt, fakeIptables, gatedRunner, IPTABLES_SAYS, jumpsIn, portRange, pump, scriptedRunner, settle, type Call } from './iptables-helpers.js';
-import { applyPolicy, readOwned } from './sync.js';
+import { applyPolicy, readOwned, rulesOf } from './sync.js';
 
 const v4: FamilyPolicy = {
   family: 'ipv4',
@@ -153,7 +153,7 @@ test('a quiet sync lists our chain and POSTROUTING once each; its plan is up to 
   calls.length = 0;
   const plan = await applyPolicy(backend, v4);
   assert.equal(plan.upToDate, true);
-  assert.deepEqual(plan.shadowing, ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE']);
+  assert.deepEqual(rulesOf(plan.shadowing), ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE']);
   assert.equal(plan.payload, '');
   assert.deepEqual(ops(calls), ['iptables-nft -S', 'iptables-nft -S']);
 });
@@ -172,7 +172,7 @@ test("a jump before ours into Calico's chains: read lists them (at once per leve
   calls.length = 0;
   const plan = backend.plan(await backend.read('ipv4'), v4);
   assert.equal(plan.upToDate, true);
-  assert.deepEqual(plan.shadowing, [masq]);
+  assert.deepEqual(rulesOf(plan.shadowing), [masq]);
   assert.deepEqual(
     calls.map((c) => c.argv[6]),
     ['IP-MASQ-AGENT', 'POSTROUTING', 'cali-POSTROUTING', 'cali-nat-outgoing', 'cali-fip-snat'],
@@ -480,7 +480,7 @@ test('a changed config (read without our chain, owned: false) lists POSTROUTING 
     await backend.apply(plan);
     assert.deepEqual(ops(calls), [`iptables-${mode} -S`, `iptables-${mode}-restore`], mode);
     assert.equal(calls[1]?.options.input, renderRestorePayload(changed, { chain: 'IP-MASQ-AGENT', randomFully: true }));
-    assert.deepEqual(plan.shadowing, ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE']);
+    assert.deepEqual(rulesOf(plan.shadowing), ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE']);
   }
 });
 

@@ -13,6 +13,7 @@ import { renderJumpSaveLine } from '../../src/backends/iptables/render.js';
 import { shadowOwner } from '../../src/backends/iptables/shadow.js';
 import { exempt, policyOf, type GoldenInput } from './iptables-helpers.js';
 import type { FamilyPolicy } from '../../src/policy/types.js';
+import { rulesOf } from './sync.js';
 
 const GOLDEN_DIR = fileURLToPath(new URL('../../../test/golden/iptables-plan/', import.meta.url));
 const update = process.env['UPDATE_GOLDEN'] === '1';
@@ -71,7 +72,7 @@ for (const name of cases) {
     });
     const { payload, fallback, family: _f, chain: _c, ...rest } = plan;
     // Each shadowing rule with the owner the metric and the log name it by.
-    const summary = `${JSON.stringify({ ...rest, shadowing: rest.shadowing.map((l) => `${shadowOwner(l)}: ${l}`) }, null, 2)}\n`;
+    const summary = `${JSON.stringify({ ...rest, shadowing: rest.shadowing.map((s) => `${s.owner}: ${s.rule}`) }, null, 2)}\n`;
     if (update) {
       writeFileSync(join(dir, 'payload.txt'), payload);
       if (fallback !== undefined) writeFileSync(join(dir, 'fallback.txt'), fallback);
@@ -103,9 +104,9 @@ test('shadowing is counted where our jump will be: before the first jump, everyt
   const masq = '-A POSTROUTING -s 10.244.0.0/16 ! -o cni0 -j MASQUERADE';
   const after = '-A POSTROUTING -j MASQUERADE';
   const chain = ['-N IP-MASQ-AGENT'];
-  assert.deepEqual(planIptables(observe(['-P POSTROUTING ACCEPT', masq, OURS, after], chain, {}), v4, OPTS).shadowing, [masq]);
-  assert.deepEqual(planIptables(observe(['-P POSTROUTING ACCEPT', masq, after], chain, {}), v4, OPTS).shadowing, [masq, after]);
-  assert.deepEqual(planIptables(observe(['-P POSTROUTING ACCEPT', masq, OURS], chain, {}), { ...v4, postroutingPosition: 'first' }, OPTS).shadowing, []);
+  assert.deepEqual(rulesOf(planIptables(observe(['-P POSTROUTING ACCEPT', masq, OURS, after], chain, {}), v4, OPTS).shadowing), [masq]);
+  assert.deepEqual(rulesOf(planIptables(observe(['-P POSTROUTING ACCEPT', masq, after], chain, {}), v4, OPTS).shadowing), [masq, after]);
+  assert.deepEqual(rulesOf(planIptables(observe(['-P POSTROUTING ACCEPT', masq, OURS], chain, {}), { ...v4, postroutingPosition: 'first' }, OPTS).shadowing), []);
 });
 
 test('repairNotTaken: nothing when exactly our jump is there (first when wanted) and no deleted rule is left', () => {

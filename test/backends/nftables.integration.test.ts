@@ -247,7 +247,7 @@ describe('nftables backend against the real nft', { skip }, () => {
     );
     const backend = createNftablesBackend({ runner: netnsRunner(ns) });
     const plan = await applyPolicy(backend, v4);
-    assert.deepEqual(plan.shadowing, ['table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade (kube-proxy)']);
+    assert.deepEqual(plan.shadowing, [{ rule: 'table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade', owner: 'kube-proxy' }]);
     assert.deepEqual((await applyPolicy(backend, v6)).shadowing, [], 'an ip table sees no IPv6 packets');
     nsRun(ns, ['nft', 'delete', 'table', ...K.split(' ')]);
     assert.deepEqual(backend.plan(await backend.read('ipv4'), v4).shadowing, []);

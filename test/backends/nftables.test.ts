@@ -627,9 +627,9 @@ describe('nftables: nat postrouting chains of other tables that translate before
   it('reports, per family, the chains at our priority or before that masquerade or SNAT (through a jump too), with their owner', async () => {
     const { backend } = withOthers();
     const plan4 = await applyPolicy(backend, v4);
-    assert.deepEqual(plan4.shadowing, ['table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade (kube-proxy)']);
+    assert.deepEqual(plan4.shadowing, [{ rule: 'table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade', owner: 'kube-proxy' }]);
     const plan6 = await applyPolicy(backend, v6);
-    assert.deepEqual(plan6.shadowing, ['table ip6 cni-x chain post prio 50: snat (unknown)']);
+    assert.deepEqual(plan6.shadowing, [{ rule: 'table ip6 cni-x chain post prio 50: snat', owner: 'unknown' }]);
     assert.deepEqual(backend.plan(await backend.read('ipv4'), v4), { ...plan4, upToDate: true, wake: false, ops: [] }, 'a quiet resync reports them too');
   });
 
@@ -650,8 +650,11 @@ describe('nftables: nat postrouting chains of other tables that translate before
 
   it("tells the owner of iptables-nft's nat POSTROUTING from the chain it jumps to", () => {
     const t = { family: 'ip', table: 'nat', chain: 'POSTROUTING', priority: 100 };
-    assert.equal(describeNftTranslator({ ...t, translation: 'jump KUBE-POSTROUTING: masquerade' }), 'table ip nat chain POSTROUTING prio 100: jump KUBE-POSTROUTING: masquerade (kube-proxy)');
-    assert.equal(describeNftTranslator({ ...t, translation: 'masquerade' }), 'table ip nat chain POSTROUTING prio 100: masquerade (unknown)');
+    assert.deepEqual(describeNftTranslator({ ...t, translation: 'jump KUBE-POSTROUTING: masquerade' }), {
+      rule: 'table ip nat chain POSTROUTING prio 100: jump KUBE-POSTROUTING: masquerade',
+      owner: 'kube-proxy',
+    });
+    assert.deepEqual(describeNftTranslator({ ...t, translation: 'masquerade' }), { rule: 'table ip nat chain POSTROUTING prio 100: masquerade', owner: 'unknown' });
   });
 
   it('tells the owner from table and chain names', () => {

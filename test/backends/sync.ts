@@ -7,3 +7,6 @@ export { applyPolicy };
 export async function readOwned(backend: Backend, family: Family): Promise<OwnedState> {
   return (await backend.read(family)).owned ?? [];
 }
+
+/** The rule texts of a plan's shadowing list, owners left out. */
+export const rulesOf = (shadowing: readonly { readonly rule: string }[]): string[] => shadowing.map((s) => s.rule);

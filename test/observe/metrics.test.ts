@@ -44,7 +44,7 @@ test('metrics: counters, histogram and gauges after start, quiet resyncs, a repa
   );
   m.update(
     makeStatus({
-      ipv4: { ...okFamily(T0 + 120_500, 4), driftRepairs: 1, shadowingRules: ['-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE'] },
+      ipv4: { ...okFamily(T0 + 120_500, 4), driftRepairs: 1, shadowingRules: [{ rule: '-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE', owner: 'unknown' }] },
       ipv6: { lastAttemptAt: T0 + 120_500, lastSuccessAt: T0 + 60_000, lastError: 'x', consecutiveFailures: 1, rules: 3, driftRepairs: 0 },
     }),
   );
@@ -69,14 +69,14 @@ test('metrics: counters, histogram and gauges after start, quiet resyncs, a repa
     'ip_masq_agent_sync_duration_seconds_bucket{le="+Inf"}': 6,
     'ip_masq_agent_rules{family="ipv4"}': 4,
     'ip_masq_agent_rules{family="ipv6"}': 3,
-    'ip_masq_agent_shadowing_rules{family="ipv4"}': 1,
-    'ip_masq_agent_shadowing_rules{family="ipv6"}': 0,
+    'ip_masq_agent_shadowing_rules{family="ipv4",owner="unknown"}': 1,
     'ip_masq_agent_last_sync_success_timestamp_seconds{family="ipv4"}': (T0 + 120_500) / 1000,
     'ip_masq_agent_last_sync_success_timestamp_seconds{family="ipv6"}': (T0 + 60_000) / 1000,
     ip_masq_agent_config_valid: 1,
     'ip_masq_agent_config_info{hash="abc123",source="/etc/config/ip-masq-agent"}': 1,
   };
   for (const [series, value] of Object.entries(want)) assert.equal(sample(text, series), value, series);
+  assert.doesNotMatch(text, /ip_masq_agent_shadowing_rules\{family="ipv6"/, 'nothing shadows IPv6: no series');
   const sum = sample(text, 'ip_masq_agent_sync_duration_seconds_sum') ?? Number.NaN;
   assert.ok(Math.abs(sum - 7.011) < 1e-9, `sum ${sum}`);
   assert.match(text, /^# TYPE ip_masq_agent_sync_duration_seconds histogram$/m);

@@ -52,7 +52,14 @@ test('prometheus: after syncs, a retry and escaped label values, the bytes are t
   m.update(
     makeStatus(
       {
-        ipv4: { ...okFamily(T0 + 120_500, 4), shadowingRules: ['a', 'b'] },
+        ipv4: {
+          ...okFamily(T0 + 120_500, 4),
+          shadowingRules: [
+            { rule: 'a', owner: 'calico' },
+            { rule: 'b', owner: 'calico' },
+            { rule: 'c', owner: 'unknown' },
+          ],
+        },
         ipv6: { lastAttemptAt: T0, lastSuccessAt: undefined, lastError: 'x', consecutiveFailures: 1, rules: 3, driftRepairs: 0 },
       },
       { configHash: 'h"a\\s\nh', configFiles: ['/etc/config/a b', '/etc/"c"'] },

@@ -10,7 +10,7 @@ import { exemptionIsFinal } from '../../policy/build.js';
 import { KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE } from './constants.js';
 import { chainRestoreLines, renderJumpSaveLine, renderSaveLines, type RenderOptions } from './render.js';
 import { deleteSpec, findRulesWithTarget, natPayload, notFirstLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
-import { findShadowingRules } from './shadow.js';
+import { findShadowingRules, shadowOwner } from './shadow.js';
 
 /** A POSTROUTING rule with our jump's comment that leads to another chain, and what that chain is. */
 export interface RenamedJump {
@@ -117,7 +117,7 @@ export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, o
   const { chain } = opts;
   const first = exemptionIsFinal(policy);
   // Where our jump will be: first, or where the first jump to our chain is (else at the end).
-  const shadowing = first ? [] : findShadowingRules(observed.postrouting, chain, observed.followed);
+  const shadowing = first ? [] : findShadowingRules(observed.postrouting, chain, observed.followed).map((rule) => ({ rule, owner: shadowOwner(rule) }));
   const family: Family = policy.family;
   if (sameState(observed.owned, renderSaveLines(policy, opts))) {
     return { family, upToDate: true, shadowing, chain, payload: '', fallback: undefined, probeJump: false, verify: undefined, failure: undefined, repairs: [] };

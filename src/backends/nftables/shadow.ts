@@ -3,7 +3,7 @@
 // binding, so a chain at our priority or before that masquerades or SNATs shadows our exemptions
 // (at equal priority the order is that of registration, which nobody controls).
 import type { Family } from '../../net/cidr.js';
-import { ownerOf } from '../shadow-owner.js';
+import { ownerOf, type ShadowingRule } from '../shadow-owner.js';
 import { NFT_TABLE, NFT_TABLE_FAMILY, SRCNAT_PRIORITY } from './names.js';
 import { isObject, jumpTargets, nftObjects } from './parse.js';
 
@@ -44,9 +44,9 @@ export function chainTranslation(json: string): { translation: string | undefine
   return { translation, targets: rules.flatMap(jumpTargets) };
 }
 
-/** `table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade (kube-proxy)`. */
-export function describeNftTranslator(t: NftTranslator): string {
+/** `table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade`, owned by kube-proxy. */
+export function describeNftTranslator(t: NftTranslator): ShadowingRule {
   // The chains jumped to name the owner too: iptables-nft's `ip nat POSTROUTING` is everyone's, its `KUBE-POSTROUTING` is not.
   const via = [...t.translation.matchAll(/jump (\S+):/g)].map((m) => m[1]!);
-  return `table ${t.family} ${t.table} chain ${t.chain} prio ${t.priority}: ${t.translation} (${ownerOf([t.table, t.chain, ...via])})`;
+  return { rule: `table ${t.family} ${t.table} chain ${t.chain} prio ${t.priority}: ${t.translation}`, owner: ownerOf([t.table, t.chain, ...via]) };
 }
