@@ -4,7 +4,7 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/ip-masq-agent:0.2.0 --push .
 #   bash scripts/image.sh [--arch=arm64] [TAG]     # with podman, no Docker needed (README)
 #
-# The final image is distroless: no base image, only what the agent runs (node, iptables, nft, tini
+# The final image is distroless: no base image, only what the agent runs (node, iptables, nft, conntrack, tini
 # as PID 1, dash as /bin/sh), unpacked from Debian 12 (bookworm) packages and the Node.js binary
 # that the Node.js project publishes on npm (deploy/image/rootfs.sh). Every stage that runs a
 # command runs on the build platform; for another architecture only files are fetched and copied,

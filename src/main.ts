@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Composition root: the only place that builds real dependencies and touches `process`.
+import { readFileSync } from 'node:fs';
 import { agentOptionsFromFlags, type AgentOptions } from './cli/agent-options.js';
 import { describeIgnoredArgs, formatFlagHelp, parseFlags, type IgnoredArgsWarning } from './cli/flags.js';
 import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/index.js';
@@ -96,7 +97,9 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const {
     coalesceNotes,
     createAgent,
+    createDecisionCounts,
     createMetrics,
+    createStaleFlowCleaner,
     createParseCache,
     defaultConfig,
     detectConfigMode,
@@ -104,6 +107,8 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     loadConfig,
     maxCidrsFor,
     metricsRoutes,
+    readConntrackPressure,
+    readDecisionCounts,
     startHttpServer,
     systemClock,
     watchConfig,
@@ -114,7 +119,13 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     process.exit(1);
   }
   const backend = selected.backend;
-  const metrics = createMetrics({ logLinesDropped: output.dropped });
+  // Read at scrape time (the counts at most once per 5 s); `agent` exists by the first scrape.
+  const decisionCounts = createDecisionCounts({
+    read: async () => (await readDecisionCounts(runner, agent.policy()?.families ?? [], { backend: backend.name, chain: opts.chain })) ?? [],
+    now: systemClock.now,
+  });
+  const conntrackPressure = (): ReturnType<typeof readConntrackPressure> => readConntrackPressure((path) => readFileSync(path, 'utf8'));
+  const metrics = createMetrics({ logLinesDropped: output.dropped, decisionCounts, conntrackPressure });
   // Decided once: a directory appearing where the file was later is an error, not a new mode.
   const configMode = detectConfigMode(opts.configPath);
   log.info(configMode === 'directory' ? 'config path is a directory: its ip-masq* files are merged' : 'config path is read as a file', { path: opts.configPath });
@@ -129,6 +140,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     clock: systemClock,
     onSync: (report) => metrics.onSync(report),
     afterConfigChange: collectGarbageSoon,
+    afterRulesChange: createStaleFlowCleaner({ run: runner, log, countDeleted: metrics.countDeletedFlows, deleteTcp: opts.conntrackDeleteTcp }),
   });
   const status = (): ReturnType<typeof agent.status> => agent.status();
   const servers: { close(): Promise<void> }[] = [];

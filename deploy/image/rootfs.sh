@@ -6,7 +6,7 @@
 #   bash rootfs.sh ARCH NODE_VERSION OUT      (ARCH: amd64 or arm64; run by the Dockerfile as root
 #                                               in a Debian bookworm stage with apt and npm)
 #
-# The image holds what the agent runs and nothing else: node, iptables (legacy and nft), nft, tini
+# The image holds what the agent runs and nothing else: node, iptables (legacy and nft), nft, conntrack, tini
 # as PID 1, and dash as /bin/sh for the entry script that keeps tini as PID 1 when a DaemonSet's
 # `command:` names /ip-masq-agent (the agent spawns each command from its argv, with no shell).
 # No apt, dpkg, perl, bash or coreutils, and no CA certificates: the agent makes no TLS connection.
@@ -22,7 +22,7 @@ esac
 # The programs, then every library and data package they need. The closure check below fails the
 # build if a Debian update adds a dependency this list lacks.
 packages=(
-  iptables nftables tini dash
+  iptables nftables conntrack tini dash
   libip4tc2 libip6tc2 libxtables12 libmnl0 libnetfilter-conntrack3 libnfnetlink0 libnftnl11
   libnftables1 libgmp10 libjansson4 libedit2 libbsd0 libmd0 libtinfo6
   # node needs libstdc++ and, from Node.js 26 on, libatomic.

@@ -27,11 +27,19 @@ export interface AgentDeps {
    * leave tens of MiB of garbage that V8 would otherwise keep until its heap cap forces a collection.
    */
   readonly afterConfigChange?: () => void;
+  /**
+   * Called after a family's rules changed from one config's policy to another's, with both: flows
+   * already open keep the translation of their first packet, so this deletes the stale ones (main
+   * binds it to conntrack). It logs its own failures; a rejection is logged here and fails nothing.
+   */
+  readonly afterRulesChange?: (old: FamilyPolicy, next: FamilyPolicy) => Promise<void>;
 }
 
 /** The running agent: its syncs (config and rules) run by a scheduler at the config's resyncInterval; stop() leaves the rules in place. */
 export interface Agent extends Scheduler<SyncReport> {
   status(): AgentStatus;
+  /** The policy of the config in force, once a sync has built it (for the counters read at scrape time). */
+  policy(): Policy | undefined;
 }
 
 /** The policy of one config (by hash), and what each family expects of it: built once per config. */
@@ -42,6 +50,8 @@ export function createAgent(deps: AgentDeps): Agent {
   const { backend, log, clock } = deps;
   let state = decide.INITIAL_STATE;
   let built: Built | undefined;
+  // Per family, the config (by hash) whose policy the kernel's rules were last written or found up to date for.
+  const inKernel = new Map<Family, { readonly hash: string; readonly policy: FamilyPolicy }>();
   const write = (lines: readonly decide.LogLine[]): void => lines.forEach((l) => log[l.level](l.msg, l.fields));
   const commit = (d: decide.Decision): void => {
     state = d.state;
@@ -72,6 +82,13 @@ export function createAgent(deps: AgentDeps): Agent {
     // Decided on the state as it is now: the other family may have committed meanwhile.
     const d = decide.decideFamily(state, { family, backend: backend.name, startedAt, endedAt: clock.now(), outcome });
     commit(d);
+    if (outcome.kind === 'planned') {
+      const was = inKernel.get(family);
+      inKernel.set(family, { hash: b.hash, policy });
+      if (was !== undefined && was.hash !== b.hash) {
+        await deps.afterRulesChange?.(was.policy, policy).catch((e: unknown) => log.warn('after the rules changed: failed', { family, error: String(e) }));
+      }
+    }
     return d.report;
   }
 
@@ -101,5 +118,5 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   const intervalMs = (): number => state.inForce?.config.resyncIntervalMs ?? 60_000;
-  return { ...createScheduler({ clock, run: syncOnce, intervalMs }), status: () => decide.statusOf(state) };
+  return { ...createScheduler({ clock, run: syncOnce, intervalMs }), status: () => decide.statusOf(state), policy: () => built?.policy };
 }

@@ -14,6 +14,9 @@ import { formatCidr, type Cidr, type Family } from '../net/cidr.js';
 import type { ChangedDecisions, ChangedFlows } from '../policy/changes.js';
 import { conntrackDeleted, type Runner } from '../exec/runner.js';
 import { CommandError } from '../errors.js';
+import type { Logger } from '../observe/log.js';
+import { changedDecisions, countBlockPairs } from '../policy/changes.js';
+import type { FamilyPolicy } from '../policy/types.js';
 
 /** Options of deleteStaleFlows. */
 export interface StaleFlowOptions {
@@ -93,4 +96,29 @@ export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, o
     }
   }
   return { family: changed.family, deleted, errors };
+}
+
+/** What createStaleFlowCleaner needs: the runner, where to log, and the metric to count into. */
+export interface StaleFlowCleanerOptions extends StaleFlowOptions {
+  readonly run: Runner;
+  readonly log: Logger;
+  readonly countDeleted: (family: Family, deleted: number) => void;
+}
+
+/**
+ * The agent's afterRulesChange: deletes the conntrack entries of flows that `next` translates
+ * otherwise than `old` did, then logs and counts what it did. Never rejects.
+ */
+export function createStaleFlowCleaner(o: StaleFlowCleanerOptions): (old: FamilyPolicy, next: FamilyPolicy) => Promise<void> {
+  return async (old, next) => {
+    const changed = changedDecisions(old, next);
+    if (changed.changes.length === 0) return;
+    const { family, deleted, errors } = await deleteStaleFlows(o.run, changed, o);
+    o.countDeleted(family, deleted);
+    const blocks = countBlockPairs(changed.changes);
+    o.log.info('deleted the conntrack entries of open flows the new rules translate otherwise', { family, deleted, blocks, ...(changed.widened ? { widened: true } : {}) });
+    if (errors.length > 0) {
+      o.log.warn('could not delete every stale conntrack entry; those flows keep their old translation while they talk', { family, failed: errors.length, error: errors[0]!.message });
+    }
+  };
 }

@@ -23,6 +23,8 @@ export interface AgentOptions {
   readonly verbosity: number;
   /** `--command-timeout`: the deadline of each iptables/nft command, in milliseconds. */
   readonly commandTimeoutMs: number;
+  /** `--conntrack-delete-tcp`: stale-NAT deletion takes tcp and sctp connections too. */
+  readonly conntrackDeleteTcp: boolean;
 }
 
 /** Turns parsed flags into typed agent options; throws UsageError on a bad value. */
@@ -54,6 +56,7 @@ export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
     metricsBindAddress: get('metrics-bind-address'),
     verbosity: Number(get('v')),
     commandTimeoutMs: parseCommandTimeout(get('command-timeout')),
+    conntrackDeleteTcp: bool('conntrack-delete-tcp'),
   };
 }
 

@@ -64,6 +64,12 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
     default: '30s',
     help: 'Deadline of each iptables/nft command (Go duration, 1s to 10m); past it the command and everything it started are killed and the sync fails and is retried.',
   },
+  {
+    name: 'conntrack-delete-tcp',
+    kind: 'bool',
+    default: 'false',
+    help: 'When a config change re-decides open flows, delete the conntrack entries of tcp and sctp connections too (breaking them), not only of udp and icmp flows.',
+  },
   { name: 'v', kind: 'int', default: '0', help: 'Log verbosity: 0 state changes, 2 every sync, 4 commands run.' },
   ...[...KLOG_V1_FLAGS, ...KLOG_V2_FLAGS].map((name): FlagSpec => ({
     name,

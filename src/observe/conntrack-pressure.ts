@@ -2,7 +2,6 @@
 // kernel's counts of entries it could not insert. A full table drops new flows, NAT or not, so an
 // operator watching the masquerade wants it beside the agent's own metrics. All of it is of the
 // network namespace the agent runs in (the node's: it runs with hostNetwork).
-import { readFileSync } from 'node:fs';
 import type { Family } from '../net/cidr.js';
 import { createCounter, createGauge, type Registry } from './prometheus.js';
 
@@ -39,8 +38,8 @@ export function parseConntrackStat(text: string): Record<FailureColumn, number> 
 /** The pressure of a kernel without conntrack. */
 export const NO_PRESSURE: ConntrackPressure = { entries: 0, limit: 0, failures: { insert_failed: 0, drop: 0, early_drop: 0 } };
 
-/** Reads the pressure through `readText` (which throws for a missing file). */
-export function readConntrackPressure(readText: (path: string) => string = (p) => readFileSync(p, 'utf8')): ConntrackPressure {
+/** Reads the pressure through `readText` (main passes a file read; it throws for a missing file). */
+export function readConntrackPressure(readText: (path: string) => string): ConntrackPressure {
   const read = (path: string): string => {
     try {
       return readText(path);
@@ -59,7 +58,7 @@ export type CountDeleted = (family: Family, deleted: number) => void;
 /**
  * Registers the conntrack metrics in `registry`: the pressure, read at each scrape, and the entries deleted per family, counted through the returned function.
  */
-export function registerConntrackMetrics(registry: Registry, read: () => ConntrackPressure = readConntrackPressure): CountDeleted {
+export function registerConntrackMetrics(registry: Registry, read: () => ConntrackPressure): CountDeleted {
   let last = NO_PRESSURE;
   // Collected in registration order, so the first gauge's read serves all three.
   const entries = createGauge(registry, {

@@ -3,6 +3,7 @@ import { createCounter, createGauge, createHistogram, createRegistry, type Regis
 import { RETRY_REASON, type AgentStatus, type FamilyResult, type SyncReport } from './agent-status.js';
 import type { Family } from '../net/cidr.js';
 import { registerDecisionMetrics, type DecisionCounts } from './decision-counts.js';
+import { registerConntrackMetrics, type ConntrackPressure, type CountDeleted } from './conntrack-pressure.js';
 
 /** Every result a family sync can have, so each series exists (at 0) before it first happens. */
 const RESULTS: readonly FamilyResult[] = ['unchanged', 'applied', 'repaired', 'error'];
@@ -15,6 +16,8 @@ export interface Metrics {
   onSync(report: SyncReport): void;
   /** Sets the state gauges from a status snapshot; call it just before each scrape. */
   update(status: AgentStatus): void;
+  /** Counts the conntrack entries of stale flows deleted (a no-op without `conntrackPressure`). */
+  readonly countDeletedFlows: CountDeleted;
 }
 
 /** Options of createMetrics. */
@@ -25,6 +28,8 @@ export interface MetricsOptions {
   readonly logLinesDropped?: () => number;
   /** Connections per decision, read at scrape time; without it the metric is not registered. */
   readonly decisionCounts?: DecisionCounts;
+  /** Reads the conntrack table's pressure at scrape time; with it the conntrack metrics are registered. */
+  readonly conntrackPressure?: () => ConntrackPressure;
 }
 
 /** Creates the metrics in a fresh registry; nothing global is touched, so tests can make many. */
@@ -90,6 +95,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   });
 
   if (opts.decisionCounts) registerDecisionMetrics(registry, opts.decisionCounts);
+  const countDeletedFlows = opts.conntrackPressure ? registerConntrackMetrics(registry, opts.conntrackPressure) : () => {};
 
   const known = new Set<Family>();
   /** Creates every series of a family at 0, so rate() and alerts see them from the start. */
@@ -102,6 +108,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 
   return {
     registry,
+    countDeletedFlows,
     onSync(report) {
       if (report.reason === RETRY_REASON) retries.inc();
       retryBackoff.set((report.retryAfterMs ?? 0) / 1000);

@@ -650,3 +650,37 @@ test("a new config's sync is reported (log and onSync) before its redundancy war
   assert.ok(later.lastIndexOf('redundant non-masquerade range') > later.lastIndexOf('sync done'), later.join('\n'));
   await h.agent.stop();
 });
+
+test('after a family rules change from one config to another, afterRulesChange gets both policies once; not at start, not for a quiet resync, and after a failed apply only once it took', async () => {
+  const calls: [string, string, string][] = [];
+  const cidrs = (p: FamilyPolicy): string => p.exempt.map((e) => e.text).join(',');
+  const h = harness('nonMasqueradeCIDRs: [10.0.0.0/8]\n', {
+    // Called per family whose config changed; IPv6's policy is the same here, the cleaner finds nothing in it.
+    afterRulesChange: async (old, next) => void (next.family === 'ipv4' && calls.push([next.family, cidrs(old), cidrs(next)])),
+  });
+  await h.agent.start();
+  await h.agent.sync('resync');
+  assert.deepEqual(calls, [], 'the first write and a quiet resync change nothing the agent knew before');
+  h.setText('nonMasqueradeCIDRs: [10.0.0.0/8, 198.51.100.0/24]\n');
+  h.backend.failNextApplies(1, new CommandError(['iptables-restore'], 1, 'refused', 'other', 'refused'), 'ipv4');
+  await h.agent.sync('config changed');
+  assert.deepEqual(calls, [], 'the kernel still holds the old rules');
+  await h.agent.sync('retry');
+  assert.deepEqual(calls, [['ipv4', '169.254.0.0/16,10.0.0.0/8', '169.254.0.0/16,10.0.0.0/8,198.51.100.0/24']]);
+  await h.agent.sync('resync');
+  assert.equal(calls.length, 1);
+  await h.agent.stop();
+});
+
+test('a rejected afterRulesChange is logged and fails no sync', async () => {
+  const h = harness('nonMasqueradeCIDRs: [10.0.0.0/8]\n', { afterRulesChange: async () => Promise.reject(new Error('conntrack exploded')) });
+  await h.agent.start();
+  h.setText('nonMasqueradeCIDRs: [10.0.0.0/16]\n');
+  const r = await h.agent.sync('config changed');
+  assert.deepEqual(
+    r.families.map((f) => f.result),
+    ['applied', 'unchanged'],
+  );
+  assert.ok(h.log.entries.some((e) => e.level === 'warn' && /conntrack exploded/.test(String(e.fields['error']))));
+  await h.agent.stop();
+});

@@ -4,7 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommandError } from '../../src/errors.js';
 import { parseCidr } from '../../src/net/cidr.js';
-import { deleteStaleFlows, staleFlowCommands } from '../../src/backends/conntrack.js';
+import { createStaleFlowCleaner, deleteStaleFlows, staleFlowCommands } from '../../src/backends/conntrack.js';
+import { parseConfigText } from '../../src/config/parse.js';
+import { createMemoryLogger } from '../../src/observe/log.js';
+import { buildPolicy } from '../../src/policy/build.js';
+import type { FamilyPolicy } from '../../src/policy/types.js';
 import type { ChangedDecisions } from '../../src/policy/changes.js';
 import type { CommandResult, Runner } from '../../src/exec/runner.js';
 
@@ -83,4 +87,34 @@ test('deleteStaleFlows passes the timeout to each command', async () => {
   };
   await deleteStaleFlows(runner, KEPT, { timeoutMs: 5000 });
   assert.deepEqual(seen, [5000, 5000]);
+});
+
+/** The IPv4 policy of a config text, with the agent's default flags. */
+const policyOf = (text: string): FamilyPolicy =>
+  buildPolicy(parseConfigText(text, 'cfg', { enableIPv6: false, nomasqAllReservedRanges: false }).config, { enableIPv6: false, randomFully: true, toPorts: [] }).families[0]!;
+
+test('the stale-flow cleaner deletes, counts and logs what a removed exemption changed; an unchanged policy runs nothing', async () => {
+  const { runner, calls } = scripted((argv) => (argv.includes('udp') ? said(2) : said(0)));
+  const log = createMemoryLogger();
+  const counted: [string, number][] = [];
+  const clean = createStaleFlowCleaner({ run: runner, log, countDeleted: (family, n) => void counted.push([family, n]) });
+  const [before, after] = [policyOf('nonMasqueradeCIDRs: [10.0.0.0/8, 198.51.100.0/24]\n'), policyOf('nonMasqueradeCIDRs: [10.0.0.0/8]\n')];
+  await clean(before, before);
+  assert.deepEqual([calls, counted], [[], []]);
+  await clean(before, after);
+  assert.deepEqual(calls, ['conntrack -D -f ipv4 -p udp --orig-dst 198.51.100.0/24', 'conntrack -D -f ipv4 -p icmp --orig-dst 198.51.100.0/24']);
+  assert.deepEqual(counted, [['ipv4', 2]]);
+  assert.deepEqual(
+    log.entries.map((e) => [e.level, e.fields['deleted']]),
+    [['info', 2]],
+  );
+});
+
+test('the stale-flow cleaner reports a missing conntrack as a warning, and stops there', async () => {
+  const { runner, calls } = scripted((argv) => new CommandError(argv, null, '', 'not-installed', 'conntrack: not installed'));
+  const log = createMemoryLogger();
+  await createStaleFlowCleaner({ run: runner, log, countDeleted: () => {} })(policyOf('nonMasqueradeCIDRs: [198.51.100.0/24]\n'), policyOf('nonMasqueradeCIDRs: []\n'));
+  assert.equal(calls.length, 1);
+  const warn = log.entries.find((e) => e.level === 'warn');
+  assert.match(String(warn?.fields['error']), /not installed/);
 });
