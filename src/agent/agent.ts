@@ -58,7 +58,8 @@ export function createAgent(deps: AgentDeps): Agent {
     write(d.log);
   };
 
-  async function syncFamily(b: Built, policy: FamilyPolicy): Promise<decide.FamilyReport> {
+  /** One family's sync; a change of the policy its rules hold goes to `changed`, for afterRulesChange. */
+  async function syncFamily(b: Built, policy: FamilyPolicy, changed: [FamilyPolicy, FamilyPolicy][]): Promise<decide.FamilyReport> {
     const family = policy.family;
     const startedAt = clock.now();
     state = decide.noteAttempt(state, family, startedAt);
@@ -85,9 +86,7 @@ export function createAgent(deps: AgentDeps): Agent {
     if (outcome.kind === 'planned') {
       const was = inKernel.get(family);
       inKernel.set(family, { hash: b.hash, policy });
-      if (was !== undefined && was.hash !== b.hash) {
-        await deps.afterRulesChange?.(was.policy, policy).catch((e: unknown) => log.warn('after the rules changed: failed', { family, error: String(e) }));
-      }
+      if (was !== undefined && was.hash !== b.hash) changed.push([was.policy, policy]);
     }
     return d.report;
   }
@@ -103,11 +102,16 @@ export function createAgent(deps: AgentDeps): Agent {
     if (built?.hash !== inForce.hash) built = { hash: inForce.hash, policy: buildPolicy(inForce.config, deps.policyOptions), expected: new Map() };
     const b = built;
     // Families are independent: one failing never stops the other.
-    const families = await Promise.all(b.policy.families.map((p) => syncFamily(b, p)));
+    const changed: [FamilyPolicy, FamilyPolicy][] = [];
+    const families = await Promise.all(b.policy.families.map((p) => syncFamily(b, p, changed)));
     const retry = settle(families.some((r) => r.result === 'error'));
     const report: SyncReport = { reason, at: clock.now(), configValid: 'loaded' in read, families, retryAfterMs: retry?.afterMs };
     commit(decide.decideSyncEnd(state, report, retry));
     deps.onSync?.(report);
+    // After the report too: the rules are in force; this only moves open flows onto them.
+    for (const [old, next] of changed) {
+      await deps.afterRulesChange?.(old, next).catch((e: unknown) => log.warn('after the rules changed: failed', { family: next.family, error: String(e) }));
+    }
     // After the sync is reported, not before: the rules are in force, these are only log lines
     // (tens of ms at 50,000 CIDRs) and a collection (as long again), still within this sync.
     if (inForce.hash !== before) {
