@@ -7,10 +7,9 @@ import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
 import { CidrError, formatCidr, formatIp, parseCidr, parseIp } from '../net/cidr.js';
 import type { CidrEntry, ConfigOptions, SnatCidrEntry } from './config.js';
-import { DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
-import { CONFIG_KEYS, KEYS, isCidrListKey, type ConfigKey } from './keys.js';
-import { checkStructure } from './structure.js';
+import { CONFIG_KEYS, isCidrListKey, type ConfigKey } from './keys.js';
+import { structureFaults, type PathPart } from './structure.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
 import { toLineFeeds } from './line-breaks.js';
 import { readPlainJson } from './plain-json.js';
@@ -63,8 +62,6 @@ export interface FragmentResult {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-/** One step of a key path: a key or a list index. */
-export type PathPart = string | number;
 
 /** Whether a fragment sets no key at all (empty file, comments only, `null`, `{}`). */
 export function isEmptyFragment(f: ConfigFragment): boolean {
@@ -102,19 +99,6 @@ export function suggestKey(key: string): ConfigKey | undefined {
 
 /** Longest number literal quoted in a message, in characters. */
 const NUMBER_TEXT_MAX = 40;
-
-/** A short description of a parsed value, for "expected X, got Y" messages; `written` is a number's source text. */
-export function describeValue(v: unknown, written?: string): string {
-  if (v === null || v === undefined) return 'null (no value)';
-  if (Array.isArray(v)) return 'a list';
-  if (v instanceof Date) return `a date (${v.toISOString().slice(0, 10)}; quote it to make it a string)`;
-  if (v instanceof Uint8Array) return 'binary data';
-  if (typeof v === 'string') return `string ${quoteExcerpt(v)}`;
-  if (typeof v === 'number' || typeof v === 'bigint') return `number ${written ?? String(v)}`;
-  if (typeof v === 'boolean') return `boolean ${String(v)}`;
-  if (typeof v === 'object') return 'a mapping';
-  return typeof v;
-}
 
 /** One top-level key as written, with its value as plain data and where its parts are. */
 export interface TopEntry {
@@ -263,28 +247,11 @@ function readCidr(r: KeyReading, text: unknown, rest: readonly PathPart[], path:
   }
 }
 
-/** Reports the structural faults of a key's value (structure.ts) in words; whether the value may be read. */
-function reportStructure(r: KeyReading, value: unknown): boolean {
-  let ok = true;
-  const reported = new Set<string>();
-  for (const si of checkStructure(KEYS[r.key].shape, value)) {
-    const rest = si.path;
-    // The Go duration parser explains a malformed duration better than a regex does.
-    if (r.key === 'resyncInterval' && si.code === 'invalid_format') continue;
-    ok = false;
-    const message = schemaMessage(r.key, rest, si.code, si.input, si.message, r.writtenNumber(rest));
-    // Two faults may read the same (a negative unsafe integer): say it once.
-    const id = `${formatKeyPath(rest)}\n${message}`;
-    if (reported.has(id)) continue;
-    reported.add(id);
-    r.report(rest, r.locate(rest), message);
-  }
-  return ok;
-}
-
 /** Reads one known key's value into the fragment, reporting every problem. */
 function readKey(r: KeyReading, value: unknown): void {
-  const structureOk = reportStructure(r, value);
+  const faults = structureFaults(r.key, value, r.writtenNumber);
+  for (const f of faults) r.report(f.rest, r.locate(f.rest), f.message);
+  const structureOk = faults.length === 0;
   // Check every CIDR string of a list even when other items have the wrong type, so one
   // round of fixes is enough.
   if (isCidrListKey(r.key) && Array.isArray(value)) {
@@ -362,53 +329,4 @@ function readSnat(r: KeyReading, items: readonly unknown[]): LocatedSnatEntry[] 
     });
   });
   return entries;
-}
-
-/** `<n>s` when Go accepts it as a duration, so the suggestion for a bare number is always one that works. */
-function durationHint(numberText: string): string {
-  try {
-    parseGoDuration(`${numberText}s`);
-    return `${numberText}s`;
-  } catch {
-    return DEFAULT_RESYNC_INTERVAL;
-  }
-}
-
-/** Turns a structure issue (structure.ts, zod's codes) into a message that says what was expected, what was found, and what to do. */
-export function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string | undefined, written?: string): string {
-  const inList = (isCidrListKey(key) && rest.length > 0) || (key === 'snat' && rest.length === 3 && rest[1] === 'cidrs');
-  const snatItem = key === 'snat' && rest.length === 1;
-  const snatField = key === 'snat' && rest.length === 2 ? rest[1] : undefined;
-  if (input === null || input === undefined) {
-    if (inList) return 'empty list item (null): remove the "-" that has nothing after it, or write a CIDR there';
-    if (snatItem) return 'empty snat item (null): write {cidrs: [CIDR, ...], toSource: IP} there, or remove the "-"';
-    if (snatField !== undefined) return `snat item has no ${String(snatField)}: every item needs cidrs (a list of CIDRs) and toSource (an IP address)`;
-    if (key === 'nonMasqueradeCIDRs') {
-      return 'nonMasqueradeCIDRs has no value (null): write [] to masquerade everything except link-local, or remove the key for the defaults';
-    }
-    return `${key} has no value (null): give ${KEYS[key].expected}, or remove the key for the default (${KEYS[key].defaultText})`;
-  }
-  if (code === 'unrecognized_keys' && key === 'snat') return `${cutExcerpt(fallback ?? code)}: a snat item has only cidrs and toSource`;
-  const expected = inList
-    ? 'a CIDR string such as "10.0.0.0/8"'
-    : snatItem
-      ? 'a mapping {cidrs: [CIDR, ...], toSource: IP}'
-      : snatField === 'cidrs'
-        ? 'a list of CIDR strings'
-        : snatField === 'toSource'
-          ? 'an IP address string such as "198.51.100.9"'
-          : KEYS[key].expected;
-  if (code === 'invalid_type') {
-    const hint =
-      key === 'resyncInterval' && typeof input === 'number'
-        ? ` (a bare number has no unit; write it quoted with a unit, e.g. resyncInterval: "${durationHint(written ?? String(input))}"` +
-          `${input < MIN_RESYNC_INTERVAL_MS / 1000 ? `; an interval below ${MIN_RESYNC_INTERVAL_MS / 1000}s runs at ${MIN_RESYNC_INTERVAL_MS / 1000}s` : ''})`
-        : '';
-    return `expected ${expected}, got ${describeValue(input, written)}${hint}`;
-  }
-  if (code === 'too_big' && key === 'cidrLimit') {
-    return `expected ${expected} of at most ${Number.MAX_SAFE_INTEGER}, got ${describeValue(input, written)}`;
-  }
-  if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input, written)}`;
-  return cutExcerpt(fallback ?? code);
 }

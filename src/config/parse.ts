@@ -12,9 +12,10 @@ import type { ConfigOptions, MasqConfig } from './config.js';
 import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS } from './keys.js';
 import { parseBoundedDocument } from './guard.js';
-import { byPosition, cutNumberText, describeValue, readEntries, readPlainFragment, type ConfigFragment, type FragmentResult, type Position, type TopEntry } from './fragment.js';
+import { byPosition, cutNumberText, readEntries, readPlainFragment, type ConfigFragment, type FragmentResult, type Position, type TopEntry } from './fragment.js';
 import { goMapPairs, goNodeAt, goYamlTags, keyText, MergeValueError, toGoValue, type GoPair } from './go-yaml.js';
 import { toLineFeeds } from './line-breaks.js';
+import { describeValue } from './structure.js';
 
 /** A config and the warnings met while reading it. */
 export interface ParsedConfig {
