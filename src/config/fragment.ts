@@ -118,27 +118,9 @@ export function cutNumberText(raw: string): string {
   return raw.length > NUMBER_TEXT_MAX ? `${raw.slice(0, NUMBER_TEXT_MAX)}... (cut, ${raw.length} characters)` : raw;
 }
 
-/** How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, flow lists). */
-function countPlainNodes(pairs: readonly PlainPair[]): number {
-  let n = 0;
-  const pending: PlainNode[] = [];
-  for (const p of pairs) {
-    n++;
-    pending.push(p.value);
-  }
-  while (pending.length > 0) {
-    const node = pending.pop()!;
-    n++;
-    if (node.kind === 'list') for (const item of node.items) pending.push(item);
-    if (node.kind === 'map') {
-      for (const p of node.pairs) {
-        n++;
-        pending.push(p.value);
-      }
-    }
-  }
-  return n;
-}
+/** How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, lists, mappings); plain reads nest 4 deep at most. */
+const countPairs = (pairs: readonly PlainPair[]): number => pairs.reduce((n, p) => n + 1 + countNode(p.value), 0);
+const countNode = (node: PlainNode): number => 1 + (node.kind === 'list' ? node.items.reduce((n, item) => n + countNode(item), 0) : node.kind === 'map' ? countPairs(node.pairs) : 0);
 
 /**
  * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON (plain-json.ts) that holds no
@@ -151,7 +133,7 @@ export function readPlainFragment(written: string, source: string, opts: ConfigO
   const { text } = toLineFeeds(written);
   if (text === undefined) return undefined;
   const pairs = readPlainYaml(text) ?? readPlainJson(text);
-  if (pairs === undefined || countPlainNodes(pairs) > MAX_CONFIG_NODES) return undefined;
+  if (pairs === undefined || countPairs(pairs) > MAX_CONFIG_NODES) return undefined;
   const toPosition = (p: PlainPosition | undefined): Position => (p === undefined ? {} : p);
   const entries = pairs.map((pair): TopEntry => ({
     written: pair.key,
