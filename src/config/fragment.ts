@@ -6,23 +6,17 @@ import { editDistance } from '../edit-distance.js';
 import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
 import { CidrError, formatCidr, formatIp, parseCidr, parseIp } from '../net/cidr.js';
-import type { CidrEntry, ConfigOptions, SnatCidrEntry } from './config.js';
+import type { CidrEntry, ConfigOptions, Position, SnatCidrEntry } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
 import { CONFIG_KEYS, isCidrListKey, type ConfigKey } from './keys.js';
 import { structureFaults, type PathPart } from './structure.js';
 import { MAX_CONFIG_NODES } from '../limits.js';
 import { toLineFeeds } from './line-breaks.js';
 import { readPlainJson } from './plain-json.js';
-import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair, type PlainPosition } from './plain-yaml.js';
+import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair } from './plain-yaml.js';
 
 /** Longer than any CIDR or Go duration can be: such a value is refused without echoing it whole. */
 const MAX_VALUE_TEXT = 100;
-
-/** Where something was written: 1-based line and column. */
-export interface Position {
-  readonly line?: number;
-  readonly column?: number;
-}
 
 /** A CIDR entry with the line:column it was written at. */
 export interface LocatedCidrEntry extends CidrEntry, Position {}
@@ -100,17 +94,26 @@ export function suggestKey(key: string): ConfigKey | undefined {
 /** Longest number literal quoted in a message, in characters. */
 const NUMBER_TEXT_MAX = 40;
 
-/** One top-level key as written, with its value as plain data and where its parts are. */
+/**
+ * One top-level key as written (undefined when it is not a plain scalar name) and its value, which
+ * a reader may build only when it is asked for (a key that is refused never builds its value);
+ * asking may throw a ValueError.
+ */
 export interface TopEntry {
-  /** The key's text; undefined when the key is not a plain scalar name. */
-  readonly written: string | undefined;
+  readonly key: string | undefined;
   readonly keyPos: Position;
-  /** The value as plain data, or why it cannot be read (and where, when that is not where the value starts). */
-  readonly value: { ok: true; value: unknown } | { ok: false; message: string; pos?: Position };
-  /** Where the value, or the part of it at `rest`, starts. */
-  readonly locate: (rest: readonly PathPart[]) => Position;
-  /** A number's source text at `rest`, for messages. */
-  readonly writtenNumber: (rest: readonly PathPart[]) => string | undefined;
+  readonly value: PlainNode;
+}
+
+/** A value that cannot be read (an unresolved or excessive alias, a merge go-yaml v2 refuses), and where. */
+export class ValueError extends Error {
+  constructor(
+    message: string,
+    readonly pos: Position,
+  ) {
+    super(message);
+    this.name = 'ValueError';
+  }
 }
 
 /** Cuts a number's source text to NUMBER_TEXT_MAX characters. */
@@ -134,18 +137,7 @@ export function readPlainFragment(written: string, source: string, opts: ConfigO
   if (text === undefined) return undefined;
   const pairs = readPlainYaml(text) ?? readPlainJson(text);
   if (pairs === undefined || countPairs(pairs) > MAX_CONFIG_NODES) return undefined;
-  const toPosition = (p: PlainPosition | undefined): Position => (p === undefined ? {} : p);
-  const entries = pairs.map((pair): TopEntry => ({
-    written: pair.key,
-    keyPos: toPosition(pair.keyPos),
-    value: { ok: true, value: plainValue(pair.value) },
-    locate: (rest) => toPosition(plainNodeAt(pair.value, rest)?.pos),
-    writtenNumber: (rest) => {
-      const node = plainNodeAt(pair.value, rest);
-      return node?.kind === 'scalar' && typeof node.value === 'number' && node.raw !== undefined ? cutNumberText(node.raw) : undefined;
-    },
-  }));
-  const result = readEntries(entries, source, opts);
+  const result = readEntries(pairs, source, opts);
   return result.issues.length > 0 || result.warnings.length > 0 ? undefined : result;
 }
 
@@ -160,7 +152,7 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
   const issue = (path: string, pos: Position, message: string): ConfigIssue => ({ source, path, ...pos, message });
   const seen = new Map<ConfigKey, string>();
   for (const entry of entries) {
-    const { written, keyPos } = entry;
+    const { key: written, keyPos } = entry;
     if (written === undefined) {
       issues.push(issue('', keyPos, 'keys must be plain names such as nonMasqueradeCIDRs'));
       continue;
@@ -184,13 +176,25 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
       );
     }
 
-    const { locate, writtenNumber } = entry;
-    const converted = entry.value;
-    if (!converted.ok) {
-      issues.push(issue(key, converted.pos?.line === undefined ? locate([]) : converted.pos, converted.message));
+    let node: PlainNode;
+    try {
+      node = entry.value;
+    } catch (err) {
+      if (!(err instanceof ValueError)) throw err;
+      issues.push(issue(key, err.pos, err.message));
       continue;
     }
-    readKey({ key, source, opts, fragment, locate, writtenNumber, report: (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)) }, converted.value);
+    // Where the value, or its part at `rest`, starts (the key when that is not known); a number's text as written there.
+    const locate = (rest: readonly PathPart[]): Position => {
+      const pos = plainNodeAt(node, rest)?.pos;
+      return pos?.line === undefined ? keyPos : pos;
+    };
+    const writtenNumber = (rest: readonly PathPart[]): string | undefined => {
+      const at = plainNodeAt(node, rest);
+      return at?.kind === 'scalar' && typeof at.value === 'number' && at.raw !== undefined ? cutNumberText(at.raw) : undefined;
+    };
+    const report = (rest: readonly PathPart[], pos: Position, message: string) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message));
+    readKey({ key, source, opts, fragment, locate, writtenNumber, report }, plainValue(node));
   }
   // Report in reading order, whichever check found the problem.
   return { fragment, issues: issues.sort(byPosition), warnings: warnings.sort(byPosition) };

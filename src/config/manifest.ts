@@ -4,10 +4,10 @@
 import { LineCounter, isMap, isScalar, type Scalar } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
-import type { ConfigOptions } from './config.js';
+import type { ConfigOptions, Position } from './config.js';
 import { isConfigFileName } from './config.js';
 import { parseConfigFragment } from './parse.js';
-import { byPosition, type ConfigFragment, type FragmentResult, type Position } from './fragment.js';
+import { byPosition, type ConfigFragment, type FragmentResult } from './fragment.js';
 import { CONFIG_KEYS } from './keys.js';
 import { parseBoundedAllDocuments } from './guard.js';
 

@@ -8,23 +8,22 @@
 // undefined, and the caller parses with the library. Positions are 1-based line and column of
 // where each key and value starts, as the library's LineCounter reports them. Pure.
 import { MAX_CONFIG_NODES } from '../limits.js';
+import type { Position } from './config.js';
 
-/** Where a key or value starts: 1-based line and column. */
-export interface PlainPosition {
-  readonly line: number;
-  readonly column: number;
-}
-
-/** A scalar, a list or a mapping read by readPlainYaml, with where it starts. */
+/**
+ * A scalar, a list or a mapping, with where it starts: what readPlainYaml and readPlainJson read,
+ * and what go-yaml.ts makes of a document the yaml library read. `tagged` is the value the library
+ * gives a tagged collection (`!!set`, `!!omap`, a custom tag) in place of its plain reading.
+ */
 export type PlainNode =
-  | { readonly kind: 'scalar'; readonly value: unknown; /** The plain text as written (for numbers in messages); quoted: undefined. */ readonly raw: string | undefined; readonly pos: PlainPosition }
-  | { readonly kind: 'list'; readonly items: readonly PlainNode[]; readonly pos: PlainPosition }
-  | { readonly kind: 'map'; readonly pairs: readonly PlainPair[]; readonly pos: PlainPosition };
+  | { readonly kind: 'scalar'; readonly value: unknown; /** The plain text as written (for numbers in messages); quoted: undefined. */ readonly raw: string | undefined; readonly pos: Position }
+  | { readonly kind: 'list'; readonly items: readonly PlainNode[]; readonly pos: Position; readonly tagged?: unknown }
+  | { readonly kind: 'map'; readonly pairs: readonly PlainPair[]; readonly pos: Position; readonly tagged?: unknown };
 
 /** One key of a mapping and its value. */
 export interface PlainPair {
   readonly key: string;
-  readonly keyPos: PlainPosition;
+  readonly keyPos: Position;
   readonly value: PlainNode;
 }
 
@@ -198,7 +197,7 @@ function readMapEntry(lines: readonly Line[], i: number, column: number, parentI
 }
 
 /** A list whose `-` sit at `indent`, starting at line `i`; it belongs to a key at `keyColumn`. */
-function readBlockList(lines: readonly Line[], i: number, indent: number, keyColumn: number, key: string, keyPos: PlainPosition): { pair: PlainPair; next: number } {
+function readBlockList(lines: readonly Line[], i: number, indent: number, keyColumn: number, key: string, keyPos: Position): { pair: PlainPair; next: number } {
   // A list at the key's own column is allowed only for a key at column 0 (top level) or a map in a list.
   if (indent < keyColumn) notPlain();
   const items: PlainNode[] = [];
@@ -312,9 +311,9 @@ export function plainValue(node: PlainNode): unknown {
     case 'scalar':
       return node.value;
     case 'list':
-      return node.items.map(plainValue);
+      return 'tagged' in node ? node.tagged : node.items.map(plainValue);
     case 'map':
-      return Object.fromEntries(node.pairs.map((p) => [p.key, plainValue(p.value)]));
+      return 'tagged' in node ? node.tagged : Object.fromEntries(node.pairs.map((p) => [p.key, plainValue(p.value)]));
   }
 }
 
