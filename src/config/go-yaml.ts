@@ -71,20 +71,13 @@ function describeNode(node: unknown): string {
   return 'nothing';
 }
 
-/** A key written in a mapping that a merge after it replaces (go-yaml v2 lets the merge win). */
-export interface ReplacedKey {
-  readonly keyNode: unknown;
-  /** The value of the merge key that replaced it. */
-  readonly mergeNode: Node | null;
-}
-
 /**
  * The keys of a mapping as go-yaml v2 decodes them: merges applied where they stand, a later key
  * replacing an earlier one (it keeps the earlier one's place in the order; a Go map has none).
- * `onReplace` hears of each key written in `map` itself that a later merge replaces. Throws
- * MergeValueError for a merge value v2 refuses.
+ * `onReplace` hears of each key written in `map` itself that a later merge replaces (go-yaml v2
+ * lets the merge, whose value is `mergeNode`, win). Throws MergeValueError for a merge value v2 refuses.
  */
-export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (replaced: ReplacedKey) => void): GoPair[] {
+export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (keyNode: unknown, mergeNode: Node | null) => void): GoPair[] {
   const pairs = new Map<unknown, GoPair>();
   // The merge of `map` being applied, if any: keys written in `map` itself are the ones a merge may surprise by replacing.
   let outerMerge: { node: Node | null } | undefined;
@@ -111,7 +104,7 @@ export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (replaced: R
       }
       const identity = isScalar(pair.key) ? pair.key.value : pair.key;
       const earlier = pairs.get(identity);
-      if (earlier !== undefined && outerMerge !== undefined && written.has(earlier.keyNode)) onReplace?.({ keyNode: earlier.keyNode, mergeNode: outerMerge.node });
+      if (earlier !== undefined && outerMerge !== undefined && written.has(earlier.keyNode)) onReplace?.(earlier.keyNode, outerMerge.node);
       if (outerMerge === undefined) written.add(pair.key);
       pairs.set(identity, { keyNode: pair.key, valueNode });
     }

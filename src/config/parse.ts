@@ -100,7 +100,7 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
 
   let pairs: GoPair[];
   try {
-    pairs = goMapPairs(contents, doc, ({ keyNode, mergeNode }) => {
+    pairs = goMapPairs(contents, doc, (keyNode, mergeNode) => {
       const mergeAt = nodeAt(mergeNode);
       const key = keyText(keyNode);
       warnings.push(
