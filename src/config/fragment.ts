@@ -123,7 +123,10 @@ export function cutNumberText(raw: string): string {
 
 /** How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, lists, mappings); plain reads nest 4 deep at most. */
 const countPairs = (pairs: readonly PlainPair[]): number => pairs.reduce((n, p) => n + 1 + countNode(p.value), 0);
-const countNode = (node: PlainNode): number => 1 + (node.kind === 'list' ? node.items.reduce((n, item) => n + countNode(item), 0) : node.kind === 'map' ? countPairs(node.pairs) : 0);
+function countNode(node: PlainNode): number {
+  if (node.kind === 'list') return node.items.reduce((n, item) => n + countNode(item), 1);
+  return node.kind === 'map' ? 1 + countPairs(node.pairs) : 1;
+}
 
 /**
  * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON (plain-json.ts) that holds no

@@ -4,7 +4,8 @@
 // same prefix with two actions refused, and the cidrLimit check over every list. Pure.
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
-import { DEFAULT_CIDR_LIMIT, MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig, type Position } from './config.js';
+import { DEFAULT_CIDR_LIMIT, MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';
+import type { Position } from './config.js';
 import { formatGoDuration } from './duration.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import { KEYS, LIST_KEYS, type AgreeKey, type CidrListKey, type ListKey } from './keys.js';

@@ -93,7 +93,8 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
       value = undefined;
     }
     // Never quote it: the path may be a symlink to any file on the node (a key, the environment).
-    const got = typeof value === 'string' ? `a string of ${Buffer.byteLength(value, 'utf8')} bytes (its text is not shown: the path may point at a file that is not a config)` : describeValue(value);
+    const size = typeof value === 'string' ? `a string of ${Buffer.byteLength(value, 'utf8')} bytes` : undefined;
+    const got = size ? `${size} (its text is not shown: the path may point at a file that is not a config)` : describeValue(value);
     issues.push(issue('', nodeAt(contents), `the config must be a mapping of keys (${CONFIG_KEYS.join(', ')}), got ${got}`));
     return { fragment, issues, warnings };
   }
