@@ -5,13 +5,10 @@
 // undefined otherwise, so the caller falls back to the library. Pure.
 import { MAX_CONFIG_NODES } from '../limits.js';
 import type { Position } from './config.js';
-import { typePlainScalar, type PlainNode, type PlainPair } from './plain-yaml.js';
+import { DOUBLE_QUOTED, typePlainScalar, type PlainNode, type PlainPair } from './plain-yaml.js';
 
 /** Deepest nesting read here (a config nests 4 deep: snat, item, cidrs); deeper is the library's to bound and report. */
 const MAX_DEPTH = 4;
-
-/** A JSON string with nothing to unescape. */
-const STRING = /"([\x20\x21\x23-\x5b\x5d-\x7eµμ]*)"/y;
 
 /** A JSON number. */
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?/y;
@@ -47,8 +44,8 @@ export function readPlainJson(text: string): PlainPair[] | undefined {
     i++;
   };
   const readString = (): string => {
-    STRING.lastIndex = i;
-    const m = STRING.exec(text) ?? notPlain();
+    DOUBLE_QUOTED.lastIndex = i;
+    const m = DOUBLE_QUOTED.exec(text) ?? notPlain();
     i += m[0].length;
     return m[1]!;
   };

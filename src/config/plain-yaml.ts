@@ -33,8 +33,8 @@ const KEY = /^([A-Za-z][A-Za-z0-9]*):(?= |$)/;
 /** Characters of a plain scalar this reader types without doubt (no space, comma, bracket, `#`, quote). */
 const PLAIN = /[0-9A-Za-z.:/+][0-9A-Za-z.:/+_\-µμ]*/y;
 
-/** A quoted scalar on one line with nothing to unescape. */
-const DOUBLE_QUOTED = /"([\x20\x21\x23-\x5b\x5d-\x7eµμ]*)"/y;
+/** A quoted scalar on one line with nothing to unescape (a JSON string too: plain-json.ts). */
+export const DOUBLE_QUOTED = /"([\x20\x21\x23-\x5b\x5d-\x7eµμ]*)"/y;
 const SINGLE_QUOTED = /'([\x20-\x26\x28-\x7eµμ]*)'/y;
 
 /** Thrown (and caught in readPlainYaml) when the text leaves the subset. */
