@@ -1,12 +1,11 @@
-// One descriptor per config key: the shape of its value (checked by structure.ts, stated by the
-// JSON Schema that schema.ts builds from it with zod, which the agent never loads: it costs about
-// 8 MiB resident), its title and description there, what a message says it expects, its default,
-// how merging several files treats it, for CIDR lists the role of their entries, whether it is left out while empty, and how validate's summary
-// shows it. The schema, the known-key list and suggestions, parse's messages and CIDR-list
-// reading, merge (lists, agreement, defaults, conflicts, cidrLimit's count), the manifest
-// relocation, the config hash and the outputs (validate, the "config applied" log line) all come
-// from this table (see key-values.ts); a new key is one entry here plus its meaning (its line in
-// merge, which does not compile without it, and what the policy does with it).
+// One descriptor per config key: the shape of its value (checked by structure.ts, and stated by
+// the JSON Schema schema.ts builds with zod, which the agent never loads: about 8 MiB resident),
+// its title and description there, what messages say it expects and defaults to, how merging
+// files treats it, a CIDR list's role, whether it is left out while empty, and how validate's
+// summary shows it. The known keys and suggestions, parse's messages, merge, the manifest's
+// relocation, the config hash and the outputs (key-values.ts) all come from this table; a new key
+// is one entry here plus its meaning (its line in merge, which does not compile without it, and
+// what the policy does with it).
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
 export const GO_DURATION_PATTERN = '^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$';
 

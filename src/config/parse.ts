@@ -3,7 +3,7 @@
 // follow) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
 // path. Every problem is collected, not just the first. Pure: no file access. The plain readers
 // and the reading of keys are in fragment.ts, which the agent's loader uses without this module
-// (and the yaml library) when a text is plain; this module adds the yaml library's reading.
+// (and the yaml library) when a text is plain; here the library reads it into the same nodes.
 import { LineCounter, isMap, isNode, isScalar, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
