@@ -10,7 +10,7 @@ import type { CidrEntry, ConfigOptions, Position, SnatCidrEntry } from './config
 import { DurationError, parseGoDuration } from './duration.js';
 import { CONFIG_KEYS, isCidrListKey, type ConfigKey } from './keys.js';
 import { structureFaults, type PathPart } from './structure.js';
-import { MAX_CONFIG_NODES } from '../limits.js';
+import { MAX_CONFIG_MAP_KEYS, MAX_CONFIG_NODES } from '../limits.js';
 import { toLineFeeds } from './line-breaks.js';
 import { readPlainJson } from './plain-json.js';
 import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair } from './plain-yaml.js';
@@ -121,18 +121,24 @@ export function cutNumberText(raw: string): string {
   return raw.length > NUMBER_TEXT_MAX ? `${raw.slice(0, NUMBER_TEXT_MAX)}... (cut, ${raw.length} characters)` : raw;
 }
 
-/** How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, lists, mappings); plain reads nest 4 deep at most. */
-const countPairs = (pairs: readonly PlainPair[]): number => pairs.reduce((n, p) => n + 1 + countNode(p.value), 0);
+/**
+ * How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, lists,
+ * mappings; plain reads nest 4 deep at most); Infinity for a mapping wider than the guard allows.
+ */
+function countPairs(pairs: readonly PlainPair[]): number {
+  if (pairs.length > MAX_CONFIG_MAP_KEYS) return Infinity;
+  return pairs.reduce((n, p) => n + 1 + countNode(p.value), 0);
+}
 function countNode(node: PlainNode): number {
   if (node.kind === 'list') return node.items.reduce((n, item) => n + countNode(item), 1);
   return node.kind === 'map' ? 1 + countPairs(node.pairs) : 1;
 }
 
 /**
- * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON (plain-json.ts) that holds no
- * mistake. Undefined when the text is outside the subset or anything in it would be reported
- * (an error or a warning): the yaml library then reads it again, so every message, and its
- * line:column, is exactly the one the library's reading gives.
+ * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON
+ * (plain-json.ts), within the guard's bounds, read into the nodes the yaml library's reading gives
+ * (go-yaml.ts), so every message and its line:column is the one that reading gives. Undefined when
+ * the text is outside the subset: the yaml library reads it.
  */
 export function readPlainFragment(written: string, source: string, opts: ConfigOptions): FragmentResult | undefined {
   // Every line break go-yaml v2 knows as LF, at the same offsets; a JSON text the reference refuses for one is the library path's to report.
@@ -140,8 +146,7 @@ export function readPlainFragment(written: string, source: string, opts: ConfigO
   if (text === undefined) return undefined;
   const pairs = readPlainYaml(text) ?? readPlainJson(text);
   if (pairs === undefined || countPairs(pairs) > MAX_CONFIG_NODES) return undefined;
-  const result = readEntries(pairs, source, opts);
-  return result.issues.length > 0 || result.warnings.length > 0 ? undefined : result;
+  return readEntries(pairs, source, opts);
 }
 
 /** Reading order, whichever check found the problem. */

@@ -12,16 +12,10 @@
 // bound themselves: they leave any text beyond their small subset to this path.) Pure.
 import { CST, Composer, Lexer, Parser, isAlias, isMap, isPair, isScalar, isSeq, type Document, type DocumentOptions, type LineCounter, type Node, type ParseOptions, type SchemaOptions } from 'yaml';
 import { YAMLParseError } from 'yaml';
-import { MAX_CONFIG_NODES } from '../limits.js';
+import { MAX_CONFIG_MAP_KEYS, MAX_CONFIG_NODES } from '../limits.js';
 
 /** Deepest nesting of lists and mappings a config may have (its real depth is 3). */
 export const MAX_CONFIG_NESTING = 16;
-
-/**
- * Most keys one mapping of a config may have (it has 5). The library checks each key against
- * every earlier one, so 100,000 keys would hold the agent for minutes before any other check.
- */
-export const MAX_CONFIG_MAP_KEYS = 100;
 
 /** Most values aliases may add to a config when expanded (its keys never need aliases at all). */
 export const MAX_ALIAS_EXPANSION = 1000;

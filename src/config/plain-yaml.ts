@@ -161,10 +161,14 @@ function indentOf(line: Line): number {
 function readDocument(lines: readonly Line[]): PlainPair[] {
   let i = 0;
   const pairs: PlainPair[] = [];
+  const keys = new Set<string>();
   while (i < lines.length) {
     const line = lines[i]!;
     if (indentOf(line) !== 0) notPlain();
     const next = readMapEntry(lines, i, 0, 0);
+    // A repeated key is the library's error to report.
+    if (keys.has(next.pair.key)) notPlain();
+    keys.add(next.pair.key);
     pairs.push(next.pair);
     i = next.next;
   }
