@@ -158,21 +158,11 @@ function indentOf(line: Line): number {
   return i;
 }
 
+/** The top level: a mapping at column 0, read as a snat item's; a line it does not take (a `-`) leaves the subset. */
 function readDocument(lines: readonly Line[]): PlainPair[] {
-  let i = 0;
-  const pairs: PlainPair[] = [];
-  const keys = new Set<string>();
-  while (i < lines.length) {
-    const line = lines[i]!;
-    if (indentOf(line) !== 0) notPlain();
-    const next = readMapEntry(lines, i, 0, 0);
-    // A repeated key is the library's error to report.
-    if (keys.has(next.pair.key)) notPlain();
-    keys.add(next.pair.key);
-    pairs.push(next.pair);
-    i = next.next;
-  }
-  return pairs;
+  if (lines.length === 0) return [];
+  const { pairs, next } = readItemMap(lines, 0, 0);
+  return next < lines.length ? notPlain() : pairs;
 }
 
 /** A `key: value` (or `key:` and a block list below) whose key starts at `column` (0-based) of line `i`; a block list below must sit at `parentIndent` or deeper. */
@@ -224,7 +214,7 @@ function readBlockList(lines: readonly Line[], i: number, indent: number, keyCol
     if (c === undefined || c === '#') notPlain();
     if (/^[A-Za-z]/.test(c!) && KEY.test(line.text.slice(valueColumn))) {
       const map = readItemMap(lines, i, valueColumn);
-      items.push(map.node);
+      items.push({ kind: 'map', pairs: map.pairs, pos: map.pos });
       i = map.next;
       continue;
     }
@@ -238,9 +228,10 @@ function readBlockList(lines: readonly Line[], i: number, indent: number, keyCol
   return { pair: { key, keyPos, value: { kind: 'list', items, pos } }, next: i };
 }
 
-/** A block mapping inside a list item (`- cidrs: [...]` then `  toSource: ...`), keys at `column`. */
-function readItemMap(lines: readonly Line[], i: number, column: number): { node: PlainNode; next: number } {
+/** A block mapping whose keys sit at `column`: the top level, or a list item's (`- cidrs: [...]`, `  toSource: ...`). */
+function readItemMap(lines: readonly Line[], i: number, column: number): { pairs: PlainPair[]; pos: Position; next: number } {
   const pairs: PlainPair[] = [];
+  const keys = new Set<string>();
   const pos = { line: lines[i]!.number, column: column + 1 };
   let first = true;
   while (i < lines.length) {
@@ -255,11 +246,12 @@ function readItemMap(lines: readonly Line[], i: number, column: number): { node:
     first = false;
     const entry = readMapEntry(lines, i, column, column);
     // A repeated key is the library's error to report.
-    if (pairs.some((p) => p.key === entry.pair.key)) notPlain();
+    if (keys.has(entry.pair.key)) notPlain();
+    keys.add(entry.pair.key);
     pairs.push(entry.pair);
     i = entry.next;
   }
-  return { node: { kind: 'map', pairs, pos }, next: i };
+  return { pairs, pos, next: i };
 }
 
 /** A scalar or a one-line flow list starting at `column` of the line; `end` is the column after it. */
