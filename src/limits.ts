@@ -41,6 +41,12 @@ export const MAX_CIDRS: Readonly<Record<CappedBackend, number>> = {
  */
 export const MAX_CONFIG_NODES = 101_000;
 
+/**
+ * Most keys one mapping of a config may have (it has 5). The yaml library checks each key against
+ * every earlier one, so 100,000 keys would hold the agent for minutes before any other check.
+ */
+export const MAX_CONFIG_MAP_KEYS = 100;
+
 /** How many per-entry warnings (or errors) are logged in full per config; the rest are counted. */
 export const MAX_LOGGED_ISSUES = 20;
 

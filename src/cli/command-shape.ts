@@ -4,7 +4,7 @@
 // and flags and arguments in any order; its help always ends with an example.
 import type { CidrEntry, ConfigOptions } from '../config/config.js';
 import { loadConfig as loadConfigFiles, type LoadedConfig } from '../config/load.js';
-import type { Position } from '../config/fragment.js';
+import type { Position } from '../config/config.js';
 import { formatWhere, type EntryPositions } from '../config/merge.js';
 import { ConfigError, UsageError, formatIssue } from '../errors.js';
 import { agentOptionsFromFlags, type AgentOptions } from './agent-options.js';

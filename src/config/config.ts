@@ -3,6 +3,12 @@
 import { formatCidr, parseCidr, type Cidr, type IpAddress } from '../net/cidr.js';
 import { KEYS } from './keys.js';
 
+/** Where something was written: 1-based line and column. */
+export interface Position {
+  readonly line?: number;
+  readonly column?: number;
+}
+
 /** One non-masquerade CIDR, traced back to where it was written. */
 export interface CidrEntry {
   readonly cidr: Cidr;

@@ -6,24 +6,17 @@ import { editDistance } from '../edit-distance.js';
 import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
 import { CidrError, formatCidr, formatIp, parseCidr, parseIp } from '../net/cidr.js';
-import type { CidrEntry, ConfigOptions, SnatCidrEntry } from './config.js';
-import { DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
+import type { CidrEntry, ConfigOptions, Position, SnatCidrEntry } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
-import { CONFIG_KEYS, KEYS, isCidrListKey, type ConfigKey } from './keys.js';
-import { checkStructure } from './structure.js';
-import { MAX_CONFIG_NODES } from '../limits.js';
+import { CONFIG_KEYS, isCidrListKey, type ConfigKey } from './keys.js';
+import { structureFaults, type PathPart } from './structure.js';
+import { MAX_CONFIG_MAP_KEYS, MAX_CONFIG_NODES } from '../limits.js';
 import { toLineFeeds } from './line-breaks.js';
 import { readPlainJson } from './plain-json.js';
-import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair, type PlainPosition } from './plain-yaml.js';
+import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair } from './plain-yaml.js';
 
 /** Longer than any CIDR or Go duration can be: such a value is refused without echoing it whole. */
 const MAX_VALUE_TEXT = 100;
-
-/** Where something was written: 1-based line and column. */
-export interface Position {
-  readonly line?: number;
-  readonly column?: number;
-}
 
 /** A CIDR entry with the line:column it was written at. */
 export interface LocatedCidrEntry extends CidrEntry, Position {}
@@ -63,8 +56,6 @@ export interface FragmentResult {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-/** One step of a key path: a key or a list index. */
-export type PathPart = string | number;
 
 /** Whether a fragment sets no key at all (empty file, comments only, `null`, `{}`). */
 export function isEmptyFragment(f: ConfigFragment): boolean {
@@ -103,30 +94,26 @@ export function suggestKey(key: string): ConfigKey | undefined {
 /** Longest number literal quoted in a message, in characters. */
 const NUMBER_TEXT_MAX = 40;
 
-/** A short description of a parsed value, for "expected X, got Y" messages; `written` is a number's source text. */
-export function describeValue(v: unknown, written?: string): string {
-  if (v === null || v === undefined) return 'null (no value)';
-  if (Array.isArray(v)) return 'a list';
-  if (v instanceof Date) return `a date (${v.toISOString().slice(0, 10)}; quote it to make it a string)`;
-  if (v instanceof Uint8Array) return 'binary data';
-  if (typeof v === 'string') return `string ${quoteExcerpt(v)}`;
-  if (typeof v === 'number' || typeof v === 'bigint') return `number ${written ?? String(v)}`;
-  if (typeof v === 'boolean') return `boolean ${String(v)}`;
-  if (typeof v === 'object') return 'a mapping';
-  return typeof v;
+/**
+ * One top-level key as written (undefined when it is not a plain scalar name) and its value, which
+ * a reader may build only when it is asked for (a key that is refused never builds its value);
+ * asking may throw a ValueError.
+ */
+export interface TopEntry {
+  readonly key: string | undefined;
+  readonly keyPos: Position;
+  readonly value: PlainNode;
 }
 
-/** One top-level key as written, with its value as plain data and where its parts are. */
-export interface TopEntry {
-  /** The key's text; undefined when the key is not a plain scalar name. */
-  readonly written: string | undefined;
-  readonly keyPos: Position;
-  /** The value as plain data, or why it cannot be read (and where, when that is not where the value starts). */
-  readonly value: { ok: true; value: unknown } | { ok: false; message: string; pos?: Position };
-  /** Where the value, or the part of it at `rest`, starts. */
-  readonly locate: (rest: readonly PathPart[]) => Position;
-  /** A number's source text at `rest`, for messages. */
-  readonly writtenNumber: (rest: readonly PathPart[]) => string | undefined;
+/** A value that cannot be read (an unresolved or excessive alias, a merge go-yaml v2 refuses), and where. */
+export class ValueError extends Error {
+  constructor(
+    message: string,
+    readonly pos: Position,
+  ) {
+    super(message);
+    this.name = 'ValueError';
+  }
 }
 
 /** Cuts a number's source text to NUMBER_TEXT_MAX characters. */
@@ -134,53 +121,32 @@ export function cutNumberText(raw: string): string {
   return raw.length > NUMBER_TEXT_MAX ? `${raw.slice(0, NUMBER_TEXT_MAX)}... (cut, ${raw.length} characters)` : raw;
 }
 
-/** How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, flow lists). */
-function countPlainNodes(pairs: readonly PlainPair[]): number {
-  let n = 0;
-  const pending: PlainNode[] = [];
-  for (const p of pairs) {
-    n++;
-    pending.push(p.value);
-  }
-  while (pending.length > 0) {
-    const node = pending.pop()!;
-    n++;
-    if (node.kind === 'list') for (const item of node.items) pending.push(item);
-    if (node.kind === 'map') {
-      for (const p of node.pairs) {
-        n++;
-        pending.push(p.value);
-      }
-    }
-  }
-  return n;
+/**
+ * How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, lists,
+ * mappings; plain reads nest 4 deep at most); Infinity for a mapping wider than the guard allows.
+ */
+function countPairs(pairs: readonly PlainPair[]): number {
+  if (pairs.length > MAX_CONFIG_MAP_KEYS) return Infinity;
+  return pairs.reduce((n, p) => n + 1 + countNode(p.value), 0);
+}
+function countNode(node: PlainNode): number {
+  if (node.kind === 'list') return node.items.reduce((n, item) => n + countNode(item), 1);
+  return node.kind === 'map' ? 1 + countPairs(node.pairs) : 1;
 }
 
 /**
- * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON (plain-json.ts) that holds no
- * mistake. Undefined when the text is outside the subset or anything in it would be reported
- * (an error or a warning): the yaml library then reads it again, so every message, and its
- * line:column, is exactly the one the library's reading gives.
+ * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON
+ * (plain-json.ts), within the guard's bounds, read into the nodes the yaml library's reading gives
+ * (go-yaml.ts), so every message and its line:column is the one that reading gives. Undefined when
+ * the text is outside the subset: the yaml library reads it.
  */
 export function readPlainFragment(written: string, source: string, opts: ConfigOptions): FragmentResult | undefined {
   // Every line break go-yaml v2 knows as LF, at the same offsets; a JSON text the reference refuses for one is the library path's to report.
   const { text } = toLineFeeds(written);
   if (text === undefined) return undefined;
   const pairs = readPlainYaml(text) ?? readPlainJson(text);
-  if (pairs === undefined || countPlainNodes(pairs) > MAX_CONFIG_NODES) return undefined;
-  const toPosition = (p: PlainPosition | undefined): Position => (p === undefined ? {} : p);
-  const entries = pairs.map((pair): TopEntry => ({
-    written: pair.key,
-    keyPos: toPosition(pair.keyPos),
-    value: { ok: true, value: plainValue(pair.value) },
-    locate: (rest) => toPosition(plainNodeAt(pair.value, rest)?.pos),
-    writtenNumber: (rest) => {
-      const node = plainNodeAt(pair.value, rest);
-      return node?.kind === 'scalar' && typeof node.value === 'number' && node.raw !== undefined ? cutNumberText(node.raw) : undefined;
-    },
-  }));
-  const result = readEntries(entries, source, opts);
-  return result.issues.length > 0 || result.warnings.length > 0 ? undefined : result;
+  if (pairs === undefined || countPairs(pairs) > MAX_CONFIG_NODES) return undefined;
+  return readEntries(pairs, source, opts);
 }
 
 /** Reading order, whichever check found the problem. */
@@ -194,7 +160,7 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
   const issue = (path: string, pos: Position, message: string): ConfigIssue => ({ source, path, ...pos, message });
   const seen = new Map<ConfigKey, string>();
   for (const entry of entries) {
-    const { written, keyPos } = entry;
+    const { key: written, keyPos } = entry;
     if (written === undefined) {
       issues.push(issue('', keyPos, 'keys must be plain names such as nonMasqueradeCIDRs'));
       continue;
@@ -218,13 +184,25 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
       );
     }
 
-    const { locate, writtenNumber } = entry;
-    const converted = entry.value;
-    if (!converted.ok) {
-      issues.push(issue(key, converted.pos?.line === undefined ? locate([]) : converted.pos, converted.message));
+    let node: PlainNode;
+    try {
+      node = entry.value;
+    } catch (err) {
+      if (!(err instanceof ValueError)) throw err;
+      issues.push(issue(key, err.pos, err.message));
       continue;
     }
-    readKey({ key, source, opts, fragment, locate, writtenNumber, report: (rest, pos, message) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message)) }, converted.value);
+    // Where the value, or its part at `rest`, starts (the key when that is not known); a number's text as written there.
+    const locate = (rest: readonly PathPart[]): Position => {
+      const pos = plainNodeAt(node, rest)?.pos;
+      return pos?.line === undefined ? keyPos : pos;
+    };
+    const writtenNumber = (rest: readonly PathPart[]): string | undefined => {
+      const at = plainNodeAt(node, rest);
+      return at?.kind === 'scalar' && typeof at.value === 'number' && at.raw !== undefined ? cutNumberText(at.raw) : undefined;
+    };
+    const report = (rest: readonly PathPart[], pos: Position, message: string) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message));
+    readKey({ key, source, opts, fragment, locate, writtenNumber, report }, plainValue(node));
   }
   // Report in reading order, whichever check found the problem.
   return { fragment, issues: issues.sort(byPosition), warnings: warnings.sort(byPosition) };
@@ -263,28 +241,11 @@ function readCidr(r: KeyReading, text: unknown, rest: readonly PathPart[], path:
   }
 }
 
-/** Reports the structural faults of a key's value (structure.ts) in words; whether the value may be read. */
-function reportStructure(r: KeyReading, value: unknown): boolean {
-  let ok = true;
-  const reported = new Set<string>();
-  for (const si of checkStructure(KEYS[r.key].shape, value)) {
-    const rest = si.path;
-    // The Go duration parser explains a malformed duration better than a regex does.
-    if (r.key === 'resyncInterval' && si.code === 'invalid_format') continue;
-    ok = false;
-    const message = schemaMessage(r.key, rest, si.code, si.input, si.message, r.writtenNumber(rest));
-    // Two faults may read the same (a negative unsafe integer): say it once.
-    const id = `${formatKeyPath(rest)}\n${message}`;
-    if (reported.has(id)) continue;
-    reported.add(id);
-    r.report(rest, r.locate(rest), message);
-  }
-  return ok;
-}
-
 /** Reads one known key's value into the fragment, reporting every problem. */
 function readKey(r: KeyReading, value: unknown): void {
-  const structureOk = reportStructure(r, value);
+  const faults = structureFaults(r.key, value, r.writtenNumber);
+  for (const f of faults) r.report(f.rest, r.locate(f.rest), f.message);
+  const structureOk = faults.length === 0;
   // Check every CIDR string of a list even when other items have the wrong type, so one
   // round of fixes is enough.
   if (isCidrListKey(r.key) && Array.isArray(value)) {
@@ -362,53 +323,4 @@ function readSnat(r: KeyReading, items: readonly unknown[]): LocatedSnatEntry[] 
     });
   });
   return entries;
-}
-
-/** `<n>s` when Go accepts it as a duration, so the suggestion for a bare number is always one that works. */
-function durationHint(numberText: string): string {
-  try {
-    parseGoDuration(`${numberText}s`);
-    return `${numberText}s`;
-  } catch {
-    return DEFAULT_RESYNC_INTERVAL;
-  }
-}
-
-/** Turns a structure issue (structure.ts, zod's codes) into a message that says what was expected, what was found, and what to do. */
-export function schemaMessage(key: ConfigKey, rest: readonly PathPart[], code: string, input: unknown, fallback: string | undefined, written?: string): string {
-  const inList = (isCidrListKey(key) && rest.length > 0) || (key === 'snat' && rest.length === 3 && rest[1] === 'cidrs');
-  const snatItem = key === 'snat' && rest.length === 1;
-  const snatField = key === 'snat' && rest.length === 2 ? rest[1] : undefined;
-  if (input === null || input === undefined) {
-    if (inList) return 'empty list item (null): remove the "-" that has nothing after it, or write a CIDR there';
-    if (snatItem) return 'empty snat item (null): write {cidrs: [CIDR, ...], toSource: IP} there, or remove the "-"';
-    if (snatField !== undefined) return `snat item has no ${String(snatField)}: every item needs cidrs (a list of CIDRs) and toSource (an IP address)`;
-    if (key === 'nonMasqueradeCIDRs') {
-      return 'nonMasqueradeCIDRs has no value (null): write [] to masquerade everything except link-local, or remove the key for the defaults';
-    }
-    return `${key} has no value (null): give ${KEYS[key].expected}, or remove the key for the default (${KEYS[key].defaultText})`;
-  }
-  if (code === 'unrecognized_keys' && key === 'snat') return `${cutExcerpt(fallback ?? code)}: a snat item has only cidrs and toSource`;
-  const expected = inList
-    ? 'a CIDR string such as "10.0.0.0/8"'
-    : snatItem
-      ? 'a mapping {cidrs: [CIDR, ...], toSource: IP}'
-      : snatField === 'cidrs'
-        ? 'a list of CIDR strings'
-        : snatField === 'toSource'
-          ? 'an IP address string such as "198.51.100.9"'
-          : KEYS[key].expected;
-  if (code === 'invalid_type') {
-    const hint =
-      key === 'resyncInterval' && typeof input === 'number'
-        ? ` (a bare number has no unit; write it quoted with a unit, e.g. resyncInterval: "${durationHint(written ?? String(input))}"` +
-          `${input < MIN_RESYNC_INTERVAL_MS / 1000 ? `; an interval below ${MIN_RESYNC_INTERVAL_MS / 1000}s runs at ${MIN_RESYNC_INTERVAL_MS / 1000}s` : ''})`
-        : '';
-    return `expected ${expected}, got ${describeValue(input, written)}${hint}`;
-  }
-  if (code === 'too_big' && key === 'cidrLimit') {
-    return `expected ${expected} of at most ${Number.MAX_SAFE_INTEGER}, got ${describeValue(input, written)}`;
-  }
-  if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input, written)}`;
-  return cutExcerpt(fallback ?? code);
 }

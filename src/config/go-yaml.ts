@@ -13,6 +13,8 @@
 //   `017`, `0x1F` and `0b11`, and reads the others as strings.
 // Pure.
 import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type Node, type ScalarTag, type Tags, type YAMLMap } from 'yaml';
+import type { Position } from './config.js';
+import type { PlainNode } from './plain-yaml.js';
 
 const RADIX: Readonly<Record<string, number>> = { o: 8, O: 8, X: 16, B: 2 };
 
@@ -69,20 +71,13 @@ function describeNode(node: unknown): string {
   return 'nothing';
 }
 
-/** A key written in a mapping that a merge after it replaces (go-yaml v2 lets the merge win). */
-export interface ReplacedKey {
-  readonly keyNode: unknown;
-  /** The value of the merge key that replaced it. */
-  readonly mergeNode: Node | null;
-}
-
 /**
  * The keys of a mapping as go-yaml v2 decodes them: merges applied where they stand, a later key
  * replacing an earlier one (it keeps the earlier one's place in the order; a Go map has none).
- * `onReplace` hears of each key written in `map` itself that a later merge replaces. Throws
- * MergeValueError for a merge value v2 refuses.
+ * `onReplace` hears of each key written in `map` itself that a later merge replaces (go-yaml v2
+ * lets the merge, whose value is `mergeNode`, win). Throws MergeValueError for a merge value v2 refuses.
  */
-export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (replaced: ReplacedKey) => void): GoPair[] {
+export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (keyNode: unknown, mergeNode: Node | null) => void): GoPair[] {
   const pairs = new Map<unknown, GoPair>();
   // The merge of `map` being applied, if any: keys written in `map` itself are the ones a merge may surprise by replacing.
   let outerMerge: { node: Node | null } | undefined;
@@ -109,7 +104,7 @@ export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (replaced: R
       }
       const identity = isScalar(pair.key) ? pair.key.value : pair.key;
       const earlier = pairs.get(identity);
-      if (earlier !== undefined && outerMerge !== undefined && written.has(earlier.keyNode)) onReplace?.({ keyNode: earlier.keyNode, mergeNode: outerMerge.node });
+      if (earlier !== undefined && outerMerge !== undefined && written.has(earlier.keyNode)) onReplace?.(earlier.keyNode, outerMerge.node);
       if (outerMerge === undefined) written.add(pair.key);
       pairs.set(identity, { keyNode: pair.key, valueNode });
     }
@@ -138,40 +133,35 @@ export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (replaced: R
 /** A mapping or list with no tag of its own (a `!!set`, `!!omap` or custom tag keeps the library's reading). */
 const isPlainCollection = (node: Node): boolean => node.tag === undefined || node.tag === 'tag:yaml.org,2002:map' || node.tag === 'tag:yaml.org,2002:seq';
 
-/** A node read to plain data as go-yaml v2 reads it (merges applied). Throws MergeValueError, or the library's error for an unresolved alias. */
-export function toGoValue(node: unknown, doc: Document): unknown {
+/**
+ * A node read as go-yaml v2 reads it (merges applied) into the plain readers' nodes, each part
+ * with where it starts (`at`) and a number with its text as written (`text`), so that messages
+ * locate and quote it as they do for a text the plain readers read. An alias stands where it is
+ * written, for what its anchor holds. Throws MergeValueError, or the library's error for an
+ * unresolved or excessive alias.
+ */
+export function toPlainNode(node: unknown, doc: Document, at: (node: unknown) => Position, text: string): PlainNode {
+  const pos = at(node);
   if (isAlias(node)) {
     const target = node.resolve(doc);
     if (target === undefined) throw new ReferenceError(`unresolved alias *${node.source} (the anchor must be set before the alias)`);
-    return toGoValue(target, doc);
+    const read = toPlainNode(target, doc, at, text);
+    return read.kind === 'scalar' ? { ...read, pos, raw: undefined } : { ...read, pos };
   }
-  if (isMap(node) && isPlainCollection(node)) {
-    const out: Record<string, unknown> = {};
-    for (const pair of goMapPairs(node, doc)) {
-      // defineProperty: a key named __proto__ is a key like any other.
-      Object.defineProperty(out, keyText(pair.keyNode), { value: toGoValue(pair.valueNode, doc), enumerable: true, writable: true, configurable: true });
+  if (isMap(node) || isSeq(node)) {
+    // A tagged collection keeps the library's value; its parts are still located, when v2 could read them.
+    const tagged = isPlainCollection(node) ? {} : { tagged: node.toJS(doc, { maxAliasCount: 100 }) as unknown };
+    try {
+      if (isSeq(node)) return { kind: 'list', items: node.items.map((item) => toPlainNode(item, doc, at, text)), pos, ...tagged };
+      const pairs = goMapPairs(node, doc).map((p) => ({ key: keyText(p.keyNode), keyPos: at(p.keyNode), value: toPlainNode(p.valueNode, doc, at, text) }));
+      return { kind: 'map', pairs, pos, ...tagged };
+    } catch (err) {
+      if ('tagged' in tagged) return { kind: 'scalar', value: tagged.tagged, raw: undefined, pos };
+      throw err;
     }
-    return out;
   }
-  if (isSeq(node) && isPlainCollection(node)) return node.items.map((item) => toGoValue(item, doc));
   // A plain `<<` that is not a key is the string "<<" to v2.
-  if (isScalar(node) && typeof node.value === 'symbol') return '<<';
-  return isNode(node) ? node.toJS(doc, { maxAliasCount: 100 }) : null;
-}
-
-/** The node at a key path below `node` (list indexes, map keys), following aliases and merges; undefined when there is none. */
-export function goNodeAt(node: unknown, path: readonly (string | number)[], doc: Document): unknown {
-  let at = node;
-  for (const part of path) {
-    while (isAlias(at)) at = at.resolve(doc);
-    if (isSeq(at) && typeof part === 'number') at = at.items[part];
-    else if (isMap(at)) {
-      try {
-        at = goMapPairs(at, doc).find((p) => keyText(p.keyNode) === String(part))?.valueNode;
-      } catch {
-        return undefined;
-      }
-    } else return undefined;
-  }
-  return at;
+  if (isScalar(node) && typeof node.value === 'symbol') return { kind: 'scalar', value: '<<', raw: undefined, pos };
+  const raw = isScalar(node) && typeof node.value === 'number' && node.range ? text.slice(node.range[0], node.range[1]).trim() : undefined;
+  return { kind: 'scalar', value: isNode(node) ? node.toJS(doc, { maxAliasCount: 100 }) : null, raw, pos };
 }

@@ -12,16 +12,10 @@
 // bound themselves: they leave any text beyond their small subset to this path.) Pure.
 import { CST, Composer, Lexer, Parser, isAlias, isMap, isPair, isScalar, isSeq, type Document, type DocumentOptions, type LineCounter, type Node, type ParseOptions, type SchemaOptions } from 'yaml';
 import { YAMLParseError } from 'yaml';
-import { MAX_CONFIG_NODES } from '../limits.js';
+import { MAX_CONFIG_MAP_KEYS, MAX_CONFIG_NODES } from '../limits.js';
 
 /** Deepest nesting of lists and mappings a config may have (its real depth is 3). */
 export const MAX_CONFIG_NESTING = 16;
-
-/**
- * Most keys one mapping of a config may have (it has 5). The library checks each key against
- * every earlier one, so 100,000 keys would hold the agent for minutes before any other check.
- */
-export const MAX_CONFIG_MAP_KEYS = 100;
 
 /** Most values aliases may add to a config when expanded (its keys never need aliases at all). */
 export const MAX_ALIAS_EXPANSION = 1000;
@@ -36,20 +30,14 @@ type Options = ParseOptions & DocumentOptions & SchemaOptions & { readonly lineC
 
 const isCstCollection = (t: CST.Token): t is CST.BlockMap | CST.BlockSequence | CST.FlowCollection => t.type === 'block-map' || t.type === 'block-seq' || t.type === 'flow-collection';
 
-/** Bounds on the shape of a YAML text. */
-export interface ShapeLimits {
-  readonly maxNesting: number;
-  readonly maxMapKeys: number;
-}
-
-/** Bounds for a config text. */
-export const CONFIG_LIMITS: ShapeLimits = { maxNesting: MAX_CONFIG_NESTING, maxMapKeys: MAX_CONFIG_MAP_KEYS };
+/** Bounds on the shape of a config text. */
+const CONFIG_LIMITS = { maxNesting: MAX_CONFIG_NESTING, maxMapKeys: MAX_CONFIG_MAP_KEYS };
 
 /** Bounds for a manifest text: other objects may sit beside the ConfigMap, whose data may carry many files. */
-export const MANIFEST_LIMITS: ShapeLimits = { maxNesting: 64, maxMapKeys: 5000 };
+const MANIFEST_LIMITS: typeof CONFIG_LIMITS = { maxNesting: 64, maxMapKeys: 5000 };
 
 /** The first collection (in text order) nested too deep or too wide, walking with an explicit stack. */
-function findShapeProblem(tokens: readonly CST.Token[], limits: ShapeLimits): YamlLimitProblem | undefined {
+function findShapeProblem(tokens: readonly CST.Token[], limits: typeof CONFIG_LIMITS): YamlLimitProblem | undefined {
   const max = limits.maxNesting;
   const stack: { token: CST.Token; depth: number }[] = [];
   for (let i = tokens.length - 1; i >= 0; i--) stack.push({ token: tokens[i]!, depth: 0 });
@@ -153,7 +141,7 @@ function findAliasExcess(doc: Document, maxNesting: number, maxExpansion: number
 }
 
 /** Counts the values, then parses the CST, stopping at the nesting bound; composes only what passed both. */
-function compose(text: string, options: Options, limits: ShapeLimits): { docs: Document[]; problem?: YamlLimitProblem } {
+function compose(text: string, options: Options, limits: typeof CONFIG_LIMITS): { docs: Document[]; problem?: YamlLimitProblem } {
   if (countYamlNodes(text, MAX_CONFIG_NODES) > MAX_CONFIG_NODES) {
     const max = MAX_CONFIG_NODES.toLocaleString('en');
     return { docs: [], problem: { message: `the config holds more than ${max} values (list items, keys and scalars); the limit is ${max}, room for the largest CIDR cap` } };
@@ -167,24 +155,24 @@ function compose(text: string, options: Options, limits: ShapeLimits): { docs: D
 
 /**
  * parseDocument with bounds: one document (a second is a MULTIPLE_DOCS error, as parseDocument
- * reports it), at most MAX_CONFIG_NODES values, the shape within `limits`, aliases expanding to at most MAX_ALIAS_EXPANSION values
+ * reports it), at most MAX_CONFIG_NODES values, the shape within CONFIG_LIMITS, aliases expanding to at most MAX_ALIAS_EXPANSION values
  * and never deeper than the nesting bound. A broken bound comes back as `problem`, with no document.
  */
-export function parseBoundedDocument(text: string, options: Options, limits: ShapeLimits = CONFIG_LIMITS): { doc: Document; problem?: undefined } | { doc?: undefined; problem: YamlLimitProblem } {
-  const { docs, problem } = compose(text, options, limits);
+export function parseBoundedDocument(text: string, options: Options): { doc: Document; problem?: undefined } | { doc?: undefined; problem: YamlLimitProblem } {
+  const { docs, problem } = compose(text, options, CONFIG_LIMITS);
   if (problem) return { problem };
   const [doc, second] = docs;
   if (!doc) throw new Error('yaml Composer with forceDoc yielded no document');
   if (second) {
     doc.errors.push(new YAMLParseError([second.range?.[0] ?? 0, second.range?.[1] ?? 0], 'MULTIPLE_DOCS', 'Source contains multiple documents; please use YAML.parseAllDocuments()'));
   }
-  const excess = findAliasExcess(doc, limits.maxNesting, MAX_ALIAS_EXPANSION);
+  const excess = findAliasExcess(doc, MAX_CONFIG_NESTING, MAX_ALIAS_EXPANSION);
   return excess ? { problem: excess } : { doc };
 }
 
 /** parseAllDocuments with the same count and the shape bounds (for manifests, whose values are read without expanding aliases). */
-export function parseBoundedAllDocuments(text: string, options: Options, limits: ShapeLimits = MANIFEST_LIMITS): { docs: Document[]; problem?: YamlLimitProblem } {
-  const { docs, problem } = compose(text, options, limits);
+export function parseBoundedAllDocuments(text: string, options: Options): { docs: Document[]; problem?: YamlLimitProblem } {
+  const { docs, problem } = compose(text, options, MANIFEST_LIMITS);
   // parseAllDocuments yields no document for an empty stream; the forced one holds only comments.
   return problem ? { docs, problem } : { docs: docs.filter((d) => d.contents !== null || d.errors.length > 0) };
 }

@@ -1,14 +1,11 @@
-// One descriptor per config key: the shape of its value (checked by structure.ts), its zod
-// schema as a function of zod (schema.ts builds it for the JSON Schema export; the agent never
-// loads zod, which costs it about 8 MiB resident), what a message says it expects, its default,
-// how merging several files treats it, for CIDR lists the role of their entries, whether it is left out while empty, and how validate's summary
-// shows it. The schema, the known-key list and suggestions, parse's messages and CIDR-list
-// reading, merge (lists, agreement, defaults, conflicts, cidrLimit's count), the manifest
-// relocation, the config hash and the outputs (validate, the "config applied" log line) all come
-// from this table (see key-values.ts); a new key is one entry here plus its meaning (its line in
-// merge, which does not compile without it, and what the policy does with it).
-import type { ZodType, z as Zod } from 'zod';
-
+// One descriptor per config key: the shape of its value (checked by structure.ts, and stated by
+// the JSON Schema schema.ts builds with zod, which the agent never loads: about 8 MiB resident),
+// its title and description there, what messages say it expects and defaults to, how merging
+// files treats it, a CIDR list's role, whether it is left out while empty, and how validate's
+// summary shows it. The known keys and suggestions, parse's messages, merge, the manifest's
+// relocation, the config hash and the outputs (key-values.ts) all come from this table; a new key
+// is one entry here plus its meaning (its line in merge, which does not compile without it, and
+// what the policy does with it).
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
 export const GO_DURATION_PATTERN = '^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$';
 
@@ -36,8 +33,10 @@ export type ValueShape = 'cidrList' | 'boolean' | 'count' | 'duration' | 'snatLi
 /** One config key. */
 export interface KeyDescriptor {
   readonly shape: ValueShape;
-  /** Its zod schema, for the JSON Schema export only; `z` is passed in so this module never loads zod. */
-  readonly schema: (z: typeof Zod) => ZodType;
+  /** The JSON Schema's title, description and examples of the key. */
+  readonly title: string;
+  readonly description: string;
+  readonly examples?: readonly string[];
   /** "expected X" in messages. */
   readonly expected: string;
   /** The default, as messages name it. */
@@ -57,20 +56,13 @@ export interface KeyDescriptor {
   readonly summary?: SummaryForm;
 }
 
-const cidrString = (z: typeof Zod, description: string) => z.string().meta({ title: 'CIDR', description, examples: ['10.0.0.0/8', '2001:db8::/32'] });
-
-const CIDR_ITEM = 'An aligned IPv4 or IPv6 CIDR block, e.g. "10.0.0.0/8" or "fd00::/8" (IPv6 needs --enable-ipv6).';
-
 /** Every config key, in the order the documentation lists them. */
 export const KEYS = {
   nonMasqueradeCIDRs: {
     shape: 'cidrList',
-    schema: (z) =>
-      z.array(cidrString(z, CIDR_ITEM)).optional().meta({
-        title: 'Non-masquerade CIDRs',
-        description:
-          'Destinations that keep the pod source IP (not masqueraded), in rule order. [] masquerades everything except link-local; leaving the key out uses the defaults 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (all reserved ranges with --nomasq-all-reserved-ranges).',
-      }),
+    title: 'Non-masquerade CIDRs',
+    description:
+      'Destinations that keep the pod source IP (not masqueraded), in rule order. [] masquerades everything except link-local; leaving the key out uses the defaults 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (all reserved ranges with --nomasq-all-reserved-ranges).',
     expected: 'a list of CIDR strings',
     defaultText: 'the default list',
     merge: 'concat',
@@ -79,11 +71,8 @@ export const KEYS = {
   },
   cidrLimit: {
     shape: 'count',
-    schema: (z) =>
-      z.number().int().min(0).optional().meta({
-        title: 'CIDR limit',
-        description: 'Maximum number of CIDRs of all lists together (IPv4 and IPv6, link-local not counted). Default 64.',
-      }),
+    title: 'CIDR limit',
+    description: 'Maximum number of CIDRs of all lists together (IPv4 and IPv6, link-local not counted). Default 64.',
     expected: 'a non-negative integer',
     defaultText: '64',
     merge: 'agree',
@@ -92,11 +81,8 @@ export const KEYS = {
   },
   masqLinkLocal: {
     shape: 'boolean',
-    schema: (z) =>
-      z.boolean().optional().meta({
-        title: 'Masquerade IPv4 link-local',
-        description: 'true masquerades traffic to 169.254.0.0/16 too; default false (link-local keeps the pod IP).',
-      }),
+    title: 'Masquerade IPv4 link-local',
+    description: 'true masquerades traffic to 169.254.0.0/16 too; default false (link-local keeps the pod IP).',
     expected: 'true or false',
     defaultText: 'false',
     merge: 'agree',
@@ -104,11 +90,8 @@ export const KEYS = {
   },
   masqLinkLocalIPv6: {
     shape: 'boolean',
-    schema: (z) =>
-      z.boolean().optional().meta({
-        title: 'Masquerade IPv6 link-local',
-        description: 'true masquerades traffic to fe80::/10 too; default false (link-local keeps the pod IP).',
-      }),
+    title: 'Masquerade IPv6 link-local',
+    description: 'true masquerades traffic to fe80::/10 too; default false (link-local keeps the pod IP).',
     expected: 'true or false',
     defaultText: 'false',
     merge: 'agree',
@@ -116,16 +99,9 @@ export const KEYS = {
   },
   resyncInterval: {
     shape: 'duration',
-    schema: (z) =>
-      z
-        .string()
-        .regex(new RegExp(GO_DURATION_PATTERN))
-        .optional()
-        .meta({
-          title: 'Resync interval',
-          description: 'How often the config is re-read and the rules re-checked, as a Go duration string ("60s", "1m30s", "500ms"); not negative, and anything below 1s runs at 1s. Default "60s".',
-          examples: ['60s', '1m30s'],
-        }),
+    title: 'Resync interval',
+    description: 'How often the config is re-read and the rules re-checked, as a Go duration string ("60s", "1m30s", "500ms"); not negative, and anything below 1s runs at 1s. Default "60s".',
+    examples: ['60s', '1m30s'],
     expected: 'a Go duration string such as "60s"',
     defaultText: '60s',
     merge: 'agree',
@@ -134,12 +110,9 @@ export const KEYS = {
   },
   masqueradeCIDRs: {
     shape: 'cidrList',
-    schema: (z) =>
-      z.array(cidrString(z, CIDR_ITEM)).optional().meta({
-        title: 'Masquerade CIDRs',
-        description:
-          'Destinations that ARE masqueraded although a shorter nonMasqueradeCIDRs (or link-local) prefix covers them: the longest matching prefix decides. With nonMasqueradeCIDRs [0.0.0.0/0, ::/0] only these are masqueraded. Default none.',
-      }),
+    title: 'Masquerade CIDRs',
+    description:
+      'Destinations that ARE masqueraded although a shorter nonMasqueradeCIDRs (or link-local) prefix covers them: the longest matching prefix decides. With nonMasqueradeCIDRs [0.0.0.0/0, ::/0] only these are masqueraded. Default none.',
     expected: 'a list of CIDR strings',
     defaultText: 'none',
     merge: 'concat',
@@ -149,20 +122,9 @@ export const KEYS = {
   },
   snat: {
     shape: 'snatList',
-    schema: (z) =>
-      z
-        .array(
-          z.strictObject({
-            cidrs: z.array(cidrString(z, CIDR_ITEM)).meta({ title: 'Destination CIDRs', description: 'Destinations SNATed to toSource (longest prefix decides).' }),
-            toSource: z.string().meta({ title: 'Source address', description: 'The fixed address (of this node) the traffic leaves with.', examples: ['198.51.100.9'] }),
-          }),
-        )
-        .optional()
-        .meta({
-          title: 'SNAT to a fixed address',
-          description:
-            'Traffic to these destinations is SNATed to toSource instead of masqueraded; cidrs [0.0.0.0/0] makes it the default egress address. --random-fully and --to-ports apply as to MASQUERADE. Default none.',
-        }),
+    title: 'SNAT to a fixed address',
+    description:
+      'Traffic to these destinations is SNATed to toSource instead of masqueraded; cidrs [0.0.0.0/0] makes it the default egress address. --random-fully and --to-ports apply as to MASQUERADE. Default none.',
     expected: 'a list of {cidrs: [CIDR, ...], toSource: IP} mappings',
     defaultText: 'none',
     merge: 'concat',
@@ -172,12 +134,9 @@ export const KEYS = {
   },
   masqueradeSourceCIDRs: {
     shape: 'cidrList',
-    schema: (z) =>
-      z.array(cidrString(z, CIDR_ITEM)).optional().meta({
-        title: 'Masquerade source CIDRs',
-        description:
-          'When set, only traffic from these sources (e.g. the pod CIDRs) is ever masqueraded or SNATed; traffic from any other source (forwarded inbound, the node itself) leaves untouched. Default: every source.',
-      }),
+    title: 'Masquerade source CIDRs',
+    description:
+      'When set, only traffic from these sources (e.g. the pod CIDRs) is ever masqueraded or SNATed; traffic from any other source (forwarded inbound, the node itself) leaves untouched. Default: every source.',
     expected: 'a list of CIDR strings',
     defaultText: 'every source',
     merge: 'concat',

@@ -43,18 +43,17 @@ export interface LoadedConfig {
   readonly positions?: EntryPositions;
 }
 
-/** The OS reason of a failed fs call, e.g. `EACCES: permission denied, open '/etc/config/x'`. */
-function reason(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 const errnoOf = (err: unknown): string | undefined => (typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined);
 
-function readError(path: string, err: unknown): ConfigError {
-  return new ConfigError([{ source: path, path: '', message: `cannot read the config: ${reason(err)}` }]);
-}
+/** An issue about a whole file or path. */
+const fileIssue = (source: string, message: string): ConfigIssue => ({ source, path: '', message });
 
-const pathError = (path: string, message: string): ConfigError => new ConfigError([{ source: path, path: '', message }]);
+/** A failed fs call, with its OS reason, e.g. `EACCES: permission denied, open '/etc/config/x'`. */
+const readIssue = (path: string, err: unknown): ConfigIssue => fileIssue(path, `cannot read the config: ${err instanceof Error ? err.message : String(err)}`);
+
+const readError = (path: string, err: unknown): ConfigError => new ConfigError([readIssue(path, err)]);
+
+const pathError = (path: string, message: string): ConfigError => new ConfigError([fileIssue(path, message)]);
 
 /** The mode `path` calls for now: `directory` when it is one (links followed), else `file`. */
 export function detectConfigMode(path: string): ConfigPathMode {
@@ -91,11 +90,6 @@ function statConfigPath(path: string): Stats | undefined {
     }
     throw pathError(path, `the config path is a symbolic link to ${JSON.stringify(target)}, which does not exist (a dangling link: a ConfigMap update in progress or broken)`);
   }
-}
-
-/** sha256 hex of a file's text: what the caches below are keyed by, so they need not keep the text. */
-function hashText(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }
 
 /**
@@ -187,7 +181,7 @@ function listConfigFiles(path: string, mode: ConfigPathMode | undefined): Listin
     const name = bytes.toString('utf8');
     if (!isConfigFileName(name)) continue;
     if (name.includes('\uFFFD') && !Buffer.from(name, 'utf8').equals(bytes)) {
-      skipped.push({ source: join(path, escapeName(bytes)), path: '', message: 'skipped: the file name is not valid UTF-8; rename it to read it' });
+      skipped.push(fileIssue(join(path, escapeName(bytes)), 'skipped: the file name is not valid UTF-8; rename it to read it'));
     } else {
       names.push(name);
     }
@@ -211,7 +205,7 @@ function listConfigFiles(path: string, mode: ConfigPathMode | undefined): Listin
     }
     // Not opened: a FIFO would block, a device may act on open.
     if (entry.isFile()) files.push(file);
-    else skipped.push({ source: file, path: '', message: `skipped: ${describeFileType(entry)}, not a regular file` });
+    else skipped.push(fileIssue(file, `skipped: ${describeFileType(entry)}, not a regular file`));
   }
   return { files, skipped };
 }
@@ -245,17 +239,17 @@ function readConfigFiles(files: readonly string[], path: string): FilesRead {
       // Checked again on the open descriptor: the path may have been swapped since the stat.
       const read = readRegularFile(file, MAX_CONFIG_BYTES - bytesRead);
       if ('notRegular' in read) {
-        issues.push({ source: file, path: '', message: `the config file changed into ${read.notRegular} while being read` });
+        issues.push(fileIssue(file, `the config file changed into ${read.notRegular} while being read`));
         continue;
       }
       if ('tooBig' in read) {
-        issues.push({ source: file, path: '', message: sizeMessage(read.tooBig, read.grew, path, bytesRead) });
+        issues.push(fileIssue(file, sizeMessage(read.tooBig, read.grew, path, bytesRead)));
         break;
       }
       texts.push({ file, text: read.text, bytes: read.bytes, look: read.look });
       bytesRead += read.bytes;
     } catch (err) {
-      issues.push({ source: file, path: '', message: `cannot read the config: ${reason(err)}` });
+      issues.push(readIssue(file, err));
     }
   }
   return { texts, issues };
@@ -272,7 +266,7 @@ function isPublishedByKubelet(file: string): boolean {
 
 function stillWritten(files: readonly string[]): ConfigError {
   const message = `the config file is still being written: it changed again within every ${SETTLE_QUIET_MS} ms for ${SETTLE_MAX_WAIT_MS / 1000} s; it is read once it has been unchanged for ${SETTLE_QUIET_MS} ms`;
-  return new ConfigError(files.map((source) => ({ source, path: '', message })));
+  return new ConfigError(files.map((source) => fileIssue(source, message)));
 }
 
 /** Parses what was read (unchanged texts from the cache) and merges it; throws ConfigError with every issue. */
@@ -294,12 +288,13 @@ async function parseConfigFiles(read: FilesRead, { files: listed, skipped }: Lis
     // Only a missing path means the defaults: an empty file is one truncated by a writer, or one
     // whose content was lost, and `{}` says "the defaults" when that is what is meant.
     if (text.trim() === '') {
-      issues.push({ source: file, path: '', message: emptyMessage(bytes) });
+      issues.push(fileIssue(file, emptyMessage(bytes)));
       continue;
     }
     const key = `${file}\u0000${String(opts.enableIPv6)}`;
     keys.add(key);
-    const hash = cache ? hashText(text) : '';
+    // The caches are keyed by the text's hash, so they need not keep the text.
+    const hash = cache ? createHash('sha256').update(text).digest('hex') : '';
     hashes.push(hash);
     const cached = cache?.get(key);
     const result = cached?.hash === hash ? cached.result : await parseConfigFragment(text, file, opts);

@@ -4,10 +4,11 @@
 import { LineCounter, isMap, isScalar, type Scalar } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
-import type { ConfigOptions } from './config.js';
+import type { ConfigOptions, Position } from './config.js';
 import { isConfigFileName } from './config.js';
 import { parseConfigFragment } from './parse.js';
-import { byPosition, type ConfigFragment, type FragmentResult, type LocatedCidrEntry, type LocatedValue, type Position } from './fragment.js';
+import { byPosition, type ConfigFragment, type FragmentResult } from './fragment.js';
+import { CONFIG_KEYS } from './keys.js';
 import { parseBoundedAllDocuments } from './guard.js';
 
 /** The ConfigMap data key the reference DaemonSet mounts as /etc/config/ip-masq-agent. */
@@ -162,23 +163,15 @@ export function parseEmbeddedConfig(e: EmbeddedConfig, opts: ConfigOptions): Fra
   const r = parseConfigFragment(e.text, e.source, opts);
   // Everything a fragment holds is located (source, key path, line:column): move each value, or
   // each entry of a list, into the manifest, whatever the key.
-  const place = (v: { source: string; path: string } & Position) => {
-    const { message: _message, ...moved } = relocate({ ...v, message: '' }, e);
-    return moved;
+  const move = <T extends { source: string; path: string } & Position>(v: T): T => {
+    const { line: _line, column: _column, ...rest } = v;
+    const { message: _message, ...at } = relocate({ ...v, message: '' }, e);
+    return { ...rest, ...at } as T;
   };
-  const cidr = (v: LocatedCidrEntry): LocatedCidrEntry => ({ cidr: v.cidr, text: v.text, ...place(v) });
-  const value = <T>(v: LocatedValue<T>): LocatedValue<T> => ({ value: v.value, written: v.written, ...place(v) });
-  const f = r.fragment;
-  const fragment: ConfigFragment = {
-    source: e.source,
-    ...(f.nonMasqueradeCIDRs && { nonMasqueradeCIDRs: f.nonMasqueradeCIDRs.map(cidr) }),
-    ...(f.masqueradeCIDRs && { masqueradeCIDRs: f.masqueradeCIDRs.map(cidr) }),
-    ...(f.masqueradeSourceCIDRs && { masqueradeSourceCIDRs: f.masqueradeSourceCIDRs.map(cidr) }),
-    ...(f.snat && { snat: f.snat.map((v) => ({ ...cidr(v), toSource: v.toSource, toSourceText: v.toSourceText })) }),
-    ...(f.cidrLimit && { cidrLimit: value(f.cidrLimit) }),
-    ...(f.masqLinkLocal && { masqLinkLocal: value(f.masqLinkLocal) }),
-    ...(f.masqLinkLocalIPv6 && { masqLinkLocalIPv6: value(f.masqLinkLocalIPv6) }),
-    ...(f.resyncInterval && { resyncInterval: value(f.resyncInterval) }),
-  };
+  const fragment: { -readonly [K in keyof ConfigFragment]: ConfigFragment[K] } = { source: e.source };
+  for (const key of CONFIG_KEYS) {
+    const v = r.fragment[key];
+    if (v !== undefined) fragment[key] = (Array.isArray(v) ? v.map(move) : move(v as Exclude<typeof v, readonly unknown[]>)) as never;
+  }
   return { fragment, issues: r.issues.map((i) => relocate(i, e)), warnings: r.warnings.map((w) => relocate(w, e)) };
 }

@@ -5,10 +5,11 @@
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_CIDR_LIMIT, MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';
+import type { Position } from './config.js';
 import { formatGoDuration } from './duration.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import { KEYS, LIST_KEYS, type AgreeKey, type CidrListKey, type ListKey } from './keys.js';
-import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue, Position } from './fragment.js';
+import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue } from './fragment.js';
 
 /** line:column of the CIDR entries of a config, by source and key path. */
 export interface EntryPositions {

@@ -3,32 +3,24 @@
 // follow) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
 // path. Every problem is collected, not just the first. Pure: no file access. The plain readers
 // and the reading of keys are in fragment.ts, which the agent's loader uses without this module
-// (and the yaml library) when a text is plain; this module adds the yaml library's reading.
+// (and the yaml library) when a text is plain; here the library reads it into the same nodes.
 import { LineCounter, isMap, isNode, isScalar, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
-import type { ConfigOptions, MasqConfig } from './config.js';
+import type { ConfigOptions, MasqConfig, Position } from './config.js';
 import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS } from './keys.js';
 import { parseBoundedDocument } from './guard.js';
-import { byPosition, cutNumberText, describeValue, readEntries, readPlainFragment, type ConfigFragment, type FragmentResult, type Position, type TopEntry } from './fragment.js';
-import { goMapPairs, goNodeAt, goYamlTags, keyText, MergeValueError, toGoValue, type GoPair } from './go-yaml.js';
+import { byPosition, readEntries, readPlainFragment, ValueError, type ConfigFragment, type FragmentResult, type TopEntry } from './fragment.js';
+import { goMapPairs, goYamlTags, keyText, MergeValueError, toPlainNode, type GoPair } from './go-yaml.js';
 import { toLineFeeds } from './line-breaks.js';
+import { describeValue } from './structure.js';
 
 /** A config and the warnings met while reading it. */
 export interface ParsedConfig {
   readonly config: MasqConfig;
   readonly warnings: readonly ConfigIssue[];
-}
-
-/**
- * A number as written in the source: JavaScript numbers round past 2^53 (9007199254740993
- * would print as ...992), and a message must show what the user wrote. Cut short when huge.
- */
-function numberText(node: unknown, text: string): string | undefined {
-  if (!isScalar(node) || typeof node.value !== 'number' || !node.range) return undefined;
-  return cutNumberText(text.slice(node.range[0], node.range[1]).trim());
 }
 
 /** The key written at `offset` (quoted or plain), for messages. */
@@ -94,19 +86,22 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
   // Empty text, comments only, or `null`/`~`: nothing set, so every key takes its default.
   if (contents === null || (isScalar(contents) && contents.value === null)) return { fragment, issues, warnings };
   if (!isMap(contents)) {
-    const value = readValue(() => contents.toJS(doc, { maxAliasCount: 100 }));
+    let value: unknown;
+    try {
+      value = contents.toJS(doc, { maxAliasCount: 100 });
+    } catch {
+      value = undefined;
+    }
     // Never quote it: the path may be a symlink to any file on the node (a key, the environment).
-    const got =
-      value.ok && typeof value.value === 'string'
-        ? `a string of ${Buffer.byteLength(value.value, 'utf8')} bytes (its text is not shown: the path may point at a file that is not a config)`
-        : describeValue(value.ok ? value.value : undefined);
+    const size = typeof value === 'string' ? `a string of ${Buffer.byteLength(value, 'utf8')} bytes` : undefined;
+    const got = size ? `${size} (its text is not shown: the path may point at a file that is not a config)` : describeValue(value);
     issues.push(issue('', nodeAt(contents), `the config must be a mapping of keys (${CONFIG_KEYS.join(', ')}), got ${got}`));
     return { fragment, issues, warnings };
   }
 
   let pairs: GoPair[];
   try {
-    pairs = goMapPairs(contents, doc, ({ keyNode, mergeNode }) => {
+    pairs = goMapPairs(contents, doc, (keyNode, mergeNode) => {
       const mergeAt = nodeAt(mergeNode);
       const key = keyText(keyNode);
       warnings.push(
@@ -121,43 +116,29 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
     if (!(err instanceof MergeValueError)) throw err;
     return { fragment, issues: [issue('', nodeAt(err.node), err.message)], warnings };
   }
-  const entries = pairs.map((pair): TopEntry => {
-    const keyNode = pair.keyNode;
+  const entries = pairs.map(({ keyNode, valueNode }): TopEntry => {
     const keyPos = nodeAt(keyNode);
     const plainKey = isScalar(keyNode) && keyNode.value !== null && typeof keyNode.value !== 'object';
-    const valueNode = pair.valueNode ?? undefined;
+    // A missing value (`key:` and nothing, or null) has no useful range of its own: point at the key.
+    const valuePos = valueNode === null || (isScalar(valueNode) && valueNode.value === null) || nodeAt(valueNode).line === undefined ? keyPos : nodeAt(valueNode);
     return {
-      written: plainKey ? String(keyNode.value) : undefined,
+      key: plainKey ? String(keyNode.value) : undefined,
       keyPos,
       // Converted only when read: a key that is refused never builds its value.
       get value() {
-        return valueNode === undefined ? { ok: true as const, value: null } : readValue(() => toGoValue(valueNode, doc), nodeAt);
+        try {
+          return { ...toPlainNode(valueNode, doc, nodeAt, text), pos: valuePos };
+        } catch (err) {
+          // A merge go-yaml v2 refuses is located at the merge value; anything else at the value.
+          const at = err instanceof MergeValueError ? nodeAt(err.node) : {};
+          const message = err instanceof MergeValueError ? err.message : `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}`;
+          throw new ValueError(message, at.line === undefined ? valuePos : at);
+        }
       },
-      locate: (rest) => {
-        if (valueNode === undefined) return keyPos;
-        const node = goNodeAt(valueNode, rest, doc);
-        const pos = nodeAt(node);
-        // A missing value (`key:` and nothing) has no useful range of its own: point at the key.
-        return pos.line === undefined || (rest.length === 0 && isScalar(node) && node.value === null) ? keyPos : pos;
-      },
-      writtenNumber: (rest) => numberText(goNodeAt(valueNode, rest, doc), text),
     };
   });
   const result = readEntries(entries, source, opts);
   return { fragment: result.fragment, issues: result.issues, warnings: [...warnings, ...result.warnings].sort(byPosition) };
-}
-
-/**
- * Converts a value to plain data with `convert`; a failure (an unresolved or excessive alias) becomes
- * a message. With `nodeAt`, a merge go-yaml v2 refuses (MergeValueError) keeps its own message, with where.
- */
-function readValue(convert: () => unknown, nodeAt?: (node: unknown) => Position): { ok: true; value: unknown } | { ok: false; message: string; pos?: Position } {
-  try {
-    return { ok: true, value: convert() };
-  } catch (err) {
-    if (nodeAt && err instanceof MergeValueError) return { ok: false, message: err.message, pos: nodeAt(err.node) };
-    return { ok: false, message: `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}` };
-  }
 }
 
 /**

@@ -4,13 +4,11 @@
 // the library is certain (strings without escapes, no tabs, no repeated key) and returns
 // undefined otherwise, so the caller falls back to the library. Pure.
 import { MAX_CONFIG_NODES } from '../limits.js';
-import { typePlainScalar, type PlainNode, type PlainPair, type PlainPosition } from './plain-yaml.js';
+import type { Position } from './config.js';
+import { DOUBLE_QUOTED, typePlainScalar, type PlainNode, type PlainPair } from './plain-yaml.js';
 
 /** Deepest nesting read here (a config nests 4 deep: snat, item, cidrs); deeper is the library's to bound and report. */
 const MAX_DEPTH = 4;
-
-/** A JSON string with nothing to unescape. */
-const STRING = /"([\x20\x21\x23-\x5b\x5d-\x7eµμ]*)"/y;
 
 /** A JSON number. */
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?/y;
@@ -27,7 +25,7 @@ export function readPlainJson(text: string): PlainPair[] | undefined {
   let i = 0;
   let line = 1;
   let lineStart = 0;
-  const pos = (): PlainPosition => ({ line, column: i - lineStart + 1 });
+  const pos = (): Position => ({ line, column: i - lineStart + 1 });
   /** Spaces and line breaks (`\n`, `\r\n`); a tab or a lone `\r` is left to the library. */
   const skip = (): void => {
     for (;;) {
@@ -46,12 +44,12 @@ export function readPlainJson(text: string): PlainPair[] | undefined {
     i++;
   };
   const readString = (): string => {
-    STRING.lastIndex = i;
-    const m = STRING.exec(text) ?? notPlain();
+    DOUBLE_QUOTED.lastIndex = i;
+    const m = DOUBLE_QUOTED.exec(text) ?? notPlain();
     i += m[0].length;
     return m[1]!;
   };
-  const readObject = (depth: number): { pairs: PlainPair[]; pos: PlainPosition } => {
+  const readObject = (depth: number): { pairs: PlainPair[]; pos: Position } => {
     if (depth > MAX_DEPTH) notPlain();
     const at = pos();
     expect(123);

@@ -8,23 +8,22 @@
 // undefined, and the caller parses with the library. Positions are 1-based line and column of
 // where each key and value starts, as the library's LineCounter reports them. Pure.
 import { MAX_CONFIG_NODES } from '../limits.js';
+import type { Position } from './config.js';
 
-/** Where a key or value starts: 1-based line and column. */
-export interface PlainPosition {
-  readonly line: number;
-  readonly column: number;
-}
-
-/** A scalar, a list or a mapping read by readPlainYaml, with where it starts. */
+/**
+ * A scalar, a list or a mapping, with where it starts: what readPlainYaml and readPlainJson read,
+ * and what go-yaml.ts makes of a document the yaml library read. `tagged` is the value the library
+ * gives a tagged collection (`!!set`, `!!omap`, a custom tag) in place of its plain reading.
+ */
 export type PlainNode =
-  | { readonly kind: 'scalar'; readonly value: unknown; /** The plain text as written (for numbers in messages); quoted: undefined. */ readonly raw: string | undefined; readonly pos: PlainPosition }
-  | { readonly kind: 'list'; readonly items: readonly PlainNode[]; readonly pos: PlainPosition }
-  | { readonly kind: 'map'; readonly pairs: readonly PlainPair[]; readonly pos: PlainPosition };
+  | { readonly kind: 'scalar'; readonly value: unknown; /** The plain text as written (for numbers in messages); quoted: undefined. */ readonly raw: string | undefined; readonly pos: Position }
+  | { readonly kind: 'list'; readonly items: readonly PlainNode[]; readonly pos: Position; readonly tagged?: unknown }
+  | { readonly kind: 'map'; readonly pairs: readonly PlainPair[]; readonly pos: Position; readonly tagged?: unknown };
 
 /** One key of a mapping and its value. */
 export interface PlainPair {
   readonly key: string;
-  readonly keyPos: PlainPosition;
+  readonly keyPos: Position;
   readonly value: PlainNode;
 }
 
@@ -34,8 +33,8 @@ const KEY = /^([A-Za-z][A-Za-z0-9]*):(?= |$)/;
 /** Characters of a plain scalar this reader types without doubt (no space, comma, bracket, `#`, quote). */
 const PLAIN = /[0-9A-Za-z.:/+][0-9A-Za-z.:/+_\-µμ]*/y;
 
-/** A quoted scalar on one line with nothing to unescape. */
-const DOUBLE_QUOTED = /"([\x20\x21\x23-\x5b\x5d-\x7eµμ]*)"/y;
+/** A quoted scalar on one line with nothing to unescape (a JSON string too: plain-json.ts). */
+export const DOUBLE_QUOTED = /"([\x20\x21\x23-\x5b\x5d-\x7eµμ]*)"/y;
 const SINGLE_QUOTED = /'([\x20-\x26\x28-\x7eµμ]*)'/y;
 
 /** Thrown (and caught in readPlainYaml) when the text leaves the subset. */
@@ -159,17 +158,11 @@ function indentOf(line: Line): number {
   return i;
 }
 
+/** The top level: a mapping at column 0, read as a snat item's; a line it does not take (a `-`) leaves the subset. */
 function readDocument(lines: readonly Line[]): PlainPair[] {
-  let i = 0;
-  const pairs: PlainPair[] = [];
-  while (i < lines.length) {
-    const line = lines[i]!;
-    if (indentOf(line) !== 0) notPlain();
-    const next = readMapEntry(lines, i, 0, 0);
-    pairs.push(next.pair);
-    i = next.next;
-  }
-  return pairs;
+  if (lines.length === 0) return [];
+  const { pairs, next } = readItemMap(lines, 0, 0);
+  return next < lines.length ? notPlain() : pairs;
 }
 
 /** A `key: value` (or `key:` and a block list below) whose key starts at `column` (0-based) of line `i`; a block list below must sit at `parentIndent` or deeper. */
@@ -198,7 +191,7 @@ function readMapEntry(lines: readonly Line[], i: number, column: number, parentI
 }
 
 /** A list whose `-` sit at `indent`, starting at line `i`; it belongs to a key at `keyColumn`. */
-function readBlockList(lines: readonly Line[], i: number, indent: number, keyColumn: number, key: string, keyPos: PlainPosition): { pair: PlainPair; next: number } {
+function readBlockList(lines: readonly Line[], i: number, indent: number, keyColumn: number, key: string, keyPos: Position): { pair: PlainPair; next: number } {
   // A list at the key's own column is allowed only for a key at column 0 (top level) or a map in a list.
   if (indent < keyColumn) notPlain();
   const items: PlainNode[] = [];
@@ -221,7 +214,7 @@ function readBlockList(lines: readonly Line[], i: number, indent: number, keyCol
     if (c === undefined || c === '#') notPlain();
     if (/^[A-Za-z]/.test(c!) && KEY.test(line.text.slice(valueColumn))) {
       const map = readItemMap(lines, i, valueColumn);
-      items.push(map.node);
+      items.push({ kind: 'map', pairs: map.pairs, pos: map.pos });
       i = map.next;
       continue;
     }
@@ -235,9 +228,10 @@ function readBlockList(lines: readonly Line[], i: number, indent: number, keyCol
   return { pair: { key, keyPos, value: { kind: 'list', items, pos } }, next: i };
 }
 
-/** A block mapping inside a list item (`- cidrs: [...]` then `  toSource: ...`), keys at `column`. */
-function readItemMap(lines: readonly Line[], i: number, column: number): { node: PlainNode; next: number } {
+/** A block mapping whose keys sit at `column`: the top level, or a list item's (`- cidrs: [...]`, `  toSource: ...`). */
+function readItemMap(lines: readonly Line[], i: number, column: number): { pairs: PlainPair[]; pos: Position; next: number } {
   const pairs: PlainPair[] = [];
+  const keys = new Set<string>();
   const pos = { line: lines[i]!.number, column: column + 1 };
   let first = true;
   while (i < lines.length) {
@@ -252,11 +246,12 @@ function readItemMap(lines: readonly Line[], i: number, column: number): { node:
     first = false;
     const entry = readMapEntry(lines, i, column, column);
     // A repeated key is the library's error to report.
-    if (pairs.some((p) => p.key === entry.pair.key)) notPlain();
+    if (keys.has(entry.pair.key)) notPlain();
+    keys.add(entry.pair.key);
     pairs.push(entry.pair);
     i = entry.next;
   }
-  return { node: { kind: 'map', pairs, pos }, next: i };
+  return { pairs, pos, next: i };
 }
 
 /** A scalar or a one-line flow list starting at `column` of the line; `end` is the column after it. */
@@ -312,9 +307,9 @@ export function plainValue(node: PlainNode): unknown {
     case 'scalar':
       return node.value;
     case 'list':
-      return node.items.map(plainValue);
+      return 'tagged' in node ? node.tagged : node.items.map(plainValue);
     case 'map':
-      return Object.fromEntries(node.pairs.map((p) => [p.key, plainValue(p.value)]));
+      return 'tagged' in node ? node.tagged : Object.fromEntries(node.pairs.map((p) => [p.key, plainValue(p.value)]));
   }
 }
 

@@ -5,7 +5,8 @@ import { ConfigError } from '../../src/errors.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { MAX_CONFIG_NODES } from '../../src/limits.js';
 import { extractManifestConfigs } from '../../src/config/manifest.js';
-import { MAX_ALIAS_EXPANSION, MAX_CONFIG_MAP_KEYS, MAX_CONFIG_NESTING, parseBoundedDocument } from '../../src/config/guard.js';
+import { MAX_ALIAS_EXPANSION, MAX_CONFIG_NESTING, parseBoundedDocument } from '../../src/config/guard.js';
+import { MAX_CONFIG_MAP_KEYS } from '../../src/limits.js';
 
 const OPTS = { enableIPv6: false, nomasqAllReservedRanges: false };
 

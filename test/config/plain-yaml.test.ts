@@ -1,6 +1,6 @@
 // The fast reader of the plain config subset must read every text exactly as the yaml library
-// does (values, positions, and every message, which come from the library whenever anything is
-// wrong), and must actually take the common forms, or it saves nothing.
+// does (values, positions, and every message, mistakes included: it reports them itself), and
+// must actually take the common forms, or it saves nothing.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -8,6 +8,7 @@ import { parseConfigFragment, parseFragmentWithYaml } from '../../src/config/par
 import { parseDocument } from 'yaml';
 import { readPlainYaml, typePlainScalar } from '../../src/config/plain-yaml.js';
 import { readPlainJson } from '../../src/config/plain-json.js';
+import { readPlainFragment } from '../../src/config/fragment.js';
 import { goYamlTags } from '../../src/config/go-yaml.js';
 import type { ConfigOptions } from '../../src/config/config.js';
 
@@ -313,6 +314,13 @@ describe('the plain-subset reader', () => {
       '',
     ];
     for (const text of forms) assert.notEqual(readPlainYaml(text), undefined, JSON.stringify(text));
+  });
+
+  it('reports the mistakes of a plain config itself (no second reading), exactly as the library reading does', () => {
+    const text = 'nonMasqueradeCIDRs:\n  - 10.0.0.1/8\n  - 10.0.0.0/8\nmasqLinkLocal: maybe\nnonMasqCIDRs: []\n';
+    const plain = readPlainFragment(text, '/cfg', V4);
+    assert.equal(plain?.issues.length, 3, plain?.issues.map((i) => i.message).join('\n'));
+    assert.deepStrictEqual(plain, parseFragmentWithYaml(text, '/cfg', V4));
   });
 
   it('leaves to the library what it cannot read for sure', () => {

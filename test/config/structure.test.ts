@@ -1,38 +1,83 @@
-// structure.ts checks each key's value by hand so the agent need not load zod; keys.ts still
-// describes the same structure as a zod schema for the JSON Schema export. Here both judge the
-// same values, hand-picked and random, and must report the same issues: path, code, input and
-// the message parse builds from them (schemaMessage), in the same order.
+// structure.ts checks each key's value by hand, straight into messages, so the agent need not load
+// zod; keys.ts still describes the same structure as a zod schema for the JSON Schema export. Here
+// both judge the same values, hand-picked and random, and must report the same faults: path and
+// message (zod's issues put in words as parse has always worded them, below), in the same order.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import fc from 'fast-check';
-import { CONFIG_KEYS, KEYS, type ConfigKey } from '../../src/config/keys.js';
-import { schemaMessage } from '../../src/config/fragment.js';
+import { cutExcerpt } from '../../src/excerpt.js';
+import { parseGoDuration } from '../../src/config/duration.js';
+import { CONFIG_KEYS, KEYS, isCidrListKey, type ConfigKey } from '../../src/config/keys.js';
 import { configSchema } from '../../src/config/schema.js';
-import { checkStructure } from '../../src/config/structure.js';
+import { describeValue, structureFaults } from '../../src/config/structure.js';
 
 type Path = (string | number)[];
 interface Seen {
   readonly path: Path;
-  readonly code: string;
-  readonly input: unknown;
   readonly message: string;
 }
 
-function byZod(key: ConfigKey, value: unknown): Seen[] {
+/** The message for one zod issue: what was expected, what was found, and what to do. */
+function zodIssueMessage(key: ConfigKey, rest: Path, code: string, input: unknown, fallback: string): string {
+  const inList = (isCidrListKey(key) && rest.length > 0) || (key === 'snat' && rest.length === 3 && rest[1] === 'cidrs');
+  const snatItem = key === 'snat' && rest.length === 1;
+  const snatField = key === 'snat' && rest.length === 2 ? rest[1] : undefined;
+  if (input === null || input === undefined) {
+    if (inList) return 'empty list item (null): remove the "-" that has nothing after it, or write a CIDR there';
+    if (snatItem) return 'empty snat item (null): write {cidrs: [CIDR, ...], toSource: IP} there, or remove the "-"';
+    if (snatField !== undefined) return `snat item has no ${String(snatField)}: every item needs cidrs (a list of CIDRs) and toSource (an IP address)`;
+    if (key === 'nonMasqueradeCIDRs') {
+      return 'nonMasqueradeCIDRs has no value (null): write [] to masquerade everything except link-local, or remove the key for the defaults';
+    }
+    return `${key} has no value (null): give ${KEYS[key].expected}, or remove the key for the default (${KEYS[key].defaultText})`;
+  }
+  if (code === 'unrecognized_keys' && key === 'snat') return `${cutExcerpt(fallback)}: a snat item has only cidrs and toSource`;
+  const expected = inList
+    ? 'a CIDR string such as "10.0.0.0/8"'
+    : snatItem
+      ? 'a mapping {cidrs: [CIDR, ...], toSource: IP}'
+      : snatField === 'cidrs'
+        ? 'a list of CIDR strings'
+        : snatField === 'toSource'
+          ? 'an IP address string such as "198.51.100.9"'
+          : KEYS[key].expected;
+  if (code === 'invalid_type') {
+    let hint = '';
+    if (key === 'resyncInterval' && typeof input === 'number') {
+      let example = `${String(input)}s`;
+      try {
+        parseGoDuration(example);
+      } catch {
+        example = '60s';
+      }
+      hint = ` (a bare number has no unit; write it quoted with a unit, e.g. resyncInterval: "${example}"${input < 1 ? '; an interval below 1s runs at 1s' : ''})`;
+    }
+    return `expected ${expected}, got ${describeValue(input)}${hint}`;
+  }
+  if (code === 'too_big' && key === 'cidrLimit') return `expected ${expected} of at most ${Number.MAX_SAFE_INTEGER}, got ${describeValue(input)}`;
+  if (code === 'too_small' || code === 'too_big') return `expected ${expected}, got ${describeValue(input)}`;
+  return cutExcerpt(fallback);
+}
+
+/** zod's issues in words; a malformed duration is the Go parser's to explain, and two faults that read the same are said once. */
+function byZod(key: ConfigKey, value: unknown, codes?: Set<string>): Seen[] {
   const result = configSchema.shape[key].safeParse(value, { reportInput: true });
   if (result.success) return [];
-  return result.error.issues.map((i) => {
+  const seen = new Set<string>();
+  return result.error.issues.flatMap((i) => {
+    codes?.add(i.code);
     const path = i.path as Path;
-    return { path, code: i.code, input: i.input, message: schemaMessage(key, path, i.code, i.input, i.message) };
+    const message = zodIssueMessage(key, path, i.code, i.input, i.message);
+    const id = `${JSON.stringify(path)}\n${message}`;
+    if ((key === 'resyncInterval' && i.code === 'invalid_format') || seen.has(id)) return [];
+    seen.add(id);
+    return [{ path, message }];
   });
 }
 
 function byHand(key: ConfigKey, value: unknown): Seen[] {
-  return checkStructure(KEYS[key].shape, value).map((i) => {
-    const path = [...i.path];
-    return { path, code: i.code, input: i.input, message: schemaMessage(key, path, i.code, i.input, i.message) };
-  });
+  return structureFaults(key, value).map((f) => ({ path: [...f.rest], message: f.message }));
 }
 
 /** An object with exactly the own keys of a JSON text (a literal `__proto__:` would set the prototype instead). */
@@ -147,13 +192,14 @@ describe('the hand structure check reports what zod reports', () => {
     });
   }
   it('the hand-picked values reach every issue code', () => {
-    const codes = new Set(CONFIG_KEYS.flatMap((key) => COMMON.flatMap((v) => byZod(key, v).map((i) => i.code))));
+    const codes = new Set<string>();
+    for (const key of CONFIG_KEYS) for (const v of COMMON) byZod(key, v, codes);
     assert.deepEqual([...codes].sort(), ['invalid_format', 'invalid_type', 'too_big', 'too_small', 'unrecognized_keys']);
   });
   it('the hand-picked values hold issues nested in snat items and repeated faults of one value', () => {
     const snat = COMMON.flatMap((v) => byZod('snat', v));
     assert.ok(snat.some((i) => i.path.length === 3 && i.path[1] === 'cidrs'));
-    assert.ok(snat.some((i) => i.code === 'unrecognized_keys' && i.message.includes('"__proto__"')));
-    assert.ok(COMMON.some((v) => byZod('cidrLimit', v).length === 2));
+    assert.ok(snat.some((i) => i.message.includes('"__proto__"') && i.message.endsWith('a snat item has only cidrs and toSource')));
+    assert.ok(COMMON.some((v) => (configSchema.shape.cidrLimit.safeParse(v).error?.issues.length ?? 0) === 2));
   });
 });
