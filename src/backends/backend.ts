@@ -118,3 +118,17 @@ export async function applyPolicy<O extends Observed, P extends Plan>(backend: B
 export function sameState(a: OwnedState | undefined, b: OwnedState): boolean {
   return a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
 }
+
+/**
+ * `render` memoized per policy object. The agent builds a policy once per config and plans every
+ * resync against it, so what a quiet resync compares is rendered once per config, not at every
+ * resync (about 7 ms of CPU at 10,000 CIDRs on iptables; bench/resync.bench.ts). Policies are
+ * never changed once built, and the cache goes with them.
+ */
+export function memoByPolicy<T>(render: (policy: FamilyPolicy) => T): (policy: FamilyPolicy) => T {
+  const cache = new WeakMap<FamilyPolicy, T>();
+  return (policy) => {
+    if (!cache.has(policy)) cache.set(policy, render(policy));
+    return cache.get(policy)!;
+  };
+}

@@ -7,7 +7,7 @@
 // and duplicate replaced by ours), our renamed chain taken back. apply runs it: a `-C` probe first
 // where a jump is added, a listing after it wherever POSTROUTING changed, so a repair that does
 // not take fails the sync instead of being repeated at every one.
-import type { Backend, BackendFacts, OwnedState, ReadOptions, RenderedPayload } from '../backend.js';
+import { memoByPolicy, type Backend, type BackendFacts, type OwnedState, type ReadOptions, type RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
 import { isChainIncompatible, isChainMissing } from '../../exec/runner.js';
@@ -143,12 +143,13 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
     chain,
     randomFully: policy.randomFully && opts.randomFullySupported,
   });
+  const wanted = memoByPolicy((policy) => renderSaveLines(policy, renderOptions(policy)));
 
   const backend: Backend<IptablesObserved, IptablesPlan> = {
     name,
 
     expected(policy: FamilyPolicy): OwnedState {
-      return renderSaveLines(policy, renderOptions(policy));
+      return wanted(policy);
     },
 
     render(policy: FamilyPolicy): RenderedPayload {
@@ -180,7 +181,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
 
     read: (family, options) => readFamily(cmd, chain, family, options),
 
-    plan: (observed, policy) => planIptables(observed, policy, renderOptions(policy)),
+    plan: (observed, policy) => planIptables(observed, policy, renderOptions(policy), wanted(policy)),
 
     async apply(plan: IptablesPlan): Promise<void> {
       if (!plan.upToDate) await applyPlan(cmd, plan);

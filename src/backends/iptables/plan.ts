@@ -113,13 +113,13 @@ export function planPostrouting(postrouting: readonly string[], renamed: readonl
 }
 
 /** What it takes to turn what read() saw into `policy`; pure. */
-export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, opts: RenderOptions): IptablesPlan {
+export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, opts: RenderOptions, want: OwnedState = renderSaveLines(policy, opts)): IptablesPlan {
   const { chain } = opts;
   const first = exemptionIsFinal(policy);
   // Where our jump will be: first, or where the first jump to our chain is (else at the end).
   const shadowing = first ? [] : findShadowingRules(observed.postrouting, chain, observed.followed).map((rule) => ({ rule, owner: shadowOwner(rule) }));
   const family: Family = policy.family;
-  if (sameState(observed.owned, renderSaveLines(policy, opts))) {
+  if (sameState(observed.owned, want)) {
     return { family, upToDate: true, shadowing, chain, payload: '', fallback: undefined, probeJump: false, verify: undefined, failure: undefined, repairs: [] };
   }
   const p = planPostrouting(observed.postrouting, observed.renamed, chain, first);

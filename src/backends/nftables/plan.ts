@@ -6,10 +6,10 @@
 import { sameState, type Observed, type Plan } from '../backend.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
-import { add, canonicalLines, deleteByName, formatNftScript, type NftOp } from './model.js';
+import { add, deleteByName, formatNftScript, type NftOp } from './model.js';
 import { NFT_NAMES, NFT_TABLE_REF, isAgentObject } from './names.js';
 import type { NftForeignObject, NftTableListing } from './parse.js';
-import { nftChainPriority, nftFamilyObjects, nftFamilyRemoval, renderNftScript } from './render.js';
+import { expectedNftLines, nftChainPriority, nftFamilyObjects, nftFamilyRemoval, renderNftScript } from './render.js';
 import { describeNftTranslator, type NftTranslator } from './shadow.js';
 
 /** What the nftables backend's read() saw. */
@@ -83,8 +83,8 @@ export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPl
   const family = policy.family;
   const priority = nftChainPriority(policy);
   const shadowing = observed.translators.filter((t) => t.priority <= priority).map(describeNftTranslator);
+  if (sameState(observed.owned, expectedNftLines(policy))) return { family, upToDate: true, shadowing, wake: false, ops: [] };
   const want = nftFamilyObjects(policy);
-  if (sameState(observed.owned, canonicalLines(want))) return { family, upToDate: true, shadowing, wake: false, ops: [] };
   const table = observed.table;
   if (table?.unseen) return { family, upToDate: false, shadowing, wake: true, ops: [], replanAfterWake: policy };
   const ours = nftFamilyRemoval(family, table?.names);

@@ -11,6 +11,7 @@ import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { Action, FamilyPolicy, PortRange } from '../../policy/types.js';
 import { add, canonicalLines, deleteByName, formatNftScript, type NftObject, type NftOp } from './model.js';
+import { memoByPolicy } from '../backend.js';
 import { FIRST_PRIORITY, NFT_NAMES, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from './names.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy/build.js';
 import { flattenPrefixes, intervalText, unionOfCidrs, type Interval } from '../../net/intervals.js';
@@ -206,6 +207,4 @@ export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRend
 }
 
 /** What read(family) returns after the policy was applied: canonical lines (see model.ts). */
-export function expectedNftLines(policy: FamilyPolicy): string[] {
-  return canonicalLines(nftFamilyObjects(policy));
-}
+export const expectedNftLines = memoByPolicy((policy): readonly string[] => canonicalLines(nftFamilyObjects(policy)));
