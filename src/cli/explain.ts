@@ -5,7 +5,7 @@ import type { BackendFacts } from '../backends/backend.js';
 import { readDecisionCounts } from '../backends/decision-counts.js';
 import { createRenderOnlyBackend, openBackendReadOnly, type SelectOptions } from '../backends/select.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
-import { UsageError } from '../errors.js';
+import { UsageError, type ConfigIssue } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
@@ -55,14 +55,7 @@ export interface Explanation {
   /** masquerade | non-masquerade-cidr | masquerade-cidr | snat | link-local | local | source-out-of-scope | family-disabled */
   readonly reason: string;
   /** The entry that decided (the longest matching prefix), with its list. */
-  readonly match?: {
-    readonly list: string;
-    readonly cidr: string;
-    readonly source: string;
-    readonly path: string;
-    readonly line?: number;
-    readonly column?: number;
-  };
+  readonly match?: { readonly list: string; readonly cidr: string } & Pick<ConfigIssue, 'source' | 'path' | 'line' | 'column'>;
   readonly randomFully?: boolean;
   readonly toPorts?: readonly string[];
   /** With --counts: the connections the deciding rule counted since the rules were last written. */

@@ -4,8 +4,8 @@
 import type { RenderedPayload } from '../backends/backend.js';
 import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.js';
 import { formatIssue } from '../errors.js';
-import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
+import { FAMILY_NAME } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, silentLog, writeJson } from './command.js';
 
@@ -24,8 +24,6 @@ Exit status: 0 printed, 1 invalid config, 2 usage error.`,
     'ip-masq-agent render --config ./ip-masq-agent.yaml > ipv4.rules && iptables-restore --test --noflush < ipv4.rules',
   ],
 };
-
-const FAMILY_NAME: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 /** Text output: each family's payload under a comment header; the jump as a comment after it. */
 export function formatRenderedText(families: readonly RenderedPayload[]): string {

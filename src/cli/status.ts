@@ -10,7 +10,7 @@ import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
 import type { DecisionCount, FamilyPolicy } from '../policy/types.js';
-import { formatCountLines } from './counts-text.js';
+import { FAMILY_NAME, formatCountLines } from './counts-text.js';
 import { defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, silentLog, writeJson, type CommandDeps, type CommandIo } from './command.js';
 
@@ -76,7 +76,7 @@ export function compareFamily(family: Family, expected: OwnedState, actual: Owne
 
 /** Text report of one family: a summary line, then `- missing` and `+ unexpected` lines. */
 export function formatComparison(c: FamilyComparison): string {
-  const name = c.family === 'ipv4' ? 'IPv4' : 'IPv6';
+  const name = FAMILY_NAME[c.family];
   const shadowing = (c.shadowing ?? []).map((s) => `  ! translates before ours (${s.owner}): ${s.rule}`);
   if (c.state === 'in-sync') return `${[`${name}: in sync (${c.expected.length} lines)`, ...shadowing].join('\n')}\n`;
   const head =

@@ -21,8 +21,6 @@ export interface RunOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Fail (and kill the command) once it prints more than this on stdout. Default STDOUT_MAX_BYTES. */
   readonly maxStdoutBytes?: number;
-  /** Keep at most this much of stderr (the head); the rest is counted, not kept. Default STDERR_KEEP_BYTES. */
-  readonly maxStderrBytes?: number;
 }
 
 /** Runs an argv. The only way the project starts processes; an argv is never parsed by a shell. */
@@ -173,16 +171,8 @@ function spawnFailure(argv: readonly string[], e: unknown): CommandError {
   const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
   const text = e instanceof Error ? e.message : String(e);
   if (code === 'ENOENT') return new CommandError(argv, null, '', 'not-installed', failureMessage(argv, `${file} is not installed (not found in PATH)`));
-  if (RESOURCE_CODES.has(code)) {
-    return new CommandError(
-      argv,
-      null,
-      '',
-      'resource',
-      failureMessage(argv, `cannot start ${file}: ${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ${cutExcerpt(text)}`),
-    );
-  }
-  return new CommandError(argv, null, '', 'other', failureMessage(argv, `cannot start ${file}: ${cutExcerpt(text)}`));
+  const resource = RESOURCE_CODES.has(code) ? `${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ` : '';
+  return new CommandError(argv, null, '', resource ? 'resource' : 'other', failureMessage(argv, `cannot start ${file}: ${resource}${cutExcerpt(text)}`));
 }
 
 /** Keeps the first `limit` bytes of a stream and counts the rest. */
@@ -273,7 +263,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       const ok = options.okExitCodes ?? [0];
       const maxStdout = options.maxStdoutBytes ?? STDOUT_MAX_BYTES;
       const out = new Capture(maxStdout);
-      const err = new Capture(options.maxStderrBytes ?? STDERR_KEEP_BYTES);
+      const err = new Capture(STDERR_KEEP_BYTES);
       let child: ChildProcess;
       let settled = false;
       let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;

@@ -36,7 +36,8 @@ export class CidrError extends Error {
   }
 }
 
-const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+/** Address width of each family, in bits. */
+export const BITS: Readonly<Record<Family, number>> = { ipv4: 32, ipv6: 128 };
 
 // Go's net package gives up on decimal and hex fields at this value (dtoi/xtoi "big").
 const GO_BIG = 0xffffff;
