@@ -83,7 +83,8 @@ export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry
 
 /** The union of blocks as disjoint, non-adjacent intervals in address order. */
 export function unionOfCidrs(family: Family, cidrs: readonly Cidr[]): Interval<true>[] {
-  const parts = flattenPrefixes<boolean>(family, cidrs.map((cidr) => ({ cidr, value: true })), false, Object.is);
+  const entries = cidrs.map((cidr) => ({ cidr, value: true }));
+  const parts = flattenPrefixes<boolean>(family, entries, false, Object.is);
   return parts.filter((p): p is Interval<true> => p.value);
 }
 
