@@ -5,7 +5,7 @@ import type { BackendFacts } from '../backends/backend.js';
 import { readDecisionCounts } from '../backends/decision-counts.js';
 import { createRenderOnlyBackend, openBackendReadOnly, type SelectOptions } from '../backends/select.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
-import { UsageError, type ConfigIssue } from '../errors.js';
+import { UsageError, errorMessage, type ConfigIssue } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
@@ -197,7 +197,7 @@ export const runExplain = defineCommand<ExplainDeps>({
       try {
         answers = await withConnections(answers, policy, deps, opts);
       } catch (e) {
-        io.stderr(`ip-masq-agent explain: cannot read the rules' counters: ${e instanceof Error ? e.message : String(e)}\n`);
+        io.stderr(`ip-masq-agent explain: cannot read the rules' counters: ${errorMessage(e)}\n`);
         return EXIT.cannotCheck;
       }
     }

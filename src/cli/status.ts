@@ -5,7 +5,7 @@ import type { OwnedState } from '../backends/backend.js';
 import { readDecisionCounts } from '../backends/decision-counts.js';
 import { openBackendReadOnly, type OpenedBackend, type SelectOptions } from '../backends/select.js';
 import type { ShadowingRule } from '../backends/shadow-owner.js';
-import { CommandError } from '../errors.js';
+import { CommandError, errorMessage } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
@@ -90,13 +90,12 @@ export function formatComparison(c: FamilyComparison): string {
 }
 
 function cannotCheck(io: CommandIo, what: string, e: unknown): number {
-  const message = e instanceof Error ? e.message : String(e);
   const hint = mentionsPermission(e)
     ? " (run it as root, or in the agent's pod, which has NET_ADMIN)"
     : e instanceof CommandError && e.failure === 'not-installed'
       ? ' (the tool is not installed here; run status where the agent runs, or pick --backend / --iptables-mode)'
       : '';
-  io.stderr(`ip-masq-agent status: cannot ${what}: ${message}${hint}\n`);
+  io.stderr(`ip-masq-agent status: cannot ${what}: ${errorMessage(e)}${hint}\n`);
   return EXIT.cannotCheck;
 }
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { CommandError, type CommandFailure } from '../errors.js';
+import { CommandError, errorMessage, type CommandFailure } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
 
 /** What a finished command printed and how it exited. */
@@ -138,7 +138,7 @@ export const saidByIptables = (stderr: string): string => quoteStderr(stderr, /^
 
 /** Whether an error's message or stderr speaks of missing privileges (more loosely than 'permission-denied'). */
 export function mentionsPermission(e: unknown): boolean {
-  const message = e instanceof Error ? e.message : String(e);
+  const message = errorMessage(e);
   const stderr = e instanceof CommandError ? e.stderr : '';
   return /Permission denied|Operation not permitted|must be root/i.test(`${message}\n${stderr}`);
 }
@@ -169,7 +169,7 @@ function quoteStderr(stderr: string, omit?: RegExp): string {
 function spawnFailure(argv: readonly string[], e: unknown): CommandError {
   const file = argv[0] ?? '';
   const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
-  const text = e instanceof Error ? e.message : String(e);
+  const text = errorMessage(e);
   if (code === 'ENOENT') return new CommandError(argv, null, '', 'not-installed', failureMessage(argv, `${file} is not installed (not found in PATH)`));
   const resource = RESOURCE_CODES.has(code) ? `${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ` : '';
   return new CommandError(argv, null, '', resource ? 'resource' : 'other', failureMessage(argv, `cannot start ${file}: ${resource}${cutExcerpt(text)}`));
