@@ -27,13 +27,9 @@ export interface DecisionCount extends CountedDecision {
 }
 
 /** One masquerade or SNAT destination entry (the exempt ones stay in `exempt`), traced to its origin. */
-export interface ActionRange {
-  readonly cidr: Cidr;
-  readonly text: string;
+export interface ActionRange extends SourceRange {
   readonly action: Extract<Action, { kind: 'masquerade' | 'snat' }>;
   readonly list: 'masqueradeCIDRs' | 'snat';
-  readonly source: string;
-  readonly path: string;
 }
 
 /** One source range of masqueradeSourceCIDRs. */
