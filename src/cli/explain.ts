@@ -9,7 +9,7 @@ import { UsageError, errorMessage, type ConfigIssue } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
-import { EXIT, silentLog, writeJson, type CommandDeps } from './command.js';
+import { EXIT, writeJson, type CommandDeps } from './command.js';
 import { countOfDecision } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
 import type { FlagSpec } from './flags.js';
@@ -156,9 +156,9 @@ export interface ExplainDeps extends CommandDeps {
 const COUNTED_REASONS = new Set(['masquerade', 'masquerade-cidr', 'snat', 'non-masquerade-cidr', 'link-local']);
 
 /** The connections the deciding rule counted, read from the backend the agent would use. */
-async function withConnections(answers: Explanation[], policy: Policy, deps: ExplainDeps, opts: Pick<SelectOptions, 'backend' | 'iptablesMode' | 'chain'>): Promise<Explanation[]> {
-  const opened = await (deps.openBackend ?? openBackendReadOnly)({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog });
-  const counts: readonly DecisionCount[] = (await readDecisionCounts(deps.runner, policy.families, { backend: opened.backend.name, chain: opts.chain })) ?? [];
+async function withConnections(answers: Explanation[], policy: Policy, deps: ExplainDeps, select: SelectOptions): Promise<Explanation[]> {
+  const opened = await (deps.openBackend ?? openBackendReadOnly)(select);
+  const counts: readonly DecisionCount[] = (await readDecisionCounts(deps.runner, policy.families, { backend: opened.backend.name, chain: select.chain })) ?? [];
   return answers.map((a) => {
     const c = COUNTED_REASONS.has(a.reason) ? countOfDecision(counts, a.family, a.match && { list: a.match.list, text: a.match.cidr }) : undefined;
     return c === undefined ? a : { ...a, connections: c.packets };
@@ -179,7 +179,7 @@ export const runExplain = defineCommand<ExplainDeps>({
   ownFlags: [LOCAL_FLAG, SOURCE_FLAG, COUNTS_FLAG],
   takesArguments: true,
   invalidConfig: KEEPS_LAST_GOOD_RULES,
-  run: async ({ flags, opts, output, io, deps, loadConfig }) => {
+  run: async ({ flags, opts, output, io, deps, select, loadConfig }) => {
     if (flags.positional.length === 0) throw new UsageError('give at least one destination IP address, e.g. explain 203.0.113.7');
     const destinations = flags.positional.map((text) => ({ text, ip: parseAddress(text, 'destination') }));
     const localText = flags.values.get('local') ?? '';
@@ -195,7 +195,7 @@ export const runExplain = defineCommand<ExplainDeps>({
     let answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal, source), cfg, dialect));
     if (flags.values.get('counts') === 'true') {
       try {
-        answers = await withConnections(answers, policy, deps, opts);
+        answers = await withConnections(answers, policy, deps, select);
       } catch (e) {
         io.stderr(`ip-masq-agent explain: cannot read the rules' counters: ${errorMessage(e)}\n`);
         return EXIT.cannotCheck;

@@ -7,7 +7,7 @@ import { formatIssue } from '../errors.js';
 import { buildPolicy } from '../policy/build.js';
 import { FAMILY_NAME } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, type CommandHelp } from './command-shape.js';
-import { EXIT, silentLog, writeJson } from './command.js';
+import { EXIT, writeJson } from './command.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent render [--backend=iptables|nftables] [flags] [--config PATH]',
@@ -48,14 +48,14 @@ export const runRender = defineCommand({
   help: HELP,
   agentFlags: ['backend', 'config', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
   invalidConfig: KEEPS_LAST_GOOD_RULES,
-  run: async ({ opts, output, io, deps, loadConfig }) => {
+  run: async ({ opts, output, io, select, loadConfig }) => {
     const cfg = await loadConfig();
     for (const w of cfg.warnings) io.stderr(`warning: ${formatIssue(w)}\n`);
     if (cfg.usingDefaults) io.stderr(`note: no config sets any key at ${cfg.path}; rendering the agent's defaults\n`);
 
     let kind: 'iptables' | 'nftables';
     if (opts.backend === 'auto') {
-      const chosen = await chooseBackendKind({ backend: 'auto', iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog });
+      const chosen = await chooseBackendKind({ ...select, backend: 'auto' });
       kind = chosen.kind;
       io.stderr(`note: --backend=auto chose ${kind} on this host: ${chosen.reason}\n`);
     } else {

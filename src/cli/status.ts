@@ -12,7 +12,7 @@ import { buildPolicy } from '../policy/build.js';
 import type { DecisionCount, FamilyPolicy } from '../policy/types.js';
 import { FAMILY_NAME, formatCountLines } from './counts-text.js';
 import { defineCommand, type CommandHelp } from './command-shape.js';
-import { EXIT, silentLog, writeJson, type CommandDeps, type CommandIo } from './command.js';
+import { EXIT, writeJson, type CommandDeps, type CommandIo } from './command.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent status [flags] [--config PATH]',
@@ -105,18 +105,12 @@ export const runStatus = defineCommand<StatusDeps>({
   help: HELP,
   agentFlags: ['config', 'backend', 'iptables-mode', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
   invalidConfig: { message: 'cannot tell which rules are wanted: the config is invalid (the agent keeps its last good rules)', exit: EXIT.cannotCheck },
-  run: async ({ opts, output, io, deps, loadConfig }) => {
+  run: async ({ opts, output, io, deps, select, loadConfig }) => {
     const cfg = await loadConfig();
     const policy = buildPolicy(cfg.config, opts.policy);
     let opened: OpenedBackend;
     try {
-      opened = await (deps.openBackend ?? openBackendReadOnly)({
-        backend: opts.backend,
-        iptablesMode: opts.iptablesMode,
-        chain: opts.chain,
-        runner: deps.runner,
-        log: silentLog,
-      });
+      opened = await (deps.openBackend ?? openBackendReadOnly)(select);
     } catch (e) {
       return cannotCheck(io, 'pick the backend', e);
     }
