@@ -83,12 +83,6 @@ function goParseIpv4Number(text: string): number | undefined {
   return i === text.length ? value : undefined;
 }
 
-/** Go 1.19 net.parseIPv4: exactly four decimal fields 0-255, no leading zeros. */
-function goParseIpv4(text: string): bigint | undefined {
-  const n = goParseIpv4Number(text);
-  return n === undefined ? undefined : BigInt(n);
-}
-
 /** Go 1.19 net.parseIPv6 (no zones), returning the 128-bit value. */
 function goParseIpv6(text: string): bigint | undefined {
   const bytes = new Array<number>(16).fill(0);
@@ -107,12 +101,9 @@ function goParseIpv6(text: string): bigint | undefined {
       // A trailing dotted IPv4 part fills the last 4 bytes.
       if (ellipsis < 0 && i !== 12) return undefined;
       if (i + 4 > 16) return undefined;
-      const v4 = goParseIpv4(s);
+      const v4 = goParseIpv4Number(s);
       if (v4 === undefined) return undefined;
-      bytes[i] = Number((v4 >> 24n) & 0xffn);
-      bytes[i + 1] = Number((v4 >> 16n) & 0xffn);
-      bytes[i + 2] = Number((v4 >> 8n) & 0xffn);
-      bytes[i + 3] = Number(v4 & 0xffn);
+      bytes.splice(i, 4, v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
       s = '';
       i += 4;
       break;
@@ -146,8 +137,8 @@ function goParseIpv6(text: string): bigint | undefined {
 
 /** Parses an address the way Go 1.19 does: IPv4 first, then IPv6. */
 function goParseAddress(text: string): IpAddress | undefined {
-  const v4 = goParseIpv4(text);
-  if (v4 !== undefined) return { family: 'ipv4', value: v4 };
+  const v4 = goParseIpv4Number(text);
+  if (v4 !== undefined) return { family: 'ipv4', value: BigInt(v4) };
   const v6 = goParseIpv6(text);
   return v6 === undefined ? undefined : { family: 'ipv6', value: v6 };
 }
