@@ -131,9 +131,9 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
     case 'exempt': {
       const m = v.match;
       const pos = positionOf(cfg, m);
-      const match = { list: m.reason === 'link-local' ? 'link-local' : 'nonMasqueradeCIDRs', cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...pos };
+      const match = { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...pos };
       const over = overridesText(cfg, v.overrides);
-      if (m.reason === 'link-local') {
+      if (m.list === 'link-local') {
         const key = v.family === 'ipv4' ? 'masqLinkLocal' : 'masqLinkLocalIPv6';
         return keep('link-local', `link-local ${m.text} is not masqueraded while ${key} is false${over}`, match);
       }

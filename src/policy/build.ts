@@ -72,7 +72,7 @@ export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy 
 /** Why a destination is or is not masqueraded. */
 export type Verdict =
   | { readonly masquerade: false; readonly reason: 'local'; readonly family: Family }
-  | { readonly masquerade: false; readonly reason: 'exempt'; readonly family: Family; readonly match: ExemptRange; readonly overrides?: Decision }
+  | { readonly masquerade: false; readonly reason: 'exempt'; readonly family: Family; readonly match: Decision; readonly overrides?: Decision }
   | { readonly masquerade: false; readonly reason: 'family-disabled'; readonly family: Family }
   | { readonly masquerade: false; readonly reason: 'source-out-of-scope'; readonly family: Family; readonly sources: readonly SourceRange[] }
   | { readonly masquerade: true; readonly reason: 'default'; readonly family: Family; readonly randomFully: boolean; readonly toPorts: readonly PortRange[] }
@@ -80,7 +80,7 @@ export type Verdict =
       readonly masquerade: true;
       readonly reason: 'masquerade-cidr' | 'snat';
       readonly family: Family;
-      readonly match: ActionRange;
+      readonly match: Decision;
       /** The shorter matching prefix this entry wins over, if any. */
       readonly overrides?: Decision;
       readonly randomFully: boolean;
@@ -103,14 +103,9 @@ export function explainDestination(policy: Policy, ip: IpAddress, isLocal: (ip: 
   const shorter = match === undefined ? [] : table.filter((r) => r.cidr.prefix < match.cidr.prefix);
   const overrides = resolveDestination(shorter, ip).match;
   const over = overrides === undefined ? {} : { overrides };
-  if (match !== undefined && match.action.kind === 'keep') {
-    const exempt: ExemptRange = { ...entryOf(match), reason: match.list === 'link-local' ? 'link-local' : 'config' };
-    return { masquerade: false, reason: 'exempt', family: ip.family, match: exempt, ...over };
-  }
+  if (match !== undefined && match.action.kind === 'keep') return { masquerade: false, reason: 'exempt', family: ip.family, match, ...over };
   if (source !== undefined && !sourceInScope(fp, source)) return { masquerade: false, reason: 'source-out-of-scope', family: ip.family, sources: fp.sources ?? [] };
   const ports = { randomFully: fp.randomFully, toPorts: fp.toPorts };
   if (match === undefined) return { masquerade: true, reason: 'default', family: ip.family, ...ports };
-  const action = fp.actions?.find((a) => a.text === match.text && a.list === match.list);
-  if (action === undefined) throw new Error(`decision ${match.text} has no entry`);
-  return { masquerade: true, reason: action.list === 'snat' ? 'snat' : 'masquerade-cidr', family: ip.family, match: action, ...over, ...ports };
+  return { masquerade: true, reason: match.list === 'snat' ? 'snat' : 'masquerade-cidr', family: ip.family, match, ...over, ...ports };
 }
