@@ -1,17 +1,11 @@
 import type { CidrEntry, MasqConfig } from '../config/config.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, formatCidr, parseCidr, type Family, type IpAddress } from '../net/cidr.js';
-import type { ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition, SourceRange } from './types.js';
+import type { ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, SourceRange } from './types.js';
 import { decisionTable, resolveDestination, sourceInScope, type Decision } from './decide.js';
 
 /** Agent flags that shape the rules, beyond the config file. */
-export interface PolicyOptions {
+export interface PolicyOptions extends Pick<FamilyPolicy, 'randomFully' | 'toPorts' | 'postroutingPosition' | 'masqueradeBit'> {
   readonly enableIPv6: boolean;
-  readonly randomFully: boolean;
-  readonly toPorts: readonly PortRange[];
-  /** `--postrouting-position`; absent means `append`. */
-  readonly postroutingPosition?: PostroutingPosition;
-  /** `--iptables-masquerade-bit`; absent means 14. */
-  readonly masqueradeBit?: number;
 }
 
 /** kube-proxy's default `--iptables-masquerade-bit`: its mark is 0x4000/0x4000. */
