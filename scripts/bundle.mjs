@@ -37,11 +37,11 @@ await build({
   ...common,
   plugins: [yamlApart],
   entryPoints: ['src/main.ts'],
-  // Two levels under the package root, as dist/src/main.js is: version.ts reads ../../package.json.
+  // Two levels under the package root, as dist/src/main.js is: main.ts reads ../../package.json.
   outfile: 'dist/bin/ip-masq-agent.js',
   // import() of a Node module becomes a require() when it runs (import() would start the ES module loader).
   supported: { 'dynamic-import': false },
-  // import.meta.url (version.ts) as an ES module would see it: the bundle's own URL.
+  // import.meta.url (main.ts) as an ES module would see it: the bundle's own URL.
   define: { 'import.meta.url': '__importMetaUrl' },
   // "use strict" first: the TypeScript is module code, strict; a statement before esbuild's own
   // "use strict" would turn that into a no-op and the bundle into sloppy code.

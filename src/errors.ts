@@ -87,6 +87,9 @@ export class CommandError extends Error {
   }
 }
 
+/** What a thrown value says: an Error's message, or the value as text. */
+export const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
 /** Command-line usage problems (unknown flag, bad value). */
 export class UsageError extends Error {
   override readonly name = 'UsageError';

@@ -7,7 +7,6 @@ import { COMMANDS_HELP, isOperatorCommand, runOperatorCommand } from './cli/inde
 import { UsageError } from './errors.js';
 import type { ProcessRunner, Runner } from './exec/runner.js';
 import type { LineWriter, Logger } from './observe/log.js';
-import { readVersion } from './version.js';
 import type { Routes } from './server/routes.js';
 
 const USAGE = `Usage: ip-masq-agent [flags]
@@ -19,6 +18,16 @@ every config change.
 
 Flags:
 `;
+
+/** The package version, read once from package.json next to the build output. */
+function readVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 function tracingRunner(runner: Runner, log: Logger): Runner {
   return async (argv, options) => {

@@ -5,7 +5,7 @@ import type { ShadowingRule } from '../backends/shadow-owner.js';
 import type { MasqConfig } from '../config/config.js';
 import { hashConfig, loggedLists } from '../config/key-values.js';
 import type { LoadedConfig } from '../config/load.js';
-import { CommandError, ConfigError } from '../errors.js';
+import { CommandError, ConfigError, errorMessage } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
 import { MAX_ERROR_BYTES, MAX_LOGGED_CIDRS, MAX_LOGGED_ISSUES } from '../limits.js';
 import type { Family } from '../net/cidr.js';
@@ -54,8 +54,6 @@ function capped<T>(items: readonly T[], one: (item: T) => LogLine, rest: (count:
   return items.length > MAX_LOGGED_ISSUES ? [...shown, rest(items.length - MAX_LOGGED_ISSUES)] : shown;
 }
 
-const describeError = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
 /** The "config applied" line: it says "no config file" only when there is none. */
 function appliedMessage(loaded: LoadedConfig): string {
   if (!loaded.usingDefaults) return 'config applied';
@@ -87,7 +85,7 @@ export function decideConfig(state: AgentState, read: ConfigRead, defaults: () =
     }
     return { state: { ...state, inForce: loaded, configErrors: [], startInvalid: false, keptFromKernel: [] }, log };
   }
-  const errors = read.error instanceof ConfigError ? read.error.message.split('\n') : [describeError(read.error)];
+  const errors = read.error instanceof ConfigError ? read.error.message.split('\n') : [errorMessage(read.error)];
   const rejected = { ...state, configErrors: errors };
   if (state.inForce === undefined) {
     const config = defaults();
@@ -153,7 +151,7 @@ export function decideFamily(state: AgentState, s: FamilyStep): Decision & { rea
   }
   const attempt = { ...was, lastAttemptAt: s.startedAt, shadowingRules: shadowing ?? was.shadowingRules ?? [] };
   if (o.kind === 'failed') {
-    const error = cutExcerpt(describeError(o.error), MAX_ERROR_BYTES);
+    const error = cutExcerpt(errorMessage(o.error), MAX_ERROR_BYTES);
     const why = o.error instanceof CommandError ? { failure: o.error.failure, exitCode: o.error.exitCode } : {};
     if (was.lastError !== error) log.push(line('error', 'sync failed; the rules in place stay; retrying soon, with backoff', { family, backend, error, ...why }));
     const status = { ...attempt, lastError: error, consecutiveFailures: was.consecutiveFailures + 1, failingSince: was.failingSince ?? s.startedAt };

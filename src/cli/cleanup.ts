@@ -5,6 +5,7 @@
 import type { CleanupTarget, Inspection } from '../backends/backend.js';
 import { NFT_TABLE_REF } from '../backends/nftables/names.js';
 import { defaultCleanupTargets } from '../backends/select.js';
+import { errorMessage } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { defineCommand, type CommandHelp } from './command-shape.js';
 import { EXIT, writeJson, type CommandDeps } from './command.js';
@@ -38,16 +39,12 @@ interface Outcome {
   readonly detail?: string;
 }
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 async function cleanTarget(t: CleanupTarget): Promise<Outcome> {
   let before: Inspection;
   try {
     before = await t.inspect();
   } catch (e) {
-    return { target: t.name, result: 'error', detail: `cannot check: ${errorText(e)}` };
+    return { target: t.name, result: 'error', detail: `cannot check: ${errorMessage(e)}` };
   }
   if (before.state === 'absent') return { target: t.name, result: 'absent' };
   if (before.state === 'skipped') return { target: t.name, result: 'skipped', detail: before.why };
@@ -56,7 +53,7 @@ async function cleanTarget(t: CleanupTarget): Promise<Outcome> {
     const after = await t.inspect();
     if (after.state === 'present') return { target: t.name, result: 'left', detail: `still there after removal: ${after.what}` };
   } catch (e) {
-    return { target: t.name, result: 'error', detail: `cannot remove ${before.what}: ${errorText(e)}` };
+    return { target: t.name, result: 'error', detail: `cannot remove ${before.what}: ${errorMessage(e)}` };
   }
   return { target: t.name, result: 'removed', detail: before.what };
 }

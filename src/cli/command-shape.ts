@@ -2,13 +2,14 @@
 // (parse, --help, agent options, arguments, config), and how errors end it (exit codes). A command
 // takes the agent's own Go-style flags (so a DaemonSet's args can be pasted after it), `--output`,
 // and flags and arguments in any order; its help always ends with an example.
+import type { SelectOptions } from '../backends/select.js';
 import type { CidrEntry, ConfigOptions } from '../config/config.js';
 import { loadConfig as loadConfigFiles, type LoadedConfig } from '../config/load.js';
 import type { Position } from '../config/config.js';
 import { formatWhere, type EntryPositions } from '../config/merge.js';
 import { ConfigError, UsageError, formatIssue } from '../errors.js';
 import { agentOptionsFromFlags, type AgentOptions } from './agent-options.js';
-import { EXIT, type CommandDeps, type CommandFn, type CommandIo } from './command.js';
+import { EXIT, silentLog, type CommandDeps, type CommandFn, type CommandIo } from './command.js';
 import { AGENT_FLAGS, formatFlagHelp, parseFlags, type FlagSpec, type ParsedFlags } from './flags.js';
 
 /** `--output text|json`: human text by default, JSON for scripts. */
@@ -112,6 +113,8 @@ export interface CommandContext<D extends CommandDeps = CommandDeps> {
   readonly output: OutputFormat;
   readonly io: CommandIo;
   readonly deps: D;
+  /** How to pick the backend as the agent would (its flags, the deps' runner), logging nothing. */
+  readonly select: SelectOptions;
   /** Loads --config as the agent does; an invalid config ends the command with its `invalidConfig` message. */
   loadConfig(): Promise<CommandConfig>;
 }
@@ -165,7 +168,8 @@ export function defineCommand<D extends CommandDeps>(spec: CommandSpec<D>): Comm
           throw new CommandStop(spec.invalidConfig.exit);
         }
       };
-      return await spec.run({ flags, opts, output: outputFormat(flags), io, deps, loadConfig });
+      const select: SelectOptions = { backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog };
+      return await spec.run({ flags, opts, output: outputFormat(flags), io, deps, select, loadConfig });
     } catch (e) {
       if (e instanceof CommandStop) return e.exit;
       if (!(e instanceof UsageError)) throw e;

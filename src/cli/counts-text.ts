@@ -4,7 +4,8 @@
 import type { DecisionCount } from '../policy/types.js';
 import type { Family } from '../net/cidr.js';
 
-const FAMILY_NAME: Readonly<Record<Family, string>> = { ipv4: 'IPv4', ipv6: 'IPv6' };
+/** A family as people write it, in every command's text output. */
+export const FAMILY_NAME: Readonly<Record<Family, string>> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 /** What a count stands for: `keep 10.0.0.0/8 (nonMasqueradeCIDRs)`, `masquerade (the catch-all rule)`. */
 export function describeCount(c: DecisionCount): string {

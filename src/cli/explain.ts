@@ -5,11 +5,11 @@ import type { BackendFacts } from '../backends/backend.js';
 import { readDecisionCounts } from '../backends/decision-counts.js';
 import { createRenderOnlyBackend, openBackendReadOnly, type SelectOptions } from '../backends/select.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
-import { UsageError } from '../errors.js';
+import { UsageError, errorMessage, type ConfigIssue } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
-import { EXIT, silentLog, writeJson, type CommandDeps } from './command.js';
+import { EXIT, writeJson, type CommandDeps } from './command.js';
 import { countOfDecision } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
 import type { FlagSpec } from './flags.js';
@@ -55,14 +55,7 @@ export interface Explanation {
   /** masquerade | non-masquerade-cidr | masquerade-cidr | snat | link-local | local | source-out-of-scope | family-disabled */
   readonly reason: string;
   /** The entry that decided (the longest matching prefix), with its list. */
-  readonly match?: {
-    readonly list: string;
-    readonly cidr: string;
-    readonly source: string;
-    readonly path: string;
-    readonly line?: number;
-    readonly column?: number;
-  };
+  readonly match?: { readonly list: string; readonly cidr: string } & Pick<ConfigIssue, 'source' | 'path' | 'line' | 'column'>;
   readonly randomFully?: boolean;
   readonly toPorts?: readonly string[];
   /** With --counts: the connections the deciding rule counted since the rules were last written. */
@@ -138,9 +131,9 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
     case 'exempt': {
       const m = v.match;
       const pos = positionOf(cfg, m);
-      const match = { list: m.reason === 'link-local' ? 'link-local' : 'nonMasqueradeCIDRs', cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...pos };
+      const match = { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...pos };
       const over = overridesText(cfg, v.overrides);
-      if (m.reason === 'link-local') {
+      if (m.list === 'link-local') {
         const key = v.family === 'ipv4' ? 'masqLinkLocal' : 'masqLinkLocalIPv6';
         return keep('link-local', `link-local ${m.text} is not masqueraded while ${key} is false${over}`, match);
       }
@@ -163,9 +156,9 @@ export interface ExplainDeps extends CommandDeps {
 const COUNTED_REASONS = new Set(['masquerade', 'masquerade-cidr', 'snat', 'non-masquerade-cidr', 'link-local']);
 
 /** The connections the deciding rule counted, read from the backend the agent would use. */
-async function withConnections(answers: Explanation[], policy: Policy, deps: ExplainDeps, opts: Pick<SelectOptions, 'backend' | 'iptablesMode' | 'chain'>): Promise<Explanation[]> {
-  const opened = await (deps.openBackend ?? openBackendReadOnly)({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog });
-  const counts: readonly DecisionCount[] = (await readDecisionCounts(deps.runner, policy.families, { backend: opened.backend.name, chain: opts.chain })) ?? [];
+async function withConnections(answers: Explanation[], policy: Policy, deps: ExplainDeps, select: SelectOptions): Promise<Explanation[]> {
+  const opened = await (deps.openBackend ?? openBackendReadOnly)(select);
+  const counts: readonly DecisionCount[] = (await readDecisionCounts(deps.runner, policy.families, { backend: opened.backend.name, chain: select.chain })) ?? [];
   return answers.map((a) => {
     const c = COUNTED_REASONS.has(a.reason) ? countOfDecision(counts, a.family, a.match && { list: a.match.list, text: a.match.cidr }) : undefined;
     return c === undefined ? a : { ...a, connections: c.packets };
@@ -186,7 +179,7 @@ export const runExplain = defineCommand<ExplainDeps>({
   ownFlags: [LOCAL_FLAG, SOURCE_FLAG, COUNTS_FLAG],
   takesArguments: true,
   invalidConfig: KEEPS_LAST_GOOD_RULES,
-  run: async ({ flags, opts, output, io, deps, loadConfig }) => {
+  run: async ({ flags, opts, output, io, deps, select, loadConfig }) => {
     if (flags.positional.length === 0) throw new UsageError('give at least one destination IP address, e.g. explain 203.0.113.7');
     const destinations = flags.positional.map((text) => ({ text, ip: parseAddress(text, 'destination') }));
     const localText = flags.values.get('local') ?? '';
@@ -202,9 +195,9 @@ export const runExplain = defineCommand<ExplainDeps>({
     let answers = destinations.map((d) => describeVerdict(d.text, explainDestination(policy, d.ip, isLocal, source), cfg, dialect));
     if (flags.values.get('counts') === 'true') {
       try {
-        answers = await withConnections(answers, policy, deps, opts);
+        answers = await withConnections(answers, policy, deps, select);
       } catch (e) {
-        io.stderr(`ip-masq-agent explain: cannot read the rules' counters: ${e instanceof Error ? e.message : String(e)}\n`);
+        io.stderr(`ip-masq-agent explain: cannot read the rules' counters: ${errorMessage(e)}\n`);
         return EXIT.cannotCheck;
       }
     }

@@ -4,10 +4,10 @@
 import type { RenderedPayload } from '../backends/backend.js';
 import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.js';
 import { formatIssue } from '../errors.js';
-import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
+import { FAMILY_NAME } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, type CommandHelp } from './command-shape.js';
-import { EXIT, silentLog, writeJson } from './command.js';
+import { EXIT, writeJson } from './command.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent render [--backend=iptables|nftables] [flags] [--config PATH]',
@@ -24,8 +24,6 @@ Exit status: 0 printed, 1 invalid config, 2 usage error.`,
     'ip-masq-agent render --config ./ip-masq-agent.yaml > ipv4.rules && iptables-restore --test --noflush < ipv4.rules',
   ],
 };
-
-const FAMILY_NAME: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 /** Text output: each family's payload under a comment header; the jump as a comment after it. */
 export function formatRenderedText(families: readonly RenderedPayload[]): string {
@@ -50,14 +48,14 @@ export const runRender = defineCommand({
   help: HELP,
   agentFlags: ['backend', 'config', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
   invalidConfig: KEEPS_LAST_GOOD_RULES,
-  run: async ({ opts, output, io, deps, loadConfig }) => {
+  run: async ({ opts, output, io, select, loadConfig }) => {
     const cfg = await loadConfig();
     for (const w of cfg.warnings) io.stderr(`warning: ${formatIssue(w)}\n`);
     if (cfg.usingDefaults) io.stderr(`note: no config sets any key at ${cfg.path}; rendering the agent's defaults\n`);
 
     let kind: 'iptables' | 'nftables';
     if (opts.backend === 'auto') {
-      const chosen = await chooseBackendKind({ backend: 'auto', iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog });
+      const chosen = await chooseBackendKind({ ...select, backend: 'auto' });
       kind = chosen.kind;
       io.stderr(`note: --backend=auto chose ${kind} on this host: ${chosen.reason}\n`);
     } else {

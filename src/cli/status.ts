@@ -5,14 +5,14 @@ import type { OwnedState } from '../backends/backend.js';
 import { readDecisionCounts } from '../backends/decision-counts.js';
 import { openBackendReadOnly, type OpenedBackend, type SelectOptions } from '../backends/select.js';
 import type { ShadowingRule } from '../backends/shadow-owner.js';
-import { CommandError } from '../errors.js';
+import { CommandError, errorMessage } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import { buildPolicy } from '../policy/build.js';
 import type { DecisionCount, FamilyPolicy } from '../policy/types.js';
-import { formatCountLines } from './counts-text.js';
+import { FAMILY_NAME, formatCountLines } from './counts-text.js';
 import { defineCommand, type CommandHelp } from './command-shape.js';
-import { EXIT, silentLog, writeJson, type CommandDeps, type CommandIo } from './command.js';
+import { EXIT, writeJson, type CommandDeps, type CommandIo } from './command.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent status [flags] [--config PATH]',
@@ -76,7 +76,7 @@ export function compareFamily(family: Family, expected: OwnedState, actual: Owne
 
 /** Text report of one family: a summary line, then `- missing` and `+ unexpected` lines. */
 export function formatComparison(c: FamilyComparison): string {
-  const name = c.family === 'ipv4' ? 'IPv4' : 'IPv6';
+  const name = FAMILY_NAME[c.family];
   const shadowing = (c.shadowing ?? []).map((s) => `  ! translates before ours (${s.owner}): ${s.rule}`);
   if (c.state === 'in-sync') return `${[`${name}: in sync (${c.expected.length} lines)`, ...shadowing].join('\n')}\n`;
   const head =
@@ -90,13 +90,12 @@ export function formatComparison(c: FamilyComparison): string {
 }
 
 function cannotCheck(io: CommandIo, what: string, e: unknown): number {
-  const message = e instanceof Error ? e.message : String(e);
   const hint = mentionsPermission(e)
     ? " (run it as root, or in the agent's pod, which has NET_ADMIN)"
     : e instanceof CommandError && e.failure === 'not-installed'
       ? ' (the tool is not installed here; run status where the agent runs, or pick --backend / --iptables-mode)'
       : '';
-  io.stderr(`ip-masq-agent status: cannot ${what}: ${message}${hint}\n`);
+  io.stderr(`ip-masq-agent status: cannot ${what}: ${errorMessage(e)}${hint}\n`);
   return EXIT.cannotCheck;
 }
 
@@ -106,18 +105,12 @@ export const runStatus = defineCommand<StatusDeps>({
   help: HELP,
   agentFlags: ['config', 'backend', 'iptables-mode', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
   invalidConfig: { message: 'cannot tell which rules are wanted: the config is invalid (the agent keeps its last good rules)', exit: EXIT.cannotCheck },
-  run: async ({ opts, output, io, deps, loadConfig }) => {
+  run: async ({ opts, output, io, deps, select, loadConfig }) => {
     const cfg = await loadConfig();
     const policy = buildPolicy(cfg.config, opts.policy);
     let opened: OpenedBackend;
     try {
-      opened = await (deps.openBackend ?? openBackendReadOnly)({
-        backend: opts.backend,
-        iptablesMode: opts.iptablesMode,
-        chain: opts.chain,
-        runner: deps.runner,
-        log: silentLog,
-      });
+      opened = await (deps.openBackend ?? openBackendReadOnly)(select);
     } catch (e) {
       return cannotCheck(io, 'pick the backend', e);
     }

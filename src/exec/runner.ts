@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { CommandError, type CommandFailure } from '../errors.js';
+import { CommandError, errorMessage, type CommandFailure } from '../errors.js';
 import { cutExcerpt } from '../excerpt.js';
 
 /** What a finished command printed and how it exited. */
@@ -21,8 +21,6 @@ export interface RunOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Fail (and kill the command) once it prints more than this on stdout. Default STDOUT_MAX_BYTES. */
   readonly maxStdoutBytes?: number;
-  /** Keep at most this much of stderr (the head); the rest is counted, not kept. Default STDERR_KEEP_BYTES. */
-  readonly maxStderrBytes?: number;
 }
 
 /** Runs an argv. The only way the project starts processes; an argv is never parsed by a shell. */
@@ -140,7 +138,7 @@ export const saidByIptables = (stderr: string): string => quoteStderr(stderr, /^
 
 /** Whether an error's message or stderr speaks of missing privileges (more loosely than 'permission-denied'). */
 export function mentionsPermission(e: unknown): boolean {
-  const message = e instanceof Error ? e.message : String(e);
+  const message = errorMessage(e);
   const stderr = e instanceof CommandError ? e.stderr : '';
   return /Permission denied|Operation not permitted|must be root/i.test(`${message}\n${stderr}`);
 }
@@ -171,18 +169,10 @@ function quoteStderr(stderr: string, omit?: RegExp): string {
 function spawnFailure(argv: readonly string[], e: unknown): CommandError {
   const file = argv[0] ?? '';
   const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
-  const text = e instanceof Error ? e.message : String(e);
+  const text = errorMessage(e);
   if (code === 'ENOENT') return new CommandError(argv, null, '', 'not-installed', failureMessage(argv, `${file} is not installed (not found in PATH)`));
-  if (RESOURCE_CODES.has(code)) {
-    return new CommandError(
-      argv,
-      null,
-      '',
-      'resource',
-      failureMessage(argv, `cannot start ${file}: ${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ${cutExcerpt(text)}`),
-    );
-  }
-  return new CommandError(argv, null, '', 'other', failureMessage(argv, `cannot start ${file}: ${cutExcerpt(text)}`));
+  const resource = RESOURCE_CODES.has(code) ? `${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ` : '';
+  return new CommandError(argv, null, '', resource ? 'resource' : 'other', failureMessage(argv, `cannot start ${file}: ${resource}${cutExcerpt(text)}`));
 }
 
 /** Keeps the first `limit` bytes of a stream and counts the rest. */
@@ -273,7 +263,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       const ok = options.okExitCodes ?? [0];
       const maxStdout = options.maxStdoutBytes ?? STDOUT_MAX_BYTES;
       const out = new Capture(maxStdout);
-      const err = new Capture(options.maxStderrBytes ?? STDERR_KEEP_BYTES);
+      const err = new Capture(STDERR_KEEP_BYTES);
       let child: ChildProcess;
       let settled = false;
       let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;

@@ -36,34 +36,24 @@ export class CidrError extends Error {
   }
 }
 
-const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+/** Address width of each family, in bits. */
+export const BITS: Readonly<Record<Family, number>> = { ipv4: 32, ipv6: 128 };
 
 // Go's net package gives up on decimal and hex fields at this value (dtoi/xtoi "big").
 const GO_BIG = 0xffffff;
 
-/** Go's dtoi: decimal digits at the start of s; fails on none or on a value >= 0xFFFFFF. */
-function goDtoi(s: string): { n: number; len: number; ok: boolean } {
-  let n = 0;
-  let i = 0;
-  for (; i < s.length && s[i]! >= '0' && s[i]! <= '9'; i++) {
-    n = n * 10 + (s.charCodeAt(i) - 48);
-    if (n >= GO_BIG) return { n: GO_BIG, len: i, ok: false };
-  }
-  return i === 0 ? { n: 0, len: 0, ok: false } : { n, len: i, ok: true };
-}
-
-/** Go's xtoi: hex digits at the start of s; fails on none or on a value >= 0xFFFFFF. */
-function goXtoi(s: string): { n: number; len: number; ok: boolean } {
+/** Go's dtoi (base 10) and xtoi (base 16): digits at the start of s; fails on none or on a value >= 0xFFFFFF. */
+function goAtoi(s: string, base: 10 | 16): { n: number; len: number; ok: boolean } {
   let n = 0;
   let i = 0;
   for (; i < s.length; i++) {
-    const c = s[i]!;
-    if (!/^[0-9a-fA-F]$/.test(c)) break;
-    const d = Number.parseInt(c, 16);
-    n = n * 16 + d;
+    // One character at a time: NaN for anything that is not a digit of the base (a sign, a space).
+    const d = Number.parseInt(s[i]!, base);
+    if (Number.isNaN(d)) break;
+    n = n * base + d;
     if (n >= GO_BIG) return { n: 0, len: i, ok: false };
   }
-  return i === 0 ? { n: 0, len: 0, ok: false } : { n, len: i, ok: true };
+  return { n, len: i, ok: i > 0 };
 }
 
 /** Go 1.19 net.parseIPv4 as a number (no bigint per field: 50,000 CIDRs are read at once). */
@@ -93,12 +83,6 @@ function goParseIpv4Number(text: string): number | undefined {
   return i === text.length ? value : undefined;
 }
 
-/** Go 1.19 net.parseIPv4: exactly four decimal fields 0-255, no leading zeros. */
-function goParseIpv4(text: string): bigint | undefined {
-  const n = goParseIpv4Number(text);
-  return n === undefined ? undefined : BigInt(n);
-}
-
 /** Go 1.19 net.parseIPv6 (no zones), returning the 128-bit value. */
 function goParseIpv6(text: string): bigint | undefined {
   const bytes = new Array<number>(16).fill(0);
@@ -111,18 +95,15 @@ function goParseIpv6(text: string): bigint | undefined {
   }
   let i = 0;
   while (i < 16) {
-    const { n, len, ok } = goXtoi(s);
+    const { n, len, ok } = goAtoi(s, 16);
     if (!ok || n > 0xffff) return undefined;
     if (len < s.length && s[len] === '.') {
       // A trailing dotted IPv4 part fills the last 4 bytes.
       if (ellipsis < 0 && i !== 12) return undefined;
       if (i + 4 > 16) return undefined;
-      const v4 = goParseIpv4(s);
+      const v4 = goParseIpv4Number(s);
       if (v4 === undefined) return undefined;
-      bytes[i] = Number((v4 >> 24n) & 0xffn);
-      bytes[i + 1] = Number((v4 >> 16n) & 0xffn);
-      bytes[i + 2] = Number((v4 >> 8n) & 0xffn);
-      bytes[i + 3] = Number(v4 & 0xffn);
+      bytes.splice(i, 4, v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
       s = '';
       i += 4;
       break;
@@ -156,8 +137,8 @@ function goParseIpv6(text: string): bigint | undefined {
 
 /** Parses an address the way Go 1.19 does: IPv4 first, then IPv6. */
 function goParseAddress(text: string): IpAddress | undefined {
-  const v4 = goParseIpv4(text);
-  if (v4 !== undefined) return { family: 'ipv4', value: v4 };
+  const v4 = goParseIpv4Number(text);
+  if (v4 !== undefined) return { family: 'ipv4', value: BigInt(v4) };
   const v6 = goParseIpv6(text);
   return v6 === undefined ? undefined : { family: 'ipv6', value: v6 };
 }
@@ -222,14 +203,14 @@ export function parseCidr(text: string): Cidr {
   const v4 = goParseIpv4Number(addrText);
   if (v4 !== undefined) {
     // The common case in numbers; a misaligned block takes the general path for its message.
-    const { n: prefix, len, ok } = goDtoi(maskText);
+    const { n: prefix, len, ok } = goAtoi(maskText, 10);
     if (!ok || len !== maskText.length || prefix > 32) throw unparsable();
     const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
     if ((v4 & mask) >>> 0 === v4) return { family: 'ipv4', base: BigInt(v4), prefix };
   }
   const ip = goParseAddress(addrText);
   if (ip === undefined) throw unparsable();
-  const { n: prefix, len, ok } = goDtoi(maskText);
+  const { n: prefix, len, ok } = goAtoi(maskText, 10);
   if (!ok || len !== maskText.length || prefix > BITS[ip.family]) throw unparsable();
   const base = ip.value & maskOf(ip.family, prefix);
   if (base !== ip.value) {

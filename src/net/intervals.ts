@@ -2,7 +2,7 @@
 // interval sets and maps refuse overlapping elements, so a longest-prefix table has to become a
 // partition of the address space before it can be written: each address lies in exactly one
 // interval, whose value is that of the longest prefix containing it.
-import { formatCidr, formatIp, type Cidr, type Family } from './cidr.js';
+import { BITS, formatCidr, formatIp, type Cidr, type Family } from './cidr.js';
 import { cidrLast, compareCidrs } from './normalize.js';
 
 /** An inclusive address range [first, last] of one family, carrying a value. */
@@ -18,8 +18,6 @@ export interface PrefixEntry<T> {
   readonly cidr: Cidr;
   readonly value: T;
 }
-
-const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
 
 /** The highest address of a family. */
 export function maxAddress(family: Family): bigint {
@@ -85,12 +83,8 @@ export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry
 
 /** The union of blocks as disjoint, non-adjacent intervals in address order. */
 export function unionOfCidrs(family: Family, cidrs: readonly Cidr[]): Interval<true>[] {
-  const parts = flattenPrefixes<boolean>(
-    family,
-    cidrs.map((cidr) => ({ cidr, value: true })),
-    false,
-    (a, b) => a === b,
-  );
+  const entries = cidrs.map((cidr) => ({ cidr, value: true }));
+  const parts = flattenPrefixes<boolean>(family, entries, false, Object.is);
   return parts.filter((p): p is Interval<true> => p.value);
 }
 

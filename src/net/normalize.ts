@@ -3,7 +3,7 @@
 // longer compare equal to what we asked for. CIDR blocks either nest or are disjoint, so
 // dropping duplicates and contained blocks leaves a set of pairwise disjoint blocks that covers
 // exactly the same addresses.
-import { formatCidr, type Cidr, type Family } from './cidr.js';
+import { BITS, formatCidr, type Cidr } from './cidr.js';
 
 /** Why a destination range is exempt from masquerading. */
 export type ExemptReason = 'link-local' | 'config';
@@ -38,11 +38,9 @@ export interface NormalizedRanges {
   readonly dropped: DroppedRange[];
 }
 
-const BITS: Record<Family, bigint> = { ipv4: 32n, ipv6: 128n };
-
 /** The last address of a block. */
 export function cidrLast(c: Cidr): bigint {
-  return c.base + (1n << (BITS[c.family] - BigInt(c.prefix))) - 1n;
+  return c.base + (1n << BigInt(BITS[c.family] - c.prefix)) - 1n;
 }
 
 /** Orders blocks by family (IPv4 first), then base address, then wider block first. */

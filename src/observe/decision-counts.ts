@@ -8,9 +8,6 @@ import type { Family } from '../net/cidr.js';
 import type { CountedDecision, DecisionCount } from '../policy/types.js';
 import { createCounter, type Registry } from './prometheus.js';
 
-/** Reads every family's decision counts (one command per family, or one for nft). */
-export type DecisionCountReader = () => Promise<readonly DecisionCount[]>;
-
 /** One series of the metric: a family, an action and the list that decided. */
 export interface DecisionTotal extends Omit<CountedDecision, 'cidr'> {
   readonly family: Family;
@@ -20,7 +17,8 @@ export interface DecisionTotal extends Omit<CountedDecision, 'cidr'> {
 
 /** Options of createDecisionCounts. */
 export interface DecisionCountsOptions {
-  readonly read: DecisionCountReader;
+  /** Reads every family's decision counts (one command per family, or one for nft). */
+  readonly read: () => Promise<readonly DecisionCount[]>;
   /** Milliseconds now; injected so tests drive time. */
   readonly now: () => number;
   /** How long one read serves scrapes; default DECISION_COUNTS_MAX_AGE_MS. */

@@ -38,7 +38,7 @@ export interface FamilyHealthBody {
 }
 
 /** The JSON document served by /healthz and /readyz (the same for both; the status code differs). */
-export interface HealthBody {
+export interface HealthBody extends Pick<AgentStatus, 'configValid' | 'configErrors' | 'usingDefaults' | 'configHash' | 'configFiles'> {
   readonly healthy: boolean;
   readonly ready: boolean;
   readonly healthReasons: readonly string[];
@@ -50,11 +50,6 @@ export interface HealthBody {
   readonly lastSync: string | null;
   /** Go duration syntax, as in the config file. */
   readonly resyncInterval: string;
-  readonly configValid: boolean;
-  readonly configErrors: readonly string[];
-  readonly usingDefaults: boolean;
-  readonly configHash: string;
-  readonly configFiles: readonly string[];
   /** Families whose rules were found in the kernel at a start with an invalid config, and are kept. */
   readonly rulesKeptFromKernel?: readonly string[];
   readonly families: Readonly<Record<string, FamilyHealthBody>>;

@@ -12,22 +12,17 @@ import { MAX_ERROR_BYTES } from '../limits.js';
 /** Structured log fields. */
 export type Fields = Readonly<Record<string, unknown>>;
 
-/** The logger the core uses: one JSON line per event. */
-export interface Logger {
-  error(msg: string, fields?: Fields): void;
-  warn(msg: string, fields?: Fields): void;
-  info(msg: string, fields?: Fields): void;
-  /** Shown with --v >= 2: per-sync detail. */
-  debug(msg: string, fields?: Fields): void;
-  /** Shown with --v >= 4: every command run. */
-  trace(msg: string, fields?: Fields): void;
-}
-
 /** The log levels, from the most to the least severe. */
 const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 
 /** A log level. */
 export type Level = (typeof LEVELS)[number];
+
+/**
+ * The logger the core uses: one JSON line per event. debug is shown with --v >= 2 (per-sync
+ * detail), trace with --v >= 4 (every command run).
+ */
+export type Logger = Record<Level, (msg: string, fields?: Fields) => void>;
 
 /** A Logger whose every method calls `write` with its level. */
 function loggerBy(write: (level: Level, msg: string, fields?: Fields) => void): Logger {

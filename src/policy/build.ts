@@ -1,17 +1,11 @@
-import type { MasqConfig } from '../config/config.js';
+import type { CidrEntry, MasqConfig } from '../config/config.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, formatCidr, parseCidr, type Family, type IpAddress } from '../net/cidr.js';
-import type { ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, PostroutingPosition, SourceRange } from './types.js';
+import type { ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, SourceRange } from './types.js';
 import { decisionTable, resolveDestination, sourceInScope, type Decision } from './decide.js';
 
 /** Agent flags that shape the rules, beyond the config file. */
-export interface PolicyOptions {
+export interface PolicyOptions extends Pick<FamilyPolicy, 'randomFully' | 'toPorts' | 'postroutingPosition' | 'masqueradeBit'> {
   readonly enableIPv6: boolean;
-  readonly randomFully: boolean;
-  readonly toPorts: readonly PortRange[];
-  /** `--postrouting-position`; absent means `append`. */
-  readonly postroutingPosition?: PostroutingPosition;
-  /** `--iptables-masquerade-bit`; absent means 14. */
-  readonly masqueradeBit?: number;
 }
 
 /** kube-proxy's default `--iptables-masquerade-bit`: its mark is 0x4000/0x4000. */
@@ -32,6 +26,9 @@ function builtIn(text: string): ExemptRange {
   return { cidr, text: formatCidr(cidr), reason: 'link-local', source: 'built-in', path: '' };
 }
 
+/** A config entry's place in the policy: its block, text and where it was written (a SourceRange). */
+const entryOf = (e: CidrEntry): SourceRange => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path });
+
 const LINK_LOCAL: Record<Family, ExemptRange> = { ipv4: builtIn(LINK_LOCAL_V4), ipv6: builtIn(LINK_LOCAL_V6) };
 
 /**
@@ -41,30 +38,17 @@ const LINK_LOCAL: Record<Family, ExemptRange> = { ipv4: builtIn(LINK_LOCAL_V4), 
  */
 export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy {
   const family = (f: Family, masqLinkLocal: boolean): FamilyPolicy => {
+    const ofFamily = <T extends CidrEntry>(list: readonly T[] | undefined): T[] => (list ?? []).filter((e) => e.cidr.family === f);
     const actions: ActionRange[] = [
-      ...(config.masqueradeCIDRs ?? [])
-        .filter((e) => e.cidr.family === f)
-        .map((e): ActionRange => ({ cidr: e.cidr, text: e.text, action: { kind: 'masquerade' }, list: 'masqueradeCIDRs', source: e.source, path: e.path })),
-      ...(config.snat ?? [])
-        .filter((e) => e.cidr.family === f)
-        .map((e): ActionRange => ({
-          cidr: e.cidr,
-          text: e.text,
-          action: { kind: 'snat', toSource: e.toSource, toSourceText: e.toSourceText },
-          list: 'snat',
-          source: e.source,
-          path: e.path,
-        })),
+      ...ofFamily(config.masqueradeCIDRs).map((e): ActionRange => ({ ...entryOf(e), action: { kind: 'masquerade' }, list: 'masqueradeCIDRs' })),
+      ...ofFamily(config.snat).map((e): ActionRange => ({ ...entryOf(e), action: { kind: 'snat', toSource: e.toSource, toSourceText: e.toSourceText }, list: 'snat' })),
     ];
-    const sources = (config.masqueradeSourceCIDRs ?? []).filter((e) => e.cidr.family === f).map((e): SourceRange => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path }));
+    const sources = ofFamily(config.masqueradeSourceCIDRs).map(entryOf);
     // An explicit entry for exactly the link-local block overrides the built-in one.
     const linkLocal = masqLinkLocal || actions.some((a) => a.text === LINK_LOCAL[f].text) ? [] : [LINK_LOCAL[f]];
     return {
       family: f,
-      exempt: [
-        ...linkLocal,
-        ...config.nonMasqueradeCIDRs.filter((e) => e.cidr.family === f).map((e): ExemptRange => ({ cidr: e.cidr, text: e.text, reason: 'config', source: e.source, path: e.path })),
-      ],
+      exempt: [...linkLocal, ...ofFamily(config.nonMasqueradeCIDRs).map((e): ExemptRange => ({ ...entryOf(e), reason: 'config' }))],
       randomFully: options.randomFully,
       toPorts: options.toPorts,
       ...(options.postroutingPosition === undefined ? {} : { postroutingPosition: options.postroutingPosition }),
@@ -82,7 +66,7 @@ export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy 
 /** Why a destination is or is not masqueraded. */
 export type Verdict =
   | { readonly masquerade: false; readonly reason: 'local'; readonly family: Family }
-  | { readonly masquerade: false; readonly reason: 'exempt'; readonly family: Family; readonly match: ExemptRange; readonly overrides?: Decision }
+  | { readonly masquerade: false; readonly reason: 'exempt'; readonly family: Family; readonly match: Decision; readonly overrides?: Decision }
   | { readonly masquerade: false; readonly reason: 'family-disabled'; readonly family: Family }
   | { readonly masquerade: false; readonly reason: 'source-out-of-scope'; readonly family: Family; readonly sources: readonly SourceRange[] }
   | { readonly masquerade: true; readonly reason: 'default'; readonly family: Family; readonly randomFully: boolean; readonly toPorts: readonly PortRange[] }
@@ -90,7 +74,7 @@ export type Verdict =
       readonly masquerade: true;
       readonly reason: 'masquerade-cidr' | 'snat';
       readonly family: Family;
-      readonly match: ActionRange;
+      readonly match: Decision;
       /** The shorter matching prefix this entry wins over, if any. */
       readonly overrides?: Decision;
       readonly randomFully: boolean;
@@ -109,22 +93,13 @@ export function explainDestination(policy: Policy, ip: IpAddress, isLocal: (ip: 
   if (isLocal(ip)) return { masquerade: false, reason: 'local', family: ip.family };
   const table = decisionTable(fp);
   const { match } = resolveDestination(table, ip);
-  const overrides =
-    match === undefined
-      ? undefined
-      : resolveDestination(
-          table.filter((r) => r.cidr.prefix < match.cidr.prefix),
-          ip,
-        ).match;
+  // The longest shorter prefix that matches too: the one this match wins over.
+  const shorter = match === undefined ? [] : table.filter((r) => r.cidr.prefix < match.cidr.prefix);
+  const overrides = resolveDestination(shorter, ip).match;
   const over = overrides === undefined ? {} : { overrides };
-  if (match !== undefined && match.action.kind === 'keep') {
-    const exempt: ExemptRange = { cidr: match.cidr, text: match.text, reason: match.list === 'link-local' ? 'link-local' : 'config', source: match.source, path: match.path };
-    return { masquerade: false, reason: 'exempt', family: ip.family, match: exempt, ...over };
-  }
+  if (match !== undefined && match.action.kind === 'keep') return { masquerade: false, reason: 'exempt', family: ip.family, match, ...over };
   if (source !== undefined && !sourceInScope(fp, source)) return { masquerade: false, reason: 'source-out-of-scope', family: ip.family, sources: fp.sources ?? [] };
   const ports = { randomFully: fp.randomFully, toPorts: fp.toPorts };
   if (match === undefined) return { masquerade: true, reason: 'default', family: ip.family, ...ports };
-  const action = fp.actions?.find((a) => a.text === match.text && a.list === match.list);
-  if (action === undefined) throw new Error(`decision ${match.text} has no entry`);
-  return { masquerade: true, reason: action.list === 'snat' ? 'snat' : 'masquerade-cidr', family: ip.family, match: action, ...over, ...ports };
+  return { masquerade: true, reason: match.list === 'snat' ? 'snat' : 'masquerade-cidr', family: ip.family, match, ...over, ...ports };
 }

@@ -48,7 +48,7 @@ function destinations(fp: FamilyPolicy): Interval<Action>[] {
 function scope(fp: FamilyPolicy): Interval<boolean>[] {
   if (fp.sources === undefined) return [{ family: fp.family, first: 0n, last: maxAddress(fp.family), value: true }];
   const rows = fp.sources.map((s) => ({ cidr: s.cidr, value: true }));
-  return flattenPrefixes(fp.family, rows, false, (a, b) => a === b);
+  return flattenPrefixes(fp.family, rows, false, Object.is);
 }
 
 /** The blocks of the intervals, adjacent ones merged first. */
@@ -109,7 +109,7 @@ function widen(family: Family, changes: readonly ChangedFlows[], limit: number):
   const grouped = [true, false].flatMap((oldTranslated) => {
     const dsts = changes.filter((c) => c.oldTranslated === oldTranslated).flatMap((c) => c.destinations);
     if (dsts.length === 0) return [];
-    return [{ oldTranslated, destinations: unionOfCidrs(family, dsts).flatMap((iv) => intervalCidrs(family, iv.first, iv.last)) }];
+    return [{ oldTranslated, destinations: blocks(family, unionOfCidrs(family, dsts)) }];
   });
   if (countBlockPairs(grouped) <= limit) return grouped;
   return grouped.map((g) => {

@@ -2,7 +2,7 @@
 // both renderers use it, so what explain predicts is what the rules are built from.
 import { cidrContains, type Cidr, type IpAddress } from '../net/cidr.js';
 import { cidrLast, compareCidrs } from '../net/normalize.js';
-import type { Action, ActionRange, DecisionList, ExemptRange, FamilyPolicy } from './types.js';
+import type { Action, DecisionList, ExemptRange, FamilyPolicy } from './types.js';
 
 /** One row of the decision table: a destination prefix and what traffic to it gets. */
 export interface Decision {
@@ -30,22 +30,16 @@ function fromExempt(e: ExemptRange): Decision {
   return { cidr: e.cidr, text: e.text, action: KEEP, list: e.reason === 'link-local' ? 'link-local' : 'nonMasqueradeCIDRs', source: e.source, path: e.path };
 }
 
-function fromAction(e: ActionRange): Decision {
-  return { cidr: e.cidr, text: e.text, action: e.action, list: e.list, source: e.source, path: e.path };
-}
-
 /**
  * The decision table in rule order. With only exempt entries: their order (link-local, then
  * config order), as always. With masquerade or SNAT entries: longest prefix first (stable), so the
  * first rule that matches a destination is its longest matching prefix.
  */
 export function decisionTable(fp: FamilyPolicy): Decision[] {
-  const rows = [...fp.exempt.map(fromExempt), ...(fp.actions ?? []).map(fromAction)];
+  const rows = [...fp.exempt.map(fromExempt), ...(fp.actions ?? [])];
   if (!usesDecisions(fp)) return rows;
-  return rows
-    .map((r, i) => ({ r, i }))
-    .sort((a, b) => b.r.cidr.prefix - a.r.cidr.prefix || a.i - b.i)
-    .map(({ r }) => r);
+  // Array.prototype.sort is stable: rows of one prefix length keep their order.
+  return rows.sort((a, b) => b.cidr.prefix - a.cidr.prefix);
 }
 
 /** What decides one destination: the row that matched (undefined = none, the default), and the action. */

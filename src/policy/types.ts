@@ -1,4 +1,5 @@
-import type { Cidr, Family, IpAddress } from '../net/cidr.js';
+import type { CidrEntry } from '../config/config.js';
+import type { Family, IpAddress } from '../net/cidr.js';
 import type { ExemptRange } from '../net/normalize.js';
 
 /** Exempt ranges are defined in net (normalisation needs them); the policy's users find them here too. */
@@ -27,22 +28,13 @@ export interface DecisionCount extends CountedDecision {
 }
 
 /** One masquerade or SNAT destination entry (the exempt ones stay in `exempt`), traced to its origin. */
-export interface ActionRange {
-  readonly cidr: Cidr;
-  readonly text: string;
+export interface ActionRange extends SourceRange {
   readonly action: Extract<Action, { kind: 'masquerade' | 'snat' }>;
   readonly list: 'masqueradeCIDRs' | 'snat';
-  readonly source: string;
-  readonly path: string;
 }
 
 /** One source range of masqueradeSourceCIDRs. */
-export interface SourceRange {
-  readonly cidr: Cidr;
-  readonly text: string;
-  readonly source: string;
-  readonly path: string;
-}
+export type SourceRange = CidrEntry;
 
 /** An inclusive port range for `--to-ports`. */
 export interface PortRange {

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { errorMessage } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import { formatHostPort, parseBindAddress } from './bind-address.js';
 import type { Routes } from './routes.js';
@@ -106,7 +107,7 @@ function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: I
   route().then(
     (r) => send(r.status, r.contentType, r.body),
     (e: unknown) => {
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorMessage(e);
       log.error('HTTP handler failed', { path, error: message });
       send(500, 'text/plain; charset=utf-8', `500 internal error: ${message}\n`);
     },
