@@ -17,8 +17,6 @@ import { chainTranslation, natPostroutingChains, type NftNatChain, type NftTrans
 export interface NftablesBackendOptions {
   /** Runs `nft`; tests pass a fake or a namespace runner. */
   readonly runner: Runner;
-  /** The nft binary. Default `nft`. */
-  readonly nft?: string;
   /** Per-command timeout in milliseconds. Default: the runner's. */
   readonly timeoutMs?: number;
 }
@@ -34,9 +32,8 @@ function isMissing(e: unknown): boolean {
 
 /** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
 export function createNftablesBackend(options: NftablesBackendOptions): Backend<NftObserved, NftablesPlan> {
-  const nft = options.nft ?? 'nft';
   const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
-  const run = (args: readonly string[], input?: string) => options.runner([nft, ...args], input === undefined ? timeout : { ...timeout, input });
+  const run = (args: readonly string[], input?: string) => options.runner(['nft', ...args], input === undefined ? timeout : { ...timeout, input });
 
   /** The output of an `nft -j list`, or undefined when what it lists does not exist. */
   const list = async (args: readonly string[]): Promise<string | undefined> => {

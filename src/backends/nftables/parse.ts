@@ -50,7 +50,7 @@ export function nftObjects(json: string): Record<string, Json>[] {
 }
 
 /** Only objects of our own table, in case nft ever lists more than was asked for. */
-function ours(o: Json): o is Record<string, Json> {
+export function ours(o: Json): o is Record<string, Json> {
   return isObject(o) && o['family'] === NFT_TABLE_FAMILY && o['table'] === NFT_TABLE;
 }
 
@@ -86,7 +86,8 @@ function tryIp(addr: string): { family: Family; value: bigint } | undefined {
 /** A range as nft is given it: CIDR text when it is one block, else `a-b`. */
 const spanElement = (span: Span): Element => ({ text: intervalText(span), span });
 
-function parseElement(e: Json): Element {
+/** A set element (or anonymous-set item) as its canonical text, with its range when it is one. */
+export function parseElement(e: Json): Element {
   if (typeof e === 'string') {
     const ip = tryIp(e);
     return ip ? spanElement({ family: ip.family, first: ip.value, last: ip.value }) : { text: e };
