@@ -46,7 +46,7 @@ export interface StaleFlowResult {
 const CONNECTIONLESS: Record<Family, readonly string[]> = { ipv4: ['udp', 'icmp'], ipv6: ['udp', 'icmpv6'] };
 
 /** The `conntrack -D` argv for one protocol and one (source, destination) block pair of a change. */
-export function conntrackDeleteArgv(family: Family, protocol: string, change: Pick<ChangedFlows, 'oldTranslated'>, destination: Cidr, source?: Cidr): string[] {
+function conntrackDeleteArgv(family: Family, protocol: string, change: Pick<ChangedFlows, 'oldTranslated'>, destination: Cidr, source?: Cidr): string[] {
   return [
     'conntrack',
     '-D',

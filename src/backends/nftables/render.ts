@@ -85,14 +85,10 @@ function translateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction
   const rules: string[] = [];
   if (snat.length > 0) {
     const map = `${n.payload} daddr map ${anonymousSet(snat.map((iv) => `${intervalText(iv)} : ${iv.value.toSourceText}`))}`;
-    if (policy.toPorts.length > 0) {
-      for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags, `snat ${n.payload} to ${map}:`));
-    }
+    for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags, `snat ${n.payload} to ${map}:`));
     rules.push(`counter snat ${n.payload} to ${map}${flags}`);
   }
-  if (policy.toPorts.length > 0) {
-    for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
-  }
+  for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
   rules.push(`counter masquerade${flags}`);
   return rules;
 }
