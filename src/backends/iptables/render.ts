@@ -215,15 +215,6 @@ function assertFamily(policy: FamilyPolicy): void {
   }
 }
 
-/**
- * How an exempt destination leaves our chain: RETURN goes on through POSTROUTING (the
- * reference's; a later MASQUERADE rule may still translate it), ACCEPT ends the nat POSTROUTING
- * traversal for the packet (`--postrouting-position=first`).
- */
-export function exemptionTarget(policy: FamilyPolicy): 'RETURN' | 'ACCEPT' {
-  return exemptionIsFinal(policy) ? 'ACCEPT' : 'RETURN';
-}
-
 const comment = (text: string): RulePart => ({ kind: 'comment', text });
 const jump = (target: string): RulePart => ({ kind: 'jump', target });
 
@@ -276,8 +267,9 @@ export function chainRules(policy: FamilyPolicy, opts: RenderOptions): Rule[] {
   const translate = (shapes: readonly RuleShape[], decides: CountedDecision, dst?: AddressMatch): void => {
     for (const src of sources) for (const shape of shapes) rules.push({ shape, src, dst, decides });
   };
-  // The reference writes -d after the comment.
-  const keep = ruleShape(chain, [comment(NON_MASQ_COMMENT), jump(exemptionTarget(policy))], reference ? 1 : 0);
+  // The reference writes -d after the comment. RETURN goes on through POSTROUTING (a later
+  // MASQUERADE rule may still translate); ACCEPT ends the nat POSTROUTING traversal (`first`).
+  const keep = ruleShape(chain, [comment(NON_MASQ_COMMENT), jump(exemptionIsFinal(policy) ? 'ACCEPT' : 'RETURN')], reference ? 1 : 0);
   let masquerade: RuleShape[] | undefined;
   for (const row of decisionTable(policy)) {
     const [dst, decides] = [address(row), { action: row.action.kind, list: row.list, cidr: row.text }];

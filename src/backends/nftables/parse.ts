@@ -54,8 +54,6 @@ export function ours(o: Json): o is Record<string, Json> {
   return isObject(o) && o['family'] === NFT_TABLE_FAMILY && o['table'] === NFT_TABLE;
 }
 
-// ---- set elements ----
-
 /** An inclusive address range. */
 interface Span {
   readonly family: Family;
@@ -130,8 +128,6 @@ function compareElements(a: Element, b: Element): number {
   if (b.span) return 1;
   return byText;
 }
-
-// ---- rule expressions ----
 
 function exprText(x: Json): string {
   if (typeof x === 'string' || typeof x === 'number') return String(x);
@@ -265,8 +261,6 @@ function ruleText(rule: Record<string, Json>): string {
   return `${expr}${comment}`;
 }
 
-// ---- documents ----
-
 /** What one listing of our table shows (full or terse `nft -j list table`), parsed once. */
 export interface NftTableListing {
   /** The line about the table's flags, when it has any: a dormant table turns off all its NAT. */
@@ -341,8 +335,6 @@ function familyObjects(objects: readonly Record<string, Json>[], family: Family)
   }
   return [...sets, ...chains, ...rules];
 }
-
-// ---- the table itself, and what in it is not ours ----
 
 /** Table flags nft can print; anything else is nft 1.0.6's misprint (see CUT_AT_TABLE_FLAGS). */
 const TABLE_FLAG_NAMES = new Set(['dormant', 'owner', 'persist']);
