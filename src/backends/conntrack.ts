@@ -47,18 +47,8 @@ const CONNECTIONLESS: Record<Family, readonly string[]> = { ipv4: ['udp', 'icmp'
 
 /** The `conntrack -D` argv for one protocol and one (source, destination) block pair of a change. */
 function conntrackDeleteArgv(family: Family, protocol: string, change: Pick<ChangedFlows, 'oldTranslated'>, destination: Cidr, source?: Cidr): string[] {
-  return [
-    'conntrack',
-    '-D',
-    '-f',
-    family,
-    '-p',
-    protocol,
-    ...(source === undefined ? [] : ['--orig-src', formatCidr(source)]),
-    '--orig-dst',
-    formatCidr(destination),
-    ...(change.oldTranslated ? ['--src-nat'] : []),
-  ];
+  const from = source === undefined ? [] : ['--orig-src', formatCidr(source)];
+  return ['conntrack', '-D', '-f', family, '-p', protocol, ...from, '--orig-dst', formatCidr(destination), ...(change.oldTranslated ? ['--src-nat'] : [])];
 }
 
 /** Every argv the changes need, in order. */
