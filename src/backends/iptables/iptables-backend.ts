@@ -15,7 +15,8 @@ import { exemptionIsFinal } from '../../policy/build.js';
 import { createIptablesCommands, IptablesRestoreError, outputLines, type IptablesBackendOptions, type IptablesCommands } from './commands.js';
 import { ownedLines, planIptables, planPostrouting, repairNotTaken, type IptablesObserved, type IptablesPlan, type RenamedJump } from './plan.js';
 import { deleteSpec, findRenamedJumps, findRulesWithTarget, judgeRenamedChain, mayBeOurChain, natPayload, renamedRemovalLines } from './rules.js';
-import { chainsToFollow, FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from './shadow.js';
+import { FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from '../shadow-owner.js';
+import { chainsToFollow } from './shadow.js';
 import { checkChainName, jumpRuleSpec, renderRestorePayload, renderSaveLines, type RenderOptions } from './render.js';
 
 export { IptablesRestoreError, type IptablesBackendOptions };

@@ -30,9 +30,6 @@ export function isAgentObject(kind: string, name: unknown): boolean {
  */
 export const NFT_TABLE_OWNER: Family = 'ipv4';
 
-/** Protocols that get explicit `--to-ports` rules, in the reference agent's order. */
-export const TO_PORTS_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
-
 /** nft's numeric value of `priority srcnat` for a nat postrouting chain, as `nft -j` prints it. */
 export const SRCNAT_PRIORITY = 100;
 

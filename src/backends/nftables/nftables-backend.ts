@@ -7,6 +7,7 @@ import type { Family } from '../../net/cidr.js';
 import { isNftObjectMissing, type Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
+import { FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from '../shadow-owner.js';
 import { NFT_TABLE_REF } from './names.js';
 import { ownedNftLines, parseNftTable, type NftTableListing } from './parse.js';
 import { nftPlanScripts, planNft, planNftCleanup, type NftObserved, type NftablesPlan } from './plan.js';
@@ -20,10 +21,6 @@ export interface NftablesBackendOptions {
   /** Per-command timeout in milliseconds. Default: the runner's. */
   readonly timeoutMs?: number;
 }
-
-/** At most this many `nft list chain` per read look into other tables' chains, at most this deep in their jumps. */
-const MAX_CHAIN_LISTS = 8;
-const MAX_JUMP_DEPTH = 2;
 
 /** Whether a failed `nft list` only means that the table or chain is not there. */
 function isMissing(e: unknown): boolean {
@@ -56,13 +53,13 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
    * rules, so only the few candidate chains (and the chains they jump to) are listed, bounded.
    */
   const listTranslators = async (family: Family): Promise<NftTranslator[]> => {
-    let budget = MAX_CHAIN_LISTS;
+    let budget = MAX_FOLLOWED_CHAINS;
     const translationOf = async (c: NftNatChain, chain: string, depth: number): Promise<string | undefined> => {
       if (budget-- <= 0) return undefined;
       const json = await list(['list', 'chain', c.family, c.table, chain]);
       if (json === undefined) return undefined;
       const { translation, targets } = chainTranslation(json);
-      if (translation !== undefined || depth >= MAX_JUMP_DEPTH) return translation;
+      if (translation !== undefined || depth >= FOLLOW_DEPTH) return translation;
       for (const t of targets) {
         const inner = await translationOf(c, t, depth + 1);
         if (inner !== undefined) return `jump ${t}: ${inner}`;
