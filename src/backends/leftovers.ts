@@ -10,8 +10,6 @@ import type { IptablesMode } from './iptables/detect.js';
 import { findRenamedJumps, judgeRenamedChain, parseRuleLine } from './iptables/rules.js';
 import { NFT_TABLE_REF } from './nftables/names.js';
 
-export type { CleanupTarget, Inspection } from './backend.js';
-
 /** The lines of a `*-save` output's nat table: the output holds every table, and only `*nat` counts. */
 function natLines(save: string): string[] {
   let table = '';
