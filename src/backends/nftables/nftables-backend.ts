@@ -4,7 +4,7 @@
 // named in a write.
 import { CommandError } from '../../errors.js';
 import type { Family } from '../../net/cidr.js';
-import { isNftObjectMissing, type Runner } from '../../exec/runner.js';
+import { isNftObjectMissing, type CommandResult, type Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
 import { FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from '../shadow-owner.js';
@@ -22,9 +22,14 @@ export interface NftablesBackendOptions {
   readonly timeoutMs?: number;
 }
 
-/** Whether a failed `nft list` only means that the table or chain is not there. */
-function isMissing(e: unknown): boolean {
-  return e instanceof CommandError && e.exitCode === 1 && isNftObjectMissing(e);
+/** What `nft` printed, or undefined when it failed only because the table or chain is not there. */
+async function unlessMissing(command: Promise<CommandResult>): Promise<string | undefined> {
+  try {
+    return (await command).stdout;
+  } catch (e) {
+    if (e instanceof CommandError && e.exitCode === 1 && isNftObjectMissing(e)) return undefined;
+    throw e;
+  }
 }
 
 /** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
@@ -33,14 +38,7 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
   const run = (args: readonly string[], input?: string) => options.runner(['nft', ...args], input === undefined ? timeout : { ...timeout, input });
 
   /** The output of an `nft -j list`, or undefined when what it lists does not exist. */
-  const list = async (args: readonly string[]): Promise<string | undefined> => {
-    try {
-      return (await run(['-j', ...args])).stdout;
-    } catch (e) {
-      if (isMissing(e)) return undefined;
-      throw e;
-    }
-  };
+  const list = (args: readonly string[]): Promise<string | undefined> => unlessMissing(run(['-j', ...args]));
 
   /** Our table, parsed once; terse (no set elements) when only which objects exist matters. */
   const listTable = async (terse: boolean): Promise<NftTableListing | undefined> => {
@@ -101,13 +99,8 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     apply,
     cleanup: async (family: Family) => {
       const todo = planNftCleanup(await listTable(true), family);
-      if (todo === 'delete table') {
-        try {
-          await run(['delete', 'table', ...NFT_TABLE_REF.split(' ')]);
-        } catch (e) {
-          if (!isMissing(e)) throw e;
-        }
-      } else if (todo !== undefined) await run(['-f', '-'], todo.script);
+      if (todo === 'delete table') await unlessMissing(run(['delete', 'table', ...NFT_TABLE_REF.split(' ')]));
+      else if (todo !== undefined) await run(['-f', '-'], todo.script);
     },
   };
 }
