@@ -46,19 +46,9 @@ export interface StaleFlowResult {
 const CONNECTIONLESS: Record<Family, readonly string[]> = { ipv4: ['udp', 'icmp'], ipv6: ['udp', 'icmpv6'] };
 
 /** The `conntrack -D` argv for one protocol and one (source, destination) block pair of a change. */
-export function conntrackDeleteArgv(family: Family, protocol: string, change: Pick<ChangedFlows, 'oldTranslated'>, destination: Cidr, source?: Cidr): string[] {
-  return [
-    'conntrack',
-    '-D',
-    '-f',
-    family,
-    '-p',
-    protocol,
-    ...(source === undefined ? [] : ['--orig-src', formatCidr(source)]),
-    '--orig-dst',
-    formatCidr(destination),
-    ...(change.oldTranslated ? ['--src-nat'] : []),
-  ];
+function conntrackDeleteArgv(family: Family, protocol: string, change: Pick<ChangedFlows, 'oldTranslated'>, destination: Cidr, source?: Cidr): string[] {
+  const from = source === undefined ? [] : ['--orig-src', formatCidr(source)];
+  return ['conntrack', '-D', '-f', family, '-p', protocol, ...from, '--orig-dst', formatCidr(destination), ...(change.oldTranslated ? ['--src-nat'] : [])];
 }
 
 /** Every argv the changes need, in order. */

@@ -11,8 +11,6 @@ export interface DecisionCountOptions {
   readonly backend: string;
   /** The iptables chain (`--masq-chain`). */
   readonly chain: string;
-  /** iptables `-w` seconds; default 5. */
-  readonly wait?: string;
 }
 
 /** The counts of every family of `policies` (one command per family, one for nft); undefined when the backend keeps none. */
@@ -21,6 +19,6 @@ export async function readDecisionCounts(run: Runner, policies: readonly FamilyP
   const mode = o.backend === 'iptables-nft' ? 'nft' : o.backend === 'iptables-legacy' ? 'legacy' : undefined;
   if (mode === undefined) return undefined;
   const counts: DecisionCount[] = [];
-  for (const p of policies) counts.push(...(await readIptablesCounters(run, mode, p, o.chain, o.wait)));
+  for (const p of policies) counts.push(...(await readIptablesCounters(run, mode, p, o.chain)));
   return counts;
 }

@@ -5,15 +5,13 @@
 import { CommandError } from '../errors.js';
 import { isNftObjectMissing, type Runner } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
-import type { CleanupTarget } from './backend.js';
+import type { CleanupTarget, Inspection } from './backend.js';
 import type { IptablesMode } from './iptables/detect.js';
 import { findRenamedJumps, judgeRenamedChain, parseRuleLine } from './iptables/rules.js';
 import { NFT_TABLE_REF } from './nftables/names.js';
 
-export type { CleanupTarget, Inspection } from './backend.js';
-
 /** The lines of a `*-save` output's nat table: the output holds every table, and only `*nat` counts. */
-export function natLines(save: string): string[] {
+function natLines(save: string): string[] {
   let table = '';
   const nat: string[] = [];
   for (const line of save.split('\n')) {
@@ -23,10 +21,10 @@ export function natLines(save: string): string[] {
   return nat;
 }
 
-/** Our chain and jumps in a `*-save` output's nat lines (natLines); jumps by target, in any form. */
-export function findInNat(nat: readonly string[], chain: string): { chain: boolean; rules: number; jumps: number } {
+/** Our chain and jumps in a `*-save` output's nat table; jumps by target, in any form. */
+export function findInSaveOutput(save: string, chain: string): { chain: boolean; rules: number; jumps: number } {
   const found = { chain: false, rules: 0, jumps: 0 };
-  for (const line of nat) {
+  for (const line of natLines(save)) {
     if (line.startsWith(`:${chain} `)) found.chain = true;
     const rule = parseRuleLine(line);
     if (rule?.chain === chain) found.rules++;
@@ -35,15 +33,22 @@ export function findInNat(nat: readonly string[], chain: string): { chain: boole
   return found;
 }
 
-/** The nat chains (natLines) ours under another name (`iptables -E`): a POSTROUTING rule with our jump's comment leads there, every rule in it ours. */
-export function findRenamedInNat(nat: readonly string[], chain: string): string[] {
+/** The nat chains of a `*-save` output ours under another name (`iptables -E`): a POSTROUTING rule with our jump's comment leads there, every rule in it ours. */
+export function findRenamedInSaveOutput(save: string, chain: string): string[] {
+  const nat = natLines(save);
   const rulesOf = (t: string): string[] => nat.filter((l) => parseRuleLine(l)?.chain === t);
   return findRenamedJumps(nat, chain).flatMap(({ target: t }) => (t !== undefined && judgeRenamedChain(t, rulesOf(t)).ours ? [t] : []));
 }
 
-/** findInNat and findRenamedInNat of a whole `*-save` output. */
-export const findInSaveOutput = (save: string, chain: string): ReturnType<typeof findInNat> => findInNat(natLines(save), chain);
-export const findRenamedInSaveOutput = (save: string, chain: string): string[] => findRenamedInNat(natLines(save), chain);
+/** What a look that changes nothing printed, or a skip when its tool is not installed. */
+async function look(runner: Runner, argv: string[]): Promise<string | Inspection> {
+  try {
+    return (await runner(argv, { timeoutMs: 30_000 })).stdout;
+  } catch (e) {
+    if (e instanceof CommandError && e.failure === 'not-installed') return { state: 'skipped', why: `${argv[0]} is not installed` };
+    throw e;
+  }
+}
 
 /** Our chain and jump in one iptables variant and family; `remove` is that backend's cleanup of the family. */
 export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Family, chain: string, remove: () => Promise<void>): CleanupTarget {
@@ -52,16 +57,10 @@ export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Fam
     name: `iptables-${mode} ${family === 'ipv4' ? 'IPv4' : 'IPv6'}`,
     backend: `iptables-${mode}`,
     async inspect() {
-      let out: string;
-      try {
-        // No `-t`: asking for a legacy table by name makes the kernel create it.
-        out = (await runner([save], { timeoutMs: 30_000 })).stdout;
-      } catch (e) {
-        if (e instanceof CommandError && e.failure === 'not-installed') return { state: 'skipped', why: `${save} is not installed` };
-        throw e;
-      }
-      const nat = natLines(out);
-      const [f, renamed] = [findInNat(nat, chain), findRenamedInNat(nat, chain)];
+      // No `-t`: asking for a legacy table by name makes the kernel create it.
+      const out = await look(runner, [save]);
+      if (typeof out !== 'string') return out;
+      const [f, renamed] = [findInSaveOutput(out, chain), findRenamedInSaveOutput(out, chain)];
       if (!f.chain && f.jumps === 0 && renamed.length === 0) return { state: 'absent' };
       const parts = [
         ...(f.jumps > 0 ? [`${f.jumps === 1 ? 'the jump' : `${f.jumps} jumps`} in POSTROUTING`] : []),
@@ -80,13 +79,8 @@ export function nftLeftover(runner: Runner): CleanupTarget {
     name: 'nftables',
     backend: 'nftables',
     async inspect() {
-      let out: string;
-      try {
-        out = (await runner(['nft', 'list', 'tables'], { timeoutMs: 30_000 })).stdout;
-      } catch (e) {
-        if (e instanceof CommandError && e.failure === 'not-installed') return { state: 'skipped', why: 'nft is not installed' };
-        throw e;
-      }
+      const out = await look(runner, ['nft', 'list', 'tables']);
+      if (typeof out !== 'string') return out;
       return out.split('\n').some((l) => l.trim() === `table ${NFT_TABLE_REF}`) ? { state: 'present', what: `table ${NFT_TABLE_REF}` } : { state: 'absent' };
     },
     async remove() {

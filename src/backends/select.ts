@@ -54,7 +54,7 @@ export async function chooseBackendKind(o: SelectOptions): Promise<{ kind: 'ipta
  * Builds the iptables backend for the host's iptables variant. `looks` runs detection's commands
  * (selectBackend shares their answers with the leftover checks); the backend runs o.runner.
  */
-export async function createIptablesBackendFor(o: SelectOptions, looks: Runner = shareLooks(o.runner)): Promise<Backend> {
+async function createIptablesBackendFor(o: SelectOptions, looks: Runner): Promise<Backend> {
   const detected = o.iptablesMode === 'auto' ? await detectIptablesMode(looks) : { mode: o.iptablesMode, reason: `--iptables-mode=${o.iptablesMode}` };
   const version = await iptablesVersion(looks, detected.mode);
   const randomFullySupported = supportsRandomFully(version);
@@ -62,18 +62,10 @@ export async function createIptablesBackendFor(o: SelectOptions, looks: Runner =
   return createIptablesBackend({ runner: o.runner, mode: detected.mode, chain: o.chain, randomFullySupported, detected: { reason: detected.reason, version } });
 }
 
-/** Every form a backend of the agent can take here, built without looking at the host: iptables nft and legacy, then nftables. */
-export function everyBackendForm(chain: string, runner: Runner): Backend[] {
-  return [
-    createIptablesBackend({ runner, mode: 'nft', chain, randomFullySupported: true }),
-    createIptablesBackend({ runner, mode: 'legacy', chain, randomFullySupported: true }),
-    createNftablesBackend({ runner }),
-  ];
-}
-
-/** Every place the agent may leave state: each backend form's leftovers, in everyBackendForm's order. */
+/** Every place the agent may leave state: the leftovers of each form its backend can take here (iptables nft, legacy, nftables). */
 export function defaultCleanupTargets(chain: string, runner: Runner): CleanupTarget[] {
-  return everyBackendForm(chain, runner).flatMap((b) => [...b.leftovers()]);
+  const iptables = (['nft', 'legacy'] as const).map((mode) => createIptablesBackend({ runner, mode, chain, randomFullySupported: true }));
+  return [...iptables, createNftablesBackend({ runner })].flatMap((b) => b.leftovers());
 }
 
 /** A runner for backends used only for their pure methods: running anything is a bug. */

@@ -1,5 +1,6 @@
 // Who wrote a NAT rule that runs before ours, told from the names it lives under (iptables chains
-// such as KUBE-POSTROUTING; nft tables and chains such as `ip kube-proxy`) and the words of its comment.
+// such as KUBE-POSTROUTING; nft tables and chains such as `ip kube-proxy`) and the words of its comment,
+// and how far both backends' shadow checks follow jumps (one bound for both).
 
 /** The `owner` label of `ip_masq_agent_shadowing_rules`. */
 export type ShadowOwner = 'kube-proxy' | 'calico' | 'cilium' | 'flannel' | 'aws' | 'cni-bridge' | 'docker' | 'kindnet' | 'unknown';
@@ -15,6 +16,11 @@ const OWNER_SIGNS: readonly (readonly [owner: ShadowOwner, names: RegExp, words:
   ['docker', /^docker/i, /^docker/i],
   ['kindnet', /^kind/i, /^kindnet/i],
 ];
+
+/** How many levels of chains below others' nat postrouting chains the shadow check lists. */
+export const FOLLOW_DEPTH = 2;
+/** How many chains the shadow check lists at most per read. */
+export const MAX_FOLLOWED_CHAINS = 8;
 
 /** A rule of others that translates before ours, and who wrote it. */
 export interface ShadowingRule {

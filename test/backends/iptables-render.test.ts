@@ -178,9 +178,14 @@ test('saved CIDRs are printed as iptables prints them (inet_ntop forms)', () => 
     ['2001:db8:200::/48', '2001:db8:200::/48'],
     ['1:0:0:2::3/128', '1:0:0:2::3/128'],
     ['1::2:0:0:3/128', '1::2:0:0:3/128'],
+    ['::1/128', '::1/128'],
+    ['::1:0:0/96', '::1:0:0/96'],
   ] as const) {
     assert.equal(formatSavedCidr(parseCidr(given)), printed, given);
   }
+  // IPv4-mapped blocks, which a config may not write (parseCidr refuses them), print dotted too.
+  assert.equal(formatSavedCidr({ family: 'ipv6', base: 0xffff0a000000n, prefix: 104 }), '::ffff:10.0.0.0/104');
+  assert.equal(formatSavedCidr({ family: 'ipv6', base: 0xffff00000000n, prefix: 96 }), '::ffff:0.0.0.0/96');
 });
 
 test('a /0 exempt range reads back without -d, as iptables prints it', () => {

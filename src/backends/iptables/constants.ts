@@ -46,7 +46,7 @@ export function jumpComment(chain: string): string {
   return `ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom ${chain} chain`;
 }
 
-/** Protocols that get explicit `--to-ports` MASQUERADE rules, in rule order. */
+/** Protocols that get explicit `--to-ports` rules (iptables and nftables alike), in the reference agent's order. */
 export const TO_PORTS_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 
 /** Seconds every iptables command may wait for the xtables lock (`-w`), as kube-proxy does. */

@@ -4,6 +4,7 @@
 // `-c PACKETS BYTES` before `-j`; without it the line is the one render.ts formats for the rule.
 import type { Runner } from '../../exec/runner.js';
 import type { CountedDecision, DecisionCount, FamilyPolicy } from '../../policy/types.js';
+import { DEFAULT_WAIT_SECONDS } from './constants.js';
 import type { IptablesMode } from './detect.js';
 import { chainRules, formatSaveRule } from './render.js';
 
@@ -43,8 +44,8 @@ export function parseIptablesCounters(listing: string, policy: FamilyPolicy, cha
 }
 
 /** Reads the counts of one family's chain: one `-S CHAIN -v` command of the mode's binary. */
-export async function readIptablesCounters(run: Runner, mode: IptablesMode, policy: FamilyPolicy, chain: string, wait = '5'): Promise<DecisionCount[]> {
+export async function readIptablesCounters(run: Runner, mode: IptablesMode, policy: FamilyPolicy, chain: string): Promise<DecisionCount[]> {
   const binary = `${policy.family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}`;
-  const { stdout } = await run([binary, '-w', wait, '-t', 'nat', '-S', chain, '-v']);
+  const { stdout } = await run([binary, '-w', String(DEFAULT_WAIT_SECONDS), '-t', 'nat', '-S', chain, '-v']);
   return parseIptablesCounters(stdout, policy, chain);
 }

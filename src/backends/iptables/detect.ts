@@ -80,18 +80,11 @@ export async function iptablesVersion(runner: Runner, mode: IptablesMode): Promi
   return m[1];
 }
 
-function versionParts(version: string): number[] {
-  return version.split('.').map((p) => Number.parseInt(p, 10) || 0);
-}
+const versionParts = (version: string): number[] => version.split('.').map((p) => Number.parseInt(p, 10) || 0);
 
 /** Whether this iptables version's MASQUERADE knows `--random-fully` (>= 1.6.2). */
 export function supportsRandomFully(version: string): boolean {
-  const have = versionParts(version);
-  const need = versionParts(RANDOM_FULLY_MIN_VERSION);
-  for (let i = 0; i < need.length; i++) {
-    const a = have[i] ?? 0;
-    const b = need[i] ?? 0;
-    if (a !== b) return a > b;
-  }
-  return true;
+  const [have, need] = [versionParts(version), versionParts(RANDOM_FULLY_MIN_VERSION)];
+  const i = need.findIndex((n, j) => (have[j] ?? 0) !== n);
+  return i < 0 || (have[i] ?? 0) > (need[i] ?? 0);
 }

@@ -2,11 +2,9 @@
 // POSTROUTING and our chain, never the whole table (`iptables-save -t nat` costs over a second next
 // to a big kube-proxy, `-S POSTROUTING` a few ms; netfilter-facts.md), plus the chains that rules
 // with our jump's comment lead to (our chain renamed by `iptables -E`) and, bounded, those that
-// rules before our jump lead to (shadow.ts). plan.ts makes of that one `iptables-restore
-// --noflush` transaction: our chain, the POSTROUTING jump put right (added, or every other form
-// and duplicate replaced by ours), our renamed chain taken back. apply runs it: a `-C` probe first
-// where a jump is added, a listing after it wherever POSTROUTING changed, so a repair that does
-// not take fails the sync instead of being repeated at every one.
+// rules before our jump lead to (shadow.ts). apply runs plan.ts's one transaction, and a listing
+// after it wherever POSTROUTING changed, so a repair that does not take fails the sync instead of
+// being repeated at every one.
 import { memoByPolicy, type Backend, type BackendFacts, type OwnedState, type ReadOptions, type RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
@@ -15,9 +13,10 @@ import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { createIptablesCommands, IptablesRestoreError, outputLines, type IptablesBackendOptions, type IptablesCommands } from './commands.js';
-import { deletePayload, ownedLines, planIptables, planPostrouting, repairNotTaken, type IptablesObserved, type IptablesPlan, type RenamedJump } from './plan.js';
-import { findRenamedJumps, findRulesWithTarget, judgeRenamedChain, mayBeOurChain, natPayload, renamedRemovalLines } from './rules.js';
-import { chainsToFollow, FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from './shadow.js';
+import { ownedLines, planIptables, planPostrouting, repairNotTaken, type IptablesObserved, type IptablesPlan, type RenamedJump } from './plan.js';
+import { deleteSpec, findRenamedJumps, findRulesWithTarget, judgeRenamedChain, mayBeOurChain, natPayload, renamedRemovalLines } from './rules.js';
+import { FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from '../shadow-owner.js';
+import { chainsToFollow } from './shadow.js';
 import { checkChainName, jumpRuleSpec, renderRestorePayload, renderSaveLines, type RenderOptions } from './render.js';
 
 export { IptablesRestoreError, type IptablesBackendOptions };
@@ -197,7 +196,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
         if (round >= MAX_JUMP_ROUNDS) {
           throw new CommandError([], null, '', 'other', `${name}: POSTROUTING jumps to ${chain} still present after ${MAX_JUMP_ROUNDS} rounds of deletes (does another agent keep adding them?)`);
         }
-        await cmd.restore(family, deletePayload(jumps));
+        await cmd.restore(family, natPayload(jumps.map(deleteSpec)));
       }
       await cmd.chainCommand(family, '-F');
       await cmd.chainCommand(family, '-X');

@@ -9,7 +9,7 @@ import type { FamilyPolicy } from '../../policy/types.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE } from './constants.js';
 import { chainRestoreLines, renderJumpSaveLine, renderSaveLines, type RenderOptions } from './render.js';
-import { deleteSpec, findRulesWithTarget, natPayload, notFirstLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
+import { findRulesWithTarget, natPayload, notFirstLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
 import { findShadowingRules, shadowOwner } from './shadow.js';
 
 /** A POSTROUTING rule with our jump's comment that leads to another chain, and what that chain is. */
@@ -153,6 +153,3 @@ export function repairNotTaken(after: readonly string[], chain: string, verify: 
   const deleted = left.length > 0 ? ` and ${left.length} deleted rule${left.length === 1 ? '' : 's'} still there` : '';
   return `${jumps.length} jump${jumps.length === 1 ? '' : 's'} to ${chain}${deleted}`;
 }
-
-/** Restore lines that delete the given `-A` lines by spec (cleanup's jumps), all or nothing. */
-export const deletePayload = (lines: readonly string[]): string => natPayload(lines.map(deleteSpec));

@@ -27,7 +27,7 @@ import {
   TO_PORTS_PROTOCOLS,
   jumpComment,
 } from './constants.js';
-import { quoteRuleArg, splitRuleArgs } from './rules.js';
+import { natPayload, quoteRuleArg, splitRuleArgs } from './rules.js';
 
 /** What shapes the rendered rules besides the policy itself. */
 export interface RenderOptions {
@@ -112,25 +112,14 @@ export function savedProbability(written: string): string {
   return formatFixedExact(stored / 0x80000000, 11);
 }
 
-// glibc inet_ntop: the first longest run (>= 2) of zero words becomes '::', and IPv4-compatible
-// (::a.b.c.d) and IPv4-mapped (::ffff:a.b.c.d) forms print their last 32 bits dotted.
-function formatIpv6(value: bigint): string {
-  const words = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
-  let [at, len] = [-1, 1];
-  for (let i = 0, run = 0; i < 8; i++) {
-    run = words[i] === 0 ? run + 1 : 0;
-    if (run > len) [at, len] = [i - run + 1, run];
-  }
-  const dotted = formatIp({ family: 'ipv4', value: value & 0xffffffffn });
-  if (at === 0 && len === 6) return `::${dotted}`;
-  if (at === 0 && len === 5 && words[5] === 0xffff) return `::ffff:${dotted}`;
-  const hex = (ws: readonly number[]): string => ws.map((w) => w.toString(16)).join(':');
-  return at < 0 ? hex(words) : `${hex(words.slice(0, at))}::${hex(words.slice(at + len))}`;
-}
-
-/** An address as iptables prints it (inet_ntop). */
+/**
+ * An address as iptables prints it (glibc inet_ntop): RFC 5952 text, except that IPv4-compatible
+ * (::a.b.c.d, with a.b not 0) and IPv4-mapped (::ffff:a.b.c.d) addresses print their last 32 bits dotted.
+ */
 function savedAddress(ip: IpAddress): string {
-  return ip.family === 'ipv4' ? formatIp(ip) : formatIpv6(ip.value);
+  const high = ip.value >> 32n;
+  if (ip.family === 'ipv4' || (high !== 0n && high !== 0xffffn) || ip.value >> 16n === 0n) return formatIp(ip);
+  return `::${high === 0n ? '' : 'ffff:'}${formatIp({ family: 'ipv4', value: ip.value & 0xffffffffn })}`;
 }
 
 /** A CIDR as iptables prints it after `-d` (address via inet_ntop, then `/prefix`). */
@@ -226,15 +215,6 @@ function assertFamily(policy: FamilyPolicy): void {
   }
 }
 
-/**
- * How an exempt destination leaves our chain: RETURN goes on through POSTROUTING (the
- * reference's; a later MASQUERADE rule may still translate it), ACCEPT ends the nat POSTROUTING
- * traversal for the packet (`--postrouting-position=first`).
- */
-export function exemptionTarget(policy: FamilyPolicy): 'RETURN' | 'ACCEPT' {
-  return exemptionIsFinal(policy) ? 'ACCEPT' : 'RETURN';
-}
-
 const comment = (text: string): RulePart => ({ kind: 'comment', text });
 const jump = (target: string): RulePart => ({ kind: 'jump', target });
 
@@ -246,11 +226,6 @@ function preludeRules(policy: FamilyPolicy, chain: string): Rule[] {
   if (!exemptionIsFinal(policy)) return [];
   const mark = masqueradeMarkHex(policy.masqueradeBit);
   return [{ shape: ruleShape(chain, [{ kind: 'module', text: `-m mark --mark ${mark}/${mark}` }, comment(KUBE_MARK_COMMENT), jump('RETURN')]) }];
-}
-
-/** The prelude rules without the `-A CHAIN ` head (restore and `-S` print them alike). */
-export function preludeRuleBodies(policy: FamilyPolicy): string[] {
-  return preludeRules(policy, '').map((r) => r.shape.save[1].slice(1));
 }
 
 /**
@@ -292,8 +267,9 @@ export function chainRules(policy: FamilyPolicy, opts: RenderOptions): Rule[] {
   const translate = (shapes: readonly RuleShape[], decides: CountedDecision, dst?: AddressMatch): void => {
     for (const src of sources) for (const shape of shapes) rules.push({ shape, src, dst, decides });
   };
-  // The reference writes -d after the comment.
-  const keep = ruleShape(chain, [comment(NON_MASQ_COMMENT), jump(exemptionTarget(policy))], reference ? 1 : 0);
+  // The reference writes -d after the comment. RETURN goes on through POSTROUTING (a later
+  // MASQUERADE rule may still translate); ACCEPT ends the nat POSTROUTING traversal (`first`).
+  const keep = ruleShape(chain, [comment(NON_MASQ_COMMENT), jump(exemptionIsFinal(policy) ? 'ACCEPT' : 'RETURN')], reference ? 1 : 0);
   let masquerade: RuleShape[] | undefined;
   for (const row of decisionTable(policy)) {
     const [dst, decides] = [address(row), { action: row.action.kind, list: row.list, cidr: row.text }];
@@ -310,7 +286,7 @@ export function chainRules(policy: FamilyPolicy, opts: RenderOptions): Rule[] {
  * `:CHAIN - [0:0]` line creates or flushes only our chain, atomically with the new rules.
  */
 export function renderRestorePayload(policy: FamilyPolicy, opts: RenderOptions): string {
-  return `${['*nat', ...chainRestoreLines(policy, opts), 'COMMIT'].join('\n')}\n`;
+  return natPayload(chainRestoreLines(policy, opts));
 }
 
 /** Our chain's restore lines (`:CHAIN` and its rules), for a payload that also repairs POSTROUTING. */
@@ -320,9 +296,7 @@ export function chainRestoreLines(policy: FamilyPolicy, opts: RenderOptions): st
 
 /** Our chain as `iptables -t nat -S CHAIN` prints it once the payload is applied. */
 export function renderChainSaveLines(policy: FamilyPolicy, opts: RenderOptions): string[] {
-  const lines = [`-N ${opts.chain}`];
-  for (const r of chainRules(policy, opts)) lines.push(formatSaveRule(r));
-  return lines;
+  return [`-N ${opts.chain}`, ...chainRules(policy, opts).map(formatSaveRule)];
 }
 
 /** The POSTROUTING jump to our chain, for non-local destinations. */

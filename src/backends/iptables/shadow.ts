@@ -9,12 +9,7 @@
 // masquerades some traffic before our jump counts.
 import { jumpComment } from './constants.js';
 import { mayBeOurChain, parseRuleLine, ruleComment } from './rules.js';
-import { ownerOf, type ShadowOwner } from '../shadow-owner.js';
-
-/** How many levels of chains below POSTROUTING the shadow check lists. */
-export const FOLLOW_DEPTH = 2;
-/** How many chains the shadow check lists at most per read. */
-export const MAX_FOLLOWED_CHAINS = 8;
+import { FOLLOW_DEPTH, ownerOf, type ShadowOwner } from '../shadow-owner.js';
 
 const TRANSLATING = new Set(['MASQUERADE', 'SNAT']);
 

@@ -4,34 +4,18 @@
 // With nftables one rule masquerades both masqueradeCIDRs and every destination no entry covers,
 // so their connections count together under `default`.
 import type { Runner } from '../../exec/runner.js';
-import { formatCidr, parseCidr, parseIp } from '../../net/cidr.js';
+import { parseIp } from '../../net/cidr.js';
 import { decisionTable, resolveDestination, type Decision } from '../../policy/decide.js';
 import type { CountedDecision, DecisionCount, FamilyPolicy } from '../../policy/types.js';
 import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY } from './names.js';
+import { isObject, ours, parseElement } from './parse.js';
 
-type Json = unknown;
-type JsonObject = Record<string, Json>;
-
-const isObject = (v: Json): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+type JsonObject = Record<string, unknown>;
 
 /** A counter's figures, or undefined when `v` is none. */
-function counterOf(v: Json): { packets: number; bytes: number } | undefined {
+function counterOf(v: unknown): { packets: number; bytes: number } | undefined {
   if (!isObject(v) || typeof v['packets'] !== 'number' || typeof v['bytes'] !== 'number') return undefined;
   return { packets: v['packets'], bytes: v['bytes'] };
-}
-
-/** An element's text as the config writes a block (`192.0.2.7/32`), or nft's text when it is no block. */
-function elementText(val: Json): string | undefined {
-  const raw = typeof val === 'string' ? val : isObject(val) && isObject(val['prefix']) ? `${String(val['prefix']['addr'])}/${String(val['prefix']['len'])}` : undefined;
-  if (raw === undefined) {
-    const range = isObject(val) ? val['range'] : undefined;
-    return Array.isArray(range) ? range.map(String).join('-') : undefined;
-  }
-  try {
-    return formatCidr(parseCidr(raw.includes('/') ? raw : `${raw}/${raw.includes(':') ? 128 : 32}`));
-  } catch {
-    return raw;
-  }
 }
 
 /**
@@ -52,7 +36,7 @@ function keepRowOf(text: string, rows: ReadonlyMap<string, Decision>, table: rea
 }
 
 /** What a counting rule of our chain decides: masquerade, or SNAT by the map (`snat to saddr` is `first`'s keep, counted by the set). */
-function ruleDecision(expr: readonly Json[]): CountedDecision | undefined {
+function ruleDecision(expr: readonly unknown[]): CountedDecision | undefined {
   const find = (key: string): JsonObject | undefined => expr.find((e): e is JsonObject => isObject(e) && key in e);
   if (find('masquerade')) return { action: 'masquerade', list: 'default' };
   const snat = find('snat')?.['snat'];
@@ -65,9 +49,8 @@ function ruleDecision(expr: readonly Json[]): CountedDecision | undefined {
  * --to-ports spread adds up). Objects of other tables, and rules that count nothing, are skipped.
  */
 export function parseNftCounters(json: string, policies: readonly FamilyPolicy[]): DecisionCount[] {
-  const doc: Json = JSON.parse(json);
+  const doc: unknown = JSON.parse(json);
   const objects = isObject(doc) && Array.isArray(doc['nftables']) ? doc['nftables'].filter(isObject) : [];
-  const ours = (o: Json): o is JsonObject => isObject(o) && o['family'] === NFT_TABLE_FAMILY && o['table'] === NFT_TABLE;
   const out: DecisionCount[] = [];
   for (const policy of policies) {
     const n = NFT_NAMES[policy.family];
@@ -80,9 +63,9 @@ export function parseNftCounters(json: string, policies: readonly FamilyPolicy[]
         for (const e of set['elem']) {
           const wrapped = isObject(e) ? e['elem'] : undefined;
           const counter = isObject(wrapped) ? counterOf(wrapped['counter']) : undefined;
-          const text = isObject(wrapped) ? elementText(wrapped['val']) : undefined;
-          const row = text === undefined ? undefined : keepRowOf(text, rows, table);
-          if (counter && text !== undefined && row) out.push({ family: policy.family, action: 'keep', list: row.list, cidr: text, ...counter });
+          const text = isObject(wrapped) ? parseElement(wrapped['val']).text : '';
+          const row = counter && keepRowOf(text, rows, table);
+          if (counter && row) out.push({ family: policy.family, action: 'keep', list: row.list, cidr: text, ...counter });
         }
       }
       const rule = o['rule'];
@@ -100,7 +83,7 @@ export function parseNftCounters(json: string, policies: readonly FamilyPolicy[]
 }
 
 /** Reads the counts of every given family's objects: one `nft -j list table` command. */
-export async function readNftCounters(run: Runner, policies: readonly FamilyPolicy[], nft = 'nft'): Promise<DecisionCount[]> {
-  const { stdout } = await run([nft, '-j', 'list', 'table', NFT_TABLE_FAMILY, NFT_TABLE]);
+export async function readNftCounters(run: Runner, policies: readonly FamilyPolicy[]): Promise<DecisionCount[]> {
+  const { stdout } = await run(['nft', '-j', 'list', 'table', NFT_TABLE_FAMILY, NFT_TABLE]);
   return parseNftCounters(stdout, policies);
 }

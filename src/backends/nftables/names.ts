@@ -10,22 +10,11 @@ export const NFT_TABLE = 'ip-masq-agent';
 /** `inet ip-masq-agent`, as nft commands name the table. */
 export const NFT_TABLE_REF = `${NFT_TABLE_FAMILY} ${NFT_TABLE}`;
 
-/** The objects one address family owns inside the table. */
-export interface NftFamilyNames {
-  /** Interval set of exempt destinations. */
-  readonly set: string;
-  /** Base chain hooked at nat postrouting. */
-  readonly chain: string;
-  /** nft data type of the set (`ipv4_addr`, `ipv6_addr`). */
-  readonly setType: string;
-  /** Payload protocol for the destination match (`ip`, `ip6`). */
-  readonly payload: string;
-  /** `meta nfproto` value that guards the family's chain. */
-  readonly nfproto: string;
-}
-
-/** Per-family object names: each family's apply replaces only its own set and chain. */
-export const NFT_NAMES: Readonly<Record<Family, NftFamilyNames>> = {
+/**
+ * Per-family names: the interval set and the base chain each family's apply replaces (never the
+ * other's), the set's data type, the payload protocol of an address match, the chain's nfproto.
+ */
+export const NFT_NAMES: Readonly<Record<Family, Readonly<Record<'set' | 'chain' | 'setType' | 'payload' | 'nfproto', string>>>> = {
   ipv4: { set: 'nonmasq4', chain: 'postrouting4', setType: 'ipv4_addr', payload: 'ip', nfproto: 'ipv4' },
   ipv6: { set: 'nonmasq6', chain: 'postrouting6', setType: 'ipv6_addr', payload: 'ip6', nfproto: 'ipv6' },
 };
@@ -40,9 +29,6 @@ export function isAgentObject(kind: string, name: unknown): boolean {
  * apply repairs it: IPv4, which the agent always manages.
  */
 export const NFT_TABLE_OWNER: Family = 'ipv4';
-
-/** Protocols that get explicit `--to-ports` rules, in the reference agent's order. */
-export const TO_PORTS_PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 
 /** nft's numeric value of `priority srcnat` for a nat postrouting chain, as `nft -j` prints it. */
 export const SRCNAT_PRIORITY = 100;

@@ -4,9 +4,10 @@
 // named in a write.
 import { CommandError } from '../../errors.js';
 import type { Family } from '../../net/cidr.js';
-import { isNftObjectMissing, type Runner } from '../../exec/runner.js';
+import { isNftObjectMissing, type CommandResult, type Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
+import { FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from '../shadow-owner.js';
 import { NFT_TABLE_REF } from './names.js';
 import { ownedNftLines, parseNftTable, type NftTableListing } from './parse.js';
 import { nftPlanScripts, planNft, planNftCleanup, type NftObserved, type NftablesPlan } from './plan.js';
@@ -17,36 +18,27 @@ import { chainTranslation, natPostroutingChains, type NftNatChain, type NftTrans
 export interface NftablesBackendOptions {
   /** Runs `nft`; tests pass a fake or a namespace runner. */
   readonly runner: Runner;
-  /** The nft binary. Default `nft`. */
-  readonly nft?: string;
   /** Per-command timeout in milliseconds. Default: the runner's. */
   readonly timeoutMs?: number;
 }
 
-/** At most this many `nft list chain` per read look into other tables' chains, at most this deep in their jumps. */
-const MAX_CHAIN_LISTS = 8;
-const MAX_JUMP_DEPTH = 2;
-
-/** Whether a failed `nft list` only means that the table or chain is not there. */
-function isMissing(e: unknown): boolean {
-  return e instanceof CommandError && e.exitCode === 1 && isNftObjectMissing(e);
+/** What `nft` printed, or undefined when it failed only because the table or chain is not there. */
+async function unlessMissing(command: Promise<CommandResult>): Promise<string | undefined> {
+  try {
+    return (await command).stdout;
+  } catch (e) {
+    if (e instanceof CommandError && e.exitCode === 1 && isNftObjectMissing(e)) return undefined;
+    throw e;
+  }
 }
 
 /** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
 export function createNftablesBackend(options: NftablesBackendOptions): Backend<NftObserved, NftablesPlan> {
-  const nft = options.nft ?? 'nft';
   const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
-  const run = (args: readonly string[], input?: string) => options.runner([nft, ...args], input === undefined ? timeout : { ...timeout, input });
+  const run = (args: readonly string[], input?: string) => options.runner(['nft', ...args], input === undefined ? timeout : { ...timeout, input });
 
   /** The output of an `nft -j list`, or undefined when what it lists does not exist. */
-  const list = async (args: readonly string[]): Promise<string | undefined> => {
-    try {
-      return (await run(['-j', ...args])).stdout;
-    } catch (e) {
-      if (isMissing(e)) return undefined;
-      throw e;
-    }
-  };
+  const list = (args: readonly string[]): Promise<string | undefined> => unlessMissing(run(['-j', ...args]));
 
   /** Our table, parsed once; terse (no set elements) when only which objects exist matters. */
   const listTable = async (terse: boolean): Promise<NftTableListing | undefined> => {
@@ -59,13 +51,13 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
    * rules, so only the few candidate chains (and the chains they jump to) are listed, bounded.
    */
   const listTranslators = async (family: Family): Promise<NftTranslator[]> => {
-    let budget = MAX_CHAIN_LISTS;
+    let budget = MAX_FOLLOWED_CHAINS;
     const translationOf = async (c: NftNatChain, chain: string, depth: number): Promise<string | undefined> => {
       if (budget-- <= 0) return undefined;
       const json = await list(['list', 'chain', c.family, c.table, chain]);
       if (json === undefined) return undefined;
       const { translation, targets } = chainTranslation(json);
-      if (translation !== undefined || depth >= MAX_JUMP_DEPTH) return translation;
+      if (translation !== undefined || depth >= FOLLOW_DEPTH) return translation;
       for (const t of targets) {
         const inner = await translationOf(c, t, depth + 1);
         if (inner !== undefined) return `jump ${t}: ${inner}`;
@@ -107,13 +99,8 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     apply,
     cleanup: async (family: Family) => {
       const todo = planNftCleanup(await listTable(true), family);
-      if (todo === 'delete table') {
-        try {
-          await run(['delete', 'table', ...NFT_TABLE_REF.split(' ')]);
-        } catch (e) {
-          if (!isMissing(e)) throw e;
-        }
-      } else if (todo !== undefined) await run(['-f', '-'], todo.script);
+      if (todo === 'delete table') await unlessMissing(run(['delete', 'table', ...NFT_TABLE_REF.split(' ')]));
+      else if (todo !== undefined) await run(['-f', '-'], todo.script);
     },
   };
 }

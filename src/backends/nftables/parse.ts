@@ -50,11 +50,9 @@ export function nftObjects(json: string): Record<string, Json>[] {
 }
 
 /** Only objects of our own table, in case nft ever lists more than was asked for. */
-function ours(o: Json): o is Record<string, Json> {
+export function ours(o: Json): o is Record<string, Json> {
   return isObject(o) && o['family'] === NFT_TABLE_FAMILY && o['table'] === NFT_TABLE;
 }
-
-// ---- set elements ----
 
 /** An inclusive address range. */
 interface Span {
@@ -86,7 +84,8 @@ function tryIp(addr: string): { family: Family; value: bigint } | undefined {
 /** A range as nft is given it: CIDR text when it is one block, else `a-b`. */
 const spanElement = (span: Span): Element => ({ text: intervalText(span), span });
 
-function parseElement(e: Json): Element {
+/** A set element (or anonymous-set item) as its canonical text, with its range when it is one. */
+export function parseElement(e: Json): Element {
   if (typeof e === 'string') {
     const ip = tryIp(e);
     return ip ? spanElement({ family: ip.family, first: ip.value, last: ip.value }) : { text: e };
@@ -129,8 +128,6 @@ function compareElements(a: Element, b: Element): number {
   if (b.span) return 1;
   return byText;
 }
-
-// ---- rule expressions ----
 
 function exprText(x: Json): string {
   if (typeof x === 'string' || typeof x === 'number') return String(x);
@@ -264,8 +261,6 @@ function ruleText(rule: Record<string, Json>): string {
   return `${expr}${comment}`;
 }
 
-// ---- documents ----
-
 /** What one listing of our table shows (full or terse `nft -j list table`), parsed once. */
 export interface NftTableListing {
   /** The line about the table's flags, when it has any: a dormant table turns off all its NAT. */
@@ -340,8 +335,6 @@ function familyObjects(objects: readonly Record<string, Json>[], family: Family)
   }
   return [...sets, ...chains, ...rules];
 }
-
-// ---- the table itself, and what in it is not ours ----
 
 /** Table flags nft can print; anything else is nft 1.0.6's misprint (see CUT_AT_TABLE_FLAGS). */
 const TABLE_FLAG_NAMES = new Set(['dormant', 'owner', 'persist']);

@@ -12,7 +12,8 @@ import { normalizeRanges } from '../../net/normalize.js';
 import type { Action, FamilyPolicy, PortRange } from '../../policy/types.js';
 import { add, canonicalLines, deleteByName, formatNftScript, type NftObject, type NftOp } from './model.js';
 import { memoByPolicy } from '../backend.js';
-import { FIRST_PRIORITY, NFT_NAMES, SRCNAT_PRIORITY, TO_PORTS_PROTOCOLS } from './names.js';
+import { TO_PORTS_PROTOCOLS } from '../iptables/constants.js';
+import { FIRST_PRIORITY, NFT_NAMES, SRCNAT_PRIORITY } from './names.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy/build.js';
 import { flattenPrefixes, intervalText, unionOfCidrs, type Interval } from '../../net/intervals.js';
 import { DEFAULT_ACTION, decisionTable, sameAction, usesDecisionRules } from '../../policy/decide.js';
@@ -86,14 +87,10 @@ function translateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction
   const rules: string[] = [];
   if (snat.length > 0) {
     const map = `${n.payload} daddr map ${anonymousSet(snat.map((iv) => `${intervalText(iv)} : ${iv.value.toSourceText}`))}`;
-    if (policy.toPorts.length > 0) {
-      for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags, `snat ${n.payload} to ${map}:`));
-    }
+    for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags, `snat ${n.payload} to ${map}:`));
     rules.push(`counter snat ${n.payload} to ${map}${flags}`);
   }
-  if (policy.toPorts.length > 0) {
-    for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
-  }
+  for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
   rules.push(`counter masquerade${flags}`);
   return rules;
 }
