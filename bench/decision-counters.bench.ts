@@ -3,7 +3,7 @@
 //   npx tsc -p tsconfig.json && sudo node dist/bench/decision-counters.bench.js [--runs=5] [--flows=20000]
 //
 // Needs root. Everything runs in namespaces this script creates and deletes.
-// 1. One counter read (readDecisionCounts: the command and the parse), at 64 and 10,000
+// 1. One counter read (the backend's counters(): the command and the parse), at 64 and 10,000
 //    non-masquerade CIDRs, on iptables-nft, iptables-legacy and nftables; wall time and CPU (the
 //    command's, as reaped children, plus this process's parse), median of `runs`, against the
 //    backend's own read() of the same family in the same run (what every resync already does).
@@ -22,7 +22,6 @@ import { ADDR, canUseNetns, createNamespace, createTopology, deleteNamespace, ns
 import { netnsRunner } from '../test/netns/netns-runner.js';
 import { exempt } from '../test/backends/iptables-helpers.js';
 import { applyPolicy, type Backend } from '../src/backends/backend.js';
-import { readDecisionCounts } from '../src/backends/decision-counts.js';
 import { createIptablesBackend } from '../src/backends/iptables/iptables-backend.js';
 import { createNftablesBackend } from '../src/backends/nftables/nftables-backend.js';
 import { renderNftScript } from '../src/backends/nftables/render.js';
@@ -79,7 +78,7 @@ async function readCost(): Promise<void> {
         let rows = 0;
         for (let i = 0; i < RUNS; i++) {
           const a = await timed(() => backend.read('ipv4'));
-          const b = await timed(async () => (rows = (await readDecisionCounts(run, [policy], { backend: name, chain: CHAIN }))?.length ?? 0));
+          const b = await timed(async () => (rows = (await backend.counters?.([policy]))?.length ?? 0));
           read.ms.push(a.ms);
           read.cpuMs.push(a.cpuMs);
           counts.ms.push(b.ms);

@@ -3,7 +3,6 @@
 // config loader, the backends or the HTTP server (docs/performance.md). Nothing happens on import.
 export { createAgent } from './agent/agent.js';
 export { createStaleFlowCleaner } from './backends/conntrack.js';
-export { readDecisionCounts } from './backends/decision-counts.js';
 export { readConntrackPressure } from './observe/conntrack-pressure.js';
 export { createDecisionCounts } from './observe/decision-counts.js';
 export { systemClock } from './agent/clock.js';

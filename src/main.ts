@@ -117,7 +117,6 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     maxCidrsFor,
     metricsRoutes,
     readConntrackPressure,
-    readDecisionCounts,
     startHttpServer,
     systemClock,
     watchConfig,
@@ -130,7 +129,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const backend = selected.backend;
   // Read at scrape time (the counts at most once per 5 s); `agent` exists by the first scrape.
   const decisionCounts = createDecisionCounts({
-    read: async () => (await readDecisionCounts(runner, agent.policy()?.families ?? [], { backend: backend.name, chain: opts.chain })) ?? [],
+    read: async () => (await backend.counters?.(agent.policy()?.families ?? [])) ?? [],
     now: systemClock.now,
   });
   const conntrackPressure = (): ReturnType<typeof readConntrackPressure> => readConntrackPressure((path) => readFileSync(path, 'utf8'));

@@ -1,5 +1,5 @@
 import type { Family } from '../net/cidr.js';
-import type { FamilyPolicy } from '../policy/types.js';
+import type { DecisionCount, FamilyPolicy } from '../policy/types.js';
 import type { ShadowingRule } from './shadow-owner.js';
 
 /**
@@ -105,6 +105,11 @@ export interface Backend<O extends Observed = Observed, P extends Plan = Plan> {
    * (for cleanup, and for removing the forms of a backend not in use).
    */
   leftovers(): readonly CleanupTarget[];
+  /**
+   * Connections per decision of `policies`' families, from the rules' own counters (a nat chain
+   * sees a connection's first packet only); absent where the backend keeps none.
+   */
+  counters?(policies: readonly FamilyPolicy[]): Promise<DecisionCount[]>;
 }
 
 /** One sync of one family for callers that need no step of it (tests, cleanup-free tools): read, plan, apply. */

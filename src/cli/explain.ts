@@ -2,7 +2,6 @@
 // masqueraded and which rule decides, traced back to the config line. Touches nothing: it
 // evaluates the same policy the rules are rendered from.
 import type { BackendFacts } from '../backends/backend.js';
-import { readDecisionCounts } from '../backends/decision-counts.js';
 import { createRenderOnlyBackend, openBackendReadOnly, type SelectOptions } from '../backends/select.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
 import { UsageError, errorMessage, type ConfigIssue } from '../errors.js';
@@ -158,7 +157,7 @@ const COUNTED_REASONS = new Set(['masquerade', 'masquerade-cidr', 'snat', 'non-m
 /** The connections the deciding rule counted, read from the backend the agent would use. */
 async function withConnections(answers: Explanation[], policy: Policy, deps: ExplainDeps, select: SelectOptions): Promise<Explanation[]> {
   const opened = await (deps.openBackend ?? openBackendReadOnly)(select);
-  const counts: readonly DecisionCount[] = (await readDecisionCounts(deps.runner, policy.families, { backend: opened.backend.name, chain: select.chain })) ?? [];
+  const counts: readonly DecisionCount[] = (await opened.backend.counters?.(policy.families)) ?? [];
   return answers.map((a) => {
     const c = COUNTED_REASONS.has(a.reason) ? countOfDecision(counts, a.family, a.match && { list: a.match.list, text: a.match.cidr }) : undefined;
     return c === undefined ? a : { ...a, connections: c.packets };

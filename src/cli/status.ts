@@ -2,7 +2,6 @@
 // compares them with what the config and flags want. Read-only: it builds the backend as the
 // agent does, but never applies, and never removes the other backend's form (selectBackend would).
 import type { OwnedState } from '../backends/backend.js';
-import { readDecisionCounts } from '../backends/decision-counts.js';
 import { openBackendReadOnly, type OpenedBackend, type SelectOptions } from '../backends/select.js';
 import type { ShadowingRule } from '../backends/shadow-owner.js';
 import { CommandError, errorMessage } from '../errors.js';
@@ -29,7 +28,7 @@ permission denied, invalid config).`,
 /** status's dependencies: the command deps, plus a backend opener tests can replace. */
 export interface StatusDeps extends CommandDeps {
   readonly openBackend?: (o: SelectOptions) => Promise<OpenedBackend>;
-  /** Reads the connections per decision of the opened backend; default readDecisionCounts through deps.runner. */
+  /** Reads the connections per decision of the opened backend (named); default its `counters`. */
   readonly readCounts?: (policies: readonly FamilyPolicy[], backend: string) => Promise<readonly DecisionCount[] | undefined>;
 }
 
@@ -127,7 +126,7 @@ export const runStatus = defineCommand<StatusDeps>({
     const inSync = comparisons.every((c) => c.state === 'in-sync');
     // Counted only where rules are there; a failed read is said, and changes no exit status.
     const present = policy.families.filter((p) => comparisons.some((c) => c.family === p.family && c.state !== 'missing'));
-    const readCounts = deps.readCounts ?? ((ps, backend) => readDecisionCounts(deps.runner, ps, { backend, chain: opts.chain }));
+    const readCounts = deps.readCounts ?? ((ps) => opened.backend.counters?.(ps) ?? Promise.resolve(undefined));
     const counts = present.length === 0 ? undefined : await readCounts(present, opened.backend.name).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
     const config = { path: cfg.path, files: cfg.files, usingDefaults: cfg.usingDefaults, hash: cfg.hash };
     if (output === 'json') {

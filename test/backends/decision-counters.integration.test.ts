@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readDecisionCounts } from '../../src/backends/decision-counts.js';
 import { createDecisionCounts } from '../../src/observe/decision-counts.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { createIptablesBackend } from '../../src/backends/iptables/iptables-backend.js';
@@ -56,7 +55,7 @@ interface Variant {
 const readOf =
   (v: Variant) =>
   async (run: Runner): Promise<DecisionCount[]> =>
-    (await readDecisionCounts(run, [COUNTED_POLICIES.plain], { backend: v.name, chain: CHAIN })) ?? [];
+    (await v.backend(run).counters?.([COUNTED_POLICIES.plain])) ?? [];
 
 const CHAIN = 'IP-MASQ-AGENT';
 const VARIANTS: readonly Variant[] = [

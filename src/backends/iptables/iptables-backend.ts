@@ -10,7 +10,8 @@ import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
 import { isChainIncompatible, isChainMissing } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
-import type { FamilyPolicy } from '../../policy/types.js';
+import type { DecisionCount, FamilyPolicy } from '../../policy/types.js';
+import { readIptablesCounters } from './counters.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { createIptablesCommands, IptablesRestoreError, outputLines, type IptablesBackendOptions, type IptablesCommands } from './commands.js';
 import { ownedLines, planIptables, planPostrouting, repairNotTaken, type IptablesObserved, type IptablesPlan, type RenamedJump } from './plan.js';
@@ -176,6 +177,12 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
 
     leftovers() {
       return (['ipv4', 'ipv6'] as const).map((family) => iptablesLeftover(runner, mode, family, chain, () => backend.cleanup(family)));
+    },
+
+    async counters(policies) {
+      const counts: DecisionCount[] = [];
+      for (const p of policies) counts.push(...(await readIptablesCounters(runner, mode, p, chain)));
+      return counts;
     },
 
     read: (family, options) => readFamily(cmd, chain, family, options),
