@@ -112,13 +112,6 @@ export interface Backend<O extends Observed = Observed, P extends Plan = Plan> {
   counters?(policies: readonly FamilyPolicy[]): Promise<DecisionCount[]>;
 }
 
-/** One sync of one family for callers that need no step of it (tests, cleanup-free tools): read, plan, apply. */
-export async function applyPolicy<O extends Observed, P extends Plan>(backend: Backend<O, P>, policy: FamilyPolicy): Promise<P> {
-  const plan = backend.plan(await backend.read(policy.family), policy);
-  await backend.apply(plan);
-  return plan;
-}
-
 /** Whether two states hold the same lines in the same order. */
 export function sameState(a: OwnedState | undefined, b: OwnedState): boolean {
   return a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
