@@ -14,21 +14,11 @@ const NS_PER_UNIT: ReadonlyMap<string, bigint> = new Map([
 
 const TWO_63 = 1n << 63n;
 
-/** Go's time.quote: non-ASCII and control bytes as `\xNN`, `"` and `\` escaped. */
+/** Go's time.quote, byte by byte: non-ASCII and control bytes as `\xNN`, `"` and `\` escaped. */
 function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const code = ch.codePointAt(0)!;
-    if (code >= 0x80 || code < 0x20) {
-      for (const b of Buffer.from(ch, 'utf8')) out += `\\x${b.toString(16).padStart(2, '0')}`;
-    } else {
-      out += ch === '"' || ch === '\\' ? `\\${ch}` : ch;
-    }
-  }
-  return out + '"';
+  const escaped = Buffer.from(s, 'utf8').toString('latin1').replace(/["\\]/g, '\\$&');
+  return `"${escaped.replace(/[^ -\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}"`;
 }
-
-const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
 
 /** An unparsable Go duration; the message is Go's own error text. */
 export class DurationError extends Error {
@@ -41,65 +31,32 @@ export class DurationError extends Error {
  */
 export function parseGoDuration(text: string): bigint {
   const invalid = () => new DurationError(`time: invalid duration ${goQuote(text)}`);
-  let s = text;
-  let neg = false;
-  if (s[0] === '-' || s[0] === '+') {
-    neg = s[0] === '-';
-    s = s.slice(1);
-  }
+  const neg = text.startsWith('-');
+  let s = neg || text.startsWith('+') ? text.slice(1) : text;
   if (s === '0') return 0n;
   if (s === '') throw invalid();
   let total = 0n;
   while (s !== '') {
-    if (!(s[0] === '.' || isDigit(s[0]))) throw invalid();
-    // Integer part; Go fails on anything above 2^63.
-    let i = 0;
-    let whole = 0n;
-    for (; isDigit(s[i]); i++) {
-      whole = whole * 10n + BigInt(s.charCodeAt(i) - 48);
-      if (whole > TWO_63) throw invalid();
-    }
-    const pre = i > 0;
-    s = s.slice(i);
-    // Fraction; Go stops accumulating precision (silently) once it would pass 2^63.
+    // One group: digits, a fraction, then the unit (everything up to the next digit or dot).
+    const [group, whole = '', fraction, unitText = ''] = /^(\d*)(?:\.(\d*))?([^\d.]*)/.exec(s)!;
+    s = s.slice(group.length);
+    // Go fails on an integer part above 2^63, and on a group without a digit.
+    if ((whole === '' && !fraction) || (whole !== '' && BigInt(whole) > TWO_63)) throw invalid();
+    if (unitText === '') throw new DurationError(`time: missing unit in duration ${goQuote(text)}`);
+    const unit = NS_PER_UNIT.get(unitText);
+    if (unit === undefined) throw new DurationError(`time: unknown unit ${goQuote(unitText)} in duration ${goQuote(text)}`);
+    if (BigInt(whole || '0') > TWO_63 / unit) throw invalid();
+    // Go stops reading fraction digits (silently) once they would pass 2^63.
     let frac = 0n;
     let scale = 1;
-    let post = false;
-    if (s[0] === '.') {
-      s = s.slice(1);
-      let j = 0;
-      let overflow = false;
-      for (; isDigit(s[j]); j++) {
-        if (overflow) continue;
-        const next = frac * 10n + BigInt(s.charCodeAt(j) - 48);
-        if (frac > (TWO_63 - 1n) / 10n || next > TWO_63) {
-          overflow = true;
-          continue;
-        }
-        frac = next;
-        scale *= 10;
-      }
-      post = j > 0;
-      s = s.slice(j);
+    for (const digit of fraction ?? '') {
+      const next = frac * 10n + BigInt(digit);
+      if (next > TWO_63) break;
+      frac = next;
+      scale *= 10;
     }
-    if (!pre && !post) throw invalid();
-    let k = 0;
-    while (k < s.length && s[k] !== '.' && !isDigit(s[k])) k++;
-    if (k === 0) throw new DurationError(`time: missing unit in duration ${goQuote(text)}`);
-    const unitText = s.slice(0, k);
-    s = s.slice(k);
-    const unit = NS_PER_UNIT.get(unitText);
-    if (unit === undefined) {
-      throw new DurationError(`time: unknown unit ${goQuote(unitText)} in duration ${goQuote(text)}`);
-    }
-    if (whole > TWO_63 / unit) throw invalid();
-    let v = whole * unit;
-    if (frac > 0n) {
-      // Go computes the fraction in float64 and truncates; do the same to get the same nanosecond.
-      v += BigInt(Math.trunc(Number(frac) * (Number(unit) / scale)));
-      if (v > TWO_63) throw invalid();
-    }
-    total += v;
+    // Go computes the fraction in float64 and truncates; do the same to get the same nanosecond.
+    total += BigInt(whole || '0') * unit + BigInt(Math.trunc(Number(frac) * (Number(unit) / scale)));
     if (total > TWO_63) throw invalid();
   }
   if (neg) return -total;
@@ -107,38 +64,25 @@ export function parseGoDuration(text: string): bigint {
   return total;
 }
 
-/** Go's fmtFrac: `.digits` of v / 10^prec without trailing zeros (nothing when zero). */
-function formatFraction(v: bigint, prec: number): { text: string; rest: bigint } {
-  let text = '';
-  let print = false;
-  for (let i = 0; i < prec; i++) {
-    const digit = v % 10n;
-    print = print || digit !== 0n;
-    if (print) text = String(digit) + text;
-    v /= 10n;
-  }
-  return { text: print ? `.${text}` : '', rest: v };
+/** Go's fmtFrac: `.digits` of v / 10^prec without trailing zeros (nothing when zero), and v / 10^prec. */
+function formatFraction(v: bigint, prec: number): [string, bigint] {
+  const scale = 10n ** BigInt(prec);
+  const digits = (v % scale).toString().padStart(prec, '0').replace(/0+$/, '');
+  return [digits === '' ? '' : `.${digits}`, v / scale];
 }
 
 /** Formats nanoseconds as Go's Duration.String() does (`1m0s`, `1.5s`, `500ms`, `1µs`, `0s`). */
 export function formatGoDuration(ns: bigint): string {
-  const neg = ns < 0n;
-  const u = neg ? -ns : ns;
-  let out: string;
+  const sign = ns < 0n ? '-' : '';
+  const u = ns < 0n ? -ns : ns;
+  if (u === 0n) return '0s';
   if (u < 1_000_000_000n) {
-    if (u === 0n) return '0s';
     const [prec, unit] = u < 1_000n ? [0, 'ns'] : u < 1_000_000n ? [3, 'µs'] : [6, 'ms'];
-    const { text, rest } = formatFraction(u, prec);
-    out = `${rest}${text}${unit}`;
-  } else {
-    const { text, rest } = formatFraction(u, 9);
-    const minutes = rest / 60n;
-    out = `${rest % 60n}${text}s`;
-    if (minutes > 0n) {
-      const hours = minutes / 60n;
-      out = `${minutes % 60n}m${out}`;
-      if (hours > 0n) out = `${hours}h${out}`;
-    }
+    const [fraction, whole] = formatFraction(u, prec);
+    return `${sign}${whole}${fraction}${unit}`;
   }
-  return neg ? `-${out}` : out;
+  const [fraction, seconds] = formatFraction(u, 9);
+  const hours = seconds >= 3600n ? `${seconds / 3600n}h` : '';
+  const minutes = seconds >= 60n ? `${(seconds / 60n) % 60n}m` : '';
+  return `${sign}${hours}${minutes}${seconds % 60n}${fraction}s`;
 }
