@@ -12,39 +12,25 @@ import { CONFIG_KEYS } from './keys.js';
 import { parseBoundedAllDocuments } from './guard.js';
 
 /** The ConfigMap data key the reference DaemonSet mounts as /etc/config/ip-masq-agent. */
-export const CONFIGMAP_CONFIG_KEY = 'config';
+const CONFIG_DATA_KEY = 'config';
 
-/** One config text embedded in a ConfigMap's `data`. */
-export interface EmbeddedConfig {
-  /** The manifest file. */
-  readonly source: string;
-  readonly configMap: string;
-  /** The data key, e.g. `config`. */
-  readonly key: string;
-  readonly text: string;
-  /** Maps a 1-based line:column inside `text` to the manifest; undefined when it cannot. */
-  readonly toManifest: (pos: Position) => Position | undefined;
-  /** Where the data key is written in the manifest. */
-  readonly keyPosition: Position;
-}
+/** Whether a data key holds a config the agent reads: `config`, or a file name the directory loader takes. */
+const isConfigDataKey = (key: string): boolean => key === CONFIG_DATA_KEY || isConfigFileName(key);
 
-/** What a manifest file holds for the agent. */
-export interface ManifestConfigs {
-  readonly configs: readonly EmbeddedConfig[];
+/** What a manifest's ConfigMaps carry for the agent. */
+export interface ManifestRead {
+  readonly fragments: readonly ConfigFragment[];
   readonly issues: readonly ConfigIssue[];
   readonly warnings: readonly ConfigIssue[];
 }
 
-/** Whether a data key holds a config the agent reads: `config`, or a file name the directory loader takes. */
-export function isConfigDataKey(key: string): boolean {
-  return key === CONFIGMAP_CONFIG_KEY || isConfigFileName(key);
-}
-
 /**
- * Finds the ConfigMaps in a manifest text. Returns undefined when the text is not a Kubernetes
- * manifest (some document lacks `apiVersion` and `kind`), so callers read it as a plain config.
+ * The config fragments a manifest's ConfigMaps carry, in file order (they merge as files projected
+ * into one directory do), located in the manifest, with every issue in reading order. Undefined
+ * when the text is not a Kubernetes manifest (some document lacks `apiVersion` and `kind`), so
+ * callers read it as a plain config.
  */
-export function extractManifestConfigs(text: string, source: string): ManifestConfigs | undefined {
+export function readManifest(text: string, source: string, opts: ConfigOptions): ManifestRead | undefined {
   const lineCounter = new LineCounter();
   let docs;
   try {
@@ -63,9 +49,11 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
   };
-  const configs: EmbeddedConfig[] = [];
+  const fragments: ConfigFragment[] = [];
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
+  // What the embedded configs say comes after what the manifest says, as each was found.
+  const embedded = { issues: [] as ConfigIssue[], warnings: [] as ConfigIssue[] };
   const configMaps = nonEmpty.filter((d) => d.get('kind') === 'ConfigMap');
   if (configMaps.length === 0) {
     issues.push({ source, path: '', message: "this Kubernetes manifest holds no ConfigMap; give the ConfigMap that carries the agent's config, or the config file itself" });
@@ -80,7 +68,7 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
         source,
         path: 'data',
         ...docPos,
-        message: `ConfigMap ${name} has no data; the agent would run with the defaults. Put the config under data.${CONFIGMAP_CONFIG_KEY}`,
+        message: `ConfigMap ${name} has no data; the agent would run with the defaults. Put the config under data.${CONFIG_DATA_KEY}`,
       });
       continue;
     }
@@ -95,7 +83,7 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
           source,
           path: `data.${key}`,
           ...keyPosition,
-          message: `ConfigMap ${name}: data.${key} is not read by the agent (it reads data.${CONFIGMAP_CONFIG_KEY}, mounted as /etc/config/ip-masq-agent, or keys named ip-masq*)`,
+          message: `ConfigMap ${name}: data.${key} is not read by the agent (it reads data.${CONFIG_DATA_KEY}, mounted as /etc/config/ip-masq-agent, or keys named ip-masq*)`,
         });
         continue;
       }
@@ -104,7 +92,11 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
         issues.push({ source, path: `data.${key}`, ...keyPosition, message: `ConfigMap ${name}: data.${key} must be a string holding the config (write it as a block: "${key}: |")` });
         continue;
       }
-      configs.push({ source, configMap: name, key, text: value.value, toManifest: positionMapper(value, text, lineCounter), keyPosition });
+      const r = parseEmbeddedConfig(value.value, { source, key, keyPosition, shift: blockShift(value, text, lineCounter) }, opts);
+      fragments.push(r.fragment);
+      // Loops, not push(...spread): a config with very many bad entries would overflow the stack.
+      for (const i of r.issues) embedded.issues.push(i);
+      for (const w of r.warnings) embedded.warnings.push(w);
     }
     if (!keys.some(isConfigDataKey)) {
       issues.push({
@@ -112,66 +104,59 @@ export function extractManifestConfigs(text: string, source: string): ManifestCo
         path: 'data',
         ...(data.range ? at(data.range[0]) : docPos),
         message:
-          `ConfigMap ${name} has no data key "${CONFIGMAP_CONFIG_KEY}" (found: ${cutExcerpt(keys.join(', ')) || 'none'}); the DaemonSet mounts data.${CONFIGMAP_CONFIG_KEY} ` +
+          `ConfigMap ${name} has no data key "${CONFIG_DATA_KEY}" (found: ${cutExcerpt(keys.join(', ')) || 'none'}); the DaemonSet mounts data.${CONFIG_DATA_KEY} ` +
           'as /etc/config/ip-masq-agent, so the agent would silently run with the defaults',
       });
     }
   }
-  return { configs, issues, warnings };
+  return { fragments, issues: [...issues, ...embedded.issues].sort(byPosition), warnings: [...warnings, ...embedded.warnings] };
+}
+
+/** Where an embedded config sits in the manifest; `shift` (lines, columns) only where its text maps line for line. */
+interface Embedding {
+  readonly source: string;
+  readonly key: string;
+  readonly keyPosition: Position;
+  readonly shift: { readonly lines: number; readonly columns: number } | undefined;
 }
 
 /**
- * Line:column mapping for a literal block (`config: |`): its lines are the manifest's lines
- * after the header, shifted by the block's indentation. Other styles fold or escape their text,
- * so positions inside them are not mapped.
+ * A literal block (`config: |`) holds the manifest's lines after its header, shifted by the
+ * block's indentation. Other styles fold or escape their text, so positions inside them are not mapped.
  */
-function positionMapper(node: Scalar, text: string, lineCounter: LineCounter): (pos: Position) => Position | undefined {
-  if (node.type !== 'BLOCK_LITERAL' || !node.range) return () => undefined;
-  const header = lineCounter.linePos(node.range[0]).line;
-  const lines = text.split('\n');
-  const firstContent = lines.slice(header).find((l) => l.trim() !== '');
-  const indent = firstContent === undefined ? 0 : firstContent.length - firstContent.trimStart().length;
-  return (pos) => (pos.line === undefined ? undefined : { line: header + pos.line, column: (pos.column ?? 1) + indent });
+function blockShift(node: Scalar, manifest: string, lineCounter: LineCounter): Embedding['shift'] {
+  if (node.type !== 'BLOCK_LITERAL' || !node.range) return undefined;
+  const lines = lineCounter.linePos(node.range[0]).line;
+  const firstContent = manifest
+    .split('\n')
+    .slice(lines)
+    .find((l) => l.trim() !== '');
+  return { lines, columns: firstContent === undefined ? 0 : firstContent.length - firstContent.trimStart().length };
 }
 
-/**
- * The config fragments a manifest's ConfigMaps carry, in file order (they merge as files projected
- * into one directory do), with every issue in reading order; undefined when the text is not a manifest.
- */
-export function readManifest(text: string, source: string, opts: ConfigOptions): { fragments: ConfigFragment[]; issues: ConfigIssue[]; warnings: ConfigIssue[] } | undefined {
-  const manifest = extractManifestConfigs(text, source);
-  if (!manifest) return undefined;
-  const results = manifest.configs.map((e) => parseEmbeddedConfig(e, opts));
-  return {
-    fragments: results.map((r) => r.fragment),
-    issues: [...manifest.issues, ...results.flatMap((r) => r.issues)].sort(byPosition),
-    warnings: [...manifest.warnings, ...results.flatMap((r) => r.warnings)],
+/** Parses one embedded config; every position and key path points into the manifest (at the data key where the text does not map). */
+function parseEmbeddedConfig(text: string, e: Embedding, opts: ConfigOptions): FragmentResult {
+  const r = parseConfigFragment(text, e.source, opts);
+  const place = ({ path, line, column }: { readonly path: string } & Position) => {
+    const where = { source: e.source, path: path ? `data.${e.key}.${path}` : `data.${e.key}` };
+    if (line !== undefined && e.shift) return { ...where, line: e.shift.lines + line, column: (column ?? 1) + e.shift.columns, inside: '' };
+    return { ...where, ...e.keyPosition, inside: line === undefined ? '' : ` (at ${line}:${column ?? 1} of the data.${e.key} text)` };
   };
-}
-
-/** Rewrites an issue found inside an embedded config so it points into the manifest. */
-function relocate(issue: ConfigIssue, e: EmbeddedConfig): ConfigIssue {
-  const path = issue.path ? `data.${e.key}.${issue.path}` : `data.${e.key}`;
-  const mapped = e.toManifest(issue);
-  if (mapped) return { source: e.source, path, ...mapped, message: issue.message };
-  const inside = issue.line === undefined ? '' : ` (at ${issue.line}:${issue.column ?? 1} of the data.${e.key} text)`;
-  return { source: e.source, path, ...e.keyPosition, message: `${issue.message}${inside}` };
-}
-
-/** Parses one embedded config; every position and key path points into the manifest. */
-export function parseEmbeddedConfig(e: EmbeddedConfig, opts: ConfigOptions): FragmentResult {
-  const r = parseConfigFragment(e.text, e.source, opts);
+  const relocate = (issue: ConfigIssue): ConfigIssue => {
+    const { inside, ...where } = place(issue);
+    return { ...where, message: `${issue.message}${inside}` };
+  };
   // Everything a fragment holds is located (source, key path, line:column): move each value, or
   // each entry of a list, into the manifest, whatever the key.
   const move = <T extends { source: string; path: string } & Position>(v: T): T => {
     const { line: _line, column: _column, ...rest } = v;
-    const { message: _message, ...at } = relocate({ ...v, message: '' }, e);
-    return { ...rest, ...at } as T;
+    const { inside: _inside, ...where } = place(v);
+    return { ...rest, ...where } as T;
   };
   const fragment: { -readonly [K in keyof ConfigFragment]: ConfigFragment[K] } = { source: e.source };
   for (const key of CONFIG_KEYS) {
     const v = r.fragment[key];
     if (v !== undefined) fragment[key] = (Array.isArray(v) ? v.map(move) : move(v as Exclude<typeof v, readonly unknown[]>)) as never;
   }
-  return { fragment, issues: r.issues.map((i) => relocate(i, e)), warnings: r.warnings.map((w) => relocate(w, e)) };
+  return { fragment, issues: r.issues.map(relocate), warnings: r.warnings.map(relocate) };
 }

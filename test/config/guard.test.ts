@@ -4,7 +4,7 @@ import { LineCounter } from 'yaml';
 import { ConfigError } from '../../src/errors.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { MAX_CONFIG_NODES } from '../../src/limits.js';
-import { extractManifestConfigs } from '../../src/config/manifest.js';
+import { readManifest } from '../../src/config/manifest.js';
 import { MAX_ALIAS_EXPANSION, MAX_CONFIG_NESTING, parseBoundedDocument } from '../../src/config/guard.js';
 import { MAX_CONFIG_MAP_KEYS } from '../../src/limits.js';
 
@@ -82,13 +82,13 @@ describe('YAML shape bounds', () => {
   });
   it('a manifest nested too deep is not read as a manifest (the config parser then says where)', () => {
     const deep = `apiVersion: v1\nkind: ConfigMap\nmetadata: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`;
-    assert.equal(extractManifestConfigs(deep, '/m.yaml'), undefined);
+    assert.equal(readManifest(deep, '/m.yaml', OPTS), undefined);
     assert.match(configError(deep).message, /^\/c:3:\d+: lists and mappings nest more than 16 levels/);
   });
   it('a manifest of more values than a config may hold is counted before its syntax tree is built, and not read as a manifest', () => {
     const wide = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {config: "{}"}\nextra: [${'1,'.repeat(MAX_CONFIG_NODES)}1]\n`;
-    assert.equal(extractManifestConfigs(wide, '/m.yaml'), undefined);
-    assert.equal(extractManifestConfigs(wide.replace(/extra: .*\n/, ''), '/m.yaml')?.configs.length, 1);
+    assert.equal(readManifest(wide, '/m.yaml', OPTS), undefined);
+    assert.equal(readManifest(wide.replace(/extra: .*\n/, ''), '/m.yaml', OPTS)?.fragments.length, 1);
     assert.match(configError(wide).message, /^\/c: the config holds more than 101,000 values/);
   });
 });

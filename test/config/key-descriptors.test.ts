@@ -8,7 +8,7 @@ import { defaultConfig } from '../../src/config/merge.js';
 import { hashConfig, stableConfigJson } from '../../src/config/key-values.js';
 import { configValues, loggedLists } from '../../src/config/key-values.js';
 import { CONFIG_KEYS, KEYS, type ConfigKey, type KeyDescriptor } from '../../src/config/keys.js';
-import { extractManifestConfigs, parseEmbeddedConfig } from '../../src/config/manifest.js';
+import { readManifest } from '../../src/config/manifest.js';
 import { mergeConfigFragments } from '../../src/config/merge.js';
 import { parseConfigFragment, parseConfigText } from '../../src/config/parse.js';
 import { ConfigError } from '../../src/errors.js';
@@ -64,9 +64,9 @@ for (const key of CONFIG_KEYS) {
 
   test(`${key}: relocated into a ConfigMap manifest`, () => {
     const manifest = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m\ndata:\n  config: |\n    # a comment line\n    ${textA}`;
-    const found = extractManifestConfigs(manifest, 'm.yaml');
-    assert.ok(found && found.configs.length === 1);
-    const value = parseEmbeddedConfig(found.configs[0]!, OPTS).fragment[key];
+    const found = readManifest(manifest, 'm.yaml', OPTS);
+    assert.ok(found && found.fragments.length === 1);
+    const value = found.fragments[0]![key];
     assert.ok(value !== undefined, `${key} is carried over`);
     const items = (Array.isArray(value) ? value : [value]) as { source: string; path: string; line?: number }[];
     assert.ok(items.length > 0);
