@@ -124,14 +124,12 @@ interface Embedding {
  * A literal block (`config: |`) holds the manifest's lines after its header, shifted by the
  * block's indentation. Other styles fold or escape their text, so positions inside them are not mapped.
  */
-function blockShift(node: Scalar, manifest: string, lineCounter: LineCounter): Embedding['shift'] {
+function blockShift(node: Scalar, text: string, lineCounter: LineCounter): Embedding['shift'] {
   if (node.type !== 'BLOCK_LITERAL' || !node.range) return undefined;
-  const lines = lineCounter.linePos(node.range[0]).line;
-  const firstContent = manifest
-    .split('\n')
-    .slice(lines)
-    .find((l) => l.trim() !== '');
-  return { lines, columns: firstContent === undefined ? 0 : firstContent.length - firstContent.trimStart().length };
+  const header = lineCounter.linePos(node.range[0]).line;
+  const lines = text.split('\n');
+  const firstContent = lines.slice(header).find((l) => l.trim() !== '');
+  return { lines: header, columns: firstContent === undefined ? 0 : firstContent.length - firstContent.trimStart().length };
 }
 
 /** Parses one embedded config; every position and key path points into the manifest (at the data key where the text does not map). */
