@@ -10,11 +10,9 @@ export function listEntries(config: MasqConfig, key: ListKey): readonly CidrEntr
   return config[key] ?? [];
 }
 
-/** Whether a key appears in the hash and the outputs: always, unless it is omitWhenEmpty and empty. */
+/** Whether a key appears in the hash and the outputs: always, unless it is omitWhenEmpty (only lists are) and empty. */
 export function isKeyShown(config: MasqConfig, key: ConfigKey): boolean {
-  const d = KEYS[key];
-  if (!('omitWhenEmpty' in d)) return true;
-  return d.merge !== 'concat' || listEntries(config, key as ListKey).length > 0;
+  return !('omitWhenEmpty' in KEYS[key]) || listEntries(config, key as ListKey).length > 0;
 }
 
 /** The form a list entry takes: `hash` (a snat entry as `cidr>toSource`) or `output` (as `{cidr, toSource}`). */
@@ -30,10 +28,8 @@ export function entryValue(key: ListKey, e: CidrEntry, form: EntryForm): unknown
 /** Every shown key with its value (lists as entries in `form`), in documentation order. */
 export function configValues(config: MasqConfig, form: EntryForm): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of CONFIG_KEYS) {
-    if (!isKeyShown(config, key)) continue;
-    const d = KEYS[key];
-    out[key] = d.merge === 'concat' ? listEntries(config, key as ListKey).map((e) => entryValue(key as ListKey, e, form)) : config[key];
+  for (const key of CONFIG_KEYS.filter((k) => isKeyShown(config, k))) {
+    out[key] = 'role' in KEYS[key] ? listEntries(config, key as ListKey).map((e) => entryValue(key as ListKey, e, form)) : config[key];
   }
   return out;
 }

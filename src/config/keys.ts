@@ -1,20 +1,10 @@
-// One descriptor per config key: the shape of its value (checked by structure.ts, and stated by
-// the JSON Schema schema.ts builds with zod, which the agent never loads: about 8 MiB resident),
-// its title and description there, what messages say it expects and defaults to, how merging
-// files treats it, a CIDR list's role, whether it is left out while empty, and how validate's
-// summary shows it. The known keys and suggestions, parse's messages, merge, the manifest's
-// relocation, the config hash and the outputs (key-values.ts) all come from this table; a new key
-// is one entry here plus its meaning (its line in merge, which does not compile without it, and
-// what the policy does with it).
+// One descriptor per config key: the shape of its value (structure.ts checks it, schema.ts states
+// it as JSON Schema), the words messages use for it, a list's role, whether it is left out while
+// empty, and how validate's summary shows it. Parse, merge, the manifest, the config hash and the
+// outputs (key-values.ts) all read this table: a new key is one entry here plus its meaning in
+// merge (which does not compile without it) and in the policy.
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
 export const GO_DURATION_PATTERN = '^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$';
-
-/** How values from several config files combine. */
-export type MergeRule =
-  /** Lists concatenate in file order; a repeated CIDR is dropped with a warning. */
-  | 'concat'
-  /** Every file that sets the key must set the same value. */
-  | 'agree';
 
 /** What a CIDR list means to the longest-prefix decision. */
 export type ListRole = 'keep' | 'masquerade' | 'source' | 'snat';
@@ -41,8 +31,10 @@ export interface KeyDescriptor {
   readonly expected: string;
   /** The default, as messages name it. */
   readonly defaultText: string;
-  readonly merge: MergeRule;
-  /** For CIDR lists: the role of its entries. */
+  /**
+   * For CIDR lists, and only them: the role of its entries. Lists concatenate across files in file
+   * order (a repeated CIDR is dropped with a warning); every file that sets another key must agree.
+   */
   readonly role?: ListRole;
   /**
    * A key added after configs were first hashed: while empty it is left out of the resolved
@@ -50,7 +42,7 @@ export interface KeyDescriptor {
    * logs and prints exactly as before the key existed.
    */
   readonly omitWhenEmpty?: true;
-  /** For `agree` keys: the value a config that leaves the key out gets, as parse reads it (a duration in ns). */
+  /** For keys that are not lists: the value a config that leaves the key out gets, as parse reads it (a duration in ns). */
   readonly default?: number | boolean | bigint;
   /** How validate's summary line shows the key; absent: not shown. */
   readonly summary?: SummaryForm;
@@ -65,7 +57,6 @@ export const KEYS = {
       'Destinations that keep the pod source IP (not masqueraded), in rule order. [] masquerades everything except link-local; leaving the key out uses the defaults 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (all reserved ranges with --nomasq-all-reserved-ranges).',
     expected: 'a list of CIDR strings',
     defaultText: 'the default list',
-    merge: 'concat',
     role: 'keep',
     summary: { count: 'non-masquerade CIDR' },
   },
@@ -75,7 +66,6 @@ export const KEYS = {
     description: 'Maximum number of CIDRs of all lists together (IPv4 and IPv6, link-local not counted). Default 64.',
     expected: 'a non-negative integer',
     defaultText: '64',
-    merge: 'agree',
     default: 64,
     summary: 'parenthesized',
   },
@@ -85,7 +75,6 @@ export const KEYS = {
     description: 'true masquerades traffic to 169.254.0.0/16 too; default false (link-local keeps the pod IP).',
     expected: 'true or false',
     defaultText: 'false',
-    merge: 'agree',
     default: false,
   },
   masqLinkLocalIPv6: {
@@ -94,7 +83,6 @@ export const KEYS = {
     description: 'true masquerades traffic to fe80::/10 too; default false (link-local keeps the pod IP).',
     expected: 'true or false',
     defaultText: 'false',
-    merge: 'agree',
     default: false,
   },
   resyncInterval: {
@@ -104,7 +92,6 @@ export const KEYS = {
     examples: ['60s', '1m30s'],
     expected: 'a Go duration string such as "60s"',
     defaultText: '60s',
-    merge: 'agree',
     default: 60_000_000_000n,
     summary: 'trailing',
   },
@@ -115,7 +102,6 @@ export const KEYS = {
       'Destinations that ARE masqueraded although a shorter nonMasqueradeCIDRs (or link-local) prefix covers them: the longest matching prefix decides. With nonMasqueradeCIDRs [0.0.0.0/0, ::/0] only these are masqueraded. Default none.',
     expected: 'a list of CIDR strings',
     defaultText: 'none',
-    merge: 'concat',
     role: 'masquerade',
     omitWhenEmpty: true,
     summary: { count: 'masquerade CIDR' },
@@ -127,7 +113,6 @@ export const KEYS = {
       'Traffic to these destinations is SNATed to toSource instead of masqueraded; cidrs [0.0.0.0/0] makes it the default egress address. --random-fully and --to-ports apply as to MASQUERADE. Default none.',
     expected: 'a list of {cidrs: [CIDR, ...], toSource: IP} mappings',
     defaultText: 'none',
-    merge: 'concat',
     role: 'snat',
     omitWhenEmpty: true,
     summary: { count: 'SNAT CIDR' },
@@ -139,7 +124,6 @@ export const KEYS = {
       'When set, only traffic from these sources (e.g. the pod CIDRs) is ever masqueraded or SNATed; traffic from any other source (forwarded inbound, the node itself) leaves untouched. Default: every source.',
     expected: 'a list of CIDR strings',
     defaultText: 'every source',
-    merge: 'concat',
     role: 'source',
     omitWhenEmpty: true,
     summary: { count: 'masquerade source CIDR' },
@@ -152,17 +136,17 @@ export type ConfigKey = keyof typeof KEYS;
 /** The config keys, in the order the documentation lists them. */
 export const CONFIG_KEYS = Object.keys(KEYS) as ConfigKey[];
 
-/** The keys whose value is a list of CIDR entries (merge rule `concat`): plain lists and `snat`. */
-export type ListKey = { [K in ConfigKey]: (typeof KEYS)[K]['merge'] extends 'concat' ? K : never }[ConfigKey];
+/** The keys whose value is a list of CIDR entries (the keys with a role), concatenated across files: plain lists and `snat`. */
+export type ListKey = { [K in ConfigKey]: (typeof KEYS)[K] extends { readonly role: ListRole } ? K : never }[ConfigKey];
 
 /** The keys whose value is a plain list of CIDR strings (every list but the `snat` role's). */
 export type CidrListKey = { [K in ListKey]: (typeof KEYS)[K]['role'] extends 'snat' ? never : K }[ListKey];
 
-/** The keys every file must agree on (merge rule `agree`): one value across all files. */
-export type AgreeKey = { [K in ConfigKey]: (typeof KEYS)[K]['merge'] extends 'agree' ? K : never }[ConfigKey];
+/** The keys every file must agree on: one value across all files. */
+export type AgreeKey = Exclude<ConfigKey, ListKey>;
 
 /** The list keys, in documentation order (the order cidrLimit counts their entries in). */
-export const LIST_KEYS = CONFIG_KEYS.filter((k): k is ListKey => KEYS[k].merge === 'concat');
+export const LIST_KEYS = CONFIG_KEYS.filter((k): k is ListKey => 'role' in KEYS[k]);
 
 /** The plain CIDR-list keys, in documentation order. */
 export const CIDR_LIST_KEYS = LIST_KEYS.filter((k): k is CidrListKey => KEYS[k].role !== 'snat');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { defaultConfig } from '../../src/config/merge.js';
 import { hashConfig, stableConfigJson } from '../../src/config/key-values.js';
 import { configValues, loggedLists } from '../../src/config/key-values.js';
-import { CONFIG_KEYS, KEYS, type ConfigKey, type KeyDescriptor } from '../../src/config/keys.js';
+import { CONFIG_KEYS, KEYS, LIST_KEYS, type ConfigKey, type KeyDescriptor } from '../../src/config/keys.js';
 import { readManifest } from '../../src/config/manifest.js';
 import { mergeConfigFragments } from '../../src/config/merge.js';
 import { parseConfigFragment, parseConfigText } from '../../src/config/parse.js';
@@ -29,6 +29,8 @@ const SAMPLES: { readonly [K in ConfigKey]: readonly [string, string] } = {
 };
 
 const desc = (key: ConfigKey): KeyDescriptor => KEYS[key];
+/** How files merge the key: lists concatenate, every other key must agree. */
+const mergeRule = (key: ConfigKey): 'concat' | 'agree' => ((LIST_KEYS as readonly ConfigKey[]).includes(key) ? 'concat' : 'agree');
 const fragment = (text: string, source: string) => {
   const r = parseConfigFragment(text, source, OPTS);
   assert.deepEqual(r.issues, [], text);
@@ -46,10 +48,10 @@ for (const key of CONFIG_KEYS) {
     assert.notEqual(hashConfig(config), hashConfig(parseConfigText(`${key}: ${b}\n`, 'f', OPTS).config));
   });
 
-  test(`${key}: merged across files by its rule (${desc(key).merge})`, () => {
+  test(`${key}: merged across files by its rule (${mergeRule(key)})`, () => {
     const fa = fragment(textA, 'a');
     const fb = fragment(`${key}: ${b}\n`, 'b');
-    if (desc(key).merge === 'concat') {
+    if (mergeRule(key) === 'concat') {
       const merged = mergeConfigFragments([fa, fb], OPTS).config;
       const single = (t: string) => configValues(parseConfigText(`${key}: ${t}\n`, 'x', OPTS).config, 'output')[key] as unknown[];
       assert.deepEqual(configValues(merged, 'output')[key], [...single(a), ...single(b)]);
@@ -99,7 +101,7 @@ for (const key of CONFIG_KEYS) {
     }
   });
 
-  if (desc(key).merge === 'concat') {
+  if (mergeRule(key) === 'concat') {
     test(`${key}: every entry's line:column is indexed for messages`, async () => {
       const tmp = await tempDir();
       try {
