@@ -1,7 +1,6 @@
 // The effective configuration of the agent and its defaults (the reference agent's, see
 // compat-contract.md). Pure: no file access here.
 import { formatCidr, parseCidr, type Cidr, type IpAddress } from '../net/cidr.js';
-import { KEYS } from './keys.js';
 
 /** Where something was written: 1-based line and column. */
 export interface Position {
@@ -52,14 +51,7 @@ export interface ConfigOptions {
   /** `--nomasq-all-reserved-ranges`: the default CIDR list becomes all reserved IPv4 ranges. */
   readonly nomasqAllReservedRanges: boolean;
   /** The backend's hard cap on CIDRs (src/limits.ts), above any cidrLimit; default: the largest cap. */
-  readonly cidrCap?: CidrCap;
-}
-
-/** A hard cap on the number of CIDRs, and the backend it belongs to, for messages. */
-export interface CidrCap {
-  /** e.g. `iptables-nft`. */
-  readonly backend: string;
-  readonly max: number;
+  readonly cidrCap?: { readonly backend: string; readonly max: number };
 }
 
 /** Whether a directory entry is a config file: `ip-masq-agent` or any name starting with `ip-masq`. */
@@ -88,12 +80,6 @@ export const RESERVED_CIDRS: readonly string[] = [
   '203.0.113.0/24',
   '240.0.0.0/4',
 ];
-
-/** Default `cidrLimit`. */
-export const DEFAULT_CIDR_LIMIT: number = KEYS.cidrLimit.default;
-
-/** Default `resyncInterval`, as written in a config. */
-export const DEFAULT_RESYNC_INTERVAL = '60s';
 
 /**
  * Shortest resync period in force; a shorter `resyncInterval` (`1ns`, `0s`) runs at this one, with a

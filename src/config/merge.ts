@@ -4,11 +4,11 @@
 // same prefix with two actions refused, and the cidrLimit check over every list. Pure.
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
-import { DEFAULT_CIDR_LIMIT, MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';
+import { MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';
 import type { Position } from './config.js';
 import { formatGoDuration } from './duration.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
-import { KEYS, LIST_KEYS, type AgreeKey, type CidrListKey, type ListKey } from './keys.js';
+import { CIDR_LIST_KEYS, KEYS, LIST_KEYS, type AgreeKey, type ListKey } from './keys.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue } from './fragment.js';
 
 /** line:column of the CIDR entries of a config, by source and key path. */
@@ -129,8 +129,8 @@ function withoutPosition<T extends CidrEntry & Position>({ line: _line, column: 
 /**
  * Merges fragments (in source order) into the effective config. Throws ConfigError for
  * conflicting scalar values and for more CIDRs than cidrLimit. Lists concatenate, agree keys must
- * agree, and defaults fill in; `satisfies` makes a key added to keys.ts fail to compile until it
- * is merged here.
+ * agree, and defaults fill in; `satisfies` makes an agree key added to keys.ts fail to compile
+ * until it is merged here.
  */
 export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts: ConfigOptions): MergedConfig {
   const issues: ConfigIssue[] = [];
@@ -145,17 +145,12 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
 
   // Plain lists first and snat last: the order duplicate warnings have always come in. A
   // nonMasqueradeCIDRs no file sets is the default list.
-  const given = (key: CidrListKey): LocatedCidrEntry[] => fragments.flatMap((f) => f[key] ?? []);
-  const lists = {
-    nonMasqueradeCIDRs: fragments.some((f) => f.nonMasqueradeCIDRs !== undefined) ? dropDuplicates(given('nonMasqueradeCIDRs'), warnings, issues) : defaultCidrEntries(opts),
-    masqueradeCIDRs: dropDuplicates(given('masqueradeCIDRs'), warnings, issues),
-    masqueradeSourceCIDRs: dropDuplicates(given('masqueradeSourceCIDRs'), warnings, issues),
-    snat: dropDuplicates(
-      fragments.flatMap((f) => f.snat ?? []),
-      warnings,
-      issues,
-    ),
-  } satisfies Record<ListKey, readonly LocatedCidrEntry[]>;
+  const lists = {} as Record<ListKey, readonly LocatedCidrEntry[]>;
+  for (const key of [...CIDR_LIST_KEYS, 'snat'] as const) {
+    const unset = key === 'nonMasqueradeCIDRs' && fragments.every((f) => f[key] === undefined);
+    const given = fragments.flatMap((f) => f[key] ?? []);
+    lists[key] = unset ? defaultCidrEntries(opts) : dropDuplicates(given, warnings, issues);
+  }
   const destinations = LIST_KEYS.filter((k) => KEYS[k].role !== 'source').map((k) => [k, lists[k]] as const);
   findActionConflicts(destinations, issues);
 
@@ -163,7 +158,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
   const counted: LocatedCidrEntry[] = [];
   for (const key of LIST_KEYS) for (const e of lists[key]) counted.push(e);
   const cidrLimit = picked.cidrLimit;
-  const limit = cidrLimit?.value ?? DEFAULT_CIDR_LIMIT;
+  const limit = cidrLimit?.value ?? KEYS.cidrLimit.default;
   const cap = opts.cidrCap ?? { backend: '', max: maxCidrsFor('') };
   const capOf = cap.backend === '' ? 'any backend' : `the ${cap.backend} backend`;
   if (counted.length > cap.max) {
@@ -194,19 +189,14 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
   }
 
   // Lists added after configs were first hashed are left out while empty (keys.ts, omitWhenEmpty).
-  const masqueradeCIDRs = lists.masqueradeCIDRs.map(withoutPosition);
-  const snat = lists.snat.map(withoutPosition);
-  const masqueradeSourceCIDRs = lists.masqueradeSourceCIDRs.map(withoutPosition);
-  const config: MasqConfig = {
-    nonMasqueradeCIDRs: lists.nonMasqueradeCIDRs.map(withoutPosition),
-    ...(masqueradeCIDRs.length === 0 ? {} : { masqueradeCIDRs }),
-    ...(snat.length === 0 ? {} : { snat }),
-    ...(masqueradeSourceCIDRs.length === 0 ? {} : { masqueradeSourceCIDRs }),
+  const shown = LIST_KEYS.filter((k) => lists[k].length > 0 || !('omitWhenEmpty' in KEYS[k]));
+  const config = {
+    ...Object.fromEntries(shown.map((k) => [k, lists[k].map(withoutPosition)])),
     cidrLimit: limit,
     masqLinkLocal: picked.masqLinkLocal?.value ?? KEYS.masqLinkLocal.default,
     masqLinkLocalIPv6: picked.masqLinkLocalIPv6?.value ?? KEYS.masqLinkLocalIPv6.default,
     ...resolveResyncInterval(picked.resyncInterval, warnings),
-  };
+  } as MasqConfig;
   return { config, warnings, positions: indexPositions(fragments) };
 }
 
@@ -215,27 +205,20 @@ function resolveResyncInterval(resync: LocatedValue<bigint> | undefined, warning
   const ns = resync?.value ?? KEYS.resyncInterval.default;
   const resyncInterval = formatGoDuration(ns);
   // Round up so a sub-millisecond interval never becomes a zero-delay timer.
-  const ms = (ns + 999_999n) / 1_000_000n;
-  let resyncIntervalMs = Number(ms);
-  if (ms > BigInt(MAX_RESYNC_INTERVAL_MS)) {
-    resyncIntervalMs = MAX_RESYNC_INTERVAL_MS;
-    if (resync) {
-      warnings.push({
-        ...located(resync),
-        message: `resyncInterval ${resyncInterval} is longer than the longest timer Node.js supports; using ${formatGoDuration(BigInt(MAX_RESYNC_INTERVAL_MS) * 1_000_000n)}`,
-      });
-    }
-  } else if (ns < BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n) {
-    resyncIntervalMs = MIN_RESYNC_INTERVAL_MS;
-    const floor = formatGoDuration(BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n);
-    if (resync) {
-      warnings.push({
-        ...located(resync),
-        message: `resyncInterval ${resync.written} is shorter than ${floor}, the shortest the agent uses; resyncing every ${floor} (config changes are still seen at once through the file watch)`,
-      });
-    }
+  const ms = Number((ns + 999_999n) / 1_000_000n);
+  const floor = formatGoDuration(BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n);
+  if (resync && ms > MAX_RESYNC_INTERVAL_MS) {
+    warnings.push({
+      ...located(resync),
+      message: `resyncInterval ${resyncInterval} is longer than the longest timer Node.js supports; using ${formatGoDuration(BigInt(MAX_RESYNC_INTERVAL_MS) * 1_000_000n)}`,
+    });
+  } else if (resync && ns < BigInt(MIN_RESYNC_INTERVAL_MS) * 1_000_000n) {
+    warnings.push({
+      ...located(resync),
+      message: `resyncInterval ${resync.written} is shorter than ${floor}, the shortest the agent uses; resyncing every ${floor} (config changes are still seen at once through the file watch)`,
+    });
   }
-  return { resyncIntervalMs, resyncInterval };
+  return { resyncIntervalMs: Math.min(Math.max(ms, MIN_RESYNC_INTERVAL_MS), MAX_RESYNC_INTERVAL_MS), resyncInterval };
 }
 
 /** The configuration used when no config file sets anything: what merging no fragment gives. */

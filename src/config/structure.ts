@@ -3,7 +3,7 @@
 // expected, what was found, and what to do: zod costs the agent about 14 MiB and 100 ms to load.
 // test/config/structure.test.ts holds the faults found here to zod's on many values. Pure.
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
-import { DEFAULT_RESYNC_INTERVAL, MIN_RESYNC_INTERVAL_MS } from './config.js';
+import { MIN_RESYNC_INTERVAL_MS } from './config.js';
 import { parseGoDuration } from './duration.js';
 import { KEYS, type ConfigKey } from './keys.js';
 
@@ -35,7 +35,7 @@ function durationHint(numberText: string): string {
     parseGoDuration(`${numberText}s`);
     return `${numberText}s`;
   } catch {
-    return DEFAULT_RESYNC_INTERVAL;
+    return KEYS.resyncInterval.defaultText;
   }
 }
 
