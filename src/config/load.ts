@@ -6,7 +6,7 @@
 // config (a dangling symlink, a FIFO, a socket, a device, a directory where a file was) is an
 // error, so the agent keeps the last good config instead of silently switching to the defaults.
 import type { Stats } from 'node:fs';
-import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
@@ -53,6 +53,15 @@ const readIssue = (path: string, err: unknown): ConfigIssue => fileIssue(path, `
 
 const readError = (path: string, err: unknown): ConfigError => new ConfigError([readIssue(path, err)]);
 
+/** What an fs call on `path` returns; its failure as a ConfigError with the path and the OS reason. */
+function readingPath<T>(path: string, call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw readError(path, err);
+  }
+}
+
 const pathError = (path: string, message: string): ConfigError => new ConfigError([fileIssue(path, message)]);
 
 /** The mode `path` calls for now: `directory` when it is one (links followed), else `file`. */
@@ -69,34 +78,25 @@ export function detectConfigMode(path: string): ConfigPathMode {
  * (kubelet's `config -> ..data/config` during a broken swap) is an error, not a missing config.
  */
 function statConfigPath(path: string): Stats | undefined {
-  let link;
-  try {
-    link = lstatSync(path);
-  } catch (err) {
-    // A missing config is normal: the ConfigMap volume is optional.
-    if (errnoOf(err) === 'ENOENT') return undefined;
-    throw readError(path, err);
-  }
-  if (!link.isSymbolicLink()) return link;
   try {
     return statSync(path);
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw readError(path, err);
-    let target = '?';
-    try {
-      target = readlinkSync(path);
-    } catch {
-      /* gone meanwhile: the message says so with '?' */
-    }
-    throw pathError(path, `the config path is a symbolic link to ${JSON.stringify(target)}, which does not exist (a dangling link: a ConfigMap update in progress or broken)`);
   }
+  let target;
+  try {
+    target = readlinkSync(path);
+  } catch {
+    // Not a link (or one gone meanwhile): nothing is there, which is normal (the ConfigMap volume is optional).
+    return undefined;
+  }
+  throw pathError(path, `the config path is a symbolic link to ${JSON.stringify(target)}, which does not exist (a dangling link: a ConfigMap update in progress or broken)`);
 }
 
 /**
- * What parseConfigFragment (parse.ts) made of each file's text last time (keyed by file and options, checked
- * by the text's hash), so an unchanged file is not parsed again; and the whole LoadedConfig of the
- * last read, so when every file is unchanged the merge and the config hash are skipped too: an
- * unchanged config costs one read and one hash per file.
+ * What each file's text parsed to last time (checked by a hash of the text and the option parsing
+ * reads), and the whole LoadedConfig of the last read: an unchanged config costs one read and one
+ * hash per file, no parse, merge or config hash.
  */
 export class ParseCache extends Map<string, { readonly hash: string; readonly result: FragmentResult }> {
   /** The last successful load: what it was made from (files, their hashes, options) and its result. */
@@ -118,17 +118,14 @@ export interface SettleOptions {
 
 /**
  * Loads the config at `path`: missing → defaults; a file → that file; a directory → every
- * `ip-masq*` entry (symlinks followed, dot-names skipped) merged in name order. `mode` (the
- * agent passes the one it started with) makes a path that is not of that kind an error;
- * without it the path's kind decides. Throws ConfigError with every issue found, including
- * read errors with the path and OS reason, and an empty file. With a cache, a file whose text is
- * unchanged is not parsed again (parsing the largest file allowed costs a second and a heap of
- * about 100 MB of short-lived objects, at every resync), and a config whose files are all
- * unchanged is the same LoadedConfig object as last time, so callers can tell "unchanged" by
- * identity. With `settle` (the agent), a file changed less than its quiet time ago is read again
- * once it has settled, so a file being written in place is never used half-way; one that never
- * settles within the maximum wait is an error. With `manifests` (the operator commands), a file that
- * is a Kubernetes manifest is read for the config its ConfigMap(s) carry, located in the manifest.
+ * `ip-masq*` entry (symlinks followed, dot-names skipped) merged in name order. `mode` (the agent
+ * passes the one it started with) makes a path that is not of that kind an error; without it the
+ * path's kind decides. Throws ConfigError with every issue found. With a cache, an unchanged file
+ * is not parsed again (the largest file allowed costs a second and about 100 MB of short-lived
+ * heap, at every resync), and an unchanged config is the same LoadedConfig object as last time.
+ * With `settle` (the agent), a file changed less than the quiet time ago is read once it has
+ * settled, never half-written. With `manifests` (the commands), a Kubernetes manifest is read for
+ * the config its ConfigMap(s) carry, located in the manifest.
  */
 export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache, settle?: SettleOptions, manifests = false): Promise<LoadedConfig> {
   const seen: SeenLooks = cache?.looks ?? (new Map() as SeenLooks);
@@ -169,22 +166,13 @@ function listConfigFiles(path: string, mode: ConfigPathMode | undefined): Listin
   const files: string[] = [];
   const skipped: ConfigIssue[] = [];
   const names: string[] = [];
-  let raw: Buffer[];
-  try {
-    // As bytes: a name that is not UTF-8 would otherwise come back with U+FFFD in it, a name
-    // that does not exist.
-    raw = readdirSync(path, { encoding: 'buffer' });
-  } catch (err) {
-    throw readError(path, err);
-  }
-  for (const bytes of raw) {
+  // As bytes: a name that is not UTF-8 would otherwise come back with U+FFFD in it, a name
+  // that does not exist.
+  for (const bytes of readingPath(path, () => readdirSync(path, { encoding: 'buffer' }))) {
     const name = bytes.toString('utf8');
     if (!isConfigFileName(name)) continue;
-    if (name.includes('\uFFFD') && !Buffer.from(name, 'utf8').equals(bytes)) {
-      skipped.push(fileIssue(join(path, escapeName(bytes)), 'skipped: the file name is not valid UTF-8; rename it to read it'));
-    } else {
-      names.push(name);
-    }
+    if (!name.includes('\uFFFD') || Buffer.from(name, 'utf8').equals(bytes)) names.push(name);
+    else skipped.push(fileIssue(join(path, escapeName(bytes)), 'skipped: the file name is not valid UTF-8; rename it to read it'));
   }
   // Before any entry is opened: every file costs a few system calls and a parse at every resync.
   if (names.length + skipped.length > MAX_CONFIG_FILES) {
@@ -197,12 +185,7 @@ function listConfigFiles(path: string, mode: ConfigPathMode | undefined): Listin
     const file = join(path, name);
     // kubelet's layout makes entries symlinks into ..data; stat follows them. A dangling one
     // is an error (keep the last good config), not a missing config.
-    let entry: Stats;
-    try {
-      entry = statSync(file);
-    } catch (err) {
-      throw readError(file, err);
-    }
+    const entry = readingPath(file, () => statSync(file));
     // Not opened: a FIFO would block, a device may act on open.
     if (entry.isFile()) files.push(file);
     else skipped.push(fileIssue(file, `skipped: ${describeFileType(entry)}, not a regular file`));
@@ -246,7 +229,7 @@ function readConfigFiles(files: readonly string[], path: string): FilesRead {
         issues.push(fileIssue(file, sizeMessage(read.tooBig, read.grew, path, bytesRead)));
         break;
       }
-      texts.push({ file, text: read.text, bytes: read.bytes, look: read.look });
+      texts.push({ file, ...read });
       bytesRead += read.bytes;
     } catch (err) {
       issues.push(readIssue(file, err));
@@ -283,7 +266,6 @@ async function parseConfigFiles(read: FilesRead, { files: listed, skipped }: Lis
   const issues: ConfigIssue[] = [...read.issues];
   const warnings: ConfigIssue[] = [...skipped];
   const hashes: string[] = [];
-  const keys = new Set<string>();
   for (const { file, text, bytes } of read.texts) {
     // Only a missing path means the defaults: an empty file is one truncated by a writer, or one
     // whose content was lost, and `{}` says "the defaults" when that is what is meant.
@@ -291,25 +273,19 @@ async function parseConfigFiles(read: FilesRead, { files: listed, skipped }: Lis
       issues.push(fileIssue(file, emptyMessage(bytes)));
       continue;
     }
-    const key = `${file}\u0000${String(opts.enableIPv6)}`;
-    keys.add(key);
-    // The caches are keyed by the text's hash, so they need not keep the text.
-    const hash = cache ? createHash('sha256').update(text).digest('hex') : '';
+    const hash = cache ? createHash('sha256').update(String(opts.enableIPv6)).update(text).digest('hex') : '';
     hashes.push(hash);
-    const cached = cache?.get(key);
+    const cached = cache?.get(file);
     const result = cached?.hash === hash ? cached.result : await parseConfigFragment(text, file, opts);
-    if (cache && cached?.result !== result) cache.set(key, { hash, result });
+    if (cache && cached?.result !== result) cache.set(file, { hash, result });
     fragments.push(result.fragment);
     // Loops, not push(...spread): a file with very many bad entries would overflow the stack.
     for (const i of result.issues) issues.push(i);
     for (const w of result.warnings) warnings.push(w);
   }
   // Only the files of this read stay cached: renamed or removed files must not pile up.
-  if (cache) {
-    for (const key of cache.keys()) if (!keys.has(key)) cache.delete(key);
-    const current = new Set(listed);
-    for (const file of cache.looks.keys()) if (!current.has(file)) cache.looks.delete(file);
-  }
+  const current = new Set(listed);
+  for (const map of cache ? [cache, cache.looks] : []) for (const file of map.keys()) if (!current.has(file)) map.delete(file);
   if (issues.length > 0) throw new ConfigError(issues);
   if (!cache) return fromFragments(fragments, files, warnings, opts);
   // Skipped entries are part of the result (their warnings), so they are part of the key.
