@@ -17,20 +17,13 @@ const CONFIG_DATA_KEY = 'config';
 /** Whether a data key holds a config the agent reads: `config`, or a file name the directory loader takes. */
 const isConfigDataKey = (key: string): boolean => key === CONFIG_DATA_KEY || isConfigFileName(key);
 
-/** What a manifest's ConfigMaps carry for the agent. */
-export interface ManifestRead {
-  readonly fragments: readonly ConfigFragment[];
-  readonly issues: readonly ConfigIssue[];
-  readonly warnings: readonly ConfigIssue[];
-}
-
 /**
  * The config fragments a manifest's ConfigMaps carry, in file order (they merge as files projected
  * into one directory do), located in the manifest, with every issue in reading order. Undefined
  * when the text is not a Kubernetes manifest (some document lacks `apiVersion` and `kind`), so
  * callers read it as a plain config.
  */
-export function readManifest(text: string, source: string, opts: ConfigOptions): ManifestRead | undefined {
+export function readManifest(text: string, source: string, opts: ConfigOptions): { fragments: ConfigFragment[]; issues: ConfigIssue[]; warnings: ConfigIssue[] } | undefined {
   const lineCounter = new LineCounter();
   let docs;
   try {
@@ -92,7 +85,7 @@ export function readManifest(text: string, source: string, opts: ConfigOptions):
         issues.push({ source, path: `data.${key}`, ...keyPosition, message: `ConfigMap ${name}: data.${key} must be a string holding the config (write it as a block: "${key}: |")` });
         continue;
       }
-      const r = parseEmbeddedConfig(value.value, { source, key, keyPosition, shift: blockShift(value, text, lineCounter) }, opts);
+      const r = parseEmbeddedConfig(value.value, source, key, keyPosition, blockShift(value, text, lineCounter), opts);
       fragments.push(r.fragment);
       // Loops, not push(...spread): a config with very many bad entries would overflow the stack.
       for (const i of r.issues) embedded.issues.push(i);
@@ -112,19 +105,14 @@ export function readManifest(text: string, source: string, opts: ConfigOptions):
   return { fragments, issues: [...issues, ...embedded.issues].sort(byPosition), warnings: [...warnings, ...embedded.warnings] };
 }
 
-/** Where an embedded config sits in the manifest; `shift` (lines, columns) only where its text maps line for line. */
-interface Embedding {
-  readonly source: string;
-  readonly key: string;
-  readonly keyPosition: Position;
-  readonly shift: { readonly lines: number; readonly columns: number } | undefined;
-}
+/** How many lines and columns down an embedded config's text sits in the manifest. */
+type Shift = { readonly lines: number; readonly columns: number } | undefined;
 
 /**
  * A literal block (`config: |`) holds the manifest's lines after its header, shifted by the
  * block's indentation. Other styles fold or escape their text, so positions inside them are not mapped.
  */
-function blockShift(node: Scalar, text: string, lineCounter: LineCounter): Embedding['shift'] {
+function blockShift(node: Scalar, text: string, lineCounter: LineCounter): Shift {
   if (node.type !== 'BLOCK_LITERAL' || !node.range) return undefined;
   const header = lineCounter.linePos(node.range[0]).line;
   const lines = text.split('\n');
@@ -132,13 +120,13 @@ function blockShift(node: Scalar, text: string, lineCounter: LineCounter): Embed
   return { lines: header, columns: firstContent === undefined ? 0 : firstContent.length - firstContent.trimStart().length };
 }
 
-/** Parses one embedded config; every position and key path points into the manifest (at the data key where the text does not map). */
-function parseEmbeddedConfig(text: string, e: Embedding, opts: ConfigOptions): FragmentResult {
-  const r = parseConfigFragment(text, e.source, opts);
+/** Parses the config at data.`key`; every position and key path points into the manifest (at the data key where the text does not map). */
+function parseEmbeddedConfig(text: string, source: string, key: string, keyPosition: Position, shift: Shift, opts: ConfigOptions): FragmentResult {
+  const r = parseConfigFragment(text, source, opts);
   const place = ({ path, line, column }: { readonly path: string } & Position) => {
-    const where = { source: e.source, path: path ? `data.${e.key}.${path}` : `data.${e.key}` };
-    if (line !== undefined && e.shift) return { ...where, line: e.shift.lines + line, column: (column ?? 1) + e.shift.columns, inside: '' };
-    return { ...where, ...e.keyPosition, inside: line === undefined ? '' : ` (at ${line}:${column ?? 1} of the data.${e.key} text)` };
+    const where = { source, path: path ? `data.${key}.${path}` : `data.${key}` };
+    if (line !== undefined && shift) return { ...where, line: shift.lines + line, column: (column ?? 1) + shift.columns, inside: '' };
+    return { ...where, ...keyPosition, inside: line === undefined ? '' : ` (at ${line}:${column ?? 1} of the data.${key} text)` };
   };
   const relocate = (issue: ConfigIssue): ConfigIssue => {
     const { inside, ...where } = place(issue);
@@ -151,10 +139,10 @@ function parseEmbeddedConfig(text: string, e: Embedding, opts: ConfigOptions): F
     const { inside: _inside, ...where } = place(v);
     return { ...rest, ...where } as T;
   };
-  const fragment: { -readonly [K in keyof ConfigFragment]: ConfigFragment[K] } = { source: e.source };
-  for (const key of CONFIG_KEYS) {
-    const v = r.fragment[key];
-    if (v !== undefined) fragment[key] = (Array.isArray(v) ? v.map(move) : move(v as Exclude<typeof v, readonly unknown[]>)) as never;
+  const fragment: { -readonly [K in keyof ConfigFragment]: ConfigFragment[K] } = { source };
+  for (const k of CONFIG_KEYS) {
+    const v = r.fragment[k];
+    if (v !== undefined) fragment[k] = (Array.isArray(v) ? v.map(move) : move(v as Exclude<typeof v, readonly unknown[]>)) as never;
   }
   return { fragment, issues: r.issues.map(relocate), warnings: r.warnings.map(relocate) };
 }

@@ -1,12 +1,9 @@
-// Reads config files without ever blocking and without trusting a stat taken earlier: a FIFO
-// opened for reading blocks until a writer appears, and the path can be swapped between a stat
-// and the open. So the file is opened non-blocking and checked on the open descriptor (fstat).
-// The calls are the synchronous ones: each is one system call on a local file (a ConfigMap
-// volume), a few microseconds, where the promise forms hand every call to a libuv thread and back,
-// about 0.5 ms of CPU per read of a small config (measured), at every resync.
-// Part of the config loader: one of the few modules allowed to touch node:fs.
+// Reads config files without ever blocking and without trusting an earlier stat: a FIFO opened
+// for reading blocks until a writer appears, and the path can be swapped between a stat and the
+// open, so the file is opened non-blocking and checked on the open descriptor (fstat). The calls
+// are the synchronous ones: one system call each on a local file, where the promise forms cost
+// about 0.5 ms of CPU per read of a small config (a libuv thread round trip per call), every resync.
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
-import { MAX_CONFIG_BYTES } from '../limits.js';
 import type { FileLook } from './settle.js';
 
 /** What a non-regular file is, for messages: `a directory`, `a FIFO (named pipe)`, ... */
@@ -16,7 +13,6 @@ export function describeFileType(info: Stats): string {
   if (info.isSocket()) return 'a socket';
   if (info.isCharacterDevice()) return 'a character device';
   if (info.isBlockDevice()) return 'a block device';
-  if (info.isSymbolicLink()) return 'a symbolic link';
   return info.isFile() ? 'a regular file' : 'not a regular file';
 }
 
@@ -34,7 +30,7 @@ export type RegularFileRead = { readonly text: string; readonly bytes: number; r
  * (or a /proc file whose size says 0) cannot get past the cap. fs errors (ENOENT, EACCES, ...) are
  * thrown as they are.
  */
-export function readRegularFile(path: string, maxBytes = MAX_CONFIG_BYTES): RegularFileRead {
+export function readRegularFile(path: string, maxBytes: number): RegularFileRead {
   // O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; for a regular
   // file it changes nothing.
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);

@@ -5,6 +5,7 @@
 // change (mtime, ctime) or by two looks that long apart. kubelet's atomic writer never needs the
 // wait: it writes a new `..<timestamp>` directory completely before it swaps `..data` to it.
 // Pure: the loader (load.ts) takes the looks and does the waiting.
+import type { Stats } from 'node:fs';
 
 /** How long a config file must be unchanged before it is read as a config. */
 export const SETTLE_QUIET_MS = 500;
@@ -29,13 +30,7 @@ export function isKubeletPublished(realPath: string): boolean {
 }
 
 /** What one look at a file saw: its identity, size and change times (ms since the epoch). */
-export interface FileLook {
-  readonly dev: number;
-  readonly ino: number;
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly ctimeMs: number;
-}
+export type FileLook = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>;
 
 /** Per file, the signature seen and since when, across the looks of one load. */
 export type SeenLooks = Map<string, { readonly signature: string; readonly since: number }>;
