@@ -1,7 +1,4 @@
-// Reads the config from disk: a file (or a symlink to one, as kubelet's ConfigMap volume makes),
-// or a directory of `ip-masq*` files merged in name order. With read-text.ts, the only config
-// modules that touch node:fs; parsing and merging are pure and live in parse.ts and merge.ts.
-//
+// Reads the config from disk: with read-text.ts, the only config modules that touch node:fs.
 // Only a path that does not exist means "defaults". Anything else that cannot be read as a
 // config (a dangling symlink, a FIFO, a socket, a device, a directory where a file was) is an
 // error, so the agent keeps the last good config instead of silently switching to the defaults.
@@ -112,7 +109,6 @@ export function createParseCache(): ParseCache {
 
 /** How the agent waits for config files being written to settle (settle.ts); tests pass a clock they drive. */
 export interface SettleOptions {
-  /** The agent's clock (or any with the same two methods). */
   readonly clock: { now(): number; setTimer(ms: number, fn: () => void): () => void };
 }
 

@@ -17,13 +17,6 @@ export interface EntryPositions {
   of(entry: { readonly source: string; readonly path: string }): Position;
 }
 
-/** The merged config, warnings (duplicates, case-folded keys, clamped values) and where each CIDR entry was written. */
-export interface MergedConfig {
-  readonly config: MasqConfig;
-  readonly warnings: readonly ConfigIssue[];
-  readonly positions: EntryPositions;
-}
-
 /** `file:line:col`, or just the source when the position is unknown. */
 export const formatWhere = (v: { source: string } & Position): string => (v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`);
 const where = formatWhere;
@@ -127,12 +120,11 @@ function withoutPosition<T extends CidrEntry & Position>({ line: _line, column: 
 }
 
 /**
- * Merges fragments (in source order) into the effective config. Throws ConfigError for
- * conflicting scalar values and for more CIDRs than cidrLimit. Lists concatenate, agree keys must
- * agree, and defaults fill in; `satisfies` makes an agree key added to keys.ts fail to compile
- * until it is merged here.
+ * Merges fragments (in source order) into the effective config, its warnings (duplicates, clamped
+ * values) and where each CIDR entry was written. Throws ConfigError with every issue; `satisfies`
+ * makes an agree key added to keys.ts fail to compile until it is merged here.
  */
-export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts: ConfigOptions): MergedConfig {
+export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts: ConfigOptions) {
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
 
