@@ -127,9 +127,8 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
   const seen: SeenLooks = cache?.looks ?? (new Map() as SeenLooks);
   const started = settle?.clock.now() ?? 0;
   for (;;) {
-    const listing = listConfigFiles(path, mode);
-    if (listing === undefined) return fromFragments([], [], [], opts);
-    const read = readConfigFiles(listing.files, path);
+    const read = readConfigPath(path, mode);
+    if (read === undefined) return fromFragments([], [], [], opts);
     if (settle) {
       const now = settle.clock.now();
       const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, SETTLE_QUIET_MS, seen) }));
@@ -142,17 +141,17 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
         continue;
       }
     }
-    return parseConfigFiles(read, listing, opts, cache, manifests ? path : undefined);
+    return parseConfigFiles(read, opts, cache, manifests ? path : undefined);
   }
 }
 
-/** The files to read at `path` and the entries skipped with a warning; undefined when nothing is there. */
-function listConfigFiles(path: string, mode: ConfigPathMode | undefined): Listing | undefined {
+/** Reads the files at `path`, skipping with a warning the entries that are not files; undefined when nothing is there. */
+function readConfigPath(path: string, mode: ConfigPathMode | undefined): FilesRead | undefined {
   const info = statConfigPath(path);
   if (info === undefined) return undefined;
   const wanted = mode ?? (info.isDirectory() ? 'directory' : 'file');
   if (wanted === 'file') {
-    if (info.isFile()) return { files: [path], skipped: [] };
+    if (info.isFile()) return readConfigFiles([path], [], path);
     const hint = info.isDirectory() && mode === 'file' ? ' (it was not a directory when the agent started; restart the agent to read a directory of ip-masq* files)' : '';
     throw pathError(path, `the config path is ${describeFileType(info)}, not a regular file${hint}`);
   }
@@ -186,7 +185,7 @@ function listConfigFiles(path: string, mode: ConfigPathMode | undefined): Listin
     if (entry.isFile()) files.push(file);
     else skipped.push(fileIssue(file, `skipped: ${describeFileType(entry)}, not a regular file`));
   }
-  return { files, skipped };
+  return readConfigFiles(files, skipped, path);
 }
 
 /** A file name that is not UTF-8, for messages: printable ASCII as it is, every other byte as `\xNN`. */
@@ -196,19 +195,16 @@ function escapeName(bytes: Buffer): string {
   return out;
 }
 
-interface Listing {
-  readonly files: readonly string[];
-  readonly skipped: readonly ConfigIssue[];
-}
-
-/** What reading the files gave: each file's text and last look, and the files that could not be read. */
+/** What reading the files gave: the files listed, each one's text and last look, the files that could not be read and the entries skipped. */
 interface FilesRead {
+  readonly listed: readonly string[];
+  readonly skipped: readonly ConfigIssue[];
   readonly texts: readonly { readonly file: string; readonly text: string; readonly bytes: number; readonly look: FileLook }[];
   readonly issues: readonly ConfigIssue[];
 }
 
 /** Reads every file, within one byte budget for all of them together. */
-function readConfigFiles(files: readonly string[], path: string): FilesRead {
+function readConfigFiles(files: readonly string[], skipped: readonly ConfigIssue[], path: string): FilesRead {
   const texts: FilesRead['texts'][number][] = [];
   const issues: ConfigIssue[] = [];
   // One budget for all files together: a directory of many files is no way around the cap.
@@ -231,7 +227,7 @@ function readConfigFiles(files: readonly string[], path: string): FilesRead {
       issues.push(readIssue(file, err));
     }
   }
-  return { texts, issues };
+  return { listed: files, skipped, texts, issues };
 }
 
 /** Whether `file` resolves into one of kubelet's published `..<timestamp>` directories (settle.ts). */
@@ -249,7 +245,8 @@ function stillWritten(files: readonly string[]): ConfigError {
 }
 
 /** Parses what was read (unchanged texts from the cache) and merges it; throws ConfigError with every issue. */
-async function parseConfigFiles(read: FilesRead, { files: listed, skipped }: Listing, opts: ConfigOptions, cache: ParseCache | undefined, manifestPath?: string): Promise<LoadedConfig> {
+async function parseConfigFiles(read: FilesRead, opts: ConfigOptions, cache: ParseCache | undefined, manifestPath?: string): Promise<LoadedConfig> {
+  const { listed, skipped } = read;
   const files = read.texts.map((t) => t.file);
   const only = read.texts.length === 1 && read.issues.length === 0 ? read.texts[0] : undefined;
   const manifest = only && only.file === manifestPath ? (await import('./manifest.js')).readManifest(only.text, only.file, opts) : undefined;

@@ -23,17 +23,16 @@ const where = formatWhere;
 
 /** The positions of the CIDR entries of `fragments`, indexed on first use: the agent never asks, so it never pays for them. */
 function indexPositions(fragments: readonly ConfigFragment[]): EntryPositions {
-  let index: Map<string, Position> | undefined;
+  let index: Map<string, LocatedCidrEntry> | undefined;
   const keyOf = (e: { readonly source: string; readonly path: string }): string => `${e.source}\u0000${e.path}`;
   return {
     of(entry) {
       if (index === undefined) {
         index = new Map();
-        for (const f of fragments) {
-          for (const key of LIST_KEYS) for (const e of f[key] ?? []) if (e.line !== undefined) index.set(keyOf(e), { line: e.line, ...(e.column === undefined ? {} : { column: e.column }) });
-        }
+        for (const f of fragments) for (const key of LIST_KEYS) for (const e of f[key] ?? []) index.set(keyOf(e), e);
       }
-      return index.get(keyOf(entry)) ?? {};
+      const e = index.get(keyOf(entry));
+      return e?.line === undefined ? {} : { line: e.line, ...(e.column === undefined ? {} : { column: e.column }) };
     },
   };
 }
