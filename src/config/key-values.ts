@@ -49,8 +49,7 @@ export function allListEntries(config: MasqConfig): CidrEntry[] {
 export function loggedLists(config: MasqConfig, max: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const counts: Record<string, number> = {};
-  for (const key of LIST_KEYS) {
-    if (!isKeyShown(config, key)) continue;
+  for (const key of LIST_KEYS.filter((k) => isKeyShown(config, k))) {
     const entries = listEntries(config, key);
     const shown = entries.length <= max ? entries : entries.slice(0, 10);
     out[key] = shown.map((e) => entryValue(key, e, 'output'));

@@ -1,7 +1,6 @@
 // Combines the fragments read from one or more config sources into the effective config, each
-// key as its descriptor (keys.ts) says: CIDR lists concatenated in source order (duplicates
-// dropped, first kept), scalar keys that must agree, defaults for keys that no source sets, the
-// same prefix with two actions refused, and the cidrLimit check over every list. Pure.
+// key as its descriptor (keys.ts) says: lists concatenated (a repeated CIDR dropped), other keys
+// agreed on, defaults filled in, a prefix with two actions refused, cidrLimit checked. Pure.
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';

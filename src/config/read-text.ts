@@ -44,9 +44,7 @@ export function readRegularFile(path: string, maxBytes: number): RegularFileRead
     for (;;) {
       if (filled === buffer.length) {
         if (filled > maxBytes) return { tooBig: filled, grew: true };
-        const bigger = Buffer.alloc(Math.min(maxBytes + 1, buffer.length * 2));
-        buffer.copy(bigger, 0, 0, filled);
-        buffer = bigger;
+        buffer = Buffer.concat([buffer, Buffer.alloc(Math.min(maxBytes + 1, buffer.length * 2) - filled)]);
       }
       const bytesRead = readSync(fd, buffer, filled, buffer.length - filled, filled);
       if (bytesRead === 0) return { text: buffer.toString('utf8', 0, filled), bytes: filled, look: fstatSync(fd) };
