@@ -90,7 +90,7 @@ function dropDuplicates<E extends LocatedCidrEntry & { readonly toSourceText?: s
 
 /**
  * The same prefix in two destination lists with different actions has no longest-prefix meaning:
- * an issue naming both places. (Within one list duplicates were dropped already.)
+ * an issue naming both places. (Within one list texts are unique: duplicates were dropped already.)
  */
 function findActionConflicts(lists: readonly (readonly [string, readonly (LocatedCidrEntry | LocatedSnatEntry)[]])[], issues: ConfigIssue[]): void {
   const firstByText = new Map<string, { e: LocatedCidrEntry | LocatedSnatEntry; list: string }>();
@@ -101,7 +101,6 @@ function findActionConflicts(lists: readonly (readonly [string, readonly (Locate
         firstByText.set(e.text, { e, list });
         continue;
       }
-      if (first.list === list) continue;
       issues.push({
         ...located(e),
         message:
