@@ -246,7 +246,6 @@ function stillWritten(files: readonly string[]): ConfigError {
 
 /** Parses what was read (unchanged texts from the cache) and merges it; throws ConfigError with every issue. */
 async function parseConfigFiles(read: FilesRead, opts: ConfigOptions, cache: ParseCache | undefined, manifestPath?: string): Promise<LoadedConfig> {
-  const { listed, skipped } = read;
   const files = read.texts.map((t) => t.file);
   const only = read.texts.length === 1 && read.issues.length === 0 ? read.texts[0] : undefined;
   const manifest = only && only.file === manifestPath ? (await import('./manifest.js')).readManifest(only.text, only.file, opts) : undefined;
@@ -257,7 +256,7 @@ async function parseConfigFiles(read: FilesRead, opts: ConfigOptions, cache: Par
   }
   const fragments: ConfigFragment[] = [];
   const issues: ConfigIssue[] = [...read.issues];
-  const warnings: ConfigIssue[] = [...skipped];
+  const warnings: ConfigIssue[] = [...read.skipped];
   const hashes: string[] = [];
   for (const { file, text, bytes } of read.texts) {
     // Only a missing path means the defaults: an empty file is one truncated by a writer, or one
@@ -277,15 +276,14 @@ async function parseConfigFiles(read: FilesRead, opts: ConfigOptions, cache: Par
     for (const w of result.warnings) warnings.push(w);
   }
   // Only the files of this read stay cached: renamed or removed files must not pile up.
-  const current = new Set(listed);
+  const current = new Set(read.listed);
   for (const map of cache ? [cache, cache.looks] : []) for (const file of map.keys()) if (!current.has(file)) map.delete(file);
   if (issues.length > 0) throw new ConfigError(issues);
-  if (!cache) return fromFragments(fragments, files, warnings, opts);
   // Skipped entries are part of the result (their warnings), so they are part of the key.
-  const memoKey = JSON.stringify([files, hashes, skipped.map((w) => w.message), opts]);
-  if (cache.last?.key === memoKey) return cache.last.loaded;
+  const memoKey = JSON.stringify([files, hashes, read.skipped.map((w) => w.message), opts]);
+  if (cache?.last?.key === memoKey) return cache.last.loaded;
   const loaded = fromFragments(fragments, files, warnings, opts);
-  cache.last = { key: memoKey, loaded };
+  if (cache) cache.last = { key: memoKey, loaded };
   return loaded;
 }
 
