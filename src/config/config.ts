@@ -56,7 +56,7 @@ export interface ConfigOptions {
 
 /** Whether a directory entry is a config file: `ip-masq-agent` or any name starting with `ip-masq`. */
 export function isConfigFileName(name: string): boolean {
-  return !name.startsWith('.') && name.startsWith('ip-masq');
+  return name.startsWith('ip-masq');
 }
 
 /** Where the reference agent (and its DaemonSet manifest) reads the config. */

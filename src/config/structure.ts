@@ -101,9 +101,8 @@ export function structureFaults(key: ConfigKey, value: unknown, written: (rest: 
         const { cidrs, toSource } = item as { cidrs?: unknown; toSource?: unknown };
         stringList(cidrs, [i, 'cidrs'], 'a list of CIDR strings', missingField('cidrs'));
         if (typeof toSource !== 'string') fault([i, 'toSource'], toSource, 'an IP address string such as "198.51.100.9"', missingField('toSource'));
-        const unknown: string[] = [];
-        // for...in as the JSON Schema's validators walk the item (inherited enumerable keys too; a parsed value has none).
-        for (const k in item) if (!SNAT_FIELDS.has(k)) unknown.push(k);
+        // Own keys: a parsed value has no inherited enumerable keys, so this is what the JSON Schema's validators walk.
+        const unknown = Object.keys(item).filter((k) => !SNAT_FIELDS.has(k));
         const listed = `Unrecognized key${unknown.length > 1 ? 's' : ''}: ${unknown.map((k) => `"${k}"`).join(', ')}`;
         if (unknown.length > 0) faults.push({ rest: [i], message: `${cutExcerpt(listed)}: a snat item has only cidrs and toSource` });
       }
