@@ -60,8 +60,7 @@ export function loggedLists(config: MasqConfig, max: number): Record<string, unk
 
 /**
  * Stable JSON of what the config means (not where it came from), so that the same effective
- * config always hashes the same even when files move. Keys added later (omitWhenEmpty) enter
- * only when set, so a config without them hashes as it always did.
+ * config always hashes the same even when files move (and without keys left out while empty).
  */
 export function stableConfigJson(config: MasqConfig): string {
   return JSON.stringify(configValues(config, 'hash'));

@@ -25,10 +25,8 @@ export type RegularFileRead = { readonly text: string; readonly bytes: number; r
 
 /**
  * Reads `path` (symlinks followed) if it is a regular file, checked on the open descriptor;
- * otherwise says what it is, without reading. At most `maxBytes` + 1 bytes are read: the size is
- * checked before any content is, and again by what the reads return, so a file growing under us
- * (or a /proc file whose size says 0) cannot get past the cap. fs errors (ENOENT, EACCES, ...) are
- * thrown as they are.
+ * otherwise says what it is, without reading. At most `maxBytes` + 1 bytes are read, so a file
+ * growing under us (or a /proc file whose size says 0) cannot get past the cap. fs errors are thrown.
  */
 export function readRegularFile(path: string, maxBytes: number): RegularFileRead {
   // O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; for a regular
