@@ -1,6 +1,6 @@
 // The effective configuration of the agent and its defaults (the reference agent's, see
 // compat-contract.md). Pure: no file access here.
-import { formatCidr, parseCidr, type Cidr, type IpAddress } from '../net/cidr.js';
+import { parseCidr, type Cidr, type IpAddress } from '../net/cidr.js';
 
 /** Where something was written: 1-based line and column. */
 export interface Position {
@@ -95,8 +95,6 @@ export const MAX_RESYNC_INTERVAL_MS = 2 ** 31 - 1;
 /** The default non-masquerade list for these flags, as entries whose source is `defaults`. */
 export function defaultCidrEntries(opts: ConfigOptions): CidrEntry[] {
   const texts = opts.nomasqAllReservedRanges ? RESERVED_CIDRS : RFC1918_CIDRS;
-  return texts.map((text, i) => {
-    const cidr = parseCidr(text);
-    return { cidr, text: formatCidr(cidr), source: DEFAULTS_SOURCE, path: `nonMasqueradeCIDRs[${i}]` };
-  });
+  // The texts are written canonical (as formatCidr prints them).
+  return texts.map((text, i) => ({ cidr: parseCidr(text), text, source: DEFAULTS_SOURCE, path: `nonMasqueradeCIDRs[${i}]` }));
 }
