@@ -15,7 +15,7 @@ import { readIptablesCounters } from './counters.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { createIptablesCommands, IptablesRestoreError, outputLines, type IptablesBackendOptions, type IptablesCommands } from './commands.js';
 import { ownedLines, planIptables, planPostrouting, repairNotTaken, type IptablesObserved, type IptablesPlan, type RenamedJump } from './plan.js';
-import { deleteSpec, findRenamedJumps, findRulesWithTarget, judgeRenamedChain, mayBeOurChain, natPayload, renamedRemovalLines } from './rules.js';
+import { deleteSpec, findJumps, findRenamedJumps, judgeRenamedChain, mayBeOurChain, natPayload, renamedRemovalLines } from './rules.js';
 import { FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from '../shadow-owner.js';
 import { chainsToFollow } from './shadow.js';
 import { checkChainName, jumpRuleSpec, renderRestorePayload, renderSaveLines, type RenderOptions } from './render.js';
@@ -72,7 +72,7 @@ async function readFamily(cmd: IptablesCommands, chain: string, family: Family, 
   else if (
     isChainMissing(list) ||
     // iptables-nft 1.8.9 calls a missing chain "incompatible"; the -C probe confirms it is absent.
-    (isChainIncompatible(list) && findRulesWithTarget(postrouting, 'POSTROUTING', chain).length === 0 && (await cmd.probeJump(family)).exitCode === 2)
+    (isChainIncompatible(list) && findJumps(postrouting, chain).length === 0 && (await cmd.probeJump(family)).exitCode === 2)
   ) {
     chainLines = [];
   } else throw cmd.failed(list.argv, list);
@@ -198,7 +198,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
       let listing: string[];
       for (let round = 0; ; round++) {
         listing = await cmd.postrouting(family);
-        const jumps = findRulesWithTarget(listing, 'POSTROUTING', chain).map((r) => r.line);
+        const jumps = findJumps(listing, chain).map((r) => r.line);
         if (jumps.length === 0) break;
         if (round >= MAX_JUMP_ROUNDS) {
           throw new CommandError([], null, '', 'other', `${name}: POSTROUTING jumps to ${chain} still present after ${MAX_JUMP_ROUNDS} rounds of deletes (does another agent keep adding them?)`);

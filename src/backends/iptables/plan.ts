@@ -9,7 +9,7 @@ import type { FamilyPolicy } from '../../policy/types.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE } from './constants.js';
 import { chainRestoreLines, renderJumpSaveLine, renderSaveLines, type RenderOptions } from './render.js';
-import { findRulesWithTarget, natPayload, notFirstLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
+import { findJumps, natPayload, notFirstLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
 import { findShadowingRules, shadowOwner } from './shadow.js';
 
 /** A POSTROUTING rule with our jump's comment that leads to another chain, and what that chain is. */
@@ -72,7 +72,7 @@ function foreignRenamedMessage(r: RenamedJump, chain: string): string {
  * note when our jump should be first and is not, each renamed jump with a note, then the chain.
  */
 export function ownedLines(postrouting: readonly string[], chainLines: readonly string[], renamed: readonly RenamedJump[], chain: string): OwnedState {
-  const jumps = findRulesWithTarget(postrouting, 'POSTROUTING', chain).map((r) => r.line);
+  const jumps = findJumps(postrouting, chain).map((r) => r.line);
   // A chain written for `first` (it starts with the kube-proxy mark rule) wants our jump first:
   // a rule someone inserted above it shows as one more line, so the sync moves the jump back.
   const markRule = ` -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`;
@@ -147,7 +147,7 @@ export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, o
  * jump, first when wanted, or a deleted renamed jump still there); undefined when it did.
  */
 export function repairNotTaken(after: readonly string[], chain: string, verify: NonNullable<IptablesPlan['verify']>): string | undefined {
-  const jumps = findRulesWithTarget(after, 'POSTROUTING', chain);
+  const jumps = findJumps(after, chain);
   const left = verify.removed.filter((l) => after.includes(l));
   if (planJumpRepair(after, chain, renderJumpSaveLine(chain), verify.first).kind === 'none' && left.length === 0) return undefined;
   const deleted = left.length > 0 ? ` and ${left.length} deleted rule${left.length === 1 ? '' : 's'} still there` : '';

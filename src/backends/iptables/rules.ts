@@ -18,29 +18,11 @@ export function quoteRuleArg(value: string): string {
  */
 export function splitRuleArgs(line: string): string[] {
   const args: string[] = [];
-  let current = '';
-  let inArg = false;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line.charAt(i);
-    if (quoted) {
-      if (c === '\\' && i + 1 < line.length) current += line.charAt(++i);
-      else if (c === '"') quoted = false;
-      else current += c;
-    } else if (c === '"') {
-      quoted = true;
-      inArg = true;
-    } else if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
-      if (inArg) args.push(current);
-      current = '';
-      inArg = false;
-    } else {
-      current += c;
-      inArg = true;
-    }
+  // An argument is a run of bare characters and quoted parts; a quote that never closes is the last alternative.
+  for (const [arg, open] of line.matchAll(/(?:"(?:\\[^]|[^"\\])*"|[^ \t\n\r"])+|(")/g)) {
+    if (open !== undefined) throw new Error(`unterminated quote in iptables rule: ${line.length > 200 ? `${line.slice(0, 200)}... (cut)` : line}`);
+    args.push(arg.replace(/"((?:\\[^]|[^"\\])*)"/g, (_, quoted: string) => quoted.replace(/\\([^])/g, '$1')));
   }
-  if (quoted) throw new Error(`unterminated quote in iptables rule: ${line.length > 200 ? `${line.slice(0, 200)}... (cut)` : line}`);
-  if (inArg) args.push(current);
   return args;
 }
 
@@ -52,11 +34,9 @@ export interface ParsedRule {
   readonly chain: string;
   /** The `-j` or `-g` target, when there is one. */
   readonly target: string | undefined;
+  /** The first `--comment` value, unquoted, when there is one. */
+  readonly comment: string | undefined;
 }
-
-// Options whose value is free text: a comment such as `-j` is printed bare and must not be
-// read as a target.
-const FREE_TEXT_OPTIONS = new Set(['--comment']);
 
 /** Parses an `-A CHAIN ...` line; undefined for anything else (`-P`, `-N`, blank, comments). */
 export function parseRuleLine(line: string): ParsedRule | undefined {
@@ -65,25 +45,19 @@ export function parseRuleLine(line: string): ParsedRule | undefined {
   const chain = args[1];
   if (chain === undefined) return undefined;
   let target: string | undefined;
-  for (let i = 2; i < args.length; i++) {
+  let comment: string | undefined;
+  for (let i = 2; i < args.length && target === undefined; i++) {
     const a = args[i];
-    if (a !== undefined && FREE_TEXT_OPTIONS.has(a)) i++;
-    else if (a === '-j' || a === '--jump' || a === '-g' || a === '--goto') {
-      target = args[i + 1];
-      break;
-    }
+    // A comment is free text: one such as `-j` is printed bare and must not be read as a target.
+    if (a === '--comment') comment = comment ?? args[++i];
+    else if (a === '-j' || a === '--jump' || a === '-g' || a === '--goto') target = args[i + 1];
   }
-  return { line, chain, target };
+  return { line, chain, target, comment };
 }
 
-/** The rules of `chainName` in `-S` output (in order) whose target is `target`. */
-export function findRulesWithTarget(lines: readonly string[], chainName: string, target: string): ParsedRule[] {
-  const found: ParsedRule[] = [];
-  for (const l of lines) {
-    const r = parseRuleLine(l);
-    if (r && r.chain === chainName && r.target === target) found.push(r);
-  }
-  return found;
+/** The POSTROUTING rules in `-S` output (in order) that jump to `chain`, in any form. */
+export function findJumps(lines: readonly string[], chain: string): ParsedRule[] {
+  return postroutingRules(lines).filter((r) => r.target === chain);
 }
 
 /** What it takes to leave exactly one POSTROUTING jump to our chain, ours, where the first one was. */
@@ -136,13 +110,6 @@ export const natPayload = (lines: readonly string[]): string => `${['*nat', ...l
 /** The restore line that deletes an `-A` line of `iptables -S` by its spec. */
 export const deleteSpec = (line: string): string => `-D ${line.slice('-A '.length)}`;
 
-/** The first `--comment` value of an `iptables -S` line, unquoted; undefined when it has none. */
-export function ruleComment(line: string): string | undefined {
-  const args = splitRuleArgs(line);
-  const at = args.indexOf('--comment');
-  return at < 0 ? undefined : args[at + 1];
-}
-
 /**
  * The POSTROUTING rules that carry our jump's comment (today's form, or v2.1.0-v2.12.1's wrapped
  * in literal quotes) but lead somewhere other than `chain`: what `iptables -t nat -E CHAIN OTHER`
@@ -151,11 +118,7 @@ export function ruleComment(line: string): string | undefined {
 export function findRenamedJumps(postrouting: readonly string[], chain: string): ParsedRule[] {
   const ours = jumpComment(chain);
   // Every read asks this: only lines that hold the comment's text are parsed (the quoted form holds it too).
-  return postroutingRules(postrouting.filter((l) => l.includes(ours))).filter((r) => {
-    if (r.target === chain) return false;
-    const c = ruleComment(r.line);
-    return c === ours || c === `"${ours}"`;
-  });
+  return postroutingRules(postrouting.filter((l) => l.includes(ours))).filter((r) => r.target !== chain && (r.comment === ours || r.comment === `"${ours}"`));
 }
 
 /** What the chain a renamed jump leads to holds: our rules only (our chain renamed), or not. */
@@ -180,8 +143,7 @@ export function judgeRenamedChain(target: string | undefined, listing: readonly 
   for (const line of listing) {
     const r = parseRuleLine(line);
     if (r === undefined) continue;
-    const comment = ruleComment(line);
-    if (r.chain !== target || comment === undefined || !OUR_CHAIN_COMMENTS.includes(comment) || !OUR_RULE_TARGETS.has(r.target ?? '')) {
+    if (r.chain !== target || r.comment === undefined || !OUR_CHAIN_COMMENTS.includes(r.comment) || !OUR_RULE_TARGETS.has(r.target ?? '')) {
       return { ours: false, why: `its rule ${cutExcerpt(line, 160)} is not one of ours` };
     }
     rules++;

@@ -8,7 +8,7 @@
 // legacy next to a big kube-proxy; netfilter-facts.md). Matches are not evaluated: a rule that
 // masquerades some traffic before our jump counts.
 import { jumpComment } from './constants.js';
-import { mayBeOurChain, parseRuleLine, ruleComment } from './rules.js';
+import { mayBeOurChain, parseRuleLine } from './rules.js';
 import { FOLLOW_DEPTH, ownerOf, type ShadowOwner } from '../shadow-owner.js';
 
 const TRANSLATING = new Set(['MASQUERADE', 'SNAT']);
@@ -27,10 +27,9 @@ function rulesBeforeOurJump(lines: readonly string[], chainName: string, chain: 
 
 /** The chain a rule leads to that the shadow check follows: not ours, not kube-proxy's, not a target. */
 function followedTarget(line: string, chain: string): string | undefined {
-  const target = parseRuleLine(line)?.target;
+  const { target, comment: c } = parseRuleLine(line) ?? {};
   if (target === undefined || target === chain || !mayBeOurChain(target) || target.toUpperCase().startsWith('KUBE-')) return undefined;
   // A rule with our jump's comment is our chain renamed: read() judges it on its own.
-  const c = ruleComment(line);
   return c === jumpComment(chain) || c === `"${jumpComment(chain)}"` ? undefined : target;
 }
 
@@ -67,7 +66,7 @@ export function shadowOwner(line: string): ShadowOwner {
   const rule = parseRuleLine(line);
   // A rule found in a followed chain is told by that chain's name (cali-nat-outgoing), else by where it leads.
   const target = rule?.chain === 'POSTROUTING' ? (rule.target ?? '') : (rule?.chain ?? '');
-  const comment = ruleComment(line) ?? '';
+  const comment = rule?.comment ?? '';
   // Docker's own rule has no comment: `-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE`.
   const iface = / -o (\S+)/.exec(line)?.[1] ?? '';
   const owner = ownerOf([target], comment);
