@@ -57,18 +57,6 @@ export function staleFlowCommands(changed: ChangedDecisions, opts: StaleFlowOpti
   return changed.changes.flatMap((c) => c.destinations.flatMap((d) => (c.sources ?? [undefined]).flatMap((s) => protocols.map((p) => conntrackDeleteArgv(changed.family, p, c, d, s)))));
 }
 
-/** Runs one `conntrack -D` and returns how many entries it deleted; none is exit 1, not a failure. */
-async function runDelete(run: Runner, argv: readonly string[], timeoutMs: number | undefined): Promise<number> {
-  try {
-    const r = await run(argv, timeoutMs === undefined ? {} : { timeoutMs });
-    return conntrackDeleted(r) ?? 0;
-  } catch (e) {
-    const none = e instanceof CommandError && e.exitCode === 1 ? conntrackDeleted(e) : undefined;
-    if (none === 0) return 0;
-    throw e;
-  }
-}
-
 /**
  * Deletes the conntrack entries of the flows in `changed`, one command at a time (they contend for
  * the same table). Never throws: failures are returned. A missing conntrack or missing privileges
@@ -79,8 +67,10 @@ export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, o
   const errors: Error[] = [];
   for (const argv of staleFlowCommands(changed, opts)) {
     try {
-      deleted += await runDelete(run, argv, opts.timeoutMs);
+      deleted += conntrackDeleted(await run(argv, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs })) ?? 0;
     } catch (e) {
+      // None to delete is exit 1, not a failure.
+      if (e instanceof CommandError && e.exitCode === 1 && conntrackDeleted(e) === 0) continue;
       errors.push(e instanceof Error ? e : new Error(String(e)));
       if (e instanceof CommandError && (e.failure === 'not-installed' || e.failure === 'permission-denied')) break;
     }

@@ -12,13 +12,10 @@ import { NFT_TABLE_REF } from './nftables/names.js';
 
 /** The lines of a `*-save` output's nat table: the output holds every table, and only `*nat` counts. */
 function natLines(save: string): string[] {
-  let table = '';
-  const nat: string[] = [];
-  for (const line of save.split('\n')) {
-    if (line.startsWith('*')) table = line.slice(1).trim();
-    else if (table === 'nat') nat.push(line);
-  }
-  return nat;
+  const lines = save.split('\n');
+  const start = lines.findIndex((l) => l.trim() === '*nat') + 1;
+  const end = lines.findIndex((l, i) => i >= start && l.startsWith('*'));
+  return start === 0 ? [] : lines.slice(start, end < 0 ? undefined : end);
 }
 
 /** Our chain and jumps in a `*-save` output's nat table; jumps by target, in any form. */

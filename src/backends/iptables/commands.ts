@@ -120,6 +120,9 @@ export function createIptablesCommands(opts: IptablesBackendOptions) {
       return lines;
     },
 
+    /** `-S CHAIN -v` of our chain: its rules with their counters (counters.ts reads them). */
+    counters: async (family: Family): Promise<string> => (await run(nat(family, '-S', chain, '-v'))).stdout,
+
     /** `-C` of our jump: exit 0 it is there, 1 it is not, 2 our chain is missing (tells "missing" from "incompatible"); any other exit 2 throws. */
     async probeJump(family: Family): Promise<CommandResult & { readonly argv: string[] }> {
       const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));

@@ -9,12 +9,6 @@ import { RANDOM_FULLY_MIN_VERSION } from './constants.js';
 /** The two iptables flavours: nf_tables-backed or the legacy x_tables kernel API. */
 export type IptablesMode = 'nft' | 'legacy';
 
-/** The detected mode and a sentence saying why, for the startup log. */
-export interface IptablesDetection {
-  readonly mode: IptablesMode;
-  readonly reason: string;
-}
-
 const DETECT_TIMEOUT_MS = 30_000;
 
 // kubelet creates KUBE-IPTABLES-HINT (>= 1.24) and KUBE-KUBELET-CANARY (>= 1.17) in mangle.
@@ -47,7 +41,7 @@ function countRules(text: string): number {
  * 3. else legacy only when it holds strictly more rules than nft;
  * 4. else nft.
  */
-export async function detectIptablesMode(runner: Runner): Promise<IptablesDetection> {
+export async function detectIptablesMode(runner: Runner): Promise<{ mode: IptablesMode; reason: string }> {
   for (const bin of ['iptables-nft-save', 'ip6tables-nft-save']) {
     const m = KUBELET_CHAIN.exec(await saveOutput(runner, [bin, '-t', 'mangle']));
     if (m) return { mode: 'nft', reason: `${bin} -t mangle shows kubelet's ${m[1]} chain` };
@@ -80,11 +74,7 @@ export async function iptablesVersion(runner: Runner, mode: IptablesMode): Promi
   return m[1];
 }
 
-const versionParts = (version: string): number[] => version.split('.').map((p) => Number.parseInt(p, 10) || 0);
-
 /** Whether this iptables version's MASQUERADE knows `--random-fully` (>= 1.6.2). */
 export function supportsRandomFully(version: string): boolean {
-  const [have, need] = [versionParts(version), versionParts(RANDOM_FULLY_MIN_VERSION)];
-  const i = need.findIndex((n, j) => (have[j] ?? 0) !== n);
-  return i < 0 || (have[i] ?? 0) > (need[i] ?? 0);
+  return version.localeCompare(RANDOM_FULLY_MIN_VERSION, 'en', { numeric: true }) >= 0;
 }

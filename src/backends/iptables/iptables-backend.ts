@@ -5,13 +5,13 @@
 // rules before our jump lead to (shadow.ts). apply runs plan.ts's one transaction, and a listing
 // after it wherever POSTROUTING changed, so a repair that does not take fails the sync instead of
 // being repeated at every one.
-import { memoByPolicy, type Backend, type BackendFacts, type OwnedState, type ReadOptions, type RenderedPayload } from '../backend.js';
+import { memoByPolicy, type Backend, type BackendFacts, type ReadOptions, type RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
 import { isChainIncompatible, isChainMissing } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { DecisionCount, FamilyPolicy } from '../../policy/types.js';
-import { readIptablesCounters } from './counters.js';
+import { parseIptablesCounters } from './counters.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { createIptablesCommands, IptablesRestoreError, outputLines, type IptablesBackendOptions, type IptablesCommands } from './commands.js';
 import { ownedLines, planIptables, planPostrouting, repairNotTaken, type IptablesObserved, type IptablesPlan, type RenamedJump } from './plan.js';
@@ -148,9 +148,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
   const backend: Backend<IptablesObserved, IptablesPlan> = {
     name,
 
-    expected(policy: FamilyPolicy): OwnedState {
-      return wanted(policy);
-    },
+    expected: wanted,
 
     render(policy: FamilyPolicy): RenderedPayload {
       // The commands as an operator types them: the plain names pick the host's variant.
@@ -181,7 +179,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
 
     async counters(policies) {
       const counts: DecisionCount[] = [];
-      for (const p of policies) counts.push(...(await readIptablesCounters(runner, mode, p, chain)));
+      for (const p of policies) counts.push(...parseIptablesCounters(await cmd.counters(p.family), p, chain));
       return counts;
     },
 

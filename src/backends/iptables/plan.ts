@@ -80,19 +80,12 @@ export function ownedLines(postrouting: readonly string[], chainLines: readonly 
   return [...(note === undefined ? [] : [note]), ...jumps, ...renamed.flatMap((r) => [r.line, renamedNote(r)]), ...chainLines];
 }
 
-/** The POSTROUTING part of a plan: the jump put right and our renamed chains taken back, as restore lines. */
-export interface PostroutingPlan {
-  readonly lines: readonly string[];
-  /** A jump is added (append or insert-first), so `-C` must agree none is there when the chain may be. */
-  readonly addsJump: boolean;
-  /** The renamed jumps of ours the lines delete. */
-  readonly removed: readonly string[];
-  readonly repairs: readonly string[];
-  readonly failure: string | undefined;
-}
-
-/** What POSTROUTING needs, from its listing and the renamed jumps read beside it; pure. */
-export function planPostrouting(postrouting: readonly string[], renamed: readonly RenamedJump[], chain: string, first: boolean): PostroutingPlan {
+/**
+ * What POSTROUTING needs, from its listing and the renamed jumps read beside it; pure: restore
+ * lines that put the jump right and take our renamed chains back (`removed`: their jumps), and
+ * whether they add a jump (then `-C` must agree none is there when the chain may be).
+ */
+export function planPostrouting(postrouting: readonly string[], renamed: readonly RenamedJump[], chain: string, first: boolean) {
   const repair = planJumpRepair(postrouting, chain, renderJumpSaveLine(chain), first);
   const ours = renamed.filter((r) => r.verdict.ours);
   const foreign = renamed.find((r) => !r.verdict.ours);
