@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findRenamedJumps, findJumps, judgeRenamedChain, notFirstLine, parseRuleLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, splitRuleArgs } from '../../src/backends/iptables/rules.js';
+import { findRenamedJumps, findJumps, judgeRenamedChain, parseRuleLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, splitRuleArgs } from '../../src/backends/iptables/rules.js';
 import { renderJumpSaveLine } from '../../src/backends/iptables/render.js';
 import { jumpComment } from '../../src/backends/iptables/constants.js';
 
@@ -72,16 +72,6 @@ test('planJumpRepair with first: insert at 1 when missing, move ours to 1 when a
   const older = planJumpRepair([QUOTED, kube, OURS], 'IP-MASQ-AGENT', OURS, true);
   assert.deepEqual(older.kind === 'replace' && older.remove, [QUOTED, OURS]);
   assert.match(older.lines.at(-1) ?? '', /^-I POSTROUTING 1 /);
-});
-
-test('notFirstLine names the rule above our jump; nothing when ours is rule 1 or absent', () => {
-  const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
-  assert.equal(notFirstLine(['-P POSTROUTING ACCEPT', OURS, kube], 'IP-MASQ-AGENT', '# note'), undefined);
-  assert.equal(notFirstLine(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', '# note'), undefined);
-  assert.equal(notFirstLine(['-P POSTROUTING ACCEPT', kube, OURS], 'IP-MASQ-AGENT', '# note'), `# note ${kube}`);
-  const long = `-A POSTROUTING -m comment --comment "${'x'.repeat(500)}" -j MASQUERADE`;
-  const line = notFirstLine([long, OURS], 'IP-MASQ-AGENT', '# note') ?? '';
-  assert.ok(Buffer.byteLength(line) < 300 && line.includes('cut'), line);
 });
 
 test("findRenamedJumps: rules with our jump's comment (either release form) that lead elsewhere; ours, others' and other chains' comments are not", () => {

@@ -5,7 +5,7 @@
 // rules before our jump lead to (shadow.ts). apply runs plan.ts's one transaction, and a listing
 // after it wherever POSTROUTING changed, so a repair that does not take fails the sync instead of
 // being repeated at every one.
-import { memoByPolicy, type Backend, type BackendFacts, type ReadOptions, type RenderedPayload } from '../backend.js';
+import { memoByPolicy, type Backend, type BackendFacts, type RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
 import { isChainIncompatible, isChainMissing } from '../../exec/runner.js';
@@ -63,10 +63,10 @@ async function readFollowed(cmd: IptablesCommands, family: Family, postrouting: 
   return followed;
 }
 
-/** Reads one family: POSTROUTING and, unless `owned` is false, our chain, at once; then the renamed chains. */
-async function readFamily(cmd: IptablesCommands, chain: string, family: Family, options: ReadOptions = {}): Promise<IptablesObserved> {
+/** Reads one family: POSTROUTING and, with `listOwned`, our chain, at once; then the renamed chains. */
+async function readFamily(cmd: IptablesCommands, chain: string, family: Family, listOwned: boolean): Promise<IptablesObserved> {
   // Two independent listings, asked at once (one process's start-up less to wait for).
-  const [list, postrouting] = await Promise.all([options.owned === false ? undefined : cmd.list(family, chain), cmd.postrouting(family)]);
+  const [list, postrouting] = await Promise.all([listOwned ? cmd.list(family, chain) : undefined, cmd.postrouting(family)]);
   let chainLines: string[] | undefined;
   if (list === undefined || list.exitCode === 0) chainLines = list && outputLines(list.stdout);
   else if (
@@ -183,7 +183,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
       return counts;
     },
 
-    read: (family, options) => readFamily(cmd, chain, family, options),
+    read: (family, options) => readFamily(cmd, chain, family, options?.owned !== false),
 
     plan: (observed, policy) => planIptables(observed, policy, renderOptions(policy), wanted(policy)),
 

@@ -9,7 +9,7 @@ import type { FamilyPolicy } from '../../policy/types.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE } from './constants.js';
 import { chainRestoreLines, renderJumpSaveLine, renderSaveLines, type RenderOptions } from './render.js';
-import { findJumps, natPayload, notFirstLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
+import { findJumps, natPayload, planJumpRepair, postroutingRules, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
 import { findShadowingRules, shadowOwner } from './shadow.js';
 
 /** A POSTROUTING rule with our jump's comment that leads to another chain, and what that chain is. */
@@ -72,12 +72,14 @@ function foreignRenamedMessage(r: RenamedJump, chain: string): string {
  * note when our jump should be first and is not, each renamed jump with a note, then the chain.
  */
 export function ownedLines(postrouting: readonly string[], chainLines: readonly string[], renamed: readonly RenamedJump[], chain: string): OwnedState {
-  const jumps = findJumps(postrouting, chain).map((r) => r.line);
+  const rules = postroutingRules(postrouting);
+  const [top, jumps] = [rules[0], rules.filter((r) => r.target === chain).map((r) => r.line)];
   // A chain written for `first` (it starts with the kube-proxy mark rule) wants our jump first:
-  // a rule someone inserted above it shows as one more line, so the sync moves the jump back.
+  // a rule someone inserted above it shows as one more line naming that rule, so the sync moves
+  // the jump back. A missing jump is drift of its own.
   const markRule = ` -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`;
-  const note = chainLines.some((l) => l.endsWith(markRule)) ? notFirstLine(postrouting, chain, NOT_FIRST_NOTE) : undefined;
-  return [...(note === undefined ? [] : [note]), ...jumps, ...renamed.flatMap((r) => [r.line, renamedNote(r)]), ...chainLines];
+  const notFirst = top !== undefined && top.target !== chain && jumps.length > 0 && chainLines.some((l) => l.endsWith(markRule));
+  return [...(notFirst ? [`${NOT_FIRST_NOTE} ${cutExcerpt(top.line, 200)}`] : []), ...jumps, ...renamed.flatMap((r) => [r.line, renamedNote(r)]), ...chainLines];
 }
 
 /**

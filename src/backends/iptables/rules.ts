@@ -70,7 +70,8 @@ export interface JumpRepair {
   readonly lines: readonly string[];
 }
 
-function postroutingRules(postrouting: readonly string[]): ParsedRule[] {
+/** The POSTROUTING rules in `-S` output, in order. */
+export function postroutingRules(postrouting: readonly string[]): ParsedRule[] {
   return postrouting.map(parseRuleLine).filter((r): r is ParsedRule => r !== undefined && r.chain === 'POSTROUTING');
 }
 
@@ -90,18 +91,6 @@ export function planJumpRepair(postrouting: readonly string[], chain: string, ou
   if (jumps.length === 1 && jumps[0]?.line === ourJump && (!first || at === 0)) return { kind: 'none', remove: [], lines: [] };
   const remove = jumps.map((r) => r.line);
   return { kind: 'replace', remove, lines: [...remove.map(deleteSpec), insert(first ? 1 : at + 1)] };
-}
-
-/**
- * With `first`: undefined when the first POSTROUTING rule jumps to `chain` (or no rule does:
- * the missing jump is drift of its own); else one line naming the rule above ours, which the
- * read-back adds so that it differs from the expected state and the sync moves our jump back.
- */
-export function notFirstLine(postrouting: readonly string[], chain: string, note: string): string | undefined {
-  const rules = postroutingRules(postrouting);
-  const top = rules[0];
-  if (top === undefined || top.target === chain || !rules.some((r) => r.target === chain)) return undefined;
-  return `${note} ${cutExcerpt(top.line, 200)}`;
 }
 
 /** An `iptables-restore --noflush` payload of the nat table that runs `lines`, all or nothing. */
