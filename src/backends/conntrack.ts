@@ -29,15 +29,6 @@ export interface StaleFlowOptions {
   readonly timeoutMs?: number;
 }
 
-/** What one family's deletion did. */
-export interface StaleFlowResult {
-  readonly family: Family;
-  /** Entries deleted, summed over every command that ran. */
-  readonly deleted: number;
-  /** Commands that failed; the others still ran (unless conntrack is missing or not permitted). */
-  readonly errors: readonly Error[];
-}
-
 /**
  * Connectionless protocols whose flows are deleted by default: udp, and icmp (a ping left running
  * to check the NAT would otherwise keep the old source). udplite and others are too rare to pay a
@@ -59,15 +50,16 @@ export function staleFlowCommands(changed: ChangedDecisions, opts: StaleFlowOpti
 
 /**
  * Deletes the conntrack entries of the flows in `changed`, one command at a time (they contend for
- * the same table). Never throws: failures are returned. A missing conntrack or missing privileges
- * stops the rest, which would fail alike.
+ * the same table); returns the entries deleted, summed, and the commands that failed. Never throws.
+ * A missing conntrack or missing privileges stops the rest, which would fail alike.
  */
-export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, opts: StaleFlowOptions = {}): Promise<StaleFlowResult> {
+export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, opts: StaleFlowOptions = {}) {
   let deleted = 0;
   const errors: Error[] = [];
   for (const argv of staleFlowCommands(changed, opts)) {
     try {
-      deleted += conntrackDeleted(await run(argv, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs })) ?? 0;
+      const r = await run(argv, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+      deleted += conntrackDeleted(r) ?? 0;
     } catch (e) {
       // None to delete is exit 1, not a failure.
       if (e instanceof CommandError && e.exitCode === 1 && conntrackDeleted(e) === 0) continue;

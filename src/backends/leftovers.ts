@@ -23,7 +23,7 @@ function natLines(save: string): string[] {
  * table, and the chains there that are ours renamed (`iptables -E`): a POSTROUTING rule with our
  * jump's comment leads there, every rule in it ours.
  */
-export function findInSaveOutput(save: string, chain: string): { chain: boolean; rules: number; jumps: number; renamed: string[] } {
+export function findInSaveOutput(save: string, chain: string) {
   const nat = natLines(save);
   const rulesOf = (t: string): string[] => nat.filter((l) => l.startsWith(`-A ${t} `));
   const renamed = findRenamedJumps(nat, chain).flatMap(({ target: t }) => (t !== undefined && judgeRenamedChain(t, rulesOf(t)).ours ? [t] : []));

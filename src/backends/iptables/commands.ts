@@ -147,16 +147,13 @@ export function createIptablesCommands(opts: IptablesBackendOptions) {
     /** `-F`/`-X` of our chain, where "no such chain" is success (cleanup is idempotent). */
     async chainCommand(family: Family, flag: '-F' | '-X'): Promise<void> {
       const argv = nat(family, flag, chain);
-      let r: CommandResult;
-      try {
-        r = await run(argv, { okExitCodes: [0, 1] });
-      } catch (e) {
+      const r = await run(argv, { okExitCodes: [0, 1] }).catch((e: unknown) => {
         // iptables-nft exits 4 here, which is no lock problem: say what holds the chain.
         if (e instanceof CommandError && e.failure === 'other' && isChainInUse(e)) {
           throw e.restate(`${argv.join(' ')}: ${saidByIptables(e.stderr)}: ${IN_USE_HINT}`);
         }
         throw e;
-      }
+      });
       if (r.exitCode === 1 && !isChainMissing(r)) {
         const hint = isChainInUse(r) ? `: ${IN_USE_HINT}` : '';
         throw new CommandError(argv, 1, r.stderr, 'other', `${argv.join(' ')}: exit code 1: ${saidByIptables(r.stderr)}${hint}`);

@@ -9,6 +9,12 @@ import { RANDOM_FULLY_MIN_VERSION } from './constants.js';
 /** The two iptables flavours: nf_tables-backed or the legacy x_tables kernel API. */
 export type IptablesMode = 'nft' | 'legacy';
 
+/** The detected mode and a sentence saying why, for the startup log. */
+export interface IptablesDetection {
+  readonly mode: IptablesMode;
+  readonly reason: string;
+}
+
 const DETECT_TIMEOUT_MS = 30_000;
 
 // kubelet creates KUBE-IPTABLES-HINT (>= 1.24) and KUBE-KUBELET-CANARY (>= 1.17) in mangle.
@@ -41,7 +47,7 @@ function countRules(text: string): number {
  * 3. else legacy only when it holds strictly more rules than nft;
  * 4. else nft.
  */
-export async function detectIptablesMode(runner: Runner): Promise<{ mode: IptablesMode; reason: string }> {
+export async function detectIptablesMode(runner: Runner): Promise<IptablesDetection> {
   for (const bin of ['iptables-nft-save', 'ip6tables-nft-save']) {
     const m = KUBELET_CHAIN.exec(await saveOutput(runner, [bin, '-t', 'mangle']));
     if (m) return { mode: 'nft', reason: `${bin} -t mangle shows kubelet's ${m[1]} chain` };

@@ -73,13 +73,15 @@ function foreignRenamedMessage(r: RenamedJump, chain: string): string {
  */
 export function ownedLines(postrouting: readonly string[], chainLines: readonly string[], renamed: readonly RenamedJump[], chain: string): OwnedState {
   const rules = postroutingRules(postrouting);
-  const [top, jumps] = [rules[0], rules.filter((r) => r.target === chain).map((r) => r.line)];
+  const jumps = rules.filter((r) => r.target === chain).map((r) => r.line);
+  const top = rules[0];
   // A chain written for `first` (it starts with the kube-proxy mark rule) wants our jump first:
   // a rule someone inserted above it shows as one more line naming that rule, so the sync moves
   // the jump back. A missing jump is drift of its own.
   const markRule = ` -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`;
   const notFirst = top !== undefined && top.target !== chain && jumps.length > 0 && chainLines.some((l) => l.endsWith(markRule));
-  return [...(notFirst ? [`${NOT_FIRST_NOTE} ${cutExcerpt(top.line, 200)}`] : []), ...jumps, ...renamed.flatMap((r) => [r.line, renamedNote(r)]), ...chainLines];
+  const note = notFirst ? [`${NOT_FIRST_NOTE} ${cutExcerpt(top.line, 200)}`] : [];
+  return [...note, ...jumps, ...renamed.flatMap((r) => [r.line, renamedNote(r)]), ...chainLines];
 }
 
 /**
