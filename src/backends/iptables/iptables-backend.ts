@@ -94,12 +94,13 @@ async function refuseHiddenJump(cmd: IptablesCommands, family: Family, chain: st
 }
 
 /**
- * Runs a plan: the probe, the one restore, the listing that verifies POSTROUTING. A `-D` of a rule
- * deleted since the read makes the restore refuse it all: the chain then goes alone, and
- * POSTROUTING is read and planned again for a restore of its own.
+ * Runs a plan that is not up to date: the probe, the one restore, the listing that verifies
+ * POSTROUTING. A `-D` of a rule deleted since the read makes the restore refuse it all: the chain
+ * then goes alone, and POSTROUTING is read and planned again for a restore of its own.
  */
 async function applyPlan(cmd: IptablesCommands, plan: IptablesPlan): Promise<void> {
   const { family, chain } = plan;
+  if (plan.upToDate) return;
   if (plan.probeJump) await refuseHiddenJump(cmd, family, chain);
   let verify = plan.verify;
   let failure = plan.failure;
@@ -187,9 +188,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
 
     plan: (observed, policy) => planIptables(observed, policy, renderOptions(policy), wanted(policy)),
 
-    async apply(plan: IptablesPlan): Promise<void> {
-      if (!plan.upToDate) await applyPlan(cmd, plan);
-    },
+    apply: (plan) => applyPlan(cmd, plan),
 
     async cleanup(family: Family): Promise<void> {
       // Every form at once (ours, older releases', duplicates, bare); again if more came meanwhile.
