@@ -75,7 +75,7 @@ async function readFamily(cmd: IptablesCommands, chain: string, family: Family, 
     (isChainIncompatible(list) && findJumps(postrouting, chain).length === 0 && (await cmd.probeJump(family)).exitCode === 2)
   ) {
     chainLines = [];
-  } else throw cmd.failed(list.argv, list);
+  } else throw cmd.failed(list);
   const [renamed, followed] = await Promise.all([inspectRenamed(cmd, family, postrouting, chain), readFollowed(cmd, family, postrouting, chain)]);
   const owned = chainLines === undefined ? undefined : ownedLines(postrouting, chainLines, renamed, chain);
   return { family, owned, postrouting, chain: chainLines, renamed, followed };
