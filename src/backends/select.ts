@@ -22,23 +22,21 @@ export interface SelectOptions {
   readonly enableIPv6?: boolean;
 }
 
+// Installed: it ran, or failed for another reason than a missing binary.
 async function installed(runner: Runner, argv: readonly string[]): Promise<boolean> {
-  try {
-    await runner(argv, { timeoutMs: 10_000 });
-    return true;
-  } catch (e) {
-    return !(e instanceof CommandError && e.failure === 'not-installed');
-  }
+  return runner(argv, { timeoutMs: 10_000 }).then(
+    () => true,
+    (e: unknown) => !(e instanceof CommandError && e.failure === 'not-installed'),
+  );
 }
 
 /** Whether kube-proxy runs in nftables mode here: it owns `ip kube-proxy` / `ip6 kube-proxy`. */
 async function kubeProxyUsesNftables(runner: Runner): Promise<boolean> {
-  try {
-    const { stdout } = await runner(['nft', 'list', 'tables'], { timeoutMs: 10_000 });
-    return /^table ip6? kube-proxy$/m.test(stdout);
-  } catch {
-    return false;
-  }
+  const tables = await runner(['nft', 'list', 'tables'], { timeoutMs: 10_000 }).then(
+    (r) => r.stdout,
+    () => '',
+  );
+  return /^table ip6? kube-proxy$/m.test(tables);
 }
 
 /** Picks the nftables or iptables backend as --backend says, and says why. */

@@ -1,6 +1,5 @@
 // The iptables commands the backend runs, each once: the lock retried, a missing binary named,
-// a refused payload located, a listing without its policy line refused. Nothing here decides what
-// to write (plan.ts does); nothing here keeps state between calls.
+// a refused payload located, a listing without its policy line refused.
 import { CommandError, restated } from '../../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../../excerpt.js';
 import { isChainInUse, isChainMissing, isTargetMissing, restoreFailedLine, saidByIptables, type CommandResult, type Runner } from '../../exec/runner.js';

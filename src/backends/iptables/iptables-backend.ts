@@ -1,10 +1,7 @@
-// The iptables backend (nft or legacy flavour). A sync is read -> plan -> apply: read lists nat
-// POSTROUTING and our chain, never the whole table (`iptables-save -t nat` costs over a second next
-// to a big kube-proxy, `-S POSTROUTING` a few ms; netfilter-facts.md), plus the chains that rules
-// with our jump's comment lead to (our chain renamed by `iptables -E`) and, bounded, those that
-// rules before our jump lead to (shadow.ts). apply runs plan.ts's one transaction, and a listing
-// after it wherever POSTROUTING changed, so a repair that does not take fails the sync instead of
-// being repeated at every one.
+// The iptables backend (nft or legacy flavour). read lists nat POSTROUTING and our chain, never the
+// whole table (`iptables-save -t nat` costs over a second next to a big kube-proxy, `-S POSTROUTING`
+// a few ms; netfilter-facts.md). apply lists POSTROUTING again wherever it changed, so a repair that
+// does not take fails the sync instead of being repeated at every one.
 import { memoByPolicy, type Backend, type BackendFacts, type RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';

@@ -1,7 +1,6 @@
 // Reading `iptables -S` lines as rules, not as text: a jump to our chain is a rule whose target
-// (`-j` or `-g`) is our chain, whatever its matches and comments say. Text matching counted a
-// foreign rule whose comment mentions `-j IP-MASQ-AGENT` as a jump, and missed older releases'
-// jumps whose comment differs from ours (compat-contract.md).
+// (`-j` or `-g`) is our chain, whatever its comment says (older releases' jumps carry other
+// comments; compat-contract.md), and a comment that mentions `-j IP-MASQ-AGENT` is no jump.
 import { cutExcerpt } from '../../excerpt.js';
 import { BUILTIN_CHAINS, OUR_CHAIN_COMMENTS, TARGET_NAMES, jumpComment } from './constants.js';
 
