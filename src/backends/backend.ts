@@ -60,15 +60,6 @@ export interface Observed {
   readonly owned: OwnedState | undefined;
 }
 
-/** What read() lists. */
-export interface ReadOptions {
-  /**
-   * false: skip listing our own rules, which a config change rewrites whole anyway (at 50,000
-   * CIDRs that listing costs about as much as the write); what decides around them is still read.
-   */
-  readonly owned?: boolean;
-}
-
 /** What apply() does for one family: decided by plan() from what read() saw and the policy wanted; data only. */
 export interface Plan {
   readonly family: Family;
@@ -92,8 +83,12 @@ export interface Backend<O extends Observed = Observed, P extends Plan = Plan> {
   render(policy: FamilyPolicy): RenderedPayload;
   /** Facts about this backend (variant, version, ...); pure. */
   describe(): BackendFacts;
-  /** Reads what the kernel holds of ours for one family, and what decides beside it. */
-  read(family: Family, options?: ReadOptions): Promise<O>;
+  /**
+   * Reads what the kernel holds of ours for one family, and what decides beside it. `owned: false`
+   * skips listing our own rules, which a config change rewrites whole anyway (at 50,000 CIDRs that
+   * listing costs about as much as the write); what decides around them is still read.
+   */
+  read(family: Family, options?: { readonly owned?: boolean }): Promise<O>;
   /** What it takes to turn `observed` into `policy`; pure. */
   plan(observed: O, policy: FamilyPolicy): P;
   /** Runs a plan in one atomic step where the tool allows; on failure the old rules stay. */

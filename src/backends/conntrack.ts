@@ -29,15 +29,6 @@ export interface StaleFlowOptions {
   readonly timeoutMs?: number;
 }
 
-/** What one family's deletion did. */
-export interface StaleFlowResult {
-  readonly family: Family;
-  /** Entries deleted, summed over every command that ran. */
-  readonly deleted: number;
-  /** Commands that failed; the others still ran (unless conntrack is missing or not permitted). */
-  readonly errors: readonly Error[];
-}
-
 /**
  * Connectionless protocols whose flows are deleted by default: udp, and icmp (a ping left running
  * to check the NAT would otherwise keep the old source). udplite and others are too rare to pay a
@@ -57,30 +48,21 @@ export function staleFlowCommands(changed: ChangedDecisions, opts: StaleFlowOpti
   return changed.changes.flatMap((c) => c.destinations.flatMap((d) => (c.sources ?? [undefined]).flatMap((s) => protocols.map((p) => conntrackDeleteArgv(changed.family, p, c, d, s)))));
 }
 
-/** Runs one `conntrack -D` and returns how many entries it deleted; none is exit 1, not a failure. */
-async function runDelete(run: Runner, argv: readonly string[], timeoutMs: number | undefined): Promise<number> {
-  try {
-    const r = await run(argv, timeoutMs === undefined ? {} : { timeoutMs });
-    return conntrackDeleted(r) ?? 0;
-  } catch (e) {
-    const none = e instanceof CommandError && e.exitCode === 1 ? conntrackDeleted(e) : undefined;
-    if (none === 0) return 0;
-    throw e;
-  }
-}
-
 /**
  * Deletes the conntrack entries of the flows in `changed`, one command at a time (they contend for
- * the same table). Never throws: failures are returned. A missing conntrack or missing privileges
- * stops the rest, which would fail alike.
+ * the same table); returns the entries deleted, summed, and the commands that failed. Never throws.
+ * A missing conntrack or missing privileges stops the rest, which would fail alike.
  */
-export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, opts: StaleFlowOptions = {}): Promise<StaleFlowResult> {
+export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, opts: StaleFlowOptions = {}) {
   let deleted = 0;
   const errors: Error[] = [];
   for (const argv of staleFlowCommands(changed, opts)) {
     try {
-      deleted += await runDelete(run, argv, opts.timeoutMs);
+      const r = await run(argv, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+      deleted += conntrackDeleted(r) ?? 0;
     } catch (e) {
+      // None to delete is exit 1, not a failure.
+      if (e instanceof CommandError && e.exitCode === 1 && conntrackDeleted(e) === 0) continue;
       errors.push(e instanceof Error ? e : new Error(String(e)));
       if (e instanceof CommandError && (e.failure === 'not-installed' || e.failure === 'permission-denied')) break;
     }

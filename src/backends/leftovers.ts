@@ -7,37 +7,27 @@ import { isNftObjectMissing, type Runner } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import type { CleanupTarget, Inspection } from './backend.js';
 import type { IptablesMode } from './iptables/detect.js';
-import { findRenamedJumps, judgeRenamedChain, parseRuleLine } from './iptables/rules.js';
+import { findJumps, findRenamedJumps, judgeRenamedChain } from './iptables/rules.js';
 import { NFT_TABLE_REF } from './nftables/names.js';
 
 /** The lines of a `*-save` output's nat table: the output holds every table, and only `*nat` counts. */
 function natLines(save: string): string[] {
-  let table = '';
-  const nat: string[] = [];
-  for (const line of save.split('\n')) {
-    if (line.startsWith('*')) table = line.slice(1).trim();
-    else if (table === 'nat') nat.push(line);
-  }
-  return nat;
+  const lines = save.split('\n');
+  const start = lines.findIndex((l) => l.trim() === '*nat') + 1;
+  const end = lines.findIndex((l, i) => i >= start && l.startsWith('*'));
+  return start === 0 ? [] : lines.slice(start, end < 0 ? undefined : end);
 }
 
-/** Our chain and jumps in a `*-save` output's nat table; jumps by target, in any form. */
-export function findInSaveOutput(save: string, chain: string): { chain: boolean; rules: number; jumps: number } {
-  const found = { chain: false, rules: 0, jumps: 0 };
-  for (const line of natLines(save)) {
-    if (line.startsWith(`:${chain} `)) found.chain = true;
-    const rule = parseRuleLine(line);
-    if (rule?.chain === chain) found.rules++;
-    else if (rule?.chain === 'POSTROUTING' && rule.target === chain) found.jumps++;
-  }
-  return found;
-}
-
-/** The nat chains of a `*-save` output ours under another name (`iptables -E`): a POSTROUTING rule with our jump's comment leads there, every rule in it ours. */
-export function findRenamedInSaveOutput(save: string, chain: string): string[] {
+/**
+ * Our chain, its rules and the jumps to it (by target, in any form) in a `*-save` output's nat
+ * table, and the chains there that are ours renamed (`iptables -E`): a POSTROUTING rule with our
+ * jump's comment leads there, every rule in it ours.
+ */
+export function findInSaveOutput(save: string, chain: string) {
   const nat = natLines(save);
-  const rulesOf = (t: string): string[] => nat.filter((l) => parseRuleLine(l)?.chain === t);
-  return findRenamedJumps(nat, chain).flatMap(({ target: t }) => (t !== undefined && judgeRenamedChain(t, rulesOf(t)).ours ? [t] : []));
+  const rulesOf = (t: string): string[] => nat.filter((l) => l.startsWith(`-A ${t} `));
+  const renamed = findRenamedJumps(nat, chain).flatMap(({ target: t }) => (t !== undefined && judgeRenamedChain(t, rulesOf(t)).ours ? [t] : []));
+  return { chain: nat.some((l) => l.startsWith(`:${chain} `)), rules: rulesOf(chain).length, jumps: findJumps(nat, chain).length, renamed };
 }
 
 /** What a look that changes nothing printed, or a skip when its tool is not installed. */
@@ -60,12 +50,12 @@ export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Fam
       // No `-t`: asking for a legacy table by name makes the kernel create it.
       const out = await look(runner, [save]);
       if (typeof out !== 'string') return out;
-      const [f, renamed] = [findInSaveOutput(out, chain), findRenamedInSaveOutput(out, chain)];
-      if (!f.chain && f.jumps === 0 && renamed.length === 0) return { state: 'absent' };
+      const f = findInSaveOutput(out, chain);
+      if (!f.chain && f.jumps === 0 && f.renamed.length === 0) return { state: 'absent' };
       const parts = [
         ...(f.jumps > 0 ? [`${f.jumps === 1 ? 'the jump' : `${f.jumps} jumps`} in POSTROUTING`] : []),
         ...(f.chain ? [`chain ${chain} (${f.rules} rule${f.rules === 1 ? '' : 's'})`] : []),
-        ...renamed.map((t) => `chain ${t} (ours, renamed) and its jump`),
+        ...f.renamed.map((t) => `chain ${t} (ours, renamed) and its jump`),
       ];
       return { state: 'present', what: parts.join(' and ') };
     },

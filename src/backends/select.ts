@@ -22,23 +22,21 @@ export interface SelectOptions {
   readonly enableIPv6?: boolean;
 }
 
+// Installed: it ran, or failed for another reason than a missing binary.
 async function installed(runner: Runner, argv: readonly string[]): Promise<boolean> {
-  try {
-    await runner(argv, { timeoutMs: 10_000 });
-    return true;
-  } catch (e) {
-    return !(e instanceof CommandError && e.failure === 'not-installed');
-  }
+  return runner(argv, { timeoutMs: 10_000 }).then(
+    () => true,
+    (e: unknown) => !(e instanceof CommandError && e.failure === 'not-installed'),
+  );
 }
 
 /** Whether kube-proxy runs in nftables mode here: it owns `ip kube-proxy` / `ip6 kube-proxy`. */
 async function kubeProxyUsesNftables(runner: Runner): Promise<boolean> {
-  try {
-    const { stdout } = await runner(['nft', 'list', 'tables'], { timeoutMs: 10_000 });
-    return /^table ip6? kube-proxy$/m.test(stdout);
-  } catch {
-    return false;
-  }
+  const tables = await runner(['nft', 'list', 'tables'], { timeoutMs: 10_000 }).then(
+    (r) => r.stdout,
+    () => '',
+  );
+  return /^table ip6? kube-proxy$/m.test(tables);
 }
 
 /** Picks the nftables or iptables backend as --backend says, and says why. */
@@ -117,12 +115,8 @@ export function shareLooks(runner: Runner): Runner {
   return (argv, options) => {
     if (!onlyLooks(argv) || options?.input !== undefined) return runner(argv, options);
     const key = argv.join('\0');
-    let answer = answers.get(key);
-    if (!answer) {
-      answer = runner(argv, options);
-      answers.set(key, answer);
-    }
-    return answer;
+    if (!answers.has(key)) answers.set(key, runner(argv, options));
+    return answers.get(key)!;
   };
 }
 
@@ -150,14 +144,12 @@ export async function selectBackend(o: SelectOptions): Promise<Backend> {
   // Independent checks run side by side; their results are logged in the old order below.
   const checks = new Map<CleanupTarget, Promise<Inspection>>();
   const check = (target: CleanupTarget): Promise<Inspection> => {
-    let p = checks.get(target);
-    if (!p) {
-      p = target.inspect();
+    if (!checks.has(target)) {
+      checks.set(target, target.inspect());
       // Awaited in the loop below; until then a failure must not count as unhandled.
-      p.catch(() => undefined);
-      checks.set(target, p);
+      checks.get(target)!.catch(() => undefined);
     }
-    return p;
+    return checks.get(target)!;
   };
   for (const target of targets) if (checkedBeforeChoice(target, o)) void check(target);
   // `iptables-nft --version` is both auto's "is iptables installed" and the nft mode's version:

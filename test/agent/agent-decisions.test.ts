@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAgent } from '../../src/agent/agent.js';
-import { createFakeBackend } from '../../src/backends/fake.js';
+import { createFakeBackend } from '../backends/fake.js';
 import type { FamilyPolicy } from '../../src/policy/types.js';
 import type { ConfigOptions } from '../../src/config/config.js';
 import { defaultConfig } from '../../src/config/merge.js';

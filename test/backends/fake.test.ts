@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createFakeBackend } from '../../src/backends/fake.js';
+import { createFakeBackend } from './fake.js';
 import { contractPolicies, decisionPolicies, runBackendContract } from './contract.js';
 import { applyPolicy, readOwned } from './sync.js';
 

@@ -8,7 +8,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ownedLines, planIptables, repairNotTaken, type IptablesObserved, type RenamedJump } from '../../src/backends/iptables/plan.js';
-import { findRenamedJumps, judgeRenamedChain, mayBeOurChain } from '../../src/backends/iptables/rules.js';
+import { findRenamedJumps, judgeRenamedChain, mayBeOurChain, quoteRuleArg } from '../../src/backends/iptables/rules.js';
+import { KUBE_MARK_COMMENT, NOT_FIRST_NOTE } from '../../src/backends/iptables/constants.js';
 import { renderJumpSaveLine } from '../../src/backends/iptables/render.js';
 import { shadowOwner } from '../../src/backends/iptables/shadow.js';
 import { exempt, policyOf, type GoldenInput } from './iptables-helpers.js';
@@ -135,4 +136,16 @@ test('shadowOwner tells the owner from the chain a rule jumps to, its comment, o
     ['-A POSTROUTING -m comment --comment "calico-ish but not calico" -j MASQUERADE', 'unknown'],
   ];
   for (const [line, owner] of table) assert.equal(shadowOwner(line), owner, line);
+});
+
+test('ownedLines names the rule above our jump when our chain wants it first; nothing when ours is rule 1 or absent', () => {
+  const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
+  const mark = `-A ${CHAIN} -m mark --mark 0x4000/0x4000 -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`;
+  const firstLine = (postrouting: string[]): string | undefined => ownedLines(postrouting, [`-N ${CHAIN}`, mark], [], CHAIN)[0];
+  assert.equal(firstLine(['-P POSTROUTING ACCEPT', OURS, kube]), OURS);
+  assert.equal(firstLine(['-P POSTROUTING ACCEPT', kube]), `-N ${CHAIN}`);
+  assert.equal(firstLine(['-P POSTROUTING ACCEPT', kube, OURS]), `${NOT_FIRST_NOTE} ${kube}`);
+  const long = `-A POSTROUTING -m comment --comment "${'x'.repeat(500)}" -j MASQUERADE`;
+  const line = firstLine([long, OURS]) ?? '';
+  assert.ok(Buffer.byteLength(line) < 300 && line.includes('cut'), line);
 });

@@ -1,18 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  findRenamedJumps,
-  findRulesWithTarget,
-  judgeRenamedChain,
-  notFirstLine,
-  parseRuleLine,
-  planJumpRepair,
-  quoteRuleArg,
-  renamedRemovalLines,
-  ruleComment,
-  splitRuleArgs,
-} from '../../src/backends/iptables/rules.js';
+import { findRenamedJumps, findJumps, judgeRenamedChain, parseRuleLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, splitRuleArgs } from '../../src/backends/iptables/rules.js';
 import { renderJumpSaveLine } from '../../src/backends/iptables/render.js';
+import { jumpComment } from '../../src/backends/iptables/constants.js';
 
 const OURS = renderJumpSaveLine('IP-MASQ-AGENT');
 const QUOTED = OURS.replace(/--comment "([^"]*)"/, '--comment "\\"$1\\""');
@@ -37,7 +27,7 @@ test('quoteRuleArg and splitRuleArgs round-trip any comment text', () => {
 });
 
 test('parseRuleLine finds the target by meaning: a comment that says "-j CHAIN" is no target', () => {
-  assert.deepEqual(parseRuleLine(OURS), { line: OURS, chain: 'POSTROUTING', target: 'IP-MASQ-AGENT' });
+  assert.deepEqual(parseRuleLine(OURS), { line: OURS, chain: 'POSTROUTING', target: 'IP-MASQ-AGENT', comment: jumpComment('IP-MASQ-AGENT') });
   assert.equal(parseRuleLine(QUOTED)?.target, 'IP-MASQ-AGENT');
   assert.equal(parseRuleLine('-A POSTROUTING -m comment --comment "see -j IP-MASQ-AGENT" -j RETURN')?.target, 'RETURN');
   // A bare comment that is itself "-j" (iptables prints it unquoted).
@@ -48,10 +38,10 @@ test('parseRuleLine finds the target by meaning: a comment that says "-j CHAIN" 
   assert.equal(parseRuleLine('-N IP-MASQ-AGENT'), undefined);
 });
 
-test('findRulesWithTarget keeps order and ignores other chains and longer chain names', () => {
+test('findJumps keeps order and ignores other chains and longer chain names', () => {
   const lines = ['-P POSTROUTING ACCEPT', QUOTED, '-A POSTROUTING -j IP-MASQ-AGENT-2', '-A OUTPUT -j IP-MASQ-AGENT', OURS, '-A POSTROUTING -j IP-MASQ-AGENT'];
   assert.deepEqual(
-    findRulesWithTarget(lines, 'POSTROUTING', 'IP-MASQ-AGENT').map((r) => r.line),
+    findJumps(lines, 'IP-MASQ-AGENT').map((r) => r.line),
     [QUOTED, OURS, '-A POSTROUTING -j IP-MASQ-AGENT'],
   );
 });
@@ -84,16 +74,6 @@ test('planJumpRepair with first: insert at 1 when missing, move ours to 1 when a
   assert.match(older.lines.at(-1) ?? '', /^-I POSTROUTING 1 /);
 });
 
-test('notFirstLine names the rule above our jump; nothing when ours is rule 1 or absent', () => {
-  const kube = '-A POSTROUTING -j KUBE-POSTROUTING';
-  assert.equal(notFirstLine(['-P POSTROUTING ACCEPT', OURS, kube], 'IP-MASQ-AGENT', '# note'), undefined);
-  assert.equal(notFirstLine(['-P POSTROUTING ACCEPT', kube], 'IP-MASQ-AGENT', '# note'), undefined);
-  assert.equal(notFirstLine(['-P POSTROUTING ACCEPT', kube, OURS], 'IP-MASQ-AGENT', '# note'), `# note ${kube}`);
-  const long = `-A POSTROUTING -m comment --comment "${'x'.repeat(500)}" -j MASQUERADE`;
-  const line = notFirstLine([long, OURS], 'IP-MASQ-AGENT', '# note') ?? '';
-  assert.ok(Buffer.byteLength(line) < 300 && line.includes('cut'), line);
-});
-
 test("findRenamedJumps: rules with our jump's comment (either release form) that lead elsewhere; ours, others' and other chains' comments are not", () => {
   const toOld = OURS.replace(/-j IP-MASQ-AGENT$/, '-j OLD');
   const quotedToOld = QUOTED.replace(/-j IP-MASQ-AGENT$/, '-j OLD');
@@ -107,7 +87,7 @@ test("findRenamedJumps: rules with our jump's comment (either release form) that
     ],
   );
   assert.deepEqual(findRenamedJumps([OURS, otherChain], 'IP-MASQ-AGENT'), []);
-  assert.equal(ruleComment('-A X -d 10.0.0.0/8 -j RETURN'), undefined);
+  assert.equal(parseRuleLine('-A X -d 10.0.0.0/8 -j RETURN')?.comment, undefined);
 });
 
 test("judgeRenamedChain: ours only when every rule carries one of our comments (today's or v1.x') and one of our targets", () => {

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findInSaveOutput } from '../../src/backends/leftovers.js';
-import { findRenamedInSaveOutput } from '../../src/backends/leftovers.js';
 import { jumpComment } from '../../src/backends/iptables/constants.js';
 import { CommandError } from '../../src/errors.js';
 import type { Runner } from '../../src/exec/runner.js';
@@ -217,13 +216,13 @@ test('findInSaveOutput looks only at the nat table and counts the jumps to our c
     '-A IP-MASQ-AGENT -j MASQUERADE',
     'COMMIT',
   ].join('\n');
-  assert.deepEqual(findInSaveOutput(save, 'IP-MASQ-AGENT'), { chain: true, rules: 1, jumps: 1 });
+  assert.deepEqual(findInSaveOutput(save, 'IP-MASQ-AGENT'), { chain: true, rules: 1, jumps: 1, renamed: [] });
   const lookalike = save.replace('COMMIT\n*nat', 'COMMIT\n*nat\n-A POSTROUTING -m comment --comment "see -j IP-MASQ-AGENT below" -j RETURN\n-A POSTROUTING -j IP-MASQ-AGENT');
-  assert.deepEqual(findInSaveOutput(lookalike, 'IP-MASQ-AGENT'), { chain: true, rules: 1, jumps: 2 }, 'a comment that mentions the jump is no jump');
-  assert.deepEqual(findInSaveOutput(save.replace('*nat', '*mangle'), 'IP-MASQ-AGENT'), { chain: false, rules: 0, jumps: 0 });
+  assert.deepEqual(findInSaveOutput(lookalike, 'IP-MASQ-AGENT'), { chain: true, rules: 1, jumps: 2, renamed: [] }, 'a comment that mentions the jump is no jump');
+  assert.deepEqual(findInSaveOutput(save.replace('*nat', '*mangle'), 'IP-MASQ-AGENT'), { chain: false, rules: 0, jumps: 0, renamed: [] });
 });
 
-test("findRenamedInSaveOutput names the nat chains that are ours renamed (a rule with our jump's comment leads there, every rule in it ours)", () => {
+test("findInSaveOutput names the nat chains that are ours renamed (a rule with our jump's comment leads there, every rule in it ours)", () => {
   const comment = '"ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain"';
   const save = [
     '*nat',
@@ -236,6 +235,6 @@ test("findRenamedInSaveOutput names the nat chains that are ours renamed (a rule
     '-A THEIRS -j MASQUERADE',
     'COMMIT',
   ].join('\n');
-  assert.deepEqual(findRenamedInSaveOutput(save, 'IP-MASQ-AGENT'), ['OLD']);
-  assert.deepEqual(findRenamedInSaveOutput(save.replace('*nat', '*mangle'), 'IP-MASQ-AGENT'), []);
+  assert.deepEqual(findInSaveOutput(save, 'IP-MASQ-AGENT').renamed, ['OLD']);
+  assert.deepEqual(findInSaveOutput(save.replace('*nat', '*mangle'), 'IP-MASQ-AGENT').renamed, []);
 });

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createFakeBackend, type FakeBackend } from '../../src/backends/fake.js';
+import { createFakeBackend, type FakeBackend } from '../backends/fake.js';
 import type { OpenedBackend, SelectOptions } from '../../src/backends/select.js';
 import { compareFamily } from '../../src/cli/status.js';
 import { loadConfig } from '../../src/config/load.js';

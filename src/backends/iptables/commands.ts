@@ -1,6 +1,5 @@
 // The iptables commands the backend runs, each once: the lock retried, a missing binary named,
-// a refused payload located, a listing without its policy line refused. Nothing here decides what
-// to write (plan.ts does); nothing here keeps state between calls.
+// a refused payload located, a listing without its policy line refused.
 import { CommandError, restated } from '../../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../../excerpt.js';
 import { isChainInUse, isChainMissing, isTargetMissing, restoreFailedLine, saidByIptables, type CommandResult, type Runner } from '../../exec/runner.js';
@@ -48,6 +47,9 @@ export interface IptablesBackendOptions {
   readonly detected?: { readonly reason: string; readonly version: string };
 }
 
+/** A command's result with the argv that produced it. */
+type Ran = CommandResult & { readonly argv: string[] };
+
 const IN_USE_HINT = 'a rule outside POSTROUTING still jumps to the chain; delete that rule, then run cleanup again';
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -67,12 +69,12 @@ export function createIptablesCommands(opts: IptablesBackendOptions) {
   const tool = (family: Family, suffix: '' | '-restore' = ''): string => `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}${suffix}`;
   const nat = (family: Family, ...args: string[]): string[] => [tool(family), '-w', wait, '-t', 'nat', ...args];
 
-  /** Runs one command, retrying while the xtables lock is busy. */
-  async function run(argv: string[], extra: { input?: string; okExitCodes?: number[] } = {}): Promise<CommandResult> {
+  /** Runs one command, retrying while the xtables lock is busy; the result names its argv. */
+  async function run(argv: string[], extra: { input?: string; okExitCodes?: number[] } = {}): Promise<Ran> {
     let delay = opts.retryDelayMs ?? 250;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await runner(argv, { ...timeout, ...extra });
+        return { ...(await runner(argv, { ...timeout, ...extra })), argv };
       } catch (e) {
         if (!(e instanceof CommandError)) throw e;
         if (e.failure === 'not-installed') {
@@ -88,8 +90,8 @@ export function createIptablesCommands(opts: IptablesBackendOptions) {
     }
   }
 
-  /** A failed command as a CommandError that quotes what iptables said. */
-  const failed = (argv: string[], r: CommandResult): CommandError => new CommandError(argv, r.exitCode, r.stderr, 'other', `${argv.join(' ')}: exit code ${r.exitCode}: ${saidByIptables(r.stderr)}`);
+  /** A failed command as a CommandError that quotes what iptables said, and `hint` after it. */
+  const failed = (r: Ran, hint = ''): CommandError => new CommandError(r.argv, r.exitCode, r.stderr, 'other', `${r.argv.join(' ')}: exit code ${r.exitCode}: ${saidByIptables(r.stderr)}${hint}`);
 
   return {
     name,
@@ -97,10 +99,7 @@ export function createIptablesCommands(opts: IptablesBackendOptions) {
     failed,
 
     /** `-S CHAIN` of one nat chain; exit 1 (no such chain, or nft's "incompatible") is returned, not thrown. */
-    list: (family: Family, target: string): Promise<CommandResult & { readonly argv: string[] }> => {
-      const argv = nat(family, '-S', target);
-      return run(argv, { okExitCodes: [0, 1] }).then((r) => ({ ...r, argv }));
-    },
+    list: (family: Family, target: string): Promise<Ran> => run(nat(family, '-S', target), { okExitCodes: [0, 1] }),
 
     /**
      * The nat POSTROUTING rules as `-S` prints them (cheap on nft; legacy reads the table anyway).
@@ -120,12 +119,14 @@ export function createIptablesCommands(opts: IptablesBackendOptions) {
       return lines;
     },
 
+    /** `-S CHAIN -v` of our chain: its rules with their counters (counters.ts reads them). */
+    counters: async (family: Family): Promise<string> => (await run(nat(family, '-S', chain, '-v'))).stdout,
+
     /** `-C` of our jump: exit 0 it is there, 1 it is not, 2 our chain is missing (tells "missing" from "incompatible"); any other exit 2 throws. */
-    async probeJump(family: Family): Promise<CommandResult & { readonly argv: string[] }> {
-      const argv = nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain));
-      const r = await run(argv, { okExitCodes: [0, 1, 2] });
-      if (r.exitCode === 2 && !isTargetMissing(r)) throw failed(argv, r);
-      return { ...r, argv };
+    async probeJump(family: Family): Promise<Ran> {
+      const r = await run(nat(family, '-C', 'POSTROUTING', ...jumpRuleSpec(chain)), { okExitCodes: [0, 1, 2] });
+      if (r.exitCode === 2 && !isTargetMissing(r)) throw failed(r);
+      return r;
     },
 
     /** `iptables-restore --noflush` of one payload; a refusal becomes an IptablesRestoreError naming the payload line. */
@@ -144,20 +145,14 @@ export function createIptablesCommands(opts: IptablesBackendOptions) {
     /** `-F`/`-X` of our chain, where "no such chain" is success (cleanup is idempotent). */
     async chainCommand(family: Family, flag: '-F' | '-X'): Promise<void> {
       const argv = nat(family, flag, chain);
-      let r: CommandResult;
-      try {
-        r = await run(argv, { okExitCodes: [0, 1] });
-      } catch (e) {
+      const r = await run(argv, { okExitCodes: [0, 1] }).catch((e: unknown) => {
         // iptables-nft exits 4 here, which is no lock problem: say what holds the chain.
         if (e instanceof CommandError && e.failure === 'other' && isChainInUse(e)) {
           throw e.restate(`${argv.join(' ')}: ${saidByIptables(e.stderr)}: ${IN_USE_HINT}`);
         }
         throw e;
-      }
-      if (r.exitCode === 1 && !isChainMissing(r)) {
-        const hint = isChainInUse(r) ? `: ${IN_USE_HINT}` : '';
-        throw new CommandError(argv, 1, r.stderr, 'other', `${argv.join(' ')}: exit code 1: ${saidByIptables(r.stderr)}${hint}`);
-      }
+      });
+      if (r.exitCode === 1 && !isChainMissing(r)) throw failed(r, isChainInUse(r) ? `: ${IN_USE_HINT}` : '');
     },
   };
 }

@@ -2,10 +2,7 @@
 // first packet of a connection, so its packet counter is the number of connections it decided.
 // `iptables -S CHAIN -v` (nft and legacy alike, 1.8.9) prints each rule as `-S` does with
 // `-c PACKETS BYTES` before `-j`; without it the line is the one render.ts formats for the rule.
-import type { Runner } from '../../exec/runner.js';
 import type { CountedDecision, DecisionCount, FamilyPolicy } from '../../policy/types.js';
-import { DEFAULT_WAIT_SECONDS } from './constants.js';
-import type { IptablesMode } from './detect.js';
 import { chainRules, formatSaveRule } from './render.js';
 
 // Greedy: the last `-c P B` before the target (or the end) is the counter, whatever the comment holds.
@@ -41,11 +38,4 @@ export function parseIptablesCounters(listing: string, policy: FamilyPolicy, cha
     total.bytes += Number(m[3]);
   }
   return [...totals].map(([decides, t]) => ({ family: policy.family, ...decides, ...t }));
-}
-
-/** Reads the counts of one family's chain: one `-S CHAIN -v` command of the mode's binary. */
-export async function readIptablesCounters(run: Runner, mode: IptablesMode, policy: FamilyPolicy, chain: string): Promise<DecisionCount[]> {
-  const binary = `${policy.family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}`;
-  const { stdout } = await run([binary, '-w', String(DEFAULT_WAIT_SECONDS), '-t', 'nat', '-S', chain, '-v']);
-  return parseIptablesCounters(stdout, policy, chain);
 }

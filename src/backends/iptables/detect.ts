@@ -80,11 +80,7 @@ export async function iptablesVersion(runner: Runner, mode: IptablesMode): Promi
   return m[1];
 }
 
-const versionParts = (version: string): number[] => version.split('.').map((p) => Number.parseInt(p, 10) || 0);
-
 /** Whether this iptables version's MASQUERADE knows `--random-fully` (>= 1.6.2). */
 export function supportsRandomFully(version: string): boolean {
-  const [have, need] = [versionParts(version), versionParts(RANDOM_FULLY_MIN_VERSION)];
-  const i = need.findIndex((n, j) => (have[j] ?? 0) !== n);
-  return i < 0 || (have[i] ?? 0) > (need[i] ?? 0);
+  return version.localeCompare(RANDOM_FULLY_MIN_VERSION, 'en', { numeric: true }) >= 0;
 }

@@ -1,21 +1,18 @@
-// The iptables backend (nft or legacy flavour). A sync is read -> plan -> apply: read lists nat
-// POSTROUTING and our chain, never the whole table (`iptables-save -t nat` costs over a second next
-// to a big kube-proxy, `-S POSTROUTING` a few ms; netfilter-facts.md), plus the chains that rules
-// with our jump's comment lead to (our chain renamed by `iptables -E`) and, bounded, those that
-// rules before our jump lead to (shadow.ts). apply runs plan.ts's one transaction, and a listing
-// after it wherever POSTROUTING changed, so a repair that does not take fails the sync instead of
-// being repeated at every one.
-import { memoByPolicy, type Backend, type BackendFacts, type OwnedState, type ReadOptions, type RenderedPayload } from '../backend.js';
+// The iptables backend (nft or legacy flavour). read lists nat POSTROUTING and our chain, never the
+// whole table (`iptables-save -t nat` costs over a second next to a big kube-proxy, `-S POSTROUTING`
+// a few ms; netfilter-facts.md). apply lists POSTROUTING again wherever it changed, so a repair that
+// does not take fails the sync instead of being repeated at every one.
+import { memoByPolicy, type Backend, type BackendFacts, type RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
 import { isChainIncompatible, isChainMissing } from '../../exec/runner.js';
 import type { Family } from '../../net/cidr.js';
 import type { DecisionCount, FamilyPolicy } from '../../policy/types.js';
-import { readIptablesCounters } from './counters.js';
+import { parseIptablesCounters } from './counters.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { createIptablesCommands, IptablesRestoreError, outputLines, type IptablesBackendOptions, type IptablesCommands } from './commands.js';
 import { ownedLines, planIptables, planPostrouting, repairNotTaken, type IptablesObserved, type IptablesPlan, type RenamedJump } from './plan.js';
-import { deleteSpec, findRenamedJumps, findRulesWithTarget, judgeRenamedChain, mayBeOurChain, natPayload, renamedRemovalLines } from './rules.js';
+import { deleteSpec, findJumps, findRenamedJumps, judgeRenamedChain, mayBeOurChain, natPayload, renamedRemovalLines } from './rules.js';
 import { FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from '../shadow-owner.js';
 import { chainsToFollow } from './shadow.js';
 import { checkChainName, jumpRuleSpec, renderRestorePayload, renderSaveLines, type RenderOptions } from './render.js';
@@ -63,19 +60,19 @@ async function readFollowed(cmd: IptablesCommands, family: Family, postrouting: 
   return followed;
 }
 
-/** Reads one family: POSTROUTING and, unless `owned` is false, our chain, at once; then the renamed chains. */
-async function readFamily(cmd: IptablesCommands, chain: string, family: Family, options: ReadOptions = {}): Promise<IptablesObserved> {
+/** Reads one family: POSTROUTING and, with `listOwned`, our chain, at once; then the renamed chains. */
+async function readFamily(cmd: IptablesCommands, chain: string, family: Family, listOwned: boolean): Promise<IptablesObserved> {
   // Two independent listings, asked at once (one process's start-up less to wait for).
-  const [list, postrouting] = await Promise.all([options.owned === false ? undefined : cmd.list(family, chain), cmd.postrouting(family)]);
+  const [list, postrouting] = await Promise.all([listOwned ? cmd.list(family, chain) : undefined, cmd.postrouting(family)]);
   let chainLines: string[] | undefined;
   if (list === undefined || list.exitCode === 0) chainLines = list && outputLines(list.stdout);
   else if (
     isChainMissing(list) ||
     // iptables-nft 1.8.9 calls a missing chain "incompatible"; the -C probe confirms it is absent.
-    (isChainIncompatible(list) && findRulesWithTarget(postrouting, 'POSTROUTING', chain).length === 0 && (await cmd.probeJump(family)).exitCode === 2)
+    (isChainIncompatible(list) && findJumps(postrouting, chain).length === 0 && (await cmd.probeJump(family)).exitCode === 2)
   ) {
     chainLines = [];
-  } else throw cmd.failed(list.argv, list);
+  } else throw cmd.failed(list);
   const [renamed, followed] = await Promise.all([inspectRenamed(cmd, family, postrouting, chain), readFollowed(cmd, family, postrouting, chain)]);
   const owned = chainLines === undefined ? undefined : ownedLines(postrouting, chainLines, renamed, chain);
   return { family, owned, postrouting, chain: chainLines, renamed, followed };
@@ -94,12 +91,13 @@ async function refuseHiddenJump(cmd: IptablesCommands, family: Family, chain: st
 }
 
 /**
- * Runs a plan: the probe, the one restore, the listing that verifies POSTROUTING. A `-D` of a rule
- * deleted since the read makes the restore refuse it all: the chain then goes alone, and
- * POSTROUTING is read and planned again for a restore of its own.
+ * Runs a plan that is not up to date: the probe, the one restore, the listing that verifies
+ * POSTROUTING. A `-D` of a rule deleted since the read makes the restore refuse it all: the chain
+ * then goes alone, and POSTROUTING is read and planned again for a restore of its own.
  */
 async function applyPlan(cmd: IptablesCommands, plan: IptablesPlan): Promise<void> {
   const { family, chain } = plan;
+  if (plan.upToDate) return;
   if (plan.probeJump) await refuseHiddenJump(cmd, family, chain);
   let verify = plan.verify;
   let failure = plan.failure;
@@ -148,9 +146,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
   const backend: Backend<IptablesObserved, IptablesPlan> = {
     name,
 
-    expected(policy: FamilyPolicy): OwnedState {
-      return wanted(policy);
-    },
+    expected: wanted,
 
     render(policy: FamilyPolicy): RenderedPayload {
       // The commands as an operator types them: the plain names pick the host's variant.
@@ -181,24 +177,22 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
 
     async counters(policies) {
       const counts: DecisionCount[] = [];
-      for (const p of policies) counts.push(...(await readIptablesCounters(runner, mode, p, chain)));
+      for (const p of policies) counts.push(...parseIptablesCounters(await cmd.counters(p.family), p, chain));
       return counts;
     },
 
-    read: (family, options) => readFamily(cmd, chain, family, options),
+    read: (family, options) => readFamily(cmd, chain, family, options?.owned !== false),
 
     plan: (observed, policy) => planIptables(observed, policy, renderOptions(policy), wanted(policy)),
 
-    async apply(plan: IptablesPlan): Promise<void> {
-      if (!plan.upToDate) await applyPlan(cmd, plan);
-    },
+    apply: (plan) => applyPlan(cmd, plan),
 
     async cleanup(family: Family): Promise<void> {
       // Every form at once (ours, older releases', duplicates, bare); again if more came meanwhile.
       let listing: string[];
       for (let round = 0; ; round++) {
         listing = await cmd.postrouting(family);
-        const jumps = findRulesWithTarget(listing, 'POSTROUTING', chain).map((r) => r.line);
+        const jumps = findJumps(listing, chain).map((r) => r.line);
         if (jumps.length === 0) break;
         if (round >= MAX_JUMP_ROUNDS) {
           throw new CommandError([], null, '', 'other', `${name}: POSTROUTING jumps to ${chain} still present after ${MAX_JUMP_ROUNDS} rounds of deletes (does another agent keep adding them?)`);

@@ -9,7 +9,7 @@ import type { FamilyPolicy } from '../../policy/types.js';
 import { exemptionIsFinal } from '../../policy/build.js';
 import { KUBE_MARK_COMMENT, NOT_FIRST_NOTE, RENAMED_NOTE } from './constants.js';
 import { chainRestoreLines, renderJumpSaveLine, renderSaveLines, type RenderOptions } from './render.js';
-import { findRulesWithTarget, natPayload, notFirstLine, planJumpRepair, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
+import { findJumps, natPayload, planJumpRepair, postroutingRules, quoteRuleArg, renamedRemovalLines, type RenamedChainVerdict } from './rules.js';
 import { findShadowingRules, shadowOwner } from './shadow.js';
 
 /** A POSTROUTING rule with our jump's comment that leads to another chain, and what that chain is. */
@@ -72,27 +72,24 @@ function foreignRenamedMessage(r: RenamedJump, chain: string): string {
  * note when our jump should be first and is not, each renamed jump with a note, then the chain.
  */
 export function ownedLines(postrouting: readonly string[], chainLines: readonly string[], renamed: readonly RenamedJump[], chain: string): OwnedState {
-  const jumps = findRulesWithTarget(postrouting, 'POSTROUTING', chain).map((r) => r.line);
+  const rules = postroutingRules(postrouting);
+  const jumps = rules.filter((r) => r.target === chain).map((r) => r.line);
+  const top = rules[0];
   // A chain written for `first` (it starts with the kube-proxy mark rule) wants our jump first:
-  // a rule someone inserted above it shows as one more line, so the sync moves the jump back.
+  // a rule someone inserted above it shows as one more line naming that rule, so the sync moves
+  // the jump back. A missing jump is drift of its own.
   const markRule = ` -m comment --comment ${quoteRuleArg(KUBE_MARK_COMMENT)} -j RETURN`;
-  const note = chainLines.some((l) => l.endsWith(markRule)) ? notFirstLine(postrouting, chain, NOT_FIRST_NOTE) : undefined;
-  return [...(note === undefined ? [] : [note]), ...jumps, ...renamed.flatMap((r) => [r.line, renamedNote(r)]), ...chainLines];
+  const notFirst = top !== undefined && top.target !== chain && jumps.length > 0 && chainLines.some((l) => l.endsWith(markRule));
+  const note = notFirst ? [`${NOT_FIRST_NOTE} ${cutExcerpt(top.line, 200)}`] : [];
+  return [...note, ...jumps, ...renamed.flatMap((r) => [r.line, renamedNote(r)]), ...chainLines];
 }
 
-/** The POSTROUTING part of a plan: the jump put right and our renamed chains taken back, as restore lines. */
-export interface PostroutingPlan {
-  readonly lines: readonly string[];
-  /** A jump is added (append or insert-first), so `-C` must agree none is there when the chain may be. */
-  readonly addsJump: boolean;
-  /** The renamed jumps of ours the lines delete. */
-  readonly removed: readonly string[];
-  readonly repairs: readonly string[];
-  readonly failure: string | undefined;
-}
-
-/** What POSTROUTING needs, from its listing and the renamed jumps read beside it; pure. */
-export function planPostrouting(postrouting: readonly string[], renamed: readonly RenamedJump[], chain: string, first: boolean): PostroutingPlan {
+/**
+ * What POSTROUTING needs, from its listing and the renamed jumps read beside it; pure: restore
+ * lines that put the jump right and take our renamed chains back (`removed`: their jumps), and
+ * whether they add a jump (then `-C` must agree none is there when the chain may be).
+ */
+export function planPostrouting(postrouting: readonly string[], renamed: readonly RenamedJump[], chain: string, first: boolean) {
   const repair = planJumpRepair(postrouting, chain, renderJumpSaveLine(chain), first);
   const ours = renamed.filter((r) => r.verdict.ours);
   const foreign = renamed.find((r) => !r.verdict.ours);
@@ -147,7 +144,7 @@ export function planIptables(observed: IptablesObserved, policy: FamilyPolicy, o
  * jump, first when wanted, or a deleted renamed jump still there); undefined when it did.
  */
 export function repairNotTaken(after: readonly string[], chain: string, verify: NonNullable<IptablesPlan['verify']>): string | undefined {
-  const jumps = findRulesWithTarget(after, 'POSTROUTING', chain);
+  const jumps = findJumps(after, chain);
   const left = verify.removed.filter((l) => after.includes(l));
   if (planJumpRepair(after, chain, renderJumpSaveLine(chain), verify.first).kind === 'none' && left.length === 0) return undefined;
   const deleted = left.length > 0 ? ` and ${left.length} deleted rule${left.length === 1 ? '' : 's'} still there` : '';

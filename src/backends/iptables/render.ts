@@ -141,14 +141,10 @@ export type RulePart =
   | { readonly kind: 'random-fully' };
 
 /**
- * What many rules share: their chain and parts, in the order the restore payload writes them,
- * formatted once. Only the addresses vary from rule to rule (up to 50,000 exempt ranges), and
- * each form writes them in one place: `-s` then `-d`, after `addressesAt` parts (`-S`: first).
+ * What many rules share: their chain and parts, formatted once. Only the addresses vary from rule
+ * to rule (up to 50,000 exempt ranges), and each form writes them in one place: `-s` then `-d`.
  */
 export interface RuleShape {
-  readonly chain: string;
-  readonly parts: readonly RulePart[];
-  readonly addressesAt: number;
   /** The restore text before and after the addresses. */
   readonly restore: readonly [string, string];
   /** The `-S` text before and after the addresses. */
@@ -188,7 +184,7 @@ export function ruleShape(chain: string, parts: readonly (RulePart | undefined)[
   const restore = given.map((p) => ` ${partText(p, false)}`);
   const save = [...given].sort((a, b) => SAVE_RANK[a.kind] - SAVE_RANK[b.kind]).map((p) => ` ${partText(p, true)}`);
   const [before, after] = [restore.slice(0, addressesAt).join(''), restore.slice(addressesAt).join('')];
-  return { chain, parts: given, addressesAt, restore: [`-A ${chain}${before}`, after], save: [`-A ${chain}`, save.join('')] };
+  return { restore: [`-A ${chain}${before}`, after], save: [`-A ${chain}`, save.join('')] };
 }
 
 /** A rule as iptables-restore reads it: `-A CHAIN`, then its parts in the model's order. */

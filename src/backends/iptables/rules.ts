@@ -1,7 +1,6 @@
 // Reading `iptables -S` lines as rules, not as text: a jump to our chain is a rule whose target
-// (`-j` or `-g`) is our chain, whatever its matches and comments say. Text matching counted a
-// foreign rule whose comment mentions `-j IP-MASQ-AGENT` as a jump, and missed older releases'
-// jumps whose comment differs from ours (compat-contract.md).
+// (`-j` or `-g`) is our chain, whatever its comment says (older releases' jumps carry other
+// comments; compat-contract.md), and a comment that mentions `-j IP-MASQ-AGENT` is no jump.
 import { cutExcerpt } from '../../excerpt.js';
 import { BUILTIN_CHAINS, OUR_CHAIN_COMMENTS, TARGET_NAMES, jumpComment } from './constants.js';
 
@@ -18,29 +17,11 @@ export function quoteRuleArg(value: string): string {
  */
 export function splitRuleArgs(line: string): string[] {
   const args: string[] = [];
-  let current = '';
-  let inArg = false;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line.charAt(i);
-    if (quoted) {
-      if (c === '\\' && i + 1 < line.length) current += line.charAt(++i);
-      else if (c === '"') quoted = false;
-      else current += c;
-    } else if (c === '"') {
-      quoted = true;
-      inArg = true;
-    } else if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
-      if (inArg) args.push(current);
-      current = '';
-      inArg = false;
-    } else {
-      current += c;
-      inArg = true;
-    }
+  // An argument is a run of bare characters and quoted parts; a quote that never closes is the last alternative.
+  for (const [arg, open] of line.matchAll(/(?:"(?:\\[^]|[^"\\])*"|[^ \t\n\r"])+|(")/g)) {
+    if (open !== undefined) throw new Error(`unterminated quote in iptables rule: ${line.length > 200 ? `${line.slice(0, 200)}... (cut)` : line}`);
+    args.push(arg.replace(/"((?:\\[^]|[^"\\])*)"/g, (_, quoted: string) => quoted.replace(/\\([^])/g, '$1')));
   }
-  if (quoted) throw new Error(`unterminated quote in iptables rule: ${line.length > 200 ? `${line.slice(0, 200)}... (cut)` : line}`);
-  if (inArg) args.push(current);
   return args;
 }
 
@@ -52,11 +33,9 @@ export interface ParsedRule {
   readonly chain: string;
   /** The `-j` or `-g` target, when there is one. */
   readonly target: string | undefined;
+  /** The first `--comment` value, unquoted, when there is one. */
+  readonly comment: string | undefined;
 }
-
-// Options whose value is free text: a comment such as `-j` is printed bare and must not be
-// read as a target.
-const FREE_TEXT_OPTIONS = new Set(['--comment']);
 
 /** Parses an `-A CHAIN ...` line; undefined for anything else (`-P`, `-N`, blank, comments). */
 export function parseRuleLine(line: string): ParsedRule | undefined {
@@ -65,25 +44,19 @@ export function parseRuleLine(line: string): ParsedRule | undefined {
   const chain = args[1];
   if (chain === undefined) return undefined;
   let target: string | undefined;
-  for (let i = 2; i < args.length; i++) {
+  let comment: string | undefined;
+  for (let i = 2; i < args.length && target === undefined; i++) {
     const a = args[i];
-    if (a !== undefined && FREE_TEXT_OPTIONS.has(a)) i++;
-    else if (a === '-j' || a === '--jump' || a === '-g' || a === '--goto') {
-      target = args[i + 1];
-      break;
-    }
+    // A comment is free text: one such as `-j` is printed bare and must not be read as a target.
+    if (a === '--comment') comment = comment ?? args[++i];
+    else if (a === '-j' || a === '--jump' || a === '-g' || a === '--goto') target = args[i + 1];
   }
-  return { line, chain, target };
+  return { line, chain, target, comment };
 }
 
-/** The rules of `chainName` in `-S` output (in order) whose target is `target`. */
-export function findRulesWithTarget(lines: readonly string[], chainName: string, target: string): ParsedRule[] {
-  const found: ParsedRule[] = [];
-  for (const l of lines) {
-    const r = parseRuleLine(l);
-    if (r && r.chain === chainName && r.target === target) found.push(r);
-  }
-  return found;
+/** The POSTROUTING rules in `-S` output (in order) that jump to `chain`, in any form. */
+export function findJumps(lines: readonly string[], chain: string): ParsedRule[] {
+  return postroutingRules(lines).filter((r) => r.target === chain);
 }
 
 /** What it takes to leave exactly one POSTROUTING jump to our chain, ours, where the first one was. */
@@ -96,7 +69,8 @@ export interface JumpRepair {
   readonly lines: readonly string[];
 }
 
-function postroutingRules(postrouting: readonly string[]): ParsedRule[] {
+/** The POSTROUTING rules in `-S` output, in order. */
+export function postroutingRules(postrouting: readonly string[]): ParsedRule[] {
   return postrouting.map(parseRuleLine).filter((r): r is ParsedRule => r !== undefined && r.chain === 'POSTROUTING');
 }
 
@@ -118,30 +92,11 @@ export function planJumpRepair(postrouting: readonly string[], chain: string, ou
   return { kind: 'replace', remove, lines: [...remove.map(deleteSpec), insert(first ? 1 : at + 1)] };
 }
 
-/**
- * With `first`: undefined when the first POSTROUTING rule jumps to `chain` (or no rule does:
- * the missing jump is drift of its own); else one line naming the rule above ours, which the
- * read-back adds so that it differs from the expected state and the sync moves our jump back.
- */
-export function notFirstLine(postrouting: readonly string[], chain: string, note: string): string | undefined {
-  const rules = postroutingRules(postrouting);
-  const top = rules[0];
-  if (top === undefined || top.target === chain || !rules.some((r) => r.target === chain)) return undefined;
-  return `${note} ${cutExcerpt(top.line, 200)}`;
-}
-
 /** An `iptables-restore --noflush` payload of the nat table that runs `lines`, all or nothing. */
 export const natPayload = (lines: readonly string[]): string => `${['*nat', ...lines, 'COMMIT'].join('\n')}\n`;
 
 /** The restore line that deletes an `-A` line of `iptables -S` by its spec. */
 export const deleteSpec = (line: string): string => `-D ${line.slice('-A '.length)}`;
-
-/** The first `--comment` value of an `iptables -S` line, unquoted; undefined when it has none. */
-export function ruleComment(line: string): string | undefined {
-  const args = splitRuleArgs(line);
-  const at = args.indexOf('--comment');
-  return at < 0 ? undefined : args[at + 1];
-}
 
 /**
  * The POSTROUTING rules that carry our jump's comment (today's form, or v2.1.0-v2.12.1's wrapped
@@ -153,8 +108,7 @@ export function findRenamedJumps(postrouting: readonly string[], chain: string):
   // Every read asks this: only lines that hold the comment's text are parsed (the quoted form holds it too).
   return postroutingRules(postrouting.filter((l) => l.includes(ours))).filter((r) => {
     if (r.target === chain) return false;
-    const c = ruleComment(r.line);
-    return c === ours || c === `"${ours}"`;
+    return r.comment === ours || r.comment === `"${ours}"`;
   });
 }
 
@@ -180,8 +134,7 @@ export function judgeRenamedChain(target: string | undefined, listing: readonly 
   for (const line of listing) {
     const r = parseRuleLine(line);
     if (r === undefined) continue;
-    const comment = ruleComment(line);
-    if (r.chain !== target || comment === undefined || !OUR_CHAIN_COMMENTS.includes(comment) || !OUR_RULE_TARGETS.has(r.target ?? '')) {
+    if (r.chain !== target || r.comment === undefined || !OUR_CHAIN_COMMENTS.includes(r.comment) || !OUR_RULE_TARGETS.has(r.target ?? '')) {
       return { ours: false, why: `its rule ${cutExcerpt(line, 160)} is not one of ours` };
     }
     rules++;

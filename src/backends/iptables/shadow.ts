@@ -8,35 +8,28 @@
 // legacy next to a big kube-proxy; netfilter-facts.md). Matches are not evaluated: a rule that
 // masquerades some traffic before our jump counts.
 import { jumpComment } from './constants.js';
-import { mayBeOurChain, parseRuleLine, ruleComment } from './rules.js';
+import { mayBeOurChain, parseRuleLine, type ParsedRule } from './rules.js';
 import { FOLLOW_DEPTH, ownerOf, type ShadowOwner } from '../shadow-owner.js';
 
 const TRANSLATING = new Set(['MASQUERADE', 'SNAT']);
 
 /** The rules of `chainName` in `lines` that count: in POSTROUTING, those before our jump (all when it is missing). */
-function rulesBeforeOurJump(lines: readonly string[], chainName: string, chain: string): string[] {
-  const found: string[] = [];
-  for (const line of lines) {
-    const rule = parseRuleLine(line);
-    if (rule?.chain !== chainName) continue;
-    if (chainName === 'POSTROUTING' && rule.target === chain) break;
-    found.push(line);
-  }
-  return found;
+function rulesBeforeOurJump(lines: readonly string[], chainName: string, chain: string): ParsedRule[] {
+  const rules = lines.map(parseRuleLine).filter((r): r is ParsedRule => r?.chain === chainName);
+  const end = chainName === 'POSTROUTING' ? rules.findIndex((r) => r.target === chain) : -1;
+  return end < 0 ? rules : rules.slice(0, end);
 }
 
 /** The chain a rule leads to that the shadow check follows: not ours, not kube-proxy's, not a target. */
-function followedTarget(line: string, chain: string): string | undefined {
-  const target = parseRuleLine(line)?.target;
+function followedTarget({ target, comment: c }: ParsedRule, chain: string): string | undefined {
   if (target === undefined || target === chain || !mayBeOurChain(target) || target.toUpperCase().startsWith('KUBE-')) return undefined;
   // A rule with our jump's comment is our chain renamed: read() judges it on its own.
-  const c = ruleComment(line);
   return c === jumpComment(chain) || c === `"${jumpComment(chain)}"` ? undefined : target;
 }
 
 /** The chains to list next below `chainName`, from its `-S` lines (POSTROUTING: up to our jump). */
 export function chainsToFollow(lines: readonly string[], chainName: string, chain: string): string[] {
-  const found = rulesBeforeOurJump(lines, chainName, chain).flatMap((l) => followedTarget(l, chain) ?? []);
+  const found = rulesBeforeOurJump(lines, chainName, chain).flatMap((r) => followedTarget(r, chain) ?? []);
   return [...new Set(found)];
 }
 
@@ -49,9 +42,9 @@ export function findShadowingRules(postrouting: readonly string[], chain: string
   const found: string[] = [];
   const seen = new Set<string>();
   const walk = (lines: readonly string[], chainName: string, depth: number): void => {
-    for (const line of rulesBeforeOurJump(lines, chainName, chain)) {
-      if (TRANSLATING.has(parseRuleLine(line)?.target ?? '')) found.push(line);
-      const next = followedTarget(line, chain);
+    for (const rule of rulesBeforeOurJump(lines, chainName, chain)) {
+      if (TRANSLATING.has(rule.target ?? '')) found.push(rule.line);
+      const next = followedTarget(rule, chain);
       const listed = next === undefined ? undefined : followed[next];
       if (next === undefined || listed === undefined || depth >= FOLLOW_DEPTH || seen.has(next)) continue;
       seen.add(next);
@@ -67,7 +60,7 @@ export function shadowOwner(line: string): ShadowOwner {
   const rule = parseRuleLine(line);
   // A rule found in a followed chain is told by that chain's name (cali-nat-outgoing), else by where it leads.
   const target = rule?.chain === 'POSTROUTING' ? (rule.target ?? '') : (rule?.chain ?? '');
-  const comment = ruleComment(line) ?? '';
+  const comment = rule?.comment ?? '';
   // Docker's own rule has no comment: `-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE`.
   const iface = / -o (\S+)/.exec(line)?.[1] ?? '';
   const owner = ownerOf([target], comment);

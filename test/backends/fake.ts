@@ -1,9 +1,9 @@
-import { parseCidr, parseIp, type Family } from '../net/cidr.js';
-import type { FamilyPolicy } from '../policy/types.js';
-import { sameState, type Backend, type Observed, type OwnedState, type Plan } from './backend.js';
-import { exemptionIsFinal, masqueradeMarkHex } from '../policy/build.js';
-import { decisionTable } from '../policy/decide.js';
-import { shadowOwner } from './iptables/shadow.js';
+import { parseCidr, parseIp, type Family } from '../../src/net/cidr.js';
+import type { FamilyPolicy } from '../../src/policy/types.js';
+import { sameState, type Backend, type Observed, type OwnedState, type Plan } from '../../src/backends/backend.js';
+import { exemptionIsFinal, masqueradeMarkHex } from '../../src/policy/build.js';
+import { decisionTable } from '../../src/policy/decide.js';
+import { shadowOwner } from '../../src/backends/iptables/shadow.js';
 
 /** What the fake's read() sees: our lines, and the rules of others above our jump. */
 export interface FakeObserved extends Observed {
