@@ -130,8 +130,12 @@ describe('renderNftScript', () => {
     ]);
   });
 
-  it('refuses a range of the other family inside a policy', () => {
-    assert.throws(() => renderNftScript([base({ exempt: [exemptRange('2001:db8::/32')] })]), /not ipv4/);
+  // buildPolicy gives each family only its own ranges, and the config refuses an SNAT address of the other family.
+  it('a range of the other family inside a policy is refused: by the flattening, else by nft, which applies none of the script', async () => {
+    assert.throws(() => renderNftScript([base({ exempt: [exemptRange('2001:db8::/32')], sources: [] })]), /not ipv4/);
+    const fake = createFakeNft();
+    await assert.rejects(fake.runner(['nft', '-f', '-'], { input: renderNftScript([base({ exempt: [exemptRange('2001:db8::/32')] })]) }), /not ipv4/);
+    assert.ok(!fake.hasTable());
   });
 
   it('refuses to apply and remove the same family, or two policies of one family', () => {

@@ -9,7 +9,7 @@ import type { FamilyPolicy } from '../../policy/types.js';
 import { add, deleteByName, formatNftScript, type NftOp } from './model.js';
 import { NFT_NAMES, NFT_TABLE_REF, isAgentObject } from './names.js';
 import type { NftForeignObject, NftTableListing } from './parse.js';
-import { expectedNftLines, nftChainPriority, nftFamilyObjects, nftFamilyRemoval, renderNftScript } from './render.js';
+import { expectedNftLines, nftChainPriority, nftFamilyOps, renderNftScript } from './render.js';
 import { describeNftTranslator, type NftTranslator } from './shadow.js';
 
 /** What the nftables backend's read() saw. */
@@ -84,11 +84,9 @@ export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPl
   const priority = nftChainPriority(policy);
   const shadowing = observed.translators.filter((t) => t.priority <= priority).map(describeNftTranslator);
   if (sameState(observed.owned, expectedNftLines(policy))) return { family, upToDate: true, shadowing, wake: false, ops: [] };
-  const want = nftFamilyObjects(policy);
   const table = observed.table;
   if (table?.unseen) return { family, upToDate: false, shadowing, wake: true, ops: [], replanAfterWake: policy };
-  const ours = nftFamilyRemoval(family, table?.names);
-  const ops = [add({ kind: 'table' }), ...ours.chain, ...nftForeignDeletions(table?.foreign ?? []), ...ours.set, ...want.map(add)];
+  const ops = [add({ kind: 'table' }), ...nftFamilyOps(family, policy, table?.names, nftForeignDeletions(table?.foreign ?? []))];
   return { family, upToDate: false, shadowing, wake: table?.flags !== undefined, ops };
 }
 
