@@ -9,7 +9,7 @@
 import { BITS, formatIp, parseIp, type Family, type IpAddress } from '../../net/cidr.js';
 import { intervalText, type Interval } from '../../net/intervals.js';
 import { canonicalLines, type NftObject } from './model.js';
-import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, NFT_TABLE_OWNER, isAgentObject } from './names.js';
+import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, isAgentObject } from './names.js';
 
 type Json = unknown;
 type JsonObject = Record<string, Json>;
@@ -221,12 +221,12 @@ export function parseNftJson(json: string, family: Family): string[] {
 }
 
 /**
- * What read(family) reports as owned: for the family that owns the table (NFT_TABLE_OWNER), the
- * table's own lines (see tableLines) first, then the family's.
+ * What read(family) reports as owned: for IPv4, the family the agent always manages, whose apply
+ * also repairs the table, the table's own lines (see tableLines) first, then the family's.
  */
 export function ownedNftLines(listing: NftTableListing, family: Family): string[] {
   const lines = canonicalLines(listing.families[family]);
-  return family === NFT_TABLE_OWNER ? [...tableLines(listing), ...lines] : lines;
+  return family === 'ipv4' ? [...tableLines(listing), ...lines] : lines;
 }
 
 /** A family's set, chain and rules, in that order whatever order nft listed them in. */

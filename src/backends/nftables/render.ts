@@ -27,7 +27,7 @@ function portText(r: PortRange): string {
  * were not, so each new connection lands in range i with probability size(i) / total. `numgen
  * random mod M < S` states that fraction exactly; the last range takes what is left.
  */
-function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string, translate = 'masquerade to :'): string[] {
+function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string, translate: string): string[] {
   const sizes = ranges.map((r) => r.to - r.from + 1);
   let remaining = sizes.reduce((a, b) => a + b, 0);
   return ranges.map((r, i) => {
@@ -74,16 +74,14 @@ function anonymousSet(items: readonly string[]): string {
  * for masquerade, which takes every destination left.
  */
 function translateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction>[], flags: string): string[] {
-  const n = NFT_NAMES[policy.family];
-  const rules: string[] = [];
-  if (snat.length > 0) {
-    const map = `${n.payload} daddr map ${anonymousSet(snat.map((iv) => `${intervalText(iv)} : ${iv.value.toSourceText}`))}`;
-    for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags, `snat ${n.payload} to ${map}:`));
-    rules.push(`counter snat ${n.payload} to ${map}${flags}`);
-  }
-  for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
-  rules.push(`counter masquerade${flags}`);
-  return rules;
+  const p = NFT_NAMES[policy.family].payload;
+  const map = `${p} daddr map ${anonymousSet(snat.map((iv) => `${intervalText(iv)} : ${iv.value.toSourceText}`))}`;
+  // Each translation and what precedes its ports: `snat ip to MAP:1024-29999`, `masquerade to :1024-29999`.
+  const translations = [...(snat.length > 0 ? [[`snat ${p} to ${map}`, ':']] : []), ['masquerade', ' to :']];
+  return translations.flatMap(([t, ports]) => {
+    const spread = TO_PORTS_PROTOCOLS.flatMap((protocol) => toPortsRules(protocol, policy.toPorts, flags, `${t}${ports}`));
+    return [...spread, `counter ${t}${flags}`];
+  });
 }
 
 /** The rule bodies of a family's chain, in order, exactly as `nft list` prints them; `decisions` as flattened once for the set. */
