@@ -5,8 +5,7 @@
 // so their connections count together under `default`.
 import { decisionTable, resolveDestination } from '../../policy/decide.js';
 import type { CountedDecision, DecisionCount, FamilyPolicy } from '../../policy/types.js';
-import { NFT_NAMES } from './names.js';
-import { isObject, nftObjects, ours, parseElement } from './parse.js';
+import { familyBodies, isObject, nftObjects, parseElement } from './parse.js';
 
 type JsonObject = Record<string, unknown>;
 
@@ -32,14 +31,13 @@ function ruleDecision(expr: readonly unknown[]): CountedDecision | undefined {
 export function parseNftCounters(json: string, policies: readonly FamilyPolicy[]): DecisionCount[] {
   const objects = nftObjects(json);
   return policies.flatMap((policy) => {
-    const n = NFT_NAMES[policy.family];
+    const { sets, rules } = familyBodies(objects, policy.family);
     const table = decisionTable(policy);
     const rows = new Map(table.map((r) => [r.text, r]));
     const keeps: DecisionCount[] = [];
-    const rules = new Map<string, DecisionCount>();
-    for (const o of objects) {
-      const set = o['set'];
-      for (const e of ours(set) && set['name'] === n.set && Array.isArray(set['elem']) ? set['elem'] : []) {
+    const counted = new Map<string, DecisionCount>();
+    for (const set of sets) {
+      for (const e of Array.isArray(set['elem']) ? set['elem'] : []) {
         const { val, counter } = isObject(e) && isObject(e['elem']) ? e['elem'] : {};
         const { text, span } = parseElement(val);
         // The keep row of the same block, else (elements merged from adjacent rows) the row deciding
@@ -48,15 +46,16 @@ export function parseNftCounters(json: string, policies: readonly FamilyPolicy[]
         const figures = counterOf(counter);
         if (figures && row?.action.kind === 'keep') keeps.push({ family: policy.family, action: 'keep', list: row.list, cidr: text, ...figures });
       }
-      const rule = o['rule'];
-      if (!ours(rule) || rule['chain'] !== n.chain || !Array.isArray(rule['expr'])) continue;
+    }
+    for (const rule of rules) {
+      if (!Array.isArray(rule['expr'])) continue;
       const decides = ruleDecision(rule['expr']);
       const counter = counterOf(rule['expr'].find((e): e is JsonObject => isObject(e) && 'counter' in e)?.['counter']);
       if (decides === undefined || counter === undefined) continue;
       const key = `${decides.action} ${decides.list}`;
-      const seen = rules.get(key);
-      rules.set(key, { family: policy.family, ...decides, packets: (seen?.packets ?? 0) + counter.packets, bytes: (seen?.bytes ?? 0) + counter.bytes });
+      const seen = counted.get(key);
+      counted.set(key, { family: policy.family, ...decides, packets: (seen?.packets ?? 0) + counter.packets, bytes: (seen?.bytes ?? 0) + counter.bytes });
     }
-    return [...keeps, ...rules.values()];
+    return [...keeps, ...counted.values()];
   });
 }

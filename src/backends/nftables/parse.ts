@@ -188,32 +188,26 @@ export function jumpTargets(rule: Json): string[] {
   });
 }
 
-/** What one listing of our table shows (full or terse `nft -j list table`), parsed once. */
-export interface NftTableListing {
-  /** The line about the table's flags, when it has any: a dormant table turns off all its NAT. */
-  readonly flags: string | undefined;
-  /** nft 1.0.6 cut the listing off at the table's flags: what the table holds is unseen. */
-  readonly unseen: boolean;
-  /** Names of the sets and chains in the table, ours and others'. */
-  readonly names: ReadonlySet<string>;
-  /** The objects in the table that the agent did not write, in listing order. */
-  readonly foreign: readonly NftForeignObject[];
-  /** Each family's objects of ours: sets (elements in address order), chains, rules (in chain order). */
-  readonly families: Readonly<Record<Family, readonly NftObject[]>>;
-}
-
-/** Parses a listing of our table. */
-export function parseNftTable(json: string): NftTableListing {
+/** Parses one listing of our table (full or terse `nft -j list table`). */
+export function parseNftTable(json: string) {
   const objects = nftObjects(json);
   const names = objects.flatMap((o) => [o['set'], o['chain']].filter(ours).map((b) => b['name']));
   return {
+    /** The line about the table's flags, when it has any: a dormant table turns off all its NAT. */
     flags: tableFlagsLine(objects),
+    /** nft 1.0.6 cut the listing off at the table's flags: what the table holds is unseen. */
     unseen: objects.includes(UNREADABLE_TABLE),
-    names: new Set(names.filter((n) => typeof n === 'string')),
+    /** Names of the sets and chains in the table, ours and others'. */
+    names: new Set(names.filter((n) => typeof n === 'string')) as ReadonlySet<string>,
+    /** The objects in the table that the agent did not write, in listing order. */
     foreign: foreignObjects(objects),
+    /** Each family's objects of ours: sets (elements in address order), chains, rules (in chain order). */
     families: { ipv4: familyObjects(objects, 'ipv4'), ipv6: familyObjects(objects, 'ipv6') },
   };
 }
+
+/** What one listing of our table shows. */
+export type NftTableListing = Readonly<ReturnType<typeof parseNftTable>>;
 
 /** The canonical lines of one family's objects in our table (the other family's and unknown objects left out). */
 export function parseNftJson(json: string, family: Family): string[] {
@@ -229,22 +223,29 @@ export function ownedNftLines(listing: NftTableListing, family: Family): string[
   return family === 'ipv4' ? [...tableLines(listing), ...lines] : lines;
 }
 
+/** The `nft -j` bodies of a family's set (also one someone re-created) and chain, and of the rules in that chain. */
+export function familyBodies(objects: readonly JsonObject[], family: Family): Record<'sets' | 'chains' | 'rules', JsonObject[]> {
+  const n = NFT_NAMES[family];
+  const bodies = (kind: string, key: string, name: string) => objects.map((o) => o[kind]).filter((b) => ours(b) && b[key] === name) as JsonObject[];
+  return { sets: bodies('set', 'name', n.set), chains: bodies('chain', 'name', n.chain), rules: bodies('rule', 'chain', n.chain) };
+}
+
 /** A family's set, chain and rules, in that order whatever order nft listed them in. */
 function familyObjects(objects: readonly JsonObject[], family: Family): NftObject[] {
   const n = NFT_NAMES[family];
-  const bodies = (kind: string, key: string, name: string) => objects.map((o) => o[kind]).filter((b) => ours(b) && b[key] === name) as JsonObject[];
-  const sets = bodies('set', 'name', n.set).map((set): NftObject => {
+  const bodies = familyBodies(objects, family);
+  const sets = bodies.sets.map((set): NftObject => {
     const counter = Array.isArray(set['stmt']) && set['stmt'].some((st) => isObject(st) && 'counter' in st);
     const elements = Array.isArray(set['elem']) ? set['elem'].map(parseElement).sort(compareElements) : [];
     const flags = Array.isArray(set['flags']) ? set['flags'].map(jsonText).sort() : [];
     return { kind: 'set', name: n.set, type: listText(set['type'], ' . '), flags, counter, elements: elements.map((e) => e.text) };
   });
-  const chains = bodies('chain', 'name', n.chain).map((chain): NftObject => {
+  const chains = bodies.chains.map((chain): NftObject => {
     const priority = typeof chain['prio'] === 'number' ? chain['prio'] : Number.NaN;
     const base = { type: jsonText(chain['type']), hook: jsonText(chain['hook']), priority, policy: jsonText(chain['policy']) };
     return chain['hook'] === undefined ? { kind: 'chain', name: n.chain } : { kind: 'chain', name: n.chain, base };
   });
-  const rules = bodies('rule', 'chain', n.chain).map((rule): NftObject => {
+  const rules = bodies.rules.map((rule): NftObject => {
     const expr = Array.isArray(rule['expr']) ? rule['expr'].map(jsonText).join(' ') : '';
     const comment = typeof rule['comment'] === 'string' ? ` comment ${JSON.stringify(rule['comment'])}` : '';
     return { kind: 'rule', chain: n.chain, text: `${expr}${comment}` };
@@ -276,8 +277,7 @@ export interface NftForeignObject {
 function tableFlagsLine(objects: readonly JsonObject[]): string | undefined {
   const table = objects.map((o) => o['table']).find((t) => isObject(t) && t['family'] === NFT_TABLE_FAMILY && t['name'] === NFT_TABLE);
   if (!isObject(table) || !('flags' in table)) return undefined;
-  const raw = table['flags'];
-  const names = (Array.isArray(raw) ? raw : [raw]).filter((f): f is string => typeof f === 'string');
+  const names = [table['flags']].flat().filter((f): f is string => typeof f === 'string');
   const readable = names.length > 0 && names.every((f) => TABLE_FLAG_NAMES.has(f));
   // A dormant table's chains see no packets: every rule in it, ours included, is off.
   return `table flags ${readable ? names.join(',') : 'set (nft 1.0.6 misprints which; dormant turns off all of the table)'}`;
