@@ -3,14 +3,6 @@
 // the drift check compares (handles and counters left out, so only a difference in meaning shows).
 import { NFT_TABLE_REF, SRCNAT_PRIORITY } from './names.js';
 
-/** What makes a chain a base chain: where it hooks, and what it does with a packet no rule took. */
-export interface NftBaseChain {
-  readonly type: string;
-  readonly hook: string;
-  readonly priority: number;
-  readonly policy: string;
-}
-
 /** A named set; elements as nft prints them (`10.0.0.0/8`, `10.0.0.0-10.8.255.255`). */
 export interface NftSet {
   readonly kind: 'set';
@@ -22,11 +14,11 @@ export interface NftSet {
   readonly elements: readonly string[];
 }
 
-/** A chain; a base chain has `base`. */
+/** A chain; a base chain has `base`: where it hooks, and what it does with a packet no rule took. */
 export interface NftChain {
   readonly kind: 'chain';
   readonly name: string;
-  readonly base?: NftBaseChain;
+  readonly base?: { readonly type: string; readonly hook: string; readonly priority: number; readonly policy: string };
 }
 
 /** One rule of a chain, its body exactly as `nft list` prints it. */

@@ -74,10 +74,9 @@ export function nftForeignDeletions(foreign: readonly NftForeignObject[]): NftOp
 }
 
 /**
- * Plans one family. Up to date when the owned lines read equal the wanted ones. Otherwise one
- * transaction: our chain deleted (it may jump to a foreign chain), then the foreign objects (a
- * foreign chain may reference our set, as a renamed chain of ours does), then our set, then
- * everything new.
+ * Plans one family: up to date when the owned lines read equal the wanted ones; else one
+ * transaction (nftFamilyOps) that deletes the foreign objects after our chain, which may jump to
+ * one, and before our set, which one may reference, as a renamed chain of ours does.
  */
 export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPlan {
   const family = policy.family;

@@ -4,8 +4,7 @@
 // so applying one family never rewrites the other's. Within the transaction the family's chain
 // and set are deleted and created afresh: `flush table` would keep old set elements, and a
 // rebuild also heals a chain whose hook, priority or policy was changed by someone else. The
-// `add` before each `delete` makes the delete valid when the object is absent (nft 1.0.6 has no
-// `destroy`). The kernel commits the whole batch or nothing, so no packet sees a half state.
+// kernel commits the whole batch or nothing, so no packet sees a half state.
 import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { Action, FamilyPolicy, PortRange } from '../../policy/types.js';
@@ -142,20 +141,13 @@ export function nftFamilyOps(family: Family, policy: FamilyPolicy | undefined, e
   return [...chain, ...between, ...remove(familySet(family, [])), ...(policy ? nftFamilyObjects(policy).map(add) : [])];
 }
 
-/** Options for renderNftScript. */
-export interface NftRenderOptions {
-  /** Families whose objects are removed in the same transaction (e.g. IPv6 turned off). */
-  readonly remove?: readonly Family[];
-  /** Names of the sets and chains a listing found in the table: those are deleted by name (see nftFamilyOps). */
-  readonly existing?: ReadonlySet<string>;
-}
-
 /**
  * One atomic `nft -f -` script: creates the table if absent, replaces the objects of every given
- * family completely (no stale elements or rules) and removes the objects of `remove` families.
- * Objects of families not named are left as they are.
+ * family completely (no stale elements or rules) and removes the objects of `remove` families (e.g.
+ * IPv6 turned off). Objects of families not named are left as they are. `existing`: the names of
+ * the sets and chains a listing found in the table, deleted by name (see nftFamilyOps).
  */
-export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRenderOptions = {}): string {
+export function renderNftScript(policies: readonly FamilyPolicy[], opts: { remove?: readonly Family[]; existing?: ReadonlySet<string> } = {}): string {
   const seen = new Set<Family>();
   const ops: NftOp[] = [add({ kind: 'table' })];
   for (const [family, policy] of [...policies.map((p) => [p.family, p] as const), ...(opts.remove ?? []).map((f) => [f, undefined] as const)]) {
