@@ -5,9 +5,7 @@
 // so their connections count together under `default`.
 import { decisionTable, resolveDestination } from '../../policy/decide.js';
 import type { CountedDecision, DecisionCount, FamilyPolicy } from '../../policy/types.js';
-import { familyBodies, isObject, nftObjects, parseElement } from './parse.js';
-
-type JsonObject = Record<string, unknown>;
+import { familyBodies, isObject, nftObjects, parseElement, type JsonObject } from './parse.js';
 
 /** A counter's figures, or undefined when `v` is none. */
 function counterOf(v: unknown): { packets: number; bytes: number } | undefined {

@@ -31,12 +31,9 @@ export interface NftRule {
 /** An object of our table. */
 export type NftObject = NftSet | NftChain | NftRule;
 
-/** What `add` creates: the table itself or an object in it. */
-type NftAddable = NftObject | { readonly kind: 'table' };
-
-/** One command of a transaction: add the table or an object, or delete an object by name or handle. */
+/** One command of a transaction: add an object, or delete one by name or handle. */
 export type NftOp =
-  | { readonly verb: 'add'; readonly object: NftAddable }
+  | { readonly verb: 'add'; readonly object: NftObject }
   | { readonly verb: 'delete'; readonly kind: string; readonly name: string }
   | { readonly verb: 'delete'; readonly kind: string; readonly handle: number };
 
@@ -44,16 +41,13 @@ export type NftOp =
 const HEADER = '# ip-masq-agent: one transaction; the kernel applies all of it or none';
 
 /** `add ...` of an object. */
-export const add = (object: NftAddable): NftOp => ({ verb: 'add', object });
+export const add = (object: NftObject): NftOp => ({ verb: 'add', object });
 
 /** `delete KIND T NAME`. */
 export const deleteByName = (kind: string, name: string): NftOp => ({ verb: 'delete', kind, name });
 
-function addLines(o: NftAddable, out: string[]): void {
+function addLines(o: NftObject, out: string[]): void {
   switch (o.kind) {
-    case 'table':
-      out.push(`add table ${NFT_TABLE_REF}`);
-      return;
     case 'set': {
       const flags = o.flags.length ? ` flags ${o.flags.join(',')};` : '';
       out.push(`add set ${NFT_TABLE_REF} ${o.name} { type ${o.type};${flags}${o.counter ? ' counter;' : ''} }`);
@@ -75,9 +69,9 @@ function addLines(o: NftAddable, out: string[]): void {
   }
 }
 
-/** A transaction as the `nft -f -` script text; `header: false` for the bare wake. */
-export function formatNftScript(ops: readonly NftOp[], header = true): string {
-  const out: string[] = header ? [HEADER] : [];
+/** A transaction as the `nft -f -` script text: it creates our table when absent, then runs `ops`. */
+export function formatNftScript(ops: readonly NftOp[]): string {
+  const out = [HEADER, `add table ${NFT_TABLE_REF}`];
   for (const op of ops) {
     if (op.verb === 'add') addLines(op.object, out);
     else out.push(`delete ${op.kind} ${NFT_TABLE_REF} ${'handle' in op ? `handle ${op.handle}` : op.name}`);

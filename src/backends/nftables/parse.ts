@@ -12,7 +12,8 @@ import { canonicalLines, type NftObject } from './model.js';
 import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY, isAgentObject } from './names.js';
 
 type Json = unknown;
-type JsonObject = Record<string, Json>;
+/** A JSON object as `nft -j` prints one. */
+export type JsonObject = Record<string, Json>;
 
 /** Whether a parsed JSON value is an object (not null, not an array). */
 export function isObject(v: Json): v is JsonObject {
@@ -208,11 +209,6 @@ export function parseNftTable(json: string) {
 
 /** What one listing of our table shows. */
 export type NftTableListing = Readonly<ReturnType<typeof parseNftTable>>;
-
-/** The canonical lines of one family's objects in our table (the other family's and unknown objects left out). */
-export function parseNftJson(json: string, family: Family): string[] {
-  return canonicalLines(parseNftTable(json).families[family]);
-}
 
 /**
  * What read(family) reports as owned: for IPv4, the family the agent always manages, whose apply

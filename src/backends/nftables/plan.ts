@@ -6,7 +6,7 @@
 import { sameState, type Observed, type Plan } from '../backend.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
-import { add, deleteByName, formatNftScript, type NftOp } from './model.js';
+import { deleteByName, formatNftScript, type NftOp } from './model.js';
 import { NFT_NAMES, NFT_TABLE_REF, isAgentObject } from './names.js';
 import type { NftForeignObject, NftTableListing } from './parse.js';
 import { expectedNftLines, nftChainPriority, nftFamilyOps, renderNftScript } from './render.js';
@@ -85,13 +85,14 @@ export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPl
   if (sameState(observed.owned, expectedNftLines(policy))) return { family, upToDate: true, shadowing, wake: false, ops: [] };
   const table = observed.table;
   if (table?.unseen) return { family, upToDate: false, shadowing, wake: true, ops: [], replanAfterWake: policy };
-  const ops = [add({ kind: 'table' }), ...nftFamilyOps(family, policy, table?.names, nftForeignDeletions(table?.foreign ?? []))];
+  const ops = nftFamilyOps(family, policy, table?.names, nftForeignDeletions(table?.foreign ?? []));
   return { family, upToDate: false, shadowing, wake: table?.flags !== undefined, ops };
 }
 
 /** The `nft -f -` scripts a plan runs, in order. */
 export function nftPlanScripts(plan: NftablesPlan): string[] {
-  const wake = plan.wake ? [formatNftScript([add({ kind: 'table' })], false)] : [];
+  // `add table` of a dormant table wakes it; alone, as the kernel refuses a base chain in that transaction.
+  const wake = plan.wake ? [`add table ${NFT_TABLE_REF}\n`] : [];
   return plan.ops.length > 0 ? [...wake, formatNftScript(plan.ops)] : wake;
 }
 

@@ -149,7 +149,7 @@ export function nftFamilyOps(family: Family, policy: FamilyPolicy | undefined, e
  */
 export function renderNftScript(policies: readonly FamilyPolicy[], opts: { remove?: readonly Family[]; existing?: ReadonlySet<string> } = {}): string {
   const seen = new Set<Family>();
-  const ops: NftOp[] = [add({ kind: 'table' })];
+  const ops: NftOp[] = [];
   for (const [family, policy] of [...policies.map((p) => [p.family, p] as const), ...(opts.remove ?? []).map((f) => [f, undefined] as const)]) {
     if (seen.has(family)) throw new Error(policy ? `two ${family} policies in one nft script` : `${family} is both applied and removed in one nft script`);
     seen.add(family);
