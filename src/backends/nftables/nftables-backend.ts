@@ -95,7 +95,6 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     describe: () => ({ name: 'nftables', dialect: 'nftables' }),
     // One table holds both families: it is one place to clean up.
     leftovers: () => [nftLeftover(options.runner)],
-    // One `nft -j list table` command for every family's counts.
     counters: async (policies) => parseNftCounters((await options.runner(['nft', '-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')])).stdout, policies),
     read,
     plan: planNft,

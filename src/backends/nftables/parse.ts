@@ -1,9 +1,6 @@
 // Parses `nft -j list table inet ip-masq-agent`, once, into what read() reports: our objects per
 // family (model objects, whose canonical lines the drift check compares), and the table itself:
 // its flags and the objects in it that are not ours.
-// nft 1.0.6 prints interval elements as `{"prefix": {"addr", "len"}}`, a single address (/32,
-// /128) as a plain string, and a non-CIDR interval as `{"range": [a, b]}`; all come back as CIDR
-// text where they are one, so they compare equal to what was rendered.
 // Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
 // next apply replaces it, instead of crashing the read.
 import { BITS, formatIp, parseIp, type Family, type IpAddress } from '../../net/cidr.js';
@@ -85,7 +82,11 @@ function spanOf(e: Json): Span | undefined {
   return a && b && a.family === b.family ? { family: a.family, first: a.value, last: b.value } : undefined;
 }
 
-/** A set element (or anonymous-set item) as its canonical text: CIDR text (or `a-b`) when it is an address range. */
+/**
+ * A set element (or anonymous-set item) as its canonical text. nft 1.0.6 prints a block as
+ * `{"prefix"}`, a single address as a plain string, any other interval as `{"range"}`: all come
+ * back as CIDR text where they are one (else `a-b`), so they compare equal to what was rendered.
+ */
 export function parseElement(e: Json): Element {
   const elem = isObject(e) ? e['elem'] : undefined;
   // Elements with a timeout or comment come wrapped as {"elem": {"val": ...}}.
@@ -130,10 +131,7 @@ function portsAndFlags(v: JsonObject, to: string): string {
 /** Whether the object has no keys but these. */
 const onlyKeys = (v: JsonObject, ...keys: string[]): boolean => Object.keys(v).every((k) => keys.includes(k));
 
-/**
- * nft's text of each expression and statement of the forms we write, from its JSON body;
- * undefined for a body in a form we do not write (it is then shown as JSON).
- */
+/** nft's text of each expression and statement we write, from its JSON body; undefined for a form we do not write. */
 const FORMS: Readonly<Record<string, (v: JsonObject) => string | undefined>> = {
   meta: (v) => `meta ${jsonText(v['key'])}`,
   payload: (v) => `${jsonText(v['protocol'])} ${jsonText(v['field'])}`,
@@ -166,9 +164,7 @@ const FORMS: Readonly<Record<string, (v: JsonObject) => string | undefined>> = {
 function jsonText(x: Json): string {
   if (typeof x === 'string') return x;
   const [key = '', value] = isObject(x) && Object.keys(x).length === 1 ? Object.entries(x)[0]! : [];
-  // `return`, `accept`, a bare `masquerade`.
   if (value === null) return key;
-  // A bitwise and, as `meta mark & 0x00004000`.
   if (key === '&' && Array.isArray(value) && value.length === 2 && typeof value[1] === 'number') return `${jsonText(value[0])} & ${hex32(value[1])}`;
   // An anonymous set or map, `{ a, b }`: its elements in address order, as nft prints it.
   if (key === 'set' && Array.isArray(value)) {

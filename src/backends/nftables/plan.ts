@@ -22,7 +22,7 @@ export interface NftObserved extends Observed {
 
 /** What the nftables backend's apply() runs. */
 export interface NftablesPlan extends Plan {
-  /** The table is dormant: a transaction that only wakes it runs first. */
+  /** The table is dormant: a transaction that only wakes it (`add table`) runs first. */
   readonly wake: boolean;
   /** The one transaction that makes the family's objects what the policy wants; empty when up to date. */
   readonly ops: readonly NftOp[];
@@ -91,7 +91,6 @@ export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPl
 
 /** The `nft -f -` scripts a plan runs, in order. */
 export function nftPlanScripts(plan: NftablesPlan): string[] {
-  // `add table` of a dormant table wakes it; alone, as the kernel refuses a base chain in that transaction.
   const wake = plan.wake ? [`add table ${NFT_TABLE_REF}\n`] : [];
   return plan.ops.length > 0 ? [...wake, formatNftScript(plan.ops)] : wake;
 }
