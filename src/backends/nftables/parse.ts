@@ -251,20 +251,6 @@ const TABLE_FLAG_NAMES = new Set(['dormant', 'owner', 'persist']);
 /** At most this many foreign objects get a line each; the plan deletes all of them. */
 export const MAX_FOREIGN_LINES = 20;
 
-/** One object in our table that the agent did not write: a renamed chain, someone's base chain, a map. */
-export interface NftForeignObject {
-  /** The key nft -j prints it under: `chain`, `set`, `map`, `counter`, `ct helper`, ... */
-  readonly kind: string;
-  /** Its name in the table, as nft lists it. */
-  readonly name: string;
-  /** The kernel's handle, by which apply deletes it (names may need quoting; handles never do). */
-  readonly handle: number | undefined;
-  /** For a chain: the chains its rules jump or go to, which must be deleted after it. */
-  readonly targets: readonly string[];
-  /** One line for people: the chain's hook and priority, the map's types, the rule count. */
-  readonly detail: string;
-}
-
 /** The table's flags as a line, or undefined when it has none (nft prints no `flags` key then). */
 function tableFlagsLine(objects: readonly JsonObject[]): string | undefined {
   const table = objects.map((o) => o['table']).find((t) => isObject(t) && t['family'] === NFT_TABLE_FAMILY && t['name'] === NFT_TABLE);
@@ -275,13 +261,18 @@ function tableFlagsLine(objects: readonly JsonObject[]): string | undefined {
   return `table flags ${readable ? names.join(',') : 'set (nft 1.0.6 misprints which; dormant turns off all of the table)'}`;
 }
 
-/** The objects in our table that are not the agent's sets and chains, in listing order. */
-function foreignObjects(objects: readonly JsonObject[]): NftForeignObject[] {
+/**
+ * The objects in our table that are not the agent's sets and chains, in listing order: each with
+ * the key nft -j prints it under (`chain`, `map`, `ct helper`, ...), its name, the handle apply
+ * deletes it by (names may need quoting; handles never do), for a chain the chains its rules jump
+ * or go to (deleted after it), and a detail for people: hook and priority, types, rule count.
+ */
+function foreignObjects(objects: readonly JsonObject[]) {
   const rules = objects.map((o) => o['rule']).filter(ours);
-  const found: NftForeignObject[] = [];
-  for (const o of objects) {
-    const [kind, body] = Object.entries(o)[0] ?? ['', undefined];
-    if (kind === 'table' || kind === 'rule' || kind === 'metainfo' || !ours(body) || isAgentObject(kind, body['name'])) continue;
+  // Rules are their chain's; the table's and metainfo's bodies name no table, so ours() skips them.
+  const entries = objects.map((o): [string, Json] => Object.entries(o)[0] ?? ['', undefined]);
+  const bodies = entries.filter((e): e is [string, JsonObject] => e[0] !== 'rule' && ours(e[1]) && !isAgentObject(e[0], e[1]['name']));
+  return bodies.map(([kind, body]) => {
     const name = jsonText(body['name']);
     const handle = typeof body['handle'] === 'number' ? body['handle'] : undefined;
     const chainRules = rules.filter((r) => kind === 'chain' && r['chain'] === name);
@@ -289,16 +280,14 @@ function foreignObjects(objects: readonly JsonObject[]): NftForeignObject[] {
     const base = body['hook'] === undefined ? '' : ` type ${type} hook ${hook} prio ${prio} policy ${policy}`;
     const types = kind === 'set' || kind === 'map' ? ` type ${type}${kind === 'map' ? ` : ${jsonText(body['map'])}` : ''}` : '';
     const detail = kind === 'chain' ? `${base}, ${chainRules.length} rule${chainRules.length === 1 ? '' : 's'}` : types;
-    found.push({ kind, name, handle, targets: chainRules.flatMap(jumpTargets), detail });
-  }
-  return found;
+    return { kind, name, handle, targets: chainRules.flatMap(jumpTargets), detail };
+  });
 }
 
-/**
- * The lines that stand for the table itself: its flags (a dormant table turns all its NAT off)
- * and every object in it the agent did not write (a renamed chain, a base chain of someone else's
- * that masquerades, a map named like our set). None is ever wanted, so any line is drift.
- */
+/** One object in our table that the agent did not write: a renamed chain, someone's base chain, a map. */
+export type NftForeignObject = Readonly<ReturnType<typeof foreignObjects>[number]>;
+
+/** The lines that stand for the table itself: its flags and the objects the agent did not write. None is ever wanted: any line is drift. */
 function tableLines({ flags, foreign }: NftTableListing): string[] {
   const lines = foreign.slice(0, MAX_FOREIGN_LINES).map((f) => `table holds ${f.kind} ${JSON.stringify(f.name)}${f.detail}, not the agent's`);
   if (foreign.length > MAX_FOREIGN_LINES) lines.push(`table holds ${foreign.length - MAX_FOREIGN_LINES} more objects that are not the agent's`);

@@ -1,8 +1,6 @@
 // The pure step between read() and apply(): from what the listing showed and what the policy
-// wants, the transaction(s) that make our table so. Our objects are replaced by name when the
-// listing saw them (the blind add+delete form on a node without our table), objects we did not write
-// are deleted by handle, and a dormant table is woken first, in a transaction of its own, because
-// the kernel refuses a base chain in the one that wakes it.
+// wants, the transaction(s) that make our table so. A dormant table is woken first, in a
+// transaction of its own, because the kernel refuses a base chain in the one that wakes it.
 import { sameState, type Observed, type Plan } from '../backend.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
