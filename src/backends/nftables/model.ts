@@ -18,7 +18,12 @@ export interface NftSet {
 export interface NftChain {
   readonly kind: 'chain';
   readonly name: string;
-  readonly base?: { readonly type: string; readonly hook: string; readonly priority: number; readonly policy: string };
+  readonly base?: {
+    readonly type: string;
+    readonly hook: string;
+    readonly priority: number;
+    readonly policy: string;
+  };
 }
 
 /** One rule of a chain, its body exactly as `nft list` prints it. */

@@ -95,7 +95,10 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     describe: () => ({ name: 'nftables', dialect: 'nftables' }),
     // One table holds both families: it is one place to clean up.
     leftovers: () => [nftLeftover(options.runner)],
-    counters: async (policies) => parseNftCounters((await options.runner(['nft', '-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')])).stdout, policies),
+    counters: async (policies) => {
+      const { stdout } = await options.runner(['nft', '-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')]);
+      return parseNftCounters(stdout, policies);
+    },
     read,
     plan: planNft,
     apply,

@@ -165,7 +165,9 @@ function jsonText(x: Json): string {
   if (typeof x === 'string') return x;
   const [key = '', value] = isObject(x) && Object.keys(x).length === 1 ? Object.entries(x)[0]! : [];
   if (value === null) return key;
-  if (key === '&' && Array.isArray(value) && value.length === 2 && typeof value[1] === 'number') return `${jsonText(value[0])} & ${hex32(value[1])}`;
+  if (key === '&' && Array.isArray(value) && value.length === 2 && typeof value[1] === 'number') {
+    return `${jsonText(value[0])} & ${hex32(value[1])}`;
+  }
   // An anonymous set or map, `{ a, b }`: its elements in address order, as nft prints it.
   if (key === 'set' && Array.isArray(value)) {
     const items = value.map(setItem).sort(compareElements);
@@ -287,7 +289,7 @@ function foreignObjects(objects: readonly JsonObject[]) {
 /** One object in our table that the agent did not write: a renamed chain, someone's base chain, a map. */
 export type NftForeignObject = Readonly<ReturnType<typeof foreignObjects>[number]>;
 
-/** The lines that stand for the table itself: its flags and the objects the agent did not write. None is ever wanted: any line is drift. */
+/** The table's own lines (its flags, the objects the agent did not write); none is ever wanted, so any line is drift. */
 function tableLines({ flags, foreign }: NftTableListing): string[] {
   const lines = foreign.slice(0, MAX_FOREIGN_LINES).map((f) => `table holds ${f.kind} ${JSON.stringify(f.name)}${f.detail}, not the agent's`);
   if (foreign.length > MAX_FOREIGN_LINES) lines.push(`table holds ${foreign.length - MAX_FOREIGN_LINES} more objects that are not the agent's`);

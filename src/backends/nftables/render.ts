@@ -27,10 +27,9 @@ function portText(r: PortRange): string {
  * random mod M < S` states that fraction exactly; the last range takes what is left.
  */
 function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string, translate: string): string[] {
-  const sizes = ranges.map((r) => r.to - r.from + 1);
-  let remaining = sizes.reduce((a, b) => a + b, 0);
+  let remaining = ranges.reduce((sum, r) => sum + r.to - r.from + 1, 0);
   return ranges.map((r, i) => {
-    const size = sizes[i] ?? 0;
+    const size = r.to - r.from + 1;
     const pick = i < ranges.length - 1 ? ` numgen random mod ${remaining} < ${size}` : '';
     remaining -= size;
     return `meta l4proto ${protocol}${pick} counter ${translate}${portText(r)}${flags}`;
@@ -105,7 +104,8 @@ export function nftRuleTexts(policy: FamilyPolicy, decisions = decisionIntervals
   // The keep set applies to every source, as the iptables exempt rules do; only translation is scoped.
   if (sources?.length === 0) return rules;
   // nft lists a one-element anonymous set as the element itself, so it is written that way.
-  if (sources) rules.push(`${n.payload} saddr != ${sources.length === 1 ? intervalText(sources[0]!) : anonymousSet(sources.map(intervalText))} return`);
+  const scope = sources && (sources.length === 1 ? intervalText(sources[0]!) : anonymousSet(sources.map(intervalText)));
+  if (scope !== undefined) rules.push(`${n.payload} saddr != ${scope} return`);
   return [...rules, ...translateRules(policy, snat, flags)];
 }
 
@@ -120,8 +120,10 @@ export function nftFamilyObjects(policy: FamilyPolicy): NftObject[] {
   // Flattened once: the set elements (the exempt ranges normalised, or the keep intervals) and the rules share it.
   const decisions = decisionIntervals(policy);
   const elements = decisions ? decisions.keep.map(intervalText) : normalizeRanges(policy.exempt).kept.map((r) => formatCidr(r.cidr));
-  const chain: NftChain = { kind: 'chain', name: n.chain, base: { type: 'nat', hook: 'postrouting', priority: nftChainPriority(policy), policy: 'accept' } };
-  return [familySet(policy.family, elements), chain, ...nftRuleTexts(policy, decisions).map((text): NftObject => ({ kind: 'rule', chain: n.chain, text }))];
+  const base = { type: 'nat', hook: 'postrouting', priority: nftChainPriority(policy), policy: 'accept' };
+  const objects: NftObject[] = [familySet(policy.family, elements), { kind: 'chain', name: n.chain, base }];
+  for (const text of nftRuleTexts(policy, decisions)) objects.push({ kind: 'rule', chain: n.chain, text });
+  return objects;
 }
 
 /**
@@ -141,17 +143,26 @@ export function nftFamilyOps(family: Family, policy: FamilyPolicy | undefined, e
   return [...chain, ...between, ...remove(familySet(family, [])), ...(policy ? nftFamilyObjects(policy).map(add) : [])];
 }
 
+/** Options for renderNftScript. */
+export interface NftRenderOptions {
+  /** Families whose objects are removed in the same transaction (e.g. IPv6 turned off). */
+  readonly remove?: readonly Family[];
+  /** Names of the sets and chains a listing found in the table: those are deleted by name (see nftFamilyOps). */
+  readonly existing?: ReadonlySet<string>;
+}
+
 /**
  * One atomic `nft -f -` script: creates the table if absent, replaces the objects of every given
- * family completely (no stale elements or rules) and removes the objects of `remove` families (e.g.
- * IPv6 turned off). Objects of families not named are left as they are. `existing`: the names of
- * the sets and chains a listing found in the table, deleted by name (see nftFamilyOps).
+ * family completely (no stale elements or rules) and removes the objects of `remove` families.
+ * Objects of families not named are left as they are.
  */
-export function renderNftScript(policies: readonly FamilyPolicy[], opts: { remove?: readonly Family[]; existing?: ReadonlySet<string> } = {}): string {
+export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRenderOptions = {}): string {
   const seen = new Set<Family>();
   const ops: NftOp[] = [];
-  for (const [family, policy] of [...policies.map((p) => [p.family, p] as const), ...(opts.remove ?? []).map((f) => [f, undefined] as const)]) {
-    if (seen.has(family)) throw new Error(policy ? `two ${family} policies in one nft script` : `${family} is both applied and removed in one nft script`);
+  const removals = (opts.remove ?? []).map((family) => ({ family, policy: undefined }));
+  for (const { family, policy } of [...policies.map((p) => ({ family: p.family, policy: p })), ...removals]) {
+    const twice = policy ? `two ${family} policies` : `${family} is both applied and removed`;
+    if (seen.has(family)) throw new Error(`${twice} in one nft script`);
     seen.add(family);
     ops.push(...nftFamilyOps(family, policy, opts.existing));
   }
