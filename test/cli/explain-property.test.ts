@@ -9,7 +9,7 @@ import { BlockList } from 'node:net';
 import fc from 'fast-check';
 import { renderChainSaveLines, renderRestorePayload } from '../../src/backends/iptables/render.js';
 import { expectedNftLines, renderNftScript } from '../../src/backends/nftables/render.js';
-import { parseNftJson } from '../../src/backends/nftables/parse.js';
+import { ownedNftLines, parseNftTable } from '../../src/backends/nftables/parse.js';
 import { createFakeNft } from '../backends/fake-nft.js';
 import type { CidrEntry, MasqConfig, SnatCidrEntry } from '../../src/config/config.js';
 import { formatCidr, formatIp, parseIp, type Cidr, type Family, type IpAddress } from '../../src/net/cidr.js';
@@ -328,7 +328,7 @@ test('explain agrees with what the fake nft lists back after loading the rendere
       const { stdout } = await fake.runner(['nft', '-j', 'list', 'table', 'inet', 'ip-masq-agent']);
       check(s, (p, family, ip, proto, local, src) => {
         if (!p.families.some((f) => f.family === family)) return KEEP;
-        return evalNft(parseNftJson(stdout, family), family, ip, proto, local, src);
+        return evalNft(ownedNftLines(parseNftTable(stdout), family), family, ip, proto, local, src);
       });
     }),
     { numRuns: 200 },

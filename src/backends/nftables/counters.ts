@@ -3,36 +3,14 @@
 // counts per element (`flags interval; counter;`), the SNAT and masquerade rules carry a `counter`.
 // With nftables one rule masquerades both masqueradeCIDRs and every destination no entry covers,
 // so their connections count together under `default`.
-import type { Runner } from '../../exec/runner.js';
-import { parseIp } from '../../net/cidr.js';
-import { decisionTable, resolveDestination, type Decision } from '../../policy/decide.js';
+import { decisionTable, resolveDestination } from '../../policy/decide.js';
 import type { CountedDecision, DecisionCount, FamilyPolicy } from '../../policy/types.js';
-import { NFT_NAMES, NFT_TABLE, NFT_TABLE_FAMILY } from './names.js';
-import { isObject, ours, parseElement } from './parse.js';
-
-type JsonObject = Record<string, unknown>;
+import { familyBodies, isObject, nftObjects, parseElement, type JsonObject } from './parse.js';
 
 /** A counter's figures, or undefined when `v` is none. */
 function counterOf(v: unknown): { packets: number; bytes: number } | undefined {
   if (!isObject(v) || typeof v['packets'] !== 'number' || typeof v['bytes'] !== 'number') return undefined;
   return { packets: v['packets'], bytes: v['bytes'] };
-}
-
-/**
- * The list of the keep row an element stands for: the row of the same block, else (elements
- * merged from adjacent rows) the row deciding the element's first address; undefined when no
- * keep row does (drift), so the element is skipped, not guessed.
- */
-function keepRowOf(text: string, rows: ReadonlyMap<string, Decision>, table: readonly Decision[]): Decision | undefined {
-  let row = rows.get(text);
-  if (row === undefined) {
-    try {
-      row = resolveDestination(table, parseIp(text.split(/[/-]/)[0] ?? '')).match;
-    } catch {
-      return undefined;
-    }
-  }
-  return row?.action.kind === 'keep' ? row : undefined;
 }
 
 /** What a counting rule of our chain decides: masquerade, or SNAT by the map (`snat to saddr` is `first`'s keep, counted by the set). */
@@ -49,41 +27,33 @@ function ruleDecision(expr: readonly unknown[]): CountedDecision | undefined {
  * --to-ports spread adds up). Objects of other tables, and rules that count nothing, are skipped.
  */
 export function parseNftCounters(json: string, policies: readonly FamilyPolicy[]): DecisionCount[] {
-  const doc: unknown = JSON.parse(json);
-  const objects = isObject(doc) && Array.isArray(doc['nftables']) ? doc['nftables'].filter(isObject) : [];
-  const out: DecisionCount[] = [];
-  for (const policy of policies) {
-    const n = NFT_NAMES[policy.family];
+  const objects = nftObjects(json);
+  return policies.flatMap((policy) => {
+    const { sets, rules } = familyBodies(objects, policy.family);
     const table = decisionTable(policy);
     const rows = new Map(table.map((r) => [r.text, r]));
-    const rules = new Map<string, DecisionCount>();
-    for (const o of objects) {
-      const set = o['set'];
-      if (ours(set) && set['name'] === n.set && Array.isArray(set['elem'])) {
-        for (const e of set['elem']) {
-          const wrapped = isObject(e) ? e['elem'] : undefined;
-          const counter = isObject(wrapped) ? counterOf(wrapped['counter']) : undefined;
-          const text = isObject(wrapped) ? parseElement(wrapped['val']).text : '';
-          const row = counter && keepRowOf(text, rows, table);
-          if (counter && row) out.push({ family: policy.family, action: 'keep', list: row.list, cidr: text, ...counter });
-        }
+    const keeps: DecisionCount[] = [];
+    const counted = new Map<string, DecisionCount>();
+    for (const set of sets) {
+      for (const e of Array.isArray(set['elem']) ? set['elem'] : []) {
+        const { val, counter } = isObject(e) && isObject(e['elem']) ? e['elem'] : {};
+        const { text, span } = parseElement(val);
+        // The keep row of the same block, else (elements merged from adjacent rows) the row deciding
+        // the element's first address; an element no keep row decides (drift) is skipped, not guessed.
+        const row = rows.get(text) ?? (span && resolveDestination(table, { family: span.family, value: span.first }).match);
+        const figures = counterOf(counter);
+        if (figures && row?.action.kind === 'keep') keeps.push({ family: policy.family, action: 'keep', list: row.list, cidr: text, ...figures });
       }
-      const rule = o['rule'];
-      if (!ours(rule) || rule['chain'] !== n.chain || !Array.isArray(rule['expr'])) continue;
+    }
+    for (const rule of rules) {
+      if (!Array.isArray(rule['expr'])) continue;
       const decides = ruleDecision(rule['expr']);
       const counter = counterOf(rule['expr'].find((e): e is JsonObject => isObject(e) && 'counter' in e)?.['counter']);
       if (decides === undefined || counter === undefined) continue;
       const key = `${decides.action} ${decides.list}`;
-      const seen = rules.get(key);
-      rules.set(key, { family: policy.family, ...decides, packets: (seen?.packets ?? 0) + counter.packets, bytes: (seen?.bytes ?? 0) + counter.bytes });
+      const seen = counted.get(key);
+      counted.set(key, { family: policy.family, ...decides, packets: (seen?.packets ?? 0) + counter.packets, bytes: (seen?.bytes ?? 0) + counter.bytes });
     }
-    out.push(...rules.values());
-  }
-  return out;
-}
-
-/** Reads the counts of every given family's objects: one `nft -j list table` command. */
-export async function readNftCounters(run: Runner, policies: readonly FamilyPolicy[]): Promise<DecisionCount[]> {
-  const { stdout } = await run(['nft', '-j', 'list', 'table', NFT_TABLE_FAMILY, NFT_TABLE]);
-  return parseNftCounters(stdout, policies);
+    return [...keeps, ...counted.values()];
+  });
 }

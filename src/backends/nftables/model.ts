@@ -3,14 +3,6 @@
 // the drift check compares (handles and counters left out, so only a difference in meaning shows).
 import { NFT_TABLE_REF, SRCNAT_PRIORITY } from './names.js';
 
-/** What makes a chain a base chain: where it hooks, and what it does with a packet no rule took. */
-export interface NftBaseChain {
-  readonly type: string;
-  readonly hook: string;
-  readonly priority: number;
-  readonly policy: string;
-}
-
 /** A named set; elements as nft prints them (`10.0.0.0/8`, `10.0.0.0-10.8.255.255`). */
 export interface NftSet {
   readonly kind: 'set';
@@ -22,11 +14,16 @@ export interface NftSet {
   readonly elements: readonly string[];
 }
 
-/** A chain; a base chain has `base`. */
+/** A chain; a base chain has `base`: where it hooks, and what it does with a packet no rule took. */
 export interface NftChain {
   readonly kind: 'chain';
   readonly name: string;
-  readonly base?: NftBaseChain;
+  readonly base?: {
+    readonly type: string;
+    readonly hook: string;
+    readonly priority: number;
+    readonly policy: string;
+  };
 }
 
 /** One rule of a chain, its body exactly as `nft list` prints it. */
@@ -39,12 +36,9 @@ export interface NftRule {
 /** An object of our table. */
 export type NftObject = NftSet | NftChain | NftRule;
 
-/** What `add` creates: the table itself or an object in it. */
-type NftAddable = NftObject | { readonly kind: 'table' };
-
-/** One command of a transaction: add the table or an object, or delete an object by name or handle. */
+/** One command of a transaction: add an object, or delete one by name or handle. */
 export type NftOp =
-  | { readonly verb: 'add'; readonly object: NftAddable }
+  | { readonly verb: 'add'; readonly object: NftObject }
   | { readonly verb: 'delete'; readonly kind: string; readonly name: string }
   | { readonly verb: 'delete'; readonly kind: string; readonly handle: number };
 
@@ -52,16 +46,13 @@ export type NftOp =
 const HEADER = '# ip-masq-agent: one transaction; the kernel applies all of it or none';
 
 /** `add ...` of an object. */
-export const add = (object: NftAddable): NftOp => ({ verb: 'add', object });
+export const add = (object: NftObject): NftOp => ({ verb: 'add', object });
 
 /** `delete KIND T NAME`. */
 export const deleteByName = (kind: string, name: string): NftOp => ({ verb: 'delete', kind, name });
 
-function addLines(o: NftAddable, out: string[]): void {
+function addLines(o: NftObject, out: string[]): void {
   switch (o.kind) {
-    case 'table':
-      out.push(`add table ${NFT_TABLE_REF}`);
-      return;
     case 'set': {
       const flags = o.flags.length ? ` flags ${o.flags.join(',')};` : '';
       out.push(`add set ${NFT_TABLE_REF} ${o.name} { type ${o.type};${flags}${o.counter ? ' counter;' : ''} }`);
@@ -83,9 +74,9 @@ function addLines(o: NftAddable, out: string[]): void {
   }
 }
 
-/** A transaction as the `nft -f -` script text; `header: false` for the bare wake. */
-export function formatNftScript(ops: readonly NftOp[], header = true): string {
-  const out: string[] = header ? [HEADER] : [];
+/** A transaction as the `nft -f -` script text: it creates our table when absent, then runs `ops`. */
+export function formatNftScript(ops: readonly NftOp[]): string {
+  const out = [HEADER, `add table ${NFT_TABLE_REF}`];
   for (const op of ops) {
     if (op.verb === 'add') addLines(op.object, out);
     else out.push(`delete ${op.kind} ${NFT_TABLE_REF} ${'handle' in op ? `handle ${op.handle}` : op.name}`);

@@ -24,12 +24,6 @@ export function isAgentObject(kind: string, name: unknown): boolean {
   return Object.values(NFT_NAMES).some((n) => (kind === 'set' && name === n.set) || (kind === 'chain' && name === n.chain));
 }
 
-/**
- * The family whose read() also reports the table itself (flags, objects not ours) and whose
- * apply repairs it: IPv4, which the agent always manages.
- */
-export const NFT_TABLE_OWNER: Family = 'ipv4';
-
 /** nft's numeric value of `priority srcnat` for a nat postrouting chain, as `nft -j` prints it. */
 export const SRCNAT_PRIORITY = 100;
 

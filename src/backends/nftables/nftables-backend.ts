@@ -7,7 +7,7 @@ import type { Family } from '../../net/cidr.js';
 import { isNftObjectMissing, type CommandResult, type Runner } from '../../exec/runner.js';
 import type { Backend } from '../backend.js';
 import { nftLeftover } from '../leftovers.js';
-import { readNftCounters } from './counters.js';
+import { parseNftCounters } from './counters.js';
 import { FOLLOW_DEPTH, MAX_FOLLOWED_CHAINS } from '../shadow-owner.js';
 import { NFT_TABLE_REF } from './names.js';
 import { ownedNftLines, parseNftTable, type NftTableListing } from './parse.js';
@@ -95,7 +95,10 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     describe: () => ({ name: 'nftables', dialect: 'nftables' }),
     // One table holds both families: it is one place to clean up.
     leftovers: () => [nftLeftover(options.runner)],
-    counters: (policies) => readNftCounters(options.runner, policies),
+    counters: async (policies) => {
+      const { stdout } = await options.runner(['nft', '-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')]);
+      return parseNftCounters(stdout, policies);
+    },
     read,
     plan: planNft,
     apply,

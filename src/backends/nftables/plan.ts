@@ -1,15 +1,13 @@
 // The pure step between read() and apply(): from what the listing showed and what the policy
-// wants, the transaction(s) that make our table so. Our objects are replaced by name when the
-// listing saw them (the blind add+delete form on a node without our table), objects we did not write
-// are deleted by handle, and a dormant table is woken first, in a transaction of its own, because
-// the kernel refuses a base chain in the one that wakes it.
+// wants, the transaction(s) that make our table so. A dormant table is woken first, in a
+// transaction of its own, because the kernel refuses a base chain in the one that wakes it.
 import { sameState, type Observed, type Plan } from '../backend.js';
 import type { Family } from '../../net/cidr.js';
 import type { FamilyPolicy } from '../../policy/types.js';
-import { add, deleteByName, formatNftScript, type NftOp } from './model.js';
+import { deleteByName, formatNftScript, type NftOp } from './model.js';
 import { NFT_NAMES, NFT_TABLE_REF, isAgentObject } from './names.js';
 import type { NftForeignObject, NftTableListing } from './parse.js';
-import { expectedNftLines, nftChainPriority, nftFamilyObjects, nftFamilyRemoval, renderNftScript } from './render.js';
+import { expectedNftLines, nftChainPriority, nftFamilyOps, renderNftScript } from './render.js';
 import { describeNftTranslator, type NftTranslator } from './shadow.js';
 
 /** What the nftables backend's read() saw. */
@@ -22,7 +20,7 @@ export interface NftObserved extends Observed {
 
 /** What the nftables backend's apply() runs. */
 export interface NftablesPlan extends Plan {
-  /** The table is dormant: a transaction that only wakes it runs first. */
+  /** The table is dormant: a transaction that only wakes it (`add table`) runs first. */
   readonly wake: boolean;
   /** The one transaction that makes the family's objects what the policy wants; empty when up to date. */
   readonly ops: readonly NftOp[];
@@ -74,27 +72,24 @@ export function nftForeignDeletions(foreign: readonly NftForeignObject[]): NftOp
 }
 
 /**
- * Plans one family. Up to date when the owned lines read equal the wanted ones. Otherwise one
- * transaction: our chain deleted (it may jump to a foreign chain), then the foreign objects (a
- * foreign chain may reference our set, as a renamed chain of ours does), then our set, then
- * everything new.
+ * Plans one family: up to date when the owned lines read equal the wanted ones; else one
+ * transaction (nftFamilyOps) that deletes the foreign objects after our chain, which may jump to
+ * one, and before our set, which one may reference, as a renamed chain of ours does.
  */
 export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPlan {
   const family = policy.family;
   const priority = nftChainPriority(policy);
   const shadowing = observed.translators.filter((t) => t.priority <= priority).map(describeNftTranslator);
   if (sameState(observed.owned, expectedNftLines(policy))) return { family, upToDate: true, shadowing, wake: false, ops: [] };
-  const want = nftFamilyObjects(policy);
   const table = observed.table;
   if (table?.unseen) return { family, upToDate: false, shadowing, wake: true, ops: [], replanAfterWake: policy };
-  const ours = nftFamilyRemoval(family, table?.names);
-  const ops = [add({ kind: 'table' }), ...ours.chain, ...nftForeignDeletions(table?.foreign ?? []), ...ours.set, ...want.map(add)];
+  const ops = nftFamilyOps(family, policy, table?.names, nftForeignDeletions(table?.foreign ?? []));
   return { family, upToDate: false, shadowing, wake: table?.flags !== undefined, ops };
 }
 
 /** The `nft -f -` scripts a plan runs, in order. */
 export function nftPlanScripts(plan: NftablesPlan): string[] {
-  const wake = plan.wake ? [formatNftScript([add({ kind: 'table' })], false)] : [];
+  const wake = plan.wake ? [`add table ${NFT_TABLE_REF}\n`] : [];
   return plan.ops.length > 0 ? [...wake, formatNftScript(plan.ops)] : wake;
 }
 

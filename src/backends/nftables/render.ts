@@ -4,13 +4,11 @@
 // so applying one family never rewrites the other's. Within the transaction the family's chain
 // and set are deleted and created afresh: `flush table` would keep old set elements, and a
 // rebuild also heals a chain whose hook, priority or policy was changed by someone else. The
-// `add` before each `delete` makes the delete valid when the object is absent (nft 1.0.6 has no
-// `destroy`). The kernel commits the whole batch or nothing, so no packet sees a half state.
-import { UsageError } from '../../errors.js';
+// kernel commits the whole batch or nothing, so no packet sees a half state.
 import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { Action, FamilyPolicy, PortRange } from '../../policy/types.js';
-import { add, canonicalLines, deleteByName, formatNftScript, type NftObject, type NftOp } from './model.js';
+import { add, canonicalLines, deleteByName, formatNftScript, type NftChain, type NftObject, type NftOp, type NftSet } from './model.js';
 import { memoByPolicy } from '../backend.js';
 import { TO_PORTS_PROTOCOLS } from '../iptables/constants.js';
 import { FIRST_PRIORITY, NFT_NAMES, SRCNAT_PRIORITY } from './names.js';
@@ -28,11 +26,10 @@ function portText(r: PortRange): string {
  * were not, so each new connection lands in range i with probability size(i) / total. `numgen
  * random mod M < S` states that fraction exactly; the last range takes what is left.
  */
-function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string, translate = 'masquerade to :'): string[] {
-  const sizes = ranges.map((r) => r.to - r.from + 1);
-  let remaining = sizes.reduce((a, b) => a + b, 0);
+function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string, translate: string): string[] {
+  let remaining = ranges.reduce((sum, r) => sum + r.to - r.from + 1, 0);
   return ranges.map((r, i) => {
-    const size = sizes[i] ?? 0;
+    const size = r.to - r.from + 1;
     const pick = i < ranges.length - 1 ? ` numgen random mod ${remaining} < ${size}` : '';
     remaining -= size;
     return `meta l4proto ${protocol}${pick} counter ${translate}${portText(r)}${flags}`;
@@ -44,25 +41,17 @@ export function nftChainPriority(policy: FamilyPolicy): number {
   return exemptionIsFinal(policy) ? FIRST_PRIORITY : SRCNAT_PRIORITY;
 }
 
-/** The flattened decisions of a family: what the keep set and the SNAT map hold, and the source scope. */
-interface NftDecisionIntervals {
-  /** Destinations that keep the pod IP: the elements of the family's set. */
-  readonly keep: readonly Interval<Action>[];
-  /** Destinations SNATed to a fixed address: the elements of the anonymous SNAT map. */
-  readonly snat: readonly Interval<SnatAction>[];
-  /** masqueradeSourceCIDRs of the family as disjoint intervals; undefined when every source is in scope. */
-  readonly sources: readonly Interval<true>[] | undefined;
-}
-
 type SnatAction = Extract<Action, { kind: 'snat' }>;
 
 /**
  * The decision table flattened into disjoint intervals (see flattenPrefixes): every address gets
- * exactly the action resolveDestination gives it. Masquerade intervals are left out: masquerade is
- * what the chain does to a destination that neither the keep set nor the SNAT map holds. Undefined
- * for a policy without decisions (exempt ranges only).
+ * exactly the action resolveDestination gives it. `keep` are the elements of the family's set,
+ * `snat` those of the anonymous SNAT map; masquerade intervals are left out: masquerade is what the
+ * chain does to a destination that neither holds. `sources`: masqueradeSourceCIDRs as intervals,
+ * undefined when every source is in scope. Undefined for a policy without decisions (exempt
+ * ranges only).
  */
-function decisionIntervals(policy: FamilyPolicy): NftDecisionIntervals | undefined {
+function decisionIntervals(policy: FamilyPolicy) {
   if (!usesDecisionRules(policy)) return undefined;
   const rows = decisionTable(policy).map((row) => ({ cidr: row.cidr, value: row.action }));
   const parts = flattenPrefixes(policy.family, rows, DEFAULT_ACTION, sameAction);
@@ -83,16 +72,14 @@ function anonymousSet(items: readonly string[]): string {
  * for masquerade, which takes every destination left.
  */
 function translateRules(policy: FamilyPolicy, snat: readonly Interval<SnatAction>[], flags: string): string[] {
-  const n = NFT_NAMES[policy.family];
-  const rules: string[] = [];
-  if (snat.length > 0) {
-    const map = `${n.payload} daddr map ${anonymousSet(snat.map((iv) => `${intervalText(iv)} : ${iv.value.toSourceText}`))}`;
-    for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags, `snat ${n.payload} to ${map}:`));
-    rules.push(`counter snat ${n.payload} to ${map}${flags}`);
-  }
-  for (const protocol of TO_PORTS_PROTOCOLS) rules.push(...toPortsRules(protocol, policy.toPorts, flags));
-  rules.push(`counter masquerade${flags}`);
-  return rules;
+  const p = NFT_NAMES[policy.family].payload;
+  const map = `${p} daddr map ${anonymousSet(snat.map((iv) => `${intervalText(iv)} : ${iv.value.toSourceText}`))}`;
+  // Each translation and what precedes its ports: `snat ip to MAP:1024-29999`, `masquerade to :1024-29999`.
+  const translations = [...(snat.length > 0 ? [[`snat ${p} to ${map}`, ':']] : []), ['masquerade', ' to :']];
+  return translations.flatMap(([t, ports]) => {
+    const spread = TO_PORTS_PROTOCOLS.flatMap((protocol) => toPortsRules(protocol, policy.toPorts, flags, `${t}${ports}`));
+    return [...spread, `counter ${t}${flags}`];
+  });
 }
 
 /** The rule bodies of a family's chain, in order, exactly as `nft list` prints them; `decisions` as flattened once for the set. */
@@ -113,70 +100,54 @@ export function nftRuleTexts(policy: FamilyPolicy, decisions = decisionIntervals
     // after which no other nat chain runs for the connection.
     `${n.payload} daddr @${n.set} ${final ? `snat ${n.payload} to ${n.payload} saddr` : 'return'}`,
   ];
-  if (decisions !== undefined) {
-    const { snat, sources } = decisions;
-    // The keep set applies to every source, as the iptables exempt rules do; only translation is scoped.
-    if (sources !== undefined && sources.length === 0) return rules;
-    // nft lists a one-element anonymous set as the element itself, so it is written that way.
-    const scope = sources === undefined ? undefined : sources.length === 1 ? intervalText(sources[0]!) : anonymousSet(sources.map(intervalText));
-    if (scope !== undefined) rules.push(`${n.payload} saddr != ${scope} return`);
-    return [...rules, ...translateRules(policy, snat, flags)];
-  }
-  return [...rules, ...translateRules(policy, [], flags)];
+  const { snat = [], sources } = decisions ?? {};
+  // The keep set applies to every source, as the iptables exempt rules do; only translation is scoped.
+  if (sources?.length === 0) return rules;
+  // nft lists a one-element anonymous set as the element itself, so it is written that way.
+  const scope = sources && (sources.length === 1 ? intervalText(sources[0]!) : anonymousSet(sources.map(intervalText)));
+  if (scope !== undefined) rules.push(`${n.payload} saddr != ${scope} return`);
+  return [...rules, ...translateRules(policy, snat, flags)];
 }
 
-/** Refuses a range or SNAT address of the other family, which nft would refuse less clearly. */
-function checkFamily(policy: FamilyPolicy): void {
-  for (const r of [...policy.exempt, ...(policy.actions ?? []), ...(policy.sources ?? [])]) {
-    if (r.cidr.family !== policy.family) {
-      throw new Error(`${r.text} (${r.source} ${r.path}) is not ${policy.family} but sits in the ${policy.family} policy`);
-    }
-  }
-  for (const a of policy.actions ?? []) {
-    // nft refuses `snat ip to 2001:db8::9`, as iptables refuses it in an IPv4 table.
-    if (a.action.kind === 'snat' && a.action.toSource.family !== policy.family) {
-      throw new UsageError(`SNAT address ${a.action.toSourceText} (${a.source} ${a.path}) is not ${policy.family}, as the destination ${a.text} is`);
-    }
-  }
-}
-
-/**
- * The deletes of a family's chain and set; the chain goes first: its rules reference the set,
- * which cannot be deleted while in use. By name when `existing` (a listing) names them, which also
- * replaces a set someone re-created with other flags; else the blind form, an `add` that makes
- * the `delete` valid when the object is absent (nft 1.0.6 has no `destroy`).
- */
-export function nftFamilyRemoval(family: Family, existing: ReadonlySet<string> | undefined): { chain: NftOp[]; set: NftOp[] } {
-  const n = NFT_NAMES[family];
-  if (existing) {
-    return { chain: existing.has(n.chain) ? [deleteByName('chain', n.chain)] : [], set: existing.has(n.set) ? [deleteByName('set', n.set)] : [] };
-  }
-  return {
-    chain: [add({ kind: 'chain', name: n.chain }), deleteByName('chain', n.chain)],
-    set: [add({ kind: 'set', name: n.set, type: n.setType, flags: ['interval'], counter: true, elements: [] }), deleteByName('set', n.set)],
-  };
+/** A family's interval set, counting per element. */
+function familySet(family: Family, elements: readonly string[]): NftSet {
+  return { kind: 'set', name: NFT_NAMES[family].set, type: NFT_NAMES[family].setType, flags: ['interval'], counter: true, elements };
 }
 
 /** A family's set (with its elements), chain and rules, as the policy wants them. */
 export function nftFamilyObjects(policy: FamilyPolicy): NftObject[] {
   const n = NFT_NAMES[policy.family];
-  checkFamily(policy);
   // Flattened once: the set elements (the exempt ranges normalised, or the keep intervals) and the rules share it.
   const decisions = decisionIntervals(policy);
   const elements = decisions ? decisions.keep.map(intervalText) : normalizeRanges(policy.exempt).kept.map((r) => formatCidr(r.cidr));
-  const objects: NftObject[] = [
-    { kind: 'set', name: n.set, type: n.setType, flags: ['interval'], counter: true, elements },
-    { kind: 'chain', name: n.chain, base: { type: 'nat', hook: 'postrouting', priority: nftChainPriority(policy), policy: 'accept' } },
-  ];
+  const base = { type: 'nat', hook: 'postrouting', priority: nftChainPriority(policy), policy: 'accept' };
+  const objects: NftObject[] = [familySet(policy.family, elements), { kind: 'chain', name: n.chain, base }];
   for (const text of nftRuleTexts(policy, decisions)) objects.push({ kind: 'rule', chain: n.chain, text });
   return objects;
+}
+
+/**
+ * The ops that replace a family's objects with what `policy` wants (without one: remove them).
+ * Our chain is deleted first: its rules reference the set, which cannot be deleted while in use;
+ * `between` (the deletes of objects we did not write) runs after it, as they may reference our
+ * set. By name when `existing` (a listing) names them, which also replaces a set someone
+ * re-created with other flags; else the blind form, an `add` that makes the `delete` valid when
+ * the object is absent (nft 1.0.6 has no `destroy`).
+ */
+export function nftFamilyOps(family: Family, policy: FamilyPolicy | undefined, existing?: ReadonlySet<string>, between: readonly NftOp[] = []): NftOp[] {
+  const remove = (o: NftSet | NftChain): NftOp[] => {
+    if (existing) return existing.has(o.name) ? [deleteByName(o.kind, o.name)] : [];
+    return [add(o), deleteByName(o.kind, o.name)];
+  };
+  const chain = remove({ kind: 'chain', name: NFT_NAMES[family].chain });
+  return [...chain, ...between, ...remove(familySet(family, [])), ...(policy ? nftFamilyObjects(policy).map(add) : [])];
 }
 
 /** Options for renderNftScript. */
 export interface NftRenderOptions {
   /** Families whose objects are removed in the same transaction (e.g. IPv6 turned off). */
   readonly remove?: readonly Family[];
-  /** Names of the sets and chains a listing found in the table: those are deleted by name (see nftFamilyRemoval). */
+  /** Names of the sets and chains a listing found in the table: those are deleted by name (see nftFamilyOps). */
   readonly existing?: ReadonlySet<string>;
 }
 
@@ -187,18 +158,13 @@ export interface NftRenderOptions {
  */
 export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRenderOptions = {}): string {
   const seen = new Set<Family>();
-  const ops: NftOp[] = [add({ kind: 'table' })];
-  for (const p of policies) {
-    if (seen.has(p.family)) throw new Error(`two ${p.family} policies in one nft script`);
-    seen.add(p.family);
-    const r = nftFamilyRemoval(p.family, opts.existing);
-    ops.push(...r.chain, ...r.set, ...nftFamilyObjects(p).map(add));
-  }
-  for (const family of opts.remove ?? []) {
-    if (seen.has(family)) throw new Error(`${family} is both applied and removed in one nft script`);
+  const ops: NftOp[] = [];
+  const removals = (opts.remove ?? []).map((family) => ({ family, policy: undefined }));
+  for (const { family, policy } of [...policies.map((p) => ({ family: p.family, policy: p })), ...removals]) {
+    const twice = policy ? `two ${family} policies` : `${family} is both applied and removed`;
+    if (seen.has(family)) throw new Error(`${twice} in one nft script`);
     seen.add(family);
-    const r = nftFamilyRemoval(family, opts.existing);
-    ops.push(...r.chain, ...r.set);
+    ops.push(...nftFamilyOps(family, policy, opts.existing));
   }
   return formatNftScript(ops);
 }

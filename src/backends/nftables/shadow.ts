@@ -4,8 +4,8 @@
 // (at equal priority the order is that of registration, which nobody controls).
 import type { Family } from '../../net/cidr.js';
 import { ownerOf, type ShadowingRule } from '../shadow-owner.js';
-import { NFT_TABLE, NFT_TABLE_FAMILY, SRCNAT_PRIORITY } from './names.js';
-import { isObject, jumpTargets, nftObjects } from './parse.js';
+import { SRCNAT_PRIORITY } from './names.js';
+import { isObject, jumpTargets, nftObjects, ours } from './parse.js';
 
 /** A nat postrouting base chain of another table, from `nft -j list chains`. */
 export interface NftNatChain {
@@ -25,15 +25,12 @@ const TABLE_FAMILIES: Readonly<Record<Family, readonly string[]>> = { ipv4: ['ip
 
 /** The other tables' nat postrouting base chains of a family that run at srcnat or before (the latest our chain runs). */
 export function natPostroutingChains(json: string, family: Family): NftNatChain[] {
-  const found: NftNatChain[] = [];
-  for (const o of nftObjects(json)) {
-    const c = o['chain'];
-    if (!isObject(c) || c['type'] !== 'nat' || c['hook'] !== 'postrouting' || (c['family'] === NFT_TABLE_FAMILY && c['table'] === NFT_TABLE)) continue;
+  return nftObjects(json).flatMap(({ chain: c }) => {
+    if (!isObject(c) || ours(c) || c['type'] !== 'nat' || c['hook'] !== 'postrouting') return [];
     const { family: f, table, name, prio } = c;
-    if (typeof f !== 'string' || typeof table !== 'string' || typeof name !== 'string' || typeof prio !== 'number') continue;
-    if (TABLE_FAMILIES[family].includes(f) && prio <= SRCNAT_PRIORITY) found.push({ family: f, table, chain: name, priority: prio });
-  }
-  return found;
+    if (typeof f !== 'string' || typeof table !== 'string' || typeof name !== 'string' || typeof prio !== 'number') return [];
+    return TABLE_FAMILIES[family].includes(f) && prio <= SRCNAT_PRIORITY ? [{ family: f, table, chain: name, priority: prio }] : [];
+  });
 }
 
 /** From `nft -j list chain ...`: the first translating statement of the chain, and the chains it jumps or goes to. */
