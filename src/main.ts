@@ -19,6 +19,8 @@ every config change.
 Flags:
 `;
 
+const KLOG_HELP = '  klog flags (--v, --logtostderr, --alsologtostderr, --log_dir, --vmodule, ...) are accepted.';
+
 /** The package version, read once from package.json next to the build output. */
 function readVersion(): string {
   try {
@@ -214,7 +216,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const flags = parseFlags(argv);
     if (flags.help) {
-      process.stdout.write(`${USAGE}${formatFlagHelp()}\n\n${COMMANDS_HELP}`);
+      process.stdout.write(`${USAGE}${formatFlagHelp()}\n${KLOG_HELP}\n\n${COMMANDS_HELP}`);
       return 0;
     }
     if (flags.version) {

@@ -21,38 +21,14 @@ export const OUTPUT_FLAG: FlagSpec = {
   help: 'Output format: text for people, json for scripts.',
 };
 
-/** How a command prints its data. */
-export type OutputFormat = 'text' | 'json';
-
 /**
  * The flags a command accepts: `shown` agent flags (listed in its help), its own `extra` flags,
  * and every other agent flag accepted silently, so the DaemonSet's args work unchanged.
  */
 export function commandFlagSpecs(shown: readonly string[], extra: readonly FlagSpec[] = []): FlagSpec[] {
-  const byName = new Map(AGENT_FLAGS.map((s) => [s.name, s]));
-  const visible = shown.map((name) => {
-    const spec = byName.get(name);
-    if (!spec) throw new Error(`no agent flag named ${name}`);
-    return spec;
-  });
+  const visible = shown.map((name) => AGENT_FLAGS.find((s) => s.name === name)!);
   const hidden = AGENT_FLAGS.filter((s) => !shown.includes(s.name)).map((s): FlagSpec => ({ ...s, ignored: true }));
   return [...visible, ...extra, ...hidden];
-}
-
-/**
- * Parses a command's argv with Go flag syntax, but lets flags and positional arguments mix
- * (`explain 10.1.2.3 --output json`). Everything after the first `--` is positional.
- */
-export function parseCommandArgs(argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
-  const dashdash = argv.indexOf('--');
-  if (dashdash < 0) return parseFlags(argv, specs, true);
-  const flags = parseFlags(argv.slice(0, dashdash), specs, true);
-  return { ...flags, positional: [...flags.positional, ...argv.slice(dashdash + 1)] };
-}
-
-/** The `--output` value of parsed flags. */
-function outputFormat(flags: ParsedFlags): OutputFormat {
-  return flags.values.get('output') === 'json' ? 'json' : 'text';
 }
 
 /** What a command's `--help` says. */
@@ -76,7 +52,7 @@ export function formatCommandHelp(help: CommandHelp, specs: readonly FlagSpec[])
     ...help.examples.map((e) => `  ${e}`),
     '',
     'Flags:',
-    formatFlagHelp(specs).replace(/\n {2}klog flags.*$/s, ''),
+    formatFlagHelp(specs),
     "  The agent's other flags (klog, --healthz-bind-address, ...) are accepted and ignored, so the DaemonSet's args can be reused.",
     '',
   ].join('\n');
@@ -107,12 +83,12 @@ export function describeEntryOrigin(cfg: CommandConfig, entry: CidrEntry): strin
 }
 
 /** What a command's body is given once the shared prologue has run. */
-export interface CommandContext<D extends CommandDeps = CommandDeps> {
+export interface CommandContext {
   readonly flags: ParsedFlags;
   readonly opts: AgentOptions;
-  readonly output: OutputFormat;
+  readonly output: 'text' | 'json';
   readonly io: CommandIo;
-  readonly deps: D;
+  readonly deps: CommandDeps;
   /** How to pick the backend as the agent would (its flags, the deps' runner), logging nothing. */
   readonly select: SelectOptions;
   /** Loads --config as the agent does; an invalid config ends the command with its `invalidConfig` message. */
@@ -120,7 +96,7 @@ export interface CommandContext<D extends CommandDeps = CommandDeps> {
 }
 
 /** One operator command: what is its own, for `defineCommand` to wrap in the shared prologue. */
-export interface CommandSpec<D extends CommandDeps = CommandDeps> {
+export interface CommandSpec {
   readonly name: string;
   readonly help: CommandHelp;
   /** The agent flags its help lists (the others are accepted silently). */
@@ -131,7 +107,7 @@ export interface CommandSpec<D extends CommandDeps = CommandDeps> {
   readonly takesArguments?: boolean;
   /** What an invalid config means to it: the words after `ip-masq-agent NAME: `, and the exit code. */
   readonly invalidConfig?: { readonly message: string; readonly exit: number };
-  run(ctx: CommandContext<D>): Promise<number>;
+  run(ctx: CommandContext): Promise<number>;
 }
 
 /** The `invalidConfig` of render and explain. */
@@ -145,13 +121,14 @@ class CommandStop extends Error {
 }
 
 /** Wraps a command's own part in the shared prologue: flags, --help, options, config, exit codes. */
-export function defineCommand<D extends CommandDeps>(spec: CommandSpec<D>): CommandFn<D> {
+export function defineCommand(spec: CommandSpec): CommandFn {
   const { name } = spec;
   const specs = commandFlagSpecs(spec.agentFlags, [...(spec.ownFlags ?? []), OUTPUT_FLAG]);
   const help = formatCommandHelp(spec.help, specs);
   return async (argv, io, deps) => {
     try {
-      const flags = parseCommandArgs(argv, specs);
+      // Flags and arguments mix (`explain 10.1.2.3 --output json`); after `--` all is positional.
+      const flags = parseFlags(argv, specs, true);
       if (flags.help) {
         io.stdout(help);
         return EXIT.ok;
@@ -168,8 +145,9 @@ export function defineCommand<D extends CommandDeps>(spec: CommandSpec<D>): Comm
           throw new CommandStop(spec.invalidConfig.exit);
         }
       };
+      const output = flags.values.get('output') === 'json' ? 'json' : 'text';
       const select: SelectOptions = { backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog };
-      return await spec.run({ flags, opts, output: outputFormat(flags), io, deps, select, loadConfig });
+      return await spec.run({ flags, opts, output, io, deps, select, loadConfig });
     } catch (e) {
       if (e instanceof CommandStop) return e.exit;
       if (!(e instanceof UsageError)) throw e;

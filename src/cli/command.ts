@@ -1,5 +1,7 @@
 // What every operator command shares: where it writes, what it needs, its exit codes. Light on
 // purpose: `main` reaches it through index.ts, so it must not import the config parser (and yaml).
+import type { CleanupTarget } from '../backends/backend.js';
+import type { openBackendReadOnly } from '../backends/select.js';
 import type { Runner } from '../exec/runner.js';
 import type { Logger } from '../observe/log.js';
 
@@ -13,10 +15,14 @@ export interface CommandIo {
 export interface CommandDeps {
   /** Runs iptables, nft, ...; status and cleanup use it (inside a namespace in tests). */
   readonly runner: Runner;
+  /** Opens the backend the agent would use, read-only (status, explain --counts); tests pass a fake. */
+  readonly openBackend?: typeof openBackendReadOnly;
+  /** What cleanup removes; tests replace the real targets. */
+  readonly targets?: (chain: string, runner: Runner) => CleanupTarget[];
 }
 
 /** An operator command: argv after the command name in, exit code out. */
-export type CommandFn<D extends CommandDeps = CommandDeps> = (argv: readonly string[], io: CommandIo, deps: D) => Promise<number>;
+export type CommandFn = (argv: readonly string[], io: CommandIo, deps: CommandDeps) => Promise<number>;
 
 /** Exit codes shared by the commands (each command's help says which it uses). */
 export const EXIT = {

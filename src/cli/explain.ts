@@ -146,16 +146,11 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
   }
 }
 
-/** explain's dependencies: the command deps, plus a backend opener tests can replace (for --counts). */
-export interface ExplainDeps extends CommandDeps {
-  readonly openBackend?: typeof openBackendReadOnly;
-}
-
 // Reasons a rule of ours decides; the others (local, out of scope, IPv6 off) never reach a counting rule.
 const COUNTED_REASONS = new Set(['masquerade', 'masquerade-cidr', 'snat', 'non-masquerade-cidr', 'link-local']);
 
 /** The connections the deciding rule counted, read from the backend the agent would use. */
-async function withConnections(answers: Explanation[], policy: Policy, deps: ExplainDeps, select: SelectOptions): Promise<Explanation[]> {
+async function withConnections(answers: Explanation[], policy: Policy, deps: CommandDeps, select: SelectOptions): Promise<Explanation[]> {
   const opened = await (deps.openBackend ?? openBackendReadOnly)(select);
   const counts: readonly DecisionCount[] = (await opened.backend.counters?.(policy.families)) ?? [];
   return answers.map((a) => {
@@ -171,7 +166,7 @@ function label(e: Explanation): string {
 }
 
 /** Runs `explain`; exit 0 answered, 1 invalid config, 2 usage error. */
-export const runExplain = defineCommand<ExplainDeps>({
+export const runExplain = defineCommand({
   name: 'explain',
   help: HELP,
   agentFlags: ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend', 'postrouting-position', 'iptables-masquerade-bit', 'iptables-mode', 'masq-chain'],

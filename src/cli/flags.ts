@@ -123,7 +123,7 @@ const BOOL_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
 /**
  * Parses argv as Go's `flag` package does: `-name`, `--name`, `-name=value`, `--name value`
  * (not for bools), `--bool=false`; parsing stops at the first non-flag argument or `--`, unless
- * `interleaved`, which takes every non-flag argument as positional and reads on.
+ * `interleaved`, which takes every non-flag argument as positional and reads on (up to `--`).
  */
 export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] = AGENT_FLAGS, interleaved = false): ParsedFlags {
   const byName = new Map(specs.map((s) => [s.name, s]));
@@ -263,6 +263,5 @@ export function formatFlagHelp(specs: readonly FlagSpec[] = AGENT_FLAGS): string
       const def = s.default === '' ? '' : ` (default ${JSON.stringify(s.default)})`;
       return `  --${s.name}${type}\n        ${s.help}${def}`;
     })
-    .join('\n')
-    .concat('\n  klog flags (--v, --logtostderr, --alsologtostderr, --log_dir, --vmodule, ...) are accepted.');
+    .join('\n');
 }
