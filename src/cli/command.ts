@@ -3,6 +3,7 @@
 import type { CleanupTarget } from '../backends/backend.js';
 import type { openBackendReadOnly } from '../backends/select.js';
 import type { Runner } from '../exec/runner.js';
+import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
 
 /** Where a command writes: data to stdout, diagnostics to stderr. */
@@ -35,6 +36,9 @@ export const EXIT = {
   /** The command could not look: tool missing, permission denied, unreadable config. */
   cannotCheck: 3,
 } as const;
+
+/** A family as people write it, in every command's text output. */
+export const FAMILY_NAME: Readonly<Record<Family, string>> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 /** Prints JSON data with a trailing newline. */
 export function writeJson(io: CommandIo, value: unknown): void {

@@ -3,13 +3,12 @@
 // evaluates the same policy the rules are rendered from.
 import type { BackendFacts } from '../backends/backend.js';
 import { createRenderOnlyBackend, openBackendReadOnly, type SelectOptions } from '../backends/select.js';
-import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
+import { CidrError, formatCidr, parseIp, type Family, type IpAddress } from '../net/cidr.js';
 import { UsageError, errorMessage, type ConfigIssue } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
 import { EXIT, writeJson, type CommandDeps } from './command.js';
-import { countOfDecision } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
 import type { FlagSpec } from './flags.js';
 
@@ -148,6 +147,13 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
 
 // Reasons a rule of ours decides; the others (local, out of scope, IPv6 off) never reach a counting rule.
 const COUNTED_REASONS = new Set(['masquerade', 'masquerade-cidr', 'snat', 'non-masquerade-cidr', 'link-local']);
+
+/** The count of the entry that decided a destination (undefined: the default), when one counter stands for it alone. */
+function countOfDecision(counts: readonly DecisionCount[], family: Family, match: { readonly list: string; readonly text: string } | undefined): DecisionCount | undefined {
+  const same = counts.filter((c) => c.family === family && (match === undefined ? c.list === 'default' : c.list === match.list && c.cidr === match.text));
+  // The same CIDR twice, or nft's one masquerade rule for two lists: no one count is the entry's.
+  return same.length === 1 ? same[0] : undefined;
+}
 
 /** The connections the deciding rule counted, read from the backend the agent would use. */
 async function withConnections(answers: Explanation[], policy: Policy, deps: CommandDeps, select: SelectOptions): Promise<Explanation[]> {

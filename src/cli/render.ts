@@ -5,9 +5,8 @@ import type { RenderedPayload } from '../backends/backend.js';
 import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.js';
 import { formatIssue } from '../errors.js';
 import { buildPolicy } from '../policy/build.js';
-import { FAMILY_NAME } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, type CommandHelp } from './command-shape.js';
-import { EXIT, writeJson } from './command.js';
+import { EXIT, FAMILY_NAME, writeJson } from './command.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent render [--backend=iptables|nftables] [flags] [--config PATH]',

@@ -7,10 +7,10 @@ import type { ShadowingRule } from '../backends/shadow-owner.js';
 import { CommandError, errorMessage } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
+import type { DecisionCount } from '../policy/types.js';
 import { buildPolicy } from '../policy/build.js';
-import { FAMILY_NAME, formatCountLines } from './counts-text.js';
 import { defineCommand, type CommandHelp } from './command-shape.js';
-import { EXIT, writeJson, type CommandIo } from './command.js';
+import { EXIT, FAMILY_NAME, writeJson, type CommandIo } from './command.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent status [flags] [--config PATH]',
@@ -78,6 +78,21 @@ export function formatComparison(c: FamilyComparison): string {
         : `${name}: drifted: ${c.missing.length} missing, ${c.unexpected.length} unexpected`;
   const lines = [...c.missing.map((l) => `  - ${l}`), ...c.unexpected.map((l) => `  + ${l}`), ...shadowing];
   return `${[head, ...lines].join('\n')}\n`;
+}
+
+// Connections per decision are read from the rules' own counters (a nat rule counts the first
+// packet of each connection), so they start at 0 whenever the agent rewrites its rules.
+
+/** What a count stands for: `keep 10.0.0.0/8 (nonMasqueradeCIDRs)`, `masquerade (the catch-all rule)`. */
+function describeCount(c: DecisionCount): string {
+  if (c.cidr !== undefined) return `${c.action} ${c.cidr} (${c.list})`;
+  return c.list === 'default' ? `${c.action} (the catch-all rule)` : `${c.action} (every ${c.list} entry)`;
+}
+
+/** The lines `status` prints: one per counted entry, the count right-aligned. */
+function formatCountLines(counts: readonly DecisionCount[]): string[] {
+  const width = Math.max(0, ...counts.map((c) => String(c.packets).length));
+  return counts.map((c) => `  ${FAMILY_NAME[c.family]}  ${String(c.packets).padStart(width)}  ${describeCount(c)}`);
 }
 
 function cannotCheck(io: CommandIo, what: string, e: unknown): number {
