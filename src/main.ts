@@ -181,8 +181,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     force.unref();
     void agent.stop().then(() => process.exit(0));
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => shutdown(signal));
   const noteSignal = (msg: string): (() => void) =>
     coalesceNotes({ windowMs: SIGNAL_NOTE_WINDOW_MS, setTimer: systemClock.setTimer, note: (count) => log.info(msg, count === undefined ? {} : { signals: count }) });
   const noteSighup = noteSignal('SIGHUP: reloading config');

@@ -41,23 +41,6 @@ export interface CommandHelp {
   readonly examples: readonly string[];
 }
 
-/** Formats a command's help: usage, description, examples, then its flags. */
-export function formatCommandHelp(help: CommandHelp, specs: readonly FlagSpec[]): string {
-  return [
-    `Usage: ${help.usage}`,
-    '',
-    help.description.trim(),
-    '',
-    'Examples:',
-    ...help.examples.map((e) => `  ${e}`),
-    '',
-    'Flags:',
-    formatFlagHelp(specs),
-    "  The agent's other flags (klog, --healthz-bind-address, ...) are accepted and ignored, so the DaemonSet's args can be reused.",
-    '',
-  ].join('\n');
-}
-
 /** A config loaded for a command, and the path asked for. */
 export interface CommandConfig extends LoadedConfig {
   readonly path: string;
@@ -124,7 +107,20 @@ class CommandStop extends Error {
 export function defineCommand(spec: CommandSpec): CommandFn {
   const { name } = spec;
   const specs = commandFlagSpecs(spec.agentFlags, [...(spec.ownFlags ?? []), OUTPUT_FLAG]);
-  const help = formatCommandHelp(spec.help, specs);
+  const { usage, description, examples } = spec.help;
+  const help = [
+    `Usage: ${usage}`,
+    '',
+    description.trim(),
+    '',
+    'Examples:',
+    ...examples.map((e) => `  ${e}`),
+    '',
+    'Flags:',
+    formatFlagHelp(specs),
+    "  The agent's other flags (klog, --healthz-bind-address, ...) are accepted and ignored, so the DaemonSet's args can be reused.",
+    '',
+  ].join('\n');
   return async (argv, io, deps) => {
     try {
       // Flags and arguments mix (`explain 10.1.2.3 --output json`); after `--` all is positional.

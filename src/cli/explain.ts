@@ -3,7 +3,7 @@
 // evaluates the same policy the rules are rendered from.
 import type { BackendFacts } from '../backends/backend.js';
 import { createRenderOnlyBackend, openBackendReadOnly, type SelectOptions } from '../backends/select.js';
-import { CidrError, formatCidr, parseIp, type Family, type IpAddress } from '../net/cidr.js';
+import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
 import { UsageError, errorMessage, type ConfigIssue } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
@@ -148,11 +148,12 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
 // Reasons a rule of ours decides; the others (local, out of scope, IPv6 off) never reach a counting rule.
 const COUNTED_REASONS = new Set(['masquerade', 'masquerade-cidr', 'snat', 'non-masquerade-cidr', 'link-local']);
 
-/** The count of the entry that decided a destination (undefined: the default), when one counter stands for it alone. */
-function countOfDecision(counts: readonly DecisionCount[], family: Family, match: { readonly list: string; readonly text: string } | undefined): DecisionCount | undefined {
-  const same = counts.filter((c) => c.family === family && (match === undefined ? c.list === 'default' : c.list === match.list && c.cidr === match.text));
+/** The count of the entry that decided an answer (no match: the default), when one counter stands for it alone. */
+function countOf(counts: readonly DecisionCount[], a: Explanation): DecisionCount | undefined {
+  const m = a.match;
+  const same = counts.filter((c) => c.family === a.family && (m === undefined ? c.list === 'default' : c.list === m.list && c.cidr === m.cidr));
   // The same CIDR twice, or nft's one masquerade rule for two lists: no one count is the entry's.
-  return same.length === 1 ? same[0] : undefined;
+  return COUNTED_REASONS.has(a.reason) && same.length === 1 ? same[0] : undefined;
 }
 
 /** The connections the deciding rule counted, read from the backend the agent would use. */
@@ -160,7 +161,7 @@ async function withConnections(answers: Explanation[], policy: Policy, deps: Com
   const opened = await (deps.openBackend ?? openBackendReadOnly)(select);
   const counts: readonly DecisionCount[] = (await opened.backend.counters?.(policy.families)) ?? [];
   return answers.map((a) => {
-    const c = COUNTED_REASONS.has(a.reason) ? countOfDecision(counts, a.family, a.match && { list: a.match.list, text: a.match.cidr }) : undefined;
+    const c = countOf(counts, a);
     return c === undefined ? a : { ...a, connections: c.packets };
   });
 }
