@@ -104,40 +104,32 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 
 /** Explains one verdict for people and scripts alike. */
 export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']): Explanation {
-  const base = { destination, family: v.family };
-  const keep = (reason: string, explanation: string, match?: Explanation['match']): Explanation => ({ ...base, masquerade: false, action: 'keep', reason, ...(match && { match }), explanation });
-  // A masquerade or SNAT answer: keep's fields, and the rule's options before the sentence.
-  const rule = v.masquerade ? { randomFully: v.randomFully, toPorts: v.toPorts.map((r) => r.text) } : {};
-  const translate = (head: Pick<Explanation, 'action' | 'toSource' | 'reason' | 'match'>, explanation: string): Explanation => ({ ...base, masquerade: true, ...head, ...rule, explanation });
+  const head = { destination, family: v.family, masquerade: v.masquerade };
+  const m = 'match' in v ? v.match : undefined;
+  const match = m && { match: { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) } };
+  const matched = m && `matches ${m.text} from ${describeEntryOrigin(cfg, m)}`;
+  const over = 'overrides' in v ? overridesText(cfg, v.overrides) : '';
+  const keep = (reason: string, explanation: string): Explanation => ({ ...head, action: 'keep', reason, ...match, explanation });
+  if (v.masquerade) {
+    // A masquerade or SNAT answer: keep's fields, and the rule's options before the sentence.
+    const toSource = m?.action.kind === 'snat' ? m.action.toSourceText : undefined;
+    const action = toSource === undefined ? { action: 'masquerade' as const } : { action: 'snat' as const, toSource };
+    const rule = { randomFully: v.randomFully, toPorts: v.toPorts.map((r) => r.text) };
+    const why = m === undefined ? 'no non-masquerade CIDR matches' : `${matched} (${m.list})${over}`;
+    return { ...head, ...action, reason: v.reason === 'default' ? 'masquerade' : v.reason, ...match, ...rule, explanation: `${why}; ${masqueradeRule(v, backend, toSource)}` };
+  }
   switch (v.reason) {
-    case 'masquerade-cidr':
-    case 'snat': {
-      const m = v.match;
-      const match = { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) };
-      const toSource = m.action.kind === 'snat' ? m.action.toSourceText : undefined;
-      const action = toSource === undefined ? { action: 'masquerade' as const } : { action: 'snat' as const, toSource };
-      const explanation = `matches ${m.text} from ${describeEntryOrigin(cfg, m)} (${m.list})${overridesText(cfg, v.overrides)}; ${masqueradeRule(v, backend, toSource)}`;
-      return translate({ ...action, reason: v.reason, match }, explanation);
-    }
     case 'source-out-of-scope':
       return keep(
         'source-out-of-scope',
         `the source is outside masqueradeSourceCIDRs (${v.sources.map((s) => s.text).join(', ') || `none of ${v.family}`}): only traffic from those sources is ever masqueraded or SNATed`,
       );
-    case 'default':
-      return translate({ action: 'masquerade', reason: 'masquerade' }, `no non-masquerade CIDR matches; ${masqueradeRule(v, backend)}`);
-    case 'exempt': {
-      const m = v.match;
-      const pos = positionOf(cfg, m);
-      const match = { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...pos };
-      const over = overridesText(cfg, v.overrides);
-      if (m.list === 'link-local') {
+    case 'exempt':
+      if (v.match.list === 'link-local') {
         const key = v.family === 'ipv4' ? 'masqLinkLocal' : 'masqLinkLocalIPv6';
-        return keep('link-local', `link-local ${m.text} is not masqueraded while ${key} is false${over}`, match);
+        return keep('link-local', `link-local ${v.match.text} is not masqueraded while ${key} is false${over}`);
       }
-      const origin = describeEntryOrigin(cfg, m);
-      return keep('non-masquerade-cidr', `matches ${m.text} from ${origin}${over}`, match);
-    }
+      return keep('non-masquerade-cidr', `${matched}${over}`);
     case 'local':
       return keep('local', 'a local address of the node (--local): the POSTROUTING jump skips LOCAL destinations');
     case 'family-disabled':
