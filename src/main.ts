@@ -97,11 +97,9 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs });
   installLastResort(log, processRunner, output);
   const runner = tracingRunner(processRunner, log);
-  // Settled at once, so that a failure waits, unreported, until it is awaited below.
-  const selection = selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 }).then(
-    (backend) => ({ backend }),
-    (error: unknown) => ({ error }),
-  );
+  const selection = selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 });
+  // Handled at once, so that a failure waits, unreported, until it is awaited below.
+  selection.catch(() => undefined);
   // The rest of the agent loads while selection's first commands run in their processes: one turn
   // of the event loop first, so that every command selection starts at once has been spawned.
   await new Promise((resolve) => setImmediate(resolve));
@@ -123,12 +121,10 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     systemClock,
     watchConfig,
   } = await import('./agent-runtime.js');
-  const selected = await selection;
-  if ('error' in selected) {
-    log.error('cannot start: no usable netfilter backend', { error: (selected.error as Error).message });
-    process.exit(1);
-  }
-  const backend = selected.backend;
+  const backend = await selection.catch((e: unknown) => {
+    log.error('cannot start: no usable netfilter backend', { error: (e as Error).message });
+    return process.exit(1);
+  });
   // Read at scrape time (the counts at most once per 5 s); `agent` exists by the first scrape.
   const decisionCounts = createDecisionCounts({
     read: async () => (await backend.counters?.(agent.policy()?.families ?? [])) ?? [],

@@ -45,13 +45,11 @@ export interface FamilyComparison {
 function subtract(a: OwnedState, b: OwnedState): string[] {
   const left = new Map<string, number>();
   for (const l of b) left.set(l, (left.get(l) ?? 0) + 1);
-  const out: string[] = [];
-  for (const l of a) {
+  return a.filter((l) => {
     const n = left.get(l) ?? 0;
-    if (n > 0) left.set(l, n - 1);
-    else out.push(l);
-  }
-  return out;
+    left.set(l, n - 1);
+    return n <= 0;
+  });
 }
 
 /** Compares one family's live state with the wanted one (order matters: rules match first-wins). */
