@@ -96,13 +96,6 @@ export interface CommandSpec {
 /** The `invalidConfig` of render and explain. */
 export const KEEPS_LAST_GOOD_RULES = { message: 'the config is invalid; the agent would keep its last good rules', exit: EXIT.failed };
 
-/** Ends a command with an exit code once its message has been written. */
-class CommandStop extends Error {
-  constructor(readonly exit: number) {
-    super(`exit ${exit}`);
-  }
-}
-
 /** Wraps a command's own part in the shared prologue: flags, --help, options, config, exit codes. */
 export function defineCommand(spec: CommandSpec): CommandFn {
   const { name } = spec;
@@ -132,20 +125,16 @@ export function defineCommand(spec: CommandSpec): CommandFn {
       const opts = agentOptionsFromFlags(flags);
       const extra = flags.positional[0];
       if (!spec.takesArguments && extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-      const loadConfig = async (): Promise<CommandConfig> => {
-        try {
-          return await loadCommandConfig(opts.configPath, opts.config);
-        } catch (e) {
-          if (!(e instanceof ConfigError) || spec.invalidConfig === undefined) throw e;
-          io.stderr(`ip-masq-agent ${name}: ${spec.invalidConfig.message}:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
-          throw new CommandStop(spec.invalidConfig.exit);
-        }
-      };
+      const loadConfig = (): Promise<CommandConfig> => loadCommandConfig(opts.configPath, opts.config);
       const output = flags.values.get('output') === 'json' ? 'json' : 'text';
       const select: SelectOptions = { backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog };
       return await spec.run({ flags, opts, output, io, deps, select, loadConfig });
     } catch (e) {
-      if (e instanceof CommandStop) return e.exit;
+      // Only loadConfig throws a ConfigError (the config module is the one that makes them).
+      if (e instanceof ConfigError && spec.invalidConfig !== undefined) {
+        io.stderr(`ip-masq-agent ${name}: ${spec.invalidConfig.message}:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
+        return spec.invalidConfig.exit;
+      }
       if (!(e instanceof UsageError)) throw e;
       io.stderr(`ip-masq-agent ${name}: ${e.message}\nRun 'ip-masq-agent ${name} --help' for usage.\n`);
       return EXIT.usage;
