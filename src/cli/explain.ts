@@ -106,17 +106,18 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']): Explanation {
   const head = { destination, family: v.family, masquerade: v.masquerade };
   const m = 'match' in v ? v.match : undefined;
-  const match = m && { match: { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) } };
+  const match = m && { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) };
   const matched = m && `matches ${m.text} from ${describeEntryOrigin(cfg, m)}`;
   const over = 'overrides' in v ? overridesText(cfg, v.overrides) : '';
-  const keep = (reason: string, explanation: string): Explanation => ({ ...head, action: 'keep', reason, ...match, explanation });
+  const keep = (reason: string, explanation: string): Explanation => ({ ...head, action: 'keep', reason, ...(match && { match }), explanation });
   if (v.masquerade) {
     // A masquerade or SNAT answer: keep's fields, and the rule's options before the sentence.
     const toSource = m?.action.kind === 'snat' ? m.action.toSourceText : undefined;
     const action = toSource === undefined ? { action: 'masquerade' as const } : { action: 'snat' as const, toSource };
     const rule = { randomFully: v.randomFully, toPorts: v.toPorts.map((r) => r.text) };
     const why = m === undefined ? 'no non-masquerade CIDR matches' : `${matched} (${m.list})${over}`;
-    return { ...head, ...action, reason: v.reason === 'default' ? 'masquerade' : v.reason, ...match, ...rule, explanation: `${why}; ${masqueradeRule(v, backend, toSource)}` };
+    const explanation = `${why}; ${masqueradeRule(v, backend, toSource)}`;
+    return { ...head, ...action, reason: v.reason === 'default' ? 'masquerade' : v.reason, ...(match && { match }), ...rule, explanation };
   }
   switch (v.reason) {
     case 'source-out-of-scope':
