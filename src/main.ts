@@ -19,6 +19,8 @@ every config change.
 Flags:
 `;
 
+const KLOG_HELP = '  klog flags (--v, --logtostderr, --alsologtostderr, --log_dir, --vmodule, ...) are accepted.';
+
 /** The package version, read once from package.json next to the build output. */
 function readVersion(): string {
   try {
@@ -95,11 +97,9 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   const processRunner = createRunner({ timeoutMs: opts.commandTimeoutMs });
   installLastResort(log, processRunner, output);
   const runner = tracingRunner(processRunner, log);
-  // Settled at once, so that a failure waits, unreported, until it is awaited below.
-  const selection = selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 }).then(
-    (backend) => ({ backend }),
-    (error: unknown) => ({ error }),
-  );
+  const selection = selectBackend({ backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner, log, enableIPv6: opts.policy.enableIPv6 });
+  // Handled at once, so that a failure waits, unreported, until it is awaited below.
+  selection.catch(() => undefined);
   // The rest of the agent loads while selection's first commands run in their processes: one turn
   // of the event loop first, so that every command selection starts at once has been spawned.
   await new Promise((resolve) => setImmediate(resolve));
@@ -121,12 +121,10 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     systemClock,
     watchConfig,
   } = await import('./agent-runtime.js');
-  const selected = await selection;
-  if ('error' in selected) {
-    log.error('cannot start: no usable netfilter backend', { error: (selected.error as Error).message });
-    process.exit(1);
-  }
-  const backend = selected.backend;
+  const backend = await selection.catch((e: unknown) => {
+    log.error('cannot start: no usable netfilter backend', { error: (e as Error).message });
+    return process.exit(1);
+  });
   // Read at scrape time (the counts at most once per 5 s); `agent` exists by the first scrape.
   const decisionCounts = createDecisionCounts({
     read: async () => (await backend.counters?.(agent.policy()?.families ?? [])) ?? [],
@@ -179,8 +177,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     force.unref();
     void agent.stop().then(() => process.exit(0));
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => shutdown(signal));
   const noteSignal = (msg: string): (() => void) =>
     coalesceNotes({ windowMs: SIGNAL_NOTE_WINDOW_MS, setTimer: systemClock.setTimer, note: (count) => log.info(msg, count === undefined ? {} : { signals: count }) });
   const noteSighup = noteSignal('SIGHUP: reloading config');
@@ -214,7 +211,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const flags = parseFlags(argv);
     if (flags.help) {
-      process.stdout.write(`${USAGE}${formatFlagHelp()}\n\n${COMMANDS_HELP}`);
+      process.stdout.write(`${USAGE}${formatFlagHelp()}\n${KLOG_HELP}\n\n${COMMANDS_HELP}`);
       return 0;
     }
     if (flags.version) {

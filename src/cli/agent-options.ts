@@ -5,30 +5,15 @@ import { parseBindAddress } from '../server/bind-address.js';
 import type { PolicyOptions } from '../policy/build.js';
 import type { PortRange, PostroutingPosition } from '../policy/types.js';
 import { quoteExcerpt } from '../excerpt.js';
-import type { ConfigOptions } from '../config/config.js';
 import type { ParsedFlags } from './flags.js';
 import { cidrCapForFlags } from '../limits.js';
 import { parseGoDuration } from '../config/duration.js';
 
 /** Everything the agent takes from its flags, typed and validated. */
-export interface AgentOptions {
-  readonly configPath: string;
-  readonly chain: string;
-  readonly config: ConfigOptions;
-  readonly policy: PolicyOptions;
-  readonly backend: BackendChoice;
-  readonly iptablesMode: IptablesModeChoice;
-  readonly healthzBindAddress: string;
-  readonly metricsBindAddress: string;
-  readonly verbosity: number;
-  /** `--command-timeout`: the deadline of each iptables/nft command, in milliseconds. */
-  readonly commandTimeoutMs: number;
-  /** `--conntrack-delete-tcp`: stale-NAT deletion takes tcp and sctp connections too. */
-  readonly conntrackDeleteTcp: boolean;
-}
+export type AgentOptions = ReturnType<typeof agentOptionsFromFlags>;
 
 /** Turns parsed flags into typed agent options; throws UsageError on a bad value. */
-export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
+export function agentOptionsFromFlags(flags: ParsedFlags) {
   const get = (name: string): string => flags.values.get(name) ?? '';
   const bool = (name: string): boolean => get(name) === 'true';
   const enableIPv6 = bool('enable-ipv6');
@@ -55,7 +40,9 @@ export function agentOptionsFromFlags(flags: ParsedFlags): AgentOptions {
     healthzBindAddress: get('healthz-bind-address'),
     metricsBindAddress: get('metrics-bind-address'),
     verbosity: Number(get('v')),
+    /** `--command-timeout`: the deadline of each iptables/nft command, in milliseconds. */
     commandTimeoutMs: parseCommandTimeout(get('command-timeout')),
+    /** `--conntrack-delete-tcp`: stale-NAT deletion takes tcp and sctp connections too. */
     conntrackDeleteTcp: bool('conntrack-delete-tcp'),
   };
 }

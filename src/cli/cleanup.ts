@@ -6,9 +6,8 @@ import type { CleanupTarget, Inspection } from '../backends/backend.js';
 import { NFT_TABLE_REF } from '../backends/nftables/names.js';
 import { defaultCleanupTargets } from '../backends/select.js';
 import { errorMessage } from '../errors.js';
-import type { Runner } from '../exec/runner.js';
 import { defineCommand, type CommandHelp } from './command-shape.js';
-import { EXIT, writeJson, type CommandDeps } from './command.js';
+import { EXIT, writeJson } from './command.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent cleanup [flags]',
@@ -26,11 +25,6 @@ Exit status: 0 nothing of the agent's is left, 1 something could not be removed 
     'ip-masq-agent cleanup --masq-chain=MY-MASQ --output json',
   ],
 };
-
-/** cleanup's dependencies: the command deps, plus the targets tests can replace. */
-export interface CleanupDeps extends CommandDeps {
-  readonly targets?: (chain: string, runner: Runner) => CleanupTarget[];
-}
 
 /** What happened at one target. */
 interface Outcome {
@@ -59,7 +53,7 @@ async function cleanTarget(t: CleanupTarget): Promise<Outcome> {
 }
 
 /** Runs `cleanup`; exit 0 nothing left, 1 something left or not checked, 2 usage error. */
-export const runCleanup = defineCommand<CleanupDeps>({
+export const runCleanup = defineCommand({
   name: 'cleanup',
   help: HELP,
   agentFlags: ['masq-chain'],

@@ -21,38 +21,14 @@ export const OUTPUT_FLAG: FlagSpec = {
   help: 'Output format: text for people, json for scripts.',
 };
 
-/** How a command prints its data. */
-export type OutputFormat = 'text' | 'json';
-
 /**
  * The flags a command accepts: `shown` agent flags (listed in its help), its own `extra` flags,
  * and every other agent flag accepted silently, so the DaemonSet's args work unchanged.
  */
 export function commandFlagSpecs(shown: readonly string[], extra: readonly FlagSpec[] = []): FlagSpec[] {
-  const byName = new Map(AGENT_FLAGS.map((s) => [s.name, s]));
-  const visible = shown.map((name) => {
-    const spec = byName.get(name);
-    if (!spec) throw new Error(`no agent flag named ${name}`);
-    return spec;
-  });
+  const visible = shown.map((name) => AGENT_FLAGS.find((s) => s.name === name)!);
   const hidden = AGENT_FLAGS.filter((s) => !shown.includes(s.name)).map((s): FlagSpec => ({ ...s, ignored: true }));
   return [...visible, ...extra, ...hidden];
-}
-
-/**
- * Parses a command's argv with Go flag syntax, but lets flags and positional arguments mix
- * (`explain 10.1.2.3 --output json`). Everything after the first `--` is positional.
- */
-export function parseCommandArgs(argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
-  const dashdash = argv.indexOf('--');
-  if (dashdash < 0) return parseFlags(argv, specs, true);
-  const flags = parseFlags(argv.slice(0, dashdash), specs, true);
-  return { ...flags, positional: [...flags.positional, ...argv.slice(dashdash + 1)] };
-}
-
-/** The `--output` value of parsed flags. */
-function outputFormat(flags: ParsedFlags): OutputFormat {
-  return flags.values.get('output') === 'json' ? 'json' : 'text';
 }
 
 /** What a command's `--help` says. */
@@ -63,23 +39,6 @@ export interface CommandHelp {
   readonly description: string;
   /** One or more example command lines, with a comment each. */
   readonly examples: readonly string[];
-}
-
-/** Formats a command's help: usage, description, examples, then its flags. */
-export function formatCommandHelp(help: CommandHelp, specs: readonly FlagSpec[]): string {
-  return [
-    `Usage: ${help.usage}`,
-    '',
-    help.description.trim(),
-    '',
-    'Examples:',
-    ...help.examples.map((e) => `  ${e}`),
-    '',
-    'Flags:',
-    formatFlagHelp(specs).replace(/\n {2}klog flags.*$/s, ''),
-    "  The agent's other flags (klog, --healthz-bind-address, ...) are accepted and ignored, so the DaemonSet's args can be reused.",
-    '',
-  ].join('\n');
 }
 
 /** A config loaded for a command, and the path asked for. */
@@ -107,12 +66,12 @@ export function describeEntryOrigin(cfg: CommandConfig, entry: CidrEntry): strin
 }
 
 /** What a command's body is given once the shared prologue has run. */
-export interface CommandContext<D extends CommandDeps = CommandDeps> {
+export interface CommandContext {
   readonly flags: ParsedFlags;
   readonly opts: AgentOptions;
-  readonly output: OutputFormat;
+  readonly output: 'text' | 'json';
   readonly io: CommandIo;
-  readonly deps: D;
+  readonly deps: CommandDeps;
   /** How to pick the backend as the agent would (its flags, the deps' runner), logging nothing. */
   readonly select: SelectOptions;
   /** Loads --config as the agent does; an invalid config ends the command with its `invalidConfig` message. */
@@ -120,7 +79,7 @@ export interface CommandContext<D extends CommandDeps = CommandDeps> {
 }
 
 /** One operator command: what is its own, for `defineCommand` to wrap in the shared prologue. */
-export interface CommandSpec<D extends CommandDeps = CommandDeps> {
+export interface CommandSpec {
   readonly name: string;
   readonly help: CommandHelp;
   /** The agent flags its help lists (the others are accepted silently). */
@@ -131,27 +90,34 @@ export interface CommandSpec<D extends CommandDeps = CommandDeps> {
   readonly takesArguments?: boolean;
   /** What an invalid config means to it: the words after `ip-masq-agent NAME: `, and the exit code. */
   readonly invalidConfig?: { readonly message: string; readonly exit: number };
-  run(ctx: CommandContext<D>): Promise<number>;
+  run(ctx: CommandContext): Promise<number>;
 }
 
 /** The `invalidConfig` of render and explain. */
 export const KEEPS_LAST_GOOD_RULES = { message: 'the config is invalid; the agent would keep its last good rules', exit: EXIT.failed };
 
-/** Ends a command with an exit code once its message has been written. */
-class CommandStop extends Error {
-  constructor(readonly exit: number) {
-    super(`exit ${exit}`);
-  }
-}
-
 /** Wraps a command's own part in the shared prologue: flags, --help, options, config, exit codes. */
-export function defineCommand<D extends CommandDeps>(spec: CommandSpec<D>): CommandFn<D> {
+export function defineCommand(spec: CommandSpec): CommandFn {
   const { name } = spec;
   const specs = commandFlagSpecs(spec.agentFlags, [...(spec.ownFlags ?? []), OUTPUT_FLAG]);
-  const help = formatCommandHelp(spec.help, specs);
+  const { usage, description, examples } = spec.help;
+  const help = [
+    `Usage: ${usage}`,
+    '',
+    description.trim(),
+    '',
+    'Examples:',
+    ...examples.map((e) => `  ${e}`),
+    '',
+    'Flags:',
+    formatFlagHelp(specs),
+    "  The agent's other flags (klog, --healthz-bind-address, ...) are accepted and ignored, so the DaemonSet's args can be reused.",
+    '',
+  ].join('\n');
   return async (argv, io, deps) => {
     try {
-      const flags = parseCommandArgs(argv, specs);
+      // Flags and arguments mix (`explain 10.1.2.3 --output json`); after `--` all is positional.
+      const flags = parseFlags(argv, specs, true);
       if (flags.help) {
         io.stdout(help);
         return EXIT.ok;
@@ -159,19 +125,16 @@ export function defineCommand<D extends CommandDeps>(spec: CommandSpec<D>): Comm
       const opts = agentOptionsFromFlags(flags);
       const extra = flags.positional[0];
       if (!spec.takesArguments && extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-      const loadConfig = async (): Promise<CommandConfig> => {
-        try {
-          return await loadCommandConfig(opts.configPath, opts.config);
-        } catch (e) {
-          if (!(e instanceof ConfigError) || spec.invalidConfig === undefined) throw e;
-          io.stderr(`ip-masq-agent ${name}: ${spec.invalidConfig.message}:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
-          throw new CommandStop(spec.invalidConfig.exit);
-        }
-      };
+      const loadConfig = (): Promise<CommandConfig> => loadCommandConfig(opts.configPath, opts.config);
+      const output = flags.values.get('output') === 'json' ? 'json' : 'text';
       const select: SelectOptions = { backend: opts.backend, iptablesMode: opts.iptablesMode, chain: opts.chain, runner: deps.runner, log: silentLog };
-      return await spec.run({ flags, opts, output: outputFormat(flags), io, deps, select, loadConfig });
+      return await spec.run({ flags, opts, output, io, deps, select, loadConfig });
     } catch (e) {
-      if (e instanceof CommandStop) return e.exit;
+      // Only loadConfig throws a ConfigError (the config module is the one that makes them).
+      if (e instanceof ConfigError && spec.invalidConfig !== undefined) {
+        io.stderr(`ip-masq-agent ${name}: ${spec.invalidConfig.message}:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`);
+        return spec.invalidConfig.exit;
+      }
       if (!(e instanceof UsageError)) throw e;
       io.stderr(`ip-masq-agent ${name}: ${e.message}\nRun 'ip-masq-agent ${name} --help' for usage.\n`);
       return EXIT.usage;

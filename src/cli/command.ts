@@ -1,6 +1,9 @@
 // What every operator command shares: where it writes, what it needs, its exit codes. Light on
 // purpose: `main` reaches it through index.ts, so it must not import the config parser (and yaml).
+import type { CleanupTarget } from '../backends/backend.js';
+import type { openBackendReadOnly } from '../backends/select.js';
 import type { Runner } from '../exec/runner.js';
+import type { Family } from '../net/cidr.js';
 import type { Logger } from '../observe/log.js';
 
 /** Where a command writes: data to stdout, diagnostics to stderr. */
@@ -13,10 +16,14 @@ export interface CommandIo {
 export interface CommandDeps {
   /** Runs iptables, nft, ...; status and cleanup use it (inside a namespace in tests). */
   readonly runner: Runner;
+  /** Opens the backend the agent would use, read-only (status, explain --counts); tests pass a fake. */
+  readonly openBackend?: typeof openBackendReadOnly;
+  /** What cleanup removes; tests replace the real targets. */
+  readonly targets?: (chain: string, runner: Runner) => CleanupTarget[];
 }
 
 /** An operator command: argv after the command name in, exit code out. */
-export type CommandFn<D extends CommandDeps = CommandDeps> = (argv: readonly string[], io: CommandIo, deps: D) => Promise<number>;
+export type CommandFn = (argv: readonly string[], io: CommandIo, deps: CommandDeps) => Promise<number>;
 
 /** Exit codes shared by the commands (each command's help says which it uses). */
 export const EXIT = {
@@ -29,6 +36,9 @@ export const EXIT = {
   /** The command could not look: tool missing, permission denied, unreadable config. */
   cannotCheck: 3,
 } as const;
+
+/** A family as people write it, in every command's text output. */
+export const FAMILY_NAME: Readonly<Record<Family, string>> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 /** Prints JSON data with a trailing newline. */
 export function writeJson(io: CommandIo, value: unknown): void {

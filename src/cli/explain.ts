@@ -9,7 +9,6 @@ import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
 import { EXIT, writeJson, type CommandDeps } from './command.js';
-import { countOfDecision } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
 import type { FlagSpec } from './flags.js';
 
@@ -105,40 +104,33 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 
 /** Explains one verdict for people and scripts alike. */
 export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']): Explanation {
-  const base = { destination, family: v.family };
-  const keep = (reason: string, explanation: string, match?: Explanation['match']): Explanation => ({ ...base, masquerade: false, action: 'keep', reason, ...(match && { match }), explanation });
-  // A masquerade or SNAT answer: keep's fields, and the rule's options before the sentence.
-  const rule = v.masquerade ? { randomFully: v.randomFully, toPorts: v.toPorts.map((r) => r.text) } : {};
-  const translate = (head: Pick<Explanation, 'action' | 'toSource' | 'reason' | 'match'>, explanation: string): Explanation => ({ ...base, masquerade: true, ...head, ...rule, explanation });
+  const head = { destination, family: v.family, masquerade: v.masquerade };
+  const m = 'match' in v ? v.match : undefined;
+  const match = m && { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) };
+  const matched = m && `matches ${m.text} from ${describeEntryOrigin(cfg, m)}`;
+  const over = 'overrides' in v ? overridesText(cfg, v.overrides) : '';
+  const keep = (reason: string, explanation: string): Explanation => ({ ...head, action: 'keep', reason, ...(match && { match }), explanation });
+  if (v.masquerade) {
+    // A masquerade or SNAT answer: keep's fields, and the rule's options before the sentence.
+    const toSource = m?.action.kind === 'snat' ? m.action.toSourceText : undefined;
+    const action = toSource === undefined ? { action: 'masquerade' as const } : { action: 'snat' as const, toSource };
+    const rule = { randomFully: v.randomFully, toPorts: v.toPorts.map((r) => r.text) };
+    const why = m === undefined ? 'no non-masquerade CIDR matches' : `${matched} (${m.list})${over}`;
+    const explanation = `${why}; ${masqueradeRule(v, backend, toSource)}`;
+    return { ...head, ...action, reason: v.reason === 'default' ? 'masquerade' : v.reason, ...(match && { match }), ...rule, explanation };
+  }
   switch (v.reason) {
-    case 'masquerade-cidr':
-    case 'snat': {
-      const m = v.match;
-      const match = { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) };
-      const toSource = m.action.kind === 'snat' ? m.action.toSourceText : undefined;
-      const action = toSource === undefined ? { action: 'masquerade' as const } : { action: 'snat' as const, toSource };
-      const explanation = `matches ${m.text} from ${describeEntryOrigin(cfg, m)} (${m.list})${overridesText(cfg, v.overrides)}; ${masqueradeRule(v, backend, toSource)}`;
-      return translate({ ...action, reason: v.reason, match }, explanation);
-    }
     case 'source-out-of-scope':
       return keep(
         'source-out-of-scope',
         `the source is outside masqueradeSourceCIDRs (${v.sources.map((s) => s.text).join(', ') || `none of ${v.family}`}): only traffic from those sources is ever masqueraded or SNATed`,
       );
-    case 'default':
-      return translate({ action: 'masquerade', reason: 'masquerade' }, `no non-masquerade CIDR matches; ${masqueradeRule(v, backend)}`);
-    case 'exempt': {
-      const m = v.match;
-      const pos = positionOf(cfg, m);
-      const match = { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...pos };
-      const over = overridesText(cfg, v.overrides);
-      if (m.list === 'link-local') {
+    case 'exempt':
+      if (v.match.list === 'link-local') {
         const key = v.family === 'ipv4' ? 'masqLinkLocal' : 'masqLinkLocalIPv6';
-        return keep('link-local', `link-local ${m.text} is not masqueraded while ${key} is false${over}`, match);
+        return keep('link-local', `link-local ${v.match.text} is not masqueraded while ${key} is false${over}`);
       }
-      const origin = describeEntryOrigin(cfg, m);
-      return keep('non-masquerade-cidr', `matches ${m.text} from ${origin}${over}`, match);
-    }
+      return keep('non-masquerade-cidr', `${matched}${over}`);
     case 'local':
       return keep('local', 'a local address of the node (--local): the POSTROUTING jump skips LOCAL destinations');
     case 'family-disabled':
@@ -146,20 +138,23 @@ export function describeVerdict(destination: string, v: Verdict, cfg: CommandCon
   }
 }
 
-/** explain's dependencies: the command deps, plus a backend opener tests can replace (for --counts). */
-export interface ExplainDeps extends CommandDeps {
-  readonly openBackend?: typeof openBackendReadOnly;
-}
-
 // Reasons a rule of ours decides; the others (local, out of scope, IPv6 off) never reach a counting rule.
 const COUNTED_REASONS = new Set(['masquerade', 'masquerade-cidr', 'snat', 'non-masquerade-cidr', 'link-local']);
 
+/** The count of the entry that decided an answer (no match: the default), when one counter stands for it alone. */
+function countOf(counts: readonly DecisionCount[], a: Explanation): DecisionCount | undefined {
+  const m = a.match;
+  const same = counts.filter((c) => c.family === a.family && (m === undefined ? c.list === 'default' : c.list === m.list && c.cidr === m.cidr));
+  // The same CIDR twice, or nft's one masquerade rule for two lists: no one count is the entry's.
+  return COUNTED_REASONS.has(a.reason) && same.length === 1 ? same[0] : undefined;
+}
+
 /** The connections the deciding rule counted, read from the backend the agent would use. */
-async function withConnections(answers: Explanation[], policy: Policy, deps: ExplainDeps, select: SelectOptions): Promise<Explanation[]> {
+async function withConnections(answers: Explanation[], policy: Policy, deps: CommandDeps, select: SelectOptions): Promise<Explanation[]> {
   const opened = await (deps.openBackend ?? openBackendReadOnly)(select);
   const counts: readonly DecisionCount[] = (await opened.backend.counters?.(policy.families)) ?? [];
   return answers.map((a) => {
-    const c = COUNTED_REASONS.has(a.reason) ? countOfDecision(counts, a.family, a.match && { list: a.match.list, text: a.match.cidr }) : undefined;
+    const c = countOf(counts, a);
     return c === undefined ? a : { ...a, connections: c.packets };
   });
 }
@@ -171,7 +166,7 @@ function label(e: Explanation): string {
 }
 
 /** Runs `explain`; exit 0 answered, 1 invalid config, 2 usage error. */
-export const runExplain = defineCommand<ExplainDeps>({
+export const runExplain = defineCommand({
   name: 'explain',
   help: HELP,
   agentFlags: ['config', 'enable-ipv6', 'nomasq-all-reserved-ranges', 'random-fully', 'to-ports', 'backend', 'postrouting-position', 'iptables-masquerade-bit', 'iptables-mode', 'masq-chain'],

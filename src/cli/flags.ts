@@ -80,25 +80,8 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   })),
 ];
 
-/** Where parsing stopped before the end of argv: Go's `flag` ignores everything from there on. */
-export interface FlagStop {
-  /** Index in argv of the first argument not read: a lone `--`, or the first non-flag word. */
-  readonly index: number;
-  /** The bool flag right before it when written without `=` (`--random-fully`), for hints. */
-  readonly afterBoolFlag?: string;
-}
-
-/** Parsed flag values by name, with defaults filled in, plus the positional arguments. */
-export interface ParsedFlags {
-  readonly values: ReadonlyMap<string, string>;
-  /** Flags given explicitly on the command line. */
-  readonly set: ReadonlySet<string>;
-  readonly positional: readonly string[];
-  readonly help: boolean;
-  readonly version: boolean;
-  /** Set when parsing stopped before the end of argv. */
-  readonly stop?: FlagStop;
-}
+/** Parsed flag values by name, with defaults filled in, the flags `set` explicitly, and the positional arguments. */
+export type ParsedFlags = ReturnType<typeof parseFlags>;
 
 /** Longest excerpt of an argument quoted in messages, in bytes. */
 const QUOTE_MAX_BYTES = 60;
@@ -123,16 +106,18 @@ const BOOL_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
 /**
  * Parses argv as Go's `flag` package does: `-name`, `--name`, `-name=value`, `--name value`
  * (not for bools), `--bool=false`; parsing stops at the first non-flag argument or `--`, unless
- * `interleaved`, which takes every non-flag argument as positional and reads on.
+ * `interleaved`, which takes every non-flag argument as positional and reads on (up to `--`).
  */
-export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] = AGENT_FLAGS, interleaved = false): ParsedFlags {
+export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] = AGENT_FLAGS, interleaved = false) {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map(specs.map((s) => [s.name, s.default]));
   const set = new Set<string>();
   const positional: string[] = [];
   let help = false;
   let version = false;
-  let stop: FlagStop | undefined;
+  // Where parsing stopped before the end of argv: the index of the first argument not read (a lone
+  // `--` or the first non-flag word), and the bool flag right before it written without `=`, for hints.
+  let stop: { readonly index: number; readonly afterBoolFlag?: string } | undefined;
   let lastBareBool: string | undefined;
   let i = 0;
   for (; i < argv.length; i++) {
@@ -187,7 +172,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[] =
     values.set(name, value);
     set.add(name);
   }
-  return { values, set, positional: [...positional, ...argv.slice(i)], help, version, ...(stop === undefined ? {} : { stop }) };
+  return { values, set, positional: [...positional, ...argv.slice(i)], help, version, stop };
 }
 
 /** Words people write after a bool flag meaning its value, and the value they mean. */
@@ -198,13 +183,7 @@ function boolWord(word: string): 'true' | 'false' | undefined {
 }
 
 /** The warning for arguments Go's flag parsing ignores: a message, the ignored arguments quoted, hints. */
-export interface IgnoredArgsWarning {
-  readonly message: string;
-  /** The ignored arguments, quoted and cut short; at most 10, then a count of the rest. */
-  readonly ignored: readonly string[];
-  /** The likely intent, one sentence each. */
-  readonly hints: readonly string[];
-}
+export type IgnoredArgsWarning = ReturnType<typeof describeIgnoredArgs>;
 
 /** How many ignored arguments a warning lists, and how many ignored flags it names in a hint. */
 const LIST_MAX = 10;
@@ -212,11 +191,12 @@ const FLAGS_NAMED_MAX = 5;
 
 /**
  * Says which arguments the agent ignores because Go's `flag` (the reference's parser) stops at
- * the first non-flag argument, and what was probably meant; undefined when nothing is ignored.
+ * the first non-flag argument, and what was probably meant (the ignored arguments quoted and cut
+ * short, at most 10 then a count of the rest; one sentence per hint); undefined when nothing is ignored.
  * The agent runs with exactly the reference's values, so a DaemonSet with stray arguments keeps
  * working, but the operator learns that part of the command line has no effect.
  */
-export function describeIgnoredArgs(argv: readonly string[], flags: ParsedFlags): IgnoredArgsWarning | undefined {
+export function describeIgnoredArgs(argv: readonly string[], flags: ParsedFlags) {
   const stop = flags.stop;
   if (stop === undefined) return undefined;
   const rest = argv.slice(stop.index);
@@ -263,6 +243,5 @@ export function formatFlagHelp(specs: readonly FlagSpec[] = AGENT_FLAGS): string
       const def = s.default === '' ? '' : ` (default ${JSON.stringify(s.default)})`;
       return `  --${s.name}${type}\n        ${s.help}${def}`;
     })
-    .join('\n')
-    .concat('\n  klog flags (--v, --logtostderr, --alsologtostderr, --log_dir, --vmodule, ...) are accepted.');
+    .join('\n');
 }

@@ -27,13 +27,10 @@ export function isOperatorCommand(word: string | undefined): word is OperatorCom
   return (OPERATOR_COMMANDS as readonly string[]).includes(word ?? '');
 }
 
-/** Runs the operator command named by argv[0]; resolves to the process exit code. */
+/** Runs the operator command argv[0] names; resolves to the process exit code. */
 export async function runOperatorCommand(argv: readonly string[], io: CommandIo, deps: CommandDeps): Promise<number> {
-  const [name, ...rest] = argv;
-  if (!isOperatorCommand(name)) {
-    io.stderr(`ip-masq-agent: unknown command "${name ?? ''}"; commands: ${OPERATOR_COMMANDS.join(', ')}\n`);
-    return EXIT.usage;
-  }
+  // `main` calls this only when isOperatorCommand(argv[0]).
+  const [name, ...rest] = argv as [OperatorCommand, ...string[]];
   const command = COMMANDS[name];
   try {
     const run = await command.load();

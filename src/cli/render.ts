@@ -5,9 +5,8 @@ import type { RenderedPayload } from '../backends/backend.js';
 import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.js';
 import { formatIssue } from '../errors.js';
 import { buildPolicy } from '../policy/build.js';
-import { FAMILY_NAME } from './counts-text.js';
 import { KEEPS_LAST_GOOD_RULES, defineCommand, type CommandHelp } from './command-shape.js';
-import { EXIT, writeJson } from './command.js';
+import { EXIT, FAMILY_NAME, writeJson } from './command.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent render [--backend=iptables|nftables] [flags] [--config PATH]',
@@ -53,14 +52,9 @@ export const runRender = defineCommand({
     for (const w of cfg.warnings) io.stderr(`warning: ${formatIssue(w)}\n`);
     if (cfg.usingDefaults) io.stderr(`note: no config sets any key at ${cfg.path}; rendering the agent's defaults\n`);
 
-    let kind: 'iptables' | 'nftables';
-    if (opts.backend === 'auto') {
-      const chosen = await chooseBackendKind({ ...select, backend: 'auto' });
-      kind = chosen.kind;
-      io.stderr(`note: --backend=auto chose ${kind} on this host: ${chosen.reason}\n`);
-    } else {
-      kind = opts.backend;
-    }
+    // Without --backend=auto this only names the flag's backend; it looks (read-only) only for auto.
+    const { kind, reason } = await chooseBackendKind(select);
+    if (opts.backend === 'auto') io.stderr(`note: --backend=auto chose ${kind} on this host: ${reason}\n`);
     const backend = createRenderOnlyBackend(kind, opts.chain);
     const families = buildPolicy(cfg.config, opts.policy).families.map((p) => backend.render(p));
     if (output === 'json') {

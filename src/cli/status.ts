@@ -2,16 +2,15 @@
 // compares them with what the config and flags want. Read-only: it builds the backend as the
 // agent does, but never applies, and never removes the other backend's form (selectBackend would).
 import type { OwnedState } from '../backends/backend.js';
-import { openBackendReadOnly, type OpenedBackend, type SelectOptions } from '../backends/select.js';
+import { openBackendReadOnly, type OpenedBackend } from '../backends/select.js';
 import type { ShadowingRule } from '../backends/shadow-owner.js';
 import { CommandError, errorMessage } from '../errors.js';
 import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
+import type { DecisionCount } from '../policy/types.js';
 import { buildPolicy } from '../policy/build.js';
-import type { DecisionCount, FamilyPolicy } from '../policy/types.js';
-import { FAMILY_NAME, formatCountLines } from './counts-text.js';
 import { defineCommand, type CommandHelp } from './command-shape.js';
-import { EXIT, writeJson, type CommandDeps, type CommandIo } from './command.js';
+import { EXIT, FAMILY_NAME, writeJson, type CommandIo } from './command.js';
 
 const HELP: CommandHelp = {
   usage: 'ip-masq-agent status [flags] [--config PATH]',
@@ -24,13 +23,6 @@ Exit status: 0 in sync, 1 drifted or missing, 2 usage error, 3 could not check (
 permission denied, invalid config).`,
   examples: ['ip-masq-agent status --enable-ipv6', 'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent status --output json'],
 };
-
-/** status's dependencies: the command deps, plus a backend opener tests can replace. */
-export interface StatusDeps extends CommandDeps {
-  readonly openBackend?: (o: SelectOptions) => Promise<OpenedBackend>;
-  /** Reads the connections per decision of the opened backend (named); default its `counters`. */
-  readonly readCounts?: (policies: readonly FamilyPolicy[], backend: string) => Promise<readonly DecisionCount[] | undefined>;
-}
 
 /** One family's comparison, its keys in the order `--output json` prints them. */
 export interface FamilyComparison {
@@ -53,13 +45,11 @@ export interface FamilyComparison {
 function subtract(a: OwnedState, b: OwnedState): string[] {
   const left = new Map<string, number>();
   for (const l of b) left.set(l, (left.get(l) ?? 0) + 1);
-  const out: string[] = [];
-  for (const l of a) {
+  return a.filter((l) => {
     const n = left.get(l) ?? 0;
-    if (n > 0) left.set(l, n - 1);
-    else out.push(l);
-  }
-  return out;
+    left.set(l, n - 1);
+    return n <= 0;
+  });
 }
 
 /** Compares one family's live state with the wanted one (order matters: rules match first-wins). */
@@ -88,6 +78,21 @@ export function formatComparison(c: FamilyComparison): string {
   return `${[head, ...lines].join('\n')}\n`;
 }
 
+// Connections per decision are read from the rules' own counters (a nat rule counts the first
+// packet of each connection), so they start at 0 whenever the agent rewrites its rules.
+
+/** What a count stands for: `keep 10.0.0.0/8 (nonMasqueradeCIDRs)`, `masquerade (the catch-all rule)`. */
+function describeCount(c: DecisionCount): string {
+  if (c.cidr !== undefined) return `${c.action} ${c.cidr} (${c.list})`;
+  return c.list === 'default' ? `${c.action} (the catch-all rule)` : `${c.action} (every ${c.list} entry)`;
+}
+
+/** The lines `status` prints: one per counted entry, the count right-aligned. */
+function formatCountLines(counts: readonly DecisionCount[]): string[] {
+  const width = Math.max(0, ...counts.map((c) => String(c.packets).length));
+  return counts.map((c) => `  ${FAMILY_NAME[c.family]}  ${String(c.packets).padStart(width)}  ${describeCount(c)}`);
+}
+
 function cannotCheck(io: CommandIo, what: string, e: unknown): number {
   const hint = mentionsPermission(e)
     ? " (run it as root, or in the agent's pod, which has NET_ADMIN)"
@@ -99,7 +104,7 @@ function cannotCheck(io: CommandIo, what: string, e: unknown): number {
 }
 
 /** Runs `status`; exit 0 in sync, 1 drifted or missing, 2 usage error, 3 could not check. */
-export const runStatus = defineCommand<StatusDeps>({
+export const runStatus = defineCommand({
   name: 'status',
   help: HELP,
   agentFlags: ['config', 'backend', 'iptables-mode', 'masq-chain', 'enable-ipv6', 'random-fully', 'to-ports', 'nomasq-all-reserved-ranges', 'postrouting-position', 'iptables-masquerade-bit'],
@@ -126,8 +131,8 @@ export const runStatus = defineCommand<StatusDeps>({
     const inSync = comparisons.every((c) => c.state === 'in-sync');
     // Counted only where rules are there; a failed read is said, and changes no exit status.
     const present = policy.families.filter((p) => comparisons.some((c) => c.family === p.family && c.state !== 'missing'));
-    const readCounts = deps.readCounts ?? ((ps) => opened.backend.counters?.(ps) ?? Promise.resolve(undefined));
-    const counts = present.length === 0 ? undefined : await readCounts(present, opened.backend.name).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+    const read = present.length === 0 ? undefined : opened.backend.counters?.(present);
+    const counts = await read?.catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
     const config = { path: cfg.path, files: cfg.files, usingDefaults: cfg.usingDefaults, hash: cfg.hash };
     if (output === 'json') {
       writeJson(io, {

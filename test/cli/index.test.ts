@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { COMMANDS_HELP, OPERATOR_COMMANDS, isOperatorCommand, runOperatorCommand } from '../../src/cli/index.js';
-import { parseCommandArgs, commandFlagSpecs, OUTPUT_FLAG } from '../../src/cli/command-shape.js';
+import { commandFlagSpecs, OUTPUT_FLAG } from '../../src/cli/command-shape.js';
+import { parseFlags } from '../../src/cli/flags.js';
 import { UsageError } from '../../src/errors.js';
 import { cli } from './cli-helpers.js';
 
@@ -36,16 +37,16 @@ test('an error no command expected still ends with a message and a non-zero exit
 
 test('flags may follow the arguments, as operators type them; "--" ends the flags', () => {
   const specs = commandFlagSpecs(['enable-ipv6'], [OUTPUT_FLAG]);
-  const f = parseCommandArgs(['10.1.2.3', '--output', 'json', '203.0.113.7', '-enable-ipv6', '--', '--not-a-flag'], specs);
+  const f = parseFlags(['10.1.2.3', '--output', 'json', '203.0.113.7', '-enable-ipv6', '--', '--not-a-flag'], specs, true);
   assert.deepEqual(f.positional, ['10.1.2.3', '203.0.113.7', '--not-a-flag']);
   assert.equal(f.values.get('output'), 'json');
   assert.equal(f.values.get('enable-ipv6'), 'true');
   assert.deepEqual([...f.set].sort(), ['enable-ipv6', 'output']);
   // The agent's other flags are accepted, so a DaemonSet's args can be pasted.
-  const pasted = parseCommandArgs(['--v=2', '--logtostderr', '--healthz-bind-address=0', 'x'], specs);
+  const pasted = parseFlags(['--v=2', '--logtostderr', '--healthz-bind-address=0', 'x'], specs, true);
   assert.deepEqual(pasted.positional, ['x']);
   assert.throws(
-    () => parseCommandArgs(['x', '--outptu=json'], specs),
+    () => parseFlags(['x', '--outptu=json'], specs, true),
     (e: unknown) => e instanceof UsageError && /did you mean --output/.test(e.message),
   );
 });

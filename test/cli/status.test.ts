@@ -265,13 +265,14 @@ test('connections per entry: listed after the verdict for the families whose rul
     { family: 'ipv4', action: 'keep', list: 'nonMasqueradeCIDRs', cidr: '10.0.0.0/8', packets: 30, bytes: 870 },
     { family: 'ipv4', action: 'masquerade', list: 'default', packets: 1234, bytes: 35786 },
   ];
-  const deps = {
-    ...withFake(fake),
-    readCounts: async (ps: readonly FamilyPolicy[], backend: string) => {
-      asked.push(`${backend}: ${ps.map((p) => p.family).join(',')}`);
-      return counts;
-    },
-  };
+  // The fake's rules with counters: the backend status opened is the one it asks.
+  const counting = (counters: (ps: readonly FamilyPolicy[]) => Promise<DecisionCount[]>) => ({
+    openBackend: async (): Promise<OpenedBackend> => ({ backend: { ...fake, counters }, description: 'fake (test)' }),
+  });
+  const deps = counting(async (ps) => {
+    asked.push(`${fake.name}: ${ps.map((p) => p.family).join(',')}`);
+    return counts;
+  });
   const r = await cli(['status', '--config', config, '--enable-ipv6'], deps);
   assert.equal(r.code, 1, 'IPv6 is missing');
   assert.deepEqual(asked, ['fake: ipv4'], 'a missing family is not counted');
@@ -289,7 +290,7 @@ test('connections per entry: listed after the verdict for the families whose rul
   );
   const json = JSON.parse((await cli(['status', '--config', config, '--enable-ipv6', '--output=json'], deps)).stdout);
   assert.deepEqual(json.connections, counts);
-  const failing = { ...withFake(fake), readCounts: async () => Promise.reject(new Error('iptables-nft: exit code 4')) };
+  const failing = counting(async () => Promise.reject(new Error('iptables-nft: exit code 4')));
   const bad = await cli(['status', '--config', config, '--enable-ipv6'], failing);
   assert.equal(bad.code, 1);
   assert.ok(bad.stdout.endsWith("/healthz\nconnections: cannot read the rules' counters: iptables-nft: exit code 4\n"), bad.stdout);
