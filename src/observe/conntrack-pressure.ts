@@ -3,7 +3,7 @@
 // operator watching the masquerade wants it beside the agent's own metrics. All of it is of the
 // network namespace the agent runs in (the node's: it runs with hostNetwork).
 import type { Family } from '../net/cidr.js';
-import { createCounter, createGauge, type Registry } from './prometheus.js';
+import { createCounter, createReadMetric, type Registry } from './prometheus.js';
 
 /** The kernel's conntrack counts; 0 where it has no figure (nf_conntrack not loaded). */
 export interface ConntrackPressure {
@@ -60,27 +60,19 @@ export type CountDeleted = (family: Family, deleted: number) => void;
  */
 export function registerConntrackMetrics(registry: Registry, read: () => ConntrackPressure): CountDeleted {
   let last = NO_PRESSURE;
-  // Collected in registration order, so the first gauge's read serves all three.
-  const entries = createGauge(registry, {
-    name: 'ip_masq_agent_conntrack_entries',
-    help: 'Conntrack entries in the node network namespace (nf_conntrack_count).',
-    collect: () => {
-      last = read();
-      entries.set(last.entries);
-    },
-  });
-  const limit = createGauge(registry, {
-    name: 'ip_masq_agent_conntrack_entries_limit',
-    help: 'Most conntrack entries the kernel keeps (nf_conntrack_max); new flows are dropped beyond it.',
-    collect: () => limit.set(last.limit),
-  });
-  const failures = createCounter(registry, {
+  // Read side by side in registration order, so the first family's read serves all three.
+  createReadMetric(registry, 'gauge', { name: 'ip_masq_agent_conntrack_entries', help: 'Conntrack entries in the node network namespace (nf_conntrack_count).' }, () => (last = read()).entries);
+  createReadMetric(
+    registry,
+    'gauge',
+    { name: 'ip_masq_agent_conntrack_entries_limit', help: 'Most conntrack entries the kernel keeps (nf_conntrack_max); new flows are dropped beyond it.' },
+    () => last.limit,
+  );
+  registry.register({
     name: 'ip_masq_agent_conntrack_insert_failures_total',
     help: 'Conntrack entries not inserted, by reason (insert_failed, drop, early_drop of /proc/net/stat/nf_conntrack, summed over CPUs).',
-    labelNames: ['reason'],
-    collect: () => {
-      for (const reason of FAILURE_COLUMNS) failures.set({ reason }, last.failures[reason]);
-    },
+    type: 'counter',
+    samples: () => FAILURE_COLUMNS.map((reason) => ({ labels: { reason }, value: last.failures[reason] })),
   });
   const deleted = createCounter(registry, {
     name: 'ip_masq_agent_conntrack_entries_deleted_total',

@@ -6,7 +6,7 @@
 // hidden because more connections than before were counted again by the next read.
 import type { Family } from '../net/cidr.js';
 import type { CountedDecision, DecisionCount } from '../policy/types.js';
-import { createCounter, type Registry } from './prometheus.js';
+import { createReadMetric, type Registry } from './prometheus.js';
 
 /** One series of the metric: a family, an action and the list that decided. */
 export interface DecisionTotal extends Omit<CountedDecision, 'cidr'> {
@@ -94,21 +94,20 @@ export function createDecisionCounts(opts: DecisionCountsOptions): DecisionCount
 
 /** Registers `ip_masq_agent_decision_connections_total` and its read failures in `registry`. */
 export function registerDecisionMetrics(registry: Registry, counts: DecisionCounts): void {
-  const connections = createCounter(registry, {
+  registry.register({
     name: 'ip_masq_agent_decision_connections_total',
     help: 'New connections by the decision that took them (action masquerade, snat or keep; list: the config list, link-local, or default), read from the counters of the rules themselves.',
-    labelNames: ['family', 'action', 'list'],
-    collect: async () => {
-      for (const t of await counts.totals()) connections.set({ family: t.family, action: t.action, list: t.list }, t.connections);
-    },
+    type: 'counter',
+    samples: async () => (await counts.totals()).map((t) => ({ labels: { family: t.family, action: t.action, list: t.list }, value: t.connections })),
   });
-  const failures = createCounter(registry, {
-    name: 'ip_masq_agent_decision_counter_read_failures_total',
-    help: 'Reads of the rule counters that failed; the connection totals kept their last values.',
-    // Collects run side by side: wait for the (shared) read this scrape may have started.
-    collect: async () => {
+  createReadMetric(
+    registry,
+    'counter',
+    { name: 'ip_masq_agent_decision_counter_read_failures_total', help: 'Reads of the rule counters that failed; the connection totals kept their last values.' },
+    // Families are read side by side: wait for the (shared) read this scrape may have started.
+    async () => {
       await counts.totals();
-      failures.set(counts.failures());
+      return counts.failures();
     },
-  });
+  );
 }

@@ -1,24 +1,12 @@
 import { registerProcessMetrics } from './process-metrics.js';
-import { createCounter, createGauge, createHistogram, createRegistry, type Registry } from './prometheus.js';
+import { createCounter, createGauge, createHistogram, createReadMetric, createRegistry } from './prometheus.js';
 import { RETRY_REASON, type AgentStatus, type FamilyResult, type SyncReport } from './agent-status.js';
 import type { Family } from '../net/cidr.js';
 import { registerDecisionMetrics, type DecisionCounts } from './decision-counts.js';
-import { registerConntrackMetrics, type ConntrackPressure, type CountDeleted } from './conntrack-pressure.js';
+import { registerConntrackMetrics, type ConntrackPressure } from './conntrack-pressure.js';
 
 /** Every result a family sync can have, so each series exists (at 0) before it first happens. */
 const RESULTS: readonly FamilyResult[] = ['unchanged', 'applied', 'repaired', 'error'];
-
-/** The agent's Prometheus metrics: events counted as they happen, state read from a status snapshot. */
-export interface Metrics {
-  /** A registry of our own, with the process and Node.js metrics in it. */
-  readonly registry: Registry;
-  /** Counts one sync: pass it as the agent's `onSync`. */
-  onSync(report: SyncReport): void;
-  /** Sets the state gauges from a status snapshot; call it just before each scrape. */
-  update(status: AgentStatus): void;
-  /** Counts the conntrack entries of stale flows deleted (a no-op without `conntrackPressure`). */
-  readonly countDeletedFlows: CountDeleted;
-}
 
 /** Options of createMetrics. */
 export interface MetricsOptions {
@@ -32,8 +20,11 @@ export interface MetricsOptions {
   readonly conntrackPressure?: () => ConntrackPressure;
 }
 
-/** Creates the metrics in a fresh registry; nothing global is touched, so tests can make many. */
-export function createMetrics(opts: MetricsOptions = {}): Metrics {
+/**
+ * Creates the agent's Prometheus metrics in a fresh registry (nothing global is touched, so tests
+ * can make many): events counted as they happen, state read from a status snapshot.
+ */
+export function createMetrics(opts: MetricsOptions = {}) {
   const registry = createRegistry();
   if (opts.defaultMetrics ?? true) registerProcessMetrics(registry);
 
@@ -88,11 +79,15 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     help: 'Delay before the pending retry of a failed sync; 0 when the last sync succeeded.',
   });
 
-  const logLinesDropped = createCounter(registry, {
-    name: 'ip_masq_agent_log_lines_dropped_total',
-    help: 'Log lines dropped because stdout was blocked (a full or slow pipe) with the log buffer full, or closed.',
-    collect: () => logLinesDropped.set(opts.logLinesDropped?.() ?? 0),
-  });
+  createReadMetric(
+    registry,
+    'counter',
+    {
+      name: 'ip_masq_agent_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout was blocked (a full or slow pipe) with the log buffer full, or closed.',
+    },
+    () => opts.logLinesDropped?.() ?? 0,
+  );
 
   if (opts.decisionCounts) registerDecisionMetrics(registry, opts.decisionCounts);
   const countDeletedFlows = opts.conntrackPressure ? registerConntrackMetrics(registry, opts.conntrackPressure) : () => {};
@@ -107,9 +102,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   };
 
   return {
+    /** A registry of our own, with the process and Node.js metrics in it. */
     registry,
+    /** Counts the conntrack entries of stale flows deleted (a no-op without `conntrackPressure`). */
     countDeletedFlows,
-    onSync(report) {
+    /** Counts one sync: pass it as the agent's `onSync`. */
+    onSync(report: SyncReport): void {
       if (report.reason === RETRY_REASON) retries.inc();
       retryBackoff.set((report.retryAfterMs ?? 0) / 1000);
       for (const f of report.families) {
@@ -119,22 +117,26 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
         syncDuration.observe(f.durationMs / 1000);
       }
     },
-    update(status) {
+    /** Sets the state gauges from a status snapshot; call it just before each scrape. */
+    update(status: AgentStatus): void {
       configValid.set(status.configValid ? 1 : 0);
       // One series only: the previous hash must disappear when the config changes.
       configInfo.reset();
       if (status.configHash !== '') {
         const source = status.configFiles.length > 0 ? status.configFiles.join(',') : 'defaults';
-        configInfo.set({ hash: status.configHash, source }, 1);
+        configInfo.set(1, { hash: status.configHash, source });
       }
       // An owner whose rules went must leave no series behind.
       shadowing.reset();
       for (const [family, s] of status.families) {
         ensureFamily(family);
-        rules.set({ family }, s.rules);
+        rules.set(s.rules, { family });
         for (const r of s.shadowingRules ?? []) shadowing.inc({ family, owner: r.owner });
-        lastSuccess.set({ family }, s.lastSuccessAt === undefined ? 0 : s.lastSuccessAt / 1000);
+        lastSuccess.set(s.lastSuccessAt === undefined ? 0 : s.lastSuccessAt / 1000, { family });
       }
     },
   };
 }
+
+/** The agent's metrics, as createMetrics makes them. */
+export type Metrics = ReturnType<typeof createMetrics>;
