@@ -142,39 +142,30 @@ export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
   const maxBytes = opts.maxBufferedBytes ?? 64 * 1024;
   const setTimer = opts.setTimer ?? ((ms: number, fn: () => void) => void setTimeout(fn, ms).unref());
   const now = opts.now ?? Date.now;
-  const queue: Buffer[] = [];
-  let queued = 0;
+  // Whole lines not yet written (the first perhaps in part), each ending in its one newline.
+  let held = Buffer.alloc(0);
   let dropped = 0;
   let droppedWhileBlocked = 0;
   let blockedSince: number | undefined;
   let retrying = false;
 
-  /** Writes from the queue until it is empty (true) or the output is full (false). */
+  /** Writes what is held until none is (true) or the output is full (false). */
   const drain = (): boolean => {
-    for (let head = queue[0]; head !== undefined; head = queue[0]) {
-      let n: number;
+    while (held.length > 0) {
       try {
-        n = writeSome(head);
+        const n = writeSome(held);
+        if (n <= 0) return false;
+        held = held.subarray(n);
       } catch (e) {
         if (isFull(e)) return false;
         // Closed or broken output (EPIPE, EBADF): this line is lost; the agent goes on keeping the rules.
-        queue.shift();
-        queued -= head.length;
+        held = held.subarray(held.indexOf(10) + 1 || held.length);
         dropped++;
-        continue;
       }
-      if (n <= 0) return false;
-      queued -= n;
-      if (n >= head.length) queue.shift();
-      else queue[0] = head.subarray(n);
     }
     return true;
   };
-  const enqueue = (line: string): void => {
-    const buf = Buffer.from(line, 'utf8');
-    queue.push(buf);
-    queued += buf.length;
-  };
+  const hold = (line: string): void => void (held = Buffer.concat([held, Buffer.from(line, 'utf8')]));
   /** Drains; once a blocked output is empty again, notes what was lost. True when all is written. */
   const settle = (): boolean => {
     if (!drain()) {
@@ -187,7 +178,7 @@ export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
     blockedSince = undefined;
     droppedWhileBlocked = 0;
     if (lost === 0) return true;
-    enqueue(formatLogLine('warn', now(), DROPPED_NOTE, { dropped: lost, blockedMs, metric: 'ip_masq_agent_log_lines_dropped_total' }));
+    hold(formatLogLine('warn', now(), DROPPED_NOTE, { dropped: lost, blockedMs, metric: 'ip_masq_agent_log_lines_dropped_total' }));
     return settle();
   };
   const pump = (): void => {
@@ -200,12 +191,12 @@ export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
   return {
     write(line) {
       // Held lines go first; a line that does not fit while some are held is dropped whole.
-      if (queue.length > 0 && queued + Buffer.byteLength(line, 'utf8') > maxBytes) {
+      if (held.length > 0 && held.length + Buffer.byteLength(line, 'utf8') > maxBytes) {
         dropped++;
         droppedWhileBlocked++;
         return;
       }
-      enqueue(line);
+      hold(line);
       if (!retrying) pump();
     },
     dropped: () => dropped,
