@@ -26,9 +26,6 @@ export const HTTP_LIMITS = {
   maxHeaderBytes: 8 * 1024,
 } as const;
 
-/** Bounds of the kind of HTTP_LIMITS, as tests shorten them. */
-export type HttpLimits = { readonly [K in keyof typeof HTTP_LIMITS]: number };
-
 /** Options of startHttpServer. */
 export interface HttpServerOptions {
   /** The flag's value: `host:port`, `[v6]:port`, `:port`; `''` or `'0'` disables the server. */
@@ -38,19 +35,7 @@ export interface HttpServerOptions {
   readonly routes: Routes;
   readonly log: Logger;
   /** Default HTTP_LIMITS; tests shorten them. */
-  readonly limits?: Partial<HttpLimits>;
-}
-
-/** A listening server. */
-export interface HttpServer {
-  /** The address actually bound (`::` or `0.0.0.0` for all interfaces). */
-  readonly address: string;
-  /** The port actually bound (useful with port 0). */
-  readonly port: number;
-  /** `http://host:port`, for logs and tests. */
-  readonly url: string;
-  /** Stops listening and drops open keep-alive connections. */
-  close(): Promise<void>;
+  readonly limits?: { readonly [K in keyof typeof HTTP_LIMITS]?: number };
 }
 
 /** Why a listen failed, in words that point at the flag to change. */
@@ -119,7 +104,7 @@ function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: I
  * server, rejects with a message naming the flag when it cannot listen (address in use, ...).
  * Throws UsageError when the address cannot be parsed.
  */
-export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer | undefined> {
+export async function startHttpServer(opts: HttpServerOptions) {
   const { flag, log } = opts;
   const bind = parseBindAddress(opts.bindAddress, flag);
   const paths = Object.keys(opts.routes);
@@ -128,7 +113,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     return undefined;
   }
   const routes = new Map(Object.entries(opts.routes));
-  const limits: HttpLimits = { ...HTTP_LIMITS, ...opts.limits };
+  const limits = { ...HTTP_LIMITS, ...opts.limits };
   const server: Server = createServer(
     {
       headersTimeout: limits.headersTimeoutMs,
@@ -166,10 +151,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const url = `http://${formatHostPort(info.address, info.port)}`;
   log.info(`serving ${paths.join(', ')} on ${url}`, { flag, url });
   return {
+    /** The address actually bound (`::` or `0.0.0.0` for all interfaces). */
     address: info.address,
+    /** The port actually bound (useful with port 0). */
     port: info.port,
+    /** `http://host:port`, for logs and tests. */
     url,
-    close: () =>
+    /** Stops listening and drops open keep-alive connections. */
+    close: (): Promise<void> =>
       new Promise<void>((resolve, reject) => {
         server.close((e) => (e ? reject(e) : resolve()));
         // close() only drops idle connections; a scrape stuck in a handler must not hold up shutdown.
