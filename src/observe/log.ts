@@ -1,10 +1,9 @@
 // One JSON line per event on stdout, written synchronously while stdout takes it, so nothing is lost
 // on exit or crash; held in a bounded buffer while it does not, so a stalled log pipeline never
 // stalls the agent.
-// The lines are those pino 10 wrote (test/golden/observe/log-lines.jsonl): `level` as a word,
-// `time` in epoch ms, `component`, the fields in order, `msg` last; except that an Error is
-// written as its message and stack, not `{}`, and each key appears once. A few lines of our own
-// replace pino, which cost 2.4 MiB resident and loaded worker_threads for nothing (docs/performance.md).
+// The lines are those pino 10 wrote (test/golden/observe/log-lines.jsonl, docs/performance.md):
+// `level` as a word, `time` in epoch ms, `component`, the fields in order, `msg` last; except that
+// an Error is written as its message and stack, not `{}`, and each key appears once.
 import { fstatSync, writeSync } from 'node:fs';
 import { cutExcerpt } from '../excerpt.js';
 import { MAX_ERROR_BYTES } from '../limits.js';
@@ -83,13 +82,8 @@ const LINE_KEYS: ReadonlySet<string> = new Set(['level', 'time', 'component', 'm
  * Each key appears once: a field named level, time, component or msg is left out, the logger's own value wins.
  */
 export function formatLogLine(level: Level, time: number, msg: string, fields: Fields = {}): string {
-  let line = `{"level":"${level}","time":${time},"component":"ip-masq-agent"`;
-  for (const key of Object.keys(fields)) {
-    if (LINE_KEYS.has(key)) continue;
-    const text = stringifyValue(fields[key]);
-    if (text !== undefined) line += `,${JSON.stringify(key)}:${text}`;
-  }
-  return `${line},"msg":${JSON.stringify(msg)}}\n`;
+  const own = Object.fromEntries(Object.entries(fields).filter(([key]) => !LINE_KEYS.has(key)));
+  return `${stringifyValue({ level, time, component: 'ip-masq-agent', ...own, msg })}\n`;
 }
 
 /** Where lines go: a LineWriter for the agent, an array in tests. */
