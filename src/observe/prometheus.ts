@@ -69,10 +69,7 @@ export type Registry = ReturnType<typeof createRegistry>;
 function seriesMap<S>(fresh: (labels: Labels) => S): { readonly series: Map<string, S>; at(labels: Labels): S } {
   const series = new Map<string, S>();
   const at = (labels: Labels): S => {
-    const key = Object.keys(labels)
-      .sort()
-      .map((k) => `${k}:${labels[k] ?? ''}`)
-      .join(',');
+    const key = JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
     let s = series.get(key);
     if (s === undefined) series.set(key, (s = fresh(labels)));
     return s;
@@ -89,16 +86,9 @@ export interface MetricOptions {
 
 function valueMetric(type: 'counter' | 'gauge', registry: Registry, opts: MetricOptions) {
   const { series, at } = seriesMap((labels) => ({ labels, value: 0 }));
-  const unlabelled = (opts.labelNames ?? []).length === 0;
-  /** Removes every series (an unlabelled metric goes back to one series at 0). */
-  const reset = (): void => {
-    series.clear();
-    if (unlabelled) at({});
-  };
-  reset();
+  if ((opts.labelNames ?? []).length === 0) at({});
   const metric = {
-    name: opts.name,
-    help: opts.help,
+    ...opts,
     type,
     /** Adds `by` (default 1) to the series of `labels`, creating it at 0 first. */
     inc(labels: Labels = {}, by = 1): void {
@@ -109,7 +99,8 @@ function valueMetric(type: 'counter' | 'gauge', registry: Registry, opts: Metric
     set(value: number, labels: Labels = {}): void {
       at(labels).value = value;
     },
-    reset,
+    /** Removes every series of a labelled metric (what only the next values bring back). */
+    reset: (): void => series.clear(),
     samples: () => [...series.values()],
   };
   registry.register(metric);
@@ -131,8 +122,7 @@ export function createHistogram(registry: Registry, opts: MetricOptions & { read
   const { series, at } = seriesMap((labels) => ({ labels, counts: bounds.map(() => 0), sum: 0, count: 0 }));
   if ((opts.labelNames ?? []).length === 0) at({});
   const metric = {
-    name: opts.name,
-    help: opts.help,
+    ...opts,
     type: 'histogram' as const,
     observe(value: number, labels: Labels = {}): void {
       const s = at(labels);
