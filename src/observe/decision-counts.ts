@@ -21,25 +21,15 @@ export interface DecisionCountsOptions {
   readonly read: () => Promise<readonly DecisionCount[]>;
   /** Milliseconds now; injected so tests drive time. */
   readonly now: () => number;
-  /** How long one read serves scrapes; default DECISION_COUNTS_MAX_AGE_MS. */
-  readonly maxAgeMs?: number;
 }
 
 /** Scrapes within 5 s of a read share it (Prometheus scrapes every 15-60 s; an HA pair doubles that). */
 export const DECISION_COUNTS_MAX_AGE_MS = 5_000;
 
-/** Monotonic totals by {family, action, list}, read at most once per max age. */
-export interface DecisionCounts {
-  totals(): Promise<DecisionTotal[]>;
-  /** Reads that failed (the last totals were served instead). */
-  failures(): number;
-}
-
 const seriesKey = (c: Omit<DecisionTotal, 'connections'>): string => `${c.family} ${c.action} ${c.list}`;
 
-/** Creates the cached, monotonic reader of decision counts. */
-export function createDecisionCounts(opts: DecisionCountsOptions): DecisionCounts {
-  const maxAge = opts.maxAgeMs ?? DECISION_COUNTS_MAX_AGE_MS;
+/** Creates the cached, monotonic reader of decision counts: totals by {family, action, list}, read at most once per max age. */
+export function createDecisionCounts(opts: DecisionCountsOptions) {
   // Per counter (a row, an element): its series and last value. Per series: what earlier counters held.
   let last = new Map<string, { series: string; packets: number }>();
   const base = new Map<string, DecisionTotal>();
@@ -84,13 +74,17 @@ export function createDecisionCounts(opts: DecisionCountsOptions): DecisionCount
   };
 
   return {
-    totals: async () => {
-      if (opts.now() - readAt < maxAge) return current();
+    totals: async (): Promise<DecisionTotal[]> => {
+      if (opts.now() - readAt < DECISION_COUNTS_MAX_AGE_MS) return current();
       return (pending ??= refresh().finally(() => (pending = undefined)));
     },
-    failures: () => failed,
+    /** Reads that failed (the last totals were served instead). */
+    failures: (): number => failed,
   };
 }
+
+/** The reader createDecisionCounts makes. */
+export type DecisionCounts = ReturnType<typeof createDecisionCounts>;
 
 /** Registers `ip_masq_agent_decision_connections_total` and its read failures in `registry`. */
 export function registerDecisionMetrics(registry: Registry, counts: DecisionCounts): void {
