@@ -61,13 +61,16 @@ export type CountDeleted = (family: Family, deleted: number) => void;
 export function registerConntrackMetrics(registry: Registry, read: () => ConntrackPressure): CountDeleted {
   let last = NO_PRESSURE;
   // Read side by side in registration order, so the first family's read serves all three.
-  createReadMetric(registry, 'gauge', { name: 'ip_masq_agent_conntrack_entries', help: 'Conntrack entries in the node network namespace (nf_conntrack_count).' }, () => (last = read()).entries);
-  createReadMetric(
-    registry,
-    'gauge',
-    { name: 'ip_masq_agent_conntrack_entries_limit', help: 'Most conntrack entries the kernel keeps (nf_conntrack_max); new flows are dropped beyond it.' },
-    () => last.limit,
-  );
+  createReadMetric(registry, 'gauge', {
+    name: 'ip_masq_agent_conntrack_entries',
+    help: 'Conntrack entries in the node network namespace (nf_conntrack_count).',
+    read: () => (last = read()).entries,
+  });
+  createReadMetric(registry, 'gauge', {
+    name: 'ip_masq_agent_conntrack_entries_limit',
+    help: 'Most conntrack entries the kernel keeps (nf_conntrack_max); new flows are dropped beyond it.',
+    read: () => last.limit,
+  });
   registry.register({
     name: 'ip_masq_agent_conntrack_insert_failures_total',
     help: 'Conntrack entries not inserted, by reason (insert_failed, drop, early_drop of /proc/net/stat/nf_conntrack, summed over CPUs).',

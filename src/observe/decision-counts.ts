@@ -94,14 +94,13 @@ export function registerDecisionMetrics(registry: Registry, counts: DecisionCoun
     type: 'counter',
     samples: async () => (await counts.totals()).map((t) => ({ labels: { family: t.family, action: t.action, list: t.list }, value: t.connections })),
   });
-  createReadMetric(
-    registry,
-    'counter',
-    { name: 'ip_masq_agent_decision_counter_read_failures_total', help: 'Reads of the rule counters that failed; the connection totals kept their last values.' },
+  createReadMetric(registry, 'counter', {
+    name: 'ip_masq_agent_decision_counter_read_failures_total',
+    help: 'Reads of the rule counters that failed; the connection totals kept their last values.',
     // Families are read side by side: wait for the (shared) read this scrape may have started.
-    async () => {
+    read: async () => {
       await counts.totals();
       return counts.failures();
     },
-  );
+  });
 }

@@ -79,24 +79,17 @@ export function createMetrics(opts: MetricsOptions = {}) {
     help: 'Delay before the pending retry of a failed sync; 0 when the last sync succeeded.',
   });
 
-  createReadMetric(
-    registry,
-    'counter',
-    {
-      name: 'ip_masq_agent_log_lines_dropped_total',
-      help: 'Log lines dropped because stdout was blocked (a full or slow pipe) with the log buffer full, or closed.',
-    },
-    () => opts.logLinesDropped?.() ?? 0,
-  );
+  createReadMetric(registry, 'counter', {
+    name: 'ip_masq_agent_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout was blocked (a full or slow pipe) with the log buffer full, or closed.',
+    read: () => opts.logLinesDropped?.() ?? 0,
+  });
 
   if (opts.decisionCounts) registerDecisionMetrics(registry, opts.decisionCounts);
   const countDeletedFlows = opts.conntrackPressure ? registerConntrackMetrics(registry, opts.conntrackPressure) : () => {};
 
-  const known = new Set<Family>();
-  /** Creates every series of a family at 0, so rate() and alerts see them from the start. */
+  /** Creates every series of a family at 0 (adding 0 to those that exist), so rate() and alerts see them from the start. */
   const ensureFamily = (family: Family): void => {
-    if (known.has(family)) return;
-    known.add(family);
     for (const result of RESULTS) syncTotal.inc({ family, result }, 0);
     driftRepairs.inc({ family }, 0);
   };

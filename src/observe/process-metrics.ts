@@ -65,7 +65,7 @@ function registerCounts(registry: Registry, name: string, help: string, totalHel
   };
   registry.register({ name, help, type: 'gauge', samples: byType });
   // Read side by side in registration order: the total is that of the names just counted.
-  createReadMetric(registry, 'gauge', { name: `${name}_total`, help: totalHelp }, () => names.length);
+  createReadMetric(registry, 'gauge', { name: `${name}_total`, help: totalHelp, read: () => names.length });
 }
 
 /** Node's undocumented handle and request lists, which prom-client counted by constructor name. */
@@ -84,7 +84,10 @@ function registerHeapSpaces(registry: Registry): void {
       name: `nodejs_heap_space_size_${kind}_bytes`,
       help: `Process heap space size ${kind} from Node.js in bytes.`,
       type: 'gauge',
-      samples: async () => (await import('node:v8')).getHeapSpaceStatistics().map((s) => ({ labels: { space: s.space_name.replace(/_space$/, '') }, value: s[key] })),
+      samples: async () => {
+        const spaces = (await import('node:v8')).getHeapSpaceStatistics();
+        return spaces.map((s) => ({ labels: { space: s.space_name.replace(/_space$/, '') }, value: s[key] }));
+      },
     });
   }
 }
@@ -135,7 +138,7 @@ export function registerProcessMetrics(registry: Registry): void {
     ['process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.', () => cpu.system / 1e6],
     ['process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', () => (cpu.user + cpu.system) / 1e6],
   ];
-  for (const [name, help, read] of counters) createReadMetric(registry, 'counter', { name, help }, read);
+  for (const [name, help, read] of counters) createReadMetric(registry, 'counter', { name, help, read });
   const startTime = Math.round(Date.now() / 1000 - process.uptime());
   const maxFds = readMaxFds();
   let memory: Reading = [];
@@ -148,7 +151,7 @@ export function registerProcessMetrics(registry: Registry): void {
     ...(maxFds === undefined ? [] : [['process_max_fds', 'Maximum number of open file descriptors.', () => maxFds] as const]),
     ['nodejs_eventloop_lag_seconds', 'Lag of event loop in seconds.', measureLag],
   ];
-  for (const [name, help, read] of gauges) createReadMetric(registry, 'gauge', { name, help }, read);
+  for (const [name, help, read] of gauges) createReadMetric(registry, 'gauge', { name, help, read });
 
   const lists = process as unknown as ActiveLists;
   const resourcesHelp = 'Number of active resources that are currently keeping the event loop alive, grouped by async resource type.';
@@ -164,7 +167,7 @@ export function registerProcessMetrics(registry: Registry): void {
     ['nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', () => heap.heapUsed],
     ['nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', () => heap.external],
   ];
-  for (const [name, help, read] of heapGauges) createReadMetric(registry, 'gauge', { name, help }, read);
+  for (const [name, help, read] of heapGauges) createReadMetric(registry, 'gauge', { name, help, read });
   registerHeapSpaces(registry);
   const [major = '', minor = '', patch = ''] = process.version.slice(1).split('.');
   createGauge(registry, { name: 'nodejs_version_info', help: 'Node.js version info.', labelNames: ['version', 'major', 'minor', 'patch'] }).set(1, { version: process.version, major, minor, patch });

@@ -145,7 +145,7 @@ export function createHistogram(registry: Registry, opts: MetricOptions & { read
 }
 
 /** A family of one unlabelled series, read at each scrape; a read that gives undefined keeps the last value (0 at first). */
-export function createReadMetric(registry: Registry, type: 'counter' | 'gauge', opts: MetricOptions, read: () => number | undefined | Promise<number | undefined>): void {
+export function createReadMetric(registry: Registry, type: 'counter' | 'gauge', opts: MetricOptions & { readonly read: () => number | undefined | Promise<number | undefined> }): void {
   let last = 0;
-  registry.register({ ...opts, type, samples: async () => [{ labels: {}, value: (last = (await read()) ?? last) }] });
+  registry.register({ ...opts, type, samples: async () => [{ labels: {}, value: (last = (await opts.read()) ?? last) }] });
 }
