@@ -1,9 +1,10 @@
 // Connections per decision for /metrics, read from the rules' own counters at scrape time. Reads
 // are cached for a short while, so scrapes cannot drive iptables or nft, and concurrent scrapes
 // share one read. The kernel's counters start at 0 whenever the agent rewrites its chain or table
-// (a config change); the totals stay monotonic by folding a series' last value into its base when
-// the value drops. Lost: the connections counted between the last read and a rewrite, and a drop
-// hidden because more connections than before were counted again by the next read.
+// (a config change); the totals stay monotonic by adding what each counter grew by since the last
+// read, or its whole value when it dropped. Lost: the connections counted between the last read
+// and a rewrite, and a drop hidden because more connections than before were counted again by the
+// next read.
 import type { Family } from '../net/cidr.js';
 import type { CountedDecision, DecisionCount } from '../policy/types.js';
 import { createReadMetric, type Registry } from './prometheus.js';
@@ -30,37 +31,29 @@ const seriesKey = (c: Omit<DecisionTotal, 'connections'>): string => `${c.family
 
 /** Creates the cached, monotonic reader of decision counts: totals by {family, action, list}, read at most once per max age. */
 export function createDecisionCounts(opts: DecisionCountsOptions) {
-  // Per counter (a row, an element): its series and last value. Per series: what earlier counters held.
-  let last = new Map<string, { series: string; packets: number }>();
-  const base = new Map<string, DecisionTotal>();
+  // Per counter (a row, an element): its last value. Per series: the connections counted so far.
+  let last = new Map<string, number>();
+  const totals = new Map<string, DecisionTotal>();
   let [readAt, failed] = [Number.NEGATIVE_INFINITY, 0];
   let pending: Promise<DecisionTotal[]> | undefined;
 
   const fold = (counts: readonly DecisionCount[]): void => {
-    const next = new Map<string, { series: string; packets: number }>();
+    const next = new Map<string, number>();
     for (const c of counts) {
       const series = seriesKey(c);
-      if (!base.has(series)) base.set(series, { family: c.family, action: c.action, list: c.list, connections: 0 });
       // The same CIDR twice is two rules, each with its own counter.
       let key = `${series} ${c.cidr ?? ''}`;
       for (let i = 1; next.has(key); i++) key = `${series} ${c.cidr ?? ''} #${i}`;
-      next.set(key, { series, packets: c.packets });
-    }
-    for (const [key, was] of last) {
-      const now = next.get(key);
-      if (now !== undefined && now.packets >= was.packets) continue;
-      // Reset by a rewrite, or gone with a config change: what it counted stays counted.
-      const b = base.get(was.series)!;
-      base.set(was.series, { ...b, connections: b.connections + was.packets });
+      next.set(key, c.packets);
+      // A value below the last was reset by a rewrite: all of it is new. A counter gone with a
+      // config change leaves what it counted counted.
+      const was = last.get(key) ?? 0;
+      const t = totals.get(series) ?? { family: c.family, action: c.action, list: c.list, connections: 0 };
+      totals.set(series, { ...t, connections: t.connections + (c.packets >= was ? c.packets - was : c.packets) });
     }
     last = next;
   };
-
-  const current = (): DecisionTotal[] => {
-    const sums = new Map<string, number>();
-    for (const { series, packets } of last.values()) sums.set(series, (sums.get(series) ?? 0) + packets);
-    return [...base].map(([key, b]) => ({ ...b, connections: b.connections + (sums.get(key) ?? 0) }));
-  };
+  const current = (): DecisionTotal[] => [...totals.values()];
 
   const refresh = async (): Promise<DecisionTotal[]> => {
     try {
