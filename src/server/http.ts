@@ -40,20 +40,15 @@ export interface HttpServerOptions {
 
 /** Why a listen failed, in words that point at the flag to change. */
 function describeListenError(e: NodeJS.ErrnoException, flag: string, value: string): string {
-  const where = `${flag}=${value}`;
-  switch (e.code) {
-    case 'EADDRINUSE':
-      return `${where}: address already in use (another process, perhaps a second ip-masq-agent on this node, listens there); choose another address or set ${flag}=0 to disable`;
-    case 'EADDRNOTAVAIL':
-      return `${where}: this host has no such address; use one of its addresses, or :port for all interfaces`;
-    case 'EACCES':
-      return `${where}: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE); choose a higher port`;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `${where}: the host name does not resolve; use an IP address`;
-    default:
-      return `${where}: cannot listen: ${e.message}`;
-  }
+  const unresolved = 'the host name does not resolve; use an IP address';
+  const why: Readonly<Record<string, string>> = {
+    EADDRINUSE: `address already in use (another process, perhaps a second ip-masq-agent on this node, listens there); choose another address or set ${flag}=0 to disable`,
+    EADDRNOTAVAIL: 'this host has no such address; use one of its addresses, or :port for all interfaces',
+    EACCES: 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE); choose a higher port',
+    ENOTFOUND: unresolved,
+    EAI_AGAIN: unresolved,
+  };
+  return `${flag}=${value}: ${why[e.code ?? ''] ?? `cannot listen: ${e.message}`}`;
 }
 
 /**
