@@ -89,29 +89,16 @@ export function formatLogLine(level: Level, time: number, msg: string, fields: F
 /** Where lines go: a LineWriter for the agent, an array in tests. */
 export type LineSink = (line: string) => void;
 
-/** Output that takes what it can without blocking: returns the bytes written, throws EAGAIN when none fit. */
-export type WriteSome = (buf: Buffer) => number;
-
 /** Options of createLineWriter; the defaults are the agent's stdout. */
 export interface LineWriterOptions {
-  /** Default: writeSync to fd 1, made non-blocking by createStdoutWriter. */
-  readonly write?: WriteSome;
+  /** Takes what it can without blocking: returns the bytes written, throws EAGAIN when none fit (default: fd 1, made non-blocking by createStdoutWriter). */
+  readonly write?: (buf: Buffer) => number;
   /** Bytes held while the output is blocked; lines beyond are dropped and counted (default 64 KiB). */
   readonly maxBufferedBytes?: number;
   /** Calls `fn` once after `ms`; must not keep the process alive. */
   readonly setTimer?: (ms: number, fn: () => void) => void;
   /** Stamps the note of dropped lines (default Date.now). */
   readonly now?: () => number;
-}
-
-/** A line sink that never blocks the event loop on a full or slow output. */
-export interface LineWriter {
-  /** Writes the line now if the output takes it, else holds it, or drops it when the buffer is full. */
-  readonly write: LineSink;
-  /** Lines dropped since start: the buffer was full while the output was blocked, or the output is closed. */
-  dropped(): number;
-  /** Writes what is held, waiting at most `timeoutMs` for a blocked output: for the last lines at exit. */
-  flush(timeoutMs: number): void;
 }
 
 /** The line written once a blocked output takes lines again, if any were lost meanwhile. */
@@ -131,7 +118,7 @@ function isFull(e: unknown): boolean {
  * holds up to `maxBufferedBytes` of whole lines and retries on a timer: a stalled log pipeline
  * costs log lines, counted, never a sync or an HTTP answer. Lines are kept whole and in order.
  */
-export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
+export function createLineWriter(opts: LineWriterOptions = {}) {
   const writeSome = opts.write ?? ((buf: Buffer) => writeSync(1, buf));
   const maxBytes = opts.maxBufferedBytes ?? 64 * 1024;
   const setTimer = opts.setTimer ?? ((ms: number, fn: () => void) => void setTimeout(fn, ms).unref());
@@ -183,7 +170,8 @@ export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
     setTimer(100, pump);
   };
   return {
-    write(line) {
+    /** Writes the line now if the output takes it, else holds it, or drops it when the buffer is full. */
+    write(line: string): void {
       // Held lines go first; a line that does not fit while some are held is dropped whole.
       if (held.length > 0 && held.length + Buffer.byteLength(line, 'utf8') > maxBytes) {
         dropped++;
@@ -193,13 +181,18 @@ export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
       hold(line);
       if (!retrying) pump();
     },
-    dropped: () => dropped,
-    flush(timeoutMs) {
+    /** Lines dropped since start: the buffer was full while the output was blocked, or the output is closed. */
+    dropped: (): number => dropped,
+    /** Writes what is held, waiting at most `timeoutMs` for a blocked output: for the last lines at exit. */
+    flush(timeoutMs: number): void {
       const until = now() + timeoutMs;
       while (!settle() && now() < until) Atomics.wait(pause, 0, 0, 10);
     },
   };
 }
+
+/** A line sink that never blocks the event loop on a full or slow output. */
+export type LineWriter = ReturnType<typeof createLineWriter>;
 
 /**
  * The writer for the agent's stdout. A pipe or socket there is inherited blocking, so a write to
