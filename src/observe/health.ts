@@ -27,25 +27,14 @@ import { cutExcerpt } from '../excerpt.js';
 // turn one bad edit into a crash loop on every node. It is reported in the body, in the logs and
 // in the ip_masq_agent_config_valid metric instead, where alerts belong.
 
-/** The thresholds' defaults (see the module comment), exported so docs and tests quote the same numbers. */
-export const HEALTH_DEFAULTS = {
-  /** The loop is dead when its last attempt is older than this many resync intervals. */
+/** The thresholds, as the module comment describes them. */
+const THRESHOLDS = {
   livenessIntervals: 2,
-  /** ... but never less than this, so short intervals tolerate a slow sync. */
   livenessFloorMs: 120_000,
-  /** Unhealthy once a family has failed this many syncs in a row. */
   failureThreshold: 5,
-  /** Unready when a family's last success is older than this many resync intervals. */
   readinessIntervals: 3,
-  /** ... but never less than this. */
   readinessFloorMs: 180_000,
 } as const;
-
-/**
- * Thresholds of the health and readiness checks (each defaults to HEALTH_DEFAULTS'), and `startedAt`:
- * when the agent started, so a first sync that never begins or never ends turns the probe red.
- */
-export type HealthOptions = { readonly [K in keyof typeof HEALTH_DEFAULTS]?: number } & { readonly startedAt?: number };
 
 function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
@@ -89,10 +78,11 @@ function latest(values: readonly (number | undefined)[]): number | undefined {
 /**
  * Decides liveness and readiness from a status snapshot at time `now` (ms since the epoch): the
  * JSON document /healthz and /readyz serve (the same for both; the status code differs), with
- * why each verdict is false (empty when it is true).
+ * why each verdict is false (empty when it is true). `startedAt`, when the agent started, turns
+ * the probe red when a first sync never begins or never ends.
  */
-export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOptions = {}) {
-  const o = { ...HEALTH_DEFAULTS, ...opts };
+export function evaluateHealth(status: AgentStatus, now: number, startedAt?: number) {
+  const o = THRESHOLDS;
   const resync = status.resyncIntervalMs;
   const liveWindow = Math.max(o.livenessIntervals * resync, o.livenessFloorMs);
   const readyWindow = Math.max(o.readinessIntervals * resync, o.readinessFloorMs);
@@ -101,8 +91,8 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
   const healthReasons: string[] = [];
   const lastAttempt = latest([status.lastSyncAt, ...families.map(([, s]) => s.lastAttemptAt)]);
   if (lastAttempt === undefined) {
-    if (o.startedAt !== undefined && now - o.startedAt > liveWindow) {
-      healthReasons.push(`no sync attempted in the ${seconds(now - o.startedAt)} since start (limit ${seconds(liveWindow)})`);
+    if (startedAt !== undefined && now - startedAt > liveWindow) {
+      healthReasons.push(`no sync attempted in the ${seconds(now - startedAt)} since start (limit ${seconds(liveWindow)})`);
     }
   } else if (now - lastAttempt > liveWindow) {
     healthReasons.push(`last sync attempt was ${seconds(now - lastAttempt)} ago (limit ${seconds(liveWindow)}); the sync loop is stuck`);

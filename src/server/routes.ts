@@ -28,7 +28,7 @@ export function healthRoutes(getStatus: () => AgentStatus, clock: Clock): Routes
   const answer =
     (pick: 'healthy' | 'ready'): Route =>
     async () => {
-      const h = evaluateHealth(getStatus(), clock.now(), { startedAt });
+      const h = evaluateHealth(getStatus(), clock.now(), startedAt);
       return { status: h[pick] ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(h, null, 2)}\n` };
     };
   return { '/healthz': answer('healthy'), '/readyz': answer('ready') };
