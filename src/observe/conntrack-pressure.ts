@@ -52,13 +52,11 @@ export function readConntrackPressure(readText: (path: string) => string): Connt
   return { entries: num('/proc/sys/net/netfilter/nf_conntrack_count'), limit: num('/proc/sys/net/netfilter/nf_conntrack_max'), failures };
 }
 
-/** Counts deleted stale-flow entries (deleteStaleFlows' result), for the agent to call after each deletion. */
-export type CountDeleted = (family: Family, deleted: number) => void;
-
 /**
- * Registers the conntrack metrics in `registry`: the pressure, read at each scrape, and the entries deleted per family, counted through the returned function.
+ * Registers the conntrack metrics in `registry`: the pressure, read at each scrape, and the entries
+ * of stale flows deleted per family, which the agent counts through the returned function.
  */
-export function registerConntrackMetrics(registry: Registry, read: () => ConntrackPressure): CountDeleted {
+export function registerConntrackMetrics(registry: Registry, read: () => ConntrackPressure): (family: Family, deleted: number) => void {
   let last = NO_PRESSURE;
   // Read side by side in registration order, so the first family's read serves all three.
   createReadMetric(registry, 'gauge', {

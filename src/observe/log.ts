@@ -86,9 +86,6 @@ export function formatLogLine(level: Level, time: number, msg: string, fields: F
   return `${stringifyValue({ level, time, component: 'ip-masq-agent', ...own, msg })}\n`;
 }
 
-/** Where lines go: a LineWriter for the agent, an array in tests. */
-export type LineSink = (line: string) => void;
-
 /** Options of createLineWriter; the defaults are the agent's stdout. */
 export interface LineWriterOptions {
   /** Takes what it can without blocking: returns the bytes written, throws EAGAIN when none fit (default: fd 1, made non-blocking by createStdoutWriter). */
@@ -210,7 +207,7 @@ export function createStdoutWriter(): LineWriter {
 }
 
 /** Creates the process logger: JSON lines to `sink` (the agent's: a stdout LineWriter), up to the level --v asks for. */
-export function createLogger(verbosity: number, sink: LineSink, now: () => number = Date.now): Logger {
+export function createLogger(verbosity: number, sink: (line: string) => void, now: () => number = Date.now): Logger {
   const shown = LEVELS.indexOf(levelForVerbosity(verbosity));
   return loggerBy((level, msg, fields) => {
     if (LEVELS.indexOf(level) <= shown) sink(formatLogLine(level, now(), msg, fields));

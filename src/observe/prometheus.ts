@@ -107,14 +107,11 @@ function valueMetric(type: 'counter' | 'gauge', registry: Registry, opts: Metric
   return metric;
 }
 
-/** A counter or gauge: a value per label set. */
-export type ValueMetric = ReturnType<typeof valueMetric>;
+/** Creates a counter in `registry`: a value per label set. */
+export const createCounter = (registry: Registry, opts: MetricOptions) => valueMetric('counter', registry, opts);
 
-/** Creates a counter in `registry`. */
-export const createCounter = (registry: Registry, opts: MetricOptions): ValueMetric => valueMetric('counter', registry, opts);
-
-/** Creates a gauge in `registry`. */
-export const createGauge = (registry: Registry, opts: MetricOptions): ValueMetric => valueMetric('gauge', registry, opts);
+/** Creates a gauge in `registry`: a value per label set. */
+export const createGauge = (registry: Registry, opts: MetricOptions) => valueMetric('gauge', registry, opts);
 
 /** Creates a histogram with fixed upper bounds in `registry`; an unlabelled one prints its zero buckets before any observation. */
 export function createHistogram(registry: Registry, opts: MetricOptions & { readonly buckets: readonly number[] }) {

@@ -4,15 +4,8 @@ import { evaluateHealth } from '../observe/health.js';
 import type { Metrics } from '../observe/metrics.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../observe/prometheus.js';
 
-/** What a route answers; the HTTP adapter adds the headers and handles HEAD. */
-export interface HttpResponse {
-  readonly status: number;
-  readonly contentType: string;
-  readonly body: string;
-}
-
-/** One GET endpoint. */
-export type Route = () => Promise<HttpResponse>;
+/** One GET endpoint: what it answers; the HTTP adapter adds the headers and handles HEAD. */
+export type Route = () => Promise<{ readonly status: number; readonly contentType: string; readonly body: string }>;
 
 /** Endpoints by exact path (query strings are ignored). */
 export type Routes = Readonly<Record<string, Route>>;
