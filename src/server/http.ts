@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errorMessage } from '../errors.js';
+import { coalesceNotes } from '../observe/coalesce-notes.js';
 import type { Logger } from '../observe/log.js';
 import { formatHostPort, parseBindAddress } from './bind-address.js';
 import type { Routes } from './routes.js';
@@ -63,7 +64,7 @@ export function requestPath(target: string): string {
   return path.split('?')[0] ?? '/';
 }
 
-function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: IncomingMessage, res: ServerResponse): void {
+function handle(routes: Routes, log: Logger, req: IncomingMessage, res: ServerResponse): void {
   const send = (status: number, contentType: string, body: string, headers: Record<string, string> = {}): void => {
     res.writeHead(status, {
       'Content-Type': contentType,
@@ -75,8 +76,8 @@ function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: I
     res.end(body); // node:http drops the body of a HEAD response itself
   };
   const path = requestPath(req.url ?? '/');
-  const route = routes.get(path);
-  if (!route) return send(404, 'text/plain; charset=utf-8', `404 page not found; try ${[...routes.keys()].join(', ')}\n`);
+  const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+  if (!route) return send(404, 'text/plain; charset=utf-8', `404 page not found; try ${Object.keys(routes).join(', ')}\n`);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     // Closing the connection spares reading a body nobody asked for.
     return send(405, 'text/plain; charset=utf-8', `405 method not allowed; use GET or HEAD\n`, { Allow: 'GET, HEAD', Connection: 'close' });
@@ -107,7 +108,6 @@ export async function startHttpServer(opts: HttpServerOptions) {
     log.info(`HTTP server for ${paths.join(', ')} disabled (${flag} is empty or 0)`, { flag });
     return undefined;
   }
-  const routes = new Map(Object.entries(opts.routes));
   const limits = { ...HTTP_LIMITS, ...opts.limits };
   const server: Server = createServer(
     {
@@ -118,21 +118,18 @@ export async function startHttpServer(opts: HttpServerOptions) {
       // How often node checks the two timeouts above; its default (30 s) would let them slip.
       connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
     },
-    (req, res) => handle(routes, log, req, res),
+    (req, res) => handle(opts.routes, log, req, res),
   );
   server.maxConnections = limits.maxConnections;
   // With no 'timeout' listener node destroys the socket: an idle connection frees its descriptor.
   server.setTimeout(limits.idleTimeoutMs);
-  let dropped = 0;
-  let warnedAt = -Infinity;
-  server.on('drop', () => {
-    dropped++;
-    // At most one line a minute, however many connections a flood brings.
-    if (Date.now() - warnedAt < 60_000) return;
-    warnedAt = Date.now();
-    log.warn('HTTP connection limit reached; new connections are closed at once until some end', { flag, maxConnections: limits.maxConnections, dropped });
-    dropped = 0;
+  // At most one line a minute, however many connections a flood brings.
+  const noteDrops = coalesceNotes({
+    windowMs: 60_000,
+    setTimer: (ms, fn) => void setTimeout(fn, ms).unref(),
+    note: (n) => log.warn('HTTP connection limit reached; new connections are closed at once until some end', { flag, maxConnections: limits.maxConnections, dropped: n ?? 1 }),
   });
+  server.on('drop', noteDrops);
   server.listen(bind.port, bind.host);
   try {
     // Rejects on an 'error' before 'listening', and leaves no listener behind either way.
