@@ -27,8 +27,6 @@ export interface DecisionCountsOptions {
 /** Scrapes within 5 s of a read share it (Prometheus scrapes every 15-60 s; an HA pair doubles that). */
 export const DECISION_COUNTS_MAX_AGE_MS = 5_000;
 
-const seriesKey = (c: Omit<DecisionTotal, 'connections'>): string => `${c.family} ${c.action} ${c.list}`;
-
 /** Creates the cached, monotonic reader of decision counts: totals by {family, action, list}, read at most once per max age. */
 export function createDecisionCounts(opts: DecisionCountsOptions) {
   // Per counter (a row, an element): its last value. Per series: the connections counted so far.
@@ -40,7 +38,7 @@ export function createDecisionCounts(opts: DecisionCountsOptions) {
   const fold = (counts: readonly DecisionCount[]): void => {
     const next = new Map<string, number>();
     for (const c of counts) {
-      const series = seriesKey(c);
+      const series = `${c.family} ${c.action} ${c.list}`;
       // The same CIDR twice is two rules, each with its own counter.
       let key = `${series} ${c.cidr ?? ''}`;
       for (let i = 1; next.has(key); i++) key = `${series} ${c.cidr ?? ''} #${i}`;

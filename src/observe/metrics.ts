@@ -1,12 +1,9 @@
 import { registerProcessMetrics } from './process-metrics.js';
 import { createCounter, createGauge, createHistogram, createReadMetric, createRegistry } from './prometheus.js';
-import { RETRY_REASON, type AgentStatus, type FamilyResult, type SyncReport } from './agent-status.js';
+import { FAMILY_RESULTS, RETRY_REASON, type AgentStatus, type SyncReport } from './agent-status.js';
 import type { Family } from '../net/cidr.js';
 import { registerDecisionMetrics, type DecisionCounts } from './decision-counts.js';
 import { registerConntrackMetrics, type ConntrackPressure } from './conntrack-pressure.js';
-
-/** Every result a family sync can have, so each series exists (at 0) before it first happens. */
-const RESULTS: readonly FamilyResult[] = ['unchanged', 'applied', 'repaired', 'error'];
 
 /** Options of createMetrics. */
 export interface MetricsOptions {
@@ -90,7 +87,7 @@ export function createMetrics(opts: MetricsOptions = {}) {
 
   /** Creates every series of a family at 0 (adding 0 to those that exist), so rate() and alerts see them from the start. */
   const ensureFamily = (family: Family): void => {
-    for (const result of RESULTS) syncTotal.inc({ family, result }, 0);
+    for (const result of FAMILY_RESULTS) syncTotal.inc({ family, result }, 0);
     driftRepairs.inc({ family }, 0);
   };
 
