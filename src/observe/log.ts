@@ -23,12 +23,6 @@ export type Level = (typeof LEVELS)[number];
  */
 export type Logger = Record<Level, (msg: string, fields?: Fields) => void>;
 
-/** A Logger whose every method calls `write` with its level. */
-function loggerBy(write: (level: Level, msg: string, fields?: Fields) => void): Logger {
-  const at = (level: Level) => (msg: string, fields?: Fields) => write(level, msg, fields);
-  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
-}
-
 /** Maps klog's --v to the most verbose level shown. */
 export function levelForVerbosity(v: number): 'info' | 'debug' | 'trace' {
   return v >= 4 ? 'trace' : v >= 2 ? 'debug' : 'info';
@@ -209,14 +203,8 @@ export function createStdoutWriter(): LineWriter {
 /** Creates the process logger: JSON lines to `sink` (the agent's: a stdout LineWriter), up to the level --v asks for. */
 export function createLogger(verbosity: number, sink: (line: string) => void, now: () => number = Date.now): Logger {
   const shown = LEVELS.indexOf(levelForVerbosity(verbosity));
-  return loggerBy((level, msg, fields) => {
+  const at = (level: Level) => (msg: string, fields?: Fields) => {
     if (LEVELS.indexOf(level) <= shown) sink(formatLogLine(level, now(), msg, fields));
-  });
-}
-
-/** A logger that keeps every entry in memory, for tests. */
-export function createMemoryLogger(): Logger & { readonly entries: { level: string; msg: string; fields: Fields }[] } {
-  const entries: { level: string; msg: string; fields: Fields }[] = [];
-  const logger = loggerBy((level, msg, fields = {}) => void entries.push({ level, msg, fields }));
-  return { entries, ...logger };
+  };
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
 }
