@@ -3,7 +3,7 @@
 // operator watching the masquerade wants it beside the agent's own metrics. All of it is of the
 // network namespace the agent runs in (the node's: it runs with hostNetwork).
 import type { Family } from '../net/cidr.js';
-import { createCounter, createReadMetric, type Registry } from './prometheus.js';
+import { createMetric, createReadMetric, type Registry } from './prometheus.js';
 
 /** The kernel's conntrack counts; 0 where it has no figure (nf_conntrack not loaded). */
 export interface ConntrackPressure {
@@ -75,7 +75,7 @@ export function registerConntrackMetrics(registry: Registry, read: () => Conntra
     type: 'counter',
     samples: () => FAILURE_COLUMNS.map((reason) => ({ labels: { reason }, value: last.failures[reason] })),
   });
-  const deleted = createCounter(registry, {
+  const deleted = createMetric(registry, 'counter', {
     name: 'ip_masq_agent_conntrack_entries_deleted_total',
     help: 'Conntrack entries of flows deleted because a config change re-decided their translation.',
     labelNames: ['family'],

@@ -1,5 +1,5 @@
 import { registerProcessMetrics } from './process-metrics.js';
-import { createCounter, createGauge, createHistogram, createReadMetric, createRegistry } from './prometheus.js';
+import { createMetric, createHistogram, createReadMetric, createRegistry } from './prometheus.js';
 import { FAMILY_RESULTS, RETRY_REASON, type AgentStatus, type SyncReport } from './agent-status.js';
 import type { Family } from '../net/cidr.js';
 import { registerDecisionMetrics, type DecisionCounts } from './decision-counts.js';
@@ -25,16 +25,16 @@ export function createMetrics(opts: MetricsOptions = {}) {
   const registry = createRegistry();
   if (opts.defaultMetrics ?? true) registerProcessMetrics(registry);
 
-  const configValid = createGauge(registry, {
+  const configValid = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_config_valid',
     help: '1 when the last config read was valid, 0 when it was rejected (the last good config stays in force).',
   });
-  const configInfo = createGauge(registry, {
+  const configInfo = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_config_info',
     help: 'The config in force: its hash and source files (comma-joined, or "defaults"); always 1.',
     labelNames: ['hash', 'source'],
   });
-  const syncTotal = createCounter(registry, {
+  const syncTotal = createMetric(registry, 'counter', {
     name: 'ip_masq_agent_sync_total',
     help: 'Family syncs by result: unchanged, applied (config change or first write), repaired (drift undone), error.',
     labelNames: ['family', 'result'],
@@ -45,33 +45,33 @@ export function createMetrics(opts: MetricsOptions = {}) {
     // From a fast nft/iptables-restore (about 1 ms) to a sync that waited on the xtables lock (10 s).
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   });
-  const lastSuccess = createGauge(registry, {
+  const lastSuccess = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_last_sync_success_timestamp_seconds',
     help: 'Unix time of the last successful sync of the family; 0 when it has never succeeded.',
     labelNames: ['family'],
   });
-  const driftRepairs = createCounter(registry, {
+  const driftRepairs = createMetric(registry, 'counter', {
     name: 'ip_masq_agent_drift_repairs_total',
     help: 'Times the rules of the family were found changed by someone else and restored.',
     labelNames: ['family'],
   });
-  const rules = createGauge(registry, {
+  const rules = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_rules',
     help: 'Rule lines the agent owns for the family, as last written or verified.',
     labelNames: ['family'],
   });
 
-  const shadowing = createGauge(registry, {
+  const shadowing = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_shadowing_rules',
     help: 'MASQUERADE/SNAT rules earlier in nat POSTROUTING than our jump (nftables: other tables translating at our hook first), which may override our non-masquerade ranges, by owner.',
     labelNames: ['family', 'owner'],
   });
 
-  const retries = createCounter(registry, {
+  const retries = createMetric(registry, 'counter', {
     name: 'ip_masq_agent_sync_retries_total',
     help: 'Syncs run as a retry after a failed sync (sooner than the resync interval, with backoff).',
   });
-  const retryBackoff = createGauge(registry, {
+  const retryBackoff = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_sync_retry_backoff_seconds',
     help: 'Delay before the pending retry of a failed sync; 0 when the last sync succeeded.',
   });

@@ -84,7 +84,8 @@ export interface MetricOptions {
   readonly labelNames?: readonly string[];
 }
 
-function valueMetric(type: 'counter' | 'gauge', registry: Registry, opts: MetricOptions) {
+/** Creates a counter or gauge in `registry`: a value per label set. */
+export function createMetric(registry: Registry, type: 'counter' | 'gauge', opts: MetricOptions) {
   const { series, at } = seriesMap((labels) => ({ labels, value: 0 }));
   if ((opts.labelNames ?? []).length === 0) at({});
   const metric = {
@@ -106,12 +107,6 @@ function valueMetric(type: 'counter' | 'gauge', registry: Registry, opts: Metric
   registry.register(metric);
   return metric;
 }
-
-/** Creates a counter in `registry`: a value per label set. */
-export const createCounter = (registry: Registry, opts: MetricOptions) => valueMetric('counter', registry, opts);
-
-/** Creates a gauge in `registry`: a value per label set. */
-export const createGauge = (registry: Registry, opts: MetricOptions) => valueMetric('gauge', registry, opts);
 
 /** Creates a histogram with fixed upper bounds in `registry`; an unlabelled one prints its zero buckets before any observation. */
 export function createHistogram(registry: Registry, opts: MetricOptions & { readonly buckets: readonly number[] }) {
