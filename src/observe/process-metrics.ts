@@ -7,7 +7,7 @@
 // - the GC histogram and the heap-space gauges start at the first scrape, so an agent that nobody
 //   scrapes does not load perf_hooks and v8 (about 2.4 MiB resident).
 import { readFileSync, readdirSync } from 'node:fs';
-import { createMetric, createHistogram, createReadMetric, createRegistry, type Registry, type Sample } from './prometheus.js';
+import { createHistogram, createReadMetric, createRegistry, type Registry, type Sample } from './prometheus.js';
 
 /** prom-client's default GC buckets. */
 const GC_BUCKETS: readonly number[] = [0.001, 0.01, 0.1, 1, 2, 5];
@@ -170,11 +170,7 @@ export function registerProcessMetrics(registry: Registry): void {
   for (const [name, help, read] of heapGauges) createReadMetric(registry, 'gauge', { name, help, read });
   registerHeapSpaces(registry);
   const [major = '', minor = '', patch = ''] = process.version.slice(1).split('.');
-  createMetric(registry, 'gauge', { name: 'nodejs_version_info', help: 'Node.js version info.', labelNames: ['version', 'major', 'minor', 'patch'] }).set(1, {
-    version: process.version,
-    major,
-    minor,
-    patch,
-  });
+  const version = { version: process.version, major, minor, patch };
+  registry.register({ name: 'nodejs_version_info', help: 'Node.js version info.', type: 'gauge', samples: () => [{ labels: version, value: 1 }] });
   registerGcHistogram(registry);
 }
