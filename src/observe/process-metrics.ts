@@ -12,11 +12,8 @@ import { createHistogram, createReadMetric, createRegistry, type Registry, type 
 /** prom-client's default GC buckets. */
 const GC_BUCKETS: readonly number[] = [0.001, 0.01, 0.1, 1, 2, 5];
 
-/** Values read at a scrape, in the order of their metrics; undefined leaves a value as it was. */
-type Reading = readonly (number | undefined)[];
-
 /** Reads `VmRSS`, `VmSize` and `VmData` (kB) from /proc/self/status, in bytes; without /proc, the RSS alone. */
-function readMemory(): Reading {
+function readMemory(): (number | undefined)[] {
   try {
     const kB = new Map<string, number>();
     for (const line of readFileSync('/proc/self/status', 'utf8').split('\n')) {
@@ -141,7 +138,7 @@ export function registerProcessMetrics(registry: Registry): void {
   for (const [name, help, read] of counters) createReadMetric(registry, 'counter', { name, help, read });
   const startTime = Math.round(Date.now() / 1000 - process.uptime());
   const maxFds = readMaxFds();
-  let memory: Reading = [];
+  let memory: (number | undefined)[] = [];
   const gauges: Reads = [
     ['process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', () => startTime],
     ['process_resident_memory_bytes', 'Resident memory size in bytes.', () => (memory = readMemory())[0]],
