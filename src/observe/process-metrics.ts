@@ -88,6 +88,7 @@ function registerHeapSpaces(registry: Registry): void {
     });
   }
 }
+
 /** The GC duration histogram; its PerformanceObserver starts at the first scrape. */
 function registerGcHistogram(registry: Registry): void {
   // Made in a registry of its own, to be registered here with the observer's start in front of its samples.
@@ -98,26 +99,25 @@ function registerGcHistogram(registry: Registry): void {
     buckets: GC_BUCKETS,
   });
   let observing = false;
-  const start = async (): Promise<void> => {
-    observing = true;
-    const { PerformanceObserver, constants } = await import('node:perf_hooks');
-    const kinds = new Map<number, string>([
-      [constants.NODE_PERFORMANCE_GC_MAJOR, 'major'],
-      [constants.NODE_PERFORMANCE_GC_MINOR, 'minor'],
-      [constants.NODE_PERFORMANCE_GC_INCREMENTAL, 'incremental'],
-      [constants.NODE_PERFORMANCE_GC_WEAKCB, 'weakcb'],
-    ]);
-    new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) {
-        const kind = kinds.get((entry as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1);
-        if (kind) gc.observe(entry.duration / 1000, { kind });
-      }
-    }).observe({ entryTypes: ['gc'] });
-  };
   registry.register({
     ...gc,
     samples: async () => {
-      if (!observing) await start();
+      if (!observing) {
+        observing = true;
+        const { PerformanceObserver, constants } = await import('node:perf_hooks');
+        const kinds = new Map<number, string>([
+          [constants.NODE_PERFORMANCE_GC_MAJOR, 'major'],
+          [constants.NODE_PERFORMANCE_GC_MINOR, 'minor'],
+          [constants.NODE_PERFORMANCE_GC_INCREMENTAL, 'incremental'],
+          [constants.NODE_PERFORMANCE_GC_WEAKCB, 'weakcb'],
+        ]);
+        new PerformanceObserver((list) => {
+          for (const entry of list.getEntries()) {
+            const kind = kinds.get((entry as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1);
+            if (kind) gc.observe(entry.duration / 1000, { kind });
+          }
+        }).observe({ entryTypes: ['gc'] });
+      }
       return gc.samples();
     },
   });
