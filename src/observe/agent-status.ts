@@ -6,8 +6,11 @@ import type { ShadowingRule } from '../backends/shadow-owner.js';
 /** The reason of a sync run early because the previous one failed (what metrics count as a retry). */
 export const RETRY_REASON = 'retry';
 
+/** Every outcome a family can have in one sync. */
+export const FAMILY_RESULTS = ['unchanged', 'applied', 'repaired', 'error'] as const;
+
 /** The outcome of one family in one sync. */
-export type FamilyResult = 'unchanged' | 'applied' | 'repaired' | 'error';
+export type FamilyResult = (typeof FAMILY_RESULTS)[number];
 
 /** What one sync did. */
 export interface SyncReport {

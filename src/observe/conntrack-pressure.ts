@@ -3,7 +3,7 @@
 // operator watching the masquerade wants it beside the agent's own metrics. All of it is of the
 // network namespace the agent runs in (the node's: it runs with hostNetwork).
 import type { Family } from '../net/cidr.js';
-import { createCounter, createGauge, type Registry } from './prometheus.js';
+import { createMetric, createReadMetric, type Registry } from './prometheus.js';
 
 /** The kernel's conntrack counts; 0 where it has no figure (nf_conntrack not loaded). */
 export interface ConntrackPressure {
@@ -52,37 +52,30 @@ export function readConntrackPressure(readText: (path: string) => string): Connt
   return { entries: num('/proc/sys/net/netfilter/nf_conntrack_count'), limit: num('/proc/sys/net/netfilter/nf_conntrack_max'), failures };
 }
 
-/** Counts deleted stale-flow entries (deleteStaleFlows' result), for the agent to call after each deletion. */
-export type CountDeleted = (family: Family, deleted: number) => void;
-
 /**
- * Registers the conntrack metrics in `registry`: the pressure, read at each scrape, and the entries deleted per family, counted through the returned function.
+ * Registers the conntrack metrics in `registry`: the pressure, read at each scrape, and the entries
+ * of stale flows deleted per family, which the agent counts through the returned function.
  */
-export function registerConntrackMetrics(registry: Registry, read: () => ConntrackPressure): CountDeleted {
+export function registerConntrackMetrics(registry: Registry, read: () => ConntrackPressure): (family: Family, deleted: number) => void {
   let last = NO_PRESSURE;
-  // Collected in registration order, so the first gauge's read serves all three.
-  const entries = createGauge(registry, {
+  // Read side by side in registration order, so the first family's read serves all three.
+  createReadMetric(registry, 'gauge', {
     name: 'ip_masq_agent_conntrack_entries',
     help: 'Conntrack entries in the node network namespace (nf_conntrack_count).',
-    collect: () => {
-      last = read();
-      entries.set(last.entries);
-    },
+    read: () => (last = read()).entries,
   });
-  const limit = createGauge(registry, {
+  createReadMetric(registry, 'gauge', {
     name: 'ip_masq_agent_conntrack_entries_limit',
     help: 'Most conntrack entries the kernel keeps (nf_conntrack_max); new flows are dropped beyond it.',
-    collect: () => limit.set(last.limit),
+    read: () => last.limit,
   });
-  const failures = createCounter(registry, {
+  registry.register({
     name: 'ip_masq_agent_conntrack_insert_failures_total',
     help: 'Conntrack entries not inserted, by reason (insert_failed, drop, early_drop of /proc/net/stat/nf_conntrack, summed over CPUs).',
-    labelNames: ['reason'],
-    collect: () => {
-      for (const reason of FAILURE_COLUMNS) failures.set({ reason }, last.failures[reason]);
-    },
+    type: 'counter',
+    samples: () => FAILURE_COLUMNS.map((reason) => ({ labels: { reason }, value: last.failures[reason] })),
   });
-  const deleted = createCounter(registry, {
+  const deleted = createMetric(registry, 'counter', {
     name: 'ip_masq_agent_conntrack_entries_deleted_total',
     help: 'Conntrack entries of flows deleted because a config change re-decided their translation.',
     labelNames: ['family'],

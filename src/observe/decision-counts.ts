@@ -1,12 +1,13 @@
 // Connections per decision for /metrics, read from the rules' own counters at scrape time. Reads
 // are cached for a short while, so scrapes cannot drive iptables or nft, and concurrent scrapes
 // share one read. The kernel's counters start at 0 whenever the agent rewrites its chain or table
-// (a config change); the totals stay monotonic by folding a series' last value into its base when
-// the value drops. Lost: the connections counted between the last read and a rewrite, and a drop
-// hidden because more connections than before were counted again by the next read.
+// (a config change); the totals stay monotonic by adding what each counter grew by since the last
+// read, or its whole value when it dropped. Lost: the connections counted between the last read
+// and a rewrite, and a drop hidden because more connections than before were counted again by the
+// next read.
 import type { Family } from '../net/cidr.js';
 import type { CountedDecision, DecisionCount } from '../policy/types.js';
-import { createCounter, type Registry } from './prometheus.js';
+import { createReadMetric, type Registry } from './prometheus.js';
 
 /** One series of the metric: a family, an action and the list that decided. */
 export interface DecisionTotal extends Omit<CountedDecision, 'cidr'> {
@@ -21,56 +22,36 @@ export interface DecisionCountsOptions {
   readonly read: () => Promise<readonly DecisionCount[]>;
   /** Milliseconds now; injected so tests drive time. */
   readonly now: () => number;
-  /** How long one read serves scrapes; default DECISION_COUNTS_MAX_AGE_MS. */
-  readonly maxAgeMs?: number;
 }
 
 /** Scrapes within 5 s of a read share it (Prometheus scrapes every 15-60 s; an HA pair doubles that). */
 export const DECISION_COUNTS_MAX_AGE_MS = 5_000;
 
-/** Monotonic totals by {family, action, list}, read at most once per max age. */
-export interface DecisionCounts {
-  totals(): Promise<DecisionTotal[]>;
-  /** Reads that failed (the last totals were served instead). */
-  failures(): number;
-}
-
-const seriesKey = (c: Omit<DecisionTotal, 'connections'>): string => `${c.family} ${c.action} ${c.list}`;
-
-/** Creates the cached, monotonic reader of decision counts. */
-export function createDecisionCounts(opts: DecisionCountsOptions): DecisionCounts {
-  const maxAge = opts.maxAgeMs ?? DECISION_COUNTS_MAX_AGE_MS;
-  // Per counter (a row, an element): its series and last value. Per series: what earlier counters held.
-  let last = new Map<string, { series: string; packets: number }>();
-  const base = new Map<string, DecisionTotal>();
+/** Creates the cached, monotonic reader of decision counts: totals by {family, action, list}, read at most once per max age. */
+export function createDecisionCounts(opts: DecisionCountsOptions) {
+  // Per counter (a row, an element): its last value. Per series: the connections counted so far.
+  let last = new Map<string, number>();
+  const totals = new Map<string, DecisionTotal>();
   let [readAt, failed] = [Number.NEGATIVE_INFINITY, 0];
   let pending: Promise<DecisionTotal[]> | undefined;
 
   const fold = (counts: readonly DecisionCount[]): void => {
-    const next = new Map<string, { series: string; packets: number }>();
+    const next = new Map<string, number>();
     for (const c of counts) {
-      const series = seriesKey(c);
-      if (!base.has(series)) base.set(series, { family: c.family, action: c.action, list: c.list, connections: 0 });
+      const series = `${c.family} ${c.action} ${c.list}`;
       // The same CIDR twice is two rules, each with its own counter.
       let key = `${series} ${c.cidr ?? ''}`;
       for (let i = 1; next.has(key); i++) key = `${series} ${c.cidr ?? ''} #${i}`;
-      next.set(key, { series, packets: c.packets });
-    }
-    for (const [key, was] of last) {
-      const now = next.get(key);
-      if (now !== undefined && now.packets >= was.packets) continue;
-      // Reset by a rewrite, or gone with a config change: what it counted stays counted.
-      const b = base.get(was.series)!;
-      base.set(was.series, { ...b, connections: b.connections + was.packets });
+      next.set(key, c.packets);
+      // A value below the last was reset by a rewrite: all of it is new. A counter gone with a
+      // config change leaves what it counted counted.
+      const was = last.get(key) ?? 0;
+      const t = totals.get(series) ?? { family: c.family, action: c.action, list: c.list, connections: 0 };
+      totals.set(series, { ...t, connections: t.connections + (c.packets >= was ? c.packets - was : c.packets) });
     }
     last = next;
   };
-
-  const current = (): DecisionTotal[] => {
-    const sums = new Map<string, number>();
-    for (const { series, packets } of last.values()) sums.set(series, (sums.get(series) ?? 0) + packets);
-    return [...base].map(([key, b]) => ({ ...b, connections: b.connections + (sums.get(key) ?? 0) }));
-  };
+  const current = (): DecisionTotal[] => [...totals.values()];
 
   const refresh = async (): Promise<DecisionTotal[]> => {
     try {
@@ -84,31 +65,33 @@ export function createDecisionCounts(opts: DecisionCountsOptions): DecisionCount
   };
 
   return {
-    totals: async () => {
-      if (opts.now() - readAt < maxAge) return current();
+    totals: async (): Promise<DecisionTotal[]> => {
+      if (opts.now() - readAt < DECISION_COUNTS_MAX_AGE_MS) return current();
       return (pending ??= refresh().finally(() => (pending = undefined)));
     },
-    failures: () => failed,
+    /** Reads that failed (the last totals were served instead). */
+    failures: (): number => failed,
   };
 }
 
+/** The reader createDecisionCounts makes. */
+export type DecisionCounts = ReturnType<typeof createDecisionCounts>;
+
 /** Registers `ip_masq_agent_decision_connections_total` and its read failures in `registry`. */
 export function registerDecisionMetrics(registry: Registry, counts: DecisionCounts): void {
-  const connections = createCounter(registry, {
+  registry.register({
     name: 'ip_masq_agent_decision_connections_total',
     help: 'New connections by the decision that took them (action masquerade, snat or keep; list: the config list, link-local, or default), read from the counters of the rules themselves.',
-    labelNames: ['family', 'action', 'list'],
-    collect: async () => {
-      for (const t of await counts.totals()) connections.set({ family: t.family, action: t.action, list: t.list }, t.connections);
-    },
+    type: 'counter',
+    samples: async () => (await counts.totals()).map((t) => ({ labels: { family: t.family, action: t.action, list: t.list }, value: t.connections })),
   });
-  const failures = createCounter(registry, {
+  createReadMetric(registry, 'counter', {
     name: 'ip_masq_agent_decision_counter_read_failures_total',
     help: 'Reads of the rule counters that failed; the connection totals kept their last values.',
-    // Collects run side by side: wait for the (shared) read this scrape may have started.
-    collect: async () => {
+    // Families are read side by side: wait for the (shared) read this scrape may have started.
+    read: async () => {
       await counts.totals();
-      failures.set(counts.failures());
+      return counts.failures();
     },
   });
 }

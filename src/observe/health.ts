@@ -27,58 +27,14 @@ import { cutExcerpt } from '../excerpt.js';
 // turn one bad edit into a crash loop on every node. It is reported in the body, in the logs and
 // in the ip_masq_agent_config_valid metric instead, where alerts belong.
 
-/** One family in the health body; times are ISO 8601, `null` when it never happened. */
-export interface FamilyHealthBody {
-  readonly lastAttempt: string | null;
-  readonly lastSuccess: string | null;
-  readonly lastError: string | null;
-  readonly consecutiveFailures: number;
-  readonly rules: number;
-  readonly driftRepairs: number;
-}
-
-/** The JSON document served by /healthz and /readyz (the same for both; the status code differs). */
-export interface HealthBody extends Pick<AgentStatus, 'configValid' | 'configErrors' | 'usingDefaults' | 'configHash' | 'configFiles'> {
-  readonly healthy: boolean;
-  readonly ready: boolean;
-  readonly healthReasons: readonly string[];
-  readonly readyReasons: readonly string[];
-  /** As in kube-proxy's healthz body. */
-  readonly currentTime: string;
-  /** The latest successful sync of any family, as kube-proxy's `lastUpdated`. */
-  readonly lastUpdated: string | null;
-  readonly lastSync: string | null;
-  /** Go duration syntax, as in the config file. */
-  readonly resyncInterval: string;
-  /** Families whose rules were found in the kernel at a start with an invalid config, and are kept. */
-  readonly rulesKeptFromKernel?: readonly string[];
-  readonly families: Readonly<Record<string, FamilyHealthBody>>;
-}
-
-/** The verdict: the two booleans, why each is false (empty when it is true), and the body to serve. */
-export interface HealthResult extends Pick<HealthBody, 'healthy' | 'ready' | 'healthReasons' | 'readyReasons'> {
-  readonly body: HealthBody;
-}
-
-/** The thresholds' defaults (see the module comment), exported so docs and tests quote the same numbers. */
-export const HEALTH_DEFAULTS = {
-  /** The loop is dead when its last attempt is older than this many resync intervals. */
+/** The thresholds, as the module comment describes them. */
+const THRESHOLDS = {
   livenessIntervals: 2,
-  /** ... but never less than this, so short intervals tolerate a slow sync. */
   livenessFloorMs: 120_000,
-  /** Unhealthy once a family has failed this many syncs in a row. */
   failureThreshold: 5,
-  /** Unready when a family's last success is older than this many resync intervals. */
   readinessIntervals: 3,
-  /** ... but never less than this. */
   readinessFloorMs: 180_000,
 } as const;
-
-/**
- * Thresholds of the health and readiness checks (each defaults to HEALTH_DEFAULTS'), and `startedAt`:
- * when the agent started, so a first sync that never begins or never ends turns the probe red.
- */
-export type HealthOptions = { readonly [K in keyof typeof HEALTH_DEFAULTS]?: number } & { readonly startedAt?: number };
 
 function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
@@ -102,12 +58,8 @@ function boundedList(items: readonly string[]): string[] {
   return shown;
 }
 
-function latest(values: readonly (number | undefined)[]): number | undefined {
-  const known = values.filter((v) => v !== undefined);
-  return known.length === 0 ? undefined : Math.max(...known);
-}
-
-function familyBody(s: Readonly<FamilyStatus>): FamilyHealthBody {
+/** One family in the body; times are ISO 8601, `null` when it never happened. */
+function familyBody(s: Readonly<FamilyStatus>) {
   return {
     lastAttempt: iso(s.lastAttemptAt),
     lastSuccess: iso(s.lastSuccessAt),
@@ -118,9 +70,19 @@ function familyBody(s: Readonly<FamilyStatus>): FamilyHealthBody {
   };
 }
 
-/** Decides liveness and readiness from a status snapshot at time `now` (ms since the epoch). */
-export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOptions = {}): HealthResult {
-  const o = { ...HEALTH_DEFAULTS, ...opts };
+function latest(values: readonly (number | undefined)[]): number | undefined {
+  const known = values.filter((v) => v !== undefined);
+  return known.length === 0 ? undefined : Math.max(...known);
+}
+
+/**
+ * Decides liveness and readiness from a status snapshot at time `now` (ms since the epoch): the
+ * JSON document /healthz and /readyz serve (the same for both; the status code differs), with
+ * why each verdict is false (empty when it is true). `startedAt`, when the agent started, turns
+ * the probe red when a first sync never begins or never ends.
+ */
+export function evaluateHealth(status: AgentStatus, now: number, startedAt?: number) {
+  const o = THRESHOLDS;
   const resync = status.resyncIntervalMs;
   const liveWindow = Math.max(o.livenessIntervals * resync, o.livenessFloorMs);
   const readyWindow = Math.max(o.readinessIntervals * resync, o.readinessFloorMs);
@@ -129,8 +91,8 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
   const healthReasons: string[] = [];
   const lastAttempt = latest([status.lastSyncAt, ...families.map(([, s]) => s.lastAttemptAt)]);
   if (lastAttempt === undefined) {
-    if (o.startedAt !== undefined && now - o.startedAt > liveWindow) {
-      healthReasons.push(`no sync attempted in the ${seconds(now - o.startedAt)} since start (limit ${seconds(liveWindow)})`);
+    if (startedAt !== undefined && now - startedAt > liveWindow) {
+      healthReasons.push(`no sync attempted in the ${seconds(now - startedAt)} since start (limit ${seconds(liveWindow)})`);
     }
   } else if (now - lastAttempt > liveWindow) {
     healthReasons.push(`last sync attempt was ${seconds(now - lastAttempt)} ago (limit ${seconds(liveWindow)}); the sync loop is stuck`);
@@ -153,22 +115,23 @@ export function evaluateHealth(status: AgentStatus, now: number, opts: HealthOpt
     }
   }
 
-  const verdict = { healthy: healthReasons.length === 0, ready: readyReasons.length === 0, healthReasons, readyReasons };
   return {
-    ...verdict,
-    body: {
-      ...verdict,
-      currentTime: new Date(now).toISOString(),
-      lastUpdated: iso(latest(families.map(([, s]) => s.lastSuccessAt))),
-      lastSync: iso(status.lastSyncAt),
-      resyncInterval: formatGoDuration(BigInt(Math.round(resync)) * 1_000_000n),
-      configValid: status.configValid,
-      configErrors: boundedList(status.configErrors),
-      usingDefaults: status.usingDefaults,
-      configHash: status.configHash,
-      configFiles: status.configFiles,
-      ...(status.rulesKeptFromKernel?.length ? { rulesKeptFromKernel: status.rulesKeptFromKernel } : {}),
-      families: Object.fromEntries(families.map(([family, s]) => [family, familyBody(s)])),
-    },
+    healthy: healthReasons.length === 0,
+    ready: readyReasons.length === 0,
+    healthReasons,
+    readyReasons,
+    // currentTime and lastUpdated (the latest success of any family) as in kube-proxy's healthz body.
+    currentTime: new Date(now).toISOString(),
+    lastUpdated: iso(latest(families.map(([, s]) => s.lastSuccessAt))),
+    lastSync: iso(status.lastSyncAt),
+    // Go duration syntax, as in the config file.
+    resyncInterval: formatGoDuration(BigInt(Math.round(resync)) * 1_000_000n),
+    configValid: status.configValid,
+    configErrors: boundedList(status.configErrors),
+    usingDefaults: status.usingDefaults,
+    configHash: status.configHash,
+    configFiles: status.configFiles,
+    ...(status.rulesKeptFromKernel?.length ? { rulesKeptFromKernel: status.rulesKeptFromKernel } : {}),
+    families: Object.fromEntries(families.map(([family, s]) => [family, familyBody(s)])),
   };
 }

@@ -1,10 +1,9 @@
 // One JSON line per event on stdout, written synchronously while stdout takes it, so nothing is lost
 // on exit or crash; held in a bounded buffer while it does not, so a stalled log pipeline never
 // stalls the agent.
-// The lines are those pino 10 wrote (test/golden/observe/log-lines.jsonl): `level` as a word,
-// `time` in epoch ms, `component`, the fields in order, `msg` last; except that an Error is
-// written as its message and stack, not `{}`, and each key appears once. A few lines of our own
-// replace pino, which cost 2.4 MiB resident and loaded worker_threads for nothing (docs/performance.md).
+// The lines are those pino 10 wrote (test/golden/observe/log-lines.jsonl, docs/performance.md):
+// `level` as a word, `time` in epoch ms, `component`, the fields in order, `msg` last; except that
+// an Error is written as its message and stack, not `{}`, and each key appears once.
 import { fstatSync, writeSync } from 'node:fs';
 import { cutExcerpt } from '../excerpt.js';
 import { MAX_ERROR_BYTES } from '../limits.js';
@@ -23,12 +22,6 @@ export type Level = (typeof LEVELS)[number];
  * detail), trace with --v >= 4 (every command run).
  */
 export type Logger = Record<Level, (msg: string, fields?: Fields) => void>;
-
-/** A Logger whose every method calls `write` with its level. */
-function loggerBy(write: (level: Level, msg: string, fields?: Fields) => void): Logger {
-  const at = (level: Level) => (msg: string, fields?: Fields) => write(level, msg, fields);
-  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
-}
 
 /** Maps klog's --v to the most verbose level shown. */
 export function levelForVerbosity(v: number): 'info' | 'debug' | 'trace' {
@@ -83,41 +76,20 @@ const LINE_KEYS: ReadonlySet<string> = new Set(['level', 'time', 'component', 'm
  * Each key appears once: a field named level, time, component or msg is left out, the logger's own value wins.
  */
 export function formatLogLine(level: Level, time: number, msg: string, fields: Fields = {}): string {
-  let line = `{"level":"${level}","time":${time},"component":"ip-masq-agent"`;
-  for (const key of Object.keys(fields)) {
-    if (LINE_KEYS.has(key)) continue;
-    const text = stringifyValue(fields[key]);
-    if (text !== undefined) line += `,${JSON.stringify(key)}:${text}`;
-  }
-  return `${line},"msg":${JSON.stringify(msg)}}\n`;
+  const own = Object.fromEntries(Object.entries(fields).filter(([key]) => !LINE_KEYS.has(key)));
+  return `${stringifyValue({ level, time, component: 'ip-masq-agent', ...own, msg })}\n`;
 }
-
-/** Where lines go: a LineWriter for the agent, an array in tests. */
-export type LineSink = (line: string) => void;
-
-/** Output that takes what it can without blocking: returns the bytes written, throws EAGAIN when none fit. */
-export type WriteSome = (buf: Buffer) => number;
 
 /** Options of createLineWriter; the defaults are the agent's stdout. */
 export interface LineWriterOptions {
-  /** Default: writeSync to fd 1, made non-blocking by createStdoutWriter. */
-  readonly write?: WriteSome;
+  /** Takes what it can without blocking: returns the bytes written, throws EAGAIN when none fit (default: fd 1, made non-blocking by createStdoutWriter). */
+  readonly write?: (buf: Buffer) => number;
   /** Bytes held while the output is blocked; lines beyond are dropped and counted (default 64 KiB). */
   readonly maxBufferedBytes?: number;
   /** Calls `fn` once after `ms`; must not keep the process alive. */
   readonly setTimer?: (ms: number, fn: () => void) => void;
   /** Stamps the note of dropped lines (default Date.now). */
   readonly now?: () => number;
-}
-
-/** A line sink that never blocks the event loop on a full or slow output. */
-export interface LineWriter {
-  /** Writes the line now if the output takes it, else holds it, or drops it when the buffer is full. */
-  readonly write: LineSink;
-  /** Lines dropped since start: the buffer was full while the output was blocked, or the output is closed. */
-  dropped(): number;
-  /** Writes what is held, waiting at most `timeoutMs` for a blocked output: for the last lines at exit. */
-  flush(timeoutMs: number): void;
 }
 
 /** The line written once a blocked output takes lines again, if any were lost meanwhile. */
@@ -137,44 +109,35 @@ function isFull(e: unknown): boolean {
  * holds up to `maxBufferedBytes` of whole lines and retries on a timer: a stalled log pipeline
  * costs log lines, counted, never a sync or an HTTP answer. Lines are kept whole and in order.
  */
-export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
+export function createLineWriter(opts: LineWriterOptions = {}) {
   const writeSome = opts.write ?? ((buf: Buffer) => writeSync(1, buf));
   const maxBytes = opts.maxBufferedBytes ?? 64 * 1024;
   const setTimer = opts.setTimer ?? ((ms: number, fn: () => void) => void setTimeout(fn, ms).unref());
   const now = opts.now ?? Date.now;
-  const queue: Buffer[] = [];
-  let queued = 0;
+  // Whole lines not yet written (the first perhaps in part), each ending in its one newline.
+  let held = Buffer.alloc(0);
   let dropped = 0;
   let droppedWhileBlocked = 0;
   let blockedSince: number | undefined;
   let retrying = false;
 
-  /** Writes from the queue until it is empty (true) or the output is full (false). */
+  /** Writes what is held until none is (true) or the output is full (false). */
   const drain = (): boolean => {
-    for (let head = queue[0]; head !== undefined; head = queue[0]) {
-      let n: number;
+    while (held.length > 0) {
       try {
-        n = writeSome(head);
+        const n = writeSome(held);
+        if (n <= 0) return false;
+        held = held.subarray(n);
       } catch (e) {
         if (isFull(e)) return false;
         // Closed or broken output (EPIPE, EBADF): this line is lost; the agent goes on keeping the rules.
-        queue.shift();
-        queued -= head.length;
+        held = held.subarray(held.indexOf(10) + 1 || held.length);
         dropped++;
-        continue;
       }
-      if (n <= 0) return false;
-      queued -= n;
-      if (n >= head.length) queue.shift();
-      else queue[0] = head.subarray(n);
     }
     return true;
   };
-  const enqueue = (line: string): void => {
-    const buf = Buffer.from(line, 'utf8');
-    queue.push(buf);
-    queued += buf.length;
-  };
+  const hold = (line: string): void => void (held = Buffer.concat([held, Buffer.from(line, 'utf8')]));
   /** Drains; once a blocked output is empty again, notes what was lost. True when all is written. */
   const settle = (): boolean => {
     if (!drain()) {
@@ -187,7 +150,7 @@ export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
     blockedSince = undefined;
     droppedWhileBlocked = 0;
     if (lost === 0) return true;
-    enqueue(formatLogLine('warn', now(), DROPPED_NOTE, { dropped: lost, blockedMs, metric: 'ip_masq_agent_log_lines_dropped_total' }));
+    hold(formatLogLine('warn', now(), DROPPED_NOTE, { dropped: lost, blockedMs, metric: 'ip_masq_agent_log_lines_dropped_total' }));
     return settle();
   };
   const pump = (): void => {
@@ -198,23 +161,29 @@ export function createLineWriter(opts: LineWriterOptions = {}): LineWriter {
     setTimer(100, pump);
   };
   return {
-    write(line) {
+    /** Writes the line now if the output takes it, else holds it, or drops it when the buffer is full. */
+    write(line: string): void {
       // Held lines go first; a line that does not fit while some are held is dropped whole.
-      if (queue.length > 0 && queued + Buffer.byteLength(line, 'utf8') > maxBytes) {
+      if (held.length > 0 && held.length + Buffer.byteLength(line, 'utf8') > maxBytes) {
         dropped++;
         droppedWhileBlocked++;
         return;
       }
-      enqueue(line);
+      hold(line);
       if (!retrying) pump();
     },
-    dropped: () => dropped,
-    flush(timeoutMs) {
+    /** Lines dropped since start: the buffer was full while the output was blocked, or the output is closed. */
+    dropped: (): number => dropped,
+    /** Writes what is held, waiting at most `timeoutMs` for a blocked output: for the last lines at exit. */
+    flush(timeoutMs: number): void {
       const until = now() + timeoutMs;
       while (!settle() && now() < until) Atomics.wait(pause, 0, 0, 10);
     },
   };
 }
+
+/** A line sink that never blocks the event loop on a full or slow output. */
+export type LineWriter = ReturnType<typeof createLineWriter>;
 
 /**
  * The writer for the agent's stdout. A pipe or socket there is inherited blocking, so a write to
@@ -232,16 +201,10 @@ export function createStdoutWriter(): LineWriter {
 }
 
 /** Creates the process logger: JSON lines to `sink` (the agent's: a stdout LineWriter), up to the level --v asks for. */
-export function createLogger(verbosity: number, sink: LineSink, now: () => number = Date.now): Logger {
+export function createLogger(verbosity: number, sink: (line: string) => void, now: () => number = Date.now): Logger {
   const shown = LEVELS.indexOf(levelForVerbosity(verbosity));
-  return loggerBy((level, msg, fields) => {
+  const at = (level: Level) => (msg: string, fields?: Fields) => {
     if (LEVELS.indexOf(level) <= shown) sink(formatLogLine(level, now(), msg, fields));
-  });
-}
-
-/** A logger that keeps every entry in memory, for tests. */
-export function createMemoryLogger(): Logger & { readonly entries: { level: string; msg: string; fields: Fields }[] } {
-  const entries: { level: string; msg: string; fields: Fields }[] = [];
-  const logger = loggerBy((level, msg, fields = {}) => void entries.push({ level, msg, fields }));
-  return { entries, ...logger };
+  };
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') };
 }

@@ -1,24 +1,9 @@
 import { registerProcessMetrics } from './process-metrics.js';
-import { createCounter, createGauge, createHistogram, createRegistry, type Registry } from './prometheus.js';
-import { RETRY_REASON, type AgentStatus, type FamilyResult, type SyncReport } from './agent-status.js';
+import { createMetric, createHistogram, createReadMetric, createRegistry } from './prometheus.js';
+import { FAMILY_RESULTS, RETRY_REASON, type AgentStatus, type SyncReport } from './agent-status.js';
 import type { Family } from '../net/cidr.js';
 import { registerDecisionMetrics, type DecisionCounts } from './decision-counts.js';
-import { registerConntrackMetrics, type ConntrackPressure, type CountDeleted } from './conntrack-pressure.js';
-
-/** Every result a family sync can have, so each series exists (at 0) before it first happens. */
-const RESULTS: readonly FamilyResult[] = ['unchanged', 'applied', 'repaired', 'error'];
-
-/** The agent's Prometheus metrics: events counted as they happen, state read from a status snapshot. */
-export interface Metrics {
-  /** A registry of our own, with the process and Node.js metrics in it. */
-  readonly registry: Registry;
-  /** Counts one sync: pass it as the agent's `onSync`. */
-  onSync(report: SyncReport): void;
-  /** Sets the state gauges from a status snapshot; call it just before each scrape. */
-  update(status: AgentStatus): void;
-  /** Counts the conntrack entries of stale flows deleted (a no-op without `conntrackPressure`). */
-  readonly countDeletedFlows: CountDeleted;
-}
+import { registerConntrackMetrics, type ConntrackPressure } from './conntrack-pressure.js';
 
 /** Options of createMetrics. */
 export interface MetricsOptions {
@@ -32,21 +17,24 @@ export interface MetricsOptions {
   readonly conntrackPressure?: () => ConntrackPressure;
 }
 
-/** Creates the metrics in a fresh registry; nothing global is touched, so tests can make many. */
-export function createMetrics(opts: MetricsOptions = {}): Metrics {
+/**
+ * Creates the agent's Prometheus metrics in a fresh registry (nothing global is touched, so tests
+ * can make many): events counted as they happen, state read from a status snapshot.
+ */
+export function createMetrics(opts: MetricsOptions = {}) {
   const registry = createRegistry();
   if (opts.defaultMetrics ?? true) registerProcessMetrics(registry);
 
-  const configValid = createGauge(registry, {
+  const configValid = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_config_valid',
     help: '1 when the last config read was valid, 0 when it was rejected (the last good config stays in force).',
   });
-  const configInfo = createGauge(registry, {
+  const configInfo = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_config_info',
     help: 'The config in force: its hash and source files (comma-joined, or "defaults"); always 1.',
     labelNames: ['hash', 'source'],
   });
-  const syncTotal = createCounter(registry, {
+  const syncTotal = createMetric(registry, 'counter', {
     name: 'ip_masq_agent_sync_total',
     help: 'Family syncs by result: unchanged, applied (config change or first write), repaired (drift undone), error.',
     labelNames: ['family', 'result'],
@@ -57,59 +45,59 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     // From a fast nft/iptables-restore (about 1 ms) to a sync that waited on the xtables lock (10 s).
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   });
-  const lastSuccess = createGauge(registry, {
+  const lastSuccess = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_last_sync_success_timestamp_seconds',
     help: 'Unix time of the last successful sync of the family; 0 when it has never succeeded.',
     labelNames: ['family'],
   });
-  const driftRepairs = createCounter(registry, {
+  const driftRepairs = createMetric(registry, 'counter', {
     name: 'ip_masq_agent_drift_repairs_total',
     help: 'Times the rules of the family were found changed by someone else and restored.',
     labelNames: ['family'],
   });
-  const rules = createGauge(registry, {
+  const rules = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_rules',
     help: 'Rule lines the agent owns for the family, as last written or verified.',
     labelNames: ['family'],
   });
 
-  const shadowing = createGauge(registry, {
+  const shadowing = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_shadowing_rules',
     help: 'MASQUERADE/SNAT rules earlier in nat POSTROUTING than our jump (nftables: other tables translating at our hook first), which may override our non-masquerade ranges, by owner.',
     labelNames: ['family', 'owner'],
   });
 
-  const retries = createCounter(registry, {
+  const retries = createMetric(registry, 'counter', {
     name: 'ip_masq_agent_sync_retries_total',
     help: 'Syncs run as a retry after a failed sync (sooner than the resync interval, with backoff).',
   });
-  const retryBackoff = createGauge(registry, {
+  const retryBackoff = createMetric(registry, 'gauge', {
     name: 'ip_masq_agent_sync_retry_backoff_seconds',
     help: 'Delay before the pending retry of a failed sync; 0 when the last sync succeeded.',
   });
 
-  const logLinesDropped = createCounter(registry, {
+  createReadMetric(registry, 'counter', {
     name: 'ip_masq_agent_log_lines_dropped_total',
     help: 'Log lines dropped because stdout was blocked (a full or slow pipe) with the log buffer full, or closed.',
-    collect: () => logLinesDropped.set(opts.logLinesDropped?.() ?? 0),
+    read: () => opts.logLinesDropped?.() ?? 0,
   });
 
   if (opts.decisionCounts) registerDecisionMetrics(registry, opts.decisionCounts);
   const countDeletedFlows = opts.conntrackPressure ? registerConntrackMetrics(registry, opts.conntrackPressure) : () => {};
 
-  const known = new Set<Family>();
-  /** Creates every series of a family at 0, so rate() and alerts see them from the start. */
+  /** Creates every series of a family at 0 (adding 0 to those that exist), so rate() and alerts see them from the start. */
   const ensureFamily = (family: Family): void => {
-    if (known.has(family)) return;
-    known.add(family);
-    for (const result of RESULTS) syncTotal.inc({ family, result }, 0);
+    for (const result of FAMILY_RESULTS) syncTotal.inc({ family, result }, 0);
     driftRepairs.inc({ family }, 0);
   };
 
   return {
+    /** A registry of our own, with the process and Node.js metrics in it. */
     registry,
+    /** Counts the conntrack entries of stale flows deleted (a no-op without `conntrackPressure`). */
     countDeletedFlows,
-    onSync(report) {
+    /** Counts one sync: pass it as the agent's `onSync`. */
+    onSync(report: SyncReport): void {
       if (report.reason === RETRY_REASON) retries.inc();
       retryBackoff.set((report.retryAfterMs ?? 0) / 1000);
       for (const f of report.families) {
@@ -119,22 +107,26 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
         syncDuration.observe(f.durationMs / 1000);
       }
     },
-    update(status) {
+    /** Sets the state gauges from a status snapshot; call it just before each scrape. */
+    update(status: AgentStatus): void {
       configValid.set(status.configValid ? 1 : 0);
       // One series only: the previous hash must disappear when the config changes.
       configInfo.reset();
       if (status.configHash !== '') {
         const source = status.configFiles.length > 0 ? status.configFiles.join(',') : 'defaults';
-        configInfo.set({ hash: status.configHash, source }, 1);
+        configInfo.set(1, { hash: status.configHash, source });
       }
       // An owner whose rules went must leave no series behind.
       shadowing.reset();
       for (const [family, s] of status.families) {
         ensureFamily(family);
-        rules.set({ family }, s.rules);
+        rules.set(s.rules, { family });
         for (const r of s.shadowingRules ?? []) shadowing.inc({ family, owner: r.owner });
-        lastSuccess.set({ family }, s.lastSuccessAt === undefined ? 0 : s.lastSuccessAt / 1000);
+        lastSuccess.set(s.lastSuccessAt === undefined ? 0 : s.lastSuccessAt / 1000, { family });
       }
     },
   };
 }
+
+/** The agent's metrics, as createMetrics makes them. */
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -7,16 +7,13 @@
 // - the GC histogram and the heap-space gauges start at the first scrape, so an agent that nobody
 //   scrapes does not load perf_hooks and v8 (about 2.4 MiB resident).
 import { readFileSync, readdirSync } from 'node:fs';
-import { createCounter, createGauge, createHistogram, type Registry } from './prometheus.js';
+import { createHistogram, createReadMetric, createRegistry, type Registry, type Sample } from './prometheus.js';
 
 /** prom-client's default GC buckets. */
 const GC_BUCKETS: readonly number[] = [0.001, 0.01, 0.1, 1, 2, 5];
 
-/** Values read at a scrape, in the order of their metrics; undefined leaves a value as it was. */
-type Reading = readonly (number | undefined)[];
-
 /** Reads `VmRSS`, `VmSize` and `VmData` (kB) from /proc/self/status, in bytes; without /proc, the RSS alone. */
-function readMemory(): Reading {
+function readMemory(): (number | undefined)[] {
   try {
     const kB = new Map<string, number>();
     for (const line of readFileSync('/proc/self/status', 'utf8').split('\n')) {
@@ -50,31 +47,22 @@ function readMaxFds(): number | undefined {
 const countOpenFds = (): number | undefined => tryRead(() => readdirSync('/proc/self/fd').length - 1);
 
 /** How long a callback queued now waits for the event loop, in seconds. */
-function measureLag(): Promise<Reading> {
+function measureLag(): Promise<number> {
   const started = process.hrtime.bigint();
-  return new Promise((resolve) => setImmediate(() => resolve([Number(process.hrtime.bigint() - started) / 1e9])));
-}
-
-/** Unlabelled metrics set together from one reading at each scrape (the first one's collect reads it). */
-function registerReadings(registry: Registry, create: typeof createGauge, defs: readonly (readonly [name: string, help: string])[], read: () => Reading | Promise<Reading>): void {
-  const metrics = defs.map(([name, help], i) => {
-    const collect = async (): Promise<void> => (await read()).forEach((v, j) => v !== undefined && metrics[j]?.set(v));
-    return create(registry, { name, help, ...(i === 0 ? { collect } : {}) });
-  });
+  return new Promise((resolve) => setImmediate(() => resolve(Number(process.hrtime.bigint() - started) / 1e9)));
 }
 
 /** A gauge of `read()`'s names counted by name (label `type`), and `NAME_total` of them all. */
 function registerCounts(registry: Registry, name: string, help: string, totalHelp: string, read: () => readonly string[]): void {
-  const collect = (): void => {
-    const names = read();
-    byType.reset();
+  let names: readonly string[] = [];
+  const byType = (): Sample[] => {
     const counts = new Map<string, number>();
-    for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
-    for (const [type, n] of counts) byType.set({ type }, n);
-    total.set(names.length);
+    for (const n of (names = read())) counts.set(n, (counts.get(n) ?? 0) + 1);
+    return [...counts].map(([type, value]) => ({ labels: { type }, value }));
   };
-  const byType = createGauge(registry, { name, help, labelNames: ['type'], collect });
-  const total = createGauge(registry, { name: `${name}_total`, help: totalHelp });
+  registry.register({ name, help, type: 'gauge', samples: byType });
+  // Read side by side in registration order: the total is that of the names just counted.
+  createReadMetric(registry, 'gauge', { name: `${name}_total`, help: totalHelp, read: () => names.length });
 }
 
 /** Node's undocumented handle and request lists, which prom-client counted by constructor name. */
@@ -87,69 +75,80 @@ const constructorNames = (list: readonly unknown[]): string[] =>
 
 /** The heap-space gauges by space; node:v8 is loaded at the first scrape. */
 function registerHeapSpaces(registry: Registry): void {
-  const collect = async (): Promise<void> => {
-    const { getHeapSpaceStatistics } = await import('node:v8');
-    for (const s of getHeapSpaceStatistics()) {
-      const space = s.space_name.replace(/_space$/, '');
-      [s.space_size, s.space_used_size, s.space_available_size].forEach((v, i) => gauges[i]?.set({ space }, v));
-    }
-  };
-  const gauges = (['total', 'used', 'available'] as const).map((kind, i) =>
-    createGauge(registry, { name: `nodejs_heap_space_size_${kind}_bytes`, help: `Process heap space size ${kind} from Node.js in bytes.`, labelNames: ['space'], ...(i === 0 ? { collect } : {}) }),
-  );
+  const kinds = { total: 'space_size', used: 'space_used_size', available: 'space_available_size' } as const;
+  for (const [kind, key] of Object.entries(kinds)) {
+    registry.register({
+      name: `nodejs_heap_space_size_${kind}_bytes`,
+      help: `Process heap space size ${kind} from Node.js in bytes.`,
+      type: 'gauge',
+      samples: async () => {
+        const spaces = (await import('node:v8')).getHeapSpaceStatistics();
+        return spaces.map((s) => ({ labels: { space: s.space_name.replace(/_space$/, '') }, value: s[key] }));
+      },
+    });
+  }
 }
 
 /** The GC duration histogram; its PerformanceObserver starts at the first scrape. */
 function registerGcHistogram(registry: Registry): void {
-  let observing = false;
-  const gc = createHistogram(registry, {
+  // Made in a registry of its own, to be registered here with the observer's start in front of its samples.
+  const gc = createHistogram(createRegistry(), {
     name: 'nodejs_gc_duration_seconds',
     help: 'Garbage collection duration by kind, one of major, minor, incremental or weakcb.',
     labelNames: ['kind'],
     buckets: GC_BUCKETS,
-    collect: async () => {
-      if (observing) return;
-      observing = true;
-      const { PerformanceObserver, constants } = await import('node:perf_hooks');
-      const kinds = new Map<number, string>([
-        [constants.NODE_PERFORMANCE_GC_MAJOR, 'major'],
-        [constants.NODE_PERFORMANCE_GC_MINOR, 'minor'],
-        [constants.NODE_PERFORMANCE_GC_INCREMENTAL, 'incremental'],
-        [constants.NODE_PERFORMANCE_GC_WEAKCB, 'weakcb'],
-      ]);
-      new PerformanceObserver((list) => {
-        for (const entry of list.getEntries()) {
-          const kind = kinds.get((entry as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1);
-          if (kind) gc.observe(entry.duration / 1000, { kind });
-        }
-      }).observe({ entryTypes: ['gc'] });
+  });
+  let observing = false;
+  registry.register({
+    ...gc,
+    samples: async () => {
+      if (!observing) {
+        observing = true;
+        const { PerformanceObserver, constants } = await import('node:perf_hooks');
+        const kinds = new Map<number, string>([
+          [constants.NODE_PERFORMANCE_GC_MAJOR, 'major'],
+          [constants.NODE_PERFORMANCE_GC_MINOR, 'minor'],
+          [constants.NODE_PERFORMANCE_GC_INCREMENTAL, 'incremental'],
+          [constants.NODE_PERFORMANCE_GC_WEAKCB, 'weakcb'],
+        ]);
+        new PerformanceObserver((list) => {
+          for (const entry of list.getEntries()) {
+            const kind = kinds.get((entry as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1);
+            if (kind) gc.observe(entry.duration / 1000, { kind });
+          }
+        }).observe({ entryTypes: ['gc'] });
+      }
+      return gc.samples();
     },
   });
 }
 
+/** Unlabelled metrics read at each scrape: name, help, read (undefined keeps the last value). */
+type Reads = readonly (readonly [name: string, help: string, read: () => number | undefined | Promise<number>])[];
+
 /** Registers the process and Node.js metrics in `registry`, in prom-client's order. */
 export function registerProcessMetrics(registry: Registry): void {
-  const cpu = [
-    ['process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.'],
-    ['process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.'],
-    ['process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.'],
-  ] as const;
-  registerReadings(registry, createCounter, cpu, () => {
-    const { user, system } = process.cpuUsage();
-    return [user / 1e6, system / 1e6, (user + system) / 1e6];
-  });
+  // Families are read side by side in registration order: the first of a group reads for the rest.
+  let cpu = process.cpuUsage();
+  const counters: Reads = [
+    ['process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.', () => (cpu = process.cpuUsage()).user / 1e6],
+    ['process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.', () => cpu.system / 1e6],
+    ['process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', () => (cpu.user + cpu.system) / 1e6],
+  ];
+  for (const [name, help, read] of counters) createReadMetric(registry, 'counter', { name, help, read });
   const startTime = Math.round(Date.now() / 1000 - process.uptime());
-  registerReadings(registry, createGauge, [['process_start_time_seconds', 'Start time of the process since unix epoch in seconds.']], () => [startTime]);
-  const memory = [
-    ['process_resident_memory_bytes', 'Resident memory size in bytes.'],
-    ['process_virtual_memory_bytes', 'Virtual memory size in bytes.'],
-    ['process_heap_bytes', 'Process heap size in bytes.'],
-  ] as const;
-  registerReadings(registry, createGauge, memory, readMemory);
-  registerReadings(registry, createGauge, [['process_open_fds', 'Number of open file descriptors.']], () => [countOpenFds()]);
   const maxFds = readMaxFds();
-  if (maxFds !== undefined) registerReadings(registry, createGauge, [['process_max_fds', 'Maximum number of open file descriptors.']], () => [maxFds]);
-  registerReadings(registry, createGauge, [['nodejs_eventloop_lag_seconds', 'Lag of event loop in seconds.']], measureLag);
+  let memory: (number | undefined)[] = [];
+  const gauges: Reads = [
+    ['process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', () => startTime],
+    ['process_resident_memory_bytes', 'Resident memory size in bytes.', () => (memory = readMemory())[0]],
+    ['process_virtual_memory_bytes', 'Virtual memory size in bytes.', () => memory[1]],
+    ['process_heap_bytes', 'Process heap size in bytes.', () => memory[2]],
+    ['process_open_fds', 'Number of open file descriptors.', countOpenFds],
+    ...(maxFds === undefined ? [] : [['process_max_fds', 'Maximum number of open file descriptors.', () => maxFds] as const]),
+    ['nodejs_eventloop_lag_seconds', 'Lag of event loop in seconds.', measureLag],
+  ];
+  for (const [name, help, read] of gauges) createReadMetric(registry, 'gauge', { name, help, read });
 
   const lists = process as unknown as ActiveLists;
   const resourcesHelp = 'Number of active resources that are currently keeping the event loop alive, grouped by async resource type.';
@@ -159,17 +158,16 @@ export function registerProcessMetrics(registry: Registry): void {
   const requestsHelp = 'Number of active libuv requests grouped by request type. Every request type is C++ class name.';
   registerCounts(registry, 'nodejs_active_requests', requestsHelp, 'Total number of active requests.', () => constructorNames(lists._getActiveRequests?.() ?? []));
 
-  const heap = [
-    ['nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.'],
-    ['nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.'],
-    ['nodejs_external_memory_bytes', 'Node.js external memory size in bytes.'],
-  ] as const;
-  registerReadings(registry, createGauge, heap, () => {
-    const m = process.memoryUsage();
-    return [m.heapTotal, m.heapUsed, m.external];
-  });
+  let heap = process.memoryUsage();
+  const heapGauges: Reads = [
+    ['nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', () => (heap = process.memoryUsage()).heapTotal],
+    ['nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', () => heap.heapUsed],
+    ['nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', () => heap.external],
+  ];
+  for (const [name, help, read] of heapGauges) createReadMetric(registry, 'gauge', { name, help, read });
   registerHeapSpaces(registry);
   const [major = '', minor = '', patch = ''] = process.version.slice(1).split('.');
-  createGauge(registry, { name: 'nodejs_version_info', help: 'Node.js version info.', labelNames: ['version', 'major', 'minor', 'patch'] }).set({ version: process.version, major, minor, patch }, 1);
+  const version = { version: process.version, major, minor, patch };
+  registry.register({ name: 'nodejs_version_info', help: 'Node.js version info.', type: 'gauge', samples: () => [{ labels: version, value: 1 }] });
   registerGcHistogram(registry);
 }

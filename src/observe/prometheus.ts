@@ -1,47 +1,27 @@
 // A small Prometheus text-format (0.0.4) writer: counters, gauges and histograms with labels, in a
 // registry that prints them in registration order. It writes byte for byte what prom-client 15
-// wrote for the same metrics (test/observe/golden/), which it replaces: prom-client and its default
-// metrics cost 5.6 MiB resident, loaded cluster, https, zlib and perf_hooks, and woke the process
-// 100 times a second to sample the event loop (docs/performance.md).
+// wrote for the same metrics (test/observe/golden/), which it replaces (docs/performance.md).
 
 /** Label values of one series, in the order they are printed. */
 export type Labels = Readonly<Record<string, string>>;
 
-/** A metric family that can print itself; `collect` runs first at each scrape (may read the process). */
+/** One printed line of a family; `suffix` follows the name (a histogram's `_bucket`, `_sum`, `_count`). */
+export interface Sample {
+  readonly labels: Labels;
+  readonly value: number;
+  readonly suffix?: string;
+}
+
+/** A metric family: HELP, TYPE and the samples `samples()` returns at each scrape (it may read the process). */
 export interface MetricFamily {
   readonly name: string;
-  /** Sets values from the world just before they are printed. */
-  collect?(): void | Promise<void>;
-  /** The family's lines: HELP, TYPE and one line per sample. */
-  lines(): string[];
+  readonly help: string;
+  readonly type: 'counter' | 'gauge' | 'histogram';
+  samples(): readonly Sample[] | Promise<readonly Sample[]>;
 }
 
 /** The exposition's content type, as prom-client served it. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
-/** Metrics in registration order; `metrics()` collects and prints them all. */
-export interface Registry {
-  register(family: MetricFamily): void;
-  /** The whole exposition text, each family's `collect` run first. */
-  metrics(): Promise<string>;
-}
-
-/** Creates an empty registry; metrics with the same name cannot be registered twice. */
-export function createRegistry(): Registry {
-  const families = new Map<string, MetricFamily>();
-  return {
-    register(family) {
-      if (families.has(family.name)) throw new Error(`A metric with the name ${family.name} has already been registered.`);
-      families.set(family.name, family);
-    },
-    async metrics() {
-      const all = [...families.values()];
-      // A collect may be sync or async: each is awaited as a promise.
-      await Promise.all(all.map(async (f) => f.collect?.()));
-      return `${all.map((f) => f.lines().join('\n')).join('\n\n')}\n`;
-    },
-  };
-}
 
 const escapeText = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 const escapeLabel = (s: string): string => escapeText(s).replace(/"/g, '\\"');
@@ -58,14 +38,38 @@ function formatLabels(labels: Labels): string {
   return parts.length > 0 ? `{${parts.join(',')}}` : '';
 }
 
+function formatFamily(f: MetricFamily, samples: readonly Sample[]): string {
+  const head = [`# HELP ${escapeText(f.name)} ${escapeText(f.help)}`, `# TYPE ${escapeText(f.name)} ${f.type}`];
+  return [...head, ...samples.map((s) => `${f.name}${s.suffix ?? ''}${formatLabels(s.labels)} ${formatValue(s.value)}`)].join('\n');
+}
+
+/** Creates an empty registry: families in registration order; metrics with the same name cannot be registered twice. */
+export function createRegistry() {
+  const families = new Map<string, MetricFamily>();
+  return {
+    register(...added: MetricFamily[]): void {
+      for (const f of added) {
+        if (families.has(f.name)) throw new Error(`A metric with the name ${f.name} has already been registered.`);
+        families.set(f.name, f);
+      }
+    },
+    /** The whole exposition text, every family's samples read first (side by side). */
+    async metrics(): Promise<string> {
+      const all = [...families.values()];
+      const samples = await Promise.all(all.map(async (f) => f.samples()));
+      return `${all.map((f, i) => formatFamily(f, samples[i] ?? [])).join('\n\n')}\n`;
+    },
+  };
+}
+
+/** Metric families in registration order; `metrics()` reads and prints them all. */
+export type Registry = ReturnType<typeof createRegistry>;
+
 /** Series by label set, each made by `fresh` on first use; label names are sorted, so `{a,b}` and `{b,a}` are one series. */
 function seriesMap<S>(fresh: (labels: Labels) => S): { readonly series: Map<string, S>; at(labels: Labels): S } {
   const series = new Map<string, S>();
   const at = (labels: Labels): S => {
-    const key = Object.keys(labels)
-      .sort()
-      .map((k) => `${k}:${labels[k] ?? ''}`)
-      .join(',');
+    const key = JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
     let s = series.get(key);
     if (s === undefined) series.set(key, (s = fresh(labels)));
     return s;
@@ -73,100 +77,67 @@ function seriesMap<S>(fresh: (labels: Labels) => S): { readonly series: Map<stri
   return { series, at };
 }
 
-function header(name: string, help: string, type: string): string[] {
-  return [`# HELP ${escapeText(name)} ${escapeText(help)}`, `# TYPE ${escapeText(name)} ${type}`];
-}
-
-/** What a counter or gauge is declared with. */
+/** What a metric is declared with; without label names it has one series, printed as 0 until set. */
 export interface MetricOptions {
   readonly name: string;
   readonly help: string;
-  /** Without label names the metric has one series, printed as 0 until set. */
   readonly labelNames?: readonly string[];
-  /** Sets values at scrape time (for process figures). */
-  readonly collect?: () => void | Promise<void>;
 }
 
-/** A counter or gauge: a value per label set. */
-export interface ValueMetric extends MetricFamily {
-  /** Adds `by` (default 1) to the series of `labels`, creating it at 0 first. */
-  inc(labels?: Labels, by?: number): void;
-  /** Sets the unlabelled series, or the series of `labels`. */
-  set(value: number): void;
-  set(labels: Labels, value: number): void;
-  /** Removes every series (an unlabelled metric goes back to one series at 0). */
-  reset(): void;
-}
-
-function valueMetric(type: 'counter' | 'gauge', registry: Registry, opts: MetricOptions): ValueMetric {
+/** Creates a counter or gauge in `registry`: a value per label set. */
+export function createMetric(registry: Registry, type: 'counter' | 'gauge', opts: MetricOptions) {
   const { series, at } = seriesMap((labels) => ({ labels, value: 0 }));
-  const unlabelled = (opts.labelNames ?? []).length === 0;
-  const reset = (): void => {
-    series.clear();
-    if (unlabelled) at({});
-  };
-  reset();
-  const metric: ValueMetric = {
-    name: opts.name,
-    ...(opts.collect ? { collect: opts.collect } : {}),
-    inc(labels = {}, by = 1) {
+  if ((opts.labelNames ?? []).length === 0) at({});
+  const metric = {
+    ...opts,
+    type,
+    /** Adds `by` (default 1) to the series of `labels`, creating it at 0 first. */
+    inc(labels: Labels = {}, by = 1): void {
       if (type === 'counter' && by < 0) throw new Error('It is not possible to decrease a counter');
       at(labels).value += by;
     },
-    set(labelsOrValue: Labels | number, value?: number) {
-      if (typeof labelsOrValue === 'number') at({}).value = labelsOrValue;
-      else at(labelsOrValue).value = value ?? 0;
+    /** Sets the series of `labels` (default: the unlabelled one). */
+    set(value: number, labels: Labels = {}): void {
+      at(labels).value = value;
     },
-    reset,
-    lines: () => [...header(opts.name, opts.help, type), ...[...series.values()].map((s) => `${opts.name}${formatLabels(s.labels)} ${formatValue(s.value)}`)],
+    /** Removes every series of a labelled metric (what only the next values bring back). */
+    reset: (): void => series.clear(),
+    samples: () => [...series.values()],
   };
   registry.register(metric);
   return metric;
 }
 
-/** Creates a counter in `registry`. */
-export const createCounter = (registry: Registry, opts: MetricOptions): ValueMetric => valueMetric('counter', registry, opts);
-
-/** Creates a gauge in `registry`. */
-export const createGauge = (registry: Registry, opts: MetricOptions): ValueMetric => valueMetric('gauge', registry, opts);
-
-/** A histogram with fixed upper bounds; series per label set. */
-export interface HistogramMetric extends MetricFamily {
-  observe(value: number, labels?: Labels): void;
-}
-
-/** Creates a histogram in `registry`; an unlabelled one prints its zero buckets before any observation. */
-export function createHistogram(registry: Registry, opts: MetricOptions & { readonly buckets: readonly number[] }): HistogramMetric {
+/** Creates a histogram with fixed upper bounds in `registry`; an unlabelled one prints its zero buckets before any observation. */
+export function createHistogram(registry: Registry, opts: MetricOptions & { readonly buckets: readonly number[] }) {
   const bounds = [...opts.buckets].sort((a, b) => a - b);
   const { series, at } = seriesMap((labels) => ({ labels, counts: bounds.map(() => 0), sum: 0, count: 0 }));
   if ((opts.labelNames ?? []).length === 0) at({});
-  const metric: HistogramMetric = {
-    name: opts.name,
-    ...(opts.collect ? { collect: opts.collect } : {}),
-    observe(value, labels = {}) {
+  const metric = {
+    ...opts,
+    type: 'histogram' as const,
+    observe(value: number, labels: Labels = {}): void {
       const s = at(labels);
       const i = bounds.findIndex((b) => value <= b);
       if (i >= 0) s.counts[i] = (s.counts[i] ?? 0) + 1;
       s.sum += value;
       s.count += 1;
     },
-    lines() {
-      const out = header(opts.name, opts.help, 'histogram');
-      for (const s of series.values()) {
+    samples: () =>
+      [...series.values()].flatMap((s) => {
         // As prom-client: `le` first, then the series' own labels.
-        const withLe = (le: string): string => formatLabels({ le, ...s.labels });
         let acc = 0;
-        bounds.forEach((b, i) => {
-          acc += s.counts[i] ?? 0;
-          out.push(`${opts.name}_bucket${withLe(`${b}`)} ${acc}`);
-        });
-        out.push(`${opts.name}_bucket${withLe('+Inf')} ${s.count}`);
-        out.push(`${opts.name}_sum${formatLabels(s.labels)} ${formatValue(s.sum)}`);
-        out.push(`${opts.name}_count${formatLabels(s.labels)} ${s.count}`);
-      }
-      return out;
-    },
+        const buckets = bounds.map((b, i) => ({ suffix: '_bucket', labels: { le: `${b}`, ...s.labels }, value: (acc += s.counts[i] ?? 0) }));
+        const inf = { suffix: '_bucket', labels: { le: '+Inf', ...s.labels }, value: s.count };
+        return [...buckets, inf, { suffix: '_sum', labels: s.labels, value: s.sum }, { suffix: '_count', labels: s.labels, value: s.count }];
+      }),
   };
   registry.register(metric);
   return metric;
+}
+
+/** A family of one unlabelled series, read at each scrape; a read that gives undefined keeps the last value (0 at first). */
+export function createReadMetric(registry: Registry, type: 'counter' | 'gauge', opts: MetricOptions & { readonly read: () => number | undefined | Promise<number | undefined> }): void {
+  let last = 0;
+  registry.register({ ...opts, type, samples: async () => [{ labels: {}, value: (last = (await opts.read()) ?? last) }] });
 }

@@ -1,20 +1,15 @@
 import { isIP, isIPv6 } from 'node:net';
 import { UsageError } from '../errors.js';
 
-/** Where an HTTP server listens; no host means every interface, as Go's `:port`. */
-export interface BindAddress {
-  readonly host?: string;
-  readonly port: number;
-}
-
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 const EXAMPLES = 'use host:port, e.g. 127.0.0.1:10264, [::1]:10264 or :10264 (all interfaces), or "0" or "" to disable';
 
 /**
- * Parses a kube-proxy style bind address (`127.0.0.1:10264`, `[::1]:10264`, `:10264`, `localhost:10264`);
- * returns undefined for `''` and `'0'`, which disable the server. Throws UsageError naming `flag`.
+ * Parses a kube-proxy style bind address (`127.0.0.1:10264`, `[::1]:10264`, `:10264`, `localhost:10264`)
+ * into where a server listens (no host: every interface, as Go's `:port`); returns undefined for
+ * `''` and `'0'`, which disable the server. Throws UsageError naming `flag`.
  */
-export function parseBindAddress(text: string, flag: string): BindAddress | undefined {
+export function parseBindAddress(text: string, flag: string): { readonly host?: string; readonly port: number } | undefined {
   const t = text.trim();
   if (t === '' || t === '0') return undefined;
   const bad = (why: string): UsageError => new UsageError(`${flag}: "${text}" ${why}; ${EXAMPLES}`);

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errorMessage } from '../errors.js';
+import { coalesceNotes } from '../observe/coalesce-notes.js';
 import type { Logger } from '../observe/log.js';
 import { formatHostPort, parseBindAddress } from './bind-address.js';
 import type { Routes } from './routes.js';
@@ -26,9 +27,6 @@ export const HTTP_LIMITS = {
   maxHeaderBytes: 8 * 1024,
 } as const;
 
-/** Bounds of the kind of HTTP_LIMITS, as tests shorten them. */
-export type HttpLimits = { readonly [K in keyof typeof HTTP_LIMITS]: number };
-
 /** Options of startHttpServer. */
 export interface HttpServerOptions {
   /** The flag's value: `host:port`, `[v6]:port`, `:port`; `''` or `'0'` disables the server. */
@@ -38,37 +36,20 @@ export interface HttpServerOptions {
   readonly routes: Routes;
   readonly log: Logger;
   /** Default HTTP_LIMITS; tests shorten them. */
-  readonly limits?: Partial<HttpLimits>;
-}
-
-/** A listening server. */
-export interface HttpServer {
-  /** The address actually bound (`::` or `0.0.0.0` for all interfaces). */
-  readonly address: string;
-  /** The port actually bound (useful with port 0). */
-  readonly port: number;
-  /** `http://host:port`, for logs and tests. */
-  readonly url: string;
-  /** Stops listening and drops open keep-alive connections. */
-  close(): Promise<void>;
+  readonly limits?: { readonly [K in keyof typeof HTTP_LIMITS]?: number };
 }
 
 /** Why a listen failed, in words that point at the flag to change. */
 function describeListenError(e: NodeJS.ErrnoException, flag: string, value: string): string {
-  const where = `${flag}=${value}`;
-  switch (e.code) {
-    case 'EADDRINUSE':
-      return `${where}: address already in use (another process, perhaps a second ip-masq-agent on this node, listens there); choose another address or set ${flag}=0 to disable`;
-    case 'EADDRNOTAVAIL':
-      return `${where}: this host has no such address; use one of its addresses, or :port for all interfaces`;
-    case 'EACCES':
-      return `${where}: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE); choose a higher port`;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `${where}: the host name does not resolve; use an IP address`;
-    default:
-      return `${where}: cannot listen: ${e.message}`;
-  }
+  const unresolved = 'the host name does not resolve; use an IP address';
+  const why: Readonly<Record<string, string>> = {
+    EADDRINUSE: `address already in use (another process, perhaps a second ip-masq-agent on this node, listens there); choose another address or set ${flag}=0 to disable`,
+    EADDRNOTAVAIL: 'this host has no such address; use one of its addresses, or :port for all interfaces',
+    EACCES: 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE); choose a higher port',
+    ENOTFOUND: unresolved,
+    EAI_AGAIN: unresolved,
+  };
+  return `${flag}=${value}: ${why[e.code ?? ''] ?? `cannot listen: ${e.message}`}`;
 }
 
 /**
@@ -83,7 +64,7 @@ export function requestPath(target: string): string {
   return path.split('?')[0] ?? '/';
 }
 
-function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: IncomingMessage, res: ServerResponse): void {
+function handle(routes: Routes, log: Logger, req: IncomingMessage, res: ServerResponse): void {
   const send = (status: number, contentType: string, body: string, headers: Record<string, string> = {}): void => {
     res.writeHead(status, {
       'Content-Type': contentType,
@@ -95,8 +76,8 @@ function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: I
     res.end(body); // node:http drops the body of a HEAD response itself
   };
   const path = requestPath(req.url ?? '/');
-  const route = routes.get(path);
-  if (!route) return send(404, 'text/plain; charset=utf-8', `404 page not found; try ${[...routes.keys()].join(', ')}\n`);
+  const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+  if (!route) return send(404, 'text/plain; charset=utf-8', `404 page not found; try ${Object.keys(routes).join(', ')}\n`);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     // Closing the connection spares reading a body nobody asked for.
     return send(405, 'text/plain; charset=utf-8', `405 method not allowed; use GET or HEAD\n`, { Allow: 'GET, HEAD', Connection: 'close' });
@@ -119,7 +100,7 @@ function handle(routes: ReadonlyMap<string, Routes[string]>, log: Logger, req: I
  * server, rejects with a message naming the flag when it cannot listen (address in use, ...).
  * Throws UsageError when the address cannot be parsed.
  */
-export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer | undefined> {
+export async function startHttpServer(opts: HttpServerOptions) {
   const { flag, log } = opts;
   const bind = parseBindAddress(opts.bindAddress, flag);
   const paths = Object.keys(opts.routes);
@@ -127,8 +108,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     log.info(`HTTP server for ${paths.join(', ')} disabled (${flag} is empty or 0)`, { flag });
     return undefined;
   }
-  const routes = new Map(Object.entries(opts.routes));
-  const limits: HttpLimits = { ...HTTP_LIMITS, ...opts.limits };
+  const limits = { ...HTTP_LIMITS, ...opts.limits };
   const server: Server = createServer(
     {
       headersTimeout: limits.headersTimeoutMs,
@@ -138,21 +118,18 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       // How often node checks the two timeouts above; its default (30 s) would let them slip.
       connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
     },
-    (req, res) => handle(routes, log, req, res),
+    (req, res) => handle(opts.routes, log, req, res),
   );
   server.maxConnections = limits.maxConnections;
   // With no 'timeout' listener node destroys the socket: an idle connection frees its descriptor.
   server.setTimeout(limits.idleTimeoutMs);
-  let dropped = 0;
-  let warnedAt = -Infinity;
-  server.on('drop', () => {
-    dropped++;
-    // At most one line a minute, however many connections a flood brings.
-    if (Date.now() - warnedAt < 60_000) return;
-    warnedAt = Date.now();
-    log.warn('HTTP connection limit reached; new connections are closed at once until some end', { flag, maxConnections: limits.maxConnections, dropped });
-    dropped = 0;
+  // At most one line a minute, however many connections a flood brings.
+  const noteDrops = coalesceNotes({
+    windowMs: 60_000,
+    setTimer: (ms, fn) => void setTimeout(fn, ms).unref(),
+    note: (n) => log.warn('HTTP connection limit reached; new connections are closed at once until some end', { flag, maxConnections: limits.maxConnections, dropped: n ?? 1 }),
   });
+  server.on('drop', noteDrops);
   server.listen(bind.port, bind.host);
   try {
     // Rejects on an 'error' before 'listening', and leaves no listener behind either way.
@@ -166,10 +143,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const url = `http://${formatHostPort(info.address, info.port)}`;
   log.info(`serving ${paths.join(', ')} on ${url}`, { flag, url });
   return {
+    /** The address actually bound (`::` or `0.0.0.0` for all interfaces). */
     address: info.address,
+    /** The port actually bound (useful with port 0). */
     port: info.port,
+    /** `http://host:port`, for logs and tests. */
     url,
-    close: () =>
+    /** Stops listening and drops open keep-alive connections. */
+    close: (): Promise<void> =>
       new Promise<void>((resolve, reject) => {
         server.close((e) => (e ? reject(e) : resolve()));
         // close() only drops idle connections; a scrape stuck in a handler must not hold up shutdown.

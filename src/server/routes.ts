@@ -4,15 +4,8 @@ import { evaluateHealth } from '../observe/health.js';
 import type { Metrics } from '../observe/metrics.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../observe/prometheus.js';
 
-/** What a route answers; the HTTP adapter adds the headers and handles HEAD. */
-export interface HttpResponse {
-  readonly status: number;
-  readonly contentType: string;
-  readonly body: string;
-}
-
-/** One GET endpoint. */
-export type Route = () => Promise<HttpResponse>;
+/** One GET endpoint: what it answers; the HTTP adapter adds the headers and handles HEAD. */
+export type Route = () => Promise<{ readonly status: number; readonly contentType: string; readonly body: string }>;
 
 /** Endpoints by exact path (query strings are ignored). */
 export type Routes = Readonly<Record<string, Route>>;
@@ -28,8 +21,8 @@ export function healthRoutes(getStatus: () => AgentStatus, clock: Clock): Routes
   const answer =
     (pick: 'healthy' | 'ready'): Route =>
     async () => {
-      const h = evaluateHealth(getStatus(), clock.now(), { startedAt });
-      return { status: h[pick] ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(h.body, null, 2)}\n` };
+      const h = evaluateHealth(getStatus(), clock.now(), startedAt);
+      return { status: h[pick] ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(h, null, 2)}\n` };
     };
   return { '/healthz': answer('healthy'), '/readyz': answer('ready') };
 }

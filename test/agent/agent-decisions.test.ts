@@ -11,7 +11,7 @@ import { defaultConfig } from '../../src/config/merge.js';
 import type { LoadedConfig } from '../../src/config/load.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { UsageError } from '../../src/errors.js';
-import { createMemoryLogger } from '../../src/observe/log.js';
+import { createMemoryLogger } from '../observe/memory-logger.js';
 import { createFakeClock } from './fake-clock.js';
 
 const OPTS: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };

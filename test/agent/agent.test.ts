@@ -11,7 +11,7 @@ import { defaultConfig } from '../../src/config/merge.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import type { LoadedConfig } from '../../src/config/load.js';
 import { CommandError, ConfigError } from '../../src/errors.js';
-import { createMemoryLogger } from '../../src/observe/log.js';
+import { createMemoryLogger } from '../observe/memory-logger.js';
 import { createFakeClock } from './fake-clock.js';
 import { MAX_LOGGED_ISSUES } from '../../src/limits.js';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { FSWatcher, WatchEventType, WatchListener } from 'node:fs';
 import { isRelevantConfigEvent, WATCH_DEBOUNCE_MS, watchConfig, type WatchFn } from '../../src/agent/watch.js';
-import { createMemoryLogger } from '../../src/observe/log.js';
+import { createMemoryLogger } from '../observe/memory-logger.js';
 import { createFakeClock } from './fake-clock.js';
 
 /** A fake fs.watch: records every watch opened; `emit` delivers an event to the live one. */

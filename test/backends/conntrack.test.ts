@@ -6,7 +6,7 @@ import { CommandError } from '../../src/errors.js';
 import { parseCidr } from '../../src/net/cidr.js';
 import { createStaleFlowCleaner, deleteStaleFlows, staleFlowCommands } from '../../src/backends/conntrack.js';
 import { parseConfigText } from '../../src/config/parse.js';
-import { createMemoryLogger } from '../../src/observe/log.js';
+import { createMemoryLogger } from '../observe/memory-logger.js';
 import { buildPolicy } from '../../src/policy/build.js';
 import type { FamilyPolicy } from '../../src/policy/types.js';
 import type { ChangedDecisions } from '../../src/policy/changes.js';

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend, shareLooks, type SelectOptions } from '../../src/backends/select.js';
-import { createMemoryLogger } from '../../src/observe/log.js';
+import { createMemoryLogger } from '../observe/memory-logger.js';
 import type { Runner } from '../../src/exec/runner.js';
 import { gatedRunner, pump, scriptedRunner, settle, type Reply } from './iptables-helpers.js';
 

@@ -7,7 +7,7 @@ import { defaultConfig } from '../../src/config/merge.js';
 import type { LoadedConfig } from '../../src/config/load.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { CommandError } from '../../src/errors.js';
-import { createMemoryLogger } from '../../src/observe/log.js';
+import { createMemoryLogger } from './memory-logger.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { healthRoutes, metricsRoutes } from '../../src/server/routes.js';
 import { createFakeClock } from '../agent/fake-clock.js';

@@ -27,7 +27,7 @@ function scripted(...reads: (readonly DecisionCount[] | Error)[]) {
 test('sums the counters of a series (bounded: no CIDR in the series) and reads once per max age, however many scrapes', async () => {
   const clock = createFakeClock();
   const r = scripted([keep('10.0.0.0/8', 3), keep('172.16.0.0/12', 4), masq(5)], [keep('10.0.0.0/8', 6), keep('172.16.0.0/12', 4), masq(9)]);
-  const counts = createDecisionCounts({ read: r.read, now: clock.now, maxAgeMs: 5000 });
+  const counts = createDecisionCounts({ read: r.read, now: clock.now });
   const [a, b] = await Promise.all([counts.totals(), counts.totals()]);
   assert.equal(r.calls(), 1, 'concurrent scrapes share one read');
   assert.deepEqual(brief(a), ['ipv4 keep nonMasqueradeCIDRs 7', 'ipv4 masquerade default 5']);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { SyncReport } from '../../src/observe/agent-status.js';
 import { createMetrics } from '../../src/observe/metrics.js';
-import { createCounter, createGauge, createHistogram, createRegistry, formatValue } from '../../src/observe/prometheus.js';
+import { createMetric, createHistogram, createRegistry, formatValue } from '../../src/observe/prometheus.js';
 import { makeStatus, okFamily, T0 } from './status-fixture.js';
 
 // The goldens were written by prom-client 15.1.3 from these same calls, before our own writer
@@ -86,15 +86,15 @@ test("prometheus: the process and Node.js metrics keep prom-client's names, help
 
 test('prometheus: values, label order and series identity', async () => {
   const r = createRegistry();
-  const c = createCounter(r, { name: 'c_total', help: 'a\\b\nc', labelNames: ['a', 'b'] });
+  const c = createMetric(r, 'counter', { name: 'c_total', help: 'a\\b\nc', labelNames: ['a', 'b'] });
   c.inc({ a: 'x', b: 'y' });
   c.inc({ b: 'y', a: 'x' }, 2);
   assert.throws(() => c.inc({ a: 'x', b: 'y' }, -1), /not possible to decrease/);
-  const g = createGauge(r, { name: 'g', help: 'g' });
+  const g = createMetric(r, 'gauge', { name: 'g', help: 'g' });
   g.set(Number.NaN);
   const h = createHistogram(r, { name: 'h', help: 'h', labelNames: ['k'], buckets: [1, 0.5] });
   h.observe(0.5, { k: 'v' });
-  assert.throws(() => createGauge(r, { name: 'g', help: 'again' }), /already been registered/);
+  assert.throws(() => createMetric(r, 'gauge', { name: 'g', help: 'again' }), /already been registered/);
   assert.equal(
     await r.metrics(),
     [

@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { AgentStatus } from '../../src/observe/agent-status.js';
 import { UsageError } from '../../src/errors.js';
-import { createMemoryLogger } from '../../src/observe/log.js';
+import { createMemoryLogger } from '../observe/memory-logger.js';
 import { createMetrics } from '../../src/observe/metrics.js';
 import { requestPath, startHttpServer } from '../../src/server/http.js';
 import { healthRoutes, metricsRoutes } from '../../src/server/routes.js';
