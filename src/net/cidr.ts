@@ -160,23 +160,10 @@ function formatIpv4(value: bigint): string {
 }
 
 function formatIpv6(value: bigint): string {
-  const groups: number[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) groups.push(Number((value >> s) & 0xffffn));
-  // Longest run of zero groups, first on a tie; a single zero group is not shortened (RFC 5952).
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j === i ? i + 1 : j;
-  }
-  const hex = (g: number[]) => g.map((x) => x.toString(16)).join(':');
-  if (bestLen < 2) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  const groups: string[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((value >> s) & 0xffffn).toString(16));
+  // The URL serialiser compresses as Go does (RFC 5952): the first longest run of two or more zero groups.
+  return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
 }
 
 /** Go's IP.String(): IPv4-mapped IPv6 values print as dotted IPv4, as in the reference's messages. */

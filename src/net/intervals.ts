@@ -90,12 +90,8 @@ export function unionOfCidrs(family: Family, cidrs: readonly Cidr[]): Interval<t
 
 /** The block covering exactly [first, last], if there is one. */
 export function intervalAsCidr(family: Family, first: bigint, last: bigint): Cidr | undefined {
-  if (last < first) return undefined;
-  const size = last - first + 1n;
-  if ((size & (size - 1n)) !== 0n) return undefined;
-  const hostBits = size.toString(2).length - 1;
-  const cidr: Cidr = { family, base: first, prefix: BITS[family] - hostBits };
-  return first % size === 0n ? cidr : undefined;
+  const cidr = coveringCidr(family, first, last);
+  return cidr.base === first && cidrLast(cidr) === last ? cidr : undefined;
 }
 
 /** An interval as nft writes it: `10.0.0.0/8` when it is one block, else `10.0.0.0-10.8.255.255`. */
