@@ -181,13 +181,11 @@ class Capture {
   }
 }
 
+/** How a command exited: its code, or the signal that ended it. */
+type Exit = { readonly code: number | null; readonly signal: NodeJS.Signals | null };
+
 /** How a finished command ended. */
-interface Ending {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Ending = Exit & Pick<CommandResult, 'stdout' | 'stderr'>;
 
 /** The result of a command that ended, or the CommandError that says why it is not one. */
 function judge(argv: readonly string[], ok: readonly number[], e: Ending, durationMs: number): CommandResult | CommandError {
@@ -203,14 +201,7 @@ function judge(argv: readonly string[], ok: readonly number[], e: Ending, durati
 }
 
 /** The error of a command killed at its deadline. */
-function timeoutError(
-  argv: readonly string[],
-  timeoutMs: number,
-  limitFlag: string,
-  stderr: string,
-  durationMs: number,
-  exited?: { code: number | null; signal: NodeJS.Signals | null },
-): CommandError {
+function timeoutError(argv: readonly string[], timeoutMs: number, limitFlag: string, stderr: string, durationMs: number, exited?: Exit): CommandError {
   const how = exited
     ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${formatMs(timeoutMs)} limit`
     : `timed out after ${formatMs(timeoutMs)}`;
@@ -255,7 +246,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       const err = new Capture(STDERR_KEEP_BYTES);
       let child: ChildProcess;
       let settled = false;
-      let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      let exited: Exit | undefined;
       const started = performance.now();
       const elapsed = (): number => performance.now() - started;
 
