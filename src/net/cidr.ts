@@ -77,54 +77,30 @@ function goParseIpv4Number(text: string): number | undefined {
 
 /** Go 1.19 net.parseIPv6 (no zones), returning the 128-bit value. */
 function goParseIpv6(text: string): bigint | undefined {
-  const bytes = new Array<number>(16).fill(0);
-  let s = text;
-  let ellipsis = -1;
-  if (s.length >= 2 && s[0] === ':' && s[1] === ':') {
-    ellipsis = 0;
-    s = s.slice(2);
-    if (s.length === 0) return 0n;
-  }
-  let i = 0;
-  while (i < 16) {
-    const { n, end, ok } = goAtoi(s, 16);
-    if (!ok || n > 0xffff) return undefined;
-    if (end < s.length && s[end] === '.') {
-      // A trailing dotted IPv4 part fills the last 4 bytes.
-      if (ellipsis < 0 && i !== 12) return undefined;
-      if (i + 4 > 16) return undefined;
-      const v4 = goParseIpv4Number(s);
-      if (v4 === undefined) return undefined;
-      bytes.splice(i, 4, v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
-      s = '';
-      i += 4;
-      break;
-    }
-    bytes[i] = n >> 8;
-    bytes[i + 1] = n & 0xff;
-    i += 2;
-    s = s.slice(end);
-    if (s.length === 0) break;
-    if (s[0] !== ':' || s.length === 1) return undefined;
-    s = s.slice(1);
-    if (s[0] === ':') {
-      if (ellipsis >= 0) return undefined;
-      ellipsis = i;
-      s = s.slice(1);
-      if (s.length === 0) break;
+  // At most one "::"; each side is hex groups, and only the very last group may be dotted IPv4.
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const words = halves.map(() => [] as number[]);
+  for (const [h, half] of halves.entries()) {
+    const groups = half === '' ? [] : half.split(':');
+    for (const [g, group] of groups.entries()) {
+      if (h === halves.length - 1 && g === groups.length - 1 && group.includes('.')) {
+        const v4 = goParseIpv4Number(group);
+        if (v4 === undefined) return undefined;
+        words[h]!.push(v4 >>> 16, v4 & 0xffff);
+        continue;
+      }
+      const { n, end, ok } = goAtoi(group, 16);
+      if (!ok || end !== group.length || n > 0xffff) return undefined;
+      words[h]!.push(n);
     }
   }
-  if (s.length !== 0) return undefined;
-  if (i < 16) {
-    if (ellipsis < 0) return undefined;
-    const gap = 16 - i;
-    for (let j = i - 1; j >= ellipsis; j--) bytes[j + gap] = bytes[j]!;
-    for (let j = ellipsis + gap - 1; j >= ellipsis; j--) bytes[j] = 0;
-  } else if (ellipsis >= 0) {
-    // "::" must stand for at least one zero group.
-    return undefined;
-  }
-  return bytes.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+  const [head = [], tail] = words;
+  const count = head.length + (tail?.length ?? 0);
+  // Without "::" all eight groups; with it, it must stand for at least one zero group.
+  if (tail === undefined ? count !== 8 : count > 7) return undefined;
+  const all = [...head, ...new Array<number>(8 - count).fill(0), ...(tail ?? [])];
+  return all.reduce((acc, w) => (acc << 16n) | BigInt(w), 0n);
 }
 
 /** Parses an address the way Go 1.19 does: IPv4 first, then IPv6. */
