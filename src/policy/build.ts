@@ -92,10 +92,10 @@ export function explainDestination(policy: Policy, ip: IpAddress, isLocal: (ip: 
   if (!fp) return { masquerade: false, reason: 'family-disabled', family: ip.family };
   if (isLocal(ip)) return { masquerade: false, reason: 'local', family: ip.family };
   const table = decisionTable(fp);
-  const { match } = resolveDestination(table, ip);
+  const match = resolveDestination(table, ip);
   // The longest shorter prefix that matches too: the one this match wins over.
   const shorter = match === undefined ? [] : table.filter((r) => r.cidr.prefix < match.cidr.prefix);
-  const overrides = resolveDestination(shorter, ip).match;
+  const overrides = resolveDestination(shorter, ip);
   const over = overrides === undefined ? {} : { overrides };
   if (match !== undefined && match.action.kind === 'keep') return { masquerade: false, reason: 'exempt', family: ip.family, match, ...over };
   if (source !== undefined && !sourceInScope(fp, source)) return { masquerade: false, reason: 'source-out-of-scope', family: ip.family, sources: fp.sources ?? [] };

@@ -42,24 +42,18 @@ export function decisionTable(fp: FamilyPolicy): Decision[] {
   return rows.sort((a, b) => b.cidr.prefix - a.cidr.prefix);
 }
 
-/** What decides one destination: the row that matched (undefined = none, the default), and the action. */
-export interface Resolution {
-  readonly match: Decision | undefined;
-  readonly action: Action;
-}
-
 /** The default for a destination no row covers: masquerade, as the reference does. */
 export const DEFAULT_ACTION: Action = { kind: 'masquerade' };
 
 /**
- * The first row of `table` (from decisionTable) that contains `ip` decides, as the first matching
- * iptables rule does. The table is ordered longest prefix first whenever actions differ, so this is
- * the longest matching prefix; with only exempt rows every match keeps the pod IP, and the first is
- * the one the rules hit. Equal prefixes never carry different actions (merge refuses them).
+ * The row that decides `ip` (undefined: none does, DEFAULT_ACTION applies): the first row of `table`
+ * (from decisionTable) that contains it, as the first matching iptables rule does. The table is
+ * ordered longest prefix first whenever actions differ, so this is the longest matching prefix; with
+ * only exempt rows every match keeps the pod IP, and the first is the one the rules hit. Equal
+ * prefixes never carry different actions (merge refuses them).
  */
-export function resolveDestination(table: readonly Decision[], ip: IpAddress): Resolution {
-  const match = table.find((row) => row.cidr.family === ip.family && cidrContains(row.cidr, ip));
-  return { match, action: match?.action ?? DEFAULT_ACTION };
+export function resolveDestination(table: readonly Decision[], ip: IpAddress): Decision | undefined {
+  return table.find((row) => row.cidr.family === ip.family && cidrContains(row.cidr, ip));
 }
 
 /** Whether a source may be masqueraded or SNATed at all (masqueradeSourceCIDRs). */

@@ -27,7 +27,7 @@ function keepRowOf(text: string, rows: ReadonlyMap<string, Decision>, table: rea
   let row = rows.get(text);
   if (row === undefined) {
     try {
-      row = resolveDestination(table, parseIp(text.split(/[/-]/)[0] ?? '')).match;
+      row = resolveDestination(table, parseIp(text.split(/[/-]/)[0] ?? ''));
     } catch {
       return undefined;
     }
