@@ -1,5 +1,5 @@
 import type { CidrEntry, MasqConfig } from '../config/config.js';
-import { LINK_LOCAL_V4, LINK_LOCAL_V6, formatCidr, parseCidr, type Family, type IpAddress } from '../net/cidr.js';
+import { LINK_LOCAL_V4, LINK_LOCAL_V6, parseCidr, type Family, type IpAddress } from '../net/cidr.js';
 import type { ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, SourceRange } from './types.js';
 import { decisionTable, resolveDestination, sourceInScope, type Decision } from './decide.js';
 
@@ -21,10 +21,8 @@ export function exemptionIsFinal(policy: Pick<FamilyPolicy, 'postroutingPosition
   return policy.postroutingPosition === 'first';
 }
 
-function builtIn(text: string): ExemptRange {
-  const cidr = parseCidr(text);
-  return { cidr, text: formatCidr(cidr), reason: 'link-local', source: 'built-in', path: '' };
-}
+// The link-local constants are canonical text already.
+const builtIn = (text: string): ExemptRange => ({ cidr: parseCidr(text), text, reason: 'link-local', source: 'built-in', path: '' });
 
 /** A config entry's place in the policy: its block, text and where it was written (a SourceRange). */
 const entryOf = (e: CidrEntry): SourceRange => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path });
