@@ -20,14 +20,11 @@ export const LINK_LOCAL_V4 = '169.254.0.0/16';
 /** Link-local IPv6 range, exempt from masquerading unless `masqLinkLocalIPv6` is true. */
 export const LINK_LOCAL_V6 = 'fe80::/10';
 
-/** Why a CIDR or address was refused. */
-export type CidrErrorKind = 'unparsable' | 'misaligned' | 'mapped';
-
 /** A CIDR or IP address that cannot be used; the message carries the reference agent's facts. */
 export class CidrError extends Error {
   override readonly name = 'CidrError';
   constructor(
-    readonly kind: CidrErrorKind,
+    readonly kind: 'unparsable' | 'misaligned' | 'mapped',
     /** The text as given. */
     readonly input: string,
     message: string,

@@ -20,13 +20,10 @@ export interface ExemptRange {
   readonly path: string;
 }
 
-/** Why a range was left out of a normalised list. */
-export type DropReason = 'duplicate' | 'contained';
-
 /** A range left out, and the kept range that already covers it. */
 export interface DroppedRange {
   readonly range: ExemptRange;
-  readonly reason: DropReason;
+  readonly reason: 'duplicate' | 'contained';
   readonly by: ExemptRange;
 }
 
