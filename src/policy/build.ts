@@ -63,9 +63,8 @@ export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy 
 
 /** Why a destination is or is not masqueraded. */
 export type Verdict =
-  | { readonly masquerade: false; readonly reason: 'local'; readonly family: Family }
+  | { readonly masquerade: false; readonly reason: 'local' | 'family-disabled'; readonly family: Family }
   | { readonly masquerade: false; readonly reason: 'exempt'; readonly family: Family; readonly match: Decision; readonly overrides?: Decision }
-  | { readonly masquerade: false; readonly reason: 'family-disabled'; readonly family: Family }
   | { readonly masquerade: false; readonly reason: 'source-out-of-scope'; readonly family: Family; readonly sources: readonly SourceRange[] }
   | { readonly masquerade: true; readonly reason: 'default'; readonly family: Family; readonly randomFully: boolean; readonly toPorts: readonly PortRange[] }
   | {
