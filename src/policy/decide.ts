@@ -1,17 +1,13 @@
 // The one longest-prefix resolution of a family's decision table. explain, the fake backend and
 // both renderers use it, so what explain predicts is what the rules are built from.
-import { cidrContains, type Cidr, type IpAddress } from '../net/cidr.js';
+import { cidrContains, type IpAddress } from '../net/cidr.js';
 import { nestBlocks } from '../net/normalize.js';
-import type { Action, DecisionList, ExemptRange, FamilyPolicy } from './types.js';
+import type { Action, DecisionList, ExemptRange, FamilyPolicy, SourceRange } from './types.js';
 
 /** One row of the decision table: a destination prefix and what traffic to it gets. */
-export interface Decision {
-  readonly cidr: Cidr;
-  readonly text: string;
+export interface Decision extends SourceRange {
   readonly action: Action;
   readonly list: DecisionList;
-  readonly source: string;
-  readonly path: string;
 }
 
 const KEEP: Action = { kind: 'keep' };
