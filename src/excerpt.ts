@@ -9,15 +9,13 @@ export const EXCERPT_MAX_BYTES = 200;
 function prefixWithin(text: string, maxBytes: number, escape: (ch: string) => string): { head: string; whole: boolean } {
   let bytes = 0;
   let head = '';
-  let i = 0;
   for (const ch of text) {
     const out = escape(ch);
     bytes += Buffer.byteLength(out, 'utf8');
     if (bytes > maxBytes) return { head, whole: false };
     head += out;
-    i += ch.length;
   }
-  return { head, whole: i >= text.length };
+  return { head, whole: true };
 }
 
 const cutNote = (text: string): string => ` (cut, ${Buffer.byteLength(text, 'utf8')} bytes)`;

@@ -25,10 +25,8 @@ export interface AgentState {
   readonly inForce?: LoadedConfig;
   /** Why the last config read was rejected; empty when it was valid. */
   readonly configErrors: readonly string[];
-  /** From an invalid first read until a valid one: what is in the kernel is the best guess. */
-  readonly startInvalid: boolean;
-  /** Families whose rules, found at an invalid start, stay untouched while startInvalid. */
-  readonly keptFromKernel: readonly Family[];
+  /** Set from an invalid first read until a valid one: the families whose rules, found then, stay untouched. */
+  readonly keptFromKernel?: readonly Family[] | undefined;
   /** What each family held after its last good sync, to tell drift from a config change. */
   readonly written: ReadonlyMap<Family, OwnedState>;
   readonly families: ReadonlyMap<Family, Readonly<FamilyStatus>>;
@@ -37,7 +35,7 @@ export interface AgentState {
 }
 
 /** The state before the first sync. */
-export const INITIAL_STATE: AgentState = { configErrors: [], startInvalid: false, keptFromKernel: [], written: new Map(), families: new Map() };
+export const INITIAL_STATE: AgentState = { configErrors: [], written: new Map(), families: new Map() };
 
 /** The state after a step and what to log about it. */
 export type Decision = { readonly state: AgentState; readonly log: readonly LogLine[] };
@@ -83,14 +81,14 @@ export function decideConfig(state: AgentState, read: ConfigRead, defaults: () =
     if (was?.hash !== loaded.hash) {
       log.push(line('info', appliedMessage(loaded), { files: loaded.files, config: { ...loaded.config, ...loggedLists(loaded.config, MAX_LOGGED_CIDRS) } }));
     }
-    return { state: { ...state, inForce: loaded, configErrors: [], startInvalid: false, keptFromKernel: [] }, log };
+    return { state: { ...state, inForce: loaded, configErrors: [], keptFromKernel: undefined }, log };
   }
   const errors = read.error instanceof ConfigError ? read.error.message.split('\n') : [errorMessage(read.error)];
   const rejected = { ...state, configErrors: errors };
   if (state.inForce === undefined) {
     const config = defaults();
     return {
-      state: { ...rejected, inForce: { config, hash: hashConfig(config), files: [], usingDefaults: true, warnings: [] }, startInvalid: true },
+      state: { ...rejected, inForce: { config, hash: hashConfig(config), files: [], usingDefaults: true, warnings: [] }, keptFromKernel: [] },
       log: [line('error', 'config rejected on first start; rules of ours already in the kernel stay, else the built-in defaults apply, until it is fixed', { errors })],
     };
   }
@@ -104,7 +102,7 @@ export function decideConfig(state: AgentState, read: ConfigRead, defaults: () =
  */
 export function rewritesWhole(state: AgentState, family: Family, want: OwnedState): boolean {
   const prev = state.written.get(family);
-  return prev !== undefined && !state.startInvalid && !sameState(prev, want);
+  return prev !== undefined && state.keptFromKernel === undefined && !sameState(prev, want);
 }
 
 /**
@@ -113,7 +111,7 @@ export function rewritesWhole(state: AgentState, family: Family, want: OwnedStat
  * then; the defaults are for a node with nothing yet. Decided at a family's first read that works.
  */
 export function keepsFound(state: AgentState, family: Family, found: OwnedState | undefined): boolean {
-  if (!state.startInvalid) return false;
+  if (state.keptFromKernel === undefined) return false;
   return state.keptFromKernel.includes(family) || (!state.written.has(family) && (found?.length ?? 0) > 0);
 }
 
@@ -163,8 +161,8 @@ export function decideFamily(state: AgentState, s: FamilyStep): Decision & { rea
   const result = o.kind === 'kept' || o.plan.upToDate ? 'unchanged' : found !== undefined && sameState(state.written.get(family), rules) ? 'repaired' : 'applied';
   const said = { family, backend, rules: rules.length };
   let keptFromKernel = state.keptFromKernel;
-  if (o.kind === 'kept' && !keptFromKernel.includes(family)) {
-    keptFromKernel = [...keptFromKernel, family];
+  if (o.kind === 'kept' && !keptFromKernel?.includes(family)) {
+    keptFromKernel = [...(keptFromKernel ?? []), family];
     log.push(line('warn', 'config invalid at start; keeping the rules found in the kernel until a valid config is read', said));
   }
   if (o.kind === 'planned' && result === 'unchanged' && !state.written.has(family)) log.push(line('info', 'rules already in place', said));
@@ -202,7 +200,7 @@ export function redundancyWarnings(policy: Policy): LogLine[] {
 export function statusOf(s: AgentState): AgentStatus {
   const { configErrors, families, lastSyncAt, retryAfterMs } = s;
   const c = s.inForce;
-  const kept = s.keptFromKernel.length > 0 ? { rulesKeptFromKernel: s.keptFromKernel } : {};
+  const kept = s.keptFromKernel?.length ? { rulesKeptFromKernel: s.keptFromKernel } : {};
   const config = { usingDefaults: c?.usingDefaults ?? false, configHash: c?.hash ?? '', configFiles: c?.files ?? [], resyncIntervalMs: c?.config.resyncIntervalMs ?? 60_000 };
   return { configValid: configErrors.length === 0, configErrors, ...config, ...kept, lastSyncAt, retryAfterMs, families };
 }

@@ -34,25 +34,21 @@ export interface ConfigWatchOptions {
   /** The --config path: a file (its directory is watched) or a directory (watched itself). */
   readonly path: string;
   readonly isDirectory: () => boolean;
-  /** Called once per burst of events, after `debounceMs` (default WATCH_DEBOUNCE_MS) of quiet. */
+  /** Called once per burst of events, after WATCH_DEBOUNCE_MS of quiet. */
   readonly onChange: () => void;
   readonly clock: Clock;
   readonly log: Logger;
-  readonly debounceMs?: number;
-  /** How often to retry when the directory does not exist or the watcher failed. */
-  readonly retryMs?: number;
   /** Defaults to node:fs `watch`. */
   readonly watch?: WatchFn;
 }
 
 /**
  * Watches the DIRECTORY holding the config: kubelet swaps a `..data` symlink, and a watch on the
- * file itself goes silent after the first update. A directory that does not exist yet is retried;
- * a watcher error re-creates the watcher. Returns a function that stops watching.
+ * file itself goes silent after the first update. A directory that does not exist yet is retried,
+ * and a failed watcher re-created, every second. Returns a function that stops watching.
  */
 export function watchConfig(opts: ConfigWatchOptions): () => void {
   const { clock, log } = opts;
-  const retryMs = opts.retryMs ?? 1000;
   let watcher: FSWatcher | undefined;
   let cancelDebounce: (() => void) | undefined;
   let cancelRetry: (() => void) | undefined;
@@ -62,7 +58,7 @@ export function watchConfig(opts: ConfigWatchOptions): () => void {
 
   const fire = (): void => {
     cancelDebounce?.();
-    cancelDebounce = clock.setTimer(opts.debounceMs ?? WATCH_DEBOUNCE_MS, () => {
+    cancelDebounce = clock.setTimer(WATCH_DEBOUNCE_MS, () => {
       cancelDebounce = undefined;
       opts.onChange();
     });
@@ -74,7 +70,7 @@ export function watchConfig(opts: ConfigWatchOptions): () => void {
   const retry = (): void => {
     close();
     failing = true;
-    if (!stopped && !cancelRetry) cancelRetry = clock.setTimer(retryMs, open);
+    if (!stopped && !cancelRetry) cancelRetry = clock.setTimer(1000, open);
   };
 
   function open(): void {

@@ -80,9 +80,7 @@ export function classifyFailure(exitCode: number | null, stderr: string): Comman
 }
 
 /** What a tool printed on stderr: a CommandError, or the result of a command whose exit code was allowed. */
-export interface ToolSaid {
-  readonly stderr: string;
-}
+export type ToolSaid = Pick<CommandResult, 'stderr'>;
 
 // The finer classes below are asked by the backends; `failure` keeps the labels operators read in
 // logs. Every match on a tool's stderr is here, beside classifyFailure.
@@ -110,15 +108,6 @@ export function isChainInUse(r: ToolSaid): boolean {
 /** nft: the table (or another object) named does not exist. */
 export function isNftObjectMissing(r: ToolSaid): boolean {
   return /No such file or directory/.test(r.stderr);
-}
-
-/**
- * nft: a blind apply met a table not as we left it: a set re-created with another type (exists), a
- * map of its name ("... to your map declaration"), a set a foreign chain still references (busy), a
- * base chain added while waking a dormant table (invalid), a foreign object gone meanwhile.
- */
-export function isNftTableNotAsLeft(r: ToolSaid): boolean {
-  return /File exists|Device or resource busy|Invalid argument|No such file or directory|to your map declaration/.test(r.stderr);
 }
 
 /** iptables-restore: the 1-based payload line it refused, when it named one. */
@@ -178,31 +167,25 @@ function spawnFailure(argv: readonly string[], e: unknown): CommandError {
 /** Keeps the first `limit` bytes of a stream and counts the rest. */
 class Capture {
   private readonly chunks: Buffer[] = [];
-  private kept = 0;
   /** Every byte seen, kept or not. */
   total = 0;
   constructor(private readonly limit: number) {}
   push(chunk: Buffer): void {
+    if (this.total < this.limit) this.chunks.push(chunk.subarray(0, this.limit - this.total));
     this.total += chunk.length;
-    if (this.kept >= this.limit) return;
-    const part = chunk.length <= this.limit - this.kept ? chunk : chunk.subarray(0, this.limit - this.kept);
-    this.chunks.push(part);
-    this.kept += part.length;
   }
   /** The kept text, marked when something was left out. */
   text(): string {
     const head = Buffer.concat(this.chunks).toString('utf8');
-    return this.total > this.kept ? `${head}\n[... ${this.total - this.kept} more bytes not kept]` : head;
+    return this.total > this.limit ? `${head}\n[... ${this.total - this.limit} more bytes not kept]` : head;
   }
 }
 
+/** How a command exited: its code, or the signal that ended it. */
+type Exit = { readonly code: number | null; readonly signal: NodeJS.Signals | null };
+
 /** How a finished command ended. */
-interface Ending {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Ending = Exit & Pick<CommandResult, 'stdout' | 'stderr'>;
 
 /** The result of a command that ended, or the CommandError that says why it is not one. */
 function judge(argv: readonly string[], ok: readonly number[], e: Ending, durationMs: number): CommandResult | CommandError {
@@ -218,14 +201,7 @@ function judge(argv: readonly string[], ok: readonly number[], e: Ending, durati
 }
 
 /** The error of a command killed at its deadline. */
-function timeoutError(
-  argv: readonly string[],
-  timeoutMs: number,
-  limitFlag: string,
-  stderr: string,
-  durationMs: number,
-  exited?: { code: number | null; signal: NodeJS.Signals | null },
-): CommandError {
+function timeoutError(argv: readonly string[], timeoutMs: number, limitFlag: string, stderr: string, durationMs: number, exited?: Exit): CommandError {
   const how = exited
     ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${formatMs(timeoutMs)} limit`
     : `timed out after ${formatMs(timeoutMs)}`;
@@ -258,15 +234,19 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
     }
   };
 
-  const spawned = (argv: readonly string[], options: RunOptions, timeoutMs: number, limitFlag: string): Promise<CommandResult> =>
-    new Promise((resolve, reject) => {
+  const run: Runner = (argv, options = {}) => {
+    if (argv[0] === undefined) return Promise.reject(new CommandError(argv, null, '', 'other', 'empty command'));
+    const timeoutMs = options.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    // Only the runner's own default comes from --command-timeout; callers' limits are fixed.
+    const limitFlag = options.timeoutMs === undefined ? ' (--command-timeout)' : '';
+    return new Promise((resolve, reject) => {
       const ok = options.okExitCodes ?? [0];
       const maxStdout = options.maxStdoutBytes ?? STDOUT_MAX_BYTES;
       const out = new Capture(maxStdout);
       const err = new Capture(STDERR_KEEP_BYTES);
       let child: ChildProcess;
       let settled = false;
-      let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      let exited: Exit | undefined;
       const started = performance.now();
       const elapsed = (): number => performance.now() - started;
 
@@ -325,13 +305,6 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       });
       child.stdin?.end(options.input ?? '');
     });
-
-  const run: Runner = (argv, options = {}) => {
-    if (argv[0] === undefined) return Promise.reject(new CommandError(argv, null, '', 'other', 'empty command'));
-    const timeoutMs = options.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
-    // Only the runner's own default comes from --command-timeout; callers' limits are fixed.
-    const limitFlag = options.timeoutMs === undefined ? ' (--command-timeout)' : '';
-    return spawned(argv, options, timeoutMs, limitFlag);
   };
 
   return Object.assign(run, {

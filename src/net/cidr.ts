@@ -20,14 +20,11 @@ export const LINK_LOCAL_V4 = '169.254.0.0/16';
 /** Link-local IPv6 range, exempt from masquerading unless `masqLinkLocalIPv6` is true. */
 export const LINK_LOCAL_V6 = 'fe80::/10';
 
-/** Why a CIDR or address was refused. */
-export type CidrErrorKind = 'unparsable' | 'misaligned' | 'mapped';
-
 /** A CIDR or IP address that cannot be used; the message carries the reference agent's facts. */
 export class CidrError extends Error {
   override readonly name = 'CidrError';
   constructor(
-    readonly kind: CidrErrorKind,
+    readonly kind: 'unparsable' | 'misaligned' | 'mapped',
     /** The text as given. */
     readonly input: string,
     message: string,
@@ -42,97 +39,65 @@ export const BITS: Readonly<Record<Family, number>> = { ipv4: 32, ipv6: 128 };
 // Go's net package gives up on decimal and hex fields at this value (dtoi/xtoi "big").
 const GO_BIG = 0xffffff;
 
-/** Go's dtoi (base 10) and xtoi (base 16): digits at the start of s; fails on none or on a value >= 0xFFFFFF. */
-function goAtoi(s: string, base: 10 | 16): { n: number; len: number; ok: boolean } {
+/** Go's dtoi (base 10) and xtoi (base 16): digits from `start` to `end`; fails on none or on a value >= 0xFFFFFF. */
+function goAtoi(s: string, base: 10 | 16, start = 0): { n: number; end: number; ok: boolean } {
   let n = 0;
-  let i = 0;
+  let i = start;
   for (; i < s.length; i++) {
-    // One character at a time: NaN for anything that is not a digit of the base (a sign, a space).
-    const d = Number.parseInt(s[i]!, base);
-    if (Number.isNaN(d)) break;
+    // A digit of the base, else -1 (a sign, a space); char codes, as 50,000 CIDRs are read at once.
+    const c = s.charCodeAt(i);
+    const d = c >= 48 && c <= 57 ? c - 48 : base === 16 && c >= 97 && c <= 102 ? c - 87 : base === 16 && c >= 65 && c <= 70 ? c - 55 : -1;
+    if (d < 0) break;
     n = n * base + d;
-    if (n >= GO_BIG) return { n: 0, len: i, ok: false };
+    if (n >= GO_BIG) return { n: 0, end: i, ok: false };
   }
-  return { n, len: i, ok: i > 0 };
+  return { n, end: i, ok: i > start };
 }
 
-/** Go 1.19 net.parseIPv4 as a number (no bigint per field: 50,000 CIDRs are read at once). */
+/** Go 1.19 net.parseIPv4 as a number (no bigint per field). */
 function goParseIpv4Number(text: string): number | undefined {
   let value = 0;
   let i = 0;
   for (let field = 0; field < 4; field++) {
     if (field > 0) {
-      if (text.charCodeAt(i) !== 46) return undefined;
+      if (text[i] !== '.') return undefined;
       i++;
     }
-    const start = i;
-    let n = 0;
-    while (i < text.length) {
-      const c = text.charCodeAt(i);
-      if (c < 48 || c > 57) break;
-      n = n * 10 + (c - 48);
-      // Go's dtoi gives up at 0xFFFFFF; anything past 255 fails below either way.
-      if (n >= GO_BIG) return undefined;
-      i++;
-    }
-    if (i === start || n > 0xff) return undefined;
+    const { n, end, ok } = goAtoi(text, 10, i);
     // Go rejects leading zeros ("010") since 1.17: other tools read them as octal.
-    if (i - start > 1 && text.charCodeAt(start) === 48) return undefined;
+    if (!ok || n > 0xff || (end - i > 1 && text[i] === '0')) return undefined;
     value = value * 256 + n;
+    i = end;
   }
   return i === text.length ? value : undefined;
 }
 
 /** Go 1.19 net.parseIPv6 (no zones), returning the 128-bit value. */
 function goParseIpv6(text: string): bigint | undefined {
-  const bytes = new Array<number>(16).fill(0);
-  let s = text;
-  let ellipsis = -1;
-  if (s.length >= 2 && s[0] === ':' && s[1] === ':') {
-    ellipsis = 0;
-    s = s.slice(2);
-    if (s.length === 0) return 0n;
-  }
-  let i = 0;
-  while (i < 16) {
-    const { n, len, ok } = goAtoi(s, 16);
-    if (!ok || n > 0xffff) return undefined;
-    if (len < s.length && s[len] === '.') {
-      // A trailing dotted IPv4 part fills the last 4 bytes.
-      if (ellipsis < 0 && i !== 12) return undefined;
-      if (i + 4 > 16) return undefined;
-      const v4 = goParseIpv4Number(s);
-      if (v4 === undefined) return undefined;
-      bytes.splice(i, 4, v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
-      s = '';
-      i += 4;
-      break;
-    }
-    bytes[i] = n >> 8;
-    bytes[i + 1] = n & 0xff;
-    i += 2;
-    s = s.slice(len);
-    if (s.length === 0) break;
-    if (s[0] !== ':' || s.length === 1) return undefined;
-    s = s.slice(1);
-    if (s[0] === ':') {
-      if (ellipsis >= 0) return undefined;
-      ellipsis = i;
-      s = s.slice(1);
-      if (s.length === 0) break;
+  // At most one "::"; each side is hex groups, and only the very last group may be dotted IPv4.
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const words = halves.map(() => [] as number[]);
+  for (const [h, half] of halves.entries()) {
+    const groups = half === '' ? [] : half.split(':');
+    for (const [g, group] of groups.entries()) {
+      if (h === halves.length - 1 && g === groups.length - 1 && group.includes('.')) {
+        const v4 = goParseIpv4Number(group);
+        if (v4 === undefined) return undefined;
+        words[h]!.push(v4 >>> 16, v4 & 0xffff);
+        continue;
+      }
+      const { n, end, ok } = goAtoi(group, 16);
+      if (!ok || end !== group.length || n > 0xffff) return undefined;
+      words[h]!.push(n);
     }
   }
-  if (s.length !== 0) return undefined;
-  if (i < 16) {
-    if (ellipsis < 0) return undefined;
-    const gap = 16 - i;
-    for (let j = i - 1; j >= ellipsis; j--) bytes[j + gap] = bytes[j]!;
-    for (let j = ellipsis + gap - 1; j >= ellipsis; j--) bytes[j] = 0;
-  } else if (ellipsis >= 0) {
-    // "::" must stand for at least one zero group.
-    return undefined;
-  }
-  return bytes.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+  const [head = [], tail] = words;
+  const count = head.length + (tail?.length ?? 0);
+  // Without "::" all eight groups; with it, it must stand for at least one zero group.
+  if (tail === undefined ? count !== 8 : count > 7) return undefined;
+  const all = [...head, ...new Array<number>(8 - count).fill(0), ...(tail ?? [])];
+  return all.reduce((acc, w) => (acc << 16n) | BigInt(w), 0n);
 }
 
 /** Parses an address the way Go 1.19 does: IPv4 first, then IPv6. */
@@ -160,23 +125,10 @@ function formatIpv4(value: bigint): string {
 }
 
 function formatIpv6(value: bigint): string {
-  const groups: number[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) groups.push(Number((value >> s) & 0xffffn));
-  // Longest run of zero groups, first on a tie; a single zero group is not shortened (RFC 5952).
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j === i ? i + 1 : j;
-  }
-  const hex = (g: number[]) => g.map((x) => x.toString(16)).join(':');
-  if (bestLen < 2) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  const groups: string[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((value >> s) & 0xffffn).toString(16));
+  // The URL serialiser compresses as Go does (RFC 5952): the first longest run of two or more zero groups.
+  return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
 }
 
 /** Go's IP.String(): IPv4-mapped IPv6 values print as dotted IPv4, as in the reference's messages. */
@@ -198,21 +150,11 @@ export function parseCidr(text: string): Cidr {
   const unparsable = () => new CidrError('unparsable', text, `CIDR "${text}" could not be parsed, invalid CIDR address: ${text}`);
   const slash = text.indexOf('/');
   if (slash < 0) throw unparsable();
-  const addrText = text.slice(0, slash);
-  const maskText = text.slice(slash + 1);
-  const v4 = goParseIpv4Number(addrText);
-  if (v4 !== undefined) {
-    // The common case in numbers; a misaligned block takes the general path for its message.
-    const { n: prefix, len, ok } = goAtoi(maskText, 10);
-    if (!ok || len !== maskText.length || prefix > 32) throw unparsable();
-    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-    if ((v4 & mask) >>> 0 === v4) return { family: 'ipv4', base: BigInt(v4), prefix };
-  }
-  const ip = goParseAddress(addrText);
-  if (ip === undefined) throw unparsable();
-  const { n: prefix, len, ok } = goAtoi(maskText, 10);
-  if (!ok || len !== maskText.length || prefix > BITS[ip.family]) throw unparsable();
-  const base = ip.value & maskOf(ip.family, prefix);
+  const ip = goParseAddress(text.slice(0, slash));
+  const { n: prefix, end, ok } = goAtoi(text, 10, slash + 1);
+  if (ip === undefined || !ok || end !== text.length || prefix > BITS[ip.family]) throw unparsable();
+  const host = BigInt(BITS[ip.family] - prefix);
+  const base = (ip.value >> host) << host;
   if (base !== ip.value) {
     throw new CidrError('misaligned', text, `CIDR "${text}" is not aligned to a CIDR block, ip: "${goIpString(ip)}" network: "${goNetString({ family: ip.family, value: base }, prefix)}"`);
   }

@@ -58,25 +58,23 @@ export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry
   // The open blocks, outermost first; `pos` is the first address not yet emitted.
   const stack: { last: bigint; value: T; cidr: Cidr }[] = [];
   let pos = 0n;
-  const current = (): T => stack[stack.length - 1]?.value ?? fallback;
-  for (const e of sorted) {
-    const top = stack[stack.length - 1];
-    if (top !== undefined && top.cidr.base === e.cidr.base && top.cidr.prefix === e.cidr.prefix) continue;
-    // Close every open block that ends before this one starts (blocks nest or are disjoint).
-    while (stack.length > 0 && stack[stack.length - 1]!.last < e.cidr.base) {
+  // Closes every open block that ends before `base` (blocks nest or are disjoint).
+  const closeBefore = (base: bigint): void => {
+    while (stack.length > 0 && stack[stack.length - 1]!.last < base) {
       const closed = stack.pop()!;
       emit(pos, closed.last, closed.value);
       pos = closed.last + 1n;
     }
-    emit(pos, e.cidr.base - 1n, current());
+  };
+  for (const e of sorted) {
+    const top = stack[stack.length - 1];
+    if (top !== undefined && top.cidr.base === e.cidr.base && top.cidr.prefix === e.cidr.prefix) continue;
+    closeBefore(e.cidr.base);
+    emit(pos, e.cidr.base - 1n, stack[stack.length - 1]?.value ?? fallback);
     pos = e.cidr.base;
     stack.push({ last: cidrLast(e.cidr), value: e.value, cidr: e.cidr });
   }
-  while (stack.length > 0) {
-    const closed = stack.pop()!;
-    emit(pos, closed.last, closed.value);
-    pos = closed.last + 1n;
-  }
+  closeBefore(maxAddress(family) + 1n);
   emit(pos, maxAddress(family), fallback);
   return out;
 }
@@ -90,12 +88,8 @@ export function unionOfCidrs(family: Family, cidrs: readonly Cidr[]): Interval<t
 
 /** The block covering exactly [first, last], if there is one. */
 export function intervalAsCidr(family: Family, first: bigint, last: bigint): Cidr | undefined {
-  if (last < first) return undefined;
-  const size = last - first + 1n;
-  if ((size & (size - 1n)) !== 0n) return undefined;
-  const hostBits = size.toString(2).length - 1;
-  const cidr: Cidr = { family, base: first, prefix: BITS[family] - hostBits };
-  return first % size === 0n ? cidr : undefined;
+  const cidr = coveringCidr(family, first, last);
+  return cidr.base === first && cidrLast(cidr) === last ? cidr : undefined;
 }
 
 /** An interval as nft writes it: `10.0.0.0/8` when it is one block, else `10.0.0.0-10.8.255.255`. */

@@ -1,5 +1,5 @@
 import type { CidrEntry, MasqConfig } from '../config/config.js';
-import { LINK_LOCAL_V4, LINK_LOCAL_V6, formatCidr, parseCidr, type Family, type IpAddress } from '../net/cidr.js';
+import { LINK_LOCAL_V4, LINK_LOCAL_V6, parseCidr, type Family, type IpAddress } from '../net/cidr.js';
 import type { ActionRange, ExemptRange, FamilyPolicy, Policy, PortRange, SourceRange } from './types.js';
 import { decisionTable, resolveDestination, sourceInScope, type Decision } from './decide.js';
 
@@ -21,10 +21,8 @@ export function exemptionIsFinal(policy: Pick<FamilyPolicy, 'postroutingPosition
   return policy.postroutingPosition === 'first';
 }
 
-function builtIn(text: string): ExemptRange {
-  const cidr = parseCidr(text);
-  return { cidr, text: formatCidr(cidr), reason: 'link-local', source: 'built-in', path: '' };
-}
+// The link-local constants are canonical text already.
+const builtIn = (text: string): ExemptRange => ({ cidr: parseCidr(text), text, reason: 'link-local', source: 'built-in', path: '' });
 
 /** A config entry's place in the policy: its block, text and where it was written (a SourceRange). */
 const entryOf = (e: CidrEntry): SourceRange => ({ cidr: e.cidr, text: e.text, source: e.source, path: e.path });
@@ -65,9 +63,8 @@ export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy 
 
 /** Why a destination is or is not masqueraded. */
 export type Verdict =
-  | { readonly masquerade: false; readonly reason: 'local'; readonly family: Family }
+  | { readonly masquerade: false; readonly reason: 'local' | 'family-disabled'; readonly family: Family }
   | { readonly masquerade: false; readonly reason: 'exempt'; readonly family: Family; readonly match: Decision; readonly overrides?: Decision }
-  | { readonly masquerade: false; readonly reason: 'family-disabled'; readonly family: Family }
   | { readonly masquerade: false; readonly reason: 'source-out-of-scope'; readonly family: Family; readonly sources: readonly SourceRange[] }
   | { readonly masquerade: true; readonly reason: 'default'; readonly family: Family; readonly randomFully: boolean; readonly toPorts: readonly PortRange[] }
   | {
@@ -92,10 +89,10 @@ export function explainDestination(policy: Policy, ip: IpAddress, isLocal: (ip: 
   if (!fp) return { masquerade: false, reason: 'family-disabled', family: ip.family };
   if (isLocal(ip)) return { masquerade: false, reason: 'local', family: ip.family };
   const table = decisionTable(fp);
-  const { match } = resolveDestination(table, ip);
+  const match = resolveDestination(table, ip);
   // The longest shorter prefix that matches too: the one this match wins over.
   const shorter = match === undefined ? [] : table.filter((r) => r.cidr.prefix < match.cidr.prefix);
-  const overrides = resolveDestination(shorter, ip).match;
+  const overrides = resolveDestination(shorter, ip);
   const over = overrides === undefined ? {} : { overrides };
   if (match !== undefined && match.action.kind === 'keep') return { masquerade: false, reason: 'exempt', family: ip.family, match, ...over };
   if (source !== undefined && !sourceInScope(fp, source)) return { masquerade: false, reason: 'source-out-of-scope', family: ip.family, sources: fp.sources ?? [] };

@@ -6,7 +6,7 @@
 // --random-fully is not: it changes how a new port is picked, not whether an old one is right;
 // neither is --postrouting-position or the masquerade bit, which leave every translation as it was.
 import type { Cidr, Family } from '../net/cidr.js';
-import { coveringCidr, flattenPrefixes, intervalCidrs, maxAddress, overlayPartitions, unionOfCidrs, type Interval } from '../net/intervals.js';
+import { coveringCidr, flattenPrefixes, intervalCidrs, overlayPartitions, unionOfCidrs, type Interval } from '../net/intervals.js';
 import { cidrLast } from '../net/normalize.js';
 import { decisionTable, DEFAULT_ACTION, sameAction } from './decide.js';
 import type { Action, FamilyPolicy } from './types.js';
@@ -46,9 +46,8 @@ function destinations(fp: FamilyPolicy): Interval<Action>[] {
 
 /** The source partition: true where a source may be translated at all. */
 function scope(fp: FamilyPolicy): Interval<boolean>[] {
-  if (fp.sources === undefined) return [{ family: fp.family, first: 0n, last: maxAddress(fp.family), value: true }];
-  const rows = fp.sources.map((s) => ({ cidr: s.cidr, value: true }));
-  return flattenPrefixes(fp.family, rows, false, Object.is);
+  const rows = (fp.sources ?? []).map((s) => ({ cidr: s.cidr, value: true }));
+  return flattenPrefixes(fp.family, rows, fp.sources === undefined, Object.is);
 }
 
 /** The blocks of the intervals, adjacent ones merged first. */

@@ -85,7 +85,7 @@ test('decideFamily: shadowing goes to the status at every sync and is warned abo
 
 test('a first start with an invalid config: defaults in force, rules found in the kernel kept (said once per family) until a valid config', () => {
   const bad = decideConfig(INITIAL_STATE, { error: new ConfigError([{ source: 'cfg', path: 'x', message: 'bad' }]) }, defaults);
-  assert.equal(bad.state.startInvalid, true);
+  assert.deepEqual(bad.state.keptFromKernel, [], 'an invalid start: rules found are kept');
   assert.equal(bad.state.inForce?.usingDefaults, true);
   assert.match(bad.log[0]?.msg ?? '', /^config rejected on first start/);
   const found = ['jump', 'return 192.0.2.0/24', 'masquerade'];
@@ -99,7 +99,7 @@ test('a first start with an invalid config: defaults in force, rules found in th
   assert.equal(decideFamily(kept.state, step({ kind: 'kept', found })).log.length, 0);
   assert.deepEqual(statusOf(kept.state).rulesKeptFromKernel, ['ipv4']);
   const good = decideConfig(kept.state, { loaded: loaded('nonMasqueradeCIDRs: [10.0.0.0/8]\n') }, defaults);
-  assert.equal(good.state.startInvalid, false);
+  assert.equal(good.state.keptFromKernel, undefined, 'a valid config ends the invalid start');
   assert.equal(statusOf(good.state).rulesKeptFromKernel, undefined);
   assert.equal(rewritesWhole(good.state, 'ipv4', WANT), true, 'the kept rules are not what the config wants');
 });

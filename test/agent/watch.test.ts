@@ -35,7 +35,7 @@ function setup(path: string, directoryMode: boolean) {
   const fw = fakeWatch();
   const clock = createFakeClock();
   let syncs = 0;
-  const stop = watchConfig({ path, isDirectory: () => directoryMode, onChange: () => void syncs++, clock, log: createMemoryLogger(), watch: fw.watch, debounceMs: 50 });
+  const stop = watchConfig({ path, isDirectory: () => directoryMode, onChange: () => void syncs++, clock, log: createMemoryLogger(), watch: fw.watch });
   return { fw, clock, stop, syncs: () => syncs };
 }
 

@@ -10,7 +10,6 @@ import {
   isChainInUse,
   isChainMissing,
   isNftObjectMissing,
-  isNftTableNotAsLeft,
   isTargetMissing,
   mentionsPermission,
   PERMISSION_HINT,
@@ -69,18 +68,18 @@ test('a permission failure is reported at once with what to grant, not as a busy
 });
 
 // The finer classes the backends ask, on the tools' own words; each predicate must also say no.
-const PREDICATES = { isChainMissing, isChainIncompatible, isTargetMissing, isChainInUse, isNftObjectMissing, isNftTableNotAsLeft } as const;
+const PREDICATES = { isChainMissing, isChainIncompatible, isTargetMissing, isChainInUse, isNftObjectMissing } as const;
 const SAID: readonly { stderr: string; yes: readonly (keyof typeof PREDICATES)[] }[] = [
   { stderr: 'iptables: No chain/target/match by that name.\n', yes: ['isChainMissing'] },
   { stderr: "iptables v1.8.9 (nf_tables): chain `IP-MASQ-AGENT' in table `nat' is incompatible, use 'nft' tool.\n", yes: ['isChainIncompatible'] },
   { stderr: "iptables v1.8.9 (nf_tables): Chain 'IP-MASQ-AGENT' does not exist\nTry `iptables -h' or 'iptables --help' for more information.\n", yes: ['isTargetMissing'] },
-  { stderr: "iptables v1.8.9 (legacy): Couldn't load target `IP-MASQ-AGENT':No such file or directory\n", yes: ['isTargetMissing', 'isNftObjectMissing', 'isNftTableNotAsLeft'] },
-  { stderr: 'iptables v1.8.9 (nf_tables):  CHAIN_DEL failed (Device or resource busy): chain IP-MASQ-AGENT\n', yes: ['isChainInUse', 'isNftTableNotAsLeft'] },
+  { stderr: "iptables v1.8.9 (legacy): Couldn't load target `IP-MASQ-AGENT':No such file or directory\n", yes: ['isTargetMissing', 'isNftObjectMissing'] },
+  { stderr: 'iptables v1.8.9 (nf_tables):  CHAIN_DEL failed (Device or resource busy): chain IP-MASQ-AGENT\n', yes: ['isChainInUse'] },
   { stderr: 'iptables: Too many links.\n', yes: ['isChainInUse'] },
-  { stderr: 'Error: Could not process rule: No such file or directory\ndelete table inet ip-masq-agent\n', yes: ['isNftObjectMissing', 'isNftTableNotAsLeft'] },
-  { stderr: 'Error: Could not process rule: File exists\n', yes: ['isNftTableNotAsLeft'] },
-  { stderr: 'Error: Could not process rule: Invalid argument\n', yes: ['isNftTableNotAsLeft'] },
-  { stderr: "Error: You must add 'flags interval' to your map declaration if you want to add prefix elements\n", yes: ['isNftTableNotAsLeft'] },
+  { stderr: 'Error: Could not process rule: No such file or directory\ndelete table inet ip-masq-agent\n', yes: ['isNftObjectMissing'] },
+  { stderr: 'Error: Could not process rule: File exists\n', yes: [] },
+  { stderr: 'Error: Could not process rule: Invalid argument\n', yes: [] },
+  { stderr: "Error: You must add 'flags interval' to your map declaration if you want to add prefix elements\n", yes: [] },
   { stderr: 'Error: syntax error, unexpected }\n', yes: [] },
 ];
 

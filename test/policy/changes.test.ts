@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { cidrContains, formatCidr, parseCidr, parseIp, type Cidr, type Family, type IpAddress } from '../../src/net/cidr.js';
 import { maxAddress } from '../../src/net/intervals.js';
 import { changedDecisions, countBlockPairs, type ChangedDecisions } from '../../src/policy/changes.js';
-import { decisionTable, resolveDestination, sameAction, sourceInScope } from '../../src/policy/decide.js';
+import { DEFAULT_ACTION, decisionTable, resolveDestination, sameAction, sourceInScope } from '../../src/policy/decide.js';
 import type { Action, ActionRange, ExemptRange, FamilyPolicy, PortRange } from '../../src/policy/types.js';
 
 /** A policy from short rows: `10.0.0.0/8 keep`, `203.0.113.0/24 masquerade`, `0.0.0.0/0 snat 192.0.2.1`. */
@@ -134,7 +134,7 @@ function policyArb(family: Family): fc.Arbitrary<FamilyPolicy> {
 /** What a new connection from `src` to `dst` gets: keep, or the action with the ports. */
 function translation(fp: FamilyPolicy, src: IpAddress, dst: IpAddress): { action: Action; ports: string } {
   if (!sourceInScope(fp, src)) return { action: { kind: 'keep' }, ports: '' };
-  const action = resolveDestination(decisionTable(fp), dst).action;
+  const action = resolveDestination(decisionTable(fp), dst)?.action ?? DEFAULT_ACTION;
   return { action, ports: action.kind === 'keep' ? '' : fp.toPorts.map((r) => r.text).join(',') };
 }
 

@@ -40,7 +40,7 @@ export function parseNftCounters(json: string, policies: readonly FamilyPolicy[]
         const { text, span } = parseElement(val);
         // The keep row of the same block, else (elements merged from adjacent rows) the row deciding
         // the element's first address; an element no keep row decides (drift) is skipped, not guessed.
-        const row = rows.get(text) ?? (span && resolveDestination(table, { family: span.family, value: span.first }).match);
+        const row = rows.get(text) ?? (span && resolveDestination(table, { family: span.family, value: span.first }));
         const figures = counterOf(counter);
         if (figures && row?.action.kind === 'keep') keeps.push({ family: policy.family, action: 'keep', list: row.list, cidr: text, ...figures });
       }
