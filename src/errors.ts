@@ -62,6 +62,10 @@ export class CommandError extends Error {
   override readonly name = 'CommandError';
   /** The signal that ended the command, or null. */
   readonly signal: NodeJS.Signals | null;
+  /** Whether the runner killed it at its deadline. */
+  get timedOut(): boolean {
+    return this.failure === 'timeout';
+  }
   /** How long it ran, in milliseconds; undefined when it never started. */
   readonly durationMs: number | undefined;
   constructor(

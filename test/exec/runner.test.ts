@@ -201,7 +201,7 @@ test('spawned: output, stderr and status arrive exactly as the command gave them
   const e = await failure(run(['sh', '-c', 'kill -TERM $$']));
   assert.equal(e.exitCode, null);
   assert.equal(e.signal, 'SIGTERM');
-  assert.notEqual(e.failure, 'timeout');
+  assert.equal(e.timedOut, false);
   assert.match(e.message, /killed by SIGTERM/);
   // Without input, the command reads an empty stdin, never this process's.
   assert.equal((await run(['cat'])).stdout, '');
@@ -212,10 +212,10 @@ test('a CommandError says how long the command ran, whether its deadline killed 
   const failed = await failure(run(['sh', '-c', 'sleep 0.2; exit 3']));
   assert.equal(failed.exitCode, 3);
   assert.equal(failed.signal, null);
-  assert.notEqual(failed.failure, 'timeout');
+  assert.equal(failed.timedOut, false);
   assert.ok(failed.durationMs !== undefined && failed.durationMs >= 150 && failed.durationMs < 20_000, `durationMs: ${failed.durationMs}`);
   const late = await failure(run(['sleep', '600'], { timeoutMs: 200 }));
-  assert.equal(late.failure, 'timeout');
+  assert.equal(late.timedOut, true);
   assert.equal(late.signal, 'SIGKILL');
   assert.ok(late.durationMs !== undefined && late.durationMs >= 150, `durationMs: ${late.durationMs}`);
   const missing = await failure(run(['ima-no-such-program-here']));
