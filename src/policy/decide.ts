@@ -1,7 +1,7 @@
 // The one longest-prefix resolution of a family's decision table. explain, the fake backend and
 // both renderers use it, so what explain predicts is what the rules are built from.
 import { cidrContains, type IpAddress } from '../net/cidr.js';
-import { nestBlocks } from '../net/normalize.js';
+import { cidrLast, compareCidrs } from '../net/normalize.js';
 import type { Action, DecisionList, ExemptRange, FamilyPolicy, SourceRange } from './types.js';
 
 /** One row of the decision table: a destination prefix and what traffic to it gets. */
@@ -78,16 +78,41 @@ export interface RedundantRow {
  */
 export function findRedundantRows(fp: FamilyPolicy): RedundantRow[] {
   const rows = decisionTable(fp);
-  const { parent } = nestBlocks(rows);
+  const parents = nearestContainers(rows);
   const out: RedundantRow[] = [];
   rows.forEach((row, i) => {
-    const by = parent[i] === undefined ? undefined : rows[parent[i]];
-    const inherited = by?.action ?? DEFAULT_ACTION;
+    const parent = parents[i];
+    const inherited = parent?.action ?? DEFAULT_ACTION;
     // Without masquerade or SNAT rows, nested exempt ranges keep today's report (normalizeRanges).
     if (row.list === 'link-local' || (row.action.kind === 'keep' && !usesDecisions(fp))) return;
-    if (sameAction(row.action, inherited)) out.push({ row, by });
+    if (sameAction(row.action, inherited)) out.push({ row, by: parent });
   });
   return out;
+}
+
+/**
+ * For each row, the row with the longest prefix that contains it, among the others (for the same
+ * block, only an earlier row of the table); the earliest row of the table wins a tie. One sort
+ * and one sweep: CIDR blocks nest or are disjoint, so in address order the rows containing a row
+ * are a stack of nested blocks. (Comparing every pair took minutes at 50,000 rows.)
+ */
+function nearestContainers(rows: readonly Decision[]): (Decision | undefined)[] {
+  const order = rows.map((_, i) => i).sort((a, b) => compareCidrs(rows[a]!.cidr, rows[b]!.cidr) || a - b);
+  const parents = new Array<Decision | undefined>(rows.length);
+  const stack: { row: Decision; last: bigint }[] = [];
+  for (const i of order) {
+    const row = rows[i]!;
+    let top = stack[stack.length - 1];
+    while (top !== undefined && (top.row.cidr.family !== row.cidr.family || row.cidr.base > top.last)) {
+      stack.pop();
+      top = stack[stack.length - 1];
+    }
+    parents[i] = top?.row;
+    // A later row of the same block: the first one stays the container of what follows.
+    if (top !== undefined && top.row.cidr.prefix === row.cidr.prefix) continue;
+    stack.push({ row, last: cidrLast(row.cidr) });
+  }
+  return parents;
 }
 
 /** One line about a redundant row, naming both places, for logs and `validate`. */
