@@ -8,8 +8,8 @@
 // stack). Its CST parser keeps its own stack, so the CST is walked here, iteratively, and a
 // too-deep document is never composed. Aliases can rebuild depth and width after that check (a
 // chain of anchors, "billion laughs"), so the composed tree is measured too, with aliases
-// followed, before anything calls toJS. (The plain readers, plain-yaml.ts and plain-json.ts,
-// bound themselves: they leave any text beyond their small subset to this path.) Pure.
+// followed, before anything calls toJS. (The plain reader, plain-yaml.ts, bounds itself: it
+// leaves any text beyond its small subset to this path.) Pure.
 import { CST, Composer, Lexer, Parser, isAlias, isMap, isPair, isScalar, isSeq, type Document, type DocumentOptions, type LineCounter, type Node, type ParseOptions, type SchemaOptions } from 'yaml';
 import { YAMLParseError } from 'yaml';
 import { MAX_CONFIG_MAP_KEYS, MAX_CONFIG_NODES } from '../limits.js';
