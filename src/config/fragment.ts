@@ -120,9 +120,9 @@ export function cutNumberText(raw: string): string {
 }
 
 /**
- * The fast way for the common case: text in the plain subset (plain-yaml.ts, JSON included), within
- * the guard's bounds, read into the nodes the yaml library's reading gives (go-yaml.ts), so every message and its line:column is the one that reading gives. Undefined when
- * the text is outside the subset: the yaml library reads it.
+ * The fast way for the common case: text in the plain subset (plain-yaml.ts, JSON included), read
+ * into the nodes the yaml library's reading gives (go-yaml.ts), so every message and its
+ * line:column is the one that reading gives. Undefined when the text is outside the subset.
  */
 export function readPlainFragment(written: string, source: string, opts: ConfigOptions): FragmentResult | undefined {
   // Every line break go-yaml v2 knows as LF, at the same offsets; a JSON text the reference refuses for one is the library path's to report.
@@ -187,7 +187,6 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
     const report = (rest: readonly PathPart[], pos: Position, message: string) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message));
     readKey({ key, source, opts, fragment, locate, writtenNumber, report }, plainValue(node));
   }
-  // Report in reading order, whichever check found the problem.
   return { fragment, issues: issues.sort(byPosition), warnings: warnings.sort(byPosition) };
 }
 

@@ -82,17 +82,14 @@ export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (keyNode: un
   // The merge of `map` being applied, if any: keys written in `map` itself are the ones a merge may surprise by replacing.
   let outerMerge: { node: Node | null } | undefined;
   const written = new Set<unknown>();
-  // Mappings being copied: an alias cycle is refused before this runs (guard.ts); this keeps it finite anyway.
-  const active = new Set<YAMLMap>();
   const refuse = (node: Node | null, got: unknown): never => {
     throw new MergeValueError(
       node,
       `the merge key "<<" needs a mapping, an alias of one, or a list of those; got ${describeNode(got)} (the reference agent's YAML reader refuses it too: "map merge requires map or sequence of maps as the value")`,
     );
   };
+  // No merge copies a mapping that holds it: guard.ts refused any alias inside what it names.
   const add = (m: YAMLMap): void => {
-    if (active.has(m)) throw new MergeValueError(m, 'the merge key "<<" copies the mapping that holds it');
-    active.add(m);
     for (const pair of m.items) {
       const valueNode = isNode(pair.value) ? pair.value : null;
       if (isMergeKey(pair.key)) {
@@ -108,23 +105,14 @@ export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (keyNode: un
       if (outerMerge === undefined) written.add(pair.key);
       pairs.set(identity, { keyNode: pair.key, valueNode });
     }
-    active.delete(m);
-  };
-  const mapOf = (node: Node | null): YAMLMap | undefined => {
-    const target = isAlias(node) ? node.resolve(doc) : node;
-    return isMap(target) ? target : undefined;
   };
   const merge = (value: Node | null): void => {
-    if (isSeq(value)) {
-      // Backwards, as v2 does: the first mapping of the list wins.
-      for (let i = value.items.length - 1; i >= 0; i--) {
-        const item = value.items[i];
-        const itemNode = isNode(item) ? item : null;
-        add(mapOf(itemNode) ?? refuse(itemNode, isAlias(itemNode) ? itemNode.resolve(doc) : itemNode));
-      }
-      return;
+    // A list backwards, as v2 does: the first mapping of the list wins.
+    const sources = isSeq(value) ? value.items.map((item) => (isNode(item) ? item : null)).reverse() : [value];
+    for (const node of sources) {
+      const target = isAlias(node) ? node.resolve(doc) : node;
+      add(isMap(target) ? target : refuse(node, target));
     }
-    add(mapOf(value) ?? refuse(value, isAlias(value) ? value.resolve(doc) : value));
   };
   add(map);
   return [...pairs.values()];

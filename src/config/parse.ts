@@ -120,7 +120,7 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
     const keyPos = nodeAt(keyNode);
     const plainKey = isScalar(keyNode) && keyNode.value !== null && typeof keyNode.value !== 'object';
     // A missing value (`key:` and nothing, or null) has no useful range of its own: point at the key.
-    const valuePos = valueNode === null || (isScalar(valueNode) && valueNode.value === null) || nodeAt(valueNode).line === undefined ? keyPos : nodeAt(valueNode);
+    const valuePos = (isScalar(valueNode) && valueNode.value === null) || nodeAt(valueNode).line === undefined ? keyPos : nodeAt(valueNode);
     return {
       key: plainKey ? String(keyNode.value) : undefined,
       keyPos,

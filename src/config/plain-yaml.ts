@@ -134,22 +134,13 @@ function keyAt(text: string, column: number): RegExpExecArray | null {
  * typing before the library reports it.
  */
 export function readPlainYaml(text: string): readonly PlainPair[] | undefined {
-  const lines: Line[] = [];
-  let start = 0;
-  let number = 1;
-  while (start <= text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    // `\r\n` ends a line as `\n` does. Other breaks (a lone `\r`, NEL, LS, PS) are written as `\n`
-    // by the caller (line-breaks.ts); here they are content, and leave the subset.
-    const content = end < text.length && end > start && text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end);
+  // `\r\n` ends a line as `\n` does. Other breaks (a lone `\r`, NEL, LS, PS) are written as `\n`
+  // by the caller (line-breaks.ts); here they are content, and leave the subset.
+  const lines = text
+    .split(/\r?\n/)
+    .map((content, i): Line => ({ text: content, number: i + 1 }))
     // Blank lines and comment lines carry nothing; the library skips them the same way.
-    let first = 0;
-    while (content.charCodeAt(first) === 32) first++;
-    if (first < content.length && content.charCodeAt(first) !== 35) lines.push({ text: content, number });
-    start = end + 1;
-    number++;
-  }
+    .filter((line) => /^ *[^ #]/.test(line.text));
   try {
     return new PlainReader(lines).readDocument();
   } catch (err) {
