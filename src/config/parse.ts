@@ -13,7 +13,7 @@ import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS } from './keys.js';
 import { parseBoundedDocument } from './guard.js';
 import { byPosition, readEntries, readPlainFragment, ValueError, type ConfigFragment, type FragmentResult, type TopEntry } from './fragment.js';
-import { goMapPairs, goYamlTags, keyText, MergeValueError, toPlainNode, type GoPair } from './go-yaml.js';
+import { goMapPairs, goYamlTags, keyText, toPlainNode, type GoPair } from './go-yaml.js';
 import { toLineFeeds } from './line-breaks.js';
 import { describeValue } from './structure.js';
 
@@ -101,7 +101,7 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
 
   let pairs: GoPair[];
   try {
-    pairs = goMapPairs(contents, doc, (keyNode, mergeNode) => {
+    pairs = goMapPairs(contents, doc, nodeAt, (keyNode, mergeNode) => {
       const mergeAt = nodeAt(mergeNode);
       const key = keyText(keyNode);
       warnings.push(
@@ -113,8 +113,8 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
       );
     });
   } catch (err) {
-    if (!(err instanceof MergeValueError)) throw err;
-    return { fragment, issues: [issue('', nodeAt(err.node), err.message)], warnings };
+    if (!(err instanceof ValueError)) throw err;
+    return { fragment, issues: [issue('', err.pos, err.message)], warnings };
   }
   const entries = pairs.map(({ keyNode, valueNode }): TopEntry => {
     const keyPos = nodeAt(keyNode);
@@ -130,9 +130,8 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
           return { ...toPlainNode(valueNode, doc, nodeAt, text), pos: valuePos };
         } catch (err) {
           // A merge go-yaml v2 refuses is located at the merge value; anything else at the value.
-          const at = err instanceof MergeValueError ? nodeAt(err.node) : {};
-          const message = err instanceof MergeValueError ? err.message : `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}`;
-          throw new ValueError(message, at.line === undefined ? valuePos : at);
+          if (!(err instanceof ValueError)) throw new ValueError(`cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}`, valuePos);
+          throw err.pos.line === undefined ? new ValueError(err.message, valuePos) : err;
         }
       },
     };
