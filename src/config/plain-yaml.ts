@@ -219,10 +219,7 @@ class PlainReader {
     this.col = column + m[0].length;
     if (endsAt(line.text, this.col)) {
       // `key:` alone: a block list must follow (anything else, such as a null, goes the slow way).
-      const next = this.lines[i + 1];
-      const indent = next === undefined ? -1 : indentOf(next);
-      if (indent < column || next!.text[indent] !== '-') notPlain();
-      const list = this.readBlockList(i + 1, indent, column, depth + 1);
+      const list = this.readBlockList(i + 1, column, depth + 1);
       this.addPair(pairs, { key, keyPos, value: list.node });
       return list.next;
     }
@@ -234,9 +231,10 @@ class PlainReader {
     return i + 1;
   }
 
-  /** A list whose `-` sit at `indent` from line `i`; it belongs to a key at `keyColumn`. */
-  private readBlockList(i: number, indent: number, keyColumn: number, depth: number): { node: PlainNode; next: number } {
-    if (depth > MAX_DEPTH) notPlain();
+  /** A list of at least one item from line `i`, its `-` at or right of `keyColumn`, where its key is. */
+  private readBlockList(i: number, keyColumn: number, depth: number): { node: PlainNode; next: number } {
+    const indent = indentOf(this.lines[i] ?? notPlain());
+    if (depth > MAX_DEPTH || indent < keyColumn) notPlain();
     this.count();
     const items: PlainNode[] = [];
     const pos = { line: this.lines[i]!.number, column: indent + 1 };
@@ -266,6 +264,7 @@ class PlainReader {
       if (!endsAt(line.text, this.col)) notPlain();
       i++;
     }
+    if (items.length === 0) notPlain();
     return { node: { kind: 'list', items, pos }, next: i };
   }
 
