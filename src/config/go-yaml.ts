@@ -65,7 +65,8 @@ function describeNode(node: unknown): string {
  * The keys of a mapping as go-yaml v2 decodes them: merges applied where they stand, a later key
  * replacing an earlier one (it keeps the earlier one's place in the order; a Go map has none).
  * `onReplace` hears of each key written in `map` itself that a later merge replaces (go-yaml v2
- * lets the merge, whose value is `mergeNode`, win). Throws a ValueError, located by `at`, for a merge value v2 refuses.
+ * lets the merge, whose value is `mergeNode`, win). Throws ValueError (located by `at`) for a merge
+ * value v2 refuses.
  */
 export function goMapPairs(map: YAMLMap, doc: Document, at: (node: unknown) => Position, onReplace?: (keyNode: unknown, mergeNode: Node | null) => void): GoPair[] {
   const pairs = new Map<unknown, GoPair>();
@@ -115,8 +116,8 @@ const isPlainCollection = (node: Node): boolean => node.tag === undefined || nod
  * A node read as go-yaml v2 reads it (merges applied) into the plain readers' nodes, each part
  * with where it starts (`at`) and a number with its text as written (`text`), so that messages
  * locate and quote it as they do for a text the plain readers read. An alias stands where it is
- * written, for what its anchor holds. Throws ValueError for a merge v2 refuses, or the library's error for an
- * unresolved or excessive alias.
+ * written, for what its anchor holds. Throws ValueError for a merge v2 refuses, or the library's
+ * error for an unresolved or excessive alias.
  */
 export function toPlainNode(node: unknown, doc: Document, at: (node: unknown) => Position, text: string): PlainNode {
   const pos = at(node);

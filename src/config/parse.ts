@@ -130,8 +130,8 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
           return { ...toPlainNode(valueNode, doc, nodeAt, text), pos: valuePos };
         } catch (err) {
           // A merge go-yaml v2 refuses is located at the merge value; anything else at the value.
-          if (!(err instanceof ValueError)) throw new ValueError(`cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}`, valuePos);
-          throw err.pos.line === undefined ? new ValueError(err.message, valuePos) : err;
+          if (err instanceof ValueError) throw err.pos.line === undefined ? new ValueError(err.message, valuePos) : err;
+          throw new ValueError(`cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}`, valuePos);
         }
       },
     };
