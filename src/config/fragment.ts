@@ -8,7 +8,7 @@ import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
 import { CidrError, formatCidr, formatIp, parseCidr, parseIp } from '../net/cidr.js';
 import type { CidrEntry, ConfigOptions, Position, SnatCidrEntry } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
-import { CONFIG_KEYS, isCidrListKey, type ConfigKey } from './keys.js';
+import { CONFIG_KEYS, isCidrListKey, type CidrListKey, type ConfigKey } from './keys.js';
 import { structureFaults, type PathPart } from './structure.js';
 import { toLineFeeds } from './line-breaks.js';
 import { plainNodeAt, plainValue, readPlainYaml, type PlainNode } from './plain-yaml.js';
@@ -32,11 +32,8 @@ export interface LocatedValue<T> extends Position {
 }
 
 /** What one config source sets; a key the source leaves out is undefined. */
-export interface ConfigFragment {
+export interface ConfigFragment extends Readonly<Partial<Record<CidrListKey, readonly LocatedCidrEntry[]>>> {
   readonly source: string;
-  readonly nonMasqueradeCIDRs?: readonly LocatedCidrEntry[];
-  readonly masqueradeCIDRs?: readonly LocatedCidrEntry[];
-  readonly masqueradeSourceCIDRs?: readonly LocatedCidrEntry[];
   /** One entry per destination CIDR of every `snat` item. */
   readonly snat?: readonly LocatedSnatEntry[];
   readonly cidrLimit?: LocatedValue<number>;

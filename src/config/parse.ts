@@ -1,9 +1,9 @@
 // Reads one config text (YAML 1.1 or JSON, as the reference agent reads it through Kubernetes'
 // YAML reader, go-yaml v2, whose line breaks, merge keys and numbers line-breaks.ts and go-yaml.ts
 // follow) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
-// path. Every problem is collected, not just the first. Pure: no file access. The plain readers
-// and the reading of keys are in fragment.ts, which the agent's loader uses without this module
-// (and the yaml library) when a text is plain; here the library reads it into the same nodes.
+// path. Every problem is collected, not just the first. Pure: no file access. The agent's loader
+// reads a plain text without this module (and the yaml library): plain-yaml.ts and fragment.ts;
+// here the library reads any text into the same nodes.
 import { LineCounter, isMap, isNode, isScalar, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';

@@ -99,10 +99,11 @@ export function typePlainScalar(raw: string): { value: unknown } | undefined {
   return undefined;
 }
 
-/** One line of the text: its content without the line break, and its number. */
+/** One line of the text: its content without the line break, its number, and the spaces it starts with. */
 interface Line {
   readonly text: string;
   readonly number: number;
+  readonly indent: number;
 }
 
 /** The rest of a line after a value: spaces, then nothing or a comment. */
@@ -113,12 +114,6 @@ function endsAt(text: string, column: number): boolean {
   if (column === text.length) return true;
   ENDS_LINE.lastIndex = column;
   return ENDS_LINE.test(text);
-}
-
-function indentOf(line: Line): number {
-  let i = 0;
-  while (line.text.charCodeAt(i) === 32) i++;
-  return i;
 }
 
 /** The key starting at `column` of `text`, if one does. */
@@ -138,9 +133,9 @@ export function readPlainYaml(text: string): readonly PlainPair[] | undefined {
   // by the caller (line-breaks.ts); here they are content, and leave the subset.
   const lines = text
     .split(/\r?\n/)
-    .map((content, i): Line => ({ text: content, number: i + 1 }))
+    .map((content, i): Line => ({ text: content, number: i + 1, indent: content.search(/[^ ]|$/) }))
     // Blank lines and comment lines carry nothing; the library skips them the same way.
-    .filter((line) => /^ *[^ #]/.test(line.text));
+    .filter((line) => line.indent < line.text.length && line.text[line.indent] !== '#');
   try {
     return new PlainReader(lines).readDocument();
   } catch (err) {
@@ -168,7 +163,7 @@ class PlainReader {
   readDocument(): readonly PlainPair[] {
     const first = this.lines[0];
     if (first === undefined) return [];
-    this.col = indentOf(first);
+    this.col = first.indent;
     if (first.text[this.col] !== '{') {
       const { pairs, next } = this.readBlockMap(0, 0, 1);
       return next < this.lines.length ? notPlain() : pairs;
@@ -197,11 +192,10 @@ class PlainReader {
     while (i < this.lines.length) {
       const line = this.lines[i]!;
       if (pairs.length > 0) {
-        const indent = indentOf(line);
-        if (indent < column) break;
-        if (indent > column) notPlain();
+        if (line.indent < column) break;
+        if (line.indent > column) notPlain();
         // An indentless list under the previous key is read by readBlockList; a `-` here ends the map.
-        if (line.text[indent] === '-') break;
+        if (line.text[column] === '-') break;
       }
       i = this.readBlockEntry(pairs, i, column, depth);
     }
@@ -233,19 +227,18 @@ class PlainReader {
 
   /** A list of at least one item from line `i`, its `-` at or right of `keyColumn`, where its key is. */
   private readBlockList(i: number, keyColumn: number, depth: number): { node: PlainNode; next: number } {
-    const indent = indentOf(this.lines[i] ?? notPlain());
+    const { indent } = this.lines[i] ?? notPlain();
     if (depth > MAX_DEPTH || indent < keyColumn) notPlain();
     this.count();
     const items: PlainNode[] = [];
     const pos = { line: this.lines[i]!.number, column: indent + 1 };
     while (i < this.lines.length) {
       const line = this.lines[i]!;
-      const lineIndent = indentOf(line);
-      if (lineIndent < indent) break;
-      if (lineIndent > indent) notPlain();
+      if (line.indent < indent) break;
+      if (line.indent > indent) notPlain();
       if (line.text[indent] !== '-') {
         // The next key of the enclosing mapping, at the same column as an indentless list.
-        if (lineIndent === keyColumn) break;
+        if (indent === keyColumn) break;
         notPlain();
       }
       if (line.text[indent + 1] !== ' ') notPlain();
