@@ -1,19 +1,17 @@
 // Reads the keys of one config text into a ConfigFragment (each traced to file, line:column and
-// key path), whatever read the text: the plain readers here (plain-yaml.ts, plain-json.ts) for the
-// common case, or the yaml library (parse.ts) for the rest. Without the yaml library on purpose:
-// the agent loads it only for a text the plain readers do not take (docs/performance.md). Pure.
+// key path), whatever read the text: the plain reader (plain-yaml.ts) for the common case, or the
+// yaml library (parse.ts) for the rest. Without the yaml library on purpose: the agent loads it
+// only for a text the plain reader does not take (docs/performance.md). Pure.
 import { editDistance } from '../edit-distance.js';
 import type { ConfigIssue } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
 import { CidrError, formatCidr, formatIp, parseCidr, parseIp } from '../net/cidr.js';
 import type { CidrEntry, ConfigOptions, Position, SnatCidrEntry } from './config.js';
 import { DurationError, parseGoDuration } from './duration.js';
-import { CONFIG_KEYS, isCidrListKey, type ConfigKey } from './keys.js';
+import { CONFIG_KEYS, isCidrListKey, type CidrListKey, type ConfigKey } from './keys.js';
 import { structureFaults, type PathPart } from './structure.js';
-import { MAX_CONFIG_MAP_KEYS, MAX_CONFIG_NODES } from '../limits.js';
 import { toLineFeeds } from './line-breaks.js';
-import { readPlainJson } from './plain-json.js';
-import { plainNodeAt, plainValue, readPlainYaml, type PlainNode, type PlainPair } from './plain-yaml.js';
+import { plainNodeAt, plainValue, readPlainYaml, type PlainNode } from './plain-yaml.js';
 
 /** Longer than any CIDR or Go duration can be: such a value is refused without echoing it whole. */
 const MAX_VALUE_TEXT = 100;
@@ -34,11 +32,8 @@ export interface LocatedValue<T> extends Position {
 }
 
 /** What one config source sets; a key the source leaves out is undefined. */
-export interface ConfigFragment {
+export interface ConfigFragment extends Readonly<Partial<Record<CidrListKey, readonly LocatedCidrEntry[]>>> {
   readonly source: string;
-  readonly nonMasqueradeCIDRs?: readonly LocatedCidrEntry[];
-  readonly masqueradeCIDRs?: readonly LocatedCidrEntry[];
-  readonly masqueradeSourceCIDRs?: readonly LocatedCidrEntry[];
   /** One entry per destination CIDR of every `snat` item. */
   readonly snat?: readonly LocatedSnatEntry[];
   readonly cidrLimit?: LocatedValue<number>;
@@ -122,31 +117,16 @@ export function cutNumberText(raw: string): string {
 }
 
 /**
- * How many values a plain read holds, counted as countYamlNodes counts them (keys, scalars, lists,
- * mappings; plain reads nest 4 deep at most); Infinity for a mapping wider than the guard allows.
- */
-function countPairs(pairs: readonly PlainPair[]): number {
-  if (pairs.length > MAX_CONFIG_MAP_KEYS) return Infinity;
-  return pairs.reduce((n, p) => n + 1 + countNode(p.value), 0);
-}
-function countNode(node: PlainNode): number {
-  if (node.kind === 'list') return node.items.reduce((n, item) => n + countNode(item), 1);
-  return node.kind === 'map' ? 1 + countPairs(node.pairs) : 1;
-}
-
-/**
- * The fast way for the common case: text in the plain subset (plain-yaml.ts) or plain JSON
- * (plain-json.ts), within the guard's bounds, read into the nodes the yaml library's reading gives
- * (go-yaml.ts), so every message and its line:column is the one that reading gives. Undefined when
- * the text is outside the subset: the yaml library reads it.
+ * The fast way for the common case: text in the plain subset (plain-yaml.ts, JSON included), read
+ * into the nodes the yaml library's reading gives (go-yaml.ts), so every message and its
+ * line:column is the one that reading gives. Undefined when the text is outside the subset.
  */
 export function readPlainFragment(written: string, source: string, opts: ConfigOptions): FragmentResult | undefined {
   // Every line break go-yaml v2 knows as LF, at the same offsets; a JSON text the reference refuses for one is the library path's to report.
   const { text } = toLineFeeds(written);
   if (text === undefined) return undefined;
-  const pairs = readPlainYaml(text) ?? readPlainJson(text);
-  if (pairs === undefined || countPairs(pairs) > MAX_CONFIG_NODES) return undefined;
-  return readEntries(pairs, source, opts);
+  const pairs = readPlainYaml(text);
+  return pairs && readEntries(pairs, source, opts);
 }
 
 /** Reading order, whichever check found the problem. */
@@ -204,7 +184,6 @@ export function readEntries(entries: readonly TopEntry[], source: string, opts: 
     const report = (rest: readonly PathPart[], pos: Position, message: string) => issues.push(issue(formatKeyPath([key, ...rest]), pos, message));
     readKey({ key, source, opts, fragment, locate, writtenNumber, report }, plainValue(node));
   }
-  // Report in reading order, whichever check found the problem.
   return { fragment, issues: issues.sort(byPosition), warnings: warnings.sort(byPosition) };
 }
 

@@ -14,6 +14,7 @@
 // Pure.
 import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type Node, type ScalarTag, type Tags, type YAMLMap } from 'yaml';
 import type { Position } from './config.js';
+import { ValueError } from './fragment.js';
 import type { PlainNode } from './plain-yaml.js';
 
 const RADIX: Readonly<Record<string, number>> = { o: 8, O: 8, X: 16, B: 2 };
@@ -40,17 +41,6 @@ const goPrefixedInt: ScalarTag = {
  */
 export const goYamlTags = (tags: Tags): Tags => [...tags.filter((tag) => typeof tag === 'string' || !('format' in tag && tag.format === 'TIME')), goPrefixedInt];
 
-/** A merge key whose value go-yaml v2 refuses; `node` is that value. */
-export class MergeValueError extends Error {
-  constructor(
-    readonly node: Node | null,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'MergeValueError';
-  }
-}
-
 /** One key of a mapping and its value, merges applied. */
 export interface GoPair {
   readonly keyNode: unknown;
@@ -75,24 +65,22 @@ function describeNode(node: unknown): string {
  * The keys of a mapping as go-yaml v2 decodes them: merges applied where they stand, a later key
  * replacing an earlier one (it keeps the earlier one's place in the order; a Go map has none).
  * `onReplace` hears of each key written in `map` itself that a later merge replaces (go-yaml v2
- * lets the merge, whose value is `mergeNode`, win). Throws MergeValueError for a merge value v2 refuses.
+ * lets the merge, whose value is `mergeNode`, win). Throws ValueError (located by `at`) for a merge
+ * value v2 refuses.
  */
-export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (keyNode: unknown, mergeNode: Node | null) => void): GoPair[] {
+export function goMapPairs(map: YAMLMap, doc: Document, at: (node: unknown) => Position, onReplace?: (keyNode: unknown, mergeNode: Node | null) => void): GoPair[] {
   const pairs = new Map<unknown, GoPair>();
   // The merge of `map` being applied, if any: keys written in `map` itself are the ones a merge may surprise by replacing.
   let outerMerge: { node: Node | null } | undefined;
   const written = new Set<unknown>();
-  // Mappings being copied: an alias cycle is refused before this runs (guard.ts); this keeps it finite anyway.
-  const active = new Set<YAMLMap>();
   const refuse = (node: Node | null, got: unknown): never => {
-    throw new MergeValueError(
-      node,
+    throw new ValueError(
       `the merge key "<<" needs a mapping, an alias of one, or a list of those; got ${describeNode(got)} (the reference agent's YAML reader refuses it too: "map merge requires map or sequence of maps as the value")`,
+      at(node),
     );
   };
+  // No merge copies a mapping that holds it: guard.ts refused any alias inside what it names.
   const add = (m: YAMLMap): void => {
-    if (active.has(m)) throw new MergeValueError(m, 'the merge key "<<" copies the mapping that holds it');
-    active.add(m);
     for (const pair of m.items) {
       const valueNode = isNode(pair.value) ? pair.value : null;
       if (isMergeKey(pair.key)) {
@@ -108,23 +96,14 @@ export function goMapPairs(map: YAMLMap, doc: Document, onReplace?: (keyNode: un
       if (outerMerge === undefined) written.add(pair.key);
       pairs.set(identity, { keyNode: pair.key, valueNode });
     }
-    active.delete(m);
-  };
-  const mapOf = (node: Node | null): YAMLMap | undefined => {
-    const target = isAlias(node) ? node.resolve(doc) : node;
-    return isMap(target) ? target : undefined;
   };
   const merge = (value: Node | null): void => {
-    if (isSeq(value)) {
-      // Backwards, as v2 does: the first mapping of the list wins.
-      for (let i = value.items.length - 1; i >= 0; i--) {
-        const item = value.items[i];
-        const itemNode = isNode(item) ? item : null;
-        add(mapOf(itemNode) ?? refuse(itemNode, isAlias(itemNode) ? itemNode.resolve(doc) : itemNode));
-      }
-      return;
+    // A list backwards, as v2 does: the first mapping of the list wins.
+    const sources = isSeq(value) ? value.items.map((item) => (isNode(item) ? item : null)).reverse() : [value];
+    for (const node of sources) {
+      const target = isAlias(node) ? node.resolve(doc) : node;
+      add(isMap(target) ? target : refuse(node, target));
     }
-    add(mapOf(value) ?? refuse(value, isAlias(value) ? value.resolve(doc) : value));
   };
   add(map);
   return [...pairs.values()];
@@ -137,8 +116,8 @@ const isPlainCollection = (node: Node): boolean => node.tag === undefined || nod
  * A node read as go-yaml v2 reads it (merges applied) into the plain readers' nodes, each part
  * with where it starts (`at`) and a number with its text as written (`text`), so that messages
  * locate and quote it as they do for a text the plain readers read. An alias stands where it is
- * written, for what its anchor holds. Throws MergeValueError, or the library's error for an
- * unresolved or excessive alias.
+ * written, for what its anchor holds. Throws ValueError for a merge v2 refuses, or the library's
+ * error for an unresolved or excessive alias.
  */
 export function toPlainNode(node: unknown, doc: Document, at: (node: unknown) => Position, text: string): PlainNode {
   const pos = at(node);
@@ -153,7 +132,7 @@ export function toPlainNode(node: unknown, doc: Document, at: (node: unknown) =>
     const tagged = isPlainCollection(node) ? {} : { tagged: node.toJS(doc, { maxAliasCount: 100 }) as unknown };
     try {
       if (isSeq(node)) return { kind: 'list', items: node.items.map((item) => toPlainNode(item, doc, at, text)), pos, ...tagged };
-      const pairs = goMapPairs(node, doc).map((p) => ({ key: keyText(p.keyNode), keyPos: at(p.keyNode), value: toPlainNode(p.valueNode, doc, at, text) }));
+      const pairs = goMapPairs(node, doc, at).map((p) => ({ key: keyText(p.keyNode), keyPos: at(p.keyNode), value: toPlainNode(p.valueNode, doc, at, text) }));
       return { kind: 'map', pairs, pos, ...tagged };
     } catch (err) {
       if ('tagged' in tagged) return { kind: 'scalar', value: tagged.tagged, raw: undefined, pos };

@@ -8,8 +8,8 @@
 // stack). Its CST parser keeps its own stack, so the CST is walked here, iteratively, and a
 // too-deep document is never composed. Aliases can rebuild depth and width after that check (a
 // chain of anchors, "billion laughs"), so the composed tree is measured too, with aliases
-// followed, before anything calls toJS. (The plain readers, plain-yaml.ts and plain-json.ts,
-// bound themselves: they leave any text beyond their small subset to this path.) Pure.
+// followed, before anything calls toJS. (The plain reader, plain-yaml.ts, bounds itself: it
+// leaves any text beyond its small subset to this path.) Pure.
 import { CST, Composer, Lexer, Parser, isAlias, isMap, isPair, isScalar, isSeq, type Document, type DocumentOptions, type LineCounter, type Node, type ParseOptions, type SchemaOptions } from 'yaml';
 import { YAMLParseError } from 'yaml';
 import { MAX_CONFIG_MAP_KEYS, MAX_CONFIG_NODES } from '../limits.js';
@@ -39,8 +39,7 @@ const MANIFEST_LIMITS: typeof CONFIG_LIMITS = { maxNesting: 64, maxMapKeys: 5000
 /** The first collection (in text order) nested too deep or too wide, walking with an explicit stack. */
 function findShapeProblem(tokens: readonly CST.Token[], limits: typeof CONFIG_LIMITS): YamlLimitProblem | undefined {
   const max = limits.maxNesting;
-  const stack: { token: CST.Token; depth: number }[] = [];
-  for (let i = tokens.length - 1; i >= 0; i--) stack.push({ token: tokens[i]!, depth: 0 });
+  const stack = tokens.map((token) => ({ token, depth: 0 })).reverse();
   while (stack.length > 0) {
     const { token, depth } = stack.pop()!;
     if (token.type === 'document') {
@@ -161,8 +160,8 @@ function compose(text: string, options: Options, limits: typeof CONFIG_LIMITS): 
 export function parseBoundedDocument(text: string, options: Options): { doc: Document; problem?: undefined } | { doc?: undefined; problem: YamlLimitProblem } {
   const { docs, problem } = compose(text, options, CONFIG_LIMITS);
   if (problem) return { problem };
-  const [doc, second] = docs;
-  if (!doc) throw new Error('yaml Composer with forceDoc yielded no document');
+  // With forceDoc, the Composer yields a document even for an empty text.
+  const [doc, second] = docs as [Document, Document?];
   if (second) {
     doc.errors.push(new YAMLParseError([second.range?.[0] ?? 0, second.range?.[1] ?? 0], 'MULTIPLE_DOCS', 'Source contains multiple documents; please use YAML.parseAllDocuments()'));
   }

@@ -30,11 +30,6 @@ export interface LineBreakProblem {
   readonly message: string;
 }
 
-/** Whether the reference reads `text` as JSON: its first character after Go's white space is `{`. */
-function isJsonText(text: string): boolean {
-  return text.charCodeAt(GO_SPACE.exec(text)![0].length) === 123;
-}
-
 /**
  * The text with every line break go-yaml v2 knows written as LF (CRLF stays: every reader knows
  * it), or, for a JSON text holding NEL, LS or PS, where and why the reference refuses it. The
@@ -43,19 +38,15 @@ function isJsonText(text: string): boolean {
 export function toLineFeeds(text: string): { text: string; problem?: undefined } | { text?: undefined; problem: LineBreakProblem } {
   // The common case, a text with LF or CRLF only, is returned as it is.
   if (!OTHER_BREAK.test(text)) return { text };
-  if (isJsonText(text)) {
-    const at = UNICODE_BREAK.exec(text);
-    if (at !== null) {
-      return {
-        problem: {
-          offset: at.index,
-          message:
-            `${BREAK_NAMES[at[0]]} in a config that starts with "{": the reference agent reads such a config as JSON (Go's encoding/json), ` +
-            'which refuses this character; replace it with a plain line break (LF)',
-        },
-      };
-    }
-    return { text: text.replace(/\r(?!\n)/g, '\n') };
-  }
-  return { text: text.replace(OTHER_BREAKS, '\n') };
+  // The reference reads a text as JSON when its first character after Go's white space is `{`.
+  const at = text.charCodeAt(GO_SPACE.exec(text)![0].length) === 123 ? UNICODE_BREAK.exec(text) : null;
+  if (at === null) return { text: text.replace(OTHER_BREAKS, '\n') };
+  return {
+    problem: {
+      offset: at.index,
+      message:
+        `${BREAK_NAMES[at[0]]} in a config that starts with "{": the reference agent reads such a config as JSON (Go's encoding/json), ` +
+        'which refuses this character; replace it with a plain line break (LF)',
+    },
+  };
 }

@@ -1,9 +1,9 @@
 // Reads one config text (YAML 1.1 or JSON, as the reference agent reads it through Kubernetes'
 // YAML reader, go-yaml v2, whose line breaks, merge keys and numbers line-breaks.ts and go-yaml.ts
 // follow) into a ConfigFragment: the keys it sets, each traced to file, line:column and key
-// path. Every problem is collected, not just the first. Pure: no file access. The plain readers
-// and the reading of keys are in fragment.ts, which the agent's loader uses without this module
-// (and the yaml library) when a text is plain; here the library reads it into the same nodes.
+// path. Every problem is collected, not just the first. Pure: no file access. The agent's loader
+// reads a plain text without this module (and the yaml library): plain-yaml.ts and fragment.ts;
+// here the library reads any text into the same nodes.
 import { LineCounter, isMap, isNode, isScalar, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
@@ -13,7 +13,7 @@ import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS } from './keys.js';
 import { parseBoundedDocument } from './guard.js';
 import { byPosition, readEntries, readPlainFragment, ValueError, type ConfigFragment, type FragmentResult, type TopEntry } from './fragment.js';
-import { goMapPairs, goYamlTags, keyText, MergeValueError, toPlainNode, type GoPair } from './go-yaml.js';
+import { goMapPairs, goYamlTags, keyText, toPlainNode, type GoPair } from './go-yaml.js';
 import { toLineFeeds } from './line-breaks.js';
 import { describeValue } from './structure.js';
 
@@ -101,7 +101,7 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
 
   let pairs: GoPair[];
   try {
-    pairs = goMapPairs(contents, doc, (keyNode, mergeNode) => {
+    pairs = goMapPairs(contents, doc, nodeAt, (keyNode, mergeNode) => {
       const mergeAt = nodeAt(mergeNode);
       const key = keyText(keyNode);
       warnings.push(
@@ -113,14 +113,14 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
       );
     });
   } catch (err) {
-    if (!(err instanceof MergeValueError)) throw err;
-    return { fragment, issues: [issue('', nodeAt(err.node), err.message)], warnings };
+    if (!(err instanceof ValueError)) throw err;
+    return { fragment, issues: [issue('', err.pos, err.message)], warnings };
   }
   const entries = pairs.map(({ keyNode, valueNode }): TopEntry => {
     const keyPos = nodeAt(keyNode);
     const plainKey = isScalar(keyNode) && keyNode.value !== null && typeof keyNode.value !== 'object';
     // A missing value (`key:` and nothing, or null) has no useful range of its own: point at the key.
-    const valuePos = valueNode === null || (isScalar(valueNode) && valueNode.value === null) || nodeAt(valueNode).line === undefined ? keyPos : nodeAt(valueNode);
+    const valuePos = (isScalar(valueNode) && valueNode.value === null) || nodeAt(valueNode).line === undefined ? keyPos : nodeAt(valueNode);
     return {
       key: plainKey ? String(keyNode.value) : undefined,
       keyPos,
@@ -130,9 +130,8 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
           return { ...toPlainNode(valueNode, doc, nodeAt, text), pos: valuePos };
         } catch (err) {
           // A merge go-yaml v2 refuses is located at the merge value; anything else at the value.
-          const at = err instanceof MergeValueError ? nodeAt(err.node) : {};
-          const message = err instanceof MergeValueError ? err.message : `cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}`;
-          throw new ValueError(message, at.line === undefined ? valuePos : at);
+          if (err instanceof ValueError) throw err.pos.line === undefined ? new ValueError(err.message, valuePos) : err;
+          throw new ValueError(`cannot read this value: ${cutExcerpt(err instanceof Error ? err.message : String(err))}`, valuePos);
         }
       },
     };

@@ -7,10 +7,10 @@ import fc from 'fast-check';
 import { parseConfigFragment, parseFragmentWithYaml } from '../../src/config/parse.js';
 import { parseDocument } from 'yaml';
 import { readPlainYaml, typePlainScalar } from '../../src/config/plain-yaml.js';
-import { readPlainJson } from '../../src/config/plain-json.js';
 import { readPlainFragment } from '../../src/config/fragment.js';
 import { goYamlTags } from '../../src/config/go-yaml.js';
 import type { ConfigOptions } from '../../src/config/config.js';
+import { MAX_CONFIG_NODES } from '../../src/limits.js';
 
 const SEED = 20261201;
 const V4: ConfigOptions = { enableIPv6: false, nomasqAllReservedRanges: false };
@@ -156,7 +156,7 @@ describe('the plain-subset reader', () => {
   it('takes JSON configs, one line or pretty-printed', () => {
     const config = { nonMasqueradeCIDRs: ['10.0.0.0/8', 'fd00::/8'], cidrLimit: 100, snat: [{ cidrs: ['203.0.113.0/24'], toSource: '192.0.2.9' }] };
     for (const text of [JSON.stringify(config), `${JSON.stringify(config, null, 2)}\n`, JSON.stringify(config, null, 4).replace(/\n/g, '\r\n'), '{}']) {
-      assert.notEqual(readPlainJson(text), undefined, JSON.stringify(text));
+      assert.notEqual(readPlainYaml(text), undefined, JSON.stringify(text));
     }
     for (const text of [
       '{"nonMasqueradeCIDRs": ["a\\u0041"]}',
@@ -167,7 +167,7 @@ describe('the plain-subset reader', () => {
       '{"nonMasqueradeCIDRs": [1]}',
       `{"a": ${'['.repeat(5)}${']'.repeat(5)}}`,
     ]) {
-      assert.equal(readPlainJson(text), undefined, JSON.stringify(text));
+      assert.equal(readPlainYaml(text), undefined, JSON.stringify(text));
     }
   });
 
@@ -331,13 +331,27 @@ describe('the plain-subset reader', () => {
       'nonMasqueradeCIDRs: [10.0.0.0/8,\n  10.1.0.0/16]\n',
       'nonMasqueradeCIDRs: [10.0.0.0/8,]\n',
       '---\nnonMasqueradeCIDRs: []\n',
-      '{"nonMasqueradeCIDRs": []}\n',
       'nonMasqueradeCIDRs:\n  - fe80::\n',
       'nonMasqueradeCIDRs:\n  - 1\n',
       'snat:\n  - cidrs: [10.0.0.0/8]\n    cidrs: [10.1.0.0/16]\n',
       'cidrLimit:\n',
     ];
     for (const text of others) assert.equal(readPlainYaml(text), undefined, JSON.stringify(text));
+  });
+
+  it('reads block nesting deeper than the guard allows as the library does: refused', () => {
+    let text = 'snat:\n';
+    for (let d = 0; d < 12; d++) text += `${'  '.repeat(d)}- a${d}:\n`;
+    assertSameAsLibrary(`${text}${'  '.repeat(12)}- 10.0.0.0/8\n`, V4);
+  });
+
+  it('counts a JSON config as the library does: one value over the limit is refused', () => {
+    // `{`, the key and `[` are values too.
+    const text = `{"nonMasqueradeCIDRs": [${Array(MAX_CONFIG_NODES - 2)
+      .fill('"10.0.0.0/8"')
+      .join(',')}]}`;
+    assert.match(parseConfigFragment(text, '/cfg', V4).issues[0]?.message ?? '', /more than 101,000 values/);
+    assertSameAsLibrary(text, V4);
   });
 
   it('gives each CIDR and value the line:column where it is written', () => {
