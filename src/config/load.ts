@@ -13,8 +13,8 @@ import { hashConfig } from './key-values.js';
 import { mergeConfigFragments, type EntryPositions } from './merge.js';
 import { byPosition, isEmptyFragment, readPlainFragment, type ConfigFragment, type FragmentResult } from './fragment.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_FILES } from '../limits.js';
-import { describeFileType, readRegularFile } from './read-text.js';
-import { isKubeletPublished, SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS, settleWaitMs, type FileLook, type SeenLooks } from './settle.js';
+import { describeFileType, readRegularFile, type RegularFileRead } from './read-text.js';
+import { isKubeletPublished, SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS, settleWaitMs, type SeenLooks } from './settle.js';
 
 // The watcher tells config files apart as this loader does.
 export { isConfigFileName } from './config.js';
@@ -48,14 +48,12 @@ const fileIssue = (source: string, message: string): ConfigIssue => ({ source, p
 /** A failed fs call, with its OS reason, e.g. `EACCES: permission denied, open '/etc/config/x'`. */
 const readIssue = (path: string, err: unknown): ConfigIssue => fileIssue(path, `cannot read the config: ${err instanceof Error ? err.message : String(err)}`);
 
-const readError = (path: string, err: unknown): ConfigError => new ConfigError([readIssue(path, err)]);
-
 /** What an fs call on `path` returns; its failure as a ConfigError with the path and the OS reason. */
 function readingPath<T>(path: string, call: () => T): T {
   try {
     return call();
   } catch (err) {
-    throw readError(path, err);
+    throw new ConfigError([readIssue(path, err)]);
   }
 }
 
@@ -78,7 +76,7 @@ function statConfigPath(path: string): Stats | undefined {
   try {
     return statSync(path);
   } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw readError(path, err);
+    if (errnoOf(err) !== 'ENOENT') throw new ConfigError([readIssue(path, err)]);
   }
   let target;
   try {
@@ -131,7 +129,7 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
     if (read === undefined) return fromFragments([], [], [], opts);
     if (settle) {
       const now = settle.clock.now();
-      const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, SETTLE_QUIET_MS, seen) }));
+      const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, seen) }));
       const unsettled = waits.filter((w) => w.ms > 0 && !isPublishedByKubelet(w.file));
       if (unsettled.length > 0) {
         const wait = Math.max(...unsettled.map((w) => w.ms));
@@ -151,7 +149,7 @@ function readConfigPath(path: string, mode: ConfigPathMode | undefined): FilesRe
   if (info === undefined) return undefined;
   const wanted = mode ?? (info.isDirectory() ? 'directory' : 'file');
   if (wanted === 'file') {
-    if (info.isFile()) return readConfigFiles([path], [], path);
+    if (info.isFile()) return { ...readConfigFiles([path], path), skipped: [] };
     const hint = info.isDirectory() && mode === 'file' ? ' (it was not a directory when the agent started; restart the agent to read a directory of ip-masq* files)' : '';
     throw pathError(path, `the config path is ${describeFileType(info)}, not a regular file${hint}`);
   }
@@ -185,7 +183,7 @@ function readConfigPath(path: string, mode: ConfigPathMode | undefined): FilesRe
     if (entry.isFile()) files.push(file);
     else skipped.push(fileIssue(file, `skipped: ${describeFileType(entry)}, not a regular file`));
   }
-  return readConfigFiles(files, skipped, path);
+  return { ...readConfigFiles(files, path), skipped };
 }
 
 /** A file name that is not UTF-8, for messages: printable ASCII as it is, every other byte as `\xNN`. */
@@ -195,17 +193,9 @@ function escapeName(bytes: Buffer): string {
   return out;
 }
 
-/** What reading the files gave: the files listed, each one's text and last look, the files that could not be read and the entries skipped. */
-interface FilesRead {
-  readonly listed: readonly string[];
-  readonly skipped: readonly ConfigIssue[];
-  readonly texts: readonly { readonly file: string; readonly text: string; readonly bytes: number; readonly look: FileLook }[];
-  readonly issues: readonly ConfigIssue[];
-}
-
-/** Reads every file, within one byte budget for all of them together. */
-function readConfigFiles(files: readonly string[], skipped: readonly ConfigIssue[], path: string): FilesRead {
-  const texts: FilesRead['texts'][number][] = [];
+/** Reads every file, within one byte budget for all of them together: the files listed, each one's text and last look, and the files that could not be read. */
+function readConfigFiles(files: readonly string[], path: string) {
+  const texts: ({ readonly file: string } & Extract<RegularFileRead, { text: string }>)[] = [];
   const issues: ConfigIssue[] = [];
   // One budget for all files together: a directory of many files is no way around the cap.
   let bytesRead = 0;
@@ -227,8 +217,11 @@ function readConfigFiles(files: readonly string[], skipped: readonly ConfigIssue
       issues.push(readIssue(file, err));
     }
   }
-  return { listed: files, skipped, texts, issues };
+  return { listed: files, texts, issues };
 }
+
+/** What reading the files at a path gave, with the entries skipped. */
+type FilesRead = ReturnType<typeof readConfigFiles> & { readonly skipped: readonly ConfigIssue[] };
 
 /** Whether `file` resolves into one of kubelet's published `..<timestamp>` directories (settle.ts). */
 function isPublishedByKubelet(file: string): boolean {

@@ -38,10 +38,10 @@ export type SeenLooks = Map<string, { readonly signature: string; readonly since
 /**
  * How many ms more `file` must stay unchanged before it counts as settled; 0 when it has. The
  * kernel's change times count as the first look; a second look that saw the same signature at
- * least `quietMs` ago counts too, for a clock stepped back (a change time in the future) or
+ * least SETTLE_QUIET_MS ago counts too, for a clock stepped back (a change time in the future) or
  * timestamps coarser than the writes. Records this look in `seen`.
  */
-export function settleWaitMs(file: string, look: FileLook, now: number, quietMs: number, seen: SeenLooks): number {
+export function settleWaitMs(file: string, look: FileLook, now: number, seen: SeenLooks): number {
   const signature = `${look.dev}:${look.ino}:${look.size}:${look.mtimeMs}:${look.ctimeMs}`;
   let first = seen.get(file);
   if (first?.signature !== signature) {
@@ -49,5 +49,5 @@ export function settleWaitMs(file: string, look: FileLook, now: number, quietMs:
     seen.set(file, first);
   }
   const unchangedFor = Math.max(now - Math.max(look.mtimeMs, look.ctimeMs), now - first.since);
-  return unchangedFor >= quietMs ? 0 : quietMs - unchangedFor;
+  return Math.max(0, SETTLE_QUIET_MS - unchangedFor);
 }
