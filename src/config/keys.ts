@@ -9,20 +9,15 @@ export const GO_DURATION_PATTERN = '^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|
 /** What a CIDR list means to the longest-prefix decision. */
 export type ListRole = 'keep' | 'masquerade' | 'source' | 'snat';
 
-/** How validate's one-line summary shows a key: a count of its entries, or `key value` in parentheses or after them. */
-export type SummaryForm = { readonly count: string } | 'parenthesized' | 'trailing';
-
-/**
- * The structure a key's value must have: `cidrList` a list of strings, `boolean`, `count` a
- * non-negative safe integer, `duration` a string matching GO_DURATION_PATTERN, `snatList` a list
- * of strict `{cidrs: string[], toSource: string}` objects. structure.ts checks it by hand exactly
- * as the zod schema does (a test compares the two).
- */
-export type ValueShape = 'cidrList' | 'boolean' | 'count' | 'duration' | 'snatList';
-
 /** One config key. */
 export interface KeyDescriptor {
-  readonly shape: ValueShape;
+  /**
+   * The structure the key's value must have: `cidrList` a list of strings, `boolean`, `count` a
+   * non-negative safe integer, `duration` a string matching GO_DURATION_PATTERN, `snatList` a list
+   * of strict `{cidrs: string[], toSource: string}` objects. structure.ts checks it by hand exactly
+   * as the zod schema does (a test compares the two).
+   */
+  readonly shape: 'cidrList' | 'boolean' | 'count' | 'duration' | 'snatList';
   /** The JSON Schema's title, description and examples of the key. */
   readonly title: string;
   readonly description: string;
@@ -44,8 +39,8 @@ export interface KeyDescriptor {
   readonly omitWhenEmpty?: true;
   /** For keys that are not lists: the value a config that leaves the key out gets, as parse reads it (a duration in ns). */
   readonly default?: number | boolean | bigint;
-  /** How validate's summary line shows the key; absent: not shown. */
-  readonly summary?: SummaryForm;
+  /** How validate's one-line summary shows the key: a count of its entries, or `key value` in parentheses or after them; absent: not shown. */
+  readonly summary?: { readonly count: string } | 'parenthesized' | 'trailing';
 }
 
 /** Every config key, in the order the documentation lists them. */
