@@ -34,11 +34,11 @@ export function configValues(config: MasqConfig, form: EntryForm): Record<string
   return out;
 }
 
-/** Every entry of every list of a config, in documentation order of the lists (what cidrLimit counts). */
-export function allListEntries(config: MasqConfig): CidrEntry[] {
-  const all: CidrEntry[] = [];
+/** Every entry of every list of a config (or of merge's lists), in documentation order of the lists (what cidrLimit counts). */
+export function allListEntries<E extends CidrEntry>(lists: Partial<Record<ListKey, readonly E[]>>): E[] {
+  const all: E[] = [];
   // Loops, not spreads: a list may hold tens of thousands of entries.
-  for (const key of LIST_KEYS) for (const e of listEntries(config, key)) all.push(e);
+  for (const key of LIST_KEYS) for (const e of lists[key] ?? []) all.push(e);
   return all;
 }
 

@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import { MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';
 import type { Position } from './config.js';
 import { formatGoDuration } from './duration.js';
+import { allListEntries } from './key-values.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import { CIDR_LIST_KEYS, KEYS, LIST_KEYS, type AgreeKey, type ListKey } from './keys.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue } from './fragment.js';
@@ -144,8 +145,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
   findActionConflicts(destinations, issues);
 
   // cidrLimit counts every CIDR of every list, so no list is a way around it.
-  const counted: LocatedCidrEntry[] = [];
-  for (const key of LIST_KEYS) for (const e of lists[key]) counted.push(e);
+  const counted = allListEntries(lists);
   const cidrLimit = picked.cidrLimit;
   const limit = cidrLimit?.value ?? KEYS.cidrLimit.default;
   const cap = opts.cidrCap ?? { backend: '', max: maxCidrsFor('') };
