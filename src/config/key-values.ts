@@ -5,13 +5,13 @@ import { createHash } from 'node:crypto';
 import type { CidrEntry, MasqConfig, SnatCidrEntry } from './config.js';
 import { CONFIG_KEYS, KEYS, LIST_KEYS, type ConfigKey, type ListKey } from './keys.js';
 
-/** The entries a list key holds in a resolved config; [] when it is left out. */
-export function listEntries(config: MasqConfig, key: ListKey): readonly CidrEntry[] {
+/** The entries a list key holds in a resolved config (or merge's lists); [] when it is left out. */
+export function listEntries(config: Partial<Record<ListKey, readonly CidrEntry[]>>, key: ListKey): readonly CidrEntry[] {
   return config[key] ?? [];
 }
 
-/** Whether a key appears in the hash and the outputs: always, unless it is omitWhenEmpty (only lists are) and empty. */
-export function isKeyShown(config: MasqConfig, key: ConfigKey): boolean {
+/** Whether a key appears in the config, its hash and the outputs: always, unless it is omitWhenEmpty (only lists are) and empty. */
+export function isKeyShown(config: Partial<Record<ListKey, readonly CidrEntry[]>>, key: ConfigKey): boolean {
   return !('omitWhenEmpty' in KEYS[key]) || listEntries(config, key as ListKey).length > 0;
 }
 

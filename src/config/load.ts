@@ -14,7 +14,7 @@ import { mergeConfigFragments, type EntryPositions } from './merge.js';
 import { byPosition, isEmptyFragment, readPlainFragment, type ConfigFragment, type FragmentResult } from './fragment.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_FILES } from '../limits.js';
 import { describeFileType, readRegularFile, type RegularFileRead } from './read-text.js';
-import { isKubeletPublished, SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS, settleWaitMs, type SeenLooks } from './settle.js';
+import { KUBELET_PUBLISHED, SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS, settleWaitMs, type SeenLooks } from './settle.js';
 
 // The watcher tells config files apart as this loader does.
 export { isConfigFileName } from './config.js';
@@ -39,8 +39,6 @@ export interface LoadedConfig {
   /** Where each CIDR entry was written, for the operator commands' messages (the agent never asks); loadConfig always sets it. */
   readonly positions?: EntryPositions;
 }
-
-const errnoOf = (err: unknown): string | undefined => (typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined);
 
 /** An issue about a whole file or path. */
 const fileIssue = (source: string, message: string): ConfigIssue => ({ source, path: '', message });
@@ -76,7 +74,7 @@ function statConfigPath(path: string): Stats | undefined {
   try {
     return statSync(path);
   } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw new ConfigError([readIssue(path, err)]);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError([readIssue(path, err)]);
   }
   let target;
   try {
@@ -226,7 +224,7 @@ type FilesRead = ReturnType<typeof readConfigFiles> & { readonly skipped: readon
 /** Whether `file` resolves into one of kubelet's published `..<timestamp>` directories (settle.ts). */
 function isPublishedByKubelet(file: string): boolean {
   try {
-    return isKubeletPublished(realpathSync.native(file));
+    return KUBELET_PUBLISHED.test(realpathSync.native(file));
   } catch {
     return false;
   }

@@ -89,14 +89,12 @@ export function readManifest(text: string, source: string, opts: ConfigOptions):
   return { fragments, issues: issues.sort(byPosition), warnings };
 }
 
-/** How many lines and columns down an embedded config's text sits in the manifest. */
-type Shift = { readonly lines: number; readonly columns: number } | undefined;
-
 /**
- * A literal block (`config: |`) holds the manifest's lines after its header, shifted by the
- * block's indentation. Other styles fold or escape their text, so positions inside them are not mapped.
+ * How many lines and columns down an embedded config's text sits in the manifest. A literal block
+ * (`config: |`) holds the manifest's lines after its header, shifted by the block's indentation.
+ * Other styles fold or escape their text, so positions inside them are not mapped (undefined).
  */
-function blockShift(node: Scalar, text: string, lineCounter: LineCounter): Shift {
+function blockShift(node: Scalar, text: string, lineCounter: LineCounter) {
   if (node.type !== 'BLOCK_LITERAL' || !node.range) return undefined;
   const header = lineCounter.linePos(node.range[0]).line;
   const lines = text.split('\n');
@@ -105,7 +103,7 @@ function blockShift(node: Scalar, text: string, lineCounter: LineCounter): Shift
 }
 
 /** Parses the config at data.`key`; every position and key path points into the manifest (at the data key where the text does not map). */
-function parseEmbeddedConfig(text: string, source: string, key: string, keyPosition: Position, shift: Shift, opts: ConfigOptions): FragmentResult {
+function parseEmbeddedConfig(text: string, source: string, key: string, keyPosition: Position, shift: ReturnType<typeof blockShift>, opts: ConfigOptions): FragmentResult {
   const r = parseConfigFragment(text, source, opts);
   // Everything a fragment holds is located (source, key path, line:column): move each value, each
   // entry of a list and each issue into the manifest, whatever the key (the rest of each kept as it is).

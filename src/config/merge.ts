@@ -6,7 +6,7 @@ import { ConfigError } from '../errors.js';
 import { MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';
 import type { Position } from './config.js';
 import { formatGoDuration } from './duration.js';
-import { allListEntries } from './key-values.js';
+import { allListEntries, isKeyShown } from './key-values.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import { CIDR_LIST_KEYS, KEYS, LIST_KEYS, type AgreeKey, type ListKey } from './keys.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue } from './fragment.js';
@@ -177,8 +177,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     });
   }
 
-  // Lists added after configs were first hashed are left out while empty (keys.ts, omitWhenEmpty).
-  const shown = LIST_KEYS.filter((k) => lists[k].length > 0 || !('omitWhenEmpty' in KEYS[k]));
+  const shown = LIST_KEYS.filter((k) => isKeyShown(lists, k));
   const config = {
     ...Object.fromEntries(shown.map((k) => [k, lists[k].map(withoutPosition)])),
     cidrLimit: limit,

@@ -19,15 +19,11 @@ const KUBELET_TIMESTAMP = String.raw`\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+`;
 /** kubelet's atomic writer: `..data` (the live link), `..data_tmp` (the next one), `..<timestamp>` dirs. */
 export const KUBELET_ENTRY = new RegExp(String.raw`^\.\.(data|data_tmp|${KUBELET_TIMESTAMP})$`);
 
-const KUBELET_PUBLISHED_DIR = new RegExp(String.raw`^\.\.${KUBELET_TIMESTAMP}$`);
-
 /**
- * Whether a file's real path (links resolved) lies in one of kubelet's `..<timestamp>`
- * directories: written completely before it was published, and never written again.
+ * Matches a real path (links resolved) that lies in one of kubelet's `..<timestamp>` directories:
+ * written completely before it was published, and never written again.
  */
-export function isKubeletPublished(realPath: string): boolean {
-  return realPath.split('/').some((part) => KUBELET_PUBLISHED_DIR.test(part));
-}
+export const KUBELET_PUBLISHED = new RegExp(String.raw`(^|/)\.\.${KUBELET_TIMESTAMP}(/|$)`);
 
 /** What one look at a file saw: its identity, size and change times (ms since the epoch). */
 export type FileLook = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>;
