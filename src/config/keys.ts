@@ -26,10 +26,7 @@ export interface KeyDescriptor {
   readonly expected: string;
   /** The default, as messages name it. */
   readonly defaultText: string;
-  /**
-   * For CIDR lists, and only them: the role of its entries. Lists concatenate across files in file
-   * order (a repeated CIDR is dropped with a warning); every file that sets another key must agree.
-   */
+  /** For CIDR lists, and only them: the role of its entries (merge.ts: lists concatenate across files, other keys must agree). */
   readonly role?: ListRole;
   /**
    * A key added after configs were first hashed: while empty it is left out of the resolved

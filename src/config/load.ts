@@ -88,8 +88,8 @@ function statConfigPath(path: string): Stats | undefined {
 
 /**
  * What each file's text parsed to last time (checked by a hash of the text and the option parsing
- * reads), and the whole LoadedConfig of the last read: an unchanged config costs one read and one
- * hash per file, no parse, merge or config hash.
+ * reads), and the last LoadedConfig: an unchanged config costs one read and one hash per file, no
+ * parse, merge or config hash, and is the same LoadedConfig object as last time.
  */
 export class ParseCache extends Map<string, { readonly hash: string; readonly result: FragmentResult }> {
   /** The last successful load: what it was made from (files, their hashes, options) and its result. */
@@ -112,12 +112,11 @@ export interface SettleOptions {
  * Loads the config at `path`: missing → defaults; a file → that file; a directory → every
  * `ip-masq*` entry (symlinks followed, dot-names skipped) merged in name order. `mode` (the agent
  * passes the one it started with) makes a path that is not of that kind an error; without it the
- * path's kind decides. Throws ConfigError with every issue found. With a cache, an unchanged file
- * is not parsed again (the largest file allowed costs a second and about 100 MB of short-lived
- * heap, at every resync), and an unchanged config is the same LoadedConfig object as last time.
- * With `settle` (the agent), a file changed less than the quiet time ago is read once it has
- * settled, never half-written. With `manifests` (the commands), a Kubernetes manifest is read for
- * the config its ConfigMap(s) carry, located in the manifest.
+ * path's kind decides. Throws ConfigError with every issue found. With a cache (the agent), an
+ * unchanged file is not parsed again: the largest file allowed costs a second and about 100 MB of
+ * short-lived heap. With `settle` (the agent), a file changed less than the quiet time ago is read
+ * once it has settled, never half-written. With `manifests` (the commands), a Kubernetes manifest
+ * is read for the config its ConfigMap(s) carry, located in the manifest.
  */
 export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache, settle?: SettleOptions, manifests = false): Promise<LoadedConfig> {
   const seen: SeenLooks = cache?.looks ?? (new Map() as SeenLooks);

@@ -12,21 +12,19 @@ import { CIDR_LIST_KEYS, KEYS, LIST_KEYS, type AgreeKey, type ListKey } from './
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue } from './fragment.js';
 
 /** line:column of the CIDR entries of a config, by source and key path. */
-export interface EntryPositions {
-  /** Where `entry` was written; {} when not known (a default entry, or text without lines). */
-  of(entry: { readonly source: string; readonly path: string }): Position;
-}
+export type EntryPositions = ReturnType<typeof indexPositions>;
 
 /** `file:line:col`, or just the source when the position is unknown. */
 export const formatWhere = (v: { source: string } & Position): string => (v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`);
 const where = formatWhere;
 
 /** The positions of the CIDR entries of `fragments`, indexed on first use: the agent never asks, so it never pays for them. */
-function indexPositions(fragments: readonly ConfigFragment[]): EntryPositions {
+function indexPositions(fragments: readonly ConfigFragment[]) {
   let index: Map<string, LocatedCidrEntry> | undefined;
   const keyOf = (e: { readonly source: string; readonly path: string }): string => `${e.source}\u0000${e.path}`;
   return {
-    of(entry) {
+    /** Where `entry` was written; {} when not known (a default entry, or text without lines). */
+    of(entry: { readonly source: string; readonly path: string }): Position {
       if (index === undefined) {
         index = new Map();
         for (const f of fragments) for (const key of LIST_KEYS) for (const e of f[key] ?? []) index.set(keyOf(e), e);

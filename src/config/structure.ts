@@ -68,9 +68,8 @@ export function structureFaults(key: ConfigKey, value: unknown, written: (rest: 
       if (typeof value !== 'boolean') fault([], value, d.expected, ifNull);
       break;
     case 'count':
-      if (typeof value !== 'number' || !Number.isInteger(value)) fault([], value, d.expected, ifNull);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) fault([], value, d.expected, ifNull);
       else if (value > Number.MAX_SAFE_INTEGER) fault([], value, `${d.expected} of at most ${Number.MAX_SAFE_INTEGER}`, ifNull);
-      else if (value < 0) fault([], value, d.expected, ifNull);
       break;
     case 'duration': {
       const floor = MIN_RESYNC_INTERVAL_MS / 1000;
