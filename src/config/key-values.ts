@@ -1,4 +1,4 @@
-// What the config hash, the outputs and the position index read of a resolved config, driven by
+// What the config hash, the outputs and merge read of a config's keys, driven by
 // the key descriptors (keys.ts): every key in documentation order, list keys as their entries,
 // agree keys as their resolved value. Nothing here names a key, so a new descriptor is covered.
 import { createHash } from 'node:crypto';

@@ -1,8 +1,6 @@
-// One descriptor per config key: the shape of its value (structure.ts checks it, schema.ts states
-// it as JSON Schema), the words messages use for it, a list's role, whether it is left out while
-// empty, and how validate's summary shows it. Parse, merge, the manifest, the config hash and the
-// outputs (key-values.ts) all read this table: a new key is one entry here plus its meaning in
-// merge (which does not compile without it) and in the policy.
+// One descriptor per config key. Parse, structure, the schema, merge, the manifest, the config hash
+// and the outputs (key-values.ts) all read this table: a new key is one entry here plus its meaning
+// in merge (which does not compile without it) and in the policy.
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
 export const GO_DURATION_PATTERN = '^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$';
 

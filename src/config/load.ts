@@ -194,7 +194,7 @@ function escapeName(bytes: Buffer): string {
 function readConfigFiles(files: readonly string[], path: string) {
   const texts: ({ readonly file: string } & Extract<RegularFileRead, { text: string }>)[] = [];
   const issues: ConfigIssue[] = [];
-  // One budget for all files together: a directory of many files is no way around the cap.
+  // One budget: a directory of many files is no way around the cap.
   let bytesRead = 0;
   for (const file of files) {
     try {
