@@ -4,9 +4,6 @@
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
 export const GO_DURATION_PATTERN = '^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$';
 
-/** What a CIDR list means to the longest-prefix decision. */
-export type ListRole = 'keep' | 'masquerade' | 'source' | 'snat';
-
 /** One config key. */
 export interface KeyDescriptor {
   /**
@@ -24,8 +21,8 @@ export interface KeyDescriptor {
   readonly expected: string;
   /** The default, as messages name it. */
   readonly defaultText: string;
-  /** For CIDR lists, and only them: the role of its entries (merge.ts: lists concatenate across files, other keys must agree). */
-  readonly role?: ListRole;
+  /** For CIDR lists, and only them: what its entries mean to the longest-prefix decision (lists concatenate across files). */
+  readonly role?: 'keep' | 'masquerade' | 'source' | 'snat';
   /**
    * A key added after configs were first hashed: while empty it is left out of the resolved
    * config, its hash and every output, so a config without it hashes (and so is not re-applied),
@@ -127,7 +124,7 @@ export type ConfigKey = keyof typeof KEYS;
 export const CONFIG_KEYS = Object.keys(KEYS) as ConfigKey[];
 
 /** The keys whose value is a list of CIDR entries (the keys with a role), concatenated across files: plain lists and `snat`. */
-export type ListKey = { [K in ConfigKey]: (typeof KEYS)[K] extends { readonly role: ListRole } ? K : never }[ConfigKey];
+export type ListKey = { [K in ConfigKey]: (typeof KEYS)[K] extends { readonly role: string } ? K : never }[ConfigKey];
 
 /** The keys whose value is a plain list of CIDR strings (every list but the `snat` role's). */
 export type CidrListKey = { [K in ListKey]: (typeof KEYS)[K]['role'] extends 'snat' ? never : K }[ListKey];
