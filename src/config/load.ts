@@ -185,9 +185,7 @@ function readConfigPath(path: string, mode: ConfigPathMode | undefined): FilesRe
 
 /** A file name that is not UTF-8, for messages: printable ASCII as it is, every other byte as `\xNN`. */
 function escapeName(bytes: Buffer): string {
-  let out = '';
-  for (const b of bytes) out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
-  return out;
+  return bytes.toString('latin1').replace(/[^ -[\]-~]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Reads every file, within one byte budget for all of them together: the files listed, each one's text and last look, and the files that could not be read. */
