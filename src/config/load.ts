@@ -188,7 +188,7 @@ function escapeName(bytes: Buffer): string {
   return bytes.toString('latin1').replace(/[^ -[\]-~]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-/** Reads every file, within one byte budget for all of them together: the files listed, each one's text and last look, and the files that could not be read. */
+/** Reads every file within one byte budget for them all: each one's text and last look, and the files that could not be read. */
 function readConfigFiles(files: readonly string[], path: string) {
   const texts: ({ readonly file: string } & Extract<RegularFileRead, { text: string }>)[] = [];
   const issues: ConfigIssue[] = [];

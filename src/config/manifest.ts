@@ -102,8 +102,10 @@ function blockShift(node: Scalar, text: string, lineCounter: LineCounter) {
   return { lines: header, columns: firstContent === undefined ? 0 : firstContent.length - firstContent.trimStart().length };
 }
 
+type Shift = ReturnType<typeof blockShift>;
+
 /** Parses the config at data.`key`; every position and key path points into the manifest (at the data key where the text does not map). */
-function parseEmbeddedConfig(text: string, source: string, key: string, keyPosition: Position, shift: ReturnType<typeof blockShift>, opts: ConfigOptions): FragmentResult {
+function parseEmbeddedConfig(text: string, source: string, key: string, keyPosition: Position, shift: Shift, opts: ConfigOptions): FragmentResult {
   const r = parseConfigFragment(text, source, opts);
   // Everything a fragment holds is located (source, key path, line:column): move each value, each
   // entry of a list and each issue into the manifest, whatever the key (the rest of each kept as it is).
