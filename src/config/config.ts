@@ -62,9 +62,6 @@ export function isConfigFileName(name: string): boolean {
 /** Where the reference agent (and its DaemonSet manifest) reads the config. */
 export const DEFAULT_CONFIG_PATH = '/etc/config/ip-masq-agent';
 
-/** The source name given to values that come from defaults rather than a file. */
-export const DEFAULTS_SOURCE = 'defaults';
-
 /** The RFC 1918 ranges: the default non-masquerade list. */
 export const RFC1918_CIDRS: readonly string[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
 
@@ -96,5 +93,5 @@ export const MAX_RESYNC_INTERVAL_MS = 2 ** 31 - 1;
 export function defaultCidrEntries(opts: ConfigOptions): CidrEntry[] {
   const texts = opts.nomasqAllReservedRanges ? RESERVED_CIDRS : RFC1918_CIDRS;
   // The texts are written canonical (as formatCidr prints them).
-  return texts.map((text, i) => ({ cidr: parseCidr(text), text, source: DEFAULTS_SOURCE, path: `nonMasqueradeCIDRs[${i}]` }));
+  return texts.map((text, i) => ({ cidr: parseCidr(text), text, source: 'defaults', path: `nonMasqueradeCIDRs[${i}]` }));
 }

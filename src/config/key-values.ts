@@ -1,17 +1,17 @@
-// What the config hash, the outputs and the position index read of a resolved config, driven by
+// What the config hash, the outputs and merge read of a config's keys, driven by
 // the key descriptors (keys.ts): every key in documentation order, list keys as their entries,
 // agree keys as their resolved value. Nothing here names a key, so a new descriptor is covered.
 import { createHash } from 'node:crypto';
 import type { CidrEntry, MasqConfig, SnatCidrEntry } from './config.js';
 import { CONFIG_KEYS, KEYS, LIST_KEYS, type ConfigKey, type ListKey } from './keys.js';
 
-/** The entries a list key holds in a resolved config; [] when it is left out. */
-export function listEntries(config: MasqConfig, key: ListKey): readonly CidrEntry[] {
+/** The entries a list key holds in a resolved config (or merge's lists); [] when it is left out. */
+export function listEntries(config: Partial<Record<ListKey, readonly CidrEntry[]>>, key: ListKey): readonly CidrEntry[] {
   return config[key] ?? [];
 }
 
-/** Whether a key appears in the hash and the outputs: always, unless it is omitWhenEmpty (only lists are) and empty. */
-export function isKeyShown(config: MasqConfig, key: ConfigKey): boolean {
+/** Whether a key appears in the config, its hash and the outputs: always, unless it is omitWhenEmpty (only lists are) and empty. */
+export function isKeyShown(config: Partial<Record<ListKey, readonly CidrEntry[]>>, key: ConfigKey): boolean {
   return !('omitWhenEmpty' in KEYS[key]) || listEntries(config, key as ListKey).length > 0;
 }
 
@@ -34,11 +34,11 @@ export function configValues(config: MasqConfig, form: EntryForm): Record<string
   return out;
 }
 
-/** Every entry of every list of a config, in documentation order of the lists (what cidrLimit counts). */
-export function allListEntries(config: MasqConfig): CidrEntry[] {
-  const all: CidrEntry[] = [];
+/** Every entry of every list of a config (or of merge's lists), in documentation order of the lists (what cidrLimit counts). */
+export function allListEntries<E extends CidrEntry>(lists: Partial<Record<ListKey, readonly E[]>>): E[] {
+  const all: E[] = [];
   // Loops, not spreads: a list may hold tens of thousands of entries.
-  for (const key of LIST_KEYS) for (const e of listEntries(config, key)) all.push(e);
+  for (const key of LIST_KEYS) for (const e of lists[key] ?? []) all.push(e);
   return all;
 }
 

@@ -1,28 +1,18 @@
-// One descriptor per config key: the shape of its value (structure.ts checks it, schema.ts states
-// it as JSON Schema), the words messages use for it, a list's role, whether it is left out while
-// empty, and how validate's summary shows it. Parse, merge, the manifest, the config hash and the
-// outputs (key-values.ts) all read this table: a new key is one entry here plus its meaning in
-// merge (which does not compile without it) and in the policy.
+// One descriptor per config key. Parse, structure, the schema, merge, the manifest, the config hash
+// and the outputs (key-values.ts) all read this table: a new key is one entry here plus its meaning
+// in merge (which does not compile without it) and in the policy.
 /** Go time.ParseDuration's grammar: an optional sign, then `0` or number+unit groups. */
 export const GO_DURATION_PATTERN = '^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$';
 
-/** What a CIDR list means to the longest-prefix decision. */
-export type ListRole = 'keep' | 'masquerade' | 'source' | 'snat';
-
-/** How validate's one-line summary shows a key: a count of its entries, or `key value` in parentheses or after them. */
-export type SummaryForm = { readonly count: string } | 'parenthesized' | 'trailing';
-
-/**
- * The structure a key's value must have: `cidrList` a list of strings, `boolean`, `count` a
- * non-negative safe integer, `duration` a string matching GO_DURATION_PATTERN, `snatList` a list
- * of strict `{cidrs: string[], toSource: string}` objects. structure.ts checks it by hand exactly
- * as the zod schema does (a test compares the two).
- */
-export type ValueShape = 'cidrList' | 'boolean' | 'count' | 'duration' | 'snatList';
-
 /** One config key. */
 export interface KeyDescriptor {
-  readonly shape: ValueShape;
+  /**
+   * The structure the key's value must have: `cidrList` a list of strings, `boolean`, `count` a
+   * non-negative safe integer, `duration` a string matching GO_DURATION_PATTERN, `snatList` a list
+   * of strict `{cidrs: string[], toSource: string}` objects. structure.ts checks it by hand exactly
+   * as the zod schema does (a test compares the two).
+   */
+  readonly shape: 'cidrList' | 'boolean' | 'count' | 'duration' | 'snatList';
   /** The JSON Schema's title, description and examples of the key. */
   readonly title: string;
   readonly description: string;
@@ -31,11 +21,8 @@ export interface KeyDescriptor {
   readonly expected: string;
   /** The default, as messages name it. */
   readonly defaultText: string;
-  /**
-   * For CIDR lists, and only them: the role of its entries. Lists concatenate across files in file
-   * order (a repeated CIDR is dropped with a warning); every file that sets another key must agree.
-   */
-  readonly role?: ListRole;
+  /** For CIDR lists, and only them: what its entries mean to the longest-prefix decision (lists concatenate across files). */
+  readonly role?: 'keep' | 'masquerade' | 'source' | 'snat';
   /**
    * A key added after configs were first hashed: while empty it is left out of the resolved
    * config, its hash and every output, so a config without it hashes (and so is not re-applied),
@@ -44,8 +31,8 @@ export interface KeyDescriptor {
   readonly omitWhenEmpty?: true;
   /** For keys that are not lists: the value a config that leaves the key out gets, as parse reads it (a duration in ns). */
   readonly default?: number | boolean | bigint;
-  /** How validate's summary line shows the key; absent: not shown. */
-  readonly summary?: SummaryForm;
+  /** How validate's one-line summary shows the key: a count of its entries, or `key value` in parentheses or after them; absent: not shown. */
+  readonly summary?: { readonly count: string } | 'parenthesized' | 'trailing';
 }
 
 /** Every config key, in the order the documentation lists them. */
@@ -137,7 +124,7 @@ export type ConfigKey = keyof typeof KEYS;
 export const CONFIG_KEYS = Object.keys(KEYS) as ConfigKey[];
 
 /** The keys whose value is a list of CIDR entries (the keys with a role), concatenated across files: plain lists and `snat`. */
-export type ListKey = { [K in ConfigKey]: (typeof KEYS)[K] extends { readonly role: ListRole } ? K : never }[ConfigKey];
+export type ListKey = { [K in ConfigKey]: (typeof KEYS)[K] extends { readonly role: string } ? K : never }[ConfigKey];
 
 /** The keys whose value is a plain list of CIDR strings (every list but the `snat` role's). */
 export type CidrListKey = { [K in ListKey]: (typeof KEYS)[K]['role'] extends 'snat' ? never : K }[ListKey];

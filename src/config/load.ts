@@ -13,8 +13,8 @@ import { hashConfig } from './key-values.js';
 import { mergeConfigFragments, type EntryPositions } from './merge.js';
 import { byPosition, isEmptyFragment, readPlainFragment, type ConfigFragment, type FragmentResult } from './fragment.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_FILES } from '../limits.js';
-import { describeFileType, readRegularFile } from './read-text.js';
-import { isKubeletPublished, SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS, settleWaitMs, type FileLook, type SeenLooks } from './settle.js';
+import { describeFileType, readRegularFile, type RegularFileRead } from './read-text.js';
+import { KUBELET_PUBLISHED, SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS, settleWaitMs, type SeenLooks } from './settle.js';
 
 // The watcher tells config files apart as this loader does.
 export { isConfigFileName } from './config.js';
@@ -40,22 +40,18 @@ export interface LoadedConfig {
   readonly positions?: EntryPositions;
 }
 
-const errnoOf = (err: unknown): string | undefined => (typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined);
-
 /** An issue about a whole file or path. */
 const fileIssue = (source: string, message: string): ConfigIssue => ({ source, path: '', message });
 
 /** A failed fs call, with its OS reason, e.g. `EACCES: permission denied, open '/etc/config/x'`. */
 const readIssue = (path: string, err: unknown): ConfigIssue => fileIssue(path, `cannot read the config: ${err instanceof Error ? err.message : String(err)}`);
 
-const readError = (path: string, err: unknown): ConfigError => new ConfigError([readIssue(path, err)]);
-
 /** What an fs call on `path` returns; its failure as a ConfigError with the path and the OS reason. */
 function readingPath<T>(path: string, call: () => T): T {
   try {
     return call();
   } catch (err) {
-    throw readError(path, err);
+    throw new ConfigError([readIssue(path, err)]);
   }
 }
 
@@ -78,7 +74,7 @@ function statConfigPath(path: string): Stats | undefined {
   try {
     return statSync(path);
   } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw readError(path, err);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError([readIssue(path, err)]);
   }
   let target;
   try {
@@ -92,8 +88,8 @@ function statConfigPath(path: string): Stats | undefined {
 
 /**
  * What each file's text parsed to last time (checked by a hash of the text and the option parsing
- * reads), and the whole LoadedConfig of the last read: an unchanged config costs one read and one
- * hash per file, no parse, merge or config hash.
+ * reads), and the last LoadedConfig: an unchanged config costs one read and one hash per file, no
+ * parse, merge or config hash, and is the same LoadedConfig object as last time.
  */
 export class ParseCache extends Map<string, { readonly hash: string; readonly result: FragmentResult }> {
   /** The last successful load: what it was made from (files, their hashes, options) and its result. */
@@ -116,12 +112,11 @@ export interface SettleOptions {
  * Loads the config at `path`: missing → defaults; a file → that file; a directory → every
  * `ip-masq*` entry (symlinks followed, dot-names skipped) merged in name order. `mode` (the agent
  * passes the one it started with) makes a path that is not of that kind an error; without it the
- * path's kind decides. Throws ConfigError with every issue found. With a cache, an unchanged file
- * is not parsed again (the largest file allowed costs a second and about 100 MB of short-lived
- * heap, at every resync), and an unchanged config is the same LoadedConfig object as last time.
- * With `settle` (the agent), a file changed less than the quiet time ago is read once it has
- * settled, never half-written. With `manifests` (the commands), a Kubernetes manifest is read for
- * the config its ConfigMap(s) carry, located in the manifest.
+ * path's kind decides. Throws ConfigError with every issue found. With a cache (the agent), an
+ * unchanged file is not parsed again: the largest file allowed costs a second and about 100 MB of
+ * short-lived heap. With `settle` (the agent), a file changed less than the quiet time ago is read
+ * once it has settled, never half-written. With `manifests` (the commands), a Kubernetes manifest
+ * is read for the config its ConfigMap(s) carry, located in the manifest.
  */
 export async function loadConfig(path: string, opts: ConfigOptions, mode?: ConfigPathMode, cache?: ParseCache, settle?: SettleOptions, manifests = false): Promise<LoadedConfig> {
   const seen: SeenLooks = cache?.looks ?? (new Map() as SeenLooks);
@@ -131,7 +126,7 @@ export async function loadConfig(path: string, opts: ConfigOptions, mode?: Confi
     if (read === undefined) return fromFragments([], [], [], opts);
     if (settle) {
       const now = settle.clock.now();
-      const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, SETTLE_QUIET_MS, seen) }));
+      const waits = read.texts.map((t) => ({ file: t.file, ms: settleWaitMs(t.file, t.look, now, seen) }));
       const unsettled = waits.filter((w) => w.ms > 0 && !isPublishedByKubelet(w.file));
       if (unsettled.length > 0) {
         const wait = Math.max(...unsettled.map((w) => w.ms));
@@ -151,7 +146,7 @@ function readConfigPath(path: string, mode: ConfigPathMode | undefined): FilesRe
   if (info === undefined) return undefined;
   const wanted = mode ?? (info.isDirectory() ? 'directory' : 'file');
   if (wanted === 'file') {
-    if (info.isFile()) return readConfigFiles([path], [], path);
+    if (info.isFile()) return { ...readConfigFiles([path], path), skipped: [] };
     const hint = info.isDirectory() && mode === 'file' ? ' (it was not a directory when the agent started; restart the agent to read a directory of ip-masq* files)' : '';
     throw pathError(path, `the config path is ${describeFileType(info)}, not a regular file${hint}`);
   }
@@ -185,29 +180,19 @@ function readConfigPath(path: string, mode: ConfigPathMode | undefined): FilesRe
     if (entry.isFile()) files.push(file);
     else skipped.push(fileIssue(file, `skipped: ${describeFileType(entry)}, not a regular file`));
   }
-  return readConfigFiles(files, skipped, path);
+  return { ...readConfigFiles(files, path), skipped };
 }
 
 /** A file name that is not UTF-8, for messages: printable ASCII as it is, every other byte as `\xNN`. */
 function escapeName(bytes: Buffer): string {
-  let out = '';
-  for (const b of bytes) out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
-  return out;
+  return bytes.toString('latin1').replace(/[^ -[\]-~]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-/** What reading the files gave: the files listed, each one's text and last look, the files that could not be read and the entries skipped. */
-interface FilesRead {
-  readonly listed: readonly string[];
-  readonly skipped: readonly ConfigIssue[];
-  readonly texts: readonly { readonly file: string; readonly text: string; readonly bytes: number; readonly look: FileLook }[];
-  readonly issues: readonly ConfigIssue[];
-}
-
-/** Reads every file, within one byte budget for all of them together. */
-function readConfigFiles(files: readonly string[], skipped: readonly ConfigIssue[], path: string): FilesRead {
-  const texts: FilesRead['texts'][number][] = [];
+/** Reads every file within one byte budget for them all: each one's text and last look, and the files that could not be read. */
+function readConfigFiles(files: readonly string[], path: string) {
+  const texts: ({ readonly file: string } & Extract<RegularFileRead, { text: string }>)[] = [];
   const issues: ConfigIssue[] = [];
-  // One budget for all files together: a directory of many files is no way around the cap.
+  // One budget: a directory of many files is no way around the cap.
   let bytesRead = 0;
   for (const file of files) {
     try {
@@ -227,13 +212,16 @@ function readConfigFiles(files: readonly string[], skipped: readonly ConfigIssue
       issues.push(readIssue(file, err));
     }
   }
-  return { listed: files, skipped, texts, issues };
+  return { listed: files, texts, issues };
 }
+
+/** What reading the files at a path gave, with the entries skipped. */
+type FilesRead = ReturnType<typeof readConfigFiles> & { readonly skipped: readonly ConfigIssue[] };
 
 /** Whether `file` resolves into one of kubelet's published `..<timestamp>` directories (settle.ts). */
 function isPublishedByKubelet(file: string): boolean {
   try {
-    return isKubeletPublished(realpathSync.native(file));
+    return KUBELET_PUBLISHED.test(realpathSync.native(file));
   } catch {
     return false;
   }

@@ -38,81 +38,63 @@ export function readManifest(text: string, source: string, opts: ConfigOptions):
   const isObject = (d: (typeof docs)[number]): boolean => d.errors.length === 0 && isMap(d.contents) && typeof d.get('apiVersion') === 'string' && typeof d.get('kind') === 'string';
   if (nonEmpty.length === 0 || !nonEmpty.every(isObject)) return undefined;
 
-  const at = (offset: number): Position => {
-    const { line, col } = lineCounter.linePos(offset);
+  const posOf = (node: { range?: [number, number, number] | null } | null, fallback: Position = {}): Position => {
+    if (!node?.range) return fallback;
+    const { line, col } = lineCounter.linePos(node.range[0]);
     return { line, column: col };
   };
   const fragments: ConfigFragment[] = [];
+  // One list each, in reading order; issues sorted by position at the end (load.ts sorts warnings with the merge's).
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
-  // What the embedded configs say comes after what the manifest says, as each was found.
-  const embedded = { issues: [] as ConfigIssue[], warnings: [] as ConfigIssue[] };
+  const issue = (path: string, pos: Position, message: string): ConfigIssue => ({ source, path, ...pos, message });
   const configMaps = nonEmpty.filter((d) => d.get('kind') === 'ConfigMap');
   if (configMaps.length === 0) {
-    issues.push({ source, path: '', message: "this Kubernetes manifest holds no ConfigMap; give the ConfigMap that carries the agent's config, or the config file itself" });
+    issues.push(issue('', {}, "this Kubernetes manifest holds no ConfigMap; give the ConfigMap that carries the agent's config, or the config file itself"));
   }
   for (const doc of configMaps) {
     // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a scalar prints as itself, a yaml collection node as its JSON
     const name = cutExcerpt(String(doc.getIn(['metadata', 'name']) ?? '(unnamed)'), 100);
     const data = doc.get('data', true);
-    const docPos = doc.contents?.range ? at(doc.contents.range[0]) : {};
+    const docPos = posOf(doc.contents);
     if (!isMap(data)) {
-      issues.push({
-        source,
-        path: 'data',
-        ...docPos,
-        message: `ConfigMap ${name} has no data; the agent would run with the defaults. Put the config under data.${CONFIG_DATA_KEY}`,
-      });
+      issues.push(issue('data', docPos, `ConfigMap ${name} has no data; the agent would run with the defaults. Put the config under data.${CONFIG_DATA_KEY}`));
       continue;
     }
     const keys: string[] = [];
-    for (const pair of data.items) {
-      if (!isScalar(pair.key)) continue;
-      const key = cutExcerpt(String(pair.key.value), 100);
+    for (const { key: keyNode, value } of data.items) {
+      if (!isScalar(keyNode)) continue;
+      const key = cutExcerpt(String(keyNode.value), 100);
       keys.push(key);
-      const keyPosition = pair.key.range ? at(pair.key.range[0]) : docPos;
+      const keyPosition = posOf(keyNode, docPos);
       if (!isConfigDataKey(key)) {
-        warnings.push({
-          source,
-          path: `data.${key}`,
-          ...keyPosition,
-          message: `ConfigMap ${name}: data.${key} is not read by the agent (it reads data.${CONFIG_DATA_KEY}, mounted as /etc/config/ip-masq-agent, or keys named ip-masq*)`,
-        });
-        continue;
+        const reads = `it reads data.${CONFIG_DATA_KEY}, mounted as /etc/config/ip-masq-agent, or keys named ip-masq*`;
+        warnings.push(issue(`data.${key}`, keyPosition, `ConfigMap ${name}: data.${key} is not read by the agent (${reads})`));
+      } else if (!isScalar(value) || typeof value.value !== 'string') {
+        issues.push(issue(`data.${key}`, keyPosition, `ConfigMap ${name}: data.${key} must be a string holding the config (write it as a block: "${key}: |")`));
+      } else {
+        const r = parseEmbeddedConfig(value.value, source, key, keyPosition, blockShift(value, text, lineCounter), opts);
+        fragments.push(r.fragment);
+        // Loops, not push(...spread): a config with very many bad entries would overflow the stack.
+        for (const i of r.issues) issues.push(i);
+        for (const w of r.warnings) warnings.push(w);
       }
-      const value = pair.value;
-      if (!isScalar(value) || typeof value.value !== 'string') {
-        issues.push({ source, path: `data.${key}`, ...keyPosition, message: `ConfigMap ${name}: data.${key} must be a string holding the config (write it as a block: "${key}: |")` });
-        continue;
-      }
-      const r = parseEmbeddedConfig(value.value, source, key, keyPosition, blockShift(value, text, lineCounter), opts);
-      fragments.push(r.fragment);
-      // Loops, not push(...spread): a config with very many bad entries would overflow the stack.
-      for (const i of r.issues) embedded.issues.push(i);
-      for (const w of r.warnings) embedded.warnings.push(w);
     }
     if (!keys.some(isConfigDataKey)) {
-      issues.push({
-        source,
-        path: 'data',
-        ...(data.range ? at(data.range[0]) : docPos),
-        message:
-          `ConfigMap ${name} has no data key "${CONFIG_DATA_KEY}" (found: ${cutExcerpt(keys.join(', ')) || 'none'}); the DaemonSet mounts data.${CONFIG_DATA_KEY} ` +
-          'as /etc/config/ip-masq-agent, so the agent would silently run with the defaults',
-      });
+      const found = cutExcerpt(keys.join(', ')) || 'none';
+      const mounts = `the DaemonSet mounts data.${CONFIG_DATA_KEY} as /etc/config/ip-masq-agent, so the agent would silently run with the defaults`;
+      issues.push(issue('data', posOf(data, docPos), `ConfigMap ${name} has no data key "${CONFIG_DATA_KEY}" (found: ${found}); ${mounts}`));
     }
   }
-  return { fragments, issues: [...issues, ...embedded.issues].sort(byPosition), warnings: [...warnings, ...embedded.warnings] };
+  return { fragments, issues: issues.sort(byPosition), warnings };
 }
 
-/** How many lines and columns down an embedded config's text sits in the manifest. */
-type Shift = { readonly lines: number; readonly columns: number } | undefined;
-
 /**
- * A literal block (`config: |`) holds the manifest's lines after its header, shifted by the
- * block's indentation. Other styles fold or escape their text, so positions inside them are not mapped.
+ * How many lines and columns down an embedded config's text sits in the manifest. A literal block
+ * (`config: |`) holds the manifest's lines after its header, shifted by the block's indentation.
+ * Other styles fold or escape their text, so positions inside them are not mapped (undefined).
  */
-function blockShift(node: Scalar, text: string, lineCounter: LineCounter): Shift {
+function blockShift(node: Scalar, text: string, lineCounter: LineCounter) {
   if (node.type !== 'BLOCK_LITERAL' || !node.range) return undefined;
   const header = lineCounter.linePos(node.range[0]).line;
   const lines = text.split('\n');
@@ -120,24 +102,22 @@ function blockShift(node: Scalar, text: string, lineCounter: LineCounter): Shift
   return { lines: header, columns: firstContent === undefined ? 0 : firstContent.length - firstContent.trimStart().length };
 }
 
+type Shift = ReturnType<typeof blockShift>;
+
 /** Parses the config at data.`key`; every position and key path points into the manifest (at the data key where the text does not map). */
 function parseEmbeddedConfig(text: string, source: string, key: string, keyPosition: Position, shift: Shift, opts: ConfigOptions): FragmentResult {
   const r = parseConfigFragment(text, source, opts);
-  const place = ({ path, line, column }: { readonly path: string } & Position) => {
-    const where = { source, path: path ? `data.${key}.${path}` : `data.${key}` };
-    if (line !== undefined && shift) return { ...where, line: shift.lines + line, column: (column ?? 1) + shift.columns, inside: '' };
-    return { ...where, ...keyPosition, inside: line === undefined ? '' : ` (at ${line}:${column ?? 1} of the data.${key} text)` };
+  // Everything a fragment holds is located (source, key path, line:column): move each value, each
+  // entry of a list and each issue into the manifest, whatever the key (the rest of each kept as it is).
+  const move = ({ line, column, ...v }: { readonly path: string } & Position) => {
+    const path = v.path ? `data.${key}.${v.path}` : `data.${key}`;
+    const at = line !== undefined && shift ? { line: shift.lines + line, column: (column ?? 1) + shift.columns } : keyPosition;
+    return { ...v, source, path, ...at };
   };
-  const relocate = (issue: ConfigIssue): ConfigIssue => {
-    const { inside, ...where } = place(issue);
-    return { ...where, message: `${issue.message}${inside}` };
-  };
-  // Everything a fragment holds is located (source, key path, line:column): move each value, or
-  // each entry of a list, into the manifest, whatever the key.
-  const move = <T extends { source: string; path: string } & Position>(v: T): T => {
-    const { line: _line, column: _column, ...rest } = v;
-    const { inside: _inside, ...where } = place(v);
-    return { ...rest, ...where } as T;
+  // Where the text does not map, an issue says where in that text it is.
+  const relocate = (i: ConfigIssue): ConfigIssue => {
+    const inside = i.line === undefined || shift ? '' : ` (at ${i.line}:${i.column ?? 1} of the data.${key} text)`;
+    return { ...move(i), message: `${i.message}${inside}` };
   };
   const fragment: { -readonly [K in keyof ConfigFragment]: ConfigFragment[K] } = { source };
   for (const k of CONFIG_KEYS) {

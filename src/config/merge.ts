@@ -6,26 +6,25 @@ import { ConfigError } from '../errors.js';
 import { MAX_RESYNC_INTERVAL_MS, MIN_RESYNC_INTERVAL_MS, defaultCidrEntries, type CidrEntry, type ConfigOptions, type MasqConfig } from './config.js';
 import type { Position } from './config.js';
 import { formatGoDuration } from './duration.js';
+import { allListEntries, isKeyShown } from './key-values.js';
 import { MAX_CIDRS, maxCidrsFor } from '../limits.js';
 import { CIDR_LIST_KEYS, KEYS, LIST_KEYS, type AgreeKey, type ListKey } from './keys.js';
 import type { ConfigFragment, LocatedCidrEntry, LocatedSnatEntry, LocatedValue } from './fragment.js';
 
 /** line:column of the CIDR entries of a config, by source and key path. */
-export interface EntryPositions {
-  /** Where `entry` was written; {} when not known (a default entry, or text without lines). */
-  of(entry: { readonly source: string; readonly path: string }): Position;
-}
+export type EntryPositions = ReturnType<typeof indexPositions>;
 
 /** `file:line:col`, or just the source when the position is unknown. */
 export const formatWhere = (v: { source: string } & Position): string => (v.line === undefined ? v.source : `${v.source}:${v.line}:${v.column ?? 1}`);
 const where = formatWhere;
 
 /** The positions of the CIDR entries of `fragments`, indexed on first use: the agent never asks, so it never pays for them. */
-function indexPositions(fragments: readonly ConfigFragment[]): EntryPositions {
+function indexPositions(fragments: readonly ConfigFragment[]) {
   let index: Map<string, LocatedCidrEntry> | undefined;
   const keyOf = (e: { readonly source: string; readonly path: string }): string => `${e.source}\u0000${e.path}`;
   return {
-    of(entry) {
+    /** Where `entry` was written; {} when not known (a default entry, or text without lines). */
+    of(entry: { readonly source: string; readonly path: string }): Position {
       if (index === undefined) {
         index = new Map();
         for (const f of fragments) for (const key of LIST_KEYS) for (const e of f[key] ?? []) index.set(keyOf(e), e);
@@ -144,8 +143,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
   findActionConflicts(destinations, issues);
 
   // cidrLimit counts every CIDR of every list, so no list is a way around it.
-  const counted: LocatedCidrEntry[] = [];
-  for (const key of LIST_KEYS) for (const e of lists[key]) counted.push(e);
+  const counted = allListEntries(lists);
   const cidrLimit = picked.cidrLimit;
   const limit = cidrLimit?.value ?? KEYS.cidrLimit.default;
   const cap = opts.cidrCap ?? { backend: '', max: maxCidrsFor('') };
@@ -177,8 +175,7 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     });
   }
 
-  // Lists added after configs were first hashed are left out while empty (keys.ts, omitWhenEmpty).
-  const shown = LIST_KEYS.filter((k) => lists[k].length > 0 || !('omitWhenEmpty' in KEYS[k]));
+  const shown = LIST_KEYS.filter((k) => isKeyShown(lists, k));
   const config = {
     ...Object.fromEntries(shown.map((k) => [k, lists[k].map(withoutPosition)])),
     cidrLimit: limit,

@@ -4,13 +4,13 @@
 // which a test holds to this schema), so it never loads zod. Meaning-level checks (CIDR syntax and
 // alignment, Go duration value, IPv6 enabled, cidrLimit, conflicts) happen in fragment.ts and merge.ts.
 import { z, type ZodType } from 'zod';
-import { CONFIG_KEYS, GO_DURATION_PATTERN, KEYS, type ConfigKey, type KeyDescriptor, type ValueShape } from './keys.js';
+import { CONFIG_KEYS, GO_DURATION_PATTERN, KEYS, type ConfigKey, type KeyDescriptor } from './keys.js';
 
 const CIDR_ITEM = 'An aligned IPv4 or IPv6 CIDR block, e.g. "10.0.0.0/8" or "fd00::/8" (IPv6 needs --enable-ipv6).';
 const cidrList = () => z.array(z.string().meta({ title: 'CIDR', description: CIDR_ITEM, examples: ['10.0.0.0/8', '2001:db8::/32'] }));
 
 /** The structure of each value shape. */
-const SHAPES: Record<ValueShape, () => ZodType> = {
+const SHAPES: Record<KeyDescriptor['shape'], () => ZodType> = {
   cidrList,
   boolean: () => z.boolean(),
   count: () => z.number().int().min(0),

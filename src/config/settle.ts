@@ -19,15 +19,11 @@ const KUBELET_TIMESTAMP = String.raw`\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+`;
 /** kubelet's atomic writer: `..data` (the live link), `..data_tmp` (the next one), `..<timestamp>` dirs. */
 export const KUBELET_ENTRY = new RegExp(String.raw`^\.\.(data|data_tmp|${KUBELET_TIMESTAMP})$`);
 
-const KUBELET_PUBLISHED_DIR = new RegExp(String.raw`^\.\.${KUBELET_TIMESTAMP}$`);
-
 /**
- * Whether a file's real path (links resolved) lies in one of kubelet's `..<timestamp>`
- * directories: written completely before it was published, and never written again.
+ * Matches a real path (links resolved) that lies in one of kubelet's `..<timestamp>` directories:
+ * written completely before it was published, and never written again.
  */
-export function isKubeletPublished(realPath: string): boolean {
-  return realPath.split('/').some((part) => KUBELET_PUBLISHED_DIR.test(part));
-}
+export const KUBELET_PUBLISHED = new RegExp(String.raw`(^|/)\.\.${KUBELET_TIMESTAMP}(/|$)`);
 
 /** What one look at a file saw: its identity, size and change times (ms since the epoch). */
 export type FileLook = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>;
@@ -38,10 +34,10 @@ export type SeenLooks = Map<string, { readonly signature: string; readonly since
 /**
  * How many ms more `file` must stay unchanged before it counts as settled; 0 when it has. The
  * kernel's change times count as the first look; a second look that saw the same signature at
- * least `quietMs` ago counts too, for a clock stepped back (a change time in the future) or
+ * least SETTLE_QUIET_MS ago counts too, for a clock stepped back (a change time in the future) or
  * timestamps coarser than the writes. Records this look in `seen`.
  */
-export function settleWaitMs(file: string, look: FileLook, now: number, quietMs: number, seen: SeenLooks): number {
+export function settleWaitMs(file: string, look: FileLook, now: number, seen: SeenLooks): number {
   const signature = `${look.dev}:${look.ino}:${look.size}:${look.mtimeMs}:${look.ctimeMs}`;
   let first = seen.get(file);
   if (first?.signature !== signature) {
@@ -49,5 +45,5 @@ export function settleWaitMs(file: string, look: FileLook, now: number, quietMs:
     seen.set(file, first);
   }
   const unchangedFor = Math.max(now - Math.max(look.mtimeMs, look.ctimeMs), now - first.since);
-  return unchangedFor >= quietMs ? 0 : quietMs - unchangedFor;
+  return Math.max(0, SETTLE_QUIET_MS - unchangedFor);
 }

@@ -10,12 +10,6 @@ import { KEYS, type ConfigKey } from './keys.js';
 /** One step of a key path below a key: a list index or a snat field. */
 export type PathPart = string | number;
 
-/** One structural fault: where below the key, and what to say. */
-export interface StructureFault {
-  readonly rest: readonly PathPart[];
-  readonly message: string;
-}
-
 /** A short description of a parsed value, for "expected X, got Y" messages; `written` is a number's source text. */
 export function describeValue(v: unknown, written?: string): string {
   if (v === null || v === undefined) return 'null (no value)';
@@ -49,8 +43,9 @@ const missingField = (field: string): string => `snat item has no ${field}: ever
  * report them; none when it fits. `written` gives a number's source text at a path, for messages.
  * A malformed duration string is not a fault here: the Go duration parser explains it better.
  */
-export function structureFaults(key: ConfigKey, value: unknown, written: (rest: readonly PathPart[]) => string | undefined = () => undefined): StructureFault[] {
-  const faults: StructureFault[] = [];
+export function structureFaults(key: ConfigKey, value: unknown, written: (rest: readonly PathPart[]) => string | undefined = () => undefined) {
+  // Each fault: where below the key, and what to say.
+  const faults: { readonly rest: readonly PathPart[]; readonly message: string }[] = [];
   const fault = (rest: readonly PathPart[], got: unknown, expected: string, ifNull: string, hint = ''): void => {
     faults.push({ rest, message: got === null || got === undefined ? ifNull : `expected ${expected}, got ${describeValue(got, written(rest))}${hint}` });
   };
@@ -73,9 +68,8 @@ export function structureFaults(key: ConfigKey, value: unknown, written: (rest: 
       if (typeof value !== 'boolean') fault([], value, d.expected, ifNull);
       break;
     case 'count':
-      if (typeof value !== 'number' || !Number.isInteger(value)) fault([], value, d.expected, ifNull);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) fault([], value, d.expected, ifNull);
       else if (value > Number.MAX_SAFE_INTEGER) fault([], value, `${d.expected} of at most ${Number.MAX_SAFE_INTEGER}`, ifNull);
-      else if (value < 0) fault([], value, d.expected, ifNull);
       break;
     case 'duration': {
       const floor = MIN_RESYNC_INTERVAL_MS / 1000;
