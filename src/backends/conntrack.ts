@@ -25,8 +25,6 @@ export interface StaleFlowOptions {
    * connection cannot change its source address, so deleting its entry breaks it rather than moving it.
    */
   readonly deleteTcp?: boolean;
-  /** Deadline of each conntrack command, in milliseconds (the runner's default when absent). */
-  readonly timeoutMs?: number;
 }
 
 /**
@@ -58,7 +56,7 @@ export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, o
   const errors: Error[] = [];
   for (const argv of staleFlowCommands(changed, opts)) {
     try {
-      const r = await run(argv, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+      const r = await run(argv);
       deleted += conntrackDeleted(r) ?? 0;
     } catch (e) {
       // None to delete is exit 1, not a failure.

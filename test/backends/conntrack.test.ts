@@ -12,7 +12,6 @@ import type { FamilyPolicy } from '../../src/policy/types.js';
 import type { ChangedDecisions } from '../../src/policy/changes.js';
 import type { CommandResult, Runner } from '../../src/exec/runner.js';
 
-const KEPT: ChangedDecisions = { family: 'ipv4', widened: false, changes: [{ destinations: [parseCidr('198.51.100.0/24')], oldTranslated: false }] };
 const MIXED: ChangedDecisions = {
   family: 'ipv4',
   widened: false,
@@ -77,16 +76,6 @@ test('deleteStaleFlows stops at a missing conntrack: every other command would f
   const r = await deleteStaleFlows(runner, MIXED);
   assert.deepEqual([r.deleted, r.errors.length, calls.length], [0, 1, 1]);
   assert.match(r.errors[0]!.message, /not installed/);
-});
-
-test('deleteStaleFlows passes the timeout to each command', async () => {
-  const seen: (number | undefined)[] = [];
-  const runner: Runner = async (_argv, options) => {
-    seen.push(options?.timeoutMs);
-    return { stdout: '', stderr: said(0), exitCode: 0 };
-  };
-  await deleteStaleFlows(runner, KEPT, { timeoutMs: 5000 });
-  assert.deepEqual(seen, [5000, 5000]);
 });
 
 /** The IPv4 policy of a config text, with the agent's default flags. */

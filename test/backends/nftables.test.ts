@@ -243,21 +243,6 @@ describe('nftables backend (fake nft)', () => {
     assert.deepEqual(fake.calls, [LIST_TABLE, LIST_CHAINS]);
   });
 
-  it('passes the timeout to every command', async () => {
-    const seen: unknown[] = [];
-    const fake = createFakeNft();
-    const runner: Runner = (argv, options) => {
-      seen.push([argv[0], options?.timeoutMs]);
-      return fake.runner(argv, options);
-    };
-    const backend = createNftablesBackend({ runner, timeoutMs: 1234 });
-    await applyPolicy(backend, v4);
-    await readOwned(backend, 'ipv4');
-    await backend.cleanup('ipv4');
-    assert.ok(seen.length >= 3);
-    for (const s of seen) assert.deepEqual(s, ['nft', 1234]);
-  });
-
   it('reports read failures other than a missing table', async () => {
     const runner: Runner = async (argv) => {
       throw new CommandError(argv, 1, 'Error: Operation not permitted\n', 'other', 'nft: exit code 1: Error: Operation not permitted');

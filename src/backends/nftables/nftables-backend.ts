@@ -19,8 +19,6 @@ import { chainTranslation, natPostroutingChains, type NftNatChain, type NftTrans
 export interface NftablesBackendOptions {
   /** Runs `nft`; tests pass a fake or a namespace runner. */
   readonly runner: Runner;
-  /** Per-command timeout in milliseconds. Default: the runner's. */
-  readonly timeoutMs?: number;
 }
 
 /** What `nft` printed, or undefined when it failed only because the table or chain is not there. */
@@ -35,8 +33,7 @@ async function unlessMissing(command: Promise<CommandResult>): Promise<string | 
 
 /** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
 export function createNftablesBackend(options: NftablesBackendOptions): Backend<NftObserved, NftablesPlan> {
-  const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
-  const run = (args: readonly string[], input?: string) => options.runner(['nft', ...args], input === undefined ? timeout : { ...timeout, input });
+  const run = (args: readonly string[], input?: string) => options.runner(['nft', ...args], input === undefined ? {} : { input });
 
   /** The output of an `nft -j list`, or undefined when what it lists does not exist. */
   const list = (args: readonly string[]): Promise<string | undefined> => unlessMissing(run(['-j', ...args]));
@@ -96,7 +93,7 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     // One table holds both families: it is one place to clean up.
     leftovers: () => [nftLeftover(options.runner)],
     counters: async (policies) => {
-      const { stdout } = await options.runner(['nft', '-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')]);
+      const { stdout } = await run(['-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')]);
       return parseNftCounters(stdout, policies);
     },
     read,
