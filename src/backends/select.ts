@@ -1,7 +1,7 @@
 import type { CommandResult, Runner } from '../exec/runner.js';
 import type { Logger } from '../observe/log.js';
 import { CommandError } from '../errors.js';
-import type { Backend, CleanupTarget, Inspection } from './backend.js';
+import { memoByObject, type Backend, type CleanupTarget, type Inspection } from './backend.js';
 import { createIptablesBackend } from './iptables/iptables-backend.js';
 import { detectIptablesMode, iptablesVersion, supportsRandomFully, type IptablesMode } from './iptables/detect.js';
 import { createNftablesBackend } from './nftables/nftables-backend.js';
@@ -141,16 +141,13 @@ function checkedBeforeChoice(target: CleanupTarget, o: SelectOptions): boolean {
 export async function selectBackend(o: SelectOptions): Promise<Backend> {
   const looks = shareLooks(o.runner);
   const targets = defaultCleanupTargets(o.chain, looks);
-  // Independent checks run side by side; their results are logged in the old order below.
-  const checks = new Map<CleanupTarget, Promise<Inspection>>();
-  const check = (target: CleanupTarget): Promise<Inspection> => {
-    if (!checks.has(target)) {
-      checks.set(target, target.inspect());
-      // Awaited in the loop below; until then a failure must not count as unhandled.
-      checks.get(target)!.catch(() => undefined);
-    }
-    return checks.get(target)!;
-  };
+  // Independent checks run side by side, each once; their results are logged in the old order below.
+  const check = memoByObject((target: CleanupTarget): Promise<Inspection> => {
+    const found = target.inspect();
+    // Awaited in the loop below; until then a failure must not count as unhandled.
+    found.catch(() => undefined);
+    return found;
+  });
   for (const target of targets) if (checkedBeforeChoice(target, o)) void check(target);
   // `iptables-nft --version` is both auto's "is iptables installed" and the nft mode's version:
   // cheap (no kernel access), so asked now, beside the checks.

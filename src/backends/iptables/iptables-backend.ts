@@ -2,7 +2,7 @@
 // whole table (`iptables-save -t nat` costs over a second next to a big kube-proxy, `-S POSTROUTING`
 // a few ms; netfilter-facts.md). apply lists POSTROUTING again wherever it changed, so a repair that
 // does not take fails the sync instead of being repeated at every one.
-import { memoByPolicy, type Backend, type BackendFacts, type RenderedPayload } from '../backend.js';
+import { memoByObject, type Backend, type BackendFacts, type RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
 import { isChainIncompatible, isChainMissing } from '../../exec/runner.js';
@@ -141,7 +141,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
     chain,
     randomFully: policy.randomFully && opts.randomFullySupported,
   });
-  const wanted = memoByPolicy((policy) => renderSaveLines(policy, renderOptions(policy)));
+  const wanted = memoByObject((policy: FamilyPolicy) => renderSaveLines(policy, renderOptions(policy)));
 
   const backend: Backend<IptablesObserved, IptablesPlan> = {
     name,

@@ -204,13 +204,6 @@ export function formatSaveRule({ shape, src, dst }: Rule): string {
   return `${shape.save[0]}${savedMatch('-s', src)}${savedMatch('-d', dst)}${shape.save[1]}`;
 }
 
-function assertFamily(policy: FamilyPolicy): void {
-  for (const list of [policy.exempt, policy.actions ?? [], policy.sources ?? []]) {
-    const e = list.find((r) => r.cidr.family !== policy.family);
-    if (e) throw new Error(`exempt range ${e.text} (${e.cidr.family}) in the ${policy.family} policy`);
-  }
-}
-
 const comment = (text: string): RulePart => ({ kind: 'comment', text });
 const jump = (target: string): RulePart => ({ kind: 'jump', target });
 
@@ -234,7 +227,6 @@ function preludeRules(policy: FamilyPolicy, chain: string): Rule[] {
  * the protocol and statistic after the target; the rest writes the order -S prints.
  */
 export function chainRules(policy: FamilyPolicy, opts: RenderOptions): Rule[] {
-  assertFamily(policy);
   const { chain } = opts;
   const reference = !usesDecisionRules(policy);
   // The decision layout writes IPv6 ranges as iptables prints them; a row itself is the match otherwise.

@@ -9,7 +9,7 @@ import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { Action, FamilyPolicy, PortRange } from '../../policy/types.js';
 import { add, canonicalLines, deleteByName, formatNftScript, type NftChain, type NftObject, type NftOp, type NftSet } from './model.js';
-import { memoByPolicy } from '../backend.js';
+import { memoByObject } from '../backend.js';
 import { TO_PORTS_PROTOCOLS } from '../iptables/constants.js';
 import { FIRST_PRIORITY, NFT_NAMES, SRCNAT_PRIORITY } from './names.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy/build.js';
@@ -170,4 +170,4 @@ export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRend
 }
 
 /** What read(family) returns after the policy was applied: canonical lines (see model.ts). */
-export const expectedNftLines = memoByPolicy((policy): readonly string[] => canonicalLines(nftFamilyObjects(policy)));
+export const expectedNftLines = memoByObject((policy: FamilyPolicy): readonly string[] => canonicalLines(nftFamilyObjects(policy)));
