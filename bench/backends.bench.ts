@@ -127,7 +127,7 @@ function printTable(header: readonly string[], rows: readonly (readonly string[]
 type Kind = 'nftables' | 'iptables-nft' | 'iptables-legacy';
 
 function makeBackend(kind: Kind, runner: Runner): Backend {
-  if (kind === 'nftables') return createNftablesBackend({ runner });
+  if (kind === 'nftables') return createNftablesBackend(runner);
   return createIptablesBackend({ runner, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true });
 }
 
@@ -228,7 +228,7 @@ async function benchEndToEnd(): Promise<void> {
   const rows: string[][] = [];
   for (let r = 0; r < REPEATS; r++) {
     await inFreshNamespace(async (run) => {
-      const backend = createNftablesBackend({ runner: run });
+      const backend = createNftablesBackend(run);
       const t0 = performance.now();
       const { config } = parseConfigText(text, 'bench.yaml', { enableIPv6: false, nomasqAllReservedRanges: false });
       const t1 = performance.now();
@@ -378,9 +378,7 @@ async function benchLimits(): Promise<void> {
         // The agent's default command timeout, as its runner sets it.
         const run: Runner = (argv, o = {}) => benchRun(argv, { ...o, timeoutMs: AGENT_TIMEOUT_MS });
         const backend: Backend =
-          kind === 'nftables'
-            ? createNftablesBackend({ runner: run })
-            : createIptablesBackend({ runner: run, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true });
+          kind === 'nftables' ? createNftablesBackend(run) : createIptablesBackend({ runner: run, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true });
         const first = await attempt(() => applyPolicy(backend, p));
         const again = await attempt(() => applyPolicy(backend, p));
         let same = '';

@@ -63,7 +63,7 @@ async function createIptablesBackendFor(o: SelectOptions, looks: Runner): Promis
 /** Every place the agent may leave state: the leftovers of each form its backend can take here (iptables nft, legacy, nftables). */
 export function defaultCleanupTargets(chain: string, runner: Runner): CleanupTarget[] {
   const iptables = (['nft', 'legacy'] as const).map((mode) => createIptablesBackend({ runner, mode, chain, randomFullySupported: true }));
-  return [...iptables, createNftablesBackend({ runner })].flatMap((b) => b.leftovers());
+  return [...iptables, createNftablesBackend(runner)].flatMap((b) => b.leftovers());
 }
 
 /** A runner for backends used only for their pure methods: running anything is a bug. */
@@ -77,27 +77,23 @@ const noRunner: Runner = async (argv) => {
  * (>= 1.6.2, every current distribution); its variant does not change what it renders.
  */
 export function createRenderOnlyBackend(kind: 'iptables' | 'nftables', chain: string): Backend {
-  return kind === 'nftables' ? createNftablesBackend({ runner: noRunner }) : createIptablesBackend({ runner: noRunner, mode: 'nft', chain, randomFullySupported: true });
-}
-
-/** A backend opened for reading, and how it was chosen, in words. */
-export interface OpenedBackend {
-  readonly backend: Backend;
-  /** e.g. `iptables-nft (--backend=iptables; mode: no kubelet chains found ...; iptables 1.8.9)`. */
-  readonly description: string;
+  return kind === 'nftables' ? createNftablesBackend(noRunner) : createIptablesBackend({ runner: noRunner, mode: 'nft', chain, randomFullySupported: true });
 }
 
 /** Builds the backend the agent would use, read-only: unlike selectBackend, nothing is removed. */
-export async function openBackendReadOnly(o: SelectOptions): Promise<OpenedBackend> {
+export async function openBackendReadOnly(o: SelectOptions) {
   const looks = shareLooks(o.runner);
   const { kind, reason } = await chooseBackendKind({ ...o, runner: looks });
-  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o, looks);
+  const backend = kind === 'nftables' ? createNftablesBackend(o.runner) : await createIptablesBackendFor(o, looks);
   const facts = backend.describe();
   const parts = [reason];
   if (facts.modeReason !== undefined) parts.push(`mode: ${facts.modeReason}`);
   if (facts.version !== undefined) parts.push(`iptables ${facts.version}${facts.randomFullySupported === false ? ', without --random-fully' : ''}`);
   return { backend, description: `${backend.name} (${parts.join('; ')})` };
 }
+
+/** A backend opened for reading, and how it was chosen, in words: `iptables-nft (--backend=iptables; mode: ...; iptables 1.8.9)`. */
+export type OpenedBackend = Awaited<ReturnType<typeof openBackendReadOnly>>;
 
 /** Whether argv only looks (a `*-save` dump, `nft list tables`, `--version`): the same answer for everyone asking during selection. */
 function onlyLooks(argv: readonly string[]): boolean {
@@ -156,7 +152,7 @@ export async function selectBackend(o: SelectOptions): Promise<Backend> {
   o.log.info('backend selected', { backend: kind, reason });
   const known = kind === 'nftables' ? 'nftables' : o.iptablesMode === 'auto' ? undefined : `iptables-${o.iptablesMode}`;
   if (known !== undefined) for (const target of targets) if (target.backend !== known) void check(target);
-  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o, looks);
+  const backend = kind === 'nftables' ? createNftablesBackend(o.runner) : await createIptablesBackendFor(o, looks);
   // Our nft table is ours alone, so a family turned off is removed; iptables' IPv6 tables are
   // left untouched with IPv6 off, as the reference agent leaves them.
   const ipv6Read = kind === 'nftables' && o.enableIPv6 === false ? backend.read('ipv6') : undefined;

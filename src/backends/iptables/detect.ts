@@ -35,10 +35,6 @@ async function saveOutput(runner: Runner, argv: readonly string[]): Promise<stri
   }
 }
 
-function countRules(text: string): number {
-  return text.split('\n').filter((l) => l.startsWith('-')).length;
-}
-
 /**
  * Detects the host's iptables mode (kubernetes-sigs/iptables-wrappers logic):
  * 1. kubelet's chains in `ip(6)tables-nft-save -t mangle` mean nft;
@@ -61,8 +57,12 @@ export async function detectIptablesMode(runner: Runner): Promise<IptablesDetect
   }
   // Both dumps are needed from here on: asked at once.
   const nft = await Promise.all(['iptables-nft-save', 'ip6tables-nft-save'].map((bin) => saveOutput(runner, [bin])));
-  const legacyRules = legacy.reduce((n, t) => n + countRules(t), 0);
-  const nftRules = nft.reduce((n, t) => n + countRules(t), 0);
+  const rules = (dumps: string[]): number =>
+    dumps
+      .join('\n')
+      .split('\n')
+      .filter((l) => l.startsWith('-')).length;
+  const [legacyRules, nftRules] = [rules(legacy), rules(nft)];
   if (legacyRules > nftRules) {
     return { mode: 'legacy', reason: `no kubelet chains found; legacy has more rules than nft (${legacyRules} > ${nftRules})` };
   }

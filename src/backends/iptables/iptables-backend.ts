@@ -34,14 +34,10 @@ const MAX_JUMP_ROUNDS = 10;
  */
 async function inspectRenamed(cmd: IptablesCommands, family: Family, listing: readonly string[], chain: string): Promise<RenamedJump[]> {
   const found: RenamedJump[] = [];
-  for (const rule of findRenamedJumps(listing, chain)) {
-    const target = rule.target;
-    let rules: string[] | undefined;
-    if (target !== undefined && mayBeOurChain(target)) {
-      const r = await cmd.list(family, target);
-      if (r.exitCode === 0) rules = outputLines(r.stdout);
-    }
-    found.push({ line: rule.line, target: target ?? '(none)', verdict: judgeRenamedChain(target, rules) });
+  for (const { line, target } of findRenamedJumps(listing, chain)) {
+    const r = target !== undefined && mayBeOurChain(target) ? await cmd.list(family, target) : undefined;
+    const rules = r?.exitCode === 0 ? outputLines(r.stdout) : undefined;
+    found.push({ line, target: target ?? '(none)', verdict: judgeRenamedChain(target, rules) });
   }
   return found;
 }

@@ -15,12 +15,6 @@ import { nftPlanScripts, planNft, planNftCleanup, type NftObserved, type Nftable
 import { expectedNftLines, renderNftScript } from './render.js';
 import { chainTranslation, natPostroutingChains, type NftNatChain, type NftTranslator } from './shadow.js';
 
-/** What the nftables backend needs. */
-export interface NftablesBackendOptions {
-  /** Runs `nft`; tests pass a fake or a namespace runner. */
-  readonly runner: Runner;
-}
-
 /** What `nft` printed, or undefined when it failed only because the table or chain is not there. */
 async function unlessMissing(command: Promise<CommandResult>): Promise<string | undefined> {
   try {
@@ -31,9 +25,9 @@ async function unlessMissing(command: Promise<CommandResult>): Promise<string | 
   }
 }
 
-/** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
-export function createNftablesBackend(options: NftablesBackendOptions): Backend<NftObserved, NftablesPlan> {
-  const run = (args: readonly string[], input?: string) => options.runner(['nft', ...args], input === undefined ? {} : { input });
+/** Creates the native nftables backend (`nftables`) on `runner`, owning only the table `inet ip-masq-agent`. */
+export function createNftablesBackend(runner: Runner): Backend<NftObserved, NftablesPlan> {
+  const run = (args: readonly string[], input?: string) => runner(['nft', ...args], input === undefined ? {} : { input });
 
   /** The output of an `nft -j list`, or undefined when what it lists does not exist. */
   const list = (args: readonly string[]): Promise<string | undefined> => unlessMissing(run(['-j', ...args]));
@@ -91,7 +85,7 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     render: (policy) => ({ family: policy.family, command: 'nft -f -', payload: renderNftScript([policy]) }),
     describe: () => ({ name: 'nftables', dialect: 'nftables' }),
     // One table holds both families: it is one place to clean up.
-    leftovers: () => [nftLeftover(options.runner)],
+    leftovers: () => [nftLeftover(runner)],
     counters: async (policies) => {
       const { stdout } = await run(['-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')]);
       return parseNftCounters(stdout, policies);
