@@ -30,19 +30,15 @@ async function installed(runner: Runner, argv: readonly string[]): Promise<boole
   );
 }
 
-/** Whether kube-proxy runs in nftables mode here: it owns `ip kube-proxy` / `ip6 kube-proxy`. */
-async function kubeProxyUsesNftables(runner: Runner): Promise<boolean> {
-  const tables = await runner(['nft', 'list', 'tables'], { timeoutMs: 10_000 }).then(
-    (r) => r.stdout,
-    () => '',
-  );
-  return /^table ip6? kube-proxy$/m.test(tables);
-}
-
 /** Picks the nftables or iptables backend as --backend says, and says why. */
 export async function chooseBackendKind(o: SelectOptions): Promise<{ kind: 'iptables' | 'nftables'; reason: string }> {
   if (o.backend !== 'auto') return { kind: o.backend, reason: `--backend=${o.backend}` };
-  if (await kubeProxyUsesNftables(o.runner)) return { kind: 'nftables', reason: 'kube-proxy runs in nftables mode (table ip kube-proxy exists)' };
+  // kube-proxy in nftables mode owns `ip kube-proxy` / `ip6 kube-proxy`.
+  const tables = await o.runner(['nft', 'list', 'tables'], { timeoutMs: 10_000 }).then(
+    (r) => r.stdout,
+    () => '',
+  );
+  if (/^table ip6? kube-proxy$/m.test(tables)) return { kind: 'nftables', reason: 'kube-proxy runs in nftables mode (table ip kube-proxy exists)' };
   const hasIptables = (await installed(o.runner, ['iptables-nft', '--version'])) || (await installed(o.runner, ['iptables-legacy', '--version']));
   if (!hasIptables) return { kind: 'nftables', reason: 'no iptables binary is installed' };
   return { kind: 'iptables', reason: 'iptables is installed and kube-proxy does not run in nftables mode' };
@@ -95,21 +91,17 @@ export async function openBackendReadOnly(o: SelectOptions) {
 /** A backend opened for reading, and how it was chosen, in words: `iptables-nft (--backend=iptables; mode: ...; iptables 1.8.9)`. */
 export type OpenedBackend = Awaited<ReturnType<typeof openBackendReadOnly>>;
 
-/** Whether argv only looks (a `*-save` dump, `nft list tables`, `--version`): the same answer for everyone asking during selection. */
-function onlyLooks(argv: readonly string[]): boolean {
-  return /-save$/.test(argv[0] ?? '') || argv[1] === '--version' || (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'tables' && argv.length === 3);
-}
-
 /**
- * A runner that runs each looking command (see onlyLooks) once and hands every caller the same
- * answer: detection, the kube-proxy probe and the leftover checks ask some of the same questions
- * (`iptables-legacy-save`, `nft list tables`, `iptables-nft --version`) within milliseconds.
- * Everything else (removals, listings that a cleanup repeats) runs each time. For selection only.
+ * A runner that runs each command that only looks (a `*-save` dump, `nft list tables`, `--version`)
+ * once and hands every caller the same answer: detection, the kube-proxy probe and the leftover
+ * checks ask some of the same questions within milliseconds. Everything else (removals, listings
+ * that a cleanup repeats) runs each time. For selection only.
  */
 export function shareLooks(runner: Runner): Runner {
   const answers = new Map<string, Promise<CommandResult>>();
   return (argv, options) => {
-    if (!onlyLooks(argv) || options?.input !== undefined) return runner(argv, options);
+    const looks = /-save$/.test(argv[0] ?? '') || argv[1] === '--version' || (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'tables' && argv.length === 3);
+    if (!looks || options?.input !== undefined) return runner(argv, options);
     const key = argv.join('\0');
     if (!answers.has(key)) answers.set(key, runner(argv, options));
     return answers.get(key)!;

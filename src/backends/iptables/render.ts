@@ -3,12 +3,8 @@
 // byte. One builder makes the rule objects for every policy; both texts come from them.
 //
 // The printed form was measured with iptables 1.8.9 inside network namespaces, and is the same
-// for iptables-nft and iptables-legacy: -s, -d and -p first, then the -m modules in the order
-// given, then the target with its options (--random-fully last):
-//   -A C -d 10.0.0.0/8 -m comment --comment "..." -j RETURN        (-d moves before -m comment)
-//   -A C -p tcp -m comment --comment "..." -m statistic --mode random --probability 0.49999237061 -j MASQUERADE --to-ports 1024-29999 --random-fully
-//   -A C -m comment --comment "..." -j MASQUERADE --random-fully
-// The probability comes back as the kernel stores it: lround(P * 2^31) / 2^31, printed `%.11f`.
+// for iptables-nft and iptables-legacy: -s, -d and -p first (`-d` moves before `-m comment`), then
+// the -m modules in the order given, then the target with its options (--random-fully last).
 import { formatIp, type Cidr, type IpAddress } from '../../net/cidr.js';
 import { decisionTable, usesDecisionRules } from '../../policy/decide.js';
 import { quoteExcerpt } from '../../excerpt.js';

@@ -1,10 +1,7 @@
-// Renders one or both families' policies into a single `nft -f -` transaction (pure).
-//
-// Each family owns its own objects (set nonmasq4 + chain postrouting4, nonmasq6 + postrouting6),
-// so applying one family never rewrites the other's. Within the transaction the family's chain
-// and set are deleted and created afresh: `flush table` would keep old set elements, and a
-// rebuild also heals a chain whose hook, priority or policy was changed by someone else. The
-// kernel commits the whole batch or nothing, so no packet sees a half state.
+// Renders policies into one `nft -f -` transaction (pure). Each family owns its own set and chain,
+// so applying one never rewrites the other's; they are deleted and created afresh (`flush table`
+// would keep old set elements, and a rebuild heals a hook, priority or policy someone changed),
+// and the kernel commits the whole batch or nothing, so no packet sees a half state.
 import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { Action, FamilyPolicy, PortRange } from '../../policy/types.js';
