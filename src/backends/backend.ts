@@ -21,12 +21,8 @@ export interface RenderedPayload {
 
 /** What a backend is, for people: status prints these facts, explain speaks the dialect. */
 export interface BackendFacts {
-  /** As Backend.name. */
-  readonly name: string;
   /** Whose words the rules are in (`MASQUERADE --random-fully` or `masquerade fully-random`). */
   readonly dialect: 'iptables' | 'nftables';
-  /** iptables: the variant, `nft` or `legacy`. */
-  readonly mode?: string;
   /** Why that variant was picked (what detection found), when it was detected. */
   readonly modeReason?: string;
   /** The tool's version, when it was asked. */

@@ -44,10 +44,7 @@ export async function chooseBackendKind(o: SelectOptions): Promise<{ kind: 'ipta
   return { kind: 'iptables', reason: 'iptables is installed and kube-proxy does not run in nftables mode' };
 }
 
-/**
- * Builds the iptables backend for the host's iptables variant. `looks` runs detection's commands
- * (selectBackend shares their answers with the leftover checks); the backend runs o.runner.
- */
+/** Builds the iptables backend for the host's variant; `looks` runs detection's commands, the backend o.runner. */
 async function createIptablesBackendFor(o: SelectOptions, looks: Runner): Promise<Backend> {
   const detected = o.iptablesMode === 'auto' ? await detectIptablesMode(looks) : { mode: o.iptablesMode, reason: `--iptables-mode=${o.iptablesMode}` };
   const version = await iptablesVersion(looks, detected.mode);

@@ -28,10 +28,7 @@ function shellQuote(word: string): string {
 // Stops a cleanup loop if jumps keep coming back (another agent adding them as fast as we delete).
 const MAX_JUMP_ROUNDS = 10;
 
-/**
- * The chains that rules with our jump's comment lead to, when such rules are in `listing`, each
- * listed and judged. Runs nothing when there is none (every quiet sync).
- */
+/** The chains that rules with our jump's comment in `listing` lead to, each listed and judged; none on a quiet sync. */
 async function inspectRenamed(cmd: IptablesCommands, family: Family, listing: readonly string[], chain: string): Promise<RenamedJump[]> {
   const found: RenamedJump[] = [];
   for (const { line, target } of findRenamedJumps(listing, chain)) {
@@ -159,9 +156,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
 
     describe(): BackendFacts {
       return {
-        name,
         dialect: 'iptables',
-        mode,
         randomFullySupported: opts.randomFullySupported,
         ...(opts.detected === undefined ? {} : { modeReason: opts.detected.reason, version: opts.detected.version }),
       };

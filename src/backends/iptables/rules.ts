@@ -133,10 +133,7 @@ export function judgeRenamedChain(target: string | undefined, listing: readonly 
   return { ours: true, rules };
 }
 
-/**
- * Restore lines that take back our renamed chain: its jump deleted by spec, then the chain
- * flushed and deleted. In one transaction with the rest, or not at all.
- */
+/** Restore lines that take back our renamed chain: its jump deleted by spec, then the chain flushed and deleted. */
 export function renamedRemovalLines(jumpLine: string, target: string): string[] {
   return [deleteSpec(jumpLine), `-F ${target}`, `-X ${target}`];
 }

@@ -83,7 +83,7 @@ export function createNftablesBackend(runner: Runner): Backend<NftObserved, Nfta
     expected: (policy) => expectedNftLines(policy),
     // The script apply pipes into `nft -f -` on a node without our table.
     render: (policy) => ({ family: policy.family, command: 'nft -f -', payload: renderNftScript([policy]) }),
-    describe: () => ({ name: 'nftables', dialect: 'nftables' }),
+    describe: () => ({ dialect: 'nftables' }),
     // One table holds both families: it is one place to clean up.
     leftovers: () => [nftLeftover(runner)],
     counters: async (policies) => {

@@ -264,10 +264,9 @@ function tableFlagsLine(objects: readonly JsonObject[]): string | undefined {
 }
 
 /**
- * The objects in our table that are not the agent's sets and chains, in listing order: each with
- * the key nft -j prints it under (`chain`, `map`, `ct helper`, ...), its name, the handle apply
- * deletes it by (names may need quoting; handles never do), for a chain the chains its rules jump
- * or go to (deleted after it), and a detail for people: hook and priority, types, rule count.
+ * The objects in our table that are not the agent's sets and chains, in listing order: each with its
+ * nft -j key (`chain`, `map`, `ct helper`, ...), name, handle (names may need quoting; handles never
+ * do), the chains a chain's rules jump to (deleted after it), and a detail for people.
  */
 function foreignObjects(objects: readonly JsonObject[]) {
   const rules = objects.map((o) => o['rule']).filter(ours);

@@ -72,9 +72,8 @@ export function nftForeignDeletions(foreign: readonly NftForeignObject[]): NftOp
 }
 
 /**
- * Plans one family: up to date when the owned lines read equal the wanted ones; else one
- * transaction (nftFamilyOps) that deletes the foreign objects after our chain, which may jump to
- * one, and before our set, which one may reference, as a renamed chain of ours does.
+ * Plans one family: up to date when the owned lines read equal the wanted ones; else one transaction
+ * (nftFamilyOps) that deletes the foreign objects between our chain and our set.
  */
 export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPlan {
   const family = policy.family;
