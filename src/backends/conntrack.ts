@@ -18,15 +18,6 @@ import type { Logger } from '../observe/log.js';
 import { changedDecisions, countBlockPairs } from '../policy/changes.js';
 import type { FamilyPolicy } from '../policy/types.js';
 
-/** Options of deleteStaleFlows. */
-export interface StaleFlowOptions {
-  /**
-   * Also delete tcp and sctp entries (for a later `--conntrack-delete-tcp`). Off by default: such a
-   * connection cannot change its source address, so deleting its entry breaks it rather than moving it.
-   */
-  readonly deleteTcp?: boolean;
-}
-
 /**
  * Connectionless protocols whose flows are deleted by default: udp, and icmp (a ping left running
  * to check the NAT would otherwise keep the old source). udplite and others are too rare to pay a
@@ -40,9 +31,9 @@ function conntrackDeleteArgv(family: Family, protocol: string, change: Pick<Chan
   return ['conntrack', '-D', '-f', family, '-p', protocol, ...from, '--orig-dst', formatCidr(destination), ...(change.oldTranslated ? ['--src-nat'] : [])];
 }
 
-/** Every argv the changes need, in order. */
-export function staleFlowCommands(changed: ChangedDecisions, opts: StaleFlowOptions = {}): string[][] {
-  const protocols = [...CONNECTIONLESS[changed.family], ...(opts.deleteTcp === true ? ['tcp', 'sctp'] : [])];
+/** Every argv the changes need, in order; with `deleteTcp`, tcp and sctp ones too. */
+export function staleFlowCommands(changed: ChangedDecisions, deleteTcp = false): string[][] {
+  const protocols = [...CONNECTIONLESS[changed.family], ...(deleteTcp ? ['tcp', 'sctp'] : [])];
   return changed.changes.flatMap((c) => c.destinations.flatMap((d) => (c.sources ?? [undefined]).flatMap((s) => protocols.map((p) => conntrackDeleteArgv(changed.family, p, c, d, s)))));
 }
 
@@ -51,10 +42,10 @@ export function staleFlowCommands(changed: ChangedDecisions, opts: StaleFlowOpti
  * the same table); returns the entries deleted, summed, and the commands that failed. Never throws.
  * A missing conntrack or missing privileges stops the rest, which would fail alike.
  */
-export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, opts: StaleFlowOptions = {}) {
+export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, deleteTcp = false) {
   let deleted = 0;
   const errors: Error[] = [];
-  for (const argv of staleFlowCommands(changed, opts)) {
+  for (const argv of staleFlowCommands(changed, deleteTcp)) {
     try {
       const r = await run(argv);
       deleted += conntrackDeleted(r) ?? 0;
@@ -69,8 +60,13 @@ export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, o
 }
 
 /** What createStaleFlowCleaner needs: the runner, where to log, and the metric to count into. */
-export interface StaleFlowCleanerOptions extends StaleFlowOptions {
+export interface StaleFlowCleanerOptions {
   readonly run: Runner;
+  /**
+   * Also delete tcp and sctp entries (`--conntrack-delete-tcp`). Off by default: such a connection
+   * cannot change its source address, so deleting its entry breaks it rather than moving it.
+   */
+  readonly deleteTcp?: boolean;
   readonly log: Logger;
   readonly countDeleted: (family: Family, deleted: number) => void;
 }
@@ -83,7 +79,7 @@ export function createStaleFlowCleaner(o: StaleFlowCleanerOptions): (old: Family
   return async (old, next) => {
     const changed = changedDecisions(old, next);
     if (changed.changes.length === 0) return;
-    const { family, deleted, errors } = await deleteStaleFlows(o.run, changed, o);
+    const { family, deleted, errors } = await deleteStaleFlows(o.run, changed, o.deleteTcp);
     o.countDeleted(family, deleted);
     const blocks = countBlockPairs(changed.changes);
     o.log.info('deleted the conntrack entries of open flows the new rules translate otherwise', { family, deleted, blocks, ...(changed.widened ? { widened: true } : {}) });

@@ -36,7 +36,7 @@ test('staleFlowCommands: udp and icmp per block; --src-nat only where the old po
 test('staleFlowCommands: tcp and sctp only when asked; icmpv6 for IPv6', () => {
   const v6: ChangedDecisions = { family: 'ipv6', widened: false, changes: [{ destinations: [parseCidr('2001:db8::/32')], oldTranslated: true }] };
   assert.deepEqual(
-    staleFlowCommands(v6, { deleteTcp: true }).map((a) => a.slice(4, 6).join(' ')),
+    staleFlowCommands(v6, true).map((a) => a.slice(4, 6).join(' ')),
     ['-p udp', '-p icmpv6', '-p tcp', '-p sctp'],
   );
   assert.deepEqual(staleFlowCommands({ family: 'ipv4', widened: false, changes: [] }), []);

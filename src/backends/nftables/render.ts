@@ -140,20 +140,12 @@ export function nftFamilyOps(family: Family, policy: FamilyPolicy | undefined, e
   return [...chain, ...between, ...remove(familySet(family, [])), ...(policy ? nftFamilyObjects(policy).map(add) : [])];
 }
 
-/** Options for renderNftScript. */
-export interface NftRenderOptions {
-  /** Families whose objects are removed in the same transaction (e.g. IPv6 turned off). */
-  readonly remove?: readonly Family[];
-  /** Names of the sets and chains a listing found in the table: those are deleted by name (see nftFamilyOps). */
-  readonly existing?: ReadonlySet<string>;
-}
-
 /**
  * One atomic `nft -f -` script: creates the table if absent, replaces the objects of every given
- * family completely (no stale elements or rules) and removes the objects of `remove` families.
- * Objects of families not named are left as they are.
+ * family completely (no stale elements or rules) and removes the objects of `remove` families (IPv6
+ * turned off). Objects of families not named are left as they are. `existing`: see nftFamilyOps.
  */
-export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRenderOptions = {}): string {
+export function renderNftScript(policies: readonly FamilyPolicy[], opts: { readonly remove?: readonly Family[]; readonly existing?: ReadonlySet<string> } = {}): string {
   const seen = new Set<Family>();
   const ops: NftOp[] = [];
   const removals = (opts.remove ?? []).map((family) => ({ family, policy: undefined }));
