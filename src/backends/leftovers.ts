@@ -2,7 +2,7 @@
 // family, the nft table), inspected without side effects; `cleanup` takes them all, start-up all
 // but the backend in use (select.ts).
 import { CommandError } from '../errors.js';
-import { isNftObjectMissing, type Runner } from '../exec/runner.js';
+import type { Runner } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import type { CleanupTarget, Inspection } from './backend.js';
 import type { IptablesMode } from './iptables/detect.js';
@@ -58,8 +58,8 @@ export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Fam
   };
 }
 
-/** Our nft table, whatever families it holds. */
-export function nftLeftover(runner: Runner): CleanupTarget {
+/** Our nft table, whatever families it holds; `remove` deletes it (gone in between is no failure). */
+export function nftLeftover(runner: Runner, remove: () => Promise<void>): CleanupTarget {
   return {
     name: 'nftables',
     backend: 'nftables',
@@ -68,13 +68,6 @@ export function nftLeftover(runner: Runner): CleanupTarget {
       if (typeof out !== 'string') return out;
       return out.split('\n').some((l) => l.trim() === `table ${NFT_TABLE_REF}`) ? { state: 'present', what: `table ${NFT_TABLE_REF}` } : { state: 'absent' };
     },
-    async remove() {
-      try {
-        await runner(['nft', 'delete', 'table', ...NFT_TABLE_REF.split(' ')], { timeoutMs: 30_000 });
-      } catch (e) {
-        // Gone in between (another cleanup): that is the goal.
-        if (!(e instanceof CommandError && isNftObjectMissing(e))) throw e;
-      }
-    },
+    remove,
   };
 }

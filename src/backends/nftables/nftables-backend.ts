@@ -31,6 +31,8 @@ export function createNftablesBackend(runner: Runner): Backend<NftObserved, Nfta
 
   /** The output of an `nft -j list`, or undefined when what it lists does not exist. */
   const list = (args: readonly string[]): Promise<string | undefined> => unlessMissing(run(['-j', ...args]));
+  // A table gone in between (another cleanup) is the goal.
+  const deleteTable = () => unlessMissing(run(['delete', 'table', ...NFT_TABLE_REF.split(' ')])).then(() => undefined);
 
   /** Our table, parsed once; terse (no set elements) when only which objects exist matters. */
   const listTable = async (terse: boolean): Promise<NftTableListing | undefined> => {
@@ -85,7 +87,7 @@ export function createNftablesBackend(runner: Runner): Backend<NftObserved, Nfta
     render: (policy) => ({ family: policy.family, command: 'nft -f -', payload: renderNftScript([policy]) }),
     describe: () => ({ dialect: 'nftables' }),
     // One table holds both families: it is one place to clean up.
-    leftovers: () => [nftLeftover(runner)],
+    leftovers: () => [nftLeftover(runner, deleteTable)],
     counters: async (policies) => {
       const { stdout } = await run(['-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')]);
       return parseNftCounters(stdout, policies);
@@ -95,7 +97,7 @@ export function createNftablesBackend(runner: Runner): Backend<NftObserved, Nfta
     apply,
     cleanup: async (family: Family) => {
       const todo = planNftCleanup(await listTable(true), family);
-      if (todo === 'delete table') await unlessMissing(run(['delete', 'table', ...NFT_TABLE_REF.split(' ')]));
+      if (todo === 'delete table') await deleteTable();
       else if (todo !== undefined) await run(['-f', '-'], todo.script);
     },
   };

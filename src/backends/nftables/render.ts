@@ -18,10 +18,9 @@ function portText(r: PortRange): string {
 }
 
 /**
- * The `--to-ports` rules for one protocol. Like the reference's `statistic --probability` chain,
- * range i is taken with probability size(i) / (size(i) + ... + size(last)) when the earlier ranges
- * were not, so each new connection lands in range i with probability size(i) / total. `numgen
- * random mod M < S` states that fraction exactly; the last range takes what is left.
+ * The `--to-ports` rules for one protocol: like the reference's `statistic --probability` chain,
+ * range i is taken with probability size(i) / (size(i) + ... + size(last)), stated exactly by
+ * `numgen random mod M < S`; the last range takes what is left.
  */
 function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string, translate: string): string[] {
   let remaining = ranges.reduce((sum, r) => sum + r.to - r.from + 1, 0);
@@ -41,12 +40,9 @@ export function nftChainPriority(policy: FamilyPolicy): number {
 type SnatAction = Extract<Action, { kind: 'snat' }>;
 
 /**
- * The decision table flattened into disjoint intervals (see flattenPrefixes): every address gets
- * exactly the action resolveDestination gives it. `keep` are the elements of the family's set,
- * `snat` those of the anonymous SNAT map; masquerade intervals are left out: masquerade is what the
- * chain does to a destination that neither holds. `sources`: masqueradeSourceCIDRs as intervals,
- * undefined when every source is in scope. Undefined for a policy without decisions (exempt
- * ranges only).
+ * The decision table as disjoint intervals (flattenPrefixes), each with the action resolveDestination
+ * gives it: `keep` for the set, `snat` for the SNAT map (masquerade is what the chain does to the
+ * rest), `sources` for masqueradeSourceCIDRs. Undefined for a policy of exempt ranges only.
  */
 function decisionIntervals(policy: FamilyPolicy) {
   if (!usesDecisionRules(policy)) return undefined;
