@@ -61,11 +61,7 @@ export interface Plan {
   readonly shadowing: readonly ShadowingRule[];
 }
 
-/**
- * A netfilter backend. A sync is read -> plan -> apply: read() lists what the kernel holds that
- * matters to us, plan() (pure) says what to write and repair, apply() runs it atomically.
- * Nothing is kept between calls.
- */
+/** A netfilter backend: a sync is read -> plan -> apply, and nothing is kept between calls. */
 export interface Backend<O extends Observed = Observed, P extends Plan = Plan> {
   /** Human name, e.g. `iptables-nft`, `iptables-legacy`, `nftables`, `fake`. */
   readonly name: string;
@@ -89,10 +85,7 @@ export interface Backend<O extends Observed = Observed, P extends Plan = Plan> {
   cleanup(family: Family): Promise<void>;
   /** Every place this backend may have left state, in any form an earlier run or release left. */
   leftovers(): readonly CleanupTarget[];
-  /**
-   * Connections per decision of `policies`' families, from the rules' own counters (a nat chain
-   * sees a connection's first packet only); absent where the backend keeps none.
-   */
+  /** Connections per decision of `policies`' families, from the rules' own counters; absent where the backend keeps none. */
   counters?(policies: readonly FamilyPolicy[]): Promise<DecisionCount[]>;
 }
 

@@ -1,7 +1,6 @@
 // Deletes the conntrack entries of flows a policy change re-decided (policy/changes.ts), so a
 // long-lived UDP flow takes the new translation with its next datagram instead of keeping the old
-// one as long as it talks. Called after a successful apply; it never fails the sync: what went
-// wrong comes back as errors for the caller to log.
+// one as long as it talks. Called after a successful apply; it never fails the sync.
 //
 // Filters, as conntrack 1.4.7 can express them (checked in a namespace): CIDR notation exists for
 // --orig-src and --orig-dst only. Old translated: `--src-nat`, so kept flows to the same

@@ -106,11 +106,9 @@ export function shareLooks(runner: Runner): Runner {
 }
 
 /**
- * The leftover checks that selection will need whatever it finds, given only the flags: started
- * before the choice so they run while it is made. Our own form is never checked, and a check that
- * may turn out to be of our own form is not started early when it could be costly (a full
- * `iptables-nft-save` next to a big kube-proxy): only the nft table listing (which the kube-proxy
- * probe runs anyway) and the legacy dumps (which auto-detection reads anyway) are.
+ * The leftover checks selection will need whatever it finds, given only the flags: started before
+ * the choice so they run while it is made. One that may turn out to be of our own form is not
+ * started early when it could be costly (a full `iptables-nft-save` next to a big kube-proxy).
  */
 function checkedBeforeChoice(target: CleanupTarget, o: SelectOptions): boolean {
   if (target.backend === 'nftables') return o.backend !== 'nftables';

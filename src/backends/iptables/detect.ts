@@ -49,7 +49,6 @@ export async function detectIptablesMode(runner: Runner): Promise<{ readonly mod
     if (m) return { mode: 'legacy', reason: `${bin} shows kubelet's ${m[1]} chain` };
     legacy.push(out);
   }
-  // Both dumps are needed from here on: asked at once.
   const nft = await Promise.all(['iptables-nft-save', 'ip6tables-nft-save'].map((bin) => saveOutput(runner, [bin])));
   const rules = (dumps: string[]): number =>
     dumps

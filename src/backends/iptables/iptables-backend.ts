@@ -55,7 +55,6 @@ async function readFollowed(cmd: IptablesCommands, family: Family, postrouting: 
 
 /** Reads one family: POSTROUTING and, with `listOwned`, our chain, at once; then the renamed chains. */
 async function readFamily(cmd: IptablesCommands, chain: string, family: Family, listOwned: boolean): Promise<IptablesObserved> {
-  // Two independent listings, asked at once (one process's start-up less to wait for).
   const [list, postrouting] = await Promise.all([listOwned ? cmd.list(family, chain) : undefined, cmd.postrouting(family)]);
   let chainLines: string[] | undefined;
   if (list === undefined || list.exitCode === 0) chainLines = list && outputLines(list.stdout);

@@ -301,11 +301,7 @@ export function renderJumpSaveLine(chain: string): string {
   return formatSaveRule(jumpRule(chain));
 }
 
-/**
- * Everything the backend reads back after the payload and the jump are in place, in read()
- * order: the POSTROUTING jump line, then the chain's `-S` lines. iptables-nft and
- * iptables-legacy print these identically (measured with 1.8.9), so one function serves both.
- */
+/** What read() lists once the payload and the jump are in place: the POSTROUTING jump line, then the chain's `-S` lines. */
 export function renderSaveLines(policy: FamilyPolicy, opts: RenderOptions): string[] {
   return [renderJumpSaveLine(opts.chain), ...renderChainSaveLines(policy, opts)];
 }

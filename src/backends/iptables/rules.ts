@@ -97,10 +97,7 @@ export const deleteSpec = (line: string): string => `-D ${line.slice('-A '.lengt
 export function findRenamedJumps(postrouting: readonly string[], chain: string): ParsedRule[] {
   const ours = jumpComment(chain);
   // Every read asks this: only lines that hold the comment's text are parsed (the quoted form holds it too).
-  return postroutingRules(postrouting.filter((l) => l.includes(ours))).filter((r) => {
-    if (r.target === chain) return false;
-    return r.comment === ours || r.comment === `"${ours}"`;
-  });
+  return postroutingRules(postrouting.filter((l) => l.includes(ours))).filter((r) => r.target !== chain && (r.comment === ours || r.comment === `"${ours}"`));
 }
 
 /** What the chain a renamed jump leads to holds: our rules only (our chain renamed), or not. */

@@ -1,8 +1,6 @@
-// Parses `nft -j list table inet ip-masq-agent`, once, into what read() reports: our objects per
-// family (model objects, whose canonical lines the drift check compares), and the table itself:
-// its flags and the objects in it that are not ours.
-// Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
-// next apply replaces it, instead of crashing the read.
+// Parses `nft -j list table inet ip-masq-agent`, once, into our objects per family and the table's
+// flags and foreign objects. Anything it does not know is kept as JSON text: it then shows up as
+// drift, and the next apply replaces it, instead of crashing the read.
 import { BITS, formatIp, parseIp, type Family, type IpAddress } from '../../net/cidr.js';
 import { intervalText, type Interval } from '../../net/intervals.js';
 import { canonicalLines, type NftObject } from './model.js';
