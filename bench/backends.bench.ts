@@ -127,8 +127,8 @@ function printTable(header: readonly string[], rows: readonly (readonly string[]
 type Kind = 'nftables' | 'iptables-nft' | 'iptables-legacy';
 
 function makeBackend(kind: Kind, runner: Runner): Backend {
-  if (kind === 'nftables') return createNftablesBackend({ runner, timeoutMs: 120_000 });
-  return createIptablesBackend({ runner, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true, timeoutMs: 120_000 });
+  if (kind === 'nftables') return createNftablesBackend(runner);
+  return createIptablesBackend({ runner, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true });
 }
 
 const JUMP = `-A POSTROUTING -m comment --comment "ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain" -m addrtype ! --dst-type LOCAL -j ${CHAIN}`;
@@ -228,7 +228,7 @@ async function benchEndToEnd(): Promise<void> {
   const rows: string[][] = [];
   for (let r = 0; r < REPEATS; r++) {
     await inFreshNamespace(async (run) => {
-      const backend = createNftablesBackend({ runner: run, timeoutMs: 120_000 });
+      const backend = createNftablesBackend(run);
       const t0 = performance.now();
       const { config } = parseConfigText(text, 'bench.yaml', { enableIPv6: false, nomasqAllReservedRanges: false });
       const t1 = performance.now();
@@ -374,11 +374,11 @@ async function benchLimits(): Promise<void> {
   for (const kind of ['nftables', 'iptables-nft', 'iptables-legacy'] as const) {
     for (const n of LIMIT_SIZES) {
       const p: FamilyPolicy = { family: 'ipv4', exempt: [range(LINK_LOCAL_V4, 'link-local'), ...manyCidrTexts(n).map((t) => range(t))], randomFully: true, toPorts: [] };
-      await inFreshNamespace(async (run) => {
+      await inFreshNamespace(async (benchRun) => {
+        // The agent's default command timeout, as its runner sets it.
+        const run: Runner = (argv, o = {}) => benchRun(argv, { ...o, timeoutMs: AGENT_TIMEOUT_MS });
         const backend: Backend =
-          kind === 'nftables'
-            ? createNftablesBackend({ runner: run, timeoutMs: AGENT_TIMEOUT_MS })
-            : createIptablesBackend({ runner: run, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true, timeoutMs: AGENT_TIMEOUT_MS });
+          kind === 'nftables' ? createNftablesBackend(run) : createIptablesBackend({ runner: run, mode: kind === 'iptables-nft' ? 'nft' : 'legacy', chain: CHAIN, randomFullySupported: true });
         const first = await attempt(() => applyPolicy(backend, p));
         const again = await attempt(() => applyPolicy(backend, p));
         let same = '';

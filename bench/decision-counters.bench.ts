@@ -62,7 +62,7 @@ async function readCost(): Promise<void> {
   const backends: [string, (r: Runner) => Backend][] = [
     ['iptables-nft', (runner) => createIptablesBackend({ runner, mode: 'nft', chain: CHAIN, randomFullySupported: true })],
     ['iptables-legacy', (runner) => createIptablesBackend({ runner, mode: 'legacy', chain: CHAIN, randomFullySupported: true })],
-    ['nftables', (runner) => createNftablesBackend({ runner })],
+    ['nftables', (runner) => createNftablesBackend(runner)],
   ];
   for (const n of [64, 10_000]) {
     for (const [name, make] of backends) {

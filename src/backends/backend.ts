@@ -2,11 +2,7 @@ import type { Family } from '../net/cidr.js';
 import type { DecisionCount, FamilyPolicy } from '../policy/types.js';
 import type { ShadowingRule } from './shadow-owner.js';
 
-/**
- * The state a backend owns for one family, as canonical text lines in the tool's own
- * read-back format (for iptables: `iptables -t nat -S` lines). Empty when nothing is there.
- * Two states are equal when their lines are equal.
- */
+/** The state a backend owns for one family, as canonical lines of the tool's read-back (iptables: `-S` lines); equal when the lines are. */
 export type OwnedState = readonly string[];
 
 /** What one family's apply() writes, as an operator could read it or pipe it into the tool. */
@@ -25,12 +21,8 @@ export interface RenderedPayload {
 
 /** What a backend is, for people: status prints these facts, explain speaks the dialect. */
 export interface BackendFacts {
-  /** As Backend.name. */
-  readonly name: string;
   /** Whose words the rules are in (`MASQUERADE --random-fully` or `masquerade fully-random`). */
   readonly dialect: 'iptables' | 'nftables';
-  /** iptables: the variant, `nft` or `legacy`. */
-  readonly mode?: string;
   /** Why that variant was picked (what detection found), when it was detected. */
   readonly modeReason?: string;
   /** The tool's version, when it was asked. */
@@ -69,11 +61,7 @@ export interface Plan {
   readonly shadowing: readonly ShadowingRule[];
 }
 
-/**
- * A netfilter backend. A sync is read -> plan -> apply: read() lists what the kernel holds that
- * matters to us, plan() (pure) says what to write and repair, apply() runs it atomically.
- * Nothing is kept between calls.
- */
+/** A netfilter backend: a sync is read -> plan -> apply, and nothing is kept between calls. */
 export interface Backend<O extends Observed = Observed, P extends Plan = Plan> {
   /** Human name, e.g. `iptables-nft`, `iptables-legacy`, `nftables`, `fake`. */
   readonly name: string;
@@ -95,15 +83,9 @@ export interface Backend<O extends Observed = Observed, P extends Plan = Plan> {
   apply(plan: P): Promise<void>;
   /** Removes everything this backend owns for one family; a no-op when nothing is there. */
   cleanup(family: Family): Promise<void>;
-  /**
-   * Every place this backend may have left state, in any form an earlier run or release left
-   * (for cleanup, and for removing the forms of a backend not in use).
-   */
+  /** Every place this backend may have left state, in any form an earlier run or release left. */
   leftovers(): readonly CleanupTarget[];
-  /**
-   * Connections per decision of `policies`' families, from the rules' own counters (a nat chain
-   * sees a connection's first packet only); absent where the backend keeps none.
-   */
+  /** Connections per decision of `policies`' families, from the rules' own counters; absent where the backend keeps none. */
   counters?(policies: readonly FamilyPolicy[]): Promise<DecisionCount[]>;
 }
 
@@ -113,15 +95,14 @@ export function sameState(a: OwnedState | undefined, b: OwnedState): boolean {
 }
 
 /**
- * `render` memoized per policy object. The agent builds a policy once per config and plans every
- * resync against it, so what a quiet resync compares is rendered once per config, not at every
- * resync (about 7 ms of CPU at 10,000 CIDRs on iptables; bench/resync.bench.ts). Policies are
- * never changed once built, and the cache goes with them.
+ * `fn` memoized per object. A policy is built once per config and every resync plans against it,
+ * so what a quiet resync compares is rendered once per config (about 7 ms of CPU at 10,000 CIDRs
+ * on iptables; bench/resync.bench.ts). The keys are never changed, and the cache goes with them.
  */
-export function memoByPolicy<T>(render: (policy: FamilyPolicy) => T): (policy: FamilyPolicy) => T {
-  const cache = new WeakMap<FamilyPolicy, T>();
-  return (policy) => {
-    if (!cache.has(policy)) cache.set(policy, render(policy));
-    return cache.get(policy)!;
+export function memoByObject<K extends object, T>(fn: (key: K) => T): (key: K) => T {
+  const cache = new WeakMap<K, T>();
+  return (key) => {
+    if (!cache.has(key)) cache.set(key, fn(key));
+    return cache.get(key)!;
   };
 }

@@ -1,7 +1,6 @@
 // Deletes the conntrack entries of flows a policy change re-decided (policy/changes.ts), so a
 // long-lived UDP flow takes the new translation with its next datagram instead of keeping the old
-// one as long as it talks. Called after a successful apply; it never fails the sync: what went
-// wrong comes back as errors for the caller to log.
+// one as long as it talks. Called after a successful apply; it never fails the sync.
 //
 // Filters, as conntrack 1.4.7 can express them (checked in a namespace): CIDR notation exists for
 // --orig-src and --orig-dst only. Old translated: `--src-nat`, so kept flows to the same
@@ -18,17 +17,6 @@ import type { Logger } from '../observe/log.js';
 import { changedDecisions, countBlockPairs } from '../policy/changes.js';
 import type { FamilyPolicy } from '../policy/types.js';
 
-/** Options of deleteStaleFlows. */
-export interface StaleFlowOptions {
-  /**
-   * Also delete tcp and sctp entries (for a later `--conntrack-delete-tcp`). Off by default: such a
-   * connection cannot change its source address, so deleting its entry breaks it rather than moving it.
-   */
-  readonly deleteTcp?: boolean;
-  /** Deadline of each conntrack command, in milliseconds (the runner's default when absent). */
-  readonly timeoutMs?: number;
-}
-
 /**
  * Connectionless protocols whose flows are deleted by default: udp, and icmp (a ping left running
  * to check the NAT would otherwise keep the old source). udplite and others are too rare to pay a
@@ -42,9 +30,9 @@ function conntrackDeleteArgv(family: Family, protocol: string, change: Pick<Chan
   return ['conntrack', '-D', '-f', family, '-p', protocol, ...from, '--orig-dst', formatCidr(destination), ...(change.oldTranslated ? ['--src-nat'] : [])];
 }
 
-/** Every argv the changes need, in order. */
-export function staleFlowCommands(changed: ChangedDecisions, opts: StaleFlowOptions = {}): string[][] {
-  const protocols = [...CONNECTIONLESS[changed.family], ...(opts.deleteTcp === true ? ['tcp', 'sctp'] : [])];
+/** Every argv the changes need, in order; with `deleteTcp`, tcp and sctp ones too. */
+export function staleFlowCommands(changed: ChangedDecisions, deleteTcp = false): string[][] {
+  const protocols = [...CONNECTIONLESS[changed.family], ...(deleteTcp ? ['tcp', 'sctp'] : [])];
   return changed.changes.flatMap((c) => c.destinations.flatMap((d) => (c.sources ?? [undefined]).flatMap((s) => protocols.map((p) => conntrackDeleteArgv(changed.family, p, c, d, s)))));
 }
 
@@ -53,12 +41,12 @@ export function staleFlowCommands(changed: ChangedDecisions, opts: StaleFlowOpti
  * the same table); returns the entries deleted, summed, and the commands that failed. Never throws.
  * A missing conntrack or missing privileges stops the rest, which would fail alike.
  */
-export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, opts: StaleFlowOptions = {}) {
+export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, deleteTcp = false) {
   let deleted = 0;
   const errors: Error[] = [];
-  for (const argv of staleFlowCommands(changed, opts)) {
+  for (const argv of staleFlowCommands(changed, deleteTcp)) {
     try {
-      const r = await run(argv, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+      const r = await run(argv);
       deleted += conntrackDeleted(r) ?? 0;
     } catch (e) {
       // None to delete is exit 1, not a failure.
@@ -71,8 +59,13 @@ export async function deleteStaleFlows(run: Runner, changed: ChangedDecisions, o
 }
 
 /** What createStaleFlowCleaner needs: the runner, where to log, and the metric to count into. */
-export interface StaleFlowCleanerOptions extends StaleFlowOptions {
+export interface StaleFlowCleanerOptions {
   readonly run: Runner;
+  /**
+   * Also delete tcp and sctp entries (`--conntrack-delete-tcp`). Off by default: such a connection
+   * cannot change its source address, so deleting its entry breaks it rather than moving it.
+   */
+  readonly deleteTcp?: boolean;
   readonly log: Logger;
   readonly countDeleted: (family: Family, deleted: number) => void;
 }
@@ -85,7 +78,7 @@ export function createStaleFlowCleaner(o: StaleFlowCleanerOptions): (old: Family
   return async (old, next) => {
     const changed = changedDecisions(old, next);
     if (changed.changes.length === 0) return;
-    const { family, deleted, errors } = await deleteStaleFlows(o.run, changed, o);
+    const { family, deleted, errors } = await deleteStaleFlows(o.run, changed, o.deleteTcp);
     o.countDeleted(family, deleted);
     const blocks = countBlockPairs(changed.changes);
     o.log.info('deleted the conntrack entries of open flows the new rules translate otherwise', { family, deleted, blocks, ...(changed.widened ? { widened: true } : {}) });

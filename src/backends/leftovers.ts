@@ -1,22 +1,13 @@
-// What the iptables and nftables backends may leave in a network namespace, as targets that can
-// be inspected without side effects and removed: our iptables chain and jump (per variant and
-// family) and the nft table. Each backend lists its own through Backend.leftovers(); `cleanup`
-// takes them all, start-up all but the backend in use (see select.ts).
+// What the backends may leave in a network namespace (our iptables chain and jump per variant and
+// family, the nft table), inspected without side effects; `cleanup` takes them all, start-up all
+// but the backend in use (select.ts).
 import { CommandError } from '../errors.js';
-import { isNftObjectMissing, type Runner } from '../exec/runner.js';
+import type { Runner } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import type { CleanupTarget, Inspection } from './backend.js';
 import type { IptablesMode } from './iptables/detect.js';
 import { findJumps, findRenamedJumps, judgeRenamedChain } from './iptables/rules.js';
 import { NFT_TABLE_REF } from './nftables/names.js';
-
-/** The lines of a `*-save` output's nat table: the output holds every table, and only `*nat` counts. */
-function natLines(save: string): string[] {
-  const lines = save.split('\n');
-  const start = lines.findIndex((l) => l.trim() === '*nat') + 1;
-  const end = lines.findIndex((l, i) => i >= start && l.startsWith('*'));
-  return start === 0 ? [] : lines.slice(start, end < 0 ? undefined : end);
-}
 
 /**
  * Our chain, its rules and the jumps to it (by target, in any form) in a `*-save` output's nat
@@ -24,7 +15,11 @@ function natLines(save: string): string[] {
  * jump's comment leads there, every rule in it ours.
  */
 export function findInSaveOutput(save: string, chain: string) {
-  const nat = natLines(save);
+  // The output holds every table; only `*nat` counts.
+  const lines = save.split('\n');
+  const start = lines.findIndex((l) => l.trim() === '*nat') + 1;
+  const end = lines.findIndex((l, i) => i >= start && l.startsWith('*'));
+  const nat = start === 0 ? [] : lines.slice(start, end < 0 ? undefined : end);
   const rulesOf = (t: string): string[] => nat.filter((l) => l.startsWith(`-A ${t} `));
   const renamed = findRenamedJumps(nat, chain).flatMap(({ target: t }) => (t !== undefined && judgeRenamedChain(t, rulesOf(t)).ours ? [t] : []));
   return { chain: nat.some((l) => l.startsWith(`:${chain} `)), rules: rulesOf(chain).length, jumps: findJumps(nat, chain).length, renamed };
@@ -63,8 +58,8 @@ export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Fam
   };
 }
 
-/** Our nft table, whatever families it holds. */
-export function nftLeftover(runner: Runner): CleanupTarget {
+/** Our nft table, whatever families it holds; `remove` deletes it (gone in between is no failure). */
+export function nftLeftover(runner: Runner, remove: () => Promise<void>): CleanupTarget {
   return {
     name: 'nftables',
     backend: 'nftables',
@@ -73,13 +68,6 @@ export function nftLeftover(runner: Runner): CleanupTarget {
       if (typeof out !== 'string') return out;
       return out.split('\n').some((l) => l.trim() === `table ${NFT_TABLE_REF}`) ? { state: 'present', what: `table ${NFT_TABLE_REF}` } : { state: 'absent' };
     },
-    async remove() {
-      try {
-        await runner(['nft', 'delete', 'table', ...NFT_TABLE_REF.split(' ')], { timeoutMs: 30_000 });
-      } catch (e) {
-        // Gone in between (another cleanup): that is the goal.
-        if (!(e instanceof CommandError && isNftObjectMissing(e))) throw e;
-      }
-    },
+    remove,
   };
 }

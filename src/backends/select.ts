@@ -1,7 +1,7 @@
 import type { CommandResult, Runner } from '../exec/runner.js';
 import type { Logger } from '../observe/log.js';
 import { CommandError } from '../errors.js';
-import type { Backend, CleanupTarget, Inspection } from './backend.js';
+import { memoByObject, type Backend, type CleanupTarget, type Inspection } from './backend.js';
 import { createIptablesBackend } from './iptables/iptables-backend.js';
 import { detectIptablesMode, iptablesVersion, supportsRandomFully, type IptablesMode } from './iptables/detect.js';
 import { createNftablesBackend } from './nftables/nftables-backend.js';
@@ -30,28 +30,21 @@ async function installed(runner: Runner, argv: readonly string[]): Promise<boole
   );
 }
 
-/** Whether kube-proxy runs in nftables mode here: it owns `ip kube-proxy` / `ip6 kube-proxy`. */
-async function kubeProxyUsesNftables(runner: Runner): Promise<boolean> {
-  const tables = await runner(['nft', 'list', 'tables'], { timeoutMs: 10_000 }).then(
-    (r) => r.stdout,
-    () => '',
-  );
-  return /^table ip6? kube-proxy$/m.test(tables);
-}
-
 /** Picks the nftables or iptables backend as --backend says, and says why. */
 export async function chooseBackendKind(o: SelectOptions): Promise<{ kind: 'iptables' | 'nftables'; reason: string }> {
   if (o.backend !== 'auto') return { kind: o.backend, reason: `--backend=${o.backend}` };
-  if (await kubeProxyUsesNftables(o.runner)) return { kind: 'nftables', reason: 'kube-proxy runs in nftables mode (table ip kube-proxy exists)' };
+  // kube-proxy in nftables mode owns `ip kube-proxy` / `ip6 kube-proxy`.
+  const tables = await o.runner(['nft', 'list', 'tables'], { timeoutMs: 10_000 }).then(
+    (r) => r.stdout,
+    () => '',
+  );
+  if (/^table ip6? kube-proxy$/m.test(tables)) return { kind: 'nftables', reason: 'kube-proxy runs in nftables mode (table ip kube-proxy exists)' };
   const hasIptables = (await installed(o.runner, ['iptables-nft', '--version'])) || (await installed(o.runner, ['iptables-legacy', '--version']));
   if (!hasIptables) return { kind: 'nftables', reason: 'no iptables binary is installed' };
   return { kind: 'iptables', reason: 'iptables is installed and kube-proxy does not run in nftables mode' };
 }
 
-/**
- * Builds the iptables backend for the host's iptables variant. `looks` runs detection's commands
- * (selectBackend shares their answers with the leftover checks); the backend runs o.runner.
- */
+/** Builds the iptables backend for the host's variant; `looks` runs detection's commands, the backend o.runner. */
 async function createIptablesBackendFor(o: SelectOptions, looks: Runner): Promise<Backend> {
   const detected = o.iptablesMode === 'auto' ? await detectIptablesMode(looks) : { mode: o.iptablesMode, reason: `--iptables-mode=${o.iptablesMode}` };
   const version = await iptablesVersion(looks, detected.mode);
@@ -63,7 +56,7 @@ async function createIptablesBackendFor(o: SelectOptions, looks: Runner): Promis
 /** Every place the agent may leave state: the leftovers of each form its backend can take here (iptables nft, legacy, nftables). */
 export function defaultCleanupTargets(chain: string, runner: Runner): CleanupTarget[] {
   const iptables = (['nft', 'legacy'] as const).map((mode) => createIptablesBackend({ runner, mode, chain, randomFullySupported: true }));
-  return [...iptables, createNftablesBackend({ runner })].flatMap((b) => b.leftovers());
+  return [...iptables, createNftablesBackend(runner)].flatMap((b) => b.leftovers());
 }
 
 /** A runner for backends used only for their pure methods: running anything is a bug. */
@@ -77,21 +70,14 @@ const noRunner: Runner = async (argv) => {
  * (>= 1.6.2, every current distribution); its variant does not change what it renders.
  */
 export function createRenderOnlyBackend(kind: 'iptables' | 'nftables', chain: string): Backend {
-  return kind === 'nftables' ? createNftablesBackend({ runner: noRunner }) : createIptablesBackend({ runner: noRunner, mode: 'nft', chain, randomFullySupported: true });
-}
-
-/** A backend opened for reading, and how it was chosen, in words. */
-export interface OpenedBackend {
-  readonly backend: Backend;
-  /** e.g. `iptables-nft (--backend=iptables; mode: no kubelet chains found ...; iptables 1.8.9)`. */
-  readonly description: string;
+  return kind === 'nftables' ? createNftablesBackend(noRunner) : createIptablesBackend({ runner: noRunner, mode: 'nft', chain, randomFullySupported: true });
 }
 
 /** Builds the backend the agent would use, read-only: unlike selectBackend, nothing is removed. */
-export async function openBackendReadOnly(o: SelectOptions): Promise<OpenedBackend> {
+export async function openBackendReadOnly(o: SelectOptions) {
   const looks = shareLooks(o.runner);
   const { kind, reason } = await chooseBackendKind({ ...o, runner: looks });
-  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o, looks);
+  const backend = kind === 'nftables' ? createNftablesBackend(o.runner) : await createIptablesBackendFor(o, looks);
   const facts = backend.describe();
   const parts = [reason];
   if (facts.modeReason !== undefined) parts.push(`mode: ${facts.modeReason}`);
@@ -99,21 +85,20 @@ export async function openBackendReadOnly(o: SelectOptions): Promise<OpenedBacke
   return { backend, description: `${backend.name} (${parts.join('; ')})` };
 }
 
-/** Whether argv only looks (a `*-save` dump, `nft list tables`, `--version`): the same answer for everyone asking during selection. */
-function onlyLooks(argv: readonly string[]): boolean {
-  return /-save$/.test(argv[0] ?? '') || argv[1] === '--version' || (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'tables' && argv.length === 3);
-}
+/** A backend opened for reading, and how it was chosen, in words: `iptables-nft (--backend=iptables; mode: ...; iptables 1.8.9)`. */
+export type OpenedBackend = Awaited<ReturnType<typeof openBackendReadOnly>>;
 
 /**
- * A runner that runs each looking command (see onlyLooks) once and hands every caller the same
- * answer: detection, the kube-proxy probe and the leftover checks ask some of the same questions
- * (`iptables-legacy-save`, `nft list tables`, `iptables-nft --version`) within milliseconds.
- * Everything else (removals, listings that a cleanup repeats) runs each time. For selection only.
+ * A runner that runs each command that only looks (a `*-save` dump, `nft list tables`, `--version`)
+ * once and hands every caller the same answer: detection, the kube-proxy probe and the leftover
+ * checks ask some of the same questions within milliseconds. Everything else (removals, listings
+ * that a cleanup repeats) runs each time. For selection only.
  */
 export function shareLooks(runner: Runner): Runner {
   const answers = new Map<string, Promise<CommandResult>>();
   return (argv, options) => {
-    if (!onlyLooks(argv) || options?.input !== undefined) return runner(argv, options);
+    const looks = /-save$/.test(argv[0] ?? '') || argv[1] === '--version' || (argv[0] === 'nft' && argv[1] === 'list' && argv[2] === 'tables' && argv.length === 3);
+    if (!looks || options?.input !== undefined) return runner(argv, options);
     const key = argv.join('\0');
     if (!answers.has(key)) answers.set(key, runner(argv, options));
     return answers.get(key)!;
@@ -121,11 +106,9 @@ export function shareLooks(runner: Runner): Runner {
 }
 
 /**
- * The leftover checks that selection will need whatever it finds, given only the flags: started
- * before the choice so they run while it is made. Our own form is never checked, and a check that
- * may turn out to be of our own form is not started early when it could be costly (a full
- * `iptables-nft-save` next to a big kube-proxy): only the nft table listing (which the kube-proxy
- * probe runs anyway) and the legacy dumps (which auto-detection reads anyway) are.
+ * The leftover checks selection will need whatever it finds, given only the flags: started before
+ * the choice so they run while it is made. One that may turn out to be of our own form is not
+ * started early when it could be costly (a full `iptables-nft-save` next to a big kube-proxy).
  */
 function checkedBeforeChoice(target: CleanupTarget, o: SelectOptions): boolean {
   if (target.backend === 'nftables') return o.backend !== 'nftables';
@@ -141,16 +124,13 @@ function checkedBeforeChoice(target: CleanupTarget, o: SelectOptions): boolean {
 export async function selectBackend(o: SelectOptions): Promise<Backend> {
   const looks = shareLooks(o.runner);
   const targets = defaultCleanupTargets(o.chain, looks);
-  // Independent checks run side by side; their results are logged in the old order below.
-  const checks = new Map<CleanupTarget, Promise<Inspection>>();
-  const check = (target: CleanupTarget): Promise<Inspection> => {
-    if (!checks.has(target)) {
-      checks.set(target, target.inspect());
-      // Awaited in the loop below; until then a failure must not count as unhandled.
-      checks.get(target)!.catch(() => undefined);
-    }
-    return checks.get(target)!;
-  };
+  // Independent checks run side by side, each once; their results are logged in the old order below.
+  const check = memoByObject((target: CleanupTarget): Promise<Inspection> => {
+    const found = target.inspect();
+    // Awaited in the loop below; until then a failure must not count as unhandled.
+    found.catch(() => undefined);
+    return found;
+  });
   for (const target of targets) if (checkedBeforeChoice(target, o)) void check(target);
   // `iptables-nft --version` is both auto's "is iptables installed" and the nft mode's version:
   // cheap (no kernel access), so asked now, beside the checks.
@@ -159,7 +139,7 @@ export async function selectBackend(o: SelectOptions): Promise<Backend> {
   o.log.info('backend selected', { backend: kind, reason });
   const known = kind === 'nftables' ? 'nftables' : o.iptablesMode === 'auto' ? undefined : `iptables-${o.iptablesMode}`;
   if (known !== undefined) for (const target of targets) if (target.backend !== known) void check(target);
-  const backend = kind === 'nftables' ? createNftablesBackend({ runner: o.runner }) : await createIptablesBackendFor(o, looks);
+  const backend = kind === 'nftables' ? createNftablesBackend(o.runner) : await createIptablesBackendFor(o, looks);
   // Our nft table is ours alone, so a family turned off is removed; iptables' IPv6 tables are
   // left untouched with IPv6 off, as the reference agent leaves them.
   const ipv6Read = kind === 'nftables' && o.enableIPv6 === false ? backend.read('ipv6') : undefined;

@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { deleteStaleFlows, type StaleFlowOptions } from '../../src/backends/conntrack.js';
+import { deleteStaleFlows } from '../../src/backends/conntrack.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { buildPolicy } from '../../src/policy/build.js';
 import { changedDecisions } from '../../src/policy/changes.js';
@@ -64,18 +64,14 @@ async function withFlows(exempt: boolean, body: (topo: Topology, server: Lines, 
 }
 
 /** Changes the rules, shows the UDP flow keeps its old source, then deletes the stale entries. */
-async function changeAndDelete(
-  topo: Topology,
-  server: Lines,
-  from: { old: FamilyPolicy; next: FamilyPolicy; exemptAfter: boolean; opts?: StaleFlowOptions },
-): Promise<{ deleted: number; at: number }> {
+async function changeAndDelete(topo: Topology, server: Lines, from: { old: FamilyPolicy; next: FamilyPolicy; exemptAfter: boolean; deleteTcp?: boolean }): Promise<{ deleted: number; at: number }> {
   setExempt(topo.node, from.exemptAfter);
   const changedAt = server.all.length;
   await sleep(600);
   const udpBefore = server.all.slice(changedAt).filter((l) => l.startsWith('udp '));
   const was = from.exemptAfter ? ADDR.node4 : ADDR.pod4;
   assert.ok(udpBefore.length >= 3 && udpBefore.every((l) => l === `udp ${was}`), `the stale flow keeps ${was} until its entry goes: ${udpBefore.join(' | ')}`);
-  const r = await deleteStaleFlows(netnsRunner(topo.node), changedDecisions(from.old, from.next), from.opts);
+  const r = await deleteStaleFlows(netnsRunner(topo.node), changedDecisions(from.old, from.next), from.deleteTcp);
   assert.deepEqual(r.errors, []);
   // A datagram already past the node, or printed but not yet read here, may still show the old source.
   await sleep(50);
@@ -125,7 +121,7 @@ describe('stale NAT: conntrack deletion after a changed decision (real traffic, 
     await withFlows(true, async (topo, server, client) => {
       await server.waitFor((l) => l === `udp ${ADDR.pod4}`, 0);
       await server.waitFor((l) => l === `tcp ${ADDR.pod4}`, 0);
-      const { deleted, at } = await changeAndDelete(topo, server, { old: KEEP_DOC, next: MASQ_ALL, exemptAfter: false, opts: { deleteTcp: true } });
+      const { deleted, at } = await changeAndDelete(topo, server, { old: KEEP_DOC, next: MASQ_ALL, exemptAfter: false, deleteTcp: true });
       assert.equal(deleted, 2, 'the UDP and the TCP entry');
       const first = await server.waitFor((l) => l.startsWith('udp '), at, 1000);
       assert.equal(server.all[first], `udp ${ADDR.node4}`);

@@ -61,7 +61,7 @@ const readOf =
 const CHAIN = 'IP-MASQ-AGENT';
 const VARIANTS: readonly Variant[] = [
   ...(['nft', 'legacy'] as const).map((mode): Variant => ({ name: `iptables-${mode}`, backend: (runner) => createIptablesBackend({ runner, mode, chain: CHAIN, randomFullySupported: true }) })),
-  { name: 'nftables', backend: (runner) => createNftablesBackend({ runner }) },
+  { name: 'nftables', backend: (runner) => createNftablesBackend(runner) },
 ];
 
 /** Runs the built CLI inside `ns` with the private xtables lock. */

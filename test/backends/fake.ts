@@ -130,7 +130,7 @@ export function createFakeBackend(): FakeBackend {
     scripts,
     expected: (p) => renderFakeLines(p),
     render: (p) => ({ family: p.family, command: 'fake-restore', payload: renderFakeScript(p) }),
-    describe: () => ({ name: 'fake', dialect: 'iptables' }),
+    describe: () => ({ dialect: 'iptables' }),
     leftovers: () =>
       (['ipv4', 'ipv6'] as const).map((family) => ({
         name: `fake ${family === 'ipv4' ? 'IPv4' : 'IPv6'}`,

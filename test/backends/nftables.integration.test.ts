@@ -56,7 +56,7 @@ describe('nftables golden scripts load into the real nft and read back as expect
   for (const c of loadNftGoldenCases()) {
     it(c.name, async () => {
       nsTry(ns, ['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
-      const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+      const backend = createNftablesBackend(netnsRunner(ns));
       if (c.remove.length > 0 || c.existing) {
         // Removal and replacement need something there: start from a dual-stack table.
         const dual = loadNftGoldenCases().find((g) => g.name === 'ipv6');
@@ -105,7 +105,7 @@ if (usable) {
       const runner = netnsRunner(ns);
       const piped: string[] = [];
       return {
-        backend: createNftablesBackend({ runner: recordingInput(runner, piped) }),
+        backend: createNftablesBackend(recordingInput(runner, piped)),
         piped,
         damage: async (family) => {
           await runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
@@ -130,7 +130,7 @@ describe('nftables backend against the real nft', { skip }, () => {
   const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: ['2001:db8:200::/48'], randomFully: true, toPorts: [] });
 
   it('heals a deleted table and a flushed chain at the next apply', async () => {
-    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    const backend = createNftablesBackend(netnsRunner(ns));
     await applyPolicy(backend, v4);
     await applyPolicy(backend, v6);
     nsRun(ns, ['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
@@ -145,7 +145,7 @@ describe('nftables backend against the real nft', { skip }, () => {
   });
 
   it('heals a set someone re-created with other flags (the blind add is refused; replaced by name)', async () => {
-    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    const backend = createNftablesBackend(netnsRunner(ns));
     await applyPolicy(backend, v4);
     await applyPolicy(backend, v6);
     nsRun(ns, ['nft', '-f', '-'], RECREATE_SET_WITH_OTHER_FLAGS);
@@ -158,7 +158,7 @@ describe('nftables backend against the real nft', { skip }, () => {
   });
 
   it('a dormant table holding a renamed chain of ours, a chain it jumps to, a map, a counter and a ct helper: IPv4 wakes and rebuilds the table, IPv6 keeps its objects', async () => {
-    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    const backend = createNftablesBackend(netnsRunner(ns));
     await applyPolicy(backend, v4);
     await applyPolicy(backend, v6);
     const T = 'inet ip-masq-agent';
@@ -194,7 +194,7 @@ describe('nftables backend against the real nft', { skip }, () => {
   });
 
   it('an empty dormant table (nft 1.0.6 cuts its listing off): read says so instead of failing; apply fills it', async () => {
-    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    const backend = createNftablesBackend(netnsRunner(ns));
     nsTry(ns, ['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
     nsRun(ns, ['nft', '-f', '-'], 'add table inet ip-masq-agent { flags dormant; }\n');
     const seen = await readOwned(backend, 'ipv4');
@@ -206,7 +206,7 @@ describe('nftables backend against the real nft', { skip }, () => {
   });
 
   it('heals a chain someone re-hooked with another priority and policy', async () => {
-    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    const backend = createNftablesBackend(netnsRunner(ns));
     await applyPolicy(backend, v4);
     nsRun(ns, ['nft', '-f', '-'], 'delete chain inet ip-masq-agent postrouting4\nadd chain inet ip-masq-agent postrouting4 { type nat hook postrouting priority 50; policy drop; }\n');
     assert.notDeepEqual(await readOwned(backend, 'ipv4'), backend.expected(v4));
@@ -220,7 +220,7 @@ describe('nftables backend against the real nft', { skip }, () => {
     nsRun(ns, ['nft', 'add', 'chain', 'inet', 'someone-else', 'post', '{ type nat hook postrouting priority srcnat; policy accept; }']);
     nsRun(ns, ['nft', 'add', 'rule', 'inet', 'someone-else', 'post', 'ip daddr 192.0.2.1 counter']);
     const before = nsRun(ns, ['nft', 'list', 'table', 'inet', 'someone-else']);
-    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    const backend = createNftablesBackend(netnsRunner(ns));
     await applyPolicy(backend, v4);
     await applyPolicy(backend, v6);
     await backend.cleanup('ipv4');
@@ -245,7 +245,7 @@ describe('nftables backend against the real nft', { skip }, () => {
         '',
       ].join('\n'),
     );
-    const backend = createNftablesBackend({ runner: netnsRunner(ns) });
+    const backend = createNftablesBackend(netnsRunner(ns));
     const plan = await applyPolicy(backend, v4);
     assert.deepEqual(plan.shadowing, [{ rule: 'table ip kube-proxy chain nat-postrouting prio 100: jump masquerading: masquerade', owner: 'kube-proxy' }]);
     assert.deepEqual((await applyPolicy(backend, v6)).shadowing, [], 'an ip table sees no IPv6 packets');
@@ -268,7 +268,7 @@ describe('nftables backend against the real nft', { skip }, () => {
     const big4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: cidrs4, randomFully: true, toPorts: [] });
     const big6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: cidrs6, randomFully: true, toPorts: [] });
     const { runner, calls } = countingRunner(ns);
-    const backend = createNftablesBackend({ runner });
+    const backend = createNftablesBackend(runner);
     await applyPolicy(backend, big4);
     await applyPolicy(backend, big6);
     const sync = ['nft -j list table inet ip-masq-agent', 'nft -j list chains', 'nft -f -'];
@@ -314,7 +314,7 @@ describe('nftables backend: real traffic pod -> node -> outside', { skip }, () =
     topo = createTopology();
     stopServer = (await startPeerServer(topo.outside)).stop;
     stopPortServer = await startPortServer(topo.outside, 8081);
-    backend = createNftablesBackend({ runner: netnsRunner(topo.node) });
+    backend = createNftablesBackend(netnsRunner(topo.node));
   });
   after(() => {
     stopServer?.();

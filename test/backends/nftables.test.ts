@@ -210,7 +210,7 @@ runBackendContract(
   async () => {
     const fake = createFakeNft();
     return {
-      backend: createNftablesBackend({ runner: fake.runner }),
+      backend: createNftablesBackend(fake.runner),
       piped: fake.scripts,
       damage: async (family) => {
         await fake.runner(['nft', 'flush', 'set', 'inet', 'ip-masq-agent', NFT_NAMES[family].set]);
@@ -230,7 +230,7 @@ describe('nftables backend (fake nft)', () => {
 
   it('on a fresh node: reads (our table, the chains of others), then applies with exactly one `nft -f -` carrying the rendered script', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, v4);
     assert.deepEqual(fake.calls, [LIST_TABLE, LIST_CHAINS, ['nft', '-f', '-']]);
     assert.deepEqual(fake.scripts, [renderNftScript([v4])]);
@@ -238,37 +238,22 @@ describe('nftables backend (fake nft)', () => {
 
   it('reads an absent table as nothing, with one list of our table and one of the chains (no rules) of all tables', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     assert.deepEqual(await readOwned(backend, 'ipv4'), []);
     assert.deepEqual(fake.calls, [LIST_TABLE, LIST_CHAINS]);
-  });
-
-  it('passes the timeout to every command', async () => {
-    const seen: unknown[] = [];
-    const fake = createFakeNft();
-    const runner: Runner = (argv, options) => {
-      seen.push([argv[0], options?.timeoutMs]);
-      return fake.runner(argv, options);
-    };
-    const backend = createNftablesBackend({ runner, timeoutMs: 1234 });
-    await applyPolicy(backend, v4);
-    await readOwned(backend, 'ipv4');
-    await backend.cleanup('ipv4');
-    assert.ok(seen.length >= 3);
-    for (const s of seen) assert.deepEqual(s, ['nft', 1234]);
   });
 
   it('reports read failures other than a missing table', async () => {
     const runner: Runner = async (argv) => {
       throw new CommandError(argv, 1, 'Error: Operation not permitted\n', 'other', 'nft: exit code 1: Error: Operation not permitted');
     };
-    const backend = createNftablesBackend({ runner });
+    const backend = createNftablesBackend(runner);
     await assert.rejects(readOwned(backend, 'ipv4'), /Operation not permitted/);
   });
 
   it('a failed apply leaves the previous state in place and says why', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, v4);
     fake.failNextScript('Error: Could not process rule: Cannot allocate memory');
     await assert.rejects(applyPolicy(backend, familyPolicy({ family: 'ipv4', linkLocal: false, cidrs: [], randomFully: false, toPorts: [] })), (e) => {
@@ -281,7 +266,7 @@ describe('nftables backend (fake nft)', () => {
 
   it('replaces old elements even when the new ones lie inside them (no stale or conflicting intervals)', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, v4);
     const inner = familyPolicy({ family: 'ipv4', linkLocal: false, cidrs: ['10.244.0.0/16', '192.0.2.128/25'], randomFully: true, toPorts: [] });
     await applyPolicy(backend, inner);
@@ -290,7 +275,7 @@ describe('nftables backend (fake nft)', () => {
 
   it('heals a set someone re-created with other flags: replaces it by name, in one transaction', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, v4);
     await fake.runner(['nft', '-f', '-'], {
       input: 'delete chain inet ip-masq-agent postrouting4\ndelete set inet ip-masq-agent nonmasq4\nadd set inet ip-masq-agent nonmasq4 { type ipv4_addr; flags constant; }\n',
@@ -308,7 +293,7 @@ describe('nftables backend (fake nft)', () => {
 
   it('heals a deleted table at the next apply', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, v4);
     await applyPolicy(backend, v6);
     await fake.runner(['nft', 'delete', 'table', 'inet', 'ip-masq-agent']);
@@ -319,7 +304,7 @@ describe('nftables backend (fake nft)', () => {
 
   it('cleanup of the last family deletes the table; of one of two removes only that family', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, v4);
     await applyPolicy(backend, v6);
     fake.calls.length = 0;
@@ -344,7 +329,7 @@ describe('nftables backend (fake nft)', () => {
 
   it('never lists the ruleset nor names another table', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, v4);
     await applyPolicy(backend, v6);
     await readOwned(backend, 'ipv4');
@@ -386,14 +371,14 @@ describe('nftables backend with longest-prefix policies (fake nft)', () => {
 
   it('a quiet resync writes nothing: what nft lists back is what was expected', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, lpm);
     assert.deepEqual(await readOwned(backend, 'ipv4'), backend.expected(lpm));
   });
 
   it('a changed SNAT map element or a deleted keep interval is drift, and the next apply repairs it', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, lpm);
     const changed = { ...lpm, actions: lpm.actions!.map((a) => (a.action.kind === 'snat' ? { ...a, action: { ...a.action, toSourceText: '192.0.2.51' } } : a)) };
     await fake.runner(['nft', '-f', '-'], { input: renderNftScript([changed]) });
@@ -462,7 +447,7 @@ describe('nftables: drift in our own table (the table itself, objects that are n
 
   async function dualStack() {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await applyPolicy(backend, v4);
     await applyPolicy(backend, v6);
     return { fake, backend };
@@ -495,7 +480,7 @@ describe('nftables: drift in our own table (the table itself, objects that are n
 
   it('an empty dormant table, whose listing nft 1.0.6 cuts off after "flags": read says so instead of failing, and apply fills it', async () => {
     const fake = createFakeNft();
-    const backend = createNftablesBackend({ runner: fake.runner });
+    const backend = createNftablesBackend(fake.runner);
     await nft(fake, `add table ${T} { flags dormant; }`);
     const seen = await readOwned(backend, 'ipv4');
     assert.deepEqual(seen, [DORMANT]);
@@ -628,7 +613,7 @@ describe('nftables: nat postrouting chains of other tables that translate before
       }
       return fake.runner(argv, options);
     };
-    return { fake, backend: createNftablesBackend({ runner }) };
+    return { fake, backend: createNftablesBackend(runner) };
   }
   const v4 = familyPolicy({ family: 'ipv4', linkLocal: true, cidrs: ['10.0.0.0/8'], randomFully: true, toPorts: [] });
   const v6 = familyPolicy({ family: 'ipv6', linkLocal: true, cidrs: [], randomFully: true, toPorts: [] });

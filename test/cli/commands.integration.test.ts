@@ -171,7 +171,7 @@ test('nftables: status missing, in sync, drifted after an element is deleted; cl
     const flags = ['--backend=nftables', '--config', config, '--enable-ipv6'];
     assert.equal(cli(ns, ['status', ...flags]).code, 1);
 
-    await applyWith(createNftablesBackend({ runner: runnerIn(ns) }), config, true);
+    await applyWith(createNftablesBackend(runnerIn(ns)), config, true);
     const synced = cli(ns, ['status', ...flags]);
     assert.equal(synced.code, 0, synced.stdout + synced.stderr);
 
@@ -211,7 +211,7 @@ test('nftables with longest-prefix keys: render loads, status in sync, a changed
     assert.match(rendered.stdout, /snat ip to ip daddr map \{ 198\.51\.100\.0\/24 : 192\.0\.2\.50 \}/);
     nsRun(ns, ['nft', '-c', '-f', '-'], rendered.stdout);
 
-    const backend = createNftablesBackend({ runner: runnerIn(ns) });
+    const backend = createNftablesBackend(runnerIn(ns));
     await applyWith(backend, config, false);
     const synced = cli(ns, ['status', ...flags]);
     assert.equal(synced.code, 0, synced.stdout + synced.stderr);
@@ -286,7 +286,7 @@ for (const kind of ['iptables-nft', 'nftables'] as const) {
     const topo = createTopology();
     const server = await startPeerServer(topo.outside);
     try {
-      const backend = kind === 'nftables' ? createNftablesBackend({ runner: runnerIn(topo.node) }) : iptablesIn(topo.node, 'nft');
+      const backend = kind === 'nftables' ? createNftablesBackend(runnerIn(topo.node)) : iptablesIn(topo.node, 'nft');
       const seenAnswers = new Set<boolean>();
       for (const [i, text] of TRAFFIC_CONFIGS.entries()) {
         const config = writeConfig(`traffic-${kind}-${i}.yaml`, text);

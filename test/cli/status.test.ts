@@ -237,7 +237,7 @@ test('compareFamily counts repeated lines: a duplicated jump is unexpected', () 
 
 test('nftables, a dormant table or a base chain of someone else in our table: exit 1, the table line marked "+"', async () => {
   const fake = createFakeNft();
-  const backend = createNftablesBackend({ runner: fake.runner });
+  const backend = createNftablesBackend(fake.runner);
   const loaded = await loadConfig(config, { enableIPv6: true, nomasqAllReservedRanges: false });
   for (const p of buildPolicy(loaded.config, { enableIPv6: true, randomFully: true, toPorts: [] }).families) await applyPolicy(backend, p);
   const deps = { openBackend: async (): Promise<OpenedBackend> => ({ backend, description: 'nftables (test)' }) };

@@ -39,8 +39,6 @@ export interface IptablesBackendOptions {
   readonly lockRetries?: number;
   /** Pause before the first retry, doubled before each further one; default 250 ms. */
   readonly retryDelayMs?: number;
-  /** Per-command timeout; default the runner's (30 s unless --command-timeout: well above `-w` plus the slowest measured restore). */
-  readonly timeoutMs?: number;
   /** Injected so unit tests drive retries without waiting. */
   readonly sleep?: (ms: number) => Promise<void>;
   /** What detection found (why this mode, which version), for describe(). */
@@ -58,13 +56,12 @@ export function outputLines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
 }
 
-/** The iptables commands of one mode and chain; every call passes `-w` and a timeout. */
+/** The iptables commands of one mode and chain; every call passes `-w`. */
 export function createIptablesCommands(opts: IptablesBackendOptions) {
   const { runner, mode, chain } = opts;
   const name = `iptables-${mode}`;
   const wait = String(opts.waitSeconds ?? DEFAULT_WAIT_SECONDS);
   const lockRetries = opts.lockRetries ?? 2;
-  const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
   const sleep = opts.sleep ?? defaultSleep;
   const tool = (family: Family, suffix: '' | '-restore' = ''): string => `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}${suffix}`;
   const nat = (family: Family, ...args: string[]): string[] => [tool(family), '-w', wait, '-t', 'nat', ...args];
@@ -74,7 +71,7 @@ export function createIptablesCommands(opts: IptablesBackendOptions) {
     let delay = opts.retryDelayMs ?? 250;
     for (let attempt = 1; ; attempt++) {
       try {
-        return { ...(await runner(argv, { ...timeout, ...extra })), argv };
+        return { ...(await runner(argv, extra)), argv };
       } catch (e) {
         if (!(e instanceof CommandError)) throw e;
         if (e.failure === 'not-installed') {

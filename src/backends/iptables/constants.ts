@@ -32,10 +32,7 @@ export const OLD_NON_MASQ_COMMENT = 'ip-masq-agent: cluster-local traffic should
 /** The MASQUERADE rule's comment of reference releases v1.x - v2.0.x (compat-contract.md). */
 export const OLD_MASQ_COMMENT = 'ip-masq-agent: outbound traffic should be subject to MASQUERADE (this match must come after cluster-local CIDR matches)';
 
-/**
- * Every comment a rule of our chain carries, in this release or an older reference one: a chain
- * whose rules all carry one of these is ours, under whatever name `iptables -E` gave it.
- */
+/** Every comment a rule of our chain carries, now or in an older reference release: a chain whose rules all do is ours, renamed or not. */
 export const OUR_CHAIN_COMMENTS: readonly string[] = [NON_MASQ_COMMENT, KUBE_MARK_COMMENT, MASQ_COMMENT, MASQ_CIDR_COMMENT, SNAT_COMMENT, OLD_NON_MASQ_COMMENT, OLD_MASQ_COMMENT];
 
 /** Note the read-back adds for a POSTROUTING rule that carries our jump's comment but leads to another chain. */
@@ -62,9 +59,8 @@ export const MAX_CHAIN_NAME_LENGTH = 28;
 export const BUILTIN_CHAINS: readonly string[] = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
 
 /**
- * Names `-j` reads as a verdict or a target rather than a chain: the built-in verdicts, the
- * reserved ERROR, and every target extension iptables 1.8 ships (the upper-case libxt_, libipt_
- * and libip6t_ names). iptables refuses to create a chain named like a target.
+ * Names `-j` reads as a verdict or a target rather than a chain: the built-in verdicts, the reserved
+ * ERROR, and every target extension iptables 1.8 ships (the upper-case libxt_, libipt_, libip6t_ names).
  */
 export const TARGET_NAMES: readonly string[] = [
   'ACCEPT',
@@ -114,13 +110,9 @@ export const TARGET_NAMES: readonly string[] = [
 ];
 
 /**
- * Prefixes of chains other node components create in the nat and filter tables, with their
- * owner, compared without regard to case. Taking such a name would let our restore flush their
- * rules (the `:CHAIN` line empties it) and `cleanup` delete them. The list covers what runs
- * beside this agent on Kubernetes nodes: kubelet and kube-proxy (KUBE-POSTROUTING,
- * KUBE-MARK-MASQ, ...; kube-router's KUBE-ROUTER-* too, hence the bare "KUBE"), the CNI plugins
- * (bridge/portmap CNI-*, Calico cali-*, Cilium CILIUM_*, flannel, Weave, Antrea, AWS VPC CNI,
- * OVN-Kubernetes), container runtimes (Docker, Podman's netavark), Istio, and libvirt.
+ * Prefixes of chains other node components create in the nat and filter tables, with their owner,
+ * compared without regard to case. Taking such a name would let our restore flush their rules (the
+ * `:CHAIN` line empties it) and `cleanup` delete them. The bare "KUBE" covers kube-router's too.
  */
 export const FOREIGN_CHAIN_PREFIXES: readonly (readonly [prefix: string, owner: string])[] = [
   ['KUBE', 'Kubernetes (kubelet, kube-proxy, kube-router)'],

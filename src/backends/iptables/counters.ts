@@ -8,10 +8,6 @@ import { chainRules, formatSaveRule } from './render.js';
 // Greedy: the last `-c P B` before the target (or the end) is the counter, whatever the comment holds.
 const COUNTED_LINE = /^(.*) -c (\d+) (\d+)( -j .*|)$/;
 
-// Whether --random-fully is there depends on the binary, not on what the rule decides: the mapping
-// ignores it, so a reader need not know what the binary supports.
-const unfully = (line: string): string => line.replace(/ --random-fully$/, '');
-
 /**
  * The counts of each decision of `policy` in a `-S CHAIN -v` listing: the rules of one row (its
  * --to-ports spread, one per source range) add up. A line that maps to no rule of ours (drift,
@@ -30,7 +26,8 @@ export function parseIptablesCounters(listing: string, policy: FamilyPolicy, cha
   for (const line of listing.split('\n')) {
     const m = COUNTED_LINE.exec(line);
     if (m === null) continue;
-    const queue = byLine.get(unfully(`${m[1]}${m[4]}`));
+    // Whether --random-fully is there depends on the binary, not on what the rule decides: ignored.
+    const queue = byLine.get(`${m[1]}${m[4]}`.replace(/ --random-fully$/, ''));
     const decides = queue?.shift();
     const total = decides && totals.get(decides);
     if (total === undefined) continue;

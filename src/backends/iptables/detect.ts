@@ -9,12 +9,6 @@ import { RANDOM_FULLY_MIN_VERSION } from './constants.js';
 /** The two iptables flavours: nf_tables-backed or the legacy x_tables kernel API. */
 export type IptablesMode = 'nft' | 'legacy';
 
-/** The detected mode and a sentence saying why, for the startup log. */
-export interface IptablesDetection {
-  readonly mode: IptablesMode;
-  readonly reason: string;
-}
-
 const DETECT_TIMEOUT_MS = 30_000;
 
 // kubelet creates KUBE-IPTABLES-HINT (>= 1.24) and KUBE-KUBELET-CANARY (>= 1.17) in mangle.
@@ -35,19 +29,15 @@ async function saveOutput(runner: Runner, argv: readonly string[]): Promise<stri
   }
 }
 
-function countRules(text: string): number {
-  return text.split('\n').filter((l) => l.startsWith('-')).length;
-}
-
 /**
- * Detects the host's iptables mode (kubernetes-sigs/iptables-wrappers logic):
+ * Detects the host's iptables mode, and a sentence saying why (kubernetes-sigs/iptables-wrappers logic):
  * 1. kubelet's chains in `ip(6)tables-nft-save -t mangle` mean nft;
  * 2. else in `ip(6)tables-legacy-save` (no `-t`: asking for a table makes the kernel create it)
  *    they mean legacy;
  * 3. else legacy only when it holds strictly more rules than nft;
  * 4. else nft.
  */
-export async function detectIptablesMode(runner: Runner): Promise<IptablesDetection> {
+export async function detectIptablesMode(runner: Runner): Promise<{ readonly mode: IptablesMode; readonly reason: string }> {
   for (const bin of ['iptables-nft-save', 'ip6tables-nft-save']) {
     const m = KUBELET_CHAIN.exec(await saveOutput(runner, [bin, '-t', 'mangle']));
     if (m) return { mode: 'nft', reason: `${bin} -t mangle shows kubelet's ${m[1]} chain` };
@@ -59,10 +49,13 @@ export async function detectIptablesMode(runner: Runner): Promise<IptablesDetect
     if (m) return { mode: 'legacy', reason: `${bin} shows kubelet's ${m[1]} chain` };
     legacy.push(out);
   }
-  // Both dumps are needed from here on: asked at once.
   const nft = await Promise.all(['iptables-nft-save', 'ip6tables-nft-save'].map((bin) => saveOutput(runner, [bin])));
-  const legacyRules = legacy.reduce((n, t) => n + countRules(t), 0);
-  const nftRules = nft.reduce((n, t) => n + countRules(t), 0);
+  const rules = (dumps: string[]): number =>
+    dumps
+      .join('\n')
+      .split('\n')
+      .filter((l) => l.startsWith('-')).length;
+  const [legacyRules, nftRules] = [rules(legacy), rules(nft)];
   if (legacyRules > nftRules) {
     return { mode: 'legacy', reason: `no kubelet chains found; legacy has more rules than nft (${legacyRules} > ${nftRules})` };
   }

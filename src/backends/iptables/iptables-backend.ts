@@ -2,7 +2,7 @@
 // whole table (`iptables-save -t nat` costs over a second next to a big kube-proxy, `-S POSTROUTING`
 // a few ms; netfilter-facts.md). apply lists POSTROUTING again wherever it changed, so a repair that
 // does not take fails the sync instead of being repeated at every one.
-import { memoByPolicy, type Backend, type BackendFacts, type RenderedPayload } from '../backend.js';
+import { memoByObject, type Backend, type BackendFacts, type RenderedPayload } from '../backend.js';
 import { iptablesLeftover } from '../leftovers.js';
 import { CommandError } from '../../errors.js';
 import { isChainIncompatible, isChainMissing } from '../../exec/runner.js';
@@ -28,20 +28,13 @@ function shellQuote(word: string): string {
 // Stops a cleanup loop if jumps keep coming back (another agent adding them as fast as we delete).
 const MAX_JUMP_ROUNDS = 10;
 
-/**
- * The chains that rules with our jump's comment lead to, when such rules are in `listing`, each
- * listed and judged. Runs nothing when there is none (every quiet sync).
- */
+/** The chains that rules with our jump's comment in `listing` lead to, each listed and judged; none on a quiet sync. */
 async function inspectRenamed(cmd: IptablesCommands, family: Family, listing: readonly string[], chain: string): Promise<RenamedJump[]> {
   const found: RenamedJump[] = [];
-  for (const rule of findRenamedJumps(listing, chain)) {
-    const target = rule.target;
-    let rules: string[] | undefined;
-    if (target !== undefined && mayBeOurChain(target)) {
-      const r = await cmd.list(family, target);
-      if (r.exitCode === 0) rules = outputLines(r.stdout);
-    }
-    found.push({ line: rule.line, target: target ?? '(none)', verdict: judgeRenamedChain(target, rules) });
+  for (const { line, target } of findRenamedJumps(listing, chain)) {
+    const r = target !== undefined && mayBeOurChain(target) ? await cmd.list(family, target) : undefined;
+    const rules = r?.exitCode === 0 ? outputLines(r.stdout) : undefined;
+    found.push({ line, target: target ?? '(none)', verdict: judgeRenamedChain(target, rules) });
   }
   return found;
 }
@@ -62,7 +55,6 @@ async function readFollowed(cmd: IptablesCommands, family: Family, postrouting: 
 
 /** Reads one family: POSTROUTING and, with `listOwned`, our chain, at once; then the renamed chains. */
 async function readFamily(cmd: IptablesCommands, chain: string, family: Family, listOwned: boolean): Promise<IptablesObserved> {
-  // Two independent listings, asked at once (one process's start-up less to wait for).
   const [list, postrouting] = await Promise.all([listOwned ? cmd.list(family, chain) : undefined, cmd.postrouting(family)]);
   let chainLines: string[] | undefined;
   if (list === undefined || list.exitCode === 0) chainLines = list && outputLines(list.stdout);
@@ -141,7 +133,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
     chain,
     randomFully: policy.randomFully && opts.randomFullySupported,
   });
-  const wanted = memoByPolicy((policy) => renderSaveLines(policy, renderOptions(policy)));
+  const wanted = memoByObject((policy: FamilyPolicy) => renderSaveLines(policy, renderOptions(policy)));
 
   const backend: Backend<IptablesObserved, IptablesPlan> = {
     name,
@@ -163,9 +155,7 @@ export function createIptablesBackend(opts: IptablesBackendOptions): Backend<Ipt
 
     describe(): BackendFacts {
       return {
-        name,
         dialect: 'iptables',
-        mode,
         randomFullySupported: opts.randomFullySupported,
         ...(opts.detected === undefined ? {} : { modeReason: opts.detected.reason, version: opts.detected.version }),
       };

@@ -1,7 +1,5 @@
-// What the iptables backend saw, and what it takes from there to the policy: pure. A plan is one
-// `iptables-restore --noflush` transaction (our chain, the POSTROUTING jump put right, our renamed
-// chain taken back) built as lines, plus what apply must check before (a `-C` probe where a jump
-// is added) and after (a listing that proves the POSTROUTING repair took).
+// What the iptables backend saw, and what it takes from there to the policy, pure: one
+// `iptables-restore --noflush` transaction, and what apply must check before and after it.
 import { sameState, type Observed, type OwnedState, type Plan } from '../backend.js';
 import { cutExcerpt } from '../../excerpt.js';
 import type { Family } from '../../net/cidr.js';

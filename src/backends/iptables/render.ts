@@ -3,12 +3,8 @@
 // byte. One builder makes the rule objects for every policy; both texts come from them.
 //
 // The printed form was measured with iptables 1.8.9 inside network namespaces, and is the same
-// for iptables-nft and iptables-legacy: -s, -d and -p first, then the -m modules in the order
-// given, then the target with its options (--random-fully last):
-//   -A C -d 10.0.0.0/8 -m comment --comment "..." -j RETURN        (-d moves before -m comment)
-//   -A C -p tcp -m comment --comment "..." -m statistic --mode random --probability 0.49999237061 -j MASQUERADE --to-ports 1024-29999 --random-fully
-//   -A C -m comment --comment "..." -j MASQUERADE --random-fully
-// The probability comes back as the kernel stores it: lround(P * 2^31) / 2^31, printed `%.11f`.
+// for iptables-nft and iptables-legacy: -s, -d and -p first (`-d` moves before `-m comment`), then
+// the -m modules in the order given, then the target with its options (--random-fully last).
 import { formatIp, type Cidr, type IpAddress } from '../../net/cidr.js';
 import { decisionTable, usesDecisionRules } from '../../policy/decide.js';
 import { quoteExcerpt } from '../../excerpt.js';
@@ -204,13 +200,6 @@ export function formatSaveRule({ shape, src, dst }: Rule): string {
   return `${shape.save[0]}${savedMatch('-s', src)}${savedMatch('-d', dst)}${shape.save[1]}`;
 }
 
-function assertFamily(policy: FamilyPolicy): void {
-  for (const list of [policy.exempt, policy.actions ?? [], policy.sources ?? []]) {
-    const e = list.find((r) => r.cidr.family !== policy.family);
-    if (e) throw new Error(`exempt range ${e.text} (${e.cidr.family}) in the ${policy.family} policy`);
-  }
-}
-
 const comment = (text: string): RulePart => ({ kind: 'comment', text });
 const jump = (target: string): RulePart => ({ kind: 'jump', target });
 
@@ -234,7 +223,6 @@ function preludeRules(policy: FamilyPolicy, chain: string): Rule[] {
  * the protocol and statistic after the target; the rest writes the order -S prints.
  */
 export function chainRules(policy: FamilyPolicy, opts: RenderOptions): Rule[] {
-  assertFamily(policy);
   const { chain } = opts;
   const reference = !usesDecisionRules(policy);
   // The decision layout writes IPv6 ranges as iptables prints them; a row itself is the match otherwise.
@@ -313,11 +301,7 @@ export function renderJumpSaveLine(chain: string): string {
   return formatSaveRule(jumpRule(chain));
 }
 
-/**
- * Everything the backend reads back after the payload and the jump are in place, in read()
- * order: the POSTROUTING jump line, then the chain's `-S` lines. iptables-nft and
- * iptables-legacy print these identically (measured with 1.8.9), so one function serves both.
- */
+/** What read() lists once the payload and the jump are in place: the POSTROUTING jump line, then the chain's `-S` lines. */
 export function renderSaveLines(policy: FamilyPolicy, opts: RenderOptions): string[] {
   return [renderJumpSaveLine(opts.chain), ...renderChainSaveLines(policy, opts)];
 }

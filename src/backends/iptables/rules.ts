@@ -59,29 +59,20 @@ export function findJumps(lines: readonly string[], chain: string): ParsedRule[]
   return postroutingRules(lines).filter((r) => r.target === chain);
 }
 
-/** What it takes to leave exactly one POSTROUTING jump to our chain, ours, where the first one was. */
-export interface JumpRepair {
-  /** `insert-first`: no jump yet, and it must be first; `replace`: other forms, duplicates, or ours not first. */
-  readonly kind: 'none' | 'append' | 'insert-first' | 'replace';
-  /** The jumps to delete, as `-S` printed them. */
-  readonly remove: readonly string[];
-  /** Restore lines: each of `remove` deleted by its spec, then ours added (`-A`, or `-I` at its place). */
-  readonly lines: readonly string[];
-}
-
 /** The POSTROUTING rules in `-S` output, in order. */
 export function postroutingRules(postrouting: readonly string[]): ParsedRule[] {
   return postrouting.map(parseRuleLine).filter((r): r is ParsedRule => r !== undefined && r.chain === 'POSTROUTING');
 }
 
 /**
- * Compares the POSTROUTING rules (`-S POSTROUTING` lines) with our one jump (`ourJump`, as `-S`
- * prints it). Every rule that jumps to `chain` is deleted by its spec (never by number: a rule
- * inserted meanwhile would shift the numbers onto someone else's rule), and ours is inserted at the
- * position of the first one, so traffic meets it where it met the old one; with `first` at
- * position 1, where it must stay.
+ * What it takes to leave exactly one POSTROUTING jump to `chain`, ours (`ourJump`, as `-S` prints
+ * it): `kind` none, append, insert-first (no jump yet, and it must be first) or replace (other
+ * forms, duplicates, or ours not first); the jumps to `remove`; and the restore `lines`. Each jump
+ * is deleted by its spec (never by number: a rule inserted meanwhile would shift the numbers onto
+ * someone else's rule), and ours inserted where the first one was, so traffic meets it where it
+ * met the old one; with `first` at position 1, where it must stay.
  */
-export function planJumpRepair(postrouting: readonly string[], chain: string, ourJump: string, first = false): JumpRepair {
+export function planJumpRepair(postrouting: readonly string[], chain: string, ourJump: string, first = false) {
   const rules = postroutingRules(postrouting);
   const at = rules.findIndex((r) => r.target === chain);
   const insert = (n: number): string => `-I POSTROUTING ${n} ${ourJump.slice('-A POSTROUTING '.length)}`;
@@ -106,10 +97,7 @@ export const deleteSpec = (line: string): string => `-D ${line.slice('-A '.lengt
 export function findRenamedJumps(postrouting: readonly string[], chain: string): ParsedRule[] {
   const ours = jumpComment(chain);
   // Every read asks this: only lines that hold the comment's text are parsed (the quoted form holds it too).
-  return postroutingRules(postrouting.filter((l) => l.includes(ours))).filter((r) => {
-    if (r.target === chain) return false;
-    return r.comment === ours || r.comment === `"${ours}"`;
-  });
+  return postroutingRules(postrouting.filter((l) => l.includes(ours))).filter((r) => r.target !== chain && (r.comment === ours || r.comment === `"${ours}"`));
 }
 
 /** What the chain a renamed jump leads to holds: our rules only (our chain renamed), or not. */
@@ -142,10 +130,7 @@ export function judgeRenamedChain(target: string | undefined, listing: readonly 
   return { ours: true, rules };
 }
 
-/**
- * Restore lines that take back our renamed chain: its jump deleted by spec, then the chain
- * flushed and deleted. In one transaction with the rest, or not at all.
- */
+/** Restore lines that take back our renamed chain: its jump deleted by spec, then the chain flushed and deleted. */
 export function renamedRemovalLines(jumpLine: string, target: string): string[] {
   return [deleteSpec(jumpLine), `-F ${target}`, `-X ${target}`];
 }

@@ -1,8 +1,6 @@
-// Rules of others that translate traffic before our jump. nat POSTROUTING is read at every sync;
-// the chains that its rules before our jump lead to are followed too, at most two levels deep and
-// eight chains in all (Calico jumps cali-POSTROUTING -> cali-nat-outgoing, which masquerades;
-// Cilium CILIUM_POST_nat, flannel FLANNEL-POSTRTG, AWS-SNAT-CHAIN-0 and the CNI bridge's CNI-*
-// masquerade one level down), so a node without such a jump lists nothing more. kube-proxy's
+// Rules of others that translate traffic before our jump: in nat POSTROUTING, and in the chains its
+// rules before our jump lead to, at most two levels deep and eight chains in all (Calico's
+// cali-nat-outgoing, Cilium's, flannel's, AWS's and the CNI bridge's masquerade there). kube-proxy's
 // KUBE-* chains are not followed: it masquerades only what it marked for masquerade, which is
 // meant to be, and following them would cost nearly every node a listing per sync (70-150 ms on
 // legacy next to a big kube-proxy; netfilter-facts.md). Matches are not evaluated: a rule that

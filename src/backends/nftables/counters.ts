@@ -1,8 +1,7 @@
 // Connections per decision, read from our table's own counters: a nat chain sees only the first
-// packet of a connection, so a counter's packets are the connections it decided. The keep set
-// counts per element (`flags interval; counter;`), the SNAT and masquerade rules carry a `counter`.
-// With nftables one rule masquerades both masqueradeCIDRs and every destination no entry covers,
-// so their connections count together under `default`.
+// packet of a connection, so a counter's packets are the connections it decided. With nftables one
+// rule masquerades both masqueradeCIDRs and every destination no entry covers, so their connections
+// count together under `default`.
 import { decisionTable, resolveDestination } from '../../policy/decide.js';
 import type { CountedDecision, DecisionCount, FamilyPolicy } from '../../policy/types.js';
 import { familyBodies, isObject, nftObjects, parseElement, type JsonObject } from './parse.js';

@@ -84,11 +84,7 @@ export function formatNftScript(ops: readonly NftOp[]): string {
   return `${out.join('\n')}\n`;
 }
 
-/**
- * The canonical lines of objects, in the order given: `set nonmasq4 type ipv4_addr flags
- * interval`, `element nonmasq4 10.0.0.0/8`, `chain postrouting4 type nat hook postrouting prio
- * 100 policy accept` (a regular chain is just `chain NAME`), `rule postrouting4 BODY`.
- */
+/** The canonical lines of objects, in the order given: `set NAME type T flags F counter`, `element NAME E`, `chain NAME ...`, `rule CHAIN BODY`. */
 export function canonicalLines(objects: readonly NftObject[]): string[] {
   const out: string[] = [];
   for (const o of objects) {

@@ -10,10 +10,7 @@ export const NFT_TABLE = 'ip-masq-agent';
 /** `inet ip-masq-agent`, as nft commands name the table. */
 export const NFT_TABLE_REF = `${NFT_TABLE_FAMILY} ${NFT_TABLE}`;
 
-/**
- * Per-family names: the interval set and the base chain each family's apply replaces (never the
- * other's), the set's data type, the payload protocol of an address match, the chain's nfproto.
- */
+/** Per-family names: the set and base chain each family's apply replaces, the set's type, the address payload, the nfproto. */
 export const NFT_NAMES: Readonly<Record<Family, Readonly<Record<'set' | 'chain' | 'setType' | 'payload' | 'nfproto', string>>>> = {
   ipv4: { set: 'nonmasq4', chain: 'postrouting4', setType: 'ipv4_addr', payload: 'ip', nfproto: 'ipv4' },
   ipv6: { set: 'nonmasq6', chain: 'postrouting6', setType: 'ipv6_addr', payload: 'ip6', nfproto: 'ipv6' },

@@ -15,14 +15,6 @@ import { nftPlanScripts, planNft, planNftCleanup, type NftObserved, type Nftable
 import { expectedNftLines, renderNftScript } from './render.js';
 import { chainTranslation, natPostroutingChains, type NftNatChain, type NftTranslator } from './shadow.js';
 
-/** What the nftables backend needs. */
-export interface NftablesBackendOptions {
-  /** Runs `nft`; tests pass a fake or a namespace runner. */
-  readonly runner: Runner;
-  /** Per-command timeout in milliseconds. Default: the runner's. */
-  readonly timeoutMs?: number;
-}
-
 /** What `nft` printed, or undefined when it failed only because the table or chain is not there. */
 async function unlessMissing(command: Promise<CommandResult>): Promise<string | undefined> {
   try {
@@ -33,13 +25,14 @@ async function unlessMissing(command: Promise<CommandResult>): Promise<string | 
   }
 }
 
-/** Creates the native nftables backend (`nftables`), owning only the table `inet ip-masq-agent`. */
-export function createNftablesBackend(options: NftablesBackendOptions): Backend<NftObserved, NftablesPlan> {
-  const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
-  const run = (args: readonly string[], input?: string) => options.runner(['nft', ...args], input === undefined ? timeout : { ...timeout, input });
+/** Creates the native nftables backend (`nftables`) on `runner`, owning only the table `inet ip-masq-agent`. */
+export function createNftablesBackend(runner: Runner): Backend<NftObserved, NftablesPlan> {
+  const run = (args: readonly string[], input?: string) => runner(['nft', ...args], input === undefined ? {} : { input });
 
   /** The output of an `nft -j list`, or undefined when what it lists does not exist. */
   const list = (args: readonly string[]): Promise<string | undefined> => unlessMissing(run(['-j', ...args]));
+  // A table gone in between (another cleanup) is the goal.
+  const deleteTable = () => unlessMissing(run(['delete', 'table', ...NFT_TABLE_REF.split(' ')])).then(() => undefined);
 
   /** Our table, parsed once; terse (no set elements) when only which objects exist matters. */
   const listTable = async (terse: boolean): Promise<NftTableListing | undefined> => {
@@ -92,11 +85,11 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     expected: (policy) => expectedNftLines(policy),
     // The script apply pipes into `nft -f -` on a node without our table.
     render: (policy) => ({ family: policy.family, command: 'nft -f -', payload: renderNftScript([policy]) }),
-    describe: () => ({ name: 'nftables', dialect: 'nftables' }),
+    describe: () => ({ dialect: 'nftables' }),
     // One table holds both families: it is one place to clean up.
-    leftovers: () => [nftLeftover(options.runner)],
+    leftovers: () => [nftLeftover(runner, deleteTable)],
     counters: async (policies) => {
-      const { stdout } = await options.runner(['nft', '-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')]);
+      const { stdout } = await run(['-j', 'list', 'table', ...NFT_TABLE_REF.split(' ')]);
       return parseNftCounters(stdout, policies);
     },
     read,
@@ -104,7 +97,7 @@ export function createNftablesBackend(options: NftablesBackendOptions): Backend<
     apply,
     cleanup: async (family: Family) => {
       const todo = planNftCleanup(await listTable(true), family);
-      if (todo === 'delete table') await unlessMissing(run(['delete', 'table', ...NFT_TABLE_REF.split(' ')]));
+      if (todo === 'delete table') await deleteTable();
       else if (todo !== undefined) await run(['-f', '-'], todo.script);
     },
   };

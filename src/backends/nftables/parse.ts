@@ -1,8 +1,6 @@
-// Parses `nft -j list table inet ip-masq-agent`, once, into what read() reports: our objects per
-// family (model objects, whose canonical lines the drift check compares), and the table itself:
-// its flags and the objects in it that are not ours.
-// Anything this parser does not know is kept as JSON text: it then shows up as drift, and the
-// next apply replaces it, instead of crashing the read.
+// Parses `nft -j list table inet ip-masq-agent`, once, into our objects per family and the table's
+// flags and foreign objects. Anything it does not know is kept as JSON text: it then shows up as
+// drift, and the next apply replaces it, instead of crashing the read.
 import { BITS, formatIp, parseIp, type Family, type IpAddress } from '../../net/cidr.js';
 import { intervalText, type Interval } from '../../net/intervals.js';
 import { canonicalLines, type NftObject } from './model.js';
@@ -264,10 +262,9 @@ function tableFlagsLine(objects: readonly JsonObject[]): string | undefined {
 }
 
 /**
- * The objects in our table that are not the agent's sets and chains, in listing order: each with
- * the key nft -j prints it under (`chain`, `map`, `ct helper`, ...), its name, the handle apply
- * deletes it by (names may need quoting; handles never do), for a chain the chains its rules jump
- * or go to (deleted after it), and a detail for people: hook and priority, types, rule count.
+ * The objects in our table that are not the agent's sets and chains, in listing order: each with its
+ * nft -j key (`chain`, `map`, `ct helper`, ...), name, handle (names may need quoting; handles never
+ * do), the chains a chain's rules jump to (deleted after it), and a detail for people.
  */
 function foreignObjects(objects: readonly JsonObject[]) {
   const rules = objects.map((o) => o['rule']).filter(ours);

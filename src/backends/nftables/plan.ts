@@ -24,10 +24,7 @@ export interface NftablesPlan extends Plan {
   readonly wake: boolean;
   /** The one transaction that makes the family's objects what the policy wants; empty when up to date. */
   readonly ops: readonly NftOp[];
-  /**
-   * nft 1.0.6 cut the listing of the dormant table off, so what it holds is unknown: apply wakes
-   * it, after which it lists whole, and plans this policy again from a second listing.
-   */
+  /** nft 1.0.6 cut the dormant table's listing off: apply wakes it, then plans this policy again from a whole listing. */
   readonly replanAfterWake?: FamilyPolicy;
 }
 
@@ -72,9 +69,8 @@ export function nftForeignDeletions(foreign: readonly NftForeignObject[]): NftOp
 }
 
 /**
- * Plans one family: up to date when the owned lines read equal the wanted ones; else one
- * transaction (nftFamilyOps) that deletes the foreign objects after our chain, which may jump to
- * one, and before our set, which one may reference, as a renamed chain of ours does.
+ * Plans one family: up to date when the owned lines read equal the wanted ones; else one transaction
+ * (nftFamilyOps) that deletes the foreign objects between our chain and our set.
  */
 export function planNft(observed: NftObserved, policy: FamilyPolicy): NftablesPlan {
   const family = policy.family;

@@ -1,15 +1,12 @@
-// Renders one or both families' policies into a single `nft -f -` transaction (pure).
-//
-// Each family owns its own objects (set nonmasq4 + chain postrouting4, nonmasq6 + postrouting6),
-// so applying one family never rewrites the other's. Within the transaction the family's chain
-// and set are deleted and created afresh: `flush table` would keep old set elements, and a
-// rebuild also heals a chain whose hook, priority or policy was changed by someone else. The
-// kernel commits the whole batch or nothing, so no packet sees a half state.
+// Renders policies into one `nft -f -` transaction (pure). Each family owns its own set and chain,
+// so applying one never rewrites the other's; they are deleted and created afresh (`flush table`
+// would keep old set elements, and a rebuild heals a hook, priority or policy someone changed),
+// and the kernel commits the whole batch or nothing, so no packet sees a half state.
 import { formatCidr, type Family } from '../../net/cidr.js';
 import { normalizeRanges } from '../../net/normalize.js';
 import type { Action, FamilyPolicy, PortRange } from '../../policy/types.js';
 import { add, canonicalLines, deleteByName, formatNftScript, type NftChain, type NftObject, type NftOp, type NftSet } from './model.js';
-import { memoByPolicy } from '../backend.js';
+import { memoByObject } from '../backend.js';
 import { TO_PORTS_PROTOCOLS } from '../iptables/constants.js';
 import { FIRST_PRIORITY, NFT_NAMES, SRCNAT_PRIORITY } from './names.js';
 import { exemptionIsFinal, masqueradeMarkHex } from '../../policy/build.js';
@@ -21,10 +18,9 @@ function portText(r: PortRange): string {
 }
 
 /**
- * The `--to-ports` rules for one protocol. Like the reference's `statistic --probability` chain,
- * range i is taken with probability size(i) / (size(i) + ... + size(last)) when the earlier ranges
- * were not, so each new connection lands in range i with probability size(i) / total. `numgen
- * random mod M < S` states that fraction exactly; the last range takes what is left.
+ * The `--to-ports` rules for one protocol: like the reference's `statistic --probability` chain,
+ * range i is taken with probability size(i) / (size(i) + ... + size(last)), stated exactly by
+ * `numgen random mod M < S`; the last range takes what is left.
  */
 function toPortsRules(protocol: string, ranges: readonly PortRange[], flags: string, translate: string): string[] {
   let remaining = ranges.reduce((sum, r) => sum + r.to - r.from + 1, 0);
@@ -44,12 +40,9 @@ export function nftChainPriority(policy: FamilyPolicy): number {
 type SnatAction = Extract<Action, { kind: 'snat' }>;
 
 /**
- * The decision table flattened into disjoint intervals (see flattenPrefixes): every address gets
- * exactly the action resolveDestination gives it. `keep` are the elements of the family's set,
- * `snat` those of the anonymous SNAT map; masquerade intervals are left out: masquerade is what the
- * chain does to a destination that neither holds. `sources`: masqueradeSourceCIDRs as intervals,
- * undefined when every source is in scope. Undefined for a policy without decisions (exempt
- * ranges only).
+ * The decision table as disjoint intervals (flattenPrefixes), each with the action resolveDestination
+ * gives it: `keep` for the set, `snat` for the SNAT map (masquerade is what the chain does to the
+ * rest), `sources` for masqueradeSourceCIDRs. Undefined for a policy of exempt ranges only.
  */
 function decisionIntervals(policy: FamilyPolicy) {
   if (!usesDecisionRules(policy)) return undefined;
@@ -143,20 +136,12 @@ export function nftFamilyOps(family: Family, policy: FamilyPolicy | undefined, e
   return [...chain, ...between, ...remove(familySet(family, [])), ...(policy ? nftFamilyObjects(policy).map(add) : [])];
 }
 
-/** Options for renderNftScript. */
-export interface NftRenderOptions {
-  /** Families whose objects are removed in the same transaction (e.g. IPv6 turned off). */
-  readonly remove?: readonly Family[];
-  /** Names of the sets and chains a listing found in the table: those are deleted by name (see nftFamilyOps). */
-  readonly existing?: ReadonlySet<string>;
-}
-
 /**
  * One atomic `nft -f -` script: creates the table if absent, replaces the objects of every given
- * family completely (no stale elements or rules) and removes the objects of `remove` families.
- * Objects of families not named are left as they are.
+ * family completely (no stale elements or rules) and removes the objects of `remove` families (IPv6
+ * turned off). Objects of families not named are left as they are. `existing`: see nftFamilyOps.
  */
-export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRenderOptions = {}): string {
+export function renderNftScript(policies: readonly FamilyPolicy[], opts: { readonly remove?: readonly Family[]; readonly existing?: ReadonlySet<string> } = {}): string {
   const seen = new Set<Family>();
   const ops: NftOp[] = [];
   const removals = (opts.remove ?? []).map((family) => ({ family, policy: undefined }));
@@ -170,4 +155,4 @@ export function renderNftScript(policies: readonly FamilyPolicy[], opts: NftRend
 }
 
 /** What read(family) returns after the policy was applied: canonical lines (see model.ts). */
-export const expectedNftLines = memoByPolicy((policy): readonly string[] => canonicalLines(nftFamilyObjects(policy)));
+export const expectedNftLines = memoByObject((policy: FamilyPolicy): readonly string[] => canonicalLines(nftFamilyObjects(policy)));
