@@ -5,8 +5,7 @@
 import type { SelectOptions } from '../backends/select.js';
 import type { CidrEntry, ConfigOptions } from '../config/config.js';
 import { loadConfig as loadConfigFiles, type LoadedConfig } from '../config/load.js';
-import type { Position } from '../config/config.js';
-import { formatWhere, type EntryPositions } from '../config/merge.js';
+import { formatWhere } from '../config/merge.js';
 import { ConfigError, UsageError, formatIssue } from '../errors.js';
 import { agentOptionsFromFlags, type AgentOptions } from './agent-options.js';
 import { EXIT, silentLog, type CommandDeps, type CommandFn, type CommandIo } from './command.js';
@@ -54,15 +53,10 @@ export async function loadCommandConfig(path: string, opts: ConfigOptions): Prom
   return { ...(await loadConfigFiles(path, opts, undefined, undefined, undefined, true)), path };
 }
 
-/** Where a CIDR entry (or anything with source and key path) was written, if known. */
-export function positionOf(cfg: { readonly positions?: EntryPositions }, entry: { readonly source: string; readonly path: string }): Position {
-  return cfg.positions?.of(entry) ?? {};
-}
-
 /** A one-line description of where a CIDR entry came from, for people. */
 export function describeEntryOrigin(cfg: CommandConfig, entry: CidrEntry): string {
   if (entry.source === 'defaults') return `the default list (${entry.path}; no config file sets nonMasqueradeCIDRs)`;
-  return `${formatWhere({ source: entry.source, ...positionOf(cfg, entry) })} ${entry.path}`;
+  return `${formatWhere({ source: entry.source, ...cfg.positions?.of(entry) })} ${entry.path}`;
 }
 
 /** What a command's body is given once the shared prologue has run. */

@@ -9,7 +9,7 @@ import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
 import { EXIT, writeJson, type CommandDeps } from './command.js';
-import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
+import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, type CommandConfig, type CommandHelp } from './command-shape.js';
 import type { FlagSpec } from './flags.js';
 
 /** A flag of explain's own: a string, empty by default. */
@@ -106,7 +106,7 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']): Explanation {
   const head = { destination, family: v.family, masquerade: v.masquerade };
   const m = 'match' in v ? v.match : undefined;
-  const match = m && { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) };
+  const match = m && { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...cfg.positions?.of(m) };
   const matched = m && `matches ${m.text} from ${describeEntryOrigin(cfg, m)}`;
   const over = 'overrides' in v ? overridesText(cfg, v.overrides) : '';
   const keep = (reason: string, explanation: string): Explanation => ({ ...head, action: 'keep', reason, ...(match && { match }), explanation });
