@@ -4,24 +4,19 @@ import { formatGoDuration } from '../config/duration.js';
 import { cutExcerpt } from '../excerpt.js';
 
 // Liveness and readiness, decided from a status snapshot and the current time, nothing else.
-//
 // healthy (/healthz, for a livenessProbe), modelled on kube-proxy's healthz ("unhealthy when
 // updates are overdue"):
 //   - the sync loop is alive: its latest sync attempt (any family, or the end of a sync) is at most
-//     max(livenessIntervals x resyncInterval, livenessFloorMs) old (default max(2 x resync, 2m));
-//     before the first attempt the agent counts as healthy (starting), unless `startedAt` is given
-//     and that same window has passed since it without any attempt (a first sync that hangs);
-//   - no family has failed failureThreshold (default 5) syncs in a row: repeated failures turn the
-//     probe red so that someone (or the kubelet) notices, but the agent itself never exits for them.
-//     A failed sync is retried within seconds (backoff), so the count alone would turn red after
-//     ~15 s; the failures must also span (failureThreshold - 1) resync intervals, as many resyncs
-//     as the count would have taken without retries.
+//     max(2 x resyncInterval, 2m) old; before the first attempt the agent counts as healthy
+//     (starting), unless that window has passed since `startedAt` (a first sync that hangs);
+//   - no family has failed 5 syncs in a row: repeated failures turn the probe red so that someone
+//     (or the kubelet) notices, but the agent itself never exits for them. A failed sync is retried
+//     within seconds (backoff), so the count alone would turn red after ~15 s; the failures must
+//     also span 4 resync intervals, as many resyncs as the count would have taken without retries.
+// ready (/readyz, for a readinessProbe and rollouts): at least one sync has run, and every family
+// the agent syncs has succeeded, most recently at most max(3 x resyncInterval, 3m) ago.
 // The body is bounded: errors are cut at MAX_ERROR_BYTES and at most MAX_LISTED_ERRORS config
 // errors are listed, whatever a tool printed or a config contained.
-// ready (/readyz, for a readinessProbe and rollouts):
-//   - at least one sync has run, and every family the agent syncs has succeeded at least once, most
-//     recently at most max(readinessIntervals x resyncInterval, readinessFloorMs) ago
-//     (default max(3 x resync, 3m)).
 // An invalid config makes the agent neither unhealthy nor unready: the last good config and its
 // rules stay in force and are still re-applied, so restarting the pod would fix nothing and would
 // turn one bad edit into a crash loop on every node. It is reported in the body, in the logs and
