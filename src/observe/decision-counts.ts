@@ -16,19 +16,16 @@ export interface DecisionTotal extends Omit<CountedDecision, 'cidr'> {
   readonly connections: number;
 }
 
-/** Options of createDecisionCounts. */
-export interface DecisionCountsOptions {
-  /** Reads every family's decision counts (one command per family, or one for nft). */
-  readonly read: () => Promise<readonly DecisionCount[]>;
-  /** Milliseconds now; injected so tests drive time. */
-  readonly now: () => number;
-}
-
 /** Scrapes within 5 s of a read share it (Prometheus scrapes every 15-60 s; an HA pair doubles that). */
 export const DECISION_COUNTS_MAX_AGE_MS = 5_000;
 
 /** Creates the cached, monotonic reader of decision counts: totals by {family, action, list}, read at most once per max age. */
-export function createDecisionCounts(opts: DecisionCountsOptions) {
+export function createDecisionCounts(opts: {
+  /** Reads every family's decision counts (one command per family, or one for nft). */
+  readonly read: () => Promise<readonly DecisionCount[]>;
+  /** Milliseconds now; injected so tests drive time. */
+  readonly now: () => number;
+}) {
   // Per counter (a row, an element): its last value. Per series: the connections counted so far.
   let last = new Map<string, number>();
   const totals = new Map<string, DecisionTotal>();
