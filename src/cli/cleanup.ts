@@ -6,10 +6,10 @@ import type { CleanupTarget, Inspection } from '../backends/backend.js';
 import { NFT_TABLE_REF } from '../backends/nftables/names.js';
 import { defaultCleanupTargets } from '../backends/select.js';
 import { errorMessage } from '../errors.js';
-import { defineCommand, type CommandHelp } from './command-shape.js';
+import { defineCommand } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
 
-const HELP: CommandHelp = {
+const HELP = {
   usage: 'ip-masq-agent cleanup [flags]',
   description: `Removes everything the agent creates in the current network namespace: every POSTROUTING rule
 that jumps to the chain named by --masq-chain (default IP-MASQ-AGENT), in any form (also older reference

@@ -30,16 +30,6 @@ export function commandFlagSpecs(shown: readonly string[], extra: readonly FlagS
   return [...visible, ...extra, ...hidden];
 }
 
-/** What a command's `--help` says. */
-export interface CommandHelp {
-  /** `ip-masq-agent explain [flags] IP...` */
-  readonly usage: string;
-  /** A few sentences: what it does and what its exit codes mean. */
-  readonly description: string;
-  /** One or more example command lines, with a comment each. */
-  readonly examples: readonly string[];
-}
-
 /** A config loaded for a command, and the path asked for. */
 export interface CommandConfig extends LoadedConfig {
   readonly path: string;
@@ -75,7 +65,8 @@ export interface CommandContext {
 /** One operator command: what is its own, for `defineCommand` to wrap in the shared prologue. */
 export interface CommandSpec {
   readonly name: string;
-  readonly help: CommandHelp;
+  /** What its `--help` says: the usage line, what it does and its exit codes, examples with a comment each. */
+  readonly help: { readonly usage: string; readonly description: string; readonly examples: readonly string[] };
   /** The agent flags its help lists (the others are accepted silently). */
   readonly agentFlags: readonly string[];
   /** Its own flags, listed after the agent flags and before --output. */

@@ -9,7 +9,7 @@ import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
 import { EXIT, writeJson, type CommandDeps } from './command.js';
-import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, type CommandConfig, type CommandHelp } from './command-shape.js';
+import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, type CommandConfig } from './command-shape.js';
 import type { FlagSpec } from './flags.js';
 
 /** A flag of explain's own: a string, empty by default. */
@@ -24,7 +24,7 @@ const COUNTS_FLAG: FlagSpec = {
 };
 const SOURCE_FLAG = ownFlag('source', 'The source address of the traffic (default: a pod address). With masqueradeSourceCIDRs, a source outside them is never masqueraded or SNATed.');
 
-const HELP: CommandHelp = {
+const HELP = {
   usage: 'ip-masq-agent explain [flags] IP...',
   description: `For each destination IP, says whether traffic from a pod (or from --source) to it is
 masqueraded (leaves with the node's address), SNATed to a fixed address, or keeps the pod IP, and

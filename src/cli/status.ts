@@ -9,10 +9,10 @@ import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import type { DecisionCount } from '../policy/types.js';
 import { buildPolicy } from '../policy/build.js';
-import { defineCommand, type CommandHelp } from './command-shape.js';
+import { defineCommand } from './command-shape.js';
 import { EXIT, FAMILY_NAME, writeJson, type CommandIo } from './command.js';
 
-const HELP: CommandHelp = {
+const HELP = {
   usage: 'ip-masq-agent status [flags] [--config PATH]',
   description: `Reads the live rules in the current network namespace (run it on the node, or in the agent's
 pod) and compares them with what the config and flags want, family by family. Prints the

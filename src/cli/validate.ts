@@ -11,9 +11,9 @@ import { normalizeRanges } from '../net/normalize.js';
 import type { ExemptRange } from '../policy/types.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_NODES, describeCidrCaps } from '../limits.js';
 import { EXIT, writeJson } from './command.js';
-import { defineCommand, describeEntryOrigin, loadCommandConfig, type CommandConfig, type CommandHelp } from './command-shape.js';
+import { defineCommand, describeEntryOrigin, loadCommandConfig, type CommandConfig } from './command-shape.js';
 
-const HELP: CommandHelp = {
+const HELP = {
   usage: 'ip-masq-agent validate [flags] [FILE|DIR]...',
   description: `Checks config files with the agent's own parser and rules, without touching the node.
 Each FILE is a config file (YAML or JSON) or a Kubernetes manifest holding the ConfigMap (its
