@@ -4,7 +4,7 @@
 // and flags and arguments in any order; its help always ends with an example.
 import type { SelectOptions } from '../backends/select.js';
 import type { CidrEntry, ConfigOptions } from '../config/config.js';
-import { loadConfig as loadConfigFiles, type LoadedConfig } from '../config/load.js';
+import { loadConfig as loadConfigFiles } from '../config/load.js';
 import { formatWhere } from '../config/merge.js';
 import { ConfigError, UsageError, formatIssue } from '../errors.js';
 import { agentOptionsFromFlags, type AgentOptions } from './agent-options.js';
@@ -31,15 +31,13 @@ export function commandFlagSpecs(shown: readonly string[], extra: readonly FlagS
 }
 
 /** A config loaded for a command, and the path asked for. */
-export interface CommandConfig extends LoadedConfig {
-  readonly path: string;
-}
+export type CommandConfig = Awaited<ReturnType<typeof loadCommandConfig>>;
 
 /**
  * Loads the config at `path` for a command, as the agent does (a file, or a directory of ip-masq*
  * files), or from a Kubernetes manifest's ConfigMap(s). Throws ConfigError with every issue.
  */
-export async function loadCommandConfig(path: string, opts: ConfigOptions): Promise<CommandConfig> {
+export async function loadCommandConfig(path: string, opts: ConfigOptions) {
   return { ...(await loadConfigFiles(path, opts, undefined, undefined, undefined, true)), path };
 }
 
