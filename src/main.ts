@@ -206,8 +206,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner });
   }
   const version = readVersion();
-  let opts: AgentOptions;
-  let ignoredArgs: IgnoredArgsWarning | undefined;
   try {
     const flags = parseFlags(argv);
     if (flags.help) {
@@ -221,8 +219,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     // Go's flag parsing (the reference's) ignores everything from the first non-flag on; run with
     // the same values, so the same DaemonSet args work, and say so once at start.
-    ignoredArgs = describeIgnoredArgs(argv, flags);
-    opts = agentOptionsFromFlags(flags);
+    const ignoredArgs = describeIgnoredArgs(argv, flags);
+    // The one UsageError runAgent could meet (a bind address) is caught there: it was checked here first.
+    await runAgent(agentOptionsFromFlags(flags), version, ignoredArgs);
+    return -1; // keeps running
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`ip-masq-agent: ${e.message}\nRun 'ip-masq-agent --help' for usage.\n`);
@@ -230,8 +230,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
-  await runAgent(opts, version, ignoredArgs);
-  return -1; // keeps running
 }
 
 main(process.argv.slice(2)).then(
