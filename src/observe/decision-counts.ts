@@ -5,16 +5,11 @@
 // read, or its whole value when it dropped. Lost: the connections counted between the last read
 // and a rewrite, and a drop hidden because more connections than before were counted again by the
 // next read.
-import type { Family } from '../net/cidr.js';
-import type { CountedDecision, DecisionCount } from '../policy/types.js';
+import type { DecisionCount } from '../policy/types.js';
 import { createReadMetric, type Registry } from './prometheus.js';
 
-/** One series of the metric: a family, an action and the list that decided. */
-export interface DecisionTotal extends Omit<CountedDecision, 'cidr'> {
-  readonly family: Family;
-  /** Connections since the agent started, never decreasing. */
-  readonly connections: number;
-}
+/** One series of the metric: a family, an action and the list that decided, and its connections since the agent started (never decreasing). */
+export type DecisionTotal = Omit<DecisionCount, 'cidr' | 'packets' | 'bytes'> & { readonly connections: number };
 
 /** Scrapes within 5 s of a read share it (Prometheus scrapes every 15-60 s; an HA pair doubles that). */
 export const DECISION_COUNTS_MAX_AGE_MS = 5_000;
