@@ -42,9 +42,6 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
   };
 }
 
-/** How long the exit waits for a blocked stdout to take the lines still held. */
-const EXIT_FLUSH_MS = 1000;
-
 /** Signals that come faster than this are logged as one line per this long, with their count. */
 const SIGNAL_NOTE_WINDOW_MS = 1000;
 
@@ -60,7 +57,7 @@ function installLastResort(log: Logger, processRunner: ProcessRunner, output: Li
   process.on('exit', () => {
     processRunner.killAll();
     // The last lines (why it exits) held by a blocked stdout get a second, bounded chance.
-    output.flush(EXIT_FLUSH_MS);
+    output.flush(1000);
   });
   const fatal =
     (kind: string) =>
@@ -173,8 +170,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     stopWatching();
     for (const server of servers) void server.close();
     // Exit promptly: a running sync is atomic per family, so stopping mid-way leaves valid rules.
-    const force = setTimeout(() => process.exit(0), 1000);
-    force.unref();
+    setTimeout(() => process.exit(0), 1000).unref();
     void agent.stop().then(() => process.exit(0));
   };
   for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => shutdown(signal));
