@@ -47,11 +47,9 @@ function formatFamily(f: MetricFamily, samples: readonly Sample[]): string {
 export function createRegistry() {
   const families = new Map<string, MetricFamily>();
   return {
-    register(...added: MetricFamily[]): void {
-      for (const f of added) {
-        if (families.has(f.name)) throw new Error(`A metric with the name ${f.name} has already been registered.`);
-        families.set(f.name, f);
-      }
+    register(f: MetricFamily): void {
+      if (families.has(f.name)) throw new Error(`A metric with the name ${f.name} has already been registered.`);
+      families.set(f.name, f);
     },
     /** The whole exposition text, every family's samples read first (side by side). */
     async metrics(): Promise<string> {
@@ -65,8 +63,8 @@ export function createRegistry() {
 /** Metric families in registration order; `metrics()` reads and prints them all. */
 export type Registry = ReturnType<typeof createRegistry>;
 
-/** Series by label set, each made by `fresh` on first use; label names are sorted, so `{a,b}` and `{b,a}` are one series. */
-function seriesMap<S>(fresh: (labels: Labels) => S): { readonly series: Map<string, S>; at(labels: Labels): S } {
+/** Series by label set, made by `fresh` on first use (an unlabelled one at once); label names are sorted: `{a,b}` is `{b,a}`. */
+function seriesMap<S>(labelNames: readonly string[] | undefined, fresh: (labels: Labels) => S) {
   const series = new Map<string, S>();
   const at = (labels: Labels): S => {
     const key = JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -74,6 +72,7 @@ function seriesMap<S>(fresh: (labels: Labels) => S): { readonly series: Map<stri
     if (s === undefined) series.set(key, (s = fresh(labels)));
     return s;
   };
+  if ((labelNames ?? []).length === 0) at({});
   return { series, at };
 }
 
@@ -86,8 +85,7 @@ export interface MetricOptions {
 
 /** Creates a counter or gauge in `registry`: a value per label set. */
 export function createMetric(registry: Registry, type: 'counter' | 'gauge', opts: MetricOptions) {
-  const { series, at } = seriesMap((labels) => ({ labels, value: 0 }));
-  if ((opts.labelNames ?? []).length === 0) at({});
+  const { series, at } = seriesMap(opts.labelNames, (labels) => ({ labels, value: 0 }));
   const metric = {
     ...opts,
     type,
@@ -111,8 +109,7 @@ export function createMetric(registry: Registry, type: 'counter' | 'gauge', opts
 /** Creates a histogram with fixed upper bounds in `registry`; an unlabelled one prints its zero buckets before any observation. */
 export function createHistogram(registry: Registry, opts: MetricOptions & { readonly buckets: readonly number[] }) {
   const bounds = [...opts.buckets].sort((a, b) => a - b);
-  const { series, at } = seriesMap((labels) => ({ labels, counts: bounds.map(() => 0), sum: 0, count: 0 }));
-  if ((opts.labelNames ?? []).length === 0) at({});
+  const { series, at } = seriesMap(opts.labelNames, (labels) => ({ labels, counts: bounds.map(() => 0), sum: 0, count: 0 }));
   const metric = {
     ...opts,
     type: 'histogram' as const,
