@@ -46,10 +46,7 @@ function describeListenError(e: NodeJS.ErrnoException, flag: string, value: stri
  * server must accept (RFC 9112, section 3.2.2).
  */
 export function requestPath(target: string): string {
-  const authority = /^https?:\/\/[^/?#]*/i.exec(target);
-  const rest = authority ? target.slice(authority[0].length) : target;
-  const path = authority && !rest.startsWith('/') ? `/${rest}` : rest;
-  return path.split('?')[0] ?? '/';
+  return target.replace(/^https?:\/\/[^/?#]*\/?/i, '/').split('?')[0] ?? '/';
 }
 
 function handle(routes: Routes, log: Logger, req: IncomingMessage, res: ServerResponse): void {
