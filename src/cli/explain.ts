@@ -1,5 +1,4 @@
-// `ip-masq-agent explain [flags] IP...`: for each destination, whether pod traffic to it is
-// masqueraded and which rule decides, traced back to the config line. Touches nothing: it
+// `ip-masq-agent explain [flags] IP...` (its help says what it answers). Touches nothing: it
 // evaluates the same policy the rules are rendered from.
 import type { BackendFacts } from '../backends/backend.js';
 import { createRenderOnlyBackend, openBackendReadOnly, type SelectOptions } from '../backends/select.js';

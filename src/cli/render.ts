@@ -1,6 +1,5 @@
-// `ip-masq-agent render [flags]`: prints exactly what the agent would write (the
-// iptables-restore payload and the jump, or the nft script), touching nothing: it asks the
-// backend's render(), the text its apply() writes.
+// `ip-masq-agent render [flags]` (its help says what it prints): the backend's render(), the text
+// its apply() writes, so what is printed cannot differ from what the agent would write.
 import type { RenderedPayload } from '../backends/backend.js';
 import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.js';
 import { formatIssue } from '../errors.js';

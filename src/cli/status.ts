@@ -1,6 +1,5 @@
-// `ip-masq-agent status [flags]`: reads the live rules in the current network namespace and
-// compares them with what the config and flags want. Read-only: it builds the backend as the
-// agent does, but never applies, and never removes the other backend's form (selectBackend would).
+// `ip-masq-agent status [flags]` (its help says what it compares). Read-only: it builds the backend
+// as the agent does, but never applies, and never removes the other backend's form (selectBackend would).
 import type { OwnedState } from '../backends/backend.js';
 import { openBackendReadOnly, type OpenedBackend } from '../backends/select.js';
 import type { ShadowingRule } from '../backends/shadow-owner.js';
