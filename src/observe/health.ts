@@ -22,14 +22,8 @@ import { cutExcerpt } from '../excerpt.js';
 // turn one bad edit into a crash loop on every node. It is reported in the body, in the logs and
 // in the ip_masq_agent_config_valid metric instead, where alerts belong.
 
-/** The thresholds, as the module comment describes them. */
-const THRESHOLDS = {
-  livenessIntervals: 2,
-  livenessFloorMs: 120_000,
-  failureThreshold: 5,
-  readinessIntervals: 3,
-  readinessFloorMs: 180_000,
-} as const;
+/** Failed syncs in a row that turn /healthz red (when they also span FAILURES - 1 resync intervals). */
+const FAILURES = 5;
 
 function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
@@ -77,10 +71,9 @@ function latest(values: readonly (number | undefined)[]): number | undefined {
  * the probe red when a first sync never begins or never ends.
  */
 export function evaluateHealth(status: AgentStatus, now: number, startedAt?: number) {
-  const o = THRESHOLDS;
   const resync = status.resyncIntervalMs;
-  const liveWindow = Math.max(o.livenessIntervals * resync, o.livenessFloorMs);
-  const readyWindow = Math.max(o.readinessIntervals * resync, o.readinessFloorMs);
+  const liveWindow = Math.max(2 * resync, 120_000);
+  const readyWindow = Math.max(3 * resync, 180_000);
   const families = [...status.families.entries()];
 
   const healthReasons: string[] = [];
@@ -92,11 +85,11 @@ export function evaluateHealth(status: AgentStatus, now: number, startedAt?: num
   } else if (now - lastAttempt > liveWindow) {
     healthReasons.push(`last sync attempt was ${seconds(now - lastAttempt)} ago (limit ${seconds(liveWindow)}); the sync loop is stuck`);
   }
-  const failingWindow = (o.failureThreshold - 1) * resync;
+  const failingWindow = (FAILURES - 1) * resync;
   for (const [family, s] of families) {
     const longEnough = s.failingSince === undefined || now - s.failingSince >= failingWindow;
-    if (s.consecutiveFailures >= o.failureThreshold && longEnough) {
-      healthReasons.push(`${family}: ${s.consecutiveFailures} syncs in a row failed (limit ${o.failureThreshold}); last error: ${bounded(s.lastError ?? 'unknown')}`);
+    if (s.consecutiveFailures >= FAILURES && longEnough) {
+      healthReasons.push(`${family}: ${s.consecutiveFailures} syncs in a row failed (limit ${FAILURES}); last error: ${bounded(s.lastError ?? 'unknown')}`);
     }
   }
 
