@@ -63,8 +63,15 @@ export interface CommandContext {
 /** One operator command: what is its own, for `defineCommand` to wrap in the shared prologue. */
 export interface CommandSpec {
   readonly name: string;
-  /** What its `--help` says: the usage line, what it does and its exit codes, examples with a comment each. */
-  readonly help: { readonly usage: string; readonly description: string; readonly examples: readonly string[] };
+  /** What its `--help` says. */
+  readonly help: {
+    /** `ip-masq-agent explain [flags] IP...` */
+    readonly usage: string;
+    /** A few sentences: what it does and what its exit codes mean. */
+    readonly description: string;
+    /** One or more example command lines, with a comment each. */
+    readonly examples: readonly string[];
+  };
   /** The agent flags its help lists (the others are accepted silently). */
   readonly agentFlags: readonly string[];
   /** Its own flags, listed after the agent flags and before --output. */

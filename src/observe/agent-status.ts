@@ -9,12 +9,15 @@ export const RETRY_REASON = 'retry';
 /** Every outcome a family can have in one sync. */
 export const FAMILY_RESULTS = ['unchanged', 'applied', 'repaired', 'error'] as const;
 
+/** The outcome of one family in one sync. */
+export type FamilyResult = (typeof FAMILY_RESULTS)[number];
+
 /** What one sync did. */
 export interface SyncReport {
   readonly reason: string;
   readonly at: number;
   readonly configValid: boolean;
-  readonly families: readonly { family: Family; result: (typeof FAMILY_RESULTS)[number]; durationMs: number; rules: number; error?: string }[];
+  readonly families: readonly { family: Family; result: FamilyResult; durationMs: number; rules: number; error?: string }[];
   /** When some family failed: the delay before the retry (backoff); undefined when the next sync is the regular resync. */
   readonly retryAfterMs?: number | undefined;
 }

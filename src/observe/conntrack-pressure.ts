@@ -27,7 +27,7 @@ export function parseConntrackStat(text: string): Record<FailureColumn, number> 
   return sums;
 }
 
-/** The kernel's conntrack counts (entries, limit, insert failures by column); 0 where it has no figure (nf_conntrack not loaded). */
+/** The kernel's conntrack counts; 0 where it has no figure (nf_conntrack not loaded). */
 export type ConntrackPressure = ReturnType<typeof readConntrackPressure>;
 
 /** The pressure of a kernel without conntrack. */

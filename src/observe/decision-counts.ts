@@ -8,7 +8,7 @@
 import type { DecisionCount } from '../policy/types.js';
 import { createReadMetric, type Registry } from './prometheus.js';
 
-/** One series of the metric: a family, an action and the list that decided, and its connections since the agent started (never decreasing). */
+/** One series: a family, an action and the deciding list, with its connections since start (never decreasing). */
 export type DecisionTotal = Omit<DecisionCount, 'cidr' | 'packets' | 'bytes'> & { readonly connections: number };
 
 /** Scrapes within 5 s of a read share it (Prometheus scrapes every 15-60 s; an HA pair doubles that). */

@@ -80,6 +80,18 @@ export function formatLogLine(level: Level, time: number, msg: string, fields: F
   return `${stringifyValue({ level, time, component: 'ip-masq-agent', ...own, msg })}\n`;
 }
 
+/** Options of createLineWriter; the defaults are the agent's stdout. */
+export interface LineWriterOptions {
+  /** Takes what it can without blocking: returns the bytes written, throws EAGAIN when none fit (default: fd 1, made non-blocking by createStdoutWriter). */
+  readonly write?: (buf: Buffer) => number;
+  /** Bytes held while the output is blocked; lines beyond are dropped and counted (default 64 KiB). */
+  readonly maxBufferedBytes?: number;
+  /** Calls `fn` once after `ms`; must not keep the process alive. */
+  readonly setTimer?: (ms: number, fn: () => void) => void;
+  /** Stamps the note of dropped lines (default Date.now). */
+  readonly now?: () => number;
+}
+
 /** The line written once a blocked output takes lines again, if any were lost meanwhile. */
 export const DROPPED_NOTE = 'log output was blocked (stdout full or not read); lines were dropped meanwhile';
 
@@ -97,18 +109,7 @@ function isFull(e: unknown): boolean {
  * holds up to `maxBufferedBytes` of whole lines and retries on a timer: a stalled log pipeline
  * costs log lines, counted, never a sync or an HTTP answer. Lines are kept whole and in order.
  */
-export function createLineWriter(
-  opts: {
-    /** Takes what it can without blocking: returns the bytes written, throws EAGAIN when none fit (default: fd 1, made non-blocking by createStdoutWriter). */
-    readonly write?: (buf: Buffer) => number;
-    /** Bytes held while the output is blocked; lines beyond are dropped and counted (default 64 KiB). */
-    readonly maxBufferedBytes?: number;
-    /** Calls `fn` once after `ms`; must not keep the process alive. */
-    readonly setTimer?: (ms: number, fn: () => void) => void;
-    /** Stamps the note of dropped lines (default Date.now). */
-    readonly now?: () => number;
-  } = {},
-) {
+export function createLineWriter(opts: LineWriterOptions = {}) {
   const writeSome = opts.write ?? ((buf: Buffer) => writeSync(1, buf));
   const maxBytes = opts.maxBufferedBytes ?? 64 * 1024;
   const setTimer = opts.setTimer ?? ((ms: number, fn: () => void) => void setTimeout(fn, ms).unref());

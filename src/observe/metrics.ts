@@ -5,22 +5,23 @@ import type { Family } from '../net/cidr.js';
 import { registerDecisionMetrics, type DecisionCounts } from './decision-counts.js';
 import { registerConntrackMetrics, type ConntrackPressure } from './conntrack-pressure.js';
 
+/** Options of createMetrics. */
+export interface MetricsOptions {
+  /** Include the process and Node.js metrics (`process_*`, `nodejs_*`; default true). */
+  readonly defaultMetrics?: boolean;
+  /** Log lines dropped so far (the LineWriter's count), read at each scrape; without it the counter stays 0. */
+  readonly logLinesDropped?: () => number;
+  /** Connections per decision, read at scrape time; without it the metric is not registered. */
+  readonly decisionCounts?: DecisionCounts;
+  /** Reads the conntrack table's pressure at scrape time; with it the conntrack metrics are registered. */
+  readonly conntrackPressure?: () => ConntrackPressure;
+}
+
 /**
  * Creates the agent's Prometheus metrics in a fresh registry (nothing global is touched, so tests
  * can make many): events counted as they happen, state read from a status snapshot.
  */
-export function createMetrics(
-  opts: {
-    /** Include the process and Node.js metrics (`process_*`, `nodejs_*`; default true). */
-    readonly defaultMetrics?: boolean;
-    /** Log lines dropped so far (the LineWriter's count), read at each scrape; without it the counter stays 0. */
-    readonly logLinesDropped?: () => number;
-    /** Connections per decision, read at scrape time; without it the metric is not registered. */
-    readonly decisionCounts?: DecisionCounts;
-    /** Reads the conntrack table's pressure at scrape time; with it the conntrack metrics are registered. */
-    readonly conntrackPressure?: () => ConntrackPressure;
-  } = {},
-) {
+export function createMetrics(opts: MetricsOptions = {}) {
   const registry = createRegistry();
   if (opts.defaultMetrics ?? true) registerProcessMetrics(registry);
 

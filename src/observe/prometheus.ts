@@ -63,8 +63,8 @@ export function createRegistry() {
 /** Metric families in registration order; `metrics()` reads and prints them all. */
 export type Registry = ReturnType<typeof createRegistry>;
 
-/** Series by label set, made by `fresh` on first use (an unlabelled one at once); label names are sorted: `{a,b}` is `{b,a}`. */
-function seriesMap<S>(labelNames: readonly string[] | undefined, fresh: (labels: Labels) => S) {
+/** Series by label set, each made by `fresh` on first use; label names are sorted, so `{a,b}` and `{b,a}` are one series. */
+function seriesMap<S>(fresh: (labels: Labels) => S): { readonly series: Map<string, S>; at(labels: Labels): S } {
   const series = new Map<string, S>();
   const at = (labels: Labels): S => {
     const key = JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -72,7 +72,6 @@ function seriesMap<S>(labelNames: readonly string[] | undefined, fresh: (labels:
     if (s === undefined) series.set(key, (s = fresh(labels)));
     return s;
   };
-  if ((labelNames ?? []).length === 0) at({});
   return { series, at };
 }
 
@@ -85,7 +84,8 @@ export interface MetricOptions {
 
 /** Creates a counter or gauge in `registry`: a value per label set. */
 export function createMetric(registry: Registry, type: 'counter' | 'gauge', opts: MetricOptions) {
-  const { series, at } = seriesMap(opts.labelNames, (labels) => ({ labels, value: 0 }));
+  const { series, at } = seriesMap((labels) => ({ labels, value: 0 }));
+  if ((opts.labelNames ?? []).length === 0) at({});
   const metric = {
     ...opts,
     type,
@@ -109,7 +109,8 @@ export function createMetric(registry: Registry, type: 'counter' | 'gauge', opts
 /** Creates a histogram with fixed upper bounds in `registry`; an unlabelled one prints its zero buckets before any observation. */
 export function createHistogram(registry: Registry, opts: MetricOptions & { readonly buckets: readonly number[] }) {
   const bounds = [...opts.buckets].sort((a, b) => a - b);
-  const { series, at } = seriesMap(opts.labelNames, (labels) => ({ labels, counts: bounds.map(() => 0), sum: 0, count: 0 }));
+  const { series, at } = seriesMap((labels) => ({ labels, counts: bounds.map(() => 0), sum: 0, count: 0 }));
+  if ((opts.labelNames ?? []).length === 0) at({});
   const metric = {
     ...opts,
     type: 'histogram' as const,
