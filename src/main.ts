@@ -42,9 +42,6 @@ function tracingRunner(runner: Runner, log: Logger): Runner {
   };
 }
 
-/** How long the exit waits for a blocked stdout to take the lines still held. */
-const EXIT_FLUSH_MS = 1000;
-
 /** Signals that come faster than this are logged as one line per this long, with their count. */
 const SIGNAL_NOTE_WINDOW_MS = 1000;
 
@@ -60,7 +57,7 @@ function installLastResort(log: Logger, processRunner: ProcessRunner, output: Li
   process.on('exit', () => {
     processRunner.killAll();
     // The last lines (why it exits) held by a blocked stdout get a second, bounded chance.
-    output.flush(EXIT_FLUSH_MS);
+    output.flush(1000);
   });
   const fatal =
     (kind: string) =>
@@ -173,8 +170,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     stopWatching();
     for (const server of servers) void server.close();
     // Exit promptly: a running sync is atomic per family, so stopping mid-way leaves valid rules.
-    const force = setTimeout(() => process.exit(0), 1000);
-    force.unref();
+    setTimeout(() => process.exit(0), 1000).unref();
     void agent.stop().then(() => process.exit(0));
   };
   for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => shutdown(signal));
@@ -206,8 +202,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     return runOperatorCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }, { runner });
   }
   const version = readVersion();
-  let opts: AgentOptions;
-  let ignoredArgs: IgnoredArgsWarning | undefined;
   try {
     const flags = parseFlags(argv);
     if (flags.help) {
@@ -221,8 +215,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     // Go's flag parsing (the reference's) ignores everything from the first non-flag on; run with
     // the same values, so the same DaemonSet args work, and say so once at start.
-    ignoredArgs = describeIgnoredArgs(argv, flags);
-    opts = agentOptionsFromFlags(flags);
+    const ignoredArgs = describeIgnoredArgs(argv, flags);
+    // The one UsageError runAgent could meet (a bind address) is caught there: it was checked here first.
+    await runAgent(agentOptionsFromFlags(flags), version, ignoredArgs);
+    return -1; // keeps running
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`ip-masq-agent: ${e.message}\nRun 'ip-masq-agent --help' for usage.\n`);
@@ -230,8 +226,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
-  await runAgent(opts, version, ignoredArgs);
-  return -1; // keeps running
 }
 
 main(process.argv.slice(2)).then(

@@ -1,15 +1,13 @@
-// `ip-masq-agent cleanup [flags]`: removes everything the agent ever creates in the current
-// network namespace: the iptables chain and its POSTROUTING jump (IPv4 and IPv6, in both the nft
-// and legacy iptables), and the nft table, as every backend form lists its leftovers
-// (Backend.leftovers, gathered by select.ts). Idempotent.
+// `ip-masq-agent cleanup [flags]` (its help says what it removes): it removes what every backend
+// form lists as its leftovers (Backend.leftovers, gathered by select.ts). Idempotent.
 import type { CleanupTarget, Inspection } from '../backends/backend.js';
 import { NFT_TABLE_REF } from '../backends/nftables/names.js';
 import { defaultCleanupTargets } from '../backends/select.js';
 import { errorMessage } from '../errors.js';
-import { defineCommand, type CommandHelp } from './command-shape.js';
+import { defineCommand } from './command-shape.js';
 import { EXIT, writeJson } from './command.js';
 
-const HELP: CommandHelp = {
+const HELP = {
   usage: 'ip-masq-agent cleanup [flags]',
   description: `Removes everything the agent creates in the current network namespace: every POSTROUTING rule
 that jumps to the chain named by --masq-chain (default IP-MASQ-AGENT), in any form (also older reference

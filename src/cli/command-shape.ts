@@ -4,9 +4,8 @@
 // and flags and arguments in any order; its help always ends with an example.
 import type { SelectOptions } from '../backends/select.js';
 import type { CidrEntry, ConfigOptions } from '../config/config.js';
-import { loadConfig as loadConfigFiles, type LoadedConfig } from '../config/load.js';
-import type { Position } from '../config/config.js';
-import { formatWhere, type EntryPositions } from '../config/merge.js';
+import { loadConfig as loadConfigFiles } from '../config/load.js';
+import { formatWhere } from '../config/merge.js';
 import { ConfigError, UsageError, formatIssue } from '../errors.js';
 import { agentOptionsFromFlags, type AgentOptions } from './agent-options.js';
 import { EXIT, silentLog, type CommandDeps, type CommandFn, type CommandIo } from './command.js';
@@ -31,38 +30,21 @@ export function commandFlagSpecs(shown: readonly string[], extra: readonly FlagS
   return [...visible, ...extra, ...hidden];
 }
 
-/** What a command's `--help` says. */
-export interface CommandHelp {
-  /** `ip-masq-agent explain [flags] IP...` */
-  readonly usage: string;
-  /** A few sentences: what it does and what its exit codes mean. */
-  readonly description: string;
-  /** One or more example command lines, with a comment each. */
-  readonly examples: readonly string[];
-}
-
 /** A config loaded for a command, and the path asked for. */
-export interface CommandConfig extends LoadedConfig {
-  readonly path: string;
-}
+export type CommandConfig = Awaited<ReturnType<typeof loadCommandConfig>>;
 
 /**
  * Loads the config at `path` for a command, as the agent does (a file, or a directory of ip-masq*
  * files), or from a Kubernetes manifest's ConfigMap(s). Throws ConfigError with every issue.
  */
-export async function loadCommandConfig(path: string, opts: ConfigOptions): Promise<CommandConfig> {
+export async function loadCommandConfig(path: string, opts: ConfigOptions) {
   return { ...(await loadConfigFiles(path, opts, undefined, undefined, undefined, true)), path };
-}
-
-/** Where a CIDR entry (or anything with source and key path) was written, if known. */
-export function positionOf(cfg: { readonly positions?: EntryPositions }, entry: { readonly source: string; readonly path: string }): Position {
-  return cfg.positions?.of(entry) ?? {};
 }
 
 /** A one-line description of where a CIDR entry came from, for people. */
 export function describeEntryOrigin(cfg: CommandConfig, entry: CidrEntry): string {
   if (entry.source === 'defaults') return `the default list (${entry.path}; no config file sets nonMasqueradeCIDRs)`;
-  return `${formatWhere({ source: entry.source, ...positionOf(cfg, entry) })} ${entry.path}`;
+  return `${formatWhere({ source: entry.source, ...cfg.positions?.of(entry) })} ${entry.path}`;
 }
 
 /** What a command's body is given once the shared prologue has run. */
@@ -81,7 +63,15 @@ export interface CommandContext {
 /** One operator command: what is its own, for `defineCommand` to wrap in the shared prologue. */
 export interface CommandSpec {
   readonly name: string;
-  readonly help: CommandHelp;
+  /** What its `--help` says. */
+  readonly help: {
+    /** `ip-masq-agent explain [flags] IP...` */
+    readonly usage: string;
+    /** A few sentences: what it does and what its exit codes mean. */
+    readonly description: string;
+    /** One or more example command lines, with a comment each. */
+    readonly examples: readonly string[];
+  };
   /** The agent flags its help lists (the others are accepted silently). */
   readonly agentFlags: readonly string[];
   /** Its own flags, listed after the agent flags and before --output. */

@@ -1,15 +1,14 @@
-// `ip-masq-agent explain [flags] IP...`: for each destination, whether pod traffic to it is
-// masqueraded and which rule decides, traced back to the config line. Touches nothing: it
+// `ip-masq-agent explain [flags] IP...` (its help says what it answers). Touches nothing: it
 // evaluates the same policy the rules are rendered from.
 import type { BackendFacts } from '../backends/backend.js';
 import { createRenderOnlyBackend, openBackendReadOnly, type SelectOptions } from '../backends/select.js';
 import { CidrError, formatCidr, parseIp, type IpAddress } from '../net/cidr.js';
-import { UsageError, errorMessage, type ConfigIssue } from '../errors.js';
+import { UsageError, errorMessage } from '../errors.js';
 import { buildPolicy, explainDestination, masqueradeMarkHex, type Verdict } from '../policy/build.js';
 import type { DecisionCount, Policy, PostroutingPosition } from '../policy/types.js';
 import type { Decision } from '../policy/decide.js';
 import { EXIT, writeJson, type CommandDeps } from './command.js';
-import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
+import { KEEPS_LAST_GOOD_RULES, defineCommand, describeEntryOrigin, type CommandConfig } from './command-shape.js';
 import type { FlagSpec } from './flags.js';
 
 /** A flag of explain's own: a string, empty by default. */
@@ -24,7 +23,7 @@ const COUNTS_FLAG: FlagSpec = {
 };
 const SOURCE_FLAG = ownFlag('source', 'The source address of the traffic (default: a pod address). With masqueradeSourceCIDRs, a source outside them is never masqueraded or SNATed.');
 
-const HELP: CommandHelp = {
+const HELP = {
   usage: 'ip-masq-agent explain [flags] IP...',
   description: `For each destination IP, says whether traffic from a pod (or from --source) to it is
 masqueraded (leaves with the node's address), SNATed to a fixed address, or keeps the pod IP, and
@@ -42,25 +41,8 @@ could not read the counters.`,
   ],
 };
 
-/** One destination's answer, as `--output json` prints it. */
-export interface Explanation {
-  readonly destination: string;
-  readonly family: 'ipv4' | 'ipv6';
-  readonly masquerade: boolean;
-  readonly action: 'keep' | 'masquerade' | 'snat';
-  /** The address SNAT gives the traffic, for action snat. */
-  readonly toSource?: string;
-  /** masquerade | non-masquerade-cidr | masquerade-cidr | snat | link-local | local | source-out-of-scope | family-disabled */
-  readonly reason: string;
-  /** The entry that decided (the longest matching prefix), with its list. */
-  readonly match?: { readonly list: string; readonly cidr: string } & Pick<ConfigIssue, 'source' | 'path' | 'line' | 'column'>;
-  readonly randomFully?: boolean;
-  readonly toPorts?: readonly string[];
-  /** With --counts: the connections the deciding rule counted since the rules were last written. */
-  readonly connections?: number;
-  /** The same answer in one sentence. */
-  readonly explanation: string;
-}
+/** One destination's answer, as `--output json` prints it; `connections` (with --counts): what the deciding rule counted. */
+export type Explanation = ReturnType<typeof describeVerdict> & { readonly connections?: number };
 
 function parseAddress(text: string, what: string): IpAddress {
   try {
@@ -103,13 +85,13 @@ export function positionNote(position: PostroutingPosition | undefined, bit: num
 }
 
 /** Explains one verdict for people and scripts alike. */
-export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']): Explanation {
+export function describeVerdict(destination: string, v: Verdict, cfg: CommandConfig, backend: BackendFacts['dialect']) {
   const head = { destination, family: v.family, masquerade: v.masquerade };
   const m = 'match' in v ? v.match : undefined;
-  const match = m && { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...positionOf(cfg, m) };
+  const match = m && { list: m.list, cidr: formatCidr(m.cidr), source: m.source, path: m.path, ...cfg.positions?.of(m) };
   const matched = m && `matches ${m.text} from ${describeEntryOrigin(cfg, m)}`;
   const over = 'overrides' in v ? overridesText(cfg, v.overrides) : '';
-  const keep = (reason: string, explanation: string): Explanation => ({ ...head, action: 'keep', reason, ...(match && { match }), explanation });
+  const keep = (reason: string, explanation: string) => ({ ...head, action: 'keep' as const, reason, ...(match && { match }), explanation });
   if (v.masquerade) {
     // A masquerade or SNAT answer: keep's fields, and the rule's options before the sentence.
     const toSource = m?.action.kind === 'snat' ? m.action.toSourceText : undefined;

@@ -1,14 +1,13 @@
-// `ip-masq-agent render [flags]`: prints exactly what the agent would write (the
-// iptables-restore payload and the jump, or the nft script), touching nothing: it asks the
-// backend's render(), the text its apply() writes.
+// `ip-masq-agent render [flags]` (its help says what it prints): the backend's render(), the text
+// its apply() writes, so what is printed cannot differ from what the agent would write.
 import type { RenderedPayload } from '../backends/backend.js';
 import { chooseBackendKind, createRenderOnlyBackend } from '../backends/select.js';
 import { formatIssue } from '../errors.js';
 import { buildPolicy } from '../policy/build.js';
-import { KEEPS_LAST_GOOD_RULES, defineCommand, type CommandHelp } from './command-shape.js';
+import { KEEPS_LAST_GOOD_RULES, defineCommand } from './command-shape.js';
 import { EXIT, FAMILY_NAME, writeJson } from './command.js';
 
-const HELP: CommandHelp = {
+const HELP = {
   usage: 'ip-masq-agent render [--backend=iptables|nftables] [flags] [--config PATH]',
   description: `Prints exactly what the agent would write for this config and these flags, touching nothing:
 for iptables, per family, the iptables-restore --noflush payload and (as a comment) the

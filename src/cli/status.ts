@@ -1,6 +1,5 @@
-// `ip-masq-agent status [flags]`: reads the live rules in the current network namespace and
-// compares them with what the config and flags want. Read-only: it builds the backend as the
-// agent does, but never applies, and never removes the other backend's form (selectBackend would).
+// `ip-masq-agent status [flags]` (its help says what it compares). Read-only: it builds the backend
+// as the agent does, but never applies, and never removes the other backend's form (selectBackend would).
 import type { OwnedState } from '../backends/backend.js';
 import { openBackendReadOnly, type OpenedBackend } from '../backends/select.js';
 import type { ShadowingRule } from '../backends/shadow-owner.js';
@@ -9,10 +8,10 @@ import { mentionsPermission } from '../exec/runner.js';
 import type { Family } from '../net/cidr.js';
 import type { DecisionCount } from '../policy/types.js';
 import { buildPolicy } from '../policy/build.js';
-import { defineCommand, type CommandHelp } from './command-shape.js';
+import { defineCommand } from './command-shape.js';
 import { EXIT, FAMILY_NAME, writeJson, type CommandIo } from './command.js';
 
-const HELP: CommandHelp = {
+const HELP = {
   usage: 'ip-masq-agent status [flags] [--config PATH]',
   description: `Reads the live rules in the current network namespace (run it on the node, or in the agent's
 pod) and compares them with what the config and flags want, family by family. Prints the
@@ -24,22 +23,8 @@ permission denied, invalid config).`,
   examples: ['ip-masq-agent status --enable-ipv6', 'kubectl -n kube-system exec ds/ip-masq-agent -- ip-masq-agent status --output json'],
 };
 
-/** One family's comparison, its keys in the order `--output json` prints them. */
-export interface FamilyComparison {
-  readonly family: Family;
-  /** How its live rules compare with the wanted ones. */
-  readonly state: 'in-sync' | 'drifted' | 'missing';
-  /** Wanted lines that are not there (each occurrence counts). */
-  readonly missing: readonly string[];
-  /** Lines that are there but not wanted. */
-  readonly unexpected: readonly string[];
-  /** When the same lines are there in another order: the first line (1-based) that differs. */
-  readonly orderDiffersAt?: number;
-  readonly expected: OwnedState;
-  readonly actual: OwnedState;
-  /** Rules of others that translate before ours, with their owners (what the agent warns about). */
-  readonly shadowing?: readonly ShadowingRule[];
-}
+/** One family's comparison, keys in `--output json` order; `shadowing`: others' rules that translate before ours. */
+export type FamilyComparison = ReturnType<typeof compareFamily> & { readonly shadowing?: readonly ShadowingRule[] };
 
 /** Lines of `a` not matched by a line of `b`, counting repeats. */
 function subtract(a: OwnedState, b: OwnedState): string[] {
@@ -53,12 +38,12 @@ function subtract(a: OwnedState, b: OwnedState): string[] {
 }
 
 /** Compares one family's live state with the wanted one (order matters: rules match first-wins). */
-export function compareFamily(family: Family, expected: OwnedState, actual: OwnedState): FamilyComparison {
+export function compareFamily(family: Family, expected: OwnedState, actual: OwnedState) {
   const missing = subtract(expected, actual);
   const unexpected = subtract(actual, expected);
   const same = expected.length === actual.length && expected.every((l, i) => l === actual[i]);
-  if (same) return { family, state: 'in-sync', missing, unexpected, expected, actual };
-  const state = actual.length === 0 ? 'missing' : 'drifted';
+  if (same) return { family, state: 'in-sync' as const, missing, unexpected, expected, actual };
+  const state = actual.length === 0 ? ('missing' as const) : ('drifted' as const);
   const orderDiffersAt = missing.length === 0 && unexpected.length === 0 ? expected.findIndex((l, i) => l !== actual[i]) + 1 : undefined;
   return { family, state, missing, unexpected, ...(orderDiffersAt === undefined ? {} : { orderDiffersAt }), expected, actual };
 }

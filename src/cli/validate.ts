@@ -11,9 +11,9 @@ import { normalizeRanges } from '../net/normalize.js';
 import type { ExemptRange } from '../policy/types.js';
 import { MAX_CONFIG_BYTES, MAX_CONFIG_NODES, describeCidrCaps } from '../limits.js';
 import { EXIT, writeJson } from './command.js';
-import { defineCommand, describeEntryOrigin, loadCommandConfig, positionOf, type CommandConfig, type CommandHelp } from './command-shape.js';
+import { defineCommand, describeEntryOrigin, loadCommandConfig, type CommandConfig } from './command-shape.js';
 
-const HELP: CommandHelp = {
+const HELP = {
   usage: 'ip-masq-agent validate [flags] [FILE|DIR]...',
   description: `Checks config files with the agent's own parser and rules, without touching the node.
 Each FILE is a config file (YAML or JSON) or a Kubernetes manifest holding the ConfigMap (its
@@ -49,7 +49,7 @@ export function configWarnings(cfg: CommandConfig): ConfigIssue[] {
   const { config } = cfg;
   const warnings: ConfigIssue[] = [];
   const warn = (e: { source: string; path: string }, message: string): void => {
-    warnings.push({ source: e.source, path: e.path, ...positionOf(cfg, e), message });
+    warnings.push({ source: e.source, path: e.path, ...cfg.positions?.of(e), message });
   };
   const policy = buildPolicy(config, { enableIPv6: true, randomFully: false, toPorts: [] });
   if (policy.families.some(usesDecisions)) {

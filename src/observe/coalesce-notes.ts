@@ -1,8 +1,12 @@
 // A burst of events (a SIGHUP storm: 300,000 signals in 10 s) must not become a log line each: the
 // lines would cost more than the events, and bury everything else in the log.
 
-/** Options of coalesceNotes. */
-export interface CoalesceOptions {
+/**
+ * Returns the function to call per event: the first event after a quiet window is noted at once;
+ * those that follow within the window are counted and noted as one line when it ends, so a storm
+ * of any length costs one line per window.
+ */
+export function coalesceNotes(opts: {
   /** Events within this long of a note are counted into the next one. */
   readonly windowMs: number;
   /** Calls `fn` once after `ms`. */
@@ -12,17 +16,10 @@ export interface CoalesceOptions {
    * once, as before), else the number of events the window folded.
    */
   readonly note: (count: number | undefined) => void;
-}
-
-/**
- * Returns the function to call per event: the first event after a quiet window is noted at once;
- * those that follow within the window are counted and noted as one line when it ends, so a storm
- * of any length costs one line per window.
- */
-export function coalesceNotes(opts: CoalesceOptions): () => void {
+}): () => void {
   let open = false;
   let count = 0;
-  /** Notes `n` (see CoalesceOptions.note) and opens a window. */
+  /** Notes `n` (see the `note` option) and opens a window. */
   const note = (n: number | undefined): void => {
     open = true;
     count = 0;

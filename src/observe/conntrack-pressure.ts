@@ -5,14 +5,6 @@
 import type { Family } from '../net/cidr.js';
 import { createMetric, createReadMetric, type Registry } from './prometheus.js';
 
-/** The kernel's conntrack counts; 0 where it has no figure (nf_conntrack not loaded). */
-export interface ConntrackPressure {
-  readonly entries: number;
-  readonly limit: number;
-  /** Per-CPU counters of /proc/net/stat/nf_conntrack summed. */
-  readonly failures: Readonly<Record<FailureColumn, number>>;
-}
-
 /** The /proc/net/stat/nf_conntrack columns counted as insert failures (the `reason` label). */
 export const FAILURE_COLUMNS = ['insert_failed', 'drop', 'early_drop'] as const;
 
@@ -35,11 +27,14 @@ export function parseConntrackStat(text: string): Record<FailureColumn, number> 
   return sums;
 }
 
+/** The kernel's conntrack counts; 0 where it has no figure (nf_conntrack not loaded). */
+export type ConntrackPressure = ReturnType<typeof readConntrackPressure>;
+
 /** The pressure of a kernel without conntrack. */
-export const NO_PRESSURE: ConntrackPressure = { entries: 0, limit: 0, failures: { insert_failed: 0, drop: 0, early_drop: 0 } };
+export const NO_PRESSURE = { entries: 0, limit: 0, failures: { insert_failed: 0, drop: 0, early_drop: 0 } };
 
 /** Reads the pressure through `readText` (main passes a file read; it throws for a missing file). */
-export function readConntrackPressure(readText: (path: string) => string): ConntrackPressure {
+export function readConntrackPressure(readText: (path: string) => string) {
   const read = (path: string): string => {
     try {
       return readText(path);

@@ -5,30 +5,22 @@
 // read, or its whole value when it dropped. Lost: the connections counted between the last read
 // and a rewrite, and a drop hidden because more connections than before were counted again by the
 // next read.
-import type { Family } from '../net/cidr.js';
-import type { CountedDecision, DecisionCount } from '../policy/types.js';
+import type { DecisionCount } from '../policy/types.js';
 import { createReadMetric, type Registry } from './prometheus.js';
 
-/** One series of the metric: a family, an action and the list that decided. */
-export interface DecisionTotal extends Omit<CountedDecision, 'cidr'> {
-  readonly family: Family;
-  /** Connections since the agent started, never decreasing. */
-  readonly connections: number;
-}
-
-/** Options of createDecisionCounts. */
-export interface DecisionCountsOptions {
-  /** Reads every family's decision counts (one command per family, or one for nft). */
-  readonly read: () => Promise<readonly DecisionCount[]>;
-  /** Milliseconds now; injected so tests drive time. */
-  readonly now: () => number;
-}
+/** One series: a family, an action and the deciding list, with its connections since start (never decreasing). */
+export type DecisionTotal = Omit<DecisionCount, 'cidr' | 'packets' | 'bytes'> & { readonly connections: number };
 
 /** Scrapes within 5 s of a read share it (Prometheus scrapes every 15-60 s; an HA pair doubles that). */
 export const DECISION_COUNTS_MAX_AGE_MS = 5_000;
 
 /** Creates the cached, monotonic reader of decision counts: totals by {family, action, list}, read at most once per max age. */
-export function createDecisionCounts(opts: DecisionCountsOptions) {
+export function createDecisionCounts(opts: {
+  /** Reads every family's decision counts (one command per family, or one for nft). */
+  readonly read: () => Promise<readonly DecisionCount[]>;
+  /** Milliseconds now; injected so tests drive time. */
+  readonly now: () => number;
+}) {
   // Per counter (a row, an element): its last value. Per series: the connections counted so far.
   let last = new Map<string, number>();
   const totals = new Map<string, DecisionTotal>();

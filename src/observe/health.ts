@@ -4,37 +4,26 @@ import { formatGoDuration } from '../config/duration.js';
 import { cutExcerpt } from '../excerpt.js';
 
 // Liveness and readiness, decided from a status snapshot and the current time, nothing else.
-//
 // healthy (/healthz, for a livenessProbe), modelled on kube-proxy's healthz ("unhealthy when
 // updates are overdue"):
 //   - the sync loop is alive: its latest sync attempt (any family, or the end of a sync) is at most
-//     max(livenessIntervals x resyncInterval, livenessFloorMs) old (default max(2 x resync, 2m));
-//     before the first attempt the agent counts as healthy (starting), unless `startedAt` is given
-//     and that same window has passed since it without any attempt (a first sync that hangs);
-//   - no family has failed failureThreshold (default 5) syncs in a row: repeated failures turn the
-//     probe red so that someone (or the kubelet) notices, but the agent itself never exits for them.
-//     A failed sync is retried within seconds (backoff), so the count alone would turn red after
-//     ~15 s; the failures must also span (failureThreshold - 1) resync intervals, as many resyncs
-//     as the count would have taken without retries.
+//     max(2 x resyncInterval, 2m) old; before the first attempt the agent counts as healthy
+//     (starting), unless that window has passed since `startedAt` (a first sync that hangs);
+//   - no family has failed 5 syncs in a row: repeated failures turn the probe red so that someone
+//     (or the kubelet) notices, but the agent itself never exits for them. A failed sync is retried
+//     within seconds (backoff), so the count alone would turn red after ~15 s; the failures must
+//     also span 4 resync intervals, as many resyncs as the count would have taken without retries.
+// ready (/readyz, for a readinessProbe and rollouts): at least one sync has run, and every family
+// the agent syncs has succeeded, most recently at most max(3 x resyncInterval, 3m) ago.
 // The body is bounded: errors are cut at MAX_ERROR_BYTES and at most MAX_LISTED_ERRORS config
 // errors are listed, whatever a tool printed or a config contained.
-// ready (/readyz, for a readinessProbe and rollouts):
-//   - at least one sync has run, and every family the agent syncs has succeeded at least once, most
-//     recently at most max(readinessIntervals x resyncInterval, readinessFloorMs) ago
-//     (default max(3 x resync, 3m)).
 // An invalid config makes the agent neither unhealthy nor unready: the last good config and its
 // rules stay in force and are still re-applied, so restarting the pod would fix nothing and would
 // turn one bad edit into a crash loop on every node. It is reported in the body, in the logs and
 // in the ip_masq_agent_config_valid metric instead, where alerts belong.
 
-/** The thresholds, as the module comment describes them. */
-const THRESHOLDS = {
-  livenessIntervals: 2,
-  livenessFloorMs: 120_000,
-  failureThreshold: 5,
-  readinessIntervals: 3,
-  readinessFloorMs: 180_000,
-} as const;
+/** Failed syncs in a row that turn /healthz red (when they also span FAILURES - 1 resync intervals). */
+const FAILURES = 5;
 
 function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
@@ -82,10 +71,9 @@ function latest(values: readonly (number | undefined)[]): number | undefined {
  * the probe red when a first sync never begins or never ends.
  */
 export function evaluateHealth(status: AgentStatus, now: number, startedAt?: number) {
-  const o = THRESHOLDS;
   const resync = status.resyncIntervalMs;
-  const liveWindow = Math.max(o.livenessIntervals * resync, o.livenessFloorMs);
-  const readyWindow = Math.max(o.readinessIntervals * resync, o.readinessFloorMs);
+  const liveWindow = Math.max(2 * resync, 120_000);
+  const readyWindow = Math.max(3 * resync, 180_000);
   const families = [...status.families.entries()];
 
   const healthReasons: string[] = [];
@@ -97,11 +85,11 @@ export function evaluateHealth(status: AgentStatus, now: number, startedAt?: num
   } else if (now - lastAttempt > liveWindow) {
     healthReasons.push(`last sync attempt was ${seconds(now - lastAttempt)} ago (limit ${seconds(liveWindow)}); the sync loop is stuck`);
   }
-  const failingWindow = (o.failureThreshold - 1) * resync;
+  const failingWindow = (FAILURES - 1) * resync;
   for (const [family, s] of families) {
     const longEnough = s.failingSince === undefined || now - s.failingSince >= failingWindow;
-    if (s.consecutiveFailures >= o.failureThreshold && longEnough) {
-      healthReasons.push(`${family}: ${s.consecutiveFailures} syncs in a row failed (limit ${o.failureThreshold}); last error: ${bounded(s.lastError ?? 'unknown')}`);
+    if (s.consecutiveFailures >= FAILURES && longEnough) {
+      healthReasons.push(`${family}: ${s.consecutiveFailures} syncs in a row failed (limit ${FAILURES}); last error: ${bounded(s.lastError ?? 'unknown')}`);
     }
   }
 

@@ -9,9 +9,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { createHistogram, createReadMetric, createRegistry, type Registry, type Sample } from './prometheus.js';
 
-/** prom-client's default GC buckets. */
-const GC_BUCKETS: readonly number[] = [0.001, 0.01, 0.1, 1, 2, 5];
-
 /** Reads `VmRSS`, `VmSize` and `VmData` (kB) from /proc/self/status, in bytes; without /proc, the RSS alone. */
 function readMemory(): (number | undefined)[] {
   try {
@@ -96,7 +93,7 @@ function registerGcHistogram(registry: Registry): void {
     name: 'nodejs_gc_duration_seconds',
     help: 'Garbage collection duration by kind, one of major, minor, incremental or weakcb.',
     labelNames: ['kind'],
-    buckets: GC_BUCKETS,
+    buckets: [0.001, 0.01, 0.1, 1, 2, 5], // prom-client's default GC buckets
   });
   let observing = false;
   registry.register({

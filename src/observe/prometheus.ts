@@ -47,11 +47,9 @@ function formatFamily(f: MetricFamily, samples: readonly Sample[]): string {
 export function createRegistry() {
   const families = new Map<string, MetricFamily>();
   return {
-    register(...added: MetricFamily[]): void {
-      for (const f of added) {
-        if (families.has(f.name)) throw new Error(`A metric with the name ${f.name} has already been registered.`);
-        families.set(f.name, f);
-      }
+    register(f: MetricFamily): void {
+      if (families.has(f.name)) throw new Error(`A metric with the name ${f.name} has already been registered.`);
+      families.set(f.name, f);
     },
     /** The whole exposition text, every family's samples read first (side by side). */
     async metrics(): Promise<string> {

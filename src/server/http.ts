@@ -27,18 +27,6 @@ export const HTTP_LIMITS = {
   maxHeaderBytes: 8 * 1024,
 } as const;
 
-/** Options of startHttpServer. */
-export interface HttpServerOptions {
-  /** The flag's value: `host:port`, `[v6]:port`, `:port`; `''` or `'0'` disables the server. */
-  readonly bindAddress: string;
-  /** The flag it came from, e.g. `--healthz-bind-address`, named in every message about it. */
-  readonly flag: string;
-  readonly routes: Routes;
-  readonly log: Logger;
-  /** Default HTTP_LIMITS; tests shorten them. */
-  readonly limits?: { readonly [K in keyof typeof HTTP_LIMITS]?: number };
-}
-
 /** Why a listen failed, in words that point at the flag to change. */
 function describeListenError(e: NodeJS.ErrnoException, flag: string, value: string): string {
   const unresolved = 'the host name does not resolve; use an IP address';
@@ -58,10 +46,7 @@ function describeListenError(e: NodeJS.ErrnoException, flag: string, value: stri
  * server must accept (RFC 9112, section 3.2.2).
  */
 export function requestPath(target: string): string {
-  const authority = /^https?:\/\/[^/?#]*/i.exec(target);
-  const rest = authority ? target.slice(authority[0].length) : target;
-  const path = authority && !rest.startsWith('/') ? `/${rest}` : rest;
-  return path.split('?')[0] ?? '/';
+  return target.replace(/^https?:\/\/[^/?#]*\/?/i, '/').split('?')[0] ?? '/';
 }
 
 function handle(routes: Routes, log: Logger, req: IncomingMessage, res: ServerResponse): void {
@@ -100,7 +85,16 @@ function handle(routes: Routes, log: Logger, req: IncomingMessage, res: ServerRe
  * server, rejects with a message naming the flag when it cannot listen (address in use, ...).
  * Throws UsageError when the address cannot be parsed.
  */
-export async function startHttpServer(opts: HttpServerOptions) {
+export async function startHttpServer(opts: {
+  /** The flag's value: `host:port`, `[v6]:port`, `:port`; `''` or `'0'` disables the server. */
+  readonly bindAddress: string;
+  /** The flag it came from, e.g. `--healthz-bind-address`, named in every message about it. */
+  readonly flag: string;
+  readonly routes: Routes;
+  readonly log: Logger;
+  /** Default HTTP_LIMITS; tests shorten them. */
+  readonly limits?: { readonly [K in keyof typeof HTTP_LIMITS]?: number };
+}) {
   const { flag, log } = opts;
   const bind = parseBindAddress(opts.bindAddress, flag);
   const paths = Object.keys(opts.routes);
