@@ -44,18 +44,8 @@ export class ConfigError extends Error {
  */
 export type CommandFailure = 'lock-busy' | 'permission-denied' | 'not-found' | 'not-installed' | 'timeout' | 'resource' | 'other';
 
-/** How a failed command ended beyond its exit code, and the error it restates, if any. */
-export interface CommandErrorDetails {
-  /** The error this one restates in other words (a backend's message around the runner's). */
-  readonly cause?: unknown;
-  /** The signal that ended the command, when one did. */
-  readonly signal?: NodeJS.Signals | null;
-  /** How long the command ran, in milliseconds, when it started at all. */
-  readonly durationMs?: number | undefined;
-}
-
 /** A restating error's details: `base` as the cause, its signal and duration. */
-export const restated = (base: CommandError): CommandErrorDetails => ({ cause: base, signal: base.signal, durationMs: base.durationMs });
+export const restated = (base: CommandError) => ({ cause: base, signal: base.signal, durationMs: base.durationMs });
 
 /** A child process that failed: what ran, how it ended, what it said. */
 export class CommandError extends Error {
@@ -74,7 +64,8 @@ export class CommandError extends Error {
     readonly stderr: string,
     readonly failure: CommandFailure,
     message: string,
-    details: CommandErrorDetails = {},
+    /** How it ended beyond its exit code, and the error it restates (a backend's message around the runner's), if any. */
+    details: { readonly cause?: unknown } & Partial<Pick<CommandError, 'signal' | 'durationMs'>> = {},
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.signal = details.signal ?? null;

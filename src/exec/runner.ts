@@ -41,14 +41,6 @@ export type ProcessRunner = Runner & {
 /** The child-process start function; injected by tests to reproduce failures a real spawn rarely gives. */
 export type SpawnFn = (file: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 
-/** Options of createRunner. */
-export interface RunnerOptions {
-  /** Timeout of a command whose caller gives none. Default 30 s. */
-  readonly timeoutMs?: number;
-  /** Default node:child_process.spawn. */
-  readonly spawn?: SpawnFn;
-}
-
 /** The command timeout when neither the caller nor the runner says otherwise. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 
@@ -181,47 +173,15 @@ class Capture {
   }
 }
 
-/** How a command exited: its code, or the signal that ended it. */
-type Exit = { readonly code: number | null; readonly signal: NodeJS.Signals | null };
-
-/** How a finished command ended. */
-type Ending = Exit & Pick<CommandResult, 'stdout' | 'stderr'>;
-
-/** The result of a command that ended, or the CommandError that says why it is not one. */
-function judge(argv: readonly string[], ok: readonly number[], e: Ending, durationMs: number): CommandResult | CommandError {
-  const exitCode = e.code ?? 128;
-  if (e.code === null || !ok.includes(exitCode)) {
-    const why = e.signal ? `killed by ${e.signal}` : `exit code ${exitCode}`;
-    const said = quoteStderr(e.stderr);
-    const failure = classifyFailure(e.code, e.stderr);
-    const hint = failure === 'permission-denied' ? ` (${PERMISSION_HINT})` : '';
-    return new CommandError(argv, e.code, e.stderr, failure, failureMessage(argv, `${said ? `${why}: ${said}` : why}${hint}`), { signal: e.signal, durationMs });
-  }
-  return { stdout: e.stdout, stderr: e.stderr, exitCode };
-}
-
-/** The error of a command killed at its deadline. */
-function timeoutError(argv: readonly string[], timeoutMs: number, limitFlag: string, stderr: string, durationMs: number, exited?: Exit): CommandError {
-  const how = exited
-    ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${formatMs(timeoutMs)} limit`
-    : `timed out after ${formatMs(timeoutMs)}`;
-  return new CommandError(argv, exited?.code ?? null, stderr, 'timeout', failureMessage(argv, `${how}; killed its process group${limitFlag}`), { signal: exited?.signal ?? 'SIGKILL', durationMs });
-}
-
-/** The error of a command stopped for printing too much. */
-function floodError(argv: readonly string[], maxStdout: number, stderr: string, durationMs: number): CommandError {
-  return new CommandError(argv, null, stderr, 'other', failureMessage(argv, `printed more than ${maxStdout} bytes on stdout; stopped it (output limit)`), { signal: 'SIGKILL', durationMs });
-}
-
 /**
  * Creates the real runner, backed by node:child_process.spawn. Each command runs in its own process
  * group (`detached`), so a deadline kills it and everything it started (a wrapper script's
  * `iptables-restore`, a sleeper holding its pipes), and the promise settles at the deadline at the
  * latest. Output is bounded (STDERR_KEEP_BYTES, STDOUT_MAX_BYTES). Every failure, including a
  * spawn that cannot get descriptors, rejects with a CommandError; nothing is left to an
- * unhandled 'error' event.
+ * unhandled 'error' event. `defaults.timeoutMs` is for commands whose caller gives none; tests pass `spawn`.
  */
-export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
+export function createRunner(defaults: { readonly timeoutMs?: number; readonly spawn?: SpawnFn } = {}): ProcessRunner {
   const spawnFn: SpawnFn = defaults.spawn ?? ((file, args, options) => spawn(file, args, options));
   /** Process groups of commands not settled yet, for killAll. */
   const running = new Set<number>();
@@ -246,9 +206,11 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       const err = new Capture(STDERR_KEEP_BYTES);
       let child: ChildProcess;
       let settled = false;
-      let exited: Exit | undefined;
+      let exited: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined;
       const started = performance.now();
-      const elapsed = (): number => performance.now() - started;
+      /** This command's CommandError: how it ended, what it said on stderr, how long it ran. */
+      const failed = (failure: CommandFailure, detail: string, code: number | null = null, signal: NodeJS.Signals | null = 'SIGKILL'): CommandError =>
+        new CommandError(argv, code, err.text(), failure, failureMessage(argv, detail), { signal, durationMs: performance.now() - started });
 
       /** Settles once; whatever fires later (close, a pipe error) finds `settled` and does nothing. */
       const finish = (outcome: CommandError | CommandResult, kill: boolean): void => {
@@ -288,11 +250,16 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       });
       if (child.pid !== undefined) running.add(child.pid);
 
-      const timer = setTimeout(() => finish(timeoutError(argv, timeoutMs, limitFlag, err.text(), elapsed(), exited), true), timeoutMs);
+      const timer = setTimeout(() => {
+        const how = exited
+          ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${formatMs(timeoutMs)} limit`
+          : `timed out after ${formatMs(timeoutMs)}`;
+        finish(failed('timeout', `${how}; killed its process group${limitFlag}`, exited?.code, exited?.signal ?? 'SIGKILL'), true);
+      }, timeoutMs);
 
       child.stdout?.on('data', (d: Buffer) => {
         out.push(d);
-        if (out.total > maxStdout) finish(floodError(argv, maxStdout, err.text(), elapsed()), true);
+        if (out.total > maxStdout) finish(failed('other', `printed more than ${maxStdout} bytes on stdout; stopped it (output limit)`), true);
       });
       child.stderr?.on('data', (d: Buffer) => err.push(d));
       child.on('exit', (code, signal) => {
@@ -301,7 +268,12 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
         // A negative code is a spawn failure; its 'error' event has settled the promise already.
         if (code !== null && code < 0) return;
-        finish(judge(argv, ok, { code, signal, stdout: out.text(), stderr: err.text() }, elapsed()), false);
+        if (code !== null && ok.includes(code)) return finish({ stdout: out.text(), stderr: err.text(), exitCode: code }, false);
+        const why = signal ? `killed by ${signal}` : `exit code ${code}`;
+        const said = quoteStderr(err.text());
+        const failure = classifyFailure(code, err.text());
+        const hint = failure === 'permission-denied' ? ` (${PERMISSION_HINT})` : '';
+        finish(failed(failure, `${said ? `${why}: ${said}` : why}${hint}`, code, signal), false);
       });
       child.stdin?.end(options.input ?? '');
     });

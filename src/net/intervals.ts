@@ -28,12 +28,9 @@ export function maxAddress(family: Family): bigint {
  * The partition of the whole address space of `family` that the entries decide: an address gets the
  * value of the longest prefix containing it (for the same block twice, the first entry in input
  * order), or `fallback` when none does. Adjacent intervals with equal values are merged, so no two
- * neighbours are `same`. Entries of the other family are an error. O(n log n) in the entries.
+ * neighbours are `same`. Every entry is of `family`. O(n log n) in the entries.
  */
 export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry<T>[], fallback: T, same: (a: T, b: T) => boolean): Interval<T>[] {
-  for (const e of entries) {
-    if (e.cidr.family !== family) throw new Error(`${formatCidr(e.cidr)} is not ${family}`);
-  }
   // Sorted by base, then wider first: a block's container always comes before it. Stable, so the
   // first of two equal blocks comes first and is the one kept. IPv4 bases compare as numbers
   // (exact below 2^53), several times faster than bigints at 50,000 entries.

@@ -73,7 +73,6 @@ export function countBlockPairs(changes: readonly ChangedFlows[]): number {
  * covering them all; at most two groups remain (old translated, old kept), so at most two pairs.
  */
 export function changedDecisions(old: FamilyPolicy, next: FamilyPolicy, limit = MAX_CHANGED_BLOCKS): ChangedDecisions {
-  if (old.family !== next.family) throw new Error(`changedDecisions: ${old.family} against ${next.family}`);
   const family = old.family;
   const portsMoved = old.toPorts.map((r) => r.text).join(',') !== next.toPorts.map((r) => r.text).join(',');
   const same = (a: Action, b: Action): boolean => sameAction(a, b) && (a.kind === 'keep' || !portsMoved);
