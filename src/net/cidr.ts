@@ -113,22 +113,9 @@ function isMapped(ip: IpAddress): boolean {
   return ip.family === 'ipv6' && ip.value >> 32n === 0xffffn;
 }
 
-function maskOf(family: Family, prefix: number): bigint {
-  const bits = BigInt(BITS[family]);
-  const all = (1n << bits) - 1n;
-  return (all << (bits - BigInt(prefix))) & all;
-}
-
 function formatIpv4(value: bigint): string {
   const v = Number(value);
   return `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`;
-}
-
-function formatIpv6(value: bigint): string {
-  const groups: string[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((value >> s) & 0xffffn).toString(16));
-  // The URL serialiser compresses as Go does (RFC 5952): the first longest run of two or more zero groups.
-  return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
 }
 
 /** Go's IP.String(): IPv4-mapped IPv6 values print as dotted IPv4, as in the reference's messages. */
@@ -184,15 +171,24 @@ export function parseIp(text: string): IpAddress {
 
 /** Canonical text of an address: dotted IPv4, or IPv6 compressed as Go prints it (lowercase, RFC 5952). */
 export function formatIp(ip: IpAddress): string {
-  return ip.family === 'ipv4' ? formatIpv4(ip.value) : formatIpv6(ip.value);
+  if (ip.family === 'ipv4') return formatIpv4(ip.value);
+  const groups: string[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((ip.value >> s) & 0xffffn).toString(16));
+  // The URL serialiser compresses as Go does (RFC 5952): the first longest run of two or more zero groups.
+  return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
+}
+
+/** The last address of a block. */
+export function cidrLast(c: Cidr): bigint {
+  return c.base + (1n << BigInt(BITS[c.family] - c.prefix)) - 1n;
 }
 
 /** Whether the address lies inside the block (always false across families). */
 export function cidrContains(c: Cidr, ip: IpAddress): boolean {
-  return c.family === ip.family && (ip.value & maskOf(c.family, c.prefix)) === c.base;
+  return c.family === ip.family && ip.value >= c.base && ip.value <= cidrLast(c);
 }
 
 /** Whether every address of `inner` lies inside `outer` (always false across families). */
 export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {
-  return outer.family === inner.family && outer.prefix <= inner.prefix && (inner.base & maskOf(outer.family, outer.prefix)) === outer.base;
+  return outer.family === inner.family && inner.base >= outer.base && cidrLast(inner) <= cidrLast(outer);
 }

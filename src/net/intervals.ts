@@ -2,8 +2,8 @@
 // interval sets and maps refuse overlapping elements, so a longest-prefix table has to become a
 // partition of the address space before it can be written: each address lies in exactly one
 // interval, whose value is that of the longest prefix containing it.
-import { BITS, formatCidr, formatIp, type Cidr, type Family } from './cidr.js';
-import { cidrLast, compareCidrs } from './normalize.js';
+import { BITS, cidrLast, formatCidr, formatIp, type Cidr, type Family } from './cidr.js';
+import { compareCidrs } from './normalize.js';
 
 /** An inclusive address range [first, last] of one family, carrying a value. */
 export interface Interval<T> {
@@ -28,9 +28,12 @@ export function maxAddress(family: Family): bigint {
  * The partition of the whole address space of `family` that the entries decide: an address gets the
  * value of the longest prefix containing it (for the same block twice, the first entry in input
  * order), or `fallback` when none does. Adjacent intervals with equal values are merged, so no two
- * neighbours are `same`. Every entry is of `family`. O(n log n) in the entries.
+ * neighbours are `same`. Entries of the other family are an error. O(n log n) in the entries.
  */
 export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry<T>[], fallback: T, same: (a: T, b: T) => boolean): Interval<T>[] {
+  for (const e of entries) {
+    if (e.cidr.family !== family) throw new Error(`${formatCidr(e.cidr)} is not ${family}`);
+  }
   // Sorted by base, then wider first: a block's container always comes before it. Stable, so the
   // first of two equal blocks comes first and is the one kept. IPv4 bases compare as numbers
   // (exact below 2^53), several times faster than bigints at 50,000 entries.

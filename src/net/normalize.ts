@@ -3,7 +3,7 @@
 // longer compare equal to what we asked for. CIDR blocks either nest or are disjoint, so
 // dropping duplicates and contained blocks leaves a set of pairwise disjoint blocks that covers
 // exactly the same addresses.
-import { BITS, formatCidr, type Cidr } from './cidr.js';
+import { cidrLast, formatCidr, type Cidr } from './cidr.js';
 
 /** Why a destination range is exempt from masquerading. */
 export type ExemptReason = 'link-local' | 'config';
@@ -25,11 +25,6 @@ export interface DroppedRange {
   readonly range: ExemptRange;
   readonly reason: 'duplicate' | 'contained';
   readonly by: ExemptRange;
-}
-
-/** The last address of a block. */
-export function cidrLast(c: Cidr): bigint {
-  return c.base + (1n << BigInt(BITS[c.family] - c.prefix)) - 1n;
 }
 
 /** Orders blocks by family (IPv4 first), then base address, then wider block first. */

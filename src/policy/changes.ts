@@ -5,10 +5,9 @@
 // --to-ports (an old flow's port outside the new ranges is what the operator wanted gone).
 // --random-fully is not: it changes how a new port is picked, not whether an old one is right;
 // neither is --postrouting-position or the masquerade bit, which leave every translation as it was.
-import type { Cidr, Family } from '../net/cidr.js';
+import { cidrLast, type Cidr, type Family } from '../net/cidr.js';
 import { coveringCidr, flattenPrefixes, intervalCidrs, overlayPartitions, unionOfCidrs, type Interval } from '../net/intervals.js';
-import { cidrLast } from '../net/normalize.js';
-import { decisionTable, DEFAULT_ACTION, sameAction } from './decide.js';
+import { decisionTable, DEFAULT_ACTION, KEEP, sameAction } from './decide.js';
 import type { Action, FamilyPolicy } from './types.js';
 
 /** Flows whose translation changed: to these destinations, from these sources, all treated alike by the old policy. */
@@ -35,8 +34,6 @@ export interface ChangedDecisions {
  * not (bench/conntrack.bench.ts), so 8 pairs cost about half a second of CPU at a change.
  */
 export const MAX_CHANGED_BLOCKS = 8;
-
-const KEEP: Action = { kind: 'keep' };
 
 /** The destination partition of a policy: each address with the action of its longest prefix. */
 function destinations(fp: FamilyPolicy): Interval<Action>[] {

@@ -1,7 +1,7 @@
 // The one longest-prefix resolution of a family's decision table. explain, the fake backend and
 // both renderers use it, so what explain predicts is what the rules are built from.
-import { cidrContains, type IpAddress } from '../net/cidr.js';
-import { cidrLast, compareCidrs } from '../net/normalize.js';
+import { cidrContains, cidrLast, type IpAddress } from '../net/cidr.js';
+import { compareCidrs } from '../net/normalize.js';
 import type { Action, DecisionList, ExemptRange, FamilyPolicy, SourceRange } from './types.js';
 
 /** One row of the decision table: a destination prefix and what traffic to it gets. */
@@ -10,7 +10,8 @@ export interface Decision extends SourceRange {
   readonly list: DecisionList;
 }
 
-const KEEP: Action = { kind: 'keep' };
+/** What an exempt destination gets: the pod IP is kept. */
+export const KEEP: Action = { kind: 'keep' };
 
 /** Whether a policy uses anything beyond today's exempt list (so it renders the longest-prefix way). */
 export function usesDecisions(fp: FamilyPolicy): boolean {
@@ -54,8 +55,7 @@ export function resolveDestination(table: readonly Decision[], ip: IpAddress): D
 
 /** Whether a source may be masqueraded or SNATed at all (masqueradeSourceCIDRs). */
 export function sourceInScope(fp: FamilyPolicy, ip: IpAddress): boolean {
-  const sources = fp.sources;
-  return sources === undefined || sources.some((s) => s.cidr.family === ip.family && cidrContains(s.cidr, ip));
+  return fp.sources?.some((s) => cidrContains(s.cidr, ip)) ?? true;
 }
 
 /** Whether two actions are the same. */

@@ -132,6 +132,10 @@ describe('flattenPrefixes', () => {
     it(name, () => assert.deepEqual(flat(family, rows), want));
   }
 
+  it('refuses a block of the other family', () => {
+    assert.throws(() => flat('ipv4', [['2001:db8::/32', 'keep']]), /2001:db8::\/32 is not ipv4/);
+  });
+
   it('10,000 nested and disjoint blocks flatten in one pass into at most 2n+1 intervals', () => {
     const rows: [string, string][] = [];
     for (let i = 0; i < 5000; i++) {
