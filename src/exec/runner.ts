@@ -26,17 +26,11 @@ export interface RunOptions {
 /** Runs an argv. The only way the project starts processes; an argv is never parsed by a shell. */
 export type Runner = (argv: readonly string[], options?: RunOptions) => Promise<CommandResult>;
 
-// iptables: "Permission denied (you must be root)"; nft: "Operation not permitted".
-const PERMISSION_DENIED = /Permission denied \(you must be root\)|Operation not permitted/i;
-
 /** What a person can do about a permission failure; the kernel's words alone suggest `sudo`. */
 export const PERMISSION_HINT = 'needs CAP_NET_ADMIN: run it as root, or in a container or pod granted NET_ADMIN';
 
-/** The real runner, plus what the process needs at exit. */
-export type ProcessRunner = Runner & {
-  /** Kills the process group of every command still running (call it when the agent exits). */
-  readonly killAll: () => void;
-};
+/** The real runner, plus what the process needs at exit (killAll). */
+export type ProcessRunner = ReturnType<typeof createRunner>;
 
 /** The child-process start function; injected by tests to reproduce failures a real spawn rarely gives. */
 export type SpawnFn = (file: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
@@ -57,8 +51,9 @@ export const STDOUT_MAX_BYTES = 64 * 1024 * 1024;
 /** Classifies a failure from its exit code and stderr, so callers can retry or explain. */
 export function classifyFailure(exitCode: number | null, stderr: string): CommandFailure {
   // Checked before exit code 4: iptables-nft without CAP_NET_ADMIN exits 4 too, and retrying
-  // as if the lock were busy would only hide the real cause.
-  if (PERMISSION_DENIED.test(stderr)) return 'permission-denied';
+  // as if the lock were busy would only hide the real cause. iptables: "Permission denied (you must
+  // be root)"; nft: "Operation not permitted".
+  if (/Permission denied \(you must be root\)|Operation not permitted/i.test(stderr)) return 'permission-denied';
   if (/holding the xtables lock|Resource temporarily unavailable|another app is currently holding/i.test(stderr)) {
     return 'lock-busy';
   }
@@ -150,10 +145,9 @@ function quoteStderr(stderr: string, omit?: RegExp): string {
 function spawnFailure(argv: readonly string[], e: unknown): CommandError {
   const file = argv[0] ?? '';
   const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
-  const text = errorMessage(e);
   if (code === 'ENOENT') return new CommandError(argv, null, '', 'not-installed', failureMessage(argv, `${file} is not installed (not found in PATH)`));
   const resource = RESOURCE_CODES.has(code) ? `${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ` : '';
-  return new CommandError(argv, null, '', resource ? 'resource' : 'other', failureMessage(argv, `cannot start ${file}: ${resource}${cutExcerpt(text)}`));
+  return new CommandError(argv, null, '', resource ? 'resource' : 'other', failureMessage(argv, `cannot start ${file}: ${resource}${cutExcerpt(errorMessage(e))}`));
 }
 
 /** Keeps the first `limit` bytes of a stream and counts the rest. */
@@ -181,7 +175,7 @@ class Capture {
  * spawn that cannot get descriptors, rejects with a CommandError; nothing is left to an
  * unhandled 'error' event. `defaults.timeoutMs` is for commands whose caller gives none; tests pass `spawn`.
  */
-export function createRunner(defaults: { readonly timeoutMs?: number; readonly spawn?: SpawnFn } = {}): ProcessRunner {
+export function createRunner(defaults: { readonly timeoutMs?: number; readonly spawn?: SpawnFn } = {}) {
   const spawnFn: SpawnFn = defaults.spawn ?? ((file, args, options) => spawn(file, args, options));
   /** Process groups of commands not settled yet, for killAll. */
   const running = new Set<number>();
@@ -280,6 +274,7 @@ export function createRunner(defaults: { readonly timeoutMs?: number; readonly s
   };
 
   return Object.assign(run, {
+    /** Kills the process group of every command still running (call it when the agent exits). */
     killAll: () => {
       for (const pid of running) killGroup(pid);
       running.clear();

@@ -118,15 +118,11 @@ function formatIpv4(value: bigint): string {
   return `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`;
 }
 
-/** Go's IP.String(): IPv4-mapped IPv6 values print as dotted IPv4, as in the reference's messages. */
-function goIpString(ip: IpAddress): string {
-  return isMapped(ip) ? formatIpv4(ip.value & 0xffffffffn) : formatIp(ip);
-}
-
-/** Go's IPNet.String(), including its IPv4 view of mapped networks. */
-function goNetString(ip: IpAddress, prefix: number): string {
-  if (isMapped(ip) && prefix >= 96) return `${formatIpv4(ip.value & 0xffffffffn)}/${prefix - 96}`;
-  return `${formatIp(ip)}/${prefix}`;
+/** Go's IP.String(), or with a prefix IPNet.String(): IPv4-mapped values print as dotted IPv4, as in the reference's messages. */
+function goString(ip: IpAddress, prefix?: number): string {
+  const v4 = isMapped(ip) && (prefix ?? 96) >= 96;
+  const text = v4 ? formatIpv4(ip.value & 0xffffffffn) : formatIp(ip);
+  return prefix === undefined ? text : `${text}/${v4 ? prefix - 96 : prefix}`;
 }
 
 /**
@@ -143,11 +139,11 @@ export function parseCidr(text: string): Cidr {
   const host = BigInt(BITS[ip.family] - prefix);
   const base = (ip.value >> host) << host;
   if (base !== ip.value) {
-    throw new CidrError('misaligned', text, `CIDR "${text}" is not aligned to a CIDR block, ip: "${goIpString(ip)}" network: "${goNetString({ family: ip.family, value: base }, prefix)}"`);
+    throw new CidrError('misaligned', text, `CIDR "${text}" is not aligned to a CIDR block, ip: "${goString(ip)}" network: "${goString({ family: ip.family, value: base }, prefix)}"`);
   }
   if (isMapped(ip)) {
     // The reference would write this IPv6 text into an IPv4 rule; ask for the plain IPv4 form instead.
-    throw new CidrError('mapped', text, `CIDR "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goNetString(ip, prefix)}" instead`);
+    throw new CidrError('mapped', text, `CIDR "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goString(ip, prefix)}" instead`);
   }
   return { family: ip.family, base, prefix };
 }
@@ -164,7 +160,7 @@ export function parseIp(text: string): IpAddress {
     throw new CidrError('unparsable', text, `IP address "${text}" could not be parsed, invalid IP address: ${text}`);
   }
   if (isMapped(ip)) {
-    throw new CidrError('mapped', text, `IP address "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goIpString(ip)}" instead`);
+    throw new CidrError('mapped', text, `IP address "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goString(ip)}" instead`);
   }
   return ip;
 }
