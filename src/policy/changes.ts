@@ -47,16 +47,13 @@ function scope(fp: FamilyPolicy): Interval<boolean>[] {
   return flattenPrefixes(fp.family, rows, fp.sources === undefined, Object.is);
 }
 
-/** The blocks of the intervals, adjacent ones merged first. */
-function blocks(family: Family, parts: readonly Interval<unknown>[]): Cidr[] {
-  const merged: { first: bigint; last: bigint }[] = [];
-  for (const p of parts) {
-    const prev = merged[merged.length - 1];
-    if (prev !== undefined && prev.last + 1n === p.first) prev.last = p.last;
-    else merged.push({ first: p.first, last: p.last });
-  }
-  return merged.flatMap((m) => intervalCidrs(family, m.first, m.last));
+/** The fewest blocks covering exactly the given blocks (overlapping and adjacent ones merged). */
+function blocks(family: Family, cidrs: readonly Cidr[]): Cidr[] {
+  return unionOfCidrs(family, cidrs).flatMap((u) => intervalCidrs(family, u.first, u.last));
 }
+
+/** The blocks of intervals. */
+const cidrsOf = (family: Family, parts: readonly Interval<unknown>[]): Cidr[] => parts.flatMap((p) => intervalCidrs(family, p.first, p.last));
 
 /** How many conntrack filters the changes make: one per (source, destination) block pair. */
 export function countBlockPairs(changes: readonly ChangedFlows[]): number {
@@ -84,7 +81,7 @@ export function changedDecisions(old: FamilyPolicy, next: FamilyPolicy, limit = 
   ] as const) {
     const sourceParts = src.filter((p) => p.value[0] === inOld && p.value[1] === inNew);
     if (sourceParts.length === 0) continue;
-    const sources = blocks(family, sourceParts);
+    const sources = blocks(family, cidrsOf(family, sourceParts));
     const everySource = sources.length === 1 && sources[0]!.prefix === 0;
     for (const oldTranslated of [true, false]) {
       const moved = dst.filter(({ value: [a, b] }) => {
@@ -92,7 +89,7 @@ export function changedDecisions(old: FamilyPolicy, next: FamilyPolicy, limit = 
         return (was.kind !== 'keep') === oldTranslated && !same(was, inNew ? b : KEEP);
       });
       if (moved.length === 0) continue;
-      changes.push({ destinations: blocks(family, moved), ...(everySource ? {} : { sources }), oldTranslated });
+      changes.push({ destinations: blocks(family, cidrsOf(family, moved)), ...(everySource ? {} : { sources }), oldTranslated });
     }
   }
   if (countBlockPairs(changes) <= limit) return { family, changes, widened: false };
@@ -104,7 +101,7 @@ function widen(family: Family, changes: readonly ChangedFlows[], limit: number):
   const grouped = [true, false].flatMap((oldTranslated) => {
     const dsts = changes.filter((c) => c.oldTranslated === oldTranslated).flatMap((c) => c.destinations);
     if (dsts.length === 0) return [];
-    return [{ oldTranslated, destinations: blocks(family, unionOfCidrs(family, dsts)) }];
+    return [{ oldTranslated, destinations: blocks(family, dsts) }];
   });
   if (countBlockPairs(grouped) <= limit) return grouped;
   return grouped.map((g) => {
