@@ -36,9 +36,6 @@ export class CidrError extends Error {
 /** Address width of each family, in bits. */
 export const BITS: Readonly<Record<Family, number>> = { ipv4: 32, ipv6: 128 };
 
-// Go's net package gives up on decimal and hex fields at this value (dtoi/xtoi "big").
-const GO_BIG = 0xffffff;
-
 /** Go's dtoi (base 10) and xtoi (base 16): digits from `start` to `end`; fails on none or on a value >= 0xFFFFFF. */
 function goAtoi(s: string, base: 10 | 16, start = 0): { n: number; end: number; ok: boolean } {
   let n = 0;
@@ -49,7 +46,8 @@ function goAtoi(s: string, base: 10 | 16, start = 0): { n: number; end: number; 
     const d = c >= 48 && c <= 57 ? c - 48 : base === 16 && c >= 97 && c <= 102 ? c - 87 : base === 16 && c >= 65 && c <= 70 ? c - 55 : -1;
     if (d < 0) break;
     n = n * base + d;
-    if (n >= GO_BIG) return { n: 0, end: i, ok: false };
+    // Go's net package gives up on a field at this value (dtoi/xtoi "big").
+    if (n >= 0xffffff) return { n: 0, end: i, ok: false };
   }
   return { n, end: i, ok: i > start };
 }

@@ -13,24 +13,19 @@ export interface Interval<T> {
   readonly value: T;
 }
 
-/** One prefix and the value that addresses inside it (and not in a longer prefix) get. */
-export interface PrefixEntry<T> {
-  readonly cidr: Cidr;
-  readonly value: T;
-}
-
 /** The highest address of a family. */
 export function maxAddress(family: Family): bigint {
   return (1n << BigInt(BITS[family])) - 1n;
 }
 
 /**
- * The partition of the whole address space of `family` that the entries decide: an address gets the
- * value of the longest prefix containing it (for the same block twice, the first entry in input
- * order), or `fallback` when none does. Adjacent intervals with equal values are merged, so no two
- * neighbours are `same`. Entries of the other family are an error. O(n log n) in the entries.
+ * The partition of the whole address space of `family` that the entries (prefixes with values)
+ * decide: an address gets the value of the longest prefix containing it (for the same block twice,
+ * the first entry in input order), or `fallback` when none does. Adjacent intervals with equal
+ * values are merged, so no two neighbours are `same`. Entries of the other family are an error.
+ * O(n log n) in the entries.
  */
-export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry<T>[], fallback: T, same: (a: T, b: T) => boolean): Interval<T>[] {
+export function flattenPrefixes<T>(family: Family, entries: readonly { readonly cidr: Cidr; readonly value: T }[], fallback: T, same: (a: T, b: T) => boolean): Interval<T>[] {
   for (const e of entries) {
     if (e.cidr.family !== family) throw new Error(`${formatCidr(e.cidr)} is not ${family}`);
   }
