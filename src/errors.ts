@@ -19,20 +19,14 @@ export function formatIssue(issue: ConfigIssue): string {
 /** The most issues one ConfigError carries: a file of 50,000 bad entries must not make a 5 MB log line. */
 export const MAX_REPORTED_ISSUES = 20;
 
-/** The first MAX_REPORTED_ISSUES issues, then one that counts the rest. */
-function limitIssues(issues: readonly ConfigIssue[]): readonly ConfigIssue[] {
-  if (issues.length <= MAX_REPORTED_ISSUES) return issues;
-  const rest = issues.length - MAX_REPORTED_ISSUES;
-  const last = issues[MAX_REPORTED_ISSUES]!;
-  return [...issues.slice(0, MAX_REPORTED_ISSUES), { source: last.source, path: '', message: `and ${rest} more error${rest === 1 ? '' : 's'} not shown; fix the ones above first` }];
-}
-
 /** A config that cannot be used; carries every issue found (up to MAX_REPORTED_ISSUES), not just the first. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly issues: readonly ConfigIssue[];
   constructor(issues: readonly ConfigIssue[]) {
-    const shown = limitIssues(issues);
+    const rest = issues.slice(MAX_REPORTED_ISSUES);
+    const more = rest[0] && { source: rest[0].source, path: '', message: `and ${rest.length} more error${rest.length === 1 ? '' : 's'} not shown; fix the ones above first` };
+    const shown = more ? [...issues.slice(0, MAX_REPORTED_ISSUES), more] : issues;
     super(shown.map(formatIssue).join('\n'));
     this.issues = shown;
   }

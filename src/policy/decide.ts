@@ -79,15 +79,12 @@ export interface RedundantRow {
 export function findRedundantRows(fp: FamilyPolicy): RedundantRow[] {
   const rows = decisionTable(fp);
   const parents = nearestContainers(rows);
-  const out: RedundantRow[] = [];
-  rows.forEach((row, i) => {
-    const parent = parents[i];
-    const inherited = parent?.action ?? DEFAULT_ACTION;
+  return rows.flatMap((row, i) => {
+    const by = parents[i];
     // Without masquerade or SNAT rows, nested exempt ranges keep today's report (normalizeRanges).
-    if (row.list === 'link-local' || (row.action.kind === 'keep' && !usesDecisions(fp))) return;
-    if (sameAction(row.action, inherited)) out.push({ row, by: parent });
+    if (row.list === 'link-local' || (row.action.kind === 'keep' && !usesDecisions(fp))) return [];
+    return sameAction(row.action, by?.action ?? DEFAULT_ACTION) ? [{ row, by }] : [];
   });
-  return out;
 }
 
 /**
