@@ -16,20 +16,13 @@ export type Retry = { readonly afterMs: number; readonly failures: number };
 export type Settle = (failed: boolean) => Retry | undefined;
 
 /** Runs one thing at a time, when triggered and at its interval. */
-export interface Scheduler<T> {
-  /** Runs now, or once after the running run: every call during a run folds into that one. */
-  sync(reason: string): Promise<T>;
-  /** Runs now (reason `start`), then at the interval, or sooner after a failure. */
-  start(): Promise<T>;
-  /** Stops the timer and waits for a running run. */
-  stop(): Promise<void>;
-}
+export type Scheduler<T> = ReturnType<typeof createScheduler<T>>;
 
 /**
  * Creates a scheduler; nothing runs before start() or sync(). `run` is one run: it calls `settle`
  * once, when it knows whether it failed; `intervalMs` is asked after each run (a new config may change it).
  */
-export function createScheduler<T>(o: { readonly clock: Clock; readonly run: (reason: string, settle: Settle) => Promise<T>; readonly intervalMs: () => number }): Scheduler<T> {
+export function createScheduler<T>(o: { readonly clock: Clock; readonly run: (reason: string, settle: Settle) => Promise<T>; readonly intervalMs: () => number }) {
   let retry: Retry | undefined;
   let started = false;
   let inflight: Promise<T> | undefined;
@@ -66,12 +59,15 @@ export function createScheduler<T>(o: { readonly clock: Clock; readonly run: (re
   };
 
   return {
+    /** Runs now, or once after the running run: every call during a run folds into that one. */
     sync,
+    /** Runs now (reason `start`), then at the interval, or sooner after a failure. */
     start: () => {
       started = true;
       return sync('start');
     },
-    stop: async () => {
+    /** Stops the timer and waits for a running run. */
+    stop: async (): Promise<void> => {
       started = false;
       arm();
       await inflight?.catch(() => undefined);

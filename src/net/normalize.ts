@@ -35,10 +35,9 @@ export function compareCidrs(a: Cidr, b: Cidr): number {
 }
 
 /**
- * Drops duplicate and contained ranges in one sort and one sweep (O(n log n)). `kept` is pairwise
- * disjoint, sorted by (family, base, prefix), and covers the same addresses as the input; `dropped`
- * is each redundant range, in sorted order, with the kept range that covers it. Among equal blocks
- * the first in input order is kept, so a built-in link-local range wins over the same block
+ * Drops duplicate and contained ranges in one sort and one sweep (O(n log n)): `kept` in (family,
+ * base, prefix) order, `dropped` each redundant range with the kept one covering it. Among equal
+ * blocks the first in input order is kept, so a built-in link-local range wins over the same block
  * written in the config.
  */
 export function normalizeRanges(ranges: readonly ExemptRange[]) {

@@ -21,12 +21,7 @@ export interface ChangedFlows {
 }
 
 /** What changed for one family, bounded for the deletion. */
-export interface ChangedDecisions {
-  readonly family: Family;
-  readonly changes: readonly ChangedFlows[];
-  /** True when the exact answer had more blocks than the limit and was widened to cover it (a superset). */
-  readonly widened: boolean;
-}
+export type ChangedDecisions = ReturnType<typeof changedDecisions>;
 
 /**
  * At most this many (source, destination) block pairs by default. Each is one conntrack command per
@@ -64,9 +59,10 @@ export function countBlockPairs(changes: readonly ChangedFlows[]): number {
  * The flows whose translation of a new connection differs between `old` and `next` (one family),
  * exact when it takes at most `limit` block pairs. Beyond it the answer is widened to a superset:
  * first the source limits are dropped, then each group's destinations become the one block
- * covering them all; at most two groups remain (old translated, old kept), so at most two pairs.
+ * covering them all; at most two groups remain (old translated, old kept), so at most two pairs,
+ * and `widened` says so.
  */
-export function changedDecisions(old: FamilyPolicy, next: FamilyPolicy, limit = MAX_CHANGED_BLOCKS): ChangedDecisions {
+export function changedDecisions(old: FamilyPolicy, next: FamilyPolicy, limit = MAX_CHANGED_BLOCKS) {
   const family = old.family;
   const portsMoved = old.toPorts.map((r) => r.text).join(',') !== next.toPorts.map((r) => r.text).join(',');
   const same = (a: Action, b: Action): boolean => sameAction(a, b) && (a.kind === 'keep' || !portsMoved);
