@@ -122,11 +122,6 @@ export function mentionsPermission(e: unknown): boolean {
 /** Errno codes of a spawn that failed for want of descriptors, processes or memory. */
 const RESOURCE_CODES = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM']);
 
-/** `30s`, `1.5s`, `250ms`: the limit as a person reads it in a log line. */
-function formatMs(ms: number): string {
-  return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
 /** Every failure message has this shape: the command, then what happened (foreign text quoted short). */
 function failureMessage(argv: readonly string[], detail: string): string {
   return `${argv.join(' ')}: ${detail}`;
@@ -215,9 +210,7 @@ export function createRunner(defaults: { readonly timeoutMs?: number; readonly s
         if (kill) {
           killGroup(child.pid);
           // Stop waiting for pipes that a surviving process might hold (e.g. in another group).
-          child.stdin?.destroy();
-          child.stdout?.destroy();
-          child.stderr?.destroy();
+          for (const pipe of [child.stdin, child.stdout, child.stderr]) pipe?.destroy();
         }
         if (outcome instanceof CommandError) reject(outcome);
         else resolve(outcome);
@@ -245,9 +238,8 @@ export function createRunner(defaults: { readonly timeoutMs?: number; readonly s
       if (child.pid !== undefined) running.add(child.pid);
 
       const timer = setTimeout(() => {
-        const how = exited
-          ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${formatMs(timeoutMs)} limit`
-          : `timed out after ${formatMs(timeoutMs)}`;
+        const limit = timeoutMs >= 1000 ? `${timeoutMs / 1000}s` : `${timeoutMs}ms`;
+        const how = exited ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${limit} limit` : `timed out after ${limit}`;
         finish(failed('timeout', `${how}; killed its process group${limitFlag}`, exited?.code, exited?.signal ?? 'SIGKILL'), true);
       }, timeoutMs);
 

@@ -35,7 +35,6 @@ function fromExempt(e: ExemptRange): Decision {
 export function decisionTable(fp: FamilyPolicy): Decision[] {
   const rows = [...fp.exempt.map(fromExempt), ...(fp.actions ?? [])];
   if (!usesDecisions(fp)) return rows;
-  // Array.prototype.sort is stable: rows of one prefix length keep their order.
   return rows.sort((a, b) => b.cidr.prefix - a.cidr.prefix);
 }
 
