@@ -19,20 +19,14 @@ export function formatIssue(issue: ConfigIssue): string {
 /** The most issues one ConfigError carries: a file of 50,000 bad entries must not make a 5 MB log line. */
 export const MAX_REPORTED_ISSUES = 20;
 
-/** The first MAX_REPORTED_ISSUES issues, then one that counts the rest. */
-function limitIssues(issues: readonly ConfigIssue[]): readonly ConfigIssue[] {
-  if (issues.length <= MAX_REPORTED_ISSUES) return issues;
-  const rest = issues.length - MAX_REPORTED_ISSUES;
-  const last = issues[MAX_REPORTED_ISSUES]!;
-  return [...issues.slice(0, MAX_REPORTED_ISSUES), { source: last.source, path: '', message: `and ${rest} more error${rest === 1 ? '' : 's'} not shown; fix the ones above first` }];
-}
-
 /** A config that cannot be used; carries every issue found (up to MAX_REPORTED_ISSUES), not just the first. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly issues: readonly ConfigIssue[];
   constructor(issues: readonly ConfigIssue[]) {
-    const shown = limitIssues(issues);
+    const rest = issues.slice(MAX_REPORTED_ISSUES);
+    const more = rest[0] && { source: rest[0].source, path: '', message: `and ${rest.length} more error${rest.length === 1 ? '' : 's'} not shown; fix the ones above first` };
+    const shown = more ? [...issues.slice(0, MAX_REPORTED_ISSUES), more] : issues;
     super(shown.map(formatIssue).join('\n'));
     this.issues = shown;
   }
@@ -44,18 +38,8 @@ export class ConfigError extends Error {
  */
 export type CommandFailure = 'lock-busy' | 'permission-denied' | 'not-found' | 'not-installed' | 'timeout' | 'resource' | 'other';
 
-/** How a failed command ended beyond its exit code, and the error it restates, if any. */
-export interface CommandErrorDetails {
-  /** The error this one restates in other words (a backend's message around the runner's). */
-  readonly cause?: unknown;
-  /** The signal that ended the command, when one did. */
-  readonly signal?: NodeJS.Signals | null;
-  /** How long the command ran, in milliseconds, when it started at all. */
-  readonly durationMs?: number | undefined;
-}
-
 /** A restating error's details: `base` as the cause, its signal and duration. */
-export const restated = (base: CommandError): CommandErrorDetails => ({ cause: base, signal: base.signal, durationMs: base.durationMs });
+export const restated = (base: CommandError) => ({ cause: base, signal: base.signal, durationMs: base.durationMs });
 
 /** A child process that failed: what ran, how it ended, what it said. */
 export class CommandError extends Error {
@@ -74,7 +58,8 @@ export class CommandError extends Error {
     readonly stderr: string,
     readonly failure: CommandFailure,
     message: string,
-    details: CommandErrorDetails = {},
+    /** How it ended beyond its exit code, and the error it restates (a backend's message around the runner's), if any. */
+    details: { readonly cause?: unknown } & Partial<Pick<CommandError, 'signal' | 'durationMs'>> = {},
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.signal = details.signal ?? null;

@@ -18,9 +18,6 @@ export const MAX_CONFIG_BYTES = 1536 * 1024;
  */
 export const MAX_CONFIG_FILES = 1000;
 
-/** Backends that have a proven CIDR cap, by Backend.name. */
-export type CappedBackend = 'nftables' | 'iptables-nft' | 'iptables-legacy';
-
 /**
  * The most non-masquerade CIDRs (both families together) each backend is proven to handle: every
  * command well within the agent's 30 s timeout on a 2-vCPU machine (iptables-nft: 22 s to list
@@ -28,11 +25,11 @@ export type CappedBackend = 'nftables' | 'iptables-nft' | 'iptables-legacy';
  * 229 MiB; iptables-legacy at 100,000: 255 MiB, too close, so 50,000: 189 MiB).
  * `cidrLimit` cannot raise the limit past these.
  */
-export const MAX_CIDRS: Readonly<Record<CappedBackend, number>> = {
+export const MAX_CIDRS = {
   nftables: 100_000,
   'iptables-nft': 50_000,
   'iptables-legacy': 50_000,
-};
+} as const;
 
 /**
  * The most values (YAML nodes: scalars, lists, maps, empty list items) one config file may hold,
@@ -70,7 +67,7 @@ export function describeCidrCaps(): string {
  * detected: where the flags leave a choice (auto), the smallest cap among the backends it may pick.
  */
 export function cidrCapForFlags(backend: string, iptablesMode: string): { backend: string; max: number } {
-  const pick = (names: readonly CappedBackend[], why: string): { backend: string; max: number } => {
+  const pick = (names: (keyof typeof MAX_CIDRS)[], why: string): { backend: string; max: number } => {
     const [smallest] = [...names].sort((a, b) => MAX_CIDRS[a] - MAX_CIDRS[b]);
     return { backend: names.length === 1 ? smallest! : `${smallest!} (the smallest cap ${why} may pick)`, max: MAX_CIDRS[smallest!] };
   };

@@ -4,12 +4,9 @@
 import { RETRY_REASON } from '../observe/agent-status.js';
 import type { Clock } from './clock.js';
 
-/** The first retry after a failed run comes this soon; each further failure doubles it, up to the interval. */
-export const RETRY_INITIAL_MS = 1000;
-
-/** The delay before retry number `failures` (1, 2, ...): RETRY_INITIAL_MS, doubled each time, never past the resync interval. */
+/** The delay before retry number `failures` (1, 2, ...): 1 s, doubled each time, never past the resync interval. */
 export function retryDelayMs(failures: number, resyncIntervalMs: number): number {
-  return Math.min(RETRY_INITIAL_MS * 2 ** Math.min(Math.max(failures - 1, 0), 30), resyncIntervalMs);
+  return Math.min(1000 * 2 ** Math.min(Math.max(failures - 1, 0), 30), resyncIntervalMs);
 }
 
 /** A pending retry: how soon it runs, and how many runs in a row failed. */
@@ -18,27 +15,14 @@ export type Retry = { readonly afterMs: number; readonly failures: number };
 /** A run tells whether it failed (as kube-proxy's sync calls RetryAfter) and learns the retry it gets, for its report. */
 export type Settle = (failed: boolean) => Retry | undefined;
 
-/** What the scheduler runs, and how often. */
-export interface SchedulerOptions<T> {
-  readonly clock: Clock;
-  /** One run; it calls `settle` once, when it knows whether it failed. */
-  readonly run: (reason: string, settle: Settle) => Promise<T>;
-  /** The regular interval, asked after each run (a new config may change it). */
-  readonly intervalMs: () => number;
-}
-
 /** Runs one thing at a time, when triggered and at its interval. */
-export interface Scheduler<T> {
-  /** Runs now, or once after the running run: every call during a run folds into that one. */
-  sync(reason: string): Promise<T>;
-  /** Runs now (reason `start`), then at the interval, or sooner after a failure. */
-  start(): Promise<T>;
-  /** Stops the timer and waits for a running run. */
-  stop(): Promise<void>;
-}
+export type Scheduler<T> = ReturnType<typeof createScheduler<T>>;
 
-/** Creates a scheduler; nothing runs before start() or sync(). */
-export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
+/**
+ * Creates a scheduler; nothing runs before start() or sync(). `run` is one run: it calls `settle`
+ * once, when it knows whether it failed; `intervalMs` is asked after each run (a new config may change it).
+ */
+export function createScheduler<T>(o: { readonly clock: Clock; readonly run: (reason: string, settle: Settle) => Promise<T>; readonly intervalMs: () => number }) {
   let retry: Retry | undefined;
   let started = false;
   let inflight: Promise<T> | undefined;
@@ -75,12 +59,15 @@ export function createScheduler<T>(o: SchedulerOptions<T>): Scheduler<T> {
   };
 
   return {
+    /** Runs now, or once after the running run: every call during a run folds into that one. */
     sync,
+    /** Runs now (reason `start`), then at the interval, or sooner after a failure. */
     start: () => {
       started = true;
       return sync('start');
     },
-    stop: async () => {
+    /** Stops the timer and waits for a running run. */
+    stop: async (): Promise<void> => {
       started = false;
       arm();
       await inflight?.catch(() => undefined);

@@ -58,10 +58,7 @@ export function watchConfig(opts: ConfigWatchOptions): () => void {
 
   const fire = (): void => {
     cancelDebounce?.();
-    cancelDebounce = clock.setTimer(WATCH_DEBOUNCE_MS, () => {
-      cancelDebounce = undefined;
-      opts.onChange();
-    });
+    cancelDebounce = clock.setTimer(WATCH_DEBOUNCE_MS, opts.onChange);
   };
   const close = (): void => {
     watcher?.close();

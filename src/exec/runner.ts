@@ -26,28 +26,14 @@ export interface RunOptions {
 /** Runs an argv. The only way the project starts processes; an argv is never parsed by a shell. */
 export type Runner = (argv: readonly string[], options?: RunOptions) => Promise<CommandResult>;
 
-// iptables: "Permission denied (you must be root)"; nft: "Operation not permitted".
-const PERMISSION_DENIED = /Permission denied \(you must be root\)|Operation not permitted/i;
-
 /** What a person can do about a permission failure; the kernel's words alone suggest `sudo`. */
 export const PERMISSION_HINT = 'needs CAP_NET_ADMIN: run it as root, or in a container or pod granted NET_ADMIN';
 
-/** The real runner, plus what the process needs at exit. */
-export type ProcessRunner = Runner & {
-  /** Kills the process group of every command still running (call it when the agent exits). */
-  readonly killAll: () => void;
-};
+/** The real runner, plus what the process needs at exit (killAll). */
+export type ProcessRunner = ReturnType<typeof createRunner>;
 
 /** The child-process start function; injected by tests to reproduce failures a real spawn rarely gives. */
 export type SpawnFn = (file: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
-
-/** Options of createRunner. */
-export interface RunnerOptions {
-  /** Timeout of a command whose caller gives none. Default 30 s. */
-  readonly timeoutMs?: number;
-  /** Default node:child_process.spawn. */
-  readonly spawn?: SpawnFn;
-}
 
 /** The command timeout when neither the caller nor the runner says otherwise. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
@@ -65,8 +51,9 @@ export const STDOUT_MAX_BYTES = 64 * 1024 * 1024;
 /** Classifies a failure from its exit code and stderr, so callers can retry or explain. */
 export function classifyFailure(exitCode: number | null, stderr: string): CommandFailure {
   // Checked before exit code 4: iptables-nft without CAP_NET_ADMIN exits 4 too, and retrying
-  // as if the lock were busy would only hide the real cause.
-  if (PERMISSION_DENIED.test(stderr)) return 'permission-denied';
+  // as if the lock were busy would only hide the real cause. iptables: "Permission denied (you must
+  // be root)"; nft: "Operation not permitted".
+  if (/Permission denied \(you must be root\)|Operation not permitted/i.test(stderr)) return 'permission-denied';
   if (/holding the xtables lock|Resource temporarily unavailable|another app is currently holding/i.test(stderr)) {
     return 'lock-busy';
   }
@@ -135,11 +122,6 @@ export function mentionsPermission(e: unknown): boolean {
 /** Errno codes of a spawn that failed for want of descriptors, processes or memory. */
 const RESOURCE_CODES = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM']);
 
-/** `30s`, `1.5s`, `250ms`: the limit as a person reads it in a log line. */
-function formatMs(ms: number): string {
-  return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
 /** Every failure message has this shape: the command, then what happened (foreign text quoted short). */
 function failureMessage(argv: readonly string[], detail: string): string {
   return `${argv.join(' ')}: ${detail}`;
@@ -158,10 +140,9 @@ function quoteStderr(stderr: string, omit?: RegExp): string {
 function spawnFailure(argv: readonly string[], e: unknown): CommandError {
   const file = argv[0] ?? '';
   const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
-  const text = errorMessage(e);
   if (code === 'ENOENT') return new CommandError(argv, null, '', 'not-installed', failureMessage(argv, `${file} is not installed (not found in PATH)`));
   const resource = RESOURCE_CODES.has(code) ? `${code} (out of file descriptors, processes or memory; see the open connections and the nofile limit): ` : '';
-  return new CommandError(argv, null, '', resource ? 'resource' : 'other', failureMessage(argv, `cannot start ${file}: ${resource}${cutExcerpt(text)}`));
+  return new CommandError(argv, null, '', resource ? 'resource' : 'other', failureMessage(argv, `cannot start ${file}: ${resource}${cutExcerpt(errorMessage(e))}`));
 }
 
 /** Keeps the first `limit` bytes of a stream and counts the rest. */
@@ -181,47 +162,15 @@ class Capture {
   }
 }
 
-/** How a command exited: its code, or the signal that ended it. */
-type Exit = { readonly code: number | null; readonly signal: NodeJS.Signals | null };
-
-/** How a finished command ended. */
-type Ending = Exit & Pick<CommandResult, 'stdout' | 'stderr'>;
-
-/** The result of a command that ended, or the CommandError that says why it is not one. */
-function judge(argv: readonly string[], ok: readonly number[], e: Ending, durationMs: number): CommandResult | CommandError {
-  const exitCode = e.code ?? 128;
-  if (e.code === null || !ok.includes(exitCode)) {
-    const why = e.signal ? `killed by ${e.signal}` : `exit code ${exitCode}`;
-    const said = quoteStderr(e.stderr);
-    const failure = classifyFailure(e.code, e.stderr);
-    const hint = failure === 'permission-denied' ? ` (${PERMISSION_HINT})` : '';
-    return new CommandError(argv, e.code, e.stderr, failure, failureMessage(argv, `${said ? `${why}: ${said}` : why}${hint}`), { signal: e.signal, durationMs });
-  }
-  return { stdout: e.stdout, stderr: e.stderr, exitCode };
-}
-
-/** The error of a command killed at its deadline. */
-function timeoutError(argv: readonly string[], timeoutMs: number, limitFlag: string, stderr: string, durationMs: number, exited?: Exit): CommandError {
-  const how = exited
-    ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${formatMs(timeoutMs)} limit`
-    : `timed out after ${formatMs(timeoutMs)}`;
-  return new CommandError(argv, exited?.code ?? null, stderr, 'timeout', failureMessage(argv, `${how}; killed its process group${limitFlag}`), { signal: exited?.signal ?? 'SIGKILL', durationMs });
-}
-
-/** The error of a command stopped for printing too much. */
-function floodError(argv: readonly string[], maxStdout: number, stderr: string, durationMs: number): CommandError {
-  return new CommandError(argv, null, stderr, 'other', failureMessage(argv, `printed more than ${maxStdout} bytes on stdout; stopped it (output limit)`), { signal: 'SIGKILL', durationMs });
-}
-
 /**
  * Creates the real runner, backed by node:child_process.spawn. Each command runs in its own process
  * group (`detached`), so a deadline kills it and everything it started (a wrapper script's
  * `iptables-restore`, a sleeper holding its pipes), and the promise settles at the deadline at the
  * latest. Output is bounded (STDERR_KEEP_BYTES, STDOUT_MAX_BYTES). Every failure, including a
  * spawn that cannot get descriptors, rejects with a CommandError; nothing is left to an
- * unhandled 'error' event.
+ * unhandled 'error' event. `defaults.timeoutMs` is for commands whose caller gives none; tests pass `spawn`.
  */
-export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
+export function createRunner(defaults: { readonly timeoutMs?: number; readonly spawn?: SpawnFn } = {}) {
   const spawnFn: SpawnFn = defaults.spawn ?? ((file, args, options) => spawn(file, args, options));
   /** Process groups of commands not settled yet, for killAll. */
   const running = new Set<number>();
@@ -246,9 +195,11 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       const err = new Capture(STDERR_KEEP_BYTES);
       let child: ChildProcess;
       let settled = false;
-      let exited: Exit | undefined;
+      let exited: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined;
       const started = performance.now();
-      const elapsed = (): number => performance.now() - started;
+      /** This command's CommandError: how it ended, what it said on stderr, how long it ran. */
+      const failed = (failure: CommandFailure, detail: string, code: number | null = null, signal: NodeJS.Signals | null = 'SIGKILL'): CommandError =>
+        new CommandError(argv, code, err.text(), failure, failureMessage(argv, detail), { signal, durationMs: performance.now() - started });
 
       /** Settles once; whatever fires later (close, a pipe error) finds `settled` and does nothing. */
       const finish = (outcome: CommandError | CommandResult, kill: boolean): void => {
@@ -259,9 +210,7 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
         if (kill) {
           killGroup(child.pid);
           // Stop waiting for pipes that a surviving process might hold (e.g. in another group).
-          child.stdin?.destroy();
-          child.stdout?.destroy();
-          child.stderr?.destroy();
+          for (const pipe of [child.stdin, child.stdout, child.stderr]) pipe?.destroy();
         }
         if (outcome instanceof CommandError) reject(outcome);
         else resolve(outcome);
@@ -288,11 +237,15 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       });
       if (child.pid !== undefined) running.add(child.pid);
 
-      const timer = setTimeout(() => finish(timeoutError(argv, timeoutMs, limitFlag, err.text(), elapsed(), exited), true), timeoutMs);
+      const timer = setTimeout(() => {
+        const limit = timeoutMs >= 1000 ? `${timeoutMs / 1000}s` : `${timeoutMs}ms`;
+        const how = exited ? `exited (${exited.signal ?? `exit code ${exited.code}`}) but a process it started kept its output open past the ${limit} limit` : `timed out after ${limit}`;
+        finish(failed('timeout', `${how}; killed its process group${limitFlag}`, exited?.code, exited?.signal ?? 'SIGKILL'), true);
+      }, timeoutMs);
 
       child.stdout?.on('data', (d: Buffer) => {
         out.push(d);
-        if (out.total > maxStdout) finish(floodError(argv, maxStdout, err.text(), elapsed()), true);
+        if (out.total > maxStdout) finish(failed('other', `printed more than ${maxStdout} bytes on stdout; stopped it (output limit)`), true);
       });
       child.stderr?.on('data', (d: Buffer) => err.push(d));
       child.on('exit', (code, signal) => {
@@ -301,13 +254,19 @@ export function createRunner(defaults: RunnerOptions = {}): ProcessRunner {
       child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
         // A negative code is a spawn failure; its 'error' event has settled the promise already.
         if (code !== null && code < 0) return;
-        finish(judge(argv, ok, { code, signal, stdout: out.text(), stderr: err.text() }, elapsed()), false);
+        if (code !== null && ok.includes(code)) return finish({ stdout: out.text(), stderr: err.text(), exitCode: code }, false);
+        const why = signal ? `killed by ${signal}` : `exit code ${code}`;
+        const said = quoteStderr(err.text());
+        const failure = classifyFailure(code, err.text());
+        const hint = failure === 'permission-denied' ? ` (${PERMISSION_HINT})` : '';
+        finish(failed(failure, `${said ? `${why}: ${said}` : why}${hint}`, code, signal), false);
       });
       child.stdin?.end(options.input ?? '');
     });
   };
 
   return Object.assign(run, {
+    /** Kills the process group of every command still running (call it when the agent exits). */
     killAll: () => {
       for (const pid of running) killGroup(pid);
       running.clear();

@@ -36,9 +36,6 @@ export class CidrError extends Error {
 /** Address width of each family, in bits. */
 export const BITS: Readonly<Record<Family, number>> = { ipv4: 32, ipv6: 128 };
 
-// Go's net package gives up on decimal and hex fields at this value (dtoi/xtoi "big").
-const GO_BIG = 0xffffff;
-
 /** Go's dtoi (base 10) and xtoi (base 16): digits from `start` to `end`; fails on none or on a value >= 0xFFFFFF. */
 function goAtoi(s: string, base: 10 | 16, start = 0): { n: number; end: number; ok: boolean } {
   let n = 0;
@@ -49,7 +46,8 @@ function goAtoi(s: string, base: 10 | 16, start = 0): { n: number; end: number; 
     const d = c >= 48 && c <= 57 ? c - 48 : base === 16 && c >= 97 && c <= 102 ? c - 87 : base === 16 && c >= 65 && c <= 70 ? c - 55 : -1;
     if (d < 0) break;
     n = n * base + d;
-    if (n >= GO_BIG) return { n: 0, end: i, ok: false };
+    // Go's net package gives up on a field at this value (dtoi/xtoi "big").
+    if (n >= 0xffffff) return { n: 0, end: i, ok: false };
   }
   return { n, end: i, ok: i > start };
 }
@@ -113,33 +111,16 @@ function isMapped(ip: IpAddress): boolean {
   return ip.family === 'ipv6' && ip.value >> 32n === 0xffffn;
 }
 
-function maskOf(family: Family, prefix: number): bigint {
-  const bits = BigInt(BITS[family]);
-  const all = (1n << bits) - 1n;
-  return (all << (bits - BigInt(prefix))) & all;
-}
-
 function formatIpv4(value: bigint): string {
   const v = Number(value);
   return `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`;
 }
 
-function formatIpv6(value: bigint): string {
-  const groups: string[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((value >> s) & 0xffffn).toString(16));
-  // The URL serialiser compresses as Go does (RFC 5952): the first longest run of two or more zero groups.
-  return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
-}
-
-/** Go's IP.String(): IPv4-mapped IPv6 values print as dotted IPv4, as in the reference's messages. */
-function goIpString(ip: IpAddress): string {
-  return isMapped(ip) ? formatIpv4(ip.value & 0xffffffffn) : formatIp(ip);
-}
-
-/** Go's IPNet.String(), including its IPv4 view of mapped networks. */
-function goNetString(ip: IpAddress, prefix: number): string {
-  if (isMapped(ip) && prefix >= 96) return `${formatIpv4(ip.value & 0xffffffffn)}/${prefix - 96}`;
-  return `${formatIp(ip)}/${prefix}`;
+/** Go's IP.String(), or with a prefix IPNet.String(): IPv4-mapped values print as dotted IPv4, as in the reference's messages. */
+function goString(ip: IpAddress, prefix?: number): string {
+  const v4 = isMapped(ip) && (prefix ?? 96) >= 96;
+  const text = v4 ? formatIpv4(ip.value & 0xffffffffn) : formatIp(ip);
+  return prefix === undefined ? text : `${text}/${v4 ? prefix - 96 : prefix}`;
 }
 
 /**
@@ -156,11 +137,11 @@ export function parseCidr(text: string): Cidr {
   const host = BigInt(BITS[ip.family] - prefix);
   const base = (ip.value >> host) << host;
   if (base !== ip.value) {
-    throw new CidrError('misaligned', text, `CIDR "${text}" is not aligned to a CIDR block, ip: "${goIpString(ip)}" network: "${goNetString({ family: ip.family, value: base }, prefix)}"`);
+    throw new CidrError('misaligned', text, `CIDR "${text}" is not aligned to a CIDR block, ip: "${goString(ip)}" network: "${goString({ family: ip.family, value: base }, prefix)}"`);
   }
   if (isMapped(ip)) {
     // The reference would write this IPv6 text into an IPv4 rule; ask for the plain IPv4 form instead.
-    throw new CidrError('mapped', text, `CIDR "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goNetString(ip, prefix)}" instead`);
+    throw new CidrError('mapped', text, `CIDR "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goString(ip, prefix)}" instead`);
   }
   return { family: ip.family, base, prefix };
 }
@@ -177,22 +158,31 @@ export function parseIp(text: string): IpAddress {
     throw new CidrError('unparsable', text, `IP address "${text}" could not be parsed, invalid IP address: ${text}`);
   }
   if (isMapped(ip)) {
-    throw new CidrError('mapped', text, `IP address "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goIpString(ip)}" instead`);
+    throw new CidrError('mapped', text, `IP address "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goString(ip)}" instead`);
   }
   return ip;
 }
 
 /** Canonical text of an address: dotted IPv4, or IPv6 compressed as Go prints it (lowercase, RFC 5952). */
 export function formatIp(ip: IpAddress): string {
-  return ip.family === 'ipv4' ? formatIpv4(ip.value) : formatIpv6(ip.value);
+  if (ip.family === 'ipv4') return formatIpv4(ip.value);
+  const groups: string[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((ip.value >> s) & 0xffffn).toString(16));
+  // The URL serialiser compresses as Go does (RFC 5952): the first longest run of two or more zero groups.
+  return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
+}
+
+/** The last address of a block. */
+export function cidrLast(c: Cidr): bigint {
+  return c.base + (1n << BigInt(BITS[c.family] - c.prefix)) - 1n;
 }
 
 /** Whether the address lies inside the block (always false across families). */
 export function cidrContains(c: Cidr, ip: IpAddress): boolean {
-  return c.family === ip.family && (ip.value & maskOf(c.family, c.prefix)) === c.base;
+  return c.family === ip.family && ip.value >= c.base && ip.value <= cidrLast(c);
 }
 
 /** Whether every address of `inner` lies inside `outer` (always false across families). */
 export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {
-  return outer.family === inner.family && outer.prefix <= inner.prefix && (inner.base & maskOf(outer.family, outer.prefix)) === outer.base;
+  return outer.family === inner.family && inner.base >= outer.base && cidrLast(inner) <= cidrLast(outer);
 }

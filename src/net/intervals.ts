@@ -2,8 +2,8 @@
 // interval sets and maps refuse overlapping elements, so a longest-prefix table has to become a
 // partition of the address space before it can be written: each address lies in exactly one
 // interval, whose value is that of the longest prefix containing it.
-import { BITS, formatCidr, formatIp, type Cidr, type Family } from './cidr.js';
-import { cidrLast, compareCidrs } from './normalize.js';
+import { BITS, cidrLast, formatCidr, formatIp, type Cidr, type Family } from './cidr.js';
+import { compareCidrs } from './normalize.js';
 
 /** An inclusive address range [first, last] of one family, carrying a value. */
 export interface Interval<T> {
@@ -13,24 +13,19 @@ export interface Interval<T> {
   readonly value: T;
 }
 
-/** One prefix and the value that addresses inside it (and not in a longer prefix) get. */
-export interface PrefixEntry<T> {
-  readonly cidr: Cidr;
-  readonly value: T;
-}
-
 /** The highest address of a family. */
 export function maxAddress(family: Family): bigint {
   return (1n << BigInt(BITS[family])) - 1n;
 }
 
 /**
- * The partition of the whole address space of `family` that the entries decide: an address gets the
- * value of the longest prefix containing it (for the same block twice, the first entry in input
- * order), or `fallback` when none does. Adjacent intervals with equal values are merged, so no two
- * neighbours are `same`. Entries of the other family are an error. O(n log n) in the entries.
+ * The partition of the whole address space of `family` that the entries (prefixes with values)
+ * decide: an address gets the value of the longest prefix containing it (for the same block twice,
+ * the first entry in input order), or `fallback` when none does. Adjacent intervals with equal
+ * values are merged, so no two neighbours are `same`. Entries of the other family are an error.
+ * O(n log n) in the entries.
  */
-export function flattenPrefixes<T>(family: Family, entries: readonly PrefixEntry<T>[], fallback: T, same: (a: T, b: T) => boolean): Interval<T>[] {
+export function flattenPrefixes<T>(family: Family, entries: readonly { readonly cidr: Cidr; readonly value: T }[], fallback: T, same: (a: T, b: T) => boolean): Interval<T>[] {
   for (const e of entries) {
     if (e.cidr.family !== family) throw new Error(`${formatCidr(e.cidr)} is not ${family}`);
   }

@@ -3,7 +3,7 @@
 // longer compare equal to what we asked for. CIDR blocks either nest or are disjoint, so
 // dropping duplicates and contained blocks leaves a set of pairwise disjoint blocks that covers
 // exactly the same addresses.
-import { BITS, formatCidr, type Cidr } from './cidr.js';
+import { cidrLast, formatCidr, type Cidr } from './cidr.js';
 
 /** Why a destination range is exempt from masquerading. */
 export type ExemptReason = 'link-local' | 'config';
@@ -27,19 +27,6 @@ export interface DroppedRange {
   readonly by: ExemptRange;
 }
 
-/** The outcome of normalisation: disjoint ranges in address order, plus what was dropped and why. */
-export interface NormalizedRanges {
-  /** Pairwise disjoint, sorted by (family, base, prefix); covers the same addresses as the input. */
-  readonly kept: ExemptRange[];
-  /** Each redundant input range, in sorted order, with the kept range that covers it. */
-  readonly dropped: DroppedRange[];
-}
-
-/** The last address of a block. */
-export function cidrLast(c: Cidr): bigint {
-  return c.base + (1n << BigInt(BITS[c.family] - c.prefix)) - 1n;
-}
-
 /** Orders blocks by family (IPv4 first), then base address, then wider block first. */
 export function compareCidrs(a: Cidr, b: Cidr): number {
   if (a.family !== b.family) return a.family === 'ipv4' ? -1 : 1;
@@ -48,11 +35,12 @@ export function compareCidrs(a: Cidr, b: Cidr): number {
 }
 
 /**
- * Drops duplicate and contained ranges in one sort and one sweep (O(n log n)). Among equal
- * blocks the first in input order is kept, so a built-in link-local range wins over the same
- * block written in the config.
+ * Drops duplicate and contained ranges in one sort and one sweep (O(n log n)): `kept` in (family,
+ * base, prefix) order, `dropped` each redundant range with the kept one covering it. Among equal
+ * blocks the first in input order is kept, so a built-in link-local range wins over the same block
+ * written in the config.
  */
-export function normalizeRanges(ranges: readonly ExemptRange[]): NormalizedRanges {
+export function normalizeRanges(ranges: readonly ExemptRange[]) {
   // Array.prototype.sort is stable: equal blocks keep their input order.
   const sorted = [...ranges].sort((a, b) => compareCidrs(a.cidr, b.cidr));
   const kept: ExemptRange[] = [];

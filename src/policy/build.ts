@@ -35,6 +35,7 @@ const LINK_LOCAL: Record<Family, ExemptRange> = { ipv4: builtIn(LINK_LOCAL_V4), 
  * when set, so a config without them builds exactly today's policy.
  */
 export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy {
+  const { enableIPv6, ...flags } = options;
   const family = (f: Family, masqLinkLocal: boolean): FamilyPolicy => {
     const ofFamily = <T extends CidrEntry>(list: readonly T[] | undefined): T[] => (list ?? []).filter((e) => e.cidr.family === f);
     const actions: ActionRange[] = [
@@ -47,17 +48,14 @@ export function buildPolicy(config: MasqConfig, options: PolicyOptions): Policy 
     return {
       family: f,
       exempt: [...linkLocal, ...ofFamily(config.nonMasqueradeCIDRs).map((e): ExemptRange => ({ ...entryOf(e), reason: 'config' }))],
-      randomFully: options.randomFully,
-      toPorts: options.toPorts,
-      ...(options.postroutingPosition === undefined ? {} : { postroutingPosition: options.postroutingPosition }),
-      ...(options.masqueradeBit === undefined ? {} : { masqueradeBit: options.masqueradeBit }),
+      ...flags,
       ...(actions.length > 0 ? { actions } : {}),
       // Once masqueradeSourceCIDRs is set, a family without entries of its own translates nothing.
       ...((config.masqueradeSourceCIDRs ?? []).length > 0 ? { sources } : {}),
     };
   };
   const families = [family('ipv4', config.masqLinkLocal)];
-  if (options.enableIPv6) families.push(family('ipv6', config.masqLinkLocalIPv6));
+  if (enableIPv6) families.push(family('ipv6', config.masqLinkLocalIPv6));
   return { families };
 }
 

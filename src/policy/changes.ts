@@ -5,10 +5,9 @@
 // --to-ports (an old flow's port outside the new ranges is what the operator wanted gone).
 // --random-fully is not: it changes how a new port is picked, not whether an old one is right;
 // neither is --postrouting-position or the masquerade bit, which leave every translation as it was.
-import type { Cidr, Family } from '../net/cidr.js';
+import { cidrLast, type Cidr, type Family } from '../net/cidr.js';
 import { coveringCidr, flattenPrefixes, intervalCidrs, overlayPartitions, unionOfCidrs, type Interval } from '../net/intervals.js';
-import { cidrLast } from '../net/normalize.js';
-import { decisionTable, DEFAULT_ACTION, sameAction } from './decide.js';
+import { decisionTable, DEFAULT_ACTION, KEEP, sameAction } from './decide.js';
 import type { Action, FamilyPolicy } from './types.js';
 
 /** Flows whose translation changed: to these destinations, from these sources, all treated alike by the old policy. */
@@ -22,12 +21,7 @@ export interface ChangedFlows {
 }
 
 /** What changed for one family, bounded for the deletion. */
-export interface ChangedDecisions {
-  readonly family: Family;
-  readonly changes: readonly ChangedFlows[];
-  /** True when the exact answer had more blocks than the limit and was widened to cover it (a superset). */
-  readonly widened: boolean;
-}
+export type ChangedDecisions = ReturnType<typeof changedDecisions>;
 
 /**
  * At most this many (source, destination) block pairs by default. Each is one conntrack command per
@@ -35,8 +29,6 @@ export interface ChangedDecisions {
  * not (bench/conntrack.bench.ts), so 8 pairs cost about half a second of CPU at a change.
  */
 export const MAX_CHANGED_BLOCKS = 8;
-
-const KEEP: Action = { kind: 'keep' };
 
 /** The destination partition of a policy: each address with the action of its longest prefix. */
 function destinations(fp: FamilyPolicy): Interval<Action>[] {
@@ -50,16 +42,13 @@ function scope(fp: FamilyPolicy): Interval<boolean>[] {
   return flattenPrefixes(fp.family, rows, fp.sources === undefined, Object.is);
 }
 
-/** The blocks of the intervals, adjacent ones merged first. */
-function blocks(family: Family, parts: readonly Interval<unknown>[]): Cidr[] {
-  const merged: { first: bigint; last: bigint }[] = [];
-  for (const p of parts) {
-    const prev = merged[merged.length - 1];
-    if (prev !== undefined && prev.last + 1n === p.first) prev.last = p.last;
-    else merged.push({ first: p.first, last: p.last });
-  }
-  return merged.flatMap((m) => intervalCidrs(family, m.first, m.last));
+/** The fewest blocks covering exactly the given blocks (overlapping and adjacent ones merged). */
+function blocks(family: Family, cidrs: readonly Cidr[]): Cidr[] {
+  return unionOfCidrs(family, cidrs).flatMap((u) => intervalCidrs(family, u.first, u.last));
 }
+
+/** The blocks of intervals. */
+const cidrsOf = (family: Family, parts: readonly Interval<unknown>[]): Cidr[] => parts.flatMap((p) => intervalCidrs(family, p.first, p.last));
 
 /** How many conntrack filters the changes make: one per (source, destination) block pair. */
 export function countBlockPairs(changes: readonly ChangedFlows[]): number {
@@ -70,10 +59,10 @@ export function countBlockPairs(changes: readonly ChangedFlows[]): number {
  * The flows whose translation of a new connection differs between `old` and `next` (one family),
  * exact when it takes at most `limit` block pairs. Beyond it the answer is widened to a superset:
  * first the source limits are dropped, then each group's destinations become the one block
- * covering them all; at most two groups remain (old translated, old kept), so at most two pairs.
+ * covering them all; at most two groups remain (old translated, old kept), so at most two pairs,
+ * and `widened` says so.
  */
-export function changedDecisions(old: FamilyPolicy, next: FamilyPolicy, limit = MAX_CHANGED_BLOCKS): ChangedDecisions {
-  if (old.family !== next.family) throw new Error(`changedDecisions: ${old.family} against ${next.family}`);
+export function changedDecisions(old: FamilyPolicy, next: FamilyPolicy, limit = MAX_CHANGED_BLOCKS) {
   const family = old.family;
   const portsMoved = old.toPorts.map((r) => r.text).join(',') !== next.toPorts.map((r) => r.text).join(',');
   const same = (a: Action, b: Action): boolean => sameAction(a, b) && (a.kind === 'keep' || !portsMoved);
@@ -88,7 +77,7 @@ export function changedDecisions(old: FamilyPolicy, next: FamilyPolicy, limit = 
   ] as const) {
     const sourceParts = src.filter((p) => p.value[0] === inOld && p.value[1] === inNew);
     if (sourceParts.length === 0) continue;
-    const sources = blocks(family, sourceParts);
+    const sources = blocks(family, cidrsOf(family, sourceParts));
     const everySource = sources.length === 1 && sources[0]!.prefix === 0;
     for (const oldTranslated of [true, false]) {
       const moved = dst.filter(({ value: [a, b] }) => {
@@ -96,7 +85,7 @@ export function changedDecisions(old: FamilyPolicy, next: FamilyPolicy, limit = 
         return (was.kind !== 'keep') === oldTranslated && !same(was, inNew ? b : KEEP);
       });
       if (moved.length === 0) continue;
-      changes.push({ destinations: blocks(family, moved), ...(everySource ? {} : { sources }), oldTranslated });
+      changes.push({ destinations: blocks(family, cidrsOf(family, moved)), ...(everySource ? {} : { sources }), oldTranslated });
     }
   }
   if (countBlockPairs(changes) <= limit) return { family, changes, widened: false };
@@ -108,7 +97,7 @@ function widen(family: Family, changes: readonly ChangedFlows[], limit: number):
   const grouped = [true, false].flatMap((oldTranslated) => {
     const dsts = changes.filter((c) => c.oldTranslated === oldTranslated).flatMap((c) => c.destinations);
     if (dsts.length === 0) return [];
-    return [{ oldTranslated, destinations: blocks(family, unionOfCidrs(family, dsts)) }];
+    return [{ oldTranslated, destinations: blocks(family, dsts) }];
   });
   if (countBlockPairs(grouped) <= limit) return grouped;
   return grouped.map((g) => {

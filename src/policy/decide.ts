@@ -1,7 +1,7 @@
 // The one longest-prefix resolution of a family's decision table. explain, the fake backend and
 // both renderers use it, so what explain predicts is what the rules are built from.
-import { cidrContains, type IpAddress } from '../net/cidr.js';
-import { cidrLast, compareCidrs } from '../net/normalize.js';
+import { cidrContains, cidrLast, type IpAddress } from '../net/cidr.js';
+import { compareCidrs } from '../net/normalize.js';
 import type { Action, DecisionList, ExemptRange, FamilyPolicy, SourceRange } from './types.js';
 
 /** One row of the decision table: a destination prefix and what traffic to it gets. */
@@ -10,7 +10,8 @@ export interface Decision extends SourceRange {
   readonly list: DecisionList;
 }
 
-const KEEP: Action = { kind: 'keep' };
+/** What an exempt destination gets: the pod IP is kept. */
+export const KEEP: Action = { kind: 'keep' };
 
 /** Whether a policy uses anything beyond today's exempt list (so it renders the longest-prefix way). */
 export function usesDecisions(fp: FamilyPolicy): boolean {
@@ -34,7 +35,6 @@ function fromExempt(e: ExemptRange): Decision {
 export function decisionTable(fp: FamilyPolicy): Decision[] {
   const rows = [...fp.exempt.map(fromExempt), ...(fp.actions ?? [])];
   if (!usesDecisions(fp)) return rows;
-  // Array.prototype.sort is stable: rows of one prefix length keep their order.
   return rows.sort((a, b) => b.cidr.prefix - a.cidr.prefix);
 }
 
@@ -54,8 +54,7 @@ export function resolveDestination(table: readonly Decision[], ip: IpAddress): D
 
 /** Whether a source may be masqueraded or SNATed at all (masqueradeSourceCIDRs). */
 export function sourceInScope(fp: FamilyPolicy, ip: IpAddress): boolean {
-  const sources = fp.sources;
-  return sources === undefined || sources.some((s) => s.cidr.family === ip.family && cidrContains(s.cidr, ip));
+  return fp.sources?.some((s) => cidrContains(s.cidr, ip)) ?? true;
 }
 
 /** Whether two actions are the same. */
@@ -79,15 +78,12 @@ export interface RedundantRow {
 export function findRedundantRows(fp: FamilyPolicy): RedundantRow[] {
   const rows = decisionTable(fp);
   const parents = nearestContainers(rows);
-  const out: RedundantRow[] = [];
-  rows.forEach((row, i) => {
-    const parent = parents[i];
-    const inherited = parent?.action ?? DEFAULT_ACTION;
+  return rows.flatMap((row, i) => {
+    const by = parents[i];
     // Without masquerade or SNAT rows, nested exempt ranges keep today's report (normalizeRanges).
-    if (row.list === 'link-local' || (row.action.kind === 'keep' && !usesDecisions(fp))) return;
-    if (sameAction(row.action, inherited)) out.push({ row, by: parent });
+    if (row.list === 'link-local' || (row.action.kind === 'keep' && !usesDecisions(fp))) return [];
+    return sameAction(row.action, by?.action ?? DEFAULT_ACTION) ? [{ row, by }] : [];
   });
-  return out;
 }
 
 /**

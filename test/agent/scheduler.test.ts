@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createScheduler, retryDelayMs, type Retry, type SchedulerOptions } from '../../src/agent/scheduler.js';
+import { createScheduler, retryDelayMs, type Retry } from '../../src/agent/scheduler.js';
 import { createFakeClock } from './fake-clock.js';
 
 /** A scheduler over a run the test controls: each run records its reason, fails while `failing`, and ends when the test says. */
-function harness(opts: Partial<SchedulerOptions<string>> = {}) {
+function harness(opts: Partial<Parameters<typeof createScheduler<string>>[0]> = {}) {
   const clock = createFakeClock();
   const runs: string[] = [];
   const retries: (Retry | undefined)[] = [];

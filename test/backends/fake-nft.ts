@@ -11,9 +11,8 @@
 import { CommandError } from '../../src/errors.js';
 import { classifyFailure, type CommandResult, type Runner } from '../../src/exec/runner.js';
 import { formatSavedCidr } from '../../src/backends/iptables/render.js';
-import { parseIp, type Family, type IpAddress } from '../../src/net/cidr.js';
+import { cidrLast, parseIp, type Family, type IpAddress } from '../../src/net/cidr.js';
 import { intervalAsCidr } from '../../src/net/intervals.js';
-import { cidrLast } from '../../src/net/normalize.js';
 
 /** A set element as the kernel holds it: an inclusive address range. */
 interface Span {

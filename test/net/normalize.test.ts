@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { cidrContains, formatCidr, parseCidr, type Cidr, type Family, type IpAddress } from '../../src/net/cidr.js';
-import { cidrLast, describeDropped, normalizeRanges } from '../../src/net/normalize.js';
+import { cidrContains, cidrLast, formatCidr, parseCidr, type Cidr, type Family, type IpAddress } from '../../src/net/cidr.js';
+import { describeDropped, normalizeRanges } from '../../src/net/normalize.js';
 import type { ExemptRange } from '../../src/policy/types.js';
 
 function range(text: string, path = '', reason: ExemptRange['reason'] = 'config'): ExemptRange {
