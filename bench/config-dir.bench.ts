@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { canUseNetns, createNamespace, deleteNamespace } from '../test/netns/netns.js';
 import { AGENT_MAIN, createPrivateLock, startAgent } from '../test/agent/agent-process.js';
-import { createParseCache, loadConfig } from '../src/config/load.js';
+import { ParseCache, loadConfig } from '../src/config/load.js';
 import { imageNodeOptions } from './bench-node.js';
 
 const arg = (name: string, fallback: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -111,7 +111,7 @@ async function benchLoader(): Promise<void> {
       const firsts: number[] = [];
       const resyncs: number[] = [];
       for (let round = 0; round < 5; round++) {
-        const cache = createParseCache();
+        const cache = new ParseCache();
         let t = performance.now();
         await loadConfig(dir, opts, 'directory', cache);
         firsts.push(performance.now() - t);

@@ -33,7 +33,7 @@ import { renderRestorePayload } from '../src/backends/iptables/render.js';
 import { renderNftScript } from '../src/backends/nftables/render.js';
 import { agentOptionsFromFlags } from '../src/cli/agent-options.js';
 import { parseFlags } from '../src/cli/flags.js';
-import { createParseCache, loadConfig } from '../src/config/load.js';
+import { ParseCache, loadConfig } from '../src/config/load.js';
 import { createLogger, type Logger } from '../src/observe/log.js';
 import { createMetrics } from '../src/observe/metrics.js';
 import { buildPolicy } from '../src/policy/build.js';
@@ -353,7 +353,7 @@ async function benchMemory(resyncs: number, swaps: number): Promise<void> {
     const texts = [configText(cidrs(64), '1h'), configText([...cidrs(64), '198.51.100.0/24'], '1h')] as const;
     cm.write(texts[0]);
     const opts = agentOptionsFromFlags(parseFlags(['--iptables-mode=nft']));
-    const cache = createParseCache();
+    const cache = new ParseCache();
     const metrics = createMetrics();
     const runner = createRunner();
     const agent = createAgent({

@@ -8,7 +8,7 @@ export { createDecisionCounts } from './observe/decision-counts.js';
 export { systemClock } from './agent/clock.js';
 export { watchConfig } from './agent/watch.js';
 export { defaultConfig } from './config/merge.js';
-export { createParseCache, detectConfigMode, loadConfig } from './config/load.js';
+export { ParseCache, detectConfigMode, loadConfig } from './config/load.js';
 export { maxCidrsFor } from './limits.js';
 export { coalesceNotes } from './observe/coalesce-notes.js';
 export { createMetrics } from './observe/metrics.js';

@@ -106,13 +106,13 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
     createDecisionCounts,
     createMetrics,
     createStaleFlowCleaner,
-    createParseCache,
     defaultConfig,
     detectConfigMode,
     healthRoutes,
     loadConfig,
     maxCidrsFor,
     metricsRoutes,
+    ParseCache,
     readConntrackPressure,
     startHttpServer,
     systemClock,
@@ -132,7 +132,7 @@ async function runAgent(opts: AgentOptions, version: string, ignoredArgs: Ignore
   // Decided once: a directory appearing where the file was later is an error, not a new mode.
   const configMode = detectConfigMode(opts.configPath);
   log.info(configMode === 'directory' ? 'config path is a directory: its ip-masq* files are merged' : 'config path is read as a file', { path: opts.configPath });
-  const parseCache = createParseCache();
+  const parseCache = new ParseCache();
   const agent = createAgent({
     // The detected backend's own cap, not the flags' guess (iptables-nft and -legacy differ).
     loadConfig: () => loadConfig(opts.configPath, { ...opts.config, cidrCap: { backend: backend.name, max: maxCidrsFor(backend.name) } }, configMode, parseCache, { clock: systemClock }),

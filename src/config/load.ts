@@ -98,11 +98,6 @@ export class ParseCache extends Map<string, { readonly hash: string; readonly re
   readonly looks: SeenLooks = new Map();
 }
 
-/** An empty ParseCache, for one agent's loadConfig calls. */
-export function createParseCache(): ParseCache {
-  return new ParseCache();
-}
-
 /** How the agent waits for config files being written to settle (settle.ts); tests pass a clock they drive. */
 export interface SettleOptions {
   readonly clock: { now(): number; setTimer(ms: number, fn: () => void): () => void };

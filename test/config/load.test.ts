@@ -9,7 +9,7 @@ import { ConfigError, formatIssue } from '../../src/errors.js';
 import type { ConfigOptions } from '../../src/config/config.js';
 import { defaultConfig } from '../../src/config/merge.js';
 import { hashConfig } from '../../src/config/key-values.js';
-import { createParseCache, detectConfigMode, isConfigFileName, loadConfig, type ConfigPathMode, type SettleOptions } from '../../src/config/load.js';
+import { ParseCache, detectConfigMode, isConfigFileName, loadConfig, type ConfigPathMode, type SettleOptions } from '../../src/config/load.js';
 import { MAX_CONFIG_FILES } from '../../src/limits.js';
 import { SETTLE_MAX_WAIT_MS, SETTLE_QUIET_MS } from '../../src/config/settle.js';
 
@@ -346,7 +346,7 @@ describe('loadConfig: only a missing path means defaults', () => {
 describe('loadConfig with a cache (the agent at every resync)', () => {
   it('an unchanged config gives back the same result (no parse, merge or config hash); a change in any file, or a file more, a new one', async () => {
     const dir = await dirWith({ 'ip-masq-a': 'nonMasqueradeCIDRs: [10.0.0.0/8]\n', 'ip-masq-b': 'masqLinkLocal: true\n' });
-    const cache = createParseCache();
+    const cache = new ParseCache();
     const first = await loadConfig(dir, V4, 'directory', cache);
     assert.equal(await loadConfig(dir, V4, 'directory', cache), first);
     // Rewritten with the same bytes (kubelet re-publishing an unchanged ConfigMap): still the same.
@@ -367,7 +367,7 @@ describe('loadConfig with a cache (the agent at every resync)', () => {
   it('an invalid file in between: the error, then the good config again once it is fixed', async () => {
     const file = join(root, `cached-${++counter}`);
     await writeFile(file, 'nonMasqueradeCIDRs: [10.0.0.0/8]\n');
-    const cache = createParseCache();
+    const cache = new ParseCache();
     const good = await loadConfig(file, V4, 'file', cache);
     await writeFile(file, 'nonMasqueradeCIDRs: [10.0.0.0/88]\n');
     await assert.rejects(loadConfig(file, V4, 'file', cache), ConfigError);
@@ -476,7 +476,7 @@ describe('loadConfig with settle (the agent): a file being written is never read
     const ahead = Date.now() / 1000 + 3600;
     await utimes(file, ahead, ahead);
     const clock = settleClock();
-    const cache = createParseCache();
+    const cache = new ParseCache();
     const first = await loadConfig(file, V4, 'file', cache, clock);
     assert.equal(await loadConfig(file, V4, 'file', cache, clock), first);
     assert.deepEqual(clock.waits, [SETTLE_QUIET_MS]);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/errors.js';
 import type { ConfigOptions } from '../../src/config/config.js';
-import { createParseCache, loadConfig } from '../../src/config/load.js';
+import { ParseCache, loadConfig } from '../../src/config/load.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { countYamlNodes } from '../../src/config/guard.js';
 import { MAX_CIDRS, MAX_CONFIG_BYTES, MAX_CONFIG_NODES, cidrCapForFlags, maxCidrsFor } from '../../src/limits.js';
@@ -146,7 +146,7 @@ describe('parse cache', () => {
   it('parses an unchanged file once, and again when it changes', async () => {
     const file = join(root, `cache-${++counter}`);
     await writeFile(file, 'nonmasqueradecidrs: [10.0.0.0/8]\n'); // a case-folded key: a warning of the parser itself
-    const cache = createParseCache();
+    const cache = new ParseCache();
     const a = await loadConfig(file, V4, undefined, cache);
     const b = await loadConfig(file, V4, undefined, cache);
     assert.equal(a.warnings[0], b.warnings[0], 'the same warning object: not parsed again');
