@@ -63,19 +63,24 @@ function actionWords(e: LocatedCidrEntry | LocatedSnatEntry, list: string): stri
   return list === 'masqueradeCIDRs' ? 'masquerade' : 'keep the pod IP';
 }
 
+/** The first entry of each text, in order; `repeat(e, first)` is called for every later one. */
+function firstByText<E extends { readonly text: string }>(entries: readonly E[], repeat: (e: E, first: E) => void): E[] {
+  const first = new Map<string, E>();
+  for (const e of entries) {
+    const f = first.get(e.text);
+    if (f === undefined) first.set(e.text, e);
+    else repeat(e, f);
+  }
+  return [...first.values()];
+}
+
 /**
  * Drops repeated CIDRs (same canonical block, and for snat the same address), keeping the first,
  * with a warning naming both places; a snat CIDR repeated with another address is a conflict.
  */
 function dropDuplicates<E extends LocatedCidrEntry & { readonly toSourceText?: string }>(entries: readonly E[], warnings: ConfigIssue[], issues: ConfigIssue[]): E[] {
-  const firstByText = new Map<string, E>();
-  const kept: E[] = [];
-  for (const e of entries) {
-    const first = firstByText.get(e.text);
-    if (first === undefined) {
-      firstByText.set(e.text, e);
-      kept.push(e);
-    } else if (first.toSourceText === e.toSourceText) {
+  return firstByText(entries, (e, first) => {
+    if (first.toSourceText === e.toSourceText) {
       warnings.push({ ...located(e), message: `${e.text} is listed twice: ${where(first)} ${first.path} and ${where(e)} ${e.path}; the second is ignored` });
     } else {
       issues.push({
@@ -83,31 +88,7 @@ function dropDuplicates<E extends LocatedCidrEntry & { readonly toSourceText?: s
         message: `${e.text} is SNATed to ${e.toSourceText} here (${where(e)} ${e.path}) but to ${first.toSourceText} in ${where(first)} ${first.path}; one destination can leave with one address only`,
       });
     }
-  }
-  return kept;
-}
-
-/**
- * The same prefix in two destination lists with different actions has no longest-prefix meaning:
- * an issue naming both places. (Within one list texts are unique: duplicates were dropped already.)
- */
-function findActionConflicts(lists: readonly (readonly [string, readonly (LocatedCidrEntry | LocatedSnatEntry)[]])[], issues: ConfigIssue[]): void {
-  const firstByText = new Map<string, { e: LocatedCidrEntry | LocatedSnatEntry; list: string }>();
-  for (const [list, entries] of lists) {
-    for (const e of entries) {
-      const first = firstByText.get(e.text);
-      if (first === undefined) {
-        firstByText.set(e.text, { e, list });
-        continue;
-      }
-      issues.push({
-        ...located(e),
-        message:
-          `${e.text} has two different actions: ${actionWords(e, list)} (${where(e)} ${e.path}) and ${actionWords(first.e, first.list)} (${where(first.e)} ${first.e.path}` +
-          `${first.e.source === 'defaults' ? ', the default list: set nonMasqueradeCIDRs to override it' : ''}); a prefix can have one action only, remove one of them`,
-      });
-    }
-  }
+  });
 }
 
 /** Strips positions so entries have exactly the shape others compare against (a snat entry keeps its address). */
@@ -139,8 +120,17 @@ export function mergeConfigFragments(fragments: readonly ConfigFragment[], opts:
     const given = fragments.flatMap((f) => f[key] ?? []);
     lists[key] = unset ? defaultCidrEntries(opts) : dropDuplicates(given, warnings, issues);
   }
-  const destinations = LIST_KEYS.filter((k) => KEYS[k].role !== 'source').map((k) => [k, lists[k]] as const);
-  findActionConflicts(destinations, issues);
+  // The same prefix in two destination lists with different actions has no longest-prefix
+  // meaning. (Within one list texts are unique: duplicates were dropped already.)
+  const destinations = LIST_KEYS.filter((k) => KEYS[k].role !== 'source').flatMap((list) => lists[list].map((e) => ({ e, list, text: e.text })));
+  firstByText(destinations, ({ e, list }, first) => {
+    issues.push({
+      ...located(e),
+      message:
+        `${e.text} has two different actions: ${actionWords(e, list)} (${where(e)} ${e.path}) and ${actionWords(first.e, first.list)} (${where(first.e)} ${first.e.path}` +
+        `${first.e.source === 'defaults' ? ', the default list: set nonMasqueradeCIDRs to override it' : ''}); a prefix can have one action only, remove one of them`,
+    });
+  });
 
   // cidrLimit counts every CIDR of every list, so no list is a way around it.
   const counted = allListEntries(lists);
