@@ -275,7 +275,7 @@ function readSnat(r: KeyReading, items: readonly unknown[]): LocatedSnatEntry[] 
     const sourcePos = r.locate([i, 'toSource']);
     let address;
     try {
-      if (toSource.length > MAX_VALUE_TEXT) throw new CidrError('unparsable', '', 'far too long');
+      if (toSource.length > MAX_VALUE_TEXT) throw new CidrError('unparsable', 'far too long');
       address = parseIp(toSource);
     } catch (err) {
       if (!(err instanceof CidrError)) throw err;

@@ -25,8 +25,6 @@ export class CidrError extends Error {
   override readonly name = 'CidrError';
   constructor(
     readonly kind: 'unparsable' | 'misaligned' | 'mapped',
-    /** The text as given. */
-    readonly input: string,
     message: string,
   ) {
     super(message);
@@ -128,7 +126,7 @@ function goString(ip: IpAddress, prefix?: number): string {
  * (`10.0.0.1/8`) and IPv4-mapped IPv6 forms (`::ffff:10.0.0.0/104`).
  */
 export function parseCidr(text: string): Cidr {
-  const unparsable = () => new CidrError('unparsable', text, `CIDR "${text}" could not be parsed, invalid CIDR address: ${text}`);
+  const unparsable = () => new CidrError('unparsable', `CIDR "${text}" could not be parsed, invalid CIDR address: ${text}`);
   const slash = text.indexOf('/');
   if (slash < 0) throw unparsable();
   const ip = goParseAddress(text.slice(0, slash));
@@ -137,11 +135,11 @@ export function parseCidr(text: string): Cidr {
   const host = BigInt(BITS[ip.family] - prefix);
   const base = (ip.value >> host) << host;
   if (base !== ip.value) {
-    throw new CidrError('misaligned', text, `CIDR "${text}" is not aligned to a CIDR block, ip: "${goString(ip)}" network: "${goString({ family: ip.family, value: base }, prefix)}"`);
+    throw new CidrError('misaligned', `CIDR "${text}" is not aligned to a CIDR block, ip: "${goString(ip)}" network: "${goString({ family: ip.family, value: base }, prefix)}"`);
   }
   if (isMapped(ip)) {
     // The reference would write this IPv6 text into an IPv4 rule; ask for the plain IPv4 form instead.
-    throw new CidrError('mapped', text, `CIDR "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goString(ip, prefix)}" instead`);
+    throw new CidrError('mapped', `CIDR "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goString(ip, prefix)}" instead`);
   }
   return { family: ip.family, base, prefix };
 }
@@ -155,10 +153,10 @@ export function formatCidr(c: Cidr): string {
 export function parseIp(text: string): IpAddress {
   const ip = goParseAddress(text);
   if (ip === undefined) {
-    throw new CidrError('unparsable', text, `IP address "${text}" could not be parsed, invalid IP address: ${text}`);
+    throw new CidrError('unparsable', `IP address "${text}" could not be parsed, invalid IP address: ${text}`);
   }
   if (isMapped(ip)) {
-    throw new CidrError('mapped', text, `IP address "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goString(ip)}" instead`);
+    throw new CidrError('mapped', `IP address "${text}" is an IPv4-mapped IPv6 form; write the IPv4 form "${goString(ip)}" instead`);
   }
   return ip;
 }
