@@ -3,7 +3,7 @@
 import { DEFAULT_CONFIG_PATH, type ConfigOptions, type MasqConfig } from '../config/config.js';
 import { buildPolicy } from '../policy/build.js';
 import { describeRedundantRow, findRedundantRows, usesDecisions } from '../policy/decide.js';
-import { allListEntries, configValues, isKeyShown, listEntries } from '../config/key-values.js';
+import { allListEntries, configValues, isKeyShown } from '../config/key-values.js';
 import { CONFIG_KEYS, KEYS, type KeyDescriptor, type ListKey } from '../config/keys.js';
 import { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 import { LINK_LOCAL_V4, LINK_LOCAL_V6, cidrContainsCidr, parseCidr } from '../net/cidr.js';
@@ -134,7 +134,7 @@ function configSummary(cfg: MasqConfig): string {
   for (const key of CONFIG_KEYS) {
     const form = (KEYS[key] as KeyDescriptor).summary;
     if (form === undefined || !isKeyShown(cfg, key)) continue;
-    if (typeof form === 'object') counts.push(plural(listEntries(cfg, key as ListKey).length, form.count));
+    if (typeof form === 'object') counts.push(plural((cfg[key as ListKey] ?? []).length, form.count));
     // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a key summarised as `key value` is a scalar (keys.ts)
     else (form === 'parenthesized' ? aside : after).push(`${key} ${String(cfg[key])}`);
   }

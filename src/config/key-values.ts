@@ -5,14 +5,9 @@ import { createHash } from 'node:crypto';
 import type { CidrEntry, MasqConfig, SnatCidrEntry } from './config.js';
 import { CONFIG_KEYS, KEYS, LIST_KEYS, type ConfigKey, type ListKey } from './keys.js';
 
-/** The entries a list key holds in a resolved config (or merge's lists); [] when it is left out. */
-export function listEntries(config: Partial<Record<ListKey, readonly CidrEntry[]>>, key: ListKey): readonly CidrEntry[] {
-  return config[key] ?? [];
-}
-
 /** Whether a key appears in the config, its hash and the outputs: always, unless it is omitWhenEmpty (only lists are) and empty. */
 export function isKeyShown(config: Partial<Record<ListKey, readonly CidrEntry[]>>, key: ConfigKey): boolean {
-  return !('omitWhenEmpty' in KEYS[key]) || listEntries(config, key as ListKey).length > 0;
+  return !('omitWhenEmpty' in KEYS[key]) || (config[key as ListKey] ?? []).length > 0;
 }
 
 /** The form a list entry takes: `hash` (a snat entry as `cidr>toSource`) or `output` (as `{cidr, toSource}`). */
@@ -29,7 +24,7 @@ export function entryValue(key: ListKey, e: CidrEntry, form: EntryForm): unknown
 export function configValues(config: MasqConfig, form: EntryForm): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of CONFIG_KEYS.filter((k) => isKeyShown(config, k))) {
-    out[key] = 'role' in KEYS[key] ? listEntries(config, key as ListKey).map((e) => entryValue(key as ListKey, e, form)) : config[key];
+    out[key] = 'role' in KEYS[key] ? (config[key as ListKey] ?? []).map((e) => entryValue(key as ListKey, e, form)) : config[key];
   }
   return out;
 }
@@ -50,7 +45,7 @@ export function loggedLists(config: MasqConfig, max: number): Record<string, unk
   const out: Record<string, unknown> = {};
   const counts: Record<string, number> = {};
   for (const key of LIST_KEYS.filter((k) => isKeyShown(config, k))) {
-    const entries = listEntries(config, key);
+    const entries: readonly CidrEntry[] = config[key] ?? [];
     const shown = entries.length <= max ? entries : entries.slice(0, 10);
     out[key] = shown.map((e) => entryValue(key, e, 'output'));
     if (shown.length < entries.length) counts[`${key.replace(/s$/, '')}Count`] = entries.length;
