@@ -8,7 +8,7 @@ import { LineCounter, isMap, isNode, isScalar, type YAMLError } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import { ConfigError } from '../errors.js';
 import { cutExcerpt, quoteExcerpt } from '../excerpt.js';
-import type { ConfigOptions, MasqConfig, Position } from './config.js';
+import type { ConfigOptions, Position } from './config.js';
 import { mergeConfigFragments } from './merge.js';
 import { CONFIG_KEYS } from './keys.js';
 import { parseBoundedDocument } from './guard.js';
@@ -16,12 +16,6 @@ import { byPosition, readEntries, readPlainFragment, ValueError, type ConfigFrag
 import { goMapPairs, goYamlTags, keyText, toPlainNode, type GoPair } from './go-yaml.js';
 import { toLineFeeds } from './line-breaks.js';
 import { describeValue } from './structure.js';
-
-/** A config and the warnings met while reading it. */
-export interface ParsedConfig {
-  readonly config: MasqConfig;
-  readonly warnings: readonly ConfigIssue[];
-}
 
 /** The key written at `offset` (quoted or plain), for messages. */
 function keyTextAt(text: string, offset: number): string {
@@ -141,10 +135,10 @@ export function parseFragmentWithYaml(written: string, source: string, opts: Con
 }
 
 /**
- * Reads one config text into the effective config (defaults for keys left out).
- * Throws ConfigError carrying every issue found.
+ * Reads one config text into the effective config (defaults for keys left out) and the warnings
+ * met. Throws ConfigError carrying every issue found.
  */
-export function parseConfigText(text: string, source: string, opts: ConfigOptions): ParsedConfig {
+export function parseConfigText(text: string, source: string, opts: ConfigOptions) {
   const result = parseConfigFragment(text, source, opts);
   if (result.issues.length > 0) throw new ConfigError(result.issues);
   const merged = mergeConfigFragments([result.fragment], opts);
