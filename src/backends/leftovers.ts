@@ -25,49 +25,42 @@ export function findInSaveOutput(save: string, chain: string) {
   return { chain: nat.some((l) => l.startsWith(`:${chain} `)), rules: rulesOf(chain).length, jumps: findJumps(nat, chain).length, renamed };
 }
 
-/** What a look that changes nothing printed, or a skip when its tool is not installed. */
-async function look(runner: Runner, argv: string[]): Promise<string | Inspection> {
-  try {
-    return (await runner(argv, { timeoutMs: 30_000 })).stdout;
-  } catch (e) {
-    if (e instanceof CommandError && e.failure === 'not-installed') return { state: 'skipped', why: `${argv[0]} is not installed` };
-    throw e;
-  }
+/** A place a backend may leave state; `judge` reads what `argv` (a look that changes nothing) printed, skipped when its tool is not installed. */
+function leftover(runner: Runner, name: string, backend: string, argv: string[], judge: (out: string) => Inspection, remove: () => Promise<void>): CleanupTarget {
+  return {
+    name,
+    backend,
+    async inspect() {
+      try {
+        return judge((await runner(argv, { timeoutMs: 30_000 })).stdout);
+      } catch (e) {
+        if (e instanceof CommandError && e.failure === 'not-installed') return { state: 'skipped', why: `${argv[0]} is not installed` };
+        throw e;
+      }
+    },
+    remove,
+  };
 }
 
 /** Our chain and jump in one iptables variant and family; `remove` is that backend's cleanup of the family. */
 export function iptablesLeftover(runner: Runner, mode: IptablesMode, family: Family, chain: string, remove: () => Promise<void>): CleanupTarget {
   const save = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}-save`;
-  return {
-    name: `iptables-${mode} ${family === 'ipv4' ? 'IPv4' : 'IPv6'}`,
-    backend: `iptables-${mode}`,
-    async inspect() {
-      // No `-t`: asking for a legacy table by name makes the kernel create it.
-      const out = await look(runner, [save]);
-      if (typeof out !== 'string') return out;
-      const f = findInSaveOutput(out, chain);
-      if (!f.chain && f.jumps === 0 && f.renamed.length === 0) return { state: 'absent' };
-      const parts = [
-        ...(f.jumps > 0 ? [`${f.jumps === 1 ? 'the jump' : `${f.jumps} jumps`} in POSTROUTING`] : []),
-        ...(f.chain ? [`chain ${chain} (${f.rules} rule${f.rules === 1 ? '' : 's'})`] : []),
-        ...f.renamed.map((t) => `chain ${t} (ours, renamed) and its jump`),
-      ];
-      return { state: 'present', what: parts.join(' and ') };
-    },
-    remove,
+  const judge = (out: string): Inspection => {
+    const f = findInSaveOutput(out, chain);
+    if (!f.chain && f.jumps === 0 && f.renamed.length === 0) return { state: 'absent' };
+    const parts = [
+      ...(f.jumps > 0 ? [`${f.jumps === 1 ? 'the jump' : `${f.jumps} jumps`} in POSTROUTING`] : []),
+      ...(f.chain ? [`chain ${chain} (${f.rules} rule${f.rules === 1 ? '' : 's'})`] : []),
+      ...f.renamed.map((t) => `chain ${t} (ours, renamed) and its jump`),
+    ];
+    return { state: 'present', what: parts.join(' and ') };
   };
+  // No `-t`: asking for a legacy table by name makes the kernel create it.
+  return leftover(runner, `iptables-${mode} ${family === 'ipv4' ? 'IPv4' : 'IPv6'}`, `iptables-${mode}`, [save], judge, remove);
 }
 
 /** Our nft table, whatever families it holds; `remove` deletes it (gone in between is no failure). */
 export function nftLeftover(runner: Runner, remove: () => Promise<void>): CleanupTarget {
-  return {
-    name: 'nftables',
-    backend: 'nftables',
-    async inspect() {
-      const out = await look(runner, ['nft', 'list', 'tables']);
-      if (typeof out !== 'string') return out;
-      return out.split('\n').some((l) => l.trim() === `table ${NFT_TABLE_REF}`) ? { state: 'present', what: `table ${NFT_TABLE_REF}` } : { state: 'absent' };
-    },
-    remove,
-  };
+  const present = (out: string) => out.split('\n').some((l) => l.trim() === `table ${NFT_TABLE_REF}`);
+  return leftover(runner, 'nftables', 'nftables', ['nft', 'list', 'tables'], (out) => (present(out) ? { state: 'present', what: `table ${NFT_TABLE_REF}` } : { state: 'absent' }), remove);
 }

@@ -50,11 +50,7 @@ export async function detectIptablesMode(runner: Runner): Promise<{ readonly mod
     legacy.push(out);
   }
   const nft = await Promise.all(['iptables-nft-save', 'ip6tables-nft-save'].map((bin) => saveOutput(runner, [bin])));
-  const rules = (dumps: string[]): number =>
-    dumps
-      .join('\n')
-      .split('\n')
-      .filter((l) => l.startsWith('-')).length;
+  const rules = (dumps: string[]): number => dumps.flatMap((d) => d.split('\n')).filter((l) => l.startsWith('-')).length;
   const [legacyRules, nftRules] = [rules(legacy), rules(nft)];
   if (legacyRules > nftRules) {
     return { mode: 'legacy', reason: `no kubelet chains found; legacy has more rules than nft (${legacyRules} > ${nftRules})` };

@@ -16,9 +16,7 @@ export interface NftNatChain {
 }
 
 /** Such a chain that translates: `masquerade`, `snat`, or `jump CHAIN: masquerade`. */
-export interface NftTranslator extends NftNatChain {
-  readonly translation: string;
-}
+export type NftTranslator = NftNatChain & { readonly translation: string };
 
 /** The nft table families whose chains see a family's packets. */
 const TABLE_FAMILIES: Readonly<Record<Family, readonly string[]>> = { ipv4: ['ip', 'inet'], ipv6: ['ip6', 'inet'] };
