@@ -1,5 +1,5 @@
 import type { AgentStatus, FamilyStatus } from './agent-status.js';
-import { MAX_ERROR_BYTES } from '../limits.js';
+import { MAX_ERROR_BYTES, MAX_LOGGED_ISSUES } from '../limits.js';
 import { formatGoDuration } from '../config/duration.js';
 import { cutExcerpt } from '../excerpt.js';
 
@@ -15,7 +15,7 @@ import { cutExcerpt } from '../excerpt.js';
 //     also span 4 resync intervals, as many resyncs as the count would have taken without retries.
 // ready (/readyz, for a readinessProbe and rollouts): at least one sync has run, and every family
 // the agent syncs has succeeded, most recently at most max(3 x resyncInterval, 3m) ago.
-// The body is bounded: errors are cut at MAX_ERROR_BYTES and at most MAX_LISTED_ERRORS config
+// The body is bounded: errors are cut at MAX_ERROR_BYTES and at most MAX_LOGGED_ISSUES config
 // errors are listed, whatever a tool printed or a config contained.
 // An invalid config makes the agent neither unhealthy nor unready: the last good config and its
 // rules stay in force and are still re-applied, so restarting the pod would fix nothing and would
@@ -34,16 +34,13 @@ function seconds(ms: number): string {
   return formatGoDuration(BigInt(Math.round(ms / 1000)) * 1_000_000_000n);
 }
 
-/** At most this many config errors in the body; the rest are counted. */
-export const MAX_LISTED_ERRORS = 20;
-
 function bounded(text: string): string {
   return cutExcerpt(text, MAX_ERROR_BYTES);
 }
 
 function boundedList(items: readonly string[]): string[] {
-  const shown = items.slice(0, MAX_LISTED_ERRORS).map(bounded);
-  if (items.length > MAX_LISTED_ERRORS) shown.push(`... and ${items.length - MAX_LISTED_ERRORS} more`);
+  const shown = items.slice(0, MAX_LOGGED_ISSUES).map(bounded);
+  if (items.length > MAX_LOGGED_ISSUES) shown.push(`... and ${items.length - MAX_LOGGED_ISSUES} more`);
   return shown;
 }
 
