@@ -44,7 +44,7 @@ export const MAX_CONFIG_NODES = 101_000;
  */
 export const MAX_CONFIG_MAP_KEYS = 100;
 
-/** Per-entry warnings (or errors) of a config shown in full (log, /healthz); the rest are counted. */
+/** Per-entry warnings or errors of a config shown whole (log, /healthz); the rest are counted. */
 export const MAX_LOGGED_ISSUES = 20;
 
 /** How many CIDRs the "config applied" log line lists; longer lists are summarised. */
