@@ -1,6 +1,6 @@
 // `ip-masq-agent status [flags]` (its help says what it compares). Read-only: it builds the backend
 // as the agent does, but never applies, and never removes the other backend's form (selectBackend would).
-import type { OwnedState } from '../backends/backend.js';
+import { sameState, type OwnedState } from '../backends/backend.js';
 import { openBackendReadOnly, type OpenedBackend } from '../backends/select.js';
 import type { ShadowingRule } from '../backends/shadow-owner.js';
 import { CommandError, errorMessage } from '../errors.js';
@@ -41,8 +41,7 @@ function subtract(a: OwnedState, b: OwnedState): string[] {
 export function compareFamily(family: Family, expected: OwnedState, actual: OwnedState) {
   const missing = subtract(expected, actual);
   const unexpected = subtract(actual, expected);
-  const same = expected.length === actual.length && expected.every((l, i) => l === actual[i]);
-  if (same) return { family, state: 'in-sync' as const, missing, unexpected, expected, actual };
+  if (sameState(expected, actual)) return { family, state: 'in-sync' as const, missing, unexpected, expected, actual };
   const state = actual.length === 0 ? ('missing' as const) : ('drifted' as const);
   const orderDiffersAt = missing.length === 0 && unexpected.length === 0 ? expected.findIndex((l, i) => l !== actual[i]) + 1 : undefined;
   return { family, state, missing, unexpected, ...(orderDiffersAt === undefined ? {} : { orderDiffersAt }), expected, actual };
