@@ -66,8 +66,8 @@ export function createAgent(deps: AgentDeps): Agent {
     let outcome: decide.FamilyOutcome;
     let plan: Plan | undefined;
     try {
-      // Inside the try: a backend may refuse a policy (a SNAT address of the other family), and
-      // that is a failed sync that keeps the rules in force, never a crash.
+      // Inside the try: whatever rendering or reading throws is a failed sync that keeps the rules
+      // in force, never a crash.
       const want = b.expected.get(family) ?? backend.expected(policy);
       b.expected.set(family, want);
       const observed = await backend.read(family, decide.rewritesWhole(state, family, want) ? { owned: false } : {});

@@ -198,8 +198,8 @@ export function createRunner(defaults: { readonly timeoutMs?: number; readonly s
       let exited: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined;
       const started = performance.now();
       /** This command's CommandError: how it ended, what it said on stderr, how long it ran. */
-      const failed = (failure: CommandFailure, detail: string, code: number | null = null, signal: NodeJS.Signals | null = 'SIGKILL'): CommandError =>
-        new CommandError(argv, code, err.text(), failure, failureMessage(argv, detail), { signal, durationMs: performance.now() - started });
+      const failed = (failure: CommandFailure, detail: string, code: number | null = null, signal: NodeJS.Signals | null = 'SIGKILL', stderr = err.text()): CommandError =>
+        new CommandError(argv, code, stderr, failure, failureMessage(argv, detail), { signal, durationMs: performance.now() - started });
 
       /** Settles once; whatever fires later (close, a pipe error) finds `settled` and does nothing. */
       const finish = (outcome: CommandError | CommandResult, kill: boolean): void => {
@@ -256,10 +256,11 @@ export function createRunner(defaults: { readonly timeoutMs?: number; readonly s
         if (code !== null && code < 0) return;
         if (code !== null && ok.includes(code)) return finish({ stdout: out.text(), stderr: err.text(), exitCode: code }, false);
         const why = signal ? `killed by ${signal}` : `exit code ${code}`;
-        const said = quoteStderr(err.text());
-        const failure = classifyFailure(code, err.text());
+        const stderr = err.text();
+        const said = quoteStderr(stderr);
+        const failure = classifyFailure(code, stderr);
         const hint = failure === 'permission-denied' ? ` (${PERMISSION_HINT})` : '';
-        finish(failed(failure, `${said ? `${why}: ${said}` : why}${hint}`, code, signal), false);
+        finish(failed(failure, `${said ? `${why}: ${said}` : why}${hint}`, code, signal, stderr), false);
       });
       child.stdin?.end(options.input ?? '');
     });

@@ -137,7 +137,11 @@ export function createLineWriter(opts: LineWriterOptions = {}) {
     }
     return true;
   };
-  const hold = (line: string): void => void (held = Buffer.concat([held, Buffer.from(line, 'utf8')]));
+  const hold = (line: string): void => {
+    // Copied onto what is held only while the output is blocked; the common case is one buffer.
+    const buf = Buffer.from(line, 'utf8');
+    held = held.length === 0 ? buf : Buffer.concat([held, buf]);
+  };
   /** Drains; once a blocked output is empty again, notes what was lost. True when all is written. */
   const settle = (): boolean => {
     if (!drain()) {
