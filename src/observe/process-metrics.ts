@@ -7,6 +7,7 @@
 // - the GC histogram and the heap-space gauges start at the first scrape, so an agent that nobody
 //   scrapes does not load perf_hooks and v8 (about 2.4 MiB resident).
 import { readFileSync, readdirSync } from 'node:fs';
+import type { HeapSpaceInfo } from 'node:v8';
 import { createHistogram, createReadMetric, createRegistry, type Registry, type Sample } from './prometheus.js';
 
 /** Reads `VmRSS`, `VmSize` and `VmData` (kB) from /proc/self/status, in bytes; without /proc, the RSS alone. */
@@ -73,14 +74,16 @@ const constructorNames = (list: readonly unknown[]): string[] =>
 /** The heap-space gauges by space; node:v8 is loaded at the first scrape. */
 function registerHeapSpaces(registry: Registry): void {
   const kinds = { total: 'space_size', used: 'space_used_size', available: 'space_available_size' } as const;
+  // Started in registration order: the first family's read serves all three in one scrape.
+  let spaces: Promise<HeapSpaceInfo[]> = Promise.resolve([]);
   for (const [kind, key] of Object.entries(kinds)) {
     registry.register({
       name: `nodejs_heap_space_size_${kind}_bytes`,
       help: `Process heap space size ${kind} from Node.js in bytes.`,
       type: 'gauge',
       samples: async () => {
-        const spaces = (await import('node:v8')).getHeapSpaceStatistics();
-        return spaces.map((s) => ({ labels: { space: s.space_name.replace(/_space$/, '') }, value: s[key] }));
+        if (kind === 'total') spaces = import('node:v8').then((v8) => v8.getHeapSpaceStatistics());
+        return (await spaces).map((s) => ({ labels: { space: s.space_name.replace(/_space$/, '') }, value: s[key] }));
       },
     });
   }
